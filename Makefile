@@ -1,0 +1,65 @@
+# cohort — the front door. `make run` starts a local 3-replica cluster;
+# `make test` runs every test under the release and the sanitizer builds.
+# Both install missing Debian packages first (scripts/deps.sh).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+SEEDS      ?= 1..1000
+PROFILE    ?= default
+MINUTES    ?= 5
+CTEST_ARGS ?=
+
+.PHONY: all deps build asan run test test-release test-asan sim soak format \
+        format-check tidy clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/Makefile: CMakeLists.txt | deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+$(ASAN_BUILD)/Makefile: CMakeLists.txt | deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOHORT_SANITIZE=ON >/dev/null
+
+build: deps $(BUILD)/Makefile
+	@cmake --build $(BUILD) -j $(JOBS)
+
+asan: deps $(ASAN_BUILD)/Makefile
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/cohort up
+
+test: test-release test-asan
+	@echo "make test: release and sanitizer builds passed"
+
+test-release: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+test-asan: asan
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS) -LE release-only $(CTEST_ARGS)
+
+sim: build
+	$(BUILD)/cohort sim --seeds $(SEEDS) --profile $(PROFILE)
+
+soak: build
+	$(BUILD)/cohort sim --soak $(MINUTES) --profile $(PROFILE)
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+# The core and common code must stay pure: no clocks, randomness, I/O,
+# threads or allocation outside *_init (see STYLE.md §7).
+tidy:
+	@scripts/tidy.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,97 @@
+/* cohort.h — the public API of libcohort, the replication library.
+ *
+ * An application hands cohort a deterministic state machine and gets a
+ * replicated group: failure detection, views with notifications, total-order
+ * delivery of commands, a durable log, snapshots, state transfer and
+ * exactly-once client requests. This header holds what every user of the
+ * library sees: error codes, the state machine interface and the view
+ * notification. The protocol core itself lives in src/core.
+ */
+#ifndef COHORT_H
+#define COHORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define COHORT_API __attribute__((visibility("default")))
+
+#ifndef COHORT_VERSION
+#define COHORT_VERSION "0.1.0"
+#endif
+
+/* Error codes. Functions return 0 on success or a negative code. The table
+ * gives each code its name (for logs and RESP errors) and a message. */
+#define COHORT_ERRORS(X)                                                       \
+    X(EINVAL, 1, "invalid argument")                                          \
+    X(ENOMEM, 2, "out of memory")                                             \
+    X(EIO, 3, "input/output error")                                           \
+    X(ENOSPC, 4, "no space left on device")                                   \
+    X(ECORRUPT, 5, "corrupt data (checksum mismatch)")                        \
+    X(ETOOBIG, 6, "too big")                                                  \
+    X(EPROTO, 7, "protocol error")                                            \
+    X(EAGAIN, 8, "try again")                                                 \
+    X(ENOTFOUND, 9, "not found")                                              \
+    X(EEXIST, 10, "already exists")                                           \
+    X(ENOTPRIMARY, 11, "not the primary")                                     \
+    X(ECONFIG, 12, "bad configuration")                                       \
+    X(EADDRINUSE, 13, "address in use")                                       \
+    X(ENOTSUP, 14, "not supported")                                           \
+    X(ECLOSED, 15, "closed")
+
+enum cohort_error {
+#define COHORT_ERROR_ENUM(name, code, text) COHORT_##name = code,
+    COHORT_ERRORS(COHORT_ERROR_ENUM)
+#undef COHORT_ERROR_ENUM
+};
+
+/* The message for a (positive or negative) error code; never NULL. */
+COHORT_API const char *cohort_strerror(int code);
+/* The code's name without the COHORT_ prefix ("EIO"); never NULL. */
+COHORT_API const char *cohort_err_name(int code);
+/* The library version, "MAJOR.MINOR.PATCH". */
+COHORT_API const char *cohort_version(void);
+
+/* A replica's role in the current view, as reported to the application. */
+enum cohort_role {
+    COHORT_ROLE_PRIMARY = 1,
+    COHORT_ROLE_BACKUP = 2,
+    COHORT_ROLE_RECOVERING = 3,
+    COHORT_ROLE_VIEW_CHANGE = 4,
+};
+
+#define COHORT_REPLICAS_MAX 7
+
+/* A view notification: every change of epoch, view or primary is reported
+ * with the member list and each member's role as this replica knows it. */
+struct cohort_view_info {
+    uint64_t epoch;
+    uint64_t view;
+    uint32_t primary;      /* replica index of the primary of this view */
+    uint32_t self;         /* replica index of the reporting replica */
+    uint32_t replica_count;
+    enum cohort_role roles[COHORT_REPLICAS_MAX];
+};
+
+/* The application's deterministic state machine. apply() must depend only on
+ * the state and its arguments: it never reads a clock or random numbers. The
+ * timestamp is the one the primary stamped on the batch (milliseconds of log
+ * time, monotonic across views) and is the only time apply() may use.
+ *
+ * apply() writes its reply into reply (capacity reply_size_max) and returns
+ * the reply's size; a reply that does not fit is the application's bug. */
+struct cohort_sm {
+    void *ctx;
+    size_t (*apply)(void *ctx, uint64_t op, uint64_t timestamp_ms,
+                    const uint8_t *body, size_t body_size, uint8_t *reply,
+                    size_t reply_size_max);
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COHORT_H */

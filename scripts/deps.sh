@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# deps.sh — install the Debian packages cohort needs, only if missing.
+# Called by `make run` and `make test`. As root it installs them; otherwise it
+# prints what is missing and the command to install it, and fails.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config clang
+    libcmocka-dev      # unit test framework
+    libuv1-dev         # event loop (runtime)
+    libxxhash-dev      # 64-bit hashing for log hash chains
+    redis-tools        # redis-cli / redis-benchmark for system tests
+    iproute2 iptables  # network namespaces and packet drops in system tests
+    python3            # system test drivers
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "cohort: missing Debian packages: ${missing[*]}" >&2
+    echo "cohort: install them with: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "cohort: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Update the package lists once if they are empty or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -1)" ]; then
+    apt-get update -qq
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
