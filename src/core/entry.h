@@ -1,0 +1,70 @@
+/* entry — one log entry (one op): its 64-byte header and its body, the same
+ * bytes on the wire (PREPARE, DO-VIEW-CHANGE, START-VIEW, NEW-STATE) and in
+ * the write-ahead log.
+ *
+ * Entries form a hash chain: each header carries the checksum of the previous
+ * entry (its parent). Two logs whose entries at op n have the same checksum
+ * are therefore equal in every op up to n; the protocol compares logs by
+ * comparing one checksum.
+ *
+ * Header layout, little-endian, 64 bytes:
+ *     0  u64 checksum      XXH3-64 of bytes 8..63 and the body
+ *     8  u64 parent        checksum of the entry at op - 1
+ *    16  u64 op
+ *    24  u64 client_id     0 for entries not from a client
+ *    32  u64 request_no
+ *    40  u64 timestamp_ms  log time stamped by the primary
+ *    48  u32 view          view in which the op was first prepared
+ *    52  u32 body_size
+ *    56  u32 epoch
+ *    60  u16 kind          enum entry_kind
+ *    62  u16 reserved      zero
+ */
+#ifndef COHORT_ENTRY_H
+#define COHORT_ENTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ENTRY_HEADER_SIZE 64
+
+enum entry_kind {
+    ENTRY_CLIENT = 1, /* a client request: body is the command */
+    ENTRY_NOOP = 2,   /* orders nothing; body empty */
+};
+
+struct entry_header {
+    uint64_t checksum;
+    uint64_t parent;
+    uint64_t op;
+    uint64_t client_id;
+    uint64_t request_no;
+    uint64_t timestamp_ms;
+    uint32_t view;
+    uint32_t body_size;
+    uint32_t epoch;
+    uint16_t kind;
+};
+
+/* An entry as the core holds it: the header and a borrowed body pointer. */
+struct entry {
+    struct entry_header h;
+    const uint8_t *body;
+};
+
+/* The checksum of the header (except the checksum field) and the body. */
+uint64_t entry_checksum(const struct entry_header *h, const uint8_t *body);
+/* Set h->checksum from h and body. */
+void entry_seal(struct entry_header *h, const uint8_t *body);
+
+/* Encode the header into 64 bytes at out. */
+void entry_header_encode(const struct entry_header *h, uint8_t *out);
+/* Decode 64 bytes of untrusted input. Returns false if a field is out of
+ * range (unknown kind, reserved not zero); the checksum is checked by
+ * entry_verify(), which needs the body too. */
+bool entry_header_decode(const uint8_t *in, struct entry_header *h);
+/* True if h->checksum matches the header and body. */
+bool entry_verify(const struct entry_header *h, const uint8_t *body);
+
+#endif

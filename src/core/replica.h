@@ -1,0 +1,286 @@
+/* replica — the protocol core: one replica of a group, as a pure state
+ * machine driven by events and answering with actions (Viewstamped
+ * Replication Revisited, Liskov & Cowling 2012, with durable logs).
+ *
+ * No sockets, files, clocks, randomness or threads: time arrives in
+ * event->now_ms, randomness comes from a prng seeded by config.seed, and every
+ * effect on the world is an action for the driver (the runtime or the
+ * simulator) to carry out. The same events in the same order give the same
+ * actions, so a simulator run is reproduced by its seed.
+ *
+ * Statuses: RECOVERING -> NORMAL <-> VIEW_CHANGE. Every replica starts
+ * RECOVERING (even a fresh one) and learns the current view from a majority
+ * before it votes or acknowledges anything.
+ *
+ * The driver's contract:
+ *  - ACT_PERSIST: make the on-disk log equal to the log up to op_first - 1
+ *    followed by entries op_first..op_last (replica_entry()); persists run in
+ *    the order given; when one is durable, deliver EV_PERSISTED with the op
+ *    and the checksum of that last entry.
+ *  - ACT_PERSIST_META: write the metadata crash-atomically; then deliver
+ *    EV_META_PERSISTED with its seq. Metadata writes complete in order.
+ *  - ACT_SEND: deliver the bytes to replica `to` (or drop them: the protocol
+ *    tolerates loss). Bytes are valid until the next replica_step().
+ *  - ACT_REPLY: answer the client.
+ *  - ACT_SNAPSHOT_TAKE: snapshot the state machine as it is now (applied up
+ *    to op) together with the client table bytes in the action; when durable
+ *    deliver EV_SNAPSHOT_TAKEN.
+ *  - ACT_LOG_COMPACT: entries up to op may be dropped from disk.
+ *  - ACT_SNAPSHOT_SEND: send the latest durable snapshot to replica `to`;
+ *    the receiving driver installs it into its state machine and disk, then
+ *    delivers EV_SNAPSHOT_INSTALLED to its replica.
+ *  - ACT_VIEW: report a view change to the application.
+ */
+#ifndef COHORT_REPLICA_H
+#define COHORT_REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cohort.h"
+#include "core/entry.h"
+
+enum replica_status {
+    STATUS_RECOVERING = 1,
+    STATUS_NORMAL = 2,
+    STATUS_VIEW_CHANGE = 3,
+};
+
+struct replica_config {
+    uint32_t replica_count; /* 1..COHORT_REPLICAS_MAX, 3 or 5 in practice */
+    uint32_t self;
+    uint64_t seed;
+    uint32_t heartbeat_ms;           /* idle COMMIT interval; default 20 */
+    uint32_t suspect_timeout_ms;     /* detector base timeout; default 150 */
+    uint32_t view_change_timeout_ms; /* before voting the next view; 300 */
+    uint32_t recovery_retry_ms;      /* RECOVERY resend interval; default 100 */
+    uint32_t pipeline_ops_max;       /* op - commit bound at the primary */
+    uint64_t pipeline_bytes_max;     /* uncommitted body bytes bound */
+    uint32_t batch_ops_max;          /* entries per PREPARE message */
+    uint32_t log_ops_max;            /* entries held in memory */
+    uint64_t log_bytes_max;          /* body bytes held in memory */
+    uint32_t body_size_max;          /* largest client request body */
+    uint32_t reply_size_max;         /* largest state machine reply */
+    uint32_t client_table_max;       /* clients remembered */
+    uint64_t client_expiry_ms;       /* idle client forgotten after (log time) */
+    uint32_t snapshot_interval_ops;  /* take a snapshot every N applied ops */
+    uint32_t message_size_max;       /* largest peer message */
+    const struct cohort_sm *sm;      /* borrowed; outlives the replica */
+    /* Optional tracing: one line per protocol event, for --trace. */
+    void (*trace)(void *ctx, const char *line);
+    void *trace_ctx;
+    /* Deliberate bugs for tests/sim/inject_bugs.sh; all zero in real use. */
+    uint32_t bugs;
+};
+
+/* The bugs a build can inject (config.bugs bits) to show the simulator
+ * catches them. Only the bug-injection script sets these. */
+enum replica_bug {
+    BUG_COMMIT_WITH_F = 1,          /* commit with f durable copies */
+    BUG_ADOPT_ANY_LOG = 2,          /* new primary takes the first DVC log */
+    BUG_ACK_BEFORE_DURABLE = 4,     /* PREPARE-OK before the write is durable */
+    BUG_APPLY_RETRY_TWICE = 8,      /* client table bypassed at apply */
+    BUG_VOTE_BEFORE_RECOVERED = 16, /* restarted replica votes at once */
+};
+
+/* Fill config with defaults for a group of replica_count, self, seed. */
+void replica_config_defaults(struct replica_config *config,
+                             uint32_t replica_count, uint32_t self,
+                             uint64_t seed);
+
+/* What survived on disk, handed to replica_init() at start. Everything is
+ * borrowed for the duration of the call (the replica copies what it keeps). */
+struct replica_durable {
+    bool meta_present;         /* false: nothing was ever stored (fresh) */
+    uint32_t view;
+    uint32_t last_normal_view;
+    uint32_t epoch;
+    /* The snapshot the state machine was restored from (op 0: none). */
+    uint64_t snapshot_op;
+    uint64_t snapshot_checksum;     /* checksum of the entry at snapshot_op */
+    uint64_t snapshot_timestamp_ms; /* log time at snapshot_op */
+    const uint8_t *client_table;    /* client table bytes from the snapshot */
+    size_t client_table_size;
+    /* Verified log entries after snapshot_op, in op order, chained. */
+    const struct entry *entries;
+    uint64_t entry_count;
+    /* A record failed its checksum: entries from this op on are lost (the
+     * log above is cut before it). 0 if the log was undamaged. */
+    uint64_t damaged_op;
+};
+
+enum event_type {
+    EV_TICK = 1,
+    EV_MESSAGE,
+    EV_CLIENT_REQUEST,
+    EV_PERSISTED,
+    EV_META_PERSISTED,
+    EV_SNAPSHOT_TAKEN,
+    EV_SNAPSHOT_INSTALLED,
+};
+
+struct client_request {
+    uint64_t client_id;  /* nonzero */
+    uint64_t request_no; /* 1, 2, 3, ... per client */
+    const uint8_t *body;
+    uint32_t body_size;
+};
+
+struct event {
+    enum event_type type;
+    uint64_t now_ms; /* monotonic milliseconds; never goes back */
+    union {
+        struct { /* EV_MESSAGE: raw bytes from a peer, untrusted */
+            const uint8_t *data;
+            size_t size;
+        } message;
+        struct { /* EV_CLIENT_REQUEST: a batch read in one go */
+            const struct client_request *requests;
+            uint32_t count;
+        } client;
+        struct { /* EV_PERSISTED */
+            uint64_t op;
+            uint64_t checksum;
+        } persisted;
+        struct { /* EV_META_PERSISTED */
+            uint64_t seq;
+        } meta;
+        struct { /* EV_SNAPSHOT_TAKEN */
+            uint64_t op;
+        } snapshot_taken;
+        struct { /* EV_SNAPSHOT_INSTALLED: the state machine now holds it */
+            uint64_t op;
+            uint64_t checksum;
+            uint64_t timestamp_ms;
+            const uint8_t *client_table;
+            size_t client_table_size;
+        } snapshot;
+    };
+};
+
+enum action_type {
+    ACT_SEND = 1,
+    ACT_PERSIST,
+    ACT_PERSIST_META,
+    ACT_REPLY,
+    ACT_VIEW,
+    ACT_SNAPSHOT_TAKE,
+    ACT_LOG_COMPACT,
+    ACT_SNAPSHOT_SEND,
+};
+
+enum reply_status {
+    REPLY_OK = 0,          /* applied; reply holds the state machine's answer */
+    REPLY_NOT_PRIMARY = 1, /* certainly not applied here; try primary_hint */
+    REPLY_VIEW_CHANGE = 2, /* certainly not proposed: view change under way */
+    REPLY_RECOVERING = 3,  /* certainly not proposed: replica recovering */
+    REPLY_BUSY = 4,        /* certainly not proposed: pipeline full */
+    REPLY_TOO_BIG = 5,     /* certainly not proposed: body too large */
+    REPLY_EXPIRED = 6,     /* the client's session was forgotten */
+};
+
+struct replica_meta {
+    uint32_t view;
+    uint32_t last_normal_view;
+    uint32_t epoch;
+    uint32_t replica_count;
+};
+
+struct action {
+    enum action_type type;
+    union {
+        struct {
+            uint32_t to;
+            const uint8_t *data;
+            size_t size;
+        } send;
+        struct {
+            uint64_t op_first;
+            uint64_t op_last;
+        } persist;
+        struct {
+            uint64_t seq;
+            struct replica_meta meta;
+        } meta;
+        struct {
+            uint64_t client_id;
+            uint64_t request_no;
+            enum reply_status status;
+            uint32_t primary_hint; /* for REPLY_NOT_PRIMARY */
+            uint64_t op;           /* REPLY_OK: the op that applied it */
+            const uint8_t *data;
+            size_t size;
+        } reply;
+        struct cohort_view_info view;
+        struct {
+            uint64_t op;
+            uint64_t checksum;
+            uint64_t timestamp_ms;
+            const uint8_t *client_table;
+            size_t client_table_size;
+        } snapshot_take;
+        struct {
+            uint64_t op;
+        } compact;
+        struct {
+            uint32_t to;
+        } snapshot_send;
+    };
+};
+
+/* The actions of one step; owned by the replica, valid until the next
+ * replica_step(). */
+struct actions {
+    const struct action *list;
+    uint32_t count;
+};
+
+struct replica;
+
+/* Counters for reports and tests; all monotonic. */
+struct replica_stats {
+    uint64_t view_changes;     /* views this replica started as normal */
+    uint64_t ops_committed;
+    uint64_t messages_invalid; /* peer bytes that failed message_decode */
+    uint64_t requests_duplicate;
+    uint64_t state_transfers;
+    uint64_t snapshots_taken;
+    uint64_t snapshots_installed;
+};
+
+/* Allocate and initialize a replica from config and what survived on disk.
+ * Returns NULL if out of memory or config is invalid. The replica starts
+ * RECOVERING; the first replica_step() (any event) starts recovery. */
+struct replica *replica_init(const struct replica_config *config,
+                             const struct replica_durable *durable,
+                             uint64_t now_ms);
+void replica_deinit(struct replica *r);
+
+/* Handle one event. Never fails: bad peer input is dropped and counted. */
+void replica_step(struct replica *r, const struct event *ev,
+                  struct actions *out);
+
+/* The entry at op, for ACT_PERSIST; valid until the next replica_step(). */
+const struct entry *replica_entry(const struct replica *r, uint64_t op);
+
+/* Read-only views of the state, for drivers, INFO and the simulator. */
+enum replica_status replica_status(const struct replica *r);
+uint32_t replica_view(const struct replica *r);
+uint32_t replica_primary(const struct replica *r); /* of the current view */
+bool replica_is_primary(const struct replica *r);  /* and NORMAL */
+uint64_t replica_op(const struct replica *r);
+uint64_t replica_commit(const struct replica *r);
+uint64_t replica_applied(const struct replica *r);
+uint64_t replica_log_base(const struct replica *r); /* first op held - 1 */
+/* The highest op this replica knows peer has durable (primary only; 0 for
+ * backups and unknown peers). */
+uint64_t replica_peer_op(const struct replica *r, uint32_t peer);
+bool replica_suspects(const struct replica *r, uint32_t peer);
+const struct replica_stats *replica_stats(const struct replica *r);
+/* Milliseconds from now_ms until the replica needs an EV_TICK. */
+uint64_t replica_next_tick_ms(const struct replica *r, uint64_t now_ms);
+
+const char *replica_status_name(enum replica_status status);
+
+#endif
