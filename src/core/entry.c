@@ -2,6 +2,7 @@
  */
 #include "core/entry.h"
 
+#define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
 #include "common/assert.h"

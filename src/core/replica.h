@@ -14,9 +14,10 @@
  *
  * The driver's contract:
  *  - ACT_PERSIST: make the on-disk log equal to the log up to op_first - 1
- *    followed by entries op_first..op_last (replica_entry()); persists run in
- *    the order given; when one is durable, deliver EV_PERSISTED with the op
- *    and the checksum of that last entry.
+ *    followed by entries op_first..op_last (replica_entry(); copy them now).
+ *    op_last == op_first - 1 means "truncate after op_last" with nothing to
+ *    write. Persists complete in the order given, one EV_PERSISTED each,
+ *    echoing persist.op_last and persist.checksum.
  *  - ACT_PERSIST_META: write the metadata crash-atomically; then deliver
  *    EV_META_PERSISTED with its seq. Metadata writes complete in order.
  *  - ACT_SEND: deliver the bytes to replica `to` (or drop them: the protocol
@@ -27,8 +28,9 @@
  *    deliver EV_SNAPSHOT_TAKEN.
  *  - ACT_LOG_COMPACT: entries up to op may be dropped from disk.
  *  - ACT_SNAPSHOT_SEND: send the latest durable snapshot to replica `to`;
- *    the receiving driver installs it into its state machine and disk, then
- *    delivers EV_SNAPSHOT_INSTALLED to its replica.
+ *    the receiving driver installs it into its state machine and disk only if
+ *    its op is above replica_applied() of the receiver (otherwise it drops
+ *    it), then delivers EV_SNAPSHOT_INSTALLED to its replica.
  *  - ACT_VIEW: report a view change to the application.
  */
 #ifndef COHORT_REPLICA_H
@@ -197,7 +199,8 @@ struct action {
         } send;
         struct {
             uint64_t op_first;
-            uint64_t op_last;
+            uint64_t op_last;  /* op_first - 1: truncate only */
+            uint64_t checksum; /* of the entry at op_last; echo it back */
         } persist;
         struct {
             uint64_t seq;
