@@ -26,20 +26,20 @@ extern "C" {
 /* Error codes. Functions return 0 on success or a negative code. The table
  * gives each code its name (for logs and RESP errors) and a message. */
 #define COHORT_ERRORS(X)                                                       \
-    X(EINVAL, 1, "invalid argument")                                          \
-    X(ENOMEM, 2, "out of memory")                                             \
-    X(EIO, 3, "input/output error")                                           \
-    X(ENOSPC, 4, "no space left on device")                                   \
-    X(ECORRUPT, 5, "corrupt data (checksum mismatch)")                        \
-    X(ETOOBIG, 6, "too big")                                                  \
-    X(EPROTO, 7, "protocol error")                                            \
-    X(EAGAIN, 8, "try again")                                                 \
-    X(ENOTFOUND, 9, "not found")                                              \
-    X(EEXIST, 10, "already exists")                                           \
-    X(ENOTPRIMARY, 11, "not the primary")                                     \
-    X(ECONFIG, 12, "bad configuration")                                       \
-    X(EADDRINUSE, 13, "address in use")                                       \
-    X(ENOTSUP, 14, "not supported")                                           \
+    X(EINVAL, 1, "invalid argument")                                           \
+    X(ENOMEM, 2, "out of memory")                                              \
+    X(EIO, 3, "input/output error")                                            \
+    X(ENOSPC, 4, "no space left on device")                                    \
+    X(ECORRUPT, 5, "corrupt data (checksum mismatch)")                         \
+    X(ETOOBIG, 6, "too big")                                                   \
+    X(EPROTO, 7, "protocol error")                                             \
+    X(EAGAIN, 8, "try again")                                                  \
+    X(ENOTFOUND, 9, "not found")                                               \
+    X(EEXIST, 10, "already exists")                                            \
+    X(ENOTPRIMARY, 11, "not the primary")                                      \
+    X(ECONFIG, 12, "bad configuration")                                        \
+    X(EADDRINUSE, 13, "address in use")                                        \
+    X(ENOTSUP, 14, "not supported")                                            \
     X(ECLOSED, 15, "closed")
 
 enum cohort_error {
@@ -70,8 +70,8 @@ enum cohort_role {
 struct cohort_view_info {
     uint64_t epoch;
     uint64_t view;
-    uint32_t primary;      /* replica index of the primary of this view */
-    uint32_t self;         /* replica index of the reporting replica */
+    uint32_t primary; /* replica index of the primary of this view */
+    uint32_t self;    /* replica index of the reporting replica */
     uint32_t replica_count;
     enum cohort_role roles[COHORT_REPLICAS_MAX];
 };

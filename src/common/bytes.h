@@ -50,7 +50,8 @@ static inline uint64_t get_u64(const uint8_t *p)
 
 /* A bounds-checked reader over untrusted bytes. Every read checks the
  * remaining length; after the first failed read `ok` is false and every later
- * read returns zero, so a parser may read a whole header and check `ok` once. */
+ * read returns zero, so a parser may read a whole header and check `ok` once.
+ */
 struct cursor {
     const uint8_t *p;
     size_t left;

@@ -67,7 +67,8 @@ void err_clear(struct cohort_err *err)
     err->message[0] = '\0';
 }
 
-static void err_vformat(struct cohort_err *err, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void
+err_vformat(struct cohort_err *err, const char *fmt, va_list ap)
 {
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
 }

@@ -100,8 +100,8 @@ static void remove_slot(struct client_table *t, uint32_t i)
     while (t->slots[j].client_id != 0) {
         uint32_t home = home_slot(t, t->slots[j].client_id);
         /* j may move to hole if its home is not in (hole, j] cyclically. */
-        bool stays = hole <= j ? (home > hole && home <= j)
-                               : (home > hole || home <= j);
+        bool stays =
+            hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
         if (!stays) {
             move_slot(t, hole, j);
             t->slots[j].client_id = 0;

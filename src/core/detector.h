@@ -27,7 +27,7 @@ struct detector_config {
 };
 
 struct detector_peer {
-    uint64_t heard_ms;        /* last time we heard from the peer */
+    uint64_t heard_ms;         /* last time we heard from the peer */
     uint64_t healthy_since_ms; /* start of the current healthy stretch */
     uint32_t timeout_ms;
     bool suspected;

@@ -24,7 +24,7 @@ struct log {
     uint64_t base;          /* ops <= base are compacted away */
     uint64_t base_checksum; /* checksum of the entry at base (0 if base 0) */
     uint64_t base_timestamp_ms;
-    uint64_t op;            /* last op held; == base when empty */
+    uint64_t op; /* last op held; == base when empty */
     uint32_t ops_max;
     uint64_t bytes_max;
     struct log_slot *slots; /* slot of op is slots[op % ops_max] */

@@ -137,9 +137,9 @@ bool message_entry_next(const struct message *m, size_t *offset,
 const char *message_type_name(uint8_t type)
 {
     static const char *const names[] = {
-        "?",          "PREPARE",  "PREPARE_OK", "COMMIT",
-        "SVC",        "DVC",      "START_VIEW", "GET_STATE",
-        "NEW_STATE",  "RECOVERY", "RECOVERY_RESPONSE",
+        "?",         "PREPARE",  "PREPARE_OK",        "COMMIT",
+        "SVC",       "DVC",      "START_VIEW",        "GET_STATE",
+        "NEW_STATE", "RECOVERY", "RECOVERY_RESPONSE",
     };
     return type <= MSG_TYPE_MAX ? names[type] : "?";
 }

@@ -65,8 +65,8 @@ enum message_type {
 };
 
 enum message_flags {
-    MSG_FLAG_INTACT = 1, /* RECOVERY_RESPONSE: sender's log is undamaged */
-    MSG_FLAG_FRESH = 2,  /* RECOVERY_RESPONSE: sender never stored anything */
+    MSG_FLAG_INTACT = 1,   /* RECOVERY_RESPONSE: sender's log is undamaged */
+    MSG_FLAG_FRESH = 2,    /* RECOVERY_RESPONSE: sender never stored anything */
     MSG_FLAG_SNAPSHOT = 4, /* NEW_STATE: what was asked is compacted; a
                               snapshot is on its way instead */
 };

@@ -151,16 +151,16 @@ static bool bug(const struct replica *r, enum replica_bug b)
     return (r->c.bugs & (uint32_t)b) != 0;
 }
 
-__attribute__((format(printf, 2, 3))) static void
-trace(const struct replica *r, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void trace(const struct replica *r,
+                                                        const char *fmt, ...)
 {
     if (!r->c.trace)
         return;
     char line[256];
-    int n = snprintf(line, sizeof(line), "r%u v%u %s op=%llu commit=%llu: ",
-                     r->c.self, r->view, replica_status_name(r->status),
-                     (unsigned long long)r->log.op,
-                     (unsigned long long)r->commit);
+    int n = snprintf(
+        line, sizeof(line), "r%u v%u %s op=%llu commit=%llu: ", r->c.self,
+        r->view, replica_status_name(r->status), (unsigned long long)r->log.op,
+        (unsigned long long)r->commit);
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
     va_list ap;
@@ -335,8 +335,8 @@ static void report_view(struct replica *r)
     v->self = r->c.self;
     v->replica_count = r->c.replica_count;
     for (uint32_t i = 0; i < r->c.replica_count; i++)
-        v->roles[i] = i == v->primary ? COHORT_ROLE_PRIMARY
-                                      : COHORT_ROLE_BACKUP;
+        v->roles[i] =
+            i == v->primary ? COHORT_ROLE_PRIMARY : COHORT_ROLE_BACKUP;
     if (r->status == STATUS_VIEW_CHANGE)
         v->roles[r->c.self] = COHORT_ROLE_VIEW_CHANGE;
     else if (r->status == STATUS_RECOVERING)
@@ -394,7 +394,8 @@ static void apply_entry(struct replica *r, const struct entry *e)
                                : log_header(&r->log, r->applied)->timestamp_ms;
     uint64_t period = r->c.client_expiry_ms / 4 + 1;
     if (e->h.timestamp_ms / period != previous_ts / period)
-        client_table_expire(&r->table, e->h.timestamp_ms, r->c.client_expiry_ms);
+        client_table_expire(&r->table, e->h.timestamp_ms,
+                            r->c.client_expiry_ms);
     r->applied = e->h.op;
     r->stats.ops_committed++;
     if (e->h.kind != ENTRY_CLIENT)
@@ -417,9 +418,9 @@ static void apply_entry(struct replica *r, const struct entry *e)
             reply(r, e->h.client_id, e->h.request_no, REPLY_EXPIRED);
         return;
     }
-    size_t size = r->c.sm->apply(r->c.sm->ctx, e->h.op, e->h.timestamp_ms,
-                                 e->body, e->h.body_size, r->reply_buf,
-                                 r->c.reply_size_max);
+    size_t size =
+        r->c.sm->apply(r->c.sm->ctx, e->h.op, e->h.timestamp_ms, e->body,
+                       e->h.body_size, r->reply_buf, r->c.reply_size_max);
     ASSERT(size <= r->c.reply_size_max);
     uint64_t request_no = e->h.request_no;
     if (rec && request_no <= rec->request_no)
@@ -637,17 +638,18 @@ static void on_request(struct replica *r, const struct client_request *req,
         return;
     }
     struct entry e = {
-        .h = {
-            .parent = checksum_at(r, r->log.op),
-            .op = r->log.op + 1,
-            .client_id = req->client_id,
-            .request_no = req->request_no,
-            .timestamp_ms = log_time(r),
-            .view = r->view,
-            .body_size = req->body_size,
-            .epoch = r->epoch,
-            .kind = ENTRY_CLIENT,
-        },
+        .h =
+            {
+                .parent = checksum_at(r, r->log.op),
+                .op = r->log.op + 1,
+                .client_id = req->client_id,
+                .request_no = req->request_no,
+                .timestamp_ms = log_time(r),
+                .view = r->view,
+                .body_size = req->body_size,
+                .epoch = r->epoch,
+                .kind = ENTRY_CLIENT,
+            },
         .body = req->body,
     };
     entry_seal(&e.h, e.body);
@@ -852,8 +854,9 @@ static bool dvc_better(const struct replica *r, uint32_t lnv, uint64_t op)
     return lnv > b->lnv || (lnv == b->lnv && op > b->op);
 }
 
-static void record_dvc(struct replica *r, uint32_t from, const struct message *m,
-                       const uint8_t *raw, size_t raw_size)
+static void record_dvc(struct replica *r, uint32_t from,
+                       const struct message *m, const uint8_t *raw,
+                       size_t raw_size)
 {
     r->dvc[from] = (struct dvc_info){
         .have = true,
@@ -1121,8 +1124,7 @@ static void on_do_view_change(struct replica *r, const struct message *m,
         send_start_view(r, m->from); /* it missed START-VIEW */
         return;
     }
-    if (r->status != STATUS_VIEW_CHANGE ||
-        primary_of(r, r->view) != r->c.self)
+    if (r->status != STATUS_VIEW_CHANGE || primary_of(r, r->view) != r->c.self)
         return;
     record_dvc(r, m->from, m, raw, raw_size);
     check_dvc_quorum(r);
@@ -1237,9 +1239,8 @@ static void on_new_state(struct replica *r, const struct message *m)
 static void send_recovery(struct replica *r)
 {
     r->recovery_sent_ms = r->now_ms;
-    struct message m = {.type = MSG_RECOVERY,
-                        .view = r->view,
-                        .nonce = r->nonce};
+    struct message m = {
+        .type = MSG_RECOVERY, .view = r->view, .nonce = r->nonce};
     size_t size;
     const uint8_t *data = encode(r, &m, NULL, &size);
     if (!data)
@@ -1340,8 +1341,8 @@ static void check_recovery(struct replica *r)
 static uint64_t vc_deadline(struct replica *r)
 {
     uint32_t attempts = r->vc_attempts < 4 ? r->vc_attempts : 4;
-    return r->vc_started_ms + (uint64_t)r->c.view_change_timeout_ms *
-                                  (1u + attempts);
+    return r->vc_started_ms +
+           (uint64_t)r->c.view_change_timeout_ms * (1u + attempts);
 }
 
 static void tick_primary(struct replica *r)
@@ -1389,8 +1390,9 @@ static void tick_view_change(struct replica *r)
 {
     if (r->now_ms >= vc_deadline(r)) {
         r->vc_attempts++;
-        r->vc_started_ms = r->now_ms +
-                           prng_below(&r->prng, r->c.view_change_timeout_ms / 4 + 1);
+        r->vc_started_ms =
+            r->now_ms +
+            prng_below(&r->prng, r->c.view_change_timeout_ms / 4 + 1);
         vote(r, r->view + 1);
         return;
     }
@@ -1543,11 +1545,13 @@ static void on_snapshot_installed(struct replica *r, const struct event *ev)
     uint64_t op = ev->snapshot.op;
     ASSERT(op > r->applied);
     uint64_t ours;
-    bool keep = log_checksum(&r->log, op, &ours) && ours == ev->snapshot.checksum;
+    bool keep =
+        log_checksum(&r->log, op, &ours) && ours == ev->snapshot.checksum;
     if (keep) {
         log_compact(&r->log, op);
     } else {
-        log_reset(&r->log, op, ev->snapshot.checksum, ev->snapshot.timestamp_ms);
+        log_reset(&r->log, op, ev->snapshot.checksum,
+                  ev->snapshot.timestamp_ms);
         r->op_persisted = op;
         r->persist_from = 0;
         r->prepare_sent_op = op;
@@ -1581,8 +1585,8 @@ static void backup_ack(struct replica *r, bool force)
         return;
     if (!meta_durable_normal(r))
         return;
-    uint64_t ack = r->op_persisted < r->op_verified ? r->op_persisted
-                                                     : r->op_verified;
+    uint64_t ack =
+        r->op_persisted < r->op_verified ? r->op_persisted : r->op_verified;
     if (bug(r, BUG_ACK_BEFORE_DURABLE))
         ack = r->op_verified;
     if (ack < r->log.base || (ack <= r->acked_op && !force))
@@ -1655,8 +1659,8 @@ static bool config_valid(const struct replica_config *c)
            c->view_change_timeout_ms > 0 && c->recovery_retry_ms > 0 &&
            c->pipeline_ops_max > 0 && c->batch_ops_max > 0 &&
            c->body_size_max <= c->pipeline_bytes_max &&
-           c->log_ops_max >= 2u * c->pipeline_ops_max +
-                                 c->snapshot_interval_ops &&
+           c->log_ops_max >=
+               2u * c->pipeline_ops_max + c->snapshot_interval_ops &&
            c->log_bytes_max >= 2u * c->pipeline_bytes_max &&
            c->client_table_max > 0 && c->client_expiry_ms > 0 &&
            c->message_size_max >= message_size_needed(c);
@@ -1668,8 +1672,8 @@ static bool config_valid(const struct replica_config *c)
 static uint64_t commit_floor(const struct replica *r)
 {
     uint64_t op = r->log.op;
-    uint64_t floor = op > r->c.pipeline_ops_max ? op - r->c.pipeline_ops_max
-                                                : 0;
+    uint64_t floor =
+        op > r->c.pipeline_ops_max ? op - r->c.pipeline_ops_max : 0;
     uint64_t bytes = 0;
     for (uint64_t o = op; o > r->log.base && o > floor; o--) {
         bytes += log_header(&r->log, o)->body_size;
@@ -1731,9 +1735,9 @@ static bool allocate(struct replica *r)
     r->send_cap = (size_t)c->message_size_max * SEND_SLOTS +
                   (size_t)c->reply_size_max * 64u;
     r->table_buf_size = 0;
-    bool ok = log_init(&r->log, c->log_ops_max, c->log_bytes_max) &&
-              client_table_init(&r->table, c->client_table_max,
-                                c->reply_size_max);
+    bool ok =
+        log_init(&r->log, c->log_ops_max, c->log_bytes_max) &&
+        client_table_init(&r->table, c->client_table_max, c->reply_size_max);
     if (!ok)
         return false;
     r->table_buf_size = client_table_encoded_size_max(&r->table);

@@ -65,10 +65,10 @@ struct replica_config {
     uint32_t body_size_max;          /* largest client request body */
     uint32_t reply_size_max;         /* largest state machine reply */
     uint32_t client_table_max;       /* clients remembered */
-    uint64_t client_expiry_ms;       /* idle client forgotten after (log time) */
-    uint32_t snapshot_interval_ops;  /* take a snapshot every N applied ops */
-    uint32_t message_size_max;       /* largest peer message */
-    const struct cohort_sm *sm;      /* borrowed; outlives the replica */
+    uint64_t client_expiry_ms;      /* idle client forgotten after (log time) */
+    uint32_t snapshot_interval_ops; /* take a snapshot every N applied ops */
+    uint32_t message_size_max;      /* largest peer message */
+    const struct cohort_sm *sm;     /* borrowed; outlives the replica */
     /* Optional tracing: one line per protocol event, for --trace. */
     void (*trace)(void *ctx, const char *line);
     void *trace_ctx;
@@ -94,7 +94,7 @@ void replica_config_defaults(struct replica_config *config,
 /* What survived on disk, handed to replica_init() at start. Everything is
  * borrowed for the duration of the call (the replica copies what it keeps). */
 struct replica_durable {
-    bool meta_present;         /* false: nothing was ever stored (fresh) */
+    bool meta_present; /* false: nothing was ever stored (fresh) */
     uint32_t view;
     uint32_t last_normal_view;
     uint32_t epoch;
@@ -243,7 +243,7 @@ struct replica;
 
 /* Counters for reports and tests; all monotonic. */
 struct replica_stats {
-    uint64_t view_changes;     /* views this replica started as normal */
+    uint64_t view_changes; /* views this replica started as normal */
     uint64_t ops_committed;
     uint64_t messages_invalid; /* peer bytes that failed message_decode */
     uint64_t requests_duplicate;

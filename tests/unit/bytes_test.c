@@ -26,8 +26,12 @@ static void get_reverses_put_at_extremes(void **state)
 {
     (void)state;
     uint8_t b[8];
-    const uint64_t v64[] = {0, 1, 0x7fffffffffffffffull, UINT64_MAX,
-                            0x8000000000000000ull, 0xdeadbeefcafef00dull};
+    const uint64_t v64[] = {0,
+                            1,
+                            0x7fffffffffffffffull,
+                            UINT64_MAX,
+                            0x8000000000000000ull,
+                            0xdeadbeefcafef00dull};
     for (size_t i = 0; i < sizeof(v64) / sizeof(v64[0]); i++) {
         put_u64(b, v64[i]);
         assert_true(get_u64(b) == v64[i]);

@@ -47,8 +47,7 @@ static void incremental_equals_one_shot(void **state)
     size_t n = strlen(text);
     uint32_t whole = crc32c(0, text, n);
     for (size_t split = 0; split <= n; split++) {
-        uint32_t part = crc32c(crc32c(0, text, split), text + split,
-                               n - split);
+        uint32_t part = crc32c(crc32c(0, text, split), text + split, n - split);
         assert_int_equal(part, whole);
     }
 }
@@ -89,7 +88,8 @@ int main(void)
         cmocka_unit_test(rfc3720_vectors_match),
         cmocka_unit_test(empty_input_leaves_crc_unchanged),
         cmocka_unit_test(incremental_equals_one_shot),
-        cmocka_unit_test(hardware_and_table_agree_at_every_length_and_alignment),
+        cmocka_unit_test(
+            hardware_and_table_agree_at_every_length_and_alignment),
         cmocka_unit_test(one_flipped_bit_changes_the_checksum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -283,8 +283,7 @@ static void fresh_group_elects_a_primary(void **state)
     assert_true(p >= 0);
     for (uint32_t i = 0; i < N; i++) {
         assert_int_equal(replica_status(nodes[i].r), STATUS_NORMAL);
-        assert_int_equal(replica_view(nodes[i].r),
-                         replica_view(nodes[p].r));
+        assert_int_equal(replica_view(nodes[i].r), replica_view(nodes[p].r));
     }
 }
 
@@ -407,12 +406,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fresh_group_elects_a_primary, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(
-            request_commits_on_all_and_is_answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(request_commits_on_all_and_is_answered,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(backup_redirects_to_primary, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(retried_request_is_applied_once,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(retried_request_is_applied_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             primary_crash_leads_to_new_primary_with_committed_state, setup,
             teardown),
