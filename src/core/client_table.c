@@ -9,10 +9,10 @@
 #include "common/bytes.h"
 
 #define CLIENT_TABLE_MAGIC 0x31544c43u /* "CLT1" */
-#define RECORD_ENCODED_SIZE (8 + 8 + 8 + 8 + 4)
+#define RECORD_ENCODED_SIZE (8 + 8 + 8 + 8 + 4 + 1)
 
 bool client_table_init(struct client_table *t, uint32_t capacity,
-                       uint32_t reply_size_max)
+                       uint32_t reply_keep_max)
 {
     ASSERT(capacity > 0);
     memset(t, 0, sizeof(*t));
@@ -21,9 +21,9 @@ bool client_table_init(struct client_table *t, uint32_t capacity,
         slots *= 2;
     t->capacity = capacity;
     t->slot_count = slots;
-    t->reply_size_max = reply_size_max;
+    t->reply_keep_max = reply_keep_max;
     t->slots = calloc(slots, sizeof(*t->slots));
-    t->replies = malloc((size_t)slots * (reply_size_max ? reply_size_max : 1));
+    t->replies = malloc((size_t)slots * (reply_keep_max ? reply_keep_max : 1));
     if (!t->slots || !t->replies) {
         client_table_deinit(t);
         return false;
@@ -76,15 +76,17 @@ const uint8_t *client_table_reply(const struct client_table *t,
 {
     size_t index = (size_t)(rec - t->slots);
     ASSERT(index < t->slot_count);
-    return t->replies + index * t->reply_size_max;
+    ASSERT(rec->reply_kept);
+    return t->replies + index * t->reply_keep_max;
 }
 
 static void move_slot(struct client_table *t, uint32_t to, uint32_t from)
 {
     t->slots[to] = t->slots[from];
-    memcpy(t->replies + (size_t)to * t->reply_size_max,
-           t->replies + (size_t)from * t->reply_size_max,
-           t->slots[from].reply_size);
+    if (t->slots[from].reply_kept)
+        memcpy(t->replies + (size_t)to * t->reply_keep_max,
+               t->replies + (size_t)from * t->reply_keep_max,
+               t->slots[from].reply_size);
 }
 
 /* Remove the record in slot i, shifting later members of its probe run back
@@ -135,7 +137,6 @@ client_table_record(struct client_table *t, uint64_t client_id,
                     const uint8_t *reply, uint32_t reply_size)
 {
     ASSERT(client_id != 0);
-    ASSERT(reply_size <= t->reply_size_max);
     uint32_t i = find_slot(t, client_id);
     if (t->slots[i].client_id == 0) {
         if (t->count == t->capacity) {
@@ -152,8 +153,9 @@ client_table_record(struct client_table *t, uint64_t client_id,
     rec->op = op;
     rec->timestamp_ms = timestamp_ms;
     rec->reply_size = reply_size;
-    if (reply_size)
-        memcpy(t->replies + (size_t)i * t->reply_size_max, reply, reply_size);
+    rec->reply_kept = reply != NULL && reply_size <= t->reply_keep_max;
+    if (rec->reply_kept && reply_size)
+        memcpy(t->replies + (size_t)i * t->reply_keep_max, reply, reply_size);
     ASSERT(t->count <= t->capacity);
     return rec;
 }
@@ -183,7 +185,7 @@ uint32_t client_table_expire(struct client_table *t, uint64_t now_ms,
 size_t client_table_encoded_size_max(const struct client_table *t)
 {
     return 8 + (size_t)t->capacity *
-                   (RECORD_ENCODED_SIZE + (size_t)t->reply_size_max);
+                   (RECORD_ENCODED_SIZE + (size_t)t->reply_keep_max);
 }
 
 size_t client_table_encode(const struct client_table *t, uint8_t *out,
@@ -210,7 +212,9 @@ size_t client_table_encode(const struct client_table *t, uint8_t *out,
         writer_u64(&w, r->op);
         writer_u64(&w, r->timestamp_ms);
         writer_u32(&w, r->reply_size);
-        writer_bytes(&w, client_table_reply(t, r), r->reply_size);
+        writer_u8(&w, r->reply_kept ? 1 : 0);
+        if (r->reply_kept)
+            writer_bytes(&w, client_table_reply(t, r), r->reply_size);
         last = r->client_id;
     }
     ASSERT(w.ok); /* callers size out with client_table_encoded_size_max() */
@@ -235,8 +239,10 @@ bool client_table_decode(struct client_table *t, const uint8_t *data,
         uint64_t op = cursor_u64(&c);
         uint64_t ts = cursor_u64(&c);
         uint32_t reply_size = cursor_u32(&c);
-        const uint8_t *reply = cursor_take(&c, reply_size);
-        if (!c.ok || id <= last || reply_size > t->reply_size_max) {
+        uint8_t kept = cursor_u8(&c);
+        const uint8_t *reply = kept ? cursor_take(&c, reply_size) : NULL;
+        if (!c.ok || id <= last || kept > 1 ||
+            (kept && reply_size > t->reply_keep_max)) {
             client_table_clear(t);
             return false;
         }

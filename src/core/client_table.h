@@ -24,27 +24,31 @@ struct client_record {
     uint64_t request_no;
     uint64_t op;
     uint64_t timestamp_ms;
-    uint32_t reply_size;
+    uint32_t reply_size; /* the reply's size, kept or not */
+    bool reply_kept;     /* false: larger than reply_keep_max, not stored */
 };
 
 struct client_table {
     uint32_t capacity;   /* clients */
     uint32_t slot_count; /* hash slots: a power of two >= 2 * capacity */
     uint32_t count;
-    uint32_t reply_size_max;
+    uint32_t reply_keep_max; /* replies up to this size are kept */
     struct client_record *slots;
-    uint8_t *replies; /* slot_count * reply_size_max */
+    uint8_t *replies; /* slot_count * reply_keep_max */
 };
 
+/* Replies larger than reply_keep_max are not kept (memory is slot_count *
+ * reply_keep_max): a retry of such a request learns it was applied, but not
+ * its reply. */
 bool client_table_init(struct client_table *t, uint32_t capacity,
-                       uint32_t reply_size_max);
+                       uint32_t reply_keep_max);
 void client_table_deinit(struct client_table *t);
 void client_table_clear(struct client_table *t);
 
 /* The record of client_id, or NULL. Valid until the next change. */
 const struct client_record *client_table_find(const struct client_table *t,
                                               uint64_t client_id);
-/* The stored reply of a record. */
+/* The stored reply of a record (reply_kept must be true). */
 const uint8_t *client_table_reply(const struct client_table *t,
                                   const struct client_record *rec);
 /* Record that request_no of client_id was applied by op with this reply

@@ -100,6 +100,7 @@ struct replica {
     uint32_t vc_attempts;
     bool dvc_sent;
     uint64_t dvc_sent_ms;
+    uint32_t lead_forbidden_view; /* recovered into it: never lead it */
     struct dvc_info dvc[COHORT_REPLICAS_MAX];
     uint32_t best_from; /* UINT32_MAX: no DVC yet */
     uint64_t best_base_checksum;
@@ -364,6 +365,13 @@ static bool reply_room(const struct replica *r)
            r->action_count + 4 < r->action_max;
 }
 
+/* The stored reply of rec, or NULL if it was too large to keep. */
+static const uint8_t *stored_reply(const struct replica *r,
+                                   const struct client_record *rec)
+{
+    return rec->reply_kept ? client_table_reply(&r->table, rec) : NULL;
+}
+
 static void reply_ok(struct replica *r, const struct client_record *rec,
                      const uint8_t *data)
 {
@@ -371,8 +379,12 @@ static void reply_ok(struct replica *r, const struct client_record *rec,
     struct action *a = action_push(r, ACT_REPLY);
     a->reply.client_id = rec->client_id;
     a->reply.request_no = rec->request_no;
-    a->reply.status = REPLY_OK;
     a->reply.op = rec->op;
+    if (!data) {
+        a->reply.status = REPLY_APPLIED_REPLY_LOST;
+        return;
+    }
+    a->reply.status = REPLY_OK;
     uint8_t *copy = r->send_buf + r->send_used;
     if (rec->reply_size)
         memcpy(copy, data, rec->reply_size);
@@ -408,7 +420,7 @@ static void apply_entry(struct replica *r, const struct entry *e)
         /* A retry ordered twice: the first copy already took effect. */
         r->stats.requests_duplicate++;
         if (primary && e->h.request_no == rec->request_no)
-            reply_ok(r, rec, client_table_reply(&r->table, rec));
+            reply_ok(r, rec, stored_reply(r, rec));
         return;
     }
     if (!rec && e->h.request_no > 1) {
@@ -620,7 +632,7 @@ static void on_request(struct replica *r, const struct client_request *req,
     if (rec && req->request_no <= rec->request_no) {
         r->stats.requests_duplicate++;
         if (req->request_no == rec->request_no && reply_room(r))
-            reply_ok(r, rec, client_table_reply(&r->table, rec));
+            reply_ok(r, rec, stored_reply(r, rec));
         return; /* an older request: the client has moved on */
     }
     if (!rec && req->request_no > 1) {
@@ -755,6 +767,9 @@ static void vote(struct replica *r, uint32_t view)
 }
 
 static void try_send_dvc(struct replica *r);
+static void record_dvc(struct replica *r, uint32_t from, uint32_t lnv,
+                       uint64_t op, uint64_t commit, uint64_t base_checksum,
+                       const uint8_t *raw, size_t raw_size);
 
 /* Enter the view change for `view` (VR Revisited §4.2 step 2). */
 static void enter_view_change(struct replica *r, uint32_t view)
@@ -812,15 +827,12 @@ static void try_send_dvc(struct replica *r)
     if (!meta_durable_for_view(r))
         return; /* DVC promises we left older views: durable first */
     uint32_t primary = primary_of(r, r->view);
+    if (primary == r->c.self && r->view == r->lead_forbidden_view)
+        return; /* we may have led this view before a crash: let it pass */
     if (primary == r->c.self) {
-        if (!r->dvc[r->c.self].have) {
-            r->dvc[r->c.self] = (struct dvc_info){
-                .have = true,
-                .lnv = r->last_normal_view,
-                .op = r->log.op,
-                .commit = r->commit,
-            };
-        }
+        if (!r->dvc[r->c.self].have)
+            record_dvc(r, r->c.self, r->last_normal_view, r->log.op, r->commit,
+                       checksum_at(r, r->commit), NULL, 0);
         r->dvc_sent = true;
         return;
     }
@@ -854,21 +866,24 @@ static bool dvc_better(const struct replica *r, uint32_t lnv, uint64_t op)
     return lnv > b->lnv || (lnv == b->lnv && op > b->op);
 }
 
-static void record_dvc(struct replica *r, uint32_t from,
-                       const struct message *m, const uint8_t *raw,
-                       size_t raw_size)
+/* Record a DO-VIEW-CHANGE (ours has raw == NULL) and keep the best log:
+ * highest last normal view, then highest op (VR Revisited §4.2 step 3). */
+static void record_dvc(struct replica *r, uint32_t from, uint32_t lnv,
+                       uint64_t op, uint64_t commit, uint64_t base_checksum,
+                       const uint8_t *raw, size_t raw_size)
 {
     r->dvc[from] = (struct dvc_info){
         .have = true,
-        .lnv = m->last_normal_view,
-        .op = m->op,
-        .commit = m->commit,
+        .lnv = lnv,
+        .op = op,
+        .commit = commit,
     };
-    if (!dvc_better(r, m->last_normal_view, m->op))
+    if (!dvc_better(r, lnv, op))
         return;
     r->best_from = from;
-    r->best_base_checksum = m->checksum;
+    r->best_base_checksum = base_checksum;
     if (from != r->c.self) {
+        ASSERT(raw);
         ASSERT(raw_size <= r->c.message_size_max);
         memcpy(r->best_buf, raw, raw_size);
         r->best_size = raw_size;
@@ -1126,7 +1141,8 @@ static void on_do_view_change(struct replica *r, const struct message *m,
     }
     if (r->status != STATUS_VIEW_CHANGE || primary_of(r, r->view) != r->c.self)
         return;
-    record_dvc(r, m->from, m, raw, raw_size);
+    record_dvc(r, m->from, m->last_normal_view, m->op, m->commit, m->checksum,
+               raw, raw_size);
     check_dvc_quorum(r);
 }
 
@@ -1148,8 +1164,8 @@ static void on_start_view(struct replica *r, const struct message *m)
     uint64_t last = adopt_entries(r, m, UINT64_MAX);
     if (last > r->op_verified)
         r->op_verified = last;
-    if (last == m->op)
-        truncate_log(r, m->op); /* what follows is from older views */
+    if (last == m->op) /* what follows is from older views */
+        truncate_log(r, m->op > r->op_verified ? m->op : r->op_verified);
     commit_to(r, m->commit);
     if (r->op_verified < m->op)
         request_state(r);
@@ -1226,8 +1242,8 @@ static void on_new_state(struct replica *r, const struct message *m)
     r->state_request_ms = 0;
     if (trusted) {
         r->view_op = m->view_op;
-        if (last == m->op)
-            truncate_log(r, m->op);
+        if (last == m->op) /* the rest is from older views, unless verified */
+            truncate_log(r, m->op > r->op_verified ? m->op : r->op_verified);
         else
             request_state(r);
     }
@@ -1248,6 +1264,17 @@ static void send_recovery(struct replica *r)
     for (uint32_t i = 0; i < r->c.replica_count; i++)
         if (i != r->c.self && !r->rr[i].have)
             send_bytes(r, i, data, size);
+}
+
+/* Start a new round of recovery: a fresh nonce makes older answers
+ * worthless, so what we learn describes the group as it is now. */
+static void recovery_round(struct replica *r)
+{
+    r->nonce = prng_next(&r->prng);
+    r->recovery_started_ms = r->now_ms;
+    for (uint32_t i = 0; i < r->c.replica_count; i++)
+        r->rr[i].have = false;
+    send_recovery(r);
 }
 
 /* Any replica: RECOVERY (VR Revisited §4.3 step 2). Recovering replicas
@@ -1330,10 +1357,15 @@ static void check_recovery(struct replica *r)
     }
     if (r->damaged && !bug(r, BUG_VOTE_BEFORE_RECOVERED))
         return; /* wait for a normal primary to repair us */
+    /* Wait in `view` (a live primary of it pulls us back in with its next
+     * message) and vote for the next one. We never lead `view` itself: if
+     * we were its primary we may have started it before the crash, and a
+     * view must never start twice with different logs. */
     trace(r, "recovered: no normal primary for view %u", view);
     r->status = STATUS_VIEW_CHANGE;
-    r->view = view;
+    r->lead_forbidden_view = view;
     enter_view_change(r, view);
+    vote(r, view + 1);
 }
 
 /* --------------------------------------------------------------- ticks */
@@ -1413,7 +1445,9 @@ static void on_tick(struct replica *r)
     detector_tick(&r->detector, r->now_ms);
     switch (r->status) {
     case STATUS_RECOVERING:
-        if (r->now_ms - r->recovery_sent_ms >= r->c.recovery_retry_ms)
+        if (r->now_ms - r->recovery_started_ms >= 5u * r->c.recovery_retry_ms)
+            recovery_round(r); /* answers went stale: ask again */
+        else if (r->now_ms - r->recovery_sent_ms >= r->c.recovery_retry_ms)
             send_recovery(r);
         check_recovery(r);
         break;
@@ -1638,6 +1672,7 @@ void replica_config_defaults(struct replica_config *c, uint32_t replica_count,
     c->log_bytes_max = 64u << 20;
     c->body_size_max = (1u << 20) + 4096;
     c->reply_size_max = 16u << 10;
+    c->reply_keep_max = 1024;
     c->client_table_max = 1024;
     c->client_expiry_ms = 3600u * 1000u;
     c->snapshot_interval_ops = 8192;
@@ -1663,6 +1698,7 @@ static bool config_valid(const struct replica_config *c)
                2u * c->pipeline_ops_max + c->snapshot_interval_ops &&
            c->log_bytes_max >= 2u * c->pipeline_bytes_max &&
            c->client_table_max > 0 && c->client_expiry_ms > 0 &&
+           c->reply_keep_max <= c->reply_size_max &&
            c->message_size_max >= message_size_needed(c);
 }
 
@@ -1758,6 +1794,8 @@ struct replica *replica_init(const struct replica_config *config,
     struct replica_config c = *config;
     if (c.message_size_max == 0)
         c.message_size_max = (uint32_t)message_size_needed(&c);
+    if (c.reply_keep_max == 0 || c.reply_keep_max > c.reply_size_max)
+        c.reply_keep_max = c.reply_size_max;
     if (!config_valid(&c))
         return NULL;
     struct replica *r = calloc(1, sizeof(*r));
@@ -1784,6 +1822,7 @@ struct replica *replica_init(const struct replica_config *config,
     r->recovery_started_ms = now_ms;
     r->recovery_sent_ms = 0;
     r->best_from = UINT32_MAX;
+    r->lead_forbidden_view = UINT32_MAX;
     r->clock_base_ms = now_ms;
     r->clock_base_ts = log_last_timestamp(&r->log);
     if (bug(r, BUG_VOTE_BEFORE_RECOVERED) && durable->meta_present) {

@@ -64,6 +64,7 @@ struct replica_config {
     uint64_t log_bytes_max;          /* body bytes held in memory */
     uint32_t body_size_max;          /* largest client request body */
     uint32_t reply_size_max;         /* largest state machine reply */
+    uint32_t reply_keep_max;         /* largest reply the client table keeps */
     uint32_t client_table_max;       /* clients remembered */
     uint64_t client_expiry_ms;      /* idle client forgotten after (log time) */
     uint32_t snapshot_interval_ops; /* take a snapshot every N applied ops */
@@ -180,6 +181,8 @@ enum reply_status {
     REPLY_BUSY = 4,        /* certainly not proposed: pipeline full */
     REPLY_TOO_BIG = 5,     /* certainly not proposed: body too large */
     REPLY_EXPIRED = 6,     /* the client's session was forgotten */
+    REPLY_APPLIED_REPLY_LOST = 7, /* a retry of an applied request whose
+                                     reply was too large to keep */
 };
 
 struct replica_meta {
