@@ -82,6 +82,7 @@ struct replica {
     /* Primary. */
     uint64_t ack_op[COHORT_REPLICAS_MAX];
     uint64_t ack_progress_ms[COHORT_REPLICAS_MAX];
+    uint64_t ack_heard_ms[COHORT_REPLICAS_MAX]; /* last PREPARE-OK, any op */
     uint64_t prepare_sent_op;
     uint64_t heartbeat_ms;
     uint64_t clock_base_ms; /* now at view start */
@@ -693,6 +694,7 @@ static void reset_primary_state(struct replica *r)
     for (uint32_t i = 0; i < r->c.replica_count; i++) {
         r->ack_op[i] = 0;
         r->ack_progress_ms[i] = r->now_ms;
+        r->ack_heard_ms[i] = r->now_ms;
     }
     r->prepare_sent_op = r->log.op;
     r->heartbeat_ms = 0;
@@ -757,6 +759,13 @@ static void vote(struct replica *r, uint32_t view)
 {
     if (!can_vote(r))
         return;
+    /* Join the highest view others are voting for: votes are wishes, and
+     * agreeing on one view gets a quorum sooner. */
+    uint64_t ttl = 8u * r->c.view_change_timeout_ms;
+    for (uint32_t i = 0; i < r->c.replica_count; i++)
+        if (i != r->c.self && r->votes[i] > view &&
+            r->now_ms - r->vote_ms[i] <= ttl)
+            view = r->votes[i];
     if (r->votes[r->c.self] < view)
         r->votes[r->c.self] = view;
     r->vote_ms[r->c.self] = r->now_ms;
@@ -1092,6 +1101,7 @@ static void on_prepare_ok(struct replica *r, const struct message *m)
     uint64_t ours;
     if (!log_checksum(&r->log, m->op, &ours) || ours != m->checksum)
         return;
+    r->ack_heard_ms[m->from] = r->now_ms;
     if (m->op > r->ack_op[m->from]) {
         r->ack_op[m->from] = m->op;
         r->ack_progress_ms[m->from] = r->now_ms;
@@ -1377,8 +1387,26 @@ static uint64_t vc_deadline(struct replica *r)
            (uint64_t)r->c.view_change_timeout_ms * (1u + attempts);
 }
 
+/* Check quorum: a primary that has not heard PREPARE-OK from enough backups
+ * for a while may have been left behind by a view change it cannot see;
+ * it votes for the next view so that the group can gather a quorum. */
+static void primary_check_quorum(struct replica *r)
+{
+    uint64_t window = 4u * r->c.suspect_timeout_ms;
+    uint32_t heard = 1;
+    for (uint32_t i = 0; i < r->c.replica_count; i++)
+        if (i != r->c.self && r->now_ms - r->ack_heard_ms[i] <= window)
+            heard++;
+    if (heard >= quorum(r))
+        return;
+    if (r->votes[r->c.self] <= r->view ||
+        r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms / 2)
+        vote(r, r->view + 1);
+}
+
 static void tick_primary(struct replica *r)
 {
+    primary_check_quorum(r);
     if (r->now_ms - r->heartbeat_ms >= r->c.heartbeat_ms) {
         r->heartbeat_ms = r->now_ms;
         struct message m = {
