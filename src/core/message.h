@@ -34,7 +34,8 @@
  *   START_VIEW         primary's op, commit, view_op; entries after base_op
  *   GET_STATE          base_op (entries wanted from base_op+1) and the
  *                      sender's checksum at base_op; commit = sender's commit
- *   NEW_STATE          responder's op, commit, view_op; entries after base_op
+ *   NEW_STATE          responder's status, op, commit, view_op; entries
+ *                      after base_op
  *   RECOVERY           nonce
  *   RECOVERY_RESPONSE  nonce, sender's status, op, commit, last_normal_view
  */

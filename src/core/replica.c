@@ -59,7 +59,8 @@ struct replica {
     uint32_t last_normal_view; /* the view whose log ours is (in memory) */
     uint32_t lnv_disk;         /* the same, as safe to write to disk (inv 5) */
     uint32_t epoch;
-    uint64_t view_op; /* op at which the current view started */
+    uint64_t view_op;    /* op at which the current view started */
+    uint64_t primary_op; /* highest op the primary of this view reported */
     uint64_t commit;
     uint64_t applied;
     uint64_t op_persisted; /* durable in its current version */
@@ -503,10 +504,36 @@ static void maybe_raise_lnv(struct replica *r)
         return;
     r->last_normal_view = r->view;
     r->lnv_disk = r->view;
-    r->damaged = false; /* our log is now the primary's: nothing missing */
-    r->fresh = false;
     persist_meta(r);
     trace(r, "last normal view %u", r->view);
+}
+
+/* A damaged replica (its log lost records it may have acknowledged) is
+ * whole again once its log is durable and equal to the primary's up to the
+ * primary's op as reported in this view: every op it acknowledged before
+ * the crash was at most the op its primary had then, and a view's log only
+ * grows, while ops of earlier views that committed are in this view's log
+ * below view_op. */
+static void maybe_clear_damage(struct replica *r)
+{
+    if (!r->damaged || r->status != STATUS_NORMAL || replica_is_primary(r))
+        return;
+    if (r->persists_inflight > 0 || r->persist_from != 0)
+        return;
+    if (r->view_op == VIEW_OP_UNKNOWN || r->primary_op == 0)
+        return;
+    if (r->op_verified != r->log.op || r->op_verified < r->view_op ||
+        r->op_verified < r->primary_op)
+        return;
+    r->damaged = false;
+    r->fresh = false;
+    trace(r, "log repaired up to %llu", (unsigned long long)r->log.op);
+}
+
+static void note_primary_op(struct replica *r, uint64_t op)
+{
+    if (op > r->primary_op)
+        r->primary_op = op;
 }
 
 /* ------------------------------------------------------------ primary */
@@ -716,8 +743,10 @@ static void become_backup(struct replica *r, uint32_t view)
     ASSERT(view >= r->view);
     ASSERT(primary_of(r, view) != r->c.self);
     bool changed = view != r->view || r->status != STATUS_NORMAL;
-    if (view != r->view)
+    if (changed) {
         r->view_op = VIEW_OP_UNKNOWN; /* learned from the primary's messages */
+        r->primary_op = 0;
+    }
     r->view = view;
     r->status = STATUS_NORMAL;
     r->op_verified = r->commit;
@@ -899,33 +928,44 @@ static void record_dvc(struct replica *r, uint32_t from, uint32_t lnv,
     }
 }
 
-/* Make our log equal to the best DVC's log, if our log reaches its base.
- * Returns false if committed entries are missing and must be fetched. */
-static bool adopt_best_log(struct replica *r)
+enum adopt_result {
+    ADOPT_DONE,  /* our log is the chosen log */
+    ADOPT_FETCH, /* committed entries are missing: fetch them first */
+    ADOPT_STALE, /* the chosen log contradicts what we know is committed:
+                    this view change is stale; let it time out */
+};
+
+/* Make our log equal to the best DVC's log, if our log reaches its base. */
+static enum adopt_result adopt_best_log(struct replica *r)
 {
     if (r->best_from == r->c.self)
-        return true;
+        return ADOPT_DONE;
     struct message m;
     bool ok = message_decode(r->best_buf, r->best_size, r->c.replica_count, &m);
     ASSERT(ok);
     uint64_t ours;
-    if (!log_checksum(&r->log, m.base_op, &ours) ||
-        ours != r->best_base_checksum)
-        return false;
+    if (!log_checksum(&r->log, m.base_op, &ours))
+        return m.base_op < r->log.base ? ADOPT_STALE : ADOPT_FETCH;
+    if (ours != r->best_base_checksum)
+        return m.base_op <= r->commit ? ADOPT_STALE : ADOPT_FETCH;
+    if (m.op < r->commit)
+        return ADOPT_STALE;
     size_t offset = 0;
     struct entry e;
     while (message_entry_next(&m, &offset, &e)) {
         uint64_t have;
         if (log_checksum(&r->log, e.h.op, &have) && have == e.h.checksum)
             continue;
+        if (e.h.op <= r->commit)
+            return ADOPT_STALE; /* would rewrite a committed op */
         truncate_log(r, e.h.op - 1);
         if (!log_append(&r->log, &e))
-            return false; /* no room: retried on the next tick */
+            return ADOPT_FETCH; /* no room: retried on the next tick */
         log_changed_from(r, e.h.op);
     }
     truncate_log(r, m.op);
     ASSERT(r->log.op == m.op);
-    return true;
+    return ADOPT_DONE;
 }
 
 static void send_start_view(struct replica *r, uint32_t to)
@@ -1020,10 +1060,11 @@ static void check_dvc_quorum(struct replica *r)
     }
     if (count < quorum(r))
         return;
-    if (!adopt_best_log(r)) {
+    enum adopt_result adopted = adopt_best_log(r);
+    if (adopted == ADOPT_FETCH)
         fetch_committed_from(r, r->best_from);
+    if (adopted != ADOPT_DONE)
         return;
-    }
     ASSERT(commit <= r->log.op);
     r->op_verified = r->log.op;
     commit_to(r, commit);
@@ -1075,6 +1116,7 @@ static void on_prepare(struct replica *r, const struct message *m)
     if (m->view > r->view || r->status == STATUS_VIEW_CHANGE)
         become_backup(r, m->view);
     r->view_op = m->view_op;
+    note_primary_op(r, m->op);
     if (!attaches(r, m)) {
         /* Entries we hold up to op_verified are the primary's; a mismatch
          * can only be beyond them. */
@@ -1114,6 +1156,7 @@ static void on_commit(struct replica *r, const struct message *m)
     if (m->view > r->view || r->status == STATUS_VIEW_CHANGE)
         become_backup(r, m->view);
     r->view_op = m->view_op;
+    note_primary_op(r, m->op);
     uint64_t ours;
     if (log_checksum(&r->log, m->commit, &ours) && ours == m->checksum) {
         if (m->commit > r->op_verified)
@@ -1167,6 +1210,7 @@ static void on_start_view(struct replica *r, const struct message *m)
     if (m->view > r->view || r->status != STATUS_NORMAL)
         become_backup(r, m->view);
     r->view_op = m->view_op;
+    note_primary_op(r, m->op);
     if (!attaches(r, m)) {
         request_state(r);
         return;
@@ -1198,6 +1242,7 @@ static void on_get_state(struct replica *r, const struct message *m)
             return;
         struct message snap = {.type = MSG_NEW_STATE,
                                .view = r->view,
+                               .status = (uint8_t)r->status,
                                .flags = MSG_FLAG_SNAPSHOT,
                                .op = limit,
                                .commit = r->commit,
@@ -1215,6 +1260,7 @@ static void on_get_state(struct replica *r, const struct message *m)
     struct message reply_m = {
         .type = MSG_NEW_STATE,
         .view = r->view,
+        .status = (uint8_t)r->status, /* only a NORMAL primary's counts */
         .op = limit,
         .commit = r->commit,
         .view_op = r->view_op,
@@ -1232,10 +1278,12 @@ static void on_new_state(struct replica *r, const struct message *m)
 {
     if (r->status == STATUS_RECOVERING)
         return;
-    bool from_primary = m->from == primary_of(r, m->view);
-    if (from_primary && m->view > r->view && !replica_is_primary(r) &&
-        r->status == STATUS_NORMAL)
-        become_backup(r, m->view);
+    /* Only a primary that has started its view speaks for the view's log;
+     * a replica still changing views serves committed entries alone. */
+    bool from_primary =
+        m->from == primary_of(r, m->view) && m->status == STATUS_NORMAL;
+    if (from_primary && m->view > r->view)
+        become_backup(r, m->view); /* that view started without us */
     if (m->flags & MSG_FLAG_SNAPSHOT) {
         r->awaiting_snapshot = true;
         return;
@@ -1252,6 +1300,7 @@ static void on_new_state(struct replica *r, const struct message *m)
     r->state_request_ms = 0;
     if (trusted) {
         r->view_op = m->view_op;
+        note_primary_op(r, m->op);
         if (last == m->op) /* the rest is from older views, unless verified */
             truncate_log(r, m->op > r->op_verified ? m->op : r->op_verified);
         else
@@ -1355,7 +1404,7 @@ static void check_recovery(struct replica *r)
     if (primary != r->c.self && p->have && p->status == STATUS_NORMAL &&
         p->view == view) {
         trace(r, "recovered: view %u primary %u", view, primary);
-        r->view = view;
+        r->view_op = VIEW_OP_UNKNOWN;
         become_backup(r, view);
         request_state(r);
         return;
@@ -1851,6 +1900,7 @@ struct replica *replica_init(const struct replica_config *config,
     r->recovery_sent_ms = 0;
     r->best_from = UINT32_MAX;
     r->lead_forbidden_view = UINT32_MAX;
+    r->view_op = VIEW_OP_UNKNOWN;
     r->clock_base_ms = now_ms;
     r->clock_base_ts = log_last_timestamp(&r->log);
     if (bug(r, BUG_VOTE_BEFORE_RECOVERED) && durable->meta_present) {
@@ -1887,6 +1937,7 @@ static void after_event(struct replica *r, bool force_ack)
     primary_try_commit(r);
     apply_committed(r);
     maybe_raise_lnv(r);
+    maybe_clear_damage(r);
     backup_ack(r, force_ack);
     flush_prepares(r);
     flush_persist(r);
