@@ -97,6 +97,7 @@ struct replica {
     /* View change. */
     uint32_t votes[COHORT_REPLICAS_MAX]; /* highest view each voted for */
     uint64_t vote_ms[COHORT_REPLICAS_MAX];
+    uint64_t vote_since_ms[COHORT_REPLICAS_MAX]; /* voting above our view */
     uint64_t vote_sent_ms;
     uint64_t vc_started_ms;
     uint32_t vc_attempts;
@@ -711,9 +712,11 @@ static void on_client_requests(struct replica *r, const struct event *ev)
 
 static void clear_votes_upto(struct replica *r, uint32_t view)
 {
-    for (uint32_t i = 0; i < r->c.replica_count; i++)
+    for (uint32_t i = 0; i < r->c.replica_count; i++) {
         if (r->votes[i] <= view)
             r->votes[i] = 0;
+        r->vote_since_ms[i] = 0;
+    }
 }
 
 static void reset_primary_state(struct replica *r)
@@ -1173,6 +1176,28 @@ static void on_start_view_change(struct replica *r, const struct message *m)
     if (m->view > r->votes[m->from])
         r->votes[m->from] = m->view;
     r->vote_ms[m->from] = r->now_ms;
+    if (m->view > r->view && r->vote_since_ms[m->from] == 0)
+        r->vote_since_ms[m->from] = r->now_ms;
+}
+
+/* A replica left in a higher view by a view change that did not finish
+ * keeps voting above us and can never rejoin a lower view (view numbers
+ * only grow). Only a view change the group itself began can strand a
+ * replica (a lone replica never enters one), so after several timeouts we
+ * join its vote rather than leave it out forever. */
+static void join_stranded_votes(struct replica *r)
+{
+    uint64_t patience = 4u * r->c.view_change_timeout_ms;
+    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+        if (i == r->c.self || r->votes[i] <= r->view ||
+            r->vote_since_ms[i] == 0)
+            continue;
+        if (r->now_ms - r->vote_since_ms[i] >= patience &&
+            r->now_ms - r->vote_ms[i] <= r->c.view_change_timeout_ms) {
+            r->vote_since_ms[i] = r->now_ms;
+            vote(r, r->votes[i]);
+        }
+    }
 }
 
 /* New primary: DO-VIEW-CHANGE, VR Revisited §4.2 step 3. */
@@ -1533,6 +1558,7 @@ static void on_tick(struct replica *r)
             tick_primary(r);
         else
             tick_backup(r);
+        join_stranded_votes(r);
         break;
     case STATUS_VIEW_CHANGE:
         tick_view_change(r);

@@ -1,0 +1,748 @@
+/* command — parsing, encoding, decoding, apply and query. See command.h. */
+#include "kv/command.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/assert.h"
+
+static_assert(KV_REPLY_OVERHEAD >= 256, "room for a bulk header or an error");
+
+/* The commands the store knows. Arity as in Redis's command table: n means
+ * exactly n arguments, -n at least n, the name included. */
+enum command_id {
+    CMD_SET,
+    CMD_DEL,
+    CMD_INCR,
+    CMD_INCRBY,
+    CMD_DECR,
+    CMD_DECRBY,
+    CMD_MSET,
+    CMD_CAS,
+    CMD_GET,
+    CMD_MGET,
+    CMD_EXISTS,
+    CMD_DBSIZE,
+    CMD_KVINFO,
+};
+
+struct command_def {
+    const char *name; /* lowercase, as Redis names it in arity errors */
+    enum command_id id;
+    enum kv_class class;
+    int arity;
+};
+
+static const struct command_def commands[] = {
+    {"set", CMD_SET, KV_CLASS_WRITE, -3},
+    {"del", CMD_DEL, KV_CLASS_WRITE, -2},
+    {"incr", CMD_INCR, KV_CLASS_WRITE, 2},
+    {"incrby", CMD_INCRBY, KV_CLASS_WRITE, 3},
+    {"decr", CMD_DECR, KV_CLASS_WRITE, 2},
+    {"decrby", CMD_DECRBY, KV_CLASS_WRITE, 3},
+    {"mset", CMD_MSET, KV_CLASS_WRITE, -3},
+    {"cas", CMD_CAS, KV_CLASS_WRITE, 4},
+    {"get", CMD_GET, KV_CLASS_READ, 2},
+    {"mget", CMD_MGET, KV_CLASS_READ, -2},
+    {"exists", CMD_EXISTS, KV_CLASS_READ, -2},
+    {"dbsize", CMD_DBSIZE, KV_CLASS_READ, 1},
+    {"kvinfo", CMD_KVINFO, KV_CLASS_READ, 2},
+};
+
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+/* ASCII case-insensitive comparison of client bytes with a lowercase word. */
+static bool word_is(const struct resp_arg *arg, const char *word)
+{
+    if (strlen(word) != arg->size)
+        return false;
+    for (size_t i = 0; i < arg->size; i++) {
+        uint8_t b = (uint8_t)arg->ptr[i];
+        if (b >= 'A' && b <= 'Z')
+            b = (uint8_t)(b - 'A' + 'a');
+        if (b != (uint8_t)word[i])
+            return false;
+    }
+    return true;
+}
+
+static const struct command_def *command_find(const struct resp_arg *name)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (word_is(name, commands[i].name))
+            return &commands[i];
+    }
+    return NULL;
+}
+
+enum kv_class kv_command_class(const struct resp_arg *name)
+{
+    const struct command_def *def = command_find(name);
+    return def ? def->class : KV_CLASS_NONE;
+}
+
+static bool arity_ok(const struct command_def *def, uint32_t argc)
+{
+    if (def->arity > 0)
+        return argc == (uint32_t)def->arity;
+    return argc >= (uint32_t)-def->arity;
+}
+
+static void reply_arity_error(struct resp_buf *r, const char *name)
+{
+    resp_write_errorf(r, "ERR wrong number of arguments for '%s' command",
+                      name);
+}
+
+/* Redis's reply to a command it does not know, from processCommand(): the
+ * name and the first arguments, each quoted and followed by a space, while
+ * the list is under 128 bytes. */
+static void reply_unknown_command(struct resp_buf *r, uint32_t argc,
+                                  const struct resp_arg *argv)
+{
+    char args[256];
+    size_t used = 0;
+    args[0] = '\0';
+    for (uint32_t i = 1; i < argc && used < 128; i++) {
+        size_t take = argv[i].size < 128 - used ? argv[i].size : 128 - used;
+        int n = snprintf(args + used, sizeof(args) - used, "'%.*s' ", (int)take,
+                         argv[i].ptr ? argv[i].ptr : "");
+        ASSERT(n >= 0 && (size_t)n < sizeof(args) - used);
+        used += (size_t)n;
+    }
+    size_t name_size = argc > 0 ? argv[0].size : 0;
+    resp_write_errorf(r,
+                      "ERR unknown command '%.*s', with args beginning with: "
+                      "%s",
+                      (int)(name_size < 128 ? name_size : 128),
+                      argc > 0 && argv[0].ptr ? argv[0].ptr : "", args);
+}
+
+static void reply_not_integer(struct resp_buf *r)
+{
+    resp_write_error(r, "ERR value is not an integer or out of range");
+}
+
+/* Parse a signed 64-bit decimal exactly as Redis's string2ll(): an optional
+ * '-', then digits without leading zeros ("0" alone is zero; "-0", "+1",
+ * " 1" and "" are not integers), within range. */
+static bool parse_i64(const uint8_t *p, size_t size, int64_t *out)
+{
+    if (size == 0 || size > 20)
+        return false;
+    if (size == 1 && p[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    size_t i = 0;
+    bool negative = p[0] == '-';
+    if (negative)
+        i++;
+    if (i == size || p[i] < '1' || p[i] > '9')
+        return false;
+    uint64_t v = 0;
+    for (; i < size; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint64_t digit = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - digit) / 10)
+            return false;
+        v = v * 10 + digit;
+    }
+    if (negative) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+/* Whether argument i of a command of this type is a key, a value to store,
+ * or neither (CAS's expected value), for the limit checks. */
+enum arg_role {
+    ARG_KEY,
+    ARG_VALUE,
+    ARG_OTHER,
+};
+
+static enum arg_role arg_role(enum kv_command_type type, uint32_t i)
+{
+    switch (type) {
+    case KV_CMD_SET:
+        return i == 0 ? ARG_KEY : ARG_VALUE;
+    case KV_CMD_DEL:
+        /* A key over the limit cannot exist: deleting it is a no-op. */
+        return ARG_OTHER;
+    case KV_CMD_INCRBY:
+        return ARG_KEY;
+    case KV_CMD_MSET:
+        return i % 2 == 0 ? ARG_KEY : ARG_VALUE;
+    case KV_CMD_CAS:
+        return i == 0 ? ARG_KEY : i == 2 ? ARG_VALUE : ARG_OTHER;
+    }
+    UNREACHABLE();
+}
+
+/* Check argument i against the limits; on failure write the error. */
+static bool arg_within_limits(const struct kv_config *config,
+                              enum kv_command_type type, uint32_t i,
+                              size_t size, struct resp_buf *r)
+{
+    enum arg_role role = arg_role(type, i);
+    if (role == ARG_KEY && size > config->key_size_max) {
+        resp_write_errorf(
+            r, "ERR key is %zu bytes; limit is %" PRIu32 " (max-key-size)",
+            size, config->key_size_max);
+        return false;
+    }
+    if (role == ARG_VALUE && size > config->value_size_max) {
+        resp_write_errorf(
+            r, "ERR value is %zu bytes; limit is %" PRIu32 " (max-value-size)",
+            size, config->value_size_max);
+        return false;
+    }
+    return true;
+}
+
+/* SET key value [NX|XX] [GET], option parsing as Redis's
+ * parseExtendedStringArgumentsOrReply(): options in any order and case, a
+ * repeated option is harmless, NX with XX is a syntax error. */
+static int parse_set(uint32_t argc, const struct resp_arg *argv,
+                     struct kv_write *w, struct resp_buf *r)
+{
+    static const char *const expiry[] = {"ex", "px", "exat", "pxat", "keepttl"};
+    w->type = KV_CMD_SET;
+    w->arg_count = 2;
+    for (uint32_t j = 3; j < argc; j++) {
+        const struct resp_arg *opt = &argv[j];
+        if (word_is(opt, "nx") && !(w->flags & KV_SET_XX)) {
+            w->flags |= KV_SET_NX;
+            continue;
+        }
+        if (word_is(opt, "xx") && !(w->flags & KV_SET_NX)) {
+            w->flags |= KV_SET_XX;
+            continue;
+        }
+        if (word_is(opt, "get")) {
+            w->flags |= KV_SET_GET;
+            continue;
+        }
+        for (size_t k = 0; k < sizeof(expiry) / sizeof(expiry[0]); k++) {
+            if (word_is(opt, expiry[k])) {
+                /* Quote the option as the client spelled it. */
+                resp_write_errorf(r,
+                                  "ERR SET option '%.*s' is not supported "
+                                  "yet: keys cannot expire in this version",
+                                  (int)opt->size, opt->ptr);
+                return -COHORT_EINVAL;
+            }
+        }
+        resp_write_error(r, "ERR syntax error");
+        return -COHORT_EINVAL;
+    }
+    return 0;
+}
+
+static int parse_delta(const struct command_def *def,
+                       const struct resp_arg *arg, struct kv_write *w,
+                       struct resp_buf *r)
+{
+    int64_t n;
+    if (!parse_i64((const uint8_t *)arg->ptr, arg->size, &n)) {
+        reply_not_integer(r);
+        return -COHORT_EINVAL;
+    }
+    if (def->id == CMD_DECRBY) {
+        /* As Redis: negating the smallest integer would overflow. */
+        if (n == INT64_MIN) {
+            resp_write_error(r, "ERR decrement would overflow");
+            return -COHORT_EINVAL;
+        }
+        n = -n;
+    }
+    w->delta = n;
+    return 0;
+}
+
+/* Fill w for a command whose arity is already checked. */
+static int parse_args(const struct command_def *def, uint32_t argc,
+                      const struct resp_arg *argv, struct kv_write *w,
+                      struct resp_buf *r)
+{
+    switch (def->id) {
+    case CMD_SET:
+        return parse_set(argc, argv, w, r);
+    case CMD_DEL:
+        w->type = KV_CMD_DEL;
+        w->arg_count = argc - 1;
+        return 0;
+    case CMD_INCR:
+    case CMD_DECR:
+        w->type = KV_CMD_INCRBY;
+        w->arg_count = 1;
+        w->delta = def->id == CMD_INCR ? 1 : -1;
+        return 0;
+    case CMD_INCRBY:
+    case CMD_DECRBY:
+        w->type = KV_CMD_INCRBY;
+        w->arg_count = 1;
+        return parse_delta(def, &argv[2], w, r);
+    case CMD_MSET:
+        if (argc % 2 == 0) {
+            reply_arity_error(r, def->name);
+            return -COHORT_EINVAL;
+        }
+        w->type = KV_CMD_MSET;
+        w->arg_count = argc - 1;
+        return 0;
+    case CMD_CAS:
+        w->type = KV_CMD_CAS;
+        w->arg_count = 3;
+        return 0;
+    default:
+        UNREACHABLE();
+    }
+}
+
+int kv_command_parse(const struct kv_config *config, uint32_t argc,
+                     const struct resp_arg *argv, struct kv_write *w,
+                     struct resp_buf *out)
+{
+    memset(w, 0, sizeof(*w));
+    const struct command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
+    if (def == NULL || def->class != KV_CLASS_WRITE) {
+        reply_unknown_command(out, argc, argv);
+        return -COHORT_EINVAL;
+    }
+    if (!arity_ok(def, argc)) {
+        reply_arity_error(out, def->name);
+        return -COHORT_EINVAL;
+    }
+    w->args = argv + 1;
+    int rc = parse_args(def, argc, argv, w, out);
+    if (rc != 0)
+        return rc;
+    ASSERT(w->arg_count >= 1);
+    ASSERT(w->arg_count <= argc - 1);
+    for (uint32_t i = 0; i < w->arg_count; i++) {
+        if (!arg_within_limits(config, w->type, i, w->args[i].size, out))
+            return -COHORT_EINVAL;
+    }
+    return 0;
+}
+
+size_t kv_command_size(const struct kv_write *w)
+{
+    size_t size = KV_COMMAND_HEADER_SIZE;
+    if (w->type == KV_CMD_INCRBY)
+        size += 8;
+    for (uint32_t i = 0; i < w->arg_count; i++)
+        size += 4 + w->args[i].size;
+    return size;
+}
+
+size_t kv_command_encode(const struct kv_write *w, uint8_t *body,
+                         size_t body_size_max)
+{
+    ASSERT(body_size_max >= kv_command_size(w));
+    struct writer out = writer_make(body, body_size_max);
+    writer_u8(&out, KV_COMMAND_FORMAT);
+    writer_u8(&out, (uint8_t)w->type);
+    writer_u16(&out, w->flags);
+    writer_u32(&out, w->arg_count);
+    if (w->type == KV_CMD_INCRBY)
+        writer_u64(&out, (uint64_t)w->delta);
+    for (uint32_t i = 0; i < w->arg_count; i++) {
+        ASSERT(w->args[i].size <= UINT32_MAX);
+        writer_u32(&out, (uint32_t)w->args[i].size);
+        writer_bytes(&out, w->args[i].ptr, w->args[i].size);
+    }
+    ASSERT(out.ok);
+    size_t size = body_size_max - out.left;
+    ASSERT(size == kv_command_size(w));
+    return size;
+}
+
+/* Two's complement without implementation-defined conversion. */
+static int64_t i64_from_u64(uint64_t v)
+{
+    if (v <= (uint64_t)INT64_MAX)
+        return (int64_t)v;
+    return -(int64_t)(UINT64_MAX - v) - 1;
+}
+
+static const char *check_header(const struct kv_command *c)
+{
+    switch (c->type) {
+    case KV_CMD_SET:
+        if (c->flags & ~(KV_SET_NX | KV_SET_XX | KV_SET_GET))
+            return "unknown SET flags";
+        if ((c->flags & KV_SET_NX) && (c->flags & KV_SET_XX))
+            return "SET with both NX and XX";
+        return c->arg_count == 2 ? NULL : "SET needs 2 arguments";
+    case KV_CMD_DEL:
+        if (c->flags != 0)
+            return "flags on DEL";
+        return c->arg_count >= 1 ? NULL : "DEL needs an argument";
+    case KV_CMD_INCRBY:
+        if (c->flags != 0)
+            return "flags on INCRBY";
+        return c->arg_count == 1 ? NULL : "INCRBY needs 1 argument";
+    case KV_CMD_MSET:
+        if (c->flags != 0)
+            return "flags on MSET";
+        if (c->arg_count < 2 || c->arg_count % 2 != 0)
+            return "MSET needs key-value pairs";
+        return NULL;
+    case KV_CMD_CAS:
+        if (c->flags != 0)
+            return "flags on CAS";
+        return c->arg_count == 3 ? NULL : "CAS needs 3 arguments";
+    }
+    return "unknown command type";
+}
+
+int kv_command_decode(const uint8_t *body, size_t body_size,
+                      struct kv_command *c, const char **why)
+{
+    struct cursor in = cursor_make(body, body_size);
+    uint8_t format = cursor_u8(&in);
+    uint8_t type = cursor_u8(&in);
+    c->flags = cursor_u16(&in);
+    c->arg_count = cursor_u32(&in);
+    c->delta = 0;
+    if (!in.ok) {
+        *why = "body shorter than the command header";
+        return -COHORT_EPROTO;
+    }
+    if (format != KV_COMMAND_FORMAT) {
+        *why = "unknown command format";
+        return -COHORT_EPROTO;
+    }
+    c->type = (enum kv_command_type)type;
+    if ((*why = check_header(c)) != NULL)
+        return -COHORT_EPROTO;
+    if (c->type == KV_CMD_INCRBY)
+        c->delta = i64_from_u64(cursor_u64(&in));
+    c->args = in;
+    for (uint32_t i = 0; i < c->arg_count && in.ok; i++)
+        (void)cursor_take(&in, cursor_u32(&in));
+    if (!in.ok) {
+        *why = "body truncated";
+        return -COHORT_EPROTO;
+    }
+    if (in.left != 0) {
+        *why = "trailing bytes after the last argument";
+        return -COHORT_EPROTO;
+    }
+    return 0;
+}
+
+void kv_command_next_arg(struct kv_command *c, const uint8_t **arg,
+                         size_t *arg_size)
+{
+    uint32_t size = cursor_u32(&c->args);
+    *arg = cursor_take(&c->args, size);
+    *arg_size = size;
+    ASSERT(c->args.ok);
+}
+
+size_t kv_reply_size_max(const struct kv_config *config)
+{
+    return (size_t)config->value_size_max + KV_REPLY_OVERHEAD;
+}
+
+/* A replica that cannot apply a committed op must stop rather than diverge
+ * from the group; it recovers from its snapshot and log on restart. */
+static void must_put(struct kv *kv, const uint8_t *key, size_t key_size,
+                     const uint8_t *value, size_t value_size, uint64_t op)
+{
+    if (kv_put(kv, key, key_size, value, value_size, op) != 0)
+        cohort_assert_fail("out of memory applying a committed op", __FILE__,
+                           __LINE__);
+}
+
+static bool value_equal(const struct kv_record *rec, const uint8_t *bytes,
+                        size_t size)
+{
+    if (rec->value_size != size)
+        return false;
+    return size == 0 || memcmp(kv_record_value(rec), bytes, size) == 0;
+}
+
+static void apply_set(struct kv *kv, uint64_t op, struct kv_command *c,
+                      struct resp_buf *r)
+{
+    const uint8_t *key, *value;
+    size_t key_size, value_size;
+    kv_command_next_arg(c, &key, &key_size);
+    kv_command_next_arg(c, &value, &value_size);
+    const struct kv_record *old = kv_get(kv, key, key_size);
+    /* GET answers with the old value whether or not the SET happens; it is
+     * copied out before the put may reuse the record's memory. */
+    if (c->flags & KV_SET_GET) {
+        if (old != NULL)
+            resp_write_bulk(r, kv_record_value(old), old->value_size);
+        else
+            resp_write_null(r);
+    }
+    bool set = true;
+    if ((c->flags & KV_SET_NX) && old != NULL)
+        set = false;
+    if ((c->flags & KV_SET_XX) && old == NULL)
+        set = false;
+    if (set)
+        must_put(kv, key, key_size, value, value_size, op);
+    if (!(c->flags & KV_SET_GET)) {
+        if (set)
+            resp_write_simple(r, "OK");
+        else
+            resp_write_null(r);
+    }
+}
+
+static void apply_del(struct kv *kv, struct kv_command *c, struct resp_buf *r)
+{
+    int64_t removed = 0;
+    for (uint32_t i = 0; i < c->arg_count; i++) {
+        const uint8_t *key;
+        size_t key_size;
+        kv_command_next_arg(c, &key, &key_size);
+        if (kv_del(kv, key, key_size))
+            removed++;
+    }
+    resp_write_integer(r, removed);
+}
+
+/* INCR, INCRBY, DECR and DECRBY, as Redis's incrDecrCommand(). */
+static void apply_incrby(struct kv *kv, uint64_t op, struct kv_command *c,
+                         struct resp_buf *r)
+{
+    const uint8_t *key;
+    size_t key_size;
+    kv_command_next_arg(c, &key, &key_size);
+    const struct kv_record *old = kv_get(kv, key, key_size);
+    int64_t value = 0;
+    if (old != NULL &&
+        !parse_i64(kv_record_value(old), old->value_size, &value)) {
+        reply_not_integer(r);
+        return;
+    }
+    int64_t delta = c->delta;
+    if ((delta < 0 && value < 0 && delta < INT64_MIN - value) ||
+        (delta > 0 && value > 0 && delta > INT64_MAX - value)) {
+        resp_write_errorf(r, "ERR increment or decrement would overflow");
+        return;
+    }
+    value += delta;
+    char text[24];
+    int n = snprintf(text, sizeof(text), "%" PRId64, value);
+    ASSERT(n > 0 && (size_t)n < sizeof(text));
+    /* Only a store configured with values under 20 bytes can hit this. */
+    if ((size_t)n > kv->config.value_size_max) {
+        resp_write_errorf(
+            r, "ERR value is %d bytes; limit is %" PRIu32 " (max-value-size)",
+            n, kv->config.value_size_max);
+        return;
+    }
+    must_put(kv, key, key_size, (const uint8_t *)text, (size_t)n, op);
+    resp_write_integer(r, value);
+}
+
+static void apply_mset(struct kv *kv, uint64_t op, struct kv_command *c,
+                       struct resp_buf *r)
+{
+    ASSERT(c->arg_count % 2 == 0);
+    for (uint32_t i = 0; i < c->arg_count; i += 2) {
+        const uint8_t *key, *value;
+        size_t key_size, value_size;
+        kv_command_next_arg(c, &key, &key_size);
+        kv_command_next_arg(c, &value, &value_size);
+        must_put(kv, key, key_size, value, value_size, op);
+    }
+    resp_write_simple(r, "OK");
+}
+
+static void apply_cas(struct kv *kv, uint64_t op, struct kv_command *c,
+                      struct resp_buf *r)
+{
+    const uint8_t *key, *expected, *value;
+    size_t key_size, expected_size, value_size;
+    kv_command_next_arg(c, &key, &key_size);
+    kv_command_next_arg(c, &expected, &expected_size);
+    kv_command_next_arg(c, &value, &value_size);
+    const struct kv_record *old = kv_get(kv, key, key_size);
+    if (old == NULL || !value_equal(old, expected, expected_size)) {
+        resp_write_integer(r, 0);
+        return;
+    }
+    must_put(kv, key, key_size, value, value_size, op);
+    resp_write_integer(r, 1);
+}
+
+/* Check every argument before changing anything, so that a command is all
+ * or nothing (an MSET with one value over the limit sets no key). */
+static bool command_within_limits(const struct kv_config *config,
+                                  const struct kv_command *c,
+                                  struct resp_buf *r)
+{
+    struct kv_command scan = *c;
+    for (uint32_t i = 0; i < c->arg_count; i++) {
+        const uint8_t *arg;
+        size_t size;
+        kv_command_next_arg(&scan, &arg, &size);
+        if (!arg_within_limits(config, c->type, i, size, r))
+            return false;
+    }
+    return true;
+}
+
+static void apply_command(struct kv *kv, uint64_t op, struct kv_command *c,
+                          struct resp_buf *r)
+{
+    if (!command_within_limits(&kv->config, c, r))
+        return;
+    switch (c->type) {
+    case KV_CMD_SET:
+        apply_set(kv, op, c, r);
+        return;
+    case KV_CMD_DEL:
+        apply_del(kv, c, r);
+        return;
+    case KV_CMD_INCRBY:
+        apply_incrby(kv, op, c, r);
+        return;
+    case KV_CMD_MSET:
+        apply_mset(kv, op, c, r);
+        return;
+    case KV_CMD_CAS:
+        apply_cas(kv, op, c, r);
+        return;
+    }
+    UNREACHABLE();
+}
+
+size_t kv_apply(struct kv *kv, uint64_t op, uint64_t timestamp_ms,
+                const uint8_t *body, size_t body_size, uint8_t *reply,
+                size_t reply_size_max)
+{
+    (void)timestamp_ms;
+    ASSERT(reply_size_max >= kv_reply_size_max(&kv->config));
+    ASSERT(op > kv->op);
+    kv->op = op;
+    struct resp_buf *r = &kv->apply_reply;
+    ASSERT(r->proto == 2);
+    ASSERT(r->size == 0);
+    struct kv_command c;
+    const char *why = NULL;
+    if (kv_command_decode(body, body_size, &c, &why) == 0)
+        apply_command(kv, op, &c, r);
+    else
+        resp_write_errorf(
+            r, "ERR malformed command in log entry at op %" PRIu64 ": %s", op,
+            why);
+    if (!r->ok)
+        cohort_assert_fail("out of memory writing the reply to a committed op",
+                           __FILE__, __LINE__);
+    size_t size = r->size;
+    ASSERT(size > 0);
+    ASSERT(size <= reply_size_max);
+    memcpy(reply, r->data, size);
+    resp_buf_consume(r, size);
+    return size;
+}
+
+static const struct kv_record *get_arg(const struct kv *kv,
+                                       const struct resp_arg *key)
+{
+    return kv_get(kv, (const uint8_t *)key->ptr, key->size);
+}
+
+static void reply_record(struct resp_buf *r, const struct kv_record *rec)
+{
+    if (rec != NULL)
+        resp_write_bulk(r, kv_record_value(rec), rec->value_size);
+    else
+        resp_write_null(r);
+}
+
+static void query_kvinfo(const struct kv *kv, const struct resp_arg *key,
+                         struct resp_buf *r)
+{
+    const struct kv_record *rec = get_arg(kv, key);
+    if (rec == NULL) {
+        resp_write_null_array(r);
+        return;
+    }
+    ASSERT(rec->mod_op <= INT64_MAX);
+    resp_write_array(r, 4);
+    resp_write_bulk(r, kv_record_value(rec), rec->value_size);
+    resp_write_integer(r, (int64_t)rec->version);
+    resp_write_integer(r, (int64_t)rec->create_op);
+    resp_write_integer(r, (int64_t)rec->mod_op);
+}
+
+static void query_command(const struct kv *kv, const struct command_def *def,
+                          uint32_t argc, const struct resp_arg *argv,
+                          struct resp_buf *r)
+{
+    int64_t count = 0;
+    switch (def->id) {
+    case CMD_GET:
+        reply_record(r, get_arg(kv, &argv[1]));
+        return;
+    case CMD_MGET:
+        resp_write_array(r, argc - 1);
+        for (uint32_t i = 1; i < argc; i++)
+            reply_record(r, get_arg(kv, &argv[i]));
+        return;
+    case CMD_EXISTS:
+        /* As Redis: a key named twice counts twice. */
+        for (uint32_t i = 1; i < argc; i++)
+            count += get_arg(kv, &argv[i]) != NULL;
+        resp_write_integer(r, count);
+        return;
+    case CMD_DBSIZE:
+        ASSERT(kv->key_count <= INT64_MAX);
+        resp_write_integer(r, (int64_t)kv->key_count);
+        return;
+    case CMD_KVINFO:
+        query_kvinfo(kv, &argv[1], r);
+        return;
+    default:
+        UNREACHABLE();
+    }
+}
+
+void kv_query(const struct kv *kv, uint32_t argc, const struct resp_arg *argv,
+              struct resp_buf *out)
+{
+    size_t size_before = out->size;
+    const struct command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
+    if (def == NULL || def->class != KV_CLASS_READ)
+        reply_unknown_command(out, argc, argv);
+    else if (!arity_ok(def, argc))
+        reply_arity_error(out, def->name);
+    else
+        query_command(kv, def, argc, argv, out);
+    ASSERT(!out->ok || out->size > size_before);
+}
+
+static size_t sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
+                       const uint8_t *body, size_t body_size, uint8_t *reply,
+                       size_t reply_size_max)
+{
+    return kv_apply(ctx, op, timestamp_ms, body, body_size, reply,
+                    reply_size_max);
+}
+
+struct cohort_sm kv_sm(struct kv *kv)
+{
+    struct cohort_sm sm = {.ctx = kv, .apply = sm_apply};
+    return sm;
+}

@@ -1,0 +1,157 @@
+/* command — the store's commands: parsing a client's argv, the binary
+ * encoding of a write as the body of a log entry, and applying and querying.
+ *
+ * A write travels like this: the server parses the client's argv with
+ * kv_command_parse() (syntax and limit errors are answered at once, before
+ * anything is proposed), encodes it with kv_command_encode() into the body of
+ * a log entry, and once the op commits every replica runs kv_apply() on the
+ * body, which answers with the RESP reply for the client. Reads go to
+ * kv_query() and change nothing.
+ *
+ * Commands follow Redis's documented semantics and error texts:
+ *     SET key value [NX|XX] [GET]  (EX, PX, EXAT, PXAT and KEEPTTL are
+ *                                   rejected: keys do not expire yet)
+ *     DEL key [key ...]            INCR key   INCRBY key n
+ *     DECR key   DECRBY key n      MSET key value [key value ...]
+ *     GET key   MGET key [key ...]   EXISTS key [key ...]   DBSIZE
+ * and two of cohort's own:
+ *     CAS key expected new   set key to new if its value is expected: :1 if
+ *                            it set, :0 otherwise (a missing key never
+ *                            matches)
+ *     KVINFO key             [value, version, create_op, mod_op], or a null
+ *                            array if the key is missing
+ *
+ * Body layout (format 1), little-endian:
+ *     0  u8   format     KV_COMMAND_FORMAT
+ *     1  u8   type       enum kv_command_type
+ *     2  u16  flags      SET: KV_SET_* bits; zero for other types
+ *     4  u32  arg_count  keys and values, in command order
+ *     8  i64  delta      INCRBY only: the increment (DECR is INCRBY -1)
+ *        then arg_count times: u32 size, size bytes
+ * Arities: SET 2 (key value), DEL >= 1, INCRBY 1, MSET even >= 2, CAS 3
+ * (key expected new). The body ends after the last argument.
+ *
+ * Log bytes are untrusted: kv_apply() decodes them with bounds checks and
+ * answers a malformed body with an error reply. Every replica sees the same
+ * bytes, so all of them give the same answer and the state stays equal.
+ */
+#ifndef COHORT_KV_COMMAND_H
+#define COHORT_KV_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cohort.h"
+#include "common/bytes.h"
+#include "common/resp.h"
+#include "kv/kv.h"
+
+#define KV_COMMAND_FORMAT 1
+#define KV_COMMAND_HEADER_SIZE 8
+/* Room kv_apply() needs beyond the largest value: a bulk string's header, or
+ * the longest error apply writes (fixed texts and numbers). */
+#define KV_REPLY_OVERHEAD 512
+
+enum kv_command_type {
+    KV_CMD_SET = 1,
+    KV_CMD_DEL = 2,
+    KV_CMD_INCRBY = 3,
+    KV_CMD_MSET = 4,
+    KV_CMD_CAS = 5,
+};
+
+/* SET options. NX and XX exclude each other. */
+#define KV_SET_NX 0x1u
+#define KV_SET_XX 0x2u
+#define KV_SET_GET 0x4u
+
+/* Whether the server proposes a command (write), serves it from the store
+ * (read), or the store does not know it. */
+enum kv_class {
+    KV_CLASS_NONE = 0,
+    KV_CLASS_WRITE = 1,
+    KV_CLASS_READ = 2,
+};
+
+/* A write command, parsed from a client's argv: what kv_command_encode()
+ * turns into a body. Borrows the argument bytes. */
+struct kv_write {
+    enum kv_command_type type;
+    uint16_t flags;
+    int64_t delta;
+    uint32_t arg_count;
+    const struct resp_arg *args; /* arg_count keys and values */
+};
+
+/* A write command decoded from a body: like struct kv_write, but the
+ * arguments are read in order with kv_command_next_arg(). Borrows the body. */
+struct kv_command {
+    enum kv_command_type type;
+    uint16_t flags;
+    int64_t delta;
+    uint32_t arg_count;
+    struct cursor args; /* the arguments not read yet */
+};
+
+/* The class of the command named name (ASCII case-insensitive). */
+enum kv_class kv_command_class(const struct resp_arg *name);
+
+/* Parse a client's write command (argv[0] is its name, as the server's
+ * resp_request_parse() gives it). On success returns 0 and fills w, which
+ * borrows argv. On a client error (unknown command, wrong arity, syntax, a
+ * bad integer, an unsupported option, a key or value over the limits)
+ * returns -COHORT_EINVAL and appends Redis's error reply to out. Such an
+ * error certainly did not take effect: nothing was proposed. */
+int kv_command_parse(const struct kv_config *config, uint32_t argc,
+                     const struct resp_arg *argv, struct kv_write *w,
+                     struct resp_buf *out);
+
+/* The size of w's body. */
+size_t kv_command_size(const struct kv_write *w);
+/* Encode w into body, which has room for kv_command_size(w) bytes (asserted).
+ * Returns the size written. */
+size_t kv_command_encode(const struct kv_write *w, uint8_t *body,
+                         size_t body_size_max);
+
+/* Decode untrusted body bytes. Returns 0 and fills c (which borrows body), or
+ * -COHORT_EPROTO and sets *why to a constant saying what is wrong. The whole
+ * body is checked, so kv_command_next_arg() then cannot fail. */
+int kv_command_decode(const uint8_t *body, size_t body_size,
+                      struct kv_command *c, const char **why);
+/* The next argument of a decoded command; asserts one is left. */
+void kv_command_next_arg(struct kv_command *c, const uint8_t **arg,
+                         size_t *arg_size);
+
+/* The reply buffer kv_apply() needs: the largest value as a bulk string, or
+ * the longest error; value_size_max + KV_REPLY_OVERHEAD. */
+size_t kv_reply_size_max(const struct kv_config *config);
+
+/* Apply the write in body as op, and write the client's reply into reply
+ * (reply_size_max >= kv_reply_size_max(), asserted). Returns the reply size.
+ * The reply is always RESP2, whatever protocol the client speaks: it is part
+ * of the replicated outcome (the client table keeps it for retries), so it
+ * must not depend on the connection. The RESP2 and RESP3 forms of these
+ * replies differ only in nulls ("$-1", "*-1" against "_"); a server may
+ * translate them for a RESP3 client.
+ * Ops arrive in increasing order (asserted). Deterministic: depends only on
+ * the store and the arguments; timestamp_ms is unused until keys can expire.
+ * A malformed body changes nothing and gets an error reply. Running out of
+ * memory stops the process: a replica that cannot apply a committed op must
+ * not go on (it recovers from its snapshot and log). */
+size_t kv_apply(struct kv *kv, uint64_t op, uint64_t timestamp_ms,
+                const uint8_t *body, size_t body_size, uint8_t *reply,
+                size_t reply_size_max);
+
+/* Answer a read command (argv[0] is its name) from the store, appending
+ * the reply to out in out's protocol version (RESP3 nulls for a RESP3
+ * client); changes nothing. Errors (arity; a write or unknown command) are
+ * replies. An allocation failure shows as out->ok == false. */
+void kv_query(const struct kv *kv, uint32_t argc, const struct resp_arg *argv,
+              struct resp_buf *out);
+
+/* The store as the replication core's state machine. The core's reply
+ * buffer must hold kv_reply_size_max() bytes. kv is borrowed. */
+struct cohort_sm kv_sm(struct kv *kv);
+
+#endif

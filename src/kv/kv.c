@@ -1,0 +1,454 @@
+/* kv — the store's hash table and records. See kv.h. */
+#include "kv/kv.h"
+
+#include <stdlib.h>
+#include <string.h>
+/* For XXH3_state_t on the stack (the streaming digest). */
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "cohort.h"
+#include "common/assert.h"
+#include "common/bytes.h"
+
+/* The seed of record digests. Unlike config.hash_seed it is part of the
+ * state hash, so it must never change: every replica and every version must
+ * compute the same digest for the same record. */
+#define KV_DIGEST_SEED 0x636f686f72746b76ull /* "cohortkv" */
+
+static_assert(KV_SLOT_COUNT_MIN >= 4, "the table grows at 3/4 full");
+static_assert((KV_SLOT_COUNT_MIN & (KV_SLOT_COUNT_MIN - 1)) == 0,
+              "slot counts are powers of two");
+static_assert(KV_KEY_SIZE_LIMIT <= UINT32_MAX, "key sizes are u32");
+static_assert(KV_VALUE_SIZE_LIMIT <= UINT32_MAX / 2, "value sizes are u32");
+static_assert(KV_KEY_SIZE_MAX_DEFAULT <= KV_KEY_SIZE_LIMIT, "default key");
+static_assert(KV_VALUE_SIZE_MAX_DEFAULT <= KV_VALUE_SIZE_LIMIT,
+              "default value");
+
+struct kv_config kv_config_default(void)
+{
+    struct kv_config config = {
+        .key_size_max = KV_KEY_SIZE_MAX_DEFAULT,
+        .value_size_max = KV_VALUE_SIZE_MAX_DEFAULT,
+        .hash_seed = 0,
+    };
+    return config;
+}
+
+static uint64_t key_hash(const struct kv *kv, const uint8_t *key,
+                         size_t key_size)
+{
+    return XXH3_64bits_withSeed(key_size ? key : (const uint8_t *)"", key_size,
+                                kv->config.hash_seed);
+}
+
+/* The record's contribution to the state hash: its metadata, key and value,
+ * with the sizes so that the key/value boundary counts. */
+static uint64_t record_digest(const struct kv_record *r)
+{
+    uint8_t meta[32];
+    put_u32(meta + 0, r->key_size);
+    put_u32(meta + 4, r->value_size);
+    put_u64(meta + 8, r->version);
+    put_u64(meta + 16, r->create_op);
+    put_u64(meta + 24, r->mod_op);
+    XXH3_state_t state;
+    XXH3_64bits_reset_withSeed(&state, KV_DIGEST_SEED);
+    XXH3_64bits_update(&state, meta, sizeof(meta));
+    if (r->key_size + (size_t)r->value_size > 0)
+        XXH3_64bits_update(&state, r->data,
+                           (size_t)r->key_size + r->value_size);
+    return XXH3_64bits_digest(&state);
+}
+
+static size_t record_alloc_size(size_t key_size, size_t value_size)
+{
+    return sizeof(struct kv_record) + key_size + value_size;
+}
+
+static bool key_equal(const struct kv_record *r, const uint8_t *key,
+                      size_t key_size)
+{
+    if (r->key_size != key_size)
+        return false;
+    return key_size == 0 || memcmp(r->data, key, key_size) == 0;
+}
+
+/* The index of the slot holding key, or of the empty slot where it would
+ * go. The table is never full, so the probe ends. */
+static uint64_t probe(const struct kv *kv, uint64_t hash, const uint8_t *key,
+                      size_t key_size, bool *found)
+{
+    uint64_t mask = kv->slot_count - 1;
+    uint64_t i = hash & mask;
+    for (uint64_t n = 0; n < kv->slot_count; n++, i = (i + 1) & mask) {
+        const struct kv_slot *slot = &kv->slots[i];
+        if (slot->record == NULL) {
+            *found = false;
+            return i;
+        }
+        if (slot->hash == hash && key_equal(slot->record, key, key_size)) {
+            *found = true;
+            return i;
+        }
+    }
+    UNREACHABLE();
+}
+
+/* Move every record into a new table of slot_count slots. Returns 0, or
+ * -COHORT_ENOMEM with the table unchanged. */
+static int resize(struct kv *kv, uint64_t slot_count)
+{
+    ASSERT(slot_count >= KV_SLOT_COUNT_MIN);
+    ASSERT(kv->key_count * 4 <= slot_count * 3);
+    if (slot_count > SIZE_MAX / sizeof(struct kv_slot))
+        return -COHORT_ENOMEM;
+    struct kv_slot *slots = calloc((size_t)slot_count, sizeof(*slots));
+    if (slots == NULL)
+        return -COHORT_ENOMEM;
+    uint64_t mask = slot_count - 1;
+    for (uint64_t i = 0; i < kv->slot_count; i++) {
+        const struct kv_slot *from = &kv->slots[i];
+        if (from->record == NULL)
+            continue;
+        uint64_t j = from->hash & mask;
+        while (slots[j].record != NULL)
+            j = (j + 1) & mask;
+        slots[j] = *from;
+    }
+    free(kv->slots);
+    kv->memory_size -= kv->slot_count * sizeof(struct kv_slot);
+    kv->memory_size += slot_count * sizeof(struct kv_slot);
+    kv->slots = slots;
+    kv->slot_count = slot_count;
+    return 0;
+}
+
+static bool config_valid(const struct kv_config *config)
+{
+    if (config->key_size_max < 1 || config->key_size_max > KV_KEY_SIZE_LIMIT)
+        return false;
+    if (config->value_size_max < 1 ||
+        config->value_size_max > KV_VALUE_SIZE_LIMIT)
+        return false;
+    return true;
+}
+
+int kv_init(struct kv *kv, const struct kv_config *config)
+{
+    memset(kv, 0, sizeof(*kv));
+    if (!config_valid(config))
+        return -COHORT_EINVAL;
+    kv->config = *config;
+    kv->slots = calloc(KV_SLOT_COUNT_MIN, sizeof(struct kv_slot));
+    if (kv->slots == NULL)
+        return -COHORT_ENOMEM;
+    kv->slot_count = KV_SLOT_COUNT_MIN;
+    kv->memory_size = KV_SLOT_COUNT_MIN * sizeof(struct kv_slot);
+    resp_buf_init(&kv->apply_reply, 2);
+    return 0;
+}
+
+static void free_records(struct kv *kv)
+{
+    for (uint64_t i = 0; i < kv->slot_count; i++) {
+        free(kv->slots[i].record);
+        kv->slots[i].record = NULL;
+    }
+}
+
+void kv_deinit(struct kv *kv)
+{
+    if (kv->slots != NULL)
+        free_records(kv);
+    free(kv->slots);
+    resp_buf_deinit(&kv->apply_reply);
+    memset(kv, 0, sizeof(*kv));
+}
+
+void kv_clear(struct kv *kv)
+{
+    ASSERT(kv->slots != NULL);
+    free_records(kv);
+    kv->key_count = 0;
+    kv->data_size = 0;
+    kv->digest_sum = 0;
+    kv->op = 0;
+    kv->memory_size = kv->slot_count * sizeof(struct kv_slot);
+    /* Give the memory back; an empty table of any size is still valid, so a
+     * failed allocation here only keeps the larger one. */
+    if (kv->slot_count > KV_SLOT_COUNT_MIN)
+        (void)resize(kv, KV_SLOT_COUNT_MIN);
+    ASSERT(kv->memory_size == kv->slot_count * sizeof(struct kv_slot));
+}
+
+const struct kv_record *kv_get(const struct kv *kv, const uint8_t *key,
+                               size_t key_size)
+{
+    bool found;
+    uint64_t i = probe(kv, key_hash(kv, key, key_size), key, key_size, &found);
+    return found ? kv->slots[i].record : NULL;
+}
+
+/* Make room for one more key: grow at three quarters full. */
+static int reserve_one(struct kv *kv)
+{
+    if ((kv->key_count + 1) * 4 <= kv->slot_count * 3)
+        return 0;
+    return resize(kv, kv->slot_count * 2);
+}
+
+/* Insert a key known to be absent. Returns 0 or -COHORT_ENOMEM with the
+ * store unchanged. */
+static int insert_new(struct kv *kv, uint64_t hash, const uint8_t *key,
+                      size_t key_size, const uint8_t *value, size_t value_size,
+                      const struct kv_record *meta)
+{
+    size_t alloc_size = record_alloc_size(key_size, value_size);
+    struct kv_record *r = malloc(alloc_size);
+    if (r == NULL)
+        return -COHORT_ENOMEM;
+    int rc = reserve_one(kv);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
+    r->version = meta->version;
+    r->create_op = meta->create_op;
+    r->mod_op = meta->mod_op;
+    r->key_size = (uint32_t)key_size;
+    r->value_size = (uint32_t)value_size;
+    if (key_size)
+        memcpy(r->data, key, key_size);
+    if (value_size)
+        memcpy(r->data + key_size, value, value_size);
+    r->digest = record_digest(r);
+
+    bool found;
+    uint64_t i = probe(kv, hash, key, key_size, &found);
+    ASSERT(!found);
+    kv->slots[i].hash = hash;
+    kv->slots[i].record = r;
+    kv->key_count++;
+    kv->data_size += key_size + value_size;
+    kv->memory_size += alloc_size;
+    kv->digest_sum += r->digest;
+    ASSERT(kv->key_count * 4 <= kv->slot_count * 3);
+    return 0;
+}
+
+/* Replace the value of the record in slot as a change made by op. */
+static int replace(struct kv *kv, struct kv_slot *slot, const uint8_t *value,
+                   size_t value_size, uint64_t op)
+{
+    struct kv_record *r = slot->record;
+    ASSERT(op >= r->mod_op);
+    if (r->value_size != value_size) {
+        size_t old_size = record_alloc_size(r->key_size, r->value_size);
+        size_t new_size = record_alloc_size(r->key_size, value_size);
+        struct kv_record *moved = realloc(r, new_size);
+        if (moved == NULL)
+            return -COHORT_ENOMEM;
+        r = moved;
+        slot->record = r;
+        kv->memory_size = kv->memory_size - old_size + new_size;
+        kv->data_size = kv->data_size - r->value_size + value_size;
+        r->value_size = (uint32_t)value_size;
+    }
+    if (value_size)
+        memcpy(r->data + r->key_size, value, value_size);
+    if (r->mod_op != op)
+        r->version++;
+    r->mod_op = op;
+    kv->digest_sum -= r->digest;
+    r->digest = record_digest(r);
+    kv->digest_sum += r->digest;
+    return 0;
+}
+
+int kv_put(struct kv *kv, const uint8_t *key, size_t key_size,
+           const uint8_t *value, size_t value_size, uint64_t op)
+{
+    ASSERT(key_size <= kv->config.key_size_max);
+    ASSERT(value_size <= kv->config.value_size_max);
+    ASSERT(op >= 1);
+    ASSERT(op >= kv->op);
+    uint64_t hash = key_hash(kv, key, key_size);
+    bool found;
+    uint64_t i = probe(kv, hash, key, key_size, &found);
+    int rc;
+    if (found) {
+        rc = replace(kv, &kv->slots[i], value, value_size, op);
+    } else {
+        struct kv_record meta = {.version = 1, .create_op = op, .mod_op = op};
+        rc = insert_new(kv, hash, key, key_size, value, value_size, &meta);
+    }
+    if (rc == 0)
+        kv->op = op;
+    return rc;
+}
+
+static bool meta_valid(const struct kv *kv, uint64_t version,
+                       uint64_t create_op, uint64_t mod_op)
+{
+    if (version < 1 || create_op < 1)
+        return false;
+    if (create_op > mod_op || mod_op > kv->op)
+        return false;
+    return version - 1 <= mod_op - create_op;
+}
+
+int kv_insert(struct kv *kv, const uint8_t *key, size_t key_size,
+              const uint8_t *value, size_t value_size, uint64_t version,
+              uint64_t create_op, uint64_t mod_op)
+{
+    if (key_size > kv->config.key_size_max)
+        return -COHORT_EINVAL;
+    if (value_size > kv->config.value_size_max)
+        return -COHORT_EINVAL;
+    if (!meta_valid(kv, version, create_op, mod_op))
+        return -COHORT_EINVAL;
+    uint64_t hash = key_hash(kv, key, key_size);
+    bool found;
+    (void)probe(kv, hash, key, key_size, &found);
+    if (found)
+        return -COHORT_EEXIST;
+    struct kv_record meta = {
+        .version = version, .create_op = create_op, .mod_op = mod_op};
+    return insert_new(kv, hash, key, key_size, value, value_size, &meta);
+}
+
+/* Empty slot hole and shift later records of its cluster back into it, so
+ * that every record stays reachable from its home slot without tombstones
+ * (Knuth, TAOCP vol. 3, 6.4 Algorithm R). */
+static void remove_slot(struct kv *kv, uint64_t hole)
+{
+    uint64_t mask = kv->slot_count - 1;
+    uint64_t j = hole;
+    for (uint64_t n = 0; n < kv->slot_count; n++) {
+        j = (j + 1) & mask;
+        if (kv->slots[j].record == NULL)
+            break;
+        uint64_t home = kv->slots[j].hash & mask;
+        /* The record at j may move to the hole unless its home lies
+         * cyclically in (hole, j]. */
+        bool stays =
+            hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays)
+            continue;
+        kv->slots[hole] = kv->slots[j];
+        hole = j;
+    }
+    kv->slots[hole].record = NULL;
+    kv->slots[hole].hash = 0;
+}
+
+bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size)
+{
+    bool found;
+    uint64_t i = probe(kv, key_hash(kv, key, key_size), key, key_size, &found);
+    if (!found)
+        return false;
+    struct kv_record *r = kv->slots[i].record;
+    ASSERT(kv->key_count > 0);
+    kv->key_count--;
+    kv->data_size -= (uint64_t)r->key_size + r->value_size;
+    kv->memory_size -= record_alloc_size(r->key_size, r->value_size);
+    kv->digest_sum -= r->digest;
+    free(r);
+    remove_slot(kv, i);
+    /* Shrink below an eighth full; a failure keeps the larger table. */
+    if (kv->slot_count > KV_SLOT_COUNT_MIN &&
+        kv->key_count * 8 < kv->slot_count)
+        (void)resize(kv, kv->slot_count / 2);
+    return true;
+}
+
+uint64_t kv_state_hash(const struct kv *kv)
+{
+    uint8_t raw[16];
+    put_u64(raw, kv->digest_sum);
+    put_u64(raw + 8, kv->key_count);
+    return XXH3_64bits_withSeed(raw, sizeof(raw), KV_DIGEST_SEED);
+}
+
+void kv_stats(const struct kv *kv, struct kv_stats *stats)
+{
+    stats->key_count = kv->key_count;
+    stats->data_size = kv->data_size;
+    stats->memory_size = kv->memory_size;
+    stats->slot_count = kv->slot_count;
+}
+
+static int record_order(const void *a, const void *b)
+{
+    const struct kv_record *x = *(const struct kv_record *const *)a;
+    const struct kv_record *y = *(const struct kv_record *const *)b;
+    size_t common = x->key_size < y->key_size ? x->key_size : y->key_size;
+    int c = common ? memcmp(x->data, y->data, common) : 0;
+    if (c != 0)
+        return c;
+    return (x->key_size > y->key_size) - (x->key_size < y->key_size);
+}
+
+int kv_records_sorted(const struct kv *kv, const struct kv_record ***records)
+{
+    *records = NULL;
+    if (kv->key_count == 0)
+        return 0;
+    if (kv->key_count > SIZE_MAX / sizeof(**records))
+        return -COHORT_ENOMEM;
+    const struct kv_record **all = malloc(kv->key_count * sizeof(*all));
+    if (all == NULL)
+        return -COHORT_ENOMEM;
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < kv->slot_count; i++) {
+        if (kv->slots[i].record != NULL)
+            all[n++] = kv->slots[i].record;
+    }
+    ASSERT(n == kv->key_count);
+    qsort(all, (size_t)n, sizeof(*all), record_order);
+    *records = all;
+    return 0;
+}
+
+static bool record_valid(const struct kv *kv, uint64_t i)
+{
+    const struct kv_slot *slot = &kv->slots[i];
+    const struct kv_record *r = slot->record;
+    if (slot->hash != key_hash(kv, r->data, r->key_size))
+        return false;
+    bool found;
+    if (probe(kv, slot->hash, r->data, r->key_size, &found) != i || !found)
+        return false;
+    if (r->key_size > kv->config.key_size_max ||
+        r->value_size > kv->config.value_size_max)
+        return false;
+    if (!meta_valid(kv, r->version, r->create_op, r->mod_op))
+        return false;
+    return r->digest == record_digest(r);
+}
+
+bool kv_invariants_hold(const struct kv *kv)
+{
+    uint64_t count = 0, data = 0, digests = 0;
+    uint64_t memory = kv->slot_count * sizeof(struct kv_slot);
+    if (kv->slot_count < KV_SLOT_COUNT_MIN)
+        return false;
+    if ((kv->slot_count & (kv->slot_count - 1)) != 0)
+        return false;
+    for (uint64_t i = 0; i < kv->slot_count; i++) {
+        const struct kv_record *r = kv->slots[i].record;
+        if (r == NULL)
+            continue;
+        if (!record_valid(kv, i))
+            return false;
+        count++;
+        data += (uint64_t)r->key_size + r->value_size;
+        memory += record_alloc_size(r->key_size, r->value_size);
+        digests += r->digest;
+    }
+    return count == kv->key_count && data == kv->data_size &&
+           memory == kv->memory_size && digests == kv->digest_sum &&
+           count * 4 <= kv->slot_count * 3;
+}

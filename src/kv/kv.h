@@ -1,0 +1,152 @@
+/* kv — the coordination store's data: a hash table from binary-safe keys to
+ * records {value, version, create op, mod op}. command.c applies client
+ * commands to it, snapshot.c writes and restores it.
+ *
+ * The table is open addressing with linear probing and backward-shift
+ * deletion, hashed with XXH3 under config.hash_seed. It doubles when three
+ * quarters full and halves when below an eighth. The layout depends on the
+ * seed and on the history, so nothing that leaves this module depends on it:
+ * snapshots are written in key order and the state hash is a sum over
+ * records. Two replicas with different seeds therefore give the same
+ * replies, snapshots and state hash.
+ *
+ * Invariants: (1) every key is in the table at most once; (2) each record's
+ * digest is record_digest() of its current contents, and kv->digest_sum is
+ * their sum; (3) 1 <= version <= mod_op - create_op + 1 (a key changes at
+ * most once per op) and mod_op <= kv->op; (4) key_count, data_size and
+ * memory_size match the records; (5) every key and value is within the
+ * limits in the config.
+ *
+ * Versions count the ops that changed the key since it was created: a new key
+ * has version 1 and create_op == mod_op; each later op that writes it (even
+ * the same bytes) adds one and moves mod_op. A deleted and re-created key
+ * starts again at version 1, as etcd does. An op that writes one key twice
+ * (MSET a 1 a 2) counts as one change.
+ */
+#ifndef COHORT_KV_H
+#define COHORT_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/resp.h"
+
+#define KV_KEY_SIZE_MAX_DEFAULT (64u * 1024)
+#define KV_VALUE_SIZE_MAX_DEFAULT (1024u * 1024)
+/* The smallest table; it never shrinks below this. */
+#define KV_SLOT_COUNT_MIN 16u
+/* The largest limits a config may set. */
+#define KV_KEY_SIZE_LIMIT (1024u * 1024)
+#define KV_VALUE_SIZE_LIMIT (512u * 1024 * 1024)
+
+/* The limits are part of the state machine's definition: every replica of a
+ * group must run with the same key and value limits, since apply() rejects
+ * what exceeds them. The hash seed only shapes the table layout and may
+ * differ between replicas (a server may pick it per process to resist hash
+ * flooding): no result depends on it. */
+struct kv_config {
+    uint32_t key_size_max;   /* bytes; 1..KV_KEY_SIZE_LIMIT */
+    uint32_t value_size_max; /* bytes; 1..KV_VALUE_SIZE_LIMIT */
+    uint64_t hash_seed;
+};
+
+/* One key's record. key and value are stored back to back in data. */
+struct kv_record {
+    uint64_t version;   /* ops that changed the key since creation, >= 1 */
+    uint64_t create_op; /* op that created the key */
+    uint64_t mod_op;    /* op of the last change */
+    uint64_t digest;    /* record_digest(): the record's share of the hash */
+    uint32_t key_size;
+    uint32_t value_size;
+    uint8_t data[];
+};
+
+struct kv_slot {
+    uint64_t hash;            /* XXH3 of the key under config.hash_seed */
+    struct kv_record *record; /* NULL when the slot is empty */
+};
+
+struct kv {
+    struct kv_config config;
+    struct kv_slot *slots;
+    uint64_t slot_count; /* a power of two, >= KV_SLOT_COUNT_MIN */
+    uint64_t key_count;
+    uint64_t data_size;   /* sum of key and value sizes */
+    uint64_t memory_size; /* bytes allocated: slots, records */
+    uint64_t digest_sum;  /* sum of record digests, mod 2^64 */
+    uint64_t op;          /* the last op applied (0 before the first) */
+    /* Not state: kv_apply()'s reply is built here (RESP2), then copied to
+     * the core's buffer. Reused, so applying allocates only to grow it. */
+    struct resp_buf apply_reply;
+};
+
+/* What INFO reports. data_size is the same on every replica with the same
+ * state; memory_size depends on the table's history and is local. */
+struct kv_stats {
+    uint64_t key_count;
+    uint64_t data_size;
+    uint64_t memory_size;
+    uint64_t slot_count;
+};
+
+/* The default limits: 64 KiB keys, 1 MiB values, hash seed 0. */
+struct kv_config kv_config_default(void);
+
+/* Initialize an empty store. Returns -COHORT_EINVAL if a limit is out of
+ * range, -COHORT_ENOMEM if the first table cannot be allocated. */
+int kv_init(struct kv *kv, const struct kv_config *config);
+void kv_deinit(struct kv *kv);
+/* Remove every key and set op to 0; keeps the config. */
+void kv_clear(struct kv *kv);
+
+static inline const uint8_t *kv_record_key(const struct kv_record *r)
+{
+    return r->data;
+}
+
+static inline const uint8_t *kv_record_value(const struct kv_record *r)
+{
+    return r->data + r->key_size;
+}
+
+/* The record of key, or NULL. Valid until the next change to the store. */
+const struct kv_record *kv_get(const struct kv *kv, const uint8_t *key,
+                               size_t key_size);
+
+/* Create key with value, or replace its value, as a change made by op, and
+ * raise kv->op to op. Preconditions (asserted): sizes within the config's
+ * limits, op >= 1 and op >= kv->op (ops are applied in order); value does
+ * not point into the store. Returns 0, or -COHORT_ENOMEM with the store
+ * unchanged. */
+int kv_put(struct kv *kv, const uint8_t *key, size_t key_size,
+           const uint8_t *value, size_t value_size, uint64_t op);
+
+/* Insert a record with explicit metadata, as restore does (after setting
+ * kv->op). Returns 0, -COHORT_EEXIST if the key is present, -COHORT_EINVAL
+ * if a size is over the limits or the metadata breaks invariant (3), or
+ * -COHORT_ENOMEM; the store is unchanged on error. */
+int kv_insert(struct kv *kv, const uint8_t *key, size_t key_size,
+              const uint8_t *value, size_t value_size, uint64_t version,
+              uint64_t create_op, uint64_t mod_op);
+
+/* Remove key. Returns true if it was present. */
+bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size);
+
+/* An order-independent hash of every record's key, value, version, create op
+ * and mod op (not of kv->op, the table layout or the seed). Equal states
+ * give equal hashes on every replica; O(1), kept up to date by each change. */
+uint64_t kv_state_hash(const struct kv *kv);
+
+void kv_stats(const struct kv *kv, struct kv_stats *stats);
+
+/* Every record in key order (bytewise, a prefix first), in a new array the
+ * caller frees with free(). Returns 0 or -COHORT_ENOMEM. *records is NULL
+ * when the store is empty. */
+int kv_records_sorted(const struct kv *kv, const struct kv_record ***records);
+
+/* Whole-state check of invariants (1)-(5), O(n): for tests and
+ * DEBUG_ASSERT. */
+bool kv_invariants_hold(const struct kv *kv);
+
+#endif

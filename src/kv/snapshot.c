@@ -1,0 +1,334 @@
+/* snapshot — writing and restoring the store. See snapshot.h. */
+#include "kv/snapshot.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cohort.h"
+#include "common/assert.h"
+#include "common/bytes.h"
+#include "common/crc32c.h"
+
+#define SNAPSHOT_MAGIC 0x53564b43u     /* "CKVS" read little-endian */
+#define SNAPSHOT_END_MAGIC 0x45564b43u /* "CKVE" */
+
+static_assert(KV_SNAPSHOT_HEADER_SIZE == 40, "header layout");
+static_assert(KV_SNAPSHOT_RECORD_META_SIZE == 32, "record layout");
+static_assert(KV_SNAPSHOT_TRAILER_SIZE == 16, "trailer layout");
+
+/* The writing side: every byte goes through the running checksum. */
+struct out {
+    int (*write)(void *ctx, const void *data, size_t size);
+    void *ctx;
+    uint32_t crc;
+    uint64_t offset;
+    int rc; /* the first error; later writes are skipped */
+};
+
+static void out_bytes(struct out *o, const void *data, size_t size)
+{
+    if (o->rc != 0 || size == 0)
+        return;
+    o->crc = crc32c(o->crc, data, size);
+    o->rc = o->write(o->ctx, data, size);
+    ASSERT(o->rc <= 0);
+    o->offset += size;
+}
+
+static void write_header(struct out *o, const struct kv *kv)
+{
+    uint8_t h[KV_SNAPSHOT_HEADER_SIZE];
+    put_u32(h + 0, SNAPSHOT_MAGIC);
+    put_u16(h + 4, KV_SNAPSHOT_FORMAT);
+    put_u16(h + 6, 0);
+    put_u64(h + 8, kv->op);
+    put_u64(h + 16, kv->key_count);
+    put_u64(h + 24, kv->data_size);
+    put_u32(h + 32, 0);
+    put_u32(h + 36, crc32c(0, h, 36));
+    out_bytes(o, h, sizeof(h));
+}
+
+static void encode_meta(uint8_t *m, const struct kv_record *r)
+{
+    put_u32(m + 0, r->key_size);
+    put_u32(m + 4, r->value_size);
+    put_u64(m + 8, r->version);
+    put_u64(m + 16, r->create_op);
+    put_u64(m + 24, r->mod_op);
+}
+
+static void write_record(struct out *o, const struct kv_record *r)
+{
+    uint8_t meta[KV_SNAPSHOT_RECORD_META_SIZE];
+    encode_meta(meta, r);
+    size_t data_size = (size_t)r->key_size + r->value_size;
+    uint32_t crc = crc32c(0, meta, sizeof(meta));
+    crc = crc32c(crc, r->data, data_size);
+    uint8_t tail[4];
+    put_u32(tail, crc);
+    out_bytes(o, meta, sizeof(meta));
+    out_bytes(o, r->data, data_size);
+    out_bytes(o, tail, sizeof(tail));
+}
+
+static void write_trailer(struct out *o, const struct kv *kv)
+{
+    uint8_t t[KV_SNAPSHOT_TRAILER_SIZE];
+    put_u32(t + 0, SNAPSHOT_END_MAGIC);
+    put_u64(t + 4, kv_state_hash(kv));
+    out_bytes(o, t, 12);
+    put_u32(t + 12, o->crc);
+    out_bytes(o, t + 12, 4);
+}
+
+int kv_snapshot_write(const struct kv *kv,
+                      int (*write)(void *ctx, const void *data, size_t size),
+                      void *ctx, struct cohort_err *err)
+{
+    const struct kv_record **records;
+    if (kv_records_sorted(kv, &records) != 0)
+        return err_set(err, -COHORT_ENOMEM,
+                       "snapshot: no memory to sort %" PRIu64 " keys",
+                       kv->key_count);
+    struct out o = {.write = write, .ctx = ctx};
+    write_header(&o, kv);
+    for (uint64_t i = 0; i < kv->key_count && o.rc == 0; i++)
+        write_record(&o, records[i]);
+    write_trailer(&o, kv);
+    free(records);
+    if (o.rc != 0)
+        return err_set(err, o.rc, "snapshot: write at byte %" PRIu64 ": %s",
+                       o.offset, cohort_strerror(o.rc));
+    return 0;
+}
+
+/* The reading side: every byte goes through the running checksum. */
+struct in {
+    int (*read)(void *ctx, void *data, size_t size, size_t *got);
+    void *ctx;
+    uint32_t crc;
+    uint64_t offset;
+    struct cohort_err *err;
+};
+
+static int in_bytes(struct in *in, void *data, size_t size, const char *what)
+{
+    size_t done = 0;
+    while (done < size) {
+        size_t got = 0;
+        int rc = in->read(in->ctx, (uint8_t *)data + done, size - done, &got);
+        if (rc != 0)
+            return err_set(in->err, rc,
+                           "snapshot: read at byte %" PRIu64 ": %s",
+                           in->offset + done, cohort_strerror(rc));
+        ASSERT(got <= size - done);
+        if (got == 0)
+            return err_set(in->err, -COHORT_ECORRUPT,
+                           "snapshot: truncated at byte %" PRIu64
+                           " (reading %s)",
+                           in->offset + done, what);
+        done += got;
+    }
+    in->crc = crc32c(in->crc, data, size);
+    in->offset += size;
+    return 0;
+}
+
+static int corrupt(struct in *in, uint64_t at, const char *what)
+{
+    return err_set(in->err, -COHORT_ECORRUPT,
+                   "snapshot: corrupt at byte %" PRIu64 ": %s", at, what);
+}
+
+struct header {
+    uint64_t op;
+    uint64_t key_count;
+    uint64_t data_size;
+};
+
+static int read_header(struct in *in, struct header *h)
+{
+    uint8_t b[KV_SNAPSHOT_HEADER_SIZE];
+    int rc = in_bytes(in, b, sizeof(b), "the header");
+    if (rc != 0)
+        return rc;
+    if (get_u32(b) != SNAPSHOT_MAGIC)
+        return corrupt(in, 0, "not a cohort kv snapshot (bad magic)");
+    if (get_u32(b + 36) != crc32c(0, b, 36))
+        return corrupt(in, 0, "header checksum mismatch");
+    if (get_u16(b + 4) != KV_SNAPSHOT_FORMAT)
+        return err_set(in->err, -COHORT_ENOTSUP,
+                       "snapshot: format %u; this version reads format %u",
+                       get_u16(b + 4), KV_SNAPSHOT_FORMAT);
+    if (get_u16(b + 6) != 0 || get_u32(b + 32) != 0)
+        return corrupt(in, 0, "reserved header field not zero");
+    h->op = get_u64(b + 8);
+    h->key_count = get_u64(b + 16);
+    h->data_size = get_u64(b + 24);
+    return 0;
+}
+
+/* Scratch space for one record and the key before it, grown to the largest
+ * record seen (the limits bound it), so that a small snapshot does not cost
+ * a buffer of max-value-size. */
+struct scratch {
+    uint8_t *data; /* key and value of the record being read */
+    size_t data_cap;
+    uint8_t *prev_key; /* key of the record before it */
+    size_t prev_key_cap;
+    size_t prev_key_size;
+    bool have_prev;
+};
+
+static bool grow(uint8_t **p, size_t *cap, size_t size)
+{
+    if (size <= *cap)
+        return true;
+    uint8_t *grown = realloc(*p, size);
+    if (grown == NULL)
+        return false;
+    *p = grown;
+    *cap = size;
+    return true;
+}
+
+static int key_compare(const uint8_t *a, size_t a_size, const uint8_t *b,
+                       size_t b_size)
+{
+    size_t common = a_size < b_size ? a_size : b_size;
+    int c = common ? memcmp(a, b, common) : 0;
+    if (c != 0)
+        return c;
+    return (a_size > b_size) - (a_size < b_size);
+}
+
+/* Check a record's sizes before reading its bytes: the limits bound what a
+ * corrupt size can make us read. */
+static int check_sizes(struct in *in, const struct kv *kv, uint64_t at,
+                       uint32_t key_size, uint32_t value_size)
+{
+    if (key_size > kv->config.key_size_max)
+        return err_set(in->err, -COHORT_ECORRUPT,
+                       "snapshot: corrupt at byte %" PRIu64 ": key of %" PRIu32
+                       " bytes is over max-key-size %" PRIu32
+                       " (or the snapshot was written with a larger limit)",
+                       at, key_size, kv->config.key_size_max);
+    if (value_size > kv->config.value_size_max)
+        return err_set(in->err, -COHORT_ECORRUPT,
+                       "snapshot: corrupt at byte %" PRIu64
+                       ": value of %" PRIu32
+                       " bytes is over max-value-size %" PRIu32
+                       " (or the snapshot was written with a larger limit)",
+                       at, value_size, kv->config.value_size_max);
+    return 0;
+}
+
+static int read_record(struct in *in, struct kv *kv, struct scratch *s)
+{
+    uint64_t at = in->offset;
+    uint8_t meta[KV_SNAPSHOT_RECORD_META_SIZE];
+    int rc = in_bytes(in, meta, sizeof(meta), "a record");
+    if (rc != 0)
+        return rc;
+    uint32_t key_size = get_u32(meta + 0);
+    uint32_t value_size = get_u32(meta + 4);
+    if ((rc = check_sizes(in, kv, at, key_size, value_size)) != 0)
+        return rc;
+    size_t data_size = (size_t)key_size + value_size;
+    if (!grow(&s->data, &s->data_cap, data_size) ||
+        !grow(&s->prev_key, &s->prev_key_cap, key_size))
+        return err_set(in->err, -COHORT_ENOMEM,
+                       "snapshot: no memory for the record at byte %" PRIu64,
+                       at);
+    uint8_t tail[4];
+    if ((rc = in_bytes(in, s->data, data_size, "a record")) != 0)
+        return rc;
+    if ((rc = in_bytes(in, tail, sizeof(tail), "a record checksum")) != 0)
+        return rc;
+    uint32_t crc = crc32c(crc32c(0, meta, sizeof(meta)), s->data, data_size);
+    if (get_u32(tail) != crc)
+        return corrupt(in, at, "record checksum mismatch");
+    if (s->have_prev &&
+        key_compare(s->prev_key, s->prev_key_size, s->data, key_size) >= 0)
+        return corrupt(in, at, "keys out of order or repeated");
+    rc = kv_insert(kv, s->data, key_size, s->data + key_size, value_size,
+                   get_u64(meta + 8), get_u64(meta + 16), get_u64(meta + 24));
+    if (rc == -COHORT_ENOMEM)
+        return err_set(in->err, rc,
+                       "snapshot: no memory for the record at "
+                       "byte %" PRIu64,
+                       at);
+    if (rc == -COHORT_EEXIST)
+        return corrupt(in, at, "key repeated");
+    if (rc != 0)
+        return corrupt(in, at, "record version or ops out of range");
+    if (key_size)
+        memcpy(s->prev_key, s->data, key_size);
+    s->prev_key_size = key_size;
+    s->have_prev = true;
+    return 0;
+}
+
+static int read_trailer(struct in *in, const struct kv *kv)
+{
+    uint64_t at = in->offset;
+    uint8_t t[KV_SNAPSHOT_TRAILER_SIZE];
+    int rc = in_bytes(in, t, 12, "the trailer");
+    if (rc != 0)
+        return rc;
+    uint32_t crc = in->crc;
+    if ((rc = in_bytes(in, t + 12, 4, "the trailer")) != 0)
+        return rc;
+    if (get_u32(t) != SNAPSHOT_END_MAGIC)
+        return corrupt(in, at, "bad trailer magic (wrong key count?)");
+    if (get_u32(t + 12) != crc)
+        return corrupt(in, at, "snapshot checksum mismatch");
+    if (get_u64(t + 4) != kv_state_hash(kv))
+        return corrupt(in, at, "state hash mismatch");
+    return 0;
+}
+
+static int restore_records(struct in *in, struct kv *kv, const struct header *h)
+{
+    struct scratch s = {0};
+    int rc = 0;
+    for (uint64_t i = 0; i < h->key_count && rc == 0; i++)
+        rc = read_record(in, kv, &s);
+    free(s.data);
+    free(s.prev_key);
+    return rc;
+}
+
+static int restore_all(struct in *in, struct kv *kv)
+{
+    struct header h = {0};
+    int rc = read_header(in, &h);
+    if (rc != 0)
+        return rc;
+    kv->op = h.op;
+    if ((rc = restore_records(in, kv, &h)) != 0)
+        return rc;
+    if ((rc = read_trailer(in, kv)) != 0)
+        return rc;
+    /* The header's counts are covered by its checksum and the records by
+     * theirs; both must tell the same story. */
+    if (kv->key_count != h.key_count || kv->data_size != h.data_size)
+        return corrupt(in, 0, "header counts do not match the records");
+    DEBUG_ASSERT(kv_invariants_hold(kv));
+    return 0;
+}
+
+int kv_restore(struct kv *kv,
+               int (*read)(void *ctx, void *data, size_t size, size_t *got),
+               void *ctx, struct cohort_err *err)
+{
+    kv_clear(kv);
+    struct in in = {.read = read, .ctx = ctx, .err = err};
+    int rc = restore_all(&in, kv);
+    if (rc != 0)
+        kv_clear(kv);
+    ASSERT(rc <= 0);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/* snapshot — the store as a byte stream: written for a checkpoint or a state
+ * transfer, and restored on recovery or by a new member.
+ *
+ * The stream is deterministic: the same state gives the same bytes on every
+ * replica, whatever its table layout or hash seed, because records are
+ * written in key order (bytewise, a prefix before its extensions). Two
+ * replicas can therefore compare snapshots by checksum.
+ *
+ * Format 1, little-endian:
+ *   header, 40 bytes
+ *     0  u32  magic      "CKVS"
+ *     4  u16  format     KV_SNAPSHOT_FORMAT
+ *     6  u16  reserved   zero
+ *     8  u64  op         the last op applied (kv->op)
+ *    16  u64  key_count
+ *    24  u64  data_size  sum of key and value sizes
+ *    32  u32  reserved   zero
+ *    36  u32  crc        CRC-32C of bytes 0..35
+ *   key_count records, in strictly increasing key order
+ *     0  u32  key_size
+ *     4  u32  value_size
+ *     8  u64  version
+ *    16  u64  create_op
+ *    24  u64  mod_op
+ *    32       key, then value
+ *        u32  crc        CRC-32C of the record's bytes before it
+ *   trailer, 16 bytes
+ *     0  u32  magic      "CKVE"
+ *     4  u64  state_hash kv_state_hash() of the state
+ *    12  u32  crc        CRC-32C of the whole stream before this field
+ *
+ * The stream ends after its trailer, so it can be embedded in a larger file
+ * (restore reads exactly the stream and no more).
+ */
+#ifndef COHORT_KV_SNAPSHOT_H
+#define COHORT_KV_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "kv/kv.h"
+
+#define KV_SNAPSHOT_FORMAT 1
+#define KV_SNAPSHOT_HEADER_SIZE 40
+#define KV_SNAPSHOT_RECORD_META_SIZE 32
+#define KV_SNAPSHOT_TRAILER_SIZE 16
+
+/* Stream kv through write(ctx, data, size), which returns 0 or a negative
+ * COHORT_E* code. Returns 0, the writer's error, or -COHORT_ENOMEM (the key
+ * order needs an array of key_count pointers); err says which. Changes
+ * nothing in kv. */
+int kv_snapshot_write(const struct kv *kv,
+                      int (*write)(void *ctx, const void *data, size_t size),
+                      void *ctx, struct cohort_err *err);
+
+/* Replace the contents of kv (keeping its config) with the snapshot read
+ * through read(ctx, data, size, &got), which returns 0 with *got bytes read
+ * (fewer than size only at the end of the input) or a negative COHORT_E*
+ * code. Everything is checked: magic, format, every checksum, sizes against
+ * kv's limits, record metadata, key order, the state hash. On any failure
+ * returns -COHORT_ECORRUPT (bad or truncated input), -COHORT_ENOTSUP (a
+ * format this version does not read), -COHORT_ENOMEM or the reader's code,
+ * with err naming the byte offset and what is wrong, and leaves kv empty
+ * (op 0), never half loaded. */
+int kv_restore(struct kv *kv,
+               int (*read)(void *ctx, void *data, size_t size, size_t *got),
+               void *ctx, struct cohort_err *err);
+
+#endif

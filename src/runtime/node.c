@@ -1,0 +1,1154 @@
+/* node — one replica process: the core driven by libuv, the storage thread,
+ * the transport, snapshots and snapshot transfer. See node.h. */
+#include "runtime/node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/assert.h"
+#include "common/bytes.h"
+#include "kv/command.h"
+#include "kv/snapshot.h"
+#include "runtime/persister.h"
+#include "runtime/transport.h"
+#include "storage/meta.h"
+#include "storage/snapshot.h"
+#include "storage/vfs.h"
+#include "storage/wal.h"
+
+#define FRAME_PROTOCOL 1
+#define FRAME_SNAPSHOT 2
+#define SNAPSHOT_CHUNK_SIZE (256u << 10)
+#define SNAPSHOT_CHUNK_HEADER (1 + 8 + 8 + 8)
+#define TICK_MS 5
+#define PENDING_INITIAL 1024
+
+struct pending {
+    uint64_t client_id; /* 0: empty */
+    uint64_t request_no;
+    node_done_fn done;
+    void *ctx;
+};
+
+struct reader_waiter {
+    node_done_fn done;
+    void *ctx;
+};
+
+struct waiters {
+    struct reader_waiter *list;
+    uint32_t count, cap;
+};
+
+struct snapshot_send {
+    bool active;
+    struct snapshot_reader reader;
+    uint64_t offset;
+};
+
+struct node {
+    uv_loop_t *loop;
+    struct node_config c;
+    char wal_dir[VFS_PATH_MAX];
+    char meta_path[VFS_PATH_MAX];
+    char snap_dir[VFS_PATH_MAX];
+    struct vfs *vfs;
+    struct wal wal;
+    struct meta meta;
+    bool wal_open, meta_open;
+    struct persister persister;
+    uv_async_t persist_async;
+    uv_timer_t tick;
+    uv_check_t check;
+    uv_signal_t sigchld;
+    uint32_t handles_open;
+    bool closing;
+
+    struct kv kv;
+    bool kv_ready;
+    struct cohort_sm sm;
+    struct replica *r;
+    struct replica_config rc;
+    struct transport *transport;
+
+    /* Requests gathered during one loop iteration, proposed together. */
+    struct client_request *batch;
+    uint8_t *batch_bytes;
+    uint32_t batch_count, batch_cap;
+    size_t batch_used, batch_bytes_cap;
+
+    struct pending *pending;
+    uint32_t pending_cap, pending_count;
+
+    /* Linearizable reads: a barrier op in flight covers `covered`. */
+    uint64_t barrier_client;
+    uint64_t barrier_request_no;
+    bool barrier_inflight;
+    struct waiters covered, waiting;
+
+    /* Snapshots. */
+    pid_t snapshot_child;
+    uint64_t snapshot_child_op;
+    uint64_t snapshot_op;
+    uint64_t snapshot_time_s;
+    struct snapshot_send sends[COHORT_REPLICAS_MAX];
+    struct snapshot_receiver receiver;
+    bool receiving;
+
+    uint8_t *frame; /* scratch for prefixing frames */
+    size_t frame_cap;
+    uint64_t view_changes;
+};
+
+/* ------------------------------------------------------------ logging */
+
+__attribute__((format(printf, 2, 3))) static void node_log(const struct node *n,
+                                                           const char *fmt, ...)
+{
+    if (n->c.quiet)
+        return;
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cohort[%u]: %s\n", n->c.self, line);
+}
+
+static void transport_log(void *ctx, const char *line)
+{
+    node_log(ctx, "%s", line);
+}
+
+static uint64_t now_ms(const struct node *n)
+{
+    (void)n;
+    return uv_hrtime() / 1000000u;
+}
+
+/* ------------------------------------------------------------ pending */
+
+static uint32_t pending_slot(const struct node *n, uint64_t client_id,
+                             uint64_t request_no)
+{
+    uint64_t h = (client_id ^ (request_no * 0x9e3779b97f4a7c15ull)) *
+                 0xff51afd7ed558ccdull;
+    uint32_t mask = n->pending_cap - 1;
+    uint32_t i = (uint32_t)(h >> 32) & mask;
+    while (n->pending[i].client_id != 0 &&
+           (n->pending[i].client_id != client_id ||
+            n->pending[i].request_no != request_no))
+        i = (i + 1) & mask;
+    return i;
+}
+
+static void pending_grow(struct node *n)
+{
+    struct pending *old = n->pending;
+    uint32_t old_cap = n->pending_cap;
+    n->pending_cap = old_cap ? old_cap * 2 : PENDING_INITIAL;
+    n->pending = calloc(n->pending_cap, sizeof(*n->pending));
+    ASSERT(n->pending);
+    for (uint32_t i = 0; i < old_cap; i++)
+        if (old[i].client_id)
+            n->pending[pending_slot(n, old[i].client_id, old[i].request_no)] =
+                old[i];
+    free(old);
+}
+
+static void pending_remove_at(struct node *n, uint32_t i)
+{
+    uint32_t mask = n->pending_cap - 1;
+    n->pending[i].client_id = 0;
+    n->pending_count--;
+    uint32_t j = (i + 1) & mask;
+    while (n->pending[j].client_id) {
+        struct pending p = n->pending[j];
+        n->pending[j].client_id = 0;
+        n->pending[pending_slot(n, p.client_id, p.request_no)] = p;
+        j = (j + 1) & mask;
+    }
+}
+
+/* Take the callback waiting for (client, request); false if none. */
+static bool pending_take(struct node *n, uint64_t client_id,
+                         uint64_t request_no, struct pending *out)
+{
+    if (!n->pending_cap)
+        return false;
+    uint32_t i = pending_slot(n, client_id, request_no);
+    if (!n->pending[i].client_id)
+        return false;
+    *out = n->pending[i];
+    pending_remove_at(n, i);
+    return true;
+}
+
+static void pending_add(struct node *n, uint64_t client_id, uint64_t request_no,
+                        node_done_fn done, void *ctx)
+{
+    if ((n->pending_count + 1) * 2 > n->pending_cap)
+        pending_grow(n);
+    uint32_t i = pending_slot(n, client_id, request_no);
+    if (n->pending[i].client_id) {
+        /* The same request again while in flight: the older caller learns
+         * nothing certain about it. */
+        struct pending old = n->pending[i];
+        n->pending[i].done = done;
+        n->pending[i].ctx = ctx;
+        old.done(old.ctx, NODE_UNKNOWN, NULL, 0, 0);
+        return;
+    }
+    n->pending[i] = (struct pending){client_id, request_no, done, ctx};
+    n->pending_count++;
+}
+
+/* Every proposed request of ours has an unknown outcome now. */
+static void pending_fail_all(struct node *n, enum node_outcome outcome)
+{
+    for (uint32_t i = 0; i < n->pending_cap; i++) {
+        if (!n->pending[i].client_id)
+            continue;
+        struct pending p = n->pending[i];
+        n->pending[i].client_id = 0;
+        n->pending_count--;
+        p.done(p.ctx, outcome, NULL, 0, replica_primary(n->r));
+    }
+}
+
+void node_cancel(struct node *n, void *ctx)
+{
+    for (uint32_t i = 0; i < n->pending_cap; i++)
+        if (n->pending[i].client_id && n->pending[i].ctx == ctx) {
+            pending_remove_at(n, i);
+            i = (uint32_t)-1; /* the table shifted: scan again */
+        }
+    struct waiters *lists[2] = {&n->covered, &n->waiting};
+    for (int l = 0; l < 2; l++)
+        for (uint32_t i = 0; i < lists[l]->count; i++)
+            if (lists[l]->list[i].ctx == ctx)
+                lists[l]->list[i].done = NULL;
+}
+
+/* ------------------------------------------------------------ stepping */
+
+static void carry_out(struct node *n, const struct actions *acts);
+static void finish_barrier(struct node *n, enum node_outcome outcome);
+static void fail_reads(struct node *n, enum node_outcome outcome);
+
+static void step(struct node *n, struct event *ev)
+{
+    if (n->closing)
+        return;
+    ev->now_ms = now_ms(n);
+    struct actions acts;
+    replica_step(n->r, ev, &acts);
+    carry_out(n, &acts);
+}
+
+static void send_frame(struct node *n, uint32_t to, uint8_t kind,
+                       const uint8_t *head, size_t head_size,
+                       const uint8_t *data, size_t size)
+{
+    size_t total = 1 + head_size + size;
+    if (total > n->frame_cap) {
+        free(n->frame);
+        n->frame_cap = total * 2;
+        n->frame = malloc(n->frame_cap);
+        ASSERT(n->frame);
+    }
+    n->frame[0] = kind;
+    if (head_size)
+        memcpy(n->frame + 1, head, head_size);
+    memcpy(n->frame + 1 + head_size, data, size);
+    transport_send(n->transport, to, n->frame, total);
+}
+
+static void on_reply(struct node *n, const struct action *a)
+{
+    uint64_t client = a->reply.client_id;
+    uint64_t no = a->reply.request_no;
+    if (client == n->barrier_client && no == n->barrier_request_no &&
+        n->barrier_inflight) {
+        finish_barrier(n, a->reply.status == REPLY_OK ? NODE_DONE
+                                                      : NODE_NOT_PRIMARY);
+        return;
+    }
+    struct pending p;
+    if (!pending_take(n, client, no, &p))
+        return;
+    static const char lost[] =
+        "-ERR request already applied; its reply was too large to keep\r\n";
+    static const char expired[] =
+        "-ERR client session expired: start again at request number 1\r\n";
+    static const char too_big[] =
+        "-ERR request too large for the replication log\r\n";
+    uint32_t hint = a->reply.primary_hint;
+    switch (a->reply.status) {
+    case REPLY_OK:
+        p.done(p.ctx, NODE_DONE, a->reply.data, a->reply.size, hint);
+        break;
+    case REPLY_NOT_PRIMARY:
+        p.done(p.ctx, NODE_NOT_PRIMARY, NULL, 0, hint);
+        break;
+    case REPLY_VIEW_CHANGE:
+    case REPLY_RECOVERING:
+    case REPLY_BUSY:
+        p.done(p.ctx, NODE_RETRY, NULL, 0, hint);
+        break;
+    case REPLY_TOO_BIG:
+        p.done(p.ctx, NODE_REJECTED, (const uint8_t *)too_big,
+               sizeof(too_big) - 1, hint);
+        break;
+    case REPLY_EXPIRED:
+        p.done(p.ctx, NODE_REJECTED, (const uint8_t *)expired,
+               sizeof(expired) - 1, hint);
+        break;
+    case REPLY_APPLIED_REPLY_LOST:
+        p.done(p.ctx, NODE_REJECTED, (const uint8_t *)lost, sizeof(lost) - 1,
+               hint);
+        break;
+    }
+}
+
+static void on_view(struct node *n, const struct cohort_view_info *v)
+{
+    n->view_changes++;
+    const char *role = v->roles[v->self] == COHORT_ROLE_PRIMARY  ? "primary"
+                       : v->roles[v->self] == COHORT_ROLE_BACKUP ? "backup"
+                                                                 : "changing";
+    node_log(n, "view %" PRIu64 ": primary is replica %u; this replica is %s",
+             v->view, v->primary, role);
+    if (!replica_is_primary(n->r)) {
+        pending_fail_all(n, NODE_UNKNOWN);
+        fail_reads(n, NODE_NOT_PRIMARY);
+    }
+}
+
+static int snapshot_write_cb(void *ctx, const void *data, size_t size)
+{
+    struct snapshot_writer *w = ctx;
+    struct cohort_err err;
+    return snapshot_write(w, data, size, &err);
+}
+
+/* In the forked child: write the store to a snapshot file and exit. */
+static void snapshot_child(struct node *n, const struct action *a)
+{
+    struct snapshot_info info = {
+        .op = a->snapshot_take.op,
+        .checksum = a->snapshot_take.checksum,
+        .timestamp_ms = a->snapshot_take.timestamp_ms,
+        .view = replica_view(n->r),
+        .client_table_size = a->snapshot_take.client_table_size,
+    };
+    struct snapshot_writer w;
+    struct cohort_err err;
+    err_clear(&err);
+    int rc = snapshot_write_begin(&w, n->vfs, n->snap_dir, &info,
+                                  a->snapshot_take.client_table, &err);
+    if (rc == 0)
+        rc = kv_snapshot_write(&n->kv, snapshot_write_cb, &w, &err);
+    if (rc == 0)
+        rc = snapshot_write_end(&w, NULL, &err);
+    if (rc != 0) {
+        fprintf(stderr, "cohort[%u]: snapshot at op %" PRIu64 ": %s\n",
+                n->c.self, info.op, err.message);
+        snapshot_write_abort(&w);
+        _exit(1);
+    }
+    _exit(0);
+}
+
+static void take_snapshot(struct node *n, const struct action *a)
+{
+    if (n->snapshot_child > 0)
+        return; /* one at a time; the core asks again later */
+    pid_t pid = fork();
+    if (pid == 0)
+        snapshot_child(n, a);
+    if (pid < 0) {
+        node_log(n, "fork for a snapshot failed: %s", strerror(errno));
+        struct event ev = {.type = EV_SNAPSHOT_TAKEN};
+        ev.snapshot_taken.op = 0;
+        step(n, &ev);
+        return;
+    }
+    n->snapshot_child = pid;
+    n->snapshot_child_op = a->snapshot_take.op;
+}
+
+static void start_snapshot_send(struct node *n, uint32_t to)
+{
+    struct snapshot_send *s = &n->sends[to];
+    if (s->active)
+        snapshot_close(&s->reader);
+    s->active = false;
+    struct cohort_err err;
+    if (snapshot_open_latest(&s->reader, n->vfs, n->snap_dir, &err) != 0) {
+        node_log(n, "cannot send a snapshot to replica %u: %s", to,
+                 err.message);
+        return;
+    }
+    s->active = true;
+    s->offset = 0;
+}
+
+static void persist(struct node *n, const struct action *a)
+{
+    uint64_t first = a->persist.op_first;
+    uint64_t last = a->persist.op_last;
+    struct persist_job *job;
+    if (last >= first) {
+        job = persist_job_entries(n->r, first, last, a->persist.checksum);
+    } else if (replica_entry(n->r, last)) {
+        /* Truncate after `last`: re-append it (the wal replaces the suffix
+         * from an op it already holds). */
+        job = persist_job_entries(n->r, last, last, a->persist.checksum);
+        job->op_first = first;
+    } else {
+        job = persist_job_entries(n->r, first, last, a->persist.checksum);
+    }
+    persister_push(&n->persister, job);
+}
+
+static void carry_out(struct node *n, const struct actions *acts)
+{
+    for (uint32_t i = 0; i < acts->count; i++) {
+        const struct action *a = &acts->list[i];
+        switch (a->type) {
+        case ACT_SEND:
+            send_frame(n, a->send.to, FRAME_PROTOCOL, NULL, 0, a->send.data,
+                       a->send.size);
+            break;
+        case ACT_PERSIST:
+            persist(n, a);
+            break;
+        case ACT_PERSIST_META: {
+            struct persist_job *job = calloc(1, sizeof(*job));
+            ASSERT(job);
+            job->type = PJOB_META;
+            job->seq = a->meta.seq;
+            job->meta.cluster_id = n->c.cluster_id;
+            job->meta.meta = a->meta.meta;
+            persister_push(&n->persister, job);
+            break;
+        }
+        case ACT_REPLY:
+            on_reply(n, a);
+            break;
+        case ACT_VIEW:
+            on_view(n, &a->view);
+            break;
+        case ACT_SNAPSHOT_TAKE:
+            take_snapshot(n, a);
+            break;
+        case ACT_LOG_COMPACT: {
+            struct persist_job *job = calloc(1, sizeof(*job));
+            ASSERT(job);
+            job->type = PJOB_COMPACT;
+            job->compact_op = a->compact.op;
+            persister_push(&n->persister, job);
+            break;
+        }
+        case ACT_SNAPSHOT_SEND:
+            start_snapshot_send(n, a->snapshot_send.to);
+            break;
+        }
+    }
+}
+
+/* ---------------------------------------------------------- callbacks */
+
+static void on_persist_done(uv_async_t *handle)
+{
+    struct node *n = handle->data;
+    if (n->persister.failed) {
+        pthread_mutex_lock(&n->persister.lock);
+        struct cohort_err e = n->persister.error;
+        pthread_mutex_unlock(&n->persister.lock);
+        fprintf(stderr,
+                "cohort[%u]: storage failed, stopping: %s; check the disk "
+                "under %s and restart the server (acknowledged writes are on "
+                "a majority)\n",
+                n->c.self, e.message, n->c.data_dir);
+        _exit(3);
+    }
+    struct persist_job *j = persister_take_done(&n->persister);
+    while (j) {
+        struct persist_job *next = j->next;
+        struct event ev = {0};
+        if (j->type == PJOB_PERSIST) {
+            ev.type = EV_PERSISTED;
+            ev.persisted.op = j->op_last;
+            ev.persisted.checksum = j->checksum;
+            step(n, &ev);
+        } else if (j->type == PJOB_META) {
+            ev.type = EV_META_PERSISTED;
+            ev.meta.seq = j->seq;
+            step(n, &ev);
+        }
+        persist_job_free(j);
+        j = next;
+    }
+}
+
+static void flush_batch(struct node *n)
+{
+    if (n->batch_count == 0)
+        return;
+    struct event ev = {.type = EV_CLIENT_REQUEST};
+    ev.client.requests = n->batch;
+    ev.client.count = n->batch_count;
+    step(n, &ev);
+    n->batch_count = 0;
+    n->batch_used = 0;
+}
+
+static void on_check(uv_check_t *handle)
+{
+    flush_batch(handle->data);
+}
+
+static void pump_snapshot_sends(struct node *n)
+{
+    static uint8_t chunk[SNAPSHOT_CHUNK_SIZE];
+    for (uint32_t to = 0; to < n->c.replica_count; to++) {
+        struct snapshot_send *s = &n->sends[to];
+        if (!s->active)
+            continue;
+        struct transport_peer_stats st;
+        transport_stats(n->transport, to, &st);
+        if (!st.connected) {
+            snapshot_close(&s->reader);
+            s->active = false;
+            continue;
+        }
+        for (int k = 0; k < 4 && st.bytes_queued < (8u << 20); k++) {
+            size_t done = 0;
+            struct cohort_err err;
+            if (snapshot_read_chunk(&s->reader, s->offset, chunk, sizeof(chunk),
+                                    &done, &err) != 0) {
+                node_log(n, "snapshot send to %u: %s", to, err.message);
+                done = 0;
+            }
+            uint8_t head[SNAPSHOT_CHUNK_HEADER - 1];
+            put_u64(head, s->reader.info.op);
+            put_u64(head + 8, s->offset);
+            put_u64(head + 16, s->reader.info.file_size);
+            send_frame(n, to, FRAME_SNAPSHOT, head, sizeof(head), chunk, done);
+            s->offset += done;
+            if (done == 0 || s->offset >= s->reader.info.file_size) {
+                snapshot_close(&s->reader);
+                s->active = false;
+                break;
+            }
+            transport_stats(n->transport, to, &st);
+        }
+    }
+}
+
+static void on_tick(uv_timer_t *handle)
+{
+    struct node *n = handle->data;
+    flush_batch(n);
+    struct event ev = {.type = EV_TICK};
+    step(n, &ev);
+    pump_snapshot_sends(n);
+}
+
+static void on_sigchld(uv_signal_t *handle, int signum)
+{
+    (void)signum;
+    struct node *n = handle->data;
+    if (n->snapshot_child <= 0)
+        return;
+    int status = 0;
+    pid_t pid = waitpid(n->snapshot_child, &status, WNOHANG);
+    if (pid != n->snapshot_child)
+        return;
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    n->snapshot_child = 0;
+    struct event ev = {.type = EV_SNAPSHOT_TAKEN};
+    ev.snapshot_taken.op = ok ? n->snapshot_child_op : 0;
+    if (ok) {
+        n->snapshot_op = n->snapshot_child_op;
+        n->snapshot_time_s = (uint64_t)time(NULL);
+    } else {
+        node_log(n, "snapshot at op %" PRIu64 " failed; will retry",
+                 n->snapshot_child_op);
+    }
+    step(n, &ev);
+}
+
+static int reader_read_cb(void *ctx, void *data, size_t size, size_t *got)
+{
+    struct {
+        struct snapshot_reader *r;
+        uint64_t offset;
+    } *c = ctx;
+    struct cohort_err err;
+    int rc = snapshot_read_state(c->r, c->offset, data, size, got, &err);
+    if (rc == 0)
+        c->offset += *got;
+    return rc;
+}
+
+/* Load the store and the client table from an open snapshot. The table
+ * bytes are malloc'd into *table. */
+static int restore_from_snapshot(struct node *n, struct snapshot_reader *rd,
+                                 uint8_t **table, struct cohort_err *err)
+{
+    const struct snapshot_info *info = snapshot_info(rd);
+    *table = malloc(info->client_table_size ? info->client_table_size : 1);
+    ASSERT(*table);
+    int rc = snapshot_read_client_table(rd, *table, err);
+    if (rc != 0)
+        return rc;
+    struct {
+        struct snapshot_reader *r;
+        uint64_t offset;
+    } ctx = {rd, 0};
+    return kv_restore(&n->kv, reader_read_cb, &ctx, err);
+}
+
+static void install_received_snapshot(struct node *n)
+{
+    struct snapshot_info info;
+    struct cohort_err err;
+    if (snapshot_receive_end(&n->receiver, &info, &err) != 0) {
+        node_log(n, "received snapshot rejected: %s", err.message);
+        snapshot_receive_abort(&n->receiver);
+        return;
+    }
+    if (info.op <= replica_applied(n->r))
+        return; /* we caught up meanwhile */
+    struct snapshot_reader rd;
+    uint8_t *table = NULL;
+    if (snapshot_open_latest(&rd, n->vfs, n->snap_dir, &err) != 0 ||
+        snapshot_info(&rd)->op != info.op) {
+        node_log(n, "cannot reopen the received snapshot: %s", err.message);
+        return;
+    }
+    int rc = restore_from_snapshot(n, &rd, &table, &err);
+    snapshot_close(&rd);
+    if (rc != 0) {
+        /* The store is empty now: we cannot go on without state. */
+        fprintf(stderr,
+                "cohort[%u]: installing snapshot at op %" PRIu64 ": %s\n",
+                n->c.self, info.op, err.message);
+        _exit(3);
+    }
+    n->snapshot_op = info.op;
+    n->snapshot_time_s = (uint64_t)time(NULL);
+    struct event ev = {.type = EV_SNAPSHOT_INSTALLED};
+    ev.snapshot.op = info.op;
+    ev.snapshot.checksum = info.checksum;
+    ev.snapshot.timestamp_ms = info.timestamp_ms;
+    ev.snapshot.client_table = table;
+    ev.snapshot.client_table_size = info.client_table_size;
+    step(n, &ev);
+    free(table);
+    if (replica_op(n->r) == info.op) {
+        /* Nothing of our old log chains on: start the wal afresh. */
+        struct persist_job *job = calloc(1, sizeof(*job));
+        ASSERT(job);
+        job->type = PJOB_RESET;
+        persister_push(&n->persister, job);
+    }
+    node_log(n, "installed a snapshot at op %" PRIu64, info.op);
+}
+
+static void on_snapshot_chunk(struct node *n, uint32_t from,
+                              const uint8_t *data, size_t size)
+{
+    if (size < SNAPSHOT_CHUNK_HEADER - 1)
+        return;
+    uint64_t op = get_u64(data);
+    uint64_t offset = get_u64(data + 8);
+    uint64_t file_size = get_u64(data + 16);
+    const uint8_t *bytes = data + 24;
+    size_t count = size - 24;
+    struct cohort_err err;
+    if (offset == 0) {
+        if (n->receiving)
+            snapshot_receive_abort(&n->receiver);
+        n->receiving = snapshot_receive_begin(&n->receiver, n->vfs, n->snap_dir,
+                                              op, file_size, &err) == 0;
+        if (!n->receiving) {
+            node_log(n, "snapshot from %u: %s", from, err.message);
+            return;
+        }
+    }
+    if (!n->receiving || n->receiver.op != op ||
+        offset != n->receiver.received) {
+        return; /* a gap: the core asks again and the sender restarts */
+    }
+    if (snapshot_receive_chunk(&n->receiver, offset, bytes, count, &err) != 0) {
+        node_log(n, "snapshot from %u: %s", from, err.message);
+        snapshot_receive_abort(&n->receiver);
+        n->receiving = false;
+        return;
+    }
+    if (n->receiver.received == file_size) {
+        n->receiving = false;
+        install_received_snapshot(n);
+    }
+}
+
+static void on_peer_message(void *ctx, uint32_t from, const uint8_t *data,
+                            size_t size)
+{
+    struct node *n = ctx;
+    if (size < 1 || n->closing)
+        return;
+    if (data[0] == FRAME_SNAPSHOT) {
+        on_snapshot_chunk(n, from, data + 1, size - 1);
+        return;
+    }
+    if (data[0] != FRAME_PROTOCOL)
+        return;
+    flush_batch(n);
+    struct event ev = {.type = EV_MESSAGE};
+    ev.message.data = data + 1;
+    ev.message.size = size - 1;
+    step(n, &ev);
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void batch_reserve(struct node *n, size_t body_size)
+{
+    if (n->batch_count == n->batch_cap ||
+        n->batch_used + body_size > n->batch_bytes_cap) {
+        /* The batch holds pointers into batch_bytes: flush before growing. */
+        flush_batch(n);
+    }
+    if (n->batch_cap == 0) {
+        n->batch_cap = 4096;
+        n->batch = calloc(n->batch_cap, sizeof(*n->batch));
+        ASSERT(n->batch);
+    }
+    if (body_size > n->batch_bytes_cap) {
+        free(n->batch_bytes);
+        n->batch_bytes_cap = body_size > (4u << 20) ? body_size : (4u << 20);
+        n->batch_bytes = malloc(n->batch_bytes_cap);
+        ASSERT(n->batch_bytes);
+    }
+}
+
+void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
+                 const uint8_t *body, size_t body_size, node_done_fn done,
+                 void *ctx)
+{
+    if (n->persister.stalled) {
+        static const char full[] =
+            "-ERR cannot write to this replica's disk (full or failing); "
+            "free space under the data directory\r\n";
+        done(ctx, NODE_REJECTED, (const uint8_t *)full, sizeof(full) - 1,
+             replica_primary(n->r));
+        return;
+    }
+    if (!replica_is_primary(n->r)) {
+        enum node_outcome o = replica_status(n->r) == STATUS_NORMAL
+                                  ? NODE_NOT_PRIMARY
+                                  : NODE_RETRY;
+        done(ctx, o, NULL, 0, replica_primary(n->r));
+        return;
+    }
+    batch_reserve(n, body_size);
+    uint8_t *copy = n->batch_bytes + n->batch_used;
+    if (body_size)
+        memcpy(copy, body, body_size);
+    n->batch_used += body_size;
+    n->batch[n->batch_count++] = (struct client_request){
+        .client_id = client_id,
+        .request_no = request_no,
+        .body = copy,
+        .body_size = (uint32_t)body_size,
+    };
+    pending_add(n, client_id, request_no, done, ctx);
+}
+
+static void waiters_push(struct waiters *w, node_done_fn done, void *ctx)
+{
+    if (w->count == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 64;
+        w->list = realloc(w->list, w->cap * sizeof(*w->list));
+        ASSERT(w->list);
+    }
+    w->list[w->count++] = (struct reader_waiter){done, ctx};
+}
+
+static void waiters_finish(struct node *n, struct waiters *w,
+                           enum node_outcome outcome)
+{
+    uint32_t count = w->count;
+    w->count = 0;
+    for (uint32_t i = 0; i < count; i++)
+        if (w->list[i].done)
+            w->list[i].done(w->list[i].ctx, outcome, NULL, 0,
+                            replica_primary(n->r));
+}
+
+/* Start a barrier op covering every read waiting now. Reads that arrive
+ * while it is in flight wait for the next one, so a stream of reads costs
+ * one log op per round trip, not one per read. */
+static void start_barrier(struct node *n)
+{
+    if (n->barrier_inflight || n->waiting.count == 0)
+        return;
+    struct waiters t = n->covered;
+    n->covered = n->waiting;
+    n->waiting = t;
+    n->waiting.count = 0;
+    n->barrier_inflight = true;
+    n->barrier_request_no++;
+    batch_reserve(n, 0);
+    /* An empty body: the store answers it with an error that nobody reads
+     * and changes nothing; what matters is that it commits in order. */
+    n->batch[n->batch_count++] = (struct client_request){
+        .client_id = n->barrier_client,
+        .request_no = n->barrier_request_no,
+        .body = n->batch_bytes,
+        .body_size = 0,
+    };
+}
+
+static void finish_barrier(struct node *n, enum node_outcome outcome)
+{
+    n->barrier_inflight = false;
+    waiters_finish(n, &n->covered, outcome);
+    start_barrier(n);
+}
+
+static void fail_reads(struct node *n, enum node_outcome outcome)
+{
+    n->barrier_inflight = false;
+    waiters_finish(n, &n->covered, outcome);
+    waiters_finish(n, &n->waiting, outcome);
+}
+
+void node_read_barrier(struct node *n, node_done_fn done, void *ctx)
+{
+    if (!replica_is_primary(n->r)) {
+        enum node_outcome o = replica_status(n->r) == STATUS_NORMAL
+                                  ? NODE_NOT_PRIMARY
+                                  : NODE_RETRY;
+        done(ctx, o, NULL, 0, replica_primary(n->r));
+        return;
+    }
+    waiters_push(&n->waiting, done, ctx);
+    start_barrier(n);
+}
+
+const struct kv *node_kv(const struct node *n)
+{
+    return &n->kv;
+}
+
+void node_status(const struct node *n, struct node_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->status = replica_status(n->r);
+    out->view = replica_view(n->r);
+    out->primary = replica_primary(n->r);
+    out->self = n->c.self;
+    out->replica_count = n->c.replica_count;
+    out->op = replica_op(n->r);
+    out->commit = replica_commit(n->r);
+    out->applied = replica_applied(n->r);
+    for (uint32_t i = 0; i < n->c.replica_count; i++) {
+        out->peer_op[i] = replica_peer_op(n->r, i);
+        out->peer_suspected[i] = i != n->c.self && replica_suspects(n->r, i);
+        out->client_addr[i] = n->c.client_addr[i];
+        if (i != n->c.self) {
+            struct transport_peer_stats st;
+            transport_stats(n->transport, i, &st);
+            out->peer_connected[i] = st.connected;
+        }
+    }
+    out->log_bytes = 0;
+    uint64_t segments = wal_segment_count(&n->wal);
+    out->log_bytes = segments * n->c.wal_segment_size;
+    out->snapshot_op = n->snapshot_op;
+    out->snapshot_time_s = n->snapshot_time_s;
+    out->last_sync_us = n->persister.last_sync_us;
+    out->syncs = n->persister.syncs;
+    out->view_changes = replica_stats(n->r)->view_changes;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+/* Entries from the wal that continue the snapshot's chain: those at or below
+ * the snapshot are dropped, and a suffix that does not chain on (left from
+ * before a snapshot was installed) is stale, not damage. */
+static void durable_entries(const struct wal_recovery *rec,
+                            const struct snapshot_info *snap,
+                            struct replica_durable *d)
+{
+    uint64_t base = snap ? snap->op : 0;
+    uint64_t parent = snap ? snap->checksum : 0;
+    uint64_t i = 0;
+    while (i < rec->entry_count && rec->entries[i].h.op <= base)
+        i++;
+    if (i < rec->entry_count && (rec->entries[i].h.op != base + 1 ||
+                                 rec->entries[i].h.parent != parent))
+        i = rec->entry_count; /* does not continue the snapshot: stale */
+    d->entries = rec->entries + i;
+    d->entry_count = rec->entry_count - i;
+    d->damaged_op = rec->damaged_op;
+}
+
+static int open_storage(struct node *n, struct replica_durable *d,
+                        struct snapshot_info *snap_info, bool *have_snap,
+                        uint8_t **table, struct wal_recovery *rec,
+                        struct cohort_err *err)
+{
+    int rc = vfs_mkdir_durable(n->vfs, n->c.data_dir, err);
+    if (rc != 0)
+        return err_wrap(err, "data directory %s (is it writable?)",
+                        n->c.data_dir);
+    struct meta_record meta;
+    bool present = false;
+    rc = meta_open(&n->meta, n->vfs, n->meta_path, &meta, &present, err);
+    if (rc != 0)
+        return rc;
+    n->meta_open = true;
+    if (present && meta.cluster_id != n->c.cluster_id)
+        return err_set(err, -COHORT_ECONFIG,
+                       "%s belongs to cluster %016" PRIx64 ", not %016" PRIx64
+                       ": point --data-dir at this cluster's data",
+                       n->meta_path, meta.cluster_id, n->c.cluster_id);
+    d->meta_present = present;
+    d->view = meta.meta.view;
+    d->last_normal_view = meta.meta.last_normal_view;
+    d->epoch = meta.meta.epoch;
+    struct snapshot_reader rd;
+    rc = snapshot_open_latest(&rd, n->vfs, n->snap_dir, err);
+    *have_snap = rc == 0;
+    if (rc != 0 && rc != -COHORT_ENOTFOUND)
+        return rc;
+    if (*have_snap) {
+        *snap_info = *snapshot_info(&rd);
+        rc = restore_from_snapshot(n, &rd, table, err);
+        snapshot_close(&rd);
+        if (rc != 0)
+            return err_wrap(err, "snapshot in %s", n->snap_dir);
+        d->snapshot_op = snap_info->op;
+        d->snapshot_checksum = snap_info->checksum;
+        d->snapshot_timestamp_ms = snap_info->timestamp_ms;
+        d->client_table = *table;
+        d->client_table_size = snap_info->client_table_size;
+        n->snapshot_op = snap_info->op;
+    }
+    struct wal_config wc;
+    wal_config_defaults(&wc);
+    if (n->c.wal_segment_size)
+        wc.segment_size = n->c.wal_segment_size;
+    n->c.wal_segment_size = wc.segment_size;
+    rc = wal_open(&n->wal, n->vfs, n->wal_dir, &wc, rec, err);
+    if (rc != 0)
+        return rc;
+    n->wal_open = true;
+    if (rec->damaged_op)
+        node_log(n, "log damage, repairing from peers: %s",
+                 rec->damage.message);
+    if (rec->torn_tail)
+        node_log(n, "cut a torn last record: %s", rec->torn.message);
+    durable_entries(rec, *have_snap ? snap_info : NULL, d);
+    return 0;
+}
+
+static void configure_replica(struct node *n)
+{
+    struct replica_config *rc = &n->rc;
+    replica_config_defaults(rc, n->c.replica_count, n->c.self,
+                            n->c.cluster_id ^ (uint64_t)uv_hrtime());
+    if (n->c.heartbeat_ms)
+        rc->heartbeat_ms = n->c.heartbeat_ms;
+    if (n->c.suspect_timeout_ms)
+        rc->suspect_timeout_ms = n->c.suspect_timeout_ms;
+    if (n->c.view_change_timeout_ms)
+        rc->view_change_timeout_ms = n->c.view_change_timeout_ms;
+    if (n->c.snapshot_interval_ops)
+        rc->snapshot_interval_ops = n->c.snapshot_interval_ops;
+    rc->reply_size_max = (uint32_t)kv_reply_size_max(&n->c.kv);
+    rc->body_size_max =
+        (uint32_t)n->c.kv.value_size_max + n->c.kv.key_size_max + 4096u;
+    if (rc->pipeline_bytes_max < 4u * rc->body_size_max)
+        rc->pipeline_bytes_max = 4u * rc->body_size_max;
+    rc->log_bytes_max = 4u * rc->pipeline_bytes_max;
+    rc->sm = &n->sm;
+}
+
+static uint64_t random_u64(void)
+{
+    uint64_t x = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&x, sizeof(x), 1, f) != 1)
+            x = 0;
+        fclose(f);
+    }
+    x ^= uv_hrtime() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+    return x ? x : 1;
+}
+
+static int start_handles(struct node *n, struct cohort_err *err)
+{
+    uv_async_init(n->loop, &n->persist_async, on_persist_done);
+    n->persist_async.data = n;
+    n->handles_open++;
+    int rc = persister_start(&n->persister, &n->wal, &n->meta,
+                             &n->persist_async, err);
+    if (rc != 0)
+        return rc;
+    uv_timer_init(n->loop, &n->tick);
+    n->tick.data = n;
+    n->handles_open++;
+    uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    uv_check_init(n->loop, &n->check);
+    n->check.data = n;
+    n->handles_open++;
+    uv_check_start(&n->check, on_check);
+    uv_signal_init(n->loop, &n->sigchld);
+    n->sigchld.data = n;
+    n->handles_open++;
+    uv_signal_start(&n->sigchld, on_sigchld, SIGCHLD);
+    struct transport_config tc = {
+        .cluster_id = n->c.cluster_id,
+        .self = n->c.self,
+        .replica_count = n->c.replica_count,
+        .bind_host = n->c.bind_host,
+        .frame_size_max = n->rc.message_size_max + 64u + SNAPSHOT_CHUNK_SIZE,
+        .send_queue_bytes_max = 64u << 20,
+        .reconnect_min_ms = 20,
+        .reconnect_max_ms = 1000,
+        .on_message = on_peer_message,
+        .on_log = transport_log,
+        .ctx = n,
+    };
+    for (uint32_t i = 0; i < n->c.replica_count; i++)
+        tc.peers[i] = n->c.peer_addr[i];
+    n->transport = transport_open(n->loop, &tc, err);
+    return n->transport ? 0 : err->code;
+}
+
+struct node *node_open(uv_loop_t *loop, const struct node_config *config,
+                       struct cohort_err *err)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    ASSERT(n);
+    n->loop = loop;
+    n->c = *config;
+    n->vfs = vfs_posix();
+    n->barrier_client = random_u64();
+    if (vfs_path_join(n->wal_dir, config->data_dir, "wal", err) != 0 ||
+        vfs_path_join(n->meta_path, config->data_dir, "meta", err) != 0 ||
+        vfs_path_join(n->snap_dir, config->data_dir, "snapshots", err) != 0)
+        goto fail;
+    if (kv_init(&n->kv, &n->c.kv) != 0) {
+        err_set(err, -COHORT_ENOMEM, "allocate the store");
+        goto fail;
+    }
+    n->kv_ready = true;
+    n->sm = kv_sm(&n->kv);
+    configure_replica(n);
+    struct replica_durable d = {0};
+    struct snapshot_info snap = {0};
+    bool have_snap = false;
+    uint8_t *table = NULL;
+    struct wal_recovery rec;
+    memset(&rec, 0, sizeof(rec));
+    if (open_storage(n, &d, &snap, &have_snap, &table, &rec, err) != 0) {
+        free(table);
+        goto fail;
+    }
+    n->r = replica_init(&n->rc, &d, now_ms(n));
+    free(table);
+    wal_recovery_release(&n->wal);
+    if (!n->r) {
+        err_set(err, -COHORT_ECONFIG,
+                "cannot start the replica (bad limits or out of memory)");
+        goto fail;
+    }
+    if (start_handles(n, err) != 0)
+        goto fail;
+    node_log(n,
+             "replica %u of %u started: data in %s, op %" PRIu64
+             ", snapshot at op %" PRIu64,
+             n->c.self, n->c.replica_count, n->c.data_dir, replica_op(n->r),
+             d.snapshot_op);
+    struct event ev = {.type = EV_TICK};
+    step(n, &ev);
+    return n;
+fail:
+    node_close(n);
+    return NULL;
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    struct node *n = handle->data;
+    ASSERT(n->handles_open > 0);
+    if (--n->handles_open > 0)
+        return;
+    if (n->r)
+        replica_deinit(n->r);
+    if (n->wal_open)
+        wal_close(&n->wal);
+    if (n->meta_open)
+        meta_close(&n->meta);
+    if (n->kv_ready)
+        kv_deinit(&n->kv);
+    free(n->pending);
+    free(n->batch);
+    free(n->batch_bytes);
+    free(n->covered.list);
+    free(n->waiting.list);
+    free(n->frame);
+    free(n);
+}
+
+void node_close(struct node *n)
+{
+    if (n->closing)
+        return;
+    n->closing = true;
+    pending_fail_all(n, NODE_UNKNOWN);
+    if (n->r)
+        fail_reads(n, NODE_RETRY);
+    for (uint32_t i = 0; i < COHORT_REPLICAS_MAX; i++)
+        if (n->sends[i].active)
+            snapshot_close(&n->sends[i].reader);
+    if (n->receiving)
+        snapshot_receive_abort(&n->receiver);
+    persister_stop(&n->persister);
+    if (n->snapshot_child > 0) {
+        kill(n->snapshot_child, SIGKILL);
+        waitpid(n->snapshot_child, NULL, 0);
+    }
+    if (n->transport)
+        transport_close(n->transport);
+    if (n->handles_open == 0) {
+        n->handles_open = 1;
+        uv_handle_t fake = {.data = n};
+        on_handle_closed(&fake);
+        return;
+    }
+    uv_close((uv_handle_t *)&n->persist_async, on_handle_closed);
+    if (n->handles_open > 1) {
+        uv_close((uv_handle_t *)&n->tick, on_handle_closed);
+        uv_close((uv_handle_t *)&n->check, on_handle_closed);
+        uv_close((uv_handle_t *)&n->sigchld, on_handle_closed);
+    }
+}

@@ -1,0 +1,113 @@
+/* node — one replica process: the protocol core driven by real I/O.
+ *
+ * A node owns a libuv loop's worth of state: the replica core, the store
+ * (src/kv) as its state machine, the peer transport, a storage thread that
+ * appends to the write-ahead log with group commit (one fdatasync per batch),
+ * metadata and snapshots (taken by a forked child, as Redis does). The RESP
+ * server (src/server) sits on top and talks to the node only through this
+ * header.
+ *
+ * Threads: everything here runs on the loop thread except the storage
+ * thread, which only touches files and hands completions back through a
+ * uv_async_t.
+ */
+#ifndef COHORT_NODE_H
+#define COHORT_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "cohort.h"
+#include "common/err.h"
+#include "core/replica.h"
+#include "kv/kv.h"
+
+struct node_config {
+    uint64_t cluster_id;
+    uint32_t self;
+    uint32_t replica_count;
+    /* "host:port" per replica: where its peer transport listens, and where
+     * its RESP server listens (for redirects, forwarding and status). */
+    const char *peer_addr[COHORT_REPLICAS_MAX];
+    const char *client_addr[COHORT_REPLICAS_MAX];
+    const char *data_dir;
+    const char *bind_host; /* NULL: the host of our own addresses */
+    uint64_t wal_segment_size;
+    struct kv_config kv;
+    /* Protocol timing and limits; replica_config_defaults() then these. */
+    uint32_t heartbeat_ms;
+    uint32_t suspect_timeout_ms;
+    uint32_t view_change_timeout_ms;
+    uint32_t snapshot_interval_ops;
+    bool quiet; /* no log lines on stderr */
+};
+
+/* How a write or a linearizable read ends, for the server. */
+enum node_outcome {
+    NODE_DONE = 0,        /* reply holds the RESP reply */
+    NODE_NOT_PRIMARY = 1, /* certainly not applied; primary_hint names it */
+    NODE_RETRY = 2,       /* certainly not applied: view change, recovery,
+                             busy; try again soon */
+    NODE_UNKNOWN = 3,     /* proposed, outcome unknown (view changed) */
+    NODE_REJECTED = 4,    /* certainly not applied; reply says why */
+};
+
+typedef void (*node_done_fn)(void *ctx, enum node_outcome outcome,
+                             const uint8_t *reply, size_t reply_size,
+                             uint32_t primary_hint);
+
+struct node;
+
+/* Load durable state from config->data_dir (creating it on first start),
+ * open the transport and start the replica. On failure returns NULL with a
+ * one-line message naming the file or address and the fix. */
+struct node *node_open(uv_loop_t *loop, const struct node_config *config,
+                       struct cohort_err *err);
+/* Stop: finish the storage thread's work, close the transport. The loop must
+ * run until every handle is closed; then the node frees itself. */
+void node_close(struct node *n);
+
+/* Propose a write (a kv command body, kv_command_encode()) as request
+ * request_no of client client_id. done is called exactly once, on the loop
+ * thread, possibly before node_submit returns. */
+void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
+                 const uint8_t *body, size_t body_size, node_done_fn done,
+                 void *ctx);
+/* Forget the callback of a pending request (its connection closed). */
+void node_cancel(struct node *n, void *ctx);
+
+/* The store, for reads. Local reads may be stale on a backup. */
+const struct kv *node_kv(const struct node *n);
+/* Linearizable read barrier: done(NODE_DONE) once this node is the primary,
+ * still holds its view (confirmed by a quorum after the call) and has
+ * applied everything committed before the call; then the caller reads
+ * node_kv(). Otherwise NOT_PRIMARY / RETRY. */
+void node_read_barrier(struct node *n, node_done_fn done, void *ctx);
+
+/* Status for INFO and `cohort status`. */
+struct node_status {
+    enum replica_status status;
+    uint32_t view;
+    uint32_t primary;
+    uint32_t self;
+    uint32_t replica_count;
+    uint64_t op;
+    uint64_t commit;
+    uint64_t applied;
+    uint64_t peer_op[COHORT_REPLICAS_MAX];     /* primary only */
+    bool peer_connected[COHORT_REPLICAS_MAX];  /* outbound link up */
+    bool peer_suspected[COHORT_REPLICAS_MAX];
+    uint64_t log_bytes;
+    uint64_t snapshot_op;
+    uint64_t snapshot_time_s;  /* wall clock of the last snapshot, 0: none */
+    uint64_t last_sync_us;     /* duration of the last fdatasync */
+    uint64_t syncs;
+    uint64_t view_changes;
+    const char *client_addr[COHORT_REPLICAS_MAX];
+};
+void node_status(const struct node *n, struct node_status *out);
+
+#endif

@@ -1,0 +1,1155 @@
+/* transport — replica-to-replica messaging over TCP on a libuv loop. See
+ * transport.h for the contract; this file is the mechanism.
+ *
+ * Outbound (we dial peer p): struct peer lives as long as the transport and
+ * holds the state, the backoff timer and the stats; struct dial is one
+ * connection attempt and owns its TCP handle and the send queue. A broken
+ * dial is detached from its peer at once and freed by its handle's close
+ * callback, so the next attempt never waits for the old handle. The send
+ * queue is a list of fixed-size chunks that frames are copied into back to
+ * back; one uv_write covers every queued chunk (an array of uv_buf_t, one
+ * writev), and written chunks are recycled, so a steady stream allocates
+ * nothing.
+ *
+ * Inbound (a peer dials us): struct conn owns the accepted TCP handle, a
+ * handshake timer and one read buffer that frames are parsed from in place.
+ * The buffer grows only to hold one frame of at most frame_size_max.
+ *
+ * Invariants: (1) at most one uv_write per dial is in flight, and it covers a
+ * prefix of the queue, so bytes leave in queue order; (2) a frame is queued
+ * only if the queue stays within send_queue_bytes_max, and only whole; (3) no
+ * frame reaches on_message before its connection's handshake passed and its
+ * CRC matched; (4) handles_open counts initialized, not yet closed handles,
+ * and the close callback that takes it to zero after transport_close() frees
+ * the transport.
+ */
+#include "runtime/transport.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/bytes.h"
+#include "common/crc32c.h"
+#include "runtime/addr.h"
+
+#define HANDSHAKE_SIZE 24u
+#define FRAME_HEADER_SIZE 8u
+#define FRAME_SIZE_LIMIT (1u << 30) /* the largest frame_size_max allowed */
+#define CHUNK_SIZE (64u * 1024u)
+#define CHUNK_SPARES_MAX 4u
+#define WRITE_BUFS_MAX 64u
+#define READ_BUFFER_SIZE (64u * 1024u)
+#define INBOUND_MAX 64u
+#define LISTEN_BACKLOG 128
+#define KEEPALIVE_DELAY_S 10u
+#define HANDSHAKE_TIMEOUT_MS_DEFAULT 5000u
+#define LOG_LINE_MAX 400u
+#define PEER_TEXT_MAX 128u
+#define REPLICA_NONE UINT32_MAX
+
+static_assert(HANDSHAKE_SIZE == 4 + 4 + 8 + 4 + 4, "handshake layout");
+static_assert(HANDSHAKE_SIZE <= CHUNK_SIZE, "a handshake fits one chunk");
+static_assert(FRAME_SIZE_LIMIT <= UINT32_MAX - FRAME_HEADER_SIZE,
+              "a frame with its header fits in u32");
+
+enum peer_state { PEER_IDLE, PEER_CONNECTING, PEER_HANDSHAKING, PEER_READY };
+
+struct chunk {
+    struct chunk *next;
+    uint32_t begin; /* first byte not yet written */
+    uint32_t end;   /* first free byte */
+    uint8_t data[CHUNK_SIZE];
+};
+
+struct peer;
+
+struct dial {
+    struct transport *t;
+    struct peer *peer; /* NULL once detached: closing, callbacks ignored */
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    bool writing;
+    uint64_t writing_size; /* bytes covered by the write in flight */
+    uint64_t queued_size;  /* bytes in the queue, in flight included */
+    struct chunk *head;
+    struct chunk *tail;
+    struct chunk *spares;
+    uint32_t spare_count;
+    uint32_t hs_in_size;
+    uint8_t hs_in[HANDSHAKE_SIZE];
+    uint8_t scratch[64]; /* reads after the handshake, which are errors */
+};
+
+struct peer {
+    struct transport *t;
+    uint32_t id;
+    enum peer_state state;
+    bool flush_pending;
+    struct dial *dial; /* the current attempt; NULL when IDLE */
+    uv_timer_t timer;  /* IDLE: backoff; CONNECTING, HANDSHAKING: deadline */
+    uint32_t backoff_ms;
+    uint32_t failures; /* failed attempts since the last READY */
+    struct sockaddr_storage addr;
+    char text[PEER_TEXT_MAX]; /* "host:port" as configured */
+    struct transport_peer_stats stats;
+};
+
+struct conn {
+    struct transport *t;
+    struct conn *prev;
+    struct conn *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* handshake deadline */
+    uv_write_t hs_req;
+    uint32_t handles_open;
+    bool closing;
+    uint32_t from; /* replica id after the handshake, REPLICA_NONE before */
+    uint32_t hs_in_size;
+    uint8_t hs_in[HANDSHAKE_SIZE];
+    uint8_t hs_out[HANDSHAKE_SIZE];
+    uint8_t *buf; /* received bytes; frames are parsed in place */
+    size_t buf_cap;
+    size_t buf_size;
+    char text[ADDR_TEXT_MAX]; /* the remote address */
+};
+
+struct transport {
+    uv_loop_t *loop;
+    struct transport_config config; /* peers and bind_host cleared */
+    uint32_t handshake_timeout_ms;
+    bool closing;
+    uint32_t handles_open;
+    uv_tcp_t listener;
+    uv_prepare_t flusher; /* runs queued writes before the loop polls */
+    uint16_t port;
+    char listen_text[ADDR_TEXT_MAX];
+    struct peer peers[COHORT_REPLICAS_MAX];
+    struct conn *inbound;
+    uint32_t inbound_count;
+    uint64_t refused_count;
+};
+
+static void dial_fail(struct dial *d, const char *reason);
+static void flush_schedule(struct peer *p);
+static void conn_close(struct conn *c);
+
+__attribute__((format(printf, 2, 3))) static void
+transport_log(struct transport *t, const char *fmt, ...)
+{
+    if (t->config.on_log == NULL)
+        return;
+    char line[LOG_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    t->config.on_log(t->config.ctx, line);
+}
+
+static void handle_opened(struct transport *t)
+{
+    t->handles_open++;
+}
+
+static void handle_closed(struct transport *t)
+{
+    ASSERT(t->handles_open > 0);
+    t->handles_open--;
+    if (t->handles_open > 0)
+        return;
+    ASSERT(t->closing);
+    ASSERT(t->inbound == NULL);
+    free(t);
+}
+
+static void on_transport_handle_closed(uv_handle_t *handle)
+{
+    handle_closed(handle->data);
+}
+
+/* ---- handshake ---------------------------------------------------------- */
+
+static void handshake_encode(const struct transport *t,
+                             uint8_t out[HANDSHAKE_SIZE])
+{
+    struct writer w = writer_make(out, HANDSHAKE_SIZE);
+    writer_u32(&w, TRANSPORT_MAGIC);
+    writer_u32(&w, TRANSPORT_VERSION);
+    writer_u64(&w, t->config.cluster_id);
+    writer_u32(&w, t->config.self);
+    writer_u32(&w, t->config.replica_count);
+    ASSERT(w.ok);
+    ASSERT(w.left == 0);
+}
+
+/* Check a peer's handshake; who names it in the log. expected is the replica
+ * we dialed, or REPLICA_NONE for a connection we accepted. Returns the peer's
+ * replica id, or REPLICA_NONE after logging one line that says why the peer
+ * is refused. */
+static uint32_t handshake_check(struct transport *t, const uint8_t *hs,
+                                const char *who, uint32_t expected)
+{
+    const struct transport_config *cfg = &t->config;
+    struct cursor c = cursor_make(hs, HANDSHAKE_SIZE);
+    uint32_t magic = cursor_u32(&c);
+    uint32_t version = cursor_u32(&c);
+    uint64_t cluster = cursor_u64(&c);
+    uint32_t id = cursor_u32(&c);
+    uint32_t count = cursor_u32(&c);
+    ASSERT(c.ok);
+    if (magic != TRANSPORT_MAGIC)
+        transport_log(t,
+                      "peer %s did not send a cohort peer handshake (magic "
+                      "0x%08" PRIx32 ", want 0x%08" PRIx32
+                      "): is another program connecting to the peer port?",
+                      who, magic, TRANSPORT_MAGIC);
+    else if (version != TRANSPORT_VERSION)
+        transport_log(t,
+                      "peer %s speaks peer protocol version %" PRIu32
+                      " but we speak %u: run the same cohort version on "
+                      "every replica",
+                      who, version, TRANSPORT_VERSION);
+    else if (cluster != cfg->cluster_id)
+        transport_log(t,
+                      "peer %s claims cluster 0x%" PRIx64
+                      " but we are cluster 0x%" PRIx64
+                      ": is it from another cluster's config?",
+                      who, cluster, cfg->cluster_id);
+    else if (count != cfg->replica_count)
+        transport_log(t,
+                      "peer %s says the group has %" PRIu32
+                      " replicas but we have %" PRIu32
+                      ": is the peer list the same on every replica?",
+                      who, count, cfg->replica_count);
+    else if (id >= count)
+        transport_log(
+            t, "peer %s claims replica id %" PRIu32 " but ids go 0..%" PRIu32,
+            who, id, count - 1);
+    else if (id == cfg->self)
+        transport_log(t,
+                      "peer %s claims to be replica %" PRIu32
+                      ", which is us: is one id configured on two replicas?",
+                      who, id);
+    else if (expected != REPLICA_NONE && id != expected)
+        transport_log(t,
+                      "peer %s claims to be replica %" PRIu32
+                      " but our config has replica %" PRIu32
+                      " there: is the peer list in the same order on every "
+                      "replica?",
+                      who, id, expected);
+    else
+        return id;
+    return REPLICA_NONE;
+}
+
+/* ---- send queue --------------------------------------------------------- */
+
+static struct chunk *chunk_take(struct dial *d)
+{
+    struct chunk *c = d->spares;
+    ASSERT(c != NULL);
+    ASSERT(d->spare_count > 0);
+    d->spares = c->next;
+    d->spare_count--;
+    c->next = NULL;
+    c->begin = 0;
+    c->end = 0;
+    return c;
+}
+
+static void chunk_give(struct dial *d, struct chunk *c)
+{
+    if (d->spare_count >= CHUNK_SPARES_MAX) {
+        free(c);
+        return;
+    }
+    c->next = d->spares;
+    d->spares = c;
+    d->spare_count++;
+}
+
+/* Make sure size more bytes fit: the tail chunk's free space plus spare
+ * chunks. Returns false when out of memory; the queue is unchanged, so a
+ * frame is queued whole or not at all. */
+static bool queue_reserve(struct dial *d, size_t size)
+{
+    size_t room = d->tail != NULL ? CHUNK_SIZE - d->tail->end : 0;
+    room += (size_t)d->spare_count * CHUNK_SIZE;
+    while (room < size) {
+        struct chunk *c = malloc(sizeof(*c));
+        if (c == NULL)
+            return false;
+        c->next = d->spares;
+        d->spares = c;
+        d->spare_count++;
+        room += CHUNK_SIZE;
+    }
+    return true;
+}
+
+/* Copy bytes to the end of the queue; queue_reserve() made the room. The
+ * tail chunk may be in flight: its bytes before `end` stay untouched. */
+static void queue_append(struct dial *d, const uint8_t *src, size_t size)
+{
+    d->queued_size += size;
+    while (size > 0) {
+        struct chunk *c = d->tail;
+        if (c == NULL || c->end == CHUNK_SIZE) {
+            c = chunk_take(d);
+            if (d->tail != NULL)
+                d->tail->next = c;
+            else
+                d->head = c;
+            d->tail = c;
+        }
+        size_t take = CHUNK_SIZE - c->end;
+        if (take > size)
+            take = size;
+        memcpy(c->data + c->end, src, take);
+        c->end += (uint32_t)take;
+        src += take;
+        size -= take;
+    }
+}
+
+/* Drop size written bytes from the front of the queue. No write is in
+ * flight, so an emptied tail chunk can be reused from its start. */
+static void queue_consume(struct dial *d, uint64_t size)
+{
+    ASSERT(!d->writing);
+    ASSERT(size <= d->queued_size);
+    d->queued_size -= size;
+    while (size > 0) {
+        struct chunk *c = d->head;
+        ASSERT(c != NULL);
+        uint64_t take = c->end - c->begin;
+        if (take > size)
+            take = size;
+        c->begin += (uint32_t)take;
+        size -= take;
+        if (c->begin < c->end)
+            break;
+        if (c == d->tail) {
+            c->begin = 0;
+            c->end = 0;
+            break;
+        }
+        d->head = c->next;
+        chunk_give(d, c);
+    }
+    ASSERT(size == 0);
+}
+
+static void queue_free(struct dial *d)
+{
+    while (d->head != NULL) {
+        struct chunk *c = d->head;
+        d->head = c->next;
+        free(c);
+    }
+    while (d->spares != NULL) {
+        struct chunk *c = d->spares;
+        d->spares = c->next;
+        free(c);
+    }
+    d->tail = NULL;
+    d->spare_count = 0;
+    d->queued_size = 0;
+}
+
+/* ---- outbound ----------------------------------------------------------- */
+
+static void on_dial_written(uv_write_t *req, int status)
+{
+    struct dial *d = req->data;
+    ASSERT(d->writing);
+    d->writing = false;
+    if (d->peer == NULL)
+        return; /* detached: the close callback frees the queue */
+    if (status < 0) {
+        dial_fail(d, uv_strerror(status));
+        return;
+    }
+    queue_consume(d, d->writing_size);
+    d->writing_size = 0;
+    if (d->queued_size > 0)
+        flush_schedule(d->peer);
+}
+
+/* Write everything queued (up to WRITE_BUFS_MAX chunks) in one uv_write. */
+static void dial_flush(struct dial *d)
+{
+    ASSERT(d->peer != NULL);
+    if (d->writing || d->queued_size == 0)
+        return;
+    uv_buf_t bufs[WRITE_BUFS_MAX];
+    unsigned count = 0;
+    uint64_t size = 0;
+    for (struct chunk *c = d->head; c != NULL && count < WRITE_BUFS_MAX;
+         c = c->next) {
+        uint32_t n = c->end - c->begin;
+        if (n == 0)
+            continue;
+        bufs[count++] = uv_buf_init((char *)c->data + c->begin, n);
+        size += n;
+    }
+    ASSERT(count > 0);
+    ASSERT(size <= d->queued_size);
+    int rc = uv_write(&d->write_req, (uv_stream_t *)&d->tcp, bufs, count,
+                      on_dial_written);
+    if (rc != 0) {
+        dial_fail(d, uv_strerror(rc));
+        return;
+    }
+    d->writing = true;
+    d->writing_size = size;
+    d->peer->stats.writes++;
+}
+
+static void on_flush(uv_prepare_t *handle)
+{
+    struct transport *t = handle->data;
+    uv_prepare_stop(handle);
+    for (uint32_t i = 0; i < t->config.replica_count; i++) {
+        struct peer *p = &t->peers[i];
+        if (!p->flush_pending)
+            continue;
+        p->flush_pending = false;
+        if (p->dial != NULL)
+            dial_flush(p->dial);
+    }
+}
+
+static void flush_schedule(struct peer *p)
+{
+    if (p->flush_pending)
+        return;
+    p->flush_pending = true;
+    uv_prepare_start(&p->t->flusher, on_flush);
+}
+
+static void on_dial_closed(uv_handle_t *handle)
+{
+    struct dial *d = handle->data;
+    struct transport *t = d->t;
+    ASSERT(d->peer == NULL);
+    queue_free(d);
+    free(d);
+    handle_closed(t);
+}
+
+static void dial_detach(struct dial *d)
+{
+    struct peer *p = d->peer;
+    ASSERT(p != NULL);
+    ASSERT(p->dial == d);
+    p->dial = NULL;
+    p->flush_pending = false;
+    d->peer = NULL;
+    uv_close((uv_handle_t *)&d->tcp, on_dial_closed);
+}
+
+static void on_peer_timer(uv_timer_t *timer);
+
+/* Wait before the next attempt: backoff_ms, doubling up to the maximum. */
+static void peer_backoff(struct peer *p)
+{
+    struct transport *t = p->t;
+    p->state = PEER_IDLE;
+    uv_timer_start(&p->timer, on_peer_timer, p->backoff_ms, 0);
+    uint64_t next = (uint64_t)p->backoff_ms * 2;
+    if (next > t->config.reconnect_max_ms)
+        next = t->config.reconnect_max_ms;
+    p->backoff_ms = (uint32_t)next;
+}
+
+/* End this attempt and schedule the next. reason NULL: already logged. A
+ * peer that stays unreachable is logged once, not at every attempt. */
+static void dial_fail(struct dial *d, const char *reason)
+{
+    struct peer *p = d->peer;
+    ASSERT(p != NULL);
+    ASSERT(!p->t->closing);
+    struct transport *t = p->t;
+    if (reason != NULL && p->state == PEER_READY)
+        transport_log(t, "lost connection to replica %" PRIu32 " at %s: %s",
+                      p->id, p->text, reason);
+    else if (reason != NULL && p->failures == 0)
+        transport_log(t,
+                      "cannot reach replica %" PRIu32
+                      " at %s: %s; retrying every %" PRIu32 "..%" PRIu32 " ms",
+                      p->id, p->text, reason, t->config.reconnect_min_ms,
+                      t->config.reconnect_max_ms);
+    dial_detach(d);
+    p->failures++;
+    peer_backoff(p);
+}
+
+static void peer_ready(struct peer *p)
+{
+    struct transport *t = p->t;
+    ASSERT(p->state == PEER_HANDSHAKING);
+    uv_timer_stop(&p->timer);
+    p->state = PEER_READY;
+    p->stats.connects++;
+    if (p->failures > 0)
+        transport_log(t,
+                      "connected to replica %" PRIu32 " at %s after %" PRIu32
+                      " failed attempt%s",
+                      p->id, p->text, p->failures, p->failures == 1 ? "" : "s");
+    else
+        transport_log(t, "connected to replica %" PRIu32 " at %s", p->id,
+                      p->text);
+    p->failures = 0;
+    p->backoff_ms = t->config.reconnect_min_ms;
+}
+
+static void on_dial_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct dial *d = handle->data;
+    (void)suggested;
+    if (d->hs_in_size < HANDSHAKE_SIZE)
+        *buf = uv_buf_init((char *)d->hs_in + d->hs_in_size,
+                           HANDSHAKE_SIZE - d->hs_in_size);
+    else
+        *buf = uv_buf_init((char *)d->scratch, sizeof(d->scratch));
+}
+
+/* Reads on our outbound connection: the peer's handshake, then nothing. */
+static void on_dial_read(uv_stream_t *stream, ssize_t nread,
+                         const uv_buf_t *buf)
+{
+    struct dial *d = stream->data;
+    (void)buf;
+    if (d->peer == NULL || nread == 0)
+        return;
+    struct peer *p = d->peer;
+    if (nread < 0) {
+        dial_fail(d, nread == UV_EOF ? "connection closed by the peer"
+                                     : uv_strerror((int)nread));
+        return;
+    }
+    if (p->state == PEER_READY) {
+        dial_fail(d, "unexpected bytes from the peer on our outbound "
+                     "connection");
+        return;
+    }
+    d->hs_in_size += (uint32_t)nread;
+    ASSERT(d->hs_in_size <= HANDSHAKE_SIZE);
+    if (d->hs_in_size < HANDSHAKE_SIZE)
+        return;
+    if (handshake_check(p->t, d->hs_in, p->text, p->id) == REPLICA_NONE) {
+        dial_fail(d, NULL);
+        return;
+    }
+    peer_ready(p);
+}
+
+static void on_dial_connected(uv_connect_t *req, int status)
+{
+    struct dial *d = req->data;
+    if (d->peer == NULL)
+        return; /* detached: the connect was cancelled */
+    if (status < 0) {
+        dial_fail(d, uv_strerror(status));
+        return;
+    }
+    d->peer->state = PEER_HANDSHAKING;
+    uv_tcp_nodelay(&d->tcp, 1);
+    uv_tcp_keepalive(&d->tcp, 1, KEEPALIVE_DELAY_S);
+    if (!queue_reserve(d, HANDSHAKE_SIZE)) {
+        dial_fail(d, "out of memory for the send queue");
+        return;
+    }
+    uint8_t hs[HANDSHAKE_SIZE];
+    handshake_encode(d->t, hs);
+    queue_append(d, hs, sizeof(hs));
+    int rc = uv_read_start((uv_stream_t *)&d->tcp, on_dial_alloc, on_dial_read);
+    if (rc != 0) {
+        dial_fail(d, uv_strerror(rc));
+        return;
+    }
+    dial_flush(d);
+}
+
+static void dial_start(struct peer *p)
+{
+    struct transport *t = p->t;
+    ASSERT(p->state == PEER_IDLE);
+    ASSERT(p->dial == NULL);
+    struct dial *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        transport_log(t, "cannot dial replica %" PRIu32 ": out of memory",
+                      p->id);
+        peer_backoff(p);
+        return;
+    }
+    d->t = t;
+    d->peer = p;
+    int rc = uv_tcp_init(t->loop, &d->tcp);
+    ASSERT(rc == 0); /* no socket yet: nothing to fail */
+    handle_opened(t);
+    d->tcp.data = d;
+    d->connect_req.data = d;
+    d->write_req.data = d;
+    p->dial = d;
+    p->state = PEER_CONNECTING;
+    uv_timer_start(&p->timer, on_peer_timer, t->handshake_timeout_ms, 0);
+    rc = uv_tcp_connect(&d->connect_req, &d->tcp,
+                        (const struct sockaddr *)&p->addr, on_dial_connected);
+    if (rc != 0)
+        dial_fail(d, uv_strerror(rc));
+}
+
+static void on_peer_timer(uv_timer_t *timer)
+{
+    struct peer *p = timer->data;
+    ASSERT(p->state != PEER_READY);
+    if (p->state == PEER_IDLE) {
+        dial_start(p);
+        return;
+    }
+    char reason[96];
+    snprintf(reason, sizeof(reason), "%s within %" PRIu32 " ms",
+             p->state == PEER_CONNECTING ? "no connection" : "no handshake",
+             p->t->handshake_timeout_ms);
+    dial_fail(p->dial, reason);
+}
+
+static void on_peer_timer_closed(uv_handle_t *handle)
+{
+    struct peer *p = handle->data;
+    handle_closed(p->t);
+}
+
+/* ---- inbound ------------------------------------------------------------ */
+
+static void on_conn_closed(uv_handle_t *handle)
+{
+    struct conn *c = handle->data;
+    struct transport *t = c->t;
+    ASSERT(c->closing);
+    ASSERT(c->handles_open > 0);
+    c->handles_open--;
+    if (c->handles_open == 0) {
+        free(c->buf);
+        free(c);
+    }
+    handle_closed(t);
+}
+
+static void conn_close(struct conn *c)
+{
+    struct transport *t = c->t;
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        t->inbound = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    ASSERT(t->inbound_count > 0);
+    t->inbound_count--;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+static void conn_refuse(struct conn *c)
+{
+    c->t->refused_count++;
+    conn_close(c);
+}
+
+/* A bad frame from an authenticated peer: count, log, close. */
+static void conn_reject(struct conn *c, const char *what)
+{
+    struct transport *t = c->t;
+    ASSERT(c->from < t->config.replica_count);
+    t->peers[c->from].stats.frames_rejected++;
+    transport_log(t,
+                  "replica %" PRIu32 " at %s sent %s: closing the connection",
+                  c->from, c->text, what);
+    conn_close(c);
+}
+
+/* Check one complete frame at `at` and hand it to on_message. Returns false
+ * when it was rejected (the connection is closing). */
+static bool frame_deliver(struct conn *c, const uint8_t *at, uint32_t size)
+{
+    struct transport *t = c->t;
+    const uint8_t *payload = at + FRAME_HEADER_SIZE;
+    uint32_t want = get_u32(at + 4);
+    uint32_t got = crc32c(0, payload, size);
+    if (got != want) {
+        char what[128];
+        snprintf(what, sizeof(what),
+                 "a frame of %" PRIu32 " bytes whose header says CRC-32C "
+                 "0x%08" PRIx32 " but the payload has 0x%08" PRIx32,
+                 size, want, got);
+        conn_reject(c, what);
+        return false;
+    }
+    t->peers[c->from].stats.messages_received++;
+    t->config.on_message(t->config.ctx, c->from, payload, size);
+    return true;
+}
+
+/* Move the unparsed tail to the front and make room for `need` bytes, the
+ * whole of the frame that starts there. */
+static void conn_compact(struct conn *c, size_t off, size_t need)
+{
+    ASSERT(off <= c->buf_size);
+    if (off > 0) {
+        memmove(c->buf, c->buf + off, c->buf_size - off);
+        c->buf_size -= off;
+    }
+    if (need > c->buf_cap) {
+        uint8_t *grown = realloc(c->buf, need);
+        if (grown == NULL) {
+            transport_log(c->t,
+                          "replica %" PRIu32
+                          " at %s: out of memory for a frame of %zu bytes",
+                          c->from, c->text, need);
+            conn_close(c);
+            return;
+        }
+        c->buf = grown;
+        c->buf_cap = need;
+    }
+    ASSERT(c->buf_size < c->buf_cap);
+}
+
+/* Deliver every complete frame in the buffer. Lengths are checked before
+ * anything is read past the header. on_message may close the transport, so
+ * the loop stops as soon as this connection is closing. */
+static void conn_parse(struct conn *c)
+{
+    struct transport *t = c->t;
+    size_t off = 0;
+    size_t need = FRAME_HEADER_SIZE;
+    while (!c->closing) {
+        size_t avail = c->buf_size - off;
+        need = FRAME_HEADER_SIZE;
+        if (avail < need)
+            break;
+        const uint8_t *at = c->buf + off;
+        uint32_t size = get_u32(at);
+        if (size > t->config.frame_size_max) {
+            char what[128];
+            snprintf(what, sizeof(what),
+                     "a frame of %" PRIu32 " bytes; our limit is %" PRIu32
+                     " (frame_size_max; is it the same on every replica?)",
+                     size, t->config.frame_size_max);
+            conn_reject(c, what);
+            return;
+        }
+        need = FRAME_HEADER_SIZE + (size_t)size;
+        if (avail < need)
+            break;
+        if (!frame_deliver(c, at, size))
+            return;
+        off += need;
+    }
+    if (!c->closing)
+        conn_compact(c, off, need);
+}
+
+static void conn_handshake(struct conn *c, size_t n)
+{
+    struct transport *t = c->t;
+    c->hs_in_size += (uint32_t)n;
+    ASSERT(c->hs_in_size <= HANDSHAKE_SIZE);
+    if (c->hs_in_size < HANDSHAKE_SIZE)
+        return;
+    uint32_t id = handshake_check(t, c->hs_in, c->text, REPLICA_NONE);
+    if (id == REPLICA_NONE) {
+        conn_refuse(c);
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    c->from = id;
+    /* A replica that dialed again has abandoned its older connection: close
+     * it, so frames still buffered there cannot arrive after newer ones. */
+    struct conn *next = NULL;
+    for (struct conn *o = t->inbound; o != NULL; o = next) {
+        next = o->next;
+        if (o != c && o->from == id)
+            conn_close(o);
+    }
+}
+
+static void on_conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = handle->data;
+    (void)suggested;
+    if (c->from == REPLICA_NONE) {
+        /* Exactly the handshake: frames behind it wait in the kernel. */
+        *buf = uv_buf_init((char *)c->hs_in + c->hs_in_size,
+                           HANDSHAKE_SIZE - c->hs_in_size);
+        return;
+    }
+    if (c->buf == NULL) {
+        c->buf = malloc(READ_BUFFER_SIZE);
+        if (c->buf == NULL) {
+            *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+            return;
+        }
+        c->buf_cap = READ_BUFFER_SIZE;
+    }
+    ASSERT(c->buf_size < c->buf_cap);
+    *buf = uv_buf_init((char *)c->buf + c->buf_size,
+                       (unsigned)(c->buf_cap - c->buf_size));
+}
+
+static void conn_read_error(struct conn *c, ssize_t nread)
+{
+    struct transport *t = c->t;
+    if (c->from == REPLICA_NONE && c->hs_in_size > 0) {
+        transport_log(t,
+                      "refusing peer %s: it left after %" PRIu32
+                      " of the %u handshake bytes",
+                      c->text, c->hs_in_size, HANDSHAKE_SIZE);
+        conn_refuse(c);
+        return;
+    }
+    if (c->from != REPLICA_NONE && nread != UV_EOF)
+        transport_log(t, "connection from replica %" PRIu32 " at %s: %s",
+                      c->from, c->text, uv_strerror((int)nread));
+    conn_close(c);
+}
+
+static void on_conn_read(uv_stream_t *stream, ssize_t nread,
+                         const uv_buf_t *buf)
+{
+    struct conn *c = stream->data;
+    (void)buf;
+    if (c->closing || nread == 0)
+        return;
+    if (nread < 0) {
+        conn_read_error(c, nread);
+        return;
+    }
+    if (c->from == REPLICA_NONE) {
+        conn_handshake(c, (size_t)nread);
+        return;
+    }
+    c->buf_size += (size_t)nread;
+    ASSERT(c->buf_size <= c->buf_cap);
+    conn_parse(c);
+}
+
+static void on_conn_timer(uv_timer_t *timer)
+{
+    struct conn *c = timer->data;
+    ASSERT(c->from == REPLICA_NONE);
+    transport_log(c->t,
+                  "refusing peer %s: no handshake within %" PRIu32
+                  " ms (got %" PRIu32 " of %u bytes)",
+                  c->text, c->t->handshake_timeout_ms, c->hs_in_size,
+                  HANDSHAKE_SIZE);
+    conn_refuse(c);
+}
+
+static void on_conn_hs_written(uv_write_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status < 0 && !c->closing)
+        conn_close(c); /* the read side reports why, if anything */
+}
+
+/* Send our handshake, start reading and the handshake deadline. */
+static void conn_start(struct conn *c)
+{
+    struct transport *t = c->t;
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_DELAY_S);
+    uv_timer_start(&c->timer, on_conn_timer, t->handshake_timeout_ms, 0);
+    handshake_encode(t, c->hs_out);
+    uv_buf_t hs = uv_buf_init((char *)c->hs_out, HANDSHAKE_SIZE);
+    int rc = uv_write(&c->hs_req, (uv_stream_t *)&c->tcp, &hs, 1,
+                      on_conn_hs_written);
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read);
+    if (rc != 0) {
+        transport_log(t, "peer %s: %s", c->text, uv_strerror(rc));
+        conn_close(c);
+    }
+}
+
+static struct conn *conn_new(struct transport *t)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    ASSERT(c != NULL); /* a few hundred bytes; libuv stalls the listener
+                          until the connection is accepted */
+    c->t = t;
+    c->from = REPLICA_NONE;
+    int rc = uv_tcp_init(t->loop, &c->tcp);
+    ASSERT(rc == 0);
+    rc = uv_timer_init(t->loop, &c->timer);
+    ASSERT(rc == 0);
+    handle_opened(t);
+    handle_opened(t);
+    c->handles_open = 2;
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->hs_req.data = c;
+    snprintf(c->text, sizeof(c->text), "?");
+    c->next = t->inbound;
+    if (t->inbound != NULL)
+        t->inbound->prev = c;
+    t->inbound = c;
+    t->inbound_count++;
+    return c;
+}
+
+static void on_listener_connection(uv_stream_t *server, int status)
+{
+    struct transport *t = server->data;
+    if (status < 0) {
+        transport_log(t, "accept on %s: %s", t->listen_text,
+                      uv_strerror(status));
+        return;
+    }
+    struct conn *c = conn_new(t);
+    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc != 0) {
+        transport_log(t, "accept on %s: %s", t->listen_text, uv_strerror(rc));
+        conn_close(c);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int ss_size = (int)sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &ss_size) == 0)
+        addr_format((const struct sockaddr *)&ss, c->text, sizeof(c->text));
+    if (t->inbound_count > INBOUND_MAX) {
+        transport_log(t,
+                      "refusing peer %s: %u inbound connections are open "
+                      "already",
+                      c->text, INBOUND_MAX);
+        conn_refuse(c);
+        return;
+    }
+    conn_start(c);
+}
+
+/* ---- open and close ----------------------------------------------------- */
+
+static int config_check(const struct transport_config *cfg,
+                        struct cohort_err *err)
+{
+    if (cfg->replica_count == 0 || cfg->replica_count > COHORT_REPLICAS_MAX)
+        return err_set(err, -COHORT_ECONFIG,
+                       "transport: replica_count %" PRIu32 " is not in 1..%d",
+                       cfg->replica_count, COHORT_REPLICAS_MAX);
+    if (cfg->self >= cfg->replica_count)
+        return err_set(err, -COHORT_ECONFIG,
+                       "transport: self %" PRIu32 " is not in 0..%" PRIu32,
+                       cfg->self, cfg->replica_count - 1);
+    if (cfg->frame_size_max == 0 || cfg->frame_size_max > FRAME_SIZE_LIMIT)
+        return err_set(err, -COHORT_ECONFIG,
+                       "transport: frame_size_max %" PRIu32 " is not in 1..%u",
+                       cfg->frame_size_max, FRAME_SIZE_LIMIT);
+    if (cfg->send_queue_bytes_max <
+        (uint64_t)cfg->frame_size_max + FRAME_HEADER_SIZE)
+        return err_set(err, -COHORT_ECONFIG,
+                       "transport: send_queue_bytes_max %" PRIu64
+                       " cannot hold one largest frame (%" PRIu64 " bytes)",
+                       cfg->send_queue_bytes_max,
+                       (uint64_t)cfg->frame_size_max + FRAME_HEADER_SIZE);
+    if (cfg->reconnect_min_ms == 0 ||
+        cfg->reconnect_max_ms < cfg->reconnect_min_ms)
+        return err_set(err, -COHORT_ECONFIG,
+                       "transport: reconnect_min_ms %" PRIu32
+                       " and reconnect_max_ms %" PRIu32
+                       " must satisfy 0 < min <= max",
+                       cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+    if (cfg->on_message == NULL)
+        return err_set(err, -COHORT_EINVAL, "transport: on_message is NULL");
+    for (uint32_t i = 0; i < cfg->replica_count; i++)
+        if (cfg->peers[i] == NULL)
+            return err_set(err, -COHORT_ECONFIG,
+                           "transport: no peer address for replica %" PRIu32,
+                           i);
+    return 0;
+}
+
+static int peers_resolve(struct transport *t,
+                         const struct transport_config *cfg,
+                         struct cohort_err *err)
+{
+    for (uint32_t i = 0; i < cfg->replica_count; i++) {
+        struct peer *p = &t->peers[i];
+        p->t = t;
+        p->id = i;
+        p->backoff_ms = cfg->reconnect_min_ms;
+        snprintf(p->text, sizeof(p->text), "%s", cfg->peers[i]);
+        if (i == cfg->self)
+            continue;
+        int rc = addr_parse(cfg->peers[i], &p->addr, err);
+        if (rc != 0)
+            return err_wrap(err, "peer address of replica %" PRIu32, i);
+        if (addr_port((const struct sockaddr *)&p->addr) == 0)
+            return err_set(err, -COHORT_ECONFIG,
+                           "peer address of replica %" PRIu32
+                           " '%s' has port 0; peers need a real port",
+                           i, cfg->peers[i]);
+    }
+    return 0;
+}
+
+/* Bind and listen on our own address before any libuv handle exists, so
+ * every failure is reported here and nothing needs an asynchronous close.
+ * Returns the listening socket, or -1 with err filled. */
+static int listen_open(struct transport *t, const struct transport_config *cfg,
+                       struct cohort_err *err)
+{
+    char host[ADDR_HOST_MAX];
+    uint16_t port = 0;
+    struct sockaddr_storage ss;
+    int rc = addr_split(cfg->peers[cfg->self], host, sizeof(host), &port, err);
+    if (rc == 0)
+        rc = addr_resolve(cfg->bind_host != NULL ? cfg->bind_host : host, port,
+                          &ss, err);
+    if (rc != 0) {
+        err_wrap(err, "our peer address (replica %" PRIu32 ")", cfg->self);
+        return -1;
+    }
+    int fd = addr_listen(&ss, LISTEN_BACKLOG, "--peer-port", err);
+    if (fd < 0)
+        return -1;
+    addr_format((const struct sockaddr *)&ss, t->listen_text,
+                sizeof(t->listen_text));
+    t->port = addr_port((const struct sockaddr *)&ss);
+    return fd;
+}
+
+/* Hand the listening socket to libuv and schedule the first dials. */
+static void transport_start(struct transport *t, int fd)
+{
+    int rc = uv_tcp_init(t->loop, &t->listener);
+    ASSERT(rc == 0);
+    handle_opened(t);
+    t->listener.data = t;
+    /* A fresh, valid, listening socket: neither call can fail. */
+    rc = uv_tcp_open(&t->listener, fd);
+    ASSERT(rc == 0);
+    rc = uv_listen((uv_stream_t *)&t->listener, LISTEN_BACKLOG,
+                   on_listener_connection);
+    ASSERT(rc == 0);
+    rc = uv_prepare_init(t->loop, &t->flusher);
+    ASSERT(rc == 0);
+    handle_opened(t);
+    t->flusher.data = t;
+    for (uint32_t i = 0; i < t->config.replica_count; i++) {
+        if (i == t->config.self)
+            continue;
+        struct peer *p = &t->peers[i];
+        rc = uv_timer_init(t->loop, &p->timer);
+        ASSERT(rc == 0);
+        handle_opened(t);
+        p->timer.data = p;
+        uv_timer_start(&p->timer, on_peer_timer, 0, 0);
+    }
+}
+
+struct transport *transport_open(uv_loop_t *loop,
+                                 const struct transport_config *config,
+                                 struct cohort_err *err)
+{
+    ASSERT(loop != NULL);
+    ASSERT(config != NULL);
+    err_clear(err);
+    if (config_check(config, err) != 0)
+        return NULL;
+    struct transport *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        err_set(err, -COHORT_ENOMEM, "transport: out of memory");
+        return NULL;
+    }
+    t->loop = loop;
+    t->config = *config;
+    t->handshake_timeout_ms = config->handshake_timeout_ms != 0
+                                  ? config->handshake_timeout_ms
+                                  : HANDSHAKE_TIMEOUT_MS_DEFAULT;
+    int fd = -1;
+    if (peers_resolve(t, config, err) != 0 ||
+        (fd = listen_open(t, config, err)) < 0) {
+        free(t);
+        return NULL;
+    }
+    /* Borrowed strings: copied into peers[].text, not kept. */
+    memset(t->config.peers, 0, sizeof(t->config.peers));
+    t->config.bind_host = NULL;
+    transport_start(t, fd);
+    return t;
+}
+
+void transport_send(struct transport *t, uint32_t to, const uint8_t *data,
+                    size_t size)
+{
+    ASSERT(to < t->config.replica_count);
+    ASSERT(to != t->config.self);
+    ASSERT(size <= t->config.frame_size_max);
+    struct peer *p = &t->peers[to];
+    struct dial *d = p->dial;
+    uint64_t frame_size = FRAME_HEADER_SIZE + (uint64_t)size;
+    bool fits = p->state == PEER_READY &&
+                d->queued_size + frame_size <= t->config.send_queue_bytes_max;
+    if (!fits || !queue_reserve(d, (size_t)frame_size)) {
+        p->stats.messages_dropped++;
+        return;
+    }
+    uint8_t header[FRAME_HEADER_SIZE];
+    put_u32(header, (uint32_t)size);
+    put_u32(header + 4, crc32c(0, data, size));
+    queue_append(d, header, sizeof(header));
+    queue_append(d, data, size);
+    p->stats.messages_sent++;
+    flush_schedule(p);
+}
+
+void transport_stats(const struct transport *t, uint32_t peer,
+                     struct transport_peer_stats *out)
+{
+    ASSERT(peer < t->config.replica_count);
+    const struct peer *p = &t->peers[peer];
+    *out = p->stats;
+    out->connected = p->state == PEER_READY;
+    out->bytes_queued = p->dial != NULL ? p->dial->queued_size : 0;
+}
+
+uint16_t transport_port(const struct transport *t)
+{
+    return t->port;
+}
+
+uint64_t transport_refused_count(const struct transport *t)
+{
+    return t->refused_count;
+}
+
+void transport_close(struct transport *t)
+{
+    ASSERT(!t->closing);
+    t->closing = true;
+    uv_close((uv_handle_t *)&t->listener, on_transport_handle_closed);
+    uv_close((uv_handle_t *)&t->flusher, on_transport_handle_closed);
+    for (uint32_t i = 0; i < t->config.replica_count; i++) {
+        if (i == t->config.self)
+            continue;
+        struct peer *p = &t->peers[i];
+        if (p->dial != NULL)
+            dial_detach(p->dial);
+        p->state = PEER_IDLE;
+        uv_close((uv_handle_t *)&p->timer, on_peer_timer_closed);
+    }
+    while (t->inbound != NULL)
+        conn_close(t->inbound);
+}

@@ -1,0 +1,107 @@
+/* transport — replica-to-replica messaging over TCP on a libuv loop.
+ *
+ * Each replica listens on its peer address and dials every other replica.
+ * Messages go out on the connection we dialed and come in on connections
+ * peers dialed to us, so each direction has one owner and no tie-breaking is
+ * needed. Every connection starts with a handshake (magic, protocol version,
+ * cluster id, replica id, replica count); a peer with the wrong cluster id,
+ * version or an out-of-range id is refused with one clear log line and the
+ * connection closed. Then frames: u32 length, u32 CRC-32C of the payload,
+ * payload (one encoded protocol message, at most frame_size_max bytes).
+ *
+ * Sending never blocks and never grows memory without bound: each peer has a
+ * bounded send queue (send_queue_bytes_max); a message that does not fit is
+ * dropped and counted (the protocol tolerates loss). A broken connection is
+ * redialed with exponential backoff (reconnect_min_ms .. reconnect_max_ms).
+ * A bad frame (length over the limit, CRC mismatch) closes that connection.
+ *
+ * States per outbound peer: IDLE -> CONNECTING -> HANDSHAKING -> READY,
+ * back to IDLE (with a backoff timer) on any error.
+ */
+#ifndef COHORT_TRANSPORT_H
+#define COHORT_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "cohort.h"
+#include "common/err.h"
+
+#define TRANSPORT_MAGIC 0x50484f43u /* "COHP" */
+#define TRANSPORT_VERSION 1u
+
+struct transport_config {
+    uint64_t cluster_id;
+    uint32_t self;
+    uint32_t replica_count;
+    /* Peer addresses "host:port", index = replica id; peers[self] is the
+     * address we listen on (bind_host overrides its host part if set). */
+    const char *peers[COHORT_REPLICAS_MAX];
+    const char *bind_host; /* NULL: the host in peers[self] */
+    uint32_t frame_size_max;
+    uint64_t send_queue_bytes_max; /* per peer */
+    uint32_t reconnect_min_ms;
+    uint32_t reconnect_max_ms;
+    /* How long a connection may take to connect and complete its handshake
+     * before it is dropped (a silent or garbage-speaking peer); 0: 5000. */
+    uint32_t handshake_timeout_ms;
+    /* Called for every valid frame received, on the loop thread. The bytes
+     * are valid only during the call. */
+    void (*on_message)(void *ctx, uint32_t from, const uint8_t *data,
+                       size_t size);
+    /* Optional: one line for the log (refused peers, reconnects). It must
+     * not call back into the transport. */
+    void (*on_log)(void *ctx, const char *line);
+    void *ctx;
+};
+
+struct transport_peer_stats {
+    bool connected; /* outbound connection READY */
+    uint64_t messages_sent;
+    uint64_t messages_dropped; /* queue full or not connected */
+    uint64_t messages_received;
+    uint64_t bytes_queued;
+    uint64_t connects;
+    uint64_t frames_rejected;
+    uint64_t writes; /* uv_write calls; sent / writes is the batching */
+};
+
+struct transport; /* opaque */
+
+/* Create and start listening; the first dials run on the next turn of the
+ * loop. The config is copied and its strings are borrowed only during the
+ * call: peer addresses are resolved here, once (a host name synchronously,
+ * with getaddrinfo). On failure (bad address or config, port in use) returns
+ * NULL, having touched nothing on the loop, and fills err with a one-line
+ * message naming the address and the fix (e.g. "listen 127.0.0.1:7101:
+ * address in use; is another cohort server running? pick another
+ * --peer-port"); config errors are -COHORT_ECONFIG. */
+struct transport *transport_open(uv_loop_t *loop,
+                                 const struct transport_config *config,
+                                 struct cohort_err *err);
+/* Queue a copy of data for replica `to`. Never blocks; drops when full.
+ * Preconditions: to < replica_count, to != self, size <= frame_size_max.
+ * Frames queued in one turn of the loop leave in one write (the flush runs
+ * in a uv_prepare_t just before the loop polls). A message is counted in
+ * messages_sent when it is queued on a READY connection; frames still queued
+ * when that connection breaks are lost like any message on the wire. */
+void transport_send(struct transport *t, uint32_t to, const uint8_t *data,
+                    size_t size);
+void transport_stats(const struct transport *t, uint32_t peer,
+                     struct transport_peer_stats *out);
+/* The port we listen on: the configured one, or the one the kernel picked
+ * when peers[self] asks for port 0. */
+uint16_t transport_port(const struct transport *t);
+/* Inbound connections refused before a valid handshake: wrong magic,
+ * version, cluster, replica count or id, no handshake in time, too many
+ * connections. Each refusal also logs one line. */
+uint64_t transport_refused_count(const struct transport *t);
+/* Close all handles; the loop must run until they are closed, after which
+ * the transport frees itself. May be called from inside on_message; t must
+ * not be used after the call. */
+void transport_close(struct transport *t);
+
+#endif

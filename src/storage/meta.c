@@ -1,0 +1,244 @@
+/* meta — crash-atomic metadata in two checksummed slots. See meta.h. */
+#include "storage/meta.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/bytes.h"
+#include "common/crc32c.h"
+
+#define META_MAGIC 0x544d4f43u /* "COMT" */
+
+static_assert(META_RECORD_SIZE <= META_SLOT_SIZE, "a record fits its slot");
+
+static uint32_t slot_crc(const uint8_t *p)
+{
+    uint32_t crc = crc32c(0, p, 4);
+    return crc32c(crc, p + 8, META_RECORD_SIZE - 8);
+}
+
+void meta_slot_encode(const struct meta_record *record, uint64_t seq,
+                      uint8_t *out)
+{
+    ASSERT(seq >= 1);
+    memset(out, 0, META_RECORD_SIZE);
+    put_u32(out + 0, META_MAGIC);
+    put_u32(out + 8, META_FORMAT_VERSION);
+    put_u64(out + 16, seq);
+    put_u64(out + 24, record->cluster_id);
+    put_u32(out + 32, record->meta.view);
+    put_u32(out + 36, record->meta.last_normal_view);
+    put_u32(out + 40, record->meta.epoch);
+    put_u32(out + 44, record->meta.replica_count);
+    put_u32(out + 4, slot_crc(out));
+}
+
+const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
+                             uint64_t *seq)
+{
+    if (get_u32(in) != META_MAGIC)
+        return "has a bad magic number";
+    if (get_u32(in + 4) != slot_crc(in))
+        return "fails its checksum";
+    uint32_t version = get_u32(in + 8);
+    if (version > META_FORMAT_VERSION)
+        return "was written by a newer cohort (unknown format version)";
+    if (version == 0 || get_u32(in + 12) != 0)
+        return "has an invalid format version";
+    record->format_version = version;
+    *seq = get_u64(in + 16);
+    record->cluster_id = get_u64(in + 24);
+    record->meta.view = get_u32(in + 32);
+    record->meta.last_normal_view = get_u32(in + 36);
+    record->meta.epoch = get_u32(in + 40);
+    record->meta.replica_count = get_u32(in + 44);
+    if (*seq == 0)
+        return "has sequence number 0";
+    if (record->meta.replica_count == 0 ||
+        record->meta.replica_count > COHORT_REPLICAS_MAX)
+        return "has an impossible replica count";
+    if (record->meta.last_normal_view > record->meta.view)
+        return "has a last normal view above its view";
+    return NULL;
+}
+
+static int meta_fail(struct meta *m, int rc, struct cohort_err *err)
+{
+    ASSERT(rc < 0);
+    m->state = META_FAILED;
+    snprintf(m->failure, sizeof(m->failure), "%s",
+             err ? err->message : cohort_strerror(rc));
+    return rc;
+}
+
+static void temp_path(const struct meta *m, char *out)
+{
+    int n = snprintf(out, VFS_PATH_MAX, "%s.tmp", m->path);
+    ASSERT(n > 0 && n < VFS_PATH_MAX); /* meta_open() checked the length */
+}
+
+/* A slot intact but of a newer format: never read past it as if bad. */
+static bool slot_is_newer(const uint8_t *p)
+{
+    return get_u32(p) == META_MAGIC && get_u32(p + 4) == slot_crc(p) &&
+           get_u32(p + 8) > META_FORMAT_VERSION;
+}
+
+/* Pick the newest valid slot of the file image. */
+static int load_slots(const struct meta *m, const uint8_t *image,
+                      struct meta_record *record, uint64_t *seq,
+                      struct cohort_err *err)
+{
+    struct meta_record slot[2];
+    uint64_t slot_seq[2] = {0, 0};
+    const char *why[2];
+    for (uint32_t i = 0; i < 2; i++) {
+        const uint8_t *p = image + i * META_SLOT_SIZE;
+        if (slot_is_newer(p))
+            return err_set(err, -COHORT_ENOTSUP,
+                           "%.600s offset %" PRIu32 ": metadata format %" PRIu32
+                           " is newer than this build reads (%u): upgrade "
+                           "cohort",
+                           m->path, i * META_SLOT_SIZE, get_u32(p + 8),
+                           META_FORMAT_VERSION);
+        why[i] = meta_slot_decode(p, &slot[i], &slot_seq[i]);
+    }
+    if (why[0] && why[1])
+        return err_set(err, -COHORT_ECORRUPT,
+                       "%.500s: both metadata slots are bad (offset 0 %s; "
+                       "offset %u %s): this replica's view is unknown, so "
+                       "it must not start; rebuild it from its peers",
+                       m->path, why[0], META_SLOT_SIZE, why[1]);
+    int newest = why[0] ? 1 : why[1] ? 0 : (slot_seq[1] > slot_seq[0] ? 1 : 0);
+    *record = slot[newest];
+    *seq = slot_seq[newest];
+    ASSERT(*seq >= 1);
+    return 0;
+}
+
+int meta_open(struct meta *m, struct vfs *vfs, const char *path,
+              struct meta_record *record, bool *present, struct cohort_err *err)
+{
+    ASSERT(vfs != NULL);
+    ASSERT(present != NULL);
+    memset(m, 0, sizeof(*m));
+    *present = false;
+    if (strlen(path) + 5 >= VFS_PATH_MAX)
+        return err_set(err, -COHORT_EINVAL, "meta: path too long: %.200s",
+                       path);
+    m->vfs = vfs;
+    snprintf(m->path, sizeof(m->path), "%s", path);
+    char temp[VFS_PATH_MAX];
+    temp_path(m, temp);
+    struct cohort_err ignored;
+    vfs_unlink(vfs, temp, &ignored); /* a creation a crash interrupted */
+    int rc = vfs_open(vfs, path, 0, &m->file, err);
+    if (rc == -COHORT_ENOTFOUND) {
+        err_clear(err);
+        m->file = NULL;
+        m->state = META_OPEN;
+        return 0;
+    }
+    if (rc != 0)
+        return err_wrap(err, "meta: open");
+    /* A short file reads as zeros past its end: invalid slots. */
+    uint8_t image[META_FILE_SIZE];
+    memset(image, 0, sizeof(image));
+    size_t done;
+    rc = vfs_read(vfs, m->file, 0, image, sizeof(image), &done, err);
+    if (rc == 0)
+        rc = load_slots(m, image, record, &m->seq, err);
+    if (rc != 0) {
+        vfs_close(vfs, m->file);
+        memset(m, 0, sizeof(*m));
+        return rc;
+    }
+    m->state = META_OPEN;
+    *present = true;
+    return 0;
+}
+
+/* The first write: a temp file holding the record in slot 1 (seq 1),
+ * synced, renamed into place, directory synced (invariant 3). */
+static int meta_create(struct meta *m, const struct meta_record *record,
+                       struct cohort_err *err)
+{
+    char temp[VFS_PATH_MAX], dir[VFS_PATH_MAX];
+    temp_path(m, temp);
+    vfs_path_dir(dir, m->path);
+    struct cohort_err ignored;
+    vfs_unlink(m->vfs, temp, &ignored);
+    struct vfs_file *file;
+    int rc = vfs_open(m->vfs, temp, VFS_CREATE | VFS_EXCLUSIVE, &file, err);
+    if (rc != 0)
+        return err_wrap(err, "meta: create");
+    uint8_t image[META_FILE_SIZE];
+    memset(image, 0, sizeof(image));
+    meta_slot_encode(record, 1, image + 1 * META_SLOT_SIZE);
+    bool fatal = false;
+    rc = vfs_write(m->vfs, file, 0, image, sizeof(image), err);
+    if (rc == 0) {
+        rc = vfs_sync(m->vfs, file, err);
+        fatal = rc != 0;
+    }
+    if (rc == 0)
+        rc = vfs_rename(m->vfs, temp, m->path, err);
+    if (rc == 0) {
+        rc = vfs_sync_dir(m->vfs, dir, err);
+        fatal = rc != 0;
+    }
+    if (rc != 0) {
+        vfs_close(m->vfs, file);
+        vfs_unlink(m->vfs, temp, &ignored);
+        err_wrap(err, "meta: create");
+        return fatal ? meta_fail(m, rc, err) : rc;
+    }
+    m->file = file;
+    m->seq = 1;
+    return 0;
+}
+
+int meta_write(struct meta *m, const struct meta_record *record,
+               struct cohort_err *err)
+{
+    ASSERT(m->state != META_CLOSED);
+    ASSERT(record->meta.replica_count >= 1);
+    ASSERT(record->meta.replica_count <= COHORT_REPLICAS_MAX);
+    ASSERT(record->meta.last_normal_view <= record->meta.view);
+    if (m->state == META_FAILED)
+        return err_set(err, -COHORT_EIO,
+                       "meta %.300s failed earlier and must be reopened "
+                       "(restart the replica): %.150s",
+                       m->path, m->failure);
+    if (!m->file)
+        return meta_create(m, record, err);
+    uint64_t seq = m->seq + 1;
+    uint64_t offset = (seq % 2) * META_SLOT_SIZE;
+    uint8_t slot[META_RECORD_SIZE];
+    meta_slot_encode(record, seq, slot);
+    DEBUG_ASSERT(meta_slot_decode(slot, &(struct meta_record){0},
+                                  &(uint64_t){0}) == NULL);
+    int rc = vfs_write(m->vfs, m->file, offset, slot, sizeof(slot), err);
+    if (rc != 0)
+        return err_wrap(err, "meta: write seq %" PRIu64, seq);
+    rc = vfs_sync(m->vfs, m->file, err);
+    if (rc != 0)
+        return meta_fail(m, err_wrap(err, "meta: write seq %" PRIu64, seq),
+                         err);
+    m->seq = seq;
+    return 0;
+}
+
+void meta_close(struct meta *m)
+{
+    if (m->file)
+        vfs_close(m->vfs, m->file);
+    memset(m, 0, sizeof(*m));
+}
+
+uint64_t meta_seq(const struct meta *m)
+{
+    return m->seq;
+}

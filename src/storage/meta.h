@@ -1,0 +1,95 @@
+/* meta — the replica's durable metadata (struct replica_meta: view, last
+ * normal view, epoch, replica count; plus the cluster id and the format
+ * version), written so that a crash at any byte leaves the old or the new
+ * copy readable.
+ *
+ * On disk: one file of two 4096-byte slots; a slot is 64 bytes, the rest
+ * zero. Slots are a page apart so that a torn write of one never touches the
+ * other.
+ *
+ *      0 u32 magic "COMT"          24 u64 cluster id
+ *      4 u32 crc32c of 0..4, 8..64 32 u32 view
+ *      8 u32 format version (1)    36 u32 last normal view
+ *     12 u32 reserved (0)          40 u32 epoch
+ *     16 u64 seq (1, 2, ...)       44 u32 replica count; 48..63 zero
+ *
+ * A write puts the record, with seq one above the newest, into the slot
+ * that does not hold the newest, then fdatasyncs. Loading takes the valid
+ * slot with the highest seq.
+ *
+ * Invariants: (1) after meta_write() returns 0 the record survives any
+ * crash; (2) a crash during meta_write() leaves the previous record or the
+ * new one, never neither: the newest slot is not written until a newer one
+ * is durable; (3) the file exists only with a valid record: it is born as a
+ * synced temp file renamed into place, so a missing file means nothing was
+ * ever stored, and a file with no valid slot is an error, never "fresh".
+ *
+ * States: CLOSED -> OPEN -> FAILED (after a failed fdatasync or directory
+ * fsync; every later write fails until the file is reopened). */
+#ifndef COHORT_META_H
+#define COHORT_META_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "core/replica.h"
+#include "storage/vfs.h"
+
+#define META_FORMAT_VERSION 1u
+#define META_SLOT_SIZE 4096u
+#define META_RECORD_SIZE 64u
+#define META_FILE_SIZE (2u * META_SLOT_SIZE)
+
+struct meta_record {
+    uint64_t cluster_id;
+    struct replica_meta meta;
+    uint32_t format_version; /* set by meta_open(); ignored by meta_write() */
+};
+
+enum meta_state {
+    META_CLOSED = 0,
+    META_OPEN = 1,
+    META_FAILED = 2,
+};
+
+/* Private fields; use the functions. */
+struct meta {
+    enum meta_state state;
+    struct vfs *vfs;
+    char path[VFS_PATH_MAX];
+    struct vfs_file *file; /* NULL until the file exists */
+    uint64_t seq;          /* of the newest durable record; 0: none */
+    char failure[COHORT_ERR_MESSAGE_MAX];
+};
+
+/* Open the metadata file at path and load the newest valid record into
+ * *record (*present true), or find that none was ever written (*present
+ * false: the file does not exist). Errors: -COHORT_ECORRUPT when neither
+ * slot is valid (the message names the file and each slot's offset and
+ * fault), -COHORT_ENOTSUP for a newer format, I/O errors. On error the
+ * meta is CLOSED. */
+int meta_open(struct meta *m, struct vfs *vfs, const char *path,
+              struct meta_record *record, bool *present,
+              struct cohort_err *err);
+
+/* Write record durably (see the header comment); creates the file on the
+ * first write. Preconditions: replica_count 1..COHORT_REPLICAS_MAX and
+ * last_normal_view <= view. A failed write leaves the previous record in
+ * force and may be retried; a failed sync leaves the meta FAILED. */
+int meta_write(struct meta *m, const struct meta_record *record,
+               struct cohort_err *err);
+
+void meta_close(struct meta *m);
+
+/* The seq of the newest durable record (0 if none). */
+uint64_t meta_seq(const struct meta *m);
+
+/* Slot encoding, exposed for tests and fuzzing. decode returns NULL if the
+ * slot is valid, or what is wrong with it. */
+void meta_slot_encode(const struct meta_record *record, uint64_t seq,
+                      uint8_t *out);
+const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
+                             uint64_t *seq);
+
+#endif

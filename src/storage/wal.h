@@ -1,0 +1,211 @@
+/* wal — the write-ahead log: checksummed records in preallocated segment
+ * files, made durable by group commit (one fdatasync per wal_sync()).
+ *
+ * On disk: a directory of segment files named by the first op they hold,
+ * "%020llu.log" (00000000000000000001.log). A segment is a 64-byte header
+ * followed by records, each 8-byte aligned; the rest of the preallocated
+ * file is zeros. A record is a 24-byte header and a payload, which is the
+ * entry's 64-byte header (entry_header_encode()) and its body:
+ *
+ *     segment header, little-endian       record header, little-endian
+ *      0 u32 magic  "COWS"                  0 u32 magic  "COWR"
+ *      4 u32 crc32c of 0..4 and 8..64       4 u32 crc32c of 0..4, 8..24 and
+ *      8 u32 version (1)                          the payload
+ *     12 u32 header size (64)               8 u32 payload size (64 + body)
+ *     16 u64 first op (= the file name)    12 u32 flags (0)
+ *     24 u64 segment size when created     16 u64 op (= the entry's op)
+ *     32..63 zero                          24 payload, then zeros to 8
+ *
+ * A segment's records are ops first, first+1, ... with no gaps; a segment
+ * holds the log only up to the op before the next segment's first op
+ * (its "range"). Records are only ever appended behind the last record of
+ * the last segment, never overwritten: replacing a suffix (ACT_PERSIST
+ * with op_first <= the last op) starts a new segment at op_first, after
+ * deleting the segments that start at or after it.
+ *
+ * Invariants:
+ *  (1) the log is ops op_first..op_last in order, each entry's parent the
+ *      checksum of the one before (checked by wal_append() with ASSERT and
+ *      by wal_open() on every record);
+ *  (2) every segment but the last is synced in full, and its name is
+ *      durable, before any record of a later segment is written: a crash
+ *      can only lose or tear records of the last segment;
+ *  (3) wal_sync() reports op N durable only after an fdatasync that
+ *      covered every record up to N returned 0;
+ *  (4) a segment's name is made durable (rename of a synced temp file,
+ *      directory fsync) before a record in it is reported durable, and
+ *      deleted segments' names are durably gone before a segment replacing
+ *      them is created;
+ *  (5) a bad record that may have been synced is never truncated away
+ *      silently: wal_open() reports it as damaged (file, offset, op) and
+ *      cuts the log before it, for the replica to repair from its peers.
+ *
+ * States: CLOSED -> OPEN -> FAILED (-> CLOSED by wal_close()). FAILED
+ * follows a failed fdatasync or directory fsync and lasts until the wal is
+ * reopened: after such a failure nobody knows what reached the disk, and
+ * Linux may have dropped the unwritten pages (the PostgreSQL/SQLite fsync
+ * lesson), so every later call fails. A failed write (EIO, ENOSPC) is not
+ * fatal: the in-memory log is unchanged and the next wal_sync() writes the
+ * same bytes again.
+ *
+ * Threads: none inside. The runtime calls wal_append() for every
+ * ACT_PERSIST of a batch, then wal_sync() once, all from one thread. */
+#ifndef COHORT_WAL_H
+#define COHORT_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "core/entry.h"
+#include "storage/vfs.h"
+
+#define WAL_SEGMENT_HEADER_SIZE 64
+#define WAL_RECORD_HEADER_SIZE 24
+#define WAL_RECORD_ALIGN 8
+#define WAL_SEGMENT_SIZE_DEFAULT (64u << 20)
+#define WAL_SEGMENT_SIZE_MIN 4096u
+
+struct wal_config {
+    /* Bytes per segment file, preallocated at creation; a multiple of 8,
+     * at least WAL_SEGMENT_SIZE_MIN. The largest record is this minus the
+     * segment header. */
+    uint64_t segment_size;
+};
+
+void wal_config_defaults(struct wal_config *config);
+
+enum wal_state {
+    WAL_CLOSED = 0,
+    WAL_OPEN = 1,
+    WAL_FAILED = 2,
+};
+
+/* An op and the checksum of its entry (what EV_PERSISTED carries). */
+struct wal_position {
+    uint64_t op;
+    uint64_t checksum;
+};
+
+/* What wal_open() found. entries (with their bodies) belong to the wal and
+ * stay valid until wal_recovery_release() or wal_close(). */
+struct wal_recovery {
+    const struct entry *entries; /* ops in order, chained; may be empty */
+    uint64_t entry_count;
+    /* A record that may have been synced is bad: entries from this op on
+     * are not in `entries`. 0 if none. damage names the file, offset, op
+     * and what is wrong; the caller logs it and the replica repairs. */
+    uint64_t damaged_op;
+    struct cohort_err damage;
+    /* The last record was torn by a crash while it was written (it was
+     * never reported durable) and was cut off; torn says where. */
+    bool torn_tail;
+    struct cohort_err torn;
+};
+
+/* The fields are private; read them through the functions below. */
+struct wal {
+    enum wal_state state;
+    struct vfs *vfs;
+    struct wal_config config;
+    char dir[VFS_PATH_MAX];
+    char failure[COHORT_ERR_MESSAGE_MAX]; /* why FAILED */
+    /* Segment files on disk by first op, oldest first; the last is the
+     * tail. Includes segments wal_sync() will delete (truncate_from). */
+    uint64_t *segments;
+    uint32_t segment_count, segment_cap;
+    /* The tail segment open for appending; NULL: the next record written
+     * starts a new segment. */
+    struct vfs_file *tail;
+    uint64_t tail_offset; /* where the next record goes */
+    uint64_t tail_size;   /* the tail segment's size */
+    bool tail_dirty;      /* written since its last fdatasync */
+    /* The log: ops op_first..op_last (op_last 0: empty). Ops up to
+     * op_written are in segment files; the buffer holds the records of
+     * op_written+1..op_last from buf_head on; ops up to op_durable are
+     * durable. */
+    uint64_t op_first, op_last, checksum_last;
+    uint64_t op_written, checksum_written;
+    uint64_t op_durable, checksum_durable;
+    /* Nonzero: before writing, delete every segment whose first op is at
+     * least this, and start a new segment (a suffix replacement). */
+    uint64_t truncate_from;
+    uint8_t *buf;
+    size_t buf_head, buf_size, buf_cap;
+    /* Recovery results, until wal_recovery_release(). */
+    struct entry *recovered;
+    uint64_t recovered_count, recovered_cap;
+    uint8_t **blocks; /* entry bodies, one block per segment */
+    uint32_t block_count, block_cap;
+};
+
+/* Open (creating dir if needed) and recover the log in dir: read every
+ * segment in order, verify every record's checksum, op continuity and the
+ * hash chain, and fill *recovery. A bad or missing record in the last
+ * segment with nothing valid after it is a torn tail: cut, noted in
+ * recovery->torn. Any other bad record is damage: reported in recovery
+ * (the call still succeeds), the log cut before it. Leftover temp files
+ * are deleted. Returns 0, or a negative code with err naming the file
+ * (I/O errors, out of memory, bad config). On failure the wal is CLOSED. */
+int wal_open(struct wal *wal, struct vfs *vfs, const char *dir,
+             const struct wal_config *config, struct wal_recovery *recovery,
+             struct cohort_err *err);
+
+/* Close files and free memory. Records appended but not synced are lost,
+ * as in a crash. */
+void wal_close(struct wal *wal);
+
+/* Free the recovered entries early (after replica_init() copied them). */
+void wal_recovery_release(struct wal *wal);
+
+/* Append one entry; it becomes durable at the next successful wal_sync().
+ * Preconditions (ASSERT): entry->h.op >= 1 and, when the log is not empty,
+ * entry->h.op <= op_last + 1; when the op follows the last, its parent is
+ * the last entry's checksum. An op <= op_last first truncates the log to
+ * ops below it (suffix replacement). An empty log (fresh, or after
+ * wal_reset()) accepts any op. The body is copied; the entry is borrowed.
+ * No I/O: errors are -COHORT_ETOOBIG (record larger than a segment),
+ * -COHORT_ENOMEM, or -COHORT_EIO when FAILED; on error nothing changed. */
+int wal_append(struct wal *wal, const struct entry *entry,
+               struct cohort_err *err);
+
+/* Write every record appended since the last sync (after deleting
+ * replaced segments, rotating to new segments as they fill), then one
+ * fdatasync. On success fills *durable (may be NULL) with the last op and
+ * its checksum, all durable now. Errors: -COHORT_ENOSPC or -COHORT_EIO
+ * from a write or segment creation (nothing lost: call again, e.g. after
+ * space is freed), or -COHORT_EIO after a failed fdatasync, which leaves
+ * the wal FAILED. err names the file and offset. */
+int wal_sync(struct wal *wal, struct wal_position *durable,
+             struct cohort_err *err);
+
+/* Delete every segment whose ops are all <= op (never the last one): the
+ * entries up to op are in a durable snapshot. Preconditions: op is below
+ * any pending suffix replacement. */
+int wal_compact(struct wal *wal, uint64_t op, struct cohort_err *err);
+
+/* Empty the log (after a snapshot was installed past its end): the next
+ * wal_sync() deletes every segment, and the next wal_append() may start at
+ * any op. No I/O. */
+void wal_reset(struct wal *wal);
+
+enum wal_state wal_state(const struct wal *wal);
+uint64_t wal_op_first(const struct wal *wal); /* 0 if empty */
+uint64_t wal_op_last(const struct wal *wal);  /* 0 if empty */
+uint64_t wal_op_durable(const struct wal *wal);
+uint32_t wal_segment_count(const struct wal *wal);
+
+/* Record encoding, exposed for tests and the wal_record_decode fuzzer. */
+
+/* Bytes a record with a body of body_size takes in a segment. */
+uint64_t wal_record_size(uint32_t body_size);
+/* Encode entry into out (wal_record_size() bytes, padding zeroed). */
+void wal_record_encode(const struct entry *entry, uint8_t *out);
+/* Decode a record from size bytes of untrusted input at p. Returns 0 with
+ * *entry (body pointing into p) and *record_size (with padding), or
+ * -COHORT_ECORRUPT with *reason a phrase such as "fails its checksum". */
+int wal_record_decode(const uint8_t *p, size_t size, struct entry *entry,
+                      uint64_t *record_size, const char **reason);
+
+#endif

@@ -1,0 +1,33 @@
+/* wal_internal — what wal.c (writing) and wal_recover.c (wal_open) share:
+ * the format constants, segment names and headers, and the FAILED state.
+ * Not for use outside the wal. */
+#ifndef COHORT_WAL_INTERNAL_H
+#define COHORT_WAL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/wal.h"
+
+#define WAL_FORMAT_VERSION 1u
+#define WAL_SEGMENT_MAGIC 0x53574f43u /* "COWS" */
+#define WAL_RECORD_MAGIC 0x52574f43u  /* "COWR" */
+/* "%020llu.log.tmp" */
+#define WAL_SEGMENT_NAME_MAX 28
+
+/* 0 if OPEN; -COHORT_EIO naming the first failure if FAILED. */
+int wal_check_open(const struct wal *wal, struct cohort_err *err);
+/* Enter FAILED after a failed fdatasync or directory fsync; returns rc. */
+int wal_fail(struct wal *wal, int rc, struct cohort_err *err);
+
+/* The path of the segment starting at first_op (temp: its ".tmp" twin). */
+void wal_segment_path(const struct wal *wal, uint64_t first_op, bool temp,
+                      char *out);
+void wal_segment_header_encode(uint64_t first_op, uint64_t segment_size,
+                               uint8_t *out);
+/* NULL if the header at p is valid for first_op, or what is wrong. */
+const char *wal_segment_header_check(const uint8_t *p, size_t size,
+                                     uint64_t first_op);
+
+#endif

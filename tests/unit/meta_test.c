@@ -1,0 +1,388 @@
+/* storage/meta: metadata survives reopen and a crash at any write, a bad
+ * slot falls back to the other, and two bad slots are a clear error. */
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "common/bytes.h"
+#include "common/crc32c.h"
+#include "storage/meta.h"
+#include "storage/vfs_fault.h"
+
+struct fixture {
+    char root[64];
+    char path[128];
+};
+
+static int remove_one(const char *path, const struct stat *st, int flag,
+                      struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    snprintf(fx->root, sizeof(fx->root), "/tmp/cohort-meta-XXXXXX");
+    if (!mkdtemp(fx->root))
+        return -1;
+    snprintf(fx->path, sizeof(fx->path), "%s/meta", fx->root);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    nftw(fx->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+static struct meta_record record_for(uint32_t n)
+{
+    struct meta_record r = {.cluster_id = 0xc1a55e5ull,
+                            .meta = {.view = n * 3,
+                                     .last_normal_view = n * 3 - (n % 2),
+                                     .epoch = n / 2,
+                                     .replica_count = 3}};
+    return r;
+}
+
+static bool record_equal(const struct meta_record *a,
+                         const struct meta_record *b)
+{
+    return a->cluster_id == b->cluster_id && a->meta.view == b->meta.view &&
+           a->meta.last_normal_view == b->meta.last_normal_view &&
+           a->meta.epoch == b->meta.epoch &&
+           a->meta.replica_count == b->meta.replica_count;
+}
+
+static void open_ok(struct meta *m, struct vfs *vfs, const char *path,
+                    struct meta_record *r, bool *present)
+{
+    struct cohort_err err;
+    int rc = meta_open(m, vfs, path, r, present, &err);
+    if (rc != 0)
+        fail_msg("meta_open: %s", err.message);
+}
+
+static void write_ok(struct meta *m, uint32_t n)
+{
+    struct cohort_err err;
+    struct meta_record r = record_for(n);
+    int rc = meta_write(m, &r, &err);
+    if (rc != 0)
+        fail_msg("meta_write: %s", err.message);
+}
+
+static void flip_byte(const char *path, long offset)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, offset, SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, offset, SEEK_SET), 0);
+    fputc(c ^ 0x01, f);
+    fclose(f);
+}
+
+static void fresh_directory_has_no_metadata(void **state)
+{
+    struct fixture *fx = *state;
+    struct meta m;
+    struct meta_record r;
+    bool present = true;
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    assert_false(present);
+    assert_int_equal(meta_seq(&m), 0);
+    meta_close(&m);
+    assert_null(fopen(fx->path, "rb")); /* opening creates nothing */
+}
+
+static void written_metadata_survives_reopen(void **state)
+{
+    struct fixture *fx = *state;
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    for (uint32_t n = 1; n <= 5; n++)
+        write_ok(&m, n);
+    assert_int_equal(meta_seq(&m), 5);
+    meta_close(&m);
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    assert_true(present);
+    struct meta_record want = record_for(5);
+    assert_true(record_equal(&r, &want));
+    assert_int_equal(r.format_version, META_FORMAT_VERSION);
+    assert_int_equal(meta_seq(&m), 5);
+    write_ok(&m, 6); /* goes on from the loaded seq */
+    meta_close(&m);
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    want = record_for(6);
+    assert_true(record_equal(&r, &want));
+    assert_int_equal(meta_seq(&m), 6);
+    meta_close(&m);
+}
+
+/* Crash modes: unsynced bytes kept (none, half, all) and name changes kept
+ * (none, all, only the last). */
+static const int crash_modes[][2] = {
+    {0, 0}, {1, 0}, {2, 0}, {2, 1}, {0, 2}, {1, 1},
+};
+
+static void crash(struct vfs_fault *f, const int mode[2])
+{
+    struct cohort_err err;
+    uint64_t unsynced = vfs_fault_unsynced_bytes(f);
+    uint64_t keep = mode[0] == 0   ? 0
+                    : mode[0] == 1 ? unsynced / 2
+                                   : VFS_FAULT_KEEP_ALL;
+    uint32_t n = vfs_fault_unsynced_names(f);
+    uint64_t names = mode[1] == 0   ? VFS_FAULT_NAMES_NONE
+                     : mode[1] == 1 ? VFS_FAULT_NAMES_ALL
+                     : n == 0       ? 0
+                                    : (uint64_t)1 << (n - 1);
+    assert_int_equal(vfs_fault_crash(f, keep, names, &err), 0);
+}
+
+/* Write records 1..4 with the power going off after `ops` operations;
+ * crash; the loaded record is the last one written or the one in flight.
+ * Returns true if every write went through. */
+static bool crash_at(struct fixture *fx, uint64_t ops, const int mode[2])
+{
+    struct vfs_fault f;
+    vfs_fault_init(&f, vfs_posix());
+    nftw(fx->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    assert_int_equal(mkdir(fx->root, 0755), 0);
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    struct cohort_err err;
+    vfs_fault_power_off_after(&f, ops);
+    uint32_t done = 0;
+    if (meta_open(&m, &f.vfs, fx->path, &r, &present, &err) == 0) {
+        for (uint32_t n = 1; n <= 4; n++) {
+            struct meta_record w = record_for(n);
+            if (meta_write(&m, &w, &err) != 0)
+                break;
+            done = n;
+        }
+        meta_close(&m);
+    }
+    bool all = done == 4 && !f.powered_off;
+    crash(&f, mode);
+    open_ok(&m, &f.vfs, fx->path, &r, &present);
+    if (!present) {
+        assert_int_equal(done, 0);
+    } else {
+        struct meta_record last = record_for(done ? done : 1);
+        struct meta_record next = record_for(done + 1);
+        if (!record_equal(&r, &last) && !record_equal(&r, &next))
+            fail_msg("power off after %" PRIu64 " ops, %u written: loaded "
+                     "view %u",
+                     ops, done, r.meta.view);
+    }
+    /* The survivor takes a new record. */
+    write_ok(&m, 9);
+    meta_close(&m);
+    open_ok(&m, &f.vfs, fx->path, &r, &present);
+    struct meta_record nine = record_for(9);
+    assert_true(present);
+    assert_true(record_equal(&r, &nine));
+    meta_close(&m);
+    vfs_fault_deinit(&f);
+    return all;
+}
+
+static void meta_survives_crash_at_every_write_point(void **state)
+{
+    struct fixture *fx = *state;
+    uint64_t ops = 0;
+    bool all = false;
+    for (; !all; ops++) {
+        for (size_t i = 0; i < sizeof(crash_modes) / sizeof(crash_modes[0]);
+             i++)
+            all = crash_at(fx, ops, crash_modes[i]);
+        assert_true(ops < 100);
+    }
+    assert_true(ops > 8); /* create (several steps) and three writes */
+}
+
+static void one_bad_slot_falls_back_to_the_other(void **state)
+{
+    struct fixture *fx = *state;
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    write_ok(&m, 1); /* seq 1: slot 1 */
+    write_ok(&m, 2); /* seq 2: slot 0 */
+    meta_close(&m);
+    flip_byte(fx->path, 33); /* the view in slot 0 */
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    struct meta_record one = record_for(1);
+    assert_true(record_equal(&r, &one));
+    /* The next write goes over the bad slot, not the good one. */
+    write_ok(&m, 3);
+    meta_close(&m);
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    struct meta_record three = record_for(3);
+    assert_true(record_equal(&r, &three));
+    meta_close(&m);
+}
+
+static void both_meta_slots_corrupt_is_a_clear_error(void **state)
+{
+    struct fixture *fx = *state;
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    write_ok(&m, 1);
+    write_ok(&m, 2);
+    meta_close(&m);
+    flip_byte(fx->path, 40);
+    flip_byte(fx->path, META_SLOT_SIZE + 0);
+    struct cohort_err err;
+    assert_int_equal(meta_open(&m, vfs_posix(), fx->path, &r, &present, &err),
+                     -COHORT_ECORRUPT);
+    assert_false(present);
+    assert_non_null(strstr(err.message, fx->path));
+    assert_non_null(strstr(err.message, "offset 0 fails its checksum"));
+    assert_non_null(strstr(err.message, "offset 4096 has a bad magic number"));
+    assert_non_null(strstr(err.message, "rebuild it from its peers"));
+    /* An empty file is no "fresh start" either. */
+    FILE *f = fopen(fx->path, "wb");
+    fclose(f);
+    assert_int_equal(meta_open(&m, vfs_posix(), fx->path, &r, &present, &err),
+                     -COHORT_ECORRUPT);
+}
+
+static void newer_format_is_refused(void **state)
+{
+    struct fixture *fx = *state;
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    write_ok(&m, 1);
+    meta_close(&m);
+    uint8_t slot[META_RECORD_SIZE];
+    struct meta_record rec = record_for(2);
+    meta_slot_encode(&rec, 2, slot);
+    put_u32(slot + 8, META_FORMAT_VERSION + 1);
+    put_u32(slot + 4,
+            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE - 8));
+    FILE *f = fopen(fx->path, "r+b");
+    assert_int_equal(fwrite(slot, 1, sizeof(slot), f), sizeof(slot));
+    fclose(f);
+    struct cohort_err err;
+    assert_int_equal(meta_open(&m, vfs_posix(), fx->path, &r, &present, &err),
+                     -COHORT_ENOTSUP);
+    assert_non_null(strstr(err.message, "upgrade cohort"));
+}
+
+static void fsync_failure_makes_meta_failed(void **state)
+{
+    struct fixture *fx = *state;
+    struct vfs_fault f;
+    vfs_fault_init(&f, vfs_posix());
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    struct cohort_err err;
+    open_ok(&m, &f.vfs, fx->path, &r, &present);
+    write_ok(&m, 1);
+    vfs_fault_fail_sync(&f, 1, EIO);
+    r = record_for(2);
+    assert_int_equal(meta_write(&m, &r, &err), -COHORT_EIO);
+    assert_non_null(strstr(err.message, "fdatasync"));
+    assert_int_equal(m.state, META_FAILED);
+    uint64_t writes = vfs_fault_stats(&f)->writes;
+    assert_int_equal(meta_write(&m, &r, &err), -COHORT_EIO);
+    assert_non_null(strstr(err.message, "failed earlier"));
+    assert_int_equal(vfs_fault_stats(&f)->writes, writes);
+    meta_close(&m);
+    vfs_fault_deinit(&f);
+}
+
+static void failed_write_keeps_the_old_record_and_retry_works(void **state)
+{
+    struct fixture *fx = *state;
+    struct vfs_fault f;
+    vfs_fault_init(&f, vfs_posix());
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    struct cohort_err err;
+    open_ok(&m, &f.vfs, fx->path, &r, &present);
+    /* Full while creating the file: nothing stored, retry creates it. */
+    vfs_fault_fail_write(&f, 1, ENOSPC);
+    r = record_for(1);
+    assert_int_equal(meta_write(&m, &r, &err), -COHORT_ENOSPC);
+    assert_int_equal(meta_seq(&m), 0);
+    write_ok(&m, 1);
+    /* Full while writing a slot. */
+    vfs_fault_fail_write(&f, 1, ENOSPC);
+    r = record_for(2);
+    assert_int_equal(meta_write(&m, &r, &err), -COHORT_ENOSPC);
+    assert_non_null(strstr(err.message, "No space left on device"));
+    assert_int_equal(meta_seq(&m), 1);
+    write_ok(&m, 2);
+    meta_close(&m);
+    open_ok(&m, &f.vfs, fx->path, &r, &present);
+    struct meta_record two = record_for(2);
+    assert_true(record_equal(&r, &two));
+    meta_close(&m);
+    vfs_fault_deinit(&f);
+}
+
+static void slot_decode_rejects_every_flipped_bit(void **state)
+{
+    (void)state;
+    uint8_t slot[META_RECORD_SIZE];
+    struct meta_record rec = record_for(4), out;
+    uint64_t seq;
+    meta_slot_encode(&rec, 7, slot);
+    assert_null(meta_slot_decode(slot, &out, &seq));
+    assert_int_equal(seq, 7);
+    assert_true(record_equal(&out, &rec));
+    for (size_t bit = 0; bit < sizeof(slot) * 8; bit++) {
+        slot[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        assert_non_null(meta_slot_decode(slot, &out, &seq));
+        slot[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(fresh_directory_has_no_metadata),
+        T(written_metadata_survives_reopen),
+        T(meta_survives_crash_at_every_write_point),
+        T(one_bad_slot_falls_back_to_the_other),
+        T(both_meta_slots_corrupt_is_a_clear_error),
+        T(newer_format_is_refused),
+        T(fsync_failure_makes_meta_failed),
+        T(failed_write_keeps_the_old_record_and_retry_works),
+        T(slot_decode_rejects_every_flipped_bit),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
