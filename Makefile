@@ -10,8 +10,8 @@ PROFILE    ?= default
 MINUTES    ?= 5
 CTEST_ARGS ?=
 
-.PHONY: all deps build asan run test test-release test-asan sim soak format \
-        format-check tidy clean
+.PHONY: all deps build asan run test test-release test-asan sim soak fuzz \
+        format format-check tidy clean
 
 all: build
 
@@ -49,6 +49,18 @@ sim: build
 
 soak: build
 	$(BUILD)/cohort sim --soak $(MINUTES) --profile $(PROFILE)
+
+# libFuzzer runs of the fuzz harnesses (clang), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@mkdir -p build-fuzz/corpus-resp build-fuzz/corpus-message
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
+	    tests/fuzz/resp_fuzz.c src/common/resp.c src/common/err.c -lm -o build-fuzz/resp_fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
+	    tests/fuzz/message_fuzz.c src/core/message.c src/core/entry.c src/storage/*.c \
+	    src/common/*.c -lxxhash -lm -o build-fuzz/message_fuzz
+	build-fuzz/resp_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-resp
+	build-fuzz/message_fuzz -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-message
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
