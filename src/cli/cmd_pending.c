@@ -23,13 +23,6 @@ int cmd_status(int argc, char **argv)
     return cli_not_built("status", "the runtime and server, issue 4");
 }
 
-int cmd_sim(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return cli_not_built("sim", "the replication core and simulator, issue 3");
-}
-
 int cmd_bench(int argc, char **argv)
 {
     (void)argc;

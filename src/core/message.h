@@ -32,8 +32,8 @@
  *   DO_VIEW_CHANGE     sender's op, commit, last_normal_view; entries after
  *                      base_op (= sender's commit), checksum at base_op
  *   START_VIEW         primary's op, commit, view_op; entries after base_op
- *   GET_STATE          base_op (entries wanted from base_op+1) and the
- *                      sender's checksum at base_op; commit = sender's commit
+ *   GET_STATE          base_op (entries wanted from base_op+1), the
+ *                      sender's checksum at base_op, commit, nonce
  *   NEW_STATE          responder's status, op, commit, view_op; entries
  *                      after base_op
  *   RECOVERY           nonce

@@ -104,6 +104,8 @@ struct replica {
     bool dvc_sent;
     uint64_t dvc_sent_ms;
     uint32_t lead_forbidden_view; /* recovered into it: never lead it */
+    bool learned; /* a quorum told us the current view since the restart */
+    bool damage_recorded; /* the damage mark was sent to the metadata */
     struct dvc_info dvc[COHORT_REPLICAS_MAX];
     uint32_t best_from; /* UINT32_MAX: no DVC yet */
     uint64_t best_base_checksum;
@@ -273,6 +275,7 @@ static void persist_meta(struct replica *r)
         .last_normal_view = r->lnv_disk,
         .epoch = r->epoch,
         .replica_count = r->c.replica_count,
+        .flags = r->damaged ? META_FLAG_DAMAGED : 0,
     };
     r->meta_ring[r->meta_seq % META_RING] = meta;
     a->meta.seq = r->meta_seq;
@@ -316,6 +319,11 @@ static void truncate_log(struct replica *r, uint64_t op)
 static void flush_persist(struct replica *r)
 {
     if (r->persist_from == 0)
+        return;
+    /* A damaged replica writes its log only once the damage is on record:
+     * a rewritten log must not look whole after another crash. */
+    if (r->damaged &&
+        !(r->meta_durable_valid && (r->meta_durable.flags & META_FLAG_DAMAGED)))
         return;
     uint64_t from = r->persist_from;
     r->persist_from = 0;
@@ -510,11 +518,13 @@ static void maybe_raise_lnv(struct replica *r)
 }
 
 /* A damaged replica (its log lost records it may have acknowledged) is
- * whole again once its log is durable and equal to the primary's up to the
- * primary's op as reported in this view: every op it acknowledged before
- * the crash was at most the op its primary had then, and a view's log only
- * grows, while ops of earlier views that committed are in this view's log
- * below view_op. */
+ * whole again once its log is durable and equal to the primary's up to an
+ * op the primary reported *after our restart* (in its RECOVERY-RESPONSE, or
+ * a NEW-STATE answering a GET-STATE that carried our nonce; a delayed
+ * PREPARE may report an older op): every op we acknowledged before the
+ * crash was at most the op our primary had then, a view's log only grows,
+ * and ops of earlier views that committed are in this view's log below
+ * view_op. */
 static void maybe_clear_damage(struct replica *r)
 {
     if (!r->damaged || r->status != STATUS_NORMAL || replica_is_primary(r))
@@ -528,6 +538,7 @@ static void maybe_clear_damage(struct replica *r)
         return;
     r->damaged = false;
     r->fresh = false;
+    persist_meta(r); /* clears the damage mark */
     trace(r, "log repaired up to %llu", (unsigned long long)r->log.op);
 }
 
@@ -730,13 +741,23 @@ static void reset_primary_state(struct replica *r)
     r->heartbeat_ms = 0;
 }
 
-/* May this replica vote and send DO-VIEW-CHANGE? Only when its log holds
- * everything it ever acknowledged and it has learned the current view. */
+/* May this replica take part in a view change (enter one, send
+ * DO-VIEW-CHANGE, lead one)? Only when its log holds everything it ever
+ * acknowledged and it has learned the current view. */
 static bool can_vote(const struct replica *r)
 {
     if (r->status == STATUS_RECOVERING)
         return false;
     return !r->damaged || bug(r, BUG_VOTE_BEFORE_RECOVERED);
+}
+
+/* May it ask for one (START-VIEW-CHANGE)? A vote is only a wish: safety
+ * rests on the DO-VIEW-CHANGEs of whole logs. So a damaged replica that has
+ * learned the view from a quorum may vote too, which lets a group move on
+ * when it is waiting for a damaged primary, or strands it otherwise. */
+static bool can_wish(const struct replica *r)
+{
+    return can_vote(r) || r->learned;
 }
 
 /* Join view `view` as a backup whose log is not yet known to match the
@@ -782,6 +803,7 @@ static void request_state(struct replica *r)
         .commit = r->commit,
         .base_op = base,
         .checksum = checksum_at(r, base),
+        .nonce = r->nonce,
     };
     send_to(r, primary_of(r, r->view), &m, NULL);
     r->stats.state_transfers++;
@@ -789,7 +811,7 @@ static void request_state(struct replica *r)
 
 static void vote(struct replica *r, uint32_t view)
 {
-    if (!can_vote(r))
+    if (!can_wish(r))
         return;
     /* Join the highest view others are voting for: votes are wishes, and
      * agreeing on one view gets a quorum sooner. */
@@ -1119,7 +1141,6 @@ static void on_prepare(struct replica *r, const struct message *m)
     if (m->view > r->view || r->status == STATUS_VIEW_CHANGE)
         become_backup(r, m->view);
     r->view_op = m->view_op;
-    note_primary_op(r, m->op);
     if (!attaches(r, m)) {
         /* Entries we hold up to op_verified are the primary's; a mismatch
          * can only be beyond them. */
@@ -1159,7 +1180,6 @@ static void on_commit(struct replica *r, const struct message *m)
     if (m->view > r->view || r->status == STATUS_VIEW_CHANGE)
         become_backup(r, m->view);
     r->view_op = m->view_op;
-    note_primary_op(r, m->op);
     uint64_t ours;
     if (log_checksum(&r->log, m->commit, &ours) && ours == m->checksum) {
         if (m->commit > r->op_verified)
@@ -1235,7 +1255,6 @@ static void on_start_view(struct replica *r, const struct message *m)
     if (m->view > r->view || r->status != STATUS_NORMAL)
         become_backup(r, m->view);
     r->view_op = m->view_op;
-    note_primary_op(r, m->op);
     if (!attaches(r, m)) {
         request_state(r);
         return;
@@ -1285,6 +1304,7 @@ static void on_get_state(struct replica *r, const struct message *m)
     struct message reply_m = {
         .type = MSG_NEW_STATE,
         .view = r->view,
+        .nonce = m->nonce,
         .status = (uint8_t)r->status, /* only a NORMAL primary's counts */
         .op = limit,
         .commit = r->commit,
@@ -1319,13 +1339,17 @@ static void on_new_state(struct replica *r, const struct message *m)
                    r->status == STATUS_NORMAL && !replica_is_primary(r);
     uint64_t upto = trusted ? m->op : m->commit;
     uint64_t last = adopt_entries(r, m, upto);
-    if (last > r->op_verified)
-        r->op_verified = last;
-    commit_to(r, trusted ? m->commit : last);
+    /* Untrusted, only what the sender knows committed is the group's: our
+     * entries may match its log further, but that log may be superseded. */
+    uint64_t known = trusted || last <= m->commit ? last : m->commit;
+    if (known > r->op_verified)
+        r->op_verified = known;
+    commit_to(r, trusted ? m->commit : known);
     r->state_request_ms = 0;
     if (trusted) {
         r->view_op = m->view_op;
-        note_primary_op(r, m->op);
+        if (m->nonce == r->nonce) /* answers a request made since restart */
+            note_primary_op(r, m->op);
         if (last == m->op) /* the rest is from older views, unless verified */
             truncate_log(r, m->op > r->op_verified ? m->op : r->op_verified);
         else
@@ -1424,6 +1448,7 @@ static void check_recovery(struct replica *r)
     }
     if (count < quorum(r))
         return;
+    r->learned = true;
     uint32_t primary = primary_of(r, view);
     const struct rr_info *p = &r->rr[primary];
     if (primary != r->c.self && p->have && p->status == STATUS_NORMAL &&
@@ -1431,6 +1456,7 @@ static void check_recovery(struct replica *r)
         trace(r, "recovered: view %u primary %u", view, primary);
         r->view_op = VIEW_OP_UNKNOWN;
         become_backup(r, view);
+        note_primary_op(r, p->op); /* its op after our restart */
         request_state(r);
         return;
     }
@@ -1439,8 +1465,13 @@ static void check_recovery(struct replica *r)
     if (all_fresh) {
         r->damaged = false; /* a quorum never stored anything: nothing lost */
     }
-    if (r->damaged && !bug(r, BUG_VOTE_BEFORE_RECOVERED))
-        return; /* wait for a normal primary to repair us */
+    if (r->damaged && !bug(r, BUG_VOTE_BEFORE_RECOVERED)) {
+        /* Wait for a normal primary to repair us, and ask for a view that
+         * will have one. */
+        if (r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms)
+            vote(r, view + 1);
+        return;
+    }
     /* Wait in `view` (a live primary of it pulls us back in with its next
      * message) and vote for the next one. We never lead `view` itself: if
      * we were its primary we may have started it before the crash, and a
@@ -1516,7 +1547,7 @@ static void tick_backup(struct replica *r)
             vote(r, r->view + 1);
     }
     if (r->view_op == VIEW_OP_UNKNOWN || r->op_verified < r->view_op ||
-        r->state_request_ms)
+        r->state_request_ms || r->damaged)
         request_state(r);
 }
 
@@ -1837,12 +1868,18 @@ static bool load_durable(struct replica *r, const struct replica_durable *d)
             .last_normal_view = d->last_normal_view,
             .epoch = d->epoch,
             .replica_count = r->c.replica_count,
+            .flags = d->meta_flags,
         };
         r->meta_durable_valid = true;
     }
     log_reset(&r->log, d->snapshot_op, d->snapshot_checksum,
               d->snapshot_timestamp_ms);
-    r->damaged = d->damaged_op != 0 || (!d->meta_present && d->entry_count);
+    /* A replica without metadata never acknowledged anything (an ack needs
+     * durable metadata), unless log records survive without it. A data
+     * directory wiped and reused under the same replica id is beyond this:
+     * replace such a replica by reconfiguration instead. */
+    r->damaged = d->damaged_op != 0 || (!d->meta_present && d->entry_count) ||
+                 (d->meta_flags & META_FLAG_DAMAGED) != 0;
     for (uint64_t i = 0; i < d->entry_count; i++) {
         const struct entry *e = &d->entries[i];
         uint64_t parent;
@@ -1978,6 +2015,10 @@ void replica_step(struct replica *r, const struct event *ev,
         r->now_ms = ev->now_ms;
     r->action_count = 0;
     r->send_used = 0;
+    if (r->damaged && !r->damage_recorded) {
+        r->damage_recorded = true;
+        persist_meta(r); /* on record before the log is rewritten */
+    }
     bool force_ack = false;
     switch (ev->type) {
     case EV_TICK:

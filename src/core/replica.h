@@ -99,6 +99,7 @@ struct replica_durable {
     uint32_t view;
     uint32_t last_normal_view;
     uint32_t epoch;
+    uint32_t meta_flags; /* META_FLAG_* from the metadata */
     /* The snapshot the state machine was restored from (op 0: none). */
     uint64_t snapshot_op;
     uint64_t snapshot_checksum;     /* checksum of the entry at snapshot_op */
@@ -185,11 +186,17 @@ enum reply_status {
                                      reply was too large to keep */
 };
 
+/* Metadata flags. */
+#define META_FLAG_DAMAGED                                                      \
+    1u /* the log lost records that may have been                              \
+          acknowledged; cleared once repaired */
+
 struct replica_meta {
     uint32_t view;
     uint32_t last_normal_view;
     uint32_t epoch;
     uint32_t replica_count;
+    uint32_t flags; /* META_FLAG_* */
 };
 
 struct action {

@@ -932,6 +932,7 @@ static int open_storage(struct node *n, struct replica_durable *d,
     d->view = meta.meta.view;
     d->last_normal_view = meta.meta.last_normal_view;
     d->epoch = meta.meta.epoch;
+    d->meta_flags = meta.meta.flags;
     struct snapshot_reader rd;
     rc = snapshot_open_latest(&rd, n->vfs, n->snap_dir, err);
     *have_snap = rc == 0;

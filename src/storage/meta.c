@@ -32,6 +32,7 @@ void meta_slot_encode(const struct meta_record *record, uint64_t seq,
     put_u32(out + 36, record->meta.last_normal_view);
     put_u32(out + 40, record->meta.epoch);
     put_u32(out + 44, record->meta.replica_count);
+    put_u32(out + 48, record->meta.flags);
     put_u32(out + 4, slot_crc(out));
 }
 
@@ -54,6 +55,7 @@ const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
     record->meta.last_normal_view = get_u32(in + 36);
     record->meta.epoch = get_u32(in + 40);
     record->meta.replica_count = get_u32(in + 44);
+    record->meta.flags = get_u32(in + 48);
     if (*seq == 0)
         return "has sequence number 0";
     if (record->meta.replica_count == 0 ||

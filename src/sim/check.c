@@ -1,0 +1,378 @@
+/* sim/check — committed-op agreement, the reference model and the reply and
+ * apply checks. See check.h. */
+#include "sim/check.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "common/assert.h"
+
+enum check_wait_kind {
+    WAIT_APPLY = 1,
+    WAIT_RESTORE = 2,
+    WAIT_REPLY = 3,
+};
+
+static const char *ref_status_name(uint8_t status)
+{
+    switch (status) {
+    case REF_APPLIED:
+        return "applied";
+    case REF_DUPLICATE:
+        return "a duplicate of an applied request";
+    case REF_EXPIRED:
+        return "not applied (unknown client)";
+    case REF_NOOP:
+        return "a no-op";
+    default:
+        return "not reached";
+    }
+}
+
+void check_init(struct check *c)
+{
+    memset(c, 0, sizeof(*c));
+    kvsm_init(&c->ref);
+}
+
+void check_deinit(struct check *c)
+{
+    free(c->entries);
+    free(c->clients);
+    free(c->primary_of_view);
+    free(c->waits);
+    memset(c, 0, sizeof(*c));
+}
+
+void check_fail(struct check *c, const char *what, const char *fmt, ...)
+{
+    if (c->failed)
+        return;
+    c->failed = true;
+    snprintf(c->what, sizeof(c->what), "%s", what);
+    c->failed_step = c->step;
+    c->failed_ms = c->now_ms;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+    va_end(ap);
+}
+
+static void *grow(void *p, uint64_t *capacity, uint64_t need, size_t size)
+{
+    if (need <= *capacity)
+        return p;
+    uint64_t next = *capacity ? *capacity : 64;
+    while (next < need)
+        next *= 2;
+    uint8_t *q = realloc(p, next * size);
+    ASSERT(q != NULL);
+    memset(q + *capacity * size, 0, (next - *capacity) * size);
+    *capacity = next;
+    return q;
+}
+
+static struct check_entry *entry_slot(struct check *c, uint64_t op)
+{
+    ASSERT(op >= 1);
+    c->entries =
+        grow(c->entries, &c->entry_capacity, op + 1, sizeof(*c->entries));
+    return &c->entries[op];
+}
+
+const struct check_entry *check_entry_at(const struct check *c, uint64_t op)
+{
+    if (op == 0 || op >= c->entry_capacity || !c->entries[op].known)
+        return NULL;
+    return &c->entries[op];
+}
+
+void check_committed_entry(struct check *c, uint32_t replica,
+                           const struct entry *e)
+{
+    struct check_entry *slot = entry_slot(c, e->h.op);
+    if (slot->known) {
+        if (slot->h.checksum != e->h.checksum)
+            check_fail(
+                c, "agreement",
+                "replica %" PRIu32 " holds op %" PRIu64 " (view %" PRIu32
+                ", client %" PRIu64 " request %" PRIu64 ", checksum %016" PRIx64
+                ") at or below its commit number, but replica %" PRIu32
+                " committed op %" PRIu64 " as (view %" PRIu32
+                ", client %" PRIu64 " request %" PRIu64 ", checksum %016" PRIx64
+                ")",
+                replica, e->h.op, e->h.view, e->h.client_id, e->h.request_no,
+                e->h.checksum, slot->learned_from, e->h.op, slot->h.view,
+                slot->h.client_id, slot->h.request_no, slot->h.checksum);
+        return;
+    }
+    if (e->h.op > 1) {
+        const struct check_entry *prev = check_entry_at(c, e->h.op - 1);
+        if (prev && prev->h.checksum != e->h.parent)
+            check_fail(
+                c, "agreement",
+                "replica %" PRIu32 " committed op %" PRIu64
+                " whose parent %016" PRIx64 " is not the committed op %" PRIu64
+                " (checksum %016" PRIx64 ")",
+                replica, e->h.op, e->h.parent, e->h.op - 1, prev->h.checksum);
+    }
+    slot->known = true;
+    slot->learned_from = replica;
+    slot->h = e->h;
+    size_t n =
+        e->h.body_size < CHECK_BODY_MAX ? e->h.body_size : CHECK_BODY_MAX;
+    if (n)
+        memcpy(slot->body, e->body, n);
+    slot->body_hash = XXH3_64bits(e->body, e->h.body_size);
+    if (e->h.op > c->commit_max)
+        c->commit_max = e->h.op;
+}
+
+void check_commit_number(struct check *c, uint64_t op)
+{
+    if (op > c->commit_max)
+        c->commit_max = op;
+}
+
+void check_primary(struct check *c, uint32_t replica, uint32_t view)
+{
+    uint64_t old = c->view_capacity;
+    c->primary_of_view = grow(c->primary_of_view, &c->view_capacity,
+                              (uint64_t)view + 1, sizeof(uint32_t));
+    for (uint64_t v = old; v < c->view_capacity; v++)
+        c->primary_of_view[v] = UINT32_MAX;
+    uint32_t *p = &c->primary_of_view[view];
+    if (*p == UINT32_MAX)
+        *p = replica;
+    else if (*p != replica)
+        check_fail(c, "primary",
+                   "replicas %" PRIu32 " and %" PRIu32
+                   " both acted as primary of view %" PRIu32,
+                   *p, replica, view);
+}
+
+static struct check_wait *wait_push(struct check *c, uint8_t kind,
+                                    uint32_t replica, uint64_t op)
+{
+    c->waits =
+        grow(c->waits, &c->wait_capacity, c->wait_count + 1, sizeof(*c->waits));
+    struct check_wait *w = &c->waits[c->wait_count++];
+    memset(w, 0, sizeof(*w));
+    w->kind = kind;
+    w->replica = replica;
+    w->op = op;
+    w->step = c->step;
+    return w;
+}
+
+void check_apply(struct check *c, uint32_t replica, uint64_t op,
+                 uint64_t timestamp_ms, const uint8_t *body, size_t size,
+                 const uint8_t *reply, size_t reply_size, uint64_t state_hash)
+{
+    struct check_wait *w = wait_push(c, WAIT_APPLY, replica, op);
+    w->timestamp_ms = timestamp_ms;
+    w->body_hash = XXH3_64bits(body, size);
+    w->hash = state_hash;
+    w->size = reply_size <= KVSM_REPLY_SIZE ? (uint32_t)reply_size
+                                            : KVSM_REPLY_SIZE + 1;
+    if (w->size <= KVSM_REPLY_SIZE)
+        memcpy(w->data, reply, w->size);
+}
+
+void check_restore(struct check *c, uint32_t replica, uint64_t op,
+                   uint64_t state_hash)
+{
+    struct check_wait *w = wait_push(c, WAIT_RESTORE, replica, op);
+    w->hash = state_hash;
+}
+
+void check_reply(struct check *c, uint32_t replica, uint64_t client_id,
+                 uint64_t request_no, uint64_t op, const uint8_t *data,
+                 size_t size)
+{
+    struct check_wait *w = wait_push(c, WAIT_REPLY, replica, op);
+    w->client_id = client_id;
+    w->request_no = request_no;
+    w->size = size <= KVSM_REPLY_SIZE ? (uint32_t)size : KVSM_REPLY_SIZE + 1;
+    if (w->size <= KVSM_REPLY_SIZE)
+        memcpy(w->data, data, w->size);
+}
+
+static struct check_client *client_find(struct check *c, uint64_t client_id)
+{
+    for (uint64_t i = 0; i < c->client_count; i++)
+        if (c->clients[i].client_id == client_id)
+            return &c->clients[i];
+    return NULL;
+}
+
+/* The reference model applies committed op `op` by the client table rules
+ * the core follows (see check.h). */
+static void reference_apply(struct check *c, struct check_entry *e)
+{
+    if (e->h.kind != ENTRY_CLIENT) {
+        e->ref_status = REF_NOOP;
+    } else {
+        struct check_client *cl = client_find(c, e->h.client_id);
+        if (cl && e->h.request_no <= cl->request_no) {
+            e->ref_status = REF_DUPLICATE;
+        } else if (!cl && e->h.request_no > 1) {
+            e->ref_status = REF_EXPIRED;
+        } else {
+            e->ref_status = REF_APPLIED;
+            kvsm_apply(&c->ref, e->body,
+                       e->h.body_size <= CHECK_BODY_MAX ? e->h.body_size : 0,
+                       e->reply, sizeof(e->reply));
+            if (!cl) {
+                c->clients = grow(c->clients, &c->client_capacity,
+                                  c->client_count + 1, sizeof(*c->clients));
+                cl = &c->clients[c->client_count++];
+                cl->client_id = e->h.client_id;
+            }
+            cl->request_no = e->h.request_no;
+            cl->op = e->h.op;
+        }
+    }
+    e->state_hash = kvsm_hash(&c->ref);
+}
+
+static void run_apply(struct check *c, const struct check_wait *w)
+{
+    const struct check_entry *e = &c->entries[w->op];
+    c->applies_checked++;
+    if (w->body_hash != e->body_hash || w->timestamp_ms != e->h.timestamp_ms)
+        check_fail(c, "apply",
+                   "replica %" PRIu32 " applied op %" PRIu64 " (step %" PRIu64
+                   ") with a body or timestamp other than "
+                   "the committed entry's (client %" PRIu64 " request %" PRIu64
+                   ")",
+                   w->replica, w->op, w->step, e->h.client_id, e->h.request_no);
+    else if (e->ref_status != REF_APPLIED)
+        check_fail(c, "apply",
+                   "replica %" PRIu32 " applied op %" PRIu64 " (step %" PRIu64
+                   ", client %" PRIu64 " request %" PRIu64
+                   "), which the reference model finds %s",
+                   w->replica, w->op, w->step, e->h.client_id, e->h.request_no,
+                   ref_status_name(e->ref_status));
+    else if (w->hash != e->state_hash)
+        check_fail(c, "apply",
+                   "replica %" PRIu32 " state after applying op %" PRIu64
+                   " (step %" PRIu64 ") is %016" PRIx64
+                   "; the reference model's is %016" PRIx64,
+                   w->replica, w->op, w->step, w->hash, e->state_hash);
+    else if (w->size != KVSM_REPLY_SIZE || memcmp(w->data, e->reply, w->size))
+        check_fail(c, "apply",
+                   "replica %" PRIu32 " state machine answered op %" PRIu64
+                   " differently from the reference model",
+                   w->replica, w->op);
+}
+
+static void run_restore(struct check *c, const struct check_wait *w)
+{
+    if (w->hash != c->entries[w->op].state_hash)
+        check_fail(c, "apply",
+                   "replica %" PRIu32 " restored a snapshot at op %" PRIu64
+                   " (step %" PRIu64 ") whose state %016" PRIx64
+                   " is not the reference state %016" PRIx64 " at that op",
+                   w->replica, w->op, w->step, w->hash,
+                   c->entries[w->op].state_hash);
+}
+
+static void run_reply(struct check *c, const struct check_wait *w)
+{
+    const struct check_entry *e = &c->entries[w->op];
+    c->replies_checked++;
+    char want[64], got[64];
+    struct kvsm_reply r;
+    if (kvsm_reply_decode(e->reply, KVSM_REPLY_SIZE, &r))
+        snprintf(want, sizeof(want), "(%u, %" PRId64 ")", r.result, r.value);
+    else
+        snprintf(want, sizeof(want), "?");
+    if (w->size <= KVSM_REPLY_SIZE && kvsm_reply_decode(w->data, w->size, &r))
+        snprintf(got, sizeof(got), "(%u, %" PRId64 ")", r.result, r.value);
+    else
+        snprintf(got, sizeof(got), "%" PRIu32 " bytes", w->size);
+    if (e->h.client_id != w->client_id || e->h.request_no != w->request_no)
+        check_fail(c, "reply",
+                   "replica %" PRIu32 " answered client %" PRIu64
+                   " request %" PRIu64 " with REPLY_OK op %" PRIu64
+                   " (step %" PRIu64 "), but committed op %" PRIu64
+                   " is client %" PRIu64 " request %" PRIu64,
+                   w->replica, w->client_id, w->request_no, w->op, w->step,
+                   w->op, e->h.client_id, e->h.request_no);
+    else if (e->ref_status != REF_APPLIED)
+        check_fail(c, "reply",
+                   "replica %" PRIu32 " answered client %" PRIu64
+                   " request %" PRIu64 " with REPLY_OK op %" PRIu64
+                   " (step %" PRIu64 "), but that op is %s",
+                   w->replica, w->client_id, w->request_no, w->op, w->step,
+                   ref_status_name(e->ref_status));
+    else if (w->size != KVSM_REPLY_SIZE || memcmp(w->data, e->reply, w->size))
+        check_fail(c, "reply",
+                   "replica %" PRIu32 " answered client %" PRIu64
+                   " request %" PRIu64 " (op %" PRIu64 ", step %" PRIu64
+                   ") with %s; the reference model answers %s",
+                   w->replica, w->client_id, w->request_no, w->op, w->step, got,
+                   want);
+}
+
+static void run_waits(struct check *c)
+{
+    uint64_t kept = 0;
+    for (uint64_t i = 0; i < c->wait_count; i++) {
+        struct check_wait *w = &c->waits[i];
+        if (w->op > c->ref_op) {
+            c->waits[kept++] = *w;
+            continue;
+        }
+        if (w->kind == WAIT_APPLY)
+            run_apply(c, w);
+        else if (w->kind == WAIT_RESTORE)
+            run_restore(c, w);
+        else
+            run_reply(c, w);
+    }
+    c->wait_count = kept;
+}
+
+void check_advance(struct check *c)
+{
+    while (c->ref_op + 1 < c->entry_capacity &&
+           c->entries[c->ref_op + 1].known) {
+        c->ref_op++;
+        reference_apply(c, &c->entries[c->ref_op]);
+    }
+    if (c->wait_count > 0)
+        run_waits(c);
+}
+
+void check_finish(struct check *c)
+{
+    check_advance(c);
+    run_waits(c);
+    if (c->wait_count == 0)
+        return;
+    const struct check_wait *w = &c->waits[0];
+    check_fail(c, w->kind == WAIT_REPLY ? "reply" : "apply",
+               "replica %" PRIu32 " %s op %" PRIu64 " at step %" PRIu64
+               ", but the group never committed up to it (%" PRIu64
+               " ops known committed, %" PRIu64 " checks waiting)",
+               w->replica,
+               w->kind == WAIT_REPLY ? "answered REPLY_OK for" : "applied",
+               w->op, w->step, c->ref_op, c->wait_count);
+}
+
+uint64_t check_state_hash(const struct check *c, uint64_t op)
+{
+    if (op == 0) {
+        struct kvsm empty;
+        kvsm_init(&empty);
+        return kvsm_hash(&empty);
+    }
+    ASSERT(op <= c->ref_op);
+    return c->entries[op].state_hash;
+}

@@ -1,0 +1,642 @@
+/* sim/faults — fault profiles, the random fault injector and the named
+ * scenarios. See faults.h. */
+#include "sim/faults.h"
+
+#include <string.h>
+
+#include "common/assert.h"
+
+/* ------------------------------------------------------------- profiles */
+
+static const struct sim_profile profiles[] = {
+    {
+        .name = "default",
+        .net = {.delay_min_ms = 1,
+                .delay_max_ms = 8,
+                .loss_ppm = 5000,
+                .dup_ppm = 5000,
+                .spike_ppm = 5000,
+                .spike_min_ms = 50,
+                .spike_max_ms = 300},
+        .disk = {.latency_min_ms = 1, .latency_max_ms = 5, .torn_ppm = 300000},
+        .clock_drift_ppm = 10000,
+        .fault_every_min_ms = 300,
+        .fault_every_max_ms = 1200,
+        .w_crash = 3,
+        .w_pause = 2,
+        .w_partition = 3,
+        .w_corrupt = 1,
+        .down_min_ms = 200,
+        .down_max_ms = 1500,
+        .pause_min_ms = 100,
+        .pause_max_ms = 800,
+        .partition_min_ms = 300,
+        .partition_max_ms = 2000,
+        .give_up_ppm = 100000,
+    },
+    {
+        .name = "harsh",
+        .net = {.delay_min_ms = 1,
+                .delay_max_ms = 20,
+                .loss_ppm = 50000,
+                .dup_ppm = 50000,
+                .spike_ppm = 30000,
+                .spike_min_ms = 100,
+                .spike_max_ms = 1000},
+        .disk = {.latency_min_ms = 1, .latency_max_ms = 15, .torn_ppm = 500000},
+        .clock_drift_ppm = 50000,
+        .fault_every_min_ms = 100,
+        .fault_every_max_ms = 700,
+        .w_crash = 3,
+        .w_pause = 3,
+        .w_partition = 3,
+        .w_corrupt = 2,
+        .w_crash_all = 1,
+        .max_down_all = true,
+        .down_min_ms = 100,
+        .down_max_ms = 2000,
+        .pause_min_ms = 50,
+        .pause_max_ms = 1500,
+        .partition_min_ms = 100,
+        .partition_max_ms = 3000,
+        .give_up_ppm = 200000,
+    },
+    {
+        .name = "partition",
+        .net = {.delay_min_ms = 1,
+                .delay_max_ms = 10,
+                .loss_ppm = 10000,
+                .dup_ppm = 5000,
+                .spike_ppm = 5000,
+                .spike_min_ms = 50,
+                .spike_max_ms = 400},
+        .disk = {.latency_min_ms = 1, .latency_max_ms = 5},
+        .clock_drift_ppm = 10000,
+        .fault_every_min_ms = 200,
+        .fault_every_max_ms = 900,
+        .w_partition = 1,
+        .partition_min_ms = 200,
+        .partition_max_ms = 2500,
+        .give_up_ppm = 100000,
+    },
+    {
+        .name = "crash",
+        .net = {.delay_min_ms = 1, .delay_max_ms = 8, .loss_ppm = 2000},
+        .disk = {.latency_min_ms = 1, .latency_max_ms = 10, .torn_ppm = 500000},
+        .clock_drift_ppm = 10000,
+        .fault_every_min_ms = 200,
+        .fault_every_max_ms = 900,
+        .w_crash = 5,
+        .w_pause = 1,
+        .w_crash_all = 2,
+        .max_down_all = true,
+        .down_min_ms = 50,
+        .down_max_ms = 1500,
+        .pause_min_ms = 100,
+        .pause_max_ms = 600,
+        .give_up_ppm = 100000,
+    },
+    {
+        .name = "disk",
+        .net = {.delay_min_ms = 1, .delay_max_ms = 8, .loss_ppm = 2000},
+        .disk = {.latency_min_ms = 1, .latency_max_ms = 8, .torn_ppm = 600000},
+        .clock_drift_ppm = 10000,
+        .fault_every_min_ms = 200,
+        .fault_every_max_ms = 800,
+        .w_crash = 2,
+        .w_corrupt = 4,
+        .w_crash_all = 1,
+        .max_down_all = true,
+        .down_min_ms = 50,
+        .down_max_ms = 1000,
+        .give_up_ppm = 100000,
+    },
+    {
+        .name = "none",
+        .net = {.delay_min_ms = 1, .delay_max_ms = 5},
+        .disk = {.latency_min_ms = 1, .latency_max_ms = 3},
+    },
+};
+#define PROFILE_COUNT (sizeof(profiles) / sizeof(profiles[0]))
+
+const struct sim_profile *sim_profile_find(const char *name)
+{
+    for (size_t i = 0; i < PROFILE_COUNT; i++)
+        if (!strcmp(profiles[i].name, name))
+            return &profiles[i];
+    return NULL;
+}
+
+const char *sim_profile_names(void)
+{
+    return "default, harsh, partition, crash, disk, none";
+}
+
+/* ------------------------------------------------------------ scenarios */
+
+enum trigger {
+    T_COMMITTED = 1,   /* arg ops committed */
+    T_UNCOMMITTED = 2, /* arg ops committed and the primary has prepared
+                          ops it has not committed yet */
+    T_AFTER = 3,       /* arg ms after the previous step */
+};
+
+enum scenario_action {
+    A_CRASH_PRIMARY = 1,
+    A_CRASH_BACKUP,
+    A_CRASH_ALL,
+    A_RESTART_ALL,
+    A_ISOLATE_PRIMARY,
+    A_PRIMARY_IN_MINORITY,
+    A_BRIDGE,
+    A_PRIMARY_CANNOT_HEAR,
+    A_HEAL,
+    A_PAUSE_PRIMARY,
+    A_CORRUPT_COMMITTED_AND_CRASH,
+    A_CRASH_VICTIM,
+};
+
+struct scenario_step {
+    enum trigger trigger;
+    uint64_t arg;
+    enum scenario_action action;
+    uint64_t action_arg;
+};
+
+#define SCENARIO_STEPS_MAX 8
+
+struct sim_scenario {
+    const char *name;
+    const char *summary;
+    struct scenario_step steps[SCENARIO_STEPS_MAX];
+};
+
+static const struct sim_scenario scenarios[] = {
+    {"primary_crash_between_prepare_and_commit",
+     "the primary crashes with prepared, uncommitted ops in flight",
+     {{T_UNCOMMITTED, 20, A_CRASH_PRIMARY, 0},
+      {T_AFTER, 1500, A_RESTART_ALL, 0}}},
+    {"primary_isolated",
+     "a partition cuts the primary off from every backup, then heals",
+     {{T_UNCOMMITTED, 20, A_ISOLATE_PRIMARY, 0}, {T_AFTER, 2000, A_HEAL, 0}}},
+    {"primary_in_minority",
+     "the primary and f-1 backups are split from the majority",
+     {{T_UNCOMMITTED, 20, A_PRIMARY_IN_MINORITY, 0},
+      {T_AFTER, 2000, A_HEAL, 0}}},
+    {"bridge_partition",
+     "two sides that only one backup (the bridge) can reach, the primary "
+     "on one side",
+     {{T_COMMITTED, 20, A_BRIDGE, 0}, {T_AFTER, 2500, A_HEAL, 0}}},
+    {"primary_cannot_hear",
+     "one-way partition: the primary reaches the backups but hears nothing",
+     {{T_COMMITTED, 20, A_PRIMARY_CANNOT_HEAR, 0}, {T_AFTER, 2000, A_HEAL, 0}}},
+    {"primary_paused",
+     "the primary stops for longer than the suspect timeout, then resumes "
+     "in an old view",
+     {{T_UNCOMMITTED, 20, A_PAUSE_PRIMARY, 1500}}},
+    {"total_crash_and_restart",
+     "every replica crashes with writes pending, then all restart",
+     {{T_UNCOMMITTED, 30, A_CRASH_ALL, 0}, {T_AFTER, 500, A_RESTART_ALL, 0}}},
+    {"corrupt_committed_record",
+     "a committed record on a backup is corrupted and read back at restart; "
+     "then the primary crashes",
+     {{T_COMMITTED, 40, A_CORRUPT_COMMITTED_AND_CRASH, 0},
+      {T_AFTER, 300, A_RESTART_ALL, 0},
+      {T_AFTER, 800, A_CRASH_PRIMARY, 0},
+      {T_AFTER, 1500, A_RESTART_ALL, 0}}},
+    {"corrupt_then_total_crash",
+     "a committed record on a backup is corrupted, then every replica "
+     "crashes and restarts",
+     {{T_COMMITTED, 40, A_CORRUPT_COMMITTED_AND_CRASH, 0},
+      {T_AFTER, 200, A_RESTART_ALL, 0},
+      {T_AFTER, 50, A_CRASH_ALL, 0},
+      {T_AFTER, 500, A_RESTART_ALL, 0}}},
+    {"rolling_crashes",
+     "each replica crashes and restarts in turn",
+     {{T_COMMITTED, 20, A_CRASH_BACKUP, 0},
+      {T_AFTER, 700, A_RESTART_ALL, 0},
+      {T_AFTER, 700, A_CRASH_PRIMARY, 0},
+      {T_AFTER, 700, A_RESTART_ALL, 0},
+      {T_AFTER, 700, A_CRASH_BACKUP, 0},
+      {T_AFTER, 700, A_RESTART_ALL, 0}}},
+};
+#define SCENARIO_COUNT (sizeof(scenarios) / sizeof(scenarios[0]))
+
+const struct sim_scenario *sim_scenario_find(const char *name)
+{
+    for (size_t i = 0; i < SCENARIO_COUNT; i++)
+        if (!strcmp(scenarios[i].name, name))
+            return &scenarios[i];
+    return NULL;
+}
+
+const struct sim_scenario *sim_scenario_at(uint32_t i)
+{
+    return i < SCENARIO_COUNT ? &scenarios[i] : NULL;
+}
+
+const char *sim_scenario_name(const struct sim_scenario *s)
+{
+    return s->name;
+}
+
+const char *sim_scenario_summary(const struct sim_scenario *s)
+{
+    return s->summary;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static uint32_t replica_count(const struct faults *f)
+{
+    return f->c->config.replica_count;
+}
+
+static uint32_t down_count(const struct faults *f)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < replica_count(f); i++)
+        n += !cluster_alive(f->c, i) || f->c->replicas[i].paused;
+    return n;
+}
+
+static uint32_t down_max(const struct faults *f)
+{
+    if (f->profile->max_down_all)
+        return replica_count(f);
+    return (replica_count(f) - 1) / 2;
+}
+
+static uint32_t pick(struct faults *f, uint32_t n)
+{
+    return (uint32_t)prng_below(&f->c->prng, n);
+}
+
+static uint64_t draw(struct faults *f, uint32_t lo, uint32_t hi)
+{
+    return prng_range(&f->c->prng, lo, hi);
+}
+
+/* The primary, else any replica. */
+static uint32_t primary_or_any(struct faults *f)
+{
+    uint32_t p = cluster_primary(f->c);
+    return p != UINT32_MAX ? p : pick(f, replica_count(f));
+}
+
+/* A live replica other than the primary, or UINT32_MAX. */
+static uint32_t some_backup(struct faults *f)
+{
+    uint32_t p = cluster_primary(f->c);
+    uint32_t n = replica_count(f);
+    uint32_t start = pick(f, n);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (start + k) % n;
+        if (i != p && cluster_alive(f->c, i))
+            return i;
+    }
+    return UINT32_MAX;
+}
+
+static void crash_for(struct faults *f, uint32_t i, uint64_t down_ms)
+{
+    if (!cluster_alive(f->c, i))
+        return;
+    cluster_crash(f->c, i);
+    f->restart_at[i] = down_ms ? f->c->now + down_ms : 0;
+}
+
+static void restart_all(struct faults *f)
+{
+    for (uint32_t i = 0; i < replica_count(f); i++) {
+        f->restart_at[i] = 0;
+        cluster_restart(f->c, i);
+    }
+}
+
+static void heal(struct faults *f)
+{
+    f->heal_at = 0;
+    if (!sim_net_partitioned(&f->c->net))
+        return;
+    sim_net_heal(&f->c->net);
+    cluster_trace(f->c, "HEAL partition");
+    cluster_healed(f->c);
+}
+
+/* Partitions: each returns after changing the matrix. */
+static void isolate(struct faults *f, uint32_t i)
+{
+    sim_net_split(&f->c->net, 1u << i);
+    cluster_trace(f->c, "PARTITION isolate r%u", i);
+}
+
+static void primary_in_minority(struct faults *f)
+{
+    uint32_t n = replica_count(f);
+    uint32_t p = primary_or_any(f);
+    uint32_t mask = 1u << p;
+    uint32_t want = (n - 1) / 2; /* f: the minority's size */
+    for (uint32_t k = 1; k < n && (uint32_t)__builtin_popcount(mask) < want;
+         k++)
+        mask |= 1u << ((p + k) % n);
+    sim_net_split(&f->c->net, mask);
+    cluster_trace(f->c, "PARTITION minority mask=%#x", mask);
+}
+
+static void bridge(struct faults *f)
+{
+    uint32_t n = replica_count(f);
+    uint32_t p = primary_or_any(f);
+    uint32_t b = (p + 1 + pick(f, n - 1)) % n; /* a backup bridges */
+    uint32_t side = 1u << p;
+    /* The primary's side takes half of the others (besides the bridge). */
+    for (uint32_t k = 1; k < n; k++) {
+        uint32_t i = (p + k) % n;
+        if (i != b && (uint32_t)__builtin_popcount(side) < (n - 1) / 2)
+            side |= 1u << i;
+    }
+    if (n >= 3)
+        sim_net_bridge(&f->c->net, side, b);
+    cluster_trace(f->c, "PARTITION bridge r%u side=%#x", b, side);
+}
+
+static void primary_cannot_hear(struct faults *f)
+{
+    uint32_t p = primary_or_any(f);
+    for (uint32_t i = 0; i < replica_count(f); i++)
+        if (i != p)
+            sim_net_cut_link(&f->c->net, i, p);
+    cluster_trace(f->c, "PARTITION r%u cannot hear anyone", p);
+}
+
+static void random_partition(struct faults *f)
+{
+    uint32_t n = replica_count(f);
+    switch (pick(f, 5)) {
+    case 0:
+        isolate(f, primary_or_any(f));
+        break;
+    case 1:
+        primary_in_minority(f);
+        break;
+    case 2: {
+        uint32_t mask = 1u + pick(f, (1u << n) - 2); /* a random split */
+        sim_net_split(&f->c->net, mask);
+        cluster_trace(f->c, "PARTITION split mask=%#x", mask);
+        break;
+    }
+    case 3: {
+        uint32_t a = pick(f, n);
+        uint32_t b = (a + 1 + pick(f, n - 1)) % n;
+        sim_net_cut_link(&f->c->net, a, b);
+        cluster_trace(f->c, "PARTITION one-way r%u -/-> r%u", a, b);
+        break;
+    }
+    default:
+        bridge(f);
+        break;
+    }
+    cluster_partitioned(f->c);
+    f->heal_at = f->c->now + draw(f, f->profile->partition_min_ms,
+                                  f->profile->partition_max_ms);
+}
+
+/* Whether replica k's disk has lost data it may have acknowledged and not
+ * been repaired yet: a corrupted record still there, or the damage mark the
+ * core keeps in its metadata until a primary repaired its log. */
+static bool disk_damaged(struct faults *f, uint32_t k)
+{
+    const struct sim_disk *d = &f->c->replicas[k].disk;
+    return sim_disk_corrupt_op(d) != 0 ||
+           (d->meta.flags & META_FLAG_DAMAGED) != 0;
+}
+
+/* Corrupt a durable record at or below the commit number on replica i and
+ * crash it, so that its restart reads the damage. At most one replica is
+ * damaged at a time (the fault model: one bad disk among 2f+1; more than f
+ * of them halts the group by design rather than lose data). */
+static bool corrupt_and_crash(struct faults *f, uint32_t i)
+{
+    if (i == UINT32_MAX)
+        return false;
+    for (uint32_t k = 0; k < replica_count(f); k++)
+        if (k != i && disk_damaged(f, k))
+            return false;
+    uint64_t op = cluster_corrupt(f->c, i, f->c->check.commit_max);
+    if (op == 0)
+        return false;
+    f->victim = i;
+    crash_for(f, i, draw(f, 50, 500));
+    return true;
+}
+
+/* ------------------------------------------------------- random faults */
+
+static void inject(struct faults *f)
+{
+    const struct sim_profile *p = f->profile;
+    uint32_t total = p->w_crash + p->w_pause + p->w_partition + p->w_corrupt +
+                     p->w_crash_all;
+    if (total == 0)
+        return;
+    uint32_t roll = pick(f, total);
+    bool room = down_count(f) < down_max(f);
+    uint32_t n = replica_count(f);
+    if (roll < p->w_crash) {
+        if (!room)
+            return;
+        uint32_t i = pick(f, 2) ? primary_or_any(f) : pick(f, n);
+        crash_for(f, i, draw(f, p->down_min_ms, p->down_max_ms));
+        return;
+    }
+    roll -= p->w_crash;
+    if (roll < p->w_pause) {
+        if (!room)
+            return;
+        uint32_t i = pick(f, 2) ? primary_or_any(f) : pick(f, n);
+        cluster_pause(f->c, i, draw(f, p->pause_min_ms, p->pause_max_ms));
+        return;
+    }
+    roll -= p->w_pause;
+    if (roll < p->w_partition) {
+        if (!sim_net_partitioned(&f->c->net))
+            random_partition(f);
+        return;
+    }
+    roll -= p->w_partition;
+    if (roll < p->w_corrupt) {
+        if (room)
+            corrupt_and_crash(f, pick(f, n));
+        return;
+    }
+    /* Every replica at once: the group must come back from its disks. */
+    uint64_t base = draw(f, p->down_min_ms, p->down_max_ms);
+    for (uint32_t i = 0; i < n; i++)
+        crash_for(f, i, base + draw(f, 0, 200));
+}
+
+/* ------------------------------------------------------------ scenarios */
+
+static void scenario_act(struct faults *f, const struct scenario_step *s)
+{
+    switch (s->action) {
+    case A_CRASH_PRIMARY:
+        f->victim = primary_or_any(f);
+        crash_for(f, f->victim, 0);
+        break;
+    case A_CRASH_BACKUP:
+        f->victim = some_backup(f);
+        if (f->victim != UINT32_MAX)
+            crash_for(f, f->victim, 0);
+        break;
+    case A_CRASH_VICTIM:
+        if (f->victim != UINT32_MAX)
+            crash_for(f, f->victim, 0);
+        break;
+    case A_CRASH_ALL:
+        for (uint32_t i = 0; i < replica_count(f); i++)
+            crash_for(f, i, 0);
+        break;
+    case A_RESTART_ALL:
+        restart_all(f);
+        break;
+    case A_ISOLATE_PRIMARY:
+        isolate(f, primary_or_any(f));
+        cluster_partitioned(f->c);
+        break;
+    case A_PRIMARY_IN_MINORITY:
+        primary_in_minority(f);
+        cluster_partitioned(f->c);
+        break;
+    case A_BRIDGE:
+        bridge(f);
+        cluster_partitioned(f->c);
+        break;
+    case A_PRIMARY_CANNOT_HEAR:
+        primary_cannot_hear(f);
+        cluster_partitioned(f->c);
+        break;
+    case A_HEAL:
+        heal(f);
+        break;
+    case A_PAUSE_PRIMARY:
+        cluster_pause(f->c, primary_or_any(f), s->action_arg);
+        break;
+    case A_CORRUPT_COMMITTED_AND_CRASH:
+        corrupt_and_crash(f, some_backup(f));
+        break;
+    }
+}
+
+static bool scenario_due(const struct faults *f, const struct scenario_step *s)
+{
+    const struct cluster *c = f->c;
+    switch (s->trigger) {
+    case T_COMMITTED:
+        return c->check.commit_max >= s->arg;
+    case T_UNCOMMITTED: {
+        if (c->check.commit_max < s->arg)
+            return false;
+        uint32_t p = cluster_primary(c);
+        if (p == UINT32_MAX)
+            return false;
+        const struct replica *r = c->replicas[p].r;
+        return replica_op(r) > replica_commit(r);
+    }
+    case T_AFTER:
+        return c->now >= f->scenario_step_ms + s->arg;
+    }
+    return false;
+}
+
+static const struct scenario_step *scenario_next(const struct faults *f)
+{
+    if (!f->scenario || !f->active || f->scenario_step >= SCENARIO_STEPS_MAX)
+        return NULL;
+    const struct scenario_step *s = &f->scenario->steps[f->scenario_step];
+    return s->trigger ? s : NULL;
+}
+
+void faults_poll(struct faults *f)
+{
+    const struct scenario_step *s = scenario_next(f);
+    while (s && scenario_due(f, s)) {
+        cluster_trace(f->c, "scenario %s: step %u", f->scenario->name,
+                      f->scenario_step + 1);
+        scenario_act(f, s);
+        f->scenario_step++;
+        f->scenario_step_ms = f->c->now;
+        s = scenario_next(f);
+    }
+}
+
+/* ------------------------------------------------------------- the API */
+
+void faults_init(struct faults *f, struct cluster *c,
+                 const struct sim_profile *profile,
+                 const struct sim_scenario *scenario)
+{
+    memset(f, 0, sizeof(*f));
+    f->c = c;
+    f->profile = profile;
+    f->scenario = scenario;
+    f->victim = UINT32_MAX;
+    f->active = true;
+    if (!scenario && profile->fault_every_min_ms)
+        f->next_fault_at =
+            draw(f, profile->fault_every_min_ms, profile->fault_every_max_ms);
+}
+
+static void consider(uint64_t *best, bool *any, uint64_t at)
+{
+    if (at && (!*any || at < *best)) {
+        *best = at;
+        *any = true;
+    }
+}
+
+bool faults_next_at(const struct faults *f, uint64_t *at)
+{
+    bool any = false;
+    if (f->active)
+        consider(at, &any, f->next_fault_at);
+    for (uint32_t i = 0; i < replica_count(f); i++)
+        consider(at, &any, f->restart_at[i]);
+    consider(at, &any, f->heal_at);
+    const struct scenario_step *s = scenario_next(f);
+    if (s && s->trigger == T_AFTER)
+        consider(at, &any, f->scenario_step_ms + s->arg);
+    return any;
+}
+
+void faults_fire(struct faults *f)
+{
+    uint64_t now = f->c->now;
+    for (uint32_t i = 0; i < replica_count(f); i++)
+        if (f->restart_at[i] && f->restart_at[i] <= now) {
+            f->restart_at[i] = 0;
+            cluster_restart(f->c, i);
+        }
+    if (f->heal_at && f->heal_at <= now)
+        heal(f);
+    if (f->active && f->next_fault_at && f->next_fault_at <= now) {
+        inject(f);
+        f->next_fault_at = now + draw(f, f->profile->fault_every_min_ms,
+                                      f->profile->fault_every_max_ms);
+    }
+    faults_poll(f);
+}
+
+void faults_heal_all(struct faults *f)
+{
+    f->active = false;
+    f->next_fault_at = 0;
+    heal(f);
+    for (uint32_t i = 0; i < replica_count(f); i++) {
+        struct sim_replica *rep = &f->c->replicas[i];
+        if (rep->r && rep->paused && rep->paused_until > f->c->now)
+            rep->paused_until = f->c->now; /* resumes at the next step */
+    }
+    restart_all(f);
+}

@@ -1,0 +1,84 @@
+/* sim/faults — what goes wrong during a simulated run, and when.
+ *
+ * A profile (default, harsh, partition, crash, disk, none) sets the network
+ * and disk fault rates and how often the fault injector strikes: crashes
+ * (the primary half the time), pauses, partitions (isolate the primary,
+ * symmetric splits, one-way links, bridges), corruption of a durable record
+ * followed by a crash so that the restart reads it, and in the harsher
+ * profiles crashes of every replica at once. Each fault heals on its own
+ * after a drawn duration. Limits keep a run within the fault model: at most
+ * max_down replicas crashed or paused at once, and at most one replica with a
+ * deliberately corrupted record at a time.
+ *
+ * A scenario is a fixed schedule instead, steps fired by conditions on the
+ * group ("the primary has prepared ops it has not committed", "20 ops are
+ * committed", "1500 ms after the previous step"), for the named cases in
+ * tests/sim/scenarios.
+ */
+#ifndef COHORT_SIM_FAULTS_H
+#define COHORT_SIM_FAULTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sim/cluster.h"
+
+struct sim_profile {
+    const char *name;
+    struct sim_net_config net;
+    struct sim_disk_config disk;
+    uint32_t clock_drift_ppm;
+    uint32_t fault_every_min_ms; /* 0: no faults */
+    uint32_t fault_every_max_ms;
+    /* Weights of the fault kinds. */
+    uint32_t w_crash;
+    uint32_t w_pause;
+    uint32_t w_partition;
+    uint32_t w_corrupt;
+    uint32_t w_crash_all;
+    bool max_down_all; /* else at most f replicas down at once */
+    uint32_t down_min_ms;
+    uint32_t down_max_ms;
+    uint32_t pause_min_ms;
+    uint32_t pause_max_ms;
+    uint32_t partition_min_ms;
+    uint32_t partition_max_ms;
+    uint32_t give_up_ppm; /* clients giving up on a request per timeout */
+};
+
+struct sim_scenario;
+
+const struct sim_profile *sim_profile_find(const char *name);
+const char *sim_profile_names(void);
+const struct sim_scenario *sim_scenario_find(const char *name);
+/* Scenario i (0-based), NULL past the end. */
+const struct sim_scenario *sim_scenario_at(uint32_t i);
+const char *sim_scenario_name(const struct sim_scenario *s);
+const char *sim_scenario_summary(const struct sim_scenario *s);
+
+struct faults {
+    struct cluster *c; /* borrowed */
+    const struct sim_profile *profile;
+    const struct sim_scenario *scenario; /* NULL: random faults */
+    uint32_t scenario_step;
+    uint64_t scenario_step_ms; /* when the previous step fired */
+    uint32_t victim;           /* the scenario's remembered replica */
+    bool active;               /* still injecting */
+    uint64_t next_fault_at;
+    uint64_t restart_at[COHORT_REPLICAS_MAX]; /* 0: none */
+    uint64_t heal_at;                         /* 0: no partition */
+};
+
+void faults_init(struct faults *f, struct cluster *c,
+                 const struct sim_profile *profile,
+                 const struct sim_scenario *scenario);
+/* The time of the next scheduled fault or repair; false if none. */
+bool faults_next_at(const struct faults *f, uint64_t *at);
+/* Carry out what is due at c->now. */
+void faults_fire(struct faults *f);
+/* After each step: fire scenario steps whose condition now holds. */
+void faults_poll(struct faults *f);
+/* Stop injecting; heal every partition, resume and restart every replica. */
+void faults_heal_all(struct faults *f);
+
+#endif

@@ -1,0 +1,78 @@
+/* sim — one simulator run: a seed, a fault profile (or a named scenario) and
+ * a workload, driven to the end and checked.
+ *
+ * A run has three phases in virtual time:
+ *  1. faults: the clients issue their ops while the fault injector strikes
+ *     (until every op is issued, or a time cap);
+ *  2. heal: every partition heals, paused replicas resume, crashed ones
+ *     restart, clients stop giving up; every outstanding request must
+ *     complete within progress_ms, or the run fails the "progress" check;
+ *  3. quiesce: the group must settle (every replica NORMAL in one view,
+ *     everything committed applied) within progress_ms; then the live
+ *     replicas must have converged on the reference state, and the client
+ *     history must be linearizable (sim/linearize.h).
+ * The per-step checks (sim/check.h) run all along; the first failure ends the
+ * run.
+ */
+#ifndef COHORT_SIM_SIM_H
+#define COHORT_SIM_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sim/check.h"
+
+struct sim_options {
+    uint64_t seed;
+    uint32_t replicas; /* 3 or 5 */
+    const char *profile;
+    const char *scenario; /* NULL: random faults from the profile */
+    uint64_t ops;         /* client ops */
+    uint32_t clients;
+    uint32_t bugs;
+    FILE *trace; /* NULL: no trace */
+};
+
+struct sim_result {
+    bool ok;
+    char what[32]; /* the violated check */
+    uint64_t step;
+    uint64_t fail_ms;
+    char detail[CHECK_DETAIL_MAX];
+    char state[1024]; /* the replicas at the failure */
+    /* Figures. */
+    uint64_t virtual_ms;
+    uint64_t steps;
+    uint64_t ops_committed;
+    uint64_t client_ok;
+    uint64_t client_unknown;
+    uint64_t view_changes; /* views started after the first */
+    uint64_t crashes;
+    uint64_t pauses;
+    uint64_t partitions;
+    uint64_t dropped;
+    uint64_t duplicated;
+    uint64_t corruptions;
+    uint64_t torn;
+    uint64_t snapshots_installed;
+    uint64_t fd_detections;
+    uint64_t fd_detect_ms[64];
+    uint64_t fd_undetected;
+    uint64_t fd_suspicions;
+    uint64_t fd_false;
+    bool lin_gave_up;
+    uint64_t trace_hash;
+};
+
+/* Run one seed. Returns false (and fills the failure fields) on a failure;
+ * an unknown profile or scenario is the caller's to reject first. */
+bool sim_run(const struct sim_options *options, struct sim_result *result);
+
+/* The one-line summary of a run. */
+void sim_result_print(const struct sim_options *options,
+                      const struct sim_result *result, FILE *out);
+/* The command that replays a run with its trace. */
+void sim_reproduce_print(const struct sim_options *options, FILE *out);
+
+#endif

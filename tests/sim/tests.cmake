@@ -1,0 +1,64 @@
+# Simulation tests (label "sim"): blocks of seeds per fault profile, the named
+# scenarios in tests/sim/scenarios, and a determinism check. Each block is its
+# own ctest entry so that `ctest -j` runs them in parallel. A failing block
+# prints the failing seed and the command that replays it.
+#
+# The sanitizer build (COHORT_SANITIZE) runs the same seeds; set
+# COHORT_SIM_SEEDS_SCALE (percent, default 100) to run fewer when time is
+# short.
+
+set(COHORT_SIM_SEEDS_SCALE 100 CACHE STRING
+    "Percent of the simulator seed blocks that ctest runs")
+
+# cohort_sim_blocks(NAME PROFILE SEEDS BLOCK [extra cohort sim args...])
+# registers seeds 1..SEEDS (scaled) of PROFILE as blocks of BLOCK seeds.
+function(cohort_sim_blocks name profile seeds block)
+    math(EXPR seeds "(${seeds} * ${COHORT_SIM_SEEDS_SCALE} + 99) / 100")
+    set(first 1)
+    while(first LESS_EQUAL seeds)
+        math(EXPR last "${first} + ${block} - 1")
+        if(last GREATER seeds)
+            set(last ${seeds})
+        endif()
+        set(test_name sim/${name}/${first}-${last})
+        add_test(NAME ${test_name}
+                 COMMAND $<TARGET_FILE:cohort> sim --seeds ${first}..${last}
+                         --profile ${profile} --quiet ${ARGN})
+        set_tests_properties(${test_name} PROPERTIES LABELS sim TIMEOUT 900)
+        math(EXPR first "${last} + 1")
+    endwhile()
+endfunction()
+
+# Seeds cost 1-5 ms each in release (5-10x that under the sanitizers), so
+# the blocks are generous; a block of a profile is one ctest entry.
+cohort_sim_blocks(default default 2000 250)
+cohort_sim_blocks(harsh harsh 500 125)
+cohort_sim_blocks(partition partition 500 250)
+cohort_sim_blocks(crash crash 500 250)
+cohort_sim_blocks(disk disk 500 250)
+cohort_sim_blocks(none none 200 200)
+cohort_sim_blocks(five default 500 250 --replicas 5)
+
+# Named scenarios: fixed fault schedules, 50 seeds each (the seed still
+# drives the network jitter, loss and the workload).
+file(STRINGS ${CMAKE_CURRENT_LIST_DIR}/scenarios COHORT_SIM_SCENARIOS
+     REGEX "^[a-z0-9_]+$")
+foreach(scenario IN LISTS COHORT_SIM_SCENARIOS)
+    add_test(NAME sim/scenario/${scenario}
+             COMMAND $<TARGET_FILE:cohort> sim --scenario ${scenario}
+                     --seeds 1..50 --profile default --quiet)
+    set_tests_properties(sim/scenario/${scenario}
+                         PROPERTIES LABELS sim TIMEOUT 600)
+endforeach()
+
+add_test(NAME sim/determinism
+         COMMAND ${CMAKE_CURRENT_LIST_DIR}/determinism.sh
+                 $<TARGET_FILE:cohort>)
+set_tests_properties(sim/determinism PROPERTIES LABELS sim TIMEOUT 300)
+
+# Every deliberate core bug (enum replica_bug) must be caught within 2000
+# seeds of its profile; the script prints seeds-to-detection for each.
+add_test(NAME sim/inject_bugs
+         COMMAND ${CMAKE_CURRENT_LIST_DIR}/inject_bugs.sh
+                 $<TARGET_FILE:cohort> 2000)
+set_tests_properties(sim/inject_bugs PROPERTIES LABELS sim TIMEOUT 600)
