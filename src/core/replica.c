@@ -1133,6 +1133,19 @@ static bool attaches(const struct replica *r, const struct message *m)
     return log_checksum(&r->log, m->base_op, &ours) && ours == m->checksum;
 }
 
+/* After adopting the primary's log up to op, drop what follows it if it
+ * came from an older view. Entries prepared in this view by its primary are
+ * kept: a START-VIEW or NEW-STATE may be older than PREPAREs we already
+ * took, and only the primary of a view stamps entries with that view. */
+static void truncate_older_views_after(struct replica *r, uint64_t op)
+{
+    if (op < r->op_verified)
+        op = r->op_verified;
+    while (op < r->log.op && log_header(&r->log, op + 1)->view == r->view)
+        op++;
+    truncate_log(r, op);
+}
+
 /* ------------------------------------------------------ message handlers */
 
 /* Backup: PREPARE, VR Revisited §4.1 step 4. */
@@ -1142,13 +1155,12 @@ static void on_prepare(struct replica *r, const struct message *m)
         become_backup(r, m->view);
     r->view_op = m->view_op;
     if (!attaches(r, m)) {
-        /* Entries we hold up to op_verified are the primary's; a mismatch
-         * can only be beyond them. */
-        ASSERT(m->base_op < r->log.base || m->base_op > r->op_verified ||
-               m->base_op > r->log.op);
-        if (m->base_op >= r->log.base)
+        /* Our entries up to op_verified are this primary's or committed in
+         * a later view; a PREPARE that contradicts them comes from a log a
+         * later view superseded, and is dropped. Beyond them, we are
+         * missing something: ask. */
+        if (m->base_op >= r->log.base && m->base_op > r->op_verified)
             request_state(r);
-        commit_to(r, m->commit);
         return;
     }
     uint64_t last = adopt_entries(r, m, UINT64_MAX);
@@ -1262,8 +1274,8 @@ static void on_start_view(struct replica *r, const struct message *m)
     uint64_t last = adopt_entries(r, m, UINT64_MAX);
     if (last > r->op_verified)
         r->op_verified = last;
-    if (last == m->op) /* what follows is from older views */
-        truncate_log(r, m->op > r->op_verified ? m->op : r->op_verified);
+    if (last == m->op)
+        truncate_older_views_after(r, m->op);
     commit_to(r, m->commit);
     if (r->op_verified < m->op)
         request_state(r);
@@ -1350,8 +1362,8 @@ static void on_new_state(struct replica *r, const struct message *m)
         r->view_op = m->view_op;
         if (m->nonce == r->nonce) /* answers a request made since restart */
             note_primary_op(r, m->op);
-        if (last == m->op) /* the rest is from older views, unless verified */
-            truncate_log(r, m->op > r->op_verified ? m->op : r->op_verified);
+        if (last == m->op)
+            truncate_older_views_after(r, m->op);
         else
             request_state(r);
     }
