@@ -908,16 +908,39 @@ static void durable_entries(const struct wal_recovery *rec,
     d->damaged_op = rec->damaged_op;
 }
 
+/* Create dir and any missing parents, each made durable. */
+static int mkdir_parents(struct vfs *vfs, const char *dir,
+                         struct cohort_err *err)
+{
+    char path[VFS_PATH_MAX];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof(path))
+        return err_set(err, -COHORT_EINVAL, "data directory path '%s'", dir);
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        int rc = vfs_mkdir_durable(vfs, path, err);
+        path[i] = saved;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int open_storage(struct node *n, struct replica_durable *d,
                         struct snapshot_info *snap_info, bool *have_snap,
                         uint8_t **table, struct wal_recovery *rec,
                         struct cohort_err *err)
 {
-    int rc = vfs_mkdir_durable(n->vfs, n->c.data_dir, err);
+    int rc = mkdir_parents(n->vfs, n->c.data_dir, err);
     if (rc != 0)
         return err_wrap(err, "data directory %s (is it writable?)",
                         n->c.data_dir);
     struct meta_record meta;
+    memset(&meta, 0, sizeof(meta));
     bool present = false;
     rc = meta_open(&n->meta, n->vfs, n->meta_path, &meta, &present, err);
     if (rc != 0)

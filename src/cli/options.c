@@ -1,0 +1,340 @@
+/* cli/options — flags and config file of `cohort server`. See options.h. */
+#include "cli/options.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "kv/kv.h"
+
+struct option_spec {
+    const char *name;
+    const char *arg;
+    const char *help;
+};
+
+static const struct option_spec specs[] = {
+    {"id", "N", "this replica's index in --peers (required)"},
+    {"peers", "H:P,H:P,...", "peer (replication) address of every replica"},
+    {"clients", "H:P,H:P,...", "client (RESP) address of every replica"},
+    {"data-dir", "DIR",
+     "where the log, metadata and snapshots live "
+     "(default ./data/replica-N)"},
+    {"cluster-id", "HEX",
+     "must match on every replica (default: a hash of "
+     "--peers and --clients)"},
+    {"bind", "HOST", "listen on HOST instead of the hosts in the addresses"},
+    {"config", "FILE", "read options from FILE (name = value per line)"},
+    {"heartbeat-ms", "MS", "primary's idle heartbeat interval (default 25)"},
+    {"suspect-timeout-ms", "MS", "failure detector base timeout (default 150)"},
+    {"view-change-timeout-ms", "MS",
+     "view change attempt timeout (default 300)"},
+    {"snapshot-interval-ops", "N", "snapshot every N ops (default 8192)"},
+    {"wal-segment-size", "BYTES", "log segment size (default 64 MiB)"},
+    {"max-value-size", "BYTES", "largest value (default 1048576)"},
+    {"max-key-size", "BYTES", "largest key (default 65536)"},
+    {"max-clients", "N", "client connections (default 10000)"},
+    {"quiet", NULL, "no log lines"},
+};
+#define SPEC_COUNT (sizeof(specs) / sizeof(specs[0]))
+
+void server_options_usage(void)
+{
+    printf("usage: cohort server --id N --peers H:P,... --clients H:P,... "
+           "[options]\n\noptions (also as `name = value` lines in "
+           "--config FILE):\n");
+    for (size_t i = 0; i < SPEC_COUNT; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", specs[i].name,
+                 specs[i].arg ? " " : "", specs[i].arg ? specs[i].arg : "");
+        printf("  %-32s %s\n", left, specs[i].help);
+    }
+}
+
+static char *keep(struct server_options *o, const char *s)
+{
+    if (o->string_count == sizeof(o->strings) / sizeof(o->strings[0]))
+        return NULL;
+    char *copy = strdup(s);
+    o->strings[o->string_count++] = copy;
+    return copy;
+}
+
+static int bad(const char *name, const char *value, const char *why)
+{
+    fprintf(stderr, "cohort server: --%s %s: %s\n", name, value ? value : "",
+            why);
+    return 2;
+}
+
+static int parse_u64(const char *name, const char *value, uint64_t min,
+                     uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 0);
+    if (errno || *end || end == value || v < min || v > max) {
+        char why[128];
+        snprintf(why, sizeof(why),
+                 "expected a number from %" PRIu64 " to %" PRIu64, min, max);
+        return bad(name, value, why);
+    }
+    *out = v;
+    return 0;
+}
+
+/* Split "a,b,c" into addresses. Returns the count or -1. */
+static int split_addresses(struct server_options *o, const char *value,
+                           const char **out)
+{
+    char *copy = keep(o, value);
+    int count = 0;
+    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+        if (count == COHORT_REPLICAS_MAX)
+            return -1;
+        while (*tok == ' ')
+            tok++;
+        if (!strchr(tok, ':'))
+            return -1;
+        out[count++] = tok;
+    }
+    return count;
+}
+
+static int set_option(struct server_options *o, const char *name,
+                      const char *value, uint32_t *peers, uint32_t *clients,
+                      bool *have_id, bool *have_cluster);
+
+static int read_config_file(struct server_options *o, const char *path,
+                            uint32_t *peers, uint32_t *clients, bool *have_id,
+                            bool *have_cluster)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "cohort server: --config %s: %s\n", path,
+                strerror(errno));
+        return 2;
+    }
+    char line[1024];
+    int lineno = 0;
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0' || *p == '\n' || *p == '\r')
+            continue;
+        char *eq = strchr(p, '=');
+        char *end = p + strlen(p);
+        while (end > p && (end[-1] == '\n' || end[-1] == '\r' ||
+                           end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (!eq) {
+            if (!strcmp(p, "quiet")) {
+                o->node.quiet = true;
+                continue;
+            }
+            fprintf(stderr, "cohort server: %s:%d: expected `name = value`\n",
+                    path, lineno);
+            rc = 2;
+            break;
+        }
+        char *name_end = eq;
+        while (name_end > p && (name_end[-1] == ' ' || name_end[-1] == '\t'))
+            name_end--;
+        *name_end = '\0';
+        char *value = eq + 1;
+        while (*value == ' ' || *value == '\t')
+            value++;
+        if (!strcmp(p, "config")) {
+            fprintf(stderr, "cohort server: %s:%d: config files do not nest\n",
+                    path, lineno);
+            rc = 2;
+            break;
+        }
+        rc = set_option(o, p, value, peers, clients, have_id, have_cluster);
+        if (rc != 0)
+            fprintf(stderr, "cohort server: (in %s line %d)\n", path, lineno);
+    }
+    fclose(f);
+    return rc;
+}
+
+static int set_option(struct server_options *o, const char *name,
+                      const char *value, uint32_t *peers, uint32_t *clients,
+                      bool *have_id, bool *have_cluster)
+{
+    uint64_t v = 0;
+    struct node_config *n = &o->node;
+    if (!strcmp(name, "id")) {
+        if (parse_u64(name, value, 0, COHORT_REPLICAS_MAX - 1, &v))
+            return 2;
+        n->self = (uint32_t)v;
+        *have_id = true;
+    } else if (!strcmp(name, "peers") || !strcmp(name, "clients")) {
+        const char **list =
+            !strcmp(name, "peers") ? n->peer_addr : n->client_addr;
+        int count = split_addresses(o, value, list);
+        if (count <= 0)
+            return bad(name, value,
+                       "expected host:port,host:port,... (1 to 7 replicas)");
+        *(!strcmp(name, "peers") ? peers : clients) = (uint32_t)count;
+    } else if (!strcmp(name, "data-dir")) {
+        n->data_dir = keep(o, value);
+    } else if (!strcmp(name, "cluster-id")) {
+        char *end;
+        errno = 0;
+        n->cluster_id = strtoull(value, &end, 16);
+        if (errno || *end || end == value)
+            return bad(name, value, "expected a hexadecimal number");
+        *have_cluster = true;
+    } else if (!strcmp(name, "bind")) {
+        n->bind_host = keep(o, value);
+    } else if (!strcmp(name, "heartbeat-ms")) {
+        if (parse_u64(name, value, 1, 60000, &v))
+            return 2;
+        n->heartbeat_ms = (uint32_t)v;
+    } else if (!strcmp(name, "suspect-timeout-ms")) {
+        if (parse_u64(name, value, 2, 600000, &v))
+            return 2;
+        n->suspect_timeout_ms = (uint32_t)v;
+    } else if (!strcmp(name, "view-change-timeout-ms")) {
+        if (parse_u64(name, value, 1, 600000, &v))
+            return 2;
+        n->view_change_timeout_ms = (uint32_t)v;
+    } else if (!strcmp(name, "snapshot-interval-ops")) {
+        if (parse_u64(name, value, 64, 1u << 30, &v))
+            return 2;
+        n->snapshot_interval_ops = (uint32_t)v;
+    } else if (!strcmp(name, "wal-segment-size")) {
+        if (parse_u64(name, value, 1u << 20, 1ull << 34, &v))
+            return 2;
+        n->wal_segment_size = v & ~7ull;
+    } else if (!strcmp(name, "max-value-size")) {
+        if (parse_u64(name, value, 1, KV_VALUE_SIZE_LIMIT, &v))
+            return 2;
+        n->kv.value_size_max = (uint32_t)v;
+    } else if (!strcmp(name, "max-key-size")) {
+        if (parse_u64(name, value, 1, KV_KEY_SIZE_LIMIT, &v))
+            return 2;
+        n->kv.key_size_max = (uint32_t)v;
+    } else if (!strcmp(name, "max-clients")) {
+        if (parse_u64(name, value, 1, 1000000, &v))
+            return 2;
+        o->server.connections_max = (uint32_t)v;
+    } else if (!strcmp(name, "quiet")) {
+        n->quiet = true;
+    } else {
+        fprintf(stderr,
+                "cohort server: unknown option '%s'; see 'cohort server "
+                "--help'\n",
+                name);
+        return 2;
+    }
+    return 0;
+}
+
+static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
+                  bool have_id, bool have_cluster)
+{
+    struct node_config *n = &o->node;
+    if (!have_id || peers == 0 || clients == 0) {
+        fprintf(stderr, "cohort server: --id, --peers and --clients are "
+                        "required; see 'cohort server --help' (or use "
+                        "'cohort up' for a local cluster)\n");
+        return 2;
+    }
+    if (peers != clients) {
+        fprintf(stderr,
+                "cohort server: --peers lists %u replicas but --clients "
+                "lists %u; give one address of each kind per replica\n",
+                peers, clients);
+        return 2;
+    }
+    if (n->self >= peers) {
+        fprintf(stderr,
+                "cohort server: --id %u but only %u replicas in "
+                "--peers (ids count from 0)\n",
+                n->self, peers);
+        return 2;
+    }
+    n->replica_count = peers;
+    if (!n->data_dir) {
+        char dir[64];
+        snprintf(dir, sizeof(dir), "data/replica-%u", n->self);
+        n->data_dir = keep(o, dir);
+    }
+    if (!have_cluster) {
+        /* Every replica started with the same member list derives the same
+         * id; a replica of another cluster does not. */
+        XXH64_hash_t h = 0;
+        for (uint32_t i = 0; i < peers; i++) {
+            h = XXH64(n->peer_addr[i], strlen(n->peer_addr[i]), h);
+            h = XXH64(n->client_addr[i], strlen(n->client_addr[i]), h);
+        }
+        n->cluster_id = h ? h : 1;
+    }
+    o->server.listen_addr = n->client_addr[n->self];
+    return 0;
+}
+
+int server_options_parse(struct server_options *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof(*o));
+    o->node.kv = kv_config_default();
+    server_config_defaults(&o->server);
+    uint32_t peers = 0, clients = 0;
+    bool have_id = false, have_cluster = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            server_options_usage();
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr,
+                    "cohort server: unexpected argument '%s'; options "
+                    "start with --\n",
+                    arg);
+            return 2;
+        }
+        const char *name = arg + 2;
+        char *eq = strchr(name, '=');
+        char namebuf[64];
+        const char *value = NULL;
+        if (eq) {
+            snprintf(namebuf, sizeof(namebuf), "%.*s", (int)(eq - name), name);
+            name = namebuf;
+            value = eq + 1;
+        } else if (!strcmp(name, "quiet")) {
+            value = "1";
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            return bad(name, NULL, "needs a value");
+        }
+        int rc = !strcmp(name, "config")
+                     ? read_config_file(o, value, &peers, &clients, &have_id,
+                                        &have_cluster)
+                     : set_option(o, name, value, &peers, &clients, &have_id,
+                                  &have_cluster);
+        if (rc != 0)
+            return rc;
+    }
+    return finish(o, peers, clients, have_id, have_cluster);
+}
+
+void server_options_free(struct server_options *o)
+{
+    for (uint32_t i = 0; i < o->string_count; i++)
+        free(o->strings[i]);
+    o->string_count = 0;
+}
