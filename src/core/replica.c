@@ -1735,6 +1735,9 @@ static void on_snapshot_installed(struct replica *r, const struct event *ev)
         r->op_persisted = op;
         r->persist_from = 0;
         r->prepare_sent_op = op;
+        /* Nothing of our old log continues the snapshot: have the driver
+         * drop it from disk too (a truncation after op). */
+        log_changed_from(r, op + 1);
     }
     bool decoded = client_table_decode(&r->table, ev->snapshot.client_table,
                                        ev->snapshot.client_table_size);
