@@ -109,8 +109,8 @@ struct sim_disk_done {
 struct sim_disk_image {
     struct replica_durable durable;
     const struct sim_snapshot *snapshot; /* durable.snapshot_op == 0: none */
-    /* The log does not continue the snapshot (invariant 2 broken): the op
-     * of the first record that does not chain, else 0. */
+    /* The log does not continue the snapshot: the op of the first record
+     * that does not chain (a stale branch, dropped), else 0. */
     uint64_t unchained_op;
     /* A torn tail was cut at this op (not damage), else 0. */
     uint64_t torn_op;
