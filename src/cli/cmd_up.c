@@ -94,7 +94,7 @@ int cmd_up(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     pid_t pids[COHORT_REPLICAS_MAX] = {0};
     for (long i = 0; i < replicas; i++) {
-        char id[16], data[1024];
+        char id[24], data[1024];
         snprintf(id, sizeof(id), "%ld", i);
         snprintf(data, sizeof(data), "%s/replica-%ld", dir, i);
         pid_t pid = fork();

@@ -638,6 +638,16 @@ static bool request_in_flight(const struct replica *r, uint64_t client_id,
     return false;
 }
 
+/* Does the uncommitted log hold a request of this client? (Then a higher
+ * request number is a pipelined one, not a forgotten session.) */
+static bool client_in_flight(const struct replica *r, uint64_t client_id)
+{
+    for (uint64_t op = r->commit + 1; op <= r->log.op; op++)
+        if (log_header(&r->log, op)->client_id == client_id)
+            return true;
+    return false;
+}
+
 static uint64_t bytes_after_commit(const struct replica *r)
 {
     uint64_t bytes = 0;
@@ -675,7 +685,7 @@ static void on_request(struct replica *r, const struct client_request *req,
             reply_ok(r, rec, stored_reply(r, rec));
         return; /* an older request: the client has moved on */
     }
-    if (!rec && req->request_no > 1) {
+    if (!rec && req->request_no > 1 && !client_in_flight(r, req->client_id)) {
         reply(r, req->client_id, req->request_no, REPLY_EXPIRED);
         return;
     }
@@ -1928,7 +1938,7 @@ static bool allocate(struct replica *r)
     r->table_buf_size = 0;
     bool ok =
         log_init(&r->log, c->log_ops_max, c->log_bytes_max) &&
-        client_table_init(&r->table, c->client_table_max, c->reply_size_max);
+        client_table_init(&r->table, c->client_table_max, c->reply_keep_max);
     if (!ok)
         return false;
     r->table_buf_size = client_table_encoded_size_max(&r->table);
@@ -2138,6 +2148,11 @@ uint64_t replica_next_tick_ms(const struct replica *r, uint64_t now_ms)
     if (d < next)
         next = d;
     return next;
+}
+
+uint32_t replica_message_size_max(const struct replica *r)
+{
+    return r->c.message_size_max;
 }
 
 const char *replica_status_name(enum replica_status status)

@@ -291,6 +291,9 @@ uint64_t replica_log_base(const struct replica *r); /* first op held - 1 */
 uint64_t replica_peer_op(const struct replica *r, uint32_t peer);
 bool replica_suspects(const struct replica *r, uint32_t peer);
 const struct replica_stats *replica_stats(const struct replica *r);
+/* The largest peer message this replica sends or accepts (derived from the
+ * pipeline limits when the config left it 0). */
+uint32_t replica_message_size_max(const struct replica *r);
 /* Milliseconds from now_ms until the replica needs an EV_TICK. */
 uint64_t replica_next_tick_ms(const struct replica *r, uint64_t now_ms);
 

@@ -241,6 +241,9 @@ void node_cancel(struct node *n, void *ctx)
 /* ------------------------------------------------------------ stepping */
 
 static void carry_out(struct node *n, const struct actions *acts);
+static uint64_t random_u64(void);
+static void start_barrier(struct node *n);
+static void waiters_push(struct waiters *w, node_done_fn done, void *ctx);
 static void finish_barrier(struct node *n, enum node_outcome outcome);
 static void fail_reads(struct node *n, enum node_outcome outcome);
 
@@ -278,8 +281,26 @@ static void on_reply(struct node *n, const struct action *a)
     uint64_t no = a->reply.request_no;
     if (client == n->barrier_client && no == n->barrier_request_no &&
         n->barrier_inflight) {
+        if (a->reply.status == REPLY_EXPIRED) {
+            /* The client table forgot our barrier client: start a new
+             * session and order the barrier again for the same reads. */
+            n->barrier_client = random_u64();
+            n->barrier_request_no = 0;
+            n->barrier_inflight = false;
+            struct waiters t = n->waiting;
+            n->waiting = n->covered;
+            n->covered = t;
+            for (uint32_t i = 0; i < n->covered.count; i++)
+                waiters_push(&n->waiting, n->covered.list[i].done,
+                             n->covered.list[i].ctx);
+            n->covered.count = 0;
+            start_barrier(n);
+            return;
+        }
         finish_barrier(n, a->reply.status == REPLY_OK ? NODE_DONE
-                                                      : NODE_NOT_PRIMARY);
+                          : a->reply.status == REPLY_NOT_PRIMARY
+                              ? NODE_NOT_PRIMARY
+                              : NODE_RETRY);
         return;
     }
     struct pending p;
@@ -1011,6 +1032,8 @@ static void configure_replica(struct node *n)
     if (rc->pipeline_bytes_max < 4u * rc->body_size_max)
         rc->pipeline_bytes_max = 4u * rc->body_size_max;
     rc->log_bytes_max = 4u * rc->pipeline_bytes_max;
+    /* Every client connection on every replica is a client of the core. */
+    rc->client_table_max = 16384;
     rc->sm = &n->sm;
 }
 
@@ -1053,7 +1076,8 @@ static int start_handles(struct node *n, struct cohort_err *err)
         .self = n->c.self,
         .replica_count = n->c.replica_count,
         .bind_host = n->c.bind_host,
-        .frame_size_max = n->rc.message_size_max + 64u + SNAPSHOT_CHUNK_SIZE,
+        .frame_size_max =
+            replica_message_size_max(n->r) + 64u + SNAPSHOT_CHUNK_SIZE,
         .send_queue_bytes_max = 64u << 20,
         .reconnect_min_ms = 20,
         .reconnect_max_ms = 1000,

@@ -67,7 +67,8 @@ struct node;
 struct node *node_open(uv_loop_t *loop, const struct node_config *config,
                        struct cohort_err *err);
 /* Stop: finish the storage thread's work, close the transport. The loop must
- * run until every handle is closed; then the node frees itself. */
+ * run until every handle is closed; then the node frees itself. Close the
+ * server (server_close) first: it may still hold pending requests. */
 void node_close(struct node *n);
 
 /* Propose a write (a kv command body, kv_command_encode()) as request
@@ -97,13 +98,13 @@ struct node_status {
     uint64_t op;
     uint64_t commit;
     uint64_t applied;
-    uint64_t peer_op[COHORT_REPLICAS_MAX];     /* primary only */
-    bool peer_connected[COHORT_REPLICAS_MAX];  /* outbound link up */
+    uint64_t peer_op[COHORT_REPLICAS_MAX];    /* primary only */
+    bool peer_connected[COHORT_REPLICAS_MAX]; /* outbound link up */
     bool peer_suspected[COHORT_REPLICAS_MAX];
     uint64_t log_bytes;
     uint64_t snapshot_op;
-    uint64_t snapshot_time_s;  /* wall clock of the last snapshot, 0: none */
-    uint64_t last_sync_us;     /* duration of the last fdatasync */
+    uint64_t snapshot_time_s; /* wall clock of the last snapshot, 0: none */
+    uint64_t last_sync_us;    /* duration of the last fdatasync */
     uint64_t syncs;
     uint64_t view_changes;
     const char *client_addr[COHORT_REPLICAS_MAX];

@@ -1,0 +1,410 @@
+/* cmd_conn — commands about the connection itself: PING, ECHO, QUIT, HELLO,
+ * AUTH, SELECT, CLIENT, READONLY, READWRITE and COHORT.NOFORWARD. Replies
+ * and errors are Redis's, word for word, where Redis has the command. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "server/command.h"
+#include "server/info.h"
+#include "server/internal.h"
+
+#define NAME_ERROR                                                             \
+    "ERR Client names cannot contain spaces, newlines or special characters."
+
+void cmd_ping(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv)
+{
+    (void)c;
+    if (argc > 2)
+        command_reply_arity(out, "ping");
+    else if (argc == 2)
+        resp_write_bulk(out, argv[1].ptr, argv[1].size);
+    else
+        resp_write_simple(out, "PONG");
+}
+
+void cmd_echo(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv)
+{
+    (void)c;
+    (void)argc;
+    resp_write_bulk(out, argv[1].ptr, argv[1].size);
+}
+
+void cmd_quit(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv)
+{
+    (void)argc;
+    (void)argv;
+    resp_write_simple(out, "OK");
+    c->input_stopped = true; /* answer what came before, then close */
+}
+
+void cmd_select(struct conn *c, struct resp_buf *out, uint32_t argc,
+                const struct resp_arg *argv)
+{
+    (void)c;
+    (void)argc;
+    int64_t db = 0;
+    if (!command_parse_i64(&argv[1], &db))
+        resp_write_error(out, "ERR value is not an integer or out of range");
+    else if (db != 0)
+        resp_write_error(out, "ERR DB index is out of range");
+    else
+        resp_write_simple(out, "OK");
+}
+
+void cmd_readonly(struct conn *c, struct resp_buf *out, uint32_t argc,
+                  const struct resp_arg *argv)
+{
+    (void)argc;
+    (void)argv;
+    c->readonly = true;
+    resp_write_simple(out, "OK");
+}
+
+void cmd_readwrite(struct conn *c, struct resp_buf *out, uint32_t argc,
+                   const struct resp_arg *argv)
+{
+    (void)argc;
+    (void)argv;
+    c->readonly = false;
+    resp_write_simple(out, "OK");
+}
+
+void cmd_noforward(struct conn *c, struct resp_buf *out, uint32_t argc,
+                   const struct resp_arg *argv)
+{
+    (void)argc;
+    (void)argv;
+    c->no_forward = true;
+    resp_write_simple(out, "OK");
+}
+
+/* ------------------------------------------------------------ AUTH */
+
+enum auth_result {
+    AUTH_OK,
+    AUTH_WRONG,       /* -WRONGPASS */
+    AUTH_NO_PASSWORD, /* AUTH <password> without a password configured */
+};
+
+/* Compare without an early exit, so the time taken does not tell how much
+ * of a guess was right. */
+static bool same_secret(const struct resp_arg *given, const char *secret)
+{
+    size_t n = strlen(secret);
+    unsigned char diff = given->size != n;
+    for (size_t i = 0; i < given->size; i++)
+        diff |= (unsigned char)(given->ptr[i] ^ secret[i % (n ? n : 1)]);
+    return diff == 0;
+}
+
+/* The only user is "default", as in Redis without ACLs. */
+static enum auth_result auth_check(const struct server *s,
+                                   const struct resp_arg *user,
+                                   const struct resp_arg *pass)
+{
+    /* User names are case-sensitive in Redis. */
+    bool default_user =
+        user == NULL || (user->size == 7 && !memcmp(user->ptr, "default", 7));
+    if (s->config.password == NULL) {
+        if (user == NULL)
+            return AUTH_NO_PASSWORD;
+        return default_user ? AUTH_OK : AUTH_WRONG; /* default: nopass */
+    }
+    if (!default_user || !same_secret(pass, s->config.password))
+        return AUTH_WRONG;
+    return AUTH_OK;
+}
+
+static void reply_auth_failure(struct resp_buf *out, enum auth_result r)
+{
+    if (r == AUTH_NO_PASSWORD)
+        resp_write_error(out, "ERR AUTH <password> called without any "
+                              "password configured for the default user. Are "
+                              "you sure your configuration is correct?");
+    else
+        resp_write_error(out, "WRONGPASS invalid username-password pair or "
+                              "user is disabled.");
+}
+
+void cmd_auth(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv)
+{
+    if (argc > 3) {
+        resp_write_error(out, "ERR syntax error");
+        return;
+    }
+    const struct resp_arg *user = argc == 3 ? &argv[1] : NULL;
+    enum auth_result r = auth_check(c->server, user, &argv[argc - 1]);
+    if (r != AUTH_OK) {
+        reply_auth_failure(out, r);
+        return;
+    }
+    c->authenticated = true;
+    resp_write_simple(out, "OK");
+}
+
+/* ------------------------------------------------------------ names */
+
+/* Redis's rule: a name is printable ASCII without spaces. */
+static bool name_valid(const struct resp_arg *name)
+{
+    for (size_t i = 0; i < name->size; i++)
+        if (name->ptr[i] < '!' || name->ptr[i] > '~')
+            return false;
+    return true;
+}
+
+/* Set c's name or write the error. Returns whether it was set. */
+static bool set_name(struct conn *c, struct resp_buf *out,
+                     const struct resp_arg *name)
+{
+    if (!name_valid(name)) {
+        resp_write_error(out, NAME_ERROR);
+        return false;
+    }
+    if (name->size >= sizeof(c->name)) {
+        resp_write_errorf(out, "ERR client name is %zu bytes; limit is %zu",
+                          name->size, sizeof(c->name) - 1);
+        return false;
+    }
+    memcpy(c->name, name->ptr, name->size);
+    c->name[name->size] = '\0';
+    return true;
+}
+
+/* ------------------------------------------------------------ HELLO */
+
+struct hello_args {
+    int64_t proto;
+    const struct resp_arg *user, *pass, *name;
+};
+
+/* Parse HELLO [protover [AUTH username password] [SETNAME clientname]].
+ * Returns false after writing the error. */
+static bool hello_parse(struct conn *c, struct resp_buf *out, uint32_t argc,
+                        const struct resp_arg *argv, struct hello_args *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->proto = c->proto;
+    if (argc < 2)
+        return true;
+    if (!command_parse_i64(&argv[1], &h->proto)) {
+        resp_write_error(
+            out, "ERR Protocol version is not an integer or out of range");
+        return false;
+    }
+    for (uint32_t i = 2; i < argc; i++) {
+        uint32_t more = argc - i - 1;
+        if (command_word_is(&argv[i], "auth") && more >= 2) {
+            h->user = &argv[i + 1];
+            h->pass = &argv[i + 2];
+            i += 2;
+        } else if (command_word_is(&argv[i], "setname") && more >= 1) {
+            h->name = &argv[i + 1];
+            i += 1;
+        } else {
+            resp_write_errorf(out, "ERR Syntax error in HELLO option '%.*s'",
+                              (int)(argv[i].size < 128 ? argv[i].size : 128),
+                              argv[i].ptr);
+            return false;
+        }
+    }
+    if (h->proto < 2 || h->proto > 3) {
+        resp_write_error(out, "NOPROTO unsupported protocol version");
+        return false;
+    }
+    return true;
+}
+
+static void hello_reply(struct conn *c, struct resp_buf *out)
+{
+    struct node_status st;
+    node_status(c->server->node, &st);
+    resp_write_map(out, 7);
+    resp_write_bulk(out, "server", 6);
+    resp_write_bulk(out, "cohort", 6);
+    resp_write_bulk(out, "version", 7);
+    resp_write_bulk(out, COHORT_VERSION, strlen(COHORT_VERSION));
+    resp_write_bulk(out, "proto", 5);
+    resp_write_integer(out, c->proto);
+    resp_write_bulk(out, "id", 2);
+    resp_write_integer(out, (int64_t)c->id);
+    resp_write_bulk(out, "mode", 4);
+    resp_write_bulk(out, "cluster", 7);
+    const char *role = info_role(&st);
+    resp_write_bulk(out, "role", 4);
+    resp_write_bulk(out, role, strlen(role));
+    resp_write_bulk(out, "modules", 7);
+    resp_write_array(out, 0);
+}
+
+void cmd_hello(struct conn *c, struct resp_buf *out, uint32_t argc,
+               const struct resp_arg *argv)
+{
+    struct hello_args h;
+    if (!hello_parse(c, out, argc, argv, &h))
+        return;
+    if (h.pass != NULL) {
+        enum auth_result r = auth_check(c->server, h.user, h.pass);
+        if (r != AUTH_OK) {
+            reply_auth_failure(out, r);
+            return;
+        }
+        c->authenticated = true;
+    }
+    if (!c->authenticated) {
+        resp_write_error(out,
+                         "NOAUTH HELLO must be called with the client already "
+                         "authenticated, otherwise the HELLO <proto> AUTH "
+                         "<user> <pass> option can be used to authenticate "
+                         "the client and select the RESP protocol version at "
+                         "the same time");
+        return;
+    }
+    if (h.name != NULL && !set_name(c, out, h.name))
+        return;
+    c->proto = (int)h.proto;
+    c->out.proto = c->proto;
+    out->proto = c->proto;
+    hello_reply(c, out);
+}
+
+/* ------------------------------------------------------------ CLIENT */
+
+/* One line of CLIENT LIST, in Redis's field order (fields cohort does not
+ * track are given their idle values). */
+static void client_line(const struct conn *c, uint64_t now_ms,
+                        struct resp_buf *text)
+{
+    uv_os_fd_t fd = -1;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        fd = -1;
+    char line[768];
+    int n =
+        snprintf(line, sizeof(line),
+                 "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%" PRIu64
+                 " idle=%" PRIu64 " flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 "
+                 "qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 oll=%u "
+                 "omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 "
+                 "resp=%d\n",
+                 c->id, c->addr, c->laddr, (int)fd, c->name,
+                 (now_ms - c->created_ms) / 1000, (now_ms - c->last_ms) / 1000,
+                 c->readonly ? "r" : "N", c->rbuf_used - c->rbuf_pos,
+                 c->rbuf_size - c->rbuf_used, c->slot_count,
+                 conn_output_size(c), c->rbuf_size + conn_output_size(c),
+                 c->last_command[0] ? c->last_command : "NULL", c->proto);
+    ASSERT(n > 0);
+    size_t size = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    resp_write_raw(text, line, size);
+}
+
+static void client_list(struct conn *c, struct resp_buf *out, bool only_self)
+{
+    struct resp_buf text;
+    resp_buf_init(&text, 2);
+    uint64_t now = server_now_ms(c->server);
+    if (only_self) {
+        client_line(c, now, &text);
+    } else {
+        for (const struct conn *x = c->server->conns; x; x = x->next)
+            if (!x->closing)
+                client_line(x, now, &text);
+    }
+    if (text.ok)
+        resp_write_verbatim(out, "txt", text.data, text.size);
+    else
+        resp_write_error(out, "ERR out of memory");
+    resp_buf_deinit(&text);
+}
+
+static void client_help(struct resp_buf *out)
+{
+    static const char *lines[] = {
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ID",
+        "    Return the ID of the current connection.",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "LIST",
+        "    Return information about client connections.",
+        "SETINFO <LIB-NAME|LIB-VER> <value>",
+        "    Accepted and ignored, for client libraries that send it.",
+        "HELP",
+        "    Print this help."};
+    size_t n = sizeof(lines) / sizeof(lines[0]);
+    resp_write_array(out, n);
+    for (size_t i = 0; i < n; i++)
+        resp_write_simple(out, lines[i]);
+}
+
+/* Arity of a subcommand, the command and subcommand counted, as in Redis:
+ * "client|setname" is 3. */
+static bool sub_arity_ok(uint32_t argc, int arity)
+{
+    return arity > 0 ? argc == (uint32_t)arity : argc >= (uint32_t)-arity;
+}
+
+void cmd_client(struct conn *c, struct resp_buf *out, uint32_t argc,
+                const struct resp_arg *argv)
+{
+    static const struct {
+        const char *name;
+        const char *full;
+        int arity;
+    } subs[] = {
+        {"id", "client|id", 2},
+        {"getname", "client|getname", 2},
+        {"setname", "client|setname", 3},
+        {"info", "client|info", 2},
+        {"list", "client|list", -2},
+        {"setinfo", "client|setinfo", 4},
+        {"no-evict", "client|no-evict", 3},
+        {"no-touch", "client|no-touch", 3},
+        {"help", "client|help", 2},
+    };
+    size_t k = 0;
+    size_t count = sizeof(subs) / sizeof(subs[0]);
+    while (k < count && !command_word_is(&argv[1], subs[k].name))
+        k++;
+    if (k == count) {
+        command_reply_unknown_subcommand(out, &argv[1], "CLIENT");
+        return;
+    }
+    if (!sub_arity_ok(argc, subs[k].arity)) {
+        command_reply_arity(out, subs[k].full);
+        return;
+    }
+    const char *sub = subs[k].name;
+    snprintf(c->last_command, sizeof(c->last_command), "%s", subs[k].full);
+    if (!strcmp(sub, "id")) {
+        resp_write_integer(out, (int64_t)c->id);
+    } else if (!strcmp(sub, "getname")) {
+        if (c->name[0])
+            resp_write_bulk(out, c->name, strlen(c->name));
+        else
+            resp_write_null(out);
+    } else if (!strcmp(sub, "setname")) {
+        if (set_name(c, out, &argv[2]))
+            resp_write_simple(out, "OK");
+    } else if (!strcmp(sub, "info")) {
+        client_list(c, out, true);
+    } else if (!strcmp(sub, "list")) {
+        if (argc > 2)
+            resp_write_error(out, "ERR syntax error");
+        else
+            client_list(c, out, false);
+    } else if (!strcmp(sub, "help")) {
+        client_help(out);
+    } else {
+        resp_write_simple(out, "OK"); /* setinfo, no-evict, no-touch */
+    }
+}

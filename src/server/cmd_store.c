@@ -1,0 +1,631 @@
+/* cmd_store — the store's commands on a connection: reads (linearizable, or
+ * local after READONLY), writes through the log with exactly-once request
+ * numbers, COHORT.REQ, and what each outcome from the node or the primary
+ * becomes on the wire.
+ *
+ * Exactly-once wire form, for clients that retry:
+ *
+ *     COHORT.REQ <client-id> <request-no> <command> [args...]
+ *
+ * runs the store write <command> (SET, DEL, INCR, INCRBY, DECR, DECRBY,
+ * MSET, CAS) as request <request-no> of client <client-id>. The client picks
+ * client-id at random (a nonzero u64, in decimal) and keeps it for its
+ * session; request numbers start at 1 and go up by one per write. Sending
+ * the same id and number again, to any replica, after a timeout, an
+ * -UNKNOWN or a lost connection, returns the first attempt's reply from the
+ * replicated client table and does not apply the write twice. Rules:
+ *   - send request n+1 only after request n has an answer (the client table
+ *     knows a client only once its first request is applied, so a pipelined
+ *     request 2 can be refused while request 1 is in flight);
+ *   - "-ERR client session expired: start again at request number 1": the
+ *     table forgot the client (idle for an hour, or evicted when full); the
+ *     write was not applied; continue with a new client id from 1;
+ *   - a read wrapped in COHORT.REQ runs as the plain read.
+ *
+ * Plain writes (no COHORT.REQ) are numbered by the connection's session:
+ * a client id drawn per connection (server_client_id_new) and a counter.
+ * Two rules keep that correct under pipelining:
+ *   (1) the gate: while request 1 of a session runs, nothing more is
+ *       dispatched on the connection (request 2 would be refused as above);
+ *       if request 1 certainly was not proposed, its number is reused;
+ *   (2) renewal: when a write comes back "session expired" (the client
+ *       table forgot this connection), it certainly did not take effect, so
+ *       the connection starts a new session and submits it again. Writes of
+ *       the old session still running will be refused the same way; they are
+ *       queued and resubmitted in their original order, and nothing new is
+ *       dispatched until the last of them is resubmitted. A client therefore
+ *       never sees "session expired" on a plain connection.
+ *
+ * The write cap: at most WRITES_IN_NODE_MAX writes (and their bytes) of this
+ * server are in the node at once, so the core's pipeline never overflows
+ * into -TRYAGAIN under load. A write over the cap is queued like a renewed
+ * one, its connection waits on the server's list, and a write's answer
+ * wakes the next waiter. On a backup writes leave the node at once
+ * (forwarded), so the cap only bites at the primary.
+ *
+ * Outcomes: NODE_DONE relays the store's reply; NODE_NOT_PRIMARY forwards
+ * to the primary (forward.c), or answers -TRYAGAIN on a connection that is
+ * itself a forward; NODE_RETRY is -TRYAGAIN; NODE_UNKNOWN is -UNKNOWN (the
+ * write was proposed; a COHORT.REQ retry resolves it); NODE_REJECTED
+ * relays the node's error. Only -UNKNOWN says "may have taken effect";
+ * every -TRYAGAIN is certain that it did not.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "kv/command.h"
+#include "server/command.h"
+#include "server/internal.h"
+#include "server/relay.h"
+
+/* NODE_RETRY covers a view change, recovery and a full write pipeline at
+ * the primary; the node does not say which. */
+#define ERR_RETRY                                                              \
+    "TRYAGAIN view change or recovery in progress, or the write pipeline is "  \
+    "full; retry"
+#define ERR_UNKNOWN                                                            \
+    "UNKNOWN the primary changed after the write was proposed; it may or may " \
+    "not have taken effect"
+#define ERR_LINK_LOST                                                          \
+    "UNKNOWN the connection to the primary broke after the write was "         \
+    "forwarded; it may or may not have taken effect"
+#define ERR_NO_PRIMARY "TRYAGAIN no primary reachable from this replica; retry"
+#define ERR_NOT_PRIMARY_HOP                                                    \
+    "TRYAGAIN this replica is not the primary (a forwarded command is not "    \
+    "forwarded again); retry"
+
+static void finish_error(struct conn *c, struct slot *slot, const char *msg)
+{
+    slot->reply.size = 0;
+    resp_write_error(&slot->reply, msg);
+    conn_slot_ready(c, slot);
+}
+
+static void finish_relay(struct conn *c, struct slot *slot, const void *reply,
+                         size_t size)
+{
+    slot->reply.size = 0;
+    relay_reply(&slot->reply, reply, size);
+    conn_slot_ready(c, slot);
+}
+
+static const struct kv_config *kv_config(const struct conn *c)
+{
+    return &c->server->node_config.kv;
+}
+
+/* Keep the command (argv) in the slot as RESP, for a later read, a forward
+ * or a resubmission. */
+static void keep_command(struct conn *c, struct slot *slot, uint32_t argc,
+                         const struct resp_arg *argv)
+{
+    slot->payload.size = 0;
+    resp_write_command(&slot->payload, argc, argv);
+    c->slot_bytes += slot->payload.size;
+}
+
+/* Parse the slot's kept command into the server's second scratch argv.
+ * Returns the argument count, 0 if it cannot (out of memory). */
+static uint32_t parse_kept(struct server *s, struct slot *slot)
+{
+    struct resp_limits limits = s->limits;
+    limits.bulk_size_max = slot->payload.size;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct resp_request req = {.argv = s->argv2,
+                                   .arg_capacity = s->argv2_capacity};
+        struct cohort_err err;
+        enum resp_result r = resp_request_parse(
+            slot->payload.data, slot->payload.size, &limits, &req, &err);
+        if (r == RESP_COMPLETE)
+            return req.argc;
+        if (r != RESP_NEED_SPACE)
+            return 0;
+        struct resp_arg *p = realloc(s->argv2, req.argc * sizeof(*p));
+        if (p == NULL)
+            return 0;
+        s->argv2 = p;
+        s->argv2_capacity = req.argc;
+    }
+    return 0;
+}
+
+static void queue_write(struct conn *c, struct slot *slot);
+
+/* ------------------------------------------------------------ sessions */
+
+/* A session write has its final answer (not a renewal). */
+static void session_write_done(struct conn *c, struct slot *slot,
+                               bool not_proposed)
+{
+    struct conn_session *ss = &c->session;
+    if (!slot->session_write)
+        return;
+    slot->session_write = false;
+    if (slot->client_id != ss->client_id) {
+        ASSERT(ss->stale_running > 0);
+        ss->stale_running--;
+        return;
+    }
+    ASSERT(ss->running > 0);
+    ss->running--;
+    if (ss->gate == slot) {
+        ss->gate = NULL;
+        /* Nothing else was numbered while the gate was up: if request 1
+         * certainly was not proposed, the next write may be request 1. */
+        ASSERT(ss->next_request_no == 2);
+        if (not_proposed)
+            ss->next_request_no = 1;
+    }
+}
+
+/* Whether reply says the client table forgot slot's session (the core
+ * says so only for a request after the first; a reply claiming it for
+ * request 1 is passed on as it is rather than trusted). */
+static bool renewable(const struct slot *slot, const char *reply, size_t size)
+{
+    return slot->session_write && slot->request_no > 1 &&
+           relay_is_session_expired(reply, size);
+}
+
+/* The client table forgot this session: renew it and queue slot for
+ * resubmission (store_submit_queued, from the idle handle). */
+static void session_expired(struct conn *c, struct slot *slot)
+{
+    struct conn_session *ss = &c->session;
+    ASSERT(slot->session_write);
+    ASSERT(slot->request_no > 1); /* request 1 is never "expired" */
+    if (slot->client_id == ss->client_id) {
+        ASSERT(ss->gate == NULL);
+        ASSERT(ss->running > 0);
+        ss->running--;
+        ss->stale_running += ss->running;
+        ss->running = 0;
+        ss->client_id = server_client_id_new(c->server);
+        ss->next_request_no = 1;
+        c->server->stats.session_renewals++;
+    } else {
+        ASSERT(ss->stale_running > 0);
+        ss->stale_running--;
+    }
+    slot->session_write = false;
+    queue_write(c, slot);
+}
+
+/* ------------------------------------------------------------ write cap */
+
+static bool permit_free(const struct server *s, size_t size)
+{
+    if (s->writes_in_node >= WRITES_IN_NODE_MAX)
+        return false;
+    return s->writes_in_node == 0 ||
+           s->write_bytes_in_node + size <= WRITE_BYTES_IN_NODE_MAX;
+}
+
+/* A new write may go ahead: the cap has room and nobody waits before it
+ * (unless nothing is in the node, when waiting could last forever). */
+static bool permit_ready(const struct server *s, size_t size)
+{
+    if (!permit_free(s, size))
+        return false;
+    return s->permit_head == NULL || s->writes_in_node == 0;
+}
+
+static void permit_wait(struct server *s, struct conn *c)
+{
+    if (c->permit_listed)
+        return;
+    c->permit_listed = true;
+    c->permit_next = NULL;
+    c->permit_prev = s->permit_tail;
+    if (s->permit_tail)
+        s->permit_tail->permit_next = c;
+    else
+        s->permit_head = c;
+    s->permit_tail = c;
+}
+
+static void permit_unwait(struct server *s, struct conn *c)
+{
+    if (!c->permit_listed)
+        return;
+    if (c->permit_prev)
+        c->permit_prev->permit_next = c->permit_next;
+    else
+        s->permit_head = c->permit_next;
+    if (c->permit_next)
+        c->permit_next->permit_prev = c->permit_prev;
+    else
+        s->permit_tail = c->permit_prev;
+    c->permit_prev = c->permit_next = NULL;
+    c->permit_listed = false;
+}
+
+static void permit_take(struct server *s, struct slot *slot)
+{
+    ASSERT(!slot->holds_permit);
+    slot->holds_permit = true;
+    slot->permit_bytes = slot->payload.size;
+    s->writes_in_node++;
+    s->write_bytes_in_node += slot->permit_bytes;
+}
+
+/* Give back slot's place in the cap and wake the next waiter (every
+ * waiter when the node holds no write of ours, so none can be left
+ * waiting for a release that will not come). Safe inside callbacks. */
+static void permit_release(struct server *s, struct slot *slot)
+{
+    if (!slot->holds_permit)
+        return;
+    slot->holds_permit = false;
+    ASSERT(s->writes_in_node > 0);
+    ASSERT(s->write_bytes_in_node >= slot->permit_bytes);
+    s->writes_in_node--;
+    s->write_bytes_in_node -= slot->permit_bytes;
+    do {
+        struct conn *c = s->permit_head;
+        if (c == NULL)
+            break;
+        permit_unwait(s, c);
+        server_mark_resume(s, c);
+    } while (s->writes_in_node == 0);
+}
+
+void store_slot_cancelled(struct server *s, struct slot *slot)
+{
+    permit_release(s, slot);
+}
+
+void store_conn_gone(struct server *s, struct conn *c)
+{
+    permit_unwait(s, c);
+}
+
+/* Hold slot (its command kept) until the cap and the session allow it:
+ * store_submit_queued() sends it, and the connection dispatches nothing
+ * meanwhile, so commands still run in order. */
+static void queue_write(struct conn *c, struct slot *slot)
+{
+    slot->state = SLOT_QUEUED;
+    slot->reply.size = 0;
+    c->session.queued++;
+    if (!permit_ready(c->server, slot->payload.size))
+        permit_wait(c->server, c);
+    server_mark_resume(c->server, c);
+}
+
+/* ------------------------------------------------------------ writes */
+
+static void on_write_done(void *ctx, enum node_outcome outcome,
+                          const uint8_t *reply, size_t size,
+                          uint32_t primary_hint);
+
+static bool encode_body(struct server *s, const struct kv_write *w,
+                        size_t *size)
+{
+    size_t need = kv_command_size(w);
+    if (need > s->body_capacity) {
+        uint8_t *p = realloc(s->body, need);
+        if (p == NULL)
+            return false;
+        s->body = p;
+        s->body_capacity = need;
+    }
+    *size = kv_command_encode(w, s->body, s->body_capacity);
+    return true;
+}
+
+/* Propose slot's write w under the slot's client id and request number. */
+static void submit(struct conn *c, struct slot *slot, const struct kv_write *w)
+{
+    struct server *s = c->server;
+    size_t size = 0;
+    if (!encode_body(s, w, &size)) {
+        session_write_done(c, slot, true);
+        finish_error(c, slot, "ERR out of memory encoding the command");
+        return;
+    }
+    slot->state = SLOT_RUNNING;
+    slot->in_node = true;
+    permit_take(s, slot);
+    node_submit(s->node, slot->client_id, slot->request_no, s->body, size,
+                on_write_done, slot);
+}
+
+/* Number slot in the connection's session and submit it. */
+static void submit_in_session(struct conn *c, struct slot *slot,
+                              const struct kv_write *w)
+{
+    struct conn_session *ss = &c->session;
+    ASSERT(ss->gate == NULL);
+    ASSERT(ss->stale_running == 0);
+    slot->session_write = true;
+    slot->client_id = ss->client_id;
+    slot->request_no = ss->next_request_no++;
+    if (slot->request_no == 1)
+        ss->gate = slot;
+    ss->running++;
+    submit(c, slot, w);
+}
+
+/* The node says another replica is the primary: forward the command there,
+ * unless this connection is itself a forward. */
+static void forward_or_fail(struct conn *c, struct slot *slot,
+                            uint32_t primary_hint)
+{
+    if (c->no_forward) {
+        session_write_done(c, slot, true);
+        finish_error(c, slot, ERR_NOT_PRIMARY_HOP);
+        return;
+    }
+    if (primary_hint == c->server->node_config.self) {
+        /* This replica leads the view but could not act as primary (it
+         * has not confirmed its view yet): nothing to forward to. */
+        session_write_done(c, slot, true);
+        finish_error(c, slot, ERR_RETRY);
+        return;
+    }
+    if (!forward_send(c->server, slot, primary_hint)) {
+        c->server->stats.forward_failures++;
+        session_write_done(c, slot, true);
+        finish_error(c, slot, ERR_NO_PRIMARY);
+    }
+}
+
+static void on_write_done(void *ctx, enum node_outcome outcome,
+                          const uint8_t *reply, size_t size,
+                          uint32_t primary_hint)
+{
+    struct slot *slot = ctx;
+    struct conn *c = slot->conn;
+    ASSERT(slot->in_node);
+    ASSERT(c != NULL); /* teardown cancels before it orphans */
+    slot->in_node = false;
+    permit_release(c->server, slot);
+    switch (outcome) {
+    case NODE_DONE:
+        session_write_done(c, slot, false);
+        finish_relay(c, slot, reply, size);
+        break;
+    case NODE_REJECTED:
+        if (renewable(slot, (const char *)reply, size)) {
+            session_expired(c, slot);
+            break;
+        }
+        session_write_done(c, slot, true);
+        finish_relay(c, slot, reply, size);
+        break;
+    case NODE_NOT_PRIMARY:
+        forward_or_fail(c, slot, primary_hint);
+        break;
+    case NODE_RETRY:
+        session_write_done(c, slot, true);
+        finish_error(c, slot, ERR_RETRY);
+        break;
+    case NODE_UNKNOWN:
+        session_write_done(c, slot, false);
+        finish_error(c, slot, ERR_UNKNOWN);
+        break;
+    }
+}
+
+void cmd_store_write(struct conn *c, struct resp_buf *out, uint32_t argc,
+                     const struct resp_arg *argv)
+{
+    ASSERT(out == NULL);
+    struct slot *slot = conn_slot_push(c);
+    slot->kind = SLOT_WRITE;
+    struct kv_write w;
+    if (kv_command_parse(kv_config(c), argc, argv, &w, &slot->reply) != 0) {
+        conn_slot_ready(c, slot); /* certainly not proposed */
+        return;
+    }
+    keep_command(c, slot, argc, argv);
+    if (!permit_ready(c->server, slot->payload.size)) {
+        queue_write(c, slot);
+        return;
+    }
+    submit_in_session(c, slot, &w);
+}
+
+/* Resubmit a queued write: parse its kept command again. */
+static void resubmit(struct conn *c, struct slot *slot)
+{
+    struct server *s = c->server;
+    uint32_t argc = parse_kept(s, slot);
+    struct kv_write w;
+    if (argc == 0 ||
+        kv_command_parse(kv_config(c), argc, s->argv2, &w, &slot->reply) != 0) {
+        if (slot->reply.size == 0)
+            resp_write_error(&slot->reply, "ERR out of memory");
+        conn_slot_ready(c, slot);
+        return;
+    }
+    if (slot->fixed_ids)
+        submit(c, slot, &w);
+    else
+        submit_in_session(c, slot, &w);
+}
+
+void store_submit_queued(struct conn *c)
+{
+    struct server *s = c->server;
+    struct conn_session *ss = &c->session;
+    while (ss->queued > 0 && !c->closing) {
+        if (ss->gate != NULL || ss->stale_running > 0)
+            return;
+        /* From the head each time: a submission may answer at once and
+         * free the slots behind it. */
+        struct slot *slot = c->head;
+        while (slot && slot->state != SLOT_QUEUED)
+            slot = slot->next;
+        ASSERT(slot != NULL);
+        if (!permit_free(s, slot->payload.size)) {
+            permit_wait(s, c);
+            return;
+        }
+        permit_unwait(s, c);
+        ss->queued--;
+        resubmit(c, slot);
+    }
+}
+
+/* ------------------------------------------------------------ reads */
+
+static void on_read_done(void *ctx, enum node_outcome outcome,
+                         const uint8_t *reply, size_t size,
+                         uint32_t primary_hint)
+{
+    (void)reply;
+    (void)size;
+    struct slot *slot = ctx;
+    struct conn *c = slot->conn;
+    ASSERT(slot->in_node);
+    ASSERT(c != NULL);
+    slot->in_node = false;
+    struct server *s = c->server;
+    if (outcome == NODE_NOT_PRIMARY) {
+        forward_or_fail(c, slot, primary_hint);
+        return;
+    }
+    if (outcome != NODE_DONE) {
+        finish_error(c, slot, ERR_RETRY);
+        return;
+    }
+    uint32_t argc = parse_kept(s, slot);
+    if (argc == 0) {
+        finish_error(c, slot, "ERR out of memory");
+        return;
+    }
+    slot->reply.size = 0;
+    kv_query(node_kv(s->node), argc, s->argv2, &slot->reply);
+    conn_slot_ready(c, slot);
+}
+
+void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
+                    const struct resp_arg *argv)
+{
+    ASSERT(out == NULL);
+    struct server *s = c->server;
+    struct slot *slot = conn_slot_push(c);
+    slot->kind = SLOT_READ;
+    if (c->readonly) {
+        /* The weaker guarantee the client asked for: this replica's applied
+         * state, possibly stale, never an uncommitted write. */
+        kv_query(node_kv(s->node), argc, argv, &slot->reply);
+        conn_slot_ready(c, slot);
+        return;
+    }
+    keep_command(c, slot, argc, argv);
+    slot->in_node = true;
+    node_read_barrier(s->node, on_read_done, slot);
+}
+
+/* ------------------------------------------------------------ COHORT.REQ */
+
+static void reply_slot_error(struct conn *c, const char *msg)
+{
+    struct slot *slot = conn_slot_push(c);
+    resp_write_error(&slot->reply, msg);
+    conn_slot_ready(c, slot);
+}
+
+void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
+                    const struct resp_arg *argv)
+{
+    ASSERT(out == NULL);
+    uint64_t client_id = 0;
+    uint64_t request_no = 0;
+    if (!command_parse_u64(&argv[1], &client_id) || client_id == 0) {
+        reply_slot_error(c, "ERR COHORT.REQ client id must be a nonzero "
+                            "64-bit number in decimal");
+        return;
+    }
+    if (!command_parse_u64(&argv[2], &request_no) || request_no == 0) {
+        reply_slot_error(c, "ERR COHORT.REQ request number must be a "
+                            "positive 64-bit number in decimal");
+        return;
+    }
+    const struct resp_arg *inner = argv + 3;
+    uint32_t inner_argc = argc - 3;
+    const struct command_spec *spec = command_lookup(&inner[0]);
+    if (spec == NULL) {
+        struct slot *slot = conn_slot_push(c);
+        command_reply_unknown(&slot->reply, inner_argc, inner);
+        conn_slot_ready(c, slot);
+        return;
+    }
+    if (!command_arity_ok(spec, inner_argc)) {
+        struct slot *slot = conn_slot_push(c);
+        command_reply_arity(&slot->reply, spec->name);
+        conn_slot_ready(c, slot);
+        return;
+    }
+    if (spec->run == cmd_store_read) {
+        cmd_store_read(c, NULL, inner_argc, inner);
+        return;
+    }
+    if (spec->run != cmd_store_write) {
+        reply_slot_error(c, "ERR COHORT.REQ wraps a store command (SET, DEL, "
+                            "INCR, INCRBY, DECR, DECRBY, MSET, CAS, or a "
+                            "read)");
+        return;
+    }
+    struct slot *slot = conn_slot_push(c);
+    slot->kind = SLOT_WRITE;
+    struct kv_write w;
+    if (kv_command_parse(kv_config(c), inner_argc, inner, &w, &slot->reply) !=
+        0) {
+        conn_slot_ready(c, slot);
+        return;
+    }
+    keep_command(c, slot, inner_argc, inner);
+    slot->client_id = client_id;
+    slot->request_no = request_no;
+    slot->fixed_ids = true;
+    if (!permit_ready(c->server, slot->payload.size)) {
+        queue_write(c, slot);
+        return;
+    }
+    submit(c, slot, &w);
+}
+
+/* ------------------------------------------------------------ forwards */
+
+void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
+                         size_t size)
+{
+    ASSERT(!slot->forwarded);
+    struct conn *c = slot->conn;
+    if (c == NULL) {
+        server_slot_put(s, slot); /* its connection closed meanwhile */
+        return;
+    }
+    if (renewable(slot, reply, size)) {
+        session_expired(c, slot);
+        return;
+    }
+    session_write_done(c, slot, false);
+    finish_relay(c, slot, reply, size);
+}
+
+void store_forward_failed(struct server *s, struct slot *slot, bool sent,
+                          const char *why)
+{
+    ASSERT(!slot->forwarded);
+    struct conn *c = slot->conn;
+    if (c == NULL) {
+        server_slot_put(s, slot);
+        return;
+    }
+    if (slot->kind == SLOT_WRITE && sent) {
+        session_write_done(c, slot, false);
+        finish_error(c, slot, ERR_LINK_LOST);
+        return;
+    }
+    session_write_done(c, slot, true);
+    char text[COHORT_ERR_MESSAGE_MAX];
+    snprintf(text, sizeof(text), "TRYAGAIN %s; retry", why);
+    finish_error(c, slot, text);
+}

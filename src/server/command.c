@@ -1,0 +1,279 @@
+/* command — the command table and dispatch. See command.h. */
+#include "server/command.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "server/internal.h"
+
+/* Key positions follow Redis's COMMAND output: first key, last key (-1: the
+ * last argument) and step; 0 0 0 for a command without keys. */
+static const struct command_spec commands[] = {
+    /* The store: reads are linearizable unless the connection said
+     * READONLY; writes go through the log. */
+    {"get", 2, CMD_READ | CMD_SLOT, 1, 1, 1, cmd_store_read},
+    {"mget", -2, CMD_READ | CMD_SLOT, 1, -1, 1, cmd_store_read},
+    {"exists", -2, CMD_READ | CMD_SLOT, 1, -1, 1, cmd_store_read},
+    {"dbsize", 1, CMD_READ | CMD_SLOT, 0, 0, 0, cmd_store_read},
+    {"kvinfo", 2, CMD_READ | CMD_SLOT, 1, 1, 1, cmd_store_read},
+    {"set", -3, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
+    {"del", -2, CMD_WRITE | CMD_SLOT, 1, -1, 1, cmd_store_write},
+    {"incr", 2, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
+    {"incrby", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
+    {"decr", 2, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
+    {"decrby", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
+    {"mset", -3, CMD_WRITE | CMD_SLOT, 1, -1, 2, cmd_store_write},
+    {"cas", 4, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
+    /* cohort's exactly-once form of a store command (see cmd_store.c). */
+    {"cohort.req", -4, CMD_WRITE | CMD_SLOT, 0, 0, 0, cmd_cohort_req},
+    /* The connection. */
+    {"ping", -1, CMD_FAST, 0, 0, 0, cmd_ping},
+    {"echo", 2, CMD_FAST, 0, 0, 0, cmd_echo},
+    {"quit", -1, CMD_FAST | CMD_NOAUTH, 0, 0, 0, cmd_quit},
+    {"hello", -1, CMD_FAST | CMD_NOAUTH, 0, 0, 0, cmd_hello},
+    {"auth", -2, CMD_FAST | CMD_NOAUTH, 0, 0, 0, cmd_auth},
+    {"select", 2, CMD_FAST, 0, 0, 0, cmd_select},
+    {"client", -2, CMD_ADMIN, 0, 0, 0, cmd_client},
+    {"readonly", 1, CMD_FAST, 0, 0, 0, cmd_readonly},
+    {"readwrite", 1, CMD_FAST, 0, 0, 0, cmd_readwrite},
+    /* A backup's link to the primary says this first: commands on it are
+     * not forwarded again, so a stale view cannot bounce them around. */
+    {"cohort.noforward", 1, CMD_FAST, 0, 0, 0, cmd_noforward},
+    /* The server. */
+    {"command", -1, CMD_ADMIN, 0, 0, 0, cmd_command},
+    {"config", -2, CMD_ADMIN, 0, 0, 0, cmd_config},
+    {"info", -1, CMD_ADMIN, 0, 0, 0, cmd_info},
+};
+
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+bool command_word_is(const struct resp_arg *arg, const char *word)
+{
+    size_t n = strlen(word);
+    if (arg->size != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)arg->ptr[i];
+        if (b >= 'A' && b <= 'Z')
+            b = (unsigned char)(b - 'A' + 'a');
+        if (b != (unsigned char)word[i])
+            return false;
+    }
+    return true;
+}
+
+const struct command_spec *command_lookup(const struct resp_arg *name)
+{
+    if (name->size == 0 || name->size > 32)
+        return NULL;
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (command_word_is(name, commands[i].name))
+            return &commands[i];
+    return NULL;
+}
+
+const struct command_spec *command_table(size_t *count)
+{
+    *count = COMMAND_COUNT;
+    return commands;
+}
+
+bool command_arity_ok(const struct command_spec *spec, uint32_t argc)
+{
+    ASSERT(spec->arity != 0);
+    if (spec->arity > 0)
+        return argc == (uint32_t)spec->arity;
+    return argc >= (uint32_t)-spec->arity;
+}
+
+/* The bytes of arg up to its first NUL, at most max: what Redis's "%.128s"
+ * of a C string shows. */
+static int shown_size(const struct resp_arg *arg, size_t max)
+{
+    size_t n = arg->size < max ? arg->size : max;
+    const char *nul = n ? memchr(arg->ptr, '\0', n) : NULL;
+    if (nul)
+        n = (size_t)(nul - arg->ptr);
+    return (int)n;
+}
+
+/* Redis's processCommand(): the name (at most 128 bytes) and the first
+ * arguments, each quoted and followed by a space, while the list is under
+ * 128 bytes (each argument cut to what is left of the 128). */
+void command_reply_unknown(struct resp_buf *out, uint32_t argc,
+                           const struct resp_arg *argv)
+{
+    ASSERT(argc >= 1);
+    char args[160];
+    size_t used = 0;
+    args[0] = '\0';
+    for (uint32_t i = 1; i < argc && used < 128; i++) {
+        int take = shown_size(&argv[i], 128 - used);
+        int n = snprintf(args + used, sizeof(args) - used, "'%.*s' ", take,
+                         argv[i].ptr ? argv[i].ptr : "");
+        ASSERT(n >= 0 && (size_t)n < sizeof(args) - used);
+        used += (size_t)n;
+    }
+    resp_write_errorf(out,
+                      "ERR unknown command '%.*s', with args beginning with: "
+                      "%s",
+                      shown_size(&argv[0], 128), argv[0].ptr ? argv[0].ptr : "",
+                      args);
+}
+
+void command_reply_arity(struct resp_buf *out, const char *name)
+{
+    resp_write_errorf(out, "ERR wrong number of arguments for '%s' command",
+                      name);
+}
+
+void command_reply_unknown_subcommand(struct resp_buf *out,
+                                      const struct resp_arg *sub,
+                                      const char *command_upper)
+{
+    resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                      shown_size(sub, 128), sub->ptr ? sub->ptr : "",
+                      command_upper);
+}
+
+bool command_parse_i64(const struct resp_arg *arg, int64_t *out)
+{
+    const char *p = arg->ptr;
+    size_t n = arg->size;
+    if (n == 0 || n > 20)
+        return false;
+    if (n == 1 && p[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    bool negative = p[0] == '-';
+    size_t i = negative ? 1 : 0;
+    if (i == n || p[i] < '1' || p[i] > '9')
+        return false;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (negative) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+        return true;
+    }
+    if (v > (uint64_t)INT64_MAX)
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+bool command_parse_u64(const struct resp_arg *arg, uint64_t *out)
+{
+    const char *p = arg->ptr;
+    size_t n = arg->size;
+    if (n == 0 || n > 20 || (n > 1 && p[0] == '0'))
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static void note_command(struct conn *c, const struct command_spec *spec)
+{
+    snprintf(c->last_command, sizeof(c->last_command), "%s", spec->name);
+}
+
+/* Run a command whose reply is ready at once: straight into the output when
+ * nothing runs before it, else into a slot that waits its turn. */
+static void run_immediate(struct conn *c, const struct command_spec *spec,
+                          uint32_t argc, const struct resp_arg *argv)
+{
+    if (c->head == NULL) {
+        spec->run(c, &c->out, argc, argv);
+        server_mark_dirty(c->server, c);
+        return;
+    }
+    struct slot *slot = conn_slot_push(c);
+    spec->run(c, &slot->reply, argc, argv);
+    conn_slot_ready(c, slot);
+}
+
+static void reply_now(struct conn *c, const char *error)
+{
+    struct resp_buf *out = &c->out;
+    struct slot *slot = NULL;
+    if (c->head != NULL) {
+        slot = conn_slot_push(c);
+        out = &slot->reply;
+    }
+    resp_write_error(out, error);
+    if (slot)
+        conn_slot_ready(c, slot);
+    else
+        server_mark_dirty(c->server, c);
+}
+
+static void reply_unknown(struct conn *c, uint32_t argc,
+                          const struct resp_arg *argv)
+{
+    struct resp_buf *out = &c->out;
+    struct slot *slot = NULL;
+    if (c->head != NULL) {
+        slot = conn_slot_push(c);
+        out = &slot->reply;
+    }
+    command_reply_unknown(out, argc, argv);
+    if (slot)
+        conn_slot_ready(c, slot);
+    else
+        server_mark_dirty(c->server, c);
+}
+
+static void reply_arity(struct conn *c, const char *name)
+{
+    char text[96];
+    snprintf(text, sizeof(text),
+             "ERR wrong number of arguments for '%s' command", name);
+    reply_now(c, text);
+}
+
+void command_dispatch(struct conn *c, uint32_t argc,
+                      const struct resp_arg *argv)
+{
+    ASSERT(argc >= 1);
+    struct server *s = c->server;
+    s->stats.commands++;
+    c->last_ms = server_now_ms(s);
+    const struct command_spec *spec = command_lookup(&argv[0]);
+    bool need_auth = s->config.password != NULL && !c->authenticated;
+    if (need_auth && (spec == NULL || !(spec->flags & CMD_NOAUTH))) {
+        reply_now(c, "NOAUTH Authentication required.");
+        return;
+    }
+    if (spec == NULL) {
+        reply_unknown(c, argc, argv);
+        return;
+    }
+    note_command(c, spec);
+    if (!command_arity_ok(spec, argc)) {
+        reply_arity(c, spec->name);
+        return;
+    }
+    if (spec->flags & CMD_SLOT)
+        spec->run(c, NULL, argc, argv);
+    else
+        run_immediate(c, spec, argc, argv);
+}

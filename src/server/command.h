@@ -1,0 +1,106 @@
+/* command — the server's command table: each command's name, its arity by
+ * Redis's rule (n: exactly n arguments, -n: at least n, the name counted),
+ * its flags and key positions (for COMMAND), and the error replies Redis
+ * gives for an unknown command, a wrong argument count and an unknown
+ * subcommand, word for word.
+ *
+ * command_dispatch() runs one parsed command on a connection: AUTH check,
+ * lookup, arity, then the handler. The lookup and the error replies are pure
+ * (no connection, no node) and unit-tested in tests/unit/server_command_test.c.
+ */
+#ifndef COHORT_SERVER_COMMAND_H
+#define COHORT_SERVER_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/resp.h"
+
+struct conn;
+
+#define CMD_WRITE 0x01u  /* proposes a write through the log */
+#define CMD_READ 0x02u   /* reads the store */
+#define CMD_ADMIN 0x04u  /* about the server, not the data */
+#define CMD_NOAUTH 0x08u /* allowed before AUTH when a password is set */
+#define CMD_SLOT 0x10u   /* the handler manages its own reply slot */
+#define CMD_FAST 0x20u   /* answered at once from memory */
+
+/* A handler writes its reply to out; a CMD_SLOT handler gets out == NULL,
+ * pushes a slot (conn_slot_push) and completes it now or later. */
+typedef void (*command_fn)(struct conn *c, struct resp_buf *out, uint32_t argc,
+                           const struct resp_arg *argv);
+
+struct command_spec {
+    const char *name; /* lowercase, as arity errors quote it */
+    int arity;
+    uint32_t flags;
+    int first_key, last_key, key_step; /* as COMMAND reports them */
+    command_fn run;
+};
+
+/* The command named name (ASCII case-insensitive), or NULL. */
+const struct command_spec *command_lookup(const struct resp_arg *name);
+/* Every command, for COMMAND and COMMAND COUNT. */
+const struct command_spec *command_table(size_t *count);
+/* Whether argc (the name included) satisfies spec's arity. */
+bool command_arity_ok(const struct command_spec *spec, uint32_t argc);
+
+/* "-ERR unknown command 'FOO', with args beginning with: 'a' 'b' " */
+void command_reply_unknown(struct resp_buf *out, uint32_t argc,
+                           const struct resp_arg *argv);
+/* "-ERR wrong number of arguments for 'get' command"; name is the command's
+ * lowercase name, or "client|setname" for a subcommand. */
+void command_reply_arity(struct resp_buf *out, const char *name);
+/* "-ERR unknown subcommand 'foo'. Try CLIENT HELP." */
+void command_reply_unknown_subcommand(struct resp_buf *out,
+                                      const struct resp_arg *sub,
+                                      const char *command_upper);
+
+/* ASCII case-insensitive comparison of client bytes with a lowercase word. */
+bool command_word_is(const struct resp_arg *arg, const char *word);
+/* Parse a Redis integer argument (no spaces, no '+', no leading zeros). */
+bool command_parse_i64(const struct resp_arg *arg, int64_t *out);
+bool command_parse_u64(const struct resp_arg *arg, uint64_t *out);
+
+/* Run one command (argc >= 1) on c. */
+void command_dispatch(struct conn *c, uint32_t argc,
+                      const struct resp_arg *argv);
+
+/* Handlers, by file. cmd_conn.c: */
+void cmd_ping(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv);
+void cmd_echo(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv);
+void cmd_quit(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv);
+void cmd_hello(struct conn *c, struct resp_buf *out, uint32_t argc,
+               const struct resp_arg *argv);
+void cmd_auth(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv);
+void cmd_select(struct conn *c, struct resp_buf *out, uint32_t argc,
+                const struct resp_arg *argv);
+void cmd_client(struct conn *c, struct resp_buf *out, uint32_t argc,
+                const struct resp_arg *argv);
+void cmd_readonly(struct conn *c, struct resp_buf *out, uint32_t argc,
+                  const struct resp_arg *argv);
+void cmd_readwrite(struct conn *c, struct resp_buf *out, uint32_t argc,
+                   const struct resp_arg *argv);
+void cmd_noforward(struct conn *c, struct resp_buf *out, uint32_t argc,
+                   const struct resp_arg *argv);
+/* cmd_admin.c: */
+void cmd_command(struct conn *c, struct resp_buf *out, uint32_t argc,
+                 const struct resp_arg *argv);
+void cmd_config(struct conn *c, struct resp_buf *out, uint32_t argc,
+                const struct resp_arg *argv);
+void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv);
+/* cmd_store.c: */
+void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
+                    const struct resp_arg *argv);
+void cmd_store_write(struct conn *c, struct resp_buf *out, uint32_t argc,
+                     const struct resp_arg *argv);
+void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
+                    const struct resp_arg *argv);
+
+#endif

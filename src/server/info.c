@@ -1,0 +1,205 @@
+/* info — INFO's text. See info.h. */
+#include "server/info.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "server/command.h"
+
+#define INFO_LINE_MAX 512
+
+__attribute__((format(printf, 2, 3))) static void line(struct resp_buf *t,
+                                                       const char *fmt, ...)
+{
+    char text[INFO_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof(text) - 2, fmt, ap);
+    va_end(ap);
+    ASSERT(n >= 0);
+    size_t size = (size_t)n < sizeof(text) - 2 ? (size_t)n : sizeof(text) - 3;
+    text[size] = '\r';
+    text[size + 1] = '\n';
+    resp_write_raw(t, text, size + 2);
+}
+
+unsigned info_sections(uint32_t argc, const struct resp_arg *argv)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {
+        {"server", INFO_SERVER},
+        {"clients", INFO_CLIENTS},
+        {"replication", INFO_REPLICATION},
+        {"persistence", INFO_PERSISTENCE},
+        {"stats", INFO_STATS},
+        {"keyspace", INFO_KEYSPACE},
+        {"all", INFO_ALL},
+        {"everything", INFO_ALL},
+        {"default", INFO_ALL},
+    };
+    if (argc <= 1)
+        return INFO_ALL;
+    unsigned sections = 0;
+    for (uint32_t i = 1; i < argc; i++)
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+            if (command_word_is(&argv[i], names[k].name))
+                sections |= names[k].bit;
+    return sections;
+}
+
+const char *info_role(const struct node_status *status)
+{
+    if (status->status == STATUS_RECOVERING)
+        return "recovering";
+    if (status->status == STATUS_VIEW_CHANGE)
+        return "view_change";
+    return status->primary == status->self ? "primary" : "backup";
+}
+
+static const char *addr_or_unknown(const struct node_status *st, uint32_t i)
+{
+    return st->client_addr[i] ? st->client_addr[i] : "?";
+}
+
+/* A member's health as this replica sees it. A backup hears only from the
+ * primary in a normal view, so its failure detector's opinion of the other
+ * backups means nothing: for them it reports the link alone. */
+static const char *member_health(const struct node_status *st, uint32_t i)
+{
+    if (i == st->self)
+        return "self";
+    bool heard = st->self == st->primary || i == st->primary;
+    if (heard && st->peer_suspected[i])
+        return "suspected";
+    return st->peer_connected[i] ? "connected" : "disconnected";
+}
+
+static void section_server(struct resp_buf *t, const struct info_input *in)
+{
+    line(t, "# Server");
+    line(t, "cohort_version:%s", in->version);
+    line(t, "redis_version:%s", INFO_REDIS_VERSION);
+    line(t, "redis_mode:standalone");
+    line(t, "arch_bits:%u", (unsigned)(sizeof(void *) * 8));
+    line(t, "process_id:%" PRId64, in->process_id);
+    line(t, "tcp_port:%u", (unsigned)in->tcp_port);
+    line(t, "uptime_in_seconds:%" PRIu64, in->uptime_s);
+    line(t, "uptime_in_days:%" PRIu64, in->uptime_s / 86400);
+    line(t, "cluster_id:%016" PRIx64, in->cluster_id);
+    line(t, "replica_index:%u", in->status->self);
+    line(t, "replica_count:%u", in->status->replica_count);
+}
+
+static void section_clients(struct resp_buf *t, const struct info_input *in)
+{
+    line(t, "# Clients");
+    line(t, "connected_clients:%u", in->connected_clients);
+    line(t, "maxclients:%u", in->maxclients);
+    line(t, "blocked_clients:0");
+}
+
+static void member_line(struct resp_buf *t, const struct node_status *st,
+                        uint32_t i, bool primary_view)
+{
+    const char *role = i == st->primary ? "primary" : "backup";
+    if (!primary_view || i == st->self) {
+        line(t, "member%u:addr=%s,role=%s,health=%s", i, addr_or_unknown(st, i),
+             role, member_health(st, i));
+        return;
+    }
+    uint64_t lag =
+        st->commit > st->peer_op[i] ? st->commit - st->peer_op[i] : 0;
+    line(t, "member%u:addr=%s,role=%s,health=%s,op=%" PRIu64 ",lag=%" PRIu64, i,
+         addr_or_unknown(st, i), role, member_health(st, i), st->peer_op[i],
+         lag);
+}
+
+static void section_replication(struct resp_buf *t, const struct info_input *in)
+{
+    const struct node_status *st = in->status;
+    bool primary = st->status == STATUS_NORMAL && st->primary == st->self;
+    line(t, "# Replication");
+    line(t, "role:%s", info_role(st));
+    line(t, "view:%u", st->view);
+    if (st->primary < st->replica_count) {
+        line(t, "primary:%s", addr_or_unknown(st, st->primary));
+        line(t, "primary_index:%u", st->primary);
+    }
+    line(t, "self_index:%u", st->self);
+    line(t, "op:%" PRIu64, st->op);
+    line(t, "commit_op:%" PRIu64, st->commit);
+    line(t, "applied_op:%" PRIu64, st->applied);
+    line(t, "view_changes:%" PRIu64, st->view_changes);
+    line(t, "members:%u", st->replica_count);
+    for (uint32_t i = 0; i < st->replica_count && i < COHORT_REPLICAS_MAX; i++)
+        member_line(t, st, i, primary);
+}
+
+static void section_persistence(struct resp_buf *t, const struct info_input *in)
+{
+    const struct node_status *st = in->status;
+    line(t, "# Persistence");
+    line(t, "loading:%d", st->status == STATUS_RECOVERING ? 1 : 0);
+    line(t, "log_bytes:%" PRIu64, st->log_bytes);
+    line(t, "last_snapshot_op:%" PRIu64, st->snapshot_op);
+    line(t, "last_snapshot_time:%" PRIu64, st->snapshot_time_s);
+    line(t, "last_sync_latency_us:%" PRIu64, st->last_sync_us);
+    line(t, "syncs:%" PRIu64, st->syncs);
+}
+
+static void section_stats(struct resp_buf *t, const struct info_input *in)
+{
+    line(t, "# Stats");
+    line(t, "total_connections_received:%" PRIu64, in->connections_received);
+    line(t, "total_commands_processed:%" PRIu64, in->commands_processed);
+    line(t, "total_net_input_bytes:%" PRIu64, in->net_input_bytes);
+    line(t, "total_net_output_bytes:%" PRIu64, in->net_output_bytes);
+    line(t, "rejected_connections:%" PRIu64, in->connections_rejected);
+    line(t, "forwarded_commands:%" PRIu64, in->forwarded_commands);
+    line(t, "forward_failures:%" PRIu64, in->forward_failures);
+    line(t, "session_renewals:%" PRIu64, in->session_renewals);
+    line(t, "store_keys:%" PRIu64, in->kv->key_count);
+    line(t, "store_data_bytes:%" PRIu64, in->kv->data_size);
+    line(t, "store_memory_bytes:%" PRIu64, in->kv->memory_size);
+    line(t, "store_slots:%" PRIu64, in->kv->slot_count);
+}
+
+static void section_keyspace(struct resp_buf *t, const struct info_input *in)
+{
+    line(t, "# Keyspace");
+    if (in->kv->key_count > 0)
+        line(t, "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0", in->kv->key_count);
+}
+
+void info_format(struct resp_buf *text, const struct info_input *in,
+                 unsigned sections)
+{
+    ASSERT(in->status != NULL);
+    ASSERT(in->kv != NULL);
+    typedef void (*section_fn)(struct resp_buf *, const struct info_input *);
+    static const struct {
+        unsigned bit;
+        section_fn fn;
+    } order[] = {
+        {INFO_SERVER, section_server},
+        {INFO_CLIENTS, section_clients},
+        {INFO_REPLICATION, section_replication},
+        {INFO_PERSISTENCE, section_persistence},
+        {INFO_STATS, section_stats},
+        {INFO_KEYSPACE, section_keyspace},
+    };
+    bool first = true;
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        if (!(sections & order[i].bit))
+            continue;
+        if (!first)
+            resp_write_raw(text, "\r\n", 2);
+        first = false;
+        order[i].fn(text, in);
+    }
+}

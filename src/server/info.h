@@ -1,0 +1,72 @@
+/* info — the text of INFO: "# Section" headers and "field:value" lines
+ * separated by CRLF, as Redis writes them, from a snapshot of the node's
+ * status, the store's statistics and the server's counters.
+ *
+ * Sections: server, clients, replication, persistence, stats, keyspace.
+ * Redis's words where Redis has the field (connected_clients,
+ * total_commands_processed, db0:keys=...); the protocol's words where it
+ * has none (role:primary|backup, view, commit_op, member<i>:...).
+ *
+ * Pure: no sockets, no node, no clock. Unit-tested in
+ * tests/unit/server_info_test.c.
+ */
+#ifndef COHORT_SERVER_INFO_H
+#define COHORT_SERVER_INFO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/resp.h"
+#include "kv/kv.h"
+#include "runtime/node.h"
+
+#define INFO_SERVER 0x01u
+#define INFO_CLIENTS 0x02u
+#define INFO_REPLICATION 0x04u
+#define INFO_PERSISTENCE 0x08u
+#define INFO_STATS 0x10u
+#define INFO_KEYSPACE 0x20u
+#define INFO_ALL 0x3fu
+
+/* The Redis API level whose commands and error texts cohort follows; some
+ * clients read redis_version to decide which commands they may send. */
+#define INFO_REDIS_VERSION "7.0.0"
+
+struct info_input {
+    const struct node_status *status;
+    const struct kv_stats *kv;
+    /* Server. */
+    const char *version;
+    uint64_t cluster_id;
+    int64_t process_id;
+    uint16_t tcp_port;
+    uint64_t uptime_s;
+    /* Clients. */
+    uint32_t connected_clients;
+    uint32_t maxclients;
+    /* Stats. */
+    uint64_t connections_received;
+    uint64_t connections_rejected;
+    uint64_t commands_processed;
+    uint64_t net_input_bytes;
+    uint64_t net_output_bytes;
+    uint64_t forwarded_commands;
+    uint64_t forward_failures;
+    uint64_t session_renewals;
+};
+
+/* The sections named by INFO's arguments (argv[1..argc-1]; none: the
+ * default set, which is every section). "all", "everything" and "default"
+ * name every section; unknown names add nothing, as in Redis. */
+unsigned info_sections(uint32_t argc, const struct resp_arg *argv);
+
+/* This replica's role word: "primary" or "backup" in a normal view,
+ * "view_change" or "recovering" otherwise. */
+const char *info_role(const struct node_status *status);
+
+/* Append the text of the chosen sections to text (raw bytes; the caller
+ * sends them as one bulk or verbatim string). */
+void info_format(struct resp_buf *text, const struct info_input *in,
+                 unsigned sections);
+
+#endif

@@ -1,0 +1,324 @@
+/* server/internal — what the server's modules share: the server, its client
+ * connections, the command slots that keep replies in order, and the link
+ * that forwards commands from a backup to the primary. Nothing outside
+ * src/server includes this; the API is server.h.
+ *
+ * Threads: everything runs on the loop thread.
+ *
+ * The one rule that shapes this code: the node calls us back (node_done_fn)
+ * from inside its own stepping, so a callback never calls into the node again
+ * (no node_submit, node_read_barrier or node_cancel) and never frees a
+ * connection. It records the outcome in the command's slot and schedules the
+ * rest: replies are flushed by the prepare handle (once per loop turn, one
+ * write per connection), and commands that were held back are dispatched by
+ * the idle handle. Closing a connection is deferred the same way.
+ */
+#ifndef COHORT_SERVER_INTERNAL_H
+#define COHORT_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "common/resp.h"
+#include "runtime/node.h"
+#include "server/server.h"
+
+/* Unsent output over which a connection stops reading new commands
+ * (backpressure). It is closed, as a client that does not read its replies,
+ * only past server_config.output_buffer_max. */
+#define CONN_OUTPUT_SOFT_MAX (256u * 1024u)
+/* The read buffer starts at this and shrinks back to it when idle. */
+#define CONN_READ_BUFFER_SIZE (16u * 1024u)
+/* Bytes of commands held in slots (copies kept for a later read or a
+ * forward) before the connection stops reading. */
+#define CONN_INFLIGHT_BYTES_MAX (16u * 1024u * 1024u)
+/* Slots kept for reuse by the whole server. */
+#define SLOT_POOL_MAX 4096u
+/* A forwarded command that waits longer than this for the primary's reply
+ * fails the link (its writes get -UNKNOWN, its reads -TRYAGAIN). */
+#define FORWARD_REPLY_TIMEOUT_MS 10000u
+#define FORWARD_CONNECT_TIMEOUT_MS 2000u
+/* After a failed connect, forwards to the same replica fail at once for this
+ * long instead of dialing again for every command. */
+#define FORWARD_BACKOFF_MS 100u
+#define SERVER_TIMER_MS 100u
+/* Writes this server keeps in the node at once (submitted, not answered),
+ * and their bytes. The core refuses a request (REPLY_BUSY, which reaches a
+ * client as -TRYAGAIN) once 1024 ops are uncommitted or its pipeline bytes
+ * are full (replica_config pipeline_ops_max, pipeline_bytes_max); staying
+ * below that turns overload into backpressure: a write over the cap waits
+ * in its connection (which stops reading) until an earlier one answers. */
+#define WRITES_IN_NODE_MAX 768u
+#define WRITE_BYTES_IN_NODE_MAX (2u * 1024u * 1024u)
+
+struct server;
+struct conn;
+struct link;
+
+/* Where a command stands. */
+enum slot_state {
+    SLOT_RUNNING = 1, /* the node or the primary has it */
+    SLOT_QUEUED = 2,  /* a write to (re)submit when the session and the
+                         server's write cap allow */
+    SLOT_READY = 3,   /* reply complete, waiting for the slots before it */
+};
+
+enum slot_kind {
+    SLOT_OTHER = 0,
+    SLOT_READ = 1,  /* a store read (GET ...): payload is the command */
+    SLOT_WRITE = 2, /* a store write (SET ...): payload is the command */
+};
+
+/* One command of a connection that could not be answered at once, or was
+ * answered while an earlier one was still running. Its address is the ctx
+ * given to the node: unique while it runs, and never freed before the node
+ * has called back or node_cancel() has forgotten it.
+ *
+ * A forwarded slot is on a link's list as well. When its connection closes
+ * first, it becomes an orphan (conn == NULL) that the link frees when the
+ * primary's reply arrives or the link fails. */
+struct slot {
+    struct slot *next;      /* the connection's FIFO, or the free pool */
+    struct slot *link_next; /* the link's FIFO while forwarded */
+    struct conn *conn;      /* NULL: orphan */
+    struct server *server;
+    enum slot_state state;
+    enum slot_kind kind;
+    bool in_node;       /* node_submit/read_barrier called, no answer yet */
+    bool forwarded;     /* on a link's list, no answer yet */
+    bool session_write; /* numbered by the connection's own session */
+    bool fixed_ids;     /* COHORT.REQ: the client's own id and number */
+    bool holds_permit;  /* counted in the server's write cap */
+    size_t permit_bytes;
+    uint64_t client_id;
+    uint64_t request_no;
+    /* The command as RESP (resp_write_command of argv without any
+     * COHORT.REQ prefix): what a later read queries, what a forward sends,
+     * and what a resubmission parses again. */
+    struct resp_buf payload;
+    struct resp_buf reply; /* in the connection's protocol */
+};
+
+struct conn_session {
+    uint64_t client_id;
+    uint64_t next_request_no; /* 1: nothing submitted under this id */
+    struct slot *gate;        /* request 1 while it runs (see cmd_store.c) */
+    uint32_t running;         /* its writes submitted and not answered */
+    uint32_t stale_running;   /* writes of earlier ids not answered */
+    uint32_t queued;          /* slots in SLOT_QUEUED */
+};
+
+/* One client connection. */
+struct conn {
+    uv_tcp_t tcp;
+    uv_write_t write_req;
+    struct server *server;
+    struct conn *prev, *next; /* server->conns */
+    struct conn *dirty_next;  /* server->dirty: output to flush */
+    struct conn *resume_next; /* server->resume: input to process */
+    struct conn *permit_prev, *permit_next; /* server->permit_*: waiting */
+    bool permit_listed;
+    bool dirty, resume_listed;
+    bool reading;       /* uv_read_start active */
+    bool writing;       /* write_req in flight */
+    bool input_stopped; /* QUIT, protocol error, refused */
+    bool eof;           /* the peer sends no more */
+    bool closing;       /* teardown scheduled or done */
+    bool closed_handle; /* uv_close called */
+    bool authenticated;
+    bool readonly;   /* READONLY: reads served locally */
+    bool no_forward; /* COHORT.NOFORWARD: a link from a backup */
+    uint64_t id;     /* CLIENT ID */
+    char name[128];  /* CLIENT SETNAME */
+    char addr[64], laddr[64];
+    uint64_t created_ms, last_ms;
+    char last_command[32];
+
+    /* Input. */
+    char *rbuf;
+    size_t rbuf_size, rbuf_used, rbuf_pos; /* capacity, filled, parsed */
+
+    /* Output: replies are appended to out; writing holds what the write in
+     * flight covers (libuv keeps pointing into it until the callback). */
+    struct resp_buf out;
+    struct resp_buf writing_buf;
+    int proto;
+
+    /* Commands not answered yet, in arrival order. */
+    struct slot *head, *tail;
+    uint32_t slot_count;
+    size_t slot_bytes;       /* payload and reply bytes held by the slots */
+    size_t slot_reply_bytes; /* of which replies waiting their turn */
+    struct conn_session session;
+};
+
+/* The outbound connection to the primary's RESP port. One per server at a
+ * time; an old one drains (no new commands) until its list is empty. */
+enum link_state {
+    LINK_CONNECTING = 1,
+    LINK_READY = 2,
+    LINK_CLOSING = 3,
+};
+
+struct link {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    struct server *server;
+    struct link *next_draining;
+    enum link_state state;
+    uint32_t target; /* replica index of the primary it talks to */
+    bool writing;
+    uint32_t handshake_pending; /* replies to AUTH, COHORT.NOFORWARD owed */
+    uint64_t started_ms;
+    struct resp_buf out, writing_buf;
+    /* Slots whose commands were sent or queued, oldest first; `unsent`
+     * counts the newest ones not yet handed to a write: they certainly did
+     * not reach the primary. */
+    struct slot *head, *tail;
+    uint32_t count;
+    uint32_t unsent;
+    uint64_t head_since_ms; /* when the head's reply started being awaited */
+    char *rbuf;
+    size_t rbuf_size, rbuf_used;
+    struct resp_node *nodes;
+    uint32_t node_capacity;
+};
+
+struct server_stats {
+    uint64_t connections_received;
+    uint64_t connections_rejected;
+    uint64_t commands;
+    uint64_t forwarded;
+    uint64_t forward_failures;
+    uint64_t net_input_bytes;
+    uint64_t net_output_bytes;
+    uint64_t session_renewals;
+};
+
+struct server {
+    uv_loop_t *loop;
+    struct node *node;
+    struct server_config config;
+    struct node_config node_config; /* copy; strings borrowed */
+    struct resp_limits limits;
+    char listen_text[128];
+    uint16_t port;
+    uv_tcp_t listener;
+    uv_prepare_t prepare;
+    uv_idle_t idle;
+    uv_timer_t timer;
+    uint32_t handles_open;
+    bool closing;
+    bool idle_active;
+    bool idle_again; /* run the idle handle one more turn: see server.c */
+    uint64_t started_ms;
+    uint64_t next_conn_id;
+    uint64_t client_id_base;
+    uint64_t client_id_counter;
+
+    struct conn *conns;
+    uint32_t conn_count;
+    struct conn *dirty;
+    struct conn *resume;
+
+    struct slot *pool;
+    uint32_t pool_count;
+
+    /* The write cap (WRITES_IN_NODE_MAX) and who waits for it, in order. */
+    uint32_t writes_in_node;
+    size_t write_bytes_in_node;
+    struct conn *permit_head, *permit_tail;
+
+    /* Scratch argv for parsing; grows to the largest command seen. */
+    struct resp_arg *argv;
+    uint32_t argv_capacity;
+    /* Scratch for callbacks and resubmissions, which may run while argv
+     * is in use by the command being dispatched. */
+    struct resp_arg *argv2;
+    uint32_t argv2_capacity;
+    uint8_t *body; /* a write's encoded body before node_submit copies it */
+    size_t body_capacity;
+
+    /* Forwarding. */
+    struct sockaddr_storage client_sockaddr[COHORT_REPLICAS_MAX];
+    bool client_sockaddr_ok[COHORT_REPLICAS_MAX];
+    struct link *link;
+    struct link *draining;
+    uint32_t backoff_target;
+    uint64_t backoff_until_ms;
+
+    struct server_stats stats;
+};
+
+/* ---- server.c */
+uint64_t server_now_ms(const struct server *s);
+/* A fresh, nonzero client id for a connection's session. */
+uint64_t server_client_id_new(struct server *s);
+/* Flush c's output at the end of this loop turn. */
+void server_mark_dirty(struct server *s, struct conn *c);
+/* Process c's buffered input (and queued writes) from the idle handle. */
+void server_mark_resume(struct server *s, struct conn *c);
+struct slot *server_slot_get(struct server *s);
+/* Handles of the server's own (links) count toward freeing it. */
+void server_handle_opened(struct server *s);
+void server_handle_closed(struct server *s);
+/* A connection's handle closed (conn.c has freed it). */
+void server_conn_gone(struct server *s);
+void server_slot_put(struct server *s, struct slot *slot);
+
+/* ---- conn.c */
+void conn_accept(struct server *s);
+/* Append a slot for the current command to c's FIFO. */
+struct slot *conn_slot_push(struct conn *c);
+/* The slot's reply is complete: move every ready reply at the head of the
+ * FIFO to the output. Safe inside a node callback. */
+void conn_slot_ready(struct conn *c, struct slot *slot);
+/* Whether c may dispatch another command now. */
+bool conn_can_dispatch(const struct conn *c);
+/* Process what is in the read buffer, then read more if allowed. Never
+ * inside a node callback. */
+void conn_process(struct conn *c);
+void conn_flush(struct conn *c);
+/* Answer with an error in order (after the replies owed). */
+void conn_reply_error(struct conn *c, const char *msg);
+/* Tear c down at the end of this loop turn (safe inside callbacks). */
+void conn_close_soon(struct conn *c);
+/* Tear down now: cancel the slots in the node, orphan forwarded ones, close
+ * the handle. Never inside a node callback. */
+void conn_teardown(struct conn *c);
+/* Bytes of output waiting to be sent. */
+size_t conn_output_size(const struct conn *c);
+
+/* ---- cmd_store.c */
+/* Submit c's queued writes (from the idle handle). */
+void store_submit_queued(struct conn *c);
+/* c is going away: give back the write cap its slot holds (after
+ * node_cancel) and leave the wait list. */
+void store_slot_cancelled(struct server *s, struct slot *slot);
+void store_conn_gone(struct server *s, struct conn *c);
+/* The primary answered a forwarded slot (raw RESP2 bytes); the slot may be
+ * an orphan. Frees orphans. */
+void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
+                         size_t size);
+/* A forwarded slot failed without an answer; sent: its command may have
+ * reached the primary. Frees orphans. */
+void store_forward_failed(struct server *s, struct slot *slot, bool sent,
+                          const char *why);
+
+/* ---- forward.c */
+/* Send slot's payload to replica `primary` (as COHORT.REQ for a write that
+ * carries ids). On a failure that is certain at once (no address, backoff)
+ * returns false and the caller answers -TRYAGAIN. */
+bool forward_send(struct server *s, struct slot *slot, uint32_t primary);
+/* The slot's connection closed: the reply, when it comes, is dropped. */
+void forward_orphan(struct slot *slot);
+void forward_flush_all(struct server *s);
+void forward_tick(struct server *s);
+void forward_close_all(struct server *s);
+
+#endif

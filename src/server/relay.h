@@ -1,0 +1,28 @@
+/* relay — passing on replies that are already RESP: a write's reply from the
+ * node (kv_apply() writes RESP2, and the client table keeps it that way) and
+ * a reply relayed from the primary (the link speaks RESP2). A RESP3 client
+ * gets the RESP3 form: the two differ only in nulls ("$-1" and "*-1" against
+ * "_"), so relaying rewrites those and copies everything else.
+ *
+ * Pure: no sockets, no node. Unit-tested in tests/unit/server_relay_test.c.
+ */
+#ifndef COHORT_SERVER_RELAY_H
+#define COHORT_SERVER_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/resp.h"
+
+/* Append one complete RESP2 reply (reply[0, size)) to out in out's
+ * protocol. Bytes that are not one well-formed RESP2 reply are copied as
+ * they are: the caller has already checked them, this only never reads
+ * past the end. */
+void relay_reply(struct resp_buf *out, const char *reply, size_t size);
+
+/* Whether reply is the node's "client session expired" rejection: the
+ * request was not applied because the replicated client table forgot its
+ * client (idle too long, or evicted when the table was full). */
+bool relay_is_session_expired(const char *reply, size_t size);
+
+#endif

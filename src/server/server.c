@@ -1,0 +1,404 @@
+/* server — the listener, the per-turn handles and the slot pool. See
+ * server.h for the API and internal.h for how the modules split the work.
+ *
+ * Loop handles and what each is for:
+ *   listener  accepts connections (conn.c refuses those over the limit);
+ *   prepare   runs just before the loop blocks: flushes every connection
+ *             and link with output (one write each per turn) and tears down
+ *             the connections that asked to close;
+ *   idle      while active the loop does not block; it dispatches input
+ *             that was held back (pipeline full, a write session's first
+ *             request in flight) once the reason is gone. It stays active
+ *             one extra turn after doing work, so the node's check handle
+ *             runs and proposes what it submitted before the loop sleeps;
+ *   timer     every SERVER_TIMER_MS: the forward link's timeouts.
+ *
+ * Invariants: (1) a connection is on the dirty list iff c->dirty, on the
+ * resume list iff c->resume_listed; (2) handles_open counts initialized
+ * handles of the server itself (not connections); the server is freed when
+ * it and conn_count both reach zero after server_close().
+ */
+#include "server/server.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/assert.h"
+#include "runtime/addr.h"
+#include "server/internal.h"
+
+#define LISTEN_BACKLOG 511
+
+void server_config_defaults(struct server_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->listen_addr = "127.0.0.1:7001";
+    c->connections_max = 10000;
+    c->pipeline_max = 1024;
+    c->request_size_max = (2u << 20) + (64u << 10);
+    c->arguments_max = 1 + 2 * 100000;
+    c->inline_size_max = 64u << 10;
+    c->output_buffer_max = 64u << 20;
+    c->password = NULL;
+}
+
+uint64_t server_now_ms(const struct server *s)
+{
+    return uv_now(s->loop);
+}
+
+static uint64_t random_u64(void)
+{
+    uint64_t x = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&x, sizeof(x), 1, f) != 1)
+            x = 0;
+        fclose(f);
+    }
+    return x ^ (uv_hrtime() * 0x9e3779b97f4a7c15ull) ^
+           (uint64_t)(uint32_t)getpid();
+}
+
+uint64_t server_client_id_new(struct server *s)
+{
+    /* A random base from the process start plus a counter: unique within
+     * the process, and across processes and restarts with overwhelming
+     * probability. Zero is not a client id. */
+    uint64_t id;
+    do {
+        id = s->client_id_base + ++s->client_id_counter;
+    } while (id == 0);
+    return id;
+}
+
+/* ------------------------------------------------------------ slots */
+
+struct slot *server_slot_get(struct server *s)
+{
+    struct slot *slot = s->pool;
+    if (slot) {
+        s->pool = slot->next;
+        s->pool_count--;
+    } else {
+        slot = calloc(1, sizeof(*slot));
+        ASSERT(slot); /* out of memory on the loop: nothing sane to do */
+        resp_buf_init(&slot->payload, 2);
+        resp_buf_init(&slot->reply, 2);
+    }
+    struct resp_buf payload = slot->payload;
+    struct resp_buf reply = slot->reply;
+    memset(slot, 0, sizeof(*slot));
+    slot->payload = payload;
+    slot->reply = reply;
+    slot->payload.size = 0;
+    slot->payload.ok = true;
+    slot->reply.size = 0;
+    slot->reply.ok = true;
+    slot->server = s;
+    return slot;
+}
+
+void server_slot_put(struct server *s, struct slot *slot)
+{
+    ASSERT(!slot->in_node);
+    ASSERT(!slot->forwarded);
+    /* Keep small buffers for reuse; return big ones to the allocator. */
+    if (slot->payload.capacity > 64u * 1024u)
+        resp_buf_deinit(&slot->payload);
+    if (slot->reply.capacity > 64u * 1024u)
+        resp_buf_deinit(&slot->reply);
+    if (s->pool_count >= SLOT_POOL_MAX || s->closing) {
+        resp_buf_deinit(&slot->payload);
+        resp_buf_deinit(&slot->reply);
+        free(slot);
+        return;
+    }
+    slot->next = s->pool;
+    s->pool = slot;
+    s->pool_count++;
+}
+
+/* ------------------------------------------------------------ turns */
+
+void server_mark_dirty(struct server *s, struct conn *c)
+{
+    if (c->dirty || c->closed_handle)
+        return;
+    c->dirty = true;
+    c->dirty_next = s->dirty;
+    s->dirty = c;
+}
+
+static void on_idle(uv_idle_t *handle);
+
+static void idle_start(struct server *s)
+{
+    if (s->idle_active || s->closing)
+        return;
+    s->idle_active = true;
+    uv_idle_start(&s->idle, on_idle);
+}
+
+void server_mark_resume(struct server *s, struct conn *c)
+{
+    if (c->resume_listed || c->closing)
+        return;
+    c->resume_listed = true;
+    c->resume_next = s->resume;
+    s->resume = c;
+    idle_start(s);
+}
+
+static void on_prepare(uv_prepare_t *handle)
+{
+    struct server *s = handle->data;
+    /* Flushing may close connections (a write error) which removes them
+     * from the list: take the list first. */
+    while (s->dirty) {
+        struct conn *c = s->dirty;
+        s->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (c->closing && !c->closed_handle)
+            conn_teardown(c);
+        else if (!c->closing)
+            conn_flush(c);
+    }
+    forward_flush_all(s);
+}
+
+static void on_idle(uv_idle_t *handle)
+{
+    struct server *s = handle->data;
+    bool worked = false;
+    /* Take the list: a connection listed again while it is processed waits
+     * for the next turn, so one busy connection cannot hold the loop. */
+    struct conn *list = s->resume;
+    s->resume = NULL;
+    while (list) {
+        struct conn *c = list;
+        list = c->resume_next;
+        c->resume_listed = false;
+        c->resume_next = NULL;
+        if (c->closing)
+            continue;
+        store_submit_queued(c);
+        conn_process(c);
+        worked = true;
+    }
+    if (worked || s->resume)
+        return; /* one more turn: see the file comment */
+    s->idle_active = false;
+    uv_idle_stop(&s->idle);
+}
+
+static void on_timer(uv_timer_t *handle)
+{
+    struct server *s = handle->data;
+    forward_tick(s);
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct server *s = listener->data;
+    if (status < 0 || s->closing)
+        return;
+    conn_accept(s);
+}
+
+static void resolve_peers(struct server *s, const struct node_config *nc)
+{
+    for (uint32_t i = 0; i < nc->replica_count && i < COHORT_REPLICAS_MAX;
+         i++) {
+        s->client_sockaddr_ok[i] = false;
+        if (i == nc->self || nc->client_addr[i] == NULL)
+            continue;
+        struct cohort_err e;
+        err_clear(&e);
+        if (addr_parse(nc->client_addr[i], &s->client_sockaddr[i], &e) == 0)
+            s->client_sockaddr_ok[i] = true;
+        else
+            fprintf(stderr,
+                    "cohort[%u]: replica %u's client address: %s; commands "
+                    "forwarded to it will get -TRYAGAIN\n",
+                    nc->self, i, e.message);
+    }
+}
+
+static int open_listener(struct server *s, struct cohort_err *err)
+{
+    struct sockaddr_storage ss;
+    int rc = addr_parse(s->config.listen_addr, &ss, err);
+    if (rc != 0)
+        return err_wrap(err, "listen %s", s->config.listen_addr);
+    int fd = addr_listen(&ss, LISTEN_BACKLOG, "--client-port", err);
+    if (fd < 0)
+        return fd;
+    addr_format((const struct sockaddr *)&ss, s->listen_text,
+                sizeof(s->listen_text));
+    s->port = addr_port((const struct sockaddr *)&ss);
+    uv_tcp_init(s->loop, &s->listener);
+    s->listener.data = s;
+    s->handles_open++;
+    rc = uv_tcp_open(&s->listener, fd);
+    if (rc != 0) {
+        close(fd); /* not adopted by the handle */
+        return err_set(err, -COHORT_EIO, "listen %s: %s", s->listen_text,
+                       uv_strerror(rc));
+    }
+    rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
+    if (rc != 0)
+        return err_set(err, -COHORT_EIO, "listen %s: %s", s->listen_text,
+                       uv_strerror(rc));
+    return 0;
+}
+
+static void start_handles(struct server *s)
+{
+    uv_prepare_init(s->loop, &s->prepare);
+    s->prepare.data = s;
+    s->handles_open++;
+    uv_prepare_start(&s->prepare, on_prepare);
+    uv_idle_init(s->loop, &s->idle);
+    s->idle.data = s;
+    s->handles_open++;
+    uv_timer_init(s->loop, &s->timer);
+    s->timer.data = s;
+    s->handles_open++;
+    uv_timer_start(&s->timer, on_timer, SERVER_TIMER_MS, SERVER_TIMER_MS);
+    uv_unref((uv_handle_t *)&s->timer);
+}
+
+static bool config_valid(const struct server_config *c, struct cohort_err *err)
+{
+    if (c->listen_addr == NULL) {
+        err_set(err, -COHORT_ECONFIG, "no client address to listen on");
+        return false;
+    }
+    if (c->connections_max == 0 || c->pipeline_max == 0 ||
+        c->request_size_max < 1024 || c->arguments_max < 3 ||
+        c->inline_size_max < 64 || c->output_buffer_max < 64u * 1024u) {
+        err_set(err, -COHORT_ECONFIG,
+                "server limits out of range: connections, pipeline and "
+                "arguments must be positive, request size >= 1024 bytes, "
+                "inline size >= 64 bytes, output buffer >= 64 KiB");
+        return false;
+    }
+    return true;
+}
+
+/* A client that closes while we write to it must be an EPIPE error on that
+ * connection, not a SIGPIPE that kills the replica. Leave a handler the
+ * program installed alone. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
+struct server *server_open(uv_loop_t *loop, struct node *node,
+                           const struct server_config *config,
+                           const struct node_config *node_config,
+                           struct cohort_err *err)
+{
+    if (!config_valid(config, err))
+        return NULL;
+    struct server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        err_set(err, -COHORT_ENOMEM, "allocate the server");
+        return NULL;
+    }
+    s->loop = loop;
+    s->node = node;
+    s->config = *config;
+    s->node_config = *node_config;
+    s->limits.arg_count_max = config->arguments_max;
+    s->limits.bulk_size_max = config->request_size_max;
+    s->limits.inline_size_max = config->inline_size_max;
+    s->started_ms = uv_now(loop);
+    s->client_id_base = random_u64();
+    s->backoff_target = UINT32_MAX;
+    ignore_sigpipe();
+    resolve_peers(s, node_config);
+    if (open_listener(s, err) != 0) {
+        /* Frees s now, or from the listener's close callback. */
+        server_close(s);
+        return NULL;
+    }
+    start_handles(s);
+    return s;
+}
+
+static void maybe_free(struct server *s)
+{
+    if (!s->closing || s->handles_open > 0 || s->conn_count > 0)
+        return;
+    ASSERT(s->link == NULL);
+    ASSERT(s->draining == NULL);
+    while (s->pool) {
+        struct slot *slot = s->pool;
+        s->pool = slot->next;
+        resp_buf_deinit(&slot->payload);
+        resp_buf_deinit(&slot->reply);
+        free(slot);
+    }
+    free(s->argv);
+    free(s->argv2);
+    free(s->body);
+    free(s);
+}
+
+void server_handle_opened(struct server *s)
+{
+    s->handles_open++;
+}
+
+void server_handle_closed(struct server *s)
+{
+    ASSERT(s->handles_open > 0);
+    s->handles_open--;
+    maybe_free(s);
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    server_handle_closed(handle->data);
+}
+
+void server_conn_gone(struct server *s)
+{
+    ASSERT(s->conn_count > 0);
+    s->conn_count--;
+    maybe_free(s);
+}
+
+void server_close(struct server *s)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    forward_close_all(s);
+    struct conn *c = s->conns;
+    while (c) {
+        struct conn *next = c->next;
+        if (!c->closed_handle)
+            conn_teardown(c);
+        c = next;
+    }
+    if (s->listener.type == UV_TCP)
+        uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+    if (s->prepare.type == UV_PREPARE) {
+        uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
+        uv_close((uv_handle_t *)&s->idle, on_handle_closed);
+        uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    }
+    maybe_free(s);
+}

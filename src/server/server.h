@@ -1,0 +1,42 @@
+/* server — the RESP server on a replica's client port: connections,
+ * pipelining, the command table, limits, and forwarding from a backup to the
+ * primary. It talks to the replica only through src/runtime/node.h.
+ */
+#ifndef COHORT_SERVER_H
+#define COHORT_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "common/err.h"
+#include "runtime/node.h"
+
+struct server_config {
+    const char *listen_addr;  /* "host:port" */
+    uint32_t connections_max; /* default 10000 */
+    uint32_t pipeline_max;    /* commands in flight per connection; 1024 */
+    size_t request_size_max;  /* bytes of one command; 2 MiB + slack */
+    uint32_t arguments_max;   /* per command; 1 + 2 * 100000 */
+    size_t inline_size_max;   /* 64 KiB */
+    size_t output_buffer_max; /* per connection before it is closed */
+    const char *password;     /* AUTH; NULL: none */
+};
+
+void server_config_defaults(struct server_config *c);
+
+struct server;
+
+/* Listen on config->listen_addr. On failure returns NULL with a one-line
+ * message naming the address and the fix ("port in use"). */
+struct server *server_open(uv_loop_t *loop, struct node *node,
+                           const struct server_config *config,
+                           const struct node_config *node_config,
+                           struct cohort_err *err);
+/* Close the listener and every connection (the loop must run on until they
+ * are closed; then the server frees itself). */
+void server_close(struct server *s);
+
+#endif

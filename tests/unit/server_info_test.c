@@ -1,0 +1,178 @@
+/* INFO's text: section headers and fields, the replication section as a
+ * primary and as a backup (member health, lag), section selection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "server/info.h"
+
+struct fixture {
+    struct node_status st;
+    struct kv_stats kv;
+    struct info_input in;
+    struct resp_buf text;
+    char *z; /* the text, NUL-terminated */
+};
+
+static void setup(struct fixture *f, uint32_t self, uint32_t primary)
+{
+    memset(f, 0, sizeof(*f));
+    static const char *addrs[] = {"127.0.0.1:7001", "127.0.0.1:7002",
+                                  "127.0.0.1:7003"};
+    f->st.status = STATUS_NORMAL;
+    f->st.view = 4;
+    f->st.primary = primary;
+    f->st.self = self;
+    f->st.replica_count = 3;
+    f->st.op = 120;
+    f->st.commit = 118;
+    f->st.applied = 117;
+    f->st.peer_op[1] = 118;
+    f->st.peer_op[2] = 100;
+    f->st.peer_connected[0] = f->st.peer_connected[1] = true;
+    f->st.peer_suspected[2] = true;
+    f->st.log_bytes = 4096;
+    f->st.snapshot_op = 64;
+    f->st.snapshot_time_s = 1700000000;
+    f->st.last_sync_us = 250;
+    f->st.syncs = 9;
+    for (int i = 0; i < 3; i++)
+        f->st.client_addr[i] = addrs[i];
+    f->kv.key_count = 3;
+    f->kv.data_size = 30;
+    f->in.status = &f->st;
+    f->in.kv = &f->kv;
+    f->in.version = "0.1.0";
+    f->in.tcp_port = 7001;
+    f->in.connected_clients = 2;
+    f->in.maxclients = 10000;
+    f->in.commands_processed = 42;
+    resp_buf_init(&f->text, 2);
+}
+
+static const char *format(struct fixture *f, unsigned sections)
+{
+    f->text.size = 0;
+    info_format(&f->text, &f->in, sections);
+    assert_true(f->text.ok);
+    free(f->z);
+    f->z = calloc(1, f->text.size + 1);
+    memcpy(f->z, f->text.data, f->text.size);
+    return f->z;
+}
+
+static void teardown_fixture(struct fixture *f)
+{
+    resp_buf_deinit(&f->text);
+    free(f->z);
+}
+
+static void primary_reports_members_health_and_lag(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 0, 0);
+    const char *t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "# Replication\r\nrole:primary\r\nview:4\r\n"));
+    assert_non_null(strstr(t, "primary:127.0.0.1:7001\r\n"));
+    assert_non_null(strstr(t, "commit_op:118\r\napplied_op:117\r\n"));
+    assert_non_null(
+        strstr(t, "member0:addr=127.0.0.1:7001,role=primary,health=self\r\n"));
+    assert_non_null(strstr(t, "member1:addr=127.0.0.1:7002,role=backup,"
+                              "health=connected,op=118,lag=0\r\n"));
+    assert_non_null(strstr(t, "member2:addr=127.0.0.1:7003,role=backup,"
+                              "health=suspected,op=100,lag=18\r\n"));
+    assert_null(strstr(t, "# Server"));
+    teardown_fixture(&f);
+}
+
+static void backup_reports_no_lag(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 1, 0);
+    const char *t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "role:backup\r\n"));
+    assert_non_null(strstr(t, "primary:127.0.0.1:7001\r\n"));
+    assert_null(strstr(t, "lag="));
+    /* Replica 2 is suspected by the detector, but a backup does not hear
+     * from other backups: only the link counts. */
+    assert_non_null(strstr(t, "member2:addr=127.0.0.1:7003,role=backup,"
+                              "health=disconnected\r\n"));
+    f.st.peer_suspected[0] = true;
+    t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "member0:addr=127.0.0.1:7001,role=primary,"
+                              "health=suspected\r\n"));
+    f.st.status = STATUS_VIEW_CHANGE;
+    t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "role:view_change\r\n"));
+    teardown_fixture(&f);
+}
+
+static void every_section_appears_once_in_order(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 0, 0);
+    const char *t = format(&f, INFO_ALL);
+    const char *names[] = {"# Server",      "# Clients", "# Replication",
+                           "# Persistence", "# Stats",   "# Keyspace"};
+    const char *at = t;
+    for (size_t i = 0; i < 6; i++) {
+        const char *p = strstr(at, names[i]);
+        assert_non_null(p);
+        assert_null(strstr(p + 1, names[i]));
+        at = p;
+    }
+    assert_non_null(strstr(t, "connected_clients:2\r\n"));
+    assert_non_null(strstr(t, "total_commands_processed:42\r\n"));
+    assert_non_null(strstr(t, "last_snapshot_op:64\r\n"));
+    assert_non_null(strstr(t, "last_sync_latency_us:250\r\n"));
+    assert_non_null(strstr(t, "db0:keys=3,expires=0,avg_ttl=0\r\n"));
+    /* Every line ends in CRLF and none is empty but the separators. */
+    assert_int_equal(t[strlen(t) - 1], '\n');
+    assert_int_equal(t[strlen(t) - 2], '\r');
+    teardown_fixture(&f);
+}
+
+static void empty_keyspace_has_only_its_header(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 0, 0);
+    f.kv.key_count = 0;
+    assert_string_equal(format(&f, INFO_KEYSPACE), "# Keyspace\r\n");
+    teardown_fixture(&f);
+}
+
+static void section_names_select_sections(void **state)
+{
+    (void)state;
+    struct resp_arg argv[] = {
+        {"INFO", 4}, {"REPLICATION", 11}, {"stats", 5}, {"nosuch", 6}};
+    assert_int_equal(info_sections(1, argv), INFO_ALL);
+    assert_int_equal(info_sections(2, argv), INFO_REPLICATION);
+    assert_int_equal(info_sections(3, argv), INFO_REPLICATION | INFO_STATS);
+    assert_int_equal(info_sections(4, argv), INFO_REPLICATION | INFO_STATS);
+    struct resp_arg only_bad[] = {{"INFO", 4}, {"nosuch", 6}};
+    assert_int_equal(info_sections(2, only_bad), 0);
+    struct resp_arg all[] = {{"INFO", 4}, {"everything", 10}};
+    assert_int_equal(info_sections(2, all), INFO_ALL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(primary_reports_members_health_and_lag),
+        cmocka_unit_test(backup_reports_no_lag),
+        cmocka_unit_test(every_section_appears_once_in_order),
+        cmocka_unit_test(empty_keyspace_has_only_its_header),
+        cmocka_unit_test(section_names_select_sections),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

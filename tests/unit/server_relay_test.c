@@ -1,0 +1,83 @@
+/* Relaying RESP2 replies: unchanged for RESP2 clients, nulls rewritten for
+ * RESP3 clients, malformed bytes copied as they are, and the "session
+ * expired" rejection recognized. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "server/relay.h"
+
+static void relay_as(int proto, const char *in, const char *expected)
+{
+    struct resp_buf b;
+    resp_buf_init(&b, proto);
+    relay_reply(&b, in, strlen(in));
+    assert_true(b.ok);
+    assert_int_equal(b.size, strlen(expected));
+    assert_memory_equal(b.data, expected, b.size);
+    resp_buf_deinit(&b);
+}
+
+static void resp2_clients_get_the_bytes_unchanged(void **state)
+{
+    (void)state;
+    relay_as(2, "$-1\r\n", "$-1\r\n");
+    relay_as(2, "*2\r\n$-1\r\n$1\r\na\r\n", "*2\r\n$-1\r\n$1\r\na\r\n");
+    relay_as(2, "garbage", "garbage");
+}
+
+static void resp3_clients_get_resp3_nulls(void **state)
+{
+    (void)state;
+    relay_as(3, "$-1\r\n", "_\r\n");
+    relay_as(3, "*-1\r\n", "_\r\n");
+    relay_as(3, "*3\r\n$-1\r\n$3\r\n$-1\r\n:5\r\n",
+             "*3\r\n_\r\n$3\r\n$-1\r\n:5\r\n");
+    relay_as(3, "*2\r\n*-1\r\n*1\r\n$-1\r\n", "*2\r\n_\r\n*1\r\n_\r\n");
+}
+
+static void other_types_pass_through(void **state)
+{
+    (void)state;
+    relay_as(3, "+OK\r\n", "+OK\r\n");
+    relay_as(3, "-ERR no\r\n", "-ERR no\r\n");
+    relay_as(3, ":-7\r\n", ":-7\r\n");
+    relay_as(3, "$0\r\n\r\n", "$0\r\n\r\n");
+    relay_as(3, "*0\r\n", "*0\r\n");
+}
+
+static void malformed_or_partial_bytes_are_copied_whole(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "*2\r\n$-1\r\n", "$5\r\nab\r\n", "$-1\r\n+extra\r\n",        "?\r\n",
+        "*x\r\n",        "$-1",          "*99999999999999999999\r\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        relay_as(3, bad[i], bad[i]);
+}
+
+static void session_expired_is_recognized(void **state)
+{
+    (void)state;
+    const char *e =
+        "-ERR client session expired: start again at request number 1\r\n";
+    assert_true(relay_is_session_expired(e, strlen(e)));
+    assert_false(relay_is_session_expired("-ERR client", 11));
+    assert_false(relay_is_session_expired("+OK\r\n", 5));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(resp2_clients_get_the_bytes_unchanged),
+        cmocka_unit_test(resp3_clients_get_resp3_nulls),
+        cmocka_unit_test(other_types_pass_through),
+        cmocka_unit_test(malformed_or_partial_bytes_are_copied_whole),
+        cmocka_unit_test(session_expired_is_recognized),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
