@@ -951,6 +951,68 @@ static int mkdir_parents(struct vfs *vfs, const char *dir,
     return 0;
 }
 
+/* Boot ids. A process that dies without its machine restarting loses no
+ * write it made (they are in the page cache), so a bad last log record is
+ * then damage, not a torn write (see wal_config.torn_writes_possible). The
+ * data directory keeps the kernel's id of the boot that last opened it. */
+#define BOOT_ID_FILE "boot_id"
+#define BOOT_ID_MAX 64
+
+/* The running kernel's boot id, or "" if it cannot be read. (Read with
+ * stdio, not the vfs: /proc files report a size of 0.) */
+static void boot_id_current(char out[BOOT_ID_MAX])
+{
+    out[0] = 0;
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f)
+        return;
+    if (!fgets(out, BOOT_ID_MAX, f))
+        out[0] = 0;
+    fclose(f);
+    out[strcspn(out, "\n")] = 0;
+}
+
+/* Whether the data directory was last opened in the running boot. */
+static bool boot_id_same(struct node *n, const char *current)
+{
+    char path[VFS_PATH_MAX];
+    struct cohort_err ignored;
+    if (!current[0] ||
+        vfs_path_join(path, n->c.data_dir, BOOT_ID_FILE, &ignored) != 0)
+        return false;
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (vfs_read_file(n->vfs, path, &data, &size, &ignored) != 0)
+        return false;
+    bool same = size == strlen(current) && memcmp(data, current, size) == 0;
+    free(data);
+    return same;
+}
+
+/* Record id (may be "") as the boot that last opened the data directory.
+ * Not synced: after a power loss the old id (or none) is read back, which
+ * only makes the next start treat the last record as possibly torn. */
+static void boot_id_record(struct node *n, const char *id)
+{
+    char path[VFS_PATH_MAX], temp[VFS_PATH_MAX];
+    struct cohort_err err;
+    struct vfs_file *file = NULL;
+    if (vfs_path_join(path, n->c.data_dir, BOOT_ID_FILE, &err) != 0 ||
+        vfs_path_join(temp, n->c.data_dir, BOOT_ID_FILE ".tmp", &err) != 0)
+        return;
+    vfs_unlink(n->vfs, temp, &err);
+    int rc = vfs_open(n->vfs, temp, VFS_CREATE | VFS_EXCLUSIVE, &file, &err);
+    if (rc == 0) {
+        rc = vfs_write(n->vfs, file, 0, id, strlen(id), &err);
+        vfs_close(n->vfs, file);
+    }
+    if (rc == 0)
+        rc = vfs_rename(n->vfs, temp, path, &err);
+    if (rc != 0)
+        node_log(n, "could not record the boot id (%s); a crash will be "
+                    "taken for a possible power loss", err.message);
+}
+
 static int open_storage(struct node *n, struct replica_durable *d,
                         struct snapshot_info *snap_info, bool *have_snap,
                         uint8_t **table, struct wal_recovery *rec,
@@ -1000,10 +1062,16 @@ static int open_storage(struct node *n, struct replica_durable *d,
     if (n->c.wal_segment_size)
         wc.segment_size = n->c.wal_segment_size;
     n->c.wal_segment_size = wc.segment_size;
+    char boot_id[BOOT_ID_MAX];
+    boot_id_current(boot_id);
+    wc.torn_writes_possible = !boot_id_same(n, boot_id);
     rc = wal_open(&n->wal, n->vfs, n->wal_dir, &wc, rec, err);
     if (rc != 0)
         return rc;
     n->wal_open = true;
+    /* A cut torn tail stays on disk until the log moves past it: until then
+     * the next start must judge it the same way. */
+    boot_id_record(n, rec->torn_tail ? "" : boot_id);
     if (rec->damaged_op)
         node_log(n, "log damage, repairing from peers: %s",
                  rec->damage.message);

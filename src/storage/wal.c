@@ -26,6 +26,7 @@ void wal_config_defaults(struct wal_config *config)
 {
     memset(config, 0, sizeof(*config));
     config->segment_size = WAL_SEGMENT_SIZE_DEFAULT;
+    config->torn_writes_possible = true;
 }
 
 /* Records. */

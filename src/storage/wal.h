@@ -72,6 +72,12 @@ struct wal_config {
      * at least WAL_SEGMENT_SIZE_MIN. The largest record is this minus the
      * segment header. */
     uint64_t segment_size;
+    /* Whether the last record can have been torn by a crash. True after a
+     * power loss or an OS crash (the default); false when the machine has
+     * not restarted since the records were written (only the process died:
+     * every write it made reached the page cache whole), so a bad last
+     * record with nothing valid after it is damage, not a torn write. */
+    bool torn_writes_possible;
 };
 
 void wal_config_defaults(struct wal_config *config);

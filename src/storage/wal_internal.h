@@ -13,6 +13,8 @@
 #define WAL_FORMAT_VERSION 1u
 #define WAL_SEGMENT_MAGIC 0x53574f43u /* "COWS" */
 #define WAL_RECORD_MAGIC 0x52574f43u  /* "COWR" */
+/* The unit in which a write cut short by the death of its process stops. */
+#define WAL_PAGE_SIZE 4096u
 /* "%020llu.log.tmp" */
 #define WAL_SEGMENT_NAME_MAX 28
 

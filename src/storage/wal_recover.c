@@ -11,8 +11,10 @@
  * means the bad one was written earlier and may have been synced — damage.
  * A record with a good checksum but the wrong op or parent is damage
  * wherever it is: no crash produces it. A corrupt last record that had been
- * synced looks exactly like a torn one; the replica's recovery protocol
- * (it rejoins only after hearing from a majority) covers that case. */
+ * synced looks exactly like a torn one after a power loss, and is cut as
+ * torn then; when the machine did not restart (config.torn_writes_possible
+ * is false: only the process died, and every write it made reached the page
+ * cache whole) nothing can be torn, so it is damage too. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,7 @@ struct scan {
     uint64_t first_op;
     uint64_t range_end; /* last op the segment must hold; max if last */
     bool last;
+    bool torn_writes_possible;
     uint64_t offset;    /* where the scan stopped */
     uint64_t expected;  /* the op wanted there */
     const char *reason; /* what is wrong there; NULL: zeros or the end */
@@ -216,6 +219,30 @@ static uint64_t valid_record_after(const struct scan *s, uint64_t from)
     return 0;
 }
 
+/* Whether the bad record at s->offset can be the prefix of a write that the
+ * process's death cut short: a write stops at a page boundary, so the
+ * record's bytes from some page boundary to its end are all zero (the
+ * segment was preallocated with zeros). A record whose size field is beyond
+ * the segment counts as cut too. */
+static bool partial_write(const struct scan *s)
+{
+    if (s->in_header)
+        return false; /* written whole before the segment was renamed in */
+    const uint8_t *p = s->data + s->offset;
+    uint64_t left = s->size - s->offset;
+    if (left < WAL_RECORD_HEADER_SIZE)
+        return true;
+    uint64_t end = WAL_RECORD_HEADER_SIZE + (uint64_t)get_u32(p + 8);
+    if (end > left)
+        return true;
+    uint64_t last = end; /* one past the last non-zero byte */
+    while (last > 0 && p[last - 1] == 0)
+        last--;
+    uint64_t page = WAL_PAGE_SIZE;
+    uint64_t boundary = (s->offset + last + page - 1) / page * page;
+    return boundary < s->offset + end;
+}
+
 /* Read the segment's records into the log until its range is complete or
  * something stops the scan; s->offset, expected and reason say where and
  * why. */
@@ -311,6 +338,12 @@ static enum scan_outcome scan_judge(const struct scan *s,
         reason = "is torn";
     if (!reason)
         return SCAN_CLEAN_END;
+    if (!s->torn_writes_possible && !partial_write(s)) {
+        report_damage(rec, s,
+                      " (the machine has not restarted since it was "
+                      "written, so it cannot be a torn write)");
+        return SCAN_DAMAGED;
+    }
     rec->torn_tail = true;
     if (s->in_header)
         err_set(&rec->torn, -COHORT_ECORRUPT,
@@ -330,6 +363,7 @@ static int scan_segment(struct wal *wal, uint32_t i, struct wal_recovery *rec,
                         enum scan_outcome *outcome, struct cohort_err *err)
 {
     struct scan s = {.first_op = wal->segments[i]};
+    s.torn_writes_possible = wal->config.torn_writes_possible;
     s.last = i + 1 == wal->segment_count;
     s.range_end = s.last ? UINT64_MAX : wal->segments[i + 1] - 1;
     /* Earlier segments ended complete, so this one starts the next op. */

@@ -17,6 +17,7 @@
 
 #include "storage/vfs_fault.h"
 #include "storage/wal.h"
+#include "storage/wal_internal.h"
 
 #define OPS_MAX 200
 #define BODY_MAX 200
@@ -404,6 +405,78 @@ static void corrupt_middle_record_is_reported_with_file_and_offset(void **s)
     wal_close(&w);
     open_ok(fx, vfs_posix(), &w, &rec);
     assert_log(&rec, m, 1, 10);
+    wal_close(&w);
+    free(m);
+}
+
+static void zero_range(const char *path, uint64_t from, uint64_t to)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)from, SEEK_SET), 0);
+    for (uint64_t i = from; i < to; i++)
+        fputc(0, f);
+    fclose(f);
+}
+
+/* Without a reboot nothing is torn: a flipped byte in the last record of
+ * the log is damage (it may have been synced and acknowledged). */
+static void bad_last_record_without_reboot_is_damage(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    append_ops(&w, m, 1, 5, 0);
+    sync_ok(&w, 5);
+    wal_close(&w);
+    char path[VFS_PATH_MAX];
+    segment_file(fx, 1, path);
+    flip_byte(path, record_offset(m, 1, 5) + 40);
+    fx->config.torn_writes_possible = false;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, 5);
+    assert_false(rec.torn_tail);
+    assert_non_null(strstr(rec.damage.message, "cannot be a torn write"));
+    assert_int_equal(rec.entry_count, 4);
+    wal_close(&w);
+    /* After a power loss the same bytes read as a torn write. */
+    fx->config.torn_writes_possible = true;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_true(rec.torn_tail);
+    assert_int_equal(rec.damaged_op, 0);
+    wal_close(&w);
+    free(m);
+}
+
+/* Without a reboot, a write cut short by a kill stops at a page boundary:
+ * a last record whose bytes are zero from a page boundary on is cut. */
+static void last_record_cut_at_a_page_is_torn_without_reboot(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct wal w;
+    struct wal_recovery rec;
+    fx->config.segment_size = 4 * WAL_PAGE_SIZE;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    append_ops(&w, m, 1, 60, 0);
+    sync_ok(&w, 60);
+    wal_close(&w);
+    uint64_t op = 1;
+    while (record_offset(m, 1, op + 1) <= WAL_PAGE_SIZE)
+        op++;
+    /* op's record straddles the first page boundary; zero from there on,
+     * as if the write of ops op.. stopped at the boundary. */
+    assert_true(record_offset(m, 1, op) < WAL_PAGE_SIZE);
+    char path[VFS_PATH_MAX];
+    segment_file(fx, 1, path);
+    zero_range(path, WAL_PAGE_SIZE, record_offset(m, 1, 61));
+    fx->config.torn_writes_possible = false;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, 0);
+    assert_true(rec.torn_tail);
+    assert_log(&rec, m, 1, op - 1);
     wal_close(&w);
     free(m);
 }
@@ -961,6 +1034,8 @@ int main(void)
         T(torn_last_record_is_dropped_on_open),
         T(corrupt_middle_record_is_reported_with_file_and_offset),
         T(bad_record_in_a_full_segment_is_damage_not_a_torn_tail),
+        T(bad_last_record_without_reboot_is_damage),
+        T(last_record_cut_at_a_page_is_torn_without_reboot),
         T(record_that_breaks_the_hash_chain_is_damage),
         T(suffix_replacement_truncates_later_ops),
         T(suffix_replacement_across_segments_deletes_them),
