@@ -33,7 +33,8 @@ static const struct option_spec specs[] = {
     {"suspect-timeout-ms", "MS", "failure detector base timeout (default 150)"},
     {"view-change-timeout-ms", "MS",
      "view change attempt timeout (default 300)"},
-    {"snapshot-interval-ops", "N", "snapshot every N ops (default 8192)"},
+    {"snapshot-interval-ops", "N",
+     "snapshot every N ops, 64..1000000 (default 100000)"},
     {"wal-segment-size", "BYTES", "log segment size (default 64 MiB)"},
     {"max-value-size", "BYTES", "largest value (default 1048576)"},
     {"max-key-size", "BYTES", "largest key (default 65536)"},
@@ -211,7 +212,7 @@ static int set_option(struct server_options *o, const char *name,
             return 2;
         n->view_change_timeout_ms = (uint32_t)v;
     } else if (!strcmp(name, "snapshot-interval-ops")) {
-        if (parse_u64(name, value, 64, 1u << 30, &v))
+        if (parse_u64(name, value, 64, 1000000, &v))
             return 2;
         n->snapshot_interval_ops = (uint32_t)v;
     } else if (!strcmp(name, "wal-segment-size")) {

@@ -458,7 +458,13 @@ static void request_snapshot(struct replica *r)
 {
     if (r->snapshot_running || r->c.snapshot_interval_ops == 0)
         return;
-    if (r->applied - r->snapshot_op < r->c.snapshot_interval_ops)
+    /* Every snapshot_interval_ops ops, or sooner when the log's bodies
+     * fill half its arena (large values), so the log never runs out of
+     * room waiting for a snapshot. */
+    if (r->applied - r->snapshot_op < r->c.snapshot_interval_ops &&
+        r->log.bytes < r->log.bytes_max / 2)
+        return;
+    if (r->applied <= r->snapshot_op)
         return;
     struct action *a = action_push(r, ACT_SNAPSHOT_TAKE);
     a->snapshot_take.op = r->applied;
@@ -658,7 +664,7 @@ static uint64_t bytes_after_commit(const struct replica *r)
 
 /* Primary: order one client request (VR Revisited §4.1 steps 1-3). */
 static void on_request(struct replica *r, const struct client_request *req,
-                       uint64_t *pending_bytes)
+                       uint64_t *pending_bytes, bool *busy)
 {
     if (r->status == STATUS_RECOVERING) {
         reply(r, req->client_id, req->request_no, REPLY_RECOVERING);
@@ -693,9 +699,12 @@ static void on_request(struct replica *r, const struct client_request *req,
         r->stats.requests_duplicate++;
         return; /* answered when it commits */
     }
-    if (r->log.op + 1 - r->commit > r->c.pipeline_ops_max ||
+    /* After one request of a batch is turned away, so are the rest: a
+     * driver that queues and resubmits them keeps their order. */
+    if (*busy || r->log.op + 1 - r->commit > r->c.pipeline_ops_max ||
         *pending_bytes + req->body_size > r->c.pipeline_bytes_max ||
         !log_has_room(&r->log, req->body_size)) {
+        *busy = true;
         reply(r, req->client_id, req->request_no, REPLY_BUSY);
         return;
     }
@@ -725,8 +734,9 @@ static void on_request(struct replica *r, const struct client_request *req,
 static void on_client_requests(struct replica *r, const struct event *ev)
 {
     uint64_t pending = replica_is_primary(r) ? bytes_after_commit(r) : 0;
+    bool busy = false;
     for (uint32_t i = 0; i < ev->client.count; i++)
-        on_request(r, &ev->client.requests[i], &pending);
+        on_request(r, &ev->client.requests[i], &pending, &busy);
 }
 
 /* ------------------------------------------------------- status changes */
@@ -1723,6 +1733,15 @@ static void on_snapshot_taken(struct replica *r, uint64_t op)
      * so they catch up from the log rather than by a whole snapshot. */
     uint64_t keep = r->c.snapshot_interval_ops / 2;
     uint64_t to = op > keep ? op - keep : 0;
+    /* ... but no more than a quarter of the arena's bytes. */
+    uint64_t kept_bytes = 0;
+    for (uint64_t o = op; o > to && o > r->log.base; o--) {
+        kept_bytes += log_header(&r->log, o)->body_size;
+        if (kept_bytes > r->log.bytes_max / 4) {
+            to = o;
+            break;
+        }
+    }
     if (to <= r->log.base)
         return;
     log_compact(&r->log, to);

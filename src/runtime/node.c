@@ -30,6 +30,8 @@
 #define SNAPSHOT_CHUNK_HEADER (1 + 8 + 8 + 8)
 #define TICK_MS 5
 #define PENDING_INITIAL 1024
+#define NODE_SNAPSHOT_INTERVAL_DEFAULT 100000u
+#define NODE_LOG_BYTES_MIN (64u << 20)
 
 struct pending {
     uint64_t client_id; /* 0: empty */
@@ -87,6 +89,16 @@ struct node {
 
     struct pending *pending;
     uint32_t pending_cap, pending_count;
+
+    /* Requests the core turned away because its pipeline or log was full
+     * (REPLY_BUSY), oldest first, offered again when the commit point or
+     * the log's start moves. While any wait, new ones queue behind them,
+     * so a connection's requests keep their order. */
+    struct deferred *deferred;
+    uint32_t deferred_count, deferred_cap;
+    uint64_t deferred_bytes;
+    uint64_t deferred_commit, deferred_base;
+    uint32_t batch_scan; /* where on_reply looks for a BUSY request */
 
     /* Linearizable reads: a barrier op in flight covers `covered`. */
     uint64_t barrier_client;
@@ -178,6 +190,52 @@ static void pending_remove_at(struct node *n, uint32_t i)
     }
 }
 
+/* A queued request (see node.deferred). */
+struct deferred {
+    uint64_t client_id;
+    uint64_t request_no;
+    uint8_t *body;
+    uint32_t body_size;
+};
+
+/* Bytes of request bodies the deferred queue may hold; beyond it requests
+ * are answered "try again". */
+#define DEFERRED_BYTES_MAX (64u << 20)
+
+static bool deferred_push(struct node *n, uint64_t client_id,
+                          uint64_t request_no, const uint8_t *body,
+                          uint32_t body_size)
+{
+    if (n->deferred_bytes + body_size > DEFERRED_BYTES_MAX)
+        return false;
+    if (n->deferred_count == n->deferred_cap) {
+        n->deferred_cap = n->deferred_cap ? n->deferred_cap * 2 : 256;
+        n->deferred =
+            realloc(n->deferred, n->deferred_cap * sizeof(*n->deferred));
+        ASSERT(n->deferred);
+    }
+    uint8_t *copy = NULL;
+    if (body_size) {
+        copy = malloc(body_size);
+        ASSERT(copy);
+        memcpy(copy, body, body_size);
+    }
+    n->deferred[n->deferred_count++] =
+        (struct deferred){client_id, request_no, copy, body_size};
+    n->deferred_bytes += body_size;
+    n->deferred_commit = replica_commit(n->r);
+    n->deferred_base = replica_log_base(n->r);
+    return true;
+}
+
+static void deferred_clear(struct node *n)
+{
+    for (uint32_t i = 0; i < n->deferred_count; i++)
+        free(n->deferred[i].body);
+    n->deferred_count = 0;
+    n->deferred_bytes = 0;
+}
+
 /* Take the callback waiting for (client, request); false if none. */
 static bool pending_take(struct node *n, uint64_t client_id,
                          uint64_t request_no, struct pending *out)
@@ -246,6 +304,8 @@ static void start_barrier(struct node *n);
 static void waiters_push(struct waiters *w, node_done_fn done, void *ctx);
 static void finish_barrier(struct node *n, enum node_outcome outcome);
 static void fail_reads(struct node *n, enum node_outcome outcome);
+static void batch_add(struct node *n, uint64_t client_id, uint64_t request_no,
+                      const uint8_t *body, size_t body_size);
 
 static void step(struct node *n, struct event *ev)
 {
@@ -273,6 +333,58 @@ static void send_frame(struct node *n, uint32_t to, uint8_t kind,
         memcpy(n->frame + 1, head, head_size);
     memcpy(n->frame + 1 + head_size, data, size);
     transport_send(n->transport, to, n->frame, total);
+}
+
+/* The core turned (client, no) away as busy while a batch was being
+ * proposed: queue it to be offered again. False if it cannot wait. */
+static bool defer_busy(struct node *n, uint64_t client, uint64_t no)
+{
+    if (!n->pending_cap || !n->pending[pending_slot(n, client, no)].client_id)
+        return false; /* nobody waits for it any more */
+    /* The core answers a batch in order: resume the search where the last
+     * one stopped. */
+    for (uint32_t k = 0; k < n->batch_count; k++) {
+        uint32_t i = (n->batch_scan + k) % n->batch_count;
+        const struct client_request *q = &n->batch[i];
+        if (q->client_id == client && q->request_no == no) {
+            n->batch_scan = i + 1;
+            return deferred_push(n, client, no, q->body, q->body_size);
+        }
+    }
+    return false;
+}
+
+/* Offer the deferred requests again, in order, if the core may have room
+ * now. Requests turned away again go back to the queue, and everything
+ * after them with them. */
+static void resubmit_deferred(struct node *n)
+{
+    if (n->deferred_count == 0 || !replica_is_primary(n->r))
+        return;
+    if (replica_commit(n->r) == n->deferred_commit &&
+        replica_log_base(n->r) == n->deferred_base)
+        return;
+    struct deferred *list = n->deferred;
+    uint32_t count = n->deferred_count;
+    n->deferred = NULL;
+    n->deferred_count = n->deferred_cap = 0;
+    n->deferred_bytes = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        struct deferred *d = &list[i];
+        if (n->deferred_count > 0 || !replica_is_primary(n->r)) {
+            if (!replica_is_primary(n->r) ||
+                !deferred_push(n, d->client_id, d->request_no, d->body,
+                               d->body_size)) {
+                struct pending p;
+                if (pending_take(n, d->client_id, d->request_no, &p))
+                    p.done(p.ctx, NODE_RETRY, NULL, 0, replica_primary(n->r));
+            }
+        } else {
+            batch_add(n, d->client_id, d->request_no, d->body, d->body_size);
+        }
+        free(d->body);
+    }
+    free(list);
 }
 
 static void on_reply(struct node *n, const struct action *a)
@@ -303,6 +415,8 @@ static void on_reply(struct node *n, const struct action *a)
                               : NODE_RETRY);
         return;
     }
+    if (a->reply.status == REPLY_BUSY && defer_busy(n, client, no))
+        return;
     struct pending p;
     if (!pending_take(n, client, no, &p))
         return;
@@ -349,6 +463,7 @@ static void on_view(struct node *n, const struct cohort_view_info *v)
     node_log(n, "view %" PRIu64 ": primary is replica %u; this replica is %s",
              v->view, v->primary, role);
     if (!replica_is_primary(n->r)) {
+        deferred_clear(n); /* their callbacks are in pending */
         pending_fail_all(n, NODE_UNKNOWN);
         fail_reads(n, NODE_NOT_PRIMARY);
     }
@@ -529,6 +644,7 @@ static void flush_batch(struct node *n)
     struct event ev = {.type = EV_CLIENT_REQUEST};
     ev.client.requests = n->batch;
     ev.client.count = n->batch_count;
+    n->batch_scan = 0;
     step(n, &ev);
     n->batch_count = 0;
     n->batch_used = 0;
@@ -536,7 +652,9 @@ static void flush_batch(struct node *n)
 
 static void on_check(uv_check_t *handle)
 {
-    flush_batch(handle->data);
+    struct node *n = handle->data;
+    resubmit_deferred(n);
+    flush_batch(n);
 }
 
 static void pump_snapshot_sends(struct node *n)
@@ -580,6 +698,7 @@ static void pump_snapshot_sends(struct node *n)
 static void on_tick(uv_timer_t *handle)
 {
     struct node *n = handle->data;
+    resubmit_deferred(n);
     flush_batch(n);
     struct event ev = {.type = EV_TICK};
     step(n, &ev);
@@ -766,6 +885,22 @@ static void batch_reserve(struct node *n, size_t body_size)
     }
 }
 
+static void batch_add(struct node *n, uint64_t client_id, uint64_t request_no,
+                      const uint8_t *body, size_t body_size)
+{
+    batch_reserve(n, body_size);
+    uint8_t *copy = n->batch_bytes + n->batch_used;
+    if (body_size)
+        memcpy(copy, body, body_size);
+    n->batch_used += body_size;
+    n->batch[n->batch_count++] = (struct client_request){
+        .client_id = client_id,
+        .request_no = request_no,
+        .body = copy,
+        .body_size = (uint32_t)body_size,
+    };
+}
+
 void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
                  const uint8_t *body, size_t body_size, node_done_fn done,
                  void *ctx)
@@ -785,17 +920,16 @@ void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
         done(ctx, o, NULL, 0, replica_primary(n->r));
         return;
     }
-    batch_reserve(n, body_size);
-    uint8_t *copy = n->batch_bytes + n->batch_used;
-    if (body_size)
-        memcpy(copy, body, body_size);
-    n->batch_used += body_size;
-    n->batch[n->batch_count++] = (struct client_request){
-        .client_id = client_id,
-        .request_no = request_no,
-        .body = copy,
-        .body_size = (uint32_t)body_size,
-    };
+    if (n->deferred_count > 0) {
+        /* Behind the requests already waiting for room. */
+        if (!deferred_push(n, client_id, request_no, body,
+                           (uint32_t)body_size)) {
+            done(ctx, NODE_RETRY, NULL, 0, replica_primary(n->r));
+            return;
+        }
+    } else {
+        batch_add(n, client_id, request_no, body, body_size);
+    }
     pending_add(n, client_id, request_no, done, ctx);
 }
 
@@ -1009,8 +1143,10 @@ static void boot_id_record(struct node *n, const char *id)
     if (rc == 0)
         rc = vfs_rename(n->vfs, temp, path, &err);
     if (rc != 0)
-        node_log(n, "could not record the boot id (%s); a crash will be "
-                    "taken for a possible power loss", err.message);
+        node_log(n,
+                 "could not record the boot id (%s); a crash will be "
+                 "taken for a possible power loss",
+                 err.message);
 }
 
 static int open_storage(struct node *n, struct replica_durable *d,
@@ -1092,14 +1228,22 @@ static void configure_replica(struct node *n)
         rc->suspect_timeout_ms = n->c.suspect_timeout_ms;
     if (n->c.view_change_timeout_ms)
         rc->view_change_timeout_ms = n->c.view_change_timeout_ms;
-    if (n->c.snapshot_interval_ops)
-        rc->snapshot_interval_ops = n->c.snapshot_interval_ops;
+    /* Snapshots fork and write the whole store: every 100,000 ops by
+     * default (etcd's and ZooKeeper's default too), or sooner when the log
+     * holds half its byte budget. The log keeps room for two intervals. */
+    rc->snapshot_interval_ops = n->c.snapshot_interval_ops
+                                    ? n->c.snapshot_interval_ops
+                                    : NODE_SNAPSHOT_INTERVAL_DEFAULT;
     rc->reply_size_max = (uint32_t)kv_reply_size_max(&n->c.kv);
     rc->body_size_max =
         (uint32_t)n->c.kv.value_size_max + n->c.kv.key_size_max + 4096u;
     if (rc->pipeline_bytes_max < 4u * rc->body_size_max)
         rc->pipeline_bytes_max = 4u * rc->body_size_max;
     rc->log_bytes_max = 4u * rc->pipeline_bytes_max;
+    if (rc->log_bytes_max < NODE_LOG_BYTES_MIN)
+        rc->log_bytes_max = NODE_LOG_BYTES_MIN;
+    rc->log_ops_max =
+        2u * rc->snapshot_interval_ops + 2u * rc->pipeline_ops_max;
     /* Every client connection on every replica is a client of the core. */
     rc->client_table_max = 16384;
     rc->sm = &n->sm;
@@ -1229,6 +1373,8 @@ static void on_handle_closed(uv_handle_t *handle)
     free(n->pending);
     free(n->batch);
     free(n->batch_bytes);
+    deferred_clear(n);
+    free(n->deferred);
     free(n->covered.list);
     free(n->waiting.list);
     free(n->frame);
