@@ -51,6 +51,7 @@ uint64_t entry_checksum(const struct entry_header *h, const uint8_t *body)
     uint8_t raw[ENTRY_HEADER_SIZE];
     entry_header_encode(h, raw);
     XXH3_state_t state;
+    XXH3_INITSTATE(&state); /* see kv.c record_digest() */
     XXH3_64bits_reset(&state);
     XXH3_64bits_update(&state, raw + 8, ENTRY_HEADER_SIZE - 8);
     if (h->body_size)

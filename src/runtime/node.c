@@ -26,6 +26,9 @@
 
 #define FRAME_PROTOCOL 1
 #define FRAME_SNAPSHOT 2
+/* Receiver to sender: "I hold the first N bytes of your snapshot at op X;
+ * go on from there" (a transfer resumed after a dropped connection). */
+#define FRAME_SNAPSHOT_RESUME 3
 #define SNAPSHOT_CHUNK_SIZE (256u << 10)
 #define SNAPSHOT_CHUNK_HEADER (1 + 8 + 8 + 8)
 #define TICK_MS 5
@@ -114,6 +117,7 @@ struct node {
     struct snapshot_send sends[COHORT_REPLICAS_MAX];
     struct snapshot_receiver receiver;
     bool receiving;
+    uint32_t receiving_from; /* the replica whose snapshot it is */
 
     uint8_t *frame; /* scratch for prefixing frames */
     size_t frame_cap;
@@ -331,7 +335,8 @@ static void send_frame(struct node *n, uint32_t to, uint8_t kind,
     n->frame[0] = kind;
     if (head_size)
         memcpy(n->frame + 1, head, head_size);
-    memcpy(n->frame + 1 + head_size, data, size);
+    if (size)
+        memcpy(n->frame + 1 + head_size, data, size);
     transport_send(n->transport, to, n->frame, total);
 }
 
@@ -807,6 +812,24 @@ static void install_received_snapshot(struct node *n)
     node_log(n, "installed a snapshot at op %" PRIu64, info.op);
 }
 
+static void on_snapshot_resume(struct node *n, uint32_t from,
+                               const uint8_t *data, size_t size)
+{
+    if (size < 16 || from >= n->c.replica_count)
+        return;
+    struct snapshot_send *s = &n->sends[from];
+    uint64_t op = get_u64(data);
+    uint64_t offset = get_u64(data + 8);
+    if (!s->active || s->reader.info.op != op ||
+        offset > s->reader.info.file_size)
+        return;
+    node_log(n,
+             "snapshot at op %" PRIu64 " to replica %u: resuming at byte "
+             "%" PRIu64 " of %" PRIu64,
+             op, from, offset, s->reader.info.file_size);
+    s->offset = offset;
+}
+
 static void on_snapshot_chunk(struct node *n, uint32_t from,
                               const uint8_t *data, size_t size)
 {
@@ -818,9 +841,20 @@ static void on_snapshot_chunk(struct node *n, uint32_t from,
     const uint8_t *bytes = data + 24;
     size_t count = size - 24;
     struct cohort_err err;
-    if (offset == 0) {
+    bool same = n->receiving && n->receiving_from == from &&
+                n->receiver.op == op && n->receiver.file_size == file_size;
+    if (offset == 0 && same && n->receiver.received > 0) {
+        /* The sender started this snapshot over (a new connection, or the
+         * core asked again): keep what we hold and ask it to go on from
+         * there. Chunks we already hold are rewritten meanwhile. */
+        uint8_t head[16];
+        put_u64(head, op);
+        put_u64(head + 8, n->receiver.received);
+        send_frame(n, from, FRAME_SNAPSHOT_RESUME, head, sizeof(head), NULL, 0);
+    } else if (offset == 0 && !same) {
         if (n->receiving)
             snapshot_receive_abort(&n->receiver);
+        n->receiving_from = from;
         n->receiving = snapshot_receive_begin(&n->receiver, n->vfs, n->snap_dir,
                                               op, file_size, &err) == 0;
         if (!n->receiving) {
@@ -828,10 +862,10 @@ static void on_snapshot_chunk(struct node *n, uint32_t from,
             return;
         }
     }
-    if (!n->receiving || n->receiver.op != op ||
-        offset != n->receiver.received) {
+    if (!same && offset != 0)
+        return; /* not the snapshot we are receiving */
+    if (!n->receiving || offset > n->receiver.received)
         return; /* a gap: the core asks again and the sender restarts */
-    }
     if (snapshot_receive_chunk(&n->receiver, offset, bytes, count, &err) != 0) {
         node_log(n, "snapshot from %u: %s", from, err.message);
         snapshot_receive_abort(&n->receiver);
@@ -852,6 +886,10 @@ static void on_peer_message(void *ctx, uint32_t from, const uint8_t *data,
         return;
     if (data[0] == FRAME_SNAPSHOT) {
         on_snapshot_chunk(n, from, data + 1, size - 1);
+        return;
+    }
+    if (data[0] == FRAME_SNAPSHOT_RESUME) {
+        on_snapshot_resume(n, from, data + 1, size - 1);
         return;
     }
     if (data[0] != FRAME_PROTOCOL)
