@@ -1629,6 +1629,20 @@ static void on_tick(struct replica *r)
     }
 }
 
+/* The driver learned that peer's process is gone (its port refused a
+ * connection): suspect it now rather than after its timeout, and act on it
+ * as a tick would. Only a hint: a wrong one costs at most a view change,
+ * which still needs a quorum of suspecting replicas. */
+static void on_peer_down(struct replica *r, uint32_t peer)
+{
+    if (peer >= r->c.replica_count || peer == r->c.self ||
+        detector_suspects(&r->detector, peer))
+        return;
+    trace(r, "peer %u is down", peer);
+    detector_suspect(&r->detector, peer, r->now_ms);
+    on_tick(r);
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 /* Messages from the primary of our view that show it acting as primary;
@@ -2086,6 +2100,9 @@ void replica_step(struct replica *r, const struct event *ev,
         break;
     case EV_SNAPSHOT_INSTALLED:
         on_snapshot_installed(r, ev);
+        break;
+    case EV_PEER_DOWN:
+        on_peer_down(r, ev->peer_down.peer);
         break;
     }
     after_event(r, force_ack && r->status == STATUS_NORMAL);

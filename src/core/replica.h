@@ -122,6 +122,7 @@ enum event_type {
     EV_META_PERSISTED,
     EV_SNAPSHOT_TAKEN,
     EV_SNAPSHOT_INSTALLED,
+    EV_PEER_DOWN, /* the driver knows a peer's process is gone */
 };
 
 struct client_request {
@@ -153,6 +154,9 @@ struct event {
         struct { /* EV_SNAPSHOT_TAKEN */
             uint64_t op;
         } snapshot_taken;
+        struct { /* EV_PEER_DOWN: e.g. its port refused a connection */
+            uint32_t peer;
+        } peer_down;
         struct { /* EV_SNAPSHOT_INSTALLED: the state machine now holds it */
             uint64_t op;
             uint64_t checksum;

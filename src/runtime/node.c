@@ -878,6 +878,17 @@ static void on_snapshot_chunk(struct node *n, uint32_t from,
     }
 }
 
+static void on_peer_down(void *ctx, uint32_t peer)
+{
+    struct node *n = ctx;
+    if (n->closing)
+        return;
+    flush_batch(n);
+    struct event ev = {.type = EV_PEER_DOWN};
+    ev.peer_down.peer = peer;
+    step(n, &ev);
+}
+
 static void on_peer_message(void *ctx, uint32_t from, const uint8_t *data,
                             size_t size)
 {
@@ -1332,6 +1343,7 @@ static int start_handles(struct node *n, struct cohort_err *err)
         .reconnect_min_ms = 20,
         .reconnect_max_ms = 1000,
         .on_message = on_peer_message,
+        .on_peer_down = on_peer_down,
         .on_log = transport_log,
         .ctx = n,
     };

@@ -556,7 +556,11 @@ static void on_dial_connected(uv_connect_t *req, int status)
     if (d->peer == NULL)
         return; /* detached: the connect was cancelled */
     if (status < 0) {
+        struct transport *t = d->t;
+        uint32_t id = d->peer->id;
         dial_fail(d, uv_strerror(status));
+        if (status == UV_ECONNREFUSED && t->config.on_peer_down)
+            t->config.on_peer_down(t->config.ctx, id);
         return;
     }
     d->peer->state = PEER_HANDSHAKING;

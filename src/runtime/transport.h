@@ -52,6 +52,12 @@ struct transport_config {
      * are valid only during the call. */
     void (*on_message)(void *ctx, uint32_t from, const uint8_t *data,
                        size_t size);
+    /* Optional: a connection attempt to peer was refused, so no process
+     * listens at its address: it has crashed or not started yet. A hint
+     * that lets the failure detector act at once (a killed primary is
+     * suspected within one reconnect delay instead of a timeout). May call
+     * back into the transport. */
+    void (*on_peer_down)(void *ctx, uint32_t peer);
     /* Optional: one line for the log (refused peers, reconnects). It must
      * not call back into the transport. */
     void (*on_log)(void *ctx, const char *line);

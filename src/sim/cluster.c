@@ -72,8 +72,9 @@ static const char *event_name(enum event_type type)
                                   "EV_PERSISTED",
                                   "EV_META_PERSISTED",
                                   "EV_SNAPSHOT_TAKEN",
-                                  "EV_SNAPSHOT_INSTALLED"};
-    return type <= EV_SNAPSHOT_INSTALLED ? names[type] : "?";
+                                  "EV_SNAPSHOT_INSTALLED",
+                                  "EV_PEER_DOWN"};
+    return type <= EV_PEER_DOWN ? names[type] : "?";
 }
 
 static void describe_message(const struct cluster *c, const uint8_t *data,
@@ -667,8 +668,27 @@ static void on_net(struct cluster *c)
     free(m.data);
 }
 
+/* Tell rep that peer is down, as the runtime does when a peer's port
+ * refuses a connection. */
+static void peer_down(struct cluster *c, struct sim_replica *rep, uint32_t peer)
+{
+    struct event ev = {.type = EV_PEER_DOWN};
+    ev.peer_down.peer = peer;
+    cluster_trace(c, "r%u EV_PEER_DOWN r%u", rep->index, peer);
+    deliver(c, rep, &ev);
+}
+
 static void on_tick(struct cluster *c, struct sim_replica *rep)
 {
+    /* Now and then a wrong hint: the core must stay safe when the driver
+     * calls a live peer down. */
+    if (prng_chance(&c->prng, 200)) {
+        uint32_t peer = (uint32_t)prng_below(&c->prng, c->config.replica_count);
+        if (peer != rep->index)
+            peer_down(c, rep, peer);
+        if (!rep->r)
+            return;
+    }
     struct event ev = {.type = EV_TICK};
     cluster_trace(c, "r%u EV_TICK local %" PRIu64 "ms", rep->index,
                   local_now(rep, c->now));
@@ -805,6 +825,12 @@ void cluster_crash(struct cluster *c, uint32_t i)
     c->stats.crashes++;
     hash_mix(c, i, 5000, 0, 0);
     cluster_trace(c, "r%u CRASH", i);
+    /* Peers usually notice a crash at once (its port refuses them). */
+    for (uint32_t j = 0; j < c->config.replica_count; j++) {
+        struct sim_replica *o = &c->replicas[j];
+        if (j != i && o->r && !o->paused && prng_chance(&c->prng, 500000))
+            peer_down(c, o, i);
+    }
 }
 
 /* The core's configuration in the simulator: small limits, so that
