@@ -212,6 +212,8 @@ static enum resp_result bulk_arg_parse(const char *buf, size_t size,
                 "Protocol error: bulk length %" PRId64
                 " exceeds limit %zu (" RESP_LIMIT_BULK_NAME ")",
                 len, limits->bulk_size_max);
+        arg->size = (size_t)len; /* the refused length, for the caller */
+        *pos = p;                /* where its bytes begin */
         return RESP_ERROR;
     }
     size_t n = (size_t)len;
@@ -267,6 +269,11 @@ static enum resp_result multibulk_parse(const char *buf, size_t size,
             req->size_wanted = add_saturated(wanted, rest);
             ASSERT(req->size_wanted > size);
             return RESP_NEED_MORE;
+        }
+        if (r == RESP_ERROR && arg.size > limits->bulk_size_max) {
+            req->bulk_size_refused = arg.size;
+            req->bulk_refused_at = pos;
+            req->bulk_refused_args_after = argc - i - 1;
         }
         if (r != RESP_COMPLETE)
             return r;
@@ -522,6 +529,9 @@ enum resp_result resp_request_parse(char *buf, size_t size,
     req->consumed = 0;
     req->size_wanted = 0;
     req->is_inline = false;
+    req->bulk_size_refused = 0;
+    req->bulk_refused_at = 0;
+    req->bulk_refused_args_after = 0;
     if (size == 0) {
         req->size_wanted = 1;
         return RESP_NEED_MORE;

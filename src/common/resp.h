@@ -73,6 +73,13 @@ struct resp_request {
     size_t consumed;    /* COMPLETE: bytes of the command, > 0 */
     size_t size_wanted; /* NEED_MORE: > size */
     bool is_inline;     /* COMPLETE: it was an inline command */
+    /* ERROR because a bulk string's length is over bulk_size_max: that
+     * length, where its bytes begin in buf and how many arguments of the
+     * command follow it, so that the caller can word its own limit and drop
+     * the rest of the command instead of the connection; otherwise 0. */
+    uint64_t bulk_size_refused;
+    size_t bulk_refused_at;
+    uint32_t bulk_refused_args_after;
 };
 
 /* Parse the command at the start of buf[0, size): a RESP2 multibulk array of

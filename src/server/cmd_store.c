@@ -68,9 +68,6 @@
 #define ERR_UNKNOWN                                                            \
     "UNKNOWN the primary changed after the write was proposed; it may or may " \
     "not have taken effect"
-#define ERR_LINK_LOST                                                          \
-    "UNKNOWN the connection to the primary broke after the write was "         \
-    "forwarded; it may or may not have taken effect"
 #define ERR_NO_PRIMARY "TRYAGAIN no primary reachable from this replica; retry"
 #define ERR_NOT_PRIMARY_HOP                                                    \
     "TRYAGAIN this replica is not the primary (a forwarded command is not "    \
@@ -619,13 +616,17 @@ void store_forward_failed(struct server *s, struct slot *slot, bool sent,
         server_slot_put(s, slot);
         return;
     }
+    char text[COHORT_ERR_MESSAGE_MAX];
     if (slot->kind == SLOT_WRITE && sent) {
         session_write_done(c, slot, false);
-        finish_error(c, slot, ERR_LINK_LOST);
+        snprintf(text, sizeof(text),
+                 "UNKNOWN the write was forwarded to the primary, but %s; it "
+                 "may or may not have taken effect",
+                 why);
+        finish_error(c, slot, text);
         return;
     }
     session_write_done(c, slot, true);
-    char text[COHORT_ERR_MESSAGE_MAX];
     snprintf(text, sizeof(text), "TRYAGAIN %s; retry", why);
     finish_error(c, slot, text);
 }

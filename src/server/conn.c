@@ -26,6 +26,7 @@
  * States: OPEN -> (input stopped: EOF, QUIT, error) -> CLOSING (teardown
  * scheduled) -> CLOSED (uv_close called) -> freed.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,66 @@ static void protocol_error(struct conn *c, const char *message)
     c->input_stopped = true;
 }
 
+/* An argument longer than any command may carry (see server_open): answer
+ * with the limit the operator sets, in the store's own words, then read and
+ * drop the rest of the command (up to CONN_DISCARD_MAX; past that, close as
+ * after any protocol error). Returns whether to go on parsing. */
+static bool argument_too_big(struct conn *c, const struct resp_request *req)
+{
+    char text[160];
+    snprintf(text, sizeof(text),
+             "ERR value is %" PRIu64 " bytes; limit is %" PRIu32
+             " (max-value-size)",
+             req->bulk_size_refused, c->server->node_config.kv.value_size_max);
+    conn_reply_error(c, text);
+    if (req->bulk_size_refused > CONN_DISCARD_MAX) {
+        c->input_stopped = true;
+        return false;
+    }
+    ASSERT(req->bulk_refused_at <= c->rbuf_used - c->rbuf_pos);
+    c->rbuf_pos += req->bulk_refused_at;
+    c->discard_size = req->bulk_size_refused + 2; /* and its CRLF */
+    c->discard_args = req->bulk_refused_args_after;
+    return true;
+}
+
+/* Drop input of a refused command: the rest of the oversized argument,
+ * then each argument after it ("$<len>\r\n<len bytes>\r\n"). Returns
+ * whether to go on parsing. */
+static bool discard_input(struct conn *c)
+{
+    size_t avail = c->rbuf_used - c->rbuf_pos;
+    if (c->discard_size > 0) {
+        size_t n = avail < c->discard_size ? avail : (size_t)c->discard_size;
+        c->rbuf_pos += n;
+        c->discard_size -= n;
+        return c->discard_size == 0;
+    }
+    ASSERT(c->discard_args > 0);
+    const char *p = c->rbuf + c->rbuf_pos;
+    const char *lf = memchr(p, '\n', avail < 32 ? avail : 32);
+    if (lf == NULL) {
+        if (avail >= 32)
+            protocol_error(c, "Protocol error: invalid bulk length");
+        else if (c->eof)
+            c->input_stopped = true; /* a partial argument, then EOF */
+        return false;
+    }
+    char *end = NULL;
+    unsigned long long len = 0;
+    if (p[0] == '$' && p[1] >= '0' && p[1] <= '9')
+        len = strtoull(p + 1, &end, 10);
+    if (end == NULL || end + 1 != lf || *end != '\r' ||
+        len > CONN_DISCARD_MAX) {
+        protocol_error(c, "Protocol error: invalid bulk length");
+        return false;
+    }
+    c->rbuf_pos += (size_t)(lf - p) + 1;
+    c->discard_size = (uint64_t)len + 2;
+    c->discard_args--;
+    return true;
+}
+
 /* Make room for a command of `wanted` bytes at the start of the buffer. */
 static bool reserve_request(struct conn *c, size_t wanted)
 {
@@ -327,6 +388,8 @@ static bool process_one(struct conn *c)
     size_t avail = c->rbuf_used - c->rbuf_pos;
     if (avail == 0)
         return false;
+    if (c->discard_size > 0 || c->discard_args > 0)
+        return discard_input(c);
     struct resp_request req = {.argv = s->argv,
                                .arg_capacity = s->argv_capacity};
     struct cohort_err err;
@@ -343,8 +406,9 @@ static bool process_one(struct conn *c)
     case RESP_NEED_MORE:
         if (req.size_wanted > request_limit(s)) {
             snprintf(err.message, sizeof(err.message),
-                     "Protocol error: request exceeds %zu bytes "
-                     "(max-request-size)",
+                     "Protocol error: the command is over %zu bytes, the "
+                     "most one command may carry (twice max-value-size "
+                     "plus max-key-size); split it",
                      s->config.request_size_max);
             protocol_error(c, err.message);
         } else if (c->eof) {
@@ -354,6 +418,8 @@ static bool process_one(struct conn *c)
         }
         return false;
     case RESP_ERROR:
+        if (req.bulk_size_refused > 0)
+            return argument_too_big(c, &req);
         protocol_error(c, err.message);
         return false;
     case RESP_COMPLETE:

@@ -13,7 +13,12 @@
  *
  * When the primary changes, the current link drains: it takes no new
  * commands and closes once its FIFO is empty, while a new link dials the new
- * primary. A link fails on a connect error or timeout, EOF, a read or write
+ * primary. The server's timer (forward_tick) compares each link with the
+ * node's view: a link to a replica that is no longer the primary of a normal
+ * view drains too, and fails once it has waited FORWARD_STALE_GRACE_MS, so a
+ * primary that froze (SIGSTOP, a stalled VM) or was cut off costs its
+ * clients the view change plus that grace, not FORWARD_REPLY_TIMEOUT_MS.
+ * A link also fails on a connect error or timeout, EOF, a read or write
  * error, a malformed reply, or a head that waits FORWARD_REPLY_TIMEOUT_MS;
  * then every slot on it is answered: a read -TRYAGAIN, a write that was
  * never handed to a socket write -TRYAGAIN, any other write -UNKNOWN.
@@ -431,19 +436,84 @@ static void link_tick(struct link *l, uint64_t now)
         link_fail(l, "connecting to the primary timed out");
         return;
     }
-    if (l->head && now - l->head_since_ms > FORWARD_REPLY_TIMEOUT_MS)
-        link_fail(l, "the primary did not answer in time");
+    if (l->head && now - l->head_since_ms > FORWARD_REPLY_TIMEOUT_MS) {
+        char why[64];
+        snprintf(why, sizeof(why), "the primary did not answer for %u ms",
+                 FORWARD_REPLY_TIMEOUT_MS);
+        link_fail(l, why);
+    }
+}
+
+/* Whether l's replica is the primary of this replica's view. */
+static bool link_current(const struct node_status *st, const struct link *l)
+{
+    return st->status == STATUS_NORMAL && st->primary == l->target;
+}
+
+/* The view moved away from l's replica: l takes no new commands, and what
+ * it still owes fails after FORWARD_STALE_GRACE_MS. A write that was handed
+ * to the socket may still take effect (the old primary may have prepared it
+ * on a quorum, and the new view then commits it), so it gets -UNKNOWN;
+ * reads and writes still in l->out never reached it and get -TRYAGAIN (see
+ * store_forward_failed). Nothing is re-sent, although a COHORT.REQ write or
+ * a read could be: a connection's later commands may already have gone to
+ * the new primary, and a re-sent command would run after them. */
+static void link_check_view(struct link *l, const struct node_status *st,
+                            uint64_t now)
+{
+    struct server *s = l->server;
+    if (link_current(st, l)) {
+        l->stale = false;
+        return;
+    }
+    if (s->link == l) {
+        s->link = NULL; /* drain it */
+        l->next_draining = s->draining;
+        s->draining = l;
+    }
+    if (!l->stale) {
+        l->stale = true;
+        l->stale_since_ms = now;
+    }
+    if (l->count == 0) {
+        link_maybe_retire(l);
+        return;
+    }
+    if (now - l->stale_since_ms < FORWARD_STALE_GRACE_MS)
+        return;
+    char why[128];
+    if (st->status == STATUS_NORMAL)
+        snprintf(why, sizeof(why),
+                 "replica %u is no longer the primary (view %u has replica "
+                 "%u)",
+                 l->target, st->view, st->primary);
+    else
+        snprintf(why, sizeof(why),
+                 "replica %u is no longer the primary (this replica is "
+                 "changing views or recovering)",
+                 l->target);
+    link_fail(l, why);
 }
 
 void forward_tick(struct server *s)
 {
+    if (s->link == NULL && s->draining == NULL)
+        return;
     uint64_t now = server_now_ms(s);
-    if (s->link)
-        link_tick(s->link, now);
+    struct node_status st;
+    node_status(s->node, &st);
+    if (s->link) {
+        struct link *l = s->link;
+        link_tick(l, now);
+        if (l->state != LINK_CLOSING)
+            link_check_view(l, &st, now);
+    }
     struct link *l = s->draining;
     while (l) {
         struct link *next = l->next_draining;
         link_tick(l, now);
+        if (l->state != LINK_CLOSING)
+            link_check_view(l, &st, now);
         l = next;
     }
 }

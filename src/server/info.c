@@ -66,17 +66,22 @@ static const char *addr_or_unknown(const struct node_status *st, uint32_t i)
     return st->client_addr[i] ? st->client_addr[i] : "?";
 }
 
-/* A member's health as this replica sees it. A backup hears only from the
- * primary in a normal view, so its failure detector's opinion of the other
- * backups means nothing: for them it reports the link alone. */
+/* A member's health as this replica knows it. The failure detector is fed
+ * by what a replica hears, and in a normal view a replica hears only from
+ * the primary (a backup) or from every backup (the primary): its opinion of
+ * anyone else is only how long ago the last view change was, so for them
+ * the answer is "unknown". Outside a normal view nobody's silence means
+ * much (votes and view changes are sporadic), so every peer is "unknown"
+ * too. */
 static const char *member_health(const struct node_status *st, uint32_t i)
 {
     if (i == st->self)
         return "self";
-    bool heard = st->self == st->primary || i == st->primary;
-    if (heard && st->peer_suspected[i])
-        return "suspected";
-    return st->peer_connected[i] ? "connected" : "disconnected";
+    bool hears = st->status == STATUS_NORMAL &&
+                 (st->self == st->primary || i == st->primary);
+    if (!hears)
+        return "unknown";
+    return st->peer_suspected[i] ? "suspected" : "ok";
 }
 
 static void section_server(struct resp_buf *t, const struct info_input *in)
@@ -103,20 +108,33 @@ static void section_clients(struct resp_buf *t, const struct info_input *in)
     line(t, "blocked_clients:0");
 }
 
+/* member<i>:addr=<client address>,role=primary|backup,health=<see
+ * member_health>,link=up|down[,op=<n>,lag=<n>]. link is this replica's own
+ * peer connection to the member (a frozen process keeps it up); op and lag
+ * only from a primary in a normal view: the highest op the member has
+ * durably acknowledged in this view, and how far that is behind commit_op. */
 static void member_line(struct resp_buf *t, const struct node_status *st,
                         uint32_t i, bool primary_view)
 {
     const char *role = i == st->primary ? "primary" : "backup";
-    if (!primary_view || i == st->self) {
-        line(t, "member%u:addr=%s,role=%s,health=%s", i, addr_or_unknown(st, i),
-             role, member_health(st, i));
+    const char *addr = addr_or_unknown(st, i);
+    if (i == st->self) {
+        line(t, "member%u:addr=%s,role=%s,health=self", i, addr, role);
+        return;
+    }
+    const char *health = member_health(st, i);
+    const char *link = st->peer_connected[i] ? "up" : "down";
+    if (!primary_view) {
+        line(t, "member%u:addr=%s,role=%s,health=%s,link=%s", i, addr, role,
+             health, link);
         return;
     }
     uint64_t lag =
         st->commit > st->peer_op[i] ? st->commit - st->peer_op[i] : 0;
-    line(t, "member%u:addr=%s,role=%s,health=%s,op=%" PRIu64 ",lag=%" PRIu64, i,
-         addr_or_unknown(st, i), role, member_health(st, i), st->peer_op[i],
-         lag);
+    line(t,
+         "member%u:addr=%s,role=%s,health=%s,link=%s,op=%" PRIu64
+         ",lag=%" PRIu64,
+         i, addr, role, health, link, st->peer_op[i], lag);
 }
 
 static void section_replication(struct resp_buf *t, const struct info_input *in)

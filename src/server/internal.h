@@ -36,11 +36,22 @@
 /* Bytes of commands held in slots (copies kept for a later read or a
  * forward) before the connection stops reading. */
 #define CONN_INFLIGHT_BYTES_MAX (16u * 1024u * 1024u)
+/* An argument over the command size limit is read and dropped (with the
+ * rest of its command) up to this size, so the connection answers -ERR and
+ * goes on; past it the connection answers and closes. */
+#define CONN_DISCARD_MAX (1ull << 30)
 /* Slots kept for reuse by the whole server. */
 #define SLOT_POOL_MAX 4096u
 /* A forwarded command that waits longer than this for the primary's reply
  * fails the link (its writes get -UNKNOWN, its reads -TRYAGAIN). */
 #define FORWARD_REPLY_TIMEOUT_MS 10000u
+/* A link whose replica is no longer the primary as this replica knows it (a
+ * view change is under way, or a newer view has another primary) gets this
+ * long for the replies still owed, then fails. An old primary that runs
+ * answers at once (-TRYAGAIN for what it had not proposed, -UNKNOWN for what
+ * it had); one that is frozen or cut off never does, and must not hold its
+ * clients for FORWARD_REPLY_TIMEOUT_MS. */
+#define FORWARD_STALE_GRACE_MS 200u
 #define FORWARD_CONNECT_TIMEOUT_MS 2000u
 /* After a failed connect, forwards to the same replica fail at once for this
  * long instead of dialing again for every command. */
@@ -141,6 +152,10 @@ struct conn {
     /* Input. */
     char *rbuf;
     size_t rbuf_size, rbuf_used, rbuf_pos; /* capacity, filled, parsed */
+    /* Dropping a command refused for an oversized argument: bytes of it
+     * still to drop, then how many whole arguments follow. */
+    uint64_t discard_size;
+    uint32_t discard_args;
 
     /* Output: replies are appended to out; writing holds what the write in
      * flight covers (libuv keeps pointing into it until the callback). */
@@ -183,6 +198,8 @@ struct link {
     uint32_t count;
     uint32_t unsent;
     uint64_t head_since_ms; /* when the head's reply started being awaited */
+    bool stale;             /* target is not the primary of our view */
+    uint64_t stale_since_ms;
     char *rbuf;
     size_t rbuf_size, rbuf_used;
     struct resp_node *nodes;

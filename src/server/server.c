@@ -320,8 +320,15 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
     s->node = node;
     s->config = *config;
     s->node_config = *node_config;
+    /* A command carries at most two values and a key (CAS). Room for that
+     * lets a value just over max-value-size reach the store's own check,
+     * which answers -ERR and keeps the connection. */
+    size_t command_max = 2 * (size_t)node_config->kv.value_size_max +
+                         node_config->kv.key_size_max;
+    if (s->config.request_size_max < command_max)
+        s->config.request_size_max = command_max;
     s->limits.arg_count_max = config->arguments_max;
-    s->limits.bulk_size_max = config->request_size_max;
+    s->limits.bulk_size_max = s->config.request_size_max;
     s->limits.inline_size_max = config->inline_size_max;
     s->started_ms = uv_now(loop);
     s->client_id_base = random_u64();

@@ -18,7 +18,8 @@ struct server_config {
     const char *listen_addr;  /* "host:port" */
     uint32_t connections_max; /* default 10000 */
     uint32_t pipeline_max;    /* commands in flight per connection; 1024 */
-    size_t request_size_max;  /* bytes of one command; 2 MiB + slack */
+    size_t request_size_max;  /* bytes of one command (and of one argument);
+                                 raised to 2 x value + key size max */
     uint32_t arguments_max;   /* per command; 1 + 2 * 100000 */
     size_t inline_size_max;   /* 64 KiB */
     size_t output_buffer_max; /* per connection before it is closed */

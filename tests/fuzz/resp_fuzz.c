@@ -194,6 +194,13 @@ static enum resp_result request_step(char *buf, const uint8_t *orig,
         break;
     case RESP_ERROR:
         check_error(&err);
+        /* A refused bulk says where its bytes begin, inside what was read. */
+        CHECK(req.bulk_size_refused == 0 ||
+              req.bulk_size_refused > lim->bulk_size_max);
+        CHECK(req.bulk_size_refused == 0 || err.code == -COHORT_ETOOBIG);
+        CHECK(req.bulk_refused_at <= size);
+        CHECK(req.bulk_size_refused != 0 ||
+              (req.bulk_refused_at == 0 && req.bulk_refused_args_after == 0));
         trace_u64(t, 'E');
         trace_u64(t, (uint64_t)(int64_t)err.code);
         trace_bytes(t, err.message, strlen(err.message));

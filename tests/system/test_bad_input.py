@@ -5,14 +5,17 @@ Client port (of the primary and of a backup): random bytes, a huge bulk
 length, a huge array length, a negative length, nested arrays, an inline
 line without end, unterminated input then close, inline commands and QUIT,
 values of 200 KiB, 512 KiB and exactly the 1 MiB limit (accepted, read
-back) and one byte over (-ERR naming the limit), a request over the request
-size limit, wrong arity (exact Redis text), an unknown command, bad
-integers, a deep pipeline, connection churn.
+back) and one byte over, and 8 MiB (both "-ERR value is N bytes; limit is
+1048576 (max-value-size)", the connection going on), wrong arity (exact
+Redis text), an unknown command, bad integers, a deep pipeline, connection
+churn; and on a cluster with --max-value-size 3 MiB: 3 MiB stored, more
+refused naming 3145728.
 
 Peer port (of every replica): random bytes, handshakes with the wrong
 magic, version, cluster id, replica count and id, a handshake cut short,
 and after a valid-looking handshake: an oversized frame, a frame with a bad
-CRC-32C, frames with a good CRC-32C around garbage messages.
+CRC-32C, frames with a good CRC-32C around garbage messages (some over 256
+KiB), and garbage snapshot chunks.
 
 After each case: the replica answers PING with PONG, SET/GET work through
 it, and every replica process is still alive. A failing case is recorded
@@ -205,21 +208,30 @@ def client_random_bytes(b, i):
     b.alive_and_serving(i, "random bytes")
 
 
+def value_limit_error(size, limit=VALUE_MAX):
+    """The error for an argument of size bytes, over any command's room: it
+    names the limit the operator sets (STYLE.md section 3)."""
+    return "ERR value is %d bytes; limit is %d (max-value-size)" % (size,
+                                                                    limit)
+
+
+# (what, bytes, the exact error wanted or None for any error or a close)
 PROTOCOL_CASES = [
-    ("a huge bulk length", b"*1\r\n$99999999999\r\n"),
+    ("a huge bulk length", b"*1\r\n$99999999999\r\n",
+     value_limit_error(99999999999)),
     ("a bulk length over the request limit",
-     b"*2\r\n$3\r\nGET\r\n$2147483648\r\n"),
-    ("a huge array length", b"*99999999999\r\n"),
-    ("an array length of 2^63", b"*9223372036854775808\r\n"),
-    ("a negative bulk length", b"*2\r\n$3\r\nGET\r\n$-5\r\n"),
-    ("a non-number length", b"*1\r\n$abc\r\n"),
-    ("nested arrays", b"*1\r\n*1\r\n*1\r\n$4\r\nPING\r\n"),
-    ("a bulk without its CRLF", b"*1\r\n$4\r\nPINGxx\r\n"),
-    ("an inline line of 1 MiB without end", b"A" * (1 << 20)),
+     b"*2\r\n$3\r\nGET\r\n$2147483648\r\n", value_limit_error(2147483648)),
+    ("a huge array length", b"*99999999999\r\n", None),
+    ("an array length of 2^63", b"*9223372036854775808\r\n", None),
+    ("a negative bulk length", b"*2\r\n$3\r\nGET\r\n$-5\r\n", None),
+    ("a non-number length", b"*1\r\n$abc\r\n", None),
+    ("nested arrays", b"*1\r\n*1\r\n*1\r\n$4\r\nPING\r\n", None),
+    ("a bulk without its CRLF", b"*1\r\n$4\r\nPINGxx\r\n", None),
+    ("an inline line of 1 MiB without end", b"A" * (1 << 20), None),
 ]
 
 
-def client_protocol_case(b, i, what, data):
+def client_protocol_case(b, i, what, data, want):
     c = b.c
     got, closed = raw_exchange(c.client_ports[i], data, wait=2.0 * c.slow)
     err = first_error(got)
@@ -228,6 +240,8 @@ def client_protocol_case(b, i, what, data):
     check(err is not None or closed,
           "want an error reply or the connection closed, got %r%s"
           % (got[:200], "" if got else " (silence: the client hangs)"))
+    if want is not None:
+        check(err == want, "want -%s, got %r" % (want, got[:200]))
     b.alive_and_serving(i, what)
 
 
@@ -297,27 +311,34 @@ def client_value_over_limit(b, i):
     key = "big+:%d" % i
     with c.client(i, timeout=10 * c.slow) as x:
         m = expect_error(x, ("SET", key, b"y" * (VALUE_MAX + 1)),
-                         lambda m: m.startswith("ERR") and re.search(
-                             r"1048576|1 ?MiB|1024 ?KiB", m),
-                         "a value of 1 MiB + 1 byte (want -ERR naming the "
-                         "limit)")
+                         lambda m: m == value_limit_error(VALUE_MAX + 1),
+                         "a value of 1 MiB + 1 byte (want -%s)"
+                         % value_limit_error(VALUE_MAX + 1))
         log("r%d: value of 1 MiB + 1 -> -%s" % (i, m))
+        check(x.command("PING") == "PONG", "the connection after a value "
+              "just over the limit (it should stay open)")
     with c.client(i) as x:
         check(x.command("GET", key) is None, "the oversized value was stored")
     b.alive_and_serving(i, "an oversized value")
 
 
 def client_huge_request(b, i):
+    """An 8 MiB value, over what any command may carry: the same -ERR as a
+    value just over the limit, its bytes dropped, the connection goes on
+    (a pipelined PING behind it is answered)."""
     c = b.c
-    got, closed = raw_exchange(
-        c.client_ports[i], resp.encode_command("SET", "huge",
-                                               b"z" * (8 << 20)),
-        wait=3.0 * c.slow)
-    err = first_error(got)
-    log("r%d: 8 MiB request -> %s%s" % (i, ("-" + err) if err else
-                                         repr(got[:60]),
-                                         ", closed" if closed else ""))
-    check(err is not None or closed, "an 8 MiB request: %r" % got[:200])
+    with c.client(i, timeout=10 * c.slow) as x:
+        got = x.pipeline([("SET", "huge", b"z" * (8 << 20), "EX", "10"),
+                          ("PING",)])
+        err = got[0].message if isinstance(got[0], resp.RespError) else None
+        log("r%d: 8 MiB value -> %s" % (i, ("-" + err) if err else
+                                        repr(got[0])))
+        check(err == value_limit_error(8 << 20),
+              "an 8 MiB value: want -%s, got %r"
+              % (value_limit_error(8 << 20), got[0]))
+        check(got[1] == "PONG", "PING pipelined after the 8 MiB value: %r"
+              % (got[1],))
+        check(x.command("GET", "huge") is None, "the 8 MiB value was stored")
     b.alive_and_serving(i, "an 8 MiB request")
 
 
@@ -355,9 +376,9 @@ def client_churn(b, i):
 def client_cases(b, i):
     where = "r%d client port" % i
     b.run("random bytes on the %s" % where, client_random_bytes, i)
-    for what, data in PROTOCOL_CASES:
+    for what, data, want in PROTOCOL_CASES:
         b.run("%s on the %s" % (what, where), client_protocol_case, i, what,
-              data)
+              data, want)
     b.run("unterminated input on the %s" % where, client_unterminated, i)
     b.run("command errors on the %s" % where, client_command_errors, i)
     for size in (200 << 10, 512 << 10, VALUE_MAX):
@@ -467,6 +488,22 @@ def peer_cases(b, i, cluster_id):
                         for _ in range(rng.randrange(72, 400)))
         frame_cases.append(("a garbage message of %d bytes with a good "
                             "CRC-32C" % len(payload), frame(payload)))
+    # Frames past 256 KiB (the snapshot chunk size) and garbage snapshot
+    # chunks (frame kind 2: op, offset, file size, bytes).
+    big = rng.randbytes(300 << 10)
+    frame_cases.append(("a 300 KiB garbage message with a good CRC-32C",
+                        frame(b"\x01" + big)))
+    frame_cases.append(("a 300 KiB garbage snapshot chunk",
+                        frame(b"\x02" + struct.pack("<QQQ", 5, 0, 1 << 20)
+                              + big)))
+    frame_cases.append(("a snapshot chunk claiming a 2^63-byte file",
+                        frame(b"\x02" + struct.pack("<QQQ", 5, 0, 1 << 63)
+                              + b"x" * 100)))
+    frame_cases.append(("a whole snapshot of garbage",
+                        frame(b"\x02" + struct.pack("<QQQ", 7, 0, 4096)
+                              + rng.randbytes(4096))))
+    frame_cases.append(("a snapshot chunk shorter than its header",
+                        frame(b"\x02" + b"\x00" * 10)))
     hdr = bytearray(72)
     hdr[0] = 200  # no such type
     hdr[1] = other
@@ -484,7 +521,38 @@ def peer_cases(b, i, cluster_id):
         % (where, len(lines), lines[0] if lines else "(none)"))
 
 
+def other_value_limit(binary):
+    """--max-value-size 3 MiB: a 3 MiB value is stored (the request room
+    grows with the limit), one byte more gets -ERR naming 3145728, and so
+    does a 7 MiB value (over any command's room: its bytes are dropped);
+    the connection goes on after both."""
+    limit = 3 << 20
+    c = cl.Cluster(binary, n=3, name="bad-input-limit",
+                   extra_args=["--max-value-size", str(limit)])
+    c.start()
+    p, _ = c.wait_for_primary()
+    backup = [i for i in range(c.n) if i != p][0]
+    for i in (p, backup):
+        val = b"%d" % i + b"v" * (limit - 1)
+        with c.client(i, timeout=20 * c.slow) as x:
+            check(x.command("SET", "big3:%d" % i, val) == "OK",
+                  "SET of a 3 MiB value with --max-value-size %d" % limit)
+            check(x.command("GET", "big3:%d" % i) == val, "GET 3 MiB")
+            expect_error(x, ("SET", "big3+", val + b"x"),
+                         lambda m: m == value_limit_error(limit + 1, limit),
+                         "3 MiB + 1 byte with --max-value-size %d" % limit)
+            check(x.command("PING") == "PONG", "PING after")
+            expect_error(x, ("SET", "k", b"z" * (7 << 20)),
+                         lambda m: m == value_limit_error(7 << 20, limit),
+                         "7 MiB with --max-value-size %d" % limit)
+            check(x.command("PING") == "PONG", "PING after 7 MiB")
+    log("--max-value-size %d: 3 MiB stored, 3 MiB + 1 and 7 MiB refused "
+        "naming the limit, on the primary and a backup" % limit)
+    c.finish()
+
+
 def main(binary):
+    other_value_limit(binary)
     c = cl.Cluster(binary, n=3, name="bad-input")
     c.start()
     p, _ = c.wait_for_primary()

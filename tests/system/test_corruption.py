@@ -41,6 +41,9 @@ SEGMENT_HEADER = 64
 RECORD_HEADER = 24
 ENTRY_HEADER = 64
 RECORD_MAGIC = 0x52574F43  # "COWR"
+# Seconds (times the sanitizer factor) the sole-copy case watches the two
+# restarted replicas without the old primary.
+SOLE_WATCH_S = 5
 
 
 def wal_records(wal_dir):
@@ -256,8 +259,10 @@ def run_sole_copy_case(binary):
     c.restart(a, wait=False)
     # Either a and b wait (p may hold the only good copy) or they serve,
     # and then sole must be there.
+    # Watch a and b for SOLE_WATCH_S: 25 view-change timeouts, long
+    # enough for them to form a group if they (wrongly) would.
     outcome = "waited for the old primary"
-    deadline = time.monotonic() + 10 * c.slow
+    deadline = time.monotonic() + SOLE_WATCH_S * c.slow
     while time.monotonic() < deadline:
         for i in (a, b):
             if not c.alive(i):

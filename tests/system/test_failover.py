@@ -9,7 +9,8 @@ operator action, writes are acknowledged again, every acknowledged write
 reads back (linearizable, through the new primary and through a backup),
 no key holds a value that was never written, and the counter matches the
 acknowledged increments exactly. The time from the kill to the first
-acknowledged write is printed, not asserted.
+acknowledged write is printed, not asserted. Before the load, every replica
+of the fresh group must be in a small view (0..FRESH_VIEW_MAX).
 
 usage: test_failover.py [path/to/cohort]
 """
@@ -22,6 +23,9 @@ sys.dont_write_bytecode = True
 import cluster as cl  # noqa: E402
 from cluster import check, log  # noqa: E402
 from workload import Incrementer, Writers, verify_writes  # noqa: E402
+
+# The highest view a fresh 3-replica group may be in once it has a primary.
+FRESH_VIEW_MAX = 20
 
 
 class Failover:
@@ -42,6 +46,15 @@ class Failover:
         p, waited = c.wait_for_primary()
         log("cluster up: primary r%d after %.2fs; ports %s"
             % (p, waited, c.client_ports))
+        # A fresh group starts from view 0 and needs a view change or a few
+        # to elect its first primary; a view near 2^32 means garbage
+        # metadata was taken for a view.
+        views = {i: int(inf.get("view", "-1"))
+                 for i, inf in c.wait_converged().items()}
+        check(all(0 <= v <= FRESH_VIEW_MAX for v in views.values()),
+              "views on a fresh start: %s (want 0..%d)"
+              % (views, FRESH_VIEW_MAX))
+        log("fresh start: views %s" % views)
         self.writers = Writers(c, threads=4).start()
         self.inc = Incrementer(c).start()
         check(self.writers.wait_acks(100, 20 * self.slow),

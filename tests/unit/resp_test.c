@@ -329,6 +329,27 @@ static void bulk_over_limit_is_an_error_naming_the_limit(void **state)
                          -COHORT_ETOOBIG);
 }
 
+static void refused_bulk_says_where_the_rest_of_the_command_is(void **state)
+{
+    (void)state;
+    /* SET k <2 MiB> EX: the value's bytes begin right after its header, and
+     * one argument follows it; a caller can skip them and go on. */
+    const char text[] = "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2097152\r\nxx";
+    struct request_out out;
+    char *buf = parse_request(text, sizeof(text) - 1, &limits, ARGV_MAX, &out);
+    assert_int_equal(out.result, RESP_ERROR);
+    assert_int_equal(out.req.bulk_size_refused, 2097152);
+    assert_int_equal(out.req.bulk_refused_at, sizeof(text) - 1 - 2);
+    assert_int_equal(out.req.bulk_refused_args_after, 1);
+    free(buf);
+    /* Other errors leave the fields at zero. */
+    buf = parse_request("*1\r\n$abc\r\n", 11, &limits, ARGV_MAX, &out);
+    assert_int_equal(out.result, RESP_ERROR);
+    assert_int_equal(out.req.bulk_size_refused, 0);
+    assert_int_equal(out.req.bulk_refused_args_after, 0);
+    free(buf);
+}
+
 static void too_many_arguments_is_an_error(void **state)
 {
     (void)state;
@@ -879,6 +900,7 @@ int main(void)
         cmocka_unit_test(inline_command_splits_on_whitespace),
         cmocka_unit_test(inline_quotes_follow_redis_rules),
         cmocka_unit_test(bulk_over_limit_is_an_error_naming_the_limit),
+        cmocka_unit_test(refused_bulk_says_where_the_rest_of_the_command_is),
         cmocka_unit_test(too_many_arguments_is_an_error),
         cmocka_unit_test(too_big_inline_request_is_an_error),
         cmocka_unit_test(negative_and_overflowing_lengths_are_errors),

@@ -84,9 +84,9 @@ static void primary_reports_members_health_and_lag(void **state)
     assert_non_null(
         strstr(t, "member0:addr=127.0.0.1:7001,role=primary,health=self\r\n"));
     assert_non_null(strstr(t, "member1:addr=127.0.0.1:7002,role=backup,"
-                              "health=connected,op=118,lag=0\r\n"));
+                              "health=ok,link=up,op=118,lag=0\r\n"));
     assert_non_null(strstr(t, "member2:addr=127.0.0.1:7003,role=backup,"
-                              "health=suspected,op=100,lag=18\r\n"));
+                              "health=suspected,link=down,op=100,lag=18\r\n"));
     assert_null(strstr(t, "# Server"));
     teardown_fixture(&f);
 }
@@ -101,16 +101,22 @@ static void backup_reports_no_lag(void **state)
     assert_non_null(strstr(t, "primary:127.0.0.1:7001\r\n"));
     assert_null(strstr(t, "lag="));
     /* Replica 2 is suspected by the detector, but a backup does not hear
-     * from other backups: only the link counts. */
+     * from other backups: it does not know. */
     assert_non_null(strstr(t, "member2:addr=127.0.0.1:7003,role=backup,"
-                              "health=disconnected\r\n"));
+                              "health=unknown,link=down\r\n"));
+    assert_null(strstr(t, "health=suspected"));
+    assert_non_null(strstr(t, "member0:addr=127.0.0.1:7001,role=primary,"
+                              "health=ok,link=up\r\n"));
     f.st.peer_suspected[0] = true;
     t = format(&f, INFO_REPLICATION);
     assert_non_null(strstr(t, "member0:addr=127.0.0.1:7001,role=primary,"
-                              "health=suspected\r\n"));
+                              "health=suspected,link=up\r\n"));
     f.st.status = STATUS_VIEW_CHANGE;
     t = format(&f, INFO_REPLICATION);
     assert_non_null(strstr(t, "role:view_change\r\n"));
+    /* Outside a normal view nobody's silence means much. */
+    assert_non_null(strstr(t, "member0:addr=127.0.0.1:7001,role=primary,"
+                              "health=unknown,link=up\r\n"));
     teardown_fixture(&f);
 }
 
