@@ -53,6 +53,14 @@ struct waiters {
     uint32_t count, cap;
 };
 
+/* Reads covered by one barrier op in flight. */
+struct read_group {
+    uint64_t request_no;
+    struct waiters w;
+};
+
+#define READ_GROUPS_MAX 64u
+
 struct snapshot_send {
     bool active;
     struct snapshot_reader reader;
@@ -103,11 +111,16 @@ struct node {
     uint64_t deferred_commit, deferred_base;
     uint32_t batch_scan; /* where on_reply looks for a BUSY request */
 
-    /* Linearizable reads: a barrier op in flight covers `covered`. */
+    /* Linearizable reads. Reads that arrive during a loop turn form a
+     * group; at the end of the turn the group's barrier op (an empty
+     * request of barrier_client) is proposed, and when it commits and is
+     * applied every read of the group sees a state at least that new.
+     * Up to READ_GROUPS_MAX barriers are in flight, oldest first. */
     uint64_t barrier_client;
     uint64_t barrier_request_no;
-    bool barrier_inflight;
-    struct waiters covered, waiting;
+    struct waiters waiting;    /* the open group: no barrier yet */
+    struct read_group *groups; /* ring of READ_GROUPS_MAX */
+    uint32_t group_head, group_count;
 
     /* Snapshots. */
     pid_t snapshot_child;
@@ -293,11 +306,15 @@ void node_cancel(struct node *n, void *ctx)
             pending_remove_at(n, i);
             i = (uint32_t)-1; /* the table shifted: scan again */
         }
-    struct waiters *lists[2] = {&n->covered, &n->waiting};
-    for (int l = 0; l < 2; l++)
-        for (uint32_t i = 0; i < lists[l]->count; i++)
-            if (lists[l]->list[i].ctx == ctx)
-                lists[l]->list[i].done = NULL;
+    for (uint32_t g = 0; g <= n->group_count; g++) {
+        struct waiters *w =
+            g == n->group_count
+                ? &n->waiting
+                : &n->groups[(n->group_head + g) % READ_GROUPS_MAX].w;
+        for (uint32_t i = 0; i < w->count; i++)
+            if (w->list[i].ctx == ctx)
+                w->list[i].done = NULL;
+    }
 }
 
 /* ------------------------------------------------------------ stepping */
@@ -306,7 +323,8 @@ static void carry_out(struct node *n, const struct actions *acts);
 static uint64_t random_u64(void);
 static void start_barrier(struct node *n);
 static void waiters_push(struct waiters *w, node_done_fn done, void *ctx);
-static void finish_barrier(struct node *n, enum node_outcome outcome);
+static void waiters_finish(struct node *n, struct waiters *w,
+                           enum node_outcome outcome);
 static void fail_reads(struct node *n, enum node_outcome outcome);
 static void batch_add(struct node *n, uint64_t client_id, uint64_t request_no,
                       const uint8_t *body, size_t body_size);
@@ -392,32 +410,61 @@ static void resubmit_deferred(struct node *n)
     free(list);
 }
 
+/* Move the reads of a group in flight back to the open group, to be
+ * covered by a later barrier. */
+static void regroup(struct node *n, struct read_group *g)
+{
+    for (uint32_t i = 0; i < g->w.count; i++)
+        if (g->w.list[i].done)
+            waiters_push(&n->waiting, g->w.list[i].done, g->w.list[i].ctx);
+    g->w.count = 0;
+}
+
+static void on_barrier_reply(struct node *n, uint64_t no,
+                             enum reply_status status)
+{
+    if (status == REPLY_EXPIRED) {
+        /* The client table forgot our barrier client: start a new session
+         * and order barriers again for the same reads. */
+        n->barrier_client = random_u64();
+        n->barrier_request_no = 0;
+        for (uint32_t k = 0; k < n->group_count; k++)
+            regroup(n, &n->groups[(n->group_head + k) % READ_GROUPS_MAX]);
+        n->group_count = 0;
+        return; /* the next loop turn proposes a barrier */
+    }
+    /* Barriers commit in order: the reply is for the oldest group, or for
+     * one turned away as busy (then all after it were too). */
+    for (uint32_t k = 0; k < n->group_count; k++) {
+        struct read_group *g =
+            &n->groups[(n->group_head + k) % READ_GROUPS_MAX];
+        if (g->request_no != no)
+            continue;
+        if (status == REPLY_BUSY) {
+            regroup(n, g); /* stays as an empty group until it is oldest */
+        } else {
+            enum node_outcome o = status == REPLY_OK ? NODE_DONE
+                                  : status == REPLY_NOT_PRIMARY
+                                      ? NODE_NOT_PRIMARY
+                                      : NODE_RETRY;
+            waiters_finish(n, &g->w, o);
+        }
+        g->request_no = 0; /* answered */
+        break;
+    }
+    /* Retire answered groups from the front. */
+    while (n->group_count > 0 && n->groups[n->group_head].request_no == 0) {
+        n->group_head = (n->group_head + 1) % READ_GROUPS_MAX;
+        n->group_count--;
+    }
+}
+
 static void on_reply(struct node *n, const struct action *a)
 {
     uint64_t client = a->reply.client_id;
     uint64_t no = a->reply.request_no;
-    if (client == n->barrier_client && no == n->barrier_request_no &&
-        n->barrier_inflight) {
-        if (a->reply.status == REPLY_EXPIRED) {
-            /* The client table forgot our barrier client: start a new
-             * session and order the barrier again for the same reads. */
-            n->barrier_client = random_u64();
-            n->barrier_request_no = 0;
-            n->barrier_inflight = false;
-            struct waiters t = n->waiting;
-            n->waiting = n->covered;
-            n->covered = t;
-            for (uint32_t i = 0; i < n->covered.count; i++)
-                waiters_push(&n->waiting, n->covered.list[i].done,
-                             n->covered.list[i].ctx);
-            n->covered.count = 0;
-            start_barrier(n);
-            return;
-        }
-        finish_barrier(n, a->reply.status == REPLY_OK ? NODE_DONE
-                          : a->reply.status == REPLY_NOT_PRIMARY
-                              ? NODE_NOT_PRIMARY
-                              : NODE_RETRY);
+    if (client == n->barrier_client) {
+        on_barrier_reply(n, no, a->reply.status);
         return;
     }
     if (a->reply.status == REPLY_BUSY && defer_busy(n, client, no))
@@ -659,6 +706,7 @@ static void on_check(uv_check_t *handle)
 {
     struct node *n = handle->data;
     resubmit_deferred(n);
+    start_barrier(n);
     flush_batch(n);
 }
 
@@ -704,6 +752,7 @@ static void on_tick(uv_timer_t *handle)
 {
     struct node *n = handle->data;
     resubmit_deferred(n);
+    start_barrier(n);
     flush_batch(n);
     struct event ev = {.type = EV_TICK};
     step(n, &ev);
@@ -1003,41 +1052,38 @@ static void waiters_finish(struct node *n, struct waiters *w,
                             replica_primary(n->r));
 }
 
-/* Start a barrier op covering every read waiting now. Reads that arrive
- * while it is in flight wait for the next one, so a stream of reads costs
- * one log op per round trip, not one per read. */
+/* Propose a barrier op for the open group of reads (once per loop turn,
+ * so a stream of reads costs one log op per turn, not one per read). */
 static void start_barrier(struct node *n)
 {
-    if (n->barrier_inflight || n->waiting.count == 0)
+    if (n->waiting.count == 0 || n->group_count == READ_GROUPS_MAX ||
+        !replica_is_primary(n->r))
         return;
-    struct waiters t = n->covered;
-    n->covered = n->waiting;
+    struct read_group *g =
+        &n->groups[(n->group_head + n->group_count) % READ_GROUPS_MAX];
+    n->group_count++;
+    struct waiters t = g->w;
+    g->w = n->waiting;
     n->waiting = t;
     n->waiting.count = 0;
-    n->barrier_inflight = true;
-    n->barrier_request_no++;
+    g->request_no = ++n->barrier_request_no;
     batch_reserve(n, 0);
     /* An empty body: the store answers it with an error that nobody reads
      * and changes nothing; what matters is that it commits in order. */
     n->batch[n->batch_count++] = (struct client_request){
         .client_id = n->barrier_client,
-        .request_no = n->barrier_request_no,
+        .request_no = g->request_no,
         .body = n->batch_bytes,
         .body_size = 0,
     };
 }
 
-static void finish_barrier(struct node *n, enum node_outcome outcome)
-{
-    n->barrier_inflight = false;
-    waiters_finish(n, &n->covered, outcome);
-    start_barrier(n);
-}
-
 static void fail_reads(struct node *n, enum node_outcome outcome)
 {
-    n->barrier_inflight = false;
-    waiters_finish(n, &n->covered, outcome);
+    for (uint32_t k = 0; k < n->group_count; k++)
+        waiters_finish(n, &n->groups[(n->group_head + k) % READ_GROUPS_MAX].w,
+                       outcome);
+    n->group_count = 0;
     waiters_finish(n, &n->waiting, outcome);
 }
 
@@ -1050,8 +1096,7 @@ void node_read_barrier(struct node *n, node_done_fn done, void *ctx)
         done(ctx, o, NULL, 0, replica_primary(n->r));
         return;
     }
-    waiters_push(&n->waiting, done, ctx);
-    start_barrier(n);
+    waiters_push(&n->waiting, done, ctx); /* proposed at the turn's end */
 }
 
 const struct kv *node_kv(const struct node *n)
@@ -1362,6 +1407,8 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
     n->c = *config;
     n->vfs = vfs_posix();
     n->barrier_client = random_u64();
+    n->groups = calloc(READ_GROUPS_MAX, sizeof(*n->groups));
+    ASSERT(n->groups);
     if (vfs_path_join(n->wal_dir, config->data_dir, "wal", err) != 0 ||
         vfs_path_join(n->meta_path, config->data_dir, "meta", err) != 0 ||
         vfs_path_join(n->snap_dir, config->data_dir, "snapshots", err) != 0)
@@ -1425,7 +1472,9 @@ static void on_handle_closed(uv_handle_t *handle)
     free(n->batch_bytes);
     deferred_clear(n);
     free(n->deferred);
-    free(n->covered.list);
+    for (uint32_t k = 0; k < READ_GROUPS_MAX && n->groups; k++)
+        free(n->groups[k].w.list);
+    free(n->groups);
     free(n->waiting.list);
     free(n->frame);
     free(n);
