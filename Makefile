@@ -11,7 +11,7 @@ MINUTES    ?= 5
 CTEST_ARGS ?=
 
 .PHONY: all deps build asan run test test-release test-asan sim soak fuzz \
-        format format-check tidy clean
+        bench format format-check tidy clean
 
 all: build
 
@@ -61,6 +61,12 @@ fuzz: deps
 	    src/common/*.c -lxxhash -lm -o build-fuzz/message_fuzz
 	build-fuzz/resp_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-resp
 	build-fuzz/message_fuzz -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-message
+
+# The side-by-side benchmark (bench/run.sh): installs etcd, ZooKeeper and
+# Redis from Debian, runs every workload against each (about 20 minutes) and
+# writes bench/RESULTS.md. BENCH_QUICK=1 make bench is a 5-minute smoke test.
+bench: deps
+	@bash bench/run.sh
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

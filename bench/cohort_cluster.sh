@@ -7,10 +7,18 @@
 #   bench/cohort_cluster.sh stop         stop the processes it started (by PID)
 #   bench/cohort_cluster.sh primary-pid  print the primary's PID
 #   bench/cohort_cluster.sh status       each replica's PID and whether it runs
+#   bench/cohort_cluster.sh pids         the PIDs of the running replicas, one a line
+#   bench/cohort_cluster.sh restart-dead start every replica that is not running
+#                                        (same flags, its data kept), e.g. after
+#                                        a failover trial killed the primary
+#   bench/cohort_cluster.sh wait-healthy wait (up to 30 s) until the primary sees
+#                                        every member ok and caught up
 #
 # Environment: BENCH_DIR (default /tmp/cohort-bench) holds replica-N/ (data),
 # replica-N.log and replica-N.pid; COHORT is the binary (default
-# build/cohort); BENCH_KEEP_DATA=1 keeps the data of an earlier run.
+# build/cohort); BENCH_KEEP_DATA=1 keeps the data of an earlier run;
+# COHORT_SERVER_ARGS is added to every `cohort server` command line (e.g.
+# "--snapshot-interval-ops 20000").
 #
 # Example:
 #   bench/cohort_cluster.sh start
@@ -42,6 +50,16 @@ live_pid() {
     echo "$pid"
 }
 
+# Start replica $1 in the background (its data directory as it is).
+spawn() {
+    local i=$1
+    # shellcheck disable=SC2086 # COHORT_SERVER_ARGS is a list of flags
+    "$cohort" server --id "$i" --peers "$peers" --clients "$clients" \
+        --data-dir "$dir/replica-$i" ${COHORT_SERVER_ARGS:-} \
+        >>"$dir/replica-$i.log" 2>&1 &
+    echo $! >"$dir/replica-$i.pid"
+}
+
 start() {
     [ -x "$cohort" ] || die "no cohort binary at $cohort; build it (make) or set COHORT"
     mkdir -p "$dir"
@@ -51,10 +69,11 @@ start() {
         fi
     done
     for i in $(seq 0 $((replicas - 1))); do
-        [ "${BENCH_KEEP_DATA:-0}" = 1 ] || rm -rf "$dir/replica-$i"
-        "$cohort" server --id "$i" --peers "$peers" --clients "$clients" \
-            --data-dir "$dir/replica-$i" >"$dir/replica-$i.log" 2>&1 &
-        echo $! >"$dir/replica-$i.pid"
+        if [ "${BENCH_KEEP_DATA:-0}" != 1 ]; then
+            rm -rf "$dir/replica-$i"
+            : >"$dir/replica-$i.log"
+        fi
+        spawn "$i"
     done
     if ! line=$("$cohort" bench --members "$clients" --print-primary); then
         tail -n 5 "$dir"/replica-*.log >&2 || true
@@ -95,6 +114,46 @@ primary_pid() {
     echo "$pid"
 }
 
+restart_dead() {
+    local i pid n=0
+    for i in $(seq 0 $((replicas - 1))); do
+        if ! pid=$(live_pid "$i"); then
+            spawn "$i"
+            n=$((n + 1))
+            echo "cohort_cluster: restarted replica $i (pid $(cat "$dir/replica-$i.pid"))" >&2
+        fi
+    done
+    [ $n -gt 0 ] || echo "cohort_cluster: every replica is running" >&2
+}
+
+# Healthy: a primary in a normal view that sees every other member as
+# health=ok with a lag under 1000 ops.
+wait_healthy() {
+    local deadline=$((SECONDS + 30)) line port info bad
+    while :; do
+        if line=$("$cohort" bench --members "$clients" --print-primary 2>/dev/null); then
+            port=$(echo "$line" | sed -n 's/^primary=[^ ]*:\([0-9]*\) .*/\1/p')
+            info=$(timeout 2 redis-cli -p "$port" INFO replication 2>/dev/null | tr -d '\r' || true)
+            if echo "$info" | grep -q '^role:primary'; then
+                bad=$(echo "$info" | grep '^member[0-9]*:' | grep -v 'health=self' |
+                    awk -F'lag=' '!/health=ok/ || $2 + 0 >= 1000' | wc -l)
+                if [ "$bad" = 0 ] && [ "$(echo "$info" | grep -c '^member[0-9]*:')" = $replicas ]; then
+                    return 0
+                fi
+            fi
+        fi
+        [ $SECONDS -lt $deadline ] || die "not healthy after 30 s: $(echo "$info" | grep '^member' | tr '\n' ' ')"
+        sleep 0.2
+    done
+}
+
+pids() {
+    local i
+    for i in $(seq 0 $((replicas - 1))); do
+        live_pid "$i" || true
+    done
+}
+
 status() {
     for i in $(seq 0 $((replicas - 1))); do
         if pid=$(live_pid "$i"); then
@@ -110,8 +169,12 @@ start) start ;;
 stop) stop ;;
 primary-pid) primary_pid ;;
 status) status ;;
+pids) pids ;;
+restart-dead) restart_dead ;;
+wait-healthy) wait_healthy ;;
 *)
-    echo "usage: $0 start|stop|primary-pid|status (env BENCH_DIR, COHORT)" >&2
+    echo "usage: $0 start|stop|primary-pid|status|pids|restart-dead|wait-healthy" \
+        "(env BENCH_DIR, COHORT, COHORT_SERVER_ARGS)" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,619 @@
+#!/usr/bin/env python3
+"""report.py — turn bench/run.sh's raw.txt into bench/RESULTS.md.
+
+    python3 bench/report.py bench/results/raw.txt -o bench/RESULTS.md
+        [--profile bench/results/profile.txt]
+
+raw.txt lines (written by bench/run.sh):
+    meta <key> <text>                       machine, versions, command, ...
+    bench k=v ... tag=T run=N elapsed_s=E client_cpu_s=C
+                                            a load generator's result line
+    procstat pid=.. comm=.. cpu_s=.. cpu_s_per_kop=.. hwm_kb=..
+             rss_max_kb=.. alive=.. run=N   one server process in run N
+    procstat total ... run=N
+    snapshots run=N count=C                 snapshots taken during run N
+    machine_cpu run=N busy_pct=.. iowait_pct=..
+    snapconfig system=S mode=steady|loaded interval=I
+    fail run=N tag=T system=S reason=..     a run without a result line
+    skip system=S reason=..                 a system that could not run
+
+Python 3 standard library only.
+"""
+import argparse
+import statistics
+import sys
+
+SYSTEMS = ["cohort", "etcd", "zookeeper", "redis"]
+PEERS = ["etcd", "zookeeper"]
+
+TABLES = []
+for _v, _vname in ((100, "100-byte"), (1024, "1 KiB")):
+    for _c in (1, 16, 128, 1000):
+        TABLES.append((f"write-{_v}-c{_c}",
+                       f"Writes, {_vname} values, {_c} outstanding"))
+TABLES += [
+    ("write-1m-c16", "Writes, 1 MiB values (100 keys), 16 outstanding"),
+    ("read-c128", "Linearizable reads, 128 outstanding"),
+    ("lread-c128", "Local reads (served by the member connected to; "
+     "may be stale), 128 outstanding"),
+    ("mixed-c128", "Mixed: 90% linearizable reads, 10% writes, 128 outstanding"),
+]
+
+
+def kv(fields):
+    out = {}
+    for f in fields:
+        if "=" in f:
+            k, v = f.split("=", 1)
+            out[k] = v
+    return out
+
+
+def num(x, default=None):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return default
+
+
+class Run:
+    def __init__(self, fields):
+        self.f = fields
+        self.system = fields.get("system", "?")
+        self.tag = fields.get("tag", "?")
+        self.id = fields.get("run", "?")
+        self.procs = []
+        self.snapshots = None
+        self.busy = None
+        self.iowait = None
+
+    def g(self, k):
+        return num(self.f.get(k))
+
+    def cpu_per_kop(self):
+        """(mean, max) CPU seconds per 1000 measured ops per server process."""
+        ops = self.g("ops")
+        if not ops or not self.procs:
+            return None, None
+        per = [num(p.get("cpu_s"), 0.0) * 1000.0 / ops for p in self.procs]
+        return sum(per) / len(per), max(per)
+
+    def server_cores(self):
+        secs = self.g("secs")
+        if not secs or not self.procs:
+            return None
+        return sum(num(p.get("cpu_s"), 0.0) for p in self.procs) / secs
+
+    def client_cores(self):
+        e, c = self.g("elapsed_s"), self.g("client_cpu_s")
+        return c / e if e and c is not None else None
+
+    def rss_mib(self):
+        vals = [num(p.get("rss_max_kb"), 0.0) for p in self.procs]
+        return max(vals) / 1024.0 if vals else None
+
+
+def parse(path):
+    meta, runs, by_id, fails, skips, snapconfig = {}, [], {}, [], {}, {}
+    pending = {}
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            word, _, rest = line.partition(" ")
+            if word == "meta":
+                k, _, v = rest.partition(" ")
+                meta[k] = v
+                continue
+            # reason= is free text and always the last field.
+            rest, _, reason = rest.partition("reason=")
+            fields = kv(rest.split())
+            if reason:
+                fields["reason"] = reason.strip()
+            if word == "bench":
+                r = Run(fields)
+                runs.append(r)
+                by_id[r.id] = r
+                for kind, val in pending.pop(r.id, []):
+                    attach(r, kind, val)
+            elif word in ("procstat", "snapshots", "machine_cpu"):
+                rid = fields.get("run")
+                if word == "procstat" and "pid" not in fields:
+                    continue  # the total line
+                if rid in by_id:
+                    attach(by_id[rid], word, fields)
+                else:
+                    pending.setdefault(rid, []).append((word, fields))
+            elif word == "fail":
+                fails.append(fields)
+            elif word == "skip":
+                skips[fields.get("system", "?")] = fields.get("reason", "?")
+            elif word == "snapconfig":
+                snapconfig[(fields.get("system"), fields.get("mode"))] = fields.get("interval")
+    return meta, runs, fails, skips, snapconfig
+
+
+def attach(run, kind, fields):
+    if kind == "procstat":
+        run.procs.append(fields)
+    elif kind == "snapshots":
+        run.snapshots = int(num(fields.get("count"), 0))
+    elif kind == "machine_cpu":
+        run.busy = num(fields.get("busy_pct"))
+        run.iowait = num(fields.get("iowait_pct"))
+
+
+# ---- formatting -------------------------------------------------------------
+
+def fint(x):
+    if x is None:
+        return "–"
+    return f"{x:,.0f}"
+
+
+def fus(x):
+    if x is None:
+        return "–"
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
+
+
+def fcpu(x):
+    if x is None:
+        return "–"
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def fratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    r = a / b
+    return f"{r:.2f}×" if r < 10 else f"{r:.1f}×"
+
+
+def fpct(x):
+    return "–" if x is None else f"{x:.0f}%"
+
+
+# ---- the document -----------------------------------------------------------
+
+class Doc:
+    def __init__(self, meta, runs, fails, skips, snapconfig):
+        self.meta, self.runs, self.fails = meta, runs, fails
+        self.skips, self.snapconfig = skips, snapconfig
+        self.lines = []
+
+    def w(self, s=""):
+        self.lines.append(s)
+
+    def run(self, system, tag):
+        for r in self.runs:
+            if r.system == system and r.tag == tag:
+                return r
+        return None
+
+    def all_runs(self, system, tag):
+        return [r for r in self.runs if r.system == system and r.tag == tag]
+
+    def failure(self, system, tag):
+        for f in self.fails:
+            if f.get("system") == system and f.get("tag") in (tag, "all"):
+                return f.get("reason", "?")
+        return None
+
+    def absent(self, system, tag):
+        """Why there is no row: skipped, failed, or not run."""
+        if system in self.skips:
+            return f"skipped: {self.skips[system]}"
+        why = self.failure(system, tag)
+        if why:
+            return f"failed: {why}"
+        return "not run"
+
+    def systems_for(self, tag):
+        out = ["cohort", "etcd", "zookeeper"]
+        if tag.startswith("write-"):
+            out.append("redis")
+        return out
+
+    # --- sections ---
+
+    def header(self):
+        m = self.meta
+        self.w("# cohort vs etcd vs ZooKeeper: side-by-side benchmark")
+        self.w()
+        if m.get("mode") == "quick":
+            self.w("> **Smoke-test run (BENCH_QUICK=1): short runs, figures not "
+                   "for publication.**")
+            self.w()
+        self.w("Generated by `bench/report.py` from `bench/results/raw.txt`, "
+               "both written by the command below; every figure here comes "
+               "from that run.")
+        self.w()
+        self.w("**Reproduce:** `" + m.get("command", "bash bench/run.sh") +
+               "` (or `make bench`) on a Debian 12 machine, as root (it "
+               "installs etcd, ZooKeeper and Redis from Debian).")
+        self.w()
+        self.w(f"- Date: {m.get('date', '?')}; whole run "
+               f"{fmin(m.get('total_seconds'))} "
+               f"({per_system_times(m)})")
+        self.w(f"- Durations: {m.get('durations', '?')} (seconds per run, "
+               "unmeasured warm-up before it, failover trials)")
+        self.w()
+        self.w("## Machine")
+        self.w()
+        self.w(f"- {m.get('nproc', '?')} CPUs: {m.get('cpu', '?')}; RAM "
+               f"{m.get('mem', '?')}")
+        self.w(f"- {m.get('os', '?')}, kernel {m.get('kernel', '?')}")
+        self.w(f"- Disk: {m.get('disk', '?')}; file system {m.get('fs', '?')}")
+        if m.get("fsync_probe"):
+            self.w(f"- fsync cost: {m['fsync_probe']} (dd oflag=dsync)")
+        idle = m.get("idle_check")
+        if idle:
+            busy = num(idle.split("%")[0], 0)
+            warn = (" — **the machine was not idle: other load distorts "
+                    "these figures**" if busy > 10 else "")
+            self.w(f"- Before the run: {idle}{warn}")
+        self.w("- All servers and the load generator share the machine: 3 "
+               "replicas + client on "
+               f"{m.get('nproc', '?')} cores, over loopback.")
+        self.w()
+        self.w("## Versions")
+        self.w()
+        self.w(f"- cohort: commit {m.get('cohort_rev', '?')}, "
+               f"{m.get('cohort_build', 'Release build')}")
+        self.w(f"- etcd: {m.get('etcd_version', '?')}")
+        self.w(f"- ZooKeeper: {m.get('zookeeper_version', '?')}")
+        self.w(f"- Redis: {m.get('redis_version', '?')}")
+        self.w()
+
+    def method(self):
+        m = self.meta
+        self.w("## Method")
+        self.w()
+        self.w("""- **Durability is the same everywhere**: every acknowledged write is
+  fsynced before the reply — on a majority for the three replicated systems
+  (cohort's WAL with group commit, etcd's WAL, ZooKeeper's transaction log
+  with `forceSync=yes`), on the one server for Redis
+  (`appendonly yes`, `appendfsync always`). Otherwise each system runs with
+  its defaults (see `bench/*/cluster.sh` for the few exceptions and why).
+- **Load**: closed loop, N requests kept outstanding over
+  min(N, 64) connections spread round-robin over the members; keys
+  `k0`..`k9999` picked uniformly (100 keys for 1 MiB values). cohort and
+  Redis are driven by `cohort bench` (RESP), etcd by `etcd_bench` (its Go
+  client, clientv3), ZooKeeper by `zk_bench` (its C client,
+  `zookeeper_mt`); all three print the same result line and compute
+  percentiles from the same log-bucketed histogram. Latency: request sent to
+  reply read, µs.
+- **Reads**: linearizable = cohort's default GET (a barrier op per round
+  trip), etcd's default Get (ReadIndex), ZooKeeper `sync`+`getData`
+  pipelined; local = cohort `READONLY` then GET, etcd serializable Get,
+  ZooKeeper plain `getData`. Keys are preloaded first.
+- **CPU and memory**: `bench/procstat.py` samples every server process
+  (utime+stime of all its threads, and of children it reaped, e.g. a
+  snapshot child) every 0.1 s and interpolates the CPU used in the measured
+  window. *CPU s/1k ops* = CPU seconds per 1,000 measured operations per
+  server process: the mean over the 3 processes, and in parentheses the
+  largest (usually the leader). *Peak RSS* = the largest VmRSS any one
+  server process reached during the run. *Server cores* = CPU seconds of all
+  server processes ÷ measured seconds; *client cores* = the load
+  generator's CPU ÷ its whole run (warm-up and preload included); *busy* =
+  the whole machine's non-idle CPU over the run (100% = both cores).
+- **Ratio rows** (`cohort ÷ X`) divide cohort's figure by X's in every
+  column: above 1× in ops/s is better for cohort, below 1× in latency, CPU
+  and memory is better for cohort.""")
+        trials = m.get("durations", "").split("failover_trials=")[-1] or "5"
+        self.w(f"""- **Failover**: writes at concurrency 1; {trials} trials; each trial
+  finds the primary/leader, SIGKILLs it 2 s into the run and reports the time
+  from the kill to the first acknowledged write sent after it; the killed
+  member is then restarted (same command line and data) and the next trial
+  waits until every member is healthy again.
+- **Snapshot under load**: writes of 100 B at 128 outstanding on a fresh
+  cluster, twice: a *steady* run whose snapshot interval is too large to
+  trigger within the run, and a *loaded* run with a snapshot every 20,000
+  ops, so that several snapshots land inside the measurement. The interval
+  is cohort's `--snapshot-interval-ops`, etcd's `--snapshot-count`
+  (environment `ETCD_SNAPSHOT_COUNT`) and ZooKeeper's `snapCount`
+  (`-Dzookeeper.snapCount`; ZooKeeper snapshots after a random count between
+  half and all of it). cohort also snapshots when its log's bodies fill half
+  its in-memory arena (16 × `--max-value-size`, at least 64 MiB, i.e. every
+  ~270,000 100-byte writes), so both of its snapshot runs set
+  `--max-value-size 32MiB` (arena 512 MiB) and only the interval decides.
+  The table shows the snapshots counted during each run (cohort: each
+  member's `last_snapshot_op` polled every 0.1 s; etcd: the
+  `etcd_debugging_snap_save_total_duration_seconds` count; ZooKeeper:
+  `Snapshotting` log lines; all summed over the 3 members, warm-up included).""")
+        self.w()
+
+    def table(self, tag, title):
+        self.w(f"## {title}")
+        self.w()
+        self.w(f"`{tag}`")
+        self.w()
+        self.w("| system | ops/s | p50 µs | p90 µs | p99 µs | p99.9 µs | "
+               "max µs | errors | CPU s/1k ops per process: mean (max) | "
+               "peak RSS MiB | server cores | client cores | busy |")
+        self.w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        rows = {}
+        for s in self.systems_for(tag):
+            r = self.run(s, tag)
+            rows[s] = r
+            if r is None:
+                self.w(f"| {s} | {self.absent(s, tag)} |" + " |" * 11)
+                continue
+            mean, mx = r.cpu_per_kop()
+            self.w(f"| {s} | {fint(r.g('ops_per_s'))} | {fus(r.g('p50_us'))} | "
+                   f"{fus(r.g('p90_us'))} | {fus(r.g('p99_us'))} | "
+                   f"{fus(r.g('p999_us'))} | {fus(r.g('max_us'))} | "
+                   f"{fint(r.g('errors'))} | "
+                   f"{fcpu(mean)} ({fcpu(mx)}) | {fint(r.rss_mib())} | "
+                   f"{fcpu(r.server_cores())} | {fcpu(r.client_cores())} | "
+                   f"{fpct(r.busy)} |")
+        c = rows.get("cohort")
+        for s in self.systems_for(tag)[1:]:
+            o = rows.get(s)
+            if c is None or o is None:
+                continue
+            cm, cx = c.cpu_per_kop()
+            om, ox = o.cpu_per_kop()
+            self.w(f"| *cohort ÷ {s}* | {fratio(c.g('ops_per_s'), o.g('ops_per_s'))} | "
+                   f"{fratio(c.g('p50_us'), o.g('p50_us'))} | "
+                   f"{fratio(c.g('p90_us'), o.g('p90_us'))} | "
+                   f"{fratio(c.g('p99_us'), o.g('p99_us'))} | "
+                   f"{fratio(c.g('p999_us'), o.g('p999_us'))} | "
+                   f"{fratio(c.g('max_us'), o.g('max_us'))} | | "
+                   f"{fratio(cm, om)} ({fratio(cx, ox)}) | "
+                   f"{fratio(c.rss_mib(), o.rss_mib())} | | | |")
+        self.w()
+
+    def failover(self):
+        self.w("## Failover: SIGKILL the primary/leader during writes at concurrency 1")
+        self.w()
+        self.w("Time from the kill to the first acknowledged write sent after it.")
+        self.w()
+        self.w("| system | trials (ms) | median ms | max ms | errors | "
+               "cohort ÷ system (median) |")
+        self.w("|---|---|---:|---:|---:|---:|")
+        med = {}
+        for s in ["cohort", "etcd", "zookeeper"]:
+            rs = self.all_runs(s, "failover")
+            fails = [f for f in self.fails
+                     if f.get("system") == s and f.get("tag") == "failover"]
+            if not rs:
+                self.w(f"| {s} | {self.absent(s, 'failover')} | | | | |")
+                continue
+            vals = [r.g("failover_ms") for r in rs]
+            ok = [v for v in vals if v is not None and v >= 0]
+            trials = ", ".join("none" if v is None or v < 0 else f"{v:,.0f}"
+                               for v in vals)
+            if fails:
+                trials += f" (+{len(fails)} failed)"
+            errs = sum(r.g("errors") or 0 for r in rs)
+            if ok:
+                med[s] = statistics.median(ok)
+                # A trial with no acknowledged write after the kill counts as
+                # unbounded for the max.
+                mx = "∞" if len(ok) < len(vals) or fails else f"{max(ok):,.0f}"
+                ratio = "" if s == "cohort" else fratio(med.get("cohort"), med[s])
+                self.w(f"| {s} | {trials} | {med[s]:,.0f} | {mx} | {errs:,.0f} | {ratio} |")
+            else:
+                self.w(f"| {s} | {trials} | – | – | {errs:,.0f} | |")
+        self.w()
+
+    def snapshot(self):
+        self.w("## Snapshot under load: writes of 100 B at 128 outstanding")
+        self.w()
+        self.w("| system | interval steady / loaded | snapshots steady / loaded | "
+               "ops/s steady / loaded | p99 µs steady / loaded | "
+               "p99.9 µs steady / loaded | p99.9 loaded ÷ steady | "
+               "max µs steady / loaded |")
+        self.w("|---|---|---|---|---|---|---:|---|")
+        for s in ["cohort", "etcd", "zookeeper"]:
+            st, ld = self.run(s, "snap-steady"), self.run(s, "snap-loaded")
+            iv = (f"{fint(num(self.snapconfig.get((s, 'steady'))))} / "
+                  f"{fint(num(self.snapconfig.get((s, 'loaded'))))}")
+            if st is None and ld is None:
+                self.w(f"| {s} | {self.absent(s, 'snap-steady')} | | | | | | |")
+                continue
+
+            def pair(key, fmt):
+                a = st.g(key) if st else None
+                b = ld.g(key) if ld else None
+                return f"{fmt(a)} / {fmt(b)}"
+
+            sn = (f"{'–' if not st or st.snapshots is None else st.snapshots} / "
+                  f"{'–' if not ld or ld.snapshots is None else ld.snapshots}")
+            ratio = fratio(ld.g("p999_us") if ld else None,
+                           st.g("p999_us") if st else None)
+            self.w(f"| {s} | {iv} | {sn} | {pair('ops_per_s', fint)} | "
+                   f"{pair('p99_us', fus)} | {pair('p999_us', fus)} | {ratio} | "
+                   f"{pair('max_us', fus)} |")
+        self.w()
+
+    def targets(self):
+        self.w("## Targets (issue 5)")
+        self.w()
+        self.w("| target | measured | verdict |")
+        self.w("|---|---|---|")
+
+        def ops(s, tag):
+            r = self.run(s, tag)
+            return r.g("ops_per_s") if r else None
+
+        c128 = ops("cohort", "write-100-c128")
+        for peer, want in (("etcd", 5.0), ("zookeeper", 3.0), ("redis", 0.5)):
+            p = ops(peer, "write-100-c128")
+            ratio = c128 / p if c128 and p else None
+            self.verdict(f"writes at 128 (100 B): cohort ≥ {want:g}× {peer}",
+                         None if ratio is None else
+                         f"{ratio:.2f}× ({fint(c128)} vs {fint(p)} ops/s)",
+                         ratio, want, higher=True)
+        r1 = self.run("cohort", "write-100-c1")
+        self.verdict("single-client write p50 ≤ 0.5 ms",
+                     r1 and f"{r1.g('p50_us') / 1000:.3f} ms",
+                     r1 and r1.g("p50_us") / 1000, 0.5, higher=False)
+        self.verdict("single-client write p99 ≤ 1 ms",
+                     r1 and f"{r1.g('p99_us') / 1000:.3f} ms",
+                     r1 and r1.g("p99_us") / 1000, 1.0, higher=False)
+        lin, loc = ops("cohort", "read-c128"), ops("cohort", "lread-c128")
+        share = lin / loc if lin and loc else None
+        self.verdict("linearizable reads ≥ 70% of local reads (128)",
+                     share and f"{100 * share:.0f}% ({fint(lin)} vs {fint(loc)} ops/s)",
+                     share, 0.70, higher=True)
+        fo = [r.g("failover_ms") for r in self.all_runs("cohort", "failover")]
+        good = [v for v in fo if v is not None and v >= 0]
+        med = statistics.median(good) if good else None
+        mx = max(good) if good and len(good) == len(fo) else None
+        self.verdict("failover median ≤ 300 ms", med and f"{med:,.0f} ms ({len(fo)} trials)",
+                     med, 300, higher=False)
+        self.verdict("failover max ≤ 600 ms",
+                     (f"{mx:,.0f} ms" if mx is not None else
+                      ("a trial without a write after the kill" if fo else None)),
+                     mx if mx is not None else (float("inf") if fo else None),
+                     600, higher=False)
+        st, ld = self.run("cohort", "snap-steady"), self.run("cohort", "snap-loaded")
+        ratio = (ld.g("p999_us") / st.g("p999_us")
+                 if st and ld and st.g("p999_us") else None)
+        self.verdict("p99.9 write latency during snapshots ≤ 2× steady",
+                     ratio and f"{ratio:.2f}× ({fus(ld.g('p999_us'))} vs "
+                     f"{fus(st.g('p999_us'))} µs; {ld.snapshots} snapshots in the run)",
+                     ratio, 2.0, higher=False)
+        c = self.run("cohort", "write-100-c128")
+        cm = c.cpu_per_kop()[0] if c else None
+        for peer in PEERS:
+            p = self.run(peer, "write-100-c128")
+            pm = p.cpu_per_kop()[0] if p else None
+            self.verdict(f"CPU per 1,000 writes per replica (100 B, 128) below {peer}",
+                         cm and pm and f"{cm:.3f} vs {pm:.3f} CPU s",
+                         cm / pm if cm and pm else None, 1.0, higher=False,
+                         strict=True)
+        self.w()
+
+    def verdict(self, name, measured, value, bound, higher, strict=False):
+        if value is None or measured is None:
+            self.w(f"| {name} | not measured | – |")
+            return
+        if higher:
+            ok = value > bound if strict else value >= bound
+            gap = (value / bound - 1) * 100 if bound else 0
+        else:
+            ok = value < bound if strict else value <= bound
+            gap = (1 - value / bound) * 100 if bound and value != float("inf") else -1e9
+        if ok:
+            v = f"**met** (margin {abs(gap):.0f}%)"
+        elif gap == -1e9:
+            v = "**missed**"
+        else:
+            v = (f"**missed**: {100 * value / bound:.0f}% of the target"
+                 if higher else f"**missed**: {value / bound:.2f}× the bound")
+        self.w(f"| {name} | {measured} | {v} |")
+
+    def bottleneck(self, profile):
+        self.w("## What the bottleneck is")
+        self.w()
+        self.w("Measured facts per run (server cores, client cores, machine busy "
+               "in the tables above; the fsync cost under *Machine*):")
+        self.w()
+        self.w("| run | system | ops/s | server cores | client cores | busy | iowait |")
+        self.w("|---|---|---:|---:|---:|---:|---:|")
+        for tag in ("write-100-c1", "write-100-c128", "write-100-c1000",
+                    "read-c128", "write-1m-c16"):
+            for s in self.systems_for(tag):
+                r = self.run(s, tag)
+                if r:
+                    self.w(f"| {tag} | {s} | {fint(r.g('ops_per_s'))} | "
+                           f"{fcpu(r.server_cores())} | {fcpu(r.client_cores())} | "
+                           f"{fpct(r.busy)} | {fpct(r.iowait)} |")
+        self.w()
+        self.w("Reading them: *busy* near 100% means the 2 cores are the limit "
+               "(servers and client together); at concurrency 1 the limit is "
+               "the round trip plus one fsync per write (see the fsync cost).")
+        self.w()
+        self.w("## Where the time goes")
+        self.w()
+        if profile:
+            self.w("`perf record -g` of the cohort primary during the 100-byte, "
+                   "128-outstanding write run (`BENCH_PROFILE=1`); top of "
+                   "`perf report --no-children --sort dso,sym` "
+                   "(full: `bench/results/profile.txt`):")
+            self.w()
+            self.w("```")
+            for line in profile.splitlines()[:40]:
+                self.w(line)
+            self.w("```")
+            self.w()
+        self.w("<!-- TO BE FILLED by the lead from a profile: where cohort's "
+               "CPU goes per write (parse, log append, WAL encode/CRC, "
+               "fsync wait, transport, reply), and what limits each "
+               "workload. -->")
+        self.w("*(to be filled in from a profile)*")
+        self.w()
+
+    def problems(self):
+        if not self.fails and not self.skips:
+            return
+        self.w("## Runs that did not produce a result")
+        self.w()
+        for s, why in self.skips.items():
+            self.w(f"- {s}: skipped ({why})")
+        for f in self.fails:
+            self.w(f"- {f.get('system', '?')} `{f.get('tag', '?')}` "
+                   f"(run {f.get('run', '?')}): {f.get('reason', '?')}")
+        self.w()
+
+    def render(self, profile):
+        self.header()
+        self.targets()
+        for tag, title in TABLES:
+            self.table(tag, title)
+        self.failover()
+        self.snapshot()
+        self.bottleneck(profile)
+        self.problems()
+        self.method()
+        return "\n".join(self.lines).rstrip() + "\n"
+
+
+def fmin(secs):
+    s = num(secs)
+    if s is None:
+        return "?"
+    return f"{s / 60:.1f} min"
+
+
+def per_system_times(m):
+    parts = []
+    for s in SYSTEMS:
+        t = m.get(f"time_{s}")
+        if t:
+            parts.append(f"{s} {fmin(t.split()[0])}")
+    return ", ".join(parts) if parts else "per system: ?"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("raw")
+    ap.add_argument("-o", "--output", default="-")
+    ap.add_argument("--profile")
+    a = ap.parse_args()
+    meta, runs, fails, skips, snapconfig = parse(a.raw)
+    profile = None
+    if a.profile:
+        try:
+            with open(a.profile) as f:
+                profile = f.read()
+        except OSError:
+            pass
+    text = Doc(meta, runs, fails, skips, snapconfig).render(profile)
+    if a.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(a.output, "w") as f:
+            f.write(text)
+        print(f"report.py: wrote {a.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
