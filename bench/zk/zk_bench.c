@@ -78,7 +78,8 @@
 #include <unistd.h>
 
 enum workload { W_WRITE, W_READ, W_LREAD, W_MIXED, W_FAILOVER };
-static const char *const WORKLOAD_NAMES[] = {"write", "read", "lread", "mixed", "failover"};
+static const char *const WORKLOAD_NAMES[] = {"write", "read", "lread", "mixed",
+                                             "failover"};
 
 enum kind { K_WRITE, K_READ, K_LREAD };
 
@@ -113,7 +114,7 @@ struct conn {
 
 struct slot {
     pthread_mutex_t mu;
-    uint64_t gen;      /* bumped at every attempt: stale completions ignored */
+    uint64_t gen; /* bumped at every attempt: stale completions ignored */
     bool in_flight;
     bool want_retry;
     uint64_t retry_at_ns;
@@ -141,7 +142,7 @@ static atomic_bool STOPPING;
 static _Atomic uint64_t MEASURE_START_NS; /* 0 until warm-up ends */
 static _Atomic uint64_t MEASURE_END_NS;   /* 0 until the run ends */
 static _Atomic uint64_t KILL_NS;          /* 0 until the kill */
-static _Atomic uint64_t KILL_DONE_NS;     /* 0 until the kill command returned */
+static _Atomic uint64_t KILL_DONE_NS; /* 0 until the kill command returned */
 static _Atomic uint64_t FIRST_ACK_AFTER_KILL_NS;
 static atomic_uint_fast64_t OPS_MEASURED;
 static atomic_uint_fast64_t OPS_TOTAL;
@@ -176,7 +177,8 @@ static void count_error(void)
         atomic_fetch_add(&ERRORS, 1);
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
     va_list ap;
@@ -208,8 +210,8 @@ static void sync_done(int rc, const char *value, const void *data)
     req_release(r);
 }
 
-static void get_done(int rc, const char *value, int value_len, const struct Stat *stat,
-                     const void *data)
+static void get_done(int rc, const char *value, int value_len,
+                     const struct Stat *stat, const void *data)
 {
     (void)value;
     (void)value_len;
@@ -306,7 +308,8 @@ static void issue_locked(struct slot *s, uint64_t *rng)
         s->retry_at_ns = now_ns() + 5000000u;
         req_release(r);
         if (O.verbose)
-            fprintf(stderr, "zk_bench: send on %s failed: %s\n", c->host, zerror(rc));
+            fprintf(stderr, "zk_bench: send on %s failed: %s\n", c->host,
+                    zerror(rc));
     }
 }
 
@@ -319,7 +322,8 @@ static void complete(struct req *r, int rc)
         /* Abandoned after a timeout: its replacement is already out. */
         pthread_mutex_unlock(&s->mu);
         if (O.verbose)
-            fprintf(stderr, "zk_bench: late reply from %s (%s)\n", c->host, zerror(rc));
+            fprintf(stderr, "zk_bench: late reply from %s (%s)\n", c->host,
+                    zerror(rc));
         req_release(r);
         return;
     }
@@ -328,7 +332,8 @@ static void complete(struct req *r, int rc)
     uint64_t now = now_ns();
     uint64_t mstart = atomic_load(&MEASURE_START_NS);
     uint64_t mend = atomic_load(&MEASURE_END_NS);
-    bool measuring = mstart && s->op_start_ns >= mstart && (!mend || now <= mend);
+    bool measuring =
+        mstart && s->op_start_ns >= mstart && (!mend || now <= mend);
     if (rc == ZOK) {
         atomic_fetch_add(&OPS_TOTAL, 1);
         if (measuring) {
@@ -338,7 +343,8 @@ static void complete(struct req *r, int rc)
         uint64_t kill_done = atomic_load(&KILL_DONE_NS);
         if (kill_done && s->kind == K_WRITE && s->attempt_ns >= kill_done) {
             uint64_t zero = 0;
-            atomic_compare_exchange_strong(&FIRST_ACK_AFTER_KILL_NS, &zero, now);
+            atomic_compare_exchange_strong(&FIRST_ACK_AFTER_KILL_NS, &zero,
+                                           now);
         }
         if (!atomic_load(&STOPPING))
             start_op_locked(s, &c->rng);
@@ -346,9 +352,11 @@ static void complete(struct req *r, int rc)
         count_error();
         static atomic_bool reported;
         if (O.verbose || !atomic_exchange(&reported, true))
-            fprintf(stderr, "zk_bench: request on %s failed: %s%s\n", c->host, zerror(rc),
+            fprintf(stderr, "zk_bench: request on %s failed: %s%s\n", c->host,
+                    zerror(rc),
                     rc == ZNONODE ? " (keys missing: run without --no-preload)"
-                                  : O.verbose ? "" : " (first error; --verbose for all)");
+                    : O.verbose   ? ""
+                                  : " (first error; --verbose for all)");
         s->conn = (int)((r->conn - CONNS) + 1) % O.conns;
         s->want_retry = true;
         s->retry_at_ns = now + 5000000u;
@@ -359,7 +367,8 @@ static void complete(struct req *r, int rc)
 
 /* ---- sessions --------------------------------------------------------- */
 
-static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+static void watcher(zhandle_t *zh, int type, int state, const char *path,
+                    void *ctx)
 {
     (void)zh;
     (void)path;
@@ -378,7 +387,8 @@ static void open_sessions(void)
         snprintf(c->host, sizeof(c->host), "%s", O.members[i % O.nmembers]);
         hist_init(&c->hist);
         c->rng = now_ns() ^ ((uint64_t)i * 0x9e3779b97f4a7c15ull);
-        c->zh = zookeeper_init(c->host, watcher, O.session_timeout_ms, NULL, c, 0);
+        c->zh =
+            zookeeper_init(c->host, watcher, O.session_timeout_ms, NULL, c, 0);
         if (!c->zh)
             die("zookeeper_init(%s): %s", c->host, strerror(errno));
     }
@@ -390,8 +400,9 @@ static void open_sessions(void)
         if (up == O.conns)
             break;
         if (now_ns() > deadline)
-            die("only %d of %d sessions connected within 20 s (is the ensemble up?)", up,
-                O.conns);
+            die("only %d of %d sessions connected within 20 s (is the ensemble "
+                "up?)",
+                up, O.conns);
         usleep(10000);
     }
 }
@@ -470,34 +481,36 @@ static void preload(void)
     pthread_mutex_unlock(&PL_MU);
     if (PL_FAILED)
         die("preload: %d of %d keys failed", PL_FAILED, O.keys);
-    fprintf(stderr, "zk_bench: preloaded %d keys of %d bytes in %.2f s\n", O.keys, O.value_size,
-            (double)(now_ns() - t0) / 1e9);
+    fprintf(stderr, "zk_bench: preloaded %d keys of %d bytes in %.2f s\n",
+            O.keys, O.value_size, (double)(now_ns() - t0) / 1e9);
 }
 
 /* ---- options ---------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: zk_bench [options]\n"
-            "  --workload write|read|lread|mixed|failover   (write)\n"
-            "  --conc N            outstanding requests (16; failover 1)\n"
-            "  --conns M           ZooKeeper sessions/connections (min(conc,64);\n"
-            "                      failover: number of members)\n"
-            "  --value-size B      value bytes (100)\n"
-            "  --keys K            key space /bench/k0..k<K-1> (10000)\n"
-            "  --seconds S         measured duration (10)\n"
-            "  --ops N             stop after N measured operations instead\n"
-            "  --warmup-seconds S  unmeasured warm-up (1; failover 0)\n"
-            "  --read-percent P    reads in mixed (90)\n"
-            "  --kill-cmd CMD      failover: shell command that kills a member\n"
-            "  --kill-after-ms T   failover: run CMD T ms into the run (3000)\n"
-            "  --after-ms T        failover: run T ms after the kill (5000)\n"
-            "  --timeout-ms T      per-request timeout before a retry (2000)\n"
-            "  --session-timeout-ms T  ZooKeeper session timeout (10000)\n"
-            "  --members h:p,...   (127.0.0.1:12181,127.0.0.1:12182,127.0.0.1:12183)\n"
-            "  --no-preload        do not create/overwrite the keys first\n"
-            "  --verbose           client library errors on stderr\n");
+    fprintf(
+        f,
+        "usage: zk_bench [options]\n"
+        "  --workload write|read|lread|mixed|failover   (write)\n"
+        "  --conc N            outstanding requests (16; failover 1)\n"
+        "  --conns M           ZooKeeper sessions/connections (min(conc,64);\n"
+        "                      failover: number of members)\n"
+        "  --value-size B      value bytes (100)\n"
+        "  --keys K            key space /bench/k0..k<K-1> (10000)\n"
+        "  --seconds S         measured duration (10)\n"
+        "  --ops N             stop after N measured operations instead\n"
+        "  --warmup-seconds S  unmeasured warm-up (1; failover 0)\n"
+        "  --read-percent P    reads in mixed (90)\n"
+        "  --kill-cmd CMD      failover: shell command that kills a member\n"
+        "  --kill-after-ms T   failover: run CMD T ms into the run (3000)\n"
+        "  --after-ms T        failover: run T ms after the kill (5000)\n"
+        "  --timeout-ms T      per-request timeout before a retry (2000)\n"
+        "  --session-timeout-ms T  ZooKeeper session timeout (10000)\n"
+        "  --members h:p,...   "
+        "(127.0.0.1:12181,127.0.0.1:12182,127.0.0.1:12183)\n"
+        "  --no-preload        do not create/overwrite the keys first\n"
+        "  --verbose           client library errors on stderr\n");
 }
 
 static long parse_long(const char *name, const char *s, long lo, long hi)
@@ -506,7 +519,8 @@ static long parse_long(const char *name, const char *s, long lo, long hi)
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || *end || end == s || v < lo || v > hi)
-        die("--%s: expected an integer in [%ld, %ld], got '%s'", name, lo, hi, s);
+        die("--%s: expected an integer in [%ld, %ld], got '%s'", name, lo, hi,
+            s);
     return v;
 }
 
@@ -541,10 +555,25 @@ static void parse_members(const char *list)
 static void parse_opts(int argc, char **argv)
 {
     enum {
-        OPT_WORKLOAD = 1000, OPT_CONC, OPT_CONNS, OPT_VALUE_SIZE, OPT_KEYS, OPT_SECONDS,
-        OPT_OPS, OPT_WARMUP, OPT_KILL_CMD, OPT_KILL_AFTER, OPT_AFTER, OPT_READ_PCT,
-        OPT_TIMEOUT, OPT_SESSION_TIMEOUT, OPT_MEMBERS, OPT_NO_PRELOAD, OPT_VERBOSE,
-        OPT_SYSTEM, OPT_HELP,
+        OPT_WORKLOAD = 1000,
+        OPT_CONC,
+        OPT_CONNS,
+        OPT_VALUE_SIZE,
+        OPT_KEYS,
+        OPT_SECONDS,
+        OPT_OPS,
+        OPT_WARMUP,
+        OPT_KILL_CMD,
+        OPT_KILL_AFTER,
+        OPT_AFTER,
+        OPT_READ_PCT,
+        OPT_TIMEOUT,
+        OPT_SESSION_TIMEOUT,
+        OPT_MEMBERS,
+        OPT_NO_PRELOAD,
+        OPT_VERBOSE,
+        OPT_SYSTEM,
+        OPT_HELP,
     };
     static const struct option longopts[] = {
         {"workload", required_argument, 0, OPT_WORKLOAD},
@@ -591,42 +620,74 @@ static void parse_opts(int argc, char **argv)
                 if (strcmp(optarg, WORKLOAD_NAMES[i]) == 0)
                     break;
             if (i == 5)
-                die("--workload: expected write, read, lread, mixed or failover, got '%s'",
+                die("--workload: expected write, read, lread, mixed or "
+                    "failover, got '%s'",
                     optarg);
             O.workload = (enum workload)i;
             break;
         }
-        case OPT_CONC: O.conc = (int)parse_long("conc", optarg, 1, 100000); break;
-        case OPT_CONNS: O.conns = (int)parse_long("conns", optarg, 1, 10000); break;
+        case OPT_CONC:
+            O.conc = (int)parse_long("conc", optarg, 1, 100000);
+            break;
+        case OPT_CONNS:
+            O.conns = (int)parse_long("conns", optarg, 1, 10000);
+            break;
         case OPT_VALUE_SIZE:
             O.value_size = (int)parse_long("value-size", optarg, 0, 64 << 20);
             break;
-        case OPT_KEYS: O.keys = (int)parse_long("keys", optarg, 1, 100000000); break;
-        case OPT_SECONDS: O.seconds = parse_double("seconds", optarg); break;
-        case OPT_OPS: O.ops = (uint64_t)parse_long("ops", optarg, 1, INT64_MAX); break;
-        case OPT_WARMUP: O.warmup_seconds = parse_double("warmup-seconds", optarg); break;
-        case OPT_KILL_CMD: O.kill_cmd = optarg; break;
-        case OPT_KILL_AFTER:
-            O.kill_after_ms = (int)parse_long("kill-after-ms", optarg, 0, 86400000);
+        case OPT_KEYS:
+            O.keys = (int)parse_long("keys", optarg, 1, 100000000);
             break;
-        case OPT_AFTER: O.after_ms = (int)parse_long("after-ms", optarg, 0, 86400000); break;
+        case OPT_SECONDS:
+            O.seconds = parse_double("seconds", optarg);
+            break;
+        case OPT_OPS:
+            O.ops = (uint64_t)parse_long("ops", optarg, 1, INT64_MAX);
+            break;
+        case OPT_WARMUP:
+            O.warmup_seconds = parse_double("warmup-seconds", optarg);
+            break;
+        case OPT_KILL_CMD:
+            O.kill_cmd = optarg;
+            break;
+        case OPT_KILL_AFTER:
+            O.kill_after_ms =
+                (int)parse_long("kill-after-ms", optarg, 0, 86400000);
+            break;
+        case OPT_AFTER:
+            O.after_ms = (int)parse_long("after-ms", optarg, 0, 86400000);
+            break;
         case OPT_READ_PCT:
             O.read_percent = (int)parse_long("read-percent", optarg, 0, 100);
             break;
-        case OPT_TIMEOUT: O.timeout_ms = (int)parse_long("timeout-ms", optarg, 1, 3600000); break;
-        case OPT_SESSION_TIMEOUT:
-            O.session_timeout_ms = (int)parse_long("session-timeout-ms", optarg, 1, 3600000);
+        case OPT_TIMEOUT:
+            O.timeout_ms = (int)parse_long("timeout-ms", optarg, 1, 3600000);
             break;
-        case OPT_MEMBERS: members = optarg; break;
-        case OPT_NO_PRELOAD: O.preload = false; break;
-        case OPT_VERBOSE: O.verbose = true; break;
+        case OPT_SESSION_TIMEOUT:
+            O.session_timeout_ms =
+                (int)parse_long("session-timeout-ms", optarg, 1, 3600000);
+            break;
+        case OPT_MEMBERS:
+            members = optarg;
+            break;
+        case OPT_NO_PRELOAD:
+            O.preload = false;
+            break;
+        case OPT_VERBOSE:
+            O.verbose = true;
+            break;
         case OPT_SYSTEM:
             if (strcmp(optarg, "zookeeper") != 0 && strcmp(optarg, "zk") != 0)
-                die("--system: this tool drives zookeeper only, not '%s'", optarg);
+                die("--system: this tool drives zookeeper only, not '%s'",
+                    optarg);
             break;
         case 'h':
-        case OPT_HELP: usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
+        case OPT_HELP:
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(2);
         }
     }
     if (optind < argc)
@@ -656,7 +717,8 @@ static void check_slots(uint64_t now)
         pthread_mutex_lock(&s->mu);
         /* attempt_ns can be later than now: a completion thread may have
          * started the attempt after now was read. */
-        if (s->in_flight && now > s->attempt_ns && now - s->attempt_ns > timeout) {
+        if (s->in_flight && now > s->attempt_ns &&
+            now - s->attempt_ns > timeout) {
             /* Abandon it (its late completion is ignored) and retry on the
              * next session unless the run is over. */
             s->in_flight = false;
@@ -664,12 +726,14 @@ static void check_slots(uint64_t now)
             atomic_fetch_sub(&IN_FLIGHT, 1);
             count_error();
             if (O.verbose)
-                fprintf(stderr, "zk_bench: request on %s timed out\n", CONNS[s->conn].host);
+                fprintf(stderr, "zk_bench: request on %s timed out\n",
+                        CONNS[s->conn].host);
             s->conn = (s->conn + 1) % O.conns;
             s->want_retry = true;
             s->retry_at_ns = now;
         }
-        if (!s->in_flight && s->want_retry && !stopping && now >= s->retry_at_ns) {
+        if (!s->in_flight && s->want_retry && !stopping &&
+            now >= s->retry_at_ns) {
             uint64_t rng = now ^ (uint64_t)i;
             issue_locked(s, &rng);
         }
@@ -737,7 +801,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "zk_bench: kill: %s\n", O.kill_cmd);
             int rc = system(O.kill_cmd);
             if (rc != 0)
-                fprintf(stderr, "zk_bench: kill command exited with status %d\n", rc);
+                fprintf(stderr,
+                        "zk_bench: kill command exited with status %d\n", rc);
             now = now_ns();
             atomic_store(&KILL_DONE_NS, now);
         }
@@ -751,11 +816,14 @@ int main(int argc, char **argv)
         }
         if (now >= next_progress) {
             uint64_t ops = atomic_load(&OPS_TOTAL);
-            fprintf(stderr, "zk_bench: t=%.0fs ops_per_s=%.0f total_ops=%" PRIu64
-                            " errors=%" PRIu64 "%s\n",
+            fprintf(stderr,
+                    "zk_bench: t=%.0fs ops_per_s=%.0f total_ops=%" PRIu64
+                    " errors=%" PRIu64 "%s\n",
                     (double)(now - t0) / 1e9,
-                    (double)(ops - last_ops) / ((double)(now - last_progress) / 1e9), ops,
-                    (uint64_t)atomic_load(&ERRORS), mstart ? "" : " (warm-up)");
+                    (double)(ops - last_ops) /
+                        ((double)(now - last_progress) / 1e9),
+                    ops, (uint64_t)atomic_load(&ERRORS),
+                    mstart ? "" : " (warm-up)");
             last_ops = ops;
             last_progress = now;
             next_progress += 1000000000u;
@@ -776,16 +844,21 @@ int main(int argc, char **argv)
     hist_init(&total);
     for (int i = 0; i < O.conns; i++)
         hist_merge(&total, &CONNS[i].hist);
-    double secs = (double)(atomic_load(&MEASURE_END_NS) - atomic_load(&MEASURE_START_NS)) / 1e9;
+    double secs = (double)(atomic_load(&MEASURE_END_NS) -
+                           atomic_load(&MEASURE_START_NS)) /
+                  1e9;
     uint64_t ops = total.count;
-    printf("bench system=zookeeper workload=%s conc=%d conns=%d value=%d ops=%" PRIu64
-           " secs=%.2f ops_per_s=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f"
+    printf("bench system=zookeeper workload=%s conc=%d conns=%d value=%d "
+           "ops=%" PRIu64 " secs=%.2f ops_per_s=%.1f p50_us=%.1f p90_us=%.1f "
+           "p99_us=%.1f p999_us=%.1f"
            " max_us=%.1f errors=%" PRIu64,
            WORKLOAD_NAMES[O.workload], O.conc, O.conns, O.value_size, ops, secs,
-           secs > 0 ? (double)ops / secs : 0.0, (double)hist_quantile(&total, 0.50) / 1e3,
-           (double)hist_quantile(&total, 0.90) / 1e3, (double)hist_quantile(&total, 0.99) / 1e3,
-           (double)hist_quantile(&total, 0.999) / 1e3, (double)total.max_ns / 1e3,
-           (uint64_t)atomic_load(&ERRORS));
+           secs > 0 ? (double)ops / secs : 0.0,
+           (double)hist_quantile(&total, 0.50) / 1e3,
+           (double)hist_quantile(&total, 0.90) / 1e3,
+           (double)hist_quantile(&total, 0.99) / 1e3,
+           (double)hist_quantile(&total, 0.999) / 1e3,
+           (double)total.max_ns / 1e3, (uint64_t)atomic_load(&ERRORS));
     if (failover) {
         uint64_t kill = atomic_load(&KILL_NS);
         uint64_t ack = atomic_load(&FIRST_ACK_AFTER_KILL_NS);
