@@ -64,7 +64,7 @@ fuzz: deps
 
 # The side-by-side benchmark (bench/run.sh): installs etcd, ZooKeeper and
 # Redis from Debian, runs every workload against each (about 20 minutes) and
-# writes bench/RESULTS.md. BENCH_QUICK=1 make bench is a 5-minute smoke test.
+# writes bench/RESULTS.md. BENCH_QUICK=1 make bench is a 7-minute smoke test.
 bench: deps
 	@bash bench/run.sh
 

@@ -318,7 +318,9 @@ class Doc:
   half and all of it). cohort also snapshots when its log's bodies fill half
   its in-memory arena (16 × `--max-value-size`, at least 64 MiB, i.e. every
   ~270,000 100-byte writes), so both of its snapshot runs set
-  `--max-value-size 32MiB` (arena 512 MiB) and only the interval decides.
+  `--max-value-size 12MiB` (the most its peer transport allows; arena
+  ~193 MiB, ~800,000 such writes) and the snapshot runs last at most 6 s
+  after the warm-up, so that only the interval decides.
   The table shows the snapshots counted during each run (cohort: each
   member's `last_snapshot_op` polled every 0.1 s; etcd: the
   `etcd_debugging_snap_save_total_duration_seconds` count; ZooKeeper:
