@@ -11,6 +11,7 @@
 #include "bench/bench.h"
 #include "bench/probe.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "runtime/addr.h"
 
 #define DEFAULT_PORT "7001"
@@ -147,27 +148,13 @@ struct cli {
 
 static int bad(const char *name, const char *value, const char *why)
 {
-    fprintf(stderr, "cohort bench: --%s %s: %s; see 'cohort bench --help'\n",
-            name, value ? value : "", why);
-    return 2;
+    return cli_flag_bad("bench", name, value, why);
 }
 
 static int parse_u64(const char *name, const char *value, uint64_t min,
                      uint64_t max, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    if (errno || *end || end == value || value[0] == '-' || v < min ||
-        v > max) {
-        char why[96];
-        snprintf(why, sizeof(why),
-                 "expected a whole number from %" PRIu64 " to %" PRIu64, min,
-                 max);
-        return bad(name, value, why);
-    }
-    *out = v;
-    return 0;
+    return cli_flag_u64("bench", name, value, min, max, out);
 }
 
 static int parse_u32(const char *name, const char *value, uint32_t min,
@@ -320,37 +307,25 @@ static bool set_switch(struct cli *o, const char *name)
     return true;
 }
 
+static bool is_switch(const char *name)
+{
+    return !strcmp(name, "preload") || !strcmp(name, "no-preload") ||
+           !strcmp(name, "quiet") || !strcmp(name, "print-primary");
+}
+
 static int parse_args(struct cli *o, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage();
             return 1;
         }
-        if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr,
-                    "cohort bench: unexpected argument '%s'; options start "
-                    "with -- (see 'cohort bench --help')\n",
-                    arg);
-            return 2;
-        }
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        char namebuf[64];
-        const char *value = NULL;
-        if (eq) {
-            snprintf(namebuf, sizeof(namebuf), "%.*s", (int)(eq - name), name);
-            name = namebuf;
-            value = eq + 1;
-        } else if (set_switch(o, name)) {
-            continue;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            return bad(name, NULL, "needs a value");
-        }
-        int rc = set_flag(o, name, value);
+        struct cli_flag f;
+        int rc = cli_flag_next("bench", argc, argv, &i, is_switch, &f);
+        if (rc == 0 && f.value)
+            rc = set_flag(o, f.name, f.value);
+        else if (rc == 0)
+            set_switch(o, f.name);
         if (rc != 0)
             return rc;
     }

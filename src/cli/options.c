@@ -9,6 +9,7 @@
 
 #include <xxhash.h>
 
+#include "cli/flags.h"
 #include "kv/kv.h"
 
 struct option_spec {
@@ -67,25 +68,13 @@ static char *keep(struct server_options *o, const char *s)
 
 static int bad(const char *name, const char *value, const char *why)
 {
-    fprintf(stderr, "cohort server: --%s %s: %s\n", name, value ? value : "",
-            why);
-    return 2;
+    return cli_flag_bad("server", name, value, why);
 }
 
 static int parse_u64(const char *name, const char *value, uint64_t min,
                      uint64_t max, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 0);
-    if (errno || *end || end == value || v < min || v > max) {
-        char why[128];
-        snprintf(why, sizeof(why),
-                 "expected a number from %" PRIu64 " to %" PRIu64, min, max);
-        return bad(name, value, why);
-    }
-    *out = v;
-    return 0;
+    return cli_flag_u64("server", name, value, min, max, out);
 }
 
 /* Split "a,b,c" into addresses. Returns the count or -1. */
@@ -287,6 +276,11 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
     return 0;
 }
 
+static bool is_switch(const char *name)
+{
+    return !strcmp(name, "quiet");
+}
+
 int server_options_parse(struct server_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
@@ -300,28 +294,11 @@ int server_options_parse(struct server_options *o, int argc, char **argv)
             server_options_usage();
             return 1;
         }
-        if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr,
-                    "cohort server: unexpected argument '%s'; options "
-                    "start with --\n",
-                    arg);
+        struct cli_flag f;
+        if (cli_flag_next("server", argc, argv, &i, is_switch, &f) != 0)
             return 2;
-        }
-        const char *name = arg + 2;
-        char *eq = strchr(name, '=');
-        char namebuf[64];
-        const char *value = NULL;
-        if (eq) {
-            snprintf(namebuf, sizeof(namebuf), "%.*s", (int)(eq - name), name);
-            name = namebuf;
-            value = eq + 1;
-        } else if (!strcmp(name, "quiet")) {
-            value = "1";
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            return bad(name, NULL, "needs a value");
-        }
+        const char *name = f.name;
+        const char *value = f.value ? f.value : "1";
         int rc = !strcmp(name, "config")
                      ? read_config_file(o, value, &peers, &clients, &have_id,
                                         &have_cluster)
