@@ -59,10 +59,9 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* Redis's string2ll(): "0", or an optional '-' and a digit 1-9 followed by
- * digits, within int64_t. No '+', no leading zeros, no "-0", no spaces. */
-static bool parse_i64(const char *p, size_t n, int64_t *out)
+bool resp_parse_i64(const void *text, size_t n, int64_t *out)
 {
+    const char *p = text;
     if (n == 0 || n > NUMBER_TEXT_MAX)
         return false;
     if (n == 1 && p[0] == '0') {
@@ -116,7 +115,7 @@ static enum line_status number_line(const char *buf, size_t size, size_t *pos,
         return LINE_NEED_MORE;
     if (buf[i + 1] != '\n')
         return LINE_BAD;
-    if (!parse_i64(buf + start, i - start, value))
+    if (!resp_parse_i64(buf + start, i - start, value))
         return LINE_BAD;
     *pos = i + 2;
     return LINE_OK;

@@ -234,4 +234,10 @@ enum resp_result resp_reply_parse(const char *buf, size_t size,
                                   struct resp_reply *reply,
                                   struct cohort_err *err);
 
+/* Parse a signed 64-bit decimal exactly as Redis's string2ll(): "0", or an
+ * optional '-' and a digit 1-9 followed by digits, within int64_t. No '+',
+ * no leading zeros, no "-0", no spaces. The one parser for integers in
+ * protocol text, command arguments and stored values. */
+bool resp_parse_i64(const void *text, size_t size, int64_t *out);
+
 #endif

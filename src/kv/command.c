@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/resp.h"
 
 static_assert(KV_REPLY_OVERHEAD >= 256, "room for a bulk header or an error");
 
@@ -124,44 +125,6 @@ static void reply_not_integer(struct resp_buf *r)
     resp_write_error(r, "ERR value is not an integer or out of range");
 }
 
-/* Parse a signed 64-bit decimal exactly as Redis's string2ll(): an optional
- * '-', then digits without leading zeros ("0" alone is zero; "-0", "+1",
- * " 1" and "" are not integers), within range. */
-static bool parse_i64(const uint8_t *p, size_t size, int64_t *out)
-{
-    if (size == 0 || size > 20)
-        return false;
-    if (size == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    size_t i = 0;
-    bool negative = p[0] == '-';
-    if (negative)
-        i++;
-    if (i == size || p[i] < '1' || p[i] > '9')
-        return false;
-    uint64_t v = 0;
-    for (; i < size; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t digit = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - digit) / 10)
-            return false;
-        v = v * 10 + digit;
-    }
-    if (negative) {
-        if (v > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX)
-            return false;
-        *out = (int64_t)v;
-    }
-    return true;
-}
-
 /* Whether argument i of a command of this type is a key, a value to store,
  * or neither (CAS's expected value), for the limit checks. */
 enum arg_role {
@@ -253,7 +216,7 @@ static int parse_delta(const struct command_def *def,
                        struct resp_buf *r)
 {
     int64_t n;
-    if (!parse_i64((const uint8_t *)arg->ptr, arg->size, &n)) {
+    if (!resp_parse_i64((const uint8_t *)arg->ptr, arg->size, &n)) {
         reply_not_integer(r);
         return -COHORT_EINVAL;
     }
@@ -529,7 +492,7 @@ static void apply_incrby(struct kv *kv, uint64_t op, struct kv_command *c,
     const struct kv_record *old = kv_get(kv, key, key_size);
     int64_t value = 0;
     if (old != NULL &&
-        !parse_i64(kv_record_value(old), old->value_size, &value)) {
+        !resp_parse_i64(kv_record_value(old), old->value_size, &value)) {
         reply_not_integer(r);
         return;
     }

@@ -139,37 +139,7 @@ void command_reply_unknown_subcommand(struct resp_buf *out,
 
 bool command_parse_i64(const struct resp_arg *arg, int64_t *out)
 {
-    const char *p = arg->ptr;
-    size_t n = arg->size;
-    if (n == 0 || n > 20)
-        return false;
-    if (n == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    bool negative = p[0] == '-';
-    size_t i = negative ? 1 : 0;
-    if (i == n || p[i] < '1' || p[i] > '9')
-        return false;
-    uint64_t v = 0;
-    for (; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    if (negative) {
-        if (v > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-        return true;
-    }
-    if (v > (uint64_t)INT64_MAX)
-        return false;
-    *out = (int64_t)v;
-    return true;
+    return resp_parse_i64(arg->ptr, arg->size, out);
 }
 
 bool command_parse_u64(const struct resp_arg *arg, uint64_t *out)
