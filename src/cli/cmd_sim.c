@@ -46,8 +46,9 @@ static void usage(FILE *out)
         out,
         "usage: cohort sim [--seed S | --seeds A..B | --soak MINUTES]\n"
         "                  [--profile P] [--scenario NAME] [--replicas 3|5]\n"
-        "                  [--ops N] [--clients N] [--bugs MASK] [--trace]\n"
-        "                  [--quiet] [--stop] [--list-scenarios]\n"
+        "                  [--ops N] [--clients N] [--reads PCT] [--bugs "
+        "MASK]\n"
+        "                  [--trace] [--quiet] [--stop] [--list-scenarios]\n"
         "\n"
         "  --seed S          run one seed (default 1)\n"
         "  --seeds A..B      run seeds A to B inclusive (also A-B)\n"
@@ -57,6 +58,8 @@ static void usage(FILE *out)
         "  --replicas N      group size, 3, 5 or 7 (default 3)\n"
         "  --ops N           client operations per seed (default 300)\n"
         "  --clients N       concurrent clients (default 5, at most 16)\n"
+        "  --reads PCT       percent of GETs served by read index (default "
+        "50)\n"
         "  --bugs MASK       inject core bugs (enum replica_bug bits)\n"
         "  --trace           print every event and action\n"
         "  --quiet           print only failures and the totals\n"
@@ -146,6 +149,10 @@ static int parse_value(struct sim_cli *cli, const char *flag, const char *v)
         if (!parse_u64(v, &n) || n == 0 || n > 16)
             return bad("client count (1..16)", v);
         cli->o.clients = (uint32_t)n;
+    } else if (!strcmp(flag, "--reads")) {
+        if (!parse_u64(v, &n) || n > 100)
+            return bad("read percentage (0..100)", v);
+        cli->o.reads = (uint32_t)n;
     } else if (!strcmp(flag, "--bugs")) {
         if (!parse_u64(v, &n) || n > UINT32_MAX)
             return bad("bug mask", v);
@@ -268,7 +275,11 @@ static bool run_one(struct sim_cli *cli, struct sim_totals *t, uint64_t seed)
 int cmd_sim(int argc, char **argv)
 {
     struct sim_cli cli = {
-        .o = {.replicas = 3, .profile = "default", .ops = 300, .clients = 5},
+        .o = {.replicas = 3,
+              .profile = "default",
+              .ops = 300,
+              .clients = 5,
+              .reads = SIM_READS_DEFAULT},
         .seed_first = 1,
         .seed_last = 1,
     };

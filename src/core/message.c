@@ -139,7 +139,8 @@ const char *message_type_name(uint8_t type)
     static const char *const names[] = {
         "?",         "PREPARE",  "PREPARE_OK",        "COMMIT",
         "SVC",       "DVC",      "START_VIEW",        "GET_STATE",
-        "NEW_STATE", "RECOVERY", "RECOVERY_RESPONSE",
+        "NEW_STATE", "RECOVERY", "RECOVERY_RESPONSE", "PING",
+        "PONG",
     };
     return type <= MSG_TYPE_MAX ? names[type] : "?";
 }

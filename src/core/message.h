@@ -38,6 +38,10 @@
  *                      after base_op
  *   RECOVERY           nonce
  *   RECOVERY_RESPONSE  nonce, sender's status, op, commit, last_normal_view
+ *   PING               primary's view, nonce = read round (see "Read index"
+ *                      in docs/PROTOCOL.md); nothing touches the disk
+ *   PONG               backup's view (NORMAL, equal to the PING's), nonce
+ *                      echoed
  */
 #ifndef COHORT_MESSAGE_H
 #define COHORT_MESSAGE_H
@@ -62,7 +66,9 @@ enum message_type {
     MSG_NEW_STATE = 8,
     MSG_RECOVERY = 9,
     MSG_RECOVERY_RESPONSE = 10,
-    MSG_TYPE_MAX = 10,
+    MSG_PING = 11,
+    MSG_PONG = 12,
+    MSG_TYPE_MAX = 12,
 };
 
 enum message_flags {

@@ -48,6 +48,15 @@ struct rr_info {
     uint64_t commit;
 };
 
+/* A linearizable read waiting at the primary (see "Read index" in
+ * docs/PROTOCOL.md): answered once applied >= index and f backups answered
+ * a PING numbered seq or later in this view. */
+struct pending_read {
+    uint64_t tag;
+    uint64_t index; /* max(commit, view_op) at arrival, or min_op */
+    uint64_t seq;   /* the PING that covers it; 0: not sent yet */
+};
+
 struct replica {
     struct replica_config c;
     uint32_t f; /* failures tolerated: (replica_count - 1) / 2 */
@@ -88,6 +97,14 @@ struct replica {
     uint64_t heartbeat_ms;
     uint64_t clock_base_ms; /* now at view start */
     uint64_t clock_base_ts; /* log time at view start */
+    /* Read index: reads in arrival order, all of view reads_view. */
+    struct pending_read reads[REPLICA_READS_MAX];
+    uint32_t read_head, read_count;
+    uint32_t reads_view;
+    bool reads_unpinged; /* some read has seq 0 */
+    uint64_t ping_seq;   /* the last PING sent */
+    uint64_t ping_sent_ms;
+    uint64_t pong_seq[COHORT_REPLICAS_MAX]; /* highest PONG, this view */
 
     /* Backup. */
     uint64_t acked_op;
@@ -739,6 +756,160 @@ static void on_client_requests(struct replica *r, const struct event *ev)
         on_request(r, &ev->client.requests[i], &pending, &busy);
 }
 
+/* ----------------------------------------------------------- read index */
+
+/* Why a read answered this way is linearizable (docs/PROTOCOL.md, "Read
+ * index"): the primary of view v, NORMAL when the read arrives, knows every
+ * op committed so far is at or below max(commit, view_op). f backups that
+ * answer a PING sent after the read arrived were NORMAL in view v when they
+ * answered, so they had not yet sent a DO-VIEW-CHANGE for a later view; with
+ * the primary they are a majority, which every later view needs, so no later
+ * view had started (nor committed anything) when the read arrived. */
+
+static void read_answer(struct replica *r, uint64_t tag,
+                        enum reply_status status)
+{
+    struct action *a = action_push(r, ACT_READ);
+    a->read.tag = tag;
+    a->read.status = status;
+    a->read.primary_hint = primary_of(r, r->view);
+    if (status == REPLY_OK)
+        r->stats.reads_served++;
+}
+
+/* Why a read cannot be served here now. */
+static enum reply_status not_serving(const struct replica *r)
+{
+    switch (r->status) {
+    case STATUS_RECOVERING:
+        return REPLY_RECOVERING;
+    case STATUS_VIEW_CHANGE:
+        return REPLY_VIEW_CHANGE;
+    case STATUS_NORMAL:
+    default:
+        return replica_is_primary(r) ? REPLY_VIEW_CHANGE : REPLY_NOT_PRIMARY;
+    }
+}
+
+static void on_read(struct replica *r, uint64_t tag, uint64_t min_op)
+{
+    if (!replica_is_primary(r)) {
+        read_answer(r, tag, not_serving(r));
+        return;
+    }
+    if (r->read_count == REPLICA_READS_MAX) {
+        read_answer(r, tag, REPLY_BUSY);
+        return;
+    }
+    if (r->read_count == 0)
+        r->reads_view = r->view;
+    struct pending_read *p =
+        &r->reads[(r->read_head + r->read_count) % REPLICA_READS_MAX];
+    r->read_count++;
+    p->tag = tag;
+    p->index = r->commit > r->view_op ? r->commit : r->view_op;
+    if (min_op > p->index)
+        p->index = min_op < r->log.op ? min_op : r->log.op;
+    p->seq = 0;
+    r->reads_unpinged = true;
+}
+
+static void send_ping(struct replica *r)
+{
+    r->ping_seq++;
+    r->ping_sent_ms = r->now_ms;
+    r->stats.read_rounds++;
+    struct message m = {
+        .type = MSG_PING,
+        .view = r->view,
+        .nonce = r->ping_seq,
+    };
+    broadcast(r, &m, NULL);
+}
+
+/* The newest PING that f backups have answered in this view. */
+static uint64_t ping_confirmed(const struct replica *r)
+{
+    if (r->f == 0)
+        return r->ping_seq;
+    uint64_t top[COHORT_REPLICAS_MAX]; /* descending */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+        if (i == r->c.self)
+            continue;
+        uint32_t j = n++;
+        for (; j > 0 && top[j - 1] < r->pong_seq[i]; j--)
+            top[j] = top[j - 1];
+        top[j] = r->pong_seq[i];
+    }
+    return top[r->f - 1];
+}
+
+/* After every step: fail reads if the primary lost its view, send one PING
+ * for the reads that arrived, answer the reads that are now safe. */
+static void reads_progress(struct replica *r)
+{
+    if (r->read_count == 0)
+        return;
+    /* Answers need room among the step's actions; what does not fit is
+     * answered in a later step (every tick is one). */
+    if (!replica_is_primary(r) || r->view != r->reads_view) {
+        enum reply_status status = not_serving(r);
+        for (; r->read_count > 0 && r->action_count < r->action_max;
+             r->read_count--) {
+            read_answer(r, r->reads[r->read_head].tag, status);
+            r->read_head = (r->read_head + 1) % REPLICA_READS_MAX;
+        }
+        if (r->read_count == 0)
+            r->reads_unpinged = false;
+        return;
+    }
+    if (r->reads_unpinged) {
+        send_ping(r);
+        for (uint32_t k = r->read_count; k > 0; k--) {
+            struct pending_read *p =
+                &r->reads[(r->read_head + k - 1) % REPLICA_READS_MAX];
+            if (p->seq != 0)
+                break; /* the unpinged reads are the newest ones */
+            p->seq = r->ping_seq;
+        }
+        r->reads_unpinged = false;
+    }
+    uint64_t confirmed =
+        bug(r, BUG_READ_WITHOUT_QUORUM) ? UINT64_MAX : ping_confirmed(r);
+    while (r->read_count > 0 && r->action_count < r->action_max) {
+        const struct pending_read *p = &r->reads[r->read_head];
+        if (p->seq > confirmed ||
+            (r->applied < p->index && !bug(r, BUG_READ_WITHOUT_INDEX)))
+            break;
+        read_answer(r, p->tag, REPLY_OK);
+        r->read_head = (r->read_head + 1) % REPLICA_READS_MAX;
+        r->read_count--;
+    }
+}
+
+/* Backup: answer the primary's PING if we are NORMAL in its view. */
+static void on_ping(struct replica *r, const struct message *m)
+{
+    if (r->status != STATUS_NORMAL || m->view != r->view ||
+        m->from != primary_of(r, r->view) || replica_is_primary(r))
+        return;
+    struct message pong = {
+        .type = MSG_PONG,
+        .view = r->view,
+        .nonce = m->nonce,
+    };
+    send_to(r, m->from, &pong, NULL);
+}
+
+static void on_pong(struct replica *r, const struct message *m)
+{
+    if (!replica_is_primary(r) || m->view != r->view || m->nonce > r->ping_seq)
+        return;
+    if (m->nonce > r->pong_seq[m->from])
+        r->pong_seq[m->from] = m->nonce;
+}
+
 /* ------------------------------------------------------- status changes */
 
 static void clear_votes_upto(struct replica *r, uint32_t view)
@@ -756,6 +927,7 @@ static void reset_primary_state(struct replica *r)
         r->ack_op[i] = 0;
         r->ack_progress_ms[i] = r->now_ms;
         r->ack_heard_ms[i] = r->now_ms;
+        r->pong_seq[i] = 0;
     }
     r->prepare_sent_op = r->log.op;
     r->heartbeat_ms = 0;
@@ -1544,6 +1716,9 @@ static void primary_check_quorum(struct replica *r)
 static void tick_primary(struct replica *r)
 {
     primary_check_quorum(r);
+    /* A PING or its PONGs were lost: a newer PING covers the older reads. */
+    if (r->read_count > 0 && r->now_ms - r->ping_sent_ms >= r->c.heartbeat_ms)
+        r->reads_unpinged = true;
     if (r->now_ms - r->heartbeat_ms >= r->c.heartbeat_ms) {
         r->heartbeat_ms = r->now_ms;
         struct message m = {
@@ -1655,7 +1830,8 @@ static bool shows_primary_alive(const struct replica *r,
     if (m->view < r->view)
         return false;
     return m->type == MSG_PREPARE || m->type == MSG_COMMIT ||
-           m->type == MSG_START_VIEW || m->type == MSG_NEW_STATE;
+           m->type == MSG_START_VIEW || m->type == MSG_NEW_STATE ||
+           m->type == MSG_PING;
 }
 
 static void on_message(struct replica *r, const uint8_t *data, size_t size)
@@ -1708,6 +1884,12 @@ static void on_message(struct replica *r, const uint8_t *data, size_t size)
     case MSG_RECOVERY_RESPONSE:
         on_recovery_response(r, &m);
         check_recovery(r);
+        return;
+    case MSG_PING:
+        on_ping(r, &m);
+        return;
+    case MSG_PONG:
+        on_pong(r, &m);
         return;
     }
 }
@@ -1965,7 +2147,8 @@ static bool allocate(struct replica *r)
 {
     const struct replica_config *c = &r->c;
     r->scratch_max = c->pipeline_ops_max + c->batch_ops_max + 1;
-    r->action_max = c->pipeline_ops_max + 64u + 32u * c->replica_count;
+    r->action_max = c->pipeline_ops_max + 64u + 32u * c->replica_count +
+                    REPLICA_READS_MAX + 1u;
     r->send_cap = (size_t)c->message_size_max * SEND_SLOTS +
                   (size_t)c->reply_size_max * 64u;
     r->table_buf_size = 0;
@@ -2017,6 +2200,10 @@ struct replica *replica_init(const struct replica_config *config,
     detector_init(&r->detector, &dc, now_ms);
     r->status = STATUS_RECOVERING;
     r->nonce = prng_next(&r->prng);
+    /* PING numbers start at random (from the seed, leaving the prng's
+     * stream alone), so that no PONG from an earlier life of this replica
+     * can pass for an answer to a new one. */
+    r->ping_seq = (c.seed * 0x9e3779b97f4a7c15ull) >> 16;
     r->recovery_started_ms = now_ms;
     r->recovery_sent_ms = 0;
     r->best_from = UINT32_MAX;
@@ -2063,6 +2250,7 @@ static void after_event(struct replica *r, bool force_ack)
     flush_prepares(r);
     flush_persist(r);
     maybe_raise_lnv(r);
+    reads_progress(r);
     replica_invariants(r);
 }
 
@@ -2103,6 +2291,9 @@ void replica_step(struct replica *r, const struct event *ev,
         break;
     case EV_PEER_DOWN:
         on_peer_down(r, ev->peer_down.peer);
+        break;
+    case EV_READ:
+        on_read(r, ev->read.tag, ev->read.min_op);
         break;
     }
     after_event(r, force_ack && r->status == STATUS_NORMAL);

@@ -32,6 +32,11 @@
  *    its op is above replica_applied() of the receiver (otherwise it drops
  *    it), then delivers EV_SNAPSHOT_INSTALLED to its replica.
  *  - ACT_VIEW: report a view change to the application.
+ *  - ACT_READ: the answer to an EV_READ. REPLY_OK: the state machine as it
+ *    is after this step (or any later state) answers the read
+ *    linearizably; answer it from the local state machine now. Any other
+ *    status: not served here, retry (REPLY_NOT_PRIMARY: at primary_hint).
+ *    Reads are answered in the order their EV_READs arrived.
  */
 #ifndef COHORT_REPLICA_H
 #define COHORT_REPLICA_H
@@ -85,6 +90,8 @@ enum replica_bug {
     BUG_ACK_BEFORE_DURABLE = 4,     /* PREPARE-OK before the write is durable */
     BUG_APPLY_RETRY_TWICE = 8,      /* client table bypassed at apply */
     BUG_VOTE_BEFORE_RECOVERED = 16, /* restarted replica votes at once */
+    BUG_READ_WITHOUT_QUORUM = 32,   /* serve reads without the PING round */
+    BUG_READ_WITHOUT_INDEX = 64,    /* serve reads before applying the index */
 };
 
 /* Fill config with defaults for a group of replica_count, self, seed. */
@@ -123,6 +130,7 @@ enum event_type {
     EV_SNAPSHOT_TAKEN,
     EV_SNAPSHOT_INSTALLED,
     EV_PEER_DOWN, /* the driver knows a peer's process is gone */
+    EV_READ,      /* a linearizable read wants a safe state to read from */
 };
 
 struct client_request {
@@ -157,6 +165,13 @@ struct event {
         struct { /* EV_PEER_DOWN: e.g. its port refused a connection */
             uint32_t peer;
         } peer_down;
+        struct {             /* EV_READ */
+            uint64_t tag;    /* the driver's name for the read (or a group
+                                of reads); echoed in its ACT_READ */
+            uint64_t min_op; /* the read must also see ops up to here (at
+                                most replica_op()): e.g. the writes its
+                                client sent before it; 0 for none */
+        } read;
         struct { /* EV_SNAPSHOT_INSTALLED: the state machine now holds it */
             uint64_t op;
             uint64_t checksum;
@@ -176,6 +191,7 @@ enum action_type {
     ACT_SNAPSHOT_TAKE,
     ACT_LOG_COMPACT,
     ACT_SNAPSHOT_SEND,
+    ACT_READ,
 };
 
 enum reply_status {
@@ -243,6 +259,11 @@ struct action {
         struct {
             uint32_t to;
         } snapshot_send;
+        struct {
+            uint64_t tag;
+            enum reply_status status;
+            uint32_t primary_hint; /* for REPLY_NOT_PRIMARY */
+        } read;
     };
 };
 
@@ -264,6 +285,8 @@ struct replica_stats {
     uint64_t state_transfers;
     uint64_t snapshots_taken;
     uint64_t snapshots_installed;
+    uint64_t reads_served; /* ACT_READ with REPLY_OK */
+    uint64_t read_rounds;  /* PINGs sent for reads */
 };
 
 /* Allocate and initialize a replica from config and what survived on disk.
@@ -280,6 +303,9 @@ void replica_step(struct replica *r, const struct event *ev,
 
 /* The entry at op, for ACT_PERSIST; valid until the next replica_step(). */
 const struct entry *replica_entry(const struct replica *r, uint64_t op);
+
+/* Linearizable reads the core can hold at once (more answer REPLY_BUSY). */
+#define REPLICA_READS_MAX 64u
 
 /* Read-only views of the state, for drivers, INFO and the simulator. */
 enum replica_status replica_status(const struct replica *r);

@@ -53,9 +53,9 @@ struct waiters {
     uint32_t count, cap;
 };
 
-/* Reads covered by one barrier op in flight. */
+/* Reads covered by one EV_READ in flight. */
 struct read_group {
-    uint64_t request_no;
+    uint64_t tag; /* 0: answered */
     struct waiters w;
 };
 
@@ -111,14 +111,13 @@ struct node {
     uint64_t deferred_commit, deferred_base;
     uint32_t batch_scan; /* where on_reply looks for a BUSY request */
 
-    /* Linearizable reads. Reads that arrive during a loop turn form a
-     * group; at the end of the turn the group's barrier op (an empty
-     * request of barrier_client) is proposed, and when it commits and is
-     * applied every read of the group sees a state at least that new.
-     * Up to READ_GROUPS_MAX barriers are in flight, oldest first. */
-    uint64_t barrier_client;
-    uint64_t barrier_request_no;
-    struct waiters waiting;    /* the open group: no barrier yet */
+    /* Linearizable reads (read index, core/replica.h EV_READ). Reads that
+     * arrive during a loop turn form a group; at the end of the turn, after
+     * the turn's writes are proposed, the group goes to the core as one
+     * EV_READ, and its ACT_READ says when the store may answer them all.
+     * Up to READ_GROUPS_MAX groups are in flight, oldest first. */
+    uint64_t read_tag;         /* the last EV_READ's tag */
+    struct waiters waiting;    /* the open group: not yet sent */
     struct read_group *groups; /* ring of READ_GROUPS_MAX */
     uint32_t group_head, group_count;
 
@@ -321,7 +320,7 @@ void node_cancel(struct node *n, void *ctx)
 
 static void carry_out(struct node *n, const struct actions *acts);
 static uint64_t random_u64(void);
-static void start_barrier(struct node *n);
+static void start_reads(struct node *n);
 static void waiters_push(struct waiters *w, node_done_fn done, void *ctx);
 static void waiters_finish(struct node *n, struct waiters *w,
                            enum node_outcome outcome);
@@ -411,7 +410,7 @@ static void resubmit_deferred(struct node *n)
 }
 
 /* Move the reads of a group in flight back to the open group, to be
- * covered by a later barrier. */
+ * covered by a later EV_READ. */
 static void regroup(struct node *n, struct read_group *g)
 {
     for (uint32_t i = 0; i < g->w.count; i++)
@@ -420,40 +419,29 @@ static void regroup(struct node *n, struct read_group *g)
     g->w.count = 0;
 }
 
-static void on_barrier_reply(struct node *n, uint64_t no,
-                             enum reply_status status)
+static void on_read_answer(struct node *n, const struct action *a)
 {
-    if (status == REPLY_EXPIRED) {
-        /* The client table forgot our barrier client: start a new session
-         * and order barriers again for the same reads. */
-        n->barrier_client = random_u64();
-        n->barrier_request_no = 0;
-        for (uint32_t k = 0; k < n->group_count; k++)
-            regroup(n, &n->groups[(n->group_head + k) % READ_GROUPS_MAX]);
-        n->group_count = 0;
-        return; /* the next loop turn proposes a barrier */
-    }
-    /* Barriers commit in order: the reply is for the oldest group, or for
-     * one turned away as busy (then all after it were too). */
+    /* The core answers reads in order: normally the oldest group, or one
+     * turned away as busy. */
     for (uint32_t k = 0; k < n->group_count; k++) {
         struct read_group *g =
             &n->groups[(n->group_head + k) % READ_GROUPS_MAX];
-        if (g->request_no != no)
+        if (g->tag != a->read.tag)
             continue;
-        if (status == REPLY_BUSY) {
+        if (a->read.status == REPLY_BUSY) {
             regroup(n, g); /* stays as an empty group until it is oldest */
         } else {
-            enum node_outcome o = status == REPLY_OK ? NODE_DONE
-                                  : status == REPLY_NOT_PRIMARY
+            enum node_outcome o = a->read.status == REPLY_OK ? NODE_DONE
+                                  : a->read.status == REPLY_NOT_PRIMARY
                                       ? NODE_NOT_PRIMARY
                                       : NODE_RETRY;
             waiters_finish(n, &g->w, o);
         }
-        g->request_no = 0; /* answered */
+        g->tag = 0;
         break;
     }
     /* Retire answered groups from the front. */
-    while (n->group_count > 0 && n->groups[n->group_head].request_no == 0) {
+    while (n->group_count > 0 && n->groups[n->group_head].tag == 0) {
         n->group_head = (n->group_head + 1) % READ_GROUPS_MAX;
         n->group_count--;
     }
@@ -463,10 +451,6 @@ static void on_reply(struct node *n, const struct action *a)
 {
     uint64_t client = a->reply.client_id;
     uint64_t no = a->reply.request_no;
-    if (client == n->barrier_client) {
-        on_barrier_reply(n, no, a->reply.status);
-        return;
-    }
     if (a->reply.status == REPLY_BUSY && defer_busy(n, client, no))
         return;
     struct pending p;
@@ -650,6 +634,9 @@ static void carry_out(struct node *n, const struct actions *acts)
         case ACT_SNAPSHOT_SEND:
             start_snapshot_send(n, a->snapshot_send.to);
             break;
+        case ACT_READ:
+            on_read_answer(n, a);
+            break;
         }
     }
 }
@@ -706,8 +693,8 @@ static void on_check(uv_check_t *handle)
 {
     struct node *n = handle->data;
     resubmit_deferred(n);
-    start_barrier(n);
     flush_batch(n);
+    start_reads(n);
 }
 
 static void pump_snapshot_sends(struct node *n)
@@ -752,8 +739,8 @@ static void on_tick(uv_timer_t *handle)
 {
     struct node *n = handle->data;
     resubmit_deferred(n);
-    start_barrier(n);
     flush_batch(n);
+    start_reads(n);
     struct event ev = {.type = EV_TICK};
     step(n, &ev);
     pump_snapshot_sends(n);
@@ -1052,12 +1039,15 @@ static void waiters_finish(struct node *n, struct waiters *w,
                             replica_primary(n->r));
 }
 
-/* Propose a barrier op for the open group of reads (once per loop turn,
- * so a stream of reads costs one log op per turn, not one per read). */
-static void start_barrier(struct node *n)
+/* Send the open group of reads to the core as one EV_READ (once per loop
+ * turn, so a stream of reads costs one PING round per turn, not one per
+ * read). The core's read index covers every write it was handed before, so
+ * the turn's writes go first, and while writes wait in the deferred queue
+ * the reads wait too: a read never overtakes a write sent before it. */
+static void start_reads(struct node *n)
 {
     if (n->waiting.count == 0 || n->group_count == READ_GROUPS_MAX ||
-        !replica_is_primary(n->r))
+        n->deferred_count > 0 || !replica_is_primary(n->r))
         return;
     struct read_group *g =
         &n->groups[(n->group_head + n->group_count) % READ_GROUPS_MAX];
@@ -1066,16 +1056,11 @@ static void start_barrier(struct node *n)
     g->w = n->waiting;
     n->waiting = t;
     n->waiting.count = 0;
-    g->request_no = ++n->barrier_request_no;
-    batch_reserve(n, 0);
-    /* An empty body: the store answers it with an error that nobody reads
-     * and changes nothing; what matters is that it commits in order. */
-    n->batch[n->batch_count++] = (struct client_request){
-        .client_id = n->barrier_client,
-        .request_no = g->request_no,
-        .body = n->batch_bytes,
-        .body_size = 0,
-    };
+    g->tag = ++n->read_tag;
+    struct event ev = {.type = EV_READ};
+    ev.read.tag = g->tag;
+    ev.read.min_op = replica_op(n->r); /* the writes submitted before */
+    step(n, &ev);
 }
 
 static void fail_reads(struct node *n, enum node_outcome outcome)
@@ -1087,7 +1072,7 @@ static void fail_reads(struct node *n, enum node_outcome outcome)
     waiters_finish(n, &n->waiting, outcome);
 }
 
-void node_read_barrier(struct node *n, node_done_fn done, void *ctx)
+void node_read(struct node *n, node_done_fn done, void *ctx)
 {
     if (!replica_is_primary(n->r)) {
         enum node_outcome o = replica_status(n->r) == STATUS_NORMAL
@@ -1314,8 +1299,7 @@ static int open_storage(struct node *n, struct replica_durable *d,
 static void configure_replica(struct node *n)
 {
     struct replica_config *rc = &n->rc;
-    replica_config_defaults(rc, n->c.replica_count, n->c.self,
-                            n->c.cluster_id ^ (uint64_t)uv_hrtime());
+    replica_config_defaults(rc, n->c.replica_count, n->c.self, random_u64());
     if (n->c.heartbeat_ms)
         rc->heartbeat_ms = n->c.heartbeat_ms;
     if (n->c.suspect_timeout_ms)
@@ -1406,7 +1390,6 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
     n->loop = loop;
     n->c = *config;
     n->vfs = vfs_posix();
-    n->barrier_client = random_u64();
     n->groups = calloc(READ_GROUPS_MAX, sizeof(*n->groups));
     ASSERT(n->groups);
     if (vfs_path_join(n->wal_dir, config->data_dir, "wal", err) != 0 ||

@@ -82,11 +82,12 @@ void node_cancel(struct node *n, void *ctx);
 
 /* The store, for reads. Local reads may be stale on a backup. */
 const struct kv *node_kv(const struct node *n);
-/* Linearizable read barrier: done(NODE_DONE) once this node is the primary,
- * still holds its view (confirmed by a quorum after the call) and has
- * applied everything committed before the call; then the caller reads
- * node_kv(). Otherwise NOT_PRIMARY / RETRY. */
-void node_read_barrier(struct node *n, node_done_fn done, void *ctx);
+/* Linearizable read (read index): done(NODE_DONE) once this node is the
+ * primary, a quorum confirmed after the call that it still holds its view,
+ * and it has applied every write committed before the call and every write
+ * submitted to it before the call; then the caller reads node_kv(). No log
+ * op and no disk write. Otherwise NOT_PRIMARY / RETRY. */
+void node_read(struct node *n, node_done_fn done, void *ctx);
 
 /* Status for INFO and `cohort status`. */
 struct node_status {

@@ -412,7 +412,7 @@ void cmd_store_write(struct conn *c, struct resp_buf *out, uint32_t argc,
 {
     ASSERT(out == NULL);
     struct slot *slot = conn_slot_push(c);
-    slot->kind = SLOT_WRITE;
+    conn_slot_kind(c, slot, SLOT_WRITE);
     struct kv_write w;
     if (kv_command_parse(kv_config(c), argc, argv, &w, &slot->reply) != 0) {
         conn_slot_ready(c, slot); /* certainly not proposed */
@@ -506,7 +506,7 @@ void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
     ASSERT(out == NULL);
     struct server *s = c->server;
     struct slot *slot = conn_slot_push(c);
-    slot->kind = SLOT_READ;
+    conn_slot_kind(c, slot, SLOT_READ);
     if (c->readonly) {
         /* The weaker guarantee the client asked for: this replica's applied
          * state, possibly stale, never an uncommitted write. */
@@ -516,7 +516,7 @@ void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
     }
     keep_command(c, slot, argc, argv);
     slot->in_node = true;
-    node_read_barrier(s->node, on_read_done, slot);
+    node_read(s->node, on_read_done, slot);
 }
 
 /* ------------------------------------------------------------ COHORT.REQ */
@@ -570,7 +570,7 @@ void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
         return;
     }
     struct slot *slot = conn_slot_push(c);
-    slot->kind = SLOT_WRITE;
+    conn_slot_kind(c, slot, SLOT_WRITE);
     struct kv_write w;
     if (kv_command_parse(kv_config(c), inner_argc, inner, &w, &slot->reply) !=
         0) {

@@ -11,6 +11,15 @@
  * bounded by the read buffer (one request at most), the slots (pipeline_max)
  * and the output (output_buffer_max, past which the client is closed).
  *
+ * Order: a connection's commands take effect in the order sent, as on a
+ * single Redis server. Store reads may run together and writes may run
+ * together (the log keeps writes in order, and a read's index covers every
+ * write submitted before it), but a read waits until the writes before it
+ * are answered and a write until the reads before it are: otherwise a
+ * pipelined SET k 1, GET k, SET k 2 could read 2. Links from backups
+ * (COHORT.NOFORWARD) are exempt: they carry many clients, each ordered at
+ * its own backup before it is forwarded.
+ *
  * Output: a reply goes straight to `out` when no earlier command is still
  * running, otherwise into its slot; when the head slot completes, it and
  * every completed slot behind it move to `out`. The prepare handle writes
@@ -70,6 +79,8 @@ bool conn_can_dispatch(const struct conn *c)
     if (c->slot_bytes >= CONN_INFLIGHT_BYTES_MAX)
         return false;
     if (c->out.size + c->writing_buf.size >= CONN_OUTPUT_SOFT_MAX)
+        return false;
+    if (c->order_blocked)
         return false;
     return !session_blocked(c);
 }
@@ -166,6 +177,35 @@ static size_t slot_bytes(const struct slot *slot)
     return slot->payload.size + slot->reply.size;
 }
 
+void conn_slot_kind(struct conn *c, struct slot *slot, enum slot_kind kind)
+{
+    ASSERT(slot->conn == c && slot->kind == SLOT_OTHER);
+    slot->kind = kind;
+    if (kind == SLOT_READ)
+        c->reads_running++;
+    else if (kind == SLOT_WRITE)
+        c->writes_running++;
+}
+
+/* Whether a command must wait for the connection's commands of the other
+ * kind (reads for writes, writes for reads) to be answered first. */
+static bool must_wait_order(const struct conn *c, uint32_t argc,
+                            const struct resp_arg *argv)
+{
+    if (c->no_forward || (c->reads_running == 0 && c->writes_running == 0))
+        return false;
+    const struct command_spec *spec = command_lookup(&argv[0]);
+    if (spec && spec->run == cmd_cohort_req && argc > 3)
+        spec = command_lookup(&argv[3]);
+    if (!spec)
+        return false;
+    if (spec->flags & CMD_WRITE)
+        return c->reads_running > 0;
+    if ((spec->flags & CMD_READ) && !c->readonly)
+        return c->writes_running > 0;
+    return false;
+}
+
 /* One reply larger than the whole output limit becomes an error for that
  * command alone: closing would also fail every other command pipelined on
  * the connection (for a backup's link, every forwarded command). */
@@ -194,6 +234,15 @@ void conn_slot_ready(struct conn *c, struct slot *slot)
     ASSERT(!slot->in_node);
     limit_reply(c->server, slot);
     slot->state = SLOT_READY;
+    if (slot->kind == SLOT_READ) {
+        ASSERT(c->reads_running > 0);
+        c->reads_running--;
+    } else if (slot->kind == SLOT_WRITE) {
+        ASSERT(c->writes_running > 0);
+        c->writes_running--;
+    }
+    if (c->order_blocked && (c->reads_running == 0 || c->writes_running == 0))
+        c->order_blocked = false; /* conn_process() looks again */
     c->slot_bytes += slot->reply.size;
     c->slot_reply_bytes += slot->reply.size;
     bool moved = false;
@@ -424,6 +473,10 @@ static bool process_one(struct conn *c)
         return false;
     case RESP_COMPLETE:
         break;
+    }
+    if (req.argc > 0 && must_wait_order(c, req.argc, req.argv)) {
+        c->order_blocked = true; /* parsed again when it may run */
+        return false;
     }
     c->rbuf_pos += req.consumed;
     if (req.argc > 0)

@@ -99,7 +99,7 @@ struct slot {
     struct server *server;
     enum slot_state state;
     enum slot_kind kind;
-    bool in_node;       /* node_submit/read_barrier called, no answer yet */
+    bool in_node;       /* node_submit/node_read called, no answer yet */
     bool forwarded;     /* on a link's list, no answer yet */
     bool session_write; /* numbered by the connection's own session */
     bool fixed_ids;     /* COHORT.REQ: the client's own id and number */
@@ -169,6 +169,11 @@ struct conn {
     size_t slot_bytes;       /* payload and reply bytes held by the slots */
     size_t slot_reply_bytes; /* of which replies waiting their turn */
     struct conn_session session;
+    /* Per-connection order between reads and writes (conn.c): store reads
+     * and writes whose slots are not ready yet, and whether the next
+     * command waits for the other kind to finish. */
+    uint32_t reads_running, writes_running;
+    bool order_blocked;
 };
 
 /* The outbound connection to the primary's RESP port. One per server at a
@@ -292,6 +297,9 @@ void server_slot_put(struct server *s, struct slot *slot);
 void conn_accept(struct server *s);
 /* Append a slot for the current command to c's FIFO. */
 struct slot *conn_slot_push(struct conn *c);
+/* Mark a pushed slot as a store read or write (counted until it is ready,
+ * for the order between a connection's reads and writes). */
+void conn_slot_kind(struct conn *c, struct slot *slot, enum slot_kind kind);
 /* The slot's reply is complete: move every ready reply at the head of the
  * FIFO to the output. Safe inside a node callback. */
 void conn_slot_ready(struct conn *c, struct slot *slot);

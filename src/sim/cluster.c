@@ -73,8 +73,9 @@ static const char *event_name(enum event_type type)
                                   "EV_META_PERSISTED",
                                   "EV_SNAPSHOT_TAKEN",
                                   "EV_SNAPSHOT_INSTALLED",
-                                  "EV_PEER_DOWN"};
-    return type <= EV_PEER_DOWN ? names[type] : "?";
+                                  "EV_PEER_DOWN",
+                                  "EV_READ"};
+    return type <= EV_READ ? names[type] : "?";
 }
 
 static void describe_message(const struct cluster *c, const uint8_t *data,
@@ -391,11 +392,37 @@ static void do_snapshot_send(struct cluster *c, struct sim_replica *rep,
                   s->op, to);
 }
 
+/* Send a reply from rep to the client of session id. */
+static void send_reply(struct cluster *c, struct sim_replica *rep, uint64_t id,
+                       uint64_t request_no, enum reply_status status,
+                       uint32_t hint, uint64_t op, const uint8_t *data,
+                       size_t data_size)
+{
+    uint32_t client = (uint32_t)(id & 0xffff) - 1;
+    if (client >= c->config.workload.client_count)
+        return;
+    size_t size = REPLY_HEADER + data_size;
+    uint8_t buf[REPLY_HEADER + 64];
+    if (size > sizeof(buf)) {
+        check_fail(&c->check, "reply", "replica %" PRIu32 " reply of %zu bytes",
+                   rep->index, data_size);
+        return;
+    }
+    put_u64(buf, id);
+    put_u64(buf + 8, request_no);
+    buf[16] = (uint8_t)status;
+    put_u32(buf + 17, hint);
+    put_u64(buf + 21, op);
+    if (data_size)
+        memcpy(buf + REPLY_HEADER, data, data_size);
+    sim_net_send(&c->net, c->now, rep->index, c->config.replica_count + client,
+                 SIM_MSG_REPLY, buf, size);
+}
+
 static void do_reply(struct cluster *c, struct sim_replica *rep,
                      const struct action *a)
 {
     uint64_t id = a->reply.client_id;
-    uint32_t client = (uint32_t)(id & 0xffff) - 1;
     if (a->reply.status == REPLY_OK)
         check_reply(&c->check, rep->index, id, a->reply.request_no, a->reply.op,
                     a->reply.data, a->reply.size);
@@ -404,24 +431,44 @@ static void do_reply(struct cluster *c, struct sim_replica *rep,
                   " status=%d op=%" PRIu64 " hint=%u",
                   rep->index, id, a->reply.request_no, (int)a->reply.status,
                   a->reply.op, a->reply.primary_hint);
-    if (client >= c->config.workload.client_count)
-        return;
-    size_t size = REPLY_HEADER + a->reply.size;
-    uint8_t buf[REPLY_HEADER + 64];
-    if (size > sizeof(buf)) {
-        check_fail(&c->check, "reply", "replica %" PRIu32 " reply of %zu bytes",
-                   rep->index, a->reply.size);
+    send_reply(c, rep, id, a->reply.request_no, a->reply.status,
+               a->reply.primary_hint, a->reply.op, a->reply.data,
+               a->reply.size);
+}
+
+/* The core answered a read: serve it from this replica's state machine as it
+ * is now (REPLY_OK; op 0 in the reply: no log op), or pass the refusal on.
+ * Only the linearizability check judges the value. */
+static void do_read(struct cluster *c, struct sim_replica *rep,
+                    const struct action *a)
+{
+    uint32_t i = 0;
+    while (i < rep->read_count && rep->reads[i].tag != a->read.tag)
+        i++;
+    if (i == rep->read_count) {
+        check_fail(&c->check, "read",
+                   "replica %" PRIu32 " answered unknown read tag %" PRIu64,
+                   rep->index, a->read.tag);
         return;
     }
-    put_u64(buf, id);
-    put_u64(buf + 8, a->reply.request_no);
-    buf[16] = (uint8_t)a->reply.status;
-    put_u32(buf + 17, a->reply.primary_hint);
-    put_u64(buf + 21, a->reply.op);
-    if (a->reply.size)
-        memcpy(buf + REPLY_HEADER, a->reply.data, a->reply.size);
-    sim_net_send(&c->net, c->now, rep->index, c->config.replica_count + client,
-                 SIM_MSG_REPLY, buf, size);
+    struct sim_read rd = rep->reads[i];
+    rep->reads[i] = rep->reads[--rep->read_count];
+    hash_mix(c, rep->index, 6000 + a->read.status, rd.client_id, rd.request_no);
+    cluster_trace(c,
+                  "r%u ACT_READ tag=%" PRIu64 " client=%" PRIx64
+                  " request=%" PRIu64 " status=%d",
+                  rep->index, a->read.tag, rd.client_id, rd.request_no,
+                  (int)a->read.status);
+    uint8_t reply[KVSM_REPLY_SIZE];
+    size_t size = 0;
+    if (a->read.status == REPLY_OK) {
+        struct kvsm_cmd get = {.kind = KVSM_GET, .key = rd.key};
+        struct kvsm_reply value = kvsm_exec(&rep->sm, &get);
+        kvsm_reply_encode(&value, reply);
+        size = sizeof(reply);
+    }
+    send_reply(c, rep, rd.client_id, rd.request_no, a->read.status,
+               a->read.primary_hint, 0, reply, size);
 }
 
 static void do_action(struct cluster *c, struct sim_replica *rep,
@@ -479,6 +526,9 @@ static void do_action(struct cluster *c, struct sim_replica *rep,
                        "replica %" PRIu32 " ACT_LOG_COMPACT through op %" PRIu64
                        " but its durable snapshot is at op %" PRIu64,
                        rep->index, a->compact.op, rep->disk.snapshot.op);
+        break;
+    case ACT_READ:
+        do_read(c, rep, a);
         break;
     case ACT_SNAPSHOT_SEND:
         hash_mix(c, a->snapshot_send.to, 0, 0, 0);
@@ -616,6 +666,32 @@ static void on_request_arrival(struct cluster *c, struct sim_replica *rep,
     deliver(c, rep, &ev);
 }
 
+/* A GET by read index: the driver's part, as in src/runtime/node.c. */
+static void on_read_arrival(struct cluster *c, struct sim_replica *rep,
+                            const uint8_t *data, size_t size)
+{
+    ASSERT(size >= REQUEST_HEADER);
+    struct kvsm_cmd cmd;
+    bool valid =
+        kvsm_cmd_decode(data + REQUEST_HEADER, size - REQUEST_HEADER, &cmd);
+    ASSERT(valid && cmd.kind == KVSM_GET);
+    if (rep->read_count == SIM_READS_MAX) {
+        cluster_trace(c, "r%u read dropped: too many waiting", rep->index);
+        return; /* the client times out and retries */
+    }
+    struct sim_read *rd = &rep->reads[rep->read_count++];
+    rd->tag = ++c->read_tag;
+    rd->client_id = get_u64(data);
+    rd->request_no = get_u64(data + 8);
+    rd->key = cmd.key;
+    struct event ev = {.type = EV_READ};
+    ev.read.tag = rd->tag;
+    cluster_trace(
+        c, "r%u EV_READ tag=%" PRIu64 " client=%" PRIx64 " request=%" PRIu64,
+        rep->index, rd->tag, rd->client_id, rd->request_no);
+    deliver(c, rep, &ev);
+}
+
 static void on_reply_arrival(struct cluster *c, uint32_t client,
                              const uint8_t *data, size_t size)
 {
@@ -662,6 +738,8 @@ static void on_net(struct cluster *c)
         deliver(c, rep, &ev);
     } else if (m.kind == SIM_MSG_SNAPSHOT) {
         on_snapshot_arrival(c, rep, m.data, m.size);
+    } else if (m.kind == SIM_MSG_READ) {
+        on_read_arrival(c, rep, m.data, m.size);
     } else {
         on_request_arrival(c, rep, m.data, m.size);
     }
@@ -701,7 +779,11 @@ static void on_resume(struct cluster *c, struct sim_replica *rep)
     fd_fault_over(c, rep->index);
     cluster_trace(c, "r%u resumes", rep->index);
     hash_mix(c, rep->index, 3000, 0, 0);
-    on_tick(c, rep);
+    /* What arrived during the pause is handled before the overdue tick
+     * (network before ticks at equal times), as a libuv process stopped
+     * in epoll_wait runs its I/O callbacks before its timers: a stale
+     * primary sees client reads before it notices it lost its quorum. */
+    rep->tick_at = c->now;
 }
 
 static void on_client(struct cluster *c)
@@ -717,7 +799,7 @@ static void on_client(struct cluster *c)
     cluster_trace(c, "client %u sends request %" PRIu64 " (%s) to r%u",
                   s.client, s.request_no, kvsm_kind_name(s.body[0]), s.replica);
     sim_net_send(&c->net, c->now, c->config.replica_count + s.client, s.replica,
-                 SIM_MSG_REQUEST, buf, sizeof(buf));
+                 s.read ? SIM_MSG_READ : SIM_MSG_REQUEST, buf, sizeof(buf));
 }
 
 static void consider(enum source *best, uint64_t *best_at, uint32_t *best_i,
@@ -819,6 +901,7 @@ void cluster_crash(struct cluster *c, uint32_t i)
     fd_fault(c, i);
     replica_deinit(rep->r);
     rep->r = NULL;
+    rep->read_count = 0; /* their clients time out and retry */
     rep->paused = false;
     if (sim_disk_crash(&rep->disk))
         c->stats.torn_writes++;

@@ -43,6 +43,16 @@ struct cluster_config {
     FILE *trace;                     /* --trace output, or NULL */
 };
 
+/* A read by read index waiting for the core's ACT_READ. */
+struct sim_read {
+    uint64_t tag;
+    uint64_t client_id;
+    uint64_t request_no;
+    uint8_t key;
+};
+
+#define SIM_READS_MAX 128
+
 struct sim_replica {
     struct cluster *cluster;
     uint32_t index;
@@ -65,6 +75,9 @@ struct sim_replica {
     enum replica_status status_seen;
     bool suspected[COHORT_REPLICAS_MAX];
     uint64_t incarnation;
+    /* Reads handed to this incarnation's core (EV_READ), unanswered. */
+    struct sim_read reads[SIM_READS_MAX];
+    uint32_t read_count;
 };
 
 struct cluster_stats {
@@ -98,6 +111,7 @@ struct cluster {
     struct check check;
     void *trace_hash; /* XXH3_state_t over every event and action */
     uint64_t fd_fault_at[COHORT_REPLICAS_MAX]; /* 0: no pending fault */
+    uint64_t read_tag;                         /* the last EV_READ tag */
     struct cluster_stats stats;
     char line[512];        /* trace line scratch */
     struct entry *scratch; /* ACT_PERSIST entries */

@@ -139,6 +139,8 @@ enum trigger {
     T_UNCOMMITTED = 2, /* arg ops committed and the primary has prepared
                           ops it has not committed yet */
     T_AFTER = 3,       /* arg ms after the previous step */
+    T_IDLE = 4,        /* arg ops committed and the primary has committed
+                          everything it prepared */
 };
 
 enum scenario_action {
@@ -190,6 +192,10 @@ static const struct sim_scenario scenarios[] = {
     {"primary_cannot_hear",
      "one-way partition: the primary reaches the backups but hears nothing",
      {{T_COMMITTED, 20, A_PRIMARY_CANNOT_HEAR, 0}, {T_AFTER, 2000, A_HEAL, 0}}},
+    {"idle_primary_isolated",
+     "an idle primary is cut off from every backup while clients still "
+     "reach it: a new view writes while the old primary gets reads",
+     {{T_IDLE, 20, A_ISOLATE_PRIMARY, 0}, {T_AFTER, 2000, A_HEAL, 0}}},
     {"primary_paused",
      "the primary stops for longer than the suspect timeout, then resumes "
      "in an old view",
@@ -543,6 +549,15 @@ static bool scenario_due(const struct faults *f, const struct scenario_step *s)
             return false;
         const struct replica *r = c->replicas[p].r;
         return replica_op(r) > replica_commit(r);
+    }
+    case T_IDLE: {
+        if (c->check.commit_max < s->arg)
+            return false;
+        uint32_t p = cluster_primary(c);
+        if (p == UINT32_MAX)
+            return false;
+        const struct replica *r = c->replicas[p].r;
+        return replica_op(r) == replica_commit(r);
     }
     case T_AFTER:
         return c->now >= f->scenario_step_ms + s->arg;

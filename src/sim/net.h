@@ -32,6 +32,7 @@ enum sim_msg_kind {
     SIM_MSG_SNAPSHOT = 2, /* a state transfer snapshot (sim/cluster.c) */
     SIM_MSG_REQUEST = 3,  /* client to replica */
     SIM_MSG_REPLY = 4,    /* replica to client */
+    SIM_MSG_READ = 5,     /* client to replica: a GET by read index */
 };
 
 struct sim_msg {

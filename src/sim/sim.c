@@ -128,6 +128,7 @@ static void cluster_config_from(const struct sim_options *o,
         .think_max_ms = 10,
         .give_up_ms = p->give_up_ppm ? 1500 : 0,
         .give_up_ppm = p->give_up_ppm,
+        .read_pct = o->reads,
     };
 }
 
@@ -271,6 +272,8 @@ void sim_reproduce_print(const struct sim_options *o, FILE *out)
             o->replicas, o->ops);
     if (o->clients != 5)
         fprintf(out, " --clients %u", o->clients);
+    if (o->reads != SIM_READS_DEFAULT)
+        fprintf(out, " --reads %u", o->reads);
     if (o->bugs)
         fprintf(out, " --bugs %u", o->bugs);
     fprintf(out, " --trace\n");

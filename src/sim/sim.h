@@ -23,6 +23,9 @@
 
 #include "sim/check.h"
 
+/* Percent of GETs served by read index unless --reads says otherwise. */
+#define SIM_READS_DEFAULT 50u
+
 struct sim_options {
     uint64_t seed;
     uint32_t replicas; /* 3 or 5 */
@@ -30,6 +33,7 @@ struct sim_options {
     const char *scenario; /* NULL: random faults from the profile */
     uint64_t ops;         /* client ops */
     uint32_t clients;
+    uint32_t reads; /* percent of GETs served by read index */
     uint32_t bugs;
     FILE *trace; /* NULL: no trace */
 };

@@ -112,6 +112,7 @@ static void fill_send(struct workload *w, uint32_t index, uint64_t now,
     out->replica = c->target;
     out->client_id = c->client_id;
     out->request_no = c->request_no;
+    out->read = op->read;
     kvsm_cmd_encode(&op->cmd, out->body);
     op->sends++;
     c->deadline_at = now + w->config.timeout_ms;
@@ -126,6 +127,14 @@ static void issue(struct workload *w, uint32_t index, uint64_t now,
     ASSERT(!c->busy);
     struct sim_history_op *op = history_push(w);
     op->cmd = random_cmd(w);
+    /* Only drawn when enabled, so that read_pct 0 replays the op streams
+     * of runs from before read index. */
+    op->read = op->cmd.kind == KVSM_GET && w->config.read_pct &&
+               prng_below(w->prng, 100) < w->config.read_pct;
+    /* Half the reads go to any replica, as from a client that spreads its
+     * reads: they reach stale primaries, which must not answer them. */
+    if (op->read && prng_chance(w->prng, 500000))
+        c->target = (uint32_t)prng_below(w->prng, w->config.replica_count);
     op->client_id = c->client_id;
     op->request_no = ++c->request_no;
     op->invoke_ms = now;

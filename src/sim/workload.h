@@ -11,6 +11,10 @@
  * forgot the session) also leaves the outcome unknown; the client starts a
  * new session.
  *
+ * A GET may be a read by read index (config.read_pct of them): it is sent
+ * as SIM_MSG_READ, answered from the primary's state machine without a log
+ * op, and retried like any request.
+ *
  * The history holds one record per logical op (however many times it was
  * sent), with the virtual time of the first send and of the reply, for the
  * linearizability checker (sim/linearize.h).
@@ -40,12 +44,14 @@ struct workload_config {
     uint32_t think_max_ms;
     uint32_t give_up_ms;  /* 0: never give up */
     uint32_t give_up_ppm; /* chance to give up at each timeout past it */
+    uint32_t read_pct;    /* GETs served by read index (EV_READ), percent */
 };
 
 struct sim_history_op {
     uint64_t client_id;
     uint64_t request_no;
     struct kvsm_cmd cmd;
+    bool read; /* a GET by read index, not through the log */
     uint64_t invoke_ms;
     uint64_t response_ms;
     bool done;    /* a REPLY_OK arrived */
@@ -72,6 +78,7 @@ struct workload_send {
     uint32_t replica;
     uint64_t client_id;
     uint64_t request_no;
+    bool read; /* SIM_MSG_READ rather than SIM_MSG_REQUEST */
     uint8_t body[KVSM_BODY_SIZE];
 };
 

@@ -4,7 +4,8 @@ work against cohort.
 
 On a 3-replica cluster, against the primary's and a backup's client port:
 redis-cli SET/GET/INCR/MSET/MGET/DEL/EXISTS/DBSIZE/PING, `redis-cli --pipe`
-with 2000 generated commands, and `redis-benchmark -t set,get -n 5000 -q`
+with 2000 generated commands, 300 pipelined GET/SET pairs on one
+connection (each GET sees the SET just before it, not the one after), and `redis-benchmark -t set,get -n 5000 -q`
 (its output is printed). Skips if redis-cli is not installed.
 
 usage: test_redis_tools.py [path/to/cohort]
@@ -95,6 +96,17 @@ def main(binary):
               "redis-cli --pipe: %r" % out)
         expect(port, ["GET", "%spipe:%d" % (t, n - 1)], "v%d" % (n - 1))
         expect(port, ["GET", "%spipe:0" % t], "v0")
+        # Per-connection order, pipelined: SET v0, then GET (must see the
+        # SET before it, not the one after it) and SET v<k>, 300 times.
+        with resp.connect(port) as conn:
+            cmds = [("SET", t + "order", "v0")]
+            for k in range(1, 301):
+                cmds += [("GET", t + "order"), ("SET", t + "order", "v%d" % k)]
+            replies = conn.pipeline(cmds)
+        wrong = [(k, replies[2 * k - 1]) for k in range(1, 301)
+                 if replies[2 * k - 1] != b"v%d" % (k - 1)]
+        check(not wrong, "pipelined SET/GET on one connection to the %s: "
+              "reads out of order (round, value) %r" % (who, wrong[:5]))
         results.append("%s ok" % who)
         log("redis-cli against the %s r%d: %s" % (who, i, out.splitlines()[-1]))
 

@@ -18,7 +18,8 @@ static uint64_t run(uint64_t seed, const char *profile, uint32_t replicas)
                             .replicas = replicas,
                             .profile = profile,
                             .ops = 150,
-                            .clients = 5};
+                            .clients = 5,
+                            .reads = SIM_READS_DEFAULT};
     struct sim_result *r = malloc(sizeof(*r));
     assert_non_null(r);
     sim_run(&o, r);
