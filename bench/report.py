@@ -20,6 +20,7 @@ raw.txt lines (written by bench/run.sh):
 Python 3 standard library only.
 """
 import argparse
+import os
 import statistics
 import sys
 
@@ -285,8 +286,9 @@ class Doc:
   `zookeeper_mt`); all three print the same result line and compute
   percentiles from the same log-bucketed histogram. Latency: request sent to
   reply read, µs.
-- **Reads**: linearizable = cohort's default GET (a barrier op per round
-  trip), etcd's default Get (ReadIndex), ZooKeeper `sync`+`getData`
+- **Reads**: linearizable = cohort's default GET (read index: one
+  PING/PONG round to the backups per batch of reads, no log op), etcd's
+  default Get (ReadIndex), ZooKeeper `sync`+`getData`
   pipelined; local = cohort `READONLY` then GET, etcd serializable Get,
   ZooKeeper plain `getData`. Keys are preloaded first.
 - **CPU and memory**: `bench/procstat.py` samples every server process
@@ -544,11 +546,16 @@ class Doc:
                 self.w(line)
             self.w("```")
             self.w()
-        self.w("<!-- TO BE FILLED by the lead from a profile: where cohort's "
-               "CPU goes per write (parse, log append, WAL encode/CRC, "
-               "fsync wait, transport, reply), and what limits each "
-               "workload. -->")
-        self.w("*(to be filled in from a profile)*")
+        # The reading of a profile is written by hand in bench/analysis.md
+        # (it survives regenerating this file); without it, a placeholder.
+        analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "analysis.md")
+        if os.path.exists(analysis):
+            with open(analysis, encoding="utf-8") as f:
+                for line in f.read().rstrip("\n").splitlines():
+                    self.w(line)
+        else:
+            self.w("*(to be filled in from a profile, in bench/analysis.md)*")
         self.w()
 
     def problems(self):

@@ -607,12 +607,29 @@ static void buf_append(struct resp_buf *b, const void *data, size_t size)
         memcpy(at, data, size);
 }
 
+/* type, the decimal digits of value (with '-' if negative), CRLF: the
+ * header of every reply and bulk string, so no printf on the hot path. */
+static void write_number_line(struct resp_buf *b, char type, bool negative,
+                              uint64_t magnitude)
+{
+    char text[24];
+    char *end = text + sizeof(text);
+    char *p = end;
+    *--p = '\n';
+    *--p = '\r';
+    do {
+        *--p = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude > 0);
+    if (negative)
+        *--p = '-';
+    *--p = type;
+    buf_append(b, p, (size_t)(end - p));
+}
+
 static void write_count(struct resp_buf *b, char type, size_t count)
 {
-    char text[32];
-    int n = snprintf(text, sizeof(text), "%c%zu\r\n", type, count);
-    ASSERT(n > 0 && (size_t)n < sizeof(text));
-    buf_append(b, text, (size_t)n);
+    write_number_line(b, type, false, count);
 }
 
 static void write_line(struct resp_buf *b, char type, const char *s,
@@ -662,10 +679,9 @@ void resp_write_errorf(struct resp_buf *b, const char *fmt, ...)
 
 void resp_write_integer(struct resp_buf *b, int64_t value)
 {
-    char text[32];
-    int n = snprintf(text, sizeof(text), ":%" PRId64 "\r\n", value);
-    ASSERT(n > 0 && (size_t)n < sizeof(text));
-    buf_append(b, text, (size_t)n);
+    /* -(INT64_MIN) does not fit an int64; as a uint64 it does. */
+    uint64_t magnitude = value < 0 ? 0u - (uint64_t)value : (uint64_t)value;
+    write_number_line(b, ':', value < 0, magnitude);
 }
 
 void resp_write_bulk(struct resp_buf *b, const void *data, size_t size)

@@ -382,24 +382,53 @@ static void on_dial_written(uv_write_t *req, int status)
 }
 
 /* Write everything queued (up to WRITE_BUFS_MAX chunks) in one uv_write. */
-static void dial_flush(struct dial *d)
+/* The queued chunks as buffers (up to WRITE_BUFS_MAX); returns the count
+ * and their total size in *size. */
+static unsigned queue_bufs(const struct dial *d, uv_buf_t *bufs, uint64_t *size)
 {
-    ASSERT(d->peer != NULL);
-    if (d->writing || d->queued_size == 0)
-        return;
-    uv_buf_t bufs[WRITE_BUFS_MAX];
     unsigned count = 0;
-    uint64_t size = 0;
+    *size = 0;
     for (struct chunk *c = d->head; c != NULL && count < WRITE_BUFS_MAX;
          c = c->next) {
         uint32_t n = c->end - c->begin;
         if (n == 0)
             continue;
         bufs[count++] = uv_buf_init((char *)c->data + c->begin, n);
-        size += n;
+        *size += n;
     }
     ASSERT(count > 0);
-    ASSERT(size <= d->queued_size);
+    ASSERT(*size <= d->queued_size);
+    return count;
+}
+
+static void dial_flush(struct dial *d)
+{
+    ASSERT(d->peer != NULL);
+    if (d->writing || d->queued_size == 0)
+        return;
+    uv_buf_t bufs[WRITE_BUFS_MAX];
+    uint64_t size;
+    unsigned count;
+    /* Write what the socket takes now (usually everything): a uv_write
+     * that completes at once still costs libuv an epoll_ctl afterwards. */
+    for (;;) {
+        count = queue_bufs(d, bufs, &size);
+        int n = uv_try_write((uv_stream_t *)&d->tcp, bufs, count);
+        if (n < 0 && n != UV_EAGAIN) {
+            dial_fail(d, uv_strerror(n));
+            return;
+        }
+        if (n <= 0)
+            break;
+        d->peer->stats.writes++;
+        queue_consume(d, (uint64_t)n);
+        if (d->queued_size == 0)
+            return;
+        if ((uint64_t)n < size) {
+            count = queue_bufs(d, bufs, &size);
+            break; /* the socket is full: let libuv wait for room */
+        }
+    }
     int rc = uv_write(&d->write_req, (uv_stream_t *)&d->tcp, bufs, count,
                       on_dial_written);
     if (rc != 0) {
