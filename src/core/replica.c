@@ -477,9 +477,16 @@ static void request_snapshot(struct replica *r)
         return;
     /* Every snapshot_interval_ops ops, or sooner when the log's bodies
      * fill half its arena (large values), so the log never runs out of
-     * room waiting for a snapshot. */
-    if (r->applied - r->snapshot_op < r->c.snapshot_interval_ops &&
-        r->log.bytes < r->log.bytes_max / 2)
+     * room waiting for a snapshot. Replicas are staggered (by a share of
+     * the interval, and of the arena, that grows with their index), so
+     * that they do not all fork at once: a quorum stays undisturbed. */
+    uint64_t interval = r->c.snapshot_interval_ops;
+    uint64_t phase = interval * r->c.self / r->c.replica_count;
+    bool interval_due =
+        (r->applied + phase) / interval > (r->snapshot_op + phase) / interval;
+    uint64_t bytes_due = r->log.bytes_max / 2 + r->log.bytes_max * r->c.self /
+                                                    (8u * r->c.replica_count);
+    if (!interval_due && r->log.bytes < bytes_due)
         return;
     if (r->applied <= r->snapshot_op)
         return;

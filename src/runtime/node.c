@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +59,9 @@ struct read_group {
     uint64_t tag; /* 0: answered */
     struct waiters w;
 };
+
+/* The snapshot child's nice value. */
+#define SNAPSHOT_NICE 10
 
 #define READ_GROUPS_MAX 64u
 
@@ -515,6 +519,9 @@ static int snapshot_write_cb(void *ctx, const void *data, size_t size)
 /* In the forked child: write the store to a snapshot file and exit. */
 static void snapshot_child(struct node *n, const struct action *a)
 {
+    /* Background work: yield the CPU to the replicas serving requests (on
+     * a small machine the child otherwise takes a core from them). */
+    (void)setpriority(PRIO_PROCESS, 0, SNAPSHOT_NICE); /* best effort */
     struct snapshot_info info = {
         .op = a->snapshot_take.op,
         .checksum = a->snapshot_take.checksum,
