@@ -200,13 +200,21 @@ static bool permit_free(const struct server *s, size_t size)
            s->write_bytes_in_node + size <= WRITE_BYTES_IN_NODE_MAX;
 }
 
-/* A new write may go ahead: the cap has room and nobody waits before it
- * (unless nothing is in the node, when waiting could last forever). */
+/* A new write may go ahead: the cap has room and nobody waits before it.
+ * The waiters are served in order: the head keeps its place until it
+ * takes its permit, so a newcomer can never slip in between a release and
+ * the head's turn (with 1 MiB writes and a 2 MiB cap, that race starved
+ * connections for seconds). */
 static bool permit_ready(const struct server *s, size_t size)
 {
-    if (!permit_free(s, size))
-        return false;
-    return s->permit_head == NULL || s->writes_in_node == 0;
+    return s->permit_head == NULL && permit_free(s, size);
+}
+
+/* Let the first waiter look at the cap again (it stays first). */
+static void permit_wake(struct server *s)
+{
+    if (s->permit_head)
+        server_mark_resume(s, s->permit_head);
 }
 
 static void permit_wait(struct server *s, struct conn *c)
@@ -248,9 +256,8 @@ static void permit_take(struct server *s, struct slot *slot)
     s->write_bytes_in_node += slot->permit_bytes;
 }
 
-/* Give back slot's place in the cap and wake the next waiter (every
- * waiter when the node holds no write of ours, so none can be left
- * waiting for a release that will not come). Safe inside callbacks. */
+/* Give back slot's place in the cap and wake the first waiter. Safe
+ * inside callbacks. */
 static void permit_release(struct server *s, struct slot *slot)
 {
     if (!slot->holds_permit)
@@ -260,13 +267,7 @@ static void permit_release(struct server *s, struct slot *slot)
     ASSERT(s->write_bytes_in_node >= slot->permit_bytes);
     s->writes_in_node--;
     s->write_bytes_in_node -= slot->permit_bytes;
-    do {
-        struct conn *c = s->permit_head;
-        if (c == NULL)
-            break;
-        permit_unwait(s, c);
-        server_mark_resume(s, c);
-    } while (s->writes_in_node == 0);
+    permit_wake(s);
 }
 
 void store_slot_cancelled(struct server *s, struct slot *slot)
@@ -276,7 +277,10 @@ void store_slot_cancelled(struct server *s, struct slot *slot)
 
 void store_conn_gone(struct server *s, struct conn *c)
 {
+    bool first = s->permit_head == c;
     permit_unwait(s, c);
+    if (first)
+        permit_wake(s); /* its turn passes to the next */
 }
 
 /* Hold slot (its command kept) until the cap and the session allow it:
@@ -458,11 +462,14 @@ void store_submit_queued(struct conn *c)
         while (slot && slot->state != SLOT_QUEUED)
             slot = slot->next;
         ASSERT(slot != NULL);
-        if (!permit_free(s, slot->payload.size)) {
-            permit_wait(s, c);
+        /* In turn: first in line, or nobody waits. */
+        if ((s->permit_head != NULL && s->permit_head != c) ||
+            !permit_free(s, slot->payload.size)) {
+            permit_wait(s, c); /* keeps its place if already waiting */
             return;
         }
         permit_unwait(s, c);
+        permit_wake(s); /* the next may fit as well */
         ss->queued--;
         resubmit(c, slot);
     }
