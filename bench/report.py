@@ -94,6 +94,22 @@ class Run:
         return max(vals) / 1024.0 if vals else None
 
 
+class MedianRun:
+    """The median of several runs of one tag (the snapshot pairs)."""
+
+    def __init__(self, runs):
+        self.runs = runs
+        snaps = [r.snapshots for r in runs if r.snapshots is not None]
+        self.snapshots = int(statistics.median(snaps)) if snaps else None
+
+    def g(self, k):
+        vals = [r.g(k) for r in self.runs if r.g(k) is not None]
+        return statistics.median(vals) if vals else None
+
+    def each(self, k):
+        return [r.g(k) for r in self.runs]
+
+
 def parse(path):
     meta, runs, by_id, fails, skips, snapconfig = {}, [], {}, [], {}, {}
     pending = {}
@@ -404,16 +420,34 @@ class Doc:
                 self.w(f"| {s} | {trials} | – | – | {errs:,.0f} | |")
         self.w()
 
+    def snap_run(self, system, mode):
+        runs = self.all_runs(system, "snap-" + mode)
+        return MedianRun(runs) if runs else None
+
     def snapshot(self):
         self.w("## Snapshot under load: writes of 100 B at 128 outstanding")
         self.w()
+        pairs = max((len(self.all_runs(s, "snap-loaded"))
+                     for s in ["cohort", "etcd", "zookeeper"]), default=0)
+        if pairs > 1:
+            self.w(f"Each figure is the median of {pairs} runs; steady and "
+                   "loaded runs alternate, each on a fresh cluster. p99.9 of "
+                   "each run, steady / loaded:")
+            self.w()
+            for s in ["cohort", "etcd", "zookeeper"]:
+                st, ld = self.snap_run(s, "steady"), self.snap_run(s, "loaded")
+                if st and ld:
+                    self.w(f"- {s}: " + ", ".join(
+                        f"{fus(a)} / {fus(b)}"
+                        for a, b in zip(st.each("p999_us"), ld.each("p999_us"))))
+            self.w()
         self.w("| system | interval steady / loaded | snapshots steady / loaded | "
                "ops/s steady / loaded | p99 µs steady / loaded | "
                "p99.9 µs steady / loaded | p99.9 loaded ÷ steady | "
                "max µs steady / loaded |")
         self.w("|---|---|---|---|---|---|---:|---|")
         for s in ["cohort", "etcd", "zookeeper"]:
-            st, ld = self.run(s, "snap-steady"), self.run(s, "snap-loaded")
+            st, ld = self.snap_run(s, "steady"), self.snap_run(s, "loaded")
             iv = (f"{fint(num(self.snapconfig.get((s, 'steady'))))} / "
                   f"{fint(num(self.snapconfig.get((s, 'loaded'))))}")
             if st is None and ld is None:
@@ -475,7 +509,7 @@ class Doc:
                       ("a trial without a write after the kill" if fo else None)),
                      mx if mx is not None else (float("inf") if fo else None),
                      600, higher=False)
-        st, ld = self.run("cohort", "snap-steady"), self.run("cohort", "snap-loaded")
+        st, ld = self.snap_run("cohort", "steady"), self.snap_run("cohort", "loaded")
         ratio = (ld.g("p999_us") / st.g("p999_us")
                  if st and ld and st.g("p999_us") else None)
         self.verdict("p99.9 write latency during snapshots ≤ 2× steady",

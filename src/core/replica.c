@@ -2384,6 +2384,12 @@ uint64_t replica_next_tick_ms(const struct replica *r, uint64_t now_ms)
     return next;
 }
 
+void replica_log_arena(const struct replica *r, void **data, size_t *size)
+{
+    *data = r->log.arena;
+    *size = (size_t)r->log.bytes_max;
+}
+
 uint32_t replica_message_size_max(const struct replica *r)
 {
     return r->c.message_size_max;

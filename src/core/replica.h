@@ -324,6 +324,10 @@ const struct replica_stats *replica_stats(const struct replica *r);
 /* The largest peer message this replica sends or accepts (derived from the
  * pipeline limits when the config left it 0). */
 uint32_t replica_message_size_max(const struct replica *r);
+/* The log's body arena: the replica's largest buffer, allocated once at
+ * replica_init() and never moved. A driver that forks to write snapshots
+ * may keep it out of the child (ACT_SNAPSHOT_TAKE never points into it). */
+void replica_log_arena(const struct replica *r, void **data, size_t *size);
 /* Milliseconds from now_ms until the replica needs an EV_TICK. */
 uint64_t replica_next_tick_ms(const struct replica *r, uint64_t now_ms);
 
