@@ -200,21 +200,44 @@ static bool permit_free(const struct server *s, size_t size)
            s->write_bytes_in_node + size <= WRITE_BYTES_IN_NODE_MAX;
 }
 
-/* A new write may go ahead: the cap has room and nobody waits before it.
- * The waiters are served in order: the head keeps its place until it
- * takes its permit, so a newcomer can never slip in between a release and
- * the head's turn (with 1 MiB writes and a 2 MiB cap, that race starved
- * connections for seconds). */
+/* A new write may go ahead: the cap has room for it and, when connections
+ * wait, still for the first waiter's write as well. Waiters keep their
+ * place in the list until they take a permit, and each release wakes the
+ * next waiter not yet woken, so a newcomer never takes the room a woken
+ * waiter needs (with 1 MiB writes and a 2 MiB cap, that race starved
+ * connections for seconds), while small writes keep flowing past a
+ * waiting list without a trip through it. */
 static bool permit_ready(const struct server *s, size_t size)
 {
-    return s->permit_head == NULL && permit_free(s, size);
+    if (!permit_free(s, size))
+        return false;
+    const struct conn *first = s->permit_head;
+    if (first == NULL || s->writes_in_node == 0)
+        return true;
+    return s->writes_in_node + 2 <= WRITES_IN_NODE_MAX &&
+           s->write_bytes_in_node + size + first->permit_need <=
+               WRITE_BYTES_IN_NODE_MAX;
 }
 
-/* Let the first waiter look at the cap again (it stays first). */
+/* Wake the first waiter that no release has woken yet. */
 static void permit_wake(struct server *s)
 {
-    if (s->permit_head)
-        server_mark_resume(s, s->permit_head);
+    for (struct conn *c = s->permit_head; c; c = c->permit_next)
+        if (!c->permit_woken) {
+            c->permit_woken = true;
+            server_mark_resume(s, c);
+            return;
+        }
+}
+
+/* While the cap has room, keep waking waiters: without this the writes in
+ * the node would stay at whatever count they had when a list first formed
+ * (each release waking one waiter that submits one write). */
+static void permit_wake_if_room(struct server *s)
+{
+    if (s->permit_head && s->writes_in_node < WRITES_IN_NODE_MAX &&
+        s->write_bytes_in_node < WRITE_BYTES_IN_NODE_MAX)
+        permit_wake(s);
 }
 
 static void permit_wait(struct server *s, struct conn *c)
@@ -245,6 +268,7 @@ static void permit_unwait(struct server *s, struct conn *c)
         s->permit_tail = c->permit_prev;
     c->permit_prev = c->permit_next = NULL;
     c->permit_listed = false;
+    c->permit_woken = false;
 }
 
 static void permit_take(struct server *s, struct slot *slot)
@@ -277,9 +301,9 @@ void store_slot_cancelled(struct server *s, struct slot *slot)
 
 void store_conn_gone(struct server *s, struct conn *c)
 {
-    bool first = s->permit_head == c;
+    bool woken = c->permit_woken;
     permit_unwait(s, c);
-    if (first)
+    if (woken)
         permit_wake(s); /* its turn passes to the next */
 }
 
@@ -291,8 +315,11 @@ static void queue_write(struct conn *c, struct slot *slot)
     slot->state = SLOT_QUEUED;
     slot->reply.size = 0;
     c->session.queued++;
-    if (!permit_ready(c->server, slot->payload.size))
+    if (!permit_ready(c->server, slot->payload.size)) {
         permit_wait(c->server, c);
+        c->permit_need = slot->payload.size;
+        permit_wake_if_room(c->server);
+    }
     server_mark_resume(c->server, c);
 }
 
@@ -453,6 +480,9 @@ void store_submit_queued(struct conn *c)
 {
     struct server *s = c->server;
     struct conn_session *ss = &c->session;
+    /* Its turn: a release woke it, or nobody waits; once it has its turn
+     * it submits every queued write the cap has room for. */
+    bool turn = c->permit_woken || !c->permit_listed;
     while (ss->queued > 0 && !c->closing) {
         if (ss->gate != NULL || ss->stale_running > 0)
             return;
@@ -462,17 +492,19 @@ void store_submit_queued(struct conn *c)
         while (slot && slot->state != SLOT_QUEUED)
             slot = slot->next;
         ASSERT(slot != NULL);
-        /* In turn: first in line, or nobody waits. */
-        if ((s->permit_head != NULL && s->permit_head != c) ||
-            !permit_free(s, slot->payload.size)) {
-            permit_wait(s, c); /* keeps its place if already waiting */
+        if (!turn ||
+            !(c->permit_listed ? permit_free(s, slot->payload.size)
+                               : permit_ready(s, slot->payload.size))) {
+            c->permit_woken = false; /* the next release wakes it again */
+            permit_wait(s, c);       /* keeps its place if already waiting */
+            c->permit_need = slot->payload.size;
             return;
         }
         permit_unwait(s, c);
-        permit_wake(s); /* the next may fit as well */
         ss->queued--;
         resubmit(c, slot);
     }
+    permit_wake_if_room(s);
 }
 
 /* ------------------------------------------------------------ reads */

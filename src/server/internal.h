@@ -133,6 +133,8 @@ struct conn {
     struct conn *resume_next; /* server->resume: input to process */
     struct conn *permit_prev, *permit_next; /* server->permit_*: waiting */
     bool permit_listed;
+    bool permit_woken;  /* a release chose it to try for the cap next */
+    size_t permit_need; /* bytes of the write it waits to submit */
     bool dirty, resume_listed;
     bool reading;       /* uv_read_start active */
     bool writing;       /* write_req in flight */
