@@ -541,15 +541,7 @@ static bool scenario_due(const struct faults *f, const struct scenario_step *s)
     switch (s->trigger) {
     case T_COMMITTED:
         return c->check.commit_max >= s->arg;
-    case T_UNCOMMITTED: {
-        if (c->check.commit_max < s->arg)
-            return false;
-        uint32_t p = cluster_primary(c);
-        if (p == UINT32_MAX)
-            return false;
-        const struct replica *r = c->replicas[p].r;
-        return replica_op(r) > replica_commit(r);
-    }
+    case T_UNCOMMITTED:
     case T_IDLE: {
         if (c->check.commit_max < s->arg)
             return false;
@@ -557,7 +549,8 @@ static bool scenario_due(const struct faults *f, const struct scenario_step *s)
         if (p == UINT32_MAX)
             return false;
         const struct replica *r = c->replicas[p].r;
-        return replica_op(r) == replica_commit(r);
+        bool pending = replica_op(r) > replica_commit(r);
+        return s->trigger == T_UNCOMMITTED ? pending : !pending;
     }
     case T_AFTER:
         return c->now >= f->scenario_step_ms + s->arg;
