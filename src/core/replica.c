@@ -2207,8 +2207,8 @@ struct replica *replica_init(const struct replica_config *config,
     detector_init(&r->detector, &dc, now_ms);
     r->status = STATUS_RECOVERING;
     r->nonce = prng_next(&r->prng);
-    /* PING numbers start at random (from the seed, leaving the prng's
-     * stream alone), so that no PONG from an earlier life of this replica
+    /* PING numbers start at a value drawn from the seed (the prng's stream
+     * is left alone), so that no PONG from an earlier life of this replica
      * can pass for an answer to a new one. */
     r->ping_seq = (c.seed * 0x9e3779b97f4a7c15ull) >> 16;
     r->recovery_started_ms = now_ms;

@@ -166,8 +166,8 @@ struct event {
             uint32_t peer;
         } peer_down;
         struct {             /* EV_READ */
-            uint64_t tag;    /* the driver's name for the read (or a group
-                                of reads); echoed in its ACT_READ */
+            uint64_t tag;    /* the driver's name for the read, or for a
+                                group of reads; echoed in its ACT_READ */
             uint64_t min_op; /* the read must also see ops up to here (at
                                 most replica_op()): e.g. the writes its
                                 client sent before it; 0 for none */
