@@ -1134,13 +1134,22 @@ static void record_dvc(struct replica *r, uint32_t from, uint32_t lnv,
                        uint64_t op, uint64_t commit, uint64_t base_checksum,
                        const uint8_t *raw, size_t raw_size)
 {
+    /* Within one view change a sender's (lnv, op) never goes back: an
+     * older pair is a reordered or duplicated message, and is dropped. */
+    const struct dvc_info *prev = &r->dvc[from];
+    if (prev->have && (lnv < prev->lnv || (lnv == prev->lnv && op < prev->op)))
+        return;
+    /* Judged before dvc[from] changes: the best sender's newer DVC must
+     * replace the kept one (dvc_better would compare it with itself, and
+     * best_buf would keep the old log under the new op and commit). */
+    bool better = from == r->best_from || dvc_better(r, lnv, op);
     r->dvc[from] = (struct dvc_info){
         .have = true,
         .lnv = lnv,
         .op = op,
         .commit = commit,
     };
-    if (!dvc_better(r, lnv, op))
+    if (!better)
         return;
     r->best_from = from;
     r->best_base_checksum = base_checksum;

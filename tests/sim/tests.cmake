@@ -44,6 +44,24 @@ cohort_sim_blocks(five default 500 250 --replicas 5)
 cohort_sim_blocks(reads partition 500 250 --reads 100)
 cohort_sim_blocks(noreads default 2000 500 --reads 0)
 
+# Seeds that failed in a soak, replayed exactly as found (cohort sim's
+# defaults: 300 ops, 5 clients, --reads 50). Each line: seed profile why.
+set(COHORT_SIM_REGRESSIONS
+    # 2026-12-02: a best sender's newer DO_VIEW_CHANGE updated its op and
+    # commit but not the kept log: new primary asserted commit <= op.
+    "882603648910 harsh"
+)
+foreach(entry IN LISTS COHORT_SIM_REGRESSIONS)
+    separate_arguments(parts UNIX_COMMAND "${entry}")
+    list(GET parts 0 seed)
+    list(GET parts 1 profile)
+    add_test(NAME sim/regression/${profile}-${seed}
+             COMMAND $<TARGET_FILE:cohort> sim --seed ${seed}
+                     --profile ${profile} --quiet)
+    set_tests_properties(sim/regression/${profile}-${seed}
+                         PROPERTIES LABELS sim TIMEOUT 120)
+endforeach()
+
 # Named scenarios: fixed fault schedules, 50 seeds each (the seed still
 # drives the network jitter, loss and the workload).
 file(STRINGS ${CMAKE_CURRENT_LIST_DIR}/scenarios COHORT_SIM_SCENARIOS
