@@ -169,6 +169,20 @@ static uint32_t quorum(const struct replica *r)
     return r->f + 1;
 }
 
+/* The k-th largest of v[0..n) (k from 1): what a quorum of k has reached.
+ * Sorts v (descending) in place. */
+static uint64_t kth_largest(uint64_t *v, uint32_t n, uint32_t k)
+{
+    ASSERT(k >= 1 && k <= n);
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = i; j > 0 && v[j] > v[j - 1]; j--) {
+            uint64_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[k - 1];
+}
+
 static bool bug(const struct replica *r, enum replica_bug b)
 {
     return (r->c.bugs & (uint32_t)b) != 0;
@@ -640,17 +654,11 @@ static void primary_try_commit(struct replica *r)
         else
             acks[n++] = r->ack_op[i];
     }
-    /* Sort descending; the quorum-th largest is durable on a quorum. */
-    for (uint32_t i = 1; i < n; i++)
-        for (uint32_t j = i; j > 0 && acks[j] > acks[j - 1]; j--) {
-            uint64_t t = acks[j];
-            acks[j] = acks[j - 1];
-            acks[j - 1] = t;
-        }
+    /* The quorum-th largest is durable on a quorum. */
     uint32_t q = quorum(r);
     if (bug(r, BUG_COMMIT_WITH_F) && q > 1)
         q--;
-    uint64_t durable = acks[q - 1];
+    uint64_t durable = kth_largest(acks, n, q);
     if (durable > r->commit) {
         ASSERT(durable <= r->log.op);
         commit_to(r, durable);
@@ -834,22 +842,15 @@ static void send_ping(struct replica *r)
     broadcast(r, &m, NULL);
 }
 
-/* The newest PING that f backups have answered in this view. */
+/* The newest PING that a quorum (the primary and f backups) has answered
+ * in this view; the primary counts as having answered its own last PING,
+ * and no PONG is above it (on_pong). */
 static uint64_t ping_confirmed(const struct replica *r)
 {
-    if (r->f == 0)
-        return r->ping_seq;
-    uint64_t top[COHORT_REPLICAS_MAX]; /* descending */
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < r->c.replica_count; i++) {
-        if (i == r->c.self)
-            continue;
-        uint32_t j = n++;
-        for (; j > 0 && top[j - 1] < r->pong_seq[i]; j--)
-            top[j] = top[j - 1];
-        top[j] = r->pong_seq[i];
-    }
-    return top[r->f - 1];
+    uint64_t seqs[COHORT_REPLICAS_MAX];
+    for (uint32_t i = 0; i < r->c.replica_count; i++)
+        seqs[i] = i == r->c.self ? r->ping_seq : r->pong_seq[i];
+    return kth_largest(seqs, r->c.replica_count, quorum(r));
 }
 
 /* After every step: fail reads if the primary lost its view, send one PING
@@ -1063,7 +1064,7 @@ static void check_votes(struct replica *r)
     if (!can_vote(r))
         return;
     uint64_t ttl = 8u * r->c.view_change_timeout_ms;
-    uint32_t views[COHORT_REPLICAS_MAX];
+    uint64_t views[COHORT_REPLICAS_MAX];
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->c.replica_count; i++) {
         if (r->votes[i] && r->now_ms - r->vote_ms[i] <= ttl)
@@ -1071,13 +1072,7 @@ static void check_votes(struct replica *r)
     }
     if (n < quorum(r))
         return;
-    for (uint32_t i = 1; i < n; i++)
-        for (uint32_t j = i; j > 0 && views[j] > views[j - 1]; j--) {
-            uint32_t t = views[j];
-            views[j] = views[j - 1];
-            views[j - 1] = t;
-        }
-    uint32_t target = views[quorum(r) - 1];
+    uint32_t target = (uint32_t)kth_largest(views, n, quorum(r));
     if (target > r->view)
         enter_view_change(r, target);
 }

@@ -381,7 +381,6 @@ static void on_dial_written(uv_write_t *req, int status)
         flush_schedule(d->peer);
 }
 
-/* Write everything queued (up to WRITE_BUFS_MAX chunks) in one uv_write. */
 /* The queued chunks as buffers (up to WRITE_BUFS_MAX); returns the count
  * and their total size in *size. */
 static unsigned queue_bufs(const struct dial *d, uv_buf_t *bufs, uint64_t *size)
@@ -401,6 +400,8 @@ static unsigned queue_bufs(const struct dial *d, uv_buf_t *bufs, uint64_t *size)
     return count;
 }
 
+/* Write everything queued: what the socket takes at once, the rest (up to
+ * WRITE_BUFS_MAX chunks) in one uv_write. */
 static void dial_flush(struct dial *d)
 {
     ASSERT(d->peer != NULL);
