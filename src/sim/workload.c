@@ -127,8 +127,8 @@ static void issue(struct workload *w, uint32_t index, uint64_t now,
     ASSERT(!c->busy);
     struct sim_history_op *op = history_push(w);
     op->cmd = random_cmd(w);
-    /* Only drawn when enabled, so that read_pct 0 replays the op streams
-     * of runs from before read index. */
+    /* Only drawn when enabled, so that with read_pct 0 a seed issues the
+     * same ops as before read index existed. */
     op->read = op->cmd.kind == KVSM_GET && w->config.read_pct &&
                prng_below(w->prng, 100) < w->config.read_pct;
     /* Half the reads go to any replica, as from a client that spreads its

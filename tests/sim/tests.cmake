@@ -38,9 +38,10 @@ cohort_sim_blocks(crash crash 500 250)
 cohort_sim_blocks(disk disk 500 250)
 cohort_sim_blocks(none none 200 200)
 cohort_sim_blocks(five default 500 250 --replicas 5)
-# Read index: every GET by read index under partitions; and the op
-# streams of runs from before read index (--reads 0 draws nothing for
-# reads), which hold the seeds of the bugs found before it.
+# Read index: every GET by read index under partitions; and every GET
+# through the log (--reads 0 draws nothing for reads, so each seed's
+# workload is the one it had before read index, though the runs differ in
+# timing: snapshots are staggered and a resumed replica ticks later).
 cohort_sim_blocks(reads partition 500 250 --reads 100)
 cohort_sim_blocks(noreads default 2000 500 --reads 0)
 
