@@ -220,30 +220,33 @@ static void reply_arity(struct conn *c, const char *name)
     reply_now(c, text);
 }
 
-void command_dispatch(struct conn *c, uint32_t argc,
+bool command_dispatch(struct conn *c, uint32_t argc,
                       const struct resp_arg *argv)
 {
     ASSERT(argc >= 1);
     struct server *s = c->server;
+    const struct command_spec *spec = command_lookup(&argv[0]);
+    if (spec && conn_must_wait(c, spec, argc, argv))
+        return false;
     s->stats.commands++;
     c->last_ms = server_now_ms(s);
-    const struct command_spec *spec = command_lookup(&argv[0]);
     bool need_auth = s->config.password != NULL && !c->authenticated;
     if (need_auth && (spec == NULL || !(spec->flags & CMD_NOAUTH))) {
         reply_now(c, "NOAUTH Authentication required.");
-        return;
+        return true;
     }
     if (spec == NULL) {
         reply_unknown(c, argc, argv);
-        return;
+        return true;
     }
     note_command(c, spec);
     if (!command_arity_ok(spec, argc)) {
         reply_arity(c, spec->name);
-        return;
+        return true;
     }
     if (spec->flags & CMD_SLOT)
         spec->run(c, NULL, argc, argv);
     else
         run_immediate(c, spec, argc, argv);
+    return true;
 }

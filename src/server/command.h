@@ -63,8 +63,10 @@ bool command_word_is(const struct resp_arg *arg, const char *word);
 bool command_parse_i64(const struct resp_arg *arg, int64_t *out);
 bool command_parse_u64(const struct resp_arg *arg, uint64_t *out);
 
-/* Run one command (argc >= 1) on c. */
-void command_dispatch(struct conn *c, uint32_t argc,
+/* Run one command (argc >= 1) on c. Returns false, having done nothing,
+ * when it must wait for the connection's earlier commands of the other kind
+ * (conn_must_wait); the caller parses it again once they are answered. */
+bool command_dispatch(struct conn *c, uint32_t argc,
                       const struct resp_arg *argv);
 
 /* Handlers, by file. cmd_conn.c: */

@@ -187,15 +187,12 @@ void conn_slot_kind(struct conn *c, struct slot *slot, enum slot_kind kind)
         c->writes_running++;
 }
 
-/* Whether a command must wait for the connection's commands of the other
- * kind (reads for writes, writes for reads) to be answered first. */
-static bool must_wait_order(const struct conn *c, uint32_t argc,
-                            const struct resp_arg *argv)
+bool conn_must_wait(const struct conn *c, const struct command_spec *spec,
+                    uint32_t argc, const struct resp_arg *argv)
 {
     if (c->no_forward || (c->reads_running == 0 && c->writes_running == 0))
         return false;
-    const struct command_spec *spec = command_lookup(&argv[0]);
-    if (spec && spec->run == cmd_cohort_req && argc > 3)
+    if (spec->run == cmd_cohort_req && argc > 3)
         spec = command_lookup(&argv[3]);
     if (!spec)
         return false;
@@ -474,13 +471,12 @@ static bool process_one(struct conn *c)
     case RESP_COMPLETE:
         break;
     }
-    if (req.argc > 0 && must_wait_order(c, req.argc, req.argv)) {
-        c->order_blocked = true; /* parsed again when it may run */
+    c->rbuf_pos += req.consumed;
+    if (req.argc > 0 && !command_dispatch(c, req.argc, req.argv)) {
+        c->rbuf_pos -= req.consumed; /* parsed again when it may run */
+        c->order_blocked = true;
         return false;
     }
-    c->rbuf_pos += req.consumed;
-    if (req.argc > 0)
-        command_dispatch(c, req.argc, req.argv);
     return true;
 }
 

@@ -67,6 +67,7 @@
 #define WRITE_BYTES_IN_NODE_MAX (2u * 1024u * 1024u)
 
 struct server;
+struct command_spec;
 struct conn;
 struct link;
 
@@ -299,6 +300,11 @@ void server_slot_put(struct server *s, struct slot *slot);
 void conn_accept(struct server *s);
 /* Append a slot for the current command to c's FIFO. */
 struct slot *conn_slot_push(struct conn *c);
+/* Whether command spec (argv: the whole command) must wait for the
+ * connection's earlier commands of the other kind, reads for writes and
+ * writes for reads, to be answered first (see conn.c, "Order"). */
+bool conn_must_wait(const struct conn *c, const struct command_spec *spec,
+                    uint32_t argc, const struct resp_arg *argv);
 /* Mark a pushed slot as a store read or write (counted until it is ready,
  * for the order between a connection's reads and writes). */
 void conn_slot_kind(struct conn *c, struct slot *slot, enum slot_kind kind);
