@@ -480,9 +480,6 @@ void store_submit_queued(struct conn *c)
 {
     struct server *s = c->server;
     struct conn_session *ss = &c->session;
-    /* Its turn: a release woke it, or nobody waits; once it has its turn
-     * it submits every queued write the cap has room for. */
-    bool turn = c->permit_woken || !c->permit_listed;
     while (ss->queued > 0 && !c->closing) {
         if (ss->gate != NULL || ss->stale_running > 0)
             return;
@@ -492,9 +489,12 @@ void store_submit_queued(struct conn *c)
         while (slot && slot->state != SLOT_QUEUED)
             slot = slot->next;
         ASSERT(slot != NULL);
-        if (!turn ||
-            !(c->permit_listed ? permit_free(s, slot->payload.size)
-                               : permit_ready(s, slot->payload.size))) {
+        /* A waiter goes when a release woke it and its write fits; then,
+         * no longer waiting, it goes on like any newcomer. */
+        bool go = c->permit_listed
+                      ? c->permit_woken && permit_free(s, slot->payload.size)
+                      : permit_ready(s, slot->payload.size);
+        if (!go) {
             c->permit_woken = false; /* the next release wakes it again */
             permit_wait(s, c);       /* keeps its place if already waiting */
             c->permit_need = slot->payload.size;
