@@ -57,7 +57,7 @@ fuzz: deps
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
 	    tests/fuzz/resp_fuzz.c src/common/resp.c src/common/err.c -lm -o build-fuzz/resp_fuzz
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
-	    tests/fuzz/message_fuzz.c src/core/message.c src/core/entry.c src/storage/*.c \
+	    tests/fuzz/message_fuzz.c src/core/message.c src/common/entry.c src/storage/*.c \
 	    src/common/*.c -lxxhash -lm -o build-fuzz/message_fuzz
 	build-fuzz/resp_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-resp
 	build-fuzz/message_fuzz -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-message

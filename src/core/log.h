@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/entry.h"
+#include "common/entry.h"
 
 struct log_slot {
     struct entry_header h;

@@ -50,7 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/entry.h"
+#include "common/entry.h"
 
 #define MESSAGE_HEADER_SIZE 72
 #define MESSAGE_MAGIC 0x31434f43u /* "COC1": cohort protocol version 1 */

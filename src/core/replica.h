@@ -46,7 +46,8 @@
 #include <stdint.h>
 
 #include "cohort.h"
-#include "core/entry.h"
+#include "common/entry.h"
+#include "common/replica_meta.h"
 
 enum replica_status {
     STATUS_RECOVERING = 1,
@@ -204,19 +205,6 @@ enum reply_status {
     REPLY_EXPIRED = 6,     /* the client's session was forgotten */
     REPLY_APPLIED_REPLY_LOST = 7, /* a retry of an applied request whose
                                      reply was too large to keep */
-};
-
-/* Metadata flags. */
-#define META_FLAG_DAMAGED                                                      \
-    1u /* the log lost records that may have been                              \
-          acknowledged; cleared once repaired */
-
-struct replica_meta {
-    uint32_t view;
-    uint32_t last_normal_view;
-    uint32_t epoch;
-    uint32_t replica_count;
-    uint32_t flags; /* META_FLAG_* */
 };
 
 struct action {

@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/entry.h"
+#include "common/entry.h"
 #include "core/replica.h"
 #include "sim/kvsm.h"
 

@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/entry.h"
+#include "common/entry.h"
 #include "core/prng.h"
 #include "core/replica.h"
 

@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "core/replica.h"
+#include "common/replica_meta.h"
 #include "storage/vfs.h"
 
 #define META_FORMAT_VERSION 1u

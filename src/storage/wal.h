@@ -58,7 +58,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "core/entry.h"
+#include "common/entry.h"
 #include "storage/vfs.h"
 
 #define WAL_SEGMENT_HEADER_SIZE 64

@@ -7,7 +7,7 @@
  *
  * With libFuzzer:
  *     clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *         tests/fuzz/message_fuzz.c src/core/message.c src/core/entry.c \
+ *         tests/fuzz/message_fuzz.c src/core/message.c src/common/entry.c \
  *         src/storage/wal.c src/storage/wal_recover.c src/storage/vfs_posix.c \
  *         src/common/err.c src/common/crc32c.c -lxxhash -lm -o
  * /tmp/message_fuzz /tmp/message_fuzz -max_total_time=60 /tmp/message_corpus

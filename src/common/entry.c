@@ -1,6 +1,6 @@
 /* entry — log entry header encoding and the hash chain checksum. See entry.h.
  */
-#include "core/entry.h"
+#include "common/entry.h"
 
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
