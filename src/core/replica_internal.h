@@ -1,0 +1,236 @@
+/* replica_internal — the state of one replica and the functions the files
+ * of the protocol core share (see replica.c for the map). Private to
+ * src/core: drivers use replica.h. Functions here are prefixed vr_. */
+#ifndef COHORT_REPLICA_INTERNAL_H
+#define COHORT_REPLICA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/assert.h"
+#include "core/client_table.h"
+#include "core/detector.h"
+#include "core/log.h"
+#include "core/message.h"
+#include "core/prng.h"
+#include "core/replica.h"
+
+#define META_RING 16
+#define VIEW_OP_UNKNOWN UINT64_MAX
+#define SEND_SLOTS 8
+
+struct dvc_info {
+    bool have;
+    uint32_t lnv;
+    uint64_t op;
+    uint64_t commit;
+};
+
+struct rr_info {
+    bool have;
+    uint32_t view;
+    uint32_t lnv;
+    uint8_t status;
+    uint8_t flags;
+    uint64_t op;
+    uint64_t commit;
+};
+
+/* A linearizable read waiting at the primary (see "Read index" in
+ * docs/PROTOCOL.md): answered once applied >= index and f backups answered
+ * a PING numbered seq or later in this view. */
+struct pending_read {
+    uint64_t tag;
+    uint64_t index; /* max(commit, view_op) at arrival, or min_op */
+    uint64_t seq;   /* the PING that covers it; 0: not sent yet */
+};
+
+struct replica {
+    struct replica_config c;
+    uint32_t f; /* failures tolerated: (replica_count - 1) / 2 */
+    struct prng prng;
+    uint64_t now_ms;
+
+    enum replica_status status;
+    uint32_t view;
+    uint32_t last_normal_view; /* the view whose log ours is (in memory) */
+    uint32_t lnv_disk;         /* the same, as safe to write to disk (inv 5) */
+    uint32_t epoch;
+    uint64_t view_op;    /* op at which the current view started */
+    uint64_t primary_op; /* highest op the primary of this view reported */
+    uint64_t commit;
+    uint64_t applied;
+    uint64_t op_persisted; /* durable in its current version */
+    uint64_t op_verified;  /* known equal to the current primary's log */
+    uint32_t persists_inflight;
+    uint64_t persist_from; /* lowest op to persist at the end of the step */
+    bool damaged;          /* the log lost records we may have acked */
+    bool fresh;            /* nothing was ever stored */
+
+    struct log log;
+    struct client_table table;
+    struct detector detector;
+
+    /* Metadata persistence: requests in flight, newest durable. */
+    uint64_t meta_seq;
+    struct replica_meta meta_ring[META_RING];
+    struct replica_meta meta_durable;
+    bool meta_durable_valid;
+
+    /* Primary. */
+    uint64_t ack_op[COHORT_REPLICAS_MAX];
+    uint64_t ack_progress_ms[COHORT_REPLICAS_MAX];
+    uint64_t ack_heard_ms[COHORT_REPLICAS_MAX]; /* last PREPARE-OK, any op */
+    uint64_t prepare_sent_op;
+    uint64_t heartbeat_ms;
+    uint64_t clock_base_ms; /* now at view start */
+    uint64_t clock_base_ts; /* log time at view start */
+    /* Read index: reads in arrival order, all of view reads_view. */
+    struct pending_read reads[REPLICA_READS_MAX];
+    uint32_t read_head, read_count;
+    uint32_t reads_view;
+    bool reads_unpinged; /* some read has seq 0 */
+    uint64_t ping_seq;   /* the last PING sent */
+    uint64_t ping_sent_ms;
+    uint64_t pong_seq[COHORT_REPLICAS_MAX]; /* highest PONG, this view */
+
+    /* Backup. */
+    uint64_t acked_op;
+    uint64_t state_request_ms; /* last GET_STATE sent; 0: none pending */
+    bool awaiting_snapshot;
+
+    /* View change. */
+    uint32_t votes[COHORT_REPLICAS_MAX]; /* highest view each voted for */
+    uint64_t vote_ms[COHORT_REPLICAS_MAX];
+    uint64_t vote_since_ms[COHORT_REPLICAS_MAX]; /* voting above our view */
+    uint64_t vote_sent_ms;
+    uint64_t vc_started_ms;
+    uint32_t vc_attempts;
+    bool dvc_sent;
+    uint64_t dvc_sent_ms;
+    uint32_t lead_forbidden_view; /* recovered into it: never lead it */
+    bool learned; /* a quorum told us the current view since the restart */
+    bool damage_recorded; /* the damage mark was sent to the metadata */
+    struct dvc_info dvc[COHORT_REPLICAS_MAX];
+    uint32_t best_from; /* UINT32_MAX: no DVC yet */
+    uint64_t best_base_checksum;
+    uint8_t *best_buf; /* the raw DVC of best_from when it is not us */
+    size_t best_size;
+
+    /* Recovery. */
+    uint64_t nonce;
+    uint64_t recovery_started_ms;
+    uint64_t recovery_sent_ms;
+    struct rr_info rr[COHORT_REPLICAS_MAX];
+
+    /* Snapshots. */
+    uint64_t snapshot_op;
+    uint64_t snapshot_checksum;
+    uint64_t snapshot_timestamp_ms;
+    bool snapshot_running;
+    uint8_t *table_buf;
+    size_t table_buf_size;
+
+    /* Output of the current step. */
+    struct action *actions;
+    uint32_t action_count;
+    uint32_t action_max;
+    uint8_t *send_buf;
+    size_t send_used;
+    size_t send_cap;
+    uint8_t *reply_buf;
+    struct entry *scratch; /* entries for encoding messages */
+    uint32_t scratch_max;
+
+    struct replica_stats stats;
+};
+
+/* actions.c */
+uint32_t vr_primary_of(const struct replica *r, uint32_t view);
+uint32_t vr_quorum(const struct replica *r);
+uint64_t vr_kth_largest(uint64_t *v, uint32_t n, uint32_t k);
+bool vr_bug(const struct replica *r, enum replica_bug b);
+__attribute__((format(printf, 2, 3))) void vr_trace(const struct replica *r,
+                                                        const char *fmt, ...);
+struct action *vr_action_push(struct replica *r, enum action_type type);
+uint64_t vr_checksum_at(const struct replica *r, uint64_t op);
+const uint8_t *vr_encode(struct replica *r, struct message *m,
+                             const struct entry *entries, size_t *size);
+void vr_send_bytes(struct replica *r, uint32_t to, const uint8_t *data,
+                       size_t size);
+void vr_send_to(struct replica *r, uint32_t to, struct message *m,
+                    const struct entry *entries);
+void vr_broadcast(struct replica *r, struct message *m,
+                      const struct entry *entries);
+uint32_t vr_gather(struct replica *r, uint64_t from, uint64_t to);
+void vr_persist_meta(struct replica *r);
+bool vr_meta_durable_for_view(const struct replica *r);
+bool vr_meta_durable_normal(const struct replica *r);
+void vr_log_changed_from(struct replica *r, uint64_t op);
+void vr_truncate_log(struct replica *r, uint64_t op);
+void vr_flush_persist(struct replica *r);
+void vr_report_view(struct replica *r);
+void vr_reply(struct replica *r, uint64_t client_id, uint64_t request_no,
+                  enum reply_status status);
+bool vr_reply_room(const struct replica *r);
+const uint8_t *vr_stored_reply(const struct replica *r,
+                                   const struct client_record *rec);
+void vr_reply_ok(struct replica *r, const struct client_record *rec,
+                     const uint8_t *data);
+
+/* normal.c */
+void vr_apply_committed(struct replica *r);
+void vr_commit_to(struct replica *r, uint64_t op);
+void vr_maybe_raise_lnv(struct replica *r);
+void vr_maybe_clear_damage(struct replica *r);
+void vr_note_primary_op(struct replica *r, uint64_t op);
+void vr_flush_prepares(struct replica *r);
+void vr_primary_try_commit(struct replica *r);
+void vr_on_client_requests(struct replica *r, const struct event *ev);
+uint64_t vr_adopt_entries(struct replica *r, const struct message *m,
+                              uint64_t upto);
+bool vr_attaches(const struct replica *r, const struct message *m);
+void vr_truncate_older_views_after(struct replica *r, uint64_t op);
+void vr_on_prepare(struct replica *r, const struct message *m);
+void vr_on_prepare_ok(struct replica *r, const struct message *m);
+void vr_on_commit(struct replica *r, const struct message *m);
+void vr_tick_primary(struct replica *r);
+void vr_tick_backup(struct replica *r);
+void vr_backup_ack(struct replica *r, bool force);
+
+/* read_index.c */
+void vr_on_read(struct replica *r, uint64_t tag, uint64_t min_op);
+void vr_reads_progress(struct replica *r);
+void vr_on_ping(struct replica *r, const struct message *m);
+void vr_on_pong(struct replica *r, const struct message *m);
+
+/* view_change.c */
+void vr_become_backup(struct replica *r, uint32_t view);
+void vr_vote(struct replica *r, uint32_t view);
+void vr_enter_view_change(struct replica *r, uint32_t view);
+void vr_check_votes(struct replica *r);
+void vr_try_send_dvc(struct replica *r);
+void vr_check_dvc_quorum(struct replica *r);
+void vr_on_start_view_change(struct replica *r, const struct message *m);
+void vr_join_stranded_votes(struct replica *r);
+void vr_on_do_view_change(struct replica *r, const struct message *m,
+                              const uint8_t *raw, size_t raw_size);
+void vr_on_start_view(struct replica *r, const struct message *m);
+void vr_tick_view_change(struct replica *r);
+
+/* transfer.c */
+void vr_request_state(struct replica *r);
+void vr_on_get_state(struct replica *r, const struct message *m);
+void vr_on_new_state(struct replica *r, const struct message *m);
+void vr_on_snapshot_taken(struct replica *r, uint64_t op);
+void vr_on_snapshot_installed(struct replica *r, const struct event *ev);
+
+/* recovery.c */
+void vr_send_recovery(struct replica *r);
+void vr_recovery_round(struct replica *r);
+void vr_on_recovery(struct replica *r, const struct message *m);
+void vr_on_recovery_response(struct replica *r, const struct message *m);
+void vr_check_recovery(struct replica *r);
+
+#endif

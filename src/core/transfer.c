@@ -1,0 +1,194 @@
+/* transfer — state transfer (VR Revisited §5.2): GET-STATE and NEW-STATE
+ * for lagging replicas, snapshots taken (log compaction) and snapshots
+ * installed from a peer.
+ *
+ * Invariants: (1) only a NORMAL primary's NEW-STATE speaks for the view's
+ * uncommitted log; from anyone else only committed entries are adopted;
+ * (2) a snapshot is installed only above applied, and the log either
+ * continues it (compacted) or is reset to start after it; (3) compaction
+ * never drops an entry above the durable snapshot. */
+#include "core/replica_internal.h"
+
+void vr_request_state(struct replica *r)
+{
+    if (r->status != STATUS_NORMAL || replica_is_primary(r))
+        return;
+    uint64_t retry = r->awaiting_snapshot ? 4u * r->c.view_change_timeout_ms
+                                          : r->c.heartbeat_ms * 2u;
+    if (r->state_request_ms && r->now_ms - r->state_request_ms < retry)
+        return;
+    r->state_request_ms = r->now_ms;
+    r->awaiting_snapshot = false;
+    uint64_t base = r->op_verified;
+    struct message m = {
+        .type = MSG_GET_STATE,
+        .view = r->view,
+        .commit = r->commit,
+        .base_op = base,
+        .checksum = vr_checksum_at(r, base),
+        .nonce = r->nonce,
+    };
+    vr_send_to(r, vr_primary_of(r, r->view), &m, NULL);
+    r->stats.state_transfers++;
+}
+
+/* Any replica: GET-STATE (VR Revisited §5.2). The primary serves its whole
+ * log; others serve only committed entries, which never change. */
+void vr_on_get_state(struct replica *r, const struct message *m)
+{
+    if (r->status == STATUS_RECOVERING)
+        return;
+    uint64_t limit = replica_is_primary(r) ? r->log.op : r->commit;
+    uint64_t start = m->base_op;
+    uint64_t ours;
+    if (start >= r->log.base &&
+        (!log_checksum(&r->log, start, &ours) || ours != m->checksum))
+        start = m->commit; /* diverged after its commit: resend from there */
+    if (start < r->log.base) {
+        if (r->snapshot_op == 0 || r->snapshot_op < r->log.base)
+            return;
+        struct message snap = {.type = MSG_NEW_STATE,
+                               .view = r->view,
+                               .status = (uint8_t)r->status,
+                               .flags = MSG_FLAG_SNAPSHOT,
+                               .op = limit,
+                               .commit = r->commit,
+                               .base_op = r->snapshot_op};
+        vr_send_to(r, m->from, &snap, NULL);
+        struct action *a = vr_action_push(r, ACT_SNAPSHOT_SEND);
+        a->snapshot_send.to = m->from;
+        return;
+    }
+    if (start > r->log.op)
+        return; /* it is ahead of us */
+    if (start > limit)
+        start = limit;
+    uint32_t n = vr_gather(r, start, limit);
+    struct message reply_m = {
+        .type = MSG_NEW_STATE,
+        .view = r->view,
+        .nonce = m->nonce,
+        .status = (uint8_t)r->status, /* only a NORMAL primary's counts */
+        .op = limit,
+        .commit = r->commit,
+        .view_op = r->view_op,
+        .base_op = start,
+        .checksum = vr_checksum_at(r, start),
+        .entry_count = n,
+    };
+    vr_send_to(r, m->from, &reply_m, r->scratch);
+}
+
+/* NEW-STATE: entries up to the sender's commit are the group's; beyond it
+ * they are the primary's log and count only when the primary of our view
+ * sent them. */
+void vr_on_new_state(struct replica *r, const struct message *m)
+{
+    if (r->status == STATUS_RECOVERING)
+        return;
+    /* Only a primary that has started its view speaks for the view's log;
+     * a replica still changing views serves committed entries alone. */
+    bool from_primary =
+        m->from == vr_primary_of(r, m->view) && m->status == STATUS_NORMAL;
+    if (from_primary && m->view > r->view)
+        vr_become_backup(r, m->view); /* that view started without us */
+    if (m->flags & MSG_FLAG_SNAPSHOT) {
+        r->awaiting_snapshot = true;
+        return;
+    }
+    if (!vr_attaches(r, m))
+        return;
+    bool trusted = from_primary && m->view == r->view &&
+                   r->status == STATUS_NORMAL && !replica_is_primary(r);
+    uint64_t upto = trusted ? m->op : m->commit;
+    uint64_t last = vr_adopt_entries(r, m, upto);
+    /* Untrusted, only what the sender knows committed is the group's: our
+     * entries may match its log further, but that log may be superseded. */
+    uint64_t known = trusted || last <= m->commit ? last : m->commit;
+    if (known > r->op_verified)
+        r->op_verified = known;
+    vr_commit_to(r, trusted ? m->commit : known);
+    r->state_request_ms = 0;
+    if (trusted) {
+        r->view_op = m->view_op;
+        if (m->nonce == r->nonce) /* answers a request made since restart */
+            vr_note_primary_op(r, m->op);
+        if (last == m->op)
+            vr_truncate_older_views_after(r, m->op);
+        else
+            vr_request_state(r);
+    }
+    vr_check_dvc_quorum(r);
+}
+
+void vr_on_snapshot_taken(struct replica *r, uint64_t op)
+{
+    r->snapshot_running = false;
+    if (op <= r->snapshot_op || op > r->applied)
+        return;
+    r->snapshot_op = op;
+    r->snapshot_checksum = vr_checksum_at(r, op);
+    r->snapshot_timestamp_ms = log_header(&r->log, op)
+                                   ? log_header(&r->log, op)->timestamp_ms
+                                   : r->log.base_timestamp_ms;
+    r->stats.snapshots_taken++;
+    /* Keep some entries behind the snapshot for backups that lag a little,
+     * so they catch up from the log rather than by a whole snapshot. */
+    uint64_t keep = r->c.snapshot_interval_ops / 2;
+    uint64_t to = op > keep ? op - keep : 0;
+    /* ... but no more than a quarter of the arena's bytes. */
+    uint64_t kept_bytes = 0;
+    for (uint64_t o = op; o > to && o > r->log.base; o--) {
+        kept_bytes += log_header(&r->log, o)->body_size;
+        if (kept_bytes > r->log.bytes_max / 4) {
+            to = o;
+            break;
+        }
+    }
+    if (to <= r->log.base)
+        return;
+    log_compact(&r->log, to);
+    struct action *a = vr_action_push(r, ACT_LOG_COMPACT);
+    a->compact.op = to;
+}
+
+void vr_on_snapshot_installed(struct replica *r, const struct event *ev)
+{
+    uint64_t op = ev->snapshot.op;
+    ASSERT(op > r->applied);
+    uint64_t ours;
+    bool keep =
+        log_checksum(&r->log, op, &ours) && ours == ev->snapshot.checksum;
+    if (keep) {
+        log_compact(&r->log, op);
+    } else {
+        log_reset(&r->log, op, ev->snapshot.checksum,
+                  ev->snapshot.timestamp_ms);
+        r->op_persisted = op;
+        r->persist_from = 0;
+        r->prepare_sent_op = op;
+        /* Nothing of our old log continues the snapshot: have the driver
+         * drop it from disk too (a truncation after op). */
+        vr_log_changed_from(r, op + 1);
+    }
+    bool decoded = client_table_decode(&r->table, ev->snapshot.client_table,
+                                       ev->snapshot.client_table_size);
+    ASSERT(decoded); /* the driver verified the snapshot's checksum */
+    r->applied = op;
+    if (r->commit < op)
+        r->commit = op;
+    if (r->op_verified < op)
+        r->op_verified = op;
+    if (r->op_persisted < op)
+        r->op_persisted = op;
+    r->snapshot_op = op;
+    r->snapshot_checksum = ev->snapshot.checksum;
+    r->snapshot_timestamp_ms = ev->snapshot.timestamp_ms;
+    r->awaiting_snapshot = false;
+    r->state_request_ms = 0;
+    r->stats.snapshots_installed++;
+    struct action *a = vr_action_push(r, ACT_LOG_COMPACT);
+    a->compact.op = op;
+    vr_trace(r, "installed snapshot at %llu", (unsigned long long)op);
+    vr_request_state(r);
+}
