@@ -45,7 +45,7 @@ bool vr_bug(const struct replica *r, enum replica_bug b)
 }
 
 __attribute__((format(printf, 2, 3))) void vr_trace(const struct replica *r,
-                                                        const char *fmt, ...)
+                                                    const char *fmt, ...)
 {
     if (!r->c.trace)
         return;
@@ -83,7 +83,7 @@ uint64_t vr_checksum_at(const struct replica *r, uint64_t op)
 /* Encode a message into the step's send buffer; NULL if it does not fit (the
  * message is dropped: the protocol tolerates loss). */
 const uint8_t *vr_encode(struct replica *r, struct message *m,
-                             const struct entry *entries, size_t *size)
+                         const struct entry *entries, size_t *size)
 {
     m->from = (uint8_t)r->c.self;
     m->epoch = r->epoch;
@@ -99,7 +99,7 @@ const uint8_t *vr_encode(struct replica *r, struct message *m,
 }
 
 void vr_send_bytes(struct replica *r, uint32_t to, const uint8_t *data,
-                       size_t size)
+                   size_t size)
 {
     ASSERT(to != r->c.self);
     ASSERT(to < r->c.replica_count);
@@ -112,7 +112,7 @@ void vr_send_bytes(struct replica *r, uint32_t to, const uint8_t *data,
 }
 
 void vr_send_to(struct replica *r, uint32_t to, struct message *m,
-                    const struct entry *entries)
+                const struct entry *entries)
 {
     size_t size;
     const uint8_t *data = vr_encode(r, m, entries, &size);
@@ -121,7 +121,7 @@ void vr_send_to(struct replica *r, uint32_t to, struct message *m,
 }
 
 void vr_broadcast(struct replica *r, struct message *m,
-                      const struct entry *entries)
+                  const struct entry *entries)
 {
     size_t size;
     const uint8_t *data = vr_encode(r, m, entries, &size);
@@ -239,7 +239,7 @@ void vr_report_view(struct replica *r)
 }
 
 void vr_reply(struct replica *r, uint64_t client_id, uint64_t request_no,
-                  enum reply_status status)
+              enum reply_status status)
 {
     if (r->action_count + 1 >= r->action_max)
         return;
@@ -261,13 +261,13 @@ bool vr_reply_room(const struct replica *r)
 
 /* The stored reply of rec, or NULL if it was too large to keep. */
 const uint8_t *vr_stored_reply(const struct replica *r,
-                                   const struct client_record *rec)
+                               const struct client_record *rec)
 {
     return rec->reply_kept ? client_table_reply(&r->table, rec) : NULL;
 }
 
 void vr_reply_ok(struct replica *r, const struct client_record *rec,
-                     const uint8_t *data)
+                 const uint8_t *data)
 {
     ASSERT(r->send_cap - r->send_used >= rec->reply_size);
     struct action *a = vr_action_push(r, ACT_REPLY);

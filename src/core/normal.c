@@ -347,7 +347,7 @@ void vr_on_client_requests(struct replica *r, const struct event *ev)
  * our checksum at m->base_op must equal m->checksum (so our log up to there
  * is the sender's). Returns the last op adopted (m->base_op if none). */
 uint64_t vr_adopt_entries(struct replica *r, const struct message *m,
-                              uint64_t upto)
+                          uint64_t upto)
 {
     uint64_t ours;
     ASSERT(log_checksum(&r->log, m->base_op, &ours));

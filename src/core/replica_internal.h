@@ -152,17 +152,17 @@ uint32_t vr_quorum(const struct replica *r);
 uint64_t vr_kth_largest(uint64_t *v, uint32_t n, uint32_t k);
 bool vr_bug(const struct replica *r, enum replica_bug b);
 __attribute__((format(printf, 2, 3))) void vr_trace(const struct replica *r,
-                                                        const char *fmt, ...);
+                                                    const char *fmt, ...);
 struct action *vr_action_push(struct replica *r, enum action_type type);
 uint64_t vr_checksum_at(const struct replica *r, uint64_t op);
 const uint8_t *vr_encode(struct replica *r, struct message *m,
-                             const struct entry *entries, size_t *size);
+                         const struct entry *entries, size_t *size);
 void vr_send_bytes(struct replica *r, uint32_t to, const uint8_t *data,
-                       size_t size);
+                   size_t size);
 void vr_send_to(struct replica *r, uint32_t to, struct message *m,
-                    const struct entry *entries);
+                const struct entry *entries);
 void vr_broadcast(struct replica *r, struct message *m,
-                      const struct entry *entries);
+                  const struct entry *entries);
 uint32_t vr_gather(struct replica *r, uint64_t from, uint64_t to);
 void vr_persist_meta(struct replica *r);
 bool vr_meta_durable_for_view(const struct replica *r);
@@ -172,12 +172,12 @@ void vr_truncate_log(struct replica *r, uint64_t op);
 void vr_flush_persist(struct replica *r);
 void vr_report_view(struct replica *r);
 void vr_reply(struct replica *r, uint64_t client_id, uint64_t request_no,
-                  enum reply_status status);
+              enum reply_status status);
 bool vr_reply_room(const struct replica *r);
 const uint8_t *vr_stored_reply(const struct replica *r,
-                                   const struct client_record *rec);
+                               const struct client_record *rec);
 void vr_reply_ok(struct replica *r, const struct client_record *rec,
-                     const uint8_t *data);
+                 const uint8_t *data);
 
 /* normal.c */
 void vr_apply_committed(struct replica *r);
@@ -189,7 +189,7 @@ void vr_flush_prepares(struct replica *r);
 void vr_primary_try_commit(struct replica *r);
 void vr_on_client_requests(struct replica *r, const struct event *ev);
 uint64_t vr_adopt_entries(struct replica *r, const struct message *m,
-                              uint64_t upto);
+                          uint64_t upto);
 bool vr_attaches(const struct replica *r, const struct message *m);
 void vr_truncate_older_views_after(struct replica *r, uint64_t op);
 void vr_on_prepare(struct replica *r, const struct message *m);
@@ -215,7 +215,7 @@ void vr_check_dvc_quorum(struct replica *r);
 void vr_on_start_view_change(struct replica *r, const struct message *m);
 void vr_join_stranded_votes(struct replica *r);
 void vr_on_do_view_change(struct replica *r, const struct message *m,
-                              const uint8_t *raw, size_t raw_size);
+                          const uint8_t *raw, size_t raw_size);
 void vr_on_start_view(struct replica *r, const struct message *m);
 void vr_tick_view_change(struct replica *r);
 

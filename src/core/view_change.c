@@ -316,7 +316,7 @@ static void start_view(struct replica *r)
     r->stats.view_changes++;
     vr_report_view(r);
     vr_trace(r, "start view %u as primary (op %llu)", r->view,
-          (unsigned long long)r->log.op);
+             (unsigned long long)r->log.op);
     send_start_view(r, UINT32_MAX);
     /* The durable lnv follows once the adopted log is on disk; our own copy
      * counts toward commits only then (invariant 4). */
@@ -343,7 +343,8 @@ static void fetch_committed_from(struct replica *r, uint32_t from)
  * view (VR Revisited §4.2 steps 3-5). */
 void vr_check_dvc_quorum(struct replica *r)
 {
-    if (r->status != STATUS_VIEW_CHANGE || vr_primary_of(r, r->view) != r->c.self)
+    if (r->status != STATUS_VIEW_CHANGE ||
+        vr_primary_of(r, r->view) != r->c.self)
         return;
     if (!r->dvc[r->c.self].have)
         return;
@@ -400,7 +401,7 @@ void vr_join_stranded_votes(struct replica *r)
 
 /* New primary: DO-VIEW-CHANGE, VR Revisited §4.2 step 3. */
 void vr_on_do_view_change(struct replica *r, const struct message *m,
-                              const uint8_t *raw, size_t raw_size)
+                          const uint8_t *raw, size_t raw_size)
 {
     if (r->status == STATUS_RECOVERING)
         return; /* we learn the view through recovery first */
@@ -415,7 +416,8 @@ void vr_on_do_view_change(struct replica *r, const struct message *m,
         send_start_view(r, m->from); /* it missed START-VIEW */
         return;
     }
-    if (r->status != STATUS_VIEW_CHANGE || vr_primary_of(r, r->view) != r->c.self)
+    if (r->status != STATUS_VIEW_CHANGE ||
+        vr_primary_of(r, r->view) != r->c.self)
         return;
     record_dvc(r, m->from, m->last_normal_view, m->op, m->commit, m->checksum,
                raw, raw_size);
@@ -465,7 +467,8 @@ void vr_tick_view_change(struct replica *r)
         return;
     }
     if (r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms / 2)
-        vr_vote(r, r->votes[r->c.self] > r->view ? r->votes[r->c.self] : r->view);
+        vr_vote(r,
+                r->votes[r->c.self] > r->view ? r->votes[r->c.self] : r->view);
     if (vr_primary_of(r, r->view) == r->c.self) {
         vr_try_send_dvc(r);
         vr_check_dvc_quorum(r);

@@ -23,6 +23,7 @@
 #include "cohort.h"
 #include "common/err.h"
 #include "core/replica.h"
+#include "driver/driver.h"
 #include "kv/kv.h"
 
 struct node_config {
@@ -45,20 +46,6 @@ struct node_config {
     bool quiet; /* no log lines on stderr */
 };
 
-/* How a write or a linearizable read ends, for the server. */
-enum node_outcome {
-    NODE_DONE = 0,        /* reply holds the RESP reply */
-    NODE_NOT_PRIMARY = 1, /* certainly not applied; primary_hint names it */
-    NODE_RETRY = 2,       /* certainly not applied: view change, recovery,
-                             busy; try again soon */
-    NODE_UNKNOWN = 3,     /* proposed, outcome unknown (view changed) */
-    NODE_REJECTED = 4,    /* certainly not applied; reply says why */
-};
-
-typedef void (*node_done_fn)(void *ctx, enum node_outcome outcome,
-                             const uint8_t *reply, size_t reply_size,
-                             uint32_t primary_hint);
-
 struct node;
 
 /* Load durable state from config->data_dir (creating it on first start),
@@ -75,19 +62,19 @@ void node_close(struct node *n);
  * request_no of client client_id. done is called exactly once, on the loop
  * thread, possibly before node_submit returns. */
 void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
-                 const uint8_t *body, size_t body_size, node_done_fn done,
+                 const uint8_t *body, size_t body_size, driver_done_fn done,
                  void *ctx);
 /* Forget the callback of a pending request (its connection closed). */
 void node_cancel(struct node *n, void *ctx);
 
 /* The store, for reads. Local reads may be stale on a backup. */
 const struct kv *node_kv(const struct node *n);
-/* Linearizable read (read index): done(NODE_DONE) once this node is the
+/* Linearizable read (read index): done(DRIVER_DONE) once this node is the
  * primary, a quorum confirmed after the call that it still holds its view,
  * and it has applied every write committed before the call and every write
  * submitted to it before the call; then the caller reads node_kv(). No log
- * op and no disk write. Otherwise NOT_PRIMARY / RETRY. */
-void node_read(struct node *n, node_done_fn done, void *ctx);
+ * op and no disk write. Otherwise NOT_PRIMARY / RETRY (driver.h). */
+void node_read(struct node *n, driver_done_fn done, void *ctx);
 
 /* Status for INFO and `cohort status`. */
 struct node_status {

@@ -7,45 +7,7 @@
 
 #include "common/assert.h"
 
-struct persist_job *persist_job_entries(const struct replica *r,
-                                        uint64_t op_first, uint64_t op_last,
-                                        uint64_t checksum)
-{
-    struct persist_job *job = calloc(1, sizeof(*job));
-    ASSERT(job);
-    job->type = PJOB_PERSIST;
-    job->op_first = op_first;
-    job->op_last = op_last;
-    job->checksum = checksum;
-    if (op_last < op_first)
-        return job;
-    uint64_t count = op_last - op_first + 1;
-    size_t bytes = 0;
-    for (uint64_t op = op_first; op <= op_last; op++)
-        bytes += replica_entry(r, op)->h.body_size;
-    job->entries = calloc(count, sizeof(*job->entries));
-    job->bytes = malloc(bytes ? bytes : 1);
-    ASSERT(job->entries && job->bytes);
-    size_t at = 0;
-    for (uint64_t op = op_first; op <= op_last; op++) {
-        const struct entry *e = replica_entry(r, op);
-        ASSERT(e);
-        struct entry *copy = &job->entries[op - op_first];
-        copy->h = e->h;
-        memcpy(job->bytes + at, e->body, e->h.body_size);
-        copy->body = job->bytes + at;
-        at += e->h.body_size;
-    }
-    job->entry_count = (uint32_t)count;
-    return job;
-}
-
-void persist_job_free(struct persist_job *job)
-{
-    free(job->entries);
-    free(job->bytes);
-    free(job);
-}
+#define RETRY_NS (100u * 1000u * 1000u)
 
 static uint64_t monotonic_us(void)
 {
@@ -54,62 +16,17 @@ static uint64_t monotonic_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Append a PERSIST job's entries; appending an op the wal already holds
- * replaces the suffix from there. The node turns a truncation after op n
- * into a job that re-appends entry n; a job with no entries empties the log
- * (nothing is kept above the snapshot). */
-static int apply_persist(struct persister *p, const struct persist_job *job,
-                         struct cohort_err *err)
+/* One round, retried while the failure is retryable and nobody asked us to
+ * stop. Returns true when every job is durable. */
+static bool run_round(struct persister *p, struct storage_job *jobs)
 {
-    if (job->entry_count == 0) {
-        wal_reset(p->wal);
-        return 0;
-    }
-    for (uint32_t i = 0; i < job->entry_count; i++) {
-        int rc = wal_append(p->wal, &job->entries[i], err);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* One round: append everything, one sync, metadata, completions. */
-static void run_batch(struct persister *p, struct persist_job *batch)
-{
-    struct cohort_err err;
-    err_clear(&err);
-    bool need_sync = false;
-    for (struct persist_job *j = batch; j; j = j->next) {
-        int rc = 0;
-        switch (j->type) {
-        case PJOB_PERSIST:
-            rc = apply_persist(p, j, &err);
-            need_sync = true;
-            break;
-        case PJOB_COMPACT:
-            rc = wal_compact(p->wal, j->compact_op, &err);
-            break;
-        case PJOB_RESET:
-            wal_reset(p->wal);
-            need_sync = true;
-            break;
-        case PJOB_META:
-            break;
-        }
-        ASSERT(rc == 0 || wal_state(p->wal) != WAL_OPEN || rc != 0);
-        if (rc < 0) {
-            pthread_mutex_lock(&p->lock);
-            p->failed = true;
-            p->error = err;
-            pthread_mutex_unlock(&p->lock);
-            return;
-        }
-    }
+    struct storage_batch batch;
+    storage_batch_init(&batch, jobs);
     for (;;) {
-        if (!need_sync)
-            break;
+        struct cohort_err err;
+        err_clear(&err);
         uint64_t start = monotonic_us();
-        int rc = wal_sync(p->wal, NULL, &err);
+        int rc = storage_batch_run(&batch, p->wal, p->meta, &err);
         uint64_t took = monotonic_us() - start;
         pthread_mutex_lock(&p->lock);
         p->syncs++;
@@ -117,42 +34,36 @@ static void run_batch(struct persister *p, struct persist_job *batch)
         if (rc == 0) {
             p->stalled = false;
             pthread_mutex_unlock(&p->lock);
-            break;
+            return true;
         }
         p->error = err;
-        if (wal_state(p->wal) == WAL_FAILED) {
+        if (rc != -COHORT_EAGAIN) {
             p->failed = true;
             pthread_mutex_unlock(&p->lock);
-            return;
+            return false;
         }
-        p->stalled = true; /* ENOSPC or EIO on write: nothing lost, retry */
+        p->stalled = true; /* a full disk or EIO on a write: retry */
         bool stop = p->stop;
         pthread_mutex_unlock(&p->lock);
         if (stop)
-            return;
-        struct timespec pause = {0, 100 * 1000 * 1000};
+            return false;
+        struct timespec pause = {0, RETRY_NS};
         nanosleep(&pause, NULL);
     }
-    for (struct persist_job *j = batch; j; j = j->next) {
-        if (j->type != PJOB_META)
-            continue;
-        for (;;) {
-            int rc = meta_write(p->meta, &j->meta, &err);
-            if (rc == 0)
-                break;
-            pthread_mutex_lock(&p->lock);
-            p->error = err;
-            if (p->meta->state == META_FAILED) {
-                p->failed = true;
-                pthread_mutex_unlock(&p->lock);
-                return;
-            }
-            p->stalled = true;
-            pthread_mutex_unlock(&p->lock);
-            struct timespec pause = {0, 100 * 1000 * 1000};
-            nanosleep(&pause, NULL);
-        }
-    }
+}
+
+static void hand_back(struct persister *p, struct storage_job *batch)
+{
+    struct storage_job *last = batch;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&p->lock);
+    if (p->done_tail)
+        p->done_tail->next = batch;
+    else
+        p->done_head = batch;
+    p->done_tail = last;
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void *thread_main(void *arg)
@@ -162,31 +73,15 @@ static void *thread_main(void *arg)
     for (;;) {
         while (!p->queue_head && !p->stop)
             pthread_cond_wait(&p->wake, &p->lock);
-        if (!p->queue_head && p->stop)
+        if (!p->queue_head || p->failed)
             break;
-        struct persist_job *batch = p->queue_head;
+        struct storage_job *batch = p->queue_head;
         p->queue_head = p->queue_tail = NULL;
         pthread_mutex_unlock(&p->lock);
-        run_batch(p, batch);
-        pthread_mutex_lock(&p->lock);
-        if (p->failed) {
-            /* Hand nothing back: the node sees `failed` and stops. */
-            while (batch) {
-                struct persist_job *next = batch->next;
-                persist_job_free(batch);
-                batch = next;
-            }
-        } else {
-            struct persist_job *last = batch;
-            while (last->next)
-                last = last->next;
-            if (p->done_tail)
-                p->done_tail->next = batch;
-            else
-                p->done_head = batch;
-            p->done_tail = last;
-        }
-        pthread_mutex_unlock(&p->lock);
+        if (run_round(p, batch))
+            hand_back(p, batch);
+        else /* failed, or stopped while stalled: nothing is handed back */
+            storage_job_free_list(batch);
         uv_async_send(p->async);
         pthread_mutex_lock(&p->lock);
     }
@@ -219,17 +114,14 @@ void persister_stop(struct persister *p)
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->thread, NULL);
     p->started = false;
-    struct persist_job *j = persister_take_done(p);
-    while (j) {
-        struct persist_job *next = j->next;
-        persist_job_free(j);
-        j = next;
-    }
+    storage_job_free_list(p->queue_head);
+    p->queue_head = p->queue_tail = NULL;
+    storage_job_free_list(persister_take_done(p));
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
 }
 
-void persister_push(struct persister *p, struct persist_job *job)
+void persister_push(struct persister *p, struct storage_job *job)
 {
     job->next = NULL;
     pthread_mutex_lock(&p->lock);
@@ -242,11 +134,22 @@ void persister_push(struct persister *p, struct persist_job *job)
     pthread_mutex_unlock(&p->lock);
 }
 
-struct persist_job *persister_take_done(struct persister *p)
+struct storage_job *persister_take_done(struct persister *p)
 {
     pthread_mutex_lock(&p->lock);
-    struct persist_job *list = p->done_head;
+    struct storage_job *list = p->done_head;
     p->done_head = p->done_tail = NULL;
     pthread_mutex_unlock(&p->lock);
     return list;
+}
+
+void persister_state(struct persister *p, struct persister_state *out)
+{
+    pthread_mutex_lock(&p->lock);
+    out->stalled = p->stalled;
+    out->failed = p->failed;
+    out->error = p->error;
+    out->syncs = p->syncs;
+    out->last_sync_us = p->last_sync_us;
+    pthread_mutex_unlock(&p->lock);
 }

@@ -43,10 +43,10 @@
  * wakes the next waiter. On a backup writes leave the node at once
  * (forwarded), so the cap only bites at the primary.
  *
- * Outcomes: NODE_DONE relays the store's reply; NODE_NOT_PRIMARY forwards
+ * Outcomes: DRIVER_DONE relays the store's reply; DRIVER_NOT_PRIMARY forwards
  * to the primary (forward.c), or answers -TRYAGAIN on a connection that is
- * itself a forward; NODE_RETRY is -TRYAGAIN; NODE_UNKNOWN is -UNKNOWN (the
- * write was proposed; a COHORT.REQ retry resolves it); NODE_REJECTED
+ * itself a forward; DRIVER_RETRY is -TRYAGAIN; DRIVER_UNKNOWN is -UNKNOWN (the
+ * write was proposed; a COHORT.REQ retry resolves it); DRIVER_REJECTED
  * relays the node's error. Only -UNKNOWN says "may have taken effect";
  * every -TRYAGAIN is certain that it did not.
  */
@@ -60,7 +60,7 @@
 #include "server/internal.h"
 #include "server/relay.h"
 
-/* NODE_RETRY covers a view change, recovery and a full write pipeline at
+/* DRIVER_RETRY covers a view change, recovery and a full write pipeline at
  * the primary; the node does not say which. */
 #define ERR_RETRY                                                              \
     "TRYAGAIN view change or recovery in progress, or the write pipeline is "  \
@@ -325,9 +325,7 @@ static void queue_write(struct conn *c, struct slot *slot)
 
 /* ------------------------------------------------------------ writes */
 
-static void on_write_done(void *ctx, enum node_outcome outcome,
-                          const uint8_t *reply, size_t size,
-                          uint32_t primary_hint);
+static void on_write_done(void *ctx, const struct driver_reply *r);
 
 static bool encode_body(struct server *s, const struct kv_write *w,
                         size_t *size)
@@ -401,9 +399,25 @@ static void forward_or_fail(struct conn *c, struct slot *slot,
     }
 }
 
-static void on_write_done(void *ctx, enum node_outcome outcome,
-                          const uint8_t *reply, size_t size,
-                          uint32_t primary_hint)
+/* The RESP error for a write the node refused (DRIVER_REJECTED). */
+static const char *rejection_text(enum reply_status status)
+{
+    switch (status) {
+    case REPLY_EXPIRED:
+        return "-ERR client session expired: start again at request number "
+               "1\r\n";
+    case REPLY_APPLIED_REPLY_LOST:
+        return "-ERR request already applied; its reply was too large to "
+               "keep\r\n";
+    case REPLY_TOO_BIG:
+        return "-ERR request too large for the replication log\r\n";
+    default:
+        return "-ERR cannot write to this replica's disk (full or failing); "
+               "free space under the data directory\r\n";
+    }
+}
+
+static void on_write_done(void *ctx, const struct driver_reply *r)
 {
     struct slot *slot = ctx;
     struct conn *c = slot->conn;
@@ -411,27 +425,30 @@ static void on_write_done(void *ctx, enum node_outcome outcome,
     ASSERT(c != NULL); /* teardown cancels before it orphans */
     slot->in_node = false;
     permit_release(c->server, slot);
-    switch (outcome) {
-    case NODE_DONE:
+    switch (r->outcome) {
+    case DRIVER_DONE:
         session_write_done(c, slot, false);
-        finish_relay(c, slot, reply, size);
+        finish_relay(c, slot, r->data, r->size);
         break;
-    case NODE_REJECTED:
-        if (renewable(slot, (const char *)reply, size)) {
+    case DRIVER_REJECTED: {
+        const char *text = rejection_text(r->status);
+        size_t size = strlen(text);
+        if (renewable(slot, text, size)) {
             session_expired(c, slot);
             break;
         }
         session_write_done(c, slot, true);
-        finish_relay(c, slot, reply, size);
+        finish_relay(c, slot, (const uint8_t *)text, size);
         break;
-    case NODE_NOT_PRIMARY:
-        forward_or_fail(c, slot, primary_hint);
+    }
+    case DRIVER_NOT_PRIMARY:
+        forward_or_fail(c, slot, r->primary_hint);
         break;
-    case NODE_RETRY:
+    case DRIVER_RETRY:
         session_write_done(c, slot, true);
         finish_error(c, slot, ERR_RETRY);
         break;
-    case NODE_UNKNOWN:
+    case DRIVER_UNKNOWN:
         session_write_done(c, slot, false);
         finish_error(c, slot, ERR_UNKNOWN);
         break;
@@ -509,23 +526,19 @@ void store_submit_queued(struct conn *c)
 
 /* ------------------------------------------------------------ reads */
 
-static void on_read_done(void *ctx, enum node_outcome outcome,
-                         const uint8_t *reply, size_t size,
-                         uint32_t primary_hint)
+static void on_read_done(void *ctx, const struct driver_reply *r)
 {
-    (void)reply;
-    (void)size;
     struct slot *slot = ctx;
     struct conn *c = slot->conn;
     ASSERT(slot->in_node);
     ASSERT(c != NULL);
     slot->in_node = false;
     struct server *s = c->server;
-    if (outcome == NODE_NOT_PRIMARY) {
-        forward_or_fail(c, slot, primary_hint);
+    if (r->outcome == DRIVER_NOT_PRIMARY) {
+        forward_or_fail(c, slot, r->primary_hint);
         return;
     }
-    if (outcome != NODE_DONE) {
+    if (r->outcome != DRIVER_DONE) {
         finish_error(c, slot, ERR_RETRY);
         return;
     }

@@ -5,7 +5,7 @@
  *
  * Threads: everything runs on the loop thread.
  *
- * The one rule that shapes this code: the node calls us back (node_done_fn)
+ * The one rule that shapes this code: the node calls us back (driver_done_fn)
  * from inside its own stepping, so a callback never calls into the node again
  * (no node_submit, node_read_barrier or node_cancel) and never frees a
  * connection. It records the outcome in the command's slot and schedules the

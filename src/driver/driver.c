@@ -1,0 +1,384 @@
+/* driver — open and close, stepping the core and carrying out its actions,
+ * and the inputs from the host. See driver.h. */
+#include "driver/internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+
+void driver_config_defaults(struct driver_config *config)
+{
+    memset(config, 0, sizeof(*config));
+    config->chunk_size = 256u << 10;
+    config->send_window = 8u << 20;
+    config->deferred_bytes_max = 64u << 20;
+}
+
+/* ------------------------------------------------------------ logging */
+
+void drv_log(const struct driver *d, enum driver_log_level level,
+             const char *fmt, ...)
+{
+    if (!d->host.log)
+        return;
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    d->host.log(d->host.ctx, level, line);
+}
+
+/* ------------------------------------------------------------ stepping */
+
+static void carry_out(struct driver *d, const struct actions *acts);
+
+void drv_step(struct driver *d, struct event *ev)
+{
+    if (d->closing)
+        return;
+    ev->now_ms = d->host.now_ms(d->host.ctx);
+    struct actions acts;
+    replica_step(d->r, ev, &acts);
+    carry_out(d, &acts);
+}
+
+void drv_send_frame(struct driver *d, uint32_t to, uint8_t kind,
+                    const uint8_t *head, size_t head_size, const uint8_t *data,
+                    size_t size)
+{
+    size_t total = 1 + head_size + size;
+    if (total > d->frame_cap) {
+        free(d->frame);
+        d->frame_cap = total * 2;
+        d->frame = malloc(d->frame_cap);
+        ASSERT(d->frame);
+    }
+    d->frame[0] = kind;
+    if (head_size)
+        memcpy(d->frame + 1, head, head_size);
+    if (size)
+        memcpy(d->frame + 1 + head_size, data, size);
+    d->host.send(d->host.ctx, to, d->frame, total);
+}
+
+void drv_storage_push(struct driver *d, struct storage_job *job)
+{
+    d->host.storage(d->host.ctx, job);
+}
+
+/* A PERSIST job: copies of entries op_first..op_last of the core's log. */
+static struct storage_job *persist_job(const struct replica *r,
+                                       uint64_t op_first, uint64_t op_last,
+                                       uint64_t checksum)
+{
+    struct storage_job *job = storage_job_new(STORAGE_PERSIST);
+    job->op_first = op_first;
+    job->op_last = op_last;
+    job->checksum = checksum;
+    if (op_last < op_first)
+        return job;
+    uint64_t count = op_last - op_first + 1;
+    size_t bytes = 0;
+    for (uint64_t op = op_first; op <= op_last; op++)
+        bytes += replica_entry(r, op)->h.body_size;
+    job->entries = calloc(count, sizeof(*job->entries));
+    job->bytes = malloc(bytes ? bytes : 1);
+    ASSERT(job->entries && job->bytes);
+    size_t at = 0;
+    for (uint64_t op = op_first; op <= op_last; op++) {
+        const struct entry *e = replica_entry(r, op);
+        ASSERT(e);
+        struct entry *copy = &job->entries[op - op_first];
+        copy->h = e->h;
+        memcpy(job->bytes + at, e->body, e->h.body_size);
+        copy->body = job->bytes + at;
+        at += e->h.body_size;
+    }
+    job->entry_count = (uint32_t)count;
+    return job;
+}
+
+static void persist(struct driver *d, const struct action *a)
+{
+    uint64_t first = a->persist.op_first;
+    uint64_t last = a->persist.op_last;
+    struct storage_job *job;
+    if (last >= first) {
+        job = persist_job(d->r, first, last, a->persist.checksum);
+    } else if (replica_entry(d->r, last)) {
+        /* Truncate after `last`: re-append it (the wal replaces the suffix
+         * from an op it already holds). */
+        job = persist_job(d->r, last, last, a->persist.checksum);
+        job->op_first = first;
+    } else {
+        job = persist_job(d->r, first, last, a->persist.checksum);
+    }
+    drv_storage_push(d, job);
+}
+
+static void on_view(struct driver *d, const struct cohort_view_info *v)
+{
+    d->view_changes++;
+    if (d->host.view)
+        d->host.view(d->host.ctx, v);
+    if (!replica_is_primary(d->r))
+        drv_lost_primary(d);
+}
+
+static void carry_out(struct driver *d, const struct actions *acts)
+{
+    for (uint32_t i = 0; i < acts->count; i++) {
+        const struct action *a = &acts->list[i];
+        switch (a->type) {
+        case ACT_SEND:
+            drv_send_frame(d, a->send.to, DRIVER_FRAME_PROTOCOL, NULL, 0,
+                           a->send.data, a->send.size);
+            break;
+        case ACT_PERSIST:
+            persist(d, a);
+            break;
+        case ACT_PERSIST_META: {
+            struct storage_job *job = storage_job_new(STORAGE_META);
+            job->seq = a->meta.seq;
+            job->meta.cluster_id = d->c.cluster_id;
+            job->meta.meta = a->meta.meta;
+            drv_storage_push(d, job);
+            break;
+        }
+        case ACT_REPLY:
+            drv_on_reply(d, a);
+            break;
+        case ACT_VIEW:
+            on_view(d, &a->view);
+            break;
+        case ACT_SNAPSHOT_TAKE:
+            drv_take_snapshot(d, a);
+            break;
+        case ACT_LOG_COMPACT: {
+            struct storage_job *job = storage_job_new(STORAGE_COMPACT);
+            job->compact_op = a->compact.op;
+            drv_storage_push(d, job);
+            break;
+        }
+        case ACT_SNAPSHOT_SEND:
+            drv_start_snapshot_send(d, a->snapshot_send.to);
+            break;
+        case ACT_READ:
+            drv_on_read_answer(d, a);
+            break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ inputs */
+
+void driver_storage_done(struct driver *d, struct storage_job *job)
+{
+    struct event ev = {0};
+    if (job->type == STORAGE_PERSIST) {
+        ev.type = EV_PERSISTED;
+        ev.persisted.op = job->op_last;
+        ev.persisted.checksum = job->checksum;
+        drv_step(d, &ev);
+    } else if (job->type == STORAGE_META) {
+        ev.type = EV_META_PERSISTED;
+        ev.meta.seq = job->seq;
+        drv_step(d, &ev);
+    }
+    storage_job_free(job);
+}
+
+void driver_storage_stalled(struct driver *d, bool stalled, const char *why)
+{
+    if (stalled == d->storage_stalled)
+        return;
+    d->storage_stalled = stalled;
+    if (stalled)
+        drv_log(d, DRIVER_LOG_ERROR,
+                "cannot write to the disk, refusing writes until it "
+                "recovers: %s",
+                why ? why : "unknown error");
+    else
+        drv_log(d, DRIVER_LOG_INFO, "the disk accepts writes again");
+}
+
+void driver_turn_end(struct driver *d)
+{
+    drv_resubmit_deferred(d);
+    drv_flush_batch(d);
+    drv_start_reads(d);
+}
+
+void driver_tick(struct driver *d)
+{
+    driver_turn_end(d);
+    struct event ev = {.type = EV_TICK};
+    drv_step(d, &ev);
+    drv_pump_snapshot_sends(d);
+}
+
+void driver_peer_down(struct driver *d, uint32_t peer)
+{
+    if (d->closing)
+        return;
+    drv_flush_batch(d);
+    struct event ev = {.type = EV_PEER_DOWN};
+    ev.peer_down.peer = peer;
+    drv_step(d, &ev);
+}
+
+void driver_frame(struct driver *d, uint32_t from, const uint8_t *data,
+                  size_t size)
+{
+    if (size < 1 || d->closing || from >= d->c.replica_count)
+        return;
+    switch (data[0]) {
+    case DRIVER_FRAME_SNAPSHOT:
+        drv_on_snapshot_chunk(d, from, data + 1, size - 1);
+        return;
+    case DRIVER_FRAME_SNAPSHOT_RESUME:
+        drv_on_snapshot_resume(d, from, data + 1, size - 1);
+        return;
+    case DRIVER_FRAME_PROTOCOL:
+        break;
+    default:
+        return;
+    }
+    /* The turn's requests go first: the core sees input in arrival order. */
+    drv_flush_batch(d);
+    struct event ev = {.type = EV_MESSAGE};
+    ev.message.data = data + 1;
+    ev.message.size = size - 1;
+    drv_step(d, &ev);
+}
+
+uint64_t driver_next_tick_ms(const struct driver *d)
+{
+    return replica_next_tick_ms(d->r, d->host.now_ms(d->host.ctx));
+}
+
+/* ------------------------------------------------------------ queries */
+
+void driver_status(const struct driver *d, struct driver_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    const struct replica *r = d->r;
+    out->status = replica_status(r);
+    out->view = replica_view(r);
+    out->primary = replica_primary(r);
+    out->self = d->c.self;
+    out->replica_count = d->c.replica_count;
+    out->op = replica_op(r);
+    out->commit = replica_commit(r);
+    out->applied = replica_applied(r);
+    for (uint32_t i = 0; i < d->c.replica_count; i++) {
+        out->peer_op[i] = replica_peer_op(r, i);
+        out->peer_suspected[i] = i != d->c.self && replica_suspects(r, i);
+        if (i != d->c.self) {
+            uint64_t queued;
+            d->host.link(d->host.ctx, i, &out->peer_connected[i], &queued);
+        }
+    }
+    out->log_bytes = wal_segment_count(&d->wal) * d->wal.config.segment_size;
+    out->snapshot_op = d->snapshot_op;
+    out->snapshot_time_ms = d->snapshot_time_ms;
+    out->view_changes = replica_stats(r)->view_changes;
+    out->storage_stalled = d->storage_stalled;
+}
+
+const struct replica *driver_replica(const struct driver *d)
+{
+    return d->r;
+}
+
+struct wal *driver_wal(struct driver *d)
+{
+    return &d->wal;
+}
+
+struct meta *driver_meta(struct driver *d)
+{
+    return &d->meta;
+}
+
+bool driver_cut_torn_tail(const struct driver *d)
+{
+    return d->cut_torn_tail;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static int set_paths(struct driver *d, struct cohort_err *err)
+{
+    const char *dir = d->c.data_dir;
+    if (vfs_path_join(d->wal_dir, dir, "wal", err) != 0 ||
+        vfs_path_join(d->meta_path, dir, "meta", err) != 0 ||
+        vfs_path_join(d->snap_dir, dir, "snapshots", err) != 0)
+        return -COHORT_EINVAL;
+    return 0;
+}
+
+struct driver *driver_open(const struct driver_config *config,
+                           const struct driver_host *host,
+                           const struct driver_sm *sm, struct cohort_err *err)
+{
+    ASSERT(config->chunk_size > 0);
+    struct driver *d = calloc(1, sizeof(*d));
+    ASSERT(d);
+    d->c = *config;
+    d->host = *host;
+    d->sm = *sm;
+    d->vfs = config->vfs;
+    d->groups = calloc(READ_GROUPS_MAX, sizeof(*d->groups));
+    d->chunk = malloc(config->chunk_size);
+    ASSERT(d->groups && d->chunk);
+    if (set_paths(d, err) != 0)
+        goto fail;
+    struct replica_durable durable;
+    uint8_t *table = NULL;
+    if (drv_recover(d, &durable, &table, err) != 0) {
+        drv_recover_release(d, table);
+        goto fail;
+    }
+    d->c.replica.sm = &d->sm.sm;
+    d->r = replica_init(&d->c.replica, &durable, host->now_ms(host->ctx));
+    drv_recover_release(d, table);
+    if (!d->r) {
+        err_set(err, -COHORT_ECONFIG,
+                "cannot start the replica (bad limits or out of memory)");
+        goto fail;
+    }
+    drv_log(d, DRIVER_LOG_INFO,
+            "replica %u of %u started: data in %s, op %" PRIu64
+            ", snapshot at op %" PRIu64,
+            d->c.self, d->c.replica_count, d->c.data_dir, replica_op(d->r),
+            durable.snapshot_op);
+    return d;
+fail:
+    driver_close(d);
+    return NULL;
+}
+
+void driver_close(struct driver *d)
+{
+    if (!d || d->closing)
+        return;
+    d->closing = true;
+    if (d->r)
+        drv_fail_all(d);
+    drv_transfer_close(d);
+    if (d->r)
+        replica_deinit(d->r);
+    if (d->wal_open)
+        wal_close(&d->wal);
+    if (d->meta_open)
+        meta_close(&d->meta);
+    drv_requests_free(d);
+    free(d->chunk);
+    free(d->frame);
+    free(d);
+}

@@ -1,0 +1,253 @@
+/* driver — one replica: the protocol core (src/core) with its state machine
+ * and its storage (src/storage), driven on behalf of a host. The host is
+ * whatever owns the I/O and the passage of time: the runtime's libuv loop
+ * (src/runtime/node.c), the simulator (src/sim/cluster.c) and the unit-test
+ * harness all run this same driver, so the code that carries out the core's
+ * actions (batching client requests, the queue of requests the core turned
+ * away as busy, read groups for read index, snapshot take, transfer and
+ * install, log recovery at start) is the code every test exercises.
+ *
+ * The host provides (struct driver_host): a monotonic clock, frames to peers
+ * (send, and the state of its link for pacing), a storage executor that runs
+ * storage jobs (storage/batch.h: group commit, completions in order, through
+ * driver_storage_done()), and a background snapshot writer (the runtime
+ * forks; the simulator copies the state and writes it later), which ends in
+ * driver_snapshot_done(). Files are reached only through the struct vfs the
+ * host gives (vfs_posix, or the simulator's faulty in-memory disk).
+ *
+ * The host calls in: driver_turn_end() at the end of each batch of input
+ * (a libuv loop turn; the simulator after the events of one instant),
+ * driver_tick() at least every few milliseconds, driver_frame() for every
+ * frame a peer sent, driver_peer_down() when a peer's port refused us, and
+ * the completions.
+ *
+ * Threads: none inside. Every call, and every callback, on the host's one
+ * thread (the storage executor may run elsewhere; its completions come back
+ * on this thread).
+ *
+ * Invariants: (1) every driver_submit() and driver_read() ends in exactly
+ * one call of its done function (possibly before the call returns, at the
+ * latest in driver_close()), unless driver_cancel() forgot it first; (2) a
+ * connection's requests reach the core in the order submitted, including
+ * those queued after a busy answer; (3) a read is handed to the core only
+ * after every write submitted before it, so read index covers them. */
+#ifndef COHORT_DRIVER_H
+#define COHORT_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cohort.h"
+#include "common/err.h"
+#include "core/replica.h"
+#include "storage/batch.h"
+#include "storage/snapshot.h"
+#include "storage/vfs.h"
+
+/* Frame kinds between drivers (the first byte of every frame). */
+#define DRIVER_FRAME_PROTOCOL 1 /* a core message */
+#define DRIVER_FRAME_SNAPSHOT 2 /* a chunk of a snapshot file */
+/* Receiver to sender: "I hold the first N bytes of your snapshot at op X;
+ * go on from there" (a transfer resumed after a dropped connection). */
+#define DRIVER_FRAME_SNAPSHOT_RESUME 3
+
+/* How a write or a linearizable read ends. */
+enum driver_outcome {
+    DRIVER_DONE = 0,        /* applied (or safe to read): data is the reply */
+    DRIVER_NOT_PRIMARY = 1, /* certainly not applied; primary_hint names it */
+    DRIVER_RETRY = 2,       /* certainly not applied: view change, recovery,
+                               busy; try again soon */
+    DRIVER_UNKNOWN = 3,     /* proposed, outcome unknown (view changed) */
+    DRIVER_REJECTED = 4,    /* certainly not applied; status says why
+                               (REPLY_TOO_BIG, REPLY_EXPIRED,
+                               REPLY_APPLIED_REPLY_LOST, REPLY_STORAGE) */
+};
+
+/* The core's statuses end at REPLY_APPLIED_REPLY_LOST; the driver adds one
+ * of its own for DRIVER_REJECTED: this replica cannot write to its disk. */
+#define REPLY_STORAGE ((enum reply_status)100)
+
+struct driver_reply {
+    enum driver_outcome outcome;
+    enum reply_status status; /* the core's status behind the outcome */
+    uint32_t primary_hint;
+    uint64_t op;         /* DONE writes: the op that applied it */
+    const uint8_t *data; /* DONE writes: the state machine's reply */
+    size_t size;
+};
+
+typedef void (*driver_done_fn)(void *ctx, const struct driver_reply *reply);
+
+/* A snapshot to write in the background (ACT_SNAPSHOT_TAKE): the state
+ * machine as it is when the host is asked, with this client table. The
+ * pointers are valid only during the host's snapshot() call. */
+struct driver_snapshot {
+    struct snapshot_info info;
+    const uint8_t *client_table; /* info.client_table_size bytes */
+};
+
+/* Streams a state machine's bytes into a snapshot file: returns 0 or a
+ * negative code, having called write(wctx, data, size) any number of times.
+ */
+typedef int (*driver_state_fn)(void *ctx,
+                               int (*write)(void *wctx, const void *data,
+                                            size_t size),
+                               void *wctx);
+
+enum driver_log_level {
+    DRIVER_LOG_INFO = 0,
+    DRIVER_LOG_WARN = 1,
+    DRIVER_LOG_ERROR = 2,
+};
+
+struct driver_host {
+    void *ctx;
+    uint64_t (*now_ms)(void *ctx); /* monotonic */
+    /* Send one frame to replica `to` (may drop it: the protocol tolerates
+     * loss; the bytes are valid only during the call). */
+    void (*send)(void *ctx, uint32_t to, const uint8_t *frame, size_t size);
+    /* The outbound link to `to`: up or not, and bytes queued on it. */
+    void (*link)(void *ctx, uint32_t to, bool *up, uint64_t *bytes_queued);
+    /* Run a storage job (takes ownership). Jobs complete in the order
+     * queued, each through driver_storage_done(). */
+    void (*storage)(void *ctx, struct storage_job *job);
+    /* Start writing a snapshot of the state machine as it is now in the
+     * background, with driver_snapshot_write(); then driver_snapshot_done().
+     * Returns false if none can start now (the core asks again later). */
+    bool (*snapshot)(void *ctx, const struct driver_snapshot *snap);
+    /* A view notification (optional). */
+    void (*view)(void *ctx, const struct cohort_view_info *view);
+    /* One log line (optional). */
+    void (*log)(void *ctx, enum driver_log_level level, const char *line);
+    /* This replica cannot go on (its state machine could not be restored
+     * from a verified snapshot): stop it, with this one-line reason. The
+     * driver must not be called again except driver_close(). */
+    void (*fatal)(void *ctx, const char *why);
+    /* Wall-clock milliseconds, for status reports only (optional). */
+    uint64_t (*wall_ms)(void *ctx);
+};
+
+/* The state machine the driver replicates: apply (struct cohort_sm), the
+ * snapshot stream and its restore. */
+struct driver_sm {
+    struct cohort_sm sm;
+    /* Stream the whole state (as of now). */
+    driver_state_fn snapshot;
+    /* Replace the state by a stream snapshot() wrote, read through read()
+     * (0 with *got bytes, fewer than size only at the end, or a negative
+     * code). Returns 0, or a negative code with err naming the fault; the
+     * state is then unusable (empty). */
+    int (*restore)(void *ctx,
+                   int (*read)(void *rctx, void *data, size_t size,
+                               size_t *got),
+                   void *rctx, struct cohort_err *err);
+    void *ctx;
+};
+
+struct driver_config {
+    uint32_t self;
+    uint32_t replica_count;
+    uint64_t cluster_id;
+    const char *data_dir;
+    struct vfs *vfs;
+    /* Whether a crash may have torn the last log record (the machine may
+     * have restarted since the log was last written; wal_config). */
+    bool torn_writes_possible;
+    uint64_t wal_segment_size; /* 0: the default */
+    /* The core's configuration, filled by the host from
+     * replica_config_defaults(); the driver sets sm. */
+    struct replica_config replica;
+    /* Snapshot transfer: bytes per chunk frame and bytes in flight. */
+    uint32_t chunk_size;
+    uint64_t send_window;
+    /* Bytes of request bodies the busy queue may hold. */
+    uint64_t deferred_bytes_max;
+};
+
+void driver_config_defaults(struct driver_config *config);
+
+struct driver;
+
+/* Recover the replica from config->data_dir (created on first start):
+ * metadata, the newest snapshot (restored into sm), the log; then start the
+ * core. On failure returns NULL with err naming the file and the fix. The
+ * host's callbacks may be called from the first driver_tick() on. */
+struct driver *driver_open(const struct driver_config *config,
+                           const struct driver_host *host,
+                           const struct driver_sm *sm, struct cohort_err *err);
+/* Answer every pending request (DRIVER_UNKNOWN) and read (DRIVER_RETRY),
+ * close files and free everything. Storage jobs still with the host are the
+ * host's to finish or drop before this (the wal and meta close here). */
+void driver_close(struct driver *d);
+
+/* Propose a write (a state machine command body) as request request_no of
+ * client client_id. done is called exactly once. */
+void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
+                   const uint8_t *body, size_t body_size, driver_done_fn done,
+                   void *ctx);
+/* Linearizable read (read index): done(DRIVER_DONE) once this replica is
+ * the primary, a quorum confirmed after the call that it still holds its
+ * view, and it has applied every write committed before the call and every
+ * write submitted to it before the call; the caller then reads its state
+ * machine. No log op and no disk write. Otherwise NOT_PRIMARY / RETRY. */
+void driver_read(struct driver *d, driver_done_fn done, void *ctx);
+/* Forget the callbacks of pending writes and reads with this ctx. */
+void driver_cancel(struct driver *d, void *ctx);
+
+/* Inputs from the host. */
+void driver_turn_end(struct driver *d);
+void driver_tick(struct driver *d);
+void driver_frame(struct driver *d, uint32_t from, const uint8_t *data,
+                  size_t size);
+void driver_peer_down(struct driver *d, uint32_t peer);
+/* A storage job finished (the driver frees it). */
+void driver_storage_done(struct driver *d, struct storage_job *job);
+/* The storage executor is stalled (a full or failing disk: new writes are
+ * refused) or not; why is a one-line message (may be NULL when not). */
+void driver_storage_stalled(struct driver *d, bool stalled, const char *why);
+/* The background snapshot at op finished: ok, or failed. */
+void driver_snapshot_done(struct driver *d, uint64_t op, bool ok);
+
+/* Write a snapshot file for snap into the driver's snapshot directory,
+ * streaming the state from state(state_ctx, ...). Safe in a forked child
+ * (it touches only the files and the state it streams). */
+int driver_snapshot_write(struct vfs *vfs, const char *data_dir,
+                          const struct driver_snapshot *snap,
+                          driver_state_fn state, void *state_ctx,
+                          struct cohort_err *err);
+
+/* Milliseconds until the driver needs driver_tick() (0: at once). */
+uint64_t driver_next_tick_ms(const struct driver *d);
+
+struct driver_status {
+    enum replica_status status;
+    uint32_t view;
+    uint32_t primary;
+    uint32_t self;
+    uint32_t replica_count;
+    uint64_t op;
+    uint64_t commit;
+    uint64_t applied;
+    uint64_t peer_op[COHORT_REPLICAS_MAX];    /* primary only */
+    bool peer_connected[COHORT_REPLICAS_MAX]; /* outbound link up */
+    bool peer_suspected[COHORT_REPLICAS_MAX];
+    uint64_t log_bytes; /* bytes of log records on disk */
+    uint64_t snapshot_op;
+    uint64_t snapshot_time_ms; /* wall clock of the last snapshot, 0: none */
+    uint64_t view_changes;
+    bool storage_stalled;
+};
+void driver_status(const struct driver *d, struct driver_status *out);
+
+/* Whether recovery at driver_open() cut a torn last log record (it stays
+ * on disk until the log moves past it). */
+bool driver_cut_torn_tail(const struct driver *d);
+
+/* The core, for the simulator's checks and INFO. */
+const struct replica *driver_replica(const struct driver *d);
+/* The wal, for the host's storage executor (and tests). */
+struct wal *driver_wal(struct driver *d);
+struct meta *driver_meta(struct driver *d);
+
+#endif

@@ -1,0 +1,160 @@
+/* driver internal — struct driver and the functions its files share
+ * (driver.c: open, close, stepping and the core's actions; requests.c:
+ * pending writes, batches, the busy queue and read groups; transfer.c:
+ * snapshots taken, sent, received and installed; recover.c: the durable
+ * state read back at start). Private to src/driver. */
+#ifndef COHORT_DRIVER_INTERNAL_H
+#define COHORT_DRIVER_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "driver/driver.h"
+#include "storage/meta.h"
+#include "storage/snapshot.h"
+#include "storage/wal.h"
+
+/* A write proposed to the core, waiting for its ACT_REPLY. */
+struct pending {
+    uint64_t client_id; /* 0: empty slot */
+    uint64_t request_no;
+    driver_done_fn done;
+    void *ctx;
+};
+
+/* A request the core turned away as busy, queued to be offered again. */
+struct deferred {
+    uint64_t client_id;
+    uint64_t request_no;
+    uint8_t *body;
+    uint32_t body_size;
+};
+
+struct reader_waiter {
+    driver_done_fn done; /* NULL: cancelled */
+    void *ctx;
+};
+
+struct waiters {
+    struct reader_waiter *list;
+    uint32_t count, cap;
+};
+
+/* Reads covered by one EV_READ in flight. */
+struct read_group {
+    uint64_t tag; /* 0: answered */
+    struct waiters w;
+};
+
+#define READ_GROUPS_MAX 64u
+
+struct snapshot_send {
+    bool active;
+    struct snapshot_reader reader;
+    uint64_t offset;
+};
+
+struct driver {
+    struct driver_config c;
+    struct driver_host host;
+    struct driver_sm sm;
+    struct vfs *vfs;
+    char wal_dir[VFS_PATH_MAX];
+    char meta_path[VFS_PATH_MAX];
+    char snap_dir[VFS_PATH_MAX];
+    struct wal wal;
+    struct meta meta;
+    bool wal_open, meta_open;
+    struct replica *r;
+    bool closing;
+    bool storage_stalled;
+    bool cut_torn_tail; /* recovery cut a torn last log record */
+
+    /* Requests gathered during one turn, proposed together. */
+    struct client_request *batch;
+    uint8_t *batch_bytes;
+    uint32_t batch_count, batch_cap;
+    size_t batch_used, batch_bytes_cap;
+    uint32_t batch_scan; /* where a BUSY answer is looked up */
+
+    struct pending *pending; /* open addressing, power-of-two capacity */
+    uint32_t pending_cap, pending_count;
+
+    /* Requests the core turned away because its pipeline or log was full
+     * (REPLY_BUSY), oldest first, offered again when the commit point or
+     * the log's start moves. While any wait, new ones queue behind them,
+     * so a connection's requests keep their order. */
+    struct deferred *deferred;
+    uint32_t deferred_count, deferred_cap;
+    uint64_t deferred_bytes;
+    uint64_t deferred_commit, deferred_base;
+
+    /* Linearizable reads (read index, EV_READ). Reads that arrive during a
+     * turn form a group; at the end of the turn, after the turn's writes
+     * are proposed, the group goes to the core as one EV_READ, and its
+     * ACT_READ says when the state machine may answer them all. Up to
+     * READ_GROUPS_MAX groups are in flight, oldest first. */
+    uint64_t read_tag;         /* the last EV_READ's tag */
+    struct waiters waiting;    /* the open group: not yet sent */
+    struct read_group *groups; /* ring of READ_GROUPS_MAX */
+    uint32_t group_head, group_count;
+
+    /* Snapshots. */
+    bool snapshot_running;
+    uint64_t snapshot_running_op;
+    uint64_t snapshot_op;
+    uint64_t snapshot_time_ms;
+    struct snapshot_send sends[COHORT_REPLICAS_MAX];
+    struct snapshot_receiver receiver;
+    bool receiving;
+    uint32_t receiving_from; /* the replica whose snapshot it is */
+    uint8_t *chunk;          /* chunk_size bytes, for sending */
+
+    uint8_t *frame; /* scratch for prefixing frames */
+    size_t frame_cap;
+    uint64_t view_changes;
+};
+
+/* driver.c */
+void drv_log(const struct driver *d, enum driver_log_level level,
+             const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void drv_step(struct driver *d, struct event *ev);
+void drv_send_frame(struct driver *d, uint32_t to, uint8_t kind,
+                    const uint8_t *head, size_t head_size, const uint8_t *data,
+                    size_t size);
+void drv_storage_push(struct driver *d, struct storage_job *job);
+
+/* requests.c */
+void drv_requests_free(struct driver *d);
+void drv_flush_batch(struct driver *d);
+void drv_resubmit_deferred(struct driver *d);
+void drv_start_reads(struct driver *d);
+void drv_on_reply(struct driver *d, const struct action *a);
+void drv_on_read_answer(struct driver *d, const struct action *a);
+/* The view changed and this replica is not the primary: every proposed
+ * request has an unknown outcome, reads go elsewhere. */
+void drv_lost_primary(struct driver *d);
+void drv_fail_all(struct driver *d);
+
+/* transfer.c */
+void drv_take_snapshot(struct driver *d, const struct action *a);
+void drv_start_snapshot_send(struct driver *d, uint32_t to);
+void drv_pump_snapshot_sends(struct driver *d);
+void drv_on_snapshot_chunk(struct driver *d, uint32_t from,
+                           const uint8_t *data, size_t size);
+void drv_on_snapshot_resume(struct driver *d, uint32_t from,
+                            const uint8_t *data, size_t size);
+void drv_transfer_close(struct driver *d);
+/* Load the store and the client table from an open snapshot (the table
+ * into a new malloc'd buffer, *table). */
+int drv_restore(struct driver *d, struct snapshot_reader *rd, uint8_t **table,
+                struct cohort_err *err);
+
+/* recover.c */
+/* Open the metadata, the newest snapshot (restored into the state machine)
+ * and the log; fill *durable for replica_init(). *table and the recovered
+ * entries stay valid until drv_recover_release(). */
+int drv_recover(struct driver *d, struct replica_durable *durable,
+                uint8_t **table, struct cohort_err *err);
+void drv_recover_release(struct driver *d, uint8_t *table);
+
+#endif

@@ -1,0 +1,147 @@
+/* recover — what survived on disk, read back at start for replica_init():
+ * the metadata, the newest snapshot that verifies (restored into the state
+ * machine) and the log records that continue it.
+ *
+ * Invariants: (1) the core is handed only log entries that chain from the
+ * snapshot (op snapshot+1 with the snapshot's checksum as parent, and so
+ * on); (2) a data directory of another cluster is refused, never used;
+ * (3) damage the wal reports is passed on (damaged_op) for repair from
+ * peers, never cut silently. */
+#include "driver/internal.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+
+/* Create dir and any missing parents, each made durable. */
+static int mkdir_parents(struct vfs *vfs, const char *dir,
+                         struct cohort_err *err)
+{
+    char path[VFS_PATH_MAX];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof(path))
+        return err_set(err, -COHORT_EINVAL, "data directory path '%s'", dir);
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        int rc = vfs_mkdir_durable(vfs, path, err);
+        path[i] = saved;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Entries from the wal that continue the snapshot's chain: those at or below
+ * the snapshot are dropped, and a suffix that does not chain on (left from
+ * before a snapshot was installed) is stale, not damage. */
+static void durable_entries(const struct wal_recovery *rec, uint64_t base,
+                            uint64_t parent, struct replica_durable *d)
+{
+    uint64_t i = 0;
+    while (i < rec->entry_count && rec->entries[i].h.op <= base)
+        i++;
+    if (i < rec->entry_count && (rec->entries[i].h.op != base + 1 ||
+                                 rec->entries[i].h.parent != parent))
+        i = rec->entry_count; /* does not continue the snapshot: stale */
+    d->entries = rec->entries + i;
+    d->entry_count = rec->entry_count - i;
+    d->damaged_op = rec->damaged_op;
+}
+
+static int recover_meta(struct driver *d, struct replica_durable *out,
+                        struct cohort_err *err)
+{
+    struct meta_record meta;
+    memset(&meta, 0, sizeof(meta));
+    bool present = false;
+    int rc = meta_open(&d->meta, d->vfs, d->meta_path, &meta, &present, err);
+    if (rc != 0)
+        return rc;
+    d->meta_open = true;
+    if (present && meta.cluster_id != d->c.cluster_id)
+        return err_set(err, -COHORT_ECONFIG,
+                       "%s belongs to cluster %016" PRIx64 ", not %016" PRIx64
+                       ": point --data-dir at this cluster's data",
+                       d->meta_path, meta.cluster_id, d->c.cluster_id);
+    out->meta_present = present;
+    out->view = meta.meta.view;
+    out->last_normal_view = meta.meta.last_normal_view;
+    out->epoch = meta.meta.epoch;
+    out->meta_flags = meta.meta.flags;
+    return 0;
+}
+
+static int recover_snapshot(struct driver *d, struct replica_durable *out,
+                            uint8_t **table, struct cohort_err *err)
+{
+    struct snapshot_reader rd;
+    int rc = snapshot_open_latest(&rd, d->vfs, d->snap_dir, err);
+    if (rc == -COHORT_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    struct snapshot_info info = *snapshot_info(&rd);
+    if (rd.skipped.code)
+        drv_log(d, DRIVER_LOG_WARN, "passed over a bad snapshot: %s",
+                rd.skipped.message);
+    rc = drv_restore(d, &rd, table, err);
+    snapshot_close(&rd);
+    if (rc != 0)
+        return err_wrap(err, "snapshot in %s", d->snap_dir);
+    out->snapshot_op = info.op;
+    out->snapshot_checksum = info.checksum;
+    out->snapshot_timestamp_ms = info.timestamp_ms;
+    out->client_table = *table;
+    out->client_table_size = info.client_table_size;
+    d->snapshot_op = info.op;
+    return 0;
+}
+
+int drv_recover(struct driver *d, struct replica_durable *out,
+                uint8_t **table, struct cohort_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    *table = NULL;
+    int rc = mkdir_parents(d->vfs, d->c.data_dir, err);
+    if (rc != 0)
+        return err_wrap(err, "data directory %s (is it writable?)",
+                        d->c.data_dir);
+    rc = recover_meta(d, out, err);
+    if (rc == 0)
+        rc = recover_snapshot(d, out, table, err);
+    if (rc != 0)
+        return rc;
+    struct wal_config wc;
+    wal_config_defaults(&wc);
+    if (d->c.wal_segment_size)
+        wc.segment_size = d->c.wal_segment_size;
+    wc.torn_writes_possible = d->c.torn_writes_possible;
+    struct wal_recovery rec;
+    memset(&rec, 0, sizeof(rec));
+    rc = wal_open(&d->wal, d->vfs, d->wal_dir, &wc, &rec, err);
+    if (rc != 0)
+        return rc;
+    d->wal_open = true;
+    d->cut_torn_tail = rec.torn_tail;
+    if (rec.damaged_op)
+        drv_log(d, DRIVER_LOG_WARN, "log damage, repairing from peers: %s",
+                rec.damage.message);
+    if (rec.torn_tail)
+        drv_log(d, DRIVER_LOG_INFO, "cut a torn last record: %s",
+                rec.torn.message);
+    durable_entries(&rec, out->snapshot_op, out->snapshot_checksum, out);
+    return 0;
+}
+
+void drv_recover_release(struct driver *d, uint8_t *table)
+{
+    free(table);
+    if (d->wal_open)
+        wal_recovery_release(&d->wal);
+}

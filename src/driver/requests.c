@@ -1,0 +1,524 @@
+/* requests — client writes and reads on their way through the core: the
+ * pending table (who waits for which request), the batch of one turn, the
+ * queue of requests the core turned away as busy, and read groups (one
+ * EV_READ per turn). See driver.h for the guarantees.
+ *
+ * Invariants: (1) a request is in the pending table from driver_submit()
+ * until its done function is called or cancelled, and is answered once;
+ * (2) the batch and the busy queue keep submission order, and while the
+ * queue is not empty nothing overtakes it; (3) reads wait for the busy
+ * queue to drain and follow the turn's writes into the core. */
+#include "driver/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+
+#define PENDING_INITIAL 1024u
+
+/* ------------------------------------------------------------ answers */
+
+static void answer(driver_done_fn done, void *ctx, enum driver_outcome outcome,
+                   enum reply_status status, uint32_t hint)
+{
+    struct driver_reply reply = {
+        .outcome = outcome,
+        .status = status,
+        .primary_hint = hint,
+    };
+    done(ctx, &reply);
+}
+
+/* The outcome for a request or read turned away by this replica. */
+static enum driver_outcome not_here(const struct replica *r)
+{
+    return replica_status(r) == STATUS_NORMAL ? DRIVER_NOT_PRIMARY
+                                              : DRIVER_RETRY;
+}
+
+static enum reply_status not_here_status(const struct replica *r)
+{
+    switch (replica_status(r)) {
+    case STATUS_RECOVERING:
+        return REPLY_RECOVERING;
+    case STATUS_VIEW_CHANGE:
+        return REPLY_VIEW_CHANGE;
+    default:
+        return REPLY_NOT_PRIMARY;
+    }
+}
+
+/* ------------------------------------------------------------ pending */
+
+static uint32_t pending_slot(const struct driver *d, uint64_t client_id,
+                             uint64_t request_no)
+{
+    uint64_t h = (client_id ^ (request_no * 0x9e3779b97f4a7c15ull)) *
+                 0xff51afd7ed558ccdull;
+    uint32_t mask = d->pending_cap - 1;
+    uint32_t i = (uint32_t)(h >> 32) & mask;
+    while (d->pending[i].client_id != 0 &&
+           (d->pending[i].client_id != client_id ||
+            d->pending[i].request_no != request_no))
+        i = (i + 1) & mask;
+    return i;
+}
+
+static void pending_grow(struct driver *d)
+{
+    struct pending *old = d->pending;
+    uint32_t old_cap = d->pending_cap;
+    d->pending_cap = old_cap ? old_cap * 2 : PENDING_INITIAL;
+    d->pending = calloc(d->pending_cap, sizeof(*d->pending));
+    ASSERT(d->pending);
+    for (uint32_t i = 0; i < old_cap; i++)
+        if (old[i].client_id)
+            d->pending[pending_slot(d, old[i].client_id, old[i].request_no)] =
+                old[i];
+    free(old);
+}
+
+static void pending_remove_at(struct driver *d, uint32_t i)
+{
+    uint32_t mask = d->pending_cap - 1;
+    d->pending[i].client_id = 0;
+    d->pending_count--;
+    uint32_t j = (i + 1) & mask;
+    while (d->pending[j].client_id) {
+        struct pending p = d->pending[j];
+        d->pending[j].client_id = 0;
+        d->pending[pending_slot(d, p.client_id, p.request_no)] = p;
+        j = (j + 1) & mask;
+    }
+}
+
+static bool pending_has(const struct driver *d, uint64_t client_id,
+                        uint64_t request_no)
+{
+    return d->pending_cap &&
+           d->pending[pending_slot(d, client_id, request_no)].client_id;
+}
+
+/* Take the callback waiting for (client, request); false if none. */
+static bool pending_take(struct driver *d, uint64_t client_id,
+                         uint64_t request_no, struct pending *out)
+{
+    if (!pending_has(d, client_id, request_no))
+        return false;
+    uint32_t i = pending_slot(d, client_id, request_no);
+    *out = d->pending[i];
+    pending_remove_at(d, i);
+    return true;
+}
+
+static void pending_add(struct driver *d, uint64_t client_id,
+                        uint64_t request_no, driver_done_fn done, void *ctx)
+{
+    if ((d->pending_count + 1) * 2 > d->pending_cap)
+        pending_grow(d);
+    uint32_t i = pending_slot(d, client_id, request_no);
+    if (d->pending[i].client_id) {
+        /* The same request again while in flight: the older caller learns
+         * nothing certain about it. */
+        struct pending old = d->pending[i];
+        d->pending[i].done = done;
+        d->pending[i].ctx = ctx;
+        answer(old.done, old.ctx, DRIVER_UNKNOWN, REPLY_VIEW_CHANGE,
+               replica_primary(d->r));
+        return;
+    }
+    d->pending[i] = (struct pending){client_id, request_no, done, ctx};
+    d->pending_count++;
+}
+
+/* Every proposed request of ours ends with this outcome now. */
+static void pending_fail_all(struct driver *d, enum driver_outcome outcome)
+{
+    for (uint32_t i = 0; i < d->pending_cap; i++) {
+        if (!d->pending[i].client_id)
+            continue;
+        struct pending p = d->pending[i];
+        d->pending[i].client_id = 0;
+        d->pending_count--;
+        answer(p.done, p.ctx, outcome, REPLY_VIEW_CHANGE,
+               replica_primary(d->r));
+    }
+}
+
+/* ------------------------------------------------------------ busy queue */
+
+static bool deferred_push(struct driver *d, uint64_t client_id,
+                          uint64_t request_no, const uint8_t *body,
+                          uint32_t body_size)
+{
+    if (d->deferred_bytes + body_size > d->c.deferred_bytes_max)
+        return false;
+    if (d->deferred_count == d->deferred_cap) {
+        d->deferred_cap = d->deferred_cap ? d->deferred_cap * 2 : 256;
+        d->deferred =
+            realloc(d->deferred, d->deferred_cap * sizeof(*d->deferred));
+        ASSERT(d->deferred);
+    }
+    uint8_t *copy = NULL;
+    if (body_size) {
+        copy = malloc(body_size);
+        ASSERT(copy);
+        memcpy(copy, body, body_size);
+    }
+    d->deferred[d->deferred_count++] =
+        (struct deferred){client_id, request_no, copy, body_size};
+    d->deferred_bytes += body_size;
+    d->deferred_commit = replica_commit(d->r);
+    d->deferred_base = replica_log_base(d->r);
+    return true;
+}
+
+static void deferred_clear(struct driver *d)
+{
+    for (uint32_t i = 0; i < d->deferred_count; i++)
+        free(d->deferred[i].body);
+    d->deferred_count = 0;
+    d->deferred_bytes = 0;
+}
+
+/* The core turned (client, no) away as busy while a batch was being
+ * proposed: queue it to be offered again. False if it cannot wait. */
+static bool defer_busy(struct driver *d, uint64_t client, uint64_t no)
+{
+    if (!pending_has(d, client, no))
+        return false; /* nobody waits for it any more */
+    /* The core answers a batch in order: resume the search where the last
+     * one stopped. */
+    for (uint32_t k = 0; k < d->batch_count; k++) {
+        uint32_t i = (d->batch_scan + k) % d->batch_count;
+        const struct client_request *q = &d->batch[i];
+        if (q->client_id == client && q->request_no == no) {
+            d->batch_scan = i + 1;
+            return deferred_push(d, client, no, q->body, q->body_size);
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ batches */
+
+void drv_flush_batch(struct driver *d)
+{
+    if (d->batch_count == 0)
+        return;
+    struct event ev = {.type = EV_CLIENT_REQUEST};
+    ev.client.requests = d->batch;
+    ev.client.count = d->batch_count;
+    d->batch_scan = 0;
+    drv_step(d, &ev);
+    d->batch_count = 0;
+    d->batch_used = 0;
+}
+
+static void batch_reserve(struct driver *d, size_t body_size)
+{
+    if (d->batch_count == d->batch_cap ||
+        d->batch_used + body_size > d->batch_bytes_cap) {
+        /* The batch holds pointers into batch_bytes: flush before growing. */
+        drv_flush_batch(d);
+    }
+    if (d->batch_cap == 0) {
+        d->batch_cap = 4096;
+        d->batch = calloc(d->batch_cap, sizeof(*d->batch));
+        ASSERT(d->batch);
+    }
+    if (body_size > d->batch_bytes_cap) {
+        free(d->batch_bytes);
+        d->batch_bytes_cap = body_size > (4u << 20) ? body_size : (4u << 20);
+        d->batch_bytes = malloc(d->batch_bytes_cap);
+        ASSERT(d->batch_bytes);
+    }
+}
+
+static void batch_add(struct driver *d, uint64_t client_id,
+                      uint64_t request_no, const uint8_t *body,
+                      size_t body_size)
+{
+    batch_reserve(d, body_size);
+    uint8_t *copy = d->batch_bytes + d->batch_used;
+    if (body_size)
+        memcpy(copy, body, body_size);
+    d->batch_used += body_size;
+    d->batch[d->batch_count++] = (struct client_request){
+        .client_id = client_id,
+        .request_no = request_no,
+        .body = copy,
+        .body_size = (uint32_t)body_size,
+    };
+}
+
+/* Offer the deferred requests again, in order, if the core may have room
+ * now. Requests turned away again go back to the queue, and everything
+ * after them with them. */
+void drv_resubmit_deferred(struct driver *d)
+{
+    if (d->deferred_count == 0 || !replica_is_primary(d->r))
+        return;
+    if (replica_commit(d->r) == d->deferred_commit &&
+        replica_log_base(d->r) == d->deferred_base)
+        return;
+    struct deferred *list = d->deferred;
+    uint32_t count = d->deferred_count;
+    d->deferred = NULL;
+    d->deferred_count = d->deferred_cap = 0;
+    d->deferred_bytes = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        struct deferred *q = &list[i];
+        bool queue = d->deferred_count > 0 || !replica_is_primary(d->r);
+        if (!queue) {
+            batch_add(d, q->client_id, q->request_no, q->body, q->body_size);
+        } else if (!replica_is_primary(d->r) ||
+                   !deferred_push(d, q->client_id, q->request_no, q->body,
+                                  q->body_size)) {
+            struct pending p;
+            if (pending_take(d, q->client_id, q->request_no, &p))
+                answer(p.done, p.ctx, DRIVER_RETRY, REPLY_BUSY,
+                       replica_primary(d->r));
+        }
+        free(q->body);
+    }
+    free(list);
+}
+
+void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
+                   const uint8_t *body, size_t body_size, driver_done_fn done,
+                   void *ctx)
+{
+    if (d->closing) {
+        answer(done, ctx, DRIVER_RETRY, REPLY_RECOVERING, d->c.self);
+        return;
+    }
+    if (d->storage_stalled) {
+        answer(done, ctx, DRIVER_REJECTED, REPLY_STORAGE,
+               replica_primary(d->r));
+        return;
+    }
+    if (!replica_is_primary(d->r)) {
+        answer(done, ctx, not_here(d->r), not_here_status(d->r),
+               replica_primary(d->r));
+        return;
+    }
+    if (d->deferred_count > 0) {
+        /* Behind the requests already waiting for room. */
+        if (body_size > UINT32_MAX ||
+            !deferred_push(d, client_id, request_no, body,
+                           (uint32_t)body_size)) {
+            answer(done, ctx, DRIVER_RETRY, REPLY_BUSY, replica_primary(d->r));
+            return;
+        }
+    } else {
+        batch_add(d, client_id, request_no, body, body_size);
+    }
+    pending_add(d, client_id, request_no, done, ctx);
+}
+
+static enum driver_outcome outcome_of(enum reply_status status)
+{
+    switch (status) {
+    case REPLY_OK:
+        return DRIVER_DONE;
+    case REPLY_NOT_PRIMARY:
+        return DRIVER_NOT_PRIMARY;
+    case REPLY_VIEW_CHANGE:
+    case REPLY_RECOVERING:
+    case REPLY_BUSY:
+        return DRIVER_RETRY;
+    case REPLY_TOO_BIG:
+    case REPLY_EXPIRED:
+    case REPLY_APPLIED_REPLY_LOST:
+    default:
+        return DRIVER_REJECTED;
+    }
+}
+
+void drv_on_reply(struct driver *d, const struct action *a)
+{
+    uint64_t client = a->reply.client_id;
+    uint64_t no = a->reply.request_no;
+    if (a->reply.status == REPLY_BUSY && defer_busy(d, client, no))
+        return;
+    struct pending p;
+    if (!pending_take(d, client, no, &p))
+        return;
+    struct driver_reply reply = {
+        .outcome = outcome_of(a->reply.status),
+        .status = a->reply.status,
+        .primary_hint = a->reply.primary_hint,
+        .op = a->reply.op,
+        .data = a->reply.data,
+        .size = a->reply.size,
+    };
+    p.done(p.ctx, &reply);
+}
+
+/* ------------------------------------------------------------ reads */
+
+static void waiters_push(struct waiters *w, driver_done_fn done, void *ctx)
+{
+    if (w->count == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 64;
+        w->list = realloc(w->list, w->cap * sizeof(*w->list));
+        ASSERT(w->list);
+    }
+    w->list[w->count++] = (struct reader_waiter){done, ctx};
+}
+
+static void waiters_finish(struct driver *d, struct waiters *w,
+                           enum driver_outcome outcome,
+                           enum reply_status status)
+{
+    uint32_t count = w->count;
+    w->count = 0;
+    for (uint32_t i = 0; i < count; i++)
+        if (w->list[i].done)
+            answer(w->list[i].done, w->list[i].ctx, outcome, status,
+                   replica_primary(d->r));
+}
+
+/* Send the open group of reads to the core as one EV_READ (once per turn,
+ * so a stream of reads costs one PING round per turn, not one per read).
+ * The core's read index covers every write it was handed before, so the
+ * turn's writes go first, and while writes wait in the busy queue the
+ * reads wait too: a read never overtakes a write sent before it. */
+void drv_start_reads(struct driver *d)
+{
+    if (d->waiting.count == 0 || d->group_count == READ_GROUPS_MAX ||
+        d->deferred_count > 0 || !replica_is_primary(d->r))
+        return;
+    struct read_group *g =
+        &d->groups[(d->group_head + d->group_count) % READ_GROUPS_MAX];
+    d->group_count++;
+    struct waiters t = g->w;
+    g->w = d->waiting;
+    d->waiting = t;
+    d->waiting.count = 0;
+    g->tag = ++d->read_tag;
+    struct event ev = {.type = EV_READ};
+    ev.read.tag = g->tag;
+    ev.read.min_op = replica_op(d->r); /* the writes submitted before */
+    drv_step(d, &ev);
+}
+
+static void fail_reads(struct driver *d, enum driver_outcome outcome,
+                       enum reply_status status)
+{
+    for (uint32_t k = 0; k < d->group_count; k++)
+        waiters_finish(d, &d->groups[(d->group_head + k) % READ_GROUPS_MAX].w,
+                       outcome, status);
+    d->group_count = 0;
+    waiters_finish(d, &d->waiting, outcome, status);
+}
+
+/* Move the reads of a group in flight back to the open group, to be
+ * covered by a later EV_READ. */
+static void regroup(struct driver *d, struct read_group *g)
+{
+    for (uint32_t i = 0; i < g->w.count; i++)
+        if (g->w.list[i].done)
+            waiters_push(&d->waiting, g->w.list[i].done, g->w.list[i].ctx);
+    g->w.count = 0;
+}
+
+void drv_on_read_answer(struct driver *d, const struct action *a)
+{
+    /* The core answers reads in order: normally the oldest group, or one
+     * turned away as busy. */
+    for (uint32_t k = 0; k < d->group_count; k++) {
+        struct read_group *g =
+            &d->groups[(d->group_head + k) % READ_GROUPS_MAX];
+        if (g->tag != a->read.tag)
+            continue;
+        if (a->read.status == REPLY_BUSY)
+            regroup(d, g); /* stays as an empty group until it is oldest */
+        else
+            waiters_finish(d, &g->w, outcome_of(a->read.status),
+                           a->read.status);
+        g->tag = 0;
+        break;
+    }
+    /* Retire answered groups from the front. */
+    while (d->group_count > 0 && d->groups[d->group_head].tag == 0) {
+        d->group_head = (d->group_head + 1) % READ_GROUPS_MAX;
+        d->group_count--;
+    }
+}
+
+void driver_read(struct driver *d, driver_done_fn done, void *ctx)
+{
+    if (d->closing) {
+        answer(done, ctx, DRIVER_RETRY, REPLY_RECOVERING, d->c.self);
+        return;
+    }
+    if (!replica_is_primary(d->r)) {
+        answer(done, ctx, not_here(d->r), not_here_status(d->r),
+               replica_primary(d->r));
+        return;
+    }
+    waiters_push(&d->waiting, done, ctx); /* proposed at the turn's end */
+}
+
+void driver_cancel(struct driver *d, void *ctx)
+{
+    for (uint32_t i = 0; i < d->pending_cap; i++)
+        if (d->pending[i].client_id && d->pending[i].ctx == ctx) {
+            pending_remove_at(d, i);
+            i = (uint32_t)-1; /* the table shifted: scan again */
+        }
+    for (uint32_t g = 0; g <= d->group_count; g++) {
+        struct waiters *w =
+            g == d->group_count
+                ? &d->waiting
+                : &d->groups[(d->group_head + g) % READ_GROUPS_MAX].w;
+        for (uint32_t i = 0; i < w->count; i++)
+            if (w->list[i].ctx == ctx)
+                w->list[i].done = NULL;
+    }
+}
+
+/* The busy queue's requests were never proposed: they certainly did not
+ * take effect. */
+static void deferred_fail(struct driver *d)
+{
+    for (uint32_t i = 0; i < d->deferred_count; i++) {
+        struct pending p;
+        if (pending_take(d, d->deferred[i].client_id,
+                         d->deferred[i].request_no, &p))
+            answer(p.done, p.ctx, DRIVER_RETRY, REPLY_BUSY,
+                   replica_primary(d->r));
+    }
+    deferred_clear(d);
+}
+
+void drv_lost_primary(struct driver *d)
+{
+    deferred_fail(d);
+    pending_fail_all(d, DRIVER_UNKNOWN);
+    fail_reads(d, DRIVER_NOT_PRIMARY, REPLY_NOT_PRIMARY);
+}
+
+void drv_fail_all(struct driver *d)
+{
+    deferred_fail(d);
+    pending_fail_all(d, DRIVER_UNKNOWN);
+    if (d->groups)
+        fail_reads(d, DRIVER_RETRY, REPLY_VIEW_CHANGE);
+}
+
+void drv_requests_free(struct driver *d)
+{
+    free(d->pending);
+    free(d->batch);
+    free(d->batch_bytes);
+    deferred_clear(d);
+    free(d->deferred);
+    for (uint32_t k = 0; k < READ_GROUPS_MAX && d->groups; k++)
+        free(d->groups[k].w.list);
+    free(d->groups);
+    free(d->waiting.list);
+}

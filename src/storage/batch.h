@@ -1,0 +1,88 @@
+/* batch — one round of group commit over the write-ahead log and the
+ * metadata: the storage work a driver queues for a replica (storage jobs),
+ * carried out by whoever runs the disk: the runtime's storage thread
+ * (runtime/persister) or the simulator's virtual disk (sim/cluster), with the
+ * same code.
+ *
+ * A round takes a list of jobs in the order they were queued, appends every
+ * log entry (no I/O), makes them durable with ONE wal_sync() (one
+ * fdatasync), then writes the metadata jobs in order. Compactions and resets
+ * take effect in their place in the list.
+ *
+ * Invariants: (1) a job is reported complete only after everything it asked
+ * for is durable; (2) a round is resumable: after a retryable failure (a
+ * full disk, an I/O error on a write) calling storage_batch_run() again
+ * with the same batch goes on from where it stopped and never appends an
+ * entry twice; (3) after a failed fdatasync the round fails for good
+ * (wal or meta FAILED): the caller must stop using the files.
+ *
+ * States: NEW -> APPENDED -> SYNCED -> DONE, or FAILED from any. */
+#ifndef COHORT_STORAGE_BATCH_H
+#define COHORT_STORAGE_BATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/entry.h"
+#include "common/err.h"
+#include "storage/meta.h"
+#include "storage/wal.h"
+
+enum storage_job_type {
+    STORAGE_PERSIST = 1, /* append entries (replacing a suffix) */
+    STORAGE_META,        /* write the metadata record */
+    STORAGE_COMPACT,     /* drop log segments up to compact_op */
+    STORAGE_RESET,       /* empty the log (a snapshot was installed past it) */
+};
+
+struct storage_job {
+    struct storage_job *next;
+    enum storage_job_type type;
+    /* PERSIST: entries op_first..op_last (copies, bodies in `bytes`);
+     * op_last == op_first - 1 with no entries: truncate after op_last. The
+     * completion echoes op_last and checksum. */
+    uint64_t op_first, op_last, checksum;
+    struct entry *entries;
+    uint32_t entry_count;
+    uint8_t *bytes;
+    /* META */
+    uint64_t seq;
+    struct meta_record meta;
+    /* COMPACT */
+    uint64_t compact_op;
+};
+
+/* A new job of the given type (zeroed); never NULL (aborts when out of
+ * memory, as the hot path cannot do anything better). */
+struct storage_job *storage_job_new(enum storage_job_type type);
+/* Free a job and its entries. */
+void storage_job_free(struct storage_job *job);
+/* Free a whole list. */
+void storage_job_free_list(struct storage_job *list);
+
+enum storage_batch_state {
+    STORAGE_BATCH_NEW = 0,
+    STORAGE_BATCH_APPENDED,
+    STORAGE_BATCH_SYNCED,
+    STORAGE_BATCH_DONE,
+    STORAGE_BATCH_FAILED,
+};
+
+struct storage_batch {
+    struct storage_job *jobs; /* borrowed list, in queue order */
+    enum storage_batch_state state;
+    struct storage_job *meta_next; /* the next META job to write */
+    bool need_sync;
+    uint64_t sync_us; /* filled in by the caller if it times the sync */
+};
+
+void storage_batch_init(struct storage_batch *b, struct storage_job *jobs);
+
+/* Run (or resume) the round on wal and meta. Returns 0 when every job is
+ * durable; -COHORT_EAGAIN when a retryable error stopped it (err names the
+ * file and the fault; call again later, e.g. once space is free); any other
+ * negative code when it failed for good (err says why; FAILED). */
+int storage_batch_run(struct storage_batch *b, struct wal *wal,
+                      struct meta *meta, struct cohort_err *err);
+
+#endif
