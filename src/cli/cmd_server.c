@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "runtime/logline.h"
 #include "runtime/node.h"
 #include "server/server.h"
 
@@ -24,7 +25,7 @@ static void on_stop_signal(uv_signal_t *handle, int signum)
     if (run->stopping)
         return;
     run->stopping = true;
-    fprintf(stderr, "cohort: %s received, stopping\n",
+    logline(LOGLINE_INFO, "%s received, stopping",
             signum == SIGINT ? "SIGINT" : "SIGTERM");
     server_close(run->server);
     node_close(run->node);
@@ -41,20 +42,23 @@ int cmd_server(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    char source[16];
+    snprintf(source, sizeof(source), "r%u", opts.node.self);
+    logline_setup(source, opts.node.quiet);
     uv_loop_t *loop = uv_default_loop();
     struct cohort_err err;
     err_clear(&err);
     struct running run = {0};
     run.node = node_open(loop, &opts.node, &err);
     if (!run.node) {
-        fprintf(stderr, "cohort server: %s\n", err.message);
+        logline(LOGLINE_ERROR, "%s", err.message);
         uv_run(loop, UV_RUN_DEFAULT);
         server_options_free(&opts);
         return 1;
     }
     run.server = server_open(loop, run.node, &opts.server, &opts.node, &err);
     if (!run.server) {
-        fprintf(stderr, "cohort server: %s\n", err.message);
+        logline(LOGLINE_ERROR, "%s", err.message);
         node_close(run.node);
         uv_run(loop, UV_RUN_DEFAULT);
         server_options_free(&opts);

@@ -1,5 +1,6 @@
 /* cli/cmd_status — `cohort status [host:port]`: the cluster as one member
- * sees it, from that member's INFO replication section. */
+ * sees it, from that member's INFO replication and persistence sections
+ * (roles, lag and health; the disk, snapshots). */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -65,8 +66,9 @@ int cmd_status(int argc, char **argv)
     }
     struct resp_buf out;
     resp_buf_init(&out, 2);
-    struct resp_arg args[] = {{"INFO", 4}, {"replication", 11}};
-    resp_write_command(&out, 2, args);
+    struct resp_arg args[] = {
+        {"INFO", 4}, {"replication", 11}, {"persistence", 11}};
+    resp_write_command(&out, 3, args);
     if (write(fd, out.data, out.size) != (ssize_t)out.size) {
         fprintf(stderr, "cohort status: write to %s: %s\n", addr,
                 strerror(errno));

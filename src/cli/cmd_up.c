@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cohort.h"
+#include "runtime/logline.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -88,6 +89,7 @@ int cmd_up(int argc, char **argv)
                  client_port + i);
         strncat(clients, one, sizeof(clients) - strlen(clients) - 1);
     }
+    logline_setup("up", false);
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -104,7 +106,7 @@ int cmd_up(int argc, char **argv)
                             "--peers",    peers,    "--clients", clients,
                             "--data-dir", data,     NULL};
             execv("/proc/self/exe", args);
-            fprintf(stderr, "cohort up: exec: %s\n", strerror(errno));
+            logline(LOGLINE_ERROR, "exec cohort server: %s", strerror(errno));
             _exit(127);
         }
         pids[i] = pid;
@@ -123,10 +125,9 @@ int cmd_up(int argc, char **argv)
             continue; /* EINTR from our signal handler */
         for (long i = 0; i < replicas; i++)
             if (pids[i] == pid) {
-                fprintf(stderr,
-                        "cohort up: replica %ld exited (%s %d); the "
-                        "others go on\n",
-                        i, WIFEXITED(status) ? "status" : "signal",
+                logline(LOGLINE_WARN,
+                        "replica %ld exited (%s %d); the others go on", i,
+                        WIFEXITED(status) ? "status" : "signal",
                         WIFEXITED(status) ? WEXITSTATUS(status)
                                           : WTERMSIG(status));
                 pids[i] = 0;

@@ -200,8 +200,9 @@ void driver_storage_stalled(struct driver *d, bool stalled, const char *why)
     if (stalled)
         drv_log(d, DRIVER_LOG_ERROR,
                 "cannot write to the disk, refusing writes until it "
-                "recovers: %s",
-                why ? why : "unknown error");
+                "recovers (retrying, less often as it goes on): %s; free "
+                "space under %s",
+                why ? why : "unknown error", d->c.data_dir);
     else
         drv_log(d, DRIVER_LOG_INFO, "the disk accepts writes again");
 }
@@ -218,6 +219,7 @@ void driver_tick(struct driver *d)
     driver_turn_end(d);
     struct event ev = {.type = EV_TICK};
     drv_step(d, &ev);
+    drv_snapshot_retry_due(d);
     drv_pump_snapshot_sends(d);
 }
 
@@ -288,6 +290,8 @@ void driver_status(const struct driver *d, struct driver_status *out)
     out->snapshot_time_ms = d->snapshot_time_ms;
     out->view_changes = replica_stats(r)->view_changes;
     out->storage_stalled = d->storage_stalled;
+    out->snapshot_running = d->snapshot_running;
+    out->snapshots = d->snapshot_retry;
 }
 
 const struct replica *driver_replica(const struct driver *d)
@@ -333,6 +337,8 @@ struct driver *driver_open(const struct driver_config *config,
     d->host = *host;
     d->sm = *sm;
     d->vfs = config->vfs;
+    retry_init(&d->snapshot_retry, SNAPSHOT_RETRY_MIN_MS,
+               SNAPSHOT_RETRY_MAX_MS);
     d->groups = calloc(READ_GROUPS_MAX, sizeof(*d->groups));
     d->chunk = malloc(config->chunk_size);
     ASSERT(d->groups && d->chunk);

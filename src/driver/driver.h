@@ -40,6 +40,7 @@
 
 #include "cohort.h"
 #include "common/err.h"
+#include "common/retry.h"
 #include "core/replica.h"
 #include "storage/batch.h"
 #include "storage/snapshot.h"
@@ -114,8 +115,10 @@ struct driver_host {
     void (*storage)(void *ctx, struct storage_job *job);
     /* Start writing a snapshot of the state machine as it is now in the
      * background, with driver_snapshot_write(); then driver_snapshot_done().
-     * Returns false if none can start now (the core asks again later). */
-    bool (*snapshot)(void *ctx, const struct driver_snapshot *snap);
+     * Returns false, with a one-line reason in why (capacity why_size), if
+     * none can start: a failed attempt, retried after a backoff. */
+    bool (*snapshot)(void *ctx, const struct driver_snapshot *snap, char *why,
+                     size_t why_size);
     /* A view notification (optional). */
     void (*view)(void *ctx, const struct cohort_view_info *view);
     /* One log line (optional). */
@@ -206,8 +209,12 @@ void driver_storage_done(struct driver *d, struct storage_job *job);
 /* The storage executor is stalled (a full or failing disk: new writes are
  * refused) or not; why is a one-line message (may be NULL when not). */
 void driver_storage_stalled(struct driver *d, bool stalled, const char *why);
-/* The background snapshot at op finished: ok, or failed. */
-void driver_snapshot_done(struct driver *d, uint64_t op, bool ok);
+/* The background snapshot at op finished: ok, or failed (why: one line,
+ * may be NULL). A failure is reported to the core, which asks for a new
+ * snapshot at once, only after a backoff (1 s doubling to 8 s), and a run
+ * of failures is logged once when it starts and once when it ends. */
+void driver_snapshot_done(struct driver *d, uint64_t op, bool ok,
+                          const char *why);
 
 /* Write a snapshot file for snap into the driver's snapshot directory,
  * streaming the state from state(state_ctx, ...). Safe in a forked child
@@ -237,6 +244,8 @@ struct driver_status {
     uint64_t snapshot_time_ms; /* wall clock of the last snapshot, 0: none */
     uint64_t view_changes;
     bool storage_stalled;
+    bool snapshot_running;
+    struct retry snapshots; /* failing snapshots (failures 0: none) */
 };
 void driver_status(const struct driver *d, struct driver_status *out);
 

@@ -47,6 +47,10 @@ struct read_group {
 
 #define READ_GROUPS_MAX 64u
 
+/* The pace of snapshot attempts after a failure. */
+#define SNAPSHOT_RETRY_MIN_MS 1000u
+#define SNAPSHOT_RETRY_MAX_MS 8000u
+
 struct snapshot_send {
     bool active;
     struct snapshot_reader reader;
@@ -101,6 +105,10 @@ struct driver {
     /* Snapshots. */
     bool snapshot_running;
     uint64_t snapshot_running_op;
+    /* A failed snapshot not yet reported to the core: it would ask again at
+     * once, so it hears of the failure when snapshot_retry is due. */
+    bool snapshot_failure_held;
+    struct retry snapshot_retry;
     uint64_t snapshot_op;
     uint64_t snapshot_time_ms;
     struct snapshot_send sends[COHORT_REPLICAS_MAX];
@@ -137,10 +145,12 @@ void drv_fail_all(struct driver *d);
 
 /* transfer.c */
 void drv_take_snapshot(struct driver *d, const struct action *a);
+/* From driver_tick(): report a held snapshot failure once it is due. */
+void drv_snapshot_retry_due(struct driver *d);
 void drv_start_snapshot_send(struct driver *d, uint32_t to);
 void drv_pump_snapshot_sends(struct driver *d);
-void drv_on_snapshot_chunk(struct driver *d, uint32_t from,
-                           const uint8_t *data, size_t size);
+void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
+                           size_t size);
 void drv_on_snapshot_resume(struct driver *d, uint32_t from,
                             const uint8_t *data, size_t size);
 void drv_transfer_close(struct driver *d);

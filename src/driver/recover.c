@@ -103,8 +103,8 @@ static int recover_snapshot(struct driver *d, struct replica_durable *out,
     return 0;
 }
 
-int drv_recover(struct driver *d, struct replica_durable *out,
-                uint8_t **table, struct cohort_err *err)
+int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
+                struct cohort_err *err)
 {
     memset(out, 0, sizeof(*out));
     *table = NULL;

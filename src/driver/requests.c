@@ -236,9 +236,8 @@ static void batch_reserve(struct driver *d, size_t body_size)
     }
 }
 
-static void batch_add(struct driver *d, uint64_t client_id,
-                      uint64_t request_no, const uint8_t *body,
-                      size_t body_size)
+static void batch_add(struct driver *d, uint64_t client_id, uint64_t request_no,
+                      const uint8_t *body, size_t body_size)
 {
     batch_reserve(d, body_size);
     uint8_t *copy = d->batch_bytes + d->batch_used;
@@ -294,7 +293,8 @@ void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
         answer(done, ctx, DRIVER_RETRY, REPLY_RECOVERING, d->c.self);
         return;
     }
-    if (d->storage_stalled) {
+    if (d->storage_stalled && replica_is_primary(d->r)) {
+        /* A backup forwards the write to the primary instead. */
         answer(done, ctx, DRIVER_REJECTED, REPLY_STORAGE,
                replica_primary(d->r));
         return;
@@ -487,8 +487,8 @@ static void deferred_fail(struct driver *d)
 {
     for (uint32_t i = 0; i < d->deferred_count; i++) {
         struct pending p;
-        if (pending_take(d, d->deferred[i].client_id,
-                         d->deferred[i].request_no, &p))
+        if (pending_take(d, d->deferred[i].client_id, d->deferred[i].request_no,
+                         &p))
             answer(p.done, p.ctx, DRIVER_RETRY, REPLY_BUSY,
                    replica_primary(d->r));
     }

@@ -19,6 +19,7 @@
 #include "driver/internal.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +30,40 @@
 
 /* ------------------------------------------------------------ take */
 
+static uint64_t now_ms(const struct driver *d)
+{
+    return d->host.now_ms(d->host.ctx);
+}
+
+/* A failed attempt: hold it back from the core until the backoff passes
+ * (drv_snapshot_retry_due), and log the first of a run. */
+static void snapshot_failed(struct driver *d, const char *why)
+{
+    uint64_t wall = d->host.wall_ms ? d->host.wall_ms(d->host.ctx) : 0;
+    if (retry_failed(&d->snapshot_retry, now_ms(d), wall, why))
+        drv_log(d, DRIVER_LOG_WARN,
+                "snapshots are failing: %s; retrying in %" PRIu32
+                " ms, then less often (every %u ms at most); the log is not "
+                "compacted until one works: check the disk under %s",
+                why, d->snapshot_retry.delay_ms, SNAPSHOT_RETRY_MAX_MS,
+                d->c.data_dir);
+    d->snapshot_failure_held = true;
+}
+
+void drv_snapshot_retry_due(struct driver *d)
+{
+    if (!d->snapshot_failure_held || d->closing ||
+        !retry_due(&d->snapshot_retry, now_ms(d)))
+        return;
+    d->snapshot_failure_held = false;
+    struct event ev = {.type = EV_SNAPSHOT_TAKEN};
+    ev.snapshot_taken.op = 0; /* failed: the core asks again */
+    drv_step(d, &ev);
+}
+
 void drv_take_snapshot(struct driver *d, const struct action *a)
 {
-    if (d->snapshot_running)
+    if (d->snapshot_running || d->snapshot_failure_held)
         return; /* one at a time; the core asks again later */
     struct driver_snapshot snap = {
         .info =
@@ -44,30 +76,41 @@ void drv_take_snapshot(struct driver *d, const struct action *a)
             },
         .client_table = a->snapshot_take.client_table,
     };
-    if (!d->host.snapshot(d->host.ctx, &snap)) {
-        struct event ev = {.type = EV_SNAPSHOT_TAKEN};
-        ev.snapshot_taken.op = 0;
-        drv_step(d, &ev);
+    char why[COHORT_ERR_MESSAGE_MAX];
+    why[0] = '\0';
+    if (!d->host.snapshot(d->host.ctx, &snap, why, sizeof(why))) {
+        snapshot_failed(d, why[0] ? why : "could not start one");
         return;
     }
     d->snapshot_running = true;
     d->snapshot_running_op = snap.info.op;
 }
 
-void driver_snapshot_done(struct driver *d, uint64_t op, bool ok)
+void driver_snapshot_done(struct driver *d, uint64_t op, bool ok,
+                          const char *why)
 {
     if (!d->snapshot_running || op != d->snapshot_running_op)
         return;
     d->snapshot_running = false;
-    if (ok) {
-        d->snapshot_op = op;
-        d->snapshot_time_ms = d->host.wall_ms ? d->host.wall_ms(d->host.ctx)
-                                              : 0;
-    } else {
-        drv_log(d, DRIVER_LOG_WARN, "snapshot at op %" PRIu64 " failed", op);
+    if (!ok) {
+        char text[COHORT_ERR_MESSAGE_MAX];
+        if (!why || !why[0])
+            snprintf(text, sizeof(text), "snapshot at op %" PRIu64 " failed",
+                     op);
+        snapshot_failed(d, why && why[0] ? why : text);
+        return;
     }
+    uint64_t since = d->snapshot_retry.since_ms;
+    uint64_t failures = retry_succeeded(&d->snapshot_retry);
+    if (failures)
+        drv_log(d, DRIVER_LOG_INFO,
+                "snapshots work again (op %" PRIu64 "), after %" PRIu64
+                " failed attempt%s in %" PRIu64 " ms",
+                op, failures, failures == 1 ? "" : "s", now_ms(d) - since);
+    d->snapshot_op = op;
+    d->snapshot_time_ms = d->host.wall_ms ? d->host.wall_ms(d->host.ctx) : 0;
     struct event ev = {.type = EV_SNAPSHOT_TAKEN};
-    ev.snapshot_taken.op = ok ? op : 0;
+    ev.snapshot_taken.op = op;
     drv_step(d, &ev);
 }
 
@@ -264,8 +307,7 @@ static void install_received(struct driver *d)
         /* Nothing of our old log chains on: start the wal afresh. */
         drv_storage_push(d, storage_job_new(STORAGE_RESET));
     }
-    drv_log(d, DRIVER_LOG_INFO, "installed a snapshot at op %" PRIu64,
-            info.op);
+    drv_log(d, DRIVER_LOG_INFO, "installed a snapshot at op %" PRIu64, info.op);
 }
 
 /* A first chunk (offset 0): begin receiving, or, for the snapshot already
@@ -291,18 +333,17 @@ static bool first_chunk(struct driver *d, uint32_t from, uint64_t op,
         snapshot_receive_abort(&d->receiver);
     struct cohort_err err;
     d->receiving_from = from;
-    d->receiving = snapshot_receive_begin(&d->receiver, d->vfs, d->snap_dir,
-                                          op, file_size, &err) == 0;
+    d->receiving = snapshot_receive_begin(&d->receiver, d->vfs, d->snap_dir, op,
+                                          file_size, &err) == 0;
     if (!d->receiving)
         drv_log(d, DRIVER_LOG_WARN, "snapshot from %u: %s", from, err.message);
     return d->receiving;
 }
 
-void drv_on_snapshot_chunk(struct driver *d, uint32_t from,
-                           const uint8_t *data, size_t size)
+void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
+                           size_t size)
 {
-    if (size < CHUNK_HEADER || from >= d->c.replica_count ||
-        from == d->c.self)
+    if (size < CHUNK_HEADER || from >= d->c.replica_count || from == d->c.self)
         return;
     uint64_t op = get_u64(data);
     uint64_t offset = get_u64(data + 8);
@@ -321,10 +362,8 @@ void drv_on_snapshot_chunk(struct driver *d, uint32_t from,
     if (offset > d->receiver.received)
         return; /* a gap: the core asks again and the sender restarts */
     struct cohort_err err;
-    if (snapshot_receive_chunk(&d->receiver, offset, bytes, count, &err) !=
-        0) {
-        drv_log(d, DRIVER_LOG_WARN, "snapshot from %u: %s", from,
-                err.message);
+    if (snapshot_receive_chunk(&d->receiver, offset, bytes, count, &err) != 0) {
+        drv_log(d, DRIVER_LOG_WARN, "snapshot from %u: %s", from, err.message);
         snapshot_receive_abort(&d->receiver);
         d->receiving = false;
         return;

@@ -6,26 +6,28 @@
  * the simulator runs too; this file only connects it to real I/O: the loop
  * turn (uv_check: driver_turn_end), a 5 ms timer (driver_tick), peer frames
  * from the transport, storage completions through a uv_async_t, and
- * SIGCHLD for the snapshot child. */
+ * SIGCHLD for the snapshot child (runtime/snapshot_job). It holds the data
+ * directory's lock (runtime/dirlock) for the process's life and writes its
+ * log lines through runtime/logline. */
 #include "runtime/node.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/assert.h"
 #include "kv/command.h"
 #include "kv/snapshot.h"
+#include "runtime/dirlock.h"
+#include "runtime/logline.h"
 #include "runtime/persister.h"
+#include "runtime/snapshot_job.h"
 #include "runtime/transport.h"
 #include "storage/vfs.h"
 
@@ -33,8 +35,6 @@
 #define TICK_MS 5
 #define NODE_SNAPSHOT_INTERVAL_DEFAULT 100000u
 #define NODE_LOG_BYTES_MIN (64u << 20)
-/* The snapshot child's nice value. */
-#define SNAPSHOT_NICE 10
 
 struct node {
     uv_loop_t *loop;
@@ -51,30 +51,16 @@ struct node {
     bool closing;
     struct transport *transport;
     uint64_t wal_segment_size;
-
-    /* The snapshot child. */
-    pid_t snapshot_child;
-    uint64_t snapshot_child_op;
+    struct dirlock lock; /* held for the process's life */
+    struct snapshot_job snapshot_job;
 };
 
 /* ------------------------------------------------------------ logging */
 
-__attribute__((format(printf, 2, 3))) static void node_log(const struct node *n,
-                                                           const char *fmt, ...)
+static void transport_log(void *ctx, enum logline_level level, const char *line)
 {
-    if (n->c.quiet)
-        return;
-    char line[700];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "cohort[%u]: %s\n", n->c.self, line);
-}
-
-static void transport_log(void *ctx, const char *line)
-{
-    node_log(ctx, "%s", line);
+    (void)ctx;
+    logline(level, "%s", line);
 }
 
 /* ------------------------------------------------------------ the host */
@@ -116,24 +102,28 @@ static void host_storage(void *ctx, struct storage_job *job)
 
 static void host_view(void *ctx, const struct cohort_view_info *v)
 {
-    struct node *n = ctx;
+    (void)ctx;
     const char *role = v->roles[v->self] == COHORT_ROLE_PRIMARY  ? "primary"
                        : v->roles[v->self] == COHORT_ROLE_BACKUP ? "backup"
                                                                  : "changing";
-    node_log(n, "view %" PRIu64 ": primary is replica %u; this replica is %s",
-             v->view, v->primary, role);
+    logline(LOGLINE_INFO,
+            "view %" PRIu64 ": primary is replica %u; this replica is %s",
+            v->view, v->primary, role);
 }
 
 static void host_log(void *ctx, enum driver_log_level level, const char *line)
 {
-    (void)level;
-    node_log(ctx, "%s", line);
+    (void)ctx;
+    logline(level == DRIVER_LOG_ERROR  ? LOGLINE_ERROR
+            : level == DRIVER_LOG_WARN ? LOGLINE_WARN
+                                       : LOGLINE_INFO,
+            "%s", line);
 }
 
 static void host_fatal(void *ctx, const char *why)
 {
-    struct node *n = ctx;
-    fprintf(stderr, "cohort[%u]: stopping: %s\n", n->c.self, why);
+    (void)ctx;
+    logline(LOGLINE_ERROR, "stopping: %s", why);
     _exit(3);
 }
 
@@ -151,39 +141,31 @@ static int kv_restore_cb(void *ctx,
     return kv_restore(ctx, read, rctx, err);
 }
 
-/* In the forked child: write the store to a snapshot file and exit. */
-static _Noreturn void snapshot_child(struct node *n,
-                                     const struct driver_snapshot *snap)
+struct snapshot_write {
+    struct node *n;
+    const struct driver_snapshot *snap;
+};
+
+/* In the forked child (runtime/snapshot_job): write the store to a
+ * snapshot file. */
+static int write_snapshot(void *ctx, struct cohort_err *err)
 {
-    /* Background work: yield the CPU to the replicas serving requests (on
-     * a small machine the child otherwise takes a core from them). */
-    (void)setpriority(PRIO_PROCESS, 0, SNAPSHOT_NICE); /* best effort */
-    struct cohort_err err;
-    err_clear(&err);
-    if (driver_snapshot_write(vfs_posix(), n->c.data_dir, snap, kv_state,
-                              &n->kv, &err) != 0) {
-        fprintf(stderr, "cohort[%u]: snapshot at op %" PRIu64 ": %s\n",
-                n->c.self, snap->info.op, err.message);
-        _exit(1);
-    }
-    _exit(0);
+    struct snapshot_write *w = ctx;
+    return driver_snapshot_write(vfs_posix(), w->n->c.data_dir, w->snap,
+                                 kv_state, &w->n->kv, err);
 }
 
-static bool host_snapshot(void *ctx, const struct driver_snapshot *snap)
+static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
+                          char *why, size_t why_size)
 {
     struct node *n = ctx;
-    if (n->snapshot_child > 0)
-        return false;
-    pid_t pid = fork();
-    if (pid == 0)
-        snapshot_child(n, snap);
-    if (pid < 0) {
-        node_log(n, "fork for a snapshot failed: %s", strerror(errno));
+    if (snapshot_job_running(&n->snapshot_job)) {
+        snprintf(why, why_size, "a snapshot child is still running");
         return false;
     }
-    n->snapshot_child = pid;
-    n->snapshot_child_op = snap->info.op;
-    return true;
+    struct snapshot_write w = {n, snap};
+    return snapshot_job_start(&n->snapshot_job, snap->info.op, &n->lock,
+                              write_snapshot, &w, why, why_size);
 }
 
 /* The snapshot child reads the store and the client table, never the log:
@@ -198,10 +180,10 @@ static void keep_arena_from_children(struct node *n)
     uintptr_t start = ((uintptr_t)data + page - 1) & ~(uintptr_t)(page - 1);
     uintptr_t end = ((uintptr_t)data + size) & ~(uintptr_t)(page - 1);
     if (end > start && madvise((void *)start, end - start, MADV_DONTFORK) != 0)
-        node_log(n,
-                 "madvise(MADV_DONTFORK) of the log arena: %s (snapshots "
-                 "fork more slowly)",
-                 strerror(errno));
+        logline(LOGLINE_WARN,
+                "madvise(MADV_DONTFORK) of the log arena: %s (snapshots "
+                "fork more slowly)",
+                strerror(errno));
 }
 
 /* ---------------------------------------------------------- callbacks */
@@ -211,11 +193,10 @@ static void sync_storage_state(struct node *n)
     struct persister_state st;
     persister_state(&n->persister, &st);
     if (st.failed) {
-        fprintf(stderr,
-                "cohort[%u]: storage failed, stopping: %s; check the disk "
-                "under %s and restart the server (acknowledged writes are on "
-                "a majority)\n",
-                n->c.self, st.error.message, n->c.data_dir);
+        logline(LOGLINE_ERROR,
+                "storage failed, stopping: %s; check the disk under %s and "
+                "restart the server (acknowledged writes are on a majority)",
+                st.error.message, n->c.data_dir);
         _exit(3);
     }
     driver_storage_stalled(n->driver, st.stalled, st.error.message);
@@ -255,15 +236,13 @@ static void on_sigchld(uv_signal_t *handle, int signum)
 {
     (void)signum;
     struct node *n = handle->data;
-    if (n->closing || n->snapshot_child <= 0)
+    if (n->closing)
         return;
-    int status = 0;
-    pid_t pid = waitpid(n->snapshot_child, &status, WNOHANG);
-    if (pid != n->snapshot_child)
-        return;
-    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    n->snapshot_child = 0;
-    driver_snapshot_done(n->driver, n->snapshot_child_op, ok);
+    uint64_t op = 0;
+    bool ok = false;
+    char why[COHORT_ERR_MESSAGE_MAX];
+    if (snapshot_job_reap(&n->snapshot_job, &op, &ok, why, sizeof(why)))
+        driver_snapshot_done(n->driver, op, ok, ok ? NULL : why);
 }
 
 static void on_peer_down(void *ctx, uint32_t peer)
@@ -331,6 +310,10 @@ void node_status(const struct node *n, struct node_status *out)
     out->last_sync_us = st.last_sync_us;
     out->syncs = st.syncs;
     out->view_changes = ds.view_changes;
+    out->disk_stalled = st.stalled;
+    out->disk = st.retry;
+    out->snapshot_running = ds.snapshot_running;
+    out->snapshots = ds.snapshots;
 }
 
 /* ------------------------------------------------------------ open/close */
@@ -394,10 +377,10 @@ static void boot_id_record(struct node *n, const char *id)
     if (rc == 0)
         rc = vfs_rename(vfs, temp, path, &err);
     if (rc != 0)
-        node_log(n,
-                 "could not record the boot id (%s); a crash will be "
-                 "taken for a possible power loss",
-                 err.message);
+        logline(LOGLINE_WARN,
+                "could not record the boot id (%s); a crash will be taken "
+                "for a possible power loss",
+                err.message);
 }
 
 static uint64_t random_u64(void)
@@ -533,6 +516,10 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
     ASSERT(n);
     n->loop = loop;
     n->c = *config;
+    n->lock.fd = -1;
+    snapshot_job_init(&n->snapshot_job);
+    if (dirlock_acquire(&n->lock, n->c.data_dir, err) != 0)
+        goto fail;
     if (kv_init(&n->kv, &n->c.kv) != 0) {
         err_set(err, -COHORT_ENOMEM, "allocate the store");
         goto fail;
@@ -558,6 +545,7 @@ static void on_handle_closed(uv_handle_t *handle)
         return;
     if (n->kv_ready)
         kv_deinit(&n->kv);
+    dirlock_release(&n->lock);
     free(n);
 }
 
@@ -571,10 +559,7 @@ void node_close(struct node *n)
     persister_stop(&n->persister);
     driver_close(n->driver);
     n->driver = NULL;
-    if (n->snapshot_child > 0) {
-        kill(n->snapshot_child, SIGKILL);
-        waitpid(n->snapshot_child, NULL, 0);
-    }
+    snapshot_job_stop(&n->snapshot_job);
     if (n->transport)
         transport_close(n->transport);
     if (n->handles_open == 0) {

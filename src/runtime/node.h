@@ -25,6 +25,7 @@
 #include "core/replica.h"
 #include "driver/driver.h"
 #include "kv/kv.h"
+#include "common/retry.h"
 
 struct node_config {
     uint64_t cluster_id;
@@ -43,7 +44,7 @@ struct node_config {
     uint32_t suspect_timeout_ms;
     uint32_t view_change_timeout_ms;
     uint32_t snapshot_interval_ops;
-    bool quiet; /* no log lines on stderr */
+    bool quiet; /* log ERROR lines only (see runtime/logline.h) */
 };
 
 struct node;
@@ -96,6 +97,14 @@ struct node_status {
     uint64_t syncs;
     uint64_t view_changes;
     const char *client_addr[COHORT_REPLICAS_MAX];
+    /* Disk trouble: writes of the log or metadata failing (a full or
+     * failing disk; this replica refuses writes meanwhile), and snapshots
+     * failing. Each: failures in the current run (0: healthy), its start
+     * (since_s, wall clock) and the latest error. */
+    bool disk_stalled;
+    struct retry disk;
+    bool snapshot_running;
+    struct retry snapshots;
 };
 void node_status(const struct node *n, struct node_status *out);
 

@@ -7,13 +7,37 @@
 
 #include "common/assert.h"
 
-#define RETRY_NS (100u * 1000u * 1000u)
+#define STALL_RETRY_MIN_MS 100
+#define STALL_RETRY_MAX_MS 1000
 
 static uint64_t monotonic_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A retryable failure: note it and wait out the backoff, or until stopped
+ * (then true). New jobs do not cut the wait short. Called and returns with
+ * the lock held. */
+static bool stall_wait(struct persister *p, const struct cohort_err *err)
+{
+    uint64_t now = monotonic_us() / 1000u;
+    retry_failed(&p->retry, now, wall_ms(), err->message);
+    uint64_t until = p->retry.next_ms;
+    while (!p->stop && monotonic_us() / 1000u < until) {
+        struct timespec ts = {(time_t)(until / 1000u),
+                              (long)(until % 1000u) * 1000000L};
+        pthread_cond_timedwait(&p->wake, &p->lock, &ts);
+    }
+    return p->stop;
 }
 
 /* One round, retried while the failure is retryable and nobody asked us to
@@ -32,6 +56,7 @@ static bool run_round(struct persister *p, struct storage_job *jobs)
         p->syncs++;
         p->last_sync_us = took;
         if (rc == 0) {
+            retry_succeeded(&p->retry);
             p->stalled = false;
             pthread_mutex_unlock(&p->lock);
             return true;
@@ -43,12 +68,10 @@ static bool run_round(struct persister *p, struct storage_job *jobs)
             return false;
         }
         p->stalled = true; /* a full disk or EIO on a write: retry */
-        bool stop = p->stop;
+        bool stop = stall_wait(p, &err);
         pthread_mutex_unlock(&p->lock);
         if (stop)
             return false;
-        struct timespec pause = {0, RETRY_NS};
-        nanosleep(&pause, NULL);
     }
 }
 
@@ -96,8 +119,14 @@ int persister_start(struct persister *p, struct wal *wal, struct meta *meta,
     p->wal = wal;
     p->meta = meta;
     p->async = async;
+    retry_init(&p->retry, STALL_RETRY_MIN_MS, STALL_RETRY_MAX_MS);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->wake, NULL);
+    /* Stall waits are deadlines on the monotonic clock. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->wake, &attr);
+    pthread_condattr_destroy(&attr);
     if (pthread_create(&p->thread, NULL, thread_main, p) != 0)
         return err_set(err, -COHORT_ENOMEM, "start the storage thread");
     p->started = true;
@@ -151,5 +180,6 @@ void persister_state(struct persister *p, struct persister_state *out)
     out->error = p->error;
     out->syncs = p->syncs;
     out->last_sync_us = p->last_sync_us;
+    out->retry = p->retry;
     pthread_mutex_unlock(&p->lock);
 }

@@ -5,10 +5,12 @@
  * through a uv_async_t, in the order they were queued.
  *
  * Failure: a retryable failure (a full disk, EIO on a write) is retried
- * every 100 ms with `stalled` set, so the node can refuse new writes with a
- * clear error; a failed fdatasync leaves the wal or meta FAILED and the
- * persister `failed`: the node must stop (after an fsync error nobody knows
- * what reached the disk).
+ * with bounded exponential backoff (100 ms doubling to 1 s, common/retry),
+ * with `stalled` set, so the node can refuse new writes with a clear error
+ * (the driver logs the stall's start and end). A failed
+ * fdatasync leaves the wal or meta FAILED and the persister `failed`: the
+ * node must stop (after an fsync error nobody knows what reached the
+ * disk).
  *
  * Threads: the loop thread pushes jobs and takes completions; the storage
  * thread runs batches. Every field below `lock` is guarded by it; the loop
@@ -23,6 +25,7 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "common/retry.h"
 #include "storage/batch.h"
 #include "storage/meta.h"
 #include "storage/wal.h"
@@ -44,6 +47,7 @@ struct persister {
     struct cohort_err error;
     uint64_t syncs;
     uint64_t last_sync_us;
+    struct retry retry; /* retryable failures: backoff, the stall's start */
 };
 
 /* What the loop may read of the storage thread's state. */
@@ -53,6 +57,7 @@ struct persister_state {
     struct cohort_err error; /* why, when stalled or failed */
     uint64_t syncs;
     uint64_t last_sync_us;
+    struct retry retry; /* the current stall (failures 0: none) */
 };
 
 int persister_start(struct persister *p, struct wal *wal, struct meta *meta,

@@ -138,8 +138,9 @@ static void dial_fail(struct dial *d, const char *reason);
 static void flush_schedule(struct peer *p);
 static void conn_close(struct conn *c);
 
-__attribute__((format(printf, 2, 3))) static void
-transport_log(struct transport *t, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+transport_log(struct transport *t, enum logline_level level, const char *fmt,
+              ...)
 {
     if (t->config.on_log == NULL)
         return;
@@ -148,7 +149,7 @@ transport_log(struct transport *t, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    t->config.on_log(t->config.ctx, line);
+    t->config.on_log(t->config.ctx, level, line);
 }
 
 static void handle_opened(struct transport *t)
@@ -203,40 +204,41 @@ static uint32_t handshake_check(struct transport *t, const uint8_t *hs,
     uint32_t count = cursor_u32(&c);
     ASSERT(c.ok);
     if (magic != TRANSPORT_MAGIC)
-        transport_log(t,
+        transport_log(t, LOGLINE_WARN,
                       "peer %s did not send a cohort peer handshake (magic "
                       "0x%08" PRIx32 ", want 0x%08" PRIx32
                       "): is another program connecting to the peer port?",
                       who, magic, TRANSPORT_MAGIC);
     else if (version != TRANSPORT_VERSION)
-        transport_log(t,
+        transport_log(t, LOGLINE_WARN,
                       "peer %s speaks peer protocol version %" PRIu32
                       " but we speak %u: run the same cohort version on "
                       "every replica",
                       who, version, TRANSPORT_VERSION);
     else if (cluster != cfg->cluster_id)
-        transport_log(t,
+        transport_log(t, LOGLINE_WARN,
                       "peer %s claims cluster 0x%" PRIx64
                       " but we are cluster 0x%" PRIx64
                       ": is it from another cluster's config?",
                       who, cluster, cfg->cluster_id);
     else if (count != cfg->replica_count)
-        transport_log(t,
+        transport_log(t, LOGLINE_WARN,
                       "peer %s says the group has %" PRIu32
                       " replicas but we have %" PRIu32
                       ": is the peer list the same on every replica?",
                       who, count, cfg->replica_count);
     else if (id >= count)
-        transport_log(
-            t, "peer %s claims replica id %" PRIu32 " but ids go 0..%" PRIu32,
-            who, id, count - 1);
+        transport_log(t, LOGLINE_WARN,
+                      "peer %s claims replica id %" PRIu32
+                      " but ids go 0..%" PRIu32,
+                      who, id, count - 1);
     else if (id == cfg->self)
-        transport_log(t,
+        transport_log(t, LOGLINE_WARN,
                       "peer %s claims to be replica %" PRIu32
                       ", which is us: is one id configured on two replicas?",
                       who, id);
     else if (expected != REPLICA_NONE && id != expected)
-        transport_log(t,
+        transport_log(t, LOGLINE_WARN,
                       "peer %s claims to be replica %" PRIu32
                       " but our config has replica %" PRIu32
                       " there: is the peer list in the same order on every "
@@ -507,10 +509,11 @@ static void dial_fail(struct dial *d, const char *reason)
     ASSERT(!p->t->closing);
     struct transport *t = p->t;
     if (reason != NULL && p->state == PEER_READY)
-        transport_log(t, "lost connection to replica %" PRIu32 " at %s: %s",
-                      p->id, p->text, reason);
+        transport_log(t, LOGLINE_WARN,
+                      "lost connection to replica %" PRIu32 " at %s: %s", p->id,
+                      p->text, reason);
     else if (reason != NULL && p->failures == 0)
-        transport_log(t,
+        transport_log(t, LOGLINE_WARN,
                       "cannot reach replica %" PRIu32
                       " at %s: %s; retrying every %" PRIu32 "..%" PRIu32 " ms",
                       p->id, p->text, reason, t->config.reconnect_min_ms,
@@ -528,13 +531,13 @@ static void peer_ready(struct peer *p)
     p->state = PEER_READY;
     p->stats.connects++;
     if (p->failures > 0)
-        transport_log(t,
+        transport_log(t, LOGLINE_INFO,
                       "connected to replica %" PRIu32 " at %s after %" PRIu32
                       " failed attempt%s",
                       p->id, p->text, p->failures, p->failures == 1 ? "" : "s");
     else
-        transport_log(t, "connected to replica %" PRIu32 " at %s", p->id,
-                      p->text);
+        transport_log(t, LOGLINE_INFO, "connected to replica %" PRIu32 " at %s",
+                      p->id, p->text);
     p->failures = 0;
     p->backoff_ms = t->config.reconnect_min_ms;
 }
@@ -618,8 +621,8 @@ static void dial_start(struct peer *p)
     ASSERT(p->dial == NULL);
     struct dial *d = calloc(1, sizeof(*d));
     if (d == NULL) {
-        transport_log(t, "cannot dial replica %" PRIu32 ": out of memory",
-                      p->id);
+        transport_log(t, LOGLINE_WARN,
+                      "cannot dial replica %" PRIu32 ": out of memory", p->id);
         peer_backoff(p);
         return;
     }
@@ -707,7 +710,7 @@ static void conn_reject(struct conn *c, const char *what)
     struct transport *t = c->t;
     ASSERT(c->from < t->config.replica_count);
     t->peers[c->from].stats.frames_rejected++;
-    transport_log(t,
+    transport_log(t, LOGLINE_WARN,
                   "replica %" PRIu32 " at %s sent %s: closing the connection",
                   c->from, c->text, what);
     conn_close(c);
@@ -747,7 +750,7 @@ static void conn_compact(struct conn *c, size_t off, size_t need)
     if (need > c->buf_cap) {
         uint8_t *grown = realloc(c->buf, need);
         if (grown == NULL) {
-            transport_log(c->t,
+            transport_log(c->t, LOGLINE_WARN,
                           "replica %" PRIu32
                           " at %s: out of memory for a frame of %zu bytes",
                           c->from, c->text, need);
@@ -846,7 +849,7 @@ static void conn_read_error(struct conn *c, ssize_t nread)
 {
     struct transport *t = c->t;
     if (c->from == REPLICA_NONE && c->hs_in_size > 0) {
-        transport_log(t,
+        transport_log(t, LOGLINE_WARN,
                       "refusing peer %s: it left after %" PRIu32
                       " of the %u handshake bytes",
                       c->text, c->hs_in_size, HANDSHAKE_SIZE);
@@ -854,8 +857,9 @@ static void conn_read_error(struct conn *c, ssize_t nread)
         return;
     }
     if (c->from != REPLICA_NONE && nread != UV_EOF)
-        transport_log(t, "connection from replica %" PRIu32 " at %s: %s",
-                      c->from, c->text, uv_strerror((int)nread));
+        transport_log(t, LOGLINE_WARN,
+                      "connection from replica %" PRIu32 " at %s: %s", c->from,
+                      c->text, uv_strerror((int)nread));
     conn_close(c);
 }
 
@@ -883,7 +887,7 @@ static void on_conn_timer(uv_timer_t *timer)
 {
     struct conn *c = timer->data;
     ASSERT(c->from == REPLICA_NONE);
-    transport_log(c->t,
+    transport_log(c->t, LOGLINE_WARN,
                   "refusing peer %s: no handshake within %" PRIu32
                   " ms (got %" PRIu32 " of %u bytes)",
                   c->text, c->t->handshake_timeout_ms, c->hs_in_size,
@@ -912,7 +916,7 @@ static void conn_start(struct conn *c)
     if (rc == 0)
         rc = uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read);
     if (rc != 0) {
-        transport_log(t, "peer %s: %s", c->text, uv_strerror(rc));
+        transport_log(t, LOGLINE_WARN, "peer %s: %s", c->text, uv_strerror(rc));
         conn_close(c);
     }
 }
@@ -947,14 +951,15 @@ static void on_listener_connection(uv_stream_t *server, int status)
 {
     struct transport *t = server->data;
     if (status < 0) {
-        transport_log(t, "accept on %s: %s", t->listen_text,
+        transport_log(t, LOGLINE_WARN, "accept on %s: %s", t->listen_text,
                       uv_strerror(status));
         return;
     }
     struct conn *c = conn_new(t);
     int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rc != 0) {
-        transport_log(t, "accept on %s: %s", t->listen_text, uv_strerror(rc));
+        transport_log(t, LOGLINE_WARN, "accept on %s: %s", t->listen_text,
+                      uv_strerror(rc));
         conn_close(c);
         return;
     }
@@ -963,7 +968,7 @@ static void on_listener_connection(uv_stream_t *server, int status)
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &ss_size) == 0)
         addr_format((const struct sockaddr *)&ss, c->text, sizeof(c->text));
     if (t->inbound_count > INBOUND_MAX) {
-        transport_log(t,
+        transport_log(t, LOGLINE_WARN,
                       "refusing peer %s: %u inbound connections are open "
                       "already",
                       c->text, INBOUND_MAX);

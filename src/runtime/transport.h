@@ -27,6 +27,8 @@
 
 #include <uv.h>
 
+#include "runtime/logline.h"
+
 #include "cohort.h"
 #include "common/err.h"
 
@@ -58,9 +60,9 @@ struct transport_config {
      * suspected within one reconnect delay instead of a timeout). May call
      * back into the transport. */
     void (*on_peer_down)(void *ctx, uint32_t peer);
-    /* Optional: one line for the log (refused peers, reconnects). It must
-     * not call back into the transport. */
-    void (*on_log)(void *ctx, const char *line);
+    /* Optional: one line for the log (refused peers, reconnects) and its
+     * level. It must not call back into the transport. */
+    void (*on_log)(void *ctx, enum logline_level level, const char *line);
     void *ctx;
 };
 

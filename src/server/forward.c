@@ -35,6 +35,7 @@
 
 #include "common/assert.h"
 #include "runtime/addr.h"
+#include "runtime/logline.h"
 #include "server/internal.h"
 
 #define LINK_READ_SIZE (64u * 1024u)
@@ -154,11 +155,10 @@ static bool deliver(struct link *l, const char *reply, size_t size)
     if (l->handshake_pending > 0) {
         l->handshake_pending--;
         if (reply[0] == '-') {
-            fprintf(stderr,
-                    "cohort[%u]: the primary (replica %u) refused this "
-                    "replica's forward link: %.*s\n",
-                    s->node_config.self, l->target,
-                    (int)(size > 200 ? 200 : size - 2), reply);
+            logline(LOGLINE_WARN,
+                    "the primary (replica %u) refused this replica's forward "
+                    "link: %.*s",
+                    l->target, (int)(size > 200 ? 200 : size - 2), reply);
             link_fail(l, "the primary refused the forward link");
             return false;
         }

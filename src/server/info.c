@@ -168,6 +168,17 @@ static void section_persistence(struct resp_buf *t, const struct info_input *in)
     line(t, "last_snapshot_time:%" PRIu64, st->snapshot_time_s);
     line(t, "last_sync_latency_us:%" PRIu64, st->last_sync_us);
     line(t, "syncs:%" PRIu64, st->syncs);
+    line(t, "disk_status:%s", st->disk_stalled ? "stalled" : "ok");
+    line(t, "disk_stalled_since:%" PRIu64,
+         st->disk_stalled ? st->disk.since_wall_ms / 1000u : 0);
+    line(t, "disk_write_failures:%" PRIu64, st->disk.failures_total);
+    line(t, "disk_last_error:%s", st->disk.error);
+    line(t, "snapshot_in_progress:%d", st->snapshot_running ? 1 : 0);
+    line(t, "snapshot_status:%s", st->snapshots.failures ? "failing" : "ok");
+    line(t, "snapshot_failures:%" PRIu64, st->snapshots.failures);
+    line(t, "snapshot_failing_since:%" PRIu64,
+         st->snapshots.failures ? st->snapshots.since_wall_ms / 1000u : 0);
+    line(t, "snapshot_last_error:%s", st->snapshots.error);
 }
 
 static void section_stats(struct resp_buf *t, const struct info_input *in)

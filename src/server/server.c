@@ -29,6 +29,7 @@
 
 #include "common/assert.h"
 #include "runtime/addr.h"
+#include "runtime/logline.h"
 #include "server/internal.h"
 
 #define LISTEN_BACKLOG 511
@@ -225,10 +226,10 @@ static void resolve_peers(struct server *s, const struct node_config *nc)
         if (addr_parse(nc->client_addr[i], &s->client_sockaddr[i], &e) == 0)
             s->client_sockaddr_ok[i] = true;
         else
-            fprintf(stderr,
-                    "cohort[%u]: replica %u's client address: %s; commands "
-                    "forwarded to it will get -TRYAGAIN\n",
-                    nc->self, i, e.message);
+            logline(LOGLINE_WARN,
+                    "replica %u's client address: %s; commands forwarded to "
+                    "it will get -TRYAGAIN",
+                    i, e.message);
     }
 }
 

@@ -261,8 +261,9 @@ int snapshot_write_end(struct snapshot_writer *w, struct snapshot_info *info,
     int rc = writer_put(w, trailer, sizeof(trailer), err);
     if (rc == 0)
         rc = writer_flush(w, err);
-    if (rc == 0)
-        rc = vfs_sync(w->vfs, w->file, err);
+    if (rc != 0)
+        return rc; /* writer_flush() named the snapshot */
+    rc = vfs_sync(w->vfs, w->file, err);
     if (rc == 0) {
         vfs_close(w->vfs, w->file);
         w->file = NULL;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,6 +172,40 @@ static void section_names_select_sections(void **state)
     assert_int_equal(info_sections(2, all), INFO_ALL);
 }
 
+static void persistence_shows_a_disk_stall_and_failing_snapshots(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 0, 0);
+    const char *t = format(&f, INFO_PERSISTENCE);
+    assert_non_null(strstr(t, "disk_status:ok\r\n"));
+    assert_non_null(strstr(t, "disk_stalled_since:0\r\n"));
+    assert_non_null(strstr(t, "snapshot_status:ok\r\n"));
+    assert_non_null(strstr(t, "snapshot_failures:0\r\n"));
+    f.st.disk_stalled = true;
+    f.st.disk.failures = 3;
+    f.st.disk.failures_total = 5;
+    f.st.disk.since_wall_ms = 1700000123456ull;
+    snprintf(f.st.disk.error, sizeof(f.st.disk.error),
+             "create wal/x.log: No space left on device");
+    f.st.snapshots.failures = 2;
+    f.st.snapshots.since_wall_ms = 1700000100999ull;
+    snprintf(f.st.snapshots.error, sizeof(f.st.snapshots.error),
+             "snapshot at op 9: No space left on device");
+    t = format(&f, INFO_PERSISTENCE);
+    assert_non_null(strstr(t, "disk_status:stalled\r\n"));
+    assert_non_null(strstr(t, "disk_stalled_since:1700000123\r\n"));
+    assert_non_null(strstr(t, "disk_write_failures:5\r\n"));
+    assert_non_null(strstr(
+        t, "disk_last_error:create wal/x.log: No space left on device\r\n"));
+    assert_non_null(strstr(t, "snapshot_status:failing\r\n"));
+    assert_non_null(strstr(t, "snapshot_failures:2\r\n"));
+    assert_non_null(strstr(t, "snapshot_failing_since:1700000100\r\n"));
+    assert_non_null(strstr(t, "snapshot_last_error:snapshot at op 9: No "
+                              "space left on device\r\n"));
+    teardown_fixture(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +214,7 @@ int main(void)
         cmocka_unit_test(every_section_appears_once_in_order),
         cmocka_unit_test(empty_keyspace_has_only_its_header),
         cmocka_unit_test(section_names_select_sections),
+        cmocka_unit_test(persistence_shows_a_disk_stall_and_failing_snapshots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

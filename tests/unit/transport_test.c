@@ -108,8 +108,9 @@ static uint16_t free_port(void)
     return ntohs(sin.sin_port);
 }
 
-static void on_log(void *ctx, const char *line)
+static void on_log(void *ctx, enum logline_level level, const char *line)
 {
+    (void)level;
     struct side *s = ctx;
     if (getenv("TRANSPORT_TEST_VERBOSE") != NULL)
         fprintf(stderr, "[replica %u] %s\n", s->self, line);
