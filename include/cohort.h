@@ -64,9 +64,44 @@ enum cohort_role {
 };
 
 #define COHORT_REPLICAS_MAX 7
+/* "No replica" in a replica index field. */
+#define COHORT_REPLICA_NONE 0xffffffffu
+
+/* Why a replica left its view, as that replica knows it. */
+enum cohort_view_cause {
+    COHORT_VIEW_CAUSE_UNKNOWN = 0,
+    /* Replica `by` heard nothing from `suspect`, the primary of
+     * `from_view`, for silence_ms. */
+    COHORT_VIEW_CAUSE_SUSPECTED = 1,
+    /* The primary (`by`) heard from too few backups for silence_ms. */
+    COHORT_VIEW_CAUSE_LOST_QUORUM = 2,
+    /* A quorum of replicas asked for a new view (START-VIEW-CHANGE),
+     * replica `by` first; this replica had not suspected anyone. */
+    COHORT_VIEW_CAUSE_VOTES = 3,
+    /* The view change to `from_view` did not finish within silence_ms
+     * (`suspect`: the primary it was waiting for). */
+    COHORT_VIEW_CAUSE_TIMEOUT = 4,
+    /* This replica restarted and learned the view from a quorum. */
+    COHORT_VIEW_CAUSE_RECOVERY = 5,
+    /* A message of the new view from `by`, its primary: this replica
+     * missed the view change (it was cut off or paused). */
+    COHORT_VIEW_CAUSE_LEARNED = 6,
+};
+
+struct cohort_view_why {
+    enum cohort_view_cause cause;
+    uint64_t from_view;  /* the view this replica left */
+    uint32_t by;         /* COHORT_REPLICA_NONE if none */
+    uint32_t suspect;    /* COHORT_REPLICA_NONE if none */
+    uint32_t silence_ms; /* SUSPECTED, LOST_QUORUM, TIMEOUT */
+    /* SUSPECTED: the failure detector's timeout for the suspect; a silence
+     * shorter than it means a hint (its peer port refused connections). */
+    uint32_t timeout_ms;
+};
 
 /* A view notification: every change of epoch, view or primary is reported
- * with the member list and each member's role as this replica knows it. */
+ * with the member list and each member's role as this replica knows it,
+ * and why the replica left its previous view. */
 struct cohort_view_info {
     uint64_t epoch;
     uint64_t view;
@@ -74,6 +109,7 @@ struct cohort_view_info {
     uint32_t self;    /* replica index of the reporting replica */
     uint32_t replica_count;
     enum cohort_role roles[COHORT_REPLICAS_MAX];
+    struct cohort_view_why why;
 };
 
 /* The application's deterministic state machine. apply() must depend only on

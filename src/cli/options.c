@@ -40,7 +40,7 @@ static const struct option_spec specs[] = {
     {"max-value-size", "BYTES", "largest value (default 1048576)"},
     {"max-key-size", "BYTES", "largest key (default 65536)"},
     {"max-clients", "N", "client connections (default 10000)"},
-    {"quiet", NULL, "no log lines"},
+    {"quiet", NULL, "log errors only"},
 };
 #define SPEC_COUNT (sizeof(specs) / sizeof(specs[0]))
 

@@ -236,6 +236,7 @@ void vr_report_view(struct replica *r)
         v->roles[r->c.self] = COHORT_ROLE_VIEW_CHANGE;
     else if (r->status == STATUS_RECOVERING)
         v->roles[r->c.self] = COHORT_ROLE_RECOVERING;
+    v->why = r->why;
 }
 
 void vr_reply(struct replica *r, uint64_t client_id, uint64_t request_no,

@@ -458,6 +458,18 @@ static void primary_check_quorum(struct replica *r)
             heard++;
     if (heard >= vr_quorum(r))
         return;
+    if (r->votes[r->c.self] <= r->view) {
+        /* Silent for: since the last ack of the backup that would have
+         * completed a quorum. */
+        uint64_t acks[COHORT_REPLICAS_MAX];
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < r->c.replica_count; i++)
+            if (i != r->c.self)
+                acks[n++] = r->ack_heard_ms[i];
+        uint64_t last = vr_kth_largest(acks, n, vr_quorum(r) - 1);
+        vr_note_why(r, COHORT_VIEW_CAUSE_LOST_QUORUM, r->c.self,
+                    COHORT_REPLICA_NONE, r->now_ms - last);
+    }
     if (r->votes[r->c.self] <= r->view ||
         r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms / 2)
         vr_vote(r, r->view + 1);
@@ -499,6 +511,12 @@ void vr_tick_backup(struct replica *r)
 {
     uint32_t primary = vr_primary_of(r, r->view);
     if (detector_suspects(&r->detector, primary)) {
+        if (r->votes[r->c.self] <= r->view) {
+            const struct detector_peer *p = &r->detector.peers[primary];
+            vr_note_why(r, COHORT_VIEW_CAUSE_SUSPECTED, r->c.self, primary,
+                        r->now_ms - p->heard_ms);
+            r->why.timeout_ms = p->timeout_ms;
+        }
         if (r->votes[r->c.self] <= r->view ||
             r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms / 2)
             vr_vote(r, r->view + 1);

@@ -103,6 +103,8 @@ void vr_check_recovery(struct replica *r)
     if (primary != r->c.self && p->have && p->status == STATUS_NORMAL &&
         p->view == view) {
         vr_trace(r, "recovered: view %u primary %u", view, primary);
+        vr_note_why(r, COHORT_VIEW_CAUSE_RECOVERY, r->c.self,
+                    COHORT_REPLICA_NONE, 0);
         r->view_op = VIEW_OP_UNKNOWN;
         vr_become_backup(r, view);
         vr_note_primary_op(r, p->op); /* its op after our restart */
@@ -126,6 +128,8 @@ void vr_check_recovery(struct replica *r)
      * we were its primary we may have started it before the crash, and a
      * view must never start twice with different logs. */
     vr_trace(r, "recovered: no normal primary for view %u", view);
+    vr_note_why(r, COHORT_VIEW_CAUSE_RECOVERY, r->c.self, COHORT_REPLICA_NONE,
+                0);
     r->status = STATUS_VIEW_CHANGE;
     r->lead_forbidden_view = view;
     vr_enter_view_change(r, view);

@@ -359,6 +359,7 @@ struct replica *replica_init(const struct replica_config *config,
     r->best_from = UINT32_MAX;
     r->lead_forbidden_view = UINT32_MAX;
     r->view_op = VIEW_OP_UNKNOWN;
+    vr_note_why(r, COHORT_VIEW_CAUSE_RECOVERY, c.self, COHORT_REPLICA_NONE, 0);
     r->clock_base_ms = now_ms;
     r->clock_base_ts = log_last_timestamp(&r->log);
     if (vr_bug(r, BUG_VOTE_BEFORE_RECOVERED) && durable->meta_present) {

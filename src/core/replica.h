@@ -31,7 +31,10 @@
  *    the receiving driver installs it into its state machine and disk only if
  *    its op is above replica_applied() of the receiver (otherwise it drops
  *    it), then delivers EV_SNAPSHOT_INSTALLED to its replica.
- *  - ACT_VIEW: report a view change to the application.
+ *  - ACT_VIEW: report a view change to the application, with why this
+ *    replica left its previous view (struct cohort_view_why: who suspected
+ *    whom after how long, a quorum's votes, a timed-out view change, a
+ *    recovery, or a view learned from its primary).
  *  - ACT_READ: the answer to an EV_READ. REPLY_OK: the state machine as it
  *    is after this step (or any later state) answers the read
  *    linearizably; answer it from the local state machine now. Any other

@@ -107,6 +107,10 @@ struct replica {
     uint64_t vote_sent_ms;
     uint64_t vc_started_ms;
     uint32_t vc_attempts;
+    /* Why this replica is leaving (or left) view why.from_view: noted when
+     * it first votes to leave a view or joins another view, reported with
+     * every ACT_VIEW until the next cause. */
+    struct cohort_view_why why;
     bool dvc_sent;
     uint64_t dvc_sent_ms;
     uint32_t lead_forbidden_view; /* recovered into it: never lead it */
@@ -206,6 +210,8 @@ void vr_on_ping(struct replica *r, const struct message *m);
 void vr_on_pong(struct replica *r, const struct message *m);
 
 /* view_change.c */
+void vr_note_why(struct replica *r, enum cohort_view_cause cause, uint32_t by,
+                 uint32_t suspect, uint64_t silence_ms);
 void vr_become_backup(struct replica *r, uint32_t view);
 void vr_vote(struct replica *r, uint32_t view);
 void vr_enter_view_change(struct replica *r, uint32_t view);

@@ -60,6 +60,36 @@ static bool can_wish(const struct replica *r)
     return can_vote(r) || r->learned;
 }
 
+void vr_note_why(struct replica *r, enum cohort_view_cause cause, uint32_t by,
+                 uint32_t suspect, uint64_t silence_ms)
+{
+    ASSERT(by == COHORT_REPLICA_NONE || by < r->c.replica_count);
+    ASSERT(suspect == COHORT_REPLICA_NONE || suspect < r->c.replica_count);
+    r->why = (struct cohort_view_why){
+        .cause = cause,
+        .from_view = r->view,
+        .by = by,
+        .suspect = suspect,
+        .silence_ms =
+            silence_ms < UINT32_MAX ? (uint32_t)silence_ms : UINT32_MAX,
+    };
+}
+
+/* Who asked first for a view at or above `view`: the replica whose vote
+ * above our view we have had the longest (ties: the lowest index). */
+static uint32_t first_voter(const struct replica *r, uint32_t view)
+{
+    uint32_t first = COHORT_REPLICA_NONE;
+    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+        if (i == r->c.self || r->votes[i] < view || r->vote_since_ms[i] == 0)
+            continue;
+        if (first == COHORT_REPLICA_NONE ||
+            r->vote_since_ms[i] < r->vote_since_ms[first])
+            first = i;
+    }
+    return first;
+}
+
 /* Join view `view` as a backup whose log is not yet known to match the
  * primary's beyond the commit number. */
 void vr_become_backup(struct replica *r, uint32_t view)
@@ -67,6 +97,10 @@ void vr_become_backup(struct replica *r, uint32_t view)
     ASSERT(view >= r->view);
     ASSERT(vr_primary_of(r, view) != r->c.self);
     bool changed = view != r->view || r->status != STATUS_NORMAL;
+    if (view > r->view && r->status == STATUS_NORMAL &&
+        r->why.from_view != r->view)
+        vr_note_why(r, COHORT_VIEW_CAUSE_LEARNED, vr_primary_of(r, view),
+                    COHORT_REPLICA_NONE, 0); /* it missed the view change */
     if (changed) {
         r->view_op = VIEW_OP_UNKNOWN; /* learned from the primary's messages */
         r->primary_op = 0;
@@ -111,6 +145,9 @@ void vr_enter_view_change(struct replica *r, uint32_t view)
 {
     ASSERT(view > r->view || (view == r->view && r->status != STATUS_NORMAL));
     ASSERT(can_vote(r));
+    if (r->why.from_view != r->view) /* it did not ask for this itself */
+        vr_note_why(r, COHORT_VIEW_CAUSE_VOTES, first_voter(r, view),
+                    COHORT_REPLICA_NONE, 0);
     r->view = view;
     r->status = STATUS_VIEW_CHANGE;
     r->vc_started_ms = r->now_ms;
@@ -393,6 +430,9 @@ void vr_join_stranded_votes(struct replica *r)
             continue;
         if (r->now_ms - r->vote_since_ms[i] >= patience &&
             r->now_ms - r->vote_ms[i] <= r->c.view_change_timeout_ms) {
+            if (r->votes[r->c.self] <= r->view)
+                vr_note_why(r, COHORT_VIEW_CAUSE_VOTES, i, COHORT_REPLICA_NONE,
+                            0);
             r->vote_since_ms[i] = r->now_ms;
             vr_vote(r, r->votes[i]);
         }
@@ -459,6 +499,8 @@ static uint64_t vc_deadline(struct replica *r)
 void vr_tick_view_change(struct replica *r)
 {
     if (r->now_ms >= vc_deadline(r)) {
+        vr_note_why(r, COHORT_VIEW_CAUSE_TIMEOUT, r->c.self,
+                    vr_primary_of(r, r->view), r->now_ms - r->vc_started_ms);
         r->vc_attempts++;
         r->vc_started_ms =
             r->now_ms +

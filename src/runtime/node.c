@@ -29,6 +29,7 @@
 #include "runtime/persister.h"
 #include "runtime/snapshot_job.h"
 #include "runtime/transport.h"
+#include "runtime/view_log.h"
 #include "storage/vfs.h"
 
 #define SNAPSHOT_CHUNK_SIZE (256u << 10)
@@ -103,12 +104,7 @@ static void host_storage(void *ctx, struct storage_job *job)
 static void host_view(void *ctx, const struct cohort_view_info *v)
 {
     (void)ctx;
-    const char *role = v->roles[v->self] == COHORT_ROLE_PRIMARY  ? "primary"
-                       : v->roles[v->self] == COHORT_ROLE_BACKUP ? "backup"
-                                                                 : "changing";
-    logline(LOGLINE_INFO,
-            "view %" PRIu64 ": primary is replica %u; this replica is %s",
-            v->view, v->primary, role);
+    view_log(v);
 }
 
 static void host_log(void *ctx, enum driver_log_level level, const char *line)

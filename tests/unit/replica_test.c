@@ -59,6 +59,7 @@ struct node {
     struct replica_meta meta;
     struct stored log[4096];
     uint64_t log_op;
+    struct cohort_view_info last_view; /* the latest ACT_VIEW */
 };
 
 struct got_reply {
@@ -132,6 +133,9 @@ static void carry_out(uint32_t i, const struct actions *acts)
                 memcpy(&g->value, a->reply.data, 8);
             break;
         }
+        case ACT_VIEW:
+            n->last_view = a->view;
+            break;
         default:
             break;
         }
@@ -362,6 +366,42 @@ static void primary_crash_leads_to_new_primary_with_committed_state(void **s)
     assert_int_equal(nodes[p].sm.total, 22);
 }
 
+/* The view notifications after a primary crash say why: each survivor
+ * suspected the primary after at least its detector timeout of silence
+ * (this harness gives no peer-down hints); the restarted replica rejoined
+ * by recovery. */
+static void view_change_reports_who_suspected_whom_and_recovery(void **s)
+{
+    (void)s;
+    run(2000);
+    uint32_t p = (uint32_t)current_primary();
+    uint32_t old_view = replica_view(nodes[p].r);
+    crash(p);
+    run(3000);
+    int q = current_primary();
+    assert_true(q >= 0);
+    for (uint32_t i = 0; i < N; i++) {
+        if (i == p)
+            continue;
+        const struct cohort_view_info *v = &nodes[i].last_view;
+        assert_int_equal(v->view, replica_view(nodes[i].r));
+        assert_int_equal(v->primary, (uint32_t)q);
+        assert_int_equal(v->why.cause, COHORT_VIEW_CAUSE_SUSPECTED);
+        assert_int_equal(v->why.by, i);
+        assert_int_equal(v->why.suspect, p);
+        assert_int_equal(v->why.from_view, old_view);
+        assert_true(v->why.timeout_ms >= 150);
+        assert_true(v->why.silence_ms > v->why.timeout_ms);
+    }
+    boot(p);
+    run(3000);
+    assert_int_equal(replica_status(nodes[p].r), STATUS_NORMAL);
+    const struct cohort_view_info *v = &nodes[p].last_view;
+    assert_int_equal(v->primary, (uint32_t)q);
+    assert_int_equal(v->why.cause, COHORT_VIEW_CAUSE_RECOVERY);
+    assert_int_equal(v->why.by, p);
+}
+
 static void isolated_backup_does_not_disturb_the_group_when_it_returns(void **s)
 {
     (void)s;
@@ -414,6 +454,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             primary_crash_leads_to_new_primary_with_committed_state, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            view_change_reports_who_suspected_whom_and_recovery, setup,
             teardown),
         cmocka_unit_test_setup_teardown(
             isolated_backup_does_not_disturb_the_group_when_it_returns, setup,

@@ -1,0 +1,107 @@
+/* view_log — a view notification in words. See view_log.h. */
+#include "runtime/view_log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "common/assert.h"
+#include "runtime/logline.h"
+
+static const char *role_name(enum cohort_role role)
+{
+    switch (role) {
+    case COHORT_ROLE_PRIMARY:
+        return "primary";
+    case COHORT_ROLE_BACKUP:
+        return "backup";
+    case COHORT_ROLE_RECOVERING:
+        return "recovering";
+    case COHORT_ROLE_VIEW_CHANGE:
+        return "changing views";
+    }
+    return "?";
+}
+
+static void format_why(const struct cohort_view_why *w, char *out, size_t size)
+{
+    switch (w->cause) {
+    case COHORT_VIEW_CAUSE_SUSPECTED:
+        snprintf(out, size,
+                 "replica %" PRIu32 " suspected replica %" PRIu32
+                 ", the primary of view %" PRIu64 ", after %" PRIu32
+                 " ms of silence (%s %" PRIu32 " ms)",
+                 w->by, w->suspect, w->from_view, w->silence_ms,
+                 w->silence_ms > w->timeout_ms
+                     ? "timeout"
+                     : "its peer port refused connections; timeout",
+                 w->timeout_ms);
+        return;
+    case COHORT_VIEW_CAUSE_LOST_QUORUM:
+        snprintf(out, size,
+                 "replica %" PRIu32 ", the primary of view %" PRIu64
+                 ", heard from too few backups for %" PRIu32 " ms",
+                 w->by, w->from_view, w->silence_ms);
+        return;
+    case COHORT_VIEW_CAUSE_VOTES:
+        if (w->by == COHORT_REPLICA_NONE)
+            snprintf(out, size,
+                     "a quorum asked to leave view %" PRIu64
+                     "; this replica had not suspected anyone",
+                     w->from_view);
+        else
+            snprintf(out, size,
+                     "a quorum asked to leave view %" PRIu64
+                     ", replica %" PRIu32 " first; this replica had not "
+                     "suspected anyone",
+                     w->from_view, w->by);
+        return;
+    case COHORT_VIEW_CAUSE_TIMEOUT:
+        snprintf(out, size,
+                 "the view change to view %" PRIu64
+                 " did not finish within %" PRIu32
+                 " ms (its primary would be replica %" PRIu32 ")",
+                 w->from_view, w->silence_ms, w->suspect);
+        return;
+    case COHORT_VIEW_CAUSE_RECOVERY:
+        snprintf(out, size,
+                 "replica %" PRIu32 " (re)started and recovered the view "
+                 "from a quorum",
+                 w->by);
+        return;
+    case COHORT_VIEW_CAUSE_LEARNED:
+        snprintf(out, size,
+                 "replica %" PRIu32 ", its primary, told this replica of it "
+                 "(this replica missed the view change from view %" PRIu64 ")",
+                 w->by, w->from_view);
+        return;
+    case COHORT_VIEW_CAUSE_UNKNOWN:
+        break;
+    }
+    snprintf(out, size, "not known");
+}
+
+const char *view_log_format(const struct cohort_view_info *v, char *out,
+                            size_t size)
+{
+    ASSERT(v->self < COHORT_REPLICAS_MAX);
+    char why[256];
+    format_why(&v->why, why, sizeof(why));
+    enum cohort_role role = v->roles[v->self];
+    if (role == COHORT_ROLE_PRIMARY || role == COHORT_ROLE_BACKUP)
+        snprintf(out, size,
+                 "view %" PRIu64 ": primary is replica %" PRIu32
+                 "; this replica is %s; why: %s",
+                 v->view, v->primary, role_name(role), why);
+    else
+        snprintf(out, size,
+                 "view %" PRIu64 ": this replica is %s (the primary would be "
+                 "replica %" PRIu32 "); why: %s",
+                 v->view, role_name(role), v->primary, why);
+    return out;
+}
+
+void view_log(const struct cohort_view_info *v)
+{
+    char line[512];
+    logline(LOGLINE_INFO, "%s", view_log_format(v, line, sizeof(line)));
+}

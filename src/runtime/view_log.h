@@ -1,0 +1,21 @@
+/* view_log — the log line of a view notification: the view, its primary,
+ * this replica's role, and why this replica left its previous view (the
+ * core's struct cohort_view_why in words), e.g.
+ *
+ *     view 2: primary is replica 2; this replica is backup; why: replica 1
+ *     suspected replica 0, the primary of view 1, after 153 ms of silence
+ */
+#ifndef COHORT_VIEW_LOG_H
+#define COHORT_VIEW_LOG_H
+
+#include <stddef.h>
+
+#include "cohort.h"
+
+/* Write the line (INFO) to the log. */
+void view_log(const struct cohort_view_info *v);
+/* The line's text into out (capacity size); returns out. */
+const char *view_log_format(const struct cohort_view_info *v, char *out,
+                            size_t size);
+
+#endif
