@@ -4,9 +4,12 @@
  *
  * Invariants: (1) the core is handed only log entries that chain from the
  * snapshot (op snapshot+1 with the snapshot's checksum as parent, and so
- * on); (2) a data directory of another cluster is refused, never used;
- * (3) damage the wal reports is passed on (damaged_op) for repair from
- * peers, never cut silently. */
+ * on), and the wal's log is that same log: wal_open() recovers against the
+ * snapshot (struct wal_expect), so the two agree from the first append;
+ * (2) a data directory of another cluster is refused, never used;
+ * (3) damage the wal reports, including a log shorter than the metadata
+ * says it was, is passed on (damaged_op) for repair from peers, never cut
+ * silently. */
 #include "driver/internal.h"
 
 #include <inttypes.h>
@@ -37,25 +40,9 @@ static int mkdir_parents(struct vfs *vfs, const char *dir,
     return 0;
 }
 
-/* Entries from the wal that continue the snapshot's chain: those at or below
- * the snapshot are dropped, and a suffix that does not chain on (left from
- * before a snapshot was installed) is stale, not damage. */
-static void durable_entries(const struct wal_recovery *rec, uint64_t base,
-                            uint64_t parent, struct replica_durable *d)
-{
-    uint64_t i = 0;
-    while (i < rec->entry_count && rec->entries[i].h.op <= base)
-        i++;
-    if (i < rec->entry_count && (rec->entries[i].h.op != base + 1 ||
-                                 rec->entries[i].h.parent != parent))
-        i = rec->entry_count; /* does not continue the snapshot: stale */
-    d->entries = rec->entries + i;
-    d->entry_count = rec->entry_count - i;
-    d->damaged_op = rec->damaged_op;
-}
-
+/* The metadata, and what it says of the log (into *x). */
 static int recover_meta(struct driver *d, struct replica_durable *out,
-                        struct cohort_err *err)
+                        struct wal_expect *x, struct cohort_err *err)
 {
     struct meta_record meta;
     memset(&meta, 0, sizeof(meta));
@@ -74,6 +61,9 @@ static int recover_meta(struct driver *d, struct replica_durable *out,
     out->last_normal_view = meta.meta.last_normal_view;
     out->epoch = meta.meta.epoch;
     out->meta_flags = meta.meta.flags;
+    /* Format 1 could be left with no wal segment by older cohort. */
+    x->log_exists = present && meta.format_version >= 2;
+    x->log_end_min = meta.log_end_min;
     return 0;
 }
 
@@ -112,11 +102,14 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     if (rc != 0)
         return err_wrap(err, "data directory %s (is it writable?)",
                         d->c.data_dir);
-    rc = recover_meta(d, out, err);
+    struct wal_expect expect = {0};
+    rc = recover_meta(d, out, &expect, err);
     if (rc == 0)
         rc = recover_snapshot(d, out, table, err);
     if (rc != 0)
         return rc;
+    expect.base.op = out->snapshot_op;
+    expect.base.checksum = out->snapshot_checksum;
     struct wal_config wc;
     wal_config_defaults(&wc);
     if (d->c.wal_segment_size)
@@ -124,7 +117,7 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     wc.torn_writes_possible = d->c.torn_writes_possible;
     struct wal_recovery rec;
     memset(&rec, 0, sizeof(rec));
-    rc = wal_open(&d->wal, d->vfs, d->wal_dir, &wc, &rec, err);
+    rc = wal_open(&d->wal, d->vfs, d->wal_dir, &wc, &expect, &rec, err);
     if (rc != 0)
         return rc;
     d->wal_open = true;
@@ -135,7 +128,14 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     if (rec.torn_tail)
         drv_log(d, DRIVER_LOG_INFO, "cut a torn last record: %s",
                 rec.torn.message);
-    durable_entries(&rec, out->snapshot_op, out->snapshot_checksum, out);
+    if (rec.covered_damage)
+        drv_log(d, DRIVER_LOG_WARN, "log damage the snapshot covers: %s",
+                rec.covered.message);
+    if (rec.stale_suffix)
+        drv_log(d, DRIVER_LOG_INFO, "stale log: %s", rec.stale.message);
+    out->entries = rec.entries;
+    out->entry_count = rec.entry_count;
+    out->damaged_op = rec.damaged_op;
     return 0;
 }
 

@@ -304,8 +304,12 @@ static void install_received(struct driver *d)
     drv_step(d, &ev);
     free(table);
     if (replica_op(d->r) == info.op) {
-        /* Nothing of our old log chains on: start the wal afresh. */
-        drv_storage_push(d, storage_job_new(STORAGE_RESET));
+        /* Nothing of our old log chains on: start the wal afresh after
+         * the snapshot. */
+        struct storage_job *job = storage_job_new(STORAGE_RESET);
+        job->op_last = info.op;
+        job->checksum = info.checksum;
+        drv_storage_push(d, job);
     }
     drv_log(d, DRIVER_LOG_INFO, "installed a snapshot at op %" PRIu64, info.op);
 }

@@ -40,13 +40,14 @@ void storage_batch_init(struct storage_batch *b, struct storage_job *jobs)
 }
 
 /* Append a PERSIST job's entries; appending an op the wal already holds
- * replaces the suffix from there. A job with no entries empties the log
- * (nothing is kept above the snapshot). No I/O. */
+ * replaces the suffix from there. A job with no entries, like a RESET,
+ * empties the log down to op_last, the snapshot's op (nothing is kept above
+ * the snapshot). No I/O. */
 static int append_job(struct wal *wal, const struct storage_job *job,
                       struct cohort_err *err)
 {
     if (job->entry_count == 0) {
-        wal_reset(wal);
+        wal_reset(wal, &(struct wal_position){job->op_last, job->checksum});
         return 0;
     }
     for (uint32_t i = 0; i < job->entry_count; i++) {
@@ -65,15 +66,12 @@ static int append_all(struct storage_batch *b, struct wal *wal,
         int rc = 0;
         switch (j->type) {
         case STORAGE_PERSIST:
+        case STORAGE_RESET:
             rc = append_job(wal, j, err);
             b->need_sync = true;
             break;
         case STORAGE_COMPACT:
             rc = wal_compact(wal, j->compact_op, err);
-            break;
-        case STORAGE_RESET:
-            wal_reset(wal);
-            b->need_sync = true;
             break;
         case STORAGE_META:
             break;
@@ -94,6 +92,34 @@ static int classify(int rc, bool failed)
     return -COHORT_EAGAIN;
 }
 
+/* The metadata's log end bound never exceeds what the log will hold
+ * (meta.h): before a sync that takes the durable log below it (a suffix
+ * replacement or a reset, appended already), lower it, durably. */
+static int bound_lower(struct wal *wal, struct meta *meta,
+                       struct cohort_err *err)
+{
+    uint64_t durable = wal_op_durable(wal);
+    if (meta_seq(meta) == 0 || meta_log_end_min(meta) <= durable)
+        return 0;
+    int rc = meta_write_log_end(meta, durable, err);
+    return rc < 0 ? classify(rc, meta->state == META_FAILED) : 0;
+}
+
+/* After a round in which the wal started a segment and no metadata was
+ * written: raise the bound to the durable op, so that it covers the first
+ * records of the newest segment (losing that segment then shows). A failed
+ * write only leaves the bound lower: no harm, unless meta is FAILED. */
+static int bound_raise(struct storage_batch *b, struct wal *wal,
+                       struct meta *meta, struct cohort_err *err)
+{
+    uint64_t durable = wal_op_durable(wal);
+    if (b->meta_written || wal_segments_created(wal) == b->segments_before ||
+        meta_seq(meta) == 0 || meta_log_end_min(meta) >= durable)
+        return 0;
+    int rc = meta_write_log_end(meta, durable, err);
+    return rc < 0 && meta->state == META_FAILED ? rc : 0;
+}
+
 int storage_batch_run(struct storage_batch *b, struct wal *wal,
                       struct meta *meta, struct cohort_err *err)
 {
@@ -110,10 +136,17 @@ int storage_batch_run(struct storage_batch *b, struct wal *wal,
         }
         b->state = STORAGE_BATCH_APPENDED;
         b->meta_next = b->jobs;
+        b->segments_before = wal_segments_created(wal);
     }
     if (b->state == STORAGE_BATCH_APPENDED) {
         if (b->need_sync) {
-            int rc = wal_sync(wal, NULL, err);
+            int rc = bound_lower(wal, meta, err);
+            if (rc < 0) {
+                if (rc != -COHORT_EAGAIN)
+                    b->state = STORAGE_BATCH_FAILED;
+                return rc;
+            }
+            rc = wal_sync(wal, NULL, err);
             if (rc < 0) {
                 rc = classify(rc, wal_state(wal) == WAL_FAILED);
                 if (rc != -COHORT_EAGAIN)
@@ -126,6 +159,7 @@ int storage_batch_run(struct storage_batch *b, struct wal *wal,
     for (; b->meta_next; b->meta_next = b->meta_next->next) {
         if (b->meta_next->type != STORAGE_META)
             continue;
+        b->meta_next->meta.log_end_min = wal_op_durable(wal);
         int rc = meta_write(meta, &b->meta_next->meta, err);
         if (rc < 0) {
             rc = classify(rc, meta->state == META_FAILED);
@@ -133,6 +167,12 @@ int storage_batch_run(struct storage_batch *b, struct wal *wal,
                 b->state = STORAGE_BATCH_FAILED;
             return rc;
         }
+        b->meta_written = true;
+    }
+    int rc = bound_raise(b, wal, meta, err);
+    if (rc < 0) {
+        b->state = STORAGE_BATCH_FAILED;
+        return rc;
     }
     b->state = STORAGE_BATCH_DONE;
     return 0;

@@ -9,6 +9,12 @@
  * fdatasync), then writes the metadata jobs in order. Compactions and resets
  * take effect in their place in the list.
  *
+ * The round also keeps the metadata's log end bound (meta.h) true: every
+ * metadata record it writes carries the wal's durable op; a round that
+ * started a segment and wrote no metadata raises the bound (a metadata
+ * write of its own); and before a sync that takes the durable log below
+ * the bound (a suffix replacement, a reset), it lowers it first.
+ *
  * Invariants: (1) a job is reported complete only after everything it asked
  * for is durable; (2) a round is resumable: after a retryable failure (a
  * full disk, an I/O error on a write) calling storage_batch_run() again
@@ -32,15 +38,16 @@ enum storage_job_type {
     STORAGE_PERSIST = 1, /* append entries (replacing a suffix) */
     STORAGE_META,        /* write the metadata record */
     STORAGE_COMPACT,     /* drop log segments up to compact_op */
-    STORAGE_RESET,       /* empty the log (a snapshot was installed past it) */
+    STORAGE_RESET, /* empty the log down to a snapshot installed past it */
 };
 
 struct storage_job {
     struct storage_job *next;
     enum storage_job_type type;
     /* PERSIST: entries op_first..op_last (copies, bodies in `bytes`);
-     * op_last == op_first - 1 with no entries: truncate after op_last. The
-     * completion echoes op_last and checksum. */
+     * op_last == op_first - 1 with no entries: truncate after op_last,
+     * whose checksum is `checksum`. The completion echoes op_last and
+     * checksum. RESET: op_last and checksum are the snapshot's. */
     uint64_t op_first, op_last, checksum;
     struct entry *entries;
     uint32_t entry_count;
@@ -73,7 +80,9 @@ struct storage_batch {
     enum storage_batch_state state;
     struct storage_job *meta_next; /* the next META job to write */
     bool need_sync;
-    uint64_t sync_us; /* filled in by the caller if it times the sync */
+    bool meta_written;        /* a META job was written this round */
+    uint64_t segments_before; /* wal_segments_created() before the sync */
+    uint64_t sync_us;         /* filled in by the caller if it times the sync */
 };
 
 void storage_batch_init(struct storage_batch *b, struct storage_job *jobs);

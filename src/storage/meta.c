@@ -33,6 +33,7 @@ void meta_slot_encode(const struct meta_record *record, uint64_t seq,
     put_u32(out + 40, record->meta.epoch);
     put_u32(out + 44, record->meta.replica_count);
     put_u32(out + 48, record->meta.flags);
+    put_u64(out + 56, record->log_end_min);
     put_u32(out + 4, slot_crc(out));
 }
 
@@ -46,7 +47,7 @@ const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
     uint32_t version = get_u32(in + 8);
     if (version > META_FORMAT_VERSION)
         return "was written by a newer cohort (unknown format version)";
-    if (version == 0 || get_u32(in + 12) != 0)
+    if (version == 0 || get_u32(in + 12) != 0 || get_u32(in + 52) != 0)
         return "has an invalid format version";
     record->format_version = version;
     *seq = get_u64(in + 16);
@@ -56,6 +57,9 @@ const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
     record->meta.epoch = get_u32(in + 40);
     record->meta.replica_count = get_u32(in + 44);
     record->meta.flags = get_u32(in + 48);
+    record->log_end_min = get_u64(in + 56);
+    if (version < 2 && record->log_end_min != 0)
+        return "has nonzero reserved bytes";
     if (*seq == 0)
         return "has sequence number 0";
     if (record->meta.replica_count == 0 ||
@@ -158,6 +162,7 @@ int meta_open(struct meta *m, struct vfs *vfs, const char *path,
         return rc;
     }
     m->state = META_OPEN;
+    m->newest = *record;
     *present = true;
     return 0;
 }
@@ -199,6 +204,8 @@ static int meta_create(struct meta *m, const struct meta_record *record,
     }
     m->file = file;
     m->seq = 1;
+    m->newest = *record;
+    m->newest.format_version = META_FORMAT_VERSION;
     return 0;
 }
 
@@ -230,7 +237,17 @@ int meta_write(struct meta *m, const struct meta_record *record,
         return meta_fail(m, err_wrap(err, "meta: write seq %" PRIu64, seq),
                          err);
     m->seq = seq;
+    m->newest = *record;
+    m->newest.format_version = META_FORMAT_VERSION;
     return 0;
+}
+
+int meta_write_log_end(struct meta *m, uint64_t op, struct cohort_err *err)
+{
+    ASSERT(m->seq > 0);
+    struct meta_record record = m->newest;
+    record.log_end_min = op;
+    return meta_write(m, &record, err);
 }
 
 void meta_close(struct meta *m)
@@ -243,4 +260,9 @@ void meta_close(struct meta *m)
 uint64_t meta_seq(const struct meta *m)
 {
     return m->seq;
+}
+
+uint64_t meta_log_end_min(const struct meta *m)
+{
+    return m->seq ? m->newest.log_end_min : 0;
 }

@@ -1,7 +1,7 @@
 /* meta — the replica's durable metadata (struct replica_meta: view, last
- * normal view, epoch, replica count; plus the cluster id and the format
- * version), written so that a crash at any byte leaves the old or the new
- * copy readable.
+ * normal view, epoch, replica count, flags; plus the cluster id, a lower
+ * bound of the log's end, and the format version), written so that a crash
+ * at any byte leaves the old or the new copy readable.
  *
  * On disk: one file of two 4096-byte slots; a slot is 64 bytes, the rest
  * zero. Slots are a page apart so that a torn write of one never touches the
@@ -9,9 +9,27 @@
  *
  *      0 u32 magic "COMT"          24 u64 cluster id
  *      4 u32 crc32c of 0..4, 8..64 32 u32 view
- *      8 u32 format version (1)    36 u32 last normal view
+ *      8 u32 format version (2)    36 u32 last normal view
  *     12 u32 reserved (0)          40 u32 epoch
- *     16 u64 seq (1, 2, ...)       44 u32 replica count; 48..63 zero
+ *     16 u64 seq (1, 2, ...)       44 u32 replica count
+ *                                  48 u32 flags (META_FLAG_*)
+ *                                  52 u32 reserved (0)
+ *                                  56 u64 log end bound (format 2)
+ *
+ * Formats: 2 adds the log end bound (bytes 56..63, zero in format 1).
+ * Format 1 files are read (bound 0; the wal then does not insist that a
+ * log exists, since older cohort could leave a wal without segments), and
+ * the next write makes them format 2. A newer format is refused: "upgrade
+ * cohort".
+ *
+ * The log end bound (log_end_min): the durable log (the wal, with the
+ * snapshot it was reset to) reached at least this op when the record was
+ * written, and nothing cohort does takes it back below without first
+ * lowering the bound: each group-commit round (storage/batch.c) writes the
+ * wal's durable op here with each metadata record and when the wal started
+ * a new segment, and lowers it, durably, before a sync that truncates the
+ * log below it. So at start, a log that ends below the bound lost
+ * records behind cohort's back (deleted segments): damage (wal.h).
  *
  * A write puts the record, with seq one above the newest, into the slot
  * that does not hold the newest, then fdatasyncs. Loading takes the valid
@@ -36,7 +54,7 @@
 #include "common/replica_meta.h"
 #include "storage/vfs.h"
 
-#define META_FORMAT_VERSION 1u
+#define META_FORMAT_VERSION 2u
 #define META_SLOT_SIZE 4096u
 #define META_RECORD_SIZE 64u
 #define META_FILE_SIZE (2u * META_SLOT_SIZE)
@@ -44,6 +62,7 @@
 struct meta_record {
     uint64_t cluster_id;
     struct replica_meta meta;
+    uint64_t log_end_min;    /* see the header comment; 0 in format 1 */
     uint32_t format_version; /* set by meta_open(); ignored by meta_write() */
 };
 
@@ -58,8 +77,9 @@ struct meta {
     enum meta_state state;
     struct vfs *vfs;
     char path[VFS_PATH_MAX];
-    struct vfs_file *file; /* NULL until the file exists */
-    uint64_t seq;          /* of the newest durable record; 0: none */
+    struct vfs_file *file;     /* NULL until the file exists */
+    uint64_t seq;              /* of the newest durable record; 0: none */
+    struct meta_record newest; /* valid when seq > 0 */
     char failure[COHORT_ERR_MESSAGE_MAX];
 };
 
@@ -80,10 +100,16 @@ int meta_open(struct meta *m, struct vfs *vfs, const char *path,
 int meta_write(struct meta *m, const struct meta_record *record,
                struct cohort_err *err);
 
+/* Write the newest record again with log_end_min = op. Precondition: a
+ * record exists (meta_seq() > 0). Errors as meta_write(). */
+int meta_write_log_end(struct meta *m, uint64_t op, struct cohort_err *err);
+
 void meta_close(struct meta *m);
 
 /* The seq of the newest durable record (0 if none). */
 uint64_t meta_seq(const struct meta *m);
+/* The newest durable record's log end bound (0 if none). */
+uint64_t meta_log_end_min(const struct meta *m);
 
 /* Slot encoding, exposed for tests and fuzzing. decode returns NULL if the
  * slot is valid, or what is wrong with it. */

@@ -171,14 +171,16 @@ const char *wal_segment_header_check(const uint8_t *p, size_t size,
         return "has an unknown format version";
     if (get_u64(p + 16) != first_op)
         return "has a segment header naming another first op";
+    uint64_t created = get_u64(p + 24);
+    if (created < WAL_SEGMENT_SIZE_MIN || created % WAL_RECORD_ALIGN != 0)
+        return "has a segment header with an impossible size";
     return NULL;
 }
 
+/* Insert first_op into the sorted segment list (normally at its end). */
 static int segment_list_add(struct wal *wal, uint64_t first_op,
                             struct cohort_err *err)
 {
-    ASSERT(wal->segment_count == 0 ||
-           wal->segments[wal->segment_count - 1] < first_op);
     if (wal->segment_count == wal->segment_cap) {
         uint32_t cap = wal->segment_cap ? wal->segment_cap * 2 : 16;
         uint64_t *p = realloc(wal->segments, cap * sizeof(*p));
@@ -189,19 +191,26 @@ static int segment_list_add(struct wal *wal, uint64_t first_op,
         wal->segments = p;
         wal->segment_cap = cap;
     }
-    wal->segments[wal->segment_count++] = first_op;
+    uint32_t at = wal->segment_count;
+    while (at > 0 && wal->segments[at - 1] > first_op)
+        at--;
+    ASSERT(at == 0 || wal->segments[at - 1] < first_op); /* not listed */
+    memmove(wal->segments + at + 1, wal->segments + at,
+            (wal->segment_count - at) * sizeof(*wal->segments));
+    wal->segments[at] = first_op;
+    wal->segment_count++;
     return 0;
 }
 
 /* Create the segment for first_op and make it the tail: a temp file with
- * the header, preallocated and synced, renamed into place, directory
- * synced (invariant 4). */
-static int segment_create(struct wal *wal, uint64_t first_op,
-                          struct cohort_err *err)
+ * the header, preallocated and synced, renamed into place (replacing a
+ * file of that name, which must not be listed any more), directory synced
+ * (invariant 4). */
+int wal_segment_create(struct wal *wal, uint64_t first_op,
+                       struct cohort_err *err)
 {
     ASSERT(wal->tail == NULL);
-    ASSERT(wal->segment_count == 0 ||
-           wal->segments[wal->segment_count - 1] < first_op);
+    ASSERT(first_op >= 1);
     char temp[VFS_PATH_MAX], path[VFS_PATH_MAX];
     wal_segment_path(wal, first_op, true, temp);
     wal_segment_path(wal, first_op, false, path);
@@ -235,6 +244,7 @@ static int segment_create(struct wal *wal, uint64_t first_op,
         err_wrap(err, "wal: start segment for op %" PRIu64, first_op);
         return fatal ? wal_fail(wal, rc, err) : rc;
     }
+    wal->segments_created++;
     wal->tail = file;
     wal->tail_offset = WAL_SEGMENT_HEADER_SIZE;
     wal->tail_size = wal->config.segment_size;
@@ -264,11 +274,10 @@ static void tail_close(struct wal *wal)
 }
 
 /* Delete the segments from index `keep` on, newest first, then make the
- * deletions durable (invariant 4). The tail must be closed. */
+ * deletions durable (invariant 4). The tail, if open, is not among them. */
 static int segments_delete_from(struct wal *wal, uint32_t keep,
                                 struct cohort_err *err)
 {
-    ASSERT(wal->tail == NULL);
     ASSERT(keep <= wal->segment_count);
     if (keep == wal->segment_count)
         return 0;
@@ -288,24 +297,44 @@ static int segments_delete_from(struct wal *wal, uint32_t keep,
     return 0;
 }
 
-/* A pending suffix replacement: make the ops below it durable where they
- * are, then drop every segment starting at or after it. The next record
- * written starts a new segment. */
+/* A pending truncation at T = truncate_from: make the ops below T durable
+ * where they are, then make a new, empty segment T the tail, replacing
+ * every segment at or after T. Invariant 6: the segments after T go first
+ * (newest first, durably), then T is created, replacing an old T
+ * atomically by its rename; only when no segment before T exists is T
+ * created first (a crash then leaves T before the others: damage, but
+ * that log had already lost its beginning). Until T exists the truncation
+ * is not done, and a retry starts over. */
 static int sync_truncate(struct wal *wal, struct cohort_err *err)
 {
-    ASSERT(wal->truncate_from > 0);
+    uint64_t from = wal->truncate_from;
+    ASSERT(from > 0);
+    ASSERT(from == wal->op_written + 1);
     if (wal->tail_dirty) {
         int rc = tail_sync(wal, err);
         if (rc != 0)
             return rc;
     }
     tail_close(wal);
-    uint32_t keep = wal->segment_count;
-    while (keep > 0 && wal->segments[keep - 1] >= wal->truncate_from)
-        keep--;
-    int rc = segments_delete_from(wal, keep, err);
+    uint32_t before = 0;
+    while (before < wal->segment_count && wal->segments[before] < from)
+        before++;
+    bool listed = before < wal->segment_count && wal->segments[before] == from;
+    int rc;
+    if (before == 0 && !listed) {
+        rc = wal_segment_create(wal, from, err);
+        if (rc == 0)
+            rc = segments_delete_from(wal, 1, err);
+    } else {
+        rc = segments_delete_from(wal, before + (listed ? 1u : 0u), err);
+        if (rc == 0 && listed)
+            wal->segment_count--; /* the new one's rename replaces it */
+        if (rc == 0)
+            rc = wal_segment_create(wal, from, err);
+    }
     if (rc != 0)
         return rc;
+    ASSERT(wal->segments[wal->segment_count - 1] == from);
     wal->truncate_from = 0;
     return 0;
 }
@@ -337,7 +366,7 @@ static int sync_write(struct wal *wal, struct cohort_err *err)
 {
     while (wal->buf_head < wal->buf_size) {
         if (!wal->tail) {
-            int rc = segment_create(wal, wal->op_written + 1, err);
+            int rc = wal_segment_create(wal, wal->op_written + 1, err);
             if (rc != 0)
                 return rc;
         }
@@ -467,8 +496,11 @@ int wal_append(struct wal *wal, const struct entry *entry,
                struct cohort_err *err)
 {
     const struct entry_header *h = &entry->h;
-    ASSERT(h->op >= 1);
-    ASSERT(wal->op_last == 0 || h->op <= wal->op_last + 1);
+    /* The core's log is the wal's: wal_open() and wal_reset() put the
+     * wal's base where the core's log starts, so an op either follows the
+     * last or replaces a suffix, and never starts before the log. */
+    ASSERT(h->op >= wal->op_first);
+    ASSERT(h->op <= wal->op_last + 1);
     ASSERT(h->body_size == 0 || entry->body != NULL);
     DEBUG_ASSERT(entry_verify(h, entry->body));
     int rc = wal_check_open(wal, err);
@@ -486,23 +518,9 @@ int wal_append(struct wal *wal, const struct entry *entry,
     rc = buffer_reserve(wal, size, err);
     if (rc != 0)
         return rc;
-    if (wal->op_last && h->op <= wal->op_first)
-        wal_reset(wal); /* the whole log is replaced */
-    else if (wal->op_last && h->op <= wal->op_last)
+    if (h->op <= wal->op_last)
         truncate_to(wal, h->op, h->parent);
-    if (wal->op_last == 0) {
-        /* An empty log starts anywhere; segments left on disk belong to
-         * no log and go at the next sync. */
-        if (wal->segment_count > 0)
-            wal->truncate_from = 1;
-        wal->op_first = h->op;
-        wal->op_written = h->op - 1;
-        wal->op_durable = h->op - 1;
-        wal->checksum_written = h->parent;
-        wal->checksum_durable = h->parent;
-        wal->checksum_last = h->parent;
-    }
-    ASSERT(h->op == wal->op_last + 1 || wal->op_last == 0);
+    ASSERT(h->op == wal->op_last + 1);
     ASSERT(h->parent == wal->checksum_last); /* invariant 1 */
     wal_record_encode(entry, wal->buf + wal->buf_size);
     wal->buf_size += (size_t)size;
@@ -511,19 +529,21 @@ int wal_append(struct wal *wal, const struct entry *entry,
     return 0;
 }
 
-void wal_reset(struct wal *wal)
+void wal_reset(struct wal *wal, const struct wal_position *base)
 {
     ASSERT(wal->state != WAL_CLOSED);
-    wal->truncate_from = 1;
+    ASSERT(base->op < UINT64_MAX);
     wal->buf_head = 0;
     wal->buf_size = 0;
-    wal->op_first = 0;
-    wal->op_last = 0;
-    wal->op_written = 0;
-    wal->op_durable = 0;
-    wal->checksum_last = 0;
-    wal->checksum_written = 0;
-    wal->checksum_durable = 0;
+    wal->op_first = base->op + 1;
+    wal->op_last = base->op;
+    wal->op_written = base->op;
+    wal->op_durable = base->op;
+    wal->checksum_last = base->checksum;
+    wal->checksum_written = base->checksum;
+    wal->checksum_durable = base->checksum;
+    /* Done at the next sync: a new segment at op_first replaces the rest. */
+    wal->truncate_from = base->op + 1;
 }
 
 /* Compaction. */
@@ -533,11 +553,14 @@ int wal_compact(struct wal *wal, uint64_t op, struct cohort_err *err)
     int rc = wal_check_open(wal, err);
     if (rc != 0)
         return rc;
-    /* Segment i holds no op of the log at or above segments[i + 1] (nor
-     * above truncate_from, which is at most that), so it can go once that
-     * is <= op + 1. Never delete the last segment. */
+    /* Segment i holds no op of the log at or above segments[i + 1], so it
+     * can go once that is <= op + 1, unless a pending truncation is to
+     * delete segment i + 1 (it starts after truncate_from). Never delete
+     * the last segment (invariant 6). */
     uint32_t drop = 0;
-    while (drop + 1 < wal->segment_count && wal->segments[drop + 1] <= op + 1)
+    while (drop + 1 < wal->segment_count && wal->segments[drop + 1] <= op + 1 &&
+           (wal->truncate_from == 0 ||
+            wal->segments[drop + 1] <= wal->truncate_from))
         drop++;
     uint32_t done = 0;
     for (; done < drop; done++) {
@@ -552,9 +575,10 @@ int wal_compact(struct wal *wal, uint64_t op, struct cohort_err *err)
         memmove(wal->segments, wal->segments + done,
                 (wal->segment_count - done) * sizeof(*wal->segments));
     wal->segment_count -= done;
-    if (wal->truncate_from == 0 && wal->segment_count > 0 && wal->op_first &&
+    if (wal->truncate_from == 0 && wal->segment_count > 0 &&
         wal->op_first < wal->segments[0])
-        wal->op_first = wal->segments[0];
+        wal->op_first = wal->segments[0] <= wal->op_last + 1 ? wal->segments[0]
+                                                             : wal->op_last + 1;
     if (rc != 0)
         return err_wrap(err, "wal: compact up to op %" PRIu64, op);
     if (done > 0) {
@@ -601,7 +625,7 @@ enum wal_state wal_state(const struct wal *wal)
 
 uint64_t wal_op_first(const struct wal *wal)
 {
-    return wal->op_last ? wal->op_first : 0;
+    return wal->op_last >= wal->op_first ? wal->op_first : 0;
 }
 
 uint64_t wal_op_last(const struct wal *wal)
@@ -617,4 +641,9 @@ uint64_t wal_op_durable(const struct wal *wal)
 uint32_t wal_segment_count(const struct wal *wal)
 {
     return wal->segment_count;
+}
+
+uint64_t wal_segments_created(const struct wal *wal)
+{
+    return wal->segments_created;
 }

@@ -21,12 +21,19 @@
  * (its "range"). Records are only ever appended behind the last record of
  * the last segment, never overwritten: replacing a suffix (ACT_PERSIST
  * with op_first <= the last op) starts a new segment at op_first, after
- * deleting the segments that start at or after it.
+ * deleting the segments that start after it (one that starts at it is
+ * replaced atomically, by the rename that creates the new one).
+ *
+ * The log has a base: the op before its first (the snapshot it follows,
+ * or 0), and its checksum. wal_open() takes the base from the snapshot
+ * the replica restored (struct wal_expect) and recovers what follows it;
+ * wal_reset() moves it (a snapshot was installed past the log). So the
+ * wal's log is always the core's: ops base+1..last, chained onto the base.
  *
  * Invariants:
  *  (1) the log is ops op_first..op_last in order, each entry's parent the
- *      checksum of the one before (checked by wal_append() with ASSERT and
- *      by wal_open() on every record);
+ *      checksum of the one before, the first's the base's (checked by
+ *      wal_append() with ASSERT and by wal_open() on every record);
  *  (2) every segment but the last is synced in full, and its name is
  *      durable, before any record of a later segment is written: a crash
  *      can only lose or tear records of the last segment;
@@ -38,7 +45,31 @@
  *      them is created;
  *  (5) a bad record that may have been synced is never truncated away
  *      silently: wal_open() reports it as damaged (file, offset, op) and
- *      cuts the log before it, for the replica to repair from its peers.
+ *      cuts the log before it, for the replica to repair from its peers;
+ *  (6) from the first wal_open() on, the directory holds at least one
+ *      segment at every instant: wal_open() creates one in an empty
+ *      directory, compaction keeps the last, and a reset or suffix
+ *      replacement creates (or atomically replaces) the segment at its
+ *      first op before the segments after it are gone, or, if none
+ *      would be left before it, before deleting any. Each segment's name
+ *      is evidence that the log reached the op before it. So a directory
+ *      without segments, where the metadata says a log existed, lost it;
+ *  (7) records at or below the base are never needed: damage there is
+ *      noted, not reported, and the log restarts after the base; a suffix
+ *      whose first record does not chain onto the base is stale (a log
+ *      left from before a snapshot was installed), dropped, not damage.
+ *
+ * What a log can lose without wal_open() seeing a bad record, and how it
+ * is caught (each is reported as damage, like a bad record):
+ *  - all of it (a deleted directory): invariant 6, with
+ *    wal_expect.log_exists from the metadata;
+ *  - a middle segment: the segment before it does not hold its range;
+ *  - its first segments: the first segment starts after base + 1;
+ *  - a cut-short segment: its file is shorter than the size its header
+ *    records (segments are preallocated, and never shrink);
+ *  - its last segments: wal_expect.log_end_min, a lower bound of the
+ *    durable log's end that the metadata keeps (see meta.h), against the
+ *    end the segments still show (their records, and their names).
  *
  * States: CLOSED -> OPEN -> FAILED (-> CLOSED by wal_close()). FAILED
  * follows a failed fdatasync or directory fsync and lasts until the wal is
@@ -94,20 +125,44 @@ struct wal_position {
     uint64_t checksum;
 };
 
+/* What the replica's other durable state says about the log, for
+ * wal_open() to recover against. All zero: a fresh replica. */
+struct wal_expect {
+    /* The snapshot the state machine was restored from (op 0: none). The
+     * log recovered is what follows it (invariant 7). */
+    struct wal_position base;
+    /* The metadata exists (format 2 on), so the log does too: a directory
+     * without segments lost it (invariant 6). False for a fresh replica,
+     * and for metadata of format 1 (older cohort could leave none). */
+    bool log_exists;
+    /* The metadata records that the durable log reached this op (meta.h,
+     * log_end_min); segments that end below it lost their last ones. */
+    uint64_t log_end_min;
+};
+
 /* What wal_open() found. entries (with their bodies) belong to the wal and
  * stay valid until wal_recovery_release() or wal_close(). */
 struct wal_recovery {
-    const struct entry *entries; /* ops in order, chained; may be empty */
+    /* Ops base+1.. in order, chained onto the base; may be empty. */
+    const struct entry *entries;
     uint64_t entry_count;
-    /* A record that may have been synced is bad: entries from this op on
-     * are not in `entries`. 0 if none. damage names the file, offset, op
-     * and what is wrong; the caller logs it and the replica repairs. */
+    /* Records that may have been synced (and acknowledged) above the base
+     * are bad or missing: entries from this op on are not in `entries`.
+     * 0 if none. damage names the file, offset, op and what is wrong, or
+     * what is missing; the caller logs it and the replica repairs. */
     uint64_t damaged_op;
     struct cohort_err damage;
     /* The last record was torn by a crash while it was written (it was
      * never reported durable) and was cut off; torn says where. */
     bool torn_tail;
     struct cohort_err torn;
+    /* Notes that cost nothing (invariant 7): a bad record at or below the
+     * base, passed over; a suffix that does not chain onto the base,
+     * dropped. */
+    bool covered_damage;
+    struct cohort_err covered;
+    bool stale_suffix;
+    struct cohort_err stale;
 };
 
 /* The fields are private; read them through the functions below. */
@@ -127,16 +182,19 @@ struct wal {
     uint64_t tail_offset; /* where the next record goes */
     uint64_t tail_size;   /* the tail segment's size */
     bool tail_dirty;      /* written since its last fdatasync */
-    /* The log: ops op_first..op_last (op_last 0: empty). Ops up to
-     * op_written are in segment files; the buffer holds the records of
+    /* The log: ops op_first..op_last, after its base op_first - 1 (empty
+     * when op_last is the base; checksum_last is then the base's). Ops up
+     * to op_written are in segment files; the buffer holds the records of
      * op_written+1..op_last from buf_head on; ops up to op_durable are
      * durable. */
     uint64_t op_first, op_last, checksum_last;
     uint64_t op_written, checksum_written;
     uint64_t op_durable, checksum_durable;
-    /* Nonzero: before writing, delete every segment whose first op is at
-     * least this, and start a new segment (a suffix replacement). */
+    /* Nonzero (then op_written + 1): before writing, start a new segment
+     * here, replacing every segment that starts at or after it (a suffix
+     * replacement, a reset, or a cut found by wal_open()). */
     uint64_t truncate_from;
+    uint64_t segments_created; /* by this wal since it was opened */
     uint8_t *buf;
     size_t buf_head, buf_size, buf_cap;
     /* Recovery results, until wal_recovery_release(). */
@@ -146,17 +204,23 @@ struct wal {
     uint32_t block_count, block_cap;
 };
 
-/* Open (creating dir if needed) and recover the log in dir: read every
- * segment in order, verify every record's checksum, op continuity and the
- * hash chain, and fill *recovery. A bad or missing record in the last
- * segment with nothing valid after it is a torn tail: cut, noted in
- * recovery->torn. Any other bad record is damage: reported in recovery
- * (the call still succeeds), the log cut before it. Leftover temp files
- * are deleted. Returns 0, or a negative code with err naming the file
- * (I/O errors, out of memory, bad config). On failure the wal is CLOSED. */
+/* Open (creating dir if needed) and recover the log in dir against
+ * *expect (NULL: all zero): skip the segments wholly at or below the base,
+ * read the rest in order, verify every record's checksum, op continuity
+ * and the hash chain from the base on, check that no segment is missing
+ * or cut short and that the log reaches expect->log_end_min, and fill
+ * *recovery. A bad or missing record in the last segment with nothing
+ * valid after it is a torn tail: cut, noted in recovery->torn. Any other
+ * bad or missing record above the base is damage: reported in recovery
+ * (the call still succeeds), the log cut before it; nothing on disk
+ * changes until the next wal_sync(), so that the damage is still there to
+ * see if the replica dies before it recorded it. Leftover temp files are
+ * deleted; an empty directory of a fresh replica gets its first segment.
+ * Returns 0, or a negative code with err naming the file (I/O errors, out
+ * of memory, bad config). On failure the wal is CLOSED. */
 int wal_open(struct wal *wal, struct vfs *vfs, const char *dir,
-             const struct wal_config *config, struct wal_recovery *recovery,
-             struct cohort_err *err);
+             const struct wal_config *config, const struct wal_expect *expect,
+             struct wal_recovery *recovery, struct cohort_err *err);
 
 /* Close files and free memory. Records appended but not synced are lost,
  * as in a crash. */
@@ -166,12 +230,12 @@ void wal_close(struct wal *wal);
 void wal_recovery_release(struct wal *wal);
 
 /* Append one entry; it becomes durable at the next successful wal_sync().
- * Preconditions (ASSERT): entry->h.op >= 1 and, when the log is not empty,
- * entry->h.op <= op_last + 1; when the op follows the last, its parent is
- * the last entry's checksum. An op <= op_last first truncates the log to
- * ops below it (suffix replacement). An empty log (fresh, or after
- * wal_reset()) accepts any op. The body is copied; the entry is borrowed.
- * No I/O: errors are -COHORT_ETOOBIG (record larger than a segment),
+ * Preconditions (ASSERT): op_first <= entry->h.op <= op_last + 1 (the
+ * core's log is the wal's: it starts at the same base), and when the op
+ * follows the last, its parent is the last entry's checksum (or the
+ * base's). An op <= op_last first truncates the log to the ops below it
+ * (suffix replacement). The body is copied; the entry is borrowed. No
+ * I/O: errors are -COHORT_ETOOBIG (record larger than a segment),
  * -COHORT_ENOMEM, or -COHORT_EIO when FAILED; on error nothing changed. */
 int wal_append(struct wal *wal, const struct entry *entry,
                struct cohort_err *err);
@@ -187,20 +251,23 @@ int wal_sync(struct wal *wal, struct wal_position *durable,
              struct cohort_err *err);
 
 /* Delete every segment whose ops are all <= op (never the last one): the
- * entries up to op are in a durable snapshot. Preconditions: op is below
- * any pending suffix replacement. */
+ * entries up to op are in a durable snapshot. A segment stays while the
+ * one after it is to be replaced by a pending truncation. */
 int wal_compact(struct wal *wal, uint64_t op, struct cohort_err *err);
 
-/* Empty the log (after a snapshot was installed past its end): the next
- * wal_sync() deletes every segment, and the next wal_append() may start at
- * any op. No I/O. */
-void wal_reset(struct wal *wal);
+/* Empty the log down to *base (a snapshot holds every op up to it): the
+ * next wal_append() is base->op + 1, chained onto base->checksum, and the
+ * next wal_sync() makes the log durably empty there (a new segment at
+ * base->op + 1 replaces every record above the base). No I/O. */
+void wal_reset(struct wal *wal, const struct wal_position *base);
 
 enum wal_state wal_state(const struct wal *wal);
 uint64_t wal_op_first(const struct wal *wal); /* 0 if empty */
-uint64_t wal_op_last(const struct wal *wal);  /* 0 if empty */
+uint64_t wal_op_last(const struct wal *wal);  /* the base if empty */
 uint64_t wal_op_durable(const struct wal *wal);
 uint32_t wal_segment_count(const struct wal *wal);
+/* Segments created since wal_open(): a change says the log rolled over. */
+uint64_t wal_segments_created(const struct wal *wal);
 
 /* Record encoding, exposed for tests and the wal_record_decode fuzzer. */
 

@@ -28,6 +28,9 @@ void wal_segment_path(const struct wal *wal, uint64_t first_op, bool temp,
                       char *out);
 void wal_segment_header_encode(uint64_t first_op, uint64_t segment_size,
                                uint8_t *out);
+/* Create the segment for first_op and make it the (empty) tail. */
+int wal_segment_create(struct wal *wal, uint64_t first_op,
+                       struct cohort_err *err);
 /* NULL if the header at p is valid for first_op, or what is wrong. */
 const char *wal_segment_header_check(const uint8_t *p, size_t size,
                                      uint64_t first_op);

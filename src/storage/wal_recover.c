@@ -1,6 +1,16 @@
-/* wal_recover — wal_open(): find the segments, read and verify every record,
- * tell a torn tail (cut) from damage (reported), and leave the wal ready to
- * append. See wal.h for the format and invariants.
+/* wal_recover — wal_open(): find the segments, read and verify every record
+ * after the base (the snapshot the replica restored), tell a torn tail
+ * (cut) from damage (reported), find what is missing, and leave the wal
+ * ready to append after the log the replica gets. See wal.h for the format
+ * and invariants.
+ *
+ * The base. Segments whose range ends at or below the base are not read
+ * (wal.h invariant 7). In the segment that holds base + 1, records up to
+ * the base are passed over: a bad one is skipped by looking for the next
+ * valid record (a record's checksums make a false match practically
+ * impossible), and only noted. From base + 1 on, every record is checked
+ * as below, and base + 1 must chain onto the base's checksum, or the rest
+ * is a stale suffix.
  *
  * How a bad spot is judged. Segments are read oldest first; each must hold
  * its whole range (up to the op before the next segment's first op), since
@@ -30,15 +40,32 @@ enum scan_outcome {
     SCAN_CLEAN_END,    /* last segment: ends in zeros; append after it */
     SCAN_TORN,         /* last segment: torn last record, cut */
     SCAN_DAMAGED,      /* a record that may have been synced is bad */
+    SCAN_STALE,        /* op base + 1 does not chain onto the base */
+    SCAN_BELOW_END,    /* last segment: ends at or below the base, not in
+                          clean zeros (a bad record the base covers) */
+};
+
+/* The recovery of one wal_open(). */
+struct recovery {
+    const struct wal_expect *expect;
+    struct wal_recovery *rec;
+    enum scan_outcome outcome;
+    bool tail_reusable; /* the last segment can take the next record */
+    /* The log's end as the segments show it: the last record read, a bad
+     * one passed over, and the names (wal.h invariant 6). */
+    uint64_t end_seen;
 };
 
 /* One segment being scanned. */
 struct scan {
     char path[VFS_PATH_MAX];
     uint8_t *data;
-    size_t size;
+    size_t size;           /* bytes scanned: the file, up to created_size */
+    uint64_t file_size;    /* as found */
+    uint64_t created_size; /* as its header records; 0: header bad */
     uint64_t first_op;
     uint64_t range_end; /* last op the segment must hold; max if last */
+    uint64_t base;      /* ops up to this are the snapshot's */
     bool last;
     bool torn_writes_possible;
     uint64_t offset;    /* where the scan stopped */
@@ -46,6 +73,12 @@ struct scan {
     const char *reason; /* what is wrong there; NULL: zeros or the end */
     bool in_header;     /* the segment header itself is bad */
     bool out_of_order;  /* a valid record with the wrong op or parent */
+    bool stale;         /* op base + 1 does not chain onto the base */
+    uint64_t last_op;   /* the op of the last record read; 0: none */
+    /* The first bad spot passed over at or below the base. */
+    bool covered;
+    uint64_t covered_offset;
+    const char *covered_reason;
 };
 
 /* Listing the directory. */
@@ -243,53 +276,102 @@ static bool partial_write(const struct scan *s)
     return boundary < s->offset + end;
 }
 
-/* Read the segment's records into the log until its range is complete or
- * something stops the scan; s->offset, expected and reason say where and
- * why. */
+/* Below the base, where nothing is needed: skip a bad spot (s->reason, or
+ * zeros) to the next valid record. False if none follows in the segment:
+ * the segment's records end there. */
+static bool pass_over(struct scan *s)
+{
+    uint64_t next = valid_record_after(s, s->offset);
+    if ((next || s->reason) && !s->covered) {
+        s->covered = true;
+        s->covered_offset = s->offset;
+        s->covered_reason = s->reason ? s->reason : "is missing (zeros)";
+    }
+    if (!next)
+        return false;
+    s->offset = next;
+    s->reason = NULL;
+    return true;
+}
+
+/* The record e for op >= base + 1 at s->offset: take it into the log, or
+ * set why not (returns 1 to stop the scan there). */
+static int take_record(struct wal *wal, struct scan *s, const struct entry *e,
+                       struct cohort_err *err)
+{
+    if (s->expected <= s->base && e->h.op == s->base + 1)
+        s->expected = s->base + 1; /* the log starts here */
+    if (e->h.op != s->expected) {
+        if (s->expected <= s->base)
+            s->expected = s->base + 1;
+        s->reason = "is missing: a valid record for another op is there";
+        s->out_of_order = true;
+        return 1;
+    }
+    if (e->h.parent != wal->checksum_last) {
+        s->stale = wal->op_last == s->base;
+        s->reason = "does not follow the op before it (its parent "
+                    "checksum differs)";
+        s->out_of_order = true;
+        return 1;
+    }
+    int rc = recovered_push(wal, e, err);
+    if (rc != 0)
+        return rc;
+    wal->op_last = e->h.op;
+    wal->checksum_last = e->h.checksum;
+    return 0;
+}
+
+/* Read the segment's records until its range is complete or something
+ * stops the scan; s->offset, expected and reason say where and why. Records
+ * at or below the base are passed over; the others go into the log. */
 static int scan_records(struct wal *wal, struct scan *s, struct cohort_err *err)
 {
     s->expected = s->first_op;
     s->offset = WAL_SEGMENT_HEADER_SIZE;
-    s->reason = wal_segment_header_check(s->data, s->size, s->first_op);
+    s->reason = wal_segment_header_check(s->data, s->file_size, s->first_op);
     if (s->reason) {
         s->offset = 0;
         s->in_header = true;
+        if (s->first_op <= s->base) {
+            s->covered = true;
+            s->covered_offset = 0;
+            s->covered_reason = s->reason;
+        }
         return 0;
     }
     while (s->expected <= s->range_end) {
         if (s->offset + WAL_RECORD_HEADER_SIZE > s->size)
             return 0; /* the segment is full */
         const uint8_t *p = s->data + s->offset;
-        if (all_zero(p, WAL_RECORD_HEADER_SIZE))
-            return 0;
         struct entry e;
         uint64_t size;
-        if (wal_record_decode(p, s->size - (size_t)s->offset, &e, &size,
-                              &s->reason) != 0)
+        bool bad = all_zero(p, WAL_RECORD_HEADER_SIZE);
+        if (bad)
+            s->reason = NULL;
+        else
+            bad = wal_record_decode(p, s->size - (size_t)s->offset, &e, &size,
+                                    &s->reason) != 0;
+        if (bad && s->expected <= s->base && pass_over(s))
+            continue;
+        if (bad)
             return 0;
-        if (e.h.op != s->expected) {
-            s->reason = "is missing: a valid record for another op is there";
-            s->out_of_order = true;
-            return 0;
+        if (s->expected <= s->base && e.h.op <= s->base) {
+            s->expected = e.h.op + 1; /* the snapshot's: not checked */
+        } else {
+            int rc = take_record(wal, s, &e, err);
+            if (rc != 0)
+                return rc < 0 ? rc : 0;
+            s->expected++;
         }
-        if (wal->op_last && e.h.parent != wal->checksum_last) {
-            s->reason = "does not follow the op before it (its parent "
-                        "checksum differs)";
-            s->out_of_order = true;
-            return 0;
-        }
-        int rc = recovered_push(wal, &e, err);
-        if (rc != 0)
-            return rc;
-        if (wal->op_last == 0)
-            wal->op_first = e.h.op;
-        wal->op_last = e.h.op;
-        wal->checksum_last = e.h.checksum;
-        s->expected++;
+        s->last_op = e.h.op;
         s->offset += size;
     }
     return 0;
 }
+
+/* Judging where a scan stopped. */
 
 static void report_damage(struct wal_recovery *rec, const struct scan *s,
                           const char *why)
@@ -306,18 +388,37 @@ static void report_damage(struct wal_recovery *rec, const struct scan *s,
                 s->reason ? s->reason : "is missing", why);
 }
 
-/* Decide what the stop of a scan means (see the comment at the top). */
-static enum scan_outcome scan_judge(const struct scan *s,
+/* The scan stopped before the log above the base began, in a segment that
+ * had to hold it. */
+static void report_missing_above_base(struct wal_recovery *rec,
+                                      const struct scan *s)
+{
+    rec->damaged_op = s->base + 1;
+    err_set(&rec->damage, -COHORT_ECORRUPT,
+            "%.400s offset %" PRIu64 ": the records from op %" PRIu64
+            " on (above the snapshot) are missing: the segment's records "
+            "stop there (%s)%s",
+            s->path, s->offset, s->base + 1, s->reason ? s->reason : "zeros",
+            s->last ? ""
+                    : ", but it was synced in full before the next "
+                      "segment began");
+}
+
+static void report_cut_short(struct wal_recovery *rec, const struct scan *s)
+{
+    rec->damaged_op = s->expected > s->base ? s->expected : s->base + 1;
+    err_set(&rec->damage, -COHORT_ECORRUPT,
+            "%.400s is %" PRIu64 " bytes, shorter than the %" PRIu64
+            " it was created with: the segment was cut short (truncated?), "
+            "so the records from op %" PRIu64 " on may be lost",
+            s->path, s->file_size, s->created_size, rec->damaged_op);
+}
+
+/* Where the log above the base goes on (see the comment at the top): the
+ * scan stopped in the last segment, at op expected > base. */
+static enum scan_outcome judge_last(const struct scan *s,
                                     struct wal_recovery *rec)
 {
-    if (s->expected > s->range_end)
-        return SCAN_COMPLETE;
-    if (!s->last) {
-        report_damage(rec, s,
-                      " (its segment was synced in full before the "
-                      "next one began)");
-        return SCAN_DAMAGED;
-    }
     if (s->out_of_order) {
         report_damage(rec, s, "");
         return SCAN_DAMAGED;
@@ -359,49 +460,120 @@ static enum scan_outcome scan_judge(const struct scan *s,
     return SCAN_TORN;
 }
 
-static int scan_segment(struct wal *wal, uint32_t i, struct wal_recovery *rec,
-                        enum scan_outcome *outcome, struct cohort_err *err)
+/* Decide what the stop of a scan means (see the comment at the top). */
+static enum scan_outcome scan_judge(const struct scan *s,
+                                    struct wal_recovery *rec)
 {
-    struct scan s = {.first_op = wal->segments[i]};
+    if (s->stale)
+        return SCAN_STALE;
+    if (s->expected > s->range_end)
+        return SCAN_COMPLETE;
+    if (s->created_size > s->file_size) {
+        report_cut_short(rec, s);
+        return SCAN_DAMAGED;
+    }
+    if (s->expected <= s->base) {
+        /* The log above the base never began in this segment. */
+        if (!s->last || s->out_of_order) {
+            report_missing_above_base(rec, s);
+            return SCAN_DAMAGED;
+        }
+        bool clean = !s->reason && !s->in_header &&
+                     all_zero(s->data + s->offset, s->size - (size_t)s->offset);
+        return clean ? SCAN_CLEAN_END : SCAN_BELOW_END;
+    }
+    if (!s->last) {
+        report_damage(rec, s,
+                      " (its segment was synced in full before the "
+                      "next one began)");
+        return SCAN_DAMAGED;
+    }
+    return judge_last(s, rec);
+}
+
+/* Read segment i (its header's size says how much of it is the segment). */
+static int segment_read(struct wal *wal, struct scan *s, struct cohort_err *err)
+{
+    wal_segment_path(wal, s->first_op, false, s->path);
+    int rc = vfs_read_file(wal->vfs, s->path, &s->data, &s->size, err);
+    if (rc != 0)
+        return err_wrap(err, "wal: recover");
+    s->file_size = s->size;
+    if (!wal_segment_header_check(s->data, s->size, s->first_op)) {
+        s->created_size = get_u64(s->data + 24);
+        if (s->size > s->created_size)
+            s->size = (size_t)s->created_size;
+    }
+    return 0;
+}
+
+static int scan_segment(struct wal *wal, uint32_t i, struct recovery *r,
+                        struct cohort_err *err)
+{
+    const struct wal_expect *x = r->expect;
+    struct scan s = {.first_op = wal->segments[i], .base = x->base.op};
     s.torn_writes_possible = wal->config.torn_writes_possible;
     s.last = i + 1 == wal->segment_count;
     s.range_end = s.last ? UINT64_MAX : wal->segments[i + 1] - 1;
-    /* Earlier segments ended complete, so this one starts the next op. */
-    ASSERT(wal->op_last == 0 || wal->op_last + 1 == s.first_op);
-    wal_segment_path(wal, s.first_op, false, s.path);
-    int rc = vfs_read_file(wal->vfs, s.path, &s.data, &s.size, err);
+    int rc = segment_read(wal, &s, err);
     if (rc != 0)
-        return err_wrap(err, "wal: recover");
+        return rc;
     uint64_t from = wal->recovered_count;
     rc = scan_records(wal, &s, err);
     int rc2 = recovered_rehome(wal, from, err); /* before data is freed */
     if (rc == 0)
         rc = rc2;
     if (rc == 0) {
-        *outcome = scan_judge(&s, rec);
-        if (*outcome == SCAN_CLEAN_END) {
-            wal->tail_offset = s.offset;
-            wal->tail_size = s.size;
+        r->outcome = scan_judge(&s, r->rec);
+        if (s.last_op > r->end_seen)
+            r->end_seen = s.last_op;
+        if (r->outcome == SCAN_BELOW_END && s.reason &&
+            s.expected > r->end_seen)
+            r->end_seen = s.expected; /* the bad record was there */
+        if (s.covered && !r->rec->covered_damage) {
+            r->rec->covered_damage = true;
+            err_set(&r->rec->covered, -COHORT_ECORRUPT,
+                    "%.400s offset %" PRIu64 ": a record %s, at or below the "
+                    "snapshot at op %" PRIu64 " (not needed: ignored)",
+                    s.path, s.covered_offset, s.covered_reason, s.base);
         }
+        if (s.stale) {
+            r->rec->stale_suffix = true;
+            err_set(&r->rec->stale, -COHORT_ECORRUPT,
+                    "%.400s offset %" PRIu64 ": the log after the snapshot "
+                    "at op %" PRIu64 " is from another history (left from "
+                    "before a snapshot was installed): dropped",
+                    s.path, s.offset, s.base);
+        }
+        /* The next record can go behind the last one read, in zeros. */
+        r->tail_reusable = r->outcome == SCAN_CLEAN_END &&
+                           s.created_size == wal->config.segment_size &&
+                           (s.last_op == wal->op_last ||
+                            (s.last_op == 0 && s.first_op == wal->op_last + 1));
+        wal->tail_offset = s.offset;
+        wal->tail_size = s.size;
     }
     free(s.data);
     return rc;
 }
 
-/* Make the wal ready to append behind what was recovered. */
-static int recover_finish(struct wal *wal, enum scan_outcome last,
+/* Recovering the whole log. */
+
+/* Make the wal ready to append behind what was recovered: in the tail
+ * segment if it can take it, else in a new segment at the next op (made,
+ * and the segments at or after it deleted, at the next wal_sync(): the
+ * disk does not change before the replica has recorded any damage). */
+static int recover_finish(struct wal *wal, const struct recovery *r,
                           struct cohort_err *err)
 {
     wal->op_written = wal->op_last;
     wal->checksum_written = wal->checksum_last;
     wal->op_durable = wal->op_last;
     wal->checksum_durable = wal->checksum_last;
-    if (wal->segment_count == 0)
-        return 0;
-    if (last != SCAN_CLEAN_END) {
-        /* Torn or damaged: later records start a new segment, and the
-         * segments past the cut are deleted then. */
-        wal->truncate_from = wal->op_last ? wal->op_last + 1 : 1;
+    if (wal->segment_count == 0 && !r->expect->log_exists)
+        return wal_segment_create(wal, wal->op_last + 1, err); /* fresh */
+    if (wal->segment_count == 0 || !r->tail_reusable) {
+        wal->truncate_from = wal->op_last + 1;
         return 0;
     }
     char path[VFS_PATH_MAX];
@@ -414,25 +586,85 @@ static int recover_finish(struct wal *wal, enum scan_outcome last,
     return 0;
 }
 
-static int recover(struct wal *wal, struct wal_recovery *rec,
-                   struct cohort_err *err)
+/* Before any segment is read: a log with no segment at all, or whose first
+ * segment starts after base + 1. */
+static bool recover_missing_start(struct wal *wal, struct recovery *r)
 {
-    enum scan_outcome outcome = SCAN_CLEAN_END;
-    for (uint32_t i = 0; i < wal->segment_count; i++) {
-        int rc = scan_segment(wal, i, rec, &outcome, err);
-        if (rc != 0)
-            return rc;
-        if (outcome != SCAN_COMPLETE)
-            break;
+    uint64_t base = r->expect->base.op;
+    struct wal_recovery *rec = r->rec;
+    if (wal->segment_count == 0 && r->expect->log_exists) {
+        rec->damaged_op = base + 1;
+        err_set(&rec->damage, -COHORT_ECORRUPT,
+                "wal %.400s holds no log segment, but this replica's "
+                "metadata exists, so it had a log: the log was deleted, and "
+                "every op from %" PRIu64 " on is lost here",
+                wal->dir, base + 1);
+        return true;
     }
-    ASSERT(outcome != SCAN_COMPLETE); /* the last segment never completes */
-    int rc = recover_finish(wal, outcome, err);
+    if (wal->segment_count > 0 && wal->segments[0] > base + 1) {
+        rec->damaged_op = base + 1;
+        err_set(&rec->damage, -COHORT_ECORRUPT,
+                "wal %.400s: its first segment starts at op %" PRIu64
+                ", but the log must go on from op %" PRIu64
+                " (after the snapshot): ops %" PRIu64 "..%" PRIu64
+                " are missing (a deleted segment or snapshot?)",
+                wal->dir, wal->segments[0], base + 1, base + 1,
+                wal->segments[0] - 1);
+        return true;
+    }
+    return wal->segment_count == 0;
+}
+
+/* The metadata says the log reached log_end_min; the segments show less. */
+static void recover_check_end(struct wal *wal, const struct recovery *r)
+{
+    struct wal_recovery *rec = r->rec;
+    uint64_t want = r->expect->log_end_min;
+    if (rec->damaged_op || rec->stale_suffix || r->end_seen >= want)
+        return;
+    rec->damaged_op = wal->op_last + 1;
+    err_set(&rec->damage, -COHORT_ECORRUPT,
+            "wal %.400s: its segments end at op %" PRIu64
+            ", but the metadata records that the log reached op %" PRIu64
+            ": its last segments were lost (deleted?), and every op from "
+            "%" PRIu64 " on is lost here",
+            wal->dir, r->end_seen, want, wal->op_last + 1);
+}
+
+static int recover(struct wal *wal, const struct wal_expect *x,
+                   struct wal_recovery *rec, struct cohort_err *err)
+{
+    struct recovery r = {.expect = x, .rec = rec, .outcome = SCAN_CLEAN_END};
+    uint64_t base = x->base.op;
+    wal->op_first = base + 1;
+    wal->op_last = base;
+    wal->checksum_last = x->base.checksum;
+    if (!recover_missing_start(wal, &r)) {
+        /* Segments wholly at or below the base are not needed. */
+        uint32_t i = 0;
+        while (i + 1 < wal->segment_count && wal->segments[i + 1] <= base + 1)
+            i++;
+        r.end_seen = wal->segments[wal->segment_count - 1] - 1;
+        for (; i < wal->segment_count; i++) {
+            /* Earlier segments ended complete, so this one goes on. */
+            ASSERT(wal->op_last == base ||
+                   wal->op_last + 1 == wal->segments[i]);
+            int rc = scan_segment(wal, i, &r, err);
+            if (rc != 0)
+                return rc;
+            if (r.outcome != SCAN_COMPLETE)
+                break;
+        }
+        ASSERT(r.outcome != SCAN_COMPLETE); /* the last never completes */
+        recover_check_end(wal, &r);
+    }
+    int rc = recover_finish(wal, &r, err);
     if (rc != 0)
         return rc;
     rec->entries = wal->recovered;
     rec->entry_count = wal->recovered_count;
-    ASSERT(rec->entry_count ==
-           (wal->op_last ? wal->op_last - wal->op_first + 1 : 0));
+    ASSERT(rec->entry_count == wal->op_last - base);
+    ASSERT(rec->damaged_op == 0 || rec->damaged_op == wal->op_last + 1);
     return 0;
 }
 
@@ -454,9 +686,10 @@ static int check_config(const struct wal_config *config, const char *dir,
 }
 
 int wal_open(struct wal *wal, struct vfs *vfs, const char *dir,
-             const struct wal_config *config, struct wal_recovery *recovery,
-             struct cohort_err *err)
+             const struct wal_config *config, const struct wal_expect *expect,
+             struct wal_recovery *recovery, struct cohort_err *err)
 {
+    static const struct wal_expect fresh;
     ASSERT(vfs != NULL);
     ASSERT(dir != NULL);
     memset(wal, 0, sizeof(*wal));
@@ -474,7 +707,7 @@ int wal_open(struct wal *wal, struct vfs *vfs, const char *dir,
     if (rc == 0)
         rc = list_segments(wal, err);
     if (rc == 0)
-        rc = recover(wal, recovery, err);
+        rc = recover(wal, expect ? expect : &fresh, recovery, err);
     if (rc != 0) {
         wal_close(wal);
         memset(recovery, 0, sizeof(*recovery));

@@ -58,7 +58,9 @@ static struct meta_record record_for(uint32_t n)
                             .meta = {.view = n * 3,
                                      .last_normal_view = n * 3 - (n % 2),
                                      .epoch = n / 2,
-                                     .replica_count = 3}};
+                                     .replica_count = 3,
+                                     .flags = n % 2},
+                            .log_end_min = n * 1000u};
     return r;
 }
 
@@ -68,7 +70,8 @@ static bool record_equal(const struct meta_record *a,
     return a->cluster_id == b->cluster_id && a->meta.view == b->meta.view &&
            a->meta.last_normal_view == b->meta.last_normal_view &&
            a->meta.epoch == b->meta.epoch &&
-           a->meta.replica_count == b->meta.replica_count;
+           a->meta.replica_count == b->meta.replica_count &&
+           a->meta.flags == b->meta.flags && a->log_end_min == b->log_end_min;
 }
 
 static void open_ok(struct meta *m, struct vfs *vfs, const char *path,
@@ -297,6 +300,88 @@ static void newer_format_is_refused(void **state)
     assert_non_null(strstr(err.message, "upgrade cohort"));
 }
 
+/* Write a slot of the given format version over slot `slot` of the file:
+ * record r with seq, checksummed. */
+static void put_slot(const char *path, uint32_t slot_index, uint32_t version,
+                     const struct meta_record *r, uint64_t seq)
+{
+    uint8_t slot[META_RECORD_SIZE];
+    meta_slot_encode(r, seq, slot);
+    put_u32(slot + 8, version);
+    if (version < 2)
+        put_u64(slot + 56, 0); /* format 1 has no log end bound */
+    put_u32(slot + 4,
+            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE - 8));
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)(slot_index * META_SLOT_SIZE), SEEK_SET),
+                     0);
+    assert_int_equal(fwrite(slot, 1, sizeof(slot), f), sizeof(slot));
+    fclose(f);
+}
+
+static void format_1_is_read_without_a_bound_and_rewritten_as_2(void **s)
+{
+    struct fixture *fx = *s;
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    write_ok(&m, 1);
+    meta_close(&m);
+    struct meta_record old = record_for(2);
+    put_slot(fx->path, 0, 1, &old, 2);
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    assert_true(present);
+    assert_int_equal(r.format_version, 1);
+    assert_int_equal(r.log_end_min, 0);
+    assert_int_equal(r.meta.view, old.meta.view);
+    assert_int_equal(meta_log_end_min(&m), 0);
+    write_ok(&m, 3);
+    meta_close(&m);
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    assert_int_equal(r.format_version, 2);
+    struct meta_record want = record_for(3);
+    assert_true(record_equal(&r, &want));
+    meta_close(&m);
+    /* Format 1 with bytes where format 2 keeps the bound: not format 1. */
+    uint8_t slot[META_RECORD_SIZE];
+    meta_slot_encode(&old, 9, slot);
+    put_u32(slot + 8, 1);
+    put_u32(slot + 4,
+            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE - 8));
+    struct meta_record got;
+    uint64_t seq;
+    assert_non_null(meta_slot_decode(slot, &got, &seq));
+}
+
+static void log_end_bound_is_rewritten_over_the_newest_record(void **state)
+{
+    struct fixture *fx = *state;
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    write_ok(&m, 4);
+    assert_int_equal(meta_log_end_min(&m), 4000);
+    struct cohort_err err;
+    assert_int_equal(meta_write_log_end(&m, 4321, &err), 0);
+    assert_int_equal(meta_write_log_end(&m, 17, &err), 0); /* lowered */
+    assert_int_equal(meta_seq(&m), 3);
+    meta_close(&m);
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    struct meta_record want = record_for(4);
+    want.log_end_min = 17;
+    assert_true(record_equal(&r, &want));
+    assert_int_equal(meta_log_end_min(&m), 17);
+    /* A full write records the bound it is given. */
+    write_ok(&m, 5);
+    meta_close(&m);
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    assert_int_equal(r.log_end_min, 5000);
+    meta_close(&m);
+}
+
 static void fsync_failure_makes_meta_failed(void **state)
 {
     struct fixture *fx = *state;
@@ -379,6 +464,8 @@ int main(void)
         T(one_bad_slot_falls_back_to_the_other),
         T(both_meta_slots_corrupt_is_a_clear_error),
         T(newer_format_is_refused),
+        T(format_1_is_read_without_a_bound_and_rewritten_as_2),
+        T(log_end_bound_is_rewritten_over_the_newest_record),
         T(fsync_failure_makes_meta_failed),
         T(failed_write_keeps_the_old_record_and_retry_works),
         T(slot_decode_rejects_every_flipped_bit),

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -108,11 +109,13 @@ static void assert_log(const struct wal_recovery *rec, const struct model *m,
         entry_equal(&rec->entries[i], &m->e[first + i]);
 }
 
-/* Fixture: a temp directory; the wal lives in <dir>/wal. */
+/* Fixture: a temp directory; the wal lives in <dir>/wal and is opened
+ * against `expect` (zero: a fresh replica). */
 struct fixture {
     char root[64];
     char dir[128];
     struct wal_config config;
+    struct wal_expect expect;
 };
 
 static int remove_one(const char *path, const struct stat *st, int flag,
@@ -154,7 +157,7 @@ static void open_ok(struct fixture *fx, struct vfs *vfs, struct wal *w,
                     struct wal_recovery *rec)
 {
     struct cohort_err err;
-    int rc = wal_open(w, vfs, fx->dir, &fx->config, rec, &err);
+    int rc = wal_open(w, vfs, fx->dir, &fx->config, &fx->expect, rec, &err);
     if (rc != 0)
         fail_msg("wal_open: %s", err.message);
     assert_int_equal(wal_state(w), WAL_OPEN);
@@ -642,9 +645,11 @@ static void segments_rotate_and_compact_deletes_old_ones(void **state)
     assert_true(after.first[0] <= 101);
     assert_true(after.count == 1 || after.first[1] > 101);
     wal_close(&w);
+    /* Reopened against the snapshot at op 100 that allowed it. */
+    fx->expect.base = (struct wal_position){100, m->e[100].h.checksum};
     open_ok(fx, vfs_posix(), &w, &rec);
-    assert_log(&rec, m, after.first[0], 150);
-    assert_int_equal(wal_op_first(&w), after.first[0]);
+    assert_log(&rec, m, 101, 150);
+    assert_int_equal(wal_op_first(&w), 101);
     /* The last segment always stays. */
     assert_int_equal(wal_compact(&w, 150, &err), 0);
     assert_int_equal(list_segments(fx).count, 1);
@@ -698,7 +703,8 @@ static void enospc_is_reported_and_retry_succeeds(void **state)
     struct wal_recovery rec;
     struct cohort_err err;
     open_ok(fx, &f.vfs, &w, &rec);
-    /* Full while creating the first segment. */
+    /* Full while writing the first records (wal_open() made the first
+     * segment). */
     append_ops(&w, m, 1, 5, 0);
     vfs_fault_fail_write(&f, 1, ENOSPC);
     assert_int_equal(wal_sync(&w, NULL, &err), -COHORT_ENOSPC);
@@ -769,6 +775,7 @@ static void enospc_at_segment_rotation_is_retried(void **state)
 struct workload {
     struct model *att, *acked;
     uint64_t replaced;
+    uint64_t compacted; /* the op compacted to (a snapshot's), or 0 */
 };
 
 static int work_append(struct wal *w, struct workload *wl, uint64_t from,
@@ -815,8 +822,10 @@ static int workload_run(struct wal *w, struct workload *wl)
         rc = work_append(w, wl, 12, 34, 1); /* replaces across segments */
     if (!rc)
         rc = work_sync(w, wl);
-    if (!rc)
+    if (!rc) {
+        wl->compacted = 20;
         rc = wal_compact(w, 20, &err);
+    }
     if (!rc)
         rc = work_append(w, wl, 35, 50, 1);
     if (!rc)
@@ -837,8 +846,8 @@ static const struct model *check_recovered(const struct wal_recovery *rec,
     uint64_t floor = wl->acked->last;
     if (wl->replaced && wl->replaced - 1 < floor)
         floor = wl->replaced - 1;
-    uint64_t last =
-        rec->entry_count ? rec->entries[rec->entry_count - 1].h.op : 0;
+    uint64_t last = rec->entry_count ? rec->entries[rec->entry_count - 1].h.op
+                                     : wl->compacted;
     if (last < floor)
         fail_msg("recovered up to op %" PRIu64 ", reported durable %" PRIu64,
                  last, floor);
@@ -897,13 +906,20 @@ static void crash_run(struct fixture *fx, uint64_t power_ops,
     struct cohort_err err;
     remove_tree(fx->dir);
     vfs_fault_power_off_after(&f, power_ops);
-    int rc = wal_open(&w, &f.vfs, fx->dir, &fx->config, &rec, &err);
+    fx->expect = (struct wal_expect){0};
+    int rc = wal_open(&w, &f.vfs, fx->dir, &fx->config, NULL, &rec, &err);
     if (rc == 0) {
         rc = workload_run(&w, &wl);
         *completed = rc == 0 && !f.powered_off;
     }
     crash_apply(&f, mode);
     wal_close(&w);
+    /* Compaction follows a snapshot: recover against it, as a replica
+     * with metadata does (a log must exist once wal_open() returned). */
+    fx->expect.log_exists = rc == 0 || wal_segment_count(&w) > 0;
+    if (wl.compacted)
+        fx->expect.base = (struct wal_position){
+            wl.compacted, wl.acked->e[wl.compacted].h.checksum};
     open_ok(fx, &f.vfs, &w, &rec);
     const struct model *match = check_recovered(&rec, &wl);
     /* The recovered wal takes the next op. */
@@ -919,6 +935,7 @@ static void crash_run(struct fixture *fx, uint64_t power_ops,
     assert_int_equal(rec.damaged_op, 0);
     assert_int_equal(rec.entries[rec.entry_count - 1].h.checksum,
                      next->e[last + 1].h.checksum);
+    fx->expect = (struct wal_expect){0};
     wal_close(&w);
     vfs_fault_deinit(&f);
     free(next);
@@ -941,7 +958,7 @@ static void wal_survives_crash_at_every_write_point(void **state)
     assert_true(points > 20); /* the workload did reach the disk */
 }
 
-static void reset_starts_the_log_at_any_op(void **state)
+static void reset_starts_the_log_after_the_snapshot(void **state)
 {
     struct fixture *fx = *state;
     struct model *m = model_new();
@@ -951,22 +968,383 @@ static void reset_starts_the_log_at_any_op(void **state)
     open_ok(fx, vfs_posix(), &w, &rec);
     append_ops(&w, m, 1, 40, 0);
     sync_ok(&w, 40);
-    wal_reset(&w);
-    assert_int_equal(wal_op_last(&w), 0);
+    /* A snapshot at op 149 was installed (m2's op 149 checksum is 0). */
+    struct wal_position base = {149, 0};
+    wal_reset(&w, &base);
+    assert_int_equal(wal_op_last(&w), 149);
+    assert_int_equal(wal_op_first(&w), 0);
     for (uint64_t op = 150; op <= 155; op++) {
         struct cohort_err err;
         model_put(m2, op, 3);
         assert_int_equal(wal_append(&w, &m2->e[op], &err), 0);
     }
     sync_ok(&w, 155);
+    /* The new log has its own segment; the old ones wait for compaction
+     * (which the snapshot install asks for). */
+    struct segs segs = list_segments(fx);
+    assert_int_equal(segs.first[segs.count - 1], 150);
+    struct cohort_err err;
+    assert_int_equal(wal_compact(&w, 149, &err), 0);
     assert_int_equal(list_segments(fx).count, 1);
     wal_close(&w);
+    fx->expect.base = base;
     open_ok(fx, vfs_posix(), &w, &rec);
     assert_log(&rec, m2, 150, 155);
     assert_int_equal(wal_op_first(&w), 150);
     wal_close(&w);
     free(m);
     free(m2);
+}
+
+/* Recovery against the replica's other durable state (wal_expect): the
+ * snapshot's base, the metadata's word that a log exists, and the bound of
+ * its end. Each test ends by appending after what was recovered and
+ * reopening: the wal takes exactly the ops the replica would give it. */
+
+/* Write ops 1..last of m (tag 0) in several segments; close. */
+static struct segs write_log(struct fixture *fx, struct model *m, uint64_t last)
+{
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    append_ops(&w, m, 1, last, 0);
+    sync_ok(&w, last);
+    wal_close(&w);
+    struct segs segs = list_segments(fx);
+    assert_true(segs.count >= 5);
+    return segs;
+}
+
+static void expect_base(struct fixture *fx, const struct model *m, uint64_t op)
+{
+    fx->expect.base = (struct wal_position){op, m->e[op].h.checksum};
+}
+
+/* The segment file holding op, and op's offset in it. */
+static uint64_t locate(const struct fixture *fx, const struct model *m,
+                       const struct segs *segs, uint64_t op, char *path)
+{
+    int i = segs->count - 1;
+    while (segs->first[i] > op)
+        i--;
+    segment_file(fx, segs->first[i], path);
+    return record_offset(m, segs->first[i], op);
+}
+
+/* Append ops from..to of m (its tag 0 entries, or new ones with tag),
+ * sync, reopen: the log is whole from `first` on, with no damage. */
+static void continue_and_reopen(struct fixture *fx, struct wal *w,
+                                struct model *m, uint64_t from, uint64_t to,
+                                uint8_t tag, uint64_t first)
+{
+    wal_recovery_release(w);
+    append_ops(w, m, from, to, tag);
+    sync_ok(w, to);
+    wal_close(w);
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), w, &rec);
+    assert_log(&rec, m, first, to);
+    assert_false(rec.stale_suffix);
+    wal_close(w);
+}
+
+static void damage_below_the_snapshot_costs_nothing(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct segs segs = write_log(fx, m, 120);
+    /* The snapshot is a few ops into the third segment: the first two are
+     * not needed at all, the third only from base + 1 on. */
+    uint64_t base = segs.first[2] + 5;
+    char path[VFS_PATH_MAX];
+    uint64_t off = locate(fx, m, &segs, segs.first[2] + 2, path);
+    flip_byte(path, off + 10); /* the length: "an impossible length" */
+    off = locate(fx, m, &segs, 3, path);
+    flip_byte(path, off + 40);
+    expect_base(fx, m, base);
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_log(&rec, m, base + 1, 120);
+    assert_true(rec.covered_damage);
+    char want[160];
+    snprintf(want, sizeof(want), "%020" PRIu64 ".log offset %" PRIu64,
+             segs.first[2], record_offset(m, segs.first[2], segs.first[2] + 2));
+    if (!strstr(rec.covered.message, want) ||
+        !strstr(rec.covered.message, "impossible length"))
+        fail_msg("note: %s", rec.covered.message);
+    assert_int_equal(wal_op_first(&w), base + 1);
+    continue_and_reopen(fx, &w, m, 121, 130, 0, base + 1);
+    free(m);
+}
+
+static void damage_above_the_snapshot_is_reported_and_repaired(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct segs segs = write_log(fx, m, 120);
+    uint64_t base = segs.first[2] + 5;
+    char path[VFS_PATH_MAX];
+    flip_byte(path, locate(fx, m, &segs, segs.first[2] + 2, path) + 10);
+    uint64_t off = locate(fx, m, &segs, 100, path);
+    flip_byte(path, off + WAL_RECORD_HEADER_SIZE + ENTRY_HEADER_SIZE);
+    expect_base(fx, m, base);
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    /* The damage below the snapshot does not hide the log above it. */
+    assert_int_equal(rec.damaged_op, 100);
+    assert_non_null(strstr(rec.damage.message, "record for op 100"));
+    assert_int_equal(rec.entry_count, 100 - base - 1);
+    for (uint64_t i = 0; i < rec.entry_count; i++)
+        entry_equal(&rec.entries[i], &m->e[base + 1 + i]);
+    assert_int_equal(wal_op_last(&w), 99);
+    /* The repair from the peers re-appends op 100 on. */
+    continue_and_reopen(fx, &w, m, 100, 130, 0, base + 1);
+    free(m);
+}
+
+static void suffix_that_does_not_chain_onto_the_snapshot_is_stale(void **s)
+{
+    struct fixture *fx = *s;
+    struct model *m = model_new();
+    struct model *other = model_new();
+    struct segs segs = write_log(fx, m, 120);
+    /* A snapshot of another history was installed at op 60 (the reset of
+     * the old log never reached the disk). A bad record in the old log
+     * past it is no damage either: none of it is needed. */
+    for (uint64_t op = 1; op <= 60; op++)
+        model_put(other, op, 1);
+    char path[VFS_PATH_MAX];
+    flip_byte(path, locate(fx, m, &segs, 90, path) + 40);
+    expect_base(fx, other, 60);
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, 0);
+    assert_int_equal(rec.entry_count, 0);
+    assert_true(rec.stale_suffix);
+    assert_non_null(strstr(rec.stale.message, "another history"));
+    assert_int_equal(wal_op_last(&w), 60);
+    continue_and_reopen(fx, &w, other, 61, 70, 1, 61);
+    struct segs after = list_segments(fx);
+    assert_int_equal(after.first[after.count - 1], 61);
+    free(m);
+    free(other);
+}
+
+static void log_that_ends_below_the_snapshot_restarts_after_it(void **s)
+{
+    struct fixture *fx = *s;
+    struct model *m = model_new();
+    write_log(fx, m, 120);
+    /* A snapshot at op 150 was installed; the log ends at 120. */
+    for (uint64_t op = 121; op <= 150; op++)
+        model_put(m, op, 0);
+    expect_base(fx, m, 150);
+    fx->expect.log_exists = true;
+    fx->expect.log_end_min = 120;
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, 0);
+    assert_int_equal(rec.entry_count, 0);
+    assert_int_equal(wal_op_last(&w), 150);
+    assert_int_equal(wal_op_first(&w), 0);
+    continue_and_reopen(fx, &w, m, 151, 160, 0, 151);
+    free(m);
+}
+
+static void missing_wal_with_metadata_is_damage(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    /* A fresh replica's wal gets its first segment at once: from then on
+     * the directory is never without one. */
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(list_segments(fx).count, 1);
+    wal_close(&w);
+    write_log(fx, m, 120);
+    remove_tree(fx->dir);
+    expect_base(fx, m, 10);
+    fx->expect.log_exists = true;
+    for (int round = 0; round < 2; round++) {
+        /* Nothing changes on disk before the replica recorded the damage:
+         * opening again finds it again. */
+        open_ok(fx, vfs_posix(), &w, &rec);
+        assert_int_equal(rec.damaged_op, 11);
+        assert_int_equal(rec.entry_count, 0);
+        if (!strstr(rec.damage.message, "holds no log segment"))
+            fail_msg("damage: %s", rec.damage.message);
+        assert_int_equal(list_segments(fx).count, 0);
+        if (round == 0)
+            wal_close(&w);
+    }
+    continue_and_reopen(fx, &w, m, 11, 125, 0, 11);
+    free(m);
+}
+
+static void
+missing_middle_segment_is_damage_unless_snapshot_covers_it(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct segs segs = write_log(fx, m, 120);
+    char path[VFS_PATH_MAX];
+    segment_file(fx, segs.first[3], path);
+    assert_int_equal(remove(path), 0);
+    fx->expect.log_exists = true;
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, segs.first[3]);
+    assert_non_null(strstr(rec.damage.message, "is missing"));
+    assert_int_equal(rec.entry_count, segs.first[3] - 1);
+    continue_and_reopen(fx, &w, m, segs.first[3], 125, 0, 1);
+    /* A lost segment wholly below the snapshot costs nothing. */
+    segs = list_segments(fx);
+    segment_file(fx, segs.first[1], path);
+    assert_int_equal(remove(path), 0);
+    expect_base(fx, m, segs.first[2]);
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_log(&rec, m, segs.first[2] + 1, 125);
+    wal_close(&w);
+    /* Lost first segments, where the log must start, are damage. */
+    segment_file(fx, 1, path);
+    assert_int_equal(remove(path), 0);
+    fx->expect.base = (struct wal_position){0, 0};
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, 1);
+    assert_non_null(strstr(rec.damage.message, "first segment starts"));
+    assert_int_equal(rec.entry_count, 0);
+    wal_close(&w);
+    free(m);
+}
+
+static void missing_tail_segment_is_damage(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct segs segs = write_log(fx, m, 120);
+    uint64_t tail = segs.first[segs.count - 1];
+    char path[VFS_PATH_MAX];
+    segment_file(fx, tail, path);
+    assert_int_equal(remove(path), 0);
+    /* The rest looks whole: only the metadata's bound tells. */
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_log(&rec, m, 1, tail - 1);
+    wal_close(&w);
+    fx->expect.log_exists = true;
+    fx->expect.log_end_min = 120;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, tail);
+    if (!strstr(rec.damage.message, "metadata records that the log reached "
+                                    "op 120"))
+        fail_msg("damage: %s", rec.damage.message);
+    wal_close(&w);
+    /* Also when the snapshot reaches past what is left (the lost segment
+     * held ops above it). */
+    expect_base(fx, m, tail + 2);
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, tail + 3);
+    assert_int_equal(rec.entry_count, 0);
+    continue_and_reopen(fx, &w, m, tail + 3, 125, 0, tail + 3);
+    free(m);
+}
+
+static void truncated_segment_is_damage(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct segs segs = write_log(fx, m, 120);
+    /* The last segment, cut at a record boundary: what is left looks like
+     * a clean end, but the file is shorter than it was created. */
+    char path[VFS_PATH_MAX];
+    uint64_t off = locate(fx, m, &segs, 117, path);
+    assert_int_equal(truncate(path, (off_t)off), 0);
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, 117);
+    if (!strstr(rec.damage.message, "shorter than the 4096"))
+        fail_msg("damage: %s", rec.damage.message);
+    assert_int_equal(rec.entry_count, 116);
+    continue_and_reopen(fx, &w, m, 117, 125, 0, 1);
+    /* A middle segment cut inside its records. */
+    off = locate(fx, m, &segs, segs.first[2] + 3, path);
+    assert_int_equal(truncate(path, (off_t)off + 7), 0);
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.damaged_op, segs.first[2] + 3);
+    assert_non_null(strstr(rec.damage.message, "cut short"));
+    continue_and_reopen(fx, &w, m, segs.first[2] + 3, 130, 0, 1);
+    free(m);
+}
+
+/* A reset (a snapshot installed past the log) replaces every segment, and
+ * at no crash point leaves the directory without one (invariant 6). */
+static void reset_run(struct fixture *fx, uint64_t power_ops,
+                      struct crash_mode mode, bool *completed)
+{
+    struct vfs_fault f;
+    vfs_fault_init(&f, vfs_posix());
+    struct model *m = model_new();
+    struct model *snap = model_new();
+    struct wal w;
+    struct wal_recovery rec;
+    struct cohort_err err;
+    remove_tree(fx->dir);
+    fx->expect = (struct wal_expect){0};
+    open_ok(fx, &f.vfs, &w, &rec);
+    append_ops(&w, m, 1, 60, 0);
+    sync_ok(&w, 60);
+    for (uint64_t op = 1; op <= 100; op++)
+        model_put(snap, op, 2);
+    struct wal_position base = {100, snap->e[100].h.checksum};
+    wal_reset(&w, &base);
+    append_ops(&w, snap, 101, 105, 2);
+    vfs_fault_power_off_after(&f, power_ops);
+    *completed = wal_sync(&w, NULL, &err) == 0 && !f.powered_off;
+    crash_apply(&f, mode);
+    wal_close(&w);
+    fx->expect.base = base;
+    fx->expect.log_exists = true;
+    open_ok(fx, &f.vfs, &w, &rec);
+    if (rec.damaged_op)
+        fail_msg("crash after %" PRIu64 " ops: %s", power_ops,
+                 rec.damage.message);
+    if (*completed)
+        assert_log(&rec, snap, 101, 105);
+    uint64_t last = wal_op_last(&w);
+    wal_recovery_release(&w);
+    append_ops(&w, snap, last + 1, 110, 2);
+    sync_ok(&w, 110);
+    wal_close(&w);
+    open_ok(fx, &f.vfs, &w, &rec);
+    assert_log(&rec, snap, 101, 110);
+    wal_close(&w);
+    fx->expect = (struct wal_expect){0};
+    vfs_fault_deinit(&f);
+    free(m);
+    free(snap);
+}
+
+static void reset_leaves_a_segment_at_every_crash_point(void **state)
+{
+    struct fixture *fx = *state;
+    bool completed = false;
+    uint64_t points = 0;
+    for (uint64_t k = 0; !completed; k++) {
+        for (size_t i = 0; i < sizeof(crash_modes) / sizeof(crash_modes[0]);
+             i++)
+            reset_run(fx, k, crash_modes[i], &completed);
+        points++;
+        assert_true(points < 100);
+    }
+    assert_true(points > 5);
 }
 
 static void oversized_entry_is_refused_and_changes_nothing(void **state)
@@ -1044,7 +1422,16 @@ int main(void)
         T(enospc_is_reported_and_retry_succeeds),
         T(enospc_at_segment_rotation_is_retried),
         T(wal_survives_crash_at_every_write_point),
-        T(reset_starts_the_log_at_any_op),
+        T(reset_starts_the_log_after_the_snapshot),
+        T(damage_below_the_snapshot_costs_nothing),
+        T(damage_above_the_snapshot_is_reported_and_repaired),
+        T(suffix_that_does_not_chain_onto_the_snapshot_is_stale),
+        T(log_that_ends_below_the_snapshot_restarts_after_it),
+        T(missing_wal_with_metadata_is_damage),
+        T(missing_middle_segment_is_damage_unless_snapshot_covers_it),
+        T(missing_tail_segment_is_damage),
+        T(truncated_segment_is_damage),
+        T(reset_leaves_a_segment_at_every_crash_point),
         T(oversized_entry_is_refused_and_changes_nothing),
         T(record_decode_rejects_every_flipped_byte),
     };
