@@ -32,6 +32,7 @@ usage: test_log_loss.py [path/to/cohort [case...]]
 import os
 import re
 import shutil
+import socket
 import struct
 import sys
 import time
@@ -97,6 +98,33 @@ def flip_byte(path, offset):
         os.fsync(f.fileno())
 
 
+def listenable(port):
+    """Whether a server could listen on port now (it sets SO_REUSEADDR, so
+    only another listener stops it, not connections in TIME_WAIT)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((cl.HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def kill_quiet(c, i):
+    """SIGKILL replica i and wait until nothing listens on its ports: a
+    snapshot child it forked outlives it, holding them, and may still
+    rename its snapshot in."""
+    c.kill(i)
+    deadline = time.monotonic() + 20 * c.slow
+    ports = (c.client_ports[i], c.peer_ports[i])
+    while not all(listenable(p) for p in ports):
+        check(time.monotonic() < deadline,
+              "the ports of r%d stay taken after its death" % i)
+        time.sleep(0.02)
+
+
 def damage_lines(c, i):
     return [ln for ln in c.log_text(i).splitlines()
             if "damage" in ln and not ln.startswith("=== test harness")]
@@ -135,7 +163,7 @@ def run_damage_case(binary, where):
     writers = [fill(c, "k", 1200)]
     for attempt in range(10):
         c.wait_converged()
-        c.kill(b)
+        kill_quiet(c, b)
         snap = latest_snapshot_op(c, b)
         records = wal_records(c.wal_dir(b))
         recs = pick_records(records, snap, where) if snap else None
@@ -233,7 +261,7 @@ def run_loss_case(binary, how):
     a, b = c.backups(p)
     w = fill(c, "k", 1200)
     c.wait_converged()
-    c.kill(a)
+    kill_quiet(c, a)
     value = "acked-%d" % time.monotonic_ns()
     deadline = time.monotonic() + 20 * c.slow
     while True:
@@ -246,9 +274,9 @@ def run_loss_case(binary, how):
                   "SET acked:key with r%d down: %r" % (a, e))
             time.sleep(0.05)
     time.sleep(0.2)  # let the commit reach b
-    c.kill(b)
+    kill_quiet(c, b)
     done = shorten(c, b, how, value)
-    c.kill(p)
+    kill_quiet(c, p)
     log("%s: SET acked:key acknowledged by r%d+r%d (r%d down); %s on r%d; "
         "killed the primary r%d" % (how, p, b, a, done, b, p))
 

@@ -8,7 +8,7 @@
 # Under the sanitizers (COHORT_SANITIZE) the scripts scale their waits by 4
 # (they detect an ASan binary). A test may carry the label release-only,
 # which `make test-asan` leaves out; none does today: the whole set takes
-# about 30 s in a release build and about 55 s under ASan+UBSan.
+# about 50 s in a release build and about 2 min under ASan+UBSan.
 
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND)

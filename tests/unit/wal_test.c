@@ -1,7 +1,11 @@
 /* storage/wal: records survive reopen, group commit reports what is durable,
  * crashes lose only what was never reported durable, torn tails are cut,
  * damage is reported with file and offset, suffixes are replaced, segments
- * rotate and are compacted, and I/O errors have the documented effect. */
+ * rotate and are compacted, and I/O errors have the documented effect.
+ * Recovery against the snapshot and the metadata (wal_expect): damage the
+ * snapshot covers costs nothing, a stale suffix is dropped, and a log
+ * deleted, missing a segment, cut short or ending below the metadata's
+ * bound is damage; the wal then takes the replica's next appends. */
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
