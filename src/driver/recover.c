@@ -64,6 +64,7 @@ static int recover_meta(struct driver *d, struct replica_durable *out,
     /* Format 1 could be left with no wal segment by older cohort. */
     x->log_exists = present && meta.format_version >= 2;
     x->log_end_min = meta.log_end_min;
+    x->log_end_check = meta.log_end_check;
     return 0;
 }
 

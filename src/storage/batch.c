@@ -98,10 +98,10 @@ static int classify(int rc, bool failed)
 static int bound_lower(struct wal *wal, struct meta *meta,
                        struct cohort_err *err)
 {
-    uint64_t durable = wal_op_durable(wal);
-    if (meta_seq(meta) == 0 || meta_log_end_min(meta) <= durable)
+    struct wal_position durable = wal_durable(wal);
+    if (meta_seq(meta) == 0 || meta_log_end_min(meta) <= durable.op)
         return 0;
-    int rc = meta_write_log_end(meta, durable, err);
+    int rc = meta_write_log_end(meta, durable.op, durable.checksum, err);
     return rc < 0 ? classify(rc, meta->state == META_FAILED) : 0;
 }
 
@@ -112,11 +112,11 @@ static int bound_lower(struct wal *wal, struct meta *meta,
 static int bound_raise(struct storage_batch *b, struct wal *wal,
                        struct meta *meta, struct cohort_err *err)
 {
-    uint64_t durable = wal_op_durable(wal);
+    struct wal_position durable = wal_durable(wal);
     if (b->meta_written || wal_segments_created(wal) == b->segments_before ||
-        meta_seq(meta) == 0 || meta_log_end_min(meta) >= durable)
+        meta_seq(meta) == 0 || meta_log_end_min(meta) >= durable.op)
         return 0;
-    int rc = meta_write_log_end(meta, durable, err);
+    int rc = meta_write_log_end(meta, durable.op, durable.checksum, err);
     return rc < 0 && meta->state == META_FAILED ? rc : 0;
 }
 
@@ -159,7 +159,10 @@ int storage_batch_run(struct storage_batch *b, struct wal *wal,
     for (; b->meta_next; b->meta_next = b->meta_next->next) {
         if (b->meta_next->type != STORAGE_META)
             continue;
-        b->meta_next->meta.log_end_min = wal_op_durable(wal);
+        struct wal_position durable = wal_durable(wal);
+        b->meta_next->meta.log_end_min = durable.op;
+        b->meta_next->meta.log_end_check =
+            durable.op ? (uint32_t)durable.checksum : 0;
         int rc = meta_write(meta, &b->meta_next->meta, err);
         if (rc < 0) {
             rc = classify(rc, meta->state == META_FAILED);

@@ -33,6 +33,7 @@ void meta_slot_encode(const struct meta_record *record, uint64_t seq,
     put_u32(out + 40, record->meta.epoch);
     put_u32(out + 44, record->meta.replica_count);
     put_u32(out + 48, record->meta.flags);
+    put_u32(out + 52, record->log_end_check);
     put_u64(out + 56, record->log_end_min);
     put_u32(out + 4, slot_crc(out));
 }
@@ -47,7 +48,7 @@ const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
     uint32_t version = get_u32(in + 8);
     if (version > META_FORMAT_VERSION)
         return "was written by a newer cohort (unknown format version)";
-    if (version == 0 || get_u32(in + 12) != 0 || get_u32(in + 52) != 0)
+    if (version == 0 || get_u32(in + 12) != 0)
         return "has an invalid format version";
     record->format_version = version;
     *seq = get_u64(in + 16);
@@ -57,8 +58,9 @@ const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
     record->meta.epoch = get_u32(in + 40);
     record->meta.replica_count = get_u32(in + 44);
     record->meta.flags = get_u32(in + 48);
+    record->log_end_check = get_u32(in + 52);
     record->log_end_min = get_u64(in + 56);
-    if (version < 2 && record->log_end_min != 0)
+    if (version < 2 && (record->log_end_min != 0 || record->log_end_check))
         return "has nonzero reserved bytes";
     if (*seq == 0)
         return "has sequence number 0";
@@ -242,11 +244,13 @@ int meta_write(struct meta *m, const struct meta_record *record,
     return 0;
 }
 
-int meta_write_log_end(struct meta *m, uint64_t op, struct cohort_err *err)
+int meta_write_log_end(struct meta *m, uint64_t op, uint64_t checksum,
+                       struct cohort_err *err)
 {
     ASSERT(m->seq > 0);
     struct meta_record record = m->newest;
     record.log_end_min = op;
+    record.log_end_check = op ? (uint32_t)checksum : 0;
     return meta_write(m, &record, err);
 }
 

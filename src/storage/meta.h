@@ -13,10 +13,11 @@
  *     12 u32 reserved (0)          40 u32 epoch
  *     16 u64 seq (1, 2, ...)       44 u32 replica count
  *                                  48 u32 flags (META_FLAG_*)
- *                                  52 u32 reserved (0)
+ *                                  52 u32 log end check (format 2)
  *                                  56 u64 log end bound (format 2)
  *
- * Formats: 2 adds the log end bound (bytes 56..63, zero in format 1).
+ * Formats: 2 adds the log end bound and its check (bytes 52..63, zero in
+ * format 1).
  * Format 1 files are read (bound 0; the wal then does not insist that a
  * log exists, since older cohort could leave a wal without segments), and
  * the next write makes them format 2. A newer format is refused: "upgrade
@@ -29,7 +30,9 @@
  * wal's durable op here with each metadata record and when the wal started
  * a new segment, and lowers it, durably, before a sync that truncates the
  * log below it. So at start, a log that ends below the bound lost
- * records behind cohort's back (deleted segments): damage (wal.h).
+ * records behind cohort's back (deleted segments): damage (wal.h). The
+ * check is the low 32 bits of the checksum of the entry at the bound (0
+ * when the bound is 0): at start the log must hold that very entry there.
  *
  * A write puts the record, with seq one above the newest, into the slot
  * that does not hold the newest, then fdatasyncs. Loading takes the valid
@@ -63,6 +66,7 @@ struct meta_record {
     uint64_t cluster_id;
     struct replica_meta meta;
     uint64_t log_end_min;    /* see the header comment; 0 in format 1 */
+    uint32_t log_end_check;  /* likewise */
     uint32_t format_version; /* set by meta_open(); ignored by meta_write() */
 };
 
@@ -100,9 +104,11 @@ int meta_open(struct meta *m, struct vfs *vfs, const char *path,
 int meta_write(struct meta *m, const struct meta_record *record,
                struct cohort_err *err);
 
-/* Write the newest record again with log_end_min = op. Precondition: a
- * record exists (meta_seq() > 0). Errors as meta_write(). */
-int meta_write_log_end(struct meta *m, uint64_t op, struct cohort_err *err);
+/* Write the newest record again with the log end bound at op, whose
+ * entry's checksum is checksum. Precondition: a record exists (meta_seq()
+ * > 0). Errors as meta_write(). */
+int meta_write_log_end(struct meta *m, uint64_t op, uint64_t checksum,
+                       struct cohort_err *err);
 
 void meta_close(struct meta *m);
 

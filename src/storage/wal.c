@@ -273,14 +273,14 @@ static void tail_close(struct wal *wal)
     wal->tail_dirty = false;
 }
 
-/* Delete the segments from index `keep` on, newest first, then make the
- * deletions durable (invariant 4). The tail, if open, is not among them. */
+/* Delete the segments from index `keep` on, newest first, each deletion
+ * made durable before the next (invariant 4): a disk may keep a later
+ * unlink and lose an earlier one, and the survivors must stay a prefix of
+ * the log, never one with a gap. The tail, if open, is not among them. */
 static int segments_delete_from(struct wal *wal, uint32_t keep,
                                 struct cohort_err *err)
 {
     ASSERT(keep <= wal->segment_count);
-    if (keep == wal->segment_count)
-        return 0;
     while (wal->segment_count > keep) {
         char path[VFS_PATH_MAX];
         wal_segment_path(wal, wal->segments[wal->segment_count - 1], false,
@@ -288,12 +288,12 @@ static int segments_delete_from(struct wal *wal, uint32_t keep,
         int rc = vfs_unlink(wal->vfs, path, err);
         if (rc != 0 && rc != -COHORT_ENOTFOUND)
             return err_wrap(err, "wal: delete replaced segment");
+        rc = vfs_sync_dir(wal->vfs, wal->dir, err);
+        if (rc != 0)
+            return wal_fail(wal, err_wrap(err, "wal: delete replaced segments"),
+                            err);
         wal->segment_count--;
     }
-    int rc = vfs_sync_dir(wal->vfs, wal->dir, err);
-    if (rc != 0)
-        return wal_fail(wal, err_wrap(err, "wal: delete replaced segments"),
-                        err);
     return 0;
 }
 
@@ -636,6 +636,11 @@ uint64_t wal_op_last(const struct wal *wal)
 uint64_t wal_op_durable(const struct wal *wal)
 {
     return wal->op_durable;
+}
+
+struct wal_position wal_durable(const struct wal *wal)
+{
+    return (struct wal_position){wal->op_durable, wal->checksum_durable};
 }
 
 uint32_t wal_segment_count(const struct wal *wal)

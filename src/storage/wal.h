@@ -69,7 +69,10 @@
  *    records (segments are preallocated, and never shrink);
  *  - its last segments: wal_expect.log_end_min, a lower bound of the
  *    durable log's end that the metadata keeps (see meta.h), against the
- *    end the segments still show (their records, and their names).
+ *    end the segments still show (their records, and their names); and
+ *    the checksum of that op, against the one recovered (losing the
+ *    segment a suffix replacement started brings the replaced records
+ *    back in the segment before it).
  *
  * States: CLOSED -> OPEN -> FAILED (-> CLOSED by wal_close()). FAILED
  * follows a failed fdatasync or directory fsync and lasts until the wal is
@@ -136,8 +139,12 @@ struct wal_expect {
      * and for metadata of format 1 (older cohort could leave none). */
     bool log_exists;
     /* The metadata records that the durable log reached this op (meta.h,
-     * log_end_min); segments that end below it lost their last ones. */
+     * log_end_min), whose entry's checksum has these low 32 bits
+     * (log_end_check): segments that end below it lost their last ones,
+     * and a different op there says the log is not the one stored (a
+     * replaced suffix came back: the segment that replaced it is lost). */
     uint64_t log_end_min;
+    uint32_t log_end_check;
 };
 
 /* What wal_open() found. entries (with their bodies) belong to the wal and
@@ -265,6 +272,8 @@ enum wal_state wal_state(const struct wal *wal);
 uint64_t wal_op_first(const struct wal *wal); /* 0 if empty */
 uint64_t wal_op_last(const struct wal *wal);  /* the base if empty */
 uint64_t wal_op_durable(const struct wal *wal);
+/* The last durable op and its checksum (the base's when empty). */
+struct wal_position wal_durable(const struct wal *wal);
 uint32_t wal_segment_count(const struct wal *wal);
 /* Segments created since wal_open(): a change says the log rolled over. */
 uint64_t wal_segments_created(const struct wal *wal);

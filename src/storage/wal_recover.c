@@ -615,20 +615,42 @@ static bool recover_missing_start(struct wal *wal, struct recovery *r)
     return wal->segment_count == 0;
 }
 
-/* The metadata says the log reached log_end_min; the segments show less. */
-static void recover_check_end(struct wal *wal, const struct recovery *r)
+/* The metadata says the log reached log_end_min, with that entry there:
+ * the segments show less, or another entry. */
+static void recover_check_end(struct wal *wal, struct recovery *r)
 {
     struct wal_recovery *rec = r->rec;
-    uint64_t want = r->expect->log_end_min;
-    if (rec->damaged_op || rec->stale_suffix || r->end_seen >= want)
+    const struct wal_expect *x = r->expect;
+    uint64_t want = x->log_end_min;
+    uint64_t base = x->base.op;
+    if (rec->damaged_op || rec->stale_suffix)
         return;
-    rec->damaged_op = wal->op_last + 1;
+    if (r->end_seen < want) {
+        rec->damaged_op = wal->op_last + 1;
+        err_set(&rec->damage, -COHORT_ECORRUPT,
+                "wal %.400s: its segments end at op %" PRIu64
+                ", but the metadata records that the log reached op %" PRIu64
+                ": its last segments were lost (deleted?), and every op from "
+                "%" PRIu64 " on is lost here",
+                wal->dir, r->end_seen, want, wal->op_last + 1);
+        return;
+    }
+    if (want <= base || want > wal->op_last ||
+        (uint32_t)wal->recovered[want - base - 1].h.checksum ==
+            x->log_end_check)
+        return;
+    /* Where the stored log and this one part is unknown: all of it goes. */
+    wal->recovered_count = 0;
+    wal->op_last = base;
+    wal->checksum_last = x->base.checksum;
+    r->tail_reusable = false;
+    rec->damaged_op = base + 1;
     err_set(&rec->damage, -COHORT_ECORRUPT,
-            "wal %.400s: its segments end at op %" PRIu64
-            ", but the metadata records that the log reached op %" PRIu64
-            ": its last segments were lost (deleted?), and every op from "
-            "%" PRIu64 " on is lost here",
-            wal->dir, r->end_seen, want, wal->op_last + 1);
+            "wal %.400s: its op %" PRIu64 " is not the one the metadata "
+            "records (another checksum): the segment that replaced it was "
+            "lost (deleted?), and the log from op %" PRIu64 " on is "
+            "repaired from peers",
+            wal->dir, want, base + 1);
 }
 
 static int recover(struct wal *wal, const struct wal_expect *x,

@@ -60,7 +60,8 @@ static struct meta_record record_for(uint32_t n)
                                      .epoch = n / 2,
                                      .replica_count = 3,
                                      .flags = n % 2},
-                            .log_end_min = n * 1000u};
+                            .log_end_min = n * 1000u,
+                            .log_end_check = n * 77u};
     return r;
 }
 
@@ -71,7 +72,8 @@ static bool record_equal(const struct meta_record *a,
            a->meta.last_normal_view == b->meta.last_normal_view &&
            a->meta.epoch == b->meta.epoch &&
            a->meta.replica_count == b->meta.replica_count &&
-           a->meta.flags == b->meta.flags && a->log_end_min == b->log_end_min;
+           a->meta.flags == b->meta.flags && a->log_end_min == b->log_end_min &&
+           a->log_end_check == b->log_end_check;
 }
 
 static void open_ok(struct meta *m, struct vfs *vfs, const char *path,
@@ -308,8 +310,10 @@ static void put_slot(const char *path, uint32_t slot_index, uint32_t version,
     uint8_t slot[META_RECORD_SIZE];
     meta_slot_encode(r, seq, slot);
     put_u32(slot + 8, version);
-    if (version < 2)
-        put_u64(slot + 56, 0); /* format 1 has no log end bound */
+    if (version < 2) {
+        put_u32(slot + 52, 0); /* format 1 has no log end bound */
+        put_u64(slot + 56, 0);
+    }
     put_u32(slot + 4,
             crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE - 8));
     FILE *f = fopen(path, "r+b");
@@ -365,13 +369,15 @@ static void log_end_bound_is_rewritten_over_the_newest_record(void **state)
     write_ok(&m, 4);
     assert_int_equal(meta_log_end_min(&m), 4000);
     struct cohort_err err;
-    assert_int_equal(meta_write_log_end(&m, 4321, &err), 0);
-    assert_int_equal(meta_write_log_end(&m, 17, &err), 0); /* lowered */
+    assert_int_equal(meta_write_log_end(&m, 4321, 0xabcdef0123ull, &err), 0);
+    assert_int_equal(meta_write_log_end(&m, 17, 0x5555aaaa0000ffffull, &err),
+                     0); /* lowered */
     assert_int_equal(meta_seq(&m), 3);
     meta_close(&m);
     open_ok(&m, vfs_posix(), fx->path, &r, &present);
     struct meta_record want = record_for(4);
     want.log_end_min = 17;
+    want.log_end_check = 0x0000ffff; /* the checksum's low 32 bits */
     assert_true(record_equal(&r, &want));
     assert_int_equal(meta_log_end_min(&m), 17);
     /* A full write records the bound it is given. */
