@@ -114,8 +114,8 @@ def listenable(port):
 
 def kill_quiet(c, i):
     """SIGKILL replica i and wait until nothing listens on its ports: a
-    snapshot child it forked outlives it, holding them, and may still
-    rename its snapshot in."""
+    snapshot child it forked dies with it, but not at the same instant,
+    and holds them (and may rename its snapshot in) until then."""
     c.kill(i)
     deadline = time.monotonic() + 20 * c.slow
     ports = (c.client_ports[i], c.peer_ports[i])
