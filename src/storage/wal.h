@@ -49,11 +49,13 @@
  *  (6) from the first wal_open() on, the directory holds at least one
  *      segment at every instant: wal_open() creates one in an empty
  *      directory, compaction keeps the last, and a reset or suffix
- *      replacement creates (or atomically replaces) the segment at its
- *      first op before the segments after it are gone, or, if none
- *      would be left before it, before deleting any. Each segment's name
- *      is evidence that the log reached the op before it. So a directory
- *      without segments, where the metadata says a log existed, lost it;
+ *      replacement at op T deletes only the segments after T (newest
+ *      first, each unlink durable before the next, so the survivors are
+ *      a prefix), keeps those before T, and creates T by a rename that
+ *      atomically replaces an old T; if no segment starts before T, T is
+ *      created before any is deleted. Each segment's name is evidence
+ *      that the log reached the op before it. So a directory without
+ *      segments, where the metadata says a log existed, lost it;
  *  (7) records at or below the base are never needed: damage there is
  *      noted, not reported, and the log restarts after the base; a suffix
  *      whose first record does not chain onto the base is stale (a log

@@ -71,8 +71,7 @@ static struct storage_job *meta_job(uint32_t view)
 {
     struct storage_job *job = storage_job_new(STORAGE_META);
     job->meta.cluster_id = 7;
-    job->meta.meta =
-        (struct replica_meta){.view = view, .replica_count = 3};
+    job->meta.meta = (struct replica_meta){.view = view, .replica_count = 3};
     job->meta.log_end_min = 999999; /* the round writes its own */
     return job;
 }
@@ -217,9 +216,8 @@ static void crash_apply(struct vfs_fault *f, const int mode[2])
                      : mode[1] == 1 ? VFS_FAULT_NAMES_ALL
                      : n == 0       ? 0
                                     : (uint64_t)1 << (n - 1 < 63 ? n - 1 : 63);
-    assert_int_equal(vfs_fault_crash(f, mode[0] ? VFS_FAULT_KEEP_ALL : 0,
-                                     names, &err),
-                     0);
+    assert_int_equal(
+        vfs_fault_crash(f, mode[0] ? VFS_FAULT_KEEP_ALL : 0, names, &err), 0);
 }
 
 /* Ops 1..60 and metadata, then a round that replaces the log from op 20
