@@ -201,6 +201,19 @@ void vr_truncate_log(struct replica *r, uint64_t op)
         r->prepare_sent_op = op;
 }
 
+/* The log's base moved (compaction, or a snapshot installed) past ops whose
+ * current version was never persisted (a damaged replica defers its writes
+ * until the damage is on record): those ops are in a durable snapshot now,
+ * so what remains to persist starts right after the base, and the driver
+ * restarts the on-disk log there (a persist from base + 1 restarts it). */
+void vr_persist_after_base(struct replica *r)
+{
+    if (r->persist_from == 0 || r->persist_from > r->log.base)
+        return;
+    r->persist_from = r->log.base + 1;
+    ASSERT(r->persist_from > r->log.base);
+}
+
 void vr_flush_persist(struct replica *r)
 {
     if (r->persist_from == 0)

@@ -512,6 +512,11 @@ bool replica_suspects(const struct replica *r, uint32_t peer)
     return detector_suspects(&r->detector, peer);
 }
 
+bool replica_damaged(const struct replica *r)
+{
+    return r->damaged;
+}
+
 const struct replica_stats *replica_stats(const struct replica *r)
 {
     return &r->stats;

@@ -16,7 +16,10 @@
  *  - ACT_PERSIST: make the on-disk log equal to the log up to op_first - 1
  *    followed by entries op_first..op_last (replica_entry(); copy them now).
  *    op_last == op_first - 1 means "truncate after op_last" with nothing to
- *    write. Persists complete in the order given, one EV_PERSISTED each,
+ *    write. When op_first - 1 is replica_log_base() (the log starts right
+ *    after the durable snapshot), the on-disk log restarts at op_first:
+ *    whatever it held before may be dropped (it is in the snapshot, or
+ *    stale). Persists complete in the order given, one EV_PERSISTED each,
  *    echoing persist.op_last and persist.checksum.
  *  - ACT_PERSIST_META: write the metadata crash-atomically; then deliver
  *    EV_META_PERSISTED with its seq. Metadata writes complete in order.
@@ -311,6 +314,9 @@ uint64_t replica_log_base(const struct replica *r); /* first op held - 1 */
  * backups and unknown peers). */
 uint64_t replica_peer_op(const struct replica *r, uint32_t peer);
 bool replica_suspects(const struct replica *r, uint32_t peer);
+/* Whether the log lost records this replica may have acknowledged and a
+ * primary has not repaired it yet (it then takes no part in view changes). */
+bool replica_damaged(const struct replica *r);
 const struct replica_stats *replica_stats(const struct replica *r);
 /* The largest peer message this replica sends or accepts (derived from the
  * pipeline limits when the config left it 0). */

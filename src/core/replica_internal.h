@@ -173,6 +173,7 @@ bool vr_meta_durable_for_view(const struct replica *r);
 bool vr_meta_durable_normal(const struct replica *r);
 void vr_log_changed_from(struct replica *r, uint64_t op);
 void vr_truncate_log(struct replica *r, uint64_t op);
+void vr_persist_after_base(struct replica *r);
 void vr_flush_persist(struct replica *r);
 void vr_report_view(struct replica *r);
 void vr_reply(struct replica *r, uint64_t client_id, uint64_t request_no,

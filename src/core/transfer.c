@@ -148,6 +148,7 @@ void vr_on_snapshot_taken(struct replica *r, uint64_t op)
     if (to <= r->log.base)
         return;
     log_compact(&r->log, to);
+    vr_persist_after_base(r);
     struct action *a = vr_action_push(r, ACT_LOG_COMPACT);
     a->compact.op = to;
 }
@@ -161,6 +162,7 @@ void vr_on_snapshot_installed(struct replica *r, const struct event *ev)
         log_checksum(&r->log, op, &ours) && ours == ev->snapshot.checksum;
     if (keep) {
         log_compact(&r->log, op);
+        vr_persist_after_base(r);
     } else {
         log_reset(&r->log, op, ev->snapshot.checksum,
                   ev->snapshot.timestamp_ms);

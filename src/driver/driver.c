@@ -107,7 +107,12 @@ static void persist(struct driver *d, const struct action *a)
     uint64_t first = a->persist.op_first;
     uint64_t last = a->persist.op_last;
     struct storage_job *job;
-    if (last >= first) {
+    if (last >= first && first == replica_log_base(d->r) + 1) {
+        /* The log restarts right after the snapshot: whatever the wal
+         * holds is in the snapshot or stale (replica.h, ACT_PERSIST). */
+        drv_storage_push(d, storage_job_new(STORAGE_RESET));
+        job = persist_job(d->r, first, last, a->persist.checksum);
+    } else if (last >= first) {
         job = persist_job(d->r, first, last, a->persist.checksum);
     } else if (replica_entry(d->r, last)) {
         /* Truncate after `last`: re-append it (the wal replaces the suffix
@@ -258,9 +263,16 @@ void driver_frame(struct driver *d, uint32_t from, const uint8_t *data,
     drv_step(d, &ev);
 }
 
+/* While a snapshot goes out, ticks pace its chunks. */
+#define SEND_TICK_MS 5u
+
 uint64_t driver_next_tick_ms(const struct driver *d)
 {
-    return replica_next_tick_ms(d->r, d->host.now_ms(d->host.ctx));
+    uint64_t next = replica_next_tick_ms(d->r, d->host.now_ms(d->host.ctx));
+    for (uint32_t i = 0; i < d->c.replica_count; i++)
+        if (d->sends[i].active && next > SEND_TICK_MS)
+            next = SEND_TICK_MS;
+    return next;
 }
 
 /* ------------------------------------------------------------ queries */

@@ -131,16 +131,15 @@ struct driver_host {
     uint64_t (*wall_ms)(void *ctx);
 };
 
-/* The state machine the driver replicates: apply (struct cohort_sm), the
- * snapshot stream and its restore. */
+/* The state machine the driver replicates: apply (struct cohort_sm) and
+ * restore from a snapshot stream. (Writing a snapshot is the host's: it
+ * streams the state in the background into driver_snapshot_write().) */
 struct driver_sm {
     struct cohort_sm sm;
-    /* Stream the whole state (as of now). */
-    driver_state_fn snapshot;
-    /* Replace the state by a stream snapshot() wrote, read through read()
-     * (0 with *got bytes, fewer than size only at the end, or a negative
-     * code). Returns 0, or a negative code with err naming the fault; the
-     * state is then unusable (empty). */
+    /* Replace the state by a snapshot stream, read through read() (0 with
+     * *got bytes, fewer than size only at the end, or a negative code).
+     * Returns 0, or a negative code with err naming the fault; the state is
+     * then unusable. */
     int (*restore)(void *ctx,
                    int (*read)(void *rctx, void *data, size_t size,
                                size_t *got),

@@ -450,7 +450,6 @@ static int open_driver(struct node *n, struct cohort_err *err)
     };
     struct driver_sm sm = {
         .sm = kv_sm(&n->kv),
-        .snapshot = kv_state,
         .restore = kv_restore_cb,
         .ctx = &n->kv,
     };

@@ -11,11 +11,11 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "core/message.h"
+#include "sim/host.h"
 
 #define PPM 1000000u
-#define REQUEST_HEADER 16 /* client_id, request_no */
-#define REPLY_HEADER 29   /* client_id, request_no, status, hint, op */
-#define SNAPSHOT_HEADER 32
+#define REQUEST_HEADER 16       /* client_id, request_no */
+#define REPLY_HEADER 29         /* client_id, request_no, status, hint, op */
 #define LIVELOCK_STEPS 1000000u /* steps at one virtual instant */
 
 /* Sources of events, in tie-break order. */
@@ -24,6 +24,7 @@ enum source {
     SOURCE_RESUME,
     SOURCE_DISK,
     SOURCE_NET,
+    SOURCE_TURN,
     SOURCE_TICK,
     SOURCE_CLIENT,
 };
@@ -42,6 +43,12 @@ static void hash_mix(struct cluster *c, uint64_t a, uint64_t b, uint64_t x,
     XXH3_64bits_update(c->trace_hash, raw, sizeof(raw));
 }
 
+void cluster_hash(struct cluster *c, uint64_t a, uint64_t b, uint64_t x,
+                  uint64_t y)
+{
+    hash_mix(c, a, b, x, y);
+}
+
 void cluster_trace(struct cluster *c, const char *fmt, ...)
 {
     if (!c->config.trace)
@@ -54,35 +61,20 @@ void cluster_trace(struct cluster *c, const char *fmt, ...)
             c->step, c->line);
 }
 
-static void core_trace(void *ctx, const char *line)
-{
-    struct sim_replica *rep = ctx;
-    struct cluster *c = rep->cluster;
-    if (c->config.trace)
-        fprintf(c->config.trace, "%8" PRIu64 "ms #%-7" PRIu64 " core %s\n",
-                c->now, c->step, line);
-}
-
-static const char *event_name(enum event_type type)
-{
-    static const char *names[] = {"?",
-                                  "EV_TICK",
-                                  "EV_MESSAGE",
-                                  "EV_CLIENT_REQUEST",
-                                  "EV_PERSISTED",
-                                  "EV_META_PERSISTED",
-                                  "EV_SNAPSHOT_TAKEN",
-                                  "EV_SNAPSHOT_INSTALLED",
-                                  "EV_PEER_DOWN",
-                                  "EV_READ"};
-    return type <= EV_READ ? names[type] : "?";
-}
-
 static void describe_message(const struct cluster *c, const uint8_t *data,
                              size_t size, char *out, size_t out_size)
 {
     struct message m;
-    if (!message_decode(data, size, c->config.replica_count, &m)) {
+    if (size >= 1 && data[0] == DRIVER_FRAME_SNAPSHOT) {
+        snprintf(out, out_size, "snapshot chunk of %zu bytes", size);
+        return;
+    }
+    if (size >= 1 && data[0] == DRIVER_FRAME_SNAPSHOT_RESUME) {
+        snprintf(out, out_size, "snapshot resume");
+        return;
+    }
+    if (size < 1 || data[0] != DRIVER_FRAME_PROTOCOL ||
+        !message_decode(data + 1, size - 1, c->config.replica_count, &m)) {
         snprintf(out, out_size, "undecodable %zu bytes", size);
         return;
     }
@@ -95,7 +87,7 @@ static void describe_message(const struct cluster *c, const uint8_t *data,
 
 /* ------------------------------------------------------------- clocks */
 
-static uint64_t local_now(const struct sim_replica *rep, uint64_t now)
+uint64_t cluster_local_now(const struct sim_replica *rep, uint64_t now)
 {
     uint64_t elapsed = now - rep->clock_base_global;
     return rep->clock_base_local + elapsed * rep->rate_ppm / PPM;
@@ -104,19 +96,6 @@ static uint64_t local_now(const struct sim_replica *rep, uint64_t now)
 static uint64_t global_delay(const struct sim_replica *rep, uint64_t local_ms)
 {
     return (local_ms * PPM + rep->rate_ppm - 1) / rep->rate_ppm;
-}
-
-/* ---------------------------------------------------------- state machine */
-
-static size_t sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
-                       const uint8_t *body, size_t body_size, uint8_t *reply,
-                       size_t reply_size_max)
-{
-    struct sim_replica *rep = ctx;
-    size_t size = kvsm_apply(&rep->sm, body, body_size, reply, reply_size_max);
-    check_apply(&rep->cluster->check, rep->index, op, timestamp_ms, body,
-                body_size, reply, size, kvsm_hash(&rep->sm));
-    return size;
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -141,8 +120,6 @@ void cluster_init(struct cluster *c, const struct cluster_config *config)
         struct sim_replica *rep = &c->replicas[i];
         rep->cluster = c;
         rep->index = i;
-        rep->sm_iface.ctx = rep;
-        rep->sm_iface.apply = sm_apply;
         sim_disk_init(&rep->disk, &c->prng, &config->disk);
         uint32_t drift = config->clock_drift_ppm;
         rep->rate_ppm =
@@ -156,25 +133,24 @@ void cluster_init(struct cluster *c, const struct cluster_config *config)
 void cluster_deinit(struct cluster *c)
 {
     for (uint32_t i = 0; i < c->config.replica_count; i++) {
-        replica_deinit(c->replicas[i].r);
+        sim_host_stop(c, &c->replicas[i]);
         sim_disk_deinit(&c->replicas[i].disk);
     }
     sim_net_deinit(&c->net);
     workload_deinit(&c->workload);
     check_deinit(&c->check);
     XXH3_freeState(c->trace_hash);
-    free(c->scratch);
     memset(c, 0, sizeof(*c));
 }
 
 bool cluster_alive(const struct cluster *c, uint32_t i)
 {
-    return c->replicas[i].r != NULL;
+    return c->replicas[i].driver != NULL;
 }
 
 static bool runnable(const struct sim_replica *rep)
 {
-    return rep->r && !rep->paused;
+    return rep->driver && !rep->paused;
 }
 
 /* ----------------------------------------------------- failure detector */
@@ -202,7 +178,7 @@ static bool fd_healthy(const struct cluster *c, uint32_t p, uint32_t b)
 
 static void fd_observe(struct cluster *c, struct sim_replica *rep)
 {
-    struct replica *r = rep->r;
+    const struct replica *r = rep->r;
     bool active = replica_status(r) != STATUS_RECOVERING;
     for (uint32_t p = 0; p < c->config.replica_count; p++) {
         if (p == rep->index)
@@ -255,7 +231,7 @@ static void learn_committed(struct cluster *c, struct sim_replica *rep,
 
 static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
 {
-    struct replica *r = rep->r;
+    const struct replica *r = rep->r;
     uint64_t base = replica_log_base(r);
     uint64_t applied = replica_applied(r);
     uint64_t commit = replica_commit(r);
@@ -295,401 +271,23 @@ static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
     fd_observe(c, rep);
 }
 
-/* ------------------------------------------------------------- actions */
+/* ------------------------------------------------------------- events */
 
-static struct entry *persist_scratch(struct cluster *c, uint64_t count)
+/* After an input handed to rep's driver: check it and schedule its tick. */
+static void settle(struct cluster *c, struct sim_replica *rep)
 {
-    if (count > c->scratch_capacity) {
-        c->scratch_capacity = count * 2;
-        free(c->scratch);
-        c->scratch = malloc(c->scratch_capacity * sizeof(*c->scratch));
-        ASSERT(c->scratch != NULL);
-    }
-    return c->scratch;
-}
-
-static void do_persist(struct cluster *c, struct sim_replica *rep,
-                       const struct action *a)
-{
-    uint64_t first = a->persist.op_first;
-    uint64_t last = a->persist.op_last;
-    if (last + 1 < first || first == 0) {
-        check_fail(&c->check, "contract",
-                   "replica %" PRIu32 " ACT_PERSIST op_first %" PRIu64
-                   " op_last %" PRIu64,
-                   rep->index, first, last);
-        return;
-    }
-    uint64_t count = last + 1 - first;
-    struct entry *list = persist_scratch(c, count ? count : 1);
-    for (uint64_t i = 0; i < count; i++) {
-        const struct entry *e = replica_entry(rep->r, first + i);
-        if (!e) {
-            check_fail(&c->check, "contract",
-                       "replica %" PRIu32 " ACT_PERSIST %" PRIu64 "..%" PRIu64
-                       " but replica_entry(%" PRIu64 ") is NULL",
-                       rep->index, first, last, first + i);
-            return;
-        }
-        list[i] = *e; /* replica_entry() reuses one struct */
-    }
-    sim_disk_persist(&rep->disk, c->now, first, last, a->persist.checksum, list,
-                     (uint32_t)count);
-    cluster_trace(c, "r%u ACT_PERSIST %" PRIu64 "..%" PRIu64, rep->index, first,
-                  last);
-}
-
-static void do_snapshot_take(struct cluster *c, struct sim_replica *rep,
-                             const struct action *a)
-{
-    uint8_t state[KVSM_STATE_SIZE];
-    kvsm_encode(&rep->sm, state);
-    struct sim_snapshot s = {
-        .op = a->snapshot_take.op,
-        .checksum = a->snapshot_take.checksum,
-        .timestamp_ms = a->snapshot_take.timestamp_ms,
-        .state = state,
-        .state_size = sizeof(state),
-        .client_table = (uint8_t *)a->snapshot_take.client_table,
-        .client_table_size = a->snapshot_take.client_table_size,
-    };
-    if (s.op != replica_applied(rep->r))
-        check_fail(&c->check, "contract",
-                   "replica %" PRIu32 " ACT_SNAPSHOT_TAKE at op %" PRIu64
-                   " but it has applied %" PRIu64,
-                   rep->index, s.op, replica_applied(rep->r));
-    check_restore(&c->check, rep->index, s.op, kvsm_hash(&rep->sm));
-    sim_disk_snapshot(&rep->disk, c->now, false, &s);
-    cluster_trace(c, "r%u ACT_SNAPSHOT_TAKE op=%" PRIu64, rep->index, s.op);
-}
-
-static void do_snapshot_send(struct cluster *c, struct sim_replica *rep,
-                             uint32_t to)
-{
-    const struct sim_snapshot *s = &rep->disk.snapshot;
-    if (s->op == 0) {
-        check_fail(&c->check, "contract",
-                   "replica %" PRIu32 " ACT_SNAPSHOT_SEND to %" PRIu32
-                   " with no durable snapshot",
-                   rep->index, to);
-        return;
-    }
-    size_t size = SNAPSHOT_HEADER + s->state_size + s->client_table_size;
-    uint8_t *blob = malloc(size);
-    ASSERT(blob != NULL);
-    put_u64(blob, s->op);
-    put_u64(blob + 8, s->checksum);
-    put_u64(blob + 16, s->timestamp_ms);
-    put_u32(blob + 24, (uint32_t)s->state_size);
-    put_u32(blob + 28, (uint32_t)s->client_table_size);
-    memcpy(blob + SNAPSHOT_HEADER, s->state, s->state_size);
-    memcpy(blob + SNAPSHOT_HEADER + s->state_size, s->client_table,
-           s->client_table_size);
-    sim_net_send(&c->net, c->now, rep->index, to, SIM_MSG_SNAPSHOT, blob, size);
-    free(blob);
-    c->stats.snapshots_sent++;
-    cluster_trace(c, "r%u ACT_SNAPSHOT_SEND op=%" PRIu64 " to r%u", rep->index,
-                  s->op, to);
-}
-
-/* Send a reply from rep to the client of session id. */
-static void send_reply(struct cluster *c, struct sim_replica *rep, uint64_t id,
-                       uint64_t request_no, enum reply_status status,
-                       uint32_t hint, uint64_t op, const uint8_t *data,
-                       size_t data_size)
-{
-    uint32_t client = (uint32_t)(id & 0xffff) - 1;
-    if (client >= c->config.workload.client_count)
-        return;
-    size_t size = REPLY_HEADER + data_size;
-    uint8_t buf[REPLY_HEADER + 64];
-    if (size > sizeof(buf)) {
-        check_fail(&c->check, "reply", "replica %" PRIu32 " reply of %zu bytes",
-                   rep->index, data_size);
-        return;
-    }
-    put_u64(buf, id);
-    put_u64(buf + 8, request_no);
-    buf[16] = (uint8_t)status;
-    put_u32(buf + 17, hint);
-    put_u64(buf + 21, op);
-    if (data_size)
-        memcpy(buf + REPLY_HEADER, data, data_size);
-    sim_net_send(&c->net, c->now, rep->index, c->config.replica_count + client,
-                 SIM_MSG_REPLY, buf, size);
-}
-
-static void do_reply(struct cluster *c, struct sim_replica *rep,
-                     const struct action *a)
-{
-    uint64_t id = a->reply.client_id;
-    if (a->reply.status == REPLY_OK)
-        check_reply(&c->check, rep->index, id, a->reply.request_no, a->reply.op,
-                    a->reply.data, a->reply.size);
-    cluster_trace(c,
-                  "r%u ACT_REPLY client=%" PRIx64 " request=%" PRIu64
-                  " status=%d op=%" PRIu64 " hint=%u",
-                  rep->index, id, a->reply.request_no, (int)a->reply.status,
-                  a->reply.op, a->reply.primary_hint);
-    send_reply(c, rep, id, a->reply.request_no, a->reply.status,
-               a->reply.primary_hint, a->reply.op, a->reply.data,
-               a->reply.size);
-}
-
-/* The core answered a read: serve it from this replica's state machine as it
- * is now (REPLY_OK; op 0 in the reply: no log op), or pass the refusal on.
- * Only the linearizability check judges the value. */
-static void do_read(struct cluster *c, struct sim_replica *rep,
-                    const struct action *a)
-{
-    uint32_t i = 0;
-    while (i < rep->read_count && rep->reads[i].tag != a->read.tag)
-        i++;
-    if (i == rep->read_count) {
-        check_fail(&c->check, "read",
-                   "replica %" PRIu32 " answered unknown read tag %" PRIu64,
-                   rep->index, a->read.tag);
-        return;
-    }
-    struct sim_read rd = rep->reads[i];
-    rep->reads[i] = rep->reads[--rep->read_count];
-    hash_mix(c, rep->index, 6000 + a->read.status, rd.client_id, rd.request_no);
-    cluster_trace(c,
-                  "r%u ACT_READ tag=%" PRIu64 " client=%" PRIx64
-                  " request=%" PRIu64 " status=%d",
-                  rep->index, a->read.tag, rd.client_id, rd.request_no,
-                  (int)a->read.status);
-    uint8_t reply[KVSM_REPLY_SIZE];
-    size_t size = 0;
-    if (a->read.status == REPLY_OK) {
-        struct kvsm_cmd get = {.kind = KVSM_GET, .key = rd.key};
-        struct kvsm_reply value = kvsm_exec(&rep->sm, &get);
-        kvsm_reply_encode(&value, reply);
-        size = sizeof(reply);
-    }
-    send_reply(c, rep, rd.client_id, rd.request_no, a->read.status,
-               a->read.primary_hint, 0, reply, size);
-}
-
-static void do_action(struct cluster *c, struct sim_replica *rep,
-                      const struct action *a)
-{
-    hash_mix(c, rep->index, 1000 + a->type, 0, 0);
-    switch (a->type) {
-    case ACT_SEND:
-        hash_mix(c, a->send.to, a->send.size,
-                 XXH3_64bits(a->send.data, a->send.size), 0);
-        if (c->config.trace) {
-            char d[160];
-            describe_message(c, a->send.data, a->send.size, d, sizeof(d));
-            cluster_trace(c, "r%u ACT_SEND to r%u %s", rep->index, a->send.to,
-                          d);
-        }
-        sim_net_send(&c->net, c->now, rep->index, a->send.to, SIM_MSG_PEER,
-                     a->send.data, a->send.size);
-        break;
-    case ACT_PERSIST:
-        hash_mix(c, a->persist.op_first, a->persist.op_last,
-                 a->persist.checksum, 0);
-        do_persist(c, rep, a);
-        break;
-    case ACT_PERSIST_META:
-        hash_mix(c, a->meta.seq, a->meta.meta.view,
-                 a->meta.meta.last_normal_view, 0);
-        sim_disk_meta(&rep->disk, c->now, a->meta.seq, &a->meta.meta);
-        cluster_trace(c,
-                      "r%u ACT_PERSIST_META seq=%" PRIu64 " view=%" PRIu32
-                      " lnv=%" PRIu32,
-                      rep->index, a->meta.seq, a->meta.meta.view,
-                      a->meta.meta.last_normal_view);
-        break;
-    case ACT_REPLY:
-        hash_mix(c, a->reply.client_id, a->reply.request_no, a->reply.status,
-                 a->reply.op);
-        do_reply(c, rep, a);
-        break;
-    case ACT_VIEW:
-        hash_mix(c, a->view.view, a->view.primary, 0, 0);
-        cluster_trace(c, "r%u ACT_VIEW view=%" PRIu64 " primary=r%u",
-                      rep->index, a->view.view, a->view.primary);
-        break;
-    case ACT_SNAPSHOT_TAKE:
-        hash_mix(c, a->snapshot_take.op, a->snapshot_take.checksum, 0, 0);
-        do_snapshot_take(c, rep, a);
-        break;
-    case ACT_LOG_COMPACT:
-        hash_mix(c, a->compact.op, 0, 0, 0);
-        cluster_trace(c, "r%u ACT_LOG_COMPACT op=%" PRIu64, rep->index,
-                      a->compact.op);
-        if (!sim_disk_compact(&rep->disk, a->compact.op))
-            check_fail(&c->check, "contract",
-                       "replica %" PRIu32 " ACT_LOG_COMPACT through op %" PRIu64
-                       " but its durable snapshot is at op %" PRIu64,
-                       rep->index, a->compact.op, rep->disk.snapshot.op);
-        break;
-    case ACT_READ:
-        do_read(c, rep, a);
-        break;
-    case ACT_SNAPSHOT_SEND:
-        hash_mix(c, a->snapshot_send.to, 0, 0, 0);
-        do_snapshot_send(c, rep, a->snapshot_send.to);
-        break;
-    default:
-        check_fail(&c->check, "contract", "replica %" PRIu32 " action type %d",
-                   rep->index, (int)a->type);
-    }
-}
-
-/* Step replica rep with ev (now_ms filled in here), carry out its actions
- * and check it. */
-static void deliver(struct cluster *c, struct sim_replica *rep,
-                    struct event *ev)
-{
-    ASSERT(runnable(rep));
-    ev->now_ms = local_now(rep, c->now);
-    hash_mix(c, rep->index, ev->type, ev->now_ms, 0);
-    c->check.step = c->step;
-    c->check.now_ms = c->now;
-    struct actions out;
-    replica_step(rep->r, ev, &out);
-    for (uint32_t i = 0; i < out.count; i++)
-        do_action(c, rep, &out.list[i]);
+    if (!rep->driver)
+        return; /* it crashed during the input */
     after_step(c, rep, false);
     check_advance(&c->check);
-    uint64_t next = replica_next_tick_ms(rep->r, ev->now_ms);
+    uint64_t next = driver_next_tick_ms(rep->driver);
     if (next > c->config.tick_interval_ms)
         next = c->config.tick_interval_ms;
     rep->tick_at = c->now + global_delay(rep, next);
-}
-
-/* ------------------------------------------------------------- events */
-
-static void on_disk_done(struct cluster *c, struct sim_replica *rep)
-{
-    struct sim_disk_done done;
-    sim_disk_complete(&rep->disk, &done);
-    struct event ev = {0};
-    switch (done.kind) {
-    case SIM_WRITE_LOG:
-        if (done.gap)
-            check_fail(&c->check, "contract",
-                       "replica %" PRIu32 " ACT_PERSIST through op %" PRIu64
-                       " starts past its durable log, which ends at op %" PRIu64
-                       ": the log would have a hole",
-                       rep->index, done.op, done.gap_durable_op);
-        ev.type = EV_PERSISTED;
-        ev.persisted.op = done.op;
-        ev.persisted.checksum = done.checksum;
-        break;
-    case SIM_WRITE_META:
-        ev.type = EV_META_PERSISTED;
-        ev.meta.seq = done.seq;
-        break;
-    case SIM_WRITE_SNAPSHOT_TAKE:
-        ev.type = EV_SNAPSHOT_TAKEN;
-        ev.snapshot_taken.op = done.op;
-        break;
-    case SIM_WRITE_SNAPSHOT_INSTALL: {
-        const struct sim_snapshot *s = done.snapshot;
-        if (done.op <= replica_applied(rep->r) || s->op != done.op) {
-            c->stats.snapshots_dropped++;
-            cluster_trace(c, "r%u snapshot op=%" PRIu64 " not installed",
-                          rep->index, done.op);
-            return;
-        }
-        if (!kvsm_restore(&rep->sm, s->state, s->state_size)) {
-            check_fail(&c->check, "contract",
-                       "replica %" PRIu32 " got a snapshot it cannot restore",
-                       rep->index);
-            return;
-        }
-        check_restore(&c->check, rep->index, s->op, kvsm_hash(&rep->sm));
-        c->stats.snapshots_installed++;
-        ev.type = EV_SNAPSHOT_INSTALLED;
-        ev.snapshot.op = s->op;
-        ev.snapshot.checksum = s->checksum;
-        ev.snapshot.timestamp_ms = s->timestamp_ms;
-        ev.snapshot.client_table = s->client_table;
-        ev.snapshot.client_table_size = s->client_table_size;
-        break;
-    }
-    }
-    if (ev.type == EV_META_PERSISTED)
-        cluster_trace(c, "r%u EV_META_PERSISTED seq=%" PRIu64, rep->index,
-                      done.seq);
-    else
-        cluster_trace(c, "r%u %s op=%" PRIu64, rep->index, event_name(ev.type),
-                      done.op);
-    deliver(c, rep, &ev);
-}
-
-static void on_snapshot_arrival(struct cluster *c, struct sim_replica *rep,
-                                const uint8_t *data, size_t size)
-{
-    struct sim_snapshot s = {0};
-    ASSERT(size >= SNAPSHOT_HEADER);
-    s.op = get_u64(data);
-    s.checksum = get_u64(data + 8);
-    s.timestamp_ms = get_u64(data + 16);
-    s.state_size = get_u32(data + 24);
-    s.client_table_size = get_u32(data + 28);
-    ASSERT(size == SNAPSHOT_HEADER + s.state_size + s.client_table_size);
-    s.state = (uint8_t *)data + SNAPSHOT_HEADER;
-    s.client_table = (uint8_t *)data + SNAPSHOT_HEADER + s.state_size;
-    if (s.op <= replica_applied(rep->r)) {
-        c->stats.snapshots_dropped++;
-        cluster_trace(c, "r%u snapshot op=%" PRIu64 " arrives, dropped",
-                      rep->index, s.op);
-        return;
-    }
-    cluster_trace(c, "r%u snapshot op=%" PRIu64 " arrives, installing",
-                  rep->index, s.op);
-    sim_disk_snapshot(&rep->disk, c->now, true, &s);
-}
-
-static void on_request_arrival(struct cluster *c, struct sim_replica *rep,
-                               const uint8_t *data, size_t size)
-{
-    ASSERT(size >= REQUEST_HEADER);
-    struct client_request req = {
-        .client_id = get_u64(data),
-        .request_no = get_u64(data + 8),
-        .body = data + REQUEST_HEADER,
-        .body_size = (uint32_t)(size - REQUEST_HEADER),
-    };
-    struct event ev = {.type = EV_CLIENT_REQUEST};
-    ev.client.requests = &req;
-    ev.client.count = 1;
-    cluster_trace(c,
-                  "r%u EV_CLIENT_REQUEST client=%" PRIx64 " request=%" PRIu64,
-                  rep->index, req.client_id, req.request_no);
-    deliver(c, rep, &ev);
-}
-
-/* A GET by read index: the driver's part, as in src/runtime/node.c. */
-static void on_read_arrival(struct cluster *c, struct sim_replica *rep,
-                            const uint8_t *data, size_t size)
-{
-    ASSERT(size >= REQUEST_HEADER);
-    struct kvsm_cmd cmd;
-    bool valid =
-        kvsm_cmd_decode(data + REQUEST_HEADER, size - REQUEST_HEADER, &cmd);
-    ASSERT(valid && cmd.kind == KVSM_GET);
-    if (rep->read_count == SIM_READS_MAX) {
-        cluster_trace(c, "r%u read dropped: too many waiting", rep->index);
-        return; /* the client times out and retries */
-    }
-    struct sim_read *rd = &rep->reads[rep->read_count++];
-    rd->tag = ++c->read_tag;
-    rd->client_id = get_u64(data);
-    rd->request_no = get_u64(data + 8);
-    rd->key = cmd.key;
-    struct event ev = {.type = EV_READ};
-    ev.read.tag = rd->tag;
-    cluster_trace(
-        c, "r%u EV_READ tag=%" PRIu64 " client=%" PRIx64 " request=%" PRIu64,
-        rep->index, rd->tag, rd->client_id, rd->request_no);
-    deliver(c, rep, &ev);
+    /* A replica repaired since its damage was read back is whole again. */
+    if (rep->hurt && rep->hurt_restarted &&
+        replica_status(rep->r) == STATUS_NORMAL && !replica_damaged(rep->r))
+        rep->hurt = false;
 }
 
 static void on_reply_arrival(struct cluster *c, uint32_t client,
@@ -716,7 +314,7 @@ static void on_net(struct cluster *c)
         return;
     }
     struct sim_replica *rep = &c->replicas[m.to];
-    if (!rep->r) {
+    if (!rep->driver) {
         cluster_trace(c, "net: %u -> r%u dropped: crashed", m.from, m.to);
         free(m.data);
         return;
@@ -725,35 +323,30 @@ static void on_net(struct cluster *c)
         sim_net_requeue(&c->net, &m, rep->paused_until);
         return;
     }
+    hash_mix(c, 1000 + m.to, m.from, m.kind, XXH3_64bits(m.data, m.size));
     if (m.kind == SIM_MSG_PEER) {
         if (c->config.trace) {
             char d[160];
             describe_message(c, m.data, m.size, d, sizeof(d));
-            cluster_trace(c, "r%u EV_MESSAGE %s%s", m.to, d,
+            cluster_trace(c, "r%u <- r%u %s%s", m.to, m.from, d,
                           m.duplicate ? " (duplicate)" : "");
         }
-        struct event ev = {.type = EV_MESSAGE};
-        ev.message.data = m.data;
-        ev.message.size = m.size;
-        deliver(c, rep, &ev);
-    } else if (m.kind == SIM_MSG_SNAPSHOT) {
-        on_snapshot_arrival(c, rep, m.data, m.size);
-    } else if (m.kind == SIM_MSG_READ) {
-        on_read_arrival(c, rep, m.data, m.size);
+        driver_frame(rep->driver, m.from, m.data, m.size);
     } else {
-        on_request_arrival(c, rep, m.data, m.size);
+        sim_host_request(c, rep, m.data, m.size, m.kind == SIM_MSG_READ);
     }
     free(m.data);
+    settle(c, rep);
 }
 
 /* Tell rep that peer is down, as the runtime does when a peer's port
  * refuses a connection. */
 static void peer_down(struct cluster *c, struct sim_replica *rep, uint32_t peer)
 {
-    struct event ev = {.type = EV_PEER_DOWN};
-    ev.peer_down.peer = peer;
-    cluster_trace(c, "r%u EV_PEER_DOWN r%u", rep->index, peer);
-    deliver(c, rep, &ev);
+    cluster_trace(c, "r%u peer r%u is down", rep->index, peer);
+    hash_mix(c, 3100 + rep->index, peer, 0, 0);
+    driver_peer_down(rep->driver, peer);
+    settle(c, rep);
 }
 
 static void on_tick(struct cluster *c, struct sim_replica *rep)
@@ -764,13 +357,34 @@ static void on_tick(struct cluster *c, struct sim_replica *rep)
         uint32_t peer = (uint32_t)prng_below(&c->prng, c->config.replica_count);
         if (peer != rep->index)
             peer_down(c, rep, peer);
-        if (!rep->r)
+        if (!rep->driver)
             return;
     }
-    struct event ev = {.type = EV_TICK};
-    cluster_trace(c, "r%u EV_TICK local %" PRIu64 "ms", rep->index,
-                  local_now(rep, c->now));
-    deliver(c, rep, &ev);
+    cluster_trace(c, "r%u tick local %" PRIu64 "ms", rep->index,
+                  cluster_local_now(rep, c->now));
+    hash_mix(c, 3200 + rep->index, cluster_local_now(rep, c->now), 0, 0);
+    rep->turn_pending = false;
+    driver_tick(rep->driver);
+    settle(c, rep);
+}
+
+static void on_turn(struct cluster *c, struct sim_replica *rep)
+{
+    rep->turn_pending = false;
+    hash_mix(c, 3300 + rep->index, 0, 0, 0);
+    driver_turn_end(rep->driver);
+    settle(c, rep);
+}
+
+static void on_disk(struct cluster *c, struct sim_replica *rep)
+{
+    bool storage = rep->round_active && (!rep->snapshot.active ||
+                                         rep->storage_at <= rep->snapshot.at);
+    if (storage)
+        sim_host_storage_due(c, rep);
+    else
+        sim_host_snapshot_due(c, rep);
+    settle(c, rep);
 }
 
 static void on_resume(struct cluster *c, struct sim_replica *rep)
@@ -784,6 +398,12 @@ static void on_resume(struct cluster *c, struct sim_replica *rep)
      * in epoll_wait runs its I/O callbacks before its timers: a stale
      * primary sees client reads before it notices it lost its quorum. */
     rep->tick_at = c->now;
+}
+
+static void on_restart_retry(struct cluster *c, struct sim_replica *rep)
+{
+    rep->restart_at = 0;
+    cluster_restart(c, rep->index);
 }
 
 static void on_client(struct cluster *c)
@@ -812,22 +432,42 @@ static void consider(enum source *best, uint64_t *best_at, uint32_t *best_i,
     }
 }
 
+/* The replica's next disk completion (a storage round or a snapshot). */
+static bool disk_next_at(const struct sim_replica *rep, uint64_t *at)
+{
+    bool any = false;
+    if (rep->round_active) {
+        *at = rep->storage_at;
+        any = true;
+    }
+    if (rep->snapshot.active && (!any || rep->snapshot.at < *at)) {
+        *at = rep->snapshot.at;
+        any = true;
+    }
+    return any;
+}
+
 static enum source next_source(const struct cluster *c, uint64_t *at,
                                uint32_t *index)
 {
     enum source best = SOURCE_NONE;
     uint32_t n = c->config.replica_count;
     uint64_t t;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct sim_replica *rep = &c->replicas[i];
+        if (rep->driver && rep->paused)
+            consider(&best, at, index, SOURCE_RESUME, rep->paused_until, i);
+        if (!rep->driver && rep->restart_at)
+            consider(&best, at, index, SOURCE_RESUME, rep->restart_at, i);
+    }
     for (uint32_t i = 0; i < n; i++)
-        if (c->replicas[i].r && c->replicas[i].paused)
-            consider(&best, at, index, SOURCE_RESUME,
-                     c->replicas[i].paused_until, i);
-    for (uint32_t i = 0; i < n; i++)
-        if (runnable(&c->replicas[i]) &&
-            sim_disk_next_at(&c->replicas[i].disk, &t))
+        if (runnable(&c->replicas[i]) && disk_next_at(&c->replicas[i], &t))
             consider(&best, at, index, SOURCE_DISK, t, i);
     if (sim_net_next_at(&c->net, &t))
         consider(&best, at, index, SOURCE_NET, t, 0);
+    for (uint32_t i = 0; i < n; i++)
+        if (runnable(&c->replicas[i]) && c->replicas[i].turn_pending)
+            consider(&best, at, index, SOURCE_TURN, c->now, i);
     for (uint32_t i = 0; i < n; i++)
         if (runnable(&c->replicas[i]))
             consider(&best, at, index, SOURCE_TICK, c->replicas[i].tick_at, i);
@@ -865,23 +505,30 @@ void cluster_step(struct cluster *c)
     if (++c->steps_at_now > LIVELOCK_STEPS)
         check_fail(&c->check, "progress",
                    "livelock: %u steps without virtual time moving "
-                   "(replica_next_tick_ms() keeps answering 0?)",
+                   "(driver_next_tick_ms() keeps answering 0?)",
                    LIVELOCK_STEPS);
     c->step++;
     c->check.step = c->step;
     c->check.now_ms = c->now;
+    struct sim_replica *rep = &c->replicas[i];
     switch (source) {
     case SOURCE_RESUME:
-        on_resume(c, &c->replicas[i]);
+        if (rep->driver)
+            on_resume(c, rep);
+        else
+            on_restart_retry(c, rep);
         break;
     case SOURCE_DISK:
-        on_disk_done(c, &c->replicas[i]);
+        on_disk(c, rep);
         break;
     case SOURCE_NET:
         on_net(c);
         break;
+    case SOURCE_TURN:
+        on_turn(c, rep);
+        break;
     case SOURCE_TICK:
-        on_tick(c, &c->replicas[i]);
+        on_tick(c, rep);
         break;
     case SOURCE_CLIENT:
         on_client(c);
@@ -893,107 +540,78 @@ void cluster_step(struct cluster *c)
 
 /* ------------------------------------------------------------- faults */
 
-void cluster_crash(struct cluster *c, uint32_t i)
+void cluster_crash(struct cluster *c, uint32_t i, bool power)
 {
     struct sim_replica *rep = &c->replicas[i];
-    if (!rep->r)
+    if (!rep->driver) {
+        rep->restart_at = 0;
         return;
+    }
     fd_fault(c, i);
-    replica_deinit(rep->r);
-    rep->r = NULL;
-    rep->read_count = 0; /* their clients time out and retry */
+    sim_disk_crash(&rep->disk, power);
+    sim_host_stop(c, rep);
     rep->paused = false;
-    if (sim_disk_crash(&rep->disk))
-        c->stats.torn_writes++;
+    rep->turn_pending = false;
+    rep->restart_at = 0;
+    rep->power_lost = power;
     c->stats.crashes++;
-    hash_mix(c, i, 5000, 0, 0);
-    cluster_trace(c, "r%u CRASH", i);
+    c->stats.power_losses += power;
+    hash_mix(c, i, 5000, power, 0);
+    cluster_trace(c, "r%u CRASH (%s)", i, power ? "power loss" : "process");
     /* Peers usually notice a crash at once (its port refuses them). */
     for (uint32_t j = 0; j < c->config.replica_count; j++) {
         struct sim_replica *o = &c->replicas[j];
-        if (j != i && o->r && !o->paused && prng_chance(&c->prng, 500000))
+        if (j != i && o->driver && !o->paused && prng_chance(&c->prng, 500000))
             peer_down(c, o, i);
     }
 }
 
-/* The core's configuration in the simulator: small limits, so that
- * pipelines fill, snapshots and compaction happen within a few hundred ops,
- * and lagging replicas need state transfer. */
-static void replica_config_for(struct cluster *c, struct sim_replica *rep,
-                               struct replica_config *config)
+void cluster_process_exit(struct cluster *c, uint32_t i, const char *why)
 {
-    replica_config_defaults(config, c->config.replica_count, rep->index,
-                            prng_next(&c->prng));
-    config->body_size_max = 256;
-    config->reply_size_max = 64;
-    config->pipeline_ops_max = 64;
-    config->pipeline_bytes_max = 64u * 256u;
-    config->batch_ops_max = 32;
-    config->snapshot_interval_ops =
-        c->config.snapshot_interval_ops ? c->config.snapshot_interval_ops : 48;
-    config->log_ops_max =
-        2u * config->pipeline_ops_max + config->snapshot_interval_ops + 64u;
-    config->log_bytes_max = 4u * config->pipeline_bytes_max;
-    /* Room for every session a run can open, so the core never forgets a
-     * client: the reference model in sim/check.c does not model eviction. */
-    config->client_table_max = 1024;
-    config->sm = &rep->sm_iface;
-    config->trace = c->config.trace ? core_trace : NULL;
-    config->trace_ctx = rep;
-    config->bugs = c->config.bugs;
+    cluster_trace(c, "r%u exits: %s", i, why);
+    cluster_crash(c, i, false);
+    /* A supervisor restarts it. */
+    c->replicas[i].restart_at = c->now + prng_range(&c->prng, 100, 600);
+}
+
+void cluster_power_lost(struct cluster *c, uint32_t i, const char *when)
+{
+    cluster_trace(c, "r%u power lost %s", i, when);
+    cluster_crash(c, i, true);
+    c->replicas[i].restart_at = c->now + prng_range(&c->prng, 50, 600);
 }
 
 void cluster_restart(struct cluster *c, uint32_t i)
 {
     struct sim_replica *rep = &c->replicas[i];
-    if (rep->r)
+    if (rep->driver)
         return;
-    struct sim_disk_image img;
-    sim_disk_load(&rep->disk, &img);
-    /* A log suffix that does not continue the snapshot is a stale branch:
-     * the snapshot holds a committed op this replica had not yet rewritten
-     * on disk when it crashed. The loader drops it, as src/runtime/node.c
-     * does; only the entries that chain reach the core. */
-    if (img.unchained_op && c->config.trace)
-        printf("%8" PRIu64 "ms          r%" PRIu32 " stale log from op %" PRIu64
-               " dropped (snapshot op %" PRIu64 ")\n",
-               c->now, i, img.unchained_op, img.durable.snapshot_op);
-    kvsm_init(&rep->sm);
-    if (img.durable.snapshot_op) {
-        bool ok = kvsm_restore(&rep->sm, img.snapshot->state,
-                               img.snapshot->state_size);
-        ASSERT(ok);
-        check_restore(&c->check, i, img.durable.snapshot_op,
-                      kvsm_hash(&rep->sm));
-    }
-    struct replica_config config;
-    replica_config_for(c, rep, &config);
-    uint64_t now_local = local_now(rep, c->now);
-    rep->r = replica_init(&config, &img.durable, now_local);
-    if (!rep->r) {
-        check_fail(&c->check, "init",
-                   "replica_init() of replica %" PRIu32 " returned NULL", i);
+    rep->restart_at = 0;
+    if (!sim_host_start(c, rep)) {
+        /* A transient read error, say: the supervisor tries again. */
+        c->stats.start_failures++;
+        rep->restart_at = c->now + prng_range(&c->prng, 100, 600);
         return;
     }
-    rep->incarnation++;
     rep->paused = false;
+    rep->turn_pending = false;
     rep->tick_at = c->now;
     rep->learned_upto = 0;
     rep->commit_seen = 0;
     rep->view_seen = 0;
     rep->status_seen = 0;
+    if (rep->hurt)
+        rep->hurt_restarted = true;
     memset(rep->suspected, 0, sizeof(rep->suspected));
     fd_fault_over(c, i);
     if (c->now > 0)
         c->stats.restarts++;
-    hash_mix(c, i, 6000, img.durable.entry_count, img.durable.damaged_op);
-    cluster_trace(c,
-                  "r%u RESTART snapshot=%" PRIu64 " entries=%" PRIu64
-                  " damaged_op=%" PRIu64 " torn_op=%" PRIu64 " view=%" PRIu32
-                  " lnv=%" PRIu32,
-                  i, img.durable.snapshot_op, img.durable.entry_count,
-                  img.durable.damaged_op, img.torn_op, img.durable.view,
-                  img.durable.last_normal_view);
+    const struct replica *r = rep->r;
+    hash_mix(c, i, 6000, replica_op(r), replica_log_base(r));
+    cluster_trace(
+        c, "r%u RESTART op=%" PRIu64 " base=%" PRIu64 " view=%" PRIu32 "%s", i,
+        replica_op(r), replica_log_base(r), replica_view(r),
+        replica_damaged(r) ? " damaged" : "");
     after_step(c, rep, true);
     check_advance(&c->check);
 }
@@ -1001,7 +619,7 @@ void cluster_restart(struct cluster *c, uint32_t i)
 void cluster_pause(struct cluster *c, uint32_t i, uint64_t duration_ms)
 {
     struct sim_replica *rep = &c->replicas[i];
-    if (!rep->r || rep->paused)
+    if (!rep->driver || rep->paused)
         return;
     fd_fault(c, i);
     rep->paused = true;
@@ -1011,15 +629,63 @@ void cluster_pause(struct cluster *c, uint32_t i, uint64_t duration_ms)
     cluster_trace(c, "r%u PAUSE for %" PRIu64 "ms", i, duration_ms);
 }
 
-uint64_t cluster_corrupt(struct cluster *c, uint32_t i, uint64_t op_max)
+static void mark_hurt(struct sim_replica *rep)
 {
-    uint64_t op = sim_disk_corrupt(&c->replicas[i].disk, op_max);
-    if (op) {
-        c->stats.corruptions++;
-        hash_mix(c, i, 8000, op, 0);
-        cluster_trace(c, "r%u CORRUPT durable record op=%" PRIu64, i, op);
+    rep->hurt = true;
+    rep->hurt_restarted = false;
+}
+
+bool cluster_corrupt(struct cluster *c, uint32_t i)
+{
+    struct sim_replica *rep = &c->replicas[i];
+    char path[VFS_PATH_MAX];
+    uint64_t offset = 0;
+    /* Mostly the log; now and then a snapshot file. */
+    const char *where =
+        prng_chance(&c->prng, 200000) ? "/data/snapshots/" : "/data/wal/";
+    if (!sim_disk_corrupt(&rep->disk, where, path, &offset))
+        return false;
+    mark_hurt(rep);
+    c->stats.corruptions++;
+    hash_mix(c, i, 8000, offset, 0);
+    cluster_trace(c, "r%u CORRUPT %s at byte %" PRIu64, i, path, offset);
+    return true;
+}
+
+void cluster_misdirect(struct cluster *c, uint32_t i)
+{
+    struct sim_replica *rep = &c->replicas[i];
+    sim_disk_misdirect_next(&rep->disk);
+    mark_hurt(rep);
+    hash_mix(c, i, 8100, 0, 0);
+    cluster_trace(c, "r%u its next write is misdirected", i);
+}
+
+bool cluster_hurt(const struct cluster *c, uint32_t i)
+{
+    return c->replicas[i].hurt;
+}
+
+void cluster_disk_full(struct cluster *c, uint32_t i, bool full)
+{
+    struct sim_replica *rep = &c->replicas[i];
+    uint64_t used = sim_disk_used(&rep->disk);
+    sim_disk_set_capacity(&rep->disk, full ? used + 64u : 0);
+    c->stats.disk_full += full;
+    hash_mix(c, i, 8200, full, 0);
+    cluster_trace(c, "r%u disk %s", i, full ? "FULL" : "has room again");
+}
+
+void cluster_heal_disks(struct cluster *c)
+{
+    c->config.storage.mid_crash_ppm = 0;
+    for (uint32_t i = 0; i < c->config.replica_count; i++) {
+        struct sim_disk_config *d = &c->replicas[i].disk.config;
+        d->read_eio_ppm = 0;
+        d->write_eio_ppm = 0;
+        d->sync_eio_ppm = 0;
     }
-    return op;
+    hash_mix(c, 9002, 0, 0, 0);
 }
 
 void cluster_partitioned(struct cluster *c)
@@ -1038,7 +704,7 @@ void cluster_partitioned(struct cluster *c)
 void cluster_healed(struct cluster *c)
 {
     for (uint32_t i = 0; i < c->config.replica_count; i++)
-        if (c->replicas[i].r && !c->replicas[i].paused)
+        if (c->replicas[i].driver && !c->replicas[i].paused)
             fd_fault_over(c, i);
     hash_mix(c, 9001, 0, 0, 0);
 }
@@ -1069,7 +735,7 @@ bool cluster_quiescent(const struct cluster *c)
         const struct sim_replica *rep = &c->replicas[i];
         if (!rep->r)
             continue;
-        if (rep->paused || rep->disk.pending_count > 0)
+        if (rep->paused || !sim_host_idle(rep) || rep->turn_pending)
             return false;
         if (replica_status(rep->r) != STATUS_NORMAL)
             return false;
@@ -1136,18 +802,21 @@ void cluster_describe(const struct cluster *c, FILE *out)
     for (uint32_t i = 0; i < c->config.replica_count; i++) {
         const struct sim_replica *rep = &c->replicas[i];
         if (!rep->r) {
-            fprintf(out, "  r%u: crashed\n", i);
+            fprintf(out, "  r%u: crashed%s\n", i,
+                    rep->restart_at ? " (restarting)" : "");
             continue;
         }
         const struct replica *r = rep->r;
         fprintf(out,
                 "  r%u: %s%s view=%" PRIu32 " primary=r%u op=%" PRIu64
                 " commit=%" PRIu64 " applied=%" PRIu64 " base=%" PRIu64
-                " disk_op=%" PRIu64 " pending_writes=%zu\n",
+                " wal_op=%" PRIu64 " storage=%s%s\n",
                 i, replica_status_name(replica_status(r)),
                 rep->paused ? " (paused)" : "", replica_view(r),
                 replica_primary(r), replica_op(r), replica_commit(r),
                 replica_applied(r), replica_log_base(r),
-                sim_disk_last_op(&rep->disk), rep->disk.pending_count);
+                wal_op_last(driver_wal(rep->driver)),
+                sim_host_idle(rep) ? "idle" : "busy",
+                rep->stalled ? " (stalled)" : "");
     }
 }

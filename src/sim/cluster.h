@@ -1,19 +1,21 @@
-/* sim/cluster — the simulated group: it owns the replicas (one struct replica
- * each, with its own state machine, disk and drifting clock), the network,
- * the clients and the checks, and drives the core by its contract
- * (core/replica.h): it picks the earliest pending event in virtual time,
- * steps one replica with it, carries out every action, and runs the checks
- * for that replica.
+/* sim/cluster — the simulated group: it owns the replicas (each a driver
+ * (src/driver) over the real core and the real storage code, with its own
+ * state machine, simulated disk (sim/disk) and drifting clock), the network,
+ * the clients and the checks. It picks the earliest pending event in
+ * virtual time, hands it to one replica's driver (sim/host carries out what
+ * the driver asks of its host), and runs the checks for that replica.
  *
- * Faults it carries out for sim/sim.c: crash (the replica is deinit'ed, its
- * pending writes lost or torn), restart (replica_init() from what the disk
- * verifies, the state machine from the disk's snapshot), pause (no events for
- * a while; its messages, disk completions and requests wait), disk
- * corruption, and partitions through the network.
+ * Faults it carries out for sim/sim.c: crash (a process crash, keeping what
+ * the page cache holds, or a power loss, losing unsynced writes and tearing
+ * one), restart (driver_open() recovers from what the disk holds; a failed
+ * start is retried), pause (no events for a while; its messages, disk
+ * completions and requests wait), latent corruption and misdirected writes
+ * on the disk, a full disk, and partitions through the network.
  *
  * Tie-breaking is fixed (resumes, then disks by replica index, then the
- * network, then ticks by replica index, then clients), so a run depends on
- * nothing but the seed. trace_hash digests every event and action.
+ * network, then turn ends and ticks by replica index, then clients), so a
+ * run depends on nothing but the seed. trace_hash digests every event and
+ * every request of a driver to its host.
  */
 #ifndef COHORT_SIM_CLUSTER_H
 #define COHORT_SIM_CLUSTER_H
@@ -24,11 +26,22 @@
 
 #include "core/prng.h"
 #include "core/replica.h"
+#include "driver/driver.h"
 #include "sim/check.h"
 #include "sim/disk.h"
 #include "sim/kvsm.h"
 #include "sim/net.h"
 #include "sim/workload.h"
+
+/* Storage faults beyond the disk's own rates (sim/disk.h). */
+struct sim_storage_config {
+    uint32_t latency_min_ms; /* a storage round (writes + one fdatasync) */
+    uint32_t latency_max_ms;
+    uint32_t slow_ppm;      /* chance a round is slow */
+    uint32_t slow_max_ms;   /* ... by up to this much more */
+    uint32_t mid_crash_ppm; /* a power loss in the middle of a round */
+    uint32_t power_ppm;     /* chance a crash is a power loss */
+};
 
 struct cluster_config {
     uint32_t replica_count;
@@ -36,38 +49,54 @@ struct cluster_config {
     uint32_t bugs; /* replica_config.bugs for every replica */
     struct sim_net_config net;
     struct sim_disk_config disk;
+    struct sim_storage_config storage;
     struct workload_config workload; /* replica_count is filled in */
     uint32_t clock_drift_ppm;        /* each clock's rate within +-this */
     uint32_t tick_interval_ms;       /* a tick at least this often */
-    uint32_t snapshot_interval_ops;  /* 0: the core's default */
+    uint32_t snapshot_interval_ops;  /* 0: the simulator's default */
     FILE *trace;                     /* --trace output, or NULL */
 };
 
-/* A read by read index waiting for the core's ACT_READ. */
-struct sim_read {
-    uint64_t tag;
-    uint64_t client_id;
-    uint64_t request_no;
-    uint8_t key;
+/* A background snapshot write (the runtime's forked child). */
+struct sim_snapshot_write {
+    bool active;
+    uint64_t at;
+    struct driver_snapshot snap;
+    uint8_t *table;
+    uint8_t state[8 + KVSM_STATE_SIZE];
 };
-
-#define SIM_READS_MAX 128
 
 struct sim_replica {
     struct cluster *cluster;
     uint32_t index;
-    struct replica *r; /* NULL while crashed */
+    struct driver *driver;   /* NULL while crashed */
+    const struct replica *r; /* the driver's core, NULL while crashed */
     bool paused;
     uint64_t paused_until;
     struct kvsm sm;
-    struct cohort_sm sm_iface;
     struct sim_disk disk;
+    bool power_lost;     /* the last crash lost power (torn writes possible) */
+    uint64_t restart_at; /* a failed start is retried then; 0: none */
     /* Local monotonic clock: local = base_local + (now - base_global) *
      * rate_ppm / 1e6. */
     uint64_t clock_base_global;
     uint64_t clock_base_local;
     uint32_t rate_ppm;
     uint64_t tick_at;
+    bool turn_pending; /* requests arrived: driver_turn_end() at now */
+    /* The storage executor: jobs waiting for the next round, and the round
+     * in flight (completing, or retrying, at storage_at). */
+    struct storage_job *queue_head, *queue_tail;
+    struct storage_job *round_jobs;
+    struct storage_batch round;
+    bool round_active;
+    uint64_t storage_at;
+    bool stalled;
+    struct sim_snapshot_write snapshot;
+    /* The disk holds damage this replica may read back (a corruption or a
+     * misdirected write since its last repaired start). */
+    bool hurt;
+    bool hurt_restarted; /* it started since the damage */
     /* Check state for this incarnation. */
     uint64_t learned_upto;
     uint64_t commit_seen;
@@ -75,21 +104,19 @@ struct sim_replica {
     enum replica_status status_seen;
     bool suspected[COHORT_REPLICAS_MAX];
     uint64_t incarnation;
-    /* Reads handed to this incarnation's core (EV_READ), unanswered. */
-    struct sim_read reads[SIM_READS_MAX];
-    uint32_t read_count;
 };
 
 struct cluster_stats {
     uint64_t crashes;
+    uint64_t power_losses;
     uint64_t restarts;
+    uint64_t start_failures;   /* driver_open() failed; retried */
+    uint64_t storage_failures; /* a round failed for good: process exit */
+    uint64_t disk_full;
     uint64_t pauses;
     uint64_t partitions;
     uint64_t corruptions;
-    uint64_t torn_writes;
-    uint64_t snapshots_sent;
     uint64_t snapshots_installed;
-    uint64_t snapshots_dropped;
     /* Failure detector: from a primary's crash, pause or isolation to the
      * first backup suspecting it. */
     uint64_t fd_detections;
@@ -111,11 +138,8 @@ struct cluster {
     struct check check;
     void *trace_hash; /* XXH3_state_t over every event and action */
     uint64_t fd_fault_at[COHORT_REPLICAS_MAX]; /* 0: no pending fault */
-    uint64_t read_tag;                         /* the last EV_READ tag */
     struct cluster_stats stats;
-    char line[512];        /* trace line scratch */
-    struct entry *scratch; /* ACT_PERSIST entries */
-    uint64_t scratch_capacity;
+    char line[512]; /* trace line scratch */
 };
 
 void cluster_init(struct cluster *c, const struct cluster_config *config);
@@ -130,12 +154,21 @@ void cluster_advance(struct cluster *c, uint64_t at);
 
 /* Faults. Each is a no-op when it does not apply (crashing a crashed
  * replica). */
-void cluster_crash(struct cluster *c, uint32_t i);
+void cluster_crash(struct cluster *c, uint32_t i, bool power);
 void cluster_restart(struct cluster *c, uint32_t i);
 void cluster_pause(struct cluster *c, uint32_t i, uint64_t duration_ms);
-/* Flip a bit of a durable log record of replica i with op <= op_max (0: any
- * op). Returns the op or 0. */
-uint64_t cluster_corrupt(struct cluster *c, uint32_t i, uint64_t op_max);
+/* Flip a bit of synced data in replica i's log or snapshots. Returns false
+ * if it has none. Marks the replica hurt. */
+bool cluster_corrupt(struct cluster *c, uint32_t i);
+/* The next write of replica i lands elsewhere in its file. */
+void cluster_misdirect(struct cluster *c, uint32_t i);
+/* Whether replica i's disk may hold damage it has not yet repaired. */
+bool cluster_hurt(const struct cluster *c, uint32_t i);
+/* The faults are over: disks stop failing reads, writes and syncs, and
+ * storage rounds stop losing power. */
+void cluster_heal_disks(struct cluster *c);
+/* Replica i's disk fills up or has room again. */
+void cluster_disk_full(struct cluster *c, uint32_t i, bool full);
 /* A partition changed the reachability matrix (for the stats and the
  * failure detector report). */
 void cluster_partitioned(struct cluster *c);

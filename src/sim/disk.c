@@ -1,484 +1,812 @@
-/* sim/disk — simulated durable storage of one replica. See disk.h. */
+/* sim/disk — the simulated disk, a struct vfs in memory. See disk.h.
+ *
+ * Files are inodes with two images: `data`, what reads see (the page
+ * cache), and `durable`, what survives a power loss, plus the list of
+ * changes (writes and resizes) made to data since the last sync, in order.
+ * A sync replays them onto durable; a power loss rebuilds data from durable
+ * and a prefix of them. Names work the same way: `names` is what lookups
+ * see, `durable` what survives, and name_ops the changes in between. */
 #include "sim/disk.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/assert.h"
 
-static void *xmalloc(size_t size)
+#define PPM 1000000u
+
+enum change_kind {
+    CHANGE_WRITE = 1,
+    CHANGE_RESIZE = 2,
+};
+
+struct change {
+    uint8_t kind;
+    uint64_t offset; /* WRITE */
+    uint64_t size;   /* WRITE: bytes; RESIZE: the new file size */
+    uint8_t *bytes;  /* WRITE */
+};
+
+struct sim_inode {
+    bool used;
+    uint8_t *data;
+    uint64_t size, cap;
+    uint8_t *durable;
+    uint64_t durable_size, durable_cap;
+    struct change *changes;
+    uint32_t change_count, change_cap;
+};
+
+struct sim_name {
+    char *path;
+    uint32_t inode;
+};
+
+enum name_op_kind {
+    NAME_CREATE = 1,
+    NAME_RENAME = 2,
+    NAME_UNLINK = 3,
+};
+
+struct sim_name_op {
+    uint8_t kind;
+    char *from; /* RENAME */
+    char *path; /* CREATE, UNLINK; RENAME: the target */
+    uint32_t inode;
+};
+
+struct sim_file {
+    uint32_t inode;
+    uint32_t generation;
+    bool read_only;
+    char path[VFS_PATH_MAX];
+};
+
+static struct sim_disk *disk_of(struct vfs *vfs)
 {
-    void *p = malloc(size ? size : 1);
-    ASSERT(p != NULL);
+    return (struct sim_disk *)vfs;
+}
+
+static struct sim_file *file_of(struct vfs_file *f)
+{
+    return (struct sim_file *)f;
+}
+
+static void *grow(void *array, uint32_t count, uint32_t *cap, size_t elem)
+{
+    if (count < *cap)
+        return array;
+    *cap = *cap ? *cap * 2 : 16;
+    array = realloc(array, (size_t)*cap * elem);
+    ASSERT(array);
+    return array;
+}
+
+static char *copy_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    ASSERT(p);
+    memcpy(p, s, n);
     return p;
 }
 
-static uint8_t *dup_bytes(const uint8_t *src, size_t size)
+static bool chance(struct sim_disk *d, uint32_t ppm)
 {
-    uint8_t *p = xmalloc(size);
-    if (size)
-        memcpy(p, src, size);
-    return p;
+    return ppm && prng_chance(d->prng, ppm);
 }
 
-void sim_snapshot_copy(struct sim_snapshot *dst, const struct sim_snapshot *src)
+/* ------------------------------------------------------------ bytes */
+
+/* Make buf hold size bytes (zero-filled growth). */
+static void resize_bytes(uint8_t **buf, uint64_t *size, uint64_t *cap,
+                         uint64_t new_size)
 {
-    *dst = *src;
-    dst->state = dup_bytes(src->state, src->state_size);
-    dst->client_table = dup_bytes(src->client_table, src->client_table_size);
+    if (new_size > *cap) {
+        uint64_t c = *cap ? *cap : 256;
+        while (c < new_size)
+            c *= 2;
+        *buf = realloc(*buf, c);
+        ASSERT(*buf);
+        *cap = c;
+    }
+    if (new_size > *size)
+        memset(*buf + *size, 0, new_size - *size);
+    *size = new_size;
 }
 
-void sim_snapshot_free(struct sim_snapshot *s)
+static void write_bytes(uint8_t **buf, uint64_t *size, uint64_t *cap,
+                        uint64_t offset, const uint8_t *src, uint64_t n)
 {
-    free(s->state);
-    free(s->client_table);
-    memset(s, 0, sizeof(*s));
+    if (n == 0)
+        return;
+    if (offset + n > *size)
+        resize_bytes(buf, size, cap, offset + n);
+    memcpy(*buf + offset, src, n);
 }
+
+static void change_apply(uint8_t **buf, uint64_t *size, uint64_t *cap,
+                         const struct change *ch, uint64_t keep)
+{
+    if (ch->kind == CHANGE_RESIZE)
+        resize_bytes(buf, size, cap, ch->size);
+    else
+        write_bytes(buf, size, cap, ch->offset, ch->bytes, keep);
+}
+
+static void changes_clear(struct sim_inode *in)
+{
+    for (uint32_t i = 0; i < in->change_count; i++)
+        free(in->changes[i].bytes);
+    in->change_count = 0;
+}
+
+static void change_add(struct sim_inode *in, uint8_t kind, uint64_t offset,
+                       uint64_t size, const void *bytes)
+{
+    in->changes = grow(in->changes, in->change_count, &in->change_cap,
+                       sizeof(*in->changes));
+    struct change *ch = &in->changes[in->change_count++];
+    ch->kind = kind;
+    ch->offset = offset;
+    ch->size = size;
+    ch->bytes = NULL;
+    if (kind == CHANGE_WRITE) {
+        ch->bytes = malloc(size ? size : 1);
+        ASSERT(ch->bytes);
+        memcpy(ch->bytes, bytes, size);
+    }
+}
+
+/* ------------------------------------------------------------ inodes */
+
+static uint32_t inode_new(struct sim_disk *d)
+{
+    for (uint32_t i = 0; i < d->inode_count; i++)
+        if (!d->inodes[i].used) {
+            d->inodes[i].used = true;
+            return i;
+        }
+    d->inodes =
+        grow(d->inodes, d->inode_count, &d->inode_cap, sizeof(*d->inodes));
+    struct sim_inode *in = &d->inodes[d->inode_count];
+    memset(in, 0, sizeof(*in));
+    in->used = true;
+    return d->inode_count++;
+}
+
+static void inode_free(struct sim_inode *in)
+{
+    changes_clear(in);
+    free(in->changes);
+    free(in->data);
+    free(in->durable);
+    memset(in, 0, sizeof(*in));
+}
+
+/* ------------------------------------------------------------ names */
+
+static int32_t name_find(struct sim_name *names, uint32_t count,
+                         const char *path)
+{
+    for (uint32_t i = 0; i < count; i++)
+        if (!strcmp(names[i].path, path))
+            return (int32_t)i;
+    return -1;
+}
+
+static void name_set(struct sim_name **names, uint32_t *count, uint32_t *cap,
+                     const char *path, uint32_t inode)
+{
+    int32_t i = name_find(*names, *count, path);
+    if (i >= 0) {
+        (*names)[i].inode = inode;
+        return;
+    }
+    *names = grow(*names, *count, cap, sizeof(**names));
+    (*names)[*count] = (struct sim_name){copy_string(path), inode};
+    (*count)++;
+}
+
+static void name_remove(struct sim_name *names, uint32_t *count,
+                        const char *path)
+{
+    int32_t i = name_find(names, *count, path);
+    if (i < 0)
+        return;
+    free(names[i].path);
+    names[i] = names[--*count];
+}
+
+static void name_op_add(struct sim_disk *d, uint8_t kind, const char *from,
+                        const char *path, uint32_t inode)
+{
+    d->name_ops = grow(d->name_ops, d->name_op_count, &d->name_op_cap,
+                       sizeof(*d->name_ops));
+    d->name_ops[d->name_op_count++] = (struct sim_name_op){
+        .kind = kind,
+        .from = from ? copy_string(from) : NULL,
+        .path = copy_string(path),
+        .inode = inode,
+    };
+}
+
+/* Apply a name change to the durable names. */
+static void name_op_apply(struct sim_disk *d, const struct sim_name_op *op)
+{
+    switch (op->kind) {
+    case NAME_CREATE:
+        name_set(&d->durable, &d->durable_count, &d->durable_cap, op->path,
+                 op->inode);
+        break;
+    case NAME_RENAME:
+        name_remove(d->durable, &d->durable_count, op->from);
+        name_set(&d->durable, &d->durable_count, &d->durable_cap, op->path,
+                 op->inode);
+        break;
+    case NAME_UNLINK:
+        name_remove(d->durable, &d->durable_count, op->path);
+        break;
+    }
+}
+
+static void name_op_free(struct sim_name_op *op)
+{
+    free(op->from);
+    free(op->path);
+}
+
+static bool in_dir(const char *path, const char *dir)
+{
+    char parent[VFS_PATH_MAX];
+    vfs_path_dir(parent, path);
+    return !strcmp(parent, dir);
+}
+
+static bool dir_exists(const struct sim_disk *d, const char *dir)
+{
+    if (!strcmp(dir, "/") || !strcmp(dir, "."))
+        return true;
+    for (uint32_t i = 0; i < d->dir_count; i++)
+        if (!strcmp(d->dirs[i], dir))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------ gates */
+
+static int frozen_error(struct sim_disk *d, const char *what, const char *path,
+                        struct cohort_err *err)
+{
+    (void)d;
+    return err_set(err, -COHORT_EIO, "%s %.900s: %s (simulated power loss)",
+                   what, path, strerror(EIO));
+}
+
+/* Every mutating call passes here first. */
+static int gate(struct sim_disk *d, const char *what, const char *path,
+                struct cohort_err *err)
+{
+    if (d->frozen)
+        return frozen_error(d, what, path, err);
+    if (d->power_off_in) {
+        if (--d->power_off_in == 0) {
+            d->frozen = true;
+            return frozen_error(d, what, path, err);
+        }
+    }
+    return 0;
+}
+
+static int alive(struct sim_disk *d, const struct sim_file *f,
+                 struct cohort_err *err)
+{
+    if (f->generation != d->generation)
+        return err_set(err, -COHORT_EIO,
+                       "%.900s: %s (the handle died in a simulated crash)",
+                       f->path, strerror(EIO));
+    return 0;
+}
+
+/* ------------------------------------------------------------ vfs calls */
+
+static int disk_open(struct vfs *vfs, const char *path, int flags,
+                     struct vfs_file **file, struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    int32_t i = name_find(d->names, d->name_count, path);
+    if (i >= 0 && (flags & VFS_CREATE) && (flags & VFS_EXCLUSIVE))
+        return err_set(err, -COHORT_EEXIST, "create %.900s: %s", path,
+                       strerror(EEXIST));
+    uint32_t inode;
+    if (i >= 0) {
+        inode = d->names[i].inode;
+    } else {
+        char parent[VFS_PATH_MAX];
+        vfs_path_dir(parent, path);
+        if (!(flags & VFS_CREATE) || !dir_exists(d, parent))
+            return err_set(err, -COHORT_ENOTFOUND, "open %.900s: %s", path,
+                           strerror(ENOENT));
+        int rc = gate(d, "create", path, err);
+        if (rc != 0)
+            return rc;
+        inode = inode_new(d);
+        name_set(&d->names, &d->name_count, &d->name_cap, path, inode);
+        name_op_add(d, NAME_CREATE, NULL, path, inode);
+    }
+    struct sim_file *f = calloc(1, sizeof(*f));
+    ASSERT(f);
+    f->inode = inode;
+    f->generation = d->generation;
+    f->read_only = (flags & VFS_READ_ONLY) != 0;
+    snprintf(f->path, sizeof(f->path), "%s", path);
+    *file = (struct vfs_file *)f;
+    return 0;
+}
+
+static void disk_close(struct vfs *vfs, struct vfs_file *file)
+{
+    (void)vfs;
+    free(file_of(file));
+}
+
+static int disk_read(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
+                     void *buf, size_t size, size_t *done,
+                     struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    struct sim_file *f = file_of(file);
+    int rc = alive(d, f, err);
+    if (rc != 0)
+        return rc;
+    if (chance(d, d->config.read_eio_ppm)) {
+        d->stats.eio_reads++;
+        return err_set(err, -COHORT_EIO,
+                       "read %.900s at %" PRIu64 ": %s (simulated)", f->path,
+                       offset, strerror(EIO));
+    }
+    const struct sim_inode *in = &d->inodes[f->inode];
+    uint64_t n = 0;
+    if (offset < in->size)
+        n = in->size - offset < size ? in->size - offset : size;
+    if (n)
+        memcpy(buf, in->data + offset, n);
+    *done = (size_t)n;
+    return 0;
+}
+
+static int no_space(struct sim_disk *d, uint64_t grow_by, const char *path,
+                    struct cohort_err *err)
+{
+    if (!d->capacity || sim_disk_used(d) + grow_by <= d->capacity)
+        return 0;
+    d->stats.enospc++;
+    return err_set(err, -COHORT_ENOSPC, "write %.900s: %s (simulated)", path,
+                   strerror(ENOSPC));
+}
+
+/* Where a misdirected write of size bytes lands instead of offset. */
+static uint64_t misdirect(struct sim_disk *d, const struct sim_inode *in,
+                          uint64_t offset, uint64_t size)
+{
+    uint64_t end = in->size > offset + size ? in->size : offset + size;
+    uint64_t slots = (end - size) / 8u + 1u;
+    uint64_t to = prng_below(d->prng, slots) * 8u;
+    if (to == offset)
+        to = offset >= 8u ? offset - 8u : offset + 8u;
+    return to;
+}
+
+static int disk_write(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
+                      const void *buf, size_t size, struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    struct sim_file *f = file_of(file);
+    int rc = alive(d, f, err);
+    if (rc == 0)
+        rc = gate(d, "write", f->path, err);
+    if (rc != 0)
+        return rc;
+    struct sim_inode *in = &d->inodes[f->inode];
+    uint64_t end = offset + size;
+    rc = no_space(d, end > in->size ? end - in->size : 0, f->path, err);
+    if (rc != 0)
+        return rc;
+    if (chance(d, d->config.write_eio_ppm)) {
+        d->stats.eio_writes++;
+        return err_set(err, -COHORT_EIO,
+                       "write %.900s at %" PRIu64 ": %s (simulated)", f->path,
+                       offset, strerror(EIO));
+    }
+    d->stats.writes++;
+    if (d->misdirect_armed && size > 0) {
+        d->misdirect_armed = false;
+        d->stats.misdirected++;
+        offset = misdirect(d, in, offset, size);
+    }
+    write_bytes(&in->data, &in->size, &in->cap, offset, buf, size);
+    change_add(in, CHANGE_WRITE, offset, size, buf);
+    return 0;
+}
+
+static int resize(struct sim_disk *d, struct sim_file *f, uint64_t size,
+                  bool only_grow, struct cohort_err *err)
+{
+    int rc = alive(d, f, err);
+    if (rc == 0)
+        rc = gate(d, "resize", f->path, err);
+    if (rc != 0)
+        return rc;
+    struct sim_inode *in = &d->inodes[f->inode];
+    if (only_grow && size <= in->size)
+        return 0;
+    rc = no_space(d, size > in->size ? size - in->size : 0, f->path, err);
+    if (rc != 0)
+        return rc;
+    resize_bytes(&in->data, &in->size, &in->cap, size);
+    change_add(in, CHANGE_RESIZE, 0, size, NULL);
+    return 0;
+}
+
+static int disk_allocate(struct vfs *vfs, struct vfs_file *file, uint64_t size,
+                         struct cohort_err *err)
+{
+    return resize(disk_of(vfs), file_of(file), size, true, err);
+}
+
+static int disk_truncate(struct vfs *vfs, struct vfs_file *file, uint64_t size,
+                         struct cohort_err *err)
+{
+    return resize(disk_of(vfs), file_of(file), size, false, err);
+}
+
+static int disk_sync(struct vfs *vfs, struct vfs_file *file,
+                     struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    struct sim_file *f = file_of(file);
+    int rc = alive(d, f, err);
+    if (rc == 0)
+        rc = gate(d, "sync", f->path, err);
+    if (rc != 0)
+        return rc;
+    struct sim_inode *in = &d->inodes[f->inode];
+    if (chance(d, d->config.sync_eio_ppm)) {
+        /* After a failed fsync the kernel may have dropped the dirty
+         * pages: what reads see may be the old bytes from now on. */
+        d->stats.eio_syncs++;
+        if (prng_chance(d->prng, PPM / 2)) {
+            in->size = 0;
+            write_bytes(&in->data, &in->size, &in->cap, 0, in->durable,
+                        in->durable_size);
+            in->size = in->durable_size;
+            changes_clear(in);
+        }
+        return err_set(err, -COHORT_EIO, "fdatasync %.900s: %s (simulated)",
+                       f->path, strerror(EIO));
+    }
+    d->stats.syncs++;
+    for (uint32_t i = 0; i < in->change_count; i++)
+        change_apply(&in->durable, &in->durable_size, &in->durable_cap,
+                     &in->changes[i], in->changes[i].size);
+    changes_clear(in);
+    return 0;
+}
+
+static int disk_size(struct vfs *vfs, struct vfs_file *file, uint64_t *size,
+                     struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    struct sim_file *f = file_of(file);
+    int rc = alive(d, f, err);
+    if (rc != 0)
+        return rc;
+    *size = d->inodes[f->inode].size;
+    return 0;
+}
+
+static int disk_rename(struct vfs *vfs, const char *from, const char *to,
+                       struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    int32_t i = name_find(d->names, d->name_count, from);
+    if (i < 0)
+        return err_set(err, -COHORT_ENOTFOUND, "rename %.900s: %s", from,
+                       strerror(ENOENT));
+    int rc = gate(d, "rename", from, err);
+    if (rc != 0)
+        return rc;
+    uint32_t inode = d->names[i].inode;
+    name_remove(d->names, &d->name_count, from);
+    name_set(&d->names, &d->name_count, &d->name_cap, to, inode);
+    name_op_add(d, NAME_RENAME, from, to, inode);
+    return 0;
+}
+
+static int disk_unlink(struct vfs *vfs, const char *path,
+                       struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    int32_t i = name_find(d->names, d->name_count, path);
+    if (i < 0)
+        return err_set(err, -COHORT_ENOTFOUND, "unlink %.900s: %s", path,
+                       strerror(ENOENT));
+    int rc = gate(d, "unlink", path, err);
+    if (rc != 0)
+        return rc;
+    uint32_t inode = d->names[i].inode;
+    name_remove(d->names, &d->name_count, path);
+    name_op_add(d, NAME_UNLINK, NULL, path, inode);
+    return 0;
+}
+
+static int disk_mkdir(struct vfs *vfs, const char *path, struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    if (dir_exists(d, path))
+        return err_set(err, -COHORT_EEXIST, "mkdir %.900s: %s", path,
+                       strerror(EEXIST));
+    char parent[VFS_PATH_MAX];
+    vfs_path_dir(parent, path);
+    if (!dir_exists(d, parent))
+        return err_set(err, -COHORT_ENOTFOUND, "mkdir %.900s: %s", path,
+                       strerror(ENOENT));
+    int rc = gate(d, "mkdir", path, err);
+    if (rc != 0)
+        return rc;
+    d->dirs = grow(d->dirs, d->dir_count, &d->dir_cap, sizeof(*d->dirs));
+    d->dirs[d->dir_count++] = copy_string(path);
+    return 0;
+}
+
+static int disk_sync_dir(struct vfs *vfs, const char *path,
+                         struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    if (!dir_exists(d, path))
+        return err_set(err, -COHORT_ENOTFOUND, "open %.900s: %s", path,
+                       strerror(ENOENT));
+    int rc = gate(d, "sync", path, err);
+    if (rc != 0)
+        return rc;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < d->name_op_count; i++) {
+        struct sim_name_op *op = &d->name_ops[i];
+        if (in_dir(op->path, path)) {
+            name_op_apply(d, op);
+            name_op_free(op);
+        } else {
+            d->name_ops[kept++] = *op;
+        }
+    }
+    d->name_op_count = kept;
+    return 0;
+}
+
+static int disk_list(struct vfs *vfs, const char *path, vfs_list_fn fn,
+                     void *ctx, struct cohort_err *err)
+{
+    struct sim_disk *d = disk_of(vfs);
+    if (!dir_exists(d, path))
+        return err_set(err, -COHORT_ENOTFOUND, "list %.900s: %s", path,
+                       strerror(ENOENT));
+    /* Names in a fixed order (creation order of the table), copied first:
+     * the callback may unlink. */
+    uint32_t n = 0;
+    char **list = calloc(d->name_count + d->dir_count + 1, sizeof(*list));
+    ASSERT(list);
+    for (uint32_t i = 0; i < d->name_count; i++)
+        if (in_dir(d->names[i].path, path))
+            list[n++] = copy_string(d->names[i].path);
+    for (uint32_t i = 0; i < d->dir_count; i++)
+        if (in_dir(d->dirs[i], path))
+            list[n++] = copy_string(d->dirs[i]);
+    int rc = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *slash = strrchr(list[i], '/');
+        if (rc == 0)
+            rc = fn(ctx, slash ? slash + 1 : list[i]);
+        free(list[i]);
+    }
+    free(list);
+    return rc;
+}
+
+/* ------------------------------------------------------------ faults */
+
+/* Keep the first `keep` changes of in (the rest are lost), the next one
+ * torn at a sector boundary if torn. */
+static void power_loss_inode(struct sim_disk *d, struct sim_inode *in)
+{
+    uint32_t keep = (uint32_t)prng_below(d->prng, in->change_count + 1u);
+    in->size = 0;
+    write_bytes(&in->data, &in->size, &in->cap, 0, in->durable,
+                in->durable_size);
+    in->size = in->durable_size;
+    for (uint32_t i = 0; i < keep; i++)
+        change_apply(&in->data, &in->size, &in->cap, &in->changes[i],
+                     in->changes[i].size);
+    if (keep < in->change_count) {
+        d->stats.lost_writes += in->change_count - keep;
+        const struct change *ch = &in->changes[keep];
+        if (ch->kind == CHANGE_WRITE && ch->size > 0 &&
+            chance(d, d->config.torn_ppm)) {
+            /* Sectors reach the platter in order; cut between two. */
+            uint64_t sector =
+                d->config.sector_size ? d->config.sector_size : 512u;
+            uint64_t first = (ch->offset / sector + 1u) * sector;
+            uint64_t end = ch->offset + ch->size;
+            if (first < end) {
+                uint64_t cuts = (end - 1u - first) / sector + 1u;
+                uint64_t cut = first + prng_below(d->prng, cuts) * sector;
+                change_apply(&in->data, &in->size, &in->cap, ch,
+                             cut - ch->offset);
+                d->stats.torn++;
+            }
+        }
+    }
+    /* What survived is what is on the platter now. */
+    changes_clear(in);
+    in->durable_size = 0;
+    write_bytes(&in->durable, &in->durable_size, &in->durable_cap, 0, in->data,
+                in->size);
+    in->durable_size = in->size;
+}
+
+static void power_loss_names(struct sim_disk *d)
+{
+    uint32_t keep = (uint32_t)prng_below(d->prng, d->name_op_count + 1u);
+    for (uint32_t i = 0; i < d->name_op_count; i++) {
+        if (i < keep)
+            name_op_apply(d, &d->name_ops[i]);
+        name_op_free(&d->name_ops[i]);
+    }
+    d->name_op_count = 0;
+    for (uint32_t i = 0; i < d->name_count; i++)
+        free(d->names[i].path);
+    d->name_count = 0;
+    for (uint32_t i = 0; i < d->durable_count; i++)
+        name_set(&d->names, &d->name_count, &d->name_cap, d->durable[i].path,
+                 d->durable[i].inode);
+}
+
+void sim_disk_crash(struct sim_disk *d, bool power)
+{
+    d->generation++;
+    d->frozen = false;
+    d->power_off_in = 0;
+    d->misdirect_armed = false;
+    if (!power)
+        return;
+    d->stats.power_losses++;
+    power_loss_names(d);
+    for (uint32_t i = 0; i < d->inode_count; i++) {
+        struct sim_inode *in = &d->inodes[i];
+        if (!in->used)
+            continue;
+        bool named = false;
+        for (uint32_t k = 0; k < d->name_count && !named; k++)
+            named = d->names[k].inode == i;
+        if (named)
+            power_loss_inode(d, in);
+        else
+            inode_free(in); /* no name survived: the file is gone */
+    }
+}
+
+void sim_disk_power_off_after(struct sim_disk *d, uint64_t n)
+{
+    d->power_off_in = n ? n : 1;
+}
+
+bool sim_disk_powered_off(const struct sim_disk *d)
+{
+    return d->frozen;
+}
+
+/* The end of the last nonzero synced byte of in, plus one. */
+static uint64_t synced_extent(const struct sim_inode *in)
+{
+    uint64_t end = in->durable_size;
+    while (end > 0 && in->durable[end - 1] == 0)
+        end--;
+    return end;
+}
+
+bool sim_disk_corrupt(struct sim_disk *d, const char *prefix, char *path,
+                      uint64_t *offset)
+{
+    uint32_t candidates = 0;
+    size_t len = strlen(prefix);
+    for (uint32_t i = 0; i < d->durable_count; i++) {
+        const struct sim_inode *in = &d->inodes[d->durable[i].inode];
+        candidates +=
+            !strncmp(d->durable[i].path, prefix, len) && synced_extent(in) > 0;
+    }
+    if (candidates == 0)
+        return false;
+    uint32_t pick = (uint32_t)prng_below(d->prng, candidates);
+    for (uint32_t i = 0; i < d->durable_count; i++) {
+        struct sim_inode *in = &d->inodes[d->durable[i].inode];
+        if (strncmp(d->durable[i].path, prefix, len) ||
+            synced_extent(in) == 0 || pick-- > 0)
+            continue;
+        uint64_t at = prng_below(d->prng, synced_extent(in));
+        uint8_t bit = (uint8_t)(1u << prng_below(d->prng, 8));
+        in->durable[at] ^= bit;
+        if (at < in->size)
+            in->data[at] ^= bit;
+        d->stats.corruptions++;
+        snprintf(path, VFS_PATH_MAX, "%s", d->durable[i].path);
+        *offset = at;
+        return true;
+    }
+    UNREACHABLE();
+}
+
+void sim_disk_misdirect_next(struct sim_disk *d)
+{
+    d->misdirect_armed = true;
+}
+
+void sim_disk_set_capacity(struct sim_disk *d, uint64_t capacity)
+{
+    d->capacity = capacity;
+}
+
+uint64_t sim_disk_used(const struct sim_disk *d)
+{
+    uint64_t used = 0;
+    for (uint32_t i = 0; i < d->inode_count; i++)
+        if (d->inodes[i].used)
+            used += d->inodes[i].size;
+    return used;
+}
+
+/* ------------------------------------------------------------ lifecycle */
 
 void sim_disk_init(struct sim_disk *d, struct prng *prng,
                    const struct sim_disk_config *config)
 {
-    ASSERT(config->latency_min_ms <= config->latency_max_ms);
     memset(d, 0, sizeof(*d));
     d->prng = prng;
     d->config = *config;
-}
-
-static void write_free(struct sim_write *w)
-{
-    for (uint32_t i = 0; i < w->record_count; i++)
-        free(w->records[i].bytes);
-    free(w->records);
-    sim_snapshot_free(&w->snapshot);
-    memset(w, 0, sizeof(*w));
-}
-
-static void log_truncate(struct sim_disk *d, uint64_t op_last)
-{
-    while (d->log_count > 0 && d->log_base + d->log_count > op_last) {
-        d->log_count--;
-        free(d->log[d->log_count].bytes);
-    }
+    d->vfs = (struct vfs){
+        .open = disk_open,
+        .close = disk_close,
+        .read = disk_read,
+        .write = disk_write,
+        .sync = disk_sync,
+        .allocate = disk_allocate,
+        .truncate = disk_truncate,
+        .size = disk_size,
+        .rename = disk_rename,
+        .unlink = disk_unlink,
+        .mkdir = disk_mkdir,
+        .sync_dir = disk_sync_dir,
+        .list = disk_list,
+    };
 }
 
 void sim_disk_deinit(struct sim_disk *d)
 {
-    for (size_t i = 0; i < d->pending_count; i++)
-        write_free(&d->pending[d->pending_head + i]);
-    free(d->pending);
-    log_truncate(d, 0);
-    free(d->log);
-    sim_snapshot_free(&d->snapshot);
-    free(d->image_entries);
+    for (uint32_t i = 0; i < d->inode_count; i++)
+        inode_free(&d->inodes[i]);
+    free(d->inodes);
+    for (uint32_t i = 0; i < d->name_count; i++)
+        free(d->names[i].path);
+    free(d->names);
+    for (uint32_t i = 0; i < d->durable_count; i++)
+        free(d->durable[i].path);
+    free(d->durable);
+    for (uint32_t i = 0; i < d->name_op_count; i++)
+        name_op_free(&d->name_ops[i]);
+    free(d->name_ops);
+    for (uint32_t i = 0; i < d->dir_count; i++)
+        free(d->dirs[i]);
+    free(d->dirs);
     memset(d, 0, sizeof(*d));
-}
-
-static struct sim_write *pending_push(struct sim_disk *d, uint64_t now,
-                                      enum sim_write_kind kind)
-{
-    if (d->pending_head > 0 && d->pending_head >= d->pending_count) {
-        memmove(d->pending, d->pending + d->pending_head,
-                d->pending_count * sizeof(*d->pending));
-        d->pending_head = 0;
-    }
-    if (d->pending_head + d->pending_count == d->pending_capacity) {
-        size_t capacity = d->pending_capacity ? d->pending_capacity * 2 : 16;
-        struct sim_write *p = realloc(d->pending, capacity * sizeof(*p));
-        ASSERT(p != NULL);
-        d->pending = p;
-        d->pending_capacity = capacity;
-    }
-    struct sim_write *w = &d->pending[d->pending_head + d->pending_count++];
-    memset(w, 0, sizeof(*w));
-    w->kind = kind;
-    uint64_t at = now + prng_range(d->prng, d->config.latency_min_ms,
-                                   d->config.latency_max_ms);
-    w->at = at > d->last_at ? at : d->last_at; /* in order */
-    d->last_at = w->at;
-    d->stats.writes++;
-    return w;
-}
-
-static void record_encode(const struct entry *e, struct sim_record *rec)
-{
-    rec->op = e->h.op;
-    rec->corrupted = false;
-    rec->size = ENTRY_HEADER_SIZE + e->h.body_size;
-    rec->bytes = xmalloc(rec->size);
-    entry_header_encode(&e->h, rec->bytes);
-    if (e->h.body_size)
-        memcpy(rec->bytes + ENTRY_HEADER_SIZE, e->body, e->h.body_size);
-}
-
-void sim_disk_persist(struct sim_disk *d, uint64_t now, uint64_t op_first,
-                      uint64_t op_last, uint64_t checksum,
-                      const struct entry *entries, uint32_t count)
-{
-    ASSERT(op_first >= 1);
-    ASSERT(op_last + 1 == op_first + count);
-    struct sim_write *w = pending_push(d, now, SIM_WRITE_LOG);
-    w->op_first = op_first;
-    w->op_last = op_last;
-    w->checksum = checksum;
-    w->record_count = count;
-    w->records = xmalloc(count * sizeof(*w->records));
-    for (uint32_t i = 0; i < count; i++) {
-        ASSERT(entries[i].h.op == op_first + i);
-        record_encode(&entries[i], &w->records[i]);
-    }
-}
-
-void sim_disk_meta(struct sim_disk *d, uint64_t now, uint64_t seq,
-                   const struct replica_meta *meta)
-{
-    struct sim_write *w = pending_push(d, now, SIM_WRITE_META);
-    w->seq = seq;
-    w->meta = *meta;
-}
-
-void sim_disk_snapshot(struct sim_disk *d, uint64_t now, bool install,
-                       const struct sim_snapshot *snapshot)
-{
-    ASSERT(snapshot->op > 0);
-    struct sim_write *w = pending_push(
-        d, now, install ? SIM_WRITE_SNAPSHOT_INSTALL : SIM_WRITE_SNAPSHOT_TAKE);
-    sim_snapshot_copy(&w->snapshot, snapshot);
-}
-
-bool sim_disk_next_at(const struct sim_disk *d, uint64_t *at)
-{
-    if (d->pending_count == 0)
-        return false;
-    *at = d->pending[d->pending_head].at;
-    return true;
-}
-
-uint64_t sim_disk_last_op(const struct sim_disk *d)
-{
-    return d->log_base + d->log_count;
-}
-
-static void log_append(struct sim_disk *d, struct sim_record *rec)
-{
-    ASSERT(rec->op == sim_disk_last_op(d) + 1);
-    if (d->log_count == d->log_capacity) {
-        uint64_t capacity = d->log_capacity ? d->log_capacity * 2 : 64;
-        struct sim_record *log = realloc(d->log, capacity * sizeof(*log));
-        ASSERT(log != NULL);
-        d->log = log;
-        d->log_capacity = capacity;
-    }
-    d->log[d->log_count++] = *rec;
-    rec->bytes = NULL;
-}
-
-static bool record_same(const struct sim_record *a, const struct sim_record *b)
-{
-    return a->size == b->size && !memcmp(a->bytes, b->bytes, a->size);
-}
-
-static void log_drop_through(struct sim_disk *d, uint64_t op)
-{
-    if (op <= d->log_base)
-        return;
-    uint64_t drop = op - d->log_base;
-    if (drop > d->log_count)
-        drop = d->log_count;
-    for (uint64_t i = 0; i < drop; i++)
-        free(d->log[i].bytes);
-    if (d->log_count > drop)
-        memmove(d->log, d->log + drop, (d->log_count - drop) * sizeof(*d->log));
-    d->log_count -= drop;
-    d->log_base = op;
-}
-
-bool sim_disk_compact(struct sim_disk *d, uint64_t op)
-{
-    if (op > d->snapshot.op)
-        return false;
-    log_drop_through(d, op);
-    return true;
-}
-
-static void record_tear(struct sim_disk *d, struct sim_record *rec)
-{
-    if (rec->size > 1 && prng_chance(d->prng, 500000)) {
-        rec->size = prng_range(d->prng, 1, rec->size - 1); /* cut short */
-    } else {
-        uint64_t bit = prng_below(d->prng, rec->size * 8);
-        rec->bytes[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-    }
-}
-
-/* Apply records [0, written) of a log write, then a torn copy of record
- * `written` if torn. Entries that are durable and identical are not
- * rewritten, so they cannot be torn. Returns false if the write leaves a gap
- * after the durable log. */
-static bool log_write_apply(struct sim_disk *d, struct sim_write *w,
-                            uint32_t written, bool torn)
-{
-    uint64_t first = w->op_first;
-    if (first > sim_disk_last_op(d) + 1 && first <= d->snapshot.op + 1) {
-        /* The log is behind the snapshot (ops applied before they were
-         * durable here): it restarts after the snapshot. */
-        log_drop_through(d, d->snapshot.op);
-    }
-    bool gap = first > sim_disk_last_op(d) + 1;
-    if (gap) {
-        /* The log restarts at op_first: what was there cannot chain. */
-        log_truncate(d, d->log_base);
-        d->log_base = first - 1;
-    }
-    uint32_t limit = written + (torn && written < w->record_count ? 1 : 0);
-    uint32_t i = 0;
-    for (; i < limit; i++) {
-        uint64_t op = first + i;
-        if (op <= d->log_base)
-            continue; /* compacted into the snapshot */
-        if (op > sim_disk_last_op(d))
-            break;
-        if (!record_same(&d->log[op - d->log_base - 1], &w->records[i]))
-            break;
-    }
-    if (i == limit) {
-        /* Nothing new. A complete write still cuts what follows it. */
-        uint64_t keep = first + limit - 1;
-        if (!torn)
-            log_truncate(d, keep > d->log_base ? keep : d->log_base);
-        return !gap;
-    }
-    uint64_t keep = first + i - 1;
-    log_truncate(d, keep > d->log_base ? keep : d->log_base);
-    for (; i < limit; i++) {
-        struct sim_record *rec = &w->records[i];
-        if (i == written)
-            record_tear(d, rec);
-        log_append(d, rec);
-    }
-    return !gap;
-}
-
-static void snapshot_apply(struct sim_disk *d, struct sim_write *w)
-{
-    if (w->snapshot.op <= d->snapshot.op)
-        return; /* an older one than what is durable: keep the newer */
-    sim_snapshot_free(&d->snapshot);
-    d->snapshot = w->snapshot;
-    memset(&w->snapshot, 0, sizeof(w->snapshot));
-    if (w->kind != SIM_WRITE_SNAPSHOT_INSTALL)
-        return;
-    /* Installed from a peer: the log below is superseded, and a suffix that
-     * does not continue the snapshot is a stale branch. */
-    log_drop_through(d, d->snapshot.op);
-    if (d->log_base < d->snapshot.op) {
-        log_truncate(d, d->log_base);
-        d->log_base = d->snapshot.op;
-    }
-    if (d->log_count > 0) {
-        struct entry_header h;
-        if (!entry_header_decode(d->log[0].bytes, &h) ||
-            h.parent != d->snapshot.checksum)
-            log_truncate(d, d->log_base);
-    }
-}
-
-void sim_disk_complete(struct sim_disk *d, struct sim_disk_done *done)
-{
-    ASSERT(d->pending_count > 0);
-    struct sim_write *w = &d->pending[d->pending_head];
-    memset(done, 0, sizeof(*done));
-    done->kind = w->kind;
-    d->ever_written = true;
-    switch (w->kind) {
-    case SIM_WRITE_LOG: {
-        done->op = w->op_last;
-        done->checksum = w->checksum;
-        done->gap_durable_op = sim_disk_last_op(d);
-        done->gap = !log_write_apply(d, w, w->record_count, false);
-        break;
-    }
-    case SIM_WRITE_META:
-        d->meta_present = true;
-        d->meta_seq = w->seq;
-        d->meta = w->meta;
-        done->seq = w->seq;
-        break;
-    case SIM_WRITE_SNAPSHOT_TAKE:
-    case SIM_WRITE_SNAPSHOT_INSTALL:
-        done->op = w->snapshot.op;
-        done->checksum = w->snapshot.checksum;
-        snapshot_apply(d, w);
-        done->snapshot = &d->snapshot;
-        break;
-    }
-    write_free(w);
-    d->pending_head++;
-    d->pending_count--;
-}
-
-bool sim_disk_crash(struct sim_disk *d)
-{
-    bool torn = false;
-    if (d->pending_count > 0 && prng_chance(d->prng, d->config.torn_ppm)) {
-        struct sim_write *w = &d->pending[d->pending_head];
-        d->ever_written = true;
-        torn = true;
-        d->stats.torn++;
-        if (w->kind == SIM_WRITE_LOG) {
-            uint32_t written =
-                (uint32_t)prng_below(d->prng, w->record_count + 1ull);
-            log_write_apply(d, w, written, written < w->record_count);
-        } else if (w->kind == SIM_WRITE_META) {
-            d->meta_present = true; /* crash-atomic: all of it landed */
-            d->meta_seq = w->seq;
-            d->meta = w->meta;
-        } else {
-            snapshot_apply(d, w);
-        }
-    }
-    d->stats.writes_lost += d->pending_count - (torn ? 1 : 0);
-    for (size_t i = 0; i < d->pending_count; i++)
-        write_free(&d->pending[d->pending_head + i]);
-    d->pending_head = 0;
-    d->pending_count = 0;
-    d->last_at = 0;
-    return torn;
-}
-
-/* The highest op whose durable record verifies, or log_base. */
-static uint64_t last_valid_op(const struct sim_disk *d);
-
-uint64_t sim_disk_corrupt(struct sim_disk *d, uint64_t op_max)
-{
-    uint64_t lo = d->log_base > d->snapshot.op ? d->log_base : d->snapshot.op;
-    /* Only below the last valid record: a bad record with nothing valid
-     * after it looks like a torn write, which the WAL cuts silently (see
-     * sim_disk_load()), so damage there could not be detected. */
-    uint64_t hi = last_valid_op(d);
-    hi = hi > 0 ? hi - 1 : 0;
-    if (op_max && hi > op_max)
-        hi = op_max;
-    if (hi <= lo)
-        return 0;
-    uint64_t op = prng_range(d->prng, lo + 1, hi);
-    struct sim_record *rec = &d->log[op - d->log_base - 1];
-    uint64_t bit = prng_below(d->prng, rec->size * 8);
-    rec->bytes[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-    rec->corrupted = true;
-    d->stats.corruptions++;
-    return op;
-}
-
-static bool record_decode(const struct sim_record *rec, uint64_t op,
-                          struct entry *e)
-{
-    if (rec->size < ENTRY_HEADER_SIZE)
-        return false;
-    if (!entry_header_decode(rec->bytes, &e->h))
-        return false;
-    if (e->h.op != op)
-        return false;
-    if (rec->size != ENTRY_HEADER_SIZE + (size_t)e->h.body_size)
-        return false;
-    e->body = rec->bytes + ENTRY_HEADER_SIZE;
-    return entry_verify(&e->h, e->body);
-}
-
-uint64_t sim_disk_corrupt_op(const struct sim_disk *d)
-{
-    for (uint64_t i = 0; i < d->log_count; i++)
-        if (d->log[i].corrupted)
-            return d->log[i].op;
-    return 0;
-}
-
-bool sim_disk_entry(const struct sim_disk *d, uint64_t op,
-                    struct entry_header *h)
-{
-    if (op <= d->log_base || op > sim_disk_last_op(d))
-        return false;
-    struct entry e;
-    if (!record_decode(&d->log[op - d->log_base - 1], op, &e))
-        return false;
-    *h = e.h;
-    return true;
-}
-
-static uint64_t last_valid_op(const struct sim_disk *d)
-{
-    for (uint64_t i = d->log_count; i > 0; i--) {
-        struct entry e;
-        if (record_decode(&d->log[i - 1], d->log[i - 1].op, &e))
-            return d->log[i - 1].op;
-    }
-    return d->log_base;
-}
-
-static bool valid_after(const struct sim_disk *d, uint64_t index)
-{
-    for (uint64_t j = index + 1; j < d->log_count; j++) {
-        struct entry e;
-        if (record_decode(&d->log[j], d->log_base + 1 + j, &e))
-            return true;
-    }
-    return false;
-}
-
-void sim_disk_load(struct sim_disk *d, struct sim_disk_image *image)
-{
-    memset(image, 0, sizeof(*image));
-    /* As the WAL's open does: bad records with nothing valid after them
-     * are a torn tail, cut from the disk. */
-    uint64_t valid = last_valid_op(d);
-    if (valid < sim_disk_last_op(d)) {
-        uint64_t first_bad = valid + 1;
-        if (first_bad > d->snapshot.op)
-            image->torn_op = first_bad;
-        log_truncate(d, valid);
-    }
-    struct replica_durable *out = &image->durable;
-    out->meta_present = d->ever_written;
-    if (d->meta_present) {
-        out->view = d->meta.view;
-        out->last_normal_view = d->meta.last_normal_view;
-        out->meta_flags = d->meta.flags;
-        out->epoch = d->meta.epoch;
-    }
-    image->snapshot = &d->snapshot;
-    out->snapshot_op = d->snapshot.op;
-    out->snapshot_checksum = d->snapshot.checksum;
-    out->snapshot_timestamp_ms = d->snapshot.timestamp_ms;
-    out->client_table = d->snapshot.client_table;
-    out->client_table_size = d->snapshot.client_table_size;
-    if (d->image_capacity < d->log_count) {
-        free(d->image_entries);
-        d->image_capacity = d->log_count;
-        d->image_entries = xmalloc(d->image_capacity * sizeof(struct entry));
-    }
-    uint64_t parent = d->snapshot.checksum;
-    uint64_t expect = d->snapshot.op + 1;
-    uint64_t count = 0;
-    for (uint64_t i = 0; i < d->log_count; i++) {
-        uint64_t op = d->log_base + 1 + i;
-        if (op < expect)
-            continue;
-        struct entry *e = &d->image_entries[count];
-        if (!record_decode(&d->log[i], op, e)) {
-            /* As the WAL does: a bad record with nothing valid after it
-             * is a torn tail (a write that was never reported durable),
-             * cut silently; any other bad record is damage. */
-            ASSERT(valid_after(d, i)); /* the torn tail is cut above */
-            out->damaged_op = op;
-            break;
-        }
-        if (op != expect || e->h.parent != parent) {
-            image->unchained_op = op;
-            break;
-        }
-        parent = e->h.checksum;
-        expect++;
-        count++;
-    }
-    out->entries = d->image_entries;
-    out->entry_count = count;
 }

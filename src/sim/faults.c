@@ -18,7 +18,16 @@ static const struct sim_profile profiles[] = {
                 .spike_ppm = 5000,
                 .spike_min_ms = 50,
                 .spike_max_ms = 300},
-        .disk = {.latency_min_ms = 1, .latency_max_ms = 5, .torn_ppm = 300000},
+        .disk = {.sector_size = 512,
+                 .torn_ppm = 300000,
+                 .write_eio_ppm = 1000,
+                 .sync_eio_ppm = 200},
+        .storage = {.latency_min_ms = 1,
+                    .latency_max_ms = 5,
+                    .slow_ppm = 5000,
+                    .slow_max_ms = 100,
+                    .mid_crash_ppm = 5000,
+                    .power_ppm = 500000},
         .clock_drift_ppm = 10000,
         .fault_every_min_ms = 300,
         .fault_every_max_ms = 1200,
@@ -32,6 +41,8 @@ static const struct sim_profile profiles[] = {
         .pause_max_ms = 800,
         .partition_min_ms = 300,
         .partition_max_ms = 2000,
+        .w_misdirect = 0,
+        .w_disk_full = 1,
         .give_up_ppm = 100000,
     },
     {
@@ -43,7 +54,17 @@ static const struct sim_profile profiles[] = {
                 .spike_ppm = 30000,
                 .spike_min_ms = 100,
                 .spike_max_ms = 1000},
-        .disk = {.latency_min_ms = 1, .latency_max_ms = 15, .torn_ppm = 500000},
+        .disk = {.sector_size = 512,
+                 .torn_ppm = 500000,
+                 .read_eio_ppm = 2000,
+                 .write_eio_ppm = 5000,
+                 .sync_eio_ppm = 500},
+        .storage = {.latency_min_ms = 1,
+                    .latency_max_ms = 15,
+                    .slow_ppm = 20000,
+                    .slow_max_ms = 200,
+                    .mid_crash_ppm = 20000,
+                    .power_ppm = 500000},
         .clock_drift_ppm = 50000,
         .fault_every_min_ms = 100,
         .fault_every_max_ms = 700,
@@ -59,6 +80,8 @@ static const struct sim_profile profiles[] = {
         .pause_max_ms = 1500,
         .partition_min_ms = 100,
         .partition_max_ms = 3000,
+        .w_misdirect = 1,
+        .w_disk_full = 1,
         .give_up_ppm = 200000,
     },
     {
@@ -70,7 +93,10 @@ static const struct sim_profile profiles[] = {
                 .spike_ppm = 5000,
                 .spike_min_ms = 50,
                 .spike_max_ms = 400},
-        .disk = {.latency_min_ms = 1, .latency_max_ms = 5},
+        .disk = {.sector_size = 512, .torn_ppm = 0},
+        .storage = {.latency_min_ms = 1,
+                    .latency_max_ms = 5,
+                    .power_ppm = 500000},
         .clock_drift_ppm = 10000,
         .fault_every_min_ms = 200,
         .fault_every_max_ms = 900,
@@ -82,7 +108,11 @@ static const struct sim_profile profiles[] = {
     {
         .name = "crash",
         .net = {.delay_min_ms = 1, .delay_max_ms = 8, .loss_ppm = 2000},
-        .disk = {.latency_min_ms = 1, .latency_max_ms = 10, .torn_ppm = 500000},
+        .disk = {.sector_size = 512, .torn_ppm = 500000},
+        .storage = {.latency_min_ms = 1,
+                    .latency_max_ms = 10,
+                    .mid_crash_ppm = 30000,
+                    .power_ppm = 500000},
         .clock_drift_ppm = 10000,
         .fault_every_min_ms = 200,
         .fault_every_max_ms = 900,
@@ -99,7 +129,17 @@ static const struct sim_profile profiles[] = {
     {
         .name = "disk",
         .net = {.delay_min_ms = 1, .delay_max_ms = 8, .loss_ppm = 2000},
-        .disk = {.latency_min_ms = 1, .latency_max_ms = 8, .torn_ppm = 600000},
+        .disk = {.sector_size = 512,
+                 .torn_ppm = 600000,
+                 .read_eio_ppm = 5000,
+                 .write_eio_ppm = 10000,
+                 .sync_eio_ppm = 1000},
+        .storage = {.latency_min_ms = 1,
+                    .latency_max_ms = 8,
+                    .slow_ppm = 50000,
+                    .slow_max_ms = 300,
+                    .mid_crash_ppm = 50000,
+                    .power_ppm = 500000},
         .clock_drift_ppm = 10000,
         .fault_every_min_ms = 200,
         .fault_every_max_ms = 800,
@@ -109,12 +149,57 @@ static const struct sim_profile profiles[] = {
         .max_down_all = true,
         .down_min_ms = 50,
         .down_max_ms = 1000,
+        .w_misdirect = 2,
+        .w_disk_full = 2,
         .give_up_ppm = 100000,
+    },
+    {
+        /* Drawn per seed by sim_profile_draw(); these are the bounds. */
+        .name = "swarm",
+        .net = {.delay_min_ms = 1,
+                .delay_max_ms = 20,
+                .loss_ppm = 50000,
+                .dup_ppm = 50000,
+                .spike_ppm = 30000,
+                .spike_min_ms = 50,
+                .spike_max_ms = 1000},
+        .disk = {.sector_size = 512,
+                 .torn_ppm = 1000000,
+                 .read_eio_ppm = 5000,
+                 .write_eio_ppm = 10000,
+                 .sync_eio_ppm = 1000},
+        .storage = {.latency_min_ms = 1,
+                    .latency_max_ms = 15,
+                    .slow_ppm = 50000,
+                    .slow_max_ms = 300,
+                    .mid_crash_ppm = 50000,
+                    .power_ppm = 1000000},
+        .clock_drift_ppm = 50000,
+        .fault_every_min_ms = 100,
+        .fault_every_max_ms = 1200,
+        .w_crash = 5,
+        .w_pause = 5,
+        .w_partition = 5,
+        .w_corrupt = 5,
+        .w_crash_all = 2,
+        .w_misdirect = 2,
+        .w_disk_full = 2,
+        .max_down_all = true,
+        .down_min_ms = 50,
+        .down_max_ms = 2000,
+        .pause_min_ms = 50,
+        .pause_max_ms = 1500,
+        .partition_min_ms = 100,
+        .partition_max_ms = 3000,
+        .give_up_ppm = 200000,
     },
     {
         .name = "none",
         .net = {.delay_min_ms = 1, .delay_max_ms = 5},
-        .disk = {.latency_min_ms = 1, .latency_max_ms = 3},
+        .disk = {.sector_size = 512, .torn_ppm = 0},
+        .storage = {.latency_min_ms = 1,
+                    .latency_max_ms = 3,
+                    .power_ppm = 500000},
     },
 };
 #define PROFILE_COUNT (sizeof(profiles) / sizeof(profiles[0]))
@@ -127,9 +212,56 @@ const struct sim_profile *sim_profile_find(const char *name)
     return NULL;
 }
 
+/* A value in [0, max], zero a third of the time: a fault kind or rate a
+ * seed leaves out. */
+static uint32_t swarm_pick(struct prng *p, uint32_t max)
+{
+    if (max == 0 || prng_below(p, 3) == 0)
+        return 0;
+    return (uint32_t)prng_range(p, 1, max);
+}
+
+const struct sim_profile *sim_profile_draw(const struct sim_profile *p,
+                                           uint64_t seed,
+                                           struct sim_profile *out)
+{
+    if (strcmp(p->name, "swarm") != 0)
+        return p;
+    /* Its own stream, so the run's prng starts as in any profile. */
+    struct prng g;
+    prng_init(&g, seed ^ 0x5377a4d5eedull);
+    *out = *p;
+    out->net.loss_ppm = swarm_pick(&g, p->net.loss_ppm);
+    out->net.dup_ppm = swarm_pick(&g, p->net.dup_ppm);
+    out->net.spike_ppm = swarm_pick(&g, p->net.spike_ppm);
+    out->net.delay_max_ms = 1 + swarm_pick(&g, p->net.delay_max_ms);
+    out->disk.torn_ppm = swarm_pick(&g, p->disk.torn_ppm);
+    out->disk.read_eio_ppm = swarm_pick(&g, p->disk.read_eio_ppm);
+    out->disk.write_eio_ppm = swarm_pick(&g, p->disk.write_eio_ppm);
+    out->disk.sync_eio_ppm = swarm_pick(&g, p->disk.sync_eio_ppm);
+    out->storage.latency_max_ms = 1 + swarm_pick(&g, p->storage.latency_max_ms);
+    out->storage.slow_ppm = swarm_pick(&g, p->storage.slow_ppm);
+    out->storage.mid_crash_ppm = swarm_pick(&g, p->storage.mid_crash_ppm);
+    out->storage.power_ppm = swarm_pick(&g, p->storage.power_ppm);
+    out->clock_drift_ppm = swarm_pick(&g, p->clock_drift_ppm);
+    out->fault_every_min_ms = (uint32_t)prng_range(&g, 100, 600);
+    out->fault_every_max_ms =
+        out->fault_every_min_ms + (uint32_t)prng_range(&g, 0, 1200);
+    out->w_crash = swarm_pick(&g, p->w_crash);
+    out->w_pause = swarm_pick(&g, p->w_pause);
+    out->w_partition = swarm_pick(&g, p->w_partition);
+    out->w_corrupt = swarm_pick(&g, p->w_corrupt);
+    out->w_crash_all = swarm_pick(&g, p->w_crash_all);
+    out->w_misdirect = swarm_pick(&g, p->w_misdirect);
+    out->w_disk_full = swarm_pick(&g, p->w_disk_full);
+    out->max_down_all = prng_below(&g, 2) == 0;
+    out->give_up_ppm = swarm_pick(&g, p->give_up_ppm);
+    return out;
+}
+
 const char *sim_profile_names(void)
 {
-    return "default, harsh, partition, crash, disk, none";
+    return "default, harsh, partition, crash, disk, swarm, none";
 }
 
 /* ------------------------------------------------------------ scenarios */
@@ -304,11 +436,17 @@ static uint32_t some_backup(struct faults *f)
     return UINT32_MAX;
 }
 
+static bool power_loss(struct faults *f)
+{
+    uint32_t ppm = f->profile->storage.power_ppm;
+    return ppm && prng_chance(&f->c->prng, ppm);
+}
+
 static void crash_for(struct faults *f, uint32_t i, uint64_t down_ms)
 {
     if (!cluster_alive(f->c, i))
         return;
-    cluster_crash(f->c, i);
+    cluster_crash(f->c, i, power_loss(f));
     f->restart_at[i] = down_ms ? f->c->now + down_ms : 0;
 }
 
@@ -408,33 +546,43 @@ static void random_partition(struct faults *f)
                                   f->profile->partition_max_ms);
 }
 
-/* Whether replica k's disk has lost data it may have acknowledged and not
- * been repaired yet: a corrupted record still there, or the damage mark the
- * core keeps in its metadata until a primary repaired its log. */
-static bool disk_damaged(struct faults *f, uint32_t k)
+/* Whether some replica other than i may hold unrepaired damage on its
+ * disk. At most one replica is damaged at a time (the fault model: one bad
+ * disk among 2f+1; more than f of them halts the group by design rather
+ * than lose data). */
+static bool other_hurt(struct faults *f, uint32_t i)
 {
-    const struct sim_disk *d = &f->c->replicas[k].disk;
-    return sim_disk_corrupt_op(d) != 0 ||
-           (d->meta.flags & META_FLAG_DAMAGED) != 0;
+    for (uint32_t k = 0; k < replica_count(f); k++)
+        if (k != i && cluster_hurt(f->c, k))
+            return true;
+    return false;
 }
 
-/* Corrupt a durable record at or below the commit number on replica i and
- * crash it, so that its restart reads the damage. At most one replica is
- * damaged at a time (the fault model: one bad disk among 2f+1; more than f
- * of them halts the group by design rather than lose data). */
+/* Corrupt synced data on replica i and crash it, so that its restart reads
+ * the damage. */
 static bool corrupt_and_crash(struct faults *f, uint32_t i)
 {
-    if (i == UINT32_MAX)
-        return false;
-    for (uint32_t k = 0; k < replica_count(f); k++)
-        if (k != i && disk_damaged(f, k))
-            return false;
-    uint64_t op = cluster_corrupt(f->c, i, f->c->check.commit_max);
-    if (op == 0)
+    if (i == UINT32_MAX || other_hurt(f, i) || !cluster_corrupt(f->c, i))
         return false;
     f->victim = i;
     crash_for(f, i, draw(f, 50, 500));
     return true;
+}
+
+/* The next write of a live replica lands elsewhere in its file. */
+static void misdirect(struct faults *f, uint32_t i)
+{
+    if (cluster_alive(f->c, i) && !other_hurt(f, i))
+        cluster_misdirect(f->c, i);
+}
+
+/* Replica i's disk fills up for a while. */
+static void disk_full(struct faults *f, uint32_t i)
+{
+    if (!cluster_alive(f->c, i) || f->room_at[i])
+        return;
+    cluster_disk_full(f->c, i, true);
+    f->room_at[i] = f->c->now + draw(f, 100, 1500);
 }
 
 /* ------------------------------------------------------- random faults */
@@ -443,7 +591,7 @@ static void inject(struct faults *f)
 {
     const struct sim_profile *p = f->profile;
     uint32_t total = p->w_crash + p->w_pause + p->w_partition + p->w_corrupt +
-                     p->w_crash_all;
+                     p->w_misdirect + p->w_disk_full + p->w_crash_all;
     if (total == 0)
         return;
     uint32_t roll = pick(f, total);
@@ -474,6 +622,16 @@ static void inject(struct faults *f)
     if (roll < p->w_corrupt) {
         if (room)
             corrupt_and_crash(f, pick(f, n));
+        return;
+    }
+    roll -= p->w_corrupt;
+    if (roll < p->w_misdirect) {
+        misdirect(f, pick(f, n));
+        return;
+    }
+    roll -= p->w_misdirect;
+    if (roll < p->w_disk_full) {
+        disk_full(f, pick(f, 2) ? primary_or_any(f) : pick(f, n));
         return;
     }
     /* Every replica at once: the group must come back from its disks. */
@@ -609,8 +767,10 @@ bool faults_next_at(const struct faults *f, uint64_t *at)
     bool any = false;
     if (f->active)
         consider(at, &any, f->next_fault_at);
-    for (uint32_t i = 0; i < replica_count(f); i++)
+    for (uint32_t i = 0; i < replica_count(f); i++) {
         consider(at, &any, f->restart_at[i]);
+        consider(at, &any, f->room_at[i]);
+    }
     consider(at, &any, f->heal_at);
     const struct scenario_step *s = scenario_next(f);
     if (s && s->trigger == T_AFTER)
@@ -621,11 +781,16 @@ bool faults_next_at(const struct faults *f, uint64_t *at)
 void faults_fire(struct faults *f)
 {
     uint64_t now = f->c->now;
-    for (uint32_t i = 0; i < replica_count(f); i++)
+    for (uint32_t i = 0; i < replica_count(f); i++) {
         if (f->restart_at[i] && f->restart_at[i] <= now) {
             f->restart_at[i] = 0;
             cluster_restart(f->c, i);
         }
+        if (f->room_at[i] && f->room_at[i] <= now) {
+            f->room_at[i] = 0;
+            cluster_disk_full(f->c, i, false);
+        }
+    }
     if (f->heal_at && f->heal_at <= now)
         heal(f);
     if (f->active && f->next_fault_at && f->next_fault_at <= now) {
@@ -641,9 +806,16 @@ void faults_heal_all(struct faults *f)
     f->active = false;
     f->next_fault_at = 0;
     heal(f);
+    cluster_heal_disks(f->c);
+    for (uint32_t i = 0; i < replica_count(f); i++) {
+        if (f->room_at[i]) {
+            f->room_at[i] = 0;
+            cluster_disk_full(f->c, i, false);
+        }
+    }
     for (uint32_t i = 0; i < replica_count(f); i++) {
         struct sim_replica *rep = &f->c->replicas[i];
-        if (rep->r && rep->paused && rep->paused_until > f->c->now)
+        if (rep->driver && rep->paused && rep->paused_until > f->c->now)
             rep->paused_until = f->c->now; /* resumes at the next step */
     }
     restart_all(f);

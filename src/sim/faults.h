@@ -4,11 +4,16 @@
  * and disk fault rates and how often the fault injector strikes: crashes
  * (the primary half the time), pauses, partitions (isolate the primary,
  * symmetric splits, one-way links, bridges), corruption of a durable record
- * followed by a crash so that the restart reads it, and in the harsher
- * profiles crashes of every replica at once. Each fault heals on its own
- * after a drawn duration. Limits keep a run within the fault model: at most
- * max_down replicas crashed or paused at once, and at most one replica with a
- * deliberately corrupted record at a time.
+ * followed by a crash so that the restart reads it, misdirected writes, a
+ * full disk, and in the harsher profiles crashes of every replica at once.
+ * A crash is a process crash or a power loss (storage.power_ppm). Each
+ * fault heals on its own after a drawn duration. Limits keep a run within
+ * the fault model: at most max_down replicas crashed or paused at once, and
+ * at most one replica whose disk holds unrepaired damage at a time.
+ *
+ * The "swarm" profile draws its own fault mix for every seed: which kinds
+ * strike and how often, and the network and disk rates, as TigerBeetle's
+ * VOPR does (sim_profile_draw).
  *
  * A scenario is a fixed schedule instead, steps fired by conditions on the
  * group ("the primary has prepared ops it has not committed", "20 ops are
@@ -27,6 +32,7 @@ struct sim_profile {
     const char *name;
     struct sim_net_config net;
     struct sim_disk_config disk;
+    struct sim_storage_config storage;
     uint32_t clock_drift_ppm;
     uint32_t fault_every_min_ms; /* 0: no faults */
     uint32_t fault_every_max_ms;
@@ -36,7 +42,9 @@ struct sim_profile {
     uint32_t w_partition;
     uint32_t w_corrupt;
     uint32_t w_crash_all;
-    bool max_down_all; /* else at most f replicas down at once */
+    uint32_t w_misdirect; /* a misdirected write */
+    uint32_t w_disk_full; /* a replica's disk fills up for a while */
+    bool max_down_all;    /* else at most f replicas down at once */
     uint32_t down_min_ms;
     uint32_t down_max_ms;
     uint32_t pause_min_ms;
@@ -49,6 +57,11 @@ struct sim_profile {
 struct sim_scenario;
 
 const struct sim_profile *sim_profile_find(const char *name);
+/* The profile a seed runs: the named one, or for "swarm" one drawn from
+ * the seed into *out. */
+const struct sim_profile *sim_profile_draw(const struct sim_profile *p,
+                                           uint64_t seed,
+                                           struct sim_profile *out);
 const char *sim_profile_names(void);
 const struct sim_scenario *sim_scenario_find(const char *name);
 /* Scenario i (0-based), NULL past the end. */
@@ -66,6 +79,7 @@ struct faults {
     bool active;               /* still injecting */
     uint64_t next_fault_at;
     uint64_t restart_at[COHORT_REPLICAS_MAX]; /* 0: none */
+    uint64_t room_at[COHORT_REPLICAS_MAX];    /* a full disk frees; 0: none */
     uint64_t heal_at;                         /* 0: no partition */
 };
 

@@ -117,6 +117,7 @@ static void cluster_config_from(const struct sim_options *o,
     cc->bugs = o->bugs;
     cc->net = p->net;
     cc->disk = p->disk;
+    cc->storage = p->storage;
     cc->clock_drift_ppm = p->clock_drift_ppm;
     cc->tick_interval_ms = 50;
     cc->trace = o->trace;
@@ -148,7 +149,9 @@ static void collect(struct cluster *c, struct sim_result *res)
     res->dropped = c->net.stats.lost + c->net.stats.cut;
     res->duplicated = c->net.stats.duplicated;
     res->corruptions = st->corruptions;
-    res->torn = st->torn_writes;
+    res->torn = 0;
+    for (uint32_t i = 0; i < c->config.replica_count; i++)
+        res->torn += c->replicas[i].disk.stats.torn;
     res->snapshots_installed = st->snapshots_installed;
     res->fd_detections = st->fd_detections;
     memcpy(res->fd_detect_ms, st->fd_detect_ms, sizeof(res->fd_detect_ms));
@@ -169,8 +172,11 @@ static void collect(struct cluster *c, struct sim_result *res)
 bool sim_run(const struct sim_options *o, struct sim_result *res)
 {
     memset(res, 0, sizeof(*res));
-    const struct sim_profile *profile = sim_profile_find(o->profile);
-    ASSERT(profile != NULL);
+    const struct sim_profile *named = sim_profile_find(o->profile);
+    ASSERT(named != NULL);
+    struct sim_profile drawn;
+    const struct sim_profile *profile =
+        sim_profile_draw(named, o->seed, &drawn);
     const struct sim_scenario *scenario = NULL;
     if (o->scenario) {
         scenario = sim_scenario_find(o->scenario);

@@ -1,0 +1,499 @@
+/* sim/host — the driver's host in the simulator. See host.h. */
+#include "sim/host.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "common/assert.h"
+#include "common/bytes.h"
+
+#define REQUEST_HEADER 16 /* client_id, request_no */
+#define REPLY_HEADER 29   /* client_id, request_no, status, hint, op */
+#define DATA_DIR "/data"
+#define SEGMENT_SIZE (8u << 10)
+#define CHUNK_SIZE 256u
+#define RETRY_MIN_MS 50u
+#define RETRY_MAX_MS 200u
+#define SNAPSHOT_MIN_MS 5u
+#define SNAPSHOT_MAX_MS 60u
+#define PPM 1000000u
+
+static struct sim_replica *rep_of(void *ctx)
+{
+    return ctx;
+}
+
+/* ------------------------------------------------------------ replies */
+
+/* What a client waits for from one incarnation of a replica. */
+struct sim_request {
+    struct cluster *c;
+    uint32_t replica;
+    uint64_t incarnation;
+    uint64_t client_id;
+    uint64_t request_no;
+    bool read;
+    uint8_t key;
+};
+
+static void send_reply(struct cluster *c, struct sim_replica *rep,
+                       const struct sim_request *q, enum reply_status status,
+                       uint32_t hint, uint64_t op, const uint8_t *data,
+                       size_t data_size)
+{
+    uint32_t client = (uint32_t)(q->client_id & 0xffff) - 1;
+    if (client >= c->config.workload.client_count)
+        return;
+    uint8_t buf[REPLY_HEADER + 64];
+    if (REPLY_HEADER + data_size > sizeof(buf)) {
+        check_fail(&c->check, "reply", "replica %" PRIu32 " reply of %zu bytes",
+                   rep->index, data_size);
+        return;
+    }
+    put_u64(buf, q->client_id);
+    put_u64(buf + 8, q->request_no);
+    buf[16] = (uint8_t)status;
+    put_u32(buf + 17, hint);
+    put_u64(buf + 21, op);
+    if (data_size)
+        memcpy(buf + REPLY_HEADER, data, data_size);
+    sim_net_send(&c->net, c->now, rep->index, c->config.replica_count + client,
+                 SIM_MSG_REPLY, buf, REPLY_HEADER + data_size);
+}
+
+/* The status a client sees: the core's, except that an unknown outcome
+ * reads as a view change (the client retries the same request number, and
+ * the client table makes that safe). */
+static enum reply_status client_status(const struct driver_reply *r)
+{
+    if (r->outcome == DRIVER_UNKNOWN)
+        return REPLY_VIEW_CHANGE;
+    if (r->outcome == DRIVER_RETRY && r->status == REPLY_OK)
+        return REPLY_VIEW_CHANGE;
+    return r->status;
+}
+
+static void on_done(void *ctx, const struct driver_reply *r)
+{
+    struct sim_request *q = ctx;
+    struct cluster *c = q->c;
+    struct sim_replica *rep = &c->replicas[q->replica];
+    bool live = rep->driver && rep->incarnation == q->incarnation;
+    cluster_hash(c, 6000u + q->replica, q->client_id, q->request_no,
+                 (uint64_t)r->outcome * 256u + (uint64_t)r->status);
+    if (!live) {
+        free(q); /* the process is gone; its clients time out */
+        return;
+    }
+    cluster_trace(c,
+                  "r%u answers client=%" PRIx64 " request=%" PRIu64
+                  "%s outcome=%d status=%d op=%" PRIu64,
+                  rep->index, q->client_id, q->request_no,
+                  q->read ? " (read)" : "", (int)r->outcome, (int)r->status,
+                  r->op);
+    if (r->outcome != DRIVER_DONE) {
+        send_reply(c, rep, q, client_status(r), r->primary_hint, 0, NULL, 0);
+    } else if (q->read) {
+        /* Served from this replica's state machine as it is now; only the
+         * linearizability check judges the value. */
+        struct kvsm_cmd get = {.kind = KVSM_GET, .key = q->key};
+        struct kvsm_reply value = kvsm_exec(&rep->sm, &get);
+        uint8_t reply[KVSM_REPLY_SIZE];
+        kvsm_reply_encode(&value, reply);
+        send_reply(c, rep, q, REPLY_OK, r->primary_hint, 0, reply,
+                   sizeof(reply));
+    } else {
+        check_reply(&c->check, rep->index, q->client_id, q->request_no, r->op,
+                    r->data, r->size);
+        send_reply(c, rep, q, REPLY_OK, r->primary_hint, r->op, r->data,
+                   r->size);
+    }
+    free(q);
+}
+
+void sim_host_request(struct cluster *c, struct sim_replica *rep,
+                      const uint8_t *data, size_t size, bool read)
+{
+    ASSERT(size >= REQUEST_HEADER);
+    struct sim_request *q = calloc(1, sizeof(*q));
+    ASSERT(q);
+    q->c = c;
+    q->replica = rep->index;
+    q->incarnation = rep->incarnation;
+    q->client_id = get_u64(data);
+    q->request_no = get_u64(data + 8);
+    q->read = read;
+    cluster_trace(c, "r%u %s client=%" PRIx64 " request=%" PRIu64, rep->index,
+                  read ? "read" : "request", q->client_id, q->request_no);
+    rep->turn_pending = true;
+    if (read) {
+        struct kvsm_cmd cmd;
+        bool valid =
+            kvsm_cmd_decode(data + REQUEST_HEADER, size - REQUEST_HEADER, &cmd);
+        ASSERT(valid && cmd.kind == KVSM_GET);
+        q->key = cmd.key;
+        driver_read(rep->driver, on_done, q);
+        return;
+    }
+    driver_submit(rep->driver, q->client_id, q->request_no,
+                  data + REQUEST_HEADER, size - REQUEST_HEADER, on_done, q);
+}
+
+/* ------------------------------------------------------------ the host */
+
+static uint64_t host_now_ms(void *ctx)
+{
+    struct sim_replica *rep = rep_of(ctx);
+    return cluster_local_now(rep, rep->cluster->now);
+}
+
+static void host_send(void *ctx, uint32_t to, const uint8_t *frame, size_t size)
+{
+    struct sim_replica *rep = rep_of(ctx);
+    struct cluster *c = rep->cluster;
+    cluster_hash(c, 7000u + rep->index, to, size, XXH3_64bits(frame, size));
+    sim_net_send(&c->net, c->now, rep->index, to, SIM_MSG_PEER, frame, size);
+}
+
+static void host_link(void *ctx, uint32_t to, bool *up, uint64_t *queued)
+{
+    struct sim_replica *rep = rep_of(ctx);
+    struct cluster *c = rep->cluster;
+    *up = c->replicas[to].driver != NULL &&
+          sim_net_reachable(&c->net, rep->index, to);
+    *queued = 0;
+}
+
+static uint64_t draw(struct cluster *c, uint32_t lo, uint32_t hi)
+{
+    return prng_range(&c->prng, lo, hi > lo ? hi : lo);
+}
+
+/* When a storage round started now completes. */
+static uint64_t round_latency(struct cluster *c)
+{
+    const struct sim_storage_config *s = &c->config.storage;
+    uint64_t ms = draw(c, s->latency_min_ms, s->latency_max_ms);
+    if (s->slow_ppm && prng_chance(&c->prng, s->slow_ppm))
+        ms += draw(c, 1, s->slow_max_ms);
+    return ms;
+}
+
+static void round_schedule(struct cluster *c, struct sim_replica *rep)
+{
+    if (rep->round_active || !rep->queue_head)
+        return;
+    rep->round_active = true;
+    rep->round_jobs = NULL; /* taken when it runs: a group commit */
+    rep->storage_at = c->now + round_latency(c);
+}
+
+static void host_storage(void *ctx, struct storage_job *job)
+{
+    struct sim_replica *rep = rep_of(ctx);
+    struct cluster *c = rep->cluster;
+    cluster_hash(c, 8000u + rep->index, job->type, job->op_last, job->seq);
+    job->next = NULL;
+    if (rep->queue_tail)
+        rep->queue_tail->next = job;
+    else
+        rep->queue_head = job;
+    rep->queue_tail = job;
+    round_schedule(c, rep);
+}
+
+static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
+                          char *why, size_t why_size)
+{
+    (void)why;
+    (void)why_size;
+    struct sim_replica *rep = rep_of(ctx);
+    struct cluster *c = rep->cluster;
+    struct sim_snapshot_write *w = &rep->snapshot;
+    if (w->active)
+        return false;
+    /* What fork() would freeze: the state machine now, the table given. */
+    w->active = true;
+    w->snap = *snap;
+    put_u64(w->state, snap->info.op);
+    kvsm_encode(&rep->sm, w->state + 8);
+    check_restore(&c->check, rep->index, snap->info.op, kvsm_hash(&rep->sm));
+    size_t n = snap->info.client_table_size;
+    w->table = malloc(n ? n : 1);
+    ASSERT(w->table);
+    if (n)
+        memcpy(w->table, snap->client_table, n);
+    w->snap.client_table = w->table;
+    w->at = c->now + draw(c, SNAPSHOT_MIN_MS, SNAPSHOT_MAX_MS);
+    cluster_hash(c, 9000u + rep->index, snap->info.op, w->at, 0);
+    cluster_trace(c, "r%u snapshot at op %" PRIu64 " begins", rep->index,
+                  snap->info.op);
+    return true;
+}
+
+static void host_view(void *ctx, const struct cohort_view_info *v)
+{
+    struct sim_replica *rep = rep_of(ctx);
+    cluster_hash(rep->cluster, 10000u + rep->index, v->view, v->primary, 0);
+    cluster_trace(rep->cluster, "r%u view %" PRIu64 " primary r%u", rep->index,
+                  v->view, v->primary);
+}
+
+static void host_log(void *ctx, enum driver_log_level level, const char *line)
+{
+    struct sim_replica *rep = rep_of(ctx);
+    (void)level;
+    cluster_trace(rep->cluster, "r%u driver: %s", rep->index, line);
+}
+
+static void host_fatal(void *ctx, const char *why)
+{
+    struct sim_replica *rep = rep_of(ctx);
+    check_fail(&rep->cluster->check, "storage",
+               "replica %" PRIu32 " cannot go on: %s", rep->index, why);
+}
+
+/* ------------------------------------------------------------ state machine */
+
+static size_t sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
+                       const uint8_t *body, size_t body_size, uint8_t *reply,
+                       size_t reply_size_max)
+{
+    struct sim_replica *rep = ctx;
+    size_t size = kvsm_apply(&rep->sm, body, body_size, reply, reply_size_max);
+    check_apply(&rep->cluster->check, rep->index, op, timestamp_ms, body,
+                body_size, reply, size, kvsm_hash(&rep->sm));
+    return size;
+}
+
+/* The snapshot stream: the op it was taken at, then the kvsm state. */
+static int sm_restore(void *ctx,
+                      int (*read)(void *rctx, void *data, size_t size,
+                                  size_t *got),
+                      void *rctx, struct cohort_err *err)
+{
+    struct sim_replica *rep = ctx;
+    uint8_t buf[8 + KVSM_STATE_SIZE + 1];
+    size_t got = 0;
+    int rc = read(rctx, buf, sizeof(buf), &got);
+    if (rc != 0)
+        return err_set(err, rc, "read the state");
+    if (got != 8 + KVSM_STATE_SIZE ||
+        !kvsm_restore(&rep->sm, buf + 8, KVSM_STATE_SIZE))
+        return err_set(err, -COHORT_ECORRUPT, "state of %zu bytes", got);
+    check_restore(&rep->cluster->check, rep->index, get_u64(buf),
+                  kvsm_hash(&rep->sm));
+    if (rep->driver) /* not at start: a snapshot from a peer */
+        rep->cluster->stats.snapshots_installed++;
+    return 0;
+}
+
+static int snapshot_state(void *ctx,
+                          int (*write)(void *wctx, const void *data,
+                                       size_t size),
+                          void *wctx)
+{
+    struct sim_snapshot_write *w = ctx;
+    return write(wctx, w->state, sizeof(w->state));
+}
+
+/* ------------------------------------------------------------ storage */
+
+static void queue_free(struct sim_replica *rep)
+{
+    storage_job_free_list(rep->queue_head);
+    rep->queue_head = rep->queue_tail = NULL;
+    storage_job_free_list(rep->round_jobs);
+    rep->round_jobs = NULL;
+    rep->round_active = false;
+}
+
+static void set_stalled(struct sim_replica *rep, bool stalled, const char *why)
+{
+    if (rep->stalled == stalled)
+        return;
+    rep->stalled = stalled;
+    driver_storage_stalled(rep->driver, stalled, why);
+}
+
+void sim_host_storage_due(struct cluster *c, struct sim_replica *rep)
+{
+    ASSERT(rep->round_active);
+    if (!rep->round_jobs) {
+        /* Every job queued by now goes in this round. */
+        rep->round_jobs = rep->queue_head;
+        rep->queue_head = rep->queue_tail = NULL;
+        storage_batch_init(&rep->round, rep->round_jobs);
+        const struct sim_storage_config *s = &c->config.storage;
+        if (s->mid_crash_ppm && prng_chance(&c->prng, s->mid_crash_ppm))
+            sim_disk_power_off_after(&rep->disk, 1 + prng_below(&c->prng, 12));
+    }
+    struct cohort_err err;
+    err_clear(&err);
+    int rc = storage_batch_run(&rep->round, driver_wal(rep->driver),
+                               driver_meta(rep->driver), &err);
+    cluster_hash(c, 11000u + rep->index, (uint64_t)-rc, 0, 0);
+    if (sim_disk_powered_off(&rep->disk)) {
+        cluster_power_lost(c, rep->index, "during a storage round");
+        return;
+    }
+    if (rc == -COHORT_EAGAIN) {
+        cluster_trace(c, "r%u storage stalled: %s", rep->index, err.message);
+        set_stalled(rep, true, err.message);
+        rep->storage_at = c->now + draw(c, RETRY_MIN_MS, RETRY_MAX_MS);
+        return;
+    }
+    if (rc != 0) {
+        c->stats.storage_failures++;
+        cluster_process_exit(c, rep->index, err.message);
+        return;
+    }
+    set_stalled(rep, false, NULL);
+    struct storage_job *jobs = rep->round_jobs;
+    rep->round_jobs = NULL;
+    rep->round_active = false;
+    uint64_t incarnation = rep->incarnation;
+    while (jobs) {
+        struct storage_job *next = jobs->next;
+        if (rep->driver && rep->incarnation == incarnation)
+            driver_storage_done(rep->driver, jobs);
+        else
+            storage_job_free(jobs);
+        jobs = next;
+    }
+    if (rep->driver && rep->incarnation == incarnation)
+        round_schedule(c, rep);
+}
+
+void sim_host_snapshot_due(struct cluster *c, struct sim_replica *rep)
+{
+    struct sim_snapshot_write *w = &rep->snapshot;
+    ASSERT(w->active);
+    struct cohort_err err;
+    err_clear(&err);
+    const struct sim_storage_config *s = &c->config.storage;
+    if (s->mid_crash_ppm && prng_chance(&c->prng, s->mid_crash_ppm))
+        sim_disk_power_off_after(&rep->disk, 1 + prng_below(&c->prng, 12));
+    int rc = driver_snapshot_write(sim_disk_vfs(&rep->disk), DATA_DIR, &w->snap,
+                                   snapshot_state, w, &err);
+    uint64_t op = w->snap.info.op;
+    w->active = false;
+    free(w->table);
+    w->table = NULL;
+    cluster_hash(c, 12000u + rep->index, op, (uint64_t)-rc, 0);
+    if (sim_disk_powered_off(&rep->disk)) {
+        cluster_power_lost(c, rep->index, "writing a snapshot");
+        return;
+    }
+    cluster_trace(c, "r%u snapshot at op %" PRIu64 " %s%s", rep->index, op,
+                  rc == 0 ? "written" : "failed: ", rc == 0 ? "" : err.message);
+    driver_snapshot_done(rep->driver, op, rc == 0,
+                         rc == 0 ? NULL : err.message);
+}
+
+bool sim_host_idle(const struct sim_replica *rep)
+{
+    return !rep->round_active && !rep->queue_head && !rep->snapshot.active;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* The core's configuration in the simulator: small limits, so that
+ * pipelines fill, snapshots and compaction happen within a few hundred ops,
+ * and lagging replicas need state transfer. */
+static void replica_config_for(struct cluster *c, struct sim_replica *rep,
+                               struct replica_config *config);
+
+static void core_trace(void *ctx, const char *line)
+{
+    struct sim_replica *rep = ctx;
+    struct cluster *c = rep->cluster;
+    if (c->config.trace)
+        fprintf(c->config.trace, "%8" PRIu64 "ms #%-7" PRIu64 " core %s\n",
+                c->now, c->step, line);
+}
+
+static void replica_config_for(struct cluster *c, struct sim_replica *rep,
+                               struct replica_config *config)
+{
+    replica_config_defaults(config, c->config.replica_count, rep->index,
+                            prng_next(&c->prng));
+    config->body_size_max = 256;
+    config->reply_size_max = 64;
+    config->pipeline_ops_max = 64;
+    config->pipeline_bytes_max = 64u * 256u;
+    config->batch_ops_max = 32;
+    config->snapshot_interval_ops =
+        c->config.snapshot_interval_ops ? c->config.snapshot_interval_ops : 48;
+    config->log_ops_max =
+        2u * config->pipeline_ops_max + config->snapshot_interval_ops + 64u;
+    config->log_bytes_max = 4u * config->pipeline_bytes_max;
+    /* Room for every session a run can open, so the core never forgets a
+     * client: the reference model in sim/check.c does not model eviction. */
+    config->client_table_max = 1024;
+    config->trace = c->config.trace ? core_trace : NULL;
+    config->trace_ctx = rep;
+    config->bugs = c->config.bugs;
+}
+
+bool sim_host_start(struct cluster *c, struct sim_replica *rep)
+{
+    struct driver_config dc;
+    driver_config_defaults(&dc);
+    dc.self = rep->index;
+    dc.replica_count = c->config.replica_count;
+    dc.cluster_id = 0x5151;
+    dc.data_dir = DATA_DIR;
+    dc.vfs = sim_disk_vfs(&rep->disk);
+    dc.torn_writes_possible = rep->power_lost;
+    dc.wal_segment_size = SEGMENT_SIZE;
+    dc.chunk_size = CHUNK_SIZE;
+    dc.send_window = 4u * CHUNK_SIZE;
+    dc.deferred_bytes_max = 64u << 10;
+    replica_config_for(c, rep, &dc.replica);
+    struct driver_host host = {
+        .ctx = rep,
+        .now_ms = host_now_ms,
+        .send = host_send,
+        .link = host_link,
+        .storage = host_storage,
+        .snapshot = host_snapshot,
+        .view = host_view,
+        .log = host_log,
+        .fatal = host_fatal,
+    };
+    struct driver_sm sm = {
+        .sm = {.ctx = rep, .apply = sm_apply},
+        .restore = sm_restore,
+        .ctx = rep,
+    };
+    kvsm_init(&rep->sm);
+    struct cohort_err err;
+    err_clear(&err);
+    rep->incarnation++;
+    rep->stalled = false;
+    rep->driver = driver_open(&dc, &host, &sm, &err);
+    if (!rep->driver) {
+        cluster_trace(c, "r%u cannot start: %s", rep->index, err.message);
+        return false;
+    }
+    rep->r = driver_replica(rep->driver);
+    return true;
+}
+
+void sim_host_stop(struct cluster *c, struct sim_replica *rep)
+{
+    (void)c;
+    queue_free(rep);
+    if (rep->snapshot.active) {
+        free(rep->snapshot.table);
+        rep->snapshot.table = NULL;
+        rep->snapshot.active = false;
+    }
+    struct driver *d = rep->driver;
+    rep->driver = NULL; /* answers during the close go nowhere */
+    rep->r = NULL;
+    driver_close(d);
+}
