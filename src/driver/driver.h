@@ -124,9 +124,10 @@ struct driver_host {
     /* One log line (optional). */
     void (*log)(void *ctx, enum driver_log_level level, const char *line);
     /* This replica cannot go on (its state machine could not be restored
-     * from a verified snapshot): stop it, with this one-line reason. The
+     * from a verified snapshot: code is -COHORT_EIO when reading it failed,
+     * else a bug): stop it, with this one-line reason. The
      * driver must not be called again except driver_close(). */
-    void (*fatal)(void *ctx, const char *why);
+    void (*fatal)(void *ctx, int code, const char *why);
     /* Wall-clock milliseconds, for status reports only (optional). */
     uint64_t (*wall_ms)(void *ctx);
 };

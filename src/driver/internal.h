@@ -71,7 +71,8 @@ struct driver {
     struct replica *r;
     bool closing;
     bool storage_stalled;
-    bool cut_torn_tail; /* recovery cut a torn last log record */
+    bool cut_torn_tail;  /* recovery cut a torn last log record */
+    bool snapshots_lost; /* recovery found no snapshot that verifies */
 
     /* Requests gathered during one turn, proposed together. */
     struct client_request *batch;

@@ -75,6 +75,18 @@ static int recover_snapshot(struct driver *d, struct replica_durable *out,
     int rc = snapshot_open_latest(&rd, d->vfs, d->snap_dir, err);
     if (rc == -COHORT_ENOTFOUND)
         return 0;
+    if (rc == -COHORT_ECORRUPT) {
+        /* Every snapshot is damaged: start from an empty state and a log
+         * that cannot continue it, damaged, and let a primary repair us
+         * (a snapshot from a peer) rather than refuse to start. */
+        drv_log(d, DRIVER_LOG_WARN,
+                "no snapshot verifies (%s); starting empty, to be repaired "
+                "from peers",
+                err->message);
+        err_clear(err);
+        d->snapshots_lost = true;
+        return 0;
+    }
     if (rc != 0)
         return rc;
     struct snapshot_info info = *snapshot_info(&rd);
@@ -137,6 +149,9 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     out->entries = rec.entries;
     out->entry_count = rec.entry_count;
     out->damaged_op = rec.damaged_op;
+    if (d->snapshots_lost && out->damaged_op == 0 &&
+        (rec.entry_count == 0 || rec.entries[0].h.op != 1))
+        out->damaged_op = 1; /* the state the snapshot held is gone */
     return 0;
 }
 

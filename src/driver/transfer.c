@@ -290,7 +290,7 @@ static void install_received(struct driver *d)
          * the state machine is empty now and this replica cannot go on. */
         free(table);
         err_wrap(&err, "installing snapshot at op %" PRIu64, info.op);
-        d->host.fatal(d->host.ctx, err.message);
+        d->host.fatal(d->host.ctx, rc, err.message);
         return;
     }
     d->snapshot_op = info.op;

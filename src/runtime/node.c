@@ -116,9 +116,10 @@ static void host_log(void *ctx, enum driver_log_level level, const char *line)
             "%s", line);
 }
 
-static void host_fatal(void *ctx, const char *why)
+static void host_fatal(void *ctx, int code, const char *why)
 {
     (void)ctx;
+    (void)code;
     logline(LOGLINE_ERROR, "stopping: %s", why);
     _exit(3);
 }

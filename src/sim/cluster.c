@@ -276,6 +276,10 @@ static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
 /* After an input handed to rep's driver: check it and schedule its tick. */
 static void settle(struct cluster *c, struct sim_replica *rep)
 {
+    if (rep->driver && rep->exit_pending) {
+        rep->exit_pending = false;
+        cluster_process_exit(c, rep->index, rep->exit_why);
+    }
     if (!rep->driver)
         return; /* it crashed during the input */
     after_step(c, rep, false);
@@ -284,10 +288,6 @@ static void settle(struct cluster *c, struct sim_replica *rep)
     if (next > c->config.tick_interval_ms)
         next = c->config.tick_interval_ms;
     rep->tick_at = c->now + global_delay(rep, next);
-    /* A replica repaired since its damage was read back is whole again. */
-    if (rep->hurt && rep->hurt_restarted &&
-        replica_status(rep->r) == STATUS_NORMAL && !replica_damaged(rep->r))
-        rep->hurt = false;
 }
 
 static void on_reply_arrival(struct cluster *c, uint32_t client,
@@ -548,12 +548,13 @@ void cluster_crash(struct cluster *c, uint32_t i, bool power)
         return;
     }
     fd_fault(c, i);
+    rep->damaged_at_crash = replica_damaged(rep->r);
     sim_disk_crash(&rep->disk, power);
     sim_host_stop(c, rep);
     rep->paused = false;
     rep->turn_pending = false;
     rep->restart_at = 0;
-    rep->power_lost = power;
+    rep->power_lost = power || rep->torn_left;
     c->stats.crashes++;
     c->stats.power_losses += power;
     hash_mix(c, i, 5000, power, 0);
@@ -600,8 +601,6 @@ void cluster_restart(struct cluster *c, uint32_t i)
     rep->commit_seen = 0;
     rep->view_seen = 0;
     rep->status_seen = 0;
-    if (rep->hurt)
-        rep->hurt_restarted = true;
     memset(rep->suspected, 0, sizeof(rep->suspected));
     fd_fault_over(c, i);
     if (c->now > 0)
@@ -629,12 +628,6 @@ void cluster_pause(struct cluster *c, uint32_t i, uint64_t duration_ms)
     cluster_trace(c, "r%u PAUSE for %" PRIu64 "ms", i, duration_ms);
 }
 
-static void mark_hurt(struct sim_replica *rep)
-{
-    rep->hurt = true;
-    rep->hurt_restarted = false;
-}
-
 bool cluster_corrupt(struct cluster *c, uint32_t i)
 {
     struct sim_replica *rep = &c->replicas[i];
@@ -645,7 +638,6 @@ bool cluster_corrupt(struct cluster *c, uint32_t i)
         prng_chance(&c->prng, 200000) ? "/data/snapshots/" : "/data/wal/";
     if (!sim_disk_corrupt(&rep->disk, where, path, &offset))
         return false;
-    mark_hurt(rep);
     c->stats.corruptions++;
     hash_mix(c, i, 8000, offset, 0);
     cluster_trace(c, "r%u CORRUPT %s at byte %" PRIu64, i, path, offset);
@@ -656,14 +648,16 @@ void cluster_misdirect(struct cluster *c, uint32_t i)
 {
     struct sim_replica *rep = &c->replicas[i];
     sim_disk_misdirect_next(&rep->disk);
-    mark_hurt(rep);
     hash_mix(c, i, 8100, 0, 0);
     cluster_trace(c, "r%u its next write is misdirected", i);
 }
 
 bool cluster_hurt(const struct cluster *c, uint32_t i)
 {
-    return c->replicas[i].hurt;
+    const struct sim_replica *rep = &c->replicas[i];
+    if (sim_disk_damaged(&rep->disk))
+        return true;
+    return rep->driver ? replica_damaged(rep->r) : rep->damaged_at_crash;
 }
 
 void cluster_disk_full(struct cluster *c, uint32_t i, bool full)

@@ -75,7 +75,9 @@ struct sim_replica {
     uint64_t paused_until;
     struct kvsm sm;
     struct sim_disk disk;
-    bool power_lost;     /* the last crash lost power (torn writes possible) */
+    bool power_lost;   /* the last crash lost power (torn writes possible) */
+    bool exit_pending; /* the driver asked to stop (host.fatal) */
+    char exit_why[160];
     uint64_t restart_at; /* a failed start is retried then; 0: none */
     /* Local monotonic clock: local = base_local + (now - base_global) *
      * rate_ppm / 1e6. */
@@ -93,10 +95,8 @@ struct sim_replica {
     uint64_t storage_at;
     bool stalled;
     struct sim_snapshot_write snapshot;
-    /* The disk holds damage this replica may read back (a corruption or a
-     * misdirected write since its last repaired start). */
-    bool hurt;
-    bool hurt_restarted; /* it started since the damage */
+    bool damaged_at_crash; /* its core was damaged when it crashed */
+    bool torn_left;        /* its last start cut a torn last record */
     /* Check state for this incarnation. */
     uint64_t learned_upto;
     uint64_t commit_seen;

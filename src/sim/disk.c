@@ -276,6 +276,48 @@ static bool dir_exists(const struct sim_disk *d, const char *dir)
     return false;
 }
 
+/* ------------------------------------------------------------ spots */
+
+static void spot_add(struct sim_disk *d, uint32_t inode, uint64_t offset,
+                     uint64_t size)
+{
+    d->spots = grow(d->spots, d->spot_count, &d->spot_cap, sizeof(*d->spots));
+    d->spots[d->spot_count++] = (struct sim_spot){inode, offset, size};
+}
+
+/* Spots past a file's new end are gone with the bytes. */
+static void spots_truncated(struct sim_disk *d, uint32_t inode, uint64_t size)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < d->spot_count; i++) {
+        const struct sim_spot *p = &d->spots[i];
+        if (p->inode != inode || p->offset < size)
+            d->spots[kept++] = *p;
+    }
+    d->spot_count = kept;
+}
+
+static bool inode_named(const struct sim_disk *d, uint32_t inode)
+{
+    for (uint32_t k = 0; k < d->name_count; k++)
+        if (d->names[k].inode == inode)
+            return true;
+    for (uint32_t k = 0; k < d->durable_count; k++)
+        if (d->durable[k].inode == inode)
+            return true;
+    return false;
+}
+
+bool sim_disk_damaged(const struct sim_disk *d)
+{
+    if (d->misdirect_armed)
+        return true;
+    for (uint32_t i = 0; i < d->spot_count; i++)
+        if (inode_named(d, d->spots[i].inode))
+            return true;
+    return false;
+}
+
 /* ------------------------------------------------------------ gates */
 
 static int frozen_error(struct sim_disk *d, const char *what, const char *path,
@@ -425,7 +467,12 @@ static int disk_write(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
     if (d->misdirect_armed && size > 0) {
         d->misdirect_armed = false;
         d->stats.misdirected++;
+        spot_add(d, f->inode, offset, size); /* never written */
         offset = misdirect(d, in, offset, size);
+        write_bytes(&in->data, &in->size, &in->cap, offset, buf, size);
+        change_add(in, CHANGE_WRITE, offset, size, buf);
+        spot_add(d, f->inode, offset, size); /* overwritten */
+        return 0;
     }
     write_bytes(&in->data, &in->size, &in->cap, offset, buf, size);
     change_add(in, CHANGE_WRITE, offset, size, buf);
@@ -489,9 +536,13 @@ static int disk_sync(struct vfs *vfs, struct vfs_file *file,
                        f->path, strerror(EIO));
     }
     d->stats.syncs++;
-    for (uint32_t i = 0; i < in->change_count; i++)
-        change_apply(&in->durable, &in->durable_size, &in->durable_cap,
-                     &in->changes[i], in->changes[i].size);
+    for (uint32_t i = 0; i < in->change_count; i++) {
+        const struct change *ch = &in->changes[i];
+        change_apply(&in->durable, &in->durable_size, &in->durable_cap, ch,
+                     ch->size);
+        if (ch->kind == CHANGE_RESIZE)
+            spots_truncated(d, f->inode, ch->size);
+    }
     changes_clear(in);
     return 0;
 }
@@ -690,16 +741,23 @@ void sim_disk_crash(struct sim_disk *d, bool power)
         bool named = false;
         for (uint32_t k = 0; k < d->name_count && !named; k++)
             named = d->names[k].inode == i;
-        if (named)
+        if (named) {
             power_loss_inode(d, in);
-        else
+        } else {
             inode_free(in); /* no name survived: the file is gone */
+            spots_truncated(d, i, 0);
+        }
     }
 }
 
 void sim_disk_power_off_after(struct sim_disk *d, uint64_t n)
 {
     d->power_off_in = n ? n : 1;
+}
+
+void sim_disk_power_stays_on(struct sim_disk *d)
+{
+    d->power_off_in = 0;
 }
 
 bool sim_disk_powered_off(const struct sim_disk *d)
@@ -739,6 +797,7 @@ bool sim_disk_corrupt(struct sim_disk *d, const char *prefix, char *path,
         in->durable[at] ^= bit;
         if (at < in->size)
             in->data[at] ^= bit;
+        spot_add(d, d->durable[i].inode, at, 1);
         d->stats.corruptions++;
         snprintf(path, VFS_PATH_MAX, "%s", d->durable[i].path);
         *offset = at;
@@ -808,5 +867,6 @@ void sim_disk_deinit(struct sim_disk *d)
     for (uint32_t i = 0; i < d->dir_count; i++)
         free(d->dirs[i]);
     free(d->dirs);
+    free(d->spots);
     memset(d, 0, sizeof(*d));
 }

@@ -68,6 +68,14 @@ struct sim_inode;
 struct sim_name;
 struct sim_name_op;
 
+/* Bytes a fault damaged (a flipped bit, a misdirected write's landing
+ * place and the place it missed), until a synced write covers them or
+ * their file is gone. */
+struct sim_spot {
+    uint32_t inode;
+    uint64_t offset, size;
+};
+
 struct sim_disk {
     struct vfs vfs; /* first: the vfs pointer is the disk */
     struct prng *prng;
@@ -87,6 +95,8 @@ struct sim_disk {
     uint32_t name_op_count, name_op_cap;
     char **dirs;
     uint32_t dir_count, dir_cap;
+    struct sim_spot *spots;
+    uint32_t spot_count, spot_cap;
     struct sim_disk_stats stats;
 };
 
@@ -106,6 +116,8 @@ void sim_disk_crash(struct sim_disk *d, bool power);
  * with EIO until sim_disk_crash(d, true)). */
 void sim_disk_power_off_after(struct sim_disk *d, uint64_t n);
 bool sim_disk_powered_off(const struct sim_disk *d);
+/* Cancel a power-off countdown that has not run out. */
+void sim_disk_power_stays_on(struct sim_disk *d);
 
 /* Flip one bit in the synced bytes of a random file whose path starts with
  * prefix, below the end of its last synced nonzero byte (so a preallocated
@@ -118,6 +130,8 @@ void sim_disk_misdirect_next(struct sim_disk *d);
 /* Writes that would make the disk hold more than capacity bytes fail with
  * ENOSPC (0: no limit). */
 void sim_disk_set_capacity(struct sim_disk *d, uint64_t capacity);
+/* Whether damaged bytes are still where storage may read them back. */
+bool sim_disk_damaged(const struct sim_disk *d);
 /* Bytes held now (the sum of file sizes). */
 uint64_t sim_disk_used(const struct sim_disk *d);
 

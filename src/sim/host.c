@@ -248,9 +248,16 @@ static void host_log(void *ctx, enum driver_log_level level, const char *line)
     cluster_trace(rep->cluster, "r%u driver: %s", rep->index, line);
 }
 
-static void host_fatal(void *ctx, const char *why)
+static void host_fatal(void *ctx, int code, const char *why)
 {
     struct sim_replica *rep = rep_of(ctx);
+    if (code == -COHORT_EIO) {
+        /* An injected read error: the process exits, a supervisor
+         * restarts it, and it recovers from its disk. */
+        rep->exit_pending = true;
+        snprintf(rep->exit_why, sizeof(rep->exit_why), "%s", why);
+        return;
+    }
     check_fail(&rep->cluster->check, "storage",
                "replica %" PRIu32 " cannot go on: %s", rep->index, why);
 }
@@ -334,6 +341,7 @@ void sim_host_storage_due(struct cluster *c, struct sim_replica *rep)
     err_clear(&err);
     int rc = storage_batch_run(&rep->round, driver_wal(rep->driver),
                                driver_meta(rep->driver), &err);
+    sim_disk_power_stays_on(&rep->disk); /* the countdown is per round */
     cluster_hash(c, 11000u + rep->index, (uint64_t)-rc, 0, 0);
     if (sim_disk_powered_off(&rep->disk)) {
         cluster_power_lost(c, rep->index, "during a storage round");
@@ -378,6 +386,7 @@ void sim_host_snapshot_due(struct cluster *c, struct sim_replica *rep)
         sim_disk_power_off_after(&rep->disk, 1 + prng_below(&c->prng, 12));
     int rc = driver_snapshot_write(sim_disk_vfs(&rep->disk), DATA_DIR, &w->snap,
                                    snapshot_state, w, &err);
+    sim_disk_power_stays_on(&rep->disk);
     uint64_t op = w->snap.info.op;
     w->active = false;
     free(w->table);
@@ -480,6 +489,10 @@ bool sim_host_start(struct cluster *c, struct sim_replica *rep)
         return false;
     }
     rep->r = driver_replica(rep->driver);
+    /* As the runtime's boot id does: a torn tail that was cut stays on
+     * disk until the log moves past it, so the next start must judge it
+     * the same way. */
+    rep->torn_left = driver_cut_torn_tail(rep->driver);
     return true;
 }
 
