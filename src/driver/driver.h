@@ -30,7 +30,7 @@
  * latest in driver_close()), unless driver_cancel() forgot it first; (2) a
  * connection's requests reach the core in the order submitted, including
  * those queued after a busy answer; (3) a read is handed to the core only
- * after every write submitted before it, so read index covers them. */
+ * after the writes submitted in the same turn before it. */
 #ifndef COHORT_DRIVER_H
 #define COHORT_DRIVER_H
 
@@ -191,9 +191,11 @@ void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
                    void *ctx);
 /* Linearizable read (read index): done(DRIVER_DONE) once this replica is
  * the primary, a quorum confirmed after the call that it still holds its
- * view, and it has applied every write committed before the call and every
- * write submitted to it before the call; the caller then reads its state
- * machine. No log op and no disk write. Otherwise NOT_PRIMARY / RETRY. */
+ * view, and it has applied every write committed before the call (writes
+ * still in flight may be ordered after the read: a caller that must see its
+ * own writes submits the read once they are answered); the caller then
+ * reads its state machine. No log op and no disk write. Otherwise
+ * NOT_PRIMARY / RETRY. */
 void driver_read(struct driver *d, driver_done_fn done, void *ctx);
 /* Forget the callbacks of pending writes and reads with this ctx. */
 void driver_cancel(struct driver *d, void *ctx);

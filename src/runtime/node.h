@@ -72,8 +72,9 @@ void node_cancel(struct node *n, void *ctx);
 const struct kv *node_kv(const struct node *n);
 /* Linearizable read (read index): done(DRIVER_DONE) once this node is the
  * primary, a quorum confirmed after the call that it still holds its view,
- * and it has applied every write committed before the call and every write
- * submitted to it before the call; then the caller reads node_kv(). No log
+ * and it has applied every write committed before the call (a connection's
+ * own earlier writes are the server's to order); then the caller reads
+ * node_kv(). No log
  * op and no disk write. Otherwise NOT_PRIMARY / RETRY (driver.h). */
 void node_read(struct node *n, driver_done_fn done, void *ctx);
 
