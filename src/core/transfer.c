@@ -101,6 +101,7 @@ void vr_on_new_state(struct replica *r, const struct message *m)
     bool trusted = from_primary && m->view == r->view &&
                    r->status == STATUS_NORMAL && !replica_is_primary(r);
     uint64_t upto = trusted ? m->op : m->commit;
+    uint64_t verified_before = r->op_verified;
     uint64_t last = vr_adopt_entries(r, m, upto);
     /* Untrusted, only what the sender knows committed is the group's: our
      * entries may match its log further, but that log may be superseded. */
@@ -108,7 +109,11 @@ void vr_on_new_state(struct replica *r, const struct message *m)
     if (known > r->op_verified)
         r->op_verified = known;
     vr_commit_to(r, trusted ? m->commit : known);
-    r->state_request_ms = 0;
+    /* Ask again at once only if this answer moved us on: one that did not
+     * (our log is full, say) waits for the retry interval, or duplicated
+     * answers would each draw a new request, without end. */
+    if (r->op_verified > verified_before)
+        r->state_request_ms = 0;
     if (trusted) {
         r->view_op = m->view_op;
         if (m->nonce == r->nonce) /* answers a request made since restart */
