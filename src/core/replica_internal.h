@@ -98,6 +98,7 @@ struct replica {
     /* Backup. */
     uint64_t acked_op;
     uint64_t state_request_ms; /* last GET_STATE sent; 0: none pending */
+    uint32_t state_retries;    /* GET_STATEs since one moved us on */
     bool awaiting_snapshot;
 
     /* View change. */

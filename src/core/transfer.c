@@ -9,6 +9,25 @@
  * never drops an entry above the durable snapshot. */
 #include "core/replica_internal.h"
 
+/* Whom to ask for state: the primary, or on every other retry the next
+ * of the other replicas in turn. */
+static uint32_t state_source(const struct replica *r)
+{
+    uint32_t primary = vr_primary_of(r, r->view);
+    uint32_t n = r->c.replica_count;
+    if (r->state_retries % 2 == 0 || n < 3)
+        return primary;
+    uint32_t others = n - 2; /* neither us nor the primary */
+    uint32_t k = (r->state_retries / 2) % others;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i == primary || i == r->c.self)
+            continue;
+        if (k-- == 0)
+            return i;
+    }
+    return primary;
+}
+
 void vr_request_state(struct replica *r)
 {
     if (r->status != STATUS_NORMAL || replica_is_primary(r))
@@ -17,6 +36,10 @@ void vr_request_state(struct replica *r)
                                           : r->c.heartbeat_ms * 2u;
     if (r->state_request_ms && r->now_ms - r->state_request_ms < retry)
         return;
+    /* A request that timed out without moving us on: the primary may be
+     * unable to help (its snapshot unreadable, say). Every other retry
+     * goes to another replica, which serves what it knows committed. */
+    r->state_retries = r->state_request_ms ? r->state_retries + 1 : 0;
     r->state_request_ms = r->now_ms;
     r->awaiting_snapshot = false;
     uint64_t base = r->op_verified;
@@ -28,7 +51,7 @@ void vr_request_state(struct replica *r)
         .checksum = vr_checksum_at(r, base),
         .nonce = r->nonce,
     };
-    vr_send_to(r, vr_primary_of(r, r->view), &m, NULL);
+    vr_send_to(r, state_source(r), &m, NULL);
     r->stats.state_transfers++;
 }
 

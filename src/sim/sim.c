@@ -214,6 +214,22 @@ bool sim_run(const struct sim_options *o, struct sim_result *res)
                    PROGRESS_MS);
     if (!c->check.failed)
         cluster_check_converged(c);
+    /* 4. Every replica loses power and restarts from its disk alone: it
+     * must recover the state the group agreed on. */
+    if (!c->check.failed) {
+        for (uint32_t i = 0; i < c->config.replica_count; i++)
+            cluster_crash(c, i, true);
+        for (uint32_t i = 0; i < c->config.replica_count; i++)
+            cluster_restart(c, i);
+        if (!run_until(c, &f, c->now + PROGRESS_MS, quiescent) &&
+            !c->check.failed)
+            check_fail(&c->check, "recovery",
+                       "the group did not settle %u ms after every replica "
+                       "restarted from its disk",
+                       PROGRESS_MS);
+        if (!c->check.failed)
+            cluster_check_converged(c);
+    }
     if (!c->check.failed)
         check_linearizable(c, res);
     collect(c, res);

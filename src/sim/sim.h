@@ -1,7 +1,7 @@
 /* sim — one simulator run: a seed, a fault profile (or a named scenario) and
  * a workload, driven to the end and checked.
  *
- * A run has three phases in virtual time:
+ * A run has four phases in virtual time:
  *  1. faults: the clients issue their ops while the fault injector strikes
  *     (until every op is issued, or a time cap);
  *  2. heal: every partition heals, paused replicas resume, crashed ones
