@@ -548,7 +548,7 @@ void cluster_crash(struct cluster *c, uint32_t i, bool power)
         return;
     }
     fd_fault(c, i);
-    rep->damaged_at_crash = replica_damaged(rep->r);
+    rep->damaged_at_crash = replica_damaged(rep->r) || rep->meta_damaged;
     sim_disk_crash(&rep->disk, power);
     sim_host_stop(c, rep);
     rep->paused = false;
@@ -657,7 +657,9 @@ bool cluster_hurt(const struct cluster *c, uint32_t i)
     const struct sim_replica *rep = &c->replicas[i];
     if (sim_disk_damaged(&rep->disk))
         return true;
-    return rep->driver ? replica_damaged(rep->r) : rep->damaged_at_crash;
+    if (rep->driver)
+        return replica_damaged(rep->r) || rep->meta_damaged;
+    return rep->damaged_at_crash;
 }
 
 void cluster_disk_full(struct cluster *c, uint32_t i, bool full)

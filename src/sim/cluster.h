@@ -96,6 +96,7 @@ struct sim_replica {
     bool stalled;
     struct sim_snapshot_write snapshot;
     bool damaged_at_crash; /* its core was damaged when it crashed */
+    bool meta_damaged;     /* its metadata on disk may say damaged */
     bool torn_left;        /* its last start cut a torn last record */
     /* Check state for this incarnation. */
     uint64_t learned_upto;

@@ -195,6 +195,9 @@ static void host_storage(void *ctx, struct storage_job *job)
     struct sim_replica *rep = rep_of(ctx);
     struct cluster *c = rep->cluster;
     cluster_hash(c, 8000u + rep->index, job->type, job->op_last, job->seq);
+    if (job->type == STORAGE_META &&
+        (job->meta.meta.flags & META_FLAG_DAMAGED) != 0)
+        rep->meta_damaged = true; /* may be on disk from now on */
     job->next = NULL;
     if (rep->queue_tail)
         rep->queue_tail->next = job;
@@ -359,6 +362,10 @@ void sim_host_storage_due(struct cluster *c, struct sim_replica *rep)
         return;
     }
     set_stalled(rep, false, NULL);
+    for (const struct storage_job *j = rep->round_jobs; j; j = j->next)
+        if (j->type == STORAGE_META)
+            rep->meta_damaged =
+                (j->meta.meta.flags & META_FLAG_DAMAGED) != 0;
     struct storage_job *jobs = rep->round_jobs;
     rep->round_jobs = NULL;
     rep->round_active = false;
@@ -493,6 +500,7 @@ bool sim_host_start(struct cluster *c, struct sim_replica *rep)
      * disk until the log moves past it, so the next start must judge it
      * the same way. */
     rep->torn_left = driver_cut_torn_tail(rep->driver);
+    rep->meta_damaged = replica_damaged(rep->r);
     return true;
 }
 
