@@ -99,6 +99,13 @@ enum replica_bug {
     BUG_VOTE_BEFORE_RECOVERED = 16, /* restarted replica votes at once */
     BUG_READ_WITHOUT_QUORUM = 32,   /* serve reads without the PING round */
     BUG_READ_WITHOUT_INDEX = 64,    /* serve reads before applying the index */
+    /* Bugs of the driver and storage (src/driver, src/storage), which read
+     * the same bits: */
+    BUG_STORAGE_ACK_EARLY = 128,    /* report a persist before fdatasync */
+    BUG_STORAGE_TRUST_RECORD = 256, /* recovery keeps a record that fails
+                                       its checksum */
+    BUG_STORAGE_LOG_RESTART = 512,  /* after a snapshot the log goes on
+                                       from its old end, not base + 1 */
 };
 
 /* Fill config with defaults for a group of replica_count, self, seed. */

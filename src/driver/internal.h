@@ -118,6 +118,11 @@ struct driver {
     uint32_t receiving_from; /* the replica whose snapshot it is */
     uint8_t *chunk;          /* chunk_size bytes, for sending */
 
+    /* BUG_STORAGE_ACK_EARLY: persists to report before they are durable,
+     * after the step that asked for them. */
+    struct wal_position early[64];
+    uint32_t early_count;
+
     uint8_t *frame; /* scratch for prefixing frames */
     size_t frame_cap;
     uint64_t view_changes;

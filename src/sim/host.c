@@ -364,8 +364,7 @@ void sim_host_storage_due(struct cluster *c, struct sim_replica *rep)
     set_stalled(rep, false, NULL);
     for (const struct storage_job *j = rep->round_jobs; j; j = j->next)
         if (j->type == STORAGE_META)
-            rep->meta_damaged =
-                (j->meta.meta.flags & META_FLAG_DAMAGED) != 0;
+            rep->meta_damaged = (j->meta.meta.flags & META_FLAG_DAMAGED) != 0;
     struct storage_job *jobs = rep->round_jobs;
     rep->round_jobs = NULL;
     rep->round_active = false;

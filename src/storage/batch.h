@@ -57,6 +57,9 @@ struct storage_job {
     struct meta_record meta;
     /* COMPACT */
     uint64_t compact_op;
+    /* PERSIST: its completion was already reported (a deliberate bug,
+     * BUG_STORAGE_ACK_EARLY: the driver skips the real one). */
+    bool acked_early;
 };
 
 /* A new job of the given type (zeroed); never NULL (aborts when out of

@@ -1,7 +1,8 @@
 #!/bin/sh
 # inject_bugs.sh — show that the simulator catches real protocol bugs.
 #
-# For each deliberate bug in enum replica_bug (src/core/replica.h), run
+# For each deliberate bug in enum replica_bug (src/core/replica.h; the
+# BUG_STORAGE_* ones live in src/driver and src/storage), run
 # `cohort sim --bugs BIT` over seeds 1..K of a profile that can expose it and
 # report the first failing seed (seeds-to-detection) and the check that
 # caught it. The same seeds are then run without the bug, to show that the
@@ -24,7 +25,9 @@ bugs="1 crash 300 BUG_COMMIT_WITH_F
 8 harsh 300 BUG_APPLY_RETRY_TWICE
 16 disk 300 BUG_VOTE_BEFORE_RECOVERED
 32 partition 300 BUG_READ_WITHOUT_QUORUM
-64 crash 300 BUG_READ_WITHOUT_INDEX"
+64 crash 300 BUG_READ_WITHOUT_INDEX
+128 crash 300 BUG_STORAGE_ACK_EARLY
+512 harsh 300 BUG_STORAGE_LOG_RESTART"
 
 status=0
 printf '%-28s %-8s %8s  %s\n' bug profile seeds "caught by"
