@@ -100,6 +100,12 @@ static uint64_t global_delay(const struct sim_replica *rep, uint64_t local_ms)
 
 /* ------------------------------------------------------------- lifecycle */
 
+static void disk_trace(void *ctx, const char *line)
+{
+    struct sim_replica *rep = ctx;
+    cluster_trace(rep->cluster, "r%u disk: %s", rep->index, line);
+}
+
 void cluster_init(struct cluster *c, const struct cluster_config *config)
 {
     ASSERT(config->replica_count >= 1);
@@ -121,6 +127,10 @@ void cluster_init(struct cluster *c, const struct cluster_config *config)
         rep->cluster = c;
         rep->index = i;
         sim_disk_init(&rep->disk, &c->prng, &config->disk);
+        if (config->trace) {
+            rep->disk.trace = disk_trace;
+            rep->disk.trace_ctx = rep;
+        }
         uint32_t drift = config->clock_drift_ppm;
         rep->rate_ppm =
             PPM - drift + (uint32_t)prng_range(&c->prng, 0, 2ull * drift);
@@ -549,6 +559,9 @@ void cluster_crash(struct cluster *c, uint32_t i, bool power)
     }
     fd_fault(c, i);
     rep->damaged_at_crash = replica_damaged(rep->r) || rep->meta_damaged;
+    /* Usually the crash finds the disk busy with the round in flight. */
+    if (prng_chance(&c->prng, 500000))
+        sim_host_crash_mid_round(c, rep);
     sim_disk_crash(&rep->disk, power);
     sim_host_stop(c, rep);
     rep->paused = false;

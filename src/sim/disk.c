@@ -9,6 +9,7 @@
 #include "sim/disk.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,19 @@ static bool dir_exists(const struct sim_disk *d, const char *dir)
     return false;
 }
 
+__attribute__((format(printf, 2, 3))) static void trace(struct sim_disk *d,
+                                                        const char *fmt, ...)
+{
+    if (!d->trace)
+        return;
+    char line[VFS_PATH_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    d->trace(d->trace_ctx, line);
+}
+
 /* ------------------------------------------------------------ spots */
 
 static void spot_add(struct sim_disk *d, uint32_t inode, uint64_t offset,
@@ -376,6 +390,7 @@ static int disk_open(struct vfs *vfs, const char *path, int flags,
         if (rc != 0)
             return rc;
         inode = inode_new(d);
+        trace(d, "create %s", path);
         name_set(&d->names, &d->name_count, &d->name_cap, path, inode);
         name_op_add(d, NAME_CREATE, NULL, path, inode);
     }
@@ -464,6 +479,7 @@ static int disk_write(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
                        offset, strerror(EIO));
     }
     d->stats.writes++;
+    trace(d, "write %s at %" PRIu64 " size %zu", f->path, offset, size);
     if (d->misdirect_armed && size > 0) {
         d->misdirect_armed = false;
         d->stats.misdirected++;
@@ -493,6 +509,7 @@ static int resize(struct sim_disk *d, struct sim_file *f, uint64_t size,
     rc = no_space(d, size > in->size ? size - in->size : 0, f->path, err);
     if (rc != 0)
         return rc;
+    trace(d, "resize %s to %" PRIu64, f->path, size);
     resize_bytes(&in->data, &in->size, &in->cap, size);
     change_add(in, CHANGE_RESIZE, 0, size, NULL);
     return 0;
@@ -536,6 +553,7 @@ static int disk_sync(struct vfs *vfs, struct vfs_file *file,
                        f->path, strerror(EIO));
     }
     d->stats.syncs++;
+    trace(d, "sync %s", f->path);
     for (uint32_t i = 0; i < in->change_count; i++) {
         const struct change *ch = &in->changes[i];
         change_apply(&in->durable, &in->durable_size, &in->durable_cap, ch,
@@ -571,6 +589,7 @@ static int disk_rename(struct vfs *vfs, const char *from, const char *to,
     if (rc != 0)
         return rc;
     uint32_t inode = d->names[i].inode;
+    trace(d, "rename %s to %s", from, to);
     name_remove(d->names, &d->name_count, from);
     name_set(&d->names, &d->name_count, &d->name_cap, to, inode);
     name_op_add(d, NAME_RENAME, from, to, inode);
@@ -589,6 +608,7 @@ static int disk_unlink(struct vfs *vfs, const char *path,
     if (rc != 0)
         return rc;
     uint32_t inode = d->names[i].inode;
+    trace(d, "unlink %s", path);
     name_remove(d->names, &d->name_count, path);
     name_op_add(d, NAME_UNLINK, NULL, path, inode);
     return 0;
@@ -623,6 +643,7 @@ static int disk_sync_dir(struct vfs *vfs, const char *path,
     int rc = gate(d, "sync", path, err);
     if (rc != 0)
         return rc;
+    trace(d, "sync directory %s", path);
     uint32_t kept = 0;
     for (uint32_t i = 0; i < d->name_op_count; i++) {
         struct sim_name_op *op = &d->name_ops[i];
@@ -733,6 +754,10 @@ void sim_disk_crash(struct sim_disk *d, bool power)
     if (!power)
         return;
     d->stats.power_losses++;
+    trace(d,
+          "POWER LOSS: %u name changes and the unsynced writes of %u "
+          "files at stake",
+          d->name_op_count, d->inode_count);
     power_loss_names(d);
     for (uint32_t i = 0; i < d->inode_count; i++) {
         struct sim_inode *in = &d->inodes[i];

@@ -97,6 +97,9 @@ struct sim_disk {
     uint32_t dir_count, dir_cap;
     struct sim_spot *spots;
     uint32_t spot_count, spot_cap;
+    /* Optional: one line per mutating call, for --trace. */
+    void (*trace)(void *ctx, const char *line);
+    void *trace_ctx;
     struct sim_disk_stats stats;
 };
 

@@ -408,6 +408,22 @@ void sim_host_snapshot_due(struct cluster *c, struct sim_replica *rep)
                          rc == 0 ? NULL : err.message);
 }
 
+void sim_host_crash_mid_round(struct cluster *c, struct sim_replica *rep)
+{
+    if (!rep->driver || !rep->round_active || sim_disk_powered_off(&rep->disk))
+        return;
+    if (!rep->round_jobs) {
+        rep->round_jobs = rep->queue_head;
+        rep->queue_head = rep->queue_tail = NULL;
+        storage_batch_init(&rep->round, rep->round_jobs);
+    }
+    sim_disk_power_off_after(&rep->disk, 2 + prng_below(&c->prng, 4));
+    struct cohort_err err;
+    (void)storage_batch_run(&rep->round, driver_wal(rep->driver),
+                            driver_meta(rep->driver), &err);
+    cluster_hash(c, 13000u + rep->index, 0, 0, 0);
+}
+
 bool sim_host_idle(const struct sim_replica *rep)
 {
     return !rep->round_active && !rep->queue_head && !rep->snapshot.active;

@@ -37,6 +37,10 @@ void sim_host_snapshot_due(struct cluster *c, struct sim_replica *rep);
 /* A client request (or a GET by read index) arrived at rep. */
 void sim_host_request(struct cluster *c, struct sim_replica *rep,
                       const uint8_t *data, size_t size, bool read);
+/* The process dies while its storage round is in flight: the round gets
+ * as far as a drawn number of disk operations (the crash lands in the
+ * middle of it: some writes in the page cache, maybe not synced). */
+void sim_host_crash_mid_round(struct cluster *c, struct sim_replica *rep);
 /* No storage round, queued job or snapshot write is pending. */
 bool sim_host_idle(const struct sim_replica *rep);
 

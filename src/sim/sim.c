@@ -11,8 +11,10 @@
 #include "sim/faults.h"
 #include "sim/linearize.h"
 
-#define FAULT_PHASE_MAX_MS (120u * 1000u) /* heal by then in any case */
-#define PROGRESS_MS (30u * 1000u)         /* phases 2 and 3 each */
+/* Heal by then in any case: two minutes, and 100 ms more per client op so
+ * that long histories (--ops 10000 and more) are issued whole. */
+#define FAULT_PHASE_MAX_MS(ops) (120u * 1000u + 100u * (uint64_t)(ops))
+#define PROGRESS_MS (30u * 1000u) /* phases 2 and 3 each */
 #define LIN_BUDGET 2000000u
 
 static char assert_context[512];
@@ -192,7 +194,7 @@ bool sim_run(const struct sim_options *o, struct sim_result *res)
     faults_init(&f, c, profile, scenario);
 
     /* 1. Faults while the clients work. */
-    run_until(c, &f, FAULT_PHASE_MAX_MS, all_issued);
+    run_until(c, &f, FAULT_PHASE_MAX_MS(o->ops), all_issued);
     /* 2. Heal; every request must complete. */
     faults_heal_all(&f);
     c->workload.no_give_up = true;

@@ -105,19 +105,46 @@ static int bound_lower(struct wal *wal, struct meta *meta,
     return rc < 0 ? classify(rc, meta->state == META_FAILED) : 0;
 }
 
-/* After a round in which the wal started a segment and no metadata was
- * written: raise the bound to the durable op, so that it covers the first
- * records of the newest segment (losing that segment then shows). A failed
- * write only leaves the bound lower: no harm, unless meta is FAILED. */
+/* After a round in which the wal started a segment, or wrote metadata
+ * (which carries the op from before the sync): raise the bound to the
+ * durable op, so that it covers the first records of the newest segment
+ * (losing that segment then shows). A failed write only leaves the bound
+ * lower: no harm, unless meta is FAILED. */
 static int bound_raise(struct storage_batch *b, struct wal *wal,
                        struct meta *meta, struct cohort_err *err)
 {
     struct wal_position durable = wal_durable(wal);
-    if (b->meta_written || wal_segments_created(wal) == b->segments_before ||
-        meta_seq(meta) == 0 || meta_log_end_min(meta) >= durable.op)
+    bool behind =
+        b->meta_written || wal_segments_created(wal) != b->segments_before;
+    if (!behind || meta_seq(meta) == 0 || meta_log_end_min(meta) >= durable.op)
         return 0;
     int rc = meta_write_log_end(meta, durable.op, durable.checksum, err);
     return rc < 0 && meta->state == META_FAILED ? rc : 0;
+}
+
+/* Write the round's metadata records, in order, from where a retry left
+ * off. Each carries the wal's durable op as the log end bound. */
+static int write_meta(struct storage_batch *b, struct wal *wal,
+                      struct meta *meta, struct cohort_err *err)
+{
+    for (; b->meta_next; b->meta_next = b->meta_next->next) {
+        if (b->meta_next->type != STORAGE_META)
+            continue;
+        /* Written before the sync: the log on disk may still end where
+         * it ended before the round, or already where the round takes
+         * it. */
+        struct wal_position durable = wal_durable(wal);
+        if (b->durable_before.op < durable.op)
+            durable = b->durable_before;
+        b->meta_next->meta.log_end_min = durable.op;
+        b->meta_next->meta.log_end_check =
+            durable.op ? (uint32_t)durable.checksum : 0;
+        int rc = meta_write(meta, &b->meta_next->meta, err);
+        if (rc < 0)
+            return classify(rc, meta->state == META_FAILED);
+        b->meta_written = true;
+    }
+    return 0;
 }
 
 int storage_batch_run(struct storage_batch *b, struct wal *wal,
@@ -129,6 +156,7 @@ int storage_batch_run(struct storage_batch *b, struct wal *wal,
     if (b->state == STORAGE_BATCH_NEW) {
         /* Appends change only memory: an error here (a record larger
          * than a segment, no memory, a FAILED wal) is final. */
+        b->durable_before = wal_durable(wal);
         int rc = append_all(b, wal, err);
         if (rc < 0) {
             b->state = STORAGE_BATCH_FAILED;
@@ -138,14 +166,25 @@ int storage_batch_run(struct storage_batch *b, struct wal *wal,
         b->meta_next = b->jobs;
         b->segments_before = wal_segments_created(wal);
     }
+    int rc = 0;
     if (b->state == STORAGE_BATCH_APPENDED) {
+        /* The bound first (before a sync takes the log below it), then the
+         * metadata, then the log: a crash in between never leaves log
+         * records of a view whose metadata is missing, which recovery
+         * must take for lost metadata. */
+        if (b->need_sync)
+            rc = bound_lower(wal, meta, err);
+        if (rc == 0)
+            rc = write_meta(b, wal, meta, err);
+        if (rc < 0) {
+            if (rc != -COHORT_EAGAIN)
+                b->state = STORAGE_BATCH_FAILED;
+            return rc;
+        }
+        b->state = STORAGE_BATCH_META_WRITTEN;
+    }
+    if (b->state == STORAGE_BATCH_META_WRITTEN) {
         if (b->need_sync) {
-            int rc = bound_lower(wal, meta, err);
-            if (rc < 0) {
-                if (rc != -COHORT_EAGAIN)
-                    b->state = STORAGE_BATCH_FAILED;
-                return rc;
-            }
             rc = wal_sync(wal, NULL, err);
             if (rc < 0) {
                 rc = classify(rc, wal_state(wal) == WAL_FAILED);
@@ -156,23 +195,7 @@ int storage_batch_run(struct storage_batch *b, struct wal *wal,
         }
         b->state = STORAGE_BATCH_SYNCED;
     }
-    for (; b->meta_next; b->meta_next = b->meta_next->next) {
-        if (b->meta_next->type != STORAGE_META)
-            continue;
-        struct wal_position durable = wal_durable(wal);
-        b->meta_next->meta.log_end_min = durable.op;
-        b->meta_next->meta.log_end_check =
-            durable.op ? (uint32_t)durable.checksum : 0;
-        int rc = meta_write(meta, &b->meta_next->meta, err);
-        if (rc < 0) {
-            rc = classify(rc, meta->state == META_FAILED);
-            if (rc != -COHORT_EAGAIN)
-                b->state = STORAGE_BATCH_FAILED;
-            return rc;
-        }
-        b->meta_written = true;
-    }
-    int rc = bound_raise(b, wal, meta, err);
+    rc = bound_raise(b, wal, meta, err);
     if (rc < 0) {
         b->state = STORAGE_BATCH_FAILED;
         return rc;

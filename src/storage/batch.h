@@ -5,15 +5,18 @@
  * same code.
  *
  * A round takes a list of jobs in the order they were queued, appends every
- * log entry (no I/O), makes them durable with ONE wal_sync() (one
- * fdatasync), then writes the metadata jobs in order. Compactions and resets
+ * log entry (no I/O), writes the metadata jobs in order (each crash-atomic
+ * and synced), then makes the log entries durable with ONE wal_sync() (one
+ * fdatasync). Metadata goes first so that a crash in between never leaves
+ * log records of a view whose metadata is missing. Compactions and resets
  * take effect in their place in the list.
  *
  * The round also keeps the metadata's log end bound (meta.h) true: every
- * metadata record it writes carries the wal's durable op; a round that
- * started a segment and wrote no metadata raises the bound (a metadata
- * write of its own); and before a sync that takes the durable log below
- * the bound (a suffix replacement, a reset), it lowers it first.
+ * metadata record it writes carries the wal's durable op (as of before the
+ * round's sync); a round that started a segment raises the bound after its
+ * sync (a metadata write of its own); and before a sync that takes the
+ * durable log below the bound (a suffix replacement, a reset), it lowers
+ * it first.
  *
  * Invariants: (1) a job is reported complete only after everything it asked
  * for is durable; (2) a round is resumable: after a retryable failure (a
@@ -22,7 +25,8 @@
  * entry twice; (3) after a failed fdatasync the round fails for good
  * (wal or meta FAILED): the caller must stop using the files.
  *
- * States: NEW -> APPENDED -> SYNCED -> DONE, or FAILED from any. */
+ * States: NEW -> APPENDED -> META_WRITTEN -> SYNCED -> DONE, or FAILED from
+ * any. */
 #ifndef COHORT_STORAGE_BATCH_H
 #define COHORT_STORAGE_BATCH_H
 
@@ -73,6 +77,7 @@ void storage_job_free_list(struct storage_job *list);
 enum storage_batch_state {
     STORAGE_BATCH_NEW = 0,
     STORAGE_BATCH_APPENDED,
+    STORAGE_BATCH_META_WRITTEN,
     STORAGE_BATCH_SYNCED,
     STORAGE_BATCH_DONE,
     STORAGE_BATCH_FAILED,
@@ -83,7 +88,8 @@ struct storage_batch {
     enum storage_batch_state state;
     struct storage_job *meta_next; /* the next META job to write */
     bool need_sync;
-    bool meta_written;        /* a META job was written this round */
+    bool meta_written;                  /* a META job was written this round */
+    struct wal_position durable_before; /* wal_durable() before the round */
     uint64_t segments_before; /* wal_segments_created() before the sync */
     uint64_t sync_us;         /* filled in by the caller if it times the sync */
 };
