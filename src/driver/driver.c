@@ -114,7 +114,10 @@ static void persist(struct driver *d, const struct action *a)
     if (last >= first && first == replica_log_base(d->r) + 1 && restart) {
         /* The log restarts right after the snapshot: whatever the wal
          * holds is in the snapshot or stale (replica.h, ACT_PERSIST). */
-        drv_storage_push(d, storage_job_new(STORAGE_RESET));
+        struct storage_job *reset = storage_job_new(STORAGE_RESET);
+        reset->op_last = first - 1;
+        reset->checksum = replica_entry(d->r, first)->h.parent;
+        drv_storage_push(d, reset);
         job = persist_job(d->r, first, last, a->persist.checksum);
     } else if (last >= first) {
         job = persist_job(d->r, first, last, a->persist.checksum);
