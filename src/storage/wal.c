@@ -35,7 +35,9 @@ uint64_t wal_record_size(uint32_t body_size)
 {
     uint64_t raw =
         (uint64_t)WAL_RECORD_HEADER_SIZE + ENTRY_HEADER_SIZE + body_size;
-    return (raw + WAL_RECORD_ALIGN - 1) & ~(uint64_t)(WAL_RECORD_ALIGN - 1);
+    uint64_t padded =
+        (raw + WAL_RECORD_ALIGN - 1) & ~(uint64_t)(WAL_RECORD_ALIGN - 1);
+    return padded + WAL_RECORD_TRAILER_SIZE;
 }
 
 static uint32_t record_crc(const uint8_t *record, uint32_t payload_size)
@@ -59,8 +61,15 @@ void wal_record_encode(const struct entry *entry, uint8_t *out)
         memcpy(out + WAL_RECORD_HEADER_SIZE + ENTRY_HEADER_SIZE, entry->body,
                h->body_size);
     uint64_t used = WAL_RECORD_HEADER_SIZE + (uint64_t)payload_size;
-    memset(out + used, 0, (size_t)(size - used));
-    put_u32(out + 4, record_crc(out, payload_size));
+    uint8_t *trailer = out + size - WAL_RECORD_TRAILER_SIZE;
+    memset(out + used, 0, (size_t)(trailer - out - (ptrdiff_t)used));
+    uint32_t crc = record_crc(out, payload_size);
+    put_u32(out + 4, crc);
+    /* The trailer goes last on disk: found intact behind a bad record, it
+     * shows the record was written whole (then damaged), not torn. */
+    put_u32(trailer, WAL_TRAILER_MAGIC);
+    put_u32(trailer + 4, crc);
+    put_u64(trailer + 8, h->op);
     /* The same fact on the way back: what we wrote decodes to the entry. */
     DEBUG_ASSERT(wal_record_decode(out, (size_t)size, &(struct entry){0},
                                    &(uint64_t){0}, &(const char *){NULL}) == 0);
@@ -100,7 +109,8 @@ int wal_record_decode(const uint8_t *p, size_t size, struct entry *entry,
         return -COHORT_ECORRUPT;
     }
     *record_size = wal_record_size(entry->h.body_size);
-    ASSERT(*record_size >= WAL_RECORD_HEADER_SIZE + (uint64_t)payload_size);
+    ASSERT(*record_size >= WAL_RECORD_HEADER_SIZE + (uint64_t)payload_size +
+                               WAL_RECORD_TRAILER_SIZE);
     if (*record_size > size) {
         *reason = "is cut short by the end of the segment";
         return -COHORT_ECORRUPT;
@@ -168,7 +178,8 @@ const char *wal_segment_header_check(const uint8_t *p, size_t size,
     if (crc != get_u32(p + 4))
         return "has a segment header that fails its checksum";
     if (get_u32(p + 8) != WAL_FORMAT_VERSION)
-        return "has an unknown format version";
+        return "has an unknown format version (log format 1 is from cohort "
+               "before 0.2; this one reads format 2)";
     if (get_u64(p + 16) != first_op)
         return "has a segment header naming another first op";
     uint64_t created = get_u64(p + 24);

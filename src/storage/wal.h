@@ -4,17 +4,28 @@
  * On disk: a directory of segment files named by the first op they hold,
  * "%020llu.log" (00000000000000000001.log). A segment is a 64-byte header
  * followed by records, each 8-byte aligned; the rest of the preallocated
- * file is zeros. A record is a 24-byte header and a payload, which is the
- * entry's 64-byte header (entry_header_encode()) and its body:
+ * file is zeros. A record is a 24-byte header, a payload, which is the
+ * entry's 64-byte header (entry_header_encode()) and its body, and a
+ * 16-byte trailer:
  *
  *     segment header, little-endian       record header, little-endian
  *      0 u32 magic  "COWS"                  0 u32 magic  "COWR"
  *      4 u32 crc32c of 0..4 and 8..64       4 u32 crc32c of 0..4, 8..24 and
- *      8 u32 version (1)                          the payload
+ *      8 u32 version (2)                          the payload
  *     12 u32 header size (64)               8 u32 payload size (64 + body)
  *     16 u64 first op (= the file name)    12 u32 flags (0)
  *     24 u64 segment size when created     16 u64 op (= the entry's op)
  *     32..63 zero                          24 payload, then zeros to 8
+ *                                          then the trailer:
+ *                                           0 u32 magic "COWE"
+ *                                           4 u32 the header's crc32c
+ *                                           8 u64 op
+ *
+ * The trailer tells a torn write from damage: a write reaches the disk in
+ * order (sector by sector), so a record cut short by a crash has no
+ * trailer, while a record that was written whole and later damaged (a
+ * flipped bit) still has it. A bad last record with its trailer intact is
+ * damage, never cut as torn.
  *
  * A segment's records are ops first, first+1, ... with no gaps; a segment
  * holds the log only up to the op before the next segment's first op
@@ -99,6 +110,7 @@
 
 #define WAL_SEGMENT_HEADER_SIZE 64
 #define WAL_RECORD_HEADER_SIZE 24
+#define WAL_RECORD_TRAILER_SIZE 16
 #define WAL_RECORD_ALIGN 8
 #define WAL_SEGMENT_SIZE_DEFAULT (64u << 20)
 #define WAL_SEGMENT_SIZE_MIN 4096u

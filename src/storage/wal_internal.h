@@ -10,9 +10,10 @@
 
 #include "storage/wal.h"
 
-#define WAL_FORMAT_VERSION 1u
+#define WAL_FORMAT_VERSION 2u
 #define WAL_SEGMENT_MAGIC 0x53574f43u /* "COWS" */
 #define WAL_RECORD_MAGIC 0x52574f43u  /* "COWR" */
+#define WAL_TRAILER_MAGIC 0x45574f43u /* "COWE" */
 /* The unit in which a write cut short by the death of its process stops. */
 #define WAL_PAGE_SIZE 4096u
 /* "%020llu.log.tmp" */

@@ -252,6 +252,24 @@ static uint64_t valid_record_after(const struct scan *s, uint64_t from)
     return 0;
 }
 
+/* Whether the trailer of the record for op s->expected lies after
+ * s->offset in the segment: the record's write reached its end, so the
+ * record was written whole and is damaged, not torn. (Ops only grow within
+ * a segment and records are only appended, so no older record for that op
+ * can have left a trailer there.) */
+static bool trailer_after(const struct scan *s)
+{
+    if (s->in_header)
+        return false;
+    for (uint64_t at = s->offset + WAL_RECORD_HEADER_SIZE;
+         at + WAL_RECORD_TRAILER_SIZE <= s->size; at += WAL_RECORD_ALIGN) {
+        const uint8_t *t = s->data + at;
+        if (get_u32(t) == WAL_TRAILER_MAGIC && get_u64(t + 8) == s->expected)
+            return true;
+    }
+    return false;
+}
+
 /* Whether the bad record at s->offset can be the prefix of a write that the
  * process's death cut short: a write stops at a page boundary, so the
  * record's bytes from some page boundary to its end are all zero (the
@@ -439,6 +457,12 @@ static enum scan_outcome judge_last(const struct scan *s,
         reason = "is torn";
     if (!reason)
         return SCAN_CLEAN_END;
+    if (trailer_after(s)) {
+        report_damage(rec, s,
+                      " (its trailer shows it was written whole: it was "
+                      "damaged after it was written, not torn)");
+        return SCAN_DAMAGED;
+    }
     if (!s->torn_writes_possible && !partial_write(s)) {
         report_damage(rec, s,
                       " (the machine has not restarted since it was "
