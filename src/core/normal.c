@@ -308,6 +308,15 @@ static void on_request(struct replica *r, const struct client_request *req,
     if (*busy || r->log.op + 1 - r->commit > r->c.pipeline_ops_max ||
         *pending_bytes + req->body_size > r->c.pipeline_bytes_max ||
         !log_has_room(&r->log, req->body_size)) {
+        if (!*busy)
+            vr_trace(
+                r,
+                "busy: pipeline %llu/%u ops, %llu+%u/%llu bytes, "
+                "log %s",
+                (unsigned long long)(r->log.op - r->commit),
+                r->c.pipeline_ops_max, (unsigned long long)*pending_bytes,
+                req->body_size, (unsigned long long)r->c.pipeline_bytes_max,
+                log_has_room(&r->log, req->body_size) ? "has room" : "full");
         *busy = true;
         vr_reply(r, req->client_id, req->request_no, REPLY_BUSY);
         return;

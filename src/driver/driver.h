@@ -100,6 +100,7 @@ enum driver_log_level {
     DRIVER_LOG_INFO = 0,
     DRIVER_LOG_WARN = 1,
     DRIVER_LOG_ERROR = 2,
+    DRIVER_LOG_DEBUG = 3, /* for traces (the simulator's); a server drops it */
 };
 
 struct driver_host {

@@ -10,6 +10,7 @@
  * queue to drain and follow the turn's writes into the core. */
 #include "driver/internal.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,11 +167,17 @@ static bool deferred_push(struct driver *d, uint64_t client_id,
         ASSERT(copy);
         memcpy(copy, body, body_size);
     }
+    /* The core may have room again once the commit point or the log's
+     * start moves past where they were when the queue began: a later
+     * arrival must not move that mark, or a move that happened meanwhile
+     * is never seen (an idle group would leave the queue waiting). */
+    if (d->deferred_count == 0) {
+        d->deferred_commit = replica_commit(d->r);
+        d->deferred_base = replica_log_base(d->r);
+    }
     d->deferred[d->deferred_count++] =
         (struct deferred){client_id, request_no, copy, body_size};
     d->deferred_bytes += body_size;
-    d->deferred_commit = replica_commit(d->r);
-    d->deferred_base = replica_log_base(d->r);
     return true;
 }
 
@@ -195,6 +202,9 @@ static bool defer_busy(struct driver *d, uint64_t client, uint64_t no)
         const struct client_request *q = &d->batch[i];
         if (q->client_id == client && q->request_no == no) {
             d->batch_scan = i + 1;
+            drv_log(d, DRIVER_LOG_DEBUG,
+                    "busy: client %" PRIx64 " request %" PRIu64 " waits",
+                    client, no);
             return deferred_push(d, client, no, q->body, q->body_size);
         }
     }

@@ -110,6 +110,8 @@ static void host_view(void *ctx, const struct cohort_view_info *v)
 static void host_log(void *ctx, enum driver_log_level level, const char *line)
 {
     (void)ctx;
+    if (level == DRIVER_LOG_DEBUG)
+        return;
     logline(level == DRIVER_LOG_ERROR  ? LOGLINE_ERROR
             : level == DRIVER_LOG_WARN ? LOGLINE_WARN
                                        : LOGLINE_INFO,
