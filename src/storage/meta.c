@@ -158,6 +158,15 @@ int meta_open(struct meta *m, struct vfs *vfs, const char *path,
     rc = vfs_read(vfs, m->file, 0, image, sizeof(image), &done, err);
     if (rc == 0)
         rc = load_slots(m, image, record, &m->seq, err);
+    /* What we read may be a write a killed process never synced, still in
+     * the page cache: make it durable before the replica acts on it. */
+    if (rc == 0)
+        rc = vfs_sync(vfs, m->file, err);
+    if (rc == 0) {
+        char dir[VFS_PATH_MAX];
+        vfs_path_dir(dir, path);
+        rc = vfs_sync_dir(vfs, dir, err);
+    }
     if (rc != 0) {
         vfs_close(vfs, m->file);
         memset(m, 0, sizeof(*m));

@@ -587,9 +587,33 @@ static int scan_segment(struct wal *wal, uint32_t i, struct recovery *r,
  * segment if it can take it, else in a new segment at the next op (made,
  * and the segments at or after it deleted, at the next wal_sync(): the
  * disk does not change before the replica has recorded any damage). */
+/* Make what recovery read durable: a killed process's last writes (and
+ * segment names) may still be only in the page cache, and the replica
+ * will take every recovered record as durable. Segments before the last
+ * were synced in full before the next one began (invariant 2). */
+static int recover_sync(struct wal *wal, struct cohort_err *err)
+{
+    if (wal->segment_count == 0)
+        return 0;
+    char path[VFS_PATH_MAX];
+    wal_segment_path(wal, wal->segments[wal->segment_count - 1], false, path);
+    struct vfs_file *file;
+    int rc = vfs_open(wal->vfs, path, VFS_READ_ONLY, &file, err);
+    if (rc == 0) {
+        rc = vfs_sync(wal->vfs, file, err);
+        vfs_close(wal->vfs, file);
+    }
+    if (rc == 0)
+        rc = vfs_sync_dir(wal->vfs, wal->dir, err);
+    return rc != 0 ? err_wrap(err, "wal: sync what recovery read") : 0;
+}
+
 static int recover_finish(struct wal *wal, const struct recovery *r,
                           struct cohort_err *err)
 {
+    int rc_sync = recover_sync(wal, err);
+    if (rc_sync != 0)
+        return rc_sync;
     wal->op_written = wal->op_last;
     wal->checksum_written = wal->checksum_last;
     wal->op_durable = wal->op_last;
