@@ -252,6 +252,24 @@ static uint64_t valid_record_after(const struct scan *s, uint64_t from)
     return 0;
 }
 
+/* Whether a valid record for an op above the base lies after s->offset. */
+static bool record_above_base_after(const struct scan *s)
+{
+    for (uint64_t at = s->offset + WAL_RECORD_ALIGN;
+         at + WAL_RECORD_HEADER_SIZE <= s->size; at += WAL_RECORD_ALIGN) {
+        if (get_u32(s->data + at) != WAL_RECORD_MAGIC)
+            continue;
+        struct entry e;
+        uint64_t size;
+        const char *reason;
+        if (wal_record_decode(s->data + at, s->size - (size_t)at, &e, &size,
+                              &reason) == 0 &&
+            e.h.op > s->base)
+            return true;
+    }
+    return false;
+}
+
 /* Whether the trailer of the record for op s->expected lies after
  * s->offset in the segment: the record's write reached its end, so the
  * record was written whole and is damaged, not torn. (Ops only grow within
@@ -497,8 +515,11 @@ static enum scan_outcome scan_judge(const struct scan *s,
         return SCAN_DAMAGED;
     }
     if (s->expected <= s->base) {
-        /* The log above the base never began in this segment. */
-        if (!s->last || s->out_of_order) {
+        /* The log above the base never began in this segment, unless a
+         * valid record above the base lies past the bad spot (a damaged
+         * segment header, or records below the base, hid the way to it):
+         * then what the log held above the base is lost here. */
+        if (!s->last || s->out_of_order || record_above_base_after(s)) {
             report_missing_above_base(rec, s);
             return SCAN_DAMAGED;
         }
