@@ -694,7 +694,9 @@ static void recover_check_end(struct wal *wal, struct recovery *r)
     uint64_t base = x->base.op;
     if (rec->damaged_op || rec->stale_suffix)
         return;
-    if (r->end_seen < want) {
+    /* Ops at or below the base are in the snapshot: their records may be
+     * gone (a reset or a compaction got that far) at no loss. */
+    if (r->end_seen < want && want > base) {
         rec->damaged_op = wal->op_last + 1;
         err_set(&rec->damage, -COHORT_ECORRUPT,
                 "wal %.400s: its segments end at op %" PRIu64
