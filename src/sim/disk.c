@@ -39,6 +39,7 @@ struct sim_inode {
     uint64_t durable_size, durable_cap;
     struct change *changes;
     uint32_t change_count, change_cap;
+    uint32_t handles; /* open handles of the current generation */
 };
 
 struct sim_name {
@@ -322,6 +323,34 @@ static bool inode_named(const struct sim_disk *d, uint32_t inode)
     return false;
 }
 
+/* Whether a power loss could bring a name of inode back. */
+static bool inode_pending(const struct sim_disk *d, uint32_t inode)
+{
+    for (uint32_t k = 0; k < d->name_op_count; k++)
+        if (d->name_ops[k].inode == inode)
+            return true;
+    return false;
+}
+
+/* A file no name holds, nor could hold after a power loss, and no handle
+ * holds, is gone: its bytes are free (as a file system frees an unlinked
+ * file's blocks at its last close). */
+static void inode_reclaim(struct sim_disk *d, uint32_t inode)
+{
+    struct sim_inode *in = &d->inodes[inode];
+    if (!in->used || in->handles > 0 || inode_named(d, inode) ||
+        inode_pending(d, inode))
+        return;
+    inode_free(in);
+    spots_truncated(d, inode, 0);
+}
+
+static void reclaim_all(struct sim_disk *d)
+{
+    for (uint32_t i = 0; i < d->inode_count; i++)
+        inode_reclaim(d, i);
+}
+
 bool sim_disk_damaged(const struct sim_disk *d)
 {
     if (d->misdirect_armed)
@@ -342,7 +371,14 @@ static int frozen_error(struct sim_disk *d, const char *what, const char *path,
                    what, path, strerror(EIO));
 }
 
-/* Every mutating call passes here first. */
+/* Every call passes here first: once the power is off, nothing works. */
+static int powered(struct sim_disk *d, const char *what, const char *path,
+                   struct cohort_err *err)
+{
+    return d->frozen ? frozen_error(d, what, path, err) : 0;
+}
+
+/* Every mutating call passes here first (after powered()). */
 static int gate(struct sim_disk *d, const char *what, const char *path,
                 struct cohort_err *err)
 {
@@ -373,6 +409,9 @@ static int disk_open(struct vfs *vfs, const char *path, int flags,
                      struct vfs_file **file, struct cohort_err *err)
 {
     struct sim_disk *d = disk_of(vfs);
+    int rc = powered(d, "open", path, err);
+    if (rc != 0)
+        return rc;
     int32_t i = name_find(d->names, d->name_count, path);
     if (i >= 0 && (flags & VFS_CREATE) && (flags & VFS_EXCLUSIVE))
         return err_set(err, -COHORT_EEXIST, "create %.900s: %s", path,
@@ -386,7 +425,7 @@ static int disk_open(struct vfs *vfs, const char *path, int flags,
         if (!(flags & VFS_CREATE) || !dir_exists(d, parent))
             return err_set(err, -COHORT_ENOTFOUND, "open %.900s: %s", path,
                            strerror(ENOENT));
-        int rc = gate(d, "create", path, err);
+        rc = gate(d, "create", path, err);
         if (rc != 0)
             return rc;
         inode = inode_new(d);
@@ -398,6 +437,7 @@ static int disk_open(struct vfs *vfs, const char *path, int flags,
     ASSERT(f);
     f->inode = inode;
     f->generation = d->generation;
+    d->inodes[inode].handles++;
     f->read_only = (flags & VFS_READ_ONLY) != 0;
     snprintf(f->path, sizeof(f->path), "%s", path);
     *file = (struct vfs_file *)f;
@@ -406,8 +446,14 @@ static int disk_open(struct vfs *vfs, const char *path, int flags,
 
 static void disk_close(struct vfs *vfs, struct vfs_file *file)
 {
-    (void)vfs;
-    free(file_of(file));
+    struct sim_disk *d = disk_of(vfs);
+    struct sim_file *f = file_of(file);
+    if (f->generation == d->generation) { /* else it died in a crash */
+        ASSERT(d->inodes[f->inode].handles > 0);
+        d->inodes[f->inode].handles--;
+        inode_reclaim(d, f->inode);
+    }
+    free(f);
 }
 
 static int disk_read(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
@@ -417,6 +463,8 @@ static int disk_read(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
     struct sim_disk *d = disk_of(vfs);
     struct sim_file *f = file_of(file);
     int rc = alive(d, f, err);
+    if (rc == 0)
+        rc = powered(d, "read", f->path, err);
     if (rc != 0)
         return rc;
     if (chance(d, d->config.read_eio_ppm)) {
@@ -571,6 +619,8 @@ static int disk_size(struct vfs *vfs, struct vfs_file *file, uint64_t *size,
     struct sim_disk *d = disk_of(vfs);
     struct sim_file *f = file_of(file);
     int rc = alive(d, f, err);
+    if (rc == 0)
+        rc = powered(d, "stat", f->path, err);
     if (rc != 0)
         return rc;
     *size = d->inodes[f->inode].size;
@@ -581,18 +631,24 @@ static int disk_rename(struct vfs *vfs, const char *from, const char *to,
                        struct cohort_err *err)
 {
     struct sim_disk *d = disk_of(vfs);
+    int rc = powered(d, "rename", from, err);
+    if (rc != 0)
+        return rc;
     int32_t i = name_find(d->names, d->name_count, from);
     if (i < 0)
         return err_set(err, -COHORT_ENOTFOUND, "rename %.900s: %s", from,
                        strerror(ENOENT));
-    int rc = gate(d, "rename", from, err);
+    rc = gate(d, "rename", from, err);
     if (rc != 0)
         return rc;
     uint32_t inode = d->names[i].inode;
     trace(d, "rename %s to %s", from, to);
+    int32_t replaced = name_find(d->names, d->name_count, to);
+    uint32_t old = replaced >= 0 ? d->names[replaced].inode : inode;
     name_remove(d->names, &d->name_count, from);
     name_set(&d->names, &d->name_count, &d->name_cap, to, inode);
     name_op_add(d, NAME_RENAME, from, to, inode);
+    inode_reclaim(d, old);
     return 0;
 }
 
@@ -600,23 +656,30 @@ static int disk_unlink(struct vfs *vfs, const char *path,
                        struct cohort_err *err)
 {
     struct sim_disk *d = disk_of(vfs);
+    int rc = powered(d, "unlink", path, err);
+    if (rc != 0)
+        return rc;
     int32_t i = name_find(d->names, d->name_count, path);
     if (i < 0)
         return err_set(err, -COHORT_ENOTFOUND, "unlink %.900s: %s", path,
                        strerror(ENOENT));
-    int rc = gate(d, "unlink", path, err);
+    rc = gate(d, "unlink", path, err);
     if (rc != 0)
         return rc;
     uint32_t inode = d->names[i].inode;
     trace(d, "unlink %s", path);
     name_remove(d->names, &d->name_count, path);
     name_op_add(d, NAME_UNLINK, NULL, path, inode);
+    inode_reclaim(d, inode);
     return 0;
 }
 
 static int disk_mkdir(struct vfs *vfs, const char *path, struct cohort_err *err)
 {
     struct sim_disk *d = disk_of(vfs);
+    int rc = powered(d, "mkdir", path, err);
+    if (rc != 0)
+        return rc;
     if (dir_exists(d, path))
         return err_set(err, -COHORT_EEXIST, "mkdir %.900s: %s", path,
                        strerror(EEXIST));
@@ -625,7 +688,7 @@ static int disk_mkdir(struct vfs *vfs, const char *path, struct cohort_err *err)
     if (!dir_exists(d, parent))
         return err_set(err, -COHORT_ENOTFOUND, "mkdir %.900s: %s", path,
                        strerror(ENOENT));
-    int rc = gate(d, "mkdir", path, err);
+    rc = gate(d, "mkdir", path, err);
     if (rc != 0)
         return rc;
     d->dirs = grow(d->dirs, d->dir_count, &d->dir_cap, sizeof(*d->dirs));
@@ -637,10 +700,13 @@ static int disk_sync_dir(struct vfs *vfs, const char *path,
                          struct cohort_err *err)
 {
     struct sim_disk *d = disk_of(vfs);
+    int rc = powered(d, "sync", path, err);
+    if (rc != 0)
+        return rc;
     if (!dir_exists(d, path))
         return err_set(err, -COHORT_ENOTFOUND, "open %.900s: %s", path,
                        strerror(ENOENT));
-    int rc = gate(d, "sync", path, err);
+    rc = gate(d, "sync", path, err);
     if (rc != 0)
         return rc;
     trace(d, "sync directory %s", path);
@@ -655,6 +721,7 @@ static int disk_sync_dir(struct vfs *vfs, const char *path,
         }
     }
     d->name_op_count = kept;
+    reclaim_all(d); /* names durably gone */
     return 0;
 }
 
@@ -662,6 +729,9 @@ static int disk_list(struct vfs *vfs, const char *path, vfs_list_fn fn,
                      void *ctx, struct cohort_err *err)
 {
     struct sim_disk *d = disk_of(vfs);
+    int rc = powered(d, "list", path, err);
+    if (rc != 0)
+        return rc;
     if (!dir_exists(d, path))
         return err_set(err, -COHORT_ENOTFOUND, "list %.900s: %s", path,
                        strerror(ENOENT));
@@ -676,7 +746,6 @@ static int disk_list(struct vfs *vfs, const char *path, vfs_list_fn fn,
     for (uint32_t i = 0; i < d->dir_count; i++)
         if (in_dir(d->dirs[i], path))
             list[n++] = copy_string(d->dirs[i]);
-    int rc = 0;
     for (uint32_t i = 0; i < n; i++) {
         const char *slash = strrchr(list[i], '/');
         if (rc == 0)
@@ -751,8 +820,12 @@ void sim_disk_crash(struct sim_disk *d, bool power)
     d->frozen = false;
     d->power_off_in = 0;
     d->misdirect_armed = false;
-    if (!power)
+    for (uint32_t i = 0; i < d->inode_count; i++)
+        d->inodes[i].handles = 0; /* every handle died */
+    if (!power) {
+        reclaim_all(d); /* unlinked files the process still held */
         return;
+    }
     d->stats.power_losses++;
     trace(d,
           "POWER LOSS: %u name changes and the unsynced writes of %u "

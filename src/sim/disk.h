@@ -5,7 +5,9 @@
  * The durability model is the one storage/vfs.h promises callers, and no
  * more: file bytes (and sizes) are durable as of the file's last successful
  * sync; created, renamed and unlinked names as of the last sync of their
- * directory; directories themselves at once.
+ * directory; directories themselves at once. A file's bytes are freed (and
+ * stop counting against the capacity) once no handle holds it and no name
+ * does, nor could after a power loss.
  *
  * Faults:
  *  - a process crash (SIGKILL): every handle dies, nothing written is lost
@@ -21,7 +23,7 @@
  *  - EIO on reads and on writes, at a per-operation rate; EIO on a sync,
  *    after which the file's unsynced bytes may be gone from the cache (the
  *    fsync lesson); ENOSPC once the bytes held would pass a capacity;
- *  - power off after N more mutating operations (a crash in the middle of
+ *  - the power goes off at the Nth mutating operation from now (a crash in
  *    a storage round: every operation from then on fails with EIO until
  *    sim_disk_crash()).
  *
@@ -69,8 +71,8 @@ struct sim_name;
 struct sim_name_op;
 
 /* Bytes a fault damaged (a flipped bit, a misdirected write's landing
- * place and the place it missed), until a synced write covers them or
- * their file is gone. */
+ * place and the place it missed), until a synced truncation cuts them off
+ * or their file is gone (a rewrite does not clear them). */
 struct sim_spot {
     uint32_t inode;
     uint64_t offset, size;
@@ -115,8 +117,8 @@ static inline struct vfs *sim_disk_vfs(struct sim_disk *d)
 /* The process died (power false) or the machine lost power (true), as the
  * header comment describes. Every open handle dies. */
 void sim_disk_crash(struct sim_disk *d, bool power);
-/* After n more mutating calls the power goes off (every later one fails
- * with EIO until sim_disk_crash(d, true)). */
+/* The power goes off at the n-th mutating call from now: it and every
+ * later call, reads included, fail with EIO until sim_disk_crash(). */
 void sim_disk_power_off_after(struct sim_disk *d, uint64_t n);
 bool sim_disk_powered_off(const struct sim_disk *d);
 /* Cancel a power-off countdown that has not run out. */

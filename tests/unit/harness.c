@@ -506,7 +506,8 @@ void harness_free(struct harness *h)
 int harness_primary(const struct harness *h)
 {
     for (uint32_t i = 0; i < h->count; i++)
-        if (h->r[i].driver && replica_is_primary(driver_replica(h->r[i].driver)))
+        if (h->r[i].driver &&
+            replica_is_primary(driver_replica(h->r[i].driver)))
             return (int)i;
     return -1;
 }
