@@ -287,6 +287,14 @@ static void on_request(struct replica *r, const struct client_request *req,
         vr_reply(r, req->client_id, req->request_no, REPLY_TOO_BIG);
         return;
     }
+    if (*busy) {
+        /* After one request of a batch is turned away, so are the rest,
+         * before any other check: a request that follows a busy one of
+         * its client (a fresh client's second, say) would otherwise be
+         * judged without the one it follows. */
+        vr_reply(r, req->client_id, req->request_no, REPLY_BUSY);
+        return;
+    }
     const struct client_record *rec =
         client_table_find(&r->table, req->client_id);
     if (rec && req->request_no <= rec->request_no) {
@@ -303,20 +311,16 @@ static void on_request(struct replica *r, const struct client_request *req,
         r->stats.requests_duplicate++;
         return; /* answered when it commits */
     }
-    /* After one request of a batch is turned away, so are the rest: a
+    /* No room: this one and the rest of the batch are turned away; a
      * driver that queues and resubmits them keeps their order. */
-    if (*busy || r->log.op + 1 - r->commit > r->c.pipeline_ops_max ||
+    if (r->log.op + 1 - r->commit > r->c.pipeline_ops_max ||
         *pending_bytes + req->body_size > r->c.pipeline_bytes_max ||
         !log_has_room(&r->log, req->body_size)) {
-        if (!*busy)
-            vr_trace(
-                r,
-                "busy: pipeline %llu/%u ops, %llu+%u/%llu bytes, "
-                "log %s",
-                (unsigned long long)(r->log.op - r->commit),
-                r->c.pipeline_ops_max, (unsigned long long)*pending_bytes,
-                req->body_size, (unsigned long long)r->c.pipeline_bytes_max,
-                log_has_room(&r->log, req->body_size) ? "has room" : "full");
+        vr_trace(r, "busy: pipeline %llu/%u ops, %llu+%u/%llu bytes, log %s",
+                 (unsigned long long)(r->log.op - r->commit),
+                 r->c.pipeline_ops_max, (unsigned long long)*pending_bytes,
+                 req->body_size, (unsigned long long)r->c.pipeline_bytes_max,
+                 log_has_room(&r->log, req->body_size) ? "has room" : "full");
         *busy = true;
         vr_reply(r, req->client_id, req->request_no, REPLY_BUSY);
         return;
