@@ -104,8 +104,8 @@ enum replica_bug {
     BUG_STORAGE_ACK_EARLY = 128,    /* report a persist before fdatasync */
     BUG_STORAGE_TRUST_RECORD = 256, /* recovery keeps a record that fails
                                        its checksum */
-    BUG_STORAGE_LOG_RESTART = 512,  /* after a snapshot the log goes on
-                                       from its old end, not base + 1 */
+    BUG_STORAGE_LOG_RESTART = 512,  /* after a snapshot is installed the
+                                        log on disk restarts one op early */
 };
 
 /* Fill config with defaults for a group of replica_count, self, seed. */

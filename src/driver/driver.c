@@ -110,13 +110,14 @@ static void persist(struct driver *d, const struct action *a)
     uint64_t first = a->persist.op_first;
     uint64_t last = a->persist.op_last;
     struct storage_job *job;
-    bool restart = !(d->c.replica.bugs & BUG_STORAGE_LOG_RESTART);
-    if (last >= first && first == replica_log_base(d->r) + 1 && restart) {
+    if (last >= first && first == replica_log_base(d->r) + 1) {
         /* The log restarts right after the snapshot: whatever the wal
          * holds is in the snapshot or stale (replica.h, ACT_PERSIST). */
         struct storage_job *reset = storage_job_new(STORAGE_RESET);
         reset->op_last = first - 1;
         reset->checksum = replica_entry(d->r, first)->h.parent;
+        if ((d->c.replica.bugs & BUG_STORAGE_LOG_RESTART) && first > 1)
+            reset->op_last = first - 2; /* the deliberate bug */
         drv_storage_push(d, reset);
         job = persist_job(d->r, first, last, a->persist.checksum);
     } else if (last >= first) {

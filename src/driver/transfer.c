@@ -309,6 +309,8 @@ static void install_received(struct driver *d)
         struct storage_job *job = storage_job_new(STORAGE_RESET);
         job->op_last = info.op;
         job->checksum = info.checksum;
+        if (d->c.replica.bugs & BUG_STORAGE_LOG_RESTART)
+            job->op_last = info.op - 1; /* the deliberate bug */
         drv_storage_push(d, job);
     }
     drv_log(d, DRIVER_LOG_INFO, "installed a snapshot at op %" PRIu64, info.op);
