@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "cli/flags.h"
+#include "runtime/addr.h"
 #include "kv/kv.h"
 
 struct option_spec {
@@ -232,6 +233,52 @@ static int set_option(struct server_options *o, const char *name,
     return 0;
 }
 
+/* text as a resolved numeric "host:port", so that two spellings of one
+ * address compare equal; text itself if it does not parse (whoever
+ * listens on it or dials it reports that). */
+static void canonical_address(const char *text, char *out, size_t size)
+{
+    struct sockaddr_storage ss;
+    struct cohort_err e;
+    if (addr_parse(text, &ss, &e) == 0)
+        addr_format((const struct sockaddr *)&ss, out, size);
+    else
+        snprintf(out, size, "%s", text);
+}
+
+/* Every address of every replica, peer and client, must be its own: two
+ * replicas on one peer address reach one process, which then refuses the
+ * other's cluster id forever instead of failing at start. */
+static int check_distinct(const struct node_config *n, uint32_t count)
+{
+    const char *const *lists[2] = {n->peer_addr, n->client_addr};
+    const char *names[2] = {"--peers", "--clients"};
+    char canon[2 * COHORT_REPLICAS_MAX][ADDR_HOST_MAX + 16];
+    for (uint32_t a = 0; a < 2 * count; a++)
+        canonical_address(lists[a / count][a % count], canon[a],
+                          sizeof(canon[a]));
+    for (uint32_t a = 0; a < 2 * count; a++) {
+        for (uint32_t b = a + 1; b < 2 * count; b++) {
+            if (strcmp(canon[a], canon[b]) != 0)
+                continue;
+            const char *y = lists[b / count][b % count];
+            if (a / count == b / count)
+                fprintf(stderr,
+                        "cohort server: %s gives %s to replicas %u and %u; "
+                        "every replica needs its own address\n",
+                        names[a / count], y, a % count, b % count);
+            else
+                fprintf(stderr,
+                        "cohort server: %s is replica %u's peer address "
+                        "(--peers) and replica %u's client address "
+                        "(--clients); use a different port for each\n",
+                        y, a % count, b % count);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
                   bool have_id, bool have_cluster)
 {
@@ -256,6 +303,13 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
                 n->self, peers);
         return 2;
     }
+    if (check_distinct(n, peers) != 0)
+        return 2;
+    if (peers % 2 == 0)
+        fprintf(stderr,
+                "cohort server: warning: a group of %u replicas survives no "
+                "more failures than a group of %u; an odd size is usual\n",
+                peers, peers - 1);
     n->replica_count = peers;
     if (!n->data_dir) {
         char dir[64];

@@ -239,7 +239,8 @@ struct driver_status {
     uint64_t peer_op[COHORT_REPLICAS_MAX];    /* primary only */
     bool peer_connected[COHORT_REPLICAS_MAX]; /* outbound link up */
     bool peer_suspected[COHORT_REPLICAS_MAX];
-    uint64_t log_bytes; /* bytes of log records on disk */
+    uint64_t log_bytes; /* 0 here: the wal belongs to the storage thread,
+                           so the host reports wal_bytes_used() from it */
     uint64_t snapshot_op;
     uint64_t snapshot_time_ms; /* wall clock of the last snapshot, 0: none */
     uint64_t view_changes;

@@ -83,6 +83,12 @@ enum kv_class kv_command_class(const struct resp_arg *name)
     return def ? def->class : KV_CLASS_NONE;
 }
 
+bool kv_command_replies_map(const struct resp_arg *name)
+{
+    const struct command_def *def = command_find(name);
+    return def != NULL && def->id == CMD_KVINFO;
+}
+
 static bool arity_ok(const struct command_def *def, uint32_t argc)
 {
     if (def->arity > 0)
@@ -643,10 +649,14 @@ static void query_kvinfo(const struct kv *kv, const struct resp_arg *key,
         return;
     }
     ASSERT(rec->mod_op <= INT64_MAX);
-    resp_write_array(r, 4);
+    resp_write_map(r, 4);
+    resp_write_bulk(r, "value", 5);
     resp_write_bulk(r, kv_record_value(rec), rec->value_size);
+    resp_write_bulk(r, "version", 7);
     resp_write_integer(r, (int64_t)rec->version);
+    resp_write_bulk(r, "create_op", 9);
     resp_write_integer(r, (int64_t)rec->create_op);
+    resp_write_bulk(r, "mod_op", 6);
     resp_write_integer(r, (int64_t)rec->mod_op);
 }
 

@@ -18,8 +18,10 @@
  *     CAS key expected new   set key to new if its value is expected: :1 if
  *                            it set, :0 otherwise (a missing key never
  *                            matches)
- *     KVINFO key             [value, version, create_op, mod_op], or a null
- *                            array if the key is missing
+ *     KVINFO key             the pairs value <v> version <n> create_op <op>
+ *                            mod_op <op>: a map in RESP3, a flat array of
+ *                            name/value pairs in RESP2 (as Redis answers
+ *                            CONFIG GET); a null array if the key is missing
  *
  * Body layout (format 1), little-endian:
  *     0  u8   format     KV_COMMAND_FORMAT
@@ -96,6 +98,11 @@ struct kv_command {
 
 /* The class of the command named name (ASCII case-insensitive). */
 enum kv_class kv_command_class(const struct resp_arg *name);
+
+/* Whether the read command named name answers a map in RESP3 (a flat array
+ * of name/value pairs in RESP2): KVINFO. A server relaying the RESP2 form
+ * to a RESP3 client turns it into the map. */
+bool kv_command_replies_map(const struct resp_arg *name);
 
 /* Parse a client's write command (argv[0] is its name, as the server's
  * resp_request_parse() gives it). On success returns 0 and fills w, which

@@ -298,11 +298,11 @@ void node_status(const struct node *n, struct node_status *out)
     memcpy(out->peer_suspected, ds.peer_suspected, sizeof(out->peer_suspected));
     for (uint32_t i = 0; i < n->c.replica_count; i++)
         out->client_addr[i] = n->c.client_addr[i];
-    out->log_bytes = ds.log_bytes;
     out->snapshot_op = ds.snapshot_op;
     out->snapshot_time_s = ds.snapshot_time_ms / 1000u;
     struct persister_state st;
     persister_state((struct persister *)&n->persister, &st);
+    out->log_bytes = st.log_bytes; /* the storage thread owns the wal */
     out->last_sync_us = st.last_sync_us;
     out->syncs = st.syncs;
     out->view_changes = ds.view_changes;

@@ -1060,7 +1060,7 @@ static int listen_open(struct transport *t, const struct transport_config *cfg,
         err_wrap(err, "our peer address (replica %" PRIu32 ")", cfg->self);
         return -1;
     }
-    int fd = addr_listen(&ss, LISTEN_BACKLOG, "--peer-port", err);
+    int fd = addr_listen(&ss, LISTEN_BACKLOG, "port in --peers", err);
     if (fd < 0)
         return -1;
     addr_format((const struct sockaddr *)&ss, t->listen_text,

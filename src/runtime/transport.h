@@ -85,8 +85,8 @@ struct transport; /* opaque */
  * with getaddrinfo). On failure (bad address or config, port in use) returns
  * NULL, having touched nothing on the loop, and fills err with a one-line
  * message naming the address and the fix (e.g. "listen 127.0.0.1:7101:
- * address in use; is another cohort server running? pick another
- * --peer-port"); config errors are -COHORT_ECONFIG. */
+ * address in use; is another cohort server running? pick another port
+ * in --peers"); config errors are -COHORT_ECONFIG. */
 struct transport *transport_open(uv_loop_t *loop,
                                  const struct transport_config *config,
                                  struct cohort_err *err);

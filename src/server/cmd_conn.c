@@ -234,8 +234,10 @@ static void hello_reply(struct conn *c, struct resp_buf *out)
     resp_write_integer(out, c->proto);
     resp_write_bulk(out, "id", 2);
     resp_write_integer(out, (int64_t)c->id);
+    /* As INFO's redis_mode: one keyspace, no Redis Cluster slots (the
+     * replicas form a group, not a sharded cluster). */
     resp_write_bulk(out, "mode", 4);
-    resp_write_bulk(out, "cluster", 7);
+    resp_write_bulk(out, "standalone", 10);
     const char *role = info_role(&st);
     resp_write_bulk(out, "role", 4);
     resp_write_bulk(out, role, strlen(role));

@@ -642,6 +642,14 @@ void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
 
 /* ------------------------------------------------------------ forwards */
 
+/* Whether the forwarded read in slot answers a map in RESP3, which the
+ * primary sent as RESP2 pairs (the link speaks RESP2). */
+static bool reply_is_map(struct server *s, struct slot *slot)
+{
+    uint32_t argc = parse_kept(s, slot);
+    return argc > 0 && kv_command_replies_map(&s->argv2[0]);
+}
+
 void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
                          size_t size)
 {
@@ -656,6 +664,12 @@ void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
         return;
     }
     session_write_done(c, slot, false);
+    if (c->proto == 3 && slot->kind == SLOT_READ && reply_is_map(s, slot)) {
+        slot->reply.size = 0;
+        relay_reply_map(&slot->reply, reply, size);
+        conn_slot_ready(c, slot);
+        return;
+    }
     finish_relay(c, slot, reply, size);
 }
 

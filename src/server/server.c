@@ -239,7 +239,7 @@ static int open_listener(struct server *s, struct cohort_err *err)
     int rc = addr_parse(s->config.listen_addr, &ss, err);
     if (rc != 0)
         return err_wrap(err, "listen %s", s->config.listen_addr);
-    int fd = addr_listen(&ss, LISTEN_BACKLOG, "--client-port", err);
+    int fd = addr_listen(&ss, LISTEN_BACKLOG, "port in --clients", err);
     if (fd < 0)
         return fd;
     addr_format((const struct sockaddr *)&ss, s->listen_text,
