@@ -41,6 +41,9 @@ static const struct option_spec specs[] = {
     {"max-value-size", "BYTES", "largest value (default 1048576)"},
     {"max-key-size", "BYTES", "largest key (default 65536)"},
     {"max-clients", "N", "client connections (default 10000)"},
+    {"maxmemory", "BYTES",
+     "refuse writes that would grow the store past BYTES (100mb, 1gb; "
+     "default 0: no limit)"},
     {"quiet", NULL, "log errors only"},
 };
 #define SPEC_COUNT (sizeof(specs) / sizeof(specs[0]))
@@ -221,6 +224,10 @@ static int set_option(struct server_options *o, const char *name,
         if (parse_u64(name, value, 1, 1000000, &v))
             return 2;
         o->server.connections_max = (uint32_t)v;
+    } else if (!strcmp(name, "maxmemory")) {
+        if (cli_flag_bytes("server", name, value, 1ull << 50, &v))
+            return 2;
+        o->server.maxmemory = v;
     } else if (!strcmp(name, "quiet")) {
         n->quiet = true;
     } else {

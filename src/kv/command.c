@@ -305,6 +305,59 @@ int kv_command_parse(const struct kv_config *config, uint32_t argc,
     return 0;
 }
 
+/* What setting key to a value of value_size adds to kv_used_memory(). */
+static uint64_t set_growth(const struct kv *kv, const struct resp_arg *key,
+                           size_t value_size)
+{
+    const struct kv_record *old =
+        kv_get(kv, (const uint8_t *)key->ptr, key->size);
+    if (old == NULL)
+        return kv_record_cost(key->size, value_size);
+    return value_size > old->value_size ? value_size - old->value_size : 0;
+}
+
+/* The length of INCRBY's result, or 0 if it answers an error instead. */
+static size_t incrby_result_size(const struct kv *kv, const struct kv_write *w)
+{
+    const struct kv_record *old =
+        kv_get(kv, (const uint8_t *)w->args[0].ptr, w->args[0].size);
+    int64_t value = 0;
+    if (old != NULL &&
+        !resp_parse_i64(kv_record_value(old), old->value_size, &value))
+        return 0;
+    if ((w->delta < 0 && value < 0 && w->delta < INT64_MIN - value) ||
+        (w->delta > 0 && value > 0 && w->delta > INT64_MAX - value))
+        return 0;
+    char text[24];
+    int n = snprintf(text, sizeof(text), "%" PRId64, value + w->delta);
+    ASSERT(n > 0 && (size_t)n < sizeof(text));
+    return (size_t)n;
+}
+
+uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
+{
+    uint64_t growth = 0;
+    size_t size = 0;
+    switch (w->type) {
+    case KV_CMD_SET:
+    case KV_CMD_MSET:
+        for (uint32_t i = 0; i + 1 < w->arg_count; i += 2)
+            growth += set_growth(kv, &w->args[i], w->args[i + 1].size);
+        return growth;
+    case KV_CMD_INCRBY:
+        size = incrby_result_size(kv, w);
+        return size ? set_growth(kv, &w->args[0], size) : 0;
+    case KV_CMD_CAS:
+        if (kv_get(kv, (const uint8_t *)w->args[0].ptr, w->args[0].size) ==
+            NULL)
+            return 0; /* a missing key never matches */
+        return set_growth(kv, &w->args[0], w->args[2].size);
+    case KV_CMD_DEL:
+        return 0;
+    }
+    UNREACHABLE();
+}
+
 size_t kv_command_size(const struct kv_write *w)
 {
     size_t size = KV_COMMAND_HEADER_SIZE;

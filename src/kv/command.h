@@ -114,6 +114,14 @@ int kv_command_parse(const struct kv_config *config, uint32_t argc,
                      const struct resp_arg *argv, struct kv_write *w,
                      struct resp_buf *out);
 
+/* How much w may add to kv_used_memory() if applied to kv as it is now:
+ * per key written, the value's growth if the key exists (0 if it shrinks),
+ * else kv_record_cost() of the new record (exact for INCRBY's result; CAS
+ * of a missing key and DEL add nothing). An upper bound (SET NX on an
+ * existing key counts as a set), for the server's maxmemory check at the
+ * primary before it proposes the write. */
+uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w);
+
 /* The size of w's body. */
 size_t kv_command_size(const struct kv_write *w);
 /* Encode w into body, which has room for kv_command_size(w) bytes (asserted).

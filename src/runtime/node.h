@@ -61,10 +61,11 @@ void node_close(struct node *n);
 
 /* Propose a write (a kv command body, kv_command_encode()) as request
  * request_no of client client_id. done is called exactly once, on the loop
- * thread, possibly before node_submit returns. */
+ * thread, possibly before node_submit returns. over_limit: the server's
+ * maxmemory is reached (see driver_submit()). */
 void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
-                 const uint8_t *body, size_t body_size, driver_done_fn done,
-                 void *ctx);
+                 const uint8_t *body, size_t body_size, bool over_limit,
+                 driver_done_fn done, void *ctx);
 /* Forget the callback of a pending request (its connection closed). */
 void node_cancel(struct node *n, void *ctx);
 

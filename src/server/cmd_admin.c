@@ -183,7 +183,9 @@ static size_t config_params(const struct server *s, struct config_param *p)
     p[n] = (struct config_param){"port", ""};
     snprintf(p[n++].value, sizeof(p[0].value), "%u", (unsigned)s->port);
     p[n++] = (struct config_param){"timeout", "0"};
-    p[n++] = (struct config_param){"maxmemory", "0"};
+    p[n] = (struct config_param){"maxmemory", ""};
+    snprintf(p[n++].value, sizeof(p[0].value), "%" PRIu64, s->config.maxmemory);
+    p[n++] = (struct config_param){"maxmemory-policy", "noeviction"};
     p[n] = (struct config_param){"proto-max-bulk-len", ""};
     snprintf(p[n++].value, sizeof(p[0].value), "%zu",
              s->config.request_size_max);
@@ -267,6 +269,22 @@ void cmd_config(struct conn *c, struct resp_buf *out, uint32_t argc,
 
 /* ------------------------------------------------------------ INFO */
 
+/* This process's resident set in bytes, from /proc/self/statm; 0 if it
+ * cannot be read. */
+static uint64_t process_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return 0;
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    if (n != 2 || page <= 0)
+        return 0;
+    return (uint64_t)resident * (uint64_t)page;
+}
+
 void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
               const struct resp_arg *argv)
 {
@@ -285,6 +303,9 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         .uptime_s = (server_now_ms(s) - s->started_ms) / 1000,
         .connected_clients = s->conn_count,
         .maxclients = s->config.connections_max,
+        .used_memory = kv_used_memory(node_kv(s->node)),
+        .used_memory_rss = process_rss(),
+        .maxmemory = s->config.maxmemory,
         .connections_received = s->stats.connections_received,
         .connections_rejected = s->stats.connections_rejected,
         .commands_processed = s->stats.commands,

@@ -24,6 +24,10 @@ struct server_config {
     size_t inline_size_max;   /* 64 KiB */
     size_t output_buffer_max; /* per connection before it is closed */
     const char *password;     /* AUTH; NULL: none */
+    /* Bytes of kv_used_memory() past which writes that would grow the
+     * store get -OOM (Redis's noeviction); reads and deletes still work.
+     * 0: no limit. Decided by the primary before it proposes a write. */
+    uint64_t maxmemory;
 };
 
 void server_config_defaults(struct server_config *c);

@@ -1113,6 +1113,53 @@ static void state_machine_adapter_applies_through_cohort_sm(void **state)
     t_deinit(&t);
 }
 
+/* kv_command_growth() of a command line against the store as it is. */
+static uint64_t growth(struct t *t, const char *line)
+{
+    struct resp_arg argv[ARGS_MAX];
+    uint32_t argc = split(line, argv);
+    struct kv_write w;
+    struct resp_buf out;
+    resp_buf_init(&out, 2);
+    assert_int_equal(kv_command_parse(&t->kv.config, argc, argv, &w, &out), 0);
+    resp_buf_deinit(&out);
+    return kv_command_growth(&t->kv, &w);
+}
+
+/* The maxmemory check's numbers: used memory is a function of the data,
+ * and a write's growth is what applying it adds (an upper bound). */
+static void used_memory_and_growth_match_what_apply_adds(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t);
+    assert_int_equal(kv_used_memory(&t.kv), 0);
+    const char *lines[] = {"SET a 12345",   "SET a 1234567", "SET a 1",
+                           "MSET b 1 c 22", "INCR n",        "INCRBY n 99",
+                           "INCR a",        "CAS a 2 333",   "CAS zz x y",
+                           "DEL b c",       "INCR a"};
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        uint64_t before = kv_used_memory(&t.kv);
+        uint64_t g = growth(&t, lines[i]);
+        run(&t, lines[i]);
+        uint64_t after = kv_used_memory(&t.kv);
+        if (after > before)
+            assert_int_equal(g, after - before); /* exact when it grows */
+        else
+            assert_int_equal(g, 0);
+    }
+    assert_int_equal(kv_used_memory(&t.kv),
+                     kv_record_cost(1, 3) + kv_record_cost(1, 3));
+    /* Growth is judged before the write: SET of a new key costs a record,
+     * an overwrite only what the value grows, DEL nothing. */
+    assert_int_equal(growth(&t, "SET new 12"), kv_record_cost(3, 2));
+    assert_int_equal(growth(&t, "SET a 1234"), 1);
+    assert_int_equal(growth(&t, "SET a 1"), 0);
+    assert_int_equal(growth(&t, "DEL a n"), 0);
+    assert_int_equal(growth(&t, "INCR notanumber"), kv_record_cost(10, 1));
+    t_deinit(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1145,6 +1192,7 @@ int main(void)
         cmocka_unit_test(state_hash_differs_when_only_versions_or_ops_differ),
         cmocka_unit_test(growth_to_100k_keys),
         cmocka_unit_test(state_machine_adapter_applies_through_cohort_sm),
+        cmocka_unit_test(used_memory_and_growth_match_what_apply_adds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

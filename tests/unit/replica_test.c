@@ -340,6 +340,69 @@ static void retried_request_is_applied_once(void **state)
     assert_int_equal(ok, 2);
 }
 
+static void submit_over_limit(uint32_t i, uint64_t client, uint64_t request_no,
+                              uint8_t amount)
+{
+    struct client_request req = {.client_id = client,
+                                 .request_no = request_no,
+                                 .body = &amount,
+                                 .body_size = 1,
+                                 .over_limit = true};
+    struct event ev = {.type = EV_CLIENT_REQUEST, .now_ms = now};
+    ev.client.requests = &req;
+    ev.client.count = 1;
+    step(i, &ev);
+}
+
+/* Issue 11 item 3: a request older than the client's latest used to be
+ * dropped without an answer (the client waited forever). */
+static void older_request_is_answered_stale_at_once(void **state)
+{
+    (void)state;
+    run(2000);
+    uint32_t p = (uint32_t)current_primary();
+    submit(p, 77, 1, 1);
+    run(200);
+    submit(p, 77, 2, 2);
+    run(200);
+    size_t before = reply_count;
+    submit(p, 77, 1, 4); /* no run(): answered in the same step */
+    assert_int_equal(reply_count, before + 1);
+    assert_non_null(find_reply(77, 1, REPLY_STALE));
+    run(200);
+    assert_int_equal(nodes[p].sm.total, 3); /* not applied */
+    /* The latest is still answered from the table. */
+    submit(p, 77, 2, 2);
+    assert_int_equal(reply_count, before + 2);
+    assert_int_equal(replies[reply_count - 1].status, REPLY_OK);
+}
+
+/* over_limit refuses what is new, before it is proposed, and answers a
+ * retry of an applied or in-flight request as usual. */
+static void over_limit_refuses_new_requests_but_not_retries(void **state)
+{
+    (void)state;
+    run(2000);
+    uint32_t p = (uint32_t)current_primary();
+    submit(p, 5, 1, 1);
+    run(200);
+    submit_over_limit(p, 5, 1, 1); /* applied: the stored reply */
+    assert_int_equal(replies[reply_count - 1].status, REPLY_OK);
+    submit_over_limit(p, 5, 2, 1); /* new: refused */
+    assert_int_equal(replies[reply_count - 1].status, REPLY_OVER_LIMIT);
+    submit(p, 6, 1, 1);
+    submit_over_limit(p, 6, 1, 1); /* in flight: answered when it commits */
+    run(200);
+    assert_int_equal(nodes[p].sm.total, 2);
+    for (uint32_t i = 0; i < N; i++)
+        assert_int_equal(nodes[i].sm.total, 2);
+    size_t ok6 = 0;
+    for (size_t k = 0; k < reply_count; k++)
+        ok6 += replies[k].client_id == 6 && replies[k].status == REPLY_OK;
+    assert_int_equal(ok6, 1);
+    assert_null(find_reply(6, 1, REPLY_OVER_LIMIT));
+}
+
 static void primary_crash_leads_to_new_primary_with_committed_state(void **s)
 {
     (void)s;
@@ -452,6 +515,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(retried_request_is_applied_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(older_request_is_answered_stale_at_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            over_limit_refuses_new_requests_but_not_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(
             primary_crash_leads_to_new_primary_with_committed_state, setup,
             teardown),
