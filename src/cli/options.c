@@ -40,7 +40,14 @@ static const struct option_spec specs[] = {
     {"wal-segment-size", "BYTES", "log segment size (default 64 MiB)"},
     {"max-value-size", "BYTES", "largest value (default 1048576)"},
     {"max-key-size", "BYTES", "largest key (default 65536)"},
-    {"max-clients", "N", "client connections (default 10000)"},
+    {"max-clients", "N",
+     "client connections (default 10000; backups' forward links do not "
+     "count)"},
+    {"max-clients-per-ip", "N",
+     "client connections from one IP address (default 1000; 0: no limit)"},
+    {"timeout", "SECONDS",
+     "close a client idle this long, a half-sent command counting as idle "
+     "(default 0: never)"},
     {"maxmemory", "BYTES",
      "refuse writes that would grow the store past BYTES (100mb, 1gb; "
      "default 0: no limit)"},
@@ -224,6 +231,14 @@ static int set_option(struct server_options *o, const char *name,
         if (parse_u64(name, value, 1, 1000000, &v))
             return 2;
         o->server.connections_max = (uint32_t)v;
+    } else if (!strcmp(name, "max-clients-per-ip")) {
+        if (parse_u64(name, value, 0, 1000000, &v))
+            return 2;
+        o->server.connections_per_addr_max = (uint32_t)v;
+    } else if (!strcmp(name, "timeout")) {
+        if (parse_u64(name, value, 0, 365u * 86400u, &v))
+            return 2;
+        o->server.timeout_s = (uint32_t)v;
     } else if (!strcmp(name, "maxmemory")) {
         if (cli_flag_bytes("server", name, value, 1ull << 50, &v))
             return 2;

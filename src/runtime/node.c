@@ -281,6 +281,19 @@ const struct kv *node_kv(const struct node *n)
     return &n->kv;
 }
 
+static_assert(NODE_TOKEN_SIZE == TRANSPORT_TOKEN_SIZE, "one token size");
+
+void node_link_token(const struct node *n, uint8_t out[NODE_TOKEN_SIZE])
+{
+    transport_token(n->transport, out);
+}
+
+bool node_peer_link_token(const struct node *n, uint32_t peer,
+                          uint8_t out[NODE_TOKEN_SIZE])
+{
+    return peer != n->c.self && transport_peer_token(n->transport, peer, out);
+}
+
 void node_status(const struct node *n, struct node_status *out)
 {
     memset(out, 0, sizeof(*out));

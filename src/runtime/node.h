@@ -78,6 +78,14 @@ const struct kv *node_kv(const struct node *n);
  * op and no disk write. Otherwise NOT_PRIMARY / RETRY (driver.h). */
 void node_read(struct node *n, driver_done_fn done, void *ctx);
 
+/* The peer transport's tokens (transport.h): ours, which this replica
+ * quotes to prove it is itself, and the one replica `peer` last sent us
+ * (false if none yet), to check such a proof. */
+#define NODE_TOKEN_SIZE 16u
+void node_link_token(const struct node *n, uint8_t out[NODE_TOKEN_SIZE]);
+bool node_peer_link_token(const struct node *n, uint32_t peer,
+                          uint8_t out[NODE_TOKEN_SIZE]);
+
 /* Status for INFO and `cohort status`. */
 struct node_status {
     enum replica_status status;

@@ -182,7 +182,8 @@ static size_t config_params(const struct server *s, struct config_param *p)
     snprintf(p[n++].value, sizeof(p[0].value), "%u", s->config.connections_max);
     p[n] = (struct config_param){"port", ""};
     snprintf(p[n++].value, sizeof(p[0].value), "%u", (unsigned)s->port);
-    p[n++] = (struct config_param){"timeout", "0"};
+    p[n] = (struct config_param){"timeout", ""};
+    snprintf(p[n++].value, sizeof(p[0].value), "%u", s->config.timeout_s);
     p[n] = (struct config_param){"maxmemory", ""};
     snprintf(p[n++].value, sizeof(p[0].value), "%" PRIu64, s->config.maxmemory);
     p[n++] = (struct config_param){"maxmemory-policy", "noeviction"};
@@ -301,7 +302,9 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         .process_id = (int64_t)getpid(),
         .tcp_port = s->port,
         .uptime_s = (server_now_ms(s) - s->started_ms) / 1000,
-        .connected_clients = s->conn_count,
+        .connected_clients = s->client_count + s->probation_count,
+        .connected_forward_links = s->link_count,
+        .connections_timed_out = s->stats.connections_timed_out,
         .maxclients = s->config.connections_max,
         .used_memory = kv_used_memory(node_kv(s->node)),
         .used_memory_rss = process_rss(),

@@ -105,6 +105,7 @@ static void section_clients(struct resp_buf *t, const struct info_input *in)
 {
     line(t, "# Clients");
     line(t, "connected_clients:%u", in->connected_clients);
+    line(t, "connected_forward_links:%u", in->connected_forward_links);
     line(t, "maxclients:%u", in->maxclients);
     line(t, "blocked_clients:0");
 }
@@ -225,6 +226,7 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "total_net_input_bytes:%" PRIu64, in->net_input_bytes);
     line(t, "total_net_output_bytes:%" PRIu64, in->net_output_bytes);
     line(t, "rejected_connections:%" PRIu64, in->connections_rejected);
+    line(t, "timedout_connections:%" PRIu64, in->connections_timed_out);
     line(t, "forwarded_commands:%" PRIu64, in->forwarded_commands);
     line(t, "forward_failures:%" PRIu64, in->forward_failures);
     line(t, "session_renewals:%" PRIu64, in->session_renewals);

@@ -46,6 +46,7 @@ struct info_input {
     uint64_t uptime_s;
     /* Clients. */
     uint32_t connected_clients;
+    uint32_t connected_forward_links; /* verified links from backups */
     uint32_t maxclients;
     /* Memory: the store's accounted bytes (kv_used_memory(), what maxmemory
      * limits), the process's resident set, and the limit (0: none). */
@@ -55,6 +56,7 @@ struct info_input {
     /* Stats. */
     uint64_t connections_received;
     uint64_t connections_rejected;
+    uint64_t connections_timed_out;
     uint64_t commands_processed;
     uint64_t net_input_bytes;
     uint64_t net_output_bytes;

@@ -138,6 +138,9 @@ static void every_section_appears_once_in_order(void **state)
         at = p;
     }
     assert_non_null(strstr(t, "connected_clients:2\r\n"));
+    assert_non_null(strstr(t, "connected_forward_links:0\r\n"));
+    assert_non_null(strstr(t, "timedout_connections:0\r\n"));
+    assert_non_null(strstr(t, "maxmemory_policy:noeviction\r\n"));
     assert_non_null(strstr(t, "total_commands_processed:42\r\n"));
     assert_non_null(strstr(t, "last_snapshot_op:64\r\n"));
     assert_non_null(strstr(t, "last_sync_latency_us:250\r\n"));
