@@ -31,7 +31,7 @@
 
 #define ERR_MAX_CLIENTS "ERR max number of clients reached"
 #define ERR_MAX_PER_ADDR                                                       \
-    "ERR max number of clients reached for this address "                    \
+    "ERR max number of clients reached for this address "                      \
     "(max-clients-per-ip)"
 
 static void probation_remove(struct server *s, struct conn *c)
@@ -205,8 +205,7 @@ void admit_tick(struct server *s)
 {
     uint64_t now = server_now_ms(s);
     /* Oldest first, so deadlines come in order. */
-    while (s->probation_count > 0 &&
-           s->probation[0]->probation_until_ms <= now)
+    while (s->probation_count > 0 && s->probation[0]->probation_until_ms <= now)
         refuse(s, s->probation[0]);
     if (s->config.timeout_s == 0)
         return;
