@@ -20,6 +20,8 @@
  *   - "-ERR client session expired: start again at request number 1": the
  *     table forgot the client (idle for an hour, or evicted when full); the
  *     write was not applied; continue with a new client id from 1;
+ *   - "-ERR stale request: ...": the number is below the client's latest
+ *     (the table keeps only the latest reply); not applied now;
  *   - a read wrapped in COHORT.REQ runs as the plain read.
  *
  * Plain writes (no COHORT.REQ) are numbered by the connection's session:
