@@ -67,6 +67,11 @@ int cmd_server(int argc, char **argv)
     char source[16];
     snprintf(source, sizeof(source), "r%u", opts.node.self);
     logline_setup(source, opts.node.quiet);
+    if (opts.node.replica_count % 2 == 0)
+        logline(LOGLINE_WARN,
+                "a group of %u replicas survives no more failures than a "
+                "group of %u; an odd size is usual",
+                opts.node.replica_count, opts.node.replica_count - 1);
     uv_loop_t *loop = uv_default_loop();
     struct cohort_err err;
     err_clear(&err);

@@ -327,11 +327,6 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
     }
     if (check_distinct(n, peers) != 0)
         return 2;
-    if (peers % 2 == 0)
-        fprintf(stderr,
-                "cohort server: warning: a group of %u replicas survives no "
-                "more failures than a group of %u; an odd size is usual\n",
-                peers, peers - 1);
     n->replica_count = peers;
     if (!n->data_dir) {
         char dir[64];

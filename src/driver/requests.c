@@ -237,9 +237,8 @@ static void batch_reserve(struct driver *d, size_t body_size)
     }
 }
 
-static void batch_add(struct driver *d, uint64_t client_id,
-                      uint64_t request_no, const uint8_t *body,
-                      size_t body_size, bool over_limit)
+static void batch_add(struct driver *d, uint64_t client_id, uint64_t request_no,
+                      const uint8_t *body, size_t body_size, bool over_limit)
 {
     batch_reserve(d, body_size);
     uint8_t *copy = d->batch_bytes + d->batch_used;
@@ -311,8 +310,8 @@ void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
     if (d->deferred_count > 0) {
         /* Behind the requests already waiting for room. */
         if (body_size > UINT32_MAX ||
-            !deferred_push(d, client_id, request_no, body,
-                           (uint32_t)body_size, over_limit)) {
+            !deferred_push(d, client_id, request_no, body, (uint32_t)body_size,
+                           over_limit)) {
             answer(done, ctx, DRIVER_RETRY, REPLY_BUSY, replica_primary(d->r));
             return;
         }

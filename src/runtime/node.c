@@ -262,8 +262,8 @@ void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
                  const uint8_t *body, size_t body_size, bool over_limit,
                  driver_done_fn done, void *ctx)
 {
-    driver_submit(n->driver, client_id, request_no, body, body_size,
-                  over_limit, done, ctx);
+    driver_submit(n->driver, client_id, request_no, body, body_size, over_limit,
+                  done, ctx);
 }
 
 void node_read(struct node *n, driver_done_fn done, void *ctx)
