@@ -1,8 +1,14 @@
 /* cli/cmd_server — `cohort server`: one replica (the node) and its RESP
- * server on one libuv loop, until SIGINT or SIGTERM. */
+ * server on one libuv loop, until SIGINT or SIGTERM.
+ *
+ * When started by `cohort up`, COHORT_READY_FD names a pipe on which it
+ * writes one byte once both ports listen, then closes it: its parent tells
+ * a replica that started from one that exited (closing the pipe unwritten). */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -33,6 +39,22 @@ static void on_stop_signal(uv_signal_t *handle, int signum)
     uv_close((uv_handle_t *)&run->sigterm, NULL);
 }
 
+/* Tell `cohort up` (if it started us) that both ports listen. */
+static void report_ready(void)
+{
+    const char *text = getenv("COHORT_READY_FD");
+    if (text == NULL)
+        return;
+    char *end = NULL;
+    long fd = strtol(text, &end, 10);
+    unsetenv("COHORT_READY_FD");
+    if (end == text || *end != '\0' || fd < 3 || fd > 65535)
+        return;
+    ssize_t n = write((int)fd, "1", 1);
+    (void)n; /* the parent reads EOF instead: it reports the failure */
+    close((int)fd);
+}
+
 int cmd_server(int argc, char **argv)
 {
     struct server_options opts;
@@ -45,6 +67,11 @@ int cmd_server(int argc, char **argv)
     char source[16];
     snprintf(source, sizeof(source), "r%u", opts.node.self);
     logline_setup(source, opts.node.quiet);
+    if (opts.node.replica_count % 2 == 0)
+        logline(LOGLINE_WARN,
+                "a group of %u replicas survives no more failures than a "
+                "group of %u; an odd size is usual",
+                opts.node.replica_count, opts.node.replica_count - 1);
     uv_loop_t *loop = uv_default_loop();
     struct cohort_err err;
     err_clear(&err);
@@ -64,6 +91,7 @@ int cmd_server(int argc, char **argv)
         server_options_free(&opts);
         return 1;
     }
+    report_ready();
     uv_signal_init(loop, &run.sigint);
     uv_signal_init(loop, &run.sigterm);
     run.sigint.data = run.sigterm.data = &run;

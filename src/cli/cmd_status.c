@@ -3,6 +3,7 @@
  * (roles, lag and health; the disk, snapshots). */
 #include <errno.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,18 @@ static int connect_to(const char *addr, char *why, size_t why_size)
     return fd;
 }
 
+/* Whether addr looks like host:port with a port number 1..65535. */
+static bool address_format_ok(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr || colon[1] == '\0')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    return errno == 0 && *end == '\0' && port >= 1 && port <= 65535;
+}
+
 int cmd_status(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:7001";
@@ -53,8 +66,21 @@ int cmd_status(int argc, char **argv)
                "that member sees them.\n");
         return 0;
     }
+    if (argc > 2) {
+        fprintf(stderr, "cohort status: takes one host:port; see 'cohort "
+                        "status --help'\n");
+        return 2;
+    }
     if (argc > 1)
         addr = argv[1];
+    if (!address_format_ok(addr)) {
+        bool number =
+            addr[0] != '\0' && strspn(addr, "0123456789") == strlen(addr);
+        fprintf(stderr, "cohort status: '%s' is not host:port%s%s%s\n", addr,
+                number ? "; did you mean 127.0.0.1:" : " (e.g. 127.0.0.1:7001)",
+                number ? addr : "", number ? "?" : "");
+        return 2;
+    }
     char why[256];
     int fd = connect_to(addr, why, sizeof(why));
     if (fd < 0) {

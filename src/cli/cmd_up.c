@@ -1,7 +1,16 @@
 /* cli/cmd_up — `cohort up`: a local cluster of replicas on 127.0.0.1, each a
  * `cohort server` child process, in the foreground. The children's log lines
- * (one per view change) go to this terminal; Ctrl-C stops them all. */
+ * (one per view change) go to this terminal; Ctrl-C stops them all.
+ *
+ * Start-up is checked: each child reports on a pipe (COHORT_READY_FD) once
+ * it listens on its ports, or exits having printed why it could not. If any
+ * replica did not start, the others are stopped and `cohort up` exits 1, so
+ * a script never mistakes a dead cluster (or another cluster on the same
+ * ports) for its own. Even group sizes are refused: they tolerate no more
+ * failures than one replica fewer. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +40,11 @@ static void usage(void)
            "(default ./data). Ctrl-C stops every replica.\n");
 }
 
+struct up_args {
+    long replicas, client_port, peer_port;
+    const char *dir;
+};
+
 static int parse_int(const char *flag, const char *v, long lo, long hi,
                      long *out)
 {
@@ -48,27 +62,41 @@ static int parse_int(const char *flag, const char *v, long lo, long hi,
     return 0;
 }
 
-int cmd_up(int argc, char **argv)
+/* A group of n replicas survives (n - 1) / 2 failures: an even n tolerates
+ * no more than n - 1 does, and needs one more replica for every quorum. */
+static int check_replicas(long replicas)
 {
-    long replicas = 3, client_port = 7001, peer_port = 7101;
-    const char *dir = "data";
+    if (replicas % 2 == 1)
+        return 0;
+    fprintf(stderr,
+            "cohort up: --replicas %ld: a group of %ld survives %ld "
+            "failure%s, as a group of %ld does; use an odd number (1, 3, 5 "
+            "or 7)\n",
+            replicas, replicas, (replicas - 1) / 2,
+            (replicas - 1) / 2 == 1 ? "" : "s", replicas - 1);
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, struct up_args *u)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
-            return 0;
+            return 1;
         } else if (!strcmp(a, "--replicas")) {
-            rc = parse_int(a, v, 1, COHORT_REPLICAS_MAX, &replicas), i++;
+            rc = parse_int(a, v, 1, COHORT_REPLICAS_MAX, &u->replicas), i++;
         } else if (!strcmp(a, "--client-port")) {
-            rc = parse_int(a, v, 1, 65535 - COHORT_REPLICAS_MAX, &client_port),
+            rc = parse_int(a, v, 1, 65535 - COHORT_REPLICAS_MAX,
+                           &u->client_port),
             i++;
         } else if (!strcmp(a, "--peer-port")) {
-            rc = parse_int(a, v, 1, 65535 - COHORT_REPLICAS_MAX, &peer_port),
+            rc = parse_int(a, v, 1, 65535 - COHORT_REPLICAS_MAX, &u->peer_port),
             i++;
         } else if (!strcmp(a, "--dir") && v) {
-            dir = v, i++;
+            u->dir = v, i++;
         } else {
             fprintf(stderr,
                     "cohort up: unknown option '%s'; see 'cohort up "
@@ -79,44 +107,85 @@ int cmd_up(int argc, char **argv)
         if (rc)
             return rc;
     }
-    char peers[512] = "", clients[512] = "";
-    for (long i = 0; i < replicas; i++) {
-        char one[64];
-        snprintf(one, sizeof(one), "%s127.0.0.1:%ld", i ? "," : "",
-                 peer_port + i);
-        strncat(peers, one, sizeof(peers) - strlen(peers) - 1);
-        snprintf(one, sizeof(one), "%s127.0.0.1:%ld", i ? "," : "",
-                 client_port + i);
-        strncat(clients, one, sizeof(clients) - strlen(clients) - 1);
+    return check_replicas(u->replicas);
+}
+
+/* Start replica i as a `cohort server` child that reports on ready_fd
+ * (COHORT_READY_FD, see cmd_server.c) once it listens. Returns its pid, or
+ * -1 after printing why. The read end of the pipe goes to *ready. */
+static pid_t spawn(const struct up_args *u, long i, const char *peers,
+                   const char *clients, int *ready)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        logline(LOGLINE_ERROR, "pipe: %s", strerror(errno));
+        return -1;
     }
-    logline_setup("up", false);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    pid_t pids[COHORT_REPLICAS_MAX] = {0};
+    char id[24], data[1024];
+    snprintf(id, sizeof(id), "%ld", i);
+    snprintf(data, sizeof(data), "%s/replica-%ld", u->dir, i);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGINT, SIG_IGN); /* the parent stops us with SIGTERM */
+        char fd_text[16];
+        int fd = fcntl(fds[1], F_DUPFD, 3); /* without O_CLOEXEC */
+        snprintf(fd_text, sizeof(fd_text), "%d", fd);
+        setenv("COHORT_READY_FD", fd_text, 1);
+        char *args[] = {
+            "cohort",     "server",      "--id",      id,
+            "--peers",    (char *)peers, "--clients", (char *)clients,
+            "--data-dir", data,          NULL};
+        execv("/proc/self/exe", args);
+        logline(LOGLINE_ERROR, "exec cohort server: %s", strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        logline(LOGLINE_ERROR, "fork: %s", strerror(errno));
+        close(fds[0]);
+        return -1;
+    }
+    *ready = fds[0];
+    return pid;
+}
+
+/* Wait until each replica says it is ready (listening on both ports) or
+ * closes its pipe without saying so (it exited: it printed why). Returns
+ * how many did not start. */
+static long wait_ready(long replicas, const int *ready, bool *started)
+{
+    long failed = 0;
     for (long i = 0; i < replicas; i++) {
-        char id[24], data[1024];
-        snprintf(id, sizeof(id), "%ld", i);
-        snprintf(data, sizeof(data), "%s/replica-%ld", dir, i);
-        pid_t pid = fork();
-        if (pid == 0) {
-            signal(SIGINT, SIG_IGN); /* the parent stops us with SIGTERM */
-            char *args[] = {"cohort",     "server", "--id",      id,
-                            "--peers",    peers,    "--clients", clients,
-                            "--data-dir", data,     NULL};
-            execv("/proc/self/exe", args);
-            logline(LOGLINE_ERROR, "exec cohort server: %s", strerror(errno));
-            _exit(127);
+        started[i] = false;
+        if (ready[i] < 0) {
+            failed++;
+            continue;
         }
-        pids[i] = pid;
+        char byte;
+        ssize_t n;
+        do
+            n = read(ready[i], &byte, 1);
+        while (n < 0 && errno == EINTR && !stop_requested);
+        started[i] = n == 1;
+        failed += !started[i];
+        close(ready[i]);
     }
-    printf("cohort up: %ld replicas on 127.0.0.1, client ports %ld-%ld, data "
-           "under %s/\n"
-           "cohort up: try: redis-cli -p %ld set greeting hello; Ctrl-C "
-           "stops the cluster\n",
-           replicas, client_port, client_port + replicas - 1, dir, client_port);
-    fflush(stdout);
+    return failed;
+}
+
+static void stop_all(long replicas, pid_t *pids)
+{
+    for (long i = 0; i < replicas; i++)
+        if (pids[i] > 0)
+            kill(pids[i], SIGTERM);
+    for (long i = 0; i < replicas; i++)
+        if (pids[i] > 0)
+            waitpid(pids[i], NULL, 0);
+}
+
+/* Wait for the replicas to exit (or for Ctrl-C). */
+static void supervise(long replicas, pid_t *pids)
+{
     long alive = replicas;
     while (alive > 0 && !stop_requested) {
         int status;
@@ -134,12 +203,72 @@ int cmd_up(int argc, char **argv)
                 alive--;
             }
     }
-    for (long i = 0; i < replicas; i++)
-        if (pids[i] > 0)
-            kill(pids[i], SIGTERM);
-    for (long i = 0; i < replicas; i++)
-        if (pids[i] > 0)
-            waitpid(pids[i], NULL, 0);
+}
+
+static void address_lists(const struct up_args *u, char *peers, char *clients,
+                          size_t size)
+{
+    peers[0] = clients[0] = '\0';
+    for (long i = 0; i < u->replicas; i++) {
+        char one[64];
+        snprintf(one, sizeof(one), "%s127.0.0.1:%ld", i ? "," : "",
+                 u->peer_port + i);
+        strncat(peers, one, size - strlen(peers) - 1);
+        snprintf(one, sizeof(one), "%s127.0.0.1:%ld", i ? "," : "",
+                 u->client_port + i);
+        strncat(clients, one, size - strlen(clients) - 1);
+    }
+}
+
+int cmd_up(int argc, char **argv)
+{
+    struct up_args u = {3, 7001, 7101, "data"};
+    int rc = parse_args(argc, argv, &u);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    char peers[512], clients[512];
+    address_lists(&u, peers, clients, sizeof(peers));
+    logline_setup("up", false);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pid_t pids[COHORT_REPLICAS_MAX] = {0};
+    int ready[COHORT_REPLICAS_MAX];
+    bool started[COHORT_REPLICAS_MAX];
+    for (long i = 0; i < u.replicas; i++) {
+        ready[i] = -1;
+        pid_t pid = spawn(&u, i, peers, clients, &ready[i]);
+        pids[i] = pid > 0 ? pid : 0;
+    }
+    long failed = wait_ready(u.replicas, ready, started);
+    if (stop_requested) {
+        stop_all(u.replicas, pids);
+        printf("cohort up: stopped\n");
+        return 0;
+    }
+    if (failed > 0) {
+        stop_all(u.replicas, pids);
+        const char *hint = "if another cluster holds the ports, pick free "
+                           "ones with --client-port and --peer-port";
+        if (failed == u.replicas)
+            logline(LOGLINE_ERROR, "no replica started (see above); %s", hint);
+        else
+            logline(LOGLINE_ERROR,
+                    "%ld of %ld replicas did not start (see above); stopped "
+                    "the others; %s",
+                    failed, u.replicas, hint);
+        return 1;
+    }
+    printf("cohort up: %ld replicas on 127.0.0.1, client ports %ld-%ld, data "
+           "under %s/\n"
+           "cohort up: try: redis-cli -p %ld set greeting hello; Ctrl-C "
+           "stops the cluster\n",
+           u.replicas, u.client_port, u.client_port + u.replicas - 1, u.dir,
+           u.client_port);
+    fflush(stdout);
+    supervise(u.replicas, pids);
+    stop_all(u.replicas, pids);
     printf("cohort up: stopped\n");
     return 0;
 }

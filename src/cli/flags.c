@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int cli_flag_bad(const char *cmd, const char *name, const char *value,
                  const char *why)
@@ -59,5 +60,47 @@ int cli_flag_u64(const char *cmd, const char *name, const char *value,
         return cli_flag_bad(cmd, name, value, why);
     }
     *out = v;
+    return 0;
+}
+
+/* The multiplier of a Redis memory unit (case-insensitive): k, m, g are
+ * powers of 1000, kb, mb, gb powers of 1024, b or nothing 1; 0 if unknown. */
+static uint64_t unit_multiplier(const char *unit)
+{
+    static const struct {
+        const char *name;
+        uint64_t factor;
+    } units[] = {
+        {"", 1},
+        {"b", 1},
+        {"k", 1000},
+        {"kb", 1024},
+        {"m", 1000 * 1000},
+        {"mb", 1024 * 1024},
+        {"g", 1000 * 1000 * 1000},
+        {"gb", 1024ull * 1024 * 1024},
+    };
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcasecmp(unit, units[i].name) == 0)
+            return units[i].factor;
+    return 0;
+}
+
+int cli_flag_bytes(const char *cmd, const char *name, const char *value,
+                   uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    uint64_t factor = end != value ? unit_multiplier(end) : 0;
+    if (errno || factor == 0 || value[0] == '-' || value[0] == '+' ||
+        v > max / factor) {
+        (void)max;
+        return cli_flag_bad(cmd, name, value,
+                            "expected bytes: a number with an optional unit "
+                            "(100mb, 1gb; kb, mb, gb are powers of 1024, k, "
+                            "m, g of 1000)");
+    }
+    *out = v * factor;
     return 0;
 }

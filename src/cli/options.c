@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "cli/flags.h"
+#include "runtime/addr.h"
 #include "kv/kv.h"
 
 struct option_spec {
@@ -39,7 +40,17 @@ static const struct option_spec specs[] = {
     {"wal-segment-size", "BYTES", "log segment size (default 64 MiB)"},
     {"max-value-size", "BYTES", "largest value (default 1048576)"},
     {"max-key-size", "BYTES", "largest key (default 65536)"},
-    {"max-clients", "N", "client connections (default 10000)"},
+    {"max-clients", "N",
+     "client connections (default 10000; backups' forward links do not "
+     "count)"},
+    {"max-clients-per-ip", "N",
+     "client connections from one IP address (default 1000; 0: no limit)"},
+    {"timeout", "SECONDS",
+     "close a client idle this long, a half-sent command counting as idle "
+     "(default 0: never)"},
+    {"maxmemory", "BYTES",
+     "refuse writes that would grow the store past BYTES (100mb, 1gb; "
+     "default 0: no limit)"},
     {"quiet", NULL, "log errors only"},
 };
 #define SPEC_COUNT (sizeof(specs) / sizeof(specs[0]))
@@ -220,6 +231,18 @@ static int set_option(struct server_options *o, const char *name,
         if (parse_u64(name, value, 1, 1000000, &v))
             return 2;
         o->server.connections_max = (uint32_t)v;
+    } else if (!strcmp(name, "max-clients-per-ip")) {
+        if (parse_u64(name, value, 0, 1000000, &v))
+            return 2;
+        o->server.connections_per_addr_max = (uint32_t)v;
+    } else if (!strcmp(name, "timeout")) {
+        if (parse_u64(name, value, 0, 365u * 86400u, &v))
+            return 2;
+        o->server.timeout_s = (uint32_t)v;
+    } else if (!strcmp(name, "maxmemory")) {
+        if (cli_flag_bytes("server", name, value, 1ull << 50, &v))
+            return 2;
+        o->server.maxmemory = v;
     } else if (!strcmp(name, "quiet")) {
         n->quiet = true;
     } else {
@@ -228,6 +251,52 @@ static int set_option(struct server_options *o, const char *name,
                 "--help'\n",
                 name);
         return 2;
+    }
+    return 0;
+}
+
+/* text as a resolved numeric "host:port", so that two spellings of one
+ * address compare equal; text itself if it does not parse (whoever
+ * listens on it or dials it reports that). */
+static void canonical_address(const char *text, char *out, size_t size)
+{
+    struct sockaddr_storage ss;
+    struct cohort_err e;
+    if (addr_parse(text, &ss, &e) == 0)
+        addr_format((const struct sockaddr *)&ss, out, size);
+    else
+        snprintf(out, size, "%s", text);
+}
+
+/* Every address of every replica, peer and client, must be its own: two
+ * replicas on one peer address reach one process, which then refuses the
+ * other's cluster id forever instead of failing at start. */
+static int check_distinct(const struct node_config *n, uint32_t count)
+{
+    const char *const *lists[2] = {n->peer_addr, n->client_addr};
+    const char *names[2] = {"--peers", "--clients"};
+    char canon[2 * COHORT_REPLICAS_MAX][ADDR_HOST_MAX + 16];
+    for (uint32_t a = 0; a < 2 * count; a++)
+        canonical_address(lists[a / count][a % count], canon[a],
+                          sizeof(canon[a]));
+    for (uint32_t a = 0; a < 2 * count; a++) {
+        for (uint32_t b = a + 1; b < 2 * count; b++) {
+            if (strcmp(canon[a], canon[b]) != 0)
+                continue;
+            const char *y = lists[b / count][b % count];
+            if (a / count == b / count)
+                fprintf(stderr,
+                        "cohort server: %s gives %s to replicas %u and %u; "
+                        "every replica needs its own address\n",
+                        names[a / count], y, a % count, b % count);
+            else
+                fprintf(stderr,
+                        "cohort server: %s is replica %u's peer address "
+                        "(--peers) and replica %u's client address "
+                        "(--clients); use a different port for each\n",
+                        y, a % count, b % count);
+            return 2;
+        }
     }
     return 0;
 }
@@ -256,6 +325,8 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
                 n->self, peers);
         return 2;
     }
+    if (check_distinct(n, peers) != 0)
+        return 2;
     n->replica_count = peers;
     if (!n->data_dir) {
         char dir[64];

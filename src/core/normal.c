@@ -35,10 +35,14 @@ static void apply_entry(struct replica *r, const struct entry *e)
         client_table_find(&r->table, e->h.client_id);
     if (rec && e->h.request_no <= rec->request_no &&
         !vr_bug(r, BUG_APPLY_RETRY_TWICE)) {
-        /* A retry ordered twice: the first copy already took effect. */
+        /* A retry ordered twice: the first copy already took effect. An
+         * older number than the latest is not answered from the table
+         * (it keeps the latest reply only), but it is answered. */
         r->stats.requests_duplicate++;
         if (primary && e->h.request_no == rec->request_no)
             vr_reply_ok(r, rec, vr_stored_reply(r, rec));
+        else if (primary)
+            vr_reply(r, e->h.client_id, e->h.request_no, REPLY_STALE);
         return;
     }
     if (!rec && e->h.request_no > 1) {
@@ -299,9 +303,17 @@ static void on_request(struct replica *r, const struct client_request *req,
         client_table_find(&r->table, req->client_id);
     if (rec && req->request_no <= rec->request_no) {
         r->stats.requests_duplicate++;
-        if (req->request_no == rec->request_no && vr_reply_room(r))
+        if (req->request_no < rec->request_no) {
+            /* The client sent a later request since: this one is not
+             * applied now, and its reply is no longer kept. */
+            vr_reply(r, req->client_id, req->request_no, REPLY_STALE);
+        } else if (vr_reply_room(r)) {
             vr_reply_ok(r, rec, vr_stored_reply(r, rec));
-        return; /* an older request: the client has moved on */
+        } else {
+            *busy = true; /* no room to copy the reply in this step */
+            vr_reply(r, req->client_id, req->request_no, REPLY_BUSY);
+        }
+        return;
     }
     if (!rec && req->request_no > 1 && !client_in_flight(r, req->client_id)) {
         vr_reply(r, req->client_id, req->request_no, REPLY_EXPIRED);
@@ -310,6 +322,10 @@ static void on_request(struct replica *r, const struct client_request *req,
     if (request_in_flight(r, req->client_id, req->request_no)) {
         r->stats.requests_duplicate++;
         return; /* answered when it commits */
+    }
+    if (req->over_limit) {
+        vr_reply(r, req->client_id, req->request_no, REPLY_OVER_LIMIT);
+        return;
     }
     /* No room: this one and the rest of the batch are turned away; a
      * driver that queues and resubmits them keeps their order. */

@@ -152,6 +152,12 @@ struct client_request {
     uint64_t request_no; /* 1, 2, 3, ... per client */
     const uint8_t *body;
     uint32_t body_size;
+    /* The driver's own resource limit is reached (the server's maxmemory):
+     * a retry of a request that is applied or being ordered is answered as
+     * usual, anything new gets REPLY_OVER_LIMIT and is not proposed. The
+     * decision is the primary's, before proposing, so replicas that apply
+     * the log never disagree about it. */
+    bool over_limit;
 };
 
 struct event {
@@ -218,6 +224,11 @@ enum reply_status {
     REPLY_EXPIRED = 6,     /* the client's session was forgotten */
     REPLY_APPLIED_REPLY_LOST = 7, /* a retry of an applied request whose
                                      reply was too large to keep */
+    REPLY_STALE = 8,              /* certainly not applied now: the client has
+                                     sent a later request, and only the latest one
+                                     is answered again (request numbers only grow) */
+    REPLY_OVER_LIMIT = 9,         /* certainly not proposed: over_limit was set
+                                     and the request is not a retry */
 };
 
 struct action {

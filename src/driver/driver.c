@@ -326,7 +326,6 @@ void driver_status(const struct driver *d, struct driver_status *out)
             d->host.link(d->host.ctx, i, &out->peer_connected[i], &queued);
         }
     }
-    out->log_bytes = wal_segment_count(&d->wal) * d->wal.config.segment_size;
     out->snapshot_op = d->snapshot_op;
     out->snapshot_time_ms = d->snapshot_time_ms;
     out->view_changes = replica_stats(r)->view_changes;

@@ -62,10 +62,11 @@ enum driver_outcome {
     DRIVER_UNKNOWN = 3,     /* proposed, outcome unknown (view changed) */
     DRIVER_REJECTED = 4,    /* certainly not applied; status says why
                                (REPLY_TOO_BIG, REPLY_EXPIRED,
-                               REPLY_APPLIED_REPLY_LOST, REPLY_STORAGE) */
+                               REPLY_APPLIED_REPLY_LOST, REPLY_STALE,
+                               REPLY_OVER_LIMIT, REPLY_STORAGE) */
 };
 
-/* The core's statuses end at REPLY_APPLIED_REPLY_LOST; the driver adds one
+/* The core's statuses end at REPLY_OVER_LIMIT; the driver adds one
  * of its own for DRIVER_REJECTED: this replica cannot write to its disk. */
 #define REPLY_STORAGE ((enum reply_status)100)
 
@@ -186,10 +187,13 @@ struct driver *driver_open(const struct driver_config *config,
 void driver_close(struct driver *d);
 
 /* Propose a write (a state machine command body) as request request_no of
- * client client_id. done is called exactly once. */
+ * client client_id. done is called exactly once. over_limit: the host's
+ * resource limit is reached (the server's maxmemory); the core then answers
+ * a retry of an applied or in-flight request as usual and refuses anything
+ * new (DRIVER_REJECTED, REPLY_OVER_LIMIT) before proposing it. */
 void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
-                   const uint8_t *body, size_t body_size, driver_done_fn done,
-                   void *ctx);
+                   const uint8_t *body, size_t body_size, bool over_limit,
+                   driver_done_fn done, void *ctx);
 /* Linearizable read (read index): done(DRIVER_DONE) once this replica is
  * the primary, a quorum confirmed after the call that it still holds its
  * view, and it has applied every write committed before the call (writes
@@ -242,7 +246,8 @@ struct driver_status {
     uint64_t peer_op[COHORT_REPLICAS_MAX];    /* primary only */
     bool peer_connected[COHORT_REPLICAS_MAX]; /* outbound link up */
     bool peer_suspected[COHORT_REPLICAS_MAX];
-    uint64_t log_bytes; /* bytes of log records on disk */
+    uint64_t log_bytes; /* 0 here: the wal belongs to the storage thread,
+                           so the host reports wal_bytes_used() from it */
     uint64_t snapshot_op;
     uint64_t snapshot_time_ms; /* wall clock of the last snapshot, 0: none */
     uint64_t view_changes;

@@ -27,6 +27,7 @@ struct deferred {
     uint64_t request_no;
     uint8_t *body;
     uint32_t body_size;
+    bool over_limit;
 };
 
 struct reader_waiter {

@@ -151,7 +151,7 @@ static void pending_fail_all(struct driver *d, enum driver_outcome outcome)
 
 static bool deferred_push(struct driver *d, uint64_t client_id,
                           uint64_t request_no, const uint8_t *body,
-                          uint32_t body_size)
+                          uint32_t body_size, bool over_limit)
 {
     if (d->deferred_bytes + body_size > d->c.deferred_bytes_max)
         return false;
@@ -176,7 +176,7 @@ static bool deferred_push(struct driver *d, uint64_t client_id,
         d->deferred_base = replica_log_base(d->r);
     }
     d->deferred[d->deferred_count++] =
-        (struct deferred){client_id, request_no, copy, body_size};
+        (struct deferred){client_id, request_no, copy, body_size, over_limit};
     d->deferred_bytes += body_size;
     return true;
 }
@@ -205,7 +205,8 @@ static bool defer_busy(struct driver *d, uint64_t client, uint64_t no)
             drv_log(d, DRIVER_LOG_DEBUG,
                     "busy: client %" PRIx64 " request %" PRIu64 " waits",
                     client, no);
-            return deferred_push(d, client, no, q->body, q->body_size);
+            return deferred_push(d, client, no, q->body, q->body_size,
+                                 q->over_limit);
         }
     }
     return false;
@@ -247,7 +248,7 @@ static void batch_reserve(struct driver *d, size_t body_size)
 }
 
 static void batch_add(struct driver *d, uint64_t client_id, uint64_t request_no,
-                      const uint8_t *body, size_t body_size)
+                      const uint8_t *body, size_t body_size, bool over_limit)
 {
     batch_reserve(d, body_size);
     uint8_t *copy = d->batch_bytes + d->batch_used;
@@ -259,6 +260,7 @@ static void batch_add(struct driver *d, uint64_t client_id, uint64_t request_no,
         .request_no = request_no,
         .body = copy,
         .body_size = (uint32_t)body_size,
+        .over_limit = over_limit,
     };
 }
 
@@ -281,10 +283,11 @@ void drv_resubmit_deferred(struct driver *d)
         struct deferred *q = &list[i];
         bool queue = d->deferred_count > 0 || !replica_is_primary(d->r);
         if (!queue) {
-            batch_add(d, q->client_id, q->request_no, q->body, q->body_size);
+            batch_add(d, q->client_id, q->request_no, q->body, q->body_size,
+                      q->over_limit);
         } else if (!replica_is_primary(d->r) ||
                    !deferred_push(d, q->client_id, q->request_no, q->body,
-                                  q->body_size)) {
+                                  q->body_size, q->over_limit)) {
             struct pending p;
             if (pending_take(d, q->client_id, q->request_no, &p))
                 answer(p.done, p.ctx, DRIVER_RETRY, REPLY_BUSY,
@@ -296,8 +299,8 @@ void drv_resubmit_deferred(struct driver *d)
 }
 
 void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
-                   const uint8_t *body, size_t body_size, driver_done_fn done,
-                   void *ctx)
+                   const uint8_t *body, size_t body_size, bool over_limit,
+                   driver_done_fn done, void *ctx)
 {
     if (d->closing) {
         answer(done, ctx, DRIVER_RETRY, REPLY_RECOVERING, d->c.self);
@@ -317,13 +320,13 @@ void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
     if (d->deferred_count > 0) {
         /* Behind the requests already waiting for room. */
         if (body_size > UINT32_MAX ||
-            !deferred_push(d, client_id, request_no, body,
-                           (uint32_t)body_size)) {
+            !deferred_push(d, client_id, request_no, body, (uint32_t)body_size,
+                           over_limit)) {
             answer(done, ctx, DRIVER_RETRY, REPLY_BUSY, replica_primary(d->r));
             return;
         }
     } else {
-        batch_add(d, client_id, request_no, body, body_size);
+        batch_add(d, client_id, request_no, body, body_size, over_limit);
     }
     pending_add(d, client_id, request_no, done, ctx);
 }
@@ -342,6 +345,8 @@ static enum driver_outcome outcome_of(enum reply_status status)
     case REPLY_TOO_BIG:
     case REPLY_EXPIRED:
     case REPLY_APPLIED_REPLY_LOST:
+    case REPLY_STALE:
+    case REPLY_OVER_LIMIT:
     default:
         return DRIVER_REJECTED;
     }

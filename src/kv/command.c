@@ -83,6 +83,12 @@ enum kv_class kv_command_class(const struct resp_arg *name)
     return def ? def->class : KV_CLASS_NONE;
 }
 
+bool kv_command_replies_map(const struct resp_arg *name)
+{
+    const struct command_def *def = command_find(name);
+    return def != NULL && def->id == CMD_KVINFO;
+}
+
 static bool arity_ok(const struct command_def *def, uint32_t argc)
 {
     if (def->arity > 0)
@@ -297,6 +303,59 @@ int kv_command_parse(const struct kv_config *config, uint32_t argc,
             return -COHORT_EINVAL;
     }
     return 0;
+}
+
+/* What setting key to a value of value_size adds to kv_used_memory(). */
+static uint64_t set_growth(const struct kv *kv, const struct resp_arg *key,
+                           size_t value_size)
+{
+    const struct kv_record *old =
+        kv_get(kv, (const uint8_t *)key->ptr, key->size);
+    if (old == NULL)
+        return kv_record_cost(key->size, value_size);
+    return value_size > old->value_size ? value_size - old->value_size : 0;
+}
+
+/* The length of INCRBY's result, or 0 if it answers an error instead. */
+static size_t incrby_result_size(const struct kv *kv, const struct kv_write *w)
+{
+    const struct kv_record *old =
+        kv_get(kv, (const uint8_t *)w->args[0].ptr, w->args[0].size);
+    int64_t value = 0;
+    if (old != NULL &&
+        !resp_parse_i64(kv_record_value(old), old->value_size, &value))
+        return 0;
+    if ((w->delta < 0 && value < 0 && w->delta < INT64_MIN - value) ||
+        (w->delta > 0 && value > 0 && w->delta > INT64_MAX - value))
+        return 0;
+    char text[24];
+    int n = snprintf(text, sizeof(text), "%" PRId64, value + w->delta);
+    ASSERT(n > 0 && (size_t)n < sizeof(text));
+    return (size_t)n;
+}
+
+uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
+{
+    uint64_t growth = 0;
+    size_t size = 0;
+    switch (w->type) {
+    case KV_CMD_SET:
+    case KV_CMD_MSET:
+        for (uint32_t i = 0; i + 1 < w->arg_count; i += 2)
+            growth += set_growth(kv, &w->args[i], w->args[i + 1].size);
+        return growth;
+    case KV_CMD_INCRBY:
+        size = incrby_result_size(kv, w);
+        return size ? set_growth(kv, &w->args[0], size) : 0;
+    case KV_CMD_CAS:
+        if (kv_get(kv, (const uint8_t *)w->args[0].ptr, w->args[0].size) ==
+            NULL)
+            return 0; /* a missing key never matches */
+        return set_growth(kv, &w->args[0], w->args[2].size);
+    case KV_CMD_DEL:
+        return 0;
+    }
+    UNREACHABLE();
 }
 
 size_t kv_command_size(const struct kv_write *w)
@@ -643,10 +702,14 @@ static void query_kvinfo(const struct kv *kv, const struct resp_arg *key,
         return;
     }
     ASSERT(rec->mod_op <= INT64_MAX);
-    resp_write_array(r, 4);
+    resp_write_map(r, 4);
+    resp_write_bulk(r, "value", 5);
     resp_write_bulk(r, kv_record_value(rec), rec->value_size);
+    resp_write_bulk(r, "version", 7);
     resp_write_integer(r, (int64_t)rec->version);
+    resp_write_bulk(r, "create_op", 9);
     resp_write_integer(r, (int64_t)rec->create_op);
+    resp_write_bulk(r, "mod_op", 6);
     resp_write_integer(r, (int64_t)rec->mod_op);
 }
 

@@ -18,8 +18,10 @@
  *     CAS key expected new   set key to new if its value is expected: :1 if
  *                            it set, :0 otherwise (a missing key never
  *                            matches)
- *     KVINFO key             [value, version, create_op, mod_op], or a null
- *                            array if the key is missing
+ *     KVINFO key             the pairs value <v> version <n> create_op <op>
+ *                            mod_op <op>: a map in RESP3, a flat array of
+ *                            name/value pairs in RESP2 (as Redis answers
+ *                            CONFIG GET); a null array if the key is missing
  *
  * Body layout (format 1), little-endian:
  *     0  u8   format     KV_COMMAND_FORMAT
@@ -97,6 +99,11 @@ struct kv_command {
 /* The class of the command named name (ASCII case-insensitive). */
 enum kv_class kv_command_class(const struct resp_arg *name);
 
+/* Whether the read command named name answers a map in RESP3 (a flat array
+ * of name/value pairs in RESP2): KVINFO. A server relaying the RESP2 form
+ * to a RESP3 client turns it into the map. */
+bool kv_command_replies_map(const struct resp_arg *name);
+
 /* Parse a client's write command (argv[0] is its name, as the server's
  * resp_request_parse() gives it). On success returns 0 and fills w, which
  * borrows argv. On a client error (unknown command, wrong arity, syntax, a
@@ -106,6 +113,14 @@ enum kv_class kv_command_class(const struct resp_arg *name);
 int kv_command_parse(const struct kv_config *config, uint32_t argc,
                      const struct resp_arg *argv, struct kv_write *w,
                      struct resp_buf *out);
+
+/* How much w may add to kv_used_memory() if applied to kv as it is now:
+ * per key written, the value's growth if the key exists (0 if it shrinks),
+ * else kv_record_cost() of the new record (exact for INCRBY's result; CAS
+ * of a missing key and DEL add nothing). An upper bound (SET NX on an
+ * existing key counts as a set), for the server's maxmemory check at the
+ * primary before it proposes the write. */
+uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w);
 
 /* The size of w's body. */
 size_t kv_command_size(const struct kv_write *w);

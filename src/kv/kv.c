@@ -378,6 +378,18 @@ uint64_t kv_state_hash(const struct kv *kv)
     return XXH3_64bits_withSeed(raw, sizeof(raw), KV_DIGEST_SEED);
 }
 
+uint64_t kv_record_cost(size_t key_size, size_t value_size)
+{
+    return record_alloc_size(key_size, value_size) + KV_SLOT_BYTES_PER_KEY;
+}
+
+uint64_t kv_used_memory(const struct kv *kv)
+{
+    uint64_t table = kv->slot_count * sizeof(struct kv_slot);
+    ASSERT(kv->memory_size >= table);
+    return kv->memory_size - table + kv->key_count * KV_SLOT_BYTES_PER_KEY;
+}
+
 void kv_stats(const struct kv *kv, struct kv_stats *stats)
 {
     stats->key_count = kv->key_count;

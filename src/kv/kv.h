@@ -140,6 +140,18 @@ uint64_t kv_state_hash(const struct kv *kv);
 
 void kv_stats(const struct kv *kv, struct kv_stats *stats);
 
+/* Table bytes counted per key by kv_used_memory(): two slots, about what
+ * the table holds per key between its growth and shrink points. */
+#define KV_SLOT_BYTES_PER_KEY (2 * sizeof(struct kv_slot))
+
+/* The store's accounted memory: every record (its header, key and value)
+ * plus KV_SLOT_BYTES_PER_KEY per key. A function of the keys and values
+ * only (not of the table's history or the allocator), so it is the same on
+ * every replica with the same state: what maxmemory compares with. */
+uint64_t kv_used_memory(const struct kv *kv);
+/* The share of kv_used_memory() of one record of these sizes. */
+uint64_t kv_record_cost(size_t key_size, size_t value_size);
+
 /* Every record in key order (bytewise, a prefix first), in a new array the
  * caller frees with free(). Returns 0 or -COHORT_ENOMEM. *records is NULL
  * when the store is empty. */

@@ -41,8 +41,9 @@ int addr_parse(const char *text, struct sockaddr_storage *out,
  * kernel picked for port 0). Returns the socket, or a negative code with err
  * naming the address and the fix: -COHORT_EADDRINUSE ("listen
  * 127.0.0.1:7101: address in use; is another cohort server running? pick
- * another <port_flag>"), -COHORT_ECONFIG for an address this machine does
- * not have or a privileged port, -COHORT_EIO otherwise. */
+ * another <port_flag>", where port_flag names the option that sets the
+ * port, e.g. "port in --clients"), -COHORT_ECONFIG for an address this machine
+ * does not have or a privileged port, -COHORT_EIO otherwise. */
 int addr_listen(struct sockaddr_storage *addr, int backlog,
                 const char *port_flag, struct cohort_err *err);
 

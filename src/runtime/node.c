@@ -262,10 +262,11 @@ static void on_peer_message(void *ctx, uint32_t from, const uint8_t *data,
 /* ------------------------------------------------------------ the API */
 
 void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
-                 const uint8_t *body, size_t body_size, driver_done_fn done,
-                 void *ctx)
+                 const uint8_t *body, size_t body_size, bool over_limit,
+                 driver_done_fn done, void *ctx)
 {
-    driver_submit(n->driver, client_id, request_no, body, body_size, done, ctx);
+    driver_submit(n->driver, client_id, request_no, body, body_size, over_limit,
+                  done, ctx);
 }
 
 void node_read(struct node *n, driver_done_fn done, void *ctx)
@@ -281,6 +282,19 @@ void node_cancel(struct node *n, void *ctx)
 const struct kv *node_kv(const struct node *n)
 {
     return &n->kv;
+}
+
+static_assert(NODE_TOKEN_SIZE == TRANSPORT_TOKEN_SIZE, "one token size");
+
+void node_link_token(const struct node *n, uint8_t out[NODE_TOKEN_SIZE])
+{
+    transport_token(n->transport, out);
+}
+
+bool node_peer_link_token(const struct node *n, uint32_t peer,
+                          uint8_t out[NODE_TOKEN_SIZE])
+{
+    return peer != n->c.self && transport_peer_token(n->transport, peer, out);
 }
 
 void node_status(const struct node *n, struct node_status *out)
@@ -301,11 +315,11 @@ void node_status(const struct node *n, struct node_status *out)
     memcpy(out->peer_suspected, ds.peer_suspected, sizeof(out->peer_suspected));
     for (uint32_t i = 0; i < n->c.replica_count; i++)
         out->client_addr[i] = n->c.client_addr[i];
-    out->log_bytes = ds.log_bytes;
     out->snapshot_op = ds.snapshot_op;
     out->snapshot_time_s = ds.snapshot_time_ms / 1000u;
     struct persister_state st;
     persister_state((struct persister *)&n->persister, &st);
+    out->log_bytes = st.log_bytes; /* the storage thread owns the wal */
     out->last_sync_us = st.last_sync_us;
     out->syncs = st.syncs;
     out->view_changes = ds.view_changes;

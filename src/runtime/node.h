@@ -61,10 +61,11 @@ void node_close(struct node *n);
 
 /* Propose a write (a kv command body, kv_command_encode()) as request
  * request_no of client client_id. done is called exactly once, on the loop
- * thread, possibly before node_submit returns. */
+ * thread, possibly before node_submit returns. over_limit: the server's
+ * maxmemory is reached (see driver_submit()). */
 void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
-                 const uint8_t *body, size_t body_size, driver_done_fn done,
-                 void *ctx);
+                 const uint8_t *body, size_t body_size, bool over_limit,
+                 driver_done_fn done, void *ctx);
 /* Forget the callback of a pending request (its connection closed). */
 void node_cancel(struct node *n, void *ctx);
 
@@ -77,6 +78,14 @@ const struct kv *node_kv(const struct node *n);
  * node_kv(). No log
  * op and no disk write. Otherwise NOT_PRIMARY / RETRY (driver.h). */
 void node_read(struct node *n, driver_done_fn done, void *ctx);
+
+/* The peer transport's tokens (transport.h): ours, which this replica
+ * quotes to prove it is itself, and the one replica `peer` last sent us
+ * (false if none yet), to check such a proof. */
+#define NODE_TOKEN_SIZE 16u
+void node_link_token(const struct node *n, uint8_t out[NODE_TOKEN_SIZE]);
+bool node_peer_link_token(const struct node *n, uint32_t peer,
+                          uint8_t out[NODE_TOKEN_SIZE]);
 
 /* Status for INFO and `cohort status`. */
 struct node_status {
@@ -91,7 +100,7 @@ struct node_status {
     uint64_t peer_op[COHORT_REPLICAS_MAX];    /* primary only */
     bool peer_connected[COHORT_REPLICAS_MAX]; /* outbound link up */
     bool peer_suspected[COHORT_REPLICAS_MAX];
-    uint64_t log_bytes;
+    uint64_t log_bytes; /* bytes of log records on disk (wal_bytes_used) */
     uint64_t snapshot_op;
     uint64_t snapshot_time_s; /* wall clock of the last snapshot, 0: none */
     uint64_t last_sync_us;    /* duration of the last fdatasync */

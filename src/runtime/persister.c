@@ -55,6 +55,7 @@ static bool run_round(struct persister *p, struct storage_job *jobs)
         pthread_mutex_lock(&p->lock);
         p->syncs++;
         p->last_sync_us = took;
+        p->log_bytes = wal_bytes_used(p->wal);
         if (rc == 0) {
             retry_succeeded(&p->retry);
             p->stalled = false;
@@ -120,6 +121,7 @@ int persister_start(struct persister *p, struct wal *wal, struct meta *meta,
     p->meta = meta;
     p->async = async;
     retry_init(&p->retry, STALL_RETRY_MIN_MS, STALL_RETRY_MAX_MS);
+    p->log_bytes = wal_bytes_used(wal);
     pthread_mutex_init(&p->lock, NULL);
     /* Stall waits are deadlines on the monotonic clock. */
     pthread_condattr_t attr;
@@ -181,5 +183,6 @@ void persister_state(struct persister *p, struct persister_state *out)
     out->syncs = p->syncs;
     out->last_sync_us = p->last_sync_us;
     out->retry = p->retry;
+    out->log_bytes = p->log_bytes;
     pthread_mutex_unlock(&p->lock);
 }

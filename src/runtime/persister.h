@@ -48,6 +48,7 @@ struct persister {
     uint64_t syncs;
     uint64_t last_sync_us;
     struct retry retry; /* retryable failures: backoff, the stall's start */
+    uint64_t log_bytes; /* wal_bytes_used() after the last round */
 };
 
 /* What the loop may read of the storage thread's state. */
@@ -58,6 +59,7 @@ struct persister_state {
     uint64_t syncs;
     uint64_t last_sync_us;
     struct retry retry; /* the current stall (failures 0: none) */
+    uint64_t log_bytes; /* wal_bytes_used() after the last round */
 };
 
 int persister_start(struct persister *p, struct wal *wal, struct meta *meta,

@@ -30,13 +30,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
 #include "runtime/addr.h"
 
-#define HANDSHAKE_SIZE 24u
+#define HANDSHAKE_SIZE 40u
 #define FRAME_HEADER_SIZE 8u
 #define FRAME_SIZE_LIMIT (1u << 30) /* the largest frame_size_max allowed */
 #define CHUNK_SIZE (64u * 1024u)
@@ -51,7 +52,8 @@
 #define PEER_TEXT_MAX 128u
 #define REPLICA_NONE UINT32_MAX
 
-static_assert(HANDSHAKE_SIZE == 4 + 4 + 8 + 4 + 4, "handshake layout");
+static_assert(HANDSHAKE_SIZE == 4 + 4 + 8 + 4 + 4 + TRANSPORT_TOKEN_SIZE,
+              "handshake layout");
 static_assert(HANDSHAKE_SIZE <= CHUNK_SIZE, "a handshake fits one chunk");
 static_assert(FRAME_SIZE_LIMIT <= UINT32_MAX - FRAME_HEADER_SIZE,
               "a frame with its header fits in u32");
@@ -132,6 +134,11 @@ struct transport {
     struct conn *inbound;
     uint32_t inbound_count;
     uint64_t refused_count;
+    uint8_t token[TRANSPORT_TOKEN_SIZE]; /* ours, sent when we dial */
+    /* Each peer's token, from its last valid handshake on a connection it
+     * dialed to us. */
+    uint8_t peer_token[COHORT_REPLICAS_MAX][TRANSPORT_TOKEN_SIZE];
+    bool peer_token_known[COHORT_REPLICAS_MAX];
 };
 
 static void dial_fail(struct dial *d, const char *reason);
@@ -175,15 +182,20 @@ static void on_transport_handle_closed(uv_handle_t *handle)
 
 /* ---- handshake ---------------------------------------------------------- */
 
-static void handshake_encode(const struct transport *t,
+/* Our handshake. The token goes only on connections we dial, to the
+ * configured address of a peer; the answer on a connection we accepted
+ * (from anyone who can reach the peer port) carries zeros. */
+static void handshake_encode(const struct transport *t, bool with_token,
                              uint8_t out[HANDSHAKE_SIZE])
 {
+    static const uint8_t zeros[TRANSPORT_TOKEN_SIZE];
     struct writer w = writer_make(out, HANDSHAKE_SIZE);
     writer_u32(&w, TRANSPORT_MAGIC);
     writer_u32(&w, TRANSPORT_VERSION);
     writer_u64(&w, t->config.cluster_id);
     writer_u32(&w, t->config.self);
     writer_u32(&w, t->config.replica_count);
+    writer_bytes(&w, with_token ? t->token : zeros, TRANSPORT_TOKEN_SIZE);
     ASSERT(w.ok);
     ASSERT(w.left == 0);
 }
@@ -604,7 +616,7 @@ static void on_dial_connected(uv_connect_t *req, int status)
         return;
     }
     uint8_t hs[HANDSHAKE_SIZE];
-    handshake_encode(d->t, hs);
+    handshake_encode(d->t, true, hs);
     queue_append(d, hs, sizeof(hs));
     int rc = uv_read_start((uv_stream_t *)&d->tcp, on_dial_alloc, on_dial_read);
     if (rc != 0) {
@@ -812,6 +824,9 @@ static void conn_handshake(struct conn *c, size_t n)
     }
     uv_timer_stop(&c->timer);
     c->from = id;
+    memcpy(t->peer_token[id], c->hs_in + HANDSHAKE_SIZE - TRANSPORT_TOKEN_SIZE,
+           TRANSPORT_TOKEN_SIZE);
+    t->peer_token_known[id] = true;
     /* A replica that dialed again has abandoned its older connection: close
      * it, so frames still buffered there cannot arrive after newer ones. */
     struct conn *next = NULL;
@@ -909,7 +924,7 @@ static void conn_start(struct conn *c)
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_DELAY_S);
     uv_timer_start(&c->timer, on_conn_timer, t->handshake_timeout_ms, 0);
-    handshake_encode(t, c->hs_out);
+    handshake_encode(t, false, c->hs_out);
     uv_buf_t hs = uv_buf_init((char *)c->hs_out, HANDSHAKE_SIZE);
     int rc = uv_write(&c->hs_req, (uv_stream_t *)&c->tcp, &hs, 1,
                       on_conn_hs_written);
@@ -1043,6 +1058,23 @@ static int peers_resolve(struct transport *t,
     return 0;
 }
 
+/* A fresh random token for this process (getrandom, else /dev/urandom). */
+static int random_token(uint8_t out[TRANSPORT_TOKEN_SIZE],
+                        struct cohort_err *err)
+{
+    if (getrandom(out, TRANSPORT_TOKEN_SIZE, 0) == TRANSPORT_TOKEN_SIZE)
+        return 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t n = f ? fread(out, 1, TRANSPORT_TOKEN_SIZE, f) : 0;
+    if (f)
+        fclose(f);
+    if (n == TRANSPORT_TOKEN_SIZE)
+        return 0;
+    return err_set(err, -COHORT_EIO,
+                   "transport: cannot read random bytes for the link token "
+                   "(getrandom and /dev/urandom failed)");
+}
+
 /* Bind and listen on our own address before any libuv handle exists, so
  * every failure is reported here and nothing needs an asynchronous close.
  * Returns the listening socket, or -1 with err filled. */
@@ -1060,7 +1092,7 @@ static int listen_open(struct transport *t, const struct transport_config *cfg,
         err_wrap(err, "our peer address (replica %" PRIu32 ")", cfg->self);
         return -1;
     }
-    int fd = addr_listen(&ss, LISTEN_BACKLOG, "--peer-port", err);
+    int fd = addr_listen(&ss, LISTEN_BACKLOG, "port in --peers", err);
     if (fd < 0)
         return -1;
     addr_format((const struct sockaddr *)&ss, t->listen_text,
@@ -1114,6 +1146,10 @@ struct transport *transport_open(uv_loop_t *loop,
     }
     t->loop = loop;
     t->config = *config;
+    if (random_token(t->token, err) != 0) {
+        free(t);
+        return NULL;
+    }
     t->handshake_timeout_ms = config->handshake_timeout_ms != 0
                                   ? config->handshake_timeout_ms
                                   : HANDSHAKE_TIMEOUT_MS_DEFAULT;
@@ -1172,6 +1208,21 @@ uint16_t transport_port(const struct transport *t)
 uint64_t transport_refused_count(const struct transport *t)
 {
     return t->refused_count;
+}
+
+void transport_token(const struct transport *t,
+                     uint8_t out[TRANSPORT_TOKEN_SIZE])
+{
+    memcpy(out, t->token, TRANSPORT_TOKEN_SIZE);
+}
+
+bool transport_peer_token(const struct transport *t, uint32_t peer,
+                          uint8_t out[TRANSPORT_TOKEN_SIZE])
+{
+    if (peer >= t->config.replica_count || !t->peer_token_known[peer])
+        return false;
+    memcpy(out, t->peer_token[peer], TRANSPORT_TOKEN_SIZE);
+    return true;
 }
 
 void transport_close(struct transport *t)

@@ -4,10 +4,19 @@
  * Messages go out on the connection we dialed and come in on connections
  * peers dialed to us, so each direction has one owner and no tie-breaking is
  * needed. Every connection starts with a handshake (magic, protocol version,
- * cluster id, replica id, replica count); a peer with the wrong cluster id,
- * version or an out-of-range id is refused with one clear log line and the
- * connection closed. Then frames: u32 length, u32 CRC-32C of the payload,
- * payload (one encoded protocol message, at most frame_size_max bytes).
+ * cluster id, replica id, replica count, token); a peer with the wrong
+ * cluster id, version or an out-of-range id is refused with one clear log
+ * line and the connection closed.
+ *
+ * Tokens: each process draws 16 random bytes at start and sends them in
+ * the handshakes of the connections it dials (to the peers' configured
+ * addresses; accepted connections are answered with zeros). A replica can
+ * therefore prove to a peer that it is replica i by quoting its token on
+ * another channel: the RESP server uses this to recognize a backup's
+ * forward link (server/forward.c). The token is as secret as the peer
+ * network, which is the trust boundary until peers authenticate. Then frames:
+ * u32 length, u32 CRC-32C of the payload, payload (one encoded protocol
+ * message, at most frame_size_max bytes).
  *
  * Sending never blocks and never grows memory without bound: each peer has a
  * bounded send queue (send_queue_bytes_max); a message that does not fit is
@@ -33,7 +42,8 @@
 #include "common/err.h"
 
 #define TRANSPORT_MAGIC 0x50484f43u /* "COHP" */
-#define TRANSPORT_VERSION 1u
+#define TRANSPORT_VERSION 2u
+#define TRANSPORT_TOKEN_SIZE 16u
 
 struct transport_config {
     uint64_t cluster_id;
@@ -85,8 +95,8 @@ struct transport; /* opaque */
  * with getaddrinfo). On failure (bad address or config, port in use) returns
  * NULL, having touched nothing on the loop, and fills err with a one-line
  * message naming the address and the fix (e.g. "listen 127.0.0.1:7101:
- * address in use; is another cohort server running? pick another
- * --peer-port"); config errors are -COHORT_ECONFIG. */
+ * address in use; is another cohort server running? pick another port
+ * in --peers"); config errors are -COHORT_ECONFIG. */
 struct transport *transport_open(uv_loop_t *loop,
                                  const struct transport_config *config,
                                  struct cohort_err *err);
@@ -107,6 +117,13 @@ uint16_t transport_port(const struct transport *t);
  * version, cluster, replica count or id, no handshake in time, too many
  * connections. Each refusal also logs one line. */
 uint64_t transport_refused_count(const struct transport *t);
+/* Our token, as sent to every peer we dial. */
+void transport_token(const struct transport *t,
+                     uint8_t out[TRANSPORT_TOKEN_SIZE]);
+/* The token peer sent in its last valid handshake to us; false if none
+ * yet (it has not dialed us since we started). */
+bool transport_peer_token(const struct transport *t, uint32_t peer,
+                          uint8_t out[TRANSPORT_TOKEN_SIZE]);
 /* Close all handles; the loop must run until they are closed, after which
  * the transport frees itself. May be called from inside on_message; t must
  * not be used after the call. */

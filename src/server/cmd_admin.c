@@ -182,8 +182,11 @@ static size_t config_params(const struct server *s, struct config_param *p)
     snprintf(p[n++].value, sizeof(p[0].value), "%u", s->config.connections_max);
     p[n] = (struct config_param){"port", ""};
     snprintf(p[n++].value, sizeof(p[0].value), "%u", (unsigned)s->port);
-    p[n++] = (struct config_param){"timeout", "0"};
-    p[n++] = (struct config_param){"maxmemory", "0"};
+    p[n] = (struct config_param){"timeout", ""};
+    snprintf(p[n++].value, sizeof(p[0].value), "%u", s->config.timeout_s);
+    p[n] = (struct config_param){"maxmemory", ""};
+    snprintf(p[n++].value, sizeof(p[0].value), "%" PRIu64, s->config.maxmemory);
+    p[n++] = (struct config_param){"maxmemory-policy", "noeviction"};
     p[n] = (struct config_param){"proto-max-bulk-len", ""};
     snprintf(p[n++].value, sizeof(p[0].value), "%zu",
              s->config.request_size_max);
@@ -267,6 +270,22 @@ void cmd_config(struct conn *c, struct resp_buf *out, uint32_t argc,
 
 /* ------------------------------------------------------------ INFO */
 
+/* This process's resident set in bytes, from /proc/self/statm; 0 if it
+ * cannot be read. */
+static uint64_t process_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return 0;
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    if (n != 2 || page <= 0)
+        return 0;
+    return (uint64_t)resident * (uint64_t)page;
+}
+
 void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
               const struct resp_arg *argv)
 {
@@ -283,8 +302,13 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         .process_id = (int64_t)getpid(),
         .tcp_port = s->port,
         .uptime_s = (server_now_ms(s) - s->started_ms) / 1000,
-        .connected_clients = s->conn_count,
+        .connected_clients = s->client_count + s->probation_count,
+        .connected_forward_links = s->link_count,
+        .connections_timed_out = s->stats.connections_timed_out,
         .maxclients = s->config.connections_max,
+        .used_memory = kv_used_memory(node_kv(s->node)),
+        .used_memory_rss = process_rss(),
+        .maxmemory = s->config.maxmemory,
         .connections_received = s->stats.connections_received,
         .connections_rejected = s->stats.connections_rejected,
         .commands_processed = s->stats.commands,

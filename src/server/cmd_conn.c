@@ -74,11 +74,22 @@ void cmd_readwrite(struct conn *c, struct resp_buf *out, uint32_t argc,
     resp_write_simple(out, "OK");
 }
 
+/* COHORT.NOFORWARD [<replica> <token>]: see command.c and admit.c. A
+ * token that does not check out leaves an ordinary client (still not
+ * forwarding), so a backup whose peer handshake has not reached this
+ * replica yet keeps working while the server is under its limits. */
 void cmd_noforward(struct conn *c, struct resp_buf *out, uint32_t argc,
                    const struct resp_arg *argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc != 1 && argc != 3) {
+        command_reply_arity(out, "cohort.noforward");
+        return;
+    }
+    if (argc == 3 && !admit_link(c, &argv[1], &argv[2]) &&
+        c->kind == CONN_PROBATION)
+        return; /* refused, the refusal written */
+    if (c->input_stopped)
+        return;
     c->no_forward = true;
     resp_write_simple(out, "OK");
 }
@@ -234,8 +245,10 @@ static void hello_reply(struct conn *c, struct resp_buf *out)
     resp_write_integer(out, c->proto);
     resp_write_bulk(out, "id", 2);
     resp_write_integer(out, (int64_t)c->id);
+    /* As INFO's redis_mode: one keyspace, no Redis Cluster slots (the
+     * replicas form a group, not a sharded cluster). */
     resp_write_bulk(out, "mode", 4);
-    resp_write_bulk(out, "cluster", 7);
+    resp_write_bulk(out, "standalone", 10);
     const char *role = info_role(&st);
     resp_write_bulk(out, "role", 4);
     resp_write_bulk(out, role, strlen(role));
@@ -285,19 +298,21 @@ static void client_line(const struct conn *c, uint64_t now_ms,
     if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
         fd = -1;
     char line[768];
-    int n =
-        snprintf(line, sizeof(line),
-                 "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%" PRIu64
-                 " idle=%" PRIu64 " flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 "
-                 "qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 oll=%u "
-                 "omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 "
-                 "resp=%d\n",
-                 c->id, c->addr, c->laddr, (int)fd, c->name,
-                 (now_ms - c->created_ms) / 1000, (now_ms - c->last_ms) / 1000,
-                 c->readonly ? "r" : "N", c->rbuf_used - c->rbuf_pos,
-                 c->rbuf_size - c->rbuf_used, c->slot_count,
-                 conn_output_size(c), c->rbuf_size + conn_output_size(c),
-                 c->last_command[0] ? c->last_command : "NULL", c->proto);
+    int n = snprintf(
+        line, sizeof(line),
+        "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%" PRIu64
+        " idle=%" PRIu64 " flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 "
+        "qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 oll=%u "
+        "omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 "
+        "resp=%d\n",
+        c->id, c->addr, c->laddr, (int)fd, c->name,
+        (now_ms - c->created_ms) / 1000, (now_ms - c->last_ms) / 1000,
+        c->kind == CONN_LINK ? "S"
+        : c->readonly        ? "r"
+                             : "N",
+        c->rbuf_used - c->rbuf_pos, c->rbuf_size - c->rbuf_used, c->slot_count,
+        conn_output_size(c), c->rbuf_size + conn_output_size(c),
+        c->last_command[0] ? c->last_command : "NULL", c->proto);
     ASSERT(n > 0);
     size_t size = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
     resp_write_raw(text, line, size);

@@ -20,6 +20,8 @@
  *   - "-ERR client session expired: start again at request number 1": the
  *     table forgot the client (idle for an hour, or evicted when full); the
  *     write was not applied; continue with a new client id from 1;
+ *   - "-ERR stale request: ...": the number is below the client's latest
+ *     (the table keeps only the latest reply); not applied now;
  *   - a read wrapped in COHORT.REQ runs as the plain read.
  *
  * Plain writes (no COHORT.REQ) are numbered by the connection's session:
@@ -45,17 +47,20 @@
  *
  * Outcomes: DRIVER_DONE relays the store's reply; DRIVER_NOT_PRIMARY forwards
  * to the primary (forward.c), or answers -TRYAGAIN on a connection that is
- * itself a forward; DRIVER_RETRY is -TRYAGAIN; DRIVER_UNKNOWN is -UNKNOWN (the
- * write was proposed; a COHORT.REQ retry resolves it); DRIVER_REJECTED
- * relays the node's error. Only -UNKNOWN says "may have taken effect";
- * every -TRYAGAIN is certain that it did not.
+ * itself a forward; DRIVER_RETRY is -TRYAGAIN; DRIVER_UNKNOWN is -UNKNOWN
+ * (the write was proposed; a COHORT.REQ retry resolves it); DRIVER_REJECTED
+ * becomes the error its status names (REPLY_OVER_LIMIT is Redis's -OOM,
+ * for maxmemory). Only -UNKNOWN says "may have taken effect"; every
+ * -TRYAGAIN is certain that it did not.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/assert.h"
 #include "kv/command.h"
+#include "kv/kv.h"
 #include "server/command.h"
 #include "server/internal.h"
 #include "server/relay.h"
@@ -68,6 +73,8 @@
 #define ERR_UNKNOWN                                                            \
     "UNKNOWN the primary changed after the write was proposed; it may or may " \
     "not have taken effect"
+/* Redis's text, word for word (clients match on it). */
+#define ERR_OOM "OOM command not allowed when used memory > 'maxmemory'."
 #define ERR_NO_PRIMARY "TRYAGAIN no primary reachable from this replica; retry"
 #define ERR_NOT_PRIMARY_HOP                                                    \
     "TRYAGAIN this replica is not the primary (a forwarded command is not "    \
@@ -342,6 +349,25 @@ static bool encode_body(struct server *s, const struct kv_write *w,
     return true;
 }
 
+/* maxmemory (noeviction, as Redis): whether w would take the store's
+ * accounted memory past the limit, counting the bytes of the writes
+ * already in the node as if each grew it (applied state lags them). A
+ * write that grows nothing (DEL, an overwrite with a value no longer) always
+ * passes. The core refuses only what is new (not a retry of an applied or
+ * in-flight request), so an -OOM is always "certainly not applied". */
+static bool over_maxmemory(const struct server *s, const struct kv_write *w)
+{
+    uint64_t max = s->config.maxmemory;
+    if (max == 0)
+        return false;
+    const struct kv *kv = node_kv(s->node);
+    uint64_t growth = kv_command_growth(kv, w);
+    if (growth == 0)
+        return false;
+    uint64_t used = kv_used_memory(kv) + s->write_bytes_in_node;
+    return used >= max || growth > max - used;
+}
+
 /* Propose slot's write w under the slot's client id and request number. */
 static void submit(struct conn *c, struct slot *slot, const struct kv_write *w)
 {
@@ -352,10 +378,11 @@ static void submit(struct conn *c, struct slot *slot, const struct kv_write *w)
         finish_error(c, slot, "ERR out of memory encoding the command");
         return;
     }
+    bool over = over_maxmemory(s, w);
     slot->state = SLOT_RUNNING;
     slot->in_node = true;
     permit_take(s, slot);
-    node_submit(s->node, slot->client_id, slot->request_no, s->body, size,
+    node_submit(s->node, slot->client_id, slot->request_no, s->body, size, over,
                 on_write_done, slot);
 }
 
@@ -417,6 +444,32 @@ static const char *rejection_text(enum reply_status status)
     }
 }
 
+/* The node refused slot's write: it certainly did not take effect. */
+static void on_rejected(struct conn *c, struct slot *slot,
+                        enum reply_status status)
+{
+    char text[COHORT_ERR_MESSAGE_MAX];
+    if (status == REPLY_OVER_LIMIT || status == REPLY_STALE) {
+        if (status == REPLY_STALE)
+            snprintf(text, sizeof(text),
+                     "ERR stale request: client %" PRIu64
+                     " has sent a request numbered above %" PRIu64
+                     "; this one was not applied now",
+                     slot->client_id, slot->request_no);
+        session_write_done(c, slot, true);
+        finish_error(c, slot, status == REPLY_STALE ? text : ERR_OOM);
+        return;
+    }
+    const char *reply = rejection_text(status);
+    size_t size = strlen(reply);
+    if (renewable(slot, reply, size)) {
+        session_expired(c, slot);
+        return;
+    }
+    session_write_done(c, slot, true);
+    finish_relay(c, slot, (const uint8_t *)reply, size);
+}
+
 static void on_write_done(void *ctx, const struct driver_reply *r)
 {
     struct slot *slot = ctx;
@@ -430,17 +483,9 @@ static void on_write_done(void *ctx, const struct driver_reply *r)
         session_write_done(c, slot, false);
         finish_relay(c, slot, r->data, r->size);
         break;
-    case DRIVER_REJECTED: {
-        const char *text = rejection_text(r->status);
-        size_t size = strlen(text);
-        if (renewable(slot, text, size)) {
-            session_expired(c, slot);
-            break;
-        }
-        session_write_done(c, slot, true);
-        finish_relay(c, slot, (const uint8_t *)text, size);
+    case DRIVER_REJECTED:
+        on_rejected(c, slot, r->status);
         break;
-    }
     case DRIVER_NOT_PRIMARY:
         forward_or_fail(c, slot, r->primary_hint);
         break;
@@ -642,6 +687,14 @@ void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
 
 /* ------------------------------------------------------------ forwards */
 
+/* Whether the forwarded read in slot answers a map in RESP3, which the
+ * primary sent as RESP2 pairs (the link speaks RESP2). */
+static bool reply_is_map(struct server *s, struct slot *slot)
+{
+    uint32_t argc = parse_kept(s, slot);
+    return argc > 0 && kv_command_replies_map(&s->argv2[0]);
+}
+
 void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
                          size_t size)
 {
@@ -656,6 +709,12 @@ void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
         return;
     }
     session_write_done(c, slot, false);
+    if (c->proto == 3 && slot->kind == SLOT_READ && reply_is_map(s, slot)) {
+        slot->reply.size = 0;
+        relay_reply_map(&slot->reply, reply, size);
+        conn_slot_ready(c, slot);
+        return;
+    }
     finish_relay(c, slot, reply, size);
 }
 

@@ -38,8 +38,10 @@ static const struct command_spec commands[] = {
     {"readonly", 1, CMD_FAST, 0, 0, 0, cmd_readonly},
     {"readwrite", 1, CMD_FAST, 0, 0, 0, cmd_readwrite},
     /* A backup's link to the primary says this first: commands on it are
-     * not forwarded again, so a stale view cannot bounce them around. */
-    {"cohort.noforward", 1, CMD_FAST, 0, 0, 0, cmd_noforward},
+     * not forwarded again, so a stale view cannot bounce them around; with
+     * the backup's replica index and peer token it is a verified link,
+     * exempt from the client limits (admit.c). */
+    {"cohort.noforward", -1, CMD_FAST, 0, 0, 0, cmd_noforward},
     /* The server. */
     {"command", -1, CMD_ADMIN, 0, 0, 0, cmd_command},
     {"config", -2, CMD_ADMIN, 0, 0, 0, cmd_config},
@@ -230,6 +232,8 @@ bool command_dispatch(struct conn *c, uint32_t argc,
         return false;
     s->stats.commands++;
     c->last_ms = server_now_ms(s);
+    if (!admit_command_allowed(c, spec, argc))
+        return true; /* refused: over a client limit */
     bool need_auth = s->config.password != NULL && !c->authenticated;
     if (need_auth && (spec == NULL || !(spec->flags & CMD_NOAUTH))) {
         reply_now(c, "NOAUTH Authentication required.");

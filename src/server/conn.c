@@ -144,14 +144,7 @@ void conn_accept(struct server *s)
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, 60);
     conn_names(c);
-    if (s->conn_count > s->config.connections_max) {
-        /* As Redis does: accept, say why, close. */
-        s->stats.connections_rejected++;
-        resp_write_error(&c->out, "ERR max number of clients reached");
-        c->input_stopped = true;
-        server_mark_dirty(s, c);
-        return;
-    }
+    admit_accepted(s, c); /* over a limit: on probation (admit.c) */
     conn_process(c);
 }
 
@@ -695,6 +688,7 @@ void conn_teardown(struct conn *c)
     c->slot_bytes = 0;
     c->slot_reply_bytes = 0;
     store_conn_gone(s, c);
+    admit_gone(s, c);
     unlist(s, c);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }

@@ -3,13 +3,15 @@
  * connection per server, and the replies come back in the same order.
  *
  * A link opens with "AUTH <password>" (when the server has one) and
- * "COHORT.NOFORWARD", which tells the primary not to forward these commands
- * again: a replica whose view is stale answers -TRYAGAIN instead of bouncing
- * them on. Then each forwarded slot's command is appended to the link's
- * output (a write as COHORT.REQ with its connection's client id and request
- * number, so it stays exactly-once), and the slot joins the link's FIFO.
- * resp_reply_parse() finds where each reply ends; its bytes are relayed raw
- * to the slot at the head.
+ * "COHORT.NOFORWARD <self> <token>", which tells the primary not to forward
+ * these commands again (a replica whose view is stale answers -TRYAGAIN
+ * instead of bouncing them on), and proves with this replica's peer token
+ * that the link is not a client: it is exempt from the primary's client
+ * limits and idle timeout (admit.c). Then each forwarded slot's command is
+ * appended to the link's output (a write as COHORT.REQ with its connection's
+ * client id and request number, so it stays exactly-once), and the slot joins
+ * the link's FIFO. resp_reply_parse() finds where each reply ends; its bytes
+ * are relayed raw to the slot at the head.
  *
  * When the primary changes, the current link drains: it takes no new
  * commands and closes once its FIFO is empty, while a new link dials the new
@@ -320,8 +322,21 @@ static void write_handshake(struct server *s, struct link *l)
         resp_write_command(&l->out, 2, auth);
         l->handshake_pending++;
     }
-    struct resp_arg hop = {"COHORT.NOFORWARD", 16};
-    resp_write_command(&l->out, 1, &hop);
+    /* Our replica index and peer token (admit.c): the primary counts a
+     * link that proves itself apart from its clients. */
+    uint8_t token[NODE_TOKEN_SIZE];
+    node_link_token(s->node, token);
+    char hex[2 * NODE_TOKEN_SIZE + 1], self[16];
+    for (size_t i = 0; i < NODE_TOKEN_SIZE; i++)
+        snprintf(hex + 2 * i, 3, "%02x", token[i]);
+    int n = snprintf(self, sizeof(self), "%" PRIu32, s->node_config.self);
+    ASSERT(n > 0 && (size_t)n < sizeof(self));
+    struct resp_arg hop[3] = {
+        {"COHORT.NOFORWARD", 16},
+        {self, (size_t)n},
+        {hex, 2 * NODE_TOKEN_SIZE},
+    };
+    resp_write_command(&l->out, 3, hop);
     l->handshake_pending++;
 }
 

@@ -38,6 +38,7 @@ unsigned info_sections(uint32_t argc, const struct resp_arg *argv)
         {"persistence", INFO_PERSISTENCE},
         {"stats", INFO_STATS},
         {"keyspace", INFO_KEYSPACE},
+        {"memory", INFO_MEMORY},
         {"all", INFO_ALL},
         {"everything", INFO_ALL},
         {"default", INFO_ALL},
@@ -104,6 +105,7 @@ static void section_clients(struct resp_buf *t, const struct info_input *in)
 {
     line(t, "# Clients");
     line(t, "connected_clients:%u", in->connected_clients);
+    line(t, "connected_forward_links:%u", in->connected_forward_links);
     line(t, "maxclients:%u", in->maxclients);
     line(t, "blocked_clients:0");
 }
@@ -135,6 +137,41 @@ static void member_line(struct resp_buf *t, const struct node_status *st,
          "member%u:addr=%s,role=%s,health=%s,link=%s,op=%" PRIu64
          ",lag=%" PRIu64,
          i, addr, role, health, link, st->peer_op[i], lag);
+}
+
+void info_bytes_human(uint64_t bytes, char *out, size_t size)
+{
+    static const char units[] = "KMGTPE";
+    if (bytes < 1024) {
+        snprintf(out, size, "%" PRIu64 "B", bytes);
+        return;
+    }
+    double v = (double)bytes / 1024.0;
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof(units) - 1) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(out, size, "%.2f%c", v, units[u]);
+}
+
+/* Redis's field names. used_memory is the store's accounted memory, the
+ * same on every replica with the same data (what maxmemory compares); RSS
+ * is the whole process (log buffers, client buffers, allocator slack). */
+static void section_memory(struct resp_buf *t, const struct info_input *in)
+{
+    char used[32], rss[32], max[32];
+    info_bytes_human(in->used_memory, used, sizeof(used));
+    info_bytes_human(in->used_memory_rss, rss, sizeof(rss));
+    info_bytes_human(in->maxmemory, max, sizeof(max));
+    line(t, "# Memory");
+    line(t, "used_memory:%" PRIu64, in->used_memory);
+    line(t, "used_memory_human:%s", used);
+    line(t, "used_memory_rss:%" PRIu64, in->used_memory_rss);
+    line(t, "used_memory_rss_human:%s", rss);
+    line(t, "maxmemory:%" PRIu64, in->maxmemory);
+    line(t, "maxmemory_human:%s", max);
+    line(t, "maxmemory_policy:noeviction");
 }
 
 static void section_replication(struct resp_buf *t, const struct info_input *in)
@@ -189,6 +226,7 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "total_net_input_bytes:%" PRIu64, in->net_input_bytes);
     line(t, "total_net_output_bytes:%" PRIu64, in->net_output_bytes);
     line(t, "rejected_connections:%" PRIu64, in->connections_rejected);
+    line(t, "timedout_connections:%" PRIu64, in->connections_timed_out);
     line(t, "forwarded_commands:%" PRIu64, in->forwarded_commands);
     line(t, "forward_failures:%" PRIu64, in->forward_failures);
     line(t, "session_renewals:%" PRIu64, in->session_renewals);
@@ -217,6 +255,7 @@ void info_format(struct resp_buf *text, const struct info_input *in,
     } order[] = {
         {INFO_SERVER, section_server},
         {INFO_CLIENTS, section_clients},
+        {INFO_MEMORY, section_memory},
         {INFO_REPLICATION, section_replication},
         {INFO_PERSISTENCE, section_persistence},
         {INFO_STATS, section_stats},

@@ -2,7 +2,8 @@
  * separated by CRLF, as Redis writes them, from a snapshot of the node's
  * status, the store's statistics and the server's counters.
  *
- * Sections: server, clients, replication, persistence, stats, keyspace.
+ * Sections: server, clients, memory, replication, persistence, stats,
+ * keyspace.
  * Redis's words where Redis has the field (connected_clients,
  * total_commands_processed, db0:keys=...); the protocol's words where it
  * has none (role:primary|backup, view, commit_op, member<i>:...).
@@ -14,6 +15,7 @@
 #define COHORT_SERVER_INFO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/resp.h"
@@ -26,7 +28,8 @@
 #define INFO_PERSISTENCE 0x08u
 #define INFO_STATS 0x10u
 #define INFO_KEYSPACE 0x20u
-#define INFO_ALL 0x3fu
+#define INFO_MEMORY 0x40u
+#define INFO_ALL 0x7fu
 
 /* The Redis API level whose commands and error texts cohort follows; some
  * clients read redis_version to decide which commands they may send. */
@@ -43,10 +46,17 @@ struct info_input {
     uint64_t uptime_s;
     /* Clients. */
     uint32_t connected_clients;
+    uint32_t connected_forward_links; /* verified links from backups */
     uint32_t maxclients;
+    /* Memory: the store's accounted bytes (kv_used_memory(), what maxmemory
+     * limits), the process's resident set, and the limit (0: none). */
+    uint64_t used_memory;
+    uint64_t used_memory_rss;
+    uint64_t maxmemory;
     /* Stats. */
     uint64_t connections_received;
     uint64_t connections_rejected;
+    uint64_t connections_timed_out;
     uint64_t commands_processed;
     uint64_t net_input_bytes;
     uint64_t net_output_bytes;
@@ -63,6 +73,10 @@ unsigned info_sections(uint32_t argc, const struct resp_arg *argv);
 /* This replica's role word: "primary" or "backup" in a normal view,
  * "view_change" or "recovering" otherwise. */
 const char *info_role(const struct node_status *status);
+
+/* Bytes as Redis's INFO writes them for humans: "512B", "1.50K", "2.00M",
+ * "1.00G" (powers of 1024). */
+void info_bytes_human(uint64_t bytes, char *out, size_t size);
 
 /* Append the text of the chosen sections to text (raw bytes; the caller
  * sends them as one bulk or verbatim string). */

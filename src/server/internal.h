@@ -25,6 +25,7 @@
 
 #include "common/resp.h"
 #include "runtime/node.h"
+#include "server/addr_count.h"
 #include "server/server.h"
 
 /* Unsent output over which a connection stops reading new commands
@@ -65,6 +66,15 @@
  * in its connection (which stops reading) until an earlier one answers. */
 #define WRITES_IN_NODE_MAX 768u
 #define WRITE_BYTES_IN_NODE_MAX (2u * 1024u * 1024u)
+/* Connections accepted over a client limit wait here (admit.c) for a
+ * backup's proof that they are its forward link; the oldest is refused
+ * when a newer one needs the room. */
+#define PROBATION_MAX 16u
+#define PROBATION_MS 2000u
+/* Verified forward links per replica: its current link and a draining one
+ * to the same primary, with room to spare; past it the oldest is closed
+ * (a process that restarted left it behind). */
+#define LINKS_PER_REPLICA_MAX 4u
 
 struct server;
 struct command_spec;
@@ -124,6 +134,15 @@ struct conn_session {
     uint32_t queued;          /* slots in SLOT_QUEUED */
 };
 
+/* What a connection counts against (admit.c). */
+enum conn_kind {
+    CONN_NEW = 0,       /* accepted, not counted yet */
+    CONN_CLIENT = 1,    /* a client: max-clients, max-clients-per-ip, timeout */
+    CONN_PROBATION = 2, /* over a client limit; refused unless it proves to
+                           be a forward link within PROBATION_MS */
+    CONN_LINK = 3,      /* a backup's verified forward link: no limits */
+};
+
 /* One client connection. */
 struct conn {
     uv_tcp_t tcp;
@@ -146,8 +165,14 @@ struct conn {
     bool authenticated;
     bool readonly;   /* READONLY: reads served locally */
     bool no_forward; /* COHORT.NOFORWARD: a link from a backup */
-    uint64_t id;     /* CLIENT ID */
-    char name[128];  /* CLIENT SETNAME */
+    enum conn_kind kind;
+    uint32_t link_from; /* CONN_LINK: the backup's replica index */
+    uint64_t probation_until_ms;
+    const char *refusal; /* CONN_PROBATION: the error if it is refused */
+    struct addr_key addr_key;
+    bool addr_counted; /* counted in server->addr_counts */
+    uint64_t id;       /* CLIENT ID */
+    char name[128];    /* CLIENT SETNAME */
     char addr[64], laddr[64];
     uint64_t created_ms, last_ms;
     char last_command[32];
@@ -217,6 +242,7 @@ struct link {
 struct server_stats {
     uint64_t connections_received;
     uint64_t connections_rejected;
+    uint64_t connections_timed_out; /* closed by --timeout */
     uint64_t commands;
     uint64_t forwarded;
     uint64_t forward_failures;
@@ -247,7 +273,13 @@ struct server {
     uint64_t client_id_counter;
 
     struct conn *conns;
-    uint32_t conn_count;
+    uint32_t conn_count;      /* every connection, of any kind */
+    uint32_t client_count;    /* CONN_CLIENT */
+    uint32_t probation_count; /* CONN_PROBATION */
+    uint32_t link_count;      /* CONN_LINK */
+    uint32_t links_from[COHORT_REPLICAS_MAX];
+    struct conn *probation[PROBATION_MAX + 1]; /* oldest first */
+    struct addr_counts addr_counts; /* clients and probation, per address */
     struct conn *dirty;
     struct conn *resume;
 
@@ -326,6 +358,26 @@ void conn_close_soon(struct conn *c);
 void conn_teardown(struct conn *c);
 /* Bytes of output waiting to be sent. */
 size_t conn_output_size(const struct conn *c);
+
+/* ---- admit.c */
+/* c was just accepted and named: count it, and refuse it (or put it on
+ * probation) when it is over a client limit. */
+void admit_accepted(struct server *s, struct conn *c);
+/* Whether c may run command spec (NULL: unknown) with argc arguments; a
+ * connection on probation may only authenticate and prove to be a forward
+ * link, anything else refuses it (the refusal is written; returns false). */
+bool admit_command_allowed(struct conn *c, const struct command_spec *spec,
+                           uint32_t argc);
+/* COHORT.NOFORWARD <replica> <token>: make c a verified forward link if
+ * the token is the one that replica sent this replica over the peer
+ * transport. Returns whether it did; a connection on probation that fails
+ * is refused. */
+bool admit_link(struct conn *c, const struct resp_arg *replica,
+                const struct resp_arg *token);
+/* Every SERVER_TIMER_MS: probation deadlines and the idle timeout. */
+void admit_tick(struct server *s);
+/* c is being torn down: uncount it. */
+void admit_gone(struct server *s, struct conn *c);
 
 /* ---- cmd_store.c */
 /* Submit c's queued writes (from the idle handle). */

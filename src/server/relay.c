@@ -29,9 +29,11 @@ static bool parse_count(const char *p, size_t n, long long *out)
     return true;
 }
 
-/* Translate the RESP2 reply in buf[0, size) into out (RESP3 nulls).
+/* Translate the RESP2 reply in buf[0, size) into out (RESP3 nulls; with
+ * top_map, a top-level array of 2n elements becomes a map of n pairs).
  * Returns false if the bytes are not exactly one RESP2 reply. */
-static bool translate(struct resp_buf *out, const char *buf, size_t size)
+static bool translate(struct resp_buf *out, const char *buf, size_t size,
+                      bool top_map)
 {
     size_t pos = 0;
     unsigned long long pending = 1; /* values still to copy */
@@ -63,7 +65,10 @@ static bool translate(struct resp_buf *out, const char *buf, size_t size)
         } else if (type == '*') {
             if (count < 0 || (unsigned long long)count > size)
                 return false;
-            resp_write_raw(out, buf + pos, line_end - pos);
+            if (top_map && pos == 0 && count % 2 == 0)
+                resp_write_map(out, (size_t)count / 2);
+            else
+                resp_write_raw(out, buf + pos, line_end - pos);
             pending += (unsigned long long)count;
             pos = line_end;
         } else if (type == '+' || type == '-' || type == ':') {
@@ -77,7 +82,8 @@ static bool translate(struct resp_buf *out, const char *buf, size_t size)
     return pos == size;
 }
 
-void relay_reply(struct resp_buf *out, const char *reply, size_t size)
+static void relay(struct resp_buf *out, const char *reply, size_t size,
+                  bool top_map)
 {
     ASSERT(reply != NULL || size == 0);
     if (out->proto != 3 || size == 0) {
@@ -85,11 +91,21 @@ void relay_reply(struct resp_buf *out, const char *reply, size_t size)
         return;
     }
     size_t before = out->size;
-    if (translate(out, reply, size))
+    if (translate(out, reply, size, top_map))
         return;
     if (out->ok)
         out->size = before; /* drop the partial translation */
     resp_write_raw(out, reply, size);
+}
+
+void relay_reply(struct resp_buf *out, const char *reply, size_t size)
+{
+    relay(out, reply, size, false);
+}
+
+void relay_reply_map(struct resp_buf *out, const char *reply, size_t size)
+{
+    relay(out, reply, size, true);
 }
 
 bool relay_is_session_expired(const char *reply, size_t size)

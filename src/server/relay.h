@@ -2,7 +2,8 @@
  * node (kv_apply() writes RESP2, and the client table keeps it that way) and
  * a reply relayed from the primary (the link speaks RESP2). A RESP3 client
  * gets the RESP3 form: the two differ only in nulls ("$-1" and "*-1" against
- * "_"), so relaying rewrites those and copies everything else.
+ * "_") and in replies that are maps (a flat array of pairs in RESP2), so
+ * relaying rewrites those and copies everything else.
  *
  * Pure: no sockets, no node. Unit-tested in tests/unit/server_relay_test.c.
  */
@@ -19,6 +20,11 @@
  * they are: the caller has already checked them, this only never reads
  * past the end. */
 void relay_reply(struct resp_buf *out, const char *reply, size_t size);
+
+/* relay_reply() for a reply that RESP3 makes a map and RESP2 a flat array
+ * of name/value pairs (KVINFO): for a RESP3 client, a top-level array of
+ * 2n elements becomes a map of n pairs. */
+void relay_reply_map(struct resp_buf *out, const char *reply, size_t size);
 
 /* Whether reply is the node's "client session expired" rejection: the
  * request was not applied because the replicated client table forgot its

@@ -11,7 +11,8 @@
  *             request in flight) once the reason is gone. It stays active
  *             one extra turn after doing work, so the node's check handle
  *             runs and proposes what it submitted before the loop sleeps;
- *   timer     every SERVER_TIMER_MS: the forward link's timeouts.
+ *   timer     every SERVER_TIMER_MS: the forward link's timeouts, and
+ *             probation deadlines and idle clients (admit.c).
  *
  * Invariants: (1) a connection is on the dirty list iff c->dirty, on the
  * resume list iff c->resume_listed; (2) handles_open counts initialized
@@ -45,6 +46,8 @@ void server_config_defaults(struct server_config *c)
     c->inline_size_max = 64u << 10;
     c->output_buffer_max = 64u << 20;
     c->password = NULL;
+    c->timeout_s = 0;
+    c->connections_per_addr_max = 1000;
 }
 
 uint64_t server_now_ms(const struct server *s)
@@ -202,6 +205,7 @@ static void on_timer(uv_timer_t *handle)
 {
     struct server *s = handle->data;
     forward_tick(s);
+    admit_tick(s);
 }
 
 /* ------------------------------------------------------------ open/close */
@@ -239,7 +243,7 @@ static int open_listener(struct server *s, struct cohort_err *err)
     int rc = addr_parse(s->config.listen_addr, &ss, err);
     if (rc != 0)
         return err_wrap(err, "listen %s", s->config.listen_addr);
-    int fd = addr_listen(&ss, LISTEN_BACKLOG, "--client-port", err);
+    int fd = addr_listen(&ss, LISTEN_BACKLOG, "port in --clients", err);
     if (fd < 0)
         return fd;
     addr_format((const struct sockaddr *)&ss, s->listen_text,
@@ -334,6 +338,7 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
     s->started_ms = uv_now(loop);
     s->client_id_base = random_u64();
     s->backoff_target = UINT32_MAX;
+    addr_counts_init(&s->addr_counts);
     ignore_sigpipe();
     resolve_peers(s, node_config);
     if (open_listener(s, err) != 0) {
@@ -361,6 +366,7 @@ static void maybe_free(struct server *s)
     free(s->argv);
     free(s->argv2);
     free(s->body);
+    addr_counts_deinit(&s->addr_counts);
     free(s);
 }
 

@@ -16,7 +16,8 @@
 
 struct server_config {
     const char *listen_addr;  /* "host:port" */
-    uint32_t connections_max; /* default 10000 */
+    uint32_t connections_max; /* clients; default 10000 (forward links
+                                 from backups are not counted) */
     uint32_t pipeline_max;    /* commands in flight per connection; 1024 */
     size_t request_size_max;  /* bytes of one command (and of one argument);
                                  raised to 2 x value + key size max */
@@ -24,6 +25,18 @@ struct server_config {
     size_t inline_size_max;   /* 64 KiB */
     size_t output_buffer_max; /* per connection before it is closed */
     const char *password;     /* AUTH; NULL: none */
+    /* Bytes of kv_used_memory() past which writes that would grow the
+     * store get -OOM (Redis's noeviction); reads and deletes still work.
+     * 0: no limit. Decided by the primary before it proposes a write. */
+    uint64_t maxmemory;
+    /* Close a client that has sent no complete command for this many
+     * seconds and has none running (a partial command does not count: a
+     * slow sender is closed too); 0: never, as Redis's default. Forward
+     * links from backups are exempt. */
+    uint32_t timeout_s;
+    /* Client connections one IP address may hold; 0: no limit. Default
+     * 1000. Forward links from backups are exempt. */
+    uint32_t connections_per_addr_max;
 };
 
 void server_config_defaults(struct server_config *c);

@@ -138,7 +138,8 @@ void sim_host_request(struct cluster *c, struct sim_replica *rep,
         return;
     }
     driver_submit(rep->driver, q->client_id, q->request_no,
-                  data + REQUEST_HEADER, size - REQUEST_HEADER, on_done, q);
+                  data + REQUEST_HEADER, size - REQUEST_HEADER, false, on_done,
+                  q);
 }
 
 /* ------------------------------------------------------------ the host */

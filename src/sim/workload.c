@@ -239,8 +239,13 @@ void workload_on_reply(struct workload *w, uint64_t now, uint32_t client,
         return;
     case REPLY_TOO_BIG:
     case REPLY_APPLIED_REPLY_LOST:
-        /* Certainly not applied, or applied with its reply lost: either
-         * way "unknown" admits it. */
+    case REPLY_STALE:
+    case REPLY_OVER_LIMIT:
+        /* Certainly not applied, or applied with its reply lost (or, for
+         * STALE, applied earlier under a number the client has since
+         * passed): either way "unknown" admits it. The workload never
+         * sends an old number nor sets over_limit; listed for
+         * completeness. */
         give_up(w, c, now);
         return;
     case REPLY_VIEW_CHANGE:

@@ -195,11 +195,15 @@ static int segment_list_add(struct wal *wal, uint64_t first_op,
     if (wal->segment_count == wal->segment_cap) {
         uint32_t cap = wal->segment_cap ? wal->segment_cap * 2 : 16;
         uint64_t *p = realloc(wal->segments, cap * sizeof(*p));
-        if (!p)
+        if (p)
+            wal->segments = p;
+        uint64_t *b = p ? realloc(wal->segment_bytes, cap * sizeof(*b)) : NULL;
+        if (b)
+            wal->segment_bytes = b;
+        if (!p || !b)
             return err_set(err, -COHORT_ENOMEM,
                            "wal %.300s: out of memory for the segment list",
                            wal->dir);
-        wal->segments = p;
         wal->segment_cap = cap;
     }
     uint32_t at = wal->segment_count;
@@ -208,7 +212,10 @@ static int segment_list_add(struct wal *wal, uint64_t first_op,
     ASSERT(at == 0 || wal->segments[at - 1] < first_op); /* not listed */
     memmove(wal->segments + at + 1, wal->segments + at,
             (wal->segment_count - at) * sizeof(*wal->segments));
+    memmove(wal->segment_bytes + at + 1, wal->segment_bytes + at,
+            (wal->segment_count - at) * sizeof(*wal->segment_bytes));
     wal->segments[at] = first_op;
+    wal->segment_bytes[at] = WAL_SEGMENT_HEADER_SIZE;
     wal->segment_count++;
     return 0;
 }
@@ -400,6 +407,8 @@ static int sync_write(struct wal *wal, struct cohort_err *err)
                             wal->op_written + 1, wal->op_written + ops);
         wal->tail_dirty = true;
         wal->tail_offset += n;
+        /* The tail is the last segment (sync_truncate() asserts it). */
+        wal->segment_bytes[wal->segment_count - 1] = wal->tail_offset;
         wal->buf_head += n;
         wal->op_written += ops;
         wal->checksum_written = checksum;
@@ -582,9 +591,12 @@ int wal_compact(struct wal *wal, uint64_t op, struct cohort_err *err)
             break;
         rc = 0;
     }
-    if (done > 0)
+    if (done > 0) {
         memmove(wal->segments, wal->segments + done,
                 (wal->segment_count - done) * sizeof(*wal->segments));
+        memmove(wal->segment_bytes, wal->segment_bytes + done,
+                (wal->segment_count - done) * sizeof(*wal->segment_bytes));
+    }
     wal->segment_count -= done;
     if (wal->truncate_from == 0 && wal->segment_count > 0 &&
         wal->op_first < wal->segments[0])
@@ -624,6 +636,7 @@ void wal_close(struct wal *wal)
     tail_close(wal);
     wal_recovery_release(wal);
     free(wal->segments);
+    free(wal->segment_bytes);
     free(wal->buf);
     memset(wal, 0, sizeof(*wal));
     ASSERT(wal->state == WAL_CLOSED);
@@ -662,4 +675,12 @@ uint32_t wal_segment_count(const struct wal *wal)
 uint64_t wal_segments_created(const struct wal *wal)
 {
     return wal->segments_created;
+}
+
+uint64_t wal_bytes_used(const struct wal *wal)
+{
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < wal->segment_count; i++)
+        bytes += wal->segment_bytes[i];
+    return bytes;
 }

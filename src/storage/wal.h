@@ -196,6 +196,7 @@ struct wal {
     /* Segment files on disk by first op, oldest first; the last is the
      * tail. Includes segments wal_sync() will delete (truncate_from). */
     uint64_t *segments;
+    uint64_t *segment_bytes; /* bytes used in each: header and records */
     uint32_t segment_count, segment_cap;
     /* The tail segment open for appending; NULL: the next record written
      * starts a new segment. */
@@ -291,6 +292,9 @@ struct wal_position wal_durable(const struct wal *wal);
 uint32_t wal_segment_count(const struct wal *wal);
 /* Segments created since wal_open(): a change says the log rolled over. */
 uint64_t wal_segments_created(const struct wal *wal);
+/* Bytes the segment files hold in headers and records (not the
+ * preallocated zeros behind them). */
+uint64_t wal_bytes_used(const struct wal *wal);
 
 /* Record encoding, exposed for tests and the wal_record_decode fuzzer. */
 

@@ -169,6 +169,13 @@ static int list_segments(struct wal *wal, struct cohort_err *err)
     if (wal->segment_count > 1)
         qsort(wal->segments, wal->segment_count, sizeof(*wal->segments),
               compare_u64);
+    /* Filled in as each segment is scanned; a segment not scanned (past
+     * damage) counts nothing and is deleted at the next sync. */
+    wal->segment_bytes =
+        calloc(wal->segment_cap ? wal->segment_cap : 1, sizeof(uint64_t));
+    if (wal->segment_bytes == NULL)
+        return err_set(err, -COHORT_ENOMEM,
+                       "wal %.300s: out of memory listing it", wal->dir);
     return 0;
 }
 
@@ -565,6 +572,7 @@ static int scan_segment(struct wal *wal, uint32_t i, struct recovery *r,
         return rc;
     uint64_t from = wal->recovered_count;
     rc = scan_records(wal, &s, err);
+    wal->segment_bytes[i] = s.offset;
     int rc2 = recovered_rehome(wal, from, err); /* before data is freed */
     if (rc == 0)
         rc = rc2;

@@ -393,11 +393,12 @@ def client_cases(b, i):
 
 # ---- peer port ---------------------------------------------------------------
 
-MAGIC, VERSION = 0x50484F43, 1  # "COHP"
+MAGIC, VERSION = 0x50484F43, 2  # "COHP"
 
 
-def handshake(magic=MAGIC, version=VERSION, cluster=0, rid=0, count=3):
-    return struct.pack("<IIQII", magic, version, cluster, rid, count)
+def handshake(magic=MAGIC, version=VERSION, cluster=0, rid=0, count=3,
+              token=b"\0" * 16):
+    return struct.pack("<IIQII", magic, version, cluster, rid, count) + token
 
 
 def frame(payload, crc=None):
@@ -457,7 +458,8 @@ def peer_cases(b, i, cluster_id):
     bad_handshakes = [
         ("the wrong magic", handshake(magic=0x12345678, cluster=cluster_id,
                                       rid=other)),
-        ("a RESP command", b"*1\r\n$4\r\nPING\r\n" + b"\0" * 10),
+        ("a RESP command",
+         b"*1\r\n$4\r\nPING\r\n".ljust(len(handshake()), b"\0")),
         ("the wrong version", handshake(version=99, cluster=cluster_id,
                                         rid=other)),
         ("the wrong cluster id", handshake(cluster=cluster_id ^ 0xFFFF,

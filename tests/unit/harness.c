@@ -58,9 +58,10 @@ static struct harness_reply *reply_new(struct harness *h, uint32_t i,
     return q;
 }
 
-struct harness_reply *harness_submit(struct harness *h, uint32_t i,
-                                     uint64_t client_id, uint64_t request_no,
-                                     uint8_t amount)
+struct harness_reply *harness_submit_limit(struct harness *h, uint32_t i,
+                                           uint64_t client_id,
+                                           uint64_t request_no, uint8_t amount,
+                                           bool over_limit)
 {
     assert_non_null(h->r[i].driver);
     struct harness_reply *q = reply_new(h, i, client_id, request_no, false);
@@ -68,8 +69,15 @@ struct harness_reply *harness_submit(struct harness *h, uint32_t i,
     body[0] = amount;
     put_u64(body + 1, request_no);
     driver_submit(h->r[i].driver, client_id, request_no, body, sizeof(body),
-                  on_done, q);
+                  over_limit, on_done, q);
     return q;
+}
+
+struct harness_reply *harness_submit(struct harness *h, uint32_t i,
+                                     uint64_t client_id, uint64_t request_no,
+                                     uint8_t amount)
+{
+    return harness_submit_limit(h, i, client_id, request_no, amount, false);
 }
 
 struct harness_reply *harness_read(struct harness *h, uint32_t i)

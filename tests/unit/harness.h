@@ -147,6 +147,11 @@ int harness_storage_run(struct harness *h, uint32_t i);
 struct harness_reply *harness_submit(struct harness *h, uint32_t i,
                                      uint64_t client_id, uint64_t request_no,
                                      uint8_t amount);
+/* The same, with the server's memory verdict (driver_submit over_limit). */
+struct harness_reply *harness_submit_limit(struct harness *h, uint32_t i,
+                                           uint64_t client_id,
+                                           uint64_t request_no, uint8_t amount,
+                                           bool over_limit);
 struct harness_reply *harness_read(struct harness *h, uint32_t i);
 /* The first answered reply to (client_id, request_no) with this status. */
 const struct harness_reply *harness_find(const struct harness *h,

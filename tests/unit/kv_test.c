@@ -29,6 +29,11 @@ struct t {
     char *text; /* the last reply, NUL-terminated */
 };
 
+/* KVINFO's RESP2 reply: name/value pairs. value is the bulk string. */
+#define KVINFO_REPLY(value, version, create_op, mod_op)                        \
+    "*8\r\n$5\r\nvalue\r\n" value "$7\r\nversion\r\n:" version                 \
+    "\r\n$9\r\ncreate_op\r\n:" create_op "\r\n$6\r\nmod_op\r\n:" mod_op "\r\n"
+
 static void t_init_config(struct t *t, const struct kv_config *config)
 {
     memset(t, 0, sizeof(*t));
@@ -168,7 +173,7 @@ static void set_nx_does_not_overwrite(void **state)
     assert_string_equal(run(&t, "SET k second NX"), "$-1\r\n");
     assert_string_equal(run(&t, "GET k"), "$5\r\nfirst\r\n");
     assert_string_equal(run(&t, "KVINFO k"),
-                        "*4\r\n$5\r\nfirst\r\n:1\r\n:1\r\n:1\r\n");
+                        KVINFO_REPLY("$5\r\nfirst\r\n", "1", "1", "1"));
     assert_string_equal(run(&t, "SET k v NX XX"), "-ERR syntax error\r\n");
     assert_string_equal(run(&t, "SET k v XX nx"), "-ERR syntax error\r\n");
     assert_string_equal(run(&t, "GET k"), "$5\r\nfirst\r\n");
@@ -214,29 +219,29 @@ static void version_counts_changes_and_mod_op_is_last_change(void **state)
     run(&t, "SET k a");     /* op 1: created */
     run(&t, "SET other x"); /* op 2 */
     assert_string_equal(run(&t, "KVINFO k"),
-                        "*4\r\n$1\r\na\r\n:1\r\n:1\r\n:1\r\n");
+                        KVINFO_REPLY("$1\r\na\r\n", "1", "1", "1"));
     run(&t, "SET k b");    /* op 3: changed */
     run(&t, "SET k c NX"); /* op 4: no change */
     run(&t, "CAS k x y");  /* op 5: no change */
     assert_string_equal(run(&t, "KVINFO k"),
-                        "*4\r\n$1\r\nb\r\n:2\r\n:1\r\n:3\r\n");
+                        KVINFO_REPLY("$1\r\nb\r\n", "2", "1", "3"));
     run(&t, "SET k b"); /* op 6: same bytes, still a change */
     run(&t, "INCR n");  /* op 7 */
     run(&t, "INCR n");  /* op 8 */
     assert_string_equal(run(&t, "KVINFO k"),
-                        "*4\r\n$1\r\nb\r\n:3\r\n:1\r\n:6\r\n");
+                        KVINFO_REPLY("$1\r\nb\r\n", "3", "1", "6"));
     assert_string_equal(run(&t, "KVINFO n"),
-                        "*4\r\n$1\r\n2\r\n:2\r\n:7\r\n:8\r\n");
+                        KVINFO_REPLY("$1\r\n2\r\n", "2", "7", "8"));
     /* One op writing a key twice is one change. */
     run(&t, "MSET k 1 k 2"); /* op 9 */
     assert_string_equal(run(&t, "KVINFO k"),
-                        "*4\r\n$1\r\n2\r\n:4\r\n:1\r\n:9\r\n");
+                        KVINFO_REPLY("$1\r\n2\r\n", "4", "1", "9"));
     /* Deleted and created again: a new life, version 1. */
     run(&t, "DEL k"); /* op 10 */
     assert_string_equal(run(&t, "KVINFO k"), "*-1\r\n");
     run(&t, "SET k z"); /* op 11 */
     assert_string_equal(run(&t, "KVINFO k"),
-                        "*4\r\n$1\r\nz\r\n:1\r\n:11\r\n:11\r\n");
+                        KVINFO_REPLY("$1\r\nz\r\n", "1", "11", "11"));
     assert_true(kv_invariants_hold(&t.kv));
     t_deinit(&t);
 }
@@ -485,6 +490,13 @@ reads_answer_in_the_clients_protocol_and_writes_in_resp2(void **state)
     assert_string_equal(run(&t, "SET k v GET"), "$-1\r\n");
     kv_query(&t.kv, 2, get, &out);
     assert_string_equal(t_take(&t, &out), "$1\r\nv\r\n");
+    /* KVINFO's pairs are a map in RESP3. */
+    kv_query(&t.kv, 2, info, &out);
+    assert_string_equal(t_take(&t, &out),
+                        "%4\r\n$5\r\nvalue\r\n$1\r\nv\r\n$7\r\nversion\r\n:"
+                        "1\r\n$9\r\ncreate_op\r\n:2\r\n$6\r\nmod_op\r\n:2\r\n");
+    assert_true(kv_command_replies_map(&info[0]));
+    assert_false(kv_command_replies_map(&get[0]));
     resp_buf_deinit(&out);
     t_deinit(&t);
 }
@@ -1101,6 +1113,53 @@ static void state_machine_adapter_applies_through_cohort_sm(void **state)
     t_deinit(&t);
 }
 
+/* kv_command_growth() of a command line against the store as it is. */
+static uint64_t growth(struct t *t, const char *line)
+{
+    struct resp_arg argv[ARGS_MAX];
+    uint32_t argc = split(line, argv);
+    struct kv_write w;
+    struct resp_buf out;
+    resp_buf_init(&out, 2);
+    assert_int_equal(kv_command_parse(&t->kv.config, argc, argv, &w, &out), 0);
+    resp_buf_deinit(&out);
+    return kv_command_growth(&t->kv, &w);
+}
+
+/* The maxmemory check's numbers: used memory is a function of the data,
+ * and a write's growth is what applying it adds (an upper bound). */
+static void used_memory_and_growth_match_what_apply_adds(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t);
+    assert_int_equal(kv_used_memory(&t.kv), 0);
+    const char *lines[] = {"SET a 12345",   "SET a 1234567", "SET a 1",
+                           "MSET b 1 c 22", "INCR n",        "INCRBY n 99",
+                           "INCR a",        "CAS a 2 333",   "CAS zz x y",
+                           "DEL b c",       "INCR a"};
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        uint64_t before = kv_used_memory(&t.kv);
+        uint64_t g = growth(&t, lines[i]);
+        run(&t, lines[i]);
+        uint64_t after = kv_used_memory(&t.kv);
+        if (after > before)
+            assert_int_equal(g, after - before); /* exact when it grows */
+        else
+            assert_int_equal(g, 0);
+    }
+    assert_int_equal(kv_used_memory(&t.kv),
+                     kv_record_cost(1, 3) + kv_record_cost(1, 3));
+    /* Growth is judged before the write: SET of a new key costs a record,
+     * an overwrite only what the value grows, DEL nothing. */
+    assert_int_equal(growth(&t, "SET new 12"), kv_record_cost(3, 2));
+    assert_int_equal(growth(&t, "SET a 1234"), 1);
+    assert_int_equal(growth(&t, "SET a 1"), 0);
+    assert_int_equal(growth(&t, "DEL a n"), 0);
+    assert_int_equal(growth(&t, "INCR notanumber"), kv_record_cost(10, 1));
+    t_deinit(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1133,6 +1192,7 @@ int main(void)
         cmocka_unit_test(state_hash_differs_when_only_versions_or_ops_differ),
         cmocka_unit_test(growth_to_100k_keys),
         cmocka_unit_test(state_machine_adapter_applies_through_cohort_sm),
+        cmocka_unit_test(used_memory_and_growth_match_what_apply_adds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

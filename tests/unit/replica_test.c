@@ -111,6 +111,59 @@ static void retried_request_is_applied_once(void **state)
     assert_int_equal(ok, 2);
 }
 
+/* Issue 11 item 3: a request older than the client's latest used to be
+ * dropped without an answer (the client waited forever). */
+static void older_request_is_answered_stale_at_once(void **state)
+{
+    (void)state;
+    harness_run(h, 2000);
+    uint32_t p = (uint32_t)harness_primary(h);
+    harness_submit(h, p, 77, 1, 1);
+    harness_run(h, 200);
+    harness_submit(h, p, 77, 2, 2);
+    harness_run(h, 200);
+    struct harness_reply *old = harness_submit(h, p, 77, 1, 4);
+    harness_turn_end(h, p); /* answered in the step that proposes it */
+    assert_int_equal(old->answers, 1);
+    assert_int_equal(old->status, REPLY_STALE);
+    assert_int_equal(old->outcome, DRIVER_REJECTED);
+    harness_run(h, 200);
+    assert_int_equal(h->r[p].total, 3); /* not applied */
+    /* The latest is still answered from the table. */
+    struct harness_reply *latest = harness_submit(h, p, 77, 2, 2);
+    harness_turn_end(h, p);
+    assert_int_equal(latest->answers, 1);
+    assert_int_equal(latest->status, REPLY_OK);
+}
+
+/* over_limit refuses what is new, before it is proposed, and answers a
+ * retry of an applied or in-flight request as usual. */
+static void over_limit_refuses_new_requests_but_not_retries(void **state)
+{
+    (void)state;
+    harness_run(h, 2000);
+    uint32_t p = (uint32_t)harness_primary(h);
+    harness_submit(h, p, 5, 1, 1);
+    harness_run(h, 200);
+    struct harness_reply *q = harness_submit_limit(h, p, 5, 1, 1, true);
+    harness_turn_end(h, p);
+    assert_int_equal(q->status, REPLY_OK); /* applied: the stored reply */
+    q = harness_submit_limit(h, p, 5, 2, 1, true);
+    harness_turn_end(h, p);
+    assert_int_equal(q->status, REPLY_OVER_LIMIT); /* new: refused */
+    harness_submit(h, p, 6, 1, 1);
+    harness_turn_end(h, p);                    /* proposed */
+    harness_submit_limit(h, p, 6, 1, 1, true); /* in flight */
+    harness_run(h, 200);
+    for (uint32_t i = 0; i < N; i++)
+        assert_int_equal(h->r[i].total, 2);
+    uint32_t ok6 = 0;
+    for (uint32_t k = 0; k < h->reply_count; k++)
+        ok6 += h->replies[k].client_id == 6 && h->replies[k].status == REPLY_OK;
+    assert_int_equal(ok6, 1);
+    assert_null(harness_find(h, 6, 1, REPLY_OVER_LIMIT));
+}
+
 static void primary_crash_leads_to_new_primary_with_committed_state(void **s)
 {
     (void)s;
@@ -226,6 +279,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(retried_request_is_applied_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(older_request_is_answered_stale_at_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            over_limit_refuses_new_requests_but_not_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(
             primary_crash_leads_to_new_primary_with_committed_state, setup,
             teardown),

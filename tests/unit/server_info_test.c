@@ -127,16 +127,20 @@ static void every_section_appears_once_in_order(void **state)
     struct fixture f;
     setup(&f, 0, 0);
     const char *t = format(&f, INFO_ALL);
-    const char *names[] = {"# Server",      "# Clients", "# Replication",
-                           "# Persistence", "# Stats",   "# Keyspace"};
+    const char *names[] = {"# Server",      "# Clients",     "# Memory",
+                           "# Replication", "# Persistence", "# Stats",
+                           "# Keyspace"};
     const char *at = t;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 7; i++) {
         const char *p = strstr(at, names[i]);
         assert_non_null(p);
         assert_null(strstr(p + 1, names[i]));
         at = p;
     }
     assert_non_null(strstr(t, "connected_clients:2\r\n"));
+    assert_non_null(strstr(t, "connected_forward_links:0\r\n"));
+    assert_non_null(strstr(t, "timedout_connections:0\r\n"));
+    assert_non_null(strstr(t, "maxmemory_policy:noeviction\r\n"));
     assert_non_null(strstr(t, "total_commands_processed:42\r\n"));
     assert_non_null(strstr(t, "last_snapshot_op:64\r\n"));
     assert_non_null(strstr(t, "last_sync_latency_us:250\r\n"));
@@ -144,6 +148,31 @@ static void every_section_appears_once_in_order(void **state)
     /* Every line ends in CRLF and none is empty but the separators. */
     assert_int_equal(t[strlen(t) - 1], '\n');
     assert_int_equal(t[strlen(t) - 2], '\r');
+    teardown_fixture(&f);
+}
+
+static void memory_section_has_redis_fields(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 0, 0);
+    f.in.used_memory = 1536;
+    f.in.used_memory_rss = 3u << 20;
+    f.in.maxmemory = 0;
+    assert_string_equal(format(&f, INFO_MEMORY),
+                        "# Memory\r\n"
+                        "used_memory:1536\r\n"
+                        "used_memory_human:1.50K\r\n"
+                        "used_memory_rss:3145728\r\n"
+                        "used_memory_rss_human:3.00M\r\n"
+                        "maxmemory:0\r\n"
+                        "maxmemory_human:0B\r\n"
+                        "maxmemory_policy:noeviction\r\n");
+    char text[32];
+    info_bytes_human(1023, text, sizeof(text));
+    assert_string_equal(text, "1023B");
+    info_bytes_human(5ull << 30, text, sizeof(text));
+    assert_string_equal(text, "5.00G");
     teardown_fixture(&f);
 }
 
@@ -212,6 +241,7 @@ int main(void)
         cmocka_unit_test(primary_reports_members_health_and_lag),
         cmocka_unit_test(backup_reports_no_lag),
         cmocka_unit_test(every_section_appears_once_in_order),
+        cmocka_unit_test(memory_section_has_redis_fields),
         cmocka_unit_test(empty_keyspace_has_only_its_header),
         cmocka_unit_test(section_names_select_sections),
         cmocka_unit_test(persistence_shows_a_disk_stall_and_failing_snapshots),

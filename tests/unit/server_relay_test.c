@@ -1,6 +1,6 @@
 /* Relaying RESP2 replies: unchanged for RESP2 clients, nulls rewritten for
- * RESP3 clients, malformed bytes copied as they are, and the "session
- * expired" rejection recognized. */
+ * RESP3 clients (and pairs turned into a map where the command asks), malformed
+ * bytes copied as they are, and the "session expired" rejection recognized. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,6 +60,32 @@ static void malformed_or_partial_bytes_are_copied_whole(void **state)
         relay_as(3, bad[i], bad[i]);
 }
 
+static void relay_map_as(int proto, const char *in, const char *expected)
+{
+    struct resp_buf b;
+    resp_buf_init(&b, proto);
+    relay_reply_map(&b, in, strlen(in));
+    assert_true(b.ok);
+    assert_int_equal(b.size, strlen(expected));
+    assert_memory_equal(b.data, expected, b.size);
+    resp_buf_deinit(&b);
+}
+
+static void pairs_become_a_map_for_resp3_clients_only(void **state)
+{
+    (void)state;
+    const char *pairs = "*4\r\n$5\r\nvalue\r\n$-1\r\n$7\r\nversion\r\n:2\r\n";
+    relay_map_as(2, pairs, pairs);
+    relay_map_as(3, pairs, "%2\r\n$5\r\nvalue\r\n_\r\n$7\r\nversion\r\n:2\r\n");
+    /* A missing key's null, an error, an odd count: as relay_reply. */
+    relay_map_as(3, "*-1\r\n", "_\r\n");
+    relay_map_as(3, "-ERR no\r\n", "-ERR no\r\n");
+    relay_map_as(3, "*1\r\n:1\r\n", "*1\r\n:1\r\n");
+    /* Only the top level. */
+    relay_map_as(3, "*2\r\n*2\r\n:1\r\n:2\r\n:3\r\n",
+                 "%1\r\n*2\r\n:1\r\n:2\r\n:3\r\n");
+}
+
 static void session_expired_is_recognized(void **state)
 {
     (void)state;
@@ -77,6 +103,7 @@ int main(void)
         cmocka_unit_test(resp3_clients_get_resp3_nulls),
         cmocka_unit_test(other_types_pass_through),
         cmocka_unit_test(malformed_or_partial_bytes_are_copied_whole),
+        cmocka_unit_test(pairs_become_a_map_for_resp3_clients_only),
         cmocka_unit_test(session_expired_is_recognized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

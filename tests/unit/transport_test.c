@@ -30,7 +30,7 @@
 #define TICK_MS 2
 #define MESSAGE_SIZE_MAX (1024 * 1024)
 #define CLUSTER_ID 0x5678u
-#define HANDSHAKE_SIZE 24
+#define HANDSHAKE_SIZE 40 /* 24 bytes of fields, then the 16-byte token */
 
 /* One transport and what it received. */
 struct side {
@@ -356,6 +356,7 @@ static void handshake_make(uint8_t out[HANDSHAKE_SIZE], uint32_t magic,
     put_u64(out + 8, cluster);
     put_u32(out + 16, id);
     put_u32(out + 20, count);
+    memset(out + 24, 0, TRANSPORT_TOKEN_SIZE);
 }
 
 /* ---- raw sockets -------------------------------------------------------- */
@@ -458,6 +459,23 @@ static uint16_t port_of(struct fixture *f, uint32_t side)
 
 /* ---- tests -------------------------------------------------------------- */
 
+/* Each side learned the other's token from the handshake it was dialed
+ * with; the two differ. */
+static void check_tokens(struct fixture *f)
+{
+    for (uint32_t i = 0; i < 2; i++) {
+        uint8_t own[TRANSPORT_TOKEN_SIZE], learned[TRANSPORT_TOKEN_SIZE];
+        transport_token(f->sides[1 - i].t, own);
+        assert_true(transport_peer_token(f->sides[i].t, 1 - i, learned));
+        assert_memory_equal(own, learned, TRANSPORT_TOKEN_SIZE);
+        assert_false(transport_peer_token(f->sides[i].t, i, learned));
+    }
+    uint8_t a[TRANSPORT_TOKEN_SIZE], b[TRANSPORT_TOKEN_SIZE];
+    transport_token(f->sides[0].t, a);
+    transport_token(f->sides[1].t, b);
+    assert_memory_not_equal(a, b, TRANSPORT_TOKEN_SIZE);
+}
+
 static void tick_both_ways(struct fixture *f)
 {
     if (f->step == 0 && all_connected(f)) {
@@ -468,6 +486,7 @@ static void tick_both_ways(struct fixture *f)
         next_step(f);
     } else if (f->step == 1 && f->sides[0].received[1] == 10 &&
                f->sides[1].received[0] == 10) {
+        check_tokens(f);
         finish(f);
     }
 }
@@ -686,7 +705,8 @@ static void tick_garbage(struct fixture *f)
 {
     switch (f->step) {
     case 0: {
-        const char junk[] = "GET / HTTP/1.1\r\nHost: cohort\r\n\r\n";
+        const char junk[] =
+            "GET / HTTP/1.1\r\nHost: cohort.example\r\nAccept: */*\r\n\r\n";
         raw_connect(f, &f->raw[0], port_of(f, 0), junk, sizeof(junk) - 1);
         raw_connect(f, &f->raw[1], port_of(f, 0), "\x43\x4f", 2);
         next_step(f);
@@ -726,9 +746,13 @@ garbage_on_the_peer_port_is_refused_and_transport_keeps_working(void **state)
                                         "handshake"),
                      1);
     assert_int_equal(logs_containing(s, "no handshake within 200 ms"), 1);
-    /* Both raw clients got our handshake first, then were closed. */
+    /* Both raw clients got our handshake first, then were closed; a
+     * connection we accepted never carries our token. */
     assert_true(f->raw[0].in_size >= 4);
     assert_int_equal(get_u32(f->raw[0].in), TRANSPORT_MAGIC);
+    assert_true(f->raw[0].in_size >= HANDSHAKE_SIZE);
+    static const uint8_t zeros[TRANSPORT_TOKEN_SIZE];
+    assert_memory_equal(f->raw[0].in + 24, zeros, TRANSPORT_TOKEN_SIZE);
     assert_int_equal(s->received[1], 1);
     assert_int_equal(f->sides[1].received[0], 1);
     free(f);

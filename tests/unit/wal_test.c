@@ -659,6 +659,56 @@ static void segments_rotate_and_compact_deletes_old_ones(void **state)
     free(m);
 }
 
+/* The bytes of the records of ops from..to, with their segment headers
+ * counted separately by the caller. */
+static uint64_t record_bytes(uint64_t from, uint64_t to)
+{
+    uint64_t bytes = 0;
+    for (uint64_t op = from; op <= to; op++)
+        bytes += wal_record_size(body_size_for(op, 0));
+    return bytes;
+}
+
+static void bytes_used_counts_headers_and_records_not_preallocation(void **s)
+{
+    struct fixture *fx = *s;
+    struct model *m = model_new();
+    struct wal w;
+    struct wal_recovery rec;
+    struct cohort_err err;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    uint64_t headers =
+        wal_segment_count(&w) * (uint64_t)WAL_SEGMENT_HEADER_SIZE;
+    assert_int_equal(wal_bytes_used(&w), headers);
+    append_ops(&w, m, 1, 3, 0);
+    assert_int_equal(wal_bytes_used(&w), headers); /* buffered, not written */
+    sync_ok(&w, 3);
+    assert_int_equal(wal_bytes_used(&w),
+                     wal_segment_count(&w) * (uint64_t)WAL_SEGMENT_HEADER_SIZE +
+                         record_bytes(1, 3));
+    for (uint64_t op = 4; op <= 150; op += 15) {
+        append_ops(&w, m, op, op + 14 > 150 ? 150 : op + 14, 0);
+        sync_ok(&w, op + 14 > 150 ? 150 : op + 14);
+    }
+    uint32_t segments = wal_segment_count(&w);
+    assert_true(segments > 5);
+    uint64_t all =
+        segments * (uint64_t)WAL_SEGMENT_HEADER_SIZE + record_bytes(1, 150);
+    assert_int_equal(wal_bytes_used(&w), all);
+    assert_true(all < segments * (uint64_t)SEGMENT_SIZE);
+    /* The same after a restart, and less after compaction. */
+    wal_close(&w);
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(wal_bytes_used(&w), all);
+    assert_int_equal(wal_compact(&w, 100, &err), 0);
+    uint64_t first = wal_op_first(&w);
+    assert_int_equal(wal_bytes_used(&w),
+                     wal_segment_count(&w) * (uint64_t)WAL_SEGMENT_HEADER_SIZE +
+                         record_bytes(first, 150));
+    wal_close(&w);
+    free(m);
+}
+
 static void fsync_failure_makes_wal_failed(void **state)
 {
     struct fixture *fx = *state;
@@ -1421,6 +1471,7 @@ int main(void)
         T(suffix_replacement_truncates_later_ops),
         T(suffix_replacement_across_segments_deletes_them),
         T(segments_rotate_and_compact_deletes_old_ones),
+        T(bytes_used_counts_headers_and_records_not_preallocation),
         T(fsync_failure_makes_wal_failed),
         T(enospc_is_reported_and_retry_succeeds),
         T(enospc_at_segment_rotation_is_retried),

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""test_operator — the operator's mistakes get a clear answer, and a few
+replies say what they mean (issue 11, item 8).
+
+`cohort up`:
+  - --replicas 2 and 4 are refused with one line (an even group tolerates
+    no more failures than one replica fewer), before anything starts;
+  - when its replicas cannot start (their client ports belong to another
+    running cluster) it exits nonzero, says so, names its own port options,
+    and never prints its "try: redis-cli -p <port>" hint, which would
+    point at the other cluster.
+`cohort server`:
+  - a duplicate address inside --peers or --clients is refused at start
+    (exit 2, one line naming the address and both replica ids);
+  - a client port in use names the option that sets it, --clients (not
+    `cohort up`'s --client-port).
+`cohort status 7001`: a format error (exit 2, "host:port"), not "cannot
+connect".
+Replies: HELLO 3 says mode standalone, as INFO's redis_mode does; INFO's
+log_bytes is the bytes the log holds (a few small writes: far below the
+64 MiB preallocated segment); KVINFO answers labelled pairs (value,
+version, create_op, mod_op), in RESP2 a flat array, in RESP3 a map.
+
+usage: test_operator.py [path/to/cohort]
+"""
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+import resp  # noqa: E402
+from cluster import check, log  # noqa: E402
+
+
+def run(binary, *args, timeout=30):
+    """Run `cohort <args>` in its own process group; on a timeout the whole
+    group (a `cohort up` and its replicas) is killed and the test fails."""
+    p = subprocess.Popen([binary] + list(args), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        raise cl.TestFailure("cohort %s did not finish in %.0fs; stdout %r "
+                             "stderr %r" % (" ".join(args), timeout, out,
+                                            err))
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # replicas left behind
+        except ProcessLookupError:
+            pass
+    return p.returncode, out, err
+
+
+def up_even_sizes(binary, tmp):
+    ports = cl.pick_ports(8)
+    for n in (2, 4):
+        code, out, err = run(binary, "up", "--replicas", str(n),
+                             "--client-port", str(ports[0]), "--peer-port",
+                             str(ports[4]), "--dir",
+                             os.path.join(tmp, "even%d" % n), timeout=10)
+        log("cohort up --replicas %d -> exit %d: %s" % (n, code,
+                                                        err.strip()))
+        check(code == 2, "cohort up --replicas %d: exit %d, want 2 (refused)"
+              "; stdout %r stderr %r" % (n, code, out, err))
+        check("odd" in err and len(err.strip().splitlines()) == 1,
+              "cohort up --replicas %d: want one line that asks for an odd "
+              "size, got %r" % (n, err))
+        check(not os.path.exists(os.path.join(tmp, "even%d" % n)),
+              "cohort up --replicas %d created its data dir" % n)
+
+
+def up_starts(binary, tmp, slow):
+    """The good path: `cohort up` prints its hint once every replica
+    listens (the hint's port answers at once), and Ctrl-C stops it, 0."""
+    ports = cl.pick_ports(6)
+    p = subprocess.Popen([binary, "up", "--client-port", str(ports[0]),
+                          "--peer-port", str(ports[3]), "--dir",
+                          os.path.join(tmp, "good")],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20 * slow
+        out = b""
+        while b"try:" not in out and time.monotonic() < deadline:
+            r, _, _ = select.select([p.stdout], [], [], 0.5)
+            if r:
+                chunk = os.read(p.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                out += chunk
+        check(b"try: redis-cli -p %d" % ports[0] in out,
+              "cohort up did not print its hint: %r" % out)
+        for port in ports[:3]:
+            with resp.connect(port, timeout=5) as x:
+                check(x.command("PING") == "PONG", "PING on port %d after "
+                      "the hint" % port)
+        os.kill(p.pid, signal.SIGINT)
+        code = p.wait(timeout=20 * slow)
+        log("cohort up started 3 replicas, stopped on SIGINT: exit %d"
+            % code)
+        check(code == 0, "cohort up after Ctrl-C: exit %d" % code)
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+
+
+def up_ports_taken(binary, c, tmp):
+    """A second `cohort up` on the first cluster's client ports."""
+    peer_ports = cl.pick_ports(3)
+    code, out, err = run(binary, "up", "--client-port",
+                         str(c.client_ports[0]), "--peer-port",
+                         str(peer_ports[0]), "--dir",
+                         os.path.join(tmp, "second"), timeout=60 * c.slow)
+    log("cohort up on taken ports -> exit %d; last line: %s"
+        % (code, err.strip().splitlines()[-1] if err.strip() else ""))
+    check(code != 0, "cohort up whose replicas all failed to start exited "
+          "0; stdout %r stderr %r" % (out, err))
+    check("try: redis-cli" not in out,
+          "cohort up printed its hint although no replica started: %r"
+          % out)
+    check("--client-port" in err, "cohort up's failure does not name its "
+          "--client-port option: %r" % err)
+    # The first cluster is untouched.
+    check(c.command(0, "PING") == "PONG", "the first cluster after it")
+
+
+def server_duplicates(binary, tmp):
+    ports = cl.pick_ports(6)
+    peers = ["127.0.0.1:%d" % p for p in ports[:3]]
+    clients = ["127.0.0.1:%d" % p for p in ports[3:]]
+    cases = [
+        ("--peers", ",".join([peers[0], peers[1], peers[0]]),
+         ",".join(clients), peers[0]),
+        ("--clients", ",".join(peers),
+         ",".join([clients[0], clients[2], clients[2]]), clients[2]),
+        ("--clients", ",".join(peers),
+         ",".join([clients[0], peers[1], clients[2]]), peers[1]),
+    ]
+    for what, p, cs, dup in cases:
+        code, out, err = run(binary, "server", "--id", "0", "--peers", p,
+                             "--clients", cs, "--data-dir",
+                             os.path.join(tmp, "dup"), timeout=10)
+        log("duplicate in %s -> exit %d: %s" % (what, code, err.strip()))
+        check(code == 2, "a duplicate address in %s: exit %d, want 2; "
+              "stderr %r" % (what, code, err))
+        check(dup in err and len(err.strip().splitlines()) == 1,
+              "want one line naming %s, got %r" % (dup, err))
+
+
+def server_port_in_use(binary, c, tmp):
+    ports = cl.pick_ports(3)
+    peers = "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d" % tuple(ports)
+    clients = ",".join("127.0.0.1:%d" % p for p in c.client_ports)
+    code, out, err = run(binary, "server", "--id", "0", "--peers", peers,
+                         "--clients", clients, "--data-dir",
+                         os.path.join(tmp, "inuse"), timeout=20 * c.slow)
+    log("cohort server on a client port in use -> exit %d: %s"
+        % (code, err.strip()))
+    check(code != 0, "cohort server on a port in use exited 0")
+    check("in use" in err and "--clients" in err
+          and "--client-port" not in err,
+          "the bind error should name --clients (a cohort server option), "
+          "got %r" % err)
+
+
+def status_format(binary):
+    code, out, err = run(binary, "status", "7001")
+    log("cohort status 7001 -> exit %d: %s" % (code, err.strip()))
+    check(code == 2, "cohort status 7001: exit %d, want 2 (usage)" % code)
+    check("host:port" in err and "cannot connect" not in err,
+          "cohort status 7001 should be a format error, got %r" % err)
+
+
+def replies(c):
+    p, _ = c.wait_for_primary()
+    with c.client(p) as x:
+        x.command("SET", "k", "v1")
+        x.command("SET", "k", "v2")
+        got = x.command("KVINFO", "k")
+        log("KVINFO k (RESP2) -> %r" % (got,))
+        check(isinstance(got, list) and len(got) == 8 and
+              got[0::2] == [b"value", b"version", b"create_op", b"mod_op"],
+              "KVINFO in RESP2: want name/value pairs, got %r" % (got,))
+        check(got[1] == b"v2" and got[3] == 2 and got[7] > got[5] > 0,
+              "KVINFO values: %r" % (got,))
+        check(x.command("KVINFO", "missing") is None, "KVINFO of a missing "
+              "key")
+        h = x.command("HELLO", "3")
+        log("HELLO 3 -> %r" % (h,))
+        check(isinstance(h, dict) and h.get(b"mode") == b"standalone",
+              "HELLO 3 mode: %r" % (h,))
+        got = x.command("KVINFO", "k")
+        check(isinstance(got, dict) and got.get(b"value") == b"v2" and
+              got.get(b"version") == 2, "KVINFO in RESP3: want a map, got "
+              "%r" % (got,))
+    # Through a backup, whose reads go to the primary over RESP2: still a
+    # map for a RESP3 client.
+    b = c.backups(p)[0]
+    with c.client(b) as x:
+        x.command("HELLO", "3")
+        got = x.command("KVINFO", "k")
+        check(isinstance(got, dict) and got.get(b"value") == b"v2",
+              "KVINFO through a backup in RESP3: want a map, got %r"
+              % (got,))
+    inf = c.info(p, "server")
+    check(inf.get("redis_mode") == "standalone", "INFO redis_mode: %r"
+          % inf.get("redis_mode"))
+    inf = c.info(p, "persistence")
+    used = int(inf["log_bytes"])
+    log("log_bytes after a few writes: %d" % used)
+    check(0 < used < (1 << 20), "INFO log_bytes after a few small writes is "
+          "%d: want the bytes used, not the preallocated segment" % used)
+
+
+def main(binary):
+    c = cl.Cluster(binary, n=3, name="operator")
+    tmp = c.dir
+    up_even_sizes(binary, tmp)
+    up_starts(binary, tmp, c.slow)
+    status_format(binary)
+    server_duplicates(binary, tmp)
+    c.start()
+    c.wait_for_primary()
+    server_port_in_use(binary, c, tmp)
+    up_ports_taken(binary, c, tmp)
+    replies(c)
+    return "even sizes refused, failed starts reported, duplicates " \
+        "refused, status format, HELLO/INFO/KVINFO"
+
+
+if __name__ == "__main__":
+    cl.run_test("operator", main, budget_s=120)
