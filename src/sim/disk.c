@@ -528,7 +528,9 @@ static int disk_write(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
     }
     d->stats.writes++;
     trace(d, "write %s at %" PRIu64 " size %zu", f->path, offset, size);
-    if (d->misdirect_armed && size > 0) {
+    if (d->misdirect_armed && size > 0 &&
+        strncmp(f->path, d->misdirect_prefix, strlen(d->misdirect_prefix)) ==
+            0) {
         d->misdirect_armed = false;
         d->stats.misdirected++;
         spot_add(d, f->inode, offset, size); /* never written */
@@ -904,9 +906,10 @@ bool sim_disk_corrupt(struct sim_disk *d, const char *prefix, char *path,
     UNREACHABLE();
 }
 
-void sim_disk_misdirect_next(struct sim_disk *d)
+void sim_disk_misdirect_next(struct sim_disk *d, const char *prefix)
 {
     d->misdirect_armed = true;
+    snprintf(d->misdirect_prefix, sizeof(d->misdirect_prefix), "%s", prefix);
 }
 
 void sim_disk_set_capacity(struct sim_disk *d, uint64_t capacity)

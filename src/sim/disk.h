@@ -18,8 +18,9 @@
  *    (some of its sectors reached the platter, in order);
  *  - latent corruption: a bit flips in bytes that were synced
  *    (sim_disk_corrupt), which reads return from then on;
- *  - a misdirected write: one armed write lands at another offset of its
- *    file, and reports success (sim_disk_misdirect_next);
+ *  - a misdirected write: the next write to a file under a given prefix
+ *    lands at another offset of that file, and reports success
+ *    (sim_disk_misdirect_next);
  *  - EIO on reads and on writes, at a per-operation rate; EIO on a sync,
  *    after which the file's unsynced bytes may be gone from the cache (the
  *    fsync lesson); ENOSPC once the bytes held would pass a capacity;
@@ -86,7 +87,8 @@ struct sim_disk {
     uint64_t power_off_in; /* 0: off; N: N more mutating calls succeed */
     uint32_t generation;   /* handles of older generations are dead */
     bool misdirect_armed;  /* the next write lands elsewhere */
-    uint64_t capacity;     /* bytes; 0: unlimited */
+    char misdirect_prefix[VFS_PATH_MAX]; /* ... if its path starts so */
+    uint64_t capacity;                   /* bytes; 0: unlimited */
     struct sim_inode *inodes;
     uint32_t inode_count, inode_cap;
     struct sim_name *names; /* current names (files) */
@@ -131,7 +133,7 @@ void sim_disk_power_stays_on(struct sim_disk *d);
 bool sim_disk_corrupt(struct sim_disk *d, const char *prefix, char *path,
                       uint64_t *offset);
 /* The next write lands at another offset of its file. */
-void sim_disk_misdirect_next(struct sim_disk *d);
+void sim_disk_misdirect_next(struct sim_disk *d, const char *prefix);
 /* Writes that would make the disk hold more than capacity bytes fail with
  * ENOSPC (0: no limit). */
 void sim_disk_set_capacity(struct sim_disk *d, uint64_t capacity);

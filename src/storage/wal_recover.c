@@ -259,10 +259,14 @@ static uint64_t valid_record_after(const struct scan *s, uint64_t from)
     return 0;
 }
 
-/* Whether a valid record for an op above the base lies after s->offset. */
-static bool record_above_base_after(const struct scan *s)
+/* Whether a valid record for an op at or above min_op lies anywhere in the
+ * segment. Records are appended in op order, so one that the scan did not
+ * reach in order was written somewhere it should not be (a misdirected
+ * write): the ops from min_op on were acknowledged and are not where the
+ * log has them. */
+static bool record_from_op_anywhere(const struct scan *s, uint64_t min_op)
 {
-    for (uint64_t at = s->offset + WAL_RECORD_ALIGN;
+    for (uint64_t at = WAL_SEGMENT_HEADER_SIZE;
          at + WAL_RECORD_HEADER_SIZE <= s->size; at += WAL_RECORD_ALIGN) {
         if (get_u32(s->data + at) != WAL_RECORD_MAGIC)
             continue;
@@ -271,7 +275,7 @@ static bool record_above_base_after(const struct scan *s)
         const char *reason;
         if (wal_record_decode(s->data + at, s->size - (size_t)at, &e, &size,
                               &reason) == 0 &&
-            e.h.op > s->base)
+            e.h.op >= min_op)
             return true;
     }
     return false;
@@ -474,6 +478,12 @@ static enum scan_outcome judge_last(const struct scan *s,
         report_damage(rec, s, why);
         return SCAN_DAMAGED;
     }
+    if (record_from_op_anywhere(s, s->expected)) {
+        report_damage(rec, s,
+                      ", and a valid record for it or a later op lies "
+                      "elsewhere in the segment (a misdirected write)");
+        return SCAN_DAMAGED;
+    }
     /* Zeros where the next record goes: the end, unless bytes of a torn
      * write lie behind them. */
     const char *reason = s->reason;
@@ -526,7 +536,8 @@ static enum scan_outcome scan_judge(const struct scan *s,
          * valid record above the base lies past the bad spot (a damaged
          * segment header, or records below the base, hid the way to it):
          * then what the log held above the base is lost here. */
-        if (!s->last || s->out_of_order || record_above_base_after(s)) {
+        if (!s->last || s->out_of_order ||
+            record_from_op_anywhere(s, s->base + 1)) {
             report_missing_above_base(rec, s);
             return SCAN_DAMAGED;
         }

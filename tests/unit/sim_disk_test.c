@@ -327,7 +327,7 @@ static void a_misdirected_write_lands_elsewhere_and_reports_success(void **s)
         struct vfs_file *f = durable_file(fx, "/d/seg");
         ok(fx, vfs_allocate(fx->vfs, f, 4096, &fx->err), "allocate");
         sync_ok(fx, f);
-        sim_disk_misdirect_next(&fx->disk);
+        sim_disk_misdirect_next(&fx->disk, "");
         assert_true(sim_disk_damaged(&fx->disk)); /* armed */
         uint8_t data[64], back[4096];
         fill(data, sizeof(data), 11);
