@@ -44,6 +44,10 @@ cohort_sim_blocks(five default 500 250 --replicas 5)
 # timing: snapshots are staggered and a resumed replica ticks later).
 cohort_sim_blocks(reads partition 500 250 --reads 100)
 cohort_sim_blocks(noreads default 2000 500 --reads 0)
+# Swarm: every seed draws its own fault mix and rates (sim/faults.c).
+cohort_sim_blocks(swarm swarm 1000 250)
+# Long histories: 10,000 client ops per seed.
+cohort_sim_blocks(long swarm 6 3 --ops 10000)
 
 # Seeds that failed in a soak, replayed exactly as found (cohort sim's
 # defaults: 300 ops, 5 clients, --reads 50). Each line: seed profile why.

@@ -22,6 +22,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -554,6 +555,41 @@ def read_all(cluster, i, keys, readonly=False, timeout=10.0, tries=None):
 
 
 # ---- the common main of the test scripts -----------------------------------
+
+# ---- the write-ahead log on disk (src/storage/wal.h, log format 2) ----------
+
+WAL_SEGMENT_HEADER = 64
+WAL_RECORD_HEADER = 24
+WAL_RECORD_TRAILER = 16
+WAL_ENTRY_HEADER = 64
+WAL_RECORD_MAGIC = 0x52574F43  # "COWR"
+
+
+def wal_segments(wal_dir):
+    """The segment files of a wal directory, oldest first."""
+    if not os.path.isdir(wal_dir):
+        return []
+    return sorted(os.path.join(wal_dir, n) for n in os.listdir(wal_dir)
+                  if n.endswith(".log"))
+
+
+def wal_records(wal_dir):
+    """[(path, offset, op, payload size)] of every record, in op order."""
+    out = []
+    for path in wal_segments(wal_dir):
+        with open(path, "rb") as f:
+            data = f.read()
+        off = WAL_SEGMENT_HEADER
+        while off + WAL_RECORD_HEADER <= len(data):
+            magic, _crc, size, _flags, op = struct.unpack_from(
+                "<IIIIQ", data, off)
+            if magic != WAL_RECORD_MAGIC or size == 0 or \
+                    off + WAL_RECORD_HEADER + size > len(data):
+                break
+            out.append((path, off, op, size))
+            off += ((WAL_RECORD_HEADER + size + 7) & ~7) + WAL_RECORD_TRAILER
+    return out
+
 
 def binary_from_argv():
     if len(sys.argv) > 1:

@@ -26,7 +26,6 @@ usage: test_corruption.py [path/to/cohort]
 
 import os
 import re
-import struct
 import sys
 import time
 
@@ -37,36 +36,11 @@ import resp  # noqa: E402
 from cluster import check, log  # noqa: E402
 from workload import Writers, verify_writes  # noqa: E402
 
-SEGMENT_HEADER = 64
-RECORD_HEADER = 24
-ENTRY_HEADER = 64
-RECORD_MAGIC = 0x52574F43  # "COWR"
+RECORD_HEADER = cl.WAL_RECORD_HEADER
+ENTRY_HEADER = cl.WAL_ENTRY_HEADER
 # Seconds (times the sanitizer factor) the sole-copy case watches the two
 # restarted replicas without the old primary.
 SOLE_WATCH_S = 5
-
-
-def wal_records(wal_dir):
-    """[(path, offset, op, payload size)] of every record, in op order."""
-    out = []
-    if not os.path.isdir(wal_dir):
-        return out
-    for name in sorted(os.listdir(wal_dir)):
-        if not name.endswith(".log"):
-            continue
-        path = os.path.join(wal_dir, name)
-        with open(path, "rb") as f:
-            data = f.read()
-        off = SEGMENT_HEADER
-        while off + RECORD_HEADER <= len(data):
-            magic, _crc, size, _flags, op = struct.unpack_from(
-                "<IIIIQ", data, off)
-            if magic != RECORD_MAGIC or size == 0 or \
-                    off + RECORD_HEADER + size > len(data):
-                break
-            out.append((path, off, op, size))
-            off += (RECORD_HEADER + size + 7) & ~7
-    return out
 
 
 def flip_byte(path, offset):
@@ -107,7 +81,7 @@ def run_case(binary, case):
     b = [i for i in range(c.n) if i != p][0]
     c.kill(b)
 
-    records = wal_records(c.wal_dir(b))
+    records = cl.wal_records(c.wal_dir(b))
     check(len(records) >= 10, "found only %d WAL records in %s"
           % (len(records), c.wal_dir(b)))
     rec = records[len(records) // 2] if case == "middle" else records[-1]
@@ -242,7 +216,7 @@ def run_sole_copy_case(binary):
             time.sleep(0.05)
     time.sleep(0.2)  # let the commit reach a (no more writes after this)
     c.kill(a)
-    records = wal_records(c.wal_dir(a))
+    records = cl.wal_records(c.wal_dir(a))
     rec = find_record_with(records, value.encode())
     check(rec is not None, "no WAL record of r%d holds the SET of sole" % a)
     path, off, op, size = rec

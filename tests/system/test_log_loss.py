@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import socket
-import struct
 import sys
 import time
 
@@ -44,40 +43,13 @@ import resp  # noqa: E402
 from cluster import check, log  # noqa: E402
 from workload import Writers, verify_writes  # noqa: E402
 
-SEGMENT_HEADER = 64
-RECORD_HEADER = 24
-ENTRY_HEADER = 64
-RECORD_MAGIC = 0x52574F43  # "COWR"
+RECORD_HEADER = cl.WAL_RECORD_HEADER
+ENTRY_HEADER = cl.WAL_ENTRY_HEADER
 EXTRA_ARGS = ["--wal-segment-size", str(1 << 20),
               "--snapshot-interval-ops", "200"]
 VALUE_SIZE = 6000
 # Seconds (times the sanitizer factor) a and b are watched without p.
 WATCH_S = 3
-
-
-def wal_segments(wal_dir):
-    if not os.path.isdir(wal_dir):
-        return []
-    return sorted(os.path.join(wal_dir, n) for n in os.listdir(wal_dir)
-                  if n.endswith(".log"))
-
-
-def wal_records(wal_dir):
-    """[(path, offset, op, payload size)] of every record, in op order."""
-    out = []
-    for path in wal_segments(wal_dir):
-        with open(path, "rb") as f:
-            data = f.read()
-        off = SEGMENT_HEADER
-        while off + RECORD_HEADER <= len(data):
-            magic, _crc, size, _flags, op = struct.unpack_from(
-                "<IIIIQ", data, off)
-            if magic != RECORD_MAGIC or size == 0 or \
-                    off + RECORD_HEADER + size > len(data):
-                break
-            out.append((path, off, op, size))
-            off += (RECORD_HEADER + size + 7) & ~7
-    return out
 
 
 def latest_snapshot_op(c, i):
@@ -165,7 +137,7 @@ def run_damage_case(binary, where):
         c.wait_converged()
         kill_quiet(c, b)
         snap = latest_snapshot_op(c, b)
-        records = wal_records(c.wal_dir(b))
+        records = cl.wal_records(c.wal_dir(b))
         recs = pick_records(records, snap, where) if snap else None
         if recs is not None:
             break
@@ -180,7 +152,7 @@ def run_damage_case(binary, where):
             flip_byte(path, off + RECORD_HEADER + size // 2)
         log("%s: r%d killed at snapshot op %d, %d segments; flipped a byte "
             "of the record of op %d (%s offset %d)"
-            % (where, b, snap, len(wal_segments(c.wal_dir(b))), op,
+            % (where, b, snap, len(cl.wal_segments(c.wal_dir(b))), op,
                os.path.basename(path), off))
 
     # Restart it and write at once: the primary's next PREPAREs are the
@@ -223,11 +195,11 @@ def shorten(c, b, how, value):
     if how == "deleted-wal":
         shutil.rmtree(wal)
         return "deleted %s" % wal
-    records = wal_records(wal)
+    records = cl.wal_records(wal)
     hit = [r for r in records if value.encode() in _payload(r)]
     check(hit, "no WAL record of r%d holds the acknowledged write" % b)
     path, off, op, _ = hit[-1]
-    segs = wal_segments(wal)
+    segs = cl.wal_segments(wal)
     check(len(segs) >= 2, "r%d has only %d segment(s)" % (b, len(segs)))
     check(path == segs[-1], "the write (op %d) is not in the last segment"
           % op)
