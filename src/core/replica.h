@@ -103,7 +103,9 @@ enum replica_bug {
      * the same bits: */
     BUG_STORAGE_ACK_EARLY = 128,    /* report a persist before fdatasync */
     BUG_STORAGE_TRUST_RECORD = 256, /* recovery keeps a record that fails
-                                       its checksum */
+                                       its checksum (the wal, and the
+                                       core's re-check of what it is
+                                       handed at start) */
     BUG_STORAGE_LOG_RESTART = 512,  /* after a snapshot is installed the
                                         log on disk restarts one op early */
 };

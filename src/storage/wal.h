@@ -126,6 +126,9 @@ struct wal_config {
      * every write it made reached the page cache whole), so a bad last
      * record with nothing valid after it is damage, not a torn write. */
     bool torn_writes_possible;
+    /* A deliberate bug for the simulator's mutant tests (never set in
+     * real use): recovery keeps a record that fails its checksum. */
+    bool bug_trust_records;
 };
 
 void wal_config_defaults(struct wal_config *config);
