@@ -128,8 +128,7 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     if (d->c.wal_segment_size)
         wc.segment_size = d->c.wal_segment_size;
     wc.torn_writes_possible = d->c.torn_writes_possible;
-    wc.bug_trust_records =
-        (d->c.replica.bugs & BUG_STORAGE_TRUST_RECORD) != 0;
+    wc.bug_trust_records = (d->c.replica.bugs & BUG_STORAGE_TRUST_RECORD) != 0;
     struct wal_recovery rec;
     memset(&rec, 0, sizeof(rec));
     rc = wal_open(&d->wal, d->vfs, d->wal_dir, &wc, &expect, &rec, err);
