@@ -277,10 +277,18 @@ static void install_received(struct driver *d)
         return; /* we caught up meanwhile */
     struct snapshot_reader rd;
     uint8_t *table = NULL;
-    if (snapshot_open_latest(&rd, d->vfs, d->snap_dir, &err) != 0 ||
-        snapshot_info(&rd)->op != info.op) {
+    if (snapshot_open_latest(&rd, d->vfs, d->snap_dir, &err) != 0) {
         drv_log(d, DRIVER_LOG_WARN, "cannot reopen the received snapshot: %s",
                 err.message);
+        return;
+    }
+    if (snapshot_info(&rd)->op != info.op) {
+        /* A newer one of our own was written meanwhile: it will do. */
+        drv_log(d, DRIVER_LOG_INFO,
+                "received snapshot at op %" PRIu64 " is not the newest (op "
+                "%" PRIu64 "); not installed",
+                info.op, snapshot_info(&rd)->op);
+        snapshot_close(&rd);
         return;
     }
     int rc = drv_restore(d, &rd, &table, &err);
