@@ -55,6 +55,31 @@ set(COHORT_SIM_REGRESSIONS
     # 2026-12-02: a best sender's newer DO_VIEW_CHANGE updated its op and
     # commit but not the kept log: new primary asserted commit <= op.
     "882603648910 harsh"
+    # 2026-12-04, with the real storage under simulated disk faults. Each
+    # seed fails when its fix is undone (checked at the commit that added
+    # it); the runs they replay shift as the code changes, so each bug
+    # also keeps a unit test where one could be written.
+    # A bad last record written whole was cut as a torn write after a
+    # power loss, losing an acknowledged op (the record trailer).
+    "138 harsh"
+    # A killed process's unsynced log tail, read back from the page cache,
+    # was taken as durable; a power loss took it away.
+    "55 harsh"
+    # The busy queue's commit/base mark moved with every push: an idle
+    # group never offered the queued request again.
+    "329 default"
+    # A NEW-STATE that moved nothing drew a new GET-STATE at once: with
+    # duplication, a chain reaction (livelock).
+    "247 swarm"
+    # A misdirected write hid the ops above the snapshot behind a bad
+    # segment header; recovery took it for the end of the log.
+    "902 swarm"
+    # A log end bound at or below the snapshot was taken for a loss; two
+    # replicas damaged, the group stopped.
+    "2670 harsh"
+    # A misdirected write left a record out of place and zeros at its own
+    # place: recovery saw a clean end and lost an acknowledged op.
+    "1026 harsh"
 )
 foreach(entry IN LISTS COHORT_SIM_REGRESSIONS)
     separate_arguments(parts UNIX_COMMAND "${entry}")
