@@ -122,12 +122,9 @@ static void persist(struct driver *d, const struct action *a)
         job = persist_job(d->r, first, last, a->persist.checksum);
     } else if (last >= first) {
         job = persist_job(d->r, first, last, a->persist.checksum);
-    } else if (replica_entry(d->r, last)) {
-        /* Truncate after `last`: re-append it (the wal replaces the suffix
-         * from an op it already holds). */
-        job = persist_job(d->r, last, last, a->persist.checksum);
-        job->op_first = first;
     } else {
+        /* Truncate after `last` (perhaps the base), which stays on disk as
+         * it is: rewriting it would leave it not durable for a moment. */
         job = persist_job(d->r, first, last, a->persist.checksum);
     }
     if ((d->c.replica.bugs & BUG_STORAGE_ACK_EARLY) &&

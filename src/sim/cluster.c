@@ -297,7 +297,13 @@ static void settle(struct cluster *c, struct sim_replica *rep)
     uint64_t next = driver_next_tick_ms(rep->driver);
     if (next > c->config.tick_interval_ms)
         next = c->config.tick_interval_ms;
-    rep->tick_at = c->now + global_delay(rep, next);
+    /* An input may bring the tick closer, never push it back: the
+     * runtime's tick timer repeats whatever arrives, and a replica whose
+     * messages come faster than its tick interval must still tick (a
+     * recovering replica fed COMMITs it ignores once never asked again). */
+    uint64_t at = c->now + global_delay(rep, next);
+    if (at < rep->tick_at)
+        rep->tick_at = at;
 }
 
 static void on_reply_arrival(struct cluster *c, uint32_t client,
@@ -374,6 +380,7 @@ static void on_tick(struct cluster *c, struct sim_replica *rep)
                   cluster_local_now(rep, c->now));
     hash_mix(c, 3200 + rep->index, cluster_local_now(rep, c->now), 0, 0);
     rep->turn_pending = false;
+    rep->tick_at = UINT64_MAX; /* settle() schedules the next */
     driver_tick(rep->driver);
     settle(c, rep);
 }

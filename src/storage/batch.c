@@ -40,14 +40,21 @@ void storage_batch_init(struct storage_batch *b, struct storage_job *jobs)
 }
 
 /* Append a PERSIST job's entries; appending an op the wal already holds
- * replaces the suffix from there. A job with no entries, like a RESET,
- * empties the log down to op_last, the snapshot's op (nothing is kept above
- * the snapshot). No I/O. */
+ * replaces the suffix from there. A PERSIST with no entries drops the ops
+ * after op_last, which stays where it is (rewriting it would leave it not
+ * durable for a moment: a crash then would lose an op this replica may
+ * have acknowledged). A RESET empties the log down to op_last, the
+ * snapshot's op (nothing is kept above the snapshot). No I/O. */
 static int append_job(struct wal *wal, const struct storage_job *job,
                       struct cohort_err *err)
 {
+    struct wal_position last = {job->op_last, job->checksum};
+    if (job->type == STORAGE_RESET) {
+        wal_reset(wal, &last);
+        return 0;
+    }
     if (job->entry_count == 0) {
-        wal_reset(wal, &(struct wal_position){job->op_last, job->checksum});
+        wal_truncate_after(wal, &last);
         return 0;
     }
     for (uint32_t i = 0; i < job->entry_count; i++) {

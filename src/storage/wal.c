@@ -549,6 +549,15 @@ int wal_append(struct wal *wal, const struct entry *entry,
     return 0;
 }
 
+void wal_truncate_after(struct wal *wal, const struct wal_position *keep)
+{
+    ASSERT(wal->state != WAL_CLOSED);
+    ASSERT(keep->op + 1 >= wal->op_first);
+    if (keep->op >= wal->op_last)
+        return;
+    truncate_to(wal, keep->op + 1, keep->checksum);
+}
+
 void wal_reset(struct wal *wal, const struct wal_position *base)
 {
     ASSERT(wal->state != WAL_CLOSED);

@@ -286,6 +286,14 @@ int wal_compact(struct wal *wal, uint64_t op, struct cohort_err *err);
  * base->op + 1 replaces every record above the base). No I/O. */
 void wal_reset(struct wal *wal, const struct wal_position *base);
 
+/* Drop the ops after op, which stays (checksum: op's entry checksum, or the
+ * base's when op is the base). Unlike replacing the suffix by appending op
+ * again, op is never rewritten: it stays durable where it is, and the next
+ * wal_sync() starts a new segment at op + 1 only if written records go.
+ * Nothing to drop is a no-op. Precondition (ASSERT): op_first - 1 <= op.
+ * No I/O. */
+void wal_truncate_after(struct wal *wal, const struct wal_position *keep);
+
 enum wal_state wal_state(const struct wal *wal);
 uint64_t wal_op_first(const struct wal *wal); /* 0 if empty */
 uint64_t wal_op_last(const struct wal *wal);  /* the base if empty */

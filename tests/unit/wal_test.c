@@ -633,6 +633,65 @@ static void suffix_replacement_truncates_later_ops(void **state)
     free(m);
 }
 
+/* A truncation keeps the op it truncates after durable at every crash
+ * point: after ops 1..10, truncate after 6 and append a new 7..8, with the
+ * power lost after n disk operations, for every n. Recovery finds 1..6 as
+ * they were, then either the old 7.. or the new 7.. (whichever the crash
+ * kept), never a log that ends before 6: op 6 may have been acknowledged,
+ * and rewriting it (appending it again, as the driver once did) leaves it
+ * on no disk until the new segment syncs. */
+static void truncation_keeps_the_kept_op_at_every_crash_point(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *old = model_new(), *neu = model_new();
+    bool finished = false;
+    for (uint64_t n = 0; n < 64 && !finished; n++) {
+        for (int names = 0; names < 2; names++) {
+            remove_tree(fx->dir);
+            struct vfs_fault f;
+            vfs_fault_init(&f, vfs_posix());
+            struct wal w;
+            struct wal_recovery rec;
+            struct cohort_err err;
+            open_ok(fx, &f.vfs, &w, &rec);
+            append_ops(&w, old, 1, 10, 0);
+            sync_ok(&w, 10);
+            for (uint64_t op = 1; op <= 6; op++)
+                model_put(neu, op, 0);
+            struct wal_position keep = {6, neu->e[6].h.checksum};
+            wal_truncate_after(&w, &keep);
+            assert_int_equal(wal_op_last(&w), 6);
+            append_ops(&w, neu, 7, 8, 1);
+            vfs_fault_power_off_after(&f, n);
+            if (wal_sync(&w, NULL, &err) == 0)
+                finished = true;
+            assert_int_equal(vfs_fault_crash(&f, 0,
+                                             names ? VFS_FAULT_NAMES_ALL
+                                                   : VFS_FAULT_NAMES_NONE,
+                                             &err),
+                             0);
+            wal_close(&w);
+            open_ok(fx, &f.vfs, &w, &rec);
+            if (rec.damaged_op)
+                fail_msg("crash after %" PRIu64 " operations: damage: %s", n,
+                         rec.damage.message);
+            if (rec.entry_count < 6)
+                fail_msg("crash after %" PRIu64 " operations: the log ends at "
+                         "op %u, before the op kept by the truncation",
+                         n, rec.entry_count);
+            const struct model *m =
+                rec.entry_count > 6 && rec.entries[6].h.view == 2 ? neu : old;
+            for (uint32_t i = 0; i < rec.entry_count; i++)
+                entry_equal(&rec.entries[i], &m->e[i + 1]);
+            wal_close(&w);
+            vfs_fault_deinit(&f);
+        }
+    }
+    assert_true(finished);
+    free(old);
+    free(neu);
+}
+
 static void suffix_replacement_across_segments_deletes_them(void **state)
 {
     struct fixture *fx = *state;
@@ -1508,6 +1567,7 @@ int main(void)
         T(last_record_cut_at_a_page_is_torn_without_reboot),
         T(record_that_breaks_the_hash_chain_is_damage),
         T(suffix_replacement_truncates_later_ops),
+        T(truncation_keeps_the_kept_op_at_every_crash_point),
         T(suffix_replacement_across_segments_deletes_them),
         T(segments_rotate_and_compact_deletes_old_ones),
         T(bytes_used_counts_headers_and_records_not_preallocation),
