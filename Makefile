@@ -4,14 +4,15 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 SEEDS      ?= 1..1000
 PROFILE    ?= default
 MINUTES    ?= 5
 CTEST_ARGS ?=
 
-.PHONY: all deps build asan run test test-release test-asan sim soak fuzz \
-        bench format format-check tidy clean
+.PHONY: all deps build asan tsan run test test-release test-asan test-tsan \
+        sim soak fuzz bench format format-check tidy clean
 
 all: build
 
@@ -24,17 +25,23 @@ $(BUILD)/Makefile: CMakeLists.txt | deps
 $(ASAN_BUILD)/Makefile: CMakeLists.txt | deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOHORT_SANITIZE=ON >/dev/null
 
+$(TSAN_BUILD)/Makefile: CMakeLists.txt | deps
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOHORT_TSAN=ON >/dev/null
+
 build: deps $(BUILD)/Makefile
 	@cmake --build $(BUILD) -j $(JOBS)
 
 asan: deps $(ASAN_BUILD)/Makefile
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
+tsan: deps $(TSAN_BUILD)/Makefile
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
+
 run: build
 	$(BUILD)/cohort up
 
-test: test-release test-asan
-	@echo "make test: release and sanitizer builds passed"
+test: test-release test-asan test-tsan
+	@echo "make test: release, ASan+UBSan and TSan builds passed"
 
 test-release: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
@@ -43,6 +50,15 @@ test-asan: asan
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS) -LE release-only $(CTEST_ARGS)
+
+# ThreadSanitizer: the unit, fuzz-smoke, tidy and system tests (the
+# simulator is single-threaded, so its seed blocks are left out). A report
+# fails the test: halt_on_error stops the process with exitcode 66, and the
+# system tests scan the replicas' logs for "WARNING: ThreadSanitizer".
+test-tsan: tsan
+	@cd $(TSAN_BUILD) && \
+	    TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+	    ctest --output-on-failure -j $(JOBS) -LE 'sim|release-only' $(CTEST_ARGS)
 
 sim: build
 	$(BUILD)/cohort sim --seeds $(SEEDS) --profile $(PROFILE)
@@ -80,4 +96,4 @@ tidy:
 	@scripts/tidy.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz
