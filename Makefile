@@ -66,17 +66,20 @@ sim: build
 soak: build
 	$(BUILD)/cohort sim --soak $(MINUTES) --profile $(PROFILE)
 
-# libFuzzer runs of the fuzz harnesses (clang), FUZZ_SECONDS each.
+# libFuzzer runs of every fuzz target (tests/fuzz/README.md), one after
+# another, FUZZ_SECONDS each, in build-fuzz/ (clang); crashes are kept in
+# build-fuzz/crashes/<target>/ and make the target fail.
+FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-fuzz: deps
-	@mkdir -p build-fuzz/corpus-resp build-fuzz/corpus-message
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
-	    tests/fuzz/resp_fuzz.c src/common/resp.c src/common/err.c -lm -o build-fuzz/resp_fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
-	    tests/fuzz/message_fuzz.c src/core/message.c src/common/entry.c src/storage/*.c \
-	    src/common/*.c -lxxhash -lm -o build-fuzz/message_fuzz
-	build-fuzz/resp_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-resp
-	build-fuzz/message_fuzz -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-message
+FUZZ_TARGETS ?= resp message transport wal snapshot meta
+
+$(FUZZ_BUILD)/Makefile: CMakeLists.txt | deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCOHORT_FUZZ=ON >/dev/null
+
+fuzz: deps $(FUZZ_BUILD)/Makefile
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(FUZZ_TARGETS:%=%_fuzz)
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The side-by-side benchmark (bench/run.sh): installs etcd, ZooKeeper and
 # Redis from Debian, runs every workload against each (about 20 minutes) and
@@ -96,4 +99,4 @@ tidy:
 	@scripts/tidy.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -64,7 +64,9 @@ static int setup(void **state)
     config.segment_size = 4096;
     struct wal_recovery rec;
     struct cohort_err err;
-    if (wal_open(&fx->wal, &fx->fault.vfs, fx->dir, &config, &rec, &err))
+    struct wal_expect expect = {.log_exists = false};
+    if (wal_open(&fx->wal, &fx->fault.vfs, fx->dir, &config, &expect, &rec,
+                 &err))
         return -1;
     uint64_t parent = 0;
     for (int i = 0; i < 4; i++) {
