@@ -139,8 +139,8 @@ static void fuzz_run(const uint8_t *data, size_t size)
     free(copy);
 }
 
-static size_t fuzz_insert(uint8_t *buf, size_t size, size_t at,
-                          const void *src, size_t n)
+static size_t fuzz_insert(uint8_t *buf, size_t size, size_t at, const void *src,
+                          size_t n)
 {
     if (n > FUZZ_MAIN_INPUT_MAX - size)
         n = FUZZ_MAIN_INPUT_MAX - size;
@@ -151,10 +151,25 @@ static size_t fuzz_insert(uint8_t *buf, size_t size, size_t at,
 
 static size_t fuzz_mutate(uint8_t *buf, size_t size)
 {
-    static const uint64_t interesting[] = {
-        0, 1, 2, 7, 8, 63, 64, 255, 256, 4095, 4096, 65535, 65536,
-        0x7fffffffu, 0x80000000u, 0xffffffffu, 0x100000000ull,
-        0x7fffffffffffffffull, 0xffffffffffffffffull};
+    static const uint64_t interesting[] = {0,
+                                           1,
+                                           2,
+                                           7,
+                                           8,
+                                           63,
+                                           64,
+                                           255,
+                                           256,
+                                           4095,
+                                           4096,
+                                           65535,
+                                           65536,
+                                           0x7fffffffu,
+                                           0x80000000u,
+                                           0xffffffffu,
+                                           0x100000000ull,
+                                           0x7fffffffffffffffull,
+                                           0xffffffffffffffffull};
     size_t at = fuzz_below(size + 1);
     switch (fuzz_below(10)) {
     case 0: /* flip a bit */

@@ -31,12 +31,12 @@ function(cohort_fuzz_target name inputs)
 endfunction()
 
 # Inputs per smoke run: each takes a few seconds under ASan or TSan.
-cohort_fuzz_target(resp 100000)
-cohort_fuzz_target(message 50000)
-cohort_fuzz_target(transport 20000)
+cohort_fuzz_target(resp 30000)
+cohort_fuzz_target(message 200000)
+cohort_fuzz_target(transport 50000)
 cohort_fuzz_target(wal 5000 ${COHORT_FUZZ_DIR}/fuzz_vfs.c)
-cohort_fuzz_target(snapshot 10000 ${COHORT_FUZZ_DIR}/fuzz_vfs.c)
-cohort_fuzz_target(meta 20000 ${COHORT_FUZZ_DIR}/fuzz_vfs.c)
+cohort_fuzz_target(snapshot 30000 ${COHORT_FUZZ_DIR}/fuzz_vfs.c)
+cohort_fuzz_target(meta 50000 ${COHORT_FUZZ_DIR}/fuzz_vfs.c)
 
 # Writes the seed corpus from valid encodings (tests/fuzz/README.md).
 if(NOT COHORT_FUZZ)
