@@ -30,6 +30,7 @@
 
 #include "common/assert.h"
 #include "common/bytes.h"
+#include "common/entry.h"
 #include "fuzz_vfs.h"
 #include "storage/snapshot.h"
 
@@ -58,6 +59,7 @@ static void check_reader(struct fuzz_vfs *fv, struct snapshot_reader *r)
     const uint8_t *file = fuzz_vfs_get(fv, r->path, &file_size);
     ASSERT(file != NULL);
     ASSERT(info.file_size == file_size);
+    ASSERT(info.op <= ENTRY_OP_MAX); /* the next op cannot wrap */
     ASSERT(info.file_size == SNAPSHOT_HEADER_SIZE + info.client_table_size +
                                  info.state_size + SNAPSHOT_TRAILER_SIZE);
     struct cohort_err err;
