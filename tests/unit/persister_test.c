@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "runtime/persister.h"
+#include "storage/meta.h"
 #include "storage/vfs_fault.h"
 #include "storage/wal.h"
 
@@ -28,6 +29,7 @@ struct fixture {
     char dir[128];
     struct vfs_fault fault;
     struct wal wal;
+    struct meta meta;
     uv_loop_t loop;
     uv_async_t async;
     struct persister p;
@@ -68,6 +70,13 @@ static int setup(void **state)
     if (wal_open(&fx->wal, &fx->fault.vfs, fx->dir, &config, &expect, &rec,
                  &err))
         return -1;
+    char meta_path[128];
+    snprintf(meta_path, sizeof(meta_path), "%s/meta", fx->root);
+    struct meta_record meta_rec;
+    bool present;
+    if (meta_open(&fx->meta, &fx->fault.vfs, meta_path, &meta_rec, &present,
+                  &err))
+        return -1;
     uint64_t parent = 0;
     for (int i = 0; i < 4; i++) {
         memset(fx->bodies[i], 'a' + i, sizeof(fx->bodies[i]));
@@ -98,6 +107,7 @@ static int teardown(void **state)
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     uv_loop_close(&fx->loop);
     wal_close(&fx->wal);
+    meta_close(&fx->meta);
     vfs_fault_deinit(&fx->fault);
     nftw(fx->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
     free(fx);
@@ -107,8 +117,8 @@ static int teardown(void **state)
 static void start(struct fixture *fx)
 {
     struct cohort_err err;
-    assert_int_equal(persister_start(&fx->p, &fx->wal, NULL, &fx->async, &err),
-                     0);
+    assert_int_equal(
+        persister_start(&fx->p, &fx->wal, &fx->meta, &fx->async, &err), 0);
 }
 
 /* A PERSIST job of entry i (the persister takes ownership). */
