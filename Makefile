@@ -4,14 +4,15 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 SEEDS      ?= 1..1000
 PROFILE    ?= default
 MINUTES    ?= 5
 CTEST_ARGS ?=
 
-.PHONY: all deps build asan run test test-release test-asan sim soak fuzz \
-        bench format format-check tidy clean
+.PHONY: all deps build asan tsan run test test-release test-asan test-tsan \
+        sim soak fuzz bench format format-check tidy clean
 
 all: build
 
@@ -24,17 +25,23 @@ $(BUILD)/Makefile: CMakeLists.txt | deps
 $(ASAN_BUILD)/Makefile: CMakeLists.txt | deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOHORT_SANITIZE=ON >/dev/null
 
+$(TSAN_BUILD)/Makefile: CMakeLists.txt | deps
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOHORT_TSAN=ON >/dev/null
+
 build: deps $(BUILD)/Makefile
 	@cmake --build $(BUILD) -j $(JOBS)
 
 asan: deps $(ASAN_BUILD)/Makefile
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
+tsan: deps $(TSAN_BUILD)/Makefile
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
+
 run: build
 	$(BUILD)/cohort up
 
-test: test-release test-asan
-	@echo "make test: release and sanitizer builds passed"
+test: test-release test-asan test-tsan
+	@echo "make test: release, ASan+UBSan and TSan builds passed"
 
 test-release: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
@@ -44,23 +51,35 @@ test-asan: asan
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS) -LE release-only $(CTEST_ARGS)
 
+# ThreadSanitizer: the unit, fuzz-smoke, tidy and system tests (the
+# simulator is single-threaded, so its seed blocks are left out). A report
+# fails the test: halt_on_error stops the process with exitcode 66, and the
+# system tests scan the replicas' logs for "WARNING: ThreadSanitizer".
+test-tsan: tsan
+	@cd $(TSAN_BUILD) && \
+	    TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+	    ctest --output-on-failure -j $(JOBS) -LE 'sim|release-only' $(CTEST_ARGS)
+
 sim: build
 	$(BUILD)/cohort sim --seeds $(SEEDS) --profile $(PROFILE)
 
 soak: build
 	$(BUILD)/cohort sim --soak $(MINUTES) --profile $(PROFILE)
 
-# libFuzzer runs of the fuzz harnesses (clang), FUZZ_SECONDS each.
+# libFuzzer runs of every fuzz target (tests/fuzz/README.md), one after
+# another, FUZZ_SECONDS each, in build-fuzz/ (clang); crashes are kept in
+# build-fuzz/crashes/<target>/ and make the target fail.
+FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-fuzz: deps
-	@mkdir -p build-fuzz/corpus-resp build-fuzz/corpus-message
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
-	    tests/fuzz/resp_fuzz.c src/common/resp.c src/common/err.c -lm -o build-fuzz/resp_fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
-	    tests/fuzz/message_fuzz.c src/core/message.c src/common/entry.c src/storage/*.c \
-	    src/common/*.c -lxxhash -lm -o build-fuzz/message_fuzz
-	build-fuzz/resp_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-resp
-	build-fuzz/message_fuzz -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-message
+FUZZ_TARGETS ?= resp message transport wal snapshot meta
+
+$(FUZZ_BUILD)/Makefile: CMakeLists.txt | deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCOHORT_FUZZ=ON >/dev/null
+
+fuzz: deps $(FUZZ_BUILD)/Makefile
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(FUZZ_TARGETS:%=%_fuzz)
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The side-by-side benchmark (bench/run.sh): installs etcd, ZooKeeper and
 # Redis from Debian, runs every workload against each (about 20 minutes) and
@@ -80,4 +99,4 @@ tidy:
 	@scripts/tidy.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -41,7 +41,7 @@ bool entry_header_decode(const uint8_t *in, struct entry_header *h)
         return false;
     if (h->kind != ENTRY_CLIENT && h->kind != ENTRY_NOOP)
         return false;
-    if (h->op == 0)
+    if (h->op == 0 || h->op > ENTRY_OP_MAX)
         return false;
     return true;
 }

@@ -28,6 +28,10 @@
 #include <stdint.h>
 
 #define ENTRY_HEADER_SIZE 64
+/* The largest op an entry may carry. No group gets near 2^63 ops, and the
+ * bound lets op + 1 and op + count never wrap, so a decoded header (from a
+ * peer or a file) with a larger op is refused like any corrupt one. */
+#define ENTRY_OP_MAX (UINT64_MAX >> 1)
 
 enum entry_kind {
     ENTRY_CLIENT = 1, /* a client request: body is the command */

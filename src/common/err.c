@@ -13,6 +13,7 @@ const char *cohort_assert_context;
 
 void cohort_assert_fail(const char *expr, const char *file, int line)
 {
+    /* tidy: allow printing: an assertion's report is its last words. */
     fprintf(stderr, "cohort: assertion failed: %s at %s:%d%s%s\n", expr, file,
             line, cohort_assert_context ? " " : "",
             cohort_assert_context ? cohort_assert_context : "");

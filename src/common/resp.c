@@ -587,6 +587,8 @@ static char *buf_reserve(struct resp_buf *b, size_t n)
         size_t cap = b->capacity ? b->capacity : RESP_BUF_CAPACITY_MIN;
         while (cap < need)
             cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        /* tidy: allow realloc: a writer's buffer grows with what is written
+         * to it; the server, client and store use it, never the core. */
         char *p = realloc(b->data, cap);
         if (!p) {
             b->ok = false;

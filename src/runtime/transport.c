@@ -34,11 +34,11 @@
 
 #include "common/assert.h"
 #include "common/bytes.h"
-#include "common/crc32c.h"
 #include "runtime/addr.h"
+#include "runtime/peer_wire.h"
 
-#define HANDSHAKE_SIZE 40u
-#define FRAME_HEADER_SIZE 8u
+#define HANDSHAKE_SIZE PEER_WIRE_HANDSHAKE_SIZE
+#define FRAME_HEADER_SIZE PEER_WIRE_FRAME_HEADER_SIZE
 #define FRAME_SIZE_LIMIT (1u << 30) /* the largest frame_size_max allowed */
 #define CHUNK_SIZE (64u * 1024u)
 #define CHUNK_SPARES_MAX 4u
@@ -50,10 +50,8 @@
 #define HANDSHAKE_TIMEOUT_MS_DEFAULT 5000u
 #define LOG_LINE_MAX 400u
 #define PEER_TEXT_MAX 128u
-#define REPLICA_NONE UINT32_MAX
+#define REPLICA_NONE PEER_WIRE_NONE
 
-static_assert(HANDSHAKE_SIZE == 4 + 4 + 8 + 4 + 4 + TRANSPORT_TOKEN_SIZE,
-              "handshake layout");
 static_assert(HANDSHAKE_SIZE <= CHUNK_SIZE, "a handshake fits one chunk");
 static_assert(FRAME_SIZE_LIMIT <= UINT32_MAX - FRAME_HEADER_SIZE,
               "a frame with its header fits in u32");
@@ -188,16 +186,11 @@ static void on_transport_handle_closed(uv_handle_t *handle)
 static void handshake_encode(const struct transport *t, bool with_token,
                              uint8_t out[HANDSHAKE_SIZE])
 {
-    static const uint8_t zeros[TRANSPORT_TOKEN_SIZE];
-    struct writer w = writer_make(out, HANDSHAKE_SIZE);
-    writer_u32(&w, TRANSPORT_MAGIC);
-    writer_u32(&w, TRANSPORT_VERSION);
-    writer_u64(&w, t->config.cluster_id);
-    writer_u32(&w, t->config.self);
-    writer_u32(&w, t->config.replica_count);
-    writer_bytes(&w, with_token ? t->token : zeros, TRANSPORT_TOKEN_SIZE);
-    ASSERT(w.ok);
-    ASSERT(w.left == 0);
+    struct peer_wire_self me = {.cluster_id = t->config.cluster_id,
+                                .self = t->config.self,
+                                .replica_count = t->config.replica_count,
+                                .token = with_token ? t->token : NULL};
+    peer_wire_handshake_encode(&me, out);
 }
 
 /* Check a peer's handshake; who names it in the log. expected is the replica
@@ -207,58 +200,15 @@ static void handshake_encode(const struct transport *t, bool with_token,
 static uint32_t handshake_check(struct transport *t, const uint8_t *hs,
                                 const char *who, uint32_t expected)
 {
-    const struct transport_config *cfg = &t->config;
-    struct cursor c = cursor_make(hs, HANDSHAKE_SIZE);
-    uint32_t magic = cursor_u32(&c);
-    uint32_t version = cursor_u32(&c);
-    uint64_t cluster = cursor_u64(&c);
-    uint32_t id = cursor_u32(&c);
-    uint32_t count = cursor_u32(&c);
-    ASSERT(c.ok);
-    if (magic != TRANSPORT_MAGIC)
-        transport_log(t, LOGLINE_WARN,
-                      "peer %s did not send a cohort peer handshake (magic "
-                      "0x%08" PRIx32 ", want 0x%08" PRIx32
-                      "): is another program connecting to the peer port?",
-                      who, magic, TRANSPORT_MAGIC);
-    else if (version != TRANSPORT_VERSION)
-        transport_log(t, LOGLINE_WARN,
-                      "peer %s speaks peer protocol version %" PRIu32
-                      " but we speak %u: run the same cohort version on "
-                      "every replica",
-                      who, version, TRANSPORT_VERSION);
-    else if (cluster != cfg->cluster_id)
-        transport_log(t, LOGLINE_WARN,
-                      "peer %s claims cluster 0x%" PRIx64
-                      " but we are cluster 0x%" PRIx64
-                      ": is it from another cluster's config?",
-                      who, cluster, cfg->cluster_id);
-    else if (count != cfg->replica_count)
-        transport_log(t, LOGLINE_WARN,
-                      "peer %s says the group has %" PRIu32
-                      " replicas but we have %" PRIu32
-                      ": is the peer list the same on every replica?",
-                      who, count, cfg->replica_count);
-    else if (id >= count)
-        transport_log(t, LOGLINE_WARN,
-                      "peer %s claims replica id %" PRIu32
-                      " but ids go 0..%" PRIu32,
-                      who, id, count - 1);
-    else if (id == cfg->self)
-        transport_log(t, LOGLINE_WARN,
-                      "peer %s claims to be replica %" PRIu32
-                      ", which is us: is one id configured on two replicas?",
-                      who, id);
-    else if (expected != REPLICA_NONE && id != expected)
-        transport_log(t, LOGLINE_WARN,
-                      "peer %s claims to be replica %" PRIu32
-                      " but our config has replica %" PRIu32
-                      " there: is the peer list in the same order on every "
-                      "replica?",
-                      who, id, expected);
-    else
-        return id;
-    return REPLICA_NONE;
+    struct peer_wire_self me = {.cluster_id = t->config.cluster_id,
+                                .self = t->config.self,
+                                .replica_count = t->config.replica_count};
+    char why[LOG_LINE_MAX];
+    uint32_t id =
+        peer_wire_handshake_check(&me, hs, expected, who, why, sizeof(why));
+    if (id == REPLICA_NONE)
+        transport_log(t, LOGLINE_WARN, "%s", why);
+    return id;
 }
 
 /* ---- send queue --------------------------------------------------------- */
@@ -728,28 +678,6 @@ static void conn_reject(struct conn *c, const char *what)
     conn_close(c);
 }
 
-/* Check one complete frame at `at` and hand it to on_message. Returns false
- * when it was rejected (the connection is closing). */
-static bool frame_deliver(struct conn *c, const uint8_t *at, uint32_t size)
-{
-    struct transport *t = c->t;
-    const uint8_t *payload = at + FRAME_HEADER_SIZE;
-    uint32_t want = get_u32(at + 4);
-    uint32_t got = crc32c(0, payload, size);
-    if (got != want) {
-        char what[128];
-        snprintf(what, sizeof(what),
-                 "a frame of %" PRIu32 " bytes whose header says CRC-32C "
-                 "0x%08" PRIx32 " but the payload has 0x%08" PRIx32,
-                 size, want, got);
-        conn_reject(c, what);
-        return false;
-    }
-    t->peers[c->from].stats.messages_received++;
-    t->config.on_message(t->config.ctx, c->from, payload, size);
-    return true;
-}
-
 /* Move the unparsed tail to the front and make room for `need` bytes, the
  * whole of the frame that starts there. */
 static void conn_compact(struct conn *c, size_t off, size_t need)
@@ -782,32 +710,24 @@ static void conn_parse(struct conn *c)
 {
     struct transport *t = c->t;
     size_t off = 0;
-    size_t need = FRAME_HEADER_SIZE;
+    struct peer_wire_frame f = {.need = FRAME_HEADER_SIZE};
     while (!c->closing) {
-        size_t avail = c->buf_size - off;
-        need = FRAME_HEADER_SIZE;
-        if (avail < need)
+        char why[160];
+        enum peer_wire_frame_result r = peer_wire_frame_next(
+            c->buf + off, c->buf_size - off, t->config.frame_size_max, &f, why,
+            sizeof(why));
+        if (r == PEER_WIRE_FRAME_MORE)
             break;
-        const uint8_t *at = c->buf + off;
-        uint32_t size = get_u32(at);
-        if (size > t->config.frame_size_max) {
-            char what[128];
-            snprintf(what, sizeof(what),
-                     "a frame of %" PRIu32 " bytes; our limit is %" PRIu32
-                     " (frame_size_max; is it the same on every replica?)",
-                     size, t->config.frame_size_max);
-            conn_reject(c, what);
+        if (r == PEER_WIRE_FRAME_BAD) {
+            conn_reject(c, why);
             return;
         }
-        need = FRAME_HEADER_SIZE + (size_t)size;
-        if (avail < need)
-            break;
-        if (!frame_deliver(c, at, size))
-            return;
-        off += need;
+        t->peers[c->from].stats.messages_received++;
+        t->config.on_message(t->config.ctx, c->from, f.payload, f.size);
+        off += f.need;
     }
     if (!c->closing)
-        conn_compact(c, off, need);
+        conn_compact(c, off, f.need);
 }
 
 static void conn_handshake(struct conn *c, size_t n)
@@ -1182,8 +1102,7 @@ void transport_send(struct transport *t, uint32_t to, const uint8_t *data,
         return;
     }
     uint8_t header[FRAME_HEADER_SIZE];
-    put_u32(header, (uint32_t)size);
-    put_u32(header + 4, crc32c(0, data, size));
+    peer_wire_frame_header(data, (uint32_t)size, header);
     queue_append(d, header, sizeof(header));
     queue_append(d, data, size);
     p->stats.messages_sent++;

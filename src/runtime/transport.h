@@ -16,7 +16,8 @@
  * forward link (server/forward.c). The token is as secret as the peer
  * network, which is the trust boundary until peers authenticate. Then frames:
  * u32 length, u32 CRC-32C of the payload, payload (one encoded protocol
- * message, at most frame_size_max bytes).
+ * message, at most frame_size_max bytes). The bytes themselves are encoded
+ * and checked by peer_wire.c.
  *
  * Sending never blocks and never grows memory without bound: each peer has a
  * bounded send queue (send_queue_bytes_max); a message that does not fit is
@@ -41,9 +42,7 @@
 #include "cohort.h"
 #include "common/err.h"
 
-#define TRANSPORT_MAGIC 0x50484f43u /* "COHP" */
-#define TRANSPORT_VERSION 2u
-#define TRANSPORT_TOKEN_SIZE 16u
+#include "runtime/peer_wire.h" /* TRANSPORT_MAGIC, VERSION, TOKEN_SIZE */
 
 struct transport_config {
     uint64_t cluster_id;

@@ -59,6 +59,7 @@ static int append_job(struct wal *wal, const struct storage_job *job,
     }
     for (uint32_t i = 0; i < job->entry_count; i++) {
         int rc = wal_append(wal, &job->entries[i], err);
+        ASSERT(rc <= 0);
         if (rc < 0)
             return rc;
     }
@@ -76,13 +77,18 @@ static int append_all(struct storage_batch *b, struct wal *wal,
         case STORAGE_RESET:
             rc = append_job(wal, j, err);
             b->need_sync = true;
+            /* wal_append() fails on a wal that is not OPEN. */
+            ASSERT(rc < 0 || j->entry_count == 0 || wal_state(wal) == WAL_OPEN);
             break;
         case STORAGE_COMPACT:
             rc = wal_compact(wal, j->compact_op, err);
+            /* Likewise, and a failed directory fsync returns an error. */
+            ASSERT(rc < 0 || wal_state(wal) == WAL_OPEN);
             break;
         case STORAGE_META:
             break;
         }
+        ASSERT(rc <= 0);
         if (rc < 0)
             return rc;
     }

@@ -64,6 +64,10 @@ const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
         return "has nonzero reserved bytes";
     if (*seq == 0)
         return "has sequence number 0";
+    /* No run of writes reaches it, and the next write would need seq + 1:
+     * only damage that kept the checksum valid makes it. */
+    if (*seq == UINT64_MAX)
+        return "has an impossible sequence number";
     if (record->meta.replica_count == 0 ||
         record->meta.replica_count > COHORT_REPLICAS_MAX)
         return "has an impossible replica count";

@@ -10,6 +10,7 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
+#include "common/entry.h"
 
 #define SNAPSHOT_MAGIC 0x4e534f43u         /* "COSN" */
 #define SNAPSHOT_TRAILER_MAGIC 0x45534f43u /* "COSE" */
@@ -92,6 +93,8 @@ static const char *header_decode(const uint8_t *in, struct snapshot_info *info)
     info->view = get_u32(in + 32);
     info->epoch = get_u32(in + 36);
     info->client_table_size = get_u64(in + 40);
+    if (info->op > ENTRY_OP_MAX)
+        return "has an op beyond any log (corrupt)";
     return NULL;
 }
 

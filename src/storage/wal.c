@@ -521,6 +521,7 @@ int wal_append(struct wal *wal, const struct entry *entry,
      * last or replaces a suffix, and never starts before the log. */
     ASSERT(h->op >= wal->op_first);
     ASSERT(h->op <= wal->op_last + 1);
+    ASSERT(h->op <= ENTRY_OP_MAX);
     ASSERT(h->body_size == 0 || entry->body != NULL);
     DEBUG_ASSERT(entry_verify(h, entry->body));
     int rc = wal_check_open(wal, err);

@@ -105,8 +105,8 @@ static bool parse_segment_name(const char *name, const char *suffix,
             return false;
         v = v * 10 + digit;
     }
-    if (strcmp(name + 20, suffix) != 0 || v == 0)
-        return false;
+    if (strcmp(name + 20, suffix) != 0 || v == 0 || v > ENTRY_OP_MAX)
+        return false; /* no wal wrote it: not a segment */
     *first_op = v;
     return true;
 }

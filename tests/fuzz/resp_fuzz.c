@@ -14,18 +14,12 @@
  * Every parse runs on an exact-size heap copy, so ASan catches a read past
  * the end. Each input is parsed with tight limits and with roomy ones.
  *
- * With libFuzzer (clang 14: apt package libclang-rt-14-dev):
+ * With libFuzzer: make fuzz (tests/fuzz/README.md).
  *
- *     clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *         tests/fuzz/resp_fuzz.c src/common/resp.c src/common/err.c -lm \
- *         -o /tmp/resp_fuzz
- *     mkdir -p /tmp/resp_corpus
- *     /tmp/resp_fuzz -max_total_time=60 -max_len=4096 /tmp/resp_corpus
- *
- * Without libFuzzer, any compiler: add -DRESP_FUZZ_MAIN (and drop "fuzzer"
- * from -fsanitize). With file arguments it runs each file once (to replay a
- * crash-* file); with none it runs 200,000 inputs mutated from a built-in
- * seed corpus by a fixed pseudo-random sequence, the same on every run. */
+ * Without libFuzzer, any compiler: add -DFUZZ_MAIN (and drop "fuzzer" from
+ * -fsanitize): tests/fuzz/fuzz_main.h replays the corpus
+ * (tests/fuzz/corpus/resp) and a fixed pseudo-random sequence of mutations
+ * of it, as ctest's fuzz/resp does. */
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -552,31 +546,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 /* ------------------------------------------------------------------------ */
 /* A plain program, for machines without libFuzzer.                          */
 
-#ifdef RESP_FUZZ_MAIN
-
-#ifndef INPUT_COUNT
-#define INPUT_COUNT 200000
-#endif
-#define INPUT_SIZE_MAX 4096
-
-static const char *const seeds[] = {
-    "*1\r\n$4\r\nPING\r\n",
-    "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n",
-    "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*0\r\n*-1\r\n",
-    "PING\r\nSET k v\nECHO \"a\\x41\\n b\" 'it\\'s'\r\n\r\n",
-    "*2\r\n$4\r\nECHO\r\n$0\r\n\r\nGET x\r\n",
-    "*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$0\r\n\r\n",
-    "MSET a 1 b 2 c 3\r\n",
-    "+OK\r\n-ERR no such key\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*-1\r\n",
-    "*3\r\n:1\r\n*2\r\n+a\r\n+b\r\n$3\r\nxyz\r\n",
-    "%2\r\n+k\r\n:1\r\n+m\r\n~2\r\n_\r\n#t\r\n",
-    ",3.25\r\n,-inf\r\n,nan\r\n(12345678901234567890\r\n",
-    "!9\r\nSYNTAX no\r\n=8\r\ntxt:abcd\r\n>2\r\n+message\r\n$1\r\nx\r\n",
-    "|1\r\n+ttl\r\n:3600\r\n*1\r\n|0\r\n#f\r\n",
-    "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:0\r\n",
-};
-
-static const char *const tokens[] = {
+#ifdef FUZZ_MAIN
+/* Pieces of RESP the mutator splices in (the same list is resp.dict for
+ * libFuzzer). */
+static const char *const resp_tokens[] = {
     "\r\n",
     "\r",
     "\n",
@@ -612,137 +585,7 @@ static const char *const tokens[] = {
     "+",
 };
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng_next(void)
-{
-    uint64_t x = rng_state; /* xorshift64* */
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
-static size_t rng_below(size_t bound)
-{
-    return bound ? (size_t)(rng_next() % bound) : 0;
-}
-
-/* Insert n bytes at at, as room allows. */
-static size_t splice_in(uint8_t *buf, size_t size, size_t at, const void *src,
-                        size_t n)
-{
-    if (n > INPUT_SIZE_MAX - size)
-        n = INPUT_SIZE_MAX - size;
-    memmove(buf + at + n, buf + at, size - at);
-    memcpy(buf + at, src, n);
-    return size + n;
-}
-
-static size_t mutate_once(uint8_t *buf, size_t size)
-{
-    size_t at = rng_below(size + 1);
-    switch (rng_below(8)) {
-    case 0: /* flip a bit */
-        if (size)
-            buf[rng_below(size)] ^= (uint8_t)(1u << rng_below(8));
-        return size;
-    case 1: /* set a byte */
-        if (size)
-            buf[rng_below(size)] = (uint8_t)rng_next();
-        return size;
-    case 2: { /* insert a token */
-        const char *tok = tokens[rng_below(sizeof(tokens) / sizeof(*tokens))];
-        return splice_in(buf, size, at, tok, strlen(tok));
-    }
-    case 3: { /* delete a range */
-        size_t n = rng_below(size - at + 1);
-        if (n > 8 && rng_below(2))
-            n = rng_below(8);
-        memmove(buf + at, buf + at + n, size - at - n);
-        return size - n;
-    }
-    case 4: { /* duplicate a range */
-        uint8_t copy[64];
-        size_t from = rng_below(size + 1);
-        size_t n = rng_below(size - from + 1);
-        n = n < sizeof(copy) ? n : sizeof(copy);
-        memcpy(copy, buf + from, n);
-        return splice_in(buf, size, at, copy, n);
-    }
-    case 5: { /* splice in a seed */
-        const char *s = seeds[rng_below(sizeof(seeds) / sizeof(*seeds))];
-        return splice_in(buf, size, at, s, strlen(s));
-    }
-    case 6: /* truncate */
-        return at;
-    default: /* replace a digit run with a token */
-        for (size_t i = at; i < size; i++) {
-            if (buf[i] >= '0' && buf[i] <= '9') {
-                buf[i] = (uint8_t) "0123456789-"[rng_below(11)];
-                break;
-            }
-        }
-        return size;
-    }
-}
-
-static int run_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return 1;
-    }
-    uint8_t *buf = NULL;
-    size_t size = 0;
-    size_t cap = 0;
-    for (;;) {
-        if (size == cap) {
-            cap = cap ? cap * 2 : 4096;
-            buf = realloc(buf, cap);
-            CHECK(buf != NULL);
-        }
-        size_t n = fread(buf + size, 1, cap - size, f);
-        if (n == 0)
-            break;
-        size += n;
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, size);
-    free(buf);
-    printf("resp_fuzz: %s: ok (%zu bytes)\n", path, size);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    if (argc > 1) {
-        int status = 0;
-        for (int i = 1; i < argc; i++)
-            status |= run_file(argv[i]);
-        return status;
-    }
-    static uint8_t buf[INPUT_SIZE_MAX];
-    size_t seed_count = sizeof(seeds) / sizeof(seeds[0]);
-    for (size_t i = 0; i < seed_count; i++)
-        LLVMFuzzerTestOneInput((const uint8_t *)seeds[i], strlen(seeds[i]));
-    for (long i = 0; i < INPUT_COUNT; i++) {
-        const char *seed = seeds[rng_below(seed_count)];
-        size_t size = strlen(seed);
-        memcpy(buf, seed, size);
-        size_t rounds = 1 + rng_below(6);
-        for (size_t r = 0; r < rounds; r++)
-            size = mutate_once(buf, size);
-        /* An exact-size copy, so ASan sees a read past the end. */
-        uint8_t *input = xmalloc(size);
-        memcpy(input, buf, size);
-        LLVMFuzzerTestOneInput(input, size);
-        free(input);
-    }
-    printf("resp_fuzz: %d inputs, all checks passed\n", INPUT_COUNT);
-    return 0;
-}
-
+#define FUZZ_NAME "resp_fuzz"
+#define FUZZ_TOKENS resp_tokens
+#include "fuzz_main.h"
 #endif

@@ -70,6 +70,8 @@ def slowness(binary):
             data = f.read(64 << 20)
         if b"__asan_init" in data or b"AddressSanitizer" in data:
             return 4.0
+        if b"__tsan_init" in data or b"ThreadSanitizer" in data:
+            return 4.0
     except OSError:
         pass
     return 1.0
@@ -372,7 +374,7 @@ class Cluster:
     def sanitizer_reports(self):
         """(replica, line) of every sanitizer or assertion report in logs."""
         marks = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                 "runtime error:", "ASSERT", "assertion failed",
+                 "WARNING: ThreadSanitizer", "runtime error:", "ASSERT", "assertion failed",
                  "Assertion", "SUMMARY: ")
         out = []
         for i in range(self.n):

@@ -5,8 +5,8 @@
 # 0 (pass), 1 (fail) or 77 (skipped: the server or redis-tools is missing).
 # They use ports and CPU and time fault detection, so they run serially.
 #
-# Under the sanitizers (COHORT_SANITIZE) the scripts scale their waits by 4
-# (they detect an ASan binary). A test may carry the label release-only,
+# Under the sanitizers (COHORT_SANITIZE, COHORT_TSAN) the scripts scale their
+# waits by 4 (they detect an ASan or TSan binary), and so do the timeouts. A test may carry the label release-only,
 # which `make test-asan` leaves out; none does today: the whole set takes
 # about 50 s in a release build and about 2 min under ASan+UBSan.
 
@@ -20,7 +20,7 @@ endif()
 # cohort_system_test(NAME TIMEOUT [release-only])
 function(cohort_system_test name timeout)
     set(labels system)
-    if(COHORT_SANITIZE)
+    if(COHORT_SANITIZE OR COHORT_TSAN)
         math(EXPR timeout "${timeout} * 4")
     endif()
     if("release-only" IN_LIST ARGN)

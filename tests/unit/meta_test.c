@@ -443,6 +443,34 @@ static void failed_write_keeps_the_old_record_and_retry_works(void **state)
     vfs_fault_deinit(&f);
 }
 
+/* A slot with the largest seq, checksum and all (only damage or a crafted
+ * file makes one): meta_write() could not go on from it (seq + 1 wraps to
+ * 0, which meta_slot_encode() ASSERTs against), so it is a bad slot and the
+ * other one is used. Found by tests/fuzz/meta_fuzz.c. */
+static void a_slot_at_the_last_seq_is_bad_and_the_other_is_used(void **state)
+{
+    struct fixture *fx = *state;
+    uint8_t image[META_FILE_SIZE];
+    memset(image, 0, sizeof(image));
+    struct meta_record last = record_for(9), other = record_for(2);
+    meta_slot_encode(&last, UINT64_MAX, image);
+    meta_slot_encode(&other, 2, image + META_SLOT_SIZE);
+    FILE *f = fopen(fx->path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(image, 1, sizeof(image), f), sizeof(image));
+    fclose(f);
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    assert_true(record_equal(&r, &other));
+    assert_int_equal(meta_seq(&m), 2);
+    write_ok(&m, 3);
+    meta_close(&m);
+    uint64_t seq;
+    assert_non_null(meta_slot_decode(image, &r, &seq));
+}
+
 static void slot_decode_rejects_every_flipped_bit(void **state)
 {
     (void)state;
@@ -474,6 +502,7 @@ int main(void)
         T(log_end_bound_is_rewritten_over_the_newest_record),
         T(fsync_failure_makes_meta_failed),
         T(failed_write_keeps_the_old_record_and_retry_works),
+        T(a_slot_at_the_last_seq_is_bad_and_the_other_is_used),
         T(slot_decode_rejects_every_flipped_bit),
     };
 #undef T

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "common/entry.h"
 #include "storage/snapshot.h"
 #include "storage/vfs_fault.h"
 
@@ -329,6 +330,25 @@ static void no_snapshot_is_not_found(void **state)
     assert_non_null(strstr(err.message, "no snapshot"));
 }
 
+/* A snapshot claiming an op above ENTRY_OP_MAX (only a crafted file does)
+ * is corrupt: installed, it would put the replica where op + 1 wraps. The
+ * older good one is used instead. */
+static void a_snapshot_beyond_the_op_limit_is_corrupt(void **state)
+{
+    struct fixture *fx = *state;
+    struct snapshot_info info;
+    /* The bad one first: finishing a snapshot deletes older ones. */
+    assert_int_equal(
+        write_snapshot(vfs_posix(), fx->dir, ENTRY_OP_MAX + 1, 100, &info), 0);
+    assert_int_equal(write_snapshot(vfs_posix(), fx->dir, 10, 100, &info), 0);
+    struct snapshot_reader r;
+    struct cohort_err err;
+    assert_int_equal(snapshot_open_latest(&r, vfs_posix(), fx->dir, &err), 0);
+    assert_int_equal(snapshot_info(&r)->op, 10);
+    assert_non_null(strstr(r.skipped.message, "op beyond any log"));
+    snapshot_close(&r);
+}
+
 /* Snapshot 10 is durable; writing 20 loses the power after `ops`
  * operations; after the crash the newest usable snapshot is 10 or 20, and
  * 20 if its write returned 0. Returns true if the write went through. */
@@ -387,6 +407,7 @@ int main(void)
         T(finishing_a_snapshot_deletes_older_ones),
         T(newest_bad_snapshot_falls_back_to_an_older_good_one),
         T(no_snapshot_is_not_found),
+        T(a_snapshot_beyond_the_op_limit_is_corrupt),
         T(crash_while_writing_keeps_a_usable_snapshot),
     };
 #undef T

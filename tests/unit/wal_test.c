@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "common/bytes.h"
+#include "common/crc32c.h"
 #include "storage/vfs_fault.h"
 #include "storage/wal.h"
 #include "storage/wal_internal.h"
@@ -1522,6 +1524,53 @@ static void oversized_entry_is_refused_and_changes_nothing(void **state)
     free(m);
 }
 
+/* A record with an op above ENTRY_OP_MAX (no group gets there; only a
+ * crafted file holds one) is corrupt, and a segment named beyond it is no
+ * segment: before, a log recovered up to op 2^64-1 made the next append
+ * (op 0) fail wal_append's ASSERT(op >= 1). Found by tests/fuzz/wal_fuzz.c
+ * (corpus/wal/regression-op-max). The wal cannot write such ops, so the
+ * bytes are forged here: checksum and CRC made to match. */
+static void ops_beyond_the_op_limit_are_not_recovered(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    model_put(m, 1, 0);
+    uint8_t rec[WAL_RECORD_HEADER_SIZE + ENTRY_HEADER_SIZE + BODY_MAX + 8];
+    uint64_t size = wal_record_size(m->e[1].h.body_size);
+    struct entry_header h = m->e[1].h;
+    h.op = ENTRY_OP_MAX + 1;
+    h.checksum = entry_checksum(&h, m->e[1].body);
+    struct entry forged = {.h = m->e[1].h, .body = m->e[1].body};
+    wal_record_encode(&forged, rec);
+    put_u64(rec + 16, h.op);
+    entry_header_encode(&h, rec + WAL_RECORD_HEADER_SIZE);
+    uint32_t payload = ENTRY_HEADER_SIZE + h.body_size;
+    put_u32(rec + 4, crc32c(crc32c(0, rec, 4), rec + 8,
+                            WAL_RECORD_HEADER_SIZE - 8 + payload));
+    struct entry back;
+    uint64_t got;
+    const char *why;
+    assert_int_equal(wal_record_decode(rec, size, &back, &got, &why),
+                     -COHORT_ECORRUPT);
+
+    /* A valid segment renamed beyond the limit is left alone. */
+    struct wal w;
+    struct wal_recovery r;
+    open_ok(fx, vfs_posix(), &w, &r);
+    append_ops(&w, m, 1, 3, 0);
+    sync_ok(&w, 3);
+    wal_close(&w);
+    char from[VFS_PATH_MAX], to[VFS_PATH_MAX];
+    segment_file(fx, 1, from);
+    segment_file(fx, UINT64_MAX, to);
+    assert_int_equal(rename(from, to), 0);
+    open_ok(fx, vfs_posix(), &w, &r);
+    assert_int_equal(r.entry_count, 0);
+    assert_int_equal(r.damaged_op, 0);
+    wal_close(&w);
+    free(m);
+}
+
 static void record_decode_rejects_every_flipped_byte(void **state)
 {
     (void)state;
@@ -1587,6 +1636,7 @@ int main(void)
         T(reset_leaves_a_segment_at_every_crash_point),
         T(oversized_entry_is_refused_and_changes_nothing),
         T(record_decode_rejects_every_flipped_byte),
+        T(ops_beyond_the_op_limit_are_not_recovered),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

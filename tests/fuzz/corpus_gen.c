@@ -1,0 +1,380 @@
+/* corpus_gen — writes the seed corpus of every fuzz target from valid
+ * encodings made by the real encoders (messages, WAL segments written by
+ * the wal, snapshots by the snapshot writer, metadata by meta_write, the
+ * transport's handshake and frames), in each target's input format:
+ *
+ *     build/fuzz_corpus_gen tests/fuzz/corpus
+ *
+ * writes tests/fuzz/corpus/<target>/seed-NN files (replacing those of the
+ * same name; a few KB per target). Run it after a format change and commit
+ * the result; files found by fuzzing (crash-*, regression-*) stay. */
+#include <errno.h>
+#include <stdbool.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/assert.h"
+#include "common/bytes.h"
+#include "core/message.h"
+#include "fuzz_vfs.h"
+#include "runtime/peer_wire.h"
+#include "storage/meta.h"
+#include "storage/snapshot.h"
+#include "storage/wal.h"
+
+static const char *root;
+
+static void emit(const char *target, int n, const void *data, size_t size)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", root, target);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        perror(path);
+        exit(1);
+    }
+    snprintf(path, sizeof(path), "%s/%s/seed-%02d", root, target, n);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
+/* A growing byte buffer. */
+struct buf {
+    uint8_t data[1 << 16];
+    size_t size;
+};
+
+static void add(struct buf *b, const void *p, size_t n)
+{
+    ASSERT(b->size + n <= sizeof(b->data));
+    memcpy(b->data + b->size, p, n);
+    b->size += n;
+}
+
+static void add_u8(struct buf *b, uint8_t v)
+{
+    add(b, &v, 1);
+}
+
+static void add_u16(struct buf *b, uint16_t v)
+{
+    uint8_t p[2];
+    put_u16(p, v);
+    add(b, p, 2);
+}
+
+static void add_u64(struct buf *b, uint64_t v)
+{
+    uint8_t p[8];
+    put_u64(p, v);
+    add(b, p, 8);
+}
+
+/* Entries first_op.. chained from parent, small bodies. */
+static uint8_t bodies[64][32];
+static void make_entries(struct entry *e, uint32_t count, uint64_t first_op,
+                         uint64_t parent)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t size = (i * 7) % 24;
+        memset(bodies[i], 'a' + (int)(i % 26), sizeof(bodies[i]));
+        e[i].h = (struct entry_header){
+            .parent = parent,
+            .op = first_op + i,
+            .client_id = 5,
+            .request_no = i + 1,
+            .timestamp_ms = 1000 + i,
+            .view = 2,
+            .body_size = size,
+            .kind = ENTRY_CLIENT,
+        };
+        e[i].body = bodies[i];
+        entry_seal(&e[i].h, e[i].body);
+        parent = e[i].h.checksum;
+    }
+}
+
+/* ---- resp */
+
+static void gen_resp(void)
+{
+    static const char *const seeds[] = {
+        "*1\r\n$4\r\nPING\r\n",
+        "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n",
+        "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*0\r\n*-1\r\n",
+        "PING\r\nSET k v\nECHO \"a\\x41\\n b\" 'it\\'s'\r\n\r\n",
+        "*2\r\n$4\r\nECHO\r\n$0\r\n\r\nGET x\r\n",
+        "*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$0\r\n\r\n",
+        "MSET a 1 b 2 c 3\r\n",
+        "+OK\r\n-ERR no such key\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*-1\r\n",
+        "*3\r\n:1\r\n*2\r\n+a\r\n+b\r\n$3\r\nxyz\r\n",
+        "%2\r\n+k\r\n:1\r\n+m\r\n~2\r\n_\r\n#t\r\n",
+        ",3.25\r\n,-inf\r\n,nan\r\n(12345678901234567890\r\n",
+        "!9\r\nSYNTAX no\r\n=8\r\ntxt:abcd\r\n>2\r\n+message\r\n$1\r\nx\r\n",
+        "|1\r\n+ttl\r\n:3600\r\n*1\r\n|0\r\n#f\r\n",
+        "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:0\r\n",
+    };
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+        emit("resp", (int)i, seeds[i], strlen(seeds[i]));
+}
+
+/* ---- message */
+
+static size_t encode_message(uint8_t type, uint32_t entry_count, uint8_t *out,
+                             size_t cap)
+{
+    struct entry e[8];
+    make_entries(e, entry_count, 11, 77);
+    struct message m = {.type = type,
+                        .from = 1,
+                        .view = 2,
+                        .epoch = 1,
+                        .last_normal_view = 1,
+                        .op = 10 + entry_count,
+                        .commit = 10,
+                        .view_op = 10,
+                        .checksum = 77,
+                        .base_op = 10,
+                        .nonce = 99,
+                        .entry_count = entry_count};
+    size_t n = message_encode(&m, e, out, cap);
+    ASSERT(n > 0);
+    struct message back;
+    ASSERT(message_decode(out, n, 5, &back));
+    return n;
+}
+
+static void gen_message(void)
+{
+    static uint8_t out[4096];
+    int k = 0;
+    emit("message", k++, out, encode_message(MSG_PREPARE, 3, out, sizeof(out)));
+    emit("message", k++, out, encode_message(MSG_PREPARE_OK, 0, out, 4096));
+    emit("message", k++, out, encode_message(MSG_COMMIT, 0, out, 4096));
+    emit("message", k++, out,
+         encode_message(MSG_DO_VIEW_CHANGE, 2, out, sizeof(out)));
+    emit("message", k++, out,
+         encode_message(MSG_START_VIEW, 1, out, sizeof(out)));
+    emit("message", k++, out,
+         encode_message(MSG_NEW_STATE, 4, out, sizeof(out)));
+    emit("message", k++, out, encode_message(MSG_PING, 0, out, 4096));
+    struct entry e[3];
+    make_entries(e, 3, 11, 77);
+    uint64_t n = wal_record_size(e[2].h.body_size);
+    wal_record_encode(&e[2], out);
+    emit("message", k++, out, (size_t)n);
+}
+
+/* ---- transport */
+
+static void gen_transport(void)
+{
+    int k = 0;
+    for (int variant = 0; variant < 5; variant++) {
+        struct buf b = {.size = 0};
+        /* Our side: self 0; variant 1 dialed replica 1; variant 2 a small
+         * frame limit; 3 and 4 cut the stream in 1- and 7-byte pieces. */
+        uint8_t flags = variant == 1 ? 4 : variant == 2 ? 8 : 0;
+        add_u8(&b, flags);
+        add_u8(&b, variant == 3 ? 1 : variant == 4 ? 7 : 0);
+        static const uint8_t token[TRANSPORT_TOKEN_SIZE] = "a peer's token";
+        struct peer_wire_self peer = {.cluster_id = 0xc0ffee0011223344ull,
+                                      .self = 1,
+                                      .replica_count = 3,
+                                      .token = variant % 2 ? token : NULL};
+        uint8_t hs[PEER_WIRE_HANDSHAKE_SIZE];
+        peer_wire_handshake_encode(&peer, hs);
+        add(&b, hs, sizeof(hs));
+        for (int f = 0; f < 3; f++) {
+            uint8_t payload[2048];
+            payload[0] = 1; /* a protocol message */
+            size_t n = 1 + encode_message(f == 1 ? MSG_COMMIT : MSG_PREPARE,
+                                          f == 1 ? 0 : (uint32_t)(1 + f),
+                                          payload + 1, sizeof(payload) - 1);
+            uint8_t header[PEER_WIRE_FRAME_HEADER_SIZE];
+            peer_wire_frame_header(payload, (uint32_t)n, header);
+            add(&b, header, sizeof(header));
+            add(&b, payload, n);
+        }
+        emit("transport", k++, b.data, b.size);
+    }
+}
+
+/* ---- wal */
+
+/* The size of p without its trailing zeros (kept 8-aligned). */
+static size_t trimmed(const uint8_t *p, size_t size)
+{
+    while (size > 0 && p[size - 1] == 0)
+        size--;
+    return (size + 7) & ~(size_t)7;
+}
+
+/* Write ops 1..count with the real wal (4 KiB segments), then pack its
+ * segment files in wal_fuzz's input format. */
+static void gen_wal_one(int k, uint32_t count, bool temp_file, uint8_t flags)
+{
+    struct fuzz_vfs fv;
+    fuzz_vfs_init(&fv);
+    fuzz_vfs_mkdir(&fv, "w");
+    struct wal_config config;
+    wal_config_defaults(&config);
+    config.segment_size = 4096;
+    struct wal w;
+    struct wal_recovery rec;
+    struct cohort_err err;
+    struct wal_expect expect = {.log_exists = false};
+    ASSERT(wal_open(&w, &fv.vfs, "w/wal", &config, &expect, &rec, &err) == 0);
+    static struct entry e[64];
+    make_entries(e, count, 1, 0);
+    for (uint32_t i = 0; i < count; i++) {
+        ASSERT(wal_append(&w, &e[i], &err) == 0);
+        if (i % 5 == 4)
+            ASSERT(wal_sync(&w, NULL, &err) == 0);
+    }
+    ASSERT(wal_sync(&w, NULL, &err) == 0);
+    struct buf b = {.size = 0};
+    add_u8(&b, flags);
+    for (uint64_t first = 1; first <= count; first++) {
+        char path[VFS_PATH_MAX];
+        snprintf(path, sizeof(path), "w/wal/%020" PRIu64 ".log", first);
+        size_t size;
+        const uint8_t *p = fuzz_vfs_get(&fv, path, &size);
+        if (!p)
+            continue;
+        size_t n = trimmed(p, size);
+        add_u64(&b, first);
+        add_u8(&b, 2); /* zero-pad to the segment size */
+        add_u16(&b, (uint16_t)n);
+        add(&b, p, n);
+    }
+    if (temp_file) {
+        add_u64(&b, count + 1);
+        add_u8(&b, 1 | 2);
+        add_u16(&b, 64);
+        uint8_t header[64] = {0};
+        add(&b, header, sizeof(header));
+    }
+    wal_close(&w);
+    fuzz_vfs_deinit(&fv);
+    emit("wal", k, b.data, b.size);
+}
+
+static void gen_wal(void)
+{
+    gen_wal_one(0, 4, false, 1);
+    gen_wal_one(1, 40, false, 1); /* three segments */
+    gen_wal_one(2, 40, true, 0);  /* a leftover temp file; no torn writes */
+}
+
+/* ---- snapshot */
+
+static size_t write_snapshot(uint64_t op, uint8_t *out, size_t cap)
+{
+    struct fuzz_vfs fv;
+    fuzz_vfs_init(&fv);
+    struct snapshot_info info = {.op = op,
+                                 .checksum = 0x1234 + op,
+                                 .timestamp_ms = 5000,
+                                 .view = 3,
+                                 .epoch = 1,
+                                 .client_table_size = 24};
+    uint8_t table[24];
+    memset(table, 't', sizeof(table));
+    struct snapshot_writer w;
+    struct cohort_err err;
+    ASSERT(snapshot_write_begin(&w, &fv.vfs, "s", &info, table, &err) == 0);
+    ASSERT(snapshot_write(&w, "state bytes of the store", 24, &err) == 0);
+    ASSERT(snapshot_write(&w, "and some more", 13, &err) == 0);
+    ASSERT(snapshot_write_end(&w, &info, &err) == 0);
+    char path[VFS_PATH_MAX];
+    snprintf(path, sizeof(path), "s/snapshot-%020" PRIu64 ".snap", op);
+    size_t size;
+    const uint8_t *p = fuzz_vfs_get(&fv, path, &size);
+    ASSERT(p && size <= cap);
+    memcpy(out, p, size);
+    fuzz_vfs_deinit(&fv);
+    return size;
+}
+
+static void gen_snapshot(void)
+{
+    uint8_t a[1024], b2[1024];
+    size_t na = write_snapshot(7, a, sizeof(a));
+    size_t nb = write_snapshot(9, b2, sizeof(b2));
+    struct buf b = {.size = 0};
+    add_u8(&b, 0);
+    add(&b, a, na);
+    emit("snapshot", 0, b.data, b.size);
+    b.size = 0;
+    add_u8(&b, 1);
+    add_u16(&b, (uint16_t)na);
+    add(&b, a, na);
+    add(&b, b2, nb);
+    emit("snapshot", 1, b.data, b.size);
+    b.size = 0;
+    add_u8(&b, 2);
+    add_u64(&b, 9);
+    add_u8(&b, 50); /* chunks of 50 bytes */
+    add(&b, b2, nb);
+    emit("snapshot", 2, b.data, b.size);
+}
+
+/* ---- meta */
+
+static void gen_meta(void)
+{
+    for (int writes = 1; writes <= 3; writes++) {
+        struct fuzz_vfs fv;
+        fuzz_vfs_init(&fv);
+        fuzz_vfs_mkdir(&fv, "m");
+        struct meta m;
+        struct meta_record rec;
+        bool present;
+        struct cohort_err err;
+        ASSERT(meta_open(&m, &fv.vfs, "m/meta", &rec, &present, &err) == 0);
+        for (int i = 0; i < writes; i++) {
+            struct meta_record r = {.cluster_id = 0xabcdef,
+                                    .meta = {.view = 4u + (uint32_t)i,
+                                             .last_normal_view = 4,
+                                             .epoch = 1,
+                                             .replica_count = 3}};
+            ASSERT(meta_write(&m, &r, &err) == 0);
+        }
+        meta_close(&m);
+        size_t size;
+        const uint8_t *p = fuzz_vfs_get(&fv, "m/meta", &size);
+        ASSERT(p && size == META_FILE_SIZE);
+        uint8_t slots[2 * META_RECORD_SIZE];
+        memcpy(slots, p, META_RECORD_SIZE);
+        memcpy(slots + META_RECORD_SIZE, p + META_SLOT_SIZE, META_RECORD_SIZE);
+        emit("meta", writes - 1, slots, sizeof(slots));
+        fuzz_vfs_deinit(&fv);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CORPUS-DIR (tests/fuzz/corpus)\n", argv[0]);
+        return 2;
+    }
+    root = argv[1];
+    if (mkdir(root, 0755) != 0 && errno != EEXIST) {
+        perror(root);
+        return 1;
+    }
+    gen_resp();
+    gen_message();
+    gen_transport();
+    gen_wal();
+    gen_snapshot();
+    gen_meta();
+    printf("corpus_gen: wrote the seed corpus under %s\n", root);
+    return 0;
+}
