@@ -147,10 +147,16 @@ class Cluster:
         self.binary = os.path.abspath(binary)
         self.n = n
         self.slow = slowness(binary)
-        self.timing = ["--heartbeat-ms", str(heartbeat_ms),
-                       "--suspect-timeout-ms", str(suspect_timeout_ms),
+        # Under a sanitizer every turn of the event loop is several times
+        # slower, and on a loaded 2-core machine a 100 ms suspicion is
+        # then a false one: the failure detector's times scale with the
+        # waits, so that no test depends on the scheduler's luck.
+        scale = self.slow
+        self.timing = ["--heartbeat-ms", str(int(heartbeat_ms * scale)),
+                       "--suspect-timeout-ms",
+                       str(int(suspect_timeout_ms * scale)),
                        "--view-change-timeout-ms",
-                       str(view_change_timeout_ms)]
+                       str(int(view_change_timeout_ms * scale))]
         self.extra_args = list(extra_args)
         self.dir = tempfile.mkdtemp(prefix="cohort-%s-" % name)
         self.procs = [None] * n
