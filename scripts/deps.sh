@@ -9,9 +9,12 @@ packages=(
     libcmocka-dev      # unit test framework
     libuv1-dev         # event loop (runtime)
     libxxhash-dev      # 64-bit hashing for log hash chains
+    libssl-dev         # TLS for clients, SHA-256 of ACL passwords
+    openssl            # the system tests make their certificates with it
     redis-tools        # redis-cli / redis-benchmark for system tests
     iproute2 iptables  # network namespaces and packet drops in system tests
     python3            # system test drivers
+    python3-redis      # redis-py, for the TLS and ACL system tests
 )
 
 missing=()

@@ -3,10 +3,12 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/assert.h"
 #include "common/resp.h"
+#include "kv/acl.h"
 
 static_assert(KV_REPLY_OVERHEAD >= 256, "room for a bulk header or an error");
 
@@ -153,6 +155,9 @@ static enum arg_role arg_role(enum kv_command_type type, uint32_t i)
         return i % 2 == 0 ? ARG_KEY : ARG_VALUE;
     case KV_CMD_CAS:
         return i == 0 ? ARG_KEY : i == 2 ? ARG_VALUE : ARG_OTHER;
+    case KV_CMD_ACL_SETUSER:
+    case KV_CMD_ACL_DELUSER:
+        return ARG_OTHER;
     }
     UNREACHABLE();
 }
@@ -278,11 +283,35 @@ static int parse_args(const struct command_def *def, uint32_t argc,
     }
 }
 
+bool kv_command_is_acl_write(uint32_t argc, const struct resp_arg *argv)
+{
+    return argc >= 2 && word_is(&argv[0], "acl") &&
+           (word_is(&argv[1], "setuser") || word_is(&argv[1], "deluser"));
+}
+
+/* ACL SETUSER name [rule ...], ACL DELUSER name [name ...]. The rules are
+ * checked when applied (and by the server before it proposes). */
+static int parse_acl(uint32_t argc, const struct resp_arg *argv,
+                     struct kv_write *w, struct resp_buf *out)
+{
+    bool setuser = word_is(&argv[1], "setuser");
+    if (argc < 3) {
+        reply_arity_error(out, setuser ? "acl|setuser" : "acl|deluser");
+        return -COHORT_EINVAL;
+    }
+    w->type = setuser ? KV_CMD_ACL_SETUSER : KV_CMD_ACL_DELUSER;
+    w->args = argv + 2;
+    w->arg_count = argc - 2;
+    return 0;
+}
+
 int kv_command_parse(const struct kv_config *config, uint32_t argc,
                      const struct resp_arg *argv, struct kv_write *w,
                      struct resp_buf *out)
 {
     memset(w, 0, sizeof(*w));
+    if (kv_command_is_acl_write(argc, argv))
+        return parse_acl(argc, argv, w, out);
     const struct command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
     if (def == NULL || def->class != KV_CLASS_WRITE) {
         reply_unknown_command(out, argc, argv);
@@ -353,9 +382,25 @@ uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
             return 0; /* a missing key never matches */
         return set_growth(kv, &w->args[0], w->args[2].size);
     case KV_CMD_DEL:
+    case KV_CMD_ACL_SETUSER:
+    case KV_CMD_ACL_DELUSER:
         return 0;
     }
     UNREACHABLE();
+}
+
+/* Whether argument i of w is a >password or <password rule, which goes to
+ * the log as #hash or !hash. */
+static bool is_password_rule(const struct kv_write *w, uint32_t i)
+{
+    const struct resp_arg *a = &w->args[i];
+    return w->type == KV_CMD_ACL_SETUSER && i > 0 && a->size > 0 &&
+           (a->ptr[0] == '>' || a->ptr[0] == '<');
+}
+
+static size_t arg_encoded_size(const struct kv_write *w, uint32_t i)
+{
+    return is_password_rule(w, i) ? 1 + 2 * ACL_HASH_SIZE : w->args[i].size;
 }
 
 size_t kv_command_size(const struct kv_write *w)
@@ -363,9 +408,23 @@ size_t kv_command_size(const struct kv_write *w)
     size_t size = KV_COMMAND_HEADER_SIZE;
     if (w->type == KV_CMD_INCRBY)
         size += 8;
+    if (w->acl_base != NULL)
+        size += 4 + w->acl_base_size;
     for (uint32_t i = 0; i < w->arg_count; i++)
-        size += 4 + w->args[i].size;
+        size += 4 + arg_encoded_size(w, i);
     return size;
+}
+
+static void write_password_rule(struct writer *out, const struct resp_arg *a)
+{
+    uint8_t hash[ACL_HASH_SIZE];
+    acl_hash_password(a->ptr + 1, a->size - 1, hash);
+    char text[1 + 2 * ACL_HASH_SIZE + 1];
+    text[0] = a->ptr[0] == '>' ? '#' : '!';
+    for (size_t k = 0; k < ACL_HASH_SIZE; k++)
+        snprintf(text + 1 + 2 * k, 3, "%02x", hash[k]);
+    writer_u32(out, 1 + 2 * ACL_HASH_SIZE);
+    writer_bytes(out, text, 1 + 2 * ACL_HASH_SIZE);
 }
 
 size_t kv_command_encode(const struct kv_write *w, uint8_t *body,
@@ -373,14 +432,26 @@ size_t kv_command_encode(const struct kv_write *w, uint8_t *body,
 {
     ASSERT(body_size_max >= kv_command_size(w));
     struct writer out = writer_make(body, body_size_max);
+    bool base = w->acl_base != NULL;
+    ASSERT(!base || w->type == KV_CMD_ACL_SETUSER ||
+           w->type == KV_CMD_ACL_DELUSER);
     writer_u8(&out, KV_COMMAND_FORMAT);
     writer_u8(&out, (uint8_t)w->type);
-    writer_u16(&out, w->flags);
-    writer_u32(&out, w->arg_count);
+    writer_u16(&out, (uint16_t)(w->flags | (base ? KV_ACL_BASE : 0)));
+    writer_u32(&out, w->arg_count + (base ? 1 : 0));
     if (w->type == KV_CMD_INCRBY)
         writer_u64(&out, (uint64_t)w->delta);
+    if (base) {
+        ASSERT(w->acl_base_size <= UINT32_MAX);
+        writer_u32(&out, (uint32_t)w->acl_base_size);
+        writer_bytes(&out, w->acl_base, w->acl_base_size);
+    }
     for (uint32_t i = 0; i < w->arg_count; i++) {
         ASSERT(w->args[i].size <= UINT32_MAX);
+        if (is_password_rule(w, i)) {
+            write_password_rule(&out, &w->args[i]);
+            continue;
+        }
         writer_u32(&out, (uint32_t)w->args[i].size);
         writer_bytes(&out, w->args[i].ptr, w->args[i].size);
     }
@@ -425,6 +496,13 @@ static const char *check_header(const struct kv_command *c)
         if (c->flags != 0)
             return "flags on CAS";
         return c->arg_count == 3 ? NULL : "CAS needs 3 arguments";
+    case KV_CMD_ACL_SETUSER:
+    case KV_CMD_ACL_DELUSER:
+        if (c->flags & ~KV_ACL_BASE)
+            return "unknown ACL flags";
+        if (c->arg_count < 1u + ((c->flags & KV_ACL_BASE) ? 1u : 0u))
+            return "ACL write needs a user name";
+        return NULL;
     }
     return "unknown command type";
 }
@@ -624,9 +702,83 @@ static bool command_within_limits(const struct kv_config *config,
     return true;
 }
 
+/* The group's first ACL change: start from the proposer's users (the base)
+ * or, without one, from Redis's default user. Returns false after writing
+ * the error (a malformed base; nothing changed). */
+static bool acl_start(struct kv *kv, uint64_t op, struct kv_command *c,
+                      struct resp_buf *r)
+{
+    const uint8_t *base = NULL;
+    size_t base_size = 0;
+    if (c->flags & KV_ACL_BASE)
+        kv_command_next_arg(c, &base, &base_size);
+    if (kv->acl.initialized)
+        return true;
+    char err[ACL_ERROR_MAX];
+    int rc = base ? acl_decode(&kv->acl, base, base_size, err)
+                  : acl_set_default(&kv->acl);
+    if (rc == -COHORT_ENOMEM)
+        cohort_assert_fail("out of memory applying a committed op", __FILE__,
+                           __LINE__);
+    if (rc != 0) {
+        resp_write_errorf(
+            r, "ERR malformed ACL base in log entry at op %" PRIu64 ": %s", op,
+            err);
+        return false;
+    }
+    return true;
+}
+
+/* ACL SETUSER and ACL DELUSER, once acl_start() has read any base. */
+static void apply_acl(struct kv *kv, struct kv_command *c, uint32_t argc,
+                      struct resp_buf *r)
+{
+    struct resp_arg *args = malloc(argc * sizeof(*args));
+    if (args == NULL)
+        cohort_assert_fail("out of memory applying a committed op", __FILE__,
+                           __LINE__);
+    for (uint32_t i = 0; i < argc; i++) {
+        const uint8_t *p;
+        kv_command_next_arg(c, &p, &args[i].size);
+        args[i].ptr = (const char *)p;
+    }
+    char err[ACL_ERROR_MAX];
+    if (c->type == KV_CMD_ACL_SETUSER) {
+        int rc = acl_setuser(&kv->acl, args[0].ptr, args[0].size, argc - 1,
+                             args + 1, err);
+        if (rc == -COHORT_ENOMEM)
+            cohort_assert_fail("out of memory applying a committed op",
+                               __FILE__, __LINE__);
+        if (rc == 0)
+            resp_write_simple(r, "OK");
+        else
+            resp_write_errorf(r, "ERR %s", err);
+        free(args);
+        return;
+    }
+    bool has_default = false;
+    for (uint32_t i = 0; i < argc; i++)
+        has_default |= args[i].size == 7 && !memcmp(args[i].ptr, "default", 7);
+    if (has_default) {
+        resp_write_error(r, "ERR The 'default' user cannot be removed");
+    } else {
+        int64_t removed = 0;
+        for (uint32_t i = 0; i < argc; i++)
+            removed += acl_deluser(&kv->acl, args[i].ptr, args[i].size);
+        resp_write_integer(r, removed);
+    }
+    free(args);
+}
+
 static void apply_command(struct kv *kv, uint64_t op, struct kv_command *c,
                           struct resp_buf *r)
 {
+    if (c->type == KV_CMD_ACL_SETUSER || c->type == KV_CMD_ACL_DELUSER) {
+        uint32_t argc = c->arg_count - ((c->flags & KV_ACL_BASE) ? 1u : 0u);
+        if (acl_start(kv, op, c, r))
+            apply_acl(kv, c, argc, r);
+        return;
+    }
     if (!command_within_limits(&kv->config, c, r))
         return;
     switch (c->type) {
@@ -645,6 +797,9 @@ static void apply_command(struct kv *kv, uint64_t op, struct kv_command *c,
     case KV_CMD_CAS:
         apply_cas(kv, op, c, r);
         return;
+    case KV_CMD_ACL_SETUSER:
+    case KV_CMD_ACL_DELUSER:
+        break;
     }
     UNREACHABLE();
 }

@@ -14,6 +14,9 @@
  *     DEL key [key ...]            INCR key   INCRBY key n
  *     DECR key   DECRBY key n      MSET key value [key value ...]
  *     GET key   MGET key [key ...]   EXISTS key [key ...]   DBSIZE
+ * the two ACL writes (kv/acl.h), whose replies are Redis's:
+ *     ACL SETUSER name [rule ...]  +OK, or the rule's error
+ *     ACL DELUSER name [name ...]  how many existed (never "default")
  * and two of cohort's own:
  *     CAS key expected new   set key to new if its value is expected: :1 if
  *                            it set, :0 otherwise (a missing key never
@@ -31,7 +34,15 @@
  *     8  i64  delta      INCRBY only: the increment (DECR is INCRBY -1)
  *        then arg_count times: u32 size, size bytes
  * Arities: SET 2 (key value), DEL >= 1, INCRBY 1, MSET even >= 2, CAS 3
- * (key expected new). The body ends after the last argument.
+ * (key expected new), ACL SETUSER >= 1 (name, rules), ACL DELUSER >= 1
+ * (names). The body ends after the last argument.
+ *
+ * An ACL write never carries a password: encoding turns each >password and
+ * <password rule into #hash and !hash (SHA-256), so neither the log nor a
+ * snapshot holds one. With flag KV_ACL_BASE its first argument is the
+ * proposing server's own users (acl_encode()): if the group's acl has never
+ * been changed, apply starts it from them (the users that were in force
+ * until then), else ignores them; without it, from Redis's default user.
  *
  * Log bytes are untrusted: kv_apply() decodes them with bounds checks and
  * answers a malformed body with an error reply. Every replica sees the same
@@ -61,7 +72,12 @@ enum kv_command_type {
     KV_CMD_INCRBY = 3,
     KV_CMD_MSET = 4,
     KV_CMD_CAS = 5,
+    KV_CMD_ACL_SETUSER = 6,
+    KV_CMD_ACL_DELUSER = 7,
 };
+
+/* ACL SETUSER and DELUSER: the first argument is a base acl. */
+#define KV_ACL_BASE 0x1u
 
 /* SET options. NX and XX exclude each other. */
 #define KV_SET_NX 0x1u
@@ -84,6 +100,10 @@ struct kv_write {
     int64_t delta;
     uint32_t arg_count;
     const struct resp_arg *args; /* arg_count keys and values */
+    /* ACL writes: the base to encode first (KV_ACL_BASE), or NULL. Set by
+     * the server after parsing; borrowed. */
+    const uint8_t *acl_base;
+    size_t acl_base_size;
 };
 
 /* A write command decoded from a body: like struct kv_write, but the
@@ -95,6 +115,10 @@ struct kv_command {
     uint32_t arg_count;
     struct cursor args; /* the arguments not read yet */
 };
+
+/* Whether argv is ACL SETUSER or ACL DELUSER (a write of the store that the
+ * server's ACL command hands to kv_command_parse()). */
+bool kv_command_is_acl_write(uint32_t argc, const struct resp_arg *argv);
 
 /* The class of the command named name (ASCII case-insensitive). */
 enum kv_class kv_command_class(const struct resp_arg *name);

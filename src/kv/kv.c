@@ -152,6 +152,7 @@ int kv_init(struct kv *kv, const struct kv_config *config)
     kv->slot_count = KV_SLOT_COUNT_MIN;
     kv->memory_size = KV_SLOT_COUNT_MIN * sizeof(struct kv_slot);
     resp_buf_init(&kv->apply_reply, 2);
+    acl_init(&kv->acl);
     return 0;
 }
 
@@ -169,6 +170,7 @@ void kv_deinit(struct kv *kv)
         free_records(kv);
     free(kv->slots);
     resp_buf_deinit(&kv->apply_reply);
+    acl_deinit(&kv->acl);
     memset(kv, 0, sizeof(*kv));
 }
 
@@ -180,6 +182,7 @@ void kv_clear(struct kv *kv)
     kv->data_size = 0;
     kv->digest_sum = 0;
     kv->op = 0;
+    acl_clear(&kv->acl);
     kv->memory_size = kv->slot_count * sizeof(struct kv_slot);
     /* Give the memory back; an empty table of any size is still valid, so a
      * failed allocation here only keeps the larger one. */
@@ -372,10 +375,14 @@ bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size)
 
 uint64_t kv_state_hash(const struct kv *kv)
 {
-    uint8_t raw[16];
+    uint8_t raw[24];
     put_u64(raw, kv->digest_sum);
     put_u64(raw + 8, kv->key_count);
-    return XXH3_64bits_withSeed(raw, sizeof(raw), KV_DIGEST_SEED);
+    put_u64(raw + 16, kv->acl.digest);
+    /* A store that never had an ACL change hashes as before the ACL
+     * existed, so its format 1 snapshots still check out. */
+    size_t size = kv->acl.digest != 0 ? 24 : 16;
+    return XXH3_64bits_withSeed(raw, size, KV_DIGEST_SEED);
 }
 
 uint64_t kv_record_cost(size_t key_size, size_t value_size)

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "common/resp.h"
+#include "kv/acl.h"
 
 #define KV_KEY_SIZE_MAX_DEFAULT (64u * 1024)
 #define KV_VALUE_SIZE_MAX_DEFAULT (1024u * 1024)
@@ -76,6 +77,9 @@ struct kv {
     uint64_t memory_size; /* bytes allocated: slots, records */
     uint64_t digest_sum;  /* sum of record digests, mod 2^64 */
     uint64_t op;          /* the last op applied (0 before the first) */
+    /* The users (ACL SETUSER/DELUSER are log ops): part of the state, its
+     * hash and snapshots once initialized (acl.h). */
+    struct acl acl;
     /* Not state: kv_apply()'s reply is built here (RESP2), then copied to
      * the core's buffer. Reused, so applying allocates only to grow it. */
     struct resp_buf apply_reply;
@@ -97,7 +101,7 @@ struct kv_config kv_config_default(void);
  * range, -COHORT_ENOMEM if the first table cannot be allocated. */
 int kv_init(struct kv *kv, const struct kv_config *config);
 void kv_deinit(struct kv *kv);
-/* Remove every key and set op to 0; keeps the config. */
+/* Remove every key and user and set op to 0; keeps the config. */
 void kv_clear(struct kv *kv);
 
 static inline const uint8_t *kv_record_key(const struct kv_record *r)
@@ -134,7 +138,8 @@ int kv_insert(struct kv *kv, const uint8_t *key, size_t key_size,
 bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size);
 
 /* An order-independent hash of every record's key, value, version, create op
- * and mod op (not of kv->op, the table layout or the seed). Equal states
+ * and mod op, and of the users once the acl is initialized (not of kv->op,
+ * the table layout or the seed). Equal states
  * give equal hashes on every replica; O(1), kept up to date by each change. */
 uint64_t kv_state_hash(const struct kv *kv);
 

@@ -12,6 +12,10 @@
 
 #define SNAPSHOT_MAGIC 0x53564b43u     /* "CKVS" read little-endian */
 #define SNAPSHOT_END_MAGIC 0x45564b43u /* "CKVE" */
+#define SNAPSHOT_ACL_MAGIC 0x41564b43u /* "CKVA" */
+/* The largest ACL section restore reads (10000 users with every list full
+ * would be more; such a group cannot snapshot, and says so). */
+#define SNAPSHOT_ACL_SIZE_MAX (256u << 20)
 
 static_assert(KV_SNAPSHOT_HEADER_SIZE == 40, "header layout");
 static_assert(KV_SNAPSHOT_RECORD_META_SIZE == 32, "record layout");
@@ -36,11 +40,18 @@ static void out_bytes(struct out *o, const void *data, size_t size)
     o->offset += size;
 }
 
+/* Format 1 while the acl has never changed, so that such a snapshot is
+ * still read by a version from before the acl. */
+static uint16_t format_of(const struct kv *kv)
+{
+    return kv->acl.initialized ? KV_SNAPSHOT_FORMAT : 1;
+}
+
 static void write_header(struct out *o, const struct kv *kv)
 {
     uint8_t h[KV_SNAPSHOT_HEADER_SIZE];
     put_u32(h + 0, SNAPSHOT_MAGIC);
-    put_u16(h + 4, KV_SNAPSHOT_FORMAT);
+    put_u16(h + 4, format_of(kv));
     put_u16(h + 6, 0);
     put_u64(h + 8, kv->op);
     put_u64(h + 16, kv->key_count);
@@ -73,6 +84,22 @@ static void write_record(struct out *o, const struct kv_record *r)
     out_bytes(o, tail, sizeof(tail));
 }
 
+static void write_acl(struct out *o, const struct kv *kv, uint8_t *acl,
+                      size_t size)
+{
+    if (format_of(kv) < 2)
+        return;
+    uint8_t h[8];
+    put_u32(h, SNAPSHOT_ACL_MAGIC);
+    put_u32(h + 4, (uint32_t)size);
+    uint32_t crc = crc32c(crc32c(0, h, sizeof(h)), acl, size);
+    uint8_t tail[4];
+    put_u32(tail, crc);
+    out_bytes(o, h, sizeof(h));
+    out_bytes(o, acl, size);
+    out_bytes(o, tail, sizeof(tail));
+}
+
 static void write_trailer(struct out *o, const struct kv *kv)
 {
     uint8_t t[KV_SNAPSHOT_TRAILER_SIZE];
@@ -87,17 +114,30 @@ int kv_snapshot_write(const struct kv *kv,
                       int (*write)(void *ctx, const void *data, size_t size),
                       void *ctx, struct cohort_err *err)
 {
-    const struct kv_record **records;
-    if (kv_records_sorted(kv, &records) != 0)
+    size_t acl_size = kv->acl.initialized ? acl_encoded_size(&kv->acl) : 0;
+    if (acl_size > SNAPSHOT_ACL_SIZE_MAX)
+        return err_set(err, -COHORT_ETOOBIG,
+                       "snapshot: the users take %zu bytes, over the %u a "
+                       "snapshot holds; delete users or rules",
+                       acl_size, SNAPSHOT_ACL_SIZE_MAX);
+    uint8_t *acl = acl_size ? malloc(acl_size) : NULL;
+    const struct kv_record **records = NULL;
+    if ((acl_size && acl == NULL) || kv_records_sorted(kv, &records) != 0) {
+        free(acl);
         return err_set(err, -COHORT_ENOMEM,
                        "snapshot: no memory to sort %" PRIu64 " keys",
                        kv->key_count);
+    }
+    if (acl)
+        acl_encode(&kv->acl, acl, acl_size);
     struct out o = {.write = write, .ctx = ctx};
     write_header(&o, kv);
     for (uint64_t i = 0; i < kv->key_count && o.rc == 0; i++)
         write_record(&o, records[i]);
+    write_acl(&o, kv, acl, acl_size);
     write_trailer(&o, kv);
     free(records);
+    free(acl);
     if (o.rc != 0)
         return err_set(err, o.rc, "snapshot: write at byte %" PRIu64 ": %s",
                        o.offset, cohort_strerror(o.rc));
@@ -143,6 +183,7 @@ static int corrupt(struct in *in, uint64_t at, const char *what)
 }
 
 struct header {
+    uint16_t format;
     uint64_t op;
     uint64_t key_count;
     uint64_t data_size;
@@ -158,10 +199,12 @@ static int read_header(struct in *in, struct header *h)
         return corrupt(in, 0, "not a cohort kv snapshot (bad magic)");
     if (get_u32(b + 36) != crc32c(0, b, 36))
         return corrupt(in, 0, "header checksum mismatch");
-    if (get_u16(b + 4) != KV_SNAPSHOT_FORMAT)
+    h->format = get_u16(b + 4);
+    if (h->format < 1 || h->format > KV_SNAPSHOT_FORMAT)
         return err_set(in->err, -COHORT_ENOTSUP,
-                       "snapshot: format %u; this version reads format %u",
-                       get_u16(b + 4), KV_SNAPSHOT_FORMAT);
+                       "snapshot: format %u; this version reads formats 1 "
+                       "to %u (upgrade cohort)",
+                       h->format, KV_SNAPSHOT_FORMAT);
     if (get_u16(b + 6) != 0 || get_u32(b + 32) != 0)
         return corrupt(in, 0, "reserved header field not zero");
     h->op = get_u64(b + 8);
@@ -271,6 +314,39 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s)
     return 0;
 }
 
+/* Format 2: the users, after the records. */
+static int read_acl(struct in *in, struct kv *kv)
+{
+    uint64_t at = in->offset;
+    uint8_t h[8];
+    int rc = in_bytes(in, h, sizeof(h), "the users");
+    if (rc != 0)
+        return rc;
+    uint32_t size = get_u32(h + 4);
+    if (get_u32(h) != SNAPSHOT_ACL_MAGIC)
+        return corrupt(in, at, "bad magic of the users (wrong key count?)");
+    if (size > SNAPSHOT_ACL_SIZE_MAX)
+        return corrupt(in, at, "the users are too large");
+    uint8_t *data = malloc(size ? size : 1);
+    if (data == NULL)
+        return err_set(in->err, -COHORT_ENOMEM,
+                       "snapshot: no memory for the users at byte %" PRIu64,
+                       at);
+    uint8_t tail[4];
+    rc = in_bytes(in, data, size, "the users");
+    if (rc == 0)
+        rc = in_bytes(in, tail, sizeof(tail), "the users' checksum");
+    if (rc == 0 && get_u32(tail) != crc32c(crc32c(0, h, sizeof(h)), data, size))
+        rc = corrupt(in, at, "checksum mismatch in the users");
+    char why[ACL_ERROR_MAX];
+    if (rc == 0 && (rc = acl_decode(&kv->acl, data, size, why)) != 0)
+        rc = err_set(in->err, rc == -COHORT_ENOMEM ? rc : -COHORT_ECORRUPT,
+                     "snapshot: corrupt at byte %" PRIu64 ": the users: %s", at,
+                     why);
+    free(data);
+    return rc;
+}
+
 static int read_trailer(struct in *in, const struct kv *kv)
 {
     uint64_t at = in->offset;
@@ -309,6 +385,8 @@ static int restore_all(struct in *in, struct kv *kv)
         return rc;
     kv->op = h.op;
     if ((rc = restore_records(in, kv, &h)) != 0)
+        return rc;
+    if (h.format >= 2 && (rc = read_acl(in, kv)) != 0)
         return rc;
     if ((rc = read_trailer(in, kv)) != 0)
         return rc;

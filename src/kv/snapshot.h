@@ -6,7 +6,8 @@
  * written in key order (bytewise, a prefix before its extensions). Two
  * replicas can therefore compare snapshots by checksum.
  *
- * Format 1, little-endian:
+ * Format 2 (written once the users have changed; format 1 otherwise, and
+ * both are read), little-endian:
  *   header, 40 bytes
  *     0  u32  magic      "CKVS"
  *     4  u16  format     KV_SNAPSHOT_FORMAT
@@ -24,6 +25,11 @@
  *    24  u64  mod_op
  *    32       key, then value
  *        u32  crc        CRC-32C of the record's bytes before it
+ *   the users (format 2 only)
+ *     0  u32  magic      "CKVA"
+ *     4  u32  size
+ *     8       acl_encode() of kv->acl, size bytes
+ *        u32  crc        CRC-32C of the section's bytes before it
  *   trailer, 16 bytes
  *     0  u32  magic      "CKVE"
  *     4  u64  state_hash kv_state_hash() of the state
@@ -41,7 +47,7 @@
 #include "common/err.h"
 #include "kv/kv.h"
 
-#define KV_SNAPSHOT_FORMAT 1
+#define KV_SNAPSHOT_FORMAT 2
 #define KV_SNAPSHOT_HEADER_SIZE 40
 #define KV_SNAPSHOT_RECORD_META_SIZE 32
 #define KV_SNAPSHOT_TRAILER_SIZE 16

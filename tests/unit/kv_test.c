@@ -567,7 +567,9 @@ static void apply_rejects_malformed_command_bytes(void **state)
         {.type = KV_CMD_MSET, .arg_count = 3},
         {.type = KV_CMD_CAS, .arg_count = 2},
         {.type = KV_CMD_CAS, .arg_count = 3, .flags = KV_SET_NX},
-        {.type = (enum kv_command_type)6, .arg_count = 1},
+        {.type = (enum kv_command_type)8, .arg_count = 1},
+        {.type = KV_CMD_ACL_SETUSER, .arg_count = 1, .flags = 2},
+        {.type = KV_CMD_ACL_DELUSER, .arg_count = 0},
     };
     for (size_t i = 0; i < sizeof(wrong) / sizeof(*wrong); i++) {
         struct kv_write w = wrong[i];
@@ -603,7 +605,7 @@ static void apply_rejects_malformed_command_bytes(void **state)
         if (size > 0)
             body[0] = 1;
         if (size > 1)
-            body[1] = (uint8_t)(1 + body[1] % 5);
+            body[1] = (uint8_t)(1 + body[1] % 7); /* every type */
         t_apply(&t, body, size);
         assert_true(kv_invariants_hold(&t.kv));
     }
@@ -1160,6 +1162,151 @@ static void used_memory_and_growth_match_what_apply_adds(void **state)
     t_deinit(&t);
 }
 
+/* ------------------------------------------------------------ ACL */
+
+/* Parse and encode an ACL write, with an optional base. */
+static size_t acl_body(struct t *t, const char *line, const struct acl *base,
+                       uint8_t **body)
+{
+    struct resp_arg argv[ARGS_MAX];
+    uint32_t argc = split(line, argv);
+    assert_true(kv_command_is_acl_write(argc, argv));
+    struct kv_write w;
+    struct resp_buf out;
+    resp_buf_init(&out, 2);
+    assert_int_equal(kv_command_parse(&t->kv.config, argc, argv, &w, &out), 0);
+    resp_buf_deinit(&out);
+    uint8_t *encoded = NULL;
+    if (base) {
+        w.acl_base_size = acl_encoded_size(base);
+        encoded = malloc(w.acl_base_size);
+        acl_encode(base, encoded, w.acl_base_size);
+        w.acl_base = encoded;
+    }
+    size_t size = kv_command_size(&w);
+    *body = malloc(size);
+    assert_int_equal(kv_command_encode(&w, *body, size), size);
+    free(encoded);
+    return size;
+}
+
+static const struct acl_user *user(const struct t *t, const char *name)
+{
+    return acl_find(&t->kv.acl, name, strlen(name));
+}
+
+static void acl_writes_go_through_the_log_without_passwords(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t);
+    uint64_t hash = kv_state_hash(&t.kv);
+    uint8_t *body;
+    size_t size = acl_body(&t, "ACL SETUSER alice on >s3cretpw ~app:* +@read",
+                           NULL, &body);
+    /* The log holds the hash, never the password. */
+    assert_null(memmem(body, size, "s3cretpw", 8));
+    assert_string_equal(t_apply(&t, body, size), "+OK\r\n");
+    free(body);
+    assert_true(t.kv.acl.initialized);
+    assert_int_not_equal(kv_state_hash(&t.kv), hash);
+    /* No base: the group starts from Redis's default user. */
+    assert_non_null(user(&t, "default"));
+    assert_true(acl_user_password_ok(user(&t, "default"), "x", 1));
+    assert_true(acl_user_password_ok(user(&t, "alice"), "s3cretpw", 8));
+    assert_false(acl_user_password_ok(user(&t, "alice"), "wrong", 5));
+    /* A bad rule is an error reply and changes nothing. */
+    hash = kv_state_hash(&t.kv);
+    assert_string_equal(run(&t, "ACL SETUSER alice +@nosuch"),
+                        "-ERR Error in ACL SETUSER modifier '+@nosuch': "
+                        "Unknown command or category name in ACL\r\n");
+    assert_int_equal(kv_state_hash(&t.kv), hash);
+    assert_string_equal(run(&t, "ACL DELUSER alice nobody"), ":1\r\n");
+    assert_null(user(&t, "alice"));
+    assert_string_equal(run(&t, "ACL DELUSER default"),
+                        "-ERR The 'default' user cannot be removed\r\n");
+    assert_non_null(user(&t, "default"));
+    assert_string_equal(run(&t, "ACL SETUSER"),
+                        "-ERR wrong number of arguments for 'acl|setuser' "
+                        "command\r\n");
+    t_deinit(&t);
+}
+
+static void the_first_acl_write_starts_from_its_base(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t);
+    /* The proposer's users: default with a password (--requirepass). */
+    struct acl base;
+    acl_init(&base);
+    const struct resp_arg rules[] = {ARG("on"), ARG(">boot"), ARG("~*"),
+                                     ARG("&*"), ARG("+@all")};
+    char err[ACL_ERROR_MAX];
+    assert_int_equal(acl_setuser(&base, "default", 7, 5, rules, err), 0);
+    uint8_t *body;
+    size_t size = acl_body(&t, "ACL SETUSER bob on >pw", &base, &body);
+    assert_string_equal(t_apply(&t, body, size), "+OK\r\n");
+    free(body);
+    assert_true(acl_user_password_ok(user(&t, "default"), "boot", 4));
+    assert_false(acl_user_password_ok(user(&t, "default"), "x", 1));
+    /* Once started, a base is ignored: another server's users do not
+     * replace the group's. */
+    struct acl other;
+    acl_init(&other);
+    assert_int_equal(acl_set_default(&other), 0);
+    size = acl_body(&t, "ACL DELUSER bob", &other, &body);
+    assert_string_equal(t_apply(&t, body, size), ":1\r\n");
+    free(body);
+    assert_false(acl_user_password_ok(user(&t, "default"), "x", 1));
+    acl_deinit(&base);
+    acl_deinit(&other);
+    t_deinit(&t);
+}
+
+static void snapshots_keep_the_users_in_format_2_only_when_needed(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t);
+    run(&t, "SET k v");
+    struct buf b = snapshot_of(&t.kv);
+    assert_int_equal(b.data[4], 1); /* no ACL change: format 1 */
+    free(b.data);
+    run(&t, "ACL SETUSER carol on >pw ~k* +get");
+    b = snapshot_of(&t.kv);
+    assert_int_equal(b.data[4], 2);
+    struct kv copy;
+    struct kv_config config = kv_config_default();
+    assert_int_equal(kv_init(&copy, &config), 0);
+    struct cohort_err err;
+    assert_int_equal(restore_from(&copy, &b, &err), 0);
+    assert_int_equal(kv_state_hash(&copy), kv_state_hash(&t.kv));
+    assert_true(copy.acl.initialized);
+    const struct acl_user *u = acl_find(&copy.acl, "carol", 5);
+    assert_non_null(u);
+    assert_true(acl_user_password_ok(u, "pw", 2));
+    assert_true(acl_user_key_ok(u, "kx", 2));
+    /* A flipped byte in the users is caught. */
+    for (size_t i = 0; i < b.size; i += 7) {
+        b.data[i] ^= 0x40;
+        assert_int_not_equal(restore_from(&copy, &b, &err), 0);
+        b.data[i] ^= 0x40;
+    }
+    /* Restoring a format 1 snapshot leaves no users behind. */
+    struct t plain;
+    t_init(&plain);
+    run(&plain, "SET k v");
+    struct buf b1 = snapshot_of(&plain.kv);
+    assert_int_equal(restore_from(&copy, &b1, &err), 0);
+    assert_false(copy.acl.initialized);
+    free(b1.data);
+    free(b.data);
+    kv_deinit(&copy);
+    t_deinit(&plain);
+    t_deinit(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1193,6 +1340,9 @@ int main(void)
         cmocka_unit_test(growth_to_100k_keys),
         cmocka_unit_test(state_machine_adapter_applies_through_cohort_sm),
         cmocka_unit_test(used_memory_and_growth_match_what_apply_adds),
+        cmocka_unit_test(acl_writes_go_through_the_log_without_passwords),
+        cmocka_unit_test(the_first_acl_write_starts_from_its_base),
+        cmocka_unit_test(snapshots_keep_the_users_in_format_2_only_when_needed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
