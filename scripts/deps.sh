@@ -14,7 +14,6 @@ packages=(
     redis-tools        # redis-cli / redis-benchmark for system tests
     iproute2 iptables  # network namespaces and packet drops in system tests
     python3            # system test drivers
-    python3-redis      # redis-py, for the TLS and ACL system tests
 )
 
 missing=()

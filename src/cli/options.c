@@ -51,6 +51,15 @@ static const struct option_spec specs[] = {
     {"maxmemory", "BYTES",
      "refuse writes that would grow the store past BYTES (100mb, 1gb; "
      "default 0: no limit)"},
+    {"requirepass", "PASSWORD",
+     "clients must AUTH with PASSWORD (the default user's) until the "
+     "group's first ACL SETUSER"},
+    {"acl-file", "FILE",
+     "users in Redis's ACL file format (user <name> <rules...>), in force "
+     "until the group's first ACL SETUSER"},
+    {"protected-mode", "yes|no",
+     "without a password, refuse clients from other than loopback "
+     "(default yes)"},
     {"quiet", NULL, "log errors only"},
 };
 #define SPEC_COUNT (sizeof(specs) / sizeof(specs[0]))
@@ -243,6 +252,18 @@ static int set_option(struct server_options *o, const char *name,
         if (cli_flag_bytes("server", name, value, 1ull << 50, &v))
             return 2;
         o->server.maxmemory = v;
+    } else if (!strcmp(name, "requirepass")) {
+        if (value[0] == '\0')
+            return bad(name, value,
+                       "expected a password (leave the option "
+                       "out for none)");
+        o->server.password = keep(o, value);
+    } else if (!strcmp(name, "acl-file")) {
+        o->server.acl_file = keep(o, value);
+    } else if (!strcmp(name, "protected-mode")) {
+        if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+            return bad(name, value, "expected yes or no");
+        o->server.protected_mode = !strcmp(value, "yes");
     } else if (!strcmp(name, "quiet")) {
         n->quiet = true;
     } else {

@@ -17,10 +17,10 @@ static_assert(ACL_ERROR_MAX >= 2 * ACL_COMMAND_NAME_MAX + 256,
               "room to quote a rule in an error");
 
 static const char *const category_names[ACL_CAT_COUNT] = {
-    "keyspace", "read",  "write",     "set",        "sortedset",
-    "list",     "hash",  "string",    "bitmap",     "hyperloglog",
-    "geo",      "stream", "pubsub",   "admin",      "fast",
-    "slow",     "blocking", "dangerous", "connection", "transaction",
+    "keyspace",  "read",     "write",     "set",        "sortedset",
+    "list",      "hash",     "string",    "bitmap",     "hyperloglog",
+    "geo",       "stream",   "pubsub",    "admin",      "fast",
+    "slow",      "blocking", "dangerous", "connection", "transaction",
     "scripting",
 };
 
@@ -113,8 +113,8 @@ static struct acl_user *user_new(const void *name, size_t size)
     return u;
 }
 
-static bool patterns_copy(struct acl_pattern *to, const struct acl_pattern *from,
-                          uint32_t count)
+static bool patterns_copy(struct acl_pattern *to,
+                          const struct acl_pattern *from, uint32_t count)
 {
     for (uint32_t i = 0; i < count; i++) {
         to[i].size = from[i].size;
@@ -342,8 +342,9 @@ bool acl_user_key_ok(const struct acl_user *u, const void *key, size_t size)
 static int rule_error(char *err, const uint8_t *rule, size_t size,
                       const char *why)
 {
-    int shown = (int)(size < 2 * ACL_COMMAND_NAME_MAX ? size
-                                                       : 2 * ACL_COMMAND_NAME_MAX);
+    int shown =
+        (int)(size < 2 * ACL_COMMAND_NAME_MAX ? size
+                                              : 2 * ACL_COMMAND_NAME_MAX);
     snprintf(err, ACL_ERROR_MAX, "Error in ACL SETUSER modifier '%.*s': %s",
              shown, (const char *)rule, why);
     return -COHORT_EINVAL;
@@ -943,8 +944,8 @@ int acl_set_default(struct acl *a)
     };
     char err[ACL_ERROR_MAX];
     acl_clear(a);
-    return acl_setuser(a, "default", 7, sizeof(rules) / sizeof(rules[0]),
-                       rules, err);
+    return acl_setuser(a, "default", 7, sizeof(rules) / sizeof(rules[0]), rules,
+                       err);
 }
 
 /* ------------------------------------------------------------ decoding */

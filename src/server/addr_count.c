@@ -30,6 +30,16 @@ void addr_key_from(const struct sockaddr *sa, struct addr_key *key)
     }
 }
 
+bool addr_key_is_loopback(const struct addr_key *key)
+{
+    static const uint8_t v6_loopback[16] = {[15] = 1};
+    if (key->family == 4)
+        return key->bytes[0] == 127;
+    if (key->family == 6)
+        return memcmp(key->bytes, v6_loopback, 16) == 0;
+    return true; /* not an IP address: a local socket */
+}
+
 void addr_counts_init(struct addr_counts *t)
 {
     memset(t, 0, sizeof(*t));

@@ -41,6 +41,10 @@ struct addr_counts {
  * AF_INET and AF_INET6. */
 void addr_key_from(const struct sockaddr *sa, struct addr_key *key);
 
+/* Whether key is a loopback address (127.0.0.0/8, ::1), or not an IP
+ * address at all (a local socket). */
+bool addr_key_is_loopback(const struct addr_key *key);
+
 void addr_counts_init(struct addr_counts *t);
 void addr_counts_deinit(struct addr_counts *t);
 /* Count one more connection from key. Returns the new count, or 0 when

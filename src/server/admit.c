@@ -12,7 +12,11 @@
  * Redis does), since it may be a forward link that has not spoken yet: it
  * goes on probation, where it may only AUTH and prove itself within
  * PROBATION_MS; anything else, a wrong token, or the deadline refuses it
- * with the limit's error. At most PROBATION_MAX wait: a newer arrival
+ * with the limit's error. Protected mode works the same way: while the
+ * default user needs no password, a client from other than loopback goes
+ * on probation and is refused with Redis's -DENIED text (AUTH does not
+ * help it), unless it proves to be a backup's forward link (those come from
+ * other machines). At most PROBATION_MAX wait: a newer arrival
  * refuses the oldest, so connections that stay silent cannot keep a link
  * out, and the memory they hold is bounded.
  *
@@ -33,6 +37,19 @@
 #define ERR_MAX_PER_ADDR                                                       \
     "ERR max number of clients reached for this address "                      \
     "(max-clients-per-ip)"
+/* Redis's protected-mode text, with cohort's fixes. */
+#define ERR_DENIED                                                             \
+    "DENIED cohort is running in protected mode because protected mode is "    \
+    "enabled and no password is set for the default user. In this mode "       \
+    "connections are only accepted from the loopback interface. If you want "  \
+    "to connect from external computers to cohort you may adopt one of the "   \
+    "following solutions: 1) Set a password for the default user: restart "    \
+    "every replica with --requirepass <password> (or requirepass in its "      \
+    "config file, or an --acl-file), or run 'ACL SETUSER default on "          \
+    ">password' from the loopback interface. 2) If the client port is not "    \
+    "reachable from the internet, restart the replicas with --protected-mode " \
+    "no. NOTE: You only need to do one of the above things in order for the "  \
+    "server to start accepting connections from the outside."
 
 static void probation_remove(struct server *s, struct conn *c)
 {
@@ -96,7 +113,11 @@ void admit_accepted(struct server *s, struct conn *c)
     s->client_count++;
     uint32_t per_addr = s->config.connections_per_addr_max;
     const char *why = NULL;
-    if (per_addr > 0 && from_addr > per_addr)
+    c->protected_refusal =
+        !addr_key_is_loopback(&c->addr_key) && auth_protected(s);
+    if (c->protected_refusal)
+        why = ERR_DENIED;
+    else if (per_addr > 0 && from_addr > per_addr)
         why = ERR_MAX_PER_ADDR; /* the more specific reason first */
     else if (s->client_count > s->config.connections_max)
         why = ERR_MAX_CLIENTS;
@@ -117,7 +138,9 @@ bool admit_command_allowed(struct conn *c, const struct command_spec *spec,
 {
     if (c->kind != CONN_PROBATION)
         return true;
-    if (spec != NULL && (spec->run == cmd_auth || spec->run == cmd_quit))
+    if (spec != NULL && spec->run == cmd_quit)
+        return true;
+    if (spec != NULL && spec->run == cmd_auth && !c->protected_refusal)
         return true;
     if (spec != NULL && spec->run == cmd_noforward && argc == 3)
         return true; /* the proof; admit_link() judges it */
@@ -195,6 +218,7 @@ bool admit_link(struct conn *c, const struct resp_arg *replica,
     }
     c->kind = CONN_LINK;
     c->link_from = (uint32_t)id;
+    auth_conn_trusted(c);
     s->link_count++;
     if (++s->links_from[id] > LINKS_PER_REPLICA_MAX)
         close_oldest_link(s, (uint32_t)id);

@@ -85,51 +85,26 @@ void cmd_noforward(struct conn *c, struct resp_buf *out, uint32_t argc,
         command_reply_arity(out, "cohort.noforward");
         return;
     }
-    if (argc == 3 && !admit_link(c, &argv[1], &argv[2]) &&
-        c->kind == CONN_PROBATION)
+    bool proved = argc == 3 && admit_link(c, &argv[1], &argv[2]);
+    if (argc == 3 && !proved && c->kind == CONN_PROBATION)
         return; /* refused, the refusal written */
     if (c->input_stopped)
         return;
+    if (!proved && !c->authenticated) {
+        /* A link's proof is its authentication; without one the backup's
+         * forwards would fail with -NOAUTH one by one: fail the link now
+         * (its commands get -TRYAGAIN), and the backup dials again. */
+        resp_write_error(out, argc == 3
+                                  ? "NOAUTH the peer token does not match "
+                                    "what that replica sent this one"
+                                  : "NOAUTH Authentication required.");
+        return;
+    }
     c->no_forward = true;
     resp_write_simple(out, "OK");
 }
 
 /* ------------------------------------------------------------ AUTH */
-
-enum auth_result {
-    AUTH_OK,
-    AUTH_WRONG,       /* -WRONGPASS */
-    AUTH_NO_PASSWORD, /* AUTH <password> without a password configured */
-};
-
-/* Compare without an early exit, so the time taken does not tell how much
- * of a guess was right. */
-static bool same_secret(const struct resp_arg *given, const char *secret)
-{
-    size_t n = strlen(secret);
-    unsigned char diff = given->size != n;
-    for (size_t i = 0; i < given->size; i++)
-        diff |= (unsigned char)(given->ptr[i] ^ secret[i % (n ? n : 1)]);
-    return diff == 0;
-}
-
-/* The only user is "default", as in Redis without ACLs. */
-static enum auth_result auth_check(const struct server *s,
-                                   const struct resp_arg *user,
-                                   const struct resp_arg *pass)
-{
-    /* User names are case-sensitive in Redis. */
-    bool default_user =
-        user == NULL || (user->size == 7 && !memcmp(user->ptr, "default", 7));
-    if (s->config.password == NULL) {
-        if (user == NULL)
-            return AUTH_NO_PASSWORD;
-        return default_user ? AUTH_OK : AUTH_WRONG; /* default: nopass */
-    }
-    if (!default_user || !same_secret(pass, s->config.password))
-        return AUTH_WRONG;
-    return AUTH_OK;
-}
 
 static void reply_auth_failure(struct resp_buf *out, enum auth_result r)
 {
@@ -150,12 +125,11 @@ void cmd_auth(struct conn *c, struct resp_buf *out, uint32_t argc,
         return;
     }
     const struct resp_arg *user = argc == 3 ? &argv[1] : NULL;
-    enum auth_result r = auth_check(c->server, user, &argv[argc - 1]);
+    enum auth_result r = auth_login(c, user, &argv[argc - 1]);
     if (r != AUTH_OK) {
         reply_auth_failure(out, r);
         return;
     }
-    c->authenticated = true;
     resp_write_simple(out, "OK");
 }
 
@@ -263,12 +237,11 @@ void cmd_hello(struct conn *c, struct resp_buf *out, uint32_t argc,
     if (!hello_parse(c, out, argc, argv, &h))
         return;
     if (h.pass != NULL) {
-        enum auth_result r = auth_check(c->server, h.user, h.pass);
+        enum auth_result r = auth_login(c, h.user, h.pass);
         if (r != AUTH_OK) {
             reply_auth_failure(out, r);
             return;
         }
-        c->authenticated = true;
     }
     if (!c->authenticated) {
         resp_write_error(out,
@@ -303,7 +276,7 @@ static void client_line(const struct conn *c, uint64_t now_ms,
         "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%" PRIu64
         " idle=%" PRIu64 " flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 "
         "qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 oll=%u "
-        "omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 "
+        "omem=%zu tot-mem=%zu events=r cmd=%s user=%s redir=-1 "
         "resp=%d\n",
         c->id, c->addr, c->laddr, (int)fd, c->name,
         (now_ms - c->created_ms) / 1000, (now_ms - c->last_ms) / 1000,
@@ -312,7 +285,7 @@ static void client_line(const struct conn *c, uint64_t now_ms,
                              : "N",
         c->rbuf_used - c->rbuf_pos, c->rbuf_size - c->rbuf_used, c->slot_count,
         conn_output_size(c), c->rbuf_size + conn_output_size(c),
-        c->last_command[0] ? c->last_command : "NULL", c->proto);
+        c->last_command[0] ? c->last_command : "NULL", c->user, c->proto);
     ASSERT(n > 0);
     size_t size = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
     resp_write_raw(text, line, size);

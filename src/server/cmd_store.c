@@ -100,6 +100,17 @@ static const struct kv_config *kv_config(const struct conn *c)
     return &c->server->node_config.kv;
 }
 
+/* Answer a store read: the store's own, or ACL LIST and ACL USERS, which
+ * read the users. */
+static void store_query(const struct server *s, uint32_t argc,
+                        const struct resp_arg *argv, struct resp_buf *out)
+{
+    if (argc >= 1 && command_word_is(&argv[0], "acl"))
+        acl_query(s, argc, argv, out);
+    else
+        kv_query(s->kv, argc, argv, out);
+}
+
 /* Keep the command (argv) in the slot as RESP, for a later read, a forward
  * or a resubmission. */
 static void keep_command(struct conn *c, struct slot *slot, uint32_t argc,
@@ -373,6 +384,9 @@ static void submit(struct conn *c, struct slot *slot, const struct kv_write *w)
 {
     struct server *s = c->server;
     size_t size = 0;
+    struct kv_write with_base = *w;
+    auth_acl_base(s, &with_base);
+    w = &with_base;
     if (!encode_body(s, w, &size)) {
         session_write_done(c, slot, true);
         finish_error(c, slot, "ERR out of memory encoding the command");
@@ -593,7 +607,7 @@ static void on_read_done(void *ctx, const struct driver_reply *r)
         return;
     }
     slot->reply.size = 0;
-    kv_query(node_kv(s->node), argc, s->argv2, &slot->reply);
+    store_query(s, argc, s->argv2, &slot->reply);
     conn_slot_ready(c, slot);
 }
 
@@ -607,7 +621,7 @@ void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
     if (c->readonly) {
         /* The weaker guarantee the client asked for: this replica's applied
          * state, possibly stale, never an uncommitted write. */
-        kv_query(node_kv(s->node), argc, argv, &slot->reply);
+        store_query(s, argc, argv, &slot->reply);
         conn_slot_ready(c, slot);
         return;
     }
@@ -656,15 +670,29 @@ void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
         conn_slot_ready(c, slot);
         return;
     }
-    if (spec->run == cmd_store_read) {
+    uint32_t kind = command_kind(spec, inner_argc, inner);
+    if (kind == CMD_READ) {
         cmd_store_read(c, NULL, inner_argc, inner);
         return;
     }
-    if (spec->run != cmd_store_write) {
+    if (kind != CMD_WRITE || spec->run == cmd_cohort_req) {
         reply_slot_error(c, "ERR COHORT.REQ wraps a store command (SET, DEL, "
-                            "INCR, INCRBY, DECR, DECRBY, MSET, CAS, or a "
-                            "read)");
+                            "INCR, INCRBY, DECR, DECRBY, MSET, CAS, ACL "
+                            "SETUSER, ACL DELUSER, or a read)");
         return;
+    }
+    if (spec->run == cmd_acl) {
+        struct resp_buf refusal;
+        resp_buf_init(&refusal, 2);
+        bool ok = auth_acl_write_check(c->server, inner_argc, inner, &refusal);
+        if (!ok) {
+            struct slot *slot = conn_slot_push(c);
+            resp_write_raw(&slot->reply, refusal.data, refusal.size);
+            conn_slot_ready(c, slot);
+        }
+        resp_buf_deinit(&refusal);
+        if (!ok)
+            return;
     }
     struct slot *slot = conn_slot_push(c);
     conn_slot_kind(c, slot, SLOT_WRITE);

@@ -5,47 +5,69 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "kv/acl.h"
+#include "server/auth.h"
 #include "server/internal.h"
+
+/* ACL categories, as Redis files its commands of the same name. */
+#define CAT(x) (1u << ACL_CAT_##x)
+#define READ_FAST (CAT(READ) | CAT(STRING) | CAT(FAST))
+#define WRITE_FAST (CAT(WRITE) | CAT(STRING) | CAT(FAST))
+#define CONN_FAST (CAT(FAST) | CAT(CONNECTION))
+#define ADMIN (CAT(ADMIN) | CAT(SLOW) | CAT(DANGEROUS))
 
 /* Key positions follow Redis's COMMAND output: first key, last key (-1: the
  * last argument) and step; 0 0 0 for a command without keys. */
 static const struct command_spec commands[] = {
     /* The store: reads are linearizable unless the connection said
      * READONLY; writes go through the log. */
-    {"get", 2, CMD_READ | CMD_SLOT, 1, 1, 1, cmd_store_read},
-    {"mget", -2, CMD_READ | CMD_SLOT, 1, -1, 1, cmd_store_read},
-    {"exists", -2, CMD_READ | CMD_SLOT, 1, -1, 1, cmd_store_read},
-    {"dbsize", 1, CMD_READ | CMD_SLOT, 0, 0, 0, cmd_store_read},
-    {"kvinfo", 2, CMD_READ | CMD_SLOT, 1, 1, 1, cmd_store_read},
-    {"set", -3, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
-    {"del", -2, CMD_WRITE | CMD_SLOT, 1, -1, 1, cmd_store_write},
-    {"incr", 2, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
-    {"incrby", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
-    {"decr", 2, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
-    {"decrby", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
-    {"mset", -3, CMD_WRITE | CMD_SLOT, 1, -1, 2, cmd_store_write},
-    {"cas", 4, CMD_WRITE | CMD_SLOT, 1, 1, 1, cmd_store_write},
-    /* cohort's exactly-once form of a store command (see cmd_store.c). */
-    {"cohort.req", -4, CMD_WRITE | CMD_SLOT, 0, 0, 0, cmd_cohort_req},
+    {"get", 2, CMD_READ | CMD_SLOT, 1, 1, 1, READ_FAST, cmd_store_read},
+    {"mget", -2, CMD_READ | CMD_SLOT, 1, -1, 1, READ_FAST, cmd_store_read},
+    {"exists", -2, CMD_READ | CMD_SLOT, 1, -1, 1,
+     CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
+    {"dbsize", 1, CMD_READ | CMD_SLOT, 0, 0, 0,
+     CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
+    {"kvinfo", 2, CMD_READ | CMD_SLOT, 1, 1, 1,
+     CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
+    {"set", -3, CMD_WRITE | CMD_SLOT, 1, 1, 1,
+     CAT(WRITE) | CAT(STRING) | CAT(SLOW), cmd_store_write},
+    {"del", -2, CMD_WRITE | CMD_SLOT, 1, -1, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(SLOW), cmd_store_write},
+    {"incr", 2, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    {"incrby", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    {"decr", 2, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    {"decrby", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    {"mset", -3, CMD_WRITE | CMD_SLOT, 1, -1, 2,
+     CAT(WRITE) | CAT(STRING) | CAT(SLOW), cmd_store_write},
+    {"cas", 4, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    /* cohort's exactly-once form of a store command (see cmd_store.c); ACL
+     * rules judge the command it wraps. */
+    {"cohort.req", -4, CMD_WRITE | CMD_SLOT, 0, 0, 0, CAT(WRITE) | CAT(FAST),
+     cmd_cohort_req},
     /* The connection. */
-    {"ping", -1, CMD_FAST, 0, 0, 0, cmd_ping},
-    {"echo", 2, CMD_FAST, 0, 0, 0, cmd_echo},
-    {"quit", -1, CMD_FAST | CMD_NOAUTH, 0, 0, 0, cmd_quit},
-    {"hello", -1, CMD_FAST | CMD_NOAUTH, 0, 0, 0, cmd_hello},
-    {"auth", -2, CMD_FAST | CMD_NOAUTH, 0, 0, 0, cmd_auth},
-    {"select", 2, CMD_FAST, 0, 0, 0, cmd_select},
-    {"client", -2, CMD_ADMIN, 0, 0, 0, cmd_client},
-    {"readonly", 1, CMD_FAST, 0, 0, 0, cmd_readonly},
-    {"readwrite", 1, CMD_FAST, 0, 0, 0, cmd_readwrite},
+    {"ping", -1, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_ping},
+    {"echo", 2, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_echo},
+    {"quit", -1, CMD_FAST | CMD_NOAUTH, 0, 0, 0, CONN_FAST, cmd_quit},
+    {"hello", -1, CMD_FAST | CMD_NOAUTH, 0, 0, 0, CONN_FAST, cmd_hello},
+    {"auth", -2, CMD_FAST | CMD_NOAUTH, 0, 0, 0, CONN_FAST, cmd_auth},
+    {"select", 2, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_select},
+    {"client", -2, CMD_ADMIN, 0, 0, 0, CAT(SLOW) | CAT(CONNECTION), cmd_client},
+    {"readonly", 1, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_readonly},
+    {"readwrite", 1, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_readwrite},
     /* A backup's link to the primary says this first: commands on it are
      * not forwarded again, so a stale view cannot bounce them around; with
      * the backup's replica index and peer token it is a verified link,
-     * exempt from the client limits (admit.c). */
-    {"cohort.noforward", -1, CMD_FAST, 0, 0, 0, cmd_noforward},
+     * exempt from the client limits and authenticated (admit.c). */
+    {"cohort.noforward", -1, CMD_FAST | CMD_NOAUTH, 0, 0, 0, ADMIN,
+     cmd_noforward},
     /* The server. */
-    {"command", -1, CMD_ADMIN, 0, 0, 0, cmd_command},
-    {"config", -2, CMD_ADMIN, 0, 0, 0, cmd_config},
-    {"info", -1, CMD_ADMIN, 0, 0, 0, cmd_info},
+    {"command", -1, CMD_ADMIN, 0, 0, 0, CAT(SLOW) | CAT(CONNECTION),
+     cmd_command},
+    {"config", -2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_config},
+    {"info", -1, CMD_ADMIN, 0, 0, 0, CAT(SLOW) | CAT(DANGEROUS), cmd_info},
+    /* Users (cmd_acl.c): SETUSER and DELUSER are store writes, LIST and
+     * USERS store reads (command_kind()). */
+    {"acl", -2, CMD_ADMIN | CMD_SLOT, 0, 0, 0, ADMIN, cmd_acl},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -79,6 +101,29 @@ const struct command_spec *command_table(size_t *count)
 {
     *count = COMMAND_COUNT;
     return commands;
+}
+
+uint32_t command_kind(const struct command_spec *spec, uint32_t argc,
+                      const struct resp_arg *argv)
+{
+    if (spec->run == cmd_cohort_req && argc > 3) {
+        const struct command_spec *inner = command_lookup(&argv[3]);
+        return inner && inner->run != cmd_cohort_req
+                   ? command_kind(inner, argc - 3, argv + 3)
+                   : 0;
+    }
+    if (spec->run == cmd_acl) {
+        if (argc < 2)
+            return 0;
+        if (command_word_is(&argv[1], "setuser") ||
+            command_word_is(&argv[1], "deluser"))
+            return CMD_WRITE;
+        if (command_word_is(&argv[1], "list") ||
+            command_word_is(&argv[1], "users"))
+            return CMD_READ;
+        return 0;
+    }
+    return spec->flags & (CMD_READ | CMD_WRITE);
 }
 
 bool command_arity_ok(const struct command_spec *spec, uint32_t argc)
@@ -233,9 +278,8 @@ bool command_dispatch(struct conn *c, uint32_t argc,
     s->stats.commands++;
     c->last_ms = server_now_ms(s);
     if (!admit_command_allowed(c, spec, argc))
-        return true; /* refused: over a client limit */
-    bool need_auth = s->config.password != NULL && !c->authenticated;
-    if (need_auth && (spec == NULL || !(spec->flags & CMD_NOAUTH))) {
+        return true; /* refused: over a client limit, or protected mode */
+    if (!c->authenticated && (spec == NULL || !(spec->flags & CMD_NOAUTH))) {
         reply_now(c, "NOAUTH Authentication required.");
         return true;
     }
@@ -246,6 +290,11 @@ bool command_dispatch(struct conn *c, uint32_t argc,
     note_command(c, spec);
     if (!command_arity_ok(spec, argc)) {
         reply_arity(c, spec->name);
+        return true;
+    }
+    char refusal[AUTH_REFUSAL_MAX];
+    if (!auth_command_allowed(c, spec, argc, argv, refusal)) {
+        reply_now(c, refusal);
         return true;
     }
     if (spec->flags & CMD_SLOT)

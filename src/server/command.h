@@ -5,8 +5,9 @@
  * subcommand, word for word.
  *
  * command_dispatch() runs one parsed command on a connection: AUTH check,
- * lookup, arity, then the handler. The lookup and the error replies are pure
- * (no connection, no node) and unit-tested in tests/unit/server_command_test.c.
+ * lookup, arity, the user's permissions (auth.c), then the handler. The lookup
+ * and the error replies are pure (no connection, no node) and unit-tested in
+ * tests/unit/server_command_test.c.
  */
 #ifndef COHORT_SERVER_COMMAND_H
 #define COHORT_SERVER_COMMAND_H
@@ -36,6 +37,7 @@ struct command_spec {
     int arity;
     uint32_t flags;
     int first_key, last_key, key_step; /* as COMMAND reports them */
+    uint32_t categories; /* ACL categories: bits 1u << ACL_CAT_* */
     command_fn run;
 };
 
@@ -43,6 +45,11 @@ struct command_spec {
 const struct command_spec *command_lookup(const struct resp_arg *name);
 /* Every command, for COMMAND and COMMAND COUNT. */
 const struct command_spec *command_table(size_t *count);
+/* CMD_WRITE for a store write, CMD_READ for a store read, 0 otherwise: the
+ * spec's flags, but by subcommand for ACL (SETUSER and DELUSER write, LIST
+ * and USERS read) and by the wrapped command for COHORT.REQ. */
+uint32_t command_kind(const struct command_spec *spec, uint32_t argc,
+                      const struct resp_arg *argv);
 /* Whether argc (the name included) satisfies spec's arity. */
 bool command_arity_ok(const struct command_spec *spec, uint32_t argc);
 
@@ -97,6 +104,9 @@ void cmd_config(struct conn *c, struct resp_buf *out, uint32_t argc,
                 const struct resp_arg *argv);
 void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
               const struct resp_arg *argv);
+/* cmd_acl.c: */
+void cmd_acl(struct conn *c, struct resp_buf *out, uint32_t argc,
+             const struct resp_arg *argv);
 /* cmd_store.c: */
 void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
                     const struct resp_arg *argv);

@@ -119,7 +119,7 @@ static void conn_init(struct server *s, struct conn *c)
     c->proto = 2;
     resp_buf_init(&c->out, 2);
     resp_buf_init(&c->writing_buf, 2);
-    c->authenticated = s->config.password == NULL;
+    auth_conn_start(c);
     c->session.client_id = server_client_id_new(s);
     c->session.next_request_no = 1;
     c->created_ms = c->last_ms = server_now_ms(s);
@@ -185,13 +185,10 @@ bool conn_must_wait(const struct conn *c, const struct command_spec *spec,
 {
     if (c->no_forward || (c->reads_running == 0 && c->writes_running == 0))
         return false;
-    if (spec->run == cmd_cohort_req && argc > 3)
-        spec = command_lookup(&argv[3]);
-    if (!spec)
-        return false;
-    if (spec->flags & CMD_WRITE)
+    uint32_t kind = command_kind(spec, argc, argv);
+    if (kind & CMD_WRITE)
         return c->reads_running > 0;
-    if ((spec->flags & CMD_READ) && !c->readonly)
+    if ((kind & CMD_READ) && !c->readonly)
         return c->writes_running > 0;
     return false;
 }

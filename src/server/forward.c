@@ -2,12 +2,14 @@
  * backup cannot serve (writes, linearizable reads) go there over ONE
  * connection per server, and the replies come back in the same order.
  *
- * A link opens with "AUTH <password>" (when the server has one) and
- * "COHORT.NOFORWARD <self> <token>", which tells the primary not to forward
- * these commands again (a replica whose view is stale answers -TRYAGAIN
- * instead of bouncing them on), and proves with this replica's peer token
- * that the link is not a client: it is exempt from the primary's client
- * limits and idle timeout (admit.c). Then each forwarded slot's command is
+ * A link opens with "COHORT.NOFORWARD <self> <token>", which tells the
+ * primary not to forward these commands again (a replica whose view is
+ * stale answers -TRYAGAIN instead of bouncing them on), and proves with
+ * this replica's peer token that the link is not a client: it is exempt
+ * from the primary's client limits and idle timeout (admit.c), and
+ * authenticated without a password. This replica has already checked each
+ * command against its client's user (auth.h), so the primary runs what
+ * the link sends. Then each forwarded slot's command is
  * appended to the link's output (a write as COHORT.REQ with its connection's
  * client id and request number, so it stays exactly-once), and the slot joins
  * the link's FIFO. resp_reply_parse() finds where each reply ends; its bytes
@@ -314,14 +316,6 @@ static void on_link_connect(uv_connect_t *req, int status)
 
 static void write_handshake(struct server *s, struct link *l)
 {
-    if (s->config.password) {
-        struct resp_arg auth[2] = {
-            {"AUTH", 4},
-            {s->config.password, strlen(s->config.password)},
-        };
-        resp_write_command(&l->out, 2, auth);
-        l->handshake_pending++;
-    }
     /* Our replica index and peer token (admit.c): the primary counts a
      * link that proves itself apart from its clients. */
     uint8_t token[NODE_TOKEN_SIZE];

@@ -26,6 +26,7 @@
 #include "common/resp.h"
 #include "runtime/node.h"
 #include "server/addr_count.h"
+#include "server/auth.h"
 #include "server/server.h"
 
 /* Unsent output over which a connection stops reading new commands
@@ -163,12 +164,19 @@ struct conn {
     bool closing;       /* teardown scheduled or done */
     bool closed_handle; /* uv_close called */
     bool authenticated;
+    /* The user (auth.c): its name, and where it was last looked up. */
+    char user[ACL_NAME_MAX + 1];
+    const struct acl *auth_users; /* NULL: look it up at the next command */
+    uint64_t auth_generation;
+    const struct acl_user *acl_user;
+    struct auth_perm perm;
     bool readonly;   /* READONLY: reads served locally */
     bool no_forward; /* COHORT.NOFORWARD: a link from a backup */
     enum conn_kind kind;
     uint32_t link_from; /* CONN_LINK: the backup's replica index */
     uint64_t probation_until_ms;
-    const char *refusal; /* CONN_PROBATION: the error if it is refused */
+    const char *refusal;    /* CONN_PROBATION: the error if it is refused */
+    bool protected_refusal; /* refused by protected mode, not a limit */
     struct addr_key addr_key;
     bool addr_counted; /* counted in server->addr_counts */
     uint64_t id;       /* CLIENT ID */
@@ -254,6 +262,8 @@ struct server_stats {
 struct server {
     uv_loop_t *loop;
     struct node *node;
+    const struct kv *kv; /* node_kv(node) */
+    struct auth auth;
     struct server_config config;
     struct node_config node_config; /* copy; strings borrowed */
     struct resp_limits limits;
@@ -378,6 +388,11 @@ bool admit_link(struct conn *c, const struct resp_arg *replica,
 void admit_tick(struct server *s);
 /* c is being torn down: uncount it. */
 void admit_gone(struct server *s, struct conn *c);
+
+/* ---- cmd_acl.c */
+/* ACL LIST or ACL USERS (argv), from the users in force, into out. */
+void acl_query(const struct server *s, uint32_t argc,
+               const struct resp_arg *argv, struct resp_buf *out);
 
 /* ---- cmd_store.c */
 /* Submit c's queued writes (from the idle handle). */

@@ -46,6 +46,8 @@ void server_config_defaults(struct server_config *c)
     c->inline_size_max = 64u << 10;
     c->output_buffer_max = 64u << 20;
     c->password = NULL;
+    c->acl_file = NULL;
+    c->protected_mode = true;
     c->timeout_s = 0;
     c->connections_per_addr_max = 1000;
 }
@@ -323,6 +325,7 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
     }
     s->loop = loop;
     s->node = node;
+    s->kv = node_kv(node);
     s->config = *config;
     s->node_config = *node_config;
     /* A command carries at most two values and a key (CAS). Room for that
@@ -339,6 +342,12 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
     s->client_id_base = random_u64();
     s->backoff_target = UINT32_MAX;
     addr_counts_init(&s->addr_counts);
+    if (auth_init(&s->auth, config, err) != 0) {
+        auth_deinit(&s->auth);
+        addr_counts_deinit(&s->addr_counts);
+        free(s);
+        return NULL;
+    }
     ignore_sigpipe();
     resolve_peers(s, node_config);
     if (open_listener(s, err) != 0) {
@@ -367,6 +376,7 @@ static void maybe_free(struct server *s)
     free(s->argv2);
     free(s->body);
     addr_counts_deinit(&s->addr_counts);
+    auth_deinit(&s->auth);
     free(s);
 }
 

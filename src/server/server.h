@@ -24,7 +24,11 @@ struct server_config {
     uint32_t arguments_max;   /* per command; 1 + 2 * 100000 */
     size_t inline_size_max;   /* 64 KiB */
     size_t output_buffer_max; /* per connection before it is closed */
-    const char *password;     /* AUTH; NULL: none */
+    const char *password; /* --requirepass: the default user's; NULL: none */
+    const char *acl_file; /* --acl-file: users in Redis's aclfile format */
+    /* Refuse clients from other than loopback while the default user needs
+     * no password (Redis's protected-mode); default on. */
+    bool protected_mode;
     /* Bytes of kv_used_memory() past which writes that would grow the
      * store get -OOM (Redis's noeviction); reads and deletes still work.
      * 0: no limit. Decided by the primary before it proposes a write. */

@@ -17,7 +17,8 @@
 #define RULES_MAX 300
 
 /* SHA-256("pw") and SHA-256("other"), as `printf pw | sha256sum` prints. */
-#define PW_HASH "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"
+#define PW_HASH                                                                \
+    "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"
 #define OTHER_HASH                                                             \
     "d9298a10d1b0735837dc4bd85dac641b0f3cef27a47e5d53a54f2f3f5b2fcffa"
 
@@ -259,22 +260,32 @@ static void redis_glob(void **state)
         const char *pattern, *string;
         bool match;
     } cases[] = {
-        {"*", "", true},          {"*", "anything", true},
-        {"a?c", "abc", true},     {"a?c", "ac", false},
-        {"cache:*", "cache:1", true}, {"cache:*", "cach", false},
-        {"[abc]x", "bx", true},   {"[abc]x", "dx", false},
-        {"[^abc]x", "dx", true},  {"[^abc]x", "ax", false},
-        {"[a-c]", "b", true},     {"[c-a]", "b", true},
-        {"[a-c]", "d", false},    {"\\*", "*", true},
-        {"\\*", "a", false},      {"a*b*c", "axxbyyc", true},
-        {"a*b*c", "axxbyy", false}, {"[ab", "a", true},
-        {"h\\[llo", "h[llo", true}, {"", "", true},
-        {"", "a", false},         {"**a", "ba", true},
+        {"*", "", true},
+        {"*", "anything", true},
+        {"a?c", "abc", true},
+        {"a?c", "ac", false},
+        {"cache:*", "cache:1", true},
+        {"cache:*", "cach", false},
+        {"[abc]x", "bx", true},
+        {"[abc]x", "dx", false},
+        {"[^abc]x", "dx", true},
+        {"[^abc]x", "ax", false},
+        {"[a-c]", "b", true},
+        {"[c-a]", "b", true},
+        {"[a-c]", "d", false},
+        {"\\*", "*", true},
+        {"\\*", "a", false},
+        {"a*b*c", "axxbyyc", true},
+        {"a*b*c", "axxbyy", false},
+        {"[ab", "a", true},
+        {"h\\[llo", "h[llo", true},
+        {"", "", true},
+        {"", "a", false},
+        {"**a", "ba", true},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        bool got =
-            acl_glob_match(cases[i].pattern, strlen(cases[i].pattern),
-                           cases[i].string, strlen(cases[i].string));
+        bool got = acl_glob_match(cases[i].pattern, strlen(cases[i].pattern),
+                                  cases[i].string, strlen(cases[i].string));
         if (got != cases[i].match)
             fail_msg("glob '%s' against '%s': got %d", cases[i].pattern,
                      cases[i].string, got);
@@ -337,8 +348,7 @@ static void round_trip(const struct acl *a)
     assert_int_equal(b.user_count, a->user_count);
     for (uint32_t i = 0; i < a->user_count; i++) {
         char expect[8192];
-        snprintf(expect, sizeof(expect), "%s",
-                 describe(a, a->users[i]->name));
+        snprintf(expect, sizeof(expect), "%s", describe(a, a->users[i]->name));
         assert_string_equal(describe(&b, a->users[i]->name), expect);
     }
     /* Every strict prefix is refused, and b is left as it was. */
