@@ -60,6 +60,16 @@ static const struct option_spec specs[] = {
     {"protected-mode", "yes|no",
      "without a password, refuse clients from other than loopback "
      "(default yes)"},
+    {"tls-port", "PORT",
+     "also serve clients over TLS on PORT, on the host of this replica's "
+     "--clients address (default 0: off)"},
+    {"tls-cert-file", "FILE", "the TLS port's certificate chain (PEM)"},
+    {"tls-key-file", "FILE", "its private key (PEM)"},
+    {"tls-ca-cert-file", "FILE",
+     "CA certificates that client certificates must chain to (PEM)"},
+    {"tls-auth-clients", "yes|no|optional",
+     "require a client certificate (default yes), never ask, or check one "
+     "if given; certificates are reloaded on SIGHUP"},
     {"quiet", NULL, "log errors only"},
 };
 #define SPEC_COUNT (sizeof(specs) / sizeof(specs[0]))
@@ -264,6 +274,25 @@ static int set_option(struct server_options *o, const char *name,
         if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
             return bad(name, value, "expected yes or no");
         o->server.protected_mode = !strcmp(value, "yes");
+    } else if (!strcmp(name, "tls-port")) {
+        if (parse_u64(name, value, 0, 65535, &v))
+            return 2;
+        o->server.tls_port = (uint16_t)v;
+    } else if (!strcmp(name, "tls-cert-file")) {
+        o->server.tls_cert_file = keep(o, value);
+    } else if (!strcmp(name, "tls-key-file")) {
+        o->server.tls_key_file = keep(o, value);
+    } else if (!strcmp(name, "tls-ca-cert-file")) {
+        o->server.tls_ca_cert_file = keep(o, value);
+    } else if (!strcmp(name, "tls-auth-clients")) {
+        if (!strcmp(value, "yes"))
+            o->server.tls_auth_clients = SERVER_TLS_AUTH_YES;
+        else if (!strcmp(value, "no"))
+            o->server.tls_auth_clients = SERVER_TLS_AUTH_NO;
+        else if (!strcmp(value, "optional"))
+            o->server.tls_auth_clients = SERVER_TLS_AUTH_OPTIONAL;
+        else
+            return bad(name, value, "expected yes, no or optional");
     } else if (!strcmp(name, "quiet")) {
         n->quiet = true;
     } else {

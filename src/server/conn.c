@@ -93,6 +93,7 @@ static void on_closed(uv_handle_t *handle)
     struct server *s = c->server;
     resp_buf_deinit(&c->out);
     resp_buf_deinit(&c->writing_buf);
+    tls_port_conn_free(c);
     free(c->rbuf);
     free(c);
     server_conn_gone(s);
@@ -131,13 +132,14 @@ static void conn_init(struct server *s, struct conn *c)
     s->stats.connections_received++;
 }
 
-void conn_accept(struct server *s)
+void conn_accept(struct server *s, uv_stream_t *listener)
 {
     struct conn *c = calloc(1, sizeof(*c));
     ASSERT(c);
     uv_tcp_init(s->loop, &c->tcp);
     conn_init(s, c);
-    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+        !tls_port_conn_start(c, listener)) {
         conn_teardown(c);
         return;
     }
@@ -275,10 +277,8 @@ void conn_reply_error(struct conn *c, const char *msg)
 
 /* ------------------------------------------------------------ input */
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+size_t conn_read_room(struct conn *c, char **at)
 {
-    (void)suggested;
-    struct conn *c = handle->data;
     size_t limit = request_limit(c->server);
     if (c->rbuf == NULL) {
         c->rbuf = malloc(CONN_READ_BUFFER_SIZE);
@@ -298,8 +298,21 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
             c->rbuf_size = size;
         }
     }
-    *buf = uv_buf_init(c->rbuf + c->rbuf_used,
-                       (unsigned)(c->rbuf_size - c->rbuf_used));
+    *at = c->rbuf + c->rbuf_used;
+    return c->rbuf_size - c->rbuf_used;
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct conn *c = handle->data;
+    if (c->tls) {
+        *buf = uv_buf_init(c->tls_rbuf, CLIENT_TLS_READ_SIZE);
+        return;
+    }
+    char *at;
+    size_t room = conn_read_room(c, &at);
+    *buf = uv_buf_init(at, (unsigned)room);
 }
 
 static void set_reading(struct conn *c, bool want)
@@ -472,13 +485,19 @@ static bool process_one(struct conn *c)
 
 void conn_process(struct conn *c)
 {
-    if (c->closing)
-        return;
-    while (conn_can_dispatch(c) && process_one(c)) {
-        if (conn_output_size(c) > c->server->config.output_buffer_max) {
-            conn_close_soon(c);
+    for (;;) {
+        if (c->closing)
             return;
+        /* TLS: plaintext the session holds, as rbuf has room for it. */
+        size_t added = c->tls ? tls_port_pull(c) : 0;
+        while (conn_can_dispatch(c) && process_one(c)) {
+            if (conn_output_size(c) > c->server->config.output_buffer_max) {
+                conn_close_soon(c);
+                return;
+            }
         }
+        if (added == 0 || !conn_can_dispatch(c))
+            break;
     }
     if (c->closing)
         return;
@@ -500,6 +519,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     struct conn *c = stream->data;
     if (c->closing)
         return;
+    if (nread > 0 && c->tls) {
+        if (!tls_port_feed(c, (size_t)nread))
+            conn_close_soon(c);
+        conn_process(c);
+        return;
+    }
     if (nread > 0) {
         c->rbuf_used += (size_t)nread;
         c->server->stats.net_input_bytes += (uint64_t)nread;
@@ -557,12 +582,16 @@ static void on_write(uv_write_t *req, int status)
 
 void conn_flush(struct conn *c)
 {
-    if (c->writing || c->closed_handle || c->out.size == 0)
+    if (c->writing || c->closed_handle)
         return;
     if (!c->out.ok) {
         conn_close_soon(c); /* out of memory building a reply */
         return;
     }
+    if (c->tls && !tls_port_seal(c))
+        return;
+    if (c->out.size == 0)
+        return;
     struct resp_buf t = c->writing_buf;
     c->writing_buf = c->out;
     c->out = t;

@@ -230,6 +230,9 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "forwarded_commands:%" PRIu64, in->forwarded_commands);
     line(t, "forward_failures:%" PRIu64, in->forward_failures);
     line(t, "session_renewals:%" PRIu64, in->session_renewals);
+    line(t, "tls_port:%u", (unsigned)in->tls_port);
+    line(t, "tls_certificate_reloads:%" PRIu64, in->tls_reloads);
+    line(t, "tls_connection_failures:%" PRIu64, in->tls_failures);
     line(t, "store_keys:%" PRIu64, in->kv->key_count);
     line(t, "store_data_bytes:%" PRIu64, in->kv->data_size);
     line(t, "store_memory_bytes:%" PRIu64, in->kv->memory_size);

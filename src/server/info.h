@@ -63,6 +63,10 @@ struct info_input {
     uint64_t forwarded_commands;
     uint64_t forward_failures;
     uint64_t session_renewals;
+    /* The TLS port: its port (0: none), reloads on SIGHUP, failures. */
+    uint16_t tls_port;
+    uint64_t tls_reloads;
+    uint64_t tls_failures;
 };
 
 /* The sections named by INFO's arguments (argv[1..argc-1]; none: the

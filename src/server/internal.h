@@ -27,6 +27,7 @@
 #include "runtime/node.h"
 #include "server/addr_count.h"
 #include "server/auth.h"
+#include "server/client_tls.h"
 #include "server/server.h"
 
 /* Unsent output over which a connection stops reading new commands
@@ -164,6 +165,10 @@ struct conn {
     bool closing;       /* teardown scheduled or done */
     bool closed_handle; /* uv_close called */
     bool authenticated;
+    /* Accepted on the TLS port: the session, and where ciphertext is read
+     * (tls_port.c); NULL on the plain port. */
+    struct client_tls_session *tls;
+    char *tls_rbuf;
     /* The user (auth.c): its name, and where it was last looked up. */
     char user[ACL_NAME_MAX + 1];
     const struct acl *auth_users; /* NULL: look it up at the next command */
@@ -257,6 +262,8 @@ struct server_stats {
     uint64_t net_input_bytes;
     uint64_t net_output_bytes;
     uint64_t session_renewals;
+    uint64_t tls_reloads;  /* SIGHUP reloads that took */
+    uint64_t tls_failures; /* TLS connections failed (handshake, record) */
 };
 
 struct server {
@@ -270,6 +277,12 @@ struct server {
     char listen_text[128];
     uint16_t port;
     uv_tcp_t listener;
+    /* The TLS port (tls_port.c): listener, certificates (NULL: no TLS
+     * port), SIGHUP to reload them. */
+    uv_tcp_t tls_listener;
+    char tls_listen_text[128];
+    struct client_tls_context *tls_ctx;
+    uv_signal_t sighup;
     uv_prepare_t prepare;
     uv_idle_t idle;
     uv_timer_t timer;
@@ -339,7 +352,11 @@ void server_conn_gone(struct server *s);
 void server_slot_put(struct server *s, struct slot *slot);
 
 /* ---- conn.c */
-void conn_accept(struct server *s);
+/* Accept a connection waiting on listener (the plain or the TLS port). */
+void conn_accept(struct server *s, uv_stream_t *listener);
+/* Where more input can go in rbuf (compacting or growing it up to the
+ * request limit), and how many bytes; 0 when it is full. */
+size_t conn_read_room(struct conn *c, char **at);
 /* Append a slot for the current command to c's FIFO. */
 struct slot *conn_slot_push(struct conn *c);
 /* Whether command spec (argv: the whole command) must wait for the
@@ -388,6 +405,23 @@ bool admit_link(struct conn *c, const struct resp_arg *replica,
 void admit_tick(struct server *s);
 /* c is being torn down: uncount it. */
 void admit_gone(struct server *s, struct conn *c);
+
+/* ---- tls_port.c */
+/* Open the TLS port if --tls-port is set, and the SIGHUP handler. */
+int tls_port_open(struct server *s, struct cohort_err *err);
+void tls_port_close(struct server *s, uv_close_cb on_closed);
+/* c was accepted from listener: give it a session if that is the TLS
+ * port. Returns false if out of memory. */
+bool tls_port_conn_start(struct conn *c, const uv_stream_t *listener);
+void tls_port_conn_free(struct conn *c);
+/* size bytes of ciphertext arrived in c->tls_rbuf. False: out of memory. */
+bool tls_port_feed(struct conn *c, size_t size);
+/* Decrypt what the session holds into rbuf; returns the bytes added. On a
+ * TLS error the connection is closing. */
+size_t tls_port_pull(struct conn *c);
+/* Encrypt out's plaintext; out then holds ciphertext (handshake bytes
+ * too). False on a TLS error (the connection is closing). */
+bool tls_port_seal(struct conn *c);
 
 /* ---- cmd_acl.c */
 /* ACL LIST or ACL USERS (argv), from the users in force, into out. */

@@ -48,6 +48,8 @@ void server_config_defaults(struct server_config *c)
     c->password = NULL;
     c->acl_file = NULL;
     c->protected_mode = true;
+    c->tls_port = 0;
+    c->tls_auth_clients = SERVER_TLS_AUTH_YES;
     c->timeout_s = 0;
     c->connections_per_addr_max = 1000;
 }
@@ -217,7 +219,7 @@ static void on_connection(uv_stream_t *listener, int status)
     struct server *s = listener->data;
     if (status < 0 || s->closing)
         return;
-    conn_accept(s);
+    conn_accept(s, listener);
 }
 
 static void resolve_peers(struct server *s, const struct node_config *nc)
@@ -350,8 +352,8 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
     }
     ignore_sigpipe();
     resolve_peers(s, node_config);
-    if (open_listener(s, err) != 0) {
-        /* Frees s now, or from the listener's close callback. */
+    if (open_listener(s, err) != 0 || tls_port_open(s, err) != 0) {
+        /* Frees s now, or from the listeners' close callbacks. */
         server_close(s);
         return NULL;
     }
@@ -419,6 +421,7 @@ void server_close(struct server *s)
     }
     if (s->listener.type == UV_TCP)
         uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+    tls_port_close(s, on_handle_closed);
     if (s->prepare.type == UV_PREPARE) {
         uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
         uv_close((uv_handle_t *)&s->idle, on_handle_closed);

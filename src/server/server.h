@@ -14,6 +14,13 @@
 #include "common/err.h"
 #include "runtime/node.h"
 
+/* --tls-auth-clients, as Redis names its values. */
+enum server_tls_auth {
+    SERVER_TLS_AUTH_YES,      /* a client certificate is required */
+    SERVER_TLS_AUTH_NO,       /* none is asked for */
+    SERVER_TLS_AUTH_OPTIONAL, /* checked if the client sends one */
+};
+
 struct server_config {
     const char *listen_addr;  /* "host:port" */
     uint32_t connections_max; /* clients; default 10000 (forward links
@@ -29,6 +36,10 @@ struct server_config {
     /* Refuse clients from other than loopback while the default user needs
      * no password (Redis's protected-mode); default on. */
     bool protected_mode;
+    /* --tls-port: a second listener speaking TLS (tls_port.c); 0: none. */
+    uint16_t tls_port;
+    const char *tls_cert_file, *tls_key_file, *tls_ca_cert_file;
+    enum server_tls_auth tls_auth_clients; /* default YES, as Redis */
     /* Bytes of kv_used_memory() past which writes that would grow the
      * store get -OOM (Redis's noeviction); reads and deletes still work.
      * 0: no limit. Decided by the primary before it proposes a write. */
