@@ -17,7 +17,11 @@
  * users); the primary trusts a forward link that proved it comes from a
  * replica (COHORT.NOFORWARD with the replica's peer token, admit.c) and
  * checks nothing more on it. So the permission that counts is the one of
- * the client's own user, judged where the client connected.
+ * the client's own user, judged where the client connected. That trust is
+ * as strong as the peer network's: the token comes from the peer
+ * handshake, so whoever can pose as a replica there can pose as its link
+ * (and could already write to the log directly); authenticated peers
+ * (mutual TLS or a cluster secret) close both.
  *
  * Invariants: (1) a connection's acl_user and perm are those of its user in
  * auth_users() as of generation auth_generation (the users' generation

@@ -1,4 +1,4 @@
-/* tls — OpenSSL sessions over memory BIOs. See tls.h. */
+/* client_tls — OpenSSL sessions over memory BIOs. See client_tls.h. */
 #include "server/client_tls.h"
 
 #include <limits.h>

@@ -1,14 +1,13 @@
-/* tls — TLS (OpenSSL) over memory BIOs, for any byte stream.
+/* client_tls — TLS (OpenSSL) over memory BIOs, for the clients' TLS port.
  *
  * A session never touches a socket: its owner moves ciphertext between the
  * socket and the session (client_tls_session_feed() what arrived, send what
  * client_tls_session_output() holds) and plaintext between the session and its
- * own buffers (client_tls_session_read(), client_tls_session_write()). So one
- * session type serves a libuv stream of the RESP server's TLS port
- * (src/server/tls_port.c) and can serve the peer transport or a test, with no
- * threads and no blocking: the handshake advances inside
- * client_tls_session_read() as ciphertext arrives, and its replies wait in the
- * output like any other bytes.
+ * own buffers (client_tls_session_read(), client_tls_session_write()). So a
+ * session serves a libuv stream of the RESP server's TLS port
+ * (src/server/tls_port.c) with no threads and no blocking: the handshake
+ * advances inside client_tls_session_read() as ciphertext arrives, and its
+ * replies wait in the output like any other bytes.
  *
  * A context holds the certificate, key and CA of one side; loading a new one
  * (a certificate reload) leaves the sessions of the old one working: each

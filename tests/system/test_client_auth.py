@@ -38,10 +38,24 @@ from cluster import check, log  # noqa: E402
 PASSWORD = "s3cret-pw"
 
 
+def command(x, *args, timeout=20.0):
+    """x.command(*args), again while it answers -TRYAGAIN (a view change
+    under a loaded machine); other errors are raised."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return x.command(*args)
+        except resp.RespError as e:
+            if not str(e).startswith("TRYAGAIN") or \
+                    time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
 def error_of(c, *args):
     """The error text c's command answers ("" if it succeeded)."""
     try:
-        c.command(*args)
+        command(c, *args)
         return ""
     except resp.RespError as e:
         return str(e)
@@ -86,13 +100,13 @@ def check_password(c, members):
             e = error_of(x, "HELLO", "3", "AUTH", "default", "nope")
             check(e.startswith("WRONGPASS"), "replica %d: HELLO AUTH with a "
                   "wrong password answered %r" % (i, e))
-            check(x.command("AUTH", PASSWORD) == "OK",
+            check(command(x, "AUTH", PASSWORD) == "OK",
                   "replica %d: AUTH with the password failed" % i)
-            check(x.command("ACL", "WHOAMI") == b"default",
+            check(command(x, "ACL", "WHOAMI") == b"default",
                   "replica %d: ACL WHOAMI is not default" % i)
-            check(x.command("SET", "pw:%d" % i, "v%d" % i) == "OK",
+            check(command(x, "SET", "pw:%d" % i, "v%d" % i) == "OK",
                   "replica %d: SET after AUTH failed" % i)
-            check(x.command("GET", "pw:%d" % i) == b"v%d" % i,
+            check(command(x, "GET", "pw:%d" % i) == b"v%d" % i,
                   "replica %d: GET after AUTH failed" % i)
 
 
@@ -102,7 +116,7 @@ def login(c, i, user, password, timeout):
     def attempt():
         x = resp.connect(c.client_ports[i])
         try:
-            x.command("AUTH", user, password)
+            command(x, "AUTH", user, password)
             return x
         except resp.RespError:
             x.close()
@@ -114,10 +128,10 @@ def check_users(c, primary, members):
     slow = c.slow
     backup = [i for i in members if i != primary][0]
     with c.client(backup) as x:
-        check(x.command("ACL", "SETUSER", "writer", "on", ">wpw", "~app:*",
+        check(command(x, "ACL", "SETUSER", "writer", "on", ">wpw", "~app:*",
                         "+@read", "+@write") == "OK",
               "ACL SETUSER writer through backup %d failed" % backup)
-        check(x.command("ACL", "SETUSER", "reader", "on", ">rpw", "allkeys",
+        check(command(x, "ACL", "SETUSER", "reader", "on", ">rpw", "allkeys",
                         "+@read") == "OK", "ACL SETUSER reader failed")
         e = error_of(x, "ACL", "SETUSER", "bad", "+nosuchcommand")
         check("Unknown command" in e, "a rule naming no command answered %r"
@@ -125,20 +139,20 @@ def check_users(c, primary, members):
     for i in members:
         with c.client(i) as x:
             users = until("replica %d lists the users" % i,
-                          lambda: x.command("ACL", "USERS") if b"writer" in
-                          x.command("ACL", "USERS") else None, 10 * slow)
+                          lambda: command(x, "ACL", "USERS") if b"writer" in
+                          command(x, "ACL", "USERS") else None, 10 * slow)
             check(sorted(users) == [b"default", b"reader", b"writer"],
                   "replica %d: ACL USERS is %r" % (i, users))
-            rules = [r for r in x.command("ACL", "LIST")
+            rules = [r for r in command(x, "ACL", "LIST")
                      if r.startswith(b"user writer ")]
             check(rules and b"~app:*" in rules[0] and b"+@write" in rules[0]
                   and b"wpw" not in rules[0],
                   "replica %d: ACL LIST shows writer as %r" % (i, rules))
     for i in members:
         with login(c, i, "writer", "wpw", 10 * slow) as x:
-            check(x.command("SET", "app:%d" % i, "w") == "OK",
+            check(command(x, "SET", "app:%d" % i, "w") == "OK",
                   "replica %d: writer's SET app:%d failed" % (i, i))
-            check(x.command("GET", "app:%d" % i) == b"w",
+            check(command(x, "GET", "app:%d" % i) == b"w",
                   "replica %d: writer's GET failed" % i)
             e = error_of(x, "SET", "other:%d" % i, "w")
             check(e.startswith("NOPERM") and "key" in e,
@@ -154,13 +168,13 @@ def check_users(c, primary, members):
             check(e.startswith("NOPERM"), "replica %d: writer changed its "
                   "own rules: %r" % (i, e))
         with login(c, i, "reader", "rpw", 10 * slow) as x:
-            check(x.command("GET", "app:%d" % i) == b"w",
+            check(command(x, "GET", "app:%d" % i) == b"w",
                   "replica %d: reader's GET failed" % i)
             e = error_of(x, "SET", "app:%d" % i, "r")
             check(e.startswith("NOPERM") and "'set'" in e,
                   "replica %d: reader's SET answered %r" % (i, e))
     with c.client(primary) as x:
-        check(x.command("MGET", "other:0", "other:1", "other:2")
+        check(command(x, "MGET", "other:0", "other:1", "other:2")
               == [None, None, None], "a refused SET took effect")
 
 
@@ -169,13 +183,13 @@ def check_restart_keeps_users(c, primary):
     c.kill(r)
     c.restart(r)
     with login(c, r, "writer", "wpw", 20 * c.slow) as x:
-        check(x.command("GET", "app:0") == b"w",
+        check(command(x, "GET", "app:0") == b"w",
               "writer's GET after replica %d restarted failed" % r)
 
 
 def check_deluser(c, members):
     with c.client(members[0]) as x:
-        check(x.command("ACL", "DELUSER", "writer", "nosuch") == 1,
+        check(command(x, "ACL", "DELUSER", "writer", "nosuch") == 1,
               "ACL DELUSER did not count one user removed")
         e = error_of(x, "ACL", "DELUSER", "default")
         check("cannot be removed" in e, "ACL DELUSER default answered %r" % e)
@@ -193,6 +207,7 @@ def run_password(binary):
                     name="auth")
     c.start()
     primary, _ = c.wait_for_primary()
+    c.wait_converged()
     members = list(range(c.n))
     check_password(c, members)
     log("password: NOAUTH, WRONGPASS and OK on each of %d members"
@@ -201,6 +216,7 @@ def run_password(binary):
     log("ACL users: category and key pattern checks on every member")
     check_restart_keeps_users(c, primary)
     c.wait_for_primary()
+    c.wait_converged()
     check_deluser(c, members)
     c.stop_all()
     c.cleanup()
@@ -271,30 +287,32 @@ def run_protected(binary, host):
     OutsideCluster.host = host
     c = OutsideCluster(binary, name="protected")
     c.start()
-    primary, _ = c.wait_for_primary()
+    c.wait_for_primary()
+    primary = c.find_primary()
+    c.wait_converged()
     for i in range(c.n):
         r = first_reply(host, c.client_ports[i])
         check(isinstance(r, str) and r.startswith("DENIED") and
               "protected mode" in r, "replica %d: a client from %s was "
               "answered %r, not -DENIED" % (i, host, r))
         with c.client(i) as x:
-            check(x.command("PING") == "PONG", "replica %d: a loopback "
+            check(command(x, "PING") == "PONG", "replica %d: a loopback "
                   "client was not served" % i)
-            check(x.command("SET", "pm:%d" % i, "v") == "OK",
+            check(command(x, "SET", "pm:%d" % i, "v") == "OK",
                   "replica %d: SET from loopback failed (forward link from "
                   "%s refused?)" % (i, host))
     log("protected mode: -DENIED from %s on every member, loopback served"
         % host)
     with c.client(primary) as x:
-        check(x.command("ACL", "SETUSER", "default", ">pw") == "OK",
+        check(command(x, "ACL", "SETUSER", "default", ">pw") == "OK",
               "ACL SETUSER default >pw failed")
     for i in range(c.n):
         until("replica %d asks %s for a password" % (i, host),
               lambda: first_reply(host, c.client_ports[i]).startswith(
                   "NOAUTH"), 10 * c.slow)
         with outside_client(host, c.client_ports[i]) as x:
-            check(x.command("AUTH", "pw") == "OK", "AUTH from outside failed")
-            check(x.command("GET", "pm:%d" % i) == b"v",
+            check(command(x, "AUTH", "pw") == "OK", "AUTH from outside failed")
+            check(command(x, "GET", "pm:%d" % i) == b"v",
                   "replica %d: GET from outside after AUTH failed" % i)
     c.stop_all()
     c.cleanup()

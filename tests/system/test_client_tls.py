@@ -103,9 +103,15 @@ def redis_cli(d, port, *args, user=None, password=PASSWORD):
            os.path.join(d, "client.key"), "-h", "127.0.0.1", "-p", str(port),
            "--no-auth-warning"]
     cmd += ["--user", user, "--pass", password] if user else ["-a", password]
-    r = subprocess.run(cmd + list(args), capture_output=True, text=True,
-                       timeout=20)
-    return (r.stdout + r.stderr).strip()
+    deadline = time.monotonic() + 20
+    while True:
+        r = subprocess.run(cmd + list(args), capture_output=True, text=True,
+                           timeout=20)
+        out = (r.stdout + r.stderr).strip()
+        # -TRYAGAIN: a view change on a loaded machine; nothing applied.
+        if "TRYAGAIN" not in out or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
 
 
 def tls_socket(d, port, with_cert=True):
@@ -269,6 +275,7 @@ def run(binary):
             "--tls-ca-cert-file", os.path.join(d, "ca.crt")])
         c.start()
         primary, _ = c.wait_for_primary()
+        c.wait_converged()
         check_redis_cli(c, d, primary)
         log("redis-cli --tls: password and ACL user on every member")
         check_python_ssl(c, d)
