@@ -573,7 +573,7 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     written(c);
-    if (c->out.size > 0)
+    if (c->out.size > 0 || c->tls) /* TLS: the session may hold output */
         conn_flush(c);
     if (!c->reading || c->rbuf_pos < c->rbuf_used)
         server_mark_resume(c->server, c);
