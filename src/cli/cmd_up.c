@@ -33,15 +33,18 @@ static void on_signal(int signum)
 static void usage(void)
 {
     printf("usage: cohort up [--replicas N] [--dir DIR] [--client-port P] "
-           "[--peer-port P]\n\n"
+           "[--peer-port P]\n                 [--metrics-port P]\n\n"
            "Start a local cluster in the foreground: N replicas (default 3) "
            "on 127.0.0.1,\nclient ports P, P+1, ... (default 7001), peer "
            "ports from --peer-port (default 7101),\ndata under DIR/replica-N "
-           "(default ./data). Ctrl-C stops every replica.\n");
+           "(default ./data). Ctrl-C stops every replica.\n"
+           "--metrics-port P gives the replicas metrics ports P, P+1, ... "
+           "(/metrics and the\nstatus page at http://127.0.0.1:P/; default "
+           "none).\n");
 }
 
 struct up_args {
-    long replicas, client_port, peer_port;
+    long replicas, client_port, peer_port, metrics_port;
     const char *dir;
 };
 
@@ -95,6 +98,10 @@ static int parse_args(int argc, char **argv, struct up_args *u)
         } else if (!strcmp(a, "--peer-port")) {
             rc = parse_int(a, v, 1, 65535 - COHORT_REPLICAS_MAX, &u->peer_port),
             i++;
+        } else if (!strcmp(a, "--metrics-port")) {
+            rc = parse_int(a, v, 1, 65535 - COHORT_REPLICAS_MAX,
+                           &u->metrics_port),
+            i++;
         } else if (!strcmp(a, "--dir") && v) {
             u->dir = v, i++;
         } else {
@@ -121,8 +128,9 @@ static pid_t spawn(const struct up_args *u, long i, const char *peers,
         logline(LOGLINE_ERROR, "pipe: %s", strerror(errno));
         return -1;
     }
-    char id[24], data[1024];
+    char id[24], data[1024], metrics[24];
     snprintf(id, sizeof(id), "%ld", i);
+    snprintf(metrics, sizeof(metrics), "%ld", u->metrics_port + i);
     snprintf(data, sizeof(data), "%s/replica-%ld", u->dir, i);
     pid_t pid = fork();
     if (pid == 0) {
@@ -134,7 +142,12 @@ static pid_t spawn(const struct up_args *u, long i, const char *peers,
         char *args[] = {
             "cohort",     "server",      "--id",      id,
             "--peers",    (char *)peers, "--clients", (char *)clients,
-            "--data-dir", data,          NULL};
+            "--data-dir", data,          NULL,        NULL,
+            NULL};
+        if (u->metrics_port) {
+            args[10] = "--metrics-port";
+            args[11] = metrics;
+        }
         execv("/proc/self/exe", args);
         logline(LOGLINE_ERROR, "exec cohort server: %s", strerror(errno));
         _exit(127);
@@ -222,7 +235,7 @@ static void address_lists(const struct up_args *u, char *peers, char *clients,
 
 int cmd_up(int argc, char **argv)
 {
-    struct up_args u = {3, 7001, 7101, "data"};
+    struct up_args u = {3, 7001, 7101, 0, "data"};
     int rc = parse_args(argc, argv, &u);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
@@ -266,6 +279,11 @@ int cmd_up(int argc, char **argv)
            "stops the cluster\n",
            u.replicas, u.client_port, u.client_port + u.replicas - 1, u.dir,
            u.client_port);
+    if (u.metrics_port)
+        printf("cohort up: status page http://127.0.0.1:%ld/, metrics "
+               "http://127.0.0.1:%ld/metrics (ports %ld-%ld)\n",
+               u.metrics_port, u.metrics_port, u.metrics_port,
+               u.metrics_port + u.replicas - 1);
     fflush(stdout);
     supervise(u.replicas, pids);
     stop_all(u.replicas, pids);

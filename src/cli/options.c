@@ -70,6 +70,9 @@ static const struct option_spec specs[] = {
     {"tls-auth-clients", "yes|no|optional",
      "require a client certificate (default yes), never ask, or check one "
      "if given; certificates are reloaded on SIGHUP"},
+    {"metrics-port", "PORT",
+     "serve Prometheus /metrics and the status page / over HTTP on PORT, "
+     "on the client address's host or --bind (default 0: off)"},
     {"quiet", NULL, "log errors only"},
 };
 #define SPEC_COUNT (sizeof(specs) / sizeof(specs[0]))
@@ -293,6 +296,10 @@ static int set_option(struct server_options *o, const char *name,
             o->server.tls_auth_clients = SERVER_TLS_AUTH_OPTIONAL;
         else
             return bad(name, value, "expected yes, no or optional");
+    } else if (!strcmp(name, "metrics-port")) {
+        if (parse_u64(name, value, 0, 65535, &v))
+            return 2;
+        o->metrics_port = (uint16_t)v;
     } else if (!strcmp(name, "quiet")) {
         n->quiet = true;
     } else {
@@ -351,6 +358,28 @@ static int check_distinct(const struct node_config *n, uint32_t count)
     return 0;
 }
 
+/* The metrics endpoint listens on --bind, or on the host of this replica's
+ * client address, at --metrics-port. */
+static int metrics_address(struct server_options *o)
+{
+    if (o->metrics_port == 0)
+        return 0;
+    char host[ADDR_HOST_MAX], text[ADDR_HOST_MAX + 16];
+    uint16_t port = 0;
+    struct cohort_err err;
+    const char *client = o->node.client_addr[o->node.self];
+    if (o->node.bind_host) {
+        snprintf(host, sizeof(host), "%s", o->node.bind_host);
+    } else if (addr_split(client, host, sizeof(host), &port, &err) != 0) {
+        fprintf(stderr, "cohort server: --clients: %s\n", err.message);
+        return 2;
+    }
+    snprintf(text, sizeof(text), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+             (unsigned)o->metrics_port);
+    o->server.metrics_addr = keep(o, text);
+    return 0;
+}
+
 static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
                   bool have_id, bool have_cluster)
 {
@@ -394,7 +423,7 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
         n->cluster_id = h ? h : 1;
     }
     o->server.listen_addr = n->client_addr[n->self];
-    return 0;
+    return metrics_address(o);
 }
 
 static bool is_switch(const char *name)

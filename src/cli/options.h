@@ -13,7 +13,8 @@
 struct server_options {
     struct node_config node;
     struct server_config server;
-    char *strings[64]; /* owned copies behind the config's pointers */
+    uint16_t metrics_port; /* --metrics-port; 0: no metrics endpoint */
+    char *strings[64];     /* owned copies behind the config's pointers */
     uint32_t string_count;
 };
 

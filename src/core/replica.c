@@ -524,6 +524,29 @@ const struct replica_stats *replica_stats(const struct replica *r)
     return &r->stats;
 }
 
+const struct detector *replica_detector(const struct replica *r)
+{
+    return &r->detector;
+}
+
+size_t replica_client_table_size_max(const struct replica *r)
+{
+    return r->table_buf_size;
+}
+
+size_t replica_export(const struct replica *r, struct replica_export *out,
+                      uint8_t *table, size_t table_size)
+{
+    ASSERT(table_size >= r->table_buf_size);
+    ASSERT(r->applied >= r->log.base);
+    ASSERT(r->applied <= r->commit);
+    out->op = r->applied;
+    out->checksum = vr_checksum_at(r, r->applied);
+    const struct entry_header *h = log_header(&r->log, r->applied);
+    out->timestamp_ms = h ? h->timestamp_ms : r->log.base_timestamp_ms;
+    return client_table_encode(&r->table, table, table_size);
+}
+
 uint64_t replica_next_tick_ms(const struct replica *r, uint64_t now_ms)
 {
     if (r->applied < r->commit)

@@ -338,6 +338,25 @@ bool replica_suspects(const struct replica *r, uint32_t peer);
  * primary has not repaired it yet (it then takes no part in view changes). */
 bool replica_damaged(const struct replica *r);
 const struct replica_stats *replica_stats(const struct replica *r);
+/* The failure detector (per peer: suspicions, false ones, the timeout), for
+ * metrics. Valid until the next replica_step(). */
+struct detector;
+const struct detector *replica_detector(const struct replica *r);
+
+/* The state as of the applied op, for a snapshot taken outside the core's
+ * own schedule (a backup an operator asked for): the op, its entry's
+ * checksum and log time, and the client table as of that op, encoded into
+ * table (capacity table_size, at least replica_client_table_size_max()).
+ * Returns the table's encoded size. Changes nothing: the state machine, which
+ * the caller snapshots in the same turn, is at the same op. */
+struct replica_export {
+    uint64_t op;
+    uint64_t checksum;
+    uint64_t timestamp_ms;
+};
+size_t replica_client_table_size_max(const struct replica *r);
+size_t replica_export(const struct replica *r, struct replica_export *out,
+                      uint8_t *table, size_t table_size);
 /* The largest peer message this replica sends or accepts (derived from the
  * pipeline limits when the config left it 0). */
 uint32_t replica_message_size_max(const struct replica *r);

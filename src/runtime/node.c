@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/assert.h"
+#include "core/detector.h"
 #include "kv/command.h"
 #include "kv/snapshot.h"
 #include "runtime/dirlock.h"
@@ -54,7 +55,21 @@ struct node {
     uint64_t wal_segment_size;
     struct dirlock lock; /* held for the process's life */
     struct snapshot_job snapshot_job;
+    uint64_t snapshot_started_ns;
+    /* Metrics (node_metrics): view notifications, the last
+     * NODE_VIEW_HISTORY of them in a ring (views_next: the next slot),
+     * snapshot children's durations. */
+    uint64_t view_changes[NODE_VIEW_CAUSES];
+    bool view_counted;
+    uint64_t view_counted_last;
+    uint64_t view_notifications;
+    struct node_view_record views[NODE_VIEW_HISTORY];
+    uint32_t views_next;
+    struct loghist snapshot_us;
+    uint64_t snapshot_failures;
 };
+
+static_assert(NODE_VIEW_CAUSES == VIEW_CAUSE_COUNT, "one count per cause");
 
 /* ------------------------------------------------------------ logging */
 
@@ -101,9 +116,34 @@ static void host_storage(void *ctx, struct storage_job *job)
     persister_push(&n->persister, job);
 }
 
+/* Keep the notification in the history ring, and count each view this
+ * replica enters as primary or backup by its cause (a view change notifies
+ * more than once: when it starts, and when the view is normal). */
+static void note_view(struct node *n, const struct cohort_view_info *v)
+{
+    enum cohort_role role =
+        v->self < COHORT_REPLICAS_MAX ? v->roles[v->self] : 0;
+    bool normal = role == COHORT_ROLE_PRIMARY || role == COHORT_ROLE_BACKUP;
+    if (normal && (!n->view_counted || v->view != n->view_counted_last)) {
+        uint32_t cause = (uint32_t)v->why.cause;
+        n->view_changes[cause < NODE_VIEW_CAUSES ? cause : 0]++;
+        n->view_counted = true;
+        n->view_counted_last = v->view;
+    }
+    n->view_notifications++;
+    struct node_view_record *rec = &n->views[n->views_next];
+    n->views_next = (n->views_next + 1) % NODE_VIEW_HISTORY;
+    rec->view = v->view;
+    rec->primary = v->primary;
+    rec->role = role;
+    rec->cause = v->why.cause;
+    rec->wall_ms = host_wall_ms(n);
+    view_log_format(v, rec->text, sizeof(rec->text));
+}
+
 static void host_view(void *ctx, const struct cohort_view_info *v)
 {
-    (void)ctx;
+    note_view(ctx, v);
     view_log(v);
 }
 
@@ -163,6 +203,7 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
         return false;
     }
     struct snapshot_write w = {n, snap};
+    n->snapshot_started_ns = uv_hrtime();
     return snapshot_job_start(&n->snapshot_job, snap->info.op, &n->lock,
                               write_snapshot, &w, why, why_size);
 }
@@ -240,8 +281,14 @@ static void on_sigchld(uv_signal_t *handle, int signum)
     uint64_t op = 0;
     bool ok = false;
     char why[COHORT_ERR_MESSAGE_MAX];
-    if (snapshot_job_reap(&n->snapshot_job, &op, &ok, why, sizeof(why)))
+    if (snapshot_job_reap(&n->snapshot_job, &op, &ok, why, sizeof(why))) {
+        if (ok)
+            loghist_record(&n->snapshot_us,
+                           (uv_hrtime() - n->snapshot_started_ns) / 1000u);
+        else
+            n->snapshot_failures++;
         driver_snapshot_done(n->driver, op, ok, ok ? NULL : why);
+    }
 }
 
 static void on_peer_down(void *ctx, uint32_t peer)
@@ -327,6 +374,43 @@ void node_status(const struct node *n, struct node_status *out)
     out->disk = st.retry;
     out->snapshot_running = ds.snapshot_running;
     out->snapshots = ds.snapshots;
+}
+
+void node_metrics(const struct node *n, struct node_metrics *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->view_changes, n->view_changes, sizeof(out->view_changes));
+    out->view_notifications = n->view_notifications;
+    uint32_t count = n->view_notifications < NODE_VIEW_HISTORY
+                         ? (uint32_t)n->view_notifications
+                         : NODE_VIEW_HISTORY;
+    uint32_t first =
+        (n->views_next + NODE_VIEW_HISTORY - count) % NODE_VIEW_HISTORY;
+    for (uint32_t i = 0; i < count; i++)
+        out->views[i] = n->views[(first + i) % NODE_VIEW_HISTORY];
+    out->view_history_count = count;
+    out->snapshot_us = n->snapshot_us;
+    out->snapshot_failures = n->snapshot_failures;
+    persister_metrics((struct persister *)&n->persister, &out->storage);
+    const struct replica *r = driver_replica(n->driver);
+    out->core = *replica_stats(r);
+    const struct detector *det = replica_detector(r);
+    for (uint32_t i = 0; i < n->c.replica_count; i++) {
+        struct node_peer_metrics *p = &out->peers[i];
+        p->suspicions = det->peers[i].suspicions;
+        p->false_suspicions = det->peers[i].false_suspicions;
+        p->timeout_ms = det->peers[i].timeout_ms;
+        if (i == n->c.self)
+            continue;
+        struct transport_peer_stats ts;
+        transport_stats(n->transport, i, &ts);
+        p->messages_sent = ts.messages_sent;
+        p->messages_received = ts.messages_received;
+        p->messages_dropped = ts.messages_dropped;
+        p->connects = ts.connects;
+        p->bytes_queued = ts.bytes_queued;
+    }
+    out->peer_connections_refused = transport_refused_count(n->transport);
 }
 
 /* ------------------------------------------------------------ open/close */

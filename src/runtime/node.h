@@ -26,6 +26,8 @@
 #include "driver/driver.h"
 #include "kv/kv.h"
 #include "common/retry.h"
+#include "runtime/loghist.h"
+#include "runtime/persister.h"
 
 struct node_config {
     uint64_t cluster_id;
@@ -117,5 +119,56 @@ struct node_status {
     struct retry snapshots;
 };
 void node_status(const struct node *n, struct node_status *out);
+
+/* Metrics for the metrics endpoint (server/exporter), gathered from the
+ * node, its storage thread, its core's failure detector and its transport.
+ * Counting them costs nothing per op on the loop: view notifications and
+ * snapshots are rare, and the storage thread counts per round. */
+#define NODE_VIEW_CAUSES 7u   /* enum cohort_view_cause: 0 .. 6 */
+#define NODE_VIEW_HISTORY 32u /* view notifications kept, newest last */
+#define NODE_VIEW_WHY_MAX 320u
+
+/* One view notification: the view, its primary, why this replica left its
+ * previous view (the cause, and the log line's words), and when. */
+struct node_view_record {
+    uint64_t view;
+    uint32_t primary;
+    enum cohort_role role; /* this replica's */
+    enum cohort_view_cause cause;
+    uint64_t wall_ms;
+    char text[NODE_VIEW_WHY_MAX];
+};
+
+struct node_peer_metrics {
+    /* The failure detector's opinion of this peer (docs/OPERATIONS.md: a
+     * backup suspects the other backups it never hears from once per
+     * view, so the primary's numbers about its backups, and a backup's
+     * about the primary, are the ones to read). */
+    uint64_t suspicions;
+    uint64_t false_suspicions;
+    uint32_t timeout_ms;
+    /* The transport's link to it. */
+    uint64_t messages_sent;
+    uint64_t messages_received;
+    uint64_t messages_dropped;
+    uint64_t connects;
+    uint64_t bytes_queued;
+};
+
+struct node_metrics {
+    /* Views entered as primary or backup, by why this replica left the
+     * view before. */
+    uint64_t view_changes[NODE_VIEW_CAUSES];
+    uint64_t view_notifications; /* every one since start */
+    uint32_t view_history_count; /* records in views[], oldest first */
+    struct node_view_record views[NODE_VIEW_HISTORY];
+    struct loghist snapshot_us; /* forked snapshot children that worked */
+    uint64_t snapshot_failures;
+    struct persister_metrics storage;
+    struct node_peer_metrics peers[COHORT_REPLICAS_MAX];
+    uint64_t peer_connections_refused;
+    struct replica_stats core;
+};
+void node_metrics(const struct node *n, struct node_metrics *out);
 
 #endif

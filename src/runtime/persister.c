@@ -40,12 +40,29 @@ static bool stall_wait(struct persister *p, const struct cohort_err *err)
     return p->stop;
 }
 
+/* The entries and body bytes a round appends. */
+static void round_size(const struct storage_job *jobs, uint64_t *ops,
+                       uint64_t *bytes)
+{
+    *ops = 0;
+    *bytes = 0;
+    for (const struct storage_job *j = jobs; j; j = j->next) {
+        if (j->type != STORAGE_PERSIST)
+            continue;
+        *ops += j->entry_count;
+        for (uint32_t i = 0; i < j->entry_count; i++)
+            *bytes += j->entries[i].h.body_size;
+    }
+}
+
 /* One round, retried while the failure is retryable and nobody asked us to
  * stop. Returns true when every job is durable. */
 static bool run_round(struct persister *p, struct storage_job *jobs)
 {
     struct storage_batch batch;
     storage_batch_init(&batch, jobs);
+    uint64_t ops, bytes;
+    round_size(jobs, &ops, &bytes);
     for (;;) {
         struct cohort_err err;
         err_clear(&err);
@@ -57,6 +74,11 @@ static bool run_round(struct persister *p, struct storage_job *jobs)
         p->last_sync_us = took;
         p->log_bytes = wal_bytes_used(p->wal);
         if (rc == 0) {
+            loghist_record(&p->metrics.round_us, took);
+            if (ops > 0) {
+                loghist_record(&p->metrics.batch_ops, ops);
+                loghist_record(&p->metrics.batch_bytes, bytes);
+            }
             retry_succeeded(&p->retry);
             p->stalled = false;
             pthread_mutex_unlock(&p->lock);
@@ -184,5 +206,12 @@ void persister_state(struct persister *p, struct persister_state *out)
     out->last_sync_us = p->last_sync_us;
     out->retry = p->retry;
     out->log_bytes = p->log_bytes;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void persister_metrics(struct persister *p, struct persister_metrics *out)
+{
+    pthread_mutex_lock(&p->lock);
+    *out = p->metrics;
     pthread_mutex_unlock(&p->lock);
 }

@@ -26,9 +26,20 @@
 
 #include "common/err.h"
 #include "common/retry.h"
+#include "runtime/loghist.h"
 #include "storage/batch.h"
 #include "storage/meta.h"
 #include "storage/wal.h"
+
+/* What the storage thread measures of each group-commit round that
+ * succeeded: its duration (appends, metadata, the one fdatasync; the sync
+ * dominates), in microseconds, and its size in log entries and bytes of
+ * entry bodies. Recorded under the lock, on the storage thread. */
+struct persister_metrics {
+    struct loghist round_us;
+    struct loghist batch_ops;
+    struct loghist batch_bytes;
+};
 
 struct persister {
     struct wal *wal;   /* borrowed; used only by the storage thread */
@@ -49,6 +60,7 @@ struct persister {
     uint64_t last_sync_us;
     struct retry retry; /* retryable failures: backoff, the stall's start */
     uint64_t log_bytes; /* wal_bytes_used() after the last round */
+    struct persister_metrics metrics;
 };
 
 /* What the loop may read of the storage thread's state. */
@@ -72,5 +84,7 @@ void persister_push(struct persister *p, struct storage_job *job);
 /* Take the completed jobs (a list in queue order; the caller frees each). */
 struct storage_job *persister_take_done(struct persister *p);
 void persister_state(struct persister *p, struct persister_state *out);
+/* A copy of the round histograms (a few KiB; for the metrics endpoint). */
+void persister_metrics(struct persister *p, struct persister_metrics *out);
 
 #endif

@@ -22,6 +22,30 @@ static const char *role_name(enum cohort_role role)
     return "?";
 }
 
+static_assert(COHORT_VIEW_CAUSE_LEARNED + 1 == VIEW_CAUSE_COUNT,
+              "VIEW_CAUSE_COUNT counts every cause");
+
+const char *view_cause_name(enum cohort_view_cause cause)
+{
+    switch (cause) {
+    case COHORT_VIEW_CAUSE_SUSPECTED:
+        return "suspected";
+    case COHORT_VIEW_CAUSE_LOST_QUORUM:
+        return "lost_quorum";
+    case COHORT_VIEW_CAUSE_VOTES:
+        return "votes";
+    case COHORT_VIEW_CAUSE_TIMEOUT:
+        return "timeout";
+    case COHORT_VIEW_CAUSE_RECOVERY:
+        return "recovery";
+    case COHORT_VIEW_CAUSE_LEARNED:
+        return "learned";
+    case COHORT_VIEW_CAUSE_UNKNOWN:
+        break;
+    }
+    return "unknown";
+}
+
 static void format_why(const struct cohort_view_why *w, char *out, size_t size)
 {
     switch (w->cause) {

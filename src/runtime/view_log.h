@@ -12,6 +12,13 @@
 
 #include "cohort.h"
 
+/* The cause as one lowercase word, for metric labels and JSON:
+ * "suspected", "lost_quorum", "votes", "timeout", "recovery", "learned",
+ * "unknown". */
+const char *view_cause_name(enum cohort_view_cause cause);
+/* The number of causes (enum cohort_view_cause runs from 0 to this - 1). */
+#define VIEW_CAUSE_COUNT 7u
+
 /* Write the line (INFO) to the log. */
 void view_log(const struct cohort_view_info *v);
 /* The line's text into out (capacity size); returns out. */

@@ -272,7 +272,7 @@ void cmd_config(struct conn *c, struct resp_buf *out, uint32_t argc,
 
 /* This process's resident set in bytes, from /proc/self/statm; 0 if it
  * cannot be read. */
-static uint64_t process_rss(void)
+uint64_t admin_process_rss(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     if (f == NULL)
@@ -307,7 +307,7 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         .connections_timed_out = s->stats.connections_timed_out,
         .maxclients = s->config.connections_max,
         .used_memory = kv_used_memory(node_kv(s->node)),
-        .used_memory_rss = process_rss(),
+        .used_memory_rss = admin_process_rss(),
         .maxmemory = s->config.maxmemory,
         .connections_received = s->stats.connections_received,
         .connections_rejected = s->stats.connections_rejected,

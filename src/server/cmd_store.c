@@ -671,6 +671,7 @@ void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
         return;
     }
     uint32_t kind = command_kind(spec, inner_argc, inner);
+    command_count_as(c, spec); /* the slot below counts as the inner command */
     if (kind == CMD_READ) {
         cmd_store_read(c, NULL, inner_argc, inner);
         return;

@@ -71,6 +71,8 @@ static const struct command_spec commands[] = {
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+static_assert(COMMAND_COUNT <= METRICS_COMMANDS_MAX,
+              "every command has its counters");
 
 bool command_word_is(const struct resp_arg *arg, const char *word)
 {
@@ -213,18 +215,42 @@ static void note_command(struct conn *c, const struct command_spec *spec)
     snprintf(c->last_command, sizeof(c->last_command), "%s", spec->name);
 }
 
+static uint32_t command_index(const struct command_spec *spec)
+{
+    ASSERT(spec >= commands && spec < commands + COMMAND_COUNT);
+    return (uint32_t)(spec - commands);
+}
+
+void command_count_as(struct conn *c, const struct command_spec *spec)
+{
+    c->dispatching = (uint16_t)(command_index(spec) + 1);
+}
+
+static void count_reply(struct conn *c, const struct command_spec *spec,
+                        const char *reply, size_t size, uint64_t started_ns)
+{
+    metrics_command_done(&c->server->metrics, command_index(spec), reply, size,
+                         uv_hrtime() - started_ns);
+}
+
 /* Run a command whose reply is ready at once: straight into the output when
  * nothing runs before it, else into a slot that waits its turn. */
 static void run_immediate(struct conn *c, const struct command_spec *spec,
-                          uint32_t argc, const struct resp_arg *argv)
+                          uint32_t argc, const struct resp_arg *argv,
+                          uint64_t started_ns)
 {
     if (c->head == NULL) {
+        size_t before = c->out.size;
         spec->run(c, &c->out, argc, argv);
+        if (c->out.ok && c->out.size > before)
+            count_reply(c, spec, c->out.data + before, c->out.size - before,
+                        started_ns);
         server_mark_dirty(c->server, c);
         return;
     }
     struct slot *slot = conn_slot_push(c);
     spec->run(c, &slot->reply, argc, argv);
+    count_reply(c, spec, slot->reply.data, slot->reply.size, started_ns);
     conn_slot_ready(c, slot);
 }
 
@@ -259,12 +285,14 @@ static void reply_unknown(struct conn *c, uint32_t argc,
         server_mark_dirty(c->server, c);
 }
 
-static void reply_arity(struct conn *c, const char *name)
+static void reply_arity(struct conn *c, const struct command_spec *spec,
+                        uint64_t started_ns)
 {
     char text[96];
     snprintf(text, sizeof(text),
-             "ERR wrong number of arguments for '%s' command", name);
-    reply_now(c, text);
+             "-ERR wrong number of arguments for '%s' command", spec->name);
+    count_reply(c, spec, text, strlen(text), started_ns);
+    reply_now(c, text + 1);
 }
 
 bool command_dispatch(struct conn *c, uint32_t argc,
@@ -276,20 +304,25 @@ bool command_dispatch(struct conn *c, uint32_t argc,
     if (spec && conn_must_wait(c, spec, argc, argv))
         return false;
     s->stats.commands++;
+    uint64_t started_ns = uv_hrtime();
     c->last_ms = server_now_ms(s);
     if (!admit_command_allowed(c, spec, argc))
         return true; /* refused: over a client limit, or protected mode */
     if (!c->authenticated && (spec == NULL || !(spec->flags & CMD_NOAUTH))) {
-        reply_now(c, "NOAUTH Authentication required.");
+        static const char noauth[] = "-NOAUTH Authentication required.";
+        if (spec)
+            count_reply(c, spec, noauth, sizeof(noauth) - 1, started_ns);
+        reply_now(c, noauth + 1);
         return true;
     }
     if (spec == NULL) {
+        s->metrics.unknown_commands++;
         reply_unknown(c, argc, argv);
         return true;
     }
     note_command(c, spec);
     if (!command_arity_ok(spec, argc)) {
-        reply_arity(c, spec->name);
+        reply_arity(c, spec, started_ns);
         return true;
     }
     char refusal[AUTH_REFUSAL_MAX];
@@ -297,9 +330,14 @@ bool command_dispatch(struct conn *c, uint32_t argc,
         reply_now(c, refusal);
         return true;
     }
-    if (spec->flags & CMD_SLOT)
+    if (spec->flags & CMD_SLOT) {
+        /* Its handler pushes the slot that conn_slot_ready() counts. */
+        command_count_as(c, spec);
+        c->dispatch_ns = started_ns;
         spec->run(c, NULL, argc, argv);
-    else
-        run_immediate(c, spec, argc, argv);
+        c->dispatching = 0;
+    } else {
+        run_immediate(c, spec, argc, argv, started_ns);
+    }
     return true;
 }

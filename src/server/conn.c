@@ -158,6 +158,9 @@ struct slot *conn_slot_push(struct conn *c)
     slot->conn = c;
     slot->state = SLOT_RUNNING;
     slot->reply.proto = c->proto;
+    slot->command = c->dispatching;
+    slot->started_ns = c->dispatch_ns;
+    c->dispatching = 0; /* one slot per command */
     if (c->tail)
         c->tail->next = slot;
     else
@@ -223,6 +226,12 @@ void conn_slot_ready(struct conn *c, struct slot *slot)
     ASSERT(!slot->in_node);
     limit_reply(c->server, slot);
     slot->state = SLOT_READY;
+    if (slot->command) {
+        metrics_command_done(&c->server->metrics, slot->command - 1u,
+                             slot->reply.data, slot->reply.size,
+                             uv_hrtime() - slot->started_ns);
+        slot->command = 0;
+    }
     if (slot->kind == SLOT_READ) {
         ASSERT(c->reads_running > 0);
         c->reads_running--;

@@ -74,7 +74,7 @@ static const char *addr_or_unknown(const struct node_status *st, uint32_t i)
  * the answer is "unknown". Outside a normal view nobody's silence means
  * much (votes and view changes are sporadic), so every peer is "unknown"
  * too. */
-static const char *member_health(const struct node_status *st, uint32_t i)
+const char *info_member_health(const struct node_status *st, uint32_t i)
 {
     if (i == st->self)
         return "self";
@@ -124,7 +124,7 @@ static void member_line(struct resp_buf *t, const struct node_status *st,
         line(t, "member%u:addr=%s,role=%s,health=self", i, addr, role);
         return;
     }
-    const char *health = member_health(st, i);
+    const char *health = info_member_health(st, i);
     const char *link = st->peer_connected[i] ? "up" : "down";
     if (!primary_view) {
         line(t, "member%u:addr=%s,role=%s,health=%s,link=%s", i, addr, role,

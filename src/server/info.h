@@ -78,6 +78,11 @@ unsigned info_sections(uint32_t argc, const struct resp_arg *argv);
  * "view_change" or "recovering" otherwise. */
 const char *info_role(const struct node_status *status);
 
+/* Member i's health as this replica knows it: "self", "ok", "suspected",
+ * or "unknown" for a member it does not hear from in its current status
+ * (INFO replication's member<i> health; see README). */
+const char *info_member_health(const struct node_status *status, uint32_t i);
+
 /* Bytes as Redis's INFO writes them for humans: "512B", "1.50K", "2.00M",
  * "1.00G" (powers of 1024). */
 void info_bytes_human(uint64_t bytes, char *out, size_t size);

@@ -28,6 +28,7 @@
 #include "server/addr_count.h"
 #include "server/auth.h"
 #include "server/client_tls.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 /* Unsent output over which a connection stops reading new commands
@@ -120,6 +121,11 @@ struct slot {
     size_t permit_bytes;
     uint64_t client_id;
     uint64_t request_no;
+    /* For the metrics: 1 + the command's index in the command table, counted
+     * when the reply is complete (0: not counted), and when it was
+     * dispatched (uv_hrtime). */
+    uint16_t command;
+    uint64_t started_ns;
     /* The command as RESP (resp_write_command of argv without any
      * COHORT.REQ prefix): what a later read queries, what a forward sends,
      * and what a resubmission parses again. */
@@ -189,6 +195,10 @@ struct conn {
     char addr[64], laddr[64];
     uint64_t created_ms, last_ms;
     char last_command[32];
+    /* The command being dispatched, for the slot its handler pushes (see
+     * struct slot's command); 0 outside command_dispatch(). */
+    uint16_t dispatching;
+    uint64_t dispatch_ns;
 
     /* Input. */
     char *rbuf;
@@ -333,6 +343,8 @@ struct server {
     uint64_t backoff_until_ms;
 
     struct server_stats stats;
+    struct server_metrics metrics;
+    struct http_server *http; /* the metrics port (exporter.c), or NULL */
 };
 
 /* ---- server.c */
@@ -443,6 +455,20 @@ void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
  * reached the primary. Frees orphans. */
 void store_forward_failed(struct server *s, struct slot *slot, bool sent,
                           const char *why);
+
+/* ---- cmd_admin.c */
+/* This process's resident set in bytes (/proc/self/statm); 0 if unknown. */
+uint64_t admin_process_rss(void);
+
+/* ---- command.c */
+/* Count the store command spec for the slot the running handler pushes
+ * next (COHORT.REQ counts the command it wraps). */
+void command_count_as(struct conn *c, const struct command_spec *spec);
+
+/* ---- exporter.c */
+/* Open the metrics port (config.metrics_addr), or do nothing if unset. */
+int exporter_open(struct server *s, struct cohort_err *err);
+void exporter_close(struct server *s);
 
 /* ---- forward.c */
 /* Send slot's payload to replica `primary` (as COHORT.REQ for a write that

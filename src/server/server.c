@@ -352,7 +352,8 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
     }
     ignore_sigpipe();
     resolve_peers(s, node_config);
-    if (open_listener(s, err) != 0 || tls_port_open(s, err) != 0) {
+    if (open_listener(s, err) != 0 || tls_port_open(s, err) != 0 ||
+        exporter_open(s, err) != 0) {
         /* Frees s now, or from the listeners' close callbacks. */
         server_close(s);
         return NULL;
@@ -411,6 +412,7 @@ void server_close(struct server *s)
     if (s->closing)
         return;
     s->closing = true;
+    exporter_close(s);
     forward_close_all(s);
     struct conn *c = s->conns;
     while (c) {

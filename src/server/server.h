@@ -52,6 +52,9 @@ struct server_config {
     /* Client connections one IP address may hold; 0: no limit. Default
      * 1000. Forward links from backups are exempt. */
     uint32_t connections_per_addr_max;
+    /* "host:port" of the metrics endpoint (Prometheus /metrics, the status
+     * page at /, /status.json; server/exporter.c); NULL: none. */
+    const char *metrics_addr;
 };
 
 void server_config_defaults(struct server_config *c);
