@@ -2,6 +2,7 @@
 # deps.sh — install the Debian packages cohort needs, only if missing.
 # Called by `make run` and `make test`. As root it installs them; otherwise it
 # prints what is missing and the command to install it, and fails.
+# COHORT_NO_BROWSER=1 leaves out Chromium (see below).
 set -euo pipefail
 
 packages=(
@@ -15,6 +16,12 @@ packages=(
     iproute2 iptables  # network namespaces and packet drops in system tests
     python3            # system test drivers
 )
+# The status page's test renders it in headless Chromium, driven through
+# chromedriver (tests/browser). About 300 MB with its libraries; set
+# COHORT_NO_BROWSER=1 to leave them out (that test then skips, saying so).
+if [ "${COHORT_NO_BROWSER:-0}" != "1" ]; then
+    packages+=(chromium chromium-driver)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -47,8 +47,7 @@ static enum http_parse find_head(const char *buf, size_t size,
     for (;;) {
         const char *nl = memchr(buf + pos, '\n', limit - pos);
         if (nl == NULL)
-            return size >= HTTP_HEAD_MAX ? HTTP_PARSE_TOO_BIG
-                                         : HTTP_PARSE_MORE;
+            return size >= HTTP_HEAD_MAX ? HTTP_PARSE_TOO_BIG : HTTP_PARSE_MORE;
         size_t len = (size_t)(nl - (buf + pos));
         if (len > 0 && buf[pos + len - 1] == '\r')
             len--;
@@ -81,10 +80,11 @@ static size_t next_line(const char *buf, size_t *pos, const char **line)
 
 static enum http_parse parse_version(const char *v, size_t len)
 {
-    if (len == 8 && memcmp(v, "HTTP/1.", 7) == 0 && (v[7] == '0' || v[7] == '1'))
+    if (len == 8 && memcmp(v, "HTTP/1.", 7) == 0 &&
+        (v[7] == '0' || v[7] == '1'))
         return HTTP_PARSE_DONE;
-    if (len == 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' &&
-        v[5] <= '9' && v[6] == '.' && v[7] >= '0' && v[7] <= '9')
+    if (len == 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' &&
+        v[6] == '.' && v[7] >= '0' && v[7] <= '9')
         return HTTP_PARSE_VERSION;
     return HTTP_PARSE_BAD;
 }
@@ -315,8 +315,7 @@ static void on_write(uv_write_t *req, int status)
     }
     c->state = CONN_DRAINING;
     c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) !=
-        0)
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
         conn_close(c);
 }
 
@@ -350,8 +349,7 @@ static void respond(struct http_conn *c, bool head_only, int status,
     c->state = CONN_WRITING;
     c->write_req.data = c;
     uv_buf_t buf = uv_buf_init(c->out.data, (unsigned)c->out.size);
-    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) !=
-        0)
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0)
         conn_close(c);
 }
 
@@ -510,8 +508,8 @@ struct http_server *http_server_open(uv_loop_t *loop, const char *listen_addr,
     if (rc != 0)
         close(fd); /* not adopted by the handle */
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, HTTP_BACKLOG,
-                       on_connection);
+        rc =
+            uv_listen((uv_stream_t *)&s->listener, HTTP_BACKLOG, on_connection);
     if (rc != 0) {
         err_set(err, -COHORT_EIO, "listen %s: %s", listen_addr,
                 uv_strerror(rc));

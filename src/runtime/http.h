@@ -50,11 +50,11 @@ enum http_method {
 enum http_parse {
     HTTP_PARSE_DONE = 0,
     HTTP_PARSE_MORE = 1,
-    HTTP_PARSE_BAD = 400,      /* malformed, or a body / Transfer-Encoding */
+    HTTP_PARSE_BAD = 400,       /* malformed, or a body / Transfer-Encoding */
     HTTP_PARSE_NOT_FOUND = 404, /* a path we will never serve (too long) */
-    HTTP_PARSE_METHOD = 405,   /* well formed, not GET or HEAD */
-    HTTP_PARSE_TOO_BIG = 431,  /* head over HTTP_HEAD_MAX or too many headers */
-    HTTP_PARSE_VERSION = 505,  /* not HTTP/1.0 or HTTP/1.1 */
+    HTTP_PARSE_METHOD = 405,    /* well formed, not GET or HEAD */
+    HTTP_PARSE_TOO_BIG = 431, /* head over HTTP_HEAD_MAX or too many headers */
+    HTTP_PARSE_VERSION = 505, /* not HTTP/1.0 or HTTP/1.1 */
 };
 
 struct http_request {

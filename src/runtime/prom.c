@@ -65,8 +65,8 @@ void prom_label(char *labels, size_t size, const char *name, const char *value)
 {
     size_t used = strnlen(labels, size);
     ASSERT(used < size);
-    int n = snprintf(labels + used, size - used, "%s%s=\"",
-                     used ? "," : "", name);
+    int n =
+        snprintf(labels + used, size - used, "%s%s=\"", used ? "," : "", name);
     if (n < 0 || (size_t)n >= size - used) {
         labels[used] = '\0';
         return;

@@ -37,7 +37,6 @@ void prom_histogram(struct resp_buf *out, const char *name, const char *labels,
 /* Append `name="value"` (escaped; a comma first when labels is not empty)
  * to the label set in labels (capacity size); a value that does not fit is
  * cut. */
-void prom_label(char *labels, size_t size, const char *name,
-                const char *value);
+void prom_label(char *labels, size_t size, const char *name, const char *value);
 
 #endif

@@ -58,8 +58,7 @@ static void gather(struct server *s, struct snapshot *g)
     kv_stats(node_kv(s->node), &g->kv);
 }
 
-static void labels1(char *out, size_t size, const char *name,
-                    const char *value)
+static void labels1(char *out, size_t size, const char *name, const char *value)
 {
     out[0] = '\0';
     prom_label(out, size, name, value);
@@ -113,8 +112,7 @@ static void metrics_process(struct resp_buf *out, struct server *s,
     double cpu = 0;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-              ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) *
-                  US;
+              ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * US;
     prom_family(out, "cohort_process_cpu_seconds_total", "counter",
                 "CPU time of this process, user and system");
     prom_double(out, "cohort_process_cpu_seconds_total", NULL, cpu);
@@ -210,16 +208,17 @@ static void metrics_replication(struct resp_buf *out, const struct snapshot *g)
     const struct node_status *st = &g->st;
     role_gauges(out, st);
     gauge(out, "cohort_view", "The current view", st->view);
-    gauge(out, "cohort_primary", "The primary of the current view (replica "
-                                 "index)",
+    gauge(out, "cohort_primary",
+          "The primary of the current view (replica "
+          "index)",
           st->primary);
     gauge(out, "cohort_op", "The highest op in this replica's log", st->op);
     gauge(out, "cohort_commit_op", "The highest op known committed",
           st->commit);
     gauge(out, "cohort_applied_op", "The highest op applied to the store",
           st->applied);
-    counter(out, "cohort_ops_committed_total",
-            "Ops this replica saw committed", g->nm.core.ops_committed);
+    counter(out, "cohort_ops_committed_total", "Ops this replica saw committed",
+            g->nm.core.ops_committed);
     counter(out, "cohort_views_started_total",
             "Views this replica started as primary", st->view_changes);
     char labels[PROM_LABELS_MAX];
@@ -284,8 +283,7 @@ static void metrics_members(struct resp_buf *out, const struct snapshot *g)
         if (strcmp(health, "ok") != 0 && strcmp(health, "suspected") != 0)
             continue;
         labels_member(labels, sizeof(labels), i);
-        prom_u64(out, "cohort_member_suspected", labels,
-                 st->peer_suspected[i]);
+        prom_u64(out, "cohort_member_suspected", labels, st->peer_suspected[i]);
     }
 }
 
@@ -322,9 +320,9 @@ static void metrics_detector(struct resp_buf *out, const struct snapshot *g)
         const struct node_peer_metrics *p = &g->nm.peers[i];
         labels_member(labels, sizeof(labels), i);
         prom_double(out, "cohort_detector_false_suspicion_ratio", labels,
-                    p->suspicions ? (double)p->false_suspicions /
-                                        (double)p->suspicions
-                                  : 0.0);
+                    p->suspicions
+                        ? (double)p->false_suspicions / (double)p->suspicions
+                        : 0.0);
     }
     prom_family(out, "cohort_detector_timeout_seconds", "gauge",
                 "The failure detector's current timeout for the member");
@@ -387,8 +385,9 @@ static void metrics_storage(struct resp_buf *out, const struct snapshot *g)
                 "Snapshots written by a forked child, from fork to exit");
     prom_histogram(out, "cohort_snapshot_duration_seconds", NULL,
                    &g->nm.snapshot_us, SNAPSHOT_K_FIRST, SNAPSHOT_K_LAST, US);
-    counter(out, "cohort_snapshot_failures_total", "Snapshot attempts that "
-                                                   "failed",
+    counter(out, "cohort_snapshot_failures_total",
+            "Snapshot attempts that "
+            "failed",
             g->nm.snapshot_failures);
     gauge(out, "cohort_snapshot_op", "The op of the last snapshot taken",
           st->snapshot_op);
@@ -461,7 +460,7 @@ static void json_member(struct resp_buf *out, const struct node_status *st,
 {
     json_printf(out, "%s{\"id\":%u,\"addr\":", i ? "," : "", i);
     json_string(out, st->client_addr[i] ? st->client_addr[i] : "?");
-    const char *role = i == st->self       ? info_role(st)
+    const char *role = i == st->self      ? info_role(st)
                        : i == st->primary ? "primary"
                                           : "backup";
     json_raw(out, ",\"role\":");
@@ -469,7 +468,9 @@ static void json_member(struct resp_buf *out, const struct node_status *st,
     json_raw(out, ",\"health\":");
     json_string(out, info_member_health(st, i));
     json_printf(out, ",\"link\":\"%s\"",
-                i == st->self ? "self" : st->peer_connected[i] ? "up" : "down");
+                i == st->self           ? "self"
+                : st->peer_connected[i] ? "up"
+                                        : "down");
     if (primary_view(st)) {
         uint64_t op = i == st->self ? st->op : st->peer_op[i];
         uint64_t lag = i == st->self || st->commit <= op ? 0 : st->commit - op;
@@ -486,8 +487,8 @@ static void json_views(struct resp_buf *out, const struct node_metrics *nm)
     for (uint32_t i = 0; i < nm->view_history_count; i++) {
         const struct node_view_record *v = &nm->views[i];
         json_printf(out,
-                    "%s{\"view\":%" PRIu64 ",\"primary\":%u,\"time_ms\":%" PRIu64
-                    ",\"cause\":",
+                    "%s{\"view\":%" PRIu64
+                    ",\"primary\":%u,\"time_ms\":%" PRIu64 ",\"cause\":",
                     i ? "," : "", v->view, v->primary, v->wall_ms);
         json_string(out, view_cause_name(v->cause));
         json_raw(out, ",\"text\":");
@@ -502,11 +503,12 @@ static void write_status(struct server *s, struct resp_buf *out)
     struct snapshot g;
     gather(s, &g);
     const struct node_status *st = &g.st;
-    json_printf(out,
-                "{\"replica\":%u,\"replica_count\":%u,\"cluster_id\":\"%016" PRIx64
-                "\",\"version\":\"%s\",\"time_ms\":%" PRIu64,
-                st->self, st->replica_count, s->node_config.cluster_id,
-                COHORT_VERSION, wall_ms());
+    json_printf(
+        out,
+        "{\"replica\":%u,\"replica_count\":%u,\"cluster_id\":\"%016" PRIx64
+        "\",\"version\":\"%s\",\"time_ms\":%" PRIu64,
+        st->self, st->replica_count, s->node_config.cluster_id, COHORT_VERSION,
+        wall_ms());
     json_raw(out, ",\"role\":");
     json_string(out, info_role(st));
     json_printf(out,

@@ -143,7 +143,8 @@ class Cluster:
     """N cohort server processes on loopback with their own temp dir."""
 
     def __init__(self, binary, n=3, heartbeat_ms=10, suspect_timeout_ms=100,
-                 view_change_timeout_ms=200, extra_args=(), name="cluster"):
+                 view_change_timeout_ms=200, extra_args=(), name="cluster",
+                 metrics=False):
         self.binary = os.path.abspath(binary)
         self.n = n
         self.slow = slowness(binary)
@@ -167,6 +168,9 @@ class Cluster:
         self.starts = [0] * n
         self.client_ports = []
         self.peer_ports = []
+        # With metrics=True every replica serves --metrics-port (HTTP).
+        self.metrics = metrics
+        self.metrics_ports = []
         self._cleaned = False
         _clusters.append(self)
 
@@ -184,9 +188,11 @@ class Cluster:
     def args(self, i):
         peers = ",".join("%s:%d" % (HOST, p) for p in self.peer_ports)
         clients = ",".join("%s:%d" % (HOST, p) for p in self.client_ports)
+        metrics = (["--metrics-port", str(self.metrics_ports[i])]
+                   if self.metrics else [])
         return ([self.binary, "server", "--id", str(i), "--peers", peers,
                  "--clients", clients, "--data-dir", self.data_dir(i)]
-                + self.timing + self.extra_args)
+                + self.timing + metrics + self.extra_args)
 
     # -- start and stop
 
@@ -195,9 +201,10 @@ class Cluster:
         taken between the probe and the bind makes it retry on new ports."""
         timeout = timeout or 15 * self.slow
         for attempt in range(3):
-            ports = pick_ports(2 * self.n)
+            ports = pick_ports((3 if self.metrics else 2) * self.n)
             self.client_ports = ports[:self.n]
-            self.peer_ports = ports[self.n:]
+            self.peer_ports = ports[self.n:2 * self.n]
+            self.metrics_ports = ports[2 * self.n:]
             for i in range(self.n):
                 self.start_replica(i)
             try:

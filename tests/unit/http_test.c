@@ -104,8 +104,7 @@ static void other_methods_and_versions_get_their_status(void **state)
 {
     (void)state;
     struct http_request req;
-    assert_int_equal(parse("POST / HTTP/1.1\r\n\r\n", &req),
-                     HTTP_PARSE_METHOD);
+    assert_int_equal(parse("POST / HTTP/1.1\r\n\r\n", &req), HTTP_PARSE_METHOD);
     assert_int_equal(parse("GET / HTTP/2.0\r\n\r\n", &req), HTTP_PARSE_VERSION);
     assert_int_equal(parse("GET / FOO/1.1\r\n\r\n", &req), HTTP_PARSE_BAD);
 }

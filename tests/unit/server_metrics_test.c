@@ -60,7 +60,7 @@ static void commands_count_by_outcome_with_latency(void **state)
     static struct server_metrics m;
     memset(&m, 0, sizeof(m));
     const char ok[] = "+OK\r\n", busy[] = "-TRYAGAIN busy\r\n";
-    metrics_command_done(&m, 5, ok, sizeof(ok) - 1, 3000);      /* 3 us */
+    metrics_command_done(&m, 5, ok, sizeof(ok) - 1, 3000);     /* 3 us */
     metrics_command_done(&m, 5, busy, sizeof(busy) - 1, 9000); /* 9 us */
     metrics_command_done(&m, 6, ok, sizeof(ok) - 1, 500);
     assert_int_equal(m.commands[5].outcomes[METRICS_OK], 1);
