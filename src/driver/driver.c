@@ -421,6 +421,7 @@ void driver_close(struct driver *d)
     if (d->meta_open)
         meta_close(&d->meta);
     drv_requests_free(d);
+    free(d->export_table);
     free(d->chunk);
     free(d->frame);
     free(d);

@@ -231,6 +231,22 @@ int driver_snapshot_write(struct vfs *vfs, const char *data_dir,
                           driver_state_fn state, void *state_ctx,
                           struct cohort_err *err);
 
+/* The same into the snapshot directory dir (created if needed), for a
+ * snapshot kept apart from the replica's own: a backup. */
+int driver_snapshot_write_dir(struct vfs *vfs, const char *dir,
+                              const struct driver_snapshot *snap,
+                              driver_state_fn state, void *state_ctx,
+                              struct cohort_err *err);
+
+/* A snapshot of the state machine as it is now, at the applied op, taken
+ * outside the core's schedule (an operator's backup): fills snap, whose
+ * client table points into the driver and stays valid until the next call
+ * into the driver. The host writes the state machine's bytes in the same
+ * turn (fork) with driver_snapshot_write_dir(). The core is not told: its
+ * own snapshots and compaction go on as before. Returns 0, -COHORT_EAGAIN
+ * when nothing was applied yet, or -COHORT_ENOMEM. */
+int driver_export(struct driver *d, struct driver_snapshot *snap);
+
 /* Milliseconds until the driver needs driver_tick() (0: at once). */
 uint64_t driver_next_tick_ms(const struct driver *d);
 

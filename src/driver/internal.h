@@ -72,8 +72,9 @@ struct driver {
     struct replica *r;
     bool closing;
     bool storage_stalled;
-    bool cut_torn_tail;  /* recovery cut a torn last log record */
-    bool snapshots_lost; /* recovery found no snapshot that verifies */
+    bool cut_torn_tail;    /* recovery cut a torn last log record */
+    bool snapshots_lost;   /* recovery found no snapshot that verifies */
+    uint8_t *export_table; /* driver_export()'s client table, or NULL */
 
     /* Requests gathered during one turn, proposed together. */
     struct client_request *batch;

@@ -130,9 +130,17 @@ int driver_snapshot_write(struct vfs *vfs, const char *data_dir,
     int rc = vfs_path_join(dir, data_dir, "snapshots", err);
     if (rc != 0)
         return rc;
+    return driver_snapshot_write_dir(vfs, dir, snap, state, state_ctx, err);
+}
+
+int driver_snapshot_write_dir(struct vfs *vfs, const char *dir,
+                              const struct driver_snapshot *snap,
+                              driver_state_fn state, void *state_ctx,
+                              struct cohort_err *err)
+{
     struct snapshot_writer w;
-    rc = snapshot_write_begin(&w, vfs, dir, &snap->info, snap->client_table,
-                              err);
+    int rc = snapshot_write_begin(&w, vfs, dir, &snap->info, snap->client_table,
+                                  err);
     if (rc == 0) {
         rc = state(state_ctx, state_write_cb, &w);
         if (rc != 0)
@@ -143,6 +151,30 @@ int driver_snapshot_write(struct vfs *vfs, const char *data_dir,
     if (rc != 0)
         snapshot_write_abort(&w);
     return rc;
+}
+
+int driver_export(struct driver *d, struct driver_snapshot *snap)
+{
+    const struct replica *r = d->r;
+    if (replica_applied(r) == 0)
+        return -COHORT_EAGAIN;
+    size_t max = replica_client_table_size_max(r);
+    if (d->export_table == NULL) {
+        d->export_table = malloc(max ? max : 1);
+        if (d->export_table == NULL)
+            return -COHORT_ENOMEM;
+    }
+    struct replica_export x;
+    size_t size = replica_export(r, &x, d->export_table, max);
+    ASSERT(size <= max);
+    memset(snap, 0, sizeof(*snap));
+    snap->info.op = x.op;
+    snap->info.checksum = x.checksum;
+    snap->info.timestamp_ms = x.timestamp_ms;
+    snap->info.view = replica_view(r);
+    snap->info.client_table_size = size;
+    snap->client_table = d->export_table;
+    return 0;
 }
 
 /* ------------------------------------------------------------ send */

@@ -56,6 +56,7 @@ struct node {
     struct dirlock lock; /* held for the process's life */
     struct snapshot_job snapshot_job;
     uint64_t snapshot_started_ns;
+    struct backup backup; /* an operator's backup (COHORT.BACKUP) */
     /* Metrics (node_metrics): view notifications, the last
      * NODE_VIEW_HISTORY of them in a ring (views_next: the next slot),
      * snapshot children's durations. */
@@ -289,6 +290,16 @@ static void on_sigchld(uv_signal_t *handle, int signum)
             n->snapshot_failures++;
         driver_snapshot_done(n->driver, op, ok, ok ? NULL : why);
     }
+    if (backup_reap(&n->backup, uv_hrtime())) {
+        if (n->backup.state == BACKUP_DONE)
+            logline(LOGLINE_INFO,
+                    "backup of op %" PRIu64 " written to %s (%" PRIu64
+                    " bytes)",
+                    n->backup.op, n->backup.path, n->backup.size);
+        else
+            logline(LOGLINE_WARN, "backup of op %" PRIu64 " failed: %s",
+                    n->backup.op, n->backup.error);
+    }
 }
 
 static void on_peer_down(void *ctx, uint32_t peer)
@@ -411,6 +422,21 @@ void node_metrics(const struct node *n, struct node_metrics *out)
         p->bytes_queued = ts.bytes_queued;
     }
     out->peer_connections_refused = transport_refused_count(n->transport);
+}
+
+int node_backup_start(struct node *n, struct cohort_err *err)
+{
+    int rc = backup_start(&n->backup, n->driver, &n->lock, kv_state, &n->kv,
+                          uv_hrtime(), err);
+    if (rc == 0)
+        logline(LOGLINE_INFO, "backup of op %" PRIu64 " started into %s",
+                n->backup.op, n->backup.dir);
+    return rc;
+}
+
+const struct backup *node_backup(const struct node *n)
+{
+    return &n->backup;
 }
 
 /* ------------------------------------------------------------ open/close */
@@ -614,6 +640,8 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
     n->c = *config;
     n->lock.fd = -1;
     snapshot_job_init(&n->snapshot_job);
+    if (backup_init(&n->backup, n->c.data_dir, err) != 0)
+        goto fail;
     if (dirlock_acquire(&n->lock, n->c.data_dir, err) != 0)
         goto fail;
     if (kv_init(&n->kv, &n->c.kv) != 0) {
@@ -656,6 +684,7 @@ void node_close(struct node *n)
     driver_close(n->driver);
     n->driver = NULL;
     snapshot_job_stop(&n->snapshot_job);
+    backup_stop(&n->backup);
     if (n->transport)
         transport_close(n->transport);
     if (n->handles_open == 0) {

@@ -26,6 +26,7 @@
 #include "driver/driver.h"
 #include "kv/kv.h"
 #include "common/retry.h"
+#include "runtime/backup.h"
 #include "runtime/loghist.h"
 #include "runtime/persister.h"
 
@@ -170,5 +171,11 @@ struct node_metrics {
     struct replica_stats core;
 };
 void node_metrics(const struct node *n, struct node_metrics *out);
+
+/* An operator's backup (runtime/backup, COHORT.BACKUP): start one at the
+ * applied op (0, or a negative code with err saying why), and what the
+ * latest one is doing. The pointer is valid until the next loop turn. */
+int node_backup_start(struct node *n, struct cohort_err *err);
+const struct backup *node_backup(const struct node *n);
 
 #endif

@@ -68,6 +68,9 @@ static const struct command_spec commands[] = {
     /* Users (cmd_acl.c): SETUSER and DELUSER are store writes, LIST and
      * USERS store reads (command_kind()). */
     {"acl", -2, CMD_ADMIN | CMD_SLOT, 0, 0, 0, ADMIN, cmd_acl},
+    /* An operator's backup (cmd_backup.c): it reads the whole store, so it
+     * is an admin command. */
+    {"cohort.backup", -2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_backup},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

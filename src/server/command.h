@@ -97,6 +97,9 @@ void cmd_readwrite(struct conn *c, struct resp_buf *out, uint32_t argc,
                    const struct resp_arg *argv);
 void cmd_noforward(struct conn *c, struct resp_buf *out, uint32_t argc,
                    const struct resp_arg *argv);
+/* cmd_backup.c: */
+void cmd_cohort_backup(struct conn *c, struct resp_buf *out, uint32_t argc,
+                       const struct resp_arg *argv);
 /* cmd_admin.c: */
 void cmd_command(struct conn *c, struct resp_buf *out, uint32_t argc,
                  const struct resp_arg *argv);

@@ -1,0 +1,245 @@
+/* cli/cmd_backup — `cohort backup <host:port> <file>`: a consistent snapshot
+ * of a live cluster's store, exported by its primary (COHORT.BACKUP, see
+ * src/server/cmd_backup.c) and copied into a local file.
+ *
+ * The primary applies a write before it acknowledges it, so a snapshot at
+ * the primary's applied op holds every write acknowledged before the backup
+ * started (and maybe a few later ones): a prefix of the committed history,
+ * never a torn one. The file is written to <file>.tmp, verified (its
+ * checksums, by the same reader a replica uses at start), synced and only
+ * then renamed to <file>: a <file> that exists is a whole backup. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/rpc.h"
+#include "storage/snapshot.h"
+#include "storage/vfs.h"
+
+#define PIECE_SIZE (1u << 20)
+#define PRIMARY_TRIES 100 /* 100 ms apart: a view change has 10 s */
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int call(struct cli_rpc *c, uint32_t argc, const struct resp_arg *argv,
+                enum resp_type want, struct cohort_err *err)
+{
+    int rc = cli_rpc_call(c, argc, argv, err);
+    if (rc != 0)
+        return rc;
+    const struct resp_node *n = &c->nodes[0];
+    if (n->type == RESP_TYPE_ERROR)
+        return err_set(err, -COHORT_EIO, "%s: %.*s", c->addr, (int)n->len,
+                       n->str);
+    if (n->type != want)
+        return err_set(err, -COHORT_EPROTO, "%s: unexpected reply", c->addr);
+    return 0;
+}
+
+/* The value of "name:" in INFO text, into out; false if absent. */
+static bool info_field(const char *text, size_t len, const char *name,
+                       char *out, size_t size)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i + nlen < len; i++) {
+        if ((i > 0 && text[i - 1] != '\n') || memcmp(text + i, name, nlen))
+            continue;
+        size_t j = i + nlen, k = 0;
+        while (j < len && text[j] != '\r' && text[j] != '\n' && k + 1 < size)
+            out[k++] = text[j++];
+        out[k] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* Connect to the primary of the cluster that addr belongs to. */
+static int connect_primary(struct cli_rpc *c, const char *addr,
+                           struct cohort_err *err)
+{
+    char target[256];
+    snprintf(target, sizeof(target), "%s", addr);
+    for (int tries = 0; tries < PRIMARY_TRIES; tries++) {
+        int rc = cli_rpc_open(c, target, PIECE_SIZE + 4096, 10, err);
+        if (rc != 0)
+            return rc;
+        struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
+        rc = call(c, 2, info, RESP_TYPE_BULK, err);
+        if (rc != 0) {
+            cli_rpc_close(c);
+            return rc;
+        }
+        char role[32] = "", primary[256];
+        const char *text = c->nodes[0].str;
+        size_t len = c->nodes[0].len;
+        if (info_field(text, len, "role:", role, sizeof(role)) &&
+            !strcmp(role, "primary"))
+            return 0;
+        bool redirect =
+            !strcmp(role, "backup") &&
+            info_field(text, len, "primary:", primary, sizeof(primary));
+        cli_rpc_close(c); /* text was c's buffer */
+        if (redirect)
+            snprintf(target, sizeof(target), "%s", primary);
+        else
+            pause_ms(100); /* a view change or a recovery: ask again */
+    }
+    return err_set(err, -COHORT_EAGAIN,
+                   "no primary found from %s within 10 s; is a majority of "
+                   "the cluster up (cohort status %s)?",
+                   addr, addr);
+}
+
+/* Start a backup on the primary and wait until its file is written. */
+static int export_snapshot(struct cli_rpc *c, uint64_t *op, uint64_t *size,
+                           struct cohort_err *err)
+{
+    struct resp_arg start[] = {{"COHORT.BACKUP", 13}, {"START", 5}};
+    int rc = call(c, 2, start, RESP_TYPE_INTEGER, err);
+    if (rc != 0)
+        return rc;
+    *op = (uint64_t)c->nodes[0].integer;
+    struct resp_arg status[] = {{"COHORT.BACKUP", 13}, {"STATUS", 6}};
+    for (;;) {
+        rc = call(c, 2, status, RESP_TYPE_ARRAY, err);
+        if (rc != 0)
+            return rc;
+        if (c->node_count != 13)
+            return err_set(err, -COHORT_EPROTO, "%s: unexpected reply",
+                           c->addr);
+        const struct resp_node *v = &c->nodes[1];
+        char state[16], error[COHORT_ERR_MESSAGE_MAX];
+        snprintf(state, sizeof(state), "%.*s", (int)v[1].len, v[1].str);
+        snprintf(error, sizeof(error), "%.*s", (int)v[11].len, v[11].str);
+        uint64_t got = strtoull(v[3].str, NULL, 10);
+        if (got != *op)
+            return err_set(err, -COHORT_EAGAIN,
+                           "another backup (op %" PRIu64 ") started on %s; "
+                           "run cohort backup again",
+                           got, c->addr);
+        if (!strcmp(state, "done")) {
+            *size = strtoull(v[5].str, NULL, 10);
+            return 0;
+        }
+        if (strcmp(state, "running"))
+            return err_set(err, -COHORT_EIO, "%s: backup failed: %s", c->addr,
+                           error);
+        pause_ms(50);
+    }
+}
+
+/* Copy the primary's backup file of op into fd, piece by piece. */
+static int copy_file(struct cli_rpc *c, uint64_t op, uint64_t size, int fd,
+                     const char *path, struct cohort_err *err)
+{
+    char op_text[24], offset_text[24], count_text[24];
+    snprintf(op_text, sizeof(op_text), "%" PRIu64, op);
+    snprintf(count_text, sizeof(count_text), "%u", PIECE_SIZE);
+    for (uint64_t offset = 0; offset < size;) {
+        snprintf(offset_text, sizeof(offset_text), "%" PRIu64, offset);
+        struct resp_arg read_args[] = {{"COHORT.BACKUP", 13},
+                                       {"READ", 4},
+                                       {op_text, strlen(op_text)},
+                                       {offset_text, strlen(offset_text)},
+                                       {count_text, strlen(count_text)}};
+        int rc = call(c, 5, read_args, RESP_TYPE_BULK, err);
+        if (rc != 0)
+            return rc;
+        const struct resp_node *piece = &c->nodes[0];
+        if (piece->len == 0)
+            return err_set(err, -COHORT_EIO,
+                           "%s: the backup ended at %" PRIu64 " of %" PRIu64
+                           " bytes",
+                           c->addr, offset, size);
+        if (write(fd, piece->str, piece->len) != (ssize_t)piece->len)
+            return err_sys(err, errno, "write %s", path);
+        offset += piece->len;
+    }
+    if (fsync(fd) != 0)
+        return err_sys(err, errno, "fsync %s", path);
+    return 0;
+}
+
+static int verify_file(const char *path, uint64_t op, struct cohort_err *err)
+{
+    struct snapshot_reader rd;
+    int rc = snapshot_open(&rd, vfs_posix(), path, err);
+    if (rc != 0)
+        return rc;
+    uint64_t got = snapshot_info(&rd)->op;
+    snapshot_close(&rd);
+    if (got != op)
+        return err_set(err, -COHORT_ECORRUPT,
+                       "%s holds op %" PRIu64 ", not %" PRIu64, path, got, op);
+    return 0;
+}
+
+static int backup_to(const char *addr, const char *path, uint64_t *op,
+                     uint64_t *size, struct cohort_err *err)
+{
+    struct cli_rpc c;
+    int rc = connect_primary(&c, addr, err);
+    if (rc != 0)
+        return rc; /* c is closed */
+    rc = export_snapshot(&c, op, size, err);
+    char tmp[VFS_PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = -1;
+    if (rc == 0) {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+            rc = err_sys(err, errno, "create %s", tmp);
+    }
+    if (rc == 0)
+        rc = copy_file(&c, *op, *size, fd, tmp, err);
+    if (fd >= 0)
+        close(fd);
+    cli_rpc_close(&c);
+    if (rc == 0)
+        rc = verify_file(tmp, *op, err);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = err_sys(err, errno, "rename %s to %s", tmp, path);
+    if (rc != 0 && fd >= 0)
+        (void)unlink(tmp);
+    return rc;
+}
+
+int cmd_backup(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: cohort backup <host:port> <file>\n"
+               "Export a consistent snapshot of a live cluster's store (taken "
+               "by its primary,\nfound from any member's client address) into "
+               "<file>. Restore it into a new\ncluster with 'cohort restore "
+               "<file> <data-dir>' for every member.\n");
+        return 0;
+    }
+    if (argc != 3) {
+        fprintf(stderr, "cohort backup: takes <host:port> <file>; see "
+                        "'cohort backup --help'\n");
+        return 2;
+    }
+    uint64_t op = 0, size = 0;
+    struct cohort_err err;
+    err_clear(&err);
+    if (backup_to(argv[1], argv[2], &op, &size, &err) != 0) {
+        fprintf(stderr, "cohort backup: %s\n", err.message);
+        return 1;
+    }
+    printf("cohort backup: op %" PRIu64 " (%" PRIu64 " bytes) from %s "
+           "written to %s\n",
+           op, size, argv[1], argv[2]);
+    return 0;
+}

@@ -1,0 +1,121 @@
+/* backup — an operator's backup snapshot. See backup.h. */
+#include "runtime/backup.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/assert.h"
+
+struct backup_write {
+    struct backup *b;
+    const struct driver_snapshot *snap;
+    driver_state_fn state;
+    void *state_ctx;
+};
+
+int backup_init(struct backup *b, const char *data_dir, struct cohort_err *err)
+{
+    memset(b, 0, sizeof(*b));
+    snapshot_job_init(&b->job);
+    return vfs_path_join(b->dir, data_dir, BACKUP_DIR_NAME, err);
+}
+
+/* In the forked child: the snapshot file into the backup directory. */
+static int write_backup(void *ctx, struct cohort_err *err)
+{
+    struct backup_write *w = ctx;
+    return driver_snapshot_write_dir(vfs_posix(), w->b->dir, w->snap, w->state,
+                                     w->state_ctx, err);
+}
+
+int backup_start(struct backup *b, struct driver *d, struct dirlock *lock,
+                 driver_state_fn state, void *state_ctx, uint64_t now_ns,
+                 struct cohort_err *err)
+{
+    if (b->state == BACKUP_RUNNING)
+        return err_set(err, -COHORT_EAGAIN,
+                       "a backup of op %" PRIu64 " is still being written",
+                       b->op);
+    struct driver_snapshot snap;
+    int rc = driver_export(d, &snap);
+    if (rc == -COHORT_EAGAIN)
+        return err_set(err, rc,
+                       "this replica has applied nothing yet; try again "
+                       "once it has");
+    if (rc != 0)
+        return err_set(err, rc, "backup: out of memory for the client table");
+    struct backup_write w = {b, &snap, state, state_ctx};
+    char why[COHORT_ERR_MESSAGE_MAX];
+    if (!snapshot_job_start(&b->job, snap.info.op, lock, write_backup, &w, why,
+                            sizeof(why)))
+        return err_set(err, -COHORT_EIO, "backup: %s", why);
+    b->state = BACKUP_RUNNING;
+    b->op = snap.info.op;
+    b->size = 0;
+    b->started_ns = now_ns;
+    b->path[0] = '\0';
+    b->error[0] = '\0';
+    return 0;
+}
+
+static void backup_finish(struct backup *b, bool ok, const char *why)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "snapshot-%020" PRIu64 ".snap", b->op);
+    struct cohort_err err;
+    struct stat st;
+    if (ok && vfs_path_join(b->path, b->dir, name, &err) != 0) {
+        ok = false;
+        why = err.message;
+    }
+    if (ok && stat(b->path, &st) != 0) {
+        ok = false;
+        why = "the backup file is missing after its child exited";
+    }
+    if (!ok) {
+        b->state = BACKUP_FAILED;
+        b->path[0] = '\0';
+        snprintf(b->error, sizeof(b->error), "%s", why);
+        return;
+    }
+    b->state = BACKUP_DONE;
+    b->size = (uint64_t)st.st_size;
+}
+
+bool backup_reap(struct backup *b, uint64_t now_ns)
+{
+    uint64_t op = 0;
+    bool ok = false;
+    char why[COHORT_ERR_MESSAGE_MAX];
+    if (!snapshot_job_reap(&b->job, &op, &ok, why, sizeof(why)))
+        return false;
+    ASSERT(b->state == BACKUP_RUNNING);
+    ASSERT(op == b->op);
+    b->duration_us = (now_ns - b->started_ns) / 1000u;
+    backup_finish(b, ok, why[0] ? why : "the backup child failed");
+    return true;
+}
+
+void backup_stop(struct backup *b)
+{
+    snapshot_job_stop(&b->job);
+    if (b->state == BACKUP_RUNNING)
+        b->state = BACKUP_IDLE;
+}
+
+const char *backup_state_name(enum backup_state state)
+{
+    switch (state) {
+    case BACKUP_IDLE:
+        return "idle";
+    case BACKUP_RUNNING:
+        return "running";
+    case BACKUP_DONE:
+        return "done";
+    case BACKUP_FAILED:
+        return "failed";
+    }
+    return "unknown";
+}

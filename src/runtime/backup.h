@@ -1,0 +1,67 @@
+/* backup — an operator's backup: a consistent snapshot of the store, at the
+ * op this replica has applied, written by a forked child into
+ * <data-dir>/backup/ apart from the replica's own snapshots, and read back
+ * in bounded pieces by `cohort backup` (COHORT.BACKUP on the client port).
+ *
+ * The snapshot is taken from the driver outside the core's schedule
+ * (driver_export): the core is not told, so its own snapshots and the
+ * compaction of the log go on as before. The file has the same format as a
+ * replica's snapshot (storage/snapshot, checksummed), so `cohort restore`
+ * puts it as is into a new replica's snapshots/ directory.
+ *
+ * Invariants: (1) at most one backup child runs; (2) the file of a backup
+ * that is DONE is complete and verified by the writer's trailer (written,
+ * fdatasync'ed and renamed into place before the child exits 0); (3) the
+ * backup directory keeps the newest backup only (the writer deletes older
+ * snapshot files there).
+ *
+ * States: IDLE -> RUNNING (a child) -> DONE | FAILED -> RUNNING ... */
+#ifndef COHORT_RUNTIME_BACKUP_H
+#define COHORT_RUNTIME_BACKUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "driver/driver.h"
+#include "runtime/dirlock.h"
+#include "runtime/snapshot_job.h"
+#include "storage/vfs.h"
+
+#define BACKUP_DIR_NAME "backup"
+
+enum backup_state {
+    BACKUP_IDLE = 0,
+    BACKUP_RUNNING,
+    BACKUP_DONE,
+    BACKUP_FAILED,
+};
+
+struct backup {
+    enum backup_state state;
+    struct snapshot_job job;
+    uint64_t op;                        /* RUNNING, DONE, FAILED */
+    uint64_t size;                      /* DONE: the file's size */
+    uint64_t started_ns, duration_us;   /* DONE: how long the child took */
+    char dir[VFS_PATH_MAX];             /* <data-dir>/backup */
+    char path[VFS_PATH_MAX];            /* DONE: the file */
+    char error[COHORT_ERR_MESSAGE_MAX]; /* FAILED: why */
+};
+
+/* IDLE, with the backup directory under data_dir. */
+int backup_init(struct backup *b, const char *data_dir, struct cohort_err *err);
+/* Start a backup of the driver's state machine (state, state_ctx: its
+ * bytes, written in the child) at the applied op. -COHORT_EAGAIN if one
+ * runs or nothing was applied yet, -COHORT_EIO if no child could start;
+ * err says which. now_ns is the monotonic clock. */
+int backup_start(struct backup *b, struct driver *d, struct dirlock *lock,
+                 driver_state_fn state, void *state_ctx, uint64_t now_ns,
+                 struct cohort_err *err);
+/* After SIGCHLD: if the child exited, RUNNING -> DONE or FAILED and true. */
+bool backup_reap(struct backup *b, uint64_t now_ns);
+/* Kill a running child (closing). */
+void backup_stop(struct backup *b);
+const char *backup_state_name(enum backup_state state);
+
+#endif
