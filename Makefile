@@ -12,7 +12,7 @@ MINUTES    ?= 5
 CTEST_ARGS ?=
 
 .PHONY: all deps build asan tsan run test test-release test-asan test-tsan \
-        sim soak fuzz bench format format-check tidy clean
+        sim soak fuzz bench format format-check tidy clean install
 
 all: build
 
@@ -59,6 +59,16 @@ test-tsan: tsan
 	@cd $(TSAN_BUILD) && \
 	    TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
 	    ctest --output-on-failure -j $(JOBS) -LE 'sim|release-only' $(CTEST_ARGS)
+
+# Install the command, the systemd unit template cohort@.service, a sample
+# config and the docs under PREFIX (staged under DESTDIR if set), from the
+# release build. docs/OPERATIONS.md says what goes where.
+PREFIX ?= /usr/local
+install: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target cohort
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 sim: build
 	$(BUILD)/cohort sim --seeds $(SEEDS) --profile $(PROFILE)
