@@ -1,8 +1,9 @@
 # Browser tests (label browser): pages a replica serves, rendered in
 # headless Chromium (Debian's chromium and chromium-driver, which
-# scripts/deps.sh installs unless COHORT_NO_BROWSER=1; without them the test
-# skips with exit 77 and says why). Python 3 standard library only: the test
-# speaks WebDriver to chromedriver over HTTP. It uses ports and CPU, so it
+# scripts/deps.sh installs unless COHORT_NO_BROWSER=1). Without chromium the
+# test skips with exit 77 and says why; without chromedriver it renders the
+# page with chromium --dump-dom instead. Python 3 standard library only: the
+# test speaks WebDriver to chromedriver over HTTP. It uses ports and CPU, so it
 # runs serially, like the system tests.
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND)
