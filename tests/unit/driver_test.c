@@ -4,7 +4,8 @@
  * and read is answered exactly once, also at close, unless cancelled;
  * reads of one turn are one EV_READ; snapshot chunks that do not belong to
  * the transfer under way never touch its file and never crash the replica;
- * a transfer resumes after a lost chunk. */
+ * a transfer resumes after a lost chunk; an export (an operator's backup)
+ * is the state at the applied op and leaves the core's snapshots alone. */
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 
 #include "common/bytes.h"
 #include "harness.h"
+#include "storage/snapshot.h"
 
 #define N 3
 #define PIPELINE 4u
@@ -492,6 +494,73 @@ static void a_huge_announced_size_does_not_hurt(void **s)
     assert_caught_up(p, b);
 }
 
+/* ------------------------------------------------------------ export */
+
+static int counter_bytes(void *ctx,
+                         int (*write)(void *wctx, const void *data,
+                                      size_t size),
+                         void *wctx)
+{
+    const struct harness_replica *rep = ctx;
+    uint8_t buf[16];
+    put_u64(buf, rep->applied_op);
+    put_u64(buf + 8, rep->total);
+    return write(wctx, buf, sizeof(buf));
+}
+
+/* driver_export() (an operator's backup): the state at the applied op and
+ * the client table, written apart from the replica's snapshots, readable
+ * as a snapshot; the core's own snapshots and log are untouched. */
+static void an_export_is_the_state_at_the_applied_op(void **s)
+{
+    (void)s;
+    uint32_t p = primary();
+    struct driver *d = h->r[p].driver;
+    struct driver_snapshot snap;
+    if (replica_applied(harness_core(h, p)) == 0)
+        assert_int_equal(driver_export(d, &snap), -COHORT_EAGAIN);
+    for (uint64_t no = 1; no <= 10; no++)
+        harness_submit(h, p, 300, no, 2);
+    harness_run(h, 2000);
+    uint64_t base = replica_log_base(harness_core(h, p));
+    uint64_t written = h->r[p].snapshots_written;
+    assert_int_equal(driver_export(d, &snap), 0);
+    assert_int_equal(snap.info.op, replica_applied(harness_core(h, p)));
+    assert_int_equal(snap.info.op, h->r[p].applied_op);
+    assert_true(snap.info.client_table_size > 0);
+
+    struct vfs *vfs = sim_disk_vfs(&h->r[p].disk);
+    struct cohort_err err;
+    err_clear(&err);
+    assert_int_equal(driver_snapshot_write_dir(vfs, "/backup", &snap,
+                                               counter_bytes, &h->r[p], &err),
+                     0);
+    struct snapshot_reader rd;
+    assert_int_equal(snapshot_open_latest(&rd, vfs, "/backup", &err), 0);
+    assert_int_equal(snapshot_info(&rd)->op, snap.info.op);
+    assert_int_equal(snapshot_info(&rd)->checksum, snap.info.checksum);
+    size_t table_size = snap.info.client_table_size;
+    uint8_t *table = malloc(table_size);
+    assert_non_null(table);
+    assert_int_equal(snapshot_read_client_table(&rd, table, &err), 0);
+    assert_memory_equal(table, snap.client_table, table_size);
+    uint8_t state[16];
+    size_t got = 0;
+    assert_int_equal(snapshot_read_state(&rd, 0, state, 16, &got, &err), 0);
+    assert_int_equal(got, 16);
+    assert_int_equal(get_u64(state), snap.info.op);
+    assert_int_equal(get_u64(state + 8), 20);
+    snapshot_close(&rd);
+    free(table);
+
+    assert_int_equal(replica_log_base(harness_core(h, p)), base);
+    assert_int_equal(h->r[p].snapshots_written, written);
+    struct harness_reply *r = harness_submit(h, p, 300, 11, 2);
+    harness_run(h, 2000);
+    assert_int_equal(r->outcome, DRIVER_DONE);
+    assert_int_equal(r->value, 22);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -517,6 +586,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(a_huge_announced_size_does_not_hurt,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            an_export_is_the_state_at_the_applied_op, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
