@@ -65,6 +65,22 @@ static bool info_field(const char *text, size_t len, const char *name,
     return false;
 }
 
+/* AUTH as COHORT_USER (default: the default user) with COHORT_PASSWORD,
+ * if that is set: a password never appears on the command line. */
+static int authenticate(struct cli_rpc *c, struct cohort_err *err)
+{
+    const char *password = getenv("COHORT_PASSWORD");
+    const char *user = getenv("COHORT_USER");
+    if (password == NULL || password[0] == '\0')
+        return 0;
+    struct resp_arg args[3] = {{"AUTH", 4}};
+    uint32_t argc = 1;
+    if (user != NULL && user[0] != '\0')
+        args[argc++] = (struct resp_arg){user, strlen(user)};
+    args[argc++] = (struct resp_arg){password, strlen(password)};
+    return call(c, argc, args, RESP_TYPE_SIMPLE, err);
+}
+
 /* Connect to the primary of the cluster that addr belongs to. */
 static int connect_primary(struct cli_rpc *c, const char *addr,
                            struct cohort_err *err)
@@ -73,8 +89,12 @@ static int connect_primary(struct cli_rpc *c, const char *addr,
     snprintf(target, sizeof(target), "%s", addr);
     for (int tries = 0; tries < PRIMARY_TRIES; tries++) {
         int rc = cli_rpc_open(c, target, PIECE_SIZE + 4096, 10, err);
-        if (rc != 0)
+        if (rc == 0)
+            rc = authenticate(c, err);
+        if (rc != 0) {
+            cli_rpc_close(c);
             return rc;
+        }
         struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
         rc = call(c, 2, info, RESP_TYPE_BULK, err);
         if (rc != 0) {
@@ -219,7 +239,8 @@ static int backup_to(const char *addr, const char *path, uint64_t *op,
 int cmd_backup(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: cohort backup <host:port> <file>\n"
+        printf("usage: [COHORT_USER=name] [COHORT_PASSWORD=secret] cohort "
+               "backup <host:port> <file>\n"
                "Export a consistent snapshot of a live cluster's store (taken "
                "by its primary,\nfound from any member's client address) into "
                "<file>. Restore it into a new\ncluster with 'cohort restore "
