@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/hex.h"
 
 /* "-9223372036854775808" is the longest number a line may hold. */
 #define NUMBER_TEXT_MAX 20
@@ -314,17 +315,6 @@ static void inline_emit(struct inline_scan *s, char c)
     s->size++;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static char escape_value(char c)
 {
     switch (c) {
@@ -360,9 +350,10 @@ static enum token_step inline_double_quoted(struct inline_scan *s)
     if (i >= s->len)
         return STEP_UNBALANCED;
     if (p[i] == '\\' && i + 3 < s->len && p[i + 1] == 'x' &&
-        hex_value(p[i + 2]) >= 0 && hex_value(p[i + 3]) >= 0) {
+        hex_digit(p[i + 2], true) >= 0 && hex_digit(p[i + 3], true) >= 0) {
         s->pos = i + 4;
-        inline_emit(s, (char)(hex_value(p[i + 2]) * 16 + hex_value(p[i + 3])));
+        inline_emit(s, (char)(hex_digit(p[i + 2], true) * 16 +
+                              hex_digit(p[i + 3], true)));
         return STEP_MORE;
     }
     if (p[i] == '\\' && i + 1 < s->len) {

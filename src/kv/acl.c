@@ -11,6 +11,7 @@
 #include "cohort.h"
 #include "common/assert.h"
 #include "common/bytes.h"
+#include "common/hex.h"
 
 static_assert(ACL_CAT_COUNT <= 32, "categories are a 32-bit mask");
 static_assert(ACL_ERROR_MAX >= 2 * ACL_COMMAND_NAME_MAX + 256,
@@ -160,26 +161,6 @@ void acl_hash_password(const void *password, size_t size,
     unsigned int n = 0;
     int rc = EVP_Digest(password, size, out, &n, EVP_sha256(), NULL);
     ASSERT(rc == 1 && n == ACL_HASH_SIZE); /* nothing to fail but memory */
-}
-
-static bool parse_hash(const uint8_t *hex, size_t size,
-                       uint8_t out[ACL_HASH_SIZE])
-{
-    if (size != 2 * ACL_HASH_SIZE)
-        return false;
-    for (size_t i = 0; i < size; i++) {
-        uint8_t ch = hex[i];
-        int v = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                                         : -1;
-        if (v < 0)
-            return false;
-        if (i % 2 == 0)
-            out[i / 2] = (uint8_t)(v << 4);
-        else
-            out[i / 2] |= (uint8_t)v;
-    }
-    return true;
 }
 
 static int find_hash(const struct acl_user *u, const uint8_t h[ACL_HASH_SIZE])
@@ -365,7 +346,8 @@ static int rule_password(struct acl_user *u, const uint8_t *rule, size_t size,
     bool add = rule[0] == '>' || rule[0] == '#';
     if (rule[0] == '>' || rule[0] == '<')
         acl_hash_password(rule + 1, size - 1, h);
-    else if (!parse_hash(rule + 1, size - 1, h))
+    else if (!hex_decode((const char *)rule + 1, size - 1, false, h,
+                         ACL_HASH_SIZE))
         return rule_error(err, rule, size, ERR_BAD_HASH);
     if (!add) {
         int at = find_hash(u, h);
@@ -604,8 +586,7 @@ static void user_rules(const struct acl_user *u,
         emit(ctx, "nopass", NULL, 0);
     for (uint32_t i = 0; i < u->password_count; i++) {
         char hex[2 * ACL_HASH_SIZE + 1];
-        for (size_t k = 0; k < ACL_HASH_SIZE; k++)
-            snprintf(hex + 2 * k, 3, "%02x", u->passwords[i][k]);
+        hex_encode(u->passwords[i], ACL_HASH_SIZE, hex);
         emit(ctx, "#", hex, 2 * ACL_HASH_SIZE);
     }
     if (u->flags & ACL_USER_ALLKEYS)

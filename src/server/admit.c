@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/hex.h"
 #include "server/command.h"
 #include "server/internal.h"
 
@@ -148,34 +149,13 @@ bool admit_command_allowed(struct conn *c, const struct command_spec *spec,
     return false;
 }
 
-/* 32 hex digits into TOKEN bytes. */
-static bool parse_token(const struct resp_arg *arg,
-                        uint8_t out[NODE_TOKEN_SIZE])
-{
-    if (arg->size != 2 * NODE_TOKEN_SIZE)
-        return false;
-    for (size_t i = 0; i < arg->size; i++) {
-        char ch = arg->ptr[i];
-        int v = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
-        if (v < 0)
-            return false;
-        if (i % 2 == 0)
-            out[i / 2] = (uint8_t)(v << 4);
-        else
-            out[i / 2] |= (uint8_t)v;
-    }
-    return true;
-}
-
 /* Whether token is the one replica sent us, compared in constant time. */
 static bool token_valid(const struct server *s, uint64_t replica,
                         const struct resp_arg *token)
 {
     uint8_t given[NODE_TOKEN_SIZE], known[NODE_TOKEN_SIZE];
-    if (replica >= s->node_config.replica_count || !parse_token(token, given) ||
+    if (replica >= s->node_config.replica_count ||
+        !hex_decode(token->ptr, token->size, true, given, NODE_TOKEN_SIZE) ||
         !node_peer_link_token(s->node, (uint32_t)replica, known))
         return false;
     uint8_t diff = 0, any = 0;

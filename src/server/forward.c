@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/hex.h"
 #include "runtime/addr.h"
 #include "runtime/logline.h"
 #include "server/internal.h"
@@ -321,8 +322,7 @@ static void write_handshake(struct server *s, struct link *l)
     uint8_t token[NODE_TOKEN_SIZE];
     node_link_token(s->node, token);
     char hex[2 * NODE_TOKEN_SIZE + 1], self[16];
-    for (size_t i = 0; i < NODE_TOKEN_SIZE; i++)
-        snprintf(hex + 2 * i, 3, "%02x", token[i]);
+    hex_encode(token, NODE_TOKEN_SIZE, hex);
     int n = snprintf(self, sizeof(self), "%" PRIu32, s->node_config.self);
     ASSERT(n > 0 && (size_t)n < sizeof(self));
     struct resp_arg hop[3] = {
