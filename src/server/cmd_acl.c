@@ -37,10 +37,7 @@ static void acl_help(struct resp_buf *out)
         "    Return the current connection username.",
         "HELP",
         "    Print this help."};
-    size_t n = sizeof(lines) / sizeof(lines[0]);
-    resp_write_array(out, n);
-    for (size_t i = 0; i < n; i++)
-        resp_write_simple(out, lines[i]);
+    write_help(out, lines, sizeof(lines) / sizeof(lines[0]));
 }
 
 static void acl_cat(struct resp_buf *out, uint32_t argc,

@@ -18,7 +18,7 @@ static bool sub_arity_ok(uint32_t argc, int arity)
     return arity > 0 ? argc == (uint32_t)arity : argc >= (uint32_t)-arity;
 }
 
-static void write_help(struct resp_buf *out, const char *const *lines, size_t n)
+void write_help(struct resp_buf *out, const char *const *lines, size_t n)
 {
     resp_write_array(out, n);
     for (size_t i = 0; i < n; i++)

@@ -328,10 +328,7 @@ static void client_help(struct resp_buf *out)
         "    Accepted and ignored, for client libraries that send it.",
         "HELP",
         "    Print this help."};
-    size_t n = sizeof(lines) / sizeof(lines[0]);
-    resp_write_array(out, n);
-    for (size_t i = 0; i < n; i++)
-        resp_write_simple(out, lines[i]);
+    write_help(out, lines, sizeof(lines) / sizeof(lines[0]));
 }
 
 /* Arity of a subcommand, the command and subcommand counted, as in Redis:

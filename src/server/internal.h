@@ -481,4 +481,7 @@ void forward_flush_all(struct server *s);
 void forward_tick(struct server *s);
 void forward_close_all(struct server *s);
 
+/* A HELP reply: the lines as an array of simple strings (cmd_admin.c). */
+void write_help(struct resp_buf *out, const char *const *lines, size_t n);
+
 #endif
