@@ -233,7 +233,7 @@ static int primary_attempt(const struct bench_member *members, uint32_t count,
                        out->addr, role);
     out->pid = strtoll(pid, NULL, 10);
     out->index = (uint32_t)strtoul(index, NULL, 10);
-    out->view = (uint32_t)strtoul(view, NULL, 10);
+    out->view = strtoull(view, NULL, 10);
     return 0;
 }
 

@@ -26,7 +26,7 @@ struct probe_primary {
     char addr[BENCH_MEMBER_TEXT_MAX]; /* client address, as INFO reports */
     uint32_t index;                   /* replica index (its --id) */
     int64_t pid;                      /* process_id from the primary */
-    uint32_t view;
+    uint64_t view;
 };
 
 /* Ask the members (in order) for the primary with INFO replication, then

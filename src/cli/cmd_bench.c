@@ -427,8 +427,8 @@ static int print_primary(const struct bench_config *c)
                 err.message);
         return 1;
     }
-    printf("primary=%s index=%u pid=%" PRId64 " view=%u\n", p.addr, p.index,
-           p.pid, p.view);
+    printf("primary=%s index=%u pid=%" PRId64 " view=%" PRIu64 "\n", p.addr,
+           p.index, p.pid, p.view);
     return 0;
 }
 

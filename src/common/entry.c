@@ -8,7 +8,8 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 
-static_assert(ENTRY_HEADER_SIZE == 64, "the entry header is 64 bytes");
+static_assert(ENTRY_HEADER_SIZE == 72, "the entry header is 72 bytes");
+static_assert(ENTRY_HEADER_SIZE % 8 == 0, "a body after a header is aligned");
 
 void entry_header_encode(const struct entry_header *h, uint8_t *out)
 {
@@ -18,11 +19,12 @@ void entry_header_encode(const struct entry_header *h, uint8_t *out)
     put_u64(out + 24, h->client_id);
     put_u64(out + 32, h->request_no);
     put_u64(out + 40, h->timestamp_ms);
-    put_u32(out + 48, h->view);
-    put_u32(out + 52, h->body_size);
-    put_u32(out + 56, h->epoch);
-    put_u16(out + 60, h->kind);
-    put_u16(out + 62, 0);
+    put_u64(out + 48, h->view);
+    put_u32(out + 56, h->body_size);
+    put_u32(out + 60, h->epoch);
+    put_u16(out + 64, h->kind);
+    put_u16(out + 66, 0);
+    put_u32(out + 68, 0);
 }
 
 bool entry_header_decode(const uint8_t *in, struct entry_header *h)
@@ -33,17 +35,22 @@ bool entry_header_decode(const uint8_t *in, struct entry_header *h)
     h->client_id = get_u64(in + 24);
     h->request_no = get_u64(in + 32);
     h->timestamp_ms = get_u64(in + 40);
-    h->view = get_u32(in + 48);
-    h->body_size = get_u32(in + 52);
-    h->epoch = get_u32(in + 56);
-    h->kind = get_u16(in + 60);
-    if (get_u16(in + 62) != 0)
+    h->view = get_u64(in + 48);
+    h->body_size = get_u32(in + 56);
+    h->epoch = get_u32(in + 60);
+    h->kind = get_u16(in + 64);
+    if (get_u16(in + 66) != 0 || get_u32(in + 68) != 0)
         return false;
-    if (h->kind != ENTRY_CLIENT && h->kind != ENTRY_NOOP)
+    if (h->op == 0 || h->op > ENTRY_OP_MAX || h->view > VIEW_MAX)
         return false;
-    if (h->op == 0 || h->op > ENTRY_OP_MAX)
+    switch (h->kind) {
+    case ENTRY_CLIENT: /* the client table needs both (client_table.h) */
+        return h->client_id != 0 && h->request_no != 0;
+    case ENTRY_NOOP:
+        return h->client_id == 0 && h->request_no == 0 && h->body_size == 0;
+    default:
         return false;
-    return true;
+    }
 }
 
 uint64_t entry_checksum(const struct entry_header *h, const uint8_t *body)

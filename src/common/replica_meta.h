@@ -7,14 +7,16 @@
 
 #include <stdint.h>
 
+#include "common/entry.h" /* VIEW_MAX */
+
 /* Metadata flags. */
 /* The log lost records that may have been acknowledged; cleared once
  * repaired from peers. */
 #define META_FLAG_DAMAGED 1u
 
 struct replica_meta {
-    uint32_t view;
-    uint32_t last_normal_view;
+    uint64_t view;             /* 0..VIEW_MAX (common/entry.h) */
+    uint64_t last_normal_view; /* <= view */
     uint32_t epoch;
     uint32_t replica_count;
     uint32_t flags; /* META_FLAG_* */

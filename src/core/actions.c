@@ -11,13 +11,30 @@
  * its EV_PERSISTED (vr_log_changed_from). */
 #include "core/replica_internal.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-uint32_t vr_primary_of(const struct replica *r, uint32_t view)
+uint32_t vr_primary_of(const struct replica *r, uint64_t view)
 {
-    return view % r->c.replica_count;
+    return (uint32_t)(view % r->c.replica_count);
+}
+
+/* The view after view: views never wrap. At VIEW_MAX (reachable only by
+ * VIEW_JUMP_MAX-sized forged jumps, 2^31 of them) the replica stays. */
+uint64_t vr_next_view(uint64_t view)
+{
+    ASSERT(view <= VIEW_MAX);
+    return view < VIEW_MAX ? view + 1 : VIEW_MAX;
+}
+
+/* Drop a peer message the core cannot act on: counted, traced, never
+ * asserted on. */
+void vr_invalid(struct replica *r, const char *why)
+{
+    r->stats.messages_invalid++;
+    vr_trace(r, "invalid message dropped: %s", why);
 }
 
 uint32_t vr_quorum(const struct replica *r)
@@ -50,10 +67,10 @@ __attribute__((format(printf, 2, 3))) void vr_trace(const struct replica *r,
     if (!r->c.trace)
         return;
     char line[256];
-    int n = snprintf(
-        line, sizeof(line), "r%u v%u %s op=%llu commit=%llu: ", r->c.self,
-        r->view, replica_status_name(r->status), (unsigned long long)r->log.op,
-        (unsigned long long)r->commit);
+    int n = snprintf(line, sizeof(line),
+                     "r%u v%" PRIu64 " %s op=%" PRIu64 " commit=%" PRIu64 ": ",
+                     r->c.self, r->view, replica_status_name(r->status),
+                     r->log.op, r->commit);
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
     va_list ap;

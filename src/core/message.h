@@ -1,47 +1,58 @@
 /* message — the peer messages of the protocol and their wire encoding.
  *
- * Every message is a fixed 72-byte header followed by entry_count log entries
- * (each a 64-byte entry header and its body, see entry.h). Fields a type does
- * not use are zero. message_decode() checks everything a peer could get wrong
- * (bounds, types, replica index, entry checksums, op continuity and the hash
- * chain) so that the core only ever sees well-formed messages.
+ * Every message is a fixed 80-byte header followed by entry_count log entries
+ * (each an entry header and its body, see entry.h). message_decode() checks
+ * everything a peer could get wrong without knowing the receiver's state
+ * (bounds, types, replica index, magic, each field against its type's
+ * rules, entry checksums, op continuity and the hash chain) so that the core
+ * only ever sees well-formed messages; the core then checks what depends on
+ * its state (its own index, epoch, view distance, message size; see
+ * docs/PROTOCOL.md, "Message validation").
  *
- * Header layout, little-endian:
+ * Header layout, little-endian (peer protocol 3: 64-bit views):
  *     0  u8  type            enum message_type
  *     1  u8  from            sender's replica index
- *     2  u8  status          RECOVERY-RESPONSE: sender's enum replica_status
+ *     2  u8  status          NEW-STATE, RECOVERY-RESPONSE: sender's enum
+ *                            replica_status (1..3)
  *     3  u8  flags           enum message_flags
- *     4  u32 view
- *     8  u32 epoch
- *    12  u32 last_normal_view
- *    16  u64 op
- *    24  u64 commit
- *    32  u64 view_op
- *    40  u64 checksum
- *    48  u64 base_op
- *    56  u64 nonce
- *    64  u32 entry_count
- *    68  u32 magic           MESSAGE_MAGIC (a version check as well)
+ *     4  u32 epoch
+ *     8  u64 view            0..VIEW_MAX
+ *    16  u64 last_normal_view <= view
+ *    24  u64 op              0..ENTRY_OP_MAX
+ *    32  u64 commit          <= op, where both are used
+ *    40  u64 view_op
+ *    48  u64 checksum
+ *    56  u64 base_op         0..ENTRY_OP_MAX
+ *    64  u64 nonce
+ *    72  u32 entry_count
+ *    76  u32 magic           MESSAGE_MAGIC (a version check as well)
  *
- * Per type (op, commit, checksum, base_op; entries always start at base_op+1
- * and the first entry's parent is `checksum`):
- *   PREPARE            primary's op, commit, checksum at base_op; entries
+ * Per type (entries always start at base_op+1 and the first entry's parent
+ * is `checksum`); every field a type does not use must be zero:
+ *   PREPARE            primary's op, commit, view_op, checksum at base_op;
+ *                      entries; base_op + entry_count <= op, view_op <= op
  *   PREPARE_OK         op durable and matching; checksum of entry at op
- *   COMMIT             op = commit; checksum of the entry at commit
- *   START_VIEW_CHANGE  view = the view the sender votes to move to
+ *   COMMIT             op, commit, view_op <= op; checksum of the entry at
+ *                      commit
+ *   START_VIEW_CHANGE  view (>= 1) = the view the sender votes to move to
  *   DO_VIEW_CHANGE     sender's op, commit, last_normal_view; entries after
- *                      base_op (= sender's commit), checksum at base_op
- *   START_VIEW         primary's op, commit, view_op; entries after base_op
- *   GET_STATE          base_op (entries wanted from base_op+1), the
- *                      sender's checksum at base_op, commit, nonce
- *   NEW_STATE          responder's status, op, commit, view_op; entries
- *                      after base_op
+ *                      base_op = commit up to op (base_op + count == op);
+ *                      checksum at base_op
+ *   START_VIEW         primary's op, commit, view_op <= op; entries after
+ *                      base_op up to op (base_op + count == op)
+ *   GET_STATE          base_op (entries wanted from base_op+1) >= commit,
+ *                      the sender's checksum at base_op, nonce
+ *   NEW_STATE          responder's status, op, commit, view_op (any value:
+ *                      only a primary's counts), flags SNAPSHOT; entries
+ *                      after base_op, base_op + entry_count <= op
  *   RECOVERY           nonce
- *   RECOVERY_RESPONSE  nonce, sender's status, op, commit, last_normal_view
+ *   RECOVERY_RESPONSE  nonce, sender's status, flags INTACT|FRESH, op,
+ *                      commit, last_normal_view
  *   PING               primary's view, nonce = read round (see "Read index"
  *                      in docs/PROTOCOL.md); nothing touches the disk
  *   PONG               backup's view (NORMAL, equal to the PING's), nonce
  *                      echoed
+ * Every type carries view and epoch.
  */
 #ifndef COHORT_MESSAGE_H
 #define COHORT_MESSAGE_H
@@ -52,8 +63,10 @@
 
 #include "common/entry.h"
 
-#define MESSAGE_HEADER_SIZE 72
-#define MESSAGE_MAGIC 0x31434f43u /* "COC1": cohort protocol version 1 */
+#define MESSAGE_HEADER_SIZE 80
+#define MESSAGE_MAGIC 0x32434f43u /* "COC2": 64-bit views */
+/* NEW-STATE's view_op from a replica that does not know it. */
+#define MESSAGE_VIEW_OP_UNKNOWN UINT64_MAX
 
 enum message_type {
     MSG_PREPARE = 1,
@@ -83,9 +96,9 @@ struct message {
     uint8_t from;
     uint8_t status;
     uint8_t flags;
-    uint32_t view;
     uint32_t epoch;
-    uint32_t last_normal_view;
+    uint64_t view;
+    uint64_t last_normal_view;
     uint64_t op;
     uint64_t commit;
     uint64_t view_op;
@@ -108,8 +121,9 @@ size_t message_size(uint32_t entry_count, size_t bodies_size);
 size_t message_encode(const struct message *m, const struct entry *entries,
                       uint8_t *out, size_t size);
 
-/* Decode and validate untrusted bytes. replica_count bounds `from`. On
- * success fills m (its entries borrow from data) and returns true. */
+/* Decode and validate untrusted bytes (see the header comment for what is
+ * checked). replica_count bounds `from`. On success fills m (its entries
+ * borrow from data) and returns true. */
 bool message_decode(const uint8_t *data, size_t size, uint32_t replica_count,
                     struct message *m);
 

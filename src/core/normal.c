@@ -13,6 +13,8 @@
  * answered from the client table instead of applied again. */
 #include "core/replica_internal.h"
 
+#include <inttypes.h>
+
 /* Apply one committed entry to the state machine and the client table.
  * Deterministic: every replica does the same at the same op. */
 static void apply_entry(struct replica *r, const struct entry *e)
@@ -136,7 +138,7 @@ void vr_maybe_raise_lnv(struct replica *r)
     r->last_normal_view = r->view;
     r->lnv_disk = r->view;
     vr_persist_meta(r);
-    vr_trace(r, "last normal view %u", r->view);
+    vr_trace(r, "last normal view %" PRIu64, r->view);
 }
 
 /* A damaged replica (its log lost records it may have acknowledged) is
@@ -501,7 +503,7 @@ static void primary_check_quorum(struct replica *r)
     }
     if (r->votes[r->c.self] <= r->view ||
         r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms / 2)
-        vr_vote(r, r->view + 1);
+        vr_vote(r, vr_next_view(r->view));
 }
 
 void vr_tick_primary(struct replica *r)
@@ -548,7 +550,7 @@ void vr_tick_backup(struct replica *r)
         }
         if (r->votes[r->c.self] <= r->view ||
             r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms / 2)
-            vr_vote(r, r->view + 1);
+            vr_vote(r, vr_next_view(r->view));
     }
     if (r->view_op == VIEW_OP_UNKNOWN || r->op_verified < r->view_op ||
         r->state_request_ms || r->damaged)

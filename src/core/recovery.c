@@ -9,6 +9,8 @@
  * view it recovered into. */
 #include "core/replica_internal.h"
 
+#include <inttypes.h>
+
 void vr_send_recovery(struct replica *r)
 {
     r->recovery_sent_ms = r->now_ms;
@@ -84,7 +86,7 @@ void vr_check_recovery(struct replica *r)
     if (r->status != STATUS_RECOVERING)
         return;
     uint32_t count = 1;
-    uint32_t view = r->view;
+    uint64_t view = r->view;
     bool all_fresh = r->fresh;
     for (uint32_t i = 0; i < r->c.replica_count; i++) {
         if (i == r->c.self || !r->rr[i].have)
@@ -102,7 +104,7 @@ void vr_check_recovery(struct replica *r)
     const struct rr_info *p = &r->rr[primary];
     if (primary != r->c.self && p->have && p->status == STATUS_NORMAL &&
         p->view == view) {
-        vr_trace(r, "recovered: view %u primary %u", view, primary);
+        vr_trace(r, "recovered: view %" PRIu64 " primary %u", view, primary);
         vr_note_why(r, COHORT_VIEW_CAUSE_RECOVERY, r->c.self,
                     COHORT_REPLICA_NONE, 0);
         r->view_op = VIEW_OP_UNKNOWN;
@@ -120,18 +122,18 @@ void vr_check_recovery(struct replica *r)
         /* Wait for a normal primary to repair us, and ask for a view that
          * will have one. */
         if (r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms)
-            vr_vote(r, view + 1);
+            vr_vote(r, vr_next_view(view));
         return;
     }
     /* Wait in `view` (a live primary of it pulls us back in with its next
      * message) and vote for the next one. We never lead `view` itself: if
      * we were its primary we may have started it before the crash, and a
      * view must never start twice with different logs. */
-    vr_trace(r, "recovered: no normal primary for view %u", view);
+    vr_trace(r, "recovered: no normal primary for view %" PRIu64, view);
     vr_note_why(r, COHORT_VIEW_CAUSE_RECOVERY, r->c.self, COHORT_REPLICA_NONE,
                 0);
     r->status = STATUS_VIEW_CHANGE;
     r->lead_forbidden_view = view;
     vr_enter_view_change(r, view);
-    vr_vote(r, view + 1);
+    vr_vote(r, vr_next_view(view));
 }

@@ -26,8 +26,12 @@
  */
 #include "core/replica_internal.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+static_assert(STATUS_VIEW_CHANGE == 3, "message_decode() takes status 1..3");
+static_assert(VIEW_MAX < UINT64_MAX - VIEW_JUMP_MAX, "view + jump never wraps");
 
 static void on_tick(struct replica *r)
 {
@@ -81,14 +85,54 @@ static bool shows_primary_alive(const struct replica *r,
            m->type == MSG_PING;
 }
 
+/* What the core checks of a decoded message against its own state before
+ * anything acts on it (message_decode() checked the rest): a message that
+ * fails is dropped and counted, never asserted on. */
+static bool message_acceptable(struct replica *r, const struct message *m,
+                               size_t size)
+{
+    if (m->from == r->c.self) {
+        vr_invalid(r, "our own replica index");
+        return false;
+    }
+    if (m->epoch != r->epoch) {
+        vr_invalid(r, "another epoch");
+        return false;
+    }
+    if (size > r->c.message_size_max) {
+        vr_invalid(r, "larger than message_size_max");
+        return false;
+    }
+    /* A primary never runs more than the pipeline ahead of its commit
+     * number (replica_invariants()); PREPARE and START-VIEW carry its op
+     * and commit. Beyond that they would grow our uncommitted suffix past
+     * what one DO-VIEW-CHANGE holds. */
+    if ((m->type == MSG_PREPARE || m->type == MSG_START_VIEW) &&
+        m->op - m->commit > r->c.pipeline_ops_max) {
+        vr_invalid(r, "op more than the pipeline above commit");
+        return false;
+    }
+    /* VIEW_JUMP_MAX: no view change gets a group that far, and a forged
+     * view must not move it near VIEW_MAX. Saturating: r->view <= VIEW_MAX
+     * < UINT64_MAX - VIEW_JUMP_MAX. */
+    if (m->view > r->view + VIEW_JUMP_MAX) {
+        r->stats.views_refused++;
+        vr_trace(r, "%s from %u for view %" PRIu64 " dropped: too far ahead",
+                 message_type_name(m->type), m->from, m->view);
+        return false;
+    }
+    return true;
+}
+
 static void on_message(struct replica *r, const uint8_t *data, size_t size)
 {
     struct message m;
-    if (!message_decode(data, size, r->c.replica_count, &m) ||
-        m.from == r->c.self) {
-        r->stats.messages_invalid++;
+    if (!message_decode(data, size, r->c.replica_count, &m)) {
+        vr_invalid(r, "malformed");
         return;
     }
+    if (!message_acceptable(r, &m, size))
+        return;
     if (m.type != MSG_RECOVERY && m.type != MSG_RECOVERY_RESPONSE &&
         shows_primary_alive(r, &m))
         detector_heard(&r->detector, m.from, r->now_ms);
@@ -169,6 +213,7 @@ static void replica_invariants(const struct replica *r)
     ASSERT(r->op_verified >= r->commit);
     ASSERT(r->op_verified <= r->log.op);
     ASSERT(r->op_persisted <= r->log.op);
+    ASSERT(r->view <= VIEW_MAX);
     ASSERT(r->last_normal_view <= r->view);
     ASSERT(r->lnv_disk <= r->last_normal_view);
     if (replica_is_primary(r)) {
@@ -247,6 +292,8 @@ static uint64_t commit_floor(const struct replica *r)
 
 static bool load_durable(struct replica *r, const struct replica_durable *d)
 {
+    if (d->view > VIEW_MAX || d->last_normal_view > d->view)
+        return false; /* storage/meta refuses such a record */
     r->fresh = !d->meta_present;
     r->view = d->view;
     r->last_normal_view = d->last_normal_view;
@@ -359,7 +406,7 @@ struct replica *replica_init(const struct replica_config *config,
     r->recovery_started_ms = now_ms;
     r->recovery_sent_ms = 0;
     r->best_from = UINT32_MAX;
-    r->lead_forbidden_view = UINT32_MAX;
+    r->lead_forbidden_view = VIEW_NONE;
     r->view_op = VIEW_OP_UNKNOWN;
     vr_note_why(r, COHORT_VIEW_CAUSE_RECOVERY, c.self, COHORT_REPLICA_NONE, 0);
     r->clock_base_ms = now_ms;
@@ -467,7 +514,7 @@ enum replica_status replica_status(const struct replica *r)
     return r->status;
 }
 
-uint32_t replica_view(const struct replica *r)
+uint64_t replica_view(const struct replica *r)
 {
     return r->view;
 }

@@ -118,9 +118,9 @@ void replica_config_defaults(struct replica_config *config,
 /* What survived on disk, handed to replica_init() at start. Everything is
  * borrowed for the duration of the call (the replica copies what it keeps). */
 struct replica_durable {
-    bool meta_present; /* false: nothing was ever stored (fresh) */
-    uint32_t view;
-    uint32_t last_normal_view;
+    bool meta_present;         /* false: nothing was ever stored (fresh) */
+    uint64_t view;             /* 0..VIEW_MAX */
+    uint64_t last_normal_view; /* <= view */
     uint32_t epoch;
     uint32_t meta_flags; /* META_FLAG_* from the metadata */
     /* The snapshot the state machine was restored from (op 0: none). */
@@ -294,7 +294,13 @@ struct replica;
 struct replica_stats {
     uint64_t view_changes; /* views this replica started as normal */
     uint64_t ops_committed;
-    uint64_t messages_invalid; /* peer bytes that failed message_decode */
+    /* Peer messages dropped as invalid: malformed (message_decode), or
+     * impossible for this replica (its own index, another epoch, too
+     * large, a DO-VIEW-CHANGE that contradicts the chosen log). */
+    uint64_t messages_invalid;
+    /* Peer messages dropped for a view more than VIEW_JUMP_MAX (2^32)
+     * above this replica's (not counted in messages_invalid). */
+    uint64_t views_refused;
     uint64_t requests_duplicate;
     uint64_t state_transfers;
     uint64_t snapshots_taken;
@@ -323,7 +329,7 @@ const struct entry *replica_entry(const struct replica *r, uint64_t op);
 
 /* Read-only views of the state, for drivers, INFO and the simulator. */
 enum replica_status replica_status(const struct replica *r);
-uint32_t replica_view(const struct replica *r);
+uint64_t replica_view(const struct replica *r);
 uint32_t replica_primary(const struct replica *r); /* of the current view */
 bool replica_is_primary(const struct replica *r);  /* and NORMAL */
 uint64_t replica_op(const struct replica *r);

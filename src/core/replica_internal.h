@@ -17,20 +17,29 @@
 #include "core/replica.h"
 
 #define META_RING 16
-#define VIEW_OP_UNKNOWN UINT64_MAX
+#define VIEW_OP_UNKNOWN MESSAGE_VIEW_OP_UNKNOWN
 #define SEND_SLOTS 8
+/* The furthest a message may lead this replica's view. Past it the message
+ * is dropped and counted (views_refused): no group runs 2^31 view changes
+ * (each takes a view-change timeout, 300 ms by default: 20 years of
+ * nothing else), and forged view numbers cannot push a group near
+ * VIEW_MAX, where it could no longer change views, in fewer than 2^32
+ * completed view changes (docs/PROTOCOL.md, "Message validation"). */
+#define VIEW_JUMP_MAX (UINT64_C(1) << 31)
+/* "No view" in a view field. */
+#define VIEW_NONE UINT64_MAX
 
 struct dvc_info {
     bool have;
-    uint32_t lnv;
+    uint64_t lnv;
     uint64_t op;
     uint64_t commit;
 };
 
 struct rr_info {
     bool have;
-    uint32_t view;
-    uint32_t lnv;
+    uint64_t view;
+    uint64_t lnv;
     uint8_t status;
     uint8_t flags;
     uint64_t op;
@@ -53,9 +62,9 @@ struct replica {
     uint64_t now_ms;
 
     enum replica_status status;
-    uint32_t view;
-    uint32_t last_normal_view; /* the view whose log ours is (in memory) */
-    uint32_t lnv_disk;         /* the same, as safe to write to disk (inv 5) */
+    uint64_t view;
+    uint64_t last_normal_view; /* the view whose log ours is (in memory) */
+    uint64_t lnv_disk;         /* the same, as safe to write to disk (inv 5) */
     uint32_t epoch;
     uint64_t view_op;    /* op at which the current view started */
     uint64_t primary_op; /* highest op the primary of this view reported */
@@ -89,7 +98,7 @@ struct replica {
     /* Read index: reads in arrival order, all of view reads_view. */
     struct pending_read reads[REPLICA_READS_MAX];
     uint32_t read_head, read_count;
-    uint32_t reads_view;
+    uint64_t reads_view;
     bool reads_unpinged; /* some read has seq 0 */
     uint64_t ping_seq;   /* the last PING sent */
     uint64_t ping_sent_ms;
@@ -102,7 +111,7 @@ struct replica {
     bool awaiting_snapshot;
 
     /* View change. */
-    uint32_t votes[COHORT_REPLICAS_MAX]; /* highest view each voted for */
+    uint64_t votes[COHORT_REPLICAS_MAX]; /* highest view each voted for */
     uint64_t vote_ms[COHORT_REPLICAS_MAX];
     uint64_t vote_since_ms[COHORT_REPLICAS_MAX]; /* voting above our view */
     uint64_t vote_sent_ms;
@@ -114,7 +123,7 @@ struct replica {
     struct cohort_view_why why;
     bool dvc_sent;
     uint64_t dvc_sent_ms;
-    uint32_t lead_forbidden_view; /* recovered into it: never lead it */
+    uint64_t lead_forbidden_view; /* recovered into it: never lead it */
     bool learned; /* a quorum told us the current view since the restart */
     bool damage_recorded; /* the damage mark was sent to the metadata */
     struct dvc_info dvc[COHORT_REPLICAS_MAX];
@@ -152,7 +161,9 @@ struct replica {
 };
 
 /* actions.c */
-uint32_t vr_primary_of(const struct replica *r, uint32_t view);
+uint32_t vr_primary_of(const struct replica *r, uint64_t view);
+uint64_t vr_next_view(uint64_t view);
+void vr_invalid(struct replica *r, const char *why);
 uint32_t vr_quorum(const struct replica *r);
 uint64_t vr_kth_largest(uint64_t *v, uint32_t n, uint32_t k);
 bool vr_bug(const struct replica *r, enum replica_bug b);
@@ -214,9 +225,9 @@ void vr_on_pong(struct replica *r, const struct message *m);
 /* view_change.c */
 void vr_note_why(struct replica *r, enum cohort_view_cause cause, uint32_t by,
                  uint32_t suspect, uint64_t silence_ms);
-void vr_become_backup(struct replica *r, uint32_t view);
-void vr_vote(struct replica *r, uint32_t view);
-void vr_enter_view_change(struct replica *r, uint32_t view);
+void vr_become_backup(struct replica *r, uint64_t view);
+void vr_vote(struct replica *r, uint64_t view);
+void vr_enter_view_change(struct replica *r, uint64_t view);
 void vr_check_votes(struct replica *r);
 void vr_try_send_dvc(struct replica *r);
 void vr_check_dvc_quorum(struct replica *r);

@@ -14,13 +14,14 @@
  * a view it recovered into (it may have led it before a crash). */
 #include "core/replica_internal.h"
 
+#include <inttypes.h>
 #include <string.h>
 
-static void record_dvc(struct replica *r, uint32_t from, uint32_t lnv,
+static void record_dvc(struct replica *r, uint32_t from, uint64_t lnv,
                        uint64_t op, uint64_t commit, uint64_t base_checksum,
                        const uint8_t *raw, size_t raw_size);
 
-static void clear_votes_upto(struct replica *r, uint32_t view)
+static void clear_votes_upto(struct replica *r, uint64_t view)
 {
     for (uint32_t i = 0; i < r->c.replica_count; i++) {
         if (r->votes[i] <= view)
@@ -77,7 +78,7 @@ void vr_note_why(struct replica *r, enum cohort_view_cause cause, uint32_t by,
 
 /* Who asked first for a view at or above `view`: the replica whose vote
  * above our view we have had the longest (ties: the lowest index). */
-static uint32_t first_voter(const struct replica *r, uint32_t view)
+static uint32_t first_voter(const struct replica *r, uint64_t view)
 {
     uint32_t first = COHORT_REPLICA_NONE;
     for (uint32_t i = 0; i < r->c.replica_count; i++) {
@@ -92,7 +93,7 @@ static uint32_t first_voter(const struct replica *r, uint32_t view)
 
 /* Join view `view` as a backup whose log is not yet known to match the
  * primary's beyond the commit number. */
-void vr_become_backup(struct replica *r, uint32_t view)
+void vr_become_backup(struct replica *r, uint64_t view)
 {
     ASSERT(view >= r->view);
     ASSERT(vr_primary_of(r, view) != r->c.self);
@@ -116,11 +117,11 @@ void vr_become_backup(struct replica *r, uint32_t view)
     if (changed) {
         vr_persist_meta(r);
         vr_report_view(r);
-        vr_trace(r, "backup of view %u", view);
+        vr_trace(r, "backup of view %" PRIu64, view);
     }
 }
 
-void vr_vote(struct replica *r, uint32_t view)
+void vr_vote(struct replica *r, uint64_t view)
 {
     if (!can_wish(r))
         return;
@@ -141,7 +142,7 @@ void vr_vote(struct replica *r, uint32_t view)
 }
 
 /* Enter the view change for `view` (VR Revisited §4.2 step 2). */
-void vr_enter_view_change(struct replica *r, uint32_t view)
+void vr_enter_view_change(struct replica *r, uint64_t view)
 {
     ASSERT(view > r->view || (view == r->view && r->status != STATUS_NORMAL));
     ASSERT(can_vote(r));
@@ -159,7 +160,7 @@ void vr_enter_view_change(struct replica *r, uint32_t view)
         r->dvc[i].have = false;
     vr_persist_meta(r);
     vr_report_view(r);
-    vr_trace(r, "view change to %u", view);
+    vr_trace(r, "view change to %" PRIu64, view);
     vr_vote(r, view);
     vr_try_send_dvc(r);
 }
@@ -181,7 +182,7 @@ void vr_check_votes(struct replica *r)
     }
     if (n < vr_quorum(r))
         return;
-    uint32_t target = (uint32_t)vr_kth_largest(views, n, vr_quorum(r));
+    uint64_t target = vr_kth_largest(views, n, vr_quorum(r));
     if (target > r->view)
         vr_enter_view_change(r, target);
 }
@@ -203,8 +204,14 @@ void vr_try_send_dvc(struct replica *r)
         return;
     }
     uint32_t n = vr_gather(r, r->commit, r->log.op);
-    /* The pipeline bounds keep the uncommitted suffix within one message. */
-    ASSERT(r->commit + n == r->log.op);
+    if (r->commit + n != r->log.op) {
+        /* The pipeline bounds keep a correct primary's uncommitted suffix,
+         * and so ours, within one message (invariant 6); entries beyond it
+         * came from forged PREPAREs, and none of them can have been
+         * committed with our acknowledgement. Keep what fits. */
+        vr_invalid(r, "uncommitted suffix beyond one DO-VIEW-CHANGE");
+        vr_truncate_log(r, r->commit + n);
+    }
     struct message m = {
         .type = MSG_DO_VIEW_CHANGE,
         .view = r->view,
@@ -220,7 +227,7 @@ void vr_try_send_dvc(struct replica *r)
     r->dvc_sent_ms = r->now_ms;
 }
 
-static bool dvc_better(const struct replica *r, uint32_t lnv, uint64_t op)
+static bool dvc_better(const struct replica *r, uint64_t lnv, uint64_t op)
 {
     if (r->best_from == UINT32_MAX)
         return true;
@@ -232,7 +239,7 @@ static bool dvc_better(const struct replica *r, uint32_t lnv, uint64_t op)
 
 /* Record a DO-VIEW-CHANGE (ours has raw == NULL) and keep the best log:
  * highest last normal view, then highest op (VR Revisited §4.2 step 3). */
-static void record_dvc(struct replica *r, uint32_t from, uint32_t lnv,
+static void record_dvc(struct replica *r, uint32_t from, uint64_t lnv,
                        uint64_t op, uint64_t commit, uint64_t base_checksum,
                        const uint8_t *raw, size_t raw_size)
 {
@@ -352,8 +359,8 @@ static void start_view(struct replica *r)
         detector_reset(&r->detector, i, r->now_ms);
     r->stats.view_changes++;
     vr_report_view(r);
-    vr_trace(r, "start view %u as primary (op %llu)", r->view,
-             (unsigned long long)r->log.op);
+    vr_trace(r, "start view %" PRIu64 " as primary (op %" PRIu64 ")", r->view,
+             r->log.op);
     send_start_view(r, UINT32_MAX);
     /* The durable lnv follows once the adopted log is on disk; our own copy
      * counts toward commits only then (invariant 4). */
@@ -376,6 +383,31 @@ static void fetch_committed_from(struct replica *r, uint32_t from)
     vr_send_to(r, from, &m, NULL);
 }
 
+static uint32_t dvc_count(const struct replica *r)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < r->c.replica_count; i++)
+        count += r->dvc[i].have;
+    return count;
+}
+
+/* After adopting the chosen log: a DO-VIEW-CHANGE whose commit lies beyond
+ * that log contradicts it (the chosen log holds every committed op), which
+ * no correct replica sends; it is forgotten (counted as invalid) and the
+ * view waits for a quorum of consistent ones. Ours and the chosen one never
+ * are (adopt_best_log() refuses a log below our commit). */
+static void forget_contradicting_dvcs(struct replica *r)
+{
+    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+        if (!r->dvc[i].have || r->dvc[i].commit <= r->log.op)
+            continue;
+        ASSERT(i != r->c.self);
+        ASSERT(i != r->best_from);
+        r->dvc[i].have = false;
+        vr_invalid(r, "DO-VIEW-CHANGE commit beyond the chosen log");
+    }
+}
+
 /* With a quorum of DVCs (ours among them), adopt the best log and start the
  * view (VR Revisited §4.2 steps 3-5). */
 void vr_check_dvc_quorum(struct replica *r)
@@ -383,25 +415,28 @@ void vr_check_dvc_quorum(struct replica *r)
     if (r->status != STATUS_VIEW_CHANGE ||
         vr_primary_of(r, r->view) != r->c.self)
         return;
-    if (!r->dvc[r->c.self].have)
-        return;
-    uint32_t count = 0;
-    uint64_t commit = r->commit;
-    for (uint32_t i = 0; i < r->c.replica_count; i++) {
-        if (!r->dvc[i].have)
-            continue;
-        count++;
-        if (r->dvc[i].commit > commit)
-            commit = r->dvc[i].commit;
-    }
-    if (count < vr_quorum(r))
+    if (!r->dvc[r->c.self].have || dvc_count(r) < vr_quorum(r))
         return;
     enum adopt_result adopted = adopt_best_log(r);
     if (adopted == ADOPT_FETCH)
         fetch_committed_from(r, r->best_from);
     if (adopted != ADOPT_DONE)
         return;
+    forget_contradicting_dvcs(r);
+    if (dvc_count(r) < vr_quorum(r))
+        return;
+    uint64_t commit = r->commit;
+    for (uint32_t i = 0; i < r->c.replica_count; i++)
+        if (r->dvc[i].have && r->dvc[i].commit > commit)
+            commit = r->dvc[i].commit;
     ASSERT(commit <= r->log.op);
+    if (r->log.op - commit > r->c.pipeline_ops_max) {
+        /* A correct primary never let its uncommitted suffix grow past
+         * the pipeline, so the chosen log is not one (or its senders'
+         * commits are): leave this view change to time out. */
+        vr_invalid(r, "DO-VIEW-CHANGE log beyond the pipeline");
+        return;
+    }
     r->op_verified = r->log.op;
     vr_commit_to(r, commit);
     start_view(r);
@@ -505,7 +540,7 @@ void vr_tick_view_change(struct replica *r)
         r->vc_started_ms =
             r->now_ms +
             prng_below(&r->prng, r->c.view_change_timeout_ms / 4 + 1);
-        vr_vote(r, r->view + 1);
+        vr_vote(r, vr_next_view(r->view));
         return;
     }
     if (r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms / 2)

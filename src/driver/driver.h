@@ -252,7 +252,7 @@ uint64_t driver_next_tick_ms(const struct driver *d);
 
 struct driver_status {
     enum replica_status status;
-    uint32_t view;
+    uint64_t view;
     uint32_t primary;
     uint32_t self;
     uint32_t replica_count;

@@ -93,7 +93,7 @@ bool node_peer_link_token(const struct node *n, uint32_t peer,
 /* Status for INFO and `cohort status`. */
 struct node_status {
     enum replica_status status;
-    uint32_t view;
+    uint64_t view;
     uint32_t primary;
     uint32_t self;
     uint32_t replica_count;

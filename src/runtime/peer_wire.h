@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define TRANSPORT_MAGIC 0x50484f43u /* "COHP" */
-#define TRANSPORT_VERSION 2u
+#define TRANSPORT_VERSION 3u        /* 3: peer messages with 64-bit views */
 #define TRANSPORT_TOKEN_SIZE 16u
 #define PEER_WIRE_HANDSHAKE_SIZE (24u + TRANSPORT_TOKEN_SIZE)
 #define PEER_WIRE_FRAME_HEADER_SIZE 8u

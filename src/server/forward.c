@@ -493,8 +493,8 @@ static void link_check_view(struct link *l, const struct node_status *st,
     char why[128];
     if (st->status == STATUS_NORMAL)
         snprintf(why, sizeof(why),
-                 "replica %u is no longer the primary (view %u has replica "
-                 "%u)",
+                 "replica %u is no longer the primary (view %" PRIu64
+                 " has replica %u)",
                  l->target, st->view, st->primary);
     else
         snprintf(why, sizeof(why),

@@ -180,7 +180,7 @@ static void section_replication(struct resp_buf *t, const struct info_input *in)
     bool primary = st->status == STATUS_NORMAL && st->primary == st->self;
     line(t, "# Replication");
     line(t, "role:%s", info_role(st));
-    line(t, "view:%u", st->view);
+    line(t, "view:%" PRIu64, st->view);
     if (st->primary < st->replica_count) {
         line(t, "primary:%s", addr_or_unknown(st, st->primary));
         line(t, "primary_index:%u", st->primary);

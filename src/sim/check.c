@@ -99,10 +99,10 @@ void check_committed_entry(struct check *c, uint32_t replica,
         if (slot->h.checksum != e->h.checksum)
             check_fail(
                 c, "agreement",
-                "replica %" PRIu32 " holds op %" PRIu64 " (view %" PRIu32
+                "replica %" PRIu32 " holds op %" PRIu64 " (view %" PRIu64
                 ", client %" PRIu64 " request %" PRIu64 ", checksum %016" PRIx64
                 ") at or below its commit number, but replica %" PRIu32
-                " committed op %" PRIu64 " as (view %" PRIu32
+                " committed op %" PRIu64 " as (view %" PRIu64
                 ", client %" PRIu64 " request %" PRIu64 ", checksum %016" PRIx64
                 ")",
                 replica, e->h.op, e->h.view, e->h.client_id, e->h.request_no,
@@ -138,8 +138,15 @@ void check_commit_number(struct check *c, uint64_t op)
         c->commit_max = op;
 }
 
-void check_primary(struct check *c, uint32_t replica, uint32_t view)
+void check_primary(struct check *c, uint32_t replica, uint64_t view)
 {
+    if (view >= CHECK_VIEWS_MAX) {
+        check_fail(c, "primary",
+                   "replica %" PRIu32 " acted as primary of view %" PRIu64
+                   ", beyond any view a simulation reaches",
+                   replica, view);
+        return;
+    }
     uint64_t old = c->view_capacity;
     c->primary_of_view = grow(c->primary_of_view, &c->view_capacity,
                               (uint64_t)view + 1, sizeof(uint32_t));
@@ -151,7 +158,7 @@ void check_primary(struct check *c, uint32_t replica, uint32_t view)
     else if (*p != replica)
         check_fail(c, "primary",
                    "replicas %" PRIu32 " and %" PRIu32
-                   " both acted as primary of view %" PRIu32,
+                   " both acted as primary of view %" PRIu64,
                    *p, replica, view);
 }
 

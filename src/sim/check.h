@@ -117,7 +117,10 @@ void check_committed_entry(struct check *c, uint32_t replica,
 /* Some replica reports commit number op. */
 void check_commit_number(struct check *c, uint64_t op);
 /* replica is primary (NORMAL) in view. */
-void check_primary(struct check *c, uint32_t replica, uint32_t view);
+/* Views a simulation can reach; a primary of a higher view fails the check
+ * (views come from view changes only: nothing in a simulation jumps). */
+#define CHECK_VIEWS_MAX (UINT64_C(1) << 24)
+void check_primary(struct check *c, uint32_t replica, uint64_t view);
 /* The state machine of replica applied op; state_hash is its state after. */
 void check_apply(struct check *c, uint32_t replica, uint64_t op,
                  uint64_t timestamp_ms, const uint8_t *body, size_t size,

@@ -79,7 +79,7 @@ static void describe_message(const struct cluster *c, const uint8_t *data,
         return;
     }
     snprintf(out, out_size,
-             "%s from r%u view=%" PRIu32 " op=%" PRIu64 " commit=%" PRIu64
+             "%s from r%u view=%" PRIu64 " op=%" PRIu64 " commit=%" PRIu64
              " base=%" PRIu64 " entries=%" PRIu32,
              message_type_name(m.type), m.from, m.view, m.op, m.commit,
              m.base_op, m.entry_count);
@@ -246,7 +246,7 @@ static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
     uint64_t applied = replica_applied(r);
     uint64_t commit = replica_commit(r);
     uint64_t op = replica_op(r);
-    uint32_t view = replica_view(r);
+    uint64_t view = replica_view(r);
     enum replica_status status = replica_status(r);
     if (base > applied || applied > commit || commit > op)
         check_fail(&c->check, "commit",
@@ -261,8 +261,8 @@ static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
                    rep->index, rep->commit_seen, commit);
     if (view < rep->view_seen)
         check_fail(&c->check, "primary",
-                   "replica %" PRIu32 " view went back from %" PRIu32
-                   " to %" PRIu32,
+                   "replica %" PRIu32 " view went back from %" PRIu64
+                   " to %" PRIu64,
                    rep->index, rep->view_seen, view);
     uint64_t from = rep->learned_upto;
     if (full || view != rep->view_seen || status != rep->status_seen)
@@ -628,7 +628,7 @@ void cluster_restart(struct cluster *c, uint32_t i)
     const struct replica *r = rep->r;
     hash_mix(c, i, 6000, replica_op(r), replica_log_base(r));
     cluster_trace(
-        c, "r%u RESTART op=%" PRIu64 " base=%" PRIu64 " view=%" PRIu32 "%s", i,
+        c, "r%u RESTART op=%" PRIu64 " base=%" PRIu64 " view=%" PRIu64 "%s", i,
         replica_op(r), replica_log_base(r), replica_view(r),
         replica_damaged(r) ? " damaged" : "");
     after_step(c, rep, true);
@@ -735,7 +735,7 @@ void cluster_healed(struct cluster *c)
 uint32_t cluster_primary(const struct cluster *c)
 {
     uint32_t best = UINT32_MAX;
-    uint32_t best_view = 0;
+    uint64_t best_view = 0;
     for (uint32_t i = 0; i < c->config.replica_count; i++) {
         const struct replica *r = c->replicas[i].r;
         if (!r || !replica_is_primary(r))
@@ -750,7 +750,7 @@ uint32_t cluster_primary(const struct cluster *c)
 
 bool cluster_quiescent(const struct cluster *c)
 {
-    uint32_t view = 0;
+    uint64_t view = 0;
     bool first = true;
     for (uint32_t i = 0; i < c->config.replica_count; i++) {
         const struct sim_replica *rep = &c->replicas[i];
@@ -829,7 +829,7 @@ void cluster_describe(const struct cluster *c, FILE *out)
         }
         const struct replica *r = rep->r;
         fprintf(out,
-                "  r%u: %s%s view=%" PRIu32 " primary=r%u op=%" PRIu64
+                "  r%u: %s%s view=%" PRIu64 " primary=r%u op=%" PRIu64
                 " commit=%" PRIu64 " applied=%" PRIu64 " base=%" PRIu64
                 " wal_op=%" PRIu64 " storage=%s%s\n",
                 i, replica_status_name(replica_status(r)),

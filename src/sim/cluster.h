@@ -101,7 +101,7 @@ struct sim_replica {
     /* Check state for this incarnation. */
     uint64_t learned_upto;
     uint64_t commit_seen;
-    uint32_t view_seen;
+    uint64_t view_seen;
     enum replica_status status_seen;
     bool suspected[COHORT_REPLICAS_MAX];
     uint64_t incarnation;

@@ -13,46 +13,42 @@
 
 static_assert(META_RECORD_SIZE <= META_SLOT_SIZE, "a record fits its slot");
 
-static uint32_t slot_crc(const uint8_t *p)
+/* The crc of a slot whose record is size bytes: bytes 0..4 and 8..size. */
+static uint32_t slot_crc(const uint8_t *p, uint32_t size)
 {
     uint32_t crc = crc32c(0, p, 4);
-    return crc32c(crc, p + 8, META_RECORD_SIZE - 8);
+    return crc32c(crc, p + 8, size - 8);
+}
+
+static uint32_t record_size_of(uint32_t version)
+{
+    return version >= 3 ? META_RECORD_SIZE : META_RECORD_SIZE_V2;
 }
 
 void meta_slot_encode(const struct meta_record *record, uint64_t seq,
                       uint8_t *out)
 {
     ASSERT(seq >= 1);
+    ASSERT(record->meta.view <= VIEW_MAX);
     memset(out, 0, META_RECORD_SIZE);
     put_u32(out + 0, META_MAGIC);
     put_u32(out + 8, META_FORMAT_VERSION);
     put_u64(out + 16, seq);
     put_u64(out + 24, record->cluster_id);
-    put_u32(out + 32, record->meta.view);
-    put_u32(out + 36, record->meta.last_normal_view);
-    put_u32(out + 40, record->meta.epoch);
-    put_u32(out + 44, record->meta.replica_count);
-    put_u32(out + 48, record->meta.flags);
-    put_u32(out + 52, record->log_end_check);
-    put_u64(out + 56, record->log_end_min);
-    put_u32(out + 4, slot_crc(out));
+    put_u64(out + 32, record->meta.view);
+    put_u64(out + 40, record->meta.last_normal_view);
+    put_u32(out + 48, record->meta.epoch);
+    put_u32(out + 52, record->meta.replica_count);
+    put_u32(out + 56, record->meta.flags);
+    put_u32(out + 60, record->log_end_check);
+    put_u64(out + 64, record->log_end_min);
+    put_u32(out + 4, slot_crc(out, META_RECORD_SIZE));
 }
 
-const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
-                             uint64_t *seq)
+/* Formats 1 and 2: 32-bit views, the bound in format 2 only. */
+static const char *decode_v2(const uint8_t *in, uint32_t version,
+                             struct meta_record *record)
 {
-    if (get_u32(in) != META_MAGIC)
-        return "has a bad magic number";
-    if (get_u32(in + 4) != slot_crc(in))
-        return "fails its checksum";
-    uint32_t version = get_u32(in + 8);
-    if (version > META_FORMAT_VERSION)
-        return "was written by a newer cohort (unknown format version)";
-    if (version == 0 || get_u32(in + 12) != 0)
-        return "has an invalid format version";
-    record->format_version = version;
-    *seq = get_u64(in + 16);
-    record->cluster_id = get_u64(in + 24);
     record->meta.view = get_u32(in + 32);
     record->meta.last_normal_view = get_u32(in + 36);
     record->meta.epoch = get_u32(in + 40);
@@ -62,6 +58,45 @@ const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
     record->log_end_min = get_u64(in + 56);
     if (version < 2 && (record->log_end_min != 0 || record->log_end_check))
         return "has nonzero reserved bytes";
+    return NULL;
+}
+
+static void decode_v3(const uint8_t *in, struct meta_record *record)
+{
+    record->meta.view = get_u64(in + 32);
+    record->meta.last_normal_view = get_u64(in + 40);
+    record->meta.epoch = get_u32(in + 48);
+    record->meta.replica_count = get_u32(in + 52);
+    record->meta.flags = get_u32(in + 56);
+    record->log_end_check = get_u32(in + 60);
+    record->log_end_min = get_u64(in + 64);
+}
+
+const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
+                             uint64_t *seq)
+{
+    if (get_u32(in) != META_MAGIC)
+        return "has a bad magic number";
+    uint32_t version = get_u32(in + 8);
+    if (version > META_FORMAT_VERSION)
+        return get_u32(in + 4) == slot_crc(in, META_RECORD_SIZE)
+                   ? "was written by a newer cohort (unknown format version)"
+                   : "fails its checksum";
+    if (get_u32(in + 4) != slot_crc(in, record_size_of(version)))
+        return "fails its checksum";
+    if (version == 0 || get_u32(in + 12) != 0)
+        return "has an invalid format version";
+    memset(record, 0, sizeof(*record));
+    record->format_version = version;
+    *seq = get_u64(in + 16);
+    record->cluster_id = get_u64(in + 24);
+    const char *why = NULL;
+    if (version < 3)
+        why = decode_v2(in, version, record);
+    else
+        decode_v3(in, record);
+    if (why)
+        return why;
     if (*seq == 0)
         return "has sequence number 0";
     /* No run of writes reaches it, and the next write would need seq + 1:
@@ -71,6 +106,8 @@ const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
     if (record->meta.replica_count == 0 ||
         record->meta.replica_count > COHORT_REPLICAS_MAX)
         return "has an impossible replica count";
+    if (record->meta.view > VIEW_MAX)
+        return "has a view beyond the largest view";
     if (record->meta.last_normal_view > record->meta.view)
         return "has a last normal view above its view";
     return NULL;
@@ -91,11 +128,17 @@ static void temp_path(const struct meta *m, char *out)
     ASSERT(n > 0 && n < VFS_PATH_MAX); /* meta_open() checked the length */
 }
 
-/* A slot intact but of a newer format: never read past it as if bad. */
+/* A slot intact but of a newer format: never read past it as if bad. A
+ * newer format may have a longer record, so its checksum is tried over
+ * every record size that fits the slot. */
 static bool slot_is_newer(const uint8_t *p)
 {
-    return get_u32(p) == META_MAGIC && get_u32(p + 4) == slot_crc(p) &&
-           get_u32(p + 8) > META_FORMAT_VERSION;
+    if (get_u32(p) != META_MAGIC || get_u32(p + 8) <= META_FORMAT_VERSION)
+        return false;
+    for (uint32_t size = META_RECORD_SIZE_V2; size <= META_SLOT_SIZE; size += 8)
+        if (get_u32(p + 4) == slot_crc(p, size))
+            return true;
+    return false;
 }
 
 /* Pick the newest valid slot of the file image. */
@@ -231,6 +274,7 @@ int meta_write(struct meta *m, const struct meta_record *record,
     ASSERT(record->meta.replica_count >= 1);
     ASSERT(record->meta.replica_count <= COHORT_REPLICAS_MAX);
     ASSERT(record->meta.last_normal_view <= record->meta.view);
+    ASSERT(record->meta.view <= VIEW_MAX);
     if (m->state == META_FAILED)
         return err_set(err, -COHORT_EIO,
                        "meta %.300s failed earlier and must be reopened "

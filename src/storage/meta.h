@@ -3,25 +3,27 @@
  * bound of the log's end, and the format version), written so that a crash
  * at any byte leaves the old or the new copy readable.
  *
- * On disk: one file of two 4096-byte slots; a slot is 64 bytes, the rest
- * zero. Slots are a page apart so that a torn write of one never touches the
- * other.
+ * On disk: one file of two 4096-byte slots; a slot is a 72-byte record,
+ * the rest zero. Slots are a page apart so that a torn write of one never
+ * touches the other. Format 3, little-endian:
  *
- *      0 u32 magic "COMT"          24 u64 cluster id
- *      4 u32 crc32c of 0..4, 8..64 32 u32 view
- *      8 u32 format version (2)    36 u32 last normal view
- *     12 u32 reserved (0)          40 u32 epoch
- *     16 u64 seq (1, 2, ...)       44 u32 replica count
- *                                  48 u32 flags (META_FLAG_*)
- *                                  52 u32 log end check (format 2)
- *                                  56 u64 log end bound (format 2)
+ *      0 u32 magic "COMT"          32 u64 view (0..VIEW_MAX)
+ *      4 u32 crc32c of 0..4, 8..72 40 u64 last normal view (<= view)
+ *      8 u32 format version (3)    48 u32 epoch
+ *     12 u32 reserved (0)          52 u32 replica count
+ *     16 u64 seq (1, 2, ...)       56 u32 flags (META_FLAG_*)
+ *     24 u64 cluster id            60 u32 log end check
+ *                                  64 u64 log end bound
  *
- * Formats: 2 adds the log end bound and its check (bytes 52..63, zero in
- * format 1).
- * Format 1 files are read (bound 0; the wal then does not insist that a
- * log exists, since older cohort could leave a wal without segments), and
- * the next write makes them format 2. A newer format is refused: "upgrade
- * cohort".
+ * Formats: 3 widens the view and the last normal view to 64 bits (views
+ * never wrap; docs/PROTOCOL.md). Formats 1 and 2 are 64-byte records with
+ * the crc over 0..4 and 8..64 and, from byte 32: u32 view, u32 last normal
+ * view, u32 epoch, u32 replica count, u32 flags, then in format 2 the u32
+ * log end check and the u64 log end bound (zero in format 1).
+ * Format 1 and 2 files are read (format 1: bound 0; the wal then does not
+ * insist that a log exists, since older cohort could leave a wal without
+ * segments), and the next write makes them format 3. A newer format is
+ * refused: "upgrade cohort".
  *
  * The log end bound (log_end_min): the durable log (the wal, with the
  * snapshot it was reset to) reached at least this op when the record was
@@ -57,9 +59,10 @@
 #include "common/replica_meta.h"
 #include "storage/vfs.h"
 
-#define META_FORMAT_VERSION 2u
+#define META_FORMAT_VERSION 3u
 #define META_SLOT_SIZE 4096u
-#define META_RECORD_SIZE 64u
+#define META_RECORD_SIZE 72u    /* format 3 */
+#define META_RECORD_SIZE_V2 64u /* formats 1 and 2 */
 #define META_FILE_SIZE (2u * META_SLOT_SIZE)
 
 struct meta_record {
@@ -99,8 +102,8 @@ int meta_open(struct meta *m, struct vfs *vfs, const char *path,
 
 /* Write record durably (see the header comment); creates the file on the
  * first write. Preconditions: replica_count 1..COHORT_REPLICAS_MAX and
- * last_normal_view <= view. A failed write leaves the previous record in
- * force and may be retried; a failed sync leaves the meta FAILED. */
+ * last_normal_view <= view <= VIEW_MAX. A failed write leaves the previous
+ * record in force and may be retried; a failed sync leaves the meta FAILED. */
 int meta_write(struct meta *m, const struct meta_record *record,
                struct cohort_err *err);
 
@@ -117,8 +120,10 @@ uint64_t meta_seq(const struct meta *m);
 /* The newest durable record's log end bound (0 if none). */
 uint64_t meta_log_end_min(const struct meta *m);
 
-/* Slot encoding, exposed for tests and fuzzing. decode returns NULL if the
- * slot is valid, or what is wrong with it. */
+/* Slot encoding (always the current format), exposed for tests and
+ * fuzzing. decode reads every format this build knows, from the
+ * META_RECORD_SIZE bytes at in; it returns NULL if the slot is valid, or
+ * what is wrong with it. */
 void meta_slot_encode(const struct meta_record *record, uint64_t seq,
                       uint8_t *out);
 const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,

@@ -66,15 +66,16 @@ static bool parse_name(const char *name, uint64_t *op,
 
 static void header_encode(const struct snapshot_info *info, uint8_t *out)
 {
+    ASSERT(info->view <= VIEW_MAX);
     memset(out, 0, SNAPSHOT_HEADER_SIZE);
     put_u32(out + 0, SNAPSHOT_MAGIC);
     put_u32(out + 4, SNAPSHOT_FORMAT_VERSION);
     put_u64(out + 8, info->op);
     put_u64(out + 16, info->checksum);
     put_u64(out + 24, info->timestamp_ms);
-    put_u32(out + 32, info->view);
-    put_u32(out + 36, info->epoch);
-    put_u64(out + 40, info->client_table_size);
+    put_u64(out + 32, info->view);
+    put_u32(out + 40, info->epoch);
+    put_u64(out + 48, info->client_table_size);
     put_u32(out + 60, crc32c(0, out, 60));
 }
 
@@ -84,17 +85,28 @@ static const char *header_decode(const uint8_t *in, struct snapshot_info *info)
         return "has a bad magic number";
     if (get_u32(in + 60) != crc32c(0, in, 60))
         return "has a header that fails its checksum";
-    if (get_u32(in + 4) != SNAPSHOT_FORMAT_VERSION)
+    uint32_t version = get_u32(in + 4);
+    if (version != 1 && version != SNAPSHOT_FORMAT_VERSION)
         return "has an unknown format version";
     memset(info, 0, sizeof(*info));
     info->op = get_u64(in + 8);
     info->checksum = get_u64(in + 16);
     info->timestamp_ms = get_u64(in + 24);
-    info->view = get_u32(in + 32);
-    info->epoch = get_u32(in + 36);
-    info->client_table_size = get_u64(in + 40);
     if (info->op > ENTRY_OP_MAX)
         return "has an op beyond any log (corrupt)";
+    if (version == 1) { /* a 32-bit view */
+        info->view = get_u32(in + 32);
+        info->epoch = get_u32(in + 36);
+        info->client_table_size = get_u64(in + 40);
+        return NULL;
+    }
+    info->view = get_u64(in + 32);
+    info->epoch = get_u32(in + 40);
+    info->client_table_size = get_u64(in + 48);
+    if (get_u32(in + 44) != 0 || get_u32(in + 56) != 0)
+        return "has nonzero reserved bytes";
+    if (info->view > VIEW_MAX)
+        return "has a view beyond the largest view";
     return NULL;
 }
 

@@ -7,16 +7,20 @@
  *
  *     header, 64 bytes, little-endian     trailer, the last 32 bytes
  *      0 u32 magic "COSN"                  0 u32 magic "COSE"
- *      4 u32 format version (1)            4 u32 reserved (0)
+ *      4 u32 format version (2)            4 u32 reserved (0)
  *      8 u64 op                            8 u64 state size
  *     16 u64 checksum of the entry at op  16 u64 file size
  *     24 u64 timestamp_ms (log time)      24 u32 reserved (0)
- *     32 u32 view                         28 u32 crc32c of every byte of
- *     36 u32 epoch                              the file before it
- *     40 u64 client table size
- *     48..59 reserved (0)
+ *     32 u64 view (0..VIEW_MAX)           28 u32 crc32c of every byte of
+ *     40 u32 epoch                              the file before it
+ *     44 u32 reserved (0)
+ *     48 u64 client table size
+ *     56 u32 reserved (0)
  *     60 u32 crc32c of bytes 0..60
  *    then the client table bytes, then the state bytes, then the trailer.
+ *
+ * Format 1 (still read) had a u32 view at 32, the u32 epoch at 36 and the
+ * client table size at 40; format 2 widened the view to 64 bits.
  *
  * Invariants: (1) a snapshot file under its final name is complete and was
  * synced before the rename that gave it that name, and the rename was made
@@ -37,7 +41,7 @@
 #include "common/err.h"
 #include "storage/vfs.h"
 
-#define SNAPSHOT_FORMAT_VERSION 1u
+#define SNAPSHOT_FORMAT_VERSION 2u
 #define SNAPSHOT_HEADER_SIZE 64u
 #define SNAPSHOT_TRAILER_SIZE 32u
 
@@ -45,7 +49,7 @@ struct snapshot_info {
     uint64_t op;           /* the state machine has applied ops up to op */
     uint64_t checksum;     /* checksum of the entry at op (the hash chain) */
     uint64_t timestamp_ms; /* log time at op */
-    uint32_t view;
+    uint64_t view;
     uint32_t epoch;
     uint64_t client_table_size;
     uint64_t state_size; /* known when the file is complete */

@@ -178,14 +178,27 @@ const char *wal_segment_header_check(const uint8_t *p, size_t size,
     if (crc != get_u32(p + 4))
         return "has a segment header that fails its checksum";
     if (get_u32(p + 8) != WAL_FORMAT_VERSION)
-        return "has an unknown format version (log format 1 is from cohort "
-               "before 0.2; this one reads format 2)";
+        return "has an unknown format version (log formats 1 and 2 are from "
+               "older cohort builds, before 64-bit views; this one reads "
+               "format 3)";
     if (get_u64(p + 16) != first_op)
         return "has a segment header naming another first op";
     uint64_t created = get_u64(p + 24);
     if (created < WAL_SEGMENT_SIZE_MIN || created % WAL_RECORD_ALIGN != 0)
         return "has a segment header with an impossible size";
     return NULL;
+}
+
+uint32_t wal_segment_other_version(const uint8_t *p, size_t size)
+{
+    if (size < WAL_SEGMENT_HEADER_SIZE || get_u32(p) != WAL_SEGMENT_MAGIC)
+        return 0;
+    uint32_t crc = crc32c(0, p, 4);
+    crc = crc32c(crc, p + 8, WAL_SEGMENT_HEADER_SIZE - 8);
+    uint32_t version = get_u32(p + 8);
+    if (crc != get_u32(p + 4) || version == WAL_FORMAT_VERSION)
+        return 0;
+    return version;
 }
 
 /* Insert first_op into the sorted segment list (normally at its end). */

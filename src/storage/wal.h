@@ -5,14 +5,14 @@
  * "%020llu.log" (00000000000000000001.log). A segment is a 64-byte header
  * followed by records, each 8-byte aligned; the rest of the preallocated
  * file is zeros. A record is a 24-byte header, a payload, which is the
- * entry's 64-byte header (entry_header_encode()) and its body, and a
+ * entry's 72-byte header (entry_header_encode()) and its body, and a
  * 16-byte trailer:
  *
  *     segment header, little-endian       record header, little-endian
  *      0 u32 magic  "COWS"                  0 u32 magic  "COWR"
  *      4 u32 crc32c of 0..4 and 8..64       4 u32 crc32c of 0..4, 8..24 and
- *      8 u32 version (2)                          the payload
- *     12 u32 header size (64)               8 u32 payload size (64 + body)
+ *      8 u32 version (3)                          the payload
+ *     12 u32 header size (64)               8 u32 payload size (72 + body)
  *     16 u64 first op (= the file name)    12 u32 flags (0)
  *     24 u64 segment size when created     16 u64 op (= the entry's op)
  *     32..63 zero                          24 payload, then zeros to 8

@@ -299,10 +299,10 @@ static bool trust_record(const uint8_t *p, size_t size, struct entry *e,
     e->h.client_id = get_u64(h + 24);
     e->h.request_no = get_u64(h + 32);
     e->h.timestamp_ms = get_u64(h + 40);
-    e->h.view = get_u32(h + 48);
+    e->h.view = get_u64(h + 48);
     e->h.body_size = payload - ENTRY_HEADER_SIZE;
-    e->h.epoch = get_u32(h + 56);
-    e->h.kind = get_u16(h + 60);
+    e->h.epoch = get_u32(h + 60);
+    e->h.kind = get_u16(h + 64);
     e->body = h + ENTRY_HEADER_SIZE;
     *record_size = wal_record_size(e->h.body_size);
     return *record_size <= size;
@@ -404,6 +404,19 @@ static int scan_records(struct wal *wal, struct scan *s, struct cohort_err *err)
 {
     s->expected = s->first_op;
     s->offset = WAL_SEGMENT_HEADER_SIZE;
+    uint32_t version = wal_segment_other_version(s->data, s->file_size);
+    if (version > WAL_FORMAT_VERSION)
+        return err_set(err, -COHORT_ENOTSUP,
+                       "wal segment %.300s is log format %u, newer than this "
+                       "cohort reads (%u): upgrade cohort",
+                       s->path, version, WAL_FORMAT_VERSION);
+    if (version != 0)
+        return err_set(err, -COHORT_ENOTSUP,
+                       "wal segment %.300s is log format %u, from cohort "
+                       "before 64-bit views; this build reads format %u "
+                       "only: run the older cohort on this data directory, "
+                       "or move it aside to start the replica empty",
+                       s->path, version, WAL_FORMAT_VERSION);
     s->reason = wal_segment_header_check(s->data, s->file_size, s->first_op);
     if (s->reason) {
         s->offset = 0;

@@ -134,14 +134,33 @@ static size_t encode_message(uint8_t type, uint32_t entry_count, uint8_t *out,
                         .from = 1,
                         .view = 2,
                         .epoch = 1,
-                        .last_normal_view = 1,
                         .op = 10 + entry_count,
                         .commit = 10,
                         .view_op = 10,
                         .checksum = 77,
                         .base_op = 10,
-                        .nonce = 99,
                         .entry_count = entry_count};
+    /* Only the fields each type uses (message.h): the others are zero. */
+    switch (type) {
+    case MSG_PREPARE_OK:
+        m.op = 10, m.commit = m.view_op = m.base_op = 0;
+        break;
+    case MSG_COMMIT:
+        m.op = 10, m.base_op = 0;
+        break;
+    case MSG_DO_VIEW_CHANGE:
+        m.last_normal_view = 1, m.view_op = 0;
+        break;
+    case MSG_NEW_STATE:
+        m.status = 1, m.nonce = 99;
+        break;
+    case MSG_PING:
+        m = (struct message){.type = type, .from = 1, .view = 2, .epoch = 1};
+        m.nonce = 99;
+        break;
+    default:
+        break;
+    }
     size_t n = message_encode(&m, e, out, cap);
     ASSERT(n > 0);
     struct message back;

@@ -571,12 +571,12 @@ def read_all(cluster, i, keys, readonly=False, timeout=10.0, tries=None):
 
 # ---- the common main of the test scripts -----------------------------------
 
-# ---- the write-ahead log on disk (src/storage/wal.h, log format 2) ----------
+# ---- the write-ahead log on disk (src/storage/wal.h, log format 3) ----------
 
 WAL_SEGMENT_HEADER = 64
 WAL_RECORD_HEADER = 24
 WAL_RECORD_TRAILER = 16
-WAL_ENTRY_HEADER = 64
+WAL_ENTRY_HEADER = 72  # src/common/entry.h
 WAL_RECORD_MAGIC = 0x52574F43  # "COWR"
 
 

@@ -393,7 +393,7 @@ def client_cases(b, i):
 
 # ---- peer port ---------------------------------------------------------------
 
-MAGIC, VERSION = 0x50484F43, 2  # "COHP"
+MAGIC, VERSION = 0x50484F43, 3  # "COHP"
 
 
 def handshake(magic=MAGIC, version=VERSION, cluster=0, rid=0, count=3,
@@ -506,10 +506,10 @@ def peer_cases(b, i, cluster_id):
                               + rng.randbytes(4096))))
     frame_cases.append(("a snapshot chunk shorter than its header",
                         frame(b"\x02" + b"\x00" * 10)))
-    hdr = bytearray(72)
+    hdr = bytearray(80)  # src/core/message.h
     hdr[0] = 200  # no such type
     hdr[1] = other
-    struct.pack_into("<II", hdr, 64, 0xFFFFFFFF, 0x31434F43)
+    struct.pack_into("<II", hdr, 72, 0xFFFFFFFF, 0x32434F43)
     frame_cases.append(("a message of an unknown type", frame(bytes(hdr))))
     hdr[0] = 1  # a PREPARE claiming 2^32-1 entries it does not carry
     frame_cases.append(("a PREPARE with a lying entry count",

@@ -38,6 +38,8 @@ static void model_put(struct model *m, uint64_t op, uint8_t tag)
         m->body[op][i] = (uint8_t)(op * 31 + i + tag);
     e->h.parent = op > 1 ? m->e[op - 1].h.checksum : 0;
     e->h.op = op;
+    e->h.client_id = 1;
+    e->h.request_no = op;
     e->h.view = tag + 1u;
     e->h.body_size = BODY_SIZE;
     e->h.kind = ENTRY_CLIENT;

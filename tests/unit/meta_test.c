@@ -199,7 +199,7 @@ static bool crash_at(struct fixture *fx, uint64_t ops, const int mode[2])
         struct meta_record next = record_for(done + 1);
         if (!record_equal(&r, &last) && !record_equal(&r, &next))
             fail_msg("power off after %" PRIu64 " ops, %u written: loaded "
-                     "view %u",
+                     "view %" PRIu64,
                      ops, done, r.meta.view);
     }
     /* The survivor takes a new record. */
@@ -302,20 +302,39 @@ static void newer_format_is_refused(void **state)
     assert_non_null(strstr(err.message, "upgrade cohort"));
 }
 
+/* Encode r with seq in the 64-byte layout of formats 1 and 2 (meta.h):
+ * 32-bit views, the log end bound in format 2 only. */
+static void encode_old_slot(uint8_t *slot, uint32_t version,
+                            const struct meta_record *r, uint64_t seq)
+{
+    memset(slot, 0, META_RECORD_SIZE);
+    put_u32(slot + 0, 0x544d4f43u); /* "COMT" */
+    put_u32(slot + 8, version);
+    put_u64(slot + 16, seq);
+    put_u64(slot + 24, r->cluster_id);
+    put_u32(slot + 32, (uint32_t)r->meta.view);
+    put_u32(slot + 36, (uint32_t)r->meta.last_normal_view);
+    put_u32(slot + 40, r->meta.epoch);
+    put_u32(slot + 44, r->meta.replica_count);
+    put_u32(slot + 48, r->meta.flags);
+    if (version >= 2) {
+        put_u32(slot + 52, r->log_end_check);
+        put_u64(slot + 56, r->log_end_min);
+    }
+    put_u32(slot + 4,
+            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE_V2 - 8));
+}
+
 /* Write a slot of the given format version over slot `slot` of the file:
  * record r with seq, checksummed. */
 static void put_slot(const char *path, uint32_t slot_index, uint32_t version,
                      const struct meta_record *r, uint64_t seq)
 {
     uint8_t slot[META_RECORD_SIZE];
-    meta_slot_encode(r, seq, slot);
-    put_u32(slot + 8, version);
-    if (version < 2) {
-        put_u32(slot + 52, 0); /* format 1 has no log end bound */
-        put_u64(slot + 56, 0);
-    }
-    put_u32(slot + 4,
-            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE - 8));
+    if (version == META_FORMAT_VERSION)
+        meta_slot_encode(r, seq, slot);
+    else
+        encode_old_slot(slot, version, r, seq);
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
     assert_int_equal(fseek(f, (long)(slot_index * META_SLOT_SIZE), SEEK_SET),
@@ -324,7 +343,7 @@ static void put_slot(const char *path, uint32_t slot_index, uint32_t version,
     fclose(f);
 }
 
-static void format_1_is_read_without_a_bound_and_rewritten_as_2(void **s)
+static void format_1_is_read_without_a_bound_and_rewritten_as_3(void **s)
 {
     struct fixture *fx = *s;
     struct meta m;
@@ -340,23 +359,79 @@ static void format_1_is_read_without_a_bound_and_rewritten_as_2(void **s)
     assert_int_equal(r.format_version, 1);
     assert_int_equal(r.log_end_min, 0);
     assert_int_equal(r.meta.view, old.meta.view);
+    assert_int_equal(r.meta.last_normal_view, old.meta.last_normal_view);
+    assert_int_equal(r.meta.replica_count, old.meta.replica_count);
     assert_int_equal(meta_log_end_min(&m), 0);
     write_ok(&m, 3);
     meta_close(&m);
     open_ok(&m, vfs_posix(), fx->path, &r, &present);
-    assert_int_equal(r.format_version, 2);
+    assert_int_equal(r.format_version, 3);
     struct meta_record want = record_for(3);
     assert_true(record_equal(&r, &want));
     meta_close(&m);
     /* Format 1 with bytes where format 2 keeps the bound: not format 1. */
     uint8_t slot[META_RECORD_SIZE];
-    meta_slot_encode(&old, 9, slot);
+    encode_old_slot(slot, 2, &old, 9);
     put_u32(slot + 8, 1);
     put_u32(slot + 4,
-            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE - 8));
+            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE_V2 - 8));
     struct meta_record got;
     uint64_t seq;
     assert_non_null(meta_slot_decode(slot, &got, &seq));
+}
+
+/* Format 2 (32-bit views, with the bound) is read whole, and the next
+ * write makes it format 3 with 64-bit views. */
+static void format_2_is_read_and_rewritten_with_64_bit_views(void **s)
+{
+    struct fixture *fx = *s;
+    struct meta m;
+    struct meta_record r;
+    bool present;
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    write_ok(&m, 1);
+    meta_close(&m);
+    struct meta_record old = record_for(2);
+    put_slot(fx->path, 0, 2, &old, 2);
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    assert_int_equal(r.format_version, 2);
+    assert_true(record_equal(&r, &old));
+    struct meta_record wide = record_for(3);
+    wide.meta.view = (UINT64_C(1) << 40) + 7;
+    wide.meta.last_normal_view = UINT64_C(1) << 33;
+    struct cohort_err err;
+    assert_int_equal(meta_write(&m, &wide, &err), 0);
+    meta_close(&m);
+    open_ok(&m, vfs_posix(), fx->path, &r, &present);
+    assert_int_equal(r.format_version, 3);
+    assert_true(record_equal(&r, &wide));
+    meta_close(&m);
+}
+
+/* A view above VIEW_MAX (or a last normal view above the view) is
+ * corrupt: the core could not move past it. */
+static void slot_with_a_view_beyond_the_largest_is_bad(void **state)
+{
+    (void)state;
+    uint8_t slot[META_RECORD_SIZE];
+    struct meta_record rec = record_for(4), out;
+    uint64_t seq;
+    rec.meta.view = VIEW_MAX;
+    rec.meta.last_normal_view = VIEW_MAX;
+    meta_slot_encode(&rec, 1, slot);
+    assert_null(meta_slot_decode(slot, &out, &seq));
+    assert_true(record_equal(&out, &rec));
+    put_u64(slot + 32, VIEW_MAX + 1);
+    put_u32(slot + 4,
+            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE - 8));
+    assert_string_equal(meta_slot_decode(slot, &out, &seq),
+                        "has a view beyond the largest view");
+    put_u64(slot + 32, 5);
+    put_u64(slot + 40, 6);
+    put_u32(slot + 4,
+            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE - 8));
+    assert_string_equal(meta_slot_decode(slot, &out, &seq),
+                        "has a last normal view above its view");
 }
 
 static void log_end_bound_is_rewritten_over_the_newest_record(void **state)
@@ -498,7 +573,9 @@ int main(void)
         T(one_bad_slot_falls_back_to_the_other),
         T(both_meta_slots_corrupt_is_a_clear_error),
         T(newer_format_is_refused),
-        T(format_1_is_read_without_a_bound_and_rewritten_as_2),
+        T(format_1_is_read_without_a_bound_and_rewritten_as_3),
+        T(format_2_is_read_and_rewritten_with_64_bit_views),
+        T(slot_with_a_view_beyond_the_largest_is_bad),
         T(log_end_bound_is_rewritten_over_the_newest_record),
         T(fsync_failure_makes_meta_failed),
         T(failed_write_keeps_the_old_record_and_retry_works),

@@ -257,6 +257,66 @@ static void appended_records_survive_reopen(void **state)
     free(m);
 }
 
+/* Set the format version in the header of the segment at path (checksum
+ * fixed up: an intact header of another format). */
+static void set_segment_version(const char *path, uint32_t version)
+{
+    uint8_t head[WAL_SEGMENT_HEADER_SIZE];
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fread(head, 1, sizeof(head), f), sizeof(head));
+    head[8] = (uint8_t)version;
+    head[9] = head[10] = head[11] = 0;
+    uint32_t crc = crc32c(0, head, 4);
+    crc = crc32c(crc, head + 8, WAL_SEGMENT_HEADER_SIZE - 8);
+    for (int i = 0; i < 4; i++)
+        head[4 + i] = (uint8_t)(crc >> (8 * i));
+    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+    assert_int_equal(fwrite(head, 1, sizeof(head), f), sizeof(head));
+    fclose(f);
+}
+
+/* A log of format 2 (32-bit views in its entries, cohort before 64-bit
+ * views) is refused with one line saying so and what to do; it is not
+ * damage to repair from peers, which would throw it away. A newer format
+ * asks for a newer cohort. */
+static void log_of_another_format_is_refused_not_repaired(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    append_ops(&w, m, 1, 5, 0);
+    sync_ok(&w, 5);
+    wal_close(&w);
+    char path[VFS_PATH_MAX];
+    segment_file(fx, 1, path);
+    const struct {
+        uint32_t version;
+        const char *says;
+    } cases[] = {
+        {2, "is log format 2, from cohort before 64-bit views"},
+        {1, "move it aside to start the replica empty"},
+        {WAL_FORMAT_VERSION + 1, "upgrade cohort"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        set_segment_version(path, cases[i].version);
+        struct cohort_err err;
+        int rc = wal_open(&w, vfs_posix(), fx->dir, &fx->config, &fx->expect,
+                          &rec, &err);
+        assert_int_equal(rc, -COHORT_ENOTSUP);
+        if (!strstr(err.message, cases[i].says))
+            fail_msg("%s", err.message);
+        assert_null(strchr(err.message, '\n'));
+    }
+    set_segment_version(path, WAL_FORMAT_VERSION);
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_log(&rec, m, 1, 5);
+    wal_close(&w);
+    free(m);
+}
+
 static void sync_reports_highest_durable_op(void **state)
 {
     struct fixture *fx = *state;
@@ -505,15 +565,20 @@ static void last_record_cut_at_a_page_is_torn_without_reboot(void **state)
     struct wal_recovery rec;
     fx->config.segment_size = 4 * WAL_PAGE_SIZE;
     open_ok(fx, vfs_posix(), &w, &rec);
-    append_ops(&w, m, 1, 60, 0);
+    append_ops(&w, m, 1, 60, 2);
     sync_ok(&w, 60);
     wal_close(&w);
     uint64_t op = 1;
     while (record_offset(m, 1, op + 1) <= WAL_PAGE_SIZE)
         op++;
-    /* op's record straddles the first page boundary; zero from there on,
-     * as if the write of ops op.. stopped at the boundary. */
+    /* op's record straddles the first page boundary, its payload too (tag
+     * 2 makes it so: a boundary in a trailer cuts nothing the record
+     * needs); zero from there on, as if the write of ops op.. stopped at
+     * the boundary. */
     assert_true(record_offset(m, 1, op) < WAL_PAGE_SIZE);
+    assert_true(record_offset(m, 1, op) + WAL_RECORD_HEADER_SIZE +
+                    ENTRY_HEADER_SIZE + m->e[op].h.body_size >
+                WAL_PAGE_SIZE);
     char path[VFS_PATH_MAX];
     segment_file(fx, 1, path);
     zero_range(path, WAL_PAGE_SIZE, record_offset(m, 1, 61));
@@ -1606,6 +1671,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(appended_records_survive_reopen),
+        T(log_of_another_format_is_refused_not_repaired),
         T(sync_reports_highest_durable_op),
         T(unsynced_records_are_lost_at_crash_synced_ones_survive),
         T(torn_last_record_is_dropped_on_open),
