@@ -326,6 +326,8 @@ void driver_status(const struct driver *d, struct driver_status *out)
     out->snapshot_op = d->snapshot_op;
     out->snapshot_time_ms = d->snapshot_time_ms;
     out->view_changes = replica_stats(r)->view_changes;
+    out->messages_invalid = replica_stats(r)->messages_invalid;
+    out->views_refused = replica_stats(r)->views_refused;
     out->storage_stalled = d->storage_stalled;
     out->snapshot_running = d->snapshot_running;
     out->snapshots = d->snapshot_retry;

@@ -267,6 +267,10 @@ struct driver_status {
     uint64_t snapshot_op;
     uint64_t snapshot_time_ms; /* wall clock of the last snapshot, 0: none */
     uint64_t view_changes;
+    /* Peer messages the core dropped (replica_stats): invalid ones, and
+     * ones for a view too far ahead. */
+    uint64_t messages_invalid;
+    uint64_t views_refused;
     bool storage_stalled;
     bool snapshot_running;
     struct retry snapshots; /* failing snapshots (failures 0: none) */

@@ -381,6 +381,8 @@ void node_status(const struct node *n, struct node_status *out)
     out->last_sync_us = st.last_sync_us;
     out->syncs = st.syncs;
     out->view_changes = ds.view_changes;
+    out->messages_invalid = ds.messages_invalid;
+    out->views_refused = ds.views_refused;
     out->disk_stalled = st.stalled;
     out->disk = st.retry;
     out->snapshot_running = ds.snapshot_running;

@@ -109,6 +109,8 @@ struct node_status {
     uint64_t last_sync_us;    /* duration of the last fdatasync */
     uint64_t syncs;
     uint64_t view_changes;
+    uint64_t messages_invalid; /* peer messages dropped as invalid */
+    uint64_t views_refused;    /* ... for a view too far ahead */
     const char *client_addr[COHORT_REPLICAS_MAX];
     /* Disk trouble: writes of the log or metadata failing (a full or
      * failing disk; this replica refuses writes meanwhile), and snapshots

@@ -233,6 +233,8 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "tls_port:%u", (unsigned)in->tls_port);
     line(t, "tls_certificate_reloads:%" PRIu64, in->tls_reloads);
     line(t, "tls_connection_failures:%" PRIu64, in->tls_failures);
+    line(t, "peer_messages_invalid:%" PRIu64, in->status->messages_invalid);
+    line(t, "peer_views_refused:%" PRIu64, in->status->views_refused);
     line(t, "store_keys:%" PRIu64, in->kv->key_count);
     line(t, "store_data_bytes:%" PRIu64, in->kv->data_size);
     line(t, "store_memory_bytes:%" PRIu64, in->kv->memory_size);

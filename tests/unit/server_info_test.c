@@ -42,6 +42,8 @@ static void setup(struct fixture *f, uint32_t self, uint32_t primary)
     f->st.snapshot_time_s = 1700000000;
     f->st.last_sync_us = 250;
     f->st.syncs = 9;
+    f->st.messages_invalid = 5;
+    f->st.views_refused = 2;
     for (int i = 0; i < 3; i++)
         f->st.client_addr[i] = addrs[i];
     f->kv.key_count = 3;
@@ -144,6 +146,8 @@ static void every_section_appears_once_in_order(void **state)
     assert_non_null(strstr(t, "total_commands_processed:42\r\n"));
     assert_non_null(strstr(t, "last_snapshot_op:64\r\n"));
     assert_non_null(strstr(t, "last_sync_latency_us:250\r\n"));
+    assert_non_null(strstr(t, "peer_messages_invalid:5\r\n"));
+    assert_non_null(strstr(t, "peer_views_refused:2\r\n"));
     assert_non_null(strstr(t, "db0:keys=3,expires=0,avg_ttl=0\r\n"));
     /* Every line ends in CRLF and none is empty but the separators. */
     assert_int_equal(t[strlen(t) - 1], '\n');
