@@ -189,6 +189,25 @@ static void gen_message(void)
     emit("message", k++, out, (size_t)n);
 }
 
+/* ---- replica: scripts for fuzz_group.h, one per starting state (the
+ * first byte), the rest pseudo-random (fixed: the same corpus every run). */
+
+static void gen_replica(void)
+{
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int k = 0; k < 4; k++) {
+        uint8_t script[768];
+        for (size_t i = 0; i < sizeof(script); i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            script[i] = (uint8_t)x;
+        }
+        script[0] = (uint8_t)k;
+        emit("replica", k, script, sizeof(script));
+    }
+}
+
 /* ---- transport */
 
 static void gen_transport(void)
@@ -394,6 +413,7 @@ int main(int argc, char **argv)
     gen_wal();
     gen_snapshot();
     gen_meta();
+    gen_replica();
     printf("corpus_gen: wrote the seed corpus under %s\n", root);
     return 0;
 }
