@@ -10,7 +10,7 @@ packages=(
     libcmocka-dev      # unit test framework
     libuv1-dev         # event loop (runtime)
     libxxhash-dev      # 64-bit hashing for log hash chains
-    libssl-dev         # TLS for clients, SHA-256 of ACL passwords
+    libssl-dev         # OpenSSL: client and peer TLS, HMAC, SHA-256
     openssl            # the system tests make their certificates with it
     redis-tools        # redis-cli / redis-benchmark for system tests
     iproute2 iptables  # network namespaces and packet drops in system tests

@@ -11,17 +11,27 @@
  * writev), and written chunks are recycled, so a steady stream allocates
  * nothing.
  *
+ * Every connection, either way, has a struct peer_link (runtime/peer_link)
+ * that runs the handshake and seals or opens frames; bytes read go through
+ * it until it is READY, and so does every byte on a TLS connection. Its
+ * output (HELLO, TLS records, AUTH, TLS-sealed frames) goes into the dial's
+ * send queue, or, on an accepted connection, out in small writes of their
+ * own (an accepted connection carries only the handshake that way).
+ *
  * Inbound (a peer dials us): struct conn owns the accepted TCP handle, a
  * handshake timer and one read buffer that frames are parsed from in place.
  * The buffer grows only to hold one frame of at most frame_size_max.
+ * Without TLS, a READY connection reads straight into it.
  *
  * Invariants: (1) at most one uv_write per dial is in flight, and it covers a
  * prefix of the queue, so bytes leave in queue order; (2) a frame is queued
- * only if the queue stays within send_queue_bytes_max, and only whole; (3) no
- * frame reaches on_message before its connection's handshake passed and its
- * CRC matched; (4) handles_open counts initialized, not yet closed handles,
- * and the close callback that takes it to zero after transport_close() frees
- * the transport.
+ * only if the queue stays within send_queue_bytes_max, and only whole
+ * (sealed TLS bytes included); (3) no frame reaches on_message before its
+ * connection's link is READY (the peer proved who it is, as the mode
+ * demands) and its CRC or MAC matched, and it is delivered as from that
+ * proved replica; (4) handles_open counts initialized, not yet closed
+ * handles, and the close callback that takes it to zero after
+ * transport_close() frees the transport.
  */
 #include "runtime/transport.h"
 
@@ -30,15 +40,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "runtime/addr.h"
-#include "runtime/peer_wire.h"
 
-#define HANDSHAKE_SIZE PEER_WIRE_HANDSHAKE_SIZE
-#define FRAME_HEADER_SIZE PEER_WIRE_FRAME_HEADER_SIZE
+#define FRAME_HEADER_SIZE PEER_LINK_HEADER_MAX /* the largest */
+#define RX_SIZE 16384u              /* handshake bytes, and TLS records */
 #define FRAME_SIZE_LIMIT (1u << 30) /* the largest frame_size_max allowed */
 #define CHUNK_SIZE (64u * 1024u)
 #define CHUNK_SPARES_MAX 4u
@@ -50,9 +58,8 @@
 #define HANDSHAKE_TIMEOUT_MS_DEFAULT 5000u
 #define LOG_LINE_MAX 400u
 #define PEER_TEXT_MAX 128u
-#define REPLICA_NONE PEER_WIRE_NONE
+#define REPLICA_NONE UINT32_MAX
 
-static_assert(HANDSHAKE_SIZE <= CHUNK_SIZE, "a handshake fits one chunk");
 static_assert(FRAME_SIZE_LIMIT <= UINT32_MAX - FRAME_HEADER_SIZE,
               "a frame with its header fits in u32");
 
@@ -80,9 +87,8 @@ struct dial {
     struct chunk *tail;
     struct chunk *spares;
     uint32_t spare_count;
-    uint32_t hs_in_size;
-    uint8_t hs_in[HANDSHAKE_SIZE];
-    uint8_t scratch[64]; /* reads after the handshake, which are errors */
+    struct peer_link *link;
+    uint8_t rx[RX_SIZE]; /* the peer's handshake; later, only TLS records */
 };
 
 struct peer {
@@ -105,17 +111,21 @@ struct conn {
     struct conn *next;
     uv_tcp_t tcp;
     uv_timer_t timer; /* handshake deadline */
-    uv_write_t hs_req;
     uint32_t handles_open;
     bool closing;
-    uint32_t from; /* replica id after the handshake, REPLICA_NONE before */
-    uint32_t hs_in_size;
-    uint8_t hs_in[HANDSHAKE_SIZE];
-    uint8_t hs_out[HANDSHAKE_SIZE];
-    uint8_t *buf; /* received bytes; frames are parsed in place */
-    size_t buf_cap;
-    size_t buf_size;
+    uint32_t from; /* replica id once the link is READY, REPLICA_NONE before */
+    struct peer_link *link;
+    struct peer_buf in;       /* received frames, parsed in place */
+    uint8_t rx[RX_SIZE];      /* handshake bytes, and TLS records */
     char text[ADDR_TEXT_MAX]; /* the remote address */
+};
+
+/* One write of link output on an accepted connection. */
+struct conn_write {
+    uv_write_t req;
+    struct conn *c;
+    size_t size;
+    uint8_t data[];
 };
 
 struct transport {
@@ -132,7 +142,7 @@ struct transport {
     struct conn *inbound;
     uint32_t inbound_count;
     uint64_t refused_count;
-    uint8_t token[TRANSPORT_TOKEN_SIZE]; /* ours, sent when we dial */
+    struct peer_auth *auth; /* how peers prove who they are; our token */
     /* Each peer's token, from its last valid handshake on a connection it
      * dialed to us. */
     uint8_t peer_token[COHORT_REPLICAS_MAX][TRANSPORT_TOKEN_SIZE];
@@ -170,45 +180,13 @@ static void handle_closed(struct transport *t)
         return;
     ASSERT(t->closing);
     ASSERT(t->inbound == NULL);
+    peer_auth_free(t->auth);
     free(t);
 }
 
 static void on_transport_handle_closed(uv_handle_t *handle)
 {
     handle_closed(handle->data);
-}
-
-/* ---- handshake ---------------------------------------------------------- */
-
-/* Our handshake. The token goes only on connections we dial, to the
- * configured address of a peer; the answer on a connection we accepted
- * (from anyone who can reach the peer port) carries zeros. */
-static void handshake_encode(const struct transport *t, bool with_token,
-                             uint8_t out[HANDSHAKE_SIZE])
-{
-    struct peer_wire_self me = {.cluster_id = t->config.cluster_id,
-                                .self = t->config.self,
-                                .replica_count = t->config.replica_count,
-                                .token = with_token ? t->token : NULL};
-    peer_wire_handshake_encode(&me, out);
-}
-
-/* Check a peer's handshake; who names it in the log. expected is the replica
- * we dialed, or REPLICA_NONE for a connection we accepted. Returns the peer's
- * replica id, or REPLICA_NONE after logging one line that says why the peer
- * is refused. */
-static uint32_t handshake_check(struct transport *t, const uint8_t *hs,
-                                const char *who, uint32_t expected)
-{
-    struct peer_wire_self me = {.cluster_id = t->config.cluster_id,
-                                .self = t->config.self,
-                                .replica_count = t->config.replica_count};
-    char why[LOG_LINE_MAX];
-    uint32_t id =
-        peer_wire_handshake_check(&me, hs, expected, who, why, sizeof(why));
-    if (id == REPLICA_NONE)
-        transport_log(t, LOGLINE_WARN, "%s", why);
-    return id;
 }
 
 /* ---- send queue --------------------------------------------------------- */
@@ -278,6 +256,32 @@ static void queue_append(struct dial *d, const uint8_t *src, size_t size)
         c->end += (uint32_t)take;
         src += take;
         size -= take;
+    }
+}
+
+/* Move everything the link has for the socket to the end of the queue. The
+ * caller reserved the room (queue_reserve); bytes are copied straight into
+ * the chunks. */
+static void queue_append_link(struct dial *d)
+{
+    size_t size = peer_link_output_size(d->link);
+    d->queued_size += size;
+    while (size > 0) {
+        struct chunk *c = d->tail;
+        if (c == NULL || c->end == CHUNK_SIZE) {
+            c = chunk_take(d);
+            if (d->tail != NULL)
+                d->tail->next = c;
+            else
+                d->head = c;
+            d->tail = c;
+        }
+        size_t room = CHUNK_SIZE - c->end;
+        size_t got = peer_link_output_take(d->link, c->data + c->end,
+                                           room < size ? room : size);
+        ASSERT(got > 0);
+        c->end += (uint32_t)got;
+        size -= got;
     }
 }
 
@@ -433,6 +437,7 @@ static void on_dial_closed(uv_handle_t *handle)
     struct transport *t = d->t;
     ASSERT(d->peer == NULL);
     queue_free(d);
+    peer_link_free(d->link);
     free(d);
     handle_closed(t);
 }
@@ -508,14 +513,26 @@ static void on_dial_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     struct dial *d = handle->data;
     (void)suggested;
-    if (d->hs_in_size < HANDSHAKE_SIZE)
-        *buf = uv_buf_init((char *)d->hs_in + d->hs_in_size,
-                           HANDSHAKE_SIZE - d->hs_in_size);
-    else
-        *buf = uv_buf_init((char *)d->scratch, sizeof(d->scratch));
+    *buf = uv_buf_init((char *)d->rx, sizeof(d->rx));
 }
 
-/* Reads on our outbound connection: the peer's handshake, then nothing. */
+/* Queue what the link has to send; false (the attempt failed) when out of
+ * memory. */
+static bool dial_queue_output(struct dial *d)
+{
+    if (peer_link_output_size(d->link) == 0)
+        return true;
+    if (!queue_reserve(d, peer_link_output_size(d->link))) {
+        dial_fail(d, "out of memory for the send queue");
+        return false;
+    }
+    queue_append_link(d);
+    flush_schedule(d->peer);
+    return true;
+}
+
+/* Reads on our outbound connection: the peer's handshake, then nothing
+ * but TLS records that carry no data (an alert, say). */
 static void on_dial_read(uv_stream_t *stream, ssize_t nread,
                          const uv_buf_t *buf)
 {
@@ -529,20 +546,27 @@ static void on_dial_read(uv_stream_t *stream, ssize_t nread,
                                      : uv_strerror((int)nread));
         return;
     }
-    if (p->state == PEER_READY) {
+    struct peer_buf plain = {0};
+    long used = peer_link_input(d->link, d->rx, (size_t)nread, &plain);
+    free(plain.data);
+    if (used < 0) {
+        /* A refusal (a handshake that did not pass) is logged in full. */
+        bool ready = p->state == PEER_READY;
+        if (!ready)
+            transport_log(p->t, LOGLINE_WARN, "%s", peer_link_error(d->link));
+        dial_fail(d, ready ? peer_link_error(d->link) : NULL);
+        return;
+    }
+    if ((size_t)used < (size_t)nread || plain.size > 0) {
         dial_fail(d, "unexpected bytes from the peer on our outbound "
                      "connection");
         return;
     }
-    d->hs_in_size += (uint32_t)nread;
-    ASSERT(d->hs_in_size <= HANDSHAKE_SIZE);
-    if (d->hs_in_size < HANDSHAKE_SIZE)
+    if (!dial_queue_output(d))
         return;
-    if (handshake_check(p->t, d->hs_in, p->text, p->id) == REPLICA_NONE) {
-        dial_fail(d, NULL);
-        return;
-    }
-    peer_ready(p);
+    if (p->state == PEER_HANDSHAKING &&
+        peer_link_state(d->link) == PEER_LINK_READY)
+        peer_ready(p);
 }
 
 static void on_dial_connected(uv_connect_t *req, int status)
@@ -561,13 +585,13 @@ static void on_dial_connected(uv_connect_t *req, int status)
     d->peer->state = PEER_HANDSHAKING;
     uv_tcp_nodelay(&d->tcp, 1);
     uv_tcp_keepalive(&d->tcp, 1, KEEPALIVE_DELAY_S);
-    if (!queue_reserve(d, HANDSHAKE_SIZE)) {
-        dial_fail(d, "out of memory for the send queue");
+    d->link = peer_link_new(d->t->auth, d->peer->id, d->peer->text);
+    if (d->link == NULL) {
+        dial_fail(d, "out of memory (or no random bytes) for the handshake");
         return;
     }
-    uint8_t hs[HANDSHAKE_SIZE];
-    handshake_encode(d->t, true, hs);
-    queue_append(d, hs, sizeof(hs));
+    if (!dial_queue_output(d))
+        return;
     int rc = uv_read_start((uv_stream_t *)&d->tcp, on_dial_alloc, on_dial_read);
     if (rc != 0) {
         dial_fail(d, uv_strerror(rc));
@@ -636,7 +660,8 @@ static void on_conn_closed(uv_handle_t *handle)
     ASSERT(c->handles_open > 0);
     c->handles_open--;
     if (c->handles_open == 0) {
-        free(c->buf);
+        free(c->in.data);
+        peer_link_free(c->link);
         free(c);
     }
     handle_closed(t);
@@ -678,17 +703,36 @@ static void conn_reject(struct conn *c, const char *what)
     conn_close(c);
 }
 
+/* Check one complete frame at `at` (header_size bytes of header, then size
+ * bytes) and hand it to on_message. Returns false when it was rejected
+ * (the connection is closing). */
+static bool frame_deliver(struct conn *c, const uint8_t *at, size_t header_size,
+                          uint32_t size)
+{
+    struct transport *t = c->t;
+    const uint8_t *payload = at + header_size;
+    char what[200];
+    if (!peer_link_open(c->link, at, payload, size, what, sizeof(what))) {
+        conn_reject(c, what);
+        return false;
+    }
+    t->peers[c->from].stats.messages_received++;
+    t->config.on_message(t->config.ctx, c->from, payload, size);
+    return true;
+}
+
 /* Move the unparsed tail to the front and make room for `need` bytes, the
  * whole of the frame that starts there. */
 static void conn_compact(struct conn *c, size_t off, size_t need)
 {
-    ASSERT(off <= c->buf_size);
+    struct peer_buf *in = &c->in;
+    ASSERT(off <= in->size);
     if (off > 0) {
-        memmove(c->buf, c->buf + off, c->buf_size - off);
-        c->buf_size -= off;
+        memmove(in->data, in->data + off, in->size - off);
+        in->size -= off;
     }
-    if (need > c->buf_cap) {
-        uint8_t *grown = realloc(c->buf, need);
+    if (need > in->cap) {
+        uint8_t *grown = realloc(in->data, need);
         if (grown == NULL) {
             transport_log(c->t, LOGLINE_WARN,
                           "replica %" PRIu32
@@ -697,10 +741,10 @@ static void conn_compact(struct conn *c, size_t off, size_t need)
             conn_close(c);
             return;
         }
-        c->buf = grown;
-        c->buf_cap = need;
+        in->data = grown;
+        in->cap = need;
     }
-    ASSERT(c->buf_size < c->buf_cap);
+    ASSERT(in->size < in->cap);
 }
 
 /* Deliver every complete frame in the buffer. Lengths are checked before
@@ -709,42 +753,82 @@ static void conn_compact(struct conn *c, size_t off, size_t need)
 static void conn_parse(struct conn *c)
 {
     struct transport *t = c->t;
+    size_t header_size = peer_link_header_size(c->link);
     size_t off = 0;
-    struct peer_wire_frame f = {.need = FRAME_HEADER_SIZE};
+    size_t need = header_size;
     while (!c->closing) {
-        char why[160];
-        enum peer_wire_frame_result r = peer_wire_frame_next(
-            c->buf + off, c->buf_size - off, t->config.frame_size_max, &f, why,
-            sizeof(why));
-        if (r == PEER_WIRE_FRAME_MORE)
+        size_t avail = c->in.size - off;
+        need = header_size;
+        if (avail < need)
             break;
-        if (r == PEER_WIRE_FRAME_BAD) {
-            conn_reject(c, why);
+        const uint8_t *at = c->in.data + off;
+        uint32_t size = get_u32(at);
+        if (size > t->config.frame_size_max) {
+            char what[128];
+            snprintf(what, sizeof(what),
+                     "a frame of %" PRIu32 " bytes; our limit is %" PRIu32
+                     " (frame_size_max; is it the same on every replica?)",
+                     size, t->config.frame_size_max);
+            conn_reject(c, what);
             return;
         }
-        t->peers[c->from].stats.messages_received++;
-        t->config.on_message(t->config.ctx, c->from, f.payload, f.size);
-        off += f.need;
+        need = header_size + (size_t)size;
+        if (avail < need)
+            break;
+        if (!frame_deliver(c, at, header_size, size))
+            return;
+        off += need;
     }
     if (!c->closing)
-        conn_compact(c, off, f.need);
+        conn_compact(c, off, need < READ_BUFFER_SIZE ? READ_BUFFER_SIZE : need);
 }
 
-static void conn_handshake(struct conn *c, size_t n)
+static void on_conn_written(uv_write_t *req, int status)
 {
-    struct transport *t = c->t;
-    c->hs_in_size += (uint32_t)n;
-    ASSERT(c->hs_in_size <= HANDSHAKE_SIZE);
-    if (c->hs_in_size < HANDSHAKE_SIZE)
+    struct conn_write *w = req->data;
+    struct conn *c = w->c;
+    free(w);
+    if (status < 0 && !c->closing)
+        conn_close(c); /* the read side reports why, if anything */
+}
+
+/* Send what the link has for the peer (the handshake's bytes) in one
+ * write of its own. */
+static void conn_send_output(struct conn *c)
+{
+    size_t size = peer_link_output_size(c->link);
+    if (size == 0 || c->closing)
         return;
-    uint32_t id = handshake_check(t, c->hs_in, c->text, REPLICA_NONE);
-    if (id == REPLICA_NONE) {
-        conn_refuse(c);
+    struct conn_write *w = malloc(sizeof(*w) + size);
+    if (w == NULL) {
+        transport_log(c->t, LOGLINE_WARN, "peer %s: out of memory", c->text);
+        conn_close(c);
         return;
     }
+    w->c = c;
+    w->req.data = w;
+    w->size = peer_link_output_take(c->link, w->data, size);
+    ASSERT(w->size == size);
+    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)w->size);
+    int rc =
+        uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_conn_written);
+    if (rc != 0) {
+        free(w);
+        transport_log(c->t, LOGLINE_WARN, "peer %s: %s", c->text,
+                      uv_strerror(rc));
+        conn_close(c);
+    }
+}
+
+/* The link just became READY: the peer proved it is replica `id`. */
+static void conn_authenticated(struct conn *c)
+{
+    struct transport *t = c->t;
+    uint32_t id = peer_link_peer(c->link);
+    ASSERT(id < t->config.replica_count);
     uv_timer_stop(&c->timer);
     c->from = id;
-    memcpy(t->peer_token[id], c->hs_in + HANDSHAKE_SIZE - TRANSPORT_TOKEN_SIZE,
+    memcpy(t->peer_token[id], peer_link_peer_token(c->link),
            TRANSPORT_TOKEN_SIZE);
     t->peer_token_known[id] = true;
     /* A replica that dialed again has abandoned its older connection: close
@@ -757,37 +841,71 @@ static void conn_handshake(struct conn *c, size_t n)
     }
 }
 
+/* Bytes that went through the link: the handshake, or TLS records. */
+static void conn_input(struct conn *c, size_t n)
+{
+    bool was_ready = c->from != REPLICA_NONE;
+    long used = peer_link_input(c->link, c->rx, n, &c->in);
+    conn_send_output(c);
+    if (used < 0) {
+        if (was_ready) {
+            conn_reject(c, peer_link_error(c->link));
+            return;
+        }
+        transport_log(c->t, LOGLINE_WARN, "refusing %s",
+                      peer_link_error(c->link));
+        conn_refuse(c);
+        return;
+    }
+    if (c->closing || peer_link_state(c->link) != PEER_LINK_READY)
+        return;
+    if (!was_ready)
+        conn_authenticated(c);
+    size_t rest = n - (size_t)used; /* frames behind the AUTH, no TLS */
+    if (rest > 0) {
+        if (!peer_buf_reserve(&c->in, rest)) {
+            conn_reject(c, "more than we have memory for");
+            return;
+        }
+        memcpy(c->in.data + c->in.size, c->rx + used, rest);
+        c->in.size += rest;
+    }
+    conn_parse(c);
+}
+
+/* Whether reads go straight into the frame buffer: READY, without TLS. */
+static bool conn_direct(const struct conn *c)
+{
+    return c->from != REPLICA_NONE &&
+           peer_auth_mode(c->t->auth) != PEER_AUTH_TLS;
+}
+
 static void on_conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = handle->data;
     (void)suggested;
-    if (c->from == REPLICA_NONE) {
-        /* Exactly the handshake: frames behind it wait in the kernel. */
-        *buf = uv_buf_init((char *)c->hs_in + c->hs_in_size,
-                           HANDSHAKE_SIZE - c->hs_in_size);
+    if (!conn_direct(c)) {
+        *buf = uv_buf_init((char *)c->rx, sizeof(c->rx));
         return;
     }
-    if (c->buf == NULL) {
-        c->buf = malloc(READ_BUFFER_SIZE);
-        if (c->buf == NULL) {
-            *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
-            return;
-        }
-        c->buf_cap = READ_BUFFER_SIZE;
+    if (c->in.data == NULL && !peer_buf_reserve(&c->in, READ_BUFFER_SIZE)) {
+        *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+        return;
     }
-    ASSERT(c->buf_size < c->buf_cap);
-    *buf = uv_buf_init((char *)c->buf + c->buf_size,
-                       (unsigned)(c->buf_cap - c->buf_size));
+    ASSERT(c->in.size < c->in.cap);
+    *buf = uv_buf_init((char *)c->in.data + c->in.size,
+                       (unsigned)(c->in.cap - c->in.size));
 }
 
 static void conn_read_error(struct conn *c, ssize_t nread)
 {
     struct transport *t = c->t;
-    if (c->from == REPLICA_NONE && c->hs_in_size > 0) {
-        transport_log(t, LOGLINE_WARN,
-                      "refusing peer %s: it left after %" PRIu32
-                      " of the %u handshake bytes",
-                      c->text, c->hs_in_size, HANDSHAKE_SIZE);
+    uint32_t got = peer_link_hello_received(c->link);
+    if (c->from == REPLICA_NONE && got > 0) {
+        transport_log(t, LOGLINE_WARN, "refusing peer %s: it left %s", c->text,
+                      got < PEER_LINK_HELLO_SIZE
+                          ? "in the middle of its handshake"
+                          : "before finishing its handshake");
         conn_refuse(c);
         return;
     }
@@ -809,12 +927,12 @@ static void on_conn_read(uv_stream_t *stream, ssize_t nread,
         conn_read_error(c, nread);
         return;
     }
-    if (c->from == REPLICA_NONE) {
-        conn_handshake(c, (size_t)nread);
+    if (!conn_direct(c)) {
+        conn_input(c, (size_t)nread);
         return;
     }
-    c->buf_size += (size_t)nread;
-    ASSERT(c->buf_size <= c->buf_cap);
+    c->in.size += (size_t)nread;
+    ASSERT(c->in.size <= c->in.cap);
     conn_parse(c);
 }
 
@@ -822,35 +940,32 @@ static void on_conn_timer(uv_timer_t *timer)
 {
     struct conn *c = timer->data;
     ASSERT(c->from == REPLICA_NONE);
+    uint32_t got = peer_link_hello_received(c->link);
     transport_log(c->t, LOGLINE_WARN,
                   "refusing peer %s: no handshake within %" PRIu32
-                  " ms (got %" PRIu32 " of %u bytes)",
-                  c->text, c->t->handshake_timeout_ms, c->hs_in_size,
-                  HANDSHAKE_SIZE);
+                  " ms (got %" PRIu32 " of the %u hello bytes%s)",
+                  c->text, c->t->handshake_timeout_ms, got,
+                  PEER_LINK_HELLO_SIZE,
+                  got == PEER_LINK_HELLO_SIZE ? ", then no proof" : "");
     conn_refuse(c);
 }
 
-static void on_conn_hs_written(uv_write_t *req, int status)
-{
-    struct conn *c = req->data;
-    if (status < 0 && !c->closing)
-        conn_close(c); /* the read side reports why, if anything */
-}
-
-/* Send our handshake, start reading and the handshake deadline. */
+/* Send our HELLO, start reading and the handshake deadline. */
 static void conn_start(struct conn *c)
 {
     struct transport *t = c->t;
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_DELAY_S);
     uv_timer_start(&c->timer, on_conn_timer, t->handshake_timeout_ms, 0);
-    handshake_encode(t, false, c->hs_out);
-    uv_buf_t hs = uv_buf_init((char *)c->hs_out, HANDSHAKE_SIZE);
-    int rc = uv_write(&c->hs_req, (uv_stream_t *)&c->tcp, &hs, 1,
-                      on_conn_hs_written);
-    if (rc == 0)
-        rc = uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read);
-    if (rc != 0) {
+    c->link = peer_link_new(t->auth, PEER_LINK_NOBODY, c->text);
+    if (c->link == NULL) {
+        transport_log(t, LOGLINE_WARN, "peer %s: out of memory", c->text);
+        conn_close(c);
+        return;
+    }
+    conn_send_output(c);
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read);
+    if (rc != 0 && !c->closing) {
         transport_log(t, LOGLINE_WARN, "peer %s: %s", c->text, uv_strerror(rc));
         conn_close(c);
     }
@@ -859,8 +974,8 @@ static void conn_start(struct conn *c)
 static struct conn *conn_new(struct transport *t)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    ASSERT(c != NULL); /* a few hundred bytes; libuv stalls the listener
-                          until the connection is accepted */
+    ASSERT(c != NULL); /* a few KiB; libuv stalls the listener until the
+                          connection is accepted */
     c->t = t;
     c->from = REPLICA_NONE;
     int rc = uv_tcp_init(t->loop, &c->tcp);
@@ -872,7 +987,6 @@ static struct conn *conn_new(struct transport *t)
     c->handles_open = 2;
     c->tcp.data = c;
     c->timer.data = c;
-    c->hs_req.data = c;
     snprintf(c->text, sizeof(c->text), "?");
     c->next = t->inbound;
     if (t->inbound != NULL)
@@ -880,6 +994,23 @@ static struct conn *conn_new(struct transport *t)
     t->inbound = c;
     t->inbound_count++;
     return c;
+}
+
+/* Whether to talk to the peer at ss: anyone may try the handshake when
+ * peers authenticate; without authentication, loopback addresses only. */
+static bool conn_admissible(struct conn *c, const struct sockaddr_storage *ss,
+                            bool known)
+{
+    struct transport *t = c->t;
+    if (peer_auth_mode(t->auth) != PEER_AUTH_NONE ||
+        (known && peer_auth_loopback((const struct sockaddr *)ss)))
+        return true;
+    transport_log(t, LOGLINE_WARN,
+                  "refusing peer %s: peers are not authenticated, so only "
+                  "loopback addresses may connect; give every replica "
+                  "--cluster-secret-file (or --peer-tls-*)",
+                  c->text);
+    return false;
 }
 
 static void on_listener_connection(uv_stream_t *server, int status)
@@ -900,8 +1031,14 @@ static void on_listener_connection(uv_stream_t *server, int status)
     }
     struct sockaddr_storage ss;
     int ss_size = (int)sizeof(ss);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &ss_size) == 0)
+    bool known =
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &ss_size) == 0;
+    if (known)
         addr_format((const struct sockaddr *)&ss, c->text, sizeof(c->text));
+    if (!conn_admissible(c, &ss, known)) {
+        conn_refuse(c);
+        return;
+    }
     if (t->inbound_count > INBOUND_MAX) {
         transport_log(t, LOGLINE_WARN,
                       "refusing peer %s: %u inbound connections are open "
@@ -978,21 +1115,51 @@ static int peers_resolve(struct transport *t,
     return 0;
 }
 
-/* A fresh random token for this process (getrandom, else /dev/urandom). */
-static int random_token(uint8_t out[TRANSPORT_TOKEN_SIZE],
-                        struct cohort_err *err)
+/* Without authentication, peers are trusted by address: every one must be
+ * a loopback address (resolved, so "localhost" counts). */
+static int peers_loopback(const struct transport *t,
+                          const struct transport_config *cfg,
+                          struct cohort_err *err)
 {
-    if (getrandom(out, TRANSPORT_TOKEN_SIZE, 0) == TRANSPORT_TOKEN_SIZE)
+    if (peer_auth_mode(t->auth) != PEER_AUTH_NONE)
         return 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    size_t n = f ? fread(out, 1, TRANSPORT_TOKEN_SIZE, f) : 0;
-    if (f)
-        fclose(f);
-    if (n == TRANSPORT_TOKEN_SIZE)
-        return 0;
-    return err_set(err, -COHORT_EIO,
-                   "transport: cannot read random bytes for the link token "
-                   "(getrandom and /dev/urandom failed)");
+    for (uint32_t i = 0; i < cfg->replica_count; i++) {
+        struct sockaddr_storage ss;
+        if (addr_parse(cfg->peers[i], &ss, err) != 0)
+            return err_wrap(err, "peer address of replica %" PRIu32, i);
+        if (peer_auth_loopback((const struct sockaddr *)&ss))
+            continue;
+        return err_set(err, -COHORT_ECONFIG,
+                       "peer address of replica %" PRIu32
+                       " (%s) is not a loopback address and peers are not "
+                       "authenticated: give every replica "
+                       "--cluster-secret-file FILE (or --peer-tls-cert-file, "
+                       "--peer-tls-key-file and --peer-tls-ca-cert-file)",
+                       i, cfg->peers[i]);
+    }
+    return 0;
+}
+
+/* How peers authenticate: the secret or the certificates, loaded now. */
+static int auth_open(struct transport *t, const struct transport_config *cfg,
+                     struct cohort_err *err)
+{
+    struct peer_auth_config ac = {
+        .cluster_id = cfg->cluster_id,
+        .self = cfg->self,
+        .replica_count = cfg->replica_count,
+        .secret_file = cfg->secret_file,
+        .tls_cert_file = cfg->tls_cert_file,
+        .tls_key_file = cfg->tls_key_file,
+        .tls_ca_file = cfg->tls_ca_file,
+    };
+    char warn[LOG_LINE_MAX];
+    t->auth = peer_auth_open(&ac, warn, sizeof(warn), err);
+    if (t->auth == NULL)
+        return err->code ? err->code : -COHORT_ECONFIG;
+    if (warn[0])
+        transport_log(t, LOGLINE_WARN, "%s", warn);
+    return 0;
 }
 
 /* Bind and listen on our own address before any libuv handle exists, so
@@ -1066,22 +1233,27 @@ struct transport *transport_open(uv_loop_t *loop,
     }
     t->loop = loop;
     t->config = *config;
-    if (random_token(t->token, err) != 0) {
-        free(t);
-        return NULL;
-    }
     t->handshake_timeout_ms = config->handshake_timeout_ms != 0
                                   ? config->handshake_timeout_ms
                                   : HANDSHAKE_TIMEOUT_MS_DEFAULT;
     int fd = -1;
-    if (peers_resolve(t, config, err) != 0 ||
+    if (auth_open(t, config, err) != 0 || peers_resolve(t, config, err) != 0 ||
+        peers_loopback(t, config, err) != 0 ||
         (fd = listen_open(t, config, err)) < 0) {
+        peer_auth_free(t->auth);
         free(t);
         return NULL;
     }
     /* Borrowed strings: copied into peers[].text, not kept. */
     memset(t->config.peers, 0, sizeof(t->config.peers));
     t->config.bind_host = NULL;
+    t->config.secret_file = NULL;
+    t->config.tls_cert_file = NULL;
+    t->config.tls_key_file = NULL;
+    t->config.tls_ca_file = NULL;
+    char line[LOG_LINE_MAX];
+    peer_auth_describe(t->auth, line, sizeof(line));
+    transport_log(t, LOGLINE_INFO, "%s", line);
     transport_start(t, fd);
     return t;
 }
@@ -1094,17 +1266,31 @@ void transport_send(struct transport *t, uint32_t to, const uint8_t *data,
     ASSERT(size <= t->config.frame_size_max);
     struct peer *p = &t->peers[to];
     struct dial *d = p->dial;
-    uint64_t frame_size = FRAME_HEADER_SIZE + (uint64_t)size;
-    bool fits = p->state == PEER_READY &&
-                d->queued_size + frame_size <= t->config.send_queue_bytes_max;
+    if (p->state != PEER_READY) {
+        p->stats.messages_dropped++;
+        return;
+    }
+    /* Whole or not at all: the room for the sealed frame is reserved before
+     * sealing, since sealed TLS bytes cannot be taken back. */
+    uint64_t frame_size = peer_link_sealed_size(d->link, size);
+    bool fits = d->queued_size + frame_size <= t->config.send_queue_bytes_max;
     if (!fits || !queue_reserve(d, (size_t)frame_size)) {
         p->stats.messages_dropped++;
         return;
     }
     uint8_t header[FRAME_HEADER_SIZE];
-    peer_wire_frame_header(data, (uint32_t)size, header);
-    queue_append(d, header, sizeof(header));
-    queue_append(d, data, size);
+    if (!peer_link_seal(d->link, data, (uint32_t)size, header)) {
+        p->stats.messages_dropped++;
+        dial_fail(d, peer_link_error(d->link));
+        return;
+    }
+    if (peer_auth_mode(t->auth) == PEER_AUTH_TLS) {
+        ASSERT(peer_link_output_size(d->link) <= frame_size);
+        queue_append_link(d);
+    } else {
+        queue_append(d, header, peer_link_header_size(d->link));
+        queue_append(d, data, size);
+    }
     p->stats.messages_sent++;
     flush_schedule(p);
 }
@@ -1129,10 +1315,15 @@ uint64_t transport_refused_count(const struct transport *t)
     return t->refused_count;
 }
 
+enum peer_auth_mode transport_auth_mode(const struct transport *t)
+{
+    return peer_auth_mode(t->auth);
+}
+
 void transport_token(const struct transport *t,
                      uint8_t out[TRANSPORT_TOKEN_SIZE])
 {
-    memcpy(out, t->token, TRANSPORT_TOKEN_SIZE);
+    peer_auth_token(t->auth, out);
 }
 
 bool transport_peer_token(const struct transport *t, uint32_t peer,

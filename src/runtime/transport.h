@@ -3,27 +3,32 @@
  * Each replica listens on its peer address and dials every other replica.
  * Messages go out on the connection we dialed and come in on connections
  * peers dialed to us, so each direction has one owner and no tie-breaking is
- * needed. Every connection starts with a handshake (magic, protocol version,
- * cluster id, replica id, replica count, token); a peer with the wrong
- * cluster id, version or an out-of-range id is refused with one clear log
- * line and the connection closed.
+ * needed. Every connection starts with the handshake of runtime/peer_link
+ * (peer protocol version 3: HELLO with magic, version, cluster id, replica
+ * id, replica count and auth mode; then TLS or the cluster secret's
+ * challenge-response; then AUTH); a peer that fails it is refused with one
+ * clear log line and the connection closed. How peers authenticate is
+ * runtime/peer_auth: a cluster secret (an HMAC-SHA-256 tag on every frame),
+ * mutual TLS, or neither, in which case every peer address must be a
+ * loopback one and connections from elsewhere are refused.
  *
  * Tokens: each process draws 16 random bytes at start and sends them in
- * the handshakes of the connections it dials (to the peers' configured
+ * the AUTH of the connections it dials (to the peers' configured
  * addresses; accepted connections are answered with zeros). A replica can
  * therefore prove to a peer that it is replica i by quoting its token on
  * another channel: the RESP server uses this to recognize a backup's
- * forward link (server/forward.c). The token is as secret as the peer
- * network, which is the trust boundary until peers authenticate. Then frames:
- * u32 length, u32 CRC-32C of the payload, payload (one encoded protocol
- * message, at most frame_size_max bytes). The bytes themselves are encoded
- * and checked by peer_wire.c.
+ * forward link (server/forward.c). The token is learned only from a peer
+ * that passed the handshake, so only as secret as the peer network's
+ * traffic (in clear with a cluster secret, encrypted with TLS). Then
+ * frames, one encoded protocol message each (at most frame_size_max bytes),
+ * sealed as peer_link.h says.
  *
  * Sending never blocks and never grows memory without bound: each peer has a
  * bounded send queue (send_queue_bytes_max); a message that does not fit is
  * dropped and counted (the protocol tolerates loss). A broken connection is
  * redialed with exponential backoff (reconnect_min_ms .. reconnect_max_ms).
- * A bad frame (length over the limit, CRC mismatch) closes that connection.
+ * A bad frame (length over the limit, CRC or MAC mismatch) closes that
+ * connection.
  *
  * States per outbound peer: IDLE -> CONNECTING -> HANDSHAKING -> READY,
  * back to IDLE (with a backoff timer) on any error.
@@ -38,11 +43,15 @@
 #include <uv.h>
 
 #include "runtime/logline.h"
+#include "runtime/peer_auth.h"
+#include "runtime/peer_link.h"
 
 #include "cohort.h"
 #include "common/err.h"
 
-#include "runtime/peer_wire.h" /* TRANSPORT_MAGIC, VERSION, TOKEN_SIZE */
+#define TRANSPORT_MAGIC PEER_LINK_MAGIC
+#define TRANSPORT_VERSION PEER_LINK_VERSION
+#define TRANSPORT_TOKEN_SIZE PEER_AUTH_TOKEN_SIZE
 
 struct transport_config {
     uint64_t cluster_id;
@@ -52,6 +61,13 @@ struct transport_config {
      * address we listen on (bind_host overrides its host part if set). */
     const char *peers[COHORT_REPLICAS_MAX];
     const char *bind_host; /* NULL: the host in peers[self] */
+    /* How peers authenticate (peer_auth.h): a cluster secret file, or the
+     * three TLS files; none of them: every address in peers must be a
+     * loopback one. Borrowed during transport_open() only. */
+    const char *secret_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_ca_file;
     uint32_t frame_size_max;
     uint64_t send_queue_bytes_max; /* per peer */
     uint32_t reconnect_min_ms;
@@ -69,8 +85,9 @@ struct transport_config {
      * suspected within one reconnect delay instead of a timeout). May call
      * back into the transport. */
     void (*on_peer_down)(void *ctx, uint32_t peer);
-    /* Optional: one line for the log (refused peers, reconnects) and its
-     * level. It must not call back into the transport. */
+    /* Optional: one line for the log (how peers authenticate, at open;
+     * refused peers, reconnects) and its level. It must not call back into
+     * the transport. */
     void (*on_log)(void *ctx, enum logline_level level, const char *line);
     void *ctx;
 };
@@ -82,7 +99,7 @@ struct transport_peer_stats {
     uint64_t messages_received;
     uint64_t bytes_queued;
     uint64_t connects;
-    uint64_t frames_rejected;
+    uint64_t frames_rejected; /* bad length, CRC, MAC or TLS record */
     uint64_t writes; /* uv_write calls; sent / writes is the batching */
 };
 
@@ -95,7 +112,9 @@ struct transport; /* opaque */
  * NULL, having touched nothing on the loop, and fills err with a one-line
  * message naming the address and the fix (e.g. "listen 127.0.0.1:7101:
  * address in use; is another cohort server running? pick another port
- * in --peers"); config errors are -COHORT_ECONFIG. */
+ * in --peers"); config errors are -COHORT_ECONFIG, among them a cluster
+ * secret or certificates that do not load, and a non-loopback peer address
+ * without authentication. */
 struct transport *transport_open(uv_loop_t *loop,
                                  const struct transport_config *config,
                                  struct cohort_err *err);
@@ -113,14 +132,18 @@ void transport_stats(const struct transport *t, uint32_t peer,
  * when peers[self] asks for port 0. */
 uint16_t transport_port(const struct transport *t);
 /* Inbound connections refused before a valid handshake: wrong magic,
- * version, cluster, replica count or id, no handshake in time, too many
- * connections. Each refusal also logs one line. */
+ * version, cluster, replica count, id or auth mode, a failed proof or
+ * certificate, no handshake in time, a non-loopback address without
+ * authentication, too many connections. Each refusal also logs one line. */
 uint64_t transport_refused_count(const struct transport *t);
+/* How peers authenticate. */
+enum peer_auth_mode transport_auth_mode(const struct transport *t);
 /* Our token, as sent to every peer we dial. */
 void transport_token(const struct transport *t,
                      uint8_t out[TRANSPORT_TOKEN_SIZE]);
 /* The token peer sent in its last valid handshake to us; false if none
- * yet (it has not dialed us since we started). */
+ * yet (it has not dialed us, and passed the handshake, since we
+ * started). */
 bool transport_peer_token(const struct transport *t, uint32_t peer,
                           uint8_t out[TRANSPORT_TOKEN_SIZE]);
 /* Close all handles; the loop must run until they are closed, after which
