@@ -192,6 +192,14 @@ static bool header_decode(struct cursor *c, uint32_t replica_count,
            type_rules_hold(m);
 }
 
+bool message_sender(const uint8_t *data, size_t size, uint32_t *from)
+{
+    if (size < MESSAGE_HEADER_SIZE)
+        return false;
+    *from = data[1]; /* the layout in message.h */
+    return true;
+}
+
 bool message_decode(const uint8_t *data, size_t size, uint32_t replica_count,
                     struct message *m)
 {

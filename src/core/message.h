@@ -127,6 +127,12 @@ size_t message_encode(const struct message *m, const struct entry *entries,
 bool message_decode(const uint8_t *data, size_t size, uint32_t replica_count,
                     struct message *m);
 
+/* The sender a message's header names (its `from` field), read without
+ * decoding the rest: false if data is too short to hold a header. The
+ * runtime checks it against the replica its connection authenticated before
+ * the message goes further (driver_frame()). */
+bool message_sender(const uint8_t *data, size_t size, uint32_t *from);
+
 /* Iterate over a decoded message's entries: start with *offset = 0; each
  * call fills e (body borrowed from the message) and returns false at the end.
  */

@@ -406,6 +406,8 @@ struct replica *replica_init(const struct replica_config *config,
     r->recovery_started_ms = now_ms;
     r->recovery_sent_ms = 0;
     r->best_from = UINT32_MAX;
+    r->state_asked = COHORT_REPLICA_NONE;
+    r->snapshot_from = COHORT_REPLICA_NONE;
     r->lead_forbidden_view = VIEW_NONE;
     r->view_op = VIEW_OP_UNKNOWN;
     vr_note_why(r, COHORT_VIEW_CAUSE_RECOVERY, c.self, COHORT_REPLICA_NONE, 0);
@@ -559,6 +561,11 @@ uint64_t replica_peer_op(const struct replica *r, uint32_t peer)
 bool replica_suspects(const struct replica *r, uint32_t peer)
 {
     return detector_suspects(&r->detector, peer);
+}
+
+uint32_t replica_snapshot_source(const struct replica *r)
+{
+    return r->awaiting_snapshot ? r->snapshot_from : COHORT_REPLICA_NONE;
 }
 
 bool replica_damaged(const struct replica *r)

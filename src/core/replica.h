@@ -343,6 +343,12 @@ bool replica_suspects(const struct replica *r, uint32_t peer);
 /* Whether the log lost records this replica may have acknowledged and a
  * primary has not repaired it yet (it then takes no part in view changes). */
 bool replica_damaged(const struct replica *r);
+/* The replica whose snapshot this one awaits: it asked that replica for
+ * state (GET_STATE) and was answered that a snapshot is on its way
+ * (NEW_STATE with MSG_FLAG_SNAPSHOT). COHORT_REPLICA_NONE when it awaits
+ * none. The driver accepts snapshot chunks that start a transfer only from
+ * this replica. */
+uint32_t replica_snapshot_source(const struct replica *r);
 const struct replica_stats *replica_stats(const struct replica *r);
 /* The failure detector (per peer: suspicions, false ones, the timeout), for
  * metrics. Valid until the next replica_step(). */

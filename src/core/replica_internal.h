@@ -108,7 +108,11 @@ struct replica {
     uint64_t acked_op;
     uint64_t state_request_ms; /* last GET_STATE sent; 0: none pending */
     uint32_t state_retries;    /* GET_STATEs since one moved us on */
+    uint32_t state_asked;      /* whom the last GET_STATE went to */
+    /* A NEW_STATE from state_asked said a snapshot is coming; only its
+     * sender's chunks are accepted (replica_snapshot_source()). */
     bool awaiting_snapshot;
+    uint32_t snapshot_from;
 
     /* View change. */
     uint64_t votes[COHORT_REPLICAS_MAX]; /* highest view each voted for */

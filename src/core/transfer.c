@@ -43,6 +43,7 @@ void vr_request_state(struct replica *r)
     r->state_request_ms = r->now_ms;
     r->awaiting_snapshot = false;
     uint64_t base = r->op_verified;
+    r->state_asked = state_source(r);
     struct message m = {
         .type = MSG_GET_STATE,
         .view = r->view,
@@ -51,7 +52,7 @@ void vr_request_state(struct replica *r)
         .checksum = vr_checksum_at(r, base),
         .nonce = r->nonce,
     };
-    vr_send_to(r, state_source(r), &m, NULL);
+    vr_send_to(r, r->state_asked, &m, NULL);
     r->stats.state_transfers++;
 }
 
@@ -116,7 +117,12 @@ void vr_on_new_state(struct replica *r, const struct message *m)
     if (from_primary && m->view > r->view)
         vr_become_backup(r, m->view); /* that view started without us */
     if (m->flags & MSG_FLAG_SNAPSHOT) {
-        r->awaiting_snapshot = true;
+        /* Only from the replica we asked: its chunks alone may start a
+         * transfer into our snapshot directory. */
+        if (m->from == r->state_asked) {
+            r->awaiting_snapshot = true;
+            r->snapshot_from = m->from;
+        }
         return;
     }
     if (!vr_attaches(r, m))

@@ -373,6 +373,7 @@ static void fetch_committed_from(struct replica *r, uint32_t from)
         r->now_ms - r->state_request_ms < r->c.heartbeat_ms * 2u)
         return;
     r->state_request_ms = r->now_ms;
+    r->state_asked = from;
     struct message m = {
         .type = MSG_GET_STATE,
         .view = r->view,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "core/message.h"
 
 void driver_config_defaults(struct driver_config *config)
 {
@@ -15,6 +16,7 @@ void driver_config_defaults(struct driver_config *config)
     config->chunk_size = 256u << 10;
     config->send_window = 8u << 20;
     config->deferred_bytes_max = 64u << 20;
+    config->snapshot_size_max = DRIVER_SNAPSHOT_SIZE_MAX;
 }
 
 /* ------------------------------------------------------------ logging */
@@ -264,6 +266,29 @@ void driver_peer_down(struct driver *d, uint32_t peer)
     drv_step(d, &ev);
 }
 
+/* A message is believed only as coming from the replica whose link
+ * delivered it (the transport authenticated that link): one that names
+ * another sender is dropped and counted, the first from each link
+ * logged. Too short to name one, the core drops it. */
+static bool sender_matches(struct driver *d, uint32_t from,
+                           const uint8_t *message, size_t size)
+{
+    uint32_t sender = 0;
+    if (!message_sender(message, size, &sender) || sender == from)
+        return true;
+    d->wrong_sender++;
+    if (!d->wrong_sender_logged[from]) {
+        d->wrong_sender_logged[from] = true;
+        drv_log(d, DRIVER_LOG_WARN,
+                "the link from replica %" PRIu32
+                " delivered a message that claims to come from replica "
+                "%" PRIu32 ": dropped (INFO stats "
+                "peer_messages_wrong_sender counts them)",
+                from, sender);
+    }
+    return false;
+}
+
 void driver_frame(struct driver *d, uint32_t from, const uint8_t *data,
                   size_t size)
 {
@@ -281,6 +306,8 @@ void driver_frame(struct driver *d, uint32_t from, const uint8_t *data,
     default:
         return;
     }
+    if (!sender_matches(d, from, data + 1, size - 1))
+        return;
     /* The turn's requests go first: the core sees input in arrival order. */
     drv_flush_batch(d);
     struct event ev = {.type = EV_MESSAGE};
@@ -331,6 +358,8 @@ void driver_status(const struct driver *d, struct driver_status *out)
     out->storage_stalled = d->storage_stalled;
     out->snapshot_running = d->snapshot_running;
     out->snapshots = d->snapshot_retry;
+    out->messages_wrong_sender = d->wrong_sender;
+    out->snapshot_chunks_refused = d->chunks_refused;
 }
 
 const struct replica *driver_replica(const struct driver *d)
@@ -376,6 +405,8 @@ struct driver *driver_open(const struct driver_config *config,
     d->host = *host;
     d->sm = *sm;
     d->vfs = config->vfs;
+    if (d->c.snapshot_size_max == 0)
+        d->c.snapshot_size_max = DRIVER_SNAPSHOT_SIZE_MAX;
     retry_init(&d->snapshot_retry, SNAPSHOT_RETRY_MIN_MS,
                SNAPSHOT_RETRY_MAX_MS);
     d->groups = calloc(READ_GROUPS_MAX, sizeof(*d->groups));

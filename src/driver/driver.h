@@ -18,8 +18,10 @@
  * The host calls in: driver_turn_end() at the end of each batch of input
  * (a libuv loop turn; the simulator after the events of one instant),
  * driver_tick() at least every few milliseconds, driver_frame() for every
- * frame a peer sent, driver_peer_down() when a peer's port refused us, and
- * the completions.
+ * frame a peer sent (`from` being the replica its connection proved to be:
+ * a protocol message that names another sender is dropped and counted, and
+ * snapshot chunks are taken only from the replica the core asked),
+ * driver_peer_down() when a peer's port refused us, and the completions.
  *
  * Threads: none inside. Every call, and every callback, on the host's one
  * thread (the storage executor may run elsewhere; its completions come back
@@ -45,6 +47,11 @@
 #include "storage/batch.h"
 #include "storage/snapshot.h"
 #include "storage/vfs.h"
+
+/* The default cap on a snapshot received from a peer: 64 GiB, far above
+ * what a store held in memory writes, far below what fills a disk by
+ * surprise. */
+#define DRIVER_SNAPSHOT_SIZE_MAX (64ull << 30)
 
 /* Frame kinds between drivers (the first byte of every frame). */
 #define DRIVER_FRAME_PROTOCOL 1 /* a core message */
@@ -166,6 +173,9 @@ struct driver_config {
     /* Snapshot transfer: bytes per chunk frame and bytes in flight. */
     uint32_t chunk_size;
     uint64_t send_window;
+    /* The largest snapshot file accepted from a peer (the size its first
+     * chunk announces); 0: the default, DRIVER_SNAPSHOT_SIZE_MAX. */
+    uint64_t snapshot_size_max;
     /* Bytes of request bodies the busy queue may hold. */
     uint64_t deferred_bytes_max;
 };
@@ -274,6 +284,10 @@ struct driver_status {
     bool storage_stalled;
     bool snapshot_running;
     struct retry snapshots; /* failing snapshots (failures 0: none) */
+    /* Peer input dropped: messages naming another sender than their link's
+     * replica, snapshot chunks not asked for (or over the size cap). */
+    uint64_t messages_wrong_sender;
+    uint64_t snapshot_chunks_refused;
 };
 void driver_status(const struct driver *d, struct driver_status *out);
 

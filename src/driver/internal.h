@@ -119,6 +119,14 @@ struct driver {
     bool receiving;
     uint32_t receiving_from; /* the replica whose snapshot it is */
     uint8_t *chunk;          /* chunk_size bytes, for sending */
+    /* Chunks dropped: unasked for (the core awaits no snapshot from their
+     * sender), over snapshot_size_max, or of no transfer under way. */
+    uint64_t chunks_refused;
+
+    /* Peer messages whose sender field is not the replica whose link
+     * delivered them: dropped before the core sees them. */
+    uint64_t wrong_sender;
+    bool wrong_sender_logged[COHORT_REPLICAS_MAX];
 
     /* BUG_STORAGE_ACK_EARLY: persists to report before they are durable,
      * after the step that asked for them. */

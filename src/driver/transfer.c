@@ -15,7 +15,12 @@
  * snapshot reaches the state machine only after snapshot_receive_end()
  * verified the whole file; (3) a chunk from a replica other than the one
  * whose transfer is under way, or past its announced size, never touches
- * the file being received; (4) a snapshot at or below applied is dropped. */
+ * the file being received; (4) a snapshot at or below applied is dropped;
+ * (5) a transfer begins only from the replica the core awaits a snapshot
+ * from (replica_snapshot_source(): it asked that replica for state and was
+ * told a snapshot is coming), and only for a file of at most
+ * snapshot_size_max bytes, so a peer can neither write files nobody asked
+ * for nor claim a size that fills the disk. Refused chunks are counted. */
 #include "driver/internal.h"
 
 #include <inttypes.h>
@@ -356,6 +361,44 @@ static void install_received(struct driver *d)
     drv_log(d, DRIVER_LOG_INFO, "installed a snapshot at op %" PRIu64, info.op);
 }
 
+/* A chunk that does not go into the file: counted, and the first of each
+ * run of refusals logged (every power of two after it, so a stream of them
+ * costs a few lines). */
+static void chunk_refused(struct driver *d, uint32_t from, uint64_t op,
+                          uint64_t file_size, const char *why)
+{
+    d->chunks_refused++;
+    if ((d->chunks_refused & (d->chunks_refused - 1)) != 0)
+        return;
+    drv_log(d, DRIVER_LOG_WARN,
+            "refused a snapshot chunk from replica %" PRIu32 " (op %" PRIu64
+            ", a file of %" PRIu64 " bytes): %s (%" PRIu64
+            " chunks refused so far)",
+            from, op, file_size, why, d->chunks_refused);
+}
+
+/* Whether a new transfer from `from` may begin. */
+static bool transfer_allowed(struct driver *d, uint32_t from, uint64_t op,
+                             uint64_t file_size)
+{
+    if (replica_snapshot_source(d->r) != from) {
+        chunk_refused(d, from, op, file_size,
+                      "this replica did not ask it for a snapshot");
+        return false;
+    }
+    if (file_size > d->c.snapshot_size_max) {
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "over the limit of %" PRIu64
+                 " bytes (--max-snapshot-size; raise it if the store is "
+                 "that big)",
+                 d->c.snapshot_size_max);
+        chunk_refused(d, from, op, file_size, why);
+        return false;
+    }
+    return true;
+}
+
 /* A first chunk (offset 0): begin receiving, or, for the snapshot already
  * under way, ask the sender to resume. Returns whether the chunk should be
  * written. */
@@ -375,6 +418,8 @@ static bool first_chunk(struct driver *d, uint32_t from, uint64_t op,
     }
     if (same)
         return true;
+    if (!transfer_allowed(d, from, op, file_size))
+        return false;
     if (d->receiving)
         snapshot_receive_abort(&d->receiver);
     struct cohort_err err;
@@ -403,8 +448,11 @@ void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
                 d->receiver.op == op && d->receiver.file_size == file_size;
     if (offset == 0 && !first_chunk(d, from, op, file_size, same))
         return;
-    if (offset != 0 && !same)
-        return; /* not the snapshot we are receiving */
+    if (offset != 0 && !same) {
+        chunk_refused(d, from, op, file_size,
+                      "not part of a transfer under way");
+        return;
+    }
     if (offset > d->receiver.received)
         return; /* a gap: the core asks again and the sender restarts */
     struct cohort_err err;

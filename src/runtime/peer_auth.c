@@ -65,7 +65,8 @@ bool peer_auth_equal(const void *a, const void *b, size_t size)
 
 bool peer_auth_loopback(const struct sockaddr *sa)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
         const uint8_t *b = (const uint8_t *)&in->sin_addr.s_addr;
@@ -128,10 +129,9 @@ static int secret_load(struct peer_auth *a, const char *path, char *warn,
 static int tls_load(struct peer_auth *a, const struct peer_auth_config *c,
                     struct cohort_err *err)
 {
-    const char *missing = c->tls_cert_file == NULL ? "--peer-tls-cert-file"
-                          : c->tls_key_file == NULL
-                              ? "--peer-tls-key-file"
-                              : "--peer-tls-ca-cert-file";
+    const char *missing = c->tls_cert_file == NULL  ? "--peer-tls-cert-file"
+                          : c->tls_key_file == NULL ? "--peer-tls-key-file"
+                                                    : "--peer-tls-ca-cert-file";
     if (c->tls_cert_file == NULL || c->tls_key_file == NULL ||
         c->tls_ca_file == NULL)
         return err_set(err, -COHORT_ECONFIG,
@@ -297,8 +297,7 @@ void peer_auth_uri(const struct peer_auth *a, uint32_t id, char *out,
              a->cluster_id, id);
 }
 
-struct tls_context *peer_auth_tls(const struct peer_auth *a,
-                                  enum tls_role role)
+struct tls_context *peer_auth_tls(const struct peer_auth *a, enum tls_role role)
 {
     ASSERT(a->mode == PEER_AUTH_TLS);
     return role == TLS_CLIENT ? a->tls_client : a->tls_server;

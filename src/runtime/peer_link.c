@@ -33,11 +33,10 @@
 #define PROOF_LABEL "cohort peer proof v3"
 #define FRAMES_LABEL "cohort peer frames v3"
 
-static_assert(PEER_LINK_HELLO_SIZE == 4 + 4 + 8 + 4 + 4 + 4 + 4 +
-                                          PEER_LINK_NONCE_SIZE,
+static_assert(PEER_LINK_HELLO_SIZE ==
+                  4 + 4 + 8 + 4 + 4 + 4 + 4 + PEER_LINK_NONCE_SIZE,
               "hello layout");
-static_assert(PEER_LINK_AUTH_SIZE ==
-                  PEER_AUTH_HASH_SIZE + PEER_AUTH_TOKEN_SIZE,
+static_assert(PEER_LINK_AUTH_SIZE == PEER_AUTH_HASH_SIZE + PEER_AUTH_TOKEN_SIZE,
               "auth layout");
 
 struct peer_link {
@@ -169,8 +168,9 @@ static uint32_t hello_check(struct peer_link *l)
                   ": is the peer list the same on every replica?",
                   who, count, peer_auth_replica_count(a));
     else if (id >= count)
-        link_fail(l, "peer %s claims replica id %" PRIu32 " but ids go 0..%" PRIu32,
-                  who, id, count - 1);
+        link_fail(
+            l, "peer %s claims replica id %" PRIu32 " but ids go 0..%" PRIu32,
+            who, id, count - 1);
     else if (id == self)
         link_fail(l,
                   "peer %s claims to be replica %" PRIu32
@@ -202,7 +202,8 @@ static uint32_t hello_check(struct peer_link *l)
 
 /* The proof of the side whose role is 'D' (dialer) or 'A' (acceptor). */
 static void proof_compute(const struct peer_link *l, uint8_t role,
-                          const uint8_t *token, uint8_t out[PEER_AUTH_HASH_SIZE])
+                          const uint8_t *token,
+                          uint8_t out[PEER_AUTH_HASH_SIZE])
 {
     const uint8_t *hd = dialer(l) ? l->hello_out : l->hello_in;
     const uint8_t *ha = dialer(l) ? l->hello_in : l->hello_out;
@@ -317,8 +318,7 @@ static void tls_read_all(struct peer_link *l, struct peer_buf *plain)
     }
     while (l->state == PEER_LINK_READY) {
         if (!peer_buf_reserve(plain, TLS_READ_STEP)) {
-            link_fail(l, "peer %s: out of memory for received frames",
-                      l->who);
+            link_fail(l, "peer %s: out of memory for received frames", l->who);
             return;
         }
         long n = tls_read(l->tls, plain->data + plain->size,

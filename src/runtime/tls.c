@@ -64,10 +64,10 @@ static int context_load_cert(struct tls_context *ctx, const struct tls_files *f,
         return context_fail(ctx, err, "cannot load the certificate",
                             f->cert_file,
                             "it must be a readable PEM certificate");
-    bool loaded = SSL_CTX_use_PrivateKey_file(c, f->key_file,
-                                              SSL_FILETYPE_PEM) == 1;
-    if (!loaded && ERR_GET_REASON(ERR_peek_error()) !=
-                       X509_R_KEY_VALUES_MISMATCH)
+    bool loaded =
+        SSL_CTX_use_PrivateKey_file(c, f->key_file, SSL_FILETYPE_PEM) == 1;
+    if (!loaded &&
+        ERR_GET_REASON(ERR_peek_error()) != X509_R_KEY_VALUES_MISMATCH)
         return context_fail(ctx, err, "cannot load the private key",
                             f->key_file,
                             "it must be a readable, unencrypted PEM key");
@@ -143,8 +143,8 @@ static bool cert_uri(X509 *cert, const char *prefix, char *out, size_t size)
 {
     if (cert == NULL)
         return false;
-    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL,
-                                            NULL);
+    GENERAL_NAMES *names =
+        X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
     if (names == NULL)
         return false;
     bool found = false;
@@ -153,7 +153,8 @@ static bool cert_uri(X509 *cert, const char *prefix, char *out, size_t size)
         const GENERAL_NAME *n = sk_GENERAL_NAME_value(names, i);
         if (n->type != GEN_URI)
             continue;
-        const unsigned char *data = ASN1_STRING_get0_data(n->d.uniformResourceIdentifier);
+        const unsigned char *data =
+            ASN1_STRING_get0_data(n->d.uniformResourceIdentifier);
         int len = ASN1_STRING_length(n->d.uniformResourceIdentifier);
         if (len < 0 || (size_t)len < prefix_len || (size_t)len >= size ||
             memchr(data, 0, (size_t)len) != NULL ||
@@ -170,8 +171,7 @@ static bool cert_uri(X509 *cert, const char *prefix, char *out, size_t size)
 bool tls_context_uri(const struct tls_context *ctx, const char *prefix,
                      char *out, size_t size)
 {
-    return cert_uri(SSL_CTX_get0_certificate(ctx->ssl_ctx), prefix, out,
-                    size);
+    return cert_uri(SSL_CTX_get0_certificate(ctx->ssl_ctx), prefix, out, size);
 }
 
 struct tls_session *tls_session_new(struct tls_context *ctx)

@@ -4,8 +4,11 @@
  * and read is answered exactly once, also at close, unless cancelled;
  * reads of one turn are one EV_READ; snapshot chunks that do not belong to
  * the transfer under way never touch its file and never crash the replica;
- * a transfer resumes after a lost chunk; an export (an operator's backup)
- * is the state at the applied op and leaves the core's snapshots alone. */
+ * a transfer resumes after a lost chunk; chunks nobody asked for, or of a
+ * file over the size cap, write nothing; a message whose sender field is
+ * not its link's replica is dropped and counted; an export (an operator's
+ * backup) is the state at the applied op and leaves the core's snapshots
+ * alone. */
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -561,6 +564,100 @@ static void an_export_is_the_state_at_the_applied_op(void **s)
     assert_int_equal(r->value, 22);
 }
 
+static struct driver_status status_of(uint32_t i)
+{
+    struct driver_status st;
+    driver_status(h->r[i].driver, &st);
+    return st;
+}
+
+/* A peer posing as a replica that was never asked (b awaits no snapshot:
+ * it is up to date) streams 20 MiB of chunks above b's applied op: nothing
+ * is written, every chunk is counted, and b goes on. */
+static void unasked_snapshot_chunks_write_nothing(void **s)
+{
+    (void)s;
+    uint32_t p = primary(), b = (p + 1) % N, c = (p + 2) % N;
+    harness_submit(h, p, 1, 1, 1);
+    harness_run(h, 200);
+    assert_int_equal(replica_snapshot_source(harness_core(h, b)),
+                     COHORT_REPLICA_NONE);
+    uint64_t op = replica_applied(harness_core(h, b)) + 1;
+    uint64_t size = 20u << 20, sent = 0, chunks = 0;
+    for (uint64_t off = 0; off < size; off += 4096, chunks++) {
+        chunk(c, b, op, off, size, 4096);
+        sent += 4096;
+    }
+    assert_int_equal(status_of(b).snapshot_chunks_refused, chunks);
+    assert_true(sim_disk_used(&h->r[b].disk) < (1u << 20));
+    struct watch w = {.op = op};
+    char path[VFS_PATH_MAX];
+    receiving_path(&w, path);
+    struct vfs_file *f = NULL;
+    struct cohort_err err;
+    assert_int_not_equal(
+        vfs_open(sim_disk_vfs(&h->r[b].disk), path, VFS_READ_ONLY, &f, &err),
+        0);
+    harness_submit(h, p, 1, 2, 1);
+    harness_run(h, 200);
+    assert_int_equal(h->r[b].total, 2);
+    (void)sent;
+}
+
+/* b awaits p's snapshot, but it is larger than b's cap: refused and
+ * counted, never received, nothing installed. */
+static void a_snapshot_over_the_size_cap_is_refused(void **s)
+{
+    (void)s;
+    uint32_t p, b;
+    lagging_replica(&p, &b);
+    h->config.snapshot_size_max = 64; /* smaller than any snapshot */
+    harness_start(h, b);
+    harness_run(h, 1000);
+    assert_int_equal(h->r[b].restores, 0);
+    assert_true(status_of(b).snapshot_chunks_refused > 0);
+    assert_int_not_equal(h->r[b].total, h->r[p].total);
+}
+
+/* Frames copied from the primary's link to a backup and delivered again as
+ * if the third replica's link carried them: every one names the primary as
+ * its sender, so every one is dropped and counted, and the group works. */
+struct resend {
+    uint32_t p, b, c;
+    uint64_t copies;
+};
+
+static bool resend_deliver(struct harness *hh, void *ctx, uint32_t from,
+                           uint32_t to, const uint8_t *frame, size_t size)
+{
+    struct resend *r = ctx;
+    if (from == r->p && to == r->b && size > 1 + 72 &&
+        frame[0] == DRIVER_FRAME_PROTOCOL) {
+        r->copies++;
+        driver_frame(hh->r[r->b].driver, r->c, frame, size);
+    }
+    return true;
+}
+
+static void a_message_naming_another_sender_is_dropped(void **s)
+{
+    (void)s;
+    uint32_t p = primary();
+    struct resend r = {p, (p + 1) % N, (p + 2) % N, 0};
+    h->deliver = resend_deliver;
+    h->deliver_ctx = &r;
+    for (uint64_t no = 1; no <= 10; no++)
+        harness_submit(h, p, 5, no, 1);
+    harness_run(h, 500);
+    h->deliver = NULL;
+    print_message("    %" PRIu64 " copies\n", r.copies);
+    assert_true(r.copies >= 3);
+    assert_int_equal(status_of(r.b).messages_wrong_sender, r.copies);
+    assert_int_equal(status_of(r.c).messages_wrong_sender, 0);
+    assert_int_equal(h->r[r.b].total, 10);
+    assert_int_equal(primary(), p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +685,12 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             an_export_is_the_state_at_the_applied_op, setup, teardown),
+        cmocka_unit_test_setup_teardown(unasked_snapshot_chunks_write_nothing,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_snapshot_over_the_size_cap_is_refused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_message_naming_another_sender_is_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,9 +60,8 @@ struct files {
 
 /* A replica's peer_auth in mode; secret picks the secret file (0 or 1), or
  * for TLS the certificate name ("r<self>" when NULL). */
-static struct peer_auth *auth_open_mode(enum peer_auth_mode mode,
-                                        uint32_t self, int secret,
-                                        struct cohort_err *err)
+static struct peer_auth *auth_open_mode(enum peer_auth_mode mode, uint32_t self,
+                                        int secret, struct cohort_err *err)
 {
     static struct files f;
     struct peer_auth_config c = {
@@ -184,8 +183,8 @@ static size_t seal(struct end *d, const uint8_t *payload, uint32_t size,
 /* Feed wire bytes to the acceptor and open every whole frame in what it
  * yields; returns the frames opened, stopping at the first that fails (why
  * in why). */
-static int open_frames(struct end *a, const uint8_t *wire, size_t n,
-                       char *why, size_t why_size)
+static int open_frames(struct end *a, const uint8_t *wire, size_t n, char *why,
+                       size_t why_size)
 {
     struct peer_buf *in = &a->plain;
     if (n > 0) {
@@ -234,10 +233,8 @@ static void links_complete_in_every_mode_and_carry_the_token(void **state)
         uint8_t token[PEER_AUTH_TOKEN_SIZE];
         static const uint8_t zeros[PEER_AUTH_TOKEN_SIZE];
         peer_auth_token(ad, token);
-        assert_memory_equal(peer_link_peer_token(a.link), token,
-                            sizeof(token));
-        assert_memory_equal(peer_link_peer_token(d.link), zeros,
-                            sizeof(zeros));
+        assert_memory_equal(peer_link_peer_token(a.link), token, sizeof(token));
+        assert_memory_equal(peer_link_peer_token(d.link), zeros, sizeof(zeros));
         assert_int_equal(d.wire_size + a.wire_size, 0);
         assert_int_equal(a.plain.size, 0);
         end_free(&d);
@@ -387,8 +384,8 @@ static void a_reflected_proof_is_refused(void **state)
     assert_int_equal(peer_link_output_take(a.link, out, sizeof(out)),
                      sizeof(out));
     const uint8_t *their_auth = out + PEER_LINK_HELLO_SIZE;
-    assert_true(peer_link_input(a.link, their_auth, PEER_LINK_AUTH_SIZE,
-                                &a.plain) < 0);
+    assert_true(
+        peer_link_input(a.link, their_auth, PEER_LINK_AUTH_SIZE, &a.plain) < 0);
     assert_non_null(strstr(peer_link_error(a.link), "did not prove"));
     end_free(&a);
     peer_auth_free(aa);

@@ -38,13 +38,12 @@ static void write_key(const struct test_certs *c, const char *name,
     snprintf(file, sizeof(file), "%s.key", name);
     FILE *f = fopen(test_certs_path(c, file, path, sizeof(path)), "w");
     assert_non_null(f);
-    assert_int_equal(
-        PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+    assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL),
+                     1);
     fclose(f);
 }
 
-static void write_cert(const struct test_certs *c, const char *name,
-                       X509 *cert)
+static void write_cert(const struct test_certs *c, const char *name, X509 *cert)
 {
     char path[TEST_CERTS_PATH_MAX + 32];
     char file[64];

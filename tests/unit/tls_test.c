@@ -194,8 +194,8 @@ static void untrusted_certificates_fail_the_handshake(void **state)
     tls_context_free(sc);
 }
 
-static void a_server_that_verifies_refuses_a_client_without_a_certificate(
-    void **state)
+static void
+a_server_that_verifies_refuses_a_client_without_a_certificate(void **state)
 {
     (void)state;
     struct paths p;
