@@ -30,6 +30,17 @@ static const struct option_spec specs[] = {
      "must match on every replica (default: a hash of "
      "--peers and --clients)"},
     {"bind", "HOST", "listen on HOST instead of the hosts in the addresses"},
+    {"cluster-secret-file", "FILE",
+     "authenticate peers with the secret in FILE (same on every replica, "
+     "at least 16 bytes, mode 0600)"},
+    {"peer-tls-cert-file", "FILE",
+     "this replica's certificate (PEM) for mutual TLS between replicas; its "
+     "URI name is cohort://<cluster-id>/replica/<id>"},
+    {"peer-tls-key-file", "FILE", "the private key of --peer-tls-cert-file"},
+    {"peer-tls-ca-cert-file", "FILE",
+     "CA certificates that replicas' certificates must chain to"},
+    {"max-snapshot-size", "BYTES",
+     "largest snapshot accepted from a peer (default 64gb)"},
     {"config", "FILE", "read options from FILE (name = value per line)"},
     {"heartbeat-ms", "MS", "primary's idle heartbeat interval (default 25)"},
     {"suspect-timeout-ms", "MS", "failure detector base timeout (default 150)"},
@@ -221,6 +232,20 @@ static int set_option(struct server_options *o, const char *name,
         *have_cluster = true;
     } else if (!strcmp(name, "bind")) {
         n->bind_host = keep(o, value);
+    } else if (!strcmp(name, "cluster-secret-file")) {
+        n->cluster_secret_file = keep(o, value);
+    } else if (!strcmp(name, "peer-tls-cert-file")) {
+        n->peer_tls_cert_file = keep(o, value);
+    } else if (!strcmp(name, "peer-tls-key-file")) {
+        n->peer_tls_key_file = keep(o, value);
+    } else if (!strcmp(name, "peer-tls-ca-cert-file")) {
+        n->peer_tls_ca_file = keep(o, value);
+    } else if (!strcmp(name, "max-snapshot-size")) {
+        if (cli_flag_bytes("server", name, value, 1ull << 50, &v))
+            return 2;
+        if (v == 0)
+            return bad(name, value, "expected a size above 0");
+        n->snapshot_size_max = v;
     } else if (!strcmp(name, "heartbeat-ms")) {
         if (parse_u64(name, value, 1, 60000, &v))
             return 2;

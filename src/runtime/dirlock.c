@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/assert.h"
@@ -89,7 +90,7 @@ int dirlock_acquire(struct dirlock *lock, const char *dir,
         rc = mkdir_parents(dir, err);
     if (rc != 0)
         return rc;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, VFS_FILE_MODE);
     if (fd < 0)
         return err_sys(err, errno, "open %s (is the data directory writable?)",
                        path);
@@ -107,6 +108,15 @@ int dirlock_acquire(struct dirlock *lock, const char *dir,
     }
     lock->fd = fd;
     return 0;
+}
+
+unsigned dirlock_loose_mode(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return 0;
+    unsigned mode = (unsigned)(st.st_mode & 07777);
+    return (mode & 077u) != 0 ? mode : 0;
 }
 
 void dirlock_release(struct dirlock *lock)

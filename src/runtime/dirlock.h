@@ -32,7 +32,8 @@ struct dirlock {
     int fd; /* -1: not held */
 };
 
-/*/* Lock dir, creating it (and its parents, durably) if missing. On failure
+/* Lock dir, creating it (and its parents, durably, mode 0700) if missing.
+ * On failure
  * returns -COHORT_ECONFIG with a line naming the holder's PID and the fix,
  * or an I/O error. */
 int dirlock_acquire(struct dirlock *lock, const char *dir,
@@ -42,5 +43,8 @@ void dirlock_release(struct dirlock *lock);
 /* In a forked child: close the child's copy of the descriptor, so that the
  * lock lives exactly as long as the process that took it. */
 void dirlock_forget_in_child(struct dirlock *lock);
+/* dir's permission bits if other users have any access to it (group or
+ * other bits set: they may read the log and snapshots), else 0. */
+unsigned dirlock_loose_mode(const char *dir);
 
 #endif

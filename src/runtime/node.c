@@ -355,6 +355,24 @@ bool node_peer_link_token(const struct node *n, uint32_t peer,
     return peer != n->c.self && transport_peer_token(n->transport, peer, out);
 }
 
+static void peer_status(const struct node *n, struct node_status *out)
+{
+    static const char *const modes[] = {
+        [PEER_AUTH_NONE] = "none",
+        [PEER_AUTH_SECRET] = "secret",
+        [PEER_AUTH_TLS] = "tls",
+    };
+    out->peer_auth = modes[transport_auth_mode(n->transport)];
+    out->peer_connections_refused = transport_refused_count(n->transport);
+    for (uint32_t i = 0; i < n->c.replica_count; i++) {
+        if (i == n->c.self)
+            continue;
+        struct transport_peer_stats ps;
+        transport_stats(n->transport, i, &ps);
+        out->peer_frames_rejected += ps.frames_rejected;
+    }
+}
+
 void node_status(const struct node *n, struct node_status *out)
 {
     memset(out, 0, sizeof(*out));
@@ -387,6 +405,9 @@ void node_status(const struct node *n, struct node_status *out)
     out->disk = st.retry;
     out->snapshot_running = ds.snapshot_running;
     out->snapshots = ds.snapshots;
+    peer_status(n, out);
+    out->peer_messages_wrong_sender = ds.messages_wrong_sender;
+    out->snapshot_chunks_refused = ds.snapshot_chunks_refused;
 }
 
 void node_metrics(const struct node *n, struct node_metrics *out)
@@ -561,6 +582,8 @@ static int open_driver(struct node *n, struct cohort_err *err)
     dc.vfs = vfs_posix();
     dc.wal_segment_size = n->c.wal_segment_size;
     dc.chunk_size = SNAPSHOT_CHUNK_SIZE;
+    if (n->c.snapshot_size_max != 0)
+        dc.snapshot_size_max = n->c.snapshot_size_max;
     configure_replica(n, &dc.replica);
     char boot_id[BOOT_ID_MAX];
     boot_id_current(boot_id);
@@ -617,6 +640,10 @@ static int start_handles(struct node *n, struct cohort_err *err)
         .self = n->c.self,
         .replica_count = n->c.replica_count,
         .bind_host = n->c.bind_host,
+        .secret_file = n->c.cluster_secret_file,
+        .tls_cert_file = n->c.peer_tls_cert_file,
+        .tls_key_file = n->c.peer_tls_key_file,
+        .tls_ca_file = n->c.peer_tls_ca_file,
         .frame_size_max = replica_message_size_max(driver_replica(n->driver)) +
                           64u + SNAPSHOT_CHUNK_SIZE,
         .send_queue_bytes_max = 64u << 20,
@@ -646,6 +673,12 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
         goto fail;
     if (dirlock_acquire(&n->lock, n->c.data_dir, err) != 0)
         goto fail;
+    unsigned mode = dirlock_loose_mode(n->c.data_dir);
+    if (mode != 0)
+        logline(LOGLINE_WARN,
+                "data directory %s has mode %04o: other users may read the "
+                "log and snapshots (every value); run chmod 700 %s",
+                n->c.data_dir, mode, n->c.data_dir);
     if (kv_init(&n->kv, &n->c.kv) != 0) {
         err_set(err, -COHORT_ENOMEM, "allocate the store");
         goto fail;

@@ -40,6 +40,14 @@ struct node_config {
     const char *client_addr[COHORT_REPLICAS_MAX];
     const char *data_dir;
     const char *bind_host; /* NULL: the host of our own addresses */
+    /* How peers authenticate (runtime/peer_auth.h): a cluster secret file,
+     * or the three TLS files; none: peers must all be on loopback. */
+    const char *cluster_secret_file;
+    const char *peer_tls_cert_file;
+    const char *peer_tls_key_file;
+    const char *peer_tls_ca_file;
+    /* The largest snapshot accepted from a peer; 0: the driver's default. */
+    uint64_t snapshot_size_max;
     uint64_t wal_segment_size;
     struct kv_config kv;
     /* Protocol timing and limits; replica_config_defaults() then these. */
@@ -120,6 +128,15 @@ struct node_status {
     struct retry disk;
     bool snapshot_running;
     struct retry snapshots;
+    /* Peers: how they authenticate ("secret", "tls" or "none"), inbound
+     * connections refused at the handshake, frames that failed their MAC,
+     * CRC or TLS record, messages naming another sender than their link's
+     * replica, snapshot chunks nobody asked for. */
+    const char *peer_auth;
+    uint64_t peer_connections_refused;
+    uint64_t peer_frames_rejected;
+    uint64_t peer_messages_wrong_sender;
+    uint64_t snapshot_chunks_refused;
 };
 void node_status(const struct node *n, struct node_status *out);
 

@@ -235,6 +235,15 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "tls_connection_failures:%" PRIu64, in->tls_failures);
     line(t, "peer_messages_invalid:%" PRIu64, in->status->messages_invalid);
     line(t, "peer_views_refused:%" PRIu64, in->status->views_refused);
+    line(t, "peer_auth:%s",
+         in->status->peer_auth ? in->status->peer_auth : "none");
+    line(t, "peer_connections_refused:%" PRIu64,
+         in->status->peer_connections_refused);
+    line(t, "peer_frames_rejected:%" PRIu64, in->status->peer_frames_rejected);
+    line(t, "peer_messages_wrong_sender:%" PRIu64,
+         in->status->peer_messages_wrong_sender);
+    line(t, "snapshot_chunks_refused:%" PRIu64,
+         in->status->snapshot_chunks_refused);
     line(t, "store_keys:%" PRIu64, in->kv->key_count);
     line(t, "store_data_bytes:%" PRIu64, in->kv->data_size);
     line(t, "store_memory_bytes:%" PRIu64, in->kv->memory_size);

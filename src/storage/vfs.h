@@ -33,6 +33,10 @@
 
 /* The longest path storage builds (directory + file name), with the NUL. */
 #define VFS_PATH_MAX 1024
+/* What the posix vfs creates: data is for the server's user alone (the log
+ * and snapshots hold every value). */
+#define VFS_FILE_MODE 0600
+#define VFS_DIR_MODE 0700
 
 enum vfs_open_flags {
     VFS_CREATE = 1,    /* create the file if it does not exist */

@@ -49,7 +49,7 @@ static int posix_open(struct vfs *vfs, const char *path, int flags,
         oflags |= O_EXCL;
     int fd;
     do {
-        fd = open(path, oflags, 0644);
+        fd = open(path, oflags, VFS_FILE_MODE);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -208,7 +208,7 @@ static int posix_mkdir(struct vfs *vfs, const char *path,
                        struct cohort_err *err)
 {
     (void)vfs;
-    if (mkdir(path, 0755) == 0)
+    if (mkdir(path, VFS_DIR_MODE) == 0)
         return 0;
     if (errno == EEXIST)
         return err_set(err, -COHORT_EEXIST, "mkdir %.900s: %s", path,

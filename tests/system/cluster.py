@@ -139,12 +139,61 @@ def server_available(binary):
 _clusters = []  # every Cluster not yet cleaned up, for the watchdog
 
 
+def write_secret(path, secret=None):
+    """A cluster secret file, mode 0600 (64 hex characters)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write((secret or os.urandom(32).hex()) + "\n")
+
+
+def openssl_available():
+    return shutil.which("openssl") is not None
+
+
+def make_certs(d, cluster_id, n, ca_name="ca"):
+    """A CA and, for each replica i, a key and certificate naming it
+    (URI cohort://<cluster id>/replica/<i>), made with the openssl command
+    in d. Returns {file name: path}. Raises TestFailure if openssl fails."""
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    files = {}
+
+    def run(*args):
+        r = subprocess.run(["openssl"] + list(args), cwd=d,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        check(r.returncode == 0, "openssl %s failed:\n%s"
+              % (args[0], r.stdout.decode("utf-8", "replace")))
+
+    ca_key, ca_crt = ca_name + ".key", ca_name + ".crt"
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", ca_key, "-out", ca_crt, "-days", "2",
+        "-subj", "/CN=cohort test CA")
+    for i in range(n):
+        name = "r%d" % i
+        uri = "URI:cohort://%s/replica/%d" % (cluster_id, i)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\n" % uri)
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+            "-subj", "/CN=cohort replica %d" % i)
+        run("x509", "-req", "-in", name + ".csr", "-CA", ca_crt,
+            "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+            "-extfile", name + ".ext", "-out", name + ".crt")
+        files[name + ".key"] = os.path.join(d, name + ".key")
+        files[name + ".crt"] = os.path.join(d, name + ".crt")
+    files["ca.crt"] = os.path.join(d, ca_crt)
+    files["ca.key"] = os.path.join(d, ca_key)
+    return files
+
+
 class Cluster:
     """N cohort server processes on loopback with their own temp dir."""
 
     def __init__(self, binary, n=3, heartbeat_ms=10, suspect_timeout_ms=100,
                  view_change_timeout_ms=200, extra_args=(), name="cluster",
-                 metrics=False):
+                 metrics=False, peer_auth=None):
+        """peer_auth: None (peers on loopback, unauthenticated), "secret"
+        (a --cluster-secret-file made here) or "tls" (a CA and a
+        certificate per replica made here with the openssl command)."""
         self.binary = os.path.abspath(binary)
         self.n = n
         self.slow = slowness(binary)
@@ -173,6 +222,22 @@ class Cluster:
         self.metrics_ports = []
         self._cleaned = False
         _clusters.append(self)
+        # COHORT_TEST_NO_PEER_AUTH=1 runs an attack test's cluster without
+        # peer authentication, to see the attack succeed (and the test fail)
+        # on a build that predates it.
+        if os.environ.get("COHORT_TEST_NO_PEER_AUTH"):
+            peer_auth = None
+        self.peer_auth = peer_auth
+        # An explicit cluster id: TLS certificates must name it.
+        self.cluster_id = "%016x" % int.from_bytes(os.urandom(8), "little")
+        if peer_auth == "secret":
+            self.secret_file = os.path.join(self.dir, "cluster.secret")
+            write_secret(self.secret_file)
+        elif peer_auth == "tls":
+            self.certs = make_certs(os.path.join(self.dir, "certs"),
+                                    self.cluster_id, n)
+        elif peer_auth is not None:
+            raise ValueError("peer_auth: None, 'secret' or 'tls'")
 
     # -- layout
 
@@ -191,8 +256,19 @@ class Cluster:
         metrics = (["--metrics-port", str(self.metrics_ports[i])]
                    if self.metrics else [])
         return ([self.binary, "server", "--id", str(i), "--peers", peers,
-                 "--clients", clients, "--data-dir", self.data_dir(i)]
-                + self.timing + metrics + self.extra_args)
+                 "--clients", clients, "--data-dir", self.data_dir(i),
+                 "--cluster-id", self.cluster_id]
+                + self.auth_args(i) + self.timing + metrics + self.extra_args)
+
+    def auth_args(self, i):
+        """Replica i's peer authentication flags."""
+        if self.peer_auth == "secret":
+            return ["--cluster-secret-file", self.secret_file]
+        if self.peer_auth == "tls":
+            return ["--peer-tls-cert-file", self.certs["r%d.crt" % i],
+                    "--peer-tls-key-file", self.certs["r%d.key" % i],
+                    "--peer-tls-ca-cert-file", self.certs["ca.crt"]]
+        return []
 
     # -- start and stop
 

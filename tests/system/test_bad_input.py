@@ -25,6 +25,7 @@ after three deaths).
 usage: test_bad_input.py [path/to/cohort]
 """
 
+import os
 import random
 import re
 import socket
@@ -393,12 +394,14 @@ def client_cases(b, i):
 
 # ---- peer port ---------------------------------------------------------------
 
-MAGIC, VERSION = 0x50484F43, 3  # "COHP"
+MAGIC, VERSION = 0x50484F43, 3  # "COHP", peer protocol 3
 
 
-def handshake(magic=MAGIC, version=VERSION, cluster=0, rid=0, count=3,
-              token=b"\0" * 16):
-    return struct.pack("<IIQII", magic, version, cluster, rid, count) + token
+def handshake(magic=MAGIC, version=VERSION, cluster=0, rid=0, count=3):
+    """HELLO (mode 0: no authentication, as these clusters run) and an
+    AUTH with a zero proof and token (src/runtime/peer_link.h)."""
+    return (struct.pack("<IIQIIII", magic, version, cluster, rid, count, 0, 0)
+            + os.urandom(16) + b"\0" * 48)
 
 
 def frame(payload, crc=None):

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""test_peer_modes — the three ways replicas trust each other.
+
+1. No authentication (the default, `cohort up`): the server says at start
+   that peers are unauthenticated and accepted from loopback only; a peer
+   list with a non-loopback address is refused at start with one line
+   naming --cluster-secret-file and --peer-tls-*.
+2. A cluster secret: the group works (INFO peer_auth:secret); a replica
+   started with another secret is refused by the others, with a log line
+   that names the secret file, and rejoins once given the right one.
+3. Mutual TLS with certificates made by the openssl command (skipped
+   without it): the group works (peer_auth:tls); a replica whose
+   certificate comes from another CA is refused, then rejoins with its
+   own.
+
+usage: test_peer_modes.py [path/to/cohort]
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+from cluster import check, log  # noqa: E402
+
+
+def works(c, mode):
+    p, _ = c.wait_for_primary()
+    check(c.command(p, "SET", "k-%s" % mode, "v") == "OK", "SET failed")
+    c.wait_converged()
+    for i in range(c.n):
+        got = c.info(i, "stats").get("peer_auth")
+        check(got == (mode or "none"), "replica %d: INFO peer_auth:%s, "
+              "want %s" % (i, got, mode or "none"))
+    return p
+
+
+def wait_log(c, i, needle, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [ln for ln in c.log_text(i).splitlines() if needle in ln]
+        if lines:
+            return lines[0]
+        time.sleep(0.05)
+    raise cl.TestFailure("replica %d never logged %r:\n%s"
+                         % (i, needle, c.log_tail(i)))
+
+
+def impostor(c, p, args_fn, needle):
+    """Restart a backup with the wrong credentials: the others refuse it
+    (a log line with needle); then with the right ones: it rejoins."""
+    b = c.backups(p)[0]
+    c.kill(b)
+    saved = c.auth_args
+    c.auth_args = args_fn
+    c.restart(b, wait=False)
+    line = wait_log(c, p, needle, 10 * c.slow)
+    log(line)
+    c.kill(b)
+    c.auth_args = saved
+    c.restart(b)
+    c.wait_converged()
+
+
+def unauthenticated(binary):
+    c = cl.Cluster(binary, n=3, name="peer-modes-none")
+    c.start()
+    works(c, None)
+    line = wait_log(c, 0, "peers are not authenticated", 5 * c.slow)
+    check("loopback" in line, "the start line does not say loopback: %s"
+          % line)
+    args = c.args(0)
+    peers = args.index("--peers") + 1
+    ports = [a.rsplit(":", 1)[1] for a in args[peers].split(",")]
+    args[peers] = ",".join(["127.0.0.1:" + ports[0]]
+                           + ["192.0.2.%d:%s" % (k + 1, ports[k])
+                              for k in range(1, 3)])
+    args[args.index("--data-dir") + 1] = os.path.join(c.dir, "public")
+    r = subprocess.run(args, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30 * c.slow)
+    out = r.stdout.decode("utf-8", "replace")
+    check(r.returncode != 0, "a server with public peer addresses and no "
+          "authentication started:\n%s" % out)
+    check("--cluster-secret-file" in out and "192.0.2.2" in out,
+          "the refusal does not name the address and the fix:\n%s" % out)
+    log(out.strip().splitlines()[-1])
+    c.finish()
+
+
+def secret(binary):
+    c = cl.Cluster(binary, n=3, name="peer-modes-secret", peer_auth="secret")
+    c.start()
+    p = works(c, "secret")
+    wrong = os.path.join(c.dir, "wrong.secret")
+    cl.write_secret(wrong)
+    impostor(c, p, lambda i: ["--cluster-secret-file", wrong],
+             "did not prove")
+    c.finish()
+
+
+def tls(binary):
+    c = cl.Cluster(binary, n=3, name="peer-modes-tls", peer_auth="tls")
+    c.start()
+    p = works(c, "tls")
+    other = cl.make_certs(os.path.join(c.dir, "other"), c.cluster_id, c.n,
+                          ca_name="otherca")
+    impostor(c, p, lambda i: [
+        "--peer-tls-cert-file", other["r%d.crt" % i],
+        "--peer-tls-key-file", other["r%d.key" % i],
+        "--peer-tls-ca-cert-file", other["ca.crt"]], "TLS handshake")
+    c.finish()
+
+
+def body(binary):
+    unauthenticated(binary)
+    secret(binary)
+    if not cl.openssl_available():
+        return "none and secret (no openssl command: TLS skipped)"
+    tls(binary)
+    return "none (loopback only), secret and TLS; impostors refused"
+
+
+if __name__ == "__main__":
+    cl.run_test("peer_modes", body, budget_s=150)
