@@ -32,7 +32,7 @@ import time
 sys.dont_write_bytecode = True
 
 import cluster as cl  # noqa: E402
-import peer_wire as pw  # noqa: E402
+import stranger as pw  # noqa: E402
 from cluster import check, log  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""peer_wire — a stranger on the peer port, for the attack tests.
+"""stranger — a stranger on the peer port, for the attack tests.
 
 Speaks just enough of the replica-to-replica wire to pose as a replica:
 the peer handshake of either protocol (version 2 before authenticated peers:
