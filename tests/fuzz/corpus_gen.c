@@ -20,7 +20,7 @@
 #include "common/bytes.h"
 #include "core/message.h"
 #include "fuzz_vfs.h"
-#include "runtime/peer_wire.h"
+#include "runtime/peer_link.h"
 #include "storage/meta.h"
 #include "storage/snapshot.h"
 #include "storage/wal.h"
@@ -210,6 +210,55 @@ static void gen_replica(void)
 
 /* ---- transport */
 
+static struct peer_auth *gen_auth(uint32_t self)
+{
+    struct peer_auth_config c = {
+        .cluster_id = 0xc0ffee0011223344ull, .self = self, .replica_count = 3};
+    char warn[400];
+    struct cohort_err err;
+    struct peer_auth *a = peer_auth_open(&c, warn, sizeof(warn), &err);
+    ASSERT(a != NULL);
+    return a;
+}
+
+/* What replica 1 sends replica 0 on a link without authentication: its
+ * HELLO and AUTH (made by a real link that completed the handshake with
+ * replica 0's), then three frames sealed by that link. */
+static void gen_transport_stream(struct buf *b)
+{
+    struct peer_auth *a1 = gen_auth(1), *a0 = gen_auth(0);
+    struct peer_link *dialer = peer_link_new(a1, 0, "replica 0");
+    struct peer_link *acceptor = peer_link_new(a0, PEER_LINK_NOBODY, "r1");
+    ASSERT(dialer && acceptor);
+    uint8_t out[256];
+    struct peer_buf plain = {0};
+    for (int round = 0; round < 2; round++) {
+        size_t n = peer_link_output_take(dialer, out, sizeof(out));
+        add(b, out, n);
+        ASSERT(peer_link_input(acceptor, out, n, &plain) == (long)n);
+        n = peer_link_output_take(acceptor, out, sizeof(out));
+        ASSERT(peer_link_input(dialer, out, n, &plain) == (long)n);
+    }
+    ASSERT(peer_link_state(dialer) == PEER_LINK_READY);
+    add(b, out, peer_link_output_take(dialer, out, sizeof(out)));
+    for (int f = 0; f < 3; f++) {
+        uint8_t payload[2048];
+        payload[0] = 1; /* a protocol message */
+        size_t n = 1 + encode_message(f == 1 ? MSG_COMMIT : MSG_PREPARE,
+                                      f == 1 ? 0 : (uint32_t)(1 + f),
+                                      payload + 1, sizeof(payload) - 1);
+        uint8_t header[PEER_LINK_HEADER_MAX];
+        ASSERT(peer_link_seal(dialer, payload, (uint32_t)n, header));
+        add(b, header, peer_link_header_size(dialer));
+        add(b, payload, n);
+    }
+    free(plain.data);
+    peer_link_free(dialer);
+    peer_link_free(acceptor);
+    peer_auth_free(a1);
+    peer_auth_free(a0);
+}
+
 static void gen_transport(void)
 {
     int k = 0;
@@ -220,25 +269,7 @@ static void gen_transport(void)
         uint8_t flags = variant == 1 ? 4 : variant == 2 ? 8 : 0;
         add_u8(&b, flags);
         add_u8(&b, variant == 3 ? 1 : variant == 4 ? 7 : 0);
-        static const uint8_t token[TRANSPORT_TOKEN_SIZE] = "a peer's token";
-        struct peer_wire_self peer = {.cluster_id = 0xc0ffee0011223344ull,
-                                      .self = 1,
-                                      .replica_count = 3,
-                                      .token = variant % 2 ? token : NULL};
-        uint8_t hs[PEER_WIRE_HANDSHAKE_SIZE];
-        peer_wire_handshake_encode(&peer, hs);
-        add(&b, hs, sizeof(hs));
-        for (int f = 0; f < 3; f++) {
-            uint8_t payload[2048];
-            payload[0] = 1; /* a protocol message */
-            size_t n = 1 + encode_message(f == 1 ? MSG_COMMIT : MSG_PREPARE,
-                                          f == 1 ? 0 : (uint32_t)(1 + f),
-                                          payload + 1, sizeof(payload) - 1);
-            uint8_t header[PEER_WIRE_FRAME_HEADER_SIZE];
-            peer_wire_frame_header(payload, (uint32_t)n, header);
-            add(&b, header, sizeof(header));
-            add(&b, payload, n);
-        }
+        gen_transport_stream(&b);
         emit("transport", k++, b.data, b.size);
     }
 }
