@@ -285,7 +285,8 @@ def first_reply(host, port):
 
 def run_protected(binary, host):
     OutsideCluster.host = host
-    c = OutsideCluster(binary, name="protected")
+    # Peers on a non-loopback address must authenticate (peer protocol 3).
+    c = OutsideCluster(binary, name="protected", peer_auth="secret")
     c.start()
     c.wait_for_primary()
     primary = c.find_primary()
