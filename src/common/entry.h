@@ -1,4 +1,4 @@
-/* entry — one log entry (one op): its 64-byte header and its body, the same
+/* entry — one log entry (one op): its 72-byte header and its body, the same
  * bytes on the wire (PREPARE, DO-VIEW-CHANGE, START-VIEW, NEW-STATE) and in
  * the write-ahead log.
  *

@@ -243,6 +243,29 @@ static void metrics_replication(struct resp_buf *out, const struct snapshot *g)
             g->nm.core.state_transfers);
 }
 
+/* What was refused at the peer port: forged, unauthenticated or misrouted
+ * traffic (INFO stats' peer_* lines). */
+static void metrics_peer_refusals(struct resp_buf *out,
+                                  const struct snapshot *g)
+{
+    const struct node_status *st = &g->st;
+    counter(out, "cohort_peer_views_refused_total",
+            "Peer messages dropped for a view too far ahead",
+            st->views_refused);
+    counter(out, "cohort_peer_connections_refused_total",
+            "Peer connections refused (handshake or authentication failed)",
+            st->peer_connections_refused);
+    counter(out, "cohort_peer_frames_rejected_total",
+            "Peer frames rejected (bad MAC or checksum)",
+            st->peer_frames_rejected);
+    counter(out, "cohort_peer_messages_wrong_sender_total",
+            "Peer messages naming a sender other than their link's replica",
+            st->peer_messages_wrong_sender);
+    counter(out, "cohort_snapshot_chunks_refused_total",
+            "Snapshot chunks nobody asked for, or over the size cap",
+            st->snapshot_chunks_refused);
+}
+
 static bool primary_view(const struct node_status *st)
 {
     return st->status == STATUS_NORMAL && st->primary == st->self;
@@ -407,6 +430,7 @@ static void write_metrics(struct server *s, struct resp_buf *out)
     metrics_connections(out, s);
     metrics_commands(out, s);
     metrics_replication(out, &g);
+    metrics_peer_refusals(out, &g);
     metrics_members(out, &g);
     metrics_detector(out, &g);
     metrics_links(out, &g);

@@ -17,7 +17,7 @@ import struct
 import time
 
 MAGIC = 0x50484F43  # "COHP"
-MESSAGE_MAGIC = 0x31434F43  # "COC1"
+MESSAGE_MAGIC = 0x32434F43  # "COC2": 64-bit views
 HELLO_V2_SIZE = 40
 HELLO_V3_SIZE = 48
 AUTH_SIZE = 48
@@ -70,8 +70,9 @@ def frame(payload, crc=None):
 
 def message(mtype, sender, view=0, op=0, commit=0, last_normal_view=0,
             checksum=0, base_op=0, entries=b"", entry_count=0, flags=0):
-    """A core message header (72 bytes) and its encoded entries."""
-    return (struct.pack("<BBBBIIIQQQQQQII", mtype, sender, 0, flags, view, 0,
+    """A core message header (80 bytes, src/core/message.h) and its
+    encoded entries."""
+    return (struct.pack("<BBBBIQQQQQQQQII", mtype, sender, 0, flags, 0, view,
                         last_normal_view, op, commit, 0, checksum, base_op,
                         0, entry_count, MESSAGE_MAGIC) + entries)
 

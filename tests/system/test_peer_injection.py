@@ -50,8 +50,9 @@ def xxh3():
 def entry(hash_fn, parent, op, view, epoch, body):
     """An encoded log entry (src/common/entry.h), sealed."""
     client_id = int.from_bytes(os.urandom(8), "little") | 1
-    rest = struct.pack("<QQQQQIIIHH", parent, op, client_id, 1,
-                       int(time.time() * 1000), view, len(body), epoch, 1, 0)
+    rest = struct.pack("<QQQQQQIIHHI", parent, op, client_id, 1,
+                       int(time.time() * 1000), view, len(body), epoch, 1, 0,
+                       0)
     checksum = hash_fn(rest + body) if hash_fn else 0
     return struct.pack("<Q", checksum) + rest + body, checksum
 
@@ -152,9 +153,9 @@ def sniff_one(s, posed, deadline):
     log("sniffer: the primary dialed (protocol %d)" % version)
     for f in read_frames(s, deadline, skip):
         if f[:2] == bytes([pw.FRAME_PROTOCOL, pw.MSG_COMMIT]):
-            view, epoch = struct.unpack_from("<II", f, 1 + 4)
-            commit, = struct.unpack_from("<Q", f, 1 + 24)
-            checksum, = struct.unpack_from("<Q", f, 1 + 40)
+            epoch, view = struct.unpack_from("<IQ", f, 1 + 4)
+            commit, = struct.unpack_from("<Q", f, 1 + 32)
+            checksum, = struct.unpack_from("<Q", f, 1 + 48)
             return view, epoch, commit, checksum
     return None
 
