@@ -252,9 +252,6 @@ static void metrics_peer_refusals(struct resp_buf *out,
     counter(out, "cohort_peer_views_refused_total",
             "Peer messages dropped for a view too far ahead",
             st->views_refused);
-    counter(out, "cohort_peer_connections_refused_total",
-            "Peer connections refused (handshake or authentication failed)",
-            st->peer_connections_refused);
     counter(out, "cohort_peer_frames_rejected_total",
             "Peer frames rejected (bad MAC or checksum)",
             st->peer_frames_rejected);
@@ -376,7 +373,8 @@ static void metrics_links(struct resp_buf *out, const struct snapshot *g)
                   "Bytes queued on the link to the member",
                   offsetof(struct node_peer_metrics, bytes_queued));
     counter(out, "cohort_peer_connections_refused_total",
-            "Inbound peer connections refused before a valid handshake",
+            "Inbound peer connections refused before a valid handshake "
+            "(or authentication)",
             g->nm.peer_connections_refused);
 }
 
