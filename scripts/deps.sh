@@ -15,6 +15,7 @@ packages=(
     redis-tools        # redis-cli / redis-benchmark for system tests
     iproute2 iptables  # network namespaces and packet drops in system tests
     python3            # system test drivers
+    python3-redis      # redis-py: the client_tls test drives it as users do
 )
 # The status page's test renders it in headless Chromium, driven through
 # chromedriver (tests/browser). About 300 MB with its libraries; set

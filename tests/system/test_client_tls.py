@@ -9,6 +9,9 @@ default: a client certificate is required):
     certificate and the password SETs (through the backups: forwarded) and
     GETs; as an ACL user made with ACL SETUSER over TLS, it may SET a key
     in its pattern and gets NOPERM outside it;
+  - redis-py (Debian's python3-redis) with ssl=True on every member: a
+    password, the ACL user (NOPERM outside its keys), a wrong password
+    refused, a pipeline of INCRs;
   - Python's ssl module: without a client certificate the handshake is
     refused; with one, AUTH and commands work; a plain RESP client on the
     TLS port is closed without an answer;
@@ -21,6 +24,7 @@ usage: test_client_tls.py [path/to/cohort]
 """
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -229,6 +233,95 @@ def check_reload(c, d):
                               if k.startswith("tls")})
 
 
+REDIS_PY = r"""
+import json, sys
+import redis
+a = json.loads(sys.argv[1])
+tls = dict(ssl=True, ssl_ca_certs=a["ca"], ssl_certfile=a["crt"],
+           ssl_keyfile=a["key"], socket_timeout=20)
+out = {}
+for i, port in enumerate(a["ports"]):
+    r = redis.Redis(host="127.0.0.1", port=port, password=a["pw"], **tls)
+    for attempt in range(200):
+        try:
+            out["set%d" % i] = r.set("py:%d" % i, "v%d" % i)
+            break
+        except redis.exceptions.ResponseError as e:
+            if "TRYAGAIN" not in str(e):
+                raise
+    out["get%d" % i] = r.get("py:%d" % i).decode()
+    p = r.pipeline(transaction=False)
+    for k in range(50):
+        p.incr("py:count")
+    out["pipe%d" % i] = p.execute()[-1]
+    u = redis.Redis(host="127.0.0.1", port=port, username="app",
+                    password="app-pw", **tls)
+    out["user%d" % i] = u.set("app:py%d" % i, "x")
+    try:
+        u.set("other:py", "x")
+        out["noperm%d" % i] = "allowed"
+    except redis.exceptions.ResponseError as e:
+        out["noperm%d" % i] = str(e)
+    try:
+        redis.Redis(host="127.0.0.1", port=port, password="wrong",
+                    **tls).ping()
+        out["wrong%d" % i] = "served"
+    except (redis.exceptions.ResponseError,
+            redis.exceptions.AuthenticationError) as e:
+        # redis-py 4.3 raises ResponseError; later ones AuthenticationError
+        out["wrong%d" % i] = "refused" if "WRONGPASS" in str(e) else str(e)
+print(json.dumps(out))
+"""
+
+
+def python_with_redis():
+    """A Python that has redis-py: this one, or Debian's (python3-redis,
+    installed by scripts/deps.sh) when this one is another install."""
+    for exe in (sys.executable, "/usr/bin/python3"):
+        if exe and os.path.exists(exe) and subprocess.run(
+                [exe, "-c", "import redis"], capture_output=True,
+                timeout=30).returncode == 0:
+            return exe
+    return None
+
+
+def check_redis_py(c, d):
+    """redis-py with ssl=True, as its users connect: a password, then the
+    ACL user made by check_redis_cli, on every member (writes from the
+    backups are forwarded)."""
+    exe = python_with_redis()
+    if exe is None:
+        check(os.environ.get("CI") != "true", "redis-py (python3-redis) is "
+              "missing on CI: scripts/deps.sh installs it")
+        log("redis-py step skipped: no python3 with the redis module "
+            "(apt-get install python3-redis)")
+        return False
+    args = json.dumps({"ca": os.path.join(d, "ca.crt"),
+                       "crt": os.path.join(d, "client.crt"),
+                       "key": os.path.join(d, "client.key"),
+                       "ports": c.tls_ports, "pw": PASSWORD})
+    r = subprocess.run([exe, "-c", REDIS_PY, args], capture_output=True,
+                       text=True, timeout=120 * c.slow)
+    tail = " | ".join((r.stdout + r.stderr).splitlines()[-4:])
+    check(r.returncode == 0, "redis-py over TLS failed (exit %d): %s"
+          % (r.returncode, tail))
+    out = json.loads(r.stdout)
+    for i in range(c.n):
+        check(out["set%d" % i] is True and out["get%d" % i] == "v%d" % i,
+              "replica %d: redis-py SET/GET over TLS: %r" % (i, out))
+        check(out["pipe%d" % i] == 50 * (i + 1), "replica %d: redis-py "
+              "pipeline of 50 INCRs ended at %r" % (i, out["pipe%d" % i]))
+        check(out["user%d" % i] is True, "replica %d: redis-py as ACL user "
+              "app: %r" % (i, out))
+        check("NOPERM" in out["noperm%d" % i] or
+              "permission" in out["noperm%d" % i].lower(),
+              "replica %d: redis-py as app outside its keys: %r"
+              % (i, out["noperm%d" % i]))
+        check(out["wrong%d" % i] == "refused", "replica %d: redis-py with "
+              "a wrong password was served" % i)
+    return True
+
+
 def check_pipeline(c, d):
     """Many pipelined commands and a large value over TLS: input that
     arrives faster than it is parsed waits in the session, not lost."""
@@ -278,6 +371,8 @@ def run(binary):
         c.wait_converged()
         check_redis_cli(c, d, primary)
         log("redis-cli --tls: password and ACL user on every member")
+        if check_redis_py(c, d):
+            log("redis-py ssl=True: password and ACL user on every member")
         check_python_ssl(c, d)
         log("python ssl: certificate required, AUTH, plain client closed")
         check_pipeline(c, d)
@@ -288,7 +383,7 @@ def run(binary):
         c.cleanup()
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    return ("redis-cli and Python ssl over TLS on 3 members with a password "
+    return ("redis-cli, redis-py and Python ssl over TLS on 3 members with a password "
             "and an ACL user; certificate reload on SIGHUP")
 
 
