@@ -59,6 +59,7 @@ void detector_init(struct detector *d, const struct detector_config *config,
         p->heard_ms = now_ms;
         p->healthy_since_ms = now_ms;
         p->timeout_ms = config->timeout_base_ms;
+        p->gap_max_ms = 0;
         p->suspected = false;
         p->suspicions = 0;
         p->false_suspicions = 0;
@@ -76,6 +77,11 @@ bool detector_heard(struct detector *d, uint32_t peer, uint64_t now_ms)
 
     if (!p->suspected) {
         /* The healthy stretch goes on; only tick() decides it ended. */
+        uint64_t gap = now_ms - p->heard_ms;
+        if (gap > p->gap_max_ms)
+            p->gap_max_ms = gap > d->config.timeout_max_ms
+                                ? d->config.timeout_max_ms
+                                : (uint32_t)gap;
         p->heard_ms = now_ms;
         peer_assert_valid(d, peer);
         return false;
@@ -109,6 +115,7 @@ static void peer_decay(struct detector *d, uint32_t peer, uint64_t now_ms)
         shrunk = d->config.timeout_base_ms;
     ASSERT(shrunk <= p->timeout_ms);
     p->timeout_ms = shrunk;
+    p->gap_max_ms -= p->gap_max_ms / 4;
     p->healthy_since_ms = now_ms;
 }
 
@@ -120,7 +127,7 @@ uint32_t detector_tick(struct detector *d, uint64_t now_ms)
         ASSERT(now_ms >= p->heard_ms);
         if (i == d->config.self || p->suspected)
             continue;
-        if (now_ms - p->heard_ms > p->timeout_ms) {
+        if (now_ms - p->heard_ms > detector_timeout_ms(d, i)) {
             p->suspected = true;
             p->suspicions++;
             suspected_now++;
@@ -166,6 +173,16 @@ bool detector_suspects(const struct detector *d, uint32_t peer)
     return p->suspected;
 }
 
+uint32_t detector_timeout_ms(const struct detector *d, uint32_t peer)
+{
+    ASSERT(peer < d->config.peer_count);
+    const struct detector_peer *p = &d->peers[peer];
+    uint64_t by_gap = (uint64_t)DETECTOR_GAP_FACTOR * p->gap_max_ms;
+    if (by_gap > d->config.timeout_max_ms)
+        by_gap = d->config.timeout_max_ms;
+    return by_gap > p->timeout_ms ? (uint32_t)by_gap : p->timeout_ms;
+}
+
 uint64_t detector_next_deadline_ms(const struct detector *d, uint64_t now_ms)
 {
     uint64_t earliest_ms = UINT64_MAX;
@@ -174,8 +191,9 @@ uint64_t detector_next_deadline_ms(const struct detector *d, uint64_t now_ms)
         ASSERT(now_ms >= p->heard_ms);
         if (i == d->config.self || p->suspected)
             continue;
-        ASSERT(p->heard_ms < UINT64_MAX - p->timeout_ms - 1);
-        uint64_t deadline_ms = p->heard_ms + p->timeout_ms + 1;
+        uint32_t timeout_ms = detector_timeout_ms(d, i);
+        ASSERT(p->heard_ms < UINT64_MAX - timeout_ms - 1);
+        uint64_t deadline_ms = p->heard_ms + timeout_ms + 1;
         if (deadline_ms < earliest_ms)
             earliest_ms = deadline_ms;
     }

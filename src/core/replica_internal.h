@@ -28,6 +28,8 @@
 #define VIEW_JUMP_MAX (UINT64_C(1) << 31)
 /* "No view" in a view field. */
 #define VIEW_NONE UINT64_MAX
+/* The longest wait between retransmissions to a stalled backup. */
+#define RETRANSMIT_WAIT_MAX_HEARTBEATS 16u
 
 struct dvc_info {
     bool have;
@@ -91,6 +93,12 @@ struct replica {
     uint64_t ack_op[COHORT_REPLICAS_MAX];
     uint64_t ack_progress_ms[COHORT_REPLICAS_MAX];
     uint64_t ack_heard_ms[COHORT_REPLICAS_MAX]; /* last PREPARE-OK, any op */
+    /* How long a backup's acknowledgements may stall before we send its
+     * unacknowledged PREPAREs again: 2 heartbeats, doubled by every
+     * retransmission that brings no progress (a backup slow to sync is
+     * not one that lost frames), back to 2 heartbeats on progress. */
+    uint64_t retransmit_wait_ms[COHORT_REPLICAS_MAX];
+    uint64_t prepare_flush_ms; /* new PREPAREs last went out */
     uint64_t prepare_sent_op;
     uint64_t heartbeat_ms;
     uint64_t clock_base_ms; /* now at view start */

@@ -36,8 +36,10 @@ static void reset_primary_state(struct replica *r)
         r->ack_op[i] = 0;
         r->ack_progress_ms[i] = r->now_ms;
         r->ack_heard_ms[i] = r->now_ms;
+        r->retransmit_wait_ms[i] = 2u * r->c.heartbeat_ms;
         r->pong_seq[i] = 0;
     }
+    r->prepare_flush_ms = 0;
     r->prepare_sent_op = r->log.op;
     r->heartbeat_ms = 0;
 }

@@ -119,6 +119,11 @@ struct node_status {
     uint64_t view_changes;
     uint64_t messages_invalid; /* peer messages dropped as invalid */
     uint64_t views_refused;    /* ... for a view too far ahead */
+    /* Times the event loop could not run for over 50 ms (waiting for a CPU,
+     * stopped), and the time beyond those 50 ms the protocol's clock did
+     * not count (runtime/run_clock). */
+    uint64_t loop_stalls;
+    uint64_t loop_stalled_ms;
     const char *client_addr[COHORT_REPLICAS_MAX];
     /* Disk trouble: writes of the log or metadata failing (a full or
      * failing disk; this replica refuses writes meanwhile), and snapshots

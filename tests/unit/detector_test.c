@@ -265,7 +265,9 @@ static void next_deadline_is_earliest_unsuspected_peer(void **state)
     (void)state;
     struct detector d;
     detector_make(&d);
-    /* Peer 1 heard later than peer 2: peer 2's deadline comes first. */
+    /* Peer 1 heard later than peer 2: peer 2's deadline comes first. (Gaps
+     * under BASE_MS / DETECTOR_GAP_FACTOR leave the timeouts at base.) */
+    detector_heard(&d, 1, START_MS + 15);
     detector_heard(&d, 1, START_MS + 30);
     assert_int_equal(detector_next_deadline_ms(&d, START_MS + 40),
                      BASE_MS + 1 - 40);
@@ -289,12 +291,57 @@ static void next_deadline_follows_each_peer_timeout(void **state)
     /* Peer 1's timeout doubled, so peer 2, heard later, expires first. */
     detector_suspect(&d, 1, START_MS);
     assert_true(detector_heard(&d, 1, START_MS));
-    detector_heard(&d, 2, START_MS + 50);
+    for (uint64_t t = START_MS + 10; t <= START_MS + 50; t += 10)
+        detector_heard(&d, 2, t); /* gaps under base / DETECTOR_GAP_FACTOR */
     assert_int_equal(detector_next_deadline_ms(&d, START_MS + 50),
                      50 + BASE_MS + 1 - 50);
     detector_suspect(&d, 2, START_MS + 50);
     assert_int_equal(detector_next_deadline_ms(&d, START_MS + 50),
                      2 * BASE_MS + 1 - 50);
+}
+
+/* Messages that came 80 ms apart (a live primary on a saturated machine)
+ * make a silence of 4 x 80 ms the threshold, not the base timeout; regular
+ * heartbeats keep the base. */
+static void timeout_follows_the_gaps_heard(void **state)
+{
+    (void)state;
+    struct detector d;
+    detector_make(&d);
+    uint64_t t = START_MS;
+    for (int i = 0; i < 5; i++) {
+        t += 20;
+        detector_heard(&d, 1, t);
+        detector_heard(&d, 2, t);
+    }
+    assert_int_equal(detector_timeout_ms(&d, 1), BASE_MS);
+    t += 80;
+    detector_heard(&d, 1, t);
+    assert_int_equal(detector_timeout_ms(&d, 1), DETECTOR_GAP_FACTOR * 80);
+    assert_int_equal(detector_timeout_ms(&d, 2), BASE_MS);
+    assert_int_equal(detector_tick(&d, t + DETECTOR_GAP_FACTOR * 80),
+                     1); /* peer 2 only */
+    assert_false(detector_suspects(&d, 1));
+    assert_true(detector_suspects(&d, 2));
+    assert_int_equal(detector_tick(&d, t + DETECTOR_GAP_FACTOR * 80 + 1), 1);
+    assert_true(detector_suspects(&d, 1));
+}
+
+/* The longest gap shrinks with the timeout's decay, and never lifts the
+ * timeout past its maximum. */
+static void gap_threshold_decays_and_is_bounded(void **state)
+{
+    (void)state;
+    struct detector d;
+    detector_make(&d);
+    uint64_t t = START_MS + MAX_MS / DETECTOR_GAP_FACTOR + 50;
+    detector_heard(&d, 1, t - 1); /* not suspected: one tick never ran */
+    assert_int_equal(detector_timeout_ms(&d, 1), MAX_MS);
+    for (uint64_t end = t + 4 * DECAY_MS; t < end; t += 10) {
+        detector_heard(&d, 1, t);
+        detector_tick(&d, t);
+    }
+    assert_true(detector_timeout_ms(&d, 1) < MAX_MS);
 }
 
 static void next_deadline_already_passed_is_zero(void **state)
@@ -340,6 +387,8 @@ int main(void)
         cmocka_unit_test(reset_clears_suspicion_without_changing_the_timeout),
         cmocka_unit_test(next_deadline_is_earliest_unsuspected_peer),
         cmocka_unit_test(next_deadline_follows_each_peer_timeout),
+        cmocka_unit_test(timeout_follows_the_gaps_heard),
+        cmocka_unit_test(gap_threshold_decays_and_is_bounded),
         cmocka_unit_test(next_deadline_already_passed_is_zero),
         cmocka_unit_test(single_replica_group_has_no_deadline),
     };
