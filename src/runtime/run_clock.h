@@ -37,8 +37,7 @@ struct run_clock {
 };
 
 /* Start at raw_ms (the clock reads raw_ms then). step_max_ms >= 1. */
-void run_clock_init(struct run_clock *c, uint64_t raw_ms,
-                    uint64_t step_max_ms);
+void run_clock_init(struct run_clock *c, uint64_t raw_ms, uint64_t step_max_ms);
 /* The clock's time, given the raw monotonic time now. A raw time earlier
  * than the last read counts as no time passing. */
 uint64_t run_clock_read(struct run_clock *c, uint64_t raw_ms);
