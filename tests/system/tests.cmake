@@ -67,15 +67,14 @@ cohort_system_test(peer_forged_view 120)
 cohort_system_test(peer_spoof 90)
 cohort_system_test(peer_modes 150)
 cohort_system_test(file_modes 90)
-cohort_system_test(large_store 300)
-# make test runs half of large_store's writes in release (a quarter under
-# the sanitizers, the script's own default there); label large-store. The
-# full form, the issue's reproduction: tests/system/test_large_store.py
-# build/cohort.
-set(large_store_env PYTHONDONTWRITEBYTECODE=1)
-if(NOT COHORT_SANITIZE)
-    list(APPEND large_store_env COHORT_LARGE_STORE_SCALE=0.5)
-endif()
+cohort_system_test(large_store 300 release-only)
+# make test runs half of large_store's writes (release build only; label
+# large-store). Under ASan+UBSan its reduced form (a quarter) still saw a
+# view change on a saturated machine: the sanitized replicas take longer
+# than the default 150 ms timeout between messages; run it there by hand
+# (tests/system/test_large_store.py build-asan/cohort). The full form, the
+# issue's reproduction: tests/system/test_large_store.py build/cohort.
+set(large_store_env PYTHONDONTWRITEBYTECODE=1 COHORT_LARGE_STORE_SCALE=0.5)
 set_tests_properties(system/large_store PROPERTIES
-    LABELS "system;large-store"
+    LABELS "system;large-store;release-only"
     ENVIRONMENT "${large_store_env}")
