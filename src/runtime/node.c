@@ -443,7 +443,7 @@ void node_metrics(const struct node *n, struct node_metrics *out)
         struct node_peer_metrics *p = &out->peers[i];
         p->suspicions = det->peers[i].suspicions;
         p->false_suspicions = det->peers[i].false_suspicions;
-        p->timeout_ms = det->peers[i].timeout_ms;
+        p->timeout_ms = detector_timeout_ms(det, i);
         if (i == n->c.self)
             continue;
         struct transport_peer_stats ts;

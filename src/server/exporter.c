@@ -263,6 +263,19 @@ static void metrics_peer_refusals(struct resp_buf *out,
             st->snapshot_chunks_refused);
 }
 
+/* Time the event loop could not run (runtime/run_clock): on a saturated
+ * machine, the cause of false suspicions and slow replies. */
+static void metrics_loop(struct resp_buf *out, const struct snapshot *g)
+{
+    counter(out, "cohort_loop_stalls_total",
+            "Times the event loop could not run for over 50 ms",
+            g->st.loop_stalls);
+    prom_family(out, "cohort_loop_stalled_seconds_total", "counter",
+                "Time beyond 50 ms per stall the event loop could not run");
+    prom_double(out, "cohort_loop_stalled_seconds_total", NULL,
+                (double)g->st.loop_stalled_ms / 1000.0);
+}
+
 static bool primary_view(const struct node_status *st)
 {
     return st->status == STATUS_NORMAL && st->primary == st->self;
@@ -429,6 +442,7 @@ static void write_metrics(struct server *s, struct resp_buf *out)
     metrics_commands(out, s);
     metrics_replication(out, &g);
     metrics_peer_refusals(out, &g);
+    metrics_loop(out, &g);
     metrics_members(out, &g);
     metrics_detector(out, &g);
     metrics_links(out, &g);
