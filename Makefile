@@ -61,13 +61,15 @@ test-tsan: tsan
 	    ctest --output-on-failure -j $(JOBS) -LE 'sim|release-only' $(CTEST_ARGS)
 
 # Install the command, the systemd unit template cohort@.service, a sample
-# config and the docs under PREFIX (staged under DESTDIR if set), from the
+# config, libcohort-client (shared and static, headers, cohort-client.pc)
+# and the docs under PREFIX (staged under DESTDIR if set), from the
 # release build. docs/OPERATIONS.md says what goes where.
 PREFIX ?= /usr/local
 install: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS) --target cohort
+	@cmake --build $(BUILD) -j $(JOBS) --target cohort cohort_client \
+	    cohort_client_static
 	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 sim: build

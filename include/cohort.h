@@ -40,7 +40,11 @@ extern "C" {
     X(ECONFIG, 12, "bad configuration")                                        \
     X(EADDRINUSE, 13, "address in use")                                        \
     X(ENOTSUP, 14, "not supported")                                            \
-    X(ECLOSED, 15, "closed")
+    X(ECLOSED, 15, "closed")                                                   \
+    X(ENOTAPPLIED, 16, "no answer before the deadline; not applied")           \
+    X(EUNKNOWN, 17, "no answer before the deadline; may have been applied")    \
+    X(EAUTH, 18, "authentication refused")                                     \
+    X(EREPLY, 19, "the server answered with an error")
 
 enum cohort_error {
 #define COHORT_ERROR_ENUM(name, code, text) COHORT_##name = code,

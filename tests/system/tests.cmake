@@ -78,3 +78,4 @@ set(large_store_env PYTHONDONTWRITEBYTECODE=1 COHORT_LARGE_STORE_SCALE=0.5)
 set_tests_properties(system/large_store PROPERTIES
     LABELS "system;large-store;release-only"
     ENVIRONMENT "${large_store_env}")
+cohort_system_test(client_lib 240)

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""test_client_lib — libcohort-client masks failover, exactly once (issue
+15), through build/cohort-client-test (linked against the shared library).
+
+  1. not applied: every member is down from the start; one INCR with a
+     short deadline fails with ENOTAPPLIED (nothing could have reached a
+     member), not EUNKNOWN.
+  2. exactly once: one client makes INCRs of its own counter with a
+     generous deadline while the primary is SIGKILLed 3 times (each time
+     restarted once a new primary serves). Every call succeeds, the
+     replies are 1, 2, 3, ... in order (no write lost or applied twice,
+     and each reply is the write's one true reply), and the counter read
+     back equals the number of calls.
+  3. short deadline: the same with a deadline shorter than a failover and
+     2 kills: calls may fail, but the counter lies between the calls that
+     succeeded and those plus the ones that failed with EUNKNOWN (a call
+     that said ENOTAPPLIED never counted).
+  4. unknown: a client connected to the primary, then every replica is
+     SIGSTOPped; an INCR with a short deadline fails with EUNKNOWN (it was
+     sent, no answer came). After SIGCONT the group serves again.
+  5. local reads: GET with COHORT_CALL_READ_LOCAL answers from members.
+  6. auth (a 1-replica group with --requirepass): the right password
+     works, a wrong one fails at once with EAUTH.
+
+The counts and the longest run of calls are printed, not asserted.
+
+usage: test_client_lib.py [path/to/cohort]
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+from cluster import check, log  # noqa: E402
+
+
+def tool(binary):
+    path = os.path.join(os.path.dirname(os.path.abspath(binary)),
+                        "cohort-client-test")
+    check(os.path.exists(path), "%s is not built (cmake target "
+          "cohort-client-test)" % path)
+    return path
+
+
+def members(c):
+    return ",".join("%s:%d" % (cl.HOST, p) for p in c.client_ports)
+
+
+def parse_kv(line):
+    return dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+
+
+def call(binary, member_list, args, deadline_ms, extra=(), timeout=60):
+    p = subprocess.run([tool(binary), "call", "--members", member_list,
+                        "--deadline-ms", str(deadline_ms)] + list(extra)
+                       + ["--"] + list(args),
+                       capture_output=True, text=True, timeout=timeout)
+    check(p.returncode == 0, "cohort-client-test call %s: rc %d: %s"
+          % (args, p.returncode, p.stdout + p.stderr))
+    lines = p.stdout.splitlines()
+    first = lines[0].split()
+    out = {"rc": first[0].split("=", 1)[1], "text": ""}
+    if len(first) > 2:
+        out["text"] = lines[0].split("text=", 1)[1]
+    out["error"] = lines[1].split("=", 1)[1] if len(lines) > 1 else ""
+    return out
+
+
+class Incrementer:
+    """cohort-client-test incr in the background, its progress followed."""
+
+    def __init__(self, binary, c, key, deadline_ms, stop_file):
+        self.stop_file = stop_file
+        self.proc = subprocess.Popen(
+            [tool(binary), "incr", "--members", members(c), "--key", key,
+             "--count", "1000000", "--deadline-ms", str(deadline_ms),
+             "--stop-file", stop_file],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.progress = 0
+        self.result = None
+        self.errors = []
+        self.t_out = threading.Thread(target=self._read_out, daemon=True)
+        self.t_err = threading.Thread(target=self._read_err, daemon=True)
+        self.t_out.start()
+        self.t_err.start()
+
+    def _read_out(self):
+        for line in self.proc.stdout:
+            if line.startswith("progress "):
+                self.progress = int(line.split()[1])
+            elif line.startswith("result "):
+                self.result = parse_kv(line)
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            self.errors.append(line.rstrip())
+
+    def wait_progress(self, more, timeout):
+        target = self.progress + more
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self.progress >= target:
+                return
+            time.sleep(0.01)
+        check(False, "the client made no %d more calls in %.0fs (at %d; "
+              "exit %s); its errors: %s" % (more, timeout, self.progress,
+                                            self.proc.poll(),
+                                            self.errors[-5:]))
+
+    def stop(self, timeout):
+        open(self.stop_file, "w").close()
+        self.proc.wait(timeout=timeout)
+        self.t_out.join(timeout=10)
+        self.t_err.join(timeout=10)
+        check(self.proc.returncode == 0 and self.result is not None,
+              "cohort-client-test incr: exit %s, no result line; errors: %s"
+              % (self.proc.returncode, self.errors[-5:]))
+        return {k: int(v) for k, v in self.result.items()}
+
+
+def kill_primary_and_restart(c, slow):
+    p, _ = c.wait_for_primary(probe=False)
+    c.kill(p)
+    q, waited = c.wait_for_primary(timeout=30 * slow, probe=False)
+    c.restart(p)
+    log("killed primary r%d; r%d took over after %.2fs; r%d restarted"
+        % (p, q, waited, p))
+
+
+def counter(c, key):
+    p, _ = c.wait_for_primary()
+    v = c.command(p, "GET", key)
+    return 0 if v is None else int(v)
+
+
+def not_applied(binary):
+    ports = cl.pick_ports(3)
+    down = ",".join("%s:%d" % (cl.HOST, p) for p in ports)
+    r = call(binary, down, ["INCR", "nobody-listens"], 500)
+    check(r["rc"] == "ENOTAPPLIED", "INCR with every member down: %s (want "
+          "ENOTAPPLIED)" % r)
+    check("certainly not applied" in r["error"], "its message: %s" % r)
+    log("all members down: %s" % r["error"])
+
+
+def exactly_once(binary, c, kills):
+    stop = os.path.join(c.dir, "stop-exact")
+    inc = Incrementer(binary, c, "exact", 120000 * c.slow, stop)
+    for _ in range(kills):
+        inc.wait_progress(100, 60 * c.slow)
+        kill_primary_and_restart(c, c.slow)
+    inc.wait_progress(100, 60 * c.slow)
+    res = inc.stop(60 * c.slow)
+    value = counter(c, "exact")
+    log("exactly once: %s; counter %d" % (res, value))
+    check(res["ok"] > 0 and res["unknown"] == 0 and res["notapplied"] == 0
+          and res["other"] == 0,
+          "calls failed with a generous deadline: %s; errors: %s"
+          % (res, inc.errors[-5:]))
+    check(res["out_of_order"] == 0 and res["last"] == res["ok"],
+          "replies were not 1..%d in order: %s" % (res["ok"], res))
+    check(value == res["ok"], "counter %d after %d successful INCRs"
+          % (value, res["ok"]))
+    return res
+
+
+def short_deadline(binary, c, kills):
+    stop = os.path.join(c.dir, "stop-short")
+    inc = Incrementer(binary, c, "short", 150 * c.slow, stop)
+    for _ in range(kills):
+        inc.wait_progress(60, 60 * c.slow)
+        kill_primary_and_restart(c, c.slow)
+    inc.wait_progress(60, 60 * c.slow)
+    res = inc.stop(60 * c.slow)
+    value = counter(c, "short")
+    log("short deadline: %s; counter %d" % (res, value))
+    check(res["other"] == 0, "errors other than the deadline's: %s"
+          % inc.errors[-5:])
+    check(res["ok"] <= value <= res["ok"] + res["unknown"],
+          "counter %d, but %d INCRs succeeded and %d are unknown"
+          % (value, res["ok"], res["unknown"]))
+    return res
+
+
+def unknown(binary, c):
+    c.wait_converged()
+    proc = subprocess.Popen(
+        [tool(binary), "call", "--members", members(c), "--deadline-ms",
+         str(1000 * c.slow), "--attempt-timeout-ms", str(200 * c.slow),
+         "--warmup", "--", "INCR", "frozen"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    ready = proc.stdout.readline()
+    check(ready.strip() == "ready OK", "warm-up PING: %r" % ready)
+    for i in range(c.n):
+        c.pause(i)
+    try:
+        out, err = proc.communicate("go\n", timeout=60 * c.slow)
+    finally:
+        for i in range(c.n):
+            c.resume(i)
+    check("rc=EUNKNOWN" in out, "INCR sent to a frozen group: %s %s (want "
+          "EUNKNOWN)" % (out, err))
+    log("frozen group: %s" % out.strip().splitlines()[-1])
+    c.wait_for_primary()
+    value = counter(c, "frozen")
+    check(value in (0, 1), "frozen counter is %d" % value)
+
+
+def local_reads(binary, c):
+    r = call(binary, members(c), ["SET", "greeting", "hello"], 20000 * c.slow)
+    check(r["rc"] == "OK" and r["text"] == "OK", "SET: %s" % r)
+    c.wait_converged()
+    for _ in range(c.n):
+        r = call(binary, members(c), ["GET", "greeting"], 20000 * c.slow,
+                 extra=["--local"])
+        check(r["rc"] == "OK" and r["text"] == "hello", "local GET: %s" % r)
+
+
+def auth(binary):
+    c = cl.Cluster(binary, n=1, name="client-auth",
+                   extra_args=["--requirepass", "pw-1"])
+    c.start()
+    m = members(c)
+    r = call(binary, m, ["SET", "k", "v"], 20000 * c.slow,
+             extra=["--password", "pw-1"])
+    check(r["rc"] == "OK" and r["text"] == "OK", "SET with the password: %s"
+          % r)
+    r = call(binary, m, ["SET", "k", "v"], 20000 * c.slow,
+             extra=["--password", "wrong"])
+    check(r["rc"] == "EAUTH" and "WRONGPASS" in r["error"],
+          "SET with a wrong password: %s (want EAUTH at once)" % r)
+    log("wrong password: %s" % r["error"])
+
+
+def body(binary):
+    not_applied(binary)
+    c = cl.Cluster(binary, n=3, name="client-lib")
+    c.start()
+    c.wait_for_primary()
+    local_reads(binary, c)
+    exact = exactly_once(binary, c, kills=3)
+    short = short_deadline(binary, c, kills=2)
+    unknown(binary, c)
+    auth(binary)
+    return ("exactly once: %d INCRs over 3 kills, 0 errors, 0 duplicates, "
+            "longest call %d ms; short deadline: %d ok, %d unknown, %d not "
+            "applied" % (exact["ok"], exact["max_call_ms"], short["ok"],
+                         short["unknown"], short["notapplied"]))
+
+
+if __name__ == "__main__":
+    cl.run_test("client_lib", body, budget_s=240)
