@@ -104,8 +104,7 @@ struct cohort_client_options {
 };
 
 /* Fill o with the defaults and no members. */
-COHORT_API void
-cohort_client_options_init(struct cohort_client_options *o);
+COHORT_API void cohort_client_options_init(struct cohort_client_options *o);
 
 /* Make a handle. No connection is made yet (the first call makes it), so
  * open fails only on bad options (-COHORT_EINVAL) or memory. *out is NULL
@@ -121,7 +120,8 @@ COHORT_API const char *cohort_client_error(const struct cohort_client *c);
 /* This handle's client id (changes only after "session expired"). */
 COHORT_API uint64_t cohort_client_id(const struct cohort_client *c);
 /* The number the next write will carry. */
-COHORT_API uint64_t cohort_client_next_request_no(const struct cohort_client *c);
+COHORT_API uint64_t
+cohort_client_next_request_no(const struct cohort_client *c);
 /* Change the deadline of the calls that follow (0: the default). */
 COHORT_API void cohort_client_set_deadline(struct cohort_client *c,
                                            uint32_t deadline_ms);

@@ -9,8 +9,8 @@
 
 #define EXPIRED_TEXT "ERR client session expired"
 
-void client_call_start(struct client_call *call, bool is_write,
-                       uint64_t now_ms, uint32_t deadline_ms)
+void client_call_start(struct client_call *call, bool is_write, uint64_t now_ms,
+                       uint32_t deadline_ms)
 {
     memset(call, 0, sizeof(*call));
     call->is_write = is_write;
@@ -30,8 +30,7 @@ int client_call_expired_error(const struct client_call *call)
                                                  : -COHORT_ENOTAPPLIED;
 }
 
-bool client_reply_is_error_code(const struct resp_node *reply,
-                                const char *code)
+bool client_reply_is_error_code(const struct resp_node *reply, const char *code)
 {
     if (reply->type != RESP_TYPE_ERROR && reply->type != RESP_TYPE_BLOB_ERROR)
         return false;
@@ -69,8 +68,8 @@ static enum call_step retry(struct client_call *call, uint64_t now_ms)
 static enum call_step on_expired(struct client_call *call)
 {
     if (call->maybe_applied || call->renewed) {
-        call->error = call->maybe_applied ? -COHORT_EUNKNOWN
-                                          : -COHORT_ENOTAPPLIED;
+        call->error =
+            call->maybe_applied ? -COHORT_EUNKNOWN : -COHORT_ENOTAPPLIED;
         return CALL_FAIL;
     }
     call->renewed = true;
@@ -78,8 +77,7 @@ static enum call_step on_expired(struct client_call *call)
 }
 
 enum call_step client_call_step(struct client_call *call, enum call_event ev,
-                                const struct resp_node *reply,
-                                uint64_t now_ms)
+                                const struct resp_node *reply, uint64_t now_ms)
 {
     ASSERT(ev == CALL_EV_REPLY ? reply != NULL : reply == NULL);
     call->attempts++;
@@ -117,9 +115,8 @@ static bool name_is(const struct resp_arg *a, const char *name)
 
 bool client_command_is_write(uint32_t argc, const struct resp_arg *argv)
 {
-    static const char *const writes[] = {"SET",    "DEL",  "INCR",
-                                         "INCRBY", "DECR", "DECRBY",
-                                         "MSET",   "CAS"};
+    static const char *const writes[] = {"SET",  "DEL",    "INCR", "INCRBY",
+                                         "DECR", "DECRBY", "MSET", "CAS"};
     if (argc == 0)
         return false;
     for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++)

@@ -58,16 +58,15 @@ struct client_call {
     int error;            /* CALL_FAIL: -COHORT_ENOTAPPLIED, ... */
 };
 
-void client_call_start(struct client_call *call, bool is_write,
-                       uint64_t now_ms, uint32_t deadline_ms);
+void client_call_start(struct client_call *call, bool is_write, uint64_t now_ms,
+                       uint32_t deadline_ms);
 /* Whether another attempt may start at now_ms. */
 bool client_call_may_attempt(const struct client_call *call, uint64_t now_ms);
 /* Feed one attempt's outcome (reply: the tree, for CALL_EV_REPLY only).
  * CALL_RETRY past the deadline becomes CALL_FAIL with the error the
  * attempts so far justify. */
 enum call_step client_call_step(struct client_call *call, enum call_event ev,
-                                const struct resp_node *reply,
-                                uint64_t now_ms);
+                                const struct resp_node *reply, uint64_t now_ms);
 /* The deadline passed (or another reason to stop): the error for it. */
 int client_call_expired_error(const struct client_call *call);
 

@@ -82,8 +82,8 @@ COHORT_API int cohort_client_open(struct cohort_client **out,
     bool ok = true;
     c->username = dup_or_null(o->username, &ok);
     c->password = dup_or_null(o->password, &ok);
-    c->deadline_ms = o->deadline_ms ? o->deadline_ms
-                                    : COHORT_CLIENT_DEADLINE_MS_DEFAULT;
+    c->deadline_ms =
+        o->deadline_ms ? o->deadline_ms : COHORT_CLIENT_DEADLINE_MS_DEFAULT;
     c->attempt_timeout_ms = o->attempt_timeout_ms
                                 ? o->attempt_timeout_ms
                                 : COHORT_CLIENT_ATTEMPT_TIMEOUT_MS_DEFAULT;
@@ -137,8 +137,8 @@ COHORT_API uint64_t cohort_client_next_request_no(const struct cohort_client *c)
 COHORT_API void cohort_client_set_deadline(struct cohort_client *c,
                                            uint32_t deadline_ms)
 {
-    c->deadline_ms = deadline_ms ? deadline_ms
-                                 : COHORT_CLIENT_DEADLINE_MS_DEFAULT;
+    c->deadline_ms =
+        deadline_ms ? deadline_ms : COHORT_CLIENT_DEADLINE_MS_DEFAULT;
 }
 
 /* ------------------------------------------------------------ connecting */
@@ -182,8 +182,8 @@ static int login(struct cohort_client *c, struct client_conn *conn,
         err_set(&c->attempt_err, -COHORT_EAUTH,
                 "member %s refused AUTH as user '%s': %.*s; check the "
                 "username and password options",
-                c->members[conn->member],
-                c->username ? c->username : "default", (int)r->len, r->str);
+                c->members[conn->member], c->username ? c->username : "default",
+                (int)r->len, r->str);
         client_conn_close(conn);
         return -COHORT_EAUTH;
     }
@@ -198,10 +198,9 @@ static int dial(struct cohort_client *c, struct client_conn *conn, uint32_t m,
     ASSERT(m < c->member_count);
     uint64_t connect_by = client_now_ms() + c->connect_timeout_ms;
     conn->member = m;
-    int rc = client_conn_open(conn, c->members[m],
-                              connect_by < deadline_ms ? connect_by
-                                                       : deadline_ms,
-                              &c->attempt_err);
+    int rc = client_conn_open(
+        conn, c->members[m],
+        connect_by < deadline_ms ? connect_by : deadline_ms, &c->attempt_err);
     if (rc == 0)
         rc = login(c, conn, deadline_ms);
     if (rc == -COHORT_EIO || rc == -COHORT_EPROTO)
@@ -328,8 +327,8 @@ static void sleep_until(uint64_t when_ms)
 
 /* Copy the caller's arguments after three reserved slots (COHORT.REQ, the
  * id, the number). */
-static int take_args(struct cohort_client *c, int argc,
-                     const char *const *argv, const size_t *argv_len)
+static int take_args(struct cohort_client *c, int argc, const char *const *argv,
+                     const size_t *argv_len)
 {
     uint32_t need = (uint32_t)argc + 3;
     if (need > c->arg_capacity) {
@@ -448,8 +447,7 @@ static int run_call(struct cohort_client *c, bool is_write, bool local,
                     uint32_t argc, struct cohort_reply **reply)
 {
     char name[32];
-    snprintf(name, sizeof(name), "%.*s", (int)c->args[3].size,
-             c->args[3].ptr);
+    snprintf(name, sizeof(name), "%.*s", (int)c->args[3].size, c->args[3].ptr);
     struct client_call call;
     client_call_start(&call, is_write, client_now_ms(), c->deadline_ms);
     err_clear(&c->attempt_err);
@@ -466,8 +464,8 @@ static int run_call(struct cohort_client *c, bool is_write, bool local,
         int rc = ready(c, local, by, &conn);
         if (rc == -COHORT_EAUTH)
             return finish_auth(c, &call, name);
-        enum call_event ev = rc == 0 ? exchange(c, conn, is_write, argc, by)
-                                     : CALL_EV_NOT_SENT;
+        enum call_event ev =
+            rc == 0 ? exchange(c, conn, is_write, argc, by) : CALL_EV_NOT_SENT;
         const struct resp_node *r = ev == CALL_EV_REPLY ? conn->nodes : NULL;
         enum call_step step = client_call_step(&call, ev, r, client_now_ms());
         if (step == CALL_DONE)

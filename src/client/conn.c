@@ -75,14 +75,13 @@ static int wait_fd(int fd, short events, uint64_t deadline_ms)
 static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms,
                        int *errnum)
 {
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    0);
+    int fd =
+        socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         *errnum = errno;
         return -1;
     }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 &&
-        errno != EINPROGRESS) {
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
         *errnum = errno;
         close(fd);
         return -1;
@@ -90,8 +89,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms,
     int w = wait_fd(fd, POLLOUT, deadline_ms);
     int so_error = 0;
     socklen_t len = sizeof(so_error);
-    if (w <= 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 ||
+    if (w <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 ||
         so_error != 0) {
         *errnum = w == 0 ? ETIMEDOUT : (so_error ? so_error : errno);
         close(fd);
@@ -197,16 +195,18 @@ static int read_some(struct client_conn *c, uint64_t deadline_ms,
             return 0;
         }
         if (n == 0)
-            return err_set(err, -COHORT_EIO, "the member closed the "
-                                             "connection");
+            return err_set(err, -COHORT_EIO,
+                           "the member closed the "
+                           "connection");
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return err_sys(err, errno, "recv");
         int w = wait_fd(c->fd, POLLIN, deadline_ms);
         if (w == 0)
-            return err_set(err, -COHORT_EIO, "no reply within the attempt "
-                                             "timeout");
+            return err_set(err, -COHORT_EIO,
+                           "no reply within the attempt "
+                           "timeout");
         if (w < 0)
             return err_sys(err, errno, "poll");
     }
@@ -224,8 +224,8 @@ static int parse_or_read(struct client_conn *c, uint64_t deadline_ms,
         return err_set(err, -COHORT_ENOMEM, "reply nodes");
     for (;;) {
         struct resp_reply r = {.nodes = c->nodes, .node_capacity = c->node_cap};
-        enum resp_result res = resp_reply_parse(c->buf, c->have, &limits, &r,
-                                                err);
+        enum resp_result res =
+            resp_reply_parse(c->buf, c->have, &limits, &r, err);
         if (res == RESP_COMPLETE) {
             c->node_count = r.node_count;
             c->consumed = r.consumed;

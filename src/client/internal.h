@@ -33,7 +33,7 @@ struct cohort_client {
     int primary;       /* member index, -1: unknown */
     uint32_t next_try; /* the member to try when the primary is unknown */
     uint32_t next_read;
-    struct client_conn wconn;                               /* writes */
+    struct client_conn wconn;                             /* writes */
     struct client_conn rconns[COHORT_CLIENT_MEMBERS_MAX]; /* READONLY */
 
     struct resp_buf out; /* the command being sent */

@@ -170,8 +170,7 @@ static int run_call(struct cohort_client *c, const struct args *a, int argc,
             return 1;
     }
     int rc = cohort_client_call(c, a->flags, argc - a->rest,
-                                (const char *const *)argv + a->rest, NULL,
-                                &r);
+                                (const char *const *)argv + a->rest, NULL, &r);
     printf("rc=%s", rc == 0 ? "OK" : cohort_err_name(rc));
     if (r != NULL && r->str != NULL)
         printf(" type=%d text=%s\n", (int)r->type, r->str);
@@ -196,8 +195,7 @@ int main(int argc, char **argv)
     struct cohort_client *c = NULL;
     int rc = cohort_client_open(&c, &a.o);
     if (rc != 0) {
-        fprintf(stderr, "cohort-client-test: open: %s\n",
-                cohort_strerror(rc));
+        fprintf(stderr, "cohort-client-test: open: %s\n", cohort_strerror(rc));
         return 2;
     }
     if (strcmp(argv[1], "incr") == 0 && a.key != NULL && a.count > 0)

@@ -1,0 +1,387 @@
+/* libcohort-client against fake members: scripted RESP servers on loopback
+ * (one thread each) that record every command. Checks what the wire shows:
+ * a retry carries the same client id and request number, a number is
+ * reused only after a write that certainly was not applied, discovery
+ * sends writes to the member INFO names as primary, and "session expired"
+ * starts a new client id at request 1. No timing is asserted: deadlines
+ * only bound how long a failing case takes. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cohort_client.h"
+#include "common/resp.h"
+
+#define LOG_MAX 256
+#define LINE_MAX_ 256
+
+/* What a fake does with one command: write a reply to out, or return false
+ * to close the connection without one. n counts the COHORT.REQ commands
+ * this fake has received, from 1. */
+typedef bool (*fake_script)(struct resp_buf *out, const char *cmd, int n,
+                            void *ctx);
+
+struct fake {
+    int listen_fd;
+    uint16_t port;
+    char addr[32];
+    pthread_t thread;
+    fake_script script;
+    void *ctx;
+    pthread_mutex_t lock;
+    char log[LOG_MAX][LINE_MAX_]; /* "COHORT.REQ 123 1 INCR k", ... */
+    int log_count;
+    int writes;
+    atomic_int stop;
+};
+
+static void join_args(char *line, uint32_t argc, const struct resp_arg *argv)
+{
+    size_t off = 0;
+    line[0] = '\0';
+    for (uint32_t i = 0; i < argc && off + 2 < LINE_MAX_; i++)
+        off += (size_t)snprintf(line + off, LINE_MAX_ - off, "%s%.*s",
+                                i ? " " : "", (int)argv[i].size, argv[i].ptr);
+}
+
+/* Serve one connection until the peer closes or the script closes it. */
+static void serve(struct fake *f, int fd)
+{
+    static const struct resp_limits limits = {64, 1 << 20, 1 << 16};
+    char buf[65536];
+    size_t have = 0;
+    for (;;) {
+        struct resp_arg argv[64];
+        struct resp_request req = {.argv = argv, .arg_capacity = 64};
+        struct cohort_err err;
+        enum resp_result r =
+            resp_request_parse(buf, have, &limits, &req, &err);
+        if (r == RESP_NEED_MORE) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (f->stop || poll(&p, 1, 50) < 0)
+                return;
+            if (!(p.revents & (POLLIN | POLLHUP)))
+                continue;
+            ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+            if (n <= 0)
+                return;
+            have += (size_t)n;
+            continue;
+        }
+        assert_int_equal(r, RESP_COMPLETE);
+        char line[LINE_MAX_];
+        join_args(line, req.argc, argv);
+        pthread_mutex_lock(&f->lock);
+        if (f->log_count < LOG_MAX)
+            snprintf(f->log[f->log_count++], LINE_MAX_, "%s", line);
+        int n = strncmp(line, "COHORT.REQ", 10) == 0 ? ++f->writes : 0;
+        pthread_mutex_unlock(&f->lock);
+        memmove(buf, buf + req.consumed, have - req.consumed);
+        have -= req.consumed;
+        struct resp_buf out;
+        resp_buf_init(&out, 2);
+        bool keep = f->script(&out, line, n, f->ctx);
+        if (keep && out.size > 0)
+            assert_int_equal(write(fd, out.data, out.size), out.size);
+        resp_buf_deinit(&out);
+        if (!keep)
+            return;
+    }
+}
+
+static void *fake_main(void *arg)
+{
+    struct fake *f = arg;
+    while (!f->stop) {
+        struct pollfd p = {.fd = f->listen_fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int fd = accept(f->listen_fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        serve(f, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Bind a loopback port (f->addr); fake_run() starts serving it. */
+static void fake_listen(struct fake *f, fake_script script, void *ctx)
+{
+    memset(f, 0, sizeof(*f));
+    f->script = script;
+    f->ctx = ctx;
+    pthread_mutex_init(&f->lock, NULL);
+    f->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(f->listen_fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)),
+                     0);
+    assert_int_equal(listen(f->listen_fd, 16), 0);
+    socklen_t len = sizeof(sa);
+    assert_int_equal(
+        getsockname(f->listen_fd, (struct sockaddr *)&sa, &len), 0);
+    f->port = ntohs(sa.sin_port);
+    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%u", f->port);
+}
+
+static void fake_run(struct fake *f)
+{
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+    f->stop = 1;
+    pthread_join(f->thread, NULL);
+    close(f->listen_fd);
+    pthread_mutex_destroy(&f->lock);
+}
+
+/* The COHORT.REQ lines the fake received, in order. */
+static int fake_writes(struct fake *f, char out[][LINE_MAX_], int max)
+{
+    int k = 0;
+    pthread_mutex_lock(&f->lock);
+    for (int i = 0; i < f->log_count && k < max; i++)
+        if (strncmp(f->log[i], "COHORT.REQ", 10) == 0)
+            snprintf(out[k++], LINE_MAX_, "%s", f->log[i]);
+    pthread_mutex_unlock(&f->lock);
+    return k;
+}
+
+static struct cohort_client *open_client(const char *const *members,
+                                         size_t count, uint32_t deadline_ms)
+{
+    struct cohort_client_options o;
+    cohort_client_options_init(&o);
+    o.members = members;
+    o.member_count = count;
+    o.deadline_ms = deadline_ms;
+    o.attempt_timeout_ms = 200;
+    struct cohort_client *c = NULL;
+    assert_int_equal(cohort_client_open(&c, &o), 0);
+    return c;
+}
+
+/* INFO replication naming ctx (an address) as the primary; PING answers
+ * PONG. Returns true when cmd was one of them (out written). */
+static bool answer_admin(struct resp_buf *out, const char *cmd,
+                         const char *primary)
+{
+    if (strncmp(cmd, "INFO", 4) == 0) {
+        char text[256];
+        snprintf(text, sizeof(text), "role:x\r\nprimary:%s\r\n", primary);
+        resp_write_bulk(out, text, strlen(text));
+        return true;
+    }
+    if (strcmp(cmd, "PING") == 0) {
+        resp_write_simple(out, "PONG");
+        return true;
+    }
+    return false;
+}
+
+struct plan {
+    const char *primary;
+    const char *const *steps; /* per COHORT.REQ: a reply, or NULL: close */
+    int step_count;
+    _Atomic(const char *) then; /* the reply after the steps */
+};
+
+static bool scripted(struct resp_buf *out, const char *cmd, int n, void *ctx)
+{
+    const struct plan *p = ctx;
+    if (answer_admin(out, cmd, p->primary))
+        return true;
+    const char *reply =
+        n <= p->step_count ? p->steps[n - 1] : atomic_load(&p->then);
+    if (reply == NULL)
+        return false;
+    resp_write_raw(out, reply, strlen(reply));
+    return true;
+}
+
+/* "COHORT.REQ <id> <no> ..." -> id and no. */
+static void id_and_no(const char *line, unsigned long long *id,
+                      unsigned long long *no)
+{
+    assert_int_equal(sscanf(line, "COHORT.REQ %llu %llu", id, no), 2);
+}
+
+static void run_retry_case(const char *const *steps, int step_count)
+{
+    struct fake f;
+    struct plan plan = {NULL, steps, step_count, ":5\r\n"};
+    fake_listen(&f, scripted, &plan);
+    plan.primary = f.addr;
+    fake_run(&f);
+    const char *members[] = {f.addr};
+    struct cohort_client *c = open_client(members, 1, 20000);
+    int64_t v = 0;
+    assert_int_equal(cohort_client_incr(c, "k", &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(cohort_client_incr(c, "k", &v), 0);
+    char w[8][LINE_MAX_];
+    int count = fake_writes(&f, w, 8);
+    assert_int_equal(count, step_count + 2);
+    unsigned long long id0, no0, id, no;
+    id_and_no(w[0], &id0, &no0);
+    assert_int_equal(no0, 1);
+    for (int i = 1; i <= step_count; i++) {
+        id_and_no(w[i], &id, &no);
+        assert_int_equal(id, id0); /* the retry: same id, same number */
+        assert_int_equal(no, 1);
+    }
+    id_and_no(w[step_count + 1], &id, &no);
+    assert_int_equal(id, id0);
+    assert_int_equal(no, 2); /* the next write */
+    assert_int_equal(id0, cohort_client_id(c));
+    cohort_client_close(c);
+    fake_stop(&f);
+}
+
+static void tryagain_and_unknown_retry_the_same_request(void **state)
+{
+    (void)state;
+    const char *steps[] = {"-TRYAGAIN view change in progress\r\n",
+                           "-UNKNOWN the primary changed\r\n"};
+    run_retry_case(steps, 2);
+}
+
+static void a_lost_connection_retries_the_same_request(void **state)
+{
+    (void)state;
+    const char *steps[] = {NULL, NULL};
+    run_retry_case(steps, 2);
+}
+
+static void deadline_errors_say_what_happened(void **state)
+{
+    (void)state;
+    /* Always -TRYAGAIN: certainly not applied, and the number is reused. */
+    struct fake f;
+    struct plan busy = {NULL, NULL, 0, "-TRYAGAIN busy\r\n"};
+    fake_listen(&f, scripted, &busy);
+    busy.primary = f.addr;
+    fake_run(&f);
+    const char *members[] = {f.addr};
+    struct cohort_client *c = open_client(members, 1, 300);
+    assert_int_equal(cohort_client_incr(c, "k", NULL), -COHORT_ENOTAPPLIED);
+    assert_non_null(strstr(cohort_client_error(c), "certainly not applied"));
+    assert_int_equal(cohort_client_next_request_no(c), 1);
+    /* Always closing after the command: unknown, and the number moves. */
+    atomic_store(&busy.then, NULL);
+    assert_int_equal(cohort_client_incr(c, "k", NULL), -COHORT_EUNKNOWN);
+    assert_non_null(strstr(cohort_client_error(c), "may or may not"));
+    assert_int_equal(cohort_client_next_request_no(c), 2);
+    cohort_client_close(c);
+    fake_stop(&f);
+}
+
+static void writes_go_to_the_primary_info_names(void **state)
+{
+    (void)state;
+    struct fake backup, primary;
+    struct plan to_primary = {NULL, NULL, 0, ":1\r\n"};
+    fake_listen(&primary, scripted, &to_primary);
+    to_primary.primary = primary.addr;
+    fake_run(&primary);
+    struct plan from_backup = {primary.addr, NULL, 0, "-ERR not here\r\n"};
+    fake_listen(&backup, scripted, &from_backup);
+    fake_run(&backup);
+    const char *members[] = {backup.addr}; /* only the backup is given */
+    struct cohort_client *c = open_client(members, 1, 20000);
+    int64_t v = 0;
+    assert_int_equal(cohort_client_incr(c, "k", &v), 0);
+    assert_int_equal(v, 1);
+    char w[4][LINE_MAX_];
+    assert_int_equal(fake_writes(&backup, w, 4), 0);
+    assert_int_equal(fake_writes(&primary, w, 4), 1);
+    cohort_client_close(c);
+    fake_stop(&backup);
+    fake_stop(&primary);
+}
+
+static void session_expired_starts_a_new_client(void **state)
+{
+    (void)state;
+    const char *steps[] = {
+        "-ERR client session expired: start again at request number 1\r\n"};
+    struct fake f;
+    struct plan plan = {NULL, steps, 1, ":1\r\n"};
+    fake_listen(&f, scripted, &plan);
+    plan.primary = f.addr;
+    fake_run(&f);
+    const char *members[] = {f.addr};
+    struct cohort_client *c = open_client(members, 1, 20000);
+    uint64_t first_id = cohort_client_id(c);
+    assert_int_equal(cohort_client_incr(c, "k", NULL), 0);
+    assert_int_equal(cohort_client_incr(c, "k", NULL), 0);
+    char w[4][LINE_MAX_];
+    assert_int_equal(fake_writes(&f, w, 4), 3);
+    unsigned long long id, no;
+    id_and_no(w[1], &id, &no);
+    assert_true(id != first_id);
+    assert_int_equal(no, 1);
+    assert_int_equal(id, cohort_client_id(c));
+    id_and_no(w[2], &id, &no);
+    assert_int_equal(no, 2);
+    cohort_client_close(c);
+    fake_stop(&f);
+}
+
+static void error_replies_and_reads_are_not_retried(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct plan plan = {NULL, NULL, 0, "-ERR wrong type\r\n"};
+    fake_listen(&f, scripted, &plan);
+    plan.primary = f.addr;
+    fake_run(&f);
+    const char *members[] = {f.addr};
+    struct cohort_client *c = open_client(members, 1, 20000);
+    struct cohort_reply *r = NULL;
+    const char *argv[] = {"SET", "k", "v"};
+    assert_int_equal(cohort_client_call(c, 0, 3, argv, NULL, &r), 0);
+    assert_int_equal(r->type, COHORT_REPLY_ERROR);
+    assert_string_equal(r->str, "ERR wrong type");
+    cohort_reply_free(r);
+    assert_int_equal(cohort_client_set(c, "k", "v", 1), -COHORT_EREPLY);
+    const char *ping[] = {"PING"};
+    assert_int_equal(cohort_client_call(c, 0, 1, ping, NULL, &r), 0);
+    assert_int_equal(r->type, COHORT_REPLY_STATUS);
+    assert_string_equal(r->str, "PONG");
+    cohort_reply_free(r);
+    char w[4][LINE_MAX_];
+    assert_int_equal(fake_writes(&f, w, 4), 2); /* PING is not wrapped */
+    cohort_client_close(c);
+    fake_stop(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tryagain_and_unknown_retry_the_same_request),
+        cmocka_unit_test(a_lost_connection_retries_the_same_request),
+        cmocka_unit_test(deadline_errors_say_what_happened),
+        cmocka_unit_test(writes_go_to_the_primary_info_names),
+        cmocka_unit_test(session_expired_starts_a_new_client),
+        cmocka_unit_test(error_replies_and_reads_are_not_retried),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
