@@ -17,7 +17,12 @@ configuring PREFIX), and the staged tree must hold:
     only the addresses and data directory changed starts a one-replica
     cluster from the installed binary that takes a SET, answers a GET,
     serves /metrics and stops on SIGTERM;
-  - LICENSE and docs/OPERATIONS.md under the doc directory.
+  - LICENSE and docs/OPERATIONS.md under the doc directory;
+  - libcohort-client: libcohort-client.so and .a, cohort_client.h and
+    cohort.h, and cohort-client.pc, with which the installed example
+    (examples/counter.c) compiles and links against the staged tree
+    (pkg-config with PKG_CONFIG_SYSROOT_DIR; skipped, and said so, without
+    cc or pkg-config) and runs against the one-replica cluster above.
 
 `make -n install PREFIX=... DESTDIR=...` must pass both on.
 
@@ -137,7 +142,9 @@ def config_from_sample(sample, dest, ports):
     return path
 
 
-def run_installed(binary, conf, ports):
+def run_installed(binary, conf, ports, then=None):
+    """Start the installed server, SET and GET through it, read /metrics,
+    run then() (if given) while it serves, stop it with SIGTERM."""
     client, _, metrics = ports
     logf = open(conf + ".log", "wb")
     p = subprocess.Popen([binary, "server", "--config", conf],
@@ -164,6 +171,8 @@ def run_installed(binary, conf, ports):
                                       timeout=5).read().decode()
         check("cohort_build_info" in body, "no metrics from the installed "
               "server")
+        if then is not None:
+            then()
     finally:
         p.send_signal(signal.SIGTERM)
         try:
@@ -188,6 +197,54 @@ def check_make_dry_run():
           % (out + p.stderr)[-1500:])
 
 
+def check_client_lib(dest):
+    """The library, headers and pkg-config file are staged, and the
+    installed example builds with them. Returns the example's path (None
+    when it could not be built here) and a note."""
+    for name in ("libcohort-client.a", "cohort_client.h", "cohort.h",
+                 "counter.c"):
+        find_one(dest, name)
+    so = [os.path.join(d, f) for d, _, files in os.walk(dest)
+          for f in files if f.startswith("libcohort-client.so")]
+    check(so, "no libcohort-client.so in the staged tree")
+    pc = find_one(dest, "cohort-client.pc")
+    cc, pkg = shutil.which("cc"), shutil.which("pkg-config")
+    if cc is None or pkg is None:
+        log("cc or pkg-config missing: the example is not compiled")
+        return None, "example not compiled (no cc or pkg-config)"
+    env = dict(os.environ, PKG_CONFIG_SYSROOT_DIR=dest,
+               PKG_CONFIG_PATH=os.path.dirname(pc),
+               PKG_CONFIG_LIBDIR=os.path.dirname(pc))
+    flags = subprocess.run([pkg, "--cflags", "--libs", "cohort-client"],
+                           env=env, text=True, capture_output=True,
+                           timeout=30)
+    check(flags.returncode == 0, "pkg-config cohort-client: %s"
+          % flags.stderr)
+    out = os.path.join(dest, "counter")
+    p = subprocess.run([cc, "-std=c11", "-Wall", "-Werror",
+                        find_one(dest, "counter.c"), "-o", out]
+                       + flags.stdout.split(), text=True,
+                       capture_output=True, timeout=120)
+    check(p.returncode == 0, "the installed example does not build with "
+          "pkg-config's flags %s: %s" % (flags.stdout.strip(),
+                                         p.stdout + p.stderr))
+    return out, "the client example builds with pkg-config"
+
+
+def run_example(example, dest, ports):
+    """The example counts 50 increments against the installed replica."""
+    libdir = os.path.dirname([os.path.join(d, f) for d, _, files
+                              in os.walk(dest) for f in files
+                              if f.startswith("libcohort-client.so")][0])
+    p = subprocess.run([example, "50", "127.0.0.1:%d" % ports[0]],
+                       env=dict(os.environ, LD_LIBRARY_PATH=libdir),
+                       text=True, capture_output=True, timeout=120)
+    check(p.returncode == 0 and "made 50 increments" in p.stdout
+          and p.stdout.strip().endswith(" is 50"),
+          "the installed example: rc %d: %s" % (p.returncode,
+                                                p.stdout + p.stderr))
+
+
 def body(binary):
     build = os.path.dirname(os.path.abspath(binary))
     prefix = cache_value(build, "CMAKE_INSTALL_PREFIX")
@@ -208,12 +265,15 @@ def body(binary):
             find_one(dest, doc)
         verified = check_unit(dest, unit, os.path.join(prefix, "bin",
                                                        "cohort"), sysconf)
+        example, lib_note = check_client_lib(dest)
         ports = cl.pick_ports(3)
         conf = config_from_sample(sample, dest, ports)
-        run_installed(installed, conf, ports)
+        run_installed(installed, conf, ports,
+                      lambda: example and run_example(example, dest, ports))
         check_make_dry_run()
         return ("%s staged under DESTDIR runs (%s), sample config starts "
-                "a replica, %s" % (prefix, v.stdout.strip(), verified))
+                "a replica, %s, %s" % (prefix, v.stdout.strip(), verified,
+                                       lib_note))
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 

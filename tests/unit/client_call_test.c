@@ -129,8 +129,8 @@ static void other_error_replies_are_answers(void **state)
     assert_true(client_reply_is_error_code(&bare, "TRYAGAIN"));
 }
 
-static void session_expired_renews_only_when_nothing_may_be_applied(
-    void **state)
+static void
+session_expired_renews_only_when_nothing_may_be_applied(void **state)
 {
     (void)state;
     struct resp_node expired = error_node(
@@ -186,7 +186,7 @@ static struct resp_arg a(const char *s)
 static void writes_are_the_store_writes(void **state)
 {
     (void)state;
-    const char *writes[] = {"SET", "set", "Del", "INCR", "INCRBY",
+    const char *writes[] = {"SET",  "set",    "Del",  "INCR", "INCRBY",
                             "DECR", "DECRBY", "MSET", "CAS"};
     for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
         struct resp_arg argv[1] = {a(writes[i])};

@@ -67,8 +67,7 @@ static void serve(struct fake *f, int fd)
         struct resp_arg argv[64];
         struct resp_request req = {.argv = argv, .arg_capacity = 64};
         struct cohort_err err;
-        enum resp_result r =
-            resp_request_parse(buf, have, &limits, &req, &err);
+        enum resp_result r = resp_request_parse(buf, have, &limits, &req, &err);
         if (r == RESP_NEED_MORE) {
             struct pollfd p = {.fd = fd, .events = POLLIN};
             if (f->stop || poll(&p, 1, 50) < 0)
@@ -129,12 +128,11 @@ static void fake_listen(struct fake *f, fake_script script, void *ctx)
     assert_true(f->listen_fd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)),
-                     0);
+    assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(listen(f->listen_fd, 16), 0);
     socklen_t len = sizeof(sa);
-    assert_int_equal(
-        getsockname(f->listen_fd, (struct sockaddr *)&sa, &len), 0);
+    assert_int_equal(getsockname(f->listen_fd, (struct sockaddr *)&sa, &len),
+                     0);
     f->port = ntohs(sa.sin_port);
     snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%u", f->port);
 }
