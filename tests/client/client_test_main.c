@@ -2,16 +2,19 @@
  * (tests/system/test_client_lib.py), linked against the shared library
  * as an application is.
  *
- *   cohort-client-test incr [options] --key K --count N [--stop-file F]
- *       N INCRs of K, one at a time (fewer if file F appears: it is
- *       looked for before each call); prints "progress <i>" every 20
- *       calls and at the end one line
+ *   cohort-client-test incr [options] --key K --count N [--threads T]
+ *                          [--stop-file F]
+ *       T threads (default 1), each with its own handle, make N INCRs of K
+ *       each, one at a time (fewer if file F appears: it is looked for
+ *       before each call); prints "progress <calls>" as they go and at the
+ *       end one line
  *       "result ok=.. unknown=.. notapplied=.. other=.. out_of_order=..
- *        last=.. client_id=.."
+ *        duplicates=.. last=.. max_call_ms=.."
  *       where out_of_order counts successful replies that are not the
- *       previous successful reply plus one (a lost or a doubled INCR as
- *       seen by this one client of the key) and max_call_ms the longest
- *       single call (the stall a failover costs the application).
+ *       previous one of the thread plus one (one thread: a lost or doubled
+ *       INCR) or not above it (several: linearizability), duplicates the
+ *       replies two calls got, last the highest reply and max_call_ms the
+ *       longest single call (the stall a failover costs the application).
  *   cohort-client-test call [options] [--local] [--warmup] -- ARG...
  *       one call; with --warmup it first runs PING (which finds and
  *       connects to the primary), prints "ready" and waits for a line on
@@ -23,6 +26,8 @@
  *          --user U  --password P
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +38,7 @@
 #include "cohort_client.h"
 
 #define MEMBERS_MAX 16
+#define THREADS_MAX 64
 
 struct args {
     const char *members[MEMBERS_MAX];
@@ -40,6 +46,7 @@ struct args {
     struct cohort_client_options o;
     const char *key;
     long count;
+    int threads;
     const char *stop_file;
     int flags;
     bool warmup;
@@ -98,6 +105,8 @@ static void parse(struct args *a, int argc, char **argv)
             a->key = v;
         else if (strcmp(f, "--stop-file") == 0)
             a->stop_file = v;
+        else if (strcmp(f, "--threads") == 0)
+            a->threads = atoi(v);
         else if (strcmp(f, "--count") == 0)
             a->count = strtol(v, NULL, 10);
         else
@@ -112,43 +121,131 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int run_incr(struct cohort_client *c, const struct args *a)
+struct worker {
+    const struct args *a;
+    pthread_t thread;
+    long ok, unknown, notapplied, other, out_of_order;
+    int64_t last, max_call_ms;
+    int64_t *replies; /* the successful replies, in order */
+    size_t reply_count, reply_cap;
+};
+
+static _Atomic long calls_made;
+
+static void record(struct worker *w, int64_t v)
 {
-    int64_t max_call_ms = 0;
-    long ok = 0, unknown = 0, notapplied = 0, other = 0, out_of_order = 0;
-    int64_t last = 0;
+    bool alone = w->a->threads == 1;
+    if (alone ? v != w->last + 1 : v <= w->last)
+        w->out_of_order++;
+    w->last = v;
+    w->ok++;
+    if (w->reply_count == w->reply_cap) {
+        w->reply_cap = w->reply_cap ? 2 * w->reply_cap : 1024;
+        w->replies = realloc(w->replies, w->reply_cap * sizeof(int64_t));
+        if (w->replies == NULL)
+            abort();
+    }
+    w->replies[w->reply_count++] = v;
+}
+
+/* One thread, one handle: INCRs until the count or the stop file. */
+static void *incr_main(void *arg)
+{
+    struct worker *w = arg;
+    const struct args *a = w->a;
+    struct cohort_client *c = NULL;
+    if (cohort_client_open(&c, &a->o) != 0)
+        abort();
     for (long i = 0; i < a->count; i++) {
         if (a->stop_file != NULL && access(a->stop_file, F_OK) == 0)
             break;
         int64_t v = 0;
         int64_t t0 = now_ms();
         int rc = cohort_client_incr(c, a->key, &v);
-        if (now_ms() - t0 > max_call_ms)
-            max_call_ms = now_ms() - t0;
-        if (rc == 0) {
-            if (v != last + 1)
-                out_of_order++;
-            last = v;
-            ok++;
-        } else if (rc == -COHORT_EUNKNOWN) {
-            unknown++;
-        } else if (rc == -COHORT_ENOTAPPLIED) {
-            notapplied++;
-        } else {
-            other++;
-        }
+        if (now_ms() - t0 > w->max_call_ms)
+            w->max_call_ms = now_ms() - t0;
+        if (rc == 0)
+            record(w, v);
+        else if (rc == -COHORT_EUNKNOWN)
+            w->unknown++;
+        else if (rc == -COHORT_ENOTAPPLIED)
+            w->notapplied++;
+        else
+            w->other++;
         if (rc != 0)
             fprintf(stderr, "incr %ld: %s\n", i, cohort_client_error(c));
-        if ((i + 1) % 20 == 0) {
-            printf("progress %ld\n", i + 1);
+        calls_made++;
+    }
+    cohort_client_close(c);
+    return NULL;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* Replies seen twice across the threads (a write applied for two calls,
+ * or one reply given to two). */
+static long duplicate_replies(struct worker *w, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += w[i].reply_count;
+    int64_t *all = malloc((total + 1) * sizeof(int64_t));
+    if (all == NULL)
+        abort();
+    size_t k = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < w[i].reply_count; j++)
+            all[k++] = w[i].replies[j];
+    qsort(all, total, sizeof(int64_t), cmp_i64);
+    long dups = 0;
+    for (size_t i = 1; i < total; i++)
+        dups += all[i] == all[i - 1];
+    free(all);
+    return dups;
+}
+
+static int run_incr(const struct args *a)
+{
+    struct worker w[THREADS_MAX];
+    memset(w, 0, sizeof(w));
+    for (int i = 0; i < a->threads; i++) {
+        w[i].a = a;
+        if (pthread_create(&w[i].thread, NULL, incr_main, &w[i]) != 0)
+            abort();
+    }
+    for (int i = 0; i < a->threads; i++) {
+        /* Progress while the threads run (thread 0's join waits last). */
+        while (i == 0 && pthread_tryjoin_np(w[0].thread, NULL) != 0) {
+            printf("progress %ld\n", (long)calls_made);
             fflush(stdout);
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
         }
+        if (i > 0)
+            pthread_join(w[i].thread, NULL);
+    }
+    struct worker sum = {0};
+    for (int i = 0; i < a->threads; i++) {
+        sum.ok += w[i].ok;
+        sum.unknown += w[i].unknown;
+        sum.notapplied += w[i].notapplied;
+        sum.other += w[i].other;
+        sum.out_of_order += w[i].out_of_order;
+        sum.last = w[i].last > sum.last ? w[i].last : sum.last;
+        if (w[i].max_call_ms > sum.max_call_ms)
+            sum.max_call_ms = w[i].max_call_ms;
     }
     printf("result ok=%ld unknown=%ld notapplied=%ld other=%ld "
-           "out_of_order=%ld last=%" PRId64 " max_call_ms=%" PRId64
-           " client_id=%" PRIu64 "\n",
-           ok, unknown, notapplied, other, out_of_order, last, max_call_ms,
-           cohort_client_id(c));
+           "out_of_order=%ld duplicates=%ld last=%" PRId64
+           " max_call_ms=%" PRId64 "\n",
+           sum.ok, sum.unknown, sum.notapplied, sum.other, sum.out_of_order,
+           duplicate_replies(w, a->threads), sum.last, sum.max_call_ms);
+    for (int i = 0; i < a->threads; i++)
+        free(w[i].replies);
     return 0;
 }
 
@@ -198,8 +295,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "cohort-client-test: open: %s\n", cohort_strerror(rc));
         return 2;
     }
+    if (a.threads <= 0 || a.threads > THREADS_MAX)
+        a.threads = 1;
     if (strcmp(argv[1], "incr") == 0 && a.key != NULL && a.count > 0)
-        rc = run_incr(c, &a);
+        rc = run_incr(&a);
     else if (strcmp(argv[1], "call") == 0)
         rc = run_call(c, &a, argc, argv);
     else

@@ -7,10 +7,13 @@
      member), not EUNKNOWN.
   2. exactly once: one client makes INCRs of its own counter with a
      generous deadline while the primary is SIGKILLed 3 times (each time
-     restarted once a new primary serves). Every call succeeds, the
-     replies are 1, 2, 3, ... in order (no write lost or applied twice,
-     and each reply is the write's one true reply), and the counter read
-     back equals the number of calls.
+     restarted once a new primary serves) and SIGSTOPped twice (resumed
+     once another serves). Every call succeeds, the replies are 1, 2, 3,
+     ... in order (no write lost or applied twice, and each reply is the
+     write's one true reply), and the counter read back equals the number
+     of calls. Then the same with 8 threads (a handle each) on one
+     counter and 2 kills: every call succeeds, no two calls got the same
+     reply, each thread's replies rise, and the replies are exactly 1..N.
   3. short deadline: the same with a deadline shorter than a failover and
      2 kills: calls may fail, but the counter lies between the calls that
      succeeded and those plus the ones that failed with EUNKNOWN (a call
@@ -74,12 +77,12 @@ def call(binary, member_list, args, deadline_ms, extra=(), timeout=60):
 class Incrementer:
     """cohort-client-test incr in the background, its progress followed."""
 
-    def __init__(self, binary, c, key, deadline_ms, stop_file):
+    def __init__(self, binary, c, key, deadline_ms, stop_file, threads=1):
         self.stop_file = stop_file
         self.proc = subprocess.Popen(
             [tool(binary), "incr", "--members", members(c), "--key", key,
              "--count", "1000000", "--deadline-ms", str(deadline_ms),
-             "--stop-file", stop_file],
+             "--stop-file", stop_file, "--threads", str(threads)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.progress = 0
         self.result = None
@@ -132,6 +135,17 @@ def kill_primary_and_restart(c, slow):
         % (p, q, waited, p))
 
 
+def pause_primary_and_resume(c, slow):
+    p, _ = c.wait_for_primary(probe=False)
+    c.pause(p)
+    try:
+        q, waited = c.wait_for_primary(timeout=30 * slow, probe=False)
+    finally:
+        c.resume(p)
+    log("froze primary r%d; r%d took over after %.2fs; r%d resumed"
+        % (p, q, waited, p))
+
+
 def counter(c, key):
     p, _ = c.wait_for_primary()
     v = c.command(p, "GET", key)
@@ -148,22 +162,26 @@ def not_applied(binary):
     log("all members down: %s" % r["error"])
 
 
-def exactly_once(binary, c, kills):
-    stop = os.path.join(c.dir, "stop-exact")
-    inc = Incrementer(binary, c, "exact", 120000 * c.slow, stop)
-    for _ in range(kills):
+def exactly_once(binary, c, key, kills, pauses, threads=1):
+    stop = os.path.join(c.dir, "stop-" + key)
+    inc = Incrementer(binary, c, key, 120000 * c.slow, stop, threads)
+    faults = [kill_primary_and_restart] * kills + \
+        [pause_primary_and_resume] * pauses
+    for fault in faults:
         inc.wait_progress(100, 60 * c.slow)
-        kill_primary_and_restart(c, c.slow)
+        fault(c, c.slow)
     inc.wait_progress(100, 60 * c.slow)
     res = inc.stop(60 * c.slow)
-    value = counter(c, "exact")
-    log("exactly once: %s; counter %d" % (res, value))
+    value = counter(c, key)
+    log("exactly once, %d thread(s): %s; counter %d" % (threads, res, value))
     check(res["ok"] > 0 and res["unknown"] == 0 and res["notapplied"] == 0
           and res["other"] == 0,
           "calls failed with a generous deadline: %s; errors: %s"
           % (res, inc.errors[-5:]))
-    check(res["out_of_order"] == 0 and res["last"] == res["ok"],
-          "replies were not 1..%d in order: %s" % (res["ok"], res))
+    check(res["out_of_order"] == 0 and res["duplicates"] == 0
+          and res["last"] == res["ok"],
+          "replies were not 1..%d (in order per thread): %s"
+          % (res["ok"], res))
     check(value == res["ok"], "counter %d after %d successful INCRs"
           % (value, res["ok"]))
     return res
@@ -244,14 +262,18 @@ def body(binary):
     c.start()
     c.wait_for_primary()
     local_reads(binary, c)
-    exact = exactly_once(binary, c, kills=3)
+    exact = exactly_once(binary, c, "exact", kills=3, pauses=2)
+    many = exactly_once(binary, c, "threads", kills=2, pauses=0, threads=8)
     short = short_deadline(binary, c, kills=2)
     unknown(binary, c)
     auth(binary)
-    return ("exactly once: %d INCRs over 3 kills, 0 errors, 0 duplicates, "
-            "longest call %d ms; short deadline: %d ok, %d unknown, %d not "
-            "applied" % (exact["ok"], exact["max_call_ms"], short["ok"],
-                         short["unknown"], short["notapplied"]))
+    return ("exactly once: %d INCRs over 3 kills and 2 pauses, longest "
+            "call %d ms; 8 threads: %d INCRs over 2 kills, longest call %d "
+            "ms; 0 errors, 0 duplicates; short deadline: %d ok, %d unknown, "
+            "%d not applied"
+            % (exact["ok"], exact["max_call_ms"], many["ok"],
+               many["max_call_ms"], short["ok"], short["unknown"],
+               short["notapplied"]))
 
 
 if __name__ == "__main__":
