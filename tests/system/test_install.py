@@ -197,7 +197,19 @@ def check_make_dry_run():
           % (out + p.stderr)[-1500:])
 
 
-def check_client_lib(dest):
+def sanitizer_flags(binary):
+    """The sanitizer the build under test used: the staged library carries
+    its runtime, so the example must be built with it too."""
+    with open(binary, "rb") as f:
+        data = f.read(64 << 20)
+    if b"__asan_init" in data:
+        return ["-fsanitize=address,undefined"]
+    if b"__tsan_init" in data:
+        return ["-fsanitize=thread"]
+    return []
+
+
+def check_client_lib(dest, binary):
     """The library, headers and pkg-config file are staged, and the
     installed example builds with them. Returns the example's path (None
     when it could not be built here) and a note."""
@@ -221,8 +233,9 @@ def check_client_lib(dest):
     check(flags.returncode == 0, "pkg-config cohort-client: %s"
           % flags.stderr)
     out = os.path.join(dest, "counter")
-    p = subprocess.run([cc, "-std=c11", "-Wall", "-Werror",
-                        find_one(dest, "counter.c"), "-o", out]
+    p = subprocess.run([cc, "-std=c11", "-Wall", "-Werror"]
+                       + sanitizer_flags(binary)
+                       + [find_one(dest, "counter.c"), "-o", out]
                        + flags.stdout.split(), text=True,
                        capture_output=True, timeout=120)
     check(p.returncode == 0, "the installed example does not build with "
@@ -265,7 +278,7 @@ def body(binary):
             find_one(dest, doc)
         verified = check_unit(dest, unit, os.path.join(prefix, "bin",
                                                        "cohort"), sysconf)
-        example, lib_note = check_client_lib(dest)
+        example, lib_note = check_client_lib(dest, binary)
         ports = cl.pick_ports(3)
         conf = config_from_sample(sample, dest, ports)
         run_installed(installed, conf, ports,
