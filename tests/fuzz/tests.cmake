@@ -38,6 +38,7 @@ cohort_fuzz_target(wal 5000 ${COHORT_FUZZ_DIR}/fuzz_vfs.c)
 cohort_fuzz_target(snapshot 30000 ${COHORT_FUZZ_DIR}/fuzz_vfs.c)
 cohort_fuzz_target(meta 50000 ${COHORT_FUZZ_DIR}/fuzz_vfs.c)
 cohort_fuzz_target(replica 300 ${COHORT_FUZZ_DIR}/fuzz_group.c)
+cohort_fuzz_target(client 30000)
 
 # Writes the seed corpus from valid encodings (tests/fuzz/README.md).
 if(NOT COHORT_FUZZ)
