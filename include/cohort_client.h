@@ -56,11 +56,12 @@
  * nothing and may be used from separate threads freely. Each handle is
  * its own client (its own id), so open one per thread.
  *
- * Blocking. Every call blocks until it has an answer or its deadline
- * passes. The retry state machine is kept apart from the sockets (see
- * docs/ARCHITECTURE.md) so that a non-blocking variant, driven by the
- * caller's poll loop through a file descriptor, can be added; it is not
- * built yet.
+ * Blocking or not. cohort_client_call() and the convenience calls block
+ * until the answer or the deadline. The same call can be driven from the
+ * caller's own event loop instead (see "Non-blocking calls" below): start
+ * it, then poll the handle's fd for what it wants and call
+ * cohort_client_process() until it is done. The blocking calls are that,
+ * with poll().
  */
 #ifndef COHORT_CLIENT_H
 #define COHORT_CLIENT_H
@@ -190,6 +191,46 @@ COHORT_API int cohort_client_incrby(struct cohort_client *c, const char *key,
 /* INCR key: cohort_client_incrby(c, key, 1, value). */
 COHORT_API int cohort_client_incr(struct cohort_client *c, const char *key,
                                   int64_t *value);
+
+/* ------------------------------------------------------------ non-blocking */
+
+/* One call at a time per handle, driven by the caller's loop:
+ *
+ *     cohort_client_start(c, 0, argc, argv, NULL);
+ *     while ((rc = cohort_client_process(c, &reply)) == -COHORT_EAGAIN) {
+ *         struct pollfd p = {cohort_client_fd(c), 0, 0};
+ *         int w = cohort_client_wants(c);
+ *         p.events = (w & COHORT_CLIENT_WANT_READ ? POLLIN : 0) |
+ *                    (w & COHORT_CLIENT_WANT_WRITE ? POLLOUT : 0);
+ *         poll(&p, p.fd >= 0, cohort_client_timeout_ms(c));
+ *     }
+ *
+ * The fd, what it waits for and the timeout change as the call moves on
+ * (reconnects open new sockets): ask again after every process. Name
+ * resolution (getaddrinfo) blocks: give numeric member addresses to
+ * keep a loop from ever blocking. */
+
+#define COHORT_CLIENT_WANT_READ 1
+#define COHORT_CLIENT_WANT_WRITE 2
+
+/* Start a call (as cohort_client_call; the arguments are copied). 0, or
+ * -COHORT_EINVAL (bad arguments, or a call is already in progress). */
+COHORT_API int cohort_client_start(struct cohort_client *c, int flags, int argc,
+                                   const char *const *argv,
+                                   const size_t *argv_len);
+/* Move the call on as far as it goes without blocking. -COHORT_EAGAIN:
+ * not done, wait (fd, wants, timeout) and call again. Otherwise the
+ * call's result, as cohort_client_call() returns it, with *reply set on
+ * 0; the handle is then free for the next call. */
+COHORT_API int cohort_client_process(struct cohort_client *c,
+                                     struct cohort_reply **reply);
+/* The socket to wait on, or -1 when only the timeout matters. */
+COHORT_API int cohort_client_fd(const struct cohort_client *c);
+/* COHORT_CLIENT_WANT_READ and/or COHORT_CLIENT_WANT_WRITE on the fd. */
+COHORT_API int cohort_client_wants(const struct cohort_client *c);
+/* Milliseconds until cohort_client_process() must run even if the fd is
+ * quiet (a backoff, an attempt timeout, the deadline); 0: now. */
+COHORT_API int cohort_client_timeout_ms(const struct cohort_client *c);
 
 #ifdef __cplusplus
 }

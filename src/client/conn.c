@@ -30,6 +30,7 @@ void client_conn_init(struct client_conn *c)
 {
     memset(c, 0, sizeof(*c));
     c->fd = -1;
+    resp_buf_init(&c->out, 2);
 }
 
 void client_conn_close(struct client_conn *c)
@@ -38,6 +39,11 @@ void client_conn_close(struct client_conn *c)
         close(c->fd);
     c->fd = -1;
     c->readonly = false;
+    c->connecting = false;
+    c->reading = false;
+    c->out.size = 0;
+    c->out.ok = true;
+    c->out_sent = 0;
     c->have = 0;
     c->consumed = 0;
     c->node_count = 0;
@@ -46,6 +52,7 @@ void client_conn_close(struct client_conn *c)
 void client_conn_deinit(struct client_conn *c)
 {
     client_conn_close(c);
+    resp_buf_deinit(&c->out);
     free(c->buf);
     free(c->nodes);
     c->buf = NULL;
@@ -54,54 +61,34 @@ void client_conn_deinit(struct client_conn *c)
     c->node_cap = 0;
 }
 
-/* Wait for events on fd until deadline_ms: 1 ready, 0 timed out, -1 error
- * (errno). */
-static int wait_fd(int fd, short events, uint64_t deadline_ms)
-{
-    for (;;) {
-        uint64_t now = client_now_ms();
-        if (now >= deadline_ms)
-            return 0;
-        uint64_t left = deadline_ms - now;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n != 0)
-            return n < 0 ? -1 : 1;
-    }
-}
-
-static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms,
+/* Connect to the first address of addr that accepts a non-blocking
+ * connect; errnum gets the last failure. */
+static int connect_any(const struct addrinfo *res, bool *in_progress,
                        int *errnum)
 {
-    int fd =
-        socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        *errnum = errno;
-        return -1;
-    }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family,
+                        SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            *errnum = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            *in_progress = false;
+            return fd;
+        }
+        if (errno == EINPROGRESS) {
+            *in_progress = true;
+            return fd;
+        }
         *errnum = errno;
         close(fd);
-        return -1;
     }
-    int w = wait_fd(fd, POLLOUT, deadline_ms);
-    int so_error = 0;
-    socklen_t len = sizeof(so_error);
-    if (w <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 ||
-        so_error != 0) {
-        *errnum = w == 0 ? ETIMEDOUT : (so_error ? so_error : errno);
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
+    return -1;
 }
 
-int client_conn_open(struct client_conn *c, const char *addr,
-                     uint64_t deadline_ms, struct cohort_err *err)
+int client_conn_connect(struct client_conn *c, const char *addr,
+                        struct cohort_err *err)
 {
     client_conn_close(c);
     char host[256];
@@ -117,40 +104,88 @@ int client_conn_open(struct client_conn *c, const char *addr,
     if (rc != 0)
         return err_set(err, -COHORT_EIO, "member %s: %s", addr,
                        gai_strerror(rc));
-    int errnum = 0;
-    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        c->fd = connect_one(ai, deadline_ms, &errnum);
-        if (c->fd >= 0)
-            break;
-    }
+    int errnum = ECONNREFUSED;
+    bool in_progress = false;
+    c->fd = connect_any(res, &in_progress, &errnum);
     freeaddrinfo(res);
     if (c->fd < 0)
         return err_set(err, -COHORT_EIO, "connect to member %s: %s", addr,
                        strerror(errnum));
+    int one = 1;
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->connecting = in_progress;
+    return in_progress ? 1 : 0;
+}
+
+int client_conn_connect_done(struct client_conn *c, struct cohort_err *err)
+{
+    ASSERT(c->fd >= 0);
+    if (!c->connecting)
+        return 0;
+    struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+    int n = poll(&p, 1, 0);
+    if (n == 0 || (n < 0 && errno == EINTR))
+        return 1;
+    int so_error = 0;
+    socklen_t len = sizeof(so_error);
+    if (n < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) ||
+        so_error != 0) {
+        int errnum = n < 0 ? errno : so_error ? so_error : errno;
+        client_conn_close(c);
+        return err_set(err, -COHORT_EIO, "connect: %s", strerror(errnum));
+    }
+    c->connecting = false;
     return 0;
 }
 
-int client_conn_send(struct client_conn *c, const char *data, size_t size,
-                     uint64_t deadline_ms, struct cohort_err *err)
+int client_conn_queue(struct client_conn *c, uint32_t argc,
+                      const struct resp_arg *argv, struct cohort_err *err)
 {
     ASSERT(c->fd >= 0);
-    while (size > 0) {
-        ssize_t n = send(c->fd, data, size, MSG_NOSIGNAL);
+    resp_write_command(&c->out, argc, argv);
+    if (!c->out.ok) {
+        client_conn_close(c);
+        return err_set(err, -COHORT_ENOMEM, "a command buffer");
+    }
+    c->reading = true;
+    return 0;
+}
+
+bool client_conn_flushed(const struct client_conn *c)
+{
+    return c->out_sent == c->out.size;
+}
+
+int client_conn_flush(struct client_conn *c, struct cohort_err *err)
+{
+    ASSERT(c->fd >= 0);
+    while (c->out_sent < c->out.size) {
+        ssize_t n = send(c->fd, c->out.data + c->out_sent,
+                         c->out.size - c->out_sent, MSG_NOSIGNAL);
         if (n > 0) {
-            data += n;
-            size -= (size_t)n;
+            c->out_sent += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-            wait_fd(c->fd, POLLOUT, deadline_ms) > 0)
-            continue;
-        int errnum = n < 0 && errno != EAGAIN ? errno : ETIMEDOUT;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 1;
+        int errnum = errno;
         client_conn_close(c);
         return err_set(err, -COHORT_EIO, "send: %s", strerror(errnum));
     }
+    resp_buf_consume(&c->out, c->out.size);
+    c->out_sent = 0;
     return 0;
+}
+
+short client_conn_wants(const struct client_conn *c)
+{
+    if (c->fd < 0)
+        return 0;
+    if (c->connecting || !client_conn_flushed(c))
+        return POLLOUT;
+    return c->reading ? POLLIN : 0;
 }
 
 /* Make room to read more: at least size_wanted bytes in all. */
@@ -184,9 +219,8 @@ static int grow_nodes(struct client_conn *c, uint32_t count)
     return 0;
 }
 
-/* Read what the socket has, waiting until deadline_ms. */
-static int read_some(struct client_conn *c, uint64_t deadline_ms,
-                     struct cohort_err *err)
+/* Read what the socket has: 0 some bytes, 1 none yet. */
+static int read_some(struct client_conn *c, struct cohort_err *err)
 {
     for (;;) {
         ssize_t n = recv(c->fd, c->buf + c->have, c->cap - c->have, 0);
@@ -196,24 +230,16 @@ static int read_some(struct client_conn *c, uint64_t deadline_ms,
         }
         if (n == 0)
             return err_set(err, -COHORT_EIO,
-                           "the member closed the "
-                           "connection");
+                           "the member closed the connection");
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return err_sys(err, errno, "recv");
-        int w = wait_fd(c->fd, POLLIN, deadline_ms);
-        if (w == 0)
-            return err_set(err, -COHORT_EIO,
-                           "no reply within the attempt "
-                           "timeout");
-        if (w < 0)
-            return err_sys(err, errno, "poll");
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 1;
+        return err_sys(err, errno, "recv");
     }
 }
 
-static int parse_or_read(struct client_conn *c, uint64_t deadline_ms,
-                         struct cohort_err *err)
+static int parse_or_read(struct client_conn *c, struct cohort_err *err)
 {
     static const struct resp_reply_limits limits = {
         .depth_max = 16,
@@ -242,21 +268,22 @@ static int parse_or_read(struct client_conn *c, uint64_t deadline_ms,
         if (rc != 0)
             return err_set(err, rc, "a reply buffer of %zu bytes",
                            r.size_wanted);
-        rc = read_some(c, deadline_ms, err);
+        rc = read_some(c, err);
         if (rc != 0)
             return rc;
     }
 }
 
-int client_conn_recv(struct client_conn *c, uint64_t deadline_ms,
-                     struct cohort_err *err)
+int client_conn_read(struct client_conn *c, struct cohort_err *err)
 {
     ASSERT(c->fd >= 0);
     ASSERT(c->consumed == 0);
-    if (c->have == 0 && grow_buf(c, BUF_INITIAL) != 0)
+    if (c->have == 0 && grow_buf(c, BUF_INITIAL) != 0) {
+        client_conn_close(c);
         return err_set(err, -COHORT_ENOMEM, "a reply buffer");
-    int rc = parse_or_read(c, deadline_ms, err);
-    if (rc != 0)
+    }
+    int rc = parse_or_read(c, err);
+    if (rc < 0)
         client_conn_close(c);
     return rc;
 }
@@ -268,4 +295,5 @@ void client_conn_consume(struct client_conn *c)
     c->have -= c->consumed;
     c->consumed = 0;
     c->node_count = 0;
+    c->reading = false;
 }

@@ -1,13 +1,13 @@
-/* client/conn — one blocking RESP connection of the client library to one
- * member, with every wait bounded by a deadline (monotonic ms): a connect,
- * sending a command, reading one reply. The socket is non-blocking and
- * waits happen in poll(), so a frozen member costs at most the deadline.
+/* client/conn — one RESP connection of the client library to one member: a
+ * non-blocking connect, commands queued and flushed, one reply read at a
+ * time. Nothing here waits: the caller polls the fd for client_conn_wants()
+ * and bounds every wait with its own deadline.
  *
- * Invariants: (1) fd < 0 exactly when closed, and then have == 0; (2) after
- * client_conn_recv() returns 0, nodes[0, node_count) borrow buf[0,
- * consumed) until client_conn_consume(); (3) any failure closes the
- * connection, so a late reply to an abandoned attempt is never read as the
- * answer to a later one. */
+ * Invariants: (1) fd < 0 exactly when closed, and then have == 0 and
+ * nothing is queued; (2) after client_conn_read() returns 0, nodes[0,
+ * node_count) borrow buf[0, consumed) until client_conn_consume(); (3) any
+ * failure closes the connection, so a late reply to an abandoned attempt is
+ * never read as the answer to a later one. */
 #ifndef COHORT_CLIENT_CONN_H
 #define COHORT_CLIENT_CONN_H
 
@@ -24,7 +24,11 @@
 struct client_conn {
     int fd;
     uint32_t member;
-    bool readonly; /* READONLY was sent on it */
+    bool readonly;   /* READONLY was sent on it */
+    bool connecting; /* a non-blocking connect is under way */
+    bool reading;    /* a reply is awaited */
+    struct resp_buf out;
+    size_t out_sent;
     char *buf;
     size_t cap, have, consumed;
     struct resp_node *nodes;
@@ -38,19 +42,29 @@ void client_conn_init(struct client_conn *c);
 /* Free the buffers and close. */
 void client_conn_deinit(struct client_conn *c);
 void client_conn_close(struct client_conn *c);
-/* Connect to addr ("host:port") by deadline_ms. -COHORT_EIO with err. */
-int client_conn_open(struct client_conn *c, const char *addr,
-                     uint64_t deadline_ms, struct cohort_err *err);
-/* Write all of data by deadline_ms. -COHORT_EIO with err (and closed) if
- * any byte was left unsent. */
-int client_conn_send(struct client_conn *c, const char *data, size_t size,
-                     uint64_t deadline_ms, struct cohort_err *err);
-/* Read one reply by deadline_ms into nodes[0, node_count). -COHORT_EIO
- * (closed, timed out), -COHORT_EPROTO (not RESP) or -COHORT_ENOMEM, with
- * err and the connection closed. */
-int client_conn_recv(struct client_conn *c, uint64_t deadline_ms,
-                     struct cohort_err *err);
+
+/* Every call below is non-blocking: 0 done, 1 not yet (wait for the fd:
+ * client_conn_wants()), or a negative code with err filled and the
+ * connection closed. */
+
+/* Start connecting to addr ("host:port"). Name resolution (getaddrinfo)
+ * blocks: give numeric addresses where that matters. */
+int client_conn_connect(struct client_conn *c, const char *addr,
+                        struct cohort_err *err);
+/* Whether the connect finished. */
+int client_conn_connect_done(struct client_conn *c, struct cohort_err *err);
+/* Queue a command (RESP multibulk) behind what is unsent. */
+int client_conn_queue(struct client_conn *c, uint32_t argc,
+                      const struct resp_arg *argv, struct cohort_err *err);
+/* Send what is queued. */
+int client_conn_flush(struct client_conn *c, struct cohort_err *err);
+/* Whether every queued byte was handed to the kernel. */
+bool client_conn_flushed(const struct client_conn *c);
+/* Read until one reply is complete: nodes[0, node_count). */
+int client_conn_read(struct client_conn *c, struct cohort_err *err);
 /* Drop the bytes of the reply read last. */
 void client_conn_consume(struct client_conn *c);
+/* What the connection waits for: POLLIN or POLLOUT (0: nothing). */
+short client_conn_wants(const struct client_conn *c);
 
 #endif

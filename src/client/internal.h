@@ -4,18 +4,33 @@
  * Invariants: (1) client_id != 0 and next_request_no >= 1; (2) primary is
  * a member index or -1 (unknown), and the write connection, when open, is
  * to member wconn.member; (3) member_count <= COHORT_CLIENT_MEMBERS_MAX and
- * the first given_count members are the caller's, the rest discovered. */
+ * the first given_count members are the caller's, the rest discovered;
+ * (4) phase != IDLE exactly while a call is started and not yet handed
+ * over by cohort_client_process(), and in CONNECT..REQUEST conn is open. */
 #ifndef COHORT_CLIENT_INTERNAL_H
 #define COHORT_CLIENT_INTERNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client/call.h"
 #include "client/conn.h"
 #include "client/discover.h"
 #include "cohort_client.h"
 #include "common/err.h"
 #include "common/resp.h"
+
+/* Where the call in progress is (engine.c). */
+enum client_phase {
+    CLIENT_PHASE_IDLE = 0, /* no call */
+    CLIENT_PHASE_BACKOFF,  /* waiting for call.retry_at_ms */
+    CLIENT_PHASE_CONNECT,  /* a non-blocking connect */
+    CLIENT_PHASE_AUTH,     /* AUTH sent */
+    CLIENT_PHASE_INFO,     /* INFO replication sent (discovery) */
+    CLIENT_PHASE_READONLY, /* READONLY sent */
+    CLIENT_PHASE_REQUEST,  /* the command sent */
+    CLIENT_PHASE_DONE,     /* result (and reply) ready to hand over */
+};
 
 struct cohort_client {
     char members[COHORT_CLIENT_MEMBERS_MAX][CLIENT_ADDR_MAX];
@@ -36,9 +51,24 @@ struct cohort_client {
     struct client_conn wconn;                             /* writes */
     struct client_conn rconns[COHORT_CLIENT_MEMBERS_MAX]; /* READONLY */
 
-    struct resp_buf out; /* the command being sent */
-    struct resp_arg *args;
+    /* The call in progress (engine.c). */
+    enum client_phase phase;
+    struct client_call call;
+    bool is_write, local;
+    bool discovering;         /* ask INFO replication after login */
+    struct client_conn *conn; /* the attempt's connection */
+    uint64_t attempt_deadline_ms;
+    uint64_t connect_deadline_ms;
+    bool request_flushed;  /* the command was handed to the kernel whole */
+    char name[32];         /* the command's name, for messages */
+    struct resp_arg *args; /* 3 reserved slots, then the caller's copies */
+    uint32_t argc;         /* the caller's */
     uint32_t arg_capacity;
+    char *arg_bytes; /* owned copies of the caller's arguments */
+    size_t arg_bytes_capacity;
+    struct cohort_reply *reply; /* CLIENT_PHASE_DONE: the answer */
+    int result;                 /* CLIENT_PHASE_DONE: the call's result */
+
     struct cohort_err err;
     struct cohort_err attempt_err; /* the latest attempt's failure */
 };

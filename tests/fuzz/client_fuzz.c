@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                            \
     do {                                                                       \
         if (!(cond)) {                                                         \
-            fprintf(stderr, "client_fuzz: check failed: %s at %s:%d\n",        \
-                    #cond, __FILE__, __LINE__);                                \
+            fprintf(stderr, "client_fuzz: check failed: %s at %s:%d\n", #cond, \
+                    __FILE__, __LINE__);                                       \
             abort();                                                           \
         }                                                                      \
     } while (0)

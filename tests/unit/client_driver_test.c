@@ -371,6 +371,88 @@ static void error_replies_and_reads_are_not_retried(void **state)
     fake_stop(&f);
 }
 
+/* Drive the calls of several handles from one poll loop, as an
+ * application's event loop would. Returns when every call is done. */
+static void drive(struct cohort_client **cs, int n, int *rcs,
+                  struct cohort_reply **replies)
+{
+    bool done[8] = {false};
+    int left = n;
+    while (left > 0) {
+        struct pollfd p[8];
+        int timeout = 1000;
+        for (int i = 0; i < n; i++) {
+            p[i] = (struct pollfd){.fd = -1};
+            if (done[i])
+                continue;
+            rcs[i] = cohort_client_process(cs[i], &replies[i]);
+            if (rcs[i] != -COHORT_EAGAIN) {
+                done[i] = true;
+                left--;
+                continue;
+            }
+            int w = cohort_client_wants(cs[i]);
+            p[i].fd = cohort_client_fd(cs[i]);
+            p[i].events = (short)((w & COHORT_CLIENT_WANT_READ ? POLLIN : 0) |
+                                  (w & COHORT_CLIENT_WANT_WRITE ? POLLOUT : 0));
+            if (p[i].events == 0)
+                p[i].fd = -1;
+            int t = cohort_client_timeout_ms(cs[i]);
+            assert_true(t >= 0);
+            if (t < timeout)
+                timeout = t;
+        }
+        if (left > 0)
+            (void)poll(p, (nfds_t)n, timeout);
+    }
+}
+
+static void calls_run_from_the_callers_poll_loop(void **state)
+{
+    (void)state;
+    const char *steps[] = {"-TRYAGAIN view change in progress\r\n", NULL};
+    struct fake f[2];
+    struct plan plans[2] = {{NULL, steps, 2, ":5\r\n"},
+                            {NULL, steps, 2, ":5\r\n"}};
+    struct cohort_client *cs[2];
+    for (int i = 0; i < 2; i++) {
+        fake_listen(&f[i], scripted, &plans[i]);
+        plans[i].primary = f[i].addr;
+        fake_run(&f[i]);
+        const char *members[] = {f[i].addr};
+        cs[i] = open_client(members, 1, 20000);
+        struct cohort_reply *r = NULL;
+        assert_int_equal(cohort_client_process(cs[i], &r), -COHORT_EINVAL);
+    }
+    const char *argv[] = {"INCR", "k"};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cohort_client_start(cs[i], 0, 2, argv, NULL), 0);
+        assert_int_equal(cohort_client_start(cs[i], 0, 2, argv, NULL),
+                         -COHORT_EINVAL); /* one call at a time */
+    }
+    int rcs[2];
+    struct cohort_reply *replies[2];
+    drive(cs, 2, rcs, replies);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rcs[i], 0);
+        assert_int_equal(replies[i]->type, COHORT_REPLY_INTEGER);
+        assert_int_equal(replies[i]->integer, 5);
+        cohort_reply_free(replies[i]);
+        char w[8][LINE_MAX_];
+        assert_int_equal(fake_writes(&f[i], w, 8), 3);
+        unsigned long long id0, no0, id, no;
+        id_and_no(w[0], &id0, &no0);
+        id_and_no(w[2], &id, &no);
+        assert_int_equal(id, id0); /* retried after -TRYAGAIN and a close */
+        assert_int_equal(no, no0);
+        /* The handle is free again, and blocking calls work on it. */
+        assert_int_equal(cohort_client_incr(cs[i], "k", NULL), 0);
+        assert_int_equal(cohort_client_next_request_no(cs[i]), 3);
+        cohort_client_close(cs[i]);
+        fake_stop(&f[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +462,7 @@ int main(void)
         cmocka_unit_test(writes_go_to_the_primary_info_names),
         cmocka_unit_test(session_expired_starts_a_new_client),
         cmocka_unit_test(error_replies_and_reads_are_not_retried),
+        cmocka_unit_test(calls_run_from_the_callers_poll_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
