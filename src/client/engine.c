@@ -7,7 +7,8 @@
  *
  * An attempt: BACKOFF -> [CONNECT -> [AUTH] -> [INFO | READONLY]] ->
  * REQUEST, where the bracketed steps run only on a new connection, INFO
- * only when the primary is unknown (it may lead to one more CONNECT, to
+ * only when the primary is not known for sure (also on an open connection
+ * to a member that named no primary; it may lead to one more CONNECT, to
  * the primary it names) and READONLY only for a local read. A failure
  * before the whole command was handed to the kernel is "not sent"; after
  * it, "lost". Every failure closes the attempt's connection (conn.c
@@ -45,6 +46,7 @@ static int member_index(struct cohort_client *c, const char *addr)
 static void forget_primary(struct cohort_client *c, uint32_t m)
 {
     c->primary = -1;
+    c->primary_confirmed = false;
     c->next_try = (m + 1) % c->member_count;
 }
 
@@ -82,8 +84,7 @@ static void finish_auth(struct cohort_client *c)
         finish_fail(c, -COHORT_EUNKNOWN);
         return;
     }
-    err_set(&c->err, -COHORT_EAUTH, "%s: %s", c->name,
-            c->attempt_err.message);
+    err_set(&c->err, -COHORT_EAUTH, "%s: %s", c->name, c->attempt_err.message);
     finish(c, -COHORT_EAUTH);
 }
 
@@ -232,11 +233,15 @@ static void start_attempt(struct cohort_client *c, uint64_t now)
         m = c->primary >= 0 ? (uint32_t)c->primary
                             : c->next_try % c->member_count;
     }
-    c->discovering = !c->local && c->primary < 0;
-    if (c->conn->fd >= 0)
-        send_request(c);
-    else
+    /* Ask again while the primary is only a hint (a member that named
+     * none, as in a view change): on the open connection, no reconnect. */
+    c->discovering = !c->local && !c->primary_confirmed;
+    if (c->conn->fd < 0)
         dial(c, m);
+    else if (c->discovering)
+        after_login(c);
+    else
+        send_request(c);
 }
 
 /* ------------------------------------------------------------ replies */
@@ -272,11 +277,14 @@ static void on_info_reply(struct cohort_client *c)
     uint32_t m = c->conn->member;
     c->discovering = false;
     if (p < 0 || (uint32_t)p == m) {
-        c->primary = (int)m; /* a hint: it is the primary or forwards */
+        /* It is the primary, or a member that forwards to one. */
+        c->primary = (int)m;
+        c->primary_confirmed = p >= 0;
         send_request(c);
         return;
     }
     c->primary = p;
+    c->primary_confirmed = true;
     client_conn_close(c->conn);
     dial(c, (uint32_t)p);
 }
@@ -391,8 +399,8 @@ static void advance(struct cohort_client *c)
 
 /* Copy the caller's arguments after three reserved slots (COHORT.REQ, the
  * id, the number): the call outlives the caller's array. */
-static int take_args(struct cohort_client *c, int argc,
-                     const char *const *argv, const size_t *argv_len)
+static int take_args(struct cohort_client *c, int argc, const char *const *argv,
+                     const size_t *argv_len)
 {
     uint32_t need = (uint32_t)argc + 3;
     size_t bytes = 0;
@@ -427,8 +435,8 @@ static int take_args(struct cohort_client *c, int argc,
     return 0;
 }
 
-COHORT_API int cohort_client_start(struct cohort_client *c, int flags,
-                                   int argc, const char *const *argv,
+COHORT_API int cohort_client_start(struct cohort_client *c, int flags, int argc,
+                                   const char *const *argv,
                                    const size_t *argv_len)
 {
     err_clear(&c->err);
@@ -494,9 +502,8 @@ COHORT_API int cohort_client_timeout_ms(const struct cohort_client *c)
     uint64_t now = client_now_ms();
     uint64_t until;
     if (c->phase == CLIENT_PHASE_BACKOFF)
-        until = c->call.retry_at_ms < c->call.deadline_ms
-                    ? c->call.retry_at_ms
-                    : c->call.deadline_ms;
+        until = c->call.retry_at_ms < c->call.deadline_ms ? c->call.retry_at_ms
+                                                          : c->call.deadline_ms;
     else if (c->phase >= CLIENT_PHASE_CONNECT &&
              c->phase <= CLIENT_PHASE_REQUEST)
         until = phase_deadline(c);

@@ -45,8 +45,9 @@ struct cohort_client {
     uint64_t client_id;
     uint64_t next_request_no;
 
-    int primary;       /* member index, -1: unknown */
-    uint32_t next_try; /* the member to try when the primary is unknown */
+    int primary;            /* member index, -1: unknown */
+    bool primary_confirmed; /* INFO named it (else a member that forwards) */
+    uint32_t next_try;      /* the member to try when the primary is unknown */
     uint32_t next_read;
     struct client_conn wconn;                             /* writes */
     struct client_conn rconns[COHORT_CLIENT_MEMBERS_MAX]; /* READONLY */

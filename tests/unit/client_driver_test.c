@@ -195,8 +195,8 @@ static bool answer_admin(struct resp_buf *out, const char *cmd,
 }
 
 struct plan {
-    const char *primary;
-    const char *const *steps; /* per COHORT.REQ: a reply, or NULL: close */
+    _Atomic(const char *) primary; /* NULL: INFO names none ("?") */
+    const char *const *steps;      /* per COHORT.REQ: a reply, or NULL: close */
     int step_count;
     _Atomic(const char *) then; /* the reply after the steps */
 };
@@ -204,8 +204,17 @@ struct plan {
 static bool scripted(struct resp_buf *out, const char *cmd, int n, void *ctx)
 {
     const struct plan *p = ctx;
-    if (answer_admin(out, cmd, p->primary))
+    const char *primary = atomic_load(&p->primary);
+    if (answer_admin(out, cmd, primary ? primary : "?"))
         return true;
+    if (strcmp(cmd, "READONLY") == 0) {
+        resp_write_simple(out, "OK");
+        return true;
+    }
+    if (strncmp(cmd, "GET", 3) == 0) {
+        resp_write_bulk(out, "v", 1);
+        return true;
+    }
     const char *reply =
         n <= p->step_count ? p->steps[n - 1] : atomic_load(&p->then);
     if (reply == NULL)
@@ -453,6 +462,76 @@ static void calls_run_from_the_callers_poll_loop(void **state)
     }
 }
 
+static void a_forwarding_member_is_asked_again_for_the_primary(void **state)
+{
+    (void)state;
+    struct fake backup, primary;
+    struct plan to_primary = {NULL, NULL, 0, ":2\r\n"};
+    fake_listen(&primary, scripted, &to_primary);
+    to_primary.primary = primary.addr;
+    fake_run(&primary);
+    /* The backup names no primary at first (a view change) and answers
+     * writes itself, as a forwarding backup would. */
+    struct plan from_backup = {NULL, NULL, 0, ":1\r\n"};
+    fake_listen(&backup, scripted, &from_backup);
+    fake_run(&backup);
+    const char *members[] = {backup.addr};
+    struct cohort_client *c = open_client(members, 1, 20000);
+    int64_t v = 0;
+    assert_int_equal(cohort_client_incr(c, "k", &v), 0);
+    assert_int_equal(v, 1);
+    atomic_store(&from_backup.primary, primary.addr);
+    assert_int_equal(cohort_client_incr(c, "k", &v), 0);
+    assert_int_equal(v, 2); /* asked INFO again and went to the primary */
+    char w[4][LINE_MAX_];
+    assert_int_equal(fake_writes(&backup, w, 4), 1);
+    assert_int_equal(fake_writes(&primary, w, 4), 1);
+    cohort_client_close(c);
+    fake_stop(&backup);
+    fake_stop(&primary);
+}
+
+/* The commands a fake received that start with prefix. */
+static int fake_count(struct fake *f, const char *prefix)
+{
+    int k = 0;
+    pthread_mutex_lock(&f->lock);
+    for (int i = 0; i < f->log_count; i++)
+        k += strncmp(f->log[i], prefix, strlen(prefix)) == 0;
+    pthread_mutex_unlock(&f->lock);
+    return k;
+}
+
+static void local_reads_go_round_the_members(void **state)
+{
+    (void)state;
+    struct fake f[3];
+    struct plan plans[3];
+    const char *members[3];
+    for (int i = 0; i < 3; i++) {
+        plans[i] = (struct plan){NULL, NULL, 0, ":0\r\n"};
+        fake_listen(&f[i], scripted, &plans[i]);
+        members[i] = f[i].addr;
+        fake_run(&f[i]);
+    }
+    struct cohort_client *c = open_client(members, 3, 20000);
+    for (int k = 0; k < 6; k++) {
+        char *value = NULL;
+        assert_int_equal(
+            cohort_client_get(c, COHORT_CALL_READ_LOCAL, "k", &value, NULL), 0);
+        assert_string_equal(value, "v");
+        free(value);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fake_count(&f[i], "READONLY"), 1); /* once */
+        assert_int_equal(fake_count(&f[i], "GET"), 2);
+        assert_int_equal(fake_count(&f[i], "INFO"), 0);
+    }
+    cohort_client_close(c);
+    for (int i = 0; i < 3; i++)
+        fake_stop(&f[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +542,8 @@ int main(void)
         cmocka_unit_test(session_expired_starts_a_new_client),
         cmocka_unit_test(error_replies_and_reads_are_not_retried),
         cmocka_unit_test(calls_run_from_the_callers_poll_loop),
+        cmocka_unit_test(a_forwarding_member_is_asked_again_for_the_primary),
+        cmocka_unit_test(local_reads_go_round_the_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
