@@ -102,14 +102,26 @@ struct cohort_client_options {
     uint32_t attempt_timeout_ms;
     /* One TCP connect. */
     uint32_t connect_timeout_ms;
+    /* TLS (nonzero tls): members are then the replicas' --tls-port
+     * addresses, all of them (INFO names plain client addresses, so none
+     * is discovered; the primary is found by asking each member's role).
+     * The server certificate must chain to tls_ca_cert_file (NULL: the
+     * system's CAs) and name the member's host (IP address or DNS name).
+     * tls_cert_file and tls_key_file (PEM; NULL key: in the cert file)
+     * give a client certificate, which --tls-auth-clients yes requires. */
+    int tls;
+    const char *tls_ca_cert_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
 };
 
 /* Fill o with the defaults and no members. */
 COHORT_API void cohort_client_options_init(struct cohort_client_options *o);
 
 /* Make a handle. No connection is made yet (the first call makes it), so
- * open fails only on bad options (-COHORT_EINVAL) or memory. *out is NULL
- * on failure. */
+ * open fails only on bad options (-COHORT_EINVAL), TLS files that cannot
+ * be loaded (-COHORT_ECONFIG; the reason goes to stderr, as there is no
+ * handle to hold it) or memory. *out is NULL on failure. */
 COHORT_API int cohort_client_open(struct cohort_client **out,
                                   const struct cohort_client_options *o);
 /* Close the connections and free the handle. NULL does nothing. */

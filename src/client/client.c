@@ -14,6 +14,7 @@
 #include "client/call.h"
 #include "client/internal.h"
 #include "client/reply.h"
+#include "client/tls.h"
 #include "common/assert.h"
 
 uint64_t client_random_id(void)
@@ -51,6 +52,8 @@ static int check_options(const struct cohort_client_options *o)
             return -COHORT_EINVAL;
     }
     if (o->username != NULL && o->password == NULL)
+        return -COHORT_EINVAL;
+    if (o->tls_key_file != NULL && o->tls_cert_file == NULL)
         return -COHORT_EINVAL;
     return 0;
 }
@@ -100,6 +103,16 @@ COHORT_API int cohort_client_open(struct cohort_client **out,
         cohort_client_close(c);
         return -COHORT_ENOMEM;
     }
+    if (o->tls) {
+        c->tls_ctx = client_tls_ctx_new(o, &c->err);
+        if (c->tls_ctx == NULL) {
+            /* tidy: allow printing: open has no handle to hold it. */
+            fprintf(stderr, "cohort_client_open: %s\n", c->err.message);
+            rc = c->err.code;
+            cohort_client_close(c);
+            return rc;
+        }
+    }
     *out = c;
     return 0;
 }
@@ -112,6 +125,8 @@ COHORT_API void cohort_client_close(struct cohort_client *c)
     for (uint32_t i = 0; i < COHORT_CLIENT_MEMBERS_MAX; i++)
         client_conn_deinit(&c->rconns[i]);
     cohort_reply_free(c->reply);
+    if (c->tls_ctx != NULL)
+        client_tls_ctx_free(c->tls_ctx);
     free(c->arg_bytes);
     free(c->args);
     free(c->username);

@@ -3,7 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -35,6 +39,11 @@ void client_conn_init(struct client_conn *c)
 
 void client_conn_close(struct client_conn *c)
 {
+    if (c->ssl != NULL)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
+    c->handshaking = false;
+    c->ssl_want = 0;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -138,6 +147,81 @@ int client_conn_connect_done(struct client_conn *c, struct cohort_err *err)
     return 0;
 }
 
+/* The reason of a failed TLS call, for messages. */
+static const char *tls_reason(SSL *ssl, int rc)
+{
+    int e = SSL_get_error(ssl, rc);
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return "the member closed the TLS session";
+    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+        return rc == 0 ? "the member closed the connection" : strerror(errno);
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK)
+        return X509_verify_cert_error_string(v);
+    unsigned long code = ERR_get_error();
+    const char *r = code ? ERR_reason_error_string(code) : NULL;
+    return r ? r : "TLS error";
+}
+
+/* After a TLS call returned rc <= 0: 1 to wait (ssl_want set), or a
+ * negative code with the connection closed. */
+static int tls_wait_or_fail(struct client_conn *c, int rc, const char *what,
+                            struct cohort_err *err)
+{
+    int e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->ssl_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        return 1;
+    }
+    err_set(err, -COHORT_EIO, "TLS %s: %s", what, tls_reason(c->ssl, rc));
+    ERR_clear_error();
+    client_conn_close(c);
+    return -COHORT_EIO;
+}
+
+int client_conn_tls_start(struct client_conn *c, void *ctx, const char *host,
+                          struct cohort_err *err)
+{
+    ASSERT(c->fd >= 0);
+    ASSERT(!c->connecting);
+    SSL *ssl = SSL_new(ctx);
+    unsigned char ip[16];
+    bool is_ip =
+        inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    bool ok = ssl != NULL && SSL_set_fd(ssl, c->fd) == 1;
+    /* The certificate must name the member: its IP address or DNS name. */
+    if (ok && is_ip)
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+    else if (ok)
+        ok = SSL_set1_host(ssl, host) == 1 &&
+             SSL_set_tlsext_host_name(ssl, host) == 1;
+    if (!ok) {
+        if (ssl != NULL)
+            SSL_free(ssl);
+        client_conn_close(c);
+        return err_set(err, -COHORT_ENOMEM, "TLS session for %s", host);
+    }
+    SSL_set_connect_state(ssl);
+    c->ssl = ssl;
+    c->handshaking = true;
+    return 1;
+}
+
+int client_conn_handshake(struct client_conn *c, struct cohort_err *err)
+{
+    ASSERT(c->ssl != NULL);
+    if (!c->handshaking)
+        return 0;
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        c->handshaking = false;
+        c->ssl_want = 0;
+        return 0;
+    }
+    return tls_wait_or_fail(c, rc, "handshake", err);
+}
+
 int client_conn_queue(struct client_conn *c, uint32_t argc,
                       const struct resp_arg *argv, struct cohort_err *err)
 {
@@ -160,6 +244,18 @@ int client_conn_flush(struct client_conn *c, struct cohort_err *err)
 {
     ASSERT(c->fd >= 0);
     while (c->out_sent < c->out.size) {
+        if (c->ssl != NULL) {
+            ERR_clear_error();
+            int n = SSL_write(c->ssl, c->out.data + c->out_sent,
+                              (int)(c->out.size - c->out_sent > INT32_MAX
+                                        ? INT32_MAX
+                                        : c->out.size - c->out_sent));
+            if (n <= 0)
+                return tls_wait_or_fail(c, n, "write", err);
+            c->ssl_want = 0;
+            c->out_sent += (size_t)n;
+            continue;
+        }
         ssize_t n = send(c->fd, c->out.data + c->out_sent,
                          c->out.size - c->out_sent, MSG_NOSIGNAL);
         if (n > 0) {
@@ -183,6 +279,8 @@ short client_conn_wants(const struct client_conn *c)
 {
     if (c->fd < 0)
         return 0;
+    if (c->ssl_want != 0)
+        return c->ssl_want;
     if (c->connecting || !client_conn_flushed(c))
         return POLLOUT;
     return c->reading ? POLLIN : 0;
@@ -222,6 +320,17 @@ static int grow_nodes(struct client_conn *c, uint32_t count)
 /* Read what the socket has: 0 some bytes, 1 none yet. */
 static int read_some(struct client_conn *c, struct cohort_err *err)
 {
+    if (c->ssl != NULL) {
+        ERR_clear_error();
+        int cap =
+            (int)(c->cap - c->have > INT32_MAX ? INT32_MAX : c->cap - c->have);
+        int n = SSL_read(c->ssl, c->buf + c->have, cap);
+        if (n <= 0)
+            return tls_wait_or_fail(c, n, "read", err);
+        c->ssl_want = 0;
+        c->have += (size_t)n;
+        return 0;
+    }
     for (;;) {
         ssize_t n = recv(c->fd, c->buf + c->have, c->cap - c->have, 0);
         if (n > 0) {

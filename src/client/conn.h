@@ -1,7 +1,8 @@
 /* client/conn — one RESP connection of the client library to one member: a
  * non-blocking connect, commands queued and flushed, one reply read at a
- * time. Nothing here waits: the caller polls the fd for client_conn_wants()
- * and bounds every wait with its own deadline.
+ * time, over TCP or TLS (OpenSSL on the socket). Nothing here waits: the
+ * caller polls the fd for client_conn_wants() and bounds every wait with
+ * its own deadline.
  *
  * Invariants: (1) fd < 0 exactly when closed, and then have == 0 and
  * nothing is queued; (2) after client_conn_read() returns 0, nodes[0,
@@ -27,6 +28,9 @@ struct client_conn {
     bool readonly;   /* READONLY was sent on it */
     bool connecting; /* a non-blocking connect is under way */
     bool reading;    /* a reply is awaited */
+    void *ssl;       /* SSL *, when the connection speaks TLS */
+    bool handshaking;
+    short ssl_want; /* POLLIN or POLLOUT: what TLS last waited for */
     struct resp_buf out;
     size_t out_sent;
     char *buf;
@@ -53,6 +57,12 @@ int client_conn_connect(struct client_conn *c, const char *addr,
                         struct cohort_err *err);
 /* Whether the connect finished. */
 int client_conn_connect_done(struct client_conn *c, struct cohort_err *err);
+/* Start TLS on the connected socket with ctx (an SSL_CTX *), checking the
+ * server certificate against host (an IP address or a DNS name). */
+int client_conn_tls_start(struct client_conn *c, void *ctx, const char *host,
+                          struct cohort_err *err);
+/* Whether the TLS handshake finished. */
+int client_conn_handshake(struct client_conn *c, struct cohort_err *err);
 /* Queue a command (RESP multibulk) behind what is unsent. */
 int client_conn_queue(struct client_conn *c, uint32_t argc,
                       const struct resp_arg *argv, struct cohort_err *err);

@@ -49,7 +49,10 @@ static void parse_line(const char *line, const char *end,
 {
     if (end > line && end[-1] == '\r')
         end--;
-    if (starts_with(line, end, "primary:")) {
+    if (starts_with(line, end, "role:")) {
+        out->is_primary = (size_t)(end - line) == strlen("role:primary") &&
+                          starts_with(line, end, "role:primary");
+    } else if (starts_with(line, end, "primary:")) {
         const char *v = line + strlen("primary:");
         out->has_primary = copy_addr(out->primary, v, end);
     } else if (starts_with(line, end, "member")) {

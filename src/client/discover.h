@@ -16,13 +16,15 @@
 #define CLIENT_DISCOVER_MEMBERS_MAX 16u
 
 struct client_layout {
+    bool is_primary;  /* the member that answered says role:primary */
     bool has_primary; /* a known primary address ("?" is none) */
     char primary[CLIENT_ADDR_MAX];
     size_t member_count;
     char members[CLIENT_DISCOVER_MEMBERS_MAX][CLIENT_ADDR_MAX];
 };
 
-/* Parse INFO replication text[0, size) into out (cleared first). */
+/* Parse INFO replication text[0, size) into out (cleared first): the
+ * "role:", "primary:" and "member<i>:addr=" lines. */
 void client_layout_parse(const char *text, size_t size,
                          struct client_layout *out);
 

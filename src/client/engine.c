@@ -201,6 +201,25 @@ static void after_connect(struct cohort_client *c)
         conn_failed(c);
 }
 
+/* The TCP connection is up: TLS first if configured. */
+static void after_tcp(struct cohort_client *c)
+{
+    if (c->tls_ctx == NULL) {
+        after_connect(c);
+        return;
+    }
+    char host[CLIENT_ADDR_MAX];
+    const char *addr = c->members[c->conn->member];
+    size_t n = (size_t)(strrchr(addr, ':') - addr);
+    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
+        snprintf(host, sizeof(host), "%.*s", (int)(n - 2), addr + 1);
+    else
+        snprintf(host, sizeof(host), "%.*s", (int)n, addr);
+    c->phase = CLIENT_PHASE_HANDSHAKE;
+    if (client_conn_tls_start(c->conn, c->tls_ctx, host, &c->attempt_err) < 0)
+        conn_failed(c);
+}
+
 /* Connect the attempt's connection to member m. */
 static void dial(struct cohort_client *c, uint32_t m)
 {
@@ -212,7 +231,7 @@ static void dial(struct cohort_client *c, uint32_t m)
     if (rc < 0)
         conn_failed(c);
     else if (rc == 0)
-        after_connect(c);
+        after_tcp(c);
 }
 
 static void start_attempt(struct cohort_client *c, uint64_t now)
@@ -236,6 +255,7 @@ static void start_attempt(struct cohort_client *c, uint64_t now)
     /* Ask again while the primary is only a hint (a member that named
      * none, as in a view change): on the open connection, no reconnect. */
     c->discovering = !c->local && !c->primary_confirmed;
+    c->hops = 0;
     if (c->conn->fd < 0)
         dial(c, m);
     else if (c->discovering)
@@ -263,6 +283,25 @@ static void on_auth_reply(struct cohort_client *c)
     after_login(c);
 }
 
+/* TLS: INFO names plain client addresses, so the primary is the member
+ * that says role:primary. Ask each in turn; settle for a forwarding
+ * member when none does (a view change). */
+static void on_info_reply_tls(struct cohort_client *c,
+                              const struct client_layout *layout)
+{
+    uint32_t m = c->conn->member;
+    if (layout->is_primary || c->hops + 1 >= c->member_count) {
+        c->discovering = false;
+        c->primary = (int)m;
+        c->primary_confirmed = layout->is_primary;
+        send_request(c);
+        return;
+    }
+    c->hops++;
+    client_conn_close(c->conn);
+    dial(c, (m + 1) % c->member_count);
+}
+
 static void on_info_reply(struct cohort_client *c)
 {
     const struct resp_node *r = &c->conn->nodes[0];
@@ -271,6 +310,10 @@ static void on_info_reply(struct cohort_client *c)
     if (r->type == RESP_TYPE_BULK || r->type == RESP_TYPE_VERBATIM)
         client_layout_parse(r->str, r->len, &layout);
     client_conn_consume(c->conn);
+    if (c->tls_ctx != NULL) {
+        on_info_reply_tls(c, &layout);
+        return;
+    }
     for (size_t i = 0; i < layout.member_count; i++)
         (void)member_index(c, layout.members[i]);
     int p = layout.has_primary ? member_index(c, layout.primary) : -1;
@@ -328,7 +371,8 @@ static void on_reply(struct cohort_client *c)
 /* When the current phase of the attempt gives up. */
 static uint64_t phase_deadline(const struct cohort_client *c)
 {
-    if (c->phase == CLIENT_PHASE_CONNECT &&
+    if ((c->phase == CLIENT_PHASE_CONNECT ||
+         c->phase == CLIENT_PHASE_HANDSHAKE) &&
         c->connect_deadline_ms < c->attempt_deadline_ms)
         return c->connect_deadline_ms;
     return c->attempt_deadline_ms;
@@ -339,10 +383,12 @@ static bool io_step(struct cohort_client *c, uint64_t now)
 {
     struct client_conn *conn = c->conn;
     if (now >= phase_deadline(c)) {
-        if (c->phase == CLIENT_PHASE_CONNECT)
-            err_set(&c->attempt_err, -COHORT_EIO,
-                    "connect timed out (%" PRIu32 " ms)",
-                    c->connect_timeout_ms);
+        if (c->phase == CLIENT_PHASE_CONNECT ||
+            c->phase == CLIENT_PHASE_HANDSHAKE)
+            err_set(
+                &c->attempt_err, -COHORT_EIO, "%s timed out (%" PRIu32 " ms)",
+                c->phase == CLIENT_PHASE_CONNECT ? "connect" : "TLS handshake",
+                c->connect_timeout_ms);
         else
             err_set(&c->attempt_err, -COHORT_EIO,
                     "no reply within the attempt timeout (%" PRIu32 " ms)",
@@ -353,6 +399,14 @@ static bool io_step(struct cohort_client *c, uint64_t now)
     }
     if (c->phase == CLIENT_PHASE_CONNECT) {
         int rc = client_conn_connect_done(conn, &c->attempt_err);
+        if (rc < 0)
+            conn_failed(c);
+        else if (rc == 0)
+            after_tcp(c);
+        return rc <= 0;
+    }
+    if (c->phase == CLIENT_PHASE_HANDSHAKE) {
+        int rc = client_conn_handshake(conn, &c->attempt_err);
         if (rc < 0)
             conn_failed(c);
         else if (rc == 0)

@@ -22,14 +22,15 @@
 
 /* Where the call in progress is (engine.c). */
 enum client_phase {
-    CLIENT_PHASE_IDLE = 0, /* no call */
-    CLIENT_PHASE_BACKOFF,  /* waiting for call.retry_at_ms */
-    CLIENT_PHASE_CONNECT,  /* a non-blocking connect */
-    CLIENT_PHASE_AUTH,     /* AUTH sent */
-    CLIENT_PHASE_INFO,     /* INFO replication sent (discovery) */
-    CLIENT_PHASE_READONLY, /* READONLY sent */
-    CLIENT_PHASE_REQUEST,  /* the command sent */
-    CLIENT_PHASE_DONE,     /* result (and reply) ready to hand over */
+    CLIENT_PHASE_IDLE = 0,  /* no call */
+    CLIENT_PHASE_BACKOFF,   /* waiting for call.retry_at_ms */
+    CLIENT_PHASE_CONNECT,   /* a non-blocking connect */
+    CLIENT_PHASE_HANDSHAKE, /* the TLS handshake */
+    CLIENT_PHASE_AUTH,      /* AUTH sent */
+    CLIENT_PHASE_INFO,      /* INFO replication sent (discovery) */
+    CLIENT_PHASE_READONLY,  /* READONLY sent */
+    CLIENT_PHASE_REQUEST,   /* the command sent */
+    CLIENT_PHASE_DONE,      /* result (and reply) ready to hand over */
 };
 
 struct cohort_client {
@@ -41,6 +42,7 @@ struct cohort_client {
     uint32_t deadline_ms;
     uint32_t attempt_timeout_ms;
     uint32_t connect_timeout_ms;
+    void *tls_ctx; /* SSL_CTX *, owned; NULL: plain TCP */
 
     uint64_t client_id;
     uint64_t next_request_no;
@@ -57,6 +59,7 @@ struct cohort_client {
     struct client_call call;
     bool is_write, local;
     bool discovering;         /* ask INFO replication after login */
+    uint32_t hops;            /* TLS: members asked for their role */
     struct client_conn *conn; /* the attempt's connection */
     uint64_t attempt_deadline_ms;
     uint64_t connect_deadline_ms;

@@ -24,6 +24,7 @@
  *
  * options: --members a,b,c  --deadline-ms D  --attempt-timeout-ms T
  *          --user U  --password P
+ *          --tls --tls-cacert F --tls-cert F --tls-key F
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -84,6 +85,10 @@ static void parse(struct args *a, int argc, char **argv)
             a->flags |= COHORT_CALL_READ_LOCAL;
             continue;
         }
+        if (strcmp(f, "--tls") == 0) {
+            a->o.tls = 1;
+            continue;
+        }
         if (strcmp(f, "--warmup") == 0) {
             a->warmup = true;
             continue;
@@ -97,6 +102,12 @@ static void parse(struct args *a, int argc, char **argv)
             a->o.deadline_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(f, "--attempt-timeout-ms") == 0)
             a->o.attempt_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(f, "--tls-cacert") == 0)
+            a->o.tls_ca_cert_file = v;
+        else if (strcmp(f, "--tls-cert") == 0)
+            a->o.tls_cert_file = v;
+        else if (strcmp(f, "--tls-key") == 0)
+            a->o.tls_key_file = v;
         else if (strcmp(f, "--user") == 0)
             a->o.username = v;
         else if (strcmp(f, "--password") == 0)

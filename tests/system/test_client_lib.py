@@ -24,6 +24,11 @@
   5. local reads: GET with COHORT_CALL_READ_LOCAL answers from members.
   6. auth (a 1-replica group with --requirepass): the right password
      works, a wrong one fails at once with EAUTH.
+  7. TLS (3 replicas with --tls-port, client certificates required, and a
+     password; skipped without the openssl command): INCRs over TLS to
+     the TLS ports through a SIGKILL of the primary are exactly once; a CA
+     that did not sign the servers' certificates gets ENOTAPPLIED with
+     the verification failure in the message.
 
 The counts and the longest run of calls are printed, not asserted.
 
@@ -77,12 +82,14 @@ def call(binary, member_list, args, deadline_ms, extra=(), timeout=60):
 class Incrementer:
     """cohort-client-test incr in the background, its progress followed."""
 
-    def __init__(self, binary, c, key, deadline_ms, stop_file, threads=1):
+    def __init__(self, binary, c, key, deadline_ms, stop_file, threads=1,
+                 member_list=None, extra=()):
         self.stop_file = stop_file
         self.proc = subprocess.Popen(
-            [tool(binary), "incr", "--members", members(c), "--key", key,
-             "--count", "1000000", "--deadline-ms", str(deadline_ms),
-             "--stop-file", stop_file, "--threads", str(threads)],
+            [tool(binary), "incr", "--members", member_list or members(c),
+             "--key", key, "--count", "1000000", "--deadline-ms",
+             str(deadline_ms), "--stop-file", stop_file, "--threads",
+             str(threads)] + list(extra),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.progress = 0
         self.result = None
@@ -256,6 +263,60 @@ def auth(binary):
     log("wrong password: %s" % r["error"])
 
 
+def tls(binary):
+    import shutil
+    import tempfile
+    import test_client_tls as t
+    if shutil.which("openssl") is None:
+        log("openssl is missing: TLS not tested")
+        return "TLS not tested (no openssl)"
+    d = tempfile.mkdtemp(prefix="cohort-client-tls-")
+    try:
+        t.make_certs(d)
+        c = t.TlsCluster(binary, name="client-tls", extra_args=[
+            "--requirepass", t.PASSWORD,
+            "--tls-cert-file", os.path.join(d, "a.crt"),
+            "--tls-key-file", os.path.join(d, "a.key"),
+            "--tls-ca-cert-file", os.path.join(d, "ca.crt")])
+        c.start()
+        c.wait_for_primary()
+        tls_members = ",".join("127.0.0.1:%d" % p for p in c.tls_ports)
+        opts = ["--tls", "--tls-cacert", os.path.join(d, "ca.crt"),
+                "--tls-cert", os.path.join(d, "client.crt"),
+                "--tls-key", os.path.join(d, "client.key"),
+                "--password", t.PASSWORD]
+        inc = Incrementer(binary, c, "tls", 120000 * c.slow,
+                          os.path.join(c.dir, "stop-tls"),
+                          member_list=tls_members, extra=opts)
+        inc.wait_progress(100, 60 * c.slow)
+        kill_primary_and_restart(c, c.slow)
+        inc.wait_progress(100, 60 * c.slow)
+        res = inc.stop(60 * c.slow)
+        err = "\n".join(inc.errors[-5:])
+        p, _ = c.wait_for_primary()
+        with c.client(p) as conn:
+            value = int(conn.command("GET", "tls"))
+        log("TLS: %s; counter %d" % (res, value))
+        check(res["ok"] > 0 and res["unknown"] == 0
+              and res["notapplied"] == 0 and res["other"] == 0
+              and res["duplicates"] == 0 and res["out_of_order"] == 0
+              and value == res["ok"],
+              "INCRs over TLS: %s, counter %d; errors: %s"
+              % (res, value, err))
+        wrong = ["--tls", "--tls-cacert", os.path.join(d, "client.crt"),
+                 "--tls-cert", os.path.join(d, "client.crt"),
+                 "--tls-key", os.path.join(d, "client.key"),
+                 "--password", t.PASSWORD]
+        r = call(binary, tls_members, ["INCR", "tls"], 1000 * c.slow,
+                 extra=wrong)
+        check(r["rc"] == "ENOTAPPLIED" and "certificate" in r["error"],
+              "INCR with a CA that did not sign the servers: %s" % r)
+        log("wrong CA: %s" % r["error"])
+        return "TLS: %d INCRs through a kill, exact" % res["ok"]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def body(binary):
     not_applied(binary)
     c = cl.Cluster(binary, n=3, name="client-lib")
@@ -267,7 +328,8 @@ def body(binary):
     short = short_deadline(binary, c, kills=2)
     unknown(binary, c)
     auth(binary)
-    return ("exactly once: %d INCRs over 3 kills and 2 pauses, longest "
+    tls_note = tls(binary)
+    return (tls_note + "; " + "exactly once: %d INCRs over 3 kills and 2 pauses, longest "
             "call %d ms; 8 threads: %d INCRs over 2 kills, longest call %d "
             "ms; 0 errors, 0 duplicates; short deadline: %d ok, %d unknown, "
             "%d not applied"

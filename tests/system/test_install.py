@@ -224,9 +224,10 @@ def check_client_lib(dest, binary):
     if cc is None or pkg is None:
         log("cc or pkg-config missing: the example is not compiled")
         return None, "example not compiled (no cc or pkg-config)"
+    # The staged directory first; the system's for libssl (the library's
+    # Requires.private).
     env = dict(os.environ, PKG_CONFIG_SYSROOT_DIR=dest,
-               PKG_CONFIG_PATH=os.path.dirname(pc),
-               PKG_CONFIG_LIBDIR=os.path.dirname(pc))
+               PKG_CONFIG_PATH=os.path.dirname(pc))
     flags = subprocess.run([pkg, "--cflags", "--libs", "cohort-client"],
                            env=env, text=True, capture_output=True,
                            timeout=30)

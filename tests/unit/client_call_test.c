@@ -218,6 +218,7 @@ static void layout_names_the_primary_and_members(void **state)
     struct client_layout l;
     client_layout_parse(text, strlen(text), &l);
     assert_true(l.has_primary);
+    assert_false(l.is_primary); /* role:backup */
     assert_string_equal(l.primary, "127.0.0.1:7002");
     assert_int_equal(l.member_count, 3);
     assert_string_equal(l.members[2], "127.0.0.1:7003");
@@ -232,7 +233,13 @@ static void layout_without_a_primary_or_with_garbage(void **state)
     struct client_layout l;
     client_layout_parse(text, strlen(text), &l);
     assert_false(l.has_primary);
+    assert_false(l.is_primary);
     assert_int_equal(l.member_count, 0);
+    const char *roles = "role:primaryx\nrole:primary\r\n";
+    client_layout_parse(roles, strlen(roles), &l);
+    assert_true(l.is_primary);
+    client_layout_parse(roles, 14, &l); /* "role:primaryx" alone */
+    assert_false(l.is_primary);
     char long_addr[CLIENT_ADDR_MAX + 20];
     memset(long_addr, 'a', sizeof(long_addr));
     memcpy(long_addr, "primary:", 8);
