@@ -23,8 +23,7 @@ void *client_tls_ctx_new(const struct cohort_client_options *o,
     (void)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     int ok = o->tls_ca_cert_file
-                 ? SSL_CTX_load_verify_locations(ctx, o->tls_ca_cert_file,
-                                                 NULL)
+                 ? SSL_CTX_load_verify_locations(ctx, o->tls_ca_cert_file, NULL)
                  : SSL_CTX_set_default_verify_paths(ctx);
     if (ok != 1) {
         err_set(err, -COHORT_ECONFIG, "TLS CA file %s: %s",
@@ -35,10 +34,9 @@ void *client_tls_ctx_new(const struct cohort_client_options *o,
     }
     if (o->tls_cert_file != NULL &&
         (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert_file) != 1 ||
-         SSL_CTX_use_PrivateKey_file(ctx,
-                                     o->tls_key_file ? o->tls_key_file
-                                                     : o->tls_cert_file,
-                                     SSL_FILETYPE_PEM) != 1 ||
+         SSL_CTX_use_PrivateKey_file(
+             ctx, o->tls_key_file ? o->tls_key_file : o->tls_cert_file,
+             SSL_FILETYPE_PEM) != 1 ||
          SSL_CTX_check_private_key(ctx) != 1)) {
         err_set(err, -COHORT_ECONFIG, "TLS client certificate %s: %s",
                 o->tls_cert_file, reason());

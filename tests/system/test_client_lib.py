@@ -22,6 +22,8 @@
      SIGSTOPped; an INCR with a short deadline fails with EUNKNOWN (it was
      sent, no answer came). After SIGCONT the group serves again.
   5. local reads: GET with COHORT_CALL_READ_LOCAL answers from members.
+  5b. `cohort cli` (on the library): a command from the arguments, commands
+     from stdin, an error reply (exit 1).
   6. auth (a 1-replica group with --requirepass): the right password
      works, a wrong one fails at once with EAUTH.
   7. TLS (3 replicas with --tls-port, client certificates required, and a
@@ -247,6 +249,27 @@ def local_reads(binary, c):
         check(r["rc"] == "OK" and r["text"] == "hello", "local GET: %s" % r)
 
 
+def cohort_cli(binary, c, args, stdin=None):
+    p = subprocess.run([binary, "cli", "--members", members(c)] + args,
+                       input=stdin, capture_output=True, text=True,
+                       timeout=60 * c.slow)
+    return p.returncode, p.stdout, p.stderr
+
+
+def cli(binary, c):
+    rc, out, err = cohort_cli(binary, c, ["SET", "cli:k", "hello"])
+    check(rc == 0 and out == "OK\n", "cohort cli SET: %d %r %r"
+          % (rc, out, err))
+    rc, out, err = cohort_cli(binary, c, [],
+                              "INCR cli:n\nINCR cli:n\nGET cli:k\n"
+                              "GET cli:none\n")
+    check(rc == 0 and out == "(integer) 1\n(integer) 2\nhello\n(nil)\n",
+          "cohort cli from stdin: %d %r %r" % (rc, out, err))
+    rc, out, err = cohort_cli(binary, c, ["INCR", "cli:k"])
+    check(rc == 1 and out.startswith("(error) ERR"),
+          "cohort cli INCR of a string: %d %r %r" % (rc, out, err))
+
+
 def auth(binary):
     c = cl.Cluster(binary, n=1, name="client-auth",
                    extra_args=["--requirepass", "pw-1"])
@@ -323,6 +346,7 @@ def body(binary):
     c.start()
     c.wait_for_primary()
     local_reads(binary, c)
+    cli(binary, c)
     exact = exactly_once(binary, c, "exact", kills=3, pauses=2)
     many = exactly_once(binary, c, "threads", kills=2, pauses=0, threads=8)
     short = short_deadline(binary, c, kills=2)

@@ -1,0 +1,193 @@
+/* cli/cmd_cli — `cohort cli`: run commands against a group through
+ * libcohort-client (the project uses its own client): writes exactly once
+ * and failover hidden within the deadline. One command from the arguments,
+ * or one per line of stdin (split at whitespace, no quoting). Replies print
+ * as redis-cli prints them when not on a terminal, with (integer), (nil)
+ * and (error) marks. Exit 0 when every command got a reply that is not an
+ * error, 1 otherwise, 2 on bad usage. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "cohort_client.h"
+
+#define CLI "cli"
+#define MEMBERS_DEFAULT "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+#define LINE_ARGS_MAX 256
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cohort cli [--members host:port,...] [--user NAME] "
+            "[--password PW]\n"
+            "                  [--local] [--deadline-ms N] [--tls "
+            "--tls-cacert F [--tls-cert F --tls-key F]]\n"
+            "                  [COMMAND [ARG...]]\n\n"
+            "Runs COMMAND (or each line of stdin) through libcohort-client:\n"
+            "writes go to the primary exactly once and a failover within\n"
+            "the deadline (default %u ms) is retried, not reported.\n"
+            "--members   client addresses (default %s)\n"
+            "--password  also from COHORT_PASSWORD; --user from COHORT_USER\n"
+            "--local     reads from any member (READONLY), maybe stale\n",
+            COHORT_CLIENT_DEADLINE_MS_DEFAULT, MEMBERS_DEFAULT);
+}
+
+static bool is_switch(const char *name)
+{
+    return !strcmp(name, "local") || !strcmp(name, "tls") ||
+           !strcmp(name, "help");
+}
+
+static void print_reply(const struct cohort_reply *r, int indent)
+{
+    switch (r->type) {
+    case COHORT_REPLY_INTEGER:
+    case COHORT_REPLY_BOOLEAN:
+        printf("(integer) %lld\n", (long long)r->integer);
+        return;
+    case COHORT_REPLY_NIL:
+        printf("(nil)\n");
+        return;
+    case COHORT_REPLY_ERROR:
+        printf("(error) %s\n", r->str);
+        return;
+    case COHORT_REPLY_ARRAY:
+    case COHORT_REPLY_MAP:
+        if (r->elements == 0)
+            printf("(empty array)\n");
+        for (size_t i = 0; i < r->elements; i++) {
+            printf("%*s%zu) ", i ? indent : 0, "", i + 1);
+            print_reply(r->element[i], indent + 3);
+        }
+        return;
+    default:
+        fwrite(r->str, 1, r->len, stdout);
+        printf("\n");
+        return;
+    }
+}
+
+/* One command; false when it failed or the reply is an error. */
+static bool run_one(struct cohort_client *c, int flags, int argc,
+                    const char *const *argv)
+{
+    struct cohort_reply *r = NULL;
+    int rc = cohort_client_call(c, flags, argc, argv, NULL, &r);
+    if (rc != 0) {
+        fprintf(stderr, "cohort cli: %s (%s)\n", cohort_client_error(c),
+                cohort_err_name(rc));
+        return false;
+    }
+    print_reply(r, 0);
+    bool ok = r->type != COHORT_REPLY_ERROR;
+    cohort_reply_free(r);
+    return ok;
+}
+
+static bool run_lines(struct cohort_client *c, int flags)
+{
+    char line[65536];
+    bool ok = true;
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        const char *argv[LINE_ARGS_MAX];
+        int argc = 0;
+        for (char *save = NULL, *t = strtok_r(line, " \t\r\n", &save);
+             t != NULL && argc < LINE_ARGS_MAX;
+             t = strtok_r(NULL, " \t\r\n", &save))
+            argv[argc++] = t;
+        if (argc > 0)
+            ok = run_one(c, flags, argc, argv) && ok;
+    }
+    return ok;
+}
+
+struct cli_opts {
+    struct cohort_client_options o;
+    const char *members[COHORT_CLIENT_MEMBERS_MAX];
+    char members_buf[4096];
+    int flags;
+};
+
+static int take_flag(struct cli_opts *p, const struct cli_flag *f)
+{
+    uint64_t n = 0;
+    if (!strcmp(f->name, "help")) {
+        usage(stdout);
+        exit(0);
+    } else if (!strcmp(f->name, "local")) {
+        p->flags |= COHORT_CALL_READ_LOCAL;
+    } else if (!strcmp(f->name, "tls")) {
+        p->o.tls = 1;
+    } else if (!strcmp(f->name, "members")) {
+        snprintf(p->members_buf, sizeof(p->members_buf), "%s", f->value);
+    } else if (!strcmp(f->name, "user")) {
+        p->o.username = f->value;
+    } else if (!strcmp(f->name, "password")) {
+        p->o.password = f->value;
+    } else if (!strcmp(f->name, "tls-cacert")) {
+        p->o.tls_ca_cert_file = f->value;
+    } else if (!strcmp(f->name, "tls-cert")) {
+        p->o.tls_cert_file = f->value;
+    } else if (!strcmp(f->name, "tls-key")) {
+        p->o.tls_key_file = f->value;
+    } else if (!strcmp(f->name, "deadline-ms")) {
+        if (cli_flag_u64(CLI, f->name, f->value, 1, 3600000, &n) != 0)
+            return 2;
+        p->o.deadline_ms = (uint32_t)n;
+    } else {
+        return cli_flag_bad(CLI, f->name, f->value ? f->value : "",
+                            "unknown option; see cohort cli --help");
+    }
+    return 0;
+}
+
+static int split_members(struct cli_opts *p)
+{
+    size_t count = 0;
+    for (char *save = NULL, *m = strtok_r(p->members_buf, ",", &save);
+         m != NULL; m = strtok_r(NULL, ",", &save)) {
+        if (count == COHORT_CLIENT_MEMBERS_MAX)
+            return cli_flag_bad(CLI, "members", "...", "at most 16");
+        p->members[count++] = m;
+    }
+    p->o.members = p->members;
+    p->o.member_count = count;
+    return 0;
+}
+
+int cmd_cli(int argc, char **argv)
+{
+    struct cli_opts p;
+    memset(&p, 0, sizeof(p));
+    cohort_client_options_init(&p.o);
+    snprintf(p.members_buf, sizeof(p.members_buf), "%s", MEMBERS_DEFAULT);
+    p.o.password = getenv("COHORT_PASSWORD");
+    p.o.username = getenv("COHORT_USER");
+    int i = 1;
+    while (i < argc && !strncmp(argv[i], "--", 2)) {
+        struct cli_flag f;
+        if (cli_flag_next(CLI, argc, argv, &i, is_switch, &f) != 0 ||
+            take_flag(&p, &f) != 0)
+            return 2;
+        i++;
+    }
+    if (split_members(&p) != 0)
+        return 2;
+    struct cohort_client *c = NULL;
+    int rc = cohort_client_open(&c, &p.o);
+    if (rc != 0) {
+        fprintf(stderr,
+                "cohort cli: %s: check --members (host:port,...) "
+                "and that --user comes with --password\n",
+                cohort_strerror(rc));
+        return 2;
+    }
+    bool ok = i < argc
+                  ? run_one(c, p.flags, argc - i, (const char *const *)argv + i)
+                  : run_lines(c, p.flags);
+    cohort_client_close(c);
+    return ok ? 0 : 1;
+}
