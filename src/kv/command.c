@@ -1,5 +1,6 @@
 /* command — parsing, encoding, decoding, apply and query. See command.h. */
 #include "kv/command.h"
+#include "kv/listing.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,6 +29,11 @@ enum command_id {
     CMD_EXISTS,
     CMD_DBSIZE,
     CMD_KVINFO,
+    CMD_SCAN,
+    CMD_KEYS,
+    CMD_TYPE,
+    CMD_RANDOMKEY,
+    CMD_RANGE,
 };
 
 struct command_def {
@@ -51,6 +57,12 @@ static const struct command_def commands[] = {
     {"exists", CMD_EXISTS, KV_CLASS_READ, -2},
     {"dbsize", CMD_DBSIZE, KV_CLASS_READ, 1},
     {"kvinfo", CMD_KVINFO, KV_CLASS_READ, 2},
+    /* listing.h */
+    {"scan", CMD_SCAN, KV_CLASS_READ, -2},
+    {"keys", CMD_KEYS, KV_CLASS_READ, 2},
+    {"type", CMD_TYPE, KV_CLASS_READ, 2},
+    {"randomkey", CMD_RANDOMKEY, KV_CLASS_READ, 1},
+    {"cohort.range", CMD_RANGE, KV_CLASS_READ, -3},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -868,6 +880,31 @@ static void query_kvinfo(const struct kv *kv, const struct resp_arg *key,
     resp_write_integer(r, (int64_t)rec->mod_op);
 }
 
+static void query_listing(const struct kv *kv, const struct command_def *def,
+                          uint32_t argc, const struct resp_arg *argv,
+                          struct resp_buf *r)
+{
+    switch (def->id) {
+    case CMD_SCAN:
+        listing_scan(kv, argc, argv, r);
+        return;
+    case CMD_KEYS:
+        listing_keys(kv, &argv[1], r);
+        return;
+    case CMD_TYPE:
+        listing_type(kv, &argv[1], r);
+        return;
+    case CMD_RANDOMKEY:
+        listing_randomkey(kv, r);
+        return;
+    case CMD_RANGE:
+        listing_range(kv, argc, argv, r);
+        return;
+    default:
+        UNREACHABLE();
+    }
+}
+
 static void query_command(const struct kv *kv, const struct command_def *def,
                           uint32_t argc, const struct resp_arg *argv,
                           struct resp_buf *r)
@@ -896,7 +933,8 @@ static void query_command(const struct kv *kv, const struct command_def *def,
         query_kvinfo(kv, &argv[1], r);
         return;
     default:
-        UNREACHABLE();
+        query_listing(kv, def, argc, argv, r);
+        return;
     }
 }
 

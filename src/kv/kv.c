@@ -153,6 +153,7 @@ int kv_init(struct kv *kv, const struct kv_config *config)
     kv->memory_size = KV_SLOT_COUNT_MIN * sizeof(struct kv_slot);
     resp_buf_init(&kv->apply_reply, 2);
     acl_init(&kv->acl);
+    kv_index_init(&kv->index, config->hash_seed);
     return 0;
 }
 
@@ -166,6 +167,7 @@ static void free_records(struct kv *kv)
 
 void kv_deinit(struct kv *kv)
 {
+    kv_index_clear(&kv->index);
     if (kv->slots != NULL)
         free_records(kv);
     free(kv->slots);
@@ -177,6 +179,7 @@ void kv_deinit(struct kv *kv)
 void kv_clear(struct kv *kv)
 {
     ASSERT(kv->slots != NULL);
+    kv_index_clear(&kv->index);
     free_records(kv);
     kv->key_count = 0;
     kv->data_size = 0;
@@ -232,6 +235,11 @@ static int insert_new(struct kv *kv, uint64_t hash, const uint8_t *key,
     if (value_size)
         memcpy(r->data + key_size, value, value_size);
     r->digest = record_digest(r);
+    rc = kv_index_insert(&kv->index, r);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
 
     bool found;
     uint64_t i = probe(kv, hash, key, key_size, &found);
@@ -260,6 +268,7 @@ static int replace(struct kv *kv, struct kv_slot *slot, const uint8_t *value,
             return -COHORT_ENOMEM;
         r = moved;
         slot->record = r;
+        kv_index_repoint(&kv->index, r);
         kv->memory_size = kv->memory_size - old_size + new_size;
         kv->data_size = kv->data_size - r->value_size + value_size;
         r->value_size = (uint32_t)value_size;
@@ -364,6 +373,7 @@ bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size)
     kv->data_size -= (uint64_t)r->key_size + r->value_size;
     kv->memory_size -= record_alloc_size(r->key_size, r->value_size);
     kv->digest_sum -= r->digest;
+    kv_index_remove(&kv->index, key, key_size);
     free(r);
     remove_slot(kv, i);
     /* Shrink below an eighth full; a failure keeps the larger table. */
@@ -403,6 +413,47 @@ void kv_stats(const struct kv *kv, struct kv_stats *stats)
     stats->data_size = kv->data_size;
     stats->memory_size = kv->memory_size;
     stats->slot_count = kv->slot_count;
+}
+
+static uint64_t reverse_bits(uint64_t v)
+{
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+    return __builtin_bswap64(v);
+}
+
+uint64_t kv_scan(const struct kv *kv, uint64_t cursor, kv_scan_fn fn,
+                 void *ctx)
+{
+    uint64_t mask = kv->slot_count - 1;
+    uint64_t home = cursor & mask;
+    uint64_t j = home;
+    for (uint64_t n = 0; n < kv->slot_count; n++) {
+        const struct kv_slot *s = &kv->slots[j];
+        if (s->record == NULL)
+            break;
+        if ((s->hash & mask) == home)
+            fn(ctx, s->record);
+        j = (j + 1) & mask;
+    }
+    /* Set the bits above the mask, then add one to the reversed cursor:
+     * the next bucket in reverse-binary order (Redis's dictScan). */
+    cursor |= ~mask;
+    cursor = reverse_bits(cursor);
+    cursor++;
+    return reverse_bits(cursor);
+}
+
+const struct kv_record *kv_random(const struct kv *kv, uint64_t random)
+{
+    if (kv->key_count == 0)
+        return NULL;
+    uint64_t mask = kv->slot_count - 1;
+    uint64_t j = random & mask;
+    while (kv->slots[j].record == NULL)
+        j = (j + 1) & mask;
+    return kv->slots[j].record;
 }
 
 static int record_order(const void *a, const void *b)
@@ -472,6 +523,14 @@ bool kv_invariants_hold(const struct kv *kv)
         data += (uint64_t)r->key_size + r->value_size;
         memory += record_alloc_size(r->key_size, r->value_size);
         digests += r->digest;
+    }
+    if (!kv_index_valid(&kv->index, kv->key_count))
+        return false;
+    for (const struct kv_index_node *n = kv->index.head[0]; n;
+         n = kv_index_next(n)) {
+        const struct kv_record *r = n->record;
+        if (kv_get(kv, kv_record_key(r), r->key_size) != r)
+            return false;
     }
     return count == kv->key_count && data == kv->data_size &&
            memory == kv->memory_size && digests == kv->digest_sum &&

@@ -32,6 +32,7 @@
 
 #include "common/resp.h"
 #include "kv/acl.h"
+#include "kv/kv_index.h"
 
 #define KV_KEY_SIZE_MAX_DEFAULT (64u * 1024)
 #define KV_VALUE_SIZE_MAX_DEFAULT (1024u * 1024)
@@ -80,6 +81,8 @@ struct kv {
     /* The users (ACL SETUSER/DELUSER are log ops): part of the state, its
      * hash and snapshots once initialized (acl.h). */
     struct acl acl;
+    /* Not state: the keys in order, for COHORT.RANGE (kv_index.h). */
+    struct kv_index index;
     /* Not state: kv_apply()'s reply is built here (RESP2), then copied to
      * the core's buffer. Reused, so applying allocates only to grow it. */
     struct resp_buf apply_reply;
@@ -161,6 +164,23 @@ uint64_t kv_record_cost(size_t key_size, size_t value_size);
  * caller frees with free(). Returns 0 or -COHORT_ENOMEM. *records is NULL
  * when the store is empty. */
 int kv_records_sorted(const struct kv *kv, const struct kv_record ***records);
+
+/* SCAN's step: call fn on every record whose home slot is cursor's bucket
+ * (cursor & (slot_count - 1)), then return the next cursor, 0 after the
+ * last bucket. The cursor counts buckets in reverse-binary order, as Redis's
+ * dictScan: a key present from the first call to the last is visited at
+ * least once even if the table doubles or halves between calls (a key's
+ * bucket depends only on its hash and the mask; linear probing keeps every
+ * record in the run of full slots that starts at its home slot, so the
+ * bucket's records are found by walking that run). Any 64-bit cursor is
+ * accepted. fn must not change the store. */
+typedef void (*kv_scan_fn)(void *ctx, const struct kv_record *r);
+uint64_t kv_scan(const struct kv *kv, uint64_t cursor, kv_scan_fn fn,
+                 void *ctx);
+
+/* The first record at or after slot (random & mask), wrapping; NULL if the
+ * store is empty. For RANDOMKEY (not uniform, as Redis's is not). */
+const struct kv_record *kv_random(const struct kv *kv, uint64_t random);
 
 /* Whole-state check of invariants (1)-(5), O(n): for tests and
  * DEBUG_ASSERT. */

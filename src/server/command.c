@@ -29,6 +29,18 @@ static const struct command_spec commands[] = {
      CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
     {"kvinfo", 2, CMD_READ | CMD_SLOT, 1, 1, 1,
      CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
+    /* Listing (kv/listing.h): key names, as Redis, whatever the user's key
+     * patterns; COHORT.RANGE returns values too, so only to ~* users. */
+    {"scan", -2, CMD_READ | CMD_SLOT, 0, 0, 0,
+     CAT(KEYSPACE) | CAT(READ) | CAT(SLOW), cmd_store_read},
+    {"keys", 2, CMD_READ | CMD_SLOT, 0, 0, 0,
+     CAT(KEYSPACE) | CAT(READ) | CAT(SLOW) | CAT(DANGEROUS), cmd_store_read},
+    {"type", 2, CMD_READ | CMD_SLOT, 1, 1, 1,
+     CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
+    {"randomkey", 1, CMD_READ | CMD_SLOT, 0, 0, 0,
+     CAT(KEYSPACE) | CAT(READ) | CAT(SLOW), cmd_store_read},
+    {"cohort.range", -3, CMD_READ | CMD_SLOT | CMD_ALL_KEYS, 0, 0, 0,
+     CAT(KEYSPACE) | CAT(READ) | CAT(SLOW), cmd_store_read},
     {"set", -3, CMD_WRITE | CMD_SLOT, 1, 1, 1,
      CAT(WRITE) | CAT(STRING) | CAT(SLOW), cmd_store_write},
     {"del", -2, CMD_WRITE | CMD_SLOT, 1, -1, 1,

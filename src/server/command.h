@@ -26,6 +26,9 @@ struct conn;
 #define CMD_NOAUTH 0x08u /* allowed before AUTH when a password is set */
 #define CMD_SLOT 0x10u   /* the handler manages its own reply slot */
 #define CMD_FAST 0x20u   /* answered at once from memory */
+/* reads values of keys it does not name (COHORT.RANGE): refused to a user
+ * whose key patterns do not admit every key */
+#define CMD_ALL_KEYS 0x40u
 
 /* A handler writes its reply to out; a CMD_SLOT handler gets out == NULL,
  * pushes a slot (conn_slot_push) and completes it now or later. */

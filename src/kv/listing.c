@@ -1,0 +1,272 @@
+#include "kv/listing.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "common/assert.h"
+#include "kv/acl.h"
+#include "kv/kv_index.h"
+
+#define ERR_SYNTAX "ERR syntax error"
+#define ERR_NOT_INTEGER "ERR value is not an integer or out of range"
+#define ERR_OOM_LISTING "ERR out of memory while listing keys; retry later"
+
+static bool word_is(const struct resp_arg *arg, const char *word)
+{
+    if (strlen(word) != arg->size)
+        return false;
+    for (size_t i = 0; i < arg->size; i++) {
+        uint8_t b = (uint8_t)arg->ptr[i];
+        if (b >= 'A' && b <= 'Z')
+            b = (uint8_t)(b - 'A' + 'a');
+        if (b != (uint8_t)word[i])
+            return false;
+    }
+    return true;
+}
+
+/* Records gathered before the reply's length is known. */
+struct gather {
+    const struct kv_record **items;
+    size_t count, cap;
+    bool failed;
+    const struct resp_arg *pattern; /* NULL: every key */
+    bool type_none;                 /* TYPE names a type no key has */
+};
+
+static void gather_one(void *ctx, const struct kv_record *r)
+{
+    struct gather *g = ctx;
+    if (g->failed || g->type_none)
+        return;
+    if (g->pattern != NULL &&
+        !acl_glob_match(g->pattern->ptr, g->pattern->size, kv_record_key(r),
+                        r->key_size))
+        return;
+    if (g->count == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 16;
+        const struct kv_record **items =
+            realloc(g->items, cap * sizeof(*items));
+        if (items == NULL) {
+            g->failed = true;
+            return;
+        }
+        g->items = items;
+        g->cap = cap;
+    }
+    g->items[g->count++] = r;
+}
+
+static void reply_keys(struct gather *g, struct resp_buf *out)
+{
+    resp_write_array(out, g->count);
+    for (size_t i = 0; i < g->count; i++)
+        resp_write_bulk(out, kv_record_key(g->items[i]),
+                        g->items[i]->key_size);
+}
+
+/* Redis's SCAN cursor: an unsigned decimal that fits 64 bits. */
+static bool parse_cursor(const struct resp_arg *arg, uint64_t *out)
+{
+    if (arg->size == 0 || arg->size > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < arg->size; i++) {
+        uint8_t d = (uint8_t)arg->ptr[i];
+        if (d < '0' || d > '9')
+            return false;
+        if (v > (UINT64_MAX - (d - '0')) / 10)
+            return false;
+        v = v * 10 + (d - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Redis's type names; every key here is a string. */
+static int type_known(const struct resp_arg *name)
+{
+    static const char *const names[] = {"string", "list", "set",
+                                        "zset",   "hash", "stream"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (word_is(name, names[i]))
+            return (int)i;
+    }
+    return -1;
+}
+
+struct scan_options {
+    int64_t count;
+    const struct resp_arg *pattern;
+    bool type_none;
+};
+
+/* Parse SCAN's options from argv[2]; on error writes it to out. */
+static bool parse_scan_options(uint32_t argc, const struct resp_arg *argv,
+                               struct scan_options *o, struct resp_buf *out)
+{
+    o->count = LISTING_SCAN_COUNT_DEFAULT;
+    o->pattern = NULL;
+    o->type_none = false;
+    for (uint32_t i = 2; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            resp_write_error(out, ERR_SYNTAX);
+            return false;
+        }
+        const struct resp_arg *v = &argv[i + 1];
+        if (word_is(&argv[i], "count")) {
+            if (!resp_parse_i64(v->ptr, v->size, &o->count)) {
+                resp_write_error(out, ERR_NOT_INTEGER);
+                return false;
+            }
+            if (o->count < 1) {
+                resp_write_error(out, ERR_SYNTAX);
+                return false;
+            }
+        } else if (word_is(&argv[i], "match")) {
+            o->pattern = v;
+        } else if (word_is(&argv[i], "type")) {
+            int t = type_known(v);
+            if (t < 0) {
+                resp_write_errorf(out, "ERR unknown type name '%.*s'",
+                                  (int)(v->size < 128 ? v->size : 128),
+                                  v->ptr ? v->ptr : "");
+                return false;
+            }
+            o->type_none = t != 0;
+        } else {
+            resp_write_error(out, ERR_SYNTAX);
+            return false;
+        }
+    }
+    if (o->count > LISTING_SCAN_COUNT_MAX)
+        o->count = LISTING_SCAN_COUNT_MAX;
+    return true;
+}
+
+void listing_scan(const struct kv *kv, uint32_t argc,
+                  const struct resp_arg *argv, struct resp_buf *out)
+{
+    uint64_t cursor;
+    if (!parse_cursor(&argv[1], &cursor)) {
+        resp_write_error(out, "ERR invalid cursor");
+        return;
+    }
+    struct scan_options o;
+    if (!parse_scan_options(argc, argv, &o, out))
+        return;
+    struct gather g = {.pattern = o.pattern, .type_none = o.type_none};
+    /* As Redis: up to COUNT * 10 buckets, stopping at COUNT keys. */
+    int64_t buckets = o.count * 10;
+    do {
+        cursor = kv_scan(kv, cursor, gather_one, &g);
+    } while (cursor != 0 && --buckets > 0 && (int64_t)g.count < o.count &&
+             !g.failed);
+    if (g.failed) {
+        free(g.items);
+        resp_write_error(out, ERR_OOM_LISTING);
+        return;
+    }
+    char text[24];
+    int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)cursor);
+    ASSERT(n > 0 && (size_t)n < sizeof(text));
+    resp_write_array(out, 2);
+    resp_write_bulk(out, text, (size_t)n);
+    reply_keys(&g, out);
+    free(g.items);
+}
+
+void listing_keys(const struct kv *kv, const struct resp_arg *pattern,
+                  struct resp_buf *out)
+{
+    struct gather g = {.pattern = pattern};
+    /* "*" matches everything: skip the matcher. */
+    if (pattern->size == 1 && pattern->ptr[0] == '*')
+        g.pattern = NULL;
+    uint64_t cursor = 0;
+    do {
+        cursor = kv_scan(kv, cursor, gather_one, &g);
+    } while (cursor != 0 && !g.failed);
+    if (g.failed)
+        resp_write_error(out, ERR_OOM_LISTING);
+    else
+        reply_keys(&g, out);
+    free(g.items);
+}
+
+void listing_type(const struct kv *kv, const struct resp_arg *key,
+                  struct resp_buf *out)
+{
+    bool found = kv_get(kv, (const uint8_t *)key->ptr, key->size) != NULL;
+    resp_write_simple(out, found ? "string" : "none");
+}
+
+void listing_randomkey(const struct kv *kv, struct resp_buf *out)
+{
+    /* Not state, not replicated: each call looks at another slot. */
+    static _Atomic uint64_t calls;
+    uint64_t call = atomic_fetch_add(&calls, 1);
+    uint64_t random = XXH3_64bits_withSeed(&call, sizeof(call),
+                                           kv->config.hash_seed ^ kv->op);
+    const struct kv_record *r = kv_random(kv, random);
+    if (r == NULL)
+        resp_write_null(out);
+    else
+        resp_write_bulk(out, kv_record_key(r), r->key_size);
+}
+
+/* COHORT.RANGE's LIMIT, from argv[3..]; on error writes it to out. */
+static bool parse_range_limit(uint32_t argc, const struct resp_arg *argv,
+                              int64_t *limit, struct resp_buf *out)
+{
+    *limit = LISTING_RANGE_LIMIT_DEFAULT;
+    if (argc == 3)
+        return true;
+    if (argc != 5 || !word_is(&argv[3], "limit")) {
+        resp_write_error(out, ERR_SYNTAX);
+        return false;
+    }
+    if (!resp_parse_i64(argv[4].ptr, argv[4].size, limit)) {
+        resp_write_error(out, ERR_NOT_INTEGER);
+        return false;
+    }
+    if (*limit < 1 || *limit > LISTING_RANGE_LIMIT_MAX) {
+        resp_write_errorf(out,
+                          "ERR LIMIT must be between 1 and %d; page through "
+                          "a longer range with start = last key + \"\\x00\"",
+                          LISTING_RANGE_LIMIT_MAX);
+        return false;
+    }
+    return true;
+}
+
+void listing_range(const struct kv *kv, uint32_t argc,
+                   const struct resp_arg *argv, struct resp_buf *out)
+{
+    int64_t limit;
+    if (!parse_range_limit(argc, argv, &limit, out))
+        return;
+    const struct resp_arg *start = &argv[1], *end = &argv[2];
+    const struct kv_index_node *first =
+        kv_index_seek(&kv->index, (const uint8_t *)start->ptr, start->size);
+    int64_t n = 0;
+    for (const struct kv_index_node *x = first; x && n < limit;
+         x = kv_index_next(x), n++) {
+        const struct kv_record *r = x->record;
+        if (end->size > 0 &&
+            kv_key_compare(kv_record_key(r), r->key_size,
+                           (const uint8_t *)end->ptr, end->size) >= 0)
+            break;
+    }
+    resp_write_array(out, (size_t)n * 2);
+    const struct kv_index_node *x = first;
+    for (int64_t i = 0; i < n; i++, x = kv_index_next(x)) {
+        const struct kv_record *r = x->record;
+        resp_write_bulk(out, kv_record_key(r), r->key_size);
+        resp_write_bulk(out, kv_record_value(r), r->value_size);
+    }
+}
