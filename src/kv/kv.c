@@ -423,8 +423,7 @@ static uint64_t reverse_bits(uint64_t v)
     return __builtin_bswap64(v);
 }
 
-uint64_t kv_scan(const struct kv *kv, uint64_t cursor, kv_scan_fn fn,
-                 void *ctx)
+uint64_t kv_scan(const struct kv *kv, uint64_t cursor, kv_scan_fn fn, void *ctx)
 {
     uint64_t mask = kv->slot_count - 1;
     uint64_t home = cursor & mask;

@@ -143,15 +143,13 @@ const struct kv_index_node *kv_index_seek(const struct kv_index *x,
 
 bool kv_index_valid(const struct kv_index *x, uint64_t key_count)
 {
-    if (x->count != key_count || x->level < 1 ||
-        x->level > KV_INDEX_LEVEL_MAX)
+    if (x->count != key_count || x->level < 1 || x->level > KV_INDEX_LEVEL_MAX)
         return false;
     uint64_t n = 0, memory = 0;
     const struct kv_index_node *prev = NULL;
     for (const struct kv_index_node *c = x->head[0]; c; c = c->next[0]) {
-        if (prev != NULL &&
-            node_compare(prev, kv_record_key(c->record),
-                         c->record->key_size) >= 0)
+        if (prev != NULL && node_compare(prev, kv_record_key(c->record),
+                                         c->record->key_size) >= 0)
             return false;
         if (c->level < 1 || c->level > x->level)
             return false;

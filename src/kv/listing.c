@@ -43,9 +43,8 @@ static void gather_one(void *ctx, const struct kv_record *r)
     struct gather *g = ctx;
     if (g->failed || g->type_none)
         return;
-    if (g->pattern != NULL &&
-        !acl_glob_match(g->pattern->ptr, g->pattern->size, kv_record_key(r),
-                        r->key_size))
+    if (g->pattern != NULL && !acl_glob_match(g->pattern->ptr, g->pattern->size,
+                                              kv_record_key(r), r->key_size))
         return;
     if (g->count == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 16;
@@ -65,8 +64,7 @@ static void reply_keys(struct gather *g, struct resp_buf *out)
 {
     resp_write_array(out, g->count);
     for (size_t i = 0; i < g->count; i++)
-        resp_write_bulk(out, kv_record_key(g->items[i]),
-                        g->items[i]->key_size);
+        resp_write_bulk(out, kv_record_key(g->items[i]), g->items[i]->key_size);
 }
 
 /* Redis's SCAN cursor: an unsigned decimal that fits 64 bits. */

@@ -169,8 +169,8 @@ bool auth_perm_check(const struct auth_perm *p, const struct acl_user *u,
             return false;
         }
     }
-    if (!p->all_keys && ((spec->flags & CMD_ALL_KEYS) ||
-                         !keys_allowed(u, spec, argc, argv))) {
+    if (!p->all_keys &&
+        ((spec->flags & CMD_ALL_KEYS) || !keys_allowed(u, spec, argc, argv))) {
         snprintf(refusal, AUTH_REFUSAL_MAX,
                  "NOPERM No permissions to access a key");
         return false;
