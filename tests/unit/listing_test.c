@@ -29,8 +29,7 @@ static uint64_t rng(void)
     return z ^ (z >> 31);
 }
 
-static size_t key_name(char *buf, size_t size, const char *prefix,
-                       uint64_t n)
+static size_t key_name(char *buf, size_t size, const char *prefix, uint64_t n)
 {
     int len = snprintf(buf, size, "%s%llu", prefix, (unsigned long long)n);
     assert_true(len > 0 && (size_t)len < size);
@@ -73,8 +72,8 @@ static char *query(struct kv *kv, uint32_t argc, const char *const *words)
     return query_args(kv, argc, argv);
 }
 
-static void expect_reply(struct kv *kv, uint32_t argc,
-                         const char *const *words, const char *want)
+static void expect_reply(struct kv *kv, uint32_t argc, const char *const *words,
+                         const char *want)
 {
     char *got = query(kv, argc, words);
     assert_string_equal(got, want);
@@ -288,8 +287,7 @@ static void hostile_arguments_get_redis_errors(void **state)
     struct kv kv;
     assert_int_equal(kv_init(&kv, &config), 0);
     put(&kv, "a", "1");
-    const char *bad_cursors[] = {"-1", "abc", "18446744073709551616", "",
-                                 "1 "};
+    const char *bad_cursors[] = {"-1", "abc", "18446744073709551616", "", "1 "};
     for (size_t i = 0; i < 5; i++) {
         const char *w[] = {"SCAN", bad_cursors[i]};
         expect_reply(&kv, 2, w, "-ERR invalid cursor\r\n");
