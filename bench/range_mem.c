@@ -38,8 +38,8 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < n; i++) {
         /* Keys in a scattered order, as clients would write them. */
         uint64_t k = (i * 2654435761u) % n;
-        int len = snprintf(key, sizeof(key), "key:%010llu",
-                           (unsigned long long)k);
+        int len =
+            snprintf(key, sizeof(key), "key:%010llu", (unsigned long long)k);
         if (kv_put(&kv, (const uint8_t *)key, (size_t)len,
                    (const uint8_t *)value, 16, i + 1) != 0)
             return 1;

@@ -280,6 +280,7 @@ static void scan_command_pages_and_matches(void **state)
     kv_deinit(&kv);
 }
 
+/* SCAN's hostile arguments: Redis's errors, no crash. */
 static void hostile_arguments_get_redis_errors(void **state)
 {
     (void)state;
@@ -311,8 +312,18 @@ static void hostile_arguments_get_redis_errors(void **state)
     expect_reply(&kv, 3, dangling, "-ERR syntax error\r\n");
     const char *unknown[] = {"SCAN", "0", "FOO", "1"};
     expect_reply(&kv, 4, unknown, "-ERR syntax error\r\n");
+    kv_deinit(&kv);
+}
+
+static void range_and_key_reads_answer_as_redis(void **state)
+{
+    (void)state;
+    struct kv_config config = kv_config_default();
+    struct kv kv;
+    assert_int_equal(kv_init(&kv, &config), 0);
+    put(&kv, "a", "1");
     const char *limit0[] = {"COHORT.RANGE", "a", "b", "LIMIT", "0"};
-    text = query(&kv, 5, limit0);
+    char *text = query(&kv, 5, limit0);
     assert_memory_equal(text, "-ERR LIMIT must be between 1 and 10000", 38);
     free(text);
     const char *limitbig[] = {"COHORT.RANGE", "a", "b", "LIMIT", "10001"};
@@ -470,6 +481,7 @@ int main(void)
         cmocka_unit_test(scan_churn_resizes_the_table),
         cmocka_unit_test(scan_command_pages_and_matches),
         cmocka_unit_test(hostile_arguments_get_redis_errors),
+        cmocka_unit_test(range_and_key_reads_answer_as_redis),
         cmocka_unit_test(range_is_ordered_bounded_and_pages),
         cmocka_unit_test(index_follows_every_change),
     };
