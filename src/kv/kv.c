@@ -263,12 +263,14 @@ static int replace(struct kv *kv, struct kv_slot *slot, const uint8_t *value,
     if (r->value_size != value_size) {
         size_t old_size = record_alloc_size(r->key_size, r->value_size);
         size_t new_size = record_alloc_size(r->key_size, value_size);
+        struct kv_index_node *node =
+            kv_index_find(&kv->index, kv_record_key(r), r->key_size);
         struct kv_record *moved = realloc(r, new_size);
         if (moved == NULL)
             return -COHORT_ENOMEM;
         r = moved;
         slot->record = r;
-        kv_index_repoint(&kv->index, r);
+        node->record = r;
         kv->memory_size = kv->memory_size - old_size + new_size;
         kv->data_size = kv->data_size - r->value_size + value_size;
         r->value_size = (uint32_t)value_size;

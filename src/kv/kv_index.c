@@ -123,13 +123,14 @@ void kv_index_remove(struct kv_index *x, const uint8_t *key, size_t key_size)
     free(n);
 }
 
-void kv_index_repoint(struct kv_index *x, const struct kv_record *r)
+struct kv_index_node *kv_index_find(struct kv_index *x, const uint8_t *key,
+                                    size_t key_size)
 {
     struct kv_index_node **links[KV_INDEX_LEVEL_MAX];
-    find_links(x, kv_record_key(r), r->key_size, links);
+    find_links(x, key, key_size, links);
     struct kv_index_node *n = *links[0];
-    ASSERT(n != NULL && node_compare(n, kv_record_key(r), r->key_size) == 0);
-    n->record = r;
+    ASSERT(n != NULL && node_compare(n, key, key_size) == 0);
+    return n;
 }
 
 const struct kv_index_node *kv_index_seek(const struct kv_index *x,

@@ -50,8 +50,11 @@ void kv_index_clear(struct kv_index *x);
 int kv_index_insert(struct kv_index *x, const struct kv_record *r);
 /* Unlink the node of key; asserts it is there. */
 void kv_index_remove(struct kv_index *x, const uint8_t *key, size_t key_size);
-/* The record of r's key moved to r (realloc): point its node at r. */
-void kv_index_repoint(struct kv_index *x, const struct kv_record *r);
+/* The node of key; asserts it is there. A record about to move (realloc)
+ * is looked up here first, and the node's record set to the new address
+ * after: once freed, the old record must not be read. */
+struct kv_index_node *kv_index_find(struct kv_index *x, const uint8_t *key,
+                                    size_t key_size);
 
 /* The first node whose key is >= key, or NULL. O(log n) expected. */
 const struct kv_index_node *kv_index_seek(const struct kv_index *x,
