@@ -17,7 +17,8 @@
  * the two ACL writes (kv/acl.h), whose replies are Redis's:
  *     ACL SETUSER name [rule ...]  +OK, or the rule's error
  *     ACL DELUSER name [name ...]  how many existed (never "default")
- * and two of cohort's own:
+ * the listing reads SCAN, KEYS, TYPE, RANDOMKEY and COHORT.RANGE
+ * (kv/listing.h), and two of cohort's own:
  *     CAS key expected new   set key to new if its value is expected: :1 if
  *                            it set, :0 otherwise (a missing key never
  *                            matches)

@@ -8,7 +8,10 @@
  * seed and on the history, so nothing that leaves this module depends on it:
  * snapshots are written in key order and the state hash is a sum over
  * records. Two replicas with different seeds therefore give the same
- * replies, snapshots and state hash.
+ * replies, snapshots and state hash. The records are also linked in key
+ * order by kv->index (kv_index.h), kept up to date by every change, for
+ * COHORT.RANGE; SCAN's cursor (kv_scan()) is the one thing that exposes
+ * the layout, which is why a cursor is only meaningful on one member.
  *
  * Invariants: (1) every key is in the table at most once; (2) each record's
  * digest is record_digest() of its current contents, and kv->digest_sum is
