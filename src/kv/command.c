@@ -10,6 +10,7 @@
 #include "common/assert.h"
 #include "common/resp.h"
 #include "kv/acl.h"
+#include "kv/txn.h"
 
 static_assert(KV_REPLY_OVERHEAD >= 256, "room for a bulk header or an error");
 
@@ -34,6 +35,9 @@ enum command_id {
     CMD_TYPE,
     CMD_RANDOMKEY,
     CMD_RANGE,
+    CMD_REVS,
+    CMD_TXN,
+    CMD_EXEC,
 };
 
 struct command_def {
@@ -63,6 +67,9 @@ static const struct command_def commands[] = {
     {"type", CMD_TYPE, KV_CLASS_READ, 2},
     {"randomkey", CMD_RANDOMKEY, KV_CLASS_READ, 1},
     {"cohort.range", CMD_RANGE, KV_CLASS_READ, -3},
+    {"cohort.revs", CMD_REVS, KV_CLASS_READ, -2},
+    {"cohort.txn", CMD_TXN, KV_CLASS_WRITE, -4},
+    {"cohort.exec", CMD_EXEC, KV_CLASS_WRITE, -3},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -114,6 +121,19 @@ static void reply_arity_error(struct resp_buf *r, const char *name)
 {
     resp_write_errorf(r, "ERR wrong number of arguments for '%s' command",
                       name);
+}
+
+bool kv_command_read_arity_ok(uint32_t argc, const struct resp_arg *argv)
+{
+    const struct command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
+    return def != NULL && def->class == KV_CLASS_READ && arity_ok(def, argc);
+}
+
+void kv_command_reply_arity(struct resp_buf *out, uint32_t argc,
+                            const struct resp_arg *argv)
+{
+    const struct command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
+    reply_arity_error(out, def ? def->name : "?");
 }
 
 /* Redis's reply to a command it does not know, from processCommand(): the
@@ -169,6 +189,7 @@ static enum arg_role arg_role(enum kv_command_type type, uint32_t i)
         return i == 0 ? ARG_KEY : i == 2 ? ARG_VALUE : ARG_OTHER;
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
+    case KV_CMD_TXN: /* its commands are checked one by one */
         return ARG_OTHER;
     }
     UNREACHABLE();
@@ -255,8 +276,34 @@ static int parse_delta(const struct command_def *def,
     return 0;
 }
 
+/* COHORT.TXN and COHORT.EXEC: the whole structure is checked now, and the
+ * body must fit the log. */
+static int parse_txn(const struct kv_config *config,
+                     const struct command_def *def, uint32_t argc,
+                     const struct resp_arg *argv, struct kv_write *w,
+                     struct resp_buf *r)
+{
+    struct kv_txn t;
+    bool exec = def->id == CMD_EXEC;
+    if (kv_txn_parse(config, exec, argc - 1, argv + 1, &t, r) != 0)
+        return -COHORT_EINVAL;
+    w->type = KV_CMD_TXN;
+    w->flags = exec ? KV_TXN_EXEC : 0;
+    w->arg_count = argc - 1;
+    size_t size = kv_command_size(w);
+    if (size > kv_txn_size_max(config)) {
+        resp_write_errorf(r,
+                          "ERR transaction is %zu bytes; limit is %zu "
+                          "(max-value-size + max-key-size + %u)",
+                          size, kv_txn_size_max(config), KV_TXN_SIZE_OVERHEAD);
+        return -COHORT_EINVAL;
+    }
+    return 0;
+}
+
 /* Fill w for a command whose arity is already checked. */
-static int parse_args(const struct command_def *def, uint32_t argc,
+static int parse_args(const struct kv_config *config,
+                      const struct command_def *def, uint32_t argc,
                       const struct resp_arg *argv, struct kv_write *w,
                       struct resp_buf *r)
 {
@@ -290,6 +337,9 @@ static int parse_args(const struct command_def *def, uint32_t argc,
         w->type = KV_CMD_CAS;
         w->arg_count = 3;
         return 0;
+    case CMD_TXN:
+    case CMD_EXEC:
+        return parse_txn(config, def, argc, argv, w, r);
     default:
         UNREACHABLE();
     }
@@ -334,7 +384,7 @@ int kv_command_parse(const struct kv_config *config, uint32_t argc,
         return -COHORT_EINVAL;
     }
     w->args = argv + 1;
-    int rc = parse_args(def, argc, argv, w, out);
+    int rc = parse_args(config, def, argc, argv, w, out);
     if (rc != 0)
         return rc;
     ASSERT(w->arg_count >= 1);
@@ -375,6 +425,19 @@ static size_t incrby_result_size(const struct kv *kv, const struct kv_write *w)
     return (size_t)n;
 }
 
+static uint64_t txn_growth(const struct kv *kv, const struct kv_write *w)
+{
+    struct kv_txn t;
+    struct resp_buf sink;
+    resp_buf_init(&sink, 2);
+    uint64_t growth = 0;
+    if (kv_txn_parse(&kv->config, (w->flags & KV_TXN_EXEC) != 0, w->arg_count,
+                     w->args, &t, &sink) == 0)
+        growth = kv_txn_growth(kv, &t);
+    resp_buf_deinit(&sink);
+    return growth;
+}
+
 uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
 {
     uint64_t growth = 0;
@@ -393,6 +456,8 @@ uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
             NULL)
             return 0; /* a missing key never matches */
         return set_growth(kv, &w->args[0], w->args[2].size);
+    case KV_CMD_TXN:
+        return txn_growth(kv, w);
     case KV_CMD_DEL:
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
@@ -515,6 +580,10 @@ static const char *check_header(const struct kv_command *c)
         if (c->arg_count < 1u + ((c->flags & KV_ACL_BASE) ? 1u : 0u))
             return "ACL write needs a user name";
         return NULL;
+    case KV_CMD_TXN:
+        if (c->flags & ~KV_TXN_EXEC)
+            return "unknown TXN flags";
+        return c->arg_count >= 2 ? NULL : "TXN needs at least 2 arguments";
     }
     return "unknown command type";
 }
@@ -566,8 +635,13 @@ void kv_command_next_arg(struct kv_command *c, const uint8_t **arg,
 
 size_t kv_reply_size_max(const struct kv_config *config)
 {
-    return (size_t)config->value_size_max + KV_REPLY_OVERHEAD;
+    return (size_t)config->value_size_max + KV_REPLY_OVERHEAD +
+           KV_TXN_REPLY_ROOM;
 }
+
+static_assert(KV_TXN_REPLY_ROOM ==
+                  (KV_TXN_COMMANDS_MAX + 2u) * KV_TXN_REPLY_SLOT,
+              "room for every element of the largest transaction");
 
 /* A replica that cannot apply a committed op must stop rather than diverge
  * from the group; it recovers from its snapshot and log on restart. */
@@ -782,9 +856,44 @@ static void apply_acl(struct kv *kv, struct kv_command *c, uint32_t argc,
     free(args);
 }
 
+/* A transaction: its arguments as an argv, parsed again (log bytes are
+ * untrusted), then run. A malformed one changes nothing. */
+static void apply_txn(struct kv *kv, uint64_t op, struct kv_command *c,
+                      struct resp_buf *r)
+{
+    struct resp_arg *args = malloc(c->arg_count * sizeof(*args));
+    if (args == NULL)
+        cohort_assert_fail("out of memory applying a committed op", __FILE__,
+                           __LINE__);
+    for (uint32_t i = 0; i < c->arg_count; i++) {
+        const uint8_t *p;
+        kv_command_next_arg(c, &p, &args[i].size);
+        args[i].ptr = (const char *)p;
+    }
+    struct kv_txn t;
+    struct resp_buf why;
+    resp_buf_init(&why, 2);
+    if (kv_txn_parse(&kv->config, (c->flags & KV_TXN_EXEC) != 0, c->arg_count,
+                     args, &t, &why) == 0) {
+        kv_txn_apply(kv, op, &t, r);
+    } else {
+        kv->malformed_ops++;
+        resp_write_errorf(r,
+                          "ERR malformed transaction in log entry at op "
+                          "%" PRIu64,
+                          op);
+    }
+    resp_buf_deinit(&why);
+    free(args);
+}
+
 static void apply_command(struct kv *kv, uint64_t op, struct kv_command *c,
                           struct resp_buf *r)
 {
+    if (c->type == KV_CMD_TXN) {
+        apply_txn(kv, op, c, r);
+        return;
+    }
     if (c->type == KV_CMD_ACL_SETUSER || c->type == KV_CMD_ACL_DELUSER) {
         uint32_t argc = c->arg_count - ((c->flags & KV_ACL_BASE) ? 1u : 0u);
         if (acl_start(kv, op, c, r))
@@ -811,9 +920,32 @@ static void apply_command(struct kv *kv, uint64_t op, struct kv_command *c,
         return;
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
+    case KV_CMD_TXN:
         break;
     }
     UNREACHABLE();
+}
+
+void kv_apply_write(struct kv *kv, uint64_t op, const struct kv_write *w,
+                    struct resp_buf *r)
+{
+    ASSERT(kv->op == op);
+    ASSERT(w->type != KV_CMD_TXN && w->acl_base == NULL);
+    size_t size = kv_command_size(w);
+    if (size > kv->txn_body_capacity) {
+        uint8_t *p = realloc(kv->txn_body, size);
+        if (p == NULL)
+            cohort_assert_fail("out of memory applying a committed op",
+                               __FILE__, __LINE__);
+        kv->txn_body = p;
+        kv->txn_body_capacity = size;
+    }
+    size = kv_command_encode(w, kv->txn_body, kv->txn_body_capacity);
+    struct kv_command c;
+    const char *why = NULL;
+    int rc = kv_command_decode(kv->txn_body, size, &c, &why);
+    ASSERT(rc == 0); /* encoded from a parsed command */
+    apply_command(kv, op, &c, r);
 }
 
 size_t kv_apply(struct kv *kv, uint64_t op, uint64_t timestamp_ms,
@@ -831,10 +963,12 @@ size_t kv_apply(struct kv *kv, uint64_t op, uint64_t timestamp_ms,
     const char *why = NULL;
     if (kv_command_decode(body, body_size, &c, &why) == 0)
         apply_command(kv, op, &c, r);
-    else
+    else {
+        kv->malformed_ops++;
         resp_write_errorf(
             r, "ERR malformed command in log entry at op %" PRIu64 ": %s", op,
             why);
+    }
     if (!r->ok)
         cohort_assert_fail("out of memory writing the reply to a committed op",
                            __FILE__, __LINE__);
@@ -931,6 +1065,14 @@ static void query_command(const struct kv *kv, const struct command_def *def,
         return;
     case CMD_KVINFO:
         query_kvinfo(kv, &argv[1], r);
+        return;
+    case CMD_REVS:
+        resp_write_array(r, argc - 1);
+        for (uint32_t i = 1; i < argc; i++) {
+            const struct kv_record *rec = get_arg(kv, &argv[i]);
+            ASSERT(rec == NULL || rec->mod_op <= INT64_MAX);
+            resp_write_integer(r, rec ? (int64_t)rec->mod_op : 0);
+        }
         return;
     default:
         query_listing(kv, def, argc, argv, r);

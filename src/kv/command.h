@@ -26,6 +26,9 @@
  *                            mod_op <op>: a map in RESP3, a flat array of
  *                            name/value pairs in RESP2 (as Redis answers
  *                            CONFIG GET); a null array if the key is missing
+ *     COHORT.REVS key [key ...]  each key's mod op (the op of its last
+ *                            change), 0 for a missing key: what WATCH reads
+ *     COHORT.TXN ..., COHORT.EXEC ...   transactions, see kv/txn.h
  *
  * Body layout (format 1), little-endian:
  *     0  u8   format     KV_COMMAND_FORMAT
@@ -36,7 +39,9 @@
  *        then arg_count times: u32 size, size bytes
  * Arities: SET 2 (key value), DEL >= 1, INCRBY 1, MSET even >= 2, CAS 3
  * (key expected new), ACL SETUSER >= 1 (name, rules), ACL DELUSER >= 1
- * (names). The body ends after the last argument.
+ * (names), TXN >= 2 (the arguments after COHORT.TXN or COHORT.EXEC, with
+ * flag KV_TXN_EXEC for the latter). The body ends after the last argument.
+ * A malformed body is counted in kv->malformed_ops.
  *
  * An ACL write never carries a password: encoding turns each >password and
  * <password rule into #hash and !hash (SHA-256), so neither the log nor a
@@ -66,6 +71,9 @@
 /* Room kv_apply() needs beyond the largest value: a bulk string's header, or
  * the longest error apply writes (fixed texts and numbers). */
 #define KV_REPLY_OVERHEAD 512
+/* What a transaction's reply may use beyond that: KV_TXN_REPLY_SLOT bytes
+ * for each of KV_TXN_COMMANDS_MAX elements, and two for its header. */
+#define KV_TXN_REPLY_ROOM ((1024u + 2u) * 64u)
 
 enum kv_command_type {
     KV_CMD_SET = 1,
@@ -75,7 +83,11 @@ enum kv_command_type {
     KV_CMD_CAS = 5,
     KV_CMD_ACL_SETUSER = 6,
     KV_CMD_ACL_DELUSER = 7,
+    KV_CMD_TXN = 8, /* COHORT.TXN and COHORT.EXEC (kv/txn.h) */
 };
+
+/* TXN: COHORT.EXEC (EXEC's reply shape, no ELSE list). */
+#define KV_TXN_EXEC 0x1u
 
 /* ACL SETUSER and DELUSER: the first argument is a base acl. */
 #define KV_ACL_BASE 0x1u
@@ -164,7 +176,8 @@ void kv_command_next_arg(struct kv_command *c, const uint8_t **arg,
                          size_t *arg_size);
 
 /* The reply buffer kv_apply() needs: the largest value as a bulk string, or
- * the longest error; value_size_max + KV_REPLY_OVERHEAD. */
+ * the longest error, plus room for a transaction's array of replies
+ * (kv/txn.h): value_size_max + KV_REPLY_OVERHEAD + KV_TXN_REPLY_ROOM. */
 size_t kv_reply_size_max(const struct kv_config *config);
 
 /* Apply the write in body as op, and write the client's reply into reply
@@ -182,6 +195,17 @@ size_t kv_reply_size_max(const struct kv_config *config);
 size_t kv_apply(struct kv *kv, uint64_t op, uint64_t timestamp_ms,
                 const uint8_t *body, size_t body_size, uint8_t *reply,
                 size_t reply_size_max);
+
+/* For txn.c: apply the parsed write w as part of op, appending its reply to
+ * r (kv->apply_reply); kv->op is already op. */
+void kv_apply_write(struct kv *kv, uint64_t op, const struct kv_write *w,
+                    struct resp_buf *r);
+
+/* Whether argv is a store read with the right number of arguments; and
+ * the arity error for one that is not. */
+bool kv_command_read_arity_ok(uint32_t argc, const struct resp_arg *argv);
+void kv_command_reply_arity(struct resp_buf *out, uint32_t argc,
+                            const struct resp_arg *argv);
 
 /* Answer a read command (argv[0] is its name) from the store, appending
  * the reply to out in out's protocol version (RESP3 nulls for a RESP3

@@ -172,6 +172,9 @@ void kv_deinit(struct kv *kv)
         free_records(kv);
     free(kv->slots);
     resp_buf_deinit(&kv->apply_reply);
+    free(kv->txn_body);
+    kv->txn_body = NULL;
+    kv->txn_body_capacity = 0;
     acl_deinit(&kv->acl);
     memset(kv, 0, sizeof(*kv));
 }

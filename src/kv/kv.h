@@ -89,6 +89,12 @@ struct kv {
     /* Not state: kv_apply()'s reply is built here (RESP2), then copied to
      * the core's buffer. Reused, so applying allocates only to grow it. */
     struct resp_buf apply_reply;
+    /* Not state: the body of a transaction's command (txn.c), reused. */
+    uint8_t *txn_body;
+    size_t txn_body_capacity;
+    /* Not state: log entries kv_apply() found malformed (answered with an
+     * error, nothing changed). Local to this process. */
+    uint64_t malformed_ops;
 };
 
 /* What INFO reports. data_size is the same on every replica with the same
