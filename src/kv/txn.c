@@ -34,12 +34,10 @@ static bool word_is(const struct resp_arg *arg, const char *word)
 }
 
 /* A count or number argument: decimal, 0..max. */
-static bool parse_count(const struct resp_arg *arg, uint64_t max,
-                        uint64_t *out)
+static bool parse_count(const struct resp_arg *arg, uint64_t max, uint64_t *out)
 {
     int64_t v;
-    if (!resp_parse_i64(arg->ptr, arg->size, &v) || v < 0 ||
-        (uint64_t)v > max)
+    if (!resp_parse_i64(arg->ptr, arg->size, &v) || v < 0 || (uint64_t)v > max)
         return false;
     *out = (uint64_t)v;
     return true;
@@ -74,16 +72,15 @@ static uint32_t check_compare(const struct kv_config *config, uint32_t left,
                               const struct resp_arg *a, struct resp_buf *out)
 {
     if (left >= 2 && a[0].size > config->key_size_max) {
-        resp_write_errorf(out,
-                          "ERR key is %zu bytes; limit is %" PRIu32
-                          " (max-key-size)",
-                          a[0].size, config->key_size_max);
+        resp_write_errorf(
+            out, "ERR key is %zu bytes; limit is %" PRIu32 " (max-key-size)",
+            a[0].size, config->key_size_max);
         return 0;
     }
     if (left >= 2 && (word_is(&a[1], "exists") || word_is(&a[1], "missing")))
         return 2;
-    bool number = left >= 2 &&
-                  (word_is(&a[1], "version") || word_is(&a[1], "modop"));
+    bool number =
+        left >= 2 && (word_is(&a[1], "version") || word_is(&a[1], "modop"));
     bool value = left >= 2 && word_is(&a[1], "value");
     if ((number || value) && left >= 4) {
         const struct resp_arg *op = &a[2];
@@ -159,11 +156,10 @@ int kv_txn_parse(const struct kv_config *config, bool exec, uint32_t argc,
     uint64_t counts[2] = {0, 0};
     for (int list = 0; list < (exec ? 1 : 2); list++) {
         if (at >= argc || !parse_count(&argv[at], UINT32_MAX, &counts[list]))
-            return syntax_error(out, list == 0
-                                         ? "expected the number of THEN "
-                                           "commands"
-                                         : "expected the number of ELSE "
-                                           "commands");
+            return syntax_error(out, list == 0 ? "expected the number of THEN "
+                                                 "commands"
+                                               : "expected the number of ELSE "
+                                                 "commands");
         if (counts[0] + counts[1] > KV_TXN_COMMANDS_MAX) {
             resp_write_errorf(out,
                               "ERR transaction has over %u commands "

@@ -60,8 +60,7 @@
 /* Body bytes over max-value-size + max-key-size a transaction may use (the
  * replication log takes bodies of that sum + 4096, see runtime/node.c). */
 #define KV_TXN_SIZE_OVERHEAD 2048u
-#define KV_TXN_REPLY_TOO_BIG                                                   \
-    "ERR reply over the transaction reply limit"
+#define KV_TXN_REPLY_TOO_BIG "ERR reply over the transaction reply limit"
 
 /* A parsed transaction. Borrows the argv it was parsed from. */
 struct kv_txn {

@@ -123,7 +123,7 @@ static void keep_command(struct conn *c, struct slot *slot, uint32_t argc,
 
 /* Parse the slot's kept command into the server's second scratch argv.
  * Returns the argument count, 0 if it cannot (out of memory). */
-static uint32_t parse_kept(struct server *s, struct slot *slot)
+uint32_t store_parse_kept(struct server *s, struct slot *slot)
 {
     struct resp_limits limits = s->limits;
     limits.bulk_size_max = slot->payload.size;
@@ -537,7 +537,7 @@ void cmd_store_write(struct conn *c, struct resp_buf *out, uint32_t argc,
 static void resubmit(struct conn *c, struct slot *slot)
 {
     struct server *s = c->server;
-    uint32_t argc = parse_kept(s, slot);
+    uint32_t argc = store_parse_kept(s, slot);
     struct kv_write w;
     if (argc == 0 ||
         kv_command_parse(kv_config(c), argc, s->argv2, &w, &slot->reply) != 0) {
@@ -601,14 +601,22 @@ static void on_read_done(void *ctx, const struct driver_reply *r)
         finish_error(c, slot, ERR_RETRY);
         return;
     }
-    uint32_t argc = parse_kept(s, slot);
+    uint32_t argc = store_parse_kept(s, slot);
     if (argc == 0) {
         finish_error(c, slot, "ERR out of memory");
         return;
     }
     slot->reply.size = 0;
     store_query(s, argc, s->argv2, &slot->reply);
+    if (slot->watch)
+        txn_watch_done(c, slot);
     conn_slot_ready(c, slot);
+}
+
+void store_read_kept(struct conn *c, struct slot *slot)
+{
+    slot->in_node = true;
+    node_read(c->server->node, on_read_done, slot);
 }
 
 void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
@@ -679,7 +687,8 @@ void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
     if (kind != CMD_WRITE || spec->run == cmd_cohort_req) {
         reply_slot_error(c, "ERR COHORT.REQ wraps a store command (SET, DEL, "
                             "INCR, INCRBY, DECR, DECRBY, MSET, CAS, ACL "
-                            "SETUSER, ACL DELUSER, or a read)");
+                            "SETUSER, ACL DELUSER, COHORT.TXN, COHORT.EXEC, "
+                            "or a read)");
         return;
     }
     if (spec->run == cmd_acl) {
@@ -694,6 +703,12 @@ void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
         resp_buf_deinit(&refusal);
         if (!ok)
             return;
+    }
+    char refusal[AUTH_REFUSAL_MAX];
+    if (spec->run == cmd_cohort_txn &&
+        !txn_commands_allowed(c, inner_argc, inner, refusal)) {
+        reply_slot_error(c, refusal);
+        return;
     }
     struct slot *slot = conn_slot_push(c);
     conn_slot_kind(c, slot, SLOT_WRITE);
@@ -720,7 +735,7 @@ void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
  * primary sent as RESP2 pairs (the link speaks RESP2). */
 static bool reply_is_map(struct server *s, struct slot *slot)
 {
-    uint32_t argc = parse_kept(s, slot);
+    uint32_t argc = store_parse_kept(s, slot);
     return argc > 0 && kv_command_replies_map(&s->argv2[0]);
 }
 
@@ -738,6 +753,13 @@ void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
         return;
     }
     session_write_done(c, slot, false);
+    if (slot->watch) {
+        slot->reply.size = 0;
+        resp_write_raw(&slot->reply, reply, size);
+        txn_watch_done(c, slot);
+        conn_slot_ready(c, slot);
+        return;
+    }
     if (c->proto == 3 && slot->kind == SLOT_READ && reply_is_map(s, slot)) {
         slot->reply.size = 0;
         relay_reply_map(&slot->reply, reply, size);

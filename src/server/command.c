@@ -52,6 +52,24 @@ static const struct command_spec commands[] = {
     {"mset", -3, CMD_WRITE | CMD_SLOT, 1, -1, 2,
      CAT(WRITE) | CAT(STRING) | CAT(SLOW), cmd_store_write},
     {"cas", 4, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    /* Transactions (cmd_txn.c): EXEC sends COHORT.EXEC, one store write;
+     * WATCH reads COHORT.REVS. COHORT.TXN and COHORT.EXEC check the user's
+     * permission for each command they carry. */
+    {"multi", 1, CMD_FAST, 0, 0, 0, CAT(FAST) | CAT(TRANSACTION), cmd_multi},
+    {"exec", 1, CMD_WRITE | CMD_SLOT, 0, 0, 0, CAT(SLOW) | CAT(TRANSACTION),
+     cmd_exec},
+    {"discard", 1, CMD_FAST, 0, 0, 0, CAT(FAST) | CAT(TRANSACTION),
+     cmd_discard},
+    {"watch", -2, CMD_READ | CMD_SLOT, 1, -1, 1, CAT(FAST) | CAT(TRANSACTION),
+     cmd_watch},
+    {"unwatch", 1, CMD_FAST, 0, 0, 0, CAT(FAST) | CAT(TRANSACTION),
+     cmd_unwatch},
+    {"cohort.txn", -4, CMD_WRITE | CMD_SLOT, 0, 0, 0,
+     CAT(WRITE) | CAT(SLOW) | CAT(TRANSACTION), cmd_cohort_txn},
+    {"cohort.exec", -3, CMD_WRITE | CMD_SLOT, 0, 0, 0,
+     CAT(WRITE) | CAT(SLOW) | CAT(TRANSACTION), cmd_cohort_txn},
+    {"cohort.revs", -2, CMD_READ | CMD_SLOT, 1, -1, 1,
+     CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
     /* cohort's exactly-once form of a store command (see cmd_store.c); ACL
      * rules judge the command it wraps. */
     {"cohort.req", -4, CMD_WRITE | CMD_SLOT, 0, 0, 0, CAT(WRITE) | CAT(FAST),
@@ -332,17 +350,24 @@ bool command_dispatch(struct conn *c, uint32_t argc,
     }
     if (spec == NULL) {
         s->metrics.unknown_commands++;
+        txn_refused(c);
         reply_unknown(c, argc, argv);
         return true;
     }
     note_command(c, spec);
     if (!command_arity_ok(spec, argc)) {
+        txn_refused(c);
         reply_arity(c, spec, started_ns);
         return true;
     }
     char refusal[AUTH_REFUSAL_MAX];
     if (!auth_command_allowed(c, spec, argc, argv, refusal)) {
+        txn_refused(c);
         reply_now(c, refusal);
+        return true;
+    }
+    if (txn_queues(c, spec)) {
+        txn_queue(c, spec, argc, argv); /* inside MULTI: +QUEUED */
         return true;
     }
     if (spec->flags & CMD_SLOT) {

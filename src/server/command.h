@@ -120,5 +120,18 @@ void cmd_store_write(struct conn *c, struct resp_buf *out, uint32_t argc,
                      const struct resp_arg *argv);
 void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
                     const struct resp_arg *argv);
+/* cmd_txn.c: */
+void cmd_multi(struct conn *c, struct resp_buf *out, uint32_t argc,
+               const struct resp_arg *argv);
+void cmd_exec(struct conn *c, struct resp_buf *out, uint32_t argc,
+              const struct resp_arg *argv);
+void cmd_discard(struct conn *c, struct resp_buf *out, uint32_t argc,
+                 const struct resp_arg *argv);
+void cmd_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
+               const struct resp_arg *argv);
+void cmd_unwatch(struct conn *c, struct resp_buf *out, uint32_t argc,
+                 const struct resp_arg *argv);
+void cmd_cohort_txn(struct conn *c, struct resp_buf *out, uint32_t argc,
+                    const struct resp_arg *argv);
 
 #endif

@@ -120,6 +120,8 @@ static void conn_init(struct server *s, struct conn *c)
     c->proto = 2;
     resp_buf_init(&c->out, 2);
     resp_buf_init(&c->writing_buf, 2);
+    resp_buf_init(&c->txn.queued, 2);
+    resp_buf_init(&c->txn.watched, 2);
     auth_conn_start(c);
     c->session.client_id = server_client_id_new(s);
     c->session.next_request_no = 1;
@@ -190,6 +192,8 @@ bool conn_must_wait(const struct conn *c, const struct command_spec *spec,
 {
     if (c->no_forward || (c->reads_running == 0 && c->writes_running == 0))
         return false;
+    if (txn_queues(c, spec))
+        return false; /* queued inside MULTI: answered at once */
     uint32_t kind = command_kind(spec, argc, argv);
     if (kind & CMD_WRITE)
         return c->reads_running > 0;
@@ -723,6 +727,7 @@ void conn_teardown(struct conn *c)
     c->slot_bytes = 0;
     c->slot_reply_bytes = 0;
     store_conn_gone(s, c);
+    txn_conn_gone(c);
     admit_gone(s, c);
     unlist(s, c);
     uv_close((uv_handle_t *)&c->tcp, on_closed);

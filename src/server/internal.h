@@ -113,11 +113,14 @@ struct slot {
     struct server *server;
     enum slot_state state;
     enum slot_kind kind;
-    bool in_node;       /* node_submit/node_read called, no answer yet */
-    bool forwarded;     /* on a link's list, no answer yet */
-    bool session_write; /* numbered by the connection's own session */
-    bool fixed_ids;     /* COHORT.REQ: the client's own id and number */
-    bool holds_permit;  /* counted in the server's write cap */
+    bool in_node;              /* node_submit/node_read called, no answer yet */
+    bool forwarded;            /* on a link's list, no answer yet */
+    bool session_write;        /* numbered by the connection's own session */
+    bool fixed_ids;            /* COHORT.REQ: the client's own id and number */
+    bool holds_permit;         /* counted in the server's write cap */
+    bool watch;                /* WATCH: its COHORT.REVS reply is recorded, then
+                                  answered +OK (cmd_txn.c) */
+    uint64_t watch_generation; /* the connection's when WATCH started */
     size_t permit_bytes;
     uint64_t client_id;
     uint64_t request_no;
@@ -140,6 +143,25 @@ struct conn_session {
     uint32_t running;         /* its writes submitted and not answered */
     uint32_t stale_running;   /* writes of earlier ids not answered */
     uint32_t queued;          /* slots in SLOT_QUEUED */
+};
+
+/* MULTI ... EXEC and WATCH (cmd_txn.c). The queued commands and the
+ * watched keys are kept as RESP bulk strings in the form COHORT.EXEC takes
+ * (kv/txn.h): "<argc> <name> <arg>..." per command, "<key> MODOP = <rev>"
+ * per watched key. */
+struct conn_txn {
+    bool active; /* MULTI was called */
+    bool dirty;  /* a command was refused while queuing: EXEC aborts */
+    uint32_t command_count;
+    uint32_t queued_args; /* bulk strings in queued */
+    size_t body_bytes;    /* what queued adds to the log body (at most) */
+    struct resp_buf queued;
+    uint32_t watch_count;
+    size_t watch_bytes; /* what watched adds to the log body (at most) */
+    struct resp_buf watched;
+    /* Moves on at UNWATCH, DISCARD and EXEC: a WATCH that started before
+     * records nothing. */
+    uint64_t watch_generation;
 };
 
 /* What a connection counts against (admit.c). */
@@ -220,6 +242,7 @@ struct conn {
     size_t slot_bytes;       /* payload and reply bytes held by the slots */
     size_t slot_reply_bytes; /* of which replies waiting their turn */
     struct conn_session session;
+    struct conn_txn txn;
     /* Per-connection order between reads and writes (conn.c): store reads
      * and writes whose slots are not ready yet, and whether the next
      * command waits for the other kind to finish. */
@@ -447,6 +470,12 @@ void store_submit_queued(struct conn *c);
  * node_cancel) and leave the wait list. */
 void store_slot_cancelled(struct server *s, struct slot *slot);
 void store_conn_gone(struct server *s, struct conn *c);
+/* Read the command kept in slot's payload on the linearizable read path
+ * (forwarded to the primary from a backup), like GET. */
+void store_read_kept(struct conn *c, struct slot *slot);
+/* Parse slot's kept command into s->argv2; returns the count, 0 if out of
+ * memory. */
+uint32_t store_parse_kept(struct server *s, struct slot *slot);
 /* The primary answered a forwarded slot (raw RESP2 bytes); the slot may be
  * an orphan. Frees orphans. */
 void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
@@ -455,6 +484,27 @@ void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
  * reached the primary. Frees orphans. */
 void store_forward_failed(struct server *s, struct slot *slot, bool sent,
                           const char *why);
+
+/* ---- cmd_txn.c */
+/* Whether c is inside MULTI and spec is queued rather than run (all but
+ * EXEC, DISCARD, MULTI, WATCH and QUIT). */
+bool txn_queues(const struct conn *c, const struct command_spec *spec);
+/* Queue a command inside MULTI (checked first; a refusal marks the
+ * transaction so that EXEC aborts), answering +QUEUED or the error. */
+void txn_queue(struct conn *c, const struct command_spec *spec, uint32_t argc,
+               const struct resp_arg *argv);
+/* A command was refused (unknown, arity, permission) inside MULTI. */
+void txn_refused(struct conn *c);
+/* WATCH's slot has its COHORT.REVS reply (RESP2) in slot->reply: record the
+ * revisions and answer +OK (or the error it is). */
+void txn_watch_done(struct conn *c, struct slot *slot);
+/* Whether the user of c may run every command of the transaction argv
+ * (COHORT.TXN or COHORT.EXEC, argv[0] its name). On refusal writes it. */
+bool txn_commands_allowed(struct conn *c, uint32_t argc,
+                          const struct resp_arg *argv,
+                          char refusal[AUTH_REFUSAL_MAX]);
+/* Free c's queued commands and watched keys. */
+void txn_conn_gone(struct conn *c);
 
 /* ---- cmd_admin.c */
 /* This process's resident set in bytes (/proc/self/statm); 0 if unknown. */

@@ -138,9 +138,10 @@ static void exec_runs_commands_in_order_as_one_op(void **state)
         run(&t, "COHORT.EXEC 0 5 3 SET a 1 2 INCR a 2 GET a 3 SET a 7 2 GET a"),
         "*5\r\n+OK\r\n:2\r\n$1\r\n2\r\n+OK\r\n$1\r\n7\r\n");
     /* One op (2): the key changed once, at op 2. */
-    assert_string_equal(run(&t, "KVINFO a"),
-                        "*8\r\n$5\r\nvalue\r\n$1\r\n7\r\n$7\r\nversion\r\n:2\r\n"
-                        "$9\r\ncreate_op\r\n:1\r\n$6\r\nmod_op\r\n:2\r\n");
+    assert_string_equal(
+        run(&t, "KVINFO a"),
+        "*8\r\n$5\r\nvalue\r\n$1\r\n7\r\n$7\r\nversion\r\n:2\r\n"
+        "$9\r\ncreate_op\r\n:1\r\n$6\r\nmod_op\r\n:2\r\n");
     assert_int_equal(t.kv.op, 2);
     /* An empty transaction: an empty array. */
     assert_string_equal(run(&t, "COHORT.EXEC 0 0"), "*0\r\n");
@@ -160,15 +161,15 @@ static void runtime_errors_stay_in_the_array_and_the_rest_runs(void **state)
     t_deinit(&t);
 }
 
-static void exec_with_a_changed_revision_answers_null_and_changes_nothing(
-    void **state)
+static void
+exec_with_a_changed_revision_answers_null_and_changes_nothing(void **state)
 {
     (void)state;
     struct t t;
     t_init(&t);
-    run(&t, "SET w 1");                                          /* op 1 */
+    run(&t, "SET w 1"); /* op 1 */
     assert_string_equal(run(&t, "COHORT.REVS w nope"), "*2\r\n:1\r\n:0\r\n");
-    run(&t, "SET w 2");                                          /* op 2 */
+    run(&t, "SET w 2"); /* op 2 */
     assert_string_equal(run(&t, "COHORT.EXEC 1 w MODOP = 1 1 3 SET x 1"),
                         "*-1\r\n");
     assert_string_equal(run(&t, "EXISTS x"), ":0\r\n");
@@ -196,14 +197,13 @@ static void txn_runs_then_or_else_by_its_compares(void **state)
     run(&t, "SET k v1");
     run(&t, "SET k v2"); /* version 2, mod op 2 */
     static const char *const hold[] = {
-        "k EXISTS",        "gone MISSING",    "k VALUE = v2",
-        "k VALUE != v1",   "gone VALUE != x", "k VERSION = 2",
-        "k VERSION > 1",   "k VERSION < 3",   "k VERSION != 7",
-        "gone VERSION = 0", "k MODOP = 2",    "k modop > 1",
+        "k EXISTS",        "gone MISSING",     "k VALUE = v2",  "k VALUE != v1",
+        "gone VALUE != x", "k VERSION = 2",    "k VERSION > 1", "k VERSION < 3",
+        "k VERSION != 7",  "gone VERSION = 0", "k MODOP = 2",   "k modop > 1",
     };
     static const char *const fail[] = {
-        "k MISSING",     "gone EXISTS",   "k VALUE = v1",  "gone VALUE = x",
-        "k VALUE != v2", "k VERSION = 1", "k VERSION > 2", "k VERSION < 2",
+        "k MISSING",     "gone EXISTS",    "k VALUE = v1",  "gone VALUE = x",
+        "k VALUE != v2", "k VERSION = 1",  "k VERSION > 2", "k VERSION < 2",
         "k MODOP != 2",  "gone MODOP > 0",
     };
     char line[256];
@@ -218,10 +218,10 @@ static void txn_runs_then_or_else_by_its_compares(void **state)
         assert_string_equal(run(&t, line), "*2\r\n:0\r\n*1\r\n$-1\r\n");
     }
     /* All compares must hold; ELSE writes too. */
-    assert_string_equal(
-        run(&t, "COHORT.TXN 2 k EXISTS k VERSION = 9 1 3 SET a 1 2 "
-                "3 SET b 2 3 SET c 3"),
-        "*2\r\n:0\r\n*2\r\n+OK\r\n+OK\r\n");
+    assert_string_equal(run(&t,
+                            "COHORT.TXN 2 k EXISTS k VERSION = 9 1 3 SET a 1 2 "
+                            "3 SET b 2 3 SET c 3"),
+                        "*2\r\n:0\r\n*2\r\n+OK\r\n+OK\r\n");
     assert_string_equal(run(&t, "MGET a b c"),
                         "*3\r\n$-1\r\n$1\r\n2\r\n$1\r\n3\r\n");
     t_deinit(&t);
@@ -311,8 +311,8 @@ static void limits_on_commands_and_bytes_name_the_limit(void **state)
     t_deinit(&t);
 }
 
-static void reply_over_its_limit_replaces_elements_but_all_commands_run(
-    void **state)
+static void
+reply_over_its_limit_replaces_elements_but_all_commands_run(void **state)
 {
     (void)state;
     struct t t;
@@ -329,7 +329,8 @@ static void reply_over_its_limit_replaces_elements_but_all_commands_run(
      * INCR after them still runs and answers. */
     size_t used = (size_t)snprintf(line, sizeof(line), "COHORT.EXEC 0 101");
     for (int i = 0; i < 100; i++)
-        used += (size_t)snprintf(line + used, sizeof(line) - used, " 2 GET big");
+        used +=
+            (size_t)snprintf(line + used, sizeof(line) - used, " 2 GET big");
     snprintf(line + used, sizeof(line) - used, " 2 INCR n");
     const char *reply = run(&t, line);
     assert_true(strlen(reply) <= kv_reply_size_max(&config));
@@ -341,8 +342,8 @@ static void reply_over_its_limit_replaces_elements_but_all_commands_run(
     t_deinit(&t);
 }
 
-static void malformed_transaction_bytes_change_nothing_and_are_counted(
-    void **state)
+static void
+malformed_transaction_bytes_change_nothing_and_are_counted(void **state)
 {
     (void)state;
     struct t t;
@@ -388,8 +389,7 @@ static void malformed_transaction_bytes_change_nothing_and_are_counted(
     t_deinit(&t);
 }
 
-static void same_transactions_give_the_same_state_on_every_replica(
-    void **state)
+static void same_transactions_give_the_same_state_on_every_replica(void **state)
 {
     (void)state;
     struct t a, b;
@@ -428,8 +428,8 @@ static void growth_counts_every_write_of_the_transaction(void **state)
     resp_buf_init(&out, 2);
     struct kv_write w;
     assert_int_equal(kv_command_parse(&t.kv.config, argc, argv, &w, &out), 0);
-    uint64_t expect = kv_record_cost(1, 5) + kv_record_cost(1, 1) +
-                      kv_record_cost(1, 2);
+    uint64_t expect =
+        kv_record_cost(1, 5) + kv_record_cost(1, 1) + kv_record_cost(1, 2);
     assert_int_equal(kv_command_growth(&t.kv, &w), expect);
     resp_buf_deinit(&out);
     t_deinit(&t);
