@@ -103,9 +103,9 @@ static void write_count(struct resp_buf *b, uint64_t n)
 
 bool txn_queues(const struct conn *c, const struct command_spec *spec)
 {
-    return c->txn.active && spec->run != cmd_exec &&
-           spec->run != cmd_discard && spec->run != cmd_multi &&
-           spec->run != cmd_watch && spec->run != cmd_quit;
+    return c->txn.active && spec->run != cmd_exec && spec->run != cmd_discard &&
+           spec->run != cmd_multi && spec->run != cmd_watch &&
+           spec->run != cmd_quit;
 }
 
 void txn_refused(struct conn *c)

@@ -20,6 +20,7 @@
 #include "common/bytes.h"
 #include "core/message.h"
 #include "fuzz_vfs.h"
+#include "kv/command.h"
 #include "runtime/peer_link.h"
 #include "storage/meta.h"
 #include "storage/snapshot.h"
@@ -427,6 +428,43 @@ static void gen_meta(void)
     }
 }
 
+/* ---- kv: log entry bodies of store commands and transactions */
+
+static void gen_kv(void)
+{
+    static const char *const lines[] = {
+        "SET a 2 NX GET",
+        "MSET a 1 c 3",
+        "INCRBY a 5",
+        "CAS b text new",
+        "DEL a b",
+        "COHORT.EXEC 0 3 3 SET a 1 2 INCR a 2 GET a",
+        "COHORT.EXEC 1 a MODOP = 1 2 3 SET c 1 5 MSET d 1 e 2",
+        "COHORT.TXN 2 a VALUE = 1 b VERSION > 0 1 2 INCR b 2 3 SET a x "
+        "2 KVINFO a",
+        "COHORT.TXN 2 z MISSING a EXISTS 1 4 SET z v XX 1 2 COHORT.REVS a",
+    };
+    struct kv_config config = kv_config_default();
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        char copy[256];
+        struct resp_arg argv[64];
+        uint32_t argc = 0;
+        snprintf(copy, sizeof(copy), "%s", lines[i]);
+        for (char *w = strtok(copy, " "); w; w = strtok(NULL, " ")) {
+            argv[argc].ptr = w;
+            argv[argc++].size = strlen(w);
+        }
+        struct kv_write w;
+        struct resp_buf out;
+        resp_buf_init(&out, 2);
+        ASSERT(kv_command_parse(&config, argc, argv, &w, &out) == 0);
+        resp_buf_deinit(&out);
+        uint8_t body[1024];
+        size_t n = kv_command_encode(&w, body, sizeof(body));
+        emit("kv", (int)i, body, n);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -445,6 +483,7 @@ int main(int argc, char **argv)
     gen_snapshot();
     gen_meta();
     gen_replica();
+    gen_kv();
     printf("corpus_gen: wrote the seed corpus under %s\n", root);
     return 0;
 }
