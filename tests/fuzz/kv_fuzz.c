@@ -41,8 +41,8 @@ static struct kv_config config(uint64_t seed)
 static void put(struct kv *kv, const char *key, const char *value, uint64_t op)
 {
     kv->op = op;
-    ASSERT(kv_put(kv, (const uint8_t *)key, strlen(key),
-                  (const uint8_t *)value, strlen(value), op) == 0);
+    ASSERT(kv_put(kv, (const uint8_t *)key, strlen(key), (const uint8_t *)value,
+                  strlen(value), op) == 0);
 }
 
 static size_t apply(struct kv *kv, uint64_t seed, const uint8_t *body,
@@ -75,8 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct kv a, b;
     bool ma, mb;
     size_t n1 = apply(&a, 0, data, size, r1, reply_max, &ma);
-    size_t n2 = apply(&b, 0x9e3779b97f4a7c15ull, data, size, r2, reply_max,
-                      &mb);
+    size_t n2 =
+        apply(&b, 0x9e3779b97f4a7c15ull, data, size, r2, reply_max, &mb);
     ASSERT(n1 == n2 && memcmp(r1, r2, n1) == 0 && ma == mb);
     ASSERT(kv_state_hash(&a) == kv_state_hash(&b));
     if (!ma)
