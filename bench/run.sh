@@ -389,6 +389,14 @@ read_cases() {
     done
 }
 
+# cohort only: a transaction of 5 INCRs (what EXEC commits for MULTI,
+# INCR x 5, EXEC) at 128 outstanding.
+exec_case() {
+    # shellcheck disable=SC2046
+    run_case "$1" exec5-c128 --workload exec --conc 128 --conns 64 --keys $KEYS \
+        $(common)
+}
+
 big_case() {
     # shellcheck disable=SC2046
     run_case "$1" write-1m-c16 --workload write --value-size $BIG_VALUE --conc 16 \
@@ -571,6 +579,7 @@ main() {
             big_case "$s"
             if [ "$s" != redis ]; then
                 read_cases "$s"
+                [ "$s" = cohort ] && exec_case "$s"
                 failover_cases "$s"
             fi
             stop_cluster "$s"

@@ -32,7 +32,8 @@ enum bench_workload {
     BENCH_LREAD = 2,    /* READONLY once per connection, then GET */
     BENCH_MIXED = 3,    /* read_percent GET, the rest SET */
     BENCH_FAILOVER = 4, /* SET at concurrency 1 around a kill command */
-    BENCH_PRELOAD = 5,  /* SET of k0 .. k<keys-1>, each once (internal) */
+    BENCH_EXEC = 5,     /* a transaction of 5 INCRs (COHORT.EXEC) */
+    BENCH_PRELOAD = 6,  /* SET of k0 .. k<keys-1>, each once (internal) */
 };
 
 /* The text of a workload ("write") and back; -1 for an unknown name. */

@@ -26,7 +26,8 @@
 #define READ_CHUNK_MIN (16u * 1024u)
 /* Pieces per writev (IOV_MAX is 1024); a request is up to three. */
 #define IOV_BATCH 192
-/* Nodes of a reply tree: the workload's replies are one node; INFO one. */
+/* Nodes of a reply tree: the workload's replies are one node (exec's
+ * array of 5 is six); INFO one. */
 #define REPLY_NODES 8
 #define BACKOFF_MS_MIN 10u
 #define BACKOFF_MS_MAX 1000u

@@ -39,7 +39,8 @@ extern char **environ;
 static const char *const workload_names[] = {
     [BENCH_WRITE] = "write",       [BENCH_READ] = "read",
     [BENCH_LREAD] = "lread",       [BENCH_MIXED] = "mixed",
-    [BENCH_FAILOVER] = "failover", [BENCH_PRELOAD] = "preload",
+    [BENCH_FAILOVER] = "failover", [BENCH_EXEC] = "exec",
+    [BENCH_PRELOAD] = "preload",
 };
 
 const char *bench_workload_name(enum bench_workload w)
@@ -166,6 +167,9 @@ bool engine_next_op(struct engine *e, enum bench_op *op, uint64_t *key)
     case BENCH_WRITE:
     case BENCH_FAILOVER:
         *op = BENCH_OP_SET;
+        break;
+    case BENCH_EXEC:
+        *op = BENCH_OP_EXEC;
         break;
     }
     *key = next_random(e) % c->keys;

@@ -62,6 +62,15 @@ size_t bench_request_header(char *out, enum bench_op op, uint64_t key,
     case BENCH_OP_PING:
         n = put_text(out, "*1\r\n$4\r\nPING\r\n");
         break;
+    case BENCH_OP_EXEC:
+        static_assert(BENCH_EXEC_COMMANDS == 5, "the header says 18 and 5");
+        n = put_text(out, "*18\r\n$11\r\nCOHORT.EXEC\r\n$1\r\n0\r\n"
+                          "$1\r\n5\r\n");
+        for (uint64_t i = 0; i < BENCH_EXEC_COMMANDS; i++) {
+            n += put_text(out + n, "$1\r\n2\r\n$4\r\nINCR\r\n");
+            n += put_key(out + n, key + i);
+        }
+        break;
     }
     ASSERT(n > 0);
     ASSERT(n <= BENCH_HEADER_MAX);
@@ -108,6 +117,10 @@ enum bench_reply bench_reply_classify(enum bench_op op,
         break;
     case BENCH_OP_PING:
         ok = is_simple(reply, "PONG");
+        break;
+    case BENCH_OP_EXEC:
+        ok =
+            reply->type == RESP_TYPE_ARRAY && reply->len == BENCH_EXEC_COMMANDS;
         break;
     }
     return ok ? BENCH_REPLY_OK : BENCH_REPLY_WRONG;

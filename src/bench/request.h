@@ -22,10 +22,15 @@ enum bench_op {
     BENCH_OP_GET = 1,
     BENCH_OP_READONLY = 2, /* connection setup for local reads */
     BENCH_OP_PING = 3,
+    /* What EXEC commits for MULTI, INCR x 5, EXEC: one log op,
+     * COHORT.EXEC 0 5 (2 INCR k<n>) ... (2 INCR k<n+4>). */
+    BENCH_OP_EXEC = 4,
 };
 
-/* Room for the longest header: SET of a 20-digit key and a 20-digit size. */
-#define BENCH_HEADER_MAX 96
+#define BENCH_EXEC_COMMANDS 5
+
+/* Room for the longest header: EXEC of five 20-digit keys. */
+#define BENCH_HEADER_MAX 320
 
 /* What a reply to a request says. */
 enum bench_reply {

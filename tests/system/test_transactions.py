@@ -172,7 +172,9 @@ def watch_across_failover(c):
         check(k2.command("WATCH", "f:same") == "OK", "WATCH 2")
         c.kill(p)
         log("SIGKILL primary r%d; watches held on backup r%d" % (p, b))
-        c.wait_for_primary()
+        p2, waited = c.wait_for_primary()
+        log("new primary r%d after %.2fs" % (p2, waited))
+        check(p2 != p, "the killed replica r%d is still primary" % p)
         retry(c, lambda: c.command(other_i, "SET", "f:changed", "other"),
               "SET after the failover", 30 * c.slow)
         # Writes through b reach the new primary before the EXECs run.
@@ -194,6 +196,8 @@ def watch_across_failover(c):
         r2 = exec_on(k2, "f:same")()
         check(r2 == ["OK"], "EXEC on an unchanged key after the failover: %r"
               % r2)
+        log("after the failover: EXEC nil on the changed key, applied on "
+            "the unchanged one")
     finally:
         k1.close()
         k2.close()

@@ -87,8 +87,8 @@ static void get_readonly_and_ping_parse(void **state)
 static enum bench_reply classify(enum bench_op op, const char *wire)
 {
     static const struct resp_reply_limits rl = {8, 1u << 20, 1024};
-    struct resp_node nodes[4];
-    struct resp_reply reply = {.nodes = nodes, .node_capacity = 4};
+    struct resp_node nodes[8];
+    struct resp_reply reply = {.nodes = nodes, .node_capacity = 8};
     struct cohort_err err;
     assert_int_equal(resp_reply_parse(wire, strlen(wire), &rl, &reply, &err),
                      RESP_COMPLETE);
@@ -120,12 +120,42 @@ static void replies_are_classified(void **state)
     assert_int_equal(classify(BENCH_OP_PING, "+OK\r\n"), BENCH_REPLY_WRONG);
 }
 
+static void exec_parses_as_cohort_exec_of_five_incrs(void **state)
+{
+    (void)state;
+    char header[BENCH_HEADER_MAX];
+    size_t n = bench_request_header(header, BENCH_OP_EXEC, UINT64_MAX - 2, 0);
+    assert_true(n <= BENCH_HEADER_MAX);
+    assert_false(bench_op_has_value(BENCH_OP_EXEC));
+    struct resp_arg argv[32];
+    struct resp_limits big = {32, 1u << 20, 1u << 16};
+    struct resp_request req = {.argv = argv, .arg_capacity = 32};
+    struct cohort_err err;
+    assert_int_equal(resp_request_parse(header, n, &big, &req, &err),
+                     RESP_COMPLETE);
+    assert_int_equal(req.consumed, n);
+    assert_int_equal(req.argc, 18);
+    assert_memory_equal(argv[0].ptr, "COHORT.EXEC", 11);
+    assert_memory_equal(argv[2].ptr, "5", 1);
+    /* The last key wraps around: k<2^64-1>, then k0 and k1. */
+    assert_int_equal(argv[17].size, 2);
+    assert_memory_equal(argv[17].ptr, "k1", 2);
+    assert_memory_equal(argv[5].ptr, "k18446744073709551613", 21);
+    assert_int_equal(
+        classify(BENCH_OP_EXEC, "*5\r\n:1\r\n:1\r\n:1\r\n:1\r\n:1\r\n"),
+        BENCH_REPLY_OK);
+    assert_int_equal(classify(BENCH_OP_EXEC, "*-1\r\n"), BENCH_REPLY_WRONG);
+    assert_int_equal(classify(BENCH_OP_EXEC, "-EXECABORT x\r\n"),
+                     BENCH_REPLY_ERROR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(set_parses_as_set_key_value),
         cmocka_unit_test(get_readonly_and_ping_parse),
         cmocka_unit_test(replies_are_classified),
+        cmocka_unit_test(exec_parses_as_cohort_exec_of_five_incrs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
