@@ -14,7 +14,9 @@ Checks, on real processes:
   - WATCH across a failover: keys watched on a backup, the primary
     SIGKILLed; a key changed by another client after the new primary
     takes over makes EXEC nil, an unchanged one applies;
-  - COHORT.TXN runs its THEN or its ELSE list by its compares.
+  - COHORT.TXN runs its THEN or its ELSE list by its compares;
+  - a user without write permission can neither queue a SET nor run one
+    inside COHORT.TXN, COHORT.EXEC or COHORT.REQ COHORT.TXN.
 
 usage: test_transactions.py [path/to/cohort]
 """
@@ -157,6 +159,42 @@ def cohort_txn(c, i):
                   "bad compare: %r" % e)
 
 
+def acl_inside_transactions(c, i):
+    """A user who may read but not write can neither queue a SET nor slip
+    one inside COHORT.TXN."""
+    retry(c, lambda: c.command(i, "ACL", "SETUSER", "reader", "on",
+                               ">pw", "+@read", "+@transaction", "~*"),
+          "ACL SETUSER", 20 * c.slow)
+    with c.client(i) as k:
+        # The backup learns the user when it applies the op.
+        deadline = time.monotonic() + 10 * c.slow
+        while True:
+            try:
+                k.command("AUTH", "reader", "pw")
+                break
+            except resp.RespError as e:
+                check(e.code == "WRONGPASS" and time.monotonic() < deadline,
+                      "AUTH reader on r%d: %r" % (i, e))
+                time.sleep(0.02)
+        r = k.pipeline([("MULTI",), ("GET", "a:k"), ("SET", "a:k", "1"),
+                        ("EXEC",)])
+        check(r[1] == "QUEUED", "GET queued: %r" % r[1])
+        check(err_text(r[2]).startswith("NOPERM"), "SET queued: %r" % r[2])
+        check(err_text(r[3]).startswith("EXECABORT"), "EXEC: %r" % r[3])
+        for cmd in (("COHORT.TXN", 0, 1, 3, "SET", "a:k", "1", 0),
+                    ("COHORT.EXEC", 0, 1, 3, "SET", "a:k", "1"),
+                    ("COHORT.REQ", 77, 1, "COHORT.TXN", 0, 0, 1, 2, "DEL",
+                     "a:k")):
+            try:
+                r = k.command(*cmd)
+                check(False, "%s by a reader: %r" % (cmd[0], r))
+            except resp.RespError as e:
+                check(e.code == "NOPERM", "%s by a reader: %r" % (cmd[0], e))
+        check(k.command("COHORT.TXN", 0, 1, 2, "GET", "a:k", 0) ==
+              [1, [None]], "a reader's read-only COHORT.TXN")
+        check(k.command("EXISTS", "a:k") == 0, "a reader wrote a:k")
+
+
 def watch_across_failover(c):
     p, _ = c.wait_for_primary()
     b = c.backups(p)[0]
@@ -216,6 +254,7 @@ def scenario(binary):
     watch_conflict(c, backups[0], backups[1])
     watch_conflict(c, p, backups[0])
     cohort_txn(c, backups[1])
+    acl_inside_transactions(c, backups[0])
     watch_across_failover(c)
     return "MULTI/EXEC/WATCH/COHORT.TXN through backups and a failover"
 
