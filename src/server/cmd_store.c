@@ -82,6 +82,8 @@
 
 static void finish_error(struct conn *c, struct slot *slot, const char *msg)
 {
+    if (slot->watch)
+        txn_watch_failed(c, slot);
     slot->reply.size = 0;
     resp_write_error(&slot->reply, msg);
     conn_slot_ready(c, slot);

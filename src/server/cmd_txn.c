@@ -26,7 +26,9 @@
  *
  * EXEC, DISCARD and an aborted EXEC forget the watched keys. A WATCH still
  * running when they happen is recorded under the old generation and
- * ignored.
+ * ignored. A WATCH that fails (-TRYAGAIN: view change, no primary) guards
+ * nothing, so the next EXEC answers nil without running, as if the key had
+ * changed, rather than run unguarded behind a client that pipelined it.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,6 +86,7 @@ static void txn_reset(struct conn_txn *t, bool unwatch)
         t->watch_bytes = 0;
         t->watched.size = 0;
         t->watched.ok = true;
+        t->watch_failed = false;
         t->watch_generation++;
     }
 }
@@ -242,6 +245,7 @@ void cmd_unwatch(struct conn *c, struct resp_buf *out, uint32_t argc,
     t->watch_bytes = 0;
     t->watched.size = 0;
     t->watched.ok = true;
+    t->watch_failed = false;
     t->watch_generation++;
     resp_write_simple(out, "OK");
 }
@@ -287,6 +291,15 @@ void cmd_exec(struct conn *c, struct resp_buf *out, uint32_t argc,
     if (t->dirty) {
         txn_reset(t, true);
         slot_error(c, ERR_EXECABORT);
+        return;
+    }
+    if (t->watch_failed) {
+        /* A WATCH got an error: its key is not guarded, so run nothing
+         * and answer as if it had changed (the client tries again). */
+        txn_reset(t, true);
+        struct slot *slot = conn_slot_push(c);
+        resp_write_null_array(&slot->reply);
+        conn_slot_ready(c, slot);
         return;
     }
     struct resp_buf cmd;
@@ -376,14 +389,25 @@ static bool record_watches(struct conn *c, struct slot *slot)
     return p == end && t->watched.ok;
 }
 
-void txn_watch_done(struct conn *c, struct slot *slot)
+void txn_watch_failed(struct conn *c, struct slot *slot)
 {
     ASSERT(slot->watch);
     slot->watch = false;
-    if (slot->reply.size > 0 && slot->reply.data[0] == '-')
-        return; /* the read failed: answer its error */
+    if (slot->watch_generation == c->txn.watch_generation)
+        c->txn.watch_failed = true;
+}
+
+void txn_watch_done(struct conn *c, struct slot *slot)
+{
+    ASSERT(slot->watch);
+    if (slot->reply.size > 0 && slot->reply.data[0] == '-') {
+        txn_watch_failed(c, slot); /* answer the read's error */
+        return;
+    }
+    slot->watch = false;
     if (slot->watch_generation == c->txn.watch_generation &&
         !record_watches(c, slot)) {
+        c->txn.watch_failed = true;
         slot->reply.size = 0;
         resp_write_error(&slot->reply,
                          "ERR WATCH could not read the keys' revisions; "

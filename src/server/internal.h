@@ -162,6 +162,7 @@ struct conn_txn {
     /* Moves on at UNWATCH, DISCARD and EXEC: a WATCH that started before
      * records nothing. */
     uint64_t watch_generation;
+    bool watch_failed; /* a WATCH got an error: EXEC answers nil */
 };
 
 /* What a connection counts against (admit.c). */
@@ -498,6 +499,8 @@ void txn_refused(struct conn *c);
 /* WATCH's slot has its COHORT.REVS reply (RESP2) in slot->reply: record the
  * revisions and answer +OK (or the error it is). */
 void txn_watch_done(struct conn *c, struct slot *slot);
+/* WATCH's slot is answered with an error: the next EXEC answers nil. */
+void txn_watch_failed(struct conn *c, struct slot *slot);
 /* Whether the user of c may run every command of the transaction argv
  * (COHORT.TXN or COHORT.EXEC, argv[0] its name). On refusal writes it. */
 bool txn_commands_allowed(struct conn *c, uint32_t argc,

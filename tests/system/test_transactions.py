@@ -15,6 +15,8 @@ Checks, on real processes:
     SIGKILLed; a key changed by another client after the new primary
     takes over makes EXEC nil, an unchanged one applies;
   - COHORT.TXN runs its THEN or its ELSE list by its compares;
+  - a WATCH that fails (-TRYAGAIN: its primary stopped) makes the EXEC
+    pipelined after it answer nil, not run unguarded;
   - a user without write permission can neither queue a SET nor run one
     inside COHORT.TXN, COHORT.EXEC or COHORT.REQ COHORT.TXN.
 
@@ -195,6 +197,32 @@ def acl_inside_transactions(c, i):
         check(k.command("EXISTS", "a:k") == 0, "a reader wrote a:k")
 
 
+def failed_watch_guards_exec(c):
+    """A WATCH forwarded to a primary that stops answering gets -TRYAGAIN;
+    an EXEC pipelined after it must not run unguarded: nil."""
+    p, _ = c.wait_for_primary()
+    b = c.backups(p)[0]
+    retry(c, lambda: c.command(b, "SET", "g:k", "0"), "SET", 20 * c.slow)
+    with c.client(b, timeout=30.0 * c.slow) as k:
+        c.pause(p)
+        try:
+            r = k.pipeline([("WATCH", "g:k"), ("MULTI",),
+                            ("SET", "g:k", "mine"), ("EXEC",)])
+        finally:
+            c.resume(p)
+        log("WATCH while the primary r%d was stopped: %r" % (p, r))
+        if isinstance(r[0], resp.RespError):
+            check(r[0].code == "TRYAGAIN", "WATCH: %r" % r[0])
+            check(r[3] is None, "EXEC after a failed WATCH: %r" % r[3])
+        else:
+            check(r[3] == ["OK"] or isinstance(r[3], resp.RespError),
+                  "EXEC after WATCH: %r" % r[3])
+    c.wait_for_primary()
+    if isinstance(r[0], resp.RespError):
+        v = retry(c, lambda: c.command(b, "GET", "g:k"), "GET", 20 * c.slow)
+        check(v == b"0", "the unguarded EXEC wrote: %r" % v)
+
+
 def watch_across_failover(c):
     p, _ = c.wait_for_primary()
     b = c.backups(p)[0]
@@ -255,6 +283,7 @@ def scenario(binary):
     watch_conflict(c, p, backups[0])
     cohort_txn(c, backups[1])
     acl_inside_transactions(c, backups[0])
+    failed_watch_guards_exec(c)
     watch_across_failover(c)
     return "MULTI/EXEC/WATCH/COHORT.TXN through backups and a failover"
 
