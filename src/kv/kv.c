@@ -418,6 +418,7 @@ void kv_stats(const struct kv *kv, struct kv_stats *stats)
     stats->data_size = kv->data_size;
     stats->memory_size = kv->memory_size;
     stats->slot_count = kv->slot_count;
+    stats->malformed_ops = kv->malformed_ops;
 }
 
 static uint64_t reverse_bits(uint64_t v)

@@ -104,6 +104,7 @@ struct kv_stats {
     uint64_t data_size;
     uint64_t memory_size;
     uint64_t slot_count;
+    uint64_t malformed_ops; /* log entries apply found malformed */
 };
 
 /* The default limits: 64 KiB keys, 1 MiB values, hash seed 0. */

@@ -248,6 +248,7 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "store_data_bytes:%" PRIu64, in->kv->data_size);
     line(t, "store_memory_bytes:%" PRIu64, in->kv->memory_size);
     line(t, "store_slots:%" PRIu64, in->kv->slot_count);
+    line(t, "store_malformed_ops:%" PRIu64, in->kv->malformed_ops);
     line(t, "loop_stalls:%" PRIu64, in->status->loop_stalls);
     line(t, "loop_stalled_ms:%" PRIu64, in->status->loop_stalled_ms);
 }
