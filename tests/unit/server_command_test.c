@@ -74,9 +74,11 @@ static void arity_follows_the_redis_rule(void **state)
 static void store_commands_carry_the_right_flags(void **state)
 {
     (void)state;
-    const char *writes[] = {"set",  "del",    "incr", "incrby",
-                            "decr", "decrby", "mset", "cas"};
-    const char *reads[] = {"get", "mget", "exists", "dbsize", "kvinfo"};
+    const char *writes[] = {"set",  "del",        "incr",       "incrby",
+                            "decr", "decrby",     "mset",       "cas",
+                            "exec", "cohort.txn", "cohort.exec"};
+    const char *reads[] = {"get",    "mget",  "exists",     "dbsize",
+                           "kvinfo", "watch", "cohort.revs"};
     for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
         struct resp_arg a = arg(writes[i]);
         assert_true(command_lookup(&a)->flags & CMD_WRITE);
@@ -85,6 +87,29 @@ static void store_commands_carry_the_right_flags(void **state)
         struct resp_arg a = arg(reads[i]);
         assert_true(command_lookup(&a)->flags & CMD_READ);
         assert_false(command_lookup(&a)->flags & CMD_WRITE);
+    }
+}
+
+/* Redis's arities; MULTI, DISCARD and UNWATCH are answered at once. */
+static void transaction_commands_have_redis_arities(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int arity;
+    } want[] = {{"multi", 1},        {"exec", 1},        {"discard", 1},
+                {"watch", -2},       {"unwatch", 1},     {"cohort.txn", -4},
+                {"cohort.exec", -3}, {"cohort.revs", -2}};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        struct resp_arg a = arg(want[i].name);
+        const struct command_spec *spec = command_lookup(&a);
+        assert_non_null(spec);
+        assert_int_equal(spec->arity, want[i].arity);
+    }
+    const char *fast[] = {"multi", "discard", "unwatch"};
+    for (size_t i = 0; i < 3; i++) {
+        struct resp_arg a = arg(fast[i]);
+        assert_true(command_lookup(&a)->flags & CMD_FAST);
     }
 }
 
@@ -173,6 +198,7 @@ int main(void)
         cmocka_unit_test(unknown_and_odd_names_are_not_found),
         cmocka_unit_test(arity_follows_the_redis_rule),
         cmocka_unit_test(store_commands_carry_the_right_flags),
+        cmocka_unit_test(transaction_commands_have_redis_arities),
         cmocka_unit_test(unknown_command_error_quotes_name_and_arguments),
         cmocka_unit_test(unknown_command_error_is_bounded_and_stays_one_line),
         cmocka_unit_test(arity_and_subcommand_errors_match_redis),
