@@ -8,7 +8,7 @@
  *     COHORT.REQ <client-id> <request-no> <command> [args...]
  *
  * runs the store write <command> (SET, DEL, INCR, INCRBY, DECR, DECRBY,
- * MSET, CAS) as request <request-no> of client <client-id>. The client picks
+ * MSET, CAS, COHORT.TXN, COHORT.EXEC) as request <request-no> of client <client-id>. The client picks
  * client-id at random (a nonzero u64, in decimal) and keeps it for its
  * session; request numbers start at 1 and go up by one per write. Sending
  * the same id and number again, to any replica, after a timeout, an
