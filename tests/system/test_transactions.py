@@ -14,7 +14,8 @@ Checks, on real processes:
   - WATCH across a failover: keys watched on a backup, the primary
     SIGKILLed; a key changed by another client after the new primary
     takes over makes EXEC nil, an unchanged one applies;
-  - COHORT.TXN runs its THEN or its ELSE list by its compares;
+  - COHORT.TXN runs its THEN or its ELSE list by its compares, and a
+    COHORT.REQ retry of one is answered, not applied twice;
   - a WATCH that fails (-TRYAGAIN: its primary stopped) makes the EXEC
     pipelined after it answer nil, not run unguarded;
   - a user without write permission can neither queue a SET nor run one
@@ -153,6 +154,13 @@ def cohort_txn(c, i):
         r = k.command("COHORT.TXN", 1, "x:k", "VERSION", "=", 2,
                       1, 3, "SET", "x:k", "v4", 0)
         check(r == [1, ["OK"]], "VERSION compare: %r" % r)
+        # Exactly once: a retried request is answered from the client
+        # table, not applied again.
+        req = ("COHORT.REQ", 4242, 1, "COHORT.TXN", 0, 1, 2, "INCR", "x:once",
+               0)
+        check(k.command(*req) == [1, [1]], "COHORT.REQ COHORT.TXN")
+        check(k.command(*req) == [1, [1]], "COHORT.REQ COHORT.TXN retried")
+        check(k.command("GET", "x:once") == b"1", "a retry applied twice")
         try:
             k.command("COHORT.TXN", 1, "x:k", "SIZE", "=", 2, 0, 0)
             check(False, "a bad compare was accepted")
