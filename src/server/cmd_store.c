@@ -8,11 +8,11 @@
  *     COHORT.REQ <client-id> <request-no> <command> [args...]
  *
  * runs the store write <command> (SET, DEL, INCR, INCRBY, DECR, DECRBY,
- * MSET, CAS, COHORT.TXN, COHORT.EXEC) as request <request-no> of client <client-id>. The client picks
- * client-id at random (a nonzero u64, in decimal) and keeps it for its
- * session; request numbers start at 1 and go up by one per write. Sending
- * the same id and number again, to any replica, after a timeout, an
- * -UNKNOWN or a lost connection, returns the first attempt's reply from the
+ * MSET, CAS, COHORT.TXN, COHORT.EXEC) as request <request-no> of client
+ * <client-id>. The client picks client-id at random (a nonzero u64, in decimal)
+ * and keeps it for its session; request numbers start at 1 and go up by one per
+ * write. Sending the same id and number again, to any replica, after a timeout,
+ * an -UNKNOWN or a lost connection, returns the first attempt's reply from the
  * replicated client table and does not apply the write twice. Rules:
  *   - send request n+1 only after request n has an answer (the client table
  *     knows a client only once its first request is applied, so a pipelined
