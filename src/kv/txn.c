@@ -47,6 +47,18 @@ int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
                          const struct resp_arg *argv, struct resp_buf *out)
 {
     ASSERT(argc >= 1);
+    /* SCAN, KEYS and RANDOMKEY answer from the member's hash table, whose
+     * layout is seeded per member: run inside apply they would give each
+     * replica another reply (and KEYS would hold apply for a whole-store
+     * walk). TYPE and COHORT.RANGE depend only on the state and may run. */
+    if (word_is(&argv[0], "scan") || word_is(&argv[0], "keys") ||
+        word_is(&argv[0], "randomkey")) {
+        resp_write_errorf(out,
+                          "ERR '%.*s' cannot run inside a transaction: its "
+                          "reply depends on the member; use COHORT.RANGE",
+                          (int)argv[0].size, argv[0].ptr);
+        return -COHORT_EINVAL;
+    }
     if (word_is(&argv[0], "cohort.txn") || word_is(&argv[0], "cohort.exec") ||
         kv_command_is_acl_write(argc, argv)) {
         resp_write_errorf(out,

@@ -245,6 +245,12 @@ static void parse_errors_are_answered_before_anything_is_proposed(void **state)
         {"COHORT.EXEC 0 1 4 COHORT.EXEC 0 0 x",
          "-ERR 'COHORT.EXEC' cannot run inside a transaction; only store "
          "reads and writes can\r\n"},
+        {"COHORT.EXEC 0 1 2 SCAN 0",
+         "-ERR 'SCAN' cannot run inside a transaction: its reply depends on "
+         "the member; use COHORT.RANGE\r\n"},
+        {"COHORT.EXEC 0 1 1 RANDOMKEY",
+         "-ERR 'RANDOMKEY' cannot run inside a transaction: its reply "
+         "depends on the member; use COHORT.RANGE\r\n"},
         {"COHORT.EXEC 0 1 3 ACL DELUSER bob",
          "-ERR 'ACL' cannot run inside a transaction; only store reads and "
          "writes can\r\n"},
