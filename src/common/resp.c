@@ -1160,3 +1160,17 @@ enum resp_result resp_reply_parse(const char *buf, size_t size,
     reply->consumed = rp.pos;
     return RESP_COMPLETE;
 }
+
+bool resp_arg_is(const struct resp_arg *arg, const char *word)
+{
+    if (strlen(word) != arg->size)
+        return false;
+    for (size_t i = 0; i < arg->size; i++) {
+        uint8_t b = (uint8_t)arg->ptr[i];
+        if (b >= 'A' && b <= 'Z')
+            b = (uint8_t)(b - 'A' + 'a');
+        if (b != (uint8_t)word[i])
+            return false;
+    }
+    return true;
+}

@@ -61,6 +61,11 @@ struct resp_arg {
     size_t size;
 };
 
+/* Whether arg is word, ignoring ASCII case (word is lowercase): how
+ * command names and keywords from clients are matched, whatever the
+ * locale. */
+bool resp_arg_is(const struct resp_arg *arg, const char *word);
+
 struct resp_request {
     /* In: the caller's argument array and how many entries it holds. */
     struct resp_arg *argv;

@@ -74,25 +74,10 @@ static const struct command_def commands[] = {
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
-/* ASCII case-insensitive comparison of client bytes with a lowercase word. */
-static bool word_is(const struct resp_arg *arg, const char *word)
-{
-    if (strlen(word) != arg->size)
-        return false;
-    for (size_t i = 0; i < arg->size; i++) {
-        uint8_t b = (uint8_t)arg->ptr[i];
-        if (b >= 'A' && b <= 'Z')
-            b = (uint8_t)(b - 'A' + 'a');
-        if (b != (uint8_t)word[i])
-            return false;
-    }
-    return true;
-}
-
 static const struct command_def *command_find(const struct resp_arg *name)
 {
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
-        if (word_is(name, commands[i].name))
+        if (resp_arg_is(name, commands[i].name))
             return &commands[i];
     }
     return NULL;
@@ -227,20 +212,20 @@ static int parse_set(uint32_t argc, const struct resp_arg *argv,
     w->arg_count = 2;
     for (uint32_t j = 3; j < argc; j++) {
         const struct resp_arg *opt = &argv[j];
-        if (word_is(opt, "nx") && !(w->flags & KV_SET_XX)) {
+        if (resp_arg_is(opt, "nx") && !(w->flags & KV_SET_XX)) {
             w->flags |= KV_SET_NX;
             continue;
         }
-        if (word_is(opt, "xx") && !(w->flags & KV_SET_NX)) {
+        if (resp_arg_is(opt, "xx") && !(w->flags & KV_SET_NX)) {
             w->flags |= KV_SET_XX;
             continue;
         }
-        if (word_is(opt, "get")) {
+        if (resp_arg_is(opt, "get")) {
             w->flags |= KV_SET_GET;
             continue;
         }
         for (size_t k = 0; k < sizeof(expiry) / sizeof(expiry[0]); k++) {
-            if (word_is(opt, expiry[k])) {
+            if (resp_arg_is(opt, expiry[k])) {
                 /* Quote the option as the client spelled it. */
                 resp_write_errorf(r,
                                   "ERR SET option '%.*s' is not supported "
@@ -347,8 +332,9 @@ static int parse_args(const struct kv_config *config,
 
 bool kv_command_is_acl_write(uint32_t argc, const struct resp_arg *argv)
 {
-    return argc >= 2 && word_is(&argv[0], "acl") &&
-           (word_is(&argv[1], "setuser") || word_is(&argv[1], "deluser"));
+    return argc >= 2 && resp_arg_is(&argv[0], "acl") &&
+           (resp_arg_is(&argv[1], "setuser") ||
+            resp_arg_is(&argv[1], "deluser"));
 }
 
 /* ACL SETUSER name [rule ...], ACL DELUSER name [name ...]. The rules are
@@ -356,7 +342,7 @@ bool kv_command_is_acl_write(uint32_t argc, const struct resp_arg *argv)
 static int parse_acl(uint32_t argc, const struct resp_arg *argv,
                      struct kv_write *w, struct resp_buf *out)
 {
-    bool setuser = word_is(&argv[1], "setuser");
+    bool setuser = resp_arg_is(&argv[1], "setuser");
     if (argc < 3) {
         reply_arity_error(out, setuser ? "acl|setuser" : "acl|deluser");
         return -COHORT_EINVAL;

@@ -15,20 +15,6 @@
 #define ERR_NOT_INTEGER "ERR value is not an integer or out of range"
 #define ERR_OOM_LISTING "ERR out of memory while listing keys; retry later"
 
-static bool word_is(const struct resp_arg *arg, const char *word)
-{
-    if (strlen(word) != arg->size)
-        return false;
-    for (size_t i = 0; i < arg->size; i++) {
-        uint8_t b = (uint8_t)arg->ptr[i];
-        if (b >= 'A' && b <= 'Z')
-            b = (uint8_t)(b - 'A' + 'a');
-        if (b != (uint8_t)word[i])
-            return false;
-    }
-    return true;
-}
-
 /* Records gathered before the reply's length is known. */
 struct gather {
     const struct kv_record **items;
@@ -91,7 +77,7 @@ static int type_known(const struct resp_arg *name)
     static const char *const names[] = {"string", "list", "set",
                                         "zset",   "hash", "stream"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (word_is(name, names[i]))
+        if (resp_arg_is(name, names[i]))
             return (int)i;
     }
     return -1;
@@ -116,7 +102,7 @@ static bool parse_scan_options(uint32_t argc, const struct resp_arg *argv,
             return false;
         }
         const struct resp_arg *v = &argv[i + 1];
-        if (word_is(&argv[i], "count")) {
+        if (resp_arg_is(&argv[i], "count")) {
             if (!resp_parse_i64(v->ptr, v->size, &o->count)) {
                 resp_write_error(out, ERR_NOT_INTEGER);
                 return false;
@@ -125,9 +111,9 @@ static bool parse_scan_options(uint32_t argc, const struct resp_arg *argv,
                 resp_write_error(out, ERR_SYNTAX);
                 return false;
             }
-        } else if (word_is(&argv[i], "match")) {
+        } else if (resp_arg_is(&argv[i], "match")) {
             o->pattern = v;
-        } else if (word_is(&argv[i], "type")) {
+        } else if (resp_arg_is(&argv[i], "type")) {
             int t = type_known(v);
             if (t < 0) {
                 resp_write_errorf(out, "ERR unknown type name '%.*s'",
@@ -224,7 +210,7 @@ static bool parse_range_limit(uint32_t argc, const struct resp_arg *argv,
     *limit = LISTING_RANGE_LIMIT_DEFAULT;
     if (argc == 3)
         return true;
-    if (argc != 5 || !word_is(&argv[3], "limit")) {
+    if (argc != 5 || !resp_arg_is(&argv[3], "limit")) {
         resp_write_error(out, ERR_SYNTAX);
         return false;
     }

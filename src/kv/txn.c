@@ -18,21 +18,6 @@ size_t kv_txn_size_max(const struct kv_config *config)
            KV_TXN_SIZE_OVERHEAD;
 }
 
-static bool word_is(const struct resp_arg *arg, const char *word)
-{
-    size_t n = strlen(word);
-    if (arg->size != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t b = (uint8_t)arg->ptr[i];
-        if (b >= 'A' && b <= 'Z')
-            b = (uint8_t)(b - 'A' + 'a');
-        if (b != (uint8_t)word[i])
-            return false;
-    }
-    return true;
-}
-
 /* A count or number argument: decimal, 0..max. */
 static bool parse_count(const struct resp_arg *arg, uint64_t max, uint64_t *out)
 {
@@ -51,15 +36,16 @@ int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
      * layout is seeded per member: run inside apply they would give each
      * replica another reply (and KEYS would hold apply for a whole-store
      * walk). TYPE and COHORT.RANGE depend only on the state and may run. */
-    if (word_is(&argv[0], "scan") || word_is(&argv[0], "keys") ||
-        word_is(&argv[0], "randomkey")) {
+    if (resp_arg_is(&argv[0], "scan") || resp_arg_is(&argv[0], "keys") ||
+        resp_arg_is(&argv[0], "randomkey")) {
         resp_write_errorf(out,
                           "ERR '%.*s' cannot run inside a transaction: its "
                           "reply depends on the member; use COHORT.RANGE",
                           (int)argv[0].size, argv[0].ptr);
         return -COHORT_EINVAL;
     }
-    if (word_is(&argv[0], "cohort.txn") || word_is(&argv[0], "cohort.exec") ||
+    if (resp_arg_is(&argv[0], "cohort.txn") ||
+        resp_arg_is(&argv[0], "cohort.exec") ||
         kv_command_is_acl_write(argc, argv)) {
         resp_write_errorf(out,
                           "ERR '%.*s' cannot run inside a transaction; only "
@@ -89,15 +75,16 @@ static uint32_t check_compare(const struct kv_config *config, uint32_t left,
             a[0].size, config->key_size_max);
         return 0;
     }
-    if (left >= 2 && (word_is(&a[1], "exists") || word_is(&a[1], "missing")))
+    if (left >= 2 &&
+        (resp_arg_is(&a[1], "exists") || resp_arg_is(&a[1], "missing")))
         return 2;
-    bool number =
-        left >= 2 && (word_is(&a[1], "version") || word_is(&a[1], "modop"));
-    bool value = left >= 2 && word_is(&a[1], "value");
+    bool number = left >= 2 && (resp_arg_is(&a[1], "version") ||
+                                resp_arg_is(&a[1], "modop"));
+    bool value = left >= 2 && resp_arg_is(&a[1], "value");
     if ((number || value) && left >= 4) {
         const struct resp_arg *op = &a[2];
-        bool eq = word_is(op, "=") || word_is(op, "!=");
-        bool order = word_is(op, "<") || word_is(op, ">");
+        bool eq = resp_arg_is(op, "=") || resp_arg_is(op, "!=");
+        bool order = resp_arg_is(op, "<") || resp_arg_is(op, ">");
         uint64_t n;
         if (value && eq)
             return 4;
@@ -237,11 +224,11 @@ uint64_t kv_txn_growth(const struct kv *kv, const struct kv_txn *t)
 
 static int compare_u64(uint64_t have, const struct resp_arg *op, uint64_t want)
 {
-    if (word_is(op, "="))
+    if (resp_arg_is(op, "="))
         return have == want;
-    if (word_is(op, "!="))
+    if (resp_arg_is(op, "!="))
         return have != want;
-    if (word_is(op, "<"))
+    if (resp_arg_is(op, "<"))
         return have < want;
     return have > want;
 }
@@ -251,22 +238,22 @@ static bool compare_holds(const struct kv *kv, const struct resp_arg *a)
 {
     const struct kv_record *rec =
         kv_get(kv, (const uint8_t *)a[0].ptr, a[0].size);
-    if (word_is(&a[1], "exists"))
+    if (resp_arg_is(&a[1], "exists"))
         return rec != NULL;
-    if (word_is(&a[1], "missing"))
+    if (resp_arg_is(&a[1], "missing"))
         return rec == NULL;
-    if (word_is(&a[1], "value")) {
+    if (resp_arg_is(&a[1], "value")) {
         bool equal = rec != NULL && rec->value_size == a[3].size &&
                      (a[3].size == 0 ||
                       memcmp(kv_record_value(rec), a[3].ptr, a[3].size) == 0);
-        return word_is(&a[2], "=") ? equal : !equal;
+        return resp_arg_is(&a[2], "=") ? equal : !equal;
     }
     uint64_t want = 0;
     bool ok = parse_count(&a[3], UINT64_MAX >> 1, &want);
     ASSERT(ok);
     uint64_t have = 0;
     if (rec != NULL)
-        have = word_is(&a[1], "version") ? rec->version : rec->mod_op;
+        have = resp_arg_is(&a[1], "version") ? rec->version : rec->mod_op;
     return compare_u64(have, &a[2], want);
 }
 
@@ -276,7 +263,8 @@ static bool compares_hold(const struct kv *kv, const struct kv_txn *t)
     for (uint32_t i = 0; i < t->compare_count; i++) {
         if (!compare_holds(kv, a))
             return false;
-        bool two = word_is(&a[1], "exists") || word_is(&a[1], "missing");
+        bool two =
+            resp_arg_is(&a[1], "exists") || resp_arg_is(&a[1], "missing");
         a += two ? 2 : 4;
     }
     return true;
