@@ -234,21 +234,29 @@ static bool queue_reserve(struct dial *d, size_t size)
     return true;
 }
 
+/* The queue's last chunk if it has room, else a new chunk put at the end
+ * (queue_reserve() made sure one is there to take). */
+static struct chunk *tail_with_room(struct dial *d)
+{
+    struct chunk *c = d->tail;
+    if (c != NULL && c->end < CHUNK_SIZE)
+        return c;
+    c = chunk_take(d);
+    if (d->tail != NULL)
+        d->tail->next = c;
+    else
+        d->head = c;
+    d->tail = c;
+    return c;
+}
+
 /* Copy bytes to the end of the queue; queue_reserve() made the room. The
  * tail chunk may be in flight: its bytes before `end` stay untouched. */
 static void queue_append(struct dial *d, const uint8_t *src, size_t size)
 {
     d->queued_size += size;
     while (size > 0) {
-        struct chunk *c = d->tail;
-        if (c == NULL || c->end == CHUNK_SIZE) {
-            c = chunk_take(d);
-            if (d->tail != NULL)
-                d->tail->next = c;
-            else
-                d->head = c;
-            d->tail = c;
-        }
+        struct chunk *c = tail_with_room(d);
         size_t take = CHUNK_SIZE - c->end;
         if (take > size)
             take = size;
@@ -267,15 +275,7 @@ static void queue_append_link(struct dial *d)
     size_t size = peer_link_output_size(d->link);
     d->queued_size += size;
     while (size > 0) {
-        struct chunk *c = d->tail;
-        if (c == NULL || c->end == CHUNK_SIZE) {
-            c = chunk_take(d);
-            if (d->tail != NULL)
-                d->tail->next = c;
-            else
-                d->head = c;
-            d->tail = c;
-        }
+        struct chunk *c = tail_with_room(d);
         size_t room = CHUNK_SIZE - c->end;
         size_t got = peer_link_output_take(d->link, c->data + c->end,
                                            room < size ? room : size);
