@@ -44,6 +44,7 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "runtime/addr.h"
+#include "runtime/log_limit.h"
 
 #define FRAME_HEADER_SIZE PEER_LINK_HEADER_MAX /* the largest */
 #define RX_SIZE 16384u              /* handshake bytes, and TLS records */
@@ -55,6 +56,9 @@
 #define INBOUND_MAX 64u
 #define LISTEN_BACKLOG 128
 #define KEEPALIVE_DELAY_S 10u
+/* Refusal warnings: at most this many lines per window (the rest counted). */
+#define REFUSAL_LOG_WINDOW_MS 10000u
+#define REFUSAL_LOG_BURST 10u
 #define HANDSHAKE_TIMEOUT_MS_DEFAULT 5000u
 #define LOG_LINE_MAX 400u
 #define PEER_TEXT_MAX 128u
@@ -142,7 +146,8 @@ struct transport {
     struct conn *inbound;
     uint32_t inbound_count;
     uint64_t refused_count;
-    struct peer_auth *auth; /* how peers prove who they are; our token */
+    struct log_limit refusal_log; /* the refusals' warnings, not a flood */
+    struct peer_auth *auth;       /* how peers prove who they are; our token */
     /* Each peer's token, from its last valid handshake on a connection it
      * dialed to us. */
     uint8_t peer_token[COHORT_REPLICAS_MAX][TRANSPORT_TOKEN_SIZE];
@@ -685,9 +690,30 @@ static void conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
-static void conn_refuse(struct conn *c)
+/* Refuse an inbound connection before a valid handshake: count it, warn
+ * (at most REFUSAL_LOG_BURST lines per REFUSAL_LOG_WINDOW_MS, since anyone
+ * who can reach the port can make these), close. */
+__attribute__((format(printf, 2, 3))) static void
+conn_refuse(struct conn *c, const char *fmt, ...)
 {
-    c->t->refused_count++;
+    struct transport *t = c->t;
+    t->refused_count++;
+    uint64_t left_out = 0;
+    if (log_limit_allow(&t->refusal_log, uv_now(t->loop), &left_out)) {
+        char why[LOG_LINE_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        if (left_out == 0)
+            transport_log(t, LOGLINE_WARN, "refusing %s", why);
+        else
+            transport_log(t, LOGLINE_WARN,
+                          "refusing %s (and %" PRIu64
+                          " refusals not logged before it: too many; "
+                          "peer_connections_refused in INFO counts all)",
+                          why, left_out);
+    }
     conn_close(c);
 }
 
@@ -852,9 +878,7 @@ static void conn_input(struct conn *c, size_t n)
             conn_reject(c, peer_link_error(c->link));
             return;
         }
-        transport_log(c->t, LOGLINE_WARN, "refusing %s",
-                      peer_link_error(c->link));
-        conn_refuse(c);
+        conn_refuse(c, "%s", peer_link_error(c->link));
         return;
     }
     if (c->closing || peer_link_state(c->link) != PEER_LINK_READY)
@@ -902,11 +926,10 @@ static void conn_read_error(struct conn *c, ssize_t nread)
     struct transport *t = c->t;
     uint32_t got = peer_link_hello_received(c->link);
     if (c->from == REPLICA_NONE && got > 0) {
-        transport_log(t, LOGLINE_WARN, "refusing peer %s: it left %s", c->text,
-                      got < PEER_LINK_HELLO_SIZE
-                          ? "in the middle of its handshake"
-                          : "before finishing its handshake");
-        conn_refuse(c);
+        conn_refuse(c, "peer %s: it left %s", c->text,
+                    got < PEER_LINK_HELLO_SIZE
+                        ? "in the middle of its handshake"
+                        : "before finishing its handshake");
         return;
     }
     if (c->from != REPLICA_NONE && nread != UV_EOF)
@@ -941,13 +964,11 @@ static void on_conn_timer(uv_timer_t *timer)
     struct conn *c = timer->data;
     ASSERT(c->from == REPLICA_NONE);
     uint32_t got = peer_link_hello_received(c->link);
-    transport_log(c->t, LOGLINE_WARN,
-                  "refusing peer %s: no handshake within %" PRIu32
-                  " ms (got %" PRIu32 " of the %u hello bytes%s)",
-                  c->text, c->t->handshake_timeout_ms, got,
-                  PEER_LINK_HELLO_SIZE,
-                  got == PEER_LINK_HELLO_SIZE ? ", then no proof" : "");
-    conn_refuse(c);
+    conn_refuse(c,
+                "peer %s: no handshake within %" PRIu32 " ms (got %" PRIu32
+                " of the %u hello bytes%s)",
+                c->text, c->t->handshake_timeout_ms, got, PEER_LINK_HELLO_SIZE,
+                got == PEER_LINK_HELLO_SIZE ? ", then no proof" : "");
 }
 
 /* Send our HELLO, start reading and the handshake deadline. */
@@ -1002,15 +1023,8 @@ static bool conn_admissible(struct conn *c, const struct sockaddr_storage *ss,
                             bool known)
 {
     struct transport *t = c->t;
-    if (peer_auth_mode(t->auth) != PEER_AUTH_NONE ||
-        (known && peer_auth_loopback((const struct sockaddr *)ss)))
-        return true;
-    transport_log(t, LOGLINE_WARN,
-                  "refusing peer %s: peers are not authenticated, so only "
-                  "loopback addresses may connect; give every replica "
-                  "--cluster-secret-file (or --peer-tls-*)",
-                  c->text);
-    return false;
+    return peer_auth_mode(t->auth) != PEER_AUTH_NONE ||
+           (known && peer_auth_loopback((const struct sockaddr *)ss));
 }
 
 static void on_listener_connection(uv_stream_t *server, int status)
@@ -1036,15 +1050,16 @@ static void on_listener_connection(uv_stream_t *server, int status)
     if (known)
         addr_format((const struct sockaddr *)&ss, c->text, sizeof(c->text));
     if (!conn_admissible(c, &ss, known)) {
-        conn_refuse(c);
+        conn_refuse(c,
+                    "peer %s: peers are not authenticated, so only "
+                    "loopback addresses may connect; give every replica "
+                    "--cluster-secret-file (or --peer-tls-*)",
+                    c->text);
         return;
     }
     if (t->inbound_count > INBOUND_MAX) {
-        transport_log(t, LOGLINE_WARN,
-                      "refusing peer %s: %u inbound connections are open "
-                      "already",
-                      c->text, INBOUND_MAX);
-        conn_refuse(c);
+        conn_refuse(c, "peer %s: %u inbound connections are open already",
+                    c->text, INBOUND_MAX);
         return;
     }
     conn_start(c);
@@ -1233,6 +1248,7 @@ struct transport *transport_open(uv_loop_t *loop,
     }
     t->loop = loop;
     t->config = *config;
+    log_limit_init(&t->refusal_log, REFUSAL_LOG_WINDOW_MS, REFUSAL_LOG_BURST);
     t->handshake_timeout_ms = config->handshake_timeout_ms != 0
                                   ? config->handshake_timeout_ms
                                   : HANDSHAKE_TIMEOUT_MS_DEFAULT;

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "common/resp.h"
+#include "runtime/log_limit.h"
 #include "runtime/node.h"
 #include "server/addr_count.h"
 #include "server/auth.h"
@@ -316,6 +317,7 @@ struct server {
     uv_tcp_t tls_listener;
     char tls_listen_text[128];
     struct client_tls_context *tls_ctx;
+    struct log_limit tls_failure_log; /* handshake failures: not a flood */
     uv_signal_t sighup;
     uv_prepare_t prepare;
     uv_idle_t idle;

@@ -326,6 +326,7 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
         return NULL;
     }
     s->loop = loop;
+    log_limit_init(&s->tls_failure_log, 10000, 10);
     s->node = node;
     s->kv = node_kv(node);
     s->config = *config;

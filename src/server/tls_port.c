@@ -19,6 +19,7 @@
  * connection with a session reads into tls_rbuf (CLIENT_TLS_READ_SIZE
  * bytes), never straight into rbuf.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,9 +195,22 @@ bool tls_port_feed(struct conn *c, size_t size)
 
 static void failed(struct conn *c)
 {
-    if (!client_tls_session_established(c->tls))
-        logline(LOGLINE_INFO, "TLS handshake with %s on %s failed: %s", c->addr,
-                c->server->tls_listen_text, client_tls_session_error(c->tls));
+    uint64_t left_out = 0;
+    if (!client_tls_session_established(c->tls) &&
+        log_limit_allow(&c->server->tls_failure_log, uv_now(c->server->loop),
+                        &left_out)) {
+        if (left_out == 0)
+            logline(LOGLINE_INFO, "TLS handshake with %s on %s failed: %s",
+                    c->addr, c->server->tls_listen_text,
+                    client_tls_session_error(c->tls));
+        else
+            logline(LOGLINE_INFO,
+                    "TLS handshake with %s on %s failed: %s (and %" PRIu64
+                    " failures not logged before it: too many; INFO stats "
+                    "tls_connection_failures counts all)",
+                    c->addr, c->server->tls_listen_text,
+                    client_tls_session_error(c->tls), left_out);
+    }
     c->server->stats.tls_failures++;
     conn_close_soon(c);
 }

@@ -8,6 +8,8 @@
 2. A cluster secret: the group works (INFO peer_auth:secret); a replica
    started with another secret is refused by the others, with a log line
    that names the secret file, and rejoins once given the right one.
+   Junk connections to a peer port are refused and counted, with at most
+   a few log lines per 10 s.
 3. Mutual TLS with certificates made by the openssl command (skipped
    without it): the group works (peer_auth:tls); a replica whose
    certificate comes from another CA is refused, then rejoins with its
@@ -17,6 +19,7 @@ usage: test_peer_modes.py [path/to/cohort]
 """
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -65,6 +68,38 @@ def impostor(c, p, args_fn, needle):
     c.wait_converged()
 
 
+def flood(c, i, count=60):
+    """Junk connections to replica i's peer port are all refused and
+    counted, but logged only a few lines per window (runtime/log_limit),
+    so whoever can reach the port cannot fill the disk with the log."""
+    def refusals():
+        return [ln for ln in c.log_text(i).splitlines() if "refusing" in ln]
+    before = len(refusals())
+    counted = int(c.info(i, "stats").get("peer_connections_refused", "0"))
+    for _ in range(count):
+        s = socket.create_connection((cl.HOST, c.peer_ports[i]), timeout=5)
+        s.sendall(os.urandom(64))
+        s.settimeout(5 * c.slow)
+        try:
+            s.recv(16)  # the refusal closes it
+        except OSError:
+            pass
+        s.close()
+    deadline = time.monotonic() + 10 * c.slow
+    while time.monotonic() < deadline:
+        now = int(c.info(i, "stats").get("peer_connections_refused", "0"))
+        if now >= counted + count:
+            break
+        time.sleep(0.05)
+    check(now >= counted + count, "replica %d counted %d of %d junk "
+          "connections" % (i, now - counted, count))
+    added = len(refusals()) - before
+    check(0 < added <= 20, "%d junk connections made %d refusal lines "
+          "(want at most 2 windows of 10)" % (count, added))
+    log("%d junk peer connections: all counted, %d log lines"
+        % (count, added))
+
+
 def unauthenticated(binary):
     c = cl.Cluster(binary, n=3, name="peer-modes-none")
     c.start()
@@ -94,6 +129,7 @@ def secret(binary):
     c = cl.Cluster(binary, n=3, name="peer-modes-secret", peer_auth="secret")
     c.start()
     p = works(c, "secret")
+    flood(c, c.backups(p)[1])
     wrong = os.path.join(c.dir, "wrong.secret")
     cl.write_secret(wrong)
     impostor(c, p, lambda i: ["--cluster-secret-file", wrong],
