@@ -30,6 +30,9 @@ static void usage(FILE *out)
             "writes go to the primary exactly once and a failover within\n"
             "the deadline (default %u ms) is retried, not reported.\n"
             "--members   client addresses (default %s)\n"
+            "-h HOST -p PORT  as redis-cli: one member (default 127.0.0.1, "
+            "7001);\n"
+            "            the others are discovered\n"
             "--password  also from COHORT_PASSWORD; --user from COHORT_USER\n"
             "--local     reads from any member (READONLY), maybe stale\n",
             COHORT_CLIENT_DEADLINE_MS_DEFAULT, MEMBERS_DEFAULT);
@@ -167,13 +170,38 @@ int cmd_cli(int argc, char **argv)
     p.o.password = getenv("COHORT_PASSWORD");
     p.o.username = getenv("COHORT_USER");
     int i = 1;
-    while (i < argc && !strncmp(argv[i], "--", 2)) {
+    const char *host = NULL, *port = NULL;
+    while (i < argc && argv[i][0] == '-') {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "-p")) {
+            /* redis-cli's spelling: one member, the others discovered */
+            if (i + 1 == argc) {
+                fprintf(stderr,
+                        "cohort cli: %s needs a value; see 'cohort "
+                        "cli --help'\n",
+                        argv[i]);
+                return 2;
+            }
+            *(argv[i][1] == 'h' ? &host : &port) = argv[i + 1];
+            i += 2;
+            continue;
+        }
+        if (strncmp(argv[i], "--", 2) != 0) {
+            fprintf(stderr,
+                    "cohort cli: unknown option '%s' (the short "
+                    "ones are -h HOST and -p PORT); see 'cohort cli "
+                    "--help'\n",
+                    argv[i]);
+            return 2;
+        }
         struct cli_flag f;
         if (cli_flag_next(CLI, argc, argv, &i, is_switch, &f) != 0 ||
             take_flag(&p, &f) != 0)
             return 2;
         i++;
     }
+    if (host != NULL || port != NULL)
+        snprintf(p.members_buf, sizeof(p.members_buf), "%s:%s",
+                 host ? host : "127.0.0.1", port ? port : "7001");
     if (split_members(&p) != 0)
         return 2;
     struct cohort_client *c = NULL;

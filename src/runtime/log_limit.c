@@ -6,8 +6,7 @@ void log_limit_init(struct log_limit *l, uint64_t window_ms, uint32_t burst)
     *l = (struct log_limit){.window_ms = window_ms, .burst = burst};
 }
 
-bool log_limit_allow(struct log_limit *l, uint64_t now_ms,
-                     uint64_t *suppressed)
+bool log_limit_allow(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed)
 {
     if (now_ms < l->window_start_ms ||
         now_ms - l->window_start_ms >= l->window_ms) {

@@ -268,6 +268,17 @@ def cli(binary, c):
     rc, out, err = cohort_cli(binary, c, ["INCR", "cli:k"])
     check(rc == 1 and out.startswith("(error) ERR"),
           "cohort cli INCR of a string: %d %r %r" % (rc, out, err))
+    # redis-cli's -h/-p name one member; the rest are discovered.
+    p = subprocess.run([binary, "cli", "-h", cl.HOST, "-p",
+                        str(c.client_ports[-1]), "GET", "cli:k"],
+                       capture_output=True, text=True, timeout=60 * c.slow)
+    check(p.returncode == 0 and p.stdout == "hello\n",
+          "cohort cli -h -p GET: %d %r %r" % (p.returncode, p.stdout,
+                                              p.stderr))
+    p = subprocess.run([binary, "cli", "-x", "GET", "cli:k"],
+                       capture_output=True, text=True, timeout=60 * c.slow)
+    check(p.returncode == 2 and "unknown option '-x'" in p.stderr,
+          "cohort cli -x: %d %r" % (p.returncode, p.stderr))
 
 
 def auth(binary):
