@@ -26,6 +26,7 @@
 #include "kv/command.h"
 #include "kv/snapshot.h"
 #include "runtime/dirlock.h"
+#include "runtime/identity.h"
 #include "runtime/logline.h"
 #include "runtime/persister.h"
 #include "runtime/run_clock.h"
@@ -682,7 +683,8 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
     if (backup_init(&n->backup, n->c.data_dir, err) != 0)
         goto fail;
     run_clock_init(&n->clock, uv_hrtime() / 1000000u, NODE_CLOCK_STEP_MAX_MS);
-    if (dirlock_acquire(&n->lock, n->c.data_dir, err) != 0)
+    if (dirlock_acquire(&n->lock, n->c.data_dir, err) != 0 ||
+        identity_check(n->c.data_dir, n->c.self, err) != 0)
         goto fail;
     unsigned mode = dirlock_loose_mode(n->c.data_dir);
     if (mode != 0)

@@ -9,6 +9,9 @@ with its holder: after SIGKILL the replica restarts on the same directory,
 and a stale lock file (the dead process's PID still in it) does not stop
 it.
 
+A copy of another replica's directory started under this replica's --id
+is refused too: the directory's identity file names its replica.
+
 Before the data-directory lock, the intruder started and ran on the live
 replica's files (issue 11, item 4).
 
@@ -16,6 +19,7 @@ usage: test_data_dir_lock.py [path/to/cohort]
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -125,8 +129,33 @@ def body(binary):
     vals = cl.read_all(c, b, ["before", "after"], readonly=True)
     check(vals == {"before": b"1", "after": b"2"},
           "replica %d's store after restart: %r" % (b, vals))
+
+    # 5. A copy of another replica's directory, started as replica b (an
+    # operator "repairing" b from a healthy member), is refused by the
+    # directory's identity file, naming the id it belongs to.
+    o = [i for i in range(c.n) if i not in (p, b)][0]
+    copy = os.path.join(c.dir, "copy-of-%d" % o)
+    shutil.copytree(c.data_dir(o), copy,
+                    ignore=shutil.ignore_patterns("LOCK", "wal"))
+    with open(os.path.join(copy, "identity")) as f:
+        check(f.read() == "cohort data directory\nreplica %d\n" % o,
+              "replica %d's identity file is not its own" % o)
+    c.kill(b)
+    args = c.args(b)
+    args[args.index("--data-dir") + 1] = copy
+    r = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30 * c.slow)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    check(r.returncode != 0 and "holds replica %d's state" % o in out
+          and "--id %d" % o in out,
+          "replica %d started on a copy of replica %d's directory "
+          "(rc %d):\n%s" % (b, o, r.returncode, out))
+    log(out.strip().splitlines()[-1])
+    c.restart(b)
+    c.wait_converged()
     return ("a second server on a live data dir is refused naming the "
-            "holder's PID; restart after SIGKILL works")
+            "holder's PID; restart after SIGKILL works; a copy of another "
+            "replica's directory is refused")
 
 
 if __name__ == "__main__":

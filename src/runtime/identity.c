@@ -1,0 +1,119 @@
+/* identity — see identity.h. */
+#include "runtime/identity.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/logline.h"
+#include "storage/vfs.h"
+
+#define IDENTITY_HEAD "cohort data directory\nreplica "
+#define IDENTITY_MAX 64u
+
+/* The replica id in the file's bytes, or false if they are not exactly
+ * IDENTITY_HEAD, a decimal number without leading zeros, and "\n". */
+static bool identity_parse(const uint8_t *data, size_t size, uint32_t *id)
+{
+    size_t head = strlen(IDENTITY_HEAD);
+    if (size <= head + 1 || size > IDENTITY_MAX ||
+        memcmp(data, IDENTITY_HEAD, head) != 0 || data[size - 1] != '\n')
+        return false;
+    uint64_t n = 0;
+    size_t digits = size - 1 - head;
+    if (digits > 4 || (digits > 1 && data[head] == '0'))
+        return false;
+    for (size_t i = head; i < size - 1; i++) {
+        if (data[i] < '0' || data[i] > '9')
+            return false;
+        n = n * 10 + (uint64_t)(data[i] - '0');
+    }
+    *id = (uint32_t)n;
+    return true;
+}
+
+static int identity_write(struct vfs *vfs, const char *data_dir,
+                          const char *path, uint32_t self,
+                          struct cohort_err *err)
+{
+    char temp[VFS_PATH_MAX], text[IDENTITY_MAX];
+    int len = snprintf(text, sizeof(text), IDENTITY_HEAD "%" PRIu32 "\n", self);
+    if (vfs_path_join(temp, data_dir, IDENTITY_FILE ".tmp", err) != 0)
+        return -COHORT_EINVAL;
+    struct cohort_err ignored;
+    vfs_unlink(vfs, temp, &ignored);
+    struct vfs_file *file = NULL;
+    int rc = vfs_open(vfs, temp, VFS_CREATE | VFS_EXCLUSIVE, &file, err);
+    if (rc != 0)
+        return rc;
+    rc = vfs_write(vfs, file, 0, text, (size_t)len, err);
+    if (rc == 0)
+        rc = vfs_sync(vfs, file, err);
+    vfs_close(vfs, file);
+    if (rc == 0)
+        rc = vfs_rename(vfs, temp, path, err);
+    if (rc == 0)
+        rc = vfs_sync_dir(vfs, data_dir, err);
+    return rc;
+}
+
+/* Whether data_dir already holds a replica's state (its metadata). */
+static bool has_data(struct vfs *vfs, const char *data_dir)
+{
+    char meta[VFS_PATH_MAX];
+    struct cohort_err ignored;
+    if (vfs_path_join(meta, data_dir, "meta", &ignored) != 0)
+        return false;
+    uint8_t *data = NULL;
+    size_t size = 0;
+    int rc = vfs_read_file(vfs, meta, &data, &size, &ignored);
+    free(data);
+    return rc != -COHORT_ENOTFOUND;
+}
+
+int identity_check(const char *data_dir, uint32_t self,
+                   struct cohort_err *err)
+{
+    struct vfs *vfs = vfs_posix();
+    char path[VFS_PATH_MAX];
+    if (vfs_path_join(path, data_dir, IDENTITY_FILE, err) != 0)
+        return -COHORT_EINVAL;
+    uint8_t *data = NULL;
+    size_t size = 0;
+    struct cohort_err read_err;
+    int rc = vfs_read_file(vfs, path, &data, &size, &read_err);
+    if (rc == -COHORT_ENOTFOUND) {
+        if (has_data(vfs, data_dir))
+            logline(LOGLINE_INFO,
+                    "data directory %s has no identity file: recording it "
+                    "as replica %" PRIu32 "'s",
+                    data_dir, self);
+        return identity_write(vfs, data_dir, path, self, err);
+    }
+    if (rc != 0) {
+        err_set(err, rc, "data directory %s: read %s: %s", data_dir,
+                IDENTITY_FILE, read_err.message);
+        return rc;
+    }
+    uint32_t id = 0;
+    bool ok = identity_parse(data, size, &id);
+    free(data);
+    if (!ok)
+        return err_set(err, -COHORT_ECONFIG,
+                       "data directory %s: %s is damaged (want \"cohort data "
+                       "directory\" and \"replica N\" lines); if this is "
+                       "replica %" PRIu32 "'s directory, write those two "
+                       "lines into it",
+                       data_dir, path, self);
+    if (id != self)
+        return err_set(err, -COHORT_ECONFIG,
+                       "data directory %s holds replica %" PRIu32
+                       "'s state, not replica %" PRIu32
+                       "'s: start it with --id %" PRIu32
+                       ", or give replica %" PRIu32
+                       " an empty --data-dir (it catches up from the others)",
+                       data_dir, id, self, id, self);
+    return 0;
+}

@@ -1,0 +1,27 @@
+/* identity — which replica a data directory belongs to. The file
+ * <data-dir>/identity ("cohort data directory\nreplica N\n") is written the
+ * first time a replica opens the directory and checked on every start, so
+ * a directory copied or swapped to another replica id is refused instead
+ * of joining the group as a second copy of one replica's promises (VR's
+ * safety counts each replica's durable votes once).
+ *
+ * A directory with data but no identity file (made before this file
+ * existed, or by `cohort restore`) is adopted by the id it is started
+ * with. The file's bytes are hostile: anything but the exact format is
+ * refused with the fix in the message. */
+#ifndef COHORT_IDENTITY_H
+#define COHORT_IDENTITY_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define IDENTITY_FILE "identity"
+
+/* Check (or, for a directory without the file, write and sync) that
+ * data_dir belongs to replica self. 0, or -COHORT_ECONFIG with a one-line
+ * message naming the directory and the fix, or an I/O error. */
+int identity_check(const char *data_dir, uint32_t self,
+                   struct cohort_err *err);
+
+#endif
