@@ -24,116 +24,18 @@
 #include "storage/vfs.h"
 
 #define PIECE_SIZE (1u << 20)
-#define PRIMARY_TRIES 100 /* 100 ms apart: a view change has 10 s */
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static int call(struct cli_rpc *c, uint32_t argc, const struct resp_arg *argv,
-                enum resp_type want, struct cohort_err *err)
-{
-    int rc = cli_rpc_call(c, argc, argv, err);
-    if (rc != 0)
-        return rc;
-    const struct resp_node *n = &c->nodes[0];
-    if (n->type == RESP_TYPE_ERROR)
-        return err_set(err, -COHORT_EIO, "%s: %.*s", c->addr, (int)n->len,
-                       n->str);
-    if (n->type != want)
-        return err_set(err, -COHORT_EPROTO, "%s: unexpected reply", c->addr);
-    return 0;
-}
-
-/* The value of "name:" in INFO text, into out; false if absent. */
-static bool info_field(const char *text, size_t len, const char *name,
-                       char *out, size_t size)
-{
-    size_t nlen = strlen(name);
-    for (size_t i = 0; i + nlen < len; i++) {
-        if ((i > 0 && text[i - 1] != '\n') || memcmp(text + i, name, nlen))
-            continue;
-        size_t j = i + nlen, k = 0;
-        while (j < len && text[j] != '\r' && text[j] != '\n' && k + 1 < size)
-            out[k++] = text[j++];
-        out[k] = '\0';
-        return true;
-    }
-    return false;
-}
-
-/* AUTH as COHORT_USER (default: the default user) with COHORT_PASSWORD,
- * if that is set: a password never appears on the command line. */
-static int authenticate(struct cli_rpc *c, struct cohort_err *err)
-{
-    const char *password = getenv("COHORT_PASSWORD");
-    const char *user = getenv("COHORT_USER");
-    if (password == NULL || password[0] == '\0')
-        return 0;
-    struct resp_arg args[3] = {{"AUTH", 4}};
-    uint32_t argc = 1;
-    if (user != NULL && user[0] != '\0')
-        args[argc++] = (struct resp_arg){user, strlen(user)};
-    args[argc++] = (struct resp_arg){password, strlen(password)};
-    return call(c, argc, args, RESP_TYPE_SIMPLE, err);
-}
-
-/* Connect to the primary of the cluster that addr belongs to. */
-static int connect_primary(struct cli_rpc *c, const char *addr,
-                           struct cohort_err *err)
-{
-    char target[256];
-    snprintf(target, sizeof(target), "%s", addr);
-    for (int tries = 0; tries < PRIMARY_TRIES; tries++) {
-        int rc = cli_rpc_open(c, target, PIECE_SIZE + 4096, 10, err);
-        if (rc == 0)
-            rc = authenticate(c, err);
-        if (rc != 0) {
-            cli_rpc_close(c);
-            return rc;
-        }
-        struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
-        rc = call(c, 2, info, RESP_TYPE_BULK, err);
-        if (rc != 0) {
-            cli_rpc_close(c);
-            return rc;
-        }
-        char role[32] = "", primary[256];
-        const char *text = c->nodes[0].str;
-        size_t len = c->nodes[0].len;
-        if (info_field(text, len, "role:", role, sizeof(role)) &&
-            !strcmp(role, "primary"))
-            return 0;
-        bool redirect =
-            !strcmp(role, "backup") &&
-            info_field(text, len, "primary:", primary, sizeof(primary));
-        cli_rpc_close(c); /* text was c's buffer */
-        if (redirect)
-            snprintf(target, sizeof(target), "%s", primary);
-        else
-            pause_ms(100); /* a view change or a recovery: ask again */
-    }
-    return err_set(err, -COHORT_EAGAIN,
-                   "no primary found from %s within 10 s; is a majority of "
-                   "the cluster up (cohort status %s)?",
-                   addr, addr);
-}
-
 /* Start a backup on the primary and wait until its file is written. */
 static int export_snapshot(struct cli_rpc *c, uint64_t *op, uint64_t *size,
                            struct cohort_err *err)
 {
     struct resp_arg start[] = {{"COHORT.BACKUP", 13}, {"START", 5}};
-    int rc = call(c, 2, start, RESP_TYPE_INTEGER, err);
+    int rc = cli_rpc_expect(c, 2, start, RESP_TYPE_INTEGER, err);
     if (rc != 0)
         return rc;
     *op = (uint64_t)c->nodes[0].integer;
     struct resp_arg status[] = {{"COHORT.BACKUP", 13}, {"STATUS", 6}};
     for (;;) {
-        rc = call(c, 2, status, RESP_TYPE_ARRAY, err);
+        rc = cli_rpc_expect(c, 2, status, RESP_TYPE_ARRAY, err);
         if (rc != 0)
             return rc;
         if (c->node_count != 13)
@@ -156,7 +58,7 @@ static int export_snapshot(struct cli_rpc *c, uint64_t *op, uint64_t *size,
         if (strcmp(state, "running"))
             return err_set(err, -COHORT_EIO, "%s: backup failed: %s", c->addr,
                            error);
-        pause_ms(50);
+        cli_pause_ms(50);
     }
 }
 
@@ -174,7 +76,7 @@ static int copy_file(struct cli_rpc *c, uint64_t op, uint64_t size, int fd,
                                        {op_text, strlen(op_text)},
                                        {offset_text, strlen(offset_text)},
                                        {count_text, strlen(count_text)}};
-        int rc = call(c, 5, read_args, RESP_TYPE_BULK, err);
+        int rc = cli_rpc_expect(c, 5, read_args, RESP_TYPE_BULK, err);
         if (rc != 0)
             return rc;
         const struct resp_node *piece = &c->nodes[0];
@@ -210,7 +112,7 @@ static int backup_to(const char *addr, const char *path, uint64_t *op,
                      uint64_t *size, struct cohort_err *err)
 {
     struct cli_rpc c;
-    int rc = connect_primary(&c, addr, err);
+    int rc = cli_rpc_open_primary(&c, addr, PIECE_SIZE + 4096, err);
     if (rc != 0)
         return rc; /* c is closed */
     rc = export_snapshot(&c, op, size, err);

@@ -1,49 +1,16 @@
 /* cli/cmd_status — `cohort status [host:port]`: the cluster as one member
  * sees it, from that member's INFO replication and persistence sections
- * (roles, lag and health; the disk, snapshots). */
+ * (roles, lag and health; the disk, snapshots). COHORT_PASSWORD (and
+ * COHORT_USER) log in first. */
 #include <errno.h>
-#include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/rpc.h"
 #include "common/resp.h"
-
-static int connect_to(const char *addr, char *why, size_t why_size)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host)) {
-        snprintf(why, why_size, "expected host:port");
-        return -1;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc != 0) {
-        snprintf(why, why_size, "%s", gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM, 0);
-    struct timeval tv = {3, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        snprintf(why, why_size, "%s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
 
 /* Whether addr looks like host:port with a port number 1..65535. */
 static bool address_format_ok(const char *addr)
@@ -81,60 +48,24 @@ int cmd_status(int argc, char **argv)
                 number ? addr : "", number ? "?" : "");
         return 2;
     }
-    char why[256];
-    int fd = connect_to(addr, why, sizeof(why));
-    if (fd < 0) {
+    struct cli_rpc c;
+    struct cohort_err err;
+    if (cli_rpc_open_member(&c, addr, 1u << 16, &err) != 0) {
         fprintf(stderr,
-                "cohort status: cannot connect to %s: %s; is the "
-                "cluster running (cohort up)?\n",
-                addr, why);
+                "cohort status: cannot talk to %s: %s; is the cluster "
+                "running (cohort up)?\n",
+                addr, err.message);
         return 1;
     }
-    struct resp_buf out;
-    resp_buf_init(&out, 2);
     struct resp_arg args[] = {
         {"INFO", 4}, {"replication", 11}, {"persistence", 11}};
-    resp_write_command(&out, 3, args);
-    if (write(fd, out.data, out.size) != (ssize_t)out.size) {
-        fprintf(stderr, "cohort status: write to %s: %s\n", addr,
-                strerror(errno));
-        close(fd);
-        resp_buf_deinit(&out);
+    if (cli_rpc_expect(&c, 3, args, RESP_TYPE_BULK, &err) != 0) {
+        fprintf(stderr, "cohort status: %s\n", err.message);
+        cli_rpc_close(&c);
         return 1;
     }
-    resp_buf_deinit(&out);
-    char buf[1 << 16];
-    size_t have = 0;
-    struct resp_node nodes[4];
-    struct resp_reply reply = {.nodes = nodes, .node_capacity = 4};
-    struct resp_reply_limits limits = {8, sizeof(buf), 16};
-    struct cohort_err err;
-    enum resp_result r = RESP_NEED_MORE;
-    while (r == RESP_NEED_MORE && have < sizeof(buf)) {
-        ssize_t n = read(fd, buf + have, sizeof(buf) - have);
-        if (n <= 0) {
-            fprintf(stderr, "cohort status: no answer from %s: %s\n", addr,
-                    n == 0 ? "connection closed" : strerror(errno));
-            close(fd);
-            return 1;
-        }
-        have += (size_t)n;
-        r = resp_reply_parse(buf, have, &limits, &reply, &err);
-    }
-    close(fd);
-    if (r != RESP_COMPLETE || reply.node_count < 1) {
-        fprintf(stderr,
-                "cohort status: %s did not answer INFO as a cohort "
-                "server does\n",
-                addr);
-        return 1;
-    }
-    const struct resp_node *node = &nodes[0];
-    if (node->type == RESP_TYPE_ERROR) {
-        fprintf(stderr, "cohort status: %s: %.*s\n", addr, (int)node->len,
-                node->str);
-        return 1;
-    }
-    printf("cohort status of %s\n%.*s", addr, (int)node->len, node->str);
+    printf("cohort status of %s\n%.*s", addr, (int)c.nodes[0].len,
+           c.nodes[0].str);
+    cli_rpc_close(&c);
     return 0;
 }

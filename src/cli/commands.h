@@ -13,6 +13,7 @@ struct cli_command {
 int cmd_up(int argc, char **argv);
 int cmd_server(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_members(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_backup(int argc, char **argv);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static int connect_addr(const char *addr, int timeout_s, struct cohort_err *err)
@@ -129,4 +130,106 @@ void cli_rpc_close(struct cli_rpc *c)
     free(c->buf);
     c->buf = NULL;
     c->fd = -1;
+}
+
+void cli_pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int cli_rpc_expect(struct cli_rpc *c, uint32_t argc,
+                   const struct resp_arg *argv, enum resp_type want,
+                   struct cohort_err *err)
+{
+    int rc = cli_rpc_call(c, argc, argv, err);
+    if (rc != 0)
+        return rc;
+    const struct resp_node *n = &c->nodes[0];
+    if (n->type == RESP_TYPE_ERROR)
+        return err_set(err, -COHORT_EIO, "%s: %.*s", c->addr, (int)n->len,
+                       n->str);
+    if (n->type != want)
+        return err_set(err, -COHORT_EPROTO, "%s: unexpected reply", c->addr);
+    return 0;
+}
+
+bool cli_info_field(const char *text, size_t len, const char *name, char *out,
+                    size_t size)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i + nlen < len; i++) {
+        if ((i > 0 && text[i - 1] != '\n') || memcmp(text + i, name, nlen))
+            continue;
+        size_t j = i + nlen, k = 0;
+        while (j < len && text[j] != '\r' && text[j] != '\n' && k + 1 < size)
+            out[k++] = text[j++];
+        out[k] = '\0';
+        return true;
+    }
+    return false;
+}
+
+int cli_rpc_auth(struct cli_rpc *c, struct cohort_err *err)
+{
+    const char *password = getenv("COHORT_PASSWORD");
+    const char *user = getenv("COHORT_USER");
+    if (password == NULL || password[0] == '\0')
+        return 0;
+    struct resp_arg args[3] = {{"AUTH", 4}};
+    uint32_t argc = 1;
+    if (user != NULL && user[0] != '\0')
+        args[argc++] = (struct resp_arg){user, strlen(user)};
+    args[argc++] = (struct resp_arg){password, strlen(password)};
+    return cli_rpc_expect(c, argc, args, RESP_TYPE_SIMPLE, err);
+}
+
+int cli_rpc_open_member(struct cli_rpc *c, const char *addr,
+                        size_t reply_size_max, struct cohort_err *err)
+{
+    int rc = cli_rpc_open(c, addr, reply_size_max, 10, err);
+    if (rc == 0)
+        rc = cli_rpc_auth(c, err);
+    if (rc != 0)
+        cli_rpc_close(c);
+    return rc;
+}
+
+#define PRIMARY_TRIES 100 /* 100 ms apart: a view change has 10 s */
+
+int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
+                         size_t reply_size_max, struct cohort_err *err)
+{
+    char target[256];
+    snprintf(target, sizeof(target), "%s", addr);
+    for (int tries = 0; tries < PRIMARY_TRIES; tries++) {
+        int rc = cli_rpc_open_member(c, target, reply_size_max, err);
+        if (rc != 0)
+            return rc;
+        struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
+        rc = cli_rpc_expect(c, 2, info, RESP_TYPE_BULK, err);
+        if (rc != 0) {
+            cli_rpc_close(c);
+            return rc;
+        }
+        char role[32] = "", primary[256];
+        const char *text = c->nodes[0].str;
+        size_t len = c->nodes[0].len;
+        if (cli_info_field(text, len, "role:", role, sizeof(role)) &&
+            !strcmp(role, "primary"))
+            return 0;
+        bool redirect =
+            !strcmp(role, "backup") &&
+            cli_info_field(text, len, "primary:", primary, sizeof(primary));
+        cli_rpc_close(c); /* text was c's buffer */
+        if (redirect)
+            snprintf(target, sizeof(target), "%s", primary);
+        else
+            cli_pause_ms(100); /* a view change or a recovery: ask again */
+    }
+    return err_set(err, -COHORT_EAGAIN,
+                   "no primary found from %s within 10 s; is a majority of "
+                   "the cluster up (cohort status %s)?",
+                   addr, addr);
 }

@@ -1,6 +1,7 @@
 /* cli/rpc — one blocking RESP connection for the command-line tools that
- * talk to a running replica (`cohort backup`): connect, send a command,
- * read its one reply into a bounded buffer.
+ * talk to a running replica (`cohort backup`, `status`, `members`):
+ * connect (and AUTH from COHORT_USER/COHORT_PASSWORD), find the primary,
+ * send a command, read its one reply into a bounded buffer.
  *
  * Invariants: (1) a reply larger than the buffer is an error, never a
  * truncation; (2) the nodes of a reply borrow the buffer and stay valid
@@ -8,6 +9,7 @@
 #ifndef COHORT_CLI_RPC_H
 #define COHORT_CLI_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,5 +36,26 @@ int cli_rpc_open(struct cli_rpc *c, const char *addr, size_t reply_size_max,
 int cli_rpc_call(struct cli_rpc *c, uint32_t argc, const struct resp_arg *argv,
                  struct cohort_err *err);
 void cli_rpc_close(struct cli_rpc *c);
+
+/* cli_rpc_call, then an error reply or a reply of another type than want
+ * becomes a failure naming the member. */
+int cli_rpc_expect(struct cli_rpc *c, uint32_t argc,
+                   const struct resp_arg *argv, enum resp_type want,
+                   struct cohort_err *err);
+/* AUTH as COHORT_USER (default: the default user) with COHORT_PASSWORD, if
+ * that is set: a password never appears on the command line. */
+int cli_rpc_auth(struct cli_rpc *c, struct cohort_err *err);
+/* cli_rpc_open (10 s timeout) and cli_rpc_auth; closed on failure. */
+int cli_rpc_open_member(struct cli_rpc *c, const char *addr,
+                        size_t reply_size_max, struct cohort_err *err);
+/* Connect to the primary of the cluster addr belongs to, following the
+ * member's INFO replication, for up to 10 s of view changes. */
+int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
+                         size_t reply_size_max, struct cohort_err *err);
+/* The value of "name:" in INFO text, into out; false if absent. */
+bool cli_info_field(const char *text, size_t len, const char *name, char *out,
+                    size_t size);
+/* Sleep ms milliseconds (resumed after signals). */
+void cli_pause_ms(long ms);
 
 #endif

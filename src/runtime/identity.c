@@ -73,8 +73,7 @@ static bool has_data(struct vfs *vfs, const char *data_dir)
     return rc != -COHORT_ENOTFOUND;
 }
 
-int identity_check(const char *data_dir, uint32_t self,
-                   struct cohort_err *err)
+int identity_check(const char *data_dir, uint32_t self, struct cohort_err *err)
 {
     struct vfs *vfs = vfs_posix();
     char path[VFS_PATH_MAX];

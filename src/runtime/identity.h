@@ -21,7 +21,6 @@
 /* Check (or, for a directory without the file, write and sync) that
  * data_dir belongs to replica self. 0, or -COHORT_ECONFIG with a one-line
  * message naming the directory and the fix, or an I/O error. */
-int identity_check(const char *data_dir, uint32_t self,
-                   struct cohort_err *err);
+int identity_check(const char *data_dir, uint32_t self, struct cohort_err *err);
 
 #endif

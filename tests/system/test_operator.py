@@ -183,6 +183,42 @@ def status_format(binary):
           "cohort status 7001 should be a format error, got %r" % err)
 
 
+def members(binary, c):
+    """`cohort members` asked at a backup lists every member as the primary
+    sees it; a stopped backup shows as not ok; a dead address fails."""
+    p, _ = c.wait_for_primary()
+    b = c.backups(p)[0]
+    code, out, err = run(binary, "members", "--cluster",
+                         "%s:%d" % (cl.HOST, c.client_ports[b]))
+    log("cohort members:\n%s" % out.rstrip())
+    check(code == 0, "cohort members: exit %d: %s" % (code, err))
+    rows = [ln.split() for ln in out.splitlines()[2:]]
+    check(len(rows) == c.n, "want %d member rows, got %r" % (c.n, out))
+    for i, row in enumerate(rows):
+        check(row[0] == str(i) and
+              row[1] == "%s:%d" % (cl.HOST, c.client_ports[i]),
+              "row %d names the wrong member: %r" % (i, row))
+        check(row[2] == ("primary" if i == p else "backup"),
+              "row %d: role %s, primary is %d" % (i, row[2], p))
+    c.kill(b)
+    deadline = time.monotonic() + 10 * c.slow
+    while True:
+        code, out, err = run(binary, "members", "%s:%d"
+                             % (cl.HOST, c.client_ports[p]))
+        row = out.splitlines()[2 + b].split() if code == 0 else []
+        if row and row[3] != "ok":
+            break
+        check(time.monotonic() < deadline, "a stopped backup still shows "
+              "as ok:\n%s%s" % (out, err))
+        time.sleep(0.1)
+    log("stopped backup: %s" % " ".join(row))
+    c.restart(b)
+    dead = cl.pick_ports(1)[0]
+    code, out, err = run(binary, "members", "127.0.0.1:%d" % dead)
+    check(code == 1 and "is the cluster running" in err,
+          "cohort members on a dead address: exit %d, %r" % (code, err))
+
+
 def replies(c):
     p, _ = c.wait_for_primary()
     with c.client(p) as x:
@@ -236,8 +272,9 @@ def main(binary):
     server_port_in_use(binary, c, tmp)
     up_ports_taken(binary, c, tmp)
     replies(c)
+    members(binary, c)
     return "even sizes refused, failed starts reported, duplicates " \
-        "refused, status format, HELLO/INFO/KVINFO"
+        "refused, status format, HELLO/INFO/KVINFO, cohort members"
 
 
 if __name__ == "__main__":

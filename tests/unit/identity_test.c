@@ -111,12 +111,12 @@ static void damaged_files_are_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            a_new_directory_is_marked_and_then_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_new_directory_is_marked_and_then_kept,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             another_replica_is_refused_naming_the_owner, setup, teardown),
-        cmocka_unit_test_setup_teardown(data_without_the_file_is_adopted,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(data_without_the_file_is_adopted, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(damaged_files_are_refused, setup,
                                         teardown),
     };

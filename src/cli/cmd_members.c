@@ -1,0 +1,118 @@
+/* cli/cmd_members — `cohort members [--cluster host:port]`: the group's
+ * members as its primary sees them: id, client address, role, health,
+ * link, the op each has and its lag behind the primary. Asks the member
+ * given, follows it to the primary (so the figures are the primary's own),
+ * and prints one line per member. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/rpc.h"
+
+#define MEMBERS_MAX 16u
+#define FIELD_MAX 256u
+
+/* key=value from a "memberN:" line's comma-separated list, into out ("-"
+ * if absent). */
+static void member_field(const char *line, const char *key, char *out,
+                         size_t size)
+{
+    size_t klen = strlen(key);
+    for (const char *p = line; p != NULL && *p;) {
+        if (!strncmp(p, key, klen) && p[klen] == '=') {
+            const char *v = p + klen + 1;
+            size_t n = strcspn(v, ",");
+            snprintf(out, size, "%.*s", (int)n, v);
+            return;
+        }
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    snprintf(out, size, "-");
+}
+
+static int usage(int code)
+{
+    fprintf(code ? stderr : stdout,
+            "usage: cohort members [--cluster host:port]   (default "
+            "127.0.0.1:7001)\n"
+            "List the members as the primary sees them: id, client address, "
+            "role, health,\nlink, op and lag. COHORT_PASSWORD (and "
+            "COHORT_USER) log in first.\n");
+    return code;
+}
+
+static void print_members(const char *text, size_t len)
+{
+    char view[32], primary[FIELD_MAX], count_text[16], op[32];
+    if (!cli_info_field(text, len, "view:", view, sizeof(view)))
+        snprintf(view, sizeof(view), "?");
+    if (!cli_info_field(text, len, "primary:", primary, sizeof(primary)))
+        snprintf(primary, sizeof(primary), "?");
+    if (!cli_info_field(text, len, "op:", op, sizeof(op)))
+        snprintf(op, sizeof(op), "-");
+    uint32_t count = 0;
+    if (cli_info_field(text, len, "members:", count_text, sizeof(count_text)))
+        count = (uint32_t)strtoul(count_text, NULL, 10);
+    if (count > MEMBERS_MAX)
+        count = MEMBERS_MAX;
+    printf("view %s, primary %s, %" PRIu32 " members\n", view, primary, count);
+    printf("%-3s %-24s %-8s %-8s %-5s %-12s %s\n", "ID", "CLIENT ADDRESS",
+           "ROLE", "HEALTH", "LINK", "OP", "LAG");
+    for (uint32_t i = 0; i < count; i++) {
+        char name[24], line[FIELD_MAX * 2];
+        snprintf(name, sizeof(name), "member%" PRIu32 ":", i);
+        if (!cli_info_field(text, len, name, line, sizeof(line)))
+            continue;
+        char addr[FIELD_MAX], role[32], health[32], link[16], mop[32],
+            lag[32];
+        member_field(line, "addr", addr, sizeof(addr));
+        member_field(line, "role", role, sizeof(role));
+        member_field(line, "health", health, sizeof(health));
+        member_field(line, "link", link, sizeof(link));
+        member_field(line, "op", mop, sizeof(mop));
+        member_field(line, "lag", lag, sizeof(lag));
+        if (!strcmp(health, "self"))
+            snprintf(mop, sizeof(mop), "%s", op);
+        printf("%-3" PRIu32 " %-24s %-8s %-8s %-5s %-12s %s\n", i, addr, role,
+               health, link, mop, lag);
+    }
+}
+
+int cmd_members(int argc, char **argv)
+{
+    const char *addr = "127.0.0.1:7001";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return usage(0);
+        if (!strcmp(argv[i], "--cluster") && i + 1 < argc)
+            addr = argv[++i];
+        else if (argv[i][0] != '-' && i == argc - 1)
+            addr = argv[i];
+        else {
+            fprintf(stderr, "cohort members: unexpected '%s'\n", argv[i]);
+            return usage(2);
+        }
+    }
+    struct cli_rpc c;
+    struct cohort_err err;
+    if (cli_rpc_open_primary(&c, addr, 1u << 16, &err) != 0) {
+        fprintf(stderr,
+                "cohort members: %s; is the cluster running (cohort status "
+                "%s)?\n",
+                err.message, addr);
+        return 1;
+    }
+    struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
+    int rc = cli_rpc_expect(&c, 2, info, RESP_TYPE_BULK, &err);
+    if (rc == 0)
+        print_members(c.nodes[0].str, c.nodes[0].len);
+    else
+        fprintf(stderr, "cohort members: %s\n", err.message);
+    cli_rpc_close(&c);
+    return rc == 0 ? 0 : 1;
+}
