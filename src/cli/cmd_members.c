@@ -68,8 +68,7 @@ static void print_members(const char *text, size_t len)
         snprintf(name, sizeof(name), "member%" PRIu32 ":", i);
         if (!cli_info_field(text, len, name, line, sizeof(line)))
             continue;
-        char addr[FIELD_MAX], role[32], health[32], link[16], mop[32],
-            lag[32];
+        char addr[FIELD_MAX], role[32], health[32], link[16], mop[32], lag[32];
         member_field(line, "addr", addr, sizeof(addr));
         member_field(line, "role", role, sizeof(role));
         member_field(line, "health", health, sizeof(health));

@@ -15,6 +15,11 @@
  *       INCR) or not above it (several: linearizability), duplicates the
  *       replies two calls got, last the highest reply and max_call_ms the
  *       longest single call (the stall a failover costs the application).
+ *   cohort-client-test uvincr [options] --key K --count N [--threads T]
+ *                            [--stop-file F]
+ *       the same with T handles in one libuv loop, each driven through
+ *       include/cohort_client_uv.h (one call at a time per handle, the
+ *       next started from the previous one's callback); same output.
  *   cohort-client-test call [options] [--local] [--warmup] -- ARG...
  *       one call; with --warmup it first runs PING (which finds and
  *       connects to the primary), prints "ready" and waits for a line on
@@ -36,7 +41,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "cohort_client.h"
+#include "cohort_client_uv.h"
 
 #define MEMBERS_MAX 16
 #define THREADS_MAX 64
@@ -219,6 +227,8 @@ static long duplicate_replies(struct worker *w, int n)
     return dups;
 }
 
+static void print_result(struct worker *w, int n);
+
 static int run_incr(const struct args *a)
 {
     struct worker w[THREADS_MAX];
@@ -239,8 +249,16 @@ static int run_incr(const struct args *a)
         if (i > 0)
             pthread_join(w[i].thread, NULL);
     }
+    print_result(w, a->threads);
+    for (int i = 0; i < a->threads; i++)
+        free(w[i].replies);
+    return 0;
+}
+
+static void print_result(struct worker *w, int n)
+{
     struct worker sum = {0};
-    for (int i = 0; i < a->threads; i++) {
+    for (int i = 0; i < n; i++) {
         sum.ok += w[i].ok;
         sum.unknown += w[i].unknown;
         sum.notapplied += w[i].notapplied;
@@ -254,10 +272,111 @@ static int run_incr(const struct args *a)
            "out_of_order=%ld duplicates=%ld last=%" PRId64
            " max_call_ms=%" PRId64 "\n",
            sum.ok, sum.unknown, sum.notapplied, sum.other, sum.out_of_order,
-           duplicate_replies(w, a->threads), sum.last, sum.max_call_ms);
+           duplicate_replies(w, n), sum.last, sum.max_call_ms);
+}
+
+/* ------------------------------------------------------------ uvincr */
+
+struct uv_worker {
+    struct worker w;
+    struct cohort_client *c;
+    struct cohort_client_uv u;
+    long calls;
+    int64_t started_ms;
+    bool done;
+};
+
+static int uv_workers_left;
+static uv_timer_t uv_progress;
+
+static void uv_next(struct uv_worker *x);
+
+static void uv_incr_done(struct cohort_client_uv *u, int rc,
+                         struct cohort_reply *reply, void *ctx)
+{
+    struct uv_worker *x = ctx;
+    struct worker *w = &x->w;
+    int64_t took = now_ms() - x->started_ms;
+    if (took > w->max_call_ms)
+        w->max_call_ms = took;
+    if (rc == 0 && reply->type == COHORT_REPLY_INTEGER)
+        record(w, reply->integer);
+    else if (rc == 0)
+        w->other++;
+    else if (rc == -COHORT_EUNKNOWN)
+        w->unknown++;
+    else if (rc == -COHORT_ENOTAPPLIED)
+        w->notapplied++;
+    else
+        w->other++;
+    if (rc != 0)
+        fprintf(stderr, "incr %ld: %s\n", x->calls, cohort_client_error(x->c));
+    cohort_reply_free(reply);
+    (void)u;
+    x->calls++;
+    calls_made++;
+    uv_next(x);
+}
+
+static void uv_closed(struct cohort_client_uv *u)
+{
+    (void)u;
+    if (--uv_workers_left == 0)
+        uv_close((uv_handle_t *)&uv_progress, NULL);
+}
+
+static void uv_next(struct uv_worker *x)
+{
+    const struct args *a = x->w.a;
+    bool stop = x->calls >= a->count ||
+                (a->stop_file != NULL && access(a->stop_file, F_OK) == 0);
+    const char *argv[2] = {"INCR", a->key};
+    x->started_ms = now_ms();
+    if (stop ||
+        cohort_client_uv_call(&x->u, 0, 2, argv, NULL, uv_incr_done, x) != 0) {
+        x->done = true;
+        cohort_client_uv_close(&x->u, uv_closed);
+    }
+}
+
+static void uv_on_progress(uv_timer_t *t)
+{
+    (void)t;
+    printf("progress %ld\n", (long)calls_made);
+    fflush(stdout);
+}
+
+static int run_uvincr(const struct args *a)
+{
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0)
+        abort();
+    struct uv_worker *x = calloc((size_t)a->threads, sizeof(*x));
+    struct worker *w = calloc((size_t)a->threads, sizeof(*w));
+    if (x == NULL || w == NULL)
+        abort();
+    uv_timer_init(&loop, &uv_progress);
+    uv_timer_start(&uv_progress, uv_on_progress, 20, 20);
+    uv_workers_left = a->threads;
+    for (int i = 0; i < a->threads; i++) {
+        x[i].w.a = a;
+        if (cohort_client_open(&x[i].c, &a->o) != 0 ||
+            cohort_client_uv_init(&x[i].u, &loop, x[i].c) != 0)
+            abort();
+        uv_next(&x[i]);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < a->threads; i++) {
+        cohort_client_close(x[i].c);
+        w[i] = x[i].w;
+    }
+    free(x);
+    int rc = uv_loop_close(&loop);
+    print_result(w, a->threads);
     for (int i = 0; i < a->threads; i++)
         free(w[i].replies);
-    return 0;
+    free(w);
+    return rc == 0 ? 0 : 1;
 }
 
 static int run_call(struct cohort_client *c, const struct args *a, int argc,
@@ -310,6 +429,8 @@ int main(int argc, char **argv)
         a.threads = 1;
     if (strcmp(argv[1], "incr") == 0 && a.key != NULL && a.count > 0)
         rc = run_incr(&a);
+    else if (strcmp(argv[1], "uvincr") == 0 && a.key != NULL && a.count > 0)
+        rc = run_uvincr(&a);
     else if (strcmp(argv[1], "call") == 0)
         rc = run_call(c, &a, argc, argv);
     else

@@ -85,10 +85,10 @@ class Incrementer:
     """cohort-client-test incr in the background, its progress followed."""
 
     def __init__(self, binary, c, key, deadline_ms, stop_file, threads=1,
-                 member_list=None, extra=()):
+                 member_list=None, extra=(), mode="incr"):
         self.stop_file = stop_file
         self.proc = subprocess.Popen(
-            [tool(binary), "incr", "--members", member_list or members(c),
+            [tool(binary), mode, "--members", member_list or members(c),
              "--key", key, "--count", "1000000", "--deadline-ms",
              str(deadline_ms), "--stop-file", stop_file, "--threads",
              str(threads)] + list(extra),
@@ -171,9 +171,12 @@ def not_applied(binary):
     log("all members down: %s" % r["error"])
 
 
-def exactly_once(binary, c, key, kills, pauses, threads=1):
+def exactly_once(binary, c, key, kills, pauses, threads=1, mode="incr"):
+    """mode incr: threads blocking handles; uvincr: handles in one libuv
+    loop through include/cohort_client_uv.h."""
     stop = os.path.join(c.dir, "stop-" + key)
-    inc = Incrementer(binary, c, key, 120000 * c.slow, stop, threads)
+    inc = Incrementer(binary, c, key, 120000 * c.slow, stop, threads,
+                      mode=mode)
     faults = [kill_primary_and_restart] * kills + \
         [pause_primary_and_resume] * pauses
     for fault in faults:
@@ -182,7 +185,8 @@ def exactly_once(binary, c, key, kills, pauses, threads=1):
     inc.wait_progress(100, 60 * c.slow)
     res = inc.stop(60 * c.slow)
     value = counter(c, key)
-    log("exactly once, %d thread(s): %s; counter %d" % (threads, res, value))
+    log("exactly once (%s), %d handle(s): %s; counter %d"
+        % (mode, threads, res, value))
     check(res["ok"] > 0 and res["unknown"] == 0 and res["notapplied"] == 0
           and res["other"] == 0,
           "calls failed with a generous deadline: %s; errors: %s"
@@ -360,16 +364,19 @@ def body(binary):
     cli(binary, c)
     exact = exactly_once(binary, c, "exact", kills=3, pauses=2)
     many = exactly_once(binary, c, "threads", kills=2, pauses=0, threads=8)
+    uv = exactly_once(binary, c, "uv", kills=1, pauses=1, threads=4,
+                      mode="uvincr")
     short = short_deadline(binary, c, kills=2)
     unknown(binary, c)
     auth(binary)
     tls_note = tls(binary)
     return (tls_note + "; " + "exactly once: %d INCRs over 3 kills and 2 pauses, longest "
             "call %d ms; 8 threads: %d INCRs over 2 kills, longest call %d "
-            "ms; 0 errors, 0 duplicates; short deadline: %d ok, %d unknown, "
+            "ms; libuv, 4 handles: %d INCRs over a kill and a pause; 0 "
+            "errors, 0 duplicates; short deadline: %d ok, %d unknown, "
             "%d not applied"
             % (exact["ok"], exact["max_call_ms"], many["ok"],
-               many["max_call_ms"], short["ok"], short["unknown"],
+               many["max_call_ms"], uv["ok"], short["ok"], short["unknown"],
                short["notapplied"]))
 
 

@@ -213,8 +213,8 @@ def check_client_lib(dest, binary):
     """The library, headers and pkg-config file are staged, and the
     installed example builds with them. Returns the example's path (None
     when it could not be built here) and a note."""
-    for name in ("libcohort-client.a", "cohort_client.h", "cohort.h",
-                 "counter.c"):
+    for name in ("libcohort-client.a", "cohort_client.h",
+                 "cohort_client_uv.h", "cohort.h", "counter.c"):
         find_one(dest, name)
     so = [os.path.join(d, f) for d, _, files in os.walk(dest)
           for f in files if f.startswith("libcohort-client.so")]
