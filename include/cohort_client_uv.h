@@ -99,8 +99,7 @@ static void cohort_client_uv__arm(struct cohort_client_uv *u)
     int wants = cohort_client_wants(u->client);
     if (fd >= 0 && wants != 0) {
         u->poll = (uv_poll_t *)malloc(sizeof(*u->poll));
-        if (u->poll != NULL &&
-            uv_poll_init_socket(u->loop, u->poll, fd) != 0) {
+        if (u->poll != NULL && uv_poll_init_socket(u->loop, u->poll, fd) != 0) {
             free(u->poll);
             u->poll = NULL;
         }
@@ -109,11 +108,11 @@ static void cohort_client_uv__arm(struct cohort_client_uv *u)
             u->open_handles++;
         }
         if (u->poll != NULL)
-            uv_poll_start(u->poll,
-                          (wants & COHORT_CLIENT_WANT_READ ? UV_READABLE : 0) |
-                              (wants & COHORT_CLIENT_WANT_WRITE ? UV_WRITABLE
-                                                                : 0),
-                          cohort_client_uv__on_poll);
+            uv_poll_start(
+                u->poll,
+                (wants & COHORT_CLIENT_WANT_READ ? UV_READABLE : 0) |
+                    (wants & COHORT_CLIENT_WANT_WRITE ? UV_WRITABLE : 0),
+                cohort_client_uv__on_poll);
     }
     /* Without a poll (none wanted, or no memory for one) the timer alone
      * moves the call on: at worst every 10 ms. */

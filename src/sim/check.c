@@ -41,6 +41,7 @@ void check_init(struct check *c)
 
 void check_deinit(struct check *c)
 {
+    kvsm_deinit(&c->ref);
     free(c->entries);
     free(c->clients);
     free(c->primary_of_view);
@@ -184,9 +185,9 @@ void check_apply(struct check *c, uint32_t replica, uint64_t op,
     w->timestamp_ms = timestamp_ms;
     w->body_hash = XXH3_64bits(body, size);
     w->hash = state_hash;
-    w->size = reply_size <= KVSM_REPLY_SIZE ? (uint32_t)reply_size
-                                            : KVSM_REPLY_SIZE + 1;
-    if (w->size <= KVSM_REPLY_SIZE)
+    w->size = reply_size <= KVSM_REPLY_MAX ? (uint32_t)reply_size
+                                           : KVSM_REPLY_MAX + 1;
+    if (w->size <= KVSM_REPLY_MAX)
         memcpy(w->data, reply, w->size);
 }
 
@@ -204,8 +205,8 @@ void check_reply(struct check *c, uint32_t replica, uint64_t client_id,
     struct check_wait *w = wait_push(c, WAIT_REPLY, replica, op);
     w->client_id = client_id;
     w->request_no = request_no;
-    w->size = size <= KVSM_REPLY_SIZE ? (uint32_t)size : KVSM_REPLY_SIZE + 1;
-    if (w->size <= KVSM_REPLY_SIZE)
+    w->size = size <= KVSM_REPLY_MAX ? (uint32_t)size : KVSM_REPLY_MAX + 1;
+    if (w->size <= KVSM_REPLY_MAX)
         memcpy(w->data, data, w->size);
 }
 
@@ -231,9 +232,12 @@ static void reference_apply(struct check *c, struct check_entry *e)
             e->ref_status = REF_EXPIRED;
         } else {
             e->ref_status = REF_APPLIED;
-            kvsm_apply(&c->ref, e->body,
-                       e->h.body_size <= CHECK_BODY_MAX ? e->h.body_size : 0,
-                       e->reply, sizeof(e->reply));
+            uint8_t reply[KVSM_REPLY_MAX];
+            e->reply_size = (uint32_t)kvsm_sm_apply(
+                &c->ref, e->h.op, e->h.timestamp_ms, e->body,
+                e->h.body_size <= CHECK_BODY_MAX ? e->h.body_size : 0, reply,
+                sizeof(reply));
+            memcpy(e->reply, reply, e->reply_size);
             if (!cl) {
                 c->clients = grow(c->clients, &c->client_capacity,
                                   c->client_count + 1, sizeof(*c->clients));
@@ -271,7 +275,7 @@ static void run_apply(struct check *c, const struct check_wait *w)
                    " (step %" PRIu64 ") is %016" PRIx64
                    "; the reference model's is %016" PRIx64,
                    w->replica, w->op, w->step, w->hash, e->state_hash);
-    else if (w->size != KVSM_REPLY_SIZE || memcmp(w->data, e->reply, w->size))
+    else if (w->size != e->reply_size || memcmp(w->data, e->reply, w->size))
         check_fail(c, "apply",
                    "replica %" PRIu32 " state machine answered op %" PRIu64
                    " differently from the reference model",
@@ -289,20 +293,34 @@ static void run_restore(struct check *c, const struct check_wait *w)
                    c->entries[w->op].state_hash);
 }
 
+/* A RESP reply in quotes, its control bytes escaped, for reports. */
+static void reply_text(char *out, size_t size, const uint8_t *data, uint32_t n)
+{
+    size_t k = 0;
+    out[k++] = '"';
+    for (uint32_t i = 0; i < n && k + 6 < size; i++) {
+        if (data[i] == '\r' || data[i] == '\n')
+            k += (size_t)snprintf(out + k, size - k, "\\%c",
+                                  data[i] == '\r' ? 'r' : 'n');
+        else if (data[i] < 32 || data[i] > 126)
+            k += (size_t)snprintf(out + k, size - k, "\\x%02x", data[i]);
+        else
+            out[k++] = (char)data[i];
+    }
+    out[k++] = '"';
+    out[k] = 0;
+}
+
 static void run_reply(struct check *c, const struct check_wait *w)
 {
     const struct check_entry *e = &c->entries[w->op];
     c->replies_checked++;
-    char want[64], got[64];
-    struct kvsm_reply r;
-    if (kvsm_reply_decode(e->reply, KVSM_REPLY_SIZE, &r))
-        snprintf(want, sizeof(want), "(%u, %" PRId64 ")", r.result, r.value);
+    char want[4 * KVSM_REPLY_MAX + 8], got[4 * KVSM_REPLY_MAX + 8];
+    reply_text(want, sizeof(want), e->reply, e->reply_size);
+    if (w->size <= KVSM_REPLY_MAX)
+        reply_text(got, sizeof(got), w->data, w->size);
     else
-        snprintf(want, sizeof(want), "?");
-    if (w->size <= KVSM_REPLY_SIZE && kvsm_reply_decode(w->data, w->size, &r))
-        snprintf(got, sizeof(got), "(%u, %" PRId64 ")", r.result, r.value);
-    else
-        snprintf(got, sizeof(got), "%" PRIu32 " bytes", w->size);
+        snprintf(got, sizeof(got), "a reply over %u bytes", KVSM_REPLY_MAX);
     if (e->h.client_id != w->client_id || e->h.request_no != w->request_no)
         check_fail(c, "reply",
                    "replica %" PRIu32 " answered client %" PRIu64
@@ -318,7 +336,7 @@ static void run_reply(struct check *c, const struct check_wait *w)
                    " (step %" PRIu64 "), but that op is %s",
                    w->replica, w->client_id, w->request_no, w->op, w->step,
                    ref_status_name(e->ref_status));
-    else if (w->size != KVSM_REPLY_SIZE || memcmp(w->data, e->reply, w->size))
+    else if (w->size != e->reply_size || memcmp(w->data, e->reply, w->size))
         check_fail(c, "reply",
                    "replica %" PRIu32 " answered client %" PRIu64
                    " request %" PRIu64 " (op %" PRIu64 ", step %" PRIu64
@@ -376,9 +394,7 @@ void check_finish(struct check *c)
 uint64_t check_state_hash(const struct check *c, uint64_t op)
 {
     if (op == 0) {
-        struct kvsm empty;
-        kvsm_init(&empty);
-        return kvsm_hash(&empty);
+        return kvsm_empty_hash();
     }
     ASSERT(op <= c->ref_op);
     return c->entries[op].state_hash;

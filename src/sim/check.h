@@ -33,7 +33,7 @@
 #include "core/replica.h"
 #include "sim/kvsm.h"
 
-#define CHECK_BODY_MAX 32
+#define CHECK_BODY_MAX KVSM_LOG_BODY_MAX
 #define CHECK_DETAIL_MAX 1024
 
 enum check_ref_status {
@@ -53,7 +53,8 @@ struct check_entry {
     /* Reference model, once it reached this op. */
     uint8_t ref_status;
     uint64_t state_hash;
-    uint8_t reply[KVSM_REPLY_SIZE];
+    uint8_t reply[KVSM_REPLY_MAX];
+    uint32_t reply_size;
 };
 
 struct check_client {
@@ -72,8 +73,8 @@ struct check_wait {
     uint64_t timestamp_ms;
     uint64_t body_hash;
     uint64_t hash; /* state hash (apply, restore) */
-    uint8_t data[KVSM_REPLY_SIZE];
-    uint32_t size;
+    uint8_t data[KVSM_REPLY_MAX];
+    uint32_t size; /* KVSM_REPLY_MAX + 1: longer (not kept) */
 };
 
 struct check {

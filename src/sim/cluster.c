@@ -145,6 +145,9 @@ void cluster_deinit(struct cluster *c)
     for (uint32_t i = 0; i < c->config.replica_count; i++) {
         sim_host_stop(c, &c->replicas[i]);
         sim_disk_deinit(&c->replicas[i].disk);
+        if (c->replicas[i].sm_ready)
+            kvsm_deinit(&c->replicas[i].sm);
+        free(c->replicas[i].snapshot.state);
     }
     sim_net_deinit(&c->net);
     workload_deinit(&c->workload);

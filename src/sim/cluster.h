@@ -63,7 +63,9 @@ struct sim_snapshot_write {
     uint64_t at;
     struct driver_snapshot snap;
     uint8_t *table;
-    uint8_t state[8 + KVSM_STATE_SIZE];
+    /* u64 op, then the store's snapshot stream; kept between snapshots */
+    uint8_t *state;
+    size_t state_size, state_capacity;
 };
 
 struct sim_replica {
@@ -74,6 +76,7 @@ struct sim_replica {
     bool paused;
     uint64_t paused_until;
     struct kvsm sm;
+    bool sm_ready; /* sm holds a store (kvsm_init ran) */
     struct sim_disk disk;
     bool power_lost;   /* the last crash lost power (torn writes possible) */
     bool exit_pending; /* the driver asked to stop (host.fatal) */

@@ -98,12 +98,9 @@ static void on_done(void *ctx, const struct driver_reply *r)
     } else if (q->read) {
         /* Served from this replica's state machine as it is now; only the
          * linearizability check judges the value. */
-        struct kvsm_cmd get = {.kind = KVSM_GET, .key = q->key};
-        struct kvsm_reply value = kvsm_exec(&rep->sm, &get);
-        uint8_t reply[KVSM_REPLY_SIZE];
-        kvsm_reply_encode(&value, reply);
-        send_reply(c, rep, q, REPLY_OK, r->primary_hint, 0, reply,
-                   sizeof(reply));
+        uint8_t reply[KVSM_REPLY_MAX];
+        size_t size = kvsm_read(&rep->sm, q->key, reply);
+        send_reply(c, rep, q, REPLY_OK, r->primary_hint, 0, reply, size);
     } else {
         check_reply(&c->check, rep->index, q->client_id, q->request_no, r->op,
                     r->data, r->size);
@@ -128,18 +125,20 @@ void sim_host_request(struct cluster *c, struct sim_replica *rep,
     cluster_trace(c, "r%u %s client=%" PRIx64 " request=%" PRIu64, rep->index,
                   read ? "read" : "request", q->client_id, q->request_no);
     rep->turn_pending = true;
+    struct kvsm_cmd cmd;
+    bool valid =
+        kvsm_cmd_decode(data + REQUEST_HEADER, size - REQUEST_HEADER, &cmd);
+    ASSERT(valid && (!read || cmd.kind == KVSM_GET));
     if (read) {
-        struct kvsm_cmd cmd;
-        bool valid =
-            kvsm_cmd_decode(data + REQUEST_HEADER, size - REQUEST_HEADER, &cmd);
-        ASSERT(valid && cmd.kind == KVSM_GET);
         q->key = cmd.key;
         driver_read(rep->driver, on_done, q);
         return;
     }
-    driver_submit(rep->driver, q->client_id, q->request_no,
-                  data + REQUEST_HEADER, size - REQUEST_HEADER, false, on_done,
-                  q);
+    /* As the RESP server does: the command becomes the store's log body. */
+    uint8_t body[KVSM_LOG_BODY_MAX];
+    size_t body_size = kvsm_body(&cmd, body);
+    driver_submit(rep->driver, q->client_id, q->request_no, body, body_size,
+                  false, on_done, q);
 }
 
 /* ------------------------------------------------------------ the host */
@@ -208,6 +207,24 @@ static void host_storage(void *ctx, struct storage_job *job)
     round_schedule(c, rep);
 }
 
+/* A write callback that appends to the frozen state. */
+static int state_append(void *ctx, const void *data, size_t size)
+{
+    struct sim_snapshot_write *w = ctx;
+    if (w->state_size + size > w->state_capacity) {
+        size_t cap = w->state_capacity ? w->state_capacity : 4096;
+        while (cap < w->state_size + size)
+            cap *= 2;
+        uint8_t *grown = realloc(w->state, cap);
+        ASSERT(grown);
+        w->state = grown;
+        w->state_capacity = cap;
+    }
+    memcpy(w->state + w->state_size, data, size);
+    w->state_size += size;
+    return 0;
+}
+
 static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
                           char *why, size_t why_size)
 {
@@ -221,8 +238,13 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
     /* What fork() would freeze: the state machine now, the table given. */
     w->active = true;
     w->snap = *snap;
-    put_u64(w->state, snap->info.op);
-    kvsm_encode(&rep->sm, w->state + 8);
+    w->state_size = 0;
+    uint8_t op[8];
+    put_u64(op, snap->info.op);
+    int rc = state_append(w, op, sizeof(op));
+    if (rc == 0)
+        rc = kvsm_snapshot_write(&rep->sm, state_append, w);
+    ASSERT(rc == 0);
     check_restore(&c->check, rep->index, snap->info.op, kvsm_hash(&rep->sm));
     size_t n = snap->info.client_table_size;
     w->table = malloc(n ? n : 1);
@@ -273,28 +295,32 @@ static size_t sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
                        size_t reply_size_max)
 {
     struct sim_replica *rep = ctx;
-    size_t size = kvsm_apply(&rep->sm, body, body_size, reply, reply_size_max);
+    size_t size = kvsm_sm_apply(&rep->sm, op, timestamp_ms, body, body_size,
+                                reply, reply_size_max);
     check_apply(&rep->cluster->check, rep->index, op, timestamp_ms, body,
                 body_size, reply, size, kvsm_hash(&rep->sm));
     return size;
 }
 
-/* The snapshot stream: the op it was taken at, then the kvsm state. */
+/* The snapshot stream: the op it was taken at, then the store's stream
+ * (kv/snapshot.h), which kv_restore() checks. */
 static int sm_restore(void *ctx,
                       int (*read)(void *rctx, void *data, size_t size,
                                   size_t *got),
                       void *rctx, struct cohort_err *err)
 {
     struct sim_replica *rep = ctx;
-    uint8_t buf[8 + KVSM_STATE_SIZE + 1];
+    uint8_t op[8];
     size_t got = 0;
-    int rc = read(rctx, buf, sizeof(buf), &got);
+    int rc = read(rctx, op, sizeof(op), &got);
     if (rc != 0)
         return err_set(err, rc, "read the state");
-    if (got != 8 + KVSM_STATE_SIZE ||
-        !kvsm_restore(&rep->sm, buf + 8, KVSM_STATE_SIZE))
+    if (got != sizeof(op))
         return err_set(err, -COHORT_ECORRUPT, "state of %zu bytes", got);
-    check_restore(&rep->cluster->check, rep->index, get_u64(buf),
+    rc = kvsm_restore(&rep->sm, read, rctx, err);
+    if (rc != 0)
+        return rc;
+    check_restore(&rep->cluster->check, rep->index, get_u64(op),
                   kvsm_hash(&rep->sm));
     if (rep->driver) /* not at start: a snapshot from a peer */
         rep->cluster->stats.snapshots_installed++;
@@ -307,7 +333,7 @@ static int snapshot_state(void *ctx,
                           void *wctx)
 {
     struct sim_snapshot_write *w = ctx;
-    return write(wctx, w->state, sizeof(w->state));
+    return write(wctx, w->state, w->state_size);
 }
 
 /* ------------------------------------------------------------ storage */
@@ -501,7 +527,10 @@ bool sim_host_start(struct cluster *c, struct sim_replica *rep)
         .restore = sm_restore,
         .ctx = rep,
     };
+    if (rep->sm_ready)
+        kvsm_deinit(&rep->sm);
     kvsm_init(&rep->sm);
+    rep->sm_ready = true;
     struct cohort_err err;
     err_clear(&err);
     rep->incarnation++;

@@ -1,154 +1,295 @@
-/* kvsm — the simulator's int64 key-value state machine. See kvsm.h. */
+/* kvsm — the simulator's state machine over the real store. See kvsm.h. */
 #include "sim/kvsm.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "common/assert.h"
 #include "common/bytes.h"
+#include "common/resp.h"
+#include "kv/command.h"
+#include "kv/snapshot.h"
 
-static_assert(KVSM_KEYS <= 256, "a key is one byte");
-static_assert(KVSM_STATE_SIZE == KVSM_KEYS * 9, "a state slot is 9 bytes");
+static_assert(KVSM_KEYS <= 10, "keys are k0..k9");
+
+static struct kv_config sim_kv_config(void)
+{
+    struct kv_config config = kv_config_default();
+    config.hash_seed = 0x5eed; /* any fixed seed: the sim is deterministic */
+    return config;
+}
 
 void kvsm_init(struct kvsm *k)
 {
-    memset(k, 0, sizeof(*k));
+    struct kv_config config = sim_kv_config();
+    int rc = kv_init(&k->kv, &config);
+    ASSERT(rc == 0);
 }
+
+void kvsm_deinit(struct kvsm *k)
+{
+    kv_deinit(&k->kv);
+}
+
+/* ------------------------------------------------------------ requests */
 
 void kvsm_cmd_encode(const struct kvsm_cmd *cmd, uint8_t out[KVSM_BODY_SIZE])
 {
     out[0] = cmd->kind;
     out[1] = cmd->key;
-    put_u64(out + 2, (uint64_t)cmd->arg);
-    put_u64(out + 10, (uint64_t)cmd->arg2);
+    out[2] = cmd->form;
+    put_u64(out + 3, (uint64_t)cmd->arg);
+    put_u64(out + 11, (uint64_t)cmd->arg2);
 }
 
-bool kvsm_cmd_decode(const uint8_t *body, size_t size, struct kvsm_cmd *cmd)
+bool kvsm_cmd_decode(const uint8_t *data, size_t size, struct kvsm_cmd *cmd)
 {
     if (size != KVSM_BODY_SIZE)
         return false;
-    cmd->kind = body[0];
-    cmd->key = body[1];
-    cmd->arg = (int64_t)get_u64(body + 2);
-    cmd->arg2 = (int64_t)get_u64(body + 10);
-    if (cmd->kind < KVSM_GET || cmd->kind > KVSM_DEL)
-        return false;
-    return cmd->key < KVSM_KEYS;
+    cmd->kind = data[0];
+    cmd->key = data[1];
+    cmd->form = data[2];
+    cmd->arg = (int64_t)get_u64(data + 3);
+    cmd->arg2 = (int64_t)get_u64(data + 11);
+    return cmd->kind >= KVSM_GET && cmd->kind <= KVSM_DEL &&
+           cmd->key < KVSM_KEYS && cmd->form <= KVSM_FORM_TXN;
 }
 
-void kvsm_reply_encode(const struct kvsm_reply *reply,
-                       uint8_t out[KVSM_REPLY_SIZE])
+/* ------------------------------------------------------------ log bodies */
+
+#define ARGS_MAX 12
+#define TEXT_MAX 24
+
+struct argv_builder {
+    struct resp_arg argv[ARGS_MAX];
+    char text[ARGS_MAX][TEXT_MAX];
+    uint32_t argc;
+};
+
+static void word(struct argv_builder *b, const char *s);
+
+static void number(struct argv_builder *b, int64_t n)
 {
-    out[0] = reply->result;
-    put_u64(out + 1, (uint64_t)reply->value);
+    char text[TEXT_MAX];
+    snprintf(text, sizeof(text), "%" PRId64, n);
+    word(b, text);
 }
 
-bool kvsm_reply_decode(const uint8_t *data, size_t size,
+static void key(struct argv_builder *b, uint8_t index)
+{
+    char text[TEXT_MAX];
+    snprintf(text, sizeof(text), "k%u", (unsigned)index);
+    word(b, text);
+}
+
+static void word(struct argv_builder *b, const char *s)
+{
+    ASSERT(b->argc < ARGS_MAX && strlen(s) < TEXT_MAX);
+    snprintf(b->text[b->argc], TEXT_MAX, "%s", s);
+    b->argv[b->argc] = (struct resp_arg){b->text[b->argc], strlen(s)};
+    b->argc++;
+}
+
+/* The store command that has cmd's effect, without the CAS form's compare:
+ * its words (for a transaction: after their count). */
+static void plain(struct argv_builder *b, const struct kvsm_cmd *cmd,
+                  bool counted)
+{
+    static const char *const name[] = {[KVSM_GET] = "GET",
+                                       [KVSM_SET] = "SET",
+                                       [KVSM_CAS] = "CAS",
+                                       [KVSM_INCR] = "INCRBY",
+                                       [KVSM_DEL] = "DEL"};
+    bool txn_cas = counted && cmd->kind == KVSM_CAS; /* its THEN: SET k new */
+    if (counted)
+        number(b, cmd->kind == KVSM_GET || cmd->kind == KVSM_DEL ? 2 : 3);
+    word(b, txn_cas ? "SET" : name[cmd->kind]);
+    key(b, cmd->key);
+    if (cmd->kind == KVSM_SET || cmd->kind == KVSM_INCR ||
+        (cmd->kind == KVSM_CAS && !txn_cas))
+        number(b, cmd->arg);
+    if (cmd->kind == KVSM_CAS)
+        number(b, cmd->arg2);
+}
+
+static void build_argv(struct argv_builder *b, const struct kvsm_cmd *cmd)
+{
+    b->argc = 0;
+    if (cmd->kind == KVSM_CAS && cmd->form == KVSM_FORM_TXN) {
+        /* COHORT.TXN 1 k VALUE = expected 1 3 SET k new 0 */
+        word(b, "COHORT.TXN");
+        word(b, "1");
+        key(b, cmd->key);
+        word(b, "VALUE");
+        word(b, "=");
+        number(b, cmd->arg);
+        word(b, "1");
+        plain(b, cmd, true);
+        word(b, "0");
+    } else if (cmd->kind == KVSM_GET || cmd->form == KVSM_FORM_TXN) {
+        word(b, "COHORT.EXEC");
+        word(b, "0");
+        word(b, "1");
+        plain(b, cmd, true);
+    } else {
+        plain(b, cmd, false);
+    }
+}
+
+size_t kvsm_body(const struct kvsm_cmd *cmd, uint8_t body[KVSM_LOG_BODY_MAX])
+{
+    struct argv_builder b;
+    build_argv(&b, cmd);
+    struct kv_config config = sim_kv_config();
+    struct kv_write w;
+    struct resp_buf err;
+    resp_buf_init(&err, 2);
+    int rc = kv_command_parse(&config, b.argc, b.argv, &w, &err);
+    ASSERT(rc == 0); /* the simulator's commands are all well formed */
+    resp_buf_deinit(&err);
+    size_t size = kv_command_size(&w);
+    ASSERT(size <= KVSM_LOG_BODY_MAX);
+    return kv_command_encode(&w, body, KVSM_LOG_BODY_MAX);
+}
+
+/* ------------------------------------------------------------ replies */
+
+/* The value of a bulk (or null) node: a GET's answer. */
+static bool bulk_value(const struct resp_node *n, struct kvsm_reply *r)
+{
+    if (n->type == RESP_TYPE_NULL) {
+        *r = (struct kvsm_reply){0, 0};
+        return true;
+    }
+    r->result = 1;
+    return n->type == RESP_TYPE_BULK &&
+           resp_parse_i64(n->str, n->len, &r->value);
+}
+
+/* One store command's own reply (node n) as the checker sees it. */
+static bool plain_reply(uint8_t kind, const struct resp_node *n,
+                        struct kvsm_reply *r)
+{
+    *r = (struct kvsm_reply){1, 0};
+    switch (kind) {
+    case KVSM_GET:
+        return bulk_value(n, r);
+    case KVSM_SET:
+        return n->type == RESP_TYPE_SIMPLE && n->len == 2 &&
+               !memcmp(n->str, "OK", 2);
+    case KVSM_INCR:
+        if (n->type == RESP_TYPE_ERROR) {
+            r->result = 0; /* overflow: failed, changed nothing */
+            return true;
+        }
+        r->value = n->integer;
+        return n->type == RESP_TYPE_INTEGER;
+    case KVSM_CAS:
+    case KVSM_DEL:
+        r->result = (uint8_t)(n->integer == 1);
+        return n->type == RESP_TYPE_INTEGER &&
+               (n->integer == 0 || n->integer == 1);
+    default:
+        return false;
+    }
+}
+
+bool kvsm_reply_decode(const struct kvsm_cmd *cmd, bool read,
+                       const uint8_t *data, size_t size,
                        struct kvsm_reply *reply)
 {
-    if (size != KVSM_REPLY_SIZE)
+    struct resp_node nodes[8];
+    struct resp_reply parsed = {.nodes = nodes, .node_capacity = 8};
+    struct resp_reply_limits limits = {4, KVSM_REPLY_MAX, 8};
+    struct cohort_err err;
+    if (resp_reply_parse((const char *)data, size, &limits, &parsed, &err) !=
+            RESP_COMPLETE ||
+        parsed.consumed != size)
         return false;
-    reply->result = data[0];
-    reply->value = (int64_t)get_u64(data + 1);
-    return true;
-}
-
-struct kvsm_reply kvsm_exec(struct kvsm *k, const struct kvsm_cmd *cmd)
-{
-    ASSERT(cmd->key < KVSM_KEYS);
-    struct kvsm_reply r = {1, 0};
-    int64_t *v = &k->value[cmd->key];
-    bool *present = &k->present[cmd->key];
-    switch (cmd->kind) {
-    case KVSM_GET:
-        r.result = *present;
-        r.value = *present ? *v : 0;
-        break;
-    case KVSM_SET:
-        *v = cmd->arg;
-        *present = true;
-        break;
-    case KVSM_CAS:
-        r.result = *present && *v == cmd->arg;
-        if (r.result)
-            *v = cmd->arg2;
-        r.value = *present ? *v : 0;
-        break;
-    case KVSM_INCR: {
-        int64_t sum;
-        if (__builtin_add_overflow(*v, cmd->arg, &sum)) {
-            r.result = 0; /* fails and changes nothing, as in Redis */
-            r.value = *v;
-            break;
-        }
-        *v = sum;
-        *present = true;
-        r.value = sum;
-        break;
+    const struct resp_node *n = nodes;
+    if (read || (cmd->form == KVSM_FORM_PLAIN && cmd->kind != KVSM_GET))
+        return plain_reply(cmd->kind, n, reply);
+    if (cmd->kind == KVSM_CAS) {
+        /* *2 :1 *1 +OK, or *2 :0 *0 */
+        if (parsed.node_count < 3 || n[0].type != RESP_TYPE_ARRAY ||
+            n[0].len != 2 || n[1].type != RESP_TYPE_INTEGER ||
+            n[2].type != RESP_TYPE_ARRAY)
+            return false;
+        *reply = (struct kvsm_reply){(uint8_t)(n[1].integer == 1), 0};
+        return (n[1].integer == 1 && n[2].len == 1 && parsed.node_count == 4 &&
+                plain_reply(KVSM_SET, &n[3], &(struct kvsm_reply){0})) ||
+               (n[1].integer == 0 && n[2].len == 0);
     }
-    case KVSM_DEL:
-        r.result = *present;
-        *present = false;
-        *v = 0;
-        break;
-    default:
-        UNREACHABLE();
-    }
-    ASSERT(*present || *v == 0);
-    return r;
-}
-
-size_t kvsm_apply(struct kvsm *k, const uint8_t *body, size_t body_size,
-                  uint8_t *reply, size_t reply_max)
-{
-    ASSERT(reply_max >= KVSM_REPLY_SIZE);
-    struct kvsm_cmd cmd;
-    struct kvsm_reply r = {KVSM_RESULT_BAD, 0};
-    if (kvsm_cmd_decode(body, body_size, &cmd))
-        r = kvsm_exec(k, &cmd);
-    kvsm_reply_encode(&r, reply);
-    return KVSM_REPLY_SIZE;
-}
-
-void kvsm_encode(const struct kvsm *k, uint8_t out[KVSM_STATE_SIZE])
-{
-    for (uint32_t i = 0; i < KVSM_KEYS; i++) {
-        out[i * 9] = k->present[i];
-        put_u64(out + i * 9 + 1, (uint64_t)k->value[i]);
-    }
-}
-
-bool kvsm_restore(struct kvsm *k, const uint8_t *data, size_t size)
-{
-    if (size != KVSM_STATE_SIZE)
+    /* COHORT.EXEC of one command: *1 and its reply */
+    if (parsed.node_count != 2 || n[0].type != RESP_TYPE_ARRAY || n[0].len != 1)
         return false;
-    struct kvsm next;
-    for (uint32_t i = 0; i < KVSM_KEYS; i++) {
-        if (data[i * 9] > 1)
-            return false;
-        next.present[i] = data[i * 9];
-        next.value[i] = (int64_t)get_u64(data + i * 9 + 1);
-        if (!next.present[i] && next.value[i] != 0)
-            return false;
-    }
-    *k = next;
-    return true;
+    return plain_reply(cmd->kind, &n[1], reply);
 }
 
-uint64_t kvsm_hash(const struct kvsm *k)
-{
-    uint8_t raw[KVSM_STATE_SIZE];
-    kvsm_encode(k, raw);
-    return XXH3_64bits(raw, sizeof(raw));
-}
+/* ------------------------------------------------------------ the machine */
+
+/* kv_apply() wants room for the largest reply any write may have (a value
+ * of max-value-size, a transaction's array); the simulator's are short. */
+static uint8_t apply_scratch[KV_VALUE_SIZE_MAX_DEFAULT + KV_REPLY_OVERHEAD +
+                             KV_TXN_REPLY_ROOM];
 
 size_t kvsm_sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
                      const uint8_t *body, size_t body_size, uint8_t *reply,
                      size_t reply_size_max)
 {
-    (void)op;
-    (void)timestamp_ms;
-    return kvsm_apply(ctx, body, body_size, reply, reply_size_max);
+    struct kvsm *k = ctx;
+    ASSERT(kv_reply_size_max(&k->kv.config) <= sizeof(apply_scratch));
+    size_t size = kv_apply(&k->kv, op, timestamp_ms, body, body_size,
+                           apply_scratch, sizeof(apply_scratch));
+    ASSERT(size <= reply_size_max);
+    memcpy(reply, apply_scratch, size);
+    return size;
+}
+
+size_t kvsm_read(const struct kvsm *k, uint8_t key,
+                 uint8_t reply[KVSM_REPLY_MAX])
+{
+    char name[8];
+    int len = snprintf(name, sizeof(name), "k%u", (unsigned)key);
+    struct resp_arg argv[2] = {{"GET", 3}, {name, (size_t)len}};
+    struct resp_buf out;
+    resp_buf_init(&out, 2);
+    kv_query(&k->kv, 2, argv, &out);
+    ASSERT(out.ok && out.size <= KVSM_REPLY_MAX);
+    size_t size = out.size;
+    memcpy(reply, out.data, size);
+    resp_buf_deinit(&out);
+    return size;
+}
+
+int kvsm_snapshot_write(const struct kvsm *k,
+                        int (*write)(void *ctx, const void *data, size_t size),
+                        void *ctx)
+{
+    struct cohort_err err;
+    return kv_snapshot_write(&k->kv, write, ctx, &err);
+}
+
+int kvsm_restore(struct kvsm *k,
+                 int (*read)(void *ctx, void *data, size_t size, size_t *got),
+                 void *ctx, struct cohort_err *err)
+{
+    return kv_restore(&k->kv, read, ctx, err);
+}
+
+uint64_t kvsm_hash(const struct kvsm *k)
+{
+    return kv_state_hash(&k->kv);
+}
+
+uint64_t kvsm_empty_hash(void)
+{
+    struct kvsm k;
+    kvsm_init(&k);
+    uint64_t h = kvsm_hash(&k);
+    kvsm_deinit(&k);
+    return h;
 }
 
 const char *kvsm_kind_name(uint8_t kind)

@@ -1,21 +1,32 @@
-/* kvsm — the simulator's state machine: a tiny deterministic key-value store
- * of int64 values over a small key space, behind struct cohort_sm.
+/* kvsm — the simulator's state machine: the real store (src/kv) behind
+ * struct cohort_sm, driven through a tiny command vocabulary that the
+ * workload draws and the linearizability checker models: GET, SET, CAS,
+ * INCR and DEL of int64 values over KVSM_KEYS keys.
  *
- * A command body is 18 bytes, little-endian:
- *     0  u8  kind   enum kvsm_kind
- *     1  u8  key    < KVSM_KEYS
- *     2  i64 arg    SET: value; CAS: expected
- *    10  i64 arg2   CAS: new value
- * A reply is 9 bytes: u8 result, i64 value (see enum kvsm_kind for what each
- * command answers). A body that does not parse answers KVSM_RESULT_BAD and
- * changes nothing: apply() never fails, because every replica must do the
- * same thing with the same bytes.
+ * Three forms of the same command travel through a run:
+ *   1. the client's request to a host (19 bytes, little-endian):
+ *          0  u8  kind   enum kvsm_kind
+ *          1  u8  key    < KVSM_KEYS
+ *          2  u8  form   enum kvsm_form
+ *          3  i64 arg    SET: value; CAS: expected; INCR: increment
+ *         11  i64 arg2   CAS: new value
+ *   2. the log body the host proposes, as the RESP server does: the
+ *      command's argv through kv_command_parse() and kv_command_encode()
+ *      (kvsm_body()). Key i is "k<i>", values are decimal. KVSM_FORM_PLAIN
+ *      is the store's own command (SET, CAS, INCRBY, DEL); KVSM_FORM_TXN
+ *      the same effect as a transaction (COHORT.EXEC of the command; CAS as
+ *      COHORT.TXN with a VALUE compare), so that both paths of the store's
+ *      apply run under the simulator's faults. A GET through the log is
+ *      always COHORT.EXEC of GET (the store has no GET write).
+ *   3. the reply: RESP2 bytes from kv_apply() (a write) or kv_query() (a
+ *      read by read index), decoded for the checker by kvsm_reply_decode()
+ *      knowing the command.
  *
- * The state is the map alone; the client table belongs to the core. The
- * snapshot is the map's bytes (kvsm_encode / kvsm_restore) and kvsm_hash()
- * names the state, so replicas and the reference model can be compared by one
- * number. The semantics are the ones sim/linearize.h checks against (Redis:
- * CAS never matches an absent key; an INCR that would overflow fails).
+ * apply() and snapshots are the store's (kv_apply, kv_snapshot_write,
+ * kv_restore); kvsm_hash() is kv_state_hash(), so replicas and the
+ * reference model (sim/check.c, another kvsm) are compared by one number.
+ * The semantics the checker models are Redis's: CAS never matches an absent
+ * key; an INCR that would overflow fails and changes nothing.
  */
 #ifndef COHORT_SIM_KVSM_H
 #define COHORT_SIM_KVSM_H
@@ -25,27 +36,32 @@
 #include <stdint.h>
 
 #include "cohort.h"
+#include "common/err.h"
+#include "kv/kv.h"
 
 #define KVSM_KEYS 8
-#define KVSM_BODY_SIZE 18
-#define KVSM_REPLY_SIZE 9
-#define KVSM_STATE_SIZE (KVSM_KEYS * 9)
+#define KVSM_BODY_SIZE 19     /* the request (form 1) */
+#define KVSM_LOG_BODY_MAX 160 /* the log body (form 2) of any command */
+#define KVSM_REPLY_MAX 64     /* any reply (form 3) of these commands */
 
 enum kvsm_kind {
     KVSM_GET = 1,  /* result: 1 found, 0 absent; value (0 if absent) */
     KVSM_SET = 2,  /* result 1; value 0 */
-    KVSM_CAS = 3,  /* present and == arg: store arg2, result 1; else 0;
-                      value: the value after (0 if absent) */
+    KVSM_CAS = 3,  /* present and == arg: store arg2, result 1; else 0 */
     KVSM_INCR = 4, /* add arg; absent counts as 0; result 1, value: the
                       new value; on overflow result 0 and nothing changes */
     KVSM_DEL = 5,  /* result: 1 if it existed, 0 if not; value 0 */
 };
 
-#define KVSM_RESULT_BAD 0xff
+enum kvsm_form {
+    KVSM_FORM_PLAIN = 0,
+    KVSM_FORM_TXN = 1,
+};
 
 struct kvsm_cmd {
     uint8_t kind;
     uint8_t key;
+    uint8_t form;
     int64_t arg;
     int64_t arg2;
 };
@@ -56,39 +72,51 @@ struct kvsm_reply {
 };
 
 struct kvsm {
-    int64_t value[KVSM_KEYS];
-    bool present[KVSM_KEYS];
+    struct kv kv;
 };
 
+/* An empty store (the process aborts if it cannot be allocated). */
 void kvsm_init(struct kvsm *k);
+void kvsm_deinit(struct kvsm *k);
 
 void kvsm_cmd_encode(const struct kvsm_cmd *cmd, uint8_t out[KVSM_BODY_SIZE]);
-/* False if the body is not a well-formed command. */
-bool kvsm_cmd_decode(const uint8_t *body, size_t size, struct kvsm_cmd *cmd);
-void kvsm_reply_encode(const struct kvsm_reply *reply,
-                       uint8_t out[KVSM_REPLY_SIZE]);
-bool kvsm_reply_decode(const uint8_t *data, size_t size,
+/* False if the request is not a well-formed command. */
+bool kvsm_cmd_decode(const uint8_t *data, size_t size, struct kvsm_cmd *cmd);
+
+/* The log body a server proposes for cmd (which must not be a read),
+ * into body (KVSM_LOG_BODY_MAX bytes); returns its size. */
+size_t kvsm_body(const struct kvsm_cmd *cmd, uint8_t body[KVSM_LOG_BODY_MAX]);
+
+/* The reply a client gets for cmd, sent through the log (read false) or
+ * by read index (read true, a GET), decoded; false if it is not one of the
+ * replies that command can have. */
+bool kvsm_reply_decode(const struct kvsm_cmd *cmd, bool read,
+                       const uint8_t *data, size_t size,
                        struct kvsm_reply *reply);
 
-/* Apply one command body; writes the reply (KVSM_REPLY_SIZE bytes, reply_max
- * must allow it) and returns its size. */
-size_t kvsm_apply(struct kvsm *k, const uint8_t *body, size_t body_size,
-                  uint8_t *reply, size_t reply_max);
-/* The same, as the answer to a decoded command. */
-struct kvsm_reply kvsm_exec(struct kvsm *k, const struct kvsm_cmd *cmd);
-
-/* The snapshot: KVSM_STATE_SIZE bytes. Restore returns false (and leaves k
- * unchanged) for bytes that are not a state. */
-void kvsm_encode(const struct kvsm *k, uint8_t out[KVSM_STATE_SIZE]);
-bool kvsm_restore(struct kvsm *k, const uint8_t *data, size_t size);
-
-/* A hash of the state; equal states hash equal. */
-uint64_t kvsm_hash(const struct kvsm *k);
-
-/* cohort_sm.apply for a struct kvsm passed as ctx. */
+/* cohort_sm.apply for a struct kvsm passed as ctx: kv_apply(). The reply
+ * must fit reply_size_max (the simulator's replies always do; asserted). */
 size_t kvsm_sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
                      const uint8_t *body, size_t body_size, uint8_t *reply,
                      size_t reply_size_max);
+
+/* GET of key by read index: kv_query()'s reply, into reply
+ * (KVSM_REPLY_MAX bytes); returns its size. */
+size_t kvsm_read(const struct kvsm *k, uint8_t key,
+                 uint8_t reply[KVSM_REPLY_MAX]);
+
+/* The snapshot stream: kv_snapshot_write() and kv_restore(). */
+int kvsm_snapshot_write(const struct kvsm *k,
+                        int (*write)(void *ctx, const void *data, size_t size),
+                        void *ctx);
+int kvsm_restore(struct kvsm *k,
+                 int (*read)(void *ctx, void *data, size_t size, size_t *got),
+                 void *ctx, struct cohort_err *err);
+
+/* A hash of the state; equal states hash equal. */
+uint64_t kvsm_hash(const struct kvsm *k);
+/* kvsm_hash() of an empty store. */
+uint64_t kvsm_empty_hash(void);
 
 const char *kvsm_kind_name(uint8_t kind);
 

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -22,14 +23,25 @@ static const struct workload_config one_client = {
     .give_up_ppm = 1000000,
 };
 
+/* A successful answer to the client's current command, as the store
+ * words it (a transaction's reply for the transaction form). */
 static void ok_reply(struct workload *w, uint64_t now, uint64_t op)
 {
     const struct sim_client *c = &w->clients[0];
-    uint8_t data[KVSM_REPLY_SIZE];
-    struct kvsm_reply r = {1, 4};
-    kvsm_reply_encode(&r, data);
+    const struct sim_history_op *h = &w->history[c->history];
+    static const char *const plain[] = {
+        [KVSM_GET] = "$1\r\n4\r\n", [KVSM_SET] = "+OK\r\n",
+        [KVSM_CAS] = ":1\r\n", [KVSM_INCR] = ":4\r\n",
+        [KVSM_DEL] = ":1\r\n"};
+    char data[KVSM_REPLY_MAX];
+    if (h->read || (h->cmd.form == KVSM_FORM_PLAIN && h->cmd.kind != KVSM_GET))
+        snprintf(data, sizeof(data), "%s", plain[h->cmd.kind]);
+    else if (h->cmd.kind == KVSM_CAS)
+        snprintf(data, sizeof(data), "*2\r\n:1\r\n*1\r\n+OK\r\n");
+    else
+        snprintf(data, sizeof(data), "*1\r\n%s", plain[h->cmd.kind]);
     workload_on_reply(w, now, 0, c->client_id, c->request_no, REPLY_OK, 0, op,
-                      data, sizeof(data));
+                      (const uint8_t *)data, strlen(data));
 }
 
 static void a_timeout_resends_the_same_request_elsewhere(void **state)
