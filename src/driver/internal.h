@@ -118,6 +118,9 @@ struct driver {
     struct snapshot_receiver receiver;
     bool receiving;
     uint32_t receiving_from; /* the replica whose snapshot it is */
+    /* The last RESUME this receiver sent (op, offset): one per position,
+     * so that a run of out-of-order chunks asks once. */
+    uint64_t resume_asked_op, resume_asked_offset;
     uint8_t *chunk;          /* chunk_size bytes, for sending */
     /* Chunks dropped: unasked for (the core awaits no snapshot from their
      * sender), over snapshot_size_max, or of no transfer under way. */
