@@ -10,6 +10,7 @@
 #include "common/assert.h"
 #include "common/resp.h"
 #include "kv/acl.h"
+#include "kv/strings.h"
 #include "kv/txn.h"
 
 static_assert(KV_REPLY_OVERHEAD >= 256, "room for a bulk header or an error");
@@ -40,14 +41,7 @@ enum command_id {
     CMD_EXEC,
 };
 
-struct command_def {
-    const char *name; /* lowercase, as Redis names it in arity errors */
-    enum command_id id;
-    enum kv_class class;
-    int arity;
-};
-
-static const struct command_def commands[] = {
+static const struct kv_command_def commands[] = {
     {"set", CMD_SET, KV_CLASS_WRITE, -3},
     {"del", CMD_DEL, KV_CLASS_WRITE, -2},
     {"incr", CMD_INCR, KV_CLASS_WRITE, 2},
@@ -74,28 +68,28 @@ static const struct command_def commands[] = {
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
-static const struct command_def *command_find(const struct resp_arg *name)
+static const struct kv_command_def *command_find(const struct resp_arg *name)
 {
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
         if (resp_arg_is(name, commands[i].name))
             return &commands[i];
     }
-    return NULL;
+    return kv_strings_find(name);
 }
 
 enum kv_class kv_command_class(const struct resp_arg *name)
 {
-    const struct command_def *def = command_find(name);
+    const struct kv_command_def *def = command_find(name);
     return def ? def->class : KV_CLASS_NONE;
 }
 
 bool kv_command_replies_map(const struct resp_arg *name)
 {
-    const struct command_def *def = command_find(name);
+    const struct kv_command_def *def = command_find(name);
     return def != NULL && def->id == CMD_KVINFO;
 }
 
-static bool arity_ok(const struct command_def *def, uint32_t argc)
+static bool arity_ok(const struct kv_command_def *def, uint32_t argc)
 {
     if (def->arity > 0)
         return argc == (uint32_t)def->arity;
@@ -110,14 +104,14 @@ static void reply_arity_error(struct resp_buf *r, const char *name)
 
 bool kv_command_read_arity_ok(uint32_t argc, const struct resp_arg *argv)
 {
-    const struct command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
+    const struct kv_command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
     return def != NULL && def->class == KV_CLASS_READ && arity_ok(def, argc);
 }
 
 void kv_command_reply_arity(struct resp_buf *out, uint32_t argc,
                             const struct resp_arg *argv)
 {
-    const struct command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
+    const struct kv_command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
     reply_arity_error(out, def ? def->name : "?");
 }
 
@@ -152,32 +146,27 @@ static void reply_not_integer(struct resp_buf *r)
 
 /* Whether argument i of a command of this type is a key, a value to store,
  * or neither (CAS's expected value), for the limit checks. */
-enum arg_role {
-    ARG_KEY,
-    ARG_VALUE,
-    ARG_OTHER,
-};
-
-static enum arg_role arg_role(enum kv_command_type type, uint32_t i)
+static enum kv_arg_role arg_role(enum kv_command_type type, uint32_t i)
 {
     switch (type) {
     case KV_CMD_SET:
-        return i == 0 ? ARG_KEY : ARG_VALUE;
+        return i == 0 ? KV_ARG_KEY : KV_ARG_VALUE;
     case KV_CMD_DEL:
         /* A key over the limit cannot exist: deleting it is a no-op. */
-        return ARG_OTHER;
+        return KV_ARG_OTHER;
     case KV_CMD_INCRBY:
-        return ARG_KEY;
+        return KV_ARG_KEY;
     case KV_CMD_MSET:
-        return i % 2 == 0 ? ARG_KEY : ARG_VALUE;
+        return i % 2 == 0 ? KV_ARG_KEY : KV_ARG_VALUE;
     case KV_CMD_CAS:
-        return i == 0 ? ARG_KEY : i == 2 ? ARG_VALUE : ARG_OTHER;
+        return i == 0 ? KV_ARG_KEY : i == 2 ? KV_ARG_VALUE : KV_ARG_OTHER;
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
     case KV_CMD_TXN: /* its commands are checked one by one */
-        return ARG_OTHER;
+        return KV_ARG_OTHER;
+    default:
+        return kv_strings_arg_role(type, i);
     }
-    UNREACHABLE();
 }
 
 /* Check argument i against the limits; on failure write the error. */
@@ -185,14 +174,14 @@ static bool arg_within_limits(const struct kv_config *config,
                               enum kv_command_type type, uint32_t i,
                               size_t size, struct resp_buf *r)
 {
-    enum arg_role role = arg_role(type, i);
-    if (role == ARG_KEY && size > config->key_size_max) {
+    enum kv_arg_role role = arg_role(type, i);
+    if (role == KV_ARG_KEY && size > config->key_size_max) {
         resp_write_errorf(
             r, "ERR key is %zu bytes; limit is %" PRIu32 " (max-key-size)",
             size, config->key_size_max);
         return false;
     }
-    if (role == ARG_VALUE && size > config->value_size_max) {
+    if (role == KV_ARG_VALUE && size > config->value_size_max) {
         resp_write_errorf(
             r, "ERR value is %zu bytes; limit is %" PRIu32 " (max-value-size)",
             size, config->value_size_max);
@@ -240,7 +229,7 @@ static int parse_set(uint32_t argc, const struct resp_arg *argv,
     return 0;
 }
 
-static int parse_delta(const struct command_def *def,
+static int parse_delta(const struct kv_command_def *def,
                        const struct resp_arg *arg, struct kv_write *w,
                        struct resp_buf *r)
 {
@@ -264,7 +253,7 @@ static int parse_delta(const struct command_def *def,
 /* COHORT.TXN and COHORT.EXEC: the whole structure is checked now, and the
  * body must fit the log. */
 static int parse_txn(const struct kv_config *config,
-                     const struct command_def *def, uint32_t argc,
+                     const struct kv_command_def *def, uint32_t argc,
                      const struct resp_arg *argv, struct kv_write *w,
                      struct resp_buf *r)
 {
@@ -288,7 +277,7 @@ static int parse_txn(const struct kv_config *config,
 
 /* Fill w for a command whose arity is already checked. */
 static int parse_args(const struct kv_config *config,
-                      const struct command_def *def, uint32_t argc,
+                      const struct kv_command_def *def, uint32_t argc,
                       const struct resp_arg *argv, struct kv_write *w,
                       struct resp_buf *r)
 {
@@ -326,7 +315,7 @@ static int parse_args(const struct kv_config *config,
     case CMD_EXEC:
         return parse_txn(config, def, argc, argv, w, r);
     default:
-        UNREACHABLE();
+        return kv_strings_parse(config, def, argc, argv, w, r);
     }
 }
 
@@ -360,7 +349,7 @@ int kv_command_parse(const struct kv_config *config, uint32_t argc,
     memset(w, 0, sizeof(*w));
     if (kv_command_is_acl_write(argc, argv))
         return parse_acl(argc, argv, w, out);
-    const struct command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
+    const struct kv_command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
     if (def == NULL || def->class != KV_CLASS_WRITE) {
         reply_unknown_command(out, argc, argv);
         return -COHORT_EINVAL;
@@ -373,7 +362,7 @@ int kv_command_parse(const struct kv_config *config, uint32_t argc,
     int rc = parse_args(config, def, argc, argv, w, out);
     if (rc != 0)
         return rc;
-    ASSERT(w->arg_count >= 1);
+    ASSERT(w->arg_count >= 1 || w->type == KV_CMD_FLUSHALL);
     ASSERT(w->arg_count <= argc - 1);
     for (uint32_t i = 0; i < w->arg_count; i++) {
         if (!arg_within_limits(config, w->type, i, w->args[i].size, out))
@@ -448,8 +437,9 @@ uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
         return 0;
+    default:
+        return kv_strings_growth(kv, w);
     }
-    UNREACHABLE();
 }
 
 /* Whether argument i of w is a >password or <password rule, which goes to
@@ -570,8 +560,9 @@ static const char *check_header(const struct kv_command *c)
         if (c->flags & ~KV_TXN_EXEC)
             return "unknown TXN flags";
         return c->arg_count >= 2 ? NULL : "TXN needs at least 2 arguments";
+    default:
+        return kv_strings_check_header(c);
     }
-    return "unknown command type";
 }
 
 int kv_command_decode(const uint8_t *body, size_t body_size,
@@ -907,9 +898,11 @@ static void apply_command(struct kv *kv, uint64_t op, struct kv_command *c,
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
     case KV_CMD_TXN:
-        break;
+        UNREACHABLE();
+    default:
+        kv_strings_apply(kv, op, c, r);
+        return;
     }
-    UNREACHABLE();
 }
 
 void kv_apply_write(struct kv *kv, uint64_t op, const struct kv_write *w,
@@ -1000,7 +993,7 @@ static void query_kvinfo(const struct kv *kv, const struct resp_arg *key,
     resp_write_integer(r, (int64_t)rec->mod_op);
 }
 
-static void query_listing(const struct kv *kv, const struct command_def *def,
+static void query_listing(const struct kv *kv, const struct kv_command_def *def,
                           uint32_t argc, const struct resp_arg *argv,
                           struct resp_buf *r)
 {
@@ -1025,7 +1018,7 @@ static void query_listing(const struct kv *kv, const struct command_def *def,
     }
 }
 
-static void query_command(const struct kv *kv, const struct command_def *def,
+static void query_command(const struct kv *kv, const struct kv_command_def *def,
                           uint32_t argc, const struct resp_arg *argv,
                           struct resp_buf *r)
 {
@@ -1070,11 +1063,13 @@ void kv_query(const struct kv *kv, uint32_t argc, const struct resp_arg *argv,
               struct resp_buf *out)
 {
     size_t size_before = out->size;
-    const struct command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
+    const struct kv_command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
     if (def == NULL || def->class != KV_CLASS_READ)
         reply_unknown_command(out, argc, argv);
     else if (!arity_ok(def, argc))
         reply_arity_error(out, def->name);
+    else if (kv_strings_owns(def))
+        kv_strings_query(kv, def, argc, argv, out);
     else
         query_command(kv, def, argc, argv, out);
     ASSERT(!out->ok || out->size > size_before);

@@ -18,7 +18,10 @@
  *     ACL SETUSER name [rule ...]  +OK, or the rule's error
  *     ACL DELUSER name [name ...]  how many existed (never "default")
  * the listing reads SCAN, KEYS, TYPE, RANDOMKEY and COHORT.RANGE
- * (kv/listing.h), and two of cohort's own:
+ * (kv/listing.h), the other string and keyspace commands (GETDEL, GETSET,
+ * SETNX, MSETNX, APPEND, SETRANGE, INCRBYFLOAT, UNLINK, COPY, RENAME,
+ * RENAMENX, FLUSHDB, FLUSHALL, STRLEN, GETRANGE: kv/strings.h), and two of
+ * cohort's own:
  *     CAS key expected new   set key to new if its value is expected: :1 if
  *                            it set, :0 otherwise (a missing key never
  *                            matches)
@@ -40,7 +43,8 @@
  * Arities: SET 2 (key value), DEL >= 1, INCRBY 1, MSET even >= 2, CAS 3
  * (key expected new), ACL SETUSER >= 1 (name, rules), ACL DELUSER >= 1
  * (names), TXN >= 2 (the arguments after COHORT.TXN or COHORT.EXEC, with
- * flag KV_TXN_EXEC for the latter). The body ends after the last argument.
+ * flag KV_TXN_EXEC for the latter), and kv/strings.h's types (FLUSHALL has
+ * none). The body ends after the last argument.
  * A malformed body is counted in kv->malformed_ops.
  *
  * An ACL write never carries a password: encoding turns each >password and
@@ -84,6 +88,15 @@ enum kv_command_type {
     KV_CMD_ACL_SETUSER = 6,
     KV_CMD_ACL_DELUSER = 7,
     KV_CMD_TXN = 8, /* COHORT.TXN and COHORT.EXEC (kv/txn.h) */
+    /* kv/strings.h */
+    KV_CMD_GETDEL = 9,
+    KV_CMD_MSETNX = 10, /* and SETNX */
+    KV_CMD_APPEND = 11,
+    KV_CMD_SETRANGE = 12,
+    KV_CMD_INCRBYFLOAT = 13,
+    KV_CMD_COPY = 14,
+    KV_CMD_RENAME = 15,   /* and RENAMENX */
+    KV_CMD_FLUSHALL = 16, /* and FLUSHDB; no arguments */
 };
 
 /* TXN: COHORT.EXEC (EXEC's reply shape, no ELSE list). */
@@ -91,6 +104,10 @@ enum kv_command_type {
 
 /* ACL SETUSER and DELUSER: the first argument is a base acl. */
 #define KV_ACL_BASE 0x1u
+
+/* COPY: REPLACE. RENAME: NX (RENAMENX). */
+#define KV_COPY_REPLACE 0x1u
+#define KV_RENAME_NX 0x1u
 
 /* SET options. NX and XX exclude each other. */
 #define KV_SET_NX 0x1u
@@ -103,6 +120,24 @@ enum kv_class {
     KV_CLASS_NONE = 0,
     KV_CLASS_WRITE = 1,
     KV_CLASS_READ = 2,
+};
+
+/* A command's entry in the store's tables (command.c, kv/strings.c): its
+ * name (lowercase, as Redis names it in arity errors), an id private to the
+ * table's module, its class, and its arity as in Redis's command table (n:
+ * exactly n arguments, -n: at least n, the name included). */
+struct kv_command_def {
+    const char *name;
+    int id;
+    enum kv_class class;
+    int arity;
+};
+
+/* What an argument of a write is, for the key and value limit checks. */
+enum kv_arg_role {
+    KV_ARG_KEY,
+    KV_ARG_VALUE,
+    KV_ARG_OTHER,
 };
 
 /* A write command, parsed from a client's argv: what kv_command_encode()

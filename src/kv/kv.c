@@ -179,7 +179,7 @@ void kv_deinit(struct kv *kv)
     memset(kv, 0, sizeof(*kv));
 }
 
-void kv_clear(struct kv *kv)
+void kv_flush(struct kv *kv)
 {
     ASSERT(kv->slots != NULL);
     kv_index_clear(&kv->index);
@@ -187,14 +187,19 @@ void kv_clear(struct kv *kv)
     kv->key_count = 0;
     kv->data_size = 0;
     kv->digest_sum = 0;
-    kv->op = 0;
-    acl_clear(&kv->acl);
     kv->memory_size = kv->slot_count * sizeof(struct kv_slot);
     /* Give the memory back; an empty table of any size is still valid, so a
      * failed allocation here only keeps the larger one. */
     if (kv->slot_count > KV_SLOT_COUNT_MIN)
         (void)resize(kv, KV_SLOT_COUNT_MIN);
     ASSERT(kv->memory_size == kv->slot_count * sizeof(struct kv_slot));
+}
+
+void kv_clear(struct kv *kv)
+{
+    kv_flush(kv);
+    kv->op = 0;
+    acl_clear(&kv->acl);
 }
 
 const struct kv_record *kv_get(const struct kv *kv, const uint8_t *key,

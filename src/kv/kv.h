@@ -116,6 +116,10 @@ int kv_init(struct kv *kv, const struct kv_config *config);
 void kv_deinit(struct kv *kv);
 /* Remove every key and user and set op to 0; keeps the config. */
 void kv_clear(struct kv *kv);
+/* Remove every key (FLUSHALL): keeps the users and op. O(slots + keys):
+ * one free() per record and per index node, then the table shrinks to
+ * KV_SLOT_COUNT_MIN slots. */
+void kv_flush(struct kv *kv);
 
 static inline const uint8_t *kv_record_key(const struct kv_record *r)
 {

@@ -13,6 +13,9 @@
 #define CAT(x) (1u << ACL_CAT_##x)
 #define READ_FAST (CAT(READ) | CAT(STRING) | CAT(FAST))
 #define WRITE_FAST (CAT(WRITE) | CAT(STRING) | CAT(FAST))
+#define READ_SLOW (CAT(READ) | CAT(STRING) | CAT(SLOW))
+#define WRITE_SLOW (CAT(WRITE) | CAT(STRING) | CAT(SLOW))
+#define FLUSH (CAT(KEYSPACE) | CAT(WRITE) | CAT(SLOW) | CAT(DANGEROUS))
 #define CONN_FAST (CAT(FAST) | CAT(CONNECTION))
 #define ADMIN (CAT(ADMIN) | CAT(SLOW) | CAT(DANGEROUS))
 
@@ -52,6 +55,32 @@ static const struct command_spec commands[] = {
     {"mset", -3, CMD_WRITE | CMD_SLOT, 1, -1, 2,
      CAT(WRITE) | CAT(STRING) | CAT(SLOW), cmd_store_write},
     {"cas", 4, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    /* More strings and keys (kv/strings.h). FLUSHDB and FLUSHALL delete
+     * every key, so only a user whose key patterns admit every key (~*,
+     * allkeys) may run them, besides the command or @dangerous. */
+    {"strlen", 2, CMD_READ | CMD_SLOT, 1, 1, 1, READ_FAST, cmd_store_read},
+    {"getrange", 4, CMD_READ | CMD_SLOT, 1, 1, 1, READ_SLOW, cmd_store_read},
+    {"substr", 4, CMD_READ | CMD_SLOT, 1, 1, 1, READ_SLOW, cmd_store_read},
+    {"getdel", 2, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    {"getset", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    {"setnx", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    {"msetnx", -3, CMD_WRITE | CMD_SLOT, 1, -1, 2, WRITE_SLOW, cmd_store_write},
+    {"append", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST, cmd_store_write},
+    {"setrange", 4, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_SLOW, cmd_store_write},
+    {"incrbyfloat", 3, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_FAST,
+     cmd_store_write},
+    {"unlink", -2, CMD_WRITE | CMD_SLOT, 1, -1, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(FAST), cmd_store_write},
+    {"copy", -3, CMD_WRITE | CMD_SLOT, 1, 2, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(SLOW), cmd_store_write},
+    {"rename", 3, CMD_WRITE | CMD_SLOT, 1, 2, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(SLOW), cmd_store_write},
+    {"renamenx", 3, CMD_WRITE | CMD_SLOT, 1, 2, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(FAST), cmd_store_write},
+    {"flushdb", -1, CMD_WRITE | CMD_SLOT | CMD_ALL_KEYS, 0, 0, 0, FLUSH,
+     cmd_store_write},
+    {"flushall", -1, CMD_WRITE | CMD_SLOT | CMD_ALL_KEYS, 0, 0, 0, FLUSH,
+     cmd_store_write},
     /* Transactions (cmd_txn.c): EXEC sends COHORT.EXEC, one store write;
      * WATCH reads COHORT.REVS. COHORT.TXN and COHORT.EXEC check the user's
      * permission for each command they carry. */
