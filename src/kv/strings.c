@@ -369,8 +369,7 @@ static uint64_t setrange_growth(const struct kv *kv, const struct kv_write *w)
 {
     int64_t offset = 0;
     if (w->args[2].size == 0 ||
-        !resp_parse_i64(w->args[1].ptr, w->args[1].size, &offset) ||
-        offset < 0)
+        !resp_parse_i64(w->args[1].ptr, w->args[1].size, &offset) || offset < 0)
         return 0;
     const struct kv_record *old = get_arg(kv, &w->args[0]);
     uint64_t end = (uint64_t)offset + w->args[2].size;

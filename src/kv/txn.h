@@ -17,8 +17,10 @@
  * A missing key has version 0 and mod op 0, and no value: VALUE = never
  * matches it, VALUE != always does. Every compare must hold for the THEN
  * list to run. A command is a store write (SET, DEL, INCR, INCRBY, DECR,
- * DECRBY, MSET, CAS) or a store read (GET, MGET, EXISTS, DBSIZE, KVINFO,
- * COHORT.REVS); ACL writes and transactions do not nest.
+ * DECRBY, MSET, CAS and kv/strings.h's writes, FLUSHALL included) or a
+ * store read (GET, MGET, EXISTS, DBSIZE, KVINFO, COHORT.REVS, TYPE,
+ * COHORT.RANGE, STRLEN, GETRANGE); ACL writes and transactions do not nest,
+ * and SCAN, KEYS and RANDOMKEY cannot run inside.
  *
  * Replies (RESP2, as kv_apply() gives them):
  *     COHORT.TXN:  *2 :1 (THEN ran) or :0 (ELSE ran), then the array of the

@@ -7,8 +7,8 @@
  *
  *     COHORT.REQ <client-id> <request-no> <command> [args...]
  *
- * runs the store write <command> (SET, DEL, INCR, INCRBY, DECR, DECRBY,
- * MSET, CAS, COHORT.TXN, COHORT.EXEC) as request <request-no> of client
+ * runs the store write <command> (SET, DEL, INCR, ..., the writes of
+ * kv/strings.h, COHORT.TXN, COHORT.EXEC) as request <request-no> of client
  * <client-id>. The client picks client-id at random (a nonzero u64, in decimal)
  * and keeps it for its session; request numbers start at 1 and go up by one per
  * write. Sending the same id and number again, to any replica, after a timeout,
@@ -687,8 +687,8 @@ void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
         return;
     }
     if (kind != CMD_WRITE || spec->run == cmd_cohort_req) {
-        reply_slot_error(c, "ERR COHORT.REQ wraps a store command (SET, DEL, "
-                            "INCR, INCRBY, DECR, DECRBY, MSET, CAS, ACL "
+        reply_slot_error(c, "ERR COHORT.REQ wraps a store command (a store "
+                            "write such as SET, INCR or RENAME, ACL "
                             "SETUSER, ACL DELUSER, COHORT.TXN, COHORT.EXEC, "
                             "or a read)");
         return;

@@ -443,6 +443,16 @@ static void gen_kv(void)
         "COHORT.TXN 2 a VALUE = 1 b VERSION > 0 1 2 INCR b 2 3 SET a x "
         "2 KVINFO a",
         "COHORT.TXN 2 z MISSING a EXISTS 1 4 SET z v XX 1 2 COHORT.REVS a",
+        /* kv/strings.h */
+        "GETDEL a",
+        "MSETNX a 1 b 2",
+        "APPEND a tail",
+        "SETRANGE a 3 xyz",
+        "INCRBYFLOAT a 1.5e2",
+        "COPY a b REPLACE",
+        "RENAMENX a b",
+        "FLUSHALL",
+        "COHORT.EXEC 0 3 3 RENAME a b 4 GETRANGE b 0 -1 3 APPEND b x",
     };
     struct kv_config config = kv_config_default();
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {

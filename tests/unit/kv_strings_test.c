@@ -155,16 +155,21 @@ static void getdel_getset_setnx_msetnx(void **state)
     expect(&t, "GET b", "$1\r\nz\r\n");
     expect(&t, "MSETNX c 1 d 2 c 3", ":1\r\n");
     expect(&t, "MGET c d", "*2\r\n$1\r\n3\r\n$1\r\n2\r\n");
-    expect(&t, "MSETNX c", "-ERR wrong number of arguments for 'msetnx' "
-                           "command\r\n");
-    expect(&t, "MSETNX c 1 d", "-ERR wrong number of arguments for 'msetnx' "
-                               "command\r\n");
-    expect(&t, "SETNX a", "-ERR wrong number of arguments for 'setnx' "
-                          "command\r\n");
-    expect(&t, "GETDEL a b", "-ERR wrong number of arguments for 'getdel' "
-                             "command\r\n");
-    expect(&t, "GETSET a", "-ERR wrong number of arguments for 'getset' "
-                           "command\r\n");
+    expect(&t, "MSETNX c",
+           "-ERR wrong number of arguments for 'msetnx' "
+           "command\r\n");
+    expect(&t, "MSETNX c 1 d",
+           "-ERR wrong number of arguments for 'msetnx' "
+           "command\r\n");
+    expect(&t, "SETNX a",
+           "-ERR wrong number of arguments for 'setnx' "
+           "command\r\n");
+    expect(&t, "GETDEL a b",
+           "-ERR wrong number of arguments for 'getdel' "
+           "command\r\n");
+    expect(&t, "GETSET a",
+           "-ERR wrong number of arguments for 'getset' "
+           "command\r\n");
     t_deinit(&t);
 }
 
@@ -249,7 +254,8 @@ static void incrbyfloat_matches_redis(void **state)
     expect(&t, "INCRBYFLOAT new abc", "-ERR value is not a valid float\r\n");
     expect(&t, "INCRBYFLOAT new nan", "-ERR value is not a valid float\r\n");
     expect(&t, "INCRBYFLOAT new ''", "-ERR value is not a valid float\r\n");
-    expect(&t, "INCRBYFLOAT new 1e99999", "-ERR value is not a valid float\r\n");
+    expect(&t, "INCRBYFLOAT new 1e99999",
+           "-ERR value is not a valid float\r\n");
     expect(&t, "INCRBYFLOAT new inf",
            "-ERR increment would produce NaN or Infinity\r\n");
     expect(&t, "SET s text", "+OK\r\n");
@@ -300,8 +306,9 @@ static void copy_and_rename_keep_the_index_and_versions(void **state)
     /* The ordered index follows every change. */
     expect(&t, "COHORT.RANGE '' ''", "*2\r\n$1\r\nm\r\n$1\r\n1\r\n");
     expect(&t, "DBSIZE", ":1\r\n");
-    expect(&t, "RENAME m", "-ERR wrong number of arguments for 'rename' "
-                           "command\r\n");
+    expect(&t, "RENAME m",
+           "-ERR wrong number of arguments for 'rename' "
+           "command\r\n");
     t_deinit(&t);
 }
 
@@ -364,10 +371,12 @@ static void growth_bounds_what_apply_adds(void **state)
     struct t t;
     t_init(&t);
     static const char *const lines[] = {
-        "APPEND a hello",    "APPEND a world",      "SETRANGE b 10 xyz",
-        "SETRANGE b 2 q",    "INCRBYFLOAT f 1.25",  "INCRBYFLOAT f 100",
-        "MSETNX m 1 n 2",    "COPY a c",            "RENAME c dd",
-        "GETSET a 1234567890123", "SETNX s 1",      "GETDEL a",
+        "APPEND a hello",     "APPEND a world",
+        "SETRANGE b 10 xyz",  "SETRANGE b 2 q",
+        "INCRBYFLOAT f 1.25", "INCRBYFLOAT f 100",
+        "MSETNX m 1 n 2",     "COPY a c",
+        "RENAME c dd",        "GETSET a 1234567890123",
+        "SETNX s 1",          "GETDEL a",
         "FLUSHALL",
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
@@ -462,8 +471,8 @@ static void hostile_bodies_change_nothing(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint8_t body[256];
-        size_t size = body_of(body, sizeof(body), cases[i].type,
-                              cases[i].flags, cases[i].argc, cases[i].args);
+        size_t size = body_of(body, sizeof(body), cases[i].type, cases[i].flags,
+                              cases[i].argc, cases[i].args);
         const char *reply = t_apply(&t, body, size);
         if (strncmp(reply, cases[i].reply_prefix,
                     strlen(cases[i].reply_prefix)) != 0)
@@ -471,9 +480,9 @@ static void hostile_bodies_change_nothing(void **state)
         assert_int_equal(kv_state_hash(&t.kv), hash);
         /* Truncated: every cut is malformed. */
         for (size_t cut = 0; cut < size; cut++)
-            assert_ptr_equal(strstr(t_apply(&t, body, cut),
-                                    "-ERR malformed command"),
-                             t.text);
+            assert_ptr_equal(
+                strstr(t_apply(&t, body, cut), "-ERR malformed command"),
+                t.text);
         assert_int_equal(kv_state_hash(&t.kv), hash);
     }
     /* A key over the limit as a destination is refused in apply too. */
@@ -496,11 +505,11 @@ static void same_commands_give_the_same_state_with_other_seeds(void **state)
 {
     (void)state;
     static const char *const lines[] = {
-        "MSET a 1 b 2 c 3",  "APPEND a x",       "SETRANGE b 4 yy",
-        "INCRBYFLOAT c 0.1", "COPY a d",         "RENAME b e",
-        "RENAMENX c f",      "GETDEL d",         "MSETNX g 1 h 2",
-        "UNLINK g",          "GETSET h 3",       "SETNX i 4",
-        "FLUSHALL",          "MSET a 1 b 2",     "RENAME a z",
+        "MSET a 1 b 2 c 3",  "APPEND a x",   "SETRANGE b 4 yy",
+        "INCRBYFLOAT c 0.1", "COPY a d",     "RENAME b e",
+        "RENAMENX c f",      "GETDEL d",     "MSETNX g 1 h 2",
+        "UNLINK g",          "GETSET h 3",   "SETNX i 4",
+        "FLUSHALL",          "MSET a 1 b 2", "RENAME a z",
     };
     struct t x, y;
     struct kv_config cx = kv_config_default(), cy = kv_config_default();
