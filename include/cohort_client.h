@@ -13,7 +13,9 @@
  *     cohort_client_close(c);
  *
  * What a call does. A write (SET, DEL, INCR, INCRBY, DECR, DECRBY, MSET,
- * CAS, ACL SETUSER/DELUSER, or any command called with COHORT_CALL_WRITE)
+ * CAS, GETDEL, GETSET, SETNX, MSETNX, APPEND, SETRANGE, INCRBYFLOAT, UNLINK,
+ * COPY, RENAME, RENAMENX, FLUSHDB, FLUSHALL, ACL SETUSER/DELUSER, or any
+ * command called with COHORT_CALL_WRITE)
  * is sent to the primary as COHORT.REQ <client-id> <request-no> <command>.
  * On a closed connection, a timeout, -TRYAGAIN or -UNKNOWN the library
  * reconnects (to the next member, then to the primary that member names)

@@ -186,13 +186,17 @@ static struct resp_arg a(const char *s)
 static void writes_are_the_store_writes(void **state)
 {
     (void)state;
-    const char *writes[] = {"SET",  "set",    "Del",  "INCR", "INCRBY",
-                            "DECR", "DECRBY", "MSET", "CAS"};
+    const char *writes[] = {
+        "SET",    "set",      "Del",      "INCR",        "INCRBY", "DECR",
+        "DECRBY", "MSET",     "CAS",      "GETDEL",      "GETSET", "SETNX",
+        "MSETNX", "append",   "SETRANGE", "INCRBYFLOAT", "UNLINK", "COPY",
+        "RENAME", "RENAMENX", "FLUSHDB",  "FLUSHALL"};
     for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
         struct resp_arg argv[1] = {a(writes[i])};
         assert_true(client_command_is_write(1, argv));
     }
-    const char *reads[] = {"GET", "MGET", "PING", "INFO", "KVINFO", "SETX"};
+    const char *reads[] = {"GET",    "MGET", "PING",   "INFO",
+                           "KVINFO", "SETX", "STRLEN", "GETRANGE"};
     for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
         struct resp_arg argv[1] = {a(reads[i])};
         assert_false(client_command_is_write(1, argv));

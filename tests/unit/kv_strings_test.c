@@ -251,6 +251,11 @@ static void incrbyfloat_matches_redis(void **state)
     expect(&t, "INCRBYFLOAT new -0.5", "$4\r\n-0.5\r\n");
     expect(&t, "INCRBYFLOAT new 0.5", "$1\r\n0\r\n");
     expect(&t, "INCRBYFLOAT new 1e-5", "$7\r\n0.00001\r\n");
+    /* Replies checked against redis-server 7.0.15. */
+    expect(&t, "INCRBYFLOAT m 0.1", "$3\r\n0.1\r\n");
+    expect(&t, "INCRBYFLOAT m 0.2", "$3\r\n0.3\r\n");
+    expect(&t, "INCRBYFLOAT m -123.756", "$8\r\n-123.456\r\n");
+    expect(&t, "INCRBYFLOAT m 3.0000000000000000001", "$8\r\n-120.456\r\n");
     expect(&t, "INCRBYFLOAT new abc", "-ERR value is not a valid float\r\n");
     expect(&t, "INCRBYFLOAT new nan", "-ERR value is not a valid float\r\n");
     expect(&t, "INCRBYFLOAT new ''", "-ERR value is not a valid float\r\n");
