@@ -88,15 +88,16 @@ enum kv_command_type {
     KV_CMD_ACL_SETUSER = 6,
     KV_CMD_ACL_DELUSER = 7,
     KV_CMD_TXN = 8, /* COHORT.TXN and COHORT.EXEC (kv/txn.h) */
-    /* kv/strings.h */
-    KV_CMD_GETDEL = 9,
-    KV_CMD_MSETNX = 10, /* and SETNX */
-    KV_CMD_APPEND = 11,
-    KV_CMD_SETRANGE = 12,
-    KV_CMD_INCRBYFLOAT = 13,
-    KV_CMD_COPY = 14,
-    KV_CMD_RENAME = 15,   /* and RENAMENX */
-    KV_CMD_FLUSHALL = 16, /* and FLUSHDB; no arguments */
+    /* kv/strings.h, from 40: other branches in flight take 9 (publish)
+     * and 20-23 (expiry); a type's number is part of the log format. */
+    KV_CMD_GETDEL = 40,
+    KV_CMD_MSETNX = 41, /* and SETNX */
+    KV_CMD_APPEND = 42,
+    KV_CMD_SETRANGE = 43,
+    KV_CMD_INCRBYFLOAT = 44,
+    KV_CMD_COPY = 45,
+    KV_CMD_RENAME = 46,   /* and RENAMENX */
+    KV_CMD_FLUSHALL = 47, /* and FLUSHDB; no arguments */
 };
 
 /* TXN: COHORT.EXEC (EXEC's reply shape, no ELSE list). */
