@@ -29,10 +29,11 @@ static void ok_reply(struct workload *w, uint64_t now, uint64_t op)
 {
     const struct sim_client *c = &w->clients[0];
     const struct sim_history_op *h = &w->history[c->history];
-    static const char *const plain[] = {
-        [KVSM_GET] = "$1\r\n4\r\n", [KVSM_SET] = "+OK\r\n",
-        [KVSM_CAS] = ":1\r\n", [KVSM_INCR] = ":4\r\n",
-        [KVSM_DEL] = ":1\r\n"};
+    static const char *const plain[] = {[KVSM_GET] = "$1\r\n4\r\n",
+                                        [KVSM_SET] = "+OK\r\n",
+                                        [KVSM_CAS] = ":1\r\n",
+                                        [KVSM_INCR] = ":4\r\n",
+                                        [KVSM_DEL] = ":1\r\n"};
     char data[KVSM_REPLY_MAX];
     if (h->read || (h->cmd.form == KVSM_FORM_PLAIN && h->cmd.kind != KVSM_GET))
         snprintf(data, sizeof(data), "%s", plain[h->cmd.kind]);
