@@ -90,6 +90,10 @@ enum cohort_view_cause {
     /* A message of the new view from `by`, its primary: this replica
      * missed the view change (it was cut off or paused). */
     COHORT_VIEW_CAUSE_LEARNED = 6,
+    /* Replica `by`, the primary of `from_view`, resigned: it asked for a
+     * view that replica `suspect` leads (a leadership transfer, `cohort
+     * transfer`; at the old primary silence_ms is how long it drained). */
+    COHORT_VIEW_CAUSE_TRANSFER = 7,
 };
 
 struct cohort_view_why {

@@ -184,6 +184,14 @@ void vr_persist_meta(struct replica *r)
     a->meta.meta = meta;
 }
 
+/* Too many metadata writes in flight to enter another view: a slow or
+ * stalled disk with views changing fast (transfers) would otherwise
+ * overrun the ring. Entering a view later is always allowed. */
+bool vr_meta_backlogged(const struct replica *r)
+{
+    return r->meta_seq - r->meta_seq_done >= META_BACKLOG_MAX;
+}
+
 bool vr_meta_durable_for_view(const struct replica *r)
 {
     return r->meta_durable_valid && r->meta_durable.view == r->view;

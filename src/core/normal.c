@@ -326,6 +326,12 @@ static void on_request(struct replica *r, const struct client_request *req,
         r->stats.requests_duplicate++;
         return; /* answered when it commits */
     }
+    if (vr_handoff_active(r)) {
+        /* Draining for a leadership transfer: nothing new is proposed
+         * (certainly not applied: the client retries at the new primary). */
+        vr_reply(r, req->client_id, req->request_no, REPLY_VIEW_CHANGE);
+        return;
+    }
     if (req->over_limit) {
         vr_reply(r, req->client_id, req->request_no, REPLY_OVER_LIMIT);
         return;

@@ -13,6 +13,7 @@
  *   recovery.c     a restarted replica learns the current view
  *   transfer.c     state transfer and snapshots
  *   read_index.c   linearizable reads by read index
+ *   handoff.c      leadership transfer (the primary resigns to a backup)
  *
  * Invariants (checked by replica_invariants(), run after every step):
  *  (1) applied <= commit <= log.op, and log.base <= applied;
@@ -137,6 +138,13 @@ static void on_message(struct replica *r, const uint8_t *data, size_t size)
         shows_primary_alive(r, &m))
         detector_heard(&r->detector, m.from, r->now_ms);
     bool from_view_primary = m.from == vr_primary_of(r, m.view);
+    if (m.view > r->view && vr_meta_backlogged(r) &&
+        m.type != MSG_START_VIEW_CHANGE && m.type != MSG_RECOVERY &&
+        m.type != MSG_RECOVERY_RESPONSE) {
+        /* Its disk lags: the sender repeats it once we can follow. */
+        r->stats.views_deferred++;
+        return;
+    }
     switch (m.type) {
     case MSG_PREPARE:
     case MSG_COMMIT:
@@ -199,6 +207,8 @@ static void on_meta_persisted(struct replica *r, uint64_t seq)
 {
     ASSERT(seq <= r->meta_seq);
     ASSERT(seq + META_RING > r->meta_seq);
+    if (seq > r->meta_seq_done)
+        r->meta_seq_done = seq;
     r->meta_durable = r->meta_ring[seq % META_RING];
     r->meta_durable_valid = true;
     vr_try_send_dvc(r);
@@ -409,6 +419,7 @@ struct replica *replica_init(const struct replica_config *config,
     r->state_asked = COHORT_REPLICA_NONE;
     r->snapshot_from = COHORT_REPLICA_NONE;
     r->lead_forbidden_view = VIEW_NONE;
+    r->handoff_target = COHORT_REPLICA_NONE;
     r->view_op = VIEW_OP_UNKNOWN;
     vr_note_why(r, COHORT_VIEW_CAUSE_RECOVERY, c.self, COHORT_REPLICA_NONE, 0);
     r->clock_base_ms = now_ms;
@@ -441,11 +452,12 @@ void replica_deinit(struct replica *r)
     free(r);
 }
 
-static void after_event(struct replica *r, bool force_ack)
+static void after_event(struct replica *r, bool force_ack, bool tick)
 {
     vr_check_votes(r);
     vr_primary_try_commit(r);
     vr_apply_committed(r);
+    vr_handoff_progress(r, tick);
     vr_maybe_raise_lnv(r);
     vr_maybe_clear_damage(r);
     vr_backup_ack(r, force_ack);
@@ -497,8 +509,12 @@ void replica_step(struct replica *r, const struct event *ev,
     case EV_READ:
         vr_on_read(r, ev->read.tag, ev->read.min_op);
         break;
+    case EV_TRANSFER:
+        vr_on_transfer(r, ev->transfer.target);
+        break;
     }
-    after_event(r, force_ack && r->status == STATUS_NORMAL);
+    after_event(r, force_ack && r->status == STATUS_NORMAL,
+                ev->type == EV_TICK);
     out->list = r->actions;
     out->count = r->action_count;
 }
@@ -603,7 +619,7 @@ size_t replica_export(const struct replica *r, struct replica_export *out,
 
 uint64_t replica_next_tick_ms(const struct replica *r, uint64_t now_ms)
 {
-    if (r->applied < r->commit)
+    if (r->applied < r->commit || vr_handoff_ready(r))
         return 0;
     uint64_t next = r->c.heartbeat_ms;
     uint64_t d = detector_next_deadline_ms(&r->detector, now_ms);

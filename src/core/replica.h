@@ -43,6 +43,10 @@
  *    linearizably; answer it from the local state machine now. Any other
  *    status: not served here, retry (REPLY_NOT_PRIMARY: at primary_hint).
  *    Reads are answered in the order their EV_READs arrived.
+ *  - ACT_TRANSFER: the answer to an EV_TRANSFER, in the same step. A
+ *    started transfer ends later without another action: the replica
+ *    reports ACT_VIEW for the new view (or goes on as primary if the target
+ *    did not catch up within a view-change timeout).
  */
 #ifndef COHORT_REPLICA_H
 #define COHORT_REPLICA_H
@@ -147,6 +151,7 @@ enum event_type {
     EV_SNAPSHOT_INSTALLED,
     EV_PEER_DOWN, /* the driver knows a peer's process is gone */
     EV_READ,      /* a linearizable read wants a safe state to read from */
+    EV_TRANSFER,  /* an operator asks the primary to hand over to a backup */
 };
 
 struct client_request {
@@ -194,6 +199,9 @@ struct event {
                                 most replica_op()): e.g. the writes its
                                 client sent before it; 0 for none */
         } read;
+        struct {             /* EV_TRANSFER: answered by one ACT_TRANSFER */
+            uint32_t target; /* any value: out of range is refused */
+        } transfer;
         struct { /* EV_SNAPSHOT_INSTALLED: the state machine now holds it */
             uint64_t op;
             uint64_t checksum;
@@ -214,7 +222,31 @@ enum action_type {
     ACT_LOG_COMPACT,
     ACT_SNAPSHOT_SEND,
     ACT_READ,
+    ACT_TRANSFER,
 };
+
+/* The answer to an EV_TRANSFER (leadership transfer, docs/PROTOCOL.md). */
+enum transfer_result {
+    TRANSFER_STARTED = 0,     /* draining; then the view change to new_view */
+    TRANSFER_NOT_PRIMARY = 1, /* only the NORMAL primary hands over */
+    TRANSFER_NO_SUCH_REPLICA = 2, /* target is not a replica index */
+    TRANSFER_SELF = 3,            /* target is this replica */
+    TRANSFER_BUSY = 4,            /* a transfer is already draining */
+    TRANSFER_SUSPECTED = 5,       /* target silent: down or cut off */
+    TRANSFER_LAGGING = 6,         /* target more than a pipeline behind */
+};
+
+struct transfer_answer {
+    enum transfer_result result;
+    uint32_t target;
+    uint32_t primary;   /* of view (this replica's view) */
+    uint64_t view;      /* this replica's view when asked */
+    uint64_t new_view;  /* STARTED: the view target will lead */
+    uint64_t op;        /* this replica's op when asked */
+    uint64_t target_op; /* primary only: what target acknowledged */
+};
+
+const char *transfer_result_name(enum transfer_result result);
 
 enum reply_status {
     REPLY_OK = 0,          /* applied; reply holds the state machine's answer */
@@ -278,6 +310,7 @@ struct action {
             enum reply_status status;
             uint32_t primary_hint; /* for REPLY_NOT_PRIMARY */
         } read;
+        struct transfer_answer transfer;
     };
 };
 
@@ -305,8 +338,13 @@ struct replica_stats {
     uint64_t state_transfers;
     uint64_t snapshots_taken;
     uint64_t snapshots_installed;
-    uint64_t reads_served; /* ACT_READ with REPLY_OK */
-    uint64_t read_rounds;  /* PINGs sent for reads */
+    uint64_t reads_served;        /* ACT_READ with REPLY_OK */
+    uint64_t read_rounds;         /* PINGs sent for reads */
+    uint64_t transfers_started;   /* leadership transfers begun here */
+    uint64_t transfers_abandoned; /* drains that did not finish in time */
+    /* Messages of a higher view dropped while too many metadata writes
+     * were in flight to enter another view (a stalled disk). */
+    uint64_t views_deferred;
 };
 
 /* Allocate and initialize a replica from config and what survived on disk.

@@ -17,6 +17,10 @@
 #include "core/replica.h"
 
 #define META_RING 16
+/* Metadata writes in flight past which a replica takes no new view (it
+ * drops messages of higher views, and votes, until its disk catches up):
+ * each view costs a few writes, and the ring holds META_RING. */
+#define META_BACKLOG_MAX (META_RING / 2)
 #define VIEW_OP_UNKNOWN MESSAGE_VIEW_OP_UNKNOWN
 #define SEND_SLOTS 8
 /* The furthest a message may lead this replica's view. Past it the message
@@ -85,6 +89,7 @@ struct replica {
 
     /* Metadata persistence: requests in flight, newest durable. */
     uint64_t meta_seq;
+    uint64_t meta_seq_done; /* the newest EV_META_PERSISTED */
     struct replica_meta meta_ring[META_RING];
     struct replica_meta meta_durable;
     bool meta_durable_valid;
@@ -144,6 +149,12 @@ struct replica {
     uint8_t *best_buf; /* the raw DVC of best_from when it is not us */
     size_t best_size;
 
+    /* Leadership transfer (handoff.c): draining toward handoff_target
+     * (COHORT_REPLICA_NONE: none) while primary of handoff_view. */
+    uint32_t handoff_target;
+    uint64_t handoff_view;
+    uint64_t handoff_started_ms;
+
     /* Recovery. */
     uint64_t nonce;
     uint64_t recovery_started_ms;
@@ -194,6 +205,7 @@ void vr_broadcast(struct replica *r, struct message *m,
 uint32_t vr_gather(struct replica *r, uint64_t from, uint64_t to);
 void vr_persist_meta(struct replica *r);
 bool vr_meta_durable_for_view(const struct replica *r);
+bool vr_meta_backlogged(const struct replica *r);
 bool vr_meta_durable_normal(const struct replica *r);
 void vr_log_changed_from(struct replica *r, uint64_t op);
 void vr_truncate_log(struct replica *r, uint64_t op);
@@ -256,6 +268,12 @@ void vr_on_get_state(struct replica *r, const struct message *m);
 void vr_on_new_state(struct replica *r, const struct message *m);
 void vr_on_snapshot_taken(struct replica *r, uint64_t op);
 void vr_on_snapshot_installed(struct replica *r, const struct event *ev);
+
+/* handoff.c */
+bool vr_handoff_active(const struct replica *r);
+void vr_on_transfer(struct replica *r, uint32_t target);
+bool vr_handoff_ready(const struct replica *r);
+void vr_handoff_progress(struct replica *r, bool tick);
 
 /* recovery.c */
 void vr_send_recovery(struct replica *r);

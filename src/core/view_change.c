@@ -173,7 +173,7 @@ void vr_enter_view_change(struct replica *r, uint64_t view)
  * healthy group into a view change. */
 void vr_check_votes(struct replica *r)
 {
-    if (!can_vote(r))
+    if (!can_vote(r) || vr_meta_backlogged(r))
         return;
     uint64_t ttl = 8u * r->c.view_change_timeout_ms;
     uint64_t views[COHORT_REPLICAS_MAX];
@@ -452,6 +452,18 @@ void vr_on_start_view_change(struct replica *r, const struct message *m)
     r->vote_ms[m->from] = r->now_ms;
     if (m->view > r->view && r->vote_since_ms[m->from] == 0)
         r->vote_since_ms[m->from] = r->now_ms;
+    /* The primary of our view asks for a view it does not lead: it
+     * resigns (a leadership transfer, or it lost its quorum). Join at once
+     * rather than wait to suspect it; entering a higher view is always
+     * safe, and the new primary still needs a quorum of DO-VIEW-CHANGEs. */
+    if (r->status == STATUS_NORMAL && m->view > r->view &&
+        m->from == vr_primary_of(r, r->view) &&
+        vr_primary_of(r, m->view) != m->from && can_vote(r) &&
+        !vr_meta_backlogged(r)) {
+        vr_note_why(r, COHORT_VIEW_CAUSE_TRANSFER, m->from,
+                    vr_primary_of(r, m->view), 0);
+        vr_enter_view_change(r, m->view);
+    }
 }
 
 /* A replica left in a higher view by a view change that did not finish

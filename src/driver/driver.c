@@ -203,6 +203,10 @@ static void carry_out(struct driver *d, const struct actions *acts)
         case ACT_READ:
             drv_on_read_answer(d, a);
             break;
+        case ACT_TRANSFER:
+            d->transfer_answer = a->transfer;
+            d->transfer_answered = true;
+            break;
         }
     }
 }
@@ -254,6 +258,28 @@ void driver_tick(struct driver *d)
     drv_step(d, &ev);
     drv_snapshot_retry_due(d);
     drv_pump_snapshot_sends(d);
+}
+
+void driver_transfer(struct driver *d, uint32_t target,
+                     struct transfer_answer *out)
+{
+    /* Requests submitted this turn reach the core first: they are ordered
+     * (and answered) before the drain, not turned away by it. */
+    driver_turn_end(d);
+    d->transfer_answered = false;
+    struct event ev = {.type = EV_TRANSFER};
+    ev.transfer.target = target;
+    drv_step(d, &ev);
+    if (d->transfer_answered) {
+        *out = d->transfer_answer;
+        return;
+    }
+    *out = (struct transfer_answer){
+        /* closing: the core is not stepped */
+        .result = TRANSFER_NOT_PRIMARY,
+        .target = target,
+        .primary = COHORT_REPLICA_NONE,
+    };
 }
 
 void driver_peer_down(struct driver *d, uint32_t peer)

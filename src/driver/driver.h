@@ -215,6 +215,14 @@ void driver_read(struct driver *d, driver_done_fn done, void *ctx);
 /* Forget the callbacks of pending writes and reads with this ctx. */
 void driver_cancel(struct driver *d, void *ctx);
 
+/* Leadership transfer (docs/PROTOCOL.md): ask this replica, if it is the
+ * primary, to hand the role to replica target. Answers at once in out:
+ * TRANSFER_STARTED (the primary drains, then resigns to target; the view
+ * change shows in driver_status() and the host's view callback) or why
+ * not. */
+void driver_transfer(struct driver *d, uint32_t target,
+                     struct transfer_answer *out);
+
 /* Inputs from the host. */
 void driver_turn_end(struct driver *d);
 void driver_tick(struct driver *d);

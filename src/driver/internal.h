@@ -139,6 +139,9 @@ struct driver {
     uint8_t *frame; /* scratch for prefixing frames */
     size_t frame_cap;
     uint64_t view_changes;
+    /* The core's ACT_TRANSFER of the current driver_transfer() step. */
+    struct transfer_answer transfer_answer;
+    bool transfer_answered;
 };
 
 /* driver.c */

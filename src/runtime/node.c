@@ -336,6 +336,11 @@ void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
                   done, ctx);
 }
 
+void node_transfer(struct node *n, uint32_t target, struct transfer_answer *out)
+{
+    driver_transfer(n->driver, target, out);
+}
+
 void node_read(struct node *n, driver_done_fn done, void *ctx)
 {
     driver_read(n->driver, done, ctx);

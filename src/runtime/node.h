@@ -149,7 +149,7 @@ void node_status(const struct node *n, struct node_status *out);
  * node, its storage thread, its core's failure detector and its transport.
  * Counting them costs nothing per op on the loop: view notifications and
  * snapshots are rare, and the storage thread counts per round. */
-#define NODE_VIEW_CAUSES 7u   /* enum cohort_view_cause: 0 .. 6 */
+#define NODE_VIEW_CAUSES 8u   /* enum cohort_view_cause: 0 .. 7 */
 #define NODE_VIEW_HISTORY 32u /* view notifications kept, newest last */
 #define NODE_VIEW_WHY_MAX 320u
 
@@ -195,6 +195,10 @@ struct node_metrics {
     struct replica_stats core;
 };
 void node_metrics(const struct node *n, struct node_metrics *out);
+
+/* Leadership transfer (COHORT.TRANSFER): driver_transfer(). */
+void node_transfer(struct node *n, uint32_t target,
+                   struct transfer_answer *out);
 
 /* An operator's backup (runtime/backup, COHORT.BACKUP): start one at the
  * applied op (0, or a negative code with err saying why), and what the

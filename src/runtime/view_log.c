@@ -22,7 +22,7 @@ static const char *role_name(enum cohort_role role)
     return "?";
 }
 
-static_assert(COHORT_VIEW_CAUSE_LEARNED + 1 == VIEW_CAUSE_COUNT,
+static_assert(COHORT_VIEW_CAUSE_TRANSFER + 1 == VIEW_CAUSE_COUNT,
               "VIEW_CAUSE_COUNT counts every cause");
 
 const char *view_cause_name(enum cohort_view_cause cause)
@@ -40,6 +40,8 @@ const char *view_cause_name(enum cohort_view_cause cause)
         return "recovery";
     case COHORT_VIEW_CAUSE_LEARNED:
         return "learned";
+    case COHORT_VIEW_CAUSE_TRANSFER:
+        return "transfer";
     case COHORT_VIEW_CAUSE_UNKNOWN:
         break;
     }
@@ -97,6 +99,12 @@ static void format_why(const struct cohort_view_why *w, char *out, size_t size)
                  "replica %" PRIu32 ", its primary, told this replica of it "
                  "(this replica missed the view change from view %" PRIu64 ")",
                  w->by, w->from_view);
+        return;
+    case COHORT_VIEW_CAUSE_TRANSFER:
+        snprintf(out, size,
+                 "replica %" PRIu32 ", the primary of view %" PRIu64
+                 ", handed over to replica %" PRIu32 " (leadership transfer)",
+                 w->by, w->from_view, w->suspect);
         return;
     case COHORT_VIEW_CAUSE_UNKNOWN:
         break;

@@ -225,7 +225,7 @@ static void metrics_replication(struct resp_buf *out, const struct snapshot *g)
     prom_family(out, "cohort_view_changes_total", "counter",
                 "Views this replica entered as primary or backup, by why it "
                 "left the view before (suspected, lost_quorum, votes, "
-                "timeout, recovery, learned)");
+                "timeout, recovery, learned, transfer)");
     for (uint32_t c = 0; c < NODE_VIEW_CAUSES; c++) {
         labels1(labels, sizeof(labels), "cause", view_cause_name(c));
         prom_u64(out, "cohort_view_changes_total", labels,

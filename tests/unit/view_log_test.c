@@ -77,6 +77,12 @@ static void every_cause_has_words(void **state)
                            "why: replica 2, its primary, told this replica "
                            "of it (this replica missed the view change from "
                            "view 6)"));
+    v.why.cause = COHORT_VIEW_CAUSE_TRANSFER;
+    v.why.by = 0;
+    v.why.suspect = 2;
+    assert_non_null(strstr(view_log_format(&v, out, sizeof(out)),
+                           "why: replica 0, the primary of view 6, handed "
+                           "over to replica 2 (leadership transfer)"));
     v.why.cause = COHORT_VIEW_CAUSE_UNKNOWN;
     assert_non_null(
         strstr(view_log_format(&v, out, sizeof(out)), "why: not known"));

@@ -1,0 +1,209 @@
+/* Leadership transfer (src/core/handoff.c) through the driver, in the unit
+ * harness: refusals, the drain (requests in flight are answered, new ones
+ * turned away as certainly not proposed), the hand-over to the target in
+ * the view it leads, and in a group of five, backups joining at once on
+ * the resigning primary's vote rather than after suspecting it. */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define PIPELINE 8u
+
+static struct harness *h;
+
+static struct harness *group(uint32_t n)
+{
+    struct harness *g = harness_new(n, 7);
+    g->config.replica.pipeline_ops_max = PIPELINE;
+    harness_start_all(g);
+    harness_run(g, 2000);
+    assert_true(harness_primary(g) >= 0);
+    return g;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    harness_free(h);
+    h = NULL;
+    return 0;
+}
+
+static struct transfer_answer ask(uint32_t i, uint32_t target)
+{
+    struct transfer_answer a;
+    memset(&a, 0xff, sizeof(a));
+    driver_transfer(h->r[i].driver, target, &a);
+    return a;
+}
+
+static uint64_t view_led_by(uint64_t above, uint32_t i, uint32_t n)
+{
+    uint64_t v = above + 1;
+    while (v % n != i)
+        v++;
+    return v;
+}
+
+static void refusals_change_nothing(void **s)
+{
+    (void)s;
+    h = group(3);
+    uint32_t p = (uint32_t)harness_primary(h);
+    uint32_t b = (p + 1) % 3, t = (p + 2) % 3;
+    uint64_t view = replica_view(harness_core(h, p));
+    struct transfer_answer a = ask(b, t);
+    assert_int_equal(a.result, TRANSFER_NOT_PRIMARY);
+    assert_int_equal(a.primary, p);
+    assert_int_equal(ask(p, p).result, TRANSFER_SELF);
+    assert_int_equal(ask(p, 3).result, TRANSFER_NO_SUCH_REPLICA);
+    assert_int_equal(ask(p, UINT32_MAX).result, TRANSFER_NO_SUCH_REPLICA);
+    /* A target cut off is suspected: refused, not a doomed view change. */
+    harness_cut(h, t, true);
+    harness_run(h, 1000);
+    assert_int_equal(ask(p, t).result, TRANSFER_SUSPECTED);
+    harness_cut(h, t, false);
+    harness_run(h, 1000);
+    /* A target whose disk stalls falls behind by more than a pipeline
+     * while the other backup keeps the group going: refused as lagging,
+     * with the figures the operator sees. */
+    h->r[t].hold_storage = true;
+    for (uint64_t k = 1; k <= 3 * PIPELINE; k++) {
+        harness_submit(h, p, 100 + k, 1, 1);
+        harness_run(h, 20);
+    }
+    a = ask(p, t);
+    assert_int_equal(a.result, TRANSFER_LAGGING);
+    assert_true(a.op - a.target_op > PIPELINE);
+    /* Nothing moved. */
+    assert_int_equal(harness_primary(h), (int)p);
+    assert_int_equal(replica_view(harness_core(h, p)), view);
+    assert_int_equal(h->r[p].total, 3 * PIPELINE);
+    h->r[t].hold_storage = false;
+    harness_storage_run(h, t);
+    harness_run(h, 500);
+    assert_int_equal(h->r[t].total, 3 * PIPELINE);
+}
+
+static void target_that_cannot_catch_up_is_abandoned(void **s)
+{
+    (void)s;
+    h = group(3);
+    uint32_t p = (uint32_t)harness_primary(h);
+    uint32_t t = (p + 1) % 3;
+    uint64_t view = replica_view(harness_core(h, p));
+    h->r[t].hold_storage = true; /* it cannot acknowledge anything new */
+    harness_submit(h, p, 9, 1, 1);
+    harness_turn_end(h, p);
+    struct transfer_answer a = ask(p, t);
+    assert_int_equal(a.result, TRANSFER_STARTED);
+    assert_int_equal(ask(p, (p + 2) % 3).result, TRANSFER_BUSY);
+    harness_run(h, 1000); /* past the drain bound: back to ordering */
+    assert_int_equal(harness_primary(h), (int)p);
+    assert_int_equal(replica_view(harness_core(h, p)), view);
+    harness_submit(h, p, 10, 1, 1);
+    harness_run(h, 200);
+    assert_non_null(harness_find(h, 10, 1, REPLY_OK));
+    assert_int_equal(replica_stats(harness_core(h, p))->transfers_abandoned,
+                     1);
+    h->r[t].hold_storage = false;
+    harness_storage_run(h, t);
+}
+
+static void hand_over_answers_in_flight_and_target_leads(void **s)
+{
+    (void)s;
+    h = group(3);
+    uint32_t p = (uint32_t)harness_primary(h);
+    uint32_t t = (p + 2) % 3;
+    uint64_t view = replica_view(harness_core(h, p));
+    struct harness_reply *in_flight[4];
+    for (uint32_t k = 0; k < 4; k++)
+        in_flight[k] = harness_submit(h, p, 20 + k, 1, 1);
+    harness_turn_end(h, p); /* proposed, not yet committed */
+    assert_true(replica_op(harness_core(h, p)) >
+                replica_commit(harness_core(h, p)));
+    struct transfer_answer a = ask(p, t);
+    assert_int_equal(a.result, TRANSFER_STARTED);
+    assert_int_equal(a.new_view, view_led_by(view, t, 3));
+    /* Draining: a new request is turned away as certainly not proposed. */
+    struct harness_reply *late = harness_submit(h, p, 30, 1, 1);
+    harness_turn_end(h, p);
+    harness_run(h, 100); /* well under a suspicion timeout (150 ms) */
+    assert_int_equal(late->outcome, DRIVER_RETRY);
+    for (uint32_t k = 0; k < 4; k++) {
+        assert_int_equal(in_flight[k]->answers, 1);
+        assert_int_equal(in_flight[k]->outcome, DRIVER_DONE);
+    }
+    assert_int_equal(harness_primary(h), (int)t);
+    for (uint32_t i = 0; i < 3; i++) {
+        const struct replica *r = harness_core(h, i);
+        assert_int_equal(replica_status(r), STATUS_NORMAL);
+        assert_int_equal(replica_view(r), a.new_view);
+        const struct cohort_view_info *v = &h->r[i].last_view;
+        if (i == t)
+            continue; /* it reports the cause it entered the change with */
+        assert_int_equal(v->why.cause, COHORT_VIEW_CAUSE_TRANSFER);
+        assert_int_equal(v->why.by, p);
+        assert_int_equal(v->why.suspect, t);
+        assert_int_equal(v->why.from_view, view);
+    }
+    /* The retry goes to the new primary and commits once. */
+    harness_submit(h, t, 30, 1, 1);
+    harness_run(h, 200);
+    const struct harness_reply *g = harness_find(h, 30, 1, REPLY_OK);
+    assert_non_null(g);
+    assert_int_equal(g->value, 5);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(h->r[i].total, 5);
+    assert_int_equal(replica_stats(harness_core(h, p))->transfers_started, 1);
+}
+
+/* In a group of five the target needs three DO-VIEW-CHANGEs: the other
+ * backups join when the primary resigns, not a suspicion timeout later. */
+static void five_replicas_hand_over_without_a_timeout(void **s)
+{
+    (void)s;
+    h = group(5);
+    for (uint32_t round = 0; round < 5; round++) {
+        uint32_t p = (uint32_t)harness_primary(h);
+        uint32_t t = (p + 1 + round % 4) % 5;
+        uint64_t view = replica_view(harness_core(h, p));
+        harness_submit(h, p, 40 + round, 1, 1);
+        harness_turn_end(h, p);
+        struct transfer_answer a = ask(p, t);
+        assert_int_equal(a.result, TRANSFER_STARTED);
+        harness_run(h, 60);
+        assert_int_equal(harness_primary(h), (int)t);
+        for (uint32_t i = 0; i < 5; i++)
+            assert_int_equal(replica_view(harness_core(h, i)),
+                             view_led_by(view, t, 5));
+        assert_non_null(harness_find(h, 40 + round, 1, REPLY_OK));
+        harness_run(h, 200);
+    }
+    for (uint32_t i = 0; i < 5; i++)
+        assert_int_equal(h->r[i].total, 5);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(refusals_change_nothing, teardown),
+        cmocka_unit_test_teardown(target_that_cannot_catch_up_is_abandoned,
+                                  teardown),
+        cmocka_unit_test_teardown(hand_over_answers_in_flight_and_target_leads,
+                                  teardown),
+        cmocka_unit_test_teardown(five_replicas_hand_over_without_a_timeout,
+                                  teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
