@@ -19,6 +19,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_cli(int argc, char **argv);
+int cmd_transfer(int argc, char **argv);
 
 /* Print "not implemented yet" for a subcommand and return 2. */
 int cli_not_built(const char *name, const char *issue);

@@ -1,6 +1,6 @@
 /* cli/main — the `cohort` command: one entry point that dispatches to the
- * subcommands (server, up, status, members, cli, backup, restore, sim, bench).
- * A subcommand that is not built yet says so and exits 2; it never pretends to
+ * subcommands (server, up, status, members, transfer, cli, backup, restore,
+ * sim, bench). A subcommand that is not built yet says so and exits 2; it never pretends to
  * work. */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +13,7 @@ static const struct cli_command commands[] = {
     {"server", "run one replica (flags or a config file)", cmd_server},
     {"status", "show the cluster as one member sees it", cmd_status},
     {"members", "list the members as the primary sees them", cmd_members},
+    {"transfer", "hand the primary role to a caught-up backup", cmd_transfer},
     {"cli", "run commands through the client library (exactly once)", cmd_cli},
     {"backup", "export a live cluster's store into a file", cmd_backup},
     {"restore", "put a backup into a new replica's data directory",

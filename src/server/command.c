@@ -130,6 +130,8 @@ static const struct command_spec commands[] = {
     /* An operator's backup (cmd_backup.c): it reads the whole store, so it
      * is an admin command. */
     {"cohort.backup", -2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_backup},
+    /* Leadership transfer (cmd_transfer.c): admin, like BACKUP. */
+    {"cohort.transfer", 2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_transfer},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

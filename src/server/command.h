@@ -103,6 +103,9 @@ void cmd_noforward(struct conn *c, struct resp_buf *out, uint32_t argc,
 /* cmd_backup.c: */
 void cmd_cohort_backup(struct conn *c, struct resp_buf *out, uint32_t argc,
                        const struct resp_arg *argv);
+/* cmd_transfer.c: */
+void cmd_cohort_transfer(struct conn *c, struct resp_buf *out, uint32_t argc,
+                         const struct resp_arg *argv);
 /* cmd_admin.c: */
 void cmd_command(struct conn *c, struct resp_buf *out, uint32_t argc,
                  const struct resp_arg *argv);

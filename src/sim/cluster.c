@@ -651,6 +651,23 @@ void cluster_pause(struct cluster *c, uint32_t i, uint64_t duration_ms)
     cluster_trace(c, "r%u PAUSE for %" PRIu64 "ms", i, duration_ms);
 }
 
+void cluster_transfer(struct cluster *c, uint32_t i, uint32_t target)
+{
+    struct sim_replica *rep = &c->replicas[i];
+    if (!rep->driver || rep->paused)
+        return;
+    struct transfer_answer a;
+    driver_transfer(rep->driver, target, &a);
+    c->stats.transfers_asked++;
+    c->stats.transfers_started += a.result == TRANSFER_STARTED;
+    hash_mix(c, i, 9000, target, a.result);
+    cluster_trace(c,
+                  "r%u TRANSFER to r%u: %s (view %" PRIu64 " -> %" PRIu64
+                  ", op %" PRIu64 ", target at %" PRIu64 ")",
+                  i, target, transfer_result_name(a.result), a.view, a.new_view,
+                  a.op, a.target_op);
+}
+
 bool cluster_corrupt(struct cluster *c, uint32_t i)
 {
     struct sim_replica *rep = &c->replicas[i];

@@ -121,6 +121,8 @@ struct cluster_stats {
     uint64_t partitions;
     uint64_t corruptions;
     uint64_t snapshots_installed;
+    uint64_t transfers_asked;   /* EV_TRANSFERs given (cluster_transfer) */
+    uint64_t transfers_started; /* ... that a primary accepted */
     /* Failure detector: from a primary's crash, pause or isolation to the
      * first backup suspecting it. */
     uint64_t fd_detections;
@@ -161,6 +163,9 @@ void cluster_advance(struct cluster *c, uint64_t at);
 void cluster_crash(struct cluster *c, uint32_t i, bool power);
 void cluster_restart(struct cluster *c, uint32_t i);
 void cluster_pause(struct cluster *c, uint32_t i, uint64_t duration_ms);
+/* Ask replica i (if it runs) to hand the primary role to target (any
+ * value: the core refuses what it must). */
+void cluster_transfer(struct cluster *c, uint32_t i, uint32_t target);
 /* Flip a bit of synced data in replica i's log or snapshots. Returns false
  * if it has none. Marks the replica hurt. */
 bool cluster_corrupt(struct cluster *c, uint32_t i);

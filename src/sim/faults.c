@@ -288,6 +288,7 @@ enum scenario_action {
     A_PAUSE_PRIMARY,
     A_CORRUPT_COMMITTED_AND_CRASH,
     A_CRASH_VICTIM,
+    A_TRANSFER, /* the primary hands over to the next replica */
 };
 
 struct scenario_step {
@@ -357,6 +358,28 @@ static const struct sim_scenario scenarios[] = {
       {T_AFTER, 700, A_RESTART_ALL, 0},
       {T_AFTER, 700, A_CRASH_BACKUP, 0},
       {T_AFTER, 700, A_RESTART_ALL, 0}}},
+    {"transfer_round",
+     "the primary hands over to the next replica with writes in flight, "
+     "three times in a row",
+     {{T_UNCOMMITTED, 20, A_TRANSFER, 0},
+      {T_AFTER, 400, A_TRANSFER, 0},
+      {T_AFTER, 400, A_TRANSFER, 0}}},
+    {"transfer_then_primary_crash",
+     "a transfer starts with writes in flight and the old primary crashes "
+     "a moment later (mid-drain or mid-view-change)",
+     {{T_UNCOMMITTED, 20, A_TRANSFER, 0},
+      {T_AFTER, 3, A_CRASH_PRIMARY, 0},
+      {T_AFTER, 1500, A_RESTART_ALL, 0}}},
+    {"transfer_then_target_crash",
+     "a transfer starts and its target crashes at once",
+     {{T_UNCOMMITTED, 20, A_TRANSFER, 0},
+      {T_AFTER, 2, A_CRASH_VICTIM, 0},
+      {T_AFTER, 1500, A_RESTART_ALL, 0}}},
+    {"transfer_into_partition",
+     "a transfer starts just as the primary is cut off from every backup",
+     {{T_UNCOMMITTED, 20, A_TRANSFER, 0},
+      {T_AFTER, 1, A_ISOLATE_PRIMARY, 0},
+      {T_AFTER, 2000, A_HEAL, 0}}},
 };
 #define SCENARIO_COUNT (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -640,6 +663,44 @@ static void inject(struct faults *f)
         crash_for(f, i, base + draw(f, 0, 200));
 }
 
+/* ------------------------------------------------------------ transfers */
+
+/* One transfer request: mostly the primary to another replica; one in ten
+ * is a request the core must refuse (a backup asked, the primary asked for
+ * itself or for an index out of range). */
+static void transfer_once(struct faults *f)
+{
+    struct prng *g = &f->transfer_prng;
+    uint32_t n = replica_count(f);
+    uint32_t p = cluster_primary(f->c);
+    if (p == UINT32_MAX)
+        p = (uint32_t)prng_below(g, n);
+    uint32_t target = (p + 1 + (uint32_t)prng_below(g, n - 1)) % n;
+    if (prng_below(g, 10) == 0) {
+        switch (prng_below(g, 3)) {
+        case 0:
+            p = (p + 1) % n; /* not the primary (most likely) */
+            break;
+        case 1:
+            target = p;
+            break;
+        default:
+            target = n + (uint32_t)prng_below(g, 3);
+            break;
+        }
+    }
+    cluster_transfer(f->c, p, target);
+}
+
+void faults_transfers(struct faults *f, uint64_t seed, uint32_t every_ms)
+{
+    prng_init(&f->transfer_prng, seed ^ 0x7a4e5f3b1dull);
+    f->transfer_every_ms = every_ms;
+    if (every_ms)
+        f->next_transfer_at = prng_range(&f->transfer_prng, every_ms / 2,
+                                         every_ms + every_ms / 2);
+}
+
 /* ------------------------------------------------------------ scenarios */
 
 static void scenario_act(struct faults *f, const struct scenario_step *s)
@@ -690,6 +751,12 @@ static void scenario_act(struct faults *f, const struct scenario_step *s)
     case A_CORRUPT_COMMITTED_AND_CRASH:
         corrupt_and_crash(f, some_backup(f));
         break;
+    case A_TRANSFER: {
+        uint32_t p = primary_or_any(f);
+        f->victim = (p + 1) % replica_count(f); /* the target */
+        cluster_transfer(f->c, p, f->victim);
+        break;
+    }
     }
 }
 
@@ -765,8 +832,10 @@ static void consider(uint64_t *best, bool *any, uint64_t at)
 bool faults_next_at(const struct faults *f, uint64_t *at)
 {
     bool any = false;
-    if (f->active)
+    if (f->active) {
         consider(at, &any, f->next_fault_at);
+        consider(at, &any, f->next_transfer_at);
+    }
     for (uint32_t i = 0; i < replica_count(f); i++) {
         consider(at, &any, f->restart_at[i]);
         consider(at, &any, f->room_at[i]);
@@ -798,6 +867,12 @@ void faults_fire(struct faults *f)
         f->next_fault_at = now + draw(f, f->profile->fault_every_min_ms,
                                       f->profile->fault_every_max_ms);
     }
+    if (f->active && f->next_transfer_at && f->next_transfer_at <= now) {
+        transfer_once(f);
+        uint32_t e = f->transfer_every_ms;
+        f->next_transfer_at =
+            now + prng_range(&f->transfer_prng, e / 2, e + e / 2);
+    }
     faults_poll(f);
 }
 
@@ -805,6 +880,7 @@ void faults_heal_all(struct faults *f)
 {
     f->active = false;
     f->next_fault_at = 0;
+    f->next_transfer_at = 0;
     heal(f);
     cluster_heal_disks(f->c);
     for (uint32_t i = 0; i < replica_count(f); i++) {

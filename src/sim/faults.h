@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/prng.h"
 #include "sim/cluster.h"
 
 struct sim_profile {
@@ -81,11 +82,20 @@ struct faults {
     uint64_t restart_at[COHORT_REPLICAS_MAX]; /* 0: none */
     uint64_t room_at[COHORT_REPLICAS_MAX];    /* a full disk frees; 0: none */
     uint64_t heal_at;                         /* 0: no partition */
+    /* Leadership transfers: their own random stream, so turning them on
+     * leaves the fault stream of a seed as it was. */
+    struct prng transfer_prng;
+    uint32_t transfer_every_ms; /* 0: none */
+    uint64_t next_transfer_at;
 };
 
 void faults_init(struct faults *f, struct cluster *c,
                  const struct sim_profile *profile,
                  const struct sim_scenario *scenario);
+/* Ask for a leadership transfer every every_ms on average (0: never) while
+ * faults are injected: mostly the primary to a random other replica, now
+ * and then a refusal (a non-primary asked, itself, an unknown index). */
+void faults_transfers(struct faults *f, uint64_t seed, uint32_t every_ms);
 /* The time of the next scheduled fault or repair; false if none. */
 bool faults_next_at(const struct faults *f, uint64_t *at);
 /* Carry out what is due at c->now. */

@@ -155,6 +155,8 @@ static void collect(struct cluster *c, struct sim_result *res)
     for (uint32_t i = 0; i < c->config.replica_count; i++)
         res->torn += c->replicas[i].disk.stats.torn;
     res->snapshots_installed = st->snapshots_installed;
+    res->transfers_asked = st->transfers_asked;
+    res->transfers_started = st->transfers_started;
     res->fd_detections = st->fd_detections;
     memcpy(res->fd_detect_ms, st->fd_detect_ms, sizeof(res->fd_detect_ms));
     res->fd_undetected = st->fd_undetected;
@@ -192,6 +194,7 @@ bool sim_run(const struct sim_options *o, struct sim_result *res)
     cluster_init(c, &cc);
     struct faults f;
     faults_init(&f, c, profile, scenario);
+    faults_transfers(&f, o->seed, o->transfers_ms);
 
     /* 1. Faults while the clients work. */
     run_until(c, &f, FAULT_PHASE_MAX_MS(o->ops), all_issued);
@@ -276,6 +279,9 @@ void sim_result_print(const struct sim_options *o, const struct sim_result *r,
             r->snapshots_installed, r->fd_detections, med, max, r->fd_false,
             r->fd_suspicions, r->lin_gave_up ? ", lin inconclusive" : "",
             r->trace_hash);
+    if (o->transfers_ms || r->transfers_asked)
+        fprintf(out, "  transfers asked %" PRIu64 ", started %" PRIu64 "\n",
+                r->transfers_asked, r->transfers_started);
     if (r->ok)
         return;
     fprintf(out,
@@ -298,6 +304,8 @@ void sim_reproduce_print(const struct sim_options *o, FILE *out)
         fprintf(out, " --clients %u", o->clients);
     if (o->reads != SIM_READS_DEFAULT)
         fprintf(out, " --reads %u", o->reads);
+    if (o->transfers_ms)
+        fprintf(out, " --transfers %u", o->transfers_ms);
     if (o->bugs)
         fprintf(out, " --bugs %u", o->bugs);
     fprintf(out, " --trace\n");

@@ -34,6 +34,9 @@ struct sim_options {
     uint64_t ops;         /* client ops */
     uint32_t clients;
     uint32_t reads; /* percent of GETs served by read index */
+    /* Leadership transfers: one every transfers_ms on average (drawn from
+     * a stream of their own, so 0 leaves a seed's run as it was). */
+    uint32_t transfers_ms;
     uint32_t bugs;
     FILE *trace; /* NULL: no trace */
 };
@@ -60,6 +63,8 @@ struct sim_result {
     uint64_t corruptions;
     uint64_t torn;
     uint64_t snapshots_installed;
+    uint64_t transfers_asked;   /* EV_TRANSFERs given to a replica */
+    uint64_t transfers_started; /* ... that a primary accepted */
     uint64_t fd_detections;
     uint64_t fd_detect_ms[64];
     uint64_t fd_undetected;

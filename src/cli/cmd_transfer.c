@@ -1,0 +1,209 @@
+/* cli/cmd_transfer — `cohort transfer [--cluster H:P] [--timeout S] ID`:
+ * hand the primary role to replica ID (a leadership transfer, see
+ * docs/PROTOCOL.md and src/server/cmd_transfer.c): find the primary, send
+ * COHORT.TRANSFER, then watch the old primary's INFO replication until it
+ * follows replica ID in the view the transfer named, and say so in one
+ * line with the time it took. A refusal (unknown id, the primary itself, a
+ * target that is down or behind) is the server's one-line error. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/commands.h"
+#include "cli/rpc.h"
+
+#define INFO_SIZE_MAX (64u * 1024u)
+
+struct transfer_cli {
+    const char *cluster;
+    uint64_t timeout_ms;
+    uint64_t target;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cohort transfer [--cluster host:port] [--timeout S] ID\n"
+            "Hand the primary role to replica ID (a caught-up backup) without "
+            "a\nview-change timeout; waits until ID leads the new view.\n"
+            "  --cluster host:port  any member's client address (default "
+            "127.0.0.1:7001)\n"
+            "  --timeout S          give up waiting after S seconds (default "
+            "10)\n");
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int parse(struct transfer_cli *t, int argc, char **argv)
+{
+    bool have_id = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--cluster") && i + 1 < argc) {
+            t->cluster = argv[++i];
+        } else if (!strcmp(a, "--timeout") && i + 1 < argc) {
+            uint64_t s;
+            if (!parse_u64(argv[++i], &s) || s == 0 || s > 3600) {
+                fprintf(stderr, "cohort transfer: --timeout takes seconds "
+                                "1..3600\n");
+                return 2;
+            }
+            t->timeout_ms = s * 1000u;
+        } else if (!have_id && parse_u64(a, &t->target)) {
+            have_id = true;
+        } else {
+            fprintf(stderr,
+                    "cohort transfer: unexpected '%s'; see 'cohort transfer "
+                    "--help'\n",
+                    a);
+            return 2;
+        }
+    }
+    if (!have_id) {
+        fprintf(stderr, "cohort transfer: which replica? give its id (see "
+                        "cohort status); see 'cohort transfer --help'\n");
+        return 2;
+    }
+    return 0;
+}
+
+struct view_seen {
+    uint64_t view;
+    uint64_t primary;
+    char role[32];
+};
+
+static int read_view(struct cli_rpc *c, struct view_seen *v,
+                     struct cohort_err *err)
+{
+    struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
+    int rc = cli_rpc_expect(c, 2, info, RESP_TYPE_BULK, err);
+    if (rc != 0)
+        return rc;
+    const char *text = c->nodes[0].str;
+    size_t len = c->nodes[0].len;
+    char view[32] = "", primary[32] = "";
+    v->role[0] = '\0';
+    cli_info_field(text, len, "role:", v->role, sizeof(v->role));
+    if (!cli_info_field(text, len, "view:", view, sizeof(view)) ||
+        !parse_u64(view, &v->view))
+        return err_set(err, -COHORT_EPROTO, "%s: INFO has no view", c->addr);
+    if (!cli_info_field(text, len, "primary_index:", primary,
+                        sizeof(primary)) ||
+        !parse_u64(primary, &v->primary))
+        v->primary = UINT64_MAX;
+    return 0;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Watch the old primary until it follows target in new_view (or later). */
+static int wait_handover(struct cli_rpc *c, const struct transfer_cli *t,
+                         uint64_t new_view, uint64_t started,
+                         struct cohort_err *err)
+{
+    struct view_seen v = {0};
+    while (now_ms() - started < t->timeout_ms) {
+        int rc = read_view(c, &v, err);
+        if (rc != 0)
+            return rc;
+        if (v.view >= new_view && v.primary == t->target &&
+            !strcmp(v.role, "backup"))
+            return 0;
+        if (v.view > new_view && v.primary != t->target)
+            return err_set(err, -COHORT_EAGAIN,
+                           "another view change intervened: view %" PRIu64
+                           " is led by replica %" PRIu64 "; try again",
+                           v.view, v.primary);
+        pause_ms(2);
+    }
+    return err_set(err, -COHORT_EAGAIN,
+                   "replica %" PRIu64 " did not take over within %" PRIu64
+                   " s (now view %" PRIu64 ", role %s here); the target did "
+                   "not catch up in time or a view change intervened: see "
+                   "cohort status %s",
+                   t->target, t->timeout_ms / 1000, v.view, v.role,
+                   t->cluster);
+}
+
+int cmd_transfer(int argc, char **argv)
+{
+    struct transfer_cli t = {.cluster = "127.0.0.1:7001",
+                             .timeout_ms = 10000};
+    int rc = parse(&t, argc, argv);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    struct cohort_err err;
+    err_clear(&err);
+    struct cli_rpc c;
+    if (cli_rpc_open_primary(&c, t.cluster, INFO_SIZE_MAX, &err) != 0) {
+        fprintf(stderr, "cohort transfer: %s\n", err.message);
+        return 1;
+    }
+    struct view_seen before = {0};
+    if (read_view(&c, &before, &err) != 0)
+        goto fail;
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, t.target);
+    struct resp_arg cmd[] = {{"COHORT.TRANSFER", 15}, {id, strlen(id)}};
+    uint64_t started = now_ms();
+    if (cli_rpc_call(&c, 2, cmd, &err) != 0)
+        goto fail;
+    const struct resp_node *n = &c.nodes[0];
+    if (n->type == RESP_TYPE_ERROR) {
+        size_t skip = n->len > 4 && !memcmp(n->str, "ERR ", 4) ? 4 : 0;
+        fprintf(stderr, "cohort transfer: %.*s\n", (int)(n->len - skip),
+                n->str + skip);
+        cli_rpc_close(&c);
+        return 1;
+    }
+    if (n->type != RESP_TYPE_INTEGER || n->integer < 0) {
+        err_set(&err, -COHORT_EPROTO, "%s: unexpected reply", c.addr);
+        goto fail;
+    }
+    uint64_t new_view = (uint64_t)n->integer;
+    if (wait_handover(&c, &t, new_view, started, &err) != 0)
+        goto fail;
+    printf("replica %" PRIu64 " is the primary of view %" PRIu64
+           " (was replica %" PRIu64 ", view %" PRIu64 "); took %" PRIu64
+           " ms\n",
+           t.target, new_view, before.primary, before.view,
+           now_ms() - started);
+    cli_rpc_close(&c);
+    return 0;
+fail:
+    fprintf(stderr, "cohort transfer: %s\n", err.message);
+    cli_rpc_close(&c);
+    return 1;
+}
