@@ -153,14 +153,12 @@ static int wait_handover(struct cli_rpc *c, const struct transfer_cli *t,
                    " s (now view %" PRIu64 ", role %s here); the target did "
                    "not catch up in time or a view change intervened: see "
                    "cohort status %s",
-                   t->target, t->timeout_ms / 1000, v.view, v.role,
-                   t->cluster);
+                   t->target, t->timeout_ms / 1000, v.view, v.role, t->cluster);
 }
 
 int cmd_transfer(int argc, char **argv)
 {
-    struct transfer_cli t = {.cluster = "127.0.0.1:7001",
-                             .timeout_ms = 10000};
+    struct transfer_cli t = {.cluster = "127.0.0.1:7001", .timeout_ms = 10000};
     int rc = parse(&t, argc, argv);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
@@ -198,8 +196,7 @@ int cmd_transfer(int argc, char **argv)
     printf("replica %" PRIu64 " is the primary of view %" PRIu64
            " (was replica %" PRIu64 ", view %" PRIu64 "); took %" PRIu64
            " ms\n",
-           t.target, new_view, before.primary, before.view,
-           now_ms() - started);
+           t.target, new_view, before.primary, before.view, now_ms() - started);
     cli_rpc_close(&c);
     return 0;
 fail:

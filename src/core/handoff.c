@@ -100,7 +100,8 @@ void vr_on_transfer(struct replica *r, uint32_t target)
     r->handoff_view = r->view;
     r->handoff_started_ms = r->now_ms;
     r->stats.transfers_started++;
-    vr_trace(r, "transfer to %" PRIu32 ": draining at op %" PRIu64
+    vr_trace(r,
+             "transfer to %" PRIu32 ": draining at op %" PRIu64
              " (commit %" PRIu64 ", target at %" PRIu64 ")",
              target, r->log.op, r->commit, r->ack_op[target]);
     vr_handoff_progress(r, false);

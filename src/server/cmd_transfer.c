@@ -58,8 +58,9 @@ static void refuse(struct conn *c, struct resp_buf *out,
         return;
     case TRANSFER_LAGGING:
         resp_write_errorf(out,
-                          "ERR replica %" PRIu32 " is not caught up (op %" PRIu64
-                          " of %" PRIu64 "); try again",
+                          "ERR replica %" PRIu32
+                          " is not caught up (op %" PRIu64 " of %" PRIu64
+                          "); try again",
                           a->target, a->target_op, a->op);
         return;
     case TRANSFER_STARTED:
@@ -75,8 +76,9 @@ void cmd_cohort_transfer(struct conn *c, struct resp_buf *out, uint32_t argc,
     (void)argc;
     uint64_t id;
     if (!command_parse_u64(&argv[1], &id) || id >= COHORT_REPLICAS_MAX) {
-        resp_write_errorf(out, "ERR replica id must be an integer 0..%d "
-                               "(see cohort status)",
+        resp_write_errorf(out,
+                          "ERR replica id must be an integer 0..%d "
+                          "(see cohort status)",
                           COHORT_REPLICAS_MAX - 1);
         return;
     }

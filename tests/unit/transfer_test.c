@@ -113,8 +113,7 @@ static void target_that_cannot_catch_up_is_abandoned(void **s)
     harness_submit(h, p, 10, 1, 1);
     harness_run(h, 200);
     assert_non_null(harness_find(h, 10, 1, REPLY_OK));
-    assert_int_equal(replica_stats(harness_core(h, p))->transfers_abandoned,
-                     1);
+    assert_int_equal(replica_stats(harness_core(h, p))->transfers_abandoned, 1);
     h->r[t].hold_storage = false;
     harness_storage_run(h, t);
 }
