@@ -1,7 +1,7 @@
 /* cli/main — the `cohort` command: one entry point that dispatches to the
  * subcommands (server, up, status, members, transfer, cli, backup, restore,
- * sim, bench). A subcommand that is not built yet says so and exits 2; it never pretends to
- * work. */
+ * sim, bench). A subcommand that is not built yet says so and exits 2; it never
+ * pretends to work. */
 #include <stdio.h>
 #include <string.h>
 
