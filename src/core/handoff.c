@@ -83,7 +83,8 @@ void vr_on_transfer(struct replica *r, uint32_t target)
     a->transfer = (struct transfer_answer){
         .result = result,
         .target = target,
-        .primary = vr_primary_of(r, r->view),
+        .primary = r->status == STATUS_NORMAL ? vr_primary_of(r, r->view)
+                                              : COHORT_REPLICA_NONE,
         .view = r->view,
         .op = r->log.op,
         .target_op = target < r->c.replica_count && replica_is_primary(r)
