@@ -44,9 +44,11 @@
  *    status: not served here, retry (REPLY_NOT_PRIMARY: at primary_hint).
  *    Reads are answered in the order their EV_READs arrived.
  *  - ACT_TRANSFER: the answer to an EV_TRANSFER, in the same step. A
- *    started transfer ends later without another action: the replica
- *    reports ACT_VIEW for the new view (or goes on as primary if the target
- *    did not catch up within a view-change timeout).
+ *    started transfer ends later without another action: once drained the
+ *    primary resigns on the next EV_TICK (replica_next_tick_ms() answers 0
+ *    then; the driver hands the core its batch before each tick) and
+ *    reports ACT_VIEW for the new view, or goes on as primary if the
+ *    target did not catch up within a view-change timeout.
  */
 #ifndef COHORT_REPLICA_H
 #define COHORT_REPLICA_H
@@ -239,7 +241,7 @@ enum transfer_result {
 struct transfer_answer {
     enum transfer_result result;
     uint32_t target;
-    uint32_t primary;   /* of view (this replica's view) */
+    uint32_t primary;   /* of view if NORMAL, else COHORT_REPLICA_NONE */
     uint64_t view;      /* this replica's view when asked */
     uint64_t new_view;  /* STARTED: the view target will lead */
     uint64_t op;        /* this replica's op when asked */
