@@ -34,16 +34,19 @@ bool vr_handoff_active(const struct replica *r)
            r->handoff_view == r->view && replica_is_primary(r);
 }
 
-/* The smallest view above view whose primary is target; VIEW_NONE if the
- * view numbers run out first. */
+/* The smallest view above view whose primary is target (vr_primary_of()
+ * alone maps views to replicas); VIEW_NONE if none within one round of
+ * views, or the view numbers run out first. */
 static uint64_t view_led_by(const struct replica *r, uint64_t view,
                             uint32_t target)
 {
-    uint32_t n = r->c.replica_count;
-    uint64_t step = (target + n - (uint32_t)(view % n)) % n;
-    if (step == 0)
-        step = n;
-    return view <= VIEW_MAX - step ? view + step : VIEW_NONE;
+    for (uint64_t step = 1; step <= r->c.replica_count; step++) {
+        if (view > VIEW_MAX - step)
+            return VIEW_NONE;
+        if (vr_primary_of(r, view + step) == target)
+            return view + step;
+    }
+    return VIEW_NONE;
 }
 
 /* Whether the primary has reason to think target is down or cut off: its
