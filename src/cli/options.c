@@ -51,6 +51,11 @@ static const struct option_spec specs[] = {
     {"wal-segment-size", "BYTES", "log segment size (default 64 MiB)"},
     {"max-value-size", "BYTES", "largest value (default 1048576)"},
     {"max-key-size", "BYTES", "largest key (default 65536)"},
+    {"pubsub-history-messages", "N",
+     "published messages each member retains for COHORT.SUBSCRIBE FROM "
+     "(default 100000)"},
+    {"pubsub-history-bytes", "BYTES",
+     "bytes of published messages each member retains (default 64mb)"},
     {"max-clients", "N",
      "client connections (default 10000; backups' forward links do not "
      "count)"},
@@ -274,6 +279,16 @@ static int set_option(struct server_options *o, const char *name,
         if (parse_u64(name, value, 1, KV_KEY_SIZE_LIMIT, &v))
             return 2;
         n->kv.key_size_max = (uint32_t)v;
+    } else if (!strcmp(name, "pubsub-history-messages")) {
+        if (parse_u64(name, value, 1, HISTORY_COUNT_LIMIT, &v))
+            return 2;
+        n->kv.history_count_max = (uint32_t)v;
+    } else if (!strcmp(name, "pubsub-history-bytes")) {
+        if (cli_flag_bytes("server", name, value, 1ull << 40, &v))
+            return 2;
+        if (v == 0)
+            return bad(name, value, "expected a size above 0");
+        n->kv.history_bytes_max = v;
     } else if (!strcmp(name, "max-clients")) {
         if (parse_u64(name, value, 1, 1000000, &v))
             return 2;

@@ -39,6 +39,7 @@ enum command_id {
     CMD_REVS,
     CMD_TXN,
     CMD_EXEC,
+    CMD_PUBLISH,
 };
 
 static const struct kv_command_def commands[] = {
@@ -64,6 +65,7 @@ static const struct kv_command_def commands[] = {
     {"cohort.revs", CMD_REVS, KV_CLASS_READ, -2},
     {"cohort.txn", CMD_TXN, KV_CLASS_WRITE, -4},
     {"cohort.exec", CMD_EXEC, KV_CLASS_WRITE, -3},
+    {"publish", CMD_PUBLISH, KV_CLASS_WRITE, 3},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -158,6 +160,8 @@ static enum kv_arg_role arg_role(enum kv_command_type type, uint32_t i)
         return KV_ARG_KEY;
     case KV_CMD_MSET:
         return i % 2 == 0 ? KV_ARG_KEY : KV_ARG_VALUE;
+    case KV_CMD_PUBLISH: /* channel, message */
+        return i == 0 ? KV_ARG_KEY : KV_ARG_VALUE;
     case KV_CMD_CAS:
         return i == 0 ? KV_ARG_KEY : i == 2 ? KV_ARG_VALUE : KV_ARG_OTHER;
     case KV_CMD_ACL_SETUSER:
@@ -311,6 +315,10 @@ static int parse_args(const struct kv_config *config,
         w->type = KV_CMD_CAS;
         w->arg_count = 3;
         return 0;
+    case CMD_PUBLISH:
+        w->type = KV_CMD_PUBLISH;
+        w->arg_count = 2;
+        return 0;
     case CMD_TXN:
     case CMD_EXEC:
         return parse_txn(config, def, argc, argv, w, r);
@@ -436,6 +444,7 @@ uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
     case KV_CMD_DEL:
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
+    case KV_CMD_PUBLISH: /* retained in the bounded history, not the store */
         return 0;
     default:
         return kv_strings_growth(kv, w);
@@ -560,6 +569,10 @@ static const char *check_header(const struct kv_command *c)
         if (c->flags & ~KV_TXN_EXEC)
             return "unknown TXN flags";
         return c->arg_count >= 2 ? NULL : "TXN needs at least 2 arguments";
+    case KV_CMD_PUBLISH:
+        if (c->flags != 0)
+            return "flags on PUBLISH";
+        return c->arg_count == 2 ? NULL : "PUBLISH needs 2 arguments";
     default:
         return kv_strings_check_header(c);
     }
@@ -748,6 +761,26 @@ static void apply_cas(struct kv *kv, uint64_t op, struct kv_command *c,
     resp_write_integer(r, 1);
 }
 
+/* PUBLISH: retain the message at position op and hand it to the hook,
+ * whose count of receivers is the reply. */
+static void apply_publish(struct kv *kv, uint64_t op, struct kv_command *c,
+                          struct resp_buf *r)
+{
+    const uint8_t *channel, *message;
+    size_t channel_size, message_size;
+    kv_command_next_arg(c, &channel, &channel_size);
+    kv_command_next_arg(c, &message, &message_size);
+    if (history_append(&kv->history, op, channel, channel_size, message,
+                       message_size) != 0)
+        cohort_assert_fail("out of memory applying a committed op", __FILE__,
+                           __LINE__);
+    uint64_t count = 0;
+    if (kv->publish_hook.deliver != NULL)
+        count = kv->publish_hook.deliver(kv->publish_hook.ctx, op, channel,
+                                         channel_size, message, message_size);
+    resp_write_integer(r, count > INT64_MAX ? INT64_MAX : (int64_t)count);
+}
+
 /* Check every argument before changing anything, so that a command is all
  * or nothing (an MSET with one value over the limit sets no key). */
 static bool command_within_limits(const struct kv_config *config,
@@ -894,6 +927,9 @@ static void apply_command(struct kv *kv, uint64_t op, struct kv_command *c,
         return;
     case KV_CMD_CAS:
         apply_cas(kv, op, c, r);
+        return;
+    case KV_CMD_PUBLISH:
+        apply_publish(kv, op, c, r);
         return;
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:

@@ -32,6 +32,14 @@
  *     COHORT.REVS key [key ...]  each key's mod op (the op of its last
  *                            change), 0 for a missing key: what WATCH reads
  *     COHORT.TXN ..., COHORT.EXEC ...   transactions, see kv/txn.h
+ * and pub/sub's one write:
+ *     PUBLISH channel message  retained in kv->history at position op, and
+ *                            handed to kv->publish_hook; the reply is the
+ *                            hook's count of this member's receivers (0
+ *                            without a hook). It is the one reply that
+ *                            differs between members: each member's
+ *                            client table holds its own count, which is
+ *                            what a retry asking that member gets.
  *
  * Body layout (format 1), little-endian:
  *     0  u8   format     KV_COMMAND_FORMAT
@@ -43,9 +51,10 @@
  * Arities: SET 2 (key value), DEL >= 1, INCRBY 1, MSET even >= 2, CAS 3
  * (key expected new), ACL SETUSER >= 1 (name, rules), ACL DELUSER >= 1
  * (names), TXN >= 2 (the arguments after COHORT.TXN or COHORT.EXEC, with
- * flag KV_TXN_EXEC for the latter), and kv/strings.h's types (FLUSHALL has
- * none). The body ends after the last argument.
- * A malformed body is counted in kv->malformed_ops.
+ * flag KV_TXN_EXEC for the latter), PUBLISH 2 (channel message; the
+ * channel is held to max-key-size, the message to max-value-size), and
+ * kv/strings.h's types (FLUSHALL has none). The body ends after the last
+ * argument. A malformed body is counted in kv->malformed_ops.
  *
  * An ACL write never carries a password: encoding turns each >password and
  * <password rule into #hash and !hash (SHA-256), so neither the log nor a
@@ -88,6 +97,7 @@ enum kv_command_type {
     KV_CMD_ACL_SETUSER = 6,
     KV_CMD_ACL_DELUSER = 7,
     KV_CMD_TXN = 8, /* COHORT.TXN and COHORT.EXEC (kv/txn.h) */
+    KV_CMD_PUBLISH = 9,
     /* kv/strings.h, from 40: other branches in flight take 9 (publish)
      * and 20-23 (expiry); a type's number is part of the log format. */
     KV_CMD_GETDEL = 40,

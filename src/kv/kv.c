@@ -137,7 +137,7 @@ static bool config_valid(const struct kv_config *config)
     if (config->value_size_max < 1 ||
         config->value_size_max > KV_VALUE_SIZE_LIMIT)
         return false;
-    return true;
+    return config->history_count_max <= HISTORY_COUNT_LIMIT;
 }
 
 int kv_init(struct kv *kv, const struct kv_config *config)
@@ -154,6 +154,15 @@ int kv_init(struct kv *kv, const struct kv_config *config)
     resp_buf_init(&kv->apply_reply, 2);
     acl_init(&kv->acl);
     kv_index_init(&kv->index, config->hash_seed);
+    uint32_t count_max = config->history_count_max ? config->history_count_max
+                                                   : HISTORY_COUNT_MAX_DEFAULT;
+    uint64_t bytes_max = config->history_bytes_max ? config->history_bytes_max
+                                                   : HISTORY_BYTES_MAX_DEFAULT;
+    int rc = history_init(&kv->history, count_max, bytes_max);
+    if (rc != 0) {
+        kv_deinit(kv);
+        return rc;
+    }
     return 0;
 }
 
@@ -173,6 +182,7 @@ void kv_deinit(struct kv *kv)
     free(kv->slots);
     resp_buf_deinit(&kv->apply_reply);
     free(kv->txn_body);
+    history_deinit(&kv->history);
     kv->txn_body = NULL;
     kv->txn_body_capacity = 0;
     acl_deinit(&kv->acl);
@@ -199,6 +209,7 @@ void kv_clear(struct kv *kv)
 {
     kv_flush(kv);
     kv->op = 0;
+    history_reset(&kv->history, 0);
     acl_clear(&kv->acl);
 }
 

@@ -35,6 +35,7 @@
 
 #include "common/resp.h"
 #include "kv/acl.h"
+#include "kv/history.h"
 #include "kv/kv_index.h"
 
 #define KV_KEY_SIZE_MAX_DEFAULT (64u * 1024)
@@ -54,6 +55,26 @@ struct kv_config {
     uint32_t key_size_max;   /* bytes; 1..KV_KEY_SIZE_LIMIT */
     uint32_t value_size_max; /* bytes; 1..KV_VALUE_SIZE_LIMIT */
     uint64_t hash_seed;
+    /* The published messages each member retains for COHORT.SUBSCRIBE
+     * FROM (kv/history.h): not state, so members may differ. 0: the
+     * default (HISTORY_COUNT_MAX_DEFAULT, HISTORY_BYTES_MAX_DEFAULT). */
+    uint32_t history_count_max;
+    uint64_t history_bytes_max;
+};
+
+/* Who hears of published messages as they are applied (the server, which
+ * delivers them to its subscribers). Not state: set on each member. */
+struct kv_publish_hook {
+    void *ctx;
+    /* A PUBLISH at op `position` was applied: returns how many of this
+     * member's subscribers it goes to (PUBLISH's reply). Called inside
+     * apply: it must not call back into the node. */
+    uint64_t (*deliver)(void *ctx, uint64_t position, const uint8_t *channel,
+                        size_t channel_size, const uint8_t *message,
+                        size_t message_size);
+    /* A snapshot replaced the state: the messages up to floor were never
+     * applied here and will not be. */
+    void (*reset)(void *ctx, uint64_t floor);
 };
 
 /* One key's record. key and value are stored back to back in data. */
@@ -92,6 +113,9 @@ struct kv {
     /* Not state: the body of a transaction's command (txn.c), reused. */
     uint8_t *txn_body;
     size_t txn_body_capacity;
+    /* Not state: the retained messages and who hears of new ones. */
+    struct history history;
+    struct kv_publish_hook publish_hook;
     /* Not state: log entries kv_apply() found malformed (answered with an
      * error, nothing changed). Local to this process. */
     uint64_t malformed_ops;

@@ -408,5 +408,10 @@ int kv_restore(struct kv *kv,
     if (rc != 0)
         kv_clear(kv);
     ASSERT(rc <= 0);
+    /* The messages up to the snapshot's op were published before it: this
+     * member never applied them and cannot replay them. */
+    history_reset(&kv->history, kv->op);
+    if (kv->publish_hook.reset != NULL)
+        kv->publish_hook.reset(kv->publish_hook.ctx, kv->op);
     return rc;
 }

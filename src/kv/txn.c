@@ -44,6 +44,13 @@ int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
                           (int)argv[0].size, argv[0].ptr);
         return -COHORT_EINVAL;
     }
+    /* A message's position is its op: a transaction would give two
+     * messages one position. */
+    if (resp_arg_is(&argv[0], "publish")) {
+        resp_write_error(out, "ERR 'publish' cannot run inside a "
+                              "transaction; publish outside MULTI");
+        return -COHORT_EINVAL;
+    }
     if (resp_arg_is(&argv[0], "cohort.txn") ||
         resp_arg_is(&argv[0], "cohort.exec") ||
         kv_command_is_acl_write(argc, argv)) {

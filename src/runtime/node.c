@@ -356,6 +356,14 @@ const struct kv *node_kv(const struct node *n)
     return &n->kv;
 }
 
+void node_set_publish_hook(struct node *n, const struct kv_publish_hook *hook)
+{
+    if (hook != NULL)
+        n->kv.publish_hook = *hook;
+    else
+        memset(&n->kv.publish_hook, 0, sizeof(n->kv.publish_hook));
+}
+
 static_assert(NODE_TOKEN_SIZE == TRANSPORT_TOKEN_SIZE, "one token size");
 
 void node_link_token(const struct node *n, uint8_t out[NODE_TOKEN_SIZE])

@@ -82,6 +82,9 @@ void node_cancel(struct node *n, void *ctx);
 
 /* The store, for reads. Local reads may be stale on a backup. */
 const struct kv *node_kv(const struct node *n);
+/* Who hears of applied PUBLISH ops (kv.h); NULL: nobody. The hook runs
+ * inside the node's stepping: it must not call into the node. */
+void node_set_publish_hook(struct node *n, const struct kv_publish_hook *hook);
 /* Linearizable read (read index): done(DRIVER_DONE) once this node is the
  * primary, a quorum confirmed after the call that it still holds its view,
  * and it has applied every write committed before the call (a connection's

@@ -16,7 +16,8 @@
 void cmd_ping(struct conn *c, struct resp_buf *out, uint32_t argc,
               const struct resp_arg *argv)
 {
-    (void)c;
+    if (pubsub_ping(c, out, argc, argv))
+        return;
     if (argc > 2)
         command_reply_arity(out, "ping");
     else if (argc == 2)
@@ -274,7 +275,7 @@ static void client_line(const struct conn *c, uint64_t now_ms,
     int n = snprintf(
         line, sizeof(line),
         "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%" PRIu64
-        " idle=%" PRIu64 " flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 "
+        " idle=%" PRIu64 " flags=%s db=0 sub=%u psub=%u ssub=0 multi=-1 "
         "qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 obl=0 oll=%u "
         "omem=%zu tot-mem=%zu events=r cmd=%s user=%s redir=-1 "
         "resp=%d\n",
@@ -283,8 +284,9 @@ static void client_line(const struct conn *c, uint64_t now_ms,
         c->kind == CONN_LINK ? "S"
         : c->readonly        ? "r"
                              : "N",
-        c->rbuf_used - c->rbuf_pos, c->rbuf_size - c->rbuf_used, c->slot_count,
-        conn_output_size(c), c->rbuf_size + conn_output_size(c),
+        c->ps.channels, c->ps.patterns, c->rbuf_used - c->rbuf_pos,
+        c->rbuf_size - c->rbuf_used, c->slot_count, conn_output_size(c),
+        c->rbuf_size + conn_output_size(c),
         c->last_command[0] ? c->last_command : "NULL", c->user, c->proto);
     ASSERT(n > 0);
     size_t size = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;

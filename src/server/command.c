@@ -103,6 +103,21 @@ static const struct command_spec commands[] = {
      * rules judge the command it wraps. */
     {"cohort.req", -4, CMD_WRITE | CMD_SLOT, 0, 0, 0, CAT(WRITE) | CAT(FAST),
      cmd_cohort_req},
+    /* Pub/sub (cmd_pubsub.c): PUBLISH is a store write, ordered by the
+     * log; subscriptions are this member's. */
+    {"publish", 3, CMD_WRITE | CMD_SLOT, 0, 0, 0, CAT(PUBSUB) | CAT(FAST),
+     cmd_store_write},
+    {"subscribe", -2, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW),
+     cmd_subscribe},
+    {"unsubscribe", -1, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW),
+     cmd_unsubscribe},
+    {"psubscribe", -2, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW),
+     cmd_psubscribe},
+    {"punsubscribe", -1, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW),
+     cmd_punsubscribe},
+    {"cohort.subscribe", -2, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW),
+     cmd_cohort_subscribe},
+    {"pubsub", -2, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW), cmd_pubsub},
     /* The connection. */
     {"ping", -1, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_ping},
     {"echo", 2, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_echo},
@@ -393,6 +408,11 @@ bool command_dispatch(struct conn *c, uint32_t argc,
     }
     char refusal[AUTH_REFUSAL_MAX];
     if (!auth_command_allowed(c, spec, argc, argv, refusal)) {
+        txn_refused(c);
+        reply_now(c, refusal);
+        return true;
+    }
+    if (!pubsub_command_allowed(c, spec, refusal)) {
         txn_refused(c);
         reply_now(c, refusal);
         return true;

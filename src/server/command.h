@@ -123,6 +123,19 @@ void cmd_store_write(struct conn *c, struct resp_buf *out, uint32_t argc,
                      const struct resp_arg *argv);
 void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,
                     const struct resp_arg *argv);
+/* cmd_pubsub.c: */
+void cmd_subscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
+                   const struct resp_arg *argv);
+void cmd_unsubscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
+                     const struct resp_arg *argv);
+void cmd_psubscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
+                    const struct resp_arg *argv);
+void cmd_punsubscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
+                      const struct resp_arg *argv);
+void cmd_cohort_subscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
+                          const struct resp_arg *argv);
+void cmd_pubsub(struct conn *c, struct resp_buf *out, uint32_t argc,
+                const struct resp_arg *argv);
 /* cmd_txn.c: */
 void cmd_multi(struct conn *c, struct resp_buf *out, uint32_t argc,
                const struct resp_arg *argv);

@@ -166,6 +166,38 @@ struct conn_txn {
     bool watch_failed; /* a WATCH got an error: EXEC answers nil */
 };
 
+/* One subscription of a connection (pubsub.c): a channel, or a glob
+ * pattern, and the position after which its messages are delivered. */
+struct pubsub_sub {
+    char *name; /* owned */
+    uint32_t size;
+    bool pattern;
+    uint64_t after;
+};
+
+/* A connection's subscriptions and where its delivery stands. */
+struct conn_pubsub {
+    struct pubsub_sub *subs; /* channels and patterns, in the order made */
+    uint32_t count, capacity;
+    uint32_t channels, patterns;
+    struct conn *prev, *next; /* server->pubsub.head while count > 0 */
+    bool positioned;          /* COHORT.SUBSCRIBE: messages carry positions */
+    /* Messages from position `resume_at` on are delivered from the history
+     * (pubsub_pump_all) rather than as they are applied: the output was
+     * full, or an earlier reply was still owed, or FROM asked for them. */
+    bool behind;
+    uint64_t resume_at;
+};
+
+/* The server's subscribers (pubsub.c). */
+struct server_pubsub {
+    struct conn *head;
+    uint32_t subscribers; /* connections with a subscription */
+    uint32_t behind;      /* of which behind */
+    uint64_t messages_delivered;
+    uint64_t subscribers_cut;
+};
+
 /* What a connection counts against (admit.c). */
 enum conn_kind {
     CONN_NEW = 0,       /* accepted, not counted yet */
@@ -245,6 +277,7 @@ struct conn {
     size_t slot_reply_bytes; /* of which replies waiting their turn */
     struct conn_session session;
     struct conn_txn txn;
+    struct conn_pubsub ps;
     /* Per-connection order between reads and writes (conn.c): store reads
      * and writes whose slots are not ready yet, and whether the next
      * command waits for the other kind to finish. */
@@ -369,6 +402,7 @@ struct server {
     uint64_t backoff_until_ms;
 
     struct server_stats stats;
+    struct server_pubsub pubsub;
     struct server_metrics metrics;
     struct http_server *http; /* the metrics port (exporter.c), or NULL */
 };
@@ -510,6 +544,35 @@ bool txn_commands_allowed(struct conn *c, uint32_t argc,
                           char refusal[AUTH_REFUSAL_MAX]);
 /* Free c's queued commands and watched keys. */
 void txn_conn_gone(struct conn *c);
+
+/* ---- pubsub.c */
+/* Hear of published messages from the node (node_set_publish_hook), and
+ * stop. */
+void pubsub_open(struct server *s);
+void pubsub_close(struct server *s);
+/* Deliver what behind subscribers have room for (the prepare handle). */
+void pubsub_pump_all(struct server *s);
+/* c is being torn down: drop its subscriptions. */
+void pubsub_conn_gone(struct conn *c);
+/* Whether c may run spec: a RESP2 connection with subscriptions may only
+ * (un)subscribe, PING and QUIT, as in Redis. On refusal writes it. */
+bool pubsub_command_allowed(struct conn *c, const struct command_spec *spec,
+                            char refusal[AUTH_REFUSAL_MAX]);
+/* Subscribe c to a channel or pattern (bytes borrowed, copied), for the
+ * messages after position `after`. Returns 1 if added, 0 if c had it,
+ * -COHORT_ENOMEM. */
+int pubsub_sub_add(struct conn *c, const char *name, size_t size, bool pattern,
+                   uint64_t after);
+/* Unsubscribe; returns whether c had it. */
+bool pubsub_sub_remove(struct conn *c, const char *name, size_t size,
+                       bool pattern);
+/* c (which has subscriptions) is delivered the messages from position
+ * `from` on out of the history (COHORT.SUBSCRIBE FROM). */
+void pubsub_start_behind(struct conn *c, uint64_t from);
+/* PING on a RESP2 connection with subscriptions: ["pong", arg or ""].
+ * Returns false (nothing written) on any other connection. */
+bool pubsub_ping(struct conn *c, struct resp_buf *out, uint32_t argc,
+                 const struct resp_arg *argv);
 
 /* ---- cmd_admin.c */
 /* This process's resident set in bytes (/proc/self/statm); 0 if unknown. */

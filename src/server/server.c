@@ -165,6 +165,7 @@ void server_mark_resume(struct server *s, struct conn *c)
 static void on_prepare(uv_prepare_t *handle)
 {
     struct server *s = handle->data;
+    pubsub_pump_all(s); /* before the flush below */
     /* Flushing may close connections (a write error) which removes them
      * from the list: take the list first. */
     while (s->dirty) {
@@ -360,6 +361,7 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
         return NULL;
     }
     start_handles(s);
+    pubsub_open(s);
     return s;
 }
 
@@ -413,6 +415,7 @@ void server_close(struct server *s)
     if (s->closing)
         return;
     s->closing = true;
+    pubsub_close(s);
     exporter_close(s);
     forward_close_all(s);
     struct conn *c = s->conns;

@@ -1,0 +1,123 @@
+/* history — the retained messages. See history.h. */
+#include "kv/history.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cohort.h"
+#include "common/assert.h"
+
+static_assert(HISTORY_COUNT_LIMIT <= UINT32_MAX / 2, "ring indexes are u32");
+
+int history_init(struct history *h, uint32_t count_max, uint64_t bytes_max)
+{
+    memset(h, 0, sizeof(*h));
+    if (count_max == 0 || count_max > HISTORY_COUNT_LIMIT)
+        return -COHORT_EINVAL;
+    h->ring = calloc(count_max, sizeof(*h->ring));
+    if (h->ring == NULL)
+        return -COHORT_ENOMEM;
+    h->count_max = count_max;
+    h->bytes_max = bytes_max;
+    return 0;
+}
+
+static void drop_oldest(struct history *h)
+{
+    ASSERT(h->count > 0);
+    struct history_entry *e = h->ring[h->head];
+    ASSERT(e != NULL);
+    uint64_t cost = history_entry_cost(e->channel_size, e->message_size);
+    ASSERT(h->bytes >= cost);
+    h->bytes -= cost;
+    ASSERT(e->position > h->floor);
+    h->floor = e->position;
+    h->ring[h->head] = NULL;
+    free(e);
+    h->head = h->head + 1 == h->count_max ? 0 : h->head + 1;
+    h->count--;
+    h->evicted++;
+}
+
+void history_deinit(struct history *h)
+{
+    if (h->ring == NULL)
+        return;
+    while (h->count > 0)
+        drop_oldest(h);
+    free(h->ring);
+    memset(h, 0, sizeof(*h));
+}
+
+void history_reset(struct history *h, uint64_t floor)
+{
+    while (h->count > 0)
+        drop_oldest(h);
+    ASSERT(h->bytes == 0);
+    h->head = 0;
+    h->floor = floor;
+    h->last = floor;
+}
+
+uint64_t history_entry_cost(size_t channel_size, size_t message_size)
+{
+    return sizeof(struct history_entry) + (uint64_t)channel_size +
+           (uint64_t)message_size;
+}
+
+int history_append(struct history *h, uint64_t position, const void *channel,
+                   size_t channel_size, const void *message,
+                   size_t message_size)
+{
+    ASSERT(h->ring != NULL);
+    ASSERT(position > h->last);
+    ASSERT(channel_size <= UINT32_MAX && message_size <= UINT32_MAX);
+    uint64_t cost = history_entry_cost(channel_size, message_size);
+    if (cost > h->bytes_max) {
+        /* Retaining it would mean retaining nothing else: keep nothing,
+         * and say so through the floor. */
+        history_reset(h, position);
+        return 0;
+    }
+    struct history_entry *e = malloc((size_t)cost);
+    if (e == NULL)
+        return -COHORT_ENOMEM;
+    e->position = position;
+    e->channel_size = (uint32_t)channel_size;
+    e->message_size = (uint32_t)message_size;
+    if (channel_size > 0)
+        memcpy(e->data, channel, channel_size);
+    if (message_size > 0)
+        memcpy(e->data + channel_size, message, message_size);
+    while (h->count == h->count_max || h->bytes + cost > h->bytes_max)
+        drop_oldest(h);
+    uint32_t slot = (uint32_t)(((uint64_t)h->head + h->count) % h->count_max);
+    ASSERT(h->ring[slot] == NULL);
+    h->ring[slot] = e;
+    h->count++;
+    h->bytes += cost;
+    h->last = position;
+    ASSERT(h->bytes <= h->bytes_max);
+    return 0;
+}
+
+const struct history_entry *history_at(const struct history *h, uint32_t i)
+{
+    ASSERT(i < h->count);
+    uint32_t slot = (uint32_t)(((uint64_t)h->head + i) % h->count_max);
+    ASSERT(h->ring[slot] != NULL);
+    return h->ring[slot];
+}
+
+uint32_t history_find(const struct history *h, uint64_t position)
+{
+    uint32_t lo = 0, hi = h->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (history_at(h, mid)->position < position)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}

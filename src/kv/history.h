@@ -1,0 +1,84 @@
+/* history — the published messages a member retains, for COHORT.SUBSCRIBE
+ * ... FROM <position>: a ring of {position, channel, message}, bounded by a
+ * message count and a byte budget, oldest evicted first.
+ *
+ * A message's position is the op of the PUBLISH that carried it (one
+ * message per op), so positions increase along the log and are the same on
+ * every member. The ring is not replicated state: it is rebuilt from the
+ * ops a member applies (after a restart, from the log above its snapshot),
+ * and neither snapshots nor the state hash include it.
+ *
+ * Invariants: (1) entries are in increasing position order; (2) every
+ * message with a position above floor that was appended since the last
+ * reset is retained (floor only moves up: an eviction raises it to the
+ * evicted position, a reset sets it); (3) count <= count_max and
+ * bytes <= bytes_max, where an entry costs history_entry_cost().
+ */
+#ifndef COHORT_KV_HISTORY_H
+#define COHORT_KV_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The defaults, and the largest count a config may set. */
+#define HISTORY_COUNT_MAX_DEFAULT 100000u
+#define HISTORY_BYTES_MAX_DEFAULT (64ull << 20)
+#define HISTORY_COUNT_LIMIT (1u << 24)
+
+struct history_entry {
+    uint64_t position;
+    uint32_t channel_size;
+    uint32_t message_size;
+    uint8_t data[]; /* channel, then message */
+};
+
+struct history {
+    struct history_entry **ring; /* count_max slots */
+    uint32_t count_max;
+    uint64_t bytes_max;
+    uint32_t head;  /* slot of the oldest entry */
+    uint32_t count; /* entries held */
+    uint64_t bytes; /* history_entry_cost() of the entries */
+    uint64_t floor; /* every message above it is retained */
+    uint64_t last;  /* the newest position appended, or floor */
+    uint64_t evicted;
+};
+
+/* Allocate an empty ring (floor 0). count_max 1..HISTORY_COUNT_LIMIT;
+ * bytes_max 0 retains nothing. Returns -COHORT_EINVAL for a count out of
+ * range, -COHORT_ENOMEM. */
+int history_init(struct history *h, uint32_t count_max, uint64_t bytes_max);
+void history_deinit(struct history *h);
+
+/* Forget every entry; messages up to floor are unknown from now on. */
+void history_reset(struct history *h, uint64_t floor);
+
+/* What an entry of these sizes costs against bytes_max. */
+uint64_t history_entry_cost(size_t channel_size, size_t message_size);
+
+/* Retain a message at position > h->last (asserted), evicting the oldest
+ * entries to make room. A message over bytes_max alone is not retained
+ * (floor moves to its position). Returns -COHORT_ENOMEM and changes
+ * nothing if the entry cannot be allocated. */
+int history_append(struct history *h, uint64_t position, const void *channel,
+                   size_t channel_size, const void *message,
+                   size_t message_size);
+
+/* The i-th oldest entry, i < h->count (asserted). */
+const struct history_entry *history_at(const struct history *h, uint32_t i);
+/* The index of the oldest entry with position >= position (h->count if
+ * none): a binary search. */
+uint32_t history_find(const struct history *h, uint64_t position);
+
+static inline const uint8_t *history_channel(const struct history_entry *e)
+{
+    return e->data;
+}
+
+static inline const uint8_t *history_message(const struct history_entry *e)
+{
+    return e->data + e->channel_size;
+}
+
+#endif

@@ -1,0 +1,344 @@
+/* pubsub — subscriptions and delivery: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE,
+ * PUNSUBSCRIBE, COHORT.SUBSCRIBE ... [FROM position] and PUBSUB, on this
+ * member's connections.
+ *
+ * PUBLISH is a store write (kv/command.h): it goes through the log, and
+ * every member's apply retains the message in the store's history
+ * (kv/history.h) at its position (the op) and calls pubsub_deliver() here.
+ * So every member delivers the same messages in the same order, the log's;
+ * subscribers are local to a member and not replicated.
+ *
+ * Delivery: a subscriber that is caught up gets a message written to its
+ * output as it is applied. One that cannot take it now (its output is over
+ * CONN_OUTPUT_SOFT_MAX, or on RESP2 an earlier reply is still owed) becomes
+ * `behind`: from then on the prepare handle feeds it from the history, from
+ * its `resume_at` position, as its output drains, until it has caught up. A
+ * subscriber whose `resume_at` message has left the history (the ring is
+ * bounded) is cut off: it gets one error naming the position, and the
+ * connection closes. So each subscriber gets every message of its
+ * channels once, in log order, or an error: never a gap. COHORT.SUBSCRIBE
+ * FROM p starts a connection behind at p + 1.
+ *
+ * Each subscription has an `after` position: it is delivered messages at
+ * positions above it (the op applied when it was made, or FROM's p).
+ *
+ * Cost: a message is matched against every subscribed connection's
+ * subscriptions, O(subscriptions) per message on every member; enough for
+ * hundreds of subscribers, not for a million.
+ *
+ * Invariants: (1) a connection is on the subscriber list iff its
+ * ps.count > 0; (2) server->pubsub.behind counts the listed connections
+ * with ps.behind; (3) a behind connection has been given every message of
+ * its subscriptions below ps.resume_at, and none at or above it.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "kv/acl.h"
+#include "kv/history.h"
+#include "kv/kv.h"
+#include "server/command.h"
+#include "server/internal.h"
+
+/* ------------------------------------------------------------ matching */
+
+static bool sub_matches(const struct pubsub_sub *sub, const uint8_t *channel,
+                        size_t channel_size)
+{
+    if (sub->pattern)
+        return acl_glob_match(sub->name, sub->size, channel, channel_size);
+    return sub->size == channel_size &&
+           (channel_size == 0 || memcmp(sub->name, channel, channel_size) == 0);
+}
+
+/* Whether any of c's subscriptions takes the message at position. */
+static bool conn_wants(const struct conn *c, uint64_t position,
+                       const uint8_t *channel, size_t channel_size,
+                       uint64_t *count)
+{
+    bool wants = false;
+    for (uint32_t i = 0; i < c->ps.count; i++) {
+        const struct pubsub_sub *sub = &c->ps.subs[i];
+        if (position > sub->after && sub_matches(sub, channel, channel_size)) {
+            wants = true;
+            (*count)++;
+        }
+    }
+    return wants;
+}
+
+/* The message as each matching subscription of c receives it: channels
+ * first, then patterns, as Redis. */
+static void write_messages(struct conn *c, uint64_t position,
+                           const uint8_t *channel, size_t channel_size,
+                           const uint8_t *message, size_t message_size)
+{
+    struct resp_buf *out = &c->out;
+    size_t extra = c->ps.positioned ? 1 : 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < c->ps.count; i++) {
+            const struct pubsub_sub *sub = &c->ps.subs[i];
+            if (sub->pattern != (pass == 1) || position <= sub->after ||
+                !sub_matches(sub, channel, channel_size))
+                continue;
+            if (sub->pattern) {
+                resp_write_push(out, 4 + extra);
+                resp_write_bulk(out, "pmessage", 8);
+                resp_write_bulk(out, sub->name, sub->size);
+            } else {
+                resp_write_push(out, 3 + extra);
+                resp_write_bulk(out, "message", 7);
+            }
+            resp_write_bulk(out, channel, channel_size);
+            resp_write_bulk(out, message, message_size);
+            if (extra)
+                resp_write_integer(out, (int64_t)position);
+            c->server->pubsub.messages_delivered++;
+        }
+    }
+    server_mark_dirty(c->server, c);
+}
+
+/* Whether a message can go to c's output now. */
+static bool has_room(const struct conn *c)
+{
+    if (c->closing || c->input_stopped)
+        return false;
+    if (c->proto == 2 && c->head != NULL)
+        return false; /* it would overtake a reply still owed */
+    return c->out.size + c->writing_buf.size < CONN_OUTPUT_SOFT_MAX;
+}
+
+/* ------------------------------------------------------------ the list */
+
+static void list_add(struct server *s, struct conn *c)
+{
+    c->ps.prev = NULL;
+    c->ps.next = s->pubsub.head;
+    if (s->pubsub.head)
+        s->pubsub.head->ps.prev = c;
+    s->pubsub.head = c;
+    s->pubsub.subscribers++;
+}
+
+static void set_behind(struct conn *c, bool behind, uint64_t next)
+{
+    struct server *s = c->server;
+    if (behind && !c->ps.behind)
+        s->pubsub.behind++;
+    if (!behind && c->ps.behind) {
+        ASSERT(s->pubsub.behind > 0);
+        s->pubsub.behind--;
+    }
+    c->ps.behind = behind;
+    c->ps.resume_at = next;
+}
+
+static void list_remove(struct server *s, struct conn *c)
+{
+    set_behind(c, false, 0);
+    if (c->ps.prev)
+        c->ps.prev->ps.next = c->ps.next;
+    else
+        s->pubsub.head = c->ps.next;
+    if (c->ps.next)
+        c->ps.next->ps.prev = c->ps.prev;
+    c->ps.prev = c->ps.next = NULL;
+    ASSERT(s->pubsub.subscribers > 0);
+    s->pubsub.subscribers--;
+}
+
+int pubsub_sub_add(struct conn *c, const char *name, size_t size,
+                   bool pattern, uint64_t after)
+{
+    for (uint32_t i = 0; i < c->ps.count; i++) {
+        const struct pubsub_sub *sub = &c->ps.subs[i];
+        if (sub->pattern == pattern && sub->size == size &&
+            (size == 0 || memcmp(sub->name, name, size) == 0))
+            return 0;
+    }
+    if (size > UINT32_MAX)
+        return -COHORT_EINVAL;
+    if (c->ps.count == c->ps.capacity) {
+        uint32_t capacity = c->ps.capacity ? 2 * c->ps.capacity : 4;
+        struct pubsub_sub *p = realloc(c->ps.subs, capacity * sizeof(*p));
+        if (p == NULL)
+            return -COHORT_ENOMEM;
+        c->ps.subs = p;
+        c->ps.capacity = capacity;
+    }
+    char *copy = malloc(size ? size : 1);
+    if (copy == NULL)
+        return -COHORT_ENOMEM;
+    if (size > 0)
+        memcpy(copy, name, size);
+    c->ps.subs[c->ps.count++] = (struct pubsub_sub){
+        .name = copy, .size = (uint32_t)size, .pattern = pattern,
+        .after = after};
+    if (pattern)
+        c->ps.patterns++;
+    else
+        c->ps.channels++;
+    if (c->ps.count == 1)
+        list_add(c->server, c);
+    return 1;
+}
+
+static void sub_remove_at(struct conn *c, uint32_t i)
+{
+    ASSERT(i < c->ps.count);
+    struct pubsub_sub *sub = &c->ps.subs[i];
+    if (sub->pattern)
+        c->ps.patterns--;
+    else
+        c->ps.channels--;
+    free(sub->name);
+    memmove(sub, sub + 1, (c->ps.count - i - 1) * sizeof(*sub));
+    c->ps.count--;
+    if (c->ps.count == 0) {
+        list_remove(c->server, c);
+        c->ps.positioned = false;
+    }
+}
+
+bool pubsub_sub_remove(struct conn *c, const char *name, size_t size,
+                       bool pattern)
+{
+    for (uint32_t i = 0; i < c->ps.count; i++) {
+        const struct pubsub_sub *sub = &c->ps.subs[i];
+        if (sub->pattern == pattern && sub->size == size &&
+            (size == 0 || memcmp(sub->name, name, size) == 0)) {
+            sub_remove_at(c, i);
+            return true;
+        }
+    }
+    return false;
+}
+
+void pubsub_start_behind(struct conn *c, uint64_t from)
+{
+    ASSERT(c->ps.count > 0);
+    set_behind(c, true, from);
+}
+
+static void drop_all(struct conn *c)
+{
+    while (c->ps.count > 0)
+        sub_remove_at(c, c->ps.count - 1);
+    free(c->ps.subs);
+    c->ps.subs = NULL;
+    c->ps.capacity = 0;
+}
+
+void pubsub_conn_gone(struct conn *c)
+{
+    drop_all(c);
+}
+
+/* Cut c off: one error after the replies owed, then close. */
+static void cut(struct conn *c, const char *why)
+{
+    drop_all(c);
+    c->server->pubsub.subscribers_cut++;
+    conn_reply_error(c, why);
+    c->input_stopped = true;
+}
+
+/* ------------------------------------------------------------ delivery */
+
+static uint64_t pubsub_deliver(void *ctx, uint64_t position,
+                               const uint8_t *channel, size_t channel_size,
+                               const uint8_t *message, size_t message_size)
+{
+    struct server *s = ctx;
+    uint64_t count = 0;
+    for (struct conn *c = s->pubsub.head; c; c = c->ps.next) {
+        if (!conn_wants(c, position, channel, channel_size, &count))
+            continue;
+        if (c->ps.behind)
+            continue; /* the history has it; pump delivers it in turn */
+        if (!has_room(c)) {
+            set_behind(c, true, position);
+            continue;
+        }
+        write_messages(c, position, channel, channel_size, message,
+                       message_size);
+    }
+    return count;
+}
+
+static void pubsub_reset(void *ctx, uint64_t floor)
+{
+    struct server *s = ctx;
+    char why[256];
+    snprintf(why, sizeof(why),
+             "ERR this member installed a snapshot at op %" PRIu64
+             " and cannot deliver the messages before it; resubscribe with "
+             "COHORT.SUBSCRIBE ... FROM <last position seen>",
+             floor);
+    while (s->pubsub.head)
+        cut(s->pubsub.head, why);
+}
+
+/* Feed behind subscriber c from the history while it has room. */
+static void pump(struct conn *c)
+{
+    const struct history *h = &c->server->kv->history;
+    ASSERT(c->ps.behind);
+    if (c->ps.resume_at <= h->floor) {
+        char why[256];
+        snprintf(why, sizeof(why),
+                 "ERR subscriber fell behind: the messages after position "
+                 "%" PRIu64 " are no longer retained on this member (oldest "
+                 "retained position is after %" PRIu64
+                 "); resubscribe with COHORT.SUBSCRIBE ... FROM a later "
+                 "position, accepting the loss",
+                 c->ps.resume_at - 1, h->floor);
+        cut(c, why);
+        return;
+    }
+    for (uint32_t i = history_find(h, c->ps.resume_at); i < h->count; i++) {
+        if (!has_room(c))
+            return;
+        const struct history_entry *e = history_at(h, i);
+        uint64_t count = 0;
+        if (conn_wants(c, e->position, history_channel(e), e->channel_size,
+                       &count))
+            write_messages(c, e->position, history_channel(e),
+                           e->channel_size, history_message(e),
+                           e->message_size);
+        c->ps.resume_at = e->position + 1;
+    }
+    set_behind(c, false, 0);
+}
+
+void pubsub_pump_all(struct server *s)
+{
+    if (s->pubsub.behind == 0)
+        return;
+    struct conn *c = s->pubsub.head;
+    while (c) {
+        struct conn *next = c->ps.next;
+        if (c->ps.behind)
+            pump(c);
+        c = next;
+    }
+}
+
+void pubsub_open(struct server *s)
+{
+    struct kv_publish_hook hook = {
+        .ctx = s,
+        .deliver = pubsub_deliver,
+        .reset = pubsub_reset,
+    };
+    node_set_publish_hook(s->node, &hook);
+}
+
+void pubsub_close(struct server *s)
+{
+    node_set_publish_hook(s->node, NULL);
+}
