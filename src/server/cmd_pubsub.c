@@ -42,8 +42,7 @@ static void write_confirm(struct resp_buf *out, const char *kind,
 }
 
 static void subscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
-                      const struct resp_arg *argv, bool pattern,
-                      uint64_t after)
+                      const struct resp_arg *argv, bool pattern, uint64_t after)
 {
     const char *kind = pattern ? "psubscribe" : "subscribe";
     for (uint32_t i = 0; i < argc; i++) {
@@ -190,8 +189,8 @@ static int64_t distinct(const struct server *s, bool pattern,
             const struct pubsub_sub *sub = &c->ps.subs[i];
             if (sub->pattern != pattern)
                 continue;
-            if (glob && !acl_glob_match(glob->ptr, glob->size, sub->name,
-                                        sub->size))
+            if (glob &&
+                !acl_glob_match(glob->ptr, glob->size, sub->name, sub->size))
                 continue;
             all[n++] = sub;
         }
@@ -230,8 +229,7 @@ static void pubsub_numsub(struct conn *c, struct resp_buf *out, uint32_t argc,
     resp_write_array(out, 2 * (size_t)argc); /* as Redis, in RESP3 too */
     for (uint32_t i = 0; i < argc; i++) {
         int64_t n = 0;
-        for (const struct conn *k = c->server->pubsub.head; k;
-             k = k->ps.next)
+        for (const struct conn *k = c->server->pubsub.head; k; k = k->ps.next)
             for (uint32_t j = 0; j < k->ps.count; j++) {
                 const struct pubsub_sub *sub = &k->ps.subs[j];
                 n += !sub->pattern && sub->size == argv[i].size &&

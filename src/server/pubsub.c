@@ -151,8 +151,8 @@ static void list_remove(struct server *s, struct conn *c)
     s->pubsub.subscribers--;
 }
 
-int pubsub_sub_add(struct conn *c, const char *name, size_t size,
-                   bool pattern, uint64_t after)
+int pubsub_sub_add(struct conn *c, const char *name, size_t size, bool pattern,
+                   uint64_t after)
 {
     for (uint32_t i = 0; i < c->ps.count; i++) {
         const struct pubsub_sub *sub = &c->ps.subs[i];
@@ -175,9 +175,10 @@ int pubsub_sub_add(struct conn *c, const char *name, size_t size,
         return -COHORT_ENOMEM;
     if (size > 0)
         memcpy(copy, name, size);
-    c->ps.subs[c->ps.count++] = (struct pubsub_sub){
-        .name = copy, .size = (uint32_t)size, .pattern = pattern,
-        .after = after};
+    c->ps.subs[c->ps.count++] = (struct pubsub_sub){.name = copy,
+                                                    .size = (uint32_t)size,
+                                                    .pattern = pattern,
+                                                    .after = after};
     if (pattern)
         c->ps.patterns++;
     else
@@ -307,9 +308,8 @@ static void pump(struct conn *c)
         uint64_t count = 0;
         if (conn_wants(c, e->position, history_channel(e), e->channel_size,
                        &count))
-            write_messages(c, e->position, history_channel(e),
-                           e->channel_size, history_message(e),
-                           e->message_size);
+            write_messages(c, e->position, history_channel(e), e->channel_size,
+                           history_message(e), e->message_size);
         c->ps.resume_at = e->position + 1;
     }
     set_behind(c, false, 0);

@@ -534,7 +534,7 @@ static void apply_rejects_malformed_command_bytes(void **state)
     run(&t, "SET k 1");
     static const uint8_t bad[][24] = {
         {2, 1, 0, 0, 2, 0, 0, 0},    /* unknown format */
-        {1, 9, 0, 0, 1, 0, 0, 0},    /* unknown type */
+        {1, 10, 0, 0, 1, 0, 0, 0},   /* unknown type */
         {1, 0, 0, 0, 1, 0, 0, 0},    /* type zero */
         {1, 1, 3, 0, 2, 0, 0, 0},    /* SET with NX and XX */
         {1, 1, 8, 0, 2, 0, 0, 0},    /* unknown SET flag */
@@ -683,6 +683,129 @@ static void fill_varied(struct t *t)
     run(t, "SET b three");
     run(t, "DEL gone");
     run(t, "CAS ab 2 two");
+}
+
+/* What the publish hook heard. */
+struct heard {
+    uint64_t positions[8];
+    char text[8][32];
+    uint32_t count;
+    uint64_t reset_floor;
+    uint32_t resets;
+};
+
+static uint64_t hear(void *ctx, uint64_t position, const uint8_t *channel,
+                     size_t channel_size, const uint8_t *message,
+                     size_t message_size)
+{
+    struct heard *h = ctx;
+    assert_true(h->count < 8);
+    h->positions[h->count] = position;
+    snprintf(h->text[h->count], sizeof(h->text[0]), "%.*s=%.*s",
+             (int)channel_size, (const char *)channel, (int)message_size,
+             (const char *)message);
+    h->count++;
+    return 7; /* the member's receivers: the reply */
+}
+
+static void hear_reset(void *ctx, uint64_t floor)
+{
+    struct heard *h = ctx;
+    h->reset_floor = floor;
+    h->resets++;
+}
+
+static void publish_is_retained_and_heard_at_its_op(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t);
+    /* Without a hook nobody receives it; it is retained all the same. */
+    assert_string_equal(run(&t, "PUBLISH ch hello"), ":0\r\n");
+    struct heard h = {0};
+    t.kv.publish_hook = (struct kv_publish_hook){
+        .ctx = &h, .deliver = hear, .reset = hear_reset};
+    run(&t, "SET k v");
+    assert_string_equal(run(&t, "PUBLISH other world"), ":7\r\n");
+    assert_int_equal(h.count, 1);
+    assert_int_equal(h.positions[0], t.op);
+    assert_string_equal(h.text[0], "other=world");
+    /* Not state: the hash and the key count do not move. */
+    uint64_t hash = kv_state_hash(&t.kv);
+    run(&t, "PUBLISH other again");
+    assert_int_equal(kv_state_hash(&t.kv), hash);
+    assert_int_equal(t.kv.key_count, 1);
+    const struct history *hist = &t.kv.history;
+    assert_int_equal(hist->count, 3);
+    assert_int_equal(hist->floor, 0);
+    assert_int_equal(history_at(hist, 0)->position, 1);
+    assert_int_equal(history_at(hist, 2)->position, t.op);
+    /* Over the limits, like a key and a value; inside MULTI, refused. */
+    struct kv_config small = kv_config_default();
+    small.key_size_max = 4;
+    small.value_size_max = 4;
+    struct t u;
+    t_init_config(&u, &small);
+    assert_string_equal(run(&u, "PUBLISH chann x"),
+                        "-ERR key is 5 bytes; limit is 4 (max-key-size)\r\n");
+    assert_string_equal(
+        run(&u, "PUBLISH ch 12345"),
+        "-ERR value is 5 bytes; limit is 4 (max-value-size)\r\n");
+    assert_string_equal(run(&u, "PUBLISH ch"),
+                        "-ERR wrong number of arguments for 'publish' "
+                        "command\r\n");
+    const char *r = run(&u, "COHORT.EXEC 0 1 3 PUBLISH a b");
+    assert_ptr_not_equal(strstr(r, "cannot run inside"), NULL);
+    assert_int_equal(u.kv.history.count, 0);
+    t_deinit(&u);
+    /* A restored snapshot forgets the history below its op, and says so. */
+    struct buf b = snapshot_of(&t.kv);
+    struct cohort_err err;
+    assert_int_equal(restore_from(&t.kv, &b, &err), 0);
+    assert_int_equal(hist->count, 0);
+    assert_int_equal(hist->floor, t.op);
+    assert_int_equal(h.resets, 1);
+    assert_int_equal(h.reset_floor, t.op);
+    free(b.data);
+    t_deinit(&t);
+}
+
+static void publish_bodies_from_the_log_are_checked(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t);
+    const struct resp_arg args[] = {ARG("ch"), ARG("msg"), ARG("x")};
+    const struct kv_write wrong[] = {
+        {.type = KV_CMD_PUBLISH, .arg_count = 1},
+        {.type = KV_CMD_PUBLISH, .arg_count = 3},
+        {.type = KV_CMD_PUBLISH, .arg_count = 2, .flags = 1},
+    };
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(*wrong); i++) {
+        struct kv_write w = wrong[i];
+        w.args = args;
+        uint8_t body[64];
+        size_t size = kv_command_encode(&w, body, sizeof(body));
+        assert_malformed(&t, body, size);
+    }
+    uint8_t body[64];
+    size_t size = encode_line(&t, "PUBLISH ch msg", body, sizeof(body) - 1);
+    for (size_t cut = 0; cut < size; cut++)
+        assert_malformed(&t, body, cut);
+    body[size] = 0;
+    assert_malformed(&t, body, size + 1);
+    /* A channel over the key limit in a well-framed body: refused at
+     * apply as at parse, and nothing is retained. */
+    struct kv_config small = kv_config_default();
+    small.key_size_max = 1;
+    struct t u;
+    t_init_config(&u, &small);
+    assert_string_equal(t_apply(&u, body, size),
+                        "-ERR key is 2 bytes; limit is 1 (max-key-size)\r\n");
+    assert_int_equal(u.kv.history.count, 0);
+    t_deinit(&u);
+    assert_int_equal(t.kv.history.count, 0);
+    t_deinit(&t);
 }
 
 static void
@@ -1328,6 +1451,8 @@ int main(void)
         cmocka_unit_test(
             reads_answer_in_the_clients_protocol_and_writes_in_resp2),
         cmocka_unit_test(apply_rejects_malformed_command_bytes),
+        cmocka_unit_test(publish_is_retained_and_heard_at_its_op),
+        cmocka_unit_test(publish_bodies_from_the_log_are_checked),
         cmocka_unit_test(
             snapshot_restore_round_trip_preserves_everything_and_hash),
         cmocka_unit_test(restore_rejects_flipped_byte),
