@@ -15,7 +15,8 @@ Checks, on a 3-replica cluster (each member retains 100 messages):
     primary is SIGKILLed while a publisher goes on (COHORT.REQ, so a retry
     is never applied twice), and the subscriber resumes on a backup with
     COHORT.SUBSCRIBE ... FROM <last position seen>: it gets exactly the
-    rest, no loss and no duplicate; a FROM 0 subscriber there agrees;
+    rest, no loss and no duplicate; a FROM 0 subscriber there agrees; the
+    old primary restarts and gives the same rest FROM the same position;
   - retention: past the 100 retained messages, FROM an old position is
     refused with the oldest position accepted; a subscriber that does not
     read falls behind the history and is cut off with an error after the
@@ -257,9 +258,19 @@ def resume_after_failover(c):
         k3.read_reply()
         full = read_messages(k3, 40, time.monotonic() + 30 * c.slow, "FROM 0")
     check(full == first + rest, "FROM 0 on r%d disagrees" % b)
-    c.restart(p)
     log("resumed on r%d FROM %d after the failover: 40 messages, no loss, "
         "no duplicate" % (b, last))
+    # The old primary restarts: it rebuilds its history from the log it
+    # applies again (and catches up on what it missed), and serves FROM.
+    c.restart(p)
+    with c.client(p, timeout=10 * c.slow) as k4:
+        k4.send_raw(resp.encode_command("COHORT.SUBSCRIBE", "rs", "FROM",
+                                        str(last)))
+        check(k4.read_reply() == [b"subscribe", b"rs", 1], "on restart")
+        again = read_messages(k4, 40 - 12, time.monotonic() + 30 * c.slow,
+                              "FROM on the restarted r%d" % p)
+    check(again == rest, "the restarted r%d's stream differs" % p)
+    log("r%d restarted and served the same stream FROM %d" % (p, last))
     return b
 
 
