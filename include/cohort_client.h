@@ -185,7 +185,10 @@ enum cohort_call_flags {
 /* Run one command: argv[0, argc) with lengths argv_len (NULL: each is a
  * C string). On 0, *reply holds the answer (which may be an error reply).
  * Connection state (AUTH, HELLO, SELECT, READONLY, CLIENT SETNAME) is the
- * library's: do not send it, it would not survive a reconnect. */
+ * library's: do not send it, it would not survive a reconnect. Nor the
+ * subscribing commands (SUBSCRIBE, PSUBSCRIBE, COHORT.SUBSCRIBE): their
+ * messages are not replies to calls; PUBLISH is a write, sent exactly
+ * once like SET. */
 COHORT_API int cohort_client_call(struct cohort_client *c, int flags, int argc,
                                   const char *const *argv,
                                   const size_t *argv_len,

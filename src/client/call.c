@@ -115,12 +115,12 @@ static bool name_is(const struct resp_arg *a, const char *name)
 
 bool client_command_is_write(uint32_t argc, const struct resp_arg *argv)
 {
-    /* The store's writes (kv/command.h, kv/strings.h). */
+    /* The store's writes (kv/command.h, kv/strings.h), and PUBLISH. */
     static const char *const writes[] = {
         "SET",      "DEL",      "INCR",        "INCRBY", "DECR",  "DECRBY",
         "MSET",     "CAS",      "GETDEL",      "GETSET", "SETNX", "MSETNX",
         "APPEND",   "SETRANGE", "INCRBYFLOAT", "UNLINK", "COPY",  "RENAME",
-        "RENAMENX", "FLUSHDB",  "FLUSHALL"};
+        "RENAMENX", "FLUSHDB",  "FLUSHALL",    "PUBLISH"};
     if (argc == 0)
         return false;
     for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++)

@@ -190,7 +190,7 @@ static void writes_are_the_store_writes(void **state)
         "SET",    "set",      "Del",      "INCR",        "INCRBY", "DECR",
         "DECRBY", "MSET",     "CAS",      "GETDEL",      "GETSET", "SETNX",
         "MSETNX", "append",   "SETRANGE", "INCRBYFLOAT", "UNLINK", "COPY",
-        "RENAME", "RENAMENX", "FLUSHDB",  "FLUSHALL"};
+        "RENAME", "RENAMENX", "FLUSHDB",  "FLUSHALL",    "publish"};
     for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
         struct resp_arg argv[1] = {a(writes[i])};
         assert_true(client_command_is_write(1, argv));

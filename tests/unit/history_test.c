@@ -18,7 +18,7 @@ static void append(struct history *h, uint64_t position, const char *channel,
                    const char *message)
 {
     assert_int_equal(history_append(h, position, channel, strlen(channel),
-                                     message, strlen(message)),
+                                    message, strlen(message)),
                      0);
 }
 
