@@ -320,6 +320,12 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         .forwarded_commands = s->stats.forwarded,
         .forward_failures = s->stats.forward_failures,
         .session_renewals = s->stats.session_renewals,
+        .pubsub_clients = s->pubsub.subscribers,
+        .pubsub_messages_delivered = s->pubsub.messages_delivered,
+        .pubsub_subscribers_cut = s->pubsub.subscribers_cut,
+        .pubsub_history_messages = s->kv->history.count,
+        .pubsub_history_bytes = s->kv->history.bytes,
+        .pubsub_history_floor = s->kv->history.floor,
     };
     struct resp_buf text;
     resp_buf_init(&text, 2);

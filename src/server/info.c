@@ -244,6 +244,13 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
          in->status->peer_messages_wrong_sender);
     line(t, "snapshot_chunks_refused:%" PRIu64,
          in->status->snapshot_chunks_refused);
+    line(t, "pubsub_clients:%u", (unsigned)in->pubsub_clients);
+    line(t, "pubsub_messages_delivered:%" PRIu64,
+         in->pubsub_messages_delivered);
+    line(t, "pubsub_subscribers_cut:%" PRIu64, in->pubsub_subscribers_cut);
+    line(t, "pubsub_history_messages:%" PRIu64, in->pubsub_history_messages);
+    line(t, "pubsub_history_bytes:%" PRIu64, in->pubsub_history_bytes);
+    line(t, "pubsub_history_floor:%" PRIu64, in->pubsub_history_floor);
     line(t, "store_keys:%" PRIu64, in->kv->key_count);
     line(t, "store_data_bytes:%" PRIu64, in->kv->data_size);
     line(t, "store_memory_bytes:%" PRIu64, in->kv->memory_size);

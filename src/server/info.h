@@ -67,6 +67,14 @@ struct info_input {
     uint16_t tls_port;
     uint64_t tls_reloads;
     uint64_t tls_failures;
+    /* Pub/sub: subscribed connections, messages written to them,
+     * subscribers cut off, and the retained history (kv/history.h). */
+    uint32_t pubsub_clients;
+    uint64_t pubsub_messages_delivered;
+    uint64_t pubsub_subscribers_cut;
+    uint64_t pubsub_history_messages;
+    uint64_t pubsub_history_bytes;
+    uint64_t pubsub_history_floor;
 };
 
 /* The sections named by INFO's arguments (argv[1..argc-1]; none: the

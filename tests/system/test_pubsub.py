@@ -330,6 +330,11 @@ def retention(c, i):
         check(k.closed_by_peer(5 * c.slow), "closed after the cut")
         lazy.close()
         check(0 < n < 400, "cut after %d messages" % n)
+    stats = c.info(i, "stats")
+    check(int(stats.get("pubsub_subscribers_cut", "0")) >= 1 and
+          stats.get("pubsub_history_messages") == str(HISTORY),
+          "INFO stats: %r" % {k: v for k, v in stats.items()
+                              if k.startswith("pubsub")})
     log("a subscriber that did not read was cut off after %d messages, "
         "in order" % n)
 
