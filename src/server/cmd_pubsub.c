@@ -46,7 +46,15 @@ static void subscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
 {
     const char *kind = pattern ? "psubscribe" : "subscribe";
     for (uint32_t i = 0; i < argc; i++) {
-        if (pubsub_sub_add(c, argv[i].ptr, argv[i].size, pattern, after) < 0) {
+        int rc = pubsub_sub_add(c, argv[i].ptr, argv[i].size, pattern, after);
+        if (rc == -COHORT_ENOSPC) {
+            resp_write_errorf(out,
+                              "ERR this connection has %u subscriptions, the "
+                              "most one may hold; use another connection",
+                              PUBSUB_SUBS_PER_CONN_MAX);
+            return;
+        }
+        if (rc < 0) {
             resp_write_error(out, "ERR out of memory for the subscription");
             return;
         }

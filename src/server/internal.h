@@ -166,6 +166,10 @@ struct conn_txn {
     bool watch_failed; /* a WATCH got an error: EXEC answers nil */
 };
 
+/* Subscriptions one connection may hold: a publish is matched against
+ * every subscription of the member, inside apply. */
+#define PUBSUB_SUBS_PER_CONN_MAX 10000u
+
 /* One subscription of a connection (pubsub.c): a channel, or a glob
  * pattern, and the position after which its messages are delivered. */
 struct pubsub_sub {
@@ -560,7 +564,7 @@ bool pubsub_command_allowed(struct conn *c, const struct command_spec *spec,
                             char refusal[AUTH_REFUSAL_MAX]);
 /* Subscribe c to a channel or pattern (bytes borrowed, copied), for the
  * messages after position `after`. Returns 1 if added, 0 if c had it,
- * -COHORT_ENOMEM. */
+ * -COHORT_ENOSPC at PUBSUB_SUBS_PER_CONN_MAX, -COHORT_ENOMEM. */
 int pubsub_sub_add(struct conn *c, const char *name, size_t size, bool pattern,
                    uint64_t after);
 /* Unsubscribe; returns whether c had it. */

@@ -23,8 +23,9 @@
  * positions above it (the op applied when it was made, or FROM's p).
  *
  * Cost: a message is matched against every subscribed connection's
- * subscriptions, O(subscriptions) per message on every member; enough for
- * hundreds of subscribers, not for a million.
+ * subscriptions, O(subscriptions) per message on every member, inside
+ * apply; enough for thousands of subscriptions, not for millions (a
+ * connection holds at most PUBSUB_SUBS_PER_CONN_MAX).
  *
  * Invariants: (1) a connection is on the subscriber list iff its
  * ps.count > 0; (2) server->pubsub.behind counts the listed connections
@@ -160,8 +161,8 @@ int pubsub_sub_add(struct conn *c, const char *name, size_t size, bool pattern,
             (size == 0 || memcmp(sub->name, name, size) == 0))
             return 0;
     }
-    if (size > UINT32_MAX)
-        return -COHORT_EINVAL;
+    if (size > UINT32_MAX || c->ps.count >= PUBSUB_SUBS_PER_CONN_MAX)
+        return -COHORT_ENOSPC;
     if (c->ps.count == c->ps.capacity) {
         uint32_t capacity = c->ps.capacity ? 2 * c->ps.capacity : 4;
         struct pubsub_sub *p = realloc(c->ps.subs, capacity * sizeof(*p));
