@@ -397,6 +397,34 @@ exec_case() {
         $(common)
 }
 
+# cohort only: PUBLISH of 100 B to one channel with 100 subscribers spread
+# over the members (bench/subscribers.py), at 128 outstanding; the
+# subscribers' line (messages each received) goes to the raw file too.
+publish_case() {
+    local ready="$LOGS/subscribers.ready" subs
+    rm -f "$ready"
+    python3 "$HERE/subscribers.py" --members "$(members_of "$1")" --n 100 \
+        --channel k0 --ready-file "$ready" >"$LOGS/subscribers.out" \
+        2>"$LOGS/subscribers.err" &
+    subs=$!
+    for _ in $(seq 1 200); do
+        [ -e "$ready" ] && break
+        sleep 0.05
+    done
+    if [ ! -e "$ready" ]; then
+        raw "fail tag=publish-fanout100-c128 system=$1 reason=subscribers did not start"
+        kill -TERM "$subs" 2>/dev/null
+        wait "$subs" 2>/dev/null
+        return 1
+    fi
+    # shellcheck disable=SC2046
+    run_case "$1" publish-fanout100-c128 --workload publish --keys 1 \
+        --value-size 100 --conc 128 --conns 64 $(common)
+    kill -TERM "$subs" 2>/dev/null
+    wait "$subs" 2>/dev/null
+    grep '^subscribers ' "$LOGS/subscribers.out" | sed "s/\$/ run=$RUN_ID/" >>"$RAW"
+}
+
 big_case() {
     # shellcheck disable=SC2046
     run_case "$1" write-1m-c16 --workload write --value-size $BIG_VALUE --conc 16 \
@@ -579,7 +607,10 @@ main() {
             big_case "$s"
             if [ "$s" != redis ]; then
                 read_cases "$s"
-                [ "$s" = cohort ] && exec_case "$s"
+                if [ "$s" = cohort ]; then
+                    exec_case "$s"
+                    publish_case "$s"
+                fi
                 failover_cases "$s"
             fi
             stop_cluster "$s"

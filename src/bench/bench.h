@@ -34,6 +34,7 @@ enum bench_workload {
     BENCH_FAILOVER = 4, /* SET at concurrency 1 around a kill command */
     BENCH_EXEC = 5,     /* a transaction of 5 INCRs (COHORT.EXEC) */
     BENCH_PRELOAD = 6,  /* SET of k0 .. k<keys-1>, each once (internal) */
+    BENCH_PUBLISH = 7,  /* PUBLISH to channel k<n> (--keys 1: one channel) */
 };
 
 /* The text of a workload ("write") and back; -1 for an unknown name. */

@@ -40,7 +40,7 @@ static const char *const workload_names[] = {
     [BENCH_WRITE] = "write",       [BENCH_READ] = "read",
     [BENCH_LREAD] = "lread",       [BENCH_MIXED] = "mixed",
     [BENCH_FAILOVER] = "failover", [BENCH_EXEC] = "exec",
-    [BENCH_PRELOAD] = "preload",
+    [BENCH_PRELOAD] = "preload",   [BENCH_PUBLISH] = "publish",
 };
 
 const char *bench_workload_name(enum bench_workload w)
@@ -54,7 +54,7 @@ int bench_workload_parse(const char *name)
     for (int i = 0; i < BENCH_PRELOAD; i++)
         if (!strcmp(name, workload_names[i]))
             return i;
-    return -1;
+    return !strcmp(name, "publish") ? BENCH_PUBLISH : -1;
 }
 
 uint64_t engine_clock_ns(void)
@@ -170,6 +170,9 @@ bool engine_next_op(struct engine *e, enum bench_op *op, uint64_t *key)
         break;
     case BENCH_EXEC:
         *op = BENCH_OP_EXEC;
+        break;
+    case BENCH_PUBLISH:
+        *op = BENCH_OP_PUBLISH;
         break;
     }
     *key = next_random(e) % c->keys;

@@ -52,6 +52,13 @@ size_t bench_request_header(char *out, enum bench_op op, uint64_t key,
         n += put_u64(out + n, value_size);
         n += put_text(out + n, "\r\n");
         break;
+    case BENCH_OP_PUBLISH:
+        n = put_text(out, "*3\r\n$7\r\nPUBLISH\r\n");
+        n += put_key(out + n, key);
+        n += put_text(out + n, "$");
+        n += put_u64(out + n, value_size);
+        n += put_text(out + n, "\r\n");
+        break;
     case BENCH_OP_GET:
         n = put_text(out, "*2\r\n$3\r\nGET\r\n");
         n += put_key(out + n, key);
@@ -117,6 +124,9 @@ enum bench_reply bench_reply_classify(enum bench_op op,
         break;
     case BENCH_OP_PING:
         ok = is_simple(reply, "PONG");
+        break;
+    case BENCH_OP_PUBLISH:
+        ok = reply->type == RESP_TYPE_INTEGER && reply->integer >= 0;
         break;
     case BENCH_OP_EXEC:
         ok =

@@ -25,6 +25,8 @@ enum bench_op {
     /* What EXEC commits for MULTI, INCR x 5, EXEC: one log op,
      * COHORT.EXEC 0 5 (2 INCR k<n>) ... (2 INCR k<n+4>). */
     BENCH_OP_EXEC = 4,
+    /* PUBLISH k<n> <value>: the value follows, as SET's. */
+    BENCH_OP_PUBLISH = 5,
 };
 
 #define BENCH_EXEC_COMMANDS 5
@@ -50,7 +52,7 @@ size_t bench_request_header(char *out, enum bench_op op, uint64_t key,
 /* Whether the value and the trailing CRLF follow op's header. */
 static inline bool bench_op_has_value(enum bench_op op)
 {
-    return op == BENCH_OP_SET;
+    return op == BENCH_OP_SET || op == BENCH_OP_PUBLISH;
 }
 
 /* Classify the reply (nodes[0] of a parsed tree) to a request of op. */

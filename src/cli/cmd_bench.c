@@ -40,8 +40,9 @@ static const struct flag flags[] = {
      "system label in the result line (default cohort; e.g. redis)"},
     {"workload", "W",
      "write (SET), read (GET), lread (READONLY, then GET), mixed "
-     "(GET/SET), exec (a transaction of 5 INCRs: what EXEC commits) or "
-     "failover (default write)"},
+     "(GET/SET), exec (a transaction of 5 INCRs: what EXEC commits), "
+     "publish (PUBLISH to channel k<n>, --value-size bytes) or failover "
+     "(default write)"},
     {"conc", "N",
      "requests kept outstanding (default 64; failover: 1, the only "
      "value it takes)"},
@@ -249,8 +250,8 @@ static int set_flag(struct cli *o, const char *name, const char *value)
         int w = bench_workload_parse(value);
         if (w < 0)
             return bad(name, value,
-                       "expected write, read, lread, mixed, exec or "
-                       "failover");
+                       "expected write, read, lread, mixed, exec, publish "
+                       "or failover");
         c->workload = (enum bench_workload)w;
     } else if (!strcmp(name, "conc")) {
         rc = parse_u32(name, value, 1, CONC_MAX, &c->concurrency);

@@ -145,6 +145,19 @@ static void exec_parses_as_cohort_exec_of_five_incrs(void **state)
         classify(BENCH_OP_EXEC, "*5\r\n:1\r\n:1\r\n:1\r\n:1\r\n:1\r\n"),
         BENCH_REPLY_OK);
     assert_int_equal(classify(BENCH_OP_EXEC, "*-1\r\n"), BENCH_REPLY_WRONG);
+}
+
+/* PUBLISH: its header, the value after it, and a count for a reply. */
+static void publish_is_a_channel_then_the_value(void **state)
+{
+    (void)state;
+    char header[BENCH_HEADER_MAX];
+    size_t n = bench_request_header(header, BENCH_OP_PUBLISH, 7, 3);
+    assert_int_equal(n, strlen("*3\r\n$7\r\nPUBLISH\r\n$2\r\nk7\r\n$3\r\n"));
+    assert_memory_equal(header, "*3\r\n$7\r\nPUBLISH\r\n$2\r\nk7\r\n$3\r\n", n);
+    assert_true(bench_op_has_value(BENCH_OP_PUBLISH));
+    assert_int_equal(classify(BENCH_OP_PUBLISH, ":100\r\n"), BENCH_REPLY_OK);
+    assert_int_equal(classify(BENCH_OP_PUBLISH, "+OK\r\n"), BENCH_REPLY_WRONG);
     assert_int_equal(classify(BENCH_OP_EXEC, "-EXECABORT x\r\n"),
                      BENCH_REPLY_ERROR);
 }
@@ -156,6 +169,7 @@ int main(void)
         cmocka_unit_test(get_readonly_and_ping_parse),
         cmocka_unit_test(replies_are_classified),
         cmocka_unit_test(exec_parses_as_cohort_exec_of_five_incrs),
+        cmocka_unit_test(publish_is_a_channel_then_the_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
