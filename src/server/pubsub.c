@@ -294,11 +294,11 @@ static void pump(struct conn *c)
         char why[256];
         snprintf(why, sizeof(why),
                  "ERR subscriber fell behind: the messages after position "
-                 "%" PRIu64 " are no longer retained on this member (oldest "
-                 "retained position is after %" PRIu64
-                 "); resubscribe with COHORT.SUBSCRIBE ... FROM a later "
-                 "position, accepting the loss",
-                 c->ps.resume_at - 1, h->floor);
+                 "%" PRIu64 " are no longer retained on this member (it "
+                 "accepts FROM %" PRIu64
+                 " on); resume with COHORT.SUBSCRIBE ... FROM %" PRIu64
+                 " on a member that retains them",
+                 c->ps.resume_at - 1, h->floor, c->ps.resume_at - 1);
         cut(c, why);
         return;
     }
