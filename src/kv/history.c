@@ -14,9 +14,6 @@ int history_init(struct history *h, uint32_t count_max, uint64_t bytes_max)
     memset(h, 0, sizeof(*h));
     if (count_max == 0 || count_max > HISTORY_COUNT_LIMIT)
         return -COHORT_EINVAL;
-    h->ring = calloc(count_max, sizeof(*h->ring));
-    if (h->ring == NULL)
-        return -COHORT_ENOMEM;
     h->count_max = count_max;
     h->bytes_max = bytes_max;
     return 0;
@@ -34,19 +31,36 @@ static void drop_oldest(struct history *h)
     h->floor = e->position;
     h->ring[h->head] = NULL;
     free(e);
-    h->head = h->head + 1 == h->count_max ? 0 : h->head + 1;
+    h->head = h->head + 1 == h->capacity ? 0 : h->head + 1;
     h->count--;
     h->evicted++;
 }
 
 void history_deinit(struct history *h)
 {
-    if (h->ring == NULL)
-        return;
     while (h->count > 0)
         drop_oldest(h);
     free(h->ring);
     memset(h, 0, sizeof(*h));
+}
+
+/* Double the slots (up to count_max), the entries moved to 0..count-1. */
+static int grow(struct history *h)
+{
+    ASSERT(h->capacity < h->count_max);
+    uint32_t capacity = h->capacity ? 2 * h->capacity : 16;
+    if (capacity > h->count_max)
+        capacity = h->count_max;
+    struct history_entry **ring = calloc(capacity, sizeof(*ring));
+    if (ring == NULL)
+        return -COHORT_ENOMEM;
+    for (uint32_t i = 0; i < h->count; i++)
+        ring[i] = h->ring[((uint64_t)h->head + i) % h->capacity];
+    free(h->ring);
+    h->ring = ring;
+    h->capacity = capacity;
+    h->head = 0;
+    return 0;
 }
 
 void history_reset(struct history *h, uint64_t floor)
@@ -69,7 +83,7 @@ int history_append(struct history *h, uint64_t position, const void *channel,
                    size_t channel_size, const void *message,
                    size_t message_size)
 {
-    ASSERT(h->ring != NULL);
+    ASSERT(h->count_max > 0);
     ASSERT(position > h->last);
     ASSERT(channel_size <= UINT32_MAX && message_size <= UINT32_MAX);
     uint64_t cost = history_entry_cost(channel_size, message_size);
@@ -79,6 +93,8 @@ int history_append(struct history *h, uint64_t position, const void *channel,
         history_reset(h, position);
         return 0;
     }
+    if (h->count == h->capacity && h->capacity < h->count_max && grow(h) != 0)
+        return -COHORT_ENOMEM;
     struct history_entry *e = malloc((size_t)cost);
     if (e == NULL)
         return -COHORT_ENOMEM;
@@ -91,7 +107,8 @@ int history_append(struct history *h, uint64_t position, const void *channel,
         memcpy(e->data + channel_size, message, message_size);
     while (h->count == h->count_max || h->bytes + cost > h->bytes_max)
         drop_oldest(h);
-    uint32_t slot = (uint32_t)(((uint64_t)h->head + h->count) % h->count_max);
+    ASSERT(h->count < h->capacity);
+    uint32_t slot = (uint32_t)(((uint64_t)h->head + h->count) % h->capacity);
     ASSERT(h->ring[slot] == NULL);
     h->ring[slot] = e;
     h->count++;
@@ -104,7 +121,7 @@ int history_append(struct history *h, uint64_t position, const void *channel,
 const struct history_entry *history_at(const struct history *h, uint32_t i)
 {
     ASSERT(i < h->count);
-    uint32_t slot = (uint32_t)(((uint64_t)h->head + i) % h->count_max);
+    uint32_t slot = (uint32_t)(((uint64_t)h->head + i) % h->capacity);
     ASSERT(h->ring[slot] != NULL);
     return h->ring[slot];
 }

@@ -34,7 +34,8 @@ struct history_entry {
 };
 
 struct history {
-    struct history_entry **ring; /* count_max slots */
+    struct history_entry **ring; /* capacity slots, grown up to count_max */
+    uint32_t capacity;
     uint32_t count_max;
     uint64_t bytes_max;
     uint32_t head;  /* slot of the oldest entry */
@@ -45,9 +46,10 @@ struct history {
     uint64_t evicted;
 };
 
-/* Allocate an empty ring (floor 0). count_max 1..HISTORY_COUNT_LIMIT;
- * bytes_max 0 retains nothing. Returns -COHORT_EINVAL for a count out of
- * range, -COHORT_ENOMEM. */
+/* An empty ring (floor 0). count_max 1..HISTORY_COUNT_LIMIT; bytes_max 0
+ * retains nothing. The ring's slots grow with use (a store that never
+ * publishes pays nothing). Returns -COHORT_EINVAL for a count out of
+ * range. */
 int history_init(struct history *h, uint32_t count_max, uint64_t bytes_max);
 void history_deinit(struct history *h);
 
@@ -60,7 +62,7 @@ uint64_t history_entry_cost(size_t channel_size, size_t message_size);
 /* Retain a message at position > h->last (asserted), evicting the oldest
  * entries to make room. A message over bytes_max alone is not retained
  * (floor moves to its position). Returns -COHORT_ENOMEM and changes
- * nothing if the entry cannot be allocated. */
+ * nothing if the entry or more slots cannot be allocated. */
 int history_append(struct history *h, uint64_t position, const void *channel,
                    size_t channel_size, const void *message,
                    size_t message_size);

@@ -90,6 +90,35 @@ static void keeps_within_the_byte_budget(void **state)
     history_deinit(&h);
 }
 
+/* The slots grow with use, keeping the order when the oldest entry is not
+ * in slot 0 (evictions by bytes moved it). */
+static void grows_in_order_across_the_wrap(void **state)
+{
+    (void)state;
+    struct history h;
+    char big[101];
+    memset(big, 'b', 100);
+    big[100] = '\0';
+    uint64_t big_cost = history_entry_cost(2, 100);
+    assert_int_equal(history_init(&h, 1000, 5 * big_cost), 0);
+    assert_null(h.ring); /* nothing allocated before the first message */
+    uint64_t p = 0;
+    for (int i = 0; i < 8; i++)
+        append(&h, ++p, "ch", big); /* 3 evicted: the oldest is in slot 3 */
+    assert_int_equal(h.count, 5);
+    assert_int_equal(h.floor, 3);
+    for (int i = 0; i < 40; i++)
+        append(&h, ++p, "ch", ""); /* small: grows twice, evicts the bigs */
+    assert_true(h.capacity >= 32);
+    for (uint32_t i = 0; i + 1 < h.count; i++)
+        assert_int_equal(history_at(&h, i)->position + 1,
+                         history_at(&h, i + 1)->position);
+    assert_int_equal(history_at(&h, h.count - 1)->position, p);
+    assert_int_equal(h.floor + 1, history_at(&h, 0)->position);
+    assert_int_equal(history_find(&h, p), h.count - 1);
+    history_deinit(&h);
+}
+
 static void refuses_a_bad_count(void **state)
 {
     (void)state;
@@ -132,6 +161,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(keeps_the_newest_within_the_count),
         cmocka_unit_test(keeps_within_the_byte_budget),
+        cmocka_unit_test(grows_in_order_across_the_wrap),
         cmocka_unit_test(refuses_a_bad_count),
         cmocka_unit_test(channel_patterns_are_redis_globs),
     };
