@@ -39,7 +39,7 @@ enum metrics_outcome metrics_outcome_of(const char *reply, size_t size);
 
 /* Commands of the command table (server/command.c) that get their own
  * counters; the table is checked against it at compile time. */
-#define METRICS_COMMANDS_MAX 64u
+#define METRICS_COMMANDS_MAX 96u
 
 struct metrics_command {
     uint64_t outcomes[METRICS_OUTCOMES];
