@@ -761,8 +761,9 @@ static void apply_cas(struct kv *kv, uint64_t op, struct kv_command *c,
     resp_write_integer(r, 1);
 }
 
-/* PUBLISH: retain the message at position op and hand it to the hook,
- * whose count of receivers is the reply. */
+/* PUBLISH: retain the message at position op and hand it to the hook. The
+ * reply is :0 everywhere (deterministic); the answering server replaces it
+ * with the hook's count on its member (server/pubsub.c). */
 static void apply_publish(struct kv *kv, uint64_t op, struct kv_command *c,
                           struct resp_buf *r)
 {
@@ -774,11 +775,10 @@ static void apply_publish(struct kv *kv, uint64_t op, struct kv_command *c,
                        message_size) != 0)
         cohort_assert_fail("out of memory applying a committed op", __FILE__,
                            __LINE__);
-    uint64_t count = 0;
     if (kv->publish_hook.deliver != NULL)
-        count = kv->publish_hook.deliver(kv->publish_hook.ctx, op, channel,
-                                         channel_size, message, message_size);
-    resp_write_integer(r, count > INT64_MAX ? INT64_MAX : (int64_t)count);
+        (void)kv->publish_hook.deliver(kv->publish_hook.ctx, op, channel,
+                                       channel_size, message, message_size);
+    resp_write_integer(r, 0);
 }
 
 /* Check every argument before changing anything, so that a command is all

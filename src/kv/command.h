@@ -35,11 +35,11 @@
  * and pub/sub's one write:
  *     PUBLISH channel message  retained in kv->history at position op, and
  *                            handed to kv->publish_hook; the reply is the
- *                            hook's count of this member's receivers (0
- *                            without a hook). It is the one reply that
- *                            differs between members: each member's
- *                            client table holds its own count, which is
- *                            what a retry asking that member gets.
+ *                            hook; the reply is :0 on every member (the
+ *                            replicated outcome, kept in the client table,
+ *                            must not depend on a member's subscribers):
+ *                            the server that answers the client puts its
+ *                            own count of receivers in its place.
  *
  * Body layout (format 1), little-endian:
  *     0  u8   format     KV_COMMAND_FORMAT

@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/assert.h"
 #include "kv/command.h"
@@ -95,6 +96,22 @@ static void finish_relay(struct conn *c, struct slot *slot, const void *reply,
     slot->reply.size = 0;
     relay_reply(&slot->reply, reply, size);
     conn_slot_ready(c, slot);
+}
+
+/* Whether the slot's kept command (RESP, "*N\r\n$len\r\nname...") is
+ * PUBLISH. */
+static bool payload_is_publish(const struct slot *slot)
+{
+    const char *p = (const char *)slot->payload.data;
+    size_t size = slot->payload.size;
+    if (size == 0)
+        return false;
+    const char *name = memchr(p, '\n', size);
+    if (name == NULL || (size_t)(name - p) + 1 + 4 + 7 + 2 > size)
+        return false;
+    name += 1;
+    return !memcmp(name, "$7\r\n", 4) &&
+           strncasecmp(name + 4, "publish", 7) == 0;
 }
 
 static const struct kv_config *kv_config(const struct conn *c)
@@ -497,6 +514,14 @@ static void on_write_done(void *ctx, const struct driver_reply *r)
     switch (r->outcome) {
     case DRIVER_DONE:
         session_write_done(c, slot, false);
+        if (payload_is_publish(slot)) {
+            /* The replicated reply is :0; the count is this member's. */
+            char count[32];
+            int n = snprintf(count, sizeof(count), ":%" PRIu64 "\r\n",
+                             pubsub_receivers(c->server, r->op));
+            finish_relay(c, slot, count, (size_t)n);
+            break;
+        }
         finish_relay(c, slot, r->data, r->size);
         break;
     case DRIVER_REJECTED:

@@ -194,12 +194,17 @@ struct conn_pubsub {
 };
 
 /* The server's subscribers (pubsub.c). */
+#define PUBSUB_COUNTS 1024u
 struct server_pubsub {
     struct conn *head;
     uint32_t subscribers; /* connections with a subscription */
     uint32_t behind;      /* of which behind */
     uint64_t messages_delivered;
     uint64_t subscribers_cut;
+    /* How many of this member's subscriptions received the PUBLISH applied
+     * at op, for the reply (slot op % PUBSUB_COUNTS, tagged by op). */
+    uint64_t counted_op[PUBSUB_COUNTS];
+    uint64_t counted[PUBSUB_COUNTS];
 };
 
 /* What a connection counts against (admit.c). */
@@ -553,6 +558,9 @@ void txn_conn_gone(struct conn *c);
 /* Hear of published messages from the node (node_set_publish_hook), and
  * stop. */
 void pubsub_open(struct server *s);
+/* PUBLISH's reply on this member: the count of its subscriptions that
+ * received the message applied at op (0 if it no longer knows). */
+uint64_t pubsub_receivers(const struct server *s, uint64_t op);
 void pubsub_close(struct server *s);
 /* Deliver what behind subscribers have room for (the prepare handle). */
 void pubsub_pump_all(struct server *s);

@@ -251,6 +251,12 @@ static void cut(struct conn *c, const char *why)
 
 /* ------------------------------------------------------------ delivery */
 
+uint64_t pubsub_receivers(const struct server *s, uint64_t op)
+{
+    uint32_t i = (uint32_t)(op % PUBSUB_COUNTS);
+    return s->pubsub.counted_op[i] == op ? s->pubsub.counted[i] : 0;
+}
+
 static uint64_t pubsub_deliver(void *ctx, uint64_t position,
                                const uint8_t *channel, size_t channel_size,
                                const uint8_t *message, size_t message_size)
@@ -269,6 +275,9 @@ static uint64_t pubsub_deliver(void *ctx, uint64_t position,
         write_messages(c, position, channel, channel_size, message,
                        message_size);
     }
+    uint32_t i = (uint32_t)(position % PUBSUB_COUNTS);
+    s->pubsub.counted_op[i] = position;
+    s->pubsub.counted[i] = count;
     return count;
 }
 
