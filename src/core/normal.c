@@ -179,6 +179,11 @@ static uint64_t log_time(const struct replica *r)
     return ts > last ? ts : last;
 }
 
+uint64_t replica_log_time(const struct replica *r)
+{
+    return log_time(r);
+}
+
 /* Send PREPAREs for (from, upto] to one replica or (to == UINT32_MAX) all.
  * Returns the last op sent; less than upto when the step's send buffer is
  * full (the rest goes out on a later step). */

@@ -376,6 +376,10 @@ uint64_t replica_op(const struct replica *r);
 uint64_t replica_commit(const struct replica *r);
 uint64_t replica_applied(const struct replica *r);
 uint64_t replica_log_base(const struct replica *r); /* first op held - 1 */
+/* The log time (ms) this replica would stamp a batch with now (as of its
+ * last step): the view's start time in log time plus the time since, never
+ * behind the last entry's timestamp. Only a primary's is the log's clock. */
+uint64_t replica_log_time(const struct replica *r);
 /* The highest op this replica knows peer has durable (primary only; 0 for
  * backups and unknown peers). */
 uint64_t replica_peer_op(const struct replica *r, uint32_t peer);

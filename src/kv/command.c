@@ -12,6 +12,7 @@
 #include "kv/acl.h"
 #include "kv/strings.h"
 #include "kv/txn.h"
+#include "kv/expire.h"
 
 static_assert(KV_REPLY_OVERHEAD >= 256, "room for a bulk header or an error");
 
@@ -40,6 +41,11 @@ enum command_id {
     CMD_TXN,
     CMD_EXEC,
     CMD_PUBLISH,
+    CMD_EXPIRE,
+    CMD_PERSIST,
+    CMD_GETEX,
+    CMD_TTL,
+    CMD_PTTL,
 };
 
 static const struct kv_command_def commands[] = {
@@ -66,6 +72,14 @@ static const struct kv_command_def commands[] = {
     {"cohort.txn", CMD_TXN, KV_CLASS_WRITE, -4},
     {"cohort.exec", CMD_EXEC, KV_CLASS_WRITE, -3},
     {"publish", CMD_PUBLISH, KV_CLASS_WRITE, 3},
+    {"expire", CMD_EXPIRE, KV_CLASS_WRITE, -3},
+    {"pexpire", CMD_EXPIRE, KV_CLASS_WRITE, -3},
+    {"expireat", CMD_EXPIRE, KV_CLASS_WRITE, -3},
+    {"pexpireat", CMD_EXPIRE, KV_CLASS_WRITE, -3},
+    {"persist", CMD_PERSIST, KV_CLASS_WRITE, 2},
+    {"getex", CMD_GETEX, KV_CLASS_WRITE, -2},
+    {"ttl", CMD_TTL, KV_CLASS_READ, 2},
+    {"pttl", CMD_PTTL, KV_CLASS_READ, 2},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -164,6 +178,11 @@ static enum kv_arg_role arg_role(enum kv_command_type type, uint32_t i)
         return i == 0 ? KV_ARG_KEY : KV_ARG_VALUE;
     case KV_CMD_CAS:
         return i == 0 ? KV_ARG_KEY : i == 2 ? KV_ARG_VALUE : KV_ARG_OTHER;
+    case KV_CMD_PEXPIRE:
+    case KV_CMD_PERSIST:
+    case KV_CMD_GETEX:
+        return i == 0 ? KV_ARG_KEY : KV_ARG_OTHER;
+    case KV_CMD_EXPIRE_DUE:
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
     case KV_CMD_TXN: /* its commands are checked one by one */
@@ -200,7 +219,6 @@ static bool arg_within_limits(const struct kv_config *config,
 static int parse_set(uint32_t argc, const struct resp_arg *argv,
                      struct kv_write *w, struct resp_buf *r)
 {
-    static const char *const expiry[] = {"ex", "px", "exat", "pxat", "keepttl"};
     w->type = KV_CMD_SET;
     w->arg_count = 2;
     for (uint32_t j = 3; j < argc; j++) {
@@ -217,16 +235,11 @@ static int parse_set(uint32_t argc, const struct resp_arg *argv,
             w->flags |= KV_SET_GET;
             continue;
         }
-        for (size_t k = 0; k < sizeof(expiry) / sizeof(expiry[0]); k++) {
-            if (resp_arg_is(opt, expiry[k])) {
-                /* Quote the option as the client spelled it. */
-                resp_write_errorf(r,
-                                  "ERR SET option '%.*s' is not supported "
-                                  "yet: keys cannot expire in this version",
-                                  (int)opt->size, opt->ptr);
-                return -COHORT_EINVAL;
-            }
-        }
+        int rc = kv_expire_parse_set_option(argc, argv, &j, w, r);
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
+            continue;
         resp_write_error(r, "ERR syntax error");
         return -COHORT_EINVAL;
     }
@@ -322,6 +335,10 @@ static int parse_args(const struct kv_config *config,
     case CMD_TXN:
     case CMD_EXEC:
         return parse_txn(config, def, argc, argv, w, r);
+    case CMD_EXPIRE:
+    case CMD_PERSIST:
+    case CMD_GETEX:
+        return kv_expire_parse(argc, argv, w, r);
     default:
         return kv_strings_parse(config, def, argc, argv, w, r);
     }
@@ -445,6 +462,10 @@ uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
     case KV_CMD_PUBLISH: /* retained in the bounded history, not the store */
+    case KV_CMD_PEXPIRE:
+    case KV_CMD_PERSIST:
+    case KV_CMD_GETEX:
+    case KV_CMD_EXPIRE_DUE:
         return 0;
     default:
         return kv_strings_growth(kv, w);
@@ -468,7 +489,7 @@ static size_t arg_encoded_size(const struct kv_write *w, uint32_t i)
 size_t kv_command_size(const struct kv_write *w)
 {
     size_t size = KV_COMMAND_HEADER_SIZE;
-    if (w->type == KV_CMD_INCRBY)
+    if (kv_expire_has_delta(w->type, w->flags))
         size += 8;
     if (w->acl_base != NULL)
         size += 4 + w->acl_base_size;
@@ -501,7 +522,7 @@ size_t kv_command_encode(const struct kv_write *w, uint8_t *body,
     writer_u8(&out, (uint8_t)w->type);
     writer_u16(&out, (uint16_t)(w->flags | (base ? KV_ACL_BASE : 0)));
     writer_u32(&out, w->arg_count + (base ? 1 : 0));
-    if (w->type == KV_CMD_INCRBY)
+    if (kv_expire_has_delta(w->type, w->flags))
         writer_u64(&out, (uint64_t)w->delta);
     if (base) {
         ASSERT(w->acl_base_size <= UINT32_MAX);
@@ -535,8 +556,8 @@ static const char *check_header(const struct kv_command *c)
 {
     switch (c->type) {
     case KV_CMD_SET:
-        if (c->flags & ~(KV_SET_NX | KV_SET_XX | KV_SET_GET))
-            return "unknown SET flags";
+        if (kv_expire_check_header(c) != NULL)
+            return kv_expire_check_header(c);
         if ((c->flags & KV_SET_NX) && (c->flags & KV_SET_XX))
             return "SET with both NX and XX";
         return c->arg_count == 2 ? NULL : "SET needs 2 arguments";
@@ -573,6 +594,11 @@ static const char *check_header(const struct kv_command *c)
         if (c->flags != 0)
             return "flags on PUBLISH";
         return c->arg_count == 2 ? NULL : "PUBLISH needs 2 arguments";
+    case KV_CMD_PEXPIRE:
+    case KV_CMD_PERSIST:
+    case KV_CMD_GETEX:
+    case KV_CMD_EXPIRE_DUE:
+        return kv_expire_check_header(c);
     default:
         return kv_strings_check_header(c);
     }
@@ -598,7 +624,7 @@ int kv_command_decode(const uint8_t *body, size_t body_size,
     c->type = (enum kv_command_type)type;
     if ((*why = check_header(c)) != NULL)
         return -COHORT_EPROTO;
-    if (c->type == KV_CMD_INCRBY)
+    if (kv_expire_has_delta(c->type, c->flags))
         c->delta = i64_from_u64(cursor_u64(&in));
     c->args = in;
     for (uint32_t i = 0; i < c->arg_count && in.ok; i++)
@@ -651,13 +677,44 @@ static bool value_equal(const struct kv_record *rec, const uint8_t *bytes,
     return size == 0 || memcmp(kv_record_value(rec), bytes, size) == 0;
 }
 
-static void apply_set(struct kv *kv, uint64_t op, struct kv_command *c,
-                      struct resp_buf *r)
+/* Clear key's expiry, as a plain SET or MSET does in Redis. */
+static void clear_expiry(struct kv *kv, const uint8_t *key, size_t key_size)
+{
+    const struct kv_record *rec = kv_get(kv, key, key_size);
+    if (rec != NULL && rec->expire_at_ms != 0)
+        (void)kv_expire_set(kv, key, key_size, 0);
+}
+
+/* SET's write: the value, then the expiry its flags ask for (at_ms, 0 for
+ * none, unless KEEPTTL); a time already past removes the key, as Redis. */
+static void set_value(struct kv *kv, uint64_t op, uint64_t now_ms,
+                      const struct kv_command *c, const uint8_t *key,
+                      size_t key_size, const uint8_t *value, size_t value_size,
+                      uint64_t at_ms)
+{
+    must_put(kv, key, key_size, value, value_size, op);
+    if (c->flags & KV_SET_KEEPTTL)
+        return;
+    if (at_ms != 0 && at_ms <= now_ms)
+        (void)kv_del(kv, key, key_size);
+    else if (at_ms != 0)
+        (void)kv_expire_set(kv, key, key_size, at_ms);
+    else
+        clear_expiry(kv, key, key_size);
+}
+
+static void apply_set(struct kv *kv, uint64_t op, uint64_t now_ms,
+                      struct kv_command *c, struct resp_buf *r)
 {
     const uint8_t *key, *value;
     size_t key_size, value_size;
     kv_command_next_arg(c, &key, &key_size);
     kv_command_next_arg(c, &value, &value_size);
+    uint64_t at_ms;
+    if (!kv_expire_set_time(c, now_ms, &at_ms)) {
+        resp_write_error(r, "ERR invalid expire time in 'set' command");
+        return;
+    }
     const struct kv_record *old = kv_get(kv, key, key_size);
     /* GET answers with the old value whether or not the SET happens; it is
      * copied out before the put may reuse the record's memory. */
@@ -673,7 +730,7 @@ static void apply_set(struct kv *kv, uint64_t op, struct kv_command *c,
     if ((c->flags & KV_SET_XX) && old == NULL)
         set = false;
     if (set)
-        must_put(kv, key, key_size, value, value_size, op);
+        set_value(kv, op, now_ms, c, key, key_size, value, value_size, at_ms);
     if (!(c->flags & KV_SET_GET)) {
         if (set)
             resp_write_simple(r, "OK");
@@ -740,6 +797,7 @@ static void apply_mset(struct kv *kv, uint64_t op, struct kv_command *c,
         kv_command_next_arg(c, &key, &key_size);
         kv_command_next_arg(c, &value, &value_size);
         must_put(kv, key, key_size, value, value_size, op);
+        clear_expiry(kv, key, key_size);
     }
     resp_write_simple(r, "OK");
 }
@@ -868,8 +926,8 @@ static void apply_acl(struct kv *kv, struct kv_command *c, uint32_t argc,
 
 /* A transaction: its arguments as an argv, parsed again (log bytes are
  * untrusted), then run. A malformed one changes nothing. */
-static void apply_txn(struct kv *kv, uint64_t op, struct kv_command *c,
-                      struct resp_buf *r)
+static void apply_txn(struct kv *kv, uint64_t op, uint64_t now_ms,
+                      struct kv_command *c, struct resp_buf *r)
 {
     struct resp_arg *args = malloc(c->arg_count * sizeof(*args));
     if (args == NULL)
@@ -885,7 +943,7 @@ static void apply_txn(struct kv *kv, uint64_t op, struct kv_command *c,
     resp_buf_init(&why, 2);
     if (kv_txn_parse(&kv->config, (c->flags & KV_TXN_EXEC) != 0, c->arg_count,
                      args, &t, &why) == 0) {
-        kv_txn_apply(kv, op, &t, r);
+        kv_txn_apply(kv, op, now_ms, &t, r);
     } else {
         kv->malformed_ops++;
         resp_write_errorf(r,
@@ -897,11 +955,11 @@ static void apply_txn(struct kv *kv, uint64_t op, struct kv_command *c,
     free(args);
 }
 
-static void apply_command(struct kv *kv, uint64_t op, struct kv_command *c,
-                          struct resp_buf *r)
+static void apply_command(struct kv *kv, uint64_t op, uint64_t now_ms,
+                          struct kv_command *c, struct resp_buf *r)
 {
     if (c->type == KV_CMD_TXN) {
-        apply_txn(kv, op, c, r);
+        apply_txn(kv, op, now_ms, c, r);
         return;
     }
     if (c->type == KV_CMD_ACL_SETUSER || c->type == KV_CMD_ACL_DELUSER) {
@@ -912,9 +970,16 @@ static void apply_command(struct kv *kv, uint64_t op, struct kv_command *c,
     }
     if (!command_within_limits(&kv->config, c, r))
         return;
+    kv_expire_drop_due(kv, c, now_ms);
     switch (c->type) {
     case KV_CMD_SET:
-        apply_set(kv, op, c, r);
+        apply_set(kv, op, now_ms, c, r);
+        return;
+    case KV_CMD_PEXPIRE:
+    case KV_CMD_PERSIST:
+    case KV_CMD_GETEX:
+    case KV_CMD_EXPIRE_DUE:
+        kv_expire_apply(kv, now_ms, c, r);
         return;
     case KV_CMD_DEL:
         apply_del(kv, c, r);
@@ -960,24 +1025,28 @@ void kv_apply_write(struct kv *kv, uint64_t op, const struct kv_write *w,
     const char *why = NULL;
     int rc = kv_command_decode(kv->txn_body, size, &c, &why);
     ASSERT(rc == 0); /* encoded from a parsed command */
-    apply_command(kv, op, &c, r);
+    apply_command(kv, op, kv->time_ms, &c, r);
 }
 
 size_t kv_apply(struct kv *kv, uint64_t op, uint64_t timestamp_ms,
                 const uint8_t *body, size_t body_size, uint8_t *reply,
                 size_t reply_size_max)
 {
-    (void)timestamp_ms;
     ASSERT(reply_size_max >= kv_reply_size_max(&kv->config));
     ASSERT(op > kv->op);
     kv->op = op;
+    /* The op's log time; never behind an earlier op's, so a key once
+     * expired stays expired (expire.h). */
+    if (timestamp_ms > kv->time_ms)
+        kv->time_ms = timestamp_ms;
+    uint64_t now_ms = kv->time_ms;
     struct resp_buf *r = &kv->apply_reply;
     ASSERT(r->proto == 2);
     ASSERT(r->size == 0);
     struct kv_command c;
     const char *why = NULL;
     if (kv_command_decode(body, body_size, &c, &why) == 0)
-        apply_command(kv, op, &c, r);
+        apply_command(kv, op, now_ms, &c, r);
     else {
         kv->malformed_ops++;
         resp_write_errorf(
@@ -995,10 +1064,14 @@ size_t kv_apply(struct kv *kv, uint64_t op, uint64_t timestamp_ms,
     return size;
 }
 
-static const struct kv_record *get_arg(const struct kv *kv,
+/* The record of key, or NULL if missing or expired at now_ms: a read never
+ * returns an expired key, even before its removal is committed. */
+static const struct kv_record *get_arg(const struct kv *kv, uint64_t now_ms,
                                        const struct resp_arg *key)
 {
-    return kv_get(kv, (const uint8_t *)key->ptr, key->size);
+    const struct kv_record *rec =
+        kv_get(kv, (const uint8_t *)key->ptr, key->size);
+    return rec != NULL && !kv_record_expired(rec, now_ms) ? rec : NULL;
 }
 
 static void reply_record(struct resp_buf *r, const struct kv_record *rec)
@@ -1009,10 +1082,10 @@ static void reply_record(struct resp_buf *r, const struct kv_record *rec)
         resp_write_null(r);
 }
 
-static void query_kvinfo(const struct kv *kv, const struct resp_arg *key,
-                         struct resp_buf *r)
+static void query_kvinfo(const struct kv *kv, uint64_t now_ms,
+                         const struct resp_arg *key, struct resp_buf *r)
 {
-    const struct kv_record *rec = get_arg(kv, key);
+    const struct kv_record *rec = get_arg(kv, now_ms, key);
     if (rec == NULL) {
         resp_write_null_array(r);
         return;
@@ -1029,75 +1102,104 @@ static void query_kvinfo(const struct kv *kv, const struct resp_arg *key,
     resp_write_integer(r, (int64_t)rec->mod_op);
 }
 
-static void query_listing(const struct kv *kv, const struct kv_command_def *def,
-                          uint32_t argc, const struct resp_arg *argv,
-                          struct resp_buf *r)
+static void query_listing(const struct kv *kv, uint64_t now_ms,
+                          const struct kv_command_def *def, uint32_t argc,
+                          const struct resp_arg *argv, struct resp_buf *r)
 {
     switch (def->id) {
     case CMD_SCAN:
-        listing_scan(kv, argc, argv, r);
+        listing_scan(kv, now_ms, argc, argv, r);
         return;
     case CMD_KEYS:
-        listing_keys(kv, &argv[1], r);
+        listing_keys(kv, now_ms, &argv[1], r);
         return;
     case CMD_TYPE:
-        listing_type(kv, &argv[1], r);
+        listing_type(kv, now_ms, &argv[1], r);
         return;
     case CMD_RANDOMKEY:
-        listing_randomkey(kv, r);
+        listing_randomkey(kv, now_ms, r);
         return;
     case CMD_RANGE:
-        listing_range(kv, argc, argv, r);
+        listing_range(kv, now_ms, argc, argv, r);
         return;
     default:
         UNREACHABLE();
     }
 }
 
-static void query_command(const struct kv *kv, const struct kv_command_def *def,
-                          uint32_t argc, const struct resp_arg *argv,
-                          struct resp_buf *r)
+static void query_command(const struct kv *kv, uint64_t now_ms,
+                          const struct kv_command_def *def, uint32_t argc,
+                          const struct resp_arg *argv, struct resp_buf *r)
 {
     int64_t count = 0;
     switch (def->id) {
     case CMD_GET:
-        reply_record(r, get_arg(kv, &argv[1]));
+        reply_record(r, get_arg(kv, now_ms, &argv[1]));
         return;
     case CMD_MGET:
         resp_write_array(r, argc - 1);
         for (uint32_t i = 1; i < argc; i++)
-            reply_record(r, get_arg(kv, &argv[i]));
+            reply_record(r, get_arg(kv, now_ms, &argv[i]));
         return;
     case CMD_EXISTS:
         /* As Redis: a key named twice counts twice. */
         for (uint32_t i = 1; i < argc; i++)
-            count += get_arg(kv, &argv[i]) != NULL;
+            count += get_arg(kv, now_ms, &argv[i]) != NULL;
         resp_write_integer(r, count);
         return;
     case CMD_DBSIZE:
+        /* Keys due but not yet removed do not count (O(their number)). */
         ASSERT(kv->key_count <= INT64_MAX);
-        resp_write_integer(r, (int64_t)kv->key_count);
+        resp_write_integer(
+            r, (int64_t)(kv->key_count -
+                         kv_expire_index_count_due(&kv->expiry, now_ms)));
         return;
     case CMD_KVINFO:
-        query_kvinfo(kv, &argv[1], r);
+        query_kvinfo(kv, now_ms, &argv[1], r);
+        return;
+    case CMD_TTL:
+    case CMD_PTTL:
+        kv_expire_query_ttl(kv, now_ms, &argv[1], def->id == CMD_PTTL, r);
         return;
     case CMD_REVS:
         resp_write_array(r, argc - 1);
         for (uint32_t i = 1; i < argc; i++) {
-            const struct kv_record *rec = get_arg(kv, &argv[i]);
+            const struct kv_record *rec = get_arg(kv, now_ms, &argv[i]);
             ASSERT(rec == NULL || rec->mod_op <= INT64_MAX);
             resp_write_integer(r, rec ? (int64_t)rec->mod_op : 0);
         }
         return;
     default:
-        query_listing(kv, def, argc, argv, r);
+        query_listing(kv, now_ms, def, argc, argv, r);
         return;
     }
+}
+
+bool kv_query_settled(const struct kv *kv, uint64_t now_ms, uint32_t argc,
+                      const struct resp_arg *argv)
+{
+    const struct kv_command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
+    if (def == NULL || def->class != KV_CLASS_READ || !arity_ok(def, argc))
+        return true;
+    if (kv_strings_owns(def)) /* STRLEN, GETRANGE: one key, argv[1] */
+        return kv_expire_read_settled(kv, now_ms, true, 2, argv);
+    bool whole = def->id == CMD_DBSIZE || def->id == CMD_SCAN ||
+                 def->id == CMD_KEYS || def->id == CMD_RANDOMKEY ||
+                 def->id == CMD_RANGE;
+    return kv_expire_read_settled(kv, now_ms, !whole, argc, argv);
 }
 
 void kv_query(const struct kv *kv, uint32_t argc, const struct resp_arg *argv,
               struct resp_buf *out)
 {
+    kv_query_at(kv, 0, argc, argv, out);
+}
+
+void kv_query_at(const struct kv *kv, uint64_t now_ms, uint32_t argc,
+                 const struct resp_arg *argv, struct resp_buf *out)
+{
+    if (now_ms < kv->time_ms)
+        now_ms = kv->time_ms;
     size_t size_before = out->size;
     const struct kv_command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
     if (def == NULL || def->class != KV_CLASS_READ)
@@ -1105,9 +1207,9 @@ void kv_query(const struct kv *kv, uint32_t argc, const struct resp_arg *argv,
     else if (!arity_ok(def, argc))
         reply_arity_error(out, def->name);
     else if (kv_strings_owns(def))
-        kv_strings_query(kv, def, argc, argv, out);
+        kv_strings_query(kv, now_ms, def, argc, argv, out);
     else
-        query_command(kv, def, argc, argv, out);
+        query_command(kv, now_ms, def, argc, argv, out);
     ASSERT(!out->ok || out->size > size_before);
 }
 

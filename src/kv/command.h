@@ -9,8 +9,10 @@
  * kv_query() and change nothing.
  *
  * Commands follow Redis's documented semantics and error texts:
- *     SET key value [NX|XX] [GET]  (EX, PX, EXAT, PXAT and KEEPTTL are
- *                                   rejected: keys do not expire yet)
+ *     SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]
+ *     EXPIRE key s [NX|XX|GT|LT]   PEXPIRE, EXPIREAT, PEXPIREAT alike
+ *     PERSIST key   GETEX key [EX|PX|EXAT|PXAT|PERSIST]   TTL key   PTTL key
+ *                                  (expiry in log time: kv/expire.h)
  *     DEL key [key ...]            INCR key   INCRBY key n
  *     DECR key   DECRBY key n      MSET key value [key value ...]
  *     GET key   MGET key [key ...]   EXISTS key [key ...]   DBSIZE
@@ -98,6 +100,11 @@ enum kv_command_type {
     KV_CMD_ACL_DELUSER = 7,
     KV_CMD_TXN = 8, /* COHORT.TXN and COHORT.EXEC (kv/txn.h) */
     KV_CMD_PUBLISH = 9,
+    /* Expiry (kv/expire.h), numbered apart to leave room for others. */
+    KV_CMD_PEXPIRE = 20,    /* key; delta ms; KV_EXPIRE_* flags */
+    KV_CMD_PERSIST = 21,    /* key */
+    KV_CMD_GETEX = 22,      /* key; KV_SET_PX/PXAT (delta) or PERSIST */
+    KV_CMD_EXPIRE_DUE = 23, /* keys the primary found due: removal */
     /* kv/strings.h, from 40: other branches in flight take 9 (publish)
      * and 20-23 (expiry); a type's number is part of the log format. */
     KV_CMD_GETDEL = 40,
@@ -113,6 +120,13 @@ enum kv_command_type {
 /* TXN: COHORT.EXEC (EXEC's reply shape, no ELSE list). */
 #define KV_TXN_EXEC 0x1u
 
+/* PEXPIRE flags: delta is a log time, not a length; Redis 7's options. */
+#define KV_EXPIRE_AT 0x1u
+#define KV_EXPIRE_NX 0x2u
+#define KV_EXPIRE_XX 0x4u
+#define KV_EXPIRE_GT 0x8u
+#define KV_EXPIRE_LT 0x10u
+
 /* ACL SETUSER and DELUSER: the first argument is a base acl. */
 #define KV_ACL_BASE 0x1u
 
@@ -124,6 +138,13 @@ enum kv_command_type {
 #define KV_SET_NX 0x1u
 #define KV_SET_XX 0x2u
 #define KV_SET_GET 0x4u
+/* SET and GETEX expiry: at most one of these. PX: delta is a TTL in ms;
+ * PXAT: delta is a log time in ms; KEEPTTL (SET): keep the old expiry;
+ * PERSIST (GETEX): clear it. Without any, SET clears the expiry. */
+#define KV_SET_PX 0x8u
+#define KV_SET_PXAT 0x10u
+#define KV_SET_KEEPTTL 0x20u
+#define KV_SET_PERSIST 0x40u
 
 /* Whether the server proposes a command (write), serves it from the store
  * (read), or the store does not know it. */
@@ -234,7 +255,8 @@ size_t kv_reply_size_max(const struct kv_config *config);
  * replies differ only in nulls ("$-1", "*-1" against "_"); a server may
  * translate them for a RESP3 client.
  * Ops arrive in increasing order (asserted). Deterministic: depends only on
- * the store and the arguments; timestamp_ms is unused until keys can expire.
+ * the store and the arguments; timestamp_ms is the log time by which expiry
+ * is judged (kv/expire.h).
  * A malformed body changes nothing and gets an error reply. Running out of
  * memory stops the process: a replica that cannot apply a committed op must
  * not go on (it recovers from its snapshot and log). */
@@ -259,6 +281,16 @@ void kv_command_reply_arity(struct resp_buf *out, uint32_t argc,
  * replies. An allocation failure shows as out->ok == false. */
 void kv_query(const struct kv *kv, uint32_t argc, const struct resp_arg *argv,
               struct resp_buf *out);
+/* kv_query() hiding keys expired at max(now_ms, kv->time_ms); kv_query()
+ * itself judges by kv->time_ms, the last applied entry's timestamp. */
+void kv_query_at(const struct kv *kv, uint64_t now_ms, uint32_t argc,
+                 const struct resp_arg *argv, struct resp_buf *out);
+
+/* Whether kv_query_at(now_ms) of argv answers as kv_query() would from
+ * the applied state: no key the read looks at expires between the last
+ * applied op's log time and now_ms (kv_expire_read_settled()). */
+bool kv_query_settled(const struct kv *kv, uint64_t now_ms, uint32_t argc,
+                      const struct resp_arg *argv);
 
 /* The store as the replication core's state machine. The core's reply
  * buffer must hold kv_reply_size_max() bytes. kv is borrowed. */

@@ -46,12 +46,16 @@ static uint64_t key_hash(const struct kv *kv, const uint8_t *key,
  * with the sizes so that the key/value boundary counts. */
 static uint64_t record_digest(const struct kv_record *r)
 {
-    uint8_t meta[32];
+    uint8_t meta[40];
     put_u32(meta + 0, r->key_size);
     put_u32(meta + 4, r->value_size);
     put_u64(meta + 8, r->version);
     put_u64(meta + 16, r->create_op);
     put_u64(meta + 24, r->mod_op);
+    put_u64(meta + 32, r->expire_at_ms);
+    /* A record without expiry hashes as before expiry existed, so older
+     * snapshots' state hashes still check out. */
+    size_t meta_size = r->expire_at_ms != 0 ? 40 : 32;
     XXH3_state_t state;
     /* A state on the stack must be initialised before a seeded reset:
      * xxHash 0.8.1 compares the seed with the state's old one and, when the
@@ -60,7 +64,7 @@ static uint64_t record_digest(const struct kv_record *r)
      * records). */
     XXH3_INITSTATE(&state);
     XXH3_64bits_reset_withSeed(&state, KV_DIGEST_SEED);
-    XXH3_64bits_update(&state, meta, sizeof(meta));
+    XXH3_64bits_update(&state, meta, meta_size);
     if (r->key_size + (size_t)r->value_size > 0)
         XXH3_64bits_update(&state, r->data,
                            (size_t)r->key_size + r->value_size);
@@ -154,6 +158,7 @@ int kv_init(struct kv *kv, const struct kv_config *config)
     resp_buf_init(&kv->apply_reply, 2);
     acl_init(&kv->acl);
     kv_index_init(&kv->index, config->hash_seed);
+    kv_expire_index_init(&kv->expiry);
     uint32_t count_max = config->history_count_max ? config->history_count_max
                                                    : HISTORY_COUNT_MAX_DEFAULT;
     uint64_t bytes_max = config->history_bytes_max ? config->history_bytes_max
@@ -177,6 +182,7 @@ static void free_records(struct kv *kv)
 void kv_deinit(struct kv *kv)
 {
     kv_index_clear(&kv->index);
+    kv_expire_index_deinit(&kv->expiry);
     if (kv->slots != NULL)
         free_records(kv);
     free(kv->slots);
@@ -193,10 +199,12 @@ void kv_flush(struct kv *kv)
 {
     ASSERT(kv->slots != NULL);
     kv_index_clear(&kv->index);
+    kv_expire_index_clear(&kv->expiry);
     free_records(kv);
     kv->key_count = 0;
     kv->data_size = 0;
     kv->digest_sum = 0;
+    kv->expires_count = 0;
     kv->memory_size = kv->slot_count * sizeof(struct kv_slot);
     /* Give the memory back; an empty table of any size is still valid, so a
      * failed allocation here only keeps the larger one. */
@@ -210,6 +218,7 @@ void kv_clear(struct kv *kv)
     kv_flush(kv);
     kv->op = 0;
     history_reset(&kv->history, 0);
+    kv->time_ms = 0;
     acl_clear(&kv->acl);
 }
 
@@ -247,6 +256,7 @@ static int insert_new(struct kv *kv, uint64_t hash, const uint8_t *key,
     r->version = meta->version;
     r->create_op = meta->create_op;
     r->mod_op = meta->mod_op;
+    r->expire_at_ms = 0;
     r->key_size = (uint32_t)key_size;
     r->value_size = (uint32_t)value_size;
     if (key_size)
@@ -290,6 +300,8 @@ static int replace(struct kv *kv, struct kv_slot *slot, const uint8_t *value,
         r = moved;
         slot->record = r;
         node->record = r;
+        if (r->expire_at_ms != 0)
+            kv_expire_index_moved(&kv->expiry, r);
         kv->memory_size = kv->memory_size - old_size + new_size;
         kv->data_size = kv->data_size - r->value_size + value_size;
         r->value_size = (uint32_t)value_size;
@@ -382,6 +394,25 @@ static void remove_slot(struct kv *kv, uint64_t hole)
     kv->slots[hole].hash = 0;
 }
 
+bool kv_expire_set(struct kv *kv, const uint8_t *key, size_t key_size,
+                   uint64_t expire_at_ms)
+{
+    bool found;
+    uint64_t i = probe(kv, key_hash(kv, key, key_size), key, key_size, &found);
+    if (!found)
+        return false;
+    struct kv_record *r = kv->slots[i].record;
+    uint64_t old_ms = r->expire_at_ms;
+    kv->expires_count -= old_ms != 0;
+    kv->expires_count += expire_at_ms != 0;
+    r->expire_at_ms = expire_at_ms;
+    kv_expire_index_update(&kv->expiry, r, old_ms);
+    kv->digest_sum -= r->digest;
+    r->digest = record_digest(r);
+    kv->digest_sum += r->digest;
+    return true;
+}
+
 bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size)
 {
     bool found;
@@ -391,6 +422,10 @@ bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size)
     struct kv_record *r = kv->slots[i].record;
     ASSERT(kv->key_count > 0);
     kv->key_count--;
+    if (r->expire_at_ms != 0) {
+        kv->expires_count--;
+        kv_expire_index_remove(&kv->expiry, r);
+    }
     kv->data_size -= (uint64_t)r->key_size + r->value_size;
     kv->memory_size -= record_alloc_size(r->key_size, r->value_size);
     kv->digest_sum -= r->digest;
@@ -435,6 +470,8 @@ void kv_stats(const struct kv *kv, struct kv_stats *stats)
     stats->memory_size = kv->memory_size;
     stats->slot_count = kv->slot_count;
     stats->malformed_ops = kv->malformed_ops;
+    stats->expires_count = kv->expires_count;
+    stats->expired_keys = kv->expired_keys;
 }
 
 static uint64_t reverse_bits(uint64_t v)
@@ -528,7 +565,7 @@ static bool record_valid(const struct kv *kv, uint64_t i)
 
 bool kv_invariants_hold(const struct kv *kv)
 {
-    uint64_t count = 0, data = 0, digests = 0;
+    uint64_t count = 0, data = 0, digests = 0, expires = 0;
     uint64_t memory = kv->slot_count * sizeof(struct kv_slot);
     if (kv->slot_count < KV_SLOT_COUNT_MIN)
         return false;
@@ -544,6 +581,7 @@ bool kv_invariants_hold(const struct kv *kv)
         data += (uint64_t)r->key_size + r->value_size;
         memory += record_alloc_size(r->key_size, r->value_size);
         digests += r->digest;
+        expires += r->expire_at_ms != 0;
     }
     if (!kv_index_valid(&kv->index, kv->key_count))
         return false;
@@ -553,6 +591,9 @@ bool kv_invariants_hold(const struct kv *kv)
         if (kv_get(kv, kv_record_key(r), r->key_size) != r)
             return false;
     }
+    if (expires != kv->expires_count ||
+        !kv_expire_index_valid(&kv->expiry, kv->expires_count))
+        return false;
     return count == kv->key_count && data == kv->data_size &&
            memory == kv->memory_size && digests == kv->digest_sum &&
            count * 4 <= kv->slot_count * 3;

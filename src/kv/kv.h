@@ -36,6 +36,7 @@
 #include "common/resp.h"
 #include "kv/acl.h"
 #include "kv/history.h"
+#include "kv/expire_index.h"
 #include "kv/kv_index.h"
 
 #define KV_KEY_SIZE_MAX_DEFAULT (64u * 1024)
@@ -83,6 +84,12 @@ struct kv_record {
     uint64_t create_op; /* op that created the key */
     uint64_t mod_op;    /* op of the last change */
     uint64_t digest;    /* record_digest(): the record's share of the hash */
+    /* Log time (ms) at which the key expires; 0 if it does not. Part of
+     * the state and its hash (only when nonzero, so stores without expiries
+     * hash as before), kept by value changes; SET without KEEPTTL clears it
+     * (command.c). See expire() in command.c and docs/PROTOCOL.md. */
+    uint64_t expire_at_ms;
+    uint64_t expire_pos; /* not state: its place in kv->expiry */
     uint32_t key_size;
     uint32_t value_size;
     uint8_t data[];
@@ -98,15 +105,24 @@ struct kv {
     struct kv_slot *slots;
     uint64_t slot_count; /* a power of two, >= KV_SLOT_COUNT_MIN */
     uint64_t key_count;
-    uint64_t data_size;   /* sum of key and value sizes */
-    uint64_t memory_size; /* bytes allocated: slots, records */
-    uint64_t digest_sum;  /* sum of record digests, mod 2^64 */
-    uint64_t op;          /* the last op applied (0 before the first) */
+    uint64_t data_size;     /* sum of key and value sizes */
+    uint64_t memory_size;   /* bytes allocated: slots, records */
+    uint64_t digest_sum;    /* sum of record digests, mod 2^64 */
+    uint64_t op;            /* the last op applied (0 before the first) */
+    uint64_t expires_count; /* records with expire_at_ms != 0 */
+    /* Not part of the state hash: the timestamp of the last applied entry,
+     * the log time reads judge expiry by (kv_query_at()). */
+    uint64_t time_ms;
     /* The users (ACL SETUSER/DELUSER are log ops): part of the state, its
      * hash and snapshots once initialized (acl.h). */
     struct acl acl;
     /* Not state: the keys in order, for COHORT.RANGE (kv_index.h). */
     struct kv_index index;
+    /* Not state: the keys with an expiry, by it (expire_index.h). */
+    struct kv_expire_index expiry;
+    /* Not state: keys removed because they expired (EXPIRE_DUE, or an op
+     * that found them due) by this process. */
+    uint64_t expired_keys;
     /* Not state: kv_apply()'s reply is built here (RESP2), then copied to
      * the core's buffer. Reused, so applying allocates only to grow it. */
     struct resp_buf apply_reply;
@@ -129,6 +145,8 @@ struct kv_stats {
     uint64_t memory_size;
     uint64_t slot_count;
     uint64_t malformed_ops; /* log entries apply found malformed */
+    uint64_t expires_count; /* keys with an expiry */
+    uint64_t expired_keys;  /* keys removed by expiry (kv->expired_keys) */
 };
 
 /* The default limits: 64 KiB keys, 1 MiB values, hash seed 0. */
@@ -174,6 +192,19 @@ int kv_put(struct kv *kv, const uint8_t *key, size_t key_size,
 int kv_insert(struct kv *kv, const uint8_t *key, size_t key_size,
               const uint8_t *value, size_t value_size, uint64_t version,
               uint64_t create_op, uint64_t mod_op);
+
+/* Set key's expiry (0: none). Returns false if key is absent. Does not count
+ * as a change of the key (version and mod_op stay), as in Redis, where
+ * EXPIRE does not touch the value; the state hash does change. */
+bool kv_expire_set(struct kv *kv, const uint8_t *key, size_t key_size,
+                   uint64_t expire_at_ms);
+
+/* Whether rec has expired at log time now_ms. */
+static inline bool kv_record_expired(const struct kv_record *rec,
+                                     uint64_t now_ms)
+{
+    return rec->expire_at_ms != 0 && rec->expire_at_ms <= now_ms;
+}
 
 /* Remove key. Returns true if it was present. */
 bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size);

@@ -22,12 +22,13 @@ struct gather {
     bool failed;
     const struct resp_arg *pattern; /* NULL: every key */
     bool type_none;                 /* TYPE names a type no key has */
+    uint64_t now_ms;                /* keys expired at this log time hide */
 };
 
 static void gather_one(void *ctx, const struct kv_record *r)
 {
     struct gather *g = ctx;
-    if (g->failed || g->type_none)
+    if (g->failed || g->type_none || kv_record_expired(r, g->now_ms))
         return;
     if (g->pattern != NULL && !acl_glob_match(g->pattern->ptr, g->pattern->size,
                                               kv_record_key(r), r->key_size))
@@ -132,7 +133,7 @@ static bool parse_scan_options(uint32_t argc, const struct resp_arg *argv,
     return true;
 }
 
-void listing_scan(const struct kv *kv, uint32_t argc,
+void listing_scan(const struct kv *kv, uint64_t now_ms, uint32_t argc,
                   const struct resp_arg *argv, struct resp_buf *out)
 {
     uint64_t cursor;
@@ -143,7 +144,8 @@ void listing_scan(const struct kv *kv, uint32_t argc,
     struct scan_options o;
     if (!parse_scan_options(argc, argv, &o, out))
         return;
-    struct gather g = {.pattern = o.pattern, .type_none = o.type_none};
+    struct gather g = {
+        .pattern = o.pattern, .type_none = o.type_none, .now_ms = now_ms};
     /* As Redis: up to COUNT * 10 buckets, stopping at COUNT keys. */
     int64_t buckets = o.count * 10;
     do {
@@ -164,10 +166,10 @@ void listing_scan(const struct kv *kv, uint32_t argc,
     free(g.items);
 }
 
-void listing_keys(const struct kv *kv, const struct resp_arg *pattern,
-                  struct resp_buf *out)
+void listing_keys(const struct kv *kv, uint64_t now_ms,
+                  const struct resp_arg *pattern, struct resp_buf *out)
 {
-    struct gather g = {.pattern = pattern};
+    struct gather g = {.pattern = pattern, .now_ms = now_ms};
     /* "*" matches everything: skip the matcher. */
     if (pattern->size == 1 && pattern->ptr[0] == '*')
         g.pattern = NULL;
@@ -182,21 +184,45 @@ void listing_keys(const struct kv *kv, const struct resp_arg *pattern,
     free(g.items);
 }
 
-void listing_type(const struct kv *kv, const struct resp_arg *key,
-                  struct resp_buf *out)
+void listing_type(const struct kv *kv, uint64_t now_ms,
+                  const struct resp_arg *key, struct resp_buf *out)
 {
-    bool found = kv_get(kv, (const uint8_t *)key->ptr, key->size) != NULL;
+    const struct kv_record *r =
+        kv_get(kv, (const uint8_t *)key->ptr, key->size);
+    bool found = r != NULL && !kv_record_expired(r, now_ms);
     resp_write_simple(out, found ? "string" : "none");
 }
 
-void listing_randomkey(const struct kv *kv, struct resp_buf *out)
+/* The first key in key order not expired at now_ms, or NULL: RANDOMKEY's
+ * fallback when its draws keep landing on expired keys. */
+static const struct kv_record *first_live(const struct kv *kv, uint64_t now_ms)
+{
+    for (const struct kv_index_node *x = kv->index.head[0]; x;
+         x = kv_index_next(x)) {
+        if (!kv_record_expired(x->record, now_ms))
+            return x->record;
+    }
+    return NULL;
+}
+
+void listing_randomkey(const struct kv *kv, uint64_t now_ms,
+                       struct resp_buf *out)
 {
     /* Not state, not replicated: each call looks at another slot. */
     static _Atomic uint64_t calls;
-    uint64_t call = atomic_fetch_add(&calls, 1);
-    uint64_t random = XXH3_64bits_withSeed(&call, sizeof(call),
-                                           kv->config.hash_seed ^ kv->op);
-    const struct kv_record *r = kv_random(kv, random);
+    const struct kv_record *r = NULL;
+    /* As Redis: draw again when the key drawn has expired, a bounded
+     * number of times. */
+    for (int tries = 0; tries < LISTING_RANDOMKEY_TRIES; tries++) {
+        uint64_t call = atomic_fetch_add(&calls, 1);
+        uint64_t random = XXH3_64bits_withSeed(&call, sizeof(call),
+                                               kv->config.hash_seed ^ kv->op);
+        r = kv_random(kv, random);
+        if (r == NULL || !kv_record_expired(r, now_ms))
+            break;
+    }
+    if (r != NULL && kv_record_expired(r, now_ms))
+        r = first_live(kv, now_ms);
     if (r == NULL)
         resp_write_null(out);
     else
@@ -228,18 +254,28 @@ static bool parse_range_limit(uint32_t argc, const struct resp_arg *argv,
     return true;
 }
 
-void listing_range(const struct kv *kv, uint32_t argc,
+/* The first node at or after x whose key has not expired at now_ms. */
+static const struct kv_index_node *live_from(const struct kv_index_node *x,
+                                             uint64_t now_ms)
+{
+    while (x != NULL && kv_record_expired(x->record, now_ms))
+        x = kv_index_next(x);
+    return x;
+}
+
+void listing_range(const struct kv *kv, uint64_t now_ms, uint32_t argc,
                    const struct resp_arg *argv, struct resp_buf *out)
 {
     int64_t limit;
     if (!parse_range_limit(argc, argv, &limit, out))
         return;
     const struct resp_arg *start = &argv[1], *end = &argv[2];
-    const struct kv_index_node *first =
-        kv_index_seek(&kv->index, (const uint8_t *)start->ptr, start->size);
+    const struct kv_index_node *first = live_from(
+        kv_index_seek(&kv->index, (const uint8_t *)start->ptr, start->size),
+        now_ms);
     int64_t n = 0;
     for (const struct kv_index_node *x = first; x && n < limit;
-         x = kv_index_next(x), n++) {
+         x = live_from(kv_index_next(x), now_ms), n++) {
         const struct kv_record *r = x->record;
         if (end->size > 0 &&
             kv_key_compare(kv_record_key(r), r->key_size,
@@ -248,7 +284,7 @@ void listing_range(const struct kv *kv, uint32_t argc,
     }
     resp_write_array(out, (size_t)n * 2);
     const struct kv_index_node *x = first;
-    for (int64_t i = 0; i < n; i++, x = kv_index_next(x)) {
+    for (int64_t i = 0; i < n; i++, x = live_from(kv_index_next(x), now_ms)) {
         const struct kv_record *r = x->record;
         resp_write_bulk(out, kv_record_key(r), r->key_size);
         resp_write_bulk(out, kv_record_value(r), r->value_size);

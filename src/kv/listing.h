@@ -26,6 +26,11 @@
  * MATCH and KEYS use Redis's glob (acl_glob_match()). Every key is a string,
  * so TYPE string matches every key and the other Redis types none; an
  * unknown type name is Redis's error.
+ *
+ * Expiry: every listing takes the read's log time now_ms and never shows a
+ * key expired at it, removed or not yet (kv/expire.h). RANDOMKEY draws again
+ * up to LISTING_RANDOMKEY_TRIES times when it lands on one, then takes the
+ * first live key in key order.
  */
 #ifndef COHORT_KV_LISTING_H
 #define COHORT_KV_LISTING_H
@@ -39,15 +44,17 @@
 #define LISTING_SCAN_COUNT_MAX 10000
 #define LISTING_RANGE_LIMIT_DEFAULT 100
 #define LISTING_RANGE_LIMIT_MAX 10000
+#define LISTING_RANDOMKEY_TRIES 100
 
-void listing_scan(const struct kv *kv, uint32_t argc,
+void listing_scan(const struct kv *kv, uint64_t now_ms, uint32_t argc,
                   const struct resp_arg *argv, struct resp_buf *out);
-void listing_keys(const struct kv *kv, const struct resp_arg *pattern,
-                  struct resp_buf *out);
-void listing_type(const struct kv *kv, const struct resp_arg *key,
-                  struct resp_buf *out);
-void listing_randomkey(const struct kv *kv, struct resp_buf *out);
-void listing_range(const struct kv *kv, uint32_t argc,
+void listing_keys(const struct kv *kv, uint64_t now_ms,
+                  const struct resp_arg *pattern, struct resp_buf *out);
+void listing_type(const struct kv *kv, uint64_t now_ms,
+                  const struct resp_arg *key, struct resp_buf *out);
+void listing_randomkey(const struct kv *kv, uint64_t now_ms,
+                       struct resp_buf *out);
+void listing_range(const struct kv *kv, uint64_t now_ms, uint32_t argc,
                    const struct resp_arg *argv, struct resp_buf *out);
 
 #endif

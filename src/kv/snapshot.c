@@ -41,10 +41,23 @@ static void out_bytes(struct out *o, const void *data, size_t size)
 }
 
 /* Format 1 while the acl has never changed, so that such a snapshot is
- * still read by a version from before the acl. */
+ * still read by a version from before the acl; 3 and 4 (with each record's
+ * expiry) only while a key has one, for the same reason. */
 static uint16_t format_of(const struct kv *kv)
 {
-    return kv->acl.initialized ? KV_SNAPSHOT_FORMAT : 1;
+    uint16_t format = kv->acl.initialized ? 2 : 1;
+    return kv->expires_count > 0 ? format + 2 : format;
+}
+
+static bool format_has_acl(uint16_t format)
+{
+    return format == 2 || format == 4;
+}
+
+static size_t meta_size(uint16_t format)
+{
+    return format >= 3 ? KV_SNAPSHOT_RECORD_META_SIZE + 8
+                       : KV_SNAPSHOT_RECORD_META_SIZE;
 }
 
 static void write_header(struct out *o, const struct kv *kv)
@@ -68,18 +81,20 @@ static void encode_meta(uint8_t *m, const struct kv_record *r)
     put_u64(m + 8, r->version);
     put_u64(m + 16, r->create_op);
     put_u64(m + 24, r->mod_op);
+    put_u64(m + 32, r->expire_at_ms);
 }
 
-static void write_record(struct out *o, const struct kv_record *r)
+static void write_record(struct out *o, const struct kv_record *r,
+                         size_t meta_bytes)
 {
-    uint8_t meta[KV_SNAPSHOT_RECORD_META_SIZE];
+    uint8_t meta[KV_SNAPSHOT_RECORD_META_SIZE + 8];
     encode_meta(meta, r);
     size_t data_size = (size_t)r->key_size + r->value_size;
-    uint32_t crc = crc32c(0, meta, sizeof(meta));
+    uint32_t crc = crc32c(0, meta, meta_bytes);
     crc = crc32c(crc, r->data, data_size);
     uint8_t tail[4];
     put_u32(tail, crc);
-    out_bytes(o, meta, sizeof(meta));
+    out_bytes(o, meta, meta_bytes);
     out_bytes(o, r->data, data_size);
     out_bytes(o, tail, sizeof(tail));
 }
@@ -87,7 +102,7 @@ static void write_record(struct out *o, const struct kv_record *r)
 static void write_acl(struct out *o, const struct kv *kv, uint8_t *acl,
                       size_t size)
 {
-    if (format_of(kv) < 2)
+    if (!format_has_acl(format_of(kv)))
         return;
     uint8_t h[8];
     put_u32(h, SNAPSHOT_ACL_MAGIC);
@@ -133,7 +148,7 @@ int kv_snapshot_write(const struct kv *kv,
     struct out o = {.write = write, .ctx = ctx};
     write_header(&o, kv);
     for (uint64_t i = 0; i < kv->key_count && o.rc == 0; i++)
-        write_record(&o, records[i]);
+        write_record(&o, records[i], meta_size(format_of(kv)));
     write_acl(&o, kv, acl, acl_size);
     write_trailer(&o, kv);
     free(records);
@@ -268,11 +283,12 @@ static int check_sizes(struct in *in, const struct kv *kv, uint64_t at,
     return 0;
 }
 
-static int read_record(struct in *in, struct kv *kv, struct scratch *s)
+static int read_record(struct in *in, struct kv *kv, struct scratch *s,
+                       size_t meta_bytes)
 {
     uint64_t at = in->offset;
-    uint8_t meta[KV_SNAPSHOT_RECORD_META_SIZE];
-    int rc = in_bytes(in, meta, sizeof(meta), "a record");
+    uint8_t meta[KV_SNAPSHOT_RECORD_META_SIZE + 8] = {0};
+    int rc = in_bytes(in, meta, meta_bytes, "a record");
     if (rc != 0)
         return rc;
     uint32_t key_size = get_u32(meta + 0);
@@ -290,7 +306,7 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s)
         return rc;
     if ((rc = in_bytes(in, tail, sizeof(tail), "a record checksum")) != 0)
         return rc;
-    uint32_t crc = crc32c(crc32c(0, meta, sizeof(meta)), s->data, data_size);
+    uint32_t crc = crc32c(crc32c(0, meta, meta_bytes), s->data, data_size);
     if (get_u32(tail) != crc)
         return corrupt(in, at, "record checksum mismatch");
     if (s->have_prev &&
@@ -307,6 +323,8 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s)
         return corrupt(in, at, "key repeated");
     if (rc != 0)
         return corrupt(in, at, "record version or ops out of range");
+    if (get_u64(meta + 32) != 0)
+        (void)kv_expire_set(kv, s->data, key_size, get_u64(meta + 32));
     if (key_size)
         memcpy(s->prev_key, s->data, key_size);
     s->prev_key_size = key_size;
@@ -371,7 +389,7 @@ static int restore_records(struct in *in, struct kv *kv, const struct header *h)
     struct scratch s = {0};
     int rc = 0;
     for (uint64_t i = 0; i < h->key_count && rc == 0; i++)
-        rc = read_record(in, kv, &s);
+        rc = read_record(in, kv, &s, meta_size(h->format));
     free(s.data);
     free(s.prev_key);
     return rc;
@@ -386,7 +404,7 @@ static int restore_all(struct in *in, struct kv *kv)
     kv->op = h.op;
     if ((rc = restore_records(in, kv, &h)) != 0)
         return rc;
-    if (h.format >= 2 && (rc = read_acl(in, kv)) != 0)
+    if (format_has_acl(h.format) && (rc = read_acl(in, kv)) != 0)
         return rc;
     if ((rc = read_trailer(in, kv)) != 0)
         return rc;

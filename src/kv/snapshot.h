@@ -6,8 +6,11 @@
  * written in key order (bytewise, a prefix before its extensions). Two
  * replicas can therefore compare snapshots by checksum.
  *
- * Format 2 (written once the users have changed; format 1 otherwise, and
- * both are read), little-endian:
+ * Formats: 1 plain; 2 adds the users section (written once the users have
+ * changed); 3 (1 with expiries) and 4 (2 with expiries) add expire_at_ms to
+ * every record, written only while some key has an expiry, so a store
+ * without expiries still writes what older versions read. All four are
+ * read. Format 4, little-endian:
  *   header, 40 bytes
  *     0  u32  magic      "CKVS"
  *     4  u16  format     KV_SNAPSHOT_FORMAT
@@ -23,9 +26,10 @@
  *     8  u64  version
  *    16  u64  create_op
  *    24  u64  mod_op
- *    32       key, then value
+ *    32  u64  expire_at_ms  log time the key expires, 0 none (3 and 4 only)
+ *    40       key, then value (at 32 in formats 1 and 2)
  *        u32  crc        CRC-32C of the record's bytes before it
- *   the users (format 2 only)
+ *   the users (formats 2 and 4 only)
  *     0  u32  magic      "CKVA"
  *     4  u32  size
  *     8       acl_encode() of kv->acl, size bytes
@@ -47,7 +51,7 @@
 #include "common/err.h"
 #include "kv/kv.h"
 
-#define KV_SNAPSHOT_FORMAT 2
+#define KV_SNAPSHOT_FORMAT 4
 #define KV_SNAPSHOT_HEADER_SIZE 40
 #define KV_SNAPSHOT_RECORD_META_SIZE 32
 #define KV_SNAPSHOT_TRAILER_SIZE 16

@@ -549,8 +549,8 @@ static void apply_incrbyfloat(struct kv *kv, uint64_t op, struct kv_command *c,
     resp_write_bulk(r, text, size);
 }
 
-/* COPY. When keys can expire, the destination takes the source's
- * expire_at here. */
+/* COPY: the destination takes the source's expiry too (none if it has
+ * none), as in Redis. */
 static void apply_copy(struct kv *kv, uint64_t op, struct kv_command *c,
                        struct resp_buf *r)
 {
@@ -567,14 +567,16 @@ static void apply_copy(struct kv *kv, uint64_t op, struct kv_command *c,
         return;
     }
     size_t size = from->value_size;
+    uint64_t expire_at_ms = from->expire_at_ms;
     uint8_t *value = value_copy(from);
     must_put(kv, dst.ptr, dst.size, value, size, op);
     free(value);
+    (void)kv_expire_set(kv, dst.ptr, dst.size, expire_at_ms);
     resp_write_integer(r, 1);
 }
 
-/* RENAME and RENAMENX. When keys can expire, the destination takes the
- * source's expire_at here (and a RENAME over a key with a TTL drops it). */
+/* RENAME and RENAMENX: the destination takes the source's expiry (and a
+ * RENAME over a key with a TTL drops that TTL), as in Redis. */
 static void apply_rename(struct kv *kv, uint64_t op, struct kv_command *c,
                          struct resp_buf *r)
 {
@@ -593,9 +595,11 @@ static void apply_rename(struct kv *kv, uint64_t op, struct kv_command *c,
         /* RENAMENX onto an existing key: nothing changes. */
     } else {
         size_t size = from->value_size;
+        uint64_t expire_at_ms = from->expire_at_ms;
         uint8_t *value = value_copy(from);
         must_put(kv, dst.ptr, dst.size, value, size, op);
         free(value);
+        (void)kv_expire_set(kv, dst.ptr, dst.size, expire_at_ms);
         bool removed = kv_del(kv, src.ptr, src.size);
         ASSERT(removed);
         done = true;
@@ -644,8 +648,8 @@ void kv_strings_apply(struct kv *kv, uint64_t op, struct kv_command *c,
 
 /* GETRANGE key start end, as Redis 7's getrangeCommand(): negative
  * indexes count from the end, and the range is clamped to the value. */
-static void query_getrange(const struct kv *kv, const struct resp_arg *argv,
-                           struct resp_buf *r)
+static void query_getrange(const struct kv_record *rec,
+                           const struct resp_arg *argv, struct resp_buf *r)
 {
     int64_t start, end;
     if (!resp_parse_i64(argv[2].ptr, argv[2].size, &start) ||
@@ -653,7 +657,6 @@ static void query_getrange(const struct kv *kv, const struct resp_arg *argv,
         resp_write_error(r, ERR_NOT_INTEGER);
         return;
     }
-    const struct kv_record *rec = get_arg(kv, &argv[1]);
     int64_t size = rec ? (int64_t)rec->value_size : 0;
     if ((start < 0 && end < 0 && start > end) || size == 0) {
         resp_write_bulk(r, "", 0);
@@ -672,17 +675,19 @@ static void query_getrange(const struct kv *kv, const struct resp_arg *argv,
     resp_write_bulk(r, kv_record_value(rec) + start, (size_t)(end - start + 1));
 }
 
-void kv_strings_query(const struct kv *kv, const struct kv_command_def *def,
-                      uint32_t argc, const struct resp_arg *argv,
-                      struct resp_buf *r)
+void kv_strings_query(const struct kv *kv, uint64_t now_ms,
+                      const struct kv_command_def *def, uint32_t argc,
+                      const struct resp_arg *argv, struct resp_buf *r)
 {
     (void)argc;
     ASSERT(kv_strings_owns(def));
+    const struct kv_record *rec = get_arg(kv, &argv[1]);
+    if (rec != NULL && kv_record_expired(rec, now_ms))
+        rec = NULL; /* expired (kv/expire.h): as a missing key */
     if (def->id == ID_STRLEN) {
-        const struct kv_record *rec = get_arg(kv, &argv[1]);
         resp_write_integer(r, rec ? (int64_t)rec->value_size : 0);
         return;
     }
     ASSERT(def->id == ID_GETRANGE || def->id == ID_SUBSTR);
-    query_getrange(kv, argv, r);
+    query_getrange(rec, argv, r);
 }

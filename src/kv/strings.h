@@ -100,9 +100,10 @@ uint64_t kv_strings_growth(const struct kv *kv, const struct kv_write *w);
 void kv_strings_apply(struct kv *kv, uint64_t op, struct kv_command *c,
                       struct resp_buf *r);
 
-/* Answer a read of this module's table whose arity is checked. */
-void kv_strings_query(const struct kv *kv, const struct kv_command_def *def,
-                      uint32_t argc, const struct resp_arg *argv,
-                      struct resp_buf *r);
+/* Answer a read of this module's table whose arity is checked, at log
+ * time now_ms (a key expired then is missing, kv/expire.h). */
+void kv_strings_query(const struct kv *kv, uint64_t now_ms,
+                      const struct kv_command_def *def, uint32_t argc,
+                      const struct resp_arg *argv, struct resp_buf *r);
 
 #endif

@@ -240,11 +240,16 @@ static int compare_u64(uint64_t have, const struct resp_arg *op, uint64_t want)
     return have > want;
 }
 
-/* Whether compare a (validated) holds. */
-static bool compare_holds(const struct kv *kv, const struct resp_arg *a)
+/* Whether compare a (validated) holds at log time now_ms: a key expired
+ * then is missing (version 0), so a WATCHed key that expired since the
+ * WATCH fails the EXEC, as in Redis. */
+static bool compare_holds(const struct kv *kv, uint64_t now_ms,
+                          const struct resp_arg *a)
 {
     const struct kv_record *rec =
         kv_get(kv, (const uint8_t *)a[0].ptr, a[0].size);
+    if (rec != NULL && kv_record_expired(rec, now_ms))
+        rec = NULL;
     if (resp_arg_is(&a[1], "exists"))
         return rec != NULL;
     if (resp_arg_is(&a[1], "missing"))
@@ -264,11 +269,12 @@ static bool compare_holds(const struct kv *kv, const struct resp_arg *a)
     return compare_u64(have, &a[2], want);
 }
 
-static bool compares_hold(const struct kv *kv, const struct kv_txn *t)
+static bool compares_hold(const struct kv *kv, uint64_t now_ms,
+                          const struct kv_txn *t)
 {
     const struct resp_arg *a = t->compares;
     for (uint32_t i = 0; i < t->compare_count; i++) {
-        if (!compare_holds(kv, a))
+        if (!compare_holds(kv, now_ms, a))
             return false;
         bool two =
             resp_arg_is(&a[1], "exists") || resp_arg_is(&a[1], "missing");
@@ -278,11 +284,12 @@ static bool compares_hold(const struct kv *kv, const struct kv_txn *t)
 }
 
 /* Run one command of the list into r; its reply is one element. */
-static void run_command(struct kv *kv, uint64_t op, uint32_t argc,
-                        const struct resp_arg *argv, struct resp_buf *r)
+static void run_command(struct kv *kv, uint64_t op, uint64_t now_ms,
+                        uint32_t argc, const struct resp_arg *argv,
+                        struct resp_buf *r)
 {
     if (kv_command_class(&argv[0]) == KV_CLASS_READ) {
-        kv_query(kv, argc, argv, r);
+        kv_query_at(kv, now_ms, argc, argv, r);
         return;
     }
     struct kv_write w;
@@ -293,8 +300,9 @@ static void run_command(struct kv *kv, uint64_t op, uint32_t argc,
 
 /* Run a list, keeping the reply within kv_reply_size_max(): before element
  * i of n, r holds at most limit - (n - i) * KV_TXN_REPLY_SLOT bytes. */
-static void run_list(struct kv *kv, uint64_t op, uint32_t count,
-                     const struct resp_arg *pos, struct resp_buf *r)
+static void run_list(struct kv *kv, uint64_t op, uint64_t now_ms,
+                     uint32_t count, const struct resp_arg *pos,
+                     struct resp_buf *r)
 {
     size_t limit = kv_reply_size_max(&kv->config);
     resp_write_array(r, count);
@@ -303,7 +311,7 @@ static void run_list(struct kv *kv, uint64_t op, uint32_t count,
         const struct resp_arg *argv;
         kv_txn_next_command(&pos, &argc, &argv);
         size_t start = r->size;
-        run_command(kv, op, argc, argv, r);
+        run_command(kv, op, now_ms, argc, argv, r);
         size_t reserve = (size_t)(count - i - 1) * KV_TXN_REPLY_SLOT;
         if (r->ok && r->size - start > KV_TXN_REPLY_SLOT &&
             r->size + reserve > limit) {
@@ -313,23 +321,23 @@ static void run_list(struct kv *kv, uint64_t op, uint32_t count,
     }
 }
 
-void kv_txn_apply(struct kv *kv, uint64_t op, const struct kv_txn *t,
-                  struct resp_buf *r)
+void kv_txn_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
+                  const struct kv_txn *t, struct resp_buf *r)
 {
     ASSERT(r->size == 0);
-    bool holds = compares_hold(kv, t);
+    bool holds = compares_hold(kv, now_ms, t);
     if (t->exec) {
         if (!holds) {
             resp_write_null_array(r);
             return;
         }
-        run_list(kv, op, t->then_count, t->then_list, r);
+        run_list(kv, op, now_ms, t->then_count, t->then_list, r);
         return;
     }
     resp_write_array(r, 2);
     resp_write_integer(r, holds ? 1 : 0);
     if (holds)
-        run_list(kv, op, t->then_count, t->then_list, r);
+        run_list(kv, op, now_ms, t->then_count, t->then_list, r);
     else
-        run_list(kv, op, t->else_count, t->else_list, r);
+        run_list(kv, op, now_ms, t->else_count, t->else_list, r);
 }

@@ -17,10 +17,11 @@
  * A missing key has version 0 and mod op 0, and no value: VALUE = never
  * matches it, VALUE != always does. Every compare must hold for the THEN
  * list to run. A command is a store write (SET, DEL, INCR, INCRBY, DECR,
- * DECRBY, MSET, CAS and kv/strings.h's writes, FLUSHALL included) or a
+ * DECRBY, MSET, CAS, kv/strings.h's writes, FLUSHALL included, and the
+ * expiry writes EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST, GETEX) or a
  * store read (GET, MGET, EXISTS, DBSIZE, KVINFO, COHORT.REVS, TYPE,
- * COHORT.RANGE, STRLEN, GETRANGE); ACL writes and transactions do not nest,
- * and SCAN, KEYS and RANDOMKEY cannot run inside.
+ * COHORT.RANGE, STRLEN, GETRANGE, TTL, PTTL); ACL writes and transactions
+ * do not nest, and SCAN, KEYS and RANDOMKEY cannot run inside.
  *
  * Replies (RESP2, as kv_apply() gives them):
  *     COHORT.TXN:  *2 :1 (THEN ran) or :0 (ELSE ran), then the array of the
@@ -99,9 +100,12 @@ void kv_txn_next_command(const struct resp_arg **pos, uint32_t *argc,
 /* kv_command_growth() of the transaction: the sum over both lists. */
 uint64_t kv_txn_growth(const struct kv *kv, const struct kv_txn *t);
 
-/* Run t as op: the compares, then one list, each write applied and each
- * read answered in order; the reply goes to r (RESP2, empty on entry). */
-void kv_txn_apply(struct kv *kv, uint64_t op, const struct kv_txn *t,
-                  struct resp_buf *r);
+/* Run t as op at its log time now_ms: the compares, then one list, each
+ * write applied and each read answered in order; the reply goes to r
+ * (RESP2, empty on entry). Every command sees expiry at now_ms, as it would
+ * alone: a key expired then is missing to compares, reads and writes, and
+ * the writes drop the due keys they touch (kv/expire.h). */
+void kv_txn_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
+                  const struct kv_txn *t, struct resp_buf *r);
 
 #endif

@@ -364,6 +364,16 @@ void node_set_publish_hook(struct node *n, const struct kv_publish_hook *hook)
         memset(&n->kv.publish_hook, 0, sizeof(n->kv.publish_hook));
 }
 
+bool node_is_primary(const struct node *n)
+{
+    return replica_is_primary(driver_replica(n->driver));
+}
+
+uint64_t node_log_time(const struct node *n)
+{
+    return replica_log_time(driver_replica(n->driver));
+}
+
 static_assert(NODE_TOKEN_SIZE == TRANSPORT_TOKEN_SIZE, "one token size");
 
 void node_link_token(const struct node *n, uint8_t out[NODE_TOKEN_SIZE])

@@ -85,6 +85,12 @@ const struct kv *node_kv(const struct node *n);
 /* Who hears of applied PUBLISH ops (kv.h); NULL: nobody. The hook runs
  * inside the node's stepping: it must not call into the node. */
 void node_set_publish_hook(struct node *n, const struct kv_publish_hook *hook);
+/* Whether this node is the primary of a normal view, and its log time
+ * (replica_log_time(): what it would stamp a write with now, as of the
+ * protocol's last step). A linearizable read that node_read() confirmed
+ * judges expiry at this time (kv/expire.h). */
+bool node_is_primary(const struct node *n);
+uint64_t node_log_time(const struct node *n);
 /* Linearizable read (read index): done(DRIVER_DONE) once this node is the
  * primary, a quorum confirmed after the call that it still holds its view,
  * and it has applied every write committed before the call (a connection's

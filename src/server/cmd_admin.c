@@ -326,6 +326,7 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         .pubsub_history_messages = s->kv->history.count,
         .pubsub_history_bytes = s->kv->history.bytes,
         .pubsub_history_floor = s->kv->history.floor,
+        .expire_ops_proposed = s->sweeper.ops_proposed,
     };
     struct resp_buf text;
     resp_buf_init(&text, 2);

@@ -121,13 +121,21 @@ static const struct kv_config *kv_config(const struct conn *c)
 
 /* Answer a store read: the store's own, or ACL LIST and ACL USERS, which
  * read the users. */
-static void store_query(const struct server *s, uint32_t argc,
-                        const struct resp_arg *argv, struct resp_buf *out)
+static void store_query_at(const struct server *s, uint64_t now_ms,
+                           uint32_t argc, const struct resp_arg *argv,
+                           struct resp_buf *out)
 {
     if (argc >= 1 && command_word_is(&argv[0], "acl"))
         acl_query(s, argc, argv, out);
     else
-        kv_query(s->kv, argc, argv, out);
+        kv_query_at(s->kv, now_ms, argc, argv, out);
+}
+
+/* A local read: at this replica's applied log time. */
+static void store_query(const struct server *s, uint32_t argc,
+                        const struct resp_arg *argv, struct resp_buf *out)
+{
+    store_query_at(s, 0, argc, argv, out);
 }
 
 /* Keep the command (argv) in the slot as RESP, for a later read, a forward
@@ -633,8 +641,20 @@ static void on_read_done(void *ctx, const struct driver_reply *r)
         finish_error(c, slot, "ERR out of memory");
         return;
     }
+    /* Expiry is judged at the primary's log time now, not the last applied
+     * op's, which lags on an idle log. But a key hidden at a log time the
+     * log has not reached could come back after a failover (the next
+     * primary's clock starts from the log's last timestamp): so when a key
+     * the read looks at expires in between, wait for an op stamped after
+     * its expiry (the sweeper proposes one) to commit, and read again. */
+    uint64_t now_ms = node_log_time(s->node);
+    if (!kv_query_settled(s->kv, now_ms, argc, s->argv2)) {
+        expiry_sweep_run(s);
+        store_read_kept(c, slot);
+        return;
+    }
     slot->reply.size = 0;
-    store_query(s, argc, s->argv2, &slot->reply);
+    store_query_at(s, now_ms, argc, s->argv2, &slot->reply);
     if (slot->watch)
         txn_watch_done(c, slot);
     conn_slot_ready(c, slot);

@@ -99,6 +99,23 @@ static const struct command_spec commands[] = {
      CAT(WRITE) | CAT(SLOW) | CAT(TRANSACTION), cmd_cohort_txn},
     {"cohort.revs", -2, CMD_READ | CMD_SLOT, 1, -1, 1,
      CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
+    /* Expiry (kv/expire.h): judged by log time. */
+    {"expire", -3, CMD_WRITE | CMD_SLOT, 1, 1, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(FAST), cmd_store_write},
+    {"pexpire", -3, CMD_WRITE | CMD_SLOT, 1, 1, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(FAST), cmd_store_write},
+    {"expireat", -3, CMD_WRITE | CMD_SLOT, 1, 1, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(FAST), cmd_store_write},
+    {"pexpireat", -3, CMD_WRITE | CMD_SLOT, 1, 1, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(FAST), cmd_store_write},
+    {"persist", 2, CMD_WRITE | CMD_SLOT, 1, 1, 1,
+     CAT(KEYSPACE) | CAT(WRITE) | CAT(FAST), cmd_store_write},
+    {"getex", -2, CMD_WRITE | CMD_SLOT, 1, 1, 1,
+     CAT(WRITE) | CAT(STRING) | CAT(FAST), cmd_store_write},
+    {"ttl", 2, CMD_READ | CMD_SLOT, 1, 1, 1,
+     CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
+    {"pttl", 2, CMD_READ | CMD_SLOT, 1, 1, 1,
+     CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
     /* cohort's exactly-once form of a store command (see cmd_store.c); ACL
      * rules judge the command it wraps. */
     {"cohort.req", -4, CMD_WRITE | CMD_SLOT, 0, 0, 0, CAT(WRITE) | CAT(FAST),

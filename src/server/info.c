@@ -256,6 +256,8 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "store_memory_bytes:%" PRIu64, in->kv->memory_size);
     line(t, "store_slots:%" PRIu64, in->kv->slot_count);
     line(t, "store_malformed_ops:%" PRIu64, in->kv->malformed_ops);
+    line(t, "expired_keys:%" PRIu64, in->kv->expired_keys);
+    line(t, "expire_ops_proposed:%" PRIu64, in->expire_ops_proposed);
     line(t, "loop_stalls:%" PRIu64, in->status->loop_stalls);
     line(t, "loop_stalled_ms:%" PRIu64, in->status->loop_stalled_ms);
 }
@@ -264,7 +266,8 @@ static void section_keyspace(struct resp_buf *t, const struct info_input *in)
 {
     line(t, "# Keyspace");
     if (in->kv->key_count > 0)
-        line(t, "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0", in->kv->key_count);
+        line(t, "db0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0",
+             in->kv->key_count, in->kv->expires_count);
 }
 
 void info_format(struct resp_buf *text, const struct info_input *in,

@@ -63,6 +63,8 @@ struct info_input {
     uint64_t forwarded_commands;
     uint64_t forward_failures;
     uint64_t session_renewals;
+    /* Expiry: EXPIRE_DUE ops this member proposed as primary. */
+    uint64_t expire_ops_proposed;
     /* The TLS port: its port (0: none), reloads on SIGHUP, failures. */
     uint16_t tls_port;
     uint64_t tls_reloads;

@@ -343,6 +343,18 @@ struct server_stats {
     uint64_t tls_failures; /* TLS connections failed (handshake, record) */
 };
 
+/* The primary's remover of expired keys (expiry_sweep.c). */
+struct sweeper {
+    struct server *server;
+    uint64_t client_id; /* its own identity in the client table */
+    uint64_t request_no;
+    bool in_flight;
+    uint64_t ops_proposed; /* EXPIRE_DUE ops this member proposed */
+    uint64_t ops_done;     /* ... and saw applied */
+    uint8_t *body;         /* the op's body until node_submit copies it */
+    size_t body_capacity;
+};
+
 struct server {
     uv_loop_t *loop;
     struct node *node;
@@ -410,6 +422,7 @@ struct server {
     uint32_t backoff_target;
     uint64_t backoff_until_ms;
 
+    struct sweeper sweeper;
     struct server_stats stats;
     struct server_pubsub pubsub;
     struct server_metrics metrics;
@@ -599,6 +612,15 @@ void command_count_as(struct conn *c, const struct command_spec *spec);
 /* Open the metrics port (config.metrics_addr), or do nothing if unset. */
 int exporter_open(struct server *s, struct cohort_err *err);
 void exporter_close(struct server *s);
+
+/* ---- expiry_sweep.c */
+void expiry_sweep_init(struct server *s);
+/* Propose the next batch of due keys if this member is the primary and no
+ * batch is in flight; on the timer, after each batch, and when a read
+ * waits for an expiry to commit. */
+void expiry_sweep_run(struct server *s);
+/* Cancel the batch in flight (server_close). */
+void expiry_sweep_close(struct server *s);
 
 /* ---- forward.c */
 /* Send slot's payload to replica `primary` (as COHORT.REQ for a write that

@@ -84,3 +84,4 @@ set_tests_properties(system/large_store PROPERTIES
     ENVIRONMENT "${large_store_env}")
 cohort_system_test(client_lib 240)
 cohort_system_test(listing 180)
+cohort_system_test(expiry 240)

@@ -419,20 +419,22 @@ static void value_over_limit_is_rejected(void **state)
     t_deinit(&t);
 }
 
-static void set_expiry_options_are_rejected_as_not_supported(void **state)
+static void set_expiry_option_errors_propose_nothing(void **state)
 {
     (void)state;
     struct t t;
     t_init(&t);
-    assert_string_equal(run(&t, "SET k v EX 10"),
-                        "-ERR SET option 'EX' is not supported yet: keys "
-                        "cannot expire in this version\r\n");
-    assert_string_equal(run(&t, "SET k v NX px 10"),
-                        "-ERR SET option 'px' is not supported yet: keys "
-                        "cannot expire in this version\r\n");
-    assert_non_null(strstr(run(&t, "SET k v KEEPTTL"), "not supported yet"));
-    assert_non_null(strstr(run(&t, "SET k v EXAT 1"), "not supported yet"));
-    assert_non_null(strstr(run(&t, "SET k v PXAT 1"), "not supported yet"));
+    assert_string_equal(run(&t, "SET k v EX 0"),
+                        "-ERR invalid expire time in 'set' command\r\n");
+    assert_string_equal(run(&t, "SET k v PX -5"),
+                        "-ERR invalid expire time in 'set' command\r\n");
+    assert_string_equal(run(&t, "SET k v EX x"),
+                        "-ERR value is not an integer or out of range\r\n");
+    assert_string_equal(run(&t, "SET k v EX 10 PX 10"),
+                        "-ERR syntax error\r\n");
+    assert_string_equal(run(&t, "SET k v KEEPTTL EX 10"),
+                        "-ERR syntax error\r\n");
+    assert_string_equal(run(&t, "SET k v EX"), "-ERR syntax error\r\n");
     assert_string_equal(run(&t, "SET k v FOO"), "-ERR syntax error\r\n");
     assert_string_equal(run(&t, "SET k"),
                         "-ERR wrong number of arguments for 'set' command\r\n");
@@ -1448,7 +1450,7 @@ int main(void)
         cmocka_unit_test(cas_on_missing_key_never_matches),
         cmocka_unit_test(mset_sets_all),
         cmocka_unit_test(value_over_limit_is_rejected),
-        cmocka_unit_test(set_expiry_options_are_rejected_as_not_supported),
+        cmocka_unit_test(set_expiry_option_errors_propose_nothing),
         cmocka_unit_test(reads_do_not_change_state),
         cmocka_unit_test(
             reads_answer_in_the_clients_protocol_and_writes_in_resp2),

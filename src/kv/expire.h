@@ -1,0 +1,93 @@
+/* expire — key expiry for the store's commands: parsing the expiry options
+ * of SET and the EXPIRE family, applying them at an op's log timestamp, and
+ * answering TTL and PTTL. command.c calls in here; the record's expiry
+ * itself (expire_at_ms, counted in kv->expires_count) lives in kv.c.
+ *
+ * Time is log time: apply() judges every expiry against the op's
+ * timestamp_ms (the primary's batch timestamp), never a clock, so every
+ * replica decides the same. A relative TTL (EX, PX, EXPIRE, PEXPIRE) travels
+ * in the log as its length and becomes timestamp_ms + length when applied;
+ * an absolute one (EXAT, PXAT, EXPIREAT, PEXPIREAT) travels as is.
+ *
+ * Invariants: (1) a key expired at an op's timestamp is, for that op and
+ * every later one, absent: kv_expire_drop_due() removes the op's keys that
+ * are due before the op runs (Redis's lazy expiry, but decided by log time);
+ * (2) KV_CMD_EXPIRE_DUE removes only keys whose expiry is <= its own
+ * timestamp, so a key whose TTL was changed or cleared after the primary
+ * chose it is left alone; (3) a read hides keys due at the store's latest
+ * applied timestamp (kv->time_ms) or a later now the caller gives.
+ *
+ * Body layout additions (format 1): the i64 after the header is present for
+ * INCRBY, PEXPIRE, GETEX with KV_SET_PX or KV_SET_PXAT, and SET with
+ * KV_SET_PX or KV_SET_PXAT; for expiry it is milliseconds (a length with
+ * KV_SET_PX, a log time with KV_SET_PXAT).
+ */
+#ifndef COHORT_KV_EXPIRE_H
+#define COHORT_KV_EXPIRE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/resp.h"
+#include "kv/command.h"
+#include "kv/kv.h"
+
+/* Whether a body of this type and flags carries the i64 after the header. */
+bool kv_expire_has_delta(enum kv_command_type type, uint16_t flags);
+
+/* SET's option at argv[*j] if it is EX, PX, EXAT, PXAT or KEEPTTL: returns 1
+ * and advances *j past its value, 0 if it is another option, or
+ * -COHORT_EINVAL after writing Redis's error. */
+int kv_expire_parse_set_option(uint32_t argc, const struct resp_arg *argv,
+                               uint32_t *j, struct kv_write *w,
+                               struct resp_buf *r);
+
+/* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST and GETEX (argv[0] names
+ * which; arity checked). Returns 0 or -COHORT_EINVAL after the error. */
+int kv_expire_parse(uint32_t argc, const struct resp_arg *argv,
+                    struct kv_write *w, struct resp_buf *r);
+
+/* Header check for the expiry types and SET's expiry flags: NULL or why. */
+const char *kv_expire_check_header(const struct kv_command *c);
+
+/* Remove the keys c names that are due at now_ms (invariant 1). */
+void kv_expire_drop_due(struct kv *kv, const struct kv_command *c,
+                        uint64_t now_ms);
+
+/* SET's expiry: the expire_at_ms for its flags and delta at now_ms (0 if
+ * none), or false if the time overflows (write nothing then). */
+bool kv_expire_set_time(const struct kv_command *c, uint64_t now_ms,
+                        uint64_t *at_ms);
+
+/* Apply PEXPIRE, PERSIST, GETEX or EXPIRE_DUE; writes the reply. */
+void kv_expire_apply(struct kv *kv, uint64_t now_ms, struct kv_command *c,
+                     struct resp_buf *r);
+
+/* The primary's removal batch: keys due at now_ms, found in O(batch) from
+ * kv->expiry, at most KV_EXPIRE_BATCH_KEYS of them and (but for the first)
+ * at most KV_EXPIRE_BATCH_BYTES of encoded keys (less when max-key-size is
+ * small, so the body stays within the log's limit). Fills keys and an
+ * EXPIRE_DUE write w naming them; returns how many (0: none due). The keys
+ * borrow the records: encode w before the store changes. */
+#define KV_EXPIRE_BATCH_KEYS 256u
+#define KV_EXPIRE_BATCH_BYTES (16u * 1024u)
+uint32_t kv_expire_batch(const struct kv *kv, uint64_t now_ms,
+                         struct resp_arg keys[KV_EXPIRE_BATCH_KEYS],
+                         struct kv_write *w);
+
+/* Whether a read answered from the applied state (log time kv->time_ms)
+ * gives the same answer as at the later log time now_ms: no key it looks
+ * at (argv[1..argc) if keyed, else any key) expires in (time_ms, now_ms].
+ * A primary answers a linearizable read only once this holds, waiting for
+ * an op stamped at or after the expiry to commit (see docs/PROTOCOL.md),
+ * so what a read hides stays hidden across a failover. */
+bool kv_expire_read_settled(const struct kv *kv, uint64_t now_ms, bool keyed,
+                            uint32_t argc, const struct resp_arg *argv);
+
+/* TTL (ms false) or PTTL (ms true) of key at now_ms, as Redis answers:
+ * -2 if missing or expired, -1 without expiry. */
+void kv_expire_query_ttl(const struct kv *kv, uint64_t now_ms,
+                         const struct resp_arg *key, bool ms,
+                         struct resp_buf *r);
+
+#endif

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""test_expiry — keys expire by log time on a real 3-replica group.
+
+1. Idle log: a key set with PX counts down (PTTL) and, with no other write
+   at all, disappears on every member: linearizable GETs everywhere, and
+   READONLY reads of each member's own store once the primary's EXPIRE_DUE
+   op has removed it. INFO expired_keys counts it on every member.
+   MULTI/EXEC may queue EXPIRE and TTL; a WATCHed key that expires before
+   EXEC makes it answer nil.
+2. Many keys expiring together (20000, or fewer under sanitizers) are
+   removed by the primary in many bounded EXPIRE_DUE ops (INFO
+   expire_ops_proposed grows by at least keys / 256) while a client's
+   writes keep succeeding; DBSIZE drops back on every member.
+3. Failover: a key with EX survives a SIGKILL of the primary with its
+   remaining TTL (present until shortly before its deadline, a margin scaled
+   by the build's slowness) and is gone after it. A key that a linearizable
+   read has seen expire stays gone after the primary that served that read
+   is killed at once (before or after its removal committed).
+
+Every wait is a poll with a bounded deadline; nothing asserts a timing.
+
+usage: test_expiry.py [path/to/cohort]
+"""
+
+import sys
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+import resp  # noqa: E402
+from cluster import check, log  # noqa: E402
+
+
+def write(c, *args, tries=None):
+    """A command through whichever member answers, retried across a
+    failover."""
+    deadline = time.monotonic() + (tries or 20 * c.slow)
+    last = None
+    while time.monotonic() < deadline:
+        for i in c.live():
+            try:
+                r = c.command(i, *args)
+                if isinstance(r, Exception) or (
+                        isinstance(r, str) and r.startswith(("TRYAGAIN",
+                                                             "UNKNOWN"))):
+                    last = r
+                    continue
+                return r
+            except Exception as e:  # refused or TRYAGAIN while failing over
+                last = e
+        time.sleep(0.1)
+    raise cl.TestFailure("command %s never answered: %r" % (args, last))
+
+
+def read_on(c, i, *args, readonly=True):
+    with c.client(i) as cl_:
+        if readonly:
+            cl_.command("READONLY")
+        return cl_.command(*args)
+
+
+def poll(what, deadline_s, fn, pause=0.05):
+    """Call fn until it returns a true value; fail after deadline_s."""
+    end = time.monotonic() + deadline_s
+    while True:
+        v = fn()
+        if v:
+            return v
+        check(time.monotonic() < end, "timed out waiting: %s" % what)
+        time.sleep(pause)
+
+
+def gone_everywhere(c, key, readonly):
+    def probe():
+        try:
+            return all(read_on(c, i, "GET", key, readonly=readonly) is None
+                       for i in c.live())
+        except (resp.RespError, OSError):
+            return False
+    return probe
+
+
+def idle_expiry(c, p):
+    slow = c.slow
+    before = [int(c.info(i, "stats").get("expired_keys", "0"))
+              for i in c.live()]
+    check(write(c, "SET", "short", "v", "PX", "1000") == "OK", "SET PX")
+    pttl = c.command(p, "PTTL", "short")
+    check(0 < pttl <= 1000, "PTTL after SET PX: %r" % pttl)
+    check(c.command(p, "TTL", "plain") == -2, "TTL of a missing key")
+    # From here on nothing writes: the log is idle.
+    later = poll("PTTL counting down", 10 * slow,
+                 lambda: (lambda v: v if v < pttl else None)(
+                     c.command(p, "PTTL", "short")))
+    check(later >= -2, "PTTL %r" % later)
+    poll("the 1 s key hidden from linearizable reads on every member",
+         20 * slow, gone_everywhere(c, "short", readonly=False))
+    poll("the 1 s key removed from every member's store", 20 * slow,
+         gone_everywhere(c, "short", readonly=True))
+    after = [int(c.info(i, "stats").get("expired_keys", "0"))
+             for i in c.live()]
+    check(all(a >= b + 1 for a, b in zip(after, before)),
+          "expired_keys before %r after %r" % (before, after))
+    log("1 s key gone on every member with no other write")
+
+
+def txn_expiry(c, p):
+    slow = c.slow
+    with c.client(p) as x:
+        check(x.command("SET", "tx", "v") == "OK", "SET")
+        check(x.command("MULTI") == "OK", "MULTI")
+        check(x.command("EXPIRE", "tx", "100") == "QUEUED", "EXPIRE queued")
+        check(x.command("TTL", "tx") == "QUEUED", "TTL queued")
+        r = x.command("EXEC")
+        check(r == [1, 100], "EXEC of EXPIRE, TTL: %r" % r)
+        # A WATCHed key that expires before EXEC aborts it, as in Redis.
+        check(x.command("SET", "wk", "v", "PX", "300") == "OK", "SET PX")
+        check(x.command("WATCH", "wk") == "OK", "WATCH")
+        poll("the watched key expired", 20 * slow,
+             lambda: c.command(p, "GET", "wk") is None)
+        check(x.command("MULTI") == "OK", "MULTI")
+        check(x.command("SET", "wk", "new") == "QUEUED", "SET queued")
+        r = x.command("EXEC")
+        check(r is None, "EXEC after the WATCHed key expired: %r" % r)
+    log("EXPIRE and TTL inside MULTI; an expired WATCHed key aborts EXEC")
+
+
+def mass_expiry(c, p):
+    slow = c.slow
+    n = 20000 if slow <= 1 else 5000
+    ttl_ms = int(3000 * slow)
+    base = int(c.command(p, "DBSIZE"))
+    proposed0 = int(c.info(p, "stats")["expire_ops_proposed"])
+    with c.client(p, timeout=30) as cl_:
+        for s in range(0, n, 1000):
+            replies = cl_.pipeline([("SET", "mass:%d" % i, "v", "PX",
+                                     str(ttl_ms))
+                                    for i in range(s, min(n, s + 1000))])
+            check(all(r == "OK" for r in replies), "SET PX in bulk: %r"
+                  % [r for r in replies if r != "OK"][:3])
+    check(int(c.command(p, "DBSIZE")) <= base + n, "DBSIZE after bulk SET")
+    log("%d keys set with PX %d" % (n, ttl_ms))
+    # Writes keep flowing while they expire and are removed.
+    writes = 0
+    end = time.monotonic() + 60 * slow
+    while True:
+        check(write(c, "SET", "flow:%d" % writes, "x") == "OK", "write")
+        writes += 1
+        size = int(c.command(p, "DBSIZE"))
+        if size == base + writes and \
+                int(c.info(p, "keyspace")["db0"].split(",")[0][5:]) == size:
+            break  # hidden and removed on the primary
+        check(time.monotonic() < end, "expired keys not removed: DBSIZE %r"
+              " (want %d)" % (size, base + writes))
+    poll("every member's store without the expired keys", 20 * slow,
+         lambda: all(int(read_on(c, i, "DBSIZE")) == base + writes and
+                     int(c.info(i, "keyspace")["db0"].split(",")[0][5:]) ==
+                     base + writes for i in c.live()))
+    proposed = int(c.info(p, "stats")["expire_ops_proposed"]) - proposed0
+    check(proposed >= n // 256, "%d keys removed in only %d ops" % (n,
+                                                                   proposed))
+    log("%d keys removed in %d EXPIRE_DUE ops; %d writes meanwhile"
+        % (n, proposed, writes))
+    return n, proposed, writes
+
+
+def failover_expiry(c, p):
+    slow = c.slow
+    ttl_s = int(12 * slow)
+    t0 = time.monotonic()
+    check(write(c, "SET", "durable", "v", "EX", str(ttl_s)) == "OK", "SET EX")
+    ks = c.info(p, "keyspace").get("db0", "")
+    expires = dict(kv.split("=") for kv in ks.split(",")).get("expires")
+    check(expires is not None and int(expires) >= 1,
+          "INFO keyspace with a TTL: %r" % ks)
+    c.kill(p)
+    p2, waited = c.wait_for_primary()
+    log("primary r%d killed; r%d primary after %.2fs" % (p, p2, waited))
+    margin = 3 * slow
+    while time.monotonic() < t0 + ttl_s - margin:
+        v = write(c, "GET", "durable")
+        check(v == "v" or v == b"v", "key with TTL lost early after "
+              "failover: %r at %.1fs of %ds" % (v, time.monotonic() - t0,
+                                                ttl_s))
+        time.sleep(0.5)
+    remaining = c.command(p2, "PTTL", "durable")
+    check(remaining > 0, "PTTL before the deadline: %r" % remaining)
+    # Log time lags wall time by the failover gap (docs/PROTOCOL.md), so
+    # the key may outlive its wall deadline by about that gap.
+    poll("the EX key gone after its deadline", waited + 20 * slow,
+         gone_everywhere(c, "durable", readonly=False), pause=0.2)
+    over = time.monotonic() - (t0 + ttl_s)
+    c.restart(p)
+    c.wait_converged()
+    # A key a read saw expire never comes back, even when the primary that
+    # served the read dies at once.
+    p3, _ = c.wait_for_primary()
+    check(write(c, "SET", "gone", "v", "PX", "500") == "OK", "SET PX")
+    poll("the 500 ms key hidden on the primary", 20 * slow,
+         lambda: c.command(p3, "GET", "gone") is None, pause=0.01)
+    c.kill(p3)
+    p4, _ = c.wait_for_primary()
+    for _ in range(5):
+        v = write(c, "GET", "gone")
+        check(v is None, "expired key came back after a failover: %r" % v)
+    check(write(c, "EXISTS", "gone") == 0, "EXISTS of an expired key")
+    return ttl_s, waited, over
+
+
+def scenario(binary):
+    c = cl.Cluster(binary, n=3, name="expiry")
+    c.start()
+    p, _ = c.wait_for_primary()
+    idle_expiry(c, p)
+    txn_expiry(c, p)
+    n, ops, writes = mass_expiry(c, p)
+    ttl_s, waited, over = failover_expiry(c, p)
+    c.cleanup()
+    return ("1 s key gone everywhere on an idle log; %d keys removed in %d "
+            "ops with %d writes meanwhile; EX %ds key kept through a failover "
+            "(new primary after %.2fs), gone %.1fs after its wall deadline; "
+            "an expired key stayed gone after its primary died"
+            % (n, ops, writes, ttl_s, waited, over))
+
+
+if __name__ == "__main__":
+    cl.run_test("expiry", scenario, budget_s=240)
