@@ -50,6 +50,29 @@ def check(cond, message):
         raise TestFailure(message)
 
 
+RETRYABLE = ("TRYAGAIN", "UNKNOWN")
+
+
+def retry(c, fn, what, timeout):
+    """Run fn() until it returns without a -TRYAGAIN, -UNKNOWN or a lost
+    connection (a view change), for at most timeout seconds. (c, the
+    cluster, is for the callers' symmetry.)"""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            return fn()
+        except resp.RespError as e:
+            if e.code not in RETRYABLE:
+                raise
+            last = e
+        except OSError as e:
+            last = e
+        time.sleep(0.05)
+    raise TestFailure("%s: no answer within %.0fs (last: %r)"
+                      % (what, timeout, last))
+
+
 def log(msg):
     print("[%7.2fs] %s" % (time.monotonic() - _T0, msg), flush=True)
 

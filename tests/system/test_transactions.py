@@ -31,28 +31,7 @@ sys.dont_write_bytecode = True
 
 import cluster as cl  # noqa: E402
 import resp  # noqa: E402
-from cluster import check, log  # noqa: E402
-
-RETRYABLE = ("TRYAGAIN", "UNKNOWN")
-
-
-def retry(c, fn, what, timeout):
-    """Run fn() until it returns without a -TRYAGAIN, -UNKNOWN or a lost
-    connection (a view change), for at most timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            return fn()
-        except resp.RespError as e:
-            if e.code not in RETRYABLE:
-                raise
-            last = e
-        except OSError as e:
-            last = e
-        time.sleep(0.05)
-    raise cl.TestFailure("%s: no answer within %.0fs (last: %r)"
-                         % (what, timeout, last))
+from cluster import check, log, retry  # noqa: E402
 
 
 def err_text(reply):
