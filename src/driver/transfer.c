@@ -269,18 +269,20 @@ void drv_on_snapshot_resume(struct driver *d, uint32_t from,
     uint64_t offset = get_u64(data + 8);
     if (!s->active) {
         /* Finished already: serve the request if the snapshot asked for
-         * is still our latest. */
+         * is still our latest (checked first: opening one verifies the
+         * whole file, too much to do for every stray request). */
         struct cohort_err err;
-        if (snapshot_open_latest(&s->reader, d->vfs, d->snap_dir, &err) != 0)
+        if (op != d->snapshot_op ||
+            snapshot_open_latest(&s->reader, d->vfs, d->snap_dir, &err) != 0)
             return;
         s->active = true;
     }
-    if (!s->active || s->reader.info.op != op ||
-        offset > s->reader.info.file_size) {
-        if (s->active && s->reader.info.op != op)
-            send_close(s); /* another snapshot than the one asked for */
+    if (s->reader.info.op != op) {
+        send_close(s); /* another snapshot than the one asked for */
         return;
     }
+    if (offset > s->reader.info.file_size)
+        return;
     drv_log(d, DRIVER_LOG_INFO,
             "snapshot at op %" PRIu64 " to replica %u: resuming at byte "
             "%" PRIu64 " of %" PRIu64,
