@@ -44,6 +44,7 @@ enum command_id {
     CMD_EXPIRE,
     CMD_PERSIST,
     CMD_GETEX,
+    CMD_SETEX,
     CMD_TTL,
     CMD_PTTL,
 };
@@ -78,6 +79,8 @@ static const struct kv_command_def commands[] = {
     {"pexpireat", CMD_EXPIRE, KV_CLASS_WRITE, -3},
     {"persist", CMD_PERSIST, KV_CLASS_WRITE, 2},
     {"getex", CMD_GETEX, KV_CLASS_WRITE, -2},
+    {"setex", CMD_SETEX, KV_CLASS_WRITE, 4},
+    {"psetex", CMD_SETEX, KV_CLASS_WRITE, 4},
     {"ttl", CMD_TTL, KV_CLASS_READ, 2},
     {"pttl", CMD_PTTL, KV_CLASS_READ, 2},
 };
@@ -338,6 +341,7 @@ static int parse_args(const struct kv_config *config,
     case CMD_EXPIRE:
     case CMD_PERSIST:
     case CMD_GETEX:
+    case CMD_SETEX:
         return kv_expire_parse(argc, argv, w, r);
     default:
         return kv_strings_parse(config, def, argc, argv, w, r);

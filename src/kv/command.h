@@ -180,6 +180,10 @@ struct kv_write {
     int64_t delta;
     uint32_t arg_count;
     const struct resp_arg *args; /* arg_count keys and values */
+    /* The stored arguments of a command whose key and value are not
+     * adjacent in argv (SETEX key seconds value): args points here then,
+     * so a copy of the struct must not outlive the original. */
+    struct resp_arg own_args[2];
     /* ACL writes: the base to encode first (KV_ACL_BASE), or NULL. Set by
      * the server after parsing; borrowed. */
     const uint8_t *acl_base;

@@ -161,9 +161,26 @@ static int parse_expire_flags(uint32_t argc, const struct resp_arg *argv,
     return 0;
 }
 
+/* SETEX key seconds value and PSETEX key ms value: SET key value EX|PX n,
+ * the same log op. Redis refuses n <= 0 as it does for SET's EX and PX. */
+static int parse_setex(const struct resp_arg *argv, bool seconds,
+                       struct kv_write *w, struct resp_buf *r)
+{
+    w->type = KV_CMD_SET;
+    w->flags = KV_SET_PX;
+    w->own_args[0] = argv[1];
+    w->own_args[1] = argv[3];
+    w->args = w->own_args;
+    w->arg_count = 2;
+    return parse_ms(&argv[2], seconds ? 1000 : 1, true,
+                    seconds ? "setex" : "psetex", &w->delta, r);
+}
+
 int kv_expire_parse(uint32_t argc, const struct resp_arg *argv,
                     struct kv_write *w, struct resp_buf *r)
 {
+    if (word_is(&argv[0], "setex") || word_is(&argv[0], "psetex"))
+        return parse_setex(argv, word_is(&argv[0], "setex"), w, r);
     if (word_is(&argv[0], "persist")) {
         w->type = KV_CMD_PERSIST;
         w->arg_count = 1;

@@ -38,17 +38,13 @@
  * same architecture (x86-64's 80-bit long double; aarch64's 128-bit one
  * gives other digits for some sums).
  *
- * Not here yet: SETEX and PSETEX, which need key expiry. When expiry lands
- * (Redis's rules): SETEX/PSETEX are SET with EX/PX; GETSET clears the TTL
- * as SET does; SETNX and MSETNX create keys without one; APPEND, SETRANGE
- * and INCRBYFLOAT keep the key's TTL (their kv_put() must not clear it);
+ * Expiry (Redis's rules; SETEX and PSETEX are SET with EX/PX, parsed in
+ * expire.c): GETSET clears the TTL as SET does; SETNX and MSETNX create
+ * keys without one; APPEND, SETRANGE and INCRBYFLOAT keep the key's TTL;
  * COPY gives the destination the source's expire_at, RENAME moves it (the
  * destination's own TTL is dropped); GETDEL and FLUSHALL remove it with
- * the record. Every kv_get() here must then treat an expired key as
- * missing (RENAME of one: no such key; MSETNX: absent), and the keys these
- * types name (GETDEL's, COPY's and RENAME's source too) are keys for
- * removing due ones before the op. apply_copy() and apply_rename() mark
- * the spots.
+ * the record. An expired key reads as missing here (RENAME of one: no such
+ * key; MSETNX: absent).
  *
  * Log bodies are command.h's format; these types' arguments are the
  * command's own, in order, numbers as decimal text (SETRANGE's offset,

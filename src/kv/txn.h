@@ -18,7 +18,8 @@
  * matches it, VALUE != always does. Every compare must hold for the THEN
  * list to run. A command is a store write (SET, DEL, INCR, INCRBY, DECR,
  * DECRBY, MSET, CAS, kv/strings.h's writes, FLUSHALL included, and the
- * expiry writes EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST, GETEX) or a
+ * expiry writes EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST, GETEX,
+ * SETEX, PSETEX) or a
  * store read (GET, MGET, EXISTS, DBSIZE, KVINFO, COHORT.REVS, TYPE,
  * COHORT.RANGE, STRLEN, GETRANGE, TTL, PTTL); ACL writes and transactions
  * do not nest, and SCAN, KEYS and RANDOMKEY cannot run inside.

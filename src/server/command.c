@@ -112,6 +112,8 @@ static const struct command_spec commands[] = {
      CAT(KEYSPACE) | CAT(WRITE) | CAT(FAST), cmd_store_write},
     {"getex", -2, CMD_WRITE | CMD_SLOT, 1, 1, 1,
      CAT(WRITE) | CAT(STRING) | CAT(FAST), cmd_store_write},
+    {"setex", 4, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_SLOW, cmd_store_write},
+    {"psetex", 4, CMD_WRITE | CMD_SLOT, 1, 1, 1, WRITE_SLOW, cmd_store_write},
     {"ttl", 2, CMD_READ | CMD_SLOT, 1, 1, 1,
      CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
     {"pttl", 2, CMD_READ | CMD_SLOT, 1, 1, 1,

@@ -109,6 +109,14 @@ def txn_expiry(c, p):
     slow = c.slow
     with c.client(p) as x:
         check(x.command("SET", "tx", "v") == "OK", "SET")
+        # SETEX and PSETEX are SET EX/PX, through the server's table too.
+        check(x.command("SETEX", "sx", "100", "v") == "OK", "SETEX")
+        check(x.command("GET", "sx") == b"v", "GET after SETEX")
+        check(x.command("TTL", "sx") == 100, "TTL after SETEX")
+        check(x.command("PSETEX", "sx", "5000", "w") == "OK", "PSETEX")
+        check(0 < x.command("PTTL", "sx") <= 5000, "PTTL after PSETEX")
+        r = x.pipeline([("SETEX", "sx", "0", "v")])[0]
+        check("invalid expire time in 'setex'" in str(r), "SETEX 0: %r" % r)
         check(x.command("MULTI") == "OK", "MULTI")
         check(x.command("EXPIRE", "tx", "100") == "QUEUED", "EXPIRE queued")
         check(x.command("TTL", "tx") == "QUEUED", "TTL queued")

@@ -206,6 +206,36 @@ static void getex_reads_then_changes_the_expiry(void **s)
     t_deinit(&t);
 }
 
+/* SETEX and PSETEX are SET EX/PX with the value after the time; inside a
+ * transaction too (the txn re-parses its commands at apply). */
+static void setex_and_psetex_set_value_and_expiry(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    assert_string_equal(run(&t, 1000, "SETEX k 10 v1"), "+OK\r\n");
+    assert_string_equal(run(&t, 1000, "GET k"), "$2\r\nv1\r\n");
+    assert_string_equal(run(&t, 1000, "PTTL k"), ":10000\r\n");
+    assert_string_equal(run(&t, 2000, "PSETEX k 250 v2"), "+OK\r\n");
+    assert_string_equal(run(&t, 2000, "GET k"), "$2\r\nv2\r\n");
+    assert_string_equal(run(&t, 2000, "PTTL k"), ":250\r\n");
+    assert_string_equal(run(&t, 2250, "GET k"), "$-1\r\n");
+    assert_string_equal(run(&t, 3000, "COHORT.EXEC 0 1 4 SETEX j 3 w"),
+                        "*1\r\n+OK\r\n");
+    assert_string_equal(run(&t, 3000, "GET j"), "$1\r\nw\r\n");
+    assert_string_equal(run(&t, 3000, "TTL j"), ":3\r\n");
+    assert_string_equal(run(&t, 3000, "SETEX k 0 v"),
+                        "-ERR invalid expire time in 'setex' command\r\n");
+    assert_string_equal(run(&t, 3000, "PSETEX k -5 v"),
+                        "-ERR invalid expire time in 'psetex' command\r\n");
+    assert_string_equal(run(&t, 3000, "SETEX k x v"),
+                        "-ERR value is not an integer or out of range\r\n");
+    assert_string_equal(
+        run(&t, 3000, "SETEX k 1"),
+        "-ERR wrong number of arguments for 'setex' command\r\n");
+    t_deinit(&t);
+}
+
 /* An op touching a due key sees it absent: INCR starts from 0, SET NX sets,
  * at every replica alike, before any removal op. */
 static void apply_treats_a_due_key_as_absent(void **s)
@@ -599,6 +629,7 @@ int main(void)
         cmocka_unit_test(keepttl_keeps_and_plain_writes_clear_or_keep_as_redis),
         cmocka_unit_test(persist_clears_and_expire_family_follows_redis),
         cmocka_unit_test(getex_reads_then_changes_the_expiry),
+        cmocka_unit_test(setex_and_psetex_set_value_and_expiry),
         cmocka_unit_test(apply_treats_a_due_key_as_absent),
         cmocka_unit_test(expire_due_removes_only_keys_due_at_its_time),
         cmocka_unit_test(malformed_expiry_ops_are_dropped),
