@@ -48,7 +48,7 @@ static void usage(FILE *out)
         "                  [--profile P] [--scenario NAME] [--replicas 3|5]\n"
         "                  [--ops N] [--clients N] [--reads PCT] [--bugs "
         "MASK]\n"
-        "                  [--transfers MS]\n"
+        "                  [--transfers MS] [--volatile PCT]\n"
         "                  [--trace] [--quiet] [--stop] [--list-scenarios]\n"
         "\n"
         "  --seed S          run one seed (default 1)\n"
@@ -64,6 +64,10 @@ static void usage(FILE *out)
         "  --transfers MS    ask for a leadership transfer every MS on "
         "average\n"
         "                    (default 0: none)\n"
+        "  --volatile PCT    percent of ops that use key expiry and "
+        "pub/sub\n"
+        "                    (SET PX, GET, PUBLISH on keys of their own; "
+        "default 0)\n"
         "  --bugs MASK       inject core bugs (enum replica_bug bits)\n"
         "  --trace           print every event and action\n"
         "  --quiet           print only failures and the totals\n"
@@ -161,6 +165,10 @@ static int parse_value(struct sim_cli *cli, const char *flag, const char *v)
         if (!parse_u64(v, &n) || (n != 0 && n < 50) || n > 600000)
             return bad("transfer interval in ms (0, or 50..600000)", v);
         cli->o.transfers_ms = (uint32_t)n;
+    } else if (!strcmp(flag, "--volatile")) {
+        if (!parse_u64(v, &n) || n > 100)
+            return bad("volatile op percentage (0..100)", v);
+        cli->o.volatile_pct = (uint32_t)n;
     } else if (!strcmp(flag, "--bugs")) {
         if (!parse_u64(v, &n) || n > UINT32_MAX)
             return bad("bug mask", v);

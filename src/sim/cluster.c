@@ -12,6 +12,7 @@
 #include "common/bytes.h"
 #include "core/message.h"
 #include "sim/host.h"
+#include "sim/sweep.h"
 
 #define PPM 1000000u
 #define REQUEST_HEADER 16       /* client_id, request_no */
@@ -385,6 +386,7 @@ static void on_tick(struct cluster *c, struct sim_replica *rep)
     rep->turn_pending = false;
     rep->tick_at = UINT64_MAX; /* settle() schedules the next */
     driver_tick(rep->driver);
+    sim_sweep_run(c, rep);
     settle(c, rep);
 }
 

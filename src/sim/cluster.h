@@ -108,6 +108,11 @@ struct sim_replica {
     enum replica_status status_seen;
     bool suspected[COHORT_REPLICAS_MAX];
     uint64_t incarnation;
+    /* The expiry sweeper (sim/sweep.h). */
+    bool sweep_in_flight;
+    uint64_t sweep_client_id;
+    uint64_t sweep_request_no;
+    uint32_t sweep_ids; /* ids taken, over every incarnation */
 };
 
 struct cluster_stats {
@@ -123,6 +128,7 @@ struct cluster_stats {
     uint64_t snapshots_installed;
     uint64_t transfers_asked;   /* EV_TRANSFERs given (cluster_transfer) */
     uint64_t transfers_started; /* ... that a primary accepted */
+    uint64_t sweep_ops;         /* EXPIRE_DUE ops proposed (sim/sweep) */
     /* Failure detector: from a primary's crash, pause or isolation to the
      * first backup suspecting it. */
     uint64_t fd_detections;

@@ -1,5 +1,6 @@
 /* sim/host — the driver's host in the simulator. See host.h. */
 #include "sim/host.h"
+#include "sim/sweep.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -295,7 +296,11 @@ static size_t sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
                        size_t reply_size_max)
 {
     struct sim_replica *rep = ctx;
-    size_t size = kvsm_sm_apply(&rep->sm, op, timestamp_ms, body, body_size,
+    /* The mutant: apply judges expiry by the replica's own clock. */
+    uint64_t apply_ms = rep->cluster->config.bugs & BUG_KV_LOCAL_CLOCK
+                            ? cluster_local_now(rep, rep->cluster->now)
+                            : timestamp_ms;
+    size_t size = kvsm_sm_apply(&rep->sm, op, apply_ms, body, body_size,
                                 reply, reply_size_max);
     check_apply(&rep->cluster->check, rep->index, op, timestamp_ms, body,
                 body_size, reply, size, kvsm_hash(&rep->sm));
@@ -534,6 +539,7 @@ bool sim_host_start(struct cluster *c, struct sim_replica *rep)
     struct cohort_err err;
     err_clear(&err);
     rep->incarnation++;
+    sim_sweep_start(rep);
     rep->stalled = false;
     rep->driver = driver_open(&dc, &host, &sm, &err);
     if (!rep->driver) {

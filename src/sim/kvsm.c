@@ -11,7 +11,7 @@
 #include "kv/command.h"
 #include "kv/snapshot.h"
 
-static_assert(KVSM_KEYS <= 10, "keys are k0..k9");
+static_assert(KVSM_KEYS + KVSM_VOLATILE_KEYS <= 10, "keys are k0..k9");
 
 static struct kv_config sim_kv_config(void)
 {
@@ -52,8 +52,26 @@ bool kvsm_cmd_decode(const uint8_t *data, size_t size, struct kvsm_cmd *cmd)
     cmd->form = data[2];
     cmd->arg = (int64_t)get_u64(data + 3);
     cmd->arg2 = (int64_t)get_u64(data + 11);
-    return cmd->kind >= KVSM_GET && cmd->kind <= KVSM_DEL &&
-           cmd->key < KVSM_KEYS && cmd->form <= KVSM_FORM_TXN;
+    if (cmd->form > KVSM_FORM_TXN)
+        return false;
+    switch (cmd->kind) {
+    case KVSM_GET:
+    case KVSM_SET:
+    case KVSM_CAS:
+    case KVSM_INCR:
+    case KVSM_DEL:
+        return cmd->key < KVSM_KEYS;
+    case KVSM_SETPX:
+        return cmd->key >= KVSM_KEYS &&
+               cmd->key < KVSM_KEYS + KVSM_VOLATILE_KEYS && cmd->arg2 >= 1;
+    case KVSM_GETV:
+        return cmd->key >= KVSM_KEYS &&
+               cmd->key < KVSM_KEYS + KVSM_VOLATILE_KEYS;
+    case KVSM_PUBLISH:
+        return cmd->key < KVSM_CHANNELS;
+    default:
+        return false;
+    }
 }
 
 /* ------------------------------------------------------------ log bodies */
@@ -96,21 +114,35 @@ static void word(struct argv_builder *b, const char *s)
 static void plain(struct argv_builder *b, const struct kvsm_cmd *cmd,
                   bool counted)
 {
-    static const char *const name[] = {[KVSM_GET] = "GET",
-                                       [KVSM_SET] = "SET",
-                                       [KVSM_CAS] = "CAS",
-                                       [KVSM_INCR] = "INCRBY",
-                                       [KVSM_DEL] = "DEL"};
+    static const char *const name[] = {
+        [KVSM_GET] = "GET",     [KVSM_SET] = "SET",  [KVSM_CAS] = "CAS",
+        [KVSM_INCR] = "INCRBY", [KVSM_DEL] = "DEL",  [KVSM_SETPX] = "SET",
+        [KVSM_GETV] = "GET",    [KVSM_PUBLISH] = "PUBLISH"};
+    static const uint8_t words[] = {
+        [KVSM_GET] = 2,  [KVSM_SET] = 3,   [KVSM_CAS] = 4,
+        [KVSM_INCR] = 3, [KVSM_DEL] = 2,   [KVSM_SETPX] = 5,
+        [KVSM_GETV] = 2, [KVSM_PUBLISH] = 3};
     bool txn_cas = counted && cmd->kind == KVSM_CAS; /* its THEN: SET k new */
     if (counted)
-        number(b, cmd->kind == KVSM_GET || cmd->kind == KVSM_DEL ? 2 : 3);
+        number(b, txn_cas ? 3 : words[cmd->kind]);
     word(b, txn_cas ? "SET" : name[cmd->kind]);
-    key(b, cmd->key);
+    if (cmd->kind == KVSM_PUBLISH) {
+        char channel[TEXT_MAX];
+        snprintf(channel, sizeof(channel), "c%u", (unsigned)cmd->key);
+        word(b, channel);
+    } else {
+        key(b, cmd->key);
+    }
     if (cmd->kind == KVSM_SET || cmd->kind == KVSM_INCR ||
+        cmd->kind == KVSM_SETPX || cmd->kind == KVSM_PUBLISH ||
         (cmd->kind == KVSM_CAS && !txn_cas))
         number(b, cmd->arg);
     if (cmd->kind == KVSM_CAS)
         number(b, cmd->arg2);
+    if (cmd->kind == KVSM_SETPX) {
+        word(b, "PX");
+        number(b, cmd->arg2);
+    }
 }
 
 static void build_argv(struct argv_builder *b, const struct kvsm_cmd *cmd)
@@ -127,7 +159,8 @@ static void build_argv(struct argv_builder *b, const struct kvsm_cmd *cmd)
         word(b, "1");
         plain(b, cmd, true);
         word(b, "0");
-    } else if (cmd->kind == KVSM_GET || cmd->form == KVSM_FORM_TXN) {
+    } else if (cmd->kind == KVSM_GET || cmd->kind == KVSM_GETV ||
+               (cmd->form == KVSM_FORM_TXN && cmd->kind != KVSM_PUBLISH)) {
         word(b, "COHORT.EXEC");
         word(b, "0");
         word(b, "1");
@@ -174,8 +207,12 @@ static bool plain_reply(uint8_t kind, const struct resp_node *n,
     *r = (struct kvsm_reply){1, 0};
     switch (kind) {
     case KVSM_GET:
+    case KVSM_GETV:
         return bulk_value(n, r);
+    case KVSM_PUBLISH:
+        return n->type == RESP_TYPE_INTEGER && n->integer >= 0;
     case KVSM_SET:
+    case KVSM_SETPX:
         return n->type == RESP_TYPE_SIMPLE && n->len == 2 &&
                !memcmp(n->str, "OK", 2);
     case KVSM_INCR:
@@ -208,7 +245,9 @@ bool kvsm_reply_decode(const struct kvsm_cmd *cmd, bool read,
         parsed.consumed != size)
         return false;
     const struct resp_node *n = nodes;
-    if (read || (cmd->form == KVSM_FORM_PLAIN && cmd->kind != KVSM_GET))
+    bool exec = cmd->kind == KVSM_GET || cmd->kind == KVSM_GETV ||
+                (cmd->form == KVSM_FORM_TXN && cmd->kind != KVSM_PUBLISH);
+    if (read || !exec)
         return plain_reply(cmd->kind, n, reply);
     if (cmd->kind == KVSM_CAS) {
         /* *2 :1 *1 +OK, or *2 :0 *0 */
@@ -305,6 +344,12 @@ const char *kvsm_kind_name(uint8_t kind)
         return "INCR";
     case KVSM_DEL:
         return "DEL";
+    case KVSM_SETPX:
+        return "SETPX";
+    case KVSM_GETV:
+        return "GETV";
+    case KVSM_PUBLISH:
+        return "PUBLISH";
     default:
         return "?";
     }

@@ -51,7 +51,24 @@ enum kvsm_kind {
     KVSM_INCR = 4, /* add arg; absent counts as 0; result 1, value: the
                       new value; on overflow result 0 and nothing changes */
     KVSM_DEL = 5,  /* result: 1 if it existed, 0 if not; value 0 */
+    /* The volatile kinds (workload's volatile_pct): expiry and pub/sub.
+     * Their keys are the KVSM_VOLATILE_KEYS after the checked ones, which
+     * only they touch; the linearizability checker does not model them
+     * (time decides their answers), but the reference model checks every
+     * reply and every replica's state after every op, so a replica that
+     * judges expiry by anything but the op's log time is caught. */
+    KVSM_SETPX = 6,   /* SET k arg PX arg2 (1..); result 1 */
+    KVSM_GETV = 7,    /* GET of a volatile key, through the log */
+    KVSM_PUBLISH = 8, /* PUBLISH c<key> arg; result 1 (the reply is :0) */
 };
+
+#define KVSM_VOLATILE_KEYS 2
+#define KVSM_CHANNELS 4
+
+static inline bool kvsm_kind_volatile(uint8_t kind)
+{
+    return kind >= KVSM_SETPX;
+}
 
 enum kvsm_form {
     KVSM_FORM_PLAIN = 0,

@@ -132,6 +132,7 @@ static void cluster_config_from(const struct sim_options *o,
         .give_up_ms = p->give_up_ppm ? 1500 : 0,
         .give_up_ppm = p->give_up_ppm,
         .read_pct = o->reads,
+        .volatile_pct = o->volatile_pct,
     };
 }
 
@@ -157,6 +158,7 @@ static void collect(struct cluster *c, struct sim_result *res)
     res->snapshots_installed = st->snapshots_installed;
     res->transfers_asked = st->transfers_asked;
     res->transfers_started = st->transfers_started;
+    res->sweep_ops = st->sweep_ops;
     res->fd_detections = st->fd_detections;
     memcpy(res->fd_detect_ms, st->fd_detect_ms, sizeof(res->fd_detect_ms));
     res->fd_undetected = st->fd_undetected;
@@ -279,6 +281,8 @@ void sim_result_print(const struct sim_options *o, const struct sim_result *r,
             r->snapshots_installed, r->fd_detections, med, max, r->fd_false,
             r->fd_suspicions, r->lin_gave_up ? ", lin inconclusive" : "",
             r->trace_hash);
+    if (o->volatile_pct)
+        fprintf(out, "  expiry sweep ops proposed %" PRIu64 "\n", r->sweep_ops);
     if (o->transfers_ms || r->transfers_asked)
         fprintf(out, "  transfers asked %" PRIu64 ", started %" PRIu64 "\n",
                 r->transfers_asked, r->transfers_started);
@@ -306,6 +310,8 @@ void sim_reproduce_print(const struct sim_options *o, FILE *out)
         fprintf(out, " --reads %u", o->reads);
     if (o->transfers_ms)
         fprintf(out, " --transfers %u", o->transfers_ms);
+    if (o->volatile_pct)
+        fprintf(out, " --volatile %u", o->volatile_pct);
     if (o->bugs)
         fprintf(out, " --bugs %u", o->bugs);
     fprintf(out, " --trace\n");

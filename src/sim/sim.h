@@ -37,6 +37,8 @@ struct sim_options {
     /* Leadership transfers: one every transfers_ms on average (drawn from
      * a stream of their own, so 0 leaves a seed's run as it was). */
     uint32_t transfers_ms;
+    /* Percent of ops that use expiry and pub/sub (workload.h). */
+    uint32_t volatile_pct;
     uint32_t bugs;
     FILE *trace; /* NULL: no trace */
 };
@@ -58,6 +60,7 @@ struct sim_result {
     uint64_t crashes;
     uint64_t pauses;
     uint64_t partitions;
+    uint64_t sweep_ops; /* EXPIRE_DUE ops proposed by primaries */
     uint64_t dropped;
     uint64_t duplicated;
     uint64_t corruptions;

@@ -66,8 +66,32 @@ bool workload_next_at(const struct workload *w, uint64_t *at)
     return any;
 }
 
+/* SET PX (a TTL of 1..300 ms, so that keys expire within a run), GET of a
+ * volatile key, or PUBLISH; half the SETs as transactions. */
+static struct kvsm_cmd volatile_cmd(struct workload *w)
+{
+    struct kvsm_cmd cmd = {0};
+    uint64_t roll = prng_below(w->prng, 100);
+    cmd.key = (uint8_t)(KVSM_KEYS + prng_below(w->prng, KVSM_VOLATILE_KEYS));
+    cmd.arg = (int64_t)prng_range(w->prng, 0, VALUE_MAX);
+    if (roll < 50) {
+        cmd.kind = KVSM_SETPX;
+        cmd.arg2 = (int64_t)prng_range(w->prng, 1, 300);
+        cmd.form = prng_below(w->prng, 2) ? KVSM_FORM_TXN : KVSM_FORM_PLAIN;
+    } else if (roll < 80) {
+        cmd.kind = KVSM_GETV;
+    } else {
+        cmd.kind = KVSM_PUBLISH;
+        cmd.key = (uint8_t)prng_below(w->prng, KVSM_CHANNELS);
+    }
+    return cmd;
+}
+
 static struct kvsm_cmd random_cmd(struct workload *w)
 {
+    if (w->config.volatile_pct &&
+        prng_below(w->prng, 100) < w->config.volatile_pct)
+        return volatile_cmd(w);
     struct kvsm_cmd cmd = {0};
     cmd.key = (uint8_t)prng_below(w->prng, w->config.key_count);
     uint64_t roll = prng_below(w->prng, 100);
@@ -305,6 +329,8 @@ void workload_lin_ops(const struct workload *w, struct lin_op **ops,
     size_t n = 0;
     for (uint64_t i = 0; i < w->history_count; i++) {
         const struct sim_history_op *h = &w->history[i];
+        if (kvsm_kind_volatile(h->cmd.kind))
+            continue; /* judged by the reference model (kvsm.h) */
         struct lin_op *o = &out[n++];
         memset(o, 0, sizeof(*o));
         o->key = h->cmd.key;

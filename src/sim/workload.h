@@ -45,6 +45,10 @@ struct workload_config {
     uint32_t give_up_ms;  /* 0: never give up */
     uint32_t give_up_ppm; /* chance to give up at each timeout past it */
     uint32_t read_pct;    /* GETs served by read index (EV_READ), percent */
+    /* Percent of ops of the volatile kinds (kvsm.h: SET PX, GET of a
+     * volatile key, PUBLISH). 0 draws nothing for them, so a seed issues
+     * the ops it issued before they existed. */
+    uint32_t volatile_pct;
 };
 
 struct sim_history_op {

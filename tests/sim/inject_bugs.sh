@@ -18,7 +18,7 @@ if [ ! -x "$cohort" ]; then
     exit 2
 fi
 
-# bit profile ops name
+# bit profile ops name [more cohort sim flags: the workload that can show it]
 bugs="1 crash 300 BUG_COMMIT_WITH_F
 2 crash 300 BUG_ADOPT_ANY_LOG
 4 crash 300 BUG_ACK_BEFORE_DURABLE
@@ -28,15 +28,17 @@ bugs="1 crash 300 BUG_COMMIT_WITH_F
 64 crash 300 BUG_READ_WITHOUT_INDEX
 128 crash 300 BUG_STORAGE_ACK_EARLY
 256 disk 300 BUG_STORAGE_TRUST_RECORD
-512 harsh 300 BUG_STORAGE_LOG_RESTART"
+512 harsh 300 BUG_STORAGE_LOG_RESTART
+1024 default 300 BUG_KV_LOCAL_CLOCK --volatile 30"
 
 status=0
 printf '%-28s %-8s %8s  %s\n' bug profile seeds "caught by"
-echo "$bugs" | while read -r bit profile ops name; do
+echo "$bugs" | while read -r bit profile ops name extra; do
     # The braces send the shell's own "Aborted" note (a core assertion
     # ends the process) into $out as well.
+    # shellcheck disable=SC2086 # $extra is a list of flags
     out=$({ "$cohort" sim --bugs "$bit" --seeds "1..$max" \
-          --profile "$profile" --ops "$ops" --quiet --stop; } 2>&1)
+          --profile "$profile" --ops "$ops" $extra --quiet --stop; } 2>&1)
     seed=$(printf '%s\n' "$out" | sed -n 's/^first failing seed: \([0-9]*\)$/\1/p')
     how=$(printf '%s\n' "$out" | sed -n "s/^  check '\([a-z]*\)' failed.*/check \1/p" | head -n 1)
     if [ -z "$seed" ]; then
@@ -49,16 +51,17 @@ echo "$bugs" | while read -r bit profile ops name; do
         echo fail >> "${TMPDIR:-/tmp}/inject_bugs.$$"
         continue
     fi
+    # shellcheck disable=SC2086
     base=$("$cohort" sim --seeds "1..$seed" --profile "$profile" --ops "$ops" \
-           --quiet 2>&1 | tail -n 1)
+           $extra --quiet 2>&1 | tail -n 1)
     case "$base" in
     *" 0 failed") note="" ;;
     *) note=" (BASELINE ALSO FAILS: $base)"
        echo fail >> "${TMPDIR:-/tmp}/inject_bugs.$$" ;;
     esac
     printf '%-28s %-8s %8s  %s%s\n' "$name" "$profile" "$seed" "$how" "$note"
-    printf '    reproduce: cohort sim --seed %s --profile %s --ops %s --bugs %s --trace\n' \
-        "$seed" "$profile" "$ops" "$bit"
+    printf '    reproduce: cohort sim --seed %s --profile %s --ops %s --bugs %s %s--trace\n' \
+        "$seed" "$profile" "$ops" "$bit" "${extra:+$extra }"
 done
 if [ -e "${TMPDIR:-/tmp}/inject_bugs.$$" ]; then
     rm -f "${TMPDIR:-/tmp}/inject_bugs.$$"

@@ -1,0 +1,27 @@
+/* sim/sweep — the simulated primary's expiry sweeper: what
+ * src/server/expiry_sweep.c does for a real member, over a simulated
+ * replica's driver and store. While the replica is the primary of a normal
+ * view and keys are due at its log time, it proposes EXPIRE_DUE ops
+ * (kv_expire_batch()) one at a time, as a client of the log with an id of
+ * its own and request numbers counting up, so that the removal ops run
+ * under every fault the simulator throws, and the reference model checks
+ * that every replica removes exactly the keys due at each op's timestamp.
+ *
+ * Ids are (1 << 63) | replica << 32 | n, n counting the sweeper's ids over
+ * the replica's incarnations: never a workload client's (sim/workload.c)
+ * and never reused, so a restarted replica's sweeper is a new client.
+ *
+ * Invariant: at most one sweep op is in the replica's driver
+ * (rep->sweep_in_flight), and none of a dead incarnation counts.
+ */
+#ifndef COHORT_SIM_SWEEP_H
+#define COHORT_SIM_SWEEP_H
+
+#include "sim/cluster.h"
+
+/* Propose the next EXPIRE_DUE op if rep should and can. */
+void sim_sweep_run(struct cluster *c, struct sim_replica *rep);
+/* The replica's process started (a new incarnation): a new sweeper. */
+void sim_sweep_start(struct sim_replica *rep);
+
+#endif
