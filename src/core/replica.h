@@ -114,10 +114,12 @@ enum replica_bug {
                                        handed at start) */
     BUG_STORAGE_LOG_RESTART = 512,  /* after a snapshot is installed the
                                         log on disk restarts one op early */
-    /* A bug of the simulator's host (sim/host.c), standing for a store
-     * whose apply reads a clock: */
+    /* Bugs of the simulator's host (sim/host.c), standing for a store
+     * whose apply reads a clock and a server that splits a transaction: */
     BUG_KV_LOCAL_CLOCK = 1024, /* apply judges expiry by the replica's own
                                   clock, not the op's log timestamp */
+    BUG_KV_SPLIT_EXEC = 2048,  /* a transaction's writes proposed as
+                                  separate ops */
 };
 
 /* Fill config with defaults for a group of replica_count, self, seed. */

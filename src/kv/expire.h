@@ -43,7 +43,8 @@ int kv_expire_parse_set_option(uint32_t argc, const struct resp_arg *argv,
                                struct resp_buf *r);
 
 /* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST, GETEX, SETEX and PSETEX
- * (argv[0] names which; arity checked). Returns 0 or -COHORT_EINVAL after the error. */
+ * (argv[0] names which; arity checked). Returns 0 or -COHORT_EINVAL after the
+ * error. */
 int kv_expire_parse(uint32_t argc, const struct resp_arg *argv,
                     struct kv_write *w, struct resp_buf *r);
 

@@ -112,7 +112,9 @@ struct sim_replica {
     bool sweep_in_flight;
     uint64_t sweep_client_id;
     uint64_t sweep_request_no;
-    uint32_t sweep_ids; /* ids taken, over every incarnation */
+    uint32_t sweep_ids;        /* ids taken, over every incarnation */
+    uint64_t extra_request_no; /* sim_sweep_submit_extra()'s, this
+                                  incarnation */
 };
 
 struct cluster_stats {

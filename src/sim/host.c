@@ -36,7 +36,7 @@ struct sim_request {
     uint64_t client_id;
     uint64_t request_no;
     bool read;
-    uint8_t key;
+    struct kvsm_cmd cmd;
 };
 
 static void send_reply(struct cluster *c, struct sim_replica *rep,
@@ -76,6 +76,34 @@ static enum reply_status client_status(const struct driver_reply *r)
     return r->status;
 }
 
+/* A reply for a failure's detail: its RESP with line ends as spaces. */
+static const char *printable(const uint8_t *data, size_t size, char *out,
+                             size_t out_size)
+{
+    size_t n = size < out_size - 1 ? size : out_size - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = data[i] >= 0x20 && data[i] < 0x7f ? (char)data[i] : ' ';
+    out[n] = '\0';
+    return out;
+}
+
+static void check_answer(struct cluster *c, const struct sim_request *q,
+                         const struct driver_reply *r)
+{
+    char text[KVSM_REPLY_MAX + 1];
+    struct kvsm_reply decoded;
+    if (!kvsm_reply_decode(&q->cmd, false, r->data, r->size, &decoded))
+        check_fail(&c->check, "reply", "op %" PRIu64 " answered %s with %s",
+                   r->op, kvsm_kind_name(q->cmd.kind),
+                   printable(r->data, r->size, text, sizeof(text)));
+    else if (q->cmd.kind == KVSM_PAIRGET &&
+             !kvsm_pair_consistent(r->data, r->size))
+        check_fail(&c->check, "atomicity",
+                   "op %" PRIu64 " read the pair pa/pb of COHORT.EXEC "
+                   "writes unequal: %s",
+                   r->op, printable(r->data, r->size, text, sizeof(text)));
+}
+
 static void on_done(void *ctx, const struct driver_reply *r)
 {
     struct sim_request *q = ctx;
@@ -100,11 +128,12 @@ static void on_done(void *ctx, const struct driver_reply *r)
         /* Served from this replica's state machine as it is now; only the
          * linearizability check judges the value. */
         uint8_t reply[KVSM_REPLY_MAX];
-        size_t size = kvsm_read(&rep->sm, q->key, reply);
+        size_t size = kvsm_read(&rep->sm, q->cmd.key, reply);
         send_reply(c, rep, q, REPLY_OK, r->primary_hint, 0, reply, size);
     } else {
         check_reply(&c->check, rep->index, q->client_id, q->request_no, r->op,
                     r->data, r->size);
+        check_answer(c, q, r);
         send_reply(c, rep, q, REPLY_OK, r->primary_hint, r->op, r->data,
                    r->size);
     }
@@ -130,14 +159,21 @@ void sim_host_request(struct cluster *c, struct sim_replica *rep,
     bool valid =
         kvsm_cmd_decode(data + REQUEST_HEADER, size - REQUEST_HEADER, &cmd);
     ASSERT(valid && (!read || cmd.kind == KVSM_GET));
+    q->cmd = cmd;
     if (read) {
-        q->key = cmd.key;
         driver_read(rep->driver, on_done, q);
         return;
     }
     /* As the RESP server does: the command becomes the store's log body. */
     uint8_t body[KVSM_LOG_BODY_MAX];
     size_t body_size = kvsm_body(&cmd, body);
+    if (cmd.kind == KVSM_PAIRSET && (c->config.bugs & BUG_KV_SPLIT_EXEC)) {
+        /* The mutant: the transaction's first write goes as an op of its
+         * own (a client of the host's), the second as the request. */
+        sim_sweep_submit_extra(c, rep, body,
+                               kvsm_pair_half_body(&cmd, 0, body));
+        body_size = kvsm_pair_half_body(&cmd, 1, body);
+    }
     driver_submit(rep->driver, q->client_id, q->request_no, body, body_size,
                   false, on_done, q);
 }
@@ -300,8 +336,8 @@ static size_t sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
     uint64_t apply_ms = rep->cluster->config.bugs & BUG_KV_LOCAL_CLOCK
                             ? cluster_local_now(rep, rep->cluster->now)
                             : timestamp_ms;
-    size_t size = kvsm_sm_apply(&rep->sm, op, apply_ms, body, body_size,
-                                reply, reply_size_max);
+    size_t size = kvsm_sm_apply(&rep->sm, op, apply_ms, body, body_size, reply,
+                                reply_size_max);
     check_apply(&rep->cluster->check, rep->index, op, timestamp_ms, body,
                 body_size, reply, size, kvsm_hash(&rep->sm));
     return size;

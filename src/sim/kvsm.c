@@ -69,6 +69,9 @@ bool kvsm_cmd_decode(const uint8_t *data, size_t size, struct kvsm_cmd *cmd)
                cmd->key < KVSM_KEYS + KVSM_VOLATILE_KEYS;
     case KVSM_PUBLISH:
         return cmd->key < KVSM_CHANNELS;
+    case KVSM_PAIRSET:
+    case KVSM_PAIRGET:
+        return cmd->key == 0;
     default:
         return false;
     }
@@ -115,13 +118,12 @@ static void plain(struct argv_builder *b, const struct kvsm_cmd *cmd,
                   bool counted)
 {
     static const char *const name[] = {
-        [KVSM_GET] = "GET",     [KVSM_SET] = "SET",  [KVSM_CAS] = "CAS",
-        [KVSM_INCR] = "INCRBY", [KVSM_DEL] = "DEL",  [KVSM_SETPX] = "SET",
+        [KVSM_GET] = "GET",     [KVSM_SET] = "SET",        [KVSM_CAS] = "CAS",
+        [KVSM_INCR] = "INCRBY", [KVSM_DEL] = "DEL",        [KVSM_SETPX] = "SET",
         [KVSM_GETV] = "GET",    [KVSM_PUBLISH] = "PUBLISH"};
     static const uint8_t words[] = {
-        [KVSM_GET] = 2,  [KVSM_SET] = 3,   [KVSM_CAS] = 4,
-        [KVSM_INCR] = 3, [KVSM_DEL] = 2,   [KVSM_SETPX] = 5,
-        [KVSM_GETV] = 2, [KVSM_PUBLISH] = 3};
+        [KVSM_GET] = 2, [KVSM_SET] = 3,   [KVSM_CAS] = 4,  [KVSM_INCR] = 3,
+        [KVSM_DEL] = 2, [KVSM_SETPX] = 5, [KVSM_GETV] = 2, [KVSM_PUBLISH] = 3};
     bool txn_cas = counted && cmd->kind == KVSM_CAS; /* its THEN: SET k new */
     if (counted)
         number(b, txn_cas ? 3 : words[cmd->kind]);
@@ -145,10 +147,30 @@ static void plain(struct argv_builder *b, const struct kvsm_cmd *cmd,
     }
 }
 
+/* COHORT.EXEC 0 2 3 SET pa v 3 SET pb v, or ... 2 GET pa 2 GET pb (first
+ * is "pa" but for the split mutant's second half). */
+static void pair(struct argv_builder *b, const struct kvsm_cmd *cmd,
+                 const char *first)
+{
+    bool set = cmd->kind == KVSM_PAIRSET;
+    word(b, "COHORT.EXEC");
+    word(b, "0");
+    word(b, "2");
+    for (int i = 0; i < 2; i++) {
+        word(b, set ? "3" : "2");
+        word(b, set ? "SET" : "GET");
+        word(b, i == 0 ? first : "pb");
+        if (set)
+            number(b, cmd->arg);
+    }
+}
+
 static void build_argv(struct argv_builder *b, const struct kvsm_cmd *cmd)
 {
     b->argc = 0;
-    if (cmd->kind == KVSM_CAS && cmd->form == KVSM_FORM_TXN) {
+    if (cmd->kind == KVSM_PAIRSET || cmd->kind == KVSM_PAIRGET)
+        pair(b, cmd, "pa");
+    else if (cmd->kind == KVSM_CAS && cmd->form == KVSM_FORM_TXN) {
         /* COHORT.TXN 1 k VALUE = expected 1 3 SET k new 0 */
         word(b, "COHORT.TXN");
         word(b, "1");
@@ -170,15 +192,40 @@ static void build_argv(struct argv_builder *b, const struct kvsm_cmd *cmd)
     }
 }
 
+static size_t encode(const struct argv_builder *b,
+                     uint8_t body[KVSM_LOG_BODY_MAX]);
+
 size_t kvsm_body(const struct kvsm_cmd *cmd, uint8_t body[KVSM_LOG_BODY_MAX])
 {
     struct argv_builder b;
     build_argv(&b, cmd);
+    return encode(&b, body);
+}
+
+size_t kvsm_pair_half_body(const struct kvsm_cmd *cmd, int half,
+                           uint8_t body[KVSM_LOG_BODY_MAX])
+{
+    ASSERT(cmd->kind == KVSM_PAIRSET);
+    struct argv_builder b = {.argc = 0};
+    if (half == 0) {
+        word(&b, "SET");
+        word(&b, "pa");
+        number(&b, cmd->arg);
+        return encode(&b, body);
+    }
+    /* The transaction's reply shape (*2 +OK +OK), pb written twice. */
+    pair(&b, cmd, "pb");
+    return encode(&b, body);
+}
+
+static size_t encode(const struct argv_builder *b,
+                     uint8_t body[KVSM_LOG_BODY_MAX])
+{
     struct kv_config config = sim_kv_config();
     struct kv_write w;
     struct resp_buf err;
     resp_buf_init(&err, 2);
-    int rc = kv_command_parse(&config, b.argc, b.argv, &w, &err);
+    int rc = kv_command_parse(&config, b->argc, b->argv, &w, &err);
     ASSERT(rc == 0); /* the simulator's commands are all well formed */
     resp_buf_deinit(&err);
     size_t size = kv_command_size(&w);
@@ -232,18 +279,57 @@ static bool plain_reply(uint8_t kind, const struct resp_node *n,
     }
 }
 
+static bool parse(const uint8_t *data, size_t size, struct resp_node *nodes,
+                  struct resp_reply *parsed)
+{
+    *parsed = (struct resp_reply){.nodes = nodes, .node_capacity = 8};
+    struct resp_reply_limits limits = {4, KVSM_REPLY_MAX, 8};
+    struct cohort_err err;
+    return resp_reply_parse((const char *)data, size, &limits, parsed, &err) ==
+               RESP_COMPLETE &&
+           parsed->consumed == size;
+}
+
+/* PAIRSET's *2 +OK +OK; PAIRGET's *2 and two bulks or nils (pa's value). */
+static bool pair_reply(uint8_t kind, const struct resp_reply *parsed,
+                       struct kvsm_reply *r)
+{
+    const struct resp_node *n = parsed->nodes;
+    if (parsed->node_count != 3 || n[0].type != RESP_TYPE_ARRAY ||
+        n[0].len != 2)
+        return false;
+    if (kind == KVSM_PAIRSET) {
+        *r = (struct kvsm_reply){1, 0};
+        return plain_reply(KVSM_SET, &n[1], r) &&
+               plain_reply(KVSM_SET, &n[2], r);
+    }
+    struct kvsm_reply b;
+    return bulk_value(&n[1], r) && bulk_value(&n[2], &b) &&
+           ((r->result = 1) != 0);
+}
+
+bool kvsm_pair_consistent(const uint8_t *data, size_t size)
+{
+    struct resp_node n[8];
+    struct resp_reply parsed;
+    if (!parse(data, size, n, &parsed) || parsed.node_count != 3)
+        return false;
+    if (n[1].type != n[2].type)
+        return false;
+    return n[1].type == RESP_TYPE_NULL ||
+           (n[1].len == n[2].len && !memcmp(n[1].str, n[2].str, n[1].len));
+}
+
 bool kvsm_reply_decode(const struct kvsm_cmd *cmd, bool read,
                        const uint8_t *data, size_t size,
                        struct kvsm_reply *reply)
 {
     struct resp_node nodes[8];
-    struct resp_reply parsed = {.nodes = nodes, .node_capacity = 8};
-    struct resp_reply_limits limits = {4, KVSM_REPLY_MAX, 8};
-    struct cohort_err err;
-    if (resp_reply_parse((const char *)data, size, &limits, &parsed, &err) !=
-            RESP_COMPLETE ||
-        parsed.consumed != size)
+    struct resp_reply parsed;
+    if (!parse(data, size, nodes, &parsed))
         return false;
+    if (cmd->kind == KVSM_PAIRSET || cmd->kind == KVSM_PAIRGET)
+        return pair_reply(cmd->kind, &parsed, reply);
     const struct resp_node *n = nodes;
     bool exec = cmd->kind == KVSM_GET || cmd->kind == KVSM_GETV ||
                 (cmd->form == KVSM_FORM_TXN && cmd->kind != KVSM_PUBLISH);
@@ -350,6 +436,10 @@ const char *kvsm_kind_name(uint8_t kind)
         return "GETV";
     case KVSM_PUBLISH:
         return "PUBLISH";
+    case KVSM_PAIRSET:
+        return "PAIRSET";
+    case KVSM_PAIRGET:
+        return "PAIRGET";
     default:
         return "?";
     }

@@ -60,6 +60,11 @@ enum kvsm_kind {
     KVSM_SETPX = 6,   /* SET k arg PX arg2 (1..); result 1 */
     KVSM_GETV = 7,    /* GET of a volatile key, through the log */
     KVSM_PUBLISH = 8, /* PUBLISH c<key> arg; result 1 (the reply is :0) */
+    /* A transaction's atomicity: PAIRSET writes arg to the keys "pa" and
+     * "pb" in one COHORT.EXEC; PAIRGET reads both in one COHORT.EXEC, and
+     * the host fails the run ("atomicity") if it ever sees them differ. */
+    KVSM_PAIRSET = 9,  /* result 1 */
+    KVSM_PAIRGET = 10, /* result 1; value: pa's (0 if absent) */
 };
 
 #define KVSM_VOLATILE_KEYS 2
@@ -91,6 +96,15 @@ struct kvsm_reply {
 struct kvsm {
     struct kv kv;
 };
+
+/* Whether a PAIRGET's reply shows "pa" and "pb" equal (both absent, or
+ * the same value). */
+bool kvsm_pair_consistent(const uint8_t *data, size_t size);
+/* The mutant BUG_KV_SPLIT_EXEC: PAIRSET's half as the log body of an op of
+ * its own: 0 is SET pa, 1 the transaction with pb in both writes (so its
+ * reply has the transaction's shape and only the atomicity check sees). */
+size_t kvsm_pair_half_body(const struct kvsm_cmd *cmd, int half,
+                           uint8_t body[KVSM_LOG_BODY_MAX]);
 
 /* An empty store (the process aborts if it cannot be allocated). */
 void kvsm_init(struct kvsm *k);

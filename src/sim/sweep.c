@@ -27,7 +27,26 @@ static void new_id(struct sim_replica *rep)
 void sim_sweep_start(struct sim_replica *rep)
 {
     rep->sweep_in_flight = false;
+    rep->extra_request_no = 0;
     new_id(rep);
+}
+
+static void extra_done(void *ctx, const struct driver_reply *r)
+{
+    (void)r;
+    free(ctx);
+}
+
+void sim_sweep_submit_extra(struct cluster *c, struct sim_replica *rep,
+                            const uint8_t *body, size_t size)
+{
+    (void)c;
+    uint64_t id = (1ull << 62) | ((uint64_t)rep->index << 32) |
+                  (rep->incarnation & 0xffffffffu);
+    void *ctx = malloc(1);
+    ASSERT(ctx != NULL);
+    driver_submit(rep->driver, id, ++rep->extra_request_no, body, size, false,
+                  extra_done, ctx);
 }
 
 static void sweep_done(void *ctx, const struct driver_reply *r)

@@ -23,5 +23,10 @@
 void sim_sweep_run(struct cluster *c, struct sim_replica *rep);
 /* The replica's process started (a new incarnation): a new sweeper. */
 void sim_sweep_start(struct sim_replica *rep);
+/* Propose body as an op of a host client of its own ((1 << 62) | replica
+ * << 32 | incarnation), not waiting for the answer: the mutant
+ * BUG_KV_SPLIT_EXEC's first half. */
+void sim_sweep_submit_extra(struct cluster *c, struct sim_replica *rep,
+                            const uint8_t *body, size_t size);
 
 #endif

@@ -67,22 +67,26 @@ bool workload_next_at(const struct workload *w, uint64_t *at)
 }
 
 /* SET PX (a TTL of 1..300 ms, so that keys expire within a run), GET of a
- * volatile key, or PUBLISH; half the SETs as transactions. */
+ * volatile key, PUBLISH, or a pair transaction; half the SETs as
+ * transactions. */
 static struct kvsm_cmd volatile_cmd(struct workload *w)
 {
     struct kvsm_cmd cmd = {0};
     uint64_t roll = prng_below(w->prng, 100);
     cmd.key = (uint8_t)(KVSM_KEYS + prng_below(w->prng, KVSM_VOLATILE_KEYS));
     cmd.arg = (int64_t)prng_range(w->prng, 0, VALUE_MAX);
-    if (roll < 50) {
+    if (roll < 40) {
         cmd.kind = KVSM_SETPX;
         cmd.arg2 = (int64_t)prng_range(w->prng, 1, 300);
         cmd.form = prng_below(w->prng, 2) ? KVSM_FORM_TXN : KVSM_FORM_PLAIN;
-    } else if (roll < 80) {
+    } else if (roll < 65) {
         cmd.kind = KVSM_GETV;
-    } else {
+    } else if (roll < 80) {
         cmd.kind = KVSM_PUBLISH;
         cmd.key = (uint8_t)prng_below(w->prng, KVSM_CHANNELS);
+    } else {
+        cmd.kind = roll < 90 ? KVSM_PAIRSET : KVSM_PAIRGET;
+        cmd.key = 0;
     }
     return cmd;
 }

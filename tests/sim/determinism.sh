@@ -4,9 +4,13 @@
 # trace. Usage: determinism.sh COHORT_BINARY
 set -eu
 cohort=$1
-for profile in default harsh; do
-    a=$("$cohort" sim --seeds 1..5 --profile "$profile" | grep '^seed ') || true
-    b=$("$cohort" sim --seeds 1..5 --profile "$profile" | grep '^seed ') || true
+# "swarm --volatile 30" also runs expiry (the sweeper) and pub/sub.
+for run in default harsh "swarm --volatile 30"; do
+    # shellcheck disable=SC2086 # $run is a profile and its flags
+    a=$("$cohort" sim --seeds 1..5 --profile $run | grep '^seed ') || true
+    # shellcheck disable=SC2086
+    b=$("$cohort" sim --seeds 1..5 --profile $run | grep '^seed ') || true
+    profile=$run
     if [ -z "$a" ] || [ "$a" != "$b" ]; then
         echo "determinism: profile $profile: two runs of seeds 1..5 differ" >&2
         echo "first:" >&2; echo "$a" >&2
