@@ -682,7 +682,12 @@ static int start_handles(struct node *n, struct cohort_err *err)
                           64u + SNAPSHOT_CHUNK_SIZE,
         .send_queue_bytes_max = 64u << 20,
         .reconnect_min_ms = 20,
-        .reconnect_max_ms = 1000,
+        .reconnect_max_ms = 500,
+        /* 1 s, or two suspect timeouts if longer: a stalled connection is
+         * redialled well before a healed partition would notice. */
+        .stall_timeout_ms = 2u * n->c.suspect_timeout_ms > 1000u
+                                ? 2u * n->c.suspect_timeout_ms
+                                : 1000u,
         .on_message = on_peer_message,
         .on_peer_down = on_peer_down,
         .on_log = transport_log,

@@ -36,6 +36,8 @@
 #include "runtime/transport.h"
 
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,7 @@
 #define REFUSAL_LOG_WINDOW_MS 10000u
 #define REFUSAL_LOG_BURST 10u
 #define HANDSHAKE_TIMEOUT_MS_DEFAULT 5000u
+#define STALL_TIMEOUT_MS_DEFAULT 1000u
 #define LOG_LINE_MAX 400u
 #define PEER_TEXT_MAX 128u
 #define REPLICA_NONE UINT32_MAX
@@ -136,6 +139,7 @@ struct transport {
     uv_loop_t *loop;
     struct transport_config config; /* peers and bind_host cleared */
     uint32_t handshake_timeout_ms;
+    uint32_t stall_timeout_ms;
     bool closing;
     uint32_t handles_open;
     uv_tcp_t listener;
@@ -460,6 +464,11 @@ static void dial_detach(struct dial *d)
 
 static void on_peer_timer(uv_timer_t *timer);
 
+static uint32_t connect_timeout_ms(const struct transport *t)
+{
+    return t->stall_timeout_ms / 2;
+}
+
 /* Wait before the next attempt: backoff_ms, doubling up to the maximum. */
 static void peer_backoff(struct peer *p)
 {
@@ -574,6 +583,20 @@ static void on_dial_read(uv_stream_t *stream, ssize_t nread,
         peer_ready(p);
 }
 
+/* Nagle off, keepalive on, and TCP_USER_TIMEOUT (transport.h's
+ * stall_timeout_ms): a connection whose sent bytes go unacknowledged that
+ * long fails, and the peer is dialled afresh. */
+static void tune_socket(struct transport *t, uv_tcp_t *tcp)
+{
+    uv_tcp_nodelay(tcp, 1);
+    uv_tcp_keepalive(tcp, 1, KEEPALIVE_DELAY_S);
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)tcp, &fd) == 0) {
+        unsigned int ms = t->stall_timeout_ms;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+    }
+}
+
 static void on_dial_connected(uv_connect_t *req, int status)
 {
     struct dial *d = req->data;
@@ -588,8 +611,10 @@ static void on_dial_connected(uv_connect_t *req, int status)
         return;
     }
     d->peer->state = PEER_HANDSHAKING;
-    uv_tcp_nodelay(&d->tcp, 1);
-    uv_tcp_keepalive(&d->tcp, 1, KEEPALIVE_DELAY_S);
+    tune_socket(d->t, &d->tcp);
+    /* Connected: the rest of the deadline is the handshake's. */
+    uv_timer_start(&d->peer->timer, on_peer_timer, d->t->handshake_timeout_ms,
+                   0);
     d->link = peer_link_new(d->t->auth, d->peer->id, d->peer->text);
     if (d->link == NULL) {
         dial_fail(d, "out of memory (or no random bytes) for the handshake");
@@ -627,7 +652,11 @@ static void dial_start(struct peer *p)
     d->write_req.data = d;
     p->dial = d;
     p->state = PEER_CONNECTING;
-    uv_timer_start(&p->timer, on_peer_timer, t->handshake_timeout_ms, 0);
+    /* A SYN lost in a partition is sent again only after 1, 3, 7 s: a
+     * connect that has not completed in half the stall timeout is started
+     * over (after the back-off), so a healed path is used within about
+     * that plus the back-off. */
+    uv_timer_start(&p->timer, on_peer_timer, connect_timeout_ms(t), 0);
     rc = uv_tcp_connect(&d->connect_req, &d->tcp,
                         (const struct sockaddr *)&p->addr, on_dial_connected);
     if (rc != 0)
@@ -643,9 +672,11 @@ static void on_peer_timer(uv_timer_t *timer)
         return;
     }
     char reason[96];
+    bool connecting = p->state == PEER_CONNECTING;
     snprintf(reason, sizeof(reason), "%s within %" PRIu32 " ms",
-             p->state == PEER_CONNECTING ? "no connection" : "no handshake",
-             p->t->handshake_timeout_ms);
+             connecting ? "no connection" : "no handshake",
+             connecting ? connect_timeout_ms(p->t)
+                        : p->t->handshake_timeout_ms);
     dial_fail(p->dial, reason);
 }
 
@@ -846,6 +877,25 @@ static void conn_send_output(struct conn *c)
     }
 }
 
+/* Replica id just reached us: the path between us works. If our own
+ * connection to it is waiting out its back-off, or stuck in a connect whose
+ * SYN a partition lost, dial again now rather than when the timer says, so
+ * that both directions come back together when a partition heals. */
+static void peer_path_works(struct transport *t, uint32_t id)
+{
+    if (id == t->config.self || t->closing)
+        return;
+    struct peer *p = &t->peers[id];
+    if (p->state == PEER_CONNECTING)
+        dial_detach(p->dial);
+    else if (p->state != PEER_IDLE)
+        return;
+    uv_timer_stop(&p->timer);
+    p->state = PEER_IDLE;
+    p->backoff_ms = t->config.reconnect_min_ms;
+    dial_start(p);
+}
+
 /* The link just became READY: the peer proved it is replica `id`. */
 static void conn_authenticated(struct conn *c)
 {
@@ -865,6 +915,7 @@ static void conn_authenticated(struct conn *c)
         if (o != c && o->from == id)
             conn_close(o);
     }
+    peer_path_works(t, id);
 }
 
 /* Bytes that went through the link: the handshake, or TLS records. */
@@ -975,8 +1026,7 @@ static void on_conn_timer(uv_timer_t *timer)
 static void conn_start(struct conn *c)
 {
     struct transport *t = c->t;
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_DELAY_S);
+    tune_socket(t, &c->tcp);
     uv_timer_start(&c->timer, on_conn_timer, t->handshake_timeout_ms, 0);
     c->link = peer_link_new(t->auth, PEER_LINK_NOBODY, c->text);
     if (c->link == NULL) {
@@ -1252,6 +1302,9 @@ struct transport *transport_open(uv_loop_t *loop,
     t->handshake_timeout_ms = config->handshake_timeout_ms != 0
                                   ? config->handshake_timeout_ms
                                   : HANDSHAKE_TIMEOUT_MS_DEFAULT;
+    t->stall_timeout_ms = config->stall_timeout_ms != 0
+                              ? config->stall_timeout_ms
+                              : STALL_TIMEOUT_MS_DEFAULT;
     int fd = -1;
     if (auth_open(t, config, err) != 0 || peers_resolve(t, config, err) != 0 ||
         peers_loopback(t, config, err) != 0 ||

@@ -75,6 +75,14 @@ struct transport_config {
     /* How long a connection may take to connect and complete its handshake
      * before it is dropped (a silent or garbage-speaking peer); 0: 5000. */
     uint32_t handshake_timeout_ms;
+    /* How long bytes sent on a connection may stay unacknowledged by the
+     * peer's TCP before the connection is dropped and dialled again
+     * (TCP_USER_TIMEOUT); a connect() not done in half of it is tried
+     * again; 0: 1000. Without it a connection that lost packets for
+     * a while (a partition) sits in TCP's retransmission back-off after
+     * the network heals, for as long as the partition lasted, and the
+     * peers cannot talk although the path works. */
+    uint32_t stall_timeout_ms;
     /* Called for every valid frame received, on the loop thread. The bytes
      * are valid only during the call. */
     void (*on_message)(void *ctx, uint32_t from, const uint8_t *data,

@@ -20,6 +20,14 @@
  *       the same with T handles in one libuv loop, each driven through
  *       include/cohort_client_uv.h (one call at a time per handle, the
  *       next started from the previous one's callback); same output.
+ *   cohort-client-test casincr [options] --key K --count N [--threads T]
+ *                             [--stop-file F]
+ *       the same as incr, but each increment is a compare-and-set: GET K
+ *       (linearizable), then CAS K v v+1, again from the GET while the CAS
+ *       answers 0 (another thread won); a call is one increment that
+ *       succeeded, its reply the value it stored. A CAS applied twice, or
+ *       one whose success was lost, leaves K unequal to the calls made.
+ *       K must hold an integer before it starts.
  *   cohort-client-test call [options] [--local] [--warmup] -- ARG...
  *       one call; with --warmup it first runs PING (which finds and
  *       connects to the primary), prints "ready" and waits for a line on
@@ -59,12 +67,14 @@ struct args {
     const char *stop_file;
     int flags;
     bool warmup;
+    bool cas; /* casincr: increments by GET and CAS */
     int rest; /* index of the first argument after "--" */
 };
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: cohort-client-test incr|call --members a,b "
+    fprintf(stderr, "usage: cohort-client-test incr|casincr|uvincr|call "
+                    "--members a,b "
                     "[--deadline-ms D] [--attempt-timeout-ms T] [--user U] "
                     "[--password P] [--key K --count N] [--local] -- ARG...\n");
     exit(2);
@@ -167,6 +177,49 @@ static void record(struct worker *w, int64_t v)
     w->replies[w->reply_count++] = v;
 }
 
+/* GET key as an integer (absent: 0). */
+static int get_i64(struct cohort_client *c, const char *key, int64_t *v)
+{
+    char *text = NULL;
+    int rc = cohort_client_get(c, 0, key, &text, NULL);
+    *v = 0;
+    if (rc == -COHORT_ENOTFOUND)
+        return 0;
+    if (rc == 0) {
+        *v = strtoll(text, NULL, 10);
+        free(text);
+    }
+    return rc;
+}
+
+/* One increment by compare-and-set: the value stored in *v. */
+static int cas_incr(struct cohort_client *c, const char *key, int64_t *v)
+{
+    for (;;) {
+        int64_t old;
+        int rc = get_i64(c, key, &old);
+        if (rc != 0)
+            return rc;
+        char from[24], to[24];
+        snprintf(from, sizeof(from), "%" PRId64, old);
+        snprintf(to, sizeof(to), "%" PRId64, old + 1);
+        const char *argv[4] = {"CAS", key, from, to};
+        struct cohort_reply *r = NULL;
+        rc = cohort_client_call(c, 0, 4, argv, NULL, &r);
+        if (rc != 0)
+            return rc;
+        bool won = r->type == COHORT_REPLY_INTEGER && r->integer == 1;
+        bool lost = r->type == COHORT_REPLY_INTEGER && r->integer == 0;
+        cohort_reply_free(r);
+        if (won) {
+            *v = old + 1;
+            return 0;
+        }
+        if (!lost)
+            return -COHORT_EINVAL; /* an error reply */
+    }
+}
+
 /* One thread, one handle: INCRs until the count or the stop file. */
 static void *incr_main(void *arg)
 {
@@ -180,7 +233,8 @@ static void *incr_main(void *arg)
             break;
         int64_t v = 0;
         int64_t t0 = now_ms();
-        int rc = cohort_client_incr(c, a->key, &v);
+        int rc = a->cas ? cas_incr(c, a->key, &v)
+                        : cohort_client_incr(c, a->key, &v);
         if (now_ms() - t0 > w->max_call_ms)
             w->max_call_ms = now_ms() - t0;
         if (rc == 0)
@@ -427,7 +481,8 @@ int main(int argc, char **argv)
     }
     if (a.threads <= 0 || a.threads > THREADS_MAX)
         a.threads = 1;
-    if (strcmp(argv[1], "incr") == 0 && a.key != NULL && a.count > 0)
+    a.cas = strcmp(argv[1], "casincr") == 0;
+    if ((a.cas || strcmp(argv[1], "incr") == 0) && a.key != NULL && a.count > 0)
         rc = run_incr(&a);
     else if (strcmp(argv[1], "uvincr") == 0 && a.key != NULL && a.count > 0)
         rc = run_uvincr(&a);

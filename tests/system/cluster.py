@@ -361,7 +361,7 @@ class Cluster:
                                   % (i, self.procs[i].returncode,
                                      self.log_tail(i)))
             try:
-                with resp.connect(self.client_ports[i], timeout=1.0) as c:
+                with self.client(i, timeout=1.0) as c:
                     c.send_raw(resp.encode_command("PING"))
                     last = c.read_reply()
                     return last

@@ -83,5 +83,6 @@ set_tests_properties(system/large_store PROPERTIES
     LABELS "system;large-store;release-only"
     ENVIRONMENT "${large_store_env}")
 cohort_system_test(client_lib 240)
+cohort_system_test(partition 600)
 cohort_system_test(listing 180)
 cohort_system_test(expiry 240)
