@@ -822,6 +822,14 @@ void cluster_check_converged(struct cluster *c)
                        " differs from the reference state %016" PRIx64
                        " at op %" PRIu64,
                        i, hash, check_state_hash(chk, applied), applied);
+        /* What a subscriber resuming FROM a position gets there: the
+         * messages the group committed, in its order. */
+        uint64_t at;
+        if (!kvsm_history_agrees(&rep->sm, &chk->ref, &at))
+            check_fail(chk, "converge",
+                       "replica %" PRIu32 " retains published messages other "
+                       "than the group's (first at position %" PRIu64 ")",
+                       i, at);
         /* Every committed op it still holds is the committed one. */
         after_step(c, rep, true);
     }

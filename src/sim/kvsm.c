@@ -352,6 +352,46 @@ bool kvsm_reply_decode(const struct kvsm_cmd *cmd, bool read,
     return plain_reply(cmd->kind, &n[1], reply);
 }
 
+/* ------------------------------------------------------------ pub/sub */
+
+static bool entries_equal(const struct history_entry *x,
+                          const struct history_entry *y)
+{
+    return x->position == y->position && x->channel_size == y->channel_size &&
+           x->message_size == y->message_size &&
+           !memcmp(x->data, y->data, x->channel_size + x->message_size);
+}
+
+bool kvsm_history_agrees(const struct kvsm *a, const struct kvsm *b,
+                         uint64_t *at)
+{
+    const struct history *ha = &a->kv.history, *hb = &b->kv.history;
+    uint64_t lo = ha->floor > hb->floor ? ha->floor : hb->floor;
+    uint64_t hi = ha->last < hb->last ? ha->last : hb->last;
+    uint32_t i = history_find(ha, lo + 1), j = history_find(hb, lo + 1);
+    for (;;) {
+        const struct history_entry *x =
+            i < ha->count ? history_at(ha, i) : NULL;
+        const struct history_entry *y =
+            j < hb->count ? history_at(hb, j) : NULL;
+        if (x != NULL && x->position > hi)
+            x = NULL;
+        if (y != NULL && y->position > hi)
+            y = NULL;
+        if (x == NULL && y == NULL)
+            return true;
+        if (x == NULL || y == NULL || !entries_equal(x, y)) {
+            *at = x == NULL                   ? y->position
+                  : y == NULL                 ? x->position
+                  : x->position < y->position ? x->position
+                                              : y->position;
+            return false;
+        }
+        i++;
+        j++;
+    }
+}
+
 /* ------------------------------------------------------------ the machine */
 
 /* kv_apply() wants room for the largest reply any write may have (a value

@@ -106,6 +106,14 @@ bool kvsm_pair_consistent(const uint8_t *data, size_t size);
 size_t kvsm_pair_half_body(const struct kvsm_cmd *cmd, int half,
                            uint8_t body[KVSM_LOG_BODY_MAX]);
 
+/* Whether a's and b's retained published messages (kv/history.h: what a
+ * subscriber resuming FROM a position receives) agree where both hold
+ * them: above the higher floor, up to the lower newest position, the same
+ * positions with the same channels and messages, in the same order. If
+ * not, *at is the first position where they differ. */
+bool kvsm_history_agrees(const struct kvsm *a, const struct kvsm *b,
+                         uint64_t *at);
+
 /* An empty store (the process aborts if it cannot be allocated). */
 void kvsm_init(struct kvsm *k);
 void kvsm_deinit(struct kvsm *k);
