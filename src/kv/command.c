@@ -332,6 +332,15 @@ static int parse_args(const struct kv_config *config,
         w->arg_count = 3;
         return 0;
     case CMD_PUBLISH:
+        if (argv[1].size >= 7 && !strncmp(argv[1].ptr, "cohort:", 7)) {
+            resp_write_errorf(r,
+                              "ERR channel '%.*s' is reserved: cohort "
+                              "announces its own events on 'cohort:' "
+                              "channels; publish on another channel",
+                              (int)(argv[1].size < 64 ? argv[1].size : 64),
+                              argv[1].ptr);
+            return -COHORT_EINVAL;
+        }
         w->type = KV_CMD_PUBLISH;
         w->arg_count = 2;
         return 0;

@@ -355,6 +355,20 @@ struct sweeper {
     size_t body_capacity;
 };
 
+/* The announcer of views on "cohort:views" (view_announce.c). */
+#define VIEW_ANNOUNCE_CHANNEL "cohort:views"
+struct announcer {
+    struct server *server;
+    uint64_t client_id;
+    uint64_t request_no;
+    bool in_flight;
+    uint64_t view;           /* the view of the request in flight or last */
+    uint64_t announced_view; /* the newest view this member saw announced */
+    uint64_t proposed;
+    uint64_t done;
+    uint8_t body[192];
+};
+
 struct server {
     uv_loop_t *loop;
     struct node *node;
@@ -423,6 +437,7 @@ struct server {
     uint64_t backoff_until_ms;
 
     struct sweeper sweeper;
+    struct announcer announcer;
     struct server_stats stats;
     struct server_pubsub pubsub;
     struct server_metrics metrics;
@@ -621,6 +636,13 @@ void expiry_sweep_init(struct server *s);
 void expiry_sweep_run(struct server *s);
 /* Cancel the batch in flight (server_close). */
 void expiry_sweep_close(struct server *s);
+
+/* ---- view_announce.c */
+void view_announce_init(struct server *s);
+/* Announce this member's view if it leads one not yet announced and no
+ * announcement is in flight (on the timer). */
+void view_announce_run(struct server *s);
+void view_announce_close(struct server *s);
 
 /* ---- forward.c */
 /* Send slot's payload to replica `primary` (as COHORT.REQ for a write that

@@ -79,6 +79,59 @@ def read_messages(k, want, deadline, what):
     return got
 
 
+def read_view(k, deadline, what, want_view, want_primary):
+    """Read cohort:views announcements until one names a view >=
+    want_view; check it names want_primary. Returns (view, messages)."""
+    seen = []
+    while True:
+        (pos, ch, text), = read_messages(k, 1, deadline, what)
+        check(ch == b"cohort:views", "%s: channel %r" % (what, ch))
+        words = text.decode().split()
+        check(len(words) == 6 and words[0] == "view" and words[2] ==
+              "primary" and words[4] == "replicas" and words[5] == "3",
+              "%s: announcement %r" % (what, text))
+        view, primary = int(words[1]), int(words[3])
+        check(not seen or view > seen[-1][0],
+              "%s: views not rising: %r then %r" % (what, seen, text))
+        seen.append((view, primary))
+        if view >= want_view:
+            check(primary == want_primary, "%s: view %d announced with "
+                  "primary %d; INFO says %d" % (what, view, primary,
+                                                want_primary))
+            return view, seen
+
+
+def view_announcements(c):
+    """The group's views on the reserved channel cohort:views, in log
+    order, to a subscriber on a backup; a new primary announces its view;
+    clients cannot publish there."""
+    p, _ = c.wait_for_primary()
+    b = c.backups(p)[0]
+    view = int(c.info(p)["view"])
+    with c.client(b, timeout=10 * c.slow) as k:
+        k.send_raw(resp.encode_command("COHORT.SUBSCRIBE", "cohort:views",
+                                       "FROM", "0"))
+        check(k.read_reply() == [b"subscribe", b"cohort:views", 1],
+              "subscribe cohort:views")
+        deadline = time.monotonic() + 20 * c.slow
+        read_view(k, deadline, "the first view", view, p)
+        c.kill(p)
+        q, _ = c.wait_for_primary()
+        new_view = int(c.info(q)["view"])
+        got, seen = read_view(k, time.monotonic() + 20 * c.slow,
+                              "after the failover", new_view, q)
+    c.restart(p)
+    c.wait_converged()
+    try:
+        c.command(q, "PUBLISH", "cohort:views", "view 999 primary 0")
+        check(False, "a client published on cohort:views")
+    except resp.RespError as e:
+        check("reserved" in e.message, "PUBLISH cohort:views: %s" % e)
+    log("cohort:views on r%d: view %d (primary r%d), then view %d "
+        "(primary r%d) after the kill; clients may not publish there"
+        % (b, view, p, got, q))
+
+
 def shapes(c, p, b):
     k = c.client(b)
     other = c.client(b)
@@ -393,13 +446,17 @@ def scenario(binary):
     p, _ = c.wait_for_primary()
     backups = c.backups(p)
     log("primary r%d, backups %s" % (p, backups))
+    view_announcements(c)
+    p, _ = c.wait_for_primary()
+    backups = c.backups(p)
     shapes(c, p, backups[0])
     resp3(c, p, backups[1])
     redis_py(c, p, backups[0])
     total_order(c)
     b = resume_after_failover(c)
     retention(c, b)
-    return "shapes, RESP3, redis-py, total order, resume, retention"
+    return ("view announcements, shapes, RESP3, redis-py, total order, "
+            "resume, retention")
 
 
 if __name__ == "__main__":
