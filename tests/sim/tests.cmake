@@ -55,9 +55,9 @@ cohort_sim_blocks(transfer-five swarm 300 150 --replicas 5 --transfers 200)
 # Expiry and pub/sub: 30% of ops are SET PX / GET / PUBLISH on keys of
 # their own, and primaries propose EXPIRE_DUE ops (sim/sweep.h); the
 # reference model checks that every replica expires by log time.
-cohort_sim_blocks(volatile default 500 250 --volatile 30)
-cohort_sim_blocks(volatile-swarm swarm 500 250 --volatile 30)
-cohort_sim_blocks(volatile-transfer swarm 300 150 --replicas 5 --volatile 30
+cohort_sim_blocks(volatile default 300 150 --volatile 30)
+cohort_sim_blocks(volatile-swarm swarm 400 200 --volatile 30)
+cohort_sim_blocks(volatile-transfer swarm 200 100 --replicas 5 --volatile 30
                   --transfers 250)
 # Long histories: 10,000 client ops per seed.
 cohort_sim_blocks(long swarm 6 3 --ops 10000)
