@@ -117,6 +117,8 @@ def txn_expiry(c, p):
         check(0 < x.command("PTTL", "sx") <= 5000, "PTTL after PSETEX")
         r = x.pipeline([("SETEX", "sx", "0", "v")])[0]
         check("invalid expire time in 'setex'" in str(r), "SETEX 0: %r" % r)
+        # Gone before mass_expiry counts keys (it would expire meanwhile).
+        check(x.command("DEL", "sx") == 1, "DEL sx")
         check(x.command("MULTI") == "OK", "MULTI")
         check(x.command("EXPIRE", "tx", "100") == "QUEUED", "EXPIRE queued")
         check(x.command("TTL", "tx") == "QUEUED", "TTL queued")
