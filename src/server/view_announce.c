@@ -76,8 +76,7 @@ void view_announce_run(struct server *s)
                      "view %" PRIu64 " primary %" PRIu32 " replicas %" PRIu32,
                      st.view, st.self, st.replica_count);
     ASSERT(n > 0 && (size_t)n < sizeof(text));
-    struct resp_arg args[2] = {{channel, strlen(channel)},
-                               {text, (size_t)n}};
+    struct resp_arg args[2] = {{channel, strlen(channel)}, {text, (size_t)n}};
     struct kv_write w = {.type = KV_CMD_PUBLISH, .arg_count = 2, .args = args};
     size_t size = kv_command_size(&w);
     ASSERT(size <= sizeof(a->body));
