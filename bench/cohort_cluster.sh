@@ -17,6 +17,8 @@
 # Environment: BENCH_DIR (default /tmp/cohort-bench) holds replica-N/ (data),
 # replica-N.log and replica-N.pid; COHORT is the binary (default
 # build/cohort); BENCH_KEEP_DATA=1 keeps the data of an earlier run;
+# BENCH_CLIENT_PORT and BENCH_PEER_PORT move the two port blocks (each the
+# first of three; e.g. on a machine where others use 7401-7503);
 # COHORT_SERVER_ARGS is added to every `cohort server` command line (e.g.
 # "--snapshot-interval-ops 20000").
 #
@@ -30,8 +32,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${BENCH_DIR:-/tmp/cohort-bench}
 cohort=${COHORT:-$root/build/cohort}
-clients=127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403
-peers=127.0.0.1:7501,127.0.0.1:7502,127.0.0.1:7503
+cbase=${BENCH_CLIENT_PORT:-7401}
+pbase=${BENCH_PEER_PORT:-7501}
+clients=127.0.0.1:$cbase,127.0.0.1:$((cbase + 1)),127.0.0.1:$((cbase + 2))
+peers=127.0.0.1:$pbase,127.0.0.1:$((pbase + 1)),127.0.0.1:$((pbase + 2))
 replicas=3
 
 die() {

@@ -229,6 +229,7 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "timedout_connections:%" PRIu64, in->connections_timed_out);
     line(t, "forwarded_commands:%" PRIu64, in->forwarded_commands);
     line(t, "forward_failures:%" PRIu64, in->forward_failures);
+    line(t, "forward_link_writes:%" PRIu64, in->forward_link_writes);
     line(t, "session_renewals:%" PRIu64, in->session_renewals);
     line(t, "tls_port:%u", (unsigned)in->tls_port);
     line(t, "tls_certificate_reloads:%" PRIu64, in->tls_reloads);

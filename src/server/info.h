@@ -62,6 +62,7 @@ struct info_input {
     uint64_t net_output_bytes;
     uint64_t forwarded_commands;
     uint64_t forward_failures;
+    uint64_t forward_link_writes; /* socket writes on forward links */
     uint64_t session_renewals;
     /* Expiry: EXPIRE_DUE ops this member proposed as primary. */
     uint64_t expire_ops_proposed;

@@ -335,6 +335,7 @@ struct server_stats {
     uint64_t connections_timed_out; /* closed by --timeout */
     uint64_t commands;
     uint64_t forwarded;
+    uint64_t forward_link_writes; /* socket writes on forward links */
     uint64_t forward_failures;
     uint64_t net_input_bytes;
     uint64_t net_output_bytes;

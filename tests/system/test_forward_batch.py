@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""test_forward_batch — pipelined commands through a backup: in order, with
+the right replies, and batched on the forward link (issue 16).
+
+1. Order and replies: two connections to a backup each pipeline, in one
+   send, 50 rounds of SET k<i>, GET k<i>, INCR n, GET n (every write is
+   forwarded as COHORT.REQ, every GET as a linearizable read). Each reply
+   must be the one a single Redis server gives: OK, the value just set, the
+   counter's next value, that value again.
+2. Batching: after one write (a session's first write runs alone), 200
+   SETs sent in one send are forwarded, and INFO's forward_link_writes
+   grows by a handful, not by 200: the commands of one loop turn leave in
+   one socket write. The same for 200 GETs. The bound (8) leaves room for
+   a read split over loop turns; writing each command on its own makes
+   200.
+
+-TRYAGAIN or -UNKNOWN (a view change on a loaded machine) restarts a step
+on fresh keys, a bounded number of times.
+
+usage: test_forward_batch.py [path/to/cohort]
+"""
+
+import socket
+import sys
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+import resp  # noqa: E402
+from cluster import check, log  # noqa: E402
+
+ROUNDS = 50
+BATCH = 200
+LINK_WRITES_MAX = 8
+TRIES = 5
+
+
+class Retry(Exception):
+    pass
+
+
+def is_retry(reply):
+    return isinstance(reply, resp.RespError) and \
+        reply.code in ("TRYAGAIN", "UNKNOWN")
+
+
+def mixed_commands(tag):
+    out = []
+    for i in range(ROUNDS):
+        out += [("SET", "%s:k%d" % (tag, i), "v%d" % i),
+                ("GET", "%s:k%d" % (tag, i)),
+                ("INCR", "%s:n" % tag),
+                ("GET", "%s:n" % tag)]
+    return out
+
+
+def check_mixed(tag, replies):
+    if any(is_retry(r) for r in replies):
+        raise Retry(tag)
+    for i in range(ROUNDS):
+        got = replies[4 * i:4 * i + 4]
+        want = ["OK", b"v%d" % i, i + 1, b"%d" % (i + 1)]
+        check(got == want, "%s round %d: got %r, want %r" %
+              (tag, i, got, want))
+
+
+def ordered_step(c, b, attempt):
+    tags = ["order%d-a" % attempt, "order%d-b" % attempt]
+    xs = [c.client(b, timeout=10 * c.slow) for _ in tags]
+    try:
+        cmds = [mixed_commands(t) for t in tags]
+        for x, cs in zip(xs, cmds):
+            x.send_raw(b"".join(resp.encode_command(*cm) for cm in cs))
+        for x, cs, t in zip(xs, cmds, tags):
+            check_mixed(t, [x.read_reply() for _ in cs])
+    finally:
+        for x in xs:
+            x.close()
+
+
+def link_counters(c, b):
+    inf = c.info(b, "stats", timeout=5 * c.slow)
+    check("forward_link_writes" in inf,
+          "INFO stats has no forward_link_writes: %r" % sorted(inf))
+    return int(inf["forwarded_commands"]), int(inf["forward_link_writes"])
+
+
+def batch_step(c, b, attempt, kind):
+    with c.client(b, timeout=10 * c.slow) as x:
+        # A session's first write runs alone (cmd_store.c, the gate).
+        first = x.pipeline([("SET", "batch%d:first" % attempt, "x")])[0]
+        if is_retry(first):
+            raise Retry(kind)
+        check(first == "OK", "first SET: %r" % first)
+        f0, w0 = link_counters(c, b)
+        if kind == "SET":
+            cmds = [("SET", "batch%d:%d" % (attempt, i), "v")
+                    for i in range(BATCH)]
+        else:
+            cmds = [("GET", "batch%d:%d" % (attempt, i % 7))
+                    for i in range(BATCH)]
+        replies = x.pipeline(cmds)  # one send()
+        if any(is_retry(r) for r in replies):
+            raise Retry(kind)
+        bad = [r for r in replies if isinstance(r, resp.RespError)]
+        check(not bad, "%s batch: errors %r" % (kind, bad[:3]))
+        f1, w1 = link_counters(c, b)
+    check(f1 - f0 >= BATCH, "%s batch: %d forwarded, expected >= %d" %
+          (kind, f1 - f0, BATCH))
+    check(w1 - w0 <= LINK_WRITES_MAX,
+          "%s batch: %d forwarded commands took %d link writes (at most "
+          "%d expected: one per loop turn)" %
+          (kind, f1 - f0, w1 - w0, LINK_WRITES_MAX))
+    return w1 - w0
+
+
+def with_retries(what, fn):
+    for attempt in range(TRIES):
+        try:
+            return fn(attempt)
+        except (Retry, socket.timeout) as e:
+            log("%s: attempt %d: %r; again on fresh keys" %
+                (what, attempt, e))
+    raise cl.TestFailure("%s: -TRYAGAIN/-UNKNOWN or timeouts on %d "
+                         "attempts" % (what, TRIES))
+
+
+def run(binary):
+    c = cl.Cluster(binary, n=3, name="forward-batch")
+    c.start()
+    p, _ = c.wait_for_primary()
+    b = c.backups(p)[0]
+    log("primary %d, pipelining through backup %d" % (p, b))
+    with_retries("mixed pipeline", lambda a: ordered_step(c, b, a))
+    w_set = with_retries("SET batch", lambda a: batch_step(c, b, a, "SET"))
+    w_get = with_retries("GET batch", lambda a: batch_step(c, b, a, "GET"))
+    c.check_healthy()
+    return ("2x%d mixed rounds in order; %d SETs in %d link writes, %d GETs "
+            "in %d" % (ROUNDS, BATCH, w_set, BATCH, w_get))
+
+
+if __name__ == "__main__":
+    cl.run_test("forward_batch", run, budget_s=120)
