@@ -4,7 +4,11 @@
 # linearizable reads (GET) and local reads (READONLY GET) at 128, each for
 # SECS seconds (default 5) on a fresh 3-replica cluster (cohort_cluster.sh).
 # Prints one `cohort bench` result line per run, prefixed by where the load
-# went ("all" or "primary").
+# went ("all" or "primary") and followed by the replicas' CPU time per op
+# (user+system of the three server processes over the run, divided by the
+# acknowledged ops; the read runs' preload of 1,000 keys is in it, a
+# negligible share) and their voluntary context switches per op. The
+# machine's other load shows in the throughput, much less in these two.
 #
 #   COHORT=build/cohort BENCH_CLIENT_PORT=24610 BENCH_PEER_PORT=24710 \
 #       bench/through_members.sh [SECS]
@@ -19,11 +23,27 @@ export COHORT=$cohort
 trap '"$here/cohort_cluster.sh" stop' EXIT
 primary=$("$cohort" bench --members "$all" --print-primary |
     sed 's/^primary=\([^ ]*\) .*/\1/')
+pids=$("$here/cohort_cluster.sh" pids)
+tick=$(getconf CLK_TCK)
+cpu() { # total utime+stime ticks and voluntary switches of the replicas
+    local p t=0 v=0
+    for p in $pids; do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+        v=$((v + $(awk '/^voluntary_ctxt_switches/{print $2}' "/proc/$p/status")))
+    done
+    echo "$t $v"
+}
 run() { # label members args...
-    local label=$1 members=$2
+    local label=$1 members=$2 before after line ops
     shift 2
-    printf '%s ' "$label"
-    "$cohort" bench --quiet --members "$members" --seconds "$secs" "$@"
+    before=$(cpu)
+    line=$("$cohort" bench --quiet --members "$members" --seconds "$secs" "$@")
+    after=$(cpu)
+    ops=$(sed 's/.* ops=\([0-9]*\) .*/\1/' <<<"$line")
+    awk -v l="$label $line" -v b="$before" -v a="$after" -v o="$ops" -v hz="$tick" '
+        BEGIN { split(b, x, " "); split(a, y, " ");
+                printf "%s server_cpu_us_per_op=%.1f csw_per_op=%.2f\n", l,
+                    (y[1] - x[1]) * 1e6 / hz / o, (y[2] - x[2]) / o }'
 }
 for where in all primary; do
     m=$all
