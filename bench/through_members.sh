@@ -39,7 +39,8 @@ run() { # label members args...
     before=$(cpu)
     line=$("$cohort" bench --quiet --members "$members" --seconds "$secs" "$@")
     after=$(cpu)
-    ops=$(sed 's/.* ops=\([0-9]*\) .*/\1/' <<<"$line")
+    ops=${line##* ops=}
+    ops=${ops%% *}
     awk -v l="$label $line" -v b="$before" -v a="$after" -v o="$ops" -v hz="$tick" '
         BEGIN { split(b, x, " "); split(a, y, " ");
                 printf "%s server_cpu_us_per_op=%.1f csw_per_op=%.2f\n", l,
