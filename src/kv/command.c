@@ -47,6 +47,7 @@ enum command_id {
     CMD_SETEX,
     CMD_TTL,
     CMD_PTTL,
+    CMD_COHORT_GET,
 };
 
 static const struct kv_command_def commands[] = {
@@ -83,6 +84,7 @@ static const struct kv_command_def commands[] = {
     {"psetex", CMD_SETEX, KV_CLASS_WRITE, 4},
     {"ttl", CMD_TTL, KV_CLASS_READ, 2},
     {"pttl", CMD_PTTL, KV_CLASS_READ, 2},
+    {"cohort.get", CMD_COHORT_GET, KV_CLASS_READ, -2},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -1115,6 +1117,32 @@ static void query_kvinfo(const struct kv *kv, uint64_t now_ms,
     resp_write_integer(r, (int64_t)rec->mod_op);
 }
 
+/* COHORT.GET key [WITHREV]: GET's reply, or with WITHREV the array
+ * [value, revision, version, store revision]: the key's value (null if
+ * absent), the op that last changed it and its version (0 and 0 if
+ * absent), and the op this read reflects (COHORT.WATCH ... FROM it sees
+ * every later change). */
+static void query_cohort_get(const struct kv *kv, uint64_t now_ms,
+                             uint32_t argc, const struct resp_arg *argv,
+                             struct resp_buf *r)
+{
+    if (argc > 3 || (argc == 3 && !resp_arg_is(&argv[2], "withrev"))) {
+        resp_write_error(r, "ERR syntax error: COHORT.GET key [WITHREV]");
+        return;
+    }
+    const struct kv_record *rec = get_arg(kv, now_ms, &argv[1]);
+    if (argc == 2) {
+        reply_record(r, rec);
+        return;
+    }
+    ASSERT(kv->op <= INT64_MAX);
+    resp_write_array(r, 4);
+    reply_record(r, rec);
+    resp_write_integer(r, rec ? (int64_t)rec->mod_op : 0);
+    resp_write_integer(r, rec ? (int64_t)rec->version : 0);
+    resp_write_integer(r, (int64_t)kv->op);
+}
+
 static void query_listing(const struct kv *kv, uint64_t now_ms,
                           const struct kv_command_def *def, uint32_t argc,
                           const struct resp_arg *argv, struct resp_buf *r)
@@ -1169,6 +1197,9 @@ static void query_command(const struct kv *kv, uint64_t now_ms,
         return;
     case CMD_KVINFO:
         query_kvinfo(kv, now_ms, &argv[1], r);
+        return;
+    case CMD_COHORT_GET:
+        query_cohort_get(kv, now_ms, argc, argv, r);
         return;
     case CMD_TTL:
     case CMD_PTTL:

@@ -33,6 +33,12 @@
  *                            CONFIG GET); a null array if the key is missing
  *     COHORT.REVS key [key ...]  each key's mod op (the op of its last
  *                            change), 0 for a missing key: what WATCH reads
+ *     COHORT.GET key [WITHREV]  GET; with WITHREV the array [value,
+ *                            revision, version, store revision]: value or
+ *                            null, the key's mod op and version (0 0 when
+ *                            missing), and the op the read reflects, from
+ *                            which COHORT.WATCH ... FROM sees every later
+ *                            change
  *     COHORT.TXN ..., COHORT.EXEC ...   transactions, see kv/txn.h
  * and pub/sub's one write:
  *     PUBLISH channel message  retained in kv->history at position op, and

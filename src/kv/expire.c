@@ -287,7 +287,7 @@ void kv_expire_drop_due(struct kv *kv, const struct kv_command *c,
             continue;
         const struct kv_record *rec = kv_get(kv, key, key_size);
         if (rec != NULL && kv_record_expired(rec, now_ms) &&
-            kv_del(kv, key, key_size))
+            kv_del_expired(kv, key, key_size))
             kv->expired_keys++;
     }
 }
@@ -402,7 +402,7 @@ static void apply_expire_due(struct kv *kv, uint64_t now_ms,
         kv_command_next_arg(c, &key, &key_size);
         const struct kv_record *rec = kv_get(kv, key, key_size);
         if (rec != NULL && kv_record_expired(rec, now_ms))
-            removed += kv_del(kv, key, key_size);
+            removed += kv_del_expired(kv, key, key_size);
     }
     kv->expired_keys += (uint64_t)removed;
     resp_write_integer(r, removed);

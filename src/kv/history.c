@@ -27,13 +27,15 @@ static void drop_oldest(struct history *h)
     uint64_t cost = history_entry_cost(e->channel_size, e->message_size);
     ASSERT(h->bytes >= cost);
     h->bytes -= cost;
-    ASSERT(e->position > h->floor);
+    ASSERT(e->position > h->floor ||
+           (h->shared_positions && e->position == h->floor));
     h->floor = e->position;
     h->ring[h->head] = NULL;
     free(e);
     h->head = h->head + 1 == h->capacity ? 0 : h->head + 1;
     h->count--;
     h->evicted++;
+    h->first_seq++;
 }
 
 void history_deinit(struct history *h)
@@ -79,18 +81,21 @@ uint64_t history_entry_cost(size_t channel_size, size_t message_size)
            (uint64_t)message_size;
 }
 
-int history_append(struct history *h, uint64_t position, const void *channel,
-                   size_t channel_size, const void *message,
-                   size_t message_size)
+/* Append {channel, tag (if tagged), message}; see history_append(). */
+static int append(struct history *h, uint64_t position, const void *channel,
+                  size_t channel_size, const uint8_t *tag, const void *message,
+                  size_t message_size)
 {
+    size_t tag_size = tag != NULL ? 1 : 0;
     ASSERT(h->count_max > 0);
-    ASSERT(position > h->last);
-    ASSERT(channel_size <= UINT32_MAX && message_size <= UINT32_MAX);
-    uint64_t cost = history_entry_cost(channel_size, message_size);
+    ASSERT(position > h->last || (h->shared_positions && position == h->last));
+    ASSERT(channel_size <= UINT32_MAX && message_size < UINT32_MAX);
+    uint64_t cost = history_entry_cost(channel_size, tag_size + message_size);
     if (cost > h->bytes_max) {
         /* Retaining it would mean retaining nothing else: keep nothing,
          * and say so through the floor. */
         history_reset(h, position);
+        h->first_seq++; /* its number, never to be read */
         return 0;
     }
     if (h->count == h->capacity && h->capacity < h->count_max && grow(h) != 0)
@@ -100,11 +105,13 @@ int history_append(struct history *h, uint64_t position, const void *channel,
         return -COHORT_ENOMEM;
     e->position = position;
     e->channel_size = (uint32_t)channel_size;
-    e->message_size = (uint32_t)message_size;
+    e->message_size = (uint32_t)(tag_size + message_size);
     if (channel_size > 0)
         memcpy(e->data, channel, channel_size);
+    if (tag != NULL)
+        e->data[channel_size] = *tag;
     if (message_size > 0)
-        memcpy(e->data + channel_size, message, message_size);
+        memcpy(e->data + channel_size + tag_size, message, message_size);
     while (h->count == h->count_max || h->bytes + cost > h->bytes_max)
         drop_oldest(h);
     ASSERT(h->count < h->capacity);
@@ -116,6 +123,22 @@ int history_append(struct history *h, uint64_t position, const void *channel,
     h->last = position;
     ASSERT(h->bytes <= h->bytes_max);
     return 0;
+}
+
+int history_append(struct history *h, uint64_t position, const void *channel,
+                   size_t channel_size, const void *message,
+                   size_t message_size)
+{
+    return append(h, position, channel, channel_size, NULL, message,
+                  message_size);
+}
+
+int history_append_tagged(struct history *h, uint64_t position,
+                          const void *channel, size_t channel_size, uint8_t tag,
+                          const void *message, size_t message_size)
+{
+    return append(h, position, channel, channel_size, &tag, message,
+                  message_size);
 }
 
 const struct history_entry *history_at(const struct history *h, uint32_t i)

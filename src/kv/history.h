@@ -8,7 +8,14 @@
  * ops a member applies (after a restart, from the log above its snapshot),
  * and neither snapshots nor the state hash include it.
  *
- * Invariants: (1) entries are in increasing position order; (2) every
+ * The same ring holds the key change events of watches (kv/changes.h),
+ * where one op may change many keys: a ring made with shared_positions
+ * set takes several entries at one position (non-decreasing order), and
+ * counts every entry it is given with a sequence number (entry i has
+ * first_seq + i), so a reader can resume inside a position.
+ *
+ * Invariants: (1) entries are in increasing position order (non-decreasing
+ * with shared_positions); (2) every
  * message with a position above floor that was appended since the last
  * reset is retained (floor only moves up: an eviction raises it to the
  * evicted position, a reset sets it); (3) count <= count_max and
@@ -44,6 +51,11 @@ struct history {
     uint64_t floor; /* every message above it is retained */
     uint64_t last;  /* the newest position appended, or floor */
     uint64_t evicted;
+    bool shared_positions; /* entries may share a position */
+    /* The sequence number of the oldest entry: every entry appended (or
+     * refused for its size) gets the next one, and eviction never reuses
+     * them, so entry i has first_seq + i. */
+    uint64_t first_seq;
 };
 
 /* An empty ring (floor 0). count_max 1..HISTORY_COUNT_LIMIT; bytes_max 0
@@ -59,13 +71,26 @@ void history_reset(struct history *h, uint64_t floor);
 /* What an entry of these sizes costs against bytes_max. */
 uint64_t history_entry_cost(size_t channel_size, size_t message_size);
 
-/* Retain a message at position > h->last (asserted), evicting the oldest
+/* Retain a message at position > h->last (asserted; >= with
+ * shared_positions), evicting the oldest
  * entries to make room. A message over bytes_max alone is not retained
  * (floor moves to its position). Returns -COHORT_ENOMEM and changes
  * nothing if the entry or more slots cannot be allocated. */
 int history_append(struct history *h, uint64_t position, const void *channel,
                    size_t channel_size, const void *message,
                    size_t message_size);
+
+/* history_append() of a message whose first byte is tag (the stored
+ * message is tag then message; the cost counts the tag). */
+int history_append_tagged(struct history *h, uint64_t position,
+                          const void *channel, size_t channel_size, uint8_t tag,
+                          const void *message, size_t message_size);
+
+/* The sequence number the next entry appended gets. */
+static inline uint64_t history_next_seq(const struct history *h)
+{
+    return h->first_seq + h->count;
+}
 
 /* The i-th oldest entry, i < h->count (asserted). */
 const struct history_entry *history_at(const struct history *h, uint32_t i);

@@ -10,6 +10,7 @@
 #include "cohort.h"
 #include "common/assert.h"
 #include "common/bytes.h"
+#include "kv/changes.h"
 
 /* The seed of record digests. Unlike config.hash_seed it is part of the
  * state hash, so it must never change: every replica and every version must
@@ -164,6 +165,9 @@ int kv_init(struct kv *kv, const struct kv_config *config)
     uint64_t bytes_max = config->history_bytes_max ? config->history_bytes_max
                                                    : HISTORY_BYTES_MAX_DEFAULT;
     int rc = history_init(&kv->history, count_max, bytes_max);
+    if (rc == 0)
+        rc = history_init(&kv->changes, count_max, bytes_max);
+    kv->changes.shared_positions = true;
     if (rc != 0) {
         kv_deinit(kv);
         return rc;
@@ -189,13 +193,15 @@ void kv_deinit(struct kv *kv)
     resp_buf_deinit(&kv->apply_reply);
     free(kv->txn_body);
     history_deinit(&kv->history);
+    history_deinit(&kv->changes);
     kv->txn_body = NULL;
     kv->txn_body_capacity = 0;
     acl_deinit(&kv->acl);
     memset(kv, 0, sizeof(*kv));
 }
 
-void kv_flush(struct kv *kv)
+/* Remove every key, recording nothing. */
+static void flush_keys(struct kv *kv)
 {
     ASSERT(kv->slots != NULL);
     kv_index_clear(&kv->index);
@@ -213,11 +219,21 @@ void kv_flush(struct kv *kv)
     ASSERT(kv->memory_size == kv->slot_count * sizeof(struct kv_slot));
 }
 
+void kv_flush(struct kv *kv)
+{
+    const struct kv_index_node *n = kv_index_seek(&kv->index, NULL, 0);
+    for (; n != NULL; n = kv_index_next(n))
+        kv_changes_record(kv, kv->op, KV_CHANGE_DEL, kv_record_key(n->record),
+                          n->record->key_size, NULL, 0);
+    flush_keys(kv);
+}
+
 void kv_clear(struct kv *kv)
 {
-    kv_flush(kv);
+    flush_keys(kv);
     kv->op = 0;
     history_reset(&kv->history, 0);
+    history_reset(&kv->changes, 0);
     kv->time_ms = 0;
     acl_clear(&kv->acl);
 }
@@ -334,8 +350,11 @@ int kv_put(struct kv *kv, const uint8_t *key, size_t key_size,
         struct kv_record meta = {.version = 1, .create_op = op, .mod_op = op};
         rc = insert_new(kv, hash, key, key_size, value, value_size, &meta);
     }
-    if (rc == 0)
+    if (rc == 0) {
         kv->op = op;
+        kv_changes_record(kv, op, KV_CHANGE_SET, key, key_size, value,
+                          value_size);
+    }
     return rc;
 }
 
@@ -413,13 +432,16 @@ bool kv_expire_set(struct kv *kv, const uint8_t *key, size_t key_size,
     return true;
 }
 
-bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size)
+/* Remove key, recording a change of kind. */
+static bool del(struct kv *kv, const uint8_t *key, size_t key_size,
+                uint8_t kind)
 {
     bool found;
     uint64_t i = probe(kv, key_hash(kv, key, key_size), key, key_size, &found);
     if (!found)
         return false;
     struct kv_record *r = kv->slots[i].record;
+    kv_changes_record(kv, kv->op, kind, key, key_size, NULL, 0);
     ASSERT(kv->key_count > 0);
     kv->key_count--;
     if (r->expire_at_ms != 0) {
@@ -437,6 +459,16 @@ bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size)
         kv->key_count * 8 < kv->slot_count)
         (void)resize(kv, kv->slot_count / 2);
     return true;
+}
+
+bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size)
+{
+    return del(kv, key, key_size, KV_CHANGE_DEL);
+}
+
+bool kv_del_expired(struct kv *kv, const uint8_t *key, size_t key_size)
+{
+    return del(kv, key, key_size, KV_CHANGE_EXPIRE);
 }
 
 uint64_t kv_state_hash(const struct kv *kv)

@@ -73,9 +73,15 @@ struct kv_publish_hook {
     uint64_t (*deliver)(void *ctx, uint64_t position, const uint8_t *channel,
                         size_t channel_size, const uint8_t *message,
                         size_t message_size);
-    /* A snapshot replaced the state: the messages up to floor were never
-     * applied here and will not be. */
+    /* A snapshot replaced the state: the messages (and key changes) up to
+     * floor were never applied here and will not be. */
     void (*reset)(void *ctx, uint64_t floor);
+    /* A key changed at revision (kv/changes.h); seq numbers the event in
+     * kv->changes. Called inside apply: it must not call back into the
+     * node. NULL: nobody watches. */
+    void (*change)(void *ctx, uint64_t seq, uint64_t revision, uint8_t kind,
+                   const uint8_t *key, size_t key_size, const uint8_t *value,
+                   size_t value_size);
 };
 
 /* One key's record. key and value are stored back to back in data. */
@@ -132,6 +138,8 @@ struct kv {
     /* Not state: the retained messages and who hears of new ones. */
     struct history history;
     struct kv_publish_hook publish_hook;
+    /* Not state: the key change events, for watches (kv/changes.h). */
+    struct history changes;
     /* Not state: log entries kv_apply() found malformed (answered with an
      * error, nothing changed). Local to this process. */
     uint64_t malformed_ops;
@@ -158,7 +166,8 @@ int kv_init(struct kv *kv, const struct kv_config *config);
 void kv_deinit(struct kv *kv);
 /* Remove every key and user and set op to 0; keeps the config. */
 void kv_clear(struct kv *kv);
-/* Remove every key (FLUSHALL): keeps the users and op. O(slots + keys):
+/* Remove every key (FLUSHALL), as a change made by kv->op (a del event
+ * per key, in key order): keeps the users and op. O(slots + keys):
  * one free() per record and per index node, then the table shrinks to
  * KV_SLOT_COUNT_MIN slots. */
 void kv_flush(struct kv *kv);
@@ -206,8 +215,11 @@ static inline bool kv_record_expired(const struct kv_record *rec,
     return rec->expire_at_ms != 0 && rec->expire_at_ms <= now_ms;
 }
 
-/* Remove key. Returns true if it was present. */
+/* Remove key, as a change made by kv->op. Returns true if it was
+ * present. */
 bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size);
+/* kv_del() of a key whose expiry passed: its event says expire. */
+bool kv_del_expired(struct kv *kv, const uint8_t *key, size_t key_size);
 
 /* An order-independent hash of every record's key, value, version, create op
  * and mod op, and of the users once the acl is initialized (not of kv->op,

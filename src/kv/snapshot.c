@@ -429,6 +429,7 @@ int kv_restore(struct kv *kv,
     /* The messages up to the snapshot's op were published before it: this
      * member never applied them and cannot replay them. */
     history_reset(&kv->history, kv->op);
+    history_reset(&kv->changes, kv->op);
     if (kv->publish_hook.reset != NULL)
         kv->publish_hook.reset(kv->publish_hook.ctx, kv->op);
     return rc;

@@ -217,7 +217,7 @@ void admit_tick(struct server *s)
     for (struct conn *c = s->conns; c; c = c->next) {
         if (c->kind != CONN_CLIENT || c->closing || c->head != NULL)
             continue;
-        if (c->ps.count > 0)
+        if (c->ps.count > 0 || c->w.count > 0)
             continue; /* a subscriber waits for messages: as Redis */
         if (now - c->last_ms < idle_max)
             continue;

@@ -290,17 +290,18 @@ void cmd_pubsub(struct conn *c, struct resp_buf *out, uint32_t argc,
 bool pubsub_command_allowed(struct conn *c, const struct command_spec *spec,
                             char refusal[AUTH_REFUSAL_MAX])
 {
-    if (c->ps.count == 0 || c->proto != 2)
+    if ((c->ps.count == 0 && c->w.count == 0) || c->proto != 2)
         return true;
     if (spec->run == cmd_subscribe || spec->run == cmd_unsubscribe ||
         spec->run == cmd_psubscribe || spec->run == cmd_punsubscribe ||
-        spec->run == cmd_cohort_subscribe || spec->run == cmd_ping ||
+        spec->run == cmd_cohort_subscribe || spec->run == cmd_cohort_watch ||
+        spec->run == cmd_cohort_unwatch || spec->run == cmd_ping ||
         spec->run == cmd_quit)
         return true;
     snprintf(refusal, AUTH_REFUSAL_MAX,
              "ERR Can't execute '%s': only (P|S)SUBSCRIBE / "
-             "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
-             "context",
+             "(P|S)UNSUBSCRIBE / COHORT.WATCH / COHORT.UNWATCH / PING / "
+             "QUIT / RESET are allowed in this context",
              spec->name);
     return false;
 }
@@ -308,7 +309,7 @@ bool pubsub_command_allowed(struct conn *c, const struct command_spec *spec,
 bool pubsub_ping(struct conn *c, struct resp_buf *out, uint32_t argc,
                  const struct resp_arg *argv)
 {
-    if (c->ps.count == 0 || c->proto != 2 || argc > 2)
+    if ((c->ps.count == 0 && c->w.count == 0) || c->proto != 2 || argc > 2)
         return false;
     resp_write_array(out, 2);
     resp_write_bulk(out, "pong", 4);

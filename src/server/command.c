@@ -32,6 +32,8 @@ static const struct command_spec commands[] = {
      CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
     {"kvinfo", 2, CMD_READ | CMD_SLOT, 1, 1, 1,
      CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
+    {"cohort.get", -2, CMD_READ | CMD_SLOT, 1, 1, 1,
+     CAT(READ) | CAT(STRING) | CAT(FAST), cmd_store_read},
     /* Listing (kv/listing.h): key names, as Redis, whatever the user's key
      * patterns; COHORT.RANGE returns values too, so only to ~* users. */
     {"scan", -2, CMD_READ | CMD_SLOT, 0, 0, 0,
@@ -137,6 +139,11 @@ static const struct command_spec commands[] = {
     {"cohort.subscribe", -2, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW),
      cmd_cohort_subscribe},
     {"pubsub", -2, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW), cmd_pubsub},
+    /* Watches (cmd_watch.c): this member's, fed by what it applies. */
+    {"cohort.watch", -3, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW),
+     cmd_cohort_watch},
+    {"cohort.unwatch", -1, CMD_FAST, 0, 0, 0, CAT(PUBSUB) | CAT(SLOW),
+     cmd_cohort_unwatch},
     /* The connection. */
     {"ping", -1, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_ping},
     {"echo", 2, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_echo},

@@ -136,6 +136,11 @@ void cmd_cohort_subscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
                           const struct resp_arg *argv);
 void cmd_pubsub(struct conn *c, struct resp_buf *out, uint32_t argc,
                 const struct resp_arg *argv);
+/* cmd_watch.c: */
+void cmd_cohort_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
+                      const struct resp_arg *argv);
+void cmd_cohort_unwatch(struct conn *c, struct resp_buf *out, uint32_t argc,
+                        const struct resp_arg *argv);
 /* cmd_txn.c: */
 void cmd_multi(struct conn *c, struct resp_buf *out, uint32_t argc,
                const struct resp_arg *argv);

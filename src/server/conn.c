@@ -729,6 +729,7 @@ void conn_teardown(struct conn *c)
     store_conn_gone(s, c);
     txn_conn_gone(c);
     pubsub_conn_gone(c);
+    watch_conn_gone(c);
     admit_gone(s, c);
     unlist(s, c);
     uv_close((uv_handle_t *)&c->tcp, on_closed);

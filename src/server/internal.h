@@ -31,6 +31,7 @@
 #include "server/client_tls.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/watch.h"
 
 /* Unsent output over which a connection stops reading new commands
  * (backpressure). It is closed, as a client that does not read its replies,
@@ -287,6 +288,7 @@ struct conn {
     struct conn_session session;
     struct conn_txn txn;
     struct conn_pubsub ps;
+    struct conn_watch w; /* watch.h */
     /* Per-connection order between reads and writes (conn.c): store reads
      * and writes whose slots are not ready yet, and whether the next
      * command waits for the other kind to finish. */
@@ -441,6 +443,7 @@ struct server {
     struct announcer announcer;
     struct server_stats stats;
     struct server_pubsub pubsub;
+    struct server_watch watch; /* watch.h */
     struct server_metrics metrics;
     struct http_server *http; /* the metrics port (exporter.c), or NULL */
 };
@@ -599,6 +602,9 @@ void pubsub_conn_gone(struct conn *c);
  * (un)subscribe, PING and QUIT, as in Redis. On refusal writes it. */
 bool pubsub_command_allowed(struct conn *c, const struct command_spec *spec,
                             char refusal[AUTH_REFUSAL_MAX]);
+/* Whether c's output may take a message or event now: not closing, no
+ * RESP2 reply owed ahead of it, output under CONN_OUTPUT_SOFT_MAX. */
+bool pubsub_has_room(const struct conn *c);
 /* Subscribe c to a channel or pattern (bytes borrowed, copied), for the
  * messages after position `after`. Returns 1 if added, 0 if c had it,
  * -COHORT_ENOSPC at PUBSUB_SUBS_PER_CONN_MAX, -COHORT_ENOMEM. */

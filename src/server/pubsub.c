@@ -103,8 +103,7 @@ static void write_messages(struct conn *c, uint64_t position,
     server_mark_dirty(c->server, c);
 }
 
-/* Whether a message can go to c's output now. */
-static bool has_room(const struct conn *c)
+bool pubsub_has_room(const struct conn *c)
 {
     if (c->closing || c->input_stopped)
         return false;
@@ -268,7 +267,7 @@ static uint64_t pubsub_deliver(void *ctx, uint64_t position,
             continue;
         if (c->ps.behind)
             continue; /* the history has it; pump delivers it in turn */
-        if (!has_room(c)) {
+        if (!pubsub_has_room(c)) {
             set_behind(c, true, position);
             continue;
         }
@@ -292,6 +291,7 @@ static void pubsub_reset(void *ctx, uint64_t floor)
              floor);
     while (s->pubsub.head)
         cut(s->pubsub.head, why);
+    watch_reset(s, floor);
 }
 
 /* Feed behind subscriber c from the history while it has room. */
@@ -312,7 +312,7 @@ static void pump(struct conn *c)
         return;
     }
     for (uint32_t i = history_find(h, c->ps.resume_at); i < h->count; i++) {
-        if (!has_room(c))
+        if (!pubsub_has_room(c))
             return;
         const struct history_entry *e = history_at(h, i);
         uint64_t count = 0;
@@ -344,6 +344,7 @@ void pubsub_open(struct server *s)
         .ctx = s,
         .deliver = pubsub_deliver,
         .reset = pubsub_reset,
+        .change = watch_deliver,
     };
     node_set_publish_hook(s->node, &hook);
 }

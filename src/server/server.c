@@ -166,6 +166,7 @@ static void on_prepare(uv_prepare_t *handle)
 {
     struct server *s = handle->data;
     pubsub_pump_all(s); /* before the flush below */
+    watch_pump_all(s);
     /* Flushing may close connections (a write error) which removes them
      * from the list: take the list first. */
     while (s->dirty) {

@@ -1,0 +1,161 @@
+/* cmd_watch — the watch commands on a connection (delivery is watch.c's):
+ *
+ *     COHORT.WATCH KEY key [FROM revision]
+ *     COHORT.WATCH PREFIX prefix [FROM revision]
+ *         confirmed by ["watching", "key"|"prefix", name, after, count]:
+ *         events with revisions above `after` (FROM's revision, else the
+ *         last op this member applied) follow as
+ *         ["watch", revision, "set"|"del"|"expire", key, value or null],
+ *         pushes in RESP3, arrays in RESP2 (where, as after SUBSCRIBE, the
+ *         connection may then only (un)watch, (un)subscribe, PING and
+ *         QUIT). FROM needs a connection without watches; a revision older
+ *         than this member's retained changes is refused as compacted,
+ *         naming the oldest FROM it accepts.
+ *     COHORT.UNWATCH [KEY key | PREFIX prefix]
+ *         drops one watch, or every one: ["unwatching", kind, name, count]
+ *         for each (kind and name null when there was none).
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "kv/history.h"
+#include "kv/kv.h"
+#include "server/command.h"
+#include "server/internal.h"
+
+static const char *const watch_syntax =
+    "ERR syntax error: use COHORT.WATCH KEY key [FROM revision] or "
+    "COHORT.WATCH PREFIX prefix [FROM revision]";
+
+/* KEY (false) or PREFIX (true) in *prefix; false if neither. */
+static bool parse_kind(const struct resp_arg *arg, bool *prefix)
+{
+    *prefix = command_word_is(arg, "prefix");
+    return *prefix || command_word_is(arg, "key");
+}
+
+static void write_confirm(struct resp_buf *out, const char *what, bool known,
+                          bool prefix, const void *name, size_t size,
+                          int64_t after, uint32_t count)
+{
+    resp_write_push(out, after >= 0 ? 5 : 4);
+    resp_write_bulk(out, what, strlen(what));
+    if (known) {
+        resp_write_bulk(out, prefix ? "prefix" : "key", prefix ? 6 : 3);
+        resp_write_bulk(out, name, size);
+    } else {
+        resp_write_null(out);
+        resp_write_null(out);
+    }
+    if (after >= 0)
+        resp_write_integer(out, after);
+    resp_write_integer(out, count);
+}
+
+/* FROM's revision into *from; writes the error and returns false if it is
+ * malformed, not allowed here, or compacted. */
+static bool parse_from(struct conn *c, struct resp_buf *out,
+                       const struct resp_arg *argv, uint64_t *from)
+{
+    const struct history *h = &c->server->kv->changes;
+    if (!command_word_is(&argv[0], "from")) {
+        resp_write_error(out, watch_syntax);
+        return false;
+    }
+    if (!command_parse_u64(&argv[1], from) || *from >= INT64_MAX) {
+        resp_write_error(out, "ERR FROM revision is not an integer or out "
+                              "of range");
+        return false;
+    }
+    if (c->w.count > 0) {
+        resp_write_error(out, "ERR COHORT.WATCH FROM needs a connection "
+                              "without watches; COHORT.UNWATCH first or use "
+                              "a new one");
+        return false;
+    }
+    if (*from < h->floor) {
+        resp_write_errorf(out,
+                          "ERR revision %" PRIu64 " is compacted: this "
+                          "member retains the changes after revision "
+                          "%" PRIu64 ", the oldest FROM it accepts; re-read "
+                          "with COHORT.GET key WITHREV and watch FROM the "
+                          "revision it returns",
+                          *from, h->floor);
+        return false;
+    }
+    return true;
+}
+
+void cmd_cohort_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
+                      const struct resp_arg *argv)
+{
+    bool prefix;
+    if ((argc != 3 && argc != 5) || !parse_kind(&argv[1], &prefix)) {
+        resp_write_error(out, watch_syntax);
+        return;
+    }
+    const struct resp_arg *name = &argv[2];
+    uint32_t key_max = c->server->kv->config.key_size_max;
+    if (name->size > key_max) {
+        resp_write_errorf(out,
+                          "ERR the watched %s is %zu bytes, longer than any "
+                          "key (key-size-max %" PRIu32 ")",
+                          prefix ? "prefix" : "key", name->size, key_max);
+        return;
+    }
+    uint64_t from = c->server->kv->op;
+    if (argc == 5 && !parse_from(c, out, &argv[3], &from))
+        return;
+    int rc = watch_add(c, (const uint8_t *)name->ptr, name->size, prefix, from);
+    if (rc == -COHORT_ENOSPC) {
+        resp_write_errorf(out,
+                          "ERR this connection has %u watches, the most one "
+                          "may hold; use another connection",
+                          WATCH_PER_CONN_MAX);
+        return;
+    }
+    if (rc < 0) {
+        resp_write_error(out, "ERR out of memory for the watch");
+        return;
+    }
+    ASSERT(from <= INT64_MAX);
+    write_confirm(out, "watching", true, prefix, name->ptr, name->size,
+                  (int64_t)from, c->w.count);
+    if (argc == 5)
+        watch_start_behind(c, from);
+}
+
+void cmd_cohort_unwatch(struct conn *c, struct resp_buf *out, uint32_t argc,
+                        const struct resp_arg *argv)
+{
+    bool prefix;
+    if (argc == 3 && parse_kind(&argv[1], &prefix)) {
+        (void)watch_remove(c, (const uint8_t *)argv[2].ptr, argv[2].size,
+                           prefix);
+        write_confirm(out, "unwatching", true, prefix, argv[2].ptr,
+                      argv[2].size, -1, c->w.count);
+        return;
+    }
+    if (argc != 1) {
+        resp_write_error(out, "ERR syntax error: use COHORT.UNWATCH, "
+                              "COHORT.UNWATCH KEY key or COHORT.UNWATCH "
+                              "PREFIX prefix");
+        return;
+    }
+    if (c->w.count == 0) {
+        write_confirm(out, "unwatching", false, false, NULL, 0, -1, 0);
+        return;
+    }
+    while (c->w.count > 0) {
+        const struct watch_target *t = c->w.watches[c->w.count - 1]->target;
+        /* Write before removing: the target may go with the watch. */
+        resp_write_push(out, 4);
+        resp_write_bulk(out, "unwatching", 10);
+        resp_write_bulk(out, t->prefix ? "prefix" : "key", t->prefix ? 6 : 3);
+        resp_write_bulk(out, t->name, t->size);
+        bool removed = watch_remove(c, t->name, t->size, t->prefix);
+        ASSERT(removed);
+        resp_write_integer(out, c->w.count);
+    }
+}

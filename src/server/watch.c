@@ -1,0 +1,343 @@
+/* watch — a connection's watches and the delivery of key change events to
+ * them. See watch.h. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "kv/changes.h"
+#include "kv/history.h"
+#include "kv/kv.h"
+#include "server/internal.h"
+#include "server/watch.h"
+
+/* ------------------------------------------------------------ the list */
+
+static void set_behind(struct conn *c, bool behind, uint64_t seq)
+{
+    struct server_watch *w = &c->server->watch;
+    if (behind && !c->w.behind)
+        w->behind++;
+    if (!behind && c->w.behind) {
+        ASSERT(w->behind > 0);
+        w->behind--;
+    }
+    c->w.behind = behind;
+    c->w.resume_seq = seq;
+}
+
+static void list_add(struct server_watch *w, struct conn *c)
+{
+    c->w.prev = NULL;
+    c->w.next = w->head;
+    if (w->head)
+        w->head->w.prev = c;
+    w->head = c;
+    w->connections++;
+}
+
+static void list_remove(struct server_watch *w, struct conn *c)
+{
+    set_behind(c, false, 0);
+    if (c->w.prev)
+        c->w.prev->w.next = c->w.next;
+    else
+        w->head = c->w.next;
+    if (c->w.next)
+        c->w.next->w.prev = c->w.prev;
+    c->w.prev = c->w.next = NULL;
+    ASSERT(w->connections > 0);
+    w->connections--;
+}
+
+static int find(const struct conn *c, const uint8_t *name, size_t size,
+                bool prefix)
+{
+    for (uint32_t i = 0; i < c->w.count; i++) {
+        const struct watch_target *t = c->w.watches[i]->target;
+        if (t->prefix == prefix && t->size == size &&
+            (size == 0 || memcmp(t->name, name, size) == 0))
+            return (int)i;
+    }
+    return -1;
+}
+
+int watch_add(struct conn *c, const uint8_t *name, size_t size, bool prefix,
+              uint64_t after)
+{
+    if (find(c, name, size, prefix) >= 0)
+        return 0;
+    if (c->w.count >= WATCH_PER_CONN_MAX)
+        return -COHORT_ENOSPC;
+    if (c->w.count == c->w.capacity) {
+        uint32_t capacity = c->w.capacity ? 2 * c->w.capacity : 4;
+        struct watch **p = realloc(c->w.watches, capacity * sizeof(*p));
+        if (p == NULL)
+            return -COHORT_ENOMEM;
+        c->w.watches = p;
+        c->w.capacity = capacity;
+    }
+    struct watch *watch = malloc(sizeof(*watch));
+    if (watch == NULL)
+        return -COHORT_ENOMEM;
+    *watch = (struct watch){.conn = c, .after = after};
+    if (watch_index_add(&c->server->watch, watch, name, size, prefix) != 0) {
+        free(watch);
+        return -COHORT_ENOMEM;
+    }
+    c->w.watches[c->w.count++] = watch;
+    if (c->w.count == 1)
+        list_add(&c->server->watch, c);
+    return 1;
+}
+
+static void remove_at(struct conn *c, uint32_t i)
+{
+    ASSERT(i < c->w.count);
+    struct watch *watch = c->w.watches[i];
+    watch_index_remove(&c->server->watch, watch);
+    free(watch);
+    memmove(&c->w.watches[i], &c->w.watches[i + 1],
+            (c->w.count - i - 1) * sizeof(*c->w.watches));
+    c->w.count--;
+    if (c->w.count == 0)
+        list_remove(&c->server->watch, c);
+}
+
+bool watch_remove(struct conn *c, const uint8_t *name, size_t size,
+                  bool prefix)
+{
+    int i = find(c, name, size, prefix);
+    if (i < 0)
+        return false;
+    remove_at(c, (uint32_t)i);
+    return true;
+}
+
+void watch_start_behind(struct conn *c, uint64_t from)
+{
+    ASSERT(c->w.count > 0);
+    const struct history *h = &c->server->kv->changes;
+    uint64_t seq = h->first_seq + history_find(h, from + 1);
+    set_behind(c, true, seq);
+}
+
+static void drop_all(struct conn *c)
+{
+    while (c->w.count > 0)
+        remove_at(c, c->w.count - 1);
+    free(c->w.watches);
+    c->w.watches = NULL;
+    c->w.capacity = 0;
+}
+
+void watch_conn_gone(struct conn *c)
+{
+    drop_all(c);
+}
+
+/* Cut c off: one error after the replies owed, then close. */
+static void cut(struct conn *c, const char *why)
+{
+    drop_all(c);
+    c->server->watch.watchers_cut++;
+    conn_reply_error(c, why);
+    c->input_stopped = true;
+}
+
+/* ------------------------------------------------------------ delivery */
+
+/* One event, as the push ["watch", revision, kind, key, value or null]
+ * (an array on RESP2). */
+static void write_event(struct resp_buf *out, uint64_t revision, uint8_t kind,
+                        const uint8_t *key, size_t key_size,
+                        const uint8_t *value, size_t value_size)
+{
+    const char *name = kv_change_kind_name(kind);
+    resp_write_push(out, 5);
+    resp_write_bulk(out, "watch", 5);
+    resp_write_integer(out, (int64_t)revision);
+    resp_write_bulk(out, name, strlen(name));
+    resp_write_bulk(out, key, key_size);
+    if (kind == KV_CHANGE_SET)
+        resp_write_bulk(out, value, value_size);
+    else
+        resp_write_null(out);
+}
+
+static bool mid_revision(const struct conn *c, uint64_t revision)
+{
+    return c->w.last_seq != 0 && c->w.last_rev == revision;
+}
+
+/* Whether c takes the event at revision: one of its watches matches key
+ * and the event is after it. */
+static bool conn_wants(const struct conn *c, uint64_t revision,
+                       const uint8_t *key, size_t key_size)
+{
+    for (uint32_t i = 0; i < c->w.count; i++) {
+        const struct watch *watch = c->w.watches[i];
+        const struct watch_target *t = watch->target;
+        if (revision <= watch->after || key_size < t->size)
+            continue;
+        if (!t->prefix && key_size != t->size)
+            continue;
+        if (t->size == 0 || memcmp(t->name, key, t->size) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether the event at revision may go to c's output now: within a
+ * revision c has started, as long as the output is under
+ * WATCH_OUTPUT_HARD_MAX (so a revision's events arrive together); else if
+ * there is room. */
+static bool may_write(const struct conn *c, uint64_t revision)
+{
+    if (mid_revision(c, revision))
+        return !c->closing && c->out.size <= WATCH_OUTPUT_HARD_MAX;
+    return pubsub_has_room(c);
+}
+
+/* The live event being delivered, encoded once per protocol. */
+struct live {
+    struct server *server;
+    uint64_t seq, revision;
+    uint8_t kind;
+    const uint8_t *key, *value;
+    size_t key_size, value_size;
+    struct resp_buf encoded[2]; /* RESP2, RESP3; size 0 until needed */
+};
+
+static void append_encoded(struct live *e, struct conn *c)
+{
+    struct resp_buf *b = &e->encoded[c->proto == 3];
+    if (b->size == 0)
+        write_event(b, e->revision, e->kind, e->key, e->key_size, e->value,
+                    e->value_size);
+    resp_write_raw(&c->out, b->data, b->size);
+}
+
+static void written(struct conn *c, uint64_t seq, uint64_t revision)
+{
+    c->w.last_seq = seq + 1;
+    c->w.last_rev = revision;
+    c->server->watch.events_delivered++;
+    server_mark_dirty(c->server, c);
+}
+
+static void deliver_to(void *ctx, struct watch_target *t)
+{
+    struct live *e = ctx;
+    for (uint32_t i = 0; i < t->count; i++) {
+        struct watch *watch = t->watches[i];
+        struct conn *c = watch->conn;
+        if (e->revision <= watch->after || c->w.behind ||
+            c->w.last_seq == e->seq + 1)
+            continue; /* not its event, or the ring has it, or it has it */
+        if (!may_write(c, e->revision)) {
+            set_behind(c, true, e->seq);
+            continue;
+        }
+        append_encoded(e, c);
+        written(c, e->seq, e->revision);
+    }
+}
+
+void watch_deliver(void *ctx, uint64_t seq, uint64_t revision, uint8_t kind,
+                   const uint8_t *key, size_t key_size, const uint8_t *value,
+                   size_t value_size)
+{
+    struct server *s = ctx;
+    if (s->watch.connections == 0)
+        return;
+    struct live e = {.server = s,
+                     .seq = seq,
+                     .revision = revision,
+                     .kind = kind,
+                     .key = key,
+                     .value = value,
+                     .key_size = key_size,
+                     .value_size = value_size};
+    resp_buf_init(&e.encoded[0], 2);
+    resp_buf_init(&e.encoded[1], 3);
+    watch_index_match(&s->watch, key, key_size, deliver_to, &e);
+    resp_buf_deinit(&e.encoded[0]);
+    resp_buf_deinit(&e.encoded[1]);
+}
+
+void watch_reset(struct server *s, uint64_t floor)
+{
+    char why[256];
+    snprintf(why, sizeof(why),
+             "ERR this member installed a snapshot at revision %" PRIu64
+             " and cannot deliver the changes before it; watch again with "
+             "COHORT.WATCH ... FROM <last revision seen>",
+             floor);
+    while (s->watch.head)
+        cut(s->watch.head, why);
+}
+
+/* The revision c has every event of: the one before its next. */
+static uint64_t resume_revision(const struct conn *c)
+{
+    uint64_t rev = c->w.last_rev;
+    for (uint32_t i = 0; i < c->w.count; i++)
+        if (c->w.watches[i]->after > rev)
+            rev = c->w.watches[i]->after;
+    return rev;
+}
+
+/* Feed behind watcher c from kv->changes while it has room. */
+static void pump(struct conn *c)
+{
+    const struct history *h = &c->server->kv->changes;
+    ASSERT(c->w.behind);
+    if (c->w.resume_seq < h->first_seq) {
+        char why[320];
+        uint64_t rev = resume_revision(c);
+        snprintf(why, sizeof(why),
+                 "ERR watcher fell behind: revision %" PRIu64
+                 " is compacted on this member (the oldest FROM it accepts "
+                 "is %" PRIu64 "); resume with COHORT.WATCH ... FROM %" PRIu64
+                 " on a member that retains it, or re-read and watch from "
+                 "COHORT.GET ... WITHREV",
+                 rev, h->floor, rev);
+        cut(c, why);
+        return;
+    }
+    uint64_t end = history_next_seq(h);
+    for (uint64_t seq = c->w.resume_seq; seq < end; seq++) {
+        const struct history_entry *e =
+            history_at(h, (uint32_t)(seq - h->first_seq));
+        c->w.resume_seq = seq;
+        if (!conn_wants(c, e->position, history_channel(e), e->channel_size))
+            continue;
+        if (!may_write(c, e->position)) {
+            if (mid_revision(c, e->position) && !c->closing)
+                cut(c, "ERR watcher too slow: one revision's unread events "
+                       "passed the output limit; resume with COHORT.WATCH "
+                       "... FROM <last revision seen>");
+            return;
+        }
+        write_event(&c->out, e->position, kv_change_kind(e),
+                    history_channel(e), e->channel_size, kv_change_value(e),
+                    kv_change_value_size(e));
+        written(c, seq, e->position);
+    }
+    set_behind(c, false, 0);
+}
+
+void watch_pump_all(struct server *s)
+{
+    if (s->watch.behind == 0)
+        return;
+    struct conn *c = s->watch.head;
+    while (c) {
+        struct conn *next = c->w.next;
+        if (c->w.behind)
+            pump(c);
+        c = next;
+    }
+}

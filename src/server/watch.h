@@ -1,0 +1,135 @@
+/* watch — watches on this member's connections (COHORT.WATCH KEY|PREFIX
+ * ... [FROM rev], COHORT.UNWATCH; the commands are cmd_watch.c's) and the
+ * delivery of key change events to them.
+ *
+ * Every member records each key change it applies in kv->changes
+ * (kv/changes.h) and calls watch_deliver() here, so every member delivers
+ * the same events in the same order, the log's, whatever member a client
+ * watches on. This is the design of pub/sub (pubsub.c) applied to changes:
+ *
+ * - Delivery: a watcher that is caught up gets an event written to its
+ *   output as it is applied. One that cannot take it (output over
+ *   CONN_OUTPUT_SOFT_MAX, or on RESP2 a reply still owed) becomes `behind`
+ *   and is fed from kv->changes, from its `resume_seq`, by
+ *   watch_pump_all() as its output drains. A behind watcher whose next
+ *   event has left the ring is cut off with one error naming the revision
+ *   to resume from and the oldest one retained, and the connection
+ *   closes: each watcher gets every event of its watches once, in order,
+ *   or an error, never a gap. FROM rev starts a connection behind, at the
+ *   first event after rev. Output space is checked only between
+ *   revisions, so the events of one revision reach a connection together.
+ *
+ * - Index: watched keys and prefixes are targets in two sorted arrays,
+ *   each target listing its watches. An event looks up its key among the
+ *   key targets and each of its prefixes (up to the longest watched one)
+ *   among the prefix targets: O(key length * log targets) per event, not
+ *   O(watchers); then each matching watch is written (the event is
+ *   encoded once per protocol, and copied).
+ *
+ * - Bounds: a connection holds at most WATCH_PER_CONN_MAX watches; its
+ *   memory is those plus an output of about CONN_OUTPUT_SOFT_MAX (a
+ *   revision's events beyond it are allowed, and a connection whose
+ *   output passes WATCH_OUTPUT_HARD_MAX is cut off).
+ *
+ * Invariants: (1) a watch is listed in its target, and a target exists
+ * iff it lists a watch; (2) a connection is on server->watch.head iff it
+ * has a watch; (3) server->watch.behind counts the listed connections with
+ * w.behind; (4) a behind connection has been given every event of its
+ * watches numbered below w.resume_seq and none at or above it.
+ */
+#ifndef COHORT_SERVER_WATCH_H
+#define COHORT_SERVER_WATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct server;
+struct resp_buf;
+struct resp_arg;
+
+#define WATCH_PER_CONN_MAX 1000u
+#define WATCH_OUTPUT_HARD_MAX (64u * 1024 * 1024)
+
+struct watch_target;
+
+/* One watch of a connection: events of its target after revision
+ * `after`. */
+struct watch {
+    struct watch_target *target;
+    struct conn *conn;
+    uint64_t after;
+};
+
+/* A key or prefix somebody watches, and its watches. */
+struct watch_target {
+    uint8_t *name; /* owned */
+    uint32_t size;
+    bool prefix;
+    struct watch **watches;
+    uint32_t count, capacity;
+};
+
+/* A connection's watches and where its delivery stands. */
+struct conn_watch {
+    struct watch **watches; /* in the order made */
+    uint32_t count, capacity;
+    struct conn *prev, *next; /* server->watch.head while count > 0 */
+    bool behind;
+    uint64_t resume_seq; /* behind: the next event to consider */
+    uint64_t last_seq;   /* the last event written, +1 (0: none) */
+    uint64_t last_rev;   /* the revision of the last event written */
+};
+
+struct server_watch {
+    struct watch_target **keys, **prefixes; /* sorted by name */
+    uint32_t key_count, key_capacity;
+    uint32_t prefix_count, prefix_capacity;
+    uint32_t prefix_size_max; /* the longest watched prefix */
+    struct conn *head;
+    uint32_t connections; /* with a watch */
+    uint32_t behind;      /* of which behind */
+    uint64_t events_delivered;
+    uint64_t watchers_cut;
+};
+
+/* Add a watch of key (prefix: false) or prefix to c for the events after
+ * revision `after`. Returns 1 if added, 0 if c had it, -COHORT_ENOSPC at
+ * WATCH_PER_CONN_MAX, -COHORT_ENOMEM. */
+int watch_add(struct conn *c, const uint8_t *name, size_t size, bool prefix,
+              uint64_t after);
+/* Remove c's watch; returns whether it had it. */
+bool watch_remove(struct conn *c, const uint8_t *name, size_t size,
+                  bool prefix);
+/* c (which has watches) is given the events after revision `from` out of
+ * kv->changes (FROM). */
+void watch_start_behind(struct conn *c, uint64_t from);
+/* c is being torn down: drop its watches. */
+void watch_conn_gone(struct conn *c);
+/* Deliver what behind watchers have room for (the prepare handle). */
+void watch_pump_all(struct server *s);
+
+/* The kv hooks (pubsub_open() installs them with pub/sub's). */
+void watch_deliver(void *ctx, uint64_t seq, uint64_t revision, uint8_t kind,
+                   const uint8_t *key, size_t key_size, const uint8_t *value,
+                   size_t value_size);
+void watch_reset(struct server *s, uint64_t floor);
+
+/* ---- watch_index.c: the targets, independent of connections. */
+
+/* Link watch (conn and after set) under the target name/prefix, creating
+ * it; sets watch->target. Returns 0 or -COHORT_ENOMEM (nothing linked). */
+int watch_index_add(struct server_watch *w, struct watch *watch,
+                    const uint8_t *name, size_t size, bool prefix);
+/* Unlink watch; its target goes when it lists no watch. */
+void watch_index_remove(struct server_watch *w, struct watch *watch);
+/* Call fn for each target matching key: the key's own, then the prefixes
+ * of key that are watched, shortest first. */
+typedef void (*watch_match_fn)(void *ctx, struct watch_target *t);
+void watch_index_match(const struct server_watch *w, const uint8_t *key,
+                       size_t key_size, watch_match_fn fn, void *ctx);
+/* Invariant (1) and the order of the arrays, O(targets + watches). */
+bool watch_index_valid(const struct server_watch *w);
+
+#endif
