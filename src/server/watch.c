@@ -105,8 +105,7 @@ static void remove_at(struct conn *c, uint32_t i)
         list_remove(&c->server->watch, c);
 }
 
-bool watch_remove(struct conn *c, const uint8_t *name, size_t size,
-                  bool prefix)
+bool watch_remove(struct conn *c, const uint8_t *name, size_t size, bool prefix)
 {
     int i = find(c, name, size, prefix);
     if (i < 0)
@@ -321,8 +320,8 @@ static void pump(struct conn *c)
                        "... FROM <last revision seen>");
             return;
         }
-        write_event(&c->out, e->position, kv_change_kind(e),
-                    history_channel(e), e->channel_size, kv_change_value(e),
+        write_event(&c->out, e->position, kv_change_kind(e), history_channel(e),
+                    e->channel_size, kv_change_value(e),
                     kv_change_value_size(e));
         written(c, seq, e->position);
     }

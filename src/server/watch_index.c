@@ -22,8 +22,8 @@ static uint32_t search(struct watch_target *const *list, uint32_t count,
         else
             hi = mid;
     }
-    *found = lo < count && kv_key_compare(list[lo]->name, list[lo]->size,
-                                          name, size) == 0;
+    *found = lo < count &&
+             kv_key_compare(list[lo]->name, list[lo]->size, name, size) == 0;
     return lo;
 }
 
@@ -44,8 +44,8 @@ static int reserve(void **array, uint32_t *capacity, uint32_t count,
 /* The target name/prefix, created (and placed) if new; NULL if out of
  * memory. */
 static struct watch_target *target_get(struct server_watch *w,
-                                        const uint8_t *name, size_t size,
-                                        bool prefix)
+                                       const uint8_t *name, size_t size,
+                                       bool prefix)
 {
     struct watch_target ***list = prefix ? &w->prefixes : &w->keys;
     uint32_t *count = prefix ? &w->prefix_count : &w->key_count;
@@ -150,8 +150,8 @@ void watch_index_match(const struct server_watch *w, const uint8_t *key,
     }
     if (w->prefix_count == 0)
         return;
-    size_t longest = key_size < w->prefix_size_max ? key_size
-                                                    : w->prefix_size_max;
+    size_t longest =
+        key_size < w->prefix_size_max ? key_size : w->prefix_size_max;
     for (size_t n = 0; n <= longest; n++) {
         i = search(w->prefixes, w->prefix_count, key, n, &found);
         if (found)
