@@ -30,9 +30,9 @@ struct t {
     char heard[4096];
 };
 
-static void on_change(void *ctx, uint64_t seq, uint64_t revision,
-                      uint8_t kind, const uint8_t *key, size_t key_size,
-                      const uint8_t *value, size_t value_size)
+static void on_change(void *ctx, uint64_t seq, uint64_t revision, uint8_t kind,
+                      const uint8_t *key, size_t key_size, const uint8_t *value,
+                      size_t value_size)
 {
     struct t *t = ctx;
     size_t n = strlen(t->heard);
@@ -98,8 +98,7 @@ static const char *ring(const struct t *t)
                  (unsigned long long)(h->first_seq + i),
                  (unsigned long long)e->position,
                  kv_change_kind_name(kv_change_kind(e)), (int)e->channel_size,
-                 (const char *)history_channel(e),
-                 (int)kv_change_value_size(e),
+                 (const char *)history_channel(e), (int)kv_change_value_size(e),
                  (const char *)kv_change_value(e));
     }
     return text;
@@ -108,7 +107,8 @@ static const char *ring(const struct t *t)
 static void expire_due(struct t *t, uint64_t now_ms, const char *key)
 {
     struct resp_arg arg = {.ptr = key, .size = strlen(key)};
-    struct kv_write w = {.type = KV_CMD_EXPIRE_DUE, .arg_count = 1, .args = &arg};
+    struct kv_write w = {
+        .type = KV_CMD_EXPIRE_DUE, .arg_count = 1, .args = &arg};
     uint8_t body[256];
     size_t size = kv_command_encode(&w, body, sizeof(body));
     (void)kv_apply(&t->kv, ++t->op, now_ms, body, size, t->reply,

@@ -39,9 +39,9 @@ static const char *match(const struct server_watch *w, const char *key)
 static void add(struct server_watch *w, struct watch *watch, const char *name,
                 bool prefix)
 {
-    assert_int_equal(watch_index_add(w, watch, (const uint8_t *)name,
-                                     strlen(name), prefix),
-                     0);
+    assert_int_equal(
+        watch_index_add(w, watch, (const uint8_t *)name, strlen(name), prefix),
+        0);
     assert_true(watch_index_valid(w));
 }
 
