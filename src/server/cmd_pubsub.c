@@ -186,13 +186,14 @@ static int64_t distinct(const struct server *s, bool pattern,
                         const struct pubsub_sub ***list)
 {
     size_t total = 0;
-    for (const struct conn *c = s->pubsub.head; c; c = c->ps.next)
-        total += pattern ? c->ps.patterns : c->ps.channels;
+    for (const struct feed_link *l = s->pubsub.feed.head; l; l = l->next)
+        total += pattern ? l->conn->ps.patterns : l->conn->ps.channels;
     const struct pubsub_sub **all = malloc((total ? total : 1) * sizeof(*all));
     if (all == NULL)
         return -1;
     size_t n = 0;
-    for (const struct conn *c = s->pubsub.head; c; c = c->ps.next) {
+    for (const struct feed_link *l = s->pubsub.feed.head; l; l = l->next) {
+        const struct conn *c = l->conn;
         for (uint32_t i = 0; i < c->ps.count; i++) {
             const struct pubsub_sub *sub = &c->ps.subs[i];
             if (sub->pattern != pattern)
@@ -237,9 +238,10 @@ static void pubsub_numsub(struct conn *c, struct resp_buf *out, uint32_t argc,
     resp_write_array(out, 2 * (size_t)argc); /* as Redis, in RESP3 too */
     for (uint32_t i = 0; i < argc; i++) {
         int64_t n = 0;
-        for (const struct conn *k = c->server->pubsub.head; k; k = k->ps.next)
-            for (uint32_t j = 0; j < k->ps.count; j++) {
-                const struct pubsub_sub *sub = &k->ps.subs[j];
+        const struct feed_link *l = c->server->pubsub.feed.head;
+        for (; l; l = l->next)
+            for (uint32_t j = 0; j < l->conn->ps.count; j++) {
+                const struct pubsub_sub *sub = &l->conn->ps.subs[j];
                 n += !sub->pattern && sub->size == argv[i].size &&
                      (sub->size == 0 ||
                       memcmp(sub->name, argv[i].ptr, sub->size) == 0);

@@ -29,6 +29,7 @@
 #include "server/addr_count.h"
 #include "server/auth.h"
 #include "server/client_tls.h"
+#include "server/feed.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/watch.h"
@@ -185,21 +186,18 @@ struct conn_pubsub {
     struct pubsub_sub *subs; /* channels and patterns, in the order made */
     uint32_t count, capacity;
     uint32_t channels, patterns;
-    struct conn *prev, *next; /* server->pubsub.head while count > 0 */
-    bool positioned;          /* COHORT.SUBSCRIBE: messages carry positions */
-    /* Messages from position `resume_at` on are delivered from the history
+    bool positioned; /* COHORT.SUBSCRIBE: messages carry positions */
+    /* On server->pubsub.feed while count > 0. When behind, messages from
+     * position link.resume on are delivered from the history
      * (pubsub_pump_all) rather than as they are applied: the output was
      * full, or an earlier reply was still owed, or FROM asked for them. */
-    bool behind;
-    uint64_t resume_at;
+    struct feed_link link;
 };
 
 /* The server's subscribers (pubsub.c). */
 #define PUBSUB_COUNTS 1024u
 struct server_pubsub {
-    struct conn *head;
-    uint32_t subscribers; /* connections with a subscription */
-    uint32_t behind;      /* of which behind */
+    struct feed feed; /* the connections with a subscription */
     uint64_t messages_delivered;
     uint64_t subscribers_cut;
     /* How many of this member's subscriptions received the PUBLISH applied

@@ -12,8 +12,8 @@
  * output as it is applied. One that cannot take it now (its output is over
  * CONN_OUTPUT_SOFT_MAX, or on RESP2 an earlier reply is still owed) becomes
  * `behind`: from then on the prepare handle feeds it from the history, from
- * its `resume_at` position, as its output drains, until it has caught up. A
- * subscriber whose `resume_at` message has left the history (the ring is
+ * its `ps.link.resume` position, as its output drains, until it has caught
+ * up. A subscriber whose resume message has left the history (the ring is
  * bounded) is cut off: it gets one error naming the position, and the
  * connection closes. So each subscriber gets every message of its
  * channels once, in log order, or an error: never a gap. COHORT.SUBSCRIBE
@@ -27,10 +27,9 @@
  * apply; enough for thousands of subscriptions, not for millions (a
  * connection holds at most PUBSUB_SUBS_PER_CONN_MAX).
  *
- * Invariants: (1) a connection is on the subscriber list iff its
- * ps.count > 0; (2) server->pubsub.behind counts the listed connections
- * with ps.behind; (3) a behind connection has been given every message of
- * its subscriptions below ps.resume_at, and none at or above it.
+ * Invariants: (1) a connection is on server->pubsub.feed (feed.h) iff its
+ * ps.count > 0; (2) a behind connection has been given every message of
+ * its subscriptions below ps.link.resume, and none at or above it.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -114,41 +113,9 @@ bool pubsub_has_room(const struct conn *c)
 
 /* ------------------------------------------------------------ the list */
 
-static void list_add(struct server *s, struct conn *c)
-{
-    c->ps.prev = NULL;
-    c->ps.next = s->pubsub.head;
-    if (s->pubsub.head)
-        s->pubsub.head->ps.prev = c;
-    s->pubsub.head = c;
-    s->pubsub.subscribers++;
-}
-
 static void set_behind(struct conn *c, bool behind, uint64_t next)
 {
-    struct server *s = c->server;
-    if (behind && !c->ps.behind)
-        s->pubsub.behind++;
-    if (!behind && c->ps.behind) {
-        ASSERT(s->pubsub.behind > 0);
-        s->pubsub.behind--;
-    }
-    c->ps.behind = behind;
-    c->ps.resume_at = next;
-}
-
-static void list_remove(struct server *s, struct conn *c)
-{
-    set_behind(c, false, 0);
-    if (c->ps.prev)
-        c->ps.prev->ps.next = c->ps.next;
-    else
-        s->pubsub.head = c->ps.next;
-    if (c->ps.next)
-        c->ps.next->ps.prev = c->ps.prev;
-    c->ps.prev = c->ps.next = NULL;
-    ASSERT(s->pubsub.subscribers > 0);
-    s->pubsub.subscribers--;
+    feed_set_behind(&c->server->pubsub.feed, &c->ps.link, behind, next);
 }
 
 int pubsub_sub_add(struct conn *c, const char *name, size_t size, bool pattern,
@@ -184,7 +151,7 @@ int pubsub_sub_add(struct conn *c, const char *name, size_t size, bool pattern,
     else
         c->ps.channels++;
     if (c->ps.count == 1)
-        list_add(c->server, c);
+        feed_add(&c->server->pubsub.feed, &c->ps.link, c);
     return 1;
 }
 
@@ -200,7 +167,7 @@ static void sub_remove_at(struct conn *c, uint32_t i)
     memmove(sub, sub + 1, (c->ps.count - i - 1) * sizeof(*sub));
     c->ps.count--;
     if (c->ps.count == 0) {
-        list_remove(c->server, c);
+        feed_remove(&c->server->pubsub.feed, &c->ps.link);
         c->ps.positioned = false;
     }
 }
@@ -262,10 +229,11 @@ static uint64_t pubsub_deliver(void *ctx, uint64_t position,
 {
     struct server *s = ctx;
     uint64_t count = 0;
-    for (struct conn *c = s->pubsub.head; c; c = c->ps.next) {
+    for (struct feed_link *l = s->pubsub.feed.head; l; l = l->next) {
+        struct conn *c = l->conn;
         if (!conn_wants(c, position, channel, channel_size, &count))
             continue;
-        if (c->ps.behind)
+        if (c->ps.link.behind)
             continue; /* the history has it; pump delivers it in turn */
         if (!pubsub_has_room(c)) {
             set_behind(c, true, position);
@@ -289,8 +257,8 @@ static void pubsub_reset(void *ctx, uint64_t floor)
              " and cannot deliver the messages before it; resubscribe with "
              "COHORT.SUBSCRIBE ... FROM <last position seen>",
              floor);
-    while (s->pubsub.head)
-        cut(s->pubsub.head, why);
+    while (s->pubsub.feed.head)
+        cut(s->pubsub.feed.head->conn, why);
     watch_reset(s, floor);
 }
 
@@ -298,8 +266,8 @@ static void pubsub_reset(void *ctx, uint64_t floor)
 static void pump(struct conn *c)
 {
     const struct history *h = &c->server->kv->history;
-    ASSERT(c->ps.behind);
-    if (c->ps.resume_at <= h->floor) {
+    ASSERT(c->ps.link.behind);
+    if (c->ps.link.resume <= h->floor) {
         char why[256];
         snprintf(why, sizeof(why),
                  "ERR subscriber fell behind: the messages after position "
@@ -307,11 +275,11 @@ static void pump(struct conn *c)
                  "accepts FROM %" PRIu64
                  " on); resume with COHORT.SUBSCRIBE ... FROM %" PRIu64
                  " on a member that retains them",
-                 c->ps.resume_at - 1, h->floor, c->ps.resume_at - 1);
+                 c->ps.link.resume - 1, h->floor, c->ps.link.resume - 1);
         cut(c, why);
         return;
     }
-    for (uint32_t i = history_find(h, c->ps.resume_at); i < h->count; i++) {
+    for (uint32_t i = history_find(h, c->ps.link.resume); i < h->count; i++) {
         if (!pubsub_has_room(c))
             return;
         const struct history_entry *e = history_at(h, i);
@@ -320,22 +288,14 @@ static void pump(struct conn *c)
                        &count))
             write_messages(c, e->position, history_channel(e), e->channel_size,
                            history_message(e), e->message_size);
-        c->ps.resume_at = e->position + 1;
+        c->ps.link.resume = e->position + 1;
     }
     set_behind(c, false, 0);
 }
 
 void pubsub_pump_all(struct server *s)
 {
-    if (s->pubsub.behind == 0)
-        return;
-    struct conn *c = s->pubsub.head;
-    while (c) {
-        struct conn *next = c->ps.next;
-        if (c->ps.behind)
-            pump(c);
-        c = next;
-    }
+    feed_pump_all(&s->pubsub.feed, pump);
 }
 
 void pubsub_open(struct server *s)

@@ -16,39 +16,7 @@
 
 static void set_behind(struct conn *c, bool behind, uint64_t seq)
 {
-    struct server_watch *w = &c->server->watch;
-    if (behind && !c->w.behind)
-        w->behind++;
-    if (!behind && c->w.behind) {
-        ASSERT(w->behind > 0);
-        w->behind--;
-    }
-    c->w.behind = behind;
-    c->w.resume_seq = seq;
-}
-
-static void list_add(struct server_watch *w, struct conn *c)
-{
-    c->w.prev = NULL;
-    c->w.next = w->head;
-    if (w->head)
-        w->head->w.prev = c;
-    w->head = c;
-    w->connections++;
-}
-
-static void list_remove(struct server_watch *w, struct conn *c)
-{
-    set_behind(c, false, 0);
-    if (c->w.prev)
-        c->w.prev->w.next = c->w.next;
-    else
-        w->head = c->w.next;
-    if (c->w.next)
-        c->w.next->w.prev = c->w.prev;
-    c->w.prev = c->w.next = NULL;
-    ASSERT(w->connections > 0);
-    w->connections--;
+    feed_set_behind(&c->server->watch.feed, &c->w.link, behind, seq);
 }
 
 static int find(const struct conn *c, const uint8_t *name, size_t size,
@@ -88,7 +56,7 @@ int watch_add(struct conn *c, const uint8_t *name, size_t size, bool prefix,
     }
     c->w.watches[c->w.count++] = watch;
     if (c->w.count == 1)
-        list_add(&c->server->watch, c);
+        feed_add(&c->server->watch.feed, &c->w.link, c);
     return 1;
 }
 
@@ -102,7 +70,7 @@ static void remove_at(struct conn *c, uint32_t i)
             (c->w.count - i - 1) * sizeof(*c->w.watches));
     c->w.count--;
     if (c->w.count == 0)
-        list_remove(&c->server->watch, c);
+        feed_remove(&c->server->watch.feed, &c->w.link);
 }
 
 bool watch_remove(struct conn *c, const uint8_t *name, size_t size, bool prefix)
@@ -232,7 +200,7 @@ static void deliver_to(void *ctx, struct watch_target *t)
     for (uint32_t i = 0; i < t->count; i++) {
         struct watch *watch = t->watches[i];
         struct conn *c = watch->conn;
-        if (e->revision <= watch->after || c->w.behind ||
+        if (e->revision <= watch->after || c->w.link.behind ||
             c->w.last_seq == e->seq + 1)
             continue; /* not its event, or the ring has it, or it has it */
         if (!may_write(c, e->revision)) {
@@ -249,7 +217,7 @@ void watch_deliver(void *ctx, uint64_t seq, uint64_t revision, uint8_t kind,
                    size_t value_size)
 {
     struct server *s = ctx;
-    if (s->watch.connections == 0)
+    if (s->watch.feed.count == 0)
         return;
     struct live e = {.server = s,
                      .seq = seq,
@@ -274,8 +242,8 @@ void watch_reset(struct server *s, uint64_t floor)
              " and cannot deliver the changes before it; watch again with "
              "COHORT.WATCH ... FROM <last revision seen>",
              floor);
-    while (s->watch.head)
-        cut(s->watch.head, why);
+    while (s->watch.feed.head)
+        cut(s->watch.feed.head->conn, why);
 }
 
 /* The revision c has every event of: the one before its next. */
@@ -292,8 +260,8 @@ static uint64_t resume_revision(const struct conn *c)
 static void pump(struct conn *c)
 {
     const struct history *h = &c->server->kv->changes;
-    ASSERT(c->w.behind);
-    if (c->w.resume_seq < h->first_seq) {
+    ASSERT(c->w.link.behind);
+    if (c->w.link.resume < h->first_seq) {
         char why[320];
         uint64_t rev = resume_revision(c);
         snprintf(why, sizeof(why),
@@ -307,10 +275,10 @@ static void pump(struct conn *c)
         return;
     }
     uint64_t end = history_next_seq(h);
-    for (uint64_t seq = c->w.resume_seq; seq < end; seq++) {
+    for (uint64_t seq = c->w.link.resume; seq < end; seq++) {
         const struct history_entry *e =
             history_at(h, (uint32_t)(seq - h->first_seq));
-        c->w.resume_seq = seq;
+        c->w.link.resume = seq;
         if (!conn_wants(c, e->position, history_channel(e), e->channel_size))
             continue;
         if (!may_write(c, e->position)) {
@@ -330,13 +298,5 @@ static void pump(struct conn *c)
 
 void watch_pump_all(struct server *s)
 {
-    if (s->watch.behind == 0)
-        return;
-    struct conn *c = s->watch.head;
-    while (c) {
-        struct conn *next = c->w.next;
-        if (c->w.behind)
-            pump(c);
-        c = next;
-    }
+    feed_pump_all(&s->watch.feed, pump);
 }

@@ -10,7 +10,7 @@
  * - Delivery: a watcher that is caught up gets an event written to its
  *   output as it is applied. One that cannot take it (output over
  *   CONN_OUTPUT_SOFT_MAX, or on RESP2 a reply still owed) becomes `behind`
- *   and is fed from kv->changes, from its `resume_seq`, by
+ *   and is fed from kv->changes, from its `link.resume`, by
  *   watch_pump_all() as its output drains. A behind watcher whose next
  *   event has left the ring is cut off with one error naming the revision
  *   to resume from and the oldest one retained, and the connection
@@ -32,10 +32,10 @@
  *   output passes WATCH_OUTPUT_HARD_MAX is cut off).
  *
  * Invariants: (1) a watch is listed in its target, and a target exists
- * iff it lists a watch; (2) a connection is on server->watch.head iff it
- * has a watch; (3) server->watch.behind counts the listed connections with
- * w.behind; (4) a behind connection has been given every event of its
- * watches numbered below w.resume_seq and none at or above it.
+ * iff it lists a watch; (2) a connection is on server->watch.feed
+ * (feed.h) iff it has a watch; (3) a behind connection has been given
+ * every event of its watches numbered below w.link.resume and none at or
+ * above it.
  */
 #ifndef COHORT_SERVER_WATCH_H
 #define COHORT_SERVER_WATCH_H
@@ -43,6 +43,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "server/feed.h"
 
 struct conn;
 struct server;
@@ -75,11 +77,11 @@ struct watch_target {
 struct conn_watch {
     struct watch **watches; /* in the order made */
     uint32_t count, capacity;
-    struct conn *prev, *next; /* server->watch.head while count > 0 */
-    bool behind;
-    uint64_t resume_seq; /* behind: the next event to consider */
-    uint64_t last_seq;   /* the last event written, +1 (0: none) */
-    uint64_t last_rev;   /* the revision of the last event written */
+    /* On server->watch.feed while count > 0; when behind, link.resume is
+     * the sequence number of the next event to consider. */
+    struct feed_link link;
+    uint64_t last_seq; /* the last event written, +1 (0: none) */
+    uint64_t last_rev; /* the revision of the last event written */
 };
 
 struct server_watch {
@@ -87,9 +89,7 @@ struct server_watch {
     uint32_t key_count, key_capacity;
     uint32_t prefix_count, prefix_capacity;
     uint32_t prefix_size_max; /* the longest watched prefix */
-    struct conn *head;
-    uint32_t connections; /* with a watch */
-    uint32_t behind;      /* of which behind */
+    struct feed feed;         /* the connections with a watch */
     uint64_t events_delivered;
     uint64_t watchers_cut;
 };

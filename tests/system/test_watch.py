@@ -272,6 +272,9 @@ def retention(c, i):
             batch = [("SET", "big/%d" % (x % 10), "%d:%s" % (x, big))
                      for x in range(j, j + 100)]
             retry(c, lambda: pub.pipeline(batch), "SET big", 30 * c.slow)
+        # Until this member has applied every write its ring still moves:
+        # a watcher FROM its oldest revision could be overtaken.
+        c.wait_converged()
         with c.client(i) as q:
             msg = error_of(q, "COHORT.WATCH", "PREFIX", "big/", "FROM", "1")
             check("is compacted" in msg and "the oldest FROM it accepts"
