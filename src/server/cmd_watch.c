@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "kv/acl.h"
 #include "kv/history.h"
 #include "kv/kv.h"
 #include "server/command.h"
@@ -51,6 +52,42 @@ static void write_confirm(struct resp_buf *out, const char *what, bool known,
     if (after >= 0)
         resp_write_integer(out, after);
     resp_write_integer(out, count);
+}
+
+/* Whether pattern is Q* with no glob character in Q, and Q is a prefix of
+ * name: then every key under name matches it. */
+static bool covers_prefix(const struct acl_pattern *pattern,
+                          const struct resp_arg *name)
+{
+    size_t q = pattern->size;
+    if (q == 0 || pattern->bytes[q - 1] != '*' || q - 1 > name->size)
+        return false;
+    for (size_t i = 0; i + 1 < q; i++) {
+        uint8_t b = pattern->bytes[i];
+        if (b == '*' || b == '?' || b == '[' || b == '\\' ||
+            b != (uint8_t)name->ptr[i])
+            return false;
+    }
+    return true;
+}
+
+/* Whether c's user may read every key the watch can show: the key, or
+ * (for a prefix) every key under it, which a pattern `Q*` with Q a prefix
+ * of it guarantees (a conservative test: other patterns do not count). */
+static bool permitted(const struct conn *c, const struct resp_arg *name,
+                      bool prefix)
+{
+    const struct acl_user *u = c->acl_user;
+    if (c->perm.all_keys)
+        return true;
+    if (u == NULL)
+        return false;
+    if (!prefix)
+        return acl_user_key_ok(u, name->ptr, name->size);
+    for (uint32_t i = 0; i < u->key_count; i++)
+        if (covers_prefix(&u->keys[i], name))
+            return true;
+    return false;
 }
 
 /* FROM's revision into *from; writes the error and returns false if it is
@@ -102,6 +139,14 @@ void cmd_cohort_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
                           "ERR the watched %s is %zu bytes, longer than any "
                           "key (key-size-max %" PRIu32 ")",
                           prefix ? "prefix" : "key", name->size, key_max);
+        return;
+    }
+    if (!permitted(c, name, prefix)) {
+        resp_write_errorf(out,
+                          "NOPERM this user may not read every key %s; "
+                          "watch a key or prefix its key patterns (~Q*) "
+                          "cover",
+                          prefix ? "under the prefix" : "watched");
         return;
     }
     uint64_t from = c->server->kv->op;

@@ -8,7 +8,8 @@ Checks, on a 3-replica cluster (each member retains 1,000 events):
     one MSET, RENAME, MULTI/EXEC and FLUSHALL at one revision); RESP2
     subscriber mode (GET refused, PING) and RESP3 pushes; COHORT.UNWATCH;
     bad input (unknown form, bad FROM, FROM on a watching connection, an
-    over-long name, COHORT.GET with a bad option);
+    over-long name, COHORT.GET with a bad option); ACL key patterns (a
+    user with ~app:* may watch keys and prefixes under app: only);
   - failover: a prefix watcher on the primary reads part of a stream that
     two writers (COHORT.REQ, so a retry is never applied twice) keep
     writing; the primary is SIGKILLed mid-stream; the watcher resumes on a
@@ -157,6 +158,17 @@ def shapes(c, p, b):
         msg = error_of(k, "COHORT.WATCH", "KEY", "y", "FROM", "1")
         check("needs a connection without watches" in msg, msg)
     log("RESP3 pushes, UNWATCH, %d bad inputs refused" % (len(bad) + 1))
+    with c.client(p) as q, c.client(p) as k:
+        check(q.command("ACL", "SETUSER", "wu", "on", ">pw", "~app:*",
+                        "~one", "+@all") == "OK", "ACL SETUSER")
+        check(k.command("AUTH", "wu", "pw") == "OK", "AUTH")
+        for args in (("KEY", "app:x"), ("PREFIX", "app:y"), ("KEY", "one")):
+            watch(k, *args)
+        for args in (("PREFIX", "ap"), ("PREFIX", ""), ("KEY", "other"),
+                     ("PREFIX", "one")):
+            msg = error_of(k, "COHORT.WATCH", *args)
+            check(msg.startswith("NOPERM"), "%r: %s" % (args, msg))
+    log("ACL: a user with ~app:* watches under app: only")
 
 
 def req(c, members, cid, seq, *cmd):
