@@ -327,6 +327,12 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         .pubsub_history_messages = s->kv->history.count,
         .pubsub_history_bytes = s->kv->history.bytes,
         .pubsub_history_floor = s->kv->history.floor,
+        .watch_clients = s->watch.feed.count,
+        .watch_events_delivered = s->watch.events_delivered,
+        .watch_watchers_cut = s->watch.watchers_cut,
+        .watch_history_events = s->kv->changes.count,
+        .watch_history_bytes = s->kv->changes.bytes,
+        .watch_history_floor = s->kv->changes.floor,
         .expire_ops_proposed = s->sweeper.ops_proposed,
     };
     struct resp_buf text;

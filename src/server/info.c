@@ -252,6 +252,12 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "pubsub_history_messages:%" PRIu64, in->pubsub_history_messages);
     line(t, "pubsub_history_bytes:%" PRIu64, in->pubsub_history_bytes);
     line(t, "pubsub_history_floor:%" PRIu64, in->pubsub_history_floor);
+    line(t, "watch_clients:%u", (unsigned)in->watch_clients);
+    line(t, "watch_events_delivered:%" PRIu64, in->watch_events_delivered);
+    line(t, "watch_watchers_cut:%" PRIu64, in->watch_watchers_cut);
+    line(t, "watch_history_events:%" PRIu64, in->watch_history_events);
+    line(t, "watch_history_bytes:%" PRIu64, in->watch_history_bytes);
+    line(t, "watch_history_floor:%" PRIu64, in->watch_history_floor);
     line(t, "store_keys:%" PRIu64, in->kv->key_count);
     line(t, "store_data_bytes:%" PRIu64, in->kv->data_size);
     line(t, "store_memory_bytes:%" PRIu64, in->kv->memory_size);

@@ -78,6 +78,14 @@ struct info_input {
     uint64_t pubsub_history_messages;
     uint64_t pubsub_history_bytes;
     uint64_t pubsub_history_floor;
+    /* Watches (watch.h): connections with a watch, events written to
+     * them, watchers cut off, and the retained changes (kv/changes.h). */
+    uint32_t watch_clients;
+    uint64_t watch_events_delivered;
+    uint64_t watch_watchers_cut;
+    uint64_t watch_history_events;
+    uint64_t watch_history_bytes;
+    uint64_t watch_history_floor;
 };
 
 /* The sections named by INFO's arguments (argv[1..argc-1]; none: the

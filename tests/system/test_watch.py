@@ -318,6 +318,13 @@ def retention(c, i):
         check(k.closed_by_peer(5 * c.slow), "closed after the cut")
         lazy.close()
         check(0 < n < n_writes, "cut after %d events" % n)
+    stats = c.info(i, "stats")
+    check(int(stats.get("watch_watchers_cut", "0")) >= 1 and
+          stats.get("watch_history_events") == str(HISTORY) and
+          int(stats.get("watch_events_delivered", "0")) >= n and
+          stats.get("watch_history_floor") == str(oldest),
+          "INFO stats: %r" % {k: v for k, v in stats.items()
+                              if k.startswith("watch")})
     log("a watcher that did not read was cut off after %d events, in "
         "order: %s" % (n, r.message))
     return len(got) + n
