@@ -69,8 +69,11 @@ static void remove_at(struct conn *c, uint32_t i)
     memmove(&c->w.watches[i], &c->w.watches[i + 1],
             (c->w.count - i - 1) * sizeof(*c->w.watches));
     c->w.count--;
-    if (c->w.count == 0)
+    if (c->w.count == 0) {
         feed_remove(&c->server->watch.feed, &c->w.link);
+        c->w.last_seq = 0;
+        c->w.last_rev = 0;
+    }
 }
 
 bool watch_remove(struct conn *c, const uint8_t *name, size_t size, bool prefix)
@@ -256,6 +259,19 @@ static uint64_t resume_revision(const struct conn *c)
     return rev;
 }
 
+/* One revision's events for c passed WATCH_OUTPUT_HARD_MAX unread: c has
+ * part of revision, so it resumes from the one before. */
+static void cut_mid_revision(struct conn *c, uint64_t revision)
+{
+    char why[256];
+    snprintf(why, sizeof(why),
+             "ERR watcher too slow: the unread events of revision %" PRIu64
+             " passed the output limit; resume with COHORT.WATCH ... FROM "
+             "%" PRIu64 " (events of revision %" PRIu64 " come again)",
+             revision, revision - 1, revision);
+    cut(c, why);
+}
+
 /* Feed behind watcher c from kv->changes while it has room. */
 static void pump(struct conn *c)
 {
@@ -265,11 +281,11 @@ static void pump(struct conn *c)
         char why[320];
         uint64_t rev = resume_revision(c);
         snprintf(why, sizeof(why),
-                 "ERR watcher fell behind: revision %" PRIu64
-                 " is compacted on this member (the oldest FROM it accepts "
-                 "is %" PRIu64 "); resume with COHORT.WATCH ... FROM %" PRIu64
-                 " on a member that retains it, or re-read and watch from "
-                 "COHORT.GET ... WITHREV",
+                 "ERR watcher fell behind: the changes after revision "
+                 "%" PRIu64 " are compacted on this member (the oldest FROM "
+                 "it accepts is %" PRIu64 "); resume with COHORT.WATCH ... "
+                 "FROM %" PRIu64 " on a member that retains them, or re-read "
+                 "and watch from COHORT.GET ... WITHREV",
                  rev, h->floor, rev);
         cut(c, why);
         return;
@@ -283,9 +299,7 @@ static void pump(struct conn *c)
             continue;
         if (!may_write(c, e->position)) {
             if (mid_revision(c, e->position) && !c->closing)
-                cut(c, "ERR watcher too slow: one revision's unread events "
-                       "passed the output limit; resume with COHORT.WATCH "
-                       "... FROM <last revision seen>");
+                cut_mid_revision(c, e->position);
             return;
         }
         write_event(&c->out, e->position, kv_change_kind(e), history_channel(e),
