@@ -2,12 +2,15 @@
  * members as its primary sees them: id, client address, role, health,
  * link, the op each has and its lag behind the primary. Asks the member
  * given, follows it to the primary (so the figures are the primary's own),
- * and prints one line per member. */
+ * and prints one line per member; then whether a transfer is under way,
+ * and the primary's latest view changes with their times and causes (INFO
+ * replication's view_history lines). */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/commands.h"
 #include "cli/rpc.h"
@@ -82,6 +85,46 @@ static void print_members(const char *text, size_t len)
     }
 }
 
+/* "recent view changes (this replica's):" and one line each, oldest
+ * first: time (UTC), view, primary, this replica's role, cause. */
+static void print_history(const char *text, size_t len)
+{
+    char value[32];
+    if (cli_info_field(text, len, "transfer_in_progress:", value,
+                       sizeof(value)) &&
+        !strcmp(value, "1")) {
+        char target[32] = "?";
+        cli_info_field(text, len, "transfer_target:", target, sizeof(target));
+        printf("a leadership transfer to replica %s is under way\n", target);
+    }
+    uint32_t count = 0;
+    if (cli_info_field(text, len, "view_history:", value, sizeof(value)))
+        count = (uint32_t)strtoul(value, NULL, 10);
+    if (count == 0)
+        return;
+    printf("recent view changes (as the primary saw them):\n");
+    for (uint32_t k = 0; k < count && k < MEMBERS_MAX; k++) {
+        char name[32], line[FIELD_MAX], view[32], primary[32], role[32],
+            cause[32], at[32], when[32] = "?";
+        snprintf(name, sizeof(name), "view_history%" PRIu32 ":", k);
+        if (!cli_info_field(text, len, name, line, sizeof(line)))
+            continue;
+        member_field(line, "view", view, sizeof(view));
+        member_field(line, "primary", primary, sizeof(primary));
+        member_field(line, "role", role, sizeof(role));
+        member_field(line, "cause", cause, sizeof(cause));
+        member_field(line, "time_ms", at, sizeof(at));
+        unsigned long long ms = strtoull(at, NULL, 10);
+        time_t secs = (time_t)(ms / 1000u);
+        struct tm tm;
+        if (ms > 0 && gmtime_r(&secs, &tm))
+            snprintf(when, sizeof(when), "%02d:%02d:%02d.%03llu", tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, ms % 1000u);
+        printf("  %s UTC  view %-6s primary %-3s (here: %s)  cause: %s\n", when,
+               view, primary, role, cause);
+    }
+}
+
 int cmd_members(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:7001";
@@ -108,9 +151,10 @@ int cmd_members(int argc, char **argv)
     }
     struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
     int rc = cli_rpc_expect(&c, 2, info, RESP_TYPE_BULK, &err);
-    if (rc == 0)
+    if (rc == 0) {
         print_members(c.nodes[0].str, c.nodes[0].len);
-    else
+        print_history(c.nodes[0].str, c.nodes[0].len);
+    } else
         fprintf(stderr, "cohort members: %s\n", err.message);
     cli_rpc_close(&c);
     return rc == 0 ? 0 : 1;

@@ -1,5 +1,8 @@
 /* cli/cmd_server — `cohort server`: one replica (the node) and its RESP
- * server on one libuv loop, until SIGINT or SIGTERM.
+ * server on one libuv loop, until SIGINT or SIGTERM, or until
+ * COHORT.REJUVENATE: then it stops the same way (the storage thread's work
+ * finished, ports and the data directory's lock released) and re-executes
+ * its binary with the same arguments (runtime/reexec), keeping its PID.
  *
  * When started by `cohort up`, COHORT_READY_FD names a pipe on which it
  * writes one byte once both ports listen, then closes it: its parent tells
@@ -16,27 +19,68 @@
 #include "cli/options.h"
 #include "runtime/logline.h"
 #include "runtime/node.h"
+#include "runtime/reexec.h"
 #include "server/server.h"
 
 struct running {
+    uv_loop_t *loop;
     struct node *node;
     struct server *server;
     uv_signal_t sigint, sigterm;
     bool stopping;
+    /* COHORT.REJUVENATE: re-execute once the loop has ended; the timer
+     * gives the command's +OK a moment to reach its client first. */
+    bool restart;
+    bool restart_timer_open;
+    uv_timer_t restart_timer;
 };
+
+static void stop(struct running *run)
+{
+    if (run->stopping)
+        return;
+    run->stopping = true;
+    if (run->restart_timer_open) {
+        run->restart_timer_open = false;
+        uv_close((uv_handle_t *)&run->restart_timer, NULL);
+    }
+    server_close(run->server);
+    node_close(run->node);
+    uv_close((uv_handle_t *)&run->sigint, NULL);
+    uv_close((uv_handle_t *)&run->sigterm, NULL);
+}
 
 static void on_stop_signal(uv_signal_t *handle, int signum)
 {
     struct running *run = handle->data;
     if (run->stopping)
         return;
-    run->stopping = true;
     logline(LOGLINE_INFO, "%s received, stopping",
             signum == SIGINT ? "SIGINT" : "SIGTERM");
-    server_close(run->server);
-    node_close(run->node);
-    uv_close((uv_handle_t *)&run->sigint, NULL);
-    uv_close((uv_handle_t *)&run->sigterm, NULL);
+    run->restart = false; /* a signal means stop, restart or not */
+    stop(run);
+}
+
+#define RESTART_REPLY_MS 50 /* for the +OK to leave before the ports close */
+
+static void on_restart_timer(uv_timer_t *timer)
+{
+    struct running *run = timer->data;
+    logline(LOGLINE_INFO, "rejuvenating: stopping, then re-executing");
+    stop(run);
+}
+
+/* server_config.rejuvenate: stop soon, then re-execute (cmd_server). */
+static void on_rejuvenate(void *ctx)
+{
+    struct running *run = ctx;
+    if (run->stopping || run->restart)
+        return;
+    run->restart = true;
+    uv_timer_init(run->loop, &run->restart_timer);
+    run->restart_timer_open = true;
+    run->restart_timer.data = run;
+    uv_timer_start(&run->restart_timer, on_restart_timer, RESTART_REPLY_MS, 0);
 }
 
 /* Tell `cohort up` (if it started us) that both ports listen. */
@@ -64,6 +108,7 @@ int cmd_server(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    reexec_init();
     char source[16];
     snprintf(source, sizeof(source), "r%u", opts.node.self);
     logline_setup(source, opts.node.quiet);
@@ -83,6 +128,9 @@ int cmd_server(int argc, char **argv)
         server_options_free(&opts);
         return 1;
     }
+    opts.server.rejuvenate = on_rejuvenate;
+    opts.server.rejuvenate_ctx = &run;
+    run.loop = loop;
     run.server = server_open(loop, run.node, &opts.server, &opts.node, &err);
     if (!run.server) {
         logline(LOGLINE_ERROR, "%s", err.message);
@@ -100,5 +148,13 @@ int cmd_server(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     server_options_free(&opts);
+    if (run.restart) {
+        logline(LOGLINE_INFO, "rejuvenating: stopped; re-executing the binary");
+        fflush(NULL);
+        rc = reexec_self(cli_process_argv, &err);
+        logline(LOGLINE_ERROR, "cannot restart: %s; start it again by hand",
+                err.message);
+        return 1;
+    }
     return 0;
 }

@@ -20,6 +20,11 @@ int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_cli(int argc, char **argv);
 int cmd_transfer(int argc, char **argv);
+int cmd_rejuvenate(int argc, char **argv);
+
+/* The process's whole argv (main's), NULL-terminated: what `cohort server`
+ * re-executes itself with after COHORT.REJUVENATE. */
+extern char **cli_process_argv;
 
 /* Print "not implemented yet" for a subcommand and return 2. */
 int cli_not_built(const char *name, const char *issue);

@@ -1,5 +1,6 @@
 /* cli/main — the `cohort` command: one entry point that dispatches to the
- * subcommands (server, up, status, members, transfer, cli, backup, restore,
+ * subcommands (server, up, status, members, transfer, rejuvenate,
+ * cli, backup, restore,
  * sim, bench). A subcommand that is not built yet says so and exits 2; it never
  * pretends to work. */
 #include <stdio.h>
@@ -14,6 +15,8 @@ static const struct cli_command commands[] = {
     {"status", "show the cluster as one member sees it", cmd_status},
     {"members", "list the members as the primary sees them", cmd_members},
     {"transfer", "hand the primary role to a caught-up backup", cmd_transfer},
+    {"rejuvenate", "restart every replica in turn, without downtime",
+     cmd_rejuvenate},
     {"cli", "run commands through the client library (exactly once)", cmd_cli},
     {"backup", "export a live cluster's store into a file", cmd_backup},
     {"restore", "put a backup into a new replica's data directory",
@@ -28,7 +31,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: cohort <command> [options]\n"
                  "       cohort --help | --version\n\ncommands:\n");
     for (size_t i = 0; i < COMMAND_COUNT; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'cohort <command> --help' shows a command's options.\n");
 }
 
@@ -41,8 +44,11 @@ int cli_not_built(const char *name, const char *issue)
     return 2;
 }
 
+char **cli_process_argv;
+
 int main(int argc, char **argv)
 {
+    cli_process_argv = argv;
     if (argc < 2) {
         usage(stderr);
         return 2;

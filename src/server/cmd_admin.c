@@ -334,7 +334,19 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         .watch_history_bytes = s->kv->changes.bytes,
         .watch_history_floor = s->kv->changes.floor,
         .expire_ops_proposed = s->sweeper.ops_proposed,
+        .run_id = s->client_id_base,
+        .rejuvenating = s->admin.rejuvenating,
     };
+    struct node_metrics m;
+    node_metrics(s->node, &m);
+    in.view_history_count = m.view_history_count;
+    in.view_history = m.views;
+    /* A transfer this replica accepted is under way until its view reaches
+     * the one the transfer named, or the core abandons the drain. */
+    in.transfer_in_progress =
+        s->admin.transfer_view > st.view &&
+        m.core.transfers_abandoned == s->admin.transfer_abandoned;
+    in.transfer_target = s->admin.transfer_target;
     struct resp_buf text;
     resp_buf_init(&text, 2);
     info_format(&text, &in, info_sections(argc, argv));

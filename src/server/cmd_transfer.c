@@ -88,5 +88,10 @@ void cmd_cohort_transfer(struct conn *c, struct resp_buf *out, uint32_t argc,
         refuse(c, out, &a);
         return;
     }
+    struct node_metrics m;
+    node_metrics(c->server->node, &m);
+    c->server->admin.transfer_view = a.new_view;
+    c->server->admin.transfer_target = (uint32_t)id;
+    c->server->admin.transfer_abandoned = m.core.transfers_abandoned;
     resp_write_integer(out, (int64_t)a.new_view);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "runtime/view_log.h"
 #include "server/command.h"
 
 #define INFO_LINE_MAX 512
@@ -94,6 +95,7 @@ static void section_server(struct resp_buf *t, const struct info_input *in)
     line(t, "arch_bits:%u", (unsigned)(sizeof(void *) * 8));
     line(t, "process_id:%" PRId64, in->process_id);
     line(t, "tcp_port:%u", (unsigned)in->tcp_port);
+    line(t, "run_id:%016" PRIx64, in->run_id);
     line(t, "uptime_in_seconds:%" PRIu64, in->uptime_s);
     line(t, "uptime_in_days:%" PRIu64, in->uptime_s / 86400);
     line(t, "cluster_id:%016" PRIx64, in->cluster_id);
@@ -174,6 +176,35 @@ static void section_memory(struct resp_buf *t, const struct info_input *in)
     line(t, "maxmemory_policy:noeviction");
 }
 
+/* transfer_in_progress, rejuvenating, and view_history:<n> then
+ * view_history<k>:view=<v>,primary=<id>,role=<this replica's>,cause=<word,
+ * view_log.h>,time_ms=<wall clock> for the latest view notifications,
+ * oldest first. */
+static void operations(struct resp_buf *t, const struct info_input *in)
+{
+    line(t, "transfer_in_progress:%d", in->transfer_in_progress ? 1 : 0);
+    if (in->transfer_in_progress)
+        line(t, "transfer_target:%u", in->transfer_target);
+    line(t, "rejuvenating:%d", in->rejuvenating ? 1 : 0);
+    uint32_t n = in->view_history_count, first = 0;
+    if (n > INFO_VIEW_HISTORY) {
+        first = n - INFO_VIEW_HISTORY;
+        n = INFO_VIEW_HISTORY;
+    }
+    line(t, "view_history:%u", n);
+    for (uint32_t k = 0; k < n; k++) {
+        const struct node_view_record *v = &in->view_history[first + k];
+        const char *role = v->role == COHORT_ROLE_PRIMARY  ? "primary"
+                           : v->role == COHORT_ROLE_BACKUP ? "backup"
+                                                           : "changing";
+        line(t,
+             "view_history%u:view=%" PRIu64 ",primary=%u,role=%s,cause=%s,"
+             "time_ms=%" PRIu64,
+             k, v->view, v->primary, role, view_cause_name(v->cause),
+             v->wall_ms);
+    }
+}
+
 static void section_replication(struct resp_buf *t, const struct info_input *in)
 {
     const struct node_status *st = in->status;
@@ -193,6 +224,7 @@ static void section_replication(struct resp_buf *t, const struct info_input *in)
     line(t, "members:%u", st->replica_count);
     for (uint32_t i = 0; i < st->replica_count && i < COHORT_REPLICAS_MAX; i++)
         member_line(t, st, i, primary);
+    operations(t, in);
 }
 
 static void section_persistence(struct resp_buf *t, const struct info_input *in)

@@ -86,7 +86,20 @@ struct info_input {
     uint64_t watch_history_events;
     uint64_t watch_history_bytes;
     uint64_t watch_history_floor;
+    /* Operations (cmd_transfer.c, cmd_rejuvenate.c): this process's random
+     * run id (new at every start, also after COHORT.REJUVENATE), whether a
+     * transfer this replica accepted is still under way and to whom,
+     * whether it is about to re-execute, and its latest view changes
+     * (oldest first, at most INFO_VIEW_HISTORY shown). */
+    uint64_t run_id;
+    bool transfer_in_progress;
+    uint32_t transfer_target;
+    bool rejuvenating;
+    uint32_t view_history_count;
+    const struct node_view_record *view_history;
 };
+
+#define INFO_VIEW_HISTORY 8u
 
 /* The sections named by INFO's arguments (argv[1..argc-1]; none: the
  * default set, which is every section). "all", "everything" and "default"

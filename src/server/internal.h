@@ -370,6 +370,19 @@ struct announcer {
     uint8_t body[192];
 };
 
+/* Operations an operator started on this member, for INFO (cmd_transfer.c,
+ * cmd_rejuvenate.c): the view an accepted COHORT.TRANSFER will start, and
+ * the core's count of abandoned drains when it was accepted (a transfer is
+ * in progress while this replica's view is older and no drain was
+ * abandoned since); whether COHORT.REJUVENATE was accepted (the process is
+ * about to re-execute). */
+struct server_admin {
+    uint64_t transfer_view; /* 0: none accepted */
+    uint64_t transfer_abandoned;
+    uint32_t transfer_target;
+    bool rejuvenating;
+};
+
 struct server {
     uv_loop_t *loop;
     struct node *node;
@@ -444,6 +457,7 @@ struct server {
     struct server_watch watch; /* watch.h */
     struct server_metrics metrics;
     struct http_server *http; /* the metrics port (exporter.c), or NULL */
+    struct server_admin admin;
 };
 
 /* ---- server.c */

@@ -55,6 +55,12 @@ struct server_config {
     /* "host:port" of the metrics endpoint (Prometheus /metrics, the status
      * page at /, /status.json; server/exporter.c); NULL: none. */
     const char *metrics_addr;
+    /* COHORT.REJUVENATE (cmd_rejuvenate.c): asks the process to stop and
+     * re-execute its binary (cli/cmd_server.c); called at most once, on the
+     * loop thread, after the reply is queued. NULL: the command is refused
+     * (the server is embedded, nothing can re-execute it). */
+    void (*rejuvenate)(void *ctx);
+    void *rejuvenate_ctx;
 };
 
 void server_config_defaults(struct server_config *c);

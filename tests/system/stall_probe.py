@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""stall_probe — the longest write stall a client sees during a leadership
+transfer and during a rolling restart (`cohort rejuvenate`). A measurement,
+not a test (not registered in tests.cmake; it asserts nothing but that the
+commands work and no call failed); figures go to bench/RESULTS.md.
+
+A 3-replica group on loopback, release build. For each round, a fresh
+load runs through one command and is stopped a moment after it:
+  - the C client library (cohort-client-test incr, --threads T handles,
+    exactly once through COHORT.REQ): its longest call (max_call_ms) and
+    its failed calls;
+  - the harness's raw RESP writers (workload.Writers, T threads, each
+    retrying -TRYAGAIN and dropped connections against the next member):
+    the longest gap between two acknowledgements (any thread) while the
+    command ran.
+Rounds: --transfers N `cohort transfer` to the next replica, then
+--rejuvenations N `cohort rejuvenate`.
+
+usage: stall_probe.py [path/to/cohort] [--transfers N] [--rejuvenations N]
+                      [--threads T]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+from cluster import check, log  # noqa: E402
+from test_client_lib import Incrementer as CIncrementer  # noqa: E402
+from workload import Writers  # noqa: E402
+
+
+def one_round(c, binary, k, cmd):
+    stop = os.path.join(c.dir, "stop-%d" % k)
+    inc = CIncrementer(binary, c, "stall%d" % k, 120000, stop,
+                       threads=c.load_threads)
+    writers = Writers(c, threads=c.load_threads, prefix="s%d-" % k).start()
+    check(writers.wait_acks(200, 20), "no load: %s" % writers.summary())
+    inc.wait_progress(200, 30)
+    t0 = time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    t1 = time.monotonic()
+    check(out.returncode == 0, "%s: %s" % (cmd, out.stderr.strip()))
+    time.sleep(0.3)
+    writers.stop()
+    res = inc.stop(60)
+    failed = res["unknown"] + res["notapplied"] + res["other"]
+    check(failed == 0, "C client calls failed: %s" % res)
+    return (1000 * writers.longest_gap(t0, t1), res["max_call_ms"],
+            1000 * (t1 - t0), out.stdout.strip().split("\n")[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary", nargs="?", default="build/cohort")
+    ap.add_argument("--transfers", type=int, default=5)
+    ap.add_argument("--rejuvenations", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=4)
+    a = ap.parse_args()
+    c = cl.Cluster(a.binary, n=3, name="stall")
+    c.load_threads = a.threads
+    try:
+        c.start()
+        c.wait_for_primary()
+        c.wait_converged()
+        member = "127.0.0.1:%d" % c.client_ports[0]
+        rows = {"transfer": [], "rejuvenate": []}
+        for k in range(a.transfers):
+            p, _ = c.wait_for_primary(probe=False)
+            cmd = [c.binary, "transfer", "--cluster", member,
+                   str((p + 1) % c.n)]
+            rows["transfer"].append(one_round(c, c.binary, k, cmd))
+            log("transfer %d: %s" % (k, rows["transfer"][-1]))
+        for k in range(a.rejuvenations):
+            cmd = [c.binary, "rejuvenate", "--cluster", member]
+            rows["rejuvenate"].append(
+                one_round(c, c.binary, 100 + k, cmd))
+            log("rejuvenate %d: %s" % (k, rows["rejuvenate"][-1]))
+        for what, rs in rows.items():
+            if not rs:
+                continue
+            gaps = sorted(r[0] for r in rs)
+            calls = sorted(r[1] for r in rs)
+            took = sorted(r[2] for r in rs)
+            print("%s x%d: raw writers' longest ack gap ms %s (max %.1f); "
+                  "C client longest call ms %s (max %d); command took ms %s; "
+                  "0 failed calls"
+                  % (what, len(rs), "/".join("%.1f" % g for g in gaps),
+                     gaps[-1], "/".join("%d" % x for x in calls), calls[-1],
+                     "/".join("%.0f" % t for t in took)))
+    finally:
+        c.cleanup()
+
+
+if __name__ == "__main__":
+    main()
