@@ -274,13 +274,48 @@ static int restart_member(struct rejuv *r, uint32_t i, struct cohort_err *err)
     if (rc == 0 && c.nodes[0].type == RESP_TYPE_ERROR) {
         const struct resp_node *n = &c.nodes[0];
         size_t skip = n->len > 4 && !memcmp(n->str, "ERR ", 4) ? 4 : 0;
-        rc = err_set(err, -COHORT_EAGAIN, "replica %" PRIu32 " at %s: %.*s",
-                     i, r->addr[i], (int)(n->len - skip), n->str + skip);
+        rc = err_set(err, -COHORT_EAGAIN, "replica %" PRIu32 " at %s: %.*s", i,
+                     r->addr[i], (int)(n->len - skip), n->str + skip);
     } else if (rc != 0 && rc == -COHORT_EIO) {
         rc = 0; /* closed: it is restarting; its run_id will tell */
     }
     cli_rpc_close(&c);
     return rc;
+}
+
+/* Whether every member's peer link to every other member is up (INFO
+ * replication's member<k> link=up, as each member reports it). A member
+ * reconnects to a restarted peer with a backoff: until it has, it could
+ * not lead (after a transfer) or ack with that peer, so the next restart
+ * waits for it. *which names the first member and link down. */
+static bool all_links_up(const struct rejuv *r, char *which, size_t size)
+{
+    static char text[INFO_SIZE_MAX];
+    for (uint32_t j = 0; j < r->count; j++) {
+        struct cli_rpc c;
+        struct cohort_err err;
+        if (cli_rpc_open_member(&c, r->addr[j], INFO_SIZE_MAX, &err) != 0) {
+            snprintf(which, size, "replica %" PRIu32 " does not answer", j);
+            return false;
+        }
+        int rc = info_text(&c, "replication", text, sizeof(text), &err);
+        cli_rpc_close(&c);
+        if (rc != 0)
+            return false;
+        for (uint32_t k = 0; k < r->count; k++) {
+            char line[FIELD_MAX * 2], link[16];
+            if (k == j || !member_line(text, k, line, sizeof(line)))
+                continue;
+            member_field(line, "link", link, sizeof(link));
+            if (strcmp(link, "up")) {
+                snprintf(which, size,
+                         "replica %" PRIu32 " has no link to replica %" PRIu32,
+                         j, k);
+                return false;
+            }
+        }
+    }
+    return true;
 }
 
 /* Wait until member i answers as a new process image, a backup of the
@@ -290,6 +325,7 @@ static int wait_back(struct rejuv *r, uint32_t i, const char *old_run_id,
                      struct cohort_err *err)
 {
     static char text[INFO_SIZE_MAX];
+    static char links[128];
     const char *why = "it did not answer";
     while (now_ms() - started < r->timeout_ms) {
         cli_pause_ms(20);
@@ -314,6 +350,10 @@ static int wait_back(struct rejuv *r, uint32_t i, const char *old_run_id,
         why = "it has not caught up";
         if (lag > r->max_lag)
             continue;
+        if (!all_links_up(r, links, sizeof(links))) {
+            why = links;
+            continue;
+        }
         snprintf(r->run_id[i], sizeof(r->run_id[i]), "%s", m.run_id);
         *lag_out = lag;
         *view_out = m.view;
@@ -348,8 +388,7 @@ static int restart_step(struct rejuv *r, uint32_t i, struct cohort_err *err)
 static bool transfer_retryable(const char *msg, size_t len)
 {
     static const char *const words[] = {"not caught up", "not responding",
-                                        "already under way",
-                                        "not the primary"};
+                                        "already under way", "not the primary"};
     for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++)
         if (memmem(msg, len, words[k], strlen(words[k])) != NULL)
             return true;
@@ -379,9 +418,9 @@ static int transfer_to(struct rejuv *r, uint32_t target, uint64_t *view_out,
         int rc = cli_rpc_call(&c, 2, cmd, err);
         bool refused = rc == 0 && c.nodes[0].type == RESP_TYPE_ERROR;
         if (refused && !transfer_retryable(c.nodes[0].str, c.nodes[0].len)) {
-            rc = err_set(err, -COHORT_EAGAIN, "transfer to replica %" PRIu32
-                         " refused: %.*s", target, (int)c.nodes[0].len,
-                         c.nodes[0].str);
+            rc = err_set(err, -COHORT_EAGAIN,
+                         "transfer to replica %" PRIu32 " refused: %.*s",
+                         target, (int)c.nodes[0].len, c.nodes[0].str);
             cli_rpc_close(&c);
             return rc;
         }

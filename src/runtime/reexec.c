@@ -18,7 +18,8 @@ static char binary_path[PATH_MAX];
 
 void reexec_init(void)
 {
-    ssize_t n = readlink("/proc/self/exe", binary_path, sizeof(binary_path) - 1);
+    ssize_t n =
+        readlink("/proc/self/exe", binary_path, sizeof(binary_path) - 1);
     binary_path[n > 0 ? n : 0] = '\0';
 }
 

@@ -61,8 +61,7 @@ void cmd_cohort_rejuvenate(struct conn *c, struct resp_buf *out, uint32_t argc,
 {
     struct server *s = c->server;
     bool force = false;
-    if (argc == 2 && argv[1].size == 5 &&
-        !strncasecmp(argv[1].ptr, "FORCE", 5))
+    if (argc == 2 && argv[1].size == 5 && !strncasecmp(argv[1].ptr, "FORCE", 5))
         force = true;
     else if (argc != 1) {
         resp_write_error(out, "ERR usage: COHORT.REJUVENATE [FORCE]");

@@ -42,16 +42,35 @@ def one_round(c, binary, k, cmd):
     check(writers.wait_acks(200, 20), "no load: %s" % writers.summary())
     inc.wait_progress(200, 30)
     t0 = time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    steps = [(time.monotonic(), line.strip()) for line in proc.stdout]
+    err = proc.stderr.read()
     t1 = time.monotonic()
-    check(out.returncode == 0, "%s: %s" % (cmd, out.stderr.strip()))
+    check(proc.wait() == 0, "%s: %s" % (cmd, err.strip()))
     time.sleep(0.3)
     writers.stop()
     res = inc.stop(60)
     failed = res["unknown"] + res["notapplied"] + res["other"]
     check(failed == 0, "C client calls failed: %s" % res)
-    return (1000 * writers.longest_gap(t0, t1), res["max_call_ms"],
-            1000 * (t1 - t0), out.stdout.strip().split("\n")[-1])
+    gap, where = longest_gap_at(writers, t0, t1, steps)
+    log("longest raw gap %.1f ms, ended by the step: %s" % (gap, where))
+    return (gap, res["max_call_ms"], 1000 * (t1 - t0), steps[-1][1])
+
+
+def longest_gap_at(writers, t0, t1, steps):
+    """The longest gap between acknowledgements in [t0, t1] (ms), and the
+    first line the command printed after the gap began (the step it was
+    in)."""
+    with writers.lock:
+        times = sorted(a for _, a in writers.acks if t0 <= a <= t1)
+    points = [t0] + times + [t1]
+    gap, start = max((b - a, a) for a, b in zip(points, points[1:]))
+    where = next((line for t, line in steps if t >= start), "(end)")
+    wall = time.time() - (time.monotonic() - start)
+    where += " [gap began %s.%03dZ]" % (
+        time.strftime("%H:%M:%S", time.gmtime(wall)), int(wall * 1000) % 1000)
+    return 1000 * gap, where
 
 
 def main():
