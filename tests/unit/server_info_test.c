@@ -239,6 +239,44 @@ static void persistence_shows_a_disk_stall_and_failing_snapshots(void **state)
     teardown_fixture(&f);
 }
 
+static void replication_shows_operations_and_view_history(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 0, 0);
+    f.in.run_id = 0xabcdefull;
+    const char *t = format(&f, INFO_SERVER | INFO_REPLICATION);
+    assert_non_null(strstr(t, "run_id:0000000000abcdef\r\n"));
+    assert_non_null(strstr(t, "transfer_in_progress:0\r\n"));
+    assert_null(strstr(t, "transfer_target:"));
+    assert_non_null(strstr(t, "rejuvenating:0\r\nview_history:0\r\n"));
+    /* Ten records: the latest INFO_VIEW_HISTORY, oldest first. */
+    struct node_view_record views[10];
+    memset(views, 0, sizeof(views));
+    for (uint32_t k = 0; k < 10; k++) {
+        views[k].view = k + 1;
+        views[k].primary = k % 3;
+        views[k].role = k % 3 == 0 ? COHORT_ROLE_PRIMARY : COHORT_ROLE_BACKUP;
+        views[k].cause =
+            k == 9 ? COHORT_VIEW_CAUSE_TRANSFER : COHORT_VIEW_CAUSE_SUSPECTED;
+        views[k].wall_ms = 1700000000000ull + k;
+    }
+    f.in.view_history = views;
+    f.in.view_history_count = 10;
+    f.in.transfer_in_progress = true;
+    f.in.transfer_target = 2;
+    f.in.rejuvenating = true;
+    t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "transfer_in_progress:1\r\ntransfer_target:2\r\n"
+                              "rejuvenating:1\r\nview_history:8\r\n"));
+    assert_non_null(strstr(t, "view_history0:view=3,primary=2,role=backup,"
+                              "cause=suspected,time_ms=1700000000002\r\n"));
+    assert_non_null(strstr(t, "view_history7:view=10,primary=0,role=primary,"
+                              "cause=transfer,time_ms=1700000000009\r\n"));
+    assert_null(strstr(t, "view_history8:"));
+    teardown_fixture(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +287,7 @@ int main(void)
         cmocka_unit_test(empty_keyspace_has_only_its_header),
         cmocka_unit_test(section_names_select_sections),
         cmocka_unit_test(persistence_shows_a_disk_stall_and_failing_snapshots),
+        cmocka_unit_test(replication_shows_operations_and_view_history),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
