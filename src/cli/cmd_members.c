@@ -85,8 +85,9 @@ static void print_members(const char *text, size_t len)
     }
 }
 
-/* "recent view changes (this replica's):" and one line each, oldest
- * first: time (UTC), view, primary, this replica's role, cause. */
+/* After a blank line: a transfer under way, if one is; then "recent view
+ * changes" and one line each, oldest first: time (UTC), view, primary, the
+ * primary's role in it, cause. */
 static void print_history(const char *text, size_t len)
 {
     char value[32];
@@ -95,14 +96,14 @@ static void print_history(const char *text, size_t len)
         !strcmp(value, "1")) {
         char target[32] = "?";
         cli_info_field(text, len, "transfer_target:", target, sizeof(target));
-        printf("a leadership transfer to replica %s is under way\n", target);
+        printf("\na leadership transfer to replica %s is under way\n", target);
     }
     uint32_t count = 0;
     if (cli_info_field(text, len, "view_history:", value, sizeof(value)))
         count = (uint32_t)strtoul(value, NULL, 10);
     if (count == 0)
         return;
-    printf("recent view changes (as the primary saw them):\n");
+    printf("\nrecent view changes (as the primary saw them):\n");
     for (uint32_t k = 0; k < count && k < MEMBERS_MAX; k++) {
         char name[32], line[FIELD_MAX], view[32], primary[32], role[32],
             cause[32], at[32], when[32] = "?";

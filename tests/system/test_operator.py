@@ -185,15 +185,20 @@ def status_format(binary):
 
 def members(binary, c):
     """`cohort members` asked at a backup lists every member as the primary
-    sees it; a stopped backup shows as not ok; a dead address fails."""
+    sees it, then (after a blank line) its recent view changes; a stopped
+    backup shows as not ok; a dead address fails."""
     p, _ = c.wait_for_primary()
     b = c.backups(p)[0]
     code, out, err = run(binary, "members", "--cluster",
                          "%s:%d" % (cl.HOST, c.client_ports[b]))
     log("cohort members:\n%s" % out.rstrip())
     check(code == 0, "cohort members: exit %d: %s" % (code, err))
-    rows = [ln.split() for ln in out.splitlines()[2:]]
+    table, _, history = out.partition("\n\n")
+    rows = [ln.split() for ln in table.splitlines()[2:]]
     check(len(rows) == c.n, "want %d member rows, got %r" % (c.n, out))
+    # After a blank line, the primary's latest view changes with causes.
+    check("recent view changes" in history and "cause: " in history,
+          "cohort members shows no view history: %r" % out)
     for i, row in enumerate(rows):
         check(row[0] == str(i) and
               row[1] == "%s:%d" % (cl.HOST, c.client_ports[i]),
