@@ -14,6 +14,7 @@
  * failure is one line naming the member and the fix, and stops there. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct rejuv {
     uint64_t max_lag;
     uint32_t count;
     uint32_t primary;
+    uint32_t step; /* restarts begun */
     char addr[COHORT_REPLICAS_MAX][FIELD_MAX];
     char run_id[COHORT_REPLICAS_MAX][40];
 };
@@ -283,6 +285,31 @@ static int restart_member(struct rejuv *r, uint32_t i, struct cohort_err *err)
     return rc;
 }
 
+/* Tell every member that answers what this rolling restart is doing
+ * (COHORT.REJUVENATE PROGRESS: INFO replication's rejuvenation_progress);
+ * "DONE" clears it. A member that does not answer (restarting) hears the
+ * next note. */
+static void note_progress(const struct rejuv *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void note_progress(const struct rejuv *r, const char *fmt, ...)
+{
+    char note[120];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note, sizeof(note), fmt, ap);
+    va_end(ap);
+    struct resp_arg cmd[] = {
+        {"COHORT.REJUVENATE", 17}, {"PROGRESS", 8}, {note, strlen(note)}};
+    for (uint32_t j = 0; j < r->count; j++) {
+        struct cli_rpc c;
+        struct cohort_err err;
+        if (cli_rpc_open_member(&c, r->addr[j], 4096, &err) != 0)
+            continue;
+        (void)cli_rpc_call(&c, 3, cmd, &err);
+        cli_rpc_close(&c);
+    }
+}
+
 /* Whether every member's peer link to every other member is up (INFO
  * replication's member<k> link=up, as each member reports it). A member
  * reconnects to a restarted peer with a backoff: until it has, it could
@@ -371,6 +398,9 @@ static int restart_step(struct rejuv *r, uint32_t i, struct cohort_err *err)
     char old[40];
     snprintf(old, sizeof(old), "%s", r->run_id[i]);
     uint64_t started = now_ms(), lag = 0, view = 0;
+    note_progress(r,
+                  "restarting replica %" PRIu32 " (%" PRIu32 " of %" PRIu32 ")",
+                  i, ++r->step, r->count);
     int rc = restart_member(r, i, err);
     if (rc == 0)
         rc = wait_back(r, i, old, started, &lag, &view, err);
@@ -475,6 +505,10 @@ static int next_step(struct rejuv *r, bool *done, struct cohort_err *err)
     uint64_t view = 0, started = now_ms();
     if (target == UINT32_MAX)
         return err_set(err, -COHORT_EPROTO, "no backup to take over");
+    note_progress(r,
+                  "handing the primary role from replica %" PRIu32
+                  " to replica %" PRIu32,
+                  old, target);
     rc = transfer_to(r, target, &view, err);
     if (rc != 0)
         return rc;
@@ -511,8 +545,10 @@ int cmd_rejuvenate(int argc, char **argv)
     for (uint32_t k = 0; k < r.count; k++)
         if (next_step(&r, done, &err) != 0) {
             fprintf(stderr, "cohort rejuvenate: %s\n", err.message);
+            note_progress(&r, "DONE");
             return 1;
         }
+    note_progress(&r, "DONE");
     if (ask_primary(&r, text, sizeof(text), &err) != 0) {
         fprintf(stderr, "cohort rejuvenate: %s\n", err.message);
         return 1;

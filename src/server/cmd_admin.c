@@ -336,6 +336,7 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         .expire_ops_proposed = s->sweeper.ops_proposed,
         .run_id = s->client_id_base,
         .rejuvenating = s->admin.rejuvenating,
+        .rejuvenation = s->admin.rejuvenation,
     };
     struct node_metrics m;
     node_metrics(s->node, &m);

@@ -9,6 +9,11 @@
  *   COHORT.REJUVENATE        -> +OK  the reply is queued before the stop;
  *                                    the connection then closes
  *                            -> -ERR one line saying why not and what to do
+ *   COHORT.REJUVENATE PROGRESS <note>
+ *                            -> +OK  `cohort rejuvenate` telling every member
+ *                                    what it is doing, for INFO replication's
+ *                                    rejuvenation_in_progress and
+ *                                    rejuvenation_progress; DONE clears it
  *
  * Refused: on a replica that is not a primary or backup of a normal view
  * (it would restart into a group that may not have a majority), twice, and
@@ -17,6 +22,7 @@
  * a backup first, cohort transfer, which `cohort rejuvenate` does). Nothing
  * is forwarded: the command is for the member it is sent to. */
 #include <inttypes.h>
+#include <string.h>
 #include <strings.h>
 
 #include "runtime/logline.h"
@@ -56,15 +62,43 @@ static bool refuse(struct server *s, struct resp_buf *out, bool force)
     return false;
 }
 
+/* COHORT.REJUVENATE PROGRESS <note>: remember the note for INFO ("DONE"
+ * clears it). Printable ASCII, at most SERVER_ADMIN_NOTE_MAX bytes. */
+static void progress(struct server *s, struct resp_buf *out,
+                     const struct resp_arg *note)
+{
+    if (note->size > SERVER_ADMIN_NOTE_MAX) {
+        resp_write_errorf(out, "ERR a progress note has at most %u bytes",
+                          SERVER_ADMIN_NOTE_MAX);
+        return;
+    }
+    for (size_t i = 0; i < note->size; i++)
+        if (note->ptr[i] < 0x20 || note->ptr[i] > 0x7e) {
+            resp_write_error(out, "ERR a progress note is printable ASCII");
+            return;
+        }
+    bool done = note->size == 4 && !strncasecmp(note->ptr, "DONE", 4);
+    size_t n = done ? 0 : note->size;
+    memcpy(s->admin.rejuvenation, note->ptr, n);
+    s->admin.rejuvenation[n] = '\0';
+    resp_write_simple(out, "OK");
+}
+
 void cmd_cohort_rejuvenate(struct conn *c, struct resp_buf *out, uint32_t argc,
                            const struct resp_arg *argv)
 {
     struct server *s = c->server;
+    if (argc == 3 && argv[1].size == 8 &&
+        !strncasecmp(argv[1].ptr, "PROGRESS", 8)) {
+        progress(s, out, &argv[2]);
+        return;
+    }
     bool force = false;
     if (argc == 2 && argv[1].size == 5 && !strncasecmp(argv[1].ptr, "FORCE", 5))
         force = true;
     else if (argc != 1) {
-        resp_write_error(out, "ERR usage: COHORT.REJUVENATE [FORCE]");
+        resp_write_error(out, "ERR usage: COHORT.REJUVENATE [FORCE] | "
+                              "COHORT.REJUVENATE PROGRESS <note>");
         return;
     }
     if (refuse(s, out, force))

@@ -176,7 +176,8 @@ static void section_memory(struct resp_buf *t, const struct info_input *in)
     line(t, "maxmemory_policy:noeviction");
 }
 
-/* transfer_in_progress, rejuvenating, and view_history:<n> then
+/* transfer_in_progress, rejuvenating, rejuvenation_in_progress (and its
+ * note), and view_history:<n> then
  * view_history<k>:view=<v>,primary=<id>,role=<this replica's>,cause=<word,
  * view_log.h>,time_ms=<wall clock> for the latest view notifications,
  * oldest first. */
@@ -186,6 +187,10 @@ static void operations(struct resp_buf *t, const struct info_input *in)
     if (in->transfer_in_progress)
         line(t, "transfer_target:%u", in->transfer_target);
     line(t, "rejuvenating:%d", in->rejuvenating ? 1 : 0);
+    bool rolling = in->rejuvenation != NULL && in->rejuvenation[0] != '\0';
+    line(t, "rejuvenation_in_progress:%d", rolling ? 1 : 0);
+    if (rolling)
+        line(t, "rejuvenation_progress:%s", in->rejuvenation);
     uint32_t n = in->view_history_count, first = 0;
     if (n > INFO_VIEW_HISTORY) {
         first = n - INFO_VIEW_HISTORY;

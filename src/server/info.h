@@ -95,6 +95,7 @@ struct info_input {
     bool transfer_in_progress;
     uint32_t transfer_target;
     bool rejuvenating;
+    const char *rejuvenation; /* a rolling restart's note; "" or NULL: none */
     uint32_t view_history_count;
     const struct node_view_record *view_history;
 };

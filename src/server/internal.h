@@ -370,17 +370,22 @@ struct announcer {
     uint8_t body[192];
 };
 
+#define SERVER_ADMIN_NOTE_MAX 120u
+
 /* Operations an operator started on this member, for INFO (cmd_transfer.c,
  * cmd_rejuvenate.c): the view an accepted COHORT.TRANSFER will start, and
  * the core's count of abandoned drains when it was accepted (a transfer is
  * in progress while this replica's view is older and no drain was
  * abandoned since); whether COHORT.REJUVENATE was accepted (the process is
- * about to re-execute). */
+ * about to re-execute); a rolling restart's progress note. */
 struct server_admin {
     uint64_t transfer_view; /* 0: none accepted */
     uint64_t transfer_abandoned;
     uint32_t transfer_target;
     bool rejuvenating;
+    /* What `cohort rejuvenate` last said it is doing (COHORT.REJUVENATE
+     * PROGRESS, printable ASCII); "": no rolling restart under way. */
+    char rejuvenation[SERVER_ADMIN_NOTE_MAX + 1];
 };
 
 struct server {

@@ -21,6 +21,8 @@ Pass:
     error), its replies are exactly 1..N and the counter reads N;
   - every write the raw writers had acknowledged reads back on every
     member, and none got an error a retrying client would not retry;
+  - while it runs, INFO replication shows rejuvenation_in_progress:1 and
+    a "restarting replica ..." note; afterwards every member shows 0;
   - `cohort members` shows the transfer among the recent view changes,
     and INFO shows no transfer or rejuvenation in progress.
 Printed, never asserted: the longest gap between acknowledged raw writes
@@ -59,6 +61,29 @@ def rejuvenate(c, member, *extra):
                            "--timeout", str(int(60 * c.slow))] + list(extra),
                           capture_output=True, text=True,
                           timeout=400 * c.slow)
+
+
+def rejuvenate_watching(c):
+    """cohort rejuvenate from member 0, while polling every member's INFO
+    for rejuvenation_progress: (its result, the notes seen)."""
+    proc = subprocess.Popen([c.binary, "rejuvenate", "--cluster",
+                             "127.0.0.1:%d" % c.client_ports[0], "--timeout",
+                             str(int(60 * c.slow))], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    notes = set()
+    k = 0
+    while proc.poll() is None:
+        try:
+            inf = c.info(k % c.n, timeout=1.0)
+            if inf.get("rejuvenation_in_progress") == "1":
+                notes.add(inf.get("rejuvenation_progress", ""))
+        except (OSError, resp.RespError, resp.ProtocolError):
+            pass
+        k += 1
+        time.sleep(0.01)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out,
+                                       err), notes
 
 
 def one_line_error(out, what):
@@ -131,8 +156,11 @@ def main(binary):
     inc.wait_progress(100, 60 * c.slow)
     upgrade(c, copy)
     t_begin = time.monotonic()
-    out = rejuvenate(c, 0)
+    out, notes = rejuvenate_watching(c)
     t_end = time.monotonic()
+    log("progress notes seen in INFO: %s" % sorted(notes))
+    check(any(n.startswith("restarting replica") for n in notes),
+          "INFO never showed the rejuvenation in progress: %s" % notes)
     log("cohort rejuvenate:\n  " + out.stdout.strip().replace("\n", "\n  "))
     check(out.returncode == 0, "cohort rejuvenate: rc %d: %s"
           % (out.returncode, out.stderr.strip()))
@@ -188,6 +216,9 @@ def main(binary):
     inf = c.info(p)
     check(inf.get("transfer_in_progress") == "0"
           and inf.get("rejuvenating") == "0", "INFO after: %s" % inf)
+    for i in range(c.n):
+        check(c.info(i).get("rejuvenation_in_progress") == "0",
+              "r%d still shows a rejuvenation in progress" % i)
     gap = writers.longest_gap(t_begin, t_end)
     c.check_healthy()
     return ("rejuvenated 3 replicas under load in %.1f s; C client: %d "

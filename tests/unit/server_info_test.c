@@ -249,7 +249,9 @@ static void replication_shows_operations_and_view_history(void **state)
     assert_non_null(strstr(t, "run_id:0000000000abcdef\r\n"));
     assert_non_null(strstr(t, "transfer_in_progress:0\r\n"));
     assert_null(strstr(t, "transfer_target:"));
-    assert_non_null(strstr(t, "rejuvenating:0\r\nview_history:0\r\n"));
+    assert_non_null(strstr(t,
+                           "rejuvenating:0\r\n"
+                           "rejuvenation_in_progress:0\r\nview_history:0\r\n"));
     /* Ten records: the latest INFO_VIEW_HISTORY, oldest first. */
     struct node_view_record views[10];
     memset(views, 0, sizeof(views));
@@ -266,9 +268,12 @@ static void replication_shows_operations_and_view_history(void **state)
     f.in.transfer_in_progress = true;
     f.in.transfer_target = 2;
     f.in.rejuvenating = true;
+    f.in.rejuvenation = "restarting replica 1 (2 of 3)";
     t = format(&f, INFO_REPLICATION);
     assert_non_null(strstr(t, "transfer_in_progress:1\r\ntransfer_target:2\r\n"
-                              "rejuvenating:1\r\nview_history:8\r\n"));
+                              "rejuvenating:1\r\nrejuvenation_in_progress:1\r\n"
+                              "rejuvenation_progress:restarting replica 1 (2 "
+                              "of 3)\r\nview_history:8\r\n"));
     assert_non_null(strstr(t, "view_history0:view=3,primary=2,role=backup,"
                               "cause=suspected,time_ms=1700000000002\r\n"));
     assert_non_null(strstr(t, "view_history7:view=10,primary=0,role=primary,"
