@@ -348,8 +348,8 @@ static bool all_links_up(const struct rejuv *r, char *which, size_t size)
 /* Wait until member i answers as a new process image, a backup of the
  * primary's view that the primary hears, within max_lag of its commit. */
 static int wait_back(struct rejuv *r, uint32_t i, const char *old_run_id,
-                     uint64_t started, uint64_t *lag_out, uint64_t *view_out,
-                     struct cohort_err *err)
+                     uint64_t started, bool *primary_out, uint64_t *lag_out,
+                     uint64_t *view_out, struct cohort_err *err)
 {
     static char text[INFO_SIZE_MAX];
     static char links[128];
@@ -363,8 +363,11 @@ static int wait_back(struct rejuv *r, uint32_t i, const char *old_run_id,
             why = "the old process still answers";
             continue;
         }
+        /* A backup; or the primary, if a view change elected it since. */
         why = "it is not yet a backup of the primary's view";
-        if (strcmp(m.role, "backup") || ask_primary(r, text, sizeof(text), err))
+        bool primary = !strcmp(m.role, "primary");
+        if ((!primary && strcmp(m.role, "backup")) ||
+            ask_primary(r, text, sizeof(text), err))
             continue;
         char line[FIELD_MAX * 2], health[32];
         if (!member_line(text, i, line, sizeof(line)))
@@ -372,7 +375,8 @@ static int wait_back(struct rejuv *r, uint32_t i, const char *old_run_id,
         member_field(line, "health", health, sizeof(health));
         uint64_t commit = field_u64(text, "commit_op:");
         uint64_t lag = commit > m.commit ? commit - m.commit : 0;
-        if (m.view != field_u64(text, "view:") || strcmp(health, "ok"))
+        if (m.view != field_u64(text, "view:") ||
+            strcmp(health, primary ? "self" : "ok"))
             continue;
         why = "it has not caught up";
         if (lag > r->max_lag)
@@ -382,6 +386,7 @@ static int wait_back(struct rejuv *r, uint32_t i, const char *old_run_id,
             continue;
         }
         snprintf(r->run_id[i], sizeof(r->run_id[i]), "%s", m.run_id);
+        *primary_out = primary;
         *lag_out = lag;
         *view_out = m.view;
         return 0;
@@ -398,18 +403,20 @@ static int restart_step(struct rejuv *r, uint32_t i, struct cohort_err *err)
     char old[40];
     snprintf(old, sizeof(old), "%s", r->run_id[i]);
     uint64_t started = now_ms(), lag = 0, view = 0;
+    bool primary = false;
     note_progress(r,
                   "restarting replica %" PRIu32 " (%" PRIu32 " of %" PRIu32 ")",
                   i, ++r->step, r->count);
     int rc = restart_member(r, i, err);
     if (rc == 0)
-        rc = wait_back(r, i, old, started, &lag, &view, err);
+        rc = wait_back(r, i, old, started, &primary, &lag, &view, err);
     if (rc != 0)
         return rc;
-    printf("replica %" PRIu32 " (%s): restarted (run_id %s -> %s), back as a "
-           "backup of view %" PRIu64 ", %" PRIu64 " ops behind; took %" PRIu64
-           " ms\n",
-           i, r->addr[i], old, r->run_id[i], view, lag, now_ms() - started);
+    printf("replica %" PRIu32 " (%s): restarted (run_id %s -> %s), back as %s "
+           "of view %" PRIu64 ", %" PRIu64 " ops behind; took %" PRIu64 " ms\n",
+           i, r->addr[i], old, r->run_id[i],
+           primary ? "the primary (a view change elected it)" : "a backup",
+           view, lag, now_ms() - started);
     fflush(stdout);
     return 0;
 }

@@ -165,11 +165,15 @@ def main(binary):
     check(out.returncode == 0, "cohort rejuvenate: rc %d: %s"
           % (out.returncode, out.stderr.strip()))
     lines = out.stdout.strip().split("\n")
-    check(len(lines) == c.n + 3 and lines[-1].startswith("rejuvenated 3"),
+    # One transfer, unless a view change on a loaded machine moved the
+    # primary to a replica already restarted (then the old primary is
+    # restarted as a backup, with no transfer).
+    handed = sum("handed the primary role" in x for x in lines)
+    check(handed <= 1 and len(lines) == c.n + 2 + handed
+          and lines[-1].startswith("rejuvenated 3"),
           "expected a first line, %d restarts, a transfer and a final line: "
           "%r" % (c.n, lines))
     check(sum("restarted (run_id" in x for x in lines) == c.n, lines)
-    check(sum("handed the primary role" in x for x in lines) == 1, lines)
     inc.wait_progress(100, 60 * c.slow)
     time.sleep(0.3)
     writers.stop()
@@ -210,7 +214,9 @@ def main(binary):
                              capture_output=True, text=True,
                              timeout=30 * c.slow)
     log("cohort members:\n  " + members.stdout.strip().replace("\n", "\n  "))
-    check(members.returncode == 0 and "cause: transfer" in members.stdout,
+    check(members.returncode == 0 and "recent view changes" in
+          members.stdout and ("cause: transfer" in members.stdout
+                              or not handed),
           "cohort members shows no transfer: %s" % members.stdout)
     p, _ = c.wait_for_primary(probe=False)
     inf = c.info(p)
