@@ -13,6 +13,7 @@
 #include "kv/strings.h"
 #include "kv/txn.h"
 #include "kv/expire.h"
+#include "kv/session_cmd.h"
 
 static_assert(KV_REPLY_OVERHEAD >= 256, "room for a bulk header or an error");
 
@@ -95,7 +96,8 @@ static const struct kv_command_def *command_find(const struct resp_arg *name)
         if (resp_arg_is(name, commands[i].name))
             return &commands[i];
     }
-    return kv_strings_find(name);
+    const struct kv_command_def *def = kv_strings_find(name);
+    return def != NULL ? def : kv_session_find(name);
 }
 
 enum kv_class kv_command_class(const struct resp_arg *name)
@@ -193,6 +195,8 @@ static enum kv_arg_role arg_role(enum kv_command_type type, uint32_t i)
     case KV_CMD_TXN: /* its commands are checked one by one */
         return KV_ARG_OTHER;
     default:
+        if (kv_session_owns_type(type))
+            return KV_ARG_OTHER;
         return kv_strings_arg_role(type, i);
     }
 }
@@ -241,11 +245,20 @@ static int parse_set(uint32_t argc, const struct resp_arg *argv,
             continue;
         }
         int rc = kv_expire_parse_set_option(argc, argv, &j, w, r);
+        if (rc == 0)
+            rc = kv_session_parse_set_option(argc, argv, &j, w, r);
         if (rc < 0)
             return rc;
         if (rc > 0)
             continue;
         resp_write_error(r, "ERR syntax error");
+        return -COHORT_EINVAL;
+    }
+    if ((w->flags & KV_SET_SESSION) &&
+        (w->flags & (KV_SET_PX | KV_SET_PXAT | KV_SET_KEEPTTL))) {
+        resp_write_error(r, "ERR SET with SESSION takes no EX, PX, EXAT, "
+                            "PXAT or KEEPTTL: the key lives as long as the "
+                            "session");
         return -COHORT_EINVAL;
     }
     return 0;
@@ -355,6 +368,8 @@ static int parse_args(const struct kv_config *config,
     case CMD_SETEX:
         return kv_expire_parse(argc, argv, w, r);
     default:
+        if (kv_session_owns(def))
+            return kv_session_parse(def, argc, argv, w, r);
         return kv_strings_parse(config, def, argc, argv, w, r);
     }
 }
@@ -483,6 +498,8 @@ uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
     case KV_CMD_EXPIRE_DUE:
         return 0;
     default:
+        if (kv_session_owns_type(w->type))
+            return 0;
         return kv_strings_growth(kv, w);
     }
 }
@@ -615,6 +632,8 @@ static const char *check_header(const struct kv_command *c)
     case KV_CMD_EXPIRE_DUE:
         return kv_expire_check_header(c);
     default:
+        if (kv_session_owns_type(c->type))
+            return kv_session_check_header(c);
         return kv_strings_check_header(c);
     }
 }
@@ -730,6 +749,8 @@ static void apply_set(struct kv *kv, uint64_t op, uint64_t now_ms,
         resp_write_error(r, "ERR invalid expire time in 'set' command");
         return;
     }
+    if (!kv_session_set_check(kv, c, r))
+        return;
     const struct kv_record *old = kv_get(kv, key, key_size);
     /* GET answers with the old value whether or not the SET happens; it is
      * copied out before the put may reuse the record's memory. */
@@ -744,8 +765,10 @@ static void apply_set(struct kv *kv, uint64_t op, uint64_t now_ms,
         set = false;
     if ((c->flags & KV_SET_XX) && old == NULL)
         set = false;
-    if (set)
+    if (set) {
         set_value(kv, op, now_ms, c, key, key_size, value, value_size, at_ms);
+        kv_session_set_attach(kv, c, key, key_size);
+    }
     if (!(c->flags & KV_SET_GET)) {
         if (set)
             resp_write_simple(r, "OK");
@@ -1016,7 +1039,10 @@ static void apply_command(struct kv *kv, uint64_t op, uint64_t now_ms,
     case KV_CMD_TXN:
         UNREACHABLE();
     default:
-        kv_strings_apply(kv, op, c, r);
+        if (kv_session_owns_type(c->type))
+            kv_session_apply(kv, op, now_ms, c, r);
+        else
+            kv_strings_apply(kv, op, c, r);
         return;
     }
 }

@@ -121,6 +121,12 @@ enum kv_command_type {
     KV_CMD_COPY = 45,
     KV_CMD_RENAME = 46,   /* and RENAMENX */
     KV_CMD_FLUSHALL = 47, /* and FLUSHDB; no arguments */
+    /* Sessions (kv/session_cmd.h), from 60. */
+    KV_CMD_SESSION_OPEN = 60,      /* ttl-ms */
+    KV_CMD_SESSION_KEEPALIVE = 61, /* id */
+    KV_CMD_SESSION_CLOSE = 62,     /* id */
+    KV_CMD_SESSION_EXTEND = 63,    /* the new primary's: no arguments */
+    KV_CMD_SESSION_EXPIRE = 64,    /* the primary's: ids found due */
 };
 
 /* TXN: COHORT.EXEC (EXEC's reply shape, no ELSE list). */
@@ -151,6 +157,9 @@ enum kv_command_type {
 #define KV_SET_PXAT 0x10u
 #define KV_SET_KEEPTTL 0x20u
 #define KV_SET_PERSIST 0x40u
+/* SET ... SESSION id (kv/session_cmd.h): delta is the session's id; not
+ * with an expiry option. */
+#define KV_SET_SESSION 0x80u
 
 /* Whether the server proposes a command (write), serves it from the store
  * (read), or the store does not know it. */

@@ -27,6 +27,7 @@ bool kv_expire_has_delta(enum kv_command_type type, uint16_t flags)
     case KV_CMD_PEXPIRE:
         return true;
     case KV_CMD_SET:
+        return (flags & (KV_SET_PX | KV_SET_PXAT | KV_SET_SESSION)) != 0;
     case KV_CMD_GETEX:
         return (flags & (KV_SET_PX | KV_SET_PXAT)) != 0;
     default:
@@ -206,8 +207,8 @@ static const char *check_set_flags(uint16_t flags, uint16_t allowed)
 {
     if (flags & ~allowed)
         return "unknown expiry flags";
-    uint16_t f =
-        flags & (KV_SET_PX | KV_SET_PXAT | KV_SET_KEEPTTL | KV_SET_PERSIST);
+    uint16_t f = flags & (KV_SET_PX | KV_SET_PXAT | KV_SET_KEEPTTL |
+                          KV_SET_PERSIST | KV_SET_SESSION);
     if ((f & (f - 1)) != 0)
         return "more than one expiry option";
     return NULL;
@@ -216,7 +217,7 @@ static const char *check_set_flags(uint16_t flags, uint16_t allowed)
 const char *kv_expire_check_header(const struct kv_command *c)
 {
     const uint16_t set = KV_SET_NX | KV_SET_XX | KV_SET_GET | KV_SET_PX |
-                         KV_SET_PXAT | KV_SET_KEEPTTL;
+                         KV_SET_PXAT | KV_SET_KEEPTTL | KV_SET_SESSION;
     const uint16_t expire = KV_EXPIRE_AT | KV_EXPIRE_NX | KV_EXPIRE_XX |
                             KV_EXPIRE_GT | KV_EXPIRE_LT;
     switch (c->type) {

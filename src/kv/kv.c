@@ -158,6 +158,7 @@ int kv_init(struct kv *kv, const struct kv_config *config)
     kv->memory_size = KV_SLOT_COUNT_MIN * sizeof(struct kv_slot);
     resp_buf_init(&kv->apply_reply, 2);
     acl_init(&kv->acl);
+    kv_sessions_init(&kv->sessions);
     kv_index_init(&kv->index, config->hash_seed);
     kv_expire_index_init(&kv->expiry);
     uint32_t count_max = config->history_count_max ? config->history_count_max
@@ -197,6 +198,7 @@ void kv_deinit(struct kv *kv)
     kv->txn_body = NULL;
     kv->txn_body_capacity = 0;
     acl_deinit(&kv->acl);
+    kv_sessions_deinit(&kv->sessions);
     memset(kv, 0, sizeof(*kv));
 }
 
@@ -236,6 +238,7 @@ void kv_clear(struct kv *kv)
     history_reset(&kv->changes, 0);
     kv->time_ms = 0;
     acl_clear(&kv->acl);
+    kv_sessions_clear(&kv->sessions);
 }
 
 const struct kv_record *kv_get(const struct kv *kv, const uint8_t *key,
@@ -473,13 +476,17 @@ bool kv_del_expired(struct kv *kv, const uint8_t *key, size_t key_size)
 
 uint64_t kv_state_hash(const struct kv *kv)
 {
-    uint8_t raw[24];
+    uint8_t raw[40];
     put_u64(raw, kv->digest_sum);
     put_u64(raw + 8, kv->key_count);
     put_u64(raw + 16, kv->acl.digest);
-    /* A store that never had an ACL change hashes as before the ACL
-     * existed, so its format 1 snapshots still check out. */
+    put_u64(raw + 24, kv->sessions.count);
+    put_u64(raw + 32, kv->sessions.digest_sum);
+    /* A store that never had an ACL change (or has no session) hashes as
+     * before the ACL (sessions) existed, so older snapshots check out. */
     size_t size = kv->acl.digest != 0 ? 24 : 16;
+    if (kv->sessions.count != 0)
+        size = 40;
     return XXH3_64bits_withSeed(raw, size, KV_DIGEST_SEED);
 }
 

@@ -38,6 +38,7 @@
 #include "kv/history.h"
 #include "kv/expire_index.h"
 #include "kv/kv_index.h"
+#include "kv/session.h"
 
 #define KV_KEY_SIZE_MAX_DEFAULT (64u * 1024)
 #define KV_VALUE_SIZE_MAX_DEFAULT (1024u * 1024)
@@ -122,6 +123,9 @@ struct kv {
     /* The users (ACL SETUSER/DELUSER are log ops): part of the state, its
      * hash and snapshots once initialized (acl.h). */
     struct acl acl;
+    /* The sessions and their ephemeral keys (session.h): part of the
+     * state, its hash (once one exists) and snapshots. */
+    struct kv_sessions sessions;
     /* Not state: the keys in order, for COHORT.RANGE (kv_index.h). */
     struct kv_index index;
     /* Not state: the keys with an expiry, by it (expire_index.h). */
@@ -222,7 +226,8 @@ bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size);
 bool kv_del_expired(struct kv *kv, const uint8_t *key, size_t key_size);
 
 /* An order-independent hash of every record's key, value, version, create op
- * and mod op, and of the users once the acl is initialized (not of kv->op,
+ * and mod op, of the users once the acl is initialized, and of the
+ * sessions while there are any (not of kv->op,
  * the table layout or the seed). Equal states
  * give equal hashes on every replica; O(1), kept up to date by each change. */
 uint64_t kv_state_hash(const struct kv *kv);

@@ -10,12 +10,14 @@
 #include "common/bytes.h"
 #include "common/crc32c.h"
 
-#define SNAPSHOT_MAGIC 0x53564b43u     /* "CKVS" read little-endian */
-#define SNAPSHOT_END_MAGIC 0x45564b43u /* "CKVE" */
-#define SNAPSHOT_ACL_MAGIC 0x41564b43u /* "CKVA" */
+#define SNAPSHOT_MAGIC 0x53564b43u          /* "CKVS" read little-endian */
+#define SNAPSHOT_END_MAGIC 0x45564b43u      /* "CKVE" */
+#define SNAPSHOT_ACL_MAGIC 0x41564b43u      /* "CKVA" */
+#define SNAPSHOT_SESSIONS_MAGIC 0x53534b43u /* "CKSS" */
 /* The largest ACL section restore reads (10000 users with every list full
  * would be more; such a group cannot snapshot, and says so). */
 #define SNAPSHOT_ACL_SIZE_MAX (256u << 20)
+#define SNAPSHOT_SESSIONS_SIZE_MAX (1024u << 20)
 
 static_assert(KV_SNAPSHOT_HEADER_SIZE == 40, "header layout");
 static_assert(KV_SNAPSHOT_RECORD_META_SIZE == 32, "record layout");
@@ -46,18 +48,29 @@ static void out_bytes(struct out *o, const void *data, size_t size)
 static uint16_t format_of(const struct kv *kv)
 {
     uint16_t format = kv->acl.initialized ? 2 : 1;
-    return kv->expires_count > 0 ? format + 2 : format;
+    format = kv->expires_count > 0 ? format + 2 : format;
+    return kv->sessions.count > 0 ? format + 4 : format;
 }
 
 static bool format_has_acl(uint16_t format)
 {
-    return format == 2 || format == 4;
+    return ((format - 1) & 1) != 0;
+}
+
+static bool format_has_expiry(uint16_t format)
+{
+    return ((format - 1) & 2) != 0;
+}
+
+static bool format_has_sessions(uint16_t format)
+{
+    return ((format - 1) & 4) != 0;
 }
 
 static size_t meta_size(uint16_t format)
 {
-    return format >= 3 ? KV_SNAPSHOT_RECORD_META_SIZE + 8
-                       : KV_SNAPSHOT_RECORD_META_SIZE;
+    return format_has_expiry(format) ? KV_SNAPSHOT_RECORD_META_SIZE + 8
+                                     : KV_SNAPSHOT_RECORD_META_SIZE;
 }
 
 static void write_header(struct out *o, const struct kv *kv)
@@ -115,6 +128,30 @@ static void write_acl(struct out *o, const struct kv *kv, uint8_t *acl,
     out_bytes(o, tail, sizeof(tail));
 }
 
+/* Formats 5 to 8: the sessions, after the users. */
+static int write_sessions(struct out *o, const struct kv *kv)
+{
+    if (!format_has_sessions(format_of(kv)))
+        return 0;
+    size_t size = kv_sessions_encoded_size(&kv->sessions);
+    if (size > SNAPSHOT_SESSIONS_SIZE_MAX)
+        return -COHORT_ETOOBIG;
+    uint8_t *data = malloc(size);
+    if (data == NULL)
+        return -COHORT_ENOMEM;
+    kv_sessions_encode(&kv->sessions, data, size);
+    uint8_t h[8];
+    put_u32(h, SNAPSHOT_SESSIONS_MAGIC);
+    put_u32(h + 4, (uint32_t)size);
+    uint8_t tail[4];
+    put_u32(tail, crc32c(crc32c(0, h, sizeof(h)), data, size));
+    out_bytes(o, h, sizeof(h));
+    out_bytes(o, data, size);
+    out_bytes(o, tail, sizeof(tail));
+    free(data);
+    return 0;
+}
+
 static void write_trailer(struct out *o, const struct kv *kv)
 {
     uint8_t t[KV_SNAPSHOT_TRAILER_SIZE];
@@ -150,9 +187,15 @@ int kv_snapshot_write(const struct kv *kv,
     for (uint64_t i = 0; i < kv->key_count && o.rc == 0; i++)
         write_record(&o, records[i], meta_size(format_of(kv)));
     write_acl(&o, kv, acl, acl_size);
+    int rc = write_sessions(&o, kv);
     write_trailer(&o, kv);
     free(records);
     free(acl);
+    if (rc != 0)
+        return err_set(err, rc,
+                       "snapshot: cannot write the %" PRIu64
+                       " sessions: %s; close unused sessions",
+                       kv->sessions.count, cohort_strerror(rc));
     if (o.rc != 0)
         return err_set(err, o.rc, "snapshot: write at byte %" PRIu64 ": %s",
                        o.offset, cohort_strerror(o.rc));
@@ -365,6 +408,40 @@ static int read_acl(struct in *in, struct kv *kv)
     return rc;
 }
 
+static int read_sessions(struct in *in, struct kv *kv)
+{
+    uint64_t at = in->offset;
+    uint8_t h[8];
+    int rc = in_bytes(in, h, sizeof(h), "the sessions");
+    if (rc != 0)
+        return rc;
+    uint32_t size = get_u32(h + 4);
+    if (get_u32(h) != SNAPSHOT_SESSIONS_MAGIC)
+        return corrupt(in, at, "bad magic of the sessions");
+    if (size > SNAPSHOT_SESSIONS_SIZE_MAX)
+        return corrupt(in, at, "the sessions are too large");
+    uint8_t *data = malloc(size ? size : 1);
+    if (data == NULL)
+        return err_set(in->err, -COHORT_ENOMEM,
+                       "snapshot: no memory for the sessions at byte %" PRIu64,
+                       at);
+    uint8_t tail[4];
+    rc = in_bytes(in, data, size, "the sessions");
+    if (rc == 0)
+        rc = in_bytes(in, tail, sizeof(tail), "the sessions' checksum");
+    if (rc == 0 && get_u32(tail) != crc32c(crc32c(0, h, sizeof(h)), data, size))
+        rc = corrupt(in, at, "checksum mismatch in the sessions");
+    const char *why = NULL;
+    if (rc == 0 &&
+        (rc = kv_sessions_decode(&kv->sessions, data, size,
+                                 kv->config.key_size_max, &why)) != 0)
+        rc = err_set(in->err, rc == -COHORT_ENOMEM ? rc : -COHORT_ECORRUPT,
+                     "snapshot: corrupt at byte %" PRIu64 ": the sessions: %s",
+                     at, why ? why : "no memory");
+    free(data);
+    return rc;
+}
+
 static int read_trailer(struct in *in, const struct kv *kv)
 {
     uint64_t at = in->offset;
@@ -405,6 +482,8 @@ static int restore_all(struct in *in, struct kv *kv)
     if ((rc = restore_records(in, kv, &h)) != 0)
         return rc;
     if (format_has_acl(h.format) && (rc = read_acl(in, kv)) != 0)
+        return rc;
+    if (format_has_sessions(h.format) && (rc = read_sessions(in, kv)) != 0)
         return rc;
     if ((rc = read_trailer(in, kv)) != 0)
         return rc;

@@ -9,8 +9,9 @@
  * Formats: 1 plain; 2 adds the users section (written once the users have
  * changed); 3 (1 with expiries) and 4 (2 with expiries) add expire_at_ms to
  * every record, written only while some key has an expiry, so a store
- * without expiries still writes what older versions read. All four are
- * read. Format 4, little-endian:
+ * without expiries still writes what older versions read. Formats 5 to 8
+ * are 1 to 4 with the sessions section (kv/session.h), written only while
+ * a session exists. All eight are read. Format 8, little-endian:
  *   header, 40 bytes
  *     0  u32  magic      "CKVS"
  *     4  u16  format     KV_SNAPSHOT_FORMAT
@@ -34,6 +35,11 @@
  *     4  u32  size
  *     8       acl_encode() of kv->acl, size bytes
  *        u32  crc        CRC-32C of the section's bytes before it
+ *   the sessions (formats 5 to 8 only)
+ *     0  u32  magic      "CKSS"
+ *     4  u32  size
+ *     8       kv_sessions_encode() of kv->sessions, size bytes
+ *        u32  crc        CRC-32C of the section's bytes before it
  *   trailer, 16 bytes
  *     0  u32  magic      "CKVE"
  *     4  u64  state_hash kv_state_hash() of the state
@@ -51,7 +57,7 @@
 #include "common/err.h"
 #include "kv/kv.h"
 
-#define KV_SNAPSHOT_FORMAT 4
+#define KV_SNAPSHOT_FORMAT 8
 #define KV_SNAPSHOT_HEADER_SIZE 40
 #define KV_SNAPSHOT_RECORD_META_SIZE 32
 #define KV_SNAPSHOT_TRAILER_SIZE 16

@@ -71,7 +71,7 @@ const struct kv_command_def *kv_strings_find(const struct resp_arg *name);
 
 static inline bool kv_strings_owns(const struct kv_command_def *def)
 {
-    return def->id >= KV_STRINGS_ID_FIRST;
+    return def->id >= KV_STRINGS_ID_FIRST && def->id < 200; /* session_cmd */
 }
 
 /* Fill w for a write of this module's table whose arity is checked; on a

@@ -388,6 +388,22 @@ struct server_admin {
     char rejuvenation[SERVER_ADMIN_NOTE_MAX + 1];
 };
 
+/* The primary's EXTEND and session EXPIRE ops (session_sweep.c). */
+struct session_sweeper {
+    struct server *server;
+    uint64_t client_id;
+    uint64_t request_no;
+    bool in_flight;
+    bool extending;         /* the op in flight is an EXTEND */
+    uint64_t proposed_view; /* the view the op in flight was proposed in */
+    uint64_t extended_view; /* an EXTEND proposed in it is done */
+    uint64_t extend_ops_proposed;
+    uint64_t expire_ops_proposed;
+    uint64_t expire_ops_done;
+    uint8_t *body;
+    size_t body_capacity;
+};
+
 struct server {
     uv_loop_t *loop;
     struct node *node;
@@ -457,6 +473,7 @@ struct server {
 
     struct sweeper sweeper;
     struct announcer announcer;
+    struct session_sweeper session_sweeper;
     struct server_stats stats;
     struct server_pubsub pubsub;
     struct server_watch watch; /* watch.h */
@@ -667,6 +684,14 @@ void view_announce_init(struct server *s);
  * announcement is in flight (on the timer). */
 void view_announce_run(struct server *s);
 void view_announce_close(struct server *s);
+
+/* ---- session_sweep.c */
+void session_sweep_init(struct server *s);
+/* Propose this view's EXTEND, then the next batch of due sessions, if this
+ * member is the primary and no op is in flight; on the timer and after
+ * each op. */
+void session_sweep_run(struct server *s);
+void session_sweep_close(struct server *s);
 
 /* ---- forward.c */
 /* Send slot's payload to replica `primary` (as COHORT.REQ for a write that

@@ -1,0 +1,345 @@
+/* session_cmd — the session commands. See session_cmd.h. */
+#include "kv/session_cmd.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cohort.h"
+#include "common/assert.h"
+#include "kv/session.h"
+
+enum { ID_SESSION = KV_SESSION_ID_FIRST };
+
+static const struct kv_command_def table[] = {
+    {"cohort.session", ID_SESSION, KV_CLASS_WRITE, 3},
+};
+
+const struct kv_command_def *kv_session_find(const struct resp_arg *name)
+{
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (resp_arg_is(name, table[i].name))
+            return &table[i];
+    return NULL;
+}
+
+bool kv_session_owns_type(enum kv_command_type type)
+{
+    return type >= KV_CMD_SESSION_OPEN && type <= KV_CMD_SESSION_EXPIRE;
+}
+
+/* A positive decimal integer within [min, max]. */
+static bool parse_u64(const void *text, size_t size, uint64_t min, uint64_t max,
+                      uint64_t *out)
+{
+    int64_t n;
+    if (!resp_parse_i64(text, size, &n) || n < 0 || (uint64_t)n < min ||
+        (uint64_t)n > max)
+        return false;
+    *out = (uint64_t)n;
+    return true;
+}
+
+static bool parse_ttl(const void *text, size_t size, uint64_t *ttl_ms)
+{
+    return parse_u64(text, size, KV_SESSION_TTL_MIN_MS, KV_SESSION_TTL_MAX_MS,
+                     ttl_ms);
+}
+
+static bool parse_id(const void *text, size_t size, uint64_t *id)
+{
+    return parse_u64(text, size, 1, INT64_MAX, id);
+}
+
+static void reply_bad_ttl(struct resp_buf *r)
+{
+    resp_write_errorf(r, "ERR session ttl-ms must be an integer from %u to %u",
+                      KV_SESSION_TTL_MIN_MS, KV_SESSION_TTL_MAX_MS);
+}
+
+static void reply_bad_id(struct resp_buf *r)
+{
+    resp_write_error(r, "ERR session id must be a positive integer (the "
+                        "reply of COHORT.SESSION OPEN)");
+}
+
+int kv_session_parse(const struct kv_command_def *def, uint32_t argc,
+                     const struct resp_arg *argv, struct kv_write *w,
+                     struct resp_buf *r)
+{
+    ASSERT(def->id == ID_SESSION);
+    ASSERT(argc == 3);
+    uint64_t n;
+    w->args = argv + 2;
+    w->arg_count = 1;
+    if (resp_arg_is(&argv[1], "open")) {
+        w->type = KV_CMD_SESSION_OPEN;
+        if (!parse_ttl(argv[2].ptr, argv[2].size, &n)) {
+            reply_bad_ttl(r);
+            return -COHORT_EINVAL;
+        }
+        return 0;
+    }
+    if (resp_arg_is(&argv[1], "keepalive"))
+        w->type = KV_CMD_SESSION_KEEPALIVE;
+    else if (resp_arg_is(&argv[1], "close"))
+        w->type = KV_CMD_SESSION_CLOSE;
+    else {
+        resp_write_errorf(r,
+                          "ERR unknown COHORT.SESSION subcommand '%.*s'; use "
+                          "OPEN ttl-ms, KEEPALIVE id or CLOSE id",
+                          (int)(argv[1].size < 64 ? argv[1].size : 64),
+                          argv[1].ptr ? argv[1].ptr : "");
+        return -COHORT_EINVAL;
+    }
+    if (!parse_id(argv[2].ptr, argv[2].size, &n)) {
+        reply_bad_id(r);
+        return -COHORT_EINVAL;
+    }
+    return 0;
+}
+
+int kv_session_parse_set_option(uint32_t argc, const struct resp_arg *argv,
+                                uint32_t *j, struct kv_write *w,
+                                struct resp_buf *r)
+{
+    if (!resp_arg_is(&argv[*j], "session"))
+        return 0;
+    uint64_t id;
+    if (*j + 1 >= argc || (w->flags & KV_SET_SESSION)) {
+        resp_write_error(r, "ERR syntax error");
+        return -COHORT_EINVAL;
+    }
+    if (!parse_id(argv[*j + 1].ptr, argv[*j + 1].size, &id)) {
+        reply_bad_id(r);
+        return -COHORT_EINVAL;
+    }
+    w->flags |= KV_SET_SESSION;
+    w->delta = (int64_t)id;
+    *j += 1;
+    return 1;
+}
+
+const char *kv_session_check_header(const struct kv_command *c)
+{
+    if (c->flags != 0)
+        return "flags on a session command";
+    switch (c->type) {
+    case KV_CMD_SESSION_OPEN:
+    case KV_CMD_SESSION_KEEPALIVE:
+    case KV_CMD_SESSION_CLOSE:
+        return c->arg_count == 1 ? NULL : "session command needs 1 argument";
+    case KV_CMD_SESSION_EXTEND:
+        return c->arg_count == 0 ? NULL : "EXTEND takes no arguments";
+    case KV_CMD_SESSION_EXPIRE:
+        return c->arg_count >= 1 && c->arg_count <= KV_SESSION_EXPIRE_BATCH
+                   ? NULL
+                   : "EXPIRE needs 1 to 64 session ids";
+    default:
+        return "unknown command type";
+    }
+}
+
+/* End session s (at index i): delete the ephemeral keys still as it wrote
+ * them, then forget it. */
+static void session_end(struct kv *kv, struct kv_session *s)
+{
+    for (uint32_t k = 0; k < s->key_count; k++) {
+        const struct kv_session_key *e = &s->keys[k];
+        const struct kv_record *rec = kv_get(kv, e->key, e->key_size);
+        if (rec != NULL && rec->mod_op == e->mod_op)
+            (void)kv_del(kv, e->key, e->key_size);
+    }
+    kv_sessions_remove(&kv->sessions, (uint64_t)(s - kv->sessions.items));
+}
+
+static void must(int rc)
+{
+    if (rc == -COHORT_ENOMEM)
+        cohort_assert_fail("out of memory applying a committed op", __FILE__,
+                           __LINE__);
+}
+
+static uint64_t deadline_at(uint64_t now_ms, uint64_t ttl_ms)
+{
+    return now_ms > UINT64_MAX - ttl_ms ? UINT64_MAX : now_ms + ttl_ms;
+}
+
+static void apply_open(struct kv *kv, uint64_t op, uint64_t now_ms,
+                       const uint8_t *arg, size_t size, struct resp_buf *r)
+{
+    uint64_t ttl_ms;
+    if (!parse_ttl(arg, size, &ttl_ms)) {
+        reply_bad_ttl(r);
+        return;
+    }
+    if (kv->sessions.count >= KV_SESSIONS_MAX) {
+        resp_write_errorf(r,
+                          "ERR too many sessions (%u); close the ones you "
+                          "no longer use",
+                          KV_SESSIONS_MAX);
+        return;
+    }
+    must(kv_sessions_add(&kv->sessions, op, ttl_ms,
+                         deadline_at(now_ms, ttl_ms)));
+    ASSERT(op <= INT64_MAX);
+    resp_write_integer(r, (int64_t)op);
+}
+
+/* KEEPALIVE and CLOSE of the session arg names. */
+static void apply_one(struct kv *kv, uint64_t now_ms, enum kv_command_type t,
+                      const uint8_t *arg, size_t size, struct resp_buf *r)
+{
+    uint64_t id;
+    if (!parse_id(arg, size, &id)) {
+        reply_bad_id(r);
+        return;
+    }
+    struct kv_session *s = kv_sessions_find(&kv->sessions, id);
+    if (t == KV_CMD_SESSION_CLOSE) {
+        if (s != NULL)
+            session_end(kv, s);
+        resp_write_integer(r, s != NULL);
+        return;
+    }
+    if (s == NULL) {
+        resp_write_errorf(r,
+                          "ERR no such session %" PRIu64
+                          " (it expired or was closed; open a new one)",
+                          id);
+        return;
+    }
+    uint64_t at = deadline_at(now_ms, s->ttl_ms);
+    if (at > s->deadline_ms)
+        kv_sessions_set_deadline(&kv->sessions, s, at);
+    resp_write_integer(r, (int64_t)s->ttl_ms);
+}
+
+static void apply_extend(struct kv *kv, uint64_t now_ms, struct resp_buf *r)
+{
+    for (uint64_t i = 0; i < kv->sessions.count; i++) {
+        struct kv_session *s = &kv->sessions.items[i];
+        uint64_t at = deadline_at(now_ms, s->ttl_ms);
+        if (at > s->deadline_ms)
+            kv_sessions_set_deadline(&kv->sessions, s, at);
+    }
+    resp_write_integer(r, (int64_t)kv->sessions.count);
+}
+
+static void apply_expire(struct kv *kv, uint64_t now_ms, struct kv_command *c,
+                         struct resp_buf *r)
+{
+    int64_t ended = 0;
+    for (uint32_t i = 0; i < c->arg_count; i++) {
+        const uint8_t *arg;
+        size_t size;
+        uint64_t id;
+        kv_command_next_arg(c, &arg, &size);
+        if (!parse_id(arg, size, &id))
+            continue;
+        struct kv_session *s = kv_sessions_find(&kv->sessions, id);
+        if (s != NULL && s->deadline_ms <= now_ms) {
+            session_end(kv, s);
+            ended++;
+        }
+    }
+    kv->sessions.expired += (uint64_t)ended;
+    resp_write_integer(r, ended);
+}
+
+void kv_session_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
+                      struct kv_command *c, struct resp_buf *r)
+{
+    const uint8_t *arg = NULL;
+    size_t size = 0;
+    switch (c->type) {
+    case KV_CMD_SESSION_OPEN:
+        kv_command_next_arg(c, &arg, &size);
+        apply_open(kv, op, now_ms, arg, size, r);
+        break;
+    case KV_CMD_SESSION_KEEPALIVE:
+    case KV_CMD_SESSION_CLOSE:
+        kv_command_next_arg(c, &arg, &size);
+        apply_one(kv, now_ms, c->type, arg, size, r);
+        break;
+    case KV_CMD_SESSION_EXTEND:
+        apply_extend(kv, now_ms, r);
+        break;
+    case KV_CMD_SESSION_EXPIRE:
+        apply_expire(kv, now_ms, c, r);
+        break;
+    default:
+        UNREACHABLE();
+    }
+    DEBUG_ASSERT(kv_sessions_invariants_hold(&kv->sessions));
+}
+
+bool kv_session_set_check(struct kv *kv, const struct kv_command *c,
+                          struct resp_buf *r)
+{
+    if (!(c->flags & KV_SET_SESSION))
+        return true;
+    uint64_t id = c->delta > 0 ? (uint64_t)c->delta : 0;
+    if (id != 0 && kv_sessions_find(&kv->sessions, id) != NULL)
+        return true;
+    resp_write_errorf(r,
+                      "ERR no such session %" PRIu64
+                      " (it expired or was closed; open a new one)",
+                      id);
+    return false;
+}
+
+void kv_session_set_attach(struct kv *kv, const struct kv_command *c,
+                           const uint8_t *key, size_t key_size)
+{
+    if (!(c->flags & KV_SET_SESSION))
+        return;
+    struct kv_session *s = kv_sessions_find(&kv->sessions, (uint64_t)c->delta);
+    const struct kv_record *rec = kv_get(kv, key, key_size);
+    ASSERT(s != NULL); /* kv_session_set_check() */
+    if (rec == NULL)
+        return;
+    /* Past KV_SESSION_KEYS_MAX the key is written but not ephemeral: the
+     * SET's reply is already written. Rare; documented in the README. */
+    must(kv_sessions_attach(&kv->sessions, s, key, key_size, rec->mod_op));
+}
+
+void kv_session_extend_write(struct kv_write *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->type = KV_CMD_SESSION_EXTEND;
+}
+
+uint32_t kv_session_expire_batch(const struct kv *kv, uint64_t now_ms,
+                                 char text[][KV_SESSION_ID_TEXT],
+                                 struct resp_arg *args, struct kv_write *w)
+{
+    uint32_t n = 0;
+    for (uint64_t i = 0; i < kv->sessions.count && n < KV_SESSION_EXPIRE_BATCH;
+         i++) {
+        const struct kv_session *s = &kv->sessions.items[i];
+        if (s->deadline_ms > now_ms)
+            continue;
+        int len = snprintf(text[n], KV_SESSION_ID_TEXT, "%" PRIu64, s->id);
+        ASSERT(len > 0 && len < (int)KV_SESSION_ID_TEXT);
+        args[n].ptr = text[n];
+        args[n].size = (size_t)len;
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    memset(w, 0, sizeof(*w));
+    w->type = KV_CMD_SESSION_EXPIRE;
+    w->arg_count = n;
+    w->args = args;
+    return n;
+}
+
+uint64_t kv_session_first_deadline(const struct kv *kv)
+{
+    uint64_t first = UINT64_MAX;
+    for (uint64_t i = 0; i < kv->sessions.count; i++)
+        if (kv->sessions.items[i].deadline_ms < first)
+            first = kv->sessions.items[i].deadline_ms;
+    return first;
+}

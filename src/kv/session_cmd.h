@@ -1,0 +1,105 @@
+/* session_cmd — the session commands: parsing, log encoding checks and
+ * apply of COHORT.SESSION and of SET ... SESSION, and the primary's
+ * EXTEND and EXPIRE ops. command.c hands these types here; the table of
+ * sessions itself is kv/session.h.
+ *
+ *     COHORT.SESSION OPEN ttl-ms     :id (the op that opened it); the
+ *                                    session lives until ttl-ms of log
+ *                                    time pass without a KEEPALIVE
+ *     COHORT.SESSION KEEPALIVE id    :ttl-ms; its deadline becomes the
+ *                                    op's time + ttl-ms. An error if the
+ *                                    session is gone (expired or closed)
+ *     COHORT.SESSION CLOSE id        :1, or :0 if it was already gone;
+ *                                    its ephemeral keys are deleted
+ *     SET key value SESSION id [NX|XX|GET]   an ephemeral key: deleted in
+ *                                    the op that ends the session (not with
+ *                                    EX, PX, EXAT, PXAT or KEEPTTL)
+ *
+ * Log time, never a clock (as kv/expire.h): OPEN and KEEPALIVE set the
+ * deadline from the op's timestamp. Only the primary ends a session by
+ * expiry (server/session_sweep.c), with two ops of its own that clients
+ * cannot send:
+ *     EXTEND          every session's deadline becomes at least the op's
+ *                     time + its ttl. A new primary commits one before it
+ *                     proposes any EXPIRE, so the time no member could
+ *                     take a KEEPALIVE (the failover) is never held against
+ *                     a session: a failover expires no healthy session.
+ *     EXPIRE id ...   ends the named sessions whose deadline is <= the
+ *                     op's own time (a KEEPALIVE ordered before it in the
+ *                     log saves the session).
+ * Ending a session (CLOSE, EXPIRE) deletes its ephemeral keys that no
+ * other command has written since (kv/session.h) in that same op.
+ *
+ * KEEPALIVE goes through the log: one op per keepalive (a client sends one
+ * every ttl/3), so every replica holds every deadline and a new primary
+ * needs nothing but the log and EXTEND. etcd's primary-local keepalive
+ * saves those ops; see docs/PROTOCOL.md for why we chose the log.
+ *
+ * Body layouts (command.h's format): arguments as decimal text, checked
+ * again at apply (log bytes are untrusted): OPEN [ttl-ms], KEEPALIVE [id],
+ * CLOSE [id], EXTEND [] and EXPIRE [id ...]; no flags. SET ... SESSION is
+ * SET with KV_SET_SESSION and the id in the header's delta.
+ */
+#ifndef COHORT_KV_SESSION_CMD_H
+#define COHORT_KV_SESSION_CMD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/resp.h"
+#include "kv/command.h"
+#include "kv/kv.h"
+
+/* The ids of this module's table start here. */
+#define KV_SESSION_ID_FIRST 200
+/* The most sessions one EXPIRE op names. */
+#define KV_SESSION_EXPIRE_BATCH 64u
+/* Room for one id as decimal text. */
+#define KV_SESSION_ID_TEXT 24u
+
+const struct kv_command_def *kv_session_find(const struct resp_arg *name);
+
+static inline bool kv_session_owns(const struct kv_command_def *def)
+{
+    return def->id >= KV_SESSION_ID_FIRST;
+}
+
+/* Whether a body type is one of this module's. */
+bool kv_session_owns_type(enum kv_command_type type);
+
+/* Fill w for COHORT.SESSION (arity checked); -COHORT_EINVAL after the
+ * error. */
+int kv_session_parse(const struct kv_command_def *def, uint32_t argc,
+                     const struct resp_arg *argv, struct kv_write *w,
+                     struct resp_buf *r);
+
+/* SET's SESSION option at argv[*j]: 1 (and *j advanced past the id), 0 if
+ * it is another option, or -COHORT_EINVAL after the error. */
+int kv_session_parse_set_option(uint32_t argc, const struct resp_arg *argv,
+                                uint32_t *j, struct kv_write *w,
+                                struct resp_buf *r);
+
+const char *kv_session_check_header(const struct kv_command *c);
+
+void kv_session_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
+                      struct kv_command *c, struct resp_buf *r);
+
+/* SET ... SESSION, before the value is written: whether the session exists
+ * (else the error is written and the SET must do nothing). */
+bool kv_session_set_check(struct kv *kv, const struct kv_command *c,
+                          struct resp_buf *r);
+/* ... and after: remember key as the session's (if the SET wrote it). */
+void kv_session_set_attach(struct kv *kv, const struct kv_command *c,
+                           const uint8_t *key, size_t key_size);
+
+/* The primary's ops. EXTEND: w with no arguments. EXPIRE: the sessions due
+ * at now_ms, at most KV_SESSION_EXPIRE_BATCH, their ids written into text
+ * and named by args; returns how many (0: none due, w untouched). */
+void kv_session_extend_write(struct kv_write *w);
+uint32_t kv_session_expire_batch(const struct kv *kv, uint64_t now_ms,
+                                 char text[][KV_SESSION_ID_TEXT],
+                                 struct resp_arg *args, struct kv_write *w);
+/* The earliest deadline of any session, UINT64_MAX if none. */
+uint64_t kv_session_first_deadline(const struct kv *kv);
+
+#endif

@@ -1,0 +1,118 @@
+/* session_sweep — the primary's ending of expired sessions.
+ *
+ * While this member is the primary of a normal view it first proposes one
+ * EXTEND op (kv/session_cmd.h) for the view, and only once that op is done
+ * does it propose EXPIRE ops naming the sessions due at its log time
+ * (node_log_time()), at most KV_SESSION_EXPIRE_BATCH per op, one op in
+ * flight at a time, on each timer tick (SERVER_TIMER_MS) and after each op.
+ *
+ * Why EXTEND first: while no member was primary, no KEEPALIVE could
+ * commit, so a deadline that passed during the failover says nothing about
+ * the client. EXTEND gives every session a full TTL from the new
+ * primary's first op; an EXPIRE of this primary is ordered after it in the
+ * log (the sweeper waits for it), and apply ends a session only if its
+ * deadline is at or before the EXPIRE op's own time. A session whose client
+ * sends a KEEPALIVE (through any member; forwarded like any write) at least
+ * once per TTL of log time therefore never expires, however many
+ * failovers. The view an EXTEND was proposed in is remembered; a primary of
+ * a later view (this member again after losing the view) extends again.
+ *
+ * Like the key sweeper (expiry_sweep.c) it is a client of the log of its
+ * own (client id, request numbers), and its ops bypass maxmemory.
+ *
+ * Invariant: at most one op in flight (ss->in_flight); no EXPIRE is
+ * proposed in view v before an EXTEND proposed in view v was done.
+ */
+#include <stdlib.h>
+
+#include "common/assert.h"
+#include "kv/command.h"
+#include "kv/session_cmd.h"
+#include "server/internal.h"
+
+static void session_sweep_done(void *ctx, const struct driver_reply *r)
+{
+    struct session_sweeper *ss = ctx;
+    struct server *s = ss->server;
+    ASSERT(ss->in_flight);
+    ss->in_flight = false;
+    if (r->outcome == DRIVER_DONE) {
+        if (ss->extending)
+            ss->extended_view = ss->proposed_view;
+        else
+            ss->expire_ops_done++;
+    } else if (r->outcome == DRIVER_REJECTED) {
+        ss->client_id = server_client_id_new(s);
+    }
+    if (r->outcome == DRIVER_DONE && !s->closing)
+        session_sweep_run(s);
+}
+
+void session_sweep_init(struct server *s)
+{
+    struct session_sweeper *ss = &s->session_sweeper;
+    ss->server = s;
+    ss->client_id = server_client_id_new(s);
+    ss->request_no = 0;
+    ss->in_flight = false;
+    ss->extended_view = UINT64_MAX; /* none yet */
+}
+
+static void propose(struct server *s, const struct kv_write *w, bool extend,
+                    uint64_t view)
+{
+    struct session_sweeper *ss = &s->session_sweeper;
+    size_t size = kv_command_size(w);
+    if (size > ss->body_capacity) {
+        uint8_t *p = realloc(ss->body, size);
+        if (p == NULL)
+            return; /* try again on the next tick */
+        ss->body = p;
+        ss->body_capacity = size;
+    }
+    size = kv_command_encode(w, ss->body, ss->body_capacity);
+    ss->in_flight = true;
+    ss->extending = extend;
+    ss->proposed_view = view;
+    if (extend)
+        ss->extend_ops_proposed++;
+    else
+        ss->expire_ops_proposed++;
+    node_submit(s->node, ss->client_id, ++ss->request_no, ss->body, size, false,
+                session_sweep_done, ss);
+}
+
+void session_sweep_run(struct server *s)
+{
+    struct session_sweeper *ss = &s->session_sweeper;
+    if (ss->in_flight || s->closing || !node_is_primary(s->node))
+        return;
+    struct node_status st;
+    node_status(s->node, &st);
+    struct kv_write w;
+    if (ss->extended_view != st.view) {
+        kv_session_extend_write(&w);
+        propose(s, &w, true, st.view);
+        return;
+    }
+    uint64_t now_ms = node_log_time(s->node);
+    if (kv_session_first_deadline(s->kv) > now_ms)
+        return;
+    char text[KV_SESSION_EXPIRE_BATCH][KV_SESSION_ID_TEXT];
+    struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
+    if (kv_session_expire_batch(s->kv, now_ms, text, args, &w) == 0)
+        return;
+    propose(s, &w, false, st.view);
+}
+
+void session_sweep_close(struct server *s)
+{
+    struct session_sweeper *ss = &s->session_sweeper;
+    if (ss->in_flight) {
+        node_cancel(s->node, ss);
+        ss->in_flight = false;
+    }
+    free(ss->body);
+    ss->body = NULL;
+    ss->body_capacity = 0;
+}
