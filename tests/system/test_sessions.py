@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""test_sessions — sessions and ephemeral keys on a real 3-replica group.
+
+1. Bad input: every malformed COHORT.SESSION and SET ... SESSION gets its
+   one-line error, on the primary and through a backup.
+2. An ephemeral key vanishes: a session opened through one member, its key
+   written through another, is deleted on every member once its client
+   stops sending KEEPALIVEs; KEEPALIVE then says the session is gone.
+   CLOSE deletes a session's keys at once.
+3. Failovers expire no healthy session: a client thread sends KEEPALIVE
+   every ttl/5 through each member in turn (a backup forwards it, so the
+   session survives its client moving between members) while the primary
+   is SIGKILLed and restarted KILLS times, then while two of three replicas
+   are down for longer than the TTL (no primary at all). The test counts
+   expiries (KEEPALIVE answered "no such session", or the ephemeral key
+   gone) and expects 0: each new primary extends every session by one TTL
+   before it expires any (kv/session_cmd.h).
+
+Every wait is a poll with a bounded deadline; nothing asserts a timing.
+
+usage: test_sessions.py [path/to/cohort]
+"""
+
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+import resp  # noqa: E402
+from cluster import check, log  # noqa: E402
+
+KILLS = 5
+
+
+def write(c, *args, tries=None):
+    """A command through whichever member answers, retried across a
+    failover; an error reply other than TRYAGAIN is returned."""
+    deadline = time.monotonic() + (tries or 20 * c.slow)
+    last = None
+    while time.monotonic() < deadline:
+        for i in c.live():
+            try:
+                return c.command(i, *args)
+            except resp.RespError as e:
+                if not str(e).startswith(("TRYAGAIN", "UNKNOWN")):
+                    return e
+                last = e
+            except (OSError, resp.ProtocolError) as e:
+                last = e
+        time.sleep(0.1)
+    raise cl.TestFailure("command %s never answered: %r" % (args, last))
+
+
+def error_of(c, i, *args):
+    try:
+        r = c.command(i, *args)
+    except resp.RespError as e:
+        return str(e)
+    raise cl.TestFailure("%s answered %r, not an error" % (args, r))
+
+
+def poll(what, deadline_s, fn, pause=0.05):
+    end = time.monotonic() + deadline_s
+    while True:
+        v = fn()
+        if v:
+            return v
+        check(time.monotonic() < end, "timed out waiting: %s" % what)
+        time.sleep(pause)
+
+
+def bad_input(c, p):
+    b = c.backups(p)[0]
+    cases = [
+        (("COHORT.SESSION", "OPEN", "5"), "ERR session ttl-ms must be"),
+        (("COHORT.SESSION", "OPEN", "ten"), "ERR session ttl-ms must be"),
+        (("COHORT.SESSION", "KEEPALIVE", "0"), "ERR session id must be"),
+        (("COHORT.SESSION", "KEEPALIVE", "999999"),
+         "ERR no such session 999999"),
+        (("COHORT.SESSION", "RENEW", "1"),
+         "ERR unknown COHORT.SESSION subcommand 'RENEW'"),
+        (("COHORT.SESSION", "OPEN"), "ERR wrong number of arguments"),
+        (("SET", "k", "v", "SESSION"), "ERR syntax error"),
+        (("SET", "k", "v", "SESSION", "x"), "ERR session id must be"),
+        (("SET", "k", "v", "SESSION", "999999"),
+         "ERR no such session 999999"),
+        (("SET", "k", "v", "SESSION", "1", "PX", "10"),
+         "ERR SET with SESSION takes no EX"),
+    ]
+    for i in (p, b):
+        for args, want in cases:
+            got = error_of(c, i, *args)
+            check(got.startswith(want), "%s on %d: %r, want %r"
+                  % (args, i, got, want))
+    check(c.command(p, "EXISTS", "k") == 0, "a refused SET wrote its key")
+    return len(cases) * 2
+
+
+def gone_everywhere(c, key):
+    def probe():
+        try:
+            return all(c.command(i, "GET", key) is None for i in c.live())
+        except (resp.RespError, OSError):
+            return False
+    return probe
+
+
+def ephemeral_vanishes(c, p):
+    b1, b2 = c.backups(p)
+    ttl = int(1000 * c.slow)
+    sid = c.command(b1, "COHORT.SESSION", "OPEN", str(ttl))
+    check(isinstance(sid, int) and sid > 0, "OPEN answered %r" % sid)
+    check(c.command(b2, "SET", "eph", "v", "SESSION", str(sid)) == "OK",
+          "SET SESSION through a backup")
+    check(c.command(p, "COHORT.SESSION", "KEEPALIVE", str(sid)) == ttl,
+          "KEEPALIVE answers the ttl")
+    for i in c.live():
+        check(c.command(i, "GET", "eph") == b"v", "eph missing on %d" % i)
+    t0 = time.monotonic()
+    poll("the ephemeral key gone on every member", 30 * c.slow,
+         gone_everywhere(c, "eph"))
+    waited = time.monotonic() - t0
+    got = error_of(c, b2, "COHORT.SESSION", "KEEPALIVE", str(sid))
+    check(got.startswith("ERR no such session %d" % sid),
+          "KEEPALIVE of an expired session: %r" % got)
+    # CLOSE deletes the keys in its own op.
+    sid2 = c.command(p, "COHORT.SESSION", "OPEN", str(60000))
+    c.command(p, "SET", "eph2", "v", "SESSION", str(sid2))
+    c.command(p, "SET", "plain", "v")
+    check(c.command(b1, "COHORT.SESSION", "CLOSE", str(sid2)) == 1, "CLOSE")
+    check(c.command(b1, "GET", "eph2") is None, "CLOSE left its key")
+    check(c.command(b1, "GET", "plain") == b"v", "CLOSE took a plain key")
+    return waited
+
+
+class Keeper(threading.Thread):
+    """Sends KEEPALIVE every interval through each member in turn."""
+
+    def __init__(self, c, sid, interval):
+        super().__init__(daemon=True)
+        self.ports = list(c.client_ports)
+        self.sid = sid
+        self.interval = interval
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failed = 0
+        self.why = {}
+        self.expired = []
+        self.members = set()
+
+    def fail(self, e):
+        self.failed += 1
+        k = str(e).split(":")[0][:40]
+        self.why[k] = self.why.get(k, 0) + 1
+
+    def one(self, member):
+        """One KEEPALIVE through member: True if it answered."""
+        try:
+            with resp.connect(self.ports[member], timeout=1.0) as conn:
+                conn.command("COHORT.SESSION", "KEEPALIVE", str(self.sid))
+            self.ok += 1
+            self.members.add(member)
+            return True
+        except resp.RespError as e:
+            if "no such session" in str(e):
+                self.expired.append(str(e))
+                return True
+            self.fail(e)
+        except (OSError, resp.ProtocolError) as e:
+            self.fail(e)
+        return False
+
+    def run(self):
+        """Each round starts at the next member and, as a client does,
+        moves on to the others until one answers."""
+        n = 0
+        while not self.stop.is_set():
+            for k in range(len(self.ports)):
+                if self.one((n + k) % len(self.ports)):
+                    break
+            n += 1
+            self.stop.wait(self.interval)
+
+
+def failovers(c):
+    ttl = int(1500 * c.slow)
+    sid = write(c, "COHORT.SESSION", "OPEN", str(ttl))
+    check(isinstance(sid, int), "OPEN answered %r" % sid)
+    check(write(c, "SET", "held", "v", "SESSION", str(sid)) == "OK",
+          "SET SESSION")
+    keeper = Keeper(c, sid, ttl / 5000.0)
+    keeper.start()
+    try:
+        for k in range(KILLS):
+            p, _ = c.wait_for_primary()
+            c.kill(p)
+            c.wait_for_primary()
+            c.restart(p)
+            c.wait_converged()
+            check(not keeper.expired, "session expired after kill %d: %s"
+                  % (k + 1, keeper.expired))
+        # No primary at all for longer than the TTL.
+        p, _ = c.wait_for_primary()
+        down = [p, c.backups(p)[0]]
+        for i in down:
+            c.kill(i)
+        outage_s = 2 * ttl / 1000.0
+        time.sleep(outage_s)  # the outage must outlast the TTL
+        for i in down:
+            c.restart(i, wait=False)
+        for i in down:
+            c.wait_ready(i, 20 * c.slow)
+        c.wait_for_primary()
+        ok_before = keeper.ok
+        poll("a KEEPALIVE after the outage", 20 * c.slow,
+             lambda: keeper.ok > ok_before + 3 or keeper.expired)
+    finally:
+        keeper.stop.set()
+        keeper.join()
+    held = write(c, "GET", "held")
+    expiries = len(keeper.expired) + (0 if held == b"v" else 1)
+    log("session expiries across %d primary kills and a %.1fs outage: %d "
+        "(keepalives %d ok, %d failed, through members %s)"
+        % (KILLS, outage_s, expiries, keeper.ok, keeper.failed,
+           sorted(keeper.members)))
+    log("keepalive failures by kind: %s" % keeper.why)
+    check(expiries == 0, "a kept-alive session expired: %s, held=%r"
+          % (keeper.expired, held))
+    check(len(keeper.members) == c.n, "keepalives went through only %s"
+          % sorted(keeper.members))
+    # Stopping the keepalives still ends it.
+    poll("the session's key gone once its keepalives stop", 30 * c.slow,
+         gone_everywhere(c, "held"))
+    return expiries, keeper.ok, keeper.failed, outage_s
+
+
+def scenario(binary):
+    c = cl.Cluster(binary, n=3, name="sessions")
+    c.start()
+    p, _ = c.wait_for_primary()
+    n_bad = bad_input(c, p)
+    waited = ephemeral_vanishes(c, p)
+    expiries, ok, failed, outage_s = failovers(c)
+    c.cleanup()
+    return ("%d bad inputs refused; ephemeral key gone %.1fs after its "
+            "keepalives stopped; %d session expiries across %d primary "
+            "kills and a %.1fs total outage (%d keepalives ok, %d failed)"
+            % (n_bad, waited, expiries, KILLS, outage_s, ok, failed))
+
+
+if __name__ == "__main__":
+    cl.run_test("sessions", scenario, budget_s=240)

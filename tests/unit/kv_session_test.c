@@ -1,0 +1,465 @@
+/* Sessions and ephemeral keys in the store's state machine
+ * (kv/session.h, kv/session_cmd.h): OPEN, KEEPALIVE and CLOSE, SET ...
+ * SESSION, the primary's EXTEND and EXPIRE judged by each op's log time,
+ * the state hash and snapshots, and hostile log bodies. Time is the op's
+ * log timestamp, given explicitly by each step. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "kv/command.h"
+#include "kv/kv.h"
+#include "kv/session.h"
+#include "kv/session_cmd.h"
+#include "kv/snapshot.h"
+
+#define ARGS_MAX 32
+
+struct t {
+    struct kv kv;
+    uint64_t op;
+    uint8_t *reply;
+    char text[4096];
+};
+
+static void t_init(struct t *t)
+{
+    memset(t, 0, sizeof(*t));
+    struct kv_config config = kv_config_default();
+    config.value_size_max = 1024;
+    assert_int_equal(kv_init(&t->kv, &config), 0);
+    t->reply = malloc(kv_reply_size_max(&config));
+    assert_non_null(t->reply);
+}
+
+static void t_deinit(struct t *t)
+{
+    kv_deinit(&t->kv);
+    free(t->reply);
+}
+
+static const char *t_apply(struct t *t, uint64_t now_ms, const uint8_t *body,
+                           size_t size)
+{
+    size_t n = kv_apply(&t->kv, ++t->op, now_ms, body, size, t->reply,
+                        kv_reply_size_max(&t->kv.config));
+    assert_true(n < sizeof(t->text));
+    memcpy(t->text, t->reply, n);
+    t->text[n] = '\0';
+    assert_true(kv_invariants_hold(&t->kv));
+    assert_true(kv_sessions_invariants_hold(&t->kv.sessions));
+    return t->text;
+}
+
+static const char *t_write(struct t *t, uint64_t now_ms,
+                           const struct kv_write *w)
+{
+    uint8_t body[4096];
+    size_t size = kv_command_size(w);
+    assert_true(size <= sizeof(body));
+    assert_int_equal(kv_command_encode(w, body, sizeof(body)), size);
+    return t_apply(t, now_ms, body, size);
+}
+
+/* Run a command (words split at spaces) at log time now_ms. */
+static const char *run(struct t *t, uint64_t now_ms, const char *line)
+{
+    static char copy[1024];
+    struct resp_arg argv[ARGS_MAX];
+    uint32_t argc = 0;
+    strcpy(copy, line);
+    for (char *w = strtok(copy, " "); w; w = strtok(NULL, " ")) {
+        argv[argc].ptr = w;
+        argv[argc++].size = strlen(w);
+    }
+    struct resp_buf out;
+    resp_buf_init(&out, 2);
+    struct kv_write w;
+    const char *reply = t->text;
+    if (kv_command_class(&argv[0]) == KV_CLASS_READ) {
+        kv_query_at(&t->kv, now_ms, argc, argv, &out);
+    } else if (kv_command_parse(&t->kv.config, argc, argv, &w, &out) == 0) {
+        reply = t_write(t, now_ms, &w);
+    }
+    if (out.size) {
+        assert_true(out.size < sizeof(t->text));
+        memcpy(t->text, out.data, out.size);
+        t->text[out.size] = '\0';
+    }
+    resp_buf_deinit(&out);
+    return reply;
+}
+
+/* The primary's ops, as server/session_sweep.c builds them. */
+static const char *extend(struct t *t, uint64_t now_ms)
+{
+    struct kv_write w;
+    kv_session_extend_write(&w);
+    return t_write(t, now_ms, &w);
+}
+
+/* The EXPIRE op of the sessions due at chosen_ms, applied at now_ms
+ * (later, as when a KEEPALIVE or EXTEND is ordered in between); "none"
+ * if none was due. */
+static const char *expire_due(struct t *t, uint64_t chosen_ms, uint64_t now_ms)
+{
+    char text[KV_SESSION_EXPIRE_BATCH][KV_SESSION_ID_TEXT];
+    struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
+    struct kv_write w;
+    if (kv_session_expire_batch(&t->kv, chosen_ms, text, args, &w) == 0)
+        return "none";
+    return t_write(t, now_ms, &w);
+}
+
+static const char *open_session(struct t *t, uint64_t now_ms, uint64_t ttl)
+{
+    char line[64];
+    snprintf(line, sizeof(line), "COHORT.SESSION OPEN %llu",
+             (unsigned long long)ttl);
+    return run(t, now_ms, line);
+}
+
+static void open_keepalive_close_and_ephemeral_keys(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    assert_string_equal(open_session(&t, 1000, 5000), ":1\r\n");
+    assert_string_equal(run(&t, 1000, "SET e v SESSION 1"), "+OK\r\n");
+    assert_string_equal(run(&t, 1000, "SET plain v"), "+OK\r\n");
+    assert_string_equal(run(&t, 1100, "COHORT.SESSION KEEPALIVE 1"),
+                        ":5000\r\n");
+    assert_int_equal(kv_sessions_find(&t.kv.sessions, 1)->deadline_ms, 6100);
+    /* A keepalive never shortens a deadline (EXTEND may have set a later
+     * one). */
+    assert_int_equal(t.kv.sessions.count, 1);
+    assert_string_equal(run(&t, 1200, "COHORT.SESSION CLOSE 1"), ":1\r\n");
+    assert_string_equal(run(&t, 1200, "GET e"), "$-1\r\n");
+    assert_string_equal(run(&t, 1200, "GET plain"), "$1\r\nv\r\n");
+    assert_string_equal(run(&t, 1200, "COHORT.SESSION CLOSE 1"), ":0\r\n");
+    assert_string_equal(run(&t, 1200, "COHORT.SESSION KEEPALIVE 1"),
+                        "-ERR no such session 1 (it expired or was closed; "
+                        "open a new one)\r\n");
+    assert_string_equal(run(&t, 1200, "SET e v SESSION 1"),
+                        "-ERR no such session 1 (it expired or was closed; "
+                        "open a new one)\r\n");
+    assert_string_equal(run(&t, 1200, "GET e"), "$-1\r\n");
+    assert_int_equal(t.kv.sessions.count, 0);
+    t_deinit(&t);
+}
+
+static void bad_input_is_refused_with_a_message(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    assert_string_equal(open_session(&t, 1000, 99),
+                        "-ERR session ttl-ms must be an integer from 100 to "
+                        "86400000\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.SESSION OPEN x"),
+                        "-ERR session ttl-ms must be an integer from 100 to "
+                        "86400000\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.SESSION KEEPALIVE -3"),
+                        "-ERR session id must be a positive integer (the "
+                        "reply of COHORT.SESSION OPEN)\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.SESSION RENEW 1"),
+                        "-ERR unknown COHORT.SESSION subcommand 'RENEW'; "
+                        "use OPEN ttl-ms, KEEPALIVE id or CLOSE id\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.SESSION OPEN"),
+                        "-ERR wrong number of arguments for "
+                        "'cohort.session' command\r\n");
+    assert_string_equal(run(&t, 1000, "SET k v SESSION"),
+                        "-ERR syntax error\r\n");
+    assert_string_equal(run(&t, 1000, "SET k v SESSION 0"),
+                        "-ERR session id must be a positive integer (the "
+                        "reply of COHORT.SESSION OPEN)\r\n");
+    assert_string_equal(run(&t, 1000, "SET k v SESSION 1 EX 5"),
+                        "-ERR SET with SESSION takes no EX, PX, EXAT, PXAT "
+                        "or KEEPTTL: the key lives as long as the "
+                        "session\r\n");
+    assert_string_equal(run(&t, 1000, "SET k v KEEPTTL SESSION 1"),
+                        "-ERR SET with SESSION takes no EX, PX, EXAT, PXAT "
+                        "or KEEPTTL: the key lives as long as the "
+                        "session\r\n");
+    assert_int_equal(t.op, 0); /* none of these reached the log */
+    /* Hostile log bodies: an error reply, nothing changed. */
+    struct resp_arg bad = {.ptr = "zz", .size = 2};
+    struct kv_write w = {.type = KV_CMD_SESSION_OPEN, .arg_count = 1,
+                         .args = &bad};
+    assert_string_equal(t_write(&t, 1000, &w),
+                        "-ERR session ttl-ms must be an integer from 100 to "
+                        "86400000\r\n");
+    w.type = KV_CMD_SESSION_EXPIRE;
+    assert_string_equal(t_write(&t, 1000, &w), ":0\r\n");
+    uint8_t body[8] = {KV_COMMAND_FORMAT, KV_CMD_SESSION_EXTEND, 1, 0};
+    assert_true(strstr(t_apply(&t, 1000, body, sizeof(body)),
+                       "malformed command") != NULL);
+    assert_int_equal(t.kv.sessions.count, 0);
+    t_deinit(&t);
+}
+
+/* EXPIRE ends only sessions due at its own time: a KEEPALIVE ordered
+ * before it in the log saves the session. */
+static void expire_is_judged_at_the_ops_own_time(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    assert_string_equal(open_session(&t, 1000, 1000), ":1\r\n");
+    assert_string_equal(open_session(&t, 1000, 3000), ":2\r\n");
+    run(&t, 1000, "SET a v SESSION 1");
+    run(&t, 1000, "SET b v SESSION 2");
+    assert_string_equal(expire_due(&t, 1999, 1999), "none");
+    /* Chosen at 2000, but a keepalive at 1900 is applied first. */
+    char text[KV_SESSION_EXPIRE_BATCH][KV_SESSION_ID_TEXT];
+    struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
+    struct kv_write w;
+    assert_int_equal(kv_session_expire_batch(&t.kv, 2000, text, args, &w), 1);
+    assert_string_equal(run(&t, 1900, "COHORT.SESSION KEEPALIVE 1"),
+                        ":1000\r\n");
+    assert_string_equal(t_write(&t, 2000, &w), ":0\r\n");
+    assert_string_equal(run(&t, 2000, "GET a"), "$1\r\nv\r\n");
+    /* Due at 2900: ended with its key in that op; session 2 stays. */
+    assert_string_equal(expire_due(&t, 2900, 2900), ":1\r\n");
+    assert_string_equal(run(&t, 2900, "GET a"), "$-1\r\n");
+    assert_string_equal(run(&t, 2900, "GET b"), "$1\r\nv\r\n");
+    assert_int_equal(t.kv.sessions.expired, 1);
+    assert_string_equal(expire_due(&t, 4000, 4000), ":1\r\n");
+    assert_string_equal(run(&t, 4000, "GET b"), "$-1\r\n");
+    assert_int_equal(t.kv.key_count, 0);
+    t_deinit(&t);
+}
+
+/* The failover rule: EXTEND gives every session a full TTL from the new
+ * primary's first op, so a deadline that passed while no primary could
+ * take a keepalive does not end it. */
+static void extend_gives_every_session_a_full_ttl(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    open_session(&t, 1000, 1000); /* deadline 2000 */
+    open_session(&t, 1000, 9000); /* deadline 10000 */
+    run(&t, 1000, "SET a v SESSION 1");
+    /* The old primary died at 1500; the new one's first op is at 2600. */
+    assert_string_equal(extend(&t, 2600), ":2\r\n");
+    assert_int_equal(kv_sessions_find(&t.kv.sessions, 1)->deadline_ms, 3600);
+    assert_int_equal(kv_sessions_find(&t.kv.sessions, 2)->deadline_ms,
+                     11600); /* a full TTL from 2600, not from 1000 */
+    /* A second EXTEND (a later view) never shortens a deadline. */
+    assert_string_equal(run(&t, 2700, "COHORT.SESSION KEEPALIVE 1"),
+                        ":1000\r\n");
+    assert_string_equal(extend(&t, 2650), ":2\r\n");
+    assert_int_equal(kv_sessions_find(&t.kv.sessions, 1)->deadline_ms, 3700);
+    assert_string_equal(expire_due(&t, 3699, 3699), "none");
+    assert_string_equal(run(&t, 3000, "COHORT.SESSION KEEPALIVE 1"),
+                        ":1000\r\n");
+    assert_string_equal(expire_due(&t, 3999, 3999), "none");
+    assert_string_equal(run(&t, 3999, "GET a"), "$1\r\nv\r\n");
+    /* The client stopped: gone one TTL after its last keepalive. */
+    assert_string_equal(expire_due(&t, 4000, 4000), ":1\r\n");
+    assert_string_equal(run(&t, 4000, "GET a"), "$-1\r\n");
+    t_deinit(&t);
+}
+
+/* Another command's write of an ephemeral key makes it an ordinary key;
+ * a SET ... SESSION of another session moves it to that session. */
+static void a_later_write_detaches_an_ephemeral_key(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    open_session(&t, 1000, 5000); /* 1 */
+    open_session(&t, 1000, 5000); /* 2 */
+    run(&t, 1000, "SET plain v SESSION 1");
+    run(&t, 1000, "SET plain w");
+    run(&t, 1000, "SET moved v SESSION 1");
+    run(&t, 1000, "SET moved v SESSION 2");
+    run(&t, 1000, "SET again v SESSION 1");
+    run(&t, 1000, "SET again w SESSION 1");
+    run(&t, 1000, "SET nx v SESSION 1 NX");
+    run(&t, 1000, "SET nx w SESSION 2 NX"); /* not written: stays 1's */
+    assert_int_equal(kv_sessions_find(&t.kv.sessions, 1)->key_count, 4);
+    assert_string_equal(run(&t, 1000, "COHORT.SESSION CLOSE 1"), ":1\r\n");
+    assert_string_equal(run(&t, 1000, "GET plain"), "$1\r\nw\r\n");
+    assert_string_equal(run(&t, 1000, "GET moved"), "$1\r\nv\r\n");
+    assert_string_equal(run(&t, 1000, "GET again"), "$-1\r\n");
+    assert_string_equal(run(&t, 1000, "GET nx"), "$-1\r\n");
+    /* Deleted and re-created by someone else: not the session's either. */
+    run(&t, 1000, "DEL moved");
+    run(&t, 1000, "SET moved x");
+    assert_string_equal(run(&t, 1000, "COHORT.SESSION CLOSE 2"), ":1\r\n");
+    assert_string_equal(run(&t, 1000, "GET moved"), "$1\r\nx\r\n");
+    t_deinit(&t);
+}
+
+/* Two replicas applying the same log give the same state hash; the
+ * sessions (deadlines included) are part of it. */
+static void sessions_are_in_the_state_hash(void **s)
+{
+    (void)s;
+    struct t a, b;
+    t_init(&a);
+    t_init(&b);
+    uint64_t empty = kv_state_hash(&a.kv);
+    const char *lines[] = {"COHORT.SESSION OPEN 1000", "SET e v SESSION 1",
+                           "COHORT.SESSION KEEPALIVE 1"};
+    for (size_t i = 0; i < 3; i++) {
+        run(&a, 1000 + i, lines[i]);
+        run(&b, 1000 + i, lines[i]);
+        assert_int_equal(kv_state_hash(&a.kv), kv_state_hash(&b.kv));
+    }
+    assert_int_not_equal(kv_state_hash(&a.kv), empty);
+    uint64_t before = kv_state_hash(&a.kv);
+    run(&a, 1500, "COHORT.SESSION KEEPALIVE 1");
+    assert_int_not_equal(kv_state_hash(&a.kv), before);
+    run(&a, 1500, "COHORT.SESSION CLOSE 1");
+    run(&b, 1500, "COHORT.SESSION CLOSE 1");
+    assert_int_equal(kv_state_hash(&a.kv), kv_state_hash(&b.kv));
+    /* No session left: the hash of a store that never had one. */
+    run(&a, 1500, "DEL nothing");
+    struct t c;
+    t_init(&c);
+    assert_int_equal(kv_state_hash(&a.kv), kv_state_hash(&c.kv));
+    t_deinit(&a);
+    t_deinit(&b);
+    t_deinit(&c);
+}
+
+struct buf {
+    uint8_t data[65536];
+    size_t size, pos;
+};
+
+static int buf_write(void *ctx, const void *data, size_t size)
+{
+    struct buf *b = ctx;
+    assert_true(b->size + size <= sizeof(b->data));
+    memcpy(b->data + b->size, data, size);
+    b->size += size;
+    return 0;
+}
+
+static int buf_read(void *ctx, void *data, size_t size, size_t *got)
+{
+    struct buf *b = ctx;
+    size_t n = b->size - b->pos < size ? b->size - b->pos : size;
+    memcpy(data, b->data + b->pos, n);
+    b->pos += n;
+    *got = n;
+    return 0;
+}
+
+static struct buf snap;
+
+static uint16_t snapshot(struct t *t)
+{
+    memset(&snap, 0, sizeof(snap));
+    struct cohort_err err;
+    err_clear(&err);
+    assert_int_equal(kv_snapshot_write(&t->kv, buf_write, &snap, &err), 0);
+    return (uint16_t)(snap.data[4] | snap.data[5] << 8);
+}
+
+static int restore(struct kv *copy, const struct kv_config *config)
+{
+    struct cohort_err err;
+    err_clear(&err);
+    snap.pos = 0;
+    assert_int_equal(kv_init(copy, config), 0);
+    return kv_restore(copy, buf_read, &snap, &err);
+}
+
+static void snapshots_keep_sessions_and_their_keys(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    run(&t, 1000, "SET plain v");
+    assert_int_equal(snapshot(&t), 1); /* no session: the old format */
+    open_session(&t, 1000, 2000);
+    open_session(&t, 1000, 5000);
+    run(&t, 1000, "SET e1 v SESSION 2");
+    run(&t, 1000, "SET e2 v SESSION 3");
+    run(&t, 1000, "SET x v PX 100000");
+    run(&t, 1200, "COHORT.SESSION KEEPALIVE 2");
+    assert_int_equal(snapshot(&t), 7); /* expiry and sessions */
+    struct kv copy;
+    assert_int_equal(restore(&copy, &t.kv.config), 0);
+    assert_int_equal(kv_state_hash(&copy), kv_state_hash(&t.kv));
+    assert_true(kv_sessions_invariants_hold(&copy.sessions));
+    assert_int_equal(copy.sessions.count, 2);
+    assert_int_equal(kv_sessions_find(&copy.sessions, 2)->deadline_ms, 3200);
+    /* The restored replica ends the session as the original does. */
+    struct t r = {.kv = copy, .op = t.op, .reply = malloc(
+                                              kv_reply_size_max(&copy.config))};
+    assert_string_equal(expire_due(&r, 3200, 3200), ":1\r\n");
+    assert_string_equal(expire_due(&t, 3200, 3200), ":1\r\n");
+    assert_string_equal(run(&r, 3200, "GET e1"), "$-1\r\n");
+    assert_string_equal(run(&r, 3200, "GET e2"), "$1\r\nv\r\n");
+    assert_int_equal(kv_state_hash(&r.kv), kv_state_hash(&t.kv));
+    t_deinit(&r);
+    /* A flipped byte in the sessions section is refused. */
+    snapshot(&t);
+    snap.data[snap.size - 16 - 8] ^= 1;
+    struct kv bad;
+    assert_int_equal(restore(&bad, &t.kv.config), -COHORT_ECORRUPT);
+    assert_int_equal(bad.sessions.count, 0);
+    kv_deinit(&bad);
+    t_deinit(&t);
+}
+
+static void the_sessions_encoding_refuses_hostile_bytes(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    open_session(&t, 1000, 2000);
+    run(&t, 1000, "SET e v SESSION 1");
+    size_t size = kv_sessions_encoded_size(&t.kv.sessions);
+    uint8_t data[256];
+    assert_true(size <= sizeof(data));
+    kv_sessions_encode(&t.kv.sessions, data, size);
+    struct kv_sessions back;
+    kv_sessions_init(&back);
+    const char *why = NULL;
+    assert_int_equal(kv_sessions_decode(&back, data, size, 64, &why), 0);
+    assert_int_equal(back.digest_sum, t.kv.sessions.digest_sum);
+    kv_sessions_clear(&back);
+    /* Every truncation, a key over the limit, a zero ttl. */
+    for (size_t n = 0; n < size; n++) {
+        assert_int_equal(kv_sessions_decode(&back, data, n, 64, &why),
+                         -COHORT_ECORRUPT);
+        assert_int_equal(back.count, 0);
+    }
+    assert_int_equal(kv_sessions_decode(&back, data, size, 0, &why),
+                     -COHORT_ECORRUPT);
+    data[16] = 0; /* ttl_ms low byte: 2000 -> 1792, still valid */
+    data[17] = 0; /* ... now 0 */
+    assert_int_equal(kv_sessions_decode(&back, data, size, 64, &why),
+                     -COHORT_ECORRUPT);
+    kv_sessions_deinit(&back);
+    t_deinit(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(open_keepalive_close_and_ephemeral_keys),
+        cmocka_unit_test(bad_input_is_refused_with_a_message),
+        cmocka_unit_test(expire_is_judged_at_the_ops_own_time),
+        cmocka_unit_test(extend_gives_every_session_a_full_ttl),
+        cmocka_unit_test(a_later_write_detaches_an_ephemeral_key),
+        cmocka_unit_test(sessions_are_in_the_state_hash),
+        cmocka_unit_test(snapshots_keep_sessions_and_their_keys),
+        cmocka_unit_test(the_sessions_encoding_refuses_hostile_bytes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
