@@ -196,7 +196,7 @@ static enum kv_arg_role arg_role(enum kv_command_type type, uint32_t i)
         return KV_ARG_OTHER;
     default:
         if (kv_session_owns_type(type))
-            return KV_ARG_OTHER;
+            return kv_session_arg_role(type, i);
         return kv_strings_arg_role(type, i);
     }
 }
@@ -499,7 +499,7 @@ uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
         return 0;
     default:
         if (kv_session_owns_type(w->type))
-            return 0;
+            return kv_session_growth(kv, w);
         return kv_strings_growth(kv, w);
     }
 }

@@ -127,7 +127,13 @@ enum kv_command_type {
     KV_CMD_SESSION_CLOSE = 62,     /* id */
     KV_CMD_SESSION_EXTEND = 63,    /* the new primary's: no arguments */
     KV_CMD_SESSION_EXPIRE = 64,    /* the primary's: ids found due */
+    KV_CMD_LOCK = 65,              /* name session; flag KV_LOCK_WAIT */
+    KV_CMD_UNLOCK = 66,            /* name session */
+    KV_CMD_FENCE = 67,             /* name token key value */
 };
+
+/* LOCK: join the queue if the lock is held (else fail at once). */
+#define KV_LOCK_WAIT 0x1u
 
 /* TXN: COHORT.EXEC (EXEC's reply shape, no ELSE list). */
 #define KV_TXN_EXEC 0x1u

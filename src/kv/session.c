@@ -9,6 +9,7 @@
 #include "cohort.h"
 #include "common/assert.h"
 #include "common/bytes.h"
+#include "kv/lock.h"
 
 /* Like kv.c's record digest seed, part of the state hash: never change. */
 #define SESSION_DIGEST_SEED 0x636f686f72747373ull /* "cohortss" */
@@ -63,6 +64,7 @@ void kv_sessions_clear(struct kv_sessions *t)
     for (uint64_t i = 0; i < t->count; i++)
         free_session(&t->items[i]);
     t->count = 0;
+    kv_lock_clear_all(t);
     t->digest_sum = 0;
 }
 
@@ -70,6 +72,7 @@ void kv_sessions_deinit(struct kv_sessions *t)
 {
     kv_sessions_clear(t);
     free(t->items);
+    free(t->locks);
     memset(t, 0, sizeof(*t));
 }
 
@@ -173,7 +176,7 @@ size_t kv_sessions_encoded_size(const struct kv_sessions *t)
         for (uint32_t k = 0; k < s->key_count; k++)
             size += 12 + (size_t)s->keys[k].key_size;
     }
-    return size;
+    return size + kv_lock_encoded_size(t);
 }
 
 void kv_sessions_encode(const struct kv_sessions *t, uint8_t *out, size_t size)
@@ -192,6 +195,7 @@ void kv_sessions_encode(const struct kv_sessions *t, uint8_t *out, size_t size)
             writer_u64(&w, s->keys[k].mod_op);
         }
     }
+    kv_lock_encode(t, &w);
     ASSERT(w.ok);
     ASSERT(w.left == 0);
 }
@@ -255,6 +259,9 @@ static int decode_all(struct kv_sessions *t, struct cursor *in,
         if (rc != 0)
             return rc;
     }
+    int rc = kv_lock_decode(t, in, key_size_max, why);
+    if (rc != 0)
+        return rc;
     if (in->left != 0) {
         *why = "trailing bytes after the sessions";
         return -COHORT_ECORRUPT;
@@ -292,5 +299,7 @@ bool kv_sessions_invariants_hold(const struct kv_sessions *t)
                     return false;
         sum += s->digest;
     }
-    return sum == t->digest_sum;
+    for (uint64_t i = 0; i < t->lock_count; i++)
+        sum += t->locks[i].digest;
+    return sum == t->digest_sum && kv_lock_invariants_hold(t);
 }

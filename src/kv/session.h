@@ -51,10 +51,34 @@ struct kv_session {
     uint32_t key_capacity;
 };
 
+/* A lock's queue entry: the session, and the fencing token it was granted
+ * (the op of the grant), 0 while it waits. */
+struct kv_lock_entry {
+    uint64_t session;
+    uint64_t token;
+};
+
+/* A lock (kv/lock.h): queue[0] holds it (token != 0), the rest wait in
+ * the order they asked. A lock with an empty queue is not kept. */
+struct kv_lock {
+    uint8_t *name;
+    uint32_t name_size;
+    struct kv_lock_entry *queue;
+    uint32_t count;
+    uint32_t capacity;
+    uint64_t digest;
+};
+
 struct kv_sessions {
     struct kv_session *items; /* sorted by id */
     uint64_t count;
     uint64_t capacity;
+    /* The locks (kv/lock.h): every queue entry names a live session, so a
+     * store with locks has sessions and their snapshot section. */
+    struct kv_lock *locks;
+    uint64_t lock_count;
+    uint64_t lock_capacity;
+    /* The sum of the sessions' and locks' digests. */
     uint64_t digest_sum;
     /* Not state: sessions this process saw end by expiry. */
     uint64_t expired;
@@ -86,7 +110,8 @@ void kv_sessions_set_deadline(struct kv_sessions *t, struct kv_session *s,
 
 /* The encoding for snapshots: u64 count, then per session u64 id, u64
  * ttl_ms, u64 deadline_ms, u32 key_count, then per key u32 size, the key,
- * u64 mod_op; little-endian. */
+ * u64 mod_op; then u64 lock_count, per lock u32 name size, the name, u32
+ * queue count, per entry u64 session, u64 token; little-endian. */
 size_t kv_sessions_encoded_size(const struct kv_sessions *t);
 void kv_sessions_encode(const struct kv_sessions *t, uint8_t *out, size_t size);
 /* Decode untrusted bytes into an empty table. Returns 0, -COHORT_ENOMEM, or

@@ -7,12 +7,21 @@
 
 #include "cohort.h"
 #include "common/assert.h"
+#include "kv/lock.h"
 #include "kv/session.h"
 
-enum { ID_SESSION = KV_SESSION_ID_FIRST };
+enum {
+    ID_SESSION = KV_SESSION_ID_FIRST,
+    ID_LOCK,
+    ID_UNLOCK,
+    ID_FENCE,
+};
 
 static const struct kv_command_def table[] = {
     {"cohort.session", ID_SESSION, KV_CLASS_WRITE, 3},
+    {"cohort.lock", ID_LOCK, KV_CLASS_WRITE, -3},
+    {"cohort.unlock", ID_UNLOCK, KV_CLASS_WRITE, 3},
+    {"cohort.fence", ID_FENCE, KV_CLASS_WRITE, 5},
 };
 
 const struct kv_command_def *kv_session_find(const struct resp_arg *name)
@@ -25,7 +34,30 @@ const struct kv_command_def *kv_session_find(const struct resp_arg *name)
 
 bool kv_session_owns_type(enum kv_command_type type)
 {
-    return type >= KV_CMD_SESSION_OPEN && type <= KV_CMD_SESSION_EXPIRE;
+    return type >= KV_CMD_SESSION_OPEN && type <= KV_CMD_FENCE;
+}
+
+enum kv_arg_role kv_session_arg_role(enum kv_command_type type, uint32_t i)
+{
+    switch (type) {
+    case KV_CMD_LOCK:
+    case KV_CMD_UNLOCK:
+        return i == 0 ? KV_ARG_KEY : KV_ARG_OTHER; /* the lock's name */
+    case KV_CMD_FENCE:
+        return i == 0 || i == 2 ? KV_ARG_KEY
+               : i == 3         ? KV_ARG_VALUE
+                                : KV_ARG_OTHER;
+    default:
+        return KV_ARG_OTHER;
+    }
+}
+
+uint64_t kv_session_growth(const struct kv *kv, const struct kv_write *w)
+{
+    (void)kv;
+    if (w->type != KV_CMD_FENCE)
+        return 0;
+    return kv_record_cost(w->args[2].size, w->args[3].size);
 }
 
 /* A positive decimal integer within [min, max]. */
@@ -63,11 +95,51 @@ static void reply_bad_id(struct resp_buf *r)
                         "reply of COHORT.SESSION OPEN)");
 }
 
+static void reply_bad_token(struct resp_buf *r)
+{
+    resp_write_error(r, "ERR fencing token must be a positive integer (the "
+                        "reply of COHORT.LOCK)");
+}
+
+/* COHORT.LOCK name session [WAIT], COHORT.UNLOCK name session,
+ * COHORT.FENCE name token key value. */
+static int parse_lock(const struct kv_command_def *def, uint32_t argc,
+                      const struct resp_arg *argv, struct kv_write *w,
+                      struct resp_buf *r)
+{
+    uint64_t n;
+    w->args = argv + 1;
+    if (def->id == ID_FENCE) {
+        w->type = KV_CMD_FENCE;
+        w->arg_count = 4;
+        if (!parse_id(argv[2].ptr, argv[2].size, &n)) {
+            reply_bad_token(r);
+            return -COHORT_EINVAL;
+        }
+        return 0;
+    }
+    w->type = def->id == ID_LOCK ? KV_CMD_LOCK : KV_CMD_UNLOCK;
+    w->arg_count = 2;
+    if (argc > 4 || (argc == 4 && !resp_arg_is(&argv[3], "wait"))) {
+        resp_write_error(r, "ERR syntax error: COHORT.LOCK name session "
+                            "[WAIT]");
+        return -COHORT_EINVAL;
+    }
+    if (argc == 4)
+        w->flags = KV_LOCK_WAIT;
+    if (!parse_id(argv[2].ptr, argv[2].size, &n)) {
+        reply_bad_id(r);
+        return -COHORT_EINVAL;
+    }
+    return 0;
+}
+
 int kv_session_parse(const struct kv_command_def *def, uint32_t argc,
                      const struct resp_arg *argv, struct kv_write *w,
                      struct resp_buf *r)
 {
-    ASSERT(def->id == ID_SESSION);
+    if (def->id != ID_SESSION)
+        return parse_lock(def, argc, argv, w, r);
     ASSERT(argc == 3);
     uint64_t n;
     w->args = argv + 2;
@@ -122,6 +194,11 @@ int kv_session_parse_set_option(uint32_t argc, const struct resp_arg *argv,
 
 const char *kv_session_check_header(const struct kv_command *c)
 {
+    if (c->type == KV_CMD_LOCK) {
+        if (c->flags & ~KV_LOCK_WAIT)
+            return "unknown LOCK flags";
+        return c->arg_count == 2 ? NULL : "LOCK needs 2 arguments";
+    }
     if (c->flags != 0)
         return "flags on a session command";
     switch (c->type) {
@@ -135,15 +212,20 @@ const char *kv_session_check_header(const struct kv_command *c)
         return c->arg_count >= 1 && c->arg_count <= KV_SESSION_EXPIRE_BATCH
                    ? NULL
                    : "EXPIRE needs 1 to 64 session ids";
+    case KV_CMD_UNLOCK:
+        return c->arg_count == 2 ? NULL : "UNLOCK needs 2 arguments";
+    case KV_CMD_FENCE:
+        return c->arg_count == 4 ? NULL : "FENCE needs 4 arguments";
     default:
         return "unknown command type";
     }
 }
 
-/* End session s (at index i): delete the ephemeral keys still as it wrote
- * them, then forget it. */
-static void session_end(struct kv *kv, struct kv_session *s)
+/* End session s at op: delete the ephemeral keys still as it wrote them,
+ * release its locks, then forget it. */
+static void session_end(struct kv *kv, struct kv_session *s, uint64_t op)
 {
+    kv_lock_session_ended(&kv->sessions, s->id, op);
     for (uint32_t k = 0; k < s->key_count; k++) {
         const struct kv_session_key *e = &s->keys[k];
         const struct kv_record *rec = kv_get(kv, e->key, e->key_size);
@@ -187,8 +269,9 @@ static void apply_open(struct kv *kv, uint64_t op, uint64_t now_ms,
 }
 
 /* KEEPALIVE and CLOSE of the session arg names. */
-static void apply_one(struct kv *kv, uint64_t now_ms, enum kv_command_type t,
-                      const uint8_t *arg, size_t size, struct resp_buf *r)
+static void apply_one(struct kv *kv, uint64_t op, uint64_t now_ms,
+                      enum kv_command_type t, const uint8_t *arg, size_t size,
+                      struct resp_buf *r)
 {
     uint64_t id;
     if (!parse_id(arg, size, &id)) {
@@ -198,7 +281,7 @@ static void apply_one(struct kv *kv, uint64_t now_ms, enum kv_command_type t,
     struct kv_session *s = kv_sessions_find(&kv->sessions, id);
     if (t == KV_CMD_SESSION_CLOSE) {
         if (s != NULL)
-            session_end(kv, s);
+            session_end(kv, s, op);
         resp_write_integer(r, s != NULL);
         return;
     }
@@ -226,8 +309,8 @@ static void apply_extend(struct kv *kv, uint64_t now_ms, struct resp_buf *r)
     resp_write_integer(r, (int64_t)kv->sessions.count);
 }
 
-static void apply_expire(struct kv *kv, uint64_t now_ms, struct kv_command *c,
-                         struct resp_buf *r)
+static void apply_expire(struct kv *kv, uint64_t op, uint64_t now_ms,
+                         struct kv_command *c, struct resp_buf *r)
 {
     int64_t ended = 0;
     for (uint32_t i = 0; i < c->arg_count; i++) {
@@ -239,12 +322,101 @@ static void apply_expire(struct kv *kv, uint64_t now_ms, struct kv_command *c,
             continue;
         struct kv_session *s = kv_sessions_find(&kv->sessions, id);
         if (s != NULL && s->deadline_ms <= now_ms) {
-            session_end(kv, s);
+            session_end(kv, s, op);
             ended++;
         }
     }
     kv->sessions.expired += (uint64_t)ended;
     resp_write_integer(r, ended);
+}
+
+static void reply_no_session(struct resp_buf *r, uint64_t id)
+{
+    resp_write_errorf(r,
+                      "ERR no such session %" PRIu64
+                      " (it expired or was closed; open a new one)",
+                      id);
+}
+
+static void apply_lock(struct kv *kv, uint64_t op, struct kv_command *c,
+                       struct resp_buf *r)
+{
+    const uint8_t *name, *arg;
+    size_t name_size, size;
+    uint64_t id, token = 0;
+    kv_command_next_arg(c, &name, &name_size);
+    kv_command_next_arg(c, &arg, &size);
+    if (!parse_id(arg, size, &id)) {
+        reply_bad_id(r);
+        return;
+    }
+    if (c->type == KV_CMD_UNLOCK) {
+        resp_write_integer(
+            r, kv_lock_release(&kv->sessions, name, name_size, id, op));
+        return;
+    }
+    if (kv_sessions_find(&kv->sessions, id) == NULL) {
+        reply_no_session(r, id);
+        return;
+    }
+    switch (kv_lock_acquire(&kv->sessions, name, name_size, id,
+                            (c->flags & KV_LOCK_WAIT) != 0, op, &token)) {
+    case KV_LOCK_GRANTED:
+        resp_write_integer(r, (int64_t)token);
+        return;
+    case KV_LOCK_QUEUED:
+    case KV_LOCK_BUSY:
+        resp_write_null(r);
+        return;
+    case KV_LOCK_FULL:
+        resp_write_errorf(r,
+                          "ERR too many locks (%u) or waiters on one lock "
+                          "(%u); unlock the ones you no longer use",
+                          KV_LOCKS_MAX, KV_LOCK_WAITERS_MAX);
+        return;
+    }
+    UNREACHABLE();
+}
+
+static void apply_fence(struct kv *kv, uint64_t op, struct kv_command *c,
+                        struct resp_buf *r)
+{
+    const uint8_t *name, *arg, *key, *value;
+    size_t name_size, size, key_size, value_size;
+    uint64_t token;
+    kv_command_next_arg(c, &name, &name_size);
+    kv_command_next_arg(c, &arg, &size);
+    kv_command_next_arg(c, &key, &key_size);
+    kv_command_next_arg(c, &value, &value_size);
+    if (!parse_id(arg, size, &token)) {
+        reply_bad_token(r);
+        return;
+    }
+    uint64_t current = kv_lock_token(&kv->sessions, name, name_size);
+    int shown = (int)(name_size < 64 ? name_size : 64);
+    if (current == 0) {
+        resp_write_errorf(r,
+                          "ERR fencing token %" PRIu64
+                          " is not current for lock '%.*s' (it is free); "
+                          "take the lock again",
+                          token, shown, (const char *)name);
+        return;
+    }
+    if (current != token) {
+        resp_write_errorf(r,
+                          "ERR fencing token %" PRIu64
+                          " is not current for lock '%.*s' (its token is "
+                          "%" PRIu64 "); take the lock again",
+                          token, shown, (const char *)name, current);
+        return;
+    }
+    if (kv_put(kv, key, key_size, value, value_size, op) != 0)
+        cohort_assert_fail("out of memory applying a committed op", __FILE__,
+                           __LINE__);
+    const struct kv_record *rec = kv_get(kv, key, key_size);
+    if (rec != NULL && rec->expire_at_ms != 0)
+        (void)kv_expire_set(kv, key, key_size, 0);
+    resp_write_simple(r, "OK");
 }
 
 void kv_session_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
@@ -260,13 +432,20 @@ void kv_session_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
     case KV_CMD_SESSION_KEEPALIVE:
     case KV_CMD_SESSION_CLOSE:
         kv_command_next_arg(c, &arg, &size);
-        apply_one(kv, now_ms, c->type, arg, size, r);
+        apply_one(kv, op, now_ms, c->type, arg, size, r);
         break;
     case KV_CMD_SESSION_EXTEND:
         apply_extend(kv, now_ms, r);
         break;
     case KV_CMD_SESSION_EXPIRE:
-        apply_expire(kv, now_ms, c, r);
+        apply_expire(kv, op, now_ms, c, r);
+        break;
+    case KV_CMD_LOCK:
+    case KV_CMD_UNLOCK:
+        apply_lock(kv, op, c, r);
+        break;
+    case KV_CMD_FENCE:
+        apply_fence(kv, op, c, r);
         break;
     default:
         UNREACHABLE();

@@ -28,7 +28,25 @@
  *                     op's own time (a KEEPALIVE ordered before it in the
  *                     log saves the session).
  * Ending a session (CLOSE, EXPIRE) deletes its ephemeral keys that no
- * other command has written since (kv/session.h) in that same op.
+ * other command has written since (kv/session.h), and releases its locks
+ * (granting each to its next waiter), in that same op.
+ *
+ * Locks with fencing tokens (kv/lock.h):
+ *     COHORT.LOCK name session [WAIT]   :token if session holds the lock
+ *                                    now (the op of the grant; asking again
+ *                                    while holding answers the same token);
+ *                                    else nil. With WAIT the session joins
+ *                                    the lock's FIFO queue (once) and is
+ *                                    granted in its turn; ask again (or
+ *                                    poll) to learn the token.
+ *     COHORT.UNLOCK name session     :1 if the session held or waited for
+ *                                    it (the next waiter is granted in this
+ *                                    op), else :0
+ *     COHORT.FENCE name token key value   SET key value (no expiry) only if
+ *                                    token is the lock's current token:
+ *                                    +OK, else an error naming the current
+ *                                    token. A paused holder whose session
+ *                                    expired cannot write with its token.
  *
  * KEEPALIVE goes through the log: one op per keepalive (a client sends one
  * every ttl/3), so every replica holds every deadline and a new primary
@@ -37,7 +55,9 @@
  *
  * Body layouts (command.h's format): arguments as decimal text, checked
  * again at apply (log bytes are untrusted): OPEN [ttl-ms], KEEPALIVE [id],
- * CLOSE [id], EXTEND [] and EXPIRE [id ...]; no flags. SET ... SESSION is
+ * CLOSE [id], EXTEND [] and EXPIRE [id ...]; no flags. LOCK [name,
+ * session] (flag KV_LOCK_WAIT), UNLOCK [name, session], FENCE [name, token,
+ * key, value]. SET ... SESSION is
  * SET with KV_SET_SESSION and the id in the header's delta.
  */
 #ifndef COHORT_KV_SESSION_CMD_H
@@ -66,9 +86,13 @@ static inline bool kv_session_owns(const struct kv_command_def *def)
 
 /* Whether a body type is one of this module's. */
 bool kv_session_owns_type(enum kv_command_type type);
+/* What argument i of one of this module's bodies is (the limit checks). */
+enum kv_arg_role kv_session_arg_role(enum kv_command_type type, uint32_t i);
+/* kv_command_growth() of one of this module's writes. */
+uint64_t kv_session_growth(const struct kv *kv, const struct kv_write *w);
 
-/* Fill w for COHORT.SESSION (arity checked); -COHORT_EINVAL after the
- * error. */
+/* Fill w for COHORT.SESSION, COHORT.LOCK, COHORT.UNLOCK or COHORT.FENCE
+ * (arity checked); -COHORT_EINVAL after the error. */
 int kv_session_parse(const struct kv_command_def *def, uint32_t argc,
                      const struct resp_arg *argv, struct kv_write *w,
                      struct resp_buf *r);

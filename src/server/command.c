@@ -120,7 +120,8 @@ static const struct command_spec commands[] = {
      CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
     {"pttl", 2, CMD_READ | CMD_SLOT, 1, 1, 1,
      CAT(KEYSPACE) | CAT(READ) | CAT(FAST), cmd_store_read},
-    /* Sessions (kv/session_cmd.h): store writes through the log. */
+    /* Sessions and locks (kv/session_cmd.h): store writes through the
+     * log. */
     {"cohort.session", 3, CMD_WRITE | CMD_SLOT, 0, 0, 0, CAT(WRITE) | CAT(FAST),
      cmd_store_write},
     /* cohort's exactly-once form of a store command (see cmd_store.c); ACL

@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "kv/command.h"
 #include "kv/kv.h"
+#include "kv/lock.h"
 #include "kv/session.h"
 #include "kv/session_cmd.h"
 #include "kv/snapshot.h"
@@ -191,8 +192,8 @@ static void bad_input_is_refused_with_a_message(void **s)
     assert_int_equal(t.op, 0); /* none of these reached the log */
     /* Hostile log bodies: an error reply, nothing changed. */
     struct resp_arg bad = {.ptr = "zz", .size = 2};
-    struct kv_write w = {.type = KV_CMD_SESSION_OPEN, .arg_count = 1,
-                         .args = &bad};
+    struct kv_write w = {
+        .type = KV_CMD_SESSION_OPEN, .arg_count = 1, .args = &bad};
     assert_string_equal(t_write(&t, 1000, &w),
                         "-ERR session ttl-ms must be an integer from 100 to "
                         "86400000\r\n");
@@ -398,8 +399,9 @@ static void snapshots_keep_sessions_and_their_keys(void **s)
     assert_int_equal(copy.sessions.count, 2);
     assert_int_equal(kv_sessions_find(&copy.sessions, 2)->deadline_ms, 3200);
     /* The restored replica ends the session as the original does. */
-    struct t r = {.kv = copy, .op = t.op, .reply = malloc(
-                                              kv_reply_size_max(&copy.config))};
+    struct t r = {.kv = copy,
+                  .op = t.op,
+                  .reply = malloc(kv_reply_size_max(&copy.config))};
     assert_string_equal(expire_due(&r, 3200, 3200), ":1\r\n");
     assert_string_equal(expire_due(&t, 3200, 3200), ":1\r\n");
     assert_string_equal(run(&r, 3200, "GET e1"), "$-1\r\n");
@@ -449,6 +451,111 @@ static void the_sessions_encoding_refuses_hostile_bytes(void **s)
     t_deinit(&t);
 }
 
+/* Locks: FIFO among waiters, tokens (the grant's op) strictly increasing,
+ * released by UNLOCK, CLOSE and expiry, each granting the next waiter. */
+static void locks_grant_in_fifo_order_with_increasing_tokens(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    open_session(&t, 1000, 1000); /* 1 */
+    open_session(&t, 1000, 5000); /* 2 */
+    open_session(&t, 1000, 5000); /* 3 */
+    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 1"), ":4\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 1"), ":4\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 2"), "$-1\r\n");
+    assert_int_equal(kv_sessions_find(&t.kv.sessions, 2) != NULL, 1);
+    assert_int_equal(t.kv.sessions.locks[0].count, 1); /* no WAIT: no queue */
+    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 3 WAIT"), "$-1\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 2 WAIT"), "$-1\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 3 WAIT"), "$-1\r\n");
+    assert_int_equal(t.kv.sessions.locks[0].count, 3);
+    assert_string_equal(run(&t, 1000, "COHORT.FENCE L 4 data a"), "+OK\r\n");
+    /* Session 1 expires (op 11): 3 asked first, so it is granted at 11. */
+    assert_string_equal(expire_due(&t, 2000, 2000), ":1\r\n");
+    assert_int_equal(t.op, 11);
+    assert_string_equal(run(&t, 2000, "COHORT.LOCK L 3"), ":11\r\n");
+    assert_string_equal(run(&t, 2000, "COHORT.FENCE L 4 data b"),
+                        "-ERR fencing token 4 is not current for lock 'L' "
+                        "(its token is 11); take the lock again\r\n");
+    assert_string_equal(run(&t, 2000, "GET data"), "$1\r\na\r\n");
+    assert_string_equal(run(&t, 2000, "COHORT.FENCE L 11 data c"), "+OK\r\n");
+    /* UNLOCK by a non-holder changes nothing; by the holder grants 2. */
+    assert_string_equal(run(&t, 2000, "COHORT.UNLOCK L 1"), ":0\r\n");
+    assert_string_equal(run(&t, 2000, "COHORT.UNLOCK L 3"), ":1\r\n");
+    assert_string_equal(run(&t, 2000, "COHORT.LOCK L 2"), ":16\r\n");
+    assert_string_equal(run(&t, 2000, "COHORT.SESSION CLOSE 2"), ":1\r\n");
+    assert_int_equal(t.kv.sessions.lock_count, 0); /* freed when empty */
+    assert_string_equal(run(&t, 2000, "COHORT.FENCE L 16 data d"),
+                        "-ERR fencing token 16 is not current for lock 'L' "
+                        "(it is free); take the lock again\r\n");
+    assert_string_equal(run(&t, 2000, "COHORT.LOCK L 3"), ":20\r\n");
+    t_deinit(&t);
+}
+
+static void lock_bad_input_and_ended_sessions(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 7"),
+                        "-ERR no such session 7 (it expired or was closed; "
+                        "open a new one)\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 7 NOW"),
+                        "-ERR syntax error: COHORT.LOCK name session "
+                        "[WAIT]\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.LOCK L x"),
+                        "-ERR session id must be a positive integer (the "
+                        "reply of COHORT.SESSION OPEN)\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.FENCE L 0 k v"),
+                        "-ERR fencing token must be a positive integer (the "
+                        "reply of COHORT.LOCK)\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.UNLOCK L"),
+                        "-ERR wrong number of arguments for "
+                        "'cohort.unlock' command\r\n");
+    assert_int_equal(t.kv.sessions.lock_count, 0);
+    t_deinit(&t);
+}
+
+/* Many sessions and locks: tokens strictly increase across every grant,
+ * at most one holder per lock, and a snapshot keeps the queues. */
+static void tokens_increase_and_snapshots_keep_queues(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    char line[128];
+    for (int i = 0; i < 6; i++)
+        open_session(&t, 1000, 1000 + 500 * (uint64_t)i); /* ids 1..6 */
+    for (int i = 1; i <= 6; i++)
+        for (int l = 0; l < 3; l++) {
+            snprintf(line, sizeof(line), "COHORT.LOCK L%d %d WAIT", l, i);
+            run(&t, 1000, line);
+        }
+    struct kv copy;
+    assert_int_equal(snapshot(&t), 5);
+    assert_int_equal(restore(&copy, &t.kv.config), 0);
+    assert_int_equal(kv_state_hash(&copy), kv_state_hash(&t.kv));
+    assert_int_equal(copy.sessions.lock_count, 3);
+    assert_true(kv_sessions_invariants_hold(&copy.sessions));
+    kv_deinit(&copy);
+    uint64_t last = 0;
+    for (uint64_t now = 2000; now <= 4000; now += 500) {
+        expire_due(&t, now, now);
+        for (int l = 0; l < 3; l++) {
+            snprintf(line, sizeof(line), "L%d", l);
+            struct kv_lock *lk =
+                kv_lock_find(&t.kv.sessions, (const uint8_t *)line, 2);
+            assert_non_null(lk);
+            assert_true(lk->queue[0].token > last);
+            for (uint32_t j = 1; j < lk->count; j++)
+                assert_int_equal(lk->queue[j].token, 0);
+        }
+        last = t.op - 1; /* every grant of this op is t.op: later ops beat it */
+    }
+    t_deinit(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +567,9 @@ int main(void)
         cmocka_unit_test(sessions_are_in_the_state_hash),
         cmocka_unit_test(snapshots_keep_sessions_and_their_keys),
         cmocka_unit_test(the_sessions_encoding_refuses_hostile_bytes),
+        cmocka_unit_test(locks_grant_in_fifo_order_with_increasing_tokens),
+        cmocka_unit_test(lock_bad_input_and_ended_sessions),
+        cmocka_unit_test(tokens_increase_and_snapshots_keep_queues),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
