@@ -103,10 +103,9 @@ static void push(struct kv_lock *l, uint64_t session, uint64_t token)
     l->queue[l->count++] = (struct kv_lock_entry){session, token};
 }
 
-enum kv_lock_result kv_lock_acquire(struct kv_sessions *t,
-                                    const uint8_t *name, size_t name_size,
-                                    uint64_t session, bool wait, uint64_t op,
-                                    uint64_t *token)
+enum kv_lock_result kv_lock_acquire(struct kv_sessions *t, const uint8_t *name,
+                                    size_t name_size, uint64_t session,
+                                    bool wait, uint64_t op, uint64_t *token)
 {
     ASSERT(op != 0);
     struct kv_lock *l = kv_lock_find(t, name, name_size);
@@ -168,8 +167,7 @@ bool kv_lock_release(struct kv_sessions *t, const uint8_t *name,
     return false;
 }
 
-void kv_lock_session_ended(struct kv_sessions *t, uint64_t session,
-                           uint64_t op)
+void kv_lock_session_ended(struct kv_sessions *t, uint64_t session, uint64_t op)
 {
     uint64_t i = 0;
     while (i < t->lock_count) {
@@ -274,8 +272,8 @@ int kv_lock_decode(struct kv_sessions *t, struct cursor *in,
     }
     for (uint64_t i = 0; i < count; i++) {
         uint32_t size = cursor_u32(in);
-        const uint8_t *name = size <= name_size_max ? cursor_take(in, size)
-                                                    : NULL;
+        const uint8_t *name =
+            size <= name_size_max ? cursor_take(in, size) : NULL;
         uint32_t n = cursor_u32(in);
         if (!in->ok || name == NULL || n == 0 || n > KV_LOCK_WAITERS_MAX ||
             kv_lock_find(t, name, size) != NULL) {

@@ -43,10 +43,9 @@ enum kv_lock_result {
 
 /* session asks for the lock as op (session exists: the caller checked).
  * Already holding: GRANTED with its old token; already waiting: QUEUED. */
-enum kv_lock_result kv_lock_acquire(struct kv_sessions *t,
-                                    const uint8_t *name, size_t name_size,
-                                    uint64_t session, bool wait, uint64_t op,
-                                    uint64_t *token);
+enum kv_lock_result kv_lock_acquire(struct kv_sessions *t, const uint8_t *name,
+                                    size_t name_size, uint64_t session,
+                                    bool wait, uint64_t op, uint64_t *token);
 /* session leaves the lock's queue (releasing it if it held it, which
  * grants the next waiter at op). Returns whether it was in the queue. */
 bool kv_lock_release(struct kv_sessions *t, const uint8_t *name,

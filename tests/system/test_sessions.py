@@ -88,6 +88,12 @@ def bad_input(c, p):
          "ERR no such session 999999"),
         (("SET", "k", "v", "SESSION", "1", "PX", "10"),
          "ERR SET with SESSION takes no EX"),
+        (("COHORT.LOCK", "L", "999999"), "ERR no such session 999999"),
+        (("COHORT.LOCK", "L", "1", "LATER"), "ERR syntax error"),
+        (("COHORT.FENCE", "L", "zero", "k", "v"),
+         "ERR fencing token must be"),
+        (("COHORT.FENCE", "L", "5", "k", "v"),
+         "ERR fencing token 5 is not current for lock 'L' (it is free)"),
     ]
     for i in (p, b):
         for args, want in cases:
@@ -236,6 +242,56 @@ def failovers(c):
     return expiries, keeper.ok, keeper.failed, outage_s
 
 
+def locks(c):
+    """A lock and its fencing token across a failover; the holder's session
+    expiring grants the waiter a larger token and fences the old one out."""
+    ttl = int(1500 * c.slow)
+    a = write(c, "COHORT.SESSION", "OPEN", str(ttl))
+    b = write(c, "COHORT.SESSION", "OPEN", str(ttl))
+    ka, kb = Keeper(c, a, ttl / 5000.0), Keeper(c, b, ttl / 5000.0)
+    ka.start()
+    kb.start()
+    try:
+        ta = write(c, "COHORT.LOCK", "job", str(a))
+        check(isinstance(ta, int) and ta > 0, "LOCK answered %r" % ta)
+        check(write(c, "COHORT.LOCK", "job", str(b)) is None,
+              "a held lock granted to another session")
+        check(write(c, "COHORT.LOCK", "job", str(b), "WAIT") is None,
+              "WAIT on a held lock")
+        check(write(c, "COHORT.FENCE", "job", str(ta), "out", "1") == "OK",
+              "FENCE with the current token")
+        p, _ = c.wait_for_primary()
+        c.kill(p)
+        c.wait_for_primary()
+        c.restart(p)
+        c.wait_converged()
+        check(write(c, "COHORT.LOCK", "job", str(a)) == ta,
+              "the holder's token changed across a failover")
+        check(write(c, "COHORT.FENCE", "job", str(ta), "out", "2") == "OK",
+              "FENCE after a failover")
+        ka.stop.set()  # the holder pauses; its session expires
+        ka.join()
+        tb = poll("the waiter granted once the holder's session expired",
+                  30 * c.slow,
+                  lambda: write(c, "COHORT.LOCK", "job", str(b)))
+        check(tb > ta, "token %r not above the old %r" % (tb, ta))
+        stale = write(c, "COHORT.FENCE", "job", str(ta), "out", "3")
+        check(isinstance(stale, resp.RespError) and
+              "is not current" in str(stale),
+              "a stale token wrote: %r" % stale)
+        check(write(c, "COHORT.FENCE", "job", str(tb), "out", "4") == "OK",
+              "FENCE with the new token")
+        check(write(c, "GET", "out") == b"4", "fenced writes out of order")
+        check(not kb.expired, "the waiter's session expired: %s"
+              % kb.expired)
+    finally:
+        ka.stop.set()
+        kb.stop.set()
+        ka.join()
+        kb.join()
+    return ta, tb
+
+
 def scenario(binary):
     c = cl.Cluster(binary, n=3, name="sessions")
     c.start()
@@ -243,11 +299,14 @@ def scenario(binary):
     n_bad = bad_input(c, p)
     waited = ephemeral_vanishes(c, p)
     expiries, ok, failed, outage_s = failovers(c)
+    ta, tb = locks(c)
     c.cleanup()
     return ("%d bad inputs refused; ephemeral key gone %.1fs after its "
             "keepalives stopped; %d session expiries across %d primary "
-            "kills and a %.1fs total outage (%d keepalives ok, %d failed)"
-            % (n_bad, waited, expiries, KILLS, outage_s, ok, failed))
+            "kills and a %.1fs total outage (%d keepalives ok, %d failed); "
+            "lock token %d kept through a failover, fenced out by %d after "
+            "its session expired"
+            % (n_bad, waited, expiries, KILLS, outage_s, ok, failed, ta, tb))
 
 
 if __name__ == "__main__":
