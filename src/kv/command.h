@@ -130,6 +130,10 @@ enum kv_command_type {
     KV_CMD_LOCK = 65,              /* name session; flag KV_LOCK_WAIT */
     KV_CMD_UNLOCK = 66,            /* name session */
     KV_CMD_FENCE = 67,             /* name token key value */
+    KV_CMD_GROUP_JOIN = 68,        /* group member session data */
+    KV_CMD_GROUP_LEAVE = 69,       /* group member */
+    KV_CMD_GROUP_VIEW = 70,        /* group */
+    KV_CMD_ELECT = 71,             /* group */
 };
 
 /* LOCK: join the queue if the lock is held (else fail at once). */

@@ -296,15 +296,12 @@ int kv_lock_decode(struct kv_sessions *t, struct cursor *in,
 
 bool kv_lock_invariants_hold(const struct kv_sessions *t)
 {
-    uint64_t sum = 0;
     for (uint64_t i = 0; i < t->lock_count; i++) {
         const struct kv_lock *l = &t->locks[i];
         if (!entries_valid((struct kv_sessions *)t, l))
             return false;
         if (l->digest != lock_digest(l))
             return false;
-        sum += l->digest;
     }
-    (void)sum;
     return true;
 }

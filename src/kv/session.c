@@ -9,6 +9,7 @@
 #include "cohort.h"
 #include "common/assert.h"
 #include "common/bytes.h"
+#include "kv/group.h"
 #include "kv/lock.h"
 
 /* Like kv.c's record digest seed, part of the state hash: never change. */
@@ -65,6 +66,7 @@ void kv_sessions_clear(struct kv_sessions *t)
         free_session(&t->items[i]);
     t->count = 0;
     kv_lock_clear_all(t);
+    kv_group_clear_all(t);
     t->digest_sum = 0;
 }
 
@@ -73,6 +75,7 @@ void kv_sessions_deinit(struct kv_sessions *t)
     kv_sessions_clear(t);
     free(t->items);
     free(t->locks);
+    free(t->groups);
     memset(t, 0, sizeof(*t));
 }
 
@@ -176,7 +179,7 @@ size_t kv_sessions_encoded_size(const struct kv_sessions *t)
         for (uint32_t k = 0; k < s->key_count; k++)
             size += 12 + (size_t)s->keys[k].key_size;
     }
-    return size + kv_lock_encoded_size(t);
+    return size + kv_lock_encoded_size(t) + kv_group_encoded_size(t);
 }
 
 void kv_sessions_encode(const struct kv_sessions *t, uint8_t *out, size_t size)
@@ -196,6 +199,7 @@ void kv_sessions_encode(const struct kv_sessions *t, uint8_t *out, size_t size)
         }
     }
     kv_lock_encode(t, &w);
+    kv_group_encode(t, &w);
     ASSERT(w.ok);
     ASSERT(w.left == 0);
 }
@@ -260,6 +264,8 @@ static int decode_all(struct kv_sessions *t, struct cursor *in,
             return rc;
     }
     int rc = kv_lock_decode(t, in, key_size_max, why);
+    if (rc == 0)
+        rc = kv_group_decode(t, in, key_size_max, why);
     if (rc != 0)
         return rc;
     if (in->left != 0) {
@@ -301,5 +307,8 @@ bool kv_sessions_invariants_hold(const struct kv_sessions *t)
     }
     for (uint64_t i = 0; i < t->lock_count; i++)
         sum += t->locks[i].digest;
-    return sum == t->digest_sum && kv_lock_invariants_hold(t);
+    for (uint64_t i = 0; i < t->group_count; i++)
+        sum += t->groups[i].digest;
+    return sum == t->digest_sum && kv_lock_invariants_hold(t) &&
+           kv_group_invariants_hold(t);
 }

@@ -69,6 +69,28 @@ struct kv_lock {
     uint64_t digest;
 };
 
+/* A group member (kv/group.h): its name, the session that holds it, and
+ * the data it joined with. */
+struct kv_group_member {
+    uint8_t *name;
+    uint8_t *data;
+    uint32_t name_size;
+    uint32_t data_size;
+    uint64_t session;
+};
+
+/* A group: its members in the order they joined and its view number (the
+ * op of its last membership change). A group with no member is not kept. */
+struct kv_group {
+    uint8_t *name;
+    uint32_t name_size;
+    uint32_t count;
+    uint32_t capacity;
+    uint64_t view;
+    struct kv_group_member *members;
+    uint64_t digest;
+};
+
 struct kv_sessions {
     struct kv_session *items; /* sorted by id */
     uint64_t count;
@@ -78,7 +100,11 @@ struct kv_sessions {
     struct kv_lock *locks;
     uint64_t lock_count;
     uint64_t lock_capacity;
-    /* The sum of the sessions' and locks' digests. */
+    /* The groups (kv/group.h): every member names a live session. */
+    struct kv_group *groups;
+    uint64_t group_count;
+    uint64_t group_capacity;
+    /* The sum of the sessions', locks' and groups' digests. */
     uint64_t digest_sum;
     /* Not state: sessions this process saw end by expiry. */
     uint64_t expired;
@@ -111,7 +137,10 @@ void kv_sessions_set_deadline(struct kv_sessions *t, struct kv_session *s,
 /* The encoding for snapshots: u64 count, then per session u64 id, u64
  * ttl_ms, u64 deadline_ms, u32 key_count, then per key u32 size, the key,
  * u64 mod_op; then u64 lock_count, per lock u32 name size, the name, u32
- * queue count, per entry u64 session, u64 token; little-endian. */
+ * queue count, per entry u64 session, u64 token; then u64 group_count,
+ * per group u32 name size, the name, u64 view, u32 member count, per
+ * member u32 name size, the name, u32 data size, the data, u64 session;
+ * little-endian. */
 size_t kv_sessions_encoded_size(const struct kv_sessions *t);
 void kv_sessions_encode(const struct kv_sessions *t, uint8_t *out, size_t size);
 /* Decode untrusted bytes into an empty table. Returns 0, -COHORT_ENOMEM, or

@@ -7,6 +7,7 @@
 
 #include "cohort.h"
 #include "common/assert.h"
+#include "kv/group.h"
 #include "kv/lock.h"
 #include "kv/session.h"
 
@@ -15,6 +16,8 @@ enum {
     ID_LOCK,
     ID_UNLOCK,
     ID_FENCE,
+    ID_GROUP,
+    ID_ELECT,
 };
 
 static const struct kv_command_def table[] = {
@@ -22,6 +25,8 @@ static const struct kv_command_def table[] = {
     {"cohort.lock", ID_LOCK, KV_CLASS_WRITE, -3},
     {"cohort.unlock", ID_UNLOCK, KV_CLASS_WRITE, 3},
     {"cohort.fence", ID_FENCE, KV_CLASS_WRITE, 5},
+    {"cohort.group", ID_GROUP, KV_CLASS_WRITE, -3},
+    {"cohort.elect", ID_ELECT, KV_CLASS_WRITE, 2},
 };
 
 const struct kv_command_def *kv_session_find(const struct resp_arg *name)
@@ -34,7 +39,7 @@ const struct kv_command_def *kv_session_find(const struct resp_arg *name)
 
 bool kv_session_owns_type(enum kv_command_type type)
 {
-    return type >= KV_CMD_SESSION_OPEN && type <= KV_CMD_FENCE;
+    return type >= KV_CMD_SESSION_OPEN && type <= KV_CMD_ELECT;
 }
 
 enum kv_arg_role kv_session_arg_role(enum kv_command_type type, uint32_t i)
@@ -47,6 +52,12 @@ enum kv_arg_role kv_session_arg_role(enum kv_command_type type, uint32_t i)
         return i == 0 || i == 2 ? KV_ARG_KEY
                : i == 3         ? KV_ARG_VALUE
                                 : KV_ARG_OTHER;
+    case KV_CMD_GROUP_JOIN:
+        return i <= 1 ? KV_ARG_KEY : i == 3 ? KV_ARG_VALUE : KV_ARG_OTHER;
+    case KV_CMD_GROUP_LEAVE:
+    case KV_CMD_GROUP_VIEW:
+    case KV_CMD_ELECT:
+        return KV_ARG_KEY; /* group and member names */
     default:
         return KV_ARG_OTHER;
     }
@@ -134,10 +145,52 @@ static int parse_lock(const struct kv_command_def *def, uint32_t argc,
     return 0;
 }
 
+/* COHORT.GROUP JOIN group member session [data] | LEAVE group member |
+ * VIEW group; COHORT.ELECT group. JOIN's body has 3 arguments, or 4 with
+ * data. */
+static int parse_group(const struct kv_command_def *def, uint32_t argc,
+                       const struct resp_arg *argv, struct kv_write *w,
+                       struct resp_buf *r)
+{
+    uint64_t n;
+    w->args = argv + 2;
+    if (def->id == ID_ELECT) {
+        w->type = KV_CMD_ELECT;
+        w->args = argv + 1;
+        w->arg_count = 1;
+        return 0;
+    }
+    if (resp_arg_is(&argv[1], "view") && argc == 3) {
+        w->type = KV_CMD_GROUP_VIEW;
+        w->arg_count = 1;
+        return 0;
+    }
+    if (resp_arg_is(&argv[1], "leave") && argc == 4) {
+        w->type = KV_CMD_GROUP_LEAVE;
+        w->arg_count = 2;
+        return 0;
+    }
+    if (!resp_arg_is(&argv[1], "join") || argc < 5 || argc > 6) {
+        resp_write_error(r, "ERR syntax error: COHORT.GROUP JOIN group member "
+                            "session [data] | LEAVE group member | VIEW "
+                            "group");
+        return -COHORT_EINVAL;
+    }
+    if (!parse_id(argv[4].ptr, argv[4].size, &n)) {
+        reply_bad_id(r);
+        return -COHORT_EINVAL;
+    }
+    w->type = KV_CMD_GROUP_JOIN;
+    w->arg_count = argc - 2;
+    return 0;
+}
+
 int kv_session_parse(const struct kv_command_def *def, uint32_t argc,
                      const struct resp_arg *argv, struct kv_write *w,
                      struct resp_buf *r)
 {
+    if (def->id == ID_GROUP || def->id == ID_ELECT)
+        return parse_group(def, argc, argv, w, r);
     if (def->id != ID_SESSION)
         return parse_lock(def, argc, argv, w, r);
     ASSERT(argc == 3);
@@ -216,6 +269,15 @@ const char *kv_session_check_header(const struct kv_command *c)
         return c->arg_count == 2 ? NULL : "UNLOCK needs 2 arguments";
     case KV_CMD_FENCE:
         return c->arg_count == 4 ? NULL : "FENCE needs 4 arguments";
+    case KV_CMD_GROUP_JOIN:
+        return c->arg_count == 3 || c->arg_count == 4
+                   ? NULL
+                   : "JOIN needs 3 or 4 arguments";
+    case KV_CMD_GROUP_LEAVE:
+        return c->arg_count == 2 ? NULL : "LEAVE needs 2 arguments";
+    case KV_CMD_GROUP_VIEW:
+    case KV_CMD_ELECT:
+        return c->arg_count == 1 ? NULL : "VIEW needs 1 argument";
     default:
         return "unknown command type";
     }
@@ -226,6 +288,7 @@ const char *kv_session_check_header(const struct kv_command *c)
 static void session_end(struct kv *kv, struct kv_session *s, uint64_t op)
 {
     kv_lock_session_ended(&kv->sessions, s->id, op);
+    kv_group_session_ended(&kv->sessions, s->id, op);
     for (uint32_t k = 0; k < s->key_count; k++) {
         const struct kv_session_key *e = &s->keys[k];
         const struct kv_record *rec = kv_get(kv, e->key, e->key_size);
@@ -419,6 +482,105 @@ static void apply_fence(struct kv *kv, uint64_t op, struct kv_command *c,
     resp_write_simple(r, "OK");
 }
 
+static void apply_join(struct kv *kv, uint64_t op, struct kv_command *c,
+                       struct resp_buf *r)
+{
+    const uint8_t *group, *member, *arg, *data = (const uint8_t *)"";
+    size_t group_size, member_size, size, data_size = 0;
+    uint64_t id, holder = 0;
+    kv_command_next_arg(c, &group, &group_size);
+    kv_command_next_arg(c, &member, &member_size);
+    kv_command_next_arg(c, &arg, &size);
+    if (c->arg_count == 4)
+        kv_command_next_arg(c, &data, &data_size);
+    if (!parse_id(arg, size, &id)) {
+        reply_bad_id(r);
+        return;
+    }
+    if (kv_sessions_find(&kv->sessions, id) == NULL) {
+        reply_no_session(r, id);
+        return;
+    }
+    switch (kv_group_join(&kv->sessions, group, group_size, member, member_size,
+                          data, data_size, id, op, &holder)) {
+    case KV_GROUP_CHANGED:
+    case KV_GROUP_UNCHANGED:
+        resp_write_integer(
+            r, (int64_t)kv_group_find(&kv->sessions, group, group_size)->view);
+        return;
+    case KV_GROUP_TAKEN:
+        resp_write_errorf(r,
+                          "ERR member '%.*s' of group '%.*s' belongs to "
+                          "session %" PRIu64 "; pick another name",
+                          (int)(member_size < 64 ? member_size : 64),
+                          (const char *)member,
+                          (int)(group_size < 64 ? group_size : 64),
+                          (const char *)group, holder);
+        return;
+    case KV_GROUP_FULL:
+        resp_write_errorf(r,
+                          "ERR too many groups (%u) or members in one group "
+                          "(%u); leave the ones you no longer use",
+                          KV_GROUPS_MAX, KV_GROUP_MEMBERS_MAX);
+        return;
+    }
+    UNREACHABLE();
+}
+
+/* VIEW: *2 :view *2n member data ...; ELECT: *3 :view leader data, or a
+ * null array if the group has no member. A view that would not fit the
+ * reply buffer is refused with an error (members are not truncated). */
+static void reply_view(const struct kv *kv, const struct kv_group *g,
+                       bool elect, struct resp_buf *r)
+{
+    if (g == NULL) {
+        if (elect) {
+            resp_write_null_array(r);
+            return;
+        }
+        resp_write_array(r, 2);
+        resp_write_integer(r, 0);
+        resp_write_array(r, 0);
+        return;
+    }
+    uint32_t n = elect ? 1 : g->count;
+    size_t size = 64;
+    for (uint32_t i = 0; i < n; i++)
+        size += 32 + (size_t)g->members[i].name_size + g->members[i].data_size;
+    if (size > (size_t)kv->config.value_size_max + KV_REPLY_OVERHEAD) {
+        resp_write_errorf(r,
+                          "ERR the view of group '%.*s' is %zu bytes, over "
+                          "max-value-size; use smaller member data",
+                          (int)(g->name_size < 64 ? g->name_size : 64),
+                          (const char *)g->name, size);
+        return;
+    }
+    resp_write_array(r, elect ? 3 : 2);
+    resp_write_integer(r, (int64_t)g->view);
+    if (!elect)
+        resp_write_array(r, 2 * g->count);
+    for (uint32_t i = 0; i < n; i++) {
+        resp_write_bulk(r, g->members[i].name, g->members[i].name_size);
+        resp_write_bulk(r, g->members[i].data, g->members[i].data_size);
+    }
+}
+
+static void apply_group(struct kv *kv, uint64_t op, struct kv_command *c,
+                        struct resp_buf *r)
+{
+    const uint8_t *group, *member;
+    size_t group_size, member_size;
+    kv_command_next_arg(c, &group, &group_size);
+    if (c->type == KV_CMD_GROUP_LEAVE) {
+        kv_command_next_arg(c, &member, &member_size);
+        resp_write_integer(r, kv_group_leave(&kv->sessions, group, group_size,
+                                             member, member_size, op));
+        return;
+    }
+    reply_view(kv, kv_group_find(&kv->sessions, group, group_size),
+               c->type == KV_CMD_ELECT, r);
+}
+
 void kv_session_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
                       struct kv_command *c, struct resp_buf *r)
 {
@@ -446,6 +608,14 @@ void kv_session_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
         break;
     case KV_CMD_FENCE:
         apply_fence(kv, op, c, r);
+        break;
+    case KV_CMD_GROUP_JOIN:
+        apply_join(kv, op, c, r);
+        break;
+    case KV_CMD_GROUP_LEAVE:
+    case KV_CMD_GROUP_VIEW:
+    case KV_CMD_ELECT:
+        apply_group(kv, op, c, r);
         break;
     default:
         UNREACHABLE();

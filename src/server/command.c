@@ -130,6 +130,10 @@ static const struct command_spec commands[] = {
      cmd_store_write},
     {"cohort.fence", 5, CMD_WRITE | CMD_SLOT, 1, 3, 2,
      CAT(WRITE) | CAT(STRING) | CAT(FAST), cmd_store_write},
+    {"cohort.group", -3, CMD_WRITE | CMD_SLOT, 2, 2, 1, CAT(WRITE) | CAT(FAST),
+     cmd_store_write},
+    {"cohort.elect", 2, CMD_WRITE | CMD_SLOT, 1, 1, 1, CAT(WRITE) | CAT(FAST),
+     cmd_store_write},
     /* cohort's exactly-once form of a store command (see cmd_store.c); ACL
      * rules judge the command it wraps. */
     {"cohort.req", -4, CMD_WRITE | CMD_SLOT, 0, 0, 0, CAT(WRITE) | CAT(FAST),

@@ -556,6 +556,62 @@ static void tokens_increase_and_snapshots_keep_queues(void **s)
     t_deinit(&t);
 }
 
+/* Groups: members in join order, a view number (the op of the last
+ * change) that strictly increases, members leaving with their session,
+ * ELECT naming the longest member. */
+static void groups_have_ordered_views_and_lose_ended_sessions(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t);
+    open_session(&t, 1000, 1000); /* 1 */
+    open_session(&t, 1000, 5000); /* 2 */
+    assert_string_equal(run(&t, 1000, "COHORT.ELECT g"), "*-1\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.GROUP VIEW g"),
+                        "*2\r\n:0\r\n*0\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.GROUP JOIN g a 1 h1"), ":5\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.GROUP JOIN g b 2"), ":6\r\n");
+    /* The same join again is no change; a name held by another session is
+     * refused. */
+    assert_string_equal(run(&t, 1000, "COHORT.GROUP JOIN g a 1 h1"), ":6\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.GROUP JOIN g a 2 h2"),
+                        "-ERR member 'a' of group 'g' belongs to session 1; "
+                        "pick another name\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.GROUP VIEW g"),
+                        "*2\r\n:6\r\n*4\r\n$1\r\na\r\n$2\r\nh1\r\n$1\r\nb\r\n"
+                        "$0\r\n\r\n");
+    assert_string_equal(run(&t, 1000, "COHORT.ELECT g"),
+                        "*3\r\n:6\r\n$1\r\na\r\n$2\r\nh1\r\n");
+    /* Session 1 expires at op 11: b leads view 11. */
+    assert_string_equal(expire_due(&t, 2000, 2000), ":1\r\n");
+    assert_int_equal(t.op, 11);
+    assert_string_equal(run(&t, 2000, "COHORT.ELECT g"),
+                        "*3\r\n:11\r\n$1\r\nb\r\n$0\r\n\r\n");
+    assert_string_equal(run(&t, 2000, "COHORT.GROUP LEAVE g a"), ":0\r\n");
+    assert_string_equal(run(&t, 2000, "COHORT.GROUP LEAVE g b"), ":1\r\n");
+    assert_int_equal(t.kv.sessions.group_count, 0);
+    assert_string_equal(run(&t, 2000, "COHORT.GROUP JOIN g c 9"),
+                        "-ERR no such session 9 (it expired or was closed; "
+                        "open a new one)\r\n");
+    assert_string_equal(run(&t, 2000, "COHORT.GROUP JOIN g"),
+                        "-ERR syntax error: COHORT.GROUP JOIN group member "
+                        "session [data] | LEAVE group member | VIEW "
+                        "group\r\n");
+    /* A snapshot keeps groups; the restored copy hashes the same. */
+    run(&t, 2000, "COHORT.GROUP JOIN g c 2 x");
+    run(&t, 2000, "COHORT.GROUP JOIN h c 2 y");
+    struct kv copy;
+    assert_int_equal(snapshot(&t), 5);
+    assert_int_equal(restore(&copy, &t.kv.config), 0);
+    assert_int_equal(kv_state_hash(&copy), kv_state_hash(&t.kv));
+    assert_int_equal(copy.sessions.group_count, 2);
+    assert_true(kv_sessions_invariants_hold(&copy.sessions));
+    kv_deinit(&copy);
+    assert_string_equal(run(&t, 2000, "COHORT.SESSION CLOSE 2"), ":1\r\n");
+    assert_int_equal(t.kv.sessions.group_count, 0);
+    t_deinit(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +626,7 @@ int main(void)
         cmocka_unit_test(locks_grant_in_fifo_order_with_increasing_tokens),
         cmocka_unit_test(lock_bad_input_and_ended_sessions),
         cmocka_unit_test(tokens_increase_and_snapshots_keep_queues),
+        cmocka_unit_test(groups_have_ordered_views_and_lose_ended_sessions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
