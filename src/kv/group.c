@@ -126,12 +126,12 @@ static void member_add(struct kv_group *g, const uint8_t *name,
     uint64_t cap = g->capacity;
     g->members = grow(g->members, &cap, sizeof(*g->members), g->count + 1u);
     g->capacity = (uint32_t)cap;
-    g->members[g->count++] = (struct kv_group_member){
-        .name = copy_of(name, name_size),
-        .data = copy_of(data, data_size),
-        .name_size = (uint32_t)name_size,
-        .data_size = (uint32_t)data_size,
-        .session = session};
+    g->members[g->count++] =
+        (struct kv_group_member){.name = copy_of(name, name_size),
+                                 .data = copy_of(data, data_size),
+                                 .name_size = (uint32_t)name_size,
+                                 .data_size = (uint32_t)data_size,
+                                 .session = session};
 }
 
 enum kv_group_result kv_group_join(struct kv_sessions *t, const uint8_t *group,
@@ -172,8 +172,8 @@ enum kv_group_result kv_group_join(struct kv_sessions *t, const uint8_t *group,
 }
 
 /* Remove member i of g at op; frees g if it empties. */
-static void member_remove(struct kv_sessions *t, struct kv_group *g,
-                          uint32_t i, uint64_t op)
+static void member_remove(struct kv_sessions *t, struct kv_group *g, uint32_t i,
+                          uint64_t op)
 {
     member_free(&g->members[i]);
     memmove(&g->members[i], &g->members[i + 1],
@@ -235,8 +235,8 @@ size_t kv_group_encoded_size(const struct kv_sessions *t)
         const struct kv_group *g = &t->groups[i];
         size += 16 + (size_t)g->name_size;
         for (uint32_t j = 0; j < g->count; j++)
-            size += 16 + (size_t)g->members[j].name_size +
-                    g->members[j].data_size;
+            size +=
+                16 + (size_t)g->members[j].name_size + g->members[j].data_size;
     }
     return size;
 }
@@ -293,8 +293,8 @@ static bool group_valid(struct kv_sessions *t, const struct kv_group *g)
         if (kv_sessions_find(t, m->session) == NULL)
             return false;
         for (uint32_t k = 0; k < i; k++)
-            if (bytes_eq(g->members[k].name, g->members[k].name_size,
-                         m->name, m->name_size))
+            if (bytes_eq(g->members[k].name, g->members[k].name_size, m->name,
+                         m->name_size))
                 return false;
     }
     return true;
@@ -311,8 +311,8 @@ static const uint8_t *take_bytes(struct cursor *in, uint32_t size_max,
     return cursor_take(in, *size);
 }
 
-int kv_group_decode(struct kv_sessions *t, struct cursor *in,
-                    uint32_t size_max, const char **why)
+int kv_group_decode(struct kv_sessions *t, struct cursor *in, uint32_t size_max,
+                    const char **why)
 {
     uint64_t count = cursor_u64(in);
     *why = "groups truncated or out of range";

@@ -53,8 +53,8 @@ void kv_group_session_ended(struct kv_sessions *t, uint64_t session,
 void kv_group_clear_all(struct kv_sessions *t);
 size_t kv_group_encoded_size(const struct kv_sessions *t);
 void kv_group_encode(const struct kv_sessions *t, struct writer *w);
-int kv_group_decode(struct kv_sessions *t, struct cursor *in,
-                    uint32_t size_max, const char **why);
+int kv_group_decode(struct kv_sessions *t, struct cursor *in, uint32_t size_max,
+                    const char **why);
 bool kv_group_invariants_hold(const struct kv_sessions *t);
 
 #endif

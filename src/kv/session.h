@@ -1,5 +1,6 @@
-/* session — the store's sessions: their table, its share of the state
- * hash, and its snapshot encoding. The commands that change it (OPEN,
+/* session — the store's sessions: their table (which also holds the
+ * locks, kv/lock.h, and groups, kv/group.h, of sessions), its share of the
+ * state hash, and its snapshot encoding. The commands that change it (OPEN,
  * KEEPALIVE, CLOSE, the primary's EXTEND and EXPIRE, SET ... SESSION) are
  * in session_cmd.c; this module owns only the data.
  *

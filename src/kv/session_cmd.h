@@ -28,8 +28,9 @@
  *                     op's own time (a KEEPALIVE ordered before it in the
  *                     log saves the session).
  * Ending a session (CLOSE, EXPIRE) deletes its ephemeral keys that no
- * other command has written since (kv/session.h), and releases its locks
- * (granting each to its next waiter), in that same op.
+ * other command has written since (kv/session.h), releases its locks
+ * (granting each to its next waiter) and removes its group members (a new
+ * view of each group), in that same op.
  *
  * Locks with fencing tokens (kv/lock.h):
  *     COHORT.LOCK name session [WAIT]   :token if session holds the lock
@@ -48,6 +49,18 @@
  *                                    token. A paused holder whose session
  *                                    expired cannot write with its token.
  *
+ * Groups (kv/group.h); VIEW and ELECT are log ops too, so that they are
+ * linearizable without a read path of their own:
+ *     COHORT.GROUP JOIN group member session [data]   :view; the member
+ *                                    joins at the end (or changes its
+ *                                    data); an error if another session
+ *                                    holds the name
+ *     COHORT.GROUP LEAVE group member    :1 if it was a member, else :0
+ *     COHORT.GROUP VIEW group        *2 :view *2n member data ... (in join
+ *                                    order; :0 and an empty list if none)
+ *     COHORT.ELECT group             *3 :view leader data (the first
+ *                                    member), or a null array if none
+ *
  * KEEPALIVE goes through the log: one op per keepalive (a client sends one
  * every ttl/3), so every replica holds every deadline and a new primary
  * needs nothing but the log and EXTEND. etcd's primary-local keepalive
@@ -57,7 +70,8 @@
  * again at apply (log bytes are untrusted): OPEN [ttl-ms], KEEPALIVE [id],
  * CLOSE [id], EXTEND [] and EXPIRE [id ...]; no flags. LOCK [name,
  * session] (flag KV_LOCK_WAIT), UNLOCK [name, session], FENCE [name, token,
- * key, value]. SET ... SESSION is
+ * key, value], GROUP_JOIN [group, member, session(, data)], GROUP_LEAVE
+ * [group, member], GROUP_VIEW [group], ELECT [group]. SET ... SESSION is
  * SET with KV_SET_SESSION and the id in the header's delta.
  */
 #ifndef COHORT_KV_SESSION_CMD_H

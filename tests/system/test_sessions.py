@@ -292,6 +292,33 @@ def locks(c):
     return ta, tb
 
 
+def groups(c):
+    """Two members join through different members; the leader's client
+    stops its keepalives and the other member leads a later view."""
+    ttl = int(1000 * c.slow)
+    a = write(c, "COHORT.SESSION", "OPEN", str(ttl))
+    b = write(c, "COHORT.SESSION", "OPEN", str(60000))
+    v1 = c.command(0, "COHORT.GROUP", "JOIN", "svc", "w1", str(a), "h1")
+    v2 = c.command(1, "COHORT.GROUP", "JOIN", "svc", "w2", str(b), "h2")
+    check(isinstance(v1, int) and v2 > v1, "views %r %r" % (v1, v2))
+    view = c.command(2, "COHORT.GROUP", "VIEW", "svc")
+    check(view == [v2, [b"w1", b"h1", b"w2", b"h2"]], "VIEW %r" % (view,))
+    check(c.command(2, "COHORT.ELECT", "svc") == [v2, b"w1", b"h1"],
+          "ELECT before")
+    leader = poll("w2 elected once w1's session expired", 30 * c.slow,
+                  lambda: (lambda r: r if r[1] == b"w2" else None)(
+                      write(c, "COHORT.ELECT", "svc")))
+    check(leader[0] > v2, "the new view %r is not above %r"
+          % (leader[0], v2))
+    check(write(c, "COHORT.GROUP", "VIEW", "svc") ==
+          [leader[0], [b"w2", b"h2"]], "w1 still listed")
+    got = error_of(c, 0, "COHORT.GROUP", "JOIN", "svc", "w2", str(a))
+    check(got.startswith("ERR no such session"), "JOIN of an ended "
+          "session: %r" % got)
+    write(c, "COHORT.SESSION", "CLOSE", str(b))
+    return v2, leader[0]
+
+
 def scenario(binary):
     c = cl.Cluster(binary, n=3, name="sessions")
     c.start()
@@ -300,13 +327,16 @@ def scenario(binary):
     waited = ephemeral_vanishes(c, p)
     expiries, ok, failed, outage_s = failovers(c)
     ta, tb = locks(c)
+    v_before, v_after = groups(c)
     c.cleanup()
     return ("%d bad inputs refused; ephemeral key gone %.1fs after its "
             "keepalives stopped; %d session expiries across %d primary "
             "kills and a %.1fs total outage (%d keepalives ok, %d failed); "
             "lock token %d kept through a failover, fenced out by %d after "
-            "its session expired"
-            % (n_bad, waited, expiries, KILLS, outage_s, ok, failed, ta, tb))
+            "its session expired; group leader moved from view %d to %d "
+            "when its session expired"
+            % (n_bad, waited, expiries, KILLS, outage_s, ok, failed, ta, tb,
+               v_before, v_after))
 
 
 if __name__ == "__main__":
