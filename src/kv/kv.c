@@ -511,6 +511,10 @@ void kv_stats(const struct kv *kv, struct kv_stats *stats)
     stats->malformed_ops = kv->malformed_ops;
     stats->expires_count = kv->expires_count;
     stats->expired_keys = kv->expired_keys;
+    stats->session_count = kv->sessions.count;
+    stats->sessions_expired = kv->sessions.expired;
+    stats->lock_count = kv->sessions.lock_count;
+    stats->group_count = kv->sessions.group_count;
 }
 
 static uint64_t reverse_bits(uint64_t v)

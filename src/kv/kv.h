@@ -156,9 +156,13 @@ struct kv_stats {
     uint64_t data_size;
     uint64_t memory_size;
     uint64_t slot_count;
-    uint64_t malformed_ops; /* log entries apply found malformed */
-    uint64_t expires_count; /* keys with an expiry */
-    uint64_t expired_keys;  /* keys removed by expiry (kv->expired_keys) */
+    uint64_t malformed_ops;    /* log entries apply found malformed */
+    uint64_t expires_count;    /* keys with an expiry */
+    uint64_t expired_keys;     /* keys removed by expiry (kv->expired_keys) */
+    uint64_t session_count;    /* kv/session.h */
+    uint64_t sessions_expired; /* ended by expiry in this process */
+    uint64_t lock_count;
+    uint64_t group_count;
 };
 
 /* The default limits: 64 KiB keys, 1 MiB values, hash seed 0. */

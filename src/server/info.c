@@ -302,6 +302,10 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "store_malformed_ops:%" PRIu64, in->kv->malformed_ops);
     line(t, "expired_keys:%" PRIu64, in->kv->expired_keys);
     line(t, "expire_ops_proposed:%" PRIu64, in->expire_ops_proposed);
+    line(t, "sessions:%" PRIu64, in->kv->session_count);
+    line(t, "sessions_expired:%" PRIu64, in->kv->sessions_expired);
+    line(t, "locks:%" PRIu64, in->kv->lock_count);
+    line(t, "groups:%" PRIu64, in->kv->group_count);
     line(t, "loop_stalls:%" PRIu64, in->status->loop_stalls);
     line(t, "loop_stalled_ms:%" PRIu64, in->status->loop_stalled_ms);
 }
