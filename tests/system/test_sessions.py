@@ -131,6 +131,10 @@ def ephemeral_vanishes(c, p):
     got = error_of(c, b2, "COHORT.SESSION", "KEEPALIVE", str(sid))
     check(got.startswith("ERR no such session %d" % sid),
           "KEEPALIVE of an expired session: %r" % got)
+    expired = [int(inf.get("sessions_expired", "0"))
+               for inf in c.infos(section="stats").values()]
+    check(expired and all(n == 1 for n in expired),
+          "INFO sessions_expired on the members: %s" % expired)
     # CLOSE deletes the keys in its own op.
     sid2 = c.command(p, "COHORT.SESSION", "OPEN", str(60000))
     c.command(p, "SET", "eph2", "v", "SESSION", str(sid2))
