@@ -53,9 +53,23 @@ def write(c, *args, tries=None):
     raise cl.TestFailure("command %s never answered: %r" % (args, last))
 
 
+def on(c, i, *args):
+    """A command on member i, retried while it answers TRYAGAIN (a view
+    change right after start or a failover); other errors raise."""
+    deadline = time.monotonic() + 20 * c.slow
+    while True:
+        try:
+            return c.command(i, *args)
+        except resp.RespError as e:
+            if not str(e).startswith("TRYAGAIN") or \
+                    time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
 def error_of(c, i, *args):
     try:
-        r = c.command(i, *args)
+        r = on(c, i, *args)
     except resp.RespError as e:
         return str(e)
     raise cl.TestFailure("%s answered %r, not an error" % (args, r))
@@ -100,7 +114,7 @@ def bad_input(c, p):
             got = error_of(c, i, *args)
             check(got.startswith(want), "%s on %d: %r, want %r"
                   % (args, i, got, want))
-    check(c.command(p, "EXISTS", "k") == 0, "a refused SET wrote its key")
+    check(on(c, p, "EXISTS", "k") == 0, "a refused SET wrote its key")
     return len(cases) * 2
 
 
@@ -116,14 +130,14 @@ def gone_everywhere(c, key):
 def ephemeral_vanishes(c, p):
     b1, b2 = c.backups(p)
     ttl = int(1000 * c.slow)
-    sid = c.command(b1, "COHORT.SESSION", "OPEN", str(ttl))
+    sid = on(c, b1, "COHORT.SESSION", "OPEN", str(ttl))
     check(isinstance(sid, int) and sid > 0, "OPEN answered %r" % sid)
-    check(c.command(b2, "SET", "eph", "v", "SESSION", str(sid)) == "OK",
+    check(on(c, b2, "SET", "eph", "v", "SESSION", str(sid)) == "OK",
           "SET SESSION through a backup")
-    check(c.command(p, "COHORT.SESSION", "KEEPALIVE", str(sid)) == ttl,
+    check(on(c, p, "COHORT.SESSION", "KEEPALIVE", str(sid)) == ttl,
           "KEEPALIVE answers the ttl")
     for i in c.live():
-        check(c.command(i, "GET", "eph") == b"v", "eph missing on %d" % i)
+        check(on(c, i, "GET", "eph") == b"v", "eph missing on %d" % i)
     t0 = time.monotonic()
     poll("the ephemeral key gone on every member", 30 * c.slow,
          gone_everywhere(c, "eph"))
@@ -136,12 +150,12 @@ def ephemeral_vanishes(c, p):
     check(expired and all(n == 1 for n in expired),
           "INFO sessions_expired on the members: %s" % expired)
     # CLOSE deletes the keys in its own op.
-    sid2 = c.command(p, "COHORT.SESSION", "OPEN", str(60000))
-    c.command(p, "SET", "eph2", "v", "SESSION", str(sid2))
-    c.command(p, "SET", "plain", "v")
-    check(c.command(b1, "COHORT.SESSION", "CLOSE", str(sid2)) == 1, "CLOSE")
-    check(c.command(b1, "GET", "eph2") is None, "CLOSE left its key")
-    check(c.command(b1, "GET", "plain") == b"v", "CLOSE took a plain key")
+    sid2 = on(c, p, "COHORT.SESSION", "OPEN", str(60000))
+    on(c, p, "SET", "eph2", "v", "SESSION", str(sid2))
+    on(c, p, "SET", "plain", "v")
+    check(on(c, b1, "COHORT.SESSION", "CLOSE", str(sid2)) == 1, "CLOSE")
+    check(on(c, b1, "GET", "eph2") is None, "CLOSE left its key")
+    check(on(c, b1, "GET", "plain") == b"v", "CLOSE took a plain key")
     return waited
 
 
@@ -302,12 +316,12 @@ def groups(c):
     ttl = int(1000 * c.slow)
     a = write(c, "COHORT.SESSION", "OPEN", str(ttl))
     b = write(c, "COHORT.SESSION", "OPEN", str(60000))
-    v1 = c.command(0, "COHORT.GROUP", "JOIN", "svc", "w1", str(a), "h1")
-    v2 = c.command(1, "COHORT.GROUP", "JOIN", "svc", "w2", str(b), "h2")
+    v1 = on(c, 0, "COHORT.GROUP", "JOIN", "svc", "w1", str(a), "h1")
+    v2 = on(c, 1, "COHORT.GROUP", "JOIN", "svc", "w2", str(b), "h2")
     check(isinstance(v1, int) and v2 > v1, "views %r %r" % (v1, v2))
-    view = c.command(2, "COHORT.GROUP", "VIEW", "svc")
+    view = on(c, 2, "COHORT.GROUP", "VIEW", "svc")
     check(view == [v2, [b"w1", b"h1", b"w2", b"h2"]], "VIEW %r" % (view,))
-    check(c.command(2, "COHORT.ELECT", "svc") == [v2, b"w1", b"h1"],
+    check(on(c, 2, "COHORT.ELECT", "svc") == [v2, b"w1", b"h1"],
           "ELECT before")
     leader = poll("w2 elected once w1's session expired", 30 * c.slow,
                   lambda: (lambda r: r if r[1] == b"w2" else None)(
