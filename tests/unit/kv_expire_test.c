@@ -17,193 +17,119 @@
 #include "kv/expire.h"
 #include "kv/kv.h"
 #include "kv/snapshot.h"
-
-#define ARGS_MAX 32
-
-struct t {
-    struct kv kv;
-    uint64_t op;
-    uint8_t *reply;
-    char text[4096];
-};
-
-static void t_init(struct t *t)
-{
-    memset(t, 0, sizeof(*t));
-    struct kv_config config = kv_config_default();
-    config.value_size_max = 1024;
-    assert_int_equal(kv_init(&t->kv, &config), 0);
-    t->reply = malloc(kv_reply_size_max(&config));
-    assert_non_null(t->reply);
-}
-
-static void t_deinit(struct t *t)
-{
-    kv_deinit(&t->kv);
-    free(t->reply);
-}
-
-static const char *t_apply(struct t *t, uint64_t now_ms, const uint8_t *body,
-                           size_t size)
-{
-    size_t n = kv_apply(&t->kv, ++t->op, now_ms, body, size, t->reply,
-                        kv_reply_size_max(&t->kv.config));
-    assert_true(n < sizeof(t->text));
-    memcpy(t->text, t->reply, n);
-    t->text[n] = '\0';
-    assert_true(kv_invariants_hold(&t->kv));
-    return t->text;
-}
-
-static const char *t_write(struct t *t, uint64_t now_ms,
-                           const struct kv_write *w)
-{
-    uint8_t body[2048];
-    size_t size = kv_command_size(w);
-    assert_true(size <= sizeof(body));
-    assert_int_equal(kv_command_encode(w, body, sizeof(body)), size);
-    return t_apply(t, now_ms, body, size);
-}
-
-/* Run a command (words split at spaces) at log time now_ms: a write is
- * parsed, encoded and applied with that timestamp; a read is answered as a
- * replica at now_ms would. */
-static const char *run(struct t *t, uint64_t now_ms, const char *line)
-{
-    static char copy[1024];
-    struct resp_arg argv[ARGS_MAX];
-    uint32_t argc = 0;
-    strcpy(copy, line);
-    for (char *w = strtok(copy, " "); w; w = strtok(NULL, " ")) {
-        argv[argc].ptr = w;
-        argv[argc++].size = strlen(w);
-    }
-    struct resp_buf out;
-    resp_buf_init(&out, 2);
-    struct kv_write w;
-    const char *reply = t->text;
-    if (kv_command_class(&argv[0]) == KV_CLASS_READ) {
-        kv_query_at(&t->kv, now_ms, argc, argv, &out);
-    } else if (kv_command_parse(&t->kv.config, argc, argv, &w, &out) == 0) {
-        reply = t_write(t, now_ms, &w);
-    }
-    if (out.size) {
-        assert_true(out.size < sizeof(t->text));
-        memcpy(t->text, out.data, out.size);
-        t->text[out.size] = '\0';
-    }
-    resp_buf_deinit(&out);
-    return reply;
-}
+#include "kv_run.h"
 
 static void set_ex_px_exat_pxat_set_the_expiry_and_reads_hide_it(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    assert_string_equal(run(&t, 1000, "SET k v EX 10"), "+OK\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL k"), ":10000\r\n");
-    assert_string_equal(run(&t, 1400, "TTL k"), ":10\r\n");
-    assert_string_equal(run(&t, 10999, "GET k"), "$1\r\nv\r\n");
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    assert_string_equal(kv_run_line(&t, 1000, "SET k v EX 10"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL k"), ":10000\r\n");
+    assert_string_equal(kv_run_line(&t, 1400, "TTL k"), ":10\r\n");
+    assert_string_equal(kv_run_line(&t, 10999, "GET k"), "$1\r\nv\r\n");
     /* Due at 11000: hidden from reads although not removed yet. */
-    assert_string_equal(run(&t, 11000, "GET k"), "$-1\r\n");
-    assert_string_equal(run(&t, 11000, "EXISTS k"), ":0\r\n");
-    assert_string_equal(run(&t, 11000, "TTL k"), ":-2\r\n");
-    assert_string_equal(run(&t, 11000, "PTTL missing"), ":-2\r\n");
+    assert_string_equal(kv_run_line(&t, 11000, "GET k"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 11000, "EXISTS k"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 11000, "TTL k"), ":-2\r\n");
+    assert_string_equal(kv_run_line(&t, 11000, "PTTL missing"), ":-2\r\n");
     assert_int_equal(t.kv.key_count, 1);
-    assert_string_equal(run(&t, 2000, "SET p v PX 1500"), "+OK\r\n");
-    assert_string_equal(run(&t, 2000, "PTTL p"), ":1500\r\n");
-    assert_string_equal(run(&t, 2000, "SET a v EXAT 50"), "+OK\r\n");
-    assert_string_equal(run(&t, 2000, "PTTL a"), ":48000\r\n");
-    assert_string_equal(run(&t, 2000, "SET b v PXAT 2500"), "+OK\r\n");
-    assert_string_equal(run(&t, 2000, "PTTL b"), ":500\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "SET p v PX 1500"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "PTTL p"), ":1500\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "SET a v EXAT 50"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "PTTL a"), ":48000\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "SET b v PXAT 2500"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "PTTL b"), ":500\r\n");
     /* A time already past removes the key, as Redis does. */
-    assert_string_equal(run(&t, 3000, "SET b v PXAT 2500"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 3000, "SET b v PXAT 2500"), "+OK\r\n");
     assert_null(kv_get(&t.kv, (const uint8_t *)"b", 1));
     /* A reply never depends on a time before the store's last op. */
-    assert_string_equal(run(&t, 0, "PTTL p"), ":500\r\n");
-    t_deinit(&t);
+    assert_string_equal(kv_run_line(&t, 0, "PTTL p"), ":500\r\n");
+    kv_run_deinit(&t);
 }
 
 static void keepttl_keeps_and_plain_writes_clear_or_keep_as_redis(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET k v PX 5000");
-    assert_string_equal(run(&t, 2000, "SET k w KEEPTTL"), "+OK\r\n");
-    assert_string_equal(run(&t, 2000, "PTTL k"), ":4000\r\n");
-    assert_string_equal(run(&t, 2000, "GET k"), "$1\r\nw\r\n");
-    assert_string_equal(run(&t, 3000, "SET k x"), "+OK\r\n");
-    assert_string_equal(run(&t, 3000, "PTTL k"), ":-1\r\n");
-    run(&t, 3000, "SET n 1 PX 5000");
-    assert_string_equal(run(&t, 3500, "INCR n"), ":2\r\n");
-    assert_string_equal(run(&t, 3500, "PTTL n"), ":4500\r\n"); /* kept */
-    run(&t, 3500, "MSET n 7");
-    assert_string_equal(run(&t, 3500, "PTTL n"), ":-1\r\n"); /* cleared */
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET k v PX 5000");
+    assert_string_equal(kv_run_line(&t, 2000, "SET k w KEEPTTL"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "PTTL k"), ":4000\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "GET k"), "$1\r\nw\r\n");
+    assert_string_equal(kv_run_line(&t, 3000, "SET k x"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 3000, "PTTL k"), ":-1\r\n");
+    kv_run_line(&t, 3000, "SET n 1 PX 5000");
+    assert_string_equal(kv_run_line(&t, 3500, "INCR n"), ":2\r\n");
+    assert_string_equal(kv_run_line(&t, 3500, "PTTL n"),
+                        ":4500\r\n"); /* kept */
+    kv_run_line(&t, 3500, "MSET n 7");
+    assert_string_equal(kv_run_line(&t, 3500, "PTTL n"),
+                        ":-1\r\n"); /* cleared */
     assert_int_equal(t.kv.expires_count, 0);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 static void persist_clears_and_expire_family_follows_redis(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET k v");
-    assert_string_equal(run(&t, 1000, "PERSIST k"), ":0\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE k 10"), ":1\r\n");
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET k v");
+    assert_string_equal(kv_run_line(&t, 1000, "PERSIST k"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k 10"), ":1\r\n");
     assert_int_equal(t.kv.expires_count, 1);
-    assert_string_equal(run(&t, 1000, "PERSIST k"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "TTL k"), ":-1\r\n");
-    assert_string_equal(run(&t, 1000, "PERSIST missing"), ":0\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE missing 10"), ":0\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE k 10 XX"), ":0\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE k 10 NX"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE k 20 NX"), ":0\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE k 5 GT"), ":0\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE k 20 GT"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "PEXPIRE k 3000 LT"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL k"), ":3000\r\n");
-    assert_string_equal(run(&t, 1000, "PEXPIREAT k 9000"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL k"), ":8000\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIREAT k 30"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL k"), ":29000\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE k 1 NX GT"),
+    assert_string_equal(kv_run_line(&t, 1000, "PERSIST k"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "TTL k"), ":-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PERSIST missing"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE missing 10"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k 10 XX"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k 10 NX"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k 20 NX"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k 5 GT"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k 20 GT"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PEXPIRE k 3000 LT"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL k"), ":3000\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PEXPIREAT k 9000"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL k"), ":8000\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIREAT k 30"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL k"), ":29000\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k 1 NX GT"),
                         "-ERR NX and XX, GT or LT options at the same time "
                         "are not compatible\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE k x"),
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k x"),
                         "-ERR value is not an integer or out of range\r\n");
-    assert_string_equal(run(&t, 1000, "EXPIRE k 99999999999999999"),
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k 99999999999999999"),
                         "-ERR invalid expire time in 'expire' command\r\n");
     /* A time in the past deletes the key. */
-    assert_string_equal(run(&t, 1000, "EXPIRE k -1"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "DBSIZE"), ":0\r\n");
-    run(&t, 1000, "SET k v");
-    assert_string_equal(run(&t, 5000, "PEXPIREAT k 4000"), ":1\r\n");
-    assert_string_equal(run(&t, 5000, "DBSIZE"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "EXPIRE k -1"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "DBSIZE"), ":0\r\n");
+    kv_run_line(&t, 1000, "SET k v");
+    assert_string_equal(kv_run_line(&t, 5000, "PEXPIREAT k 4000"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 5000, "DBSIZE"), ":0\r\n");
     assert_int_equal(t.kv.expires_count, 0);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 static void getex_reads_then_changes_the_expiry(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    assert_string_equal(run(&t, 1000, "GETEX k EX 5"), "$-1\r\n");
-    run(&t, 1000, "SET k v");
-    assert_string_equal(run(&t, 1000, "GETEX k"), "$1\r\nv\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL k"), ":-1\r\n");
-    assert_string_equal(run(&t, 1000, "GETEX k PX 700"), "$1\r\nv\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL k"), ":700\r\n");
-    assert_string_equal(run(&t, 1000, "GETEX k PERSIST"), "$1\r\nv\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL k"), ":-1\r\n");
-    assert_string_equal(run(&t, 1000, "GETEX k PERSIST EX 1"),
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    assert_string_equal(kv_run_line(&t, 1000, "GETEX k EX 5"), "$-1\r\n");
+    kv_run_line(&t, 1000, "SET k v");
+    assert_string_equal(kv_run_line(&t, 1000, "GETEX k"), "$1\r\nv\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL k"), ":-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GETEX k PX 700"), "$1\r\nv\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL k"), ":700\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GETEX k PERSIST"),
+                        "$1\r\nv\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL k"), ":-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GETEX k PERSIST EX 1"),
                         "-ERR syntax error\r\n");
-    assert_string_equal(run(&t, 1000, "GETEX k EX 0"),
+    assert_string_equal(kv_run_line(&t, 1000, "GETEX k EX 0"),
                         "-ERR invalid expire time in 'getex' command\r\n");
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 /* SETEX and PSETEX are SET EX/PX with the value after the time; inside a
@@ -211,29 +137,29 @@ static void getex_reads_then_changes_the_expiry(void **s)
 static void setex_and_psetex_set_value_and_expiry(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    assert_string_equal(run(&t, 1000, "SETEX k 10 v1"), "+OK\r\n");
-    assert_string_equal(run(&t, 1000, "GET k"), "$2\r\nv1\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL k"), ":10000\r\n");
-    assert_string_equal(run(&t, 2000, "PSETEX k 250 v2"), "+OK\r\n");
-    assert_string_equal(run(&t, 2000, "GET k"), "$2\r\nv2\r\n");
-    assert_string_equal(run(&t, 2000, "PTTL k"), ":250\r\n");
-    assert_string_equal(run(&t, 2250, "GET k"), "$-1\r\n");
-    assert_string_equal(run(&t, 3000, "COHORT.EXEC 0 1 4 SETEX j 3 w"),
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    assert_string_equal(kv_run_line(&t, 1000, "SETEX k 10 v1"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GET k"), "$2\r\nv1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL k"), ":10000\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "PSETEX k 250 v2"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "GET k"), "$2\r\nv2\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "PTTL k"), ":250\r\n");
+    assert_string_equal(kv_run_line(&t, 2250, "GET k"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 3000, "COHORT.EXEC 0 1 4 SETEX j 3 w"),
                         "*1\r\n+OK\r\n");
-    assert_string_equal(run(&t, 3000, "GET j"), "$1\r\nw\r\n");
-    assert_string_equal(run(&t, 3000, "TTL j"), ":3\r\n");
-    assert_string_equal(run(&t, 3000, "SETEX k 0 v"),
+    assert_string_equal(kv_run_line(&t, 3000, "GET j"), "$1\r\nw\r\n");
+    assert_string_equal(kv_run_line(&t, 3000, "TTL j"), ":3\r\n");
+    assert_string_equal(kv_run_line(&t, 3000, "SETEX k 0 v"),
                         "-ERR invalid expire time in 'setex' command\r\n");
-    assert_string_equal(run(&t, 3000, "PSETEX k -5 v"),
+    assert_string_equal(kv_run_line(&t, 3000, "PSETEX k -5 v"),
                         "-ERR invalid expire time in 'psetex' command\r\n");
-    assert_string_equal(run(&t, 3000, "SETEX k x v"),
+    assert_string_equal(kv_run_line(&t, 3000, "SETEX k x v"),
                         "-ERR value is not an integer or out of range\r\n");
     assert_string_equal(
-        run(&t, 3000, "SETEX k 1"),
+        kv_run_line(&t, 3000, "SETEX k 1"),
         "-ERR wrong number of arguments for 'setex' command\r\n");
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 /* An op touching a due key sees it absent: INCR starts from 0, SET NX sets,
@@ -241,36 +167,36 @@ static void setex_and_psetex_set_value_and_expiry(void **s)
 static void apply_treats_a_due_key_as_absent(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET k 41 PX 100");
-    assert_string_equal(run(&t, 1099, "INCR k"), ":42\r\n");
-    assert_string_equal(run(&t, 1100, "INCR k"), ":1\r\n");
-    assert_string_equal(run(&t, 1100, "PTTL k"), ":-1\r\n");
-    run(&t, 1100, "SET n v PX 100");
-    assert_string_equal(run(&t, 1200, "SET n w NX"), "+OK\r\n");
-    t_deinit(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET k 41 PX 100");
+    assert_string_equal(kv_run_line(&t, 1099, "INCR k"), ":42\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "INCR k"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "PTTL k"), ":-1\r\n");
+    kv_run_line(&t, 1100, "SET n v PX 100");
+    assert_string_equal(kv_run_line(&t, 1200, "SET n w NX"), "+OK\r\n");
+    kv_run_deinit(&t);
 }
 
-static const char *expire_due(struct t *t, uint64_t now_ms, uint32_t n,
+static const char *expire_due(struct kv_run *t, uint64_t now_ms, uint32_t n,
                               const struct resp_arg *keys)
 {
     struct kv_write w = {
         .type = KV_CMD_EXPIRE_DUE, .arg_count = n, .args = keys};
-    return t_write(t, now_ms, &w);
+    return kv_run_write(t, now_ms, &w);
 }
 
 static void expire_due_removes_only_keys_due_at_its_time(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET a v PX 100");
-    run(&t, 1000, "SET b v PX 5000");
-    run(&t, 1000, "SET c v");
-    run(&t, 1000, "SET d v PX 100");
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET a v PX 100");
+    kv_run_line(&t, 1000, "SET b v PX 5000");
+    kv_run_line(&t, 1000, "SET c v");
+    kv_run_line(&t, 1000, "SET d v PX 100");
     /* The primary chose d as due, then d's TTL was cleared. */
-    run(&t, 1050, "PERSIST d");
+    kv_run_line(&t, 1050, "PERSIST d");
     const struct resp_arg keys[] = {
         {"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}, {"e", 1}};
     assert_string_equal(expire_due(&t, 1100, 5, keys), ":1\r\n");
@@ -281,15 +207,15 @@ static void expire_due_removes_only_keys_due_at_its_time(void **s)
     assert_string_equal(expire_due(&t, 6000, 5, keys), ":1\r\n");
     assert_int_equal(t.kv.key_count, 2);
     assert_int_equal(t.kv.expires_count, 0);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 static void malformed_expiry_ops_are_dropped(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET k v PX 100");
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET k v PX 100");
     uint64_t hash = kv_state_hash(&t.kv);
     /* SET with PX and PXAT; EXPIRE_DUE with flags; PEXPIRE without its
      * delta; PERSIST with two keys; an unknown type. */
@@ -302,12 +228,12 @@ static void malformed_expiry_ops_are_dropped(void **s)
     };
     static const size_t sizes[] = {16, 13, 13, 18, 13};
     for (size_t i = 0; i < 5; i++) {
-        const char *reply = t_apply(&t, 5000, bad[i], sizes[i]);
+        const char *reply = kv_run_apply(&t, 5000, bad[i], sizes[i]);
         assert_non_null(strstr(reply, "-ERR malformed command"));
     }
     assert_int_equal(kv_state_hash(&t.kv), hash);
     assert_int_equal(t.kv.key_count, 1);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 struct buf {
@@ -334,7 +260,7 @@ static int buf_read(void *ctx, void *data, size_t size, size_t *got)
     return 0;
 }
 
-static uint16_t round_trip(struct t *t, struct kv *copy)
+static uint16_t round_trip(struct kv_run *t, struct kv *copy)
 {
     static struct buf b;
     memset(&b, 0, sizeof(b));
@@ -352,34 +278,34 @@ static uint16_t round_trip(struct t *t, struct kv *copy)
 static void snapshots_keep_expiries_and_old_formats_when_none(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET plain v");
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET plain v");
     struct kv copy;
     /* No expiry: the format older versions read, unchanged. */
     assert_int_equal(round_trip(&t, &copy), 1);
     kv_deinit(&copy);
     uint64_t before = kv_state_hash(&t.kv);
-    run(&t, 1000, "SET k v PX 4000");
-    run(&t, 1000, "PERSIST k");
+    kv_run_line(&t, 1000, "SET k v PX 4000");
+    kv_run_line(&t, 1000, "PERSIST k");
     /* Clearing an expiry hashes as never having had one (and version and
      * mod_op do not move on PERSIST, so only k's SET differs). */
     assert_int_equal(t.kv.expires_count, 0);
     assert_int_not_equal(kv_state_hash(&t.kv), before);
-    run(&t, 1000, "PEXPIRE k 4000");
+    kv_run_line(&t, 1000, "PEXPIRE k 4000");
     assert_int_equal(round_trip(&t, &copy), 3);
     const struct kv_record *rec = kv_get(&copy, (const uint8_t *)"k", 1);
     assert_non_null(rec);
     assert_int_equal(rec->expire_at_ms, 5000);
     assert_int_equal(copy.expires_count, 1);
     kv_deinit(&copy);
-    run(&t, 1000, "ACL SETUSER alice on nopass +@all ~*");
+    kv_run_line(&t, 1000, "ACL SETUSER alice on nopass +@all ~*");
     assert_int_equal(round_trip(&t, &copy), 4);
     assert_true(copy.acl.initialized);
     assert_int_equal(kv_get(&copy, (const uint8_t *)"k", 1)->expire_at_ms,
                      5000);
     kv_deinit(&copy);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 /* The expiry is part of the state: the same keys and values with different
@@ -387,33 +313,33 @@ static void snapshots_keep_expiries_and_old_formats_when_none(void **s)
 static void expiry_is_in_the_state_hash(void **s)
 {
     (void)s;
-    struct t a, b;
-    t_init(&a);
-    t_init(&b);
-    run(&a, 1000, "SET k v PX 100");
-    run(&b, 1000, "SET k v PX 200");
+    struct kv_run a, b;
+    kv_run_init(&a, NULL);
+    kv_run_init(&b, NULL);
+    kv_run_line(&a, 1000, "SET k v PX 100");
+    kv_run_line(&b, 1000, "SET k v PX 200");
     assert_int_not_equal(kv_state_hash(&a.kv), kv_state_hash(&b.kv));
-    run(&b, 1000, "PEXPIRE k 100");
+    kv_run_line(&b, 1000, "PEXPIRE k 100");
     assert_int_equal(kv_state_hash(&a.kv), kv_state_hash(&b.kv));
-    t_deinit(&a);
-    t_deinit(&b);
+    kv_run_deinit(&a);
+    kv_run_deinit(&b);
 }
 
 /* Apply w with a body of any size. */
-static const char *t_write_big(struct t *t, uint64_t now_ms,
+static const char *t_write_big(struct kv_run *t, uint64_t now_ms,
                                const struct kv_write *w)
 {
     size_t size = kv_command_size(w);
     uint8_t *body = malloc(size);
     assert_non_null(body);
     assert_int_equal(kv_command_encode(w, body, size), size);
-    const char *reply = t_apply(t, now_ms, body, size);
+    const char *reply = kv_run_apply(t, now_ms, body, size);
     free(body);
     return reply;
 }
 
 /* Put key<i> for i < n, expiring at base_ms + i % spread (PXAT). */
-static void put_expiring(struct t *t, uint64_t now_ms, uint32_t n,
+static void put_expiring(struct kv_run *t, uint64_t now_ms, uint32_t n,
                          uint64_t base_ms, uint64_t spread, size_t key_size)
 {
     char key[2048], at[32];
@@ -440,11 +366,11 @@ static void put_expiring(struct t *t, uint64_t now_ms, uint32_t n,
 static void the_index_finds_due_keys_in_bounded_batches(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     /* 3000 keys due between 5000 and 5999, 500 due much later. */
     put_expiring(&t, 1000, 3000, 5000, 1000, 8);
-    run(&t, 1000, "SET later v PX 100000");
+    kv_run_line(&t, 1000, "SET later v PX 100000");
     assert_int_equal(kv_expire_index_first(&t.kv.expiry), 5000);
     struct resp_arg keys[KV_EXPIRE_BATCH_KEYS];
     struct kv_write w;
@@ -476,31 +402,31 @@ static void the_index_finds_due_keys_in_bounded_batches(void **s)
     assert_int_equal(kv_expire_index_count_due(&t.kv.expiry, 5999), 1500);
     /* Changing expiries keeps the index in step (invariants are checked
      * after every apply). */
-    run(&t, 5500, "PERSIST later");
-    run(&t, 5500, "PEXPIREAT key1999x 9000");
+    kv_run_line(&t, 5500, "PERSIST later");
+    kv_run_line(&t, 5500, "PEXPIREAT key1999x 9000");
     assert_int_equal(kv_expire_index_count_due(&t.kv.expiry, 5999), 1499);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 static void a_batch_stays_within_its_byte_bound(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     put_expiring(&t, 1000, 100, 2000, 1, 1000);
     struct resp_arg keys[KV_EXPIRE_BATCH_KEYS];
     struct kv_write w;
     uint32_t n = kv_expire_batch(&t.kv, 2000, keys, &w);
     assert_true(n > 0 && n < 100);
     assert_true(kv_command_size(&w) <= KV_EXPIRE_BATCH_BYTES + 64);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 static void snapshot_load_rebuilds_the_index(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     put_expiring(&t, 1000, 300, 5000, 300, 8);
     struct kv copy;
     assert_int_equal(round_trip(&t, &copy), 3);
@@ -508,67 +434,69 @@ static void snapshot_load_rebuilds_the_index(void **s)
     assert_int_equal(kv_expire_index_count_due(&copy.expiry, 5099), 100);
     assert_int_equal(kv_expire_index_first(&copy.expiry), 5000);
     kv_deinit(&copy);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 static void transactions_see_expiry_at_their_op_time(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET k v PX 100");
-    run(&t, 1000, "SET w v PX 100");
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET k v PX 100");
+    kv_run_line(&t, 1000, "SET w v PX 100");
     /* EXISTS compare: k is missing once due, so ELSE runs. */
-    assert_string_equal(run(&t, 1100,
-                            "COHORT.TXN 1 k EXISTS 1 2 GET k 1 "
-                            "2 TTL k"),
+    assert_string_equal(kv_run_line(&t, 1100,
+                                    "COHORT.TXN 1 k EXISTS 1 2 GET k 1 "
+                                    "2 TTL k"),
                         "*2\r\n:0\r\n*1\r\n:-2\r\n");
     /* WATCH read w's revision (its mod op, 2) before it expired: EXEC
      * aborts, as Redis does when a watched key expires. */
-    assert_string_equal(run(&t, 1200, "COHORT.EXEC 1 w MODOP = 2 1 2 GET w"),
-                        "*-1\r\n");
+    assert_string_equal(
+        kv_run_line(&t, 1200, "COHORT.EXEC 1 w MODOP = 2 1 2 GET w"),
+        "*-1\r\n");
     /* EXPIRE, TTL and PERSIST inside a transaction, at its time. */
-    run(&t, 2000, "SET a v");
-    assert_string_equal(run(&t, 3000,
-                            "COHORT.EXEC 0 3 3 EXPIRE a 10 2 TTL "
-                            "a 2 PTTL a"),
+    kv_run_line(&t, 2000, "SET a v");
+    assert_string_equal(kv_run_line(&t, 3000,
+                                    "COHORT.EXEC 0 3 3 EXPIRE a 10 2 TTL "
+                                    "a 2 PTTL a"),
                         "*3\r\n:1\r\n:10\r\n:10000\r\n");
-    assert_string_equal(run(&t, 13000, "COHORT.EXEC 0 2 2 GET a 3 SET a x"),
-                        "*2\r\n$-1\r\n+OK\r\n");
-    assert_string_equal(run(&t, 13000, "PTTL a"), ":-1\r\n");
-    t_deinit(&t);
+    assert_string_equal(
+        kv_run_line(&t, 13000, "COHORT.EXEC 0 2 2 GET a 3 SET a x"),
+        "*2\r\n$-1\r\n+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 13000, "PTTL a"), ":-1\r\n");
+    kv_run_deinit(&t);
 }
 
 static void listings_never_show_expired_keys(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET a v PX 100");
-    run(&t, 1000, "SET b v");
-    run(&t, 1000, "SET c v PX 100");
-    assert_string_equal(run(&t, 1000, "DBSIZE"), ":3\r\n");
-    assert_string_equal(run(&t, 1100, "DBSIZE"), ":1\r\n");
-    assert_string_equal(run(&t, 1100, "KEYS *"), "*1\r\n$1\r\nb\r\n");
-    assert_string_equal(run(&t, 1100, "SCAN 0 COUNT 100"),
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET a v PX 100");
+    kv_run_line(&t, 1000, "SET b v");
+    kv_run_line(&t, 1000, "SET c v PX 100");
+    assert_string_equal(kv_run_line(&t, 1000, "DBSIZE"), ":3\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "DBSIZE"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "KEYS *"), "*1\r\n$1\r\nb\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "SCAN 0 COUNT 100"),
                         "*2\r\n$1\r\n0\r\n*1\r\n$1\r\nb\r\n");
-    assert_string_equal(run(&t, 1100, "COHORT.RANGE a d"),
+    assert_string_equal(kv_run_line(&t, 1100, "COHORT.RANGE a d"),
                         "*2\r\n$1\r\nb\r\n$1\r\nv\r\n");
-    assert_string_equal(run(&t, 1100, "TYPE a"), "+none\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "TYPE a"), "+none\r\n");
     for (int i = 0; i < 20; i++)
-        assert_string_equal(run(&t, 1100, "RANDOMKEY"), "$1\r\nb\r\n");
-    run(&t, 1100, "DEL b");
-    assert_string_equal(run(&t, 1100, "RANDOMKEY"), "$-1\r\n");
-    t_deinit(&t);
+        assert_string_equal(kv_run_line(&t, 1100, "RANDOMKEY"), "$1\r\nb\r\n");
+    kv_run_line(&t, 1100, "DEL b");
+    assert_string_equal(kv_run_line(&t, 1100, "RANDOMKEY"), "$-1\r\n");
+    kv_run_deinit(&t);
 }
 
 static void a_read_is_settled_only_without_expiries_in_between(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET a v PX 100");
-    run(&t, 1000, "SET b v");
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET a v PX 100");
+    kv_run_line(&t, 1000, "SET b v");
     struct resp_arg get_a[] = {{"GET", 3}, {"a", 1}};
     struct resp_arg get_b[] = {{"GET", 3}, {"b", 1}};
     struct resp_arg dbsize[] = {{"DBSIZE", 6}};
@@ -578,48 +506,50 @@ static void a_read_is_settled_only_without_expiries_in_between(void **s)
     assert_true(kv_query_settled(&t.kv, 5000, 2, get_b));
     assert_false(kv_query_settled(&t.kv, 5000, 1, dbsize));
     /* An op stamped at 1100 commits: settled from then on. */
-    run(&t, 1100, "SET c v");
+    kv_run_line(&t, 1100, "SET c v");
     assert_true(kv_query_settled(&t.kv, 5000, 2, get_a));
     assert_true(kv_query_settled(&t.kv, 5000, 1, dbsize));
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 static void string_commands_follow_redis_ttl_rules(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     /* RENAME and COPY carry the source's TTL; a RENAME drops the old
      * destination's. */
-    run(&t, 1000, "SET a v PX 5000");
-    run(&t, 1000, "SET b w PX 100000");
-    assert_string_equal(run(&t, 1000, "RENAME a b"), "+OK\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL b"), ":5000\r\n");
-    run(&t, 1000, "SET plain x");
-    assert_string_equal(run(&t, 1000, "COPY b c"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL c"), ":5000\r\n");
-    assert_string_equal(run(&t, 1000, "COPY plain c REPLACE"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL c"), ":-1\r\n");
+    kv_run_line(&t, 1000, "SET a v PX 5000");
+    kv_run_line(&t, 1000, "SET b w PX 100000");
+    assert_string_equal(kv_run_line(&t, 1000, "RENAME a b"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL b"), ":5000\r\n");
+    kv_run_line(&t, 1000, "SET plain x");
+    assert_string_equal(kv_run_line(&t, 1000, "COPY b c"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL c"), ":5000\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COPY plain c REPLACE"),
+                        ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL c"), ":-1\r\n");
     /* GETSET clears the TTL, as a plain SET; APPEND keeps it. */
-    run(&t, 1000, "SET g v PX 5000");
-    assert_string_equal(run(&t, 1000, "APPEND g x"), ":2\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL g"), ":5000\r\n");
-    assert_string_equal(run(&t, 1000, "GETSET g y"), "$2\r\nvx\r\n");
-    assert_string_equal(run(&t, 1000, "PTTL g"), ":-1\r\n");
+    kv_run_line(&t, 1000, "SET g v PX 5000");
+    assert_string_equal(kv_run_line(&t, 1000, "APPEND g x"), ":2\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL g"), ":5000\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GETSET g y"), "$2\r\nvx\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "PTTL g"), ":-1\r\n");
     /* A due key is missing to the string commands. */
-    run(&t, 1000, "SET e abc PX 100");
-    assert_string_equal(run(&t, 1100, "STRLEN e"), ":0\r\n");
-    assert_string_equal(run(&t, 1100, "GETRANGE e 0 -1"), "$0\r\n\r\n");
-    assert_string_equal(run(&t, 1100, "SETNX e new"), ":1\r\n");
-    assert_string_equal(run(&t, 1100, "PTTL e"), ":-1\r\n");
-    run(&t, 1100, "SET f abc PX 100");
-    assert_string_equal(run(&t, 1200, "APPEND f d"), ":1\r\n");
-    assert_string_equal(run(&t, 1200, "RENAME b z"), "+OK\r\n");
-    run(&t, 1200, "SET h v PX 100");
-    assert_string_equal(run(&t, 1300, "RENAME h z"), "-ERR no such key\r\n");
-    assert_string_equal(run(&t, 1300, "FLUSHALL"), "+OK\r\n");
+    kv_run_line(&t, 1000, "SET e abc PX 100");
+    assert_string_equal(kv_run_line(&t, 1100, "STRLEN e"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "GETRANGE e 0 -1"), "$0\r\n\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "SETNX e new"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "PTTL e"), ":-1\r\n");
+    kv_run_line(&t, 1100, "SET f abc PX 100");
+    assert_string_equal(kv_run_line(&t, 1200, "APPEND f d"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1200, "RENAME b z"), "+OK\r\n");
+    kv_run_line(&t, 1200, "SET h v PX 100");
+    assert_string_equal(kv_run_line(&t, 1300, "RENAME h z"),
+                        "-ERR no such key\r\n");
+    assert_string_equal(kv_run_line(&t, 1300, "FLUSHALL"), "+OK\r\n");
     assert_int_equal(t.kv.expires_count, 0);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 int main(void)

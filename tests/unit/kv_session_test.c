@@ -20,172 +20,99 @@
 #include "kv/session.h"
 #include "kv/session_cmd.h"
 #include "kv/snapshot.h"
-
-#define ARGS_MAX 32
-
-struct t {
-    struct kv kv;
-    uint64_t op;
-    uint8_t *reply;
-    char text[4096];
-};
-
-static void t_init(struct t *t)
-{
-    memset(t, 0, sizeof(*t));
-    struct kv_config config = kv_config_default();
-    config.value_size_max = 1024;
-    assert_int_equal(kv_init(&t->kv, &config), 0);
-    t->reply = malloc(kv_reply_size_max(&config));
-    assert_non_null(t->reply);
-}
-
-static void t_deinit(struct t *t)
-{
-    kv_deinit(&t->kv);
-    free(t->reply);
-}
-
-static const char *t_apply(struct t *t, uint64_t now_ms, const uint8_t *body,
-                           size_t size)
-{
-    size_t n = kv_apply(&t->kv, ++t->op, now_ms, body, size, t->reply,
-                        kv_reply_size_max(&t->kv.config));
-    assert_true(n < sizeof(t->text));
-    memcpy(t->text, t->reply, n);
-    t->text[n] = '\0';
-    assert_true(kv_invariants_hold(&t->kv));
-    assert_true(kv_sessions_invariants_hold(&t->kv.sessions));
-    return t->text;
-}
-
-static const char *t_write(struct t *t, uint64_t now_ms,
-                           const struct kv_write *w)
-{
-    uint8_t body[4096];
-    size_t size = kv_command_size(w);
-    assert_true(size <= sizeof(body));
-    assert_int_equal(kv_command_encode(w, body, sizeof(body)), size);
-    return t_apply(t, now_ms, body, size);
-}
-
-/* Run a command (words split at spaces) at log time now_ms. */
-static const char *run(struct t *t, uint64_t now_ms, const char *line)
-{
-    static char copy[1024];
-    struct resp_arg argv[ARGS_MAX];
-    uint32_t argc = 0;
-    strcpy(copy, line);
-    for (char *w = strtok(copy, " "); w; w = strtok(NULL, " ")) {
-        argv[argc].ptr = w;
-        argv[argc++].size = strlen(w);
-    }
-    struct resp_buf out;
-    resp_buf_init(&out, 2);
-    struct kv_write w;
-    const char *reply = t->text;
-    if (kv_command_class(&argv[0]) == KV_CLASS_READ) {
-        kv_query_at(&t->kv, now_ms, argc, argv, &out);
-    } else if (kv_command_parse(&t->kv.config, argc, argv, &w, &out) == 0) {
-        reply = t_write(t, now_ms, &w);
-    }
-    if (out.size) {
-        assert_true(out.size < sizeof(t->text));
-        memcpy(t->text, out.data, out.size);
-        t->text[out.size] = '\0';
-    }
-    resp_buf_deinit(&out);
-    return reply;
-}
+#include "kv_run.h"
 
 /* The primary's ops, as server/session_sweep.c builds them. */
-static const char *extend(struct t *t, uint64_t now_ms)
+static const char *extend(struct kv_run *t, uint64_t now_ms)
 {
     struct kv_write w;
     kv_session_extend_write(&w);
-    return t_write(t, now_ms, &w);
+    return kv_run_write(t, now_ms, &w);
 }
 
 /* The EXPIRE op of the sessions due at chosen_ms, applied at now_ms
  * (later, as when a KEEPALIVE or EXTEND is ordered in between); "none"
  * if none was due. */
-static const char *expire_due(struct t *t, uint64_t chosen_ms, uint64_t now_ms)
+static const char *expire_due(struct kv_run *t, uint64_t chosen_ms,
+                              uint64_t now_ms)
 {
     char text[KV_SESSION_EXPIRE_BATCH][KV_SESSION_ID_TEXT];
     struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
     struct kv_write w;
     if (kv_session_expire_batch(&t->kv, chosen_ms, text, args, &w) == 0)
         return "none";
-    return t_write(t, now_ms, &w);
+    return kv_run_write(t, now_ms, &w);
 }
 
-static const char *open_session(struct t *t, uint64_t now_ms, uint64_t ttl)
+static const char *open_session(struct kv_run *t, uint64_t now_ms, uint64_t ttl)
 {
     char line[64];
     snprintf(line, sizeof(line), "COHORT.SESSION OPEN %llu",
              (unsigned long long)ttl);
-    return run(t, now_ms, line);
+    return kv_run_line(t, now_ms, line);
 }
 
 static void open_keepalive_close_and_ephemeral_keys(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     assert_string_equal(open_session(&t, 1000, 5000), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "SET e v SESSION 1"), "+OK\r\n");
-    assert_string_equal(run(&t, 1000, "SET plain v"), "+OK\r\n");
-    assert_string_equal(run(&t, 1100, "COHORT.SESSION KEEPALIVE 1"),
+    assert_string_equal(kv_run_line(&t, 1000, "SET e v SESSION 1"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "SET plain v"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 1100, "COHORT.SESSION KEEPALIVE 1"),
                         ":5000\r\n");
     assert_int_equal(kv_sessions_find(&t.kv.sessions, 1)->deadline_ms, 6100);
     /* A keepalive never shortens a deadline (EXTEND may have set a later
      * one). */
     assert_int_equal(t.kv.sessions.count, 1);
-    assert_string_equal(run(&t, 1200, "COHORT.SESSION CLOSE 1"), ":1\r\n");
-    assert_string_equal(run(&t, 1200, "GET e"), "$-1\r\n");
-    assert_string_equal(run(&t, 1200, "GET plain"), "$1\r\nv\r\n");
-    assert_string_equal(run(&t, 1200, "COHORT.SESSION CLOSE 1"), ":0\r\n");
-    assert_string_equal(run(&t, 1200, "COHORT.SESSION KEEPALIVE 1"),
+    assert_string_equal(kv_run_line(&t, 1200, "COHORT.SESSION CLOSE 1"),
+                        ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1200, "GET e"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1200, "GET plain"), "$1\r\nv\r\n");
+    assert_string_equal(kv_run_line(&t, 1200, "COHORT.SESSION CLOSE 1"),
+                        ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 1200, "COHORT.SESSION KEEPALIVE 1"),
                         "-ERR no such session 1 (it expired or was closed; "
                         "open a new one)\r\n");
-    assert_string_equal(run(&t, 1200, "SET e v SESSION 1"),
+    assert_string_equal(kv_run_line(&t, 1200, "SET e v SESSION 1"),
                         "-ERR no such session 1 (it expired or was closed; "
                         "open a new one)\r\n");
-    assert_string_equal(run(&t, 1200, "GET e"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1200, "GET e"), "$-1\r\n");
     assert_int_equal(t.kv.sessions.count, 0);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 static void bad_input_is_refused_with_a_message(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     assert_string_equal(open_session(&t, 1000, 99),
                         "-ERR session ttl-ms must be an integer from 100 to "
                         "86400000\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.SESSION OPEN x"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.SESSION OPEN x"),
                         "-ERR session ttl-ms must be an integer from 100 to "
                         "86400000\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.SESSION KEEPALIVE -3"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.SESSION KEEPALIVE -3"),
                         "-ERR session id must be a positive integer (the "
                         "reply of COHORT.SESSION OPEN)\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.SESSION RENEW 1"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.SESSION RENEW 1"),
                         "-ERR unknown COHORT.SESSION subcommand 'RENEW'; "
                         "use OPEN ttl-ms, KEEPALIVE id or CLOSE id\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.SESSION OPEN"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.SESSION OPEN"),
                         "-ERR wrong number of arguments for "
                         "'cohort.session' command\r\n");
-    assert_string_equal(run(&t, 1000, "SET k v SESSION"),
+    assert_string_equal(kv_run_line(&t, 1000, "SET k v SESSION"),
                         "-ERR syntax error\r\n");
-    assert_string_equal(run(&t, 1000, "SET k v SESSION 0"),
+    assert_string_equal(kv_run_line(&t, 1000, "SET k v SESSION 0"),
                         "-ERR session id must be a positive integer (the "
                         "reply of COHORT.SESSION OPEN)\r\n");
-    assert_string_equal(run(&t, 1000, "SET k v SESSION 1 EX 5"),
+    assert_string_equal(kv_run_line(&t, 1000, "SET k v SESSION 1 EX 5"),
                         "-ERR SET with SESSION takes no EX, PX, EXAT, PXAT "
                         "or KEEPTTL: the key lives as long as the "
                         "session\r\n");
-    assert_string_equal(run(&t, 1000, "SET k v KEEPTTL SESSION 1"),
+    assert_string_equal(kv_run_line(&t, 1000, "SET k v KEEPTTL SESSION 1"),
                         "-ERR SET with SESSION takes no EX, PX, EXAT, PXAT "
                         "or KEEPTTL: the key lives as long as the "
                         "session\r\n");
@@ -194,16 +121,16 @@ static void bad_input_is_refused_with_a_message(void **s)
     struct resp_arg bad = {.ptr = "zz", .size = 2};
     struct kv_write w = {
         .type = KV_CMD_SESSION_OPEN, .arg_count = 1, .args = &bad};
-    assert_string_equal(t_write(&t, 1000, &w),
+    assert_string_equal(kv_run_write(&t, 1000, &w),
                         "-ERR session ttl-ms must be an integer from 100 to "
                         "86400000\r\n");
     w.type = KV_CMD_SESSION_EXPIRE;
-    assert_string_equal(t_write(&t, 1000, &w), ":0\r\n");
+    assert_string_equal(kv_run_write(&t, 1000, &w), ":0\r\n");
     uint8_t body[8] = {KV_COMMAND_FORMAT, KV_CMD_SESSION_EXTEND, 1, 0};
-    assert_true(strstr(t_apply(&t, 1000, body, sizeof(body)),
+    assert_true(strstr(kv_run_apply(&t, 1000, body, sizeof(body)),
                        "malformed command") != NULL);
     assert_int_equal(t.kv.sessions.count, 0);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 /* EXPIRE ends only sessions due at its own time: a KEEPALIVE ordered
@@ -211,31 +138,31 @@ static void bad_input_is_refused_with_a_message(void **s)
 static void expire_is_judged_at_the_ops_own_time(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     assert_string_equal(open_session(&t, 1000, 1000), ":1\r\n");
     assert_string_equal(open_session(&t, 1000, 3000), ":2\r\n");
-    run(&t, 1000, "SET a v SESSION 1");
-    run(&t, 1000, "SET b v SESSION 2");
+    kv_run_line(&t, 1000, "SET a v SESSION 1");
+    kv_run_line(&t, 1000, "SET b v SESSION 2");
     assert_string_equal(expire_due(&t, 1999, 1999), "none");
     /* Chosen at 2000, but a keepalive at 1900 is applied first. */
     char text[KV_SESSION_EXPIRE_BATCH][KV_SESSION_ID_TEXT];
     struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
     struct kv_write w;
     assert_int_equal(kv_session_expire_batch(&t.kv, 2000, text, args, &w), 1);
-    assert_string_equal(run(&t, 1900, "COHORT.SESSION KEEPALIVE 1"),
+    assert_string_equal(kv_run_line(&t, 1900, "COHORT.SESSION KEEPALIVE 1"),
                         ":1000\r\n");
-    assert_string_equal(t_write(&t, 2000, &w), ":0\r\n");
-    assert_string_equal(run(&t, 2000, "GET a"), "$1\r\nv\r\n");
+    assert_string_equal(kv_run_write(&t, 2000, &w), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "GET a"), "$1\r\nv\r\n");
     /* Due at 2900: ended with its key in that op; session 2 stays. */
     assert_string_equal(expire_due(&t, 2900, 2900), ":1\r\n");
-    assert_string_equal(run(&t, 2900, "GET a"), "$-1\r\n");
-    assert_string_equal(run(&t, 2900, "GET b"), "$1\r\nv\r\n");
+    assert_string_equal(kv_run_line(&t, 2900, "GET a"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 2900, "GET b"), "$1\r\nv\r\n");
     assert_int_equal(t.kv.sessions.expired, 1);
     assert_string_equal(expire_due(&t, 4000, 4000), ":1\r\n");
-    assert_string_equal(run(&t, 4000, "GET b"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 4000, "GET b"), "$-1\r\n");
     assert_int_equal(t.kv.key_count, 0);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 /* The failover rule: EXTEND gives every session a full TTL from the new
@@ -244,30 +171,30 @@ static void expire_is_judged_at_the_ops_own_time(void **s)
 static void extend_gives_every_session_a_full_ttl(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     open_session(&t, 1000, 1000); /* deadline 2000 */
     open_session(&t, 1000, 9000); /* deadline 10000 */
-    run(&t, 1000, "SET a v SESSION 1");
+    kv_run_line(&t, 1000, "SET a v SESSION 1");
     /* The old primary died at 1500; the new one's first op is at 2600. */
     assert_string_equal(extend(&t, 2600), ":2\r\n");
     assert_int_equal(kv_sessions_find(&t.kv.sessions, 1)->deadline_ms, 3600);
     assert_int_equal(kv_sessions_find(&t.kv.sessions, 2)->deadline_ms,
                      11600); /* a full TTL from 2600, not from 1000 */
     /* A second EXTEND (a later view) never shortens a deadline. */
-    assert_string_equal(run(&t, 2700, "COHORT.SESSION KEEPALIVE 1"),
+    assert_string_equal(kv_run_line(&t, 2700, "COHORT.SESSION KEEPALIVE 1"),
                         ":1000\r\n");
     assert_string_equal(extend(&t, 2650), ":2\r\n");
     assert_int_equal(kv_sessions_find(&t.kv.sessions, 1)->deadline_ms, 3700);
     assert_string_equal(expire_due(&t, 3699, 3699), "none");
-    assert_string_equal(run(&t, 3000, "COHORT.SESSION KEEPALIVE 1"),
+    assert_string_equal(kv_run_line(&t, 3000, "COHORT.SESSION KEEPALIVE 1"),
                         ":1000\r\n");
     assert_string_equal(expire_due(&t, 3999, 3999), "none");
-    assert_string_equal(run(&t, 3999, "GET a"), "$1\r\nv\r\n");
+    assert_string_equal(kv_run_line(&t, 3999, "GET a"), "$1\r\nv\r\n");
     /* The client stopped: gone one TTL after its last keepalive. */
     assert_string_equal(expire_due(&t, 4000, 4000), ":1\r\n");
-    assert_string_equal(run(&t, 4000, "GET a"), "$-1\r\n");
-    t_deinit(&t);
+    assert_string_equal(kv_run_line(&t, 4000, "GET a"), "$-1\r\n");
+    kv_run_deinit(&t);
 }
 
 /* Another command's write of an ephemeral key makes it an ordinary key;
@@ -275,30 +202,32 @@ static void extend_gives_every_session_a_full_ttl(void **s)
 static void a_later_write_detaches_an_ephemeral_key(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     open_session(&t, 1000, 5000); /* 1 */
     open_session(&t, 1000, 5000); /* 2 */
-    run(&t, 1000, "SET plain v SESSION 1");
-    run(&t, 1000, "SET plain w");
-    run(&t, 1000, "SET moved v SESSION 1");
-    run(&t, 1000, "SET moved v SESSION 2");
-    run(&t, 1000, "SET again v SESSION 1");
-    run(&t, 1000, "SET again w SESSION 1");
-    run(&t, 1000, "SET nx v SESSION 1 NX");
-    run(&t, 1000, "SET nx w SESSION 2 NX"); /* not written: stays 1's */
+    kv_run_line(&t, 1000, "SET plain v SESSION 1");
+    kv_run_line(&t, 1000, "SET plain w");
+    kv_run_line(&t, 1000, "SET moved v SESSION 1");
+    kv_run_line(&t, 1000, "SET moved v SESSION 2");
+    kv_run_line(&t, 1000, "SET again v SESSION 1");
+    kv_run_line(&t, 1000, "SET again w SESSION 1");
+    kv_run_line(&t, 1000, "SET nx v SESSION 1 NX");
+    kv_run_line(&t, 1000, "SET nx w SESSION 2 NX"); /* not written: stays 1's */
     assert_int_equal(kv_sessions_find(&t.kv.sessions, 1)->key_count, 4);
-    assert_string_equal(run(&t, 1000, "COHORT.SESSION CLOSE 1"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "GET plain"), "$1\r\nw\r\n");
-    assert_string_equal(run(&t, 1000, "GET moved"), "$1\r\nv\r\n");
-    assert_string_equal(run(&t, 1000, "GET again"), "$-1\r\n");
-    assert_string_equal(run(&t, 1000, "GET nx"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.SESSION CLOSE 1"),
+                        ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GET plain"), "$1\r\nw\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GET moved"), "$1\r\nv\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GET again"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GET nx"), "$-1\r\n");
     /* Deleted and re-created by someone else: not the session's either. */
-    run(&t, 1000, "DEL moved");
-    run(&t, 1000, "SET moved x");
-    assert_string_equal(run(&t, 1000, "COHORT.SESSION CLOSE 2"), ":1\r\n");
-    assert_string_equal(run(&t, 1000, "GET moved"), "$1\r\nx\r\n");
-    t_deinit(&t);
+    kv_run_line(&t, 1000, "DEL moved");
+    kv_run_line(&t, 1000, "SET moved x");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.SESSION CLOSE 2"),
+                        ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "GET moved"), "$1\r\nx\r\n");
+    kv_run_deinit(&t);
 }
 
 /* Two replicas applying the same log give the same state hash; the
@@ -306,32 +235,32 @@ static void a_later_write_detaches_an_ephemeral_key(void **s)
 static void sessions_are_in_the_state_hash(void **s)
 {
     (void)s;
-    struct t a, b;
-    t_init(&a);
-    t_init(&b);
+    struct kv_run a, b;
+    kv_run_init(&a, NULL);
+    kv_run_init(&b, NULL);
     uint64_t empty = kv_state_hash(&a.kv);
     const char *lines[] = {"COHORT.SESSION OPEN 1000", "SET e v SESSION 1",
                            "COHORT.SESSION KEEPALIVE 1"};
     for (size_t i = 0; i < 3; i++) {
-        run(&a, 1000 + i, lines[i]);
-        run(&b, 1000 + i, lines[i]);
+        kv_run_line(&a, 1000 + i, lines[i]);
+        kv_run_line(&b, 1000 + i, lines[i]);
         assert_int_equal(kv_state_hash(&a.kv), kv_state_hash(&b.kv));
     }
     assert_int_not_equal(kv_state_hash(&a.kv), empty);
     uint64_t before = kv_state_hash(&a.kv);
-    run(&a, 1500, "COHORT.SESSION KEEPALIVE 1");
+    kv_run_line(&a, 1500, "COHORT.SESSION KEEPALIVE 1");
     assert_int_not_equal(kv_state_hash(&a.kv), before);
-    run(&a, 1500, "COHORT.SESSION CLOSE 1");
-    run(&b, 1500, "COHORT.SESSION CLOSE 1");
+    kv_run_line(&a, 1500, "COHORT.SESSION CLOSE 1");
+    kv_run_line(&b, 1500, "COHORT.SESSION CLOSE 1");
     assert_int_equal(kv_state_hash(&a.kv), kv_state_hash(&b.kv));
     /* No session left: the hash of a store that never had one. */
-    run(&a, 1500, "DEL nothing");
-    struct t c;
-    t_init(&c);
+    kv_run_line(&a, 1500, "DEL nothing");
+    struct kv_run c;
+    kv_run_init(&c, NULL);
     assert_int_equal(kv_state_hash(&a.kv), kv_state_hash(&c.kv));
-    t_deinit(&a);
-    t_deinit(&b);
-    t_deinit(&c);
+    kv_run_deinit(&a);
+    kv_run_deinit(&b);
+    kv_run_deinit(&c);
 }
 
 struct buf {
@@ -360,7 +289,7 @@ static int buf_read(void *ctx, void *data, size_t size, size_t *got)
 
 static struct buf snap;
 
-static uint16_t snapshot(struct t *t)
+static uint16_t snapshot(struct kv_run *t)
 {
     memset(&snap, 0, sizeof(snap));
     struct cohort_err err;
@@ -381,16 +310,16 @@ static int restore(struct kv *copy, const struct kv_config *config)
 static void snapshots_keep_sessions_and_their_keys(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    run(&t, 1000, "SET plain v");
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 1000, "SET plain v");
     assert_int_equal(snapshot(&t), 1); /* no session: the old format */
     open_session(&t, 1000, 2000);
     open_session(&t, 1000, 5000);
-    run(&t, 1000, "SET e1 v SESSION 2");
-    run(&t, 1000, "SET e2 v SESSION 3");
-    run(&t, 1000, "SET x v PX 100000");
-    run(&t, 1200, "COHORT.SESSION KEEPALIVE 2");
+    kv_run_line(&t, 1000, "SET e1 v SESSION 2");
+    kv_run_line(&t, 1000, "SET e2 v SESSION 3");
+    kv_run_line(&t, 1000, "SET x v PX 100000");
+    kv_run_line(&t, 1200, "COHORT.SESSION KEEPALIVE 2");
     assert_int_equal(snapshot(&t), 7); /* expiry and sessions */
     struct kv copy;
     assert_int_equal(restore(&copy, &t.kv.config), 0);
@@ -399,15 +328,15 @@ static void snapshots_keep_sessions_and_their_keys(void **s)
     assert_int_equal(copy.sessions.count, 2);
     assert_int_equal(kv_sessions_find(&copy.sessions, 2)->deadline_ms, 3200);
     /* The restored replica ends the session as the original does. */
-    struct t r = {.kv = copy,
-                  .op = t.op,
-                  .reply = malloc(kv_reply_size_max(&copy.config))};
+    struct kv_run r = {.kv = copy,
+                       .op = t.op,
+                       .reply = malloc(kv_reply_size_max(&copy.config))};
     assert_string_equal(expire_due(&r, 3200, 3200), ":1\r\n");
     assert_string_equal(expire_due(&t, 3200, 3200), ":1\r\n");
-    assert_string_equal(run(&r, 3200, "GET e1"), "$-1\r\n");
-    assert_string_equal(run(&r, 3200, "GET e2"), "$1\r\nv\r\n");
+    assert_string_equal(kv_run_line(&r, 3200, "GET e1"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&r, 3200, "GET e2"), "$1\r\nv\r\n");
     assert_int_equal(kv_state_hash(&r.kv), kv_state_hash(&t.kv));
-    t_deinit(&r);
+    kv_run_deinit(&r);
     /* A flipped byte in the sessions section is refused. */
     snapshot(&t);
     snap.data[snap.size - 16 - 8] ^= 1;
@@ -415,16 +344,16 @@ static void snapshots_keep_sessions_and_their_keys(void **s)
     assert_int_equal(restore(&bad, &t.kv.config), -COHORT_ECORRUPT);
     assert_int_equal(bad.sessions.count, 0);
     kv_deinit(&bad);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 static void the_sessions_encoding_refuses_hostile_bytes(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     open_session(&t, 1000, 2000);
-    run(&t, 1000, "SET e v SESSION 1");
+    kv_run_line(&t, 1000, "SET e v SESSION 1");
     size_t size = kv_sessions_encoded_size(&t.kv.sessions);
     uint8_t data[256];
     assert_true(size <= sizeof(data));
@@ -448,7 +377,7 @@ static void the_sessions_encoding_refuses_hostile_bytes(void **s)
     assert_int_equal(kv_sessions_decode(&back, data, size, 64, &why),
                      -COHORT_ECORRUPT);
     kv_sessions_deinit(&back);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 /* Locks: FIFO among waiters, tokens (the grant's op) strictly increasing,
@@ -456,65 +385,71 @@ static void the_sessions_encoding_refuses_hostile_bytes(void **s)
 static void locks_grant_in_fifo_order_with_increasing_tokens(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     open_session(&t, 1000, 1000); /* 1 */
     open_session(&t, 1000, 5000); /* 2 */
     open_session(&t, 1000, 5000); /* 3 */
-    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 1"), ":4\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 1"), ":4\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 2"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 1"), ":4\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 1"), ":4\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 2"), "$-1\r\n");
     assert_int_equal(kv_sessions_find(&t.kv.sessions, 2) != NULL, 1);
     assert_int_equal(t.kv.sessions.locks[0].count, 1); /* no WAIT: no queue */
-    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 3 WAIT"), "$-1\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 2 WAIT"), "$-1\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 3 WAIT"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 3 WAIT"),
+                        "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 2 WAIT"),
+                        "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 3 WAIT"),
+                        "$-1\r\n");
     assert_int_equal(t.kv.sessions.locks[0].count, 3);
-    assert_string_equal(run(&t, 1000, "COHORT.FENCE L 4 data a"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.FENCE L 4 data a"),
+                        "+OK\r\n");
     /* Session 1 expires (op 11): 3 asked first, so it is granted at 11. */
     assert_string_equal(expire_due(&t, 2000, 2000), ":1\r\n");
     assert_int_equal(t.op, 11);
-    assert_string_equal(run(&t, 2000, "COHORT.LOCK L 3"), ":11\r\n");
-    assert_string_equal(run(&t, 2000, "COHORT.FENCE L 4 data b"),
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.LOCK L 3"), ":11\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.FENCE L 4 data b"),
                         "-ERR fencing token 4 is not current for lock 'L' "
                         "(its token is 11); take the lock again\r\n");
-    assert_string_equal(run(&t, 2000, "GET data"), "$1\r\na\r\n");
-    assert_string_equal(run(&t, 2000, "COHORT.FENCE L 11 data c"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "GET data"), "$1\r\na\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.FENCE L 11 data c"),
+                        "+OK\r\n");
     /* UNLOCK by a non-holder changes nothing; by the holder grants 2. */
-    assert_string_equal(run(&t, 2000, "COHORT.UNLOCK L 1"), ":0\r\n");
-    assert_string_equal(run(&t, 2000, "COHORT.UNLOCK L 3"), ":1\r\n");
-    assert_string_equal(run(&t, 2000, "COHORT.LOCK L 2"), ":16\r\n");
-    assert_string_equal(run(&t, 2000, "COHORT.SESSION CLOSE 2"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.UNLOCK L 1"), ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.UNLOCK L 3"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.LOCK L 2"), ":16\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.SESSION CLOSE 2"),
+                        ":1\r\n");
     assert_int_equal(t.kv.sessions.lock_count, 0); /* freed when empty */
-    assert_string_equal(run(&t, 2000, "COHORT.FENCE L 16 data d"),
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.FENCE L 16 data d"),
                         "-ERR fencing token 16 is not current for lock 'L' "
                         "(it is free); take the lock again\r\n");
-    assert_string_equal(run(&t, 2000, "COHORT.LOCK L 3"), ":20\r\n");
-    t_deinit(&t);
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.LOCK L 3"), ":20\r\n");
+    kv_run_deinit(&t);
 }
 
 static void lock_bad_input_and_ended_sessions(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
-    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 7"),
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 7"),
                         "-ERR no such session 7 (it expired or was closed; "
                         "open a new one)\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.LOCK L 7 NOW"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 7 NOW"),
                         "-ERR syntax error: COHORT.LOCK name session "
                         "[WAIT]\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.LOCK L x"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L x"),
                         "-ERR session id must be a positive integer (the "
                         "reply of COHORT.SESSION OPEN)\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.FENCE L 0 k v"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.FENCE L 0 k v"),
                         "-ERR fencing token must be a positive integer (the "
                         "reply of COHORT.LOCK)\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.UNLOCK L"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.UNLOCK L"),
                         "-ERR wrong number of arguments for "
                         "'cohort.unlock' command\r\n");
     assert_int_equal(t.kv.sessions.lock_count, 0);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 /* Many sessions and locks: tokens strictly increase across every grant,
@@ -522,15 +457,15 @@ static void lock_bad_input_and_ended_sessions(void **s)
 static void tokens_increase_and_snapshots_keep_queues(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     char line[128];
     for (int i = 0; i < 6; i++)
         open_session(&t, 1000, 1000 + 500 * (uint64_t)i); /* ids 1..6 */
     for (int i = 1; i <= 6; i++)
         for (int l = 0; l < 3; l++) {
             snprintf(line, sizeof(line), "COHORT.LOCK L%d %d WAIT", l, i);
-            run(&t, 1000, line);
+            kv_run_line(&t, 1000, line);
         }
     struct kv copy;
     assert_int_equal(snapshot(&t), 5);
@@ -553,7 +488,7 @@ static void tokens_increase_and_snapshots_keep_queues(void **s)
         }
         last = t.op - 1; /* every grant of this op is t.op: later ops beat it */
     }
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 /* Groups: members in join order, a view number (the op of the last
@@ -562,44 +497,49 @@ static void tokens_increase_and_snapshots_keep_queues(void **s)
 static void groups_have_ordered_views_and_lose_ended_sessions(void **s)
 {
     (void)s;
-    struct t t;
-    t_init(&t);
+    struct kv_run t;
+    kv_run_init(&t, NULL);
     open_session(&t, 1000, 1000); /* 1 */
     open_session(&t, 1000, 5000); /* 2 */
-    assert_string_equal(run(&t, 1000, "COHORT.ELECT g"), "*-1\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.GROUP VIEW g"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.ELECT g"), "*-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.GROUP VIEW g"),
                         "*2\r\n:0\r\n*0\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.GROUP JOIN g a 1 h1"), ":5\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.GROUP JOIN g b 2"), ":6\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.GROUP JOIN g a 1 h1"),
+                        ":5\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.GROUP JOIN g b 2"),
+                        ":6\r\n");
     /* The same join again is no change; a name held by another session is
      * refused. */
-    assert_string_equal(run(&t, 1000, "COHORT.GROUP JOIN g a 1 h1"), ":6\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.GROUP JOIN g a 2 h2"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.GROUP JOIN g a 1 h1"),
+                        ":6\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.GROUP JOIN g a 2 h2"),
                         "-ERR member 'a' of group 'g' belongs to session 1; "
                         "pick another name\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.GROUP VIEW g"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.GROUP VIEW g"),
                         "*2\r\n:6\r\n*4\r\n$1\r\na\r\n$2\r\nh1\r\n$1\r\nb\r\n"
                         "$0\r\n\r\n");
-    assert_string_equal(run(&t, 1000, "COHORT.ELECT g"),
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.ELECT g"),
                         "*3\r\n:6\r\n$1\r\na\r\n$2\r\nh1\r\n");
     /* Session 1 expires at op 11: b leads view 11. */
     assert_string_equal(expire_due(&t, 2000, 2000), ":1\r\n");
     assert_int_equal(t.op, 11);
-    assert_string_equal(run(&t, 2000, "COHORT.ELECT g"),
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.ELECT g"),
                         "*3\r\n:11\r\n$1\r\nb\r\n$0\r\n\r\n");
-    assert_string_equal(run(&t, 2000, "COHORT.GROUP LEAVE g a"), ":0\r\n");
-    assert_string_equal(run(&t, 2000, "COHORT.GROUP LEAVE g b"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.GROUP LEAVE g a"),
+                        ":0\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.GROUP LEAVE g b"),
+                        ":1\r\n");
     assert_int_equal(t.kv.sessions.group_count, 0);
-    assert_string_equal(run(&t, 2000, "COHORT.GROUP JOIN g c 9"),
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.GROUP JOIN g c 9"),
                         "-ERR no such session 9 (it expired or was closed; "
                         "open a new one)\r\n");
-    assert_string_equal(run(&t, 2000, "COHORT.GROUP JOIN g"),
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.GROUP JOIN g"),
                         "-ERR syntax error: COHORT.GROUP JOIN group member "
                         "session [data] | LEAVE group member | VIEW "
                         "group\r\n");
     /* A snapshot keeps groups; the restored copy hashes the same. */
-    run(&t, 2000, "COHORT.GROUP JOIN g c 2 x");
-    run(&t, 2000, "COHORT.GROUP JOIN h c 2 y");
+    kv_run_line(&t, 2000, "COHORT.GROUP JOIN g c 2 x");
+    kv_run_line(&t, 2000, "COHORT.GROUP JOIN h c 2 y");
     struct kv copy;
     assert_int_equal(snapshot(&t), 5);
     assert_int_equal(restore(&copy, &t.kv.config), 0);
@@ -607,9 +547,10 @@ static void groups_have_ordered_views_and_lose_ended_sessions(void **s)
     assert_int_equal(copy.sessions.group_count, 2);
     assert_true(kv_sessions_invariants_hold(&copy.sessions));
     kv_deinit(&copy);
-    assert_string_equal(run(&t, 2000, "COHORT.SESSION CLOSE 2"), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, 2000, "COHORT.SESSION CLOSE 2"),
+                        ":1\r\n");
     assert_int_equal(t.kv.sessions.group_count, 0);
-    t_deinit(&t);
+    kv_run_deinit(&t);
 }
 
 int main(void)

@@ -1,0 +1,35 @@
+/* kv_run — shared by the store's unit tests: a store (src/kv) driven as a
+ * replica drives it, one op at a time at a log time the test gives, with
+ * the reply of each step as NUL-terminated RESP text and the store's
+ * invariants checked after every op. */
+#ifndef COHORT_TESTS_KV_RUN_H
+#define COHORT_TESTS_KV_RUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv/command.h"
+#include "kv/kv.h"
+
+struct kv_run {
+    struct kv kv;
+    uint64_t op;
+    uint8_t *reply;
+    char text[4096];
+};
+
+/* A store with config (NULL: the default with max-value-size 1024). */
+void kv_run_init(struct kv_run *t, const struct kv_config *config);
+void kv_run_deinit(struct kv_run *t);
+/* Apply a log body as the next op at log time now_ms: its reply. */
+const char *kv_run_apply(struct kv_run *t, uint64_t now_ms, const uint8_t *body,
+                         size_t size);
+/* Encode a parsed write and apply it: its reply. */
+const char *kv_run_write(struct kv_run *t, uint64_t now_ms,
+                         const struct kv_write *w);
+/* Run a command (words split at single spaces) at log time now_ms: a
+ * write is parsed, encoded and applied; a read is answered as a replica
+ * at now_ms would. Its reply, or the parse error's. */
+const char *kv_run_line(struct kv_run *t, uint64_t now_ms, const char *line);
+
+#endif
