@@ -236,40 +236,16 @@ static void malformed_expiry_ops_are_dropped(void **s)
     kv_run_deinit(&t);
 }
 
-struct buf {
-    uint8_t data[65536];
-    size_t size, pos;
-};
-
-static int buf_write(void *ctx, const void *data, size_t size)
-{
-    struct buf *b = ctx;
-    assert_true(b->size + size <= sizeof(b->data));
-    memcpy(b->data + b->size, data, size);
-    b->size += size;
-    return 0;
-}
-
-static int buf_read(void *ctx, void *data, size_t size, size_t *got)
-{
-    struct buf *b = ctx;
-    size_t n = b->size - b->pos < size ? b->size - b->pos : size;
-    memcpy(data, b->data + b->pos, n);
-    b->pos += n;
-    *got = n;
-    return 0;
-}
-
 static uint16_t round_trip(struct kv_run *t, struct kv *copy)
 {
-    static struct buf b;
+    static struct kv_run_buf b;
     memset(&b, 0, sizeof(b));
     struct cohort_err err;
     err_clear(&err);
-    assert_int_equal(kv_snapshot_write(&t->kv, buf_write, &b, &err), 0);
+    assert_int_equal(kv_snapshot_write(&t->kv, kv_run_buf_write, &b, &err), 0);
     assert_int_equal(kv_init(copy, &t->kv.config), 0);
     err_clear(&err);
-    assert_int_equal(kv_restore(copy, buf_read, &b, &err), 0);
+    assert_int_equal(kv_restore(copy, kv_run_buf_read, &b, &err), 0);
     assert_int_equal(kv_state_hash(copy), kv_state_hash(&t->kv));
     assert_true(kv_invariants_hold(copy));
     return (uint16_t)(b.data[4] | b.data[5] << 8);

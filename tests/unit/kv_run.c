@@ -82,3 +82,22 @@ const char *kv_run_line(struct kv_run *t, uint64_t now_ms, const char *line)
     resp_buf_deinit(&out);
     return reply;
 }
+
+int kv_run_buf_write(void *ctx, const void *data, size_t size)
+{
+    struct kv_run_buf *b = ctx;
+    assert_true(b->size + size <= sizeof(b->data));
+    memcpy(b->data + b->size, data, size);
+    b->size += size;
+    return 0;
+}
+
+int kv_run_buf_read(void *ctx, void *data, size_t size, size_t *got)
+{
+    struct kv_run_buf *b = ctx;
+    size_t n = b->size - b->pos < size ? b->size - b->pos : size;
+    memcpy(data, b->data + b->pos, n);
+    b->pos += n;
+    *got = n;
+    return 0;
+}

@@ -32,4 +32,14 @@ const char *kv_run_write(struct kv_run *t, uint64_t now_ms,
  * at now_ms would. Its reply, or the parse error's. */
 const char *kv_run_line(struct kv_run *t, uint64_t now_ms, const char *line);
 
+/* A snapshot stream in memory: kv_snapshot_write(..., kv_run_buf_write,
+ * &buf, ...) fills it, kv_restore(..., kv_run_buf_read, &buf, ...) reads
+ * it from pos. */
+struct kv_run_buf {
+    uint8_t data[65536];
+    size_t size, pos;
+};
+int kv_run_buf_write(void *ctx, const void *data, size_t size);
+int kv_run_buf_read(void *ctx, void *data, size_t size, size_t *got);
+
 #endif

@@ -263,38 +263,15 @@ static void sessions_are_in_the_state_hash(void **s)
     kv_run_deinit(&c);
 }
 
-struct buf {
-    uint8_t data[65536];
-    size_t size, pos;
-};
-
-static int buf_write(void *ctx, const void *data, size_t size)
-{
-    struct buf *b = ctx;
-    assert_true(b->size + size <= sizeof(b->data));
-    memcpy(b->data + b->size, data, size);
-    b->size += size;
-    return 0;
-}
-
-static int buf_read(void *ctx, void *data, size_t size, size_t *got)
-{
-    struct buf *b = ctx;
-    size_t n = b->size - b->pos < size ? b->size - b->pos : size;
-    memcpy(data, b->data + b->pos, n);
-    b->pos += n;
-    *got = n;
-    return 0;
-}
-
-static struct buf snap;
+static struct kv_run_buf snap;
 
 static uint16_t snapshot(struct kv_run *t)
 {
     memset(&snap, 0, sizeof(snap));
     struct cohort_err err;
     err_clear(&err);
-    assert_int_equal(kv_snapshot_write(&t->kv, buf_write, &snap, &err), 0);
+    assert_int_equal(kv_snapshot_write(&t->kv, kv_run_buf_write, &snap, &err),
+                     0);
     return (uint16_t)(snap.data[4] | snap.data[5] << 8);
 }
 
@@ -304,7 +281,7 @@ static int restore(struct kv *copy, const struct kv_config *config)
     err_clear(&err);
     snap.pos = 0;
     assert_int_equal(kv_init(copy, config), 0);
-    return kv_restore(copy, buf_read, &snap, &err);
+    return kv_restore(copy, kv_run_buf_read, &snap, &err);
 }
 
 static void snapshots_keep_sessions_and_their_keys(void **s)
