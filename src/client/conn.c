@@ -100,6 +100,7 @@ int client_conn_connect(struct client_conn *c, const char *addr,
                         struct cohort_err *err)
 {
     client_conn_close(c);
+    c->cert_rejected = false;
     char host[256];
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
@@ -173,6 +174,7 @@ static int tls_wait_or_fail(struct client_conn *c, int rc, const char *what,
         c->ssl_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
         return 1;
     }
+    c->cert_rejected = SSL_get_verify_result(c->ssl) != X509_V_OK;
     err_set(err, -COHORT_EIO, "TLS %s: %s", what, tls_reason(c->ssl, rc));
     ERR_clear_error();
     client_conn_close(c);

@@ -31,6 +31,9 @@ struct client_conn {
     void *ssl;       /* SSL *, when the connection speaks TLS */
     bool handshaking;
     short ssl_want; /* POLLIN or POLLOUT: what TLS last waited for */
+    /* The last TLS failure was the member's certificate (set on failure,
+     * cleared at the next connect). */
+    bool cert_rejected;
     struct resp_buf out;
     size_t out_sent;
     char *buf;

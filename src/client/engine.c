@@ -63,16 +63,21 @@ static void finish_fail(struct cohort_client *c, int error)
     const struct client_call *call = &c->call;
     if (call->is_write && error == -COHORT_EUNKNOWN)
         c->next_request_no++; /* it may be in the table: never reuse it */
+    /* Unless the last failure says so already. */
+    bool cert_too = c->cert_err.message[0] != '\0' &&
+                    strstr(c->attempt_err.message, "certificate") == NULL;
     err_set(&c->err, error,
             "%s: %s after %" PRIu32 " attempts in %" PRIu32
             " ms (deadline; cohort_client_set_deadline() changes it); "
-            "last failure: %s",
+            "last failure: %s%s%s",
             c->name,
             error == -COHORT_EUNKNOWN ? "may or may not have taken effect"
             : call->is_write          ? "certainly not applied"
                                       : "no answer",
             call->attempts, c->deadline_ms,
-            c->attempt_err.message[0] ? c->attempt_err.message : "none");
+            c->attempt_err.message[0] ? c->attempt_err.message : "none",
+            cert_too ? "; a member's certificate was rejected: " : "",
+            cert_too ? c->cert_err.message : "");
     finish(c, error);
 }
 
@@ -140,6 +145,9 @@ static void conn_failed(struct cohort_client *c)
      * never runs part of one. */
     bool sent = c->phase == CLIENT_PHASE_REQUEST && c->request_flushed;
     err_wrap(&c->attempt_err, "member %s", c->members[c->conn->member]);
+    if (c->conn->cert_rejected && c->cert_err.message[0] == '\0')
+        c->cert_err = c->attempt_err;
+    c->conn->cert_rejected = false;
     attempt_over(c, sent ? CALL_EV_LOST : CALL_EV_NOT_SENT);
 }
 
@@ -513,6 +521,7 @@ COHORT_API int cohort_client_start(struct cohort_client *c, int flags, int argc,
     c->local = !c->is_write && (flags & COHORT_CALL_READ_LOCAL);
     client_call_start(&c->call, c->is_write, client_now_ms(), c->deadline_ms);
     err_clear(&c->attempt_err);
+    err_clear(&c->cert_err);
     c->reply = NULL;
     c->result = 0;
     c->phase = CLIENT_PHASE_BACKOFF; /* retry_at is now: attempt at once */

@@ -75,6 +75,10 @@ struct cohort_client {
 
     struct cohort_err err;
     struct cohort_err attempt_err; /* the latest attempt's failure */
+    /* The call's first attempt that failed on a member's TLS certificate:
+     * named in the final error even if later attempts failed otherwise
+     * (a timeout as the deadline ran out), since it is what to fix. */
+    struct cohort_err cert_err;
 };
 
 /* 64 random bits, never 0. */
