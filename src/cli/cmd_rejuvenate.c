@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/rpc.h"
 #include "cohort.h"
 
@@ -64,19 +65,6 @@ static int usage(int code)
     return code;
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    if (s == NULL || *s < '0' || *s > '9')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 static int parse(struct rejuv *r, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -87,14 +75,14 @@ static int parse(struct rejuv *r, int argc, char **argv)
         if (!strcmp(a, "--cluster") && i + 1 < argc) {
             r->cluster = argv[++i];
         } else if (!strcmp(a, "--timeout") && i + 1 < argc) {
-            if (!parse_u64(argv[++i], &v) || v == 0 || v > 3600) {
+            if (!cli_decimal_u64(argv[++i], &v) || v == 0 || v > 3600) {
                 fprintf(stderr, "cohort rejuvenate: --timeout takes seconds "
                                 "1..3600\n");
                 return 2;
             }
             r->timeout_ms = v * 1000u;
         } else if (!strcmp(a, "--max-lag") && i + 1 < argc) {
-            if (!parse_u64(argv[++i], &v)) {
+            if (!cli_decimal_u64(argv[++i], &v)) {
                 fprintf(stderr, "cohort rejuvenate: --max-lag takes a number "
                                 "of ops\n");
                 return 2;
@@ -130,7 +118,7 @@ static uint64_t field_u64(const char *text, const char *name)
     char v[32];
     uint64_t out = 0;
     if (cli_info_field(text, strlen(text), name, v, sizeof(v)))
-        (void)parse_u64(v, &out);
+        (void)cli_decimal_u64(v, &out);
     return out;
 }
 
@@ -245,7 +233,8 @@ static int check_all_up(struct rejuv *r, char *text, size_t size,
                            "sees it: start it (or wait for it) and try "
                            "again; nothing was restarted",
                            i, r->addr[i], health[0] ? health : "unknown");
-        if (i != r->primary && parse_u64(lag, &behind) && behind > r->max_lag)
+        if (i != r->primary && cli_decimal_u64(lag, &behind) &&
+            behind > r->max_lag)
             return err_set(err, -COHORT_EAGAIN,
                            "replica %" PRIu32 " at %s is %" PRIu64
                            " ops behind (--max-lag %" PRIu64 "): wait for it "
@@ -485,7 +474,7 @@ static uint32_t pick_target(const struct rejuv *r, const char *text,
                 continue;
             if (member_line(text, i, line, sizeof(line))) {
                 member_field(line, "lag", lag, sizeof(lag));
-                (void)parse_u64(lag, &behind);
+                (void)cli_decimal_u64(lag, &behind);
             }
             if (behind < best_lag) {
                 best = i;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/rpc.h"
 
 #define INFO_SIZE_MAX (64u * 1024u)
@@ -43,19 +44,6 @@ static void usage(FILE *out)
             "10)\n");
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    if (s == NULL || *s < '0' || *s > '9')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 static int parse(struct transfer_cli *t, int argc, char **argv)
 {
     bool have_id = false;
@@ -69,13 +57,13 @@ static int parse(struct transfer_cli *t, int argc, char **argv)
             t->cluster = argv[++i];
         } else if (!strcmp(a, "--timeout") && i + 1 < argc) {
             uint64_t s;
-            if (!parse_u64(argv[++i], &s) || s == 0 || s > 3600) {
+            if (!cli_decimal_u64(argv[++i], &s) || s == 0 || s > 3600) {
                 fprintf(stderr, "cohort transfer: --timeout takes seconds "
                                 "1..3600\n");
                 return 2;
             }
             t->timeout_ms = s * 1000u;
-        } else if (!have_id && parse_u64(a, &t->target)) {
+        } else if (!have_id && cli_decimal_u64(a, &t->target)) {
             have_id = true;
         } else {
             fprintf(stderr,
@@ -112,11 +100,11 @@ static int read_view(struct cli_rpc *c, struct view_seen *v,
     v->role[0] = '\0';
     cli_info_field(text, len, "role:", v->role, sizeof(v->role));
     if (!cli_info_field(text, len, "view:", view, sizeof(view)) ||
-        !parse_u64(view, &v->view))
+        !cli_decimal_u64(view, &v->view))
         return err_set(err, -COHORT_EPROTO, "%s: INFO has no view", c->addr);
     if (!cli_info_field(text, len, "primary_index:", primary,
                         sizeof(primary)) ||
-        !parse_u64(primary, &v->primary))
+        !cli_decimal_u64(primary, &v->primary))
         v->primary = UINT64_MAX;
     return 0;
 }

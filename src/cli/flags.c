@@ -63,6 +63,19 @@ int cli_flag_u64(const char *cmd, const char *name, const char *value,
     return 0;
 }
 
+bool cli_decimal_u64(const char *s, uint64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
 /* The multiplier of a Redis memory unit (case-insensitive): k, m, g are
  * powers of 1000, kb, mb, gb powers of 1024, b or nothing 1; 0 if unknown. */
 static uint64_t unit_multiplier(const char *unit)

@@ -29,6 +29,11 @@ int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
 int cli_flag_u64(const char *cmd, const char *name, const char *value,
                  uint64_t min, uint64_t max, uint64_t *out);
 
+/* A decimal whole number and nothing else (no sign, space or unit), for
+ * flags whose callers word their own error and for numbers read from INFO:
+ * true and *out, or false. */
+bool cli_decimal_u64(const char *s, uint64_t *out);
+
 /* Parse bytes as Redis's config does: a decimal number with an optional,
  * case-insensitive unit (b; k, m, g = 1000^n; kb, mb, gb = 1024^n), at most
  * max. Returns 0, or 2 after printing the form. */
