@@ -73,6 +73,18 @@ def retry(c, fn, what, timeout):
                       % (what, timeout, last))
 
 
+def poll(what, deadline_s, fn, pause=0.05):
+    """Call fn until it returns a true value (and return it); fail after
+    deadline_s seconds."""
+    end = time.monotonic() + deadline_s
+    while True:
+        v = fn()
+        if v:
+            return v
+        check(time.monotonic() < end, "timed out waiting: %s" % what)
+        time.sleep(pause)
+
+
 def log(msg):
     print("[%7.2fs] %s" % (time.monotonic() - _T0, msg), flush=True)
 

@@ -60,17 +60,6 @@ def read_on(c, i, *args, readonly=True):
         return cl_.command(*args)
 
 
-def poll(what, deadline_s, fn, pause=0.05):
-    """Call fn until it returns a true value; fail after deadline_s."""
-    end = time.monotonic() + deadline_s
-    while True:
-        v = fn()
-        if v:
-            return v
-        check(time.monotonic() < end, "timed out waiting: %s" % what)
-        time.sleep(pause)
-
-
 def gone_everywhere(c, key, readonly):
     def probe():
         try:
@@ -90,13 +79,13 @@ def idle_expiry(c, p):
     check(0 < pttl <= 1000, "PTTL after SET PX: %r" % pttl)
     check(c.command(p, "TTL", "plain") == -2, "TTL of a missing key")
     # From here on nothing writes: the log is idle.
-    later = poll("PTTL counting down", 10 * slow,
+    later = cl.poll("PTTL counting down", 10 * slow,
                  lambda: (lambda v: v if v < pttl else None)(
                      c.command(p, "PTTL", "short")))
     check(later >= -2, "PTTL %r" % later)
-    poll("the 1 s key hidden from linearizable reads on every member",
+    cl.poll("the 1 s key hidden from linearizable reads on every member",
          20 * slow, gone_everywhere(c, "short", readonly=False))
-    poll("the 1 s key removed from every member's store", 20 * slow,
+    cl.poll("the 1 s key removed from every member's store", 20 * slow,
          gone_everywhere(c, "short", readonly=True))
     after = [int(c.info(i, "stats").get("expired_keys", "0"))
              for i in c.live()]
@@ -127,7 +116,7 @@ def txn_expiry(c, p):
         # A WATCHed key that expires before EXEC aborts it, as in Redis.
         check(x.command("SET", "wk", "v", "PX", "300") == "OK", "SET PX")
         check(x.command("WATCH", "wk") == "OK", "WATCH")
-        poll("the watched key expired", 20 * slow,
+        cl.poll("the watched key expired", 20 * slow,
              lambda: c.command(p, "GET", "wk") is None)
         check(x.command("MULTI") == "OK", "MULTI")
         check(x.command("SET", "wk", "new") == "QUEUED", "SET queued")
@@ -163,7 +152,7 @@ def mass_expiry(c, p):
             break  # hidden and removed on the primary
         check(time.monotonic() < end, "expired keys not removed: DBSIZE %r"
               " (want %d)" % (size, base + writes))
-    poll("every member's store without the expired keys", 20 * slow,
+    cl.poll("every member's store without the expired keys", 20 * slow,
          lambda: all(int(read_on(c, i, "DBSIZE")) == base + writes and
                      int(c.info(i, "keyspace")["db0"].split(",")[0][5:]) ==
                      base + writes for i in c.live()))
@@ -198,7 +187,7 @@ def failover_expiry(c, p):
     check(remaining > 0, "PTTL before the deadline: %r" % remaining)
     # Log time lags wall time by the failover gap (docs/PROTOCOL.md), so
     # the key may outlive its wall deadline by about that gap.
-    poll("the EX key gone after its deadline", waited + 20 * slow,
+    cl.poll("the EX key gone after its deadline", waited + 20 * slow,
          gone_everywhere(c, "durable", readonly=False), pause=0.2)
     over = time.monotonic() - (t0 + ttl_s)
     c.restart(p)
@@ -207,7 +196,7 @@ def failover_expiry(c, p):
     # served the read dies at once.
     p3, _ = c.wait_for_primary()
     check(write(c, "SET", "gone", "v", "PX", "500") == "OK", "SET PX")
-    poll("the 500 ms key hidden on the primary", 20 * slow,
+    cl.poll("the 500 ms key hidden on the primary", 20 * slow,
          lambda: c.command(p3, "GET", "gone") is None, pause=0.01)
     c.kill(p3)
     p4, _ = c.wait_for_primary()

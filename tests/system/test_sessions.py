@@ -75,16 +75,6 @@ def error_of(c, i, *args):
     raise cl.TestFailure("%s answered %r, not an error" % (args, r))
 
 
-def poll(what, deadline_s, fn, pause=0.05):
-    end = time.monotonic() + deadline_s
-    while True:
-        v = fn()
-        if v:
-            return v
-        check(time.monotonic() < end, "timed out waiting: %s" % what)
-        time.sleep(pause)
-
-
 def bad_input(c, p):
     b = c.backups(p)[0]
     cases = [
@@ -139,7 +129,7 @@ def ephemeral_vanishes(c, p):
     for i in c.live():
         check(on(c, i, "GET", "eph") == b"v", "eph missing on %d" % i)
     t0 = time.monotonic()
-    poll("the ephemeral key gone on every member", 30 * c.slow,
+    cl.poll("the ephemeral key gone on every member", 30 * c.slow,
          gone_everywhere(c, "eph"))
     waited = time.monotonic() - t0
     got = error_of(c, b2, "COHORT.SESSION", "KEEPALIVE", str(sid))
@@ -238,7 +228,7 @@ def failovers(c):
             c.wait_ready(i, 20 * c.slow)
         c.wait_for_primary()
         ok_before = keeper.ok
-        poll("a KEEPALIVE after the outage", 20 * c.slow,
+        cl.poll("a KEEPALIVE after the outage", 20 * c.slow,
              lambda: keeper.ok > ok_before + 3 or keeper.expired)
     finally:
         keeper.stop.set()
@@ -255,7 +245,7 @@ def failovers(c):
     check(len(keeper.members) == c.n, "keepalives went through only %s"
           % sorted(keeper.members))
     # Stopping the keepalives still ends it.
-    poll("the session's key gone once its keepalives stop", 30 * c.slow,
+    cl.poll("the session's key gone once its keepalives stop", 30 * c.slow,
          gone_everywhere(c, "held"))
     return expiries, keeper.ok, keeper.failed, outage_s
 
@@ -289,7 +279,7 @@ def locks(c):
               "FENCE after a failover")
         ka.stop.set()  # the holder pauses; its session expires
         ka.join()
-        tb = poll("the waiter granted once the holder's session expired",
+        tb = cl.poll("the waiter granted once the holder's session expired",
                   30 * c.slow,
                   lambda: write(c, "COHORT.LOCK", "job", str(b)))
         check(tb > ta, "token %r not above the old %r" % (tb, ta))
@@ -323,7 +313,7 @@ def groups(c):
     check(view == [v2, [b"w1", b"h1", b"w2", b"h2"]], "VIEW %r" % (view,))
     check(on(c, 2, "COHORT.ELECT", "svc") == [v2, b"w1", b"h1"],
           "ELECT before")
-    leader = poll("w2 elected once w1's session expired", 30 * c.slow,
+    leader = cl.poll("w2 elected once w1's session expired", 30 * c.slow,
                   lambda: (lambda r: r if r[1] == b"w2" else None)(
                       write(c, "COHORT.ELECT", "svc")))
     check(leader[0] > v2, "the new view %r is not above %r"
