@@ -13,6 +13,10 @@
  * expiry-time changes (kv_expire_set) record nothing: the former replaces
  * the state, the latter changes no value.
  *
+ * Groups' views are recorded in the same ring (KV_CHANGE_GROUP, channel the
+ * group's name), so a watch on a group resumes FROM a revision exactly as
+ * a watch on a key does.
+ *
  * An entry's channel is the key, its message the kind byte then the value
  * (empty for del and expire). Like the published-message history, the ring
  * is not state: it is rebuilt from the ops a member applies, bounded by the
@@ -28,19 +32,28 @@
 #include "kv/history.h"
 
 struct kv;
+struct kv_group;
 
 enum kv_change_kind {
     KV_CHANGE_SET = 's',    /* created or given a new value */
     KV_CHANGE_DEL = 'd',    /* deleted by a command or FLUSHALL */
     KV_CHANGE_EXPIRE = 'e', /* removed because its expiry passed */
+    KV_CHANGE_GROUP = 'g',  /* an application group's new view */
 };
 
 /* Record a change of key at revision (>= the last one recorded) and hand
- * it to the hook. value is ignored (empty) unless kind is KV_CHANGE_SET.
+ * it to the hook. value is ignored (empty) for KV_CHANGE_DEL and _EXPIRE.
  * Out of memory inside apply is fatal, as for every committed op. */
 void kv_changes_record(struct kv *kv, uint64_t revision, uint8_t kind,
                        const uint8_t *key, size_t key_size,
                        const uint8_t *value, size_t value_size);
+
+/* A group (kv/group.h) has a new view at revision op (its view number):
+ * record it as an event whose channel is the group's name and whose value
+ * is the view: u32 member count, then per member u32 size + name and u32
+ * size + data (a group that has emptied: count 0). Installed by kv_init()
+ * as kv->sessions.view_hook, with the kv as ctx. */
+void kv_changes_group_view(void *kv, const struct kv_group *g, uint64_t op);
 
 /* The kind of a recorded event, and its name ("set", "del", "expire"). */
 static inline uint8_t kv_change_kind(const struct history_entry *e)

@@ -134,6 +134,14 @@ static void member_add(struct kv_group *g, const uint8_t *name,
                                  .session = session};
 }
 
+/* g has a new view at op: tell the hook. */
+static void view_made(const struct kv_sessions *t, const struct kv_group *g,
+                      uint64_t op)
+{
+    if (t->view_hook != NULL)
+        t->view_hook(t->view_hook_ctx, g, op);
+}
+
 enum kv_group_result kv_group_join(struct kv_sessions *t, const uint8_t *group,
                                    size_t group_size, const uint8_t *member,
                                    size_t member_size, const uint8_t *data,
@@ -161,6 +169,7 @@ enum kv_group_result kv_group_join(struct kv_sessions *t, const uint8_t *group,
         m->data_size = (uint32_t)data_size;
         g->view = op;
         redigest(t, g);
+        view_made(t, g, op);
         return KV_GROUP_CHANGED;
     }
     if (g->count >= KV_GROUP_MEMBERS_MAX)
@@ -168,6 +177,7 @@ enum kv_group_result kv_group_join(struct kv_sessions *t, const uint8_t *group,
     member_add(g, member, member_size, data, data_size, session);
     g->view = op;
     redigest(t, g);
+    view_made(t, g, op);
     return KV_GROUP_CHANGED;
 }
 
@@ -180,6 +190,7 @@ static void member_remove(struct kv_sessions *t, struct kv_group *g, uint32_t i,
             (g->count - i - 1) * sizeof(g->members[0]));
     g->count--;
     g->view = op;
+    view_made(t, g, op);
     if (g->count == 0)
         group_free(t, g);
     else

@@ -159,6 +159,8 @@ int kv_init(struct kv *kv, const struct kv_config *config)
     resp_buf_init(&kv->apply_reply, 2);
     acl_init(&kv->acl);
     kv_sessions_init(&kv->sessions);
+    kv->sessions.view_hook = kv_changes_group_view;
+    kv->sessions.view_hook_ctx = kv;
     kv_index_init(&kv->index, config->hash_seed);
     kv_expire_index_init(&kv->expiry);
     uint32_t count_max = config->history_count_max ? config->history_count_max

@@ -109,6 +109,11 @@ struct kv_sessions {
     uint64_t digest_sum;
     /* Not state: sessions this process saw end by expiry. */
     uint64_t expired;
+    /* Not state: told of each new view of a group as it is made, inside
+     * apply (g->count is 0 for a group that has just emptied and is about
+     * to go). kv_init() points it at kv/changes.h, for watches. */
+    void (*view_hook)(void *ctx, const struct kv_group *g, uint64_t op);
+    void *view_hook_ctx;
 };
 
 void kv_sessions_init(struct kv_sessions *t);

@@ -2,16 +2,19 @@
  *
  *     COHORT.WATCH KEY key [FROM revision]
  *     COHORT.WATCH PREFIX prefix [FROM revision]
- *         confirmed by ["watching", "key"|"prefix", name, after, count]:
- *         events with revisions above `after` (FROM's revision, else the
- *         last op this member applied) follow as
+ *     COHORT.WATCH GROUP group [FROM revision]
+ *         confirmed by ["watching", "key"|"prefix"|"group", name, after,
+ *         count]: events with revisions above `after` (FROM's revision,
+ *         else the last op this member applied) follow as
  *         ["watch", revision, "set"|"del"|"expire", key, value or null],
+ *         or for a group each new view as ["watch", view, "group", group,
+ *         [member, data, ...]] (empty when the last member left),
  *         pushes in RESP3, arrays in RESP2 (where, as after SUBSCRIBE, the
  *         connection may then only (un)watch, (un)subscribe, PING and
  *         QUIT). FROM needs a connection without watches; a revision older
  *         than this member's retained changes is refused as compacted,
  *         naming the oldest FROM it accepts.
- *     COHORT.UNWATCH [KEY key | PREFIX prefix]
+ *     COHORT.UNWATCH [KEY key | PREFIX prefix | GROUP group]
  *         drops one watch, or every one: ["unwatching", kind, name, count]
  *         for each (kind and name null when there was none).
  */
@@ -26,24 +29,32 @@
 #include "server/internal.h"
 
 static const char *const watch_syntax =
-    "ERR syntax error: use COHORT.WATCH KEY key [FROM revision] or "
-    "COHORT.WATCH PREFIX prefix [FROM revision]";
+    "ERR syntax error: use COHORT.WATCH KEY key [FROM revision], "
+    "COHORT.WATCH PREFIX prefix [FROM revision] or COHORT.WATCH GROUP group "
+    "[FROM revision]";
 
-/* KEY (false) or PREFIX (true) in *prefix; false if neither. */
-static bool parse_kind(const struct resp_arg *arg, bool *prefix)
+static const char *const on_names[WATCH_ON_COUNT] = {"key", "prefix", "group"};
+
+/* KEY, PREFIX or GROUP in *on; false if none. */
+static bool parse_kind(const struct resp_arg *arg, enum watch_on *on)
 {
-    *prefix = command_word_is(arg, "prefix");
-    return *prefix || command_word_is(arg, "key");
+    for (uint32_t i = 0; i < WATCH_ON_COUNT; i++) {
+        if (command_word_is(arg, on_names[i])) {
+            *on = (enum watch_on)i;
+            return true;
+        }
+    }
+    return false;
 }
 
 static void write_confirm(struct resp_buf *out, const char *what, bool known,
-                          bool prefix, const void *name, size_t size,
+                          enum watch_on on, const void *name, size_t size,
                           int64_t after, uint32_t count)
 {
     resp_write_push(out, after >= 0 ? 5 : 4);
     resp_write_bulk(out, what, strlen(what));
     if (known) {
-        resp_write_bulk(out, prefix ? "prefix" : "key", prefix ? 6 : 3);
+        resp_write_bulk(out, on_names[on], strlen(on_names[on]));
         resp_write_bulk(out, name, size);
     } else {
         resp_write_null(out);
@@ -71,18 +82,19 @@ static bool covers_prefix(const struct acl_pattern *pattern,
     return true;
 }
 
-/* Whether c's user may read every key the watch can show: the key, or
- * (for a prefix) every key under it, which a pattern `Q*` with Q a prefix
- * of it guarantees (a conservative test: other patterns do not count). */
+/* Whether c's user may read every key the watch can show: the key (or
+ * the group's name, which COHORT.GROUP's key rules cover), or (for a
+ * prefix) every key under it, which a pattern `Q*` with Q a prefix of it
+ * guarantees (a conservative test: other patterns do not count). */
 static bool permitted(const struct conn *c, const struct resp_arg *name,
-                      bool prefix)
+                      enum watch_on on)
 {
     const struct acl_user *u = c->acl_user;
     if (c->perm.all_keys)
         return true;
     if (u == NULL)
         return false;
-    if (!prefix)
+    if (on != WATCH_ON_PREFIX)
         return acl_user_key_ok(u, name->ptr, name->size);
     for (uint32_t i = 0; i < u->key_count; i++)
         if (covers_prefix(&u->keys[i], name))
@@ -127,8 +139,8 @@ static bool parse_from(struct conn *c, struct resp_buf *out,
 void cmd_cohort_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
                       const struct resp_arg *argv)
 {
-    bool prefix;
-    if ((argc != 3 && argc != 5) || !parse_kind(&argv[1], &prefix)) {
+    enum watch_on on;
+    if ((argc != 3 && argc != 5) || !parse_kind(&argv[1], &on)) {
         resp_write_error(out, watch_syntax);
         return;
     }
@@ -138,21 +150,22 @@ void cmd_cohort_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
         resp_write_errorf(out,
                           "ERR the watched %s is %zu bytes, longer than any "
                           "key (key-size-max %" PRIu32 ")",
-                          prefix ? "prefix" : "key", name->size, key_max);
+                          on_names[on], name->size, key_max);
         return;
     }
-    if (!permitted(c, name, prefix)) {
+    if (!permitted(c, name, on)) {
         resp_write_errorf(out,
                           "NOPERM this user may not read every key %s; "
                           "watch a key or prefix its key patterns (~Q*) "
                           "cover",
-                          prefix ? "under the prefix" : "watched");
+                          on == WATCH_ON_PREFIX ? "under the prefix"
+                                                : "watched");
         return;
     }
     uint64_t from = c->server->kv->op;
     if (argc == 5 && !parse_from(c, out, &argv[3], &from))
         return;
-    int rc = watch_add(c, (const uint8_t *)name->ptr, name->size, prefix, from);
+    int rc = watch_add(c, (const uint8_t *)name->ptr, name->size, on, from);
     if (rc == -COHORT_ENOSPC) {
         resp_write_errorf(out,
                           "ERR this connection has %u watches, the most one "
@@ -165,7 +178,7 @@ void cmd_cohort_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
         return;
     }
     ASSERT(from <= INT64_MAX);
-    write_confirm(out, "watching", true, prefix, name->ptr, name->size,
+    write_confirm(out, "watching", true, on, name->ptr, name->size,
                   (int64_t)from, c->w.count);
     if (argc == 5)
         watch_start_behind(c, from);
@@ -174,22 +187,21 @@ void cmd_cohort_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
 void cmd_cohort_unwatch(struct conn *c, struct resp_buf *out, uint32_t argc,
                         const struct resp_arg *argv)
 {
-    bool prefix;
-    if (argc == 3 && parse_kind(&argv[1], &prefix)) {
-        (void)watch_remove(c, (const uint8_t *)argv[2].ptr, argv[2].size,
-                           prefix);
-        write_confirm(out, "unwatching", true, prefix, argv[2].ptr,
-                      argv[2].size, -1, c->w.count);
+    enum watch_on on;
+    if (argc == 3 && parse_kind(&argv[1], &on)) {
+        (void)watch_remove(c, (const uint8_t *)argv[2].ptr, argv[2].size, on);
+        write_confirm(out, "unwatching", true, on, argv[2].ptr, argv[2].size,
+                      -1, c->w.count);
         return;
     }
     if (argc != 1) {
         resp_write_error(out, "ERR syntax error: use COHORT.UNWATCH, "
-                              "COHORT.UNWATCH KEY key or COHORT.UNWATCH "
-                              "PREFIX prefix");
+                              "COHORT.UNWATCH KEY key, COHORT.UNWATCH "
+                              "PREFIX prefix or COHORT.UNWATCH GROUP group");
         return;
     }
     if (c->w.count == 0) {
-        write_confirm(out, "unwatching", false, false, NULL, 0, -1, 0);
+        write_confirm(out, "unwatching", false, WATCH_ON_KEY, NULL, 0, -1, 0);
         return;
     }
     while (c->w.count > 0) {
@@ -197,9 +209,9 @@ void cmd_cohort_unwatch(struct conn *c, struct resp_buf *out, uint32_t argc,
         /* Write before removing: the target may go with the watch. */
         resp_write_push(out, 4);
         resp_write_bulk(out, "unwatching", 10);
-        resp_write_bulk(out, t->prefix ? "prefix" : "key", t->prefix ? 6 : 3);
+        resp_write_bulk(out, on_names[t->on], strlen(on_names[t->on]));
         resp_write_bulk(out, t->name, t->size);
-        bool removed = watch_remove(c, t->name, t->size, t->prefix);
+        bool removed = watch_remove(c, t->name, t->size, t->on);
         ASSERT(removed);
         resp_write_integer(out, c->w.count);
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/bytes.h"
 #include "kv/changes.h"
 #include "kv/history.h"
 #include "kv/kv.h"
@@ -20,21 +21,21 @@ static void set_behind(struct conn *c, bool behind, uint64_t seq)
 }
 
 static int find(const struct conn *c, const uint8_t *name, size_t size,
-                bool prefix)
+                enum watch_on on)
 {
     for (uint32_t i = 0; i < c->w.count; i++) {
         const struct watch_target *t = c->w.watches[i]->target;
-        if (t->prefix == prefix && t->size == size &&
+        if (t->on == on && t->size == size &&
             (size == 0 || memcmp(t->name, name, size) == 0))
             return (int)i;
     }
     return -1;
 }
 
-int watch_add(struct conn *c, const uint8_t *name, size_t size, bool prefix,
-              uint64_t after)
+int watch_add(struct conn *c, const uint8_t *name, size_t size,
+              enum watch_on on, uint64_t after)
 {
-    if (find(c, name, size, prefix) >= 0)
+    if (find(c, name, size, on) >= 0)
         return 0;
     if (c->w.count >= WATCH_PER_CONN_MAX)
         return -COHORT_ENOSPC;
@@ -50,7 +51,7 @@ int watch_add(struct conn *c, const uint8_t *name, size_t size, bool prefix,
     if (watch == NULL)
         return -COHORT_ENOMEM;
     *watch = (struct watch){.conn = c, .after = after};
-    if (watch_index_add(&c->server->watch, watch, name, size, prefix) != 0) {
+    if (watch_index_add(&c->server->watch, watch, name, size, on) != 0) {
         free(watch);
         return -COHORT_ENOMEM;
     }
@@ -76,9 +77,10 @@ static void remove_at(struct conn *c, uint32_t i)
     }
 }
 
-bool watch_remove(struct conn *c, const uint8_t *name, size_t size, bool prefix)
+bool watch_remove(struct conn *c, const uint8_t *name, size_t size,
+                  enum watch_on on)
 {
-    int i = find(c, name, size, prefix);
+    int i = find(c, name, size, on);
     if (i < 0)
         return false;
     remove_at(c, (uint32_t)i);
@@ -118,8 +120,26 @@ static void cut(struct conn *c, const char *why)
 
 /* ------------------------------------------------------------ delivery */
 
+/* A group's view as recorded (kv_changes_group_view()): the array
+ * [member, data, member, data, ...] in join order. */
+static void write_view(struct resp_buf *out, const uint8_t *value,
+                       size_t value_size)
+{
+    struct cursor in = cursor_make(value, value_size);
+    uint32_t count = cursor_u32(&in);
+    resp_write_array(out, 2 * (size_t)count);
+    for (uint32_t i = 0; i < 2 * count; i++) {
+        uint32_t size = cursor_u32(&in);
+        const uint8_t *bytes = cursor_take(&in, size);
+        ASSERT(bytes != NULL || size == 0);
+        resp_write_bulk(out, bytes, size);
+    }
+    ASSERT(in.ok && in.left == 0);
+}
+
 /* One event, as the push ["watch", revision, kind, key, value or null]
- * (an array on RESP2). */
+ * (an array on RESP2); a group's view as ["watch", view, "group", group,
+ * [member, data, ...]]. */
 static void write_event(struct resp_buf *out, uint64_t revision, uint8_t kind,
                         const uint8_t *key, size_t key_size,
                         const uint8_t *value, size_t value_size)
@@ -132,6 +152,8 @@ static void write_event(struct resp_buf *out, uint64_t revision, uint8_t kind,
     resp_write_bulk(out, key, key_size);
     if (kind == KV_CHANGE_SET)
         resp_write_bulk(out, value, value_size);
+    else if (kind == KV_CHANGE_GROUP)
+        write_view(out, value, value_size);
     else
         resp_write_null(out);
 }
@@ -141,19 +163,15 @@ static bool mid_revision(const struct conn *c, uint64_t revision)
     return c->w.last_seq != 0 && c->w.last_rev == revision;
 }
 
-/* Whether c takes the event at revision: one of its watches matches key
- * and the event is after it. */
+/* Whether c takes the event at revision: one of its watches matches the
+ * event's key (group's, if group) and the event is after it. */
 static bool conn_wants(const struct conn *c, uint64_t revision,
-                       const uint8_t *key, size_t key_size)
+                       const uint8_t *key, size_t key_size, bool group)
 {
     for (uint32_t i = 0; i < c->w.count; i++) {
         const struct watch *watch = c->w.watches[i];
-        const struct watch_target *t = watch->target;
-        if (revision <= watch->after || key_size < t->size)
-            continue;
-        if (!t->prefix && key_size != t->size)
-            continue;
-        if (t->size == 0 || memcmp(t->name, key, t->size) == 0)
+        if (revision > watch->after &&
+            watch_target_matches(watch->target, key, key_size, group))
             return true;
     }
     return false;
@@ -232,7 +250,8 @@ void watch_deliver(void *ctx, uint64_t seq, uint64_t revision, uint8_t kind,
                      .value_size = value_size};
     resp_buf_init(&e.encoded[0], 2);
     resp_buf_init(&e.encoded[1], 3);
-    watch_index_match(&s->watch, key, key_size, deliver_to, &e);
+    watch_index_match(&s->watch, key, key_size, kind == KV_CHANGE_GROUP,
+                      deliver_to, &e);
     resp_buf_deinit(&e.encoded[0]);
     resp_buf_deinit(&e.encoded[1]);
 }
@@ -295,7 +314,8 @@ static void pump(struct conn *c)
         const struct history_entry *e =
             history_at(h, (uint32_t)(seq - h->first_seq));
         c->w.link.resume = seq;
-        if (!conn_wants(c, e->position, history_channel(e), e->channel_size))
+        if (!conn_wants(c, e->position, history_channel(e), e->channel_size,
+                        kv_change_kind(e) == KV_CHANGE_GROUP))
             continue;
         if (!may_write(c, e->position)) {
             if (mid_revision(c, e->position) && !c->closing)

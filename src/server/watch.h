@@ -19,12 +19,14 @@
  *   first event after rev. Output space is checked only between
  *   revisions, so the events of one revision reach a connection together.
  *
- * - Index: watched keys and prefixes are targets in two sorted arrays,
- *   each target listing its watches. An event looks up its key among the
- *   key targets and each of its prefixes (up to the longest watched one)
- *   among the prefix targets: O(key length * log targets) per event, not
- *   O(watchers); then each matching watch is written (the event is
- *   encoded once per protocol, and copied).
+ * - Index: watched keys, prefixes and groups are targets in three sorted
+ *   arrays, each target listing its watches. A key change looks up its
+ *   key among the key targets and each of its prefixes (up to the longest
+ *   watched one) among the prefix targets: O(key length * log targets)
+ *   per event, not O(watchers); a group's new view (kv/changes.h's
+ *   KV_CHANGE_GROUP) looks up its group among the group targets only.
+ *   Then each matching watch is written (the event is encoded once per
+ *   protocol, and copied).
  *
  * - Bounds: a connection holds at most WATCH_PER_CONN_MAX watches; its
  *   memory is those plus an output of about CONN_OUTPUT_SOFT_MAX (a
@@ -64,11 +66,20 @@ struct watch {
     uint64_t after;
 };
 
-/* A key or prefix somebody watches, and its watches. */
+/* What a watch follows: one key's changes, those of every key under a
+ * prefix, or an application group's views (kv/group.h). */
+enum watch_on {
+    WATCH_ON_KEY,
+    WATCH_ON_PREFIX,
+    WATCH_ON_GROUP,
+};
+#define WATCH_ON_COUNT 3
+
+/* A key, prefix or group somebody watches, and its watches. */
 struct watch_target {
     uint8_t *name; /* owned */
     uint32_t size;
-    bool prefix;
+    enum watch_on on;
     struct watch **watches;
     uint32_t count, capacity;
 };
@@ -84,24 +95,28 @@ struct conn_watch {
     uint64_t last_rev; /* the revision of the last event written */
 };
 
+/* The targets of one kind, sorted by name. */
+struct watch_targets {
+    struct watch_target **items;
+    uint32_t count, capacity;
+};
+
 struct server_watch {
-    struct watch_target **keys, **prefixes; /* sorted by name */
-    uint32_t key_count, key_capacity;
-    uint32_t prefix_count, prefix_capacity;
-    uint32_t prefix_size_max; /* the longest watched prefix */
-    struct feed feed;         /* the connections with a watch */
+    struct watch_targets on[WATCH_ON_COUNT]; /* by enum watch_on */
+    uint32_t prefix_size_max;                /* the longest watched prefix */
+    struct feed feed;                        /* the connections with a watch */
     uint64_t events_delivered;
     uint64_t watchers_cut;
 };
 
-/* Add a watch of key (prefix: false) or prefix to c for the events after
+/* Add a watch of the key, prefix or group `name` to c for the events after
  * revision `after`. Returns 1 if added, 0 if c had it, -COHORT_ENOSPC at
  * WATCH_PER_CONN_MAX, -COHORT_ENOMEM. */
-int watch_add(struct conn *c, const uint8_t *name, size_t size, bool prefix,
-              uint64_t after);
+int watch_add(struct conn *c, const uint8_t *name, size_t size,
+              enum watch_on on, uint64_t after);
 /* Remove c's watch; returns whether it had it. */
 bool watch_remove(struct conn *c, const uint8_t *name, size_t size,
-                  bool prefix);
+                  enum watch_on on);
 /* c (which has watches) is given the events after revision `from` out of
  * kv->changes (FROM). */
 void watch_start_behind(struct conn *c, uint64_t from);
@@ -118,17 +133,22 @@ void watch_reset(struct server *s, uint64_t floor);
 
 /* ---- watch_index.c: the targets, independent of connections. */
 
-/* Link watch (conn and after set) under the target name/prefix, creating
+/* Link watch (conn and after set) under the target (name, on), creating
  * it; sets watch->target. Returns 0 or -COHORT_ENOMEM (nothing linked). */
 int watch_index_add(struct server_watch *w, struct watch *watch,
-                    const uint8_t *name, size_t size, bool prefix);
+                    const uint8_t *name, size_t size, enum watch_on on);
 /* Unlink watch; its target goes when it lists no watch. */
 void watch_index_remove(struct server_watch *w, struct watch *watch);
-/* Call fn for each target matching key: the key's own, then the prefixes
- * of key that are watched, shortest first. */
+/* Call fn for each target matching an event on name: for a key change
+ * (group false) the key's own target, then the watched prefixes of the
+ * key, shortest first; for a group's new view (group true) the group's
+ * target. */
 typedef void (*watch_match_fn)(void *ctx, struct watch_target *t);
-void watch_index_match(const struct server_watch *w, const uint8_t *key,
-                       size_t key_size, watch_match_fn fn, void *ctx);
+void watch_index_match(const struct server_watch *w, const uint8_t *name,
+                       size_t size, bool group, watch_match_fn fn, void *ctx);
+/* Whether an event on name (a group's view if group) is one t follows. */
+bool watch_target_matches(const struct watch_target *t, const uint8_t *name,
+                          size_t size, bool group);
 /* Invariant (1) and the order of the arrays, O(targets + watches). */
 bool watch_index_valid(const struct server_watch *w);
 

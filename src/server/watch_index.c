@@ -1,6 +1,6 @@
-/* watch_index — the watched keys and prefixes, each with its watches: two
- * arrays of targets sorted by name (bytewise, a prefix first), found by
- * binary search. See watch.h. */
+/* watch_index — the watched keys, prefixes and groups, each with its
+ * watches: one array of targets per kind, sorted by name (bytewise, a
+ * prefix first), found by binary search. See watch.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,21 +9,22 @@
 #include "kv/kv_index.h"
 #include "server/watch.h"
 
-/* The index in list (count entries) of the first target >= name;
- * *found if it is name. */
-static uint32_t search(struct watch_target *const *list, uint32_t count,
-                       const uint8_t *name, size_t size, bool *found)
+/* The index in list of the first target >= name; *found if it is name. */
+static uint32_t search(const struct watch_targets *list, const uint8_t *name,
+                       size_t size, bool *found)
 {
-    uint32_t lo = 0, hi = count;
+    uint32_t lo = 0, hi = list->count;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (kv_key_compare(list[mid]->name, list[mid]->size, name, size) < 0)
+        const struct watch_target *t = list->items[mid];
+        if (kv_key_compare(t->name, t->size, name, size) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    *found = lo < count &&
-             kv_key_compare(list[lo]->name, list[lo]->size, name, size) == 0;
+    *found = lo < list->count &&
+             kv_key_compare(list->items[lo]->name, list->items[lo]->size, name,
+                            size) == 0;
     return lo;
 }
 
@@ -41,21 +42,19 @@ static int reserve(void **array, uint32_t *capacity, uint32_t count,
     return 0;
 }
 
-/* The target name/prefix, created (and placed) if new; NULL if out of
+/* The target (name, on), created (and placed) if new; NULL if out of
  * memory. */
 static struct watch_target *target_get(struct server_watch *w,
                                        const uint8_t *name, size_t size,
-                                       bool prefix)
+                                       enum watch_on on)
 {
-    struct watch_target ***list = prefix ? &w->prefixes : &w->keys;
-    uint32_t *count = prefix ? &w->prefix_count : &w->key_count;
-    uint32_t *capacity = prefix ? &w->prefix_capacity : &w->key_capacity;
+    struct watch_targets *list = &w->on[on];
     bool found;
-    uint32_t i = search(*list, *count, name, size, &found);
+    uint32_t i = search(list, name, size, &found);
     if (found)
-        return (*list)[i];
-    if (size > UINT32_MAX ||
-        reserve((void **)list, capacity, *count, sizeof(**list)) != 0)
+        return list->items[i];
+    if (size > UINT32_MAX || reserve((void **)&list->items, &list->capacity,
+                                     list->count, sizeof(*list->items)) != 0)
         return NULL;
     struct watch_target *t = calloc(1, sizeof(*t));
     uint8_t *copy = malloc(size ? size : 1);
@@ -68,11 +67,12 @@ static struct watch_target *target_get(struct server_watch *w,
         memcpy(copy, name, size);
     t->name = copy;
     t->size = (uint32_t)size;
-    t->prefix = prefix;
-    memmove(&(*list)[i + 1], &(*list)[i], (*count - i) * sizeof(**list));
-    (*list)[i] = t;
-    (*count)++;
-    if (prefix && size > w->prefix_size_max)
+    t->on = on;
+    memmove(&list->items[i + 1], &list->items[i],
+            (list->count - i) * sizeof(*list->items));
+    list->items[i] = t;
+    list->count++;
+    if (on == WATCH_ON_PREFIX && size > w->prefix_size_max)
         w->prefix_size_max = (uint32_t)size;
     return t;
 }
@@ -80,23 +80,19 @@ static struct watch_target *target_get(struct server_watch *w,
 static void target_free(struct server_watch *w, struct watch_target *t)
 {
     ASSERT(t->count == 0);
-    struct watch_target **list = t->prefix ? w->prefixes : w->keys;
-    uint32_t *count = t->prefix ? &w->prefix_count : &w->key_count;
+    struct watch_targets *list = &w->on[t->on];
     bool found;
-    uint32_t i = search(list, *count, t->name, t->size, &found);
-    ASSERT(found && list[i] == t);
-    memmove(&list[i], &list[i + 1], (*count - i - 1) * sizeof(*list));
-    (*count)--;
-    if (*count == 0) {
-        free(list);
-        if (t->prefix) {
-            w->prefixes = NULL;
-            w->prefix_capacity = 0;
+    uint32_t i = search(list, t->name, t->size, &found);
+    ASSERT(found && list->items[i] == t);
+    memmove(&list->items[i], &list->items[i + 1],
+            (list->count - i - 1) * sizeof(*list->items));
+    list->count--;
+    if (list->count == 0) {
+        free(list->items);
+        list->items = NULL;
+        list->capacity = 0;
+        if (t->on == WATCH_ON_PREFIX)
             w->prefix_size_max = 0;
-        } else {
-            w->keys = NULL;
-            w->key_capacity = 0;
-        }
     }
     free(t->watches);
     free(t->name);
@@ -104,9 +100,10 @@ static void target_free(struct server_watch *w, struct watch_target *t)
 }
 
 int watch_index_add(struct server_watch *w, struct watch *watch,
-                    const uint8_t *name, size_t size, bool prefix)
+                    const uint8_t *name, size_t size, enum watch_on on)
 {
-    struct watch_target *t = target_get(w, name, size, prefix);
+    ASSERT(on < WATCH_ON_COUNT);
+    struct watch_target *t = target_get(w, name, size, on);
     if (t == NULL)
         return -COHORT_ENOMEM;
     if (reserve((void **)&t->watches, &t->capacity, t->count,
@@ -138,36 +135,54 @@ void watch_index_remove(struct server_watch *w, struct watch *watch)
     UNREACHABLE();
 }
 
-void watch_index_match(const struct server_watch *w, const uint8_t *key,
-                       size_t key_size, watch_match_fn fn, void *ctx)
+/* fn on the target (name, on) if it is watched. */
+static void match_one(const struct server_watch *w, enum watch_on on,
+                      const uint8_t *name, size_t size, watch_match_fn fn,
+                      void *ctx)
 {
-    bool found;
-    uint32_t i;
-    if (w->key_count > 0) {
-        i = search(w->keys, w->key_count, key, key_size, &found);
-        if (found)
-            fn(ctx, w->keys[i]);
-    }
-    if (w->prefix_count == 0)
+    const struct watch_targets *list = &w->on[on];
+    if (list->count == 0)
         return;
-    size_t longest =
-        key_size < w->prefix_size_max ? key_size : w->prefix_size_max;
-    for (size_t n = 0; n <= longest; n++) {
-        i = search(w->prefixes, w->prefix_count, key, n, &found);
-        if (found)
-            fn(ctx, w->prefixes[i]);
-    }
+    bool found;
+    uint32_t i = search(list, name, size, &found);
+    if (found)
+        fn(ctx, list->items[i]);
 }
 
-static bool list_valid(struct watch_target *const *list, uint32_t count,
-                       bool prefix)
+void watch_index_match(const struct server_watch *w, const uint8_t *name,
+                       size_t size, bool group, watch_match_fn fn, void *ctx)
 {
-    for (uint32_t i = 0; i < count; i++) {
-        const struct watch_target *t = list[i];
-        if (t->prefix != prefix || t->count == 0)
+    if (group) {
+        match_one(w, WATCH_ON_GROUP, name, size, fn, ctx);
+        return;
+    }
+    match_one(w, WATCH_ON_KEY, name, size, fn, ctx);
+    if (w->on[WATCH_ON_PREFIX].count == 0)
+        return;
+    size_t longest = size < w->prefix_size_max ? size : w->prefix_size_max;
+    for (size_t n = 0; n <= longest; n++)
+        match_one(w, WATCH_ON_PREFIX, name, n, fn, ctx);
+}
+
+bool watch_target_matches(const struct watch_target *t, const uint8_t *name,
+                          size_t size, bool group)
+{
+    if (group != (t->on == WATCH_ON_GROUP))
+        return false;
+    if (size < t->size || (t->on != WATCH_ON_PREFIX && size != t->size))
+        return false;
+    return t->size == 0 || memcmp(t->name, name, t->size) == 0;
+}
+
+static bool list_valid(const struct watch_targets *list, enum watch_on on)
+{
+    for (uint32_t i = 0; i < list->count; i++) {
+        const struct watch_target *t = list->items[i];
+        if (t->on != on || t->count == 0)
             return false;
-        if (i > 0 && kv_key_compare(list[i - 1]->name, list[i - 1]->size,
-                                    t->name, t->size) >= 0)
+        if (i > 0 &&
+            kv_key_compare(list->items[i - 1]->name, list->items[i - 1]->size,
+                           t->name, t->size) >= 0)
             return false;
         for (uint32_t j = 0; j < t->count; j++)
             if (t->watches[j]->target != t)
@@ -178,6 +193,8 @@ static bool list_valid(struct watch_target *const *list, uint32_t count,
 
 bool watch_index_valid(const struct server_watch *w)
 {
-    return list_valid(w->keys, w->key_count, false) &&
-           list_valid(w->prefixes, w->prefix_count, true);
+    for (uint32_t on = 0; on < WATCH_ON_COUNT; on++)
+        if (!list_valid(&w->on[on], (enum watch_on)on))
+            return false;
+    return true;
 }

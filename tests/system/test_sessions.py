@@ -7,7 +7,10 @@
    written through another, is deleted on every member once its client
    stops sending KEEPALIVEs; KEEPALIVE then says the session is gone.
    CLOSE deletes a session's keys at once.
-3. Failovers expire no healthy session: a client thread sends KEEPALIVE
+3. Groups: views, ELECT, a leader that stops its keepalives losing the
+   group; a COHORT.WATCH GROUP watcher hears each view in order, and one
+   resumed FROM an older revision on another member hears the same.
+4. Failovers expire no healthy session: a client thread sends KEEPALIVE
    every ttl/5 through each member in turn (a backup forwards it, so the
    session survives its client moving between members) while the primary
    is SIGKILLed and restarted KILLS times, then while two of three replicas
@@ -300,10 +303,41 @@ def locks(c):
     return ta, tb
 
 
+def watcher(c, i, *args):
+    """A connection to member i watching (COHORT.WATCH args...)."""
+    k = c.client(i)
+    k.send_raw(resp.encode_command("COHORT.WATCH", *args))
+    r = k.read_reply()
+    check(isinstance(r, list) and r[:3] == [b"watching", b"group", b"svc"],
+          "COHORT.WATCH %r: %r" % (args, r))
+    return k
+
+
+def views_of(k, want, c, what):
+    """The next `want` group views pushed to watcher k, as (view,
+    members)."""
+    got = []
+    deadline = time.monotonic() + 20 * c.slow
+    while len(got) < want:
+        check(time.monotonic() < deadline, "%s: %d of %d views"
+              % (what, len(got), want))
+        k.timeout = max(0.1, deadline - time.monotonic())
+        r = k.read_reply()
+        check(isinstance(r, list) and len(r) == 5 and r[0] == b"watch" and
+              r[2] == b"group" and r[3] == b"svc",
+              "%s: not a group view: %r" % (what, r))
+        got.append((r[1], r[4]))
+    return got
+
+
 def groups(c):
     """Two members join through different members; the leader's client
-    stops its keepalives and the other member leads a later view."""
+    stops its keepalives and the other member leads a later view. A
+    watcher of the group on a backup hears every view in order, and one
+    that resumes FROM before the first view on another member hears the
+    same views."""
     ttl = int(1000 * c.slow)
+    w = watcher(c, 2, "GROUP", "svc")
     a = write(c, "COHORT.SESSION", "OPEN", str(ttl))
     b = write(c, "COHORT.SESSION", "OPEN", str(60000))
     v1 = on(c, 0, "COHORT.GROUP", "JOIN", "svc", "w1", str(a), "h1")
@@ -324,6 +358,17 @@ def groups(c):
     check(got.startswith("ERR no such session"), "JOIN of an ended "
           "session: %r" % got)
     write(c, "COHORT.SESSION", "CLOSE", str(b))
+    want = [(v1, [b"w1", b"h1"]), (v2, [b"w1", b"h1", b"w2", b"h2"]),
+            (leader[0], [b"w2", b"h2"])]
+    got = views_of(w, 4, c, "group watcher")
+    check(got[:3] == want, "views pushed %r, not %r" % (got[:3], want))
+    check(got[3][0] > leader[0] and got[3][1] == [],
+          "the CLOSE's view %r is not the empty group" % (got[3],))
+    w.close()
+    again = watcher(c, 0, "GROUP", "svc", "FROM", str(v1 - 1))
+    check(views_of(again, 4, c, "resumed group watcher") == got,
+          "a watcher resumed FROM %d heard other views" % (v1 - 1))
+    again.close()
     return v2, leader[0]
 
 
