@@ -179,6 +179,12 @@ static uint64_t log_time(const struct replica *r)
     return ts > last ? ts : last;
 }
 
+uint64_t replica_client_applied(const struct replica *r, uint64_t client_id)
+{
+    const struct client_record *rec = client_table_find(&r->table, client_id);
+    return rec ? rec->request_no : 0;
+}
+
 uint64_t replica_log_time(const struct replica *r)
 {
     return log_time(r);

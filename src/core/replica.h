@@ -386,6 +386,13 @@ uint64_t replica_log_base(const struct replica *r); /* first op held - 1 */
  * last step): the view's start time in log time plus the time since, never
  * behind the last entry's timestamp. Only a primary's is the log's clock. */
 uint64_t replica_log_time(const struct replica *r);
+
+/* The last request number of client_id that this replica has applied (0:
+ * none it remembers; the client table forgets idle clients). Every replica
+ * applies in log order, so once this reaches a request's number, this
+ * replica's state includes that request's effect: a server waits on it
+ * before judging a client's own write from local state. */
+uint64_t replica_client_applied(const struct replica *r, uint64_t client_id);
 /* The highest op this replica knows peer has durable (primary only; 0 for
  * backups and unknown peers). */
 uint64_t replica_peer_op(const struct replica *r, uint32_t peer);

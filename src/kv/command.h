@@ -213,6 +213,10 @@ struct kv_write {
      * the server after parsing; borrowed. */
     const uint8_t *acl_base;
     size_t acl_base_size;
+    /* COHORT.LOCK ... WAIT ms: how long the member the client is connected
+     * to holds a queued answer (server/lock_wait.h). Not encoded: the op
+     * is WAIT's either way. */
+    uint64_t wait_ms;
 };
 
 /* A write command decoded from a body: like struct kv_write, but the

@@ -103,6 +103,21 @@ static void push(struct kv_lock *l, uint64_t session, uint64_t token)
     l->queue[l->count++] = (struct kv_lock_entry){session, token};
 }
 
+int64_t kv_lock_position(const struct kv_sessions *t, const uint8_t *name,
+                         size_t name_size, uint64_t session, uint64_t *token)
+{
+    /* kv_lock_find() only looks. */
+    struct kv_lock *l = kv_lock_find((struct kv_sessions *)t, name, name_size);
+    for (uint32_t i = 0; l != NULL && i < l->count; i++) {
+        if (l->queue[i].session != session)
+            continue;
+        if (i == 0)
+            *token = l->queue[0].token;
+        return i;
+    }
+    return -1;
+}
+
 enum kv_lock_result kv_lock_acquire(struct kv_sessions *t, const uint8_t *name,
                                     size_t name_size, uint64_t session,
                                     bool wait, uint64_t op, uint64_t *token)

@@ -29,6 +29,8 @@
 
 #define KV_LOCKS_MAX 100000u
 #define KV_LOCK_WAITERS_MAX 10000u
+/* COHORT.LOCK ... WAIT ms: the longest a member holds the answer (1 h). */
+#define KV_LOCK_WAIT_MS_MAX 3600000u
 
 /* The lock named name, or NULL. */
 struct kv_lock *kv_lock_find(struct kv_sessions *t, const uint8_t *name,
@@ -53,6 +55,10 @@ bool kv_lock_release(struct kv_sessions *t, const uint8_t *name,
 /* A session ended at op: it leaves every queue. */
 void kv_lock_session_ended(struct kv_sessions *t, uint64_t session,
                            uint64_t op);
+/* Where session stands in the queue of the lock name: 0 holds it (*token
+ * set), k > 0 the k-th waiter, -1 not queued (or no such lock). */
+int64_t kv_lock_position(const struct kv_sessions *t, const uint8_t *name,
+                         size_t name_size, uint64_t session, uint64_t *token);
 /* The holder's token, 0 if the lock is free. */
 uint64_t kv_lock_token(struct kv_sessions *t, const uint8_t *name,
                        size_t name_size);

@@ -131,13 +131,22 @@ static int parse_lock(const struct kv_command_def *def, uint32_t argc,
     }
     w->type = def->id == ID_LOCK ? KV_CMD_LOCK : KV_CMD_UNLOCK;
     w->arg_count = 2;
-    if (argc > 4 || (argc == 4 && !resp_arg_is(&argv[3], "wait"))) {
+    if (argc > 5 || (argc >= 4 && !resp_arg_is(&argv[3], "wait")) ||
+        (argc == 5 && def->id != ID_LOCK)) {
         resp_write_error(r, "ERR syntax error: COHORT.LOCK name session "
-                            "[WAIT]");
+                            "[WAIT [ms]]");
         return -COHORT_EINVAL;
     }
-    if (argc == 4)
+    if (argc >= 4)
         w->flags = KV_LOCK_WAIT;
+    if (argc == 5 && !parse_u64(argv[4].ptr, argv[4].size, 0,
+                                KV_LOCK_WAIT_MS_MAX, &w->wait_ms)) {
+        resp_write_errorf(r,
+                          "ERR WAIT takes the milliseconds to wait for the "
+                          "lock, 0 to %u",
+                          KV_LOCK_WAIT_MS_MAX);
+        return -COHORT_EINVAL;
+    }
     if (!parse_id(argv[2].ptr, argv[2].size, &n)) {
         reply_bad_id(r);
         return -COHORT_EINVAL;

@@ -374,6 +374,11 @@ uint64_t node_log_time(const struct node *n)
     return replica_log_time(driver_replica(n->driver));
 }
 
+uint64_t node_client_applied(const struct node *n, uint64_t client_id)
+{
+    return replica_client_applied(driver_replica(n->driver), client_id);
+}
+
 static_assert(NODE_TOKEN_SIZE == TRANSPORT_TOKEN_SIZE, "one token size");
 
 void node_link_token(const struct node *n, uint8_t out[NODE_TOKEN_SIZE])

@@ -93,6 +93,8 @@ static void finish_error(struct conn *c, struct slot *slot, const char *msg)
 static void finish_relay(struct conn *c, struct slot *slot, const void *reply,
                          size_t size)
 {
+    if (lock_wait_park(c, slot, reply, size))
+        return; /* a queued COHORT.LOCK ... WAIT ms: lock_wait.c answers */
     slot->reply.size = 0;
     relay_reply(&slot->reply, reply, size);
     conn_slot_ready(c, slot);
@@ -420,6 +422,7 @@ static void submit(struct conn *c, struct slot *slot, const struct kv_write *w)
         return;
     }
     bool over = over_maxmemory(s, w);
+    slot->lock_wait_ms = (uint32_t)w->wait_ms;
     slot->state = SLOT_RUNNING;
     slot->in_node = true;
     permit_take(s, slot);

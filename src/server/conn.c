@@ -550,6 +550,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         /* The client will send no more; answer what it sent, then close. */
         c->eof = true;
         set_reading(c, false);
+        lock_wait_conn_eof(c); /* nobody will wait for those */
         conn_process(c);
         return;
     }
@@ -716,6 +717,8 @@ void conn_teardown(struct conn *c)
             slot->in_node = false;
             store_slot_cancelled(s, slot);
         }
+        if (slot->lock_parked)
+            lock_wait_forget(s, slot);
         if (slot->forwarded)
             forward_orphan(slot); /* the link frees it */
         else

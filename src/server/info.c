@@ -292,6 +292,9 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "watch_clients:%u", (unsigned)in->watch_clients);
     line(t, "watch_events_delivered:%" PRIu64, in->watch_events_delivered);
     line(t, "watch_watchers_cut:%" PRIu64, in->watch_watchers_cut);
+    line(t, "lock_waits:%u", (unsigned)in->lock_waits);
+    line(t, "lock_waits_granted:%" PRIu64, in->lock_waits_granted);
+    line(t, "lock_waits_timed_out:%" PRIu64, in->lock_waits_timed_out);
     line(t, "watch_history_events:%" PRIu64, in->watch_history_events);
     line(t, "watch_history_bytes:%" PRIu64, in->watch_history_bytes);
     line(t, "watch_history_floor:%" PRIu64, in->watch_history_floor);

@@ -83,6 +83,9 @@ struct info_input {
     uint32_t watch_clients;
     uint64_t watch_events_delivered;
     uint64_t watch_watchers_cut;
+    uint32_t lock_waits;
+    uint64_t lock_waits_granted;
+    uint64_t lock_waits_timed_out;
     uint64_t watch_history_events;
     uint64_t watch_history_bytes;
     uint64_t watch_history_floor;

@@ -124,6 +124,11 @@ struct slot {
     bool watch;                /* WATCH: its COHORT.REVS reply is recorded, then
                                   answered +OK (cmd_txn.c) */
     uint64_t watch_generation; /* the connection's when WATCH started */
+    /* COHORT.LOCK ... WAIT ms (lock_wait.c): ms to hold a queued answer
+     * (0: answer at once), and once parked, the loop time to give up. */
+    bool lock_parked;
+    uint32_t lock_wait_ms;
+    uint64_t lock_deadline_ms;
     size_t permit_bytes;
     uint64_t client_id;
     uint64_t request_no;
@@ -404,6 +409,18 @@ struct session_sweeper {
     size_t body_capacity;
 };
 
+/* The slots of COHORT.LOCK ... WAIT ms answers held until a grant or
+ * their deadline (lock_wait.c). */
+#define LOCK_WAITS_MAX 10000u
+struct server_lock_wait {
+    struct slot **slots;
+    uint32_t count, capacity;
+    uv_timer_t timer;    /* the earliest deadline */
+    uint64_t checked_op; /* the applied op at the last check */
+    uint64_t granted;    /* answered with a token after waiting */
+    uint64_t timed_out;  /* answered nil at the deadline */
+};
+
 struct server {
     uv_loop_t *loop;
     struct node *node;
@@ -476,11 +493,32 @@ struct server {
     struct session_sweeper session_sweeper;
     struct server_stats stats;
     struct server_pubsub pubsub;
-    struct server_watch watch; /* watch.h */
+    struct server_watch watch;         /* watch.h */
+    struct server_lock_wait lock_wait; /* lock_wait.c */
     struct server_metrics metrics;
     struct http_server *http; /* the metrics port (exporter.c), or NULL */
     struct server_admin admin;
 };
+
+/* ---- lock_wait.c: COHORT.LOCK name session WAIT ms. The member the client
+ * is connected to holds a queued (nil) answer until this member's applied
+ * state shows the lock granted to the session (then ":token"), the
+ * session left the queue, or ms pass (nil). See lock_wait.c. */
+void lock_wait_open(struct server *s);
+/* slot's write answered raw reply (RESP2): true if it was a queued
+ * COHORT.LOCK with WAIT ms that is now held (the slot stays in c's FIFO,
+ * not ready); false to answer as usual. */
+bool lock_wait_park(struct conn *c, struct slot *slot, const void *reply,
+                    size_t size);
+/* c's client sent EOF: answer its held waits nil now (its session stays
+ * queued), so that the connection can finish instead of holding on. */
+void lock_wait_conn_eof(struct conn *c);
+/* slot is being freed with its connection: stop holding it. */
+void lock_wait_forget(struct server *s, struct slot *slot);
+/* Answer the held slots whose lock was granted (or whose session left the
+ * queue) since the last check, and those past their deadline. */
+void lock_wait_check(struct server *s);
+void lock_wait_close(struct server *s, uv_close_cb closed);
 
 /* ---- server.c */
 uint64_t server_now_ms(const struct server *s);

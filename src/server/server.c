@@ -115,6 +115,7 @@ void server_slot_put(struct server *s, struct slot *slot)
 {
     ASSERT(!slot->in_node);
     ASSERT(!slot->forwarded);
+    ASSERT(!slot->lock_parked);
     /* Keep small buffers for reuse; return big ones to the allocator. */
     if (slot->payload.capacity > 64u * 1024u)
         resp_buf_deinit(&slot->payload);
@@ -167,6 +168,7 @@ static void on_prepare(uv_prepare_t *handle)
     struct server *s = handle->data;
     pubsub_pump_all(s); /* before the flush below */
     watch_pump_all(s);
+    lock_wait_check(s);
     /* Flushing may close connections (a write error) which removes them
      * from the list: take the list first. */
     while (s->dirty) {
@@ -288,6 +290,7 @@ static void start_handles(struct server *s)
     s->handles_open++;
     uv_timer_start(&s->timer, on_timer, SERVER_TIMER_MS, SERVER_TIMER_MS);
     uv_unref((uv_handle_t *)&s->timer);
+    lock_wait_open(s);
 }
 
 static bool config_valid(const struct server_config *c, struct cohort_err *err)
@@ -442,6 +445,7 @@ void server_close(struct server *s)
         uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
         uv_close((uv_handle_t *)&s->idle, on_handle_closed);
         uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+        lock_wait_close(s, on_handle_closed);
     }
     maybe_free(s);
 }

@@ -10,7 +10,11 @@
 3. Groups: views, ELECT, a leader that stops its keepalives losing the
    group; a COHORT.WATCH GROUP watcher hears each view in order, and one
    resumed FROM an older revision on another member hears the same.
-4. Failovers expire no healthy session: a client thread sends KEEPALIVE
+4. Blocking lock waits: COHORT.LOCK ... WAIT ms on a backup answers the
+   token when the holder unlocks, nil when it times out (still queued) or
+   when the session leaves the queue; pipelined replies keep their order;
+   a waiting connection that closes is forgotten.
+5. Failovers expire no healthy session: a client thread sends KEEPALIVE
    every ttl/5 through each member in turn (a backup forwards it, so the
    session survives its client moving between members) while the primary
    is SIGKILLed and restarted KILLS times, then while two of three replicas
@@ -303,6 +307,79 @@ def locks(c):
     return ta, tb
 
 
+def no_reply_yet(k, what):
+    """k has no reply within a short while (a negative check: a correct
+    server never answers here, so this cannot fail by timing)."""
+    k.timeout = 0.3
+    try:
+        r = k.read_reply()
+    except OSError:
+        return
+    raise cl.TestFailure("%s answered early: %r" % (what, r))
+
+
+def blocking_locks(c):
+    """COHORT.LOCK ... WAIT ms holds the answer on the member the client
+    uses (a backup here) until the lock is granted, the session leaves the
+    queue, or ms pass; replies pipelined behind it keep their order."""
+    p, _ = c.wait_for_primary()
+    b1, b2 = c.backups(p)
+    a = write(c, "COHORT.SESSION", "OPEN", str(60000))
+    b = write(c, "COHORT.SESSION", "OPEN", str(60000))
+    for bad in (["-1"], ["x"], ["3600001"]):
+        got = error_of(c, b1, "COHORT.LOCK", "bl", str(a), "WAIT", *bad)
+        check(got.startswith("ERR WAIT takes the milliseconds"),
+              "WAIT %s: %r" % (bad, got))
+    got = error_of(c, b1, "COHORT.UNLOCK", "bl", str(a), "WAIT", "5")
+    check(got.startswith("ERR wrong number of arguments"),
+          "UNLOCK ... WAIT 5: %r" % got)
+    ta = on(c, p, "COHORT.LOCK", "bl", str(a))
+    # Granted: b waits on a backup while a holds the lock; a's UNLOCK
+    # through the other backup answers b's wait with a larger token.
+    k = c.client(b1, timeout=20 * c.slow)
+    k.send_raw(resp.encode_command("COHORT.LOCK", "bl", str(b), "WAIT",
+                                   str(60000)) + resp.encode_command("PING"))
+    no_reply_yet(k, "LOCK WAIT on a held lock")
+    check(on(c, b2, "COHORT.UNLOCK", "bl", str(a)) == 1, "UNLOCK")
+    k.timeout = 20 * c.slow
+    tb = k.read_reply()
+    check(isinstance(tb, int) and tb > ta, "the waiter got %r after the "
+          "holder's token %r" % (tb, ta))
+    check(k.read_reply() == "PONG", "the reply pipelined behind the wait")
+    check(on(c, p, "COHORT.LOCK", "bl", str(b)) == tb,
+          "the waiter's token is not the holder's")
+    # Timed out: a waits 300 ms on the lock b holds, gets nil and stays
+    # queued; then a waits again and leaves the queue (UNLOCK from another
+    # connection), which answers nil at once rather than at the deadline.
+    k.send_raw(resp.encode_command("COHORT.LOCK", "bl", str(a), "WAIT",
+                                   "300"))
+    check(k.read_reply() is None, "a timed-out wait answered non-nil")
+    check(on(c, b2, "COHORT.LOCK", "bl", str(a)) is None,
+          "the timed-out waiter left the queue")
+    t0 = time.monotonic()
+    k.send_raw(resp.encode_command("COHORT.LOCK", "bl", str(a), "WAIT",
+                                   "3600000"))
+    no_reply_yet(k, "LOCK WAIT while queued")
+    check(on(c, p, "COHORT.UNLOCK", "bl", str(a)) == 1, "UNLOCK of a waiter")
+    check(k.read_reply() is None, "a waiter that left answered non-nil")
+    left_s = time.monotonic() - t0
+    # A waiting connection that closes is forgotten: the member goes on.
+    k.send_raw(resp.encode_command("COHORT.LOCK", "bl", str(a), "WAIT",
+                                   "60000"))
+    no_reply_yet(k, "LOCK WAIT before the close")
+    k.close()
+    stats = cl.poll("no lock wait held after the close", 20 * c.slow,
+                    lambda: (lambda inf: inf if inf.get("lock_waits") == "0"
+                             else None)(c.info(b1, section="stats")))
+    check(int(stats["lock_waits_granted"]) >= 1 and
+          int(stats["lock_waits_timed_out"]) >= 1,
+          "INFO lock_waits_*: %r" % {x: y for x, y in stats.items()
+                                     if x.startswith("lock_wait")})
+    write(c, "COHORT.SESSION", "CLOSE", str(a))
+    write(c, "COHORT.SESSION", "CLOSE", str(b))
+    return ta, tb, left_s
+
+
 def watcher(c, i, *args):
     """A connection to member i watching (COHORT.WATCH args...)."""
     k = c.client(i)
@@ -381,15 +458,18 @@ def scenario(binary):
     expiries, ok, failed, outage_s = failovers(c)
     ta, tb = locks(c)
     v_before, v_after = groups(c)
+    bl_a, bl_b, left_s = blocking_locks(c)
     c.cleanup()
     return ("%d bad inputs refused; ephemeral key gone %.1fs after its "
             "keepalives stopped; %d session expiries across %d primary "
             "kills and a %.1fs total outage (%d keepalives ok, %d failed); "
             "lock token %d kept through a failover, fenced out by %d after "
             "its session expired; group leader moved from view %d to %d "
-            "when its session expired"
+            "when its session expired; a blocked LOCK WAIT was granted "
+            "token %d when token %d was unlocked, and a queued one left the "
+            "queue after %.1fs"
             % (n_bad, waited, expiries, KILLS, outage_s, ok, failed, ta, tb,
-               v_before, v_after))
+               v_before, v_after, bl_b, bl_a, left_s))
 
 
 if __name__ == "__main__":

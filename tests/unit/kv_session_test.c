@@ -402,6 +402,23 @@ static void locks_grant_in_fifo_order_with_increasing_tokens(void **s)
                         "-ERR fencing token 16 is not current for lock 'L' "
                         "(it is free); take the lock again\r\n");
     assert_string_equal(kv_run_line(&t, 2000, "COHORT.LOCK L 3"), ":20\r\n");
+    /* WAIT ms is the same op as WAIT (the server holds the answer); where
+     * a session stands is what the server's wait judges. */
+    uint64_t four = strtoull(open_session(&t, 2000, 5000) + 1, NULL, 10);
+    char line[64];
+    snprintf(line, sizeof(line), "COHORT.LOCK L %llu WAIT 500",
+             (unsigned long long)four);
+    assert_string_equal(kv_run_line(&t, 2000, line), "$-1\r\n");
+    uint64_t token = 0;
+    const uint8_t *name = (const uint8_t *)"L";
+    assert_int_equal(kv_lock_position(&t.kv.sessions, name, 1, 3, &token), 0);
+    assert_int_equal(token, 20);
+    assert_int_equal(kv_lock_position(&t.kv.sessions, name, 1, four, &token),
+                     1);
+    assert_int_equal(kv_lock_position(&t.kv.sessions, name, 1, 9, &token), -1);
+    assert_int_equal(
+        kv_lock_position(&t.kv.sessions, (const uint8_t *)"M", 1, 3, &token),
+        -1);
     kv_run_deinit(&t);
 }
 
@@ -415,7 +432,13 @@ static void lock_bad_input_and_ended_sessions(void **s)
                         "open a new one)\r\n");
     assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 7 NOW"),
                         "-ERR syntax error: COHORT.LOCK name session "
-                        "[WAIT]\r\n");
+                        "[WAIT [ms]]\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 7 WAIT -5"),
+                        "-ERR WAIT takes the milliseconds to wait for the "
+                        "lock, 0 to 3600000\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 7 NOW 5"),
+                        "-ERR syntax error: COHORT.LOCK name session "
+                        "[WAIT [ms]]\r\n");
     assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L x"),
                         "-ERR session id must be a positive integer (the "
                         "reply of COHORT.SESSION OPEN)\r\n");
