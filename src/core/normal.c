@@ -211,8 +211,10 @@ static uint64_t send_prepare(struct replica *r, uint32_t to, uint64_t from,
             .base_op = from,
             .entry_count = n,
         };
-        if (to == UINT32_MAX)
+        if (to == UINT32_MAX) {
             vr_broadcast(r, &m, r->scratch);
+            r->commit_sent = r->commit;
+        }
         else
             vr_send_to(r, to, &m, r->scratch);
         if (r->send_used == used)
@@ -525,24 +527,29 @@ static void primary_check_quorum(struct replica *r)
         vr_vote(r, vr_next_view(r->view));
 }
 
+void vr_send_commit(struct replica *r)
+{
+    r->heartbeat_ms = r->now_ms;
+    r->commit_sent = r->commit;
+    struct message m = {
+        .type = MSG_COMMIT,
+        .view = r->view,
+        .op = r->log.op,
+        .commit = r->commit,
+        .view_op = r->view_op,
+        .checksum = vr_checksum_at(r, r->commit),
+    };
+    vr_broadcast(r, &m, NULL);
+}
+
 void vr_tick_primary(struct replica *r)
 {
     primary_check_quorum(r);
     /* A PING or its PONGs were lost: a newer PING covers the older reads. */
     if (r->read_count > 0 && r->now_ms - r->ping_sent_ms >= r->c.heartbeat_ms)
         r->reads_unpinged = true;
-    if (r->now_ms - r->heartbeat_ms >= r->c.heartbeat_ms) {
-        r->heartbeat_ms = r->now_ms;
-        struct message m = {
-            .type = MSG_COMMIT,
-            .view = r->view,
-            .op = r->log.op,
-            .commit = r->commit,
-            .view_op = r->view_op,
-            .checksum = vr_checksum_at(r, r->commit),
-        };
-        vr_broadcast(r, &m, NULL);
-    }
+    if (r->now_ms - r->heartbeat_ms >= r->c.heartbeat_ms)
+        vr_send_commit(r);
     /* Retransmit to backups whose acknowledgements stalled. Not while new
      * PREPAREs flow: a backup that lost one finds the gap from the next
      * and asks for state (vr_on_prepare). A stall that outlasts a

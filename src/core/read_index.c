@@ -67,6 +67,12 @@ void vr_on_read(struct replica *r, uint64_t tag, uint64_t min_op)
 
 static void send_ping(struct replica *r)
 {
+    /* Backups learn the commit point with the round, not at the next
+     * PREPARE or heartbeat: a backup that serves a read after this round
+     * (its server's COHORT.READINDEX) needs to apply up to the commit
+     * point of the read's arrival here, which is at most this one. */
+    if (r->commit > r->commit_sent)
+        vr_send_commit(r);
     r->ping_seq++;
     r->ping_sent_ms = r->now_ms;
     r->stats.read_rounds++;

@@ -104,6 +104,7 @@ struct replica {
      * not one that lost frames), back to 2 heartbeats on progress. */
     uint64_t retransmit_wait_ms[COHORT_REPLICAS_MAX];
     uint64_t prepare_flush_ms; /* new PREPAREs last went out */
+    uint64_t commit_sent;      /* the commit in the last broadcast */
     uint64_t prepare_sent_op;
     uint64_t heartbeat_ms;
     uint64_t clock_base_ms; /* now at view start */
@@ -227,6 +228,9 @@ void vr_maybe_raise_lnv(struct replica *r);
 void vr_maybe_clear_damage(struct replica *r);
 void vr_note_primary_op(struct replica *r, uint64_t op);
 void vr_flush_prepares(struct replica *r);
+/* Primary: broadcast COMMIT (the heartbeat): the commit point and the
+ * checksum of its entry. */
+void vr_send_commit(struct replica *r);
 void vr_primary_try_commit(struct replica *r);
 void vr_on_client_requests(struct replica *r, const struct event *ev);
 uint64_t vr_adopt_entries(struct replica *r, const struct message *m,

@@ -374,6 +374,11 @@ uint64_t node_log_time(const struct node *n)
     return replica_log_time(driver_replica(n->driver));
 }
 
+uint64_t node_commit(const struct node *n)
+{
+    return replica_commit(driver_replica(n->driver));
+}
+
 uint64_t node_client_applied(const struct node *n, uint64_t client_id)
 {
     return replica_client_applied(driver_replica(n->driver), client_id);

@@ -623,6 +623,40 @@ void store_submit_queued(struct conn *c)
 
 /* ------------------------------------------------------------ reads */
 
+/* The primary's answer to a backup's COHORT.READINDEX, once its round
+ * confirmed the view: [read index, log time] (backup_read.c). */
+static void answer_read_index(struct conn *c, struct slot *slot)
+{
+    slot->reply.size = 0;
+    resp_write_array(&slot->reply, 2);
+    resp_write_integer(&slot->reply, (int64_t)slot->read_op);
+    resp_write_integer(&slot->reply, (int64_t)node_log_time(c->server->node));
+    conn_slot_ready(c, slot);
+}
+
+bool store_serve_read(struct conn *c, struct slot *slot, uint64_t now_ms)
+{
+    struct server *s = c->server;
+    uint32_t argc = store_parse_kept(s, slot);
+    if (argc == 0) {
+        finish_error(c, slot, "ERR out of memory");
+        return true;
+    }
+    if (!kv_query_settled(s->kv, now_ms, argc, s->argv2))
+        return false;
+    slot->reply.size = 0;
+    store_query_at(s, now_ms, argc, s->argv2, &slot->reply);
+    if (slot->watch)
+        txn_watch_done(c, slot);
+    conn_slot_ready(c, slot);
+    return true;
+}
+
+void store_forward_read(struct conn *c, struct slot *slot, uint32_t primary)
+{
+    forward_or_fail(c, slot, primary);
+}
+
 static void on_read_done(void *ctx, const struct driver_reply *r)
 {
     struct slot *slot = ctx;
@@ -632,16 +666,20 @@ static void on_read_done(void *ctx, const struct driver_reply *r)
     slot->in_node = false;
     struct server *s = c->server;
     if (r->outcome == DRIVER_NOT_PRIMARY) {
-        forward_or_fail(c, slot, r->primary_hint);
+        if (!c->no_forward && !slot->ri_answer &&
+            r->primary_hint < s->node_config.replica_count &&
+            r->primary_hint != s->node_config.self)
+            backup_read_queue(c, slot, r->primary_hint);
+        else
+            forward_or_fail(c, slot, r->primary_hint);
         return;
     }
     if (r->outcome != DRIVER_DONE) {
         finish_error(c, slot, ERR_RETRY);
         return;
     }
-    uint32_t argc = store_parse_kept(s, slot);
-    if (argc == 0) {
-        finish_error(c, slot, "ERR out of memory");
+    if (slot->ri_answer) {
+        answer_read_index(c, slot);
         return;
     }
     /* Expiry is judged at the primary's log time now, not the last applied
@@ -650,17 +688,10 @@ static void on_read_done(void *ctx, const struct driver_reply *r)
      * primary's clock starts from the log's last timestamp): so when a key
      * the read looks at expires in between, wait for an op stamped after
      * its expiry (the sweeper proposes one) to commit, and read again. */
-    uint64_t now_ms = node_log_time(s->node);
-    if (!kv_query_settled(s->kv, now_ms, argc, s->argv2)) {
+    if (!store_serve_read(c, slot, node_log_time(s->node))) {
         expiry_sweep_run(s);
         store_read_kept(c, slot);
-        return;
     }
-    slot->reply.size = 0;
-    store_query_at(s, now_ms, argc, s->argv2, &slot->reply);
-    if (slot->watch)
-        txn_watch_done(c, slot);
-    conn_slot_ready(c, slot);
 }
 
 void store_read_kept(struct conn *c, struct slot *slot)
@@ -793,6 +824,10 @@ void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
                          size_t size)
 {
     ASSERT(!slot->forwarded);
+    if (slot->ri_request) {
+        backup_read_answered(s, slot, reply, size);
+        return;
+    }
     struct conn *c = slot->conn;
     if (c == NULL) {
         server_slot_put(s, slot); /* its connection closed meanwhile */
@@ -823,6 +858,10 @@ void store_forward_failed(struct server *s, struct slot *slot, bool sent,
                           const char *why)
 {
     ASSERT(!slot->forwarded);
+    if (slot->ri_request) {
+        backup_read_failed(s, slot);
+        return;
+    }
     struct conn *c = slot->conn;
     if (c == NULL) {
         server_slot_put(s, slot);

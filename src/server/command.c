@@ -174,6 +174,8 @@ static const struct command_spec commands[] = {
      * exempt from the client limits and authenticated (admit.c). */
     {"cohort.noforward", -1, CMD_FAST | CMD_NOAUTH, 0, 0, 0, ADMIN,
      cmd_noforward},
+    /* A backup's read-index round (backup_read.c); links only. */
+    {"cohort.readindex", 1, CMD_SLOT, 0, 0, 0, ADMIN, cmd_cohort_readindex},
     /* The server. */
     {"command", -1, CMD_ADMIN, 0, 0, 0, CAT(SLOW) | CAT(CONNECTION),
      cmd_command},

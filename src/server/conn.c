@@ -721,6 +721,8 @@ void conn_teardown(struct conn *c)
             lock_wait_forget(s, slot);
         if (slot->forwarded)
             forward_orphan(slot); /* the link frees it */
+        else if (slot->backup_read != BR_NONE)
+            slot->conn = NULL; /* backup_read.c frees it */
         else
             server_slot_put(s, slot);
         slot = next;

@@ -415,7 +415,7 @@ static void write_command(struct link *l, const struct slot *slot)
 
 bool forward_send(struct server *s, struct slot *slot, uint32_t primary)
 {
-    ASSERT(slot->conn != NULL);
+    ASSERT(slot->conn != NULL || slot->ri_request);
     ASSERT(!slot->forwarded);
     ASSERT(slot->payload.size > 0);
     if (s->closing || primary >= s->node_config.replica_count ||

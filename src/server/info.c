@@ -295,6 +295,9 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "lock_waits:%u", (unsigned)in->lock_waits);
     line(t, "lock_waits_granted:%" PRIu64, in->lock_waits_granted);
     line(t, "lock_waits_timed_out:%" PRIu64, in->lock_waits_timed_out);
+    line(t, "backup_read_rounds:%" PRIu64, in->backup_read_rounds);
+    line(t, "backup_reads_served:%" PRIu64, in->backup_reads_served);
+    line(t, "backup_reads_forwarded:%" PRIu64, in->backup_reads_forwarded);
     line(t, "watch_history_events:%" PRIu64, in->watch_history_events);
     line(t, "watch_history_bytes:%" PRIu64, in->watch_history_bytes);
     line(t, "watch_history_floor:%" PRIu64, in->watch_history_floor);

@@ -86,6 +86,9 @@ struct info_input {
     uint32_t lock_waits;
     uint64_t lock_waits_granted;
     uint64_t lock_waits_timed_out;
+    uint64_t backup_read_rounds;
+    uint64_t backup_reads_served;
+    uint64_t backup_reads_forwarded;
     uint64_t watch_history_events;
     uint64_t watch_history_bytes;
     uint64_t watch_history_floor;

@@ -129,6 +129,16 @@ struct slot {
     bool lock_parked;
     uint32_t lock_wait_ms;
     uint64_t lock_deadline_ms;
+    /* Linearizable reads served on a backup (backup_read.c). */
+    bool ri_request;        /* a COHORT.READINDEX on the link: `batch` */
+    bool ri_answer;         /* the primary's slot answering one: read_op */
+    uint8_t backup_read;    /* enum backup_read_state of a client's read */
+    struct slot *batch;     /* ri_request: the reads its round serves */
+    struct slot *br_next;   /* a read: the next in its list */
+    uint32_t read_primary;  /* where the round went (to forward instead) */
+    uint64_t read_op;       /* the round's read index: serve once applied */
+    uint64_t read_time_ms;  /* the round's log time: judge expiry at it */
+    uint64_t read_since_ms; /* when the round answered */
     size_t permit_bytes;
     uint64_t client_id;
     uint64_t request_no;
@@ -409,6 +419,29 @@ struct session_sweeper {
     size_t body_capacity;
 };
 
+/* Where a backup's linearizable read stands (backup_read.c). */
+enum backup_read_state {
+    BR_NONE = 0,
+    BR_PENDING = 1, /* waits for the next round */
+    BR_SENT = 2,    /* in a round's batch, on the link */
+    BR_WAITING = 3, /* the round answered: waits to apply its read index */
+};
+
+/* A backup waits at most this long to apply a round's read index (the
+ * primary tells backups its commit point with its next PREPARE, or on an
+ * idle log its COMMIT heartbeat) before it forwards the read instead. */
+#define BACKUP_READ_WAIT_MS 5u
+
+struct server_backup_read {
+    struct slot *pending, *pending_tail; /* for the next round */
+    uint32_t pending_primary;
+    struct slot *waiting, *waiting_tail; /* rounds answered */
+    uv_timer_t timer;                    /* the oldest waiting's limit */
+    uint64_t rounds;                     /* COHORT.READINDEX sent */
+    uint64_t served;                     /* reads served here */
+    uint64_t forwarded;                  /* reads forwarded after all */
+};
+
 /* The slots of COHORT.LOCK ... WAIT ms answers held until a grant or
  * their deadline (lock_wait.c). */
 #define LOCK_WAITS_MAX 10000u
@@ -493,12 +526,38 @@ struct server {
     struct session_sweeper session_sweeper;
     struct server_stats stats;
     struct server_pubsub pubsub;
-    struct server_watch watch;         /* watch.h */
-    struct server_lock_wait lock_wait; /* lock_wait.c */
+    struct server_watch watch;             /* watch.h */
+    struct server_lock_wait lock_wait;     /* lock_wait.c */
+    struct server_backup_read backup_read; /* backup_read.c */
     struct server_metrics metrics;
     struct http_server *http; /* the metrics port (exporter.c), or NULL */
     struct server_admin admin;
 };
+
+/* ---- backup_read.c: a backup serves linearizable reads itself, after one
+ * read-index round with the primary per loop turn (COHORT.READINDEX on the
+ * link) instead of forwarding each. See backup_read.c. */
+void backup_read_open(struct server *s);
+/* slot (a linearizable read of c, kept) could not be served by the node
+ * (not the primary; primary is the primary's id): serve it after a round. */
+void backup_read_queue(struct conn *c, struct slot *slot, uint32_t primary);
+/* Send the pending reads' round; serve the waiting reads applied here. */
+void backup_read_run(struct server *s);
+/* The link answered (or failed) the round in ri (ri_request). */
+void backup_read_answered(struct server *s, struct slot *ri, const char *reply,
+                          size_t size);
+void backup_read_failed(struct server *s, struct slot *ri);
+void backup_read_close(struct server *s, uv_close_cb closed);
+/* The primary's side: COHORT.READINDEX on a link. */
+void cmd_cohort_readindex(struct conn *c, struct resp_buf *out, uint32_t argc,
+                          const struct resp_arg *argv);
+/* cmd_store.c: answer the kept read in slot from this member's store with
+ * expiry judged at now_ms; false (nothing done) if a key it reads expires
+ * between the applied state and now_ms (kv_query_settled()). */
+bool store_serve_read(struct conn *c, struct slot *slot, uint64_t now_ms);
+/* cmd_store.c: forward the kept read in slot to primary, or answer
+ * -TRYAGAIN. */
+void store_forward_read(struct conn *c, struct slot *slot, uint32_t primary);
 
 /* ---- lock_wait.c: COHORT.LOCK name session WAIT ms. The member the client
  * is connected to holds a queued (nil) answer until this member's applied

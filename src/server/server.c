@@ -116,6 +116,7 @@ void server_slot_put(struct server *s, struct slot *slot)
     ASSERT(!slot->in_node);
     ASSERT(!slot->forwarded);
     ASSERT(!slot->lock_parked);
+    ASSERT(slot->backup_read == BR_NONE && slot->batch == NULL);
     /* Keep small buffers for reuse; return big ones to the allocator. */
     if (slot->payload.capacity > 64u * 1024u)
         resp_buf_deinit(&slot->payload);
@@ -169,6 +170,7 @@ static void on_prepare(uv_prepare_t *handle)
     pubsub_pump_all(s); /* before the flush below */
     watch_pump_all(s);
     lock_wait_check(s);
+    backup_read_run(s);
     /* Flushing may close connections (a write error) which removes them
      * from the list: take the list first. */
     while (s->dirty) {
@@ -291,6 +293,7 @@ static void start_handles(struct server *s)
     uv_timer_start(&s->timer, on_timer, SERVER_TIMER_MS, SERVER_TIMER_MS);
     uv_unref((uv_handle_t *)&s->timer);
     lock_wait_open(s);
+    backup_read_open(s);
 }
 
 static bool config_valid(const struct server_config *c, struct cohort_err *err)
@@ -446,6 +449,7 @@ void server_close(struct server *s)
         uv_close((uv_handle_t *)&s->idle, on_handle_closed);
         uv_close((uv_handle_t *)&s->timer, on_handle_closed);
         lock_wait_close(s, on_handle_closed);
+        backup_read_close(s, on_handle_closed);
     }
     maybe_free(s);
 }
