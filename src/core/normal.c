@@ -214,8 +214,7 @@ static uint64_t send_prepare(struct replica *r, uint32_t to, uint64_t from,
         if (to == UINT32_MAX) {
             vr_broadcast(r, &m, r->scratch);
             r->commit_sent = r->commit;
-        }
-        else
+        } else
             vr_send_to(r, to, &m, r->scratch);
         if (r->send_used == used)
             return from; /* did not fit */

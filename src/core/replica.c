@@ -557,6 +557,13 @@ uint64_t replica_commit(const struct replica *r)
     return r->commit;
 }
 
+uint64_t replica_read_index(const struct replica *r)
+{
+    if (!replica_is_primary(r) || r->view_op == VIEW_OP_UNKNOWN)
+        return r->commit;
+    return r->commit > r->view_op ? r->commit : r->view_op;
+}
+
 uint64_t replica_applied(const struct replica *r)
 {
     return r->applied;

@@ -120,6 +120,9 @@ enum replica_bug {
                                   clock, not the op's log timestamp */
     BUG_KV_SPLIT_EXEC = 2048,  /* a transaction's writes proposed as
                                   separate ops */
+    /* ... and a server whose backup serves a read without applying the
+     * primary's read index first (server/backup_read.c): */
+    BUG_BACKUP_READ_NO_INDEX = 1u << 20,
 };
 
 /* Fill config with defaults for a group of replica_count, self, seed. */
@@ -380,6 +383,10 @@ uint32_t replica_primary(const struct replica *r); /* of the current view */
 bool replica_is_primary(const struct replica *r);  /* and NORMAL */
 uint64_t replica_op(const struct replica *r);
 uint64_t replica_commit(const struct replica *r);
+/* The index a linearizable read arriving now is served at (read_index.c):
+ * a primary's max(commit, view_op), since ops up to view_op may have been
+ * committed in an earlier view; a backup's commit. */
+uint64_t replica_read_index(const struct replica *r);
 uint64_t replica_applied(const struct replica *r);
 uint64_t replica_log_base(const struct replica *r); /* first op held - 1 */
 /* The log time (ms) this replica would stamp a batch with now (as of its

@@ -374,9 +374,9 @@ uint64_t node_log_time(const struct node *n)
     return replica_log_time(driver_replica(n->driver));
 }
 
-uint64_t node_commit(const struct node *n)
+uint64_t node_read_index(const struct node *n)
 {
-    return replica_commit(driver_replica(n->driver));
+    return replica_read_index(driver_replica(n->driver));
 }
 
 uint64_t node_client_applied(const struct node *n, uint64_t client_id)

@@ -94,8 +94,9 @@ uint64_t node_log_time(const struct node *n);
 /* The last request number of client_id this node has applied (0: none
  * remembered): replica_client_applied(). */
 uint64_t node_client_applied(const struct node *n, uint64_t client_id);
-/* The highest op this node knows committed (replica_commit()). */
-uint64_t node_commit(const struct node *n);
+/* The index a linearizable read arriving now is served at
+ * (replica_read_index()). */
+uint64_t node_read_index(const struct node *n);
 /* Linearizable read (read index): done(DRIVER_DONE) once this node is the
  * primary, a quorum confirmed after the call that it still holds its view,
  * and it has applied every write committed before the call (a connection's

@@ -5,12 +5,14 @@
  * A client's linearizable read on a backup (the node says "not the
  * primary") joins the pending batch. Once per loop turn (the prepare
  * handle) the batch goes to the primary as one `COHORT.READINDEX` on the
- * forward link. The primary notes its commit point c when the command
- * arrives, runs its read-index round (node_read: a quorum confirms after
- * that it still leads its view, and it has applied through c), and
- * answers [c, its log time t]. The backup then serves each read of the
- * batch from its own store once it has applied op c, judging expiry at
- * log time t (or its applied state's, if later), as the primary would.
+ * forward link. The primary notes its read index c when the command
+ * arrives (max(commit, view_op): a new primary's ops up to view_op may
+ * have been committed in the view before), runs its read-index round
+ * (node_read: a quorum confirms after that it still leads its view, and it has
+ * applied through c), and answers [c, its log time t]. The backup then serves
+ * each read of the batch from its own store once it has applied op c, judging
+ * expiry at log time t (or its applied state's, if later), as the primary
+ * would.
  *
  * Why it is linearizable (docs/PROTOCOL.md, "Reads on a backup"): a
  * write acknowledged to any client before the read arrived here was
@@ -271,6 +273,6 @@ void cmd_cohort_readindex(struct conn *c, struct resp_buf *out, uint32_t argc,
     struct slot *slot = conn_slot_push(c);
     conn_slot_kind(c, slot, SLOT_READ);
     slot->ri_answer = true;
-    slot->read_op = node_commit(c->server->node);
+    slot->read_op = node_read_index(c->server->node);
     store_read_kept(c, slot);
 }

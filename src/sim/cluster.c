@@ -297,6 +297,7 @@ static void settle(struct cluster *c, struct sim_replica *rep)
     if (!rep->driver)
         return; /* it crashed during the input */
     after_step(c, rep, false);
+    sim_host_backup_reads(c, rep);
     check_advance(&c->check);
     uint64_t next = driver_next_tick_ms(rep->driver);
     if (next > c->config.tick_interval_ms)
@@ -352,6 +353,9 @@ static void on_net(struct cluster *c)
                           m.duplicate ? " (duplicate)" : "");
         }
         driver_frame(rep->driver, m.from, m.data, m.size);
+    } else if (m.kind == SIM_MSG_READINDEX ||
+               m.kind == SIM_MSG_READINDEX_REPLY) {
+        sim_host_read_round(c, rep, m.kind, m.from, m.data, m.size);
     } else {
         sim_host_request(c, rep, m.data, m.size, m.kind == SIM_MSG_READ);
     }

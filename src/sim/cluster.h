@@ -68,6 +68,8 @@ struct sim_snapshot_write {
     size_t state_size, state_capacity;
 };
 
+struct sim_backup_read;
+
 struct sim_replica {
     struct cluster *cluster;
     uint32_t index;
@@ -108,6 +110,10 @@ struct sim_replica {
     enum replica_status status_seen;
     bool suspected[COHORT_REPLICAS_MAX];
     uint64_t incarnation;
+    /* Reads this backup serves after a read-index round with the primary
+     * (sim/host.c, as server/backup_read.c), this incarnation's. */
+    struct sim_backup_read *backup_reads;
+    uint64_t backup_read_ids;
     /* The expiry sweeper (sim/sweep.h). */
     bool sweep_in_flight;
     uint64_t sweep_client_id;

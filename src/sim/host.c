@@ -104,6 +104,172 @@ static void check_answer(struct cluster *c, const struct sim_request *q,
                    r->op, printable(r->data, r->size, text, sizeof(text)));
 }
 
+/* ------------------------------------------------------------ backup reads */
+
+/* A linearizable read that reached a backup, served there after a read
+ * round with the primary, as server/backup_read.c does: the backup sends
+ * SIM_MSG_READINDEX to the primary over the simulated network; the primary
+ * notes its read index when it arrives (replica_read_index()), runs its
+ * read-index round (driver_read) and answers that point
+ * (SIM_MSG_READINDEX_REPLY); the backup answers the client from its own state
+ * machine once it has applied that op, or gives up (the client retries) if the
+ * round fails, its answer does not come within BACKUP_ROUND_MS or the op is not
+ * applied within BACKUP_APPLY_MS. The linearizability checker judges the
+ * values. */
+#define BACKUP_ROUND_MS 200u
+#define BACKUP_APPLY_MS 5u
+#define ROUND_SIZE 12u  /* u32 backup, u64 id */
+#define ANSWER_SIZE 17u /* u64 id, u8 ok, u64 index */
+
+struct sim_backup_read {
+    struct sim_backup_read *next;
+    struct sim_request *q; /* the client's read, owned */
+    uint64_t id;
+    uint32_t primary;
+    bool answered;
+    uint64_t index;
+    uint64_t since; /* sent, then answered, at */
+};
+
+static void backup_read_start(struct cluster *c, struct sim_replica *rep,
+                              struct sim_request *q, uint32_t primary)
+{
+    struct sim_backup_read *b = calloc(1, sizeof(*b));
+    ASSERT(b);
+    b->q = q;
+    b->id = ++rep->backup_read_ids;
+    b->primary = primary;
+    b->since = c->now;
+    b->next = rep->backup_reads;
+    rep->backup_reads = b;
+    uint8_t round[ROUND_SIZE];
+    put_u32(round, rep->index);
+    put_u64(round + 4, b->id);
+    cluster_trace(c, "r%u read round %" PRIu64 " to r%u for client=%" PRIx64,
+                  rep->index, b->id, primary, q->client_id);
+    sim_net_send(&c->net, c->now, rep->index, primary, SIM_MSG_READINDEX, round,
+                 sizeof(round));
+}
+
+/* The primary's side: a round it answers after its read-index round. */
+struct sim_round {
+    struct cluster *c;
+    uint32_t replica, backup;
+    uint64_t incarnation, id, index;
+};
+
+static void answer_round(struct cluster *c, uint32_t from, uint32_t to,
+                         uint64_t id, bool ok, uint64_t index)
+{
+    uint8_t answer[ANSWER_SIZE];
+    put_u64(answer, id);
+    answer[8] = ok;
+    put_u64(answer + 9, index);
+    sim_net_send(&c->net, c->now, from, to, SIM_MSG_READINDEX_REPLY, answer,
+                 sizeof(answer));
+}
+
+static void on_round_done(void *ctx, const struct driver_reply *r)
+{
+    struct sim_round *g = ctx;
+    struct cluster *c = g->c;
+    struct sim_replica *rep = &c->replicas[g->replica];
+    if (rep->driver && rep->incarnation == g->incarnation)
+        answer_round(c, g->replica, g->backup, g->id, r->outcome == DRIVER_DONE,
+                     g->index);
+    free(g);
+}
+
+static void backup_read_answered(struct cluster *c, struct sim_replica *rep,
+                                 const uint8_t *data)
+{
+    uint64_t id = get_u64(data);
+    for (struct sim_backup_read *b = rep->backup_reads; b; b = b->next) {
+        if (b->id != id || b->answered)
+            continue;
+        if (!data[8]) {
+            b->since = 0; /* failed: given up at the next look */
+            return;
+        }
+        b->answered = true;
+        b->index = get_u64(data + 9);
+        b->since = c->now;
+        return;
+    }
+}
+
+void sim_host_read_round(struct cluster *c, struct sim_replica *rep,
+                         uint32_t kind, uint32_t from, const uint8_t *data,
+                         size_t size)
+{
+    if (kind == SIM_MSG_READINDEX_REPLY) {
+        ASSERT(size == ANSWER_SIZE);
+        backup_read_answered(c, rep, data);
+        return;
+    }
+    ASSERT(kind == SIM_MSG_READINDEX && size == ROUND_SIZE);
+    struct sim_round *g = calloc(1, sizeof(*g));
+    ASSERT(g);
+    *g = (struct sim_round){.c = c,
+                            .replica = rep->index,
+                            .backup = get_u32(data),
+                            .incarnation = rep->incarnation,
+                            .id = get_u64(data + 4),
+                            .index = replica_read_index(rep->r)};
+    ASSERT(g->backup == from);
+    rep->turn_pending = true;
+    driver_read(rep->driver, on_round_done, g);
+}
+
+/* Serve b's read from rep's state machine. */
+static void backup_read_serve(struct cluster *c, struct sim_replica *rep,
+                              const struct sim_backup_read *b)
+{
+    uint8_t reply[KVSM_REPLY_MAX];
+    size_t size = kvsm_read(&rep->sm, b->q->cmd.key, reply);
+    cluster_trace(c,
+                  "r%u serves read round %" PRIu64 " at op %" PRIu64
+                  " (index %" PRIu64 ")",
+                  rep->index, b->id, rep->sm.kv.op, b->index);
+    send_reply(c, rep, b->q, REPLY_OK, b->primary, 0, reply, size);
+}
+
+void sim_host_backup_reads(struct cluster *c, struct sim_replica *rep)
+{
+    struct sim_backup_read **p = &rep->backup_reads;
+    while (*p) {
+        struct sim_backup_read *b = *p;
+        bool applied =
+            b->answered && (rep->sm.kv.op >= b->index ||
+                            (c->config.bugs & BUG_BACKUP_READ_NO_INDEX));
+        uint64_t limit = b->answered ? BACKUP_APPLY_MS : BACKUP_ROUND_MS;
+        bool late = b->since == 0 || c->now >= b->since + limit;
+        if (!applied && !late) {
+            p = &b->next;
+            continue;
+        }
+        if (applied)
+            backup_read_serve(c, rep, b);
+        else
+            send_reply(c, rep, b->q, REPLY_VIEW_CHANGE, b->primary, 0, NULL, 0);
+        *p = b->next;
+        free(b->q);
+        free(b);
+    }
+}
+
+/* The process is gone: its backup reads with it (their clients time
+ * out). */
+static void backup_reads_free(struct sim_replica *rep)
+{
+    while (rep->backup_reads) {
+        struct sim_backup_read *b = rep->backup_reads;
+        rep->backup_reads = b->next;
+        free(b->q);
+        free(b);
+    }
+}
+
 static void on_done(void *ctx, const struct driver_reply *r)
 {
     struct sim_request *q = ctx;
@@ -122,7 +288,12 @@ static void on_done(void *ctx, const struct driver_reply *r)
                   rep->index, q->client_id, q->request_no,
                   q->read ? " (read)" : "", (int)r->outcome, (int)r->status,
                   r->op);
-    if (r->outcome != DRIVER_DONE) {
+    if (q->read && r->outcome == DRIVER_NOT_PRIMARY &&
+        r->primary_hint < c->config.replica_count &&
+        r->primary_hint != rep->index) {
+        backup_read_start(c, rep, q, r->primary_hint);
+        return; /* q is the backup read's now */
+    } else if (r->outcome != DRIVER_DONE) {
         send_reply(c, rep, q, client_status(r), r->primary_hint, 0, NULL, 0);
     } else if (q->read) {
         /* Served from this replica's state machine as it is now; only the
@@ -595,6 +766,7 @@ void sim_host_stop(struct cluster *c, struct sim_replica *rep)
 {
     (void)c;
     queue_free(rep);
+    backup_reads_free(rep);
     if (rep->snapshot.active) {
         free(rep->snapshot.table);
         rep->snapshot.table = NULL;

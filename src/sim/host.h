@@ -37,6 +37,14 @@ void sim_host_snapshot_due(struct cluster *c, struct sim_replica *rep);
 /* A client request (or a GET by read index) arrived at rep. */
 void sim_host_request(struct cluster *c, struct sim_replica *rep,
                       const uint8_t *data, size_t size, bool read);
+/* A backup's read-index round (SIM_MSG_READINDEX at the primary) or its
+ * answer (SIM_MSG_READINDEX_REPLY at the backup) arrived at rep. */
+void sim_host_read_round(struct cluster *c, struct sim_replica *rep,
+                         uint32_t kind, uint32_t from, const uint8_t *data,
+                         size_t size);
+/* Serve the backup reads rep has applied the index of; give up on those
+ * that waited too long. After each of rep's steps. */
+void sim_host_backup_reads(struct cluster *c, struct sim_replica *rep);
 /* The process dies while its storage round is in flight: the round gets
  * as far as a drawn number of disk operations (the crash lands in the
  * middle of it: some writes in the page cache, maybe not synced). */

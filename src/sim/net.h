@@ -28,11 +28,13 @@
 #define SIM_NODES_MAX (COHORT_REPLICAS_MAX + SIM_CLIENTS_MAX)
 
 enum sim_msg_kind {
-    SIM_MSG_PEER = 1,     /* protocol message bytes between replicas */
-    SIM_MSG_SNAPSHOT = 2, /* a state transfer snapshot (sim/cluster.c) */
-    SIM_MSG_REQUEST = 3,  /* client to replica */
-    SIM_MSG_REPLY = 4,    /* replica to client */
-    SIM_MSG_READ = 5,     /* client to replica: a GET by read index */
+    SIM_MSG_PEER = 1,            /* protocol message bytes between replicas */
+    SIM_MSG_SNAPSHOT = 2,        /* a state transfer snapshot (sim/cluster.c) */
+    SIM_MSG_REQUEST = 3,         /* client to replica */
+    SIM_MSG_REPLY = 4,           /* replica to client */
+    SIM_MSG_READ = 5,            /* client to replica: a GET by read index */
+    SIM_MSG_READINDEX = 6,       /* backup to primary: a read round */
+    SIM_MSG_READINDEX_REPLY = 7, /* primary to backup: its read index */
 };
 
 struct sim_msg {

@@ -30,7 +30,8 @@ bugs="1 crash 300 BUG_COMMIT_WITH_F
 256 disk 300 BUG_STORAGE_TRUST_RECORD
 512 harsh 300 BUG_STORAGE_LOG_RESTART
 1024 default 300 BUG_KV_LOCAL_CLOCK --volatile 30
-2048 default 300 BUG_KV_SPLIT_EXEC --volatile 30"
+2048 default 300 BUG_KV_SPLIT_EXEC --volatile 30
+1048576 default 300 BUG_BACKUP_READ_NO_INDEX --reads 100"
 
 status=0
 printf '%-28s %-8s %8s  %s\n' bug profile seeds "caught by"

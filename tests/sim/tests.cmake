@@ -43,6 +43,9 @@ cohort_sim_blocks(five default 500 250 --replicas 5)
 # workload is the one it had before read index, though the runs differ in
 # timing: snapshots are staggered and a resumed replica ticks later).
 cohort_sim_blocks(reads partition 500 250 --reads 100)
+# Every GET by read index; half reach backups, which serve them after a
+# read round with the primary (sim/host.c, as server/backup_read.c).
+cohort_sim_blocks(reads-swarm swarm 400 200 --reads 100)
 cohort_sim_blocks(noreads default 2000 500 --reads 0)
 # Swarm: every seed draws its own fault mix and rates (sim/faults.c).
 cohort_sim_blocks(swarm swarm 1000 250)
@@ -105,6 +108,11 @@ list(APPEND COHORT_SIM_REGRESSIONS
     # than a replica with a failing disk wrote its metadata, and the
     # metadata ring (16 writes in flight) overran (core: META_BACKLOG_MAX).
     "1023 swarm --replicas 5 --transfers 150"
+    # 2026-12-04, backups serving reads after a read round (sim/host.c,
+    # as server/backup_read.c): a new primary answered the round with its
+    # commit point, below ops of the view before that a client had seen
+    # committed; the index must be max(commit, view_op).
+    "179 default --reads 100"
 )
 foreach(entry IN LISTS COHORT_SIM_REGRESSIONS)
     separate_arguments(parts UNIX_COMMAND "${entry}")
