@@ -1251,6 +1251,8 @@ bool kv_query_settled(const struct kv *kv, uint64_t now_ms, uint32_t argc,
     const struct kv_command_def *def = argc > 0 ? command_find(&argv[0]) : NULL;
     if (def == NULL || def->class != KV_CLASS_READ || !arity_ok(def, argc))
         return true;
+    if (kv_session_owns(def))
+        return true;          /* no key: sessions end by their own op */
     if (kv_strings_owns(def)) /* STRLEN, GETRANGE: one key, argv[1] */
         return kv_expire_read_settled(kv, now_ms, true, 2, argv);
     bool whole = def->id == CMD_DBSIZE || def->id == CMD_SCAN ||
@@ -1278,6 +1280,8 @@ void kv_query_at(const struct kv *kv, uint64_t now_ms, uint32_t argc,
         reply_arity_error(out, def->name);
     else if (kv_strings_owns(def))
         kv_strings_query(kv, now_ms, def, argc, argv, out);
+    else if (kv_session_owns(def))
+        kv_session_query(kv, now_ms, def, argc, argv, out);
     else
         query_command(kv, now_ms, def, argc, argv, out);
     ASSERT(!out->ok || out->size > size_before);

@@ -27,6 +27,8 @@ static const struct kv_command_def table[] = {
     {"cohort.fence", ID_FENCE, KV_CLASS_WRITE, 5},
     {"cohort.group", ID_GROUP, KV_CLASS_WRITE, -3},
     {"cohort.elect", ID_ELECT, KV_CLASS_WRITE, 2},
+    {"cohort.sessions", KV_SESSION_ID_SESSIONS, KV_CLASS_READ, -1},
+    {"cohort.locks", KV_SESSION_ID_LOCKS, KV_CLASS_READ, -1},
 };
 
 const struct kv_command_def *kv_session_find(const struct resp_arg *name)

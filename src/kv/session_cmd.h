@@ -33,13 +33,16 @@
  * view of each group), in that same op.
  *
  * Locks with fencing tokens (kv/lock.h):
- *     COHORT.LOCK name session [WAIT]   :token if session holds the lock
- *                                    now (the op of the grant; asking again
- *                                    while holding answers the same token);
- *                                    else nil. With WAIT the session joins
- *                                    the lock's FIFO queue (once) and is
- *                                    granted in its turn; ask again (or
- *                                    poll) to learn the token.
+ *     COHORT.LOCK name session [WAIT [ms]]   :token if session holds the
+ *                                    lock now (the op of the grant; asking
+ *                                    again while holding answers the same
+ *                                    token); else nil. With WAIT the
+ *                                    session joins the lock's FIFO queue
+ *                                    (once) and is granted in its turn; ask
+ *                                    again to learn the token. WAIT ms is
+ *                                    the same op: the server holds the nil
+ *                                    answer up to ms for the grant
+ *                                    (server/lock_wait.c).
  *     COHORT.UNLOCK name session     :1 if the session held or waited for
  *                                    it (the next waiter is granted in this
  *                                    op), else :0
@@ -84,8 +87,11 @@
 #include "kv/command.h"
 #include "kv/kv.h"
 
-/* The ids of this module's table start here. */
+/* The ids of this module's table start here; the two reads
+ * (kv/session_query.c) have these. */
 #define KV_SESSION_ID_FIRST 200
+#define KV_SESSION_ID_SESSIONS 300
+#define KV_SESSION_ID_LOCKS 301
 /* The most sessions one EXPIRE op names. */
 #define KV_SESSION_EXPIRE_BATCH 64u
 /* Room for one id as decimal text. */
@@ -118,6 +124,12 @@ int kv_session_parse_set_option(uint32_t argc, const struct resp_arg *argv,
                                 struct resp_buf *r);
 
 const char *kv_session_check_header(const struct kv_command *c);
+
+/* Answer COHORT.SESSIONS or COHORT.LOCKS (def one of this module's reads,
+ * arity checked) at log time now_ms (session_query.c). */
+void kv_session_query(const struct kv *kv, uint64_t now_ms,
+                      const struct kv_command_def *def, uint32_t argc,
+                      const struct resp_arg *argv, struct resp_buf *r);
 
 void kv_session_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
                       struct kv_command *c, struct resp_buf *r);

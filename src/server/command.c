@@ -176,6 +176,12 @@ static const struct command_spec commands[] = {
      cmd_noforward},
     /* A backup's read-index round (backup_read.c); links only. */
     {"cohort.readindex", 1, CMD_SLOT, 0, 0, 0, ADMIN, cmd_cohort_readindex},
+    /* The session table, read (kv/session_query.c): like KEYS, it lists
+     * names beyond the caller's key patterns. */
+    {"cohort.sessions", -1, CMD_READ | CMD_SLOT, 0, 0, 0,
+     CAT(READ) | CAT(SLOW) | CAT(DANGEROUS), cmd_store_read},
+    {"cohort.locks", -1, CMD_READ | CMD_SLOT, 0, 0, 0,
+     CAT(READ) | CAT(SLOW) | CAT(DANGEROUS), cmd_store_read},
     /* The server. */
     {"command", -1, CMD_ADMIN, 0, 0, 0, CAT(SLOW) | CAT(CONNECTION),
      cmd_command},

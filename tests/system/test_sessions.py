@@ -340,6 +340,15 @@ def blocking_locks(c):
     k.send_raw(resp.encode_command("COHORT.LOCK", "bl", str(b), "WAIT",
                                    str(60000)) + resp.encode_command("PING"))
     no_reply_yet(k, "LOCK WAIT on a held lock")
+    # The queue as a linearizable read on the other backup.
+    got = cl.poll("b queued behind a in COHORT.LOCKS", 20 * c.slow,
+                  lambda: (lambda r: r if r == [b"bl", a, ta, [b]] else None)(
+                      on(c, b2, "COHORT.LOCKS", "bl")))
+    sessions = on(c, b2, "COHORT.SESSIONS", str(a))
+    check(sessions[:2] == [a, 60000] and 0 < sessions[2] <= 60000 and
+          sessions[3] == [], "COHORT.SESSIONS %d: %r" % (a, sessions))
+    check(on(c, b2, "COHORT.SESSIONS", "999999999") is None,
+          "COHORT.SESSIONS of no session")
     check(on(c, b2, "COHORT.UNLOCK", "bl", str(a)) == 1, "UNLOCK")
     k.timeout = 20 * c.slow
     tb = k.read_reply()

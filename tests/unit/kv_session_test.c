@@ -422,6 +422,40 @@ static void locks_grant_in_fifo_order_with_increasing_tokens(void **s)
     kv_run_deinit(&t);
 }
 
+/* COHORT.SESSIONS and COHORT.LOCKS list the table as it stands, with the
+ * time left judged at the read's log time, and refuse bad ids. */
+static void sessions_and_locks_are_listed(void **s)
+{
+    (void)s;
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.SESSIONS"), "*0\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCKS"), "*0\r\n");
+    open_session(&t, 1000, 1000); /* 1 */
+    open_session(&t, 1000, 5000); /* 2 */
+    assert_string_equal(kv_run_line(&t, 1000, "SET e v SESSION 1"), "+OK\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 2"), ":4\r\n");
+    assert_string_equal(kv_run_line(&t, 1000, "COHORT.LOCK L 1 WAIT"),
+                        "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1400, "COHORT.SESSIONS"),
+                        "*2\r\n*4\r\n:1\r\n:1000\r\n:600\r\n:1\r\n"
+                        "*4\r\n:2\r\n:5000\r\n:4600\r\n:0\r\n");
+    assert_string_equal(kv_run_line(&t, 2500, "COHORT.SESSIONS 1"),
+                        "*4\r\n:1\r\n:1000\r\n:0\r\n*1\r\n$1\r\ne\r\n");
+    assert_string_equal(kv_run_line(&t, 1400, "COHORT.SESSIONS 9"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1400, "COHORT.SESSIONS x"),
+                        "-ERR syntax error: COHORT.SESSIONS [id] (a session "
+                        "id is a positive integer)\r\n");
+    assert_string_equal(kv_run_line(&t, 1400, "COHORT.LOCKS"),
+                        "*1\r\n*4\r\n$1\r\nL\r\n:2\r\n:4\r\n*1\r\n:1\r\n");
+    assert_string_equal(kv_run_line(&t, 1400, "COHORT.LOCKS L"),
+                        "*4\r\n$1\r\nL\r\n:2\r\n:4\r\n*1\r\n:1\r\n");
+    assert_string_equal(kv_run_line(&t, 1400, "COHORT.LOCKS M"), "$-1\r\n");
+    assert_string_equal(kv_run_line(&t, 1400, "COHORT.LOCKS L M"),
+                        "-ERR syntax error: COHORT.LOCKS [name]\r\n");
+    kv_run_deinit(&t);
+}
+
 static void lock_bad_input_and_ended_sessions(void **s)
 {
     (void)s;
@@ -566,6 +600,7 @@ int main(void)
         cmocka_unit_test(the_sessions_encoding_refuses_hostile_bytes),
         cmocka_unit_test(locks_grant_in_fifo_order_with_increasing_tokens),
         cmocka_unit_test(lock_bad_input_and_ended_sessions),
+        cmocka_unit_test(sessions_and_locks_are_listed),
         cmocka_unit_test(tokens_increase_and_snapshots_keep_queues),
         cmocka_unit_test(groups_have_ordered_views_and_lose_ended_sessions),
     };
