@@ -10,7 +10,9 @@
  * order. A chunk past the receiver's position (a gap: a chunk before it
  * was lost or is late), or a later chunk of the awaited snapshot before
  * its first, makes the receiver ask the sender to go back to where it is
- * (FRAME_SNAPSHOT_RESUME, once per position); a sender that has finished
+ * (FRAME_SNAPSHOT_RESUME, once per position until the transfer makes
+ * progress or starts over: the same gap in a later attempt is asked
+ * again, seed 175 of the crash profile); a sender that has finished
  * reopens its latest snapshot for that, if it is still the same one; a
  * sender that starts over at offset 0 is told to resume where the
  * receiver is. Without the request, a tail chunk that always overtakes the
@@ -444,6 +446,7 @@ static bool first_chunk(struct driver *d, uint32_t from, uint64_t op,
     if (d->receiving)
         snapshot_receive_abort(&d->receiver);
     struct cohort_err err;
+    d->resume_asked_op = 0; /* a new transfer asks afresh */
     d->receiving_from = from;
     d->receiving = snapshot_receive_begin(&d->receiver, d->vfs, d->snap_dir, op,
                                           file_size, &err) == 0;
@@ -498,12 +501,15 @@ void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
         return;
     }
     struct cohort_err err;
+    uint64_t before = d->receiver.received;
     if (snapshot_receive_chunk(&d->receiver, offset, bytes, count, &err) != 0) {
         drv_log(d, DRIVER_LOG_WARN, "snapshot from %u: %s", from, err.message);
         snapshot_receive_abort(&d->receiver);
         d->receiving = false;
         return;
     }
+    if (d->receiver.received > before)
+        d->resume_asked_op = 0; /* progress: a later gap may be asked again */
     if (d->receiver.received == file_size) {
         d->receiving = false;
         install_received(d);
