@@ -249,6 +249,180 @@ COHORT_API int cohort_client_wants(const struct cohort_client *c);
  * quiet (a backoff, an attempt timeout, the deadline); 0: now. */
 COHORT_API int cohort_client_timeout_ms(const struct cohort_client *c);
 
+/* ------------------------------------------------------------ sessions */
+
+/* A session (COHORT.SESSION) kept alive by the library: its ephemeral keys
+ * (SET ... SESSION id), locks and group memberships last while it lives.
+ *
+ *     struct cohort_session *s;
+ *     cohort_session_open(&s, &o, 10000, on_lost, ctx);  // OPEN, blocks
+ *     cohort_session_start_thread(s);        // KEEPALIVE every TTL/3
+ *     ... SET key value SESSION cohort_session_id(s) on any handle ...
+ *     cohort_session_close(s);               // CLOSE: its keys go now
+ *
+ * A session object owns a client handle of its own (made from the same
+ * options), so its KEEPALIVEs never wait behind the application's calls
+ * and fail over like any call: each is COHORT.REQ-wrapped, retried on
+ * another member until it is answered. The group extends every session by
+ * one TTL at each new primary, so a session whose KEEPALIVEs keep coming
+ * survives failovers (0 expiries measured across primary kills).
+ *
+ * Lost: only the group says a session ended ("no such session" to a
+ * KEEPALIVE: it expired because no KEEPALIVE reached the group for a TTL,
+ * as when this process was paused or cut off). The state becomes
+ * COHORT_SESSION_LOST, on_lost (if not NULL) runs once, and keepalives
+ * stop: the session's ephemeral keys and locks are gone; open a new one.
+ * While no member answers the state stays LIVE (the group may still hold
+ * it); cohort_session_last_ok_ms() says how long ago a KEEPALIVE was last
+ * answered.
+ *
+ * Driving the keepalives, one of:
+ *   - cohort_session_start_thread(): a background thread (on_lost runs on
+ *     it). Then only cohort_session_id(), _state(), _keepalives(),
+ *     _last_ok_ms() and _close() may be called, from any thread.
+ *   - the caller's loop, as a non-blocking call: wait on
+ *     cohort_session_fd() for cohort_session_wants() or
+ *     cohort_session_timeout_ms(), then call cohort_session_process()
+ *     (on_lost runs inside it). One thread at a time per session.
+ */
+
+struct cohort_session;
+
+enum cohort_session_state {
+    COHORT_SESSION_LIVE = 1,
+    COHORT_SESSION_LOST = 2, /* the group ended it: keys and locks gone */
+};
+
+typedef void (*cohort_session_lost_fn)(struct cohort_session *s, void *ctx);
+
+/* Open a session with a TTL of ttl_ms (100 ms to 24 h) through a handle
+ * of its own made from o; blocks until the group answers or o's deadline.
+ * 0, or the error of cohort_client_open/call (the message goes to stderr
+ * when there is no session to hold it; -COHORT_EREPLY: the group refused,
+ * e.g. a TTL out of range). *out is NULL on failure. */
+COHORT_API int cohort_session_open(struct cohort_session **out,
+                                   const struct cohort_client_options *o,
+                                   uint32_t ttl_ms,
+                                   cohort_session_lost_fn on_lost, void *ctx);
+/* The session's id, for SET ... SESSION id, COHORT.LOCK, COHORT.GROUP. */
+COHORT_API uint64_t cohort_session_id(const struct cohort_session *s);
+COHORT_API enum cohort_session_state
+cohort_session_state(const struct cohort_session *s);
+/* KEEPALIVEs answered so far. */
+COHORT_API uint64_t cohort_session_keepalives(const struct cohort_session *s);
+/* Milliseconds since the last answered KEEPALIVE (or the OPEN). */
+COHORT_API uint64_t cohort_session_last_ok_ms(const struct cohort_session *s);
+/* Keep the session alive from a background thread. 0, or -COHORT_EINVAL
+ * (started already, or lost), -COHORT_ENOMEM/-COHORT_EIO (no thread). */
+COHORT_API int cohort_session_start_thread(struct cohort_session *s);
+/* Poll-loop driving (not with the thread): move the keepalives on without
+ * blocking. -COHORT_EAGAIN while the session lives (wait and call again),
+ * -COHORT_ENOTFOUND once it is lost. */
+COHORT_API int cohort_session_process(struct cohort_session *s);
+/* The socket to wait on (-1: only the timeout matters), what for
+ * (COHORT_CLIENT_WANT_*), and the milliseconds until process must run. */
+COHORT_API int cohort_session_fd(const struct cohort_session *s);
+COHORT_API int cohort_session_wants(const struct cohort_session *s);
+COHORT_API int cohort_session_timeout_ms(const struct cohort_session *s);
+/* The latest keepalive failure's one-line message ("" before any). Not
+ * while the thread runs. */
+COHORT_API const char *cohort_session_error(const struct cohort_session *s);
+/* Stop the thread, CLOSE the session if it lives (its ephemeral keys are
+ * deleted now, not at expiry; blocks up to the deadline), free it. 0, or
+ * the CLOSE's error (the session then expires after its TTL). NULL: 0. */
+COHORT_API int cohort_session_close(struct cohort_session *s);
+
+/* ------------------------------------------------------------ watches */
+
+/* A watch (COHORT.WATCH) on a key or a prefix that survives failovers,
+ * member restarts and cut links: the library remembers the last revision
+ * it delivered and, on a new connection to any member, asks for the
+ * changes after it (FROM), dropping the ones it already delivered, so the
+ * callback sees every change once, in revision order.
+ *
+ *     static void on_event(struct cohort_watch *w,
+ *                          const struct cohort_watch_event *e, void *ctx)
+ *     { printf("%llu %s\n", (unsigned long long)e->revision, e->key); }
+ *     struct cohort_watch *w;
+ *     cohort_watch_open(&w, &o, COHORT_WATCH_PREFIX, "jobs/", 5, 0,
+ *                       on_event, NULL);
+ *     for (;;)
+ *         if (cohort_watch_run(w, 1000) != 0) break;   // a refusal
+ *     cohort_watch_close(w);
+ *
+ * Each watch has its own connection (COHORT.WATCH FROM needs one without
+ * watches), to the given members in turn (give them all: a watch does not
+ * discover members). A member that stays quiet is PINGed every
+ * attempt_timeout_ms and left for the next one after 3 times that without
+ * a byte. A member serves a watch from its own applied state, so a backup
+ * delivers a change when it has applied it.
+ *
+ * The watch ends only on a refusal, which is returned by
+ * cohort_watch_run()/process() with the group's message in
+ * cohort_watch_error():
+ *   -COHORT_ENOTFOUND  the changes after the last delivered revision are
+ *                      compacted on the members asked (as etcd's
+ *                      ErrCompacted): re-read the keys (COHORT.GET key
+ *                      WITHREV) and watch again from the revision read;
+ *   -COHORT_EREPLY     another refusal (NOPERM, a name too long).
+ * Threads: one thread at a time per watch; the callback runs inside
+ * cohort_watch_run()/process() and must not close the watch. */
+
+struct cohort_watch;
+
+enum cohort_watch_kind {
+    COHORT_WATCH_SET = 1,
+    COHORT_WATCH_DEL = 2,    /* any removal but expiry (DEL, FLUSHALL...) */
+    COHORT_WATCH_EXPIRE = 3, /* the key's TTL passed */
+};
+
+/* One change. key and value point into the library's buffer, valid during
+ * the callback; value is NULL for DEL and EXPIRE. */
+struct cohort_watch_event {
+    uint64_t revision;
+    enum cohort_watch_kind kind;
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+};
+
+typedef void (*cohort_watch_fn)(struct cohort_watch *w,
+                                const struct cohort_watch_event *e, void *ctx);
+
+/* Flags of cohort_watch_open. */
+#define COHORT_WATCH_PREFIX 1 /* name is a prefix ("" watches every key) */
+#define COHORT_WATCH_AFTER 2  /* start after revision after (else: now) */
+
+/* Make a watch on name (name_len bytes). No connection is made yet: the
+ * first cohort_watch_run()/process() makes it. Without COHORT_WATCH_AFTER
+ * the watch starts at the revision the first member it reaches has
+ * applied. 0, -COHORT_EINVAL (bad options or arguments), -COHORT_ENOMEM,
+ * -COHORT_ECONFIG (TLS files). */
+COHORT_API int cohort_watch_open(struct cohort_watch **out,
+                                 const struct cohort_client_options *o,
+                                 int flags, const char *name, size_t name_len,
+                                 uint64_t after, cohort_watch_fn on_event,
+                                 void *ctx);
+/* Deliver events for up to timeout_ms (blocking): 0 when the time is up,
+ * or the refusal that ended the watch. */
+COHORT_API int cohort_watch_run(struct cohort_watch *w, int timeout_ms);
+/* Non-blocking: deliver what has arrived. -COHORT_EAGAIN (wait on fd,
+ * wants, timeout_ms and call again) or the refusal that ended it. */
+COHORT_API int cohort_watch_process(struct cohort_watch *w);
+COHORT_API int cohort_watch_fd(const struct cohort_watch *w);
+COHORT_API int cohort_watch_wants(const struct cohort_watch *w);
+COHORT_API int cohort_watch_timeout_ms(const struct cohort_watch *w);
+/* The highest revision delivered (or the starting point; 0 before the
+ * first member confirmed a watch started "now"). */
+COHORT_API uint64_t cohort_watch_revision(const struct cohort_watch *w);
+/* Connections made after the first (resumes). */
+COHORT_API uint64_t cohort_watch_resumes(const struct cohort_watch *w);
+/* The refusal's, or the latest reconnect's, one-line message. */
+COHORT_API const char *cohort_watch_error(const struct cohort_watch *w);
+/* Close the connection and free the watch. NULL does nothing. */
+COHORT_API void cohort_watch_close(struct cohort_watch *w);
+
 #ifdef __cplusplus
 }
 #endif

@@ -576,3 +576,21 @@ COHORT_API int cohort_client_timeout_ms(const struct cohort_client *c)
         return 0;
     return until - now > 60000 ? 60000 : (int)(until - now);
 }
+
+void client_call_abort(struct cohort_client *c)
+{
+    if (c->phase == CLIENT_PHASE_IDLE)
+        return;
+    if (c->phase >= CLIENT_PHASE_CONNECT && c->phase <= CLIENT_PHASE_REQUEST) {
+        uint32_t m = c->conn->member;
+        client_conn_close(c->conn);
+        if (c->conn == &c->wconn)
+            forget_primary(c, m);
+    }
+    /* An abandoned write may be in the table: never reuse its number. */
+    if (c->phase != CLIENT_PHASE_DONE && c->is_write)
+        c->next_request_no++;
+    cohort_reply_free(c->reply);
+    c->reply = NULL;
+    c->phase = CLIENT_PHASE_IDLE;
+}

@@ -83,5 +83,8 @@ struct cohort_client {
 
 /* 64 random bits, never 0. */
 uint64_t client_random_id(void);
+/* Abandon the call in progress (if any): its connection is closed, a write
+ * gives up its request number, and the handle is free for the next call. */
+void client_call_abort(struct cohort_client *c);
 
 #endif
