@@ -277,7 +277,7 @@ COHORT_API int cohort_session_close(struct cohort_session *s)
     int rc = 0;
     if (atomic_load(&s->state) == COHORT_SESSION_LIVE) {
         finish_keepalive(s);
-                char id[24];
+        char id[24];
         snprintf(id, sizeof(id), "%" PRIu64, s->id);
         struct cohort_reply *r = NULL;
         rc = session_call(s->client, "CLOSE", id, &r);

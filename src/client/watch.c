@@ -150,9 +150,9 @@ static void queue_or_reconnect(struct cohort_watch *w, uint32_t argc,
 static void send_watch(struct cohort_watch *w)
 {
     char from[24];
-    struct resp_arg argv[5] = {
-        arg("COHORT.WATCH"), arg(w->prefix ? "PREFIX" : "KEY"),
-        {.ptr = w->name, .size = w->name_len}};
+    struct resp_arg argv[5] = {arg("COHORT.WATCH"),
+                               arg(w->prefix ? "PREFIX" : "KEY"),
+                               {.ptr = w->name, .size = w->name_len}};
     uint32_t argc = 3;
     if (w->started) {
         snprintf(from, sizeof(from), "%" PRIu64,
@@ -210,8 +210,8 @@ static void dial(struct cohort_watch *w)
         return;
     }
     /* The login and the confirmation get one attempt timeout. */
-    w->deadline = client_now_ms() + w->c->connect_timeout_ms +
-                  w->c->attempt_timeout_ms;
+    w->deadline =
+        client_now_ms() + w->c->connect_timeout_ms + w->c->attempt_timeout_ms;
     if (rc == 0)
         after_tcp(w);
 }
@@ -473,7 +473,8 @@ COHORT_API int cohort_watch_timeout_ms(const struct cohort_watch *w)
 
 COHORT_API int cohort_watch_run(struct cohort_watch *w, int timeout_ms)
 {
-    uint64_t end = client_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    uint64_t end =
+        client_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
         int rc = cohort_watch_process(w);
         if (rc != -COHORT_EAGAIN)

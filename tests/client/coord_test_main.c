@@ -11,11 +11,12 @@
  *       rc=<name>" and exits. "lost" is printed when the library reports
  *       the session lost.
  *   cohort-coord-test watch --members a,b,c --key K [--prefix]
- *                           [--after R] --count N --timeout-ms T
+ *                           [--after R] [--until-key U] --count N
+ *                           --timeout-ms T
  *       watches K (a prefix with --prefix), prints "ready <rev>" once the
  *       watch has started, "event <rev> <set|del|expire> <key> <value|->"
- *       per event, and after N events, T ms or a refusal "done events=N
- *       resumes=R rc=<name> error=<message>".
+ *       per event, and after N events, an event on key U, T ms or a
+ *       refusal "done events=N resumes=R rc=<name> error=<message>".
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -33,6 +34,7 @@ struct args {
     size_t member_count;
     struct cohort_client_options o;
     const char *key;
+    const char *until_key;
     uint32_t ttl_ms;
     long count;
     long timeout_ms;
@@ -70,6 +72,8 @@ static void parse(struct args *a, int argc, char **argv)
             }
         } else if (strcmp(f, "--key") == 0) {
             a->key = v;
+        } else if (strcmp(f, "--until-key") == 0) {
+            a->until_key = v;
         } else if (strcmp(f, "--ttl-ms") == 0) {
             a->ttl_ms = (uint32_t)strtoul(v, NULL, 10);
         } else if (strcmp(f, "--count") == 0) {
@@ -157,12 +161,16 @@ static int run_session(const struct args *a)
 /* ------------------------------------------------------------ watch */
 
 static long events_seen;
+static bool until_seen;
 
 static void on_event(struct cohort_watch *w, const struct cohort_watch_event *e,
                      void *ctx)
 {
     (void)w;
-    (void)ctx;
+    const char *until = ctx;
+    if (until != NULL && strlen(until) == e->key_len &&
+        memcmp(until, e->key, e->key_len) == 0)
+        until_seen = true;
     static const char *const kinds[] = {"?", "set", "del", "expire"};
     printf("event %" PRIu64 " %s %.*s %.*s\n", e->revision, kinds[e->kind],
            (int)e->key_len, e->key, e->value ? (int)e->value_len : 1,
@@ -183,7 +191,7 @@ static int run_watch(const struct args *a)
     int flags = (a->prefix ? COHORT_WATCH_PREFIX : 0) |
                 (a->after_given ? COHORT_WATCH_AFTER : 0);
     int rc = cohort_watch_open(&w, &a->o, flags, a->key, strlen(a->key),
-                               a->after, on_event, NULL);
+                               a->after, on_event, (void *)a->until_key);
     if (rc != 0) {
         printf("done events=0 resumes=0 rc=%s error=open\n",
                cohort_err_name(rc));
@@ -192,7 +200,7 @@ static int run_watch(const struct args *a)
     int64_t end = now_ms() + a->timeout_ms;
     bool ready = false;
     rc = 0;
-    while (rc == 0 && events_seen < a->count && now_ms() < end) {
+    while (rc == 0 && !until_seen && events_seen < a->count && now_ms() < end) {
         rc = cohort_watch_run(w, 50);
         if (!ready && (a->after_given || cohort_watch_revision(w) > 0)) {
             printf("ready %" PRIu64 "\n", cohort_watch_revision(w));

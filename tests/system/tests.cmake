@@ -86,6 +86,7 @@ set_tests_properties(system/large_store PROPERTIES
     LABELS "system;large-store;release-only"
     ENVIRONMENT "${large_store_env}")
 cohort_system_test(client_lib 240)
+cohort_system_test(client_coord 300)
 cohort_system_test(partition 600)
 cohort_system_test(redis_py 240)
 cohort_system_test(listing 180)

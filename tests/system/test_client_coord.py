@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""test_client_coord — sessions and watches through libcohort-client
+(issue 15 item 4) on a real 3-replica group, through
+build/cohort-coord-test (linked against the shared library).
+
+  1. session kept alive by the library: a session (TTL 3 s, times the
+     sanitizer factor) opened by cohort_session_open() and kept alive by
+     its thread, with an ephemeral key, while the primary is SIGKILLed
+     (and restarted) 3 times. After each kill, and after the library has
+     answered 3 more KEEPALIVEs past the last one, the session is live
+     and its key present: 0 expiries. cohort_session_close() deletes the
+     key at once.
+  2. session lost: the client process is SIGSTOPped until the group has
+     expired its session (its key is gone); after SIGCONT the library
+     reports the session lost (callback and state), and does not
+     resurrect it.
+  3. watch with resume: a watch on a prefix through the library while
+     cohort-client-test makes INCRs of a counter under it (exactly once,
+     through the library) and the primary is SIGKILLed 3 times, then each
+     backup is restarted. The watcher's events for the counter are exactly
+     1, 2, ..., N (every INCR once, in order: none lost, none twice),
+     their revisions rise, and it resumed at least once.
+  4. compacted: on a 1-replica group retaining 16 events, a watch FROM
+     revision 1 after 100 writes ends with ENOTFOUND and the server's
+     "is compacted" message (surfaced, not hidden).
+
+Every wait is a poll with a bounded deadline; nothing asserts a timing.
+
+usage: test_client_coord.py [path/to/cohort]
+"""
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+from cluster import check, log  # noqa: E402
+
+import test_client_lib as lib  # noqa: E402
+
+
+def coord_tool(binary):
+    path = os.path.join(os.path.dirname(os.path.abspath(binary)),
+                        "cohort-coord-test")
+    check(os.path.exists(path), "%s is not built (cmake target "
+          "cohort-coord-test)" % path)
+    return path
+
+
+class Proc:
+    """A cohort-coord-test process whose stdout lines are queued."""
+
+    def __init__(self, args):
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        self.all = []
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.all.append(line.rstrip("\n"))
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, prefix, timeout):
+        """The next line starting with prefix (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            check(left > 0, "no line '%s...' in %.0fs; got: %s; stderr: %s"
+                  % (prefix, timeout, self.all[-5:], self.stderr()))
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            check(line is not None, "exited (%s) before '%s...'; got: %s; "
+                  "stderr: %s" % (self.proc.poll(), prefix, self.all[-5:],
+                                  self.stderr()))
+            if line.startswith(prefix):
+                return line
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stderr(self):
+        if self.proc.poll() is None:
+            return "(running)"
+        return self.proc.stderr.read()[-500:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def fields(line):
+    return dict(f.split("=", 1) for f in line.split() if "=" in f)
+
+
+def check_live(s, slow, what):
+    r = fields(s_check(s, slow))
+    check(r["state"] == "live" and r["key"] == "present",
+          "%s: the session is %s and its key %s (want live, present); "
+          "expiries must be 0" % (what, r["state"], r["key"]))
+    return r
+
+
+def s_check(s, slow):
+    s.send("check")
+    return s.expect("state=", 60 * slow)
+
+
+def primary_value(c, key):
+    p, _ = c.wait_for_primary()
+    return c.command(p, "GET", key)
+
+
+def session_through_kills(binary, c, kills):
+    slow = c.slow
+    ttl = int(3000 * slow)
+    s = Proc([coord_tool(binary), "session", "--members", lib.members(c),
+              "--ttl-ms", str(ttl), "--key", "eph"])
+    try:
+        sid = s.expect("ready", 60 * slow).split()[1]
+        check(primary_value(c, "eph") == b"held", "the ephemeral key")
+        for i in range(kills):
+            lib.kill_primary_and_restart(c, slow)
+            check_live(s, slow, "after kill %d" % (i + 1))
+        # The keepalives go on after the last failover: 3 more answered.
+        base = int(fields(s_check(s, slow))["keepalives"])
+        cl.poll("3 more keepalives", 60 * slow,
+                lambda: int(fields(s_check(s, slow))["keepalives"])
+                >= base + 3)
+        r = check_live(s, slow, "after %d kills" % kills)
+        check(not any(x.startswith("lost") for x in s.all),
+              "the library reported the session lost: %s" % s.all)
+        check(primary_value(c, "eph") == b"held",
+              "the ephemeral key is gone after the kills")
+        s.send("close")
+        closed = s.expect("closed", 60 * slow)
+        check(closed == "closed rc=OK", "close: %s" % closed)
+        cl.poll("the key deleted by CLOSE", 30 * slow,
+                lambda: primary_value(c, "eph") is None)
+        s.proc.wait(timeout=30 * slow)
+        log("session %s: %d kills, 0 expiries, %s keepalives"
+            % (sid, kills, r["keepalives"]))
+        return int(r["keepalives"])
+    finally:
+        s.stop()
+
+
+def session_lost(binary, c):
+    slow = c.slow
+    ttl = int(1000 * slow)
+    s = Proc([coord_tool(binary), "session", "--members", lib.members(c),
+              "--ttl-ms", str(ttl), "--key", "eph2"])
+    try:
+        s.expect("ready", 60 * slow)
+        check_live(s, slow, "before the pause")
+        os.kill(s.proc.pid, signal.SIGSTOP)
+        try:
+            cl.poll("the group expiring the paused client's session",
+                    60 * slow, lambda: primary_value(c, "eph2") is None)
+        finally:
+            os.kill(s.proc.pid, signal.SIGCONT)
+        s.expect("lost", 60 * slow)
+        r = fields(s_check(s, slow))
+        check(r["state"] == "lost" and r["key"] == "missing",
+              "after expiry the library says %s" % r)
+        s.send("close")
+        s.expect("closed", 60 * slow)
+        log("paused client: session lost, reported to the application")
+    finally:
+        s.stop()
+
+
+def restart_member(c, i):
+    c.kill(i)
+    c.restart(i)
+    c.wait_for_primary(timeout=30 * c.slow, probe=False)
+    log("restarted r%d" % i)
+
+
+def watch_through_faults(binary, c, kills):
+    slow = c.slow
+    p, _ = c.wait_for_primary()
+    c.command(p, "SET", "w/start", "1")
+    w = Proc([coord_tool(binary), "watch", "--members", lib.members(c),
+              "--key", "w/", "--prefix", "--until-key", "w/end",
+              "--count", "100000000", "--timeout-ms",
+              str(int(600000 * slow))])
+    inc = None
+    try:
+        w.expect("ready", 60 * slow)
+        stop = os.path.join(c.dir, "stop-watch")
+        inc = lib.Incrementer(binary, c, "w/n", 120000 * slow, stop)
+        for _ in range(kills):
+            inc.wait_progress(100, 60 * slow)
+            lib.kill_primary_and_restart(c, slow)
+        for i in range(c.n):
+            inc.wait_progress(100, 60 * slow)
+            q, _ = c.wait_for_primary(probe=False)
+            if i != q:
+                restart_member(c, i)
+        inc.wait_progress(100, 60 * slow)
+        res = inc.stop(60 * slow)
+        inc = None
+        check(res["ok"] > 0 and res["unknown"] == 0 and res["other"] == 0
+              and res["notapplied"] == 0 and res["out_of_order"] == 0,
+              "the writer through the library: %s" % res)
+        cl.retry(c, lambda: c.command(c.wait_for_primary()[0], "SET",
+                                      "w/end", "1"), "SET w/end", 30 * slow)
+        done = fields(w.expect("done", 120 * slow))
+        check(done["rc"] == "OK", "the watch ended: %s" % done)
+        events = [x.split() for x in w.all if x.startswith("event ")]
+        counter = [e for e in events if e[3] == "w/n"]
+        values = [int(e[4]) for e in counter]
+        revs = [int(e[1]) for e in events]
+        check(revs == sorted(revs), "revisions out of order")
+        want = list(range(1, res["ok"] + 1))
+        if values != want:
+            missing = sorted(set(want) - set(values))
+            dup = len(values) - len(set(values))
+            check(False, "the watcher saw %d counter events for %d INCRs: "
+                  "%d missing (first %s), %d duplicates"
+                  % (len(values), res["ok"], len(missing), missing[:5], dup))
+        check(events[-1][3] == "w/end", "the last event: %s" % events[-1])
+        check(int(done["resumes"]) >= 1, "the watch never resumed: %s" % done)
+        log("watch: %d INCRs seen exactly once in order over %d kills and "
+            "%d member restarts, %s resumes"
+            % (res["ok"], kills, c.n - 1, done["resumes"]))
+        return res["ok"], int(done["resumes"])
+    finally:
+        if inc is not None:
+            inc.proc.kill()
+        w.stop()
+
+
+def compacted(binary):
+    c = cl.Cluster(binary, n=1, name="client-coord-compact",
+                   extra_args=["--pubsub-history-messages", "16"])
+    c.start()
+    c.wait_for_primary()
+    for i in range(100):
+        c.command(0, "SET", "c/%d" % i, "x")
+    w = Proc([coord_tool(binary), "watch", "--members", lib.members(c),
+              "--key", "c/", "--prefix", "--after", "1", "--count", "1000",
+              "--timeout-ms", str(int(60000 * c.slow))])
+    try:
+        done = fields(w.expect("done", 90 * c.slow))
+        line = [x for x in w.all if x.startswith("done")][0]
+        check(done["rc"] == "ENOTFOUND" and "is compacted" in line
+              and done["events"] == "0",
+              "a watch FROM a compacted revision: %s" % line)
+        log("compacted: %s" % line.split("error=", 1)[1])
+    finally:
+        w.stop()
+    c.finish()
+
+
+def body(binary):
+    c = cl.Cluster(binary, n=3, name="client-coord")
+    c.start()
+    c.wait_for_primary()
+    keepalives = session_through_kills(binary, c, kills=3)
+    session_lost(binary, c)
+    n, resumes = watch_through_faults(binary, c, kills=3)
+    compacted(binary)
+    return ("session: 3 primary kills, 0 expiries, %d keepalives; watch: %d "
+            "changes exactly once in order over 3 kills and 2 member "
+            "restarts (%d resumes); compacted surfaced"
+            % (keepalives, n, resumes))
+
+
+if __name__ == "__main__":
+    cl.run_test("client_coord", body, budget_s=300)
