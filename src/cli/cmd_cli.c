@@ -4,11 +4,20 @@
  * or one per line of stdin (split at whitespace, no quoting). Replies print
  * as redis-cli prints them when not on a terminal, with (integer), (nil)
  * and (error) marks. Exit 0 when every command got a reply that is not an
- * error, 1 otherwise, 2 on bad usage. */
+ * error, 1 otherwise, 2 on bad usage.
+ *
+ * `cohort cli [options] watch [--prefix] [--from REV] [--count N] NAME`
+ * follows a key (or prefix) through the library's resumable watch, one
+ * line per change ("<revision> set|del|expire <key> <value>"), until N
+ * changes or a refusal (exit 1 with the message). Redis's own WATCH is
+ * connection state, which the library does not keep, so the word is free
+ * for this. */
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
@@ -25,7 +34,9 @@ static void usage(FILE *out)
             "[--password PW]\n"
             "                  [--local] [--deadline-ms N] [--tls "
             "--tls-cacert F [--tls-cert F --tls-key F]]\n"
-            "                  [COMMAND [ARG...]]\n\n"
+            "                  [COMMAND [ARG...]]\n"
+            "       cohort cli [options] watch [--prefix] [--from REV] "
+            "[--count N] NAME\n\n"
             "Runs COMMAND (or each line of stdin) through libcohort-client:\n"
             "writes go to the primary exactly once and a failover within\n"
             "the deadline (default %u ms) is retried, not reported.\n"
@@ -34,7 +45,10 @@ static void usage(FILE *out)
             "7001);\n"
             "            the others are discovered\n"
             "--password  also from COHORT_PASSWORD; --user from COHORT_USER\n"
-            "--local     reads from any member (READONLY), maybe stale\n",
+            "--local     reads from any member (READONLY), maybe stale\n"
+            "watch       print each change of key NAME (every key under\n"
+            "            NAME with --prefix) after revision REV (default:\n"
+            "            now), resumed on another member after a failure\n",
             COHORT_CLIENT_DEADLINE_MS_DEFAULT, MEMBERS_DEFAULT);
 }
 
@@ -161,6 +175,79 @@ static int split_members(struct cli_opts *p)
     return 0;
 }
 
+/* ------------------------------------------------------------ watch */
+
+static long watch_left; /* changes still to print; <0: no limit */
+
+static void on_change(struct cohort_watch *w,
+                      const struct cohort_watch_event *e, void *ctx)
+{
+    (void)w;
+    (void)ctx;
+    static const char *const kinds[] = {"?", "set", "del", "expire"};
+    printf("%" PRIu64 " %s ", e->revision, kinds[e->kind]);
+    fwrite(e->key, 1, e->key_len, stdout);
+    if (e->value != NULL) {
+        printf(" ");
+        fwrite(e->value, 1, e->value_len, stdout);
+    }
+    printf("\n");
+    fflush(stdout);
+    if (watch_left > 0)
+        watch_left--;
+}
+
+static int watch_usage(const char *why)
+{
+    fprintf(stderr,
+            "cohort cli watch: %s; use cohort cli [options] watch "
+            "[--prefix] [--from REV] [--count N] NAME\n",
+            why);
+    return 2;
+}
+
+static int run_watch(const struct cli_opts *p, int argc, char **argv)
+{
+    int flags = 0;
+    uint64_t from = 0, count = 0;
+    int i = 1;
+    for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
+        if (!strcmp(argv[i], "--prefix")) {
+            flags |= COHORT_WATCH_PREFIX;
+            continue;
+        }
+        if (i + 1 == argc)
+            return watch_usage("an option without its value");
+        bool is_from = !strcmp(argv[i], "--from");
+        if (!is_from && strcmp(argv[i], "--count") != 0)
+            return watch_usage("unknown option");
+        if (cli_flag_u64(CLI, argv[i] + 2, argv[i + 1], is_from ? 0 : 1,
+                         is_from ? INT64_MAX - 1 : INT64_MAX,
+                         is_from ? &from : &count) != 0)
+            return 2;
+        if (is_from)
+            flags |= COHORT_WATCH_AFTER;
+        i++;
+    }
+    if (i + 1 != argc)
+        return watch_usage("give one key or prefix");
+    struct cohort_watch *w = NULL;
+    int rc = cohort_watch_open(&w, &p->o, flags, argv[i], strlen(argv[i]), from,
+                               on_change, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "cohort cli watch: %s\n", cohort_strerror(rc));
+        return 2;
+    }
+    watch_left = count > 0 ? (long)count : -1;
+    while (rc == 0 && watch_left != 0)
+        rc = cohort_watch_run(w, 1000);
+    if (rc != 0)
+        fprintf(stderr, "cohort cli watch: %s (%s)\n", cohort_watch_error(w),
+                cohort_err_name(rc));
+    cohort_watch_close(w);
+    return rc == 0 ? 0 : 1;
+}
+
 int cmd_cli(int argc, char **argv)
 {
     struct cli_opts p;
@@ -204,6 +291,8 @@ int cmd_cli(int argc, char **argv)
                  host ? host : "127.0.0.1", port ? port : "7001");
     if (split_members(&p) != 0)
         return 2;
+    if (i < argc && !strcasecmp(argv[i], "watch"))
+        return run_watch(&p, argc - i, argv + i);
     struct cohort_client *c = NULL;
     int rc = cohort_client_open(&c, &p.o);
     if (rc != 0) {

@@ -20,6 +20,8 @@ build/cohort-coord-test (linked against the shared library).
      backup is restarted. The watcher's events for the counter are exactly
      1, 2, ..., N (every INCR once, in order: none lost, none twice),
      their revisions rise, and it resumed at least once.
+  3b. `cohort cli watch --prefix --from R --count 3 cw/` prints the 3
+     changes made after revision R, one line each, and exits 0.
   4. compacted: on a 1-replica group retaining 16 events, a watch FROM
      revision 1 after 100 writes ends with ENOTFOUND and the server's
      "is compacted" message (surfaced, not hidden).
@@ -246,6 +248,24 @@ def watch_through_faults(binary, c, kills):
         w.stop()
 
 
+def cli_watch(binary, c):
+    p, _ = c.wait_for_primary()
+    rev = c.command(p, "COHORT.GET", "cw/none", "WITHREV")[3]
+    for i in range(3):
+        c.command(p, "SET", "cw/%d" % i, "v%d" % i)
+    out = subprocess.run([binary, "cli", "--members", lib.members(c),
+                          "watch", "--prefix", "--from", str(rev),
+                          "--count", "3", "cw/"],
+                         capture_output=True, text=True, timeout=60 * c.slow)
+    lines = [x.split() for x in out.stdout.splitlines()]
+    check(out.returncode == 0 and [x[1:] for x in lines] ==
+          [["set", "cw/%d" % i, "v%d" % i] for i in range(3)]
+          and all(int(x[0]) > rev for x in lines),
+          "cohort cli watch: exit %d, %r %r" % (out.returncode, out.stdout,
+                                               out.stderr))
+    log("cohort cli watch: %s" % out.stdout.splitlines()[0])
+
+
 def compacted(binary):
     c = cl.Cluster(binary, n=1, name="client-coord-compact",
                    extra_args=["--pubsub-history-messages", "16"])
@@ -275,6 +295,7 @@ def body(binary):
     keepalives = session_through_kills(binary, c, kills=3)
     session_lost(binary, c)
     n, resumes = watch_through_faults(binary, c, kills=3)
+    cli_watch(binary, c)
     compacted(binary)
     return ("session: 3 primary kills, 0 expiries, %d keepalives; watch: %d "
             "changes exactly once in order over 3 kills and 2 member "
