@@ -152,14 +152,17 @@ static void keepalive_done(struct cohort_session *s, int rc,
         atomic_store(&s->state, COHORT_SESSION_LOST);
         if (s->on_lost != NULL)
             s->on_lost(s, s->ctx);
+    } else if (rc == 0) {
+        /* Another reply (an error such as -NOPERM or -OOM): again after
+         * a tenth of the TTL, not in a tight loop. */
+        err_set(&s->err, -COHORT_EREPLY, "KEEPALIVE %" PRIu64 ": %s%s",
+                s->id, r->type == COHORT_REPLY_ERROR ? "-" : "",
+                r->type == COHORT_REPLY_ERROR ? r->str : "an odd reply");
+        s->due_at = now + s->ttl_ms / 10;
     } else {
-        /* No answer before the deadline, or another error reply: try
-         * again at once (the handle backs off between its attempts). */
-        if (rc == 0)
-            err_set(&s->err, -COHORT_EREPLY, "KEEPALIVE %" PRIu64 ": -%s",
-                    s->id, r->str);
-        else
-            err_set(&s->err, rc, "%s", cohort_client_error(s->client));
+        /* No answer before the deadline: again at once (the handle backs
+         * off between its attempts within a call). */
+        err_set(&s->err, rc, "%s", cohort_client_error(s->client));
         s->due_at = now;
     }
     cohort_reply_free(r);

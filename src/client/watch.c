@@ -359,24 +359,30 @@ static void on_stream(struct cohort_watch *w)
     client_conn_consume(&w->conn);
 }
 
+/* STREAM, nothing to read: PING a quiet member, leave a silent one (only
+ * after reading, so a caller that drives the watch rarely does not take
+ * unread events for silence). False when there is nothing to do. */
+static bool quiet_step(struct cohort_watch *w, uint64_t now)
+{
+    uint64_t quiet = now - w->last_rx;
+    if (quiet >= WATCH_QUIET_MAX * w->c->attempt_timeout_ms) {
+        err_set(&w->err, -COHORT_EIO, "silent for %" PRIu64 " ms", quiet);
+        reconnect(w);
+        return true;
+    }
+    if (now < w->ping_at)
+        return false;
+    struct resp_arg ping = arg("PING");
+    w->ping_at = now + w->c->attempt_timeout_ms;
+    queue_or_reconnect(w, 1, &ping);
+    return true;
+}
+
 /* One step of I/O on the connection: false when it must wait. */
 static bool io_step(struct cohort_watch *w, uint64_t now)
 {
     struct client_conn *conn = &w->conn;
-    if (w->phase == WATCH_STREAM) {
-        uint64_t quiet = now - w->last_rx;
-        if (quiet >= WATCH_QUIET_MAX * w->c->attempt_timeout_ms) {
-            err_set(&w->err, -COHORT_EIO, "silent for %" PRIu64 " ms", quiet);
-            reconnect(w);
-            return true;
-        }
-        if (now >= w->ping_at) {
-            struct resp_arg ping = arg("PING");
-            w->ping_at = now + w->c->attempt_timeout_ms;
-            queue_or_reconnect(w, 1, &ping);
-            return true;
-        }
-    } else if (now >= w->deadline) {
+    if (w->phase != WATCH_STREAM && now >= w->deadline) {
         err_set(&w->err, -COHORT_EIO, "no answer in %" PRIu32 " ms",
                 w->c->connect_timeout_ms + w->c->attempt_timeout_ms);
         reconnect(w);
@@ -408,7 +414,7 @@ static bool io_step(struct cohort_watch *w, uint64_t now)
         return true;
     }
     if (rc > 0)
-        return false;
+        return w->phase == WATCH_STREAM && quiet_step(w, now);
     w->last_rx = now;
     if (w->phase == WATCH_AUTH)
         on_auth(w);
