@@ -416,6 +416,8 @@ COHORT_API int cohort_watch_timeout_ms(const struct cohort_watch *w);
 /* The highest revision delivered (or the starting point; 0 before the
  * first member confirmed a watch started "now"). */
 COHORT_API uint64_t cohort_watch_revision(const struct cohort_watch *w);
+/* The member the watch is connected to, or last tried ("host:port"). */
+COHORT_API const char *cohort_watch_member(const struct cohort_watch *w);
 /* Connections made after the first (resumes). */
 COHORT_API uint64_t cohort_watch_resumes(const struct cohort_watch *w);
 /* The refusal's, or the latest reconnect's, one-line message. */

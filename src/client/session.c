@@ -155,8 +155,8 @@ static void keepalive_done(struct cohort_session *s, int rc,
     } else if (rc == 0) {
         /* Another reply (an error such as -NOPERM or -OOM): again after
          * a tenth of the TTL, not in a tight loop. */
-        err_set(&s->err, -COHORT_EREPLY, "KEEPALIVE %" PRIu64 ": %s%s",
-                s->id, r->type == COHORT_REPLY_ERROR ? "-" : "",
+        err_set(&s->err, -COHORT_EREPLY, "KEEPALIVE %" PRIu64 ": %s%s", s->id,
+                r->type == COHORT_REPLY_ERROR ? "-" : "",
                 r->type == COHORT_REPLY_ERROR ? r->str : "an odd reply");
         s->due_at = now + s->ttl_ms / 10;
     } else {

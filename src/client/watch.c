@@ -517,3 +517,8 @@ COHORT_API const char *cohort_watch_error(const struct cohort_watch *w)
 {
     return w->err.message;
 }
+
+COHORT_API const char *cohort_watch_member(const struct cohort_watch *w)
+{
+    return w->c->members[w->conn.member % w->c->member_count];
+}

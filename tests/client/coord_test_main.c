@@ -14,9 +14,9 @@
  *                           [--after R] [--until-key U] --count N
  *                           --timeout-ms T
  *       watches K (a prefix with --prefix), prints "ready <rev>" once the
- *       watch has started, "event <rev> <set|del|expire> <key> <value|->"
- *       per event, and after N events, an event on key U, T ms or a
- *       refusal "done events=N resumes=R rc=<name> error=<message>".
+ *       watch has started, "member <host:port>" when it moves, "event <rev>
+ * <set|del|expire> <key> <value|->" per event, and after N events, an event on
+ * key U, T ms or a refusal "done events=N resumes=R rc=<name> error=<message>".
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -163,11 +163,21 @@ static int run_session(const struct args *a)
 static long events_seen;
 static bool until_seen;
 
+/* Print "member <addr>" when the watch has moved. */
+static void note_member(const struct cohort_watch *w)
+{
+    static char member[256];
+    if (strcmp(member, cohort_watch_member(w)) != 0) {
+        snprintf(member, sizeof(member), "%s", cohort_watch_member(w));
+        printf("member %s\n", member);
+    }
+}
+
 static void on_event(struct cohort_watch *w, const struct cohort_watch_event *e,
                      void *ctx)
 {
-    (void)w;
     const char *until = ctx;
+    note_member(w);
     if (until != NULL && strlen(until) == e->key_len &&
         memcmp(until, e->key, e->key_len) == 0)
         until_seen = true;
@@ -206,6 +216,7 @@ static int run_watch(const struct args *a)
             printf("ready %" PRIu64 "\n", cohort_watch_revision(w));
             ready = true;
         }
+        note_member(w);
         fflush(stdout);
     }
     printf("done events=%ld resumes=%" PRIu64 " rc=%s error=%s\n", events_seen,

@@ -17,7 +17,9 @@ build/cohort-coord-test (linked against the shared library).
   3. watch with resume: a watch on a prefix through the library while
      cohort-client-test makes INCRs of a counter under it (exactly once,
      through the library) and the primary is SIGKILLed 3 times, then each
-     backup is restarted. The watcher's events for the counter are exactly
+     backup is restarted, then twice the member the watcher is connected
+     to is SIGSTOPped until the watcher has seen 20 INCRs made since (it
+     must notice the silence and move: a cut link). The watcher's events for the counter are exactly
      1, 2, ..., N (every INCR once, in order: none lost, none twice),
      their revisions rise, and it resumed at least once.
   3b. `cohort cli watch --prefix --from R --count 3 cw/` prints the 3
@@ -193,6 +195,43 @@ def restart_member(c, i):
     log("restarted r%d" % i)
 
 
+def last_counter(w):
+    for line in reversed(w.all):
+        e = line.split()
+        if len(e) == 5 and e[0] == "event" and e[3] == "w/n":
+            return int(e[4])
+    return 0
+
+
+def watched_member(c, w):
+    lines = [x for x in w.all if x.startswith("member ")]
+    check(lines, "the watcher named no member")
+    port = int(lines[-1].rsplit(":", 1)[1])
+    return c.client_ports.index(port)
+
+
+def pause_watched_member(c, inc, w):
+    """SIGSTOP the member the watcher is connected to until the watcher
+    has seen 20 INCRs made after the pause: it must notice the silence
+    (its PINGs unanswered) and resume on another member. A stopped
+    primary is replaced meanwhile, which the writer needs anyway."""
+    i = watched_member(c, w)
+    c.pause(i)
+    try:
+        # INCRs made after the pause: above what a linearizable read at the
+        # primary (a new one if i was it) says now.
+        now = cl.retry(c, lambda: c.command(
+            c.wait_for_primary(timeout=30 * c.slow)[0], "GET", "w/n"),
+            "GET w/n", 30 * c.slow)
+        target = int(now) + 20
+        cl.poll("the watcher past 20 INCRs made while r%d is stopped" % i,
+                60 * c.slow, lambda: last_counter(w) >= target)
+    finally:
+        c.resume(i)
+    log("stopped r%d (the watcher's) until it saw INCR %d on r%d"
+        % (i, last_counter(w), watched_member(c, w)))
+
+
 def watch_through_faults(binary, c, kills):
     slow = c.slow
     p, _ = c.wait_for_primary()
@@ -214,6 +253,9 @@ def watch_through_faults(binary, c, kills):
             q, _ = c.wait_for_primary(probe=False)
             if i != q:
                 restart_member(c, i)
+        for _ in range(2):
+            inc.wait_progress(100, 60 * slow)
+            pause_watched_member(c, inc, w)
         inc.wait_progress(100, 60 * slow)
         res = inc.stop(60 * slow)
         inc = None
@@ -239,8 +281,10 @@ def watch_through_faults(binary, c, kills):
         check(events[-1][3] == "w/end", "the last event: %s" % events[-1])
         check(int(done["resumes"]) >= 1, "the watch never resumed: %s" % done)
         log("watch: %d INCRs seen exactly once in order over %d kills and "
-            "%d member restarts, %s resumes"
+            "%d member restarts and 2 pauses of its member, %s resumes"
             % (res["ok"], kills, c.n - 1, done["resumes"]))
+        check(int(done["resumes"]) >= 2, "the watch resumed %s times "
+              "(want at least the 2 pauses)" % done["resumes"])
         return res["ok"], int(done["resumes"])
     finally:
         if inc is not None:
@@ -298,8 +342,8 @@ def body(binary):
     cli_watch(binary, c)
     compacted(binary)
     return ("session: 3 primary kills, 0 expiries, %d keepalives; watch: %d "
-            "changes exactly once in order over 3 kills and 2 member "
-            "restarts (%d resumes); compacted surfaced"
+            "changes exactly once in order over 3 kills, 2 member "
+            "restarts and 2 pauses of its member (%d resumes); compacted surfaced"
             % (keepalives, n, resumes))
 
 
