@@ -141,6 +141,19 @@ cohort_client_next_request_no(const struct cohort_client *c);
 COHORT_API void cohort_client_set_deadline(struct cohort_client *c,
                                            uint32_t deadline_ms);
 
+/* Bounded staleness: from now on, reads with COHORT_CALL_READ_LOCAL are
+ * answered only by a member that has applied at least revision (0: by any
+ * member, the default). The library sends COHORT.APPLIED revision before
+ * the read on the member's READONLY connection; a member that is behind
+ * answers -TRYAGAIN and the read is retried (on the next member, with
+ * backoff) until the call's deadline, whose error then names the last
+ * member's revision. Revisions come from COHORT.GET key WITHREV (its
+ * store-revision), a watch event, or COHORT.APPLIED at the primary after
+ * a write (read your writes). */
+COHORT_API void cohort_client_set_min_revision(struct cohort_client *c,
+                                               uint64_t revision);
+COHORT_API uint64_t cohort_client_min_revision(const struct cohort_client *c);
+
 /* ------------------------------------------------------------ replies */
 
 enum cohort_reply_type {

@@ -156,6 +156,17 @@ COHORT_API void cohort_client_set_deadline(struct cohort_client *c,
         deadline_ms ? deadline_ms : COHORT_CLIENT_DEADLINE_MS_DEFAULT;
 }
 
+COHORT_API void cohort_client_set_min_revision(struct cohort_client *c,
+                                               uint64_t revision)
+{
+    c->min_revision = revision;
+}
+
+COHORT_API uint64_t cohort_client_min_revision(const struct cohort_client *c)
+{
+    return c->min_revision;
+}
+
 /* ------------------------------------------------------------ blocking */
 
 /* Wait (poll) for what the call in progress waits for. */

@@ -169,8 +169,43 @@ static void send_request(struct cohort_client *c)
     }
     c->phase = CLIENT_PHASE_REQUEST;
     c->request_flushed = false;
+    if (c->local && c->min_revision > 0) {
+        /* The read runs after it on this member, on state at least as
+         * new: it reflects min_revision if COHORT.APPLIED says so. */
+        char rev[24];
+        snprintf(rev, sizeof(rev), "%" PRIu64, c->min_revision);
+        struct resp_arg at[2] = {arg("COHORT.APPLIED"), arg(rev)};
+        c->phase = CLIENT_PHASE_APPLIED;
+        if (client_conn_queue(c->conn, 2, at, &c->attempt_err) != 0) {
+            conn_failed(c);
+            return;
+        }
+    }
     if (client_conn_queue(c->conn, argc, argv, &c->attempt_err) != 0)
         conn_failed(c);
+}
+
+/* COHORT.APPLIED answered: on to the read's reply, or (the member is
+ * behind: -TRYAGAIN) another attempt; another error is the answer. The
+ * read's reply still due is dropped with the connection. */
+static void on_applied_reply(struct cohort_client *c)
+{
+    const struct resp_node *r = &c->conn->nodes[0];
+    if (r->type == RESP_TYPE_INTEGER) {
+        client_conn_consume(c->conn);
+        c->conn->reading = true;
+        c->phase = CLIENT_PHASE_REQUEST;
+        return;
+    }
+    if (client_reply_is_error_code(r, "TRYAGAIN")) {
+        err_set(&c->attempt_err, -COHORT_EAGAIN, "member %s: -%.*s",
+                c->members[c->conn->member], (int)r->len, r->str);
+        client_conn_close(c->conn);
+        attempt_over(c, CALL_EV_NOT_SENT);
+        return;
+    }
+    finish_reply(c);
+    client_conn_close(c->conn);
 }
 
 /* Logged in (or no password): discovery, READONLY or the command. */
@@ -366,6 +401,9 @@ static void on_reply(struct cohort_client *c)
     case CLIENT_PHASE_READONLY:
         on_readonly_reply(c);
         return;
+    case CLIENT_PHASE_APPLIED:
+        on_applied_reply(c);
+        return;
     case CLIENT_PHASE_REQUEST:
         attempt_over(c, CALL_EV_REPLY);
         return;
@@ -428,7 +466,7 @@ static bool io_step(struct cohort_client *c, uint64_t now)
     }
     if (rc > 0)
         return false;
-    if (c->phase == CLIENT_PHASE_REQUEST)
+    if (c->phase == CLIENT_PHASE_REQUEST || c->phase == CLIENT_PHASE_APPLIED)
         c->request_flushed = true;
     rc = client_conn_read(conn, &c->attempt_err);
     if (rc < 0)

@@ -29,6 +29,7 @@ enum client_phase {
     CLIENT_PHASE_AUTH,      /* AUTH sent */
     CLIENT_PHASE_INFO,      /* INFO replication sent (discovery) */
     CLIENT_PHASE_READONLY,  /* READONLY sent */
+    CLIENT_PHASE_APPLIED,   /* COHORT.APPLIED, then the read, sent */
     CLIENT_PHASE_REQUEST,   /* the command sent */
     CLIENT_PHASE_DONE,      /* result (and reply) ready to hand over */
 };
@@ -46,6 +47,8 @@ struct cohort_client {
 
     uint64_t client_id;
     uint64_t next_request_no;
+    /* Local reads only from a member that applied at least this (0: any). */
+    uint64_t min_revision;
 
     int primary;            /* member index, -1: unknown */
     bool primary_confirmed; /* INFO named it (else a member that forwards) */

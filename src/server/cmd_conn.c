@@ -1,5 +1,6 @@
 /* cmd_conn — commands about the connection itself: PING, ECHO, QUIT, HELLO,
- * AUTH, SELECT, CLIENT, READONLY, READWRITE and COHORT.NOFORWARD. Replies
+ * AUTH, SELECT, CLIENT, READONLY, READWRITE, COHORT.APPLIED and
+ * COHORT.NOFORWARD. Replies
  * and errors are Redis's, word for word, where Redis has the command. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -73,6 +74,39 @@ void cmd_readwrite(struct conn *c, struct resp_buf *out, uint32_t argc,
     (void)argv;
     c->readonly = false;
     resp_write_simple(out, "OK");
+}
+
+/* COHORT.APPLIED [revision]: the revision (op) this member has applied;
+ * with a revision it has not reached yet, -TRYAGAIN naming both. A client
+ * pipelines it before a READONLY read to get a read that reflects at
+ * least that revision (the read runs after it, on state as new or newer):
+ * bounded staleness, read-your-writes with the revision of the write. It
+ * does not wait: the client retries here or on another member. */
+void cmd_cohort_applied(struct conn *c, struct resp_buf *out, uint32_t argc,
+                        const struct resp_arg *argv)
+{
+    uint64_t applied = c->server->kv->op;
+    uint64_t want = 0;
+    if (argc > 2) {
+        command_reply_arity(out, "cohort.applied");
+        return;
+    }
+    if (argc == 2 &&
+        (!command_parse_u64(&argv[1], &want) || want >= INT64_MAX)) {
+        resp_write_error(out, "ERR COHORT.APPLIED revision is not an "
+                              "integer or out of range");
+        return;
+    }
+    if (applied < want) {
+        resp_write_errorf(out,
+                          "TRYAGAIN this member has applied revision "
+                          "%" PRIu64 ", not yet %" PRIu64
+                          "; retry, or read from another member",
+                          applied, want);
+        return;
+    }
+    ASSERT(applied < INT64_MAX);
+    resp_write_integer(out, (int64_t)applied);
 }
 
 /* COHORT.NOFORWARD [<replica> <token>]: see command.c and admit.c. A

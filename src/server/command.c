@@ -168,6 +168,7 @@ static const struct command_spec commands[] = {
     {"client", -2, CMD_ADMIN, 0, 0, 0, CAT(SLOW) | CAT(CONNECTION), cmd_client},
     {"readonly", 1, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_readonly},
     {"readwrite", 1, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_readwrite},
+    {"cohort.applied", -1, CMD_FAST, 0, 0, 0, CONN_FAST, cmd_cohort_applied},
     /* A backup's link to the primary says this first: commands on it are
      * not forwarded again, so a stale view cannot bounce them around; with
      * the backup's replica index and peer token it is a verified link,

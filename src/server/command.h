@@ -98,6 +98,8 @@ void cmd_readonly(struct conn *c, struct resp_buf *out, uint32_t argc,
                   const struct resp_arg *argv);
 void cmd_readwrite(struct conn *c, struct resp_buf *out, uint32_t argc,
                    const struct resp_arg *argv);
+void cmd_cohort_applied(struct conn *c, struct resp_buf *out, uint32_t argc,
+                        const struct resp_arg *argv);
 void cmd_noforward(struct conn *c, struct resp_buf *out, uint32_t argc,
                    const struct resp_arg *argv);
 /* cmd_backup.c: */

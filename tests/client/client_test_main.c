@@ -36,6 +36,7 @@
  *       "error=<cohort_client_error>".
  *
  * options: --members a,b,c  --deadline-ms D  --attempt-timeout-ms T
+ *          --min-revision R (local reads only from members at R or later)
  *          --user U  --password P
  *          --tls --tls-cacert F --tls-cert F --tls-key F
  */
@@ -69,6 +70,7 @@ struct args {
     bool warmup;
     bool cas; /* casincr: increments by GET and CAS */
     int rest; /* index of the first argument after "--" */
+    uint64_t min_revision;
 };
 
 static void usage(void)
@@ -136,6 +138,8 @@ static void parse(struct args *a, int argc, char **argv)
             a->stop_file = v;
         else if (strcmp(f, "--threads") == 0)
             a->threads = atoi(v);
+        else if (strcmp(f, "--min-revision") == 0)
+            a->min_revision = strtoull(v, NULL, 10);
         else if (strcmp(f, "--count") == 0)
             a->count = strtol(v, NULL, 10);
         else
@@ -479,6 +483,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cohort-client-test: open: %s\n", cohort_strerror(rc));
         return 2;
     }
+    cohort_client_set_min_revision(c, a.min_revision);
     if (a.threads <= 0 || a.threads > THREADS_MAX)
         a.threads = 1;
     a.cas = strcmp(argv[1], "casincr") == 0;

@@ -28,6 +28,12 @@ build/cohort-coord-test (linked against the shared library).
      revision 1 after 100 writes ends with ENOTFOUND and the server's
      "is compacted" message (surfaced, not hidden).
 
+  5. bounded staleness: with cohort_client_set_min_revision(R), a local
+     read sent only to a backup that was SIGSTOPped while k changed at
+     revision R (resumed once the read has started) answers the new value,
+     never the old; a revision no member has reached fails at the
+     deadline naming the member's revision (-TRYAGAIN from COHORT.APPLIED).
+
 Every wait is a poll with a bounded deadline; nothing asserts a timing.
 
 usage: test_client_coord.py [path/to/cohort]
@@ -310,6 +316,40 @@ def cli_watch(binary, c):
     log("cohort cli watch: %s" % out.stdout.splitlines()[0])
 
 
+def bounded_staleness(binary, c):
+    slow = c.slow
+    p, _ = c.wait_for_primary()
+    b = c.backups(p)[0]
+    cl.retry(c, lambda: c.command(p, "SET", "bs", "old"), "SET bs", 30 * slow)
+    c.wait_converged()
+    c.pause(b)
+    try:
+        c.command(p, "SET", "bs", "new")
+        rev = c.command(p, "COHORT.GET", "bs", "WITHREV")[3]
+        only_b = "%s:%d" % (cl.HOST, c.client_ports[b])
+        proc = subprocess.Popen(
+            [lib.tool(binary), "call", "--members", only_b, "--local",
+             "--min-revision", str(rev), "--deadline-ms",
+             str(int(60000 * slow)), "--", "GET", "bs"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Let the read reach the stopped backup's socket first, so that it
+        # is the first thing b does when it runs again (behind). The check
+        # below holds whatever the timing; this only makes it bite.
+        time.sleep(0.3 * slow)
+    finally:
+        c.resume(b)
+    out, err = proc.communicate(timeout=90 * slow)
+    check(proc.returncode == 0 and "rc=OK" in out and "text=new" in out,
+          "a read at revision %d from r%d, which was behind: %r %r"
+          % (rev, b, out, err))
+    r = lib.call(binary, only_b, ["GET", "bs"], int(1000 * slow),
+                 extra=["--local", "--min-revision", str(rev + 1000000)])
+    check(r["rc"] == "ENOTAPPLIED" and "not yet %d" % (rev + 1000000)
+          in r["error"], "a read at a revision nobody has: %s" % r)
+    log("bounded staleness: read at revision %d from a lagging backup "
+        "answered the new value; beyond: %s" % (rev, r["error"]))
+
+
 def compacted(binary):
     c = cl.Cluster(binary, n=1, name="client-coord-compact",
                    extra_args=["--pubsub-history-messages", "16"])
@@ -340,10 +380,12 @@ def body(binary):
     session_lost(binary, c)
     n, resumes = watch_through_faults(binary, c, kills=3)
     cli_watch(binary, c)
+    bounded_staleness(binary, c)
     compacted(binary)
     return ("session: 3 primary kills, 0 expiries, %d keepalives; watch: %d "
             "changes exactly once in order over 3 kills, 2 member "
-            "restarts and 2 pauses of its member (%d resumes); compacted surfaced"
+            "restarts and 2 pauses of its member (%d resumes); compacted surfaced; "
+            "bounded-staleness reads"
             % (keepalives, n, resumes))
 
 
