@@ -83,8 +83,10 @@ COHORT_API int cohort_watch_open(struct cohort_watch **out,
     struct cohort_watch *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return -COHORT_ENOMEM;
+    client_conn_init(&w->conn);
     int rc = cohort_client_open(&w->c, o);
     if (rc != 0) {
+        client_conn_deinit(&w->conn);
         free(w);
         return rc;
     }
@@ -97,7 +99,6 @@ COHORT_API int cohort_watch_open(struct cohort_watch **out,
         memcpy(w->name, name, name_len);
     w->name[name_len] = '\0';
     w->name_len = name_len;
-    client_conn_init(&w->conn);
     w->prefix = (flags & COHORT_WATCH_PREFIX) != 0;
     w->started = (flags & COHORT_WATCH_AFTER) != 0;
     client_resume_init(&w->resume, w->started ? after : 0);
