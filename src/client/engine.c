@@ -66,10 +66,12 @@ static void finish_fail(struct cohort_client *c, int error)
     /* Unless the last failure says so already. */
     bool cert_too = c->cert_err.message[0] != '\0' &&
                     strstr(c->attempt_err.message, "certificate") == NULL;
+    bool behind_too = c->behind_err.message[0] != '\0' &&
+                      strstr(c->attempt_err.message, "not yet") == NULL;
     err_set(&c->err, error,
             "%s: %s after %" PRIu32 " attempts in %" PRIu32
             " ms (deadline; cohort_client_set_deadline() changes it); "
-            "last failure: %s%s%s",
+            "last failure: %s%s%s%s%s",
             c->name,
             error == -COHORT_EUNKNOWN ? "may or may not have taken effect"
             : call->is_write          ? "certainly not applied"
@@ -77,7 +79,9 @@ static void finish_fail(struct cohort_client *c, int error)
             call->attempts, c->deadline_ms,
             c->attempt_err.message[0] ? c->attempt_err.message : "none",
             cert_too ? "; a member's certificate was rejected: " : "",
-            cert_too ? c->cert_err.message : "");
+            cert_too ? c->cert_err.message : "",
+            behind_too ? "; before it, " : "",
+            behind_too ? c->behind_err.message : "");
     finish(c, error);
 }
 
@@ -200,6 +204,7 @@ static void on_applied_reply(struct cohort_client *c)
     if (client_reply_is_error_code(r, "TRYAGAIN")) {
         err_set(&c->attempt_err, -COHORT_EAGAIN, "member %s: -%.*s",
                 c->members[c->conn->member], (int)r->len, r->str);
+        c->behind_err = c->attempt_err;
         client_conn_close(c->conn);
         attempt_over(c, CALL_EV_NOT_SENT);
         return;
@@ -560,6 +565,7 @@ COHORT_API int cohort_client_start(struct cohort_client *c, int flags, int argc,
     client_call_start(&c->call, c->is_write, client_now_ms(), c->deadline_ms);
     err_clear(&c->attempt_err);
     err_clear(&c->cert_err);
+    err_clear(&c->behind_err);
     c->reply = NULL;
     c->result = 0;
     c->phase = CLIENT_PHASE_BACKOFF; /* retry_at is now: attempt at once */

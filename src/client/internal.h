@@ -82,6 +82,10 @@ struct cohort_client {
      * named in the final error even if later attempts failed otherwise
      * (a timeout as the deadline ran out), since it is what to fix. */
     struct cohort_err cert_err;
+    /* The call's latest COHORT.APPLIED refusal (a member behind the
+     * minimum revision): named in the final error too, since an attempt
+     * cut short by the deadline says less. */
+    struct cohort_err behind_err;
 };
 
 /* 64 random bits, never 0. */
