@@ -16,9 +16,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The primary of `view` in the current epoch: voters[view mod voters]. */
 uint32_t vr_primary_of(const struct replica *r, uint64_t view)
 {
-    return (uint32_t)(view % r->c.replica_count);
+    return membership_primary(&r->cfg, view);
 }
 
 /* The view after view: views never wrap. At VIEW_MAX (reachable only by
@@ -37,9 +38,21 @@ void vr_invalid(struct replica *r, const char *why)
     vr_trace(r, "invalid message dropped: %s", why);
 }
 
+/* A majority of the current epoch's voters; learners never count. */
 uint32_t vr_quorum(const struct replica *r)
 {
-    return r->f + 1;
+    return membership_quorum(&r->cfg);
+}
+
+bool vr_is_voter(const struct replica *r, uint32_t id)
+{
+    return membership_is_voter(&r->cfg, id);
+}
+
+/* A voter or a learner of the current epoch: it receives the log. */
+bool vr_is_member(const struct replica *r, uint32_t id)
+{
+    return membership_is_member(&r->cfg, id);
 }
 
 /* The k-th largest of v[0..n) (k from 1): what a quorum of k has reached.
@@ -103,7 +116,7 @@ const uint8_t *vr_encode(struct replica *r, struct message *m,
                          const struct entry *entries, size_t *size)
 {
     m->from = (uint8_t)r->c.self;
-    m->epoch = r->epoch;
+    m->epoch = r->cfg.epoch;
     size_t room = r->send_cap - r->send_used;
     if (room > r->c.message_size_max)
         room = r->c.message_size_max;
@@ -145,7 +158,7 @@ void vr_broadcast(struct replica *r, struct message *m,
     if (!data)
         return;
     for (uint32_t i = 0; i < r->c.replica_count; i++)
-        if (i != r->c.self)
+        if (i != r->c.self && vr_is_member(r, i))
             vr_send_bytes(r, i, data, size);
 }
 
@@ -175,7 +188,7 @@ void vr_persist_meta(struct replica *r)
     struct replica_meta meta = {
         .view = r->view,
         .last_normal_view = r->lnv_disk,
-        .epoch = r->epoch,
+        .epoch = r->cfg.epoch,
         .replica_count = r->c.replica_count,
         .flags = r->damaged ? META_FLAG_DAMAGED : 0,
     };
@@ -262,7 +275,7 @@ void vr_report_view(struct replica *r)
 {
     struct action *a = vr_action_push(r, ACT_VIEW);
     struct cohort_view_info *v = &a->view;
-    v->epoch = r->epoch;
+    v->epoch = r->cfg.epoch;
     v->view = r->view;
     v->primary = vr_primary_of(r, r->view);
     v->self = r->c.self;

@@ -40,7 +40,7 @@ bool vr_handoff_active(const struct replica *r)
 static uint64_t view_led_by(const struct replica *r, uint64_t view,
                             uint32_t target)
 {
-    for (uint64_t step = 1; step <= r->c.replica_count; step++) {
+    for (uint64_t step = 1; step <= r->cfg.voter_count; step++) {
         if (view > VIEW_MAX - step)
             return VIEW_NONE;
         if (vr_primary_of(r, view + step) == target)
@@ -62,8 +62,8 @@ static enum transfer_result refusal(const struct replica *r, uint32_t target)
 {
     if (!replica_is_primary(r))
         return TRANSFER_NOT_PRIMARY;
-    if (target >= r->c.replica_count)
-        return TRANSFER_NO_SUCH_REPLICA;
+    if (target >= r->c.replica_count || !vr_is_voter(r, target))
+        return TRANSFER_NO_SUCH_REPLICA; /* only a voter leads a view */
     if (target == r->c.self)
         return TRANSFER_SELF;
     if (r->handoff_target != COHORT_REPLICA_NONE && vr_handoff_active(r))

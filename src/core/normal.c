@@ -239,7 +239,8 @@ void vr_primary_try_commit(struct replica *r)
         return;
     uint64_t acks[COHORT_REPLICAS_MAX];
     uint32_t n = 0;
-    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+    for (uint32_t k = 0; k < r->cfg.voter_count; k++) {
+        uint32_t i = r->cfg.voters[k]; /* the primary is one */
         if (i == r->c.self)
             acks[n++] = vr_meta_durable_normal(r) ? r->op_persisted : 0;
         else
@@ -372,7 +373,7 @@ static void on_request(struct replica *r, const struct client_request *req,
                 .timestamp_ms = log_time(r),
                 .view = r->view,
                 .body_size = req->body_size,
-                .epoch = r->epoch,
+                .epoch = r->cfg.epoch,
                 .kind = ENTRY_CLIENT,
             },
         .body = req->body,
@@ -504,9 +505,11 @@ static void primary_check_quorum(struct replica *r)
 {
     uint64_t window = 4u * r->c.suspect_timeout_ms;
     uint32_t heard = 1;
-    for (uint32_t i = 0; i < r->c.replica_count; i++)
+    for (uint32_t k = 0; k < r->cfg.voter_count; k++) {
+        uint32_t i = r->cfg.voters[k];
         if (i != r->c.self && r->now_ms - r->ack_heard_ms[i] <= window)
             heard++;
+    }
     if (heard >= vr_quorum(r))
         return;
     if (r->votes[r->c.self] <= r->view) {
@@ -514,9 +517,9 @@ static void primary_check_quorum(struct replica *r)
          * completed a quorum. */
         uint64_t acks[COHORT_REPLICAS_MAX];
         uint32_t n = 0;
-        for (uint32_t i = 0; i < r->c.replica_count; i++)
-            if (i != r->c.self)
-                acks[n++] = r->ack_heard_ms[i];
+        for (uint32_t k = 0; k < r->cfg.voter_count; k++)
+            if (r->cfg.voters[k] != r->c.self)
+                acks[n++] = r->ack_heard_ms[r->cfg.voters[k]];
         uint64_t last = vr_kth_largest(acks, n, vr_quorum(r) - 1);
         vr_note_why(r, COHORT_VIEW_CAUSE_LOST_QUORUM, r->c.self,
                     COHORT_REPLICA_NONE, r->now_ms - last);
@@ -556,7 +559,8 @@ void vr_tick_primary(struct replica *r)
      * whose acknowledgements lag is nearly always one slow to sync, and
      * sending it megabytes again every 50 ms only slows both sides more. */
     for (uint32_t i = 0; i < r->c.replica_count; i++) {
-        if (i == r->c.self || r->ack_op[i] >= r->prepare_sent_op)
+        if (i == r->c.self || !vr_is_member(r, i) ||
+            r->ack_op[i] >= r->prepare_sent_op)
             continue;
         uint64_t wait = r->retransmit_wait_ms[i] ? r->retransmit_wait_ms[i]
                                                  : 2u * r->c.heartbeat_ms;

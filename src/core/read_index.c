@@ -90,9 +90,12 @@ static void send_ping(struct replica *r)
 static uint64_t ping_confirmed(const struct replica *r)
 {
     uint64_t seqs[COHORT_REPLICAS_MAX];
-    for (uint32_t i = 0; i < r->c.replica_count; i++)
-        seqs[i] = i == r->c.self ? r->ping_seq : r->pong_seq[i];
-    return vr_kth_largest(seqs, r->c.replica_count, vr_quorum(r));
+    uint32_t n = r->cfg.voter_count; /* the primary is one */
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = r->cfg.voters[k];
+        seqs[k] = i == r->c.self ? r->ping_seq : r->pong_seq[i];
+    }
+    return vr_kth_largest(seqs, n, vr_quorum(r));
 }
 
 /* After every step: fail reads if the primary lost its view, send one PING

@@ -21,7 +21,7 @@ void vr_send_recovery(struct replica *r)
     if (!data)
         return;
     for (uint32_t i = 0; i < r->c.replica_count; i++)
-        if (i != r->c.self && !r->rr[i].have)
+        if (i != r->c.self && vr_is_member(r, i) && !r->rr[i].have)
             vr_send_bytes(r, i, data, size);
 }
 
@@ -85,10 +85,11 @@ void vr_check_recovery(struct replica *r)
 {
     if (r->status != STATUS_RECOVERING)
         return;
-    uint32_t count = 1;
+    uint32_t count = vr_is_voter(r, r->c.self) ? 1 : 0;
     uint64_t view = r->view;
     bool all_fresh = r->fresh;
-    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+    for (uint32_t k = 0; k < r->cfg.voter_count; k++) {
+        uint32_t i = r->cfg.voters[k];
         if (i == r->c.self || !r->rr[i].have)
             continue;
         count++;

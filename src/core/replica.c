@@ -96,8 +96,12 @@ static bool message_acceptable(struct replica *r, const struct message *m,
         vr_invalid(r, "our own replica index");
         return false;
     }
-    if (m->epoch != r->epoch) {
+    if (m->epoch != r->cfg.epoch) {
         vr_invalid(r, "another epoch");
+        return false;
+    }
+    if (!vr_is_member(r, m->from)) {
+        vr_invalid(r, "from a replica outside the configuration");
         return false;
     }
     if (size > r->c.message_size_max) {
@@ -308,7 +312,7 @@ static bool load_durable(struct replica *r, const struct replica_durable *d)
     r->view = d->view;
     r->last_normal_view = d->last_normal_view;
     r->lnv_disk = d->last_normal_view;
-    r->epoch = d->epoch;
+    r->cfg.epoch = d->epoch;
     if (d->meta_present) {
         r->meta_durable = (struct replica_meta){
             .view = d->view,
@@ -392,7 +396,7 @@ struct replica *replica_init(const struct replica_config *config,
     if (!r)
         return NULL;
     r->c = c;
-    r->f = (c.replica_count - 1) / 2;
+    membership_all(&r->cfg, 0, c.replica_count); /* epoch 0: --peers */
     r->now_ms = now_ms;
     prng_init(&r->prng, c.seed ^ (0x51ed27u * (c.self + 1)));
     if (!allocate(r) || !load_durable(r, durable)) {

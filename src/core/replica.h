@@ -68,7 +68,10 @@ enum replica_status {
 };
 
 struct replica_config {
-    uint32_t replica_count; /* 1..COHORT_REPLICAS_MAX, 3 or 5 in practice */
+    /* The universe of replica ids, 0..replica_count-1 (the --peers list):
+     * 1..COHORT_REPLICAS_MAX. Epoch 0's voters are all of them in order;
+     * who votes and leads later is the epoch's membership. */
+    uint32_t replica_count;
     uint32_t self;
     uint64_t seed;
     uint32_t heartbeat_ms;           /* idle COMMIT interval; default 20 */
@@ -240,7 +243,7 @@ enum action_type {
 enum transfer_result {
     TRANSFER_STARTED = 0,     /* draining; then the view change to new_view */
     TRANSFER_NOT_PRIMARY = 1, /* only the NORMAL primary hands over */
-    TRANSFER_NO_SUCH_REPLICA = 2, /* target is not a replica index */
+    TRANSFER_NO_SUCH_REPLICA = 2, /* target is not a voter's id */
     TRANSFER_SELF = 3,            /* target is this replica */
     TRANSFER_BUSY = 4,            /* a transfer is already draining */
     TRANSFER_SUSPECTED = 5,       /* target silent: down or cut off */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/assert.h"
+#include "common/membership.h"
 #include "core/client_table.h"
 #include "core/detector.h"
 #include "core/log.h"
@@ -63,7 +64,10 @@ struct pending_read {
 
 struct replica {
     struct replica_config c;
-    uint32_t f; /* failures tolerated: (replica_count - 1) / 2 */
+    /* The configuration of the current epoch: who votes, who leads each
+     * view, what a quorum is. Ids index the per-replica arrays below, which
+     * are sized for the whole universe (config.replica_count addresses). */
+    struct membership cfg;
     struct prng prng;
     uint64_t now_ms;
 
@@ -71,8 +75,7 @@ struct replica {
     uint64_t view;
     uint64_t last_normal_view; /* the view whose log ours is (in memory) */
     uint64_t lnv_disk;         /* the same, as safe to write to disk (inv 5) */
-    uint32_t epoch;
-    uint64_t view_op;    /* op at which the current view started */
+    uint64_t view_op;          /* op at which the current view started */
     uint64_t primary_op; /* highest op the primary of this view reported */
     uint64_t commit;
     uint64_t applied;
@@ -189,6 +192,8 @@ uint32_t vr_primary_of(const struct replica *r, uint64_t view);
 uint64_t vr_next_view(uint64_t view);
 void vr_invalid(struct replica *r, const char *why);
 uint32_t vr_quorum(const struct replica *r);
+bool vr_is_voter(const struct replica *r, uint32_t id);
+bool vr_is_member(const struct replica *r, uint32_t id);
 uint64_t vr_kth_largest(uint64_t *v, uint32_t n, uint32_t k);
 bool vr_bug(const struct replica *r, enum replica_bug b);
 __attribute__((format(printf, 2, 3))) void vr_trace(const struct replica *r,

@@ -14,13 +14,14 @@
 static uint32_t state_source(const struct replica *r)
 {
     uint32_t primary = vr_primary_of(r, r->view);
-    uint32_t n = r->c.replica_count;
-    if (r->state_retries % 2 == 0 || n < 3)
+    uint32_t others = 0; /* members that are neither us nor the primary */
+    for (uint32_t i = 0; i < r->c.replica_count; i++)
+        others += i != primary && i != r->c.self && vr_is_member(r, i);
+    if (r->state_retries % 2 == 0 || others == 0)
         return primary;
-    uint32_t others = n - 2; /* neither us nor the primary */
     uint32_t k = (r->state_retries / 2) % others;
-    for (uint32_t i = 0; i < n; i++) {
-        if (i == primary || i == r->c.self)
+    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+        if (i == primary || i == r->c.self || !vr_is_member(r, i))
             continue;
         if (k-- == 0)
             return i;

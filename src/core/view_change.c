@@ -49,7 +49,7 @@ static void reset_primary_state(struct replica *r)
  * acknowledged and it has learned the current view. */
 static bool can_vote(const struct replica *r)
 {
-    if (r->status == STATUS_RECOVERING)
+    if (r->status == STATUS_RECOVERING || !vr_is_voter(r, r->c.self))
         return false;
     return !r->damaged || vr_bug(r, BUG_VOTE_BEFORE_RECOVERED);
 }
@@ -60,7 +60,7 @@ static bool can_vote(const struct replica *r)
  * when it is waiting for a damaged primary, or strands it otherwise. */
 static bool can_wish(const struct replica *r)
 {
-    return can_vote(r) || r->learned;
+    return vr_is_voter(r, r->c.self) && (can_vote(r) || r->learned);
 }
 
 void vr_note_why(struct replica *r, enum cohort_view_cause cause, uint32_t by,
@@ -84,7 +84,8 @@ static uint32_t first_voter(const struct replica *r, uint64_t view)
 {
     uint32_t first = COHORT_REPLICA_NONE;
     for (uint32_t i = 0; i < r->c.replica_count; i++) {
-        if (i == r->c.self || r->votes[i] < view || r->vote_since_ms[i] == 0)
+        if (i == r->c.self || !vr_is_voter(r, i) || r->votes[i] < view ||
+            r->vote_since_ms[i] == 0)
             continue;
         if (first == COHORT_REPLICA_NONE ||
             r->vote_since_ms[i] < r->vote_since_ms[first])
@@ -131,7 +132,7 @@ void vr_vote(struct replica *r, uint64_t view)
      * agreeing on one view gets a quorum sooner. */
     uint64_t ttl = 8u * r->c.view_change_timeout_ms;
     for (uint32_t i = 0; i < r->c.replica_count; i++)
-        if (i != r->c.self && r->votes[i] > view &&
+        if (i != r->c.self && vr_is_voter(r, i) && r->votes[i] > view &&
             r->now_ms - r->vote_ms[i] <= ttl)
             view = r->votes[i];
     if (r->votes[r->c.self] < view)
@@ -178,7 +179,8 @@ void vr_check_votes(struct replica *r)
     uint64_t ttl = 8u * r->c.view_change_timeout_ms;
     uint64_t views[COHORT_REPLICAS_MAX];
     uint32_t n = 0;
-    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+    for (uint32_t k = 0; k < r->cfg.voter_count; k++) {
+        uint32_t i = r->cfg.voters[k];
         if (r->votes[i] && r->now_ms - r->vote_ms[i] <= ttl)
             views[n++] = r->votes[i];
     }
@@ -389,8 +391,8 @@ static void fetch_committed_from(struct replica *r, uint32_t from)
 static uint32_t dvc_count(const struct replica *r)
 {
     uint32_t count = 0;
-    for (uint32_t i = 0; i < r->c.replica_count; i++)
-        count += r->dvc[i].have;
+    for (uint32_t k = 0; k < r->cfg.voter_count; k++)
+        count += r->dvc[r->cfg.voters[k]].have;
     return count;
 }
 
@@ -447,6 +449,10 @@ void vr_check_dvc_quorum(struct replica *r)
 
 void vr_on_start_view_change(struct replica *r, const struct message *m)
 {
+    if (!vr_is_voter(r, m->from)) {
+        vr_invalid(r, "START-VIEW-CHANGE from a learner");
+        return;
+    }
     if (m->view > r->votes[m->from])
         r->votes[m->from] = m->view;
     r->vote_ms[m->from] = r->now_ms;
@@ -475,7 +481,7 @@ void vr_join_stranded_votes(struct replica *r)
 {
     uint64_t patience = 4u * r->c.view_change_timeout_ms;
     for (uint32_t i = 0; i < r->c.replica_count; i++) {
-        if (i == r->c.self || r->votes[i] <= r->view ||
+        if (i == r->c.self || !vr_is_voter(r, i) || r->votes[i] <= r->view ||
             r->vote_since_ms[i] == 0)
             continue;
         if (r->now_ms - r->vote_since_ms[i] >= patience &&
@@ -495,6 +501,10 @@ void vr_on_do_view_change(struct replica *r, const struct message *m,
 {
     if (r->status == STATUS_RECOVERING)
         return; /* we learn the view through recovery first */
+    if (!vr_is_voter(r, m->from)) {
+        vr_invalid(r, "DO-VIEW-CHANGE from a learner");
+        return;
+    }
     if (m->view > r->view) {
         if (!can_vote(r))
             return;
