@@ -48,6 +48,9 @@ bool entry_header_decode(const uint8_t *in, struct entry_header *h)
         return h->client_id != 0 && h->request_no != 0;
     case ENTRY_NOOP:
         return h->client_id == 0 && h->request_no == 0 && h->body_size == 0;
+    case ENTRY_RECONFIG:
+        return h->client_id == 0 && h->request_no == 0 && h->body_size == 8 &&
+               h->epoch < UINT32_MAX;
     default:
         return false;
     }

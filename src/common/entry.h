@@ -45,8 +45,10 @@
 #define VIEW_MAX (UINT64_MAX >> 1)
 
 enum entry_kind {
-    ENTRY_CLIENT = 1, /* a client request: body is the command */
-    ENTRY_NOOP = 2,   /* orders nothing; body empty */
+    ENTRY_CLIENT = 1,   /* a client request: body is the command */
+    ENTRY_NOOP = 2,     /* orders nothing; body empty */
+    ENTRY_RECONFIG = 3, /* the last entry of its epoch (the wedge): body is
+                           the next epoch's membership_pack(), 8 bytes */
 };
 
 struct entry_header {

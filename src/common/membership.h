@@ -39,4 +39,13 @@ uint32_t membership_primary(const struct membership *m, uint64_t view);
 uint32_t membership_quorum(const struct membership *m);
 bool membership_equal(const struct membership *a, const struct membership *b);
 
+/* The voters and learners (not the epoch) in one nonzero u64, for the
+ * metadata record, a RECONFIG entry's body and START_EPOCH / NEW_EPOCH:
+ * bits 0..3 voter_count, then 4 bits per voter in order (up to 7), then
+ * from bit 32 a mask of the learners. membership_unpack() refuses any
+ * value that does not describe a valid membership in `universe`. */
+uint64_t membership_pack(const struct membership *m);
+bool membership_unpack(uint64_t packed, uint32_t epoch, uint32_t universe,
+                       struct membership *out);
+
 #endif

@@ -49,6 +49,18 @@ bool vr_is_voter(const struct replica *r, uint32_t id)
     return membership_is_voter(&r->cfg, id);
 }
 
+/* Whose durable copy counts toward a commit: the voters' alone (the
+ * injected bugs add learners or removed voters). */
+bool vr_counts_for_commit(const struct replica *r, uint32_t id)
+{
+    if (vr_is_voter(r, id))
+        return true;
+    if (vr_bug(r, BUG_COUNT_LEARNER) && membership_is_learner(&r->cfg, id))
+        return true;
+    return vr_bug(r, BUG_COUNT_REMOVED) &&
+           (r->bug_removed_mask & (1u << id)) != 0;
+}
+
 /* A voter or a learner of the current epoch: it receives the log. */
 bool vr_is_member(const struct replica *r, uint32_t id)
 {
@@ -190,7 +202,11 @@ void vr_persist_meta(struct replica *r)
         .last_normal_view = r->lnv_disk,
         .epoch = r->cfg.epoch,
         .replica_count = r->c.replica_count,
-        .flags = r->damaged ? META_FLAG_DAMAGED : 0,
+        .flags = (r->damaged ? META_FLAG_DAMAGED : 0) |
+                 (r->removed ? META_FLAG_REMOVED : 0),
+        .membership = membership_pack(&r->cfg),
+        .epoch_op = r->epoch_op,
+        .epoch_checksum = r->epoch_checksum,
     };
     r->meta_ring[r->meta_seq % META_RING] = meta;
     a->meta.seq = r->meta_seq;
@@ -207,7 +223,8 @@ bool vr_meta_backlogged(const struct replica *r)
 
 bool vr_meta_durable_for_view(const struct replica *r)
 {
-    return r->meta_durable_valid && r->meta_durable.view == r->view;
+    return r->meta_durable_valid && r->meta_durable.epoch == r->cfg.epoch &&
+           r->meta_durable.view == r->view;
 }
 
 bool vr_meta_durable_normal(const struct replica *r)

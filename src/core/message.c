@@ -84,7 +84,7 @@ static const uint16_t type_fields[MSG_TYPE_MAX + 1] = {
         F_LNV | F_OP | F_COMMIT | F_CHECKSUM | F_BASE_OP | F_ENTRIES,
     [MSG_START_VIEW] =
         F_OP | F_COMMIT | F_VIEW_OP | F_CHECKSUM | F_BASE_OP | F_ENTRIES,
-    [MSG_GET_STATE] = F_COMMIT | F_CHECKSUM | F_BASE_OP | F_NONCE,
+    [MSG_GET_STATE] = F_FLAGS | F_COMMIT | F_CHECKSUM | F_BASE_OP | F_NONCE,
     [MSG_NEW_STATE] = F_STATUS | F_FLAGS | F_OP | F_COMMIT | F_VIEW_OP |
                       F_CHECKSUM | F_BASE_OP | F_NONCE | F_ENTRIES,
     [MSG_RECOVERY] = F_NONCE,
@@ -92,6 +92,9 @@ static const uint16_t type_fields[MSG_TYPE_MAX + 1] = {
         F_STATUS | F_FLAGS | F_LNV | F_OP | F_COMMIT | F_NONCE,
     [MSG_PING] = F_NONCE,
     [MSG_PONG] = F_NONCE,
+    [MSG_START_EPOCH] = F_OP | F_CHECKSUM | F_NONCE,
+    [MSG_EPOCH_STARTED] = F_OP,
+    [MSG_NEW_EPOCH] = F_OP | F_CHECKSUM | F_NONCE,
 };
 
 /* Every field a type does not use is zero. */
@@ -147,7 +150,8 @@ static bool type_rules_hold(const struct message *m)
     case MSG_START_VIEW:
         return m->commit <= m->op && m->view_op <= m->op && end == m->op;
     case MSG_GET_STATE:
-        return m->commit <= m->base_op;
+        return m->commit <= m->base_op &&
+               !(m->flags & ~(uint32_t)MSG_FLAG_CATCH_UP);
     case MSG_NEW_STATE:
         if (m->flags & ~(uint32_t)MSG_FLAG_SNAPSHOT)
             return false;
@@ -158,6 +162,12 @@ static bool type_rules_hold(const struct message *m)
         if (m->flags & ~(uint32_t)(MSG_FLAG_INTACT | MSG_FLAG_FRESH))
             return false;
         return m->commit <= m->op;
+    case MSG_START_EPOCH:
+    case MSG_NEW_EPOCH: /* the membership is checked by the core */
+        return m->epoch >= 1 && m->view == 0 && m->op >= 1 &&
+               m->checksum != 0 && m->nonce != 0;
+    case MSG_EPOCH_STARTED:
+        return m->epoch >= 1 && m->view == 0 && m->op >= 1;
     default:
         return true;
     }
@@ -247,10 +257,10 @@ bool message_entry_next(const struct message *m, size_t *offset,
 const char *message_type_name(uint8_t type)
 {
     static const char *const names[] = {
-        "?",         "PREPARE",  "PREPARE_OK",        "COMMIT",
-        "SVC",       "DVC",      "START_VIEW",        "GET_STATE",
-        "NEW_STATE", "RECOVERY", "RECOVERY_RESPONSE", "PING",
-        "PONG",
+        "?",         "PREPARE",     "PREPARE_OK",        "COMMIT",
+        "SVC",       "DVC",         "START_VIEW",        "GET_STATE",
+        "NEW_STATE", "RECOVERY",    "RECOVERY_RESPONSE", "PING",
+        "PONG",      "START_EPOCH", "EPOCH_STARTED",     "NEW_EPOCH",
     };
     return type <= MSG_TYPE_MAX ? names[type] : "?";
 }

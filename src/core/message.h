@@ -41,7 +41,8 @@
  *   START_VIEW         primary's op, commit, view_op <= op; entries after
  *                      base_op up to op (base_op + count == op)
  *   GET_STATE          base_op (entries wanted from base_op+1) >= commit,
- *                      the sender's checksum at base_op, nonce
+ *                      the sender's checksum at base_op, nonce, flags
+ *                      CATCH_UP
  *   NEW_STATE          responder's status, op, commit, view_op (any value:
  *                      only a primary's counts), flags SNAPSHOT; entries
  *                      after base_op, base_op + entry_count <= op
@@ -52,6 +53,13 @@
  *                      in docs/PROTOCOL.md); nothing touches the disk
  *   PONG               backup's view (NORMAL, equal to the PING's), nonce
  *                      echoed
+ *   START_EPOCH        epoch e+1 (>= 1), view 0; op = E, the op of the
+ *                      committed RECONFIG entry that ends epoch e; checksum
+ *                      of entry E (nonzero); nonce = membership_pack() of
+ *                      epoch e+1 (see "Epochs" in docs/PROTOCOL.md)
+ *   EPOCH_STARTED      epoch e+1, view 0, op = E: the answer to START_EPOCH
+ *   NEW_EPOCH          as START_EPOCH: the answer to a message of an older
+ *                      epoch
  * Every type carries view and epoch.
  */
 #ifndef COHORT_MESSAGE_H
@@ -81,7 +89,10 @@ enum message_type {
     MSG_RECOVERY_RESPONSE = 10,
     MSG_PING = 11,
     MSG_PONG = 12,
-    MSG_TYPE_MAX = 12,
+    MSG_START_EPOCH = 13,
+    MSG_EPOCH_STARTED = 14,
+    MSG_NEW_EPOCH = 15,
+    MSG_TYPE_MAX = 15,
 };
 
 enum message_flags {
@@ -89,6 +100,10 @@ enum message_flags {
     MSG_FLAG_FRESH = 2,    /* RECOVERY_RESPONSE: sender never stored anything */
     MSG_FLAG_SNAPSHOT = 4, /* NEW_STATE: what was asked is compacted; a
                               snapshot is on its way instead */
+    MSG_FLAG_CATCH_UP = 8, /* GET_STATE: committed entries only, for a
+                              member fetching the log through the start of
+                              its epoch; any replica serves it, recovering
+                              or removed ones too */
 };
 
 struct message {

@@ -30,6 +30,8 @@ static void apply_entry(struct replica *r, const struct entry *e)
                             r->c.client_expiry_ms);
     r->applied = e->h.op;
     r->stats.ops_committed++;
+    if (e->h.kind == ENTRY_RECONFIG)
+        vr_epoch_applied(r, e);
     if (e->h.kind != ENTRY_CLIENT)
         return;
     bool primary = replica_is_primary(r);
@@ -70,6 +72,11 @@ static void apply_entry(struct replica *r, const struct entry *e)
 static void request_snapshot(struct replica *r)
 {
     if (r->snapshot_running || r->c.snapshot_interval_ops == 0)
+        return;
+    /* Not past the start of an epoch whose metadata is not durable yet: a
+     * crash would bring back the older epoch with a snapshot of the newer
+     * one's ops. */
+    if (!r->meta_durable_valid || r->meta_durable.epoch != r->cfg.epoch)
         return;
     /* Every snapshot_interval_ops ops, or sooner when the log's bodies
      * fill half its arena (large values), so the log never runs out of
@@ -239,8 +246,9 @@ void vr_primary_try_commit(struct replica *r)
         return;
     uint64_t acks[COHORT_REPLICAS_MAX];
     uint32_t n = 0;
-    for (uint32_t k = 0; k < r->cfg.voter_count; k++) {
-        uint32_t i = r->cfg.voters[k]; /* the primary is one */
+    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+        if (!vr_counts_for_commit(r, i)) /* the primary counts */
+            continue;
         if (i == r->c.self)
             acks[n++] = vr_meta_durable_normal(r) ? r->op_persisted : 0;
         else
@@ -339,9 +347,10 @@ static void on_request(struct replica *r, const struct client_request *req,
         r->stats.requests_duplicate++;
         return; /* answered when it commits */
     }
-    if (vr_handoff_active(r)) {
-        /* Draining for a leadership transfer: nothing new is proposed
-         * (certainly not applied: the client retries at the new primary). */
+    if (vr_handoff_active(r) || vr_wedged(r)) {
+        /* Draining for a leadership transfer, or wedged behind a RECONFIG
+         * entry: nothing new is proposed (certainly not applied: the
+         * client retries at the new primary, or in the new epoch). */
         vr_reply(r, req->client_id, req->request_no, REPLY_VIEW_CHANGE);
         return;
     }
@@ -384,6 +393,34 @@ static void on_request(struct replica *r, const struct client_request *req,
     *pending_bytes += req->body_size;
     vr_log_changed_from(r, e.h.op);
     r->op_verified = r->log.op; /* the primary's log is the view's log */
+}
+
+/* Primary: append the RECONFIG entry that ends this epoch (the wedge);
+ * the caller checked the pipeline and that we are not wedged already. */
+uint64_t vr_append_reconfig(struct replica *r, uint64_t packed)
+{
+    uint8_t body[8];
+    for (uint32_t i = 0; i < 8; i++)
+        body[i] = (uint8_t)(packed >> (8u * i));
+    struct entry e = {
+        .h =
+            {
+                .parent = vr_checksum_at(r, r->log.op),
+                .op = r->log.op + 1,
+                .timestamp_ms = log_time(r),
+                .view = r->view,
+                .body_size = sizeof(body),
+                .epoch = r->cfg.epoch,
+                .kind = ENTRY_RECONFIG,
+            },
+        .body = body,
+    };
+    entry_seal(&e.h, e.body);
+    if (!log_append(&r->log, &e))
+        return 0;
+    vr_log_changed_from(r, e.h.op);
+    r->op_verified = r->log.op;
+    return e.h.op;
 }
 
 void vr_on_client_requests(struct replica *r, const struct event *ev)
@@ -601,7 +638,8 @@ void vr_tick_backup(struct replica *r)
 /* Backup: acknowledge what is durable and known to be the primary's. */
 void vr_backup_ack(struct replica *r, bool force)
 {
-    if (r->status != STATUS_NORMAL || replica_is_primary(r))
+    if (r->status != STATUS_NORMAL || replica_is_primary(r) ||
+        !vr_is_member(r, r->c.self) || r->catching_up)
         return;
     if (!vr_meta_durable_normal(r))
         return;

@@ -83,8 +83,8 @@ void vr_on_recovery_response(struct replica *r, const struct message *m)
  * otherwise, if our log is whole, take part in the view change. */
 void vr_check_recovery(struct replica *r)
 {
-    if (r->status != STATUS_RECOVERING)
-        return;
+    if (r->status != STATUS_RECOVERING || !vr_is_member(r, r->c.self))
+        return; /* outside the membership: it waits for a later epoch */
     uint32_t count = vr_is_voter(r, r->c.self) ? 1 : 0;
     uint64_t view = r->view;
     bool all_fresh = r->fresh;
@@ -119,7 +119,10 @@ void vr_check_recovery(struct replica *r)
     if (all_fresh) {
         r->damaged = false; /* a quorum never stored anything: nothing lost */
     }
-    if (r->damaged && !vr_bug(r, BUG_VOTE_BEFORE_RECOVERED)) {
+    if (!vr_is_voter(r, r->c.self))
+        return; /* a learner votes for nothing: it waits for a primary */
+    if ((r->damaged || r->catching_up) &&
+        !vr_bug(r, BUG_VOTE_BEFORE_RECOVERED)) {
         /* Wait for a normal primary to repair us, and ask for a view that
          * will have one. */
         if (r->now_ms - r->vote_sent_ms >= r->c.view_change_timeout_ms)

@@ -96,16 +96,16 @@ static bool message_acceptable(struct replica *r, const struct message *m,
         vr_invalid(r, "our own replica index");
         return false;
     }
-    if (m->epoch != r->cfg.epoch) {
-        vr_invalid(r, "another epoch");
-        return false;
-    }
-    if (!vr_is_member(r, m->from)) {
-        vr_invalid(r, "from a replica outside the configuration");
-        return false;
-    }
     if (size > r->c.message_size_max) {
         vr_invalid(r, "larger than message_size_max");
+        return false;
+    }
+    if (!vr_epoch_filter(r, m))
+        return false; /* an epoch message, or another epoch's */
+    if (!vr_is_member(r, m->from) &&
+        !(m->type == MSG_NEW_STATE && r->catching_up)) {
+        /* (A member catching up takes committed entries from anyone.) */
+        vr_invalid(r, "from a replica outside the configuration");
         return false;
     }
     /* A primary never runs more than the pipeline ahead of its commit
@@ -272,7 +272,8 @@ static size_t message_size_needed(const struct replica_config *c)
 static bool config_valid(const struct replica_config *c)
 {
     return c->replica_count >= 1 && c->replica_count <= COHORT_REPLICAS_MAX &&
-           c->self < c->replica_count && c->sm && c->sm->apply &&
+           c->self < c->replica_count &&
+           c->initial_voters <= c->replica_count && c->sm && c->sm->apply &&
            c->heartbeat_ms > 0 && c->suspect_timeout_ms > c->heartbeat_ms &&
            c->view_change_timeout_ms > 0 && c->recovery_retry_ms > 0 &&
            c->pipeline_ops_max > 0 && c->batch_ops_max > 0 &&
@@ -312,7 +313,16 @@ static bool load_durable(struct replica *r, const struct replica_durable *d)
     r->view = d->view;
     r->last_normal_view = d->last_normal_view;
     r->lnv_disk = d->last_normal_view;
-    r->cfg.epoch = d->epoch;
+    if (d->membership != 0 || d->epoch != 0) {
+        if (!membership_unpack(d->membership, d->epoch, r->c.replica_count,
+                               &r->cfg))
+            return false; /* storage/meta checks the record's checksum */
+        if (d->epoch != 0 && (d->epoch_op == 0 || d->epoch_checksum == 0))
+            return false;
+        r->epoch_op = d->epoch_op;
+        r->epoch_checksum = d->epoch_checksum;
+    }
+    r->removed = !vr_is_member(r, r->c.self);
     if (d->meta_present) {
         r->meta_durable = (struct replica_meta){
             .view = d->view,
@@ -320,6 +330,9 @@ static bool load_durable(struct replica *r, const struct replica_durable *d)
             .epoch = d->epoch,
             .replica_count = r->c.replica_count,
             .flags = d->meta_flags,
+            .membership = membership_pack(&r->cfg),
+            .epoch_op = r->epoch_op,
+            .epoch_checksum = r->epoch_checksum,
         };
         r->meta_durable_valid = true;
     }
@@ -353,6 +366,16 @@ static bool load_durable(struct replica *r, const struct replica_durable *d)
     r->op_persisted = r->log.op;
     r->commit = commit_floor(r);
     r->op_verified = r->commit;
+    /* Restarted before the log reached the epoch's first op: fetch it
+     * first (epoch.c). Recomputed, never stored. */
+    uint64_t start;
+    r->catching_up = r->epoch_op > r->log.base &&
+                     !(log_checksum(&r->log, r->epoch_op, &start) &&
+                       start == r->epoch_checksum);
+    if (!r->catching_up && r->epoch_op > r->commit) {
+        r->op_verified = r->epoch_op; /* decided: it started the epoch */
+        r->commit = r->epoch_op;
+    }
     return true;
 }
 
@@ -396,7 +419,10 @@ struct replica *replica_init(const struct replica_config *config,
     if (!r)
         return NULL;
     r->c = c;
-    membership_all(&r->cfg, 0, c.replica_count); /* epoch 0: --peers */
+    /* Epoch 0: the first initial_voters ids of --peers (all by default);
+     * load_durable() replaces it with a later epoch's. */
+    membership_all(&r->cfg, 0,
+                   c.initial_voters ? c.initial_voters : c.replica_count);
     r->now_ms = now_ms;
     prng_init(&r->prng, c.seed ^ (0x51ed27u * (c.self + 1)));
     if (!allocate(r) || !load_durable(r, durable)) {
@@ -461,6 +487,7 @@ static void after_event(struct replica *r, bool force_ack, bool tick)
     vr_check_votes(r);
     vr_primary_try_commit(r);
     vr_apply_committed(r);
+    vr_epoch_progress(r, tick);
     vr_handoff_progress(r, tick);
     vr_maybe_raise_lnv(r);
     vr_maybe_clear_damage(r);
@@ -516,6 +543,9 @@ void replica_step(struct replica *r, const struct event *ev,
     case EV_TRANSFER:
         vr_on_transfer(r, ev->transfer.target);
         break;
+    case EV_RECONFIG:
+        vr_on_reconfig(r, &ev->reconfig.next);
+        break;
     }
     after_event(r, force_ack && r->status == STATUS_NORMAL,
                 ev->type == EV_TICK);
@@ -539,6 +569,16 @@ enum replica_status replica_status(const struct replica *r)
 uint64_t replica_view(const struct replica *r)
 {
     return r->view;
+}
+
+const struct membership *replica_membership(const struct replica *r)
+{
+    return &r->cfg;
+}
+
+bool replica_removed(const struct replica *r)
+{
+    return r->removed;
 }
 
 uint32_t replica_primary(const struct replica *r)

@@ -59,6 +59,7 @@
 
 #include "cohort.h"
 #include "common/entry.h"
+#include "common/membership.h"
 #include "common/replica_meta.h"
 
 enum replica_status {
@@ -73,6 +74,9 @@ struct replica_config {
      * who votes and leads later is the epoch's membership. */
     uint32_t replica_count;
     uint32_t self;
+    /* Epoch 0's voters: ids 0..initial_voters-1 (0: all replica_count).
+     * The others wait outside until an epoch adds them. */
+    uint32_t initial_voters;
     uint64_t seed;
     uint32_t heartbeat_ms;           /* idle COMMIT interval; default 20 */
     uint32_t suspect_timeout_ms;     /* detector base timeout; default 150 */
@@ -126,6 +130,12 @@ enum replica_bug {
     /* ... and a server whose backup serves a read without applying the
      * primary's read index first (server/backup_read.c): */
     BUG_BACKUP_READ_NO_INDEX = 1u << 20,
+    /* Epochs (core/epoch.c): */
+    BUG_EPOCH_BEFORE_COMMIT = 4096, /* move to the next epoch as soon as
+                                       the RECONFIG entry is in the log */
+    BUG_COUNT_REMOVED = 8192,       /* removed voters stay on as learners and
+                                       their acks count toward commits */
+    BUG_COUNT_LEARNER = 16384,      /* learners' acks count toward commits */
 };
 
 /* Fill config with defaults for a group of replica_count, self, seed. */
@@ -141,6 +151,11 @@ struct replica_durable {
     uint64_t last_normal_view; /* <= view */
     uint32_t epoch;
     uint32_t meta_flags; /* META_FLAG_* from the metadata */
+    /* The epoch's membership, and the RECONFIG entry that started it, as
+     * the metadata holds them (struct replica_meta); 0 in epoch 0. */
+    uint64_t membership;
+    uint64_t epoch_op;
+    uint64_t epoch_checksum;
     /* The snapshot the state machine was restored from (op 0: none). */
     uint64_t snapshot_op;
     uint64_t snapshot_checksum;     /* checksum of the entry at snapshot_op */
@@ -166,6 +181,7 @@ enum event_type {
     EV_PEER_DOWN, /* the driver knows a peer's process is gone */
     EV_READ,      /* a linearizable read wants a safe state to read from */
     EV_TRANSFER,  /* an operator asks the primary to hand over to a backup */
+    EV_RECONFIG,  /* an operator asks the primary to change the membership */
 };
 
 struct client_request {
@@ -216,6 +232,12 @@ struct event {
         struct {             /* EV_TRANSFER: answered by one ACT_TRANSFER */
             uint32_t target; /* any value: out of range is refused */
         } transfer;
+        struct { /* EV_RECONFIG: answered by one ACT_RECONFIG */
+            /* The next epoch's voters (ordered: voters[0] leads its first
+             * view) and learners; the epoch field is ignored. Any value:
+             * an invalid one is refused. */
+            struct membership next;
+        } reconfig;
         struct { /* EV_SNAPSHOT_INSTALLED: the state machine now holds it */
             uint64_t op;
             uint64_t checksum;
@@ -237,7 +259,26 @@ enum action_type {
     ACT_SNAPSHOT_SEND,
     ACT_READ,
     ACT_TRANSFER,
+    ACT_RECONFIG,
 };
+
+/* The answer to an EV_RECONFIG (docs/PROTOCOL.md, "Epochs"). */
+enum reconfig_result {
+    RECONFIG_PROPOSED = 0,    /* the RECONFIG entry is at op; the epoch
+                                 changes once it commits */
+    RECONFIG_NOT_PRIMARY = 1, /* only the NORMAL primary proposes */
+    RECONFIG_INVALID = 2,     /* no voters, an id twice or outside --peers */
+    RECONFIG_BUSY = 3,        /* a change is already in the log (wedged), or
+                                 the pipeline is full */
+};
+
+struct reconfig_answer {
+    enum reconfig_result result;
+    uint32_t epoch; /* the epoch the entry ends (PROPOSED) or the current */
+    uint64_t op;    /* PROPOSED: the RECONFIG entry's op */
+};
+
+const char *reconfig_result_name(enum reconfig_result result);
 
 /* The answer to an EV_TRANSFER (leadership transfer, docs/PROTOCOL.md). */
 enum transfer_result {
@@ -325,6 +366,7 @@ struct action {
             uint32_t primary_hint; /* for REPLY_NOT_PRIMARY */
         } read;
         struct transfer_answer transfer;
+        struct reconfig_answer reconfig;
     };
 };
 
@@ -359,6 +401,11 @@ struct replica_stats {
     /* Messages of a higher view dropped while too many metadata writes
      * were in flight to enter another view (a stalled disk). */
     uint64_t views_deferred;
+    uint64_t epochs_entered; /* epoch changes taken here */
+    uint64_t epoch_answers;  /* NEW_EPOCH sent to an older epoch's sender */
+    uint64_t epochs_ahead;   /* messages of a newer epoch dropped (also
+                                in messages_invalid; the epoch is learned
+                                by START_EPOCH / NEW_EPOCH) */
 };
 
 /* Allocate and initialize a replica from config and what survived on disk.
@@ -382,6 +429,11 @@ const struct entry *replica_entry(const struct replica *r, uint64_t op);
 /* Read-only views of the state, for drivers, INFO and the simulator. */
 enum replica_status replica_status(const struct replica *r);
 uint64_t replica_view(const struct replica *r);
+/* The current epoch's membership (its epoch field is the epoch). Views are
+ * ordered by (epoch, view): each epoch's views start at 0. */
+const struct membership *replica_membership(const struct replica *r);
+/* Removed: not a member of the epoch it knows; it takes no part. */
+bool replica_removed(const struct replica *r);
 uint32_t replica_primary(const struct replica *r); /* of the current view */
 bool replica_is_primary(const struct replica *r);  /* and NORMAL */
 uint64_t replica_op(const struct replica *r);

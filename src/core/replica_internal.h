@@ -159,6 +159,24 @@ struct replica {
     uint64_t handoff_view;
     uint64_t handoff_started_ms;
 
+    /* Epochs (epoch.c). epoch_op/epoch_checksum: the RECONFIG entry that
+     * started this epoch (0 in epoch 0). A committed RECONFIG applied here
+     * leaves next_* set until the step ends and the replica moves. */
+    uint64_t epoch_op;
+    uint64_t epoch_checksum;
+    bool removed;           /* not a member of cfg: takes no part */
+    bool catching_up;       /* its log does not reach epoch_op yet: no part */
+    uint32_t catch_up_next; /* whom catching up asks next */
+    uint32_t bug_removed_mask; /* BUG_COUNT_REMOVED: ids kept on */
+    bool next_pending;
+    struct membership next_cfg;
+    uint64_t next_op;
+    uint64_t next_checksum;
+    bool lead_pending; /* primary of (epoch, 0): leads once meta is durable */
+    bool announcing;   /* sending START_EPOCH until a quorum answered */
+    bool epoch_started[COHORT_REPLICAS_MAX];
+    uint64_t announce_ms;
+
     /* Recovery. */
     uint64_t nonce;
     uint64_t recovery_started_ms;
@@ -194,6 +212,7 @@ void vr_invalid(struct replica *r, const char *why);
 uint32_t vr_quorum(const struct replica *r);
 bool vr_is_voter(const struct replica *r, uint32_t id);
 bool vr_is_member(const struct replica *r, uint32_t id);
+bool vr_counts_for_commit(const struct replica *r, uint32_t id);
 uint64_t vr_kth_largest(uint64_t *v, uint32_t n, uint32_t k);
 bool vr_bug(const struct replica *r, enum replica_bug b);
 __attribute__((format(printf, 2, 3))) void vr_trace(const struct replica *r,
@@ -238,6 +257,7 @@ void vr_flush_prepares(struct replica *r);
 void vr_send_commit(struct replica *r);
 void vr_primary_try_commit(struct replica *r);
 void vr_on_client_requests(struct replica *r, const struct event *ev);
+uint64_t vr_append_reconfig(struct replica *r, uint64_t packed);
 uint64_t vr_adopt_entries(struct replica *r, const struct message *m,
                           uint64_t upto);
 bool vr_attaches(const struct replica *r, const struct message *m);
@@ -261,6 +281,7 @@ void vr_note_why(struct replica *r, enum cohort_view_cause cause, uint32_t by,
 void vr_become_backup(struct replica *r, uint64_t view);
 void vr_vote(struct replica *r, uint64_t view);
 void vr_enter_view_change(struct replica *r, uint64_t view);
+void vr_start_view(struct replica *r);
 void vr_check_votes(struct replica *r);
 void vr_try_send_dvc(struct replica *r);
 void vr_check_dvc_quorum(struct replica *r);
@@ -283,6 +304,13 @@ bool vr_handoff_active(const struct replica *r);
 void vr_on_transfer(struct replica *r, uint32_t target);
 bool vr_handoff_ready(const struct replica *r);
 void vr_handoff_progress(struct replica *r, bool tick);
+
+/* epoch.c */
+bool vr_wedged(const struct replica *r);
+void vr_on_reconfig(struct replica *r, const struct membership *next);
+void vr_epoch_applied(struct replica *r, const struct entry *e);
+bool vr_epoch_filter(struct replica *r, const struct message *m);
+void vr_epoch_progress(struct replica *r, bool tick);
 
 /* recovery.c */
 void vr_send_recovery(struct replica *r);

@@ -31,8 +31,8 @@ static uint32_t state_source(const struct replica *r)
 
 void vr_request_state(struct replica *r)
 {
-    if (r->status != STATUS_NORMAL || replica_is_primary(r))
-        return;
+    if (r->status != STATUS_NORMAL || replica_is_primary(r) || r->catching_up)
+        return; /* (catching up asks on its own: epoch.c) */
     uint64_t retry = r->awaiting_snapshot ? 4u * r->c.view_change_timeout_ms
                                           : r->c.heartbeat_ms * 2u;
     if (r->state_request_ms && r->now_ms - r->state_request_ms < retry)
@@ -61,9 +61,11 @@ void vr_request_state(struct replica *r)
  * log; others serve only committed entries, which never change. */
 void vr_on_get_state(struct replica *r, const struct message *m)
 {
-    if (r->status == STATUS_RECOVERING)
+    bool catch_up = m->flags & MSG_FLAG_CATCH_UP;
+    if (r->status == STATUS_RECOVERING && !catch_up)
         return;
-    uint64_t limit = replica_is_primary(r) ? r->log.op : r->commit;
+    /* Up to our commit, entries are the group's whatever our status. */
+    uint64_t limit = replica_is_primary(r) && !catch_up ? r->log.op : r->commit;
     uint64_t start = m->base_op;
     uint64_t ours;
     if (start >= r->log.base &&
@@ -109,13 +111,15 @@ void vr_on_get_state(struct replica *r, const struct message *m)
  * sent them. */
 void vr_on_new_state(struct replica *r, const struct message *m)
 {
-    if (r->status == STATUS_RECOVERING)
+    /* A recovering replica takes nothing, unless it is catching up to the
+     * start of its epoch (committed entries only: see trusted below). */
+    if (r->status == STATUS_RECOVERING && !r->catching_up)
         return;
     /* Only a primary that has started its view speaks for the view's log;
      * a replica still changing views serves committed entries alone. */
     bool from_primary =
         m->from == vr_primary_of(r, m->view) && m->status == STATUS_NORMAL;
-    if (from_primary && m->view > r->view)
+    if (from_primary && m->view > r->view && r->status != STATUS_RECOVERING)
         vr_become_backup(r, m->view); /* that view started without us */
     if (m->flags & MSG_FLAG_SNAPSHOT) {
         /* Only from the replica we asked: its chunks alone may start a

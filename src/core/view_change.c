@@ -49,7 +49,8 @@ static void reset_primary_state(struct replica *r)
  * acknowledged and it has learned the current view. */
 static bool can_vote(const struct replica *r)
 {
-    if (r->status == STATUS_RECOVERING || !vr_is_voter(r, r->c.self))
+    if (r->status == STATUS_RECOVERING || !vr_is_voter(r, r->c.self) ||
+        r->catching_up)
         return false;
     return !r->damaged || vr_bug(r, BUG_VOTE_BEFORE_RECOVERED);
 }
@@ -346,7 +347,7 @@ static void send_start_view(struct replica *r, uint32_t to)
         vr_send_to(r, to, &m, r->scratch);
 }
 
-static void start_view(struct replica *r)
+void vr_start_view(struct replica *r)
 {
     ASSERT(r->status == STATUS_VIEW_CHANGE);
     ASSERT(vr_primary_of(r, r->view) == r->c.self);
@@ -444,7 +445,7 @@ void vr_check_dvc_quorum(struct replica *r)
     }
     r->op_verified = r->log.op;
     vr_commit_to(r, commit);
-    start_view(r);
+    vr_start_view(r);
 }
 
 void vr_on_start_view_change(struct replica *r, const struct message *m)

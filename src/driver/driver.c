@@ -207,6 +207,10 @@ static void carry_out(struct driver *d, const struct actions *acts)
             d->transfer_answer = a->transfer;
             d->transfer_answered = true;
             break;
+        case ACT_RECONFIG:
+            d->reconfig_answer = a->reconfig;
+            d->reconfig_answered = true;
+            break;
         }
     }
 }
@@ -280,6 +284,21 @@ void driver_transfer(struct driver *d, uint32_t target,
         .target = target,
         .primary = COHORT_REPLICA_NONE,
     };
+}
+
+void driver_reconfig(struct driver *d, const struct membership *next,
+                     struct reconfig_answer *out)
+{
+    driver_turn_end(d); /* requests of this turn are ordered before it */
+    d->reconfig_answered = false;
+    struct event ev = {.type = EV_RECONFIG};
+    ev.reconfig.next = *next;
+    drv_step(d, &ev);
+    if (d->reconfig_answered) {
+        *out = d->reconfig_answer;
+        return;
+    }
+    *out = (struct reconfig_answer){.result = RECONFIG_NOT_PRIMARY};
 }
 
 void driver_peer_down(struct driver *d, uint32_t peer)

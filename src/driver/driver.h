@@ -223,6 +223,13 @@ void driver_cancel(struct driver *d, void *ctx);
 void driver_transfer(struct driver *d, uint32_t target,
                      struct transfer_answer *out);
 
+/* Membership change (docs/PROTOCOL.md, "Epochs"): ask this replica, if it
+ * is the primary, to propose the next epoch's voters and learners. Answers
+ * at once: RECONFIG_PROPOSED (the epoch changes once the entry commits;
+ * driver_status() and the view callback show it) or why not. */
+void driver_reconfig(struct driver *d, const struct membership *next,
+                     struct reconfig_answer *out);
+
 /* Inputs from the host. */
 void driver_turn_end(struct driver *d);
 void driver_tick(struct driver *d);

@@ -142,6 +142,9 @@ struct driver {
     /* The core's ACT_TRANSFER of the current driver_transfer() step. */
     struct transfer_answer transfer_answer;
     bool transfer_answered;
+    /* The core's ACT_RECONFIG of the current driver_reconfig() step. */
+    struct reconfig_answer reconfig_answer;
+    bool reconfig_answered;
 };
 
 /* driver.c */

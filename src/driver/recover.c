@@ -61,6 +61,9 @@ static int recover_meta(struct driver *d, struct replica_durable *out,
     out->last_normal_view = meta.meta.last_normal_view;
     out->epoch = meta.meta.epoch;
     out->meta_flags = meta.meta.flags;
+    out->membership = meta.meta.membership;
+    out->epoch_op = meta.meta.epoch_op;
+    out->epoch_checksum = meta.meta.epoch_checksum;
     /* Format 1 could be left with no wal segment by older cohort. */
     x->log_exists = present && meta.format_version >= 2;
     x->log_end_min = meta.log_end_min;

@@ -22,7 +22,9 @@ static uint32_t slot_crc(const uint8_t *p, uint32_t size)
 
 static uint32_t record_size_of(uint32_t version)
 {
-    return version >= 3 ? META_RECORD_SIZE : META_RECORD_SIZE_V2;
+    if (version >= 4)
+        return META_RECORD_SIZE;
+    return version == 3 ? META_RECORD_SIZE_V3 : META_RECORD_SIZE_V2;
 }
 
 void meta_slot_encode(const struct meta_record *record, uint64_t seq,
@@ -42,6 +44,9 @@ void meta_slot_encode(const struct meta_record *record, uint64_t seq,
     put_u32(out + 56, record->meta.flags);
     put_u32(out + 60, record->log_end_check);
     put_u64(out + 64, record->log_end_min);
+    put_u64(out + 72, record->meta.membership);
+    put_u64(out + 80, record->meta.epoch_op);
+    put_u64(out + 88, record->meta.epoch_checksum);
     put_u32(out + 4, slot_crc(out, META_RECORD_SIZE));
 }
 
@@ -61,8 +66,16 @@ static const char *decode_v2(const uint8_t *in, uint32_t version,
     return NULL;
 }
 
-static void decode_v3(const uint8_t *in, struct meta_record *record)
+/* Format 3 is format 4 without the epoch's membership (epoch 0 only);
+ * format 4 adds bytes 72..95. */
+static void decode_v3(const uint8_t *in, uint32_t version,
+                      struct meta_record *record)
 {
+    if (version >= 4) {
+        record->meta.membership = get_u64(in + 72);
+        record->meta.epoch_op = get_u64(in + 80);
+        record->meta.epoch_checksum = get_u64(in + 88);
+    }
     record->meta.view = get_u64(in + 32);
     record->meta.last_normal_view = get_u64(in + 40);
     record->meta.epoch = get_u32(in + 48);
@@ -94,7 +107,7 @@ const char *meta_slot_decode(const uint8_t *in, struct meta_record *record,
     if (version < 3)
         why = decode_v2(in, version, record);
     else
-        decode_v3(in, record);
+        decode_v3(in, version, record);
     if (why)
         return why;
     if (*seq == 0)

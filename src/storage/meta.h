@@ -59,9 +59,10 @@
 #include "common/replica_meta.h"
 #include "storage/vfs.h"
 
-#define META_FORMAT_VERSION 3u
+#define META_FORMAT_VERSION 4u
 #define META_SLOT_SIZE 4096u
-#define META_RECORD_SIZE 72u    /* format 3 */
+#define META_RECORD_SIZE 96u    /* format 4: epochs */
+#define META_RECORD_SIZE_V3 72u /* format 3 */
 #define META_RECORD_SIZE_V2 64u /* formats 1 and 2 */
 #define META_FILE_SIZE (2u * META_SLOT_SIZE)
 

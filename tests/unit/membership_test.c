@@ -94,6 +94,37 @@ static void equality_compares_the_whole_configuration(void **state)
     assert_false(membership_equal(&a, &b));
 }
 
+static void packing_round_trips_and_refuses_garbage(void **state)
+{
+    (void)state;
+    struct membership m = {.epoch = 9,
+                           .voter_count = 3,
+                           .voters = {4, 0, 2},
+                           .learner_count = 2,
+                           .learners = {1, 3}};
+    uint64_t packed = membership_pack(&m);
+    assert_int_not_equal(packed, 0);
+    struct membership out;
+    assert_true(membership_unpack(packed, 9, 5, &out));
+    assert_true(membership_equal(&m, &out));
+    /* The epoch comes from outside the packed value. */
+    assert_true(membership_unpack(packed, 10, 5, &out));
+    assert_int_equal(out.epoch, 10);
+    /* An id outside the universe, no voters, a voter slot past the
+     * count, a learner bit past the largest id, a voter also a learner. */
+    assert_false(membership_unpack(packed, 9, 4, &out));
+    assert_false(membership_unpack(0, 9, 5, &out));
+    assert_false(membership_unpack(packed | (UINT64_C(1) << 20), 9, 5, &out));
+    assert_false(membership_unpack(
+        packed | (UINT64_C(1) << (32 + COHORT_REPLICAS_MAX)), 9, 5, &out));
+    assert_false(membership_unpack(packed | (UINT64_C(1) << 32), 9, 5, &out));
+    for (uint32_t n = 1; n <= COHORT_REPLICAS_MAX; n++) {
+        membership_all(&m, 0, n);
+        assert_true(membership_unpack(membership_pack(&m), 0, n, &out));
+        assert_true(membership_equal(&m, &out));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -102,6 +133,7 @@ int main(void)
         cmocka_unit_test(even_voter_counts_need_a_strict_majority),
         cmocka_unit_test(invalid_configurations_are_refused),
         cmocka_unit_test(equality_compares_the_whole_configuration),
+        cmocka_unit_test(packing_round_trips_and_refuses_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

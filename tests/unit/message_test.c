@@ -69,6 +69,13 @@ static struct message valid(enum message_type type)
     case MSG_PONG:
         m.nonce = 9;
         break;
+    case MSG_START_EPOCH:
+    case MSG_NEW_EPOCH:
+        m.epoch = 2, m.view = 0, m.op = 5, m.checksum = 77, m.nonce = 0x2103;
+        break;
+    case MSG_EPOCH_STARTED:
+        m.epoch = 2, m.view = 0, m.op = 5;
+        break;
     }
     return m;
 }
@@ -156,6 +163,11 @@ static const struct forged forgeries[] = {
     {"NEW-STATE claiming 2^32 - 1 entries", MSG_NEW_STATE, AT_COUNT,
      UINT32_MAX},
     {"a message of another protocol version", MSG_PING, AT_MAGIC, 0x31434f43u},
+    /* Epochs: the first view of an epoch is 0, E is an op, and only the
+     * START/NEW_EPOCH types carry a membership. */
+    {"START-EPOCH for view 1", MSG_START_EPOCH, AT_VIEW, 1},
+    {"NEW-EPOCH at op 0", MSG_NEW_EPOCH, AT_OP, 0},
+    {"EPOCH-STARTED with a commit", MSG_EPOCH_STARTED, AT_COMMIT, 1},
 };
 
 static void each_forged_field_is_refused(void **state)
@@ -203,6 +215,17 @@ static void bad_type_sender_status_and_flags_are_refused(void **state)
     }
     m = valid(MSG_NEW_STATE);
     m.flags = MSG_FLAG_INTACT; /* a RECOVERY-RESPONSE flag */
+    n = encode(&m, buf, sizeof(buf));
+    assert_false(decodes(buf, n));
+    m = valid(MSG_GET_STATE);
+    m.flags = MSG_FLAG_CATCH_UP; /* its one flag */
+    n = encode(&m, buf, sizeof(buf));
+    assert_true(decodes(buf, n));
+    m.flags = MSG_FLAG_SNAPSHOT; /* NEW-STATE's */
+    n = encode(&m, buf, sizeof(buf));
+    assert_false(decodes(buf, n));
+    m = valid(MSG_START_EPOCH);
+    m.epoch = 0; /* no epoch starts at 0 */
     n = encode(&m, buf, sizeof(buf));
     assert_false(decodes(buf, n));
 }

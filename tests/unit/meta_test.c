@@ -59,7 +59,10 @@ static struct meta_record record_for(uint32_t n)
                                      .last_normal_view = n * 3 - (n % 2),
                                      .epoch = n / 2,
                                      .replica_count = 3,
-                                     .flags = n % 2},
+                                     .flags = n % 2,
+                                     .membership = 0x2103u + n,
+                                     .epoch_op = n * 10u,
+                                     .epoch_checksum = n * 11u},
                             .log_end_min = n * 1000u,
                             .log_end_check = n * 77u};
     return r;
@@ -73,7 +76,10 @@ static bool record_equal(const struct meta_record *a,
            a->meta.epoch == b->meta.epoch &&
            a->meta.replica_count == b->meta.replica_count &&
            a->meta.flags == b->meta.flags && a->log_end_min == b->log_end_min &&
-           a->log_end_check == b->log_end_check;
+           a->log_end_check == b->log_end_check &&
+           a->meta.membership == b->meta.membership &&
+           a->meta.epoch_op == b->meta.epoch_op &&
+           a->meta.epoch_checksum == b->meta.epoch_checksum;
 }
 
 static void open_ok(struct meta *m, struct vfs *vfs, const char *path,
@@ -343,7 +349,7 @@ static void put_slot(const char *path, uint32_t slot_index, uint32_t version,
     fclose(f);
 }
 
-static void format_1_is_read_without_a_bound_and_rewritten_as_3(void **s)
+static void format_1_is_read_without_a_bound_and_rewritten_as_current(void **s)
 {
     struct fixture *fx = *s;
     struct meta m;
@@ -365,7 +371,7 @@ static void format_1_is_read_without_a_bound_and_rewritten_as_3(void **s)
     write_ok(&m, 3);
     meta_close(&m);
     open_ok(&m, vfs_posix(), fx->path, &r, &present);
-    assert_int_equal(r.format_version, 3);
+    assert_int_equal(r.format_version, META_FORMAT_VERSION);
     struct meta_record want = record_for(3);
     assert_true(record_equal(&r, &want));
     meta_close(&m);
@@ -395,6 +401,9 @@ static void format_2_is_read_and_rewritten_with_64_bit_views(void **s)
     put_slot(fx->path, 0, 2, &old, 2);
     open_ok(&m, vfs_posix(), fx->path, &r, &present);
     assert_int_equal(r.format_version, 2);
+    old.meta.membership = 0; /* format 4 added these: epoch 0 */
+    old.meta.epoch_op = 0;
+    old.meta.epoch_checksum = 0;
     assert_true(record_equal(&r, &old));
     struct meta_record wide = record_for(3);
     wide.meta.view = (UINT64_C(1) << 40) + 7;
@@ -403,9 +412,34 @@ static void format_2_is_read_and_rewritten_with_64_bit_views(void **s)
     assert_int_equal(meta_write(&m, &wide, &err), 0);
     meta_close(&m);
     open_ok(&m, vfs_posix(), fx->path, &r, &present);
-    assert_int_equal(r.format_version, 3);
+    assert_int_equal(r.format_version, META_FORMAT_VERSION);
     assert_true(record_equal(&r, &wide));
     meta_close(&m);
+}
+
+/* Format 3 (before epochs) is read as epoch 0's record: no membership,
+ * no epoch start; a rewrite is format 4 with them. */
+static void format_3_is_read_without_a_membership(void **state)
+{
+    (void)state;
+    uint8_t slot[META_RECORD_SIZE];
+    struct meta_record rec = record_for(4), out;
+    uint64_t seq;
+    meta_slot_encode(&rec, 9, slot);
+    memset(slot + META_RECORD_SIZE_V3, 0xee,
+           META_RECORD_SIZE - META_RECORD_SIZE_V3); /* not format 3's */
+    put_u32(slot + 8, 3);
+    put_u32(slot + 4,
+            crc32c(crc32c(0, slot, 4), slot + 8, META_RECORD_SIZE_V3 - 8));
+    assert_null(meta_slot_decode(slot, &out, &seq));
+    assert_int_equal(out.format_version, 3);
+    assert_int_equal(out.meta.view, rec.meta.view);
+    assert_int_equal(out.meta.membership, 0);
+    assert_int_equal(out.meta.epoch_op, 0);
+    assert_int_equal(out.meta.epoch_checksum, 0);
+    meta_slot_encode(&rec, 10, slot);
+    assert_null(meta_slot_decode(slot, &out, &seq));
+    assert_true(record_equal(&out, &rec));
 }
 
 /* A view above VIEW_MAX (or a last normal view above the view) is
@@ -573,7 +607,8 @@ int main(void)
         T(one_bad_slot_falls_back_to_the_other),
         T(both_meta_slots_corrupt_is_a_clear_error),
         T(newer_format_is_refused),
-        T(format_1_is_read_without_a_bound_and_rewritten_as_3),
+        T(format_1_is_read_without_a_bound_and_rewritten_as_current),
+        T(format_3_is_read_without_a_membership),
         T(format_2_is_read_and_rewritten_with_64_bit_views),
         T(slot_with_a_view_beyond_the_largest_is_bad),
         T(log_end_bound_is_rewritten_over_the_newest_record),
