@@ -48,7 +48,8 @@ static void usage(FILE *out)
         "                  [--profile P] [--scenario NAME] [--replicas 3|5]\n"
         "                  [--ops N] [--clients N] [--reads PCT] [--bugs "
         "MASK]\n"
-        "                  [--transfers MS] [--volatile PCT]\n"
+        "                  [--transfers MS] [--reconfigs MS] [--voters N]\n"
+        "                  [--volatile PCT]\n"
         "                  [--trace] [--quiet] [--stop] [--list-scenarios]\n"
         "\n"
         "  --seed S          run one seed (default 1)\n"
@@ -64,6 +65,10 @@ static void usage(FILE *out)
         "  --transfers MS    ask for a leadership transfer every MS on "
         "average\n"
         "                    (default 0: none)\n"
+        "  --reconfigs MS    ask for a membership change every MS on average\n"
+        "                    (default 0: none)\n"
+        "  --voters N        epoch 0's voters: the first N replicas (default "
+        "all)\n"
         "  --volatile PCT    percent of ops that use key expiry and "
         "pub/sub\n"
         "                    (SET PX, GET, PUBLISH on keys of their own; "
@@ -165,6 +170,14 @@ static int parse_value(struct sim_cli *cli, const char *flag, const char *v)
         if (!parse_u64(v, &n) || (n != 0 && n < 50) || n > 600000)
             return bad("transfer interval in ms (0, or 50..600000)", v);
         cli->o.transfers_ms = (uint32_t)n;
+    } else if (!strcmp(flag, "--reconfigs")) {
+        if (!parse_u64(v, &n) || (n != 0 && n < 50) || n > 600000)
+            return bad("reconfiguration interval in ms (0, or 50..600000)", v);
+        cli->o.reconfig_ms = (uint32_t)n;
+    } else if (!strcmp(flag, "--voters")) {
+        if (!parse_u64(v, &n) || n > COHORT_REPLICAS_MAX)
+            return bad("initial voter count (0: all replicas)", v);
+        cli->o.voters = (uint32_t)n;
     } else if (!strcmp(flag, "--volatile")) {
         if (!parse_u64(v, &n) || n > 100)
             return bad("volatile op percentage (0..100)", v);

@@ -243,6 +243,31 @@ static void learn_committed(struct cluster *c, struct sim_replica *rep,
     }
 }
 
+/* At most one primary per (epoch, view): views restart at 0 in each epoch. */
+static void check_epoch_primary(struct cluster *c, uint32_t replica,
+                                uint32_t epoch, uint64_t view)
+{
+    if (epoch == 0) {
+        check_primary(&c->check, replica, view);
+        return;
+    }
+    for (uint32_t k = 0; k < c->epoch_primary_count; k++) {
+        const struct epoch_primary *e = &c->epoch_primaries[k];
+        if (e->epoch != epoch || e->view != view)
+            continue;
+        if (e->primary != replica)
+            check_fail(&c->check, "primary",
+                       "replicas %" PRIu32 " and %" PRIu32
+                       " both acted as primary of epoch %" PRIu32
+                       " view %" PRIu64,
+                       e->primary, replica, epoch, view);
+        return;
+    }
+    if (c->epoch_primary_count < CLUSTER_EPOCH_VIEWS_MAX)
+        c->epoch_primaries[c->epoch_primary_count++] =
+            (struct epoch_primary){epoch, view, replica};
+}
+
 static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
 {
     const struct replica *r = rep->r;
@@ -251,6 +276,7 @@ static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
     uint64_t commit = replica_commit(r);
     uint64_t op = replica_op(r);
     uint64_t view = replica_view(r);
+    uint32_t epoch = replica_membership(r)->epoch;
     enum replica_status status = replica_status(r);
     if (base > applied || applied > commit || commit > op)
         check_fail(&c->check, "commit",
@@ -263,13 +289,15 @@ static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
                    "replica %" PRIu32 " commit number went back from %" PRIu64
                    " to %" PRIu64 " while it ran",
                    rep->index, rep->commit_seen, commit);
-    if (view < rep->view_seen)
+    if (epoch < rep->epoch_seen ||
+        (epoch == rep->epoch_seen && view < rep->view_seen))
         check_fail(&c->check, "primary",
-                   "replica %" PRIu32 " view went back from %" PRIu64
-                   " to %" PRIu64,
-                   rep->index, rep->view_seen, view);
+                   "replica %" PRIu32 " (epoch, view) went back from (%" PRIu32
+                   ", %" PRIu64 ") to (%" PRIu32 ", %" PRIu64 ")",
+                   rep->index, rep->epoch_seen, rep->view_seen, epoch, view);
     uint64_t from = rep->learned_upto;
-    if (full || view != rep->view_seen || status != rep->status_seen)
+    if (full || view != rep->view_seen || epoch != rep->epoch_seen ||
+        status != rep->status_seen)
         from = 0; /* re-check the whole committed log after a change */
     if (from < base)
         from = base;
@@ -279,9 +307,10 @@ static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
     rep->learned_upto = commit;
     rep->commit_seen = commit;
     rep->view_seen = view;
+    rep->epoch_seen = epoch;
     rep->status_seen = status;
     if (replica_is_primary(r))
-        check_primary(&c->check, rep->index, view);
+        check_epoch_primary(c, rep->index, epoch, view);
     fd_observe(c, rep);
 }
 
@@ -629,6 +658,7 @@ void cluster_restart(struct cluster *c, uint32_t i)
     rep->learned_upto = 0;
     rep->commit_seen = 0;
     rep->view_seen = 0;
+    rep->epoch_seen = 0;
     rep->status_seen = 0;
     memset(rep->suspected, 0, sizeof(rep->suspected));
     fd_fault_over(c, i);
@@ -672,6 +702,24 @@ void cluster_transfer(struct cluster *c, uint32_t i, uint32_t target)
                   ", op %" PRIu64 ", target at %" PRIu64 ")",
                   i, target, transfer_result_name(a.result), a.view, a.new_view,
                   a.op, a.target_op);
+}
+
+void cluster_reconfig(struct cluster *c, uint32_t i,
+                      const struct membership *next)
+{
+    struct sim_replica *rep = &c->replicas[i];
+    if (!rep->driver || rep->paused)
+        return;
+    struct reconfig_answer a;
+    driver_reconfig(rep->driver, next, &a);
+    c->stats.reconfigs_asked++;
+    c->stats.reconfigs_proposed += a.result == RECONFIG_PROPOSED;
+    hash_mix(c, i, 9100, a.op, a.result);
+    cluster_trace(c,
+                  "r%u RECONFIG to %u voters (first r%u), %u learners: %s "
+                  "(epoch %u, op %" PRIu64 ")",
+                  i, next->voter_count, next->voters[0], next->learner_count,
+                  reconfig_result_name(a.result), a.epoch, a.op);
 }
 
 bool cluster_corrupt(struct cluster *c, uint32_t i)
@@ -761,22 +809,41 @@ void cluster_healed(struct cluster *c)
 uint32_t cluster_primary(const struct cluster *c)
 {
     uint32_t best = UINT32_MAX;
+    uint32_t best_epoch = 0;
     uint64_t best_view = 0;
     for (uint32_t i = 0; i < c->config.replica_count; i++) {
         const struct replica *r = c->replicas[i].r;
         if (!r || !replica_is_primary(r))
             continue;
-        if (best == UINT32_MAX || replica_view(r) > best_view) {
+        uint32_t epoch = replica_membership(r)->epoch;
+        if (best == UINT32_MAX || epoch > best_epoch ||
+            (epoch == best_epoch && replica_view(r) > best_view)) {
             best = i;
+            best_epoch = epoch;
             best_view = replica_view(r);
         }
     }
     return best;
 }
 
+/* Whether replica i takes part in the newest epoch any replica knows: a
+ * replica left outside it (removed, or an id never added) stops where it
+ * was left, and the settle and converge checks leave it out. */
+static bool in_latest_epoch(const struct cluster *c, uint32_t i)
+{
+    const struct membership *latest = NULL;
+    for (uint32_t k = 0; k < c->config.replica_count; k++) {
+        const struct replica *r = c->replicas[k].r;
+        if (r && (!latest || replica_membership(r)->epoch > latest->epoch))
+            latest = replica_membership(r);
+    }
+    return !latest || membership_is_member(latest, i);
+}
+
 bool cluster_quiescent(const struct cluster *c)
 {
     uint64_t view = 0;
+    uint32_t epoch = 0;
     bool first = true;
     for (uint32_t i = 0; i < c->config.replica_count; i++) {
         const struct sim_replica *rep = &c->replicas[i];
@@ -784,11 +851,15 @@ bool cluster_quiescent(const struct cluster *c)
             continue;
         if (rep->paused || !sim_host_idle(rep) || rep->turn_pending)
             return false;
+        if (!in_latest_epoch(c, i))
+            continue; /* outside the membership: it takes no part */
         if (replica_status(rep->r) != STATUS_NORMAL)
             return false;
-        if (!first && replica_view(rep->r) != view)
+        uint32_t e = replica_membership(rep->r)->epoch;
+        if (!first && (replica_view(rep->r) != view || e != epoch))
             return false;
         view = replica_view(rep->r);
+        epoch = e;
         first = false;
         uint64_t commit = replica_commit(rep->r);
         if (commit != c->check.commit_max ||
@@ -809,8 +880,8 @@ void cluster_check_converged(struct cluster *c)
                    chk->commit_max, chk->ref_op);
     for (uint32_t i = 0; i < c->config.replica_count && !chk->failed; i++) {
         struct sim_replica *rep = &c->replicas[i];
-        if (!rep->r)
-            continue;
+        if (!rep->r || !in_latest_epoch(c, i))
+            continue; /* a removed replica stopped where it was removed */
         uint64_t applied = replica_applied(rep->r);
         if (applied != chk->commit_max) {
             check_fail(chk, "converge",

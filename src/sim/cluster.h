@@ -46,7 +46,8 @@ struct sim_storage_config {
 struct cluster_config {
     uint32_t replica_count;
     uint64_t seed;
-    uint32_t bugs; /* replica_config.bugs for every replica */
+    uint32_t bugs;           /* replica_config.bugs for every replica */
+    uint32_t initial_voters; /* replica_config.initial_voters (0: all) */
     struct sim_net_config net;
     struct sim_disk_config disk;
     struct sim_storage_config storage;
@@ -107,6 +108,7 @@ struct sim_replica {
     uint64_t learned_upto;
     uint64_t commit_seen;
     uint64_t view_seen;
+    uint32_t epoch_seen;
     enum replica_status status_seen;
     bool suspected[COHORT_REPLICAS_MAX];
     uint64_t incarnation;
@@ -134,9 +136,11 @@ struct cluster_stats {
     uint64_t partitions;
     uint64_t corruptions;
     uint64_t snapshots_installed;
-    uint64_t transfers_asked;   /* EV_TRANSFERs given (cluster_transfer) */
-    uint64_t transfers_started; /* ... that a primary accepted */
-    uint64_t sweep_ops;         /* EXPIRE_DUE ops proposed (sim/sweep) */
+    uint64_t transfers_asked;    /* EV_TRANSFERs given (cluster_transfer) */
+    uint64_t transfers_started;  /* ... that a primary accepted */
+    uint64_t reconfigs_asked;    /* EV_RECONFIGs given (cluster_reconfig) */
+    uint64_t reconfigs_proposed; /* ... that a primary appended */
+    uint64_t sweep_ops;          /* EXPIRE_DUE ops proposed (sim/sweep) */
     /* Failure detector: from a primary's crash, pause or isolation to the
      * first backup suspecting it. */
     uint64_t fd_detections;
@@ -145,6 +149,8 @@ struct cluster_stats {
     uint64_t fd_suspicions;    /* a backup began suspecting its primary */
     uint64_t fd_false;         /* ... while it was up and reachable */
 };
+
+#define CLUSTER_EPOCH_VIEWS_MAX 4096
 
 struct cluster {
     struct cluster_config config;
@@ -159,6 +165,14 @@ struct cluster {
     void *trace_hash; /* XXH3_state_t over every event and action */
     uint64_t fd_fault_at[COHORT_REPLICAS_MAX]; /* 0: no pending fault */
     struct cluster_stats stats;
+    /* The primary of each (epoch, view) of epochs after 0 (epoch 0's are
+     * in check.primary_of_view): at most one each. */
+    struct epoch_primary {
+        uint32_t epoch;
+        uint64_t view;
+        uint32_t primary;
+    } epoch_primaries[CLUSTER_EPOCH_VIEWS_MAX];
+    uint32_t epoch_primary_count;
     char line[512]; /* trace line scratch */
 };
 
@@ -180,6 +194,9 @@ void cluster_pause(struct cluster *c, uint32_t i, uint64_t duration_ms);
 /* Ask replica i (if it runs) to hand the primary role to target (any
  * value: the core refuses what it must). */
 void cluster_transfer(struct cluster *c, uint32_t i, uint32_t target);
+/* Ask replica i to propose the membership next (EV_RECONFIG). */
+void cluster_reconfig(struct cluster *c, uint32_t i,
+                      const struct membership *next);
 /* Flip a bit of synced data in replica i's log or snapshots. Returns false
  * if it has none. Marks the replica hurt. */
 bool cluster_corrupt(struct cluster *c, uint32_t i);

@@ -701,6 +701,65 @@ void faults_transfers(struct faults *f, uint64_t seed, uint32_t every_ms)
                                          every_ms + every_ms / 2);
 }
 
+/* ------------------------------------------------------------ reconfigs */
+
+/* Draw the next membership from the universe of n ids: 3 or 5 voters in a
+ * universe of 5 or more (a group keeps tolerating a failure: 2 voters
+ * would not), all of them in a smaller one (a new order: a new primary),
+ * in a random order, the primary first when it stays (so that most
+ * changes keep the leader); one in four makes the rest learners. */
+static void draw_membership(struct prng *g, uint32_t n, uint32_t primary,
+                            struct membership *m)
+{
+    uint32_t ids[COHORT_REPLICAS_MAX];
+    for (uint32_t i = 0; i < n; i++)
+        ids[i] = i;
+    for (uint32_t i = n; i > 1; i--) { /* Fisher-Yates */
+        uint32_t j = (uint32_t)prng_below(g, i);
+        uint32_t t = ids[i - 1];
+        ids[i - 1] = ids[j];
+        ids[j] = t;
+    }
+    uint32_t voters = n >= 5 ? (prng_below(g, 2) ? 5 : 3) : n;
+    memset(m, 0, sizeof(*m));
+    m->voter_count = voters;
+    for (uint32_t i = 0; i < voters; i++)
+        m->voters[i] = ids[i];
+    for (uint32_t i = 1; i < voters; i++)
+        if (m->voters[i] == primary) {
+            m->voters[i] = m->voters[0];
+            m->voters[0] = primary;
+        }
+    if (prng_below(g, 4) == 0) {
+        for (uint32_t id = 0; id < n; id++)
+            if (!membership_is_voter(m, id))
+                m->learners[m->learner_count++] = id;
+    }
+}
+
+static void reconfig_once(struct faults *f)
+{
+    struct prng *g = &f->reconfig_prng;
+    uint32_t n = replica_count(f);
+    uint32_t p = cluster_primary(f->c);
+    if (p == UINT32_MAX)
+        p = (uint32_t)prng_below(g, n);
+    struct membership m;
+    draw_membership(g, n, p, &m);
+    if (prng_below(g, 10) == 0)
+        m.voters[m.voter_count - 1] = m.voters[0]; /* invalid: refused */
+    cluster_reconfig(f->c, p, &m);
+}
+
+void faults_reconfigs(struct faults *f, uint64_t seed, uint32_t every_ms)
+{
+    prng_init(&f->reconfig_prng, seed ^ 0x3e9c0f1a77ull);
+    f->reconfig_every_ms = every_ms;
+    if (every_ms)
+        f->next_reconfig_at = prng_range(&f->reconfig_prng, every_ms / 2,
+                                         every_ms + every_ms / 2);
+}
+
 /* ------------------------------------------------------------ scenarios */
 
 static void scenario_act(struct faults *f, const struct scenario_step *s)
@@ -835,6 +894,7 @@ bool faults_next_at(const struct faults *f, uint64_t *at)
     if (f->active) {
         consider(at, &any, f->next_fault_at);
         consider(at, &any, f->next_transfer_at);
+        consider(at, &any, f->next_reconfig_at);
     }
     for (uint32_t i = 0; i < replica_count(f); i++) {
         consider(at, &any, f->restart_at[i]);
@@ -873,6 +933,12 @@ void faults_fire(struct faults *f)
         f->next_transfer_at =
             now + prng_range(&f->transfer_prng, e / 2, e + e / 2);
     }
+    if (f->active && f->next_reconfig_at && f->next_reconfig_at <= now) {
+        reconfig_once(f);
+        uint32_t e = f->reconfig_every_ms;
+        f->next_reconfig_at =
+            now + prng_range(&f->reconfig_prng, e / 2, e + e / 2);
+    }
     faults_poll(f);
 }
 
@@ -881,6 +947,7 @@ void faults_heal_all(struct faults *f)
     f->active = false;
     f->next_fault_at = 0;
     f->next_transfer_at = 0;
+    f->next_reconfig_at = 0;
     heal(f);
     cluster_heal_disks(f->c);
     for (uint32_t i = 0; i < replica_count(f); i++) {

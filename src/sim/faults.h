@@ -87,6 +87,10 @@ struct faults {
     struct prng transfer_prng;
     uint32_t transfer_every_ms; /* 0: none */
     uint64_t next_transfer_at;
+    /* Membership changes: likewise a stream of their own. */
+    struct prng reconfig_prng;
+    uint32_t reconfig_every_ms; /* 0: none */
+    uint64_t next_reconfig_at;
 };
 
 void faults_init(struct faults *f, struct cluster *c,
@@ -96,6 +100,11 @@ void faults_init(struct faults *f, struct cluster *c,
  * faults are injected: mostly the primary to a random other replica, now
  * and then a refusal (a non-primary asked, itself, an unknown index). */
 void faults_transfers(struct faults *f, uint64_t seed, uint32_t every_ms);
+/* Ask the primary for a membership change every every_ms on average (0:
+ * never) while faults are injected: a voter removed, one added back from
+ * the universe, 3 -> 5 and 5 -> 3 in a universe of 5, now and then with
+ * the rest as learners, and now and then an invalid one. */
+void faults_reconfigs(struct faults *f, uint64_t seed, uint32_t every_ms);
 /* The time of the next scheduled fault or repair; false if none. */
 bool faults_next_at(const struct faults *f, uint64_t *at);
 /* Carry out what is due at c->now. */

@@ -706,6 +706,7 @@ static void replica_config_for(struct cluster *c, struct sim_replica *rep,
     config->trace = c->config.trace ? core_trace : NULL;
     config->trace_ctx = rep;
     config->bugs = c->config.bugs;
+    config->initial_voters = c->config.initial_voters;
 }
 
 bool sim_host_start(struct cluster *c, struct sim_replica *rep)

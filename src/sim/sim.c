@@ -117,6 +117,7 @@ static void cluster_config_from(const struct sim_options *o,
     cc->replica_count = o->replicas;
     cc->seed = o->seed;
     cc->bugs = o->bugs;
+    cc->initial_voters = o->voters;
     cc->net = p->net;
     cc->disk = p->disk;
     cc->storage = p->storage;
@@ -197,6 +198,7 @@ bool sim_run(const struct sim_options *o, struct sim_result *res)
     struct faults f;
     faults_init(&f, c, profile, scenario);
     faults_transfers(&f, o->seed, o->transfers_ms);
+    faults_reconfigs(&f, o->seed, o->reconfig_ms);
 
     /* 1. Faults while the clients work. */
     run_until(c, &f, FAULT_PHASE_MAX_MS(o->ops), all_issued);
@@ -310,6 +312,10 @@ void sim_reproduce_print(const struct sim_options *o, FILE *out)
         fprintf(out, " --reads %u", o->reads);
     if (o->transfers_ms)
         fprintf(out, " --transfers %u", o->transfers_ms);
+    if (o->reconfig_ms)
+        fprintf(out, " --reconfigs %u", o->reconfig_ms);
+    if (o->voters)
+        fprintf(out, " --voters %u", o->voters);
     if (o->volatile_pct)
         fprintf(out, " --volatile %u", o->volatile_pct);
     if (o->bugs)

@@ -37,6 +37,11 @@ struct sim_options {
     /* Leadership transfers: one every transfers_ms on average (drawn from
      * a stream of their own, so 0 leaves a seed's run as it was). */
     uint32_t transfers_ms;
+    /* Membership changes: one every reconfig_ms on average (a stream of
+     * their own, like transfers), drawn from the universe of `replicas`
+     * ids; epoch 0's voters are the first `voters` (0: all). */
+    uint32_t reconfig_ms;
+    uint32_t voters;
     /* Percent of ops that use expiry and pub/sub (workload.h). */
     uint32_t volatile_pct;
     uint32_t bugs;

@@ -31,7 +31,10 @@ bugs="1 crash 300 BUG_COMMIT_WITH_F
 512 harsh 300 BUG_STORAGE_LOG_RESTART
 1024 default 300 BUG_KV_LOCAL_CLOCK --volatile 30
 2048 default 300 BUG_KV_SPLIT_EXEC --volatile 30
-1048576 default 300 BUG_BACKUP_READ_NO_INDEX --reads 100"
+1048576 default 300 BUG_BACKUP_READ_NO_INDEX --reads 100
+4096 partition 300 BUG_EPOCH_BEFORE_COMMIT --replicas 5 --voters 3 --reconfigs 200
+8192 partition 300 BUG_COUNT_REMOVED --replicas 5 --voters 3 --reconfigs 200
+16384 partition 300 BUG_COUNT_LEARNER --replicas 5 --voters 3 --reconfigs 200"
 
 status=0
 printf '%-28s %-8s %8s  %s\n' bug profile seeds "caught by"
