@@ -49,7 +49,7 @@ static void usage(FILE *out)
         "                  [--ops N] [--clients N] [--reads PCT] [--bugs "
         "MASK]\n"
         "                  [--transfers MS] [--reconfigs MS] [--voters N]\n"
-        "                  [--volatile PCT]\n"
+        "                  [--volatile PCT] [--coord PCT]\n"
         "                  [--trace] [--quiet] [--stop] [--list-scenarios]\n"
         "\n"
         "  --seed S          run one seed (default 1)\n"
@@ -73,6 +73,12 @@ static void usage(FILE *out)
         "pub/sub\n"
         "                    (SET PX, GET, PUBLISH on keys of their own; "
         "default 0)\n"
+        "  --coord PCT       percent of ops that use sessions and locks with "
+        "fencing\n"
+        "                    tokens; each client keeps a session alive and "
+        "watchers\n"
+        "                    follow the change stream across replicas "
+        "(default 0)\n"
         "  --bugs MASK       inject core bugs (enum replica_bug bits)\n"
         "  --trace           print every event and action\n"
         "  --quiet           print only failures and the totals\n"
@@ -182,6 +188,10 @@ static int parse_value(struct sim_cli *cli, const char *flag, const char *v)
         if (!parse_u64(v, &n) || n > 100)
             return bad("volatile op percentage (0..100)", v);
         cli->o.volatile_pct = (uint32_t)n;
+    } else if (!strcmp(flag, "--coord")) {
+        if (!parse_u64(v, &n) || n > 100)
+            return bad("coordination op percentage (0..100)", v);
+        cli->o.coord_pct = (uint32_t)n;
     } else if (!strcmp(flag, "--bugs")) {
         if (!parse_u64(v, &n) || n > UINT32_MAX)
             return bad("bug mask", v);

@@ -136,6 +136,13 @@ enum replica_bug {
     BUG_COUNT_REMOVED = 8192,       /* removed voters stay on as learners and
                                        their acks count toward commits */
     BUG_COUNT_LEARNER = 16384,      /* learners' acks count toward commits */
+    /* Bugs of the simulator's coordination workload (sim/sweep.c,
+     * sim/coord.c), standing for the server's session sweeper and watch
+     * resume: */
+    BUG_SESSION_NO_EXTEND = 1 << 16, /* a new primary expires sessions
+                                        without extending them first */
+    BUG_WATCH_RESUME_OFF = 1 << 17,  /* a watch resumes FROM the revision
+                                        before the one asked */
 };
 
 /* Fill config with defaults for a group of replica_count, self, seed. */

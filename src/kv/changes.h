@@ -26,6 +26,7 @@
 #ifndef COHORT_KV_CHANGES_H
 #define COHORT_KV_CHANGES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,21 @@ void kv_changes_record(struct kv *kv, uint64_t revision, uint8_t kind,
  * size + data (a group that has emptied: count 0). Installed by kv_init()
  * as kv->sessions.view_hook, with the kv as ctx. */
 void kv_changes_group_view(void *kv, const struct kv_group *g, uint64_t op);
+
+/* Where a watcher resuming FROM rev (it holds every event up to rev)
+ * reads on: false if the changes after rev are compacted here (rev below
+ * the ring's floor: the member cannot tell what it lost); else *seq is the
+ * sequence number of the first retained event after rev. The server's
+ * COHORT.WATCH ... FROM and the simulator's watchers (sim/coord.h) share
+ * it. */
+static inline bool kv_changes_resume(const struct history *h, uint64_t rev,
+                                     uint64_t *seq)
+{
+    if (rev < h->floor)
+        return false;
+    *seq = h->first_seq + history_find(h, rev + 1);
+    return true;
+}
 
 /* The kind of a recorded event, and its name ("set", "del", "expire"). */
 static inline uint8_t kv_change_kind(const struct history_entry *e)

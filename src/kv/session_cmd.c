@@ -703,3 +703,18 @@ uint64_t kv_session_first_deadline(const struct kv *kv)
             first = kv->sessions.items[i].deadline_ms;
     return first;
 }
+
+enum kv_session_sweep kv_session_sweep_next(
+    const struct kv *kv, uint64_t view, uint64_t extended_view, uint64_t now_ms,
+    char text[][KV_SESSION_ID_TEXT], struct resp_arg *args, struct kv_write *w)
+{
+    if (extended_view != view) {
+        kv_session_extend_write(w);
+        return KV_SWEEP_EXTEND;
+    }
+    if (kv_session_first_deadline(kv) > now_ms)
+        return KV_SWEEP_IDLE;
+    if (kv_session_expire_batch(kv, now_ms, text, args, w) == 0)
+        return KV_SWEEP_IDLE;
+    return KV_SWEEP_EXPIRE;
+}

@@ -23,6 +23,7 @@
 
 #include "common/assert.h"
 #include "kv/acl.h"
+#include "kv/changes.h"
 #include "kv/history.h"
 #include "kv/kv.h"
 #include "server/command.h"
@@ -123,7 +124,8 @@ static bool parse_from(struct conn *c, struct resp_buf *out,
                               "a new one");
         return false;
     }
-    if (*from < h->floor) {
+    uint64_t seq;
+    if (!kv_changes_resume(h, *from, &seq)) {
         resp_write_errorf(out,
                           "ERR revision %" PRIu64 " is compacted: this "
                           "member retains the changes after revision "

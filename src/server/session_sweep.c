@@ -17,6 +17,9 @@
  * failovers. The view an EXTEND was proposed in is remembered; a primary of
  * a later view (this member again after losing the view) extends again.
  *
+ * The choice of the next op is kv_session_sweep_next() (kv/session_cmd.h),
+ * which the simulator's sweeper (sim/sweep.c) runs too.
+ *
  * Like the key sweeper (expiry_sweep.c) it is a client of the log of its
  * own (client id, request numbers), and its ops bypass maxmemory.
  *
@@ -90,19 +93,13 @@ void session_sweep_run(struct server *s)
     struct node_status st;
     node_status(s->node, &st);
     struct kv_write w;
-    if (ss->extended_view != st.view) {
-        kv_session_extend_write(&w);
-        propose(s, &w, true, st.view);
-        return;
-    }
-    uint64_t now_ms = node_log_time(s->node);
-    if (kv_session_first_deadline(s->kv) > now_ms)
-        return;
     char text[KV_SESSION_EXPIRE_BATCH][KV_SESSION_ID_TEXT];
     struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
-    if (kv_session_expire_batch(s->kv, now_ms, text, args, &w) == 0)
-        return;
-    propose(s, &w, false, st.view);
+    enum kv_session_sweep next =
+        kv_session_sweep_next(s->kv, st.view, ss->extended_view,
+                              node_log_time(s->node), text, args, &w);
+    if (next != KV_SWEEP_IDLE)
+        propose(s, &w, next == KV_SWEEP_EXTEND, st.view);
 }
 
 void session_sweep_close(struct server *s)

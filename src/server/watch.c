@@ -90,8 +90,9 @@ bool watch_remove(struct conn *c, const uint8_t *name, size_t size,
 void watch_start_behind(struct conn *c, uint64_t from)
 {
     ASSERT(c->w.count > 0);
-    const struct history *h = &c->server->kv->changes;
-    uint64_t seq = h->first_seq + history_find(h, from + 1);
+    uint64_t seq;
+    bool retained = kv_changes_resume(&c->server->kv->changes, from, &seq);
+    ASSERT(retained); /* cmd_watch.c refused a compacted FROM */
     set_behind(c, true, seq);
 }
 

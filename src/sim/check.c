@@ -10,6 +10,8 @@
 #include <xxhash.h>
 
 #include "common/assert.h"
+#include "kv/lock.h"
+#include "kv/session.h"
 
 enum check_wait_kind {
     WAIT_APPLY = 1,
@@ -46,6 +48,7 @@ void check_deinit(struct check *c)
     free(c->clients);
     free(c->primary_of_view);
     free(c->waits);
+    free(c->sessions);
     memset(c, 0, sizeof(*c));
 }
 
@@ -218,10 +221,113 @@ static struct check_client *client_find(struct check *c, uint64_t client_id)
     return NULL;
 }
 
+/* The reference's sessions before an op, for check_sessions_ended(). */
+static void sessions_before(struct check *c)
+{
+    const struct kv_sessions *t = &c->ref.kv.sessions;
+    c->sessions = grow(c->sessions, &c->session_capacity, t->count + 1,
+                       sizeof(*c->sessions));
+    for (uint64_t i = 0; i < t->count; i++)
+        c->sessions[i] = (struct check_session){
+            t->items[i].id, t->items[i].ttl_ms, t->items[i].deadline_ms};
+    c->session_count = t->count;
+}
+
+/* Op e ended sessions by expiry: each must have been due (its deadline,
+ * its last renewal's time + TTL, at or before the op's time) and must
+ * have had a whole TTL of log time in the view that expires it. */
+static void check_sessions_ended(struct check *c, const struct check_entry *e)
+{
+    struct kv_sessions *t = &c->ref.kv.sessions;
+    uint64_t at = e->h.timestamp_ms;
+    for (uint64_t i = 0; i < c->session_count; i++) {
+        const struct check_session *s = &c->sessions[i];
+        if (kv_sessions_find(t, s->id) != NULL)
+            continue;
+        c->sessions_expired++;
+        if (s->deadline_ms > at || at < c->view_start_ms + s->ttl_ms)
+            check_fail(c, "session",
+                       "op %" PRIu64 " (view %" PRIu64 ", log time %" PRIu64
+                       ") expired session %" PRIu64 " (ttl %" PRIu64
+                       " ms, deadline %" PRIu64 ") though view %" PRIu64
+                       " began at log time %" PRIu64
+                       ", less than a TTL before: a new primary must "
+                       "extend every session before it expires any",
+                       e->h.op, e->h.view, at, s->id, s->ttl_ms, s->deadline_ms,
+                       e->h.view, c->view_start_ms);
+    }
+}
+
+/* After op e: per lock, a new holder's token is e's op and above the
+ * lock's last; the lock table keeps its invariants. */
+static void check_locks(struct check *c, const struct check_entry *e)
+{
+    const struct kv_sessions *t = &c->ref.kv.sessions;
+    for (uint64_t i = 0; i < t->lock_count; i++) {
+        const struct kv_lock *l = &t->locks[i];
+        uint64_t token = l->queue[0].token;
+        uint32_t j = 0;
+        while (j < c->lock_count &&
+               (c->locks[j].size != l->name_size ||
+                memcmp(c->locks[j].name, l->name, l->name_size)))
+            j++;
+        if (j == c->lock_count) {
+            if (j == CHECK_LOCKS_MAX || l->name_size > sizeof(c->locks[j].name))
+                continue; /* not one of the workload's */
+            memcpy(c->locks[j].name, l->name, l->name_size);
+            c->locks[j].size = l->name_size;
+            c->locks[j].token = 0;
+            c->lock_count++;
+        }
+        struct check_lock *k = &c->locks[j];
+        if (token == k->token)
+            continue;
+        c->lock_grants++;
+        if (token <= k->token || token != e->h.op)
+            check_fail(c, "lock",
+                       "op %" PRIu64 " left lock %.*s held with fencing token "
+                       "%" PRIu64 " after token %" PRIu64
+                       ": a grant's token must be its op, above every "
+                       "earlier one",
+                       e->h.op, (int)l->name_size, (const char *)l->name, token,
+                       k->token);
+        k->token = token;
+    }
+    if (t->lock_count > 0 && !kv_lock_invariants_hold(t))
+        check_fail(c, "lock",
+                   "after op %" PRIu64 " the lock table breaks its "
+                   "invariants (kv/lock.h): a lock with two holders or a "
+                   "waiter of no session",
+                   e->h.op);
+}
+
+/* Apply e to the reference store, with the session and lock checks. */
+static void reference_sm_apply(struct check *c, struct check_entry *e)
+{
+    uint64_t expired = c->ref.kv.sessions.expired;
+    if (c->ref.kv.sessions.count > 0)
+        sessions_before(c);
+    else
+        c->session_count = 0;
+    uint8_t reply[KVSM_REPLY_MAX];
+    e->reply_size = (uint32_t)kvsm_sm_apply(
+        &c->ref, e->h.op, e->h.timestamp_ms, e->body,
+        e->h.body_size <= CHECK_BODY_MAX ? e->h.body_size : 0, reply,
+        sizeof(reply));
+    memcpy(e->reply, reply, e->reply_size);
+    if (c->ref.kv.sessions.expired != expired)
+        check_sessions_ended(c, e);
+    check_locks(c, e);
+}
+
 /* The reference model applies committed op `op` by the client table rules
  * the core follows (see check.h). */
 static void reference_apply(struct check *c, struct check_entry *e)
 {
+    if (e->h.view > c->view || c->ref_op == 1) {
+        c->view = e->h.view;
+        c->view_start_ms = e->h.timestamp_ms;
+    }
     if (e->h.kind != ENTRY_CLIENT) {
         e->ref_status = REF_NOOP;
     } else {
@@ -232,12 +338,7 @@ static void reference_apply(struct check *c, struct check_entry *e)
             e->ref_status = REF_EXPIRED;
         } else {
             e->ref_status = REF_APPLIED;
-            uint8_t reply[KVSM_REPLY_MAX];
-            e->reply_size = (uint32_t)kvsm_sm_apply(
-                &c->ref, e->h.op, e->h.timestamp_ms, e->body,
-                e->h.body_size <= CHECK_BODY_MAX ? e->h.body_size : 0, reply,
-                sizeof(reply));
-            memcpy(e->reply, reply, e->reply_size);
+            reference_sm_apply(c, e);
             if (!cl) {
                 c->clients = grow(c->clients, &c->client_capacity,
                                   c->client_count + 1, sizeof(*c->clients));

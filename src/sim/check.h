@@ -18,7 +18,16 @@
  *             the same state as the reference model; a restored snapshot
  *             equals the reference state at its op;
  *  reply      every REPLY_OK equals the reference's reply for the op it
- *             names, which must be the op that applied that request.
+ *             names, which must be the op that applied that request;
+ *  session    no session ends by expiry less than its TTL of log time after
+ *             the first op of the view that expires it (a new primary
+ *             extends every session before it expires any: the failover's
+ *             time is not held against a session kept alive), nor less
+ *             than its TTL after its last OPEN or KEEPALIVE;
+ *  lock       per lock, every grant's fencing token is the op that granted
+ *             it and above the lock's previous token; at every op at most
+ *             one session holds each lock (kv/lock.h's invariants), and
+ *             every replica agrees (the apply check's state hash).
  * Checks that need an op the reference has not reached yet wait for it;
  * check_finish() fails those still waiting.
  */
@@ -77,6 +86,22 @@ struct check_wait {
     uint32_t size; /* KVSM_REPLY_MAX + 1: longer (not kept) */
 };
 
+/* The last fencing token seen per lock (the coordination workload's
+ * locks; names up to 8 bytes). */
+#define CHECK_LOCKS_MAX 16
+struct check_lock {
+    uint8_t name[8];
+    uint32_t size;
+    uint64_t token;
+};
+
+/* A session of the reference model before an op: id, TTL, deadline. */
+struct check_session {
+    uint64_t id;
+    uint64_t ttl_ms;
+    uint64_t deadline_ms;
+};
+
 struct check {
     struct check_entry *entries; /* entries[op], op >= 1 */
     uint64_t entry_capacity;
@@ -103,6 +128,16 @@ struct check {
     /* Counters. */
     uint64_t replies_checked;
     uint64_t applies_checked;
+    /* Coordination (the reference model's sessions and locks). */
+    uint64_t view;          /* the view of the last op the reference saw */
+    uint64_t view_start_ms; /* the timestamp of its first op in that view */
+    struct check_session *sessions;
+    uint64_t session_count;
+    uint64_t session_capacity;
+    struct check_lock locks[CHECK_LOCKS_MAX];
+    uint32_t lock_count;
+    uint64_t sessions_expired;
+    uint64_t lock_grants;
 };
 
 void check_init(struct check *c);

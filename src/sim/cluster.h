@@ -28,6 +28,7 @@
 #include "core/replica.h"
 #include "driver/driver.h"
 #include "sim/check.h"
+#include "sim/coord.h"
 #include "sim/disk.h"
 #include "sim/kvsm.h"
 #include "sim/net.h"
@@ -123,6 +124,17 @@ struct sim_replica {
     uint32_t sweep_ids;        /* ids taken, over every incarnation */
     uint64_t extra_request_no; /* sim_sweep_submit_extra()'s, this
                                   incarnation */
+    /* The session sweeper (sim/sweep.h; only with the coordination
+     * workload): server/session_sweep.c's state. */
+    struct {
+        bool in_flight;
+        bool extending;
+        uint32_t ids; /* ids taken, over every incarnation */
+        uint64_t client_id;
+        uint64_t request_no;
+        uint64_t extended_view; /* UINT64_MAX: none this incarnation */
+        uint64_t proposed_view;
+    } ss;
 };
 
 struct cluster_stats {
@@ -141,6 +153,7 @@ struct cluster_stats {
     uint64_t reconfigs_asked;    /* EV_RECONFIGs given (cluster_reconfig) */
     uint64_t reconfigs_proposed; /* ... that a primary appended */
     uint64_t sweep_ops;          /* EXPIRE_DUE ops proposed (sim/sweep) */
+    uint64_t session_sweep_ops;  /* EXTEND and EXPIRE ops proposed */
     /* Failure detector: from a primary's crash, pause or isolation to the
      * first backup suspecting it. */
     uint64_t fd_detections;
@@ -162,7 +175,8 @@ struct cluster {
     struct sim_net net;
     struct workload workload;
     struct check check;
-    void *trace_hash; /* XXH3_state_t over every event and action */
+    struct coord coord; /* the coordination workload's watchers */
+    void *trace_hash;   /* XXH3_state_t over every event and action */
     uint64_t fd_fault_at[COHORT_REPLICAS_MAX]; /* 0: no pending fault */
     struct cluster_stats stats;
     /* The primary of each (epoch, view) of epochs after 0 (epoch 0's are

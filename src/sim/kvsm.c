@@ -4,11 +4,13 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/resp.h"
 #include "kv/command.h"
+#include "kv/session.h"
 #include "kv/snapshot.h"
 
 static_assert(KVSM_KEYS + KVSM_VOLATILE_KEYS <= 10, "keys are k0..k9");
@@ -72,6 +74,16 @@ bool kvsm_cmd_decode(const uint8_t *data, size_t size, struct kvsm_cmd *cmd)
     case KVSM_PAIRSET:
     case KVSM_PAIRGET:
         return cmd->key == 0;
+    case KVSM_SOPEN:
+        return cmd->key == 0 && cmd->arg2 >= KV_SESSION_TTL_MIN_MS &&
+               cmd->arg2 <= KV_SESSION_TTL_MAX_MS;
+    case KVSM_SKEEP:
+    case KVSM_SCLOSE:
+        return cmd->key == 0 && cmd->arg >= 1;
+    case KVSM_LOCK:
+    case KVSM_UNLOCK:
+    case KVSM_FENCE:
+        return cmd->key < KVSM_LOCKS && cmd->arg >= 1;
     default:
         return false;
     }
@@ -165,10 +177,50 @@ static void pair(struct argv_builder *b, const struct kvsm_cmd *cmd,
     }
 }
 
+static void named(struct argv_builder *b, char prefix, uint8_t index)
+{
+    char text[TEXT_MAX];
+    snprintf(text, sizeof(text), "%c%u", prefix, (unsigned)index);
+    word(b, text);
+}
+
+/* The coordination commands (kvsm_kind_coord()). */
+static void coord(struct argv_builder *b, const struct kvsm_cmd *cmd)
+{
+    switch (cmd->kind) {
+    case KVSM_SOPEN:
+    case KVSM_SKEEP:
+    case KVSM_SCLOSE:
+        word(b, "COHORT.SESSION");
+        word(b, cmd->kind == KVSM_SOPEN   ? "OPEN"
+                : cmd->kind == KVSM_SKEEP ? "KEEPALIVE"
+                                          : "CLOSE");
+        number(b, cmd->kind == KVSM_SOPEN ? cmd->arg2 : cmd->arg);
+        return;
+    case KVSM_LOCK:
+    case KVSM_UNLOCK:
+        word(b, cmd->kind == KVSM_LOCK ? "COHORT.LOCK" : "COHORT.UNLOCK");
+        named(b, 'L', cmd->key);
+        number(b, cmd->arg);
+        if (cmd->kind == KVSM_LOCK && cmd->arg2)
+            word(b, "WAIT");
+        return;
+    default:
+        word(b, "COHORT.FENCE");
+        named(b, 'L', cmd->key);
+        number(b, cmd->arg);
+        named(b, 'f', cmd->key);
+        number(b, cmd->arg2);
+        return;
+    }
+}
+
 static void build_argv(struct argv_builder *b, const struct kvsm_cmd *cmd)
 {
     b->argc = 0;
-    if (cmd->kind == KVSM_PAIRSET || cmd->kind == KVSM_PAIRGET)
+    if (kvsm_kind_coord(cmd->kind))
+        coord(b, cmd);
+    else if (cmd->kind == KVSM_PAIRSET || cmd->kind == KVSM_PAIRGET)
         pair(b, cmd, "pa");
     else if (cmd->kind == KVSM_CAS && cmd->form == KVSM_FORM_TXN) {
         /* COHORT.TXN 1 k VALUE = expected 1 3 SET k new 0 */
@@ -320,6 +372,27 @@ bool kvsm_pair_consistent(const uint8_t *data, size_t size)
            (n[1].len == n[2].len && !memcmp(n[1].str, n[2].str, n[1].len));
 }
 
+/* A coordination command's reply: an integer (its value), +OK, nil, or
+ * an error (result 0). */
+static bool coord_reply(uint8_t kind, const struct resp_node *n,
+                        struct kvsm_reply *r)
+{
+    *r = (struct kvsm_reply){1, 0};
+    switch (n->type) {
+    case RESP_TYPE_ERROR:
+    case RESP_TYPE_NULL:
+        r->result = 0;
+        return n->type == RESP_TYPE_ERROR || kind == KVSM_LOCK;
+    case RESP_TYPE_INTEGER:
+        r->value = n->integer;
+        return kind != KVSM_FENCE;
+    case RESP_TYPE_SIMPLE:
+        return kind == KVSM_FENCE;
+    default:
+        return false;
+    }
+}
+
 bool kvsm_reply_decode(const struct kvsm_cmd *cmd, bool read,
                        const uint8_t *data, size_t size,
                        struct kvsm_reply *reply)
@@ -328,6 +401,9 @@ bool kvsm_reply_decode(const struct kvsm_cmd *cmd, bool read,
     struct resp_reply parsed;
     if (!parse(data, size, nodes, &parsed))
         return false;
+    if (kvsm_kind_coord(cmd->kind))
+        return !read && parsed.node_count == 1 &&
+               coord_reply(cmd->kind, nodes, reply);
     if (cmd->kind == KVSM_PAIRSET || cmd->kind == KVSM_PAIRGET)
         return pair_reply(cmd->kind, &parsed, reply);
     const struct resp_node *n = nodes;
@@ -407,6 +483,10 @@ size_t kvsm_sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
     ASSERT(kv_reply_size_max(&k->kv.config) <= sizeof(apply_scratch));
     size_t size = kv_apply(&k->kv, op, timestamp_ms, body, body_size,
                            apply_scratch, sizeof(apply_scratch));
+    if (size > reply_size_max && apply_scratch[0] == '-')
+        size = (size_t)snprintf((char *)apply_scratch, sizeof(apply_scratch),
+                                "-ERR long %016" PRIx64 "\r\n",
+                                XXH3_64bits(apply_scratch, size));
     ASSERT(size <= reply_size_max);
     memcpy(reply, apply_scratch, size);
     return size;
@@ -480,6 +560,18 @@ const char *kvsm_kind_name(uint8_t kind)
         return "PAIRSET";
     case KVSM_PAIRGET:
         return "PAIRGET";
+    case KVSM_SOPEN:
+        return "SOPEN";
+    case KVSM_SKEEP:
+        return "SKEEP";
+    case KVSM_SCLOSE:
+        return "SCLOSE";
+    case KVSM_LOCK:
+        return "LOCK";
+    case KVSM_UNLOCK:
+        return "UNLOCK";
+    case KVSM_FENCE:
+        return "FENCE";
     default:
         return "?";
     }

@@ -65,7 +65,25 @@ enum kvsm_kind {
      * the host fails the run ("atomicity") if it ever sees them differ. */
     KVSM_PAIRSET = 9,  /* result 1 */
     KVSM_PAIRGET = 10, /* result 1; value: pa's (0 if absent) */
+    /* The coordination kinds (workload's coord_pct, sim/coord.h): sessions
+     * and locks with fencing tokens, on lock names "L<key>" and fenced
+     * keys "f<key>" (key < KVSM_LOCKS). An error reply is result 0. */
+    KVSM_SOPEN = 11,  /* COHORT.SESSION OPEN arg2 (ttl-ms); value: the id */
+    KVSM_SKEEP = 12,  /* COHORT.SESSION KEEPALIVE arg; 0: the session is
+                         gone */
+    KVSM_SCLOSE = 13, /* COHORT.SESSION CLOSE arg; value: 1 or 0 */
+    KVSM_LOCK = 14,   /* COHORT.LOCK L<key> arg [WAIT if arg2]; value: the
+                         token, result 0 if not granted (nil or error) */
+    KVSM_UNLOCK = 15, /* COHORT.UNLOCK L<key> arg; value: 1 or 0 */
+    KVSM_FENCE = 16,  /* COHORT.FENCE L<key> arg f<key> arg2; 0: refused */
 };
+
+#define KVSM_LOCKS 2
+
+static inline bool kvsm_kind_coord(uint8_t kind)
+{
+    return kind >= KVSM_SOPEN && kind <= KVSM_FENCE;
+}
 
 #define KVSM_VOLATILE_KEYS 2
 #define KVSM_CHANNELS 4
@@ -134,7 +152,10 @@ bool kvsm_reply_decode(const struct kvsm_cmd *cmd, bool read,
                        struct kvsm_reply *reply);
 
 /* cohort_sm.apply for a struct kvsm passed as ctx: kv_apply(). The reply
- * must fit reply_size_max (the simulator's replies always do; asserted). */
+ * must fit reply_size_max (asserted); an error reply that does not (the
+ * coordination commands' errors are sentences) is replaced by
+ * "-ERR long <hash of the error>", so the reference and the replicas still
+ * compare the whole error. */
 size_t kvsm_sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
                      const uint8_t *body, size_t body_size, uint8_t *reply,
                      size_t reply_size_max);

@@ -59,6 +59,7 @@ static bool run_until(struct cluster *c, struct faults *f, uint64_t deadline,
             faults_fire(f);
         } else {
             cluster_step(c);
+            coord_pump(c);
             if (f->scenario)
                 faults_poll(f);
         }
@@ -134,6 +135,7 @@ static void cluster_config_from(const struct sim_options *o,
         .give_up_ppm = p->give_up_ppm,
         .read_pct = o->reads,
         .volatile_pct = o->volatile_pct,
+        .coord_pct = o->coord_pct,
     };
 }
 
@@ -160,6 +162,14 @@ static void collect(struct cluster *c, struct sim_result *res)
     res->transfers_asked = st->transfers_asked;
     res->transfers_started = st->transfers_started;
     res->sweep_ops = st->sweep_ops;
+    res->session_sweep_ops = st->session_sweep_ops;
+    res->sessions_expired = c->check.sessions_expired;
+    res->lock_grants = c->check.lock_grants;
+    res->client_grants = c->workload.stats.grants;
+    res->fenced = c->workload.stats.fenced;
+    res->watch_events = c->coord.stats.events;
+    res->watch_resumes = c->coord.stats.resumes;
+    res->watch_compacted = c->coord.stats.compacted;
     res->fd_detections = st->fd_detections;
     memcpy(res->fd_detect_ms, st->fd_detect_ms, sizeof(res->fd_detect_ms));
     res->fd_undetected = st->fd_undetected;
@@ -195,6 +205,7 @@ bool sim_run(const struct sim_options *o, struct sim_result *res)
     struct cluster *c = malloc(sizeof(*c));
     ASSERT(c != NULL);
     cluster_init(c, &cc);
+    coord_init(&c->coord, o->coord_pct > 0, o->seed);
     struct faults f;
     faults_init(&f, c, profile, scenario);
     faults_transfers(&f, o->seed, o->transfers_ms);
@@ -223,6 +234,8 @@ bool sim_run(const struct sim_options *o, struct sim_result *res)
                    PROGRESS_MS);
     if (!c->check.failed)
         cluster_check_converged(c);
+    if (!c->check.failed)
+        coord_finish(c);
     /* 4. Every replica loses power and restarts from its disk alone: it
      * must recover the state the group agreed on. */
     if (!c->check.failed) {
@@ -285,6 +298,16 @@ void sim_result_print(const struct sim_options *o, const struct sim_result *r,
             r->trace_hash);
     if (o->volatile_pct)
         fprintf(out, "  expiry sweep ops proposed %" PRIu64 "\n", r->sweep_ops);
+    if (o->coord_pct)
+        fprintf(out,
+                "  coord: session sweep ops %" PRIu64
+                ", sessions expired %" PRIu64 ", lock grants %" PRIu64
+                " (%" PRIu64 " answered), fenced writes %" PRIu64
+                ", watch events %" PRIu64 ", resumes %" PRIu64 " (%" PRIu64
+                " compacted)\n",
+                r->session_sweep_ops, r->sessions_expired, r->lock_grants,
+                r->client_grants, r->fenced, r->watch_events, r->watch_resumes,
+                r->watch_compacted);
     if (o->transfers_ms || r->transfers_asked)
         fprintf(out, "  transfers asked %" PRIu64 ", started %" PRIu64 "\n",
                 r->transfers_asked, r->transfers_started);
@@ -318,6 +341,8 @@ void sim_reproduce_print(const struct sim_options *o, FILE *out)
         fprintf(out, " --voters %u", o->voters);
     if (o->volatile_pct)
         fprintf(out, " --volatile %u", o->volatile_pct);
+    if (o->coord_pct)
+        fprintf(out, " --coord %u", o->coord_pct);
     if (o->bugs)
         fprintf(out, " --bugs %u", o->bugs);
     fprintf(out, " --trace\n");

@@ -44,6 +44,9 @@ struct sim_options {
     uint32_t voters;
     /* Percent of ops that use expiry and pub/sub (workload.h). */
     uint32_t volatile_pct;
+    /* Percent of ops that use sessions and locks, with watchers
+     * (sim/coord.h); 0: none. */
+    uint32_t coord_pct;
     uint32_t bugs;
     FILE *trace; /* NULL: no trace */
 };
@@ -66,6 +69,15 @@ struct sim_result {
     uint64_t pauses;
     uint64_t partitions;
     uint64_t sweep_ops; /* EXPIRE_DUE ops proposed by primaries */
+    /* The coordination workload. */
+    uint64_t session_sweep_ops; /* EXTEND and EXPIRE ops proposed */
+    uint64_t sessions_expired;
+    uint64_t lock_grants;     /* grants the reference model saw */
+    uint64_t client_grants;   /* LOCK replies granting a token */
+    uint64_t fenced;          /* FENCE writes accepted */
+    uint64_t watch_events;    /* events the watchers received and checked */
+    uint64_t watch_resumes;   /* FROM a revision, on any replica */
+    uint64_t watch_compacted; /* ... refused as compacted */
     uint64_t dropped;
     uint64_t duplicated;
     uint64_t corruptions;

@@ -9,7 +9,11 @@
 #include "kv/command.h"
 #include "kv/expire.h"
 #include "kv/expire_index.h"
+#include "kv/session_cmd.h"
 #include "sim/host.h"
+
+/* The simulated core's body_size_max (sim/host.c). */
+#define SESSION_BODY_MAX 256
 
 struct sweep_op {
     struct cluster *c;
@@ -24,11 +28,21 @@ static void new_id(struct sim_replica *rep)
     rep->sweep_request_no = 0;
 }
 
+static void session_new_id(struct sim_replica *rep)
+{
+    rep->ss.client_id =
+        (3ull << 62) | ((uint64_t)rep->index << 32) | ++rep->ss.ids;
+    rep->ss.request_no = 0;
+}
+
 void sim_sweep_start(struct sim_replica *rep)
 {
     rep->sweep_in_flight = false;
     rep->extra_request_no = 0;
     new_id(rep);
+    rep->ss.in_flight = false;
+    rep->ss.extended_view = UINT64_MAX;
+    session_new_id(rep);
 }
 
 static void extra_done(void *ctx, const struct driver_reply *r)
@@ -68,8 +82,71 @@ static void sweep_done(void *ctx, const struct driver_reply *r)
         sim_sweep_run(c, rep); /* more may be due: keep going */
 }
 
+static void session_sweep_run(struct cluster *c, struct sim_replica *rep);
+
+static void session_sweep_done(void *ctx, const struct driver_reply *r)
+{
+    struct sweep_op *s = ctx;
+    struct cluster *c = s->c;
+    struct sim_replica *rep = &c->replicas[s->replica];
+    bool live = rep->driver && rep->incarnation == s->incarnation;
+    free(s);
+    if (!live)
+        return;
+    ASSERT(rep->ss.in_flight);
+    rep->ss.in_flight = false;
+    cluster_hash(c, 8100u + rep->index, rep->ss.request_no,
+                 (uint64_t)r->outcome, r->op);
+    if (r->outcome == DRIVER_DONE && rep->ss.extending)
+        rep->ss.extended_view = rep->ss.proposed_view;
+    if (r->outcome == DRIVER_REJECTED)
+        session_new_id(rep);
+    if (r->outcome == DRIVER_DONE)
+        session_sweep_run(c, rep);
+}
+
+/* server/session_sweep.c's session_sweep_run() on a simulated replica. */
+static void session_sweep_run(struct cluster *c, struct sim_replica *rep)
+{
+    if (!c->config.workload.coord_pct || !rep->driver || !rep->sm_ready ||
+        rep->ss.in_flight || !replica_is_primary(rep->r))
+        return;
+    uint64_t view = replica_view(rep->r);
+    uint64_t extended = c->config.bugs & BUG_SESSION_NO_EXTEND
+                            ? view /* the mutant: as if extended */
+                            : rep->ss.extended_view;
+    char text[KV_SESSION_EXPIRE_BATCH][KV_SESSION_ID_TEXT];
+    struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
+    struct kv_write w;
+    enum kv_session_sweep next = kv_session_sweep_next(
+        &rep->sm.kv, view, extended, replica_log_time(rep->r), text, args, &w);
+    if (next == KV_SWEEP_IDLE)
+        return;
+    /* The simulated core's bodies are small: fewer ids per EXPIRE. */
+    while (kv_command_size(&w) > SESSION_BODY_MAX && w.arg_count > 1)
+        w.arg_count--;
+    uint8_t body[SESSION_BODY_MAX];
+    size_t size = kv_command_size(&w);
+    ASSERT(size <= sizeof(body));
+    size = kv_command_encode(&w, body, sizeof(body));
+    struct sweep_op *s = malloc(sizeof(*s));
+    ASSERT(s != NULL);
+    *s = (struct sweep_op){c, rep->index, rep->incarnation};
+    rep->ss.in_flight = true;
+    rep->ss.extending = next == KV_SWEEP_EXTEND;
+    rep->ss.proposed_view = view;
+    rep->turn_pending = true;
+    c->stats.session_sweep_ops++;
+    cluster_trace(c, "r%u session sweep %s at log time %" PRIu64, rep->index,
+                  rep->ss.extending ? "EXTEND" : "EXPIRE",
+                  replica_log_time(rep->r));
+    driver_submit(rep->driver, rep->ss.client_id, ++rep->ss.request_no, body,
+                  size, false, session_sweep_done, s);
+}
+
 void sim_sweep_run(struct cluster *c, struct sim_replica *rep)
 {
+    session_sweep_run(c, rep);
     if (!rep->driver || !rep->sm_ready || rep->sweep_in_flight ||
         rep->sm.kv.expires_count == 0 || !replica_is_primary(rep->r))
         return;

@@ -11,8 +11,16 @@
  * the replica's incarnations: never a workload client's (sim/workload.c)
  * and never reused, so a restarted replica's sweeper is a new client.
  *
+ * With the coordination workload (workload's coord_pct) the primary also
+ * runs the session sweeper of server/session_sweep.c: the same choice of
+ * op (kv_session_sweep_next(): an EXTEND once per view, done before any
+ * EXPIRE of the sessions due at its log time), one op in flight, as a
+ * client of its own ((3 << 62) | replica << 32 | n). The mutant
+ * BUG_SESSION_NO_EXTEND skips the EXTEND.
+ *
  * Invariant: at most one sweep op is in the replica's driver
- * (rep->sweep_in_flight), and none of a dead incarnation counts.
+ * (rep->sweep_in_flight), and none of a dead incarnation counts; the same
+ * for the session sweeper (rep->ss.in_flight).
  */
 #ifndef COHORT_SIM_SWEEP_H
 #define COHORT_SIM_SWEEP_H

@@ -91,6 +91,38 @@ static struct kvsm_cmd volatile_cmd(struct workload *w)
     return cmd;
 }
 
+/* A coordination op for client c (sessions, locks, fenced writes): OPEN
+ * while it has no session, else a lock op on one of KVSM_LOCKS locks. */
+static struct kvsm_cmd coord_cmd(struct workload *w, struct sim_client *c)
+{
+    struct kvsm_cmd cmd = {0};
+    if (c->session == 0) {
+        cmd.kind = KVSM_SOPEN;
+        cmd.arg2 = (int64_t)prng_range(w->prng, 300, 900);
+        return cmd;
+    }
+    cmd.key = (uint8_t)prng_below(w->prng, KVSM_LOCKS);
+    cmd.arg = (int64_t)c->session;
+    uint64_t roll = prng_below(w->prng, 100);
+    if (roll < 40) {
+        cmd.kind = KVSM_LOCK;
+        cmd.arg2 = (int64_t)prng_below(w->prng, 2); /* WAIT */
+    } else if (roll < 60) {
+        cmd.kind = KVSM_UNLOCK;
+    } else if (roll < 90) {
+        /* With the token it holds, or a stale or unknown one. */
+        cmd.kind = KVSM_FENCE;
+        cmd.arg = c->tokens[cmd.key] && prng_below(w->prng, 4)
+                      ? c->tokens[cmd.key]
+                      : (int64_t)prng_range(w->prng, 1, w->stats.issued + 1);
+        cmd.arg2 = (int64_t)prng_range(w->prng, 0, VALUE_MAX);
+    } else {
+        cmd.kind = roll < 95 ? KVSM_SKEEP : KVSM_SCLOSE;
+        cmd.key = 0;
+    }
+    return cmd;
+}
+
 static struct kvsm_cmd random_cmd(struct workload *w)
 {
     if (w->config.volatile_pct &&
@@ -118,6 +150,27 @@ static struct kvsm_cmd random_cmd(struct workload *w)
      * so that a seed draws the same numbers as before the store's forms. */
     cmd.form = ((uint64_t)cmd.key ^ (uint64_t)cmd.arg) & 1 ? KVSM_FORM_TXN
                                                            : KVSM_FORM_PLAIN;
+    return cmd;
+}
+
+/* The client's next op: a KEEPALIVE once a third of its session's TTL
+ * passed since the last, else a drawn one. */
+static struct kvsm_cmd next_cmd(struct workload *w, struct sim_client *c,
+                                uint64_t now)
+{
+    struct kvsm_cmd cmd = {0};
+    if (w->config.coord_pct && c->session &&
+        now - c->renew_at >= c->session_ttl / 3) {
+        cmd.kind = KVSM_SKEEP;
+        cmd.arg = (int64_t)c->session;
+    } else if (w->config.coord_pct &&
+               prng_below(w->prng, 100) < w->config.coord_pct) {
+        cmd = coord_cmd(w, c);
+    } else {
+        return random_cmd(w);
+    }
+    if (cmd.kind == KVSM_SKEEP || cmd.kind == KVSM_SOPEN)
+        c->renew_at = now;
     return cmd;
 }
 
@@ -158,7 +211,7 @@ static void issue(struct workload *w, uint32_t index, uint64_t now,
     struct sim_client *c = &w->clients[index];
     ASSERT(!c->busy);
     struct sim_history_op *op = history_push(w);
-    op->cmd = random_cmd(w);
+    op->cmd = next_cmd(w, c, now);
     /* Only drawn when enabled, so that with read_pct 0 a seed issues the
      * same ops as before read index existed. */
     op->read = op->cmd.kind == KVSM_GET && w->config.read_pct &&
@@ -226,6 +279,55 @@ bool workload_fire(struct workload *w, uint64_t now, struct workload_send *out)
     return false;
 }
 
+static void forget_session(struct sim_client *c)
+{
+    c->session = 0;
+    memset(c->tokens, 0, sizeof(c->tokens));
+}
+
+/* What a coordination reply tells the client about its session and locks. */
+static void coord_learn(struct workload *w, struct sim_client *c,
+                        const struct sim_history_op *h)
+{
+    const struct kvsm_cmd *cmd = &h->cmd;
+    bool mine = cmd->kind == KVSM_SOPEN || (uint64_t)cmd->arg == c->session;
+    switch (cmd->kind) {
+    case KVSM_SOPEN:
+        if (h->reply.result) {
+            forget_session(c);
+            c->session = (uint64_t)h->reply.value;
+            c->session_ttl = (uint64_t)cmd->arg2;
+        }
+        return;
+    case KVSM_SKEEP:
+        if (mine && !h->reply.result)
+            forget_session(c); /* gone: expired or closed */
+        return;
+    case KVSM_SCLOSE:
+        if (mine)
+            forget_session(c);
+        return;
+    case KVSM_LOCK:
+        if (mine && h->reply.result) {
+            c->tokens[cmd->key] = h->reply.value;
+            w->stats.grants++;
+        }
+        return;
+    case KVSM_UNLOCK:
+        if (mine)
+            c->tokens[cmd->key] = 0;
+        return;
+    case KVSM_FENCE:
+        if (h->reply.result)
+            w->stats.fenced++;
+        else if (cmd->arg == c->tokens[cmd->key])
+            c->tokens[cmd->key] = 0; /* no longer current */
+        return;
+    default:
+        return;
+    }
+}
+
 static void on_ok(struct workload *w, struct sim_client *c, uint64_t now,
                   uint64_t op, const uint8_t *data, size_t size)
 {
@@ -238,6 +340,8 @@ static void on_ok(struct workload *w, struct sim_client *c, uint64_t now,
     h->op = op;
     h->response_ms = now;
     w->stats.ok++;
+    if (kvsm_kind_coord(h->cmd.kind))
+        coord_learn(w, c, h);
     finish(w, c, now);
 }
 

@@ -49,6 +49,11 @@ struct workload_config {
      * volatile key, PUBLISH). 0 draws nothing for them, so a seed issues
      * the ops it issued before they existed. */
     uint32_t volatile_pct;
+    /* Percent of ops of the coordination kinds (kvsm.h: sessions, locks,
+     * fenced writes; sim/coord.h). 0 draws nothing for them. With it,
+     * each client also holds a session and sends KEEPALIVE every third of
+     * its TTL (before any other op once due). */
+    uint32_t coord_pct;
 };
 
 struct sim_history_op {
@@ -74,6 +79,13 @@ struct sim_client {
     uint64_t deadline_at; /* busy: resend after this without an answer */
     uint64_t history;
     uint32_t sessions;
+    /* Coordination (coord_pct): the store session this client keeps alive
+     * (0: none known), its TTL, when its last OPEN or KEEPALIVE was sent,
+     * and the fencing token it believes it holds per lock (0: none). */
+    uint64_t session;
+    uint64_t session_ttl;
+    uint64_t renew_at;
+    int64_t tokens[KVSM_LOCKS];
 };
 
 /* A request for the cluster to send from client `client` to replica. */
@@ -95,6 +107,8 @@ struct workload_stats {
     uint64_t redirects;
     uint64_t backoffs;
     uint64_t expired;
+    uint64_t grants; /* LOCK replies that granted a token */
+    uint64_t fenced; /* FENCE writes accepted */
 };
 
 struct workload {
