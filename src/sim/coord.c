@@ -69,8 +69,10 @@ static void connect(struct cluster *c, struct coord_watcher *w, uint32_t i)
     co->stats.resumes++;
     if (!kv_changes_resume(h, from, &seq)) {
         co->stats.compacted++;
-        cluster_trace(c, "watcher resumes FROM %" PRIu64 " on r%u: compacted "
-                      "(floor %" PRIu64 ")", from, i, h->floor);
+        cluster_trace(c,
+                      "watcher resumes FROM %" PRIu64 " on r%u: compacted "
+                      "(floor %" PRIu64 ")",
+                      from, i, h->floor);
         reread(c, w, h->floor);
         from = h->floor;
         bool retained = kv_changes_resume(h, from, &seq);
@@ -122,8 +124,8 @@ static void receive(struct cluster *c, struct coord_watcher *w, uint32_t index,
     char got[96], want[96];
     describe_entry(got, sizeof(got), e);
     describe_entry(want, sizeof(want), x);
-    const char *how = e->position <= w->last_rev ? "a duplicated event"
-                      : x == NULL ? "an event never committed"
+    const char *how = e->position <= w->last_rev  ? "a duplicated event"
+                      : x == NULL                 ? "an event never committed"
                       : e->position > x->position ? "a lost event"
                       : e->position < x->position ? "a reordered event"
                                                   : "an altered event";
@@ -171,8 +173,7 @@ void coord_pump(struct cluster *c)
         if (c->now < w->move_at)
             continue;
         /* Move on (or connect) to a replica drawn at random. */
-        connect(c, w,
-                (uint32_t)prng_below(&co->prng, c->config.replica_count));
+        connect(c, w, (uint32_t)prng_below(&co->prng, c->config.replica_count));
         if (w->connected)
             feed(c, w, i);
     }

@@ -34,7 +34,9 @@ bugs="1 crash 300 BUG_COMMIT_WITH_F
 1048576 default 300 BUG_BACKUP_READ_NO_INDEX --reads 100
 4096 partition 300 BUG_EPOCH_BEFORE_COMMIT --replicas 5 --voters 3 --reconfigs 200
 8192 partition 300 BUG_COUNT_REMOVED --replicas 5 --voters 3 --reconfigs 200
-16384 partition 300 BUG_COUNT_LEARNER --replicas 5 --voters 3 --reconfigs 200"
+16384 partition 300 BUG_COUNT_LEARNER --replicas 5 --voters 3 --reconfigs 200
+65536 crash 300 BUG_SESSION_NO_EXTEND --coord 30
+131072 default 300 BUG_WATCH_RESUME_OFF --coord 30"
 
 status=0
 printf '%-28s %-8s %8s  %s\n' bug profile seeds "caught by"

@@ -80,6 +80,17 @@ cohort_sim_blocks(reconfig-harsh harsh 200 100 --replicas 5 --voters 3
 cohort_sim_blocks(reconfig-swarm swarm 200 100 --replicas 5 --voters 3
                   --reconfigs 300)
 cohort_sim_blocks(reconfig-three swarm 200 100 --reconfigs 300)
+# Coordination: 30% of ops are sessions (kept alive through the log),
+# locks and fenced writes; primaries run the session sweeper (EXTEND
+# before EXPIRE) and watchers resume FROM their last revision on other
+# replicas (sim/coord.h). The reference model checks that no watch event
+# is lost, duplicated or reordered, that no session expires within a TTL
+# of the view that expires it, and that fencing tokens increase.
+cohort_sim_blocks(coord default 300 150 --coord 30)
+cohort_sim_blocks(coord-harsh harsh 200 100 --coord 30)
+cohort_sim_blocks(coord-swarm swarm 400 200 --coord 30)
+cohort_sim_blocks(coord-volatile swarm 200 100 --replicas 5 --coord 30
+                  --volatile 20 --transfers 250)
 # Long histories: 10,000 client ops per seed.
 cohort_sim_blocks(long swarm 6 3 --ops 10000)
 
