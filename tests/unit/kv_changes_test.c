@@ -167,6 +167,34 @@ static void the_ring_keeps_the_newest_and_its_floor(void **s)
     t_deinit(&t);
 }
 
+/* kv_changes_resume(), the rule COHORT.WATCH ... FROM and the simulator's
+ * watchers share: the first event after rev, or compacted below the
+ * floor (an eviction inside a revision makes that revision compacted). */
+static void a_resume_starts_after_its_revision_or_is_compacted(void **s)
+{
+    (void)s;
+    struct t t;
+    t_init(&t, 3);
+    uint64_t seq = 99;
+    assert_true(kv_changes_resume(&t.kv.changes, 0, &seq));
+    assert_int_equal(seq, 0);      /* nothing yet: the next event's number */
+    run(&t, 1000, "MSET a 1 b 2"); /* 1: seq 0, 1 */
+    run(&t, 1000, "SET c 3");      /* 2: seq 2 */
+    assert_true(kv_changes_resume(&t.kv.changes, 0, &seq));
+    assert_int_equal(seq, 0);
+    assert_true(kv_changes_resume(&t.kv.changes, 1, &seq));
+    assert_int_equal(seq, 2);
+    assert_true(kv_changes_resume(&t.kv.changes, 2, &seq));
+    assert_int_equal(seq, 3);
+    assert_true(kv_changes_resume(&t.kv.changes, 7, &seq)); /* ahead */
+    assert_int_equal(seq, 3);
+    run(&t, 1000, "SET d 4"); /* 3: evicts seq 0, revision 1 not whole */
+    assert_false(kv_changes_resume(&t.kv.changes, 0, &seq));
+    assert_true(kv_changes_resume(&t.kv.changes, 1, &seq));
+    assert_int_equal(seq, 2);
+    t_deinit(&t);
+}
+
 /* An event over the byte budget alone is not retained but still numbered,
  * so a reader waiting for it sees it is gone; the hook still hears it. */
 static void an_event_over_the_budget_is_numbered_and_skipped(void **s)
@@ -244,6 +272,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_change_is_recorded_at_its_revision),
         cmocka_unit_test(the_ring_keeps_the_newest_and_its_floor),
+        cmocka_unit_test(a_resume_starts_after_its_revision_or_is_compacted),
         cmocka_unit_test(an_event_over_the_budget_is_numbered_and_skipped),
         cmocka_unit_test(a_restore_records_nothing_and_sets_the_floor),
     };
