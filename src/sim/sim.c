@@ -164,6 +164,7 @@ static void collect(struct cluster *c, struct sim_result *res)
     res->sweep_ops = st->sweep_ops;
     res->session_sweep_ops = st->session_sweep_ops;
     res->sessions_expired = c->check.sessions_expired;
+    res->lost_kept_alive = c->workload.stats.lost_kept_alive;
     res->lock_grants = c->check.lock_grants;
     res->client_grants = c->workload.stats.grants;
     res->fenced = c->workload.stats.fenced;
@@ -301,13 +302,14 @@ void sim_result_print(const struct sim_options *o, const struct sim_result *r,
     if (o->coord_pct)
         fprintf(out,
                 "  coord: session sweep ops %" PRIu64
-                ", sessions expired %" PRIu64 ", lock grants %" PRIu64
+                ", sessions expired %" PRIu64 " (%" PRIu64
+                " found gone by a timely KEEPALIVE), lock grants %" PRIu64
                 " (%" PRIu64 " answered), fenced writes %" PRIu64
                 ", watch events %" PRIu64 ", resumes %" PRIu64 " (%" PRIu64
                 " compacted)\n",
-                r->session_sweep_ops, r->sessions_expired, r->lock_grants,
-                r->client_grants, r->fenced, r->watch_events, r->watch_resumes,
-                r->watch_compacted);
+                r->session_sweep_ops, r->sessions_expired, r->lost_kept_alive,
+                r->lock_grants, r->client_grants, r->fenced, r->watch_events,
+                r->watch_resumes, r->watch_compacted);
     if (o->transfers_ms || r->transfers_asked)
         fprintf(out, "  transfers asked %" PRIu64 ", started %" PRIu64 "\n",
                 r->transfers_asked, r->transfers_started);

@@ -72,6 +72,7 @@ struct sim_result {
     /* The coordination workload. */
     uint64_t session_sweep_ops; /* EXTEND and EXPIRE ops proposed */
     uint64_t sessions_expired;
+    uint64_t lost_kept_alive; /* workload.h's */
     uint64_t lock_grants;     /* grants the reference model saw */
     uint64_t client_grants;   /* LOCK replies granting a token */
     uint64_t fenced;          /* FENCE writes accepted */

@@ -98,7 +98,7 @@ static struct kvsm_cmd coord_cmd(struct workload *w, struct sim_client *c)
     struct kvsm_cmd cmd = {0};
     if (c->session == 0) {
         cmd.kind = KVSM_SOPEN;
-        cmd.arg2 = (int64_t)prng_range(w->prng, 300, 900);
+        cmd.arg2 = (int64_t)prng_range(w->prng, 800, 2000);
         return cmd;
     }
     cmd.key = (uint8_t)prng_below(w->prng, KVSM_LOCKS);
@@ -297,11 +297,17 @@ static void coord_learn(struct workload *w, struct sim_client *c,
             forget_session(c);
             c->session = (uint64_t)h->reply.value;
             c->session_ttl = (uint64_t)cmd->arg2;
+            c->renewed_at = h->response_ms;
         }
         return;
     case KVSM_SKEEP:
-        if (mine && !h->reply.result)
+        if (mine && h->reply.result)
+            c->renewed_at = h->response_ms;
+        if (mine && !h->reply.result) {
+            if (h->invoke_ms - c->renewed_at <= c->session_ttl / 2)
+                w->stats.lost_kept_alive++;
             forget_session(c); /* gone: expired or closed */
+        }
         return;
     case KVSM_SCLOSE:
         if (mine)

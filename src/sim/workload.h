@@ -85,6 +85,7 @@ struct sim_client {
     uint64_t session;
     uint64_t session_ttl;
     uint64_t renew_at;
+    uint64_t renewed_at; /* when the last OPEN or KEEPALIVE was answered */
     int64_t tokens[KVSM_LOCKS];
 };
 
@@ -109,6 +110,9 @@ struct workload_stats {
     uint64_t expired;
     uint64_t grants; /* LOCK replies that granted a token */
     uint64_t fenced; /* FENCE writes accepted */
+    /* KEEPALIVEs sent within half a TTL of the last answered renewal that
+     * found the session gone: the group took a TTL to commit one. */
+    uint64_t lost_kept_alive;
 };
 
 struct workload {
