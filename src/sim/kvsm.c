@@ -83,6 +83,7 @@ bool kvsm_cmd_decode(const uint8_t *data, size_t size, struct kvsm_cmd *cmd)
     case KVSM_LOCK:
     case KVSM_UNLOCK:
     case KVSM_FENCE:
+    case KVSM_SSET:
         return cmd->key < KVSM_LOCKS && cmd->arg >= 1;
     default:
         return false;
@@ -204,6 +205,13 @@ static void coord(struct argv_builder *b, const struct kvsm_cmd *cmd)
         number(b, cmd->arg);
         if (cmd->kind == KVSM_LOCK && cmd->arg2)
             word(b, "WAIT");
+        return;
+    case KVSM_SSET:
+        word(b, "SET");
+        named(b, 'e', cmd->key);
+        number(b, cmd->arg2);
+        word(b, "SESSION");
+        number(b, cmd->arg);
         return;
     default:
         word(b, "COHORT.FENCE");
@@ -385,9 +393,9 @@ static bool coord_reply(uint8_t kind, const struct resp_node *n,
         return n->type == RESP_TYPE_ERROR || kind == KVSM_LOCK;
     case RESP_TYPE_INTEGER:
         r->value = n->integer;
-        return kind != KVSM_FENCE;
+        return kind != KVSM_FENCE && kind != KVSM_SSET;
     case RESP_TYPE_SIMPLE:
-        return kind == KVSM_FENCE;
+        return kind == KVSM_FENCE || kind == KVSM_SSET;
     default:
         return false;
     }
@@ -572,6 +580,8 @@ const char *kvsm_kind_name(uint8_t kind)
         return "UNLOCK";
     case KVSM_FENCE:
         return "FENCE";
+    case KVSM_SSET:
+        return "SSET";
     default:
         return "?";
     }

@@ -66,8 +66,9 @@ enum kvsm_kind {
     KVSM_PAIRSET = 9,  /* result 1 */
     KVSM_PAIRGET = 10, /* result 1; value: pa's (0 if absent) */
     /* The coordination kinds (workload's coord_pct, sim/coord.h): sessions
-     * and locks with fencing tokens, on lock names "L<key>" and fenced
-     * keys "f<key>" (key < KVSM_LOCKS). An error reply is result 0. */
+     * and locks with fencing tokens, on lock names "L<key>", fenced keys
+     * "f<key>" and ephemeral keys "e<key>" (key < KVSM_LOCKS). An error
+     * reply is result 0. */
     KVSM_SOPEN = 11,  /* COHORT.SESSION OPEN arg2 (ttl-ms); value: the id */
     KVSM_SKEEP = 12,  /* COHORT.SESSION KEEPALIVE arg; 0: the session is
                          gone */
@@ -76,13 +77,15 @@ enum kvsm_kind {
                          token, result 0 if not granted (nil or error) */
     KVSM_UNLOCK = 15, /* COHORT.UNLOCK L<key> arg; value: 1 or 0 */
     KVSM_FENCE = 16,  /* COHORT.FENCE L<key> arg f<key> arg2; 0: refused */
+    KVSM_SSET = 17,   /* SET e<key> arg2 SESSION arg: an ephemeral key,
+                         deleted when the session ends; 0: no session */
 };
 
 #define KVSM_LOCKS 2
 
 static inline bool kvsm_kind_coord(uint8_t kind)
 {
-    return kind >= KVSM_SOPEN && kind <= KVSM_FENCE;
+    return kind >= KVSM_SOPEN && kind <= KVSM_SSET;
 }
 
 #define KVSM_VOLATILE_KEYS 2

@@ -91,8 +91,9 @@ static struct kvsm_cmd volatile_cmd(struct workload *w)
     return cmd;
 }
 
-/* A coordination op for client c (sessions, locks, fenced writes): OPEN
- * while it has no session, else a lock op on one of KVSM_LOCKS locks. */
+/* A coordination op for client c (sessions, ephemeral keys, locks, fenced
+ * writes): OPEN while it has no session, else a lock op on one of
+ * KVSM_LOCKS locks or an ephemeral key of its session. */
 static struct kvsm_cmd coord_cmd(struct workload *w, struct sim_client *c)
 {
     struct kvsm_cmd cmd = {0};
@@ -107,8 +108,11 @@ static struct kvsm_cmd coord_cmd(struct workload *w, struct sim_client *c)
     if (roll < 40) {
         cmd.kind = KVSM_LOCK;
         cmd.arg2 = (int64_t)prng_below(w->prng, 2); /* WAIT */
-    } else if (roll < 60) {
+    } else if (roll < 55) {
         cmd.kind = KVSM_UNLOCK;
+    } else if (roll < 70) {
+        cmd.kind = KVSM_SSET;
+        cmd.arg2 = (int64_t)prng_range(w->prng, 0, VALUE_MAX);
     } else if (roll < 90) {
         /* With the token it holds, or a stale or unknown one. */
         cmd.kind = KVSM_FENCE;
