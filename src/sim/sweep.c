@@ -12,8 +12,9 @@
 #include "kv/session_cmd.h"
 #include "sim/host.h"
 
-/* The simulated core's body_size_max (sim/host.c). */
-#define SESSION_BODY_MAX 256
+/* What the reference model keeps of a body (sim/check.h), below the
+ * simulated core's body_size_max (sim/host.c). */
+#define SESSION_BODY_MAX KVSM_LOG_BODY_MAX
 
 struct sweep_op {
     struct cluster *c;
@@ -122,7 +123,7 @@ static void session_sweep_run(struct cluster *c, struct sim_replica *rep)
         &rep->sm.kv, view, extended, replica_log_time(rep->r), text, args, &w);
     if (next == KV_SWEEP_IDLE)
         return;
-    /* The simulated core's bodies are small: fewer ids per EXPIRE. */
+    /* The simulation's bodies are small: fewer ids per EXPIRE. */
     while (kv_command_size(&w) > SESSION_BODY_MAX && w.arg_count > 1)
         w.arg_count--;
     uint8_t body[SESSION_BODY_MAX];
