@@ -6,8 +6,10 @@
 # `cohort sim --bugs BIT` over seeds 1..K of a profile that can expose it and
 # report the first failing seed (seeds-to-detection) and the check that
 # caught it. The same seeds are then run without the bug, to show that the
-# failure is the bug's and not the baseline's. Exits 1 if any bug goes
-# uncaught (or the baseline fails), 0 if every bug is caught.
+# failure is the bug's and not the baseline's; a coordination mutant must
+# also pass them without --coord (the workload, not chance, exposes it).
+# Exits 1 if any bug goes uncaught (or the baseline fails, or a
+# coordination mutant fails without --coord), 0 if every bug is caught.
 #
 # Usage: tests/sim/inject_bugs.sh [COHORT_BINARY] [MAX_SEEDS]
 set -u
@@ -65,6 +67,18 @@ echo "$bugs" | while read -r bit profile ops name extra; do
     *" 0 failed") note="" ;;
     *) note=" (BASELINE ALSO FAILS: $base)"
        echo fail >> "${TMPDIR:-/tmp}/inject_bugs.$$" ;;
+    esac
+    case "$extra" in
+    *--coord*)
+        # The coordination mutants stand for the server's sweeper and
+        # watch resume: only the coordination workload may expose them.
+        bare=$("$cohort" sim --bugs "$bit" --seeds "1..$seed" \
+               --profile "$profile" --ops "$ops" --quiet 2>&1 | tail -n 1)
+        case "$bare" in
+        *" 0 failed") note="$note (not caught without --coord)" ;;
+        *) note="$note (ALSO CAUGHT WITHOUT --coord: $bare)"
+           echo fail >> "${TMPDIR:-/tmp}/inject_bugs.$$" ;;
+        esac ;;
     esac
     printf '%-28s %-8s %8s  %s%s\n' "$name" "$profile" "$seed" "$how" "$note"
     printf '    reproduce: cohort sim --seed %s --profile %s --ops %s --bugs %s %s--trace\n' \
