@@ -79,6 +79,8 @@ static void connect(struct cluster *c, struct coord_watcher *w, uint32_t i)
         ASSERT(retained);
     }
     w->connected = true;
+    w->on_primary = rep->r != NULL && replica_is_primary(rep->r);
+    w->view = rep->r != NULL ? replica_view(rep->r) : 0;
     w->replica = i;
     w->incarnation = rep->incarnation;
     w->floor = h->floor;
@@ -161,6 +163,31 @@ static void feed(struct cluster *c, struct coord_watcher *w, uint32_t index)
     }
 }
 
+/* Whether w watches on a replica that was the primary when w connected
+ * and no longer is the primary of that view. */
+static bool failed_over(const struct cluster *c, const struct coord_watcher *w)
+{
+    const struct sim_replica *rep = &c->replicas[w->replica];
+    return w->connected && w->on_primary && rep->r != NULL &&
+           (!replica_is_primary(rep->r) || replica_view(rep->r) != w->view);
+}
+
+/* Where a watcher goes next: half the time the primary (if some replica
+ * acts as one), else any replica. */
+static uint32_t next_replica(struct cluster *c)
+{
+    struct coord *co = &c->coord;
+    uint32_t n = c->config.replica_count;
+    if (prng_below(&co->prng, 2)) {
+        for (uint32_t i = 0; i < n; i++) {
+            const struct sim_replica *rep = &c->replicas[i];
+            if (rep->r != NULL && replica_is_primary(rep->r))
+                return i;
+        }
+    }
+    return (uint32_t)prng_below(&co->prng, n);
+}
+
 void coord_pump(struct cluster *c)
 {
     struct coord *co = &c->coord;
@@ -170,10 +197,11 @@ void coord_pump(struct cluster *c)
         struct coord_watcher *w = &co->watchers[i];
         if (w->connected)
             feed(c, w, i);
-        if (c->now < w->move_at)
+        bool failover = failed_over(c, w);
+        if (c->now < w->move_at && !failover)
             continue;
-        /* Move on (or connect) to a replica drawn at random. */
-        connect(c, w, (uint32_t)prng_below(&co->prng, c->config.replica_count));
+        co->stats.failovers += failover;
+        connect(c, w, next_replica(c));
         if (w->connected)
             feed(c, w, i);
     }

@@ -11,9 +11,12 @@
  * replica's floor), else it reads the events after its revision in ring
  * order. It is cut, as the server cuts, when its replica stops or
  * restarts, when the replica installs a snapshot (the ring is reset), and
- * when its next event has left the ring; and it moves on by itself at
- * drawn times. It reads only events of ops the reference model has
- * applied (sim/check.h), one whole revision at a time.
+ * when its next event has left the ring; it follows a failover (a watcher
+ * on the primary moves when that replica stops being the primary of its
+ * view, half the time to the new primary, as a client that watches on
+ * the leader does); and it moves on by itself at drawn times. It reads only
+ * events of ops the reference model has applied (sim/check.h), one whole
+ * revision at a time.
  *
  * The check ("watch"): every event a watcher receives is the next one of
  * the reference model's own change ring, the committed changes in
@@ -48,6 +51,8 @@ struct coord_watcher {
     uint64_t last_rev;    /* every event up to this revision received */
     uint64_t ref_seq;     /* the next event expected, in the reference's */
     uint64_t move_at;     /* connected: move on; else: try to connect */
+    bool on_primary;      /* connected to the primary of view `view` */
+    uint64_t view;
 };
 
 struct coord_stats {
@@ -55,6 +60,7 @@ struct coord_stats {
     uint64_t resumes;   /* connections that resumed FROM a revision */
     uint64_t compacted; /* ... refused as compacted */
     uint64_t cuts;      /* replica stopped, reset its ring, or fell past */
+    uint64_t failovers; /* moves because the watched primary lost its view */
 };
 
 struct coord {

@@ -171,6 +171,7 @@ static void collect(struct cluster *c, struct sim_result *res)
     res->watch_events = c->coord.stats.events;
     res->watch_resumes = c->coord.stats.resumes;
     res->watch_compacted = c->coord.stats.compacted;
+    res->watch_failovers = c->coord.stats.failovers;
     res->fd_detections = st->fd_detections;
     memcpy(res->fd_detect_ms, st->fd_detect_ms, sizeof(res->fd_detect_ms));
     res->fd_undetected = st->fd_undetected;
@@ -306,10 +307,10 @@ void sim_result_print(const struct sim_options *o, const struct sim_result *r,
                 " found gone by a timely KEEPALIVE), lock grants %" PRIu64
                 " (%" PRIu64 " answered), fenced writes %" PRIu64
                 ", watch events %" PRIu64 ", resumes %" PRIu64 " (%" PRIu64
-                " compacted)\n",
+                " compacted, %" PRIu64 " after a failover)\n",
                 r->session_sweep_ops, r->sessions_expired, r->lost_kept_alive,
                 r->lock_grants, r->client_grants, r->fenced, r->watch_events,
-                r->watch_resumes, r->watch_compacted);
+                r->watch_resumes, r->watch_compacted, r->watch_failovers);
     if (o->transfers_ms || r->transfers_asked)
         fprintf(out, "  transfers asked %" PRIu64 ", started %" PRIu64 "\n",
                 r->transfers_asked, r->transfers_started);

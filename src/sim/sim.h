@@ -79,6 +79,7 @@ struct sim_result {
     uint64_t watch_events;    /* events the watchers received and checked */
     uint64_t watch_resumes;   /* FROM a revision, on any replica */
     uint64_t watch_compacted; /* ... refused as compacted */
+    uint64_t watch_failovers; /* moves after the watched primary's view */
     uint64_t dropped;
     uint64_t duplicated;
     uint64_t corruptions;
