@@ -410,6 +410,15 @@ static int submit(long count)
     return 0;
 }
 
+/* A job seen "todo" and not tried since the last tick, or -1. */
+static int job_next(void)
+{
+    for (int i = 0; i < pending_count && session[0] != '\0'; i++)
+        if (!pending[i].tried)
+            return i;
+    return -1;
+}
+
 static void work(void)
 {
     int64_t next_tick = 0;
@@ -424,22 +433,18 @@ static void work(void)
                 pending[i].tried = 0; /* try held jobs again */
             next_tick = now_ms() + ttl_ms / 3;
         }
-        for (int i = 0; i < pending_count; i++)
-            if (!pending[i].tried && session[0] != '\0') {
-                char key[KEY_MAX];
-                pending[i].tried = 1;
-                strcpy(key, pending[i].key); /* job_run may move it */
-                job_run(key);
-                break; /* the list may have changed; look again */
-            }
-        int untried = 0;
-        for (int i = 0; i < pending_count; i++)
-            untried |= !pending[i].tried && session[0] != '\0';
-        int64_t wait = untried ? 0 : next_tick - now_ms();
+        int i = job_next();
+        if (i >= 0) {
+            char key[KEY_MAX];
+            pending[i].tried = 1;
+            strcpy(key, pending[i].key); /* job_run may move it */
+            job_run(key);
+        }
+        /* Wait for watch events until the tick, unless a job is ready. */
+        int64_t wait = job_next() >= 0 ? 0 : next_tick - now_ms();
         struct pollfd p = {w.fd, POLLIN, 0};
         if (poll(&p, 1, wait > 0 ? (int)wait : 0) > 0 && w.fd >= 0)
             watch_read();
-        fflush(stdout);
     }
 }
 

@@ -20,7 +20,8 @@ configuring PREFIX), and the staged tree must hold:
   - LICENSE and docs/OPERATIONS.md under the doc directory;
   - libcohort-client: libcohort-client.so and .a, cohort_client.h and
     cohort.h, and cohort-client.pc, with which the installed example
-    (examples/counter.c) compiles and links against the staged tree
+    (examples/counter.c, and examples/jobrunner.c, which is not run
+    here) compiles and links against the staged tree
     (pkg-config with PKG_CONFIG_SYSROOT_DIR; skipped, and said so, without
     cc or pkg-config) and runs against the one-replica cluster above.
 
@@ -214,7 +215,8 @@ def check_client_lib(dest, binary):
     installed example builds with them. Returns the example's path (None
     when it could not be built here) and a note."""
     for name in ("libcohort-client.a", "cohort_client.h",
-                 "cohort_client_uv.h", "cohort.h", "counter.c"):
+                 "cohort_client_uv.h", "cohort.h", "counter.c",
+                 "jobrunner.c"):
         find_one(dest, name)
     so = [os.path.join(d, f) for d, _, files in os.walk(dest)
           for f in files if f.startswith("libcohort-client.so")]
@@ -233,16 +235,17 @@ def check_client_lib(dest, binary):
                            timeout=30)
     check(flags.returncode == 0, "pkg-config cohort-client: %s"
           % flags.stderr)
-    out = os.path.join(dest, "counter")
-    p = subprocess.run([cc, "-std=c11", "-Wall", "-Werror"]
-                       + sanitizer_flags(binary)
-                       + [find_one(dest, "counter.c"), "-o", out]
-                       + flags.stdout.split(), text=True,
-                       capture_output=True, timeout=120)
-    check(p.returncode == 0, "the installed example does not build with "
-          "pkg-config's flags %s: %s" % (flags.stdout.strip(),
-                                         p.stdout + p.stderr))
-    return out, "the client example builds with pkg-config"
+    for name in ("jobrunner", "counter"):
+        out = os.path.join(dest, name)
+        p = subprocess.run([cc, "-std=c11", "-Wall", "-Werror"]
+                           + sanitizer_flags(binary)
+                           + [find_one(dest, name + ".c"), "-o", out]
+                           + flags.stdout.split(), text=True,
+                           capture_output=True, timeout=120)
+        check(p.returncode == 0, "the installed example %s.c does not "
+              "build with pkg-config's flags %s: %s"
+              % (name, flags.stdout.strip(), p.stdout + p.stderr))
+    return out, "the client examples build with pkg-config"
 
 
 def run_example(example, dest, ports):
