@@ -5,7 +5,9 @@ a watch) on a real 3-replica group, with its workers paused and killed.
 Jobs are submitted in batches (some before the workers start, so a worker
 finds them by listing; the rest while they run, so it hears of them by its
 watch). Three workers w0, w1, w2 run them while:
-  1. the primary is SIGKILLed once (and restarted);
+  1. the primary is SIGKILLed once (and restarted); the workers' watches
+     were on it, so each must resume on another member FROM the last
+     revision it saw (jobs submitted later reach them only that way);
   2. w0 is SIGSTOPped right after it prints "took jobs/n token T" (so it
      holds the lock, mid-work), kept stopped until the group's view no
      longer lists it (its session expired, taking its lock), then
@@ -157,8 +159,11 @@ def scenario(binary):
     check(os.path.exists(program), "%s is not built (make build)" % program)
     c = cl.Cluster(binary, n=3, name="jobrunner")
     c.start()
-    c.wait_for_primary()
-    members = ["127.0.0.1:%d" % p for p in c.client_ports]
+    p, _ = c.wait_for_primary()
+    # The primary first: every worker watches on it, so its death makes
+    # each watch resume on another member.
+    members = ["127.0.0.1:%d" % c.client_ports[(p + k) % c.n]
+               for k in range(c.n)]
     slow = c.slow
     ttl_ms, work_ms = int(1500 * slow), int(200 * slow)
     deadline = time.monotonic() + 120 * slow
@@ -182,9 +187,9 @@ def scenario(binary):
         submit(20)
         # 1. The primary dies once while the workers run.
         w2.wait(r"recorded", 0, nudge, deadline, "w2 works")
-        p, _ = c.wait_for_primary(probe=False)
+        check(c.find_primary() == p, "the primary moved before the kill")
         c.kill(p)
-        q, waited = c.wait_for_primary(timeout=30 * slow, probe=False)
+        q, waited = c.wait_for_primary(timeout=30 * slow)
         c.restart(p)
         log("killed primary r%d; r%d took over after %.2fs" % (p, q, waited))
         # 2. w0 paused mid-job past its TTL, then resumed: refused.
@@ -240,12 +245,20 @@ def scenario(binary):
                                           "%s reports its write" % who)
         w2.wait(r"^w2: view \d+:( w[02])*$", killed_at, lambda: None,
                 deadline, "w2 shows w1 gone")
+        for w in (w0, w2):
+            i, _ = w.wait(r"watch connection lost", 0, lambda: None,
+                          deadline, "%s's watch sees r%d die" % (w.name, p))
+            w.wait(r"watching jobs/\* on .* from revision [1-9]", i,
+                   lambda: None, deadline, "%s's watch resumes" % w.name)
     finally:
         for w in workers:
             w.stop()
     survivor = [i for i in range(c.n) if i != p][0]
     events = history(c, survivor, n)
     lines = [line for w in workers for line in w.lines]
+    bad = [line for line in lines
+           if "Sanitizer" in line or "runtime error" in line]
+    check(not bad, "a worker's sanitizer report: %s" % bad[:5])
     refused = set()
     for line in lines:
         m = re.match(r"^(w\d): refused (jobs/\d+) token (\d+)", line)
