@@ -8,7 +8,7 @@
  *       a worker: runs jobs until killed, printing what it does.
  *
  *   cc jobrunner.c $(pkg-config --cflags --libs cohort-client) -o jobrunner
- *   cohort up &                                  # members 7001-7003
+ *   cohort up                 # in another terminal: members 7001-7003
  *   ./jobrunner submit 20 127.0.0.1:7001
  *   ./jobrunner work w1 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003 &
  *   ./jobrunner work w2 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003 &
@@ -18,11 +18,10 @@
  *   1. COHORT.SESSION OPEN ttl, then COHORT.GROUP JOIN jobrunners NAME id:
  *      it is a member while it sends KEEPALIVEs (every ttl/3, from the
  *      main loop); it prints the group's view whenever its number changes.
- *   2. It lists the jobs (KEYS on the prefix, after reading the store
- *      revision R)
- *      and watches them: COHORT.WATCH PREFIX jobs/ FROM R on a connection
- *      of its own, to any member; after a disconnect it resumes on the next
- *      member FROM the last revision it saw, so it misses no job.
+ *   2. It reads the store revision R, lists the jobs (KEYS on the
+ *      prefix), and watches them: COHORT.WATCH PREFIX jobs/ FROM R on a
+ *      connection of its own, to any member; after a disconnect it resumes
+ *      on the next member FROM the last revision it saw: no job is missed.
  *   3. For a job still "todo": COHORT.LOCK jobs/<n> id gives a fencing
  *      token T (or nil: another worker holds it; retry later). It works,
  *      then records the result with COHORT.FENCE jobs/<n> T jobs/<n>
@@ -42,7 +41,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
 #endif
-#include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
@@ -159,7 +157,8 @@ static void show_view(void)
         const struct cohort_reply *m = r->element[1];
         printf("%s: view %" PRId64 ":", name, shown);
         for (size_t i = 0; i + 1 < m->elements; i += 2) /* name, data */
-            printf(" %s", m->element[i]->str);
+            if (m->element[i]->type == COHORT_REPLY_STRING)
+                printf(" %s", m->element[i]->str);
         printf("\n");
     }
     cohort_reply_free(r);
@@ -252,7 +251,8 @@ static void jobs_list(void)
 {
     struct cohort_reply *r =
         cmd(0, "COHORT.GET", PREFIX, "WITHREV", NULL); /* [v, rev, ver, R] */
-    if (r == NULL || r->type != COHORT_REPLY_ARRAY || r->elements != 4) {
+    if (r == NULL || r->type != COHORT_REPLY_ARRAY || r->elements != 4 ||
+        r->element[3]->type != COHORT_REPLY_INTEGER) {
         cohort_reply_free(r);
         return;
     }
@@ -261,6 +261,8 @@ static void jobs_list(void)
     struct cohort_reply *keys = cmd(0, "KEYS", PREFIX "*", NULL);
     for (size_t i = 0; keys != NULL && i < keys->elements; i++) {
         const char *key = keys->element[i]->str;
+        if (keys->element[i]->type != COHORT_REPLY_STRING)
+            continue;
         r = cmd(0, "GET", key, NULL);
         if (r != NULL)
             job_seen(key, strlen(key),
@@ -370,7 +372,8 @@ static void watch_read(void)
                 jobs_list(); /* too far behind: list again */
             got = 0;
         } else if (count == 5 && e[0].str != NULL &&
-                   memcmp(e[0].str, "watch", 5) == 0 && e[3].str != NULL) {
+                   memcmp(e[0].str, "watch", 5) == 0 && e[1].str == NULL &&
+                   e[3].str != NULL) {
             /* A value is bytes, not a C string: copy it to compare. */
             char value[16] = "";
             if (e[4].str != NULL)
@@ -379,7 +382,9 @@ static void watch_read(void)
             w.revision = (uint64_t)e[1].num;
         } /* else the "watching" confirmation */
     }
-    if (got <= 0 || used < 0) { /* closed, failed or garbled: resume */
+    /* Closed, failed, garbled or a message larger than the buffer (read
+     * got 0 bytes): resume on another connection. */
+    if (got <= 0 || used < 0) {
         printf("%s: watch connection lost; resuming after revision %" PRIu64
                "\n",
                name, w.revision);
