@@ -22,6 +22,7 @@
  *      prefix), and watches them: COHORT.WATCH PREFIX jobs/ FROM R on a
  *      connection of its own, to any member; after a disconnect it resumes
  *      on the next member FROM the last revision it saw: no job is missed.
+ *      It PINGs that connection every tick and leaves a silent member.
  *   3. For a job still "todo": COHORT.LOCK jobs/<n> id gives a fencing
  *      token T (or nil: another worker holds it; retry later). It works,
  *      then records the result with COHORT.FENCE jobs/<n> T jobs/<n>
@@ -243,7 +244,18 @@ static struct {
     char buf[65536];
     size_t len;
     uint64_t revision; /* the last one seen: resume after it */
+    int quiet_ticks;   /* ticks since the member last sent anything */
 } w = {.fd = -1};
+
+/* Close the watch connection; the next tick resumes on another member. */
+static void watch_drop(const char *why)
+{
+    printf("%s: watch connection lost (%s); resuming after revision %" PRIu64
+           "\n",
+           name, why, w.revision);
+    close(w.fd);
+    w.fd = -1;
+}
 
 /* The jobs as they are now; the watch resumes after the revision read
  * before listing them, so nothing between is missed. */
@@ -301,6 +313,7 @@ static void watch_connect(void)
                            "$%zu\r\n%s\r\n$4\r\nFROM\r\n$%d\r\n%s\r\n",
                            strlen(PREFIX), PREFIX, n, rev);
         w.len = 0;
+        w.quiet_ticks = 0;
         if (write(w.fd, cmdtext, (size_t)len) != len) {
             close(w.fd);
             w.fd = -1;
@@ -366,6 +379,7 @@ static void watch_read(void)
     size_t off = 0;
     while (got > 0 && (used = parse(w.buf + off, w.len - off, e, &count)) > 0) {
         off += (size_t)used;
+        w.quiet_ticks = 0;
         if (count == -1) {
             printf("%s: watch: %.*s\n", name, (int)e[0].num, e[0].str);
             if (memmem(e[0].str, (size_t)e[0].num, "compacted", 9) != NULL)
@@ -385,15 +399,25 @@ static void watch_read(void)
     /* Closed, failed, garbled or a message larger than the buffer (read
      * got 0 bytes): resume on another connection. */
     if (got <= 0 || used < 0) {
-        printf("%s: watch connection lost; resuming after revision %" PRIu64
-               "\n",
-               name, w.revision);
-        close(w.fd);
-        w.fd = -1;
+        watch_drop(used < 0 ? "garbled" : "closed");
         return;
     }
     memmove(w.buf, w.buf + off, w.len - off);
     w.len -= off;
+}
+
+/* At each tick: watch if we do not; else PING the watch connection (a
+ * watcher may PING) and drop it when its member has sent nothing for two
+ * ticks: a frozen member would otherwise hide new jobs from us. */
+static void watch_tick(void)
+{
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    if (w.fd >= 0 && w.quiet_ticks++ >= 2)
+        watch_drop("the member is silent");
+    if (w.fd < 0)
+        watch_connect();
+    else if (write(w.fd, ping, sizeof(ping) - 1) != (ssize_t)sizeof(ping) - 1)
+        watch_drop("write failed");
 }
 
 /* ------------------------------------------------------------ main */
@@ -432,8 +456,7 @@ static void work(void)
         if (now_ms() >= next_tick) { /* every ttl/3 */
             keepalive();
             show_view();
-            if (w.fd < 0)
-                watch_connect();
+            watch_tick();
             for (int i = 0; i < pending_count; i++)
                 pending[i].tried = 0; /* try held jobs again */
             next_tick = now_ms() + ttl_ms / 3;
