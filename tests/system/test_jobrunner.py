@@ -15,7 +15,9 @@ watch). Three workers w0, w1, w2 run them while:
      ("refused jobs/n token T"). If the stop landed after its write (it
      then prints "recorded"), the test tries again on its next job;
   3. w1 is SIGKILLed right after it took a job: the lock goes with its
-     session, and another worker must do that job.
+     session, and another worker must do that job;
+  4. the member w2 watches is SIGSTOPped and more jobs are submitted: w2
+     must notice the silence (it PINGs its watch) and watch elsewhere.
 Then every job must be done, and the history of the jobs (a watch FROM 0
 on a member never killed, read to a sentinel key) must hold exactly one
 "todo" and exactly one "done" write per job, each done value with the
@@ -224,6 +226,19 @@ def scenario(binary):
         killed_at = len(w2.lines)
         w1.proc.wait(timeout=10)
         log("killed w1 holding %s token %s" % (m.group(2), m.group(3)))
+        # 4. The member w2 watches is frozen: w2 must leave it (it PINGs)
+        # to hear of the next jobs.
+        watching = r"^w2: watching jobs/\* on 127\.0\.0\.1:(\d+) "
+        w2.wait(watching, 0, lambda: None, deadline, "w2 watches")
+        frozen_at = len(w2.lines)
+        port = [re.match(watching, line) for line in w2.lines[:frozen_at]
+                if re.match(watching, line)][-1].group(1)
+        frozen = c.client_ports.index(int(port))
+        c.pause(frozen)
+        submit(total[0] + 3)
+        w2.wait(r"^w2: watch connection lost \(the member is silent\)",
+                frozen_at, lambda: None, deadline, "w2 leaves a frozen member")
+        log("froze r%d, which w2 watched: w2 moved on" % frozen)
         # Every job gets done.
         n = total[0]
         keys = ["jobs/%04d" % j for j in range(n)]
@@ -233,6 +248,7 @@ def scenario(binary):
             return all(v is not None and v.startswith(b"done ")
                        for v in vals)
         cl.poll("all %d jobs done" % n, 60 * slow, all_done, pause=0.2)
+        c.resume(frozen)
         # Each live worker prints what it wrote (a line may still be on
         # its way), and w2 shows the view without w1.
         for v in store(c, "MGET", *keys):
