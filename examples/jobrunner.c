@@ -36,8 +36,10 @@
  * Output, one line per event: "NAME: session S", "NAME: view V: a b c",
  * "NAME: took jobs/n token T", "NAME: recorded jobs/n token T",
  * "NAME: refused jobs/n token T: <the store's error>".
- * The watch connection is plain RESP2 on a socket (the library's calls do
- * not carry watches yet); no passwords or TLS in this example.
+ * To show the commands, it sends them itself: its own keepalive loop, and
+ * its watch in plain RESP2 on a socket of its own (libcohort-client's
+ * cohort_session_* and cohort_watch_* do both for a real program). No
+ * passwords or TLS in this example.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
