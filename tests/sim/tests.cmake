@@ -3,9 +3,8 @@
 # own ctest entry so that `ctest -j` runs them in parallel. A failing block
 # prints the failing seed and the command that replays it.
 #
-# The sanitizer build (COHORT_SANITIZE) runs the same seeds; set
-# COHORT_SIM_SEEDS_SCALE (percent, default 100) to run fewer when time is
-# short.
+# COHORT_SIM_SEEDS_SCALE (percent, default 100) runs fewer; `make asan`
+# configures the sanitizer build with 50 (Makefile: ASAN_SIM_SEEDS_SCALE).
 
 set(COHORT_SIM_SEEDS_SCALE 100 CACHE STRING
     "Percent of the simulator seed blocks that ctest runs")
