@@ -194,6 +194,7 @@ static void carry_out(struct driver *d, const struct actions *acts)
         case ACT_LOG_COMPACT: {
             struct storage_job *job = storage_job_new(STORAGE_COMPACT);
             job->compact_op = a->compact.op;
+            job->snapshot_op = d->snapshot_op;
             drv_storage_push(d, job);
             break;
         }

@@ -81,6 +81,7 @@ static int append_all(struct storage_batch *b, struct wal *wal,
             ASSERT(rc < 0 || j->entry_count == 0 || wal_state(wal) == WAL_OPEN);
             break;
         case STORAGE_COMPACT:
+            wal_note_snapshot(wal, j->snapshot_op);
             rc = wal_compact(wal, j->compact_op, err);
             /* Likewise, and a failed directory fsync returns an error. */
             ASSERT(rc < 0 || wal_state(wal) == WAL_OPEN);
@@ -119,16 +120,22 @@ static int bound_lower(struct wal *wal, struct meta *meta,
 }
 
 /* After a round in which the wal started a segment, or wrote metadata
- * (which carries the op from before the sync): raise the bound to the
- * durable op, so that it covers the first records of the newest segment
- * (losing that segment then shows). A failed write only leaves the bound
- * lower: no harm, unless meta is FAILED. */
+ * (which carries the op from before the sync), or in which the durable log
+ * passed the newest snapshot while the bound had not: raise the bound to
+ * the durable op, so that it covers the first records of the newest
+ * segment and passes the snapshot (losing that segment then shows; with
+ * the bound at or below the snapshot, recovery took a lost segment holding
+ * ops above the snapshot for ops the snapshot covers, and came back
+ * without them). A failed write only leaves the bound lower: no harm,
+ * unless meta is FAILED. */
 static int bound_raise(struct storage_batch *b, struct wal *wal,
                        struct meta *meta, struct cohort_err *err)
 {
     struct wal_position durable = wal_durable(wal);
-    bool behind =
-        b->meta_written || wal_segments_created(wal) != b->segments_before;
+    uint64_t snapshot = wal_snapshot_op(wal);
+    bool behind = b->meta_written ||
+                  wal_segments_created(wal) != b->segments_before ||
+                  (meta_log_end_min(meta) <= snapshot && durable.op > snapshot);
     if (!behind || meta_seq(meta) == 0 || meta_log_end_min(meta) >= durable.op)
         return 0;
     int rc = meta_write_log_end(meta, durable.op, durable.checksum, err);

@@ -59,8 +59,10 @@ struct storage_job {
     /* META */
     uint64_t seq;
     struct meta_record meta;
-    /* COMPACT */
+    /* COMPACT; snapshot_op is the newest durable snapshot's (above
+     * compact_op, which keeps some log for lagging peers). */
     uint64_t compact_op;
+    uint64_t snapshot_op;
     /* PERSIST: its completion was already reported (a deliberate bug,
      * BUG_STORAGE_ACK_EARLY: the driver skips the real one). */
     bool acked_early;

@@ -29,12 +29,15 @@
  * snapshot it was reset to) reached at least this op when the record was
  * written, and nothing cohort does takes it back below without first
  * lowering the bound: each group-commit round (storage/batch.c) writes the
- * wal's durable op here with each metadata record and when the wal started
- * a new segment, and lowers it, durably, before a sync that truncates the
- * log below it. So at start, a log that ends below the bound lost
- * records behind cohort's back (deleted segments): damage (wal.h). The
- * check is the low 32 bits of the checksum of the entry at the bound (0
- * when the bound is 0): at start the log must hold that very entry there.
+ * wal's durable op here with each metadata record, when the wal started
+ * a new segment, and once the durable log passed the newest snapshot while
+ * the bound had not (ops at or below the snapshot count as held, so a bound
+ * there would hide a lost segment above it), and lowers it, durably,
+ * before a sync that truncates the log below it. So at start, a log that ends
+ * below the bound lost records behind cohort's back (deleted segments): damage
+ * (wal.h). The check is the low 32 bits of the checksum of the entry at the
+ * bound (0 when the bound is 0): at start the log must hold that very entry
+ * there.
  *
  * A write puts the record, with seq one above the newest, into the slot
  * that does not hold the newest, then fdatasyncs. Loading takes the valid

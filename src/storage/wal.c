@@ -695,6 +695,17 @@ uint32_t wal_segment_count(const struct wal *wal)
     return wal->segment_count;
 }
 
+uint64_t wal_snapshot_op(const struct wal *wal)
+{
+    return wal->snapshot_op;
+}
+
+void wal_note_snapshot(struct wal *wal, uint64_t op)
+{
+    if (op > wal->snapshot_op)
+        wal->snapshot_op = op;
+}
+
 uint64_t wal_segments_created(const struct wal *wal)
 {
     return wal->segments_created;

@@ -220,6 +220,11 @@ struct wal {
      * replacement, a reset, or a cut found by wal_open()). */
     uint64_t truncate_from;
     uint64_t segments_created; /* by this wal since it was opened */
+    /* The newest snapshot's op as this wal knows it (wal_open()'s base,
+     * then wal_note_snapshot() with each compaction): the metadata's log end
+     * bound must pass it once the durable log does (storage/batch.c), or a lost
+     * segment holding ops above it would look like ops the snapshot covers. */
+    uint64_t snapshot_op;
     uint8_t *buf;
     size_t buf_head, buf_size, buf_cap;
     /* Recovery results, until wal_recovery_release(). */
@@ -303,6 +308,10 @@ struct wal_position wal_durable(const struct wal *wal);
 uint32_t wal_segment_count(const struct wal *wal);
 /* Segments created since wal_open(): a change says the log rolled over. */
 uint64_t wal_segments_created(const struct wal *wal);
+/* wal->snapshot_op: see struct wal. wal_note_snapshot() raises it to op
+ * (a durable snapshot at op exists). */
+uint64_t wal_snapshot_op(const struct wal *wal);
+void wal_note_snapshot(struct wal *wal, uint64_t op);
 /* Bytes the segment files hold in headers and records (not the
  * preallocated zeros behind them). */
 uint64_t wal_bytes_used(const struct wal *wal);

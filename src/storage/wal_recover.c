@@ -791,6 +791,7 @@ static int recover(struct wal *wal, const struct wal_expect *x,
 {
     struct recovery r = {.expect = x, .rec = rec, .outcome = SCAN_CLEAN_END};
     uint64_t base = x->base.op;
+    wal->snapshot_op = base;
     wal->op_first = base + 1;
     wal->op_last = base;
     wal->checksum_last = x->base.checksum;

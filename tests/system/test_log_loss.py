@@ -20,7 +20,10 @@ Loss cases (issue 11): backup a is down while `SET acked:key v` is
 acknowledged by the primary p and backup b; b is killed and its log
 shortened: "deleted-wal" (rm -rf wal/), "deleted-segment" (the last
 segment, the one holding the write), "truncated-segment" (the last segment
-cut just before the write's record); p is killed; a and b restart, then p.
+cut just before the write's record), "segment-after-snapshot" (the last
+segment, begun below b's newest snapshot, the write above it: found when
+the metadata's log end bound stayed below the snapshot); p is killed; a
+and b restart, then p.
 Pass: while p is down, neither a nor b ever answers GET acked:key with
 anything but v (b knows it lost records and must not help a form a view
 without them); once p is back, GET acked:key is v on all three; b's log
@@ -203,7 +206,7 @@ def shorten(c, b, how, value):
     check(len(segs) >= 2, "r%d has only %d segment(s)" % (b, len(segs)))
     check(path == segs[-1], "the write (op %d) is not in the last segment"
           % op)
-    if how == "deleted-segment":
+    if how in ("deleted-segment", "segment-after-snapshot"):
         os.unlink(path)
         return "deleted %s (holding op %d)" % (os.path.basename(path), op)
     with open(path, "r+b") as f:
@@ -226,6 +229,26 @@ def get_or_none(c, i, key):
         return False, None
 
 
+def newest_segment_first_op(c, i):
+    records = cl.wal_records(c.wal_dir(i))
+    last = cl.wal_segments(c.wal_dir(i))[-1]
+    return min(op for path, _, op, _ in records if path == last)
+
+
+def pad_past_snapshot(c, p, b):
+    """Write one value at a time until b's newest snapshot is inside b's
+    newest segment: the acknowledged write then lands above a snapshot in
+    a segment that began below it (the metadata's log end bound must pass
+    the snapshot, or losing the segment looks like nothing lost)."""
+    for n in range(600):
+        if latest_snapshot_op(c, b) >= newest_segment_first_op(c, b):
+            return
+        c.command(p, "SET", "pad%d" % n, "x" * VALUE_SIZE,
+                  timeout=5.0 * c.slow)
+    raise cl.TestFailure("r%d took no snapshot inside its newest segment "
+                         "in 600 writes" % b)
+
+
 def run_loss_case(binary, how):
     c = cl.Cluster(binary, n=3, name="logloss-" + how, extra_args=EXTRA_ARGS)
     c.start()
@@ -234,6 +257,8 @@ def run_loss_case(binary, how):
     w = fill(c, "k", 1200)
     c.wait_converged()
     kill_quiet(c, a)
+    if how == "segment-after-snapshot":
+        pad_past_snapshot(c, p, b)
     value = "acked-%d" % time.monotonic_ns()
     deadline = time.monotonic() + 20 * c.slow
     while True:
@@ -286,7 +311,7 @@ def run_loss_case(binary, how):
 
 
 CASES = ("below", "above", "deleted-wal", "deleted-segment",
-         "truncated-segment")
+         "truncated-segment", "segment-after-snapshot")
 
 
 def main(binary):
