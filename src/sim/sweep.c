@@ -64,14 +64,23 @@ void sim_sweep_submit_extra(struct cluster *c, struct sim_replica *rep,
                   extra_done, ctx);
 }
 
-static void sweep_done(void *ctx, const struct driver_reply *r)
+/* The replica a finished sweep op (ctx, freed here) was proposed by, or
+ * NULL if that process is gone. */
+static struct sim_replica *op_finished(void *ctx, struct cluster **c)
 {
     struct sweep_op *s = ctx;
-    struct cluster *c = s->c;
-    struct sim_replica *rep = &c->replicas[s->replica];
+    *c = s->c;
+    struct sim_replica *rep = &s->c->replicas[s->replica];
     bool live = rep->driver && rep->incarnation == s->incarnation;
     free(s);
-    if (!live)
+    return live ? rep : NULL;
+}
+
+static void sweep_done(void *ctx, const struct driver_reply *r)
+{
+    struct cluster *c;
+    struct sim_replica *rep = op_finished(ctx, &c);
+    if (rep == NULL)
         return;
     ASSERT(rep->sweep_in_flight);
     rep->sweep_in_flight = false;
@@ -87,12 +96,9 @@ static void session_sweep_run(struct cluster *c, struct sim_replica *rep);
 
 static void session_sweep_done(void *ctx, const struct driver_reply *r)
 {
-    struct sweep_op *s = ctx;
-    struct cluster *c = s->c;
-    struct sim_replica *rep = &c->replicas[s->replica];
-    bool live = rep->driver && rep->incarnation == s->incarnation;
-    free(s);
-    if (!live)
+    struct cluster *c;
+    struct sim_replica *rep = op_finished(ctx, &c);
+    if (rep == NULL)
         return;
     ASSERT(rep->ss.in_flight);
     rep->ss.in_flight = false;
