@@ -65,6 +65,10 @@ enum cohort_role {
     COHORT_ROLE_BACKUP = 2,
     COHORT_ROLE_RECOVERING = 3,
     COHORT_ROLE_VIEW_CHANGE = 4,
+    /* A member of the epoch that receives the log but never votes. */
+    COHORT_ROLE_LEARNER = 5,
+    /* Not in the epoch's membership: a spare, or removed. */
+    COHORT_ROLE_OUTSIDE = 6,
 };
 
 #define COHORT_REPLICAS_MAX 7
@@ -94,6 +98,10 @@ enum cohort_view_cause {
      * view that replica `suspect` leads (a leadership transfer, `cohort
      * transfer`; at the old primary silence_ms is how long it drained). */
     COHORT_VIEW_CAUSE_TRANSFER = 7,
+    /* A membership change committed: the epoch changed, and view 0 of the
+     * new epoch (led by `by`) began; from_view is the last view of the
+     * epoch before. */
+    COHORT_VIEW_CAUSE_EPOCH = 8,
 };
 
 struct cohort_view_why {

@@ -43,8 +43,10 @@ static int usage(int code)
     fprintf(code ? stderr : stdout,
             "usage: cohort members [--cluster host:port]   (default "
             "127.0.0.1:7001)\n"
-            "List the members as the primary sees them: id, client address, "
-            "role, health,\nlink, op and lag. COHORT_PASSWORD (and "
+            "List the epoch, its voters and learners, and the members as the "
+            "primary sees\nthem: id, addresses, role (primary, backup, "
+            "learner, or outside: a spare\nor removed), health, link, op and "
+            "lag. COHORT_PASSWORD (and "
             "COHORT_USER) log in first.\n");
     return code;
 }
@@ -63,16 +65,30 @@ static void print_members(const char *text, size_t len)
         count = (uint32_t)strtoul(count_text, NULL, 10);
     if (count > MEMBERS_MAX)
         count = MEMBERS_MAX;
-    printf("view %s, primary %s, %" PRIu32 " members\n", view, primary, count);
-    printf("%-3s %-24s %-8s %-8s %-5s %-12s %s\n", "ID", "CLIENT ADDRESS",
-           "ROLE", "HEALTH", "LINK", "OP", "LAG");
+    char epoch[FIELD_MAX], voters[FIELD_MAX] = "-", learners[FIELD_MAX] = "-";
+    if (!cli_info_field(text, len, "epoch:", epoch, sizeof(epoch)))
+        snprintf(epoch, sizeof(epoch), "0");
+    else {
+        member_field(epoch, "voters", voters, sizeof(voters));
+        epoch[strcspn(epoch, ",")] = '\0';
+    }
+    char lline[FIELD_MAX];
+    if (cli_info_field(text, len, "learners:", lline, sizeof(lline)))
+        member_field(lline, "ids", learners, sizeof(learners));
+    printf("epoch %s, view %s, primary %s; voters %s, learners %s\n", epoch,
+           view, primary, voters[0] ? voters : "-",
+           learners[0] ? learners : "-");
+    printf("%-3s %-22s %-22s %-8s %-9s %-5s %-10s %s\n", "ID", "CLIENT ADDRESS",
+           "PEER ADDRESS", "ROLE", "HEALTH", "LINK", "OP", "LAG");
     for (uint32_t i = 0; i < count; i++) {
         char name[24], line[FIELD_MAX * 2];
         snprintf(name, sizeof(name), "member%" PRIu32 ":", i);
         if (!cli_info_field(text, len, name, line, sizeof(line)))
             continue;
-        char addr[FIELD_MAX], role[32], health[32], link[16], mop[32], lag[32];
+        char addr[FIELD_MAX], peer[FIELD_MAX], role[32], health[32], link[16],
+            mop[32], lag[32];
         member_field(line, "addr", addr, sizeof(addr));
+        member_field(line, "peer", peer, sizeof(peer));
         member_field(line, "role", role, sizeof(role));
         member_field(line, "health", health, sizeof(health));
         member_field(line, "link", link, sizeof(link));
@@ -80,8 +96,8 @@ static void print_members(const char *text, size_t len)
         member_field(line, "lag", lag, sizeof(lag));
         if (!strcmp(health, "self"))
             snprintf(mop, sizeof(mop), "%s", op);
-        printf("%-3" PRIu32 " %-24s %-8s %-8s %-5s %-12s %s\n", i, addr, role,
-               health, link, mop, lag);
+        printf("%-3" PRIu32 " %-22s %-22s %-8s %-9s %-5s %-10s %s\n", i, addr,
+               peer, role, health, link, mop, lag);
     }
 }
 

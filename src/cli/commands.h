@@ -20,6 +20,9 @@ int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_cli(int argc, char **argv);
 int cmd_transfer(int argc, char **argv);
+int cmd_add(int argc, char **argv);
+int cmd_remove(int argc, char **argv);
+int cmd_replace(int argc, char **argv);
 int cmd_rejuvenate(int argc, char **argv);
 
 /* The process's whole argv (main's), NULL-terminated: what `cohort server`

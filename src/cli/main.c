@@ -1,5 +1,6 @@
 /* cli/main — the `cohort` command: one entry point that dispatches to the
- * subcommands (server, up, status, members, transfer, rejuvenate,
+ * subcommands (server, up, status, members, add, remove, replace,
+ * transfer, rejuvenate,
  * cli, backup, restore,
  * sim, bench). A subcommand that is not built yet says so and exits 2; it never
  * pretends to work. */
@@ -14,6 +15,10 @@ static const struct cli_command commands[] = {
     {"server", "run one replica (flags or a config file)", cmd_server},
     {"status", "show the cluster as one member sees it", cmd_status},
     {"members", "list the members as the primary sees them", cmd_members},
+    {"add", "add a replica of --peers to the membership (learner, then voter)",
+     cmd_add},
+    {"remove", "take a replica out of the membership", cmd_remove},
+    {"replace", "put a caught-up replica in a voter's place", cmd_replace},
     {"transfer", "hand the primary role to a caught-up backup", cmd_transfer},
     {"rejuvenate", "restart every replica in turn, without downtime",
      cmd_rejuvenate},

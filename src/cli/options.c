@@ -23,6 +23,9 @@ static const struct option_spec specs[] = {
     {"id", "N", "this replica's index in --peers (required)"},
     {"peers", "H:P,H:P,...", "peer (replication) address of every replica"},
     {"clients", "H:P,H:P,...", "client (RESP) address of every replica"},
+    {"voters", "N",
+     "at the group's first start, replicas 0..N-1 vote and the others wait "
+     "outside until `cohort add` (default: all)"},
     {"data-dir", "DIR",
      "where the log, metadata and snapshots live "
      "(default ./data/replica-N)"},
@@ -251,6 +254,10 @@ static int set_option(struct server_options *o, const char *name,
         if (v == 0)
             return bad(name, value, "expected a size above 0");
         n->snapshot_size_max = v;
+    } else if (!strcmp(name, "voters")) {
+        if (parse_u64(name, value, 1, COHORT_REPLICAS_MAX, &v))
+            return 2;
+        n->initial_voters = (uint32_t)v;
     } else if (!strcmp(name, "heartbeat-ms")) {
         if (parse_u64(name, value, 1, 60000, &v))
             return 2;
@@ -446,6 +453,15 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
     }
     if (check_distinct(n, peers) != 0)
         return 2;
+    if (n->initial_voters > peers) {
+        fprintf(stderr,
+                "cohort server: --voters %u but only %u replicas in --peers; "
+                "give at most %u\n",
+                n->initial_voters, peers, peers);
+        return 2;
+    }
+    if (n->initial_voters == peers)
+        n->initial_voters = 0; /* the default: all */
     n->replica_count = peers;
     if (!n->data_dir) {
         char dir[64];
@@ -459,6 +475,12 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
         for (uint32_t i = 0; i < peers; i++) {
             h = XXH64(n->peer_addr[i], strlen(n->peer_addr[i]), h);
             h = XXH64(n->client_addr[i], strlen(n->client_addr[i]), h);
+        }
+        /* Epoch 0's quorum depends on --voters: replicas started with
+         * different values must not talk to each other. */
+        if (n->initial_voters != 0) {
+            uint8_t v[4] = {'v', 'o', 't', (uint8_t)n->initial_voters};
+            h = XXH64(v, sizeof(v), h);
         }
         n->cluster_id = h ? h : 1;
     }

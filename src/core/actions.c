@@ -298,9 +298,13 @@ void vr_report_view(struct replica *r)
     v->self = r->c.self;
     v->replica_count = r->c.replica_count;
     for (uint32_t i = 0; i < r->c.replica_count; i++)
-        v->roles[i] =
-            i == v->primary ? COHORT_ROLE_PRIMARY : COHORT_ROLE_BACKUP;
-    if (r->status == STATUS_VIEW_CHANGE)
+        v->roles[i] = !vr_is_member(r, i) ? COHORT_ROLE_OUTSIDE
+                      : i == v->primary   ? COHORT_ROLE_PRIMARY
+                      : vr_is_voter(r, i) ? COHORT_ROLE_BACKUP
+                                          : COHORT_ROLE_LEARNER;
+    if (r->removed)
+        v->roles[r->c.self] = COHORT_ROLE_OUTSIDE;
+    else if (r->status == STATUS_VIEW_CHANGE)
         v->roles[r->c.self] = COHORT_ROLE_VIEW_CHANGE;
     else if (r->status == STATUS_RECOVERING)
         v->roles[r->c.self] = COHORT_ROLE_RECOVERING;

@@ -268,7 +268,7 @@ static void enter_epoch(struct replica *r, const struct membership *given,
     struct membership *next = &copy;
     bug_keep_removed(r, next);
     ASSERT(next->epoch > r->cfg.epoch);
-    vr_note_why(r, COHORT_VIEW_CAUSE_LEARNED, next->voters[0],
+    vr_note_why(r, COHORT_VIEW_CAUSE_EPOCH, next->voters[0],
                 COHORT_REPLICA_NONE, 0);
     r->epoch_op = op;
     r->epoch_checksum = checksum;

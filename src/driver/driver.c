@@ -406,6 +406,8 @@ void driver_status(const struct driver *d, struct driver_status *out)
     out->snapshots = d->snapshot_retry;
     out->messages_wrong_sender = d->wrong_sender;
     out->snapshot_chunks_refused = d->chunks_refused;
+    out->membership = *replica_membership(r);
+    out->removed = replica_removed(r);
 }
 
 const struct replica *driver_replica(const struct driver *d)

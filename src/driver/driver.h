@@ -303,6 +303,10 @@ struct driver_status {
      * replica, snapshot chunks not asked for (or over the size cap). */
     uint64_t messages_wrong_sender;
     uint64_t snapshot_chunks_refused;
+    /* The epoch's membership as this replica knows it (its epoch field is
+     * the epoch), and whether this replica is outside it. */
+    struct membership membership;
+    bool removed;
 };
 void driver_status(const struct driver *d, struct driver_status *out);
 

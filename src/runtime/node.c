@@ -133,7 +133,8 @@ static void note_view(struct node *n, const struct cohort_view_info *v)
 {
     enum cohort_role role =
         v->self < COHORT_REPLICAS_MAX ? v->roles[v->self] : 0;
-    bool normal = role == COHORT_ROLE_PRIMARY || role == COHORT_ROLE_BACKUP;
+    bool normal = role == COHORT_ROLE_PRIMARY || role == COHORT_ROLE_BACKUP ||
+                  role == COHORT_ROLE_LEARNER;
     if (normal && (!n->view_counted || v->view != n->view_counted_last)) {
         uint32_t cause = (uint32_t)v->why.cause;
         n->view_changes[cause < NODE_VIEW_CAUSES ? cause : 0]++;
@@ -144,6 +145,7 @@ static void note_view(struct node *n, const struct cohort_view_info *v)
     struct node_view_record *rec = &n->views[n->views_next];
     n->views_next = (n->views_next + 1) % NODE_VIEW_HISTORY;
     rec->view = v->view;
+    rec->epoch = v->epoch;
     rec->primary = v->primary;
     rec->role = role;
     rec->cause = v->why.cause;
@@ -341,6 +343,12 @@ void node_transfer(struct node *n, uint32_t target, struct transfer_answer *out)
     driver_transfer(n->driver, target, out);
 }
 
+void node_reconfig(struct node *n, const struct membership *next,
+                   struct reconfig_answer *out)
+{
+    driver_reconfig(n->driver, next, out);
+}
+
 void node_read(struct node *n, driver_done_fn done, void *ctx)
 {
     driver_read(n->driver, done, ctx);
@@ -425,14 +433,18 @@ void node_status(const struct node *n, struct node_status *out)
     out->primary = ds.primary;
     out->self = ds.self;
     out->replica_count = ds.replica_count;
+    out->membership = ds.membership;
+    out->removed = ds.removed;
     out->op = ds.op;
     out->commit = ds.commit;
     out->applied = ds.applied;
     memcpy(out->peer_op, ds.peer_op, sizeof(out->peer_op));
     memcpy(out->peer_connected, ds.peer_connected, sizeof(out->peer_connected));
     memcpy(out->peer_suspected, ds.peer_suspected, sizeof(out->peer_suspected));
-    for (uint32_t i = 0; i < n->c.replica_count; i++)
+    for (uint32_t i = 0; i < n->c.replica_count; i++) {
         out->client_addr[i] = n->c.client_addr[i];
+        out->peer_addr[i] = n->c.peer_addr[i];
+    }
     out->snapshot_op = ds.snapshot_op;
     out->snapshot_time_s = ds.snapshot_time_ms / 1000u;
     struct persister_state st;
@@ -589,6 +601,7 @@ static uint64_t random_u64(void)
 static void configure_replica(struct node *n, struct replica_config *rc)
 {
     replica_config_defaults(rc, n->c.replica_count, n->c.self, random_u64());
+    rc->initial_voters = n->c.initial_voters;
     if (n->c.heartbeat_ms)
         rc->heartbeat_ms = n->c.heartbeat_ms;
     if (n->c.suspect_timeout_ms)

@@ -55,6 +55,11 @@ struct node_config {
     uint32_t suspect_timeout_ms;
     uint32_t view_change_timeout_ms;
     uint32_t snapshot_interval_ops;
+    /* Epoch 0's voters: ids 0..initial_voters-1 (0: every replica). The
+     * others start outside the group and join by a reconfiguration
+     * (`cohort add`). Only a group's first start reads it: later the
+     * membership is the metadata's. */
+    uint32_t initial_voters;
     bool quiet; /* log ERROR lines only (see runtime/logline.h) */
 };
 
@@ -120,6 +125,10 @@ struct node_status {
     uint32_t primary;
     uint32_t self;
     uint32_t replica_count;
+    /* The epoch's voters and learners (membership.epoch is the epoch);
+     * removed: this replica is outside it (never added, or removed). */
+    struct membership membership;
+    bool removed;
     uint64_t op;
     uint64_t commit;
     uint64_t applied;
@@ -140,6 +149,7 @@ struct node_status {
     uint64_t loop_stalls;
     uint64_t loop_stalled_ms;
     const char *client_addr[COHORT_REPLICAS_MAX];
+    const char *peer_addr[COHORT_REPLICAS_MAX];
     /* Disk trouble: writes of the log or metadata failing (a full or
      * failing disk; this replica refuses writes meanwhile), and snapshots
      * failing. Each: failures in the current run (0: healthy), its start
@@ -164,7 +174,7 @@ void node_status(const struct node *n, struct node_status *out);
  * node, its storage thread, its core's failure detector and its transport.
  * Counting them costs nothing per op on the loop: view notifications and
  * snapshots are rare, and the storage thread counts per round. */
-#define NODE_VIEW_CAUSES 8u   /* enum cohort_view_cause: 0 .. 7 */
+#define NODE_VIEW_CAUSES 9u   /* enum cohort_view_cause: 0 .. 8 */
 #define NODE_VIEW_HISTORY 32u /* view notifications kept, newest last */
 #define NODE_VIEW_WHY_MAX 320u
 
@@ -172,6 +182,7 @@ void node_status(const struct node *n, struct node_status *out);
  * previous view (the cause, and the log line's words), and when. */
 struct node_view_record {
     uint64_t view;
+    uint64_t epoch;
     uint32_t primary;
     enum cohort_role role; /* this replica's */
     enum cohort_view_cause cause;
@@ -212,6 +223,8 @@ struct node_metrics {
 void node_metrics(const struct node *n, struct node_metrics *out);
 
 /* Leadership transfer (COHORT.TRANSFER): driver_transfer(). */
+void node_reconfig(struct node *n, const struct membership *next,
+                   struct reconfig_answer *out);
 void node_transfer(struct node *n, uint32_t target,
                    struct transfer_answer *out);
 

@@ -18,11 +18,15 @@ static const char *role_name(enum cohort_role role)
         return "recovering";
     case COHORT_ROLE_VIEW_CHANGE:
         return "changing views";
+    case COHORT_ROLE_LEARNER:
+        return "a learner";
+    case COHORT_ROLE_OUTSIDE:
+        return "outside the membership (removed or not yet added)";
     }
     return "?";
 }
 
-static_assert(COHORT_VIEW_CAUSE_TRANSFER + 1 == VIEW_CAUSE_COUNT,
+static_assert(COHORT_VIEW_CAUSE_EPOCH + 1 == VIEW_CAUSE_COUNT,
               "VIEW_CAUSE_COUNT counts every cause");
 
 const char *view_cause_name(enum cohort_view_cause cause)
@@ -42,6 +46,8 @@ const char *view_cause_name(enum cohort_view_cause cause)
         return "learned";
     case COHORT_VIEW_CAUSE_TRANSFER:
         return "transfer";
+    case COHORT_VIEW_CAUSE_EPOCH:
+        return "reconfiguration";
     case COHORT_VIEW_CAUSE_UNKNOWN:
         break;
     }
@@ -106,6 +112,13 @@ static void format_why(const struct cohort_view_why *w, char *out, size_t size)
                  ", handed over to replica %" PRIu32 " (leadership transfer)",
                  w->by, w->from_view, w->suspect);
         return;
+    case COHORT_VIEW_CAUSE_EPOCH:
+        snprintf(out, size,
+                 "a membership change committed after view %" PRIu64
+                 " of the epoch before; replica %" PRIu32 " leads the new "
+                 "epoch's first view",
+                 w->from_view, w->by);
+        return;
     case COHORT_VIEW_CAUSE_UNKNOWN:
         break;
     }
@@ -119,16 +132,24 @@ const char *view_log_format(const struct cohort_view_info *v, char *out,
     char why[256];
     format_why(&v->why, why, sizeof(why));
     enum cohort_role role = v->roles[v->self];
-    if (role == COHORT_ROLE_PRIMARY || role == COHORT_ROLE_BACKUP)
+    char at[64];
+    /* Epoch 0 (a group never reconfigured) keeps the short form. */
+    if (v->epoch)
+        snprintf(at, sizeof(at), "epoch %" PRIu64 ", view %" PRIu64, v->epoch,
+                 v->view);
+    else
+        snprintf(at, sizeof(at), "view %" PRIu64, v->view);
+    if (role == COHORT_ROLE_PRIMARY || role == COHORT_ROLE_BACKUP ||
+        role == COHORT_ROLE_LEARNER)
         snprintf(out, size,
-                 "view %" PRIu64 ": primary is replica %" PRIu32
-                 "; this replica is %s; why: %s",
-                 v->view, v->primary, role_name(role), why);
+                 "%s: primary is replica %" PRIu32 "; this replica is %s; "
+                 "why: %s",
+                 at, v->primary, role_name(role), why);
     else
         snprintf(out, size,
-                 "view %" PRIu64 ": this replica is %s (the primary would be "
-                 "replica %" PRIu32 "); why: %s",
-                 v->view, role_name(role), v->primary, why);
+                 "%s: this replica is %s (the primary would be replica "
+                 "%" PRIu32 "); why: %s",
+                 at, role_name(role), v->primary, why);
     return out;
 }
 

@@ -196,6 +196,8 @@ static const struct command_spec commands[] = {
     {"cohort.backup", -2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_backup},
     /* Leadership transfer (cmd_transfer.c): admin, like BACKUP. */
     {"cohort.transfer", 2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_transfer},
+    /* Membership changes (cmd_reconfig.c): admin. */
+    {"cohort.reconfig", -3, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_reconfig},
     /* Restart this replica in place (cmd_rejuvenate.c): admin. */
     {"cohort.rejuvenate", -1, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_rejuvenate},
 };

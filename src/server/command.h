@@ -108,6 +108,9 @@ void cmd_cohort_backup(struct conn *c, struct resp_buf *out, uint32_t argc,
 /* cmd_transfer.c: */
 void cmd_cohort_transfer(struct conn *c, struct resp_buf *out, uint32_t argc,
                          const struct resp_arg *argv);
+/* cmd_reconfig.c: */
+void cmd_cohort_reconfig(struct conn *c, struct resp_buf *out, uint32_t argc,
+                         const struct resp_arg *argv);
 /* cmd_rejuvenate.c: */
 void cmd_cohort_rejuvenate(struct conn *c, struct resp_buf *out, uint32_t argc,
                            const struct resp_arg *argv);

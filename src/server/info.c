@@ -112,33 +112,50 @@ static void section_clients(struct resp_buf *t, const struct info_input *in)
     line(t, "blocked_clients:0");
 }
 
-/* member<i>:addr=<client address>,role=primary|backup,health=<see
+/* member<i>:addr=<client address>,peer=<peer address>,role=primary|backup|learner|outside
+ * (outside: not in the epoch's membership, a spare or removed),health=<see
  * member_health>,link=up|down[,op=<n>,lag=<n>]. link is this replica's own
  * peer connection to the member (a frozen process keeps it up); op and lag
  * only from a primary in a normal view: the highest op the member has
  * durably acknowledged in this view, and how far that is behind commit_op. */
+static const char *peer_or_unknown(const struct node_status *st, uint32_t i)
+{
+    return st->peer_addr[i] ? st->peer_addr[i] : "?";
+}
+
+static const char *member_role(const struct node_status *st, uint32_t i)
+{
+    if (membership_is_learner(&st->membership, i))
+        return "learner";
+    if (!membership_is_voter(&st->membership, i))
+        return "outside";
+    return i == st->primary ? "primary" : "backup";
+}
+
 static void member_line(struct resp_buf *t, const struct node_status *st,
                         uint32_t i, bool primary_view)
 {
-    const char *role = i == st->primary ? "primary" : "backup";
+    const char *role = member_role(st, i);
     const char *addr = addr_or_unknown(st, i);
     if (i == st->self) {
-        line(t, "member%u:addr=%s,role=%s,health=self", i, addr, role);
+        line(t, "member%u:addr=%s,peer=%s,role=%s,health=self", i, addr,
+             peer_or_unknown(st, i), role);
         return;
     }
     const char *health = info_member_health(st, i);
     const char *link = st->peer_connected[i] ? "up" : "down";
     if (!primary_view) {
-        line(t, "member%u:addr=%s,role=%s,health=%s,link=%s", i, addr, role,
-             health, link);
+        line(t, "member%u:addr=%s,peer=%s,role=%s,health=%s,link=%s", i,
+             addr, peer_or_unknown(st, i), role, health, link);
         return;
     }
     uint64_t lag =
         st->commit > st->peer_op[i] ? st->commit - st->peer_op[i] : 0;
     line(t,
-         "member%u:addr=%s,role=%s,health=%s,link=%s,op=%" PRIu64
+         "member%u:addr=%s,peer=%s,role=%s,health=%s,link=%s,op=%" PRIu64
          ",lag=%" PRIu64,
-         i, addr, role, health, link, st->peer_op[i], lag);
+         i, addr, peer_or_unknown(st, i), role, health, link, st->peer_op[i],
+         lag);
 }
 
 void info_bytes_human(uint64_t bytes, char *out, size_t size)
@@ -199,15 +216,32 @@ static void operations(struct resp_buf *t, const struct info_input *in)
     line(t, "view_history:%u", n);
     for (uint32_t k = 0; k < n; k++) {
         const struct node_view_record *v = &in->view_history[first + k];
-        const char *role = v->role == COHORT_ROLE_PRIMARY  ? "primary"
-                           : v->role == COHORT_ROLE_BACKUP ? "backup"
-                                                           : "changing";
+        const char *role = v->role == COHORT_ROLE_PRIMARY   ? "primary"
+                           : v->role == COHORT_ROLE_BACKUP  ? "backup"
+                           : v->role == COHORT_ROLE_LEARNER ? "learner"
+                           : v->role == COHORT_ROLE_OUTSIDE ? "outside"
+                                                            : "changing";
         line(t,
-             "view_history%u:view=%" PRIu64 ",primary=%u,role=%s,cause=%s,"
-             "time_ms=%" PRIu64,
-             k, v->view, v->primary, role, view_cause_name(v->cause),
-             v->wall_ms);
+             "view_history%u:view=%" PRIu64 ",epoch=%" PRIu64
+             ",primary=%u,role=%s,cause=%s,time_ms=%" PRIu64,
+             k, v->view, v->epoch, v->primary, role,
+             view_cause_name(v->cause), v->wall_ms);
     }
+}
+
+/* "<name>:<n>,<key>=<ids joined by '+'>", e.g. epoch:2,voters=0+1+2 (a
+ * '+' list keeps the line one comma-separated field list). */
+static void list_line(struct resp_buf *t, const char *name, uint32_t n,
+                      const char *key, const uint32_t *ids, uint32_t count)
+{
+    char text[8 * COHORT_REPLICAS_MAX + 64];
+    int len = snprintf(text, sizeof(text), "%s:%" PRIu32 ",%s=", name, n, key);
+    for (uint32_t k = 0; k < count && k < COHORT_REPLICAS_MAX && len > 0 &&
+                         (size_t)len < sizeof(text);
+         k++)
+        len += snprintf(text + len, sizeof(text) - (size_t)len, "%s%" PRIu32,
+                        k ? "+" : "", ids[k]);
+    line(t, "%s", text);
 }
 
 static void section_replication(struct resp_buf *t, const struct info_input *in)
@@ -222,6 +256,14 @@ static void section_replication(struct resp_buf *t, const struct info_input *in)
         line(t, "primary_index:%u", st->primary);
     }
     line(t, "self_index:%u", st->self);
+    list_line(t, "epoch", st->membership.epoch, "voters",
+              st->membership.voters, st->membership.voter_count);
+    list_line(t, "learners", st->membership.learner_count, "ids",
+              st->membership.learners, st->membership.learner_count);
+    line(t, "self_member:%s",
+         st->removed ? "outside"
+         : membership_is_learner(&st->membership, st->self) ? "learner"
+                                                            : "voter");
     line(t, "op:%" PRIu64, st->op);
     line(t, "commit_op:%" PRIu64, st->commit);
     line(t, "applied_op:%" PRIu64, st->applied);

@@ -1,0 +1,719 @@
+/* cli/cmd_membership — `cohort add`, `cohort remove`, `cohort replace`:
+ * change the group's membership through COHORT.RECONFIG on the primary
+ * (server/cmd_reconfig.c; the rule is docs/PROTOCOL.md "Epochs").
+ *
+ *   cohort add [--cluster H:P] (ID | --peer H:P | --client H:P) [--learner]
+ *   cohort remove [--cluster H:P] ID
+ *   cohort replace [--cluster H:P] OLD (NEW | --peer H:P | --client H:P)
+ *
+ * A member is named by its id in the group's --peers universe, or by its
+ * address there. A new voter first joins as a learner and is brought up to
+ * date by the primary (log, or snapshot plus log); only once its lag is
+ * within --max-lag ops does a second epoch make it a voter, so the group
+ * never counts on a member that is still catching up. Each change is a
+ * compare-and-set on the epoch it was computed from, keeps the current
+ * primary first among the voters (it leads the new epoch: no leader change
+ * unless it is the one leaving), and is waited for until committed. One
+ * line per step, one at the end; bad input is one line that changes
+ * nothing. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "cli/rpc.h"
+#include "common/membership.h"
+
+#define INFO_SIZE_MAX (64u * 1024u)
+#define FIELD_MAX 256u
+
+enum change { CHANGE_ADD, CHANGE_REMOVE, CHANGE_REPLACE };
+
+struct membership_cli {
+    enum change change;
+    const char *name; /* "add", "remove", "replace" */
+    const char *cluster;
+    uint64_t timeout_ms;
+    uint64_t max_lag;
+    bool learner;
+    bool have_id, have_new;
+    uint64_t id;     /* add/remove: the member; replace: the old one */
+    uint64_t new_id; /* replace: the new one */
+    const char *peer, *client; /* the member named by address instead */
+};
+
+/* The group as the primary's INFO replication shows it. */
+struct group {
+    struct membership m; /* m.epoch: the epoch */
+    uint64_t view;
+    uint32_t primary, count;
+    bool primary_view; /* op and lag known (the primary in a normal view) */
+    char client[COHORT_REPLICAS_MAX][FIELD_MAX];
+    char peer[COHORT_REPLICAS_MAX][FIELD_MAX];
+    char health[COHORT_REPLICAS_MAX][32];
+    uint64_t lag[COHORT_REPLICAS_MAX];
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void usage(FILE *out, const char *name)
+{
+    if (!strcmp(name, "add"))
+        fprintf(out, "usage: cohort add [--cluster H:P] (ID | --peer H:P | "
+                     "--client H:P) [--learner]\n"
+                     "Add a replica of the group's --peers to the "
+                     "membership: as a learner, then, once\ncaught up, as a "
+                     "voter (with --learner it stays a learner).\n");
+    else if (!strcmp(name, "remove"))
+        fprintf(out, "usage: cohort remove [--cluster H:P] ID\n"
+                     "Take replica ID out of the membership; it stops taking "
+                     "part and says so in its log.\n");
+    else
+        fprintf(out, "usage: cohort replace [--cluster H:P] OLD (NEW | --peer "
+                     "H:P | --client H:P)\n"
+                     "Bring NEW up to date as a learner, then make it a voter "
+                     "in OLD's place; OLD\nleaves the membership.\n");
+    fprintf(out,
+            "  --cluster H:P  any member's client address (default "
+            "127.0.0.1:7001)\n"
+            "  --timeout S    give up after S seconds (default 120)\n"
+            "  --max-lag N    a learner becomes a voter within N ops of the "
+            "commit point\n                 (default 1000)\n");
+}
+
+static int fail_usage(const struct membership_cli *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cohort %s: ", m->name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "; see 'cohort %s --help'\n", m->name);
+    va_end(ap);
+    return 2;
+}
+
+static int parse(struct membership_cli *m, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+        uint64_t v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout, m->name);
+            return 1;
+        }
+        if (!strcmp(a, "--cluster") && more) {
+            m->cluster = argv[++i];
+        } else if (!strcmp(a, "--timeout") && more) {
+            if (!cli_decimal_u64(argv[++i], &v) || v == 0 || v > 86400)
+                return fail_usage(m, "--timeout takes seconds 1..86400");
+            m->timeout_ms = v * 1000u;
+        } else if (!strcmp(a, "--max-lag") && more) {
+            if (!cli_decimal_u64(argv[++i], &v) || v > 1000000000)
+                return fail_usage(m, "--max-lag takes ops 0..1000000000");
+            m->max_lag = v;
+        } else if (!strcmp(a, "--learner") && m->change == CHANGE_ADD) {
+            m->learner = true;
+        } else if (!strcmp(a, "--peer") && more &&
+                   m->change != CHANGE_REMOVE) {
+            m->peer = argv[++i];
+        } else if (!strcmp(a, "--client") && more &&
+                   m->change != CHANGE_REMOVE) {
+            m->client = argv[++i];
+        } else if (!m->have_id && cli_decimal_u64(a, &v)) {
+            m->id = v;
+            m->have_id = true;
+        } else if (m->change == CHANGE_REPLACE && !m->have_new &&
+                   cli_decimal_u64(a, &v)) {
+            m->new_id = v;
+            m->have_new = true;
+        } else {
+            return fail_usage(m, "unexpected '%s'", a);
+        }
+    }
+    bool by_addr = m->peer != NULL || m->client != NULL;
+    switch (m->change) {
+    case CHANGE_ADD:
+        if (m->have_id == by_addr)
+            return fail_usage(m, "name the replica to add: its id, or its "
+                                 "--peer or --client address");
+        break;
+    case CHANGE_REMOVE:
+        if (!m->have_id)
+            return fail_usage(m, "which replica? give its id (see cohort "
+                                 "members)");
+        break;
+    case CHANGE_REPLACE:
+        if (!m->have_id || m->have_new == by_addr)
+            return fail_usage(m, "give the replica to replace (its id) and "
+                                 "the new one (its id, or its --peer or "
+                                 "--client address)");
+        break;
+    }
+    return 0;
+}
+
+/* key=value from a comma-separated list, into out ("" if absent). */
+static void field(const char *line, const char *key, char *out, size_t size)
+{
+    size_t klen = strlen(key);
+    out[0] = '\0';
+    for (const char *p = line; p != NULL && *p;) {
+        if (!strncmp(p, key, klen) && p[klen] == '=') {
+            const char *v = p + klen + 1;
+            snprintf(out, size, "%.*s", (int)strcspn(v, ","), v);
+            return;
+        }
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+}
+
+/* "0+1+2" into ids; false on anything else. */
+static bool id_list(const char *text, uint32_t *ids, uint32_t *count)
+{
+    *count = 0;
+    if (text[0] == '\0')
+        return true;
+    for (const char *p = text;;) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(p, &end, 10);
+        if (errno || end == p || v >= COHORT_REPLICAS_MAX ||
+            *count == COHORT_REPLICAS_MAX)
+            return false;
+        ids[(*count)++] = (uint32_t)v;
+        if (*end == '\0')
+            return true;
+        if (*end != '+')
+            return false;
+        p = end + 1;
+    }
+}
+
+static int read_group(struct cli_rpc *c, struct group *g,
+                      struct cohort_err *err)
+{
+    struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
+    int rc = cli_rpc_expect(c, 2, info, RESP_TYPE_BULK, err);
+    if (rc != 0)
+        return rc;
+    const char *text = c->nodes[0].str;
+    size_t len = c->nodes[0].len;
+    memset(g, 0, sizeof(*g));
+    char value[FIELD_MAX], list[FIELD_MAX], role[32] = "";
+    uint64_t v;
+    char head[32];
+    if (cli_info_field(text, len, "epoch:", value, sizeof(value)))
+        snprintf(head, sizeof(head), "%.*s", (int)strcspn(value, ","), value);
+    else
+        head[0] = '\0';
+    if (!cli_decimal_u64(head, &v) || v > UINT32_MAX)
+        return err_set(err, -COHORT_EPROTO,
+                       "%s: INFO has no epoch line (a server older than "
+                       "this cohort? upgrade it first)",
+                       c->addr);
+    g->m.epoch = (uint32_t)v;
+    field(value, "voters", list, sizeof(list));
+    if (!id_list(list, g->m.voters, &g->m.voter_count) ||
+        g->m.voter_count == 0)
+        return err_set(err, -COHORT_EPROTO, "%s: INFO's epoch line is %s",
+                       c->addr, value);
+    if (cli_info_field(text, len, "learners:", value, sizeof(value))) {
+        field(value, "ids", list, sizeof(list));
+        if (!id_list(list, g->m.learners, &g->m.learner_count))
+            return err_set(err, -COHORT_EPROTO,
+                           "%s: INFO's learners line is %s", c->addr, value);
+    }
+    if (cli_info_field(text, len, "view:", value, sizeof(value)))
+        cli_decimal_u64(value, &g->view);
+    g->primary = UINT32_MAX;
+    if (cli_info_field(text, len, "primary_index:", value, sizeof(value)) &&
+        cli_decimal_u64(value, &v) && v < COHORT_REPLICAS_MAX)
+        g->primary = (uint32_t)v;
+    cli_info_field(text, len, "role:", role, sizeof(role));
+    g->primary_view = !strcmp(role, "primary");
+    if (cli_info_field(text, len, "members:", value, sizeof(value)) &&
+        cli_decimal_u64(value, &v))
+        g->count = v < COHORT_REPLICAS_MAX ? (uint32_t)v : COHORT_REPLICAS_MAX;
+    for (uint32_t i = 0; i < g->count; i++) {
+        char name[24], line[4 * FIELD_MAX], lag[32];
+        snprintf(name, sizeof(name), "member%" PRIu32 ":", i);
+        if (!cli_info_field(text, len, name, line, sizeof(line)))
+            continue;
+        field(line, "addr", g->client[i], sizeof(g->client[i]));
+        field(line, "peer", g->peer[i], sizeof(g->peer[i]));
+        field(line, "health", g->health[i], sizeof(g->health[i]));
+        field(line, "lag", lag, sizeof(lag));
+        g->lag[i] = UINT64_MAX;
+        if (!strcmp(g->health[i], "self"))
+            g->lag[i] = 0;
+        else if (lag[0] && !cli_decimal_u64(lag, &g->lag[i]))
+            g->lag[i] = UINT64_MAX;
+    }
+    return 0;
+}
+
+/* The id named by --peer / --client, among the universe's addresses. */
+static int resolve(const struct membership_cli *m, const struct group *g,
+                   uint64_t *id)
+{
+    for (uint32_t i = 0; i < g->count; i++) {
+        if (m->peer && strcmp(m->peer, g->peer[i]) != 0)
+            continue;
+        if (m->client && strcmp(m->client, g->client[i]) != 0)
+            continue;
+        *id = i;
+        return 0;
+    }
+    fprintf(stderr,
+            "cohort %s: no replica of the group has %s%s%s%s%s: a member "
+            "must be one of the --peers every replica was started with "
+            "(ids 0..%" PRIu32 ", see cohort members); to use a new "
+            "machine, give it a listed address or restart the group with "
+            "it listed (docs/OPERATIONS.md)\n",
+            m->name, m->peer ? "peer address " : "", m->peer ? m->peer : "",
+            m->peer && m->client ? " and " : "",
+            m->client ? "client address " : "", m->client ? m->client : "",
+            g->count ? g->count - 1 : 0);
+    return 2;
+}
+
+static bool is_voter(const struct group *g, uint64_t id)
+{
+    return id < COHORT_REPLICAS_MAX &&
+           membership_is_voter(&g->m, (uint32_t)id);
+}
+
+static bool is_learner(const struct group *g, uint64_t id)
+{
+    return id < COHORT_REPLICAS_MAX &&
+           membership_is_learner(&g->m, (uint32_t)id);
+}
+
+/* The next membership: the current one with `drop` (if below the
+ * universe) taken out of both lists, `voter` (if any) added as a voter
+ * (in the dropped voter's place when replacing, else last) and `learner`
+ * (if any) added as a learner. The current primary goes first among the
+ * voters unless it leaves. */
+static void next_membership(const struct group *g, uint64_t drop,
+                            uint64_t voter, uint64_t learner,
+                            struct membership *out)
+{
+    *out = (struct membership){0};
+    bool placed = false;
+    if (g->primary != drop && membership_is_voter(&g->m, g->primary) &&
+        g->primary != voter)
+        out->voters[out->voter_count++] = g->primary;
+    for (uint32_t k = 0; k < g->m.voter_count; k++) {
+        uint32_t v = g->m.voters[k];
+        if (v == g->primary && out->voter_count > 0 && out->voters[0] == v)
+            continue;
+        if (v == drop) {
+            if (voter < COHORT_REPLICAS_MAX && !placed) {
+                out->voters[out->voter_count++] = (uint32_t)voter;
+                placed = true;
+            }
+            continue;
+        }
+        if (v != voter)
+            out->voters[out->voter_count++] = v;
+    }
+    if (voter < COHORT_REPLICAS_MAX && !placed &&
+        !membership_is_voter(out, (uint32_t)voter))
+        out->voters[out->voter_count++] = (uint32_t)voter;
+    for (uint32_t k = 0; k < g->m.learner_count; k++) {
+        uint32_t l = g->m.learners[k];
+        if (l != drop && l != voter && l != learner)
+            out->learners[out->learner_count++] = l;
+    }
+    if (learner < COHORT_REPLICAS_MAX)
+        out->learners[out->learner_count++] = (uint32_t)learner;
+}
+
+static void format_ids(const uint32_t *ids, uint32_t count, char *out,
+                       size_t size)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (uint32_t k = 0; k < count && len + 8 < size; k++)
+        len += (size_t)snprintf(out + len, size - len, "%s%" PRIu32,
+                                k ? "+" : "", ids[k]);
+    if (count == 0)
+        snprintf(out, size, "none");
+}
+
+struct run {
+    struct membership_cli *m;
+    struct cli_rpc c;
+    bool open;
+    uint64_t started;
+    struct cohort_err err;
+};
+
+/* (Re)connect to the primary and read the group. */
+static int refresh(struct run *r, struct group *g)
+{
+    if (r->open && read_group(&r->c, g, &r->err) == 0 && g->primary_view)
+        return 0;
+    if (r->open)
+        cli_rpc_close(&r->c);
+    r->open = false;
+    if (cli_rpc_open_primary(&r->c, r->m->cluster, INFO_SIZE_MAX, &r->err) !=
+        0)
+        return -1;
+    r->open = true;
+    return read_group(&r->c, g, &r->err);
+}
+
+static bool expired(const struct run *r)
+{
+    return now_ms() - r->started >= r->m->timeout_ms;
+}
+
+/* Propose next (computed from epoch g->m.epoch) and wait until the new
+ * epoch is in force. 0 when committed; 1 when the server refused (the
+ * message printed); -1 with r->err set. Refusals that say "try again" (a
+ * change or transfer under way, a view change) are retried until the
+ * timeout. */
+static int propose(struct run *r, struct group *g,
+                   const struct membership *next)
+{
+    for (;;) {
+        char epoch[16];
+        char ids[2 * COHORT_REPLICAS_MAX][4];
+        struct resp_arg argv[4 + 2 * COHORT_REPLICAS_MAX];
+        uint32_t argc = 0;
+        argv[argc++] = (struct resp_arg){"COHORT.RECONFIG", 15};
+        argv[argc++] = (struct resp_arg){"EPOCH", 5};
+        snprintf(epoch, sizeof(epoch), "%" PRIu32, g->m.epoch);
+        argv[argc++] = (struct resp_arg){epoch, strlen(epoch)};
+        argv[argc++] = (struct resp_arg){"VOTERS", 6};
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < next->voter_count; i++, k++) {
+            snprintf(ids[k], sizeof(ids[k]), "%" PRIu32, next->voters[i]);
+            argv[argc++] = (struct resp_arg){ids[k], strlen(ids[k])};
+        }
+        if (next->learner_count) {
+            argv[argc++] = (struct resp_arg){"LEARNERS", 8};
+            for (uint32_t i = 0; i < next->learner_count; i++, k++) {
+                snprintf(ids[k], sizeof(ids[k]), "%" PRIu32,
+                         next->learners[i]);
+                argv[argc++] = (struct resp_arg){ids[k], strlen(ids[k])};
+            }
+        }
+        if (cli_rpc_call(&r->c, argc, argv, &r->err) != 0)
+            return -1;
+        const struct resp_node *n = &r->c.nodes[0];
+        if (n->type == RESP_TYPE_ARRAY)
+            break;
+        if (n->type != RESP_TYPE_ERROR)
+            return err_set(&r->err, -COHORT_EPROTO,
+                           "%s: unexpected reply to COHORT.RECONFIG",
+                           r->c.addr);
+        size_t skip = n->len > 4 && !memcmp(n->str, "ERR ", 4) ? 4 : 0;
+        bool again = n->len >= 9 && !memcmp(n->str + n->len - 9, "try again",
+                                            9);
+        if (!again || expired(r)) {
+            fprintf(stderr, "cohort %s: %.*s\n", r->m->name,
+                    (int)(n->len - skip), n->str + skip);
+            return 1;
+        }
+        cli_pause_ms(50);
+        if (refresh(r, g) != 0)
+            return -1;
+    }
+    uint32_t want = g->m.epoch + 1;
+    while (!expired(r)) {
+        cli_pause_ms(5);
+        struct group now;
+        if (refresh(r, &now) != 0) {
+            if (expired(r))
+                return -1;
+            cli_pause_ms(100); /* a view change: find the primary again */
+            continue;
+        }
+        if (now.m.epoch == want) {
+            *g = now;
+            return 0;
+        }
+        if (now.m.epoch > want)
+            return err_set(&r->err, -COHORT_EAGAIN,
+                           "the group moved on to epoch %" PRIu32
+                           " meanwhile; look again (cohort members)",
+                           now.m.epoch);
+    }
+    return err_set(&r->err, -COHORT_EAGAIN,
+                   "epoch %" PRIu32 " was proposed but not in force within "
+                   "%" PRIu64 " s (a view change may have dropped it): see "
+                   "cohort members %s and try again",
+                   want, r->m->timeout_ms / 1000, r->m->cluster);
+}
+
+/* Wait until the primary sees replica id within --max-lag ops. */
+static int catch_up(struct run *r, struct group *g, uint64_t id)
+{
+    uint64_t since = now_ms();
+    while (!expired(r)) {
+        if (refresh(r, g) != 0) {
+            cli_pause_ms(100);
+            continue;
+        }
+        if (!membership_is_member(&g->m, (uint32_t)id))
+            return err_set(&r->err, -COHORT_EAGAIN,
+                           "replica %" PRIu64 " left the membership while "
+                           "catching up (epoch %" PRIu32 "); look again "
+                           "(cohort members)",
+                           id, g->m.epoch);
+        if (g->primary_view && !strcmp(g->health[id], "ok") &&
+            g->lag[id] <= r->m->max_lag) {
+            printf("replica %" PRIu64 " caught up (lag %" PRIu64
+                   " ops) in %" PRIu64 " ms\n",
+                   id, g->lag[id], now_ms() - since);
+            return 0;
+        }
+        cli_pause_ms(20);
+    }
+    return err_set(&r->err, -COHORT_EAGAIN,
+                   "replica %" PRIu64 " did not catch up within %" PRIu64
+                   " s (health %s, lag %s): is it running with the group's "
+                   "--peers? it stays a learner; run the command again "
+                   "to finish",
+                   id, r->m->timeout_ms / 1000,
+                   g->health[id][0] ? g->health[id] : "?",
+                   g->lag[id] == UINT64_MAX ? "unknown" : "known");
+}
+
+/* Voters of next that the primary hears now (or is). */
+static uint32_t voters_up(const struct group *g, const struct membership *next)
+{
+    uint32_t up = 0;
+    for (uint32_t k = 0; k < next->voter_count; k++) {
+        uint32_t v = next->voters[k];
+        up += !strcmp(g->health[v], "self") || !strcmp(g->health[v], "ok");
+    }
+    return up;
+}
+
+static int check_quorum(struct run *r, const struct group *g,
+                        const struct membership *next)
+{
+    uint32_t up = voters_up(g, next);
+    if (up >= membership_quorum(next))
+        return 0;
+    fprintf(stderr,
+            "cohort %s: the new membership's voters would be %" PRIu32
+            ", of which only %" PRIu32 " answer the primary: it could not "
+            "commit anything; bring members back first (cohort members)\n",
+            r->m->name, next->voter_count, up);
+    return 1;
+}
+
+static void say_epoch(const struct run *r, const struct group *g,
+                      const char *what)
+{
+    char voters[64], learners[64];
+    format_ids(g->m.voters, g->m.voter_count, voters, sizeof(voters));
+    format_ids(g->m.learners, g->m.learner_count, learners, sizeof(learners));
+    printf("%s: epoch %" PRIu32 ", voters %s, learners %s; took %" PRIu64
+           " ms\n",
+           what, g->m.epoch, voters, learners, now_ms() - r->started);
+}
+
+static int run_add(struct run *r, struct group *g, uint64_t id)
+{
+    char what[128];
+    if (is_voter(g, id)) {
+        fprintf(stderr,
+                "cohort add: replica %" PRIu64 " is already a voter (epoch "
+                "%" PRIu32 "); nothing changed\n",
+                id, g->m.epoch);
+        return 1;
+    }
+    if (is_learner(g, id) && r->m->learner) {
+        fprintf(stderr,
+                "cohort add: replica %" PRIu64 " is already a learner (epoch "
+                "%" PRIu32 "); nothing changed\n",
+                id, g->m.epoch);
+        return 1;
+    }
+    struct membership next;
+    if (!is_learner(g, id)) {
+        next_membership(g, UINT64_MAX, UINT64_MAX, id, &next);
+        int rc = propose(r, g, &next);
+        if (rc != 0)
+            return rc;
+        snprintf(what, sizeof(what), "replica %" PRIu64 " (%s) is a learner",
+                 id, g->client[id]);
+        say_epoch(r, g, what);
+        if (r->m->learner)
+            return 0;
+    }
+    if (catch_up(r, g, id) != 0)
+        return -1;
+    next_membership(g, UINT64_MAX, id, UINT64_MAX, &next);
+    int rc = propose(r, g, &next);
+    if (rc != 0)
+        return rc;
+    snprintf(what, sizeof(what), "replica %" PRIu64 " (%s) is a voter", id,
+             g->client[id]);
+    say_epoch(r, g, what);
+    return 0;
+}
+
+static int run_remove(struct run *r, struct group *g, uint64_t id)
+{
+    if (!is_voter(g, id) && !is_learner(g, id)) {
+        fprintf(stderr,
+                "cohort remove: replica %" PRIu64 " is not a member of "
+                "epoch %" PRIu32 "; nothing changed (see cohort members)\n",
+                id, g->m.epoch);
+        return 1;
+    }
+    if (is_voter(g, id) && g->m.voter_count == 1) {
+        fprintf(stderr,
+                "cohort remove: replica %" PRIu64 " is the group's last "
+                "voter; add another first (cohort add)\n",
+                id);
+        return 1;
+    }
+    struct membership next;
+    next_membership(g, id, UINT64_MAX, UINT64_MAX, &next);
+    if (check_quorum(r, g, &next) != 0)
+        return 1;
+    int rc = propose(r, g, &next);
+    if (rc != 0)
+        return rc;
+    char what[128];
+    snprintf(what, sizeof(what), "replica %" PRIu64 " is out of the group",
+             id);
+    say_epoch(r, g, what);
+    return 0;
+}
+
+static int run_replace(struct run *r, struct group *g, uint64_t old,
+                       uint64_t id)
+{
+    if (!is_voter(g, old)) {
+        fprintf(stderr,
+                "cohort replace: replica %" PRIu64 " is not a voter of epoch "
+                "%" PRIu32 "; nothing changed (add the new one with cohort "
+                "add instead)\n",
+                old, g->m.epoch);
+        return 1;
+    }
+    if (id == old || is_voter(g, id)) {
+        fprintf(stderr,
+                "cohort replace: replica %" PRIu64 " is already a voter; "
+                "name a replica outside the voters to take %" PRIu64
+                "'s place\n",
+                id, old);
+        return 1;
+    }
+    struct membership next;
+    if (!is_learner(g, id)) {
+        next_membership(g, UINT64_MAX, UINT64_MAX, id, &next);
+        int rc = propose(r, g, &next);
+        if (rc != 0)
+            return rc;
+        char what[128];
+        snprintf(what, sizeof(what),
+                 "replica %" PRIu64 " (%s) is a learner", id, g->client[id]);
+        say_epoch(r, g, what);
+    }
+    if (catch_up(r, g, id) != 0)
+        return -1;
+    next_membership(g, old, id, UINT64_MAX, &next);
+    int rc = propose(r, g, &next);
+    if (rc != 0)
+        return rc;
+    char what[160];
+    snprintf(what, sizeof(what),
+             "replica %" PRIu64 " (%s) replaced replica %" PRIu64, id,
+             g->client[id], old);
+    say_epoch(r, g, what);
+    return 0;
+}
+
+static int run(enum change change, const char *name, int argc, char **argv)
+{
+    struct membership_cli m = {
+        .change = change,
+        .name = name,
+        .cluster = "127.0.0.1:7001",
+        .timeout_ms = 120000,
+        .max_lag = 1000,
+    };
+    int rc = parse(&m, argc, argv);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    struct run r = {.m = &m, .started = now_ms()};
+    err_clear(&r.err);
+    struct group g;
+    if (refresh(&r, &g) != 0) {
+        fprintf(stderr, "cohort %s: %s\n", name, r.err.message);
+        if (r.open)
+            cli_rpc_close(&r.c);
+        return 1;
+    }
+    uint64_t id = m.id;
+    if (change != CHANGE_REPLACE && (m.peer || m.client) &&
+        resolve(&m, &g, &id) != 0)
+        rc = 2;
+    uint64_t new_id = m.new_id;
+    if (rc == 0 && change == CHANGE_REPLACE && (m.peer || m.client) &&
+        resolve(&m, &g, &new_id) != 0)
+        rc = 2;
+    uint64_t ids[2] = {id, change == CHANGE_REPLACE ? new_id : id};
+    for (int k = 0; k < 2 && rc == 0; k++)
+        if (ids[k] >= g.count) {
+            fprintf(stderr,
+                    "cohort %s: no replica %" PRIu64
+                    ": the group's --peers are replicas 0..%" PRIu32
+                    " (see cohort members)\n",
+                    name, ids[k], g.count ? g.count - 1 : 0);
+            rc = 2;
+        }
+    if (rc == 0) {
+        if (change == CHANGE_ADD)
+            rc = run_add(&r, &g, id);
+        else if (change == CHANGE_REMOVE)
+            rc = run_remove(&r, &g, id);
+        else
+            rc = run_replace(&r, &g, id, new_id);
+        if (rc < 0) {
+            fprintf(stderr, "cohort %s: %s\n", name, r.err.message);
+            rc = 1;
+        }
+    }
+    if (r.open)
+        cli_rpc_close(&r.c);
+    return rc;
+}
+
+int cmd_add(int argc, char **argv)
+{
+    return run(CHANGE_ADD, "add", argc, argv);
+}
+
+int cmd_remove(int argc, char **argv)
+{
+    return run(CHANGE_REMOVE, "remove", argc, argv);
+}
+
+int cmd_replace(int argc, char **argv)
+{
+    return run(CHANGE_REPLACE, "replace", argc, argv);
+}
