@@ -86,7 +86,7 @@ static void print_members(const char *text, size_t len)
         if (!cli_info_field(text, len, name, line, sizeof(line)))
             continue;
         char addr[FIELD_MAX], peer[FIELD_MAX], role[32], health[32], link[16],
-            mop[32], lag[32];
+            mop[32], lag[64];
         member_field(line, "addr", addr, sizeof(addr));
         member_field(line, "peer", peer, sizeof(peer));
         member_field(line, "role", role, sizeof(role));
@@ -94,6 +94,16 @@ static void print_members(const char *text, size_t len)
         member_field(line, "link", link, sizeof(link));
         member_field(line, "op", mop, sizeof(mop));
         member_field(line, "lag", lag, sizeof(lag));
+        char sent[32], size[32];
+        member_field(line, "snapshot_sent", sent, sizeof(sent));
+        member_field(line, "snapshot_size", size, sizeof(size));
+        unsigned long long total = strtoull(size, NULL, 10);
+        if (strcmp(size, "-") != 0 && total > 0) {
+            /* State transfer under way: how far the snapshot got. */
+            size_t used = strlen(lag);
+            snprintf(lag + used, sizeof(lag) - used, " (snapshot %llu%%)",
+                     strtoull(sent, NULL, 10) * 100ull / total);
+        }
         if (!strcmp(health, "self"))
             snprintf(mop, sizeof(mop), "%s", op);
         printf("%-3" PRIu32 " %-22s %-22s %-8s %-9s %-5s %-10s %s\n", i, addr,

@@ -58,6 +58,7 @@ struct group {
     char peer[COHORT_REPLICAS_MAX][FIELD_MAX];
     char health[COHORT_REPLICAS_MAX][32];
     uint64_t lag[COHORT_REPLICAS_MAX];
+    uint64_t op[COHORT_REPLICAS_MAX]; /* acknowledged, as the primary saw */
 };
 
 static uint64_t now_ms(void)
@@ -125,8 +126,7 @@ static int parse(struct membership_cli *m, int argc, char **argv)
             m->max_lag = v;
         } else if (!strcmp(a, "--learner") && m->change == CHANGE_ADD) {
             m->learner = true;
-        } else if (!strcmp(a, "--peer") && more &&
-                   m->change != CHANGE_REMOVE) {
+        } else if (!strcmp(a, "--peer") && more && m->change != CHANGE_REMOVE) {
             m->peer = argv[++i];
         } else if (!strcmp(a, "--client") && more &&
                    m->change != CHANGE_REMOVE) {
@@ -227,8 +227,7 @@ static int read_group(struct cli_rpc *c, struct group *g,
                        c->addr);
     g->m.epoch = (uint32_t)v;
     field(value, "voters", list, sizeof(list));
-    if (!id_list(list, g->m.voters, &g->m.voter_count) ||
-        g->m.voter_count == 0)
+    if (!id_list(list, g->m.voters, &g->m.voter_count) || g->m.voter_count == 0)
         return err_set(err, -COHORT_EPROTO, "%s: INFO's epoch line is %s",
                        c->addr, value);
     if (cli_info_field(text, len, "learners:", value, sizeof(value))) {
@@ -249,7 +248,7 @@ static int read_group(struct cli_rpc *c, struct group *g,
         cli_decimal_u64(value, &v))
         g->count = v < COHORT_REPLICAS_MAX ? (uint32_t)v : COHORT_REPLICAS_MAX;
     for (uint32_t i = 0; i < g->count; i++) {
-        char name[24], line[4 * FIELD_MAX], lag[32];
+        char name[24], line[4 * FIELD_MAX], lag[32], op[32];
         snprintf(name, sizeof(name), "member%" PRIu32 ":", i);
         if (!cli_info_field(text, len, name, line, sizeof(line)))
             continue;
@@ -257,6 +256,9 @@ static int read_group(struct cli_rpc *c, struct group *g,
         field(line, "peer", g->peer[i], sizeof(g->peer[i]));
         field(line, "health", g->health[i], sizeof(g->health[i]));
         field(line, "lag", lag, sizeof(lag));
+        field(line, "op", op, sizeof(op));
+        if (!cli_decimal_u64(op, &g->op[i]))
+            g->op[i] = 0;
         g->lag[i] = UINT64_MAX;
         if (!strcmp(g->health[i], "self"))
             g->lag[i] = 0;
@@ -293,8 +295,7 @@ static int resolve(const struct membership_cli *m, const struct group *g,
 
 static bool is_voter(const struct group *g, uint64_t id)
 {
-    return id < COHORT_REPLICAS_MAX &&
-           membership_is_voter(&g->m, (uint32_t)id);
+    return id < COHORT_REPLICAS_MAX && membership_is_voter(&g->m, (uint32_t)id);
 }
 
 static bool is_learner(const struct group *g, uint64_t id)
@@ -360,6 +361,7 @@ struct run {
     struct cli_rpc c;
     bool open;
     uint64_t started;
+    uint64_t entry_op; /* the last proposed RECONFIG entry's op */
     struct cohort_err err;
 };
 
@@ -371,8 +373,7 @@ static int refresh(struct run *r, struct group *g)
     if (r->open)
         cli_rpc_close(&r->c);
     r->open = false;
-    if (cli_rpc_open_primary(&r->c, r->m->cluster, INFO_SIZE_MAX, &r->err) !=
-        0)
+    if (cli_rpc_open_primary(&r->c, r->m->cluster, INFO_SIZE_MAX, &r->err) != 0)
         return -1;
     r->open = true;
     return read_group(&r->c, g, &r->err);
@@ -409,23 +410,26 @@ static int propose(struct run *r, struct group *g,
         if (next->learner_count) {
             argv[argc++] = (struct resp_arg){"LEARNERS", 8};
             for (uint32_t i = 0; i < next->learner_count; i++, k++) {
-                snprintf(ids[k], sizeof(ids[k]), "%" PRIu32,
-                         next->learners[i]);
+                snprintf(ids[k], sizeof(ids[k]), "%" PRIu32, next->learners[i]);
                 argv[argc++] = (struct resp_arg){ids[k], strlen(ids[k])};
             }
         }
         if (cli_rpc_call(&r->c, argc, argv, &r->err) != 0)
             return -1;
         const struct resp_node *n = &r->c.nodes[0];
-        if (n->type == RESP_TYPE_ARRAY)
+        if (n->type == RESP_TYPE_ARRAY) {
+            if (r->c.node_count >= 3 && n[2].type == RESP_TYPE_INTEGER &&
+                n[2].integer > 0)
+                r->entry_op = (uint64_t)n[2].integer;
             break;
+        }
         if (n->type != RESP_TYPE_ERROR)
             return err_set(&r->err, -COHORT_EPROTO,
                            "%s: unexpected reply to COHORT.RECONFIG",
                            r->c.addr);
         size_t skip = n->len > 4 && !memcmp(n->str, "ERR ", 4) ? 4 : 0;
-        bool again = n->len >= 9 && !memcmp(n->str + n->len - 9, "try again",
-                                            9);
+        bool again =
+            n->len >= 9 && !memcmp(n->str + n->len - 9, "try again", 9);
         if (!again || expired(r)) {
             fprintf(stderr, "cohort %s: %.*s\n", r->m->name,
                     (int)(n->len - skip), n->str + skip);
@@ -462,7 +466,9 @@ static int propose(struct run *r, struct group *g,
                    want, r->m->timeout_ms / 1000, r->m->cluster);
 }
 
-/* Wait until the primary sees replica id within --max-lag ops. */
+/* Wait until the primary sees replica id within --max-lag ops, having
+ * acknowledged at least the entry that made it a learner (a lag within the
+ * bound means nothing before: a small log is "within" it from op 0). */
 static int catch_up(struct run *r, struct group *g, uint64_t id)
 {
     uint64_t since = now_ms();
@@ -478,7 +484,7 @@ static int catch_up(struct run *r, struct group *g, uint64_t id)
                            "(cohort members)",
                            id, g->m.epoch);
         if (g->primary_view && !strcmp(g->health[id], "ok") &&
-            g->lag[id] <= r->m->max_lag) {
+            g->lag[id] <= r->m->max_lag && g->op[id] >= r->entry_op) {
             printf("replica %" PRIu64 " caught up (lag %" PRIu64
                    " ops) in %" PRIu64 " ms\n",
                    id, g->lag[id], now_ms() - since);
@@ -597,8 +603,7 @@ static int run_remove(struct run *r, struct group *g, uint64_t id)
     if (rc != 0)
         return rc;
     char what[128];
-    snprintf(what, sizeof(what), "replica %" PRIu64 " is out of the group",
-             id);
+    snprintf(what, sizeof(what), "replica %" PRIu64 " is out of the group", id);
     say_epoch(r, g, what);
     return 0;
 }
@@ -629,8 +634,8 @@ static int run_replace(struct run *r, struct group *g, uint64_t old,
         if (rc != 0)
             return rc;
         char what[128];
-        snprintf(what, sizeof(what),
-                 "replica %" PRIu64 " (%s) is a learner", id, g->client[id]);
+        snprintf(what, sizeof(what), "replica %" PRIu64 " (%s) is a learner",
+                 id, g->client[id]);
         say_epoch(r, g, what);
     }
     if (catch_up(r, g, id) != 0)

@@ -307,6 +307,14 @@ struct driver_status {
      * the epoch), and whether this replica is outside it. */
     struct membership membership;
     bool removed;
+    /* State transfer: a snapshot being received (from whom, its op, bytes
+     * written of file_size), and per peer one being sent (offset of
+     * size; size 0: none). */
+    bool receiving;
+    uint32_t receiving_from;
+    uint64_t receiving_op, received, receiving_size;
+    uint64_t sending_offset[COHORT_REPLICAS_MAX];
+    uint64_t sending_size[COHORT_REPLICAS_MAX];
 };
 void driver_status(const struct driver *d, struct driver_status *out);
 

@@ -142,8 +142,7 @@ void cmd_cohort_reconfig(struct conn *c, struct resp_buf *out, uint32_t argc,
         return;
     if (have_epoch && epoch != st.membership.epoch) {
         resp_write_errorf(out,
-                          "ERR the group is in epoch %" PRIu32
-                          ", not %" PRIu64
+                          "ERR the group is in epoch %" PRIu32 ", not %" PRIu64
                           ": its membership changed meanwhile; look again "
                           "(cohort members) and retry",
                           st.membership.epoch, epoch);

@@ -197,7 +197,7 @@ static const struct command_spec commands[] = {
     /* Leadership transfer (cmd_transfer.c): admin, like BACKUP. */
     {"cohort.transfer", 2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_transfer},
     /* Membership changes (cmd_reconfig.c): admin. */
-    {"cohort.reconfig", -3, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_reconfig},
+    {"cohort.reconfig", -2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_reconfig},
     /* Restart this replica in place (cmd_rejuvenate.c): admin. */
     {"cohort.rejuvenate", -1, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_rejuvenate},
 };

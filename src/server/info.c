@@ -112,8 +112,11 @@ static void section_clients(struct resp_buf *t, const struct info_input *in)
     line(t, "blocked_clients:0");
 }
 
-/* member<i>:addr=<client address>,peer=<peer address>,role=primary|backup|learner|outside
- * (outside: not in the epoch's membership, a spare or removed),health=<see
+/* Each member line ends with ",snapshot_sent=<bytes>,snapshot_size=<bytes>"
+ * while this replica sends it a snapshot (state transfer).
+ * member<i>:addr=<client address>,peer=<peer
+ * address>,role=primary|backup|learner|outside (outside: not in the epoch's
+ * membership, a spare or removed),health=<see
  * member_health>,link=up|down[,op=<n>,lag=<n>]. link is this replica's own
  * peer connection to the member (a frozen process keeps it up); op and lag
  * only from a primary in a normal view: the highest op the member has
@@ -145,17 +148,22 @@ static void member_line(struct resp_buf *t, const struct node_status *st,
     const char *health = info_member_health(st, i);
     const char *link = st->peer_connected[i] ? "up" : "down";
     if (!primary_view) {
-        line(t, "member%u:addr=%s,peer=%s,role=%s,health=%s,link=%s", i,
-             addr, peer_or_unknown(st, i), role, health, link);
+        line(t, "member%u:addr=%s,peer=%s,role=%s,health=%s,link=%s", i, addr,
+             peer_or_unknown(st, i), role, health, link);
         return;
     }
     uint64_t lag =
         st->commit > st->peer_op[i] ? st->commit - st->peer_op[i] : 0;
+    char transfer[64] = "";
+    if (st->sending_size[i])
+        snprintf(transfer, sizeof(transfer),
+                 ",snapshot_sent=%" PRIu64 ",snapshot_size=%" PRIu64,
+                 st->sending_offset[i], st->sending_size[i]);
     line(t,
          "member%u:addr=%s,peer=%s,role=%s,health=%s,link=%s,op=%" PRIu64
-         ",lag=%" PRIu64,
+         ",lag=%" PRIu64 "%s",
          i, addr, peer_or_unknown(st, i), role, health, link, st->peer_op[i],
-         lag);
+         lag, transfer);
 }
 
 void info_bytes_human(uint64_t bytes, char *out, size_t size)
@@ -224,8 +232,8 @@ static void operations(struct resp_buf *t, const struct info_input *in)
         line(t,
              "view_history%u:view=%" PRIu64 ",epoch=%" PRIu64
              ",primary=%u,role=%s,cause=%s,time_ms=%" PRIu64,
-             k, v->view, v->epoch, v->primary, role,
-             view_cause_name(v->cause), v->wall_ms);
+             k, v->view, v->epoch, v->primary, role, view_cause_name(v->cause),
+             v->wall_ms);
     }
 }
 
@@ -256,15 +264,21 @@ static void section_replication(struct resp_buf *t, const struct info_input *in)
         line(t, "primary_index:%u", st->primary);
     }
     line(t, "self_index:%u", st->self);
-    list_line(t, "epoch", st->membership.epoch, "voters",
-              st->membership.voters, st->membership.voter_count);
+    list_line(t, "epoch", st->membership.epoch, "voters", st->membership.voters,
+              st->membership.voter_count);
     list_line(t, "learners", st->membership.learner_count, "ids",
               st->membership.learners, st->membership.learner_count);
     line(t, "self_member:%s",
-         st->removed ? "outside"
+         st->removed                                        ? "outside"
          : membership_is_learner(&st->membership, st->self) ? "learner"
                                                             : "voter");
     line(t, "op:%" PRIu64, st->op);
+    if (st->receiving)
+        line(t,
+             "state_transfer:from=%" PRIu32 ",op=%" PRIu64 ",received=%" PRIu64
+             ",size=%" PRIu64,
+             st->receiving_from, st->receiving_op, st->received,
+             st->receiving_size);
     line(t, "commit_op:%" PRIu64, st->commit);
     line(t, "applied_op:%" PRIu64, st->applied);
     line(t, "view_changes:%" PRIu64, st->view_changes);

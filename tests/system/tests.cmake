@@ -44,6 +44,7 @@ set_tests_properties(system/resp_selftest PROPERTIES LABELS system TIMEOUT 30)
 
 cohort_system_test(failover 120)
 cohort_system_test(transfer 120)
+cohort_system_test(membership 180)
 cohort_system_test(backup_reads 240)
 cohort_system_test(rejuvenate 240)
 cohort_system_test(restart_catchup 150)

@@ -89,12 +89,14 @@ static void primary_reports_members_health_and_lag(void **state)
     assert_non_null(strstr(t, "# Replication\r\nrole:primary\r\nview:4\r\n"));
     assert_non_null(strstr(t, "primary:127.0.0.1:7001\r\n"));
     assert_non_null(strstr(t, "commit_op:118\r\napplied_op:117\r\n"));
+    assert_non_null(strstr(t, "member0:addr=127.0.0.1:7001,peer=127.0.0.1:8001,"
+                              "role=primary,health=self\r\n"));
     assert_non_null(
-        strstr(t, "member0:addr=127.0.0.1:7001,peer=127.0.0.1:8001,role=primary,health=self\r\n"));
-    assert_non_null(strstr(t, "member1:addr=127.0.0.1:7002,peer=127.0.0.1:8002,role=backup,"
-                              "health=ok,link=up,op=118,lag=0\r\n"));
-    assert_non_null(strstr(t, "member2:addr=127.0.0.1:7003,peer=127.0.0.1:8003,role=backup,"
-                              "health=suspected,link=down,op=100,lag=18\r\n"));
+        strstr(t, "member1:addr=127.0.0.1:7002,peer=127.0.0.1:8002,role=backup,"
+                  "health=ok,link=up,op=118,lag=0\r\n"));
+    assert_non_null(
+        strstr(t, "member2:addr=127.0.0.1:7003,peer=127.0.0.1:8003,role=backup,"
+                  "health=suspected,link=down,op=100,lag=18\r\n"));
     assert_null(strstr(t, "# Server"));
     teardown_fixture(&f);
 }
@@ -110,21 +112,25 @@ static void backup_reports_no_lag(void **state)
     assert_null(strstr(t, "lag="));
     /* Replica 2 is suspected by the detector, but a backup does not hear
      * from other backups: it does not know. */
-    assert_non_null(strstr(t, "member2:addr=127.0.0.1:7003,peer=127.0.0.1:8003,role=backup,"
-                              "health=unknown,link=down\r\n"));
+    assert_non_null(
+        strstr(t, "member2:addr=127.0.0.1:7003,peer=127.0.0.1:8003,role=backup,"
+                  "health=unknown,link=down\r\n"));
     assert_null(strstr(t, "health=suspected"));
-    assert_non_null(strstr(t, "member0:addr=127.0.0.1:7001,peer=127.0.0.1:8001,role=primary,"
-                              "health=ok,link=up\r\n"));
+    assert_non_null(strstr(
+        t, "member0:addr=127.0.0.1:7001,peer=127.0.0.1:8001,role=primary,"
+           "health=ok,link=up\r\n"));
     f.st.peer_suspected[0] = true;
     t = format(&f, INFO_REPLICATION);
-    assert_non_null(strstr(t, "member0:addr=127.0.0.1:7001,peer=127.0.0.1:8001,role=primary,"
-                              "health=suspected,link=up\r\n"));
+    assert_non_null(strstr(
+        t, "member0:addr=127.0.0.1:7001,peer=127.0.0.1:8001,role=primary,"
+           "health=suspected,link=up\r\n"));
     f.st.status = STATUS_VIEW_CHANGE;
     t = format(&f, INFO_REPLICATION);
     assert_non_null(strstr(t, "role:view_change\r\n"));
     /* Outside a normal view nobody's silence means much. */
-    assert_non_null(strstr(t, "member0:addr=127.0.0.1:7001,peer=127.0.0.1:8001,role=primary,"
-                              "health=unknown,link=up\r\n"));
+    assert_non_null(strstr(
+        t, "member0:addr=127.0.0.1:7001,peer=127.0.0.1:8001,role=primary,"
+           "health=unknown,link=up\r\n"));
     teardown_fixture(&f);
 }
 
@@ -135,9 +141,11 @@ static void replication_shows_epoch_and_roles(void **state)
     (void)state;
     struct fixture f;
     setup(&f, 0, 0);
-    f.st.membership = (struct membership){
-        .epoch = 3, .voter_count = 2, .voters = {0, 2},
-        .learner_count = 1, .learners = {1}};
+    f.st.membership = (struct membership){.epoch = 3,
+                                          .voter_count = 2,
+                                          .voters = {0, 2},
+                                          .learner_count = 1,
+                                          .learners = {1}};
     const char *t = format(&f, INFO_REPLICATION);
     assert_non_null(strstr(t, "epoch:3,voters=0+2\r\nlearners:1,ids=1\r\n"
                               "self_member:voter\r\n"));
@@ -306,10 +314,12 @@ static void replication_shows_operations_and_view_history(void **state)
                               "rejuvenating:1\r\nrejuvenation_in_progress:1\r\n"
                               "rejuvenation_progress:restarting replica 1 (2 "
                               "of 3)\r\nview_history:8\r\n"));
-    assert_non_null(strstr(t, "view_history0:view=3,epoch=0,primary=2,role=backup,"
-                              "cause=suspected,time_ms=1700000000002\r\n"));
-    assert_non_null(strstr(t, "view_history7:view=10,epoch=0,primary=0,role=primary,"
-                              "cause=transfer,time_ms=1700000000009\r\n"));
+    assert_non_null(strstr(t,
+                           "view_history0:view=3,epoch=0,primary=2,role=backup,"
+                           "cause=suspected,time_ms=1700000000002\r\n"));
+    assert_non_null(
+        strstr(t, "view_history7:view=10,epoch=0,primary=0,role=primary,"
+                  "cause=transfer,time_ms=1700000000009\r\n"));
     assert_null(strstr(t, "view_history8:"));
     teardown_fixture(&f);
 }

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""test_membership — grow 3 -> 5 and shrink 5 -> 3 under load, with the CLI.
+
+Five replicas share one --peers list; `--voters 3` makes replicas 0..2 the
+group and leaves 3 and 4 outside. Under a bounded write load (writers
+through every replica, retrying -TRYAGAIN elsewhere, and one COHORT.REQ
+incrementer), `cohort add` brings 3 and 4 in (each as a learner brought up
+to date by state transfer, a snapshot then the log; then, once caught up,
+as a voter), and `cohort remove` takes out the primary and then
+one more original voter. Pass:
+
+  - every command exits 0 and the epoch's voters are what it said;
+  - the removed replicas say they are outside (INFO, their log), and one
+    of them, SIGKILLed and restarted on its data, changes nothing: same
+    epoch, same primary, same view, still outside;
+  - no request fails except -TRYAGAIN (retried, counted, printed);
+  - every acknowledged write reads back on each voter and the counter is
+    exact;
+  - bad input gets a one-line error and changes nothing: an id outside
+    --peers, adding a voter, removing a non-member, an empty voter list, a
+    stale EPOCH, a change sent to a backup, an address not in --peers.
+
+Printed, never asserted: each command's time and the longest ack gap.
+
+usage: test_membership.py [path/to/cohort]
+"""
+
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+import resp  # noqa: E402
+from cluster import check, log  # noqa: E402
+from workload import Incrementer, Writers, verify_writes  # noqa: E402
+
+
+def epoch_of(inf):
+    """(epoch, voters, learners) from an INFO replication dict."""
+    head, _, voters = inf.get("epoch", "0,voters=").partition(",voters=")
+    _, _, learners = inf.get("learners", "0,ids=").partition(",ids=")
+    ids = (lambda s: [int(x) for x in s.split("+") if x])
+    return int(head), ids(voters), ids(learners)
+
+
+def cli(c, *args, expect=0):
+    t0 = time.monotonic()
+    out = subprocess.run([c.binary] + list(args), capture_output=True,
+                         text=True, timeout=120 * c.slow)
+    ms = 1000 * (time.monotonic() - t0)
+    check(out.returncode == expect,
+          "cohort %s: rc %d (want %d)\nstdout: %s\nstderr: %s"
+          % (" ".join(args), out.returncode, expect, out.stdout, out.stderr))
+    if expect != 0:
+        check(out.stderr.count("\n") == 1 and out.stdout == "",
+              "cohort %s: not one line: %r %r"
+              % (" ".join(args), out.stdout, out.stderr))
+        log("refused (%s): %s" % (" ".join(args[:1] + args[3:]),
+                                  out.stderr.strip()))
+    else:
+        log("cohort %s (%.0f ms): %s" % (" ".join(args[:1] + args[3:]), ms,
+                                         out.stdout.strip().replace(
+                                             "\n", " | ")))
+    return out
+
+
+def primary_info(c):
+    p, _ = c.wait_for_primary(probe=False)
+    return p, c.info(p)
+
+
+def refused(c, i, *args):
+    try:
+        r = c.command(i, *args)
+    except resp.RespError as e:
+        check("\n" not in e.message, "multi-line error: %r" % e.message)
+        log("refused %s: -%s" % (" ".join(args), e.message))
+        return e.message
+    raise cl.TestFailure("%s on r%d was accepted (%r)" % (args, i, r))
+
+
+def check_refusals(c, at):
+    p, inf = primary_info(c)
+    before = epoch_of(inf)
+    backup = [i for i in before[1] if i != p][0]
+    m = refused(c, p, "COHORT.RECONFIG", "VOTERS")
+    check("at least one voter" in m, m)
+    m = refused(c, p, "COHORT.RECONFIG", "VOTERS", "0", "9")
+    check("0..4" in m, m)
+    m = refused(c, p, "COHORT.RECONFIG", "VOTERS", "0", "1", "0")
+    check("twice" in m, m)
+    m = refused(c, p, "COHORT.RECONFIG", "EPOCH", str(before[0] + 7),
+                "VOTERS", "0", "1", "2")
+    check("epoch %d" % before[0] in m, m)
+    m = refused(c, backup, "COHORT.RECONFIG", "VOTERS", "0", "1", "2")
+    check("not the primary" in m, m)
+    cli(c, "add", "--cluster", at, "9", expect=2)
+    cli(c, "add", "--cluster", at, str(before[1][0]), expect=1)
+    cli(c, "remove", "--cluster", at, "4", expect=1)
+    cli(c, "add", "--cluster", at, "--client", "127.0.0.1:1", expect=2)
+    cli(c, "remove", "--cluster", at, expect=2)
+    _, inf = primary_info(c)
+    check(epoch_of(inf) == before, "a refused change changed the epoch: "
+          "%s -> %s" % (before, epoch_of(inf)))
+
+
+def wait_outside(c, i, timeout):
+    """Replica i says it is outside the membership."""
+    deadline = time.monotonic() + timeout
+    inf = {}
+    while time.monotonic() < deadline:
+        try:
+            inf = c.info(i)
+        except (OSError, resp.RespError, resp.ProtocolError):
+            inf = {}
+        if inf.get("self_member") == "outside":
+            return inf
+        time.sleep(0.02)
+    raise cl.TestFailure("r%d does not say it is outside: %s"
+                         % (i, {k: inf.get(k) for k in
+                                ("role", "epoch", "self_member")}))
+
+
+def main(binary):
+    c = cl.Cluster(binary, n=5, name="membership",
+                   extra_args=["--voters", "3",
+                               "--snapshot-interval-ops", "300"])
+    c.start()
+    p, _ = c.wait_for_primary()
+    check(p in (0, 1, 2), "replica %d leads, outside the voters" % p)
+    for i in (3, 4):
+        wait_outside(c, i, 10 * c.slow)
+    at = "127.0.0.1:%d" % c.client_ports[(p + 1) % 3]
+    check_refusals(c, at)
+    out = cli(c, "members", "--cluster", at)
+    check("epoch 0," in out.stdout and out.stdout.count(" outside ") == 2,
+          "cohort members: %s" % out.stdout)
+
+    writers = Writers(c, threads=3).start()
+    inc = Incrementer(c).start()
+    # Enough ops that the log no longer starts at op 1: the new members
+    # catch up by state transfer (a snapshot, then the log).
+    check(writers.wait_acks(1500, 60 * c.slow),
+          "fewer than 1500 writes acknowledged: %s" % writers.summary())
+    t_begin = time.monotonic()
+
+    # Grow: 3 -> 4 -> 5, each new one a learner first.
+    out = cli(c, "add", "--cluster", at, "3")
+    check("is a learner" in out.stdout and "is a voter" in out.stdout,
+          out.stdout)
+    out = cli(c, "add", "--cluster", at, "--client",
+              "127.0.0.1:%d" % c.client_ports[4])
+    _, inf = primary_info(c)
+    epoch, voters, learners = epoch_of(inf)
+    check(sorted(voters) == [0, 1, 2, 3, 4] and not learners,
+          "after two adds: epoch %d voters %s learners %s"
+          % (epoch, voters, learners))
+    check(epoch == 4, "two adds took epochs 1..4, now %d" % epoch)
+    for i in (3, 4):
+        check("installed a snapshot" in c.log_text(i),
+              "r%d caught up without a snapshot" % i)
+    time.sleep(0.3)
+
+    # Shrink: the primary leaves first, then one more original voter.
+    p, _ = primary_info(c)
+    out = cli(c, "remove", "--cluster", at, str(p))
+    gone = [p]
+    p2, inf = primary_info(c)
+    check(p2 != p, "removed primary r%d still leads" % p)
+    other = [i for i in (0, 1, 2) if i not in gone and i != p2][0]
+    at = "127.0.0.1:%d" % c.client_ports[3]
+    out = cli(c, "remove", "--cluster", at, str(other))
+    gone.append(other)
+    _, inf = primary_info(c)
+    epoch, voters, learners = epoch_of(inf)
+    check(len(voters) == 3 and not set(voters) & set(gone) and not learners,
+          "after two removes: voters %s learners %s" % (voters, learners))
+    for g in gone:
+        wait_outside(c, g, 10 * c.slow)
+        check("outside the membership" in c.log_text(g),
+              "r%d's log does not say it left the membership" % g)
+    time.sleep(0.3)
+
+    # A removed member that comes back changes nothing.
+    p, inf = primary_info(c)
+    before = (epoch_of(inf), p, int(inf["view"]))
+    c.kill(gone[0])
+    c.restart(gone[0])
+    wait_outside(c, gone[0], 10 * c.slow)
+    time.sleep(1.0)
+    p, inf = primary_info(c)
+    after = (epoch_of(inf), p, int(inf["view"]))
+    check(after == before, "the returning removed r%d changed the group: "
+          "%s -> %s" % (gone[0], before, after))
+    check(c.info(gone[0]).get("self_member") == "outside",
+          "r%d rejoined by itself" % gone[0])
+
+    time.sleep(0.3)
+    t_end = time.monotonic()
+    writers.stop()
+    inc.stop()
+    gap = writers.longest_gap(t_begin, t_end)
+    errors = dict(writers.stats.errors)
+    for k, v in inc.stats.errors.items():
+        errors[k] = errors.get(k, 0) + v
+    retried = errors.pop("TRYAGAIN", 0)
+    for k in ("ConnectionRefusedError", "ConnectionResetError"):
+        # The restarted removed replica: writers that rotate onto it.
+        retried += errors.pop(k, 0)
+    log("load: %s; incrementer at %d" % (writers.summary(), inc.last_acked))
+    check(not writers.stats.unexpected, "unexpected replies: %s"
+          % writers.stats.unexpected[:5])
+    check(inc.session_lost is None, "incrementer: %s" % inc.session_lost)
+    check(not inc.violations, "; ".join(inc.violations))
+    check(sum(errors.values()) == 0, "requests failed during membership "
+          "changes: %s" % errors)
+    problems = []
+    for i in voters:
+        problems += verify_writes(c, writers, i)
+    check(not problems, "lost or wrong writes:\n  " +
+          "\n  ".join(problems[:30]))
+    got = cl.read_all(c, c.find_primary(), [inc.key])[inc.key]
+    err = inc.check_final(got)
+    check(err is None, err or "")
+    c.check_healthy()
+    return ("3 -> 5 -> 3 voters under load (epoch %d), %d writes acked, 0 "
+            "failed (%d retried); a returning removed member changed "
+            "nothing; longest ack gap %.1f ms"
+            % (epoch, writers.ack_count(), retried, 1000 * gap))
+
+
+if __name__ == "__main__":
+    cl.run_test("membership", main, budget_s=120)
