@@ -38,6 +38,9 @@ struct rejuv {
     uint32_t step; /* restarts begun */
     char addr[COHORT_REPLICAS_MAX][FIELD_MAX];
     char run_id[COHORT_REPLICAS_MAX][40];
+    /* Outside the epoch's membership (spares, removed): left alone. */
+    bool outside[COHORT_REPLICAS_MAX];
+    bool learner[COHORT_REPLICAS_MAX];
 };
 
 static uint64_t now_ms(void)
@@ -219,11 +222,16 @@ static int check_all_up(struct rejuv *r, char *text, size_t size,
                        "a group of one replica cannot restart without "
                        "downtime: restart it by hand (or grow the group)");
     for (uint32_t i = 0; i < r->count; i++) {
-        char line[FIELD_MAX * 2], health[32], lag[32];
+        char line[FIELD_MAX * 2], health[32], lag[32], role[32];
         if (!member_line(text, i, line, sizeof(line)))
             return err_set(err, -COHORT_EPROTO, "INFO has no member%" PRIu32,
                            i);
         member_field(line, "addr", r->addr[i], sizeof(r->addr[i]));
+        member_field(line, "role", role, sizeof(role));
+        r->outside[i] = !strcmp(role, "outside");
+        r->learner[i] = !strcmp(role, "learner");
+        if (r->outside[i])
+            continue;
         member_field(line, "health", health, sizeof(health));
         member_field(line, "lag", lag, sizeof(lag));
         uint64_t behind = 0;
@@ -310,6 +318,8 @@ static bool all_links_up(const struct rejuv *r, char *which, size_t size)
     for (uint32_t j = 0; j < r->count; j++) {
         struct cli_rpc c;
         struct cohort_err err;
+        if (r->outside[j])
+            continue;
         if (cli_rpc_open_member(&c, r->addr[j], INFO_SIZE_MAX, &err) != 0) {
             snprintf(which, size, "replica %" PRIu32 " does not answer", j);
             return false;
@@ -320,7 +330,8 @@ static bool all_links_up(const struct rejuv *r, char *which, size_t size)
             return false;
         for (uint32_t k = 0; k < r->count; k++) {
             char line[FIELD_MAX * 2], link[16];
-            if (k == j || !member_line(text, k, line, sizeof(line)))
+            if (k == j || r->outside[k] ||
+                !member_line(text, k, line, sizeof(line)))
                 continue;
             member_field(line, "link", link, sizeof(link));
             if (strcmp(link, "up")) {
@@ -470,7 +481,8 @@ static uint32_t pick_target(const struct rejuv *r, const char *text,
         for (uint32_t i = 0; i < r->count; i++) {
             char line[FIELD_MAX * 2], lag[32];
             uint64_t behind = UINT64_MAX - 1;
-            if (i == r->primary || (pass == 0 && !done[i]))
+            if (i == r->primary || r->outside[i] || r->learner[i] ||
+                (pass == 0 && !done[i]))
                 continue;
             if (member_line(text, i, line, sizeof(line))) {
                 member_field(line, "lag", lag, sizeof(lag));
@@ -493,7 +505,7 @@ static int next_step(struct rejuv *r, bool *done, struct cohort_err *err)
     if (rc != 0)
         return rc;
     for (uint32_t i = 0; i < r->count; i++)
-        if (!done[i] && i != r->primary) {
+        if (!done[i] && i != r->primary && !r->outside[i]) {
             done[i] = true;
             return restart_step(r, i, err);
         }
@@ -533,12 +545,15 @@ int cmd_rejuvenate(int argc, char **argv)
         return 1;
     }
     uint64_t started = now_ms();
+    uint32_t members = 0;
+    for (uint32_t k = 0; k < r.count; k++)
+        members += !r.outside[k];
     printf("rejuvenating %" PRIu32 " replicas: backups first, then replica "
            "%" PRIu32 ", the primary, after a transfer\n",
-           r.count, r.primary);
+           members, r.primary);
     fflush(stdout);
     bool done[COHORT_REPLICAS_MAX] = {false};
-    for (uint32_t k = 0; k < r.count; k++)
+    for (uint32_t k = 0; k < members; k++)
         if (next_step(&r, done, &err) != 0) {
             fprintf(stderr, "cohort rejuvenate: %s\n", err.message);
             note_progress(&r, "DONE");
@@ -551,7 +566,7 @@ int cmd_rejuvenate(int argc, char **argv)
     }
     printf("rejuvenated %" PRIu32 " replicas in %.1f s; replica %" PRIu32
            " is the primary of view %" PRIu64 "\n",
-           r.count, (double)(now_ms() - started) / 1000.0, r.primary,
+           members, (double)(now_ms() - started) / 1000.0, r.primary,
            field_u64(text, "view:"));
     return 0;
 }

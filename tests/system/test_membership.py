@@ -16,6 +16,7 @@ one more original voter. Pass:
   - no request fails except -TRYAGAIN (retried, counted, printed);
   - every acknowledged write reads back on each voter and the counter is
     exact;
+  - `cohort rejuvenate` restarts the 3 voters and leaves the outsiders be;
   - bad input gets a one-line error and changes nothing: an id outside
     --peers, adding a voter, removing a non-member, an empty voter list, a
     stale EPOCH, a change sent to a backup, an address not in --peers.
@@ -197,6 +198,13 @@ def main(binary):
     check(c.info(gone[0]).get("self_member") == "outside",
           "r%d rejoined by itself" % gone[0])
 
+    # A rolling restart of the reconfigured group leaves the outsiders be.
+    out = cli(c, "rejuvenate", "--cluster", at)
+    check("rejuvenated 3 replicas" in out.stdout, out.stdout)
+    for g in gone:
+        check(c.info(g).get("self_member") == "outside",
+              "r%d rejoined in the rolling restart" % g)
+
     time.sleep(0.3)
     t_end = time.monotonic()
     writers.stop()
@@ -206,8 +214,10 @@ def main(binary):
     for k, v in inc.stats.errors.items():
         errors[k] = errors.get(k, 0) + v
     retried = errors.pop("TRYAGAIN", 0)
-    for k in ("ConnectionRefusedError", "ConnectionResetError"):
-        # The restarted removed replica: writers that rotate onto it.
+    for k in ("ConnectionRefusedError", "ConnectionResetError",
+              "ConnectionClosed"):
+        # Restarted replicas (the removed one, the rolling restart) close
+        # their connections: a raw client reconnects and retries.
         retried += errors.pop(k, 0)
     log("load: %s; incrementer at %d" % (writers.summary(), inc.last_acked))
     check(not writers.stats.unexpected, "unexpected replies: %s"
