@@ -32,19 +32,24 @@ static void on_signal(int signum)
 
 static void usage(void)
 {
-    printf("usage: cohort up [--replicas N] [--dir DIR] [--client-port P] "
-           "[--peer-port P]\n                 [--metrics-port P]\n\n"
+    printf("usage: cohort up [--replicas N] [--spares N] [--dir DIR] "
+           "[--client-port P]\n                 [--peer-port P] "
+           "[--metrics-port P]\n\n"
            "Start a local cluster in the foreground: N replicas (default 3) "
            "on 127.0.0.1,\nclient ports P, P+1, ... (default 7001), peer "
            "ports from --peer-port (default 7101),\ndata under DIR/replica-N "
            "(default ./data). Ctrl-C stops every replica.\n"
            "--metrics-port P gives the replicas metrics ports P, P+1, ... "
            "(/metrics and the\nstatus page at http://127.0.0.1:P/; default "
-           "none).\n");
+           "none).\n"
+           "--spares N starts N more replicas outside the group (ids N.., "
+           "in every replica's\n--peers): spares that `cohort add` or "
+           "`cohort replace` brings in.\n");
 }
 
 struct up_args {
     long replicas, client_port, peer_port, metrics_port;
+    long spares; /* started outside the group: ids replicas.. */
     const char *dir;
 };
 
@@ -91,6 +96,8 @@ static int parse_args(int argc, char **argv, struct up_args *u)
             return 1;
         } else if (!strcmp(a, "--replicas")) {
             rc = parse_int(a, v, 1, COHORT_REPLICAS_MAX, &u->replicas), i++;
+        } else if (!strcmp(a, "--spares")) {
+            rc = parse_int(a, v, 0, COHORT_REPLICAS_MAX - 1, &u->spares), i++;
         } else if (!strcmp(a, "--client-port")) {
             rc = parse_int(a, v, 1, 65535 - COHORT_REPLICAS_MAX,
                            &u->client_port),
@@ -114,6 +121,14 @@ static int parse_args(int argc, char **argv, struct up_args *u)
         if (rc)
             return rc;
     }
+    if (u->replicas + u->spares > COHORT_REPLICAS_MAX) {
+        fprintf(stderr,
+                "cohort up: --replicas %ld and --spares %ld make %ld "
+                "processes; a group's --peers holds at most %d\n",
+                u->replicas, u->spares, u->replicas + u->spares,
+                COHORT_REPLICAS_MAX);
+        return 2;
+    }
     return check_replicas(u->replicas);
 }
 
@@ -128,7 +143,8 @@ static pid_t spawn(const struct up_args *u, long i, const char *peers,
         logline(LOGLINE_ERROR, "pipe: %s", strerror(errno));
         return -1;
     }
-    char id[24], data[1024], metrics[24];
+    char id[24], data[1024], metrics[24], voters[24];
+    snprintf(voters, sizeof(voters), "%ld", u->replicas);
     snprintf(id, sizeof(id), "%ld", i);
     snprintf(metrics, sizeof(metrics), "%ld", u->metrics_port + i);
     snprintf(data, sizeof(data), "%s/replica-%ld", u->dir, i);
@@ -143,10 +159,17 @@ static pid_t spawn(const struct up_args *u, long i, const char *peers,
             "cohort",     "server",      "--id",      id,
             "--peers",    (char *)peers, "--clients", (char *)clients,
             "--data-dir", data,          NULL,        NULL,
-            NULL};
+            NULL,         NULL,          NULL};
+        int argn = 10;
         if (u->metrics_port) {
-            args[10] = "--metrics-port";
-            args[11] = metrics;
+            args[argn++] = "--metrics-port";
+            args[argn++] = metrics;
+        }
+        if (u->spares) {
+            /* Epoch 0's voters: the first --replicas; the rest wait
+             * outside (every replica must agree on it). */
+            args[argn++] = "--voters";
+            args[argn++] = voters;
         }
         execv("/proc/self/exe", args);
         logline(LOGLINE_ERROR, "exec cohort server: %s", strerror(errno));
@@ -222,7 +245,7 @@ static void address_lists(const struct up_args *u, char *peers, char *clients,
                           size_t size)
 {
     peers[0] = clients[0] = '\0';
-    for (long i = 0; i < u->replicas; i++) {
+    for (long i = 0; i < u->replicas + u->spares; i++) {
         char one[64];
         snprintf(one, sizeof(one), "%s127.0.0.1:%ld", i ? "," : "",
                  u->peer_port + i);
@@ -235,10 +258,11 @@ static void address_lists(const struct up_args *u, char *peers, char *clients,
 
 int cmd_up(int argc, char **argv)
 {
-    struct up_args u = {3, 7001, 7101, 0, "data"};
+    struct up_args u = {3, 7001, 7101, 0, 0, "data"};
     int rc = parse_args(argc, argv, &u);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
+    long total = u.replicas + u.spares;
     char peers[512], clients[512];
     address_lists(&u, peers, clients, sizeof(peers));
     logline_setup("up", false);
@@ -249,28 +273,28 @@ int cmd_up(int argc, char **argv)
     pid_t pids[COHORT_REPLICAS_MAX] = {0};
     int ready[COHORT_REPLICAS_MAX];
     bool started[COHORT_REPLICAS_MAX];
-    for (long i = 0; i < u.replicas; i++) {
+    for (long i = 0; i < total; i++) {
         ready[i] = -1;
         pid_t pid = spawn(&u, i, peers, clients, &ready[i]);
         pids[i] = pid > 0 ? pid : 0;
     }
-    long failed = wait_ready(u.replicas, ready, started);
+    long failed = wait_ready(total, ready, started);
     if (stop_requested) {
-        stop_all(u.replicas, pids);
+        stop_all(total, pids);
         printf("cohort up: stopped\n");
         return 0;
     }
     if (failed > 0) {
-        stop_all(u.replicas, pids);
+        stop_all(total, pids);
         const char *hint = "if another cluster holds the ports, pick free "
                            "ones with --client-port and --peer-port";
-        if (failed == u.replicas)
+        if (failed == total)
             logline(LOGLINE_ERROR, "no replica started (see above); %s", hint);
         else
             logline(LOGLINE_ERROR,
                     "%ld of %ld replicas did not start (see above); stopped "
                     "the others; %s",
-                    failed, u.replicas, hint);
+                    failed, total, hint);
         return 1;
     }
     printf("cohort up: %ld replicas on 127.0.0.1, client ports %ld-%ld, data "
@@ -279,14 +303,21 @@ int cmd_up(int argc, char **argv)
            "stops the cluster\n",
            u.replicas, u.client_port, u.client_port + u.replicas - 1, u.dir,
            u.client_port);
+    if (u.spares)
+        printf("cohort up: %ld spare%s outside the group (ids %ld-%ld, client "
+               "ports %ld-%ld): cohort add --cluster 127.0.0.1:%ld ID brings "
+               "one in\n",
+               u.spares, u.spares == 1 ? "" : "s", u.replicas, total - 1,
+               u.client_port + u.replicas, u.client_port + total - 1,
+               u.client_port);
     if (u.metrics_port)
         printf("cohort up: status page http://127.0.0.1:%ld/, metrics "
                "http://127.0.0.1:%ld/metrics (ports %ld-%ld)\n",
                u.metrics_port, u.metrics_port, u.metrics_port,
-               u.metrics_port + u.replicas - 1);
+               u.metrics_port + total - 1);
     fflush(stdout);
-    supervise(u.replicas, pids);
-    stop_all(u.replicas, pids);
+    supervise(total, pids);
+    stop_all(total, pids);
     printf("cohort up: stopped\n");
     return 0;
 }

@@ -83,9 +83,45 @@ static void every_cause_has_words(void **state)
     assert_non_null(strstr(view_log_format(&v, out, sizeof(out)),
                            "why: replica 0, the primary of view 6, handed "
                            "over to replica 2 (leadership transfer)"));
+    v.why.cause = COHORT_VIEW_CAUSE_EPOCH;
+    v.why.by = 3;
+    assert_non_null(strstr(view_log_format(&v, out, sizeof(out)),
+                           "why: a membership change committed after view 6 "
+                           "of the epoch before; replica 3 leads the new "
+                           "epoch's first view"));
     v.why.cause = COHORT_VIEW_CAUSE_UNKNOWN;
     assert_non_null(
         strstr(view_log_format(&v, out, sizeof(out)), "why: not known"));
+}
+
+/* A reconfigured group's lines name the epoch; a member outside the
+ * membership, and a learner, say so. */
+static void epochs_and_membership_roles(void **state)
+{
+    (void)state;
+    struct cohort_view_info v;
+    memset(&v, 0, sizeof(v));
+    v.epoch = 2;
+    v.view = 0;
+    v.primary = 1;
+    v.self = 3;
+    v.replica_count = 5;
+    v.roles[3] = COHORT_ROLE_OUTSIDE;
+    v.why.cause = COHORT_VIEW_CAUSE_EPOCH;
+    v.why.by = 1;
+    char out[512];
+    const char *t = view_log_format(&v, out, sizeof(out));
+    assert_non_null(strstr(t, "epoch 2, view 0: this replica is outside the "
+                              "membership (removed or not yet added)"));
+    v.roles[3] = COHORT_ROLE_LEARNER;
+    t = view_log_format(&v, out, sizeof(out));
+    assert_non_null(strstr(t, "epoch 2, view 0: primary is replica 1; this "
+                              "replica is a learner; why: a membership"));
+    v.epoch = 0;
+    t = view_log_format(&v, out, sizeof(out));
+    assert_true(strncmp(t, "view 0: ", 8) == 0);
+    assert_string_equal(view_cause_name(COHORT_VIEW_CAUSE_EPOCH),
+                        "reconfiguration");
 }
 
 int main(void)
@@ -93,6 +129,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(suspicion_names_who_whom_and_how_long),
         cmocka_unit_test(every_cause_has_words),
+        cmocka_unit_test(epochs_and_membership_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
