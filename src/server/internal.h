@@ -378,7 +378,10 @@ struct announcer {
     uint64_t client_id;
     uint64_t request_no;
     bool in_flight;
-    uint64_t view;           /* the view of the request in flight or last */
+    /* Views are ordered by (epoch, view): each epoch's views start at 0. */
+    uint32_t epoch; /* the epoch of the request in flight or last */
+    uint64_t view;  /* the view of the request in flight or last */
+    uint32_t announced_epoch;
     uint64_t announced_view; /* the newest view this member saw announced */
     uint64_t proposed;
     uint64_t done;

@@ -16,6 +16,8 @@ one more original voter. Pass:
   - no request fails except -TRYAGAIN (retried, counted, printed);
   - every acknowledged write reads back on each voter and the counter is
     exact;
+  - the view upcall (cohort:views FROM 0) rises in (epoch, view) and ends
+    with the final epoch, its primary and voters;
   - `cohort rejuvenate` restarts the 3 voters and leaves the outsiders be;
   - bad input gets a one-line error and changes nothing: an id outside
     --peers, adding a voter, removing a non-member, an empty voter list, a
@@ -124,6 +126,37 @@ def wait_outside(c, i, timeout):
                                 ("role", "epoch", "self_member")}))
 
 
+def view_stream(c, at_replica, want):
+    """The application's view upcall: cohort:views FROM 0 on a member must
+    rise in (epoch, view) and end at `want` = (epoch, view, primary, voters
+    text). Returns the announcements."""
+    seen = []
+    with c.client(at_replica, timeout=10 * c.slow) as k:
+        k.send_raw(resp.encode_command("COHORT.SUBSCRIBE", "cohort:views",
+                                       "FROM", "0"))
+        r = k.read_reply()
+        check(r == [b"subscribe", b"cohort:views", 1],
+              "subscribe cohort:views on r%d: %r" % (at_replica, r))
+        deadline = time.monotonic() + 20 * c.slow
+        while not seen or seen[-1][:2] < want[:2]:
+            k.timeout = max(0.1, deadline - time.monotonic())
+            check(time.monotonic() < deadline, "cohort:views stopped at %s, "
+                  "want %s" % (seen[-1:], want))
+            r = k.read_reply()
+            check(isinstance(r, list) and r[0] == b"message",
+                  "not a message: %r" % (r,))
+            w = r[2].decode().split()
+            check(len(w) == 12 and w[0] == "view" and w[6] == "epoch",
+                  "announcement %r" % r[2])
+            one = (int(w[7]), int(w[1]), int(w[3]), w[9])
+            check(not seen or one[:2] > seen[-1][:2],
+                  "views not rising: %s then %s" % (seen[-1:], one))
+            seen.append(one)
+    check(seen[-1] == want, "last announcement %s, want %s"
+          % (seen[-1], want))
+    return seen
+
+
 def main(binary):
     c = cl.Cluster(binary, n=5, name="membership",
                    extra_args=["--voters", "3",
@@ -183,6 +216,17 @@ def main(binary):
         check("outside the membership" in c.log_text(g),
               "r%d's log does not say it left the membership" % g)
     time.sleep(0.3)
+
+    # Every member's view upcall saw the epochs in order.
+    p, inf = primary_info(c)
+    # (on an original member: one that joined by snapshot holds the
+    # channel's history only from its snapshot on)
+    orig = [v for v in voters if v in (0, 1, 2)][0]
+    seen = view_stream(c, orig, (epoch, int(inf["view"]), p,
+                                       "+".join(map(str, voters))))
+    epochs = sorted(set(e for e, _, _, _ in seen))
+    log("cohort:views: %d announcements, epochs %s" % (len(seen), epochs))
+    check(epochs[0] == 0 and epochs[-1] == epoch, "epochs seen: %s" % epochs)
 
     # A removed member that comes back changes nothing.
     p, inf = primary_info(c)

@@ -87,8 +87,10 @@ def read_view(k, deadline, what, want_view, want_primary):
         (pos, ch, text), = read_messages(k, 1, deadline, what)
         check(ch == b"cohort:views", "%s: channel %r" % (what, ch))
         words = text.decode().split()
-        check(len(words) == 6 and words[0] == "view" and words[2] ==
-              "primary" and words[4] == "replicas" and words[5] == "3",
+        check(len(words) == 12 and words[0] == "view" and words[2] ==
+              "primary" and words[4] == "replicas" and words[5] == "3"
+              and words[6:8] == ["epoch", "0"]
+              and words[8:] == ["voters", "0+1+2", "learners", "-"],
               "%s: announcement %r" % (what, text))
         view, primary = int(words[1]), int(words[3])
         check(not seen or view > seen[-1][0],
