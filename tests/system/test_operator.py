@@ -203,15 +203,19 @@ def members(binary, c):
         check(row[0] == str(i) and
               row[1] == "%s:%d" % (cl.HOST, c.client_ports[i]),
               "row %d names the wrong member: %r" % (i, row))
-        check(row[2] == ("primary" if i == p else "backup"),
-              "row %d: role %s, primary is %d" % (i, row[2], p))
+        check(row[2] == "%s:%d" % (cl.HOST, c.peer_ports[i]),
+              "row %d: peer address %s" % (i, row[2]))
+        check(row[3] == ("primary" if i == p else "backup"),
+              "row %d: role %s, primary is %d" % (i, row[3], p))
+    check(table.startswith("epoch 0, view ") and "voters 0+1+2" in table,
+          "cohort members' first line: %r" % table.splitlines()[0])
     c.kill(b)
     deadline = time.monotonic() + 10 * c.slow
     while True:
         code, out, err = run(binary, "members", "%s:%d"
                              % (cl.HOST, c.client_ports[p]))
         row = out.splitlines()[2 + b].split() if code == 0 else []
-        if row and row[3] != "ok":
+        if row and row[4] != "ok":
             break
         check(time.monotonic() < deadline, "a stopped backup still shows "
               "as ok:\n%s%s" % (out, err))
