@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""test_spares — a dead voter is replaced by a spare, with no lost write.
+
+Four replicas share one --peers list; `--voters 3` makes 0..2 the group,
+and replica 3 starts with `--spare`: it asks the primary to be added and
+becomes a learner, kept caught up. Every replica runs with a short
+`--replace-after` (the grace period). Under a bounded write load (writers
+through every replica, retrying -TRYAGAIN and dropped connections
+elsewhere, and one COHORT.REQ incrementer):
+
+  1. SIGKILL a backup voter: after the grace period the primary commits an
+     epoch in which the spare takes its place and the dead voter becomes a
+     learner (a spare);
+  2. restart the dead voter: it learns it was replaced, comes back as a
+     learner, and changes nothing else (it never flaps back in as a voter);
+  3. SIGKILL the primary: a view change elects another voter, which
+     replaces the dead primary with the now caught-up spare from step 2.
+
+Pass: each replacement happens (within a generous deadline: the time it
+took is printed, never asserted), the voters are always 3, no request
+fails except the retried -TRYAGAIN and closed connections, every
+acknowledged write reads back on every voter and the counter is exact.
+
+usage: test_spares.py [path/to/cohort]
+"""
+
+import sys
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+import resp  # noqa: E402
+from cluster import check, log  # noqa: E402
+from workload import Incrementer, Writers, verify_writes  # noqa: E402
+
+GRACE_MS = 1500
+SPARE = 3
+
+
+class SpareCluster(cl.Cluster):
+    def args(self, i):
+        return super().args(i) + (["--spare"] if i == SPARE else [])
+
+
+def membership(c, i):
+    """(epoch, voters, learners, self_member) from replica i's INFO."""
+    inf = c.info(i)
+    head, _, voters = inf.get("epoch", "0,voters=").partition(",voters=")
+    _, _, learners = inf.get("learners", "0,ids=").partition(",ids=")
+    ids = (lambda s: sorted(int(x) for x in s.split("+") if x))
+    return int(head), ids(voters), ids(learners), inf.get("self_member")
+
+
+def wait_membership(c, what, fn, timeout):
+    """Poll the primary's membership until fn(epoch, voters, learners)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            p = c.find_primary()
+            if p is not None:
+                last = membership(c, p)
+                if fn(*last[:3]):
+                    return p, last
+        except (OSError, resp.RespError, resp.ProtocolError):
+            pass
+        time.sleep(0.02)
+    raise cl.TestFailure("%s: not within %.0f s; the primary's membership: "
+                         "%s" % (what, timeout, last))
+
+
+def replaced(c, dead, t_kill, timeout):
+    """Wait until `dead` is a learner and not a voter; return the spare that
+    took its place is implied by the voters. Prints the time it took."""
+    p, m = wait_membership(
+        c, "replica %d replaced" % dead,
+        lambda e, v, ln: dead not in v and dead in ln and len(v) == 3,
+        timeout)
+    took = time.monotonic() - t_kill
+    log("replica %d replaced %.0f ms after the kill (grace %d ms): epoch "
+        "%d, voters %s, learners %s" % (dead, 1000 * took, GRACE_MS * c.slow,
+                                        m[0], m[1], m[2]))
+    return p, m
+
+
+def main(binary):
+    grace = int(GRACE_MS * cl.slowness(binary))
+    c = SpareCluster(binary, n=4, name="spares",
+                     extra_args=["--voters", "3", "--replace-after",
+                                 str(grace)])
+    c.start()
+    c.wait_for_primary()
+    _, m = wait_membership(c, "the spare joins as a learner",
+                           lambda e, v, ln: ln == [SPARE], 20 * c.slow)
+    log("spare registered: epoch %d, voters %s, learners %s" % m[:3])
+    check(m[1] == [0, 1, 2], "voters changed when the spare joined: %s"
+          % (m[1],))
+
+    writers = Writers(c, threads=3).start()
+    inc = Incrementer(c).start()
+    check(writers.wait_acks(200, 20 * c.slow),
+          "fewer than 200 writes acknowledged: %s" % writers.summary())
+    t_begin = time.monotonic()
+
+    # 1. A backup voter dies: the spare takes its place.
+    p, _ = c.wait_for_primary(probe=False)
+    dead = [v for v in (0, 1, 2) if v != p][0]
+    c.kill(dead)
+    t_kill = time.monotonic()
+    p, m = replaced(c, dead, t_kill, 30 * c.slow)
+    check(SPARE in m[1], "the spare is not a voter: %s" % (m[1],))
+    epoch_after = m[0]
+
+    # 2. The dead voter returns: a learner (spare), nothing else changes.
+    c.restart(dead)
+    deadline = time.monotonic() + 20 * c.slow
+    while True:
+        try:
+            mine = membership(c, dead)
+        except (OSError, resp.RespError, resp.ProtocolError):
+            mine = None
+        if mine and mine[3] == "learner" and mine[0] >= epoch_after:
+            break
+        check(time.monotonic() < deadline, "the returning r%d does not "
+              "know it is a learner: %s" % (dead, mine))
+        time.sleep(0.05)
+    time.sleep(4 * grace / 1000.0)
+    p2, m2 = wait_membership(c, "steady", lambda e, v, ln: True, 10 * c.slow)
+    check(m2[:3] == m[:3], "the returning voter changed the membership: "
+          "%s -> %s" % (m[:3], m2[:3]))
+    log("r%d came back as a learner; the membership stayed %s" % (dead,
+                                                                  m2[:3]))
+
+    # 3. The primary dies: the next primary replaces it with the spare.
+    wait_membership(c, "the returned spare catches up",
+                    lambda e, v, ln: True, 10 * c.slow)
+    p, _ = c.wait_for_primary(probe=False)
+    c.kill(p)
+    t_kill = time.monotonic()
+    q, m3 = replaced(c, p, t_kill, 30 * c.slow)
+    check(dead in m3[1], "the old voter r%d did not take the dead "
+          "primary's place: %s" % (dead, m3[1]))
+
+    time.sleep(0.3)
+    t_end = time.monotonic()
+    writers.stop()
+    inc.stop()
+    gap = writers.longest_gap(t_begin, t_end)
+    errors = dict(writers.stats.errors)
+    for k, v in inc.stats.errors.items():
+        errors[k] = errors.get(k, 0) + v
+    retried = 0
+    for k in ("TRYAGAIN", "UNKNOWN", "ConnectionRefusedError",
+              "ConnectionResetError", "ConnectionClosed", "TimeoutError",
+              "timeout"):
+        # A killed member: raw clients see its connections drop, and a
+        # write in flight on it as -UNKNOWN or a timeout; the writers and
+        # the incrementer retry (the incrementer with the same number).
+        retried += errors.pop(k, 0)
+    log("load: %s; incrementer at %d" % (writers.summary(), inc.last_acked))
+    check(not writers.stats.unexpected, "unexpected replies: %s"
+          % writers.stats.unexpected[:5])
+    check(inc.session_lost is None, "incrementer: %s" % inc.session_lost)
+    check(not inc.violations, "; ".join(inc.violations))
+    check(sum(errors.values()) == 0, "requests failed: %s" % errors)
+    problems = []
+    for i in m3[1]:
+        problems += verify_writes(c, writers, i)
+    check(not problems, "lost or wrong writes:\n  " +
+          "\n  ".join(problems[:30]))
+    got = cl.read_all(c, c.find_primary(), [inc.key])[inc.key]
+    err = inc.check_final(got)
+    check(err is None, err or "")
+    return ("2 voters replaced by spares under load (epoch %d, voters %s), "
+            "%d writes acked, 0 lost (%d retried); a returning replaced "
+            "voter stayed a spare; longest ack gap %.0f ms"
+            % (m3[0], m3[1], writers.ack_count(), retried, 1000 * gap))
+
+
+if __name__ == "__main__":
+    cl.run_test("spares", main, budget_s=150)
