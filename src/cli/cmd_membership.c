@@ -540,7 +540,7 @@ static void say_epoch(const struct run *r, const struct group *g,
 
 static int run_add(struct run *r, struct group *g, uint64_t id)
 {
-    char what[128];
+    char what[FIELD_MAX + 128];
     if (is_voter(g, id)) {
         fprintf(stderr,
                 "cohort add: replica %" PRIu64 " is already a voter (epoch "
@@ -602,7 +602,7 @@ static int run_remove(struct run *r, struct group *g, uint64_t id)
     int rc = propose(r, g, &next);
     if (rc != 0)
         return rc;
-    char what[128];
+    char what[FIELD_MAX + 128];
     snprintf(what, sizeof(what), "replica %" PRIu64 " is out of the group", id);
     say_epoch(r, g, what);
     return 0;
@@ -633,7 +633,7 @@ static int run_replace(struct run *r, struct group *g, uint64_t old,
         int rc = propose(r, g, &next);
         if (rc != 0)
             return rc;
-        char what[128];
+        char what[FIELD_MAX + 128];
         snprintf(what, sizeof(what), "replica %" PRIu64 " (%s) is a learner",
                  id, g->client[id]);
         say_epoch(r, g, what);
@@ -644,7 +644,7 @@ static int run_replace(struct run *r, struct group *g, uint64_t old,
     int rc = propose(r, g, &next);
     if (rc != 0)
         return rc;
-    char what[160];
+    char what[FIELD_MAX + 160];
     snprintf(what, sizeof(what),
              "replica %" PRIu64 " (%s) replaced replica %" PRIu64, id,
              g->client[id], old);
