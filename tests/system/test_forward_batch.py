@@ -15,6 +15,15 @@ the right replies, and batched on the forward link (issue 16).
    the link, not 200 forwarded GETs. The bound (8) leaves room for a read
    split over loop turns; writing each command on its own makes 200.
 
+3. Through every member at once: one connection to each of the three
+   members (so the primary's own client and both backups' links feed the
+   same primary turns and the same batches) each pipelines, in one send,
+   100 INCRs of a shared counter interleaved with 100 of its own counter.
+   Each connection's own counter must answer 1..100 in order; its shared
+   counter replies must rise; the 300 shared replies must be exactly
+   1..300 (no INCR lost, applied twice or answered to the wrong
+   connection) and a final GET must say 300.
+
 -TRYAGAIN or -UNKNOWN (a view change on a loaded machine) restarts a step
 on fresh keys, a bounded number of times.
 
@@ -31,6 +40,7 @@ import resp  # noqa: E402
 from cluster import check, log  # noqa: E402
 
 ROUNDS = 50
+MEMBER_INCRS = 100
 BATCH = 200
 LINK_WRITES_MAX = 8
 TRIES = 5
@@ -74,6 +84,48 @@ def ordered_step(c, b, attempt):
             x.send_raw(b"".join(resp.encode_command(*cm) for cm in cs))
         for x, cs, t in zip(xs, cmds, tags):
             check_mixed(t, [x.read_reply() for _ in cs])
+    finally:
+        for x in xs:
+            x.close()
+
+
+def all_members_step(c, attempt):
+    shared = "shared%d" % attempt
+    xs = [c.client(i, timeout=10 * c.slow) for i in range(3)]
+    try:
+        cmds = []
+        for i in range(3):
+            own = "own%d:%d" % (attempt, i)
+            cs = []
+            for _ in range(MEMBER_INCRS):
+                cs += [("INCR", shared), ("INCR", own)]
+            cmds.append(cs)
+        for x, cs in zip(xs, cmds):
+            x.send_raw(b"".join(resp.encode_command(*cm) for cm in cs))
+        seen = []
+        for i, (x, cs) in enumerate(zip(xs, cmds)):
+            replies = [x.read_reply() for _ in cs]
+            if any(is_retry(r) for r in replies):
+                raise Retry("member %d" % i)
+            mine, ours = replies[1::2], replies[0::2]
+            check(mine == list(range(1, MEMBER_INCRS + 1)),
+                  "member %d: own counter answered %r..., want 1..%d in "
+                  "order" % (i, mine[:8], MEMBER_INCRS))
+            check(all(isinstance(v, int) for v in ours) and
+                  ours == sorted(ours),
+                  "member %d: shared counter replies not rising: %r..." %
+                  (i, ours[:8]))
+            seen += ours
+        total = 3 * MEMBER_INCRS
+        check(sorted(seen) == list(range(1, total + 1)),
+              "shared counter: %d replies, %d distinct, range %r..%r; want "
+              "exactly 1..%d" % (len(seen), len(set(seen)), min(seen),
+                                 max(seen), total))
+        got = xs[0].pipeline([("GET", shared)])[0]
+        if is_retry(got):
+            raise Retry("final GET")
+        check(got == b"%d" % total,
+              "shared counter is %r after %d INCRs" % (got, total))
     finally:
         for x in xs:
             x.close()
@@ -149,9 +201,12 @@ def run(binary):
     with_retries("mixed pipeline", lambda a: ordered_step(c, b, a))
     w_set = with_retries("SET batch", lambda a: batch_step(c, b, a, "SET"))
     w_get = with_retries("GET batch", lambda a: batch_step(c, b, a, "GET"))
+    with_retries("INCRs through every member",
+                 lambda a: all_members_step(c, a))
     c.check_healthy()
     return ("2x%d mixed rounds in order; %d SETs in %d link writes, %d GETs "
-            "in %d" % (ROUNDS, BATCH, w_set, BATCH, w_get))
+            "in %d; 3x%d INCRs through all members exactly once" %
+            (ROUNDS, BATCH, w_set, BATCH, w_get, MEMBER_INCRS))
 
 
 if __name__ == "__main__":
