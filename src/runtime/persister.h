@@ -53,6 +53,7 @@ struct persister {
     struct storage_job *queue_head, *queue_tail; /* to the thread */
     struct storage_job *done_head, *done_tail;   /* back to the loop */
     bool stop;
+    bool idle; /* the thread waits for jobs: a push must wake it */
     bool stalled;
     bool failed;
     struct cohort_err error;
