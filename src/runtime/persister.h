@@ -14,7 +14,9 @@
  *
  * Threads: the loop thread pushes jobs and takes completions; the storage
  * thread runs batches. Every field below `lock` is guarded by it; the loop
- * reads the shared state only through persister_state(). */
+ * reads the shared state only through persister_state(). A push wakes the
+ * thread only when it is `idle` (waiting for jobs): a busy thread takes
+ * the job with its next round, a stalled one waits out its backoff. */
 #ifndef COHORT_PERSISTER_H
 #define COHORT_PERSISTER_H
 
