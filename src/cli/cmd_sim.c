@@ -36,6 +36,8 @@ struct sim_totals {
     uint64_t fd_suspicions;
     uint64_t fd_false;
     uint64_t fd_undetected;
+    uint64_t replacements;
+    uint64_t spares_added;
     uint64_t *fd_samples;
     uint64_t fd_count;
 };
@@ -49,6 +51,7 @@ static void usage(FILE *out)
         "                  [--ops N] [--clients N] [--reads PCT] [--bugs "
         "MASK]\n"
         "                  [--transfers MS] [--reconfigs MS] [--voters N]\n"
+        "                  [--replace-after MS] [--spares N]\n"
         "                  [--volatile PCT] [--coord PCT]\n"
         "                  [--trace] [--quiet] [--stop] [--list-scenarios]\n"
         "\n"
@@ -69,6 +72,12 @@ static void usage(FILE *out)
         "                    (default 0: none)\n"
         "  --voters N        epoch 0's voters: the first N replicas (default "
         "all)\n"
+        "  --replace-after MS  a primary replaces a voter silent for MS by a\n"
+        "                    caught-up learner (default 0: never)\n"
+        "  --spares N        the last N replicas start as spares, outside "
+        "epoch 0\n"
+        "                    (unless --voters), and ask to be added as "
+        "learners\n"
         "  --volatile PCT    percent of ops that use key expiry and "
         "pub/sub\n"
         "                    (SET PX, GET, PUBLISH on keys of their own; "
@@ -184,6 +193,14 @@ static int parse_value(struct sim_cli *cli, const char *flag, const char *v)
         if (!parse_u64(v, &n) || n > COHORT_REPLICAS_MAX)
             return bad("initial voter count (0: all replicas)", v);
         cli->o.voters = (uint32_t)n;
+    } else if (!strcmp(flag, "--replace-after")) {
+        if (!parse_u64(v, &n) || (n != 0 && n < 50) || n > 600000)
+            return bad("replacement grace period in ms (0, or 50..600000)", v);
+        cli->o.replace_after_ms = (uint32_t)n;
+    } else if (!strcmp(flag, "--spares")) {
+        if (!parse_u64(v, &n) || n >= COHORT_REPLICAS_MAX)
+            return bad("spare count (below the replica count)", v);
+        cli->o.spares = (uint32_t)n;
     } else if (!strcmp(flag, "--volatile")) {
         if (!parse_u64(v, &n) || n > 100)
             return bad("volatile op percentage (0..100)", v);
@@ -249,6 +266,8 @@ static void totals_add(struct sim_totals *t, const struct sim_options *o,
     t->ops_committed += r->ops_committed;
     t->virtual_ms += r->virtual_ms;
     t->fd_suspicions += r->fd_suspicions;
+    t->replacements += r->replacements;
+    t->spares_added += r->spares_added;
     t->fd_false += r->fd_false;
     t->fd_undetected += r->fd_undetected;
     uint64_t n = r->fd_detections < 64 ? r->fd_detections : 64;
@@ -288,6 +307,10 @@ static void print_totals(const struct sim_cli *cli, struct sim_totals *t,
            " (%.2f per virtual minute)\n",
            med, max, t->fd_count, t->fd_undetected, t->fd_false,
            t->fd_suspicions, minutes > 0 ? (double)t->fd_false / minutes : 0);
+    if (cli->o.replace_after_ms || cli->o.spares)
+        printf("spares: %" PRIu64 " voters replaced, %" PRIu64
+               " spares added\n",
+               t->replacements, t->spares_added);
     if (t->failed)
         printf("first failing seed: %" PRIu64 "\n", t->first_failed_seed);
     (void)cli;
@@ -325,6 +348,10 @@ int cmd_sim(int argc, char **argv)
     int rc = parse(&cli, argc, argv);
     if (rc)
         return rc == 1 ? 0 : rc;
+    if (cli.o.spares >= cli.o.replicas) {
+        fprintf(stderr, "cohort sim: --spares must be below --replicas\n");
+        return 2;
+    }
     if (cli.trace) {
         /* Line buffered: a core assertion aborts, and the trace up to it
          * is what explains it. */

@@ -88,6 +88,146 @@ void vr_on_reconfig(struct replica *r, const struct membership *next)
              m.learner_count, reconfig_result_name(result), op);
 }
 
+/* ------------------------------------------------------------- spares */
+
+/* The next membership with this primary first: it leads the new epoch's
+ * first view, so the change costs no view change. */
+static void primary_first(const struct replica *r, struct membership *m)
+{
+    for (uint32_t k = 1; k < m->voter_count; k++)
+        if (m->voters[k] == r->c.self) {
+            m->voters[k] = m->voters[0];
+            m->voters[0] = r->c.self;
+        }
+}
+
+/* Learners are kept ascending (membership_pack() stores a mask). */
+static void learner_add(struct membership *m, uint32_t id)
+{
+    ASSERT(m->voter_count + m->learner_count < COHORT_REPLICAS_MAX);
+    uint32_t k = m->learner_count++;
+    while (k > 0 && m->learners[k - 1] > id) {
+        m->learners[k] = m->learners[k - 1];
+        k--;
+    }
+    m->learners[k] = id;
+}
+
+static void learner_remove(struct membership *m, uint32_t id)
+{
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < m->learner_count; k++)
+        if (m->learners[k] != id)
+            m->learners[n++] = m->learners[k];
+    m->learner_count = n;
+}
+
+/* A change the core proposes itself (a replacement, a spare added): as
+ * EV_RECONFIG's, with no answer to give, and never while the previous
+ * change is still being announced or this replica catches up. */
+static bool propose_own(struct replica *r, struct membership *next,
+                        const char *what)
+{
+    next->epoch = r->cfg.epoch + 1;
+    if (r->announcing || r->catching_up ||
+        reconfig_refusal(r, next) != RECONFIG_PROPOSED)
+        return false;
+    uint64_t op = vr_append_reconfig(r, membership_pack(next));
+    if (op == 0)
+        return false;
+    vr_trace(r, "%s: epoch %" PRIu32 " proposed at op %" PRIu64, what,
+             next->epoch, op);
+    return true;
+}
+
+/* A voter the primary has had no PREPARE-OK from (backups acknowledge every
+ * heartbeat) and suspects, for longer than the grace period. ack_heard_ms
+ * restarts at every view start, so a new primary waits a whole grace
+ * period of its own. */
+static bool voter_gone(const struct replica *r, uint32_t v)
+{
+    return v != r->c.self && detector_suspects(&r->detector, v) &&
+           r->now_ms - r->ack_heard_ms[v] > r->c.replace_after_ms;
+}
+
+/* A learner fit to vote at once: heard from lately, and its acknowledged
+ * op within one batch (batch_ops_max) of our commit point. Only liveness
+ * rests on this (the new epoch's voters take part only with the log
+ * through its RECONFIG entry, invariant 2): a lagging learner would make
+ * the new epoch wait for it to catch up, with one voter fewer meanwhile. */
+static bool learner_caught_up(const struct replica *r, uint32_t id)
+{
+    return !detector_suspects(&r->detector, id) &&
+           r->now_ms - r->ack_heard_ms[id] <= 2u * r->c.suspect_timeout_ms &&
+           r->ack_op[id] + r->c.batch_ops_max >= r->commit;
+}
+
+/* Primary, every tick: replace one gone voter by a caught-up learner, the
+ * voter becoming a learner (a spare), in one ordinary epoch change
+ * (docs/PROTOCOL.md, "Spares"). One at a time: the wedge holds off any
+ * other change until this one is announced. */
+void vr_replace_progress(struct replica *r)
+{
+    if (r->c.replace_after_ms == 0 || r->cfg.learner_count == 0)
+        return;
+    uint32_t slot = COHORT_REPLICAS_MAX;
+    for (uint32_t k = 0; k < r->cfg.voter_count && slot == COHORT_REPLICAS_MAX;
+         k++)
+        if (voter_gone(r, r->cfg.voters[k]))
+            slot = k;
+    if (slot == COHORT_REPLICAS_MAX)
+        return;
+    bool bug = vr_bug(r, BUG_REPLACE_UNCAUGHT);
+    uint32_t best = COHORT_REPLICA_NONE;
+    for (uint32_t k = 0; k < r->cfg.learner_count; k++) {
+        uint32_t id = r->cfg.learners[k];
+        if (bug) { /* the least caught-up learner */
+            if (best == COHORT_REPLICA_NONE || r->ack_op[id] < r->ack_op[best])
+                best = id;
+        } else if (learner_caught_up(r, id) &&
+                   (best == COHORT_REPLICA_NONE ||
+                    r->ack_op[id] > r->ack_op[best])) {
+            best = id;
+        }
+    }
+    if (best == COHORT_REPLICA_NONE)
+        return;
+    uint32_t gone = r->cfg.voters[slot];
+    struct membership next = r->cfg;
+    next.voters[slot] = best;
+    learner_remove(&next, best);
+    learner_add(&next, gone);
+    if (bug) { /* the uncaught learner leads the first view */
+        next.voters[slot] = next.voters[0];
+        next.voters[0] = best;
+    } else {
+        primary_first(r, &next);
+    }
+    if (!propose_own(r, &next, "replace a gone voter"))
+        return;
+    r->stats.replacements++;
+    vr_trace(r, "voter %u silent for %" PRIu64 " ms: replaced by learner %u",
+             gone, r->now_ms - r->ack_heard_ms[gone], best);
+}
+
+/* A spare outside the membership asked to be added (RECOVERY with
+ * MSG_FLAG_SPARE; from is in range, not us, and of our epoch): the primary
+ * adds it as a learner, if there is room and nothing else is changing.
+ * Learners never count, so a forged request costs a log entry and a
+ * member that receives the log, no safety. */
+void vr_on_spare(struct replica *r, uint32_t from)
+{
+    if (!replica_is_primary(r) || from >= r->c.replica_count ||
+        from == r->c.self || vr_is_member(r, from) ||
+        r->cfg.voter_count + r->cfg.learner_count >= COHORT_REPLICAS_MAX)
+        return;
+    struct membership next = r->cfg;
+    learner_add(&next, from);
+    primary_first(r, &next);
+    if (propose_own(r, &next, "add a spare as a learner"))
+        r->stats.spares_added++;
+}
+
 /* A committed RECONFIG entry was applied: move at the end of the step (not
  * in the middle of whatever committed it). An older epoch's entry (the one
  * that started ours, applied late) changes nothing. */
@@ -182,9 +322,14 @@ static bool holds_epoch_start(const struct replica *r)
  * invariant 2). Either way it acknowledged nothing in the new epoch, so
  * damage from the old one (records it may have acknowledged there) no
  * longer matters once it holds E. */
-static void take_log_through(struct replica *r)
+static void take_log_through(struct replica *r, bool leads_first)
 {
-    if (holds_epoch_start(r)) {
+    if (vr_bug(r, BUG_REPLACE_UNCAUGHT) && leads_first &&
+        !holds_epoch_start(r)) {
+        /* The mutant: lead from our own log, without the decided one. */
+        r->op_verified = r->log.op;
+        r->catching_up = false;
+    } else if (holds_epoch_start(r)) {
         vr_truncate_log(r, r->epoch_op > r->commit ? r->epoch_op : r->commit);
         if (r->op_verified < r->epoch_op)
             r->op_verified = r->epoch_op;
@@ -272,7 +417,7 @@ static void enter_epoch(struct replica *r, const struct membership *given,
                 COHORT_REPLICA_NONE, 0);
     r->epoch_op = op;
     r->epoch_checksum = checksum;
-    take_log_through(r);
+    take_log_through(r, next->voters[0] == r->c.self);
     r->cfg = *next;
     forget_view_state(r);
     r->view = 0;

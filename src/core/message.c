@@ -87,7 +87,7 @@ static const uint16_t type_fields[MSG_TYPE_MAX + 1] = {
     [MSG_GET_STATE] = F_FLAGS | F_COMMIT | F_CHECKSUM | F_BASE_OP | F_NONCE,
     [MSG_NEW_STATE] = F_STATUS | F_FLAGS | F_OP | F_COMMIT | F_VIEW_OP |
                       F_CHECKSUM | F_BASE_OP | F_NONCE | F_ENTRIES,
-    [MSG_RECOVERY] = F_NONCE,
+    [MSG_RECOVERY] = F_FLAGS | F_NONCE,
     [MSG_RECOVERY_RESPONSE] =
         F_STATUS | F_FLAGS | F_LNV | F_OP | F_COMMIT | F_NONCE,
     [MSG_PING] = F_NONCE,
@@ -158,6 +158,8 @@ static bool type_rules_hold(const struct message *m)
         if ((m->flags & MSG_FLAG_SNAPSHOT) && m->entry_count)
             return false;
         return m->commit <= m->op && end <= m->op;
+    case MSG_RECOVERY:
+        return !(m->flags & ~(uint32_t)MSG_FLAG_SPARE);
     case MSG_RECOVERY_RESPONSE:
         if (m->flags & ~(uint32_t)(MSG_FLAG_INTACT | MSG_FLAG_FRESH))
             return false;

@@ -46,7 +46,7 @@
  *   NEW_STATE          responder's status, op, commit, view_op (any value:
  *                      only a primary's counts), flags SNAPSHOT; entries
  *                      after base_op, base_op + entry_count <= op
- *   RECOVERY           nonce
+ *   RECOVERY           nonce, flags SPARE
  *   RECOVERY_RESPONSE  nonce, sender's status, flags INTACT|FRESH, op,
  *                      commit, last_normal_view
  *   PING               primary's view, nonce = read round (see "Read index"
@@ -104,6 +104,9 @@ enum message_flags {
                               member fetching the log through the start of
                               its epoch; any replica serves it, recovering
                               or removed ones too */
+    MSG_FLAG_SPARE = 16,   /* RECOVERY: the sender is a spare outside the
+                              membership and asks to be added as a
+                              learner */
 };
 
 struct message {

@@ -48,6 +48,8 @@ static void on_tick(struct replica *r)
     case STATUS_NORMAL:
         if (replica_is_primary(r))
             vr_tick_primary(r);
+        if (replica_is_primary(r))
+            vr_replace_progress(r);
         else
             vr_tick_backup(r);
         vr_join_stranded_votes(r);
@@ -102,6 +104,11 @@ static bool message_acceptable(struct replica *r, const struct message *m,
     }
     if (!vr_epoch_filter(r, m))
         return false; /* an epoch message, or another epoch's */
+    if (m->type == MSG_RECOVERY && (m->flags & MSG_FLAG_SPARE) &&
+        !vr_is_member(r, m->from)) {
+        vr_on_spare(r, m->from); /* a spare asks to be added */
+        return false;
+    }
     if (!vr_is_member(r, m->from) &&
         !(m->type == MSG_NEW_STATE && r->catching_up)) {
         /* (A member catching up takes committed entries from anyone.) */

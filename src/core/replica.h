@@ -94,6 +94,14 @@ struct replica_config {
     uint64_t client_expiry_ms;      /* idle client forgotten after (log time) */
     uint32_t snapshot_interval_ops; /* take a snapshot every N applied ops */
     uint32_t message_size_max;      /* largest peer message */
+    /* Spares (epoch.c, docs/PROTOCOL.md "Spares"). A primary that has had
+     * no PREPARE-OK from a voter, and suspects it, for longer than this
+     * replaces it by a caught-up learner in a new epoch, the voter becoming
+     * a learner (a spare). 0: never. */
+    uint32_t replace_after_ms;
+    /* Started as a spare: while outside the membership it asks the primary
+     * (a flag on its RECOVERY) to be added as a learner. */
+    bool spare;
     const struct cohort_sm *sm;     /* borrowed; outlives the replica */
     /* Optional tracing: one line per protocol event, for --trace. */
     void (*trace)(void *ctx, const char *line);
@@ -136,6 +144,11 @@ enum replica_bug {
     BUG_COUNT_REMOVED = 8192,       /* removed voters stay on as learners and
                                        their acks count toward commits */
     BUG_COUNT_LEARNER = 16384,      /* learners' acks count toward commits */
+    /* Spares (core/epoch.c): a replacement takes any learner, caught up or
+     * not, puts it first (it leads the new epoch's first view), and that
+     * replica leads from its own log instead of fetching the log through
+     * the RECONFIG entry first. */
+    BUG_REPLACE_UNCAUGHT = 1u << 21,
     /* Bugs of the simulator's coordination workload (sim/sweep.c,
      * sim/coord.c), standing for the server's session sweeper and watch
      * resume: */
@@ -413,6 +426,9 @@ struct replica_stats {
     uint64_t epochs_ahead;   /* messages of a newer epoch dropped (also
                                 in messages_invalid; the epoch is learned
                                 by START_EPOCH / NEW_EPOCH) */
+    uint64_t replacements;   /* silent voters replaced by a learner (the
+                                RECONFIG entries this primary appended) */
+    uint64_t spares_added;   /* spares added as learners (likewise) */
 };
 
 /* Allocate and initialize a replica from config and what survived on disk.

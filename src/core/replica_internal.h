@@ -311,6 +311,8 @@ void vr_on_reconfig(struct replica *r, const struct membership *next);
 void vr_epoch_applied(struct replica *r, const struct entry *e);
 bool vr_epoch_filter(struct replica *r, const struct message *m);
 void vr_epoch_progress(struct replica *r, bool tick);
+void vr_replace_progress(struct replica *r);
+void vr_on_spare(struct replica *r, uint32_t from);
 
 /* recovery.c */
 void vr_send_recovery(struct replica *r);

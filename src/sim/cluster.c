@@ -603,6 +603,8 @@ void cluster_crash(struct cluster *c, uint32_t i, bool power)
         return;
     }
     fd_fault(c, i);
+    c->stats.replacements += replica_stats(rep->r)->replacements;
+    c->stats.spares_added += replica_stats(rep->r)->spares_added;
     rep->damaged_at_crash = replica_damaged(rep->r) || rep->meta_damaged;
     /* Usually the crash finds the disk busy with the round in flight. */
     if (prng_chance(&c->prng, 500000))

@@ -49,6 +49,8 @@ struct cluster_config {
     uint64_t seed;
     uint32_t bugs;           /* replica_config.bugs for every replica */
     uint32_t initial_voters; /* replica_config.initial_voters (0: all) */
+    uint32_t replace_after_ms; /* replica_config.replace_after_ms */
+    uint32_t spares;           /* the last `spares` replicas: config.spare */
     struct sim_net_config net;
     struct sim_disk_config disk;
     struct sim_storage_config storage;
@@ -152,6 +154,10 @@ struct cluster_stats {
     uint64_t transfers_started;  /* ... that a primary accepted */
     uint64_t reconfigs_asked;    /* EV_RECONFIGs given (cluster_reconfig) */
     uint64_t reconfigs_proposed; /* ... that a primary appended */
+    /* Changes the cores proposed themselves (replica_stats), summed over
+     * the replicas' lives (cluster_crash() adds a life's). */
+    uint64_t replacements;
+    uint64_t spares_added;
     uint64_t sweep_ops;          /* EXPIRE_DUE ops proposed (sim/sweep) */
     uint64_t session_sweep_ops;  /* EXTEND and EXPIRE ops proposed */
     /* Failure detector: from a primary's crash, pause or isolation to the

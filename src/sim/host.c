@@ -707,6 +707,9 @@ static void replica_config_for(struct cluster *c, struct sim_replica *rep,
     config->trace_ctx = rep;
     config->bugs = c->config.bugs;
     config->initial_voters = c->config.initial_voters;
+    config->replace_after_ms = c->config.replace_after_ms;
+    config->spare =
+        rep->index + c->config.spares >= c->config.replica_count;
 }
 
 bool sim_host_start(struct cluster *c, struct sim_replica *rep)

@@ -119,6 +119,10 @@ static void cluster_config_from(const struct sim_options *o,
     cc->seed = o->seed;
     cc->bugs = o->bugs;
     cc->initial_voters = o->voters;
+    if (!o->voters && o->spares && o->spares < o->replicas)
+        cc->initial_voters = o->replicas - o->spares;
+    cc->replace_after_ms = o->replace_after_ms;
+    cc->spares = o->spares;
     cc->net = p->net;
     cc->disk = p->disk;
     cc->storage = p->storage;
@@ -161,6 +165,15 @@ static void collect(struct cluster *c, struct sim_result *res)
     res->snapshots_installed = st->snapshots_installed;
     res->transfers_asked = st->transfers_asked;
     res->transfers_started = st->transfers_started;
+    res->replacements = st->replacements;
+    res->spares_added = st->spares_added;
+    for (uint32_t i = 0; i < c->config.replica_count; i++)
+        if (c->replicas[i].driver) {
+            const struct replica_stats *rs =
+                replica_stats(c->replicas[i].r);
+            res->replacements += rs->replacements;
+            res->spares_added += rs->spares_added;
+        }
     res->sweep_ops = st->sweep_ops;
     res->session_sweep_ops = st->session_sweep_ops;
     res->sessions_expired = c->check.sessions_expired;
@@ -314,6 +327,11 @@ void sim_result_print(const struct sim_options *o, const struct sim_result *r,
     if (o->transfers_ms || r->transfers_asked)
         fprintf(out, "  transfers asked %" PRIu64 ", started %" PRIu64 "\n",
                 r->transfers_asked, r->transfers_started);
+    if (o->replace_after_ms || o->spares)
+        fprintf(out,
+                "  spares: voters replaced %" PRIu64 ", spares added %" PRIu64
+                "\n",
+                r->replacements, r->spares_added);
     if (r->ok)
         return;
     fprintf(out,
@@ -342,6 +360,10 @@ void sim_reproduce_print(const struct sim_options *o, FILE *out)
         fprintf(out, " --reconfigs %u", o->reconfig_ms);
     if (o->voters)
         fprintf(out, " --voters %u", o->voters);
+    if (o->replace_after_ms)
+        fprintf(out, " --replace-after %u", o->replace_after_ms);
+    if (o->spares)
+        fprintf(out, " --spares %u", o->spares);
     if (o->volatile_pct)
         fprintf(out, " --volatile %u", o->volatile_pct);
     if (o->coord_pct)

@@ -42,6 +42,12 @@ struct sim_options {
      * ids; epoch 0's voters are the first `voters` (0: all). */
     uint32_t reconfig_ms;
     uint32_t voters;
+    /* Spares (docs/PROTOCOL.md "Spares"): primaries replace a voter silent
+     * for replace_after_ms by a caught-up learner (0: never); the last
+     * `spares` replicas start as spares (outside epoch 0 unless --voters
+     * says otherwise) and ask to be added as learners. */
+    uint32_t replace_after_ms;
+    uint32_t spares;
     /* Percent of ops that use expiry and pub/sub (workload.h). */
     uint32_t volatile_pct;
     /* Percent of ops that use sessions and locks, with watchers
@@ -87,6 +93,8 @@ struct sim_result {
     uint64_t snapshots_installed;
     uint64_t transfers_asked;   /* EV_TRANSFERs given to a replica */
     uint64_t transfers_started; /* ... that a primary accepted */
+    uint64_t replacements;      /* voters replaced by a learner */
+    uint64_t spares_added;      /* spares added as learners */
     uint64_t fd_detections;
     uint64_t fd_detect_ms[64];
     uint64_t fd_undetected;
