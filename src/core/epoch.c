@@ -253,11 +253,14 @@ void vr_epoch_applied(struct replica *r, const struct entry *e)
 
 static void send_epoch(struct replica *r, uint8_t type, uint32_t to)
 {
+    /* EPOCH_STARTED carries only E (message.h): any other field set makes
+     * it malformed at the receiver. */
+    bool started = type == MSG_EPOCH_STARTED;
     struct message m = {
         .type = type,
         .op = r->epoch_op,
-        .checksum = r->epoch_checksum,
-        .nonce = type == MSG_EPOCH_STARTED ? 0 : membership_pack(&r->cfg),
+        .checksum = started ? 0 : r->epoch_checksum,
+        .nonce = started ? 0 : membership_pack(&r->cfg),
     };
     vr_send_to(r, to, &m, NULL);
 }
