@@ -102,7 +102,7 @@ struct replica_config {
     /* Started as a spare: while outside the membership it asks the primary
      * (a flag on its RECOVERY) to be added as a learner. */
     bool spare;
-    const struct cohort_sm *sm;     /* borrowed; outlives the replica */
+    const struct cohort_sm *sm; /* borrowed; outlives the replica */
     /* Optional tracing: one line per protocol event, for --trace. */
     void (*trace)(void *ctx, const char *line);
     void *trace_ctx;
@@ -428,7 +428,9 @@ struct replica_stats {
                                 by START_EPOCH / NEW_EPOCH) */
     uint64_t replacements;   /* silent voters replaced by a learner (the
                                 RECONFIG entries this primary appended) */
-    uint64_t spares_added;   /* spares added as learners (likewise) */
+    uint64_t spares_added;   /* spares added as learners (likewise; an
+                                entry a view change lost is proposed
+                                again and counted again) */
 };
 
 /* Allocate and initialize a replica from config and what survived on disk.

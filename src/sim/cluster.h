@@ -47,8 +47,8 @@ struct sim_storage_config {
 struct cluster_config {
     uint32_t replica_count;
     uint64_t seed;
-    uint32_t bugs;           /* replica_config.bugs for every replica */
-    uint32_t initial_voters; /* replica_config.initial_voters (0: all) */
+    uint32_t bugs;             /* replica_config.bugs for every replica */
+    uint32_t initial_voters;   /* replica_config.initial_voters (0: all) */
     uint32_t replace_after_ms; /* replica_config.replace_after_ms */
     uint32_t spares;           /* the last `spares` replicas: config.spare */
     struct sim_net_config net;
@@ -158,8 +158,8 @@ struct cluster_stats {
      * the replicas' lives (cluster_crash() adds a life's). */
     uint64_t replacements;
     uint64_t spares_added;
-    uint64_t sweep_ops;          /* EXPIRE_DUE ops proposed (sim/sweep) */
-    uint64_t session_sweep_ops;  /* EXTEND and EXPIRE ops proposed */
+    uint64_t sweep_ops;         /* EXPIRE_DUE ops proposed (sim/sweep) */
+    uint64_t session_sweep_ops; /* EXTEND and EXPIRE ops proposed */
     /* Failure detector: from a primary's crash, pause or isolation to the
      * first backup suspecting it. */
     uint64_t fd_detections;

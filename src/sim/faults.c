@@ -288,7 +288,8 @@ enum scenario_action {
     A_PAUSE_PRIMARY,
     A_CORRUPT_COMMITTED_AND_CRASH,
     A_CRASH_VICTIM,
-    A_TRANSFER, /* the primary hands over to the next replica */
+    A_TRANSFER,    /* the primary hands over to the next replica */
+    A_CRASH_VOTER, /* a backup that votes in the primary's epoch */
 };
 
 struct scenario_step {
@@ -380,6 +381,12 @@ static const struct sim_scenario scenarios[] = {
      {{T_UNCOMMITTED, 20, A_TRANSFER, 0},
       {T_AFTER, 1, A_ISOLATE_PRIMARY, 0},
       {T_AFTER, 2000, A_HEAL, 0}}},
+    {"voter_down_long",
+     "a backup voter crashes for 1500 ms with writes in flight, then "
+     "restarts (with --replace-after and spares: replaced by a spare, "
+     "and back as a spare itself)",
+     {{T_UNCOMMITTED, 60, A_CRASH_VOTER, 0},
+      {T_AFTER, 1500, A_RESTART_ALL, 0}}},
 };
 #define SCENARIO_COUNT (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -404,6 +411,14 @@ const char *sim_scenario_name(const struct sim_scenario *s)
 const char *sim_scenario_summary(const struct sim_scenario *s)
 {
     return s->summary;
+}
+
+/* Run with --replace-after (below the victim's downtime) and spares, these
+ * scenarios' victim must have been replaced, and be no voter at the end
+ * unless a second replacement took it back (sim.c). */
+bool sim_scenario_expects_replacement(const struct sim_scenario *s)
+{
+    return !strcmp(s->name, "voter_down_long");
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -774,6 +789,26 @@ static void scenario_act(struct faults *f, const struct scenario_step *s)
         if (f->victim != UINT32_MAX)
             crash_for(f, f->victim, 0);
         break;
+    case A_CRASH_VOTER: {
+        f->victim = UINT32_MAX;
+        uint32_t p = cluster_primary(f->c);
+        uint32_t n = replica_count(f);
+        uint32_t start = pick(f, n);
+        for (uint32_t k = 0; k < n && p != UINT32_MAX; k++) {
+            uint32_t i = (start + k) % n;
+            const struct replica *pr = f->c->replicas[p].r;
+            if (i != p && cluster_alive(f->c, i) &&
+                membership_is_voter(replica_membership(pr), i)) {
+                f->victim = i;
+                break;
+            }
+        }
+        if (f->victim == UINT32_MAX)
+            f->victim = some_backup(f);
+        if (f->victim != UINT32_MAX)
+            crash_for(f, f->victim, 0);
+        break;
+    }
     case A_CRASH_VICTIM:
         if (f->victim != UINT32_MAX)
             crash_for(f, f->victim, 0);

@@ -69,6 +69,7 @@ const struct sim_scenario *sim_scenario_find(const char *name);
 const struct sim_scenario *sim_scenario_at(uint32_t i);
 const char *sim_scenario_name(const struct sim_scenario *s);
 const char *sim_scenario_summary(const struct sim_scenario *s);
+bool sim_scenario_expects_replacement(const struct sim_scenario *s);
 
 struct faults {
     struct cluster *c; /* borrowed */

@@ -708,8 +708,7 @@ static void replica_config_for(struct cluster *c, struct sim_replica *rep,
     config->bugs = c->config.bugs;
     config->initial_voters = c->config.initial_voters;
     config->replace_after_ms = c->config.replace_after_ms;
-    config->spare =
-        rep->index + c->config.spares >= c->config.replica_count;
+    config->spare = rep->index + c->config.spares >= c->config.replica_count;
 }
 
 bool sim_host_start(struct cluster *c, struct sim_replica *rep)

@@ -110,6 +110,46 @@ static void check_linearizable(struct cluster *c, struct sim_result *res)
         check_fail(&c->check, "linearizable", "%s", lin.message);
 }
 
+/* Voters replaced so far: the crashed lives' and the live replicas'. */
+static uint64_t replacements(const struct cluster *c, uint64_t *spares_added)
+{
+    uint64_t n = c->stats.replacements;
+    uint64_t added = c->stats.spares_added;
+    for (uint32_t i = 0; i < c->config.replica_count; i++)
+        if (c->replicas[i].driver) {
+            const struct replica_stats *rs = replica_stats(c->replicas[i].r);
+            n += rs->replacements;
+            added += rs->spares_added;
+        }
+    if (spares_added)
+        *spares_added = added;
+    return n;
+}
+
+/* A scenario that keeps a voter down past the grace period, run with
+ * spares: it was replaced, and came back as a learner (it never flaps back
+ * in by itself; only another replacement makes it a voter again). */
+static void check_replaced(struct cluster *c, uint32_t victim)
+{
+    uint64_t n = replacements(c, NULL);
+    if (n == 0) {
+        check_fail(&c->check, "expectation",
+                   "voter r%u was down past the grace period with spares "
+                   "registered, and nobody replaced it",
+                   victim);
+        return;
+    }
+    uint32_t p = cluster_primary(c);
+    if (victim == UINT32_MAX || p == UINT32_MAX || n >= 2)
+        return;
+    const struct membership *m = replica_membership(c->replicas[p].r);
+    if (membership_is_voter(m, victim))
+        check_fail(&c->check, "expectation",
+                   "voter r%u was replaced once and is a voter again in "
+                   "epoch %u",
+                   victim, m->epoch);
+}
+
 static void cluster_config_from(const struct sim_options *o,
                                 const struct sim_profile *p,
                                 struct cluster_config *cc)
@@ -165,15 +205,7 @@ static void collect(struct cluster *c, struct sim_result *res)
     res->snapshots_installed = st->snapshots_installed;
     res->transfers_asked = st->transfers_asked;
     res->transfers_started = st->transfers_started;
-    res->replacements = st->replacements;
-    res->spares_added = st->spares_added;
-    for (uint32_t i = 0; i < c->config.replica_count; i++)
-        if (c->replicas[i].driver) {
-            const struct replica_stats *rs =
-                replica_stats(c->replicas[i].r);
-            res->replacements += rs->replacements;
-            res->spares_added += rs->spares_added;
-        }
+    res->replacements = replacements(c, &res->spares_added);
     res->sweep_ops = st->sweep_ops;
     res->session_sweep_ops = st->session_sweep_ops;
     res->sessions_expired = c->check.sessions_expired;
@@ -249,6 +281,9 @@ bool sim_run(const struct sim_options *o, struct sim_result *res)
                    PROGRESS_MS);
     if (!c->check.failed)
         cluster_check_converged(c);
+    if (!c->check.failed && scenario && o->replace_after_ms && o->spares &&
+        sim_scenario_expects_replacement(scenario))
+        check_replaced(c, f.victim);
     if (!c->check.failed)
         coord_finish(c);
     /* 4. Every replica loses power and restarts from its disk alone: it

@@ -79,6 +79,23 @@ cohort_sim_blocks(reconfig-harsh harsh 200 100 --replicas 5 --voters 3
 cohort_sim_blocks(reconfig-swarm swarm 200 100 --replicas 5 --voters 3
                   --reconfigs 300)
 cohort_sim_blocks(reconfig-three swarm 200 100 --reconfigs 300)
+# Spares (docs/PROTOCOL.md, "Spares"): the last 2 of 5 ids start as spares
+# outside epoch 0 and register as learners; a primary replaces a voter it
+# has not heard from for 300 ms (the profiles' crashes last 200 to 1500 ms)
+# by a caught-up learner. With random reconfigurations and transfers too,
+# and in a universe of 7.
+cohort_sim_blocks(spares default 300 150 --replicas 5 --spares 2
+                  --replace-after 300)
+cohort_sim_blocks(spares-crash crash 300 150 --replicas 5 --spares 2
+                  --replace-after 300)
+cohort_sim_blocks(spares-harsh harsh 200 100 --replicas 5 --spares 2
+                  --replace-after 300)
+cohort_sim_blocks(spares-swarm swarm 300 150 --replicas 5 --spares 2
+                  --replace-after 300)
+cohort_sim_blocks(spares-reconfig swarm 200 100 --replicas 5 --spares 2
+                  --replace-after 300 --reconfigs 300 --transfers 250)
+cohort_sim_blocks(spares-seven crash 100 100 --replicas 7 --spares 2
+                  --replace-after 300)
 # Coordination: 30% of ops are sessions (kept alive through the log),
 # locks and fenced writes; primaries run the session sweeper (EXTEND
 # before EXPIRE) and watchers resume FROM their last revision on other

@@ -224,6 +224,17 @@ static void bad_type_sender_status_and_flags_are_refused(void **state)
     m.flags = MSG_FLAG_SNAPSHOT; /* NEW-STATE's */
     n = encode(&m, buf, sizeof(buf));
     assert_false(decodes(buf, n));
+    m = valid(MSG_RECOVERY);
+    m.flags = MSG_FLAG_SPARE; /* its one flag: a spare asks to be added */
+    n = encode(&m, buf, sizeof(buf));
+    assert_true(decodes(buf, n));
+    m.flags = MSG_FLAG_SPARE | MSG_FLAG_INTACT; /* RECOVERY-RESPONSE's */
+    n = encode(&m, buf, sizeof(buf));
+    assert_false(decodes(buf, n));
+    m = valid(MSG_RECOVERY_RESPONSE);
+    m.flags = MSG_FLAG_SPARE; /* RECOVERY's */
+    n = encode(&m, buf, sizeof(buf));
+    assert_false(decodes(buf, n));
     m = valid(MSG_START_EPOCH);
     m.epoch = 0; /* no epoch starts at 0 */
     n = encode(&m, buf, sizeof(buf));
