@@ -92,6 +92,12 @@ static const struct option_spec specs[] = {
     {"metrics-port", "PORT",
      "serve Prometheus /metrics and the status page / over HTTP on PORT, "
      "on the client address's host or --bind (default 0: off)"},
+    {"replace-after", "MS",
+     "the primary replaces a voter silent for MS by a caught-up learner; "
+     "the voter becomes a learner (default 10000; 0: never)"},
+    {"spare", NULL,
+     "start as a spare: outside the membership, ask the primary to be "
+     "added as a learner"},
     {"quiet", NULL, "log errors only"},
 };
 #define SPEC_COUNT (sizeof(specs) / sizeof(specs[0]))
@@ -182,6 +188,10 @@ static int read_config_file(struct server_options *o, const char *path,
         if (!eq) {
             if (!strcmp(p, "quiet")) {
                 o->node.quiet = true;
+                continue;
+            }
+            if (!strcmp(p, "spare")) {
+                o->node.spare = true;
                 continue;
             }
             fprintf(stderr, "cohort server: %s:%d: expected `name = value`\n",
@@ -347,6 +357,12 @@ static int set_option(struct server_options *o, const char *name,
         if (parse_u64(name, value, 0, 65535, &v))
             return 2;
         o->metrics_port = (uint16_t)v;
+    } else if (!strcmp(name, "replace-after")) {
+        if (parse_u64(name, value, 0, 3600000, &v))
+            return 2;
+        n->replace_after_ms = (uint32_t)v;
+    } else if (!strcmp(name, "spare")) {
+        n->spare = true;
     } else if (!strcmp(name, "quiet")) {
         n->quiet = true;
     } else {
@@ -490,13 +506,14 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
 
 static bool is_switch(const char *name)
 {
-    return !strcmp(name, "quiet");
+    return !strcmp(name, "quiet") || !strcmp(name, "spare");
 }
 
 int server_options_parse(struct server_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
     o->node.kv = kv_config_default();
+    o->node.replace_after_ms = NODE_REPLACE_AFTER_DEFAULT_MS;
     server_config_defaults(&o->server);
     uint32_t peers = 0, clients = 0;
     bool have_id = false, have_cluster = false;

@@ -615,6 +615,8 @@ static void configure_replica(struct node *n, struct replica_config *rc)
         rc->suspect_timeout_ms = n->c.suspect_timeout_ms;
     if (n->c.view_change_timeout_ms)
         rc->view_change_timeout_ms = n->c.view_change_timeout_ms;
+    rc->replace_after_ms = n->c.replace_after_ms;
+    rc->spare = n->c.spare;
     /* Snapshots fork and write the whole store: every 100,000 ops by
      * default (etcd's and ZooKeeper's default too), or sooner when the log
      * holds half its byte budget. The log keeps room for two intervals. */

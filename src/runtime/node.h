@@ -60,8 +60,16 @@ struct node_config {
      * (`cohort add`). Only a group's first start reads it: later the
      * membership is the metadata's. */
     uint32_t initial_voters;
+    /* Spares (docs/PROTOCOL.md, "Spares: replacing a silent voter"): the
+     * primary replaces a voter silent for this long by a caught-up learner
+     * (0: never; `cohort server` defaults to NODE_REPLACE_AFTER_DEFAULT_MS),
+     * and a spare outside the membership asks to be added as a learner. */
+    uint32_t replace_after_ms;
+    bool spare;
     bool quiet; /* log ERROR lines only (see runtime/logline.h) */
 };
+
+#define NODE_REPLACE_AFTER_DEFAULT_MS 10000u
 
 struct node;
 
