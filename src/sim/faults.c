@@ -382,11 +382,11 @@ static const struct sim_scenario scenarios[] = {
       {T_AFTER, 1, A_ISOLATE_PRIMARY, 0},
       {T_AFTER, 2000, A_HEAL, 0}}},
     {"voter_down_long",
-     "a backup voter crashes for 1500 ms with writes in flight, then "
+     "a backup voter crashes for 2500 ms with writes in flight, then "
      "restarts (with --replace-after and spares: replaced by a spare, "
      "and back as a spare itself)",
      {{T_UNCOMMITTED, 60, A_CRASH_VOTER, 0},
-      {T_AFTER, 1500, A_RESTART_ALL, 0}}},
+      {T_AFTER, 2500, A_RESTART_ALL, 0}}},
 };
 #define SCENARIO_COUNT (sizeof(scenarios) / sizeof(scenarios[0]))
 

@@ -242,12 +242,13 @@ add_test(NAME sim/inject_bugs
                  $<TARGET_FILE:cohort> 2000)
 set_tests_properties(sim/inject_bugs PROPERTIES LABELS sim TIMEOUT 600)
 
-# Spares: a backup voter down for 1500 ms (five times the grace period)
+# Spares: a backup voter down for 2500 ms (the grace period, 300 ms, plus
+# the longest suspicion timeout, 1200 ms, and a margin)
 # while two spares are registered: it must have been replaced, and be
 # back as a learner rather than a voter (sim.c, check_replaced()).
 add_test(NAME sim/scenario/voter_down_long-spares
          COMMAND $<TARGET_FILE:cohort> sim --scenario voter_down_long
                  --seeds 1..100 --profile default --replicas 5 --spares 2
-                 --replace-after 300 --ops 600 --quiet)
+                 --replace-after 300 --ops 800 --quiet)
 set_tests_properties(sim/scenario/voter_down_long-spares
                      PROPERTIES LABELS sim TIMEOUT 600)
