@@ -567,6 +567,65 @@ static void every_kind_of_invalid_message_is_dropped_and_counted(void **s)
  * backup's log far past its commit number (more than the pipeline lets a
  * correct primary run ahead) must not leave it unable to send its
  * DO-VIEW-CHANGE when the primary fails: each is dropped and counted. */
+/* Spares (docs/PROTOCOL.md, "Spares: replacing a silent voter"): in a
+ * universe of 4 whose epoch 0 has 3 voters, replica 3 starts as a spare
+ * outside the membership and is added as a learner when it asks; when a
+ * backup voter dies for longer than the grace period, the learner takes
+ * its place; when the dead voter returns it is a learner, not a voter. */
+static const struct membership *primary_membership(void)
+{
+    int p = harness_primary(h);
+    assert_true(p >= 0);
+    return replica_membership(harness_core(h, (uint32_t)p));
+}
+
+static void spare_registers_then_replaces_a_dead_voter(void **s)
+{
+    (void)s;
+    h = harness_new(4, 42);
+    h->config.replica.initial_voters = 3;
+    h->config.replica.replace_after_ms = 400;
+    h->config.replica.spare = true; /* matters only outside the membership */
+    harness_start_all(h);
+    harness_run(h, 2000);
+    const struct membership *m = primary_membership();
+    assert_true(membership_is_learner(m, 3));
+    assert_int_equal(m->voter_count, 3);
+    uint32_t p = (uint32_t)harness_primary(h);
+    assert_int_equal(replica_stats(harness_core(h, p))->spares_added, 1);
+    for (uint64_t k = 1; k <= 10; k++)
+        harness_submit(h, p, 100 + k, 1, 1);
+    harness_run(h, 300);
+    /* A grace period's silence of a voter replaces nothing yet... */
+    uint32_t dead = m->voters[1] == p ? m->voters[2] : m->voters[1];
+    harness_crash(h, dead, false);
+    harness_run(h, 300);
+    assert_true(membership_is_voter(primary_membership(), dead));
+    /* ... longer does, once. */
+    harness_run(h, 2000);
+    m = primary_membership();
+    assert_true(membership_is_voter(m, 3));
+    assert_true(membership_is_learner(m, dead));
+    assert_int_equal(m->voter_count, 3);
+    p = (uint32_t)harness_primary(h);
+    assert_int_equal(replica_stats(harness_core(h, p))->replacements, 1);
+    /* The group commits with the new voter; the dead one returns as a
+     * learner, catches up, and stays one. */
+    harness_submit(h, p, 500, 1, 2);
+    harness_run(h, 300);
+    assert_non_null(harness_find(h, 500, 1, REPLY_OK));
+    harness_start(h, dead);
+    harness_run(h, 3000);
+    m = primary_membership();
+    assert_true(membership_is_learner(m, dead));
+    assert_true(membership_is_voter(m, 3));
+    assert_int_equal(replica_membership(harness_core(h, dead))->epoch,
+                     m->epoch);
+    assert_int_equal(replica_status(harness_core(h, dead)), STATUS_NORMAL);
+    assert_int_equal(h->r[dead].total, 12);
+    assert_int_equal(h->r[3].total, 12);
+}
+
 static void forged_prepares_past_the_pipeline_are_dropped(void **s)
 {
     (void)s;
@@ -665,6 +724,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             forged_prepares_past_the_pipeline_are_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            spare_registers_then_replaces_a_dead_voter, NULL, teardown),
     };
     const char *filter = getenv("CMOCKA_FILTER");
     if (filter)
