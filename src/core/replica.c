@@ -46,12 +46,13 @@ static void on_tick(struct replica *r)
         vr_check_recovery(r);
         break;
     case STATUS_NORMAL:
-        if (replica_is_primary(r))
+        if (replica_is_primary(r)) {
             vr_tick_primary(r);
-        if (replica_is_primary(r))
-            vr_replace_progress(r);
-        else
+            if (replica_is_primary(r)) /* still: it may have resigned */
+                vr_replace_progress(r);
+        } else {
             vr_tick_backup(r);
+        }
         vr_join_stranded_votes(r);
         break;
     case STATUS_VIEW_CHANGE:
