@@ -42,9 +42,10 @@ static void usage(void)
            "--metrics-port P gives the replicas metrics ports P, P+1, ... "
            "(/metrics and the\nstatus page at http://127.0.0.1:P/; default "
            "none).\n"
-           "--spares N starts N more replicas outside the group (ids N.., "
-           "in every replica's\n--peers): spares that `cohort add` or "
-           "`cohort replace` brings in.\n");
+           "--spares N starts N more replicas as spares (ids N.., in every "
+           "replica's --peers):\nlearners kept caught up that the primary "
+           "puts in a voter's place when the voter\nhas been silent for "
+           "--replace-after (10 s).\n");
 }
 
 struct up_args {
@@ -159,7 +160,7 @@ static pid_t spawn(const struct up_args *u, long i, const char *peers,
             "cohort",     "server",      "--id",      id,
             "--peers",    (char *)peers, "--clients", (char *)clients,
             "--data-dir", data,          NULL,        NULL,
-            NULL,         NULL,          NULL};
+            NULL,         NULL,          NULL,        NULL};
         int argn = 10;
         if (u->metrics_port) {
             args[argn++] = "--metrics-port";
@@ -170,6 +171,8 @@ static pid_t spawn(const struct up_args *u, long i, const char *peers,
              * outside (every replica must agree on it). */
             args[argn++] = "--voters";
             args[argn++] = voters;
+            if (i >= u->replicas)
+                args[argn++] = "--spare"; /* asks to be kept caught up */
         }
         execv("/proc/self/exe", args);
         logline(LOGLINE_ERROR, "exec cohort server: %s", strerror(errno));
@@ -304,9 +307,9 @@ int cmd_up(int argc, char **argv)
            u.replicas, u.client_port, u.client_port + u.replicas - 1, u.dir,
            u.client_port);
     if (u.spares)
-        printf("cohort up: %ld spare%s outside the group (ids %ld-%ld, client "
-               "ports %ld-%ld): cohort add --cluster 127.0.0.1:%ld ID brings "
-               "one in\n",
+        printf("cohort up: %ld spare%s: ids %ld-%ld, client ports %ld-%ld; a "
+               "spare takes a voter's place when the voter is silent for 10 "
+               "s (cohort members --cluster 127.0.0.1:%ld)\n",
                u.spares, u.spares == 1 ? "" : "s", u.replicas, total - 1,
                u.client_port + u.replicas, u.client_port + total - 1,
                u.client_port);
