@@ -354,6 +354,9 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
         s->admin.transfer_view > st.view &&
         m.core.transfers_abandoned == s->admin.transfer_abandoned;
     in.transfer_target = s->admin.transfer_target;
+    in.epochs_entered = m.core.epochs_entered;
+    in.replacements = m.core.replacements;
+    in.spares_added = m.core.spares_added;
     struct resp_buf text;
     resp_buf_init(&text, 2);
     info_format(&text, &in, info_sections(argc, argv));

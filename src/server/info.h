@@ -104,6 +104,10 @@ struct info_input {
     const char *rejuvenation; /* a rolling restart's note; "" or NULL: none */
     uint32_t view_history_count;
     const struct node_view_record *view_history;
+    /* Membership changes this replica took part in (replica_stats): epochs
+     * entered here, and as a primary voters replaced by spares and spares
+     * added as learners. */
+    uint64_t epochs_entered, replacements, spares_added;
 };
 
 #define INFO_VIEW_HISTORY 8u

@@ -78,6 +78,10 @@ def replaced(c, dead, t_kill, timeout):
         lambda e, v, ln: dead not in v and dead in ln and len(v) == 3,
         timeout)
     took = time.monotonic() - t_kill
+    inf = c.info(p)
+    check(int(inf.get("spares_replaced_voters", 0)) >= 1,
+          "r%d replaced a voter but INFO says spares_replaced_voters:%s"
+          % (p, inf.get("spares_replaced_voters")))
     log("replica %d replaced %.0f ms after the kill (grace %d ms): epoch "
         "%d, voters %s, learners %s" % (dead, 1000 * took, GRACE_MS * c.slow,
                                         m[0], m[1], m[2]))
