@@ -659,6 +659,14 @@ def mget_all(client, keys, batch=500):
     return out
 
 
+def membership_of(inf):
+    """(epoch, voters in order, learners) from an INFO replication dict."""
+    head, _, voters = inf.get("epoch", "0,voters=").partition(",voters=")
+    _, _, learners = inf.get("learners", "0,ids=").partition(",ids=")
+    ids = (lambda s: [int(x) for x in s.split("+") if x])
+    return int(head), ids(voters), ids(learners)
+
+
 def read_all(cluster, i, keys, readonly=False, timeout=10.0, tries=None):
     """MGET every key on replica i (after READONLY if asked: the replica's
     own store), retrying TRYAGAIN/connection errors for a bounded time."""

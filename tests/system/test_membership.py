@@ -40,14 +40,6 @@ from cluster import check, log  # noqa: E402
 from workload import Incrementer, Writers, verify_writes  # noqa: E402
 
 
-def epoch_of(inf):
-    """(epoch, voters, learners) from an INFO replication dict."""
-    head, _, voters = inf.get("epoch", "0,voters=").partition(",voters=")
-    _, _, learners = inf.get("learners", "0,ids=").partition(",ids=")
-    ids = (lambda s: [int(x) for x in s.split("+") if x])
-    return int(head), ids(voters), ids(learners)
-
-
 def cli(c, *args, expect=0):
     t0 = time.monotonic()
     out = subprocess.run([c.binary] + list(args), capture_output=True,
@@ -86,7 +78,7 @@ def refused(c, i, *args):
 
 def check_refusals(c, at):
     p, inf = primary_info(c)
-    before = epoch_of(inf)
+    before = cl.membership_of(inf)
     backup = [i for i in before[1] if i != p][0]
     m = refused(c, p, "COHORT.RECONFIG", "VOTERS")
     check("at least one voter" in m, m)
@@ -105,8 +97,8 @@ def check_refusals(c, at):
     cli(c, "add", "--cluster", at, "--client", "127.0.0.1:1", expect=2)
     cli(c, "remove", "--cluster", at, expect=2)
     _, inf = primary_info(c)
-    check(epoch_of(inf) == before, "a refused change changed the epoch: "
-          "%s -> %s" % (before, epoch_of(inf)))
+    check(cl.membership_of(inf) == before, "a refused change changed the epoch: "
+          "%s -> %s" % (before, cl.membership_of(inf)))
 
 
 def wait_outside(c, i, timeout):
@@ -187,7 +179,7 @@ def main(binary):
     out = cli(c, "add", "--cluster", at, "--client",
               "127.0.0.1:%d" % c.client_ports[4])
     _, inf = primary_info(c)
-    epoch, voters, learners = epoch_of(inf)
+    epoch, voters, learners = cl.membership_of(inf)
     check(sorted(voters) == [0, 1, 2, 3, 4] and not learners,
           "after two adds: epoch %d voters %s learners %s"
           % (epoch, voters, learners))
@@ -208,7 +200,7 @@ def main(binary):
     out = cli(c, "remove", "--cluster", at, str(other))
     gone.append(other)
     _, inf = primary_info(c)
-    epoch, voters, learners = epoch_of(inf)
+    epoch, voters, learners = cl.membership_of(inf)
     check(len(voters) == 3 and not set(voters) & set(gone) and not learners,
           "after two removes: voters %s learners %s" % (voters, learners))
     for g in gone:
@@ -230,13 +222,13 @@ def main(binary):
 
     # A removed member that comes back changes nothing.
     p, inf = primary_info(c)
-    before = (epoch_of(inf), p, int(inf["view"]))
+    before = (cl.membership_of(inf), p, int(inf["view"]))
     c.kill(gone[0])
     c.restart(gone[0])
     wait_outside(c, gone[0], 10 * c.slow)
     time.sleep(1.0)
     p, inf = primary_info(c)
-    after = (epoch_of(inf), p, int(inf["view"]))
+    after = (cl.membership_of(inf), p, int(inf["view"]))
     check(after == before, "the returning removed r%d changed the group: "
           "%s -> %s" % (gone[0], before, after))
     check(c.info(gone[0]).get("self_member") == "outside",

@@ -46,10 +46,8 @@ class SpareCluster(cl.Cluster):
 def membership(c, i):
     """(epoch, voters, learners, self_member) from replica i's INFO."""
     inf = c.info(i)
-    head, _, voters = inf.get("epoch", "0,voters=").partition(",voters=")
-    _, _, learners = inf.get("learners", "0,ids=").partition(",ids=")
-    ids = (lambda s: sorted(int(x) for x in s.split("+") if x))
-    return int(head), ids(voters), ids(learners), inf.get("self_member")
+    epoch, voters, learners = cl.membership_of(inf)
+    return epoch, sorted(voters), sorted(learners), inf.get("self_member")
 
 
 def wait_membership(c, what, fn, timeout):
