@@ -384,6 +384,23 @@ static bool expired(const struct run *r)
     return now_ms() - r->started >= r->m->timeout_ms;
 }
 
+/* Whether the group's membership is next's (learners in any order). */
+static bool same_members(const struct membership *now,
+                         const struct membership *next)
+{
+    struct membership a = *now, b = *next;
+    a.epoch = b.epoch = 0;
+    for (struct membership *m = &a; m != NULL; m = m == &a ? &b : NULL)
+        for (uint32_t i = 1; i < m->learner_count; i++)
+            for (uint32_t j = i; j > 0 && m->learners[j - 1] > m->learners[j];
+                 j--) {
+                uint32_t t = m->learners[j];
+                m->learners[j] = m->learners[j - 1];
+                m->learners[j - 1] = t;
+            }
+    return membership_equal(&a, &b);
+}
+
 /* Propose next (computed from epoch g->m.epoch) and wait until the new
  * epoch is in force. 0 when committed; 1 when the server refused (the
  * message printed); -1 with r->err set. Refusals that say "try again" (a
@@ -430,14 +447,33 @@ static int propose(struct run *r, struct group *g,
         size_t skip = n->len > 4 && !memcmp(n->str, "ERR ", 4) ? 4 : 0;
         bool again =
             n->len >= 9 && !memcmp(n->str + n->len - 9, "try again", 9);
-        if (!again || expired(r)) {
+        /* The primary moved (a view change): ask the new one. A retry
+         * whose first attempt took effect (its answer lost with the
+         * connection) finds the group in the epoch it asked for. */
+        bool moved = memmem(n->str, n->len, "not the primary", 15) != NULL;
+        bool stale = memmem(n->str, n->len, "changed meanwhile", 17) != NULL;
+        if (stale && !expired(r)) {
+            struct group now;
+            if (refresh(r, &now) == 0 && same_members(&now.m, next)) {
+                *g = now;
+                return 0;
+            }
+        }
+        if ((!again && !moved) || expired(r)) {
             fprintf(stderr, "cohort %s: %.*s\n", r->m->name,
                     (int)(n->len - skip), n->str + skip);
             return 1;
         }
         cli_pause_ms(50);
-        if (refresh(r, g) != 0)
-            return -1;
+        if (refresh(r, g) != 0) {
+            if (expired(r))
+                return -1;
+            cli_pause_ms(200); /* a view change: find the primary */
+            if (refresh(r, g) != 0)
+                return -1;
+        }
+        if (same_members(&g->m, next))
+            return 0;
     }
     uint32_t want = g->m.epoch + 1;
     while (!expired(r)) {
