@@ -81,6 +81,9 @@ extern "C" {
 #define COHORT_CLIENT_DEADLINE_MS_DEFAULT 10000u
 #define COHORT_CLIENT_ATTEMPT_TIMEOUT_MS_DEFAULT 1000u
 #define COHORT_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT 500u
+#define COHORT_CLIENT_HEDGE_MS_DEFAULT 200u
+/* hedge_ms: never hedge (wait the whole attempt timeout). */
+#define COHORT_CLIENT_HEDGE_OFF UINT32_MAX
 /* Members a handle knows, given and discovered. */
 #define COHORT_CLIENT_MEMBERS_MAX 16u
 
@@ -104,6 +107,27 @@ struct cohort_client_options {
     uint32_t attempt_timeout_ms;
     /* One TCP connect. */
     uint32_t connect_timeout_ms;
+    /* Hedging: a write or linearizable read unanswered this long after it
+     * was sent is sent again, the same COHORT.REQ <client-id>
+     * <request-no>, to another member at once (which forwards it to the
+     * primary it knows, or answers after the view change), while the
+     * first connection stays open: the first answer of either is the
+     * call's. The client table applies the request once, so a frozen or
+     * cut-off primary costs about the failover instead of the attempt
+     * timeout. Default 200 ms; COHORT_CLIENT_HEDGE_OFF (or any value not
+     * below attempt_timeout_ms) never hedges. Local reads are not hedged
+     * (they go round the members anyway). */
+    uint32_t hedge_ms;
+    /* Read your writes (default 1, set by cohort_client_options_init): the
+     * first COHORT_CALL_READ_LOCAL read after a write of this handle
+     * first asks the primary (linearizable COHORT.GET <the write's first
+     * key> WITHREV) for the store revision, which covers the write, and
+     * raises the minimum revision (cohort_client_set_min_revision) to it,
+     * so a bounded-staleness read on any member sees the handle's own
+     * writes. One round trip to the primary per run of writes, none for
+     * the reads that follow. 0: local reads see what the member has,
+     * bounded only by the revision the application sets. */
+    int read_your_writes;
     /* TLS (nonzero tls): members are then the replicas' --tls-port
      * addresses, all of them (INFO names plain client addresses, so none
      * is discovered; the primary is found by asking each member's role).
@@ -143,13 +167,14 @@ COHORT_API void cohort_client_set_deadline(struct cohort_client *c,
 
 /* Bounded staleness: from now on, reads with COHORT_CALL_READ_LOCAL are
  * answered only by a member that has applied at least revision (0: by any
- * member, the default). The library sends COHORT.APPLIED revision before
+ * member, the default; with the read_your_writes option, the library
+ * raises it itself after the handle's writes). The library sends COHORT.APPLIED revision before
  * the read on the member's READONLY connection; a member that is behind
  * answers -TRYAGAIN and the read is retried (on the next member, with
  * backoff) until the call's deadline, whose error then names the last
  * member's revision. Revisions come from COHORT.GET key WITHREV (its
- * store-revision), a watch event, or COHORT.APPLIED at the primary after
- * a write (read your writes). */
+ * store-revision) or a watch event; read your writes needs nothing (the
+ * read_your_writes option). */
 COHORT_API void cohort_client_set_min_revision(struct cohort_client *c,
                                                uint64_t revision);
 COHORT_API uint64_t cohort_client_min_revision(const struct cohort_client *c);

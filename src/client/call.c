@@ -87,6 +87,17 @@ enum call_step client_call_step(struct client_call *call, enum call_event ev,
     case CALL_EV_LOST:
         call->maybe_applied = true;
         return retry(call, now_ms);
+    case CALL_EV_HEDGE:
+        /* Sent whole, unanswered so far: may have been applied. The next
+         * attempt goes now, and the backoff is left as it is. */
+        call->maybe_applied = true;
+        call->hedges++;
+        if (now_ms >= call->deadline_ms) {
+            call->error = client_call_expired_error(call);
+            return CALL_FAIL;
+        }
+        call->retry_at_ms = now_ms;
+        return CALL_RETRY;
     case CALL_EV_REPLY:
         break;
     }
@@ -104,6 +115,24 @@ enum call_step client_call_step(struct client_call *call, enum call_event ev,
         }
         return s;
     }
+    return CALL_DONE;
+}
+
+enum call_step client_call_late(struct client_call *call, enum call_event ev,
+                                const struct resp_node *reply)
+{
+    ASSERT(ev == CALL_EV_REPLY ? reply != NULL : reply == NULL);
+    ASSERT(ev == CALL_EV_REPLY || ev == CALL_EV_LOST);
+    if (ev == CALL_EV_LOST)
+        call->maybe_applied = true;
+    if (ev != CALL_EV_REPLY || client_reply_is_error_code(reply, "TRYAGAIN"))
+        return CALL_RETRY;
+    if (client_reply_is_error_code(reply, "UNKNOWN")) {
+        call->maybe_applied = true;
+        return CALL_RETRY;
+    }
+    if (call->is_write && reply_is_expired(reply))
+        return CALL_RETRY;
     return CALL_DONE;
 }
 

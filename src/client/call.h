@@ -17,7 +17,12 @@
  * this attempt did not take effect; -UNKNOWN, a closed connection or a
  * timeout after the whole command was sent say it may have; any other
  * reply is the answer, except "-ERR client session expired", which says
- * the group forgot the client (see client_call_step). */
+ * the group forgot the client (see client_call_step). A hedge (no reply
+ * within the hedge delay) says the attempt may have taken effect, and the
+ * next attempt starts at once on another member while the hedged one may
+ * still answer: the first answer of either is the call's (the server's
+ * client table applies the request once and answers every copy with the
+ * same reply, or the older copy with -UNKNOWN). */
 #ifndef COHORT_CLIENT_CALL_H
 #define COHORT_CLIENT_CALL_H
 
@@ -38,6 +43,11 @@ enum call_event {
     CALL_EV_LOST = 2,
     /* A reply arrived (the node tree of resp_reply_parse). */
     CALL_EV_REPLY = 3,
+    /* The whole command was written and no reply came within the hedge
+     * delay: the attempt's connection stays open for a late reply (see
+     * client_call_late) while the same request is sent to another member
+     * at once, without backoff. */
+    CALL_EV_HEDGE = 4,
 };
 
 enum call_step {
@@ -51,7 +61,8 @@ struct client_call {
     bool is_write;
     bool maybe_applied; /* some attempt may have taken effect */
     bool renewed;       /* the client id was renewed during this call */
-    uint32_t attempts;  /* attempts that ended */
+    uint32_t attempts;  /* attempts that ended (hedged ones too) */
+    uint32_t hedges;    /* attempts hedged (CALL_EV_HEDGE) */
     uint32_t backoff_ms;
     uint64_t deadline_ms; /* monotonic */
     uint64_t retry_at_ms; /* CALL_RETRY: the next attempt's time */
@@ -67,6 +78,14 @@ bool client_call_may_attempt(const struct client_call *call, uint64_t now_ms);
  * attempts so far justify. */
 enum call_step client_call_step(struct client_call *call, enum call_event ev,
                                 const struct resp_node *reply, uint64_t now_ms);
+/* A hedged attempt's connection (CALL_EV_HEDGE) ended while a later
+ * attempt runs (ev: CALL_EV_LOST or CALL_EV_REPLY with reply): CALL_DONE
+ * when the reply is the answer (the later attempt is then abandoned), else
+ * CALL_RETRY, which means "drop that connection, the call goes on" (a
+ * -TRYAGAIN, -UNKNOWN or "session expired" speaks for that attempt only,
+ * and the write stays maybe applied). Not an attempt: counts nothing. */
+enum call_step client_call_late(struct client_call *call, enum call_event ev,
+                                const struct resp_node *reply);
 /* The deadline passed (or another reason to stop): the error for it. */
 int client_call_expired_error(const struct client_call *call);
 

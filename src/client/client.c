@@ -38,6 +38,8 @@ COHORT_API void cohort_client_options_init(struct cohort_client_options *o)
     o->deadline_ms = COHORT_CLIENT_DEADLINE_MS_DEFAULT;
     o->attempt_timeout_ms = COHORT_CLIENT_ATTEMPT_TIMEOUT_MS_DEFAULT;
     o->connect_timeout_ms = COHORT_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT;
+    o->hedge_ms = COHORT_CLIENT_HEDGE_MS_DEFAULT;
+    o->read_your_writes = 1;
 }
 
 static int check_options(const struct cohort_client_options *o)
@@ -93,10 +95,13 @@ COHORT_API int cohort_client_open(struct cohort_client **out,
     c->connect_timeout_ms = o->connect_timeout_ms
                                 ? o->connect_timeout_ms
                                 : COHORT_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT;
+    c->hedge_ms = o->hedge_ms ? o->hedge_ms : COHORT_CLIENT_HEDGE_MS_DEFAULT;
+    c->read_your_writes = o->read_your_writes != 0;
     c->client_id = client_random_id();
     c->next_request_no = 1;
     c->primary = -1;
     client_conn_init(&c->wconn);
+    client_conn_init(&c->linger);
     for (uint32_t i = 0; i < COHORT_CLIENT_MEMBERS_MAX; i++)
         client_conn_init(&c->rconns[i]);
     if (!ok) {
@@ -122,11 +127,13 @@ COHORT_API void cohort_client_close(struct cohort_client *c)
     if (c == NULL)
         return;
     client_conn_deinit(&c->wconn);
+    client_conn_deinit(&c->linger);
     for (uint32_t i = 0; i < COHORT_CLIENT_MEMBERS_MAX; i++)
         client_conn_deinit(&c->rconns[i]);
     cohort_reply_free(c->reply);
     if (c->tls_ctx != NULL)
         client_tls_ctx_free(c->tls_ctx);
+    free(c->probe_key);
     free(c->arg_bytes);
     free(c->args);
     free(c->username);
@@ -169,24 +176,32 @@ COHORT_API uint64_t cohort_client_min_revision(const struct cohort_client *c)
 
 /* ------------------------------------------------------------ blocking */
 
-/* Wait (poll) for what the call in progress waits for. */
+/* Wait (poll) for what the call in progress waits for: its connection,
+ * and a hedged attempt's connection that may still answer. */
 static void wait_for_call(struct cohort_client *c)
 {
     int fd = cohort_client_fd(c);
     int wants = cohort_client_wants(c);
-    struct pollfd p = {.fd = fd, .events = 0};
+    struct pollfd p[2] = {{.fd = fd, .events = 0}, {.fd = -1}};
     if (wants & COHORT_CLIENT_WANT_READ)
-        p.events |= POLLIN;
+        p[0].events |= POLLIN;
     if (wants & COHORT_CLIENT_WANT_WRITE)
-        p.events |= POLLOUT;
-    int timeout = cohort_client_timeout_ms(c);
-    if (fd < 0 || p.events == 0) {
+        p[0].events |= POLLOUT;
+    if (p[0].events == 0)
+        p[0].fd = -1;
+    nfds_t n = 1;
+    if (c->linger.fd >= 0) {
+        p[1] = (struct pollfd){.fd = c->linger.fd, .events = POLLIN};
+        n = 2;
+    }
+    int timeout = client_timeout_ms(c, false);
+    if (p[0].fd < 0 && p[1].fd < 0) {
         struct timespec ts = {.tv_sec = timeout / 1000,
                               .tv_nsec = (long)(timeout % 1000) * 1000000L};
         (void)nanosleep(&ts, NULL);
         return;
     }
-    (void)poll(&p, 1, timeout);
+    (void)poll(p, n, timeout);
 }
 
 COHORT_API int cohort_client_call(struct cohort_client *c, int flags, int argc,

@@ -52,17 +52,45 @@ static void forget_primary(struct cohort_client *c, uint32_t m)
 
 /* ------------------------------------------------------------ endings */
 
+static void close_linger(struct cohort_client *c)
+{
+    client_conn_close(&c->linger);
+}
+
 static void finish(struct cohort_client *c, int result)
 {
+    close_linger(c); /* invariant 5: a late answer has no call to go to */
     c->result = result;
     c->phase = CLIENT_PHASE_DONE;
+}
+
+/* A write ended that may have taken effect: the next local read asks the
+ * primary for a revision that covers it, on the write's first key (the
+ * one key the caller surely may read, under an ACL of key patterns). */
+static void remember_write(struct cohort_client *c)
+{
+    c->revision_wanted = true;
+    const struct resp_arg *key = c->argc >= 2 ? &c->args[4] : NULL;
+    size_t n = key != NULL ? key->size : 0;
+    char *copy = realloc(c->probe_key, n + 1);
+    if (copy == NULL) {
+        c->probe_key_len = 0; /* "" then: still a revision */
+        return;
+    }
+    if (n > 0)
+        memcpy(copy, key->ptr, n);
+    copy[n] = '\0';
+    c->probe_key = copy;
+    c->probe_key_len = n;
 }
 
 static void finish_fail(struct cohort_client *c, int error)
 {
     const struct client_call *call = &c->call;
-    if (call->is_write && error == -COHORT_EUNKNOWN)
+    if (call->is_write && error == -COHORT_EUNKNOWN) {
         c->next_request_no++; /* it may be in the table: never reuse it */
+        remember_write(c);
+    }
     /* Unless the last failure says so already. */
     bool cert_too = c->cert_err.message[0] != '\0' &&
                     strstr(c->attempt_err.message, "certificate") == NULL;
@@ -97,13 +125,44 @@ static void finish_auth(struct cohort_client *c)
     finish(c, -COHORT_EAUTH);
 }
 
+/* The probe (COHORT.GET key WITHREV at the primary) answered: raise the
+ * minimum revision to its store revision, then run the caller's local
+ * read, within what is left of the call's deadline. A refusal (NOPERM, an
+ * older server) leaves the minimum as it was. */
+static void end_probe(struct cohort_client *c)
+{
+    struct client_conn *conn = c->conn;
+    struct cohort_reply *r = client_reply_build(conn->nodes, conn->node_count);
+    client_conn_consume(conn);
+    if (r != NULL && r->type == COHORT_REPLY_ARRAY && r->elements == 4 &&
+        r->element[3]->type == COHORT_REPLY_INTEGER &&
+        r->element[3]->integer > 0 &&
+        (uint64_t)r->element[3]->integer > c->min_revision)
+        c->min_revision = (uint64_t)r->element[3]->integer;
+    cohort_reply_free(r);
+    close_linger(c); /* a late answer would be the probe's, not the read's */
+    c->probing = false;
+    c->revision_wanted = false;
+    c->local = true;
+    uint64_t deadline = c->call.deadline_ms;
+    client_call_start(&c->call, false, client_now_ms(), 0);
+    c->call.deadline_ms = deadline;
+    c->phase = CLIENT_PHASE_BACKOFF;
+}
+
 static void finish_reply(struct cohort_client *c)
 {
     struct client_conn *conn = c->conn;
+    if (c->probing) {
+        end_probe(c);
+        return;
+    }
     c->reply = client_reply_build(conn->nodes, conn->node_count);
     client_conn_consume(conn);
-    if (c->is_write)
+    if (c->is_write) {
         c->next_request_no++;
+        remember_write(c);
+    }
     if (c->reply == NULL) {
         err_set(&c->err, -COHORT_ENOMEM, "%s: the reply", c->name);
         finish(c, -COHORT_ENOMEM);
@@ -162,6 +221,10 @@ static void send_request(struct cohort_client *c)
     char id[24], no[24];
     const struct resp_arg *argv = c->args + 3;
     uint32_t argc = c->argc;
+    if (c->probing) {
+        argv = c->probe_args;
+        argc = 3;
+    }
     if (c->is_write) {
         snprintf(id, sizeof(id), "%" PRIu64, c->client_id);
         snprintf(no, sizeof(no), "%" PRIu64, c->next_request_no);
@@ -299,7 +362,10 @@ static void start_attempt(struct cohort_client *c, uint64_t now)
         c->conn = &c->wconn;
         m = c->primary >= 0 ? (uint32_t)c->primary
                             : c->next_try % c->member_count;
+        if (c->linger.fd >= 0 && m == c->linger_member)
+            m = (m + 1) % c->member_count; /* hedged away from it */
     }
+    c->hedge_at_ms = UINT64_MAX; /* set when the command is sent */
     /* Ask again while the primary is only a hint (a member that named
      * none, as in a view change): on the open connection, no reconnect. */
     c->discovering = !c->local && !c->primary_confirmed;
@@ -338,7 +404,10 @@ static void on_info_reply_tls(struct cohort_client *c,
                               const struct client_layout *layout)
 {
     uint32_t m = c->conn->member;
-    if (layout->is_primary || c->hops + 1 >= c->member_count) {
+    uint32_t next = (m + 1) % c->member_count;
+    if (c->linger.fd >= 0 && next == c->linger_member)
+        next = (next + 1) % c->member_count; /* hedged away from it */
+    if (layout->is_primary || c->hops + 1 >= c->member_count || next == m) {
         c->discovering = false;
         c->primary = (int)m;
         c->primary_confirmed = layout->is_primary;
@@ -347,7 +416,7 @@ static void on_info_reply_tls(struct cohort_client *c,
     }
     c->hops++;
     client_conn_close(c->conn);
-    dial(c, (m + 1) % c->member_count);
+    dial(c, next);
 }
 
 static void on_info_reply(struct cohort_client *c)
@@ -367,6 +436,8 @@ static void on_info_reply(struct cohort_client *c)
     int p = layout.has_primary ? member_index(c, layout.primary) : -1;
     uint32_t m = c->conn->member;
     c->discovering = false;
+    if (p >= 0 && c->linger.fd >= 0 && (uint32_t)p == c->linger_member)
+        p = -1; /* hedged away from it: this member forwards */
     if (p < 0 || (uint32_t)p == m) {
         /* It is the primary, or a member that forwards to one. */
         c->primary = (int)m;
@@ -426,13 +497,87 @@ static uint64_t phase_deadline(const struct cohort_client *c)
          c->phase == CLIENT_PHASE_HANDSHAKE) &&
         c->connect_deadline_ms < c->attempt_deadline_ms)
         return c->connect_deadline_ms;
+    if (c->phase == CLIENT_PHASE_REQUEST &&
+        c->hedge_at_ms < c->attempt_deadline_ms)
+        return c->hedge_at_ms;
     return c->attempt_deadline_ms;
+}
+
+/* Whether the attempt may be hedged once its command is sent: a write or a
+ * linearizable read (on the write connection), another member to ask, and
+ * no hedged attempt still open (one at a time: the member it avoids). */
+static bool may_hedge(const struct cohort_client *c)
+{
+    return c->conn == &c->wconn && c->member_count > 1 &&
+           c->hedge_ms < c->attempt_timeout_ms && c->linger.fd < 0;
+}
+
+/* No reply within the hedge delay: keep the connection open as the
+ * linger, and send the same request to another member at once. */
+static void hedge(struct cohort_client *c, uint64_t now)
+{
+    ASSERT(c->conn == &c->wconn && c->linger.fd < 0);
+    uint32_t m = c->wconn.member;
+    struct client_conn tmp = c->linger;
+    c->linger = c->wconn;
+    c->wconn = tmp;
+    c->linger_member = m;
+    forget_primary(c, m);
+    err_set(&c->attempt_err, -COHORT_EIO,
+            "member %s: no reply within the hedge delay (%" PRIu32
+            " ms); asked another member too",
+            c->members[m], c->hedge_ms);
+    enum call_step step =
+        client_call_step(&c->call, CALL_EV_HEDGE, NULL, now);
+    if (step == CALL_FAIL) {
+        finish_fail(c, c->call.error);
+        return;
+    }
+    c->phase = CLIENT_PHASE_BACKOFF;
+}
+
+/* The hedged attempt's connection, if open: read what it says. True when
+ * its answer ended the call (the attempt in progress is then abandoned). */
+static bool check_linger(struct cohort_client *c)
+{
+    struct client_conn *l = &c->linger;
+    if (l->fd < 0)
+        return false;
+    struct cohort_err err;
+    int rc = client_conn_read(l, &err);
+    if (rc > 0)
+        return false;
+    if (rc < 0) {
+        (void)client_call_late(&c->call, CALL_EV_LOST, NULL);
+        return false; /* closed by the read */
+    }
+    if (client_call_late(&c->call, CALL_EV_REPLY, l->nodes) != CALL_DONE) {
+        client_conn_close(l);
+        return false;
+    }
+    if (c->phase >= CLIENT_PHASE_CONNECT && c->phase <= CLIENT_PHASE_REQUEST)
+        client_conn_close(c->conn); /* its late reply must not be read */
+    client_conn_close(&c->wconn);
+    struct client_conn tmp = c->wconn;
+    c->wconn = c->linger;
+    c->linger = tmp;
+    c->conn = &c->wconn;
+    /* It answered: likely the primary again; INFO says at the next call. */
+    c->primary = (int)c->linger_member;
+    c->primary_confirmed = false;
+    finish_reply(c);
+    return true;
 }
 
 /* One step of I/O in a connection phase: false when it must wait. */
 static bool io_step(struct cohort_client *c, uint64_t now)
 {
     struct client_conn *conn = c->conn;
+    if (c->phase == CLIENT_PHASE_REQUEST && now >= c->hedge_at_ms &&
+        now < c->attempt_deadline_ms) {
+        hedge(c, now);
+        return true;
+    }
     if (now >= phase_deadline(c)) {
         if (c->phase == CLIENT_PHASE_CONNECT ||
             c->phase == CLIENT_PHASE_HANDSHAKE)
@@ -471,8 +616,13 @@ static bool io_step(struct cohort_client *c, uint64_t now)
     }
     if (rc > 0)
         return false;
-    if (c->phase == CLIENT_PHASE_REQUEST || c->phase == CLIENT_PHASE_APPLIED)
+    if ((c->phase == CLIENT_PHASE_REQUEST ||
+         c->phase == CLIENT_PHASE_APPLIED) &&
+        !c->request_flushed) {
         c->request_flushed = true;
+        if (c->phase == CLIENT_PHASE_REQUEST && may_hedge(c))
+            c->hedge_at_ms = now + c->hedge_ms;
+    }
     rc = client_conn_read(conn, &c->attempt_err);
     if (rc < 0)
         conn_failed(c);
@@ -485,10 +635,11 @@ static void advance(struct cohort_client *c)
 {
     for (;;) {
         uint64_t now = client_now_ms();
-        switch (c->phase) {
-        case CLIENT_PHASE_IDLE:
-        case CLIENT_PHASE_DONE:
+        if (c->phase == CLIENT_PHASE_IDLE || c->phase == CLIENT_PHASE_DONE)
             return;
+        if (check_linger(c)) /* a hedged attempt answered */
+            return;
+        switch (c->phase) {
         case CLIENT_PHASE_BACKOFF:
             if (now < c->call.retry_at_ms && now < c->call.deadline_ms)
                 return;
@@ -562,6 +713,15 @@ COHORT_API int cohort_client_start(struct cohort_client *c, int flags, int argc,
     c->is_write = (flags & COHORT_CALL_WRITE) ||
                   client_command_is_write(c->argc, c->args + 3);
     c->local = !c->is_write && (flags & COHORT_CALL_READ_LOCAL);
+    c->probing = c->local && c->read_your_writes && c->revision_wanted;
+    if (c->probing) {
+        /* Read your writes: first the primary's revision (end_probe). */
+        c->local = false;
+        c->probe_args[0] = arg("COHORT.GET");
+        c->probe_args[1] = (struct resp_arg){
+            .ptr = c->probe_key ? c->probe_key : "", .size = c->probe_key_len};
+        c->probe_args[2] = arg("WITHREV");
+    }
     client_call_start(&c->call, c->is_write, client_now_ms(), c->deadline_ms);
     err_clear(&c->attempt_err);
     err_clear(&c->cert_err);
@@ -606,6 +766,11 @@ COHORT_API int cohort_client_wants(const struct cohort_client *c)
 
 COHORT_API int cohort_client_timeout_ms(const struct cohort_client *c)
 {
+    return client_timeout_ms(c, true);
+}
+
+int client_timeout_ms(const struct cohort_client *c, bool capped)
+{
     uint64_t now = client_now_ms();
     uint64_t until;
     if (c->phase == CLIENT_PHASE_BACKOFF)
@@ -618,7 +783,8 @@ COHORT_API int cohort_client_timeout_ms(const struct cohort_client *c)
         return 0;
     if (until <= now)
         return 0;
-    return until - now > 60000 ? 60000 : (int)(until - now);
+    uint64_t cap = capped && c->linger.fd >= 0 ? CLIENT_LINGER_POLL_MS : 60000;
+    return until - now > cap ? (int)cap : (int)(until - now);
 }
 
 void client_call_abort(struct cohort_client *c)
@@ -634,6 +800,8 @@ void client_call_abort(struct cohort_client *c)
     /* An abandoned write may be in the table: never reuse its number. */
     if (c->phase != CLIENT_PHASE_DONE && c->is_write)
         c->next_request_no++;
+    close_linger(c);
+    c->probing = false;
     cohort_reply_free(c->reply);
     c->reply = NULL;
     c->phase = CLIENT_PHASE_IDLE;

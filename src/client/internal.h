@@ -6,7 +6,9 @@
  * to member wconn.member; (3) member_count <= COHORT_CLIENT_MEMBERS_MAX and
  * the first given_count members are the caller's, the rest discovered;
  * (4) phase != IDLE exactly while a call is started and not yet handed
- * over by cohort_client_process(), and in CONNECT..REQUEST conn is open. */
+ * over by cohort_client_process(), and in CONNECT..REQUEST conn is open;
+ * (5) linger is open only while a call is in progress (phase != IDLE and
+ * != DONE), and then it is not conn. */
 #ifndef COHORT_CLIENT_INTERNAL_H
 #define COHORT_CLIENT_INTERNAL_H
 
@@ -43,12 +45,20 @@ struct cohort_client {
     uint32_t deadline_ms;
     uint32_t attempt_timeout_ms;
     uint32_t connect_timeout_ms;
+    uint32_t hedge_ms; /* COHORT_CLIENT_HEDGE_OFF: never */
     void *tls_ctx; /* SSL_CTX *, owned; NULL: plain TCP */
 
     uint64_t client_id;
     uint64_t next_request_no;
     /* Local reads only from a member that applied at least this (0: any). */
     uint64_t min_revision;
+    /* Read your writes: a write ended since the primary was last asked
+     * for its revision, so the next local read asks first (probing). */
+    bool read_your_writes;
+    bool revision_wanted;
+    char *probe_key; /* owned: the last write's first key (NULL: "") */
+    size_t probe_key_len;
+    struct resp_arg probe_args[3]; /* COHORT.GET key WITHREV */
 
     int primary;            /* member index, -1: unknown */
     bool primary_confirmed; /* INFO named it (else a member that forwards) */
@@ -56,11 +66,20 @@ struct cohort_client {
     uint32_t next_read;
     struct client_conn wconn;                             /* writes */
     struct client_conn rconns[COHORT_CLIENT_MEMBERS_MAX]; /* READONLY */
+    /* A hedged attempt's write connection, open while it may still answer
+     * (its request sent whole, unanswered), and its member: writes and
+     * discovery avoid that member while it is open. */
+    struct client_conn linger;
+    uint32_t linger_member;
 
     /* The call in progress (engine.c). */
     enum client_phase phase;
     struct client_call call;
     bool is_write, local;
+    /* Asking the primary for its revision before a local read (read your
+     * writes): the call runs COHORT.GET probe_key WITHREV first. */
+    bool probing;
+    uint64_t hedge_at_ms; /* the attempt's hedge time (UINT64_MAX: none) */
     bool discovering;         /* ask INFO replication after login */
     uint32_t hops;            /* TLS: members asked for their role */
     struct client_conn *conn; /* the attempt's connection */
@@ -88,6 +107,12 @@ struct cohort_client {
     struct cohort_err behind_err;
 };
 
+/* Milliseconds until the call must move on (cohort_client_timeout_ms);
+ * capped: the caller polls only cohort_client_fd(), not a hedged
+ * attempt's connection, which is then read at least every
+ * CLIENT_LINGER_POLL_MS. */
+int client_timeout_ms(const struct cohort_client *c, bool capped);
+#define CLIENT_LINGER_POLL_MS 10
 /* 64 random bits, never 0. */
 uint64_t client_random_id(void);
 /* Abandon the call in progress (if any): its connection is closed, a write
