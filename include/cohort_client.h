@@ -168,9 +168,9 @@ COHORT_API void cohort_client_set_deadline(struct cohort_client *c,
 /* Bounded staleness: from now on, reads with COHORT_CALL_READ_LOCAL are
  * answered only by a member that has applied at least revision (0: by any
  * member, the default; with the read_your_writes option, the library
- * raises it itself after the handle's writes). The library sends COHORT.APPLIED revision before
- * the read on the member's READONLY connection; a member that is behind
- * answers -TRYAGAIN and the read is retried (on the next member, with
+ * raises it itself after the handle's writes). The library sends COHORT.APPLIED
+ * revision before the read on the member's READONLY connection; a member that
+ * is behind answers -TRYAGAIN and the read is retried (on the next member, with
  * backoff) until the call's deadline, whose error then names the last
  * member's revision. Revisions come from COHORT.GET key WITHREV (its
  * store-revision) or a watch event; read your writes needs nothing (the

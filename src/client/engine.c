@@ -527,8 +527,7 @@ static void hedge(struct cohort_client *c, uint64_t now)
             "member %s: no reply within the hedge delay (%" PRIu32
             " ms); asked another member too",
             c->members[m], c->hedge_ms);
-    enum call_step step =
-        client_call_step(&c->call, CALL_EV_HEDGE, NULL, now);
+    enum call_step step = client_call_step(&c->call, CALL_EV_HEDGE, NULL, now);
     if (step == CALL_FAIL) {
         finish_fail(c, c->call.error);
         return;

@@ -46,7 +46,7 @@ struct cohort_client {
     uint32_t attempt_timeout_ms;
     uint32_t connect_timeout_ms;
     uint32_t hedge_ms; /* COHORT_CLIENT_HEDGE_OFF: never */
-    void *tls_ctx; /* SSL_CTX *, owned; NULL: plain TCP */
+    void *tls_ctx;     /* SSL_CTX *, owned; NULL: plain TCP */
 
     uint64_t client_id;
     uint64_t next_request_no;
@@ -79,7 +79,7 @@ struct cohort_client {
     /* Asking the primary for its revision before a local read (read your
      * writes): the call runs COHORT.GET probe_key WITHREV first. */
     bool probing;
-    uint64_t hedge_at_ms; /* the attempt's hedge time (UINT64_MAX: none) */
+    uint64_t hedge_at_ms;     /* the attempt's hedge time (UINT64_MAX: none) */
     bool discovering;         /* ask INFO replication after login */
     uint32_t hops;            /* TLS: members asked for their role */
     struct client_conn *conn; /* the attempt's connection */

@@ -251,6 +251,51 @@ static void layout_without_a_primary_or_with_garbage(void **state)
     assert_false(l.has_primary);
 }
 
+static void a_hedge_retries_at_once_and_the_write_may_be_applied(void **state)
+{
+    (void)state;
+    struct client_call call;
+    client_call_start(&call, true, 0, 1000);
+    uint32_t backoff = call.backoff_ms;
+    assert_int_equal(client_call_step(&call, CALL_EV_HEDGE, NULL, 200),
+                     CALL_RETRY);
+    assert_true(call.maybe_applied);
+    assert_int_equal(call.retry_at_ms, 200); /* no backoff */
+    assert_int_equal(call.backoff_ms, backoff);
+    assert_int_equal(call.hedges, 1);
+    assert_int_equal(call.attempts, 1);
+    /* The hedged attempt's -TRYAGAIN or -UNKNOWN drops it: the call goes
+     * on, still maybe applied; its real answer ends the call. */
+    struct resp_node busy = error_node("TRYAGAIN view change");
+    assert_int_equal(client_call_late(&call, CALL_EV_REPLY, &busy), CALL_RETRY);
+    struct resp_node unknown = error_node("UNKNOWN the primary changed");
+    assert_int_equal(client_call_late(&call, CALL_EV_REPLY, &unknown),
+                     CALL_RETRY);
+    struct resp_node expired = error_node("ERR client session expired: x");
+    assert_int_equal(client_call_late(&call, CALL_EV_REPLY, &expired),
+                     CALL_RETRY);
+    assert_int_equal(client_call_late(&call, CALL_EV_LOST, NULL), CALL_RETRY);
+    struct resp_node one = integer_node(1);
+    assert_int_equal(client_call_late(&call, CALL_EV_REPLY, &one), CALL_DONE);
+    struct resp_node wrong = error_node("ERR wrong type");
+    assert_int_equal(client_call_late(&call, CALL_EV_REPLY, &wrong), CALL_DONE);
+    assert_int_equal(call.attempts, 1); /* late answers are not attempts */
+    /* A later attempt's -TRYAGAIN does not make the write "not applied". */
+    assert_int_equal(client_call_step(&call, CALL_EV_REPLY, &busy, 999),
+                     CALL_FAIL);
+    assert_int_equal(call.error, -COHORT_EUNKNOWN);
+}
+
+static void a_hedge_at_the_deadline_fails(void **state)
+{
+    (void)state;
+    struct client_call call;
+    client_call_start(&call, false, 0, 100);
+    assert_int_equal(client_call_step(&call, CALL_EV_HEDGE, NULL, 100),
+                     CALL_FAIL);
+    assert_int_equal(call.error, -COHORT_ENOTAPPLIED); /* a read */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +308,8 @@ int main(void)
         cmocka_unit_test(
             session_expired_renews_only_when_nothing_may_be_applied),
         cmocka_unit_test(backoff_doubles_within_its_bounds),
+        cmocka_unit_test(a_hedge_retries_at_once_and_the_write_may_be_applied),
+        cmocka_unit_test(a_hedge_at_the_deadline_fails),
         cmocka_unit_test(writes_are_the_store_writes),
         cmocka_unit_test(layout_names_the_primary_and_members),
         cmocka_unit_test(layout_without_a_primary_or_with_garbage),

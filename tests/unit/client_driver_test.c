@@ -27,6 +27,7 @@
 
 #define LOG_MAX 256
 #define LINE_MAX_ 256
+#define CONNS_MAX 64
 
 /* What a fake does with one command: write a reply to out, or return false
  * to close the connection without one. n counts the COHORT.REQ commands
@@ -46,6 +47,8 @@ struct fake {
     int log_count;
     int writes;
     atomic_int stop;
+    pthread_t conns[CONNS_MAX]; /* one thread per connection */
+    int conn_count;
 };
 
 static void join_args(char *line, uint32_t argc, const struct resp_arg *argv)
@@ -101,6 +104,22 @@ static void serve(struct fake *f, int fd)
     }
 }
 
+struct served {
+    struct fake *f;
+    int fd;
+};
+
+static void *serve_main(void *arg)
+{
+    struct served *sv = arg;
+    serve(sv->f, sv->fd);
+    close(sv->fd);
+    free(sv);
+    return NULL;
+}
+
+/* Accept connections, each served by a thread of its own (a handle keeps
+ * a write connection and READONLY ones to the same member). */
 static void *fake_main(void *arg)
 {
     struct fake *f = arg;
@@ -111,9 +130,20 @@ static void *fake_main(void *arg)
         int fd = accept(f->listen_fd, NULL, NULL);
         if (fd < 0)
             continue;
-        serve(f, fd);
-        close(fd);
+        struct served *sv = malloc(sizeof(*sv));
+        assert_non_null(sv);
+        *sv = (struct served){f, fd};
+        if (f->conn_count == CONNS_MAX ||
+            pthread_create(&f->conns[f->conn_count], NULL, serve_main, sv) !=
+                0) {
+            close(fd);
+            free(sv);
+            continue;
+        }
+        f->conn_count++;
     }
+    for (int i = 0; i < f->conn_count; i++)
+        pthread_join(f->conns[i], NULL);
     return NULL;
 }
 
@@ -532,6 +562,153 @@ static void local_reads_go_round_the_members(void **state)
         fake_stop(&f[i]);
 }
 
+/* A member that takes commands and never answers a write (a frozen or
+ * cut-off primary): INFO names ctx (itself). */
+static bool silent_primary(struct resp_buf *out, const char *cmd, int n,
+                           void *ctx)
+{
+    (void)n;
+    if (answer_admin(out, cmd, ctx))
+        return true;
+    return true; /* COHORT.REQ: keep the connection, say nothing */
+}
+
+/* Open a handle on members with the given hedge delay. */
+static struct cohort_client *open_hedging(const char *const *members,
+                                          size_t count, uint32_t hedge_ms)
+{
+    struct cohort_client_options o;
+    cohort_client_options_init(&o);
+    o.members = members;
+    o.member_count = count;
+    o.deadline_ms = 2000;
+    o.attempt_timeout_ms = 1900;
+    o.hedge_ms = hedge_ms;
+    struct cohort_client *c = NULL;
+    assert_int_equal(cohort_client_open(&c, &o), 0);
+    return c;
+}
+
+static void a_silent_primary_is_hedged_to_another_member(void **state)
+{
+    (void)state;
+    struct fake primary, backup;
+    fake_listen(&primary, silent_primary, NULL);
+    primary.ctx = primary.addr;
+    fake_run(&primary);
+    /* The backup names the silent primary (no view change yet) and answers
+     * the write as if it forwarded it to a primary that does answer. */
+    struct plan from_backup = {primary.addr, NULL, 0, ":7\r\n"};
+    fake_listen(&backup, scripted, &from_backup);
+    fake_run(&backup);
+    const char *members[] = {primary.addr, backup.addr};
+    /* Without hedging the call waits out the attempt timeout on the
+     * primary, then INFO at the backup sends it back there: no answer
+     * within the deadline, and the write may have been applied. */
+    struct cohort_client *c = open_hedging(members, 2, COHORT_CLIENT_HEDGE_OFF);
+    assert_int_equal(cohort_client_incr(c, "k", NULL), -COHORT_EUNKNOWN);
+    cohort_client_close(c);
+    assert_int_equal(fake_count(&backup, "COHORT.REQ"), 0);
+    /* With a hedge of 20 ms the same request goes to the backup too, which
+     * is not sent back to the primary it names, and answers. */
+    c = open_hedging(members, 2, 20);
+    int64_t v = 0;
+    assert_int_equal(cohort_client_incr(c, "k", &v), 0);
+    assert_int_equal(v, 7);
+    char wp[8][LINE_MAX_], wb[8][LINE_MAX_];
+    int np = fake_writes(&primary, wp, 8);
+    assert_int_equal(fake_writes(&backup, wb, 8), 1);
+    assert_true(np >= 2);
+    unsigned long long id0, no0, id, no;
+    id_and_no(wp[np - 1], &id0, &no0);
+    id_and_no(wb[0], &id, &no);
+    assert_int_equal(id, id0); /* the same request, exactly once */
+    assert_int_equal(no, no0);
+    assert_int_equal(id, cohort_client_id(c));
+    assert_int_equal(cohort_client_next_request_no(c), no + 1);
+    cohort_client_close(c);
+    fake_stop(&primary);
+    fake_stop(&backup);
+}
+
+/* A member for read your writes: INFO names ctx; writes answer :1; the
+ * probe COHORT.GET k WITHREV answers store revision 42; COHORT.APPLIED
+ * answers 42; READONLY +OK; GET "v". */
+static bool revision_member(struct resp_buf *out, const char *cmd, int n,
+                            void *ctx)
+{
+    (void)n;
+    if (answer_admin(out, cmd, ctx))
+        return true;
+    if (strcmp(cmd, "COHORT.GET k WITHREV") == 0) {
+        const char *r = "*4\r\n$1\r\nv\r\n:41\r\n:1\r\n:42\r\n";
+        resp_write_raw(out, r, strlen(r));
+    } else if (strncmp(cmd, "COHORT.APPLIED ", 15) == 0) {
+        resp_write_raw(out, ":42\r\n", 5);
+    } else if (strcmp(cmd, "READONLY") == 0) {
+        resp_write_simple(out, "OK");
+    } else if (strncmp(cmd, "GET", 3) == 0) {
+        resp_write_bulk(out, "v", 1);
+    } else {
+        resp_write_raw(out, ":1\r\n", 4);
+    }
+    return true;
+}
+
+static void local_reads_after_a_write_read_your_writes(void **state)
+{
+    (void)state;
+    struct fake f[3];
+    const char *members[3];
+    for (int i = 0; i < 3; i++) {
+        fake_listen(&f[i], revision_member, NULL);
+        members[i] = f[i].addr;
+    }
+    for (int i = 0; i < 3; i++) {
+        f[i].ctx = (void *)members[0]; /* f[0] is the primary */
+        fake_run(&f[i]);
+    }
+    struct cohort_client *c = open_client(members, 3, 20000);
+    char *value = NULL;
+    /* No write yet: no probe, no minimum revision. */
+    assert_int_equal(
+        cohort_client_get(c, COHORT_CALL_READ_LOCAL, "k", &value, NULL), 0);
+    free(value);
+    assert_int_equal(cohort_client_min_revision(c), 0);
+    assert_int_equal(cohort_client_incr(c, "k", NULL), 0);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(
+            cohort_client_get(c, COHORT_CALL_READ_LOCAL, "k", &value, NULL), 0);
+        assert_string_equal(value, "v");
+        free(value);
+    }
+    /* One probe at the primary, then every local read asks its member
+     * for revision 42 first. */
+    assert_int_equal(cohort_client_min_revision(c), 42);
+    assert_int_equal(fake_count(&f[0], "COHORT.GET k WITHREV"), 1);
+    int applied = 0;
+    for (int i = 0; i < 3; i++)
+        applied += fake_count(&f[i], "COHORT.APPLIED 42");
+    assert_int_equal(applied, 3);
+    cohort_client_close(c);
+    /* With the option off, no probe. */
+    struct cohort_client_options o;
+    cohort_client_options_init(&o);
+    o.members = members;
+    o.member_count = 3;
+    o.read_your_writes = 0;
+    assert_int_equal(cohort_client_open(&c, &o), 0);
+    assert_int_equal(cohort_client_incr(c, "k", NULL), 0);
+    assert_int_equal(
+        cohort_client_get(c, COHORT_CALL_READ_LOCAL, "k", &value, NULL), 0);
+    free(value);
+    assert_int_equal(cohort_client_min_revision(c), 0);
+    assert_int_equal(fake_count(&f[0], "COHORT.GET k WITHREV"), 1);
+    cohort_client_close(c);
+    for (int i = 0; i < 3; i++)
+        fake_stop(&f[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +721,8 @@ int main(void)
         cmocka_unit_test(calls_run_from_the_callers_poll_loop),
         cmocka_unit_test(a_forwarding_member_is_asked_again_for_the_primary),
         cmocka_unit_test(local_reads_go_round_the_members),
+        cmocka_unit_test(a_silent_primary_is_hedged_to_another_member),
+        cmocka_unit_test(local_reads_after_a_write_read_your_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
