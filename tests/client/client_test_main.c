@@ -34,6 +34,14 @@
  *       stdin before the call (the test freezes the group meanwhile);
  *       prints "rc=<name> type=<n> text=<str or integer>" and
  *       "error=<cohort_client_error>".
+ *   cohort-client-test ryw [options] --key K --count N
+ *       N times: SET K <i> through the library, then GET K with
+ *       COHORT_CALL_READ_LOCAL (the members in turn, backups included);
+ *       prints "ryw ok=.. stale=.. failed=.. min_revision=..", stale
+ *       counting the reads that did not see the write just made.
+ *
+ * With --no-ryw the read_your_writes option is off; --hedge-ms H sets
+ * hedge_ms (0: the library's default, "off": COHORT_CLIENT_HEDGE_OFF).
  *
  * options: --members a,b,c  --deadline-ms D  --attempt-timeout-ms T
  *          --min-revision R (local reads only from members at R or later)
@@ -109,6 +117,10 @@ static void parse(struct args *a, int argc, char **argv)
             a->o.tls = 1;
             continue;
         }
+        if (strcmp(f, "--no-ryw") == 0) {
+            a->o.read_your_writes = 0;
+            continue;
+        }
         if (strcmp(f, "--warmup") == 0) {
             a->warmup = true;
             continue;
@@ -140,6 +152,10 @@ static void parse(struct args *a, int argc, char **argv)
             a->threads = atoi(v);
         else if (strcmp(f, "--min-revision") == 0)
             a->min_revision = strtoull(v, NULL, 10);
+        else if (strcmp(f, "--hedge-ms") == 0)
+            a->o.hedge_ms = strcmp(v, "off") == 0
+                                ? COHORT_CLIENT_HEDGE_OFF
+                                : (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(f, "--count") == 0)
             a->count = strtol(v, NULL, 10);
         else
@@ -468,6 +484,37 @@ static int run_call(struct cohort_client *c, const struct args *a, int argc,
     return 0;
 }
 
+static int run_ryw(struct cohort_client *c, const struct args *a)
+{
+    long ok = 0, stale = 0, failed = 0;
+    for (long i = 1; i <= a->count; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "%ld", i);
+        char *got = NULL;
+        int rc = cohort_client_set(c, a->key, want, strlen(want));
+        if (rc == 0)
+            rc = cohort_client_get(c, COHORT_CALL_READ_LOCAL, a->key, &got,
+                                   NULL);
+        if (rc == -COHORT_ENOTFOUND) {
+            stale++; /* a member that has not applied the first SET */
+            continue;
+        }
+        if (rc != 0) {
+            fprintf(stderr, "ryw %ld: %s\n", i, cohort_client_error(c));
+            failed++;
+            continue;
+        }
+        if (strcmp(got, want) == 0)
+            ok++;
+        else
+            stale++;
+        free(got);
+    }
+    printf("ryw ok=%ld stale=%ld failed=%ld min_revision=%" PRIu64 "\n", ok,
+           stale, failed, cohort_client_min_revision(c));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -491,6 +538,8 @@ int main(int argc, char **argv)
         rc = run_incr(&a);
     else if (strcmp(argv[1], "uvincr") == 0 && a.key != NULL && a.count > 0)
         rc = run_uvincr(&a);
+    else if (strcmp(argv[1], "ryw") == 0 && a.key != NULL && a.count > 0)
+        rc = run_ryw(c, &a);
     else if (strcmp(argv[1], "call") == 0)
         rc = run_call(c, &a, argc, argv);
     else

@@ -22,6 +22,10 @@
      SIGSTOPped; an INCR with a short deadline fails with EUNKNOWN (it was
      sent, no answer came). After SIGCONT the group serves again.
   5. local reads: GET with COHORT_CALL_READ_LOCAL answers from members.
+  5a. read your writes: 60 times a SET, then a local GET on the members
+     in turn (backups included): every GET sees its SET, though the
+     application passes no revision (the library's read_your_writes
+     option); the stale count without the option is printed.
   5b. `cohort cli` (on the library): a command from the arguments, commands
      from stdin, an error reply (exit 1).
   6. auth (a 1-replica group with --requirepass): the right password
@@ -253,6 +257,32 @@ def local_reads(binary, c):
         check(r["rc"] == "OK" and r["text"] == "hello", "local GET: %s" % r)
 
 
+def ryw(binary, c, key, count, extra=()):
+    p = subprocess.run([tool(binary), "ryw", "--members", members(c),
+                        "--deadline-ms", str(20000 * c.slow), "--key", key,
+                        "--count", str(count)] + list(extra),
+                       capture_output=True, text=True, timeout=120 * c.slow)
+    check(p.returncode == 0, "cohort-client-test ryw: rc %d: %s"
+          % (p.returncode, p.stdout + p.stderr))
+    return parse_kv(p.stdout.strip().splitlines()[-1])
+
+
+def read_your_writes(binary, c):
+    """A SET through the library, then a local (bounded-staleness) GET on
+    the members in turn: each GET sees the SET before it, the application
+    passing no revision. Without the option a backup often answers before
+    it has applied the write (printed, not asserted: it is timing)."""
+    n = 60
+    on = ryw(binary, c, "ryw:on", n)
+    check(on["ok"] == str(n) and on["stale"] == "0" and on["failed"] == "0"
+          and int(on["min_revision"]) > 0,
+          "read your writes through local reads: %s" % on)
+    off = ryw(binary, c, "ryw:off", n, extra=["--no-ryw"])
+    log("read your writes: %s; without the option: %s" % (on, off))
+    return "read your writes: %s/%d local reads saw the write before " \
+        "them (%s without the option)" % (on["ok"], n, off["stale"] + " stale")
+
+
 def cohort_cli(binary, c, args, stdin=None):
     p = subprocess.run([binary, "cli", "--members", members(c)] + args,
                        input=stdin, capture_output=True, text=True,
@@ -361,6 +391,7 @@ def body(binary):
     c.start()
     c.wait_for_primary()
     local_reads(binary, c)
+    ryw_note = read_your_writes(binary, c)
     cli(binary, c)
     exact = exactly_once(binary, c, "exact", kills=3, pauses=2)
     many = exactly_once(binary, c, "threads", kills=2, pauses=0, threads=8)
@@ -370,7 +401,7 @@ def body(binary):
     unknown(binary, c)
     auth(binary)
     tls_note = tls(binary)
-    return (tls_note + "; " + "exactly once: %d INCRs over 3 kills and 2 pauses, longest "
+    return (ryw_note + "; " + tls_note + "; " + "exactly once: %d INCRs over 3 kills and 2 pauses, longest "
             "call %d ms; 8 threads: %d INCRs over 2 kills, longest call %d "
             "ms; libuv, 4 handles: %d INCRs over a kill and a pause; 0 "
             "errors, 0 duplicates; short deadline: %d ok, %d unknown, "
