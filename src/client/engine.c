@@ -436,8 +436,20 @@ static void on_info_reply(struct cohort_client *c)
     int p = layout.has_primary ? member_index(c, layout.primary) : -1;
     uint32_t m = c->conn->member;
     c->discovering = false;
-    if (p >= 0 && c->linger.fd >= 0 && (uint32_t)p == c->linger_member)
-        p = -1; /* hedged away from it: this member forwards */
+    if (p >= 0 && c->linger.fd >= 0 && (uint32_t)p == c->linger_member) {
+        /* Hedged away from it, and this member still names it: ask again
+         * shortly (a view change will name another) until the hedged
+         * attempt would have timed out, then let this member forward. */
+        uint64_t now = client_now_ms();
+        if (now + CLIENT_REASK_MS < c->reask_until_ms) {
+            c->primary = -1;
+            c->primary_confirmed = false;
+            c->call.retry_at_ms = now + CLIENT_REASK_MS;
+            c->phase = CLIENT_PHASE_BACKOFF; /* INFO on this connection */
+            return;
+        }
+        p = -1;
+    }
     if (p < 0 || (uint32_t)p == m) {
         /* It is the primary, or a member that forwards to one. */
         c->primary = (int)m;
@@ -522,6 +534,7 @@ static void hedge(struct cohort_client *c, uint64_t now)
     c->linger = c->wconn;
     c->wconn = tmp;
     c->linger_member = m;
+    c->reask_until_ms = now + c->attempt_timeout_ms - c->hedge_ms;
     forget_primary(c, m);
     err_set(&c->attempt_err, -COHORT_EIO,
             "member %s: no reply within the hedge delay (%" PRIu32

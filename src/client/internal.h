@@ -79,7 +79,10 @@ struct cohort_client {
     /* Asking the primary for its revision before a local read (read your
      * writes): the call runs COHORT.GET probe_key WITHREV first. */
     bool probing;
-    uint64_t hedge_at_ms;     /* the attempt's hedge time (UINT64_MAX: none) */
+    uint64_t hedge_at_ms; /* the attempt's hedge time (UINT64_MAX: none) */
+    /* After a hedge: until then, a member that names the hedged member as
+     * primary is asked again every CLIENT_REASK_MS instead of forwarding. */
+    uint64_t reask_until_ms;
     bool discovering;         /* ask INFO replication after login */
     uint32_t hops;            /* TLS: members asked for their role */
     struct client_conn *conn; /* the attempt's connection */
@@ -113,6 +116,7 @@ struct cohort_client {
  * CLIENT_LINGER_POLL_MS. */
 int client_timeout_ms(const struct cohort_client *c, bool capped);
 #define CLIENT_LINGER_POLL_MS 10
+#define CLIENT_REASK_MS 20
 /* 64 random bits, never 0. */
 uint64_t client_random_id(void);
 /* Abandon the call in progress (if any): its connection is closed, a write

@@ -14,10 +14,15 @@ load runs through one command and is stopped a moment after it:
     the longest gap between two acknowledgements (any thread) while the
     command ran.
 Rounds: --transfers N `cohort transfer` to the next replica, then
---rejuvenations N `cohort rejuvenate`.
+--rejuvenations N `cohort rejuvenate`, then --freezes N SIGSTOPs of the
+primary (resumed once another serves and the load has gone on there),
+each round once for each of the library's hedge delays in --hedge-ms (a
+comma list; "off" never hedges, 0 the library's default), alternating so
+that both see the same group: the C client's longest call and the
+failover (until INFO shows a new primary).
 
 usage: stall_probe.py [path/to/cohort] [--transfers N] [--rejuvenations N]
-                      [--threads T]
+                      [--freezes N] [--hedge-ms off,0] [--threads T]
 """
 
 import argparse
@@ -58,6 +63,29 @@ def one_round(c, binary, k, cmd):
     return (gap, res["max_call_ms"], 1000 * (t1 - t0), steps[-1][1])
 
 
+def freeze_round(c, binary, k, hedge):
+    """SIGSTOP the primary under the library's INCR load: its longest call
+    and the failover (ms)."""
+    stop = os.path.join(c.dir, "stop-f%d-%s" % (k, hedge))
+    inc = CIncrementer(binary, c, "freeze%d%s" % (k, hedge), 120000, stop,
+                       threads=c.load_threads, extra=["--hedge-ms", hedge])
+    inc.wait_progress(200, 30)
+    p, _ = c.wait_for_primary(probe=False)
+    c.pause(p)
+    try:
+        q, waited = c.wait_for_primary(timeout=30, probe=False)
+        inc.wait_progress(200, 30)
+    finally:
+        c.resume(p)
+    inc.wait_progress(100, 30)
+    res = inc.stop(60)
+    failed = res["unknown"] + res["notapplied"] + res["other"]
+    check(failed == 0, "C client calls failed: %s" % res)
+    log("froze r%d, r%d took over after %.0f ms; %s"
+        % (p, q, 1000 * waited, res))
+    return (res["max_call_ms"], 1000 * waited)
+
+
 def longest_gap_at(writers, t0, t1, steps):
     """The longest gap between acknowledgements in [t0, t1] (ms), and the
     first line the command printed after the gap began (the step it was
@@ -78,6 +106,8 @@ def main():
     ap.add_argument("binary", nargs="?", default="build/cohort")
     ap.add_argument("--transfers", type=int, default=5)
     ap.add_argument("--rejuvenations", type=int, default=3)
+    ap.add_argument("--freezes", type=int, default=0)
+    ap.add_argument("--hedge-ms", default="off,0")
     ap.add_argument("--threads", type=int, default=4)
     a = ap.parse_args()
     c = cl.Cluster(a.binary, n=3, name="stall")
@@ -99,6 +129,20 @@ def main():
             rows["rejuvenate"].append(
                 one_round(c, c.binary, 100 + k, cmd))
             log("rejuvenate %d: %s" % (k, rows["rejuvenate"][-1]))
+        hedges = a.hedge_ms.split(",") if a.freezes else []
+        fs = {h: [] for h in hedges}
+        for k in range(a.freezes):  # alternating: both see the same group
+            for hedge in hedges:
+                fs[hedge].append(freeze_round(c, c.binary, k, hedge))
+        for hedge in hedges:
+            calls = sorted(f[0] for f in fs[hedge])
+            over = sorted(f[1] for f in fs[hedge])
+            print("freeze x%d, hedge-ms %s: C client longest call ms %s "
+                  "(max %d); failover ms %s; 0 failed calls"
+                  % (len(calls), hedge, "/".join("%d" % x for x in calls),
+                     calls[-1], "/".join("%.0f" % x for x in over)))
+            print("  per round (call ms, failover ms): %s"
+                  % ", ".join("%d/%.0f" % f for f in fs[hedge]))
         for what, rs in rows.items():
             if not rs:
                 continue

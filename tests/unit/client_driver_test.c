@@ -581,8 +581,8 @@ static struct cohort_client *open_hedging(const char *const *members,
     cohort_client_options_init(&o);
     o.members = members;
     o.member_count = count;
-    o.deadline_ms = 2000;
-    o.attempt_timeout_ms = 1900;
+    o.deadline_ms = 3000;
+    o.attempt_timeout_ms = 400;
     o.hedge_ms = hedge_ms;
     struct cohort_client *c = NULL;
     assert_int_equal(cohort_client_open(&c, &o), 0);
@@ -602,15 +602,16 @@ static void a_silent_primary_is_hedged_to_another_member(void **state)
     fake_listen(&backup, scripted, &from_backup);
     fake_run(&backup);
     const char *members[] = {primary.addr, backup.addr};
-    /* Without hedging the call waits out the attempt timeout on the
-     * primary, then INFO at the backup sends it back there: no answer
+    /* Without hedging each attempt waits out its timeout on the primary,
+     * and INFO at the backup sends the next one back there: no answer
      * within the deadline, and the write may have been applied. */
     struct cohort_client *c = open_hedging(members, 2, COHORT_CLIENT_HEDGE_OFF);
     assert_int_equal(cohort_client_incr(c, "k", NULL), -COHORT_EUNKNOWN);
     cohort_client_close(c);
     assert_int_equal(fake_count(&backup, "COHORT.REQ"), 0);
-    /* With a hedge of 20 ms the same request goes to the backup too, which
-     * is not sent back to the primary it names, and answers. */
+    /* With a hedge of 20 ms the same request goes to the backup too: it
+     * keeps naming the silent primary, so once the hedged attempt would
+     * have timed out the backup gets it (to forward), and answers. */
     c = open_hedging(members, 2, 20);
     int64_t v = 0;
     assert_int_equal(cohort_client_incr(c, "k", &v), 0);
@@ -629,6 +630,59 @@ static void a_silent_primary_is_hedged_to_another_member(void **state)
     cohort_client_close(c);
     fake_stop(&primary);
     fake_stop(&backup);
+}
+
+/* A backup that names ctx->first as the primary in its first INFO
+ * replies, then ctx->then (a view change); it forwards nothing itself. */
+struct view_change {
+    const char *first, *then;
+    int infos, first_infos;
+};
+
+static bool changing_backup(struct resp_buf *out, const char *cmd, int n,
+                            void *ctx)
+{
+    (void)n;
+    struct view_change *v = ctx;
+    if (strncmp(cmd, "INFO", 4) == 0) {
+        /* One connection at a time asks (the handle's write connection). */
+        int k = v->infos++;
+        return answer_admin(out, cmd, k < v->first_infos ? v->first : v->then);
+    }
+    if (answer_admin(out, cmd, v->then))
+        return true;
+    resp_write_raw(out, "-TRYAGAIN not the primary\r\n", 27);
+    return true;
+}
+
+static void a_hedge_finds_the_new_primary_a_backup_names(void **state)
+{
+    (void)state;
+    struct fake primary, backup, next;
+    fake_listen(&primary, silent_primary, NULL);
+    primary.ctx = primary.addr;
+    fake_run(&primary);
+    struct plan to_next = {NULL, NULL, 0, ":9\r\n"};
+    fake_listen(&next, scripted, &to_next);
+    to_next.primary = next.addr;
+    fake_run(&next);
+    struct view_change v = {primary.addr, next.addr, 0, 3};
+    fake_listen(&backup, changing_backup, &v);
+    fake_run(&backup);
+    /* The backup comes right after the primary, so the hedge asks it. */
+    const char *members[] = {primary.addr, backup.addr, next.addr};
+    struct cohort_client *c = open_hedging(members, 3, 20);
+    int64_t value = 0;
+    assert_int_equal(cohort_client_incr(c, "k", &value), 0);
+    assert_int_equal(value, 9);
+    /* Asked again while it named the silent primary, never forwarded. */
+    assert_true(v.infos >= 4);
+    assert_int_equal(fake_count(&backup, "COHORT.REQ"), 0);
+    assert_int_equal(fake_count(&next, "COHORT.REQ"), 1);
+    cohort_client_close(c);
+    fake_stop(&primary);
+    fake_stop(&backup);
+    fake_stop(&next);
 }
 
 /* A member for read your writes: INFO names ctx; writes answer :1; the
@@ -722,6 +776,7 @@ int main(void)
         cmocka_unit_test(a_forwarding_member_is_asked_again_for_the_primary),
         cmocka_unit_test(local_reads_go_round_the_members),
         cmocka_unit_test(a_silent_primary_is_hedged_to_another_member),
+        cmocka_unit_test(a_hedge_finds_the_new_primary_a_backup_names),
         cmocka_unit_test(local_reads_after_a_write_read_your_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
