@@ -372,7 +372,8 @@ COHORT_API int cohort_session_close(struct cohort_session *s);
 
 /* ------------------------------------------------------------ watches */
 
-/* A watch (COHORT.WATCH) on a key or a prefix that survives failovers,
+/* A watch (COHORT.WATCH) on a key, a prefix or a group's views that
+ * survives failovers,
  * member restarts and cut links: the library remembers the last revision
  * it delivered and, on a new connection to any member, asks for the
  * changes after it (FROM), dropping the ones it already delivered, so the
@@ -412,10 +413,23 @@ enum cohort_watch_kind {
     COHORT_WATCH_SET = 1,
     COHORT_WATCH_DEL = 2,    /* any removal but expiry (DEL, FLUSHALL...) */
     COHORT_WATCH_EXPIRE = 3, /* the key's TTL passed */
+    COHORT_WATCH_VIEW = 4,   /* a group watch: the group's new view */
 };
 
-/* One change. key and value point into the library's buffer, valid during
- * the callback; value is NULL for DEL and EXPIRE. */
+/* One member of a group's view: its name and data (COHORT.GROUP JOIN). */
+struct cohort_watch_member {
+    const char *name;
+    size_t name_len;
+    const char *data;
+    size_t data_len;
+};
+
+/* One change. Everything points into the library's buffers, valid during
+ * the callback. value is NULL for DEL, EXPIRE and VIEW. For VIEW (a
+ * COHORT_WATCH_GROUP watch), key is the group, revision the view (the
+ * number COHORT.GROUP JOIN and VIEW answer) and members[0, member_count)
+ * the members in join order (none when the last one left); otherwise
+ * member_count is 0. */
 struct cohort_watch_event {
     uint64_t revision;
     enum cohort_watch_kind kind;
@@ -423,6 +437,8 @@ struct cohort_watch_event {
     size_t key_len;
     const char *value;
     size_t value_len;
+    size_t member_count;
+    const struct cohort_watch_member *members;
 };
 
 typedef void (*cohort_watch_fn)(struct cohort_watch *w,
@@ -431,6 +447,11 @@ typedef void (*cohort_watch_fn)(struct cohort_watch *w,
 /* Flags of cohort_watch_open. */
 #define COHORT_WATCH_PREFIX 1 /* name is a prefix ("" watches every key) */
 #define COHORT_WATCH_AFTER 2  /* start after revision after (else: now) */
+/* name is a group (COHORT.WATCH GROUP): one COHORT_WATCH_VIEW event per
+ * new view of it, resumed like a key's. To start from the current view,
+ * read it (COHORT.GROUP VIEW g answers [view, members]) and watch with
+ * COHORT_WATCH_AFTER from that view. Not with COHORT_WATCH_PREFIX. */
+#define COHORT_WATCH_GROUP 4
 
 /* Make a watch on name (name_len bytes). No connection is made yet: the
  * first cohort_watch_run()/process() makes it. Without COHORT_WATCH_AFTER

@@ -46,6 +46,9 @@ struct cohort_watch {
     struct client_conn conn;
     enum watch_phase phase;
     bool prefix;
+    bool group;
+    struct cohort_watch_member *view; /* a VIEW event's members */
+    size_t view_cap;
     char *name;
     size_t name_len;
     bool started;
@@ -77,7 +80,9 @@ COHORT_API int cohort_watch_open(struct cohort_watch **out,
 {
     *out = NULL;
     if (on_event == NULL || (name == NULL && name_len > 0) ||
-        (flags & ~(COHORT_WATCH_PREFIX | COHORT_WATCH_AFTER)) != 0 ||
+        (flags & ~(COHORT_WATCH_PREFIX | COHORT_WATCH_AFTER |
+                   COHORT_WATCH_GROUP)) != 0 ||
+        ((flags & COHORT_WATCH_PREFIX) && (flags & COHORT_WATCH_GROUP)) ||
         ((flags & COHORT_WATCH_AFTER) && after >= INT64_MAX))
         return -COHORT_EINVAL;
     struct cohort_watch *w = calloc(1, sizeof(*w));
@@ -100,6 +105,7 @@ COHORT_API int cohort_watch_open(struct cohort_watch **out,
     w->name[name_len] = '\0';
     w->name_len = name_len;
     w->prefix = (flags & COHORT_WATCH_PREFIX) != 0;
+    w->group = (flags & COHORT_WATCH_GROUP) != 0;
     w->started = (flags & COHORT_WATCH_AFTER) != 0;
     client_resume_init(&w->resume, w->started ? after : 0);
     w->backoff_ms = WATCH_BACKOFF_MIN_MS;
@@ -116,6 +122,7 @@ COHORT_API void cohort_watch_close(struct cohort_watch *w)
         return;
     client_conn_deinit(&w->conn);
     cohort_client_close(w->c);
+    free(w->view);
     free(w->name);
     free(w);
 }
@@ -148,11 +155,17 @@ static void queue_or_reconnect(struct cohort_watch *w, uint32_t argc,
         reconnect(w);
 }
 
+/* KEY, PREFIX or GROUP. */
+static const char *watch_on(const struct cohort_watch *w)
+{
+    return w->group ? "GROUP" : w->prefix ? "PREFIX" : "KEY";
+}
+
 static void send_watch(struct cohort_watch *w)
 {
     char from[24];
     struct resp_arg argv[5] = {arg("COHORT.WATCH"),
-                               arg(w->prefix ? "PREFIX" : "KEY"),
+                               arg(watch_on(w)),
                                {.ptr = w->name, .size = w->name_len}};
     uint32_t argc = 3;
     if (w->started) {
@@ -264,8 +277,8 @@ static void on_auth(struct cohort_watch *w)
 static void on_refusal(struct cohort_watch *w, const struct resp_node *r)
 {
     err_set(&w->err, -COHORT_EREPLY, "COHORT.WATCH %s '%s' on member %s: -%.*s",
-            w->prefix ? "PREFIX" : "KEY", w->name,
-            w->c->members[w->conn.member], (int)r->len, r->str);
+            watch_on(w), w->name, w->c->members[w->conn.member], (int)r->len,
+            r->str);
     bool compacted = r->len > 4 && memcmp(r->str, "ERR ", 4) == 0 &&
                      memmem(r->str, r->len, "is compacted", 12) != NULL;
     if (compacted) {
@@ -327,6 +340,47 @@ static bool parse_kind(const struct resp_node *n, enum cohort_watch_kind *k)
     return true;
 }
 
+/* ["watch", view, "group", group, [member, data, ...]] into e (members in
+ * w->view): false if it is not one. */
+static bool parse_view(struct cohort_watch *w, struct cohort_watch_event *e)
+{
+    const struct client_conn *conn = &w->conn;
+    const struct resp_node *r = conn->nodes;
+    if ((r[0].type != RESP_TYPE_ARRAY && r[0].type != RESP_TYPE_PUSH) ||
+        r[0].len != 5 || conn->node_count < 6 || !bulk_is(&r[1], "watch") ||
+        r[2].type != RESP_TYPE_INTEGER || r[2].integer < 0 ||
+        !bulk_is(&r[3], "group") || r[4].type != RESP_TYPE_BULK ||
+        r[5].type != RESP_TYPE_ARRAY || r[5].len % 2 != 0 ||
+        conn->node_count != 6 + r[5].len)
+        return false;
+    size_t count = r[5].len / 2;
+    for (size_t i = 0; i < r[5].len; i++)
+        if (r[6 + i].type != RESP_TYPE_BULK)
+            return false;
+    if (count > w->view_cap) {
+        struct cohort_watch_member *v = realloc(w->view, count * sizeof(*v));
+        if (v == NULL)
+            return false;
+        w->view = v;
+        w->view_cap = count;
+    }
+    for (size_t i = 0; i < count; i++)
+        w->view[i] = (struct cohort_watch_member){
+            .name = r[6 + 2 * i].str,
+            .name_len = r[6 + 2 * i].len,
+            .data = r[7 + 2 * i].str,
+            .data_len = r[7 + 2 * i].len,
+        };
+    memset(e, 0, sizeof(*e));
+    e->revision = (uint64_t)r[2].integer;
+    e->kind = COHORT_WATCH_VIEW;
+    e->key = r[4].str;
+    e->key_len = r[4].len;
+    e->member_count = count;
+    e->members = w->view;
+    return true;
+}
+
 static void on_stream(struct cohort_watch *w)
 {
     const struct resp_node *r = w->conn.nodes;
@@ -341,6 +395,19 @@ static void on_stream(struct cohort_watch *w)
         return;
     }
     struct cohort_watch_event e;
+    if (w->group) {
+        if (!parse_view(w, &e)) {
+            err_set(&w->err, -COHORT_EPROTO, "not a group view event");
+            client_conn_consume(&w->conn);
+            reconnect(w);
+            return;
+        }
+        if (client_resume_accept(&w->resume, e.revision))
+            w->on_event(w, &e, w->ctx);
+        client_conn_consume(&w->conn);
+        return;
+    }
+    memset(&e, 0, sizeof(e));
     if (!flat_array(&w->conn, 5, "watch") || r[2].type != RESP_TYPE_INTEGER ||
         r[2].integer < 0 || !parse_kind(&r[3], &e.kind) ||
         r[4].type != RESP_TYPE_BULK ||

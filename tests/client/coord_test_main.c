@@ -13,7 +13,9 @@
  *   cohort-coord-test watch --members a,b,c --key K [--prefix]
  *                           [--after R] [--until-key U] --count N
  *                           --timeout-ms T
- *       watches K (a prefix with --prefix), prints "ready <rev>" once the
+ *       watches K (a prefix with --prefix, a group's views with --group:
+ *       "view <view> <group> <member>=<data>,...|-" per view), prints
+ *       "ready <rev>" once the
  *       watch has started, "member <host:port>" when it moves, "event <rev>
  * <set|del|expire> <key> <value|->" per event, and after N events, an event on
  * key U, T ms or a refusal "done events=N resumes=R rc=<name> error=<message>".
@@ -39,6 +41,7 @@ struct args {
     long count;
     long timeout_ms;
     bool prefix;
+    bool group;
     bool after_given;
     uint64_t after;
 };
@@ -58,6 +61,10 @@ static void parse(struct args *a, int argc, char **argv)
         const char *f = argv[i];
         if (strcmp(f, "--prefix") == 0) {
             a->prefix = true;
+            continue;
+        }
+        if (strcmp(f, "--group") == 0) {
+            a->group = true;
             continue;
         }
         if (i + 1 >= argc)
@@ -181,6 +188,16 @@ static void on_event(struct cohort_watch *w, const struct cohort_watch_event *e,
     if (until != NULL && strlen(until) == e->key_len &&
         memcmp(until, e->key, e->key_len) == 0)
         until_seen = true;
+    if (e->kind == COHORT_WATCH_VIEW) {
+        printf("view %" PRIu64 " %.*s ", e->revision, (int)e->key_len, e->key);
+        for (size_t i = 0; i < e->member_count; i++)
+            printf("%s%.*s=%.*s", i ? "," : "", (int)e->members[i].name_len,
+                   e->members[i].name, (int)e->members[i].data_len,
+                   e->members[i].data);
+        printf("%s\n", e->member_count ? "" : "-");
+        events_seen++;
+        return;
+    }
     static const char *const kinds[] = {"?", "set", "del", "expire"};
     printf("event %" PRIu64 " %s %.*s %.*s\n", e->revision, kinds[e->kind],
            (int)e->key_len, e->key, e->value ? (int)e->value_len : 1,
@@ -199,6 +216,7 @@ static int run_watch(const struct args *a)
 {
     struct cohort_watch *w = NULL;
     int flags = (a->prefix ? COHORT_WATCH_PREFIX : 0) |
+                (a->group ? COHORT_WATCH_GROUP : 0) |
                 (a->after_given ? COHORT_WATCH_AFTER : 0);
     int rc = cohort_watch_open(&w, &a->o, flags, a->key, strlen(a->key),
                                a->after, on_event, (void *)a->until_key);

@@ -22,6 +22,11 @@ build/cohort-coord-test (linked against the shared library).
      must notice the silence and move: a cut link). The watcher's events for the counter are exactly
      1, 2, ..., N (every INCR once, in order: none lost, none twice),
      their revisions rise, and it resumed at least once.
+  3a. group watch: COHORT_WATCH_GROUP through the library, on a backup
+     first, while 6 members join and 3 leave (through the primary) and
+     the watched backup is restarted twice: the views delivered are the
+     group's (members and data in join order, the JOINs' view numbers),
+     each once, in order, and the watch resumed.
   3b. `cohort cli watch --prefix --from R --count 3 cw/` prints the 3
      changes made after revision R, one line each, and exits 0.
   4. compacted: on a 1-replica group retaining 16 events, a watch FROM
@@ -372,6 +377,63 @@ def compacted(binary):
     c.finish()
 
 
+def group_watch(binary, c):
+    """A group watch (COHORT_WATCH_GROUP) through the library, connected
+    to a backup first; members join and leave through the primary while
+    the watched backup is restarted twice (the watch resumes on another
+    member FROM the last view it delivered). The views delivered are
+    exactly the group's, each once, in order."""
+    slow = c.slow
+    p, _ = c.wait_for_primary()
+    order = [i for i in range(c.n) if i != p] + [p]  # a backup first
+    member_list = ",".join("%s:%d" % (cl.HOST, c.client_ports[i])
+                           for i in order)
+    w = Proc([coord_tool(binary), "watch", "--members", member_list,
+              "--key", "gw", "--group", "--count", "9", "--timeout-ms",
+              str(int(120000 * slow))])
+    try:
+        w.expect("ready", 60 * slow)
+        session = c.command(p, "COHORT.SESSION", "OPEN", "600000")
+        want = []
+        members = []
+        steps = [("JOIN", "m%d" % k) for k in range(6)] + \
+            [("LEAVE", "m%d" % k) for k in (0, 2, 4)]
+        for k, (op, m) in enumerate(steps):
+            if k in (2, 5):  # restart the member the watch is on
+                i = watched_member(c, w)
+                if i != p:
+                    restart_member(c, i)
+            if op == "JOIN":
+                view = c.command(p, "COHORT.GROUP", "JOIN", "gw", m,
+                                 str(session), "d" + m)
+                members.append(m)
+            else:
+                check(c.command(p, "COHORT.GROUP", "LEAVE", "gw", m) == 1,
+                      "LEAVE %s" % m)
+                members.remove(m)
+                view = None
+            want.append((view, ",".join("%s=d%s" % (x, x) for x in members)
+                         or "-"))
+        done = fields(w.expect("done", 120 * slow))
+        check(done["rc"] == "OK", "the group watch ended: %s" % done)
+        got = [x.split() for x in w.all if x.startswith("view ")]
+        check(len(got) == len(want), "%d views delivered, want %d: %s"
+              % (len(got), len(want), got))
+        revs = [int(g[1]) for g in got]
+        check(revs == sorted(set(revs)), "views not rising: %s" % revs)
+        for g, (view, ms) in zip(got, want):
+            check(g[2] == "gw" and g[3] == ms and
+                  (view is None or int(g[1]) == view),
+                  "view %s, want %s %s" % (g, view, ms))
+        check(int(done["resumes"]) >= 1, "never resumed: %s" % done)
+        c.command(p, "COHORT.SESSION", "CLOSE", str(session))
+        log("group watch: %d views exactly once in order, %s resumes"
+            % (len(got), done["resumes"]))
+        return len(got), int(done["resumes"])
+    finally:
+        w.stop()
+
+
 def body(binary):
     c = cl.Cluster(binary, n=3, name="client-coord")
     c.start()
@@ -379,14 +441,16 @@ def body(binary):
     keepalives = session_through_kills(binary, c, kills=3)
     session_lost(binary, c)
     n, resumes = watch_through_faults(binary, c, kills=3)
+    views, view_resumes = group_watch(binary, c)
     cli_watch(binary, c)
     bounded_staleness(binary, c)
     compacted(binary)
     return ("session: 3 primary kills, 0 expiries, %d keepalives; watch: %d "
             "changes exactly once in order over 3 kills, 2 member "
-            "restarts and 2 pauses of its member (%d resumes); compacted surfaced; "
-            "bounded-staleness reads"
-            % (keepalives, n, resumes))
+            "restarts and 2 pauses of its member (%d resumes); group watch: "
+            "%d views exactly once in order (%d resumes); compacted "
+            "surfaced; bounded-staleness reads"
+            % (keepalives, n, resumes, views, view_resumes))
 
 
 if __name__ == "__main__":
