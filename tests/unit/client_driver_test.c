@@ -763,6 +763,109 @@ static void local_reads_after_a_write_read_your_writes(void **state)
         fake_stop(&f[i]);
 }
 
+/* A member of a group watch: COHORT.WATCH GROUP g is confirmed at 5 and
+ * view 6 (two members) follows; the first PING closes the connection (a
+ * failure), and the resumed COHORT.WATCH GROUP g FROM 5 replays view 6,
+ * then view 7 (empty). */
+static bool group_watch_member(struct resp_buf *out, const char *cmd, int n,
+                               void *ctx)
+{
+    (void)n;
+    atomic_int *pings = ctx;
+    const char *confirm =
+        "*5\r\n$8\r\nwatching\r\n$5\r\ngroup\r\n$1\r\ng\r\n:5\r\n:1\r\n";
+    const char *view6 = "*5\r\n$5\r\nwatch\r\n:6\r\n$5\r\ngroup\r\n$1\r\ng\r\n"
+                        "*4\r\n$2\r\nm1\r\n$2\r\nd1\r\n$2\r\nm2\r\n$0\r\n\r\n";
+    const char *view7 =
+        "*5\r\n$5\r\nwatch\r\n:7\r\n$5\r\ngroup\r\n$1\r\ng\r\n*0\r\n";
+    if (strcmp(cmd, "PING") == 0) {
+        if (atomic_fetch_add(pings, 1) == 0)
+            return false;
+        const char *pong = "*2\r\n$4\r\npong\r\n$0\r\n\r\n";
+        resp_write_raw(out, pong, strlen(pong));
+        return true;
+    }
+    if (strcmp(cmd, "COHORT.WATCH GROUP g") == 0) {
+        resp_write_raw(out, confirm, strlen(confirm));
+        resp_write_raw(out, view6, strlen(view6));
+        return true;
+    }
+    if (strcmp(cmd, "COHORT.WATCH GROUP g FROM 5") == 0) {
+        resp_write_raw(out, confirm, strlen(confirm));
+        resp_write_raw(out, view6, strlen(view6));
+        resp_write_raw(out, view7, strlen(view7));
+        return true;
+    }
+    return false;
+}
+
+struct views_seen {
+    int count;
+    uint64_t revision[4];
+    size_t members[4];
+    char text[4][64];
+};
+
+static void on_view(struct cohort_watch *w, const struct cohort_watch_event *e,
+                    void *ctx)
+{
+    (void)w;
+    struct views_seen *v = ctx;
+    assert_int_equal(e->kind, COHORT_WATCH_VIEW);
+    assert_int_equal(e->key_len, 1);
+    assert_memory_equal(e->key, "g", 1);
+    if (v->count == 4)
+        return;
+    int k = v->count++;
+    v->revision[k] = e->revision;
+    v->members[k] = e->member_count;
+    size_t off = 0;
+    for (size_t i = 0; i < e->member_count; i++)
+        off += (size_t)snprintf(v->text[k] + off, sizeof(v->text[k]) - off,
+                                "%.*s=%.*s;", (int)e->members[i].name_len,
+                                e->members[i].name, (int)e->members[i].data_len,
+                                e->members[i].data);
+}
+
+static void a_group_watch_delivers_each_view_once(void **state)
+{
+    (void)state;
+    struct fake f;
+    atomic_int pings = 0;
+    fake_listen(&f, group_watch_member, &pings);
+    fake_run(&f);
+    const char *members[] = {f.addr};
+    struct cohort_client_options o;
+    cohort_client_options_init(&o);
+    o.members = members;
+    o.member_count = 1;
+    o.attempt_timeout_ms = 50; /* PING soon */
+    struct cohort_watch *w = NULL;
+    assert_int_equal(cohort_watch_open(&w, &o,
+                                       COHORT_WATCH_GROUP | COHORT_WATCH_PREFIX,
+                                       "g", 1, 0, on_view, NULL),
+                     -COHORT_EINVAL);
+    struct views_seen v;
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(
+        cohort_watch_open(&w, &o, COHORT_WATCH_GROUP, "g", 1, 0, on_view, &v),
+        0);
+    for (int i = 0; i < 200 && v.count < 2; i++)
+        assert_int_equal(cohort_watch_run(w, 50), 0);
+    assert_int_equal(cohort_watch_run(w, 50), 0); /* nothing more */
+    assert_int_equal(v.count, 2); /* view 6 once, though sent twice */
+    assert_int_equal(v.revision[0], 6);
+    assert_int_equal(v.members[0], 2);
+    assert_string_equal(v.text[0], "m1=d1;m2=;");
+    assert_int_equal(v.revision[1], 7);
+    assert_int_equal(v.members[1], 0);
+    assert_int_equal(cohort_watch_revision(w), 7);
+    assert_int_equal(fake_count(&f, "COHORT.WATCH GROUP g FROM 5"), 1);
+    assert_int_equal(cohort_watch_resumes(w), 1);
+    cohort_watch_close(w);
+    fake_stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +881,7 @@ int main(void)
         cmocka_unit_test(a_silent_primary_is_hedged_to_another_member),
         cmocka_unit_test(a_hedge_finds_the_new_primary_a_backup_names),
         cmocka_unit_test(local_reads_after_a_write_read_your_writes),
+        cmocka_unit_test(a_group_watch_delivers_each_view_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
