@@ -23,7 +23,10 @@
  * number, until the call's deadline. The group's client table answers a
  * retry of a write it already applied with that write's first reply, so the
  * application sees one write and its one true reply. Reads are retried the
- * same way; they change nothing.
+ * same way; they change nothing. A write or linearizable read unanswered
+ * after hedge_ms is also sent, the same COHORT.REQ, to another member at
+ * once (the first connection stays open; the first answer of either
+ * wins), so a frozen or cut-off primary costs about the failover.
  *
  * Errors. Functions return 0 or a negative code from cohort.h.
  * cohort_client_error() gives the one-line message of the latest failure.

@@ -12,7 +12,14 @@
  * the primary it names) and READONLY only for a local read. A failure
  * before the whole command was handed to the kernel is "not sent"; after
  * it, "lost". Every failure closes the attempt's connection (conn.c
- * invariant 3) and, on the write connection, forgets the primary. */
+ * invariant 3) and, on the write connection, forgets the primary.
+ *
+ * Hedging: a REQUEST on the write connection unanswered at hedge_at_ms
+ * keeps its connection as the linger (internal.h invariant 5) and the next
+ * attempt starts at once elsewhere; advance() reads the linger at every
+ * step, and its real answer ends the call. Read your writes: a local read
+ * after a write first runs the probe (COHORT.GET key WITHREV, linearizable)
+ * as an ordinary call on the write connection, then itself (end_probe). */
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>

@@ -1,5 +1,7 @@
 /* client/watch — a watch of libcohort-client that resumes on any member
- * (the contract is "watches" in include/cohort_client.h).
+ * (the contract is "watches" in include/cohort_client.h): on a key, a
+ * prefix, or a group's views (COHORT.WATCH GROUP: one event per view, the
+ * members in w->view, resumed by revision like the rest).
  *
  * One connection per watch, in RESP2 subscriber mode: BACKOFF -> CONNECT
  * -> [HANDSHAKE] -> [AUTH] -> CONFIRM (COHORT.WATCH sent) -> STREAM (one
