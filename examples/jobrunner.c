@@ -17,7 +17,10 @@
  * What a worker does (each step one store command):
  *   1. COHORT.SESSION OPEN ttl, then COHORT.GROUP JOIN jobrunners NAME id:
  *      it is a member while it sends KEEPALIVEs (every ttl/3, from the
- *      main loop); it prints the group's view whenever its number changes.
+ *      main loop). It prints the group's view (COHORT.GROUP VIEW), then
+ *      each new one from the library's group watch (cohort_watch_open
+ *      with COHORT_WATCH_GROUP, FROM that view, driven from the main
+ *      loop's poll): every view once, in order, across failovers.
  *   2. It reads the store revision R, lists the jobs (KEYS on the
  *      prefix), and watches them: COHORT.WATCH PREFIX jobs/ FROM R on a
  *      connection of its own, to any member; after a disconnect it resumes
@@ -37,9 +40,9 @@
  * "NAME: took jobs/n token T", "NAME: recorded jobs/n token T",
  * "NAME: refused jobs/n token T: <the store's error>".
  * To show the commands, it sends them itself: its own keepalive loop, and
- * its watch in plain RESP2 on a socket of its own (libcohort-client's
- * cohort_session_* and cohort_watch_* do both for a real program). No
- * passwords or TLS in this example.
+ * its jobs watch in plain RESP2 on a socket of its own (libcohort-client's
+ * cohort_session_* and cohort_watch_* do both for a real program, as its
+ * group watch shows). No passwords or TLS in this example.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
@@ -147,24 +150,47 @@ static void keepalive(void)
     cohort_reply_free(r);
 }
 
-/* Print the group's members when its view number changed. */
-static void show_view(void)
+/* ------------------------------------------------------------ views */
+
+static struct cohort_client_options opts;
+static struct cohort_watch *views; /* the library's watch of GROUP */
+
+/* Each new view of the group, as the library's group watch delivers it
+ * (once each, in order, across failovers). */
+static void on_view(struct cohort_watch *vw, const struct cohort_watch_event *e,
+                    void *ctx)
 {
-    static int64_t shown = -1;
+    (void)vw;
+    (void)ctx;
+    printf("%s: view %" PRIu64 ":", name, e->revision);
+    for (size_t i = 0; i < e->member_count; i++)
+        printf(" %.*s", (int)e->members[i].name_len, e->members[i].name);
+    printf("\n");
+}
+
+/* Print the group's view now, then watch it from there. */
+static void views_open(void)
+{
+    uint64_t view = 0;
     struct cohort_reply *r =
         cmd(COHORT_CALL_WRITE, "COHORT.GROUP", "VIEW", GROUP, NULL);
     if (r != NULL && r->type == COHORT_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == COHORT_REPLY_INTEGER &&
-        r->element[0]->integer != shown) {
-        shown = r->element[0]->integer;
+        r->element[0]->type == COHORT_REPLY_INTEGER) {
+        view = (uint64_t)r->element[0]->integer;
         const struct cohort_reply *m = r->element[1];
-        printf("%s: view %" PRId64 ":", name, shown);
+        printf("%s: view %" PRIu64 ":", name, view);
         for (size_t i = 0; i + 1 < m->elements; i += 2) /* name, data */
             if (m->element[i]->type == COHORT_REPLY_STRING)
                 printf(" %s", m->element[i]->str);
         printf("\n");
     }
     cohort_reply_free(r);
+    if (cohort_watch_open(&views, &opts,
+                          COHORT_WATCH_GROUP | COHORT_WATCH_AFTER, GROUP,
+                          strlen(GROUP), view, on_view, NULL) != 0) {
+        fprintf(stderr, "jobrunner: cannot watch the group\n");
+        exit(1);
+    }
 }
 
 /* ------------------------------------------------------------ jobs */
@@ -454,10 +480,11 @@ static void work(void)
 {
     int64_t next_tick = 0;
     jobs_list();
+    keepalive(); /* opens the session and joins */
+    views_open();
     for (;;) {
         if (now_ms() >= next_tick) { /* every ttl/3 */
             keepalive();
-            show_view();
             watch_tick();
             for (int i = 0; i < pending_count; i++)
                 pending[i].tried = 0; /* try held jobs again */
@@ -470,11 +497,27 @@ static void work(void)
             strcpy(key, pending[i].key); /* job_run may move it */
             job_run(key);
         }
-        /* Wait for watch events until the tick, unless a job is ready. */
+        /* Wait for watch events until the tick, unless a job is ready:
+         * on our own jobs watch, and on the library's group watch. */
         int64_t wait = job_next() >= 0 ? 0 : next_tick - now_ms();
-        struct pollfd p = {w.fd, POLLIN, 0};
-        if (poll(&p, 1, wait > 0 ? (int)wait : 0) > 0 && w.fd >= 0)
+        if (wait > cohort_watch_timeout_ms(views))
+            wait = cohort_watch_timeout_ms(views);
+        int vw = cohort_watch_wants(views);
+        struct pollfd p[2] = {
+            {w.fd, POLLIN, 0},
+            {cohort_watch_fd(views),
+             (short)((vw & COHORT_CLIENT_WANT_READ ? POLLIN : 0) |
+                     (vw & COHORT_CLIENT_WANT_WRITE ? POLLOUT : 0)),
+             0}};
+        if (poll(p, 2, wait > 0 ? (int)wait : 0) > 0 && w.fd >= 0 &&
+            p[0].revents)
             watch_read();
+        int rc = cohort_watch_process(views); /* calls on_view */
+        if (rc != -COHORT_EAGAIN) {
+            printf("%s: the group watch ended: %s\n", name,
+                   cohort_watch_error(views));
+            exit(1);
+        }
     }
 }
 
@@ -501,16 +544,16 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     name = submitting ? "submit" : argv[1];
-    struct cohort_client_options o;
-    cohort_client_options_init(&o);
-    o.members = (const char *const *)argv + 2;
-    o.member_count = (size_t)(argc - 2);
-    o.deadline_ms = 60000; /* ride out failovers */
-    if (cohort_client_open(&client, &o) != 0) {
+    struct cohort_client_options *o = &opts;
+    cohort_client_options_init(o);
+    o->members = (const char *const *)argv + 2;
+    o->member_count = (size_t)(argc - 2);
+    o->deadline_ms = 60000; /* ride out failovers */
+    if (cohort_client_open(&client, o) != 0) {
         fprintf(stderr, "jobrunner: bad member list\n");
         return 2;
     }
-    w.members = o.members;
+    w.members = o->members;
     w.member_count = argc - 2;
     if (submitting)
         return submit(strtol(argv[1], NULL, 10));
