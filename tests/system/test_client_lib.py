@@ -14,6 +14,11 @@
      of calls. Then the same with 8 threads (a handle each) on one
      counter and 2 kills: every call succeeds, no two calls got the same
      reply, each thread's replies rise, and the replies are exactly 1..N.
+  2b. hedging: 4 handles INCR with a 60 s attempt timeout; the primary is
+     SIGSTOPped and, while it is still stopped, 200 more INCRs must
+     succeed (each call hedged to another member after hedge_ms; without
+     hedging they would all wait 60 s on the frozen primary). Exactly
+     once as above.
   3. short deadline: the same with a deadline shorter than a failover and
      2 kills: calls may fail, but the counter lies between the calls that
      succeeded and those plus the ones that failed with EUNKNOWN (a call
@@ -201,6 +206,36 @@ def exactly_once(binary, c, key, kills, pauses, threads=1, mode="incr"):
           % (res["ok"], res))
     check(value == res["ok"], "counter %d after %d successful INCRs"
           % (value, res["ok"]))
+    return res
+
+
+def hedged_through_freeze(binary, c, extra=()):
+    """4 handles INCR with an attempt timeout (60 s) far longer than the
+    test waits: the primary is SIGSTOPped and, while it is still stopped,
+    the calls must go on through the new primary. Only hedging does that
+    (the same COHORT.REQ sent to another member after hedge_ms); without
+    it every call waits on the frozen primary for the attempt timeout.
+    Exactly once as above."""
+    stop = os.path.join(c.dir, "stop-hedge")
+    inc = Incrementer(binary, c, "hedge", 240000 * c.slow, stop, 4,
+                      extra=["--attempt-timeout-ms", "60000"] + list(extra))
+    inc.wait_progress(100, 60 * c.slow)
+    p, _ = c.wait_for_primary(probe=False)
+    c.pause(p)
+    try:
+        q, waited = c.wait_for_primary(timeout=30 * c.slow, probe=False)
+        inc.wait_progress(200, 30 * c.slow)  # while r<p> is still stopped
+    finally:
+        c.resume(p)
+    inc.wait_progress(100, 60 * c.slow)
+    res = inc.stop(60 * c.slow)
+    value = counter(c, "hedge")
+    log("hedging: froze r%d, r%d took over after %.2fs, 200 INCRs went on "
+        "meanwhile; %s; counter %d" % (p, q, waited, res, value))
+    check(res["unknown"] == 0 and res["notapplied"] == 0
+          and res["other"] == 0 and res["duplicates"] == 0
+          and res["out_of_order"] == 0 and value == res["ok"],
+          "hedged INCRs: %s, counter %d" % (res, value))
     return res
 
 
@@ -397,6 +432,7 @@ def body(binary):
     many = exactly_once(binary, c, "threads", kills=2, pauses=0, threads=8)
     uv = exactly_once(binary, c, "uv", kills=1, pauses=1, threads=4,
                       mode="uvincr")
+    hedged = hedged_through_freeze(binary, c)
     short = short_deadline(binary, c, kills=2)
     unknown(binary, c)
     auth(binary)
@@ -404,11 +440,12 @@ def body(binary):
     return (ryw_note + "; " + tls_note + "; " + "exactly once: %d INCRs over 3 kills and 2 pauses, longest "
             "call %d ms; 8 threads: %d INCRs over 2 kills, longest call %d "
             "ms; libuv, 4 handles: %d INCRs over a kill and a pause; 0 "
-            "errors, 0 duplicates; short deadline: %d ok, %d unknown, "
-            "%d not applied"
+            "errors, 0 duplicates; hedging: 4 handles went on while the "
+            "primary was stopped (longest call %d ms, attempt timeout 60 "
+            "s); short deadline: %d ok, %d unknown, %d not applied"
             % (exact["ok"], exact["max_call_ms"], many["ok"],
-               many["max_call_ms"], uv["ok"], short["ok"], short["unknown"],
-               short["notapplied"]))
+               many["max_call_ms"], uv["ok"], hedged["max_call_ms"],
+               short["ok"], short["unknown"], short["notapplied"]))
 
 
 if __name__ == "__main__":
