@@ -76,6 +76,8 @@ static void finish(struct cohort_client *c, int result)
  * one key the caller surely may read, under an ACL of key patterns). */
 static void remember_write(struct cohort_client *c)
 {
+    if (!c->read_your_writes)
+        return;
     c->revision_wanted = true;
     const struct resp_arg *key = c->argc >= 2 ? &c->args[4] : NULL;
     size_t n = key != NULL ? key->size : 0;
