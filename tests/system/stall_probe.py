@@ -21,7 +21,12 @@ comma list; "off" never hedges, 0 the library's default), alternating so
 that both see the same group: the C client's longest call and the
 failover (until INFO shows a new primary).
 
+--reconfigs N runs first, on a group of its own (5 addresses, --voters 3):
+N rounds of `cohort add 3`, `cohort add 4`, `cohort remove 3` and `cohort
+remove 4`.
+
 usage: stall_probe.py [path/to/cohort] [--transfers N] [--rejuvenations N]
+                      [--reconfigs N]
                       [--freezes N] [--hedge-ms off,0] [--threads T]
 """
 
@@ -101,6 +106,47 @@ def longest_gap_at(writers, t0, t1, steps):
     return 1000 * gap, where
 
 
+def membership_rounds(a):
+    """--reconfigs N: on 5 addresses with --voters 3, N rounds of `cohort
+    add 3`, `cohort add 4` (each: learner, catch-up, voter: two epochs),
+    `cohort remove 3`, `cohort remove 4` under the load; one row each for
+    add and remove."""
+    c = cl.Cluster(a.binary, n=5, name="stall-reconfig",
+                   extra_args=["--voters", "3"])
+    c.load_threads = a.threads
+    rows = {"cohort add": [], "cohort remove": []}
+    try:
+        c.start()
+        c.wait_for_primary()
+        member = "127.0.0.1:%d" % c.client_ports[0]
+        for k in range(a.reconfigs):
+            for what, i in (("add", 3), ("add", 4), ("remove", 3),
+                            ("remove", 4)):
+                cmd = [c.binary, what, "--cluster", member, str(i)]
+                rows["cohort " + what].append(
+                    one_round(c, c.binary, 1000 + 10 * k + i +
+                              (5 if what == "remove" else 0), cmd))
+                log("%s %d: %s" % (what, i, rows["cohort " + what][-1]))
+    finally:
+        c.cleanup()
+    print_rows(rows)
+
+
+def print_rows(rows):
+    for what, rs in rows.items():
+        if not rs:
+            continue
+        gaps = sorted(r[0] for r in rs)
+        calls = sorted(r[1] for r in rs)
+        took = sorted(r[2] for r in rs)
+        print("%s x%d: raw writers' longest ack gap ms %s (max %.1f); "
+              "C client longest call ms %s (max %d); command took ms %s; "
+              "0 failed calls"
+              % (what, len(rs), "/".join("%.1f" % g for g in gaps),
+                 gaps[-1], "/".join("%d" % x for x in calls), calls[-1],
+                 "/".join("%.0f" % t for t in took)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary", nargs="?", default="build/cohort")
@@ -108,8 +154,11 @@ def main():
     ap.add_argument("--rejuvenations", type=int, default=3)
     ap.add_argument("--freezes", type=int, default=0)
     ap.add_argument("--hedge-ms", default="off,0")
+    ap.add_argument("--reconfigs", type=int, default=0)
     ap.add_argument("--threads", type=int, default=4)
     a = ap.parse_args()
+    if a.reconfigs:
+        membership_rounds(a)
     c = cl.Cluster(a.binary, n=3, name="stall")
     c.load_threads = a.threads
     try:
@@ -143,18 +192,7 @@ def main():
                      calls[-1], "/".join("%.0f" % x for x in over)))
             print("  per round (call ms, failover ms): %s"
                   % ", ".join("%d/%.0f" % f for f in fs[hedge]))
-        for what, rs in rows.items():
-            if not rs:
-                continue
-            gaps = sorted(r[0] for r in rs)
-            calls = sorted(r[1] for r in rs)
-            took = sorted(r[2] for r in rs)
-            print("%s x%d: raw writers' longest ack gap ms %s (max %.1f); "
-                  "C client longest call ms %s (max %d); command took ms %s; "
-                  "0 failed calls"
-                  % (what, len(rs), "/".join("%.1f" % g for g in gaps),
-                     gaps[-1], "/".join("%d" % x for x in calls), calls[-1],
-                     "/".join("%.0f" % t for t in took)))
+        print_rows(rows)
     finally:
         c.cleanup()
 
