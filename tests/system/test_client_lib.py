@@ -144,6 +144,20 @@ class Incrementer:
         return {k: int(v) for k, v in self.result.items()}
 
 
+def check_load(name, res, value):
+    """A load's result: no call failed, replies 1..n once each and in
+    order, and the counter equal to the successful calls."""
+    log("%s: %s; counter %d" % (name, res, value))
+    check(res["ok"] > 0 and res["unknown"] == 0 and res["notapplied"] == 0
+          and res["other"] == 0,
+          "%s: calls failed with a generous deadline: %s" % (name, res))
+    check(res["duplicates"] == 0 and res["out_of_order"] == 0,
+          "%s: replies repeated or went back: %s" % (name, res))
+    check(value == res["ok"] == res["last"],
+          "%s: counter %d after %d successful calls (highest reply %d)"
+          % (name, value, res["ok"], res["last"]))
+
+
 def kill_primary_and_restart(c, slow):
     p, _ = c.wait_for_primary(probe=False)
     c.kill(p)

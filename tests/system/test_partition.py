@@ -156,18 +156,6 @@ def rejoin_after_long_partition(c, seconds):
           "after the network healed (last: %r)" % (p, seconds, bound, last))
 
 
-def check_load(name, res, value):
-    log("%s: %s; counter %d" % (name, res, value))
-    check(res["ok"] > 0 and res["unknown"] == 0 and res["notapplied"] == 0
-          and res["other"] == 0,
-          "%s: calls failed with a generous deadline: %s" % (name, res))
-    check(res["duplicates"] == 0 and res["out_of_order"] == 0,
-          "%s: replies repeated or went back: %s" % (name, res))
-    check(value == res["ok"] == res["last"],
-          "%s: counter %d after %d successful calls (highest reply %d)"
-          % (name, value, res["ok"], res["last"]))
-
-
 def body(binary, ns):
     # Clients come from the hub, not loopback: protected mode would refuse
     # them without a password (the network is the test's own).
@@ -195,8 +183,8 @@ def body(binary, ns):
     r_cas = cas.stop(60 * c.slow)
     rejoin_s = rejoin_after_long_partition(c, LONG_PARTITION_S)
     c.wait_converged(timeout=60 * c.slow)
-    check_load("16 threads of INCR", r_incr, lib.counter(c, "incr"))
-    check_load("16 threads of GET+CAS", r_cas, lib.counter(c, "cas"))
+    lib.check_load("16 threads of INCR", r_incr, lib.counter(c, "incr"))
+    lib.check_load("16 threads of GET+CAS", r_cas, lib.counter(c, "cas"))
     c.finish()
     return ("%d partitions, %d kills and %d pauses of the primary: INCR "
             "%d calls, CAS %d calls, 0 errors, 0 duplicates, 0 lost; "

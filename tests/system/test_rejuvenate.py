@@ -9,8 +9,9 @@ COHORT.REJUVENATE sent to the primary, or with a bad argument.
 Then, under two loads, the binary file is replaced by a rename (an
 upgrade: every replica's /proc/PID/exe now reads "(deleted)") and
 `cohort rejuvenate` restarts every replica in turn. The loads: the C
-client library (cohort-client-test incr, 4 handles, exactly once through
-COHORT.REQ retries), and the harness's raw RESP writers (workload.Writers,
+client library (cohort-client-test incr and casincr, 16 handles each:
+INCRs, and GET+CAS increments, exactly once through COHORT.REQ retries;
+issue 15's load), and the harness's raw RESP writers (workload.Writers,
 which retry -TRYAGAIN and dropped connections against the next member).
 Pass:
   - the command exits 0 and prints one line per step and a final line;
@@ -18,7 +19,7 @@ Pass:
     an uptime no longer than the rejuvenation, and /proc/PID/exe is the
     new binary (no "(deleted)");
   - the C client saw 0 failed calls (no EUNKNOWN, no ENOTAPPLIED, no other
-    error), its replies are exactly 1..N and the counter reads N;
+    error), its replies are exactly 1..N and each counter reads its N;
   - every write the raw writers had acknowledged reads back on every
     member, and none got an error a retrying client would not retry;
   - while it runs, INFO replication shows rejuvenation_in_progress:1 and
@@ -42,7 +43,7 @@ sys.dont_write_bytecode = True
 import cluster as cl  # noqa: E402
 import resp  # noqa: E402
 from cluster import check, log  # noqa: E402
-from test_client_lib import Incrementer as CIncrementer, counter  # noqa
+from test_client_lib import Incrementer as CIncrementer, check_load, counter  # noqa
 from workload import Writers, verify_writes  # noqa: E402
 
 RETRIED = {"TRYAGAIN", "UNKNOWN", "LOADING", "ConnectionRefusedError",
@@ -149,7 +150,15 @@ def main(binary):
     pids = list(c.pids)
     old = run_ids(c)
     stop = os.path.join(c.dir, "stop-inc")
-    inc = CIncrementer(original, c, "rejuv", 120000 * c.slow, stop, threads=4)
+    # Issue 15's load: 16 threads of INCR and 16 of GET+CAS increments
+    # through the library, exactly once, with a generous deadline.
+    inc = CIncrementer(original, c, "rejuv", 120000 * c.slow, stop,
+                       threads=16)
+    check(c.command(c.find_primary(), "SET", "rejuvcas", "0") == "OK",
+          "SET rejuvcas 0")
+    cas = CIncrementer(original, c, "rejuvcas", 120000 * c.slow,
+                       os.path.join(c.dir, "stop-cas"), threads=16,
+                       mode="casincr")
     writers = Writers(c, threads=3).start()
     check(writers.wait_acks(100, 20 * c.slow),
           "fewer than 100 writes acknowledged: %s" % writers.summary())
@@ -178,6 +187,8 @@ def main(binary):
     time.sleep(0.3)
     writers.stop()
     res = inc.stop(60 * c.slow)
+    res_cas = cas.stop(60 * c.slow)
+    check_load("16 threads of GET+CAS", res_cas, counter(c, "rejuvcas"))
     new = run_ids(c)
     for i in range(c.n):
         check(c.pids[i] == pids[i] and c.alive(i), "r%d: pid %s -> %s"
@@ -228,9 +239,11 @@ def main(binary):
     gap = writers.longest_gap(t_begin, t_end)
     c.check_healthy()
     return ("rejuvenated 3 replicas under load in %.1f s; C client: %d "
-            "INCRs, 0 failed, longest call %d ms; raw writers: %d acked, "
+            "INCRs and %d CAS increments (16 threads each), 0 failed, "
+            "longest call %d / %d ms; raw writers: %d acked, "
             "%d retried errors, longest ack gap %.1f ms"
-            % (t_end - t_begin, res["ok"], res["max_call_ms"],
+            % (t_end - t_begin, res["ok"], res_cas["ok"], res["max_call_ms"],
+               res_cas["max_call_ms"],
                writers.ack_count(), retried, 1000 * gap))
 
 
