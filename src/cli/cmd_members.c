@@ -23,19 +23,8 @@
 static void member_field(const char *line, const char *key, char *out,
                          size_t size)
 {
-    size_t klen = strlen(key);
-    for (const char *p = line; p != NULL && *p;) {
-        if (!strncmp(p, key, klen) && p[klen] == '=') {
-            const char *v = p + klen + 1;
-            size_t n = strcspn(v, ",");
-            snprintf(out, size, "%.*s", (int)n, v);
-            return;
-        }
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
-    snprintf(out, size, "-");
+    if (!cli_list_field(line, key, out, size))
+        snprintf(out, size, "-");
 }
 
 static int usage(int code)

@@ -164,23 +164,6 @@ static int parse(struct membership_cli *m, int argc, char **argv)
     return 0;
 }
 
-/* key=value from a comma-separated list, into out ("" if absent). */
-static void field(const char *line, const char *key, char *out, size_t size)
-{
-    size_t klen = strlen(key);
-    out[0] = '\0';
-    for (const char *p = line; p != NULL && *p;) {
-        if (!strncmp(p, key, klen) && p[klen] == '=') {
-            const char *v = p + klen + 1;
-            snprintf(out, size, "%.*s", (int)strcspn(v, ","), v);
-            return;
-        }
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
-}
-
 /* "0+1+2" into ids; false on anything else. */
 static bool id_list(const char *text, uint32_t *ids, uint32_t *count)
 {
@@ -226,12 +209,12 @@ static int read_group(struct cli_rpc *c, struct group *g,
                        "this cohort? upgrade it first)",
                        c->addr);
     g->m.epoch = (uint32_t)v;
-    field(value, "voters", list, sizeof(list));
+    cli_list_field(value, "voters", list, sizeof(list));
     if (!id_list(list, g->m.voters, &g->m.voter_count) || g->m.voter_count == 0)
         return err_set(err, -COHORT_EPROTO, "%s: INFO's epoch line is %s",
                        c->addr, value);
     if (cli_info_field(text, len, "learners:", value, sizeof(value))) {
-        field(value, "ids", list, sizeof(list));
+        cli_list_field(value, "ids", list, sizeof(list));
         if (!id_list(list, g->m.learners, &g->m.learner_count))
             return err_set(err, -COHORT_EPROTO,
                            "%s: INFO's learners line is %s", c->addr, value);
@@ -252,11 +235,11 @@ static int read_group(struct cli_rpc *c, struct group *g,
         snprintf(name, sizeof(name), "member%" PRIu32 ":", i);
         if (!cli_info_field(text, len, name, line, sizeof(line)))
             continue;
-        field(line, "addr", g->client[i], sizeof(g->client[i]));
-        field(line, "peer", g->peer[i], sizeof(g->peer[i]));
-        field(line, "health", g->health[i], sizeof(g->health[i]));
-        field(line, "lag", lag, sizeof(lag));
-        field(line, "op", op, sizeof(op));
+        cli_list_field(line, "addr", g->client[i], sizeof(g->client[i]));
+        cli_list_field(line, "peer", g->peer[i], sizeof(g->peer[i]));
+        cli_list_field(line, "health", g->health[i], sizeof(g->health[i]));
+        cli_list_field(line, "lag", lag, sizeof(lag));
+        cli_list_field(line, "op", op, sizeof(op));
         if (!cli_decimal_u64(op, &g->op[i]))
             g->op[i] = 0;
         g->lag[i] = UINT64_MAX;
@@ -574,6 +557,27 @@ static void say_epoch(const struct run *r, const struct group *g,
            what, g->m.epoch, voters, learners, now_ms() - r->started);
 }
 
+/* Make replica id a learner (unless it is one), then, unless only_learner,
+ * wait until it has caught up. 0 when done; as propose() otherwise. */
+static int learner_caught_up(struct run *r, struct group *g, uint64_t id,
+                             bool only_learner)
+{
+    if (!is_learner(g, id)) {
+        struct membership next;
+        next_membership(g, UINT64_MAX, UINT64_MAX, id, &next);
+        int rc = propose(r, g, &next);
+        if (rc != 0)
+            return rc;
+        char what[FIELD_MAX + 128];
+        snprintf(what, sizeof(what), "replica %" PRIu64 " (%s) is a learner",
+                 id, g->client[id]);
+        say_epoch(r, g, what);
+    }
+    if (only_learner)
+        return 0;
+    return catch_up(r, g, id) != 0 ? -1 : 0;
+}
+
 static int run_add(struct run *r, struct group *g, uint64_t id)
 {
     char what[FIELD_MAX + 128];
@@ -591,22 +595,12 @@ static int run_add(struct run *r, struct group *g, uint64_t id)
                 id, g->m.epoch);
         return 1;
     }
+    int rc = learner_caught_up(r, g, id, r->m->learner);
+    if (rc != 0 || r->m->learner)
+        return rc;
     struct membership next;
-    if (!is_learner(g, id)) {
-        next_membership(g, UINT64_MAX, UINT64_MAX, id, &next);
-        int rc = propose(r, g, &next);
-        if (rc != 0)
-            return rc;
-        snprintf(what, sizeof(what), "replica %" PRIu64 " (%s) is a learner",
-                 id, g->client[id]);
-        say_epoch(r, g, what);
-        if (r->m->learner)
-            return 0;
-    }
-    if (catch_up(r, g, id) != 0)
-        return -1;
     next_membership(g, UINT64_MAX, id, UINT64_MAX, &next);
-    int rc = propose(r, g, &next);
+    rc = propose(r, g, &next);
     if (rc != 0)
         return rc;
     snprintf(what, sizeof(what), "replica %" PRIu64 " (%s) is a voter", id,
@@ -663,21 +657,12 @@ static int run_replace(struct run *r, struct group *g, uint64_t old,
                 id, old);
         return 1;
     }
+    int rc = learner_caught_up(r, g, id, false);
+    if (rc != 0)
+        return rc;
     struct membership next;
-    if (!is_learner(g, id)) {
-        next_membership(g, UINT64_MAX, UINT64_MAX, id, &next);
-        int rc = propose(r, g, &next);
-        if (rc != 0)
-            return rc;
-        char what[FIELD_MAX + 128];
-        snprintf(what, sizeof(what), "replica %" PRIu64 " (%s) is a learner",
-                 id, g->client[id]);
-        say_epoch(r, g, what);
-    }
-    if (catch_up(r, g, id) != 0)
-        return -1;
     next_membership(g, old, id, UINT64_MAX, &next);
-    int rc = propose(r, g, &next);
+    rc = propose(r, g, &next);
     if (rc != 0)
         return rc;
     char what[FIELD_MAX + 160];

@@ -125,24 +125,6 @@ static uint64_t field_u64(const char *text, const char *name)
     return out;
 }
 
-/* key=value from a "memberN:" line, into out ("" if absent). */
-static void member_field(const char *line, const char *key, char *out,
-                         size_t size)
-{
-    size_t klen = strlen(key);
-    out[0] = '\0';
-    for (const char *p = line; p != NULL && *p;) {
-        if (!strncmp(p, key, klen) && p[klen] == '=') {
-            const char *v = p + klen + 1;
-            snprintf(out, size, "%.*s", (int)strcspn(v, ","), v);
-            return;
-        }
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
-}
-
 /* Member i's line in the primary's INFO replication text. */
 static bool member_line(const char *text, uint32_t i, char *line, size_t size)
 {
@@ -226,14 +208,14 @@ static int check_all_up(struct rejuv *r, char *text, size_t size,
         if (!member_line(text, i, line, sizeof(line)))
             return err_set(err, -COHORT_EPROTO, "INFO has no member%" PRIu32,
                            i);
-        member_field(line, "addr", r->addr[i], sizeof(r->addr[i]));
-        member_field(line, "role", role, sizeof(role));
+        cli_list_field(line, "addr", r->addr[i], sizeof(r->addr[i]));
+        cli_list_field(line, "role", role, sizeof(role));
         r->outside[i] = !strcmp(role, "outside");
         r->learner[i] = !strcmp(role, "learner");
         if (r->outside[i])
             continue;
-        member_field(line, "health", health, sizeof(health));
-        member_field(line, "lag", lag, sizeof(lag));
+        cli_list_field(line, "health", health, sizeof(health));
+        cli_list_field(line, "lag", lag, sizeof(lag));
         uint64_t behind = 0;
         if (i != r->primary && strcmp(health, "ok"))
             return err_set(err, -COHORT_EAGAIN,
@@ -333,7 +315,7 @@ static bool all_links_up(const struct rejuv *r, char *which, size_t size)
             if (k == j || r->outside[k] ||
                 !member_line(text, k, line, sizeof(line)))
                 continue;
-            member_field(line, "link", link, sizeof(link));
+            cli_list_field(line, "link", link, sizeof(link));
             if (strcmp(link, "up")) {
                 snprintf(which, size,
                          "replica %" PRIu32 " has no link to replica %" PRIu32,
@@ -372,7 +354,7 @@ static int wait_back(struct rejuv *r, uint32_t i, const char *old_run_id,
         char line[FIELD_MAX * 2], health[32];
         if (!member_line(text, i, line, sizeof(line)))
             continue;
-        member_field(line, "health", health, sizeof(health));
+        cli_list_field(line, "health", health, sizeof(health));
         uint64_t commit = field_u64(text, "commit_op:");
         uint64_t lag = commit > m.commit ? commit - m.commit : 0;
         if (m.view != field_u64(text, "view:") ||
@@ -485,7 +467,7 @@ static uint32_t pick_target(const struct rejuv *r, const char *text,
                 (pass == 0 && !done[i]))
                 continue;
             if (member_line(text, i, line, sizeof(line))) {
-                member_field(line, "lag", lag, sizeof(lag));
+                cli_list_field(line, "lag", lag, sizeof(lag));
                 (void)cli_decimal_u64(lag, &behind);
             }
             if (behind < best_lag) {

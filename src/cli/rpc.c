@@ -233,3 +233,20 @@ int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
                    "the cluster up (cohort status %s)?",
                    addr, addr);
 }
+
+bool cli_list_field(const char *line, const char *key, char *out, size_t size)
+{
+    size_t klen = strlen(key);
+    out[0] = '\0';
+    for (const char *p = line; p != NULL && *p;) {
+        if (!strncmp(p, key, klen) && p[klen] == '=') {
+            const char *v = p + klen + 1;
+            snprintf(out, size, "%.*s", (int)strcspn(v, ","), v);
+            return true;
+        }
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    return false;
+}

@@ -55,6 +55,9 @@ int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
 /* The value of "name:" in INFO text, into out; false if absent. */
 bool cli_info_field(const char *text, size_t len, const char *name, char *out,
                     size_t size);
+/* The value of key=value in a comma-separated list (an INFO line such as
+ * "member1:addr=...,role=backup"), into out; "" and false if absent. */
+bool cli_list_field(const char *line, const char *key, char *out, size_t size);
 /* Sleep ms milliseconds (resumed after signals). */
 void cli_pause_ms(long ms);
 

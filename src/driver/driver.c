@@ -408,17 +408,18 @@ void driver_status(const struct driver *d, struct driver_status *out)
     out->snapshot_chunks_refused = d->chunks_refused;
     out->membership = *replica_membership(r);
     out->removed = replica_removed(r);
-    out->receiving = d->receiving;
+    struct driver_transfer_status *t = &out->transfer;
+    t->receiving = d->receiving;
     if (d->receiving) {
-        out->receiving_from = d->receiving_from;
-        out->receiving_op = d->receiver.op;
-        out->received = d->receiver.received;
-        out->receiving_size = d->receiver.file_size;
+        t->receiving_from = d->receiving_from;
+        t->receiving_op = d->receiver.op;
+        t->received = d->receiver.received;
+        t->receiving_size = d->receiver.file_size;
     }
     for (uint32_t i = 0; i < d->c.replica_count; i++)
         if (d->sends[i].active) {
-            out->sending_offset[i] = d->sends[i].offset;
-            out->sending_size[i] = d->sends[i].reader.info.file_size;
+            t->sending_offset[i] = d->sends[i].offset;
+            t->sending_size[i] = d->sends[i].reader.info.file_size;
         }
 }
 

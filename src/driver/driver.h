@@ -275,6 +275,17 @@ int driver_export(struct driver *d, struct driver_snapshot *snap);
 /* Milliseconds until the driver needs driver_tick() (0: at once). */
 uint64_t driver_next_tick_ms(const struct driver *d);
 
+/* State transfer under way: a snapshot being received (from whom, its op,
+ * bytes written of its size), and per peer one being sent (offset of size;
+ * size 0: none). */
+struct driver_transfer_status {
+    bool receiving;
+    uint32_t receiving_from;
+    uint64_t receiving_op, received, receiving_size;
+    uint64_t sending_offset[COHORT_REPLICAS_MAX];
+    uint64_t sending_size[COHORT_REPLICAS_MAX];
+};
+
 struct driver_status {
     enum replica_status status;
     uint64_t view;
@@ -307,14 +318,7 @@ struct driver_status {
      * the epoch), and whether this replica is outside it. */
     struct membership membership;
     bool removed;
-    /* State transfer: a snapshot being received (from whom, its op, bytes
-     * written of file_size), and per peer one being sent (offset of
-     * size; size 0: none). */
-    bool receiving;
-    uint32_t receiving_from;
-    uint64_t receiving_op, received, receiving_size;
-    uint64_t sending_offset[COHORT_REPLICAS_MAX];
-    uint64_t sending_size[COHORT_REPLICAS_MAX];
+    struct driver_transfer_status transfer;
 };
 void driver_status(const struct driver *d, struct driver_status *out);
 

@@ -435,13 +435,7 @@ void node_status(const struct node *n, struct node_status *out)
     out->replica_count = ds.replica_count;
     out->membership = ds.membership;
     out->removed = ds.removed;
-    out->receiving = ds.receiving;
-    out->receiving_from = ds.receiving_from;
-    out->receiving_op = ds.receiving_op;
-    out->received = ds.received;
-    out->receiving_size = ds.receiving_size;
-    memcpy(out->sending_offset, ds.sending_offset, sizeof(out->sending_offset));
-    memcpy(out->sending_size, ds.sending_size, sizeof(out->sending_size));
+    out->transfer = ds.transfer;
     out->op = ds.op;
     out->commit = ds.commit;
     out->applied = ds.applied;

@@ -137,13 +137,7 @@ struct node_status {
      * removed: this replica is outside it (never added, or removed). */
     struct membership membership;
     bool removed;
-    /* State transfer (struct driver_status): receiving a snapshot, and
-     * sending one to each peer (size 0: not sending). */
-    bool receiving;
-    uint32_t receiving_from;
-    uint64_t receiving_op, received, receiving_size;
-    uint64_t sending_offset[COHORT_REPLICAS_MAX];
-    uint64_t sending_size[COHORT_REPLICAS_MAX];
+    struct driver_transfer_status transfer; /* snapshots in flight */
     uint64_t op;
     uint64_t commit;
     uint64_t applied;

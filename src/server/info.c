@@ -155,10 +155,10 @@ static void member_line(struct resp_buf *t, const struct node_status *st,
     uint64_t lag =
         st->commit > st->peer_op[i] ? st->commit - st->peer_op[i] : 0;
     char transfer[64] = "";
-    if (st->sending_size[i])
+    if (st->transfer.sending_size[i])
         snprintf(transfer, sizeof(transfer),
                  ",snapshot_sent=%" PRIu64 ",snapshot_size=%" PRIu64,
-                 st->sending_offset[i], st->sending_size[i]);
+                 st->transfer.sending_offset[i], st->transfer.sending_size[i]);
     line(t,
          "member%u:addr=%s,peer=%s,role=%s,health=%s,link=%s,op=%" PRIu64
          ",lag=%" PRIu64 "%s",
@@ -276,12 +276,12 @@ static void section_replication(struct resp_buf *t, const struct info_input *in)
          : membership_is_learner(&st->membership, st->self) ? "learner"
                                                             : "voter");
     line(t, "op:%" PRIu64, st->op);
-    if (st->receiving)
+    if (st->transfer.receiving)
         line(t,
              "state_transfer:from=%" PRIu32 ",op=%" PRIu64 ",received=%" PRIu64
              ",size=%" PRIu64,
-             st->receiving_from, st->receiving_op, st->received,
-             st->receiving_size);
+             st->transfer.receiving_from, st->transfer.receiving_op,
+             st->transfer.received, st->transfer.receiving_size);
     line(t, "commit_op:%" PRIu64, st->commit);
     line(t, "applied_op:%" PRIu64, st->applied);
     line(t, "view_changes:%" PRIu64, st->view_changes);

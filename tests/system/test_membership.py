@@ -37,7 +37,8 @@ sys.dont_write_bytecode = True
 import cluster as cl  # noqa: E402
 import resp  # noqa: E402
 from cluster import check, log  # noqa: E402
-from workload import Incrementer, Writers, verify_writes  # noqa: E402
+from workload import (Incrementer, Writers, stop_and_check,  # noqa: E402
+                      verify_writes)
 
 
 def cli(c, *args, expect=0):
@@ -243,25 +244,12 @@ def main(binary):
 
     time.sleep(0.3)
     t_end = time.monotonic()
-    writers.stop()
-    inc.stop()
-    gap = writers.longest_gap(t_begin, t_end)
-    errors = dict(writers.stats.errors)
-    for k, v in inc.stats.errors.items():
-        errors[k] = errors.get(k, 0) + v
-    retried = errors.pop("TRYAGAIN", 0)
-    for k in ("ConnectionRefusedError", "ConnectionResetError",
-              "ConnectionClosed"):
-        # Restarted replicas (the removed one, the rolling restart) close
-        # their connections: a raw client reconnects and retries.
-        retried += errors.pop(k, 0)
-    log("load: %s; incrementer at %d" % (writers.summary(), inc.last_acked))
-    check(not writers.stats.unexpected, "unexpected replies: %s"
-          % writers.stats.unexpected[:5])
-    check(inc.session_lost is None, "incrementer: %s" % inc.session_lost)
-    check(not inc.violations, "; ".join(inc.violations))
-    check(sum(errors.values()) == 0, "requests failed during membership "
-          "changes: %s" % errors)
+    # Restarted replicas (the removed one, the rolling restart) close
+    # their connections: a raw client reconnects and retries.
+    retried, gap = stop_and_check(
+        writers, inc, t_begin, t_end,
+        ("TRYAGAIN", "ConnectionRefusedError", "ConnectionResetError",
+         "ConnectionClosed"), "membership changes")
     problems = []
     for i in voters:
         problems += verify_writes(c, writers, i)

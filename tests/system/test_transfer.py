@@ -26,7 +26,8 @@ sys.dont_write_bytecode = True
 import cluster as cl  # noqa: E402
 import resp  # noqa: E402
 from cluster import check, log  # noqa: E402
-from workload import Incrementer, Writers, verify_writes  # noqa: E402
+from workload import (Incrementer, Writers, stop_and_check,  # noqa: E402
+                      verify_writes)
 
 ROUNDS = 4  # raw COHORT.TRANSFER rounds: each backup in turn, twice
 
@@ -167,22 +168,8 @@ def main(binary):
           "primary to r%d: %s" % (target, c.roles()))
     time.sleep(0.5)
     t_end = time.monotonic()
-    writers.stop()
-    inc.stop()
-    gap = writers.longest_gap(t_begin, t_end)
-    errors = dict(writers.stats.errors)
-    for k2, v in inc.stats.errors.items():
-        errors[k2] = errors.get(k2, 0) + v
-    retried = errors.pop("TRYAGAIN", 0)
-    log("load: %s; incrementer at %d; errors other than -TRYAGAIN: %s"
-        % (writers.summary(), inc.last_acked, errors or "none"))
-    check(not writers.stats.unexpected, "unexpected replies: %s"
-          % writers.stats.unexpected[:5])
-    check(inc.session_lost is None, "incrementer: %s" % inc.session_lost)
-    check(not inc.violations, "; ".join(inc.violations))
-    failed = sum(errors.values())
-    check(failed == 0, "%d requests failed during transfers: %s"
-          % (failed, errors))
+    retried, gap = stop_and_check(writers, inc, t_begin, t_end,
+                                  ("TRYAGAIN",), "transfers")
     problems = []
     for i in c.live():
         problems += verify_writes(c, writers, i)

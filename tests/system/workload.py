@@ -279,3 +279,27 @@ def verify_writes(cluster, writers, replica, readonly=False, label=None):
         problems.append("%s: %s holds %r, which was never written"
                         % (label, k, got.get(k)))
     return problems
+
+
+def stop_and_check(writers, inc, t_begin, t_end, retried_codes, what):
+    """Stop the writers and the incrementer; fail the test on an unexpected
+    reply, a lost session, an exactly-once violation or an error outside
+    retried_codes. Returns (retried count, the longest ack gap in s)."""
+    from cluster import check, log  # late: cluster imports resp only
+    writers.stop()
+    inc.stop()
+    gap = writers.longest_gap(t_begin, t_end)
+    errors = dict(writers.stats.errors)
+    for k, v in inc.stats.errors.items():
+        errors[k] = errors.get(k, 0) + v
+    retried = sum(errors.pop(k, 0) for k in retried_codes)
+    log("load: %s; incrementer at %d; errors other than %s: %s"
+        % (writers.summary(), inc.last_acked, "/".join(retried_codes),
+           errors or "none"))
+    check(not writers.stats.unexpected, "unexpected replies: %s"
+          % writers.stats.unexpected[:5])
+    check(inc.session_lost is None, "incrementer: %s" % inc.session_lost)
+    check(not inc.violations, "; ".join(inc.violations))
+    check(sum(errors.values()) == 0, "%d requests failed during %s: %s"
+          % (sum(errors.values()), what, errors))
+    return retried, gap
