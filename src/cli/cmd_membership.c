@@ -189,12 +189,11 @@ static bool id_list(const char *text, uint32_t *ids, uint32_t *count)
 static int read_group(struct cli_rpc *c, struct group *g,
                       struct cohort_err *err)
 {
-    struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
-    int rc = cli_rpc_expect(c, 2, info, RESP_TYPE_BULK, err);
+    const char *text;
+    size_t len;
+    int rc = cli_rpc_info(c, "replication", &text, &len, err);
     if (rc != 0)
         return rc;
-    const char *text = c->nodes[0].str;
-    size_t len = c->nodes[0].len;
     memset(g, 0, sizeof(*g));
     char value[FIELD_MAX], list[FIELD_MAX], role[32] = "";
     uint64_t v;

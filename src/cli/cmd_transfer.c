@@ -90,12 +90,11 @@ struct view_seen {
 static int read_view(struct cli_rpc *c, struct view_seen *v,
                      struct cohort_err *err)
 {
-    struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
-    int rc = cli_rpc_expect(c, 2, info, RESP_TYPE_BULK, err);
+    const char *text;
+    size_t len;
+    int rc = cli_rpc_info(c, "replication", &text, &len, err);
     if (rc != 0)
         return rc;
-    const char *text = c->nodes[0].str;
-    size_t len = c->nodes[0].len;
     char view[32] = "", primary[32] = "";
     v->role[0] = '\0';
     cli_info_field(text, len, "role:", v->role, sizeof(v->role));

@@ -250,3 +250,15 @@ bool cli_list_field(const char *line, const char *key, char *out, size_t size)
     }
     return false;
 }
+
+int cli_rpc_info(struct cli_rpc *c, const char *section, const char **text,
+                 size_t *len, struct cohort_err *err)
+{
+    struct resp_arg info[] = {{"INFO", 4}, {section, strlen(section)}};
+    int rc = cli_rpc_expect(c, 2, info, RESP_TYPE_BULK, err);
+    if (rc != 0)
+        return rc;
+    *text = c->nodes[0].str;
+    *len = c->nodes[0].len;
+    return 0;
+}

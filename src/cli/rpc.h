@@ -52,6 +52,9 @@ int cli_rpc_open_member(struct cli_rpc *c, const char *addr,
  * member's INFO replication, for up to 10 s of view changes. */
 int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
                          size_t reply_size_max, struct cohort_err *err);
+/* INFO <section> on c: its text (valid until the next call on c). */
+int cli_rpc_info(struct cli_rpc *c, const char *section, const char **text,
+                 size_t *len, struct cohort_err *err);
 /* The value of "name:" in INFO text, into out; false if absent. */
 bool cli_info_field(const char *text, size_t len, const char *name, char *out,
                     size_t size);

@@ -37,8 +37,8 @@ sys.dont_write_bytecode = True
 import cluster as cl  # noqa: E402
 import resp  # noqa: E402
 from cluster import check, log  # noqa: E402
-from workload import (Incrementer, Writers, stop_and_check,  # noqa: E402
-                      verify_writes)
+from workload import (Incrementer, Writers,  # noqa: E402
+                      check_writes_and_counter, stop_and_check)
 
 
 def cli(c, *args, expect=0):
@@ -250,14 +250,7 @@ def main(binary):
         writers, inc, t_begin, t_end,
         ("TRYAGAIN", "ConnectionRefusedError", "ConnectionResetError",
          "ConnectionClosed"), "membership changes")
-    problems = []
-    for i in voters:
-        problems += verify_writes(c, writers, i)
-    check(not problems, "lost or wrong writes:\n  " +
-          "\n  ".join(problems[:30]))
-    got = cl.read_all(c, c.find_primary(), [inc.key])[inc.key]
-    err = inc.check_final(got)
-    check(err is None, err or "")
+    check_writes_and_counter(c, writers, inc, voters)
     c.check_healthy()
     return ("3 -> 5 -> 3 voters under load (epoch %d), %d writes acked, 0 "
             "failed (%d retried); a returning removed member changed "

@@ -26,8 +26,8 @@ sys.dont_write_bytecode = True
 import cluster as cl  # noqa: E402
 import resp  # noqa: E402
 from cluster import check, log  # noqa: E402
-from workload import (Incrementer, Writers, stop_and_check,  # noqa: E402
-                      verify_writes)
+from workload import (Incrementer, Writers,  # noqa: E402
+                      check_writes_and_counter, stop_and_check)
 
 ROUNDS = 4  # raw COHORT.TRANSFER rounds: each backup in turn, twice
 
@@ -170,14 +170,7 @@ def main(binary):
     t_end = time.monotonic()
     retried, gap = stop_and_check(writers, inc, t_begin, t_end,
                                   ("TRYAGAIN",), "transfers")
-    problems = []
-    for i in c.live():
-        problems += verify_writes(c, writers, i)
-    check(not problems, "lost or wrong writes:\n  " +
-          "\n  ".join(problems[:30]))
-    got = cl.read_all(c, c.find_primary(), [inc.key])[inc.key]
-    err = inc.check_final(got)
-    check(err is None, err or "")
+    check_writes_and_counter(c, writers, inc, c.live())
     c.check_healthy()
     ms = sorted(1000 * x for x in to_first_ack)
     return ("%d transfers under load, %d writes acked, 0 failed (%d "

@@ -303,3 +303,17 @@ def stop_and_check(writers, inc, t_begin, t_end, retried_codes, what):
     check(sum(errors.values()) == 0, "%d requests failed during %s: %s"
           % (sum(errors.values()), what, errors))
     return retried, gap
+
+
+def check_writes_and_counter(cluster, writers, inc, replicas):
+    """Every acknowledged write reads back on each of replicas, and the
+    incrementer's counter (read at the primary) is exact."""
+    import cluster as cl  # late: cluster imports resp only
+    problems = []
+    for i in replicas:
+        problems += verify_writes(cluster, writers, i)
+    cl.check(not problems, "lost or wrong writes:\n  " +
+             "\n  ".join(problems[:30]))
+    got = cl.read_all(cluster, cluster.find_primary(), [inc.key])[inc.key]
+    err = inc.check_final(got)
+    cl.check(err is None, err or "")
