@@ -25,10 +25,25 @@ static bool starts_with(const char *line, const char *end, const char *word)
     return (size_t)(end - line) >= n && memcmp(line, word, n) == 0;
 }
 
-/* "member<digits>:addr=<addr>,..." */
+/* Whether a member line says role=outside: a replica outside the epoch's
+ * membership (a spare not yet added, or removed) gets no log and may be
+ * stale forever, so it is no member to send anything to. */
+static bool outside(const char *line, const char *end)
+{
+    static const char word[] = ",role=outside";
+    size_t n = sizeof(word) - 1;
+    for (const char *p = line; (size_t)(end - p) >= n; p++)
+        if (memcmp(p, word, n) == 0 && (p + n == end || p[n] == ','))
+            return true;
+    return false;
+}
+
+/* "member<digits>:addr=<addr>,...", unless it is outside. */
 static void member_line(const char *line, const char *end,
                         struct client_layout *out)
 {
+    if (outside(line, end))
+        return;
     const char *p = line + strlen("member");
     const char *digits = p;
     while (p < end && *p >= '0' && *p <= '9')

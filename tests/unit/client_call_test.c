@@ -226,6 +226,21 @@ static void layout_names_the_primary_and_members(void **state)
     assert_string_equal(l.primary, "127.0.0.1:7002");
     assert_int_equal(l.member_count, 3);
     assert_string_equal(l.members[2], "127.0.0.1:7003");
+    /* A reconfigured group: learners are members to read from, replicas
+     * outside the membership (spares, removed) are not. */
+    const char *epochs =
+        "role:primary\r\nprimary:127.0.0.1:7001\r\n"
+        "member0:addr=127.0.0.1:7001,peer=127.0.0.1:8001,role=primary,"
+        "health=self\r\n"
+        "member1:addr=127.0.0.1:7002,peer=127.0.0.1:8002,role=outside,"
+        "health=ok,link=up,op=0,lag=9\r\n"
+        "member2:addr=127.0.0.1:7003,peer=127.0.0.1:8003,role=learner,"
+        "health=ok,link=up,op=9,lag=0\r\n"
+        "member3:addr=127.0.0.1:7004,peer=127.0.0.1:8004,role=outside\r\n";
+    client_layout_parse(epochs, strlen(epochs), &l);
+    assert_int_equal(l.member_count, 2);
+    assert_string_equal(l.members[0], "127.0.0.1:7001");
+    assert_string_equal(l.members[1], "127.0.0.1:7003");
 }
 
 static void layout_without_a_primary_or_with_garbage(void **state)
