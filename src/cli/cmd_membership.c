@@ -344,6 +344,10 @@ struct run {
     bool open;
     uint64_t started;
     uint64_t entry_op; /* the last proposed RECONFIG entry's op */
+    /* The members' client addresses, as last read: where to look for the
+     * primary when --cluster's member no longer knows it. */
+    char known[COHORT_REPLICAS_MAX][FIELD_MAX];
+    uint32_t known_count;
     struct cohort_err err;
 };
 
@@ -355,10 +359,23 @@ static int refresh(struct run *r, struct group *g)
     if (r->open)
         cli_rpc_close(&r->c);
     r->open = false;
-    if (cli_rpc_open_primary(&r->c, r->m->cluster, INFO_SIZE_MAX, &r->err) != 0)
+    int rc = cli_rpc_open_primary(&r->c, r->m->cluster, INFO_SIZE_MAX, &r->err);
+    /* The member given may have left the group (the change removed it, or
+     * it is down): ask the others the group had. */
+    for (uint32_t i = 0; rc != 0 && i < r->known_count; i++)
+        if (r->known[i][0] && strcmp(r->known[i], r->m->cluster) != 0)
+            rc = cli_rpc_open_primary(&r->c, r->known[i], INFO_SIZE_MAX,
+                                      &r->err);
+    if (rc != 0)
         return -1;
     r->open = true;
-    return read_group(&r->c, g, &r->err);
+    rc = read_group(&r->c, g, &r->err);
+    if (rc == 0) {
+        r->known_count = g->count;
+        for (uint32_t i = 0; i < g->count; i++)
+            snprintf(r->known[i], sizeof(r->known[i]), "%s", g->client[i]);
+    }
+    return rc;
 }
 
 static bool expired(const struct run *r)

@@ -213,15 +213,19 @@ int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
             cli_rpc_close(c);
             return rc;
         }
-        char role[32] = "", primary[256];
+        char role[32] = "", primary[256], member[32] = "";
         const char *text = c->nodes[0].str;
         size_t len = c->nodes[0].len;
         if (cli_info_field(text, len, "role:", role, sizeof(role)) &&
             !strcmp(role, "primary"))
             return 0;
+        /* A backup names its primary; so does a replica outside the
+         * membership (removed, a spare) once it learned the epoch. */
+        cli_info_field(text, len, "self_member:", member, sizeof(member));
         bool redirect =
-            !strcmp(role, "backup") &&
-            cli_info_field(text, len, "primary:", primary, sizeof(primary));
+            (!strcmp(role, "backup") || !strcmp(member, "outside")) &&
+            cli_info_field(text, len, "primary:", primary, sizeof(primary)) &&
+            strcmp(primary, target) != 0;
         cli_rpc_close(c); /* text was c's buffer */
         if (redirect)
             snprintf(target, sizeof(target), "%s", primary);

@@ -429,7 +429,10 @@ static void enter_epoch(struct replica *r, const struct membership *given,
     r->view_op = op;
     r->primary_op = op;
     r->learned = true;
+    bool was_member = !r->removed;
     r->removed = !vr_is_member(r, r->c.self);
+    if (was_member && r->removed)
+        r->spare_retired = true;
     uint32_t primary = vr_primary_of(r, 0);
     if (r->removed) {
         r->status = STATUS_RECOVERING; /* asks around for a later epoch */

@@ -16,7 +16,7 @@ void vr_send_recovery(struct replica *r)
     r->recovery_sent_ms = r->now_ms;
     struct message m = {
         .type = MSG_RECOVERY, .view = r->view, .nonce = r->nonce};
-    if (r->c.spare && !vr_is_member(r, r->c.self))
+    if (r->c.spare && !r->spare_retired && !vr_is_member(r, r->c.self))
         m.flags = MSG_FLAG_SPARE; /* add me (epoch.c, vr_on_spare()) */
     size_t size;
     const uint8_t *data = vr_encode(r, &m, NULL, &size);

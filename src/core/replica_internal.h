@@ -164,7 +164,11 @@ struct replica {
      * leaves next_* set until the step ends and the replica moves. */
     uint64_t epoch_op;
     uint64_t epoch_checksum;
-    bool removed;           /* not a member of cfg: takes no part */
+    bool removed; /* not a member of cfg: takes no part */
+    /* A spare that was a member and was then taken out of the membership
+     * (cohort remove) stops asking to be added, until it restarts: the
+     * operator's removal is not undone behind their back. */
+    bool spare_retired;
     bool catching_up;       /* its log does not reach epoch_op yet: no part */
     uint32_t catch_up_next; /* whom catching up asks next */
     uint32_t bug_removed_mask; /* BUG_COUNT_REMOVED: ids kept on */

@@ -16,6 +16,9 @@ elsewhere, and one COHORT.REQ incrementer):
   3. SIGKILL the primary: a view change elects another voter, which
      replaces the dead primary with the now caught-up spare from step 2.
 
+  4. `cohort remove` the --spare replica: it stays outside (it does not ask
+     to be added again).
+
 Pass: each replacement happens (within a generous deadline: the time it
 took is printed, never asserted), the voters are always 3, no request
 fails except the retried -TRYAGAIN and closed connections, every
@@ -24,6 +27,7 @@ acknowledged write reads back on every voter and the counter is exact.
 usage: test_spares.py [path/to/cohort]
 """
 
+import subprocess
 import sys
 import time
 
@@ -156,6 +160,22 @@ def main(binary):
          "ConnectionResetError", "ConnectionClosed", "TimeoutError",
          "timeout"), "replacements")
     check_writes_and_counter(c, writers, inc, m3[1])
+    # 4. The operator removes the --spare replica: it stays out (a spare
+    # that asked to be added again would undo the removal). The command is
+    # given the removed replica's own address: it must find the primary
+    # after the change through a member that has left.
+    at = "127.0.0.1:%d" % c.client_ports[SPARE]
+    out = subprocess.run([c.binary, "remove", "--cluster", at, str(SPARE)],
+                         capture_output=True, text=True, timeout=60 * c.slow)
+    check(out.returncode == 0, "cohort remove %d: %s" % (SPARE, out.stderr))
+    log(out.stdout.strip())
+    time.sleep(4 * grace / 1000.0)
+    _, m4 = wait_membership(c, "after the removal", lambda e, v, ln: True,
+                            10 * c.slow)
+    check(SPARE not in m4[1] + m4[2], "the removed spare r%d is back: %s"
+          % (SPARE, m4[:3]))
+    check(membership(c, SPARE)[3] == "outside", "r%d does not say it is "
+          "outside" % SPARE)
     return ("2 voters replaced by spares under load (epoch %d, voters %s), "
             "%d writes acked, 0 lost (%d retried); a returning replaced "
             "voter stayed a spare; longest ack gap %.0f ms"
