@@ -18,7 +18,8 @@
 # replica-N.log and replica-N.pid; COHORT is the binary (default
 # build/cohort); BENCH_KEEP_DATA=1 keeps the data of an earlier run;
 # BENCH_CLIENT_PORT and BENCH_PEER_PORT move the two port blocks (each the
-# first of three; e.g. on a machine where others use 7401-7503);
+# first of BENCH_REPLICAS; e.g. on a machine where others use 7401-7503);
+# BENCH_REPLICAS (default 3) is the group's size (the port blocks grow with it);
 # COHORT_SERVER_ARGS is added to every `cohort server` command line (e.g.
 # "--snapshot-interval-ops 20000").
 #
@@ -34,9 +35,12 @@ dir=${BENCH_DIR:-/tmp/cohort-bench}
 cohort=${COHORT:-$root/build/cohort}
 cbase=${BENCH_CLIENT_PORT:-7401}
 pbase=${BENCH_PEER_PORT:-7501}
-clients=127.0.0.1:$cbase,127.0.0.1:$((cbase + 1)),127.0.0.1:$((cbase + 2))
-peers=127.0.0.1:$pbase,127.0.0.1:$((pbase + 1)),127.0.0.1:$((pbase + 2))
-replicas=3
+replicas=${BENCH_REPLICAS:-3}
+clients=127.0.0.1:$cbase peers=127.0.0.1:$pbase
+for ((k = 1; k < replicas; k++)); do
+    clients=$clients,127.0.0.1:$((cbase + k))
+    peers=$peers,127.0.0.1:$((pbase + k))
+done
 
 die() {
     echo "cohort_cluster: $*" >&2

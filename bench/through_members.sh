@@ -2,10 +2,11 @@
 # through_members.sh — a short before/after comparison of cohort through all
 # members against the primary alone: writes at 1, 16 and 128 outstanding,
 # linearizable reads (GET) and local reads (READONLY GET) at 128, each for
-# SECS seconds (default 5) on a fresh 3-replica cluster (cohort_cluster.sh).
+# SECS seconds (default 5) on a fresh 3-replica cluster (cohort_cluster.sh;
+# BENCH_REPLICAS=5 for 5 replicas).
 # Prints one `cohort bench` result line per run, prefixed by where the load
 # went ("all" or "primary") and followed by the replicas' CPU time per op
-# (user+system of the three server processes over the run, divided by the
+# (user+system of the server processes over the run, divided by the
 # acknowledged ops; the read runs' preload of 1,000 keys is in it, a
 # negligible share) and their voluntary context switches per op. The
 # machine's other load shows in the throughput, much less in these two.
@@ -17,7 +18,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 cohort=${COHORT:-$here/../build/cohort}
 secs=${1:-5}
 cbase=${BENCH_CLIENT_PORT:-7401}
-all=127.0.0.1:$cbase,127.0.0.1:$((cbase + 1)),127.0.0.1:$((cbase + 2))
+all=127.0.0.1:$cbase
+for ((k = 1; k < ${BENCH_REPLICAS:-3}; k++)); do
+    all=$all,127.0.0.1:$((cbase + k))
+done
 export COHORT=$cohort
 "$here/cohort_cluster.sh" start
 trap '"$here/cohort_cluster.sh" stop' EXIT
