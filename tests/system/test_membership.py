@@ -13,7 +13,9 @@ one more original voter. Pass:
   - the removed replicas say they are outside (INFO, their log), and one
     of them, SIGKILLed and restarted on its data, changes nothing: same
     epoch, same primary, same view, still outside;
-  - no request fails except -TRYAGAIN (retried, counted, printed);
+  - no request fails except -TRYAGAIN, -UNKNOWN and closed connections
+    (retried, counted, printed; the incrementer retries the same
+    COHORT.REQ, so exactly once is checked);
   - every acknowledged write reads back on each voter and the counter is
     exact;
   - the view upcall (cohort:views FROM 0) rises in (epoch, view) and ends
@@ -235,22 +237,27 @@ def main(binary):
     check(c.info(gone[0]).get("self_member") == "outside",
           "r%d rejoined by itself" % gone[0])
 
-    # A rolling restart of the reconfigured group leaves the outsiders be.
+    time.sleep(0.3)
+    t_end = time.monotonic()
+    # The removed replica, restarted, closes its connections: a raw client
+    # reconnects and retries. A raw client may also see -UNKNOWN (about one
+    # run in ten) when the primary removes itself: the writers retry, and
+    # the incrementer retries the same COHORT.REQ, which the client table
+    # answers once: exactly once is checked below; the C client hides it.
+    retried, gap = stop_and_check(
+        writers, inc, t_begin, t_end,
+        ("TRYAGAIN", "UNKNOWN", "ConnectionRefusedError",
+         "ConnectionResetError", "ConnectionClosed"), "membership changes")
+    check_writes_and_counter(c, writers, inc, voters)
+
+    # A rolling restart of the reconfigured group leaves the outsiders be
+    # (under load in test_rejuvenate; a raw client may see -UNKNOWN there
+    # when a restart cuts a forwarded write).
     out = cli(c, "rejuvenate", "--cluster", at)
     check("rejuvenated 3 replicas" in out.stdout, out.stdout)
     for g in gone:
         check(c.info(g).get("self_member") == "outside",
               "r%d rejoined in the rolling restart" % g)
-
-    time.sleep(0.3)
-    t_end = time.monotonic()
-    # Restarted replicas (the removed one, the rolling restart) close
-    # their connections: a raw client reconnects and retries.
-    retried, gap = stop_and_check(
-        writers, inc, t_begin, t_end,
-        ("TRYAGAIN", "ConnectionRefusedError", "ConnectionResetError",
-         "ConnectionClosed"), "membership changes")
-    check_writes_and_counter(c, writers, inc, voters)
     c.check_healthy()
     return ("3 -> 5 -> 3 voters under load (epoch %d), %d writes acked, 0 "
             "failed (%d retried); a returning removed member changed "
