@@ -472,9 +472,12 @@ static void on_start_epoch(struct replica *r, const struct message *m)
     }
     /* Our commit is at or below E, or our log holds E: a replica whose
      * metadata of the new epoch was lost in a crash may have persisted
-     * (and committed, by commit_floor()) entries of the new epoch. */
+     * (and committed, by commit_floor()) entries of the new epoch, or
+     * installed a snapshot past E. A snapshot holds committed state only,
+     * and committed prefixes agree, so one past E holds the decided E. */
     uint64_t ours;
-    bool holds = log_checksum(&r->log, m->op, &ours) && ours == m->checksum;
+    bool holds = m->op < r->log.base ||
+                 (log_checksum(&r->log, m->op, &ours) && ours == m->checksum);
     if ((m->op < r->commit && !holds) ||
         (m->op <= r->commit && log_checksum(&r->log, m->op, &ours) &&
          ours != m->checksum)) {

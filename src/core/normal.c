@@ -347,11 +347,15 @@ static void on_request(struct replica *r, const struct client_request *req,
         r->stats.requests_duplicate++;
         return; /* answered when it commits */
     }
-    if (vr_handoff_active(r) || vr_wedged(r)) {
+    if (replica_holding(r)) {
         /* Draining for a leadership transfer, or wedged behind a RECONFIG
-         * entry: nothing new is proposed (certainly not applied: the
-         * client retries at the new primary, or in the new epoch). */
-        vr_reply(r, req->client_id, req->request_no, REPLY_VIEW_CHANGE);
+         * entry: nothing new is proposed now. BUSY (certainly not applied,
+         * and the rest of the batch with it): a driver holds it and offers
+         * it again when the commit point moves or the hold ends, so a
+         * primary that stays primary in the next epoch orders it there,
+         * and one that does not passes it on to the new primary. */
+        *busy = true;
+        vr_reply(r, req->client_id, req->request_no, REPLY_BUSY);
         return;
     }
     if (req->over_limit) {

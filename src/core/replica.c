@@ -594,6 +594,11 @@ uint32_t replica_primary(const struct replica *r)
     return vr_primary_of(r, r->view);
 }
 
+bool replica_holding(const struct replica *r)
+{
+    return vr_handoff_active(r) || vr_wedged(r);
+}
+
 bool replica_is_primary(const struct replica *r)
 {
     return r->status == STATUS_NORMAL && vr_primary_of(r, r->view) == r->c.self;

@@ -461,6 +461,10 @@ const struct membership *replica_membership(const struct replica *r);
 bool replica_removed(const struct replica *r);
 uint32_t replica_primary(const struct replica *r); /* of the current view */
 bool replica_is_primary(const struct replica *r);  /* and NORMAL */
+/* A primary that proposes nothing new for now: draining for a leadership
+ * transfer, or wedged behind its epoch's RECONFIG entry. Requests get
+ * REPLY_BUSY meanwhile. */
+bool replica_holding(const struct replica *r);
 uint64_t replica_op(const struct replica *r);
 uint64_t replica_commit(const struct replica *r);
 /* The index a linearizable read arriving now is served at (read_index.c):

@@ -160,6 +160,8 @@ static void on_view(struct driver *d, const struct cohort_view_info *v)
         d->host.view(d->host.ctx, v);
     if (!replica_is_primary(d->r))
         drv_lost_primary(d);
+    else
+        drv_became_primary(d);
 }
 
 static void carry_out(struct driver *d, const struct actions *acts)
@@ -261,6 +263,7 @@ void driver_tick(struct driver *d)
     driver_turn_end(d);
     struct event ev = {.type = EV_TICK};
     drv_step(d, &ev);
+    drv_parked_check(d);
     drv_snapshot_retry_due(d);
     drv_pump_snapshot_sends(d);
 }

@@ -87,13 +87,20 @@ struct driver {
     uint32_t pending_cap, pending_count;
 
     /* Requests the core turned away because its pipeline or log was full
-     * (REPLY_BUSY), oldest first, offered again when the commit point or
-     * the log's start moves. While any wait, new ones queue behind them,
-     * so a connection's requests keep their order. */
+     * or it held proposals (REPLY_BUSY), oldest first, offered again when
+     * the commit point or the log's start moves, a hold ends, or this
+     * replica leads again. While any wait, new ones queue behind them, so a
+     * connection's requests keep their order. During a view change that
+     * took the primary role away they wait too (never proposed), until the
+     * view's outcome decides, or parked_since_ms + the bound passes. */
     struct deferred *deferred;
     uint32_t deferred_count, deferred_cap;
     uint64_t deferred_bytes;
     uint64_t deferred_commit, deferred_base;
+    bool deferred_held;       /* replica_holding() when the queue began */
+    bool deferred_kick;       /* this replica became the primary again */
+    uint64_t parked_since_ms; /* waiting while not primary; 0: not */
+    bool flushing;            /* the batch is being handed to the core */
 
     /* Linearizable reads (read index, EV_READ). Reads that arrive during a
      * turn form a group; at the end of the turn, after the turn's writes
@@ -159,6 +166,8 @@ void drv_storage_push(struct driver *d, struct storage_job *job);
 /* requests.c */
 void drv_requests_free(struct driver *d);
 void drv_flush_batch(struct driver *d);
+void drv_became_primary(struct driver *d);
+void drv_parked_check(struct driver *d);
 void drv_resubmit_deferred(struct driver *d);
 void drv_start_reads(struct driver *d);
 void drv_on_reply(struct driver *d, const struct action *a);

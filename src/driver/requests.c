@@ -174,6 +174,7 @@ static bool deferred_push(struct driver *d, uint64_t client_id,
     if (d->deferred_count == 0) {
         d->deferred_commit = replica_commit(d->r);
         d->deferred_base = replica_log_base(d->r);
+        d->deferred_held = replica_holding(d->r);
     }
     d->deferred[d->deferred_count++] =
         (struct deferred){client_id, request_no, copy, body_size, over_limit};
@@ -222,7 +223,31 @@ void drv_flush_batch(struct driver *d)
     ev.client.requests = d->batch;
     ev.client.count = d->batch_count;
     d->batch_scan = 0;
+    d->flushing = true;
     drv_step(d, &ev);
+    d->flushing = false;
+    d->batch_count = 0;
+    d->batch_used = 0;
+}
+
+/* The batch not yet handed to the core was never proposed: it joins the
+ * busy queue (behind it: while the queue is not empty, new requests go
+ * there, so the batch is newer), or is answered RETRY if that is full. */
+static void batch_park(struct driver *d)
+{
+    if (d->flushing)
+        return; /* the core has it: proposed, or answered */
+    for (uint32_t i = 0; i < d->batch_count; i++) {
+        const struct client_request *q = &d->batch[i];
+        if (!pending_has(d, q->client_id, q->request_no))
+            continue;
+        if (deferred_push(d, q->client_id, q->request_no, q->body, q->body_size,
+                          q->over_limit))
+            continue;
+        struct pending p;
+        pending_take(d, q->client_id, q->request_no, &p);
+        answer(p.done, p.ctx, DRIVER_RETRY, REPLY_BUSY, replica_primary(d->r));
+    }
     d->batch_count = 0;
     d->batch_used = 0;
 }
@@ -265,15 +290,20 @@ static void batch_add(struct driver *d, uint64_t client_id, uint64_t request_no,
 }
 
 /* Offer the deferred requests again, in order, if the core may have room
- * now. Requests turned away again go back to the queue, and everything
- * after them with them. */
+ * now: the commit point or the log's start moved, or a hold (a transfer's
+ * drain, an epoch's wedge) ended without either moving, as when a transfer
+ * gives up. Requests turned away again go back to the queue, and
+ * everything after them with them. */
 void drv_resubmit_deferred(struct driver *d)
 {
     if (d->deferred_count == 0 || !replica_is_primary(d->r))
         return;
+    d->parked_since_ms = 0;
     if (replica_commit(d->r) == d->deferred_commit &&
-        replica_log_base(d->r) == d->deferred_base)
+        replica_log_base(d->r) == d->deferred_base &&
+        (!d->deferred_held || replica_holding(d->r)) && !d->deferred_kick)
         return;
+    d->deferred_kick = false;
     struct deferred *list = d->deferred;
     uint32_t count = d->deferred_count;
     d->deferred = NULL;
@@ -313,11 +343,15 @@ void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
         return;
     }
     if (!replica_is_primary(d->r)) {
-        answer(done, ctx, not_here(d->r), not_here_status(d->r),
-               replica_primary(d->r));
-        return;
-    }
-    if (d->deferred_count > 0) {
+        /* Behind requests parked through a view change, in order. */
+        if (d->parked_since_ms == 0 || body_size > UINT32_MAX ||
+            !deferred_push(d, client_id, request_no, body, (uint32_t)body_size,
+                           over_limit)) {
+            answer(done, ctx, not_here(d->r), not_here_status(d->r),
+                   replica_primary(d->r));
+            return;
+        }
+    } else if (d->deferred_count > 0) {
         /* Behind the requests already waiting for room. */
         if (body_size > UINT32_MAX ||
             !deferred_push(d, client_id, request_no, body, (uint32_t)body_size,
@@ -500,29 +534,97 @@ void driver_cancel(struct driver *d, void *ctx)
 }
 
 /* The busy queue's requests were never proposed: they certainly did not
- * take effect. */
-static void deferred_fail(struct driver *d)
+ * take effect. When this replica stopped being the primary (a transfer, or
+ * an epoch that another voter leads) each is answered as if it had just
+ * arrived: NOT_PRIMARY in a normal view, so the host passes it on to the
+ * new primary in its order; otherwise, and when the driver closes, RETRY. */
+static void deferred_fail(struct driver *d, bool lost_primary)
 {
+    enum driver_outcome outcome = DRIVER_RETRY;
+    enum reply_status status = REPLY_BUSY;
+    if (lost_primary) {
+        outcome = not_here(d->r);
+        status = not_here_status(d->r);
+    }
     for (uint32_t i = 0; i < d->deferred_count; i++) {
         struct pending p;
         if (pending_take(d, d->deferred[i].client_id, d->deferred[i].request_no,
                          &p))
-            answer(p.done, p.ctx, DRIVER_RETRY, REPLY_BUSY,
-                   replica_primary(d->r));
+            answer(p.done, p.ctx, outcome, status, replica_primary(d->r));
     }
     deferred_clear(d);
 }
 
+/* Every proposed request ends UNKNOWN; the busy queue's keep waiting. */
+static void pending_fail_proposed(struct driver *d)
+{
+    uint32_t n = d->deferred_count;
+    struct pending *keep = NULL;
+    uint32_t kept = 0;
+    if (n) {
+        keep = malloc(n * sizeof(*keep));
+        ASSERT(keep);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (pending_take(d, d->deferred[i].client_id, d->deferred[i].request_no,
+                         &keep[kept]))
+            kept++;
+    pending_fail_all(d, DRIVER_UNKNOWN);
+    for (uint32_t i = 0; i < kept; i++)
+        pending_add(d, keep[i].client_id, keep[i].request_no, keep[i].done,
+                    keep[i].ctx);
+    free(keep);
+}
+
+/* This replica stopped being the primary. Its proposed requests have
+ * unknown outcomes. The ones never proposed (the busy queue, and this
+ * turn's batch when the role went away before the core saw it: an epoch
+ * moves on any event, not only a tick) certainly did not take effect:
+ * during a view change they keep waiting, since this replica may lead the
+ * next view (a primary that stays primary in a new epoch passes through
+ * one until its metadata is durable); otherwise each is answered as not
+ * here, NOT_PRIMARY in a normal view (the host passes it on to the new
+ * primary, in order), RETRY while recovering or outside the membership. */
 void drv_lost_primary(struct driver *d)
 {
-    deferred_fail(d);
-    pending_fail_all(d, DRIVER_UNKNOWN);
+    batch_park(d);
+    pending_fail_proposed(d);
+    if (replica_status(d->r) != STATUS_VIEW_CHANGE)
+        deferred_fail(d, true);
+    else if (d->deferred_count && d->parked_since_ms == 0)
+        d->parked_since_ms = d->host.now_ms(d->host.ctx) | 1;
     fail_reads(d, DRIVER_NOT_PRIMARY, REPLY_NOT_PRIMARY);
+}
+
+/* A view change that took the primary role away does not end (this
+ * replica is cut off, say): what waits for it is answered after two view
+ * change timeouts, as not here. */
+void drv_parked_check(struct driver *d)
+{
+    if (d->parked_since_ms == 0)
+        return;
+    if (d->deferred_count == 0 || replica_is_primary(d->r)) {
+        d->parked_since_ms = 0;
+        return;
+    }
+    uint64_t now = d->host.now_ms(d->host.ctx);
+    if (now - d->parked_since_ms >=
+        2ull * d->c.replica.view_change_timeout_ms) {
+        d->parked_since_ms = 0;
+        deferred_fail(d, true);
+    }
+}
+
+void drv_became_primary(struct driver *d)
+{
+    d->parked_since_ms = 0;
+    d->deferred_kick = d->deferred_count > 0;
 }
 
 void drv_fail_all(struct driver *d)
 {
-    deferred_fail(d);
+    batch_park(d);
+    deferred_fail(d, false);
     pending_fail_all(d, DRIVER_UNKNOWN);
     if (d->groups)
         fail_reads(d, DRIVER_RETRY, REPLY_VIEW_CHANGE);

@@ -33,11 +33,15 @@ class _Stats:
     def __init__(self):
         self.lock = threading.Lock()
         self.errors = {}        # kind -> count
+        self.samples = {}       # kind -> the first few messages
         self.unexpected = []    # (what, detail), bounded
 
-    def count(self, kind):
+    def count(self, kind, message=None):
         with self.lock:
             self.errors[kind] = self.errors.get(kind, 0) + 1
+            seen = self.samples.setdefault(kind, [])
+            if message is not None and len(seen) < 3 and message not in seen:
+                seen.append(message)
 
     def bad(self, what, detail):
         with self.lock:
@@ -150,7 +154,7 @@ class Writers:
                     try:
                         r = conn.command("SET", key, value)
                     except resp.RespError as e:
-                        self.stats.count(e.code or "error")
+                        self.stats.count(e.code or "error", str(e))
                         if e.code not in RETRY_CODES:
                             self.stats.bad("SET %s" % key, e.message)
                         conn.rotate()
@@ -216,7 +220,7 @@ class Incrementer:
                     r = conn.command("COHORT.REQ", self.client_id, n,
                                      "INCR", self.key)
                 except resp.RespError as e:
-                    self.stats.count(e.code or "error")
+                    self.stats.count(e.code or "error", str(e))
                     if e.code in RETRY_CODES:
                         conn.rotate()
                         time.sleep(0.005)
@@ -296,6 +300,10 @@ def stop_and_check(writers, inc, t_begin, t_end, retried_codes, what):
     log("load: %s; incrementer at %d; errors other than %s: %s"
         % (writers.summary(), inc.last_acked, "/".join(retried_codes),
            errors or "none"))
+    for stats in (writers.stats, inc.stats):
+        for kind, texts in sorted(stats.samples.items()):
+            for text in texts:
+                log("  %s: %s" % (kind, text))
     check(not writers.stats.unexpected, "unexpected replies: %s"
           % writers.stats.unexpected[:5])
     check(inc.session_lost is None, "incrementer: %s" % inc.session_lost)
