@@ -188,6 +188,7 @@ static void deferred_clear(struct driver *d)
         free(d->deferred[i].body);
     d->deferred_count = 0;
     d->deferred_bytes = 0;
+    d->parked_since_ms = 0;
 }
 
 /* The core turned (client, no) away as busy while a batch was being
@@ -343,14 +344,20 @@ void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
         return;
     }
     if (!replica_is_primary(d->r)) {
-        /* Behind requests parked through a view change, in order. */
-        if (d->parked_since_ms == 0 || body_size > UINT32_MAX ||
+        /* During a view change it waits for the view's outcome (behind
+         * the requests already waiting, in order): proposed here if this
+         * replica leads it, else passed on to the one that does. */
+        bool park = d->parked_since_ms != 0 ||
+                    replica_status(d->r) == STATUS_VIEW_CHANGE;
+        if (!park || body_size > UINT32_MAX ||
             !deferred_push(d, client_id, request_no, body, (uint32_t)body_size,
                            over_limit)) {
             answer(done, ctx, not_here(d->r), not_here_status(d->r),
                    replica_primary(d->r));
             return;
         }
+        if (d->parked_since_ms == 0)
+            d->parked_since_ms = d->host.now_ms(d->host.ctx) | 1;
     } else if (d->deferred_count > 0) {
         /* Behind the requests already waiting for room. */
         if (body_size > UINT32_MAX ||
@@ -596,9 +603,10 @@ void drv_lost_primary(struct driver *d)
     fail_reads(d, DRIVER_NOT_PRIMARY, REPLY_NOT_PRIMARY);
 }
 
-/* A view change that took the primary role away does not end (this
- * replica is cut off, say): what waits for it is answered after two view
- * change timeouts, as not here. */
+/* On a tick: requests parked through a view change are answered as not
+ * here once the view change is over without this replica leading (the
+ * view report usually does it first), or when it does not end (this
+ * replica is cut off, say) after two view-change timeouts. */
 void drv_parked_check(struct driver *d)
 {
     if (d->parked_since_ms == 0)
@@ -608,8 +616,9 @@ void drv_parked_check(struct driver *d)
         return;
     }
     uint64_t now = d->host.now_ms(d->host.ctx);
-    if (now - d->parked_since_ms >=
-        2ull * d->c.replica.view_change_timeout_ms) {
+    if (replica_status(d->r) != STATUS_VIEW_CHANGE ||
+        now - d->parked_since_ms >=
+            2ull * d->c.replica.view_change_timeout_ms) {
         d->parked_since_ms = 0;
         deferred_fail(d, true);
     }
