@@ -97,10 +97,11 @@ struct driver {
     uint32_t deferred_count, deferred_cap;
     uint64_t deferred_bytes;
     uint64_t deferred_commit, deferred_base;
-    bool deferred_held;       /* replica_holding() when the queue began */
-    bool deferred_kick;       /* this replica became the primary again */
-    uint64_t parked_since_ms; /* waiting while not primary; 0: not */
-    bool flushing;            /* the batch is being handed to the core */
+    bool deferred_held; /* replica_holding() when the queue began */
+    bool deferred_kick; /* this replica became the primary again */
+    bool parked;        /* the queue waits while this replica is not primary */
+    uint64_t parked_since_ms;
+    bool flushing; /* the batch is being handed to the core */
 
     /* Linearizable reads (read index, EV_READ). Reads that arrive during a
      * turn form a group; at the end of the turn, after the turn's writes

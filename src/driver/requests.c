@@ -188,7 +188,7 @@ static void deferred_clear(struct driver *d)
         free(d->deferred[i].body);
     d->deferred_count = 0;
     d->deferred_bytes = 0;
-    d->parked_since_ms = 0;
+    d->parked = false;
 }
 
 /* The core turned (client, no) away as busy while a batch was being
@@ -299,7 +299,7 @@ void drv_resubmit_deferred(struct driver *d)
 {
     if (d->deferred_count == 0 || !replica_is_primary(d->r))
         return;
-    d->parked_since_ms = 0;
+    d->parked = false;
     if (replica_commit(d->r) == d->deferred_commit &&
         replica_log_base(d->r) == d->deferred_base &&
         (!d->deferred_held || replica_holding(d->r)) && !d->deferred_kick)
@@ -347,8 +347,7 @@ void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
         /* During a view change it waits for the view's outcome (behind
          * the requests already waiting, in order): proposed here if this
          * replica leads it, else passed on to the one that does. */
-        bool park = d->parked_since_ms != 0 ||
-                    replica_status(d->r) == STATUS_VIEW_CHANGE;
+        bool park = d->parked || replica_status(d->r) == STATUS_VIEW_CHANGE;
         if (!park || body_size > UINT32_MAX ||
             !deferred_push(d, client_id, request_no, body, (uint32_t)body_size,
                            over_limit)) {
@@ -356,8 +355,9 @@ void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
                    replica_primary(d->r));
             return;
         }
-        if (d->parked_since_ms == 0)
-            d->parked_since_ms = d->host.now_ms(d->host.ctx) | 1;
+        if (!d->parked)
+            d->parked_since_ms = d->host.now_ms(d->host.ctx);
+        d->parked = true;
     } else if (d->deferred_count > 0) {
         /* Behind the requests already waiting for room. */
         if (body_size > UINT32_MAX ||
@@ -598,8 +598,10 @@ void drv_lost_primary(struct driver *d)
     pending_fail_proposed(d);
     if (replica_status(d->r) != STATUS_VIEW_CHANGE)
         deferred_fail(d, true);
-    else if (d->deferred_count && d->parked_since_ms == 0)
-        d->parked_since_ms = d->host.now_ms(d->host.ctx) | 1;
+    else if (d->deferred_count && !d->parked) {
+        d->parked_since_ms = d->host.now_ms(d->host.ctx);
+        d->parked = true;
+    }
     fail_reads(d, DRIVER_NOT_PRIMARY, REPLY_NOT_PRIMARY);
 }
 
@@ -609,24 +611,24 @@ void drv_lost_primary(struct driver *d)
  * replica is cut off, say) after two view-change timeouts. */
 void drv_parked_check(struct driver *d)
 {
-    if (d->parked_since_ms == 0)
+    if (!d->parked)
         return;
     if (d->deferred_count == 0 || replica_is_primary(d->r)) {
-        d->parked_since_ms = 0;
+        d->parked = false;
         return;
     }
     uint64_t now = d->host.now_ms(d->host.ctx);
     if (replica_status(d->r) != STATUS_VIEW_CHANGE ||
         now - d->parked_since_ms >=
             2ull * d->c.replica.view_change_timeout_ms) {
-        d->parked_since_ms = 0;
+        d->parked = false;
         deferred_fail(d, true);
     }
 }
 
 void drv_became_primary(struct driver *d)
 {
-    d->parked_since_ms = 0;
+    d->parked = false;
     d->deferred_kick = d->deferred_count > 0;
 }
 
