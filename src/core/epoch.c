@@ -3,9 +3,10 @@
  *
  * A change is a RECONFIG log entry carrying the next epoch's membership.
  * The primary that appends it appends nothing after it (the wedge): new
- * requests get REPLY_VIEW_CHANGE, and since a view change keeps every entry
- * that may have committed, every later primary of the epoch finds the wedge
- * last in its log too. When the entry (op E) commits, every replica that
+ * requests get REPLY_BUSY (the driver holds them for the next epoch's
+ * primary), and since a view change keeps every entry that may have
+ * committed, every later primary of the epoch finds the wedge last in its
+ * log too. When the entry (op E) commits, every replica that
  * applies it moves to epoch e+1 at the end of that step: view (e+1, 0),
  * primary voters_{e+1}[0], view_op = E, log through E. The primary that
  * committed it sends START_EPOCH to the members of e+1 until a quorum of

@@ -5,8 +5,9 @@
  * Two phases at the primary of view v, asked (EV_TRANSFER) to hand over to
  * target t:
  *  1. drain: it stays the primary but proposes nothing new (new requests
- *     get REPLY_VIEW_CHANGE: certainly not proposed, retry), lets what is in
- *     flight commit and be applied (so answered), and waits until t has
+ *     get REPLY_BUSY: certainly not proposed, held by the driver for the
+ *     new primary), lets what is in flight commit and be applied (so
+ *     answered), and waits until t has
  *     acknowledged every op in its log;
  *     (the resignation happens on the next tick, which the driver precedes
  *     by handing the core its batch: see vr_handoff_progress())

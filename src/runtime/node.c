@@ -377,6 +377,11 @@ bool node_is_primary(const struct node *n)
     return replica_is_primary(driver_replica(n->driver));
 }
 
+bool node_outside(const struct node *n)
+{
+    return replica_removed(driver_replica(n->driver));
+}
+
 uint64_t node_log_time(const struct node *n)
 {
     return replica_log_time(driver_replica(n->driver));

@@ -103,6 +103,9 @@ void node_set_publish_hook(struct node *n, const struct kv_publish_hook *hook);
  * protocol's last step). A linearizable read that node_read() confirmed
  * judges expiry at this time (kv/expire.h). */
 bool node_is_primary(const struct node *n);
+/* Outside the membership of the epoch it knows (removed, or a spare not
+ * yet added): it serves no writes. */
+bool node_outside(const struct node *n);
 uint64_t node_log_time(const struct node *n);
 /* The last request number of client_id this node has applied (0: none
  * remembered): replica_client_applied(). */

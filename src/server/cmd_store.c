@@ -71,6 +71,9 @@
 #define ERR_RETRY                                                              \
     "TRYAGAIN view change or recovery in progress, or the write pipeline is "  \
     "full; retry"
+#define ERR_OUTSIDE                                                            \
+    "TRYAGAIN this replica is outside the membership (removed, or a spare "    \
+    "not yet added); send writes to a member (cohort members lists them)"
 #define ERR_UNKNOWN                                                            \
     "UNKNOWN the primary changed after the write was proposed; it may or may " \
     "not have taken effect"
@@ -543,7 +546,8 @@ static void on_write_done(void *ctx, const struct driver_reply *r)
         break;
     case DRIVER_RETRY:
         session_write_done(c, slot, true);
-        finish_error(c, slot, ERR_RETRY);
+        finish_error(c, slot,
+                     node_outside(c->server->node) ? ERR_OUTSIDE : ERR_RETRY);
         break;
     case DRIVER_UNKNOWN:
         session_write_done(c, slot, false);
