@@ -116,11 +116,30 @@ static void *thread_main(void *arg)
 {
     struct persister *p = arg;
     pthread_mutex_lock(&p->lock);
+    bool prepare = true;
     for (;;) {
         while (!p->queue_head && !p->stop) {
+            /* Idle: write zeros ahead of the log (wal_prepare()), a chunk
+             * at a time, checking for jobs between chunks; a job that
+             * comes meanwhile waits for at most one chunk. */
+            if (prepare && !p->failed) {
+                pthread_mutex_unlock(&p->lock);
+                struct cohort_err err;
+                int rc = wal_prepare(p->wal, &err);
+                pthread_mutex_lock(&p->lock);
+                if (rc > 0) {
+                    p->zero_chunks++;
+                    continue;
+                }
+                /* Nothing to do, or a failure: the next round reports a
+                 * failed wal; a failed write is tried again next time. */
+                prepare = false;
+                continue;
+            }
             p->idle = true;
             pthread_cond_wait(&p->wake, &p->lock);
             p->idle = false;
+            prepare = true;
         }
         if (!p->queue_head || p->failed)
             break;
@@ -218,6 +237,7 @@ void persister_state(struct persister *p, struct persister_state *out)
     out->last_sync_us = p->last_sync_us;
     out->retry = p->retry;
     out->log_bytes = p->log_bytes;
+    out->zero_chunks = p->zero_chunks;
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -12,6 +12,11 @@
  * node must stop (after an fsync error nobody knows what reached the
  * disk).
  *
+ * Idle, the thread writes zeros ahead of the log's tail (wal_prepare(),
+ * one chunk at a time, checking for jobs in between), so that a round's
+ * fdatasync finds the blocks it appends to already written and commits no
+ * file-system metadata.
+ *
  * Threads: the loop thread pushes jobs and takes completions; the storage
  * thread runs batches. Every field below `lock` is guarded by it; the loop
  * reads the shared state only through persister_state(). A push wakes the
@@ -61,8 +66,9 @@ struct persister {
     struct cohort_err error;
     uint64_t syncs;
     uint64_t last_sync_us;
-    struct retry retry; /* retryable failures: backoff, the stall's start */
-    uint64_t log_bytes; /* wal_bytes_used() after the last round */
+    struct retry retry;   /* retryable failures: backoff, the stall's start */
+    uint64_t log_bytes;   /* wal_bytes_used() after the last round */
+    uint64_t zero_chunks; /* wal_prepare() chunks written while idle */
     struct persister_metrics metrics;
 };
 
@@ -75,6 +81,7 @@ struct persister_state {
     uint64_t last_sync_us;
     struct retry retry; /* the current stall (failures 0: none) */
     uint64_t log_bytes; /* wal_bytes_used() after the last round */
+    uint64_t zero_chunks;
 };
 
 int persister_start(struct persister *p, struct wal *wal, struct meta *meta,

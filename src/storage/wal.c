@@ -27,6 +27,7 @@ void wal_config_defaults(struct wal_config *config)
     memset(config, 0, sizeof(*config));
     config->segment_size = WAL_SEGMENT_SIZE_DEFAULT;
     config->torn_writes_possible = true;
+    config->zero_ahead = WAL_ZERO_AHEAD_DEFAULT;
 }
 
 /* Records. */
@@ -280,6 +281,7 @@ int wal_segment_create(struct wal *wal, uint64_t first_op,
     wal->tail_offset = WAL_SEGMENT_HEADER_SIZE;
     wal->tail_size = wal->config.segment_size;
     wal->tail_dirty = false;
+    wal->tail_zeroed = WAL_SEGMENT_HEADER_SIZE; /* the header, synced */
     return 0;
 }
 
@@ -291,6 +293,8 @@ static int tail_sync(struct wal *wal, struct cohort_err *err)
     if (rc != 0)
         return wal_fail(wal, rc, err);
     wal->tail_dirty = false;
+    if (wal->tail_offset > wal->tail_zeroed)
+        wal->tail_zeroed = wal->tail_offset;
     wal->op_durable = wal->op_written;
     wal->checksum_durable = wal->checksum_written;
     return 0;
@@ -453,6 +457,53 @@ int wal_sync(struct wal *wal, struct wal_position *durable,
         durable->checksum = wal->checksum_durable;
     }
     return 0;
+}
+
+/* Writing zeros ahead (see wal.h). */
+
+int wal_prepare(struct wal *wal, struct cohort_err *err)
+{
+    static const uint8_t zeros[WAL_ZERO_CHUNK];
+    if (wal->state != WAL_OPEN || !wal->tail || wal->tail_dirty ||
+        wal->buf_size > wal->buf_head || wal->truncate_from ||
+        wal->config.zero_ahead == 0)
+        return 0;
+    uint64_t page = WAL_PAGE_SIZE;
+    /* The block that holds the next record's first byte is written already
+     * unless that byte starts it; never write below the next record. */
+    uint64_t from = (wal->tail_offset + page - 1) / page * page;
+    if (wal->tail_zeroed > from)
+        from = wal->tail_zeroed;
+    uint64_t want = wal->tail_offset + wal->config.zero_ahead;
+    if (want > wal->tail_size)
+        want = wal->tail_size;
+    /* Refill only once less than half of zero_ahead is left, so that an
+     * idle storage thread does not sync a few bytes after every round:
+     * one chunk per WAL_ZERO_CHUNK bytes of log. */
+    uint64_t left = wal->tail_zeroed > wal->tail_offset
+                        ? wal->tail_zeroed - wal->tail_offset
+                        : 0;
+    if (from >= want || left >= wal->config.zero_ahead / 2)
+        return 0;
+    uint64_t n = want - from;
+    if (n > WAL_ZERO_CHUNK)
+        n = WAL_ZERO_CHUNK;
+    ASSERT(from >= wal->tail_offset);
+    int rc = vfs_write(wal->vfs, wal->tail, from, zeros, (size_t)n, err);
+    if (rc != 0)
+        return err_wrap(err, "wal: write zeros ahead of the log");
+    rc = vfs_sync(wal->vfs, wal->tail, err);
+    if (rc != 0)
+        return wal_fail(wal, err_wrap(err, "wal: sync zeros ahead of the log"),
+                        err);
+    wal->tail_zeroed = from + n;
+    wal->zero_chunks++;
+    return 1;
+}
+
+uint64_t wal_zero_chunks(const struct wal *wal)
+{
+    return wal->zero_chunks;
 }
 
 /* Appending. */

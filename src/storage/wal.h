@@ -114,6 +114,11 @@
 #define WAL_RECORD_ALIGN 8
 #define WAL_SEGMENT_SIZE_DEFAULT (64u << 20)
 #define WAL_SEGMENT_SIZE_MIN 4096u
+/* wal_prepare(): how far ahead of the next record the tail's preallocated
+ * bytes are written with zeros (refilled when less than half is left), and
+ * how much one call writes. */
+#define WAL_ZERO_AHEAD_DEFAULT (1u << 20)
+#define WAL_ZERO_CHUNK (256u << 10)
 
 struct wal_config {
     /* Bytes per segment file, preallocated at creation; a multiple of 8,
@@ -126,6 +131,10 @@ struct wal_config {
      * every write it made reached the page cache whole), so a bad last
      * record with nothing valid after it is damage, not a torn write. */
     bool torn_writes_possible;
+    /* wal_prepare() keeps this many bytes ahead of the next record written
+     * (zeros, synced); 0: it does nothing (the segment's blocks stay as
+     * vfs_allocate() left them). */
+    uint64_t zero_ahead;
     /* A deliberate bug for the simulator's mutant tests (never set in
      * real use): recovery keeps a record that fails its checksum. */
     bool bug_trust_records;
@@ -207,6 +216,11 @@ struct wal {
     uint64_t tail_offset; /* where the next record goes */
     uint64_t tail_size;   /* the tail segment's size */
     bool tail_dirty;      /* written since its last fdatasync */
+    /* The tail's bytes below this were written (records or zeros) and
+     * synced since the segment was created or reopened: appending there
+     * overwrites blocks the file system already maps as written. */
+    uint64_t tail_zeroed;
+    uint64_t zero_chunks; /* written by wal_prepare() since wal_open() */
     /* The log: ops op_first..op_last, after its base op_first - 1 (empty
      * when op_last is the base; checksum_last is then the base's). Ops up
      * to op_written are in segment files; the buffer holds the records of
@@ -279,6 +293,28 @@ int wal_append(struct wal *wal, const struct entry *entry,
  * the wal FAILED. err names the file and offset. */
 int wal_sync(struct wal *wal, struct wal_position *durable,
              struct cohort_err *err);
+
+/* Off the hot path (the storage thread, when no round is waiting): write
+ * zeros over the tail segment's preallocated bytes ahead of the next
+ * record, at most WAL_ZERO_CHUNK per call, up to config.zero_ahead bytes
+ * ahead, and fdatasync them. A segment is preallocated with
+ * vfs_allocate(), which on ext4 and XFS leaves its blocks *unwritten*: the
+ * first write into each block converts its extent, a metadata change that
+ * the next fdatasync must commit to the journal. Written ahead as zeros,
+ * the blocks are plain overwrites and an fdatasync flushes only data
+ * (measured on ext4: bench/analysis.md, "pre-written segments").
+ * The bytes keep their value (zeros over zeros), so a crash at any point
+ * leaves the log as it was; bytes below the next record are never written.
+ * Does nothing (returns 0) unless the wal is OPEN with a clean tail, no
+ * buffered records and no pending truncation, or when enough is written
+ * ahead already (refilled once less than half of zero_ahead is left).
+ * Returns 1 after writing a chunk (call again while idle: more may be
+ * wanted), 0 when nothing is to do, or a negative code: a failed write
+ * changes nothing (the next call tries again); a failed fdatasync leaves
+ * the wal FAILED, as in wal_sync(). */
+int wal_prepare(struct wal *wal, struct cohort_err *err);
+/* Chunks wal_prepare() wrote since wal_open(). */
+uint64_t wal_zero_chunks(const struct wal *wal);
 
 /* Delete every segment whose ops are all <= op (never the last one): the
  * entries up to op are in a durable snapshot. A segment stays while the

@@ -714,6 +714,8 @@ static int recover_finish(struct wal *wal, const struct recovery *r,
         return err_wrap(err, "wal: reopen tail segment");
     ASSERT(wal->tail_offset >= WAL_SEGMENT_HEADER_SIZE);
     ASSERT(wal->tail_offset <= wal->tail_size);
+    /* Unknown how far earlier wal_prepare() calls wrote: from here on. */
+    wal->tail_zeroed = wal->tail_offset;
     return 0;
 }
 

@@ -18,6 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+
 #include <cmocka.h>
 
 #include "common/bytes.h"
@@ -1022,6 +1027,16 @@ static int work_sync(struct wal *w, struct workload *wl)
     return 0;
 }
 
+/* What the storage thread does when idle: zeros ahead of the tail. */
+static int work_prepare(struct wal *w)
+{
+    struct cohort_err err;
+    int rc;
+    while ((rc = wal_prepare(w, &err)) == 1)
+        ;
+    return rc;
+}
+
 static int workload_run(struct wal *w, struct workload *wl)
 {
     struct cohort_err err;
@@ -1030,6 +1045,8 @@ static int workload_run(struct wal *w, struct workload *wl)
         rc = work_append(w, wl, 1, 8, 0);
     if (!rc)
         rc = work_sync(w, wl);
+    if (!rc)
+        rc = work_prepare(w);
     if (!rc)
         rc = work_append(w, wl, 9, 30, 0); /* rotates */
     if (!rc)
@@ -1666,6 +1683,217 @@ static void record_decode_rejects_every_flipped_byte(void **state)
     free(m);
 }
 
+/* Pre-written segments (wal_prepare). */
+
+/* Bytes of [from, to) in the file at path that the file system maps as
+ * unwritten (allocated by fallocate, never written), by FIEMAP; -1 if it
+ * cannot tell (no FIEMAP, e.g. tmpfs, or no unwritten extents at all). */
+static int64_t unwritten_bytes(const char *path, uint64_t from, uint64_t to)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    enum { EXTENTS = 64 };
+    union {
+        struct fiemap map;
+        uint8_t
+            raw[sizeof(struct fiemap) + EXTENTS * sizeof(struct fiemap_extent)];
+    } u;
+    memset(&u, 0, sizeof(u));
+    u.map.fm_start = from;
+    u.map.fm_length = to - from;
+    u.map.fm_flags = FIEMAP_FLAG_SYNC;
+    u.map.fm_extent_count = EXTENTS;
+    int rc = ioctl(fd, FS_IOC_FIEMAP, &u.map);
+    close(fd);
+    if (rc != 0)
+        return -1;
+    int64_t n = 0;
+    for (uint32_t i = 0; i < u.map.fm_mapped_extents; i++) {
+        const struct fiemap_extent *e = &u.map.fm_extents[i];
+        if (!(e->fe_flags & FIEMAP_EXTENT_UNWRITTEN))
+            continue;
+        uint64_t a = e->fe_logical > from ? e->fe_logical : from;
+        uint64_t b = e->fe_logical + e->fe_length < to
+                         ? e->fe_logical + e->fe_length
+                         : to;
+        if (b > a)
+            n += (int64_t)(b - a);
+    }
+    return n;
+}
+
+static void read_segment(const char *path, uint8_t *out, size_t size)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(out, 1, size, f), size);
+    fclose(f);
+}
+
+/* The blocks the next records go to are written (zeros) and synced ahead
+ * of them, so that the fdatasync after an append commits no extent
+ * conversion; the log itself is unchanged, and appends land in the zeros.
+ * On a file system with unwritten extents (ext4, XFS) the region ahead is
+ * unwritten before wal_prepare() and written after it. */
+static void prepare_writes_zeros_ahead_of_the_log(void **state)
+{
+    struct fixture *fx = *state;
+    fx->config.segment_size = 1u << 20;
+    fx->config.zero_ahead = 32u << 10;
+    struct model *m = model_new();
+    struct vfs_fault f;
+    vfs_fault_init(&f, vfs_posix());
+    struct wal w;
+    struct wal_recovery rec;
+    struct cohort_err err;
+    open_ok(fx, &f.vfs, &w, &rec);
+    append_ops(&w, m, 1, 10, 0);
+    /* Nothing while records wait to be written. */
+    uint64_t writes = vfs_fault_stats(&f)->writes;
+    assert_int_equal(wal_prepare(&w, &err), 0);
+    assert_int_equal(vfs_fault_stats(&f)->writes, writes);
+    sync_ok(&w, 10);
+    char path[VFS_PATH_MAX];
+    segment_file(fx, 1, path);
+    uint64_t end = record_offset(m, 1, 11);
+    uint64_t page = WAL_PAGE_SIZE;
+    uint64_t ahead_from = (end + page - 1) / page * page;
+    uint64_t ahead_to = end + fx->config.zero_ahead;
+    int64_t before = unwritten_bytes(path, ahead_from, ahead_to);
+    /* Fills zero_ahead in chunks, then stops. */
+    int chunks = 0, rc;
+    while ((rc = wal_prepare(&w, &err)) == 1)
+        chunks++;
+    assert_int_equal(rc, 0);
+    assert_true(chunks >= 1);
+    assert_int_equal(wal_zero_chunks(&w), (uint64_t)chunks);
+    writes = vfs_fault_stats(&f)->writes;
+    assert_int_equal(wal_prepare(&w, &err), 0); /* enough ahead */
+    assert_int_equal(vfs_fault_stats(&f)->writes, writes);
+    int64_t after = unwritten_bytes(path, ahead_from, ahead_to);
+    if (before > 0) { /* the file system has unwritten extents */
+        assert_int_equal(after, 0);
+        /* ...and wal_prepare() did not touch what is beyond. */
+        assert_true(unwritten_bytes(path, ahead_to + 2 * page,
+                                    fx->config.segment_size) > 0);
+    }
+    /* Bytes: the records as they were, zeros after them. */
+    uint8_t *data = malloc(fx->config.segment_size);
+    assert_non_null(data);
+    read_segment(path, data, fx->config.segment_size);
+    for (uint64_t i = end; i < fx->config.segment_size; i++)
+        if (data[i])
+            fail_msg("byte %" PRIu64 " is not zero", i);
+    /* Appends go into the zeros; a tiny advance does not refill. */
+    append_ops(&w, m, 11, 12, 0);
+    sync_ok(&w, 12);
+    writes = vfs_fault_stats(&f)->writes;
+    assert_int_equal(wal_prepare(&w, &err), 0);
+    assert_int_equal(vfs_fault_stats(&f)->writes, writes);
+    /* Past half of zero_ahead, it refills. */
+    for (uint64_t op = 13; record_offset(m, 1, op) < end + 20000; op++)
+        append_ops(&w, m, op, op, 0);
+    sync_ok(&w, m->last);
+    assert_int_equal(wal_prepare(&w, &err), 1);
+    while (wal_prepare(&w, &err) == 1)
+        ;
+    wal_close(&w);
+    open_ok(fx, &f.vfs, &w, &rec);
+    assert_log(&rec, m, 1, m->last);
+    assert_false(rec.torn_tail);
+    /* Reopened: appends behind the recovered log, and prepares again. */
+    wal_recovery_release(&w);
+    uint64_t last = m->last;
+    append_ops(&w, m, last + 1, last + 3, 0);
+    sync_ok(&w, last + 3);
+    assert_int_equal(wal_prepare(&w, &err), 1);
+    wal_close(&w);
+    open_ok(fx, &f.vfs, &w, &rec);
+    assert_log(&rec, m, 1, last + 3);
+    wal_close(&w);
+    vfs_fault_deinit(&f);
+    free(data);
+    free(m);
+}
+
+/* A crash anywhere in wal_prepare() (its writes kept, torn or lost, before
+ * or after its sync) leaves the log exactly as it was: no damage, no torn
+ * tail, and the wal takes the next record. A failed write changes nothing;
+ * a failed sync makes the wal FAILED, as in wal_sync(). */
+static void prepare_is_safe_at_every_crash_point(void **state)
+{
+    struct fixture *fx = *state;
+    fx->config.segment_size = 64u << 10;
+    fx->config.zero_ahead = 48u << 10;
+    struct model *m = model_new();
+    for (uint64_t n = 0; n < 6; n++) {
+        for (int keep = 0; keep < 3; keep++) {
+            remove_tree(fx->dir);
+            struct vfs_fault f;
+            vfs_fault_init(&f, vfs_posix());
+            struct wal w;
+            struct wal_recovery rec;
+            struct cohort_err err;
+            open_ok(fx, &f.vfs, &w, &rec);
+            append_ops(&w, m, 1, 20, 0);
+            sync_ok(&w, 20);
+            vfs_fault_power_off_after(&f, n);
+            while (wal_prepare(&w, &err) == 1)
+                ;
+            uint64_t unsynced = vfs_fault_unsynced_bytes(&f);
+            assert_int_equal(vfs_fault_crash(&f,
+                                             keep == 0   ? 0
+                                             : keep == 1 ? unsynced / 2
+                                                         : VFS_FAULT_KEEP_ALL,
+                                             VFS_FAULT_NAMES_ALL, &err),
+                             0);
+            wal_close(&w);
+            fx->config.torn_writes_possible = keep != 2;
+            open_ok(fx, &f.vfs, &w, &rec);
+            assert_log(&rec, m, 1, 20);
+            assert_false(rec.torn_tail);
+            wal_recovery_release(&w);
+            append_ops(&w, m, 21, 21, 0);
+            sync_ok(&w, 21);
+            wal_close(&w);
+            open_ok(fx, &f.vfs, &w, &rec);
+            assert_log(&rec, m, 1, 21);
+            wal_close(&w);
+            fx->config.torn_writes_possible = true;
+            vfs_fault_deinit(&f);
+        }
+    }
+    /* A failed write: nothing changes, the next call writes it. */
+    remove_tree(fx->dir);
+    struct vfs_fault f;
+    vfs_fault_init(&f, vfs_posix());
+    struct wal w;
+    struct wal_recovery rec;
+    struct cohort_err err;
+    open_ok(fx, &f.vfs, &w, &rec);
+    append_ops(&w, m, 1, 20, 0);
+    sync_ok(&w, 20);
+    vfs_fault_fail_write(&f, 1, EIO);
+    assert_true(wal_prepare(&w, &err) < 0);
+    assert_int_equal(wal_state(&w), WAL_OPEN);
+    assert_int_equal(wal_prepare(&w, &err), 1);
+    /* A failed sync: FAILED. */
+    append_ops(&w, m, 21, 200, 0);
+    sync_ok(&w, 200);
+    vfs_fault_fail_sync(&f, 1, EIO);
+    int rc;
+    while ((rc = wal_prepare(&w, &err)) == 1)
+        ;
+    assert_int_equal(rc, -COHORT_EIO);
+    assert_int_equal(wal_state(&w), WAL_FAILED);
+    wal_close(&w);
+    open_ok(fx, &f.vfs, &w, &rec);
+    assert_log(&rec, m, 1, 200);
+    wal_close(&w);
+    vfs_fault_deinit(&f);
+    free(m);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1703,6 +1931,8 @@ int main(void)
         T(oversized_entry_is_refused_and_changes_nothing),
         T(record_decode_rejects_every_flipped_byte),
         T(ops_beyond_the_op_limit_are_not_recovered),
+        T(prepare_writes_zeros_ahead_of_the_log),
+        T(prepare_is_safe_at_every_crash_point),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
