@@ -456,6 +456,7 @@ void node_status(const struct node *n, struct node_status *out)
     struct persister_state st;
     persister_state((struct persister *)&n->persister, &st);
     out->log_bytes = st.log_bytes; /* the storage thread owns the wal */
+    out->log_zero_chunks = st.zero_chunks;
     out->last_sync_us = st.last_sync_us;
     out->syncs = st.syncs;
     out->view_changes = ds.view_changes;

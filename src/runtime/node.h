@@ -148,6 +148,7 @@ struct node_status {
     bool peer_connected[COHORT_REPLICAS_MAX]; /* outbound link up */
     bool peer_suspected[COHORT_REPLICAS_MAX];
     uint64_t log_bytes; /* bytes of log records on disk (wal_bytes_used) */
+    uint64_t log_zero_chunks; /* wal_prepare() chunks (zeros ahead) */
     uint64_t snapshot_op;
     uint64_t snapshot_time_s; /* wall clock of the last snapshot, 0: none */
     uint64_t last_sync_us;    /* duration of the last fdatasync */

@@ -410,6 +410,11 @@ static void metrics_storage(struct resp_buf *out, const struct snapshot *g)
                    BATCH_BYTES_K_FIRST, BATCH_BYTES_K_LAST, 1.0);
     gauge(out, "cohort_wal_bytes", "Bytes of log records on disk",
           st->log_bytes);
+    counter(out, "cohort_wal_zero_chunks_total",
+            "Chunks of zeros the idle storage thread wrote (and synced) "
+            "ahead of the log's tail, so that appends overwrite written "
+            "blocks",
+            st->log_zero_chunks);
     gauge(out, "cohort_disk_stalled",
           "1 while log or metadata writes fail (a full or failing disk)",
           st->disk_stalled);

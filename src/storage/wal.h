@@ -95,8 +95,14 @@
  * fatal: the in-memory log is unchanged and the next wal_sync() writes the
  * same bytes again.
  *
+ * Pre-writing: wal_prepare(), called when the caller has nothing else to
+ * do, writes zeros ahead of the next record so that appends overwrite
+ * written blocks (see it below). It changes no byte's value, so the format
+ * and recovery do not know about it.
+ *
  * Threads: none inside. The runtime calls wal_append() for every
- * ACT_PERSIST of a batch, then wal_sync() once, all from one thread. */
+ * ACT_PERSIST of a batch, then wal_sync() once, and wal_prepare() when
+ * idle, all from one thread. */
 #ifndef COHORT_WAL_H
 #define COHORT_WAL_H
 
