@@ -11,8 +11,12 @@
 #
 # Steps: build cohort (Release, in build-bench/), bench/install.sh (Debian
 # packages etcd-server, zookeeper, redis-server, golang-go, linux-perf, ...;
-# builds bench/.build/etcd_bench and zk_bench), then for each system: start
-# its cluster fresh, run every workload, stop it. Each run is wrapped in
+# builds bench/.build/etcd_bench and zk_bench), probe the disk (fsync cost,
+# sequential O_DSYNC bandwidth with 64 KiB and 1 MiB writes), then for each
+# system: start its cluster fresh, run every workload, stop it. cohort's
+# load goes to all members; cohort alone also runs the key workloads with
+# every connection to the primary, and one client through a backup (the
+# second table of issue 16). Each run is wrapped in
 # bench/procstat.py, which samples every server process's CPU time
 # (utime+stime from /proc) and memory (VmRSS, VmHWM) and reports the CPU used
 # in the measured window. Every run is bounded by `timeout`; only processes
@@ -34,6 +38,9 @@
 #                           100-byte, 128-outstanding write run; the report is
 #                           bench/results/profile.txt
 #   BENCH_DIR               scratch: data, logs (default /tmp/cohort-bench-run)
+#   BENCH_CLIENT_PORT, BENCH_PEER_PORT   move cohort's port blocks (default
+#                           7401-7403 and 7501-7503), e.g. for a test run on
+#                           a machine where others use them
 #   BENCH_BUILD             cohort build directory (default build-bench)
 #   BENCH_OUT, BENCH_RESULTS   where raw.txt and RESULTS.md go
 set -uo pipefail
@@ -63,6 +70,12 @@ fi
 RAW=$OUT/raw.txt
 LOGS=$BENCH_DIR/logs
 export COHORT=$BUILD/cohort
+# cohort's client and peer port blocks (bench/cohort_cluster.sh reads the same
+# variables).
+export BENCH_CLIENT_PORT=${BENCH_CLIENT_PORT:-7401}
+export BENCH_PEER_PORT=${BENCH_PEER_PORT:-7501}
+CP=$BENCH_CLIENT_PORT
+PP=$BENCH_PEER_PORT
 ETCD_BENCH=$HERE/.build/etcd_bench
 ZK_BENCH=$HERE/.build/zk_bench
 
@@ -70,6 +83,8 @@ ZK_BENCH=$HERE/.build/zk_bench
 KEYS=10000
 BIG_VALUE=1048576
 BIG_KEYS=100              # 1 MiB values: 100 MiB of data, not 10 GiB
+MID_VALUE=65536
+MID_KEYS=1000             # 64 KiB values: 64 MiB of data
 SNAP_LOADED=20000         # snapshot interval of the "snapshot under load" run
 SNAP_STEADY=1000000       # ... and of its steady-state baseline (no snapshot)
 # cohort also snapshots when the log's bodies fill half its arena, which is
@@ -119,7 +134,7 @@ script_of() {
 
 members_of() {
     case $1 in
-    cohort) echo 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403 ;;
+    cohort) echo "127.0.0.1:$CP,127.0.0.1:$((CP + 1)),127.0.0.1:$((CP + 2))" ;;
     etcd) echo 127.0.0.1:12379,127.0.0.1:12389,127.0.0.1:12399 ;;
     zookeeper) echo 127.0.0.1:12181,127.0.0.1:12182,127.0.0.1:12183 ;;
     redis) echo 127.0.0.1:7601 ;;
@@ -175,7 +190,7 @@ missing() {
 
 ports_of() {
     case $1 in
-    cohort) echo 7401 7402 7403 7501 7502 7503 ;;
+    cohort) echo "$CP $((CP + 1)) $((CP + 2)) $PP $((PP + 1)) $((PP + 2))" ;;
     etcd) echo 12379 12380 12389 12390 12399 12400 ;;
     zookeeper) echo 12181 12182 12183 12801 12802 12803 12811 12812 12813 ;;
     redis) echo 7601 ;;
@@ -279,7 +294,9 @@ cpu_ticks() {
 }
 
 # run_case <system> <tag> <loadgen args...>: one run, bounded in time;
-# appends its tagged result line and CPU/memory lines to raw.txt.
+# appends its tagged result line and CPU/memory lines to raw.txt. The load
+# goes to every member (--members), or to RUN_MEMBERS if set (the
+# primary-only and through-a-backup runs).
 run_case() {
     local s=$1 tag=$2
     shift 2
@@ -292,9 +309,9 @@ run_case() {
         return 1
     fi
     loadgen "$s"
-    local cmd=("${LOADGEN[@]}" --members "$(members_of "$s")" "$@")
+    local cmd=("${LOADGEN[@]}" --members "${RUN_MEMBERS:-$(members_of "$s")}" "$@")
     case $s in
-    cohort) python3 "$HERE/snapwatch.py" 7401 7402 7403 >"$LOGS/run-$id.snap" 2>&1 &
+    cohort) python3 "$HERE/snapwatch.py" "$CP" $((CP + 1)) $((CP + 2)) >"$LOGS/run-$id.snap" 2>&1 &
         sw=$!
         CUR_SW=$sw ;;
     etcd | zookeeper) snap0=$(snap_counter "$s") ;;
@@ -349,7 +366,7 @@ run_case() {
         log "[$id] $s $tag FAILED (exit $rc): see $LOGS/run-$id.err"
         return 1
     fi
-    raw "$line tag=$tag run=$id elapsed_s=$elapsed client_cpu_s=${client:-0}"
+    raw "$line tag=$tag run=$id elapsed_s=$elapsed client_cpu_s=${client:-0}${RUN_MEMBERS:+ via=$RUN_MEMBERS}"
     grep '^procstat ' "$LOGS/run-$id.out" | sed "s/\$/ run=$id/" >>"$RAW"
     local dt=$(((c1 - c0) + (idle1 - idle0) + (io1 - io0)))
     [ "$dt" -gt 0 ] && raw "machine_cpu run=$id busy_pct=$((100 * (c1 - c0) / dt)) iowait_pct=$((100 * (io1 - io0) / dt))"
@@ -427,8 +444,53 @@ publish_case() {
 
 big_case() {
     # shellcheck disable=SC2046
+    run_case "$1" write-64k-c16 --workload write --value-size $MID_VALUE --conc 16 \
+        --conns 16 --keys $MID_KEYS $(common)
+    # shellcheck disable=SC2046
     run_case "$1" write-1m-c16 --workload write --value-size $BIG_VALUE --conc 16 \
         --conns 16 --keys $BIG_KEYS $(common)
+}
+
+# cohort's primary (host:port) as it answers now, or nothing.
+cohort_primary() {
+    "$COHORT" bench --members "$(members_of cohort)" --print-primary 2>/dev/null |
+        sed -n 's/^primary=\([^ ]*\) .*/\1/p'
+}
+
+# cohort only, the second table of issue 16: the key workloads with all the
+# load on the primary (every connection to it), and one client through a
+# backup (a member that is not the primary, which forwards its writes). The
+# primary is asked again before each run; nothing is run (a fail line says
+# why) if there is none.
+primary_cases() {
+    local s=$1 p b m args tag
+    for tag in write-100-c1 write-100-c16 write-100-c128 read-c128 backup; do
+        p=$(cohort_primary)
+        if [ -z "$p" ]; then
+            raw "fail tag=$([ $tag = backup ] && echo backup-write-100-c1 || echo primary-$tag) system=$s reason=no primary (cohort bench --print-primary)"
+            continue
+        fi
+        case $tag in
+        write-100-c*)
+            local c=${tag##*-c}
+            args=(--workload write --value-size 100 --conc "$c" --conns "$(conns_for "$c")" --keys "$KEYS")
+            tag=primary-$tag
+            m=$p ;;
+        read-c128)
+            args=(--workload read --conc 128 --conns 64 --keys "$KEYS" --value-size 100)
+            tag=primary-$tag
+            m=$p ;;
+        backup)
+            for b in $(members_of cohort | tr , ' '); do
+                [ "$b" != "$p" ] && break
+            done
+            args=(--workload write --value-size 100 --conc 1 --conns 1 --keys "$KEYS")
+            tag=backup-write-100-c1
+            m=$b ;;
+        esac
+        # shellcheck disable=SC2046
+        RUN_MEMBERS=$m run_case "$s" "$tag" "${args[@]}" $(common)
+    done
 }
 
 # save_member <pid> before a failover trial kills it, respawn_member after:
@@ -547,11 +609,30 @@ meta_facts() {
         oflag=dsync 2>/dev/null; } 2>&1 | tail -n 1)
     rm -f "$BENCH_DIR/fsync-probe"
     [ -n "$t" ] && raw "meta fsync_probe $(awk -v t="$t" 'BEGIN{printf "%.0f us per 4 KiB O_DSYNC write (500 in %.2f s)", t*1e6/500, t}')"
+    # What the disk can fdatasync sequentially with 64 KiB and 1 MiB blocks
+    # (the bound of the 64 KiB and 1 MiB write runs): writes of that size,
+    # each O_DSYNC (an fdatasync per write), one after the other into a
+    # preallocated file, as cohort's WAL writes its preallocated segments.
+    dsync_probe 65536 512
+    dsync_probe 1048576 128
     raw "meta cohort_rev $(rev_of_checkout)"
     raw "meta cohort_build $BUILD (Release)"
     raw "meta etcd_version $(etcd --version 2>/dev/null | head -n 1 | sed 's/etcd Version: //') (Debian etcd-server $(dpkg-query -W -f '${Version}' etcd-server 2>/dev/null))"
     raw "meta zookeeper_version $(dpkg-query -W -f '${Version}' zookeeper 2>/dev/null) (Debian zookeeper), $(java -version 2>&1 | head -n 1)"
     raw "meta redis_version $(redis-server --version 2>/dev/null | sed 's/Redis server //;s/ sha=.*//') (Debian redis-server $(dpkg-query -W -f '${Version}' redis-server 2>/dev/null))"
+}
+
+# dsync_probe <block bytes> <count>: a "meta dsync_<block>" line with the
+# time per O_DSYNC write and the bandwidth that gives.
+dsync_probe() {
+    local bs=$1 n=$2 f=$BENCH_DIR/dsync-probe t TIMEFORMAT=%R
+    rm -f "$f"
+    fallocate -l $((bs * n)) "$f" 2>/dev/null || true
+    t=$( { time dd if=/dev/zero of="$f" bs="$bs" count="$n" oflag=dsync \
+        conv=notrunc 2>/dev/null; } 2>&1 | tail -n 1)
+    rm -f "$f"
+    [ -n "$t" ] && raw "meta dsync_$bs $(awk -v t="$t" -v bs="$bs" -v n="$n" 'BEGIN{
+        printf "us_per_write=%.0f mib_per_s=%.1f writes=%d secs=%.3f", t*1e6/n, (t > 0 ? bs*n/t/1048576 : 0), n, t}')"
 }
 
 # The checked-out commit, read from .git without running git.
@@ -610,6 +691,7 @@ main() {
                 if [ "$s" = cohort ]; then
                     exec_case "$s"
                     publish_case "$s"
+                    primary_cases "$s"
                 fi
                 failover_cases "$s"
             fi
