@@ -587,37 +587,47 @@ class Doc:
             self.verdict(f"writes at 128 (100 B): cohort ≥ {want:g}× {peer}",
                          None if ratio is None else
                          f"{ratio:.2f}× ({fint(c128)} vs {fint(p)} ops/s)",
-                         ratio, want, higher=True)
+                         ratio, want, higher=True,
+                         missing=self.why_not(("cohort", "write-100-c128"),
+                                              (peer, "write-100-c128")))
         r1 = self.run("cohort", "write-100-c1")
+        why1 = self.why_not(("cohort", "write-100-c1"))
         self.verdict("single-client write p50 ≤ 0.5 ms",
                      r1 and f"{r1.g('p50_us') / 1000:.3f} ms",
-                     r1 and r1.g("p50_us") / 1000, 0.5, higher=False)
+                     r1 and r1.g("p50_us") / 1000, 0.5, higher=False,
+                     missing=why1)
         self.verdict("single-client write p99 ≤ 1 ms",
                      r1 and f"{r1.g('p99_us') / 1000:.3f} ms",
-                     r1 and r1.g("p99_us") / 1000, 1.0, higher=False)
+                     r1 and r1.g("p99_us") / 1000, 1.0, higher=False,
+                     missing=why1)
         lin, loc = ops("cohort", "read-c128"), ops("cohort", "lread-c128")
         share = lin / loc if lin and loc else None
         self.verdict("linearizable reads ≥ 70% of local reads (128)",
                      share and f"{100 * share:.0f}% ({fint(lin)} vs {fint(loc)} ops/s)",
-                     share, 0.70, higher=True)
+                     share, 0.70, higher=True,
+                     missing=self.why_not(("cohort", "read-c128"),
+                                          ("cohort", "lread-c128")))
         fo = [r.g("failover_ms") for r in self.all_runs("cohort", "failover")]
         good = [v for v in fo if v is not None and v >= 0]
         med = statistics.median(good) if good else None
         mx = max(good) if good and len(good) == len(fo) else None
+        whyf = self.why_not(("cohort", "failover"))
         self.verdict("failover median ≤ 300 ms", med and f"{med:,.0f} ms ({len(fo)} trials)",
-                     med, 300, higher=False)
+                     med, 300, higher=False, missing=whyf)
         self.verdict("failover max ≤ 600 ms",
                      (f"{mx:,.0f} ms" if mx is not None else
                       ("a trial without a write after the kill" if fo else None)),
                      mx if mx is not None else (float("inf") if fo else None),
-                     600, higher=False)
+                     600, higher=False, missing=whyf)
         st, ld = self.snap_run("cohort", "steady"), self.snap_run("cohort", "loaded")
         ratio = (ld.g("p999_us") / st.g("p999_us")
                  if st and ld and st.g("p999_us") else None)
         self.verdict("p99.9 write latency during snapshots ≤ 2× steady",
                      ratio and f"{ratio:.2f}× ({fus(ld.g('p999_us'))} vs "
                      f"{fus(st.g('p999_us'))} µs; {ld.snapshots} snapshots in the run)",
-                     ratio, 2.0, higher=False)
+                     ratio, 2.0, higher=False,
+                     missing=self.why_not(("cohort", "snap-steady"),
+                                          ("cohort", "snap-loaded")))
         c = self.run("cohort", "write-100-c128")
         cm = c.cpu_per_kop()[0] if c else None
         for peer in PEERS:
@@ -626,7 +636,9 @@ class Doc:
             self.verdict(f"CPU per 1,000 writes per replica (100 B, 128) below {peer}",
                          cm and pm and f"{cm:.3f} vs {pm:.3f} CPU s",
                          cm / pm if cm and pm else None, 1.0, higher=False,
-                         strict=True)
+                         strict=True,
+                         missing=self.why_not(("cohort", "write-100-c128"),
+                                              (peer, "write-100-c128")))
         self.w()
 
     def disk(self, block):
