@@ -4,6 +4,10 @@
     python3 bench/report.py bench/results/raw.txt -o bench/RESULTS.md
         [--profile bench/results/profile.txt]
 
+Besides raw.txt it copies two hand-written files: bench/analysis.md (the
+section "Where the time goes") and, at the end, bench/indicative.md
+(measurements made with other tools, each dated).
+
 raw.txt lines (written by bench/run.sh):
     meta <key> <text>                       machine, versions, command, ...
     bench k=v ... tag=T run=N elapsed_s=E client_cpu_s=C
@@ -814,6 +818,30 @@ class Doc:
                    f"(run {f.get('run', '?')}): {f.get('reason', '?')}")
         self.w()
 
+    def indicative(self):
+        """bench/indicative.md (hand-written sections measured by other
+        tools), copied as it is minus its leading comment."""
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "indicative.md")
+        if not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if text.lstrip().startswith("<!--"):
+            text = text.split("-->", 1)[1]
+        text = text.strip("\n")
+        if not text:
+            return
+        self.w("---")
+        self.w()
+        self.w("*The sections below are not from the run above: they were "
+               "measured by hand with other tools, each says how and when, "
+               "and report.py copies them from `bench/indicative.md`.*")
+        self.w()
+        for line in text.splitlines():
+            self.w(line)
+        self.w()
+
     def render(self, profile):
         self.header()
         self.targets()
@@ -826,6 +854,7 @@ class Doc:
         self.bottleneck(profile)
         self.problems()
         self.method()
+        self.indicative()
         return "\n".join(self.lines).rstrip() + "\n"
 
 
