@@ -732,6 +732,11 @@ class Doc:
                          f"disk's {d[0]:,.1f} MiB/s ({d[1]:,.0f} µs per "
                          f"write): {100 * share:.0f}%",
                          share, 0.5, higher=True, missing=missing)
+        total = num(self.meta.get("total_seconds"))
+        self.verdict("the whole run, unattended, under 30 minutes",
+                     total and f"{total / 60:.1f} min", total and total / 60,
+                     30.0, higher=False, strict=True,
+                     missing="no meta total_seconds")
         self.w()
         self.w("The disk figures come from the probe under *Machine* (one "
                "process writing that block size sequentially, each write "
