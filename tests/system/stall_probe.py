@@ -2,7 +2,8 @@
 """stall_probe — the longest write stall a client sees during a leadership
 transfer and during a rolling restart (`cohort rejuvenate`). A measurement,
 not a test (not registered in tests.cmake; it asserts nothing but that the
-commands work and no call failed); figures go to bench/RESULTS.md.
+commands work and no call failed); figures go to bench/indicative.md
+(which bench/report.py appends to bench/RESULTS.md).
 
 A 3-replica group on loopback, release build. For each round, a fresh
 load runs through one command and is stopped a moment after it:
