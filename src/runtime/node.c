@@ -377,6 +377,13 @@ bool node_is_primary(const struct node *n)
     return replica_is_primary(driver_replica(n->driver));
 }
 
+void node_view(const struct node *n, uint32_t *epoch, uint64_t *view)
+{
+    const struct replica *r = driver_replica(n->driver);
+    *epoch = replica_membership(r)->epoch;
+    *view = replica_view(r);
+}
+
 bool node_outside(const struct node *n)
 {
     return replica_removed(driver_replica(n->driver));

@@ -103,6 +103,8 @@ void node_set_publish_hook(struct node *n, const struct kv_publish_hook *hook);
  * protocol's last step). A linearizable read that node_read() confirmed
  * judges expiry at this time (kv/expire.h). */
 bool node_is_primary(const struct node *n);
+/* The (epoch, view) this replica is in: cheap, unlike node_status(). */
+void node_view(const struct node *n, uint32_t *epoch, uint64_t *view);
 /* Outside the membership of the epoch it knows (removed, or a spare not
  * yet added): it serves no writes. */
 bool node_outside(const struct node *n);

@@ -7,6 +7,25 @@
 #include "common/assert.h"
 #include "runtime/logline.h"
 
+const char *view_role_token(enum cohort_role role)
+{
+    switch (role) {
+    case COHORT_ROLE_PRIMARY:
+        return "primary";
+    case COHORT_ROLE_BACKUP:
+        return "backup";
+    case COHORT_ROLE_RECOVERING:
+        return "recovering";
+    case COHORT_ROLE_VIEW_CHANGE:
+        return "changing";
+    case COHORT_ROLE_LEARNER:
+        return "learner";
+    case COHORT_ROLE_OUTSIDE:
+        return "outside";
+    }
+    return "?";
+}
+
 static const char *role_name(enum cohort_role role)
 {
     switch (role) {

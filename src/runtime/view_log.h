@@ -19,6 +19,9 @@ const char *view_cause_name(enum cohort_view_cause cause);
 /* The number of causes (enum cohort_view_cause runs from 0 to this - 1). */
 #define VIEW_CAUSE_COUNT 9u
 
+/* One word for a role (INFO's view history): primary, backup, recovering,
+ * changing, learner, outside. */
+const char *view_role_token(enum cohort_role role);
 /* Write the line (INFO) to the log. */
 void view_log(const struct cohort_view_info *v);
 /* The line's text into out (capacity size); returns out. */

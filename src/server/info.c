@@ -227,11 +227,7 @@ static void operations(struct resp_buf *t, const struct info_input *in)
     line(t, "view_history:%u", n);
     for (uint32_t k = 0; k < n; k++) {
         const struct node_view_record *v = &in->view_history[first + k];
-        const char *role = v->role == COHORT_ROLE_PRIMARY   ? "primary"
-                           : v->role == COHORT_ROLE_BACKUP  ? "backup"
-                           : v->role == COHORT_ROLE_LEARNER ? "learner"
-                           : v->role == COHORT_ROLE_OUTSIDE ? "outside"
-                                                            : "changing";
+        const char *role = view_role_token(v->role);
         line(t,
              "view_history%u:view=%" PRIu64 ",epoch=%" PRIu64
              ",primary=%u,role=%s,cause=%s,time_ms=%" PRIu64,

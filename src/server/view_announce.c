@@ -80,13 +80,15 @@ void view_announce_run(struct server *s)
     struct announcer *a = &s->announcer;
     if (a->in_flight || s->closing || !node_is_primary(s->node))
         return;
-    struct node_status st;
-    node_status(s->node, &st);
-    uint32_t epoch = st.membership.epoch;
+    uint32_t epoch;
+    uint64_t view;
+    node_view(s->node, &epoch, &view); /* runs every loop turn: cheap */
     bool newer = epoch > a->announced_epoch ||
-                 (epoch == a->announced_epoch && st.view > a->announced_view);
+                 (epoch == a->announced_epoch && view > a->announced_view);
     if (!newer && a->done > 0)
         return;
+    struct node_status st;
+    node_status(s->node, &st);
     if (st.view != a->view || epoch != a->epoch) {
         /* A new view: a new request (a retry keeps its number). */
         a->epoch = epoch;
