@@ -224,7 +224,9 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
         return false;
     }
     assert_false(rep->snapshot_due); /* one at a time */
-    assert_int_equal(rep->applied_op, snap->info.op);
+    /* Entries that are not client requests (a RECONFIG) reach no state
+     * machine: the counter's last op may be below the snapshot's. */
+    assert_true(rep->applied_op <= snap->info.op);
     struct cohort_err err;
     err_clear(&err);
     int rc = driver_snapshot_write(sim_disk_vfs(&rep->disk), HARNESS_DATA_DIR,

@@ -626,6 +626,61 @@ static void spare_registers_then_replaces_a_dead_voter(void **s)
     assert_int_equal(h->r[3].total, 12);
 }
 
+/* A replica that learns a new epoch while cut off, installs a snapshot
+ * taken past the epoch's first entry E, and crashes before the new epoch's
+ * metadata is on disk restarts in the old epoch with its log starting past
+ * E. Its snapshot holds committed state, so it holds the decided E: it
+ * must accept the NEW_EPOCH it is sent (it refused every one, forever,
+ * because E's checksum is not in its log; sim seed swarm 9 --replicas 5
+ * --replace-after 300 --spares 2 found it). */
+static void crash_installing_a_snapshot_past_the_epoch_start(void **s)
+{
+    (void)s;
+    h = harness_new(N, 42);
+    h->config.replica.snapshot_interval_ops = 4;
+    harness_start_all(h);
+    harness_run(h, 500);
+    uint32_t p = (uint32_t)harness_primary(h);
+    uint32_t x = (p + 1) % N;
+    harness_cut(h, x, true);
+    for (uint64_t k = 1; k <= 3; k++)
+        harness_submit(h, p, 100 + k, 1, 1);
+    harness_run(h, 200);
+    /* A new epoch with the same voters, ordered while x is away. */
+    struct membership next = *replica_membership(harness_core(h, p));
+    struct reconfig_answer a;
+    driver_reconfig(h->r[p].driver, &next, &a);
+    assert_int_equal(a.result, RECONFIG_PROPOSED);
+    harness_run(h, 300);
+    p = (uint32_t)harness_primary(h);
+    assert_int_equal(replica_membership(harness_core(h, p))->epoch, 1);
+    uint64_t e_op = a.op;
+    /* Enough writes that the members' snapshots and logs start past E. */
+    for (uint64_t k = 1; k <= 20; k++) {
+        harness_submit(h, p, 200 + k, 1, 1);
+        harness_run(h, 20);
+    }
+    harness_run(h, 300);
+    assert_true(replica_log_base(harness_core(h, p)) > e_op);
+    /* x comes back with its disk writes held: it enters the epoch and
+     * installs a snapshot, but its metadata never reaches the disk. */
+    h->r[x].hold_storage = true;
+    harness_cut(h, x, false);
+    harness_run(h, 300);
+    assert_true(h->r[x].restores > 0);
+    assert_true(replica_log_base(harness_core(h, x)) > e_op);
+    harness_crash(h, x, false);
+    h->r[x].hold_storage = false;
+    harness_start(h, x);
+    assert_int_equal(replica_membership(harness_core(h, x))->epoch, 0);
+    assert_true(replica_log_base(harness_core(h, x)) > e_op);
+    /* It learns the epoch, takes part and catches up. */
+    harness_run(h, 2000);
+    assert_int_equal(replica_membership(harness_core(h, x))->epoch, 1);
+    assert_int_equal(replica_status(harness_core(h, x)), STATUS_NORMAL);
+    group_still_commits(300, 24);
+}
+
 static void forged_prepares_past_the_pipeline_are_dropped(void **s)
 {
     (void)s;
@@ -726,6 +781,8 @@ int main(void)
             forged_prepares_past_the_pipeline_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(
             spare_registers_then_replaces_a_dead_voter, NULL, teardown),
+        cmocka_unit_test_setup_teardown(
+            crash_installing_a_snapshot_past_the_epoch_start, NULL, teardown),
     };
     const char *filter = getenv("CMOCKA_FILTER");
     if (filter)
