@@ -373,11 +373,18 @@ static void catch_up(struct replica *r, bool tick)
     if (r->c.replica_count < 2)
         return;
     /* Anyone may hold E, a removed member too (it serves): ask each in
-     * turn. */
-    r->catch_up_next = (r->catch_up_next + 1) % r->c.replica_count;
-    if (r->catch_up_next == r->c.self)
+     * turn, but the one whose last answer moved us on (or whose snapshot
+     * we installed: its log is pinned for us) again while it does. */
+    uint32_t to;
+    if (r->state_request_ms == 0 && vr_valid_peer(r, r->state_prefer)) {
+        to = r->state_prefer;
+    } else {
+        r->state_prefer = COHORT_REPLICA_NONE;
         r->catch_up_next = (r->catch_up_next + 1) % r->c.replica_count;
-    uint32_t to = r->catch_up_next;
+        if (r->catch_up_next == r->c.self)
+            r->catch_up_next = (r->catch_up_next + 1) % r->c.replica_count;
+        to = r->catch_up_next;
+    }
     r->state_request_ms = r->now_ms;
     r->state_asked = to;
     r->awaiting_snapshot = false;

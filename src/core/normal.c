@@ -89,7 +89,10 @@ static void request_snapshot(struct replica *r)
         (r->applied + phase) / interval > (r->snapshot_op + phase) / interval;
     uint64_t bytes_due = r->log.bytes_max / 2 + r->log.bytes_max * r->c.self /
                                                     (8u * r->c.replica_count);
-    if (!interval_due && r->log.bytes < bytes_due)
+    /* ... and when its slots are 3/4 full (a log kept back for a
+     * snapshot being sent, transfer.c), before appends must stop. */
+    bool slots_due = r->log.op - r->log.base >= r->log.ops_max / 4 * 3;
+    if (!interval_due && r->log.bytes < bytes_due && !slots_due)
         return;
     if (r->applied <= r->snapshot_op)
         return;

@@ -267,6 +267,7 @@ void replica_config_defaults(struct replica_config *c, uint32_t replica_count,
     c->client_table_max = 1024;
     c->client_expiry_ms = 3600u * 1000u;
     c->snapshot_interval_ops = 8192;
+    c->transfer_pin_ms = 120u * 1000u;
     c->message_size_max = 0; /* derived in replica_init when 0 */
 }
 
@@ -456,6 +457,7 @@ struct replica *replica_init(const struct replica_config *config,
     r->best_from = UINT32_MAX;
     r->state_asked = COHORT_REPLICA_NONE;
     r->snapshot_from = COHORT_REPLICA_NONE;
+    r->state_prefer = COHORT_REPLICA_NONE;
     r->lead_forbidden_view = VIEW_NONE;
     r->handoff_target = COHORT_REPLICA_NONE;
     r->view_op = VIEW_OP_UNKNOWN;
@@ -541,6 +543,9 @@ void replica_step(struct replica *r, const struct event *ev,
         break;
     case EV_SNAPSHOT_INSTALLED:
         vr_on_snapshot_installed(r, ev);
+        break;
+    case EV_SNAPSHOT_PROGRESS:
+        vr_on_snapshot_progress(r, ev->snapshot_progress.from);
         break;
     case EV_PEER_DOWN:
         on_peer_down(r, ev->peer_down.peer);

@@ -93,6 +93,11 @@ struct replica_config {
     uint32_t client_table_max;       /* clients remembered */
     uint64_t client_expiry_ms;      /* idle client forgotten after (log time) */
     uint32_t snapshot_interval_ops; /* take a snapshot every N applied ops */
+    /* A snapshot sent to a peer pins the log back to the snapshot's op
+     * (transfer.c) until the peer has caught up from the log, or has not
+     * asked for state for this long (a dead or stuck peer). Bounded by
+     * the log's room whatever this is: see docs/PROTOCOL.md. */
+    uint32_t transfer_pin_ms;
     uint32_t message_size_max;      /* largest peer message */
     /* Spares (epoch.c, docs/PROTOCOL.md "Spares"). A primary that has had
      * no PREPARE-OK from a voter, and suspects it, for longer than this
@@ -149,6 +154,11 @@ enum replica_bug {
      * replica leads from its own log instead of fetching the log through
      * the RECONFIG entry first. */
     BUG_REPLACE_UNCAUGHT = 1u << 21,
+    /* State transfer (core/transfer.c): compaction after a snapshot
+     * ignores the pins of snapshots being sent, so a peer that installs
+     * one may find the log after it compacted away (another snapshot,
+     * without end under steady writes). */
+    BUG_PIN_OFF = 1u << 22,
     /* Bugs of the simulator's coordination workload (sim/sweep.c,
      * sim/coord.c), standing for the server's session sweeper and watch
      * resume: */
@@ -202,6 +212,9 @@ enum event_type {
     EV_READ,      /* a linearizable read wants a safe state to read from */
     EV_TRANSFER,  /* an operator asks the primary to hand over to a backup */
     EV_RECONFIG,  /* an operator asks the primary to change the membership */
+    /* The snapshot being received from a peer grew (the driver's chunk
+     * receive): the core waits on for it instead of asking elsewhere. */
+    EV_SNAPSHOT_PROGRESS,
 };
 
 struct client_request {
@@ -249,6 +262,9 @@ struct event {
                                 most replica_op()): e.g. the writes its
                                 client sent before it; 0 for none */
         } read;
+        struct { /* EV_SNAPSHOT_PROGRESS: any value (unknown: ignored) */
+            uint32_t from;
+        } snapshot_progress;
         struct {             /* EV_TRANSFER: answered by one ACT_TRANSFER */
             uint32_t target; /* any value: out of range is refused */
         } transfer;
@@ -414,6 +430,11 @@ struct replica_stats {
     uint64_t state_transfers;
     uint64_t snapshots_taken;
     uint64_t snapshots_installed;
+    /* Compactions after a snapshot held back by a snapshot being sent
+     * (the log kept back to its op, transfer.c), and those the log's room
+     * cut short of it. */
+    uint64_t compactions_pinned;
+    uint64_t pins_overrun;
     uint64_t reads_served;        /* ACT_READ with REPLY_OK */
     uint64_t read_rounds;         /* PINGs sent for reads */
     uint64_t transfers_started;   /* leadership transfers begun here */

@@ -130,6 +130,18 @@ struct replica {
      * sender's chunks are accepted (replica_snapshot_source()). */
     bool awaiting_snapshot;
     uint32_t snapshot_from;
+    /* The replica whose answers move us on (it sent the snapshot we
+     * installed, or the last entries): asked again, not the next in turn,
+     * since its log is pinned for us (transfer.c); forgotten when an
+     * answer from it does not come in time. NONE: ask in turn. */
+    uint32_t state_prefer;
+
+    /* Sender of state: per peer, the op its log must stay back to (the
+     * snapshot sent to it, then its position as it reads the log after
+     * it; 0: none) and when it last asked (pins expire after
+     * transfer_pin_ms). */
+    uint64_t pin_op[COHORT_REPLICAS_MAX];
+    uint64_t pin_ms[COHORT_REPLICAS_MAX];
 
     /* View change. */
     uint64_t votes[COHORT_REPLICAS_MAX]; /* highest view each voted for */
@@ -302,6 +314,8 @@ void vr_on_get_state(struct replica *r, const struct message *m);
 void vr_on_new_state(struct replica *r, const struct message *m);
 void vr_on_snapshot_taken(struct replica *r, uint64_t op);
 void vr_on_snapshot_installed(struct replica *r, const struct event *ev);
+void vr_on_snapshot_progress(struct replica *r, uint32_t from);
+bool vr_valid_peer(const struct replica *r, uint32_t i);
 
 /* handoff.c */
 bool vr_handoff_active(const struct replica *r);

@@ -2,6 +2,17 @@
  * for lagging replicas, snapshots taken (log compaction) and snapshots
  * installed from a peer.
  *
+ * A snapshot sent to a peer pins our log back to its op: compaction after
+ * a newer snapshot keeps the entries after it, so that the peer, once it
+ * has installed the snapshot, continues from our log instead of needing
+ * another snapshot (under steady writes, without end: issue 12). The pin
+ * follows the peer as it reads the log and goes when it has caught up, or
+ * when it has not asked for transfer_pin_ms; it never keeps more than half
+ * the log's slots nor 3/8 of its arena (the log must still compact: writes
+ * would stop). The peer asks the sender again while it moves it on
+ * (state_prefer), and waits for a snapshot on its way as long as chunks
+ * arrive (EV_SNAPSHOT_PROGRESS), so one member sends and keeps the log.
+ *
  * Invariants: (1) only a NORMAL primary's NEW-STATE speaks for the view's
  * uncommitted log; from anyone else only committed entries are adopted;
  * (2) a snapshot is installed only above applied, and the log either
@@ -44,7 +55,10 @@ void vr_request_state(struct replica *r)
     r->state_request_ms = r->now_ms;
     r->awaiting_snapshot = false;
     uint64_t base = r->op_verified;
-    r->state_asked = state_source(r);
+    if (r->state_retries)
+        r->state_prefer = COHORT_REPLICA_NONE; /* it did not answer in time */
+    r->state_asked = vr_valid_peer(r, r->state_prefer) ? r->state_prefer
+                                                       : state_source(r);
     struct message m = {
         .type = MSG_GET_STATE,
         .view = r->view,
@@ -55,6 +69,37 @@ void vr_request_state(struct replica *r)
     };
     vr_send_to(r, r->state_asked, &m, NULL);
     r->stats.state_transfers++;
+}
+
+bool vr_valid_peer(const struct replica *r, uint32_t i)
+{
+    return i < r->c.replica_count && i != r->c.self;
+}
+
+static void pin_set(struct replica *r, uint32_t peer, uint64_t op)
+{
+    if (!vr_valid_peer(r, peer))
+        return;
+    r->pin_op[peer] = op;
+    r->pin_ms[peer] = r->now_ms;
+}
+
+/* The lowest op a pin holds the log back to (expired pins go); UINT64_MAX
+ * if none. */
+static uint64_t pin_floor(struct replica *r)
+{
+    uint64_t floor = UINT64_MAX;
+    for (uint32_t i = 0; i < r->c.replica_count; i++) {
+        if (r->pin_op[i] == 0)
+            continue;
+        if (r->now_ms - r->pin_ms[i] >= r->c.transfer_pin_ms) {
+            r->pin_op[i] = 0; /* it stopped asking: dead, or moved on */
+            continue;
+        }
+        if (r->pin_op[i] < floor)
+            floor = r->pin_op[i];
+    }
+    return floor;
 }
 
 /* Any replica: GET-STATE (VR Revisited §5.2). The primary serves its whole
@@ -84,6 +129,7 @@ void vr_on_get_state(struct replica *r, const struct message *m)
         vr_send_to(r, m->from, &snap, NULL);
         struct action *a = vr_action_push(r, ACT_SNAPSHOT_SEND);
         a->snapshot_send.to = m->from;
+        pin_set(r, m->from, r->snapshot_op);
         return;
     }
     if (start > r->log.op)
@@ -91,6 +137,12 @@ void vr_on_get_state(struct replica *r, const struct message *m)
     if (start > limit)
         start = limit;
     uint32_t n = vr_gather(r, start, limit);
+    if (m->from < r->c.replica_count && r->pin_op[m->from]) {
+        if (start + n >= limit)
+            r->pin_op[m->from] = 0; /* caught up with what we know */
+        else
+            pin_set(r, m->from, start); /* follow it through the log */
+    }
     struct message reply_m = {
         .type = MSG_NEW_STATE,
         .view = r->view,
@@ -146,8 +198,11 @@ void vr_on_new_state(struct replica *r, const struct message *m)
     /* Ask again at once only if this answer moved us on: one that did not
      * (our log is full, say) waits for the retry interval, or duplicated
      * answers would each draw a new request, without end. */
-    if (r->op_verified > verified_before)
+    if (r->op_verified > verified_before) {
         r->state_request_ms = 0;
+        if (m->from == r->state_asked)
+            r->state_prefer = m->from; /* its log is pinned for us */
+    }
     if (trusted) {
         r->view_op = m->view_op;
         if (m->nonce == r->nonce) /* answers a request made since restart */
@@ -182,6 +237,32 @@ void vr_on_snapshot_taken(struct replica *r, uint64_t op)
         if (kept_bytes > r->log.bytes_max / 4) {
             to = o;
             break;
+        }
+    }
+    /* A snapshot being sent keeps the log back to its op, within room:
+     * half the slots and 3/8 of the arena, below the sizes that ask for a
+     * snapshot (normal.c), so the log still compacts and never fills. */
+    uint64_t floor = vr_bug(r, BUG_PIN_OFF) ? UINT64_MAX : pin_floor(r);
+    if (floor < to) {
+        uint64_t ops_room = r->log.ops_max / 2;
+        uint64_t lim = r->log.op > ops_room ? r->log.op - ops_room : 0;
+        uint64_t bytes = 0;
+        for (uint64_t o = r->log.op; o > lim && o > r->log.base; o--) {
+            bytes += log_header(&r->log, o)->body_size;
+            if (bytes > r->log.bytes_max / 8 * 3) {
+                lim = o;
+                break;
+            }
+        }
+        uint64_t held = floor > lim ? floor : lim;
+        if (held < to) {
+            r->stats.compactions_pinned++;
+            if (held > floor)
+                r->stats.pins_overrun++;
+            vr_trace(r, "compaction held at %llu (pin %llu), not %llu",
+                     (unsigned long long)held, (unsigned long long)floor,
+                     (unsigned long long)to);
+            to = held;
         }
     }
     if (to <= r->log.base)
@@ -225,6 +306,9 @@ void vr_on_snapshot_installed(struct replica *r, const struct event *ev)
     r->snapshot_op = op;
     r->snapshot_checksum = ev->snapshot.checksum;
     r->snapshot_timestamp_ms = ev->snapshot.timestamp_ms;
+    /* The sender pinned its log after op for us: ask it for the rest. */
+    if (r->awaiting_snapshot)
+        r->state_prefer = r->snapshot_from;
     r->awaiting_snapshot = false;
     r->state_request_ms = 0;
     r->stats.snapshots_installed++;
@@ -232,4 +316,13 @@ void vr_on_snapshot_installed(struct replica *r, const struct event *ev)
     a->compact.op = op;
     vr_trace(r, "installed snapshot at %llu", (unsigned long long)op);
     vr_request_state(r);
+}
+
+/* The snapshot on its way grew: a transfer that makes progress is waited
+ * for (the retry interval counts from its last chunk), not asked of
+ * another replica, which would send its own snapshot from the start. */
+void vr_on_snapshot_progress(struct replica *r, uint32_t from)
+{
+    if (r->awaiting_snapshot && from == r->snapshot_from && r->now_ms)
+        r->state_request_ms = r->now_ms;
 }

@@ -19,7 +19,10 @@
  * others (a short frame on a reordering network) made every attempt end
  * one chunk short, and the core's next ask, to another replica with
  * another snapshot, start over: seed 303 of --replicas 5 once the
- * simulator's snapshots grew past one chunk.
+ * simulator's snapshots grew past one chunk. A chunk that makes progress
+ * is told to the core (EV_SNAPSHOT_PROGRESS, once a heartbeat), which
+ * then does not ask another replica while this one is sending: each
+ * would send its own snapshot from the start (issue 12).
  *
  * Invariants: (1) one background snapshot at a time; (2) a received
  * snapshot reaches the state machine only after snapshot_receive_end()
@@ -540,8 +543,21 @@ void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
         d->receiving = false;
         return;
     }
-    if (d->receiver.received > before)
+    if (d->receiver.received > before) {
         d->resume_asked_op = 0; /* progress: a later gap may be asked again */
+        /* Tell the core (at most once a heartbeat), which then waits for
+         * this transfer instead of asking another replica. */
+        uint64_t now = now_ms(d);
+        if (now - d->progress_told_ms >= d->c.replica.heartbeat_ms &&
+            d->receiver.received < file_size) {
+            d->progress_told_ms = now;
+            struct event ev = {.type = EV_SNAPSHOT_PROGRESS};
+            ev.snapshot_progress.from = from;
+            drv_step(d, &ev);
+            if (!d->receiving || d->receiving_from != from)
+                return; /* (the core's actions cannot end it; defensive) */
+        }
+    }
     if (d->receiver.received == file_size) {
         d->receiving = false;
         install_received(d);
