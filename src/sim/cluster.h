@@ -193,6 +193,9 @@ struct cluster {
         uint32_t primary;
     } epoch_primaries[CLUSTER_EPOCH_VIEWS_MAX];
     uint32_t epoch_primary_count;
+    /* Extra delay of every snapshot chunk (a scenario's: a big store's
+     * transfer and install); 0: none. */
+    uint32_t snapshot_delay_ms;
     char line[512]; /* trace line scratch */
 };
 

@@ -290,6 +290,7 @@ enum scenario_action {
     A_CRASH_VICTIM,
     A_TRANSFER,    /* the primary hands over to the next replica */
     A_CRASH_VOTER, /* a backup that votes in the primary's epoch */
+    A_SLOW_SNAPSHOTS, /* every snapshot chunk takes action_arg ms more */
 };
 
 struct scenario_step {
@@ -381,6 +382,14 @@ static const struct sim_scenario scenarios[] = {
      {{T_UNCOMMITTED, 20, A_TRANSFER, 0},
       {T_AFTER, 1, A_ISOLATE_PRIMARY, 0},
       {T_AFTER, 2000, A_HEAL, 0}}},
+    {"catch_up_under_writes",
+     "a backup is down while the others compact past its log, then "
+     "restarts under writes; snapshot chunks take 600 ms more (a big "
+     "store's transfer and install): it must continue from the log after "
+     "the snapshot it installs, not need one snapshot after another",
+     {{T_COMMITTED, 20, A_CRASH_BACKUP, 0},
+      {T_AFTER, 1500, A_SLOW_SNAPSHOTS, 600},
+      {T_AFTER, 0, A_RESTART_ALL, 0}}},
     {"voter_down_long",
      "a backup voter crashes for 2500 ms with writes in flight, then "
      "restarts (with --replace-after and spares: replaced by a spare, "
@@ -419,6 +428,11 @@ const char *sim_scenario_summary(const struct sim_scenario *s)
 bool sim_scenario_expects_replacement(const struct sim_scenario *s)
 {
     return !strcmp(s->name, "voter_down_long");
+}
+
+bool sim_scenario_expects_catch_up(const struct sim_scenario *s)
+{
+    return !strcmp(s->name, "catch_up_under_writes");
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -844,6 +858,9 @@ static void scenario_act(struct faults *f, const struct scenario_step *s)
         break;
     case A_CORRUPT_COMMITTED_AND_CRASH:
         corrupt_and_crash(f, some_backup(f));
+        break;
+    case A_SLOW_SNAPSHOTS:
+        f->c->snapshot_delay_ms = (uint32_t)s->action_arg;
         break;
     case A_TRANSFER: {
         uint32_t p = primary_or_any(f);

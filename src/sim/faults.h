@@ -70,6 +70,9 @@ const struct sim_scenario *sim_scenario_at(uint32_t i);
 const char *sim_scenario_name(const struct sim_scenario *s);
 const char *sim_scenario_summary(const struct sim_scenario *s);
 bool sim_scenario_expects_replacement(const struct sim_scenario *s);
+/* Whether the scenario's victim, restarted under writes, must catch up
+ * with few snapshot installs (sim.c, check_caught_up()). */
+bool sim_scenario_expects_catch_up(const struct sim_scenario *s);
 
 struct faults {
     struct cluster *c; /* borrowed */

@@ -362,7 +362,10 @@ static void host_send(void *ctx, uint32_t to, const uint8_t *frame, size_t size)
     struct sim_replica *rep = rep_of(ctx);
     struct cluster *c = rep->cluster;
     cluster_hash(c, 7000u + rep->index, to, size, XXH3_64bits(frame, size));
-    sim_net_send(&c->net, c->now, rep->index, to, SIM_MSG_PEER, frame, size);
+    uint64_t at = c->now;
+    if (size && frame[0] == DRIVER_FRAME_SNAPSHOT)
+        at += c->snapshot_delay_ms; /* sent now, on the wire that long */
+    sim_net_send(&c->net, at, rep->index, to, SIM_MSG_PEER, frame, size);
 }
 
 static void host_link(void *ctx, uint32_t to, bool *up, uint64_t *queued)

@@ -155,6 +155,27 @@ static void check_replaced(struct cluster *c, uint32_t victim)
                    victim, m->epoch);
 }
 
+/* The catch-up scenario's victim installs a snapshot, then continues from
+ * the sender's log (pinned for it: core/transfer.c). Another install means
+ * the log after its snapshot was gone when it asked; a few can happen
+ * (the sender crashed, say), one after another is the livelock of issue
+ * 12: under steady writes it never catches up from the log. */
+#define CATCH_UP_INSTALLS_MAX 2
+
+static void check_caught_up(struct cluster *c, uint32_t victim)
+{
+    if (victim == UINT32_MAX || c->stats.crashes != 1 ||
+        !c->replicas[victim].r)
+        return;
+    uint64_t n = replica_stats(c->replicas[victim].r)->snapshots_installed;
+    if (n > CATCH_UP_INSTALLS_MAX)
+        check_fail(&c->check, "expectation",
+                   "r%u installed %" PRIu64 " snapshots after its restart "
+                   "(at most %u expected): the log after each was "
+                   "compacted away before it asked",
+                   victim, n, CATCH_UP_INSTALLS_MAX);
+}
+
 static void cluster_config_from(const struct sim_options *o,
                                 const struct sim_profile *p,
                                 struct cluster_config *cc)
@@ -289,6 +310,8 @@ bool sim_run(const struct sim_options *o, struct sim_result *res)
     if (!c->check.failed && scenario && o->replace_after_ms && o->spares &&
         sim_scenario_expects_replacement(scenario))
         check_replaced(c, f.victim);
+    if (!c->check.failed && scenario && sim_scenario_expects_catch_up(scenario))
+        check_caught_up(c, f.victim);
     if (!c->check.failed)
         coord_finish(c);
     /* 4. Every replica loses power and restarts from its disk alone: it

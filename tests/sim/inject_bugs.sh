@@ -38,6 +38,7 @@ bugs="1 crash 300 BUG_COMMIT_WITH_F
 8192 partition 300 BUG_COUNT_REMOVED --replicas 5 --voters 3 --reconfigs 200
 16384 partition 300 BUG_COUNT_LEARNER --replicas 5 --voters 3 --reconfigs 200
 2097152 default 300 BUG_REPLACE_UNCAUGHT --replicas 5 --spares 2 --replace-after 300
+4194304 default 1500 BUG_PIN_OFF --scenario catch_up_under_writes
 65536 crash 300 BUG_SESSION_NO_EXTEND --coord 30
 131072 default 300 BUG_WATCH_RESUME_OFF --coord 30"
 

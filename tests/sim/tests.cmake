@@ -260,3 +260,21 @@ add_test(NAME sim/scenario/voter_down_long-spares
                  --replace-after 300 --ops 800 --quiet)
 set_tests_properties(sim/scenario/voter_down_long-spares
                      PROPERTIES LABELS sim TIMEOUT 600)
+
+# Catch-up under writes (issue 12): a backup restarts after the others
+# compacted past its log, its snapshot arriving 600 ms late; it must
+# continue from the sender's log (pinned for it, core/transfer.c), not
+# install one snapshot after another (sim.c, check_caught_up()). Longer
+# runs than the scenario block above, so that writes go on for seconds
+# after the restart; 3 and 5 replicas.
+add_test(NAME sim/scenario/catch_up_under_writes-long
+         COMMAND $<TARGET_FILE:cohort> sim --scenario catch_up_under_writes
+                 --seeds 1..100 --profile default --ops 1500 --quiet)
+set_tests_properties(sim/scenario/catch_up_under_writes-long
+                     PROPERTIES LABELS sim TIMEOUT 600)
+add_test(NAME sim/scenario/catch_up_under_writes-five
+         COMMAND $<TARGET_FILE:cohort> sim --scenario catch_up_under_writes
+                 --seeds 1..100 --profile crash --replicas 5 --ops 1500
+                 --quiet)
+set_tests_properties(sim/scenario/catch_up_under_writes-five
+                     PROPERTIES LABELS sim TIMEOUT 600)
