@@ -636,6 +636,11 @@ uint64_t replica_log_base(const struct replica *r)
     return r->log.base;
 }
 
+uint64_t replica_snapshot_op(const struct replica *r)
+{
+    return r->snapshot_op;
+}
+
 uint64_t replica_peer_op(const struct replica *r, uint32_t peer)
 {
     if (!replica_is_primary(r) || peer >= r->c.replica_count)

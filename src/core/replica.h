@@ -494,6 +494,7 @@ uint64_t replica_commit(const struct replica *r);
 uint64_t replica_read_index(const struct replica *r);
 uint64_t replica_applied(const struct replica *r);
 uint64_t replica_log_base(const struct replica *r); /* first op held - 1 */
+uint64_t replica_snapshot_op(const struct replica *r); /* latest taken */
 /* The log time (ms) this replica would stamp a batch with now (as of its
  * last step): the view's start time in log time plus the time since, never
  * behind the last entry's timestamp. Only a primary's is the log's clock. */

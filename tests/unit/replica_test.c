@@ -739,6 +739,136 @@ static void forged_prepares_past_the_pipeline_are_dropped(void **s)
     assert_true(q >= 0 && (uint32_t)q != p);
 }
 
+/* Issue 12: a snapshot being sent pins the sender's log back to its op.
+ * Replica `peer` is cut off (it stands for a new member busy installing);
+ * a GET_STATE from it below the primary's log base draws a snapshot at S.
+ * Returns S after `more` further writes (snapshots every 16 ops meanwhile)
+ * and leaves the primary in *primary. */
+#define PIN_INTERVAL 16
+
+static uint64_t pin_setup(uint32_t bugs, uint32_t pin_ms, uint32_t *primary,
+                          uint32_t *peer)
+{
+    h = harness_new(N, 42);
+    h->config.replica.snapshot_interval_ops = PIN_INTERVAL;
+    h->config.replica.bugs = bugs;
+    if (pin_ms)
+        h->config.replica.transfer_pin_ms = pin_ms;
+    harness_start_all(h);
+    harness_run(h, 1000);
+    int p = harness_primary(h);
+    assert_true(p >= 0);
+    *primary = (uint32_t)p;
+    *peer = ((uint32_t)p + 1) % N;
+    for (uint64_t k = 1; k <= 3 * PIN_INTERVAL; k++) {
+        harness_submit(h, *primary, 1000 + k, 1, 1);
+        harness_run(h, 20);
+    }
+    const struct replica *r = harness_core(h, *primary);
+    assert_true(replica_log_base(r) > 0);
+    harness_cut(h, *peer, true);
+    struct message get = {.type = MSG_GET_STATE,
+                          .from = *peer,
+                          .view = replica_view(r),
+                          .commit = 0,
+                          .base_op = 0,
+                          .checksum = 0};
+    inject(*primary, &get);
+    uint64_t sent = replica_snapshot_op(r);
+    assert_true(sent >= replica_log_base(r));
+    return sent;
+}
+
+static void pin_writes(uint32_t primary, uint64_t from, uint64_t count)
+{
+    for (uint64_t k = 0; k < count; k++) {
+        harness_submit(h, primary, from + k, 1, 1);
+        harness_run(h, 20);
+    }
+}
+
+static void snapshot_being_sent_keeps_the_log_after_it(void **s)
+{
+    (void)s;
+    uint32_t p, peer;
+    uint64_t sent = pin_setup(0, 0, &p, &peer);
+    pin_writes(p, 2000, 3 * PIN_INTERVAL);
+    const struct replica *r = harness_core(h, p);
+    /* Newer snapshots were taken, but the log still starts at or before
+     * the snapshot sent: the peer can continue from it. */
+    assert_true(replica_snapshot_op(r) > sent + PIN_INTERVAL);
+    assert_true(replica_log_base(r) <= sent);
+    assert_true(replica_stats(r)->compactions_pinned > 0);
+    /* The peer asks for the log after the snapshot it installed, and is
+     * served all of it: the pin goes, and the next compaction passes. */
+    struct message get = {.type = MSG_GET_STATE,
+                          .from = peer,
+                          .view = replica_view(r),
+                          .commit = sent,
+                          .base_op = sent,
+                          .checksum = 0};
+    inject(p, &get); /* (checksum 0 differs: served from its commit, sent) */
+    pin_writes(p, 3000, 3 * PIN_INTERVAL);
+    assert_true(replica_log_base(r) > sent);
+}
+
+/* The mutant: compaction ignores the pin, and the log after the snapshot
+ * being sent is gone after the next snapshot or two. */
+static void pin_off_mutant_compacts_past_the_snapshot_sent(void **s)
+{
+    (void)s;
+    uint32_t p, peer;
+    uint64_t sent = pin_setup(BUG_PIN_OFF, 0, &p, &peer);
+    pin_writes(p, 2000, 3 * PIN_INTERVAL);
+    const struct replica *r = harness_core(h, p);
+    assert_true(replica_log_base(r) > sent);
+    assert_int_equal(replica_stats(r)->compactions_pinned, 0);
+}
+
+/* A peer that stops asking (dead) releases its pin after transfer_pin_ms. */
+static void pin_expires_when_the_peer_stops_asking(void **s)
+{
+    (void)s;
+    uint32_t p, peer;
+    uint64_t sent = pin_setup(0, 500, &p, &peer);
+    pin_writes(p, 2000, PIN_INTERVAL + 4);
+    const struct replica *r = harness_core(h, p);
+    assert_true(replica_log_base(r) <= sent); /* still pinned */
+    harness_run(h, 600);
+    pin_writes(p, 3000, 3 * PIN_INTERVAL);
+    assert_true(replica_log_base(r) > sent);
+}
+
+/* However long the pin, the log compacts before it fills: writes go on
+ * (the pin keeps at most half of the log's slots). */
+static void pin_never_fills_the_log(void **s)
+{
+    (void)s;
+    h = harness_new(N, 42);
+    h->config.replica.snapshot_interval_ops = PIN_INTERVAL;
+    h->config.replica.pipeline_ops_max = 8;
+    h->config.replica.log_ops_max = 2 * 8 + PIN_INTERVAL; /* the minimum */
+    harness_start_all(h);
+    harness_run(h, 1000);
+    uint32_t p = (uint32_t)harness_primary(h);
+    uint32_t peer = (p + 1) % N;
+    pin_writes(p, 1000, 3 * PIN_INTERVAL);
+    harness_cut(h, peer, true);
+    const struct replica *r = harness_core(h, p);
+    struct message get = {.type = MSG_GET_STATE,
+                          .from = peer,
+                          .view = replica_view(r),
+                          .base_op = 0};
+    inject(p, &get);
+    uint64_t sent = replica_snapshot_op(r);
+    uint64_t ops = 10 * PIN_INTERVAL;
+    pin_writes(p, 2000, ops);
+    for (uint64_t k = 0; k < ops; k++)
+        assert_non_null(harness_find(h, 2000 + k, 1, REPLY_OK));
+    assert_true(replica_log_base(r) > sent); /* the pin was cut short */
+    assert_true(replica_stats(r)->pins_overrun > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -783,6 +913,14 @@ int main(void)
             spare_registers_then_replaces_a_dead_voter, NULL, teardown),
         cmocka_unit_test_setup_teardown(
             crash_installing_a_snapshot_past_the_epoch_start, NULL, teardown),
+        cmocka_unit_test_setup_teardown(
+            snapshot_being_sent_keeps_the_log_after_it, NULL, teardown),
+        cmocka_unit_test_setup_teardown(
+            pin_off_mutant_compacts_past_the_snapshot_sent, NULL, teardown),
+        cmocka_unit_test_setup_teardown(pin_expires_when_the_peer_stops_asking,
+                                        NULL, teardown),
+        cmocka_unit_test_setup_teardown(pin_never_fills_the_log, NULL,
+                                        teardown),
     };
     const char *filter = getenv("CMOCKA_FILTER");
     if (filter)
