@@ -98,7 +98,7 @@ struct replica_config {
      * asked for state for this long (a dead or stuck peer). Bounded by
      * the log's room whatever this is: see docs/PROTOCOL.md. */
     uint32_t transfer_pin_ms;
-    uint32_t message_size_max;      /* largest peer message */
+    uint32_t message_size_max; /* largest peer message */
     /* Spares (epoch.c, docs/PROTOCOL.md "Spares"). A primary that has had
      * no PREPARE-OK from a voter, and suspects it, for longer than this
      * replaces it by a caught-up learner in a new epoch, the voter becoming
@@ -493,7 +493,7 @@ uint64_t replica_commit(const struct replica *r);
  * committed in an earlier view; a backup's commit. */
 uint64_t replica_read_index(const struct replica *r);
 uint64_t replica_applied(const struct replica *r);
-uint64_t replica_log_base(const struct replica *r); /* first op held - 1 */
+uint64_t replica_log_base(const struct replica *r);    /* first op held - 1 */
 uint64_t replica_snapshot_op(const struct replica *r); /* latest taken */
 /* The log time (ms) this replica would stamp a batch with now (as of its
  * last step): the view's start time in log time plus the time since, never

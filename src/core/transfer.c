@@ -57,8 +57,8 @@ void vr_request_state(struct replica *r)
     uint64_t base = r->op_verified;
     if (r->state_retries)
         r->state_prefer = COHORT_REPLICA_NONE; /* it did not answer in time */
-    r->state_asked = vr_valid_peer(r, r->state_prefer) ? r->state_prefer
-                                                       : state_source(r);
+    r->state_asked =
+        vr_valid_peer(r, r->state_prefer) ? r->state_prefer : state_source(r);
     struct message m = {
         .type = MSG_GET_STATE,
         .view = r->view,

@@ -130,7 +130,7 @@ struct driver {
      * so that a run of out-of-order chunks asks once. */
     uint64_t resume_asked_op, resume_asked_offset;
     uint64_t progress_told_ms; /* last EV_SNAPSHOT_PROGRESS */
-    uint8_t *chunk; /* chunk_size bytes, for sending */
+    uint8_t *chunk;            /* chunk_size bytes, for sending */
     /* Chunks dropped: unasked for (the core awaits no snapshot from their
      * sender), over snapshot_size_max, or of no transfer under way. */
     uint64_t chunks_refused;

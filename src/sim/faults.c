@@ -288,8 +288,8 @@ enum scenario_action {
     A_PAUSE_PRIMARY,
     A_CORRUPT_COMMITTED_AND_CRASH,
     A_CRASH_VICTIM,
-    A_TRANSFER,    /* the primary hands over to the next replica */
-    A_CRASH_VOTER, /* a backup that votes in the primary's epoch */
+    A_TRANSFER,       /* the primary hands over to the next replica */
+    A_CRASH_VOTER,    /* a backup that votes in the primary's epoch */
     A_SLOW_SNAPSHOTS, /* every snapshot chunk takes action_arg ms more */
 };
 

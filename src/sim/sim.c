@@ -164,8 +164,7 @@ static void check_replaced(struct cluster *c, uint32_t victim)
 
 static void check_caught_up(struct cluster *c, uint32_t victim)
 {
-    if (victim == UINT32_MAX || c->stats.crashes != 1 ||
-        !c->replicas[victim].r)
+    if (victim == UINT32_MAX || c->stats.crashes != 1 || !c->replicas[victim].r)
         return;
     uint64_t n = replica_stats(c->replicas[victim].r)->snapshots_installed;
     if (n > CATCH_UP_INSTALLS_MAX)
