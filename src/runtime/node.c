@@ -626,7 +626,7 @@ static void configure_replica(struct node *n, struct replica_config *rc)
     rc->spare = n->c.spare;
     /* Snapshots fork and write the whole store: every 100,000 ops by
      * default (etcd's and ZooKeeper's default too), or sooner when the log
-     * holds half its byte budget. The log keeps room for two intervals. */
+     * holds half its byte budget. */
     rc->snapshot_interval_ops = n->c.snapshot_interval_ops
                                     ? n->c.snapshot_interval_ops
                                     : NODE_SNAPSHOT_INTERVAL_DEFAULT;
@@ -638,8 +638,11 @@ static void configure_replica(struct node *n, struct replica_config *rc)
     rc->log_bytes_max = 4u * rc->pipeline_bytes_max;
     if (rc->log_bytes_max < NODE_LOG_BYTES_MIN)
         rc->log_bytes_max = NODE_LOG_BYTES_MIN;
+    /* Three intervals: the log keeps half an interval behind each
+     * snapshot, or up to half of it for a snapshot it sends to a new
+     * member (core/transfer.c: the pin), with an interval of room left. */
     rc->log_ops_max =
-        2u * rc->snapshot_interval_ops + 2u * rc->pipeline_ops_max;
+        3u * rc->snapshot_interval_ops + 2u * rc->pipeline_ops_max;
     /* Every client connection on every replica is a client of the core. */
     rc->client_table_max = 16384;
 }
