@@ -196,6 +196,9 @@ struct cluster {
     /* Extra delay of every snapshot chunk (a scenario's: a big store's
      * transfer and install); 0: none. */
     uint32_t snapshot_delay_ms;
+    /* ... and per chunk before it in its file (a slow link: the transfer
+     * takes this times the chunk count); 0: none. */
+    uint32_t snapshot_chunk_ms;
     char line[512]; /* trace line scratch */
 };
 

@@ -288,9 +288,10 @@ enum scenario_action {
     A_PAUSE_PRIMARY,
     A_CORRUPT_COMMITTED_AND_CRASH,
     A_CRASH_VICTIM,
-    A_TRANSFER,       /* the primary hands over to the next replica */
-    A_CRASH_VOTER,    /* a backup that votes in the primary's epoch */
-    A_SLOW_SNAPSHOTS, /* every snapshot chunk takes action_arg ms more */
+    A_TRANSFER,           /* the primary hands over to the next replica */
+    A_CRASH_VOTER,        /* a backup that votes in the primary's epoch */
+    A_SLOW_SNAPSHOTS,     /* every snapshot chunk takes action_arg ms more */
+    A_SLOW_SNAPSHOT_LINK, /* action_arg ms per snapshot chunk */
 };
 
 struct scenario_step {
@@ -390,6 +391,14 @@ static const struct sim_scenario scenarios[] = {
      {{T_COMMITTED, 20, A_CRASH_BACKUP, 0},
       {T_AFTER, 1500, A_SLOW_SNAPSHOTS, 600},
       {T_AFTER, 0, A_RESTART_ALL, 0}}},
+    {"slow_snapshot_link",
+     "a backup is down while the others compact past its log, then "
+     "restarts under writes; each snapshot chunk takes 400 ms more than "
+     "the one before it (a slow link: transfers of seconds): it must "
+     "still catch up with at most two installs",
+     {{T_COMMITTED, 20, A_CRASH_BACKUP, 0},
+      {T_AFTER, 1500, A_SLOW_SNAPSHOT_LINK, 400},
+      {T_AFTER, 0, A_RESTART_ALL, 0}}},
     {"voter_down_long",
      "a backup voter crashes for 2500 ms with writes in flight, then "
      "restarts (with --replace-after and spares: replaced by a spare, "
@@ -432,7 +441,8 @@ bool sim_scenario_expects_replacement(const struct sim_scenario *s)
 
 bool sim_scenario_expects_catch_up(const struct sim_scenario *s)
 {
-    return !strcmp(s->name, "catch_up_under_writes");
+    return !strcmp(s->name, "catch_up_under_writes") ||
+           !strcmp(s->name, "slow_snapshot_link");
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -861,6 +871,9 @@ static void scenario_act(struct faults *f, const struct scenario_step *s)
         break;
     case A_SLOW_SNAPSHOTS:
         f->c->snapshot_delay_ms = (uint32_t)s->action_arg;
+        break;
+    case A_SLOW_SNAPSHOT_LINK:
+        f->c->snapshot_chunk_ms = (uint32_t)s->action_arg;
         break;
     case A_TRANSFER: {
         uint32_t p = primary_or_any(f);

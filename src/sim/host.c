@@ -363,8 +363,11 @@ static void host_send(void *ctx, uint32_t to, const uint8_t *frame, size_t size)
     struct cluster *c = rep->cluster;
     cluster_hash(c, 7000u + rep->index, to, size, XXH3_64bits(frame, size));
     uint64_t at = c->now;
-    if (size && frame[0] == DRIVER_FRAME_SNAPSHOT)
+    if (size && frame[0] == DRIVER_FRAME_SNAPSHOT) {
         at += c->snapshot_delay_ms; /* sent now, on the wire that long */
+        if (size >= 1 + 16)         /* the chunk's offset: driver/transfer.c */
+            at += get_u64(frame + 1 + 8) / CHUNK_SIZE * c->snapshot_chunk_ms;
+    }
     sim_net_send(&c->net, at, rep->index, to, SIM_MSG_PEER, frame, size);
 }
 
