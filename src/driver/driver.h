@@ -57,8 +57,11 @@
 #define DRIVER_FRAME_PROTOCOL 1 /* a core message */
 #define DRIVER_FRAME_SNAPSHOT 2 /* a chunk of a snapshot file */
 /* Receiver to sender: "I hold the first N bytes of your snapshot at op X;
- * go on from there" (a transfer resumed after a dropped connection). */
+ * go on from there" (a transfer resumed after a dropped connection). N of
+ * UINT64_MAX: "stop sending it", from a receiver that takes its snapshot
+ * from another replica (a sender before that ignores it: past the file). */
 #define DRIVER_FRAME_SNAPSHOT_RESUME 3
+#define DRIVER_SNAPSHOT_STOP UINT64_MAX
 
 /* How a write or a linearizable read ends. */
 enum driver_outcome {

@@ -130,7 +130,10 @@ struct driver {
      * so that a run of out-of-order chunks asks once. */
     uint64_t resume_asked_op, resume_asked_offset;
     uint64_t progress_told_ms; /* last EV_SNAPSHOT_PROGRESS */
-    uint8_t *chunk;            /* chunk_size bytes, for sending */
+    /* Per sender, the snapshot op it was last told to stop sending. */
+    uint64_t stop_told_op[COHORT_REPLICAS_MAX];
+    uint64_t snapshot_stops; /* stop requests sent */
+    uint8_t *chunk;          /* chunk_size bytes, for sending */
     /* Chunks dropped: unasked for (the core awaits no snapshot from their
      * sender), over snapshot_size_max, or of no transfer under way. */
     uint64_t chunks_refused;

@@ -272,6 +272,18 @@ void drv_on_snapshot_resume(struct driver *d, uint32_t from,
     struct snapshot_send *s = &d->sends[from];
     uint64_t op = get_u64(data);
     uint64_t offset = get_u64(data + 8);
+    if (offset == DRIVER_SNAPSHOT_STOP) {
+        /* It takes a snapshot from another replica: two streaming the
+         * whole store to one receiver waste both links (issue 12). */
+        if (s->active && s->reader.info.op == op) {
+            drv_log(d, DRIVER_LOG_INFO,
+                    "snapshot at op %" PRIu64 " to replica %u: stopped at "
+                    "byte %" PRIu64 " (it receives from another replica)",
+                    op, from, s->offset);
+            send_close(s);
+        }
+        return;
+    }
     if (!s->active) {
         /* Finished already: serve the request if the snapshot asked for
          * is still our latest (checked first: opening one verifies the
@@ -435,6 +447,22 @@ static void chunk_refused(struct driver *d, uint32_t from, uint64_t op,
             from, op, file_size, why, d->chunks_refused);
 }
 
+/* Chunks from a replica we do not take a snapshot from (we asked it
+ * earlier, then another answered first): ask it, once per snapshot, to
+ * stop streaming the rest of the file. */
+static void tell_stop(struct driver *d, uint32_t from, uint64_t op)
+{
+    if (replica_snapshot_source(d->r) == from || d->stop_told_op[from] == op)
+        return;
+    d->stop_told_op[from] = op;
+    d->snapshot_stops++;
+    uint8_t head[16];
+    put_u64(head, op);
+    put_u64(head + 8, DRIVER_SNAPSHOT_STOP);
+    drv_send_frame(d, from, DRIVER_FRAME_SNAPSHOT_RESUME, head, sizeof(head),
+                   NULL, 0);
+}
+
 /* Whether a new transfer from `from` may begin. */
 static bool transfer_allowed(struct driver *d, uint32_t from, uint64_t op,
                              uint64_t file_size)
@@ -442,6 +470,7 @@ static bool transfer_allowed(struct driver *d, uint32_t from, uint64_t op,
     if (replica_snapshot_source(d->r) != from) {
         chunk_refused(d, from, op, file_size,
                       "this replica did not ask it for a snapshot");
+        tell_stop(d, from, op);
         return false;
     }
     if (file_size > d->c.snapshot_size_max) {
@@ -526,9 +555,11 @@ void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
         if (!d->receiving && replica_snapshot_source(d->r) == from &&
             file_size <= d->c.snapshot_size_max)
             ask_resume(d, from, op, 0); /* its first chunk is late or lost */
-        else
+        else {
             chunk_refused(d, from, op, file_size,
                           "not part of a transfer under way");
+            tell_stop(d, from, op);
+        }
         return;
     }
     if (offset > d->receiver.received) {

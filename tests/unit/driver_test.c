@@ -278,7 +278,8 @@ struct watch {
     uint32_t chunks_from_zero; /* chunks at offset 0 delivered */
     uint32_t resumes;
     uint64_t resume_offset;
-    bool only_sender; /* drop chunks to the receiver from others */
+    uint32_t stops_to_others; /* "stop sending" to a replica not the sender */
+    bool only_sender;         /* drop chunks to the receiver from others */
     bool drop_armed;
     uint64_t drop_offset; /* drop the first chunk at this offset */
     bool dropped;
@@ -396,6 +397,11 @@ static bool watch_deliver(struct harness *hh, void *ctx, uint32_t from,
         return true;
     if (frame[0] == DRIVER_FRAME_SNAPSHOT_RESUME && from == w->to) {
         assert_true(size >= 17);
+        if (get_u64(frame + 9) == DRIVER_SNAPSHOT_STOP) {
+            assert_true(to != w->from); /* never to the sender it takes */
+            w->stops_to_others++;
+            return true;
+        }
         w->resumes++;
         w->resume_offset = get_u64(frame + 9);
         return true;
@@ -474,6 +480,9 @@ static void hostile_chunks_never_touch_the_file_being_received(void **s)
     harness_run(h, 3000);
     assert_true(w.hostile_done);
     assert_int_equal(w.resumes, 0); /* the transfer was not disturbed */
+    /* The chunks from the third replica drew one "stop sending" each
+     * snapshot op, to it alone. */
+    assert_true(w.stops_to_others >= 1);
     assert_int_equal(w.chunks_from_zero, 1);
     assert_caught_up(p, b);
 }
