@@ -22,7 +22,9 @@
  * simulator's snapshots grew past one chunk. A chunk that makes progress
  * is told to the core (EV_SNAPSHOT_PROGRESS, once a heartbeat), which
  * then does not ask another replica while this one is sending: each
- * would send its own snapshot from the start (issue 12).
+ * would send its own snapshot from the start (issue 12). A replica whose
+ * chunks are refused because the core takes its snapshot from another is
+ * told once per snapshot op to stop (RESUME at DRIVER_SNAPSHOT_STOP).
  *
  * Invariants: (1) one background snapshot at a time; (2) a received
  * snapshot reaches the state machine only after snapshot_receive_end()
