@@ -24,7 +24,8 @@
  * then does not ask another replica while this one is sending: each
  * would send its own snapshot from the start (issue 12). A replica whose
  * chunks are refused because the core takes its snapshot from another is
- * told once per snapshot op to stop (RESUME at DRIVER_SNAPSHOT_STOP).
+ * told to stop (RESUME at DRIVER_SNAPSHOT_STOP), once per snapshot op
+ * and at each first chunk.
  *
  * Invariants: (1) one background snapshot at a time; (2) a received
  * snapshot reaches the state machine only after snapshot_receive_end()
@@ -450,11 +451,14 @@ static void chunk_refused(struct driver *d, uint32_t from, uint64_t op,
 }
 
 /* Chunks from a replica we do not take a snapshot from (we asked it
- * earlier, then another answered first): ask it, once per snapshot, to
- * stop streaming the rest of the file. */
-static void tell_stop(struct driver *d, uint32_t from, uint64_t op)
+ * earlier, then another answered first): ask it to stop streaming the rest
+ * of the file, once per snapshot and again at each first chunk (the core
+ * may ask it again, and it starts that snapshot over). */
+static void tell_stop(struct driver *d, uint32_t from, uint64_t op,
+                      uint64_t offset)
 {
-    if (replica_snapshot_source(d->r) == from || d->stop_told_op[from] == op)
+    if (replica_snapshot_source(d->r) == from ||
+        (d->stop_told_op[from] == op && offset != 0))
         return;
     d->stop_told_op[from] = op;
     d->snapshot_stops++;
@@ -472,7 +476,7 @@ static bool transfer_allowed(struct driver *d, uint32_t from, uint64_t op,
     if (replica_snapshot_source(d->r) != from) {
         chunk_refused(d, from, op, file_size,
                       "this replica did not ask it for a snapshot");
-        tell_stop(d, from, op);
+        tell_stop(d, from, op, 0);
         return false;
     }
     if (file_size > d->c.snapshot_size_max) {
@@ -560,7 +564,7 @@ void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
         else {
             chunk_refused(d, from, op, file_size,
                           "not part of a transfer under way");
-            tell_stop(d, from, op);
+            tell_stop(d, from, op, offset);
         }
         return;
     }
