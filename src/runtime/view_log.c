@@ -7,7 +7,8 @@
 #include "common/assert.h"
 #include "runtime/logline.h"
 
-const char *view_role_token(enum cohort_role role)
+/* A role as one word (INFO) or as the log line says it. */
+static const char *role_text(enum cohort_role role, bool word)
 {
     switch (role) {
     case COHORT_ROLE_PRIMARY:
@@ -17,32 +18,24 @@ const char *view_role_token(enum cohort_role role)
     case COHORT_ROLE_RECOVERING:
         return "recovering";
     case COHORT_ROLE_VIEW_CHANGE:
-        return "changing";
+        return word ? "changing" : "changing views";
     case COHORT_ROLE_LEARNER:
-        return "learner";
+        return word ? "learner" : "a learner";
     case COHORT_ROLE_OUTSIDE:
-        return "outside";
+        return word ? "outside"
+                    : "outside the membership (removed or not yet added)";
     }
     return "?";
 }
 
+const char *view_role_token(enum cohort_role role)
+{
+    return role_text(role, true);
+}
+
 static const char *role_name(enum cohort_role role)
 {
-    switch (role) {
-    case COHORT_ROLE_PRIMARY:
-        return "primary";
-    case COHORT_ROLE_BACKUP:
-        return "backup";
-    case COHORT_ROLE_RECOVERING:
-        return "recovering";
-    case COHORT_ROLE_VIEW_CHANGE:
-        return "changing views";
-    case COHORT_ROLE_LEARNER:
-        return "a learner";
-    case COHORT_ROLE_OUTSIDE:
-        return "outside the membership (removed or not yet added)";
-    }
-    return "?";
+    return role_text(role, false);
 }
 
 static_assert(COHORT_VIEW_CAUSE_EPOCH + 1 == VIEW_CAUSE_COUNT,
