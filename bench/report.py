@@ -574,15 +574,18 @@ class Doc:
                    f"{pair('max_us', fus)} |")
         self.w()
 
+    def ops(self, s, tag):
+        """ops/s of system s's run tag, None if it did not run."""
+        r = self.run(s, tag)
+        return r.g("ops_per_s") if r else None
+
     def targets(self):
         self.w("## Targets (issue 5)")
         self.w()
         self.w("| target | measured | verdict |")
         self.w("|---|---|---|")
 
-        def ops(s, tag):
-            r = self.run(s, tag)
-            return r.g("ops_per_s") if r else None
+        ops = self.ops
 
         c128 = ops("cohort", "write-100-c128")
         for peer, want in (("etcd", 5.0), ("zookeeper", 3.0), ("redis", 0.5)):
@@ -660,9 +663,7 @@ class Doc:
         self.w("| target | measured | verdict |")
         self.w("|---|---|---|")
 
-        def ops(s, tag):
-            r = self.run(s, tag)
-            return r.g("ops_per_s") if r else None
+        ops = self.ops
 
         for c, want in ((16, 20000), (128, 80000)):
             tag = f"write-100-c{c}"
