@@ -102,6 +102,11 @@ enum cohort_view_cause {
      * new epoch (led by `by`) began; from_view is the last view of the
      * epoch before. */
     COHORT_VIEW_CAUSE_EPOCH = 8,
+    /* A membership change that swapped one voter for a learner committed (a
+     * spare replacing a silent voter, or `cohort replace`): `suspect` is the
+     * voter that became a learner, `by` leads the new epoch's first view;
+     * from_view as for EPOCH. */
+    COHORT_VIEW_CAUSE_REPLACEMENT = 9,
 };
 
 struct cohort_view_why {

@@ -417,6 +417,32 @@ static void bug_keep_removed(struct replica *r, struct membership *next)
     }
 }
 
+/* The voter that next swaps for one of cur's learners (a replacement: same
+ * number of voters, exactly one leaves them and stays as a learner, and
+ * the one that joins them was a learner); COHORT_REPLICA_NONE otherwise. */
+static uint32_t replaced_voter(const struct membership *cur,
+                               const struct membership *next)
+{
+    if (cur->voter_count != next->voter_count)
+        return COHORT_REPLICA_NONE;
+    uint32_t left = COHORT_REPLICA_NONE, joined = COHORT_REPLICA_NONE;
+    uint32_t lefts = 0, joins = 0;
+    for (uint32_t i = 0; i < cur->voter_count; i++)
+        if (!membership_is_voter(next, cur->voters[i])) {
+            left = cur->voters[i];
+            lefts++;
+        }
+    for (uint32_t i = 0; i < next->voter_count; i++)
+        if (!membership_is_voter(cur, next->voters[i])) {
+            joined = next->voters[i];
+            joins++;
+        }
+    if (lefts != 1 || joins != 1 || !membership_is_learner(next, left) ||
+        !membership_is_learner(cur, joined))
+        return COHORT_REPLICA_NONE;
+    return left;
+}
+
 static void enter_epoch(struct replica *r, const struct membership *given,
                         uint64_t op, uint64_t checksum, bool announcer)
 {
@@ -424,8 +450,11 @@ static void enter_epoch(struct replica *r, const struct membership *given,
     struct membership *next = &copy;
     bug_keep_removed(r, next);
     ASSERT(next->epoch > r->cfg.epoch);
-    vr_note_why(r, COHORT_VIEW_CAUSE_EPOCH, next->voters[0],
-                COHORT_REPLICA_NONE, 0);
+    uint32_t replaced = replaced_voter(&r->cfg, next);
+    vr_note_why(r,
+                replaced == COHORT_REPLICA_NONE ? COHORT_VIEW_CAUSE_EPOCH
+                                                : COHORT_VIEW_CAUSE_REPLACEMENT,
+                next->voters[0], replaced, 0);
     r->epoch_op = op;
     r->epoch_checksum = checksum;
     take_log_through(r, next->voters[0] == r->c.self);

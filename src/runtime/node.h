@@ -189,7 +189,7 @@ void node_status(const struct node *n, struct node_status *out);
  * node, its storage thread, its core's failure detector and its transport.
  * Counting them costs nothing per op on the loop: view notifications and
  * snapshots are rare, and the storage thread counts per round. */
-#define NODE_VIEW_CAUSES 9u   /* enum cohort_view_cause: 0 .. 8 */
+#define NODE_VIEW_CAUSES 10u  /* enum cohort_view_cause: 0 .. 9 */
 #define NODE_VIEW_HISTORY 32u /* view notifications kept, newest last */
 #define NODE_VIEW_WHY_MAX 320u
 

@@ -38,7 +38,7 @@ static const char *role_name(enum cohort_role role)
     return role_text(role, false);
 }
 
-static_assert(COHORT_VIEW_CAUSE_EPOCH + 1 == VIEW_CAUSE_COUNT,
+static_assert(COHORT_VIEW_CAUSE_REPLACEMENT + 1 == VIEW_CAUSE_COUNT,
               "VIEW_CAUSE_COUNT counts every cause");
 
 const char *view_cause_name(enum cohort_view_cause cause)
@@ -60,6 +60,8 @@ const char *view_cause_name(enum cohort_view_cause cause)
         return "transfer";
     case COHORT_VIEW_CAUSE_EPOCH:
         return "reconfiguration";
+    case COHORT_VIEW_CAUSE_REPLACEMENT:
+        return "replacement";
     case COHORT_VIEW_CAUSE_UNKNOWN:
         break;
     }
@@ -130,6 +132,13 @@ static void format_why(const struct cohort_view_why *w, char *out, size_t size)
                  " of the epoch before; replica %" PRIu32 " leads the new "
                  "epoch's first view",
                  w->from_view, w->by);
+        return;
+    case COHORT_VIEW_CAUSE_REPLACEMENT:
+        snprintf(out, size,
+                 "voter %" PRIu32 " was replaced by a caught-up learner "
+                 "after view %" PRIu64 " of the epoch before; replica %" PRIu32
+                 " leads the new epoch's first view",
+                 w->suspect, w->from_view, w->by);
         return;
     case COHORT_VIEW_CAUSE_UNKNOWN:
         break;

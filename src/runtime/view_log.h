@@ -17,7 +17,7 @@
  * "unknown". */
 const char *view_cause_name(enum cohort_view_cause cause);
 /* The number of causes (enum cohort_view_cause runs from 0 to this - 1). */
-#define VIEW_CAUSE_COUNT 9u
+#define VIEW_CAUSE_COUNT 10u
 
 /* One word for a role (INFO's view history): primary, backup, recovering,
  * changing, learner, outside. */

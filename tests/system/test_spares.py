@@ -85,6 +85,14 @@ def replaced(c, dead, t_kill, timeout):
     check(int(inf.get("spares_replaced_voters", 0)) >= 1,
           "r%d replaced a voter but INFO says spares_replaced_voters:%s"
           % (p, inf.get("spares_replaced_voters")))
+    # The view history names the cause and the voter replaced: the first
+    # view of the epoch that replaced it.
+    history = [v for k, v in inf.items()
+               if k.startswith("view_history") and k != "view_history"]
+    check(any("cause=replacement" in h and "epoch=%d" % m[0] in h
+              for h in history),
+          "r%d's view history has no replacement for epoch %d: %s"
+          % (p, m[0], history))
     log("replica %d replaced %.0f ms after the kill (grace %d ms): epoch "
         "%d, voters %s, learners %s" % (dead, 1000 * took, GRACE_MS * c.slow,
                                         m[0], m[1], m[2]))

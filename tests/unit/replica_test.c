@@ -609,6 +609,10 @@ static void spare_registers_then_replaces_a_dead_voter(void **s)
     assert_int_equal(m->voter_count, 3);
     p = (uint32_t)harness_primary(h);
     assert_int_equal(replica_stats(harness_core(h, p))->replacements, 1);
+    /* Reported as a replacement, naming the voter replaced. */
+    assert_int_equal(h->r[p].last_view.why.cause,
+                     COHORT_VIEW_CAUSE_REPLACEMENT);
+    assert_int_equal(h->r[p].last_view.why.suspect, dead);
     /* The group commits with the new voter; the dead one returns as a
      * learner, catches up, and stays one. */
     harness_submit(h, p, 500, 1, 2);

@@ -122,6 +122,15 @@ static void epochs_and_membership_roles(void **state)
     assert_true(strncmp(t, "view 0: ", 8) == 0);
     assert_string_equal(view_cause_name(COHORT_VIEW_CAUSE_EPOCH),
                         "reconfiguration");
+    v.why.cause = COHORT_VIEW_CAUSE_REPLACEMENT;
+    v.why.suspect = 2;
+    v.why.from_view = 4;
+    t = view_log_format(&v, out, sizeof(out));
+    assert_non_null(strstr(t, "why: voter 2 was replaced by a caught-up "
+                              "learner after view 4 of the epoch before; "
+                              "replica 1 leads the new epoch's first view"));
+    assert_string_equal(view_cause_name(COHORT_VIEW_CAUSE_REPLACEMENT),
+                        "replacement");
 }
 
 int main(void)
