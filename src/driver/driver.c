@@ -412,6 +412,7 @@ void driver_status(const struct driver *d, struct driver_status *out)
     out->membership = *replica_membership(r);
     out->removed = replica_removed(r);
     struct driver_transfer_status *t = &out->transfer;
+    t->stops_sent = d->snapshot_stops;
     t->receiving = d->receiving;
     if (d->receiving) {
         t->receiving_from = d->receiving_from;

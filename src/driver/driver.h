@@ -287,6 +287,7 @@ struct driver_transfer_status {
     uint64_t receiving_op, received, receiving_size;
     uint64_t sending_offset[COHORT_REPLICAS_MAX];
     uint64_t sending_size[COHORT_REPLICAS_MAX];
+    uint64_t stops_sent; /* a second sender told to stop (one sender) */
 };
 
 struct driver_status {

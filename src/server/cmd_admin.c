@@ -357,6 +357,9 @@ void cmd_info(struct conn *c, struct resp_buf *out, uint32_t argc,
     in.epochs_entered = m.core.epochs_entered;
     in.replacements = m.core.replacements;
     in.spares_added = m.core.spares_added;
+    in.compactions_pinned = m.core.compactions_pinned;
+    in.pins_overrun = m.core.pins_overrun;
+    in.snapshot_stops = st.transfer.stops_sent;
     struct resp_buf text;
     resp_buf_init(&text, 2);
     info_format(&text, &in, info_sections(argc, argv));

@@ -211,6 +211,9 @@ static void operations(struct resp_buf *t, const struct info_input *in)
     line(t, "epochs_entered:%" PRIu64, in->epochs_entered);
     line(t, "spares_replaced_voters:%" PRIu64, in->replacements);
     line(t, "spares_added:%" PRIu64, in->spares_added);
+    line(t, "compactions_pinned:%" PRIu64, in->compactions_pinned);
+    line(t, "pins_overrun:%" PRIu64, in->pins_overrun);
+    line(t, "snapshot_stops:%" PRIu64, in->snapshot_stops);
     line(t, "transfer_in_progress:%d", in->transfer_in_progress ? 1 : 0);
     if (in->transfer_in_progress)
         line(t, "transfer_target:%u", in->transfer_target);

@@ -108,6 +108,9 @@ struct info_input {
      * entered here, and as a primary voters replaced by spares and spares
      * added as learners. */
     uint64_t epochs_entered, replacements, spares_added;
+    /* State transfer: compactions a snapshot being sent held back, pins cut
+     * short by the log's room, second senders told to stop. */
+    uint64_t compactions_pinned, pins_overrun, snapshot_stops;
 };
 
 #define INFO_VIEW_HISTORY 8u
