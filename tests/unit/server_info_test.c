@@ -97,6 +97,13 @@ static void primary_reports_members_health_and_lag(void **state)
     assert_non_null(
         strstr(t, "member2:addr=127.0.0.1:7003,peer=127.0.0.1:8003,role=backup,"
                   "health=suspected,link=down,op=100,lag=18\r\n"));
+    /* State transfer's counters (the pin, one sender). */
+    f.in.compactions_pinned = 3;
+    f.in.pins_overrun = 1;
+    f.in.snapshot_stops = 2;
+    t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "compactions_pinned:3\r\npins_overrun:1\r\n"
+                              "snapshot_stops:2\r\n"));
     assert_null(strstr(t, "# Server"));
     teardown_fixture(&f);
 }
