@@ -81,6 +81,17 @@ def num(x, default=None):
         return default
 
 
+
+def ratio_cells(a, b):
+    """run a ÷ run b: ops/s, p50..max, an empty errors cell, CPU per 1k ops
+    mean (max); the cells of a ratio row up to CPU."""
+    am, ax = a.cpu_per_kop()
+    bm, bx = b.cpu_per_kop()
+    lat = " | ".join(fratio(a.g(k), b.g(k)) for k in
+                     ("p50_us", "p90_us", "p99_us", "p999_us", "max_us"))
+    return (f"{fratio(a.g('ops_per_s'), b.g('ops_per_s'))} | {lat} | | "
+            f"{fratio(am, bm)} ({fratio(ax, bx)})")
+
 class Run:
     def __init__(self, fields):
         self.f = fields
@@ -431,15 +442,7 @@ class Doc:
             o = rows.get(s)
             if c is None or o is None:
                 continue
-            cm, cx = c.cpu_per_kop()
-            om, ox = o.cpu_per_kop()
-            self.w(f"| *cohort ÷ {s}* | {fratio(c.g('ops_per_s'), o.g('ops_per_s'))} | "
-                   f"{fratio(c.g('p50_us'), o.g('p50_us'))} | "
-                   f"{fratio(c.g('p90_us'), o.g('p90_us'))} | "
-                   f"{fratio(c.g('p99_us'), o.g('p99_us'))} | "
-                   f"{fratio(c.g('p999_us'), o.g('p999_us'))} | "
-                   f"{fratio(c.g('max_us'), o.g('max_us'))} | | "
-                   f"{fratio(cm, om)} ({fratio(cx, ox)}) | "
+            self.w(f"| *cohort ÷ {s}* | {ratio_cells(c, o)} | "
                    f"{fratio(c.rss_mib(), o.rss_mib())} | | | |")
         self.w()
 
@@ -479,16 +482,8 @@ class Doc:
             if len(got) >= 2 and got[0][1].tag == runs[0][0]:
                 a = got[0][1]
                 for label, b in got[1:]:
-                    am, ax = a.cpu_per_kop()
-                    bm, bx = b.cpu_per_kop()
                     self.w(f"| {title} | *all members ÷ {label}* | "
-                           f"{fratio(a.g('ops_per_s'), b.g('ops_per_s'))} | "
-                           f"{fratio(a.g('p50_us'), b.g('p50_us'))} | "
-                           f"{fratio(a.g('p90_us'), b.g('p90_us'))} | "
-                           f"{fratio(a.g('p99_us'), b.g('p99_us'))} | "
-                           f"{fratio(a.g('p999_us'), b.g('p999_us'))} | "
-                           f"{fratio(a.g('max_us'), b.g('max_us'))} | | "
-                           f"{fratio(am, bm)} ({fratio(ax, bx)}) | "
+                           f"{ratio_cells(a, b)} | "
                            f"{fratio(a.server_cores(), b.server_cores())} | |")
         self.w()
 
