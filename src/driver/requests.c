@@ -246,8 +246,9 @@ static void batch_park(struct driver *d)
                           q->over_limit))
             continue;
         struct pending p;
-        pending_take(d, q->client_id, q->request_no, &p);
-        answer(p.done, p.ctx, DRIVER_RETRY, REPLY_BUSY, replica_primary(d->r));
+        if (pending_take(d, q->client_id, q->request_no, &p))
+            answer(p.done, p.ctx, DRIVER_RETRY, REPLY_BUSY,
+                   replica_primary(d->r));
     }
     d->batch_count = 0;
     d->batch_used = 0;
