@@ -7,13 +7,16 @@
  *   cohort replace [--cluster H:P] OLD (NEW | --peer H:P | --client H:P)
  *
  * A member is named by its id in the group's --peers universe, or by its
- * address there. A new voter first joins as a learner and is brought up to
- * date by the primary (log, or snapshot plus log); only once its lag is
- * within --max-lag ops does a second epoch make it a voter, so the group
- * never counts on a member that is still catching up. Each change is a
- * compare-and-set on the epoch it was computed from, keeps the current
- * primary first among the voters (it leads the new epoch: no leader change
- * unless it is the one leaving), and is waited for until committed. One
+ * addresses. Both --peer and --client at addresses no id has name a new
+ * machine: the lowest id outside the membership is moved there first
+ * (COHORT.ADDRESS, server/cmd_address.c), and the line to start it with is
+ * printed; the add then waits for it to catch up. A new voter first joins as a
+ * learner and is brought up to date by the primary (log, or snapshot plus log);
+ * only once its lag is within --max-lag ops does a second epoch make it a
+ * voter, so the group never counts on a member that is still catching up. Each
+ * change is a compare-and-set on the epoch it was computed from, keeps the
+ * current primary first among the voters (it leads the new epoch: no leader
+ * change unless it is the one leaving), and is waited for until committed. One
  * line per step, one at the end; bad input is one line that changes
  * nothing. */
 #include <errno.h>
@@ -73,9 +76,12 @@ static void usage(FILE *out, const char *name)
     if (!strcmp(name, "add"))
         fprintf(out, "usage: cohort add [--cluster H:P] (ID | --peer H:P | "
                      "--client H:P) [--learner]\n"
-                     "Add a replica of the group's --peers to the "
-                     "membership: as a learner, then, once\ncaught up, as a "
-                     "voter (with --learner it stays a learner).\n");
+                     "Add a replica to the membership: as a learner, then, "
+                     "once caught up, as a\nvoter (with --learner it stays a "
+                     "learner). --peer and --client both at\naddresses no "
+                     "replica has: a new machine; an id outside the "
+                     "membership moves\nthere first (COHORT.ADDRESS), and "
+                     "the command prints how to start it.\n");
     else if (!strcmp(name, "remove"))
         fprintf(out, "usage: cohort remove [--cluster H:P] ID\n"
                      "Take replica ID out of the membership; it stops taking "
@@ -84,7 +90,8 @@ static void usage(FILE *out, const char *name)
         fprintf(out, "usage: cohort replace [--cluster H:P] OLD (NEW | --peer "
                      "H:P | --client H:P)\n"
                      "Bring NEW up to date as a learner, then make it a voter "
-                     "in OLD's place; OLD\nleaves the membership.\n");
+                     "in OLD's place; OLD\nleaves the membership. NEW at "
+                     "new --peer and --client addresses: as for add.\n");
     fprintf(out,
             "  --cluster H:P  any member's client address (default "
             "127.0.0.1:7001)\n"
@@ -250,9 +257,10 @@ static int read_group(struct cli_rpc *c, struct group *g,
     return 0;
 }
 
-/* The id named by --peer / --client, among the universe's addresses. */
-static int resolve(const struct membership_cli *m, const struct group *g,
-                   uint64_t *id)
+/* The id named by --peer / --client, among the ids' current addresses;
+ * false if none has them. */
+static bool resolve(const struct membership_cli *m, const struct group *g,
+                    uint64_t *id)
 {
     for (uint32_t i = 0; i < g->count; i++) {
         if (m->peer && strcmp(m->peer, g->peer[i]) != 0)
@@ -260,14 +268,19 @@ static int resolve(const struct membership_cli *m, const struct group *g,
         if (m->client && strcmp(m->client, g->client[i]) != 0)
             continue;
         *id = i;
-        return 0;
+        return true;
     }
+    return false;
+}
+
+static int unknown_address(const struct membership_cli *m,
+                           const struct group *g)
+{
     fprintf(stderr,
-            "cohort %s: no replica of the group has %s%s%s%s%s: a member "
-            "must be one of the --peers every replica was started with "
-            "(ids 0..%" PRIu32 ", see cohort members); to use a new "
-            "machine, give it a listed address or restart the group with "
-            "it listed (docs/OPERATIONS.md)\n",
+            "cohort %s: no replica of the group has %s%s%s%s%s; to bring "
+            "in a new machine give both --peer and --client (an id outside "
+            "the membership moves there), or see cohort members for the "
+            "ids 0..%" PRIu32 "\n",
             m->name, m->peer ? "peer address " : "", m->peer ? m->peer : "",
             m->peer && m->client ? " and " : "",
             m->client ? "client address " : "", m->client ? m->client : "",
@@ -689,6 +702,94 @@ static int run_replace(struct run *r, struct group *g, uint64_t old,
     return 0;
 }
 
+/* The lowest id outside the membership (its process, if any still runs,
+ * is fenced by the epochs since it left), or UINT64_MAX. */
+static uint64_t free_id(const struct group *g)
+{
+    for (uint32_t i = 0; i < g->count; i++)
+        if (!membership_is_member(&g->m, i))
+            return i;
+    return UINT64_MAX;
+}
+
+/* How to start the replica that now has id at the group's addresses. */
+static void say_start(struct run *r, const struct group *g, uint64_t id)
+{
+    const char *text;
+    size_t len;
+    char cluster_id[32] = "";
+    struct cohort_err ignored;
+    if (cli_rpc_info(&r->c, "server", &text, &len, &ignored) != 0 ||
+        !cli_info_field(text, len, "cluster_id:", cluster_id,
+                        sizeof(cluster_id)))
+        snprintf(cluster_id, sizeof(cluster_id), "<INFO server cluster_id>");
+    printf("start it with an empty data directory: cohort server --id %" PRIu64
+           " --cluster-id %s --peers ",
+           id, cluster_id);
+    for (uint32_t i = 0; i < g->count; i++)
+        printf("%s%s", i ? "," : "", g->peer[i]);
+    printf(" --clients ");
+    for (uint32_t i = 0; i < g->count; i++)
+        printf("%s%s", i ? "," : "", g->client[i]);
+    printf(" (and the group's --cluster-secret-file or --peer-tls-*)\n");
+    fflush(stdout);
+}
+
+/* Move a free id to --peer / --client (COHORT.ADDRESS, compare-and-set on
+ * the epoch): 0 with *id set, 1 refused (printed), -1 with r->err. */
+static int move_free_id(struct run *r, struct group *g, uint64_t *id)
+{
+    for (;;) {
+        *id = free_id(g);
+        if (*id == UINT64_MAX) {
+            fprintf(stderr,
+                    "cohort %s: every id of the group's %" PRIu32 " is a "
+                    "member; remove one first (its id then moves to the new "
+                    "machine), or start the group with a longer --peers\n",
+                    r->m->name, g->count);
+            return 1;
+        }
+        char ids[16], epoch[16];
+        snprintf(ids, sizeof(ids), "%" PRIu64, *id);
+        snprintf(epoch, sizeof(epoch), "%" PRIu32, g->m.epoch);
+        struct resp_arg argv[] = {
+            {"COHORT.ADDRESS", 14},
+            {ids, strlen(ids)},
+            {r->m->peer, strlen(r->m->peer)},
+            {r->m->client, strlen(r->m->client)},
+            {"EPOCH", 5},
+            {epoch, strlen(epoch)},
+        };
+        if (cli_rpc_call(&r->c, 6, argv, &r->err) != 0)
+            return -1;
+        const struct resp_node *n = &r->c.nodes[0];
+        if (n->type == RESP_TYPE_SIMPLE)
+            break;
+        if (n->type != RESP_TYPE_ERROR)
+            return err_set(&r->err, -COHORT_EPROTO,
+                           "%s: unexpected reply to COHORT.ADDRESS", r->c.addr);
+        size_t skip = n->len > 4 && !memcmp(n->str, "ERR ", 4) ? 4 : 0;
+        bool again =
+            (n->len >= 9 && !memcmp(n->str + n->len - 9, "try again", 9)) ||
+            memmem(n->str, n->len, "not the primary", 15) != NULL ||
+            memmem(n->str, n->len, "changed meanwhile", 17) != NULL;
+        if (!again || expired(r)) {
+            fprintf(stderr, "cohort %s: %.*s\n", r->m->name,
+                    (int)(n->len - skip), n->str + skip);
+            return 1;
+        }
+        cli_pause_ms(50);
+        if (refresh(r, g) != 0 && expired(r))
+            return -1;
+    }
+    if (refresh(r, g) != 0)
+        return -1;
+    printf("replica %" PRIu64 " moved to peer %s, client %s\n", *id, r->m->peer,
+           r->m->client);
+    say_start(r, g, *id);
+    return 0;
+}
+
 static int run(enum change change, const char *name, int argc, char **argv)
 {
     struct membership_cli m = {
@@ -711,13 +812,19 @@ static int run(enum change change, const char *name, int argc, char **argv)
         return 1;
     }
     uint64_t id = m.id;
-    if (change != CHANGE_REPLACE && (m.peer || m.client) &&
-        resolve(&m, &g, &id) != 0)
-        rc = 2;
     uint64_t new_id = m.new_id;
-    if (rc == 0 && change == CHANGE_REPLACE && (m.peer || m.client) &&
-        resolve(&m, &g, &new_id) != 0)
-        rc = 2;
+    uint64_t *named = change == CHANGE_REPLACE ? &new_id : &id;
+    if ((m.peer || m.client) && !resolve(&m, &g, named)) {
+        if (!m.peer || !m.client) {
+            rc = unknown_address(&m, &g);
+        } else {
+            rc = move_free_id(&r, &g, named);
+            if (rc < 0) {
+                fprintf(stderr, "cohort %s: %s\n", name, r.err.message);
+                rc = 1;
+            }
+        }
+    }
     uint64_t ids[2] = {id, change == CHANGE_REPLACE ? new_id : id};
     for (int k = 0; k < 2 && rc == 0; k++)
         if (ids[k] >= g.count) {

@@ -23,8 +23,10 @@
 
 #include "common/assert.h"
 #include "core/detector.h"
+#include "kv/address.h"
 #include "kv/command.h"
 #include "kv/snapshot.h"
+#include "runtime/addrbook.h"
 #include "runtime/dirlock.h"
 #include "runtime/identity.h"
 #include "runtime/logline.h"
@@ -77,6 +79,12 @@ struct node {
     struct loghist snapshot_us;
     uint64_t snapshot_failures;
     struct run_clock clock; /* the protocol's time (host_now_ms) */
+    /* Where each id is (c.peer_addr and c.client_addr point into it), and
+     * the store's address table as of the last look (addresses_sync). */
+    struct addrbook book;
+    uint64_t address_changes_seen;
+    uint64_t address_version; /* bumped when an id moves */
+    bool addresses_unsaved;   /* the file lags the book: retried each tick */
 };
 
 static_assert(NODE_VIEW_CAUSES == VIEW_CAUSE_COUNT, "one count per cause");
@@ -275,12 +283,119 @@ static void on_check(uv_check_t *handle)
         driver_turn_end(n->driver);
 }
 
+/* Follow the store's address table (kv/address.h): an id that a committed
+ * COHORT.ADDRESS moved is dialled at its new address and recorded in
+ * <data-dir>/addresses. */
+static void addresses_save(struct node *n)
+{
+    struct cohort_err e;
+    err_clear(&e);
+    if (addrbook_save(&n->book, n->c.data_dir, &e) == 0) {
+        if (n->addresses_unsaved)
+            logline(LOGLINE_INFO, "recorded the members' addresses in %s/%s",
+                    n->c.data_dir, ADDRBOOK_FILE);
+        n->addresses_unsaved = false;
+        return;
+    }
+    if (!n->addresses_unsaved)
+        logline(LOGLINE_ERROR,
+                "could not record the members' addresses in %s/%s (%s); "
+                "retrying: until then a restart uses --peers until it "
+                "replays the move",
+                n->c.data_dir, ADDRBOOK_FILE, e.message);
+    n->addresses_unsaved = true;
+}
+
+static void addresses_sync(struct node *n)
+{
+    if (n->addresses_unsaved)
+        addresses_save(n);
+    uint64_t changes = kv_address_changes(&n->kv);
+    if (changes == n->address_changes_seen)
+        return;
+    n->address_changes_seen = changes;
+    bool moved = false;
+    for (uint32_t i = 0; i < n->book.count; i++) {
+        const char *peer, *client;
+        if (!kv_address_get(&n->kv, i, &peer, &client) ||
+            (!strcmp(peer, n->book.peer[i]) &&
+             !strcmp(client, n->book.client[i])))
+            continue;
+        struct cohort_err e;
+        err_clear(&e);
+        if (i != n->c.self && transport_set_peer(n->transport, i, peer, &e)) {
+            logline(LOGLINE_ERROR,
+                    "replica %" PRIu32 " moved to %s, but this replica "
+                    "cannot use that address: %s",
+                    i, peer, e.message);
+            continue;
+        }
+        logline(LOGLINE_INFO,
+                "replica %" PRIu32 " is now at peer address %s, client "
+                "address %s (COHORT.ADDRESS)",
+                i, peer, client);
+        snprintf(n->book.peer[i], sizeof(n->book.peer[i]), "%s", peer);
+        snprintf(n->book.client[i], sizeof(n->book.client[i]), "%s", client);
+        n->book.moved[i] = true;
+        moved = true;
+    }
+    if (!moved)
+        return;
+    n->address_version++;
+    addresses_save(n);
+}
+
+/* At start: the file's moves over the flags, then any move the store
+ * recovered that the file does not have (a crash before it was written). */
+static int addresses_open(struct node *n, struct cohort_err *err)
+{
+    if (!addrbook_init(&n->book, n->c.replica_count, n->c.peer_addr,
+                       n->c.client_addr))
+        return err_set(err, -COHORT_ECONFIG,
+                       "an address in --peers or --clients is longer than "
+                       "%u bytes",
+                       ADDRBOOK_TEXT_MAX - 1u);
+    int rc = addrbook_load(&n->book, n->c.data_dir, err);
+    if (rc != 0)
+        return rc;
+    for (uint32_t i = 0; i < n->book.count; i++) {
+        n->c.peer_addr[i] = n->book.peer[i];
+        n->c.client_addr[i] = n->book.client[i];
+    }
+    return 0;
+}
+
+static void addresses_recovered(struct node *n)
+{
+    n->address_changes_seen = kv_address_changes(&n->kv);
+    for (uint32_t i = 0; i < n->book.count; i++) {
+        const char *peer, *client;
+        if (n->book.moved[i] || !kv_address_get(&n->kv, i, &peer, &client))
+            continue;
+        snprintf(n->book.peer[i], sizeof(n->book.peer[i]), "%s", peer);
+        snprintf(n->book.client[i], sizeof(n->book.client[i]), "%s", client);
+        n->book.moved[i] = true;
+        n->addresses_unsaved = true; /* written on the first tick */
+    }
+}
+
+bool node_changing_members(const struct node *n)
+{
+    return replica_holding(driver_replica(n->driver));
+}
+
+uint64_t node_address_version(const struct node *n)
+{
+    return n->address_version;
+}
+
 static void on_tick(uv_timer_t *handle)
 {
     struct node *n = handle->data;
     if (n->closing)
         return;
     sync_storage_state(n);
+    addresses_sync(n);
     driver_tick(n->driver);
 }
 
@@ -767,8 +882,9 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
         goto fail;
     }
     n->kv_ready = true;
-    if (open_driver(n, err) != 0)
+    if (addresses_open(n, err) != 0 || open_driver(n, err) != 0)
         goto fail;
+    addresses_recovered(n);
     keep_arena_from_children(n);
     if (start_handles(n, err) != 0)
         goto fail;

@@ -103,6 +103,12 @@ void node_set_publish_hook(struct node *n, const struct kv_publish_hook *hook);
  * protocol's last step). A linearizable read that node_read() confirmed
  * judges expiry at this time (kv/expire.h). */
 bool node_is_primary(const struct node *n);
+/* A membership change (its wedge) or a leadership transfer (its drain) is
+ * under way here: replica_holding(). */
+bool node_changing_members(const struct node *n);
+/* Bumped whenever a replica id moved to new addresses (COHORT.ADDRESS):
+ * node_status()'s addresses changed. Starts at 0. */
+uint64_t node_address_version(const struct node *n);
 /* The (epoch, view) this replica is in: cheap, unlike node_status(). */
 void node_view(const struct node *n, uint32_t *epoch, uint64_t *view);
 /* Outside the membership of the epoch it knows (removed, or a spare not

@@ -1364,6 +1364,64 @@ void transport_send(struct transport *t, uint32_t to, const uint8_t *data,
     flush_schedule(p);
 }
 
+int transport_set_peer(struct transport *t, uint32_t peer, const char *addr,
+                       struct cohort_err *err)
+{
+    ASSERT(!t->closing);
+    if (peer >= t->config.replica_count || peer == t->config.self)
+        return err_set(err, -COHORT_EINVAL,
+                       "transport: replica %" PRIu32
+                       " is not a peer of this replica",
+                       peer);
+    struct peer *p = &t->peers[peer];
+    if (strcmp(p->text, addr) == 0)
+        return 0;
+    if (strlen(addr) >= sizeof(p->text))
+        return err_set(err, -COHORT_ECONFIG,
+                       "peer address of replica %" PRIu32
+                       " is longer than %zu bytes",
+                       peer, sizeof(p->text) - 1);
+    struct sockaddr_storage ss;
+    if (addr_parse(addr, &ss, err) != 0)
+        return err_wrap(err, "peer address of replica %" PRIu32, peer);
+    if (addr_port((const struct sockaddr *)&ss) == 0)
+        return err_set(err, -COHORT_ECONFIG,
+                       "peer address of replica %" PRIu32
+                       " '%s' has port 0; peers need a real port",
+                       peer, addr);
+    if (peer_auth_mode(t->auth) == PEER_AUTH_NONE &&
+        !peer_auth_loopback((const struct sockaddr *)&ss))
+        return err_set(err, -COHORT_ECONFIG,
+                       "peer address of replica %" PRIu32
+                       " (%s) is not a loopback address and peers are not "
+                       "authenticated: give every replica "
+                       "--cluster-secret-file FILE (or --peer-tls-*)",
+                       peer, addr);
+    transport_log(t, LOGLINE_INFO, "replica %" PRIu32 " moved: %s -> %s", peer,
+                  p->text, addr);
+    p->addr = ss;
+    snprintf(p->text, sizeof(p->text), "%s", addr);
+    /* Connections the old address's process dialed to us: it no longer
+     * speaks for this id (the new one dials us itself). */
+    for (struct conn *c = t->inbound, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->from == peer)
+            conn_close(c);
+    }
+    t->peer_token_known[peer] = false;
+    /* Dial the new address at once: the current attempt or connection goes
+     * to the old one. */
+    p->backoff_ms = t->config.reconnect_min_ms;
+    p->failures = 0;
+    if (p->dial != NULL) {
+        dial_detach(p->dial);
+        p->state = PEER_IDLE;
+    }
+    if (p->state == PEER_IDLE)
+        uv_timer_start(&p->timer, on_peer_timer, 0, 0);
+    return 0;
+}
+
 void transport_stats(const struct transport *t, uint32_t peer,
                      struct transport_peer_stats *out)
 {

@@ -134,6 +134,14 @@ struct transport *transport_open(uv_loop_t *loop,
  * when that connection breaks are lost like any message on the wire. */
 void transport_send(struct transport *t, uint32_t to, const uint8_t *data,
                     size_t size);
+/* Move replica `peer` (not self) to the peer address addr ("host:port",
+ * resolved now, synchronously): the connection we dialed to its old address
+ * is closed, the connections it dialed to us are closed, and the new
+ * address is dialed on the next turn. The same checks as transport_open()
+ * (a real port; loopback only without authentication): on failure nothing
+ * changes and err says why. */
+int transport_set_peer(struct transport *t, uint32_t peer, const char *addr,
+                       struct cohort_err *err);
 void transport_stats(const struct transport *t, uint32_t peer,
                      struct transport_peer_stats *out);
 /* The port we listen on: the configured one, or the one the kernel picked

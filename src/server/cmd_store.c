@@ -60,6 +60,7 @@
 #include <strings.h>
 
 #include "common/assert.h"
+#include "kv/address.h"
 #include "kv/command.h"
 #include "kv/kv.h"
 #include "server/command.h"
@@ -573,6 +574,32 @@ void cmd_store_write(struct conn *c, struct resp_buf *out, uint32_t argc,
         return;
     }
     submit_in_session(c, slot, &w);
+}
+
+void cmd_store_write_address(struct conn *c, uint32_t id, const char *peer,
+                             const char *client, uint32_t argc,
+                             const struct resp_arg *argv)
+{
+    struct slot *slot = conn_slot_push(c);
+    conn_slot_kind(c, slot, SLOT_WRITE);
+    keep_command(c, slot, argc, argv);
+    if (!permit_ready(c->server, slot->payload.size)) {
+        /* Not queued: a queued write is parsed again from its command,
+         * which kv_command_parse() does not know. */
+        resp_write_errorf(&slot->reply, "ERR too many writes in flight on "
+                                        "this replica; try again");
+        conn_slot_ready(c, slot);
+        return;
+    }
+    uint8_t id_le[4] = {(uint8_t)id, (uint8_t)(id >> 8), (uint8_t)(id >> 16),
+                        (uint8_t)(id >> 24)};
+    struct resp_arg args[3] = {
+        {(const char *)id_le, sizeof(id_le)},
+        {peer, strlen(peer)},
+        {client, strlen(client)},
+    };
+    struct kv_write w = {.type = KV_CMD_ADDRESS, .arg_count = 3, .args = args};
+    submit_in_session(c, slot, &w); /* the body is encoded before it returns */
 }
 
 /* Resubmit a queued write: parse its kept command again. */

@@ -198,6 +198,10 @@ static const struct command_spec commands[] = {
     {"cohort.transfer", 2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_transfer},
     /* Membership changes (cmd_reconfig.c): admin. */
     {"cohort.reconfig", -2, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_reconfig},
+    /* Move a non-member id to new addresses (cmd_address.c): admin; a
+     * store write once checked. */
+    {"cohort.address", -4, CMD_ADMIN | CMD_SLOT, 0, 0, 0, ADMIN,
+     cmd_cohort_address},
     /* Restart this replica in place (cmd_rejuvenate.c): admin. */
     {"cohort.rejuvenate", -1, CMD_ADMIN, 0, 0, 0, ADMIN, cmd_cohort_rejuvenate},
 };

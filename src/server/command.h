@@ -109,6 +109,8 @@ void cmd_cohort_backup(struct conn *c, struct resp_buf *out, uint32_t argc,
 void cmd_cohort_transfer(struct conn *c, struct resp_buf *out, uint32_t argc,
                          const struct resp_arg *argv);
 /* cmd_reconfig.c: */
+void cmd_cohort_address(struct conn *c, struct resp_buf *out, uint32_t argc,
+                        const struct resp_arg *argv);
 void cmd_cohort_reconfig(struct conn *c, struct resp_buf *out, uint32_t argc,
                          const struct resp_arg *argv);
 /* cmd_rejuvenate.c: */
@@ -127,6 +129,12 @@ void cmd_acl(struct conn *c, struct resp_buf *out, uint32_t argc,
 /* cmd_store.c: */
 void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
                     const struct resp_arg *argv);
+/* COHORT.ADDRESS once cmd_address.c checked it: propose the store write
+ * KV_CMD_ADDRESS (id to peer and client); argv is the command, kept for a
+ * forward. Not reachable by any client command name. */
+void cmd_store_write_address(struct conn *c, uint32_t id, const char *peer,
+                             const char *client, uint32_t argc,
+                             const struct resp_arg *argv);
 void cmd_store_write(struct conn *c, struct resp_buf *out, uint32_t argc,
                      const struct resp_arg *argv);
 void cmd_cohort_req(struct conn *c, struct resp_buf *out, uint32_t argc,

@@ -519,6 +519,7 @@ struct server {
     /* Forwarding. */
     struct sockaddr_storage client_sockaddr[COHORT_REPLICAS_MAX];
     bool client_sockaddr_ok[COHORT_REPLICAS_MAX];
+    uint64_t address_version; /* node_address_version() they are from */
     struct link *link;
     struct link *draining;
     uint32_t backoff_target;

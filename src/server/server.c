@@ -211,9 +211,13 @@ static void on_idle(uv_idle_t *handle)
     uv_idle_stop(&s->idle);
 }
 
+static void resolve_peers(struct server *s);
+
 static void on_timer(uv_timer_t *handle)
 {
     struct server *s = handle->data;
+    if (node_address_version(s->node) != s->address_version)
+        resolve_peers(s);
     forward_tick(s);
     admit_tick(s);
     expiry_sweep_run(s);
@@ -231,16 +235,20 @@ static void on_connection(uv_stream_t *listener, int status)
     conn_accept(s, listener);
 }
 
-static void resolve_peers(struct server *s, const struct node_config *nc)
+/* Where the other replicas' RESP ports are, for forwarding: as the node
+ * has them (--clients, or where a COHORT.ADDRESS moved an id). */
+static void resolve_peers(struct server *s)
 {
-    for (uint32_t i = 0; i < nc->replica_count && i < COHORT_REPLICAS_MAX;
-         i++) {
+    struct node_status st;
+    node_status(s->node, &st);
+    s->address_version = node_address_version(s->node);
+    for (uint32_t i = 0; i < st.replica_count && i < COHORT_REPLICAS_MAX; i++) {
         s->client_sockaddr_ok[i] = false;
-        if (i == nc->self || nc->client_addr[i] == NULL)
+        if (i == st.self || st.client_addr[i] == NULL)
             continue;
         struct cohort_err e;
         err_clear(&e);
-        if (addr_parse(nc->client_addr[i], &s->client_sockaddr[i], &e) == 0)
+        if (addr_parse(st.client_addr[i], &s->client_sockaddr[i], &e) == 0)
             s->client_sockaddr_ok[i] = true;
         else
             logline(LOGLINE_WARN,
@@ -366,7 +374,7 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
         return NULL;
     }
     ignore_sigpipe();
-    resolve_peers(s, node_config);
+    resolve_peers(s);
     if (open_listener(s, err) != 0 || tls_port_open(s, err) != 0 ||
         exporter_open(s, err) != 0) {
         /* Frees s now, or from the listeners' close callbacks. */

@@ -512,6 +512,53 @@ static void two_transports_exchange_messages_both_ways(void **state)
     free(f);
 }
 
+/* Side 0 starts with a wrong address for replica 1 (no one listens), then
+ * learns the real one (a COHORT.ADDRESS move): it dials it at once and the
+ * messages flow. */
+static void tick_moved(struct fixture *f)
+{
+    struct side *s0 = &f->sides[0];
+    if (f->step == 0 && f->ticks >= 50) {
+        assert_false(connected(f, 0, 1));
+        struct cohort_err err;
+        assert_int_equal(transport_set_peer(s0->t, 0, f->addrs[1], &err),
+                         -COHORT_EINVAL);
+        assert_int_equal(transport_set_peer(s0->t, 1, "10.1.2.3:7101", &err),
+                         -COHORT_ECONFIG);
+        assert_non_null(strstr(err.message, "not a loopback address"));
+        assert_int_equal(transport_set_peer(s0->t, 1, "127.0.0.1:0", &err),
+                         -COHORT_ECONFIG);
+        assert_int_equal(transport_set_peer(s0->t, 1, f->addrs[1], &err), 0);
+        /* The same address again changes nothing. */
+        assert_int_equal(transport_set_peer(s0->t, 1, f->addrs[1], &err), 0);
+        next_step(f);
+    } else if (f->step == 1 && all_connected(f)) {
+        for (uint32_t i = 0; i < 10; i++)
+            assert_true(send_one(f, 0, 1, 8 + i));
+        next_step(f);
+    } else if (f->step == 2 && f->sides[1].received[0] == 10) {
+        finish(f);
+    }
+}
+
+static void a_moved_peer_is_dialed_at_its_new_address(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2);
+    char wrong[32];
+    snprintf(wrong, sizeof(wrong), "127.0.0.1:%u", (unsigned)free_port());
+    struct transport_config c0 = config_for(f, 0);
+    c0.peers[1] = wrong;
+    side_open(f, 0, &c0);
+    struct transport_config c1 = config_for(f, 1);
+    side_open(f, 1, &c1);
+    run(f, tick_moved);
+    assert_int_equal(f->sides[1].received[0], 10);
+    assert_int_equal(f->sides[1].corrupt, 0);
+    assert_int_equal(logs_containing(&f->sides[0], "replica 1 moved"), 1);
+    free(f);
+}
+
 #define MESH_MESSAGES 1000
 
 static void tick_mesh(struct fixture *f)
@@ -1047,6 +1094,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(two_transports_exchange_messages_both_ways),
+        cmocka_unit_test(a_moved_peer_is_dialed_at_its_new_address),
         cmocka_unit_test(
             three_transports_full_mesh_delivers_in_order_per_sender),
         cmocka_unit_test(large_frames_cross_chunks_and_grow_the_read_buffer),
