@@ -20,6 +20,12 @@ raw.txt lines (written by bench/run.sh):
     snapconfig system=S mode=steady|loaded interval=I
     fail run=N tag=T system=S reason=..     a run without a result line
     skip system=S reason=..                 a system that could not run
+    stall_config threads=T transfers=N rejuvenations=N reconfigs=N
+    stall cmd=C round=R gap_ms=.. call_ms=.. took_ms=.. failed=..
+    stall_summary cmd=C rounds=N ...        the stall stage
+                                            (tests/system/stall_probe.py
+                                            --raw; meta stall_* lines say
+                                            when and how it ran)
 
 Python 3 standard library only.
 """
@@ -146,7 +152,10 @@ class MedianRun:
 
 
 def parse(path):
+    """(meta, runs, fails, skips, snapconfig, stall); stall holds the stall
+    stage's lines: {"config": fields, "rounds": [fields, ...]}."""
     meta, runs, by_id, fails, skips, snapconfig = {}, [], {}, [], {}, {}
+    stall = {"config": None, "rounds": []}
     pending = {}
     with open(path) as f:
         for line in f:
@@ -183,7 +192,11 @@ def parse(path):
                 skips[fields.get("system", "?")] = fields.get("reason", "?")
             elif word == "snapconfig":
                 snapconfig[(fields.get("system"), fields.get("mode"))] = fields.get("interval")
-    return meta, runs, fails, skips, snapconfig
+            elif word == "stall_config":
+                stall["config"] = fields
+            elif word == "stall":
+                stall["rounds"].append(fields)
+    return meta, runs, fails, skips, snapconfig, stall
 
 
 def attach(run, kind, fields):
@@ -227,12 +240,23 @@ def fpct(x):
     return "–" if x is None else f"{x:.0f}%"
 
 
+def each(xs, fmt):
+    """'a / b / c', each formatted with fmt ('?' for a missing one)."""
+    return " / ".join("?" if x is None else fmt.format(x) for x in xs)
+
+
+def top(xs, fmt):
+    """The largest of xs formatted, '–' if one is missing."""
+    return "–" if not xs or None in xs else fmt.format(max(xs))
+
+
 # ---- the document -----------------------------------------------------------
 
 class Doc:
-    def __init__(self, meta, runs, fails, skips, snapconfig):
+    def __init__(self, meta, runs, fails, skips, snapconfig, stall=None):
         self.meta, self.runs, self.fails = meta, runs, fails
         self.skips, self.snapconfig = skips, snapconfig
+        self.stall = stall or {"config": None, "rounds": []}
         self.lines = []
 
     def w(self, s=""):
@@ -569,6 +593,96 @@ class Doc:
                    f"{pair('max_us', fus)} |")
         self.w()
 
+    def stall_section(self):
+        """The stall stage (issue 12): tests/system/stall_probe.py's rounds,
+        one row per command, and whether any call failed."""
+        self.w("## Write stall during a leadership transfer and a rolling "
+               "restart (from make bench)")
+        self.w()
+        m, rounds = self.meta, self.stall["rounds"]
+        fail = next((f.get("reason", "?") for f in self.fails
+                     if f.get("tag") == "stall"), None)
+        if not rounds and not fail:
+            self.w("Not in this run (no `stall` lines in raw.txt): "
+                   "`BENCH_STAGES=stall bash bench/run.sh` adds them to it.")
+            self.w()
+            return
+        cfg = self.stall["config"] or {}
+        threads = cfg.get("threads", "?")
+        when = f"{m.get('stall_date', '?')}, commit {m.get('stall_rev', '?')}"
+        if m.get("stall_load"):
+            when += f", load average {m['stall_load']}"
+        if m.get("stall_mode") == "quick":
+            self.w("> **Smoke-test stage (BENCH_QUICK=1): few rounds.**")
+            self.w()
+        self.w(f"Run by bench/run.sh's stall stage ({when}; "
+               f"`{m.get('stall_command', '?')}`, "
+               f"{fmin(m.get('stall_seconds'))}): "
+               "`tests/system/stall_probe.py` on a 3-member group of its "
+               "own (this Release build, the system tests' harness: 10 ms "
+               "heartbeat, 100 ms suspicion, loopback). Each round starts a "
+               "fresh load, runs one command through it and stops the load "
+               "0.3 s after the command returns. The load: libcohort-client "
+               f"(`cohort-client-test incr`, {threads} handles, exactly once "
+               f"through COHORT.REQ, 120 s deadline) and {threads} raw RESP "
+               "writer threads (retrying -TRYAGAIN and dropped connections "
+               "on the next member). *Longest ack gap*: the longest time in "
+               "which no raw writer got any acknowledgement while the "
+               "command ran; *longest C call*: the longest single library "
+               "call (it rides out the stall plus its retry); *failed "
+               "calls*: library calls that returned an error.")
+        self.w()
+        self.w("| command | rounds | longest ack gap, ms (each round) | max | "
+               "longest C call, ms (each round) | max | command took, ms | "
+               "failed calls |")
+        self.w("|---|---:|---|---:|---|---:|---|---:|")
+        names = {"transfer": "`cohort transfer ID` (to the next member)",
+                 "rejuvenate": "`cohort rejuvenate` (3 restarts + 1 transfer)",
+                 "add": "`cohort add ID` (2 epochs)",
+                 "remove": "`cohort remove ID`"}
+        by = {}
+        for r in rounds:
+            by.setdefault(r.get("cmd", "?"), []).append(r)
+        for cmd, rs in by.items():
+            gaps = [num(r.get("gap_ms")) for r in rs]
+            calls = [num(r.get("call_ms")) for r in rs]
+            took = [num(r.get("took_ms")) for r in rs]
+            failed = sum(num(r.get("failed"), 0) for r in rs)
+            span = ("–" if None in took else f"{min(took):,.0f}" +
+                    ("" if min(took) == max(took) else f"–{max(took):,.0f}"))
+            self.w(f"| {names.get(cmd, cmd)} | {len(rs)} | "
+                   f"{each(gaps, '{:.1f}')} | {top(gaps, '{:.1f}')} | "
+                   f"{each(calls, '{:,.0f}')} | {top(calls, '{:,.0f}')} | "
+                   f"{span} | {failed:,.0f} |")
+        if fail:
+            self.w()
+            self.w(f"The stage did not finish: {fail}")
+        self.w()
+        self.w("| target | measured | verdict |")
+        self.w("|---|---|---|")
+        for cmd, key, what in (("transfer", "transfers", "a leadership transfer"),
+                               ("rejuvenate", "rejuvenations",
+                                "a rolling restart, `cohort rejuvenate`")):
+            rs = by.get(cmd, [])
+            want = int(num(cfg.get(key), 0))
+            failed = sum(num(r.get("failed"), 0) for r in rs)
+            name = f"0 failed calls during {what} (issue 12)"
+            if not rs:
+                why = f"stage failed: {fail}" if fail else "no rounds run"
+                self.w(f"| {name} | {why} | – |")
+                continue
+            got = (f"{failed:,.0f} failed calls in {len(rs)} "
+                   f"round{'' if len(rs) == 1 else 's'}")
+            if failed:
+                v = "**missed**"
+            elif len(rs) < want:
+                got += f" of {want} (the stage stopped)"
+                v = "– (incomplete)"
+            else:
+                v = "**met**"
+            self.w(f"| {name} | {got} | {v} |")
+        self.w()
+
     def ops(self, s, tag):
         """ops/s of system s's run tag, None if it did not run."""
         r = self.run(s, tag)
@@ -852,6 +966,7 @@ class Doc:
         self.where()
         self.failover()
         self.snapshot()
+        self.stall_section()
         self.bottleneck(profile)
         self.problems()
         self.method()
@@ -882,7 +997,7 @@ def main():
     ap.add_argument("-o", "--output", default="-")
     ap.add_argument("--profile")
     a = ap.parse_args()
-    meta, runs, fails, skips, snapconfig = parse(a.raw)
+    meta, runs, fails, skips, snapconfig, stall = parse(a.raw)
     profile = None
     if a.profile:
         try:
@@ -890,7 +1005,7 @@ def main():
                 profile = f.read()
         except OSError:
             pass
-    text = Doc(meta, runs, fails, skips, snapconfig).render(profile)
+    text = Doc(meta, runs, fails, skips, snapconfig, stall).render(profile)
     if a.output == "-":
         sys.stdout.write(text)
     else:

@@ -8,6 +8,10 @@
 #   BENCH_QUICK=1 bash bench/run.sh    smoke test: 3 s runs, 2 failover trials;
 #                                      writes under $BENCH_DIR/quick, never
 #                                      over bench/RESULTS.md
+#   BENCH_STAGES=stall bash bench/run.sh
+#                                      only the write-stall stage (below),
+#                                      appended to an existing raw.txt, then
+#                                      RESULTS.md regenerated (a few minutes)
 #
 # Steps: build cohort (Release, in build-bench/), bench/install.sh (Debian
 # packages etcd-server, zookeeper, redis-server, golang-go, linux-perf, ...;
@@ -22,6 +26,14 @@
 # in the measured window. Every run is bounded by `timeout`; only processes
 # this script started are stopped (the cluster scripts kill by pid file, and
 # a member restarted after a failover trial is killed by its recorded pid).
+#
+# The stall stage (issue 12), after cohort's cases: tests/system/stall_probe.py
+# on a 3-member group of its own (the system tests' harness: their 10 ms
+# heartbeat, a free port block it probes for, data under $BENCH_DIR/stall)
+# runs 5 `cohort transfer` and 3 `cohort rejuvenate` rounds (quick: 2 and 1),
+# each through a fresh load of the C client library (cohort-client-test, built
+# next to cohort) and raw RESP writers; its `stall ...` lines (longest ack
+# gap, longest C call, command time, failed calls per round) go to raw.txt.
 #
 # Output: bench/results/raw.txt (every result line, tagged, plus the
 # per-process CPU/memory lines, snapshot counts and machine facts) and
@@ -43,6 +55,24 @@
 #                           a machine where others use them
 #   BENCH_BUILD             cohort build directory (default build-bench)
 #   BENCH_OUT, BENCH_RESULTS   where raw.txt and RESULTS.md go
+#   BENCH_STAGES="systems stall"   what to run (default both):
+#                           systems: every system of BENCH_SYSTEMS (starts
+#                             raw.txt afresh, with the machine facts);
+#                           stall: the stall stage, after cohort's cases
+#                             when with systems (and only if BENCH_SYSTEMS
+#                             has cohort). Alone (BENCH_STAGES=stall) it
+#                             builds cohort and cohort-client-test, removes
+#                             the stall lines of an earlier stall stage from
+#                             the existing raw.txt (every other line stays,
+#                             meta total_seconds included), appends its own
+#                             (and meta stall_* lines: date, commit, command,
+#                             seconds) and regenerates RESULTS.md; no
+#                             install, no other system
+#   BENCH_STALL_TRANSFERS, BENCH_STALL_REJUVENATIONS   the stall stage's
+#                           rounds (default 5 and 3; quick: 2 and 1)
+#   BENCH_STALL_PORT_BASE   the stall stage's port block (6 ports from it;
+#                           default a free block the harness finds in
+#                           10000-32000)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,6 +88,14 @@ else
     TRIALS=${BENCH_FAILOVER_TRIALS:-5}
 fi
 SYSTEMS=${BENCH_SYSTEMS:-cohort etcd zookeeper redis}
+STAGES=${BENCH_STAGES:-systems stall}
+if [ "$QUICK" = 1 ]; then
+    STALL_TRANSFERS=${BENCH_STALL_TRANSFERS:-2}
+    STALL_REJUVENATIONS=${BENCH_STALL_REJUVENATIONS:-1}
+else
+    STALL_TRANSFERS=${BENCH_STALL_TRANSFERS:-5}
+    STALL_REJUVENATIONS=${BENCH_STALL_REJUVENATIONS:-3}
+fi
 export BENCH_DIR=${BENCH_DIR:-/tmp/cohort-bench-run}
 BUILD=${BENCH_BUILD:-$ROOT/build-bench}
 if [ "$QUICK" = 1 ]; then
@@ -668,19 +706,91 @@ rev_of_checkout() {
     fi
 }
 
-main() {
-    mkdir -p "$BENCH_DIR" "$LOGS" "$OUT"
-    rm -f "$LOGS"/run-*.* "$LOGS"/cluster-*.log
-    [ "${BENCH_PROFILE:-0}" = 1 ] && rm -f "$OUT/profile.txt"
-    : >"$RAW"
-    log "output: $RAW, $RESULTS_MD; logs: $LOGS"
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
-    log "building cohort (Release) in $BUILD"
+# The write stall during a leadership transfer and a rolling restart (issue
+# 12): tests/system/stall_probe.py (see the header), bounded by `timeout`,
+# appending its lines to raw.txt after removing an earlier stall stage's.
+stall_stage() {
+    local t0=$SECONDS rc why limit tmp cmd
+    local client=$BUILD/cohort-client-test
+    tmp=$(mktemp "$OUT/raw.XXXXXX") || return 1
+    grep -vE '^(stall|stall_config|stall_summary) |^meta stall_|^fail (run=[0-9]+ )?tag=stall ' \
+        "$RAW" >"$tmp"
+    cat "$tmp" >"$RAW" # the same file, every other line kept
+    rm -f "$tmp"
+    raw "meta stall_date $(date -u '+%Y-%m-%d %H:%M UTC')"
+    if has_stage systems; then
+        cmd=${BENCH_COMMAND:-bash bench/run.sh}
+    else
+        cmd="BENCH_STAGES=stall bash bench/run.sh"
+    fi
+    raw "meta stall_command $([ "$QUICK" = 1 ] && echo 'BENCH_QUICK=1 ')$cmd"
+    raw "meta stall_mode $([ "$QUICK" = 1 ] && echo quick || echo full)"
+    raw "meta stall_rev $(rev_of_checkout)"
+    raw "meta stall_load $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [ ! -x "$COHORT" ] || [ ! -x "$client" ]; then
+        raw "fail tag=stall system=cohort reason=not built: $([ -x "$COHORT" ] || echo "$COHORT ")$([ -x "$client" ] || echo "$client")"
+        log "stall stage: cohort or cohort-client-test not built"
+        return 1
+    fi
+    limit=$((120 + 60 * (STALL_TRANSFERS + STALL_REJUVENATIONS)))
+    mkdir -p "$BENCH_DIR/stall"
+    log "stall stage: $STALL_TRANSFERS transfers, $STALL_REJUVENATIONS rejuvenations (at most $limit s)"
+    (
+        [ -n "${BENCH_STALL_PORT_BASE:-}" ] && export COHORT_TEST_PORT_BASE=$BENCH_STALL_PORT_BASE
+        export TMPDIR=$BENCH_DIR/stall # the group's data directories
+        exec timeout -k 10 "$limit" python3 "$ROOT/tests/system/stall_probe.py" "$COHORT" \
+            --transfers "$STALL_TRANSFERS" --rejuvenations "$STALL_REJUVENATIONS" \
+            --raw "$RAW"
+    ) >"$LOGS/stall.out" 2>"$LOGS/stall.err"
+    rc=$?
+    if [ "$rc" != 0 ]; then
+        if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+            why="stall_probe.py timed out after $limit s"
+        else
+            why="stall_probe.py exit $rc: $(grep -v '^\s*$' "$LOGS/stall.err" | tail -n 1 | cut -c1-300)"
+        fi
+        raw "fail tag=stall system=cohort reason=$why (see $LOGS/stall.out)"
+        log "stall stage: $why"
+    fi
+    raw "meta stall_seconds $((SECONDS - t0))"
+    log "stall stage done in $((SECONDS - t0)) s: $(grep -c '^stall ' "$RAW") rounds"
+    return 0
+}
+
+main() {
+    local st
+    for st in $STAGES; do
+        case $st in
+        systems | stall) ;;
+        *) log "BENCH_STAGES: unknown stage $st (systems, stall)"; exit 2 ;;
+        esac
+    done
+    mkdir -p "$BENCH_DIR" "$LOGS" "$OUT"
+    if has_stage systems; then
+        rm -f "$LOGS"/run-*.* "$LOGS"/cluster-*.log
+        [ "${BENCH_PROFILE:-0}" = 1 ] && rm -f "$OUT/profile.txt"
+        : >"$RAW"
+    elif [ ! -s "$RAW" ]; then
+        log "no $RAW to append to: the report will have the stall stage alone"
+        touch "$RAW"
+    fi
+    log "stages: $STAGES; output: $RAW, $RESULTS_MD; logs: $LOGS"
+
+    local targets=(--target cohort)
+    has_stage stall && targets+=(--target cohort-client-test)
+    log "building ${targets[*]//--target /} (Release) in $BUILD"
     if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
-        cmake --build "$BUILD" -j "$(nproc)" --target cohort >"$LOGS/build.log" 2>&1; }; then
+        cmake --build "$BUILD" -j "$(nproc)" "${targets[@]}" >"$LOGS/build.log" 2>&1; }; then
         tail -n 20 "$LOGS/build.log" >&2
         log "cohort build failed"
         exit 1
+    fi
+    if ! has_stage systems; then
+        stall_stage
+        report
+        return
     fi
     if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
         log "bench/install.sh (Debian packages, etcd_bench, zk_bench)"
@@ -719,9 +829,15 @@ main() {
         [ "$s" != redis ] && snapshot_cases "$s"
         raw "meta time_$s $((SECONDS - t_sys)) s"
         log "$s done in $((SECONDS - t_sys)) s"
+        [ "$s" = cohort ] && has_stage stall && stall_stage
     done
     raw "meta total_seconds $((SECONDS - T0))"
-    log "all runs done in $((SECONDS - T0)) s; writing $RESULTS_MD"
+    log "all runs done in $((SECONDS - T0)) s"
+    report
+}
+
+report() {
+    log "writing $RESULTS_MD"
     local prof=()
     [ "${BENCH_PROFILE:-0}" = 1 ] && [ -s "$OUT/profile.txt" ] && prof=(--profile "$OUT/profile.txt")
     python3 "$HERE/report.py" "$RAW" -o "$RESULTS_MD" "${prof[@]}"
