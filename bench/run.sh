@@ -70,6 +70,9 @@
 #                             install, no other system
 #   BENCH_STALL_TRANSFERS, BENCH_STALL_REJUVENATIONS   the stall stage's
 #                           rounds (default 5 and 3; quick: 2 and 1)
+#   BENCH_STALL_RECONFIGS   rounds of `cohort add 3`, `add 4`, `remove 3`,
+#                           `remove 4` on a 5-address group of its own, run
+#                           first (default 0)
 #   BENCH_STALL_PORT_BASE   the stall stage's port block (6 ports from it;
 #                           default a free block the harness finds in
 #                           10000-32000)
@@ -96,6 +99,7 @@ else
     STALL_TRANSFERS=${BENCH_STALL_TRANSFERS:-5}
     STALL_REJUVENATIONS=${BENCH_STALL_REJUVENATIONS:-3}
 fi
+STALL_RECONFIGS=${BENCH_STALL_RECONFIGS:-0}
 export BENCH_DIR=${BENCH_DIR:-/tmp/cohort-bench-run}
 BUILD=${BENCH_BUILD:-$ROOT/build-bench}
 if [ "$QUICK" = 1 ]; then
@@ -734,15 +738,15 @@ stall_stage() {
         log "stall stage: cohort or cohort-client-test not built"
         return 1
     fi
-    limit=$((120 + 60 * (STALL_TRANSFERS + STALL_REJUVENATIONS)))
+    limit=$((120 + 60 * (STALL_TRANSFERS + STALL_REJUVENATIONS + 4 * STALL_RECONFIGS)))
     mkdir -p "$BENCH_DIR/stall"
-    log "stall stage: $STALL_TRANSFERS transfers, $STALL_REJUVENATIONS rejuvenations (at most $limit s)"
+    log "stall stage: $STALL_TRANSFERS transfers, $STALL_REJUVENATIONS rejuvenations, $STALL_RECONFIGS add/remove rounds (at most $limit s)"
     (
         [ -n "${BENCH_STALL_PORT_BASE:-}" ] && export COHORT_TEST_PORT_BASE=$BENCH_STALL_PORT_BASE
         export TMPDIR=$BENCH_DIR/stall # the group's data directories
         exec timeout -k 10 "$limit" python3 "$ROOT/tests/system/stall_probe.py" "$COHORT" \
             --transfers "$STALL_TRANSFERS" --rejuvenations "$STALL_REJUVENATIONS" \
-            --raw "$RAW"
+            --reconfigs "$STALL_RECONFIGS" --raw "$RAW"
     ) >"$LOGS/stall.out" 2>"$LOGS/stall.err"
     rc=$?
     if [ "$rc" != 0 ]; then
