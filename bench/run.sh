@@ -28,12 +28,14 @@
 # a member restarted after a failover trial is killed by its recorded pid).
 #
 # The stall stage (issue 12), after cohort's cases: tests/system/stall_probe.py
-# on a 3-member group of its own (the system tests' harness: their 10 ms
-# heartbeat, a free port block it probes for, data under $BENCH_DIR/stall)
-# runs 5 `cohort transfer` and 3 `cohort rejuvenate` rounds (quick: 2 and 1),
-# each through a fresh load of the C client library (cohort-client-test, built
-# next to cohort) and raw RESP writers; its `stall ...` lines (longest ack
-# gap, longest C call, command time, failed calls per round) go to raw.txt.
+# on groups of its own (the system tests' harness: their 10 ms heartbeat, a
+# free port block it probes for, data under $BENCH_DIR/stall) runs 3 rounds
+# of `cohort add 3`, `add 4`, `remove 3`, `remove 4` on 5 addresses with
+# --voters 3, then 5 `cohort transfer` and 3 `cohort rejuvenate` rounds on 3
+# members (quick: 1, 2 and 1; about 30 s in all), each command through a
+# fresh load of the C client library (cohort-client-test, built next to
+# cohort) and raw RESP writers; its `stall ...` lines (longest ack gap,
+# longest C call, command time, failed calls per round) go to raw.txt.
 #
 # Output: bench/results/raw.txt (every result line, tagged, plus the
 # per-process CPU/memory lines, snapshot counts and machine facts) and
@@ -70,9 +72,8 @@
 #                             install, no other system
 #   BENCH_STALL_TRANSFERS, BENCH_STALL_REJUVENATIONS   the stall stage's
 #                           rounds (default 5 and 3; quick: 2 and 1)
-#   BENCH_STALL_RECONFIGS   rounds of `cohort add 3`, `add 4`, `remove 3`,
-#                           `remove 4` on a 5-address group of its own, run
-#                           first (default 0)
+#   BENCH_STALL_RECONFIGS   the stall stage's rounds of `cohort add 3`, `add
+#                           4`, `remove 3`, `remove 4` (default 3; quick: 1)
 #   BENCH_STALL_PORT_BASE   the stall stage's port block (6 ports from it;
 #                           default a free block the harness finds in
 #                           10000-32000)
@@ -95,11 +96,12 @@ STAGES=${BENCH_STAGES:-systems stall}
 if [ "$QUICK" = 1 ]; then
     STALL_TRANSFERS=${BENCH_STALL_TRANSFERS:-2}
     STALL_REJUVENATIONS=${BENCH_STALL_REJUVENATIONS:-1}
+    STALL_RECONFIGS=${BENCH_STALL_RECONFIGS:-1}
 else
     STALL_TRANSFERS=${BENCH_STALL_TRANSFERS:-5}
     STALL_REJUVENATIONS=${BENCH_STALL_REJUVENATIONS:-3}
+    STALL_RECONFIGS=${BENCH_STALL_RECONFIGS:-3}
 fi
-STALL_RECONFIGS=${BENCH_STALL_RECONFIGS:-0}
 export BENCH_DIR=${BENCH_DIR:-/tmp/cohort-bench-run}
 BUILD=${BENCH_BUILD:-$ROOT/build-bench}
 if [ "$QUICK" = 1 ]; then
@@ -753,9 +755,14 @@ stall_stage() {
         if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
             why="stall_probe.py timed out after $limit s"
         else
-            why="stall_probe.py exit $rc: $(grep -v '^\s*$' "$LOGS/stall.err" | tail -n 1 | cut -c1-300)"
+            # The exception's line (a TestFailure is followed by the
+            # servers' log tails), else the last line.
+            why=$(grep -E '^[A-Za-z_.]*(Error|Failure|Exception|Exit)\b|^stall_probe: ' \
+                "$LOGS/stall.err" | tail -n 1)
+            [ -n "$why" ] || why=$(grep -v '^\s*$' "$LOGS/stall.err" | tail -n 1)
+            why="stall_probe.py exit $rc: $(cut -c1-300 <<<"$why")"
         fi
-        raw "fail tag=stall system=cohort reason=$why (see $LOGS/stall.out)"
+        raw "fail tag=stall system=cohort reason=$why (logs: $LOGS/stall.out, stall.err)"
         log "stall stage: $why"
     fi
     raw "meta stall_seconds $((SECONDS - t0))"
@@ -784,7 +791,7 @@ main() {
 
     local targets=(--target cohort)
     has_stage stall && targets+=(--target cohort-client-test)
-    log "building ${targets[*]//--target /} (Release) in $BUILD"
+    log "building $(has_stage stall && echo "cohort and cohort-client-test" || echo cohort) (Release) in $BUILD"
     if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
         cmake --build "$BUILD" -j "$(nproc)" "${targets[@]}" >"$LOGS/build.log" 2>&1; }; then
         tail -n 20 "$LOGS/build.log" >&2
