@@ -10,6 +10,7 @@
 #include "common/assert.h"
 #include "common/resp.h"
 #include "kv/acl.h"
+#include "kv/address.h"
 #include "kv/strings.h"
 #include "kv/txn.h"
 #include "kv/expire.h"
@@ -192,7 +193,8 @@ static enum kv_arg_role arg_role(enum kv_command_type type, uint32_t i)
     case KV_CMD_EXPIRE_DUE:
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
-    case KV_CMD_TXN: /* its commands are checked one by one */
+    case KV_CMD_TXN:     /* its commands are checked one by one */
+    case KV_CMD_ADDRESS: /* kv_address_apply() checks its own */
         return KV_ARG_OTHER;
     default:
         if (kv_session_owns_type(type))
@@ -496,6 +498,7 @@ uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
     case KV_CMD_PERSIST:
     case KV_CMD_GETEX:
     case KV_CMD_EXPIRE_DUE:
+    case KV_CMD_ADDRESS: /* a fixed table, not the store's keys */
         return 0;
     default:
         if (kv_session_owns_type(w->type))
@@ -631,6 +634,8 @@ static const char *check_header(const struct kv_command *c)
     case KV_CMD_GETEX:
     case KV_CMD_EXPIRE_DUE:
         return kv_expire_check_header(c);
+    case KV_CMD_ADDRESS:
+        return kv_address_check_header(c);
     default:
         if (kv_session_owns_type(c->type))
             return kv_session_check_header(c);
@@ -1006,6 +1011,10 @@ static void apply_command(struct kv *kv, uint64_t op, uint64_t now_ms,
             apply_acl(kv, c, argc, r);
         return;
     }
+    if (c->type == KV_CMD_ADDRESS) {
+        kv_address_apply(kv, op, c, r);
+        return;
+    }
     if (!command_within_limits(&kv->config, c, r))
         return;
     kv_expire_drop_due(kv, c, now_ms);
@@ -1037,6 +1046,7 @@ static void apply_command(struct kv *kv, uint64_t op, uint64_t now_ms,
     case KV_CMD_ACL_SETUSER:
     case KV_CMD_ACL_DELUSER:
     case KV_CMD_TXN:
+    case KV_CMD_ADDRESS:
         UNREACHABLE();
     default:
         if (kv_session_owns_type(c->type))

@@ -61,8 +61,9 @@
  * (names), TXN >= 2 (the arguments after COHORT.TXN or COHORT.EXEC, with
  * flag KV_TXN_EXEC for the latter), PUBLISH 2 (channel message; the
  * channel is held to max-key-size, the message to max-value-size), and
- * kv/strings.h's types (FLUSHALL has none). The body ends after the last
- * argument. A malformed body is counted in kv->malformed_ops.
+ * kv/strings.h's types (FLUSHALL has none), ADDRESS 3 (id as a 4-byte
+ * u32, peer address, client address: kv/address.h). The body ends after the
+ * last argument. A malformed body is counted in kv->malformed_ops.
  *
  * An ACL write never carries a password: encoding turns each >password and
  * <password rule into #hash and !hash (SHA-256), so neither the log nor a
@@ -134,6 +135,10 @@ enum kv_command_type {
     KV_CMD_GROUP_LEAVE = 69,       /* group member */
     KV_CMD_GROUP_VIEW = 70,        /* group */
     KV_CMD_ELECT = 71,             /* group */
+    /* The replicas' address table (kv/address.h): id peer client. Built
+     * only by kv_address_encode() (the server's admin command); no client
+     * command name parses to it. */
+    KV_CMD_ADDRESS = 80,
 };
 
 /* LOCK: join the queue if the lock is held (else fail at once). */

@@ -241,6 +241,8 @@ void kv_clear(struct kv *kv)
     kv->time_ms = 0;
     acl_clear(&kv->acl);
     kv_sessions_clear(&kv->sessions);
+    kv_addresses_clear(&kv->addresses);
+    kv->addresses_changes++;
 }
 
 const struct kv_record *kv_get(const struct kv *kv, const uint8_t *key,
@@ -478,17 +480,21 @@ bool kv_del_expired(struct kv *kv, const uint8_t *key, size_t key_size)
 
 uint64_t kv_state_hash(const struct kv *kv)
 {
-    uint8_t raw[40];
+    uint8_t raw[48];
     put_u64(raw, kv->digest_sum);
     put_u64(raw + 8, kv->key_count);
     put_u64(raw + 16, kv->acl.digest);
     put_u64(raw + 24, kv->sessions.count);
     put_u64(raw + 32, kv->sessions.digest_sum);
-    /* A store that never had an ACL change (or has no session) hashes as
-     * before the ACL (sessions) existed, so older snapshots check out. */
+    put_u64(raw + 40, kv->addresses.digest);
+    /* A store that never had an ACL change (or has no session, no
+     * address) hashes as before the ACL (sessions, addresses) existed, so
+     * older snapshots check out. */
     size_t size = kv->acl.digest != 0 ? 24 : 16;
     if (kv->sessions.count != 0)
         size = 40;
+    if (kv->addresses.count != 0)
+        size = 48;
     return XXH3_64bits_withSeed(raw, size, KV_DIGEST_SEED);
 }
 
@@ -638,6 +644,8 @@ bool kv_invariants_hold(const struct kv *kv)
     }
     if (expires != kv->expires_count ||
         !kv_expire_index_valid(&kv->expiry, kv->expires_count))
+        return false;
+    if (!kv_addresses_invariants_hold(&kv->addresses))
         return false;
     return count == kv->key_count && data == kv->data_size &&
            memory == kv->memory_size && digests == kv->digest_sum &&

@@ -35,6 +35,7 @@
 
 #include "common/resp.h"
 #include "kv/acl.h"
+#include "kv/address.h"
 #include "kv/history.h"
 #include "kv/expire_index.h"
 #include "kv/kv_index.h"
@@ -126,6 +127,13 @@ struct kv {
     /* The sessions and their ephemeral keys (session.h): part of the
      * state, its hash (once one exists) and snapshots. */
     struct kv_sessions sessions;
+    /* The replicas' addresses (KV_CMD_ADDRESS ops, kv/address.h): part of
+     * the state, its hash and snapshots while it has an entry. */
+    struct kv_addresses addresses;
+    /* Not state: bumped whenever the address table may have changed (an
+     * applied ADDRESS op, kv_clear() and so every restore); FLUSHALL
+     * keeps the table. kv_address_changes() reads it. */
+    uint64_t addresses_changes;
     /* Not state: the keys in order, for COHORT.RANGE (kv_index.h). */
     struct kv_index index;
     /* Not state: the keys with an expiry, by it (expire_index.h). */
@@ -172,7 +180,8 @@ struct kv_config kv_config_default(void);
  * range, -COHORT_ENOMEM if the first table cannot be allocated. */
 int kv_init(struct kv *kv, const struct kv_config *config);
 void kv_deinit(struct kv *kv);
-/* Remove every key and user and set op to 0; keeps the config. */
+/* Remove every key, user, session and address and set op to 0; keeps the
+ * config (and bumps kv->addresses_changes). */
 void kv_clear(struct kv *kv);
 /* Remove every key (FLUSHALL), as a change made by kv->op (a del event
  * per key, in key order): keeps the users and op. O(slots + keys):
@@ -230,8 +239,9 @@ bool kv_del(struct kv *kv, const uint8_t *key, size_t key_size);
 bool kv_del_expired(struct kv *kv, const uint8_t *key, size_t key_size);
 
 /* An order-independent hash of every record's key, value, version, create op
- * and mod op, of the users once the acl is initialized, and of the
- * sessions while there are any (not of kv->op,
+ * and mod op, of the users once the acl is initialized, of the
+ * sessions while there are any, and of the address table while it has an
+ * entry (not of kv->op,
  * the table layout or the seed). Equal states
  * give equal hashes on every replica; O(1), kept up to date by each change. */
 uint64_t kv_state_hash(const struct kv *kv);

@@ -14,6 +14,7 @@
 #define SNAPSHOT_END_MAGIC 0x45564b43u      /* "CKVE" */
 #define SNAPSHOT_ACL_MAGIC 0x41564b43u      /* "CKVA" */
 #define SNAPSHOT_SESSIONS_MAGIC 0x53534b43u /* "CKSS" */
+#define SNAPSHOT_ADDRESS_MAGIC 0x44414b43u  /* "CKAD" */
 /* The largest ACL section restore reads (10000 users with every list full
  * would be more; such a group cannot snapshot, and says so). */
 #define SNAPSHOT_ACL_SIZE_MAX (256u << 20)
@@ -44,12 +45,15 @@ static void out_bytes(struct out *o, const void *data, size_t size)
 
 /* Format 1 while the acl has never changed, so that such a snapshot is
  * still read by a version from before the acl; 3 and 4 (with each record's
- * expiry) only while a key has one, for the same reason. */
+ * expiry) only while a key has one, 5 to 8 (sessions) only while a session
+ * exists, 9 to 16 (the address table) only while it has an entry, for the
+ * same reason. */
 static uint16_t format_of(const struct kv *kv)
 {
     uint16_t format = kv->acl.initialized ? 2 : 1;
     format = kv->expires_count > 0 ? format + 2 : format;
-    return kv->sessions.count > 0 ? format + 4 : format;
+    format = kv->sessions.count > 0 ? format + 4 : format;
+    return kv->addresses.count > 0 ? format + 8 : format;
 }
 
 static bool format_has_acl(uint16_t format)
@@ -65,6 +69,11 @@ static bool format_has_expiry(uint16_t format)
 static bool format_has_sessions(uint16_t format)
 {
     return ((format - 1) & 4) != 0;
+}
+
+static bool format_has_addresses(uint16_t format)
+{
+    return ((format - 1) & 8) != 0;
 }
 
 static size_t meta_size(uint16_t format)
@@ -152,6 +161,24 @@ static int write_sessions(struct out *o, const struct kv *kv)
     return 0;
 }
 
+/* Formats 9 to 16: the address table, after the sessions. */
+static void write_addresses(struct out *o, const struct kv *kv)
+{
+    if (!format_has_addresses(format_of(kv)))
+        return;
+    uint8_t data[KV_ADDRESSES_ENCODED_MAX];
+    size_t size = kv_addresses_encoded_size(&kv->addresses);
+    kv_addresses_encode(&kv->addresses, data, size);
+    uint8_t h[8];
+    put_u32(h, SNAPSHOT_ADDRESS_MAGIC);
+    put_u32(h + 4, (uint32_t)size);
+    uint8_t tail[4];
+    put_u32(tail, crc32c(crc32c(0, h, sizeof(h)), data, size));
+    out_bytes(o, h, sizeof(h));
+    out_bytes(o, data, size);
+    out_bytes(o, tail, sizeof(tail));
+}
+
 static void write_trailer(struct out *o, const struct kv *kv)
 {
     uint8_t t[KV_SNAPSHOT_TRAILER_SIZE];
@@ -188,6 +215,7 @@ int kv_snapshot_write(const struct kv *kv,
         write_record(&o, records[i], meta_size(format_of(kv)));
     write_acl(&o, kv, acl, acl_size);
     int rc = write_sessions(&o, kv);
+    write_addresses(&o, kv);
     write_trailer(&o, kv);
     free(records);
     free(acl);
@@ -442,6 +470,35 @@ static int read_sessions(struct in *in, struct kv *kv)
     return rc;
 }
 
+/* Formats 9 to 16: the address table. */
+static int read_addresses(struct in *in, struct kv *kv)
+{
+    uint64_t at = in->offset;
+    uint8_t h[8];
+    int rc = in_bytes(in, h, sizeof(h), "the address table");
+    if (rc != 0)
+        return rc;
+    uint32_t size = get_u32(h + 4);
+    if (get_u32(h) != SNAPSHOT_ADDRESS_MAGIC)
+        return corrupt(in, at, "bad magic of the address table");
+    if (size > KV_ADDRESSES_ENCODED_MAX)
+        return corrupt(in, at, "the address table is too large");
+    uint8_t data[KV_ADDRESSES_ENCODED_MAX];
+    uint8_t tail[4];
+    if ((rc = in_bytes(in, data, size, "the address table")) != 0)
+        return rc;
+    if ((rc = in_bytes(in, tail, sizeof(tail),
+                       "the address table's checksum")) != 0)
+        return rc;
+    if (get_u32(tail) != crc32c(crc32c(0, h, sizeof(h)), data, size))
+        return corrupt(in, at, "checksum mismatch in the address table");
+    const char *why = NULL;
+    if (kv_addresses_decode(&kv->addresses, data, size, &why) != 0)
+        return err_set(in->err, -COHORT_ECORRUPT,
+                       "snapshot: corrupt at byte %" PRIu64 ": %s", at, why);
+    return 0;
+}
+
 static int read_trailer(struct in *in, const struct kv *kv)
 {
     uint64_t at = in->offset;
@@ -485,6 +542,8 @@ static int restore_all(struct in *in, struct kv *kv)
         return rc;
     if (format_has_sessions(h.format) && (rc = read_sessions(in, kv)) != 0)
         return rc;
+    if (format_has_addresses(h.format) && (rc = read_addresses(in, kv)) != 0)
+        return rc;
     if ((rc = read_trailer(in, kv)) != 0)
         return rc;
     /* The header's counts are covered by its checksum and the records by
@@ -499,7 +558,7 @@ int kv_restore(struct kv *kv,
                int (*read)(void *ctx, void *data, size_t size, size_t *got),
                void *ctx, struct cohort_err *err)
 {
-    kv_clear(kv);
+    kv_clear(kv); /* which bumps kv->addresses_changes */
     struct in in = {.read = read, .ctx = ctx, .err = err};
     int rc = restore_all(&in, kv);
     if (rc != 0)

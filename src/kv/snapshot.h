@@ -11,7 +11,11 @@
  * every record, written only while some key has an expiry, so a store
  * without expiries still writes what older versions read. Formats 5 to 8
  * are 1 to 4 with the sessions section (kv/session.h), written only while
- * a session exists. All eight are read. Format 8, little-endian:
+ * a session exists. Formats 9 to 16 are 1 to 8 with the address table
+ * (kv/address.h), written only while it has an entry. All sixteen are
+ * read: a part is present when its bit of (format - 1) is set, 1 the
+ * users, 2 the records' expiries, 4 the sessions, 8 the address table.
+ * Format 16, little-endian:
  *   header, 40 bytes
  *     0  u32  magic      "CKVS"
  *     4  u16  format     KV_SNAPSHOT_FORMAT
@@ -27,18 +31,23 @@
  *     8  u64  version
  *    16  u64  create_op
  *    24  u64  mod_op
- *    32  u64  expire_at_ms  log time the key expires, 0 none (3 and 4 only)
- *    40       key, then value (at 32 in formats 1 and 2)
+ *    32  u64  expire_at_ms  log time the key expires, 0 none (bit 2 only)
+ *    40       key, then value (at 32 without bit 2)
  *        u32  crc        CRC-32C of the record's bytes before it
- *   the users (formats 2 and 4 only)
+ *   the users (bit 1 only)
  *     0  u32  magic      "CKVA"
  *     4  u32  size
  *     8       acl_encode() of kv->acl, size bytes
  *        u32  crc        CRC-32C of the section's bytes before it
- *   the sessions (formats 5 to 8 only)
+ *   the sessions (bit 4 only)
  *     0  u32  magic      "CKSS"
  *     4  u32  size
  *     8       kv_sessions_encode() of kv->sessions, size bytes
+ *        u32  crc        CRC-32C of the section's bytes before it
+ *   the address table (bit 8 only)
+ *     0  u32  magic      "CKAD"
+ *     4  u32  size       at most KV_ADDRESSES_ENCODED_MAX
+ *     8       kv_addresses_encode() of kv->addresses, size bytes
  *        u32  crc        CRC-32C of the section's bytes before it
  *   trailer, 16 bytes
  *     0  u32  magic      "CKVE"
@@ -57,7 +66,7 @@
 #include "common/err.h"
 #include "kv/kv.h"
 
-#define KV_SNAPSHOT_FORMAT 8
+#define KV_SNAPSHOT_FORMAT 16
 #define KV_SNAPSHOT_HEADER_SIZE 40
 #define KV_SNAPSHOT_RECORD_META_SIZE 32
 #define KV_SNAPSHOT_TRAILER_SIZE 16

@@ -20,6 +20,7 @@
 #include "common/bytes.h"
 #include "core/message.h"
 #include "fuzz_vfs.h"
+#include "kv/address.h"
 #include "kv/command.h"
 #include "runtime/peer_link.h"
 #include "storage/meta.h"
@@ -473,6 +474,12 @@ static void gen_kv(void)
         size_t n = kv_command_encode(&w, body, sizeof(body));
         emit("kv", (int)i, body, n);
     }
+    /* The address table's op, which no client command parses to. */
+    uint8_t body[KV_ADDRESS_BODY_MAX];
+    size_t n = kv_address_encode(2, "10.0.0.2:7000", "10.0.0.2:6379", body,
+                                 sizeof(body));
+    ASSERT(n > 0);
+    emit("kv", (int)(sizeof(lines) / sizeof(lines[0])), body, n);
 }
 
 int main(int argc, char **argv)

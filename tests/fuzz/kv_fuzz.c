@@ -11,7 +11,8 @@
  *
  * Input: one body, applied as op 3 to a store holding a=1 and b=text
  * (ops 1 and 2). tests/fuzz/corpus/kv holds bodies kv_command_encode()
- * produced (tests/fuzz/corpus_gen.c).
+ * produced (tests/fuzz/corpus_gen.c), and an ADDRESS op's body
+ * (kv_address_encode(), kv/address.h).
  *
  * libFuzzer: make fuzz. Plain program: -DFUZZ_MAIN (fuzz_main.h). */
 #include <stdbool.h>
