@@ -113,9 +113,17 @@ static uint64_t host_wall_ms(void *ctx)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static void addresses_sync(struct node *n);
+
 static void host_send(void *ctx, uint32_t to, const uint8_t *frame, size_t size)
 {
     struct node *n = ctx;
+    /* A move just applied is in force before anything else is sent: the
+     * fencing argument (docs/PROTOCOL.md, "Moving a replica id") needs
+     * every message after the move, an epoch's START_EPOCH first of all,
+     * to go to the new address. */
+    if (kv_address_changes(&n->kv) != n->address_changes_seen)
+        addresses_sync(n);
     transport_send(n->transport, to, frame, size);
 }
 
@@ -285,7 +293,8 @@ static void on_check(uv_check_t *handle)
 
 /* Follow the store's address table (kv/address.h): an id that a committed
  * COHORT.ADDRESS moved is dialled at its new address and recorded in
- * <data-dir>/addresses. */
+ * <data-dir>/addresses. Runs before any message is sent after an apply
+ * that changed the table (host_send), and on every tick. */
 static void addresses_save(struct node *n)
 {
     struct cohort_err e;
@@ -308,6 +317,8 @@ static void addresses_save(struct node *n)
 
 static void addresses_sync(struct node *n)
 {
+    if (n->transport == NULL)
+        return; /* still opening: addresses_recovered() follows */
     if (n->addresses_unsaved)
         addresses_save(n);
     uint64_t changes = kv_address_changes(&n->kv);

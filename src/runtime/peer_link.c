@@ -217,14 +217,14 @@ static void proof_compute(const struct peer_link *l, uint8_t role,
     peer_auth_hmac(l->auth, parts, sizeof(parts) / sizeof(parts[0]), out);
 }
 
-/* Our AUTH: the proof (SECRET) and our token (dialer). */
+/* Our AUTH: the proof (SECRET) and our token (both sides: the acceptor's
+ * tells the dialer which process listens at the address it dialed). */
 static void auth_encode(const struct peer_link *l,
                         uint8_t out[PEER_LINK_AUTH_SIZE])
 {
     memset(out, 0, PEER_LINK_AUTH_SIZE);
     uint8_t *token = out + PEER_AUTH_HASH_SIZE;
-    if (dialer(l))
-        peer_auth_token(l->auth, token);
+    peer_auth_token(l->auth, token);
     if (l->mode == PEER_AUTH_SECRET)
         proof_compute(l, dialer(l) ? 'D' : 'A', token, out);
 }

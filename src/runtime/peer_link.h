@@ -14,8 +14,9 @@
  *  2. In TLS mode, a TLS handshake (the dialer is the client); the peer's
  *     certificate must chain to the CA and name the id its HELLO claimed,
  *     as cohort://<cluster>/replica/<id> (peer_auth.h).
- *  3. AUTH, 48 bytes: a 32-byte proof and the 16-byte token (the dialer's
- *     process token, transport.h; zeros from the acceptor); inside TLS in
+ *  3. AUTH, 48 bytes: a 32-byte proof and the 16-byte token (the sender's
+ *     process token, transport.h; from the acceptor too since the address
+ *     binding below, which older versions sent as zeros); inside TLS in
  *     TLS mode, else in clear. With a cluster secret the proof is
  *     HMAC-SHA-256(secret, "cohort peer proof v3" | role | HELLO of the
  *     dialer | HELLO of the acceptor | token), role 'D' or 'A' for the
@@ -93,7 +94,8 @@ const char *peer_link_error(const struct peer_link *l);
 uint32_t peer_link_peer(const struct peer_link *l);
 /* How many HELLO bytes have come in (for "it left after N bytes"). */
 uint32_t peer_link_hello_received(const struct peer_link *l);
-/* The token in the peer's AUTH (zeros from an acceptor); READY only. */
+/* The token in the peer's AUTH (zeros from an acceptor of an older
+ * version); READY only. */
 const uint8_t *peer_link_peer_token(const struct peer_link *l);
 
 /* Bytes read from the socket. Returns how many were consumed, or -1 when

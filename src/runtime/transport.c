@@ -109,6 +109,9 @@ struct peer {
     uint32_t failures; /* failed attempts since the last READY */
     struct sockaddr_storage addr;
     char text[PEER_TEXT_MAX]; /* "host:port" as configured */
+    /* While READY: the token of the process that answered at `addr` (its
+     * AUTH; all zeros from a version that did not send it). */
+    uint8_t token[TRANSPORT_TOKEN_SIZE];
     struct transport_peer_stats stats;
 };
 
@@ -510,6 +513,7 @@ static void peer_ready(struct peer *p)
     ASSERT(p->state == PEER_HANDSHAKING);
     uv_timer_stop(&p->timer);
     p->state = PEER_READY;
+    memcpy(p->token, peer_link_peer_token(p->dial->link), sizeof(p->token));
     p->stats.connects++;
     if (p->failures > 0)
         transport_log(t, LOGLINE_INFO,
@@ -896,6 +900,21 @@ static void peer_path_works(struct transport *t, uint32_t id)
     dial_start(p);
 }
 
+/* Whether the process that dialed c (token) is not the one our READY
+ * connection to that id reached at its address: another process claiming
+ * the id, e.g. a replica that moved (COHORT.ADDRESS) whose old process still
+ * runs. Unknown (no READY connection, or a peer that sends no token):
+ * not refused. */
+static bool conn_elsewhere(const struct conn *c, uint32_t id)
+{
+    static const uint8_t zero[TRANSPORT_TOKEN_SIZE];
+    const struct peer *p = &c->t->peers[id];
+    const uint8_t *token = peer_link_peer_token(c->link);
+    return p->state == PEER_READY && memcmp(p->token, zero, sizeof(zero)) &&
+           memcmp(token, zero, sizeof(zero)) &&
+           memcmp(token, p->token, sizeof(p->token)) != 0;
+}
+
 /* The link just became READY: the peer proved it is replica `id`. */
 static void conn_authenticated(struct conn *c)
 {
@@ -903,6 +922,15 @@ static void conn_authenticated(struct conn *c)
     uint32_t id = peer_link_peer(c->link);
     ASSERT(id < t->config.replica_count);
     uv_timer_stop(&c->timer);
+    if (conn_elsewhere(c, id)) {
+        conn_refuse(c,
+                    "a connection from %s claiming to be replica %" PRIu32
+                    ": replica %" PRIu32 " is the process at %s; is an old "
+                    "copy of it still running (moved, or its data directory "
+                    "copied)? stop it",
+                    c->text, id, id, t->peers[id].text);
+        return;
+    }
     c->from = id;
     memcpy(t->peer_token[id], peer_link_peer_token(c->link),
            TRANSPORT_TOKEN_SIZE);

@@ -14,7 +14,10 @@ keeps running at the old addresses the whole time. Pass:
     the new replica, and ends with replica 2 a voter;
   - the primary's INFO shows replica 2 at the new addresses, and replicas
     0 and 1 recorded the move in <data-dir>/addresses;
-  - the old process stays outside, and changes nothing;
+  - the old process stays in an epoch the group left (or outside), its
+    connections claiming to be replica 2 are refused (the members' own
+    connections to replica 2 reach the new process), and it changes
+    nothing;
   - replica 0, SIGKILLed and restarted with its ORIGINAL flags (which
     still name the old addresses), rejoins: with replica 1 then stopped,
     a write commits, so 0 and the moved 2 reach each other (0 read the
@@ -181,11 +184,33 @@ def main(binary):
         check("2 %s %s\n" % (peer_arg, client_arg) in text,
               "r%d's address file: %r" % (i, text))
     check(old_proc.poll() is None, "the old replica 2 exited")
+    # The old process is fenced: nobody sends to its address any more, so
+    # it stays in an epoch the group left (or learnt it was removed), and
+    # its claims to be replica 2 are refused (the group's connections to
+    # replica 2 reach the new process).
+    p, inf = primary_info(c)
+    group = (cl.membership_of(inf), p, int(inf["view"]))
+    time.sleep(1.0)
     with resp.connect(old_client, timeout=2.0) as k:
         k.send_raw(resp.encode_command("INFO", "replication"))
         text = k.read_reply().decode()
-    check("self_member:outside" in text,
-          "the old replica 2 does not say it is outside")
+    old = dict(ln.split(":", 1) for ln in text.splitlines() if ":" in ln)
+    old_epoch = int(old.get("epoch", "0").split(",")[0])
+    check(old.get("self_member") == "outside" or old_epoch < group[0][0],
+          "the old replica 2 is in the group's epoch %d: %s"
+          % (group[0][0], {k: old.get(k) for k in
+                           ("role", "epoch", "self_member")}))
+    p, inf = primary_info(c)
+    check((cl.membership_of(inf), p, int(inf["view"])) == group,
+          "the group changed while the old process ran: %s -> %s"
+          % (group, (cl.membership_of(inf), p, inf.get("view"))))
+    refusals = sum(int(c.info(i, "stats").get("peer_connections_refused",
+                                               "0"))
+                   for i in (0, 1))
+    log("old replica 2: epoch %d, %s; its connections refused %d times"
+        % (old_epoch, old.get("self_member"), refusals))
+    check(refusals > 0, "no member refused the old process's connections "
+          "claiming to be replica 2")
     time.sleep(0.3)
     t_end = time.monotonic()
     retried, gap = stop_and_check(
@@ -214,7 +239,7 @@ def main(binary):
     while not done and time.monotonic() < deadline:
         for i in (0, 2):
             try:
-                if c.command(i, "SET", "after-move", "yes") == b"OK":
+                if c.command(i, "SET", "after-move", "yes") == "OK":
                     done = True
                     break
             except (OSError, resp.RespError, resp.ProtocolError):

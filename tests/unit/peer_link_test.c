@@ -230,11 +230,15 @@ static void links_complete_in_every_mode_and_carry_the_token(void **state)
         assert_int_equal(peer_link_state(a.link), PEER_LINK_READY);
         assert_int_equal(peer_link_peer(d.link), 0);
         assert_int_equal(peer_link_peer(a.link), 1);
-        uint8_t token[PEER_AUTH_TOKEN_SIZE];
-        static const uint8_t zeros[PEER_AUTH_TOKEN_SIZE];
+        /* Each side learns the other's token: the acceptor's tells the
+         * dialer which process answers at the address it dialed. */
+        uint8_t token[PEER_AUTH_TOKEN_SIZE], token_a[PEER_AUTH_TOKEN_SIZE];
         peer_auth_token(ad, token);
+        peer_auth_token(aa, token_a);
+        assert_memory_not_equal(token, token_a, sizeof(token));
         assert_memory_equal(peer_link_peer_token(a.link), token, sizeof(token));
-        assert_memory_equal(peer_link_peer_token(d.link), zeros, sizeof(zeros));
+        assert_memory_equal(peer_link_peer_token(d.link), token_a,
+                            sizeof(token_a));
         assert_int_equal(d.wire_size + a.wire_size, 0);
         assert_int_equal(a.plain.size, 0);
         end_free(&d);

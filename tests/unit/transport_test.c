@@ -559,6 +559,44 @@ static void a_moved_peer_is_dialed_at_its_new_address(void **state)
     free(f);
 }
 
+/* Side 2 is a second process claiming to be replica 1 (an old copy of a
+ * replica that moved) from another address: side 0, whose connection to
+ * replica 1's address reached side 1, refuses it, and side 1's own
+ * connection stays up and carries its messages. */
+static void tick_impostor(struct fixture *f)
+{
+    if (f->step == 0 && connected(f, 0, 1) && connected(f, 1, 0) &&
+        transport_refused_count(f->sides[0].t) >= 3) {
+        for (uint32_t i = 0; i < 10; i++)
+            assert_true(send_one(f, 1, 0, 8 + i));
+        next_step(f);
+    } else if (f->step == 1 && f->sides[0].received[1] == 10) {
+        finish(f);
+    }
+}
+
+static void another_process_claiming_a_peer_is_refused(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(3);
+    struct transport_config c0 = config_for(f, 0);
+    side_open(f, 0, &c0);
+    struct transport_config c1 = config_for(f, 1);
+    side_open(f, 1, &c1);
+    /* The impostor: replica 1 by its HELLO, listening at side 2's address,
+     * dialing side 0. */
+    struct transport_config ci = config_for(f, 1);
+    ci.peers[1] = f->addrs[2];
+    ci.peers[2] = f->addrs[1];
+    ci.ctx = &f->sides[2];
+    side_open(f, 2, &ci);
+    run(f, tick_impostor);
+    assert_int_equal(f->sides[0].received[1], 10);
+    assert_int_equal(f->sides[0].out_of_order, 0);
+    assert_true(logs_containing(&f->sides[0], "is an old copy of it") >= 1);
+    free(f);
+}
+
 #define MESH_MESSAGES 1000
 
 static void tick_mesh(struct fixture *f)
@@ -1095,6 +1133,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(two_transports_exchange_messages_both_ways),
         cmocka_unit_test(a_moved_peer_is_dialed_at_its_new_address),
+        cmocka_unit_test(another_process_claiming_a_peer_is_refused),
         cmocka_unit_test(
             three_transports_full_mesh_delivers_in_order_per_sender),
         cmocka_unit_test(large_frames_cross_chunks_and_grow_the_read_buffer),
