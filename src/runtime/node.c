@@ -503,6 +503,15 @@ bool node_is_primary(const struct node *n)
     return replica_is_primary(driver_replica(n->driver));
 }
 
+enum replica_status node_role(const struct node *n, uint64_t *view,
+                              uint32_t *primary)
+{
+    const struct replica *r = driver_replica(n->driver);
+    *view = replica_view(r);
+    *primary = replica_primary(r);
+    return replica_status(r);
+}
+
 void node_view(const struct node *n, uint32_t *epoch, uint64_t *view)
 {
     const struct replica *r = driver_replica(n->driver);

@@ -111,6 +111,10 @@ bool node_changing_members(const struct node *n);
 uint64_t node_address_version(const struct node *n);
 /* The (epoch, view) this replica is in: cheap, unlike node_status(). */
 void node_view(const struct node *n, uint32_t *epoch, uint64_t *view);
+/* Cheap, unlike node_status(): this replica's status, view and the
+ * primary of that view (which leads it once the status is normal). */
+enum replica_status node_role(const struct node *n, uint64_t *view,
+                              uint32_t *primary);
 /* Outside the membership of the epoch it knows (removed, or a spare not
  * yet added): it serves no writes. */
 bool node_outside(const struct node *n);

@@ -46,12 +46,12 @@
  * (forwarded), so the cap only bites at the primary.
  *
  * Outcomes: DRIVER_DONE relays the store's reply; DRIVER_NOT_PRIMARY forwards
- * to the primary (forward.c), or answers -TRYAGAIN on a connection that is
- * itself a forward; DRIVER_RETRY is -TRYAGAIN; DRIVER_UNKNOWN is -UNKNOWN
- * (the write was proposed; a COHORT.REQ retry resolves it); DRIVER_REJECTED
- * becomes the error its status names (REPLY_OVER_LIMIT is Redis's -OOM,
- * for maxmemory). Only -UNKNOWN says "may have taken effect"; every
- * -TRYAGAIN is certain that it did not.
+ * to the primary (forward.c), or answers "-TRYAGAIN NOTPRIMARY ..." on a
+ * connection that is itself a forward (the backup re-sends it); DRIVER_RETRY is
+ * -TRYAGAIN; DRIVER_UNKNOWN is -UNKNOWN (the write was proposed; a COHORT.REQ
+ * retry resolves it); DRIVER_REJECTED becomes the error its status names
+ * (REPLY_OVER_LIMIT is Redis's -OOM, for maxmemory). Only -UNKNOWN says "may
+ * have taken effect"; every -TRYAGAIN is certain that it did not.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -81,9 +81,9 @@
 /* Redis's text, word for word (clients match on it). */
 #define ERR_OOM "OOM command not allowed when used memory > 'maxmemory'."
 #define ERR_NO_PRIMARY "TRYAGAIN no primary reachable from this replica; retry"
-#define ERR_NOT_PRIMARY_HOP                                                    \
-    "TRYAGAIN this replica is not the primary (a forwarded command is not "    \
-    "forwarded again); retry"
+/* DRIVER_NOT_PRIMARY on a forward link: marked, so that the backup re-sends
+ * the command (relay.h). */
+#define ERR_NOT_PRIMARY_HOP RELAY_NOT_PRIMARY_HOP
 
 static void finish_error(struct conn *c, struct slot *slot, const char *msg)
 {
@@ -883,6 +883,31 @@ void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
         return;
     }
     finish_relay(c, slot, reply, size);
+}
+
+void store_resend(struct conn *c, struct slot *slot)
+{
+    ASSERT(slot->conn == c && !slot->forwarded && !slot->in_node);
+    if (slot->kind != SLOT_WRITE) {
+        store_read_kept(c, slot);
+        return;
+    }
+    /* The same client id and request number: if an earlier attempt took
+     * effect after all, the client table answers it and does not apply it
+     * again. Not renumbered, even in a session. */
+    struct server *s = c->server;
+    uint32_t argc = store_parse_kept(s, slot);
+    struct kv_write w;
+    slot->reply.size = 0;
+    if (argc == 0 ||
+        kv_command_parse(kv_config(c), argc, s->argv2, &w, &slot->reply) != 0) {
+        session_write_done(c, slot, true);
+        if (slot->reply.size == 0)
+            resp_write_error(&slot->reply, "ERR out of memory");
+        conn_slot_ready(c, slot);
+        return;
+    }
+    submit(c, slot, &w);
 }
 
 void store_forward_failed(struct server *s, struct slot *slot, bool sent,

@@ -82,6 +82,16 @@ bool conn_can_dispatch(const struct conn *c)
         return false;
     if (c->order_blocked)
         return false;
+    /* The forward gate (forward.c): nothing new while a command is held
+     * back to be re-sent or released, nor, while commands are on a forward
+     * link, unless this replica is a backup of a normal view (a new command
+     * then follows them to the primary through the gate, while here it
+     * could be proposed, or parked in a view change, ahead of one that the
+     * old primary bounces). */
+    if (c->fwd_waiting > 0)
+        return false;
+    if (c->fwd_count > 0 && !forward_backup_normal(s))
+        return false;
     return !session_blocked(c);
 }
 
@@ -731,6 +741,7 @@ void conn_teardown(struct conn *c)
     c->slot_count = 0;
     c->slot_bytes = 0;
     c->slot_reply_bytes = 0;
+    forward_conn_gone(s, c); /* its held slots were freed above */
     store_conn_gone(s, c);
     txn_conn_gone(c);
     pubsub_conn_gone(c);

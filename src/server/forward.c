@@ -27,10 +27,67 @@
  * then every slot on it is answered: a read -TRYAGAIN, a write that was
  * never handed to a socket write -TRYAGAIN, any other write -UNKNOWN.
  *
+ * Re-sending after a move (issue 12). A replica that is no longer the
+ * primary answers a link's command it did not run with
+ * "-TRYAGAIN NOTPRIMARY ..." (relay.h): the driver's DRIVER_NOT_PRIMARY,
+ * which it gives only for a request it never proposed (the busy queue,
+ * the batch the core had not seen, or a request that arrived after the
+ * role went away; a proposed one ends -UNKNOWN). Its other refusals,
+ * -TRYAGAIN for a view change or a full pipeline, are relayed as before:
+ * they do not say the primary moved, and a command the same primary
+ * refused while busy may be followed on the link by one it ran. Such a
+ * bounced slot is held (FWD_BOUNCED) instead of relayed, and
+ * forward_release() runs it through the node again, so that it goes to
+ * the new primary's link, or is proposed here if this replica now leads.
+ * Meanwhile its connection's later commands are held too: the gate.
+ *
+ *   Gate. A slot of connection c is put on link l only if none of c's
+ *   slots is held back and c has no slot on a link other than l (so all
+ *   of c's forwarded slots are on one link, c->fwd_link); otherwise it is
+ *   held (FWD_GATED). While c holds a slot, c dispatches nothing new, nor,
+ *   while c has slots on a link, unless this replica is a backup of a
+ *   normal view (a new command could otherwise be proposed here, or parked
+ *   by the driver through a view change, ahead of a bounced one). Held
+ *   slots are released from the idle handle, in c's order, the first one
+ *   first, and the rest only as the gate lets each pass.
+ *
+ *   Order: a connection's commands take effect in the order sent. Slots
+ *   reach the links in c's order (the driver answers NOT_PRIMARY in
+ *   submission order, the gate keeps them to one link and behind a held
+ *   one), a link and the primary's side of it keep that order, and a
+ *   bounced slot h is re-sent only when every later write of c is held
+ *   back as well (never sent since, or bounced: certainly not executed and
+ *   in flight nowhere) and none of c's slots is on a link other than the
+ *   current one (only slots released just before h, in order, can be on
+ *   that one); h then goes, and the held ones after it, in order. Were a later
+ * write of c answered first (an old primary that leads again and ran it; a
+ * write proposed here), it may have taken effect, and h is answered -TRYAGAIN
+ *   instead: never run after it. Reads change nothing and conn.c never
+ *   runs one together with a write of the same connection.
+ *
+ *   Exactly once: a re-sent write carries the COHORT.REQ client id and
+ *   request number of its first attempt (a session write is not
+ *   renumbered), so if any attempt took effect after all, the client
+ *   table answers the next with that reply and applies nothing twice.
+ *
+ *   Bounded: a bounced slot is re-sent at most FORWARD_RESEND_MAX times
+ *   and only to a primary other than the one that bounced it, which this
+ *   replica must know (a normal view) within resend_wait_ms() (two
+ *   view-change timeouts, as the driver parks requests through a view
+ *   change): past that it gets the -TRYAGAIN it got before this existed.
+ *   A gated slot waits only for the slots before it, each bounded by the
+ *   link timeouts above or by that wait. Held slots stay in their
+ *   connection's FIFO, so pipeline_max bounds them and the connection's
+ *   teardown frees them. The view is looked at each loop turn while
+ *   something is held (forward_prepare) and the wait on the 100 ms timer.
+ *
  * Invariants: (1) slots on a link are in the order their commands were
  * appended to its output; (2) the newest `unsent` slots' bytes are still in
  * `out`, the others were in a uv_write; (3) a link in LINK_CLOSING has no
- * slots and is neither s->link nor on the draining list.
+ * slots and is neither s->link nor on the draining list; (4) a connection's
+ * fwd_count slots on links are all on its fwd_link; (5) a held slot is
+ * neither forwarded nor in the node, and is counted in its connection's
+ * fwd_waiting (fwd_bounced if bounced) and the server's fwd_waiting.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -42,6 +99,7 @@
 #include "runtime/addr.h"
 #include "runtime/logline.h"
 #include "server/internal.h"
+#include "server/relay.h"
 
 #define LINK_READ_SIZE (64u * 1024u)
 #define LINK_DEPTH_MAX 8u
@@ -75,6 +133,203 @@ static void detach(struct server *s, struct link *l)
         }
 }
 
+/* ------------------------------------------------------------ gate */
+
+/* slot (a client's, not orphaned) left its link, answered or failed: the
+ * connection's count goes down; its held slots, or commands it stopped
+ * dispatching for them, may go on. */
+static struct conn *gate_left_link(struct slot *slot)
+{
+    struct conn *c = slot->ri_request ? NULL : slot->conn;
+    if (c == NULL)
+        return NULL;
+    ASSERT(c->fwd_count > 0);
+    if (--c->fwd_count == 0)
+        c->fwd_link = NULL;
+    if (c->fwd_waiting > 0 || (c->fwd_count == 0 && !c->reading))
+        server_mark_resume(c->server, c);
+    return c;
+}
+
+static bool may_resend(const struct slot *slot)
+{
+    const struct server *s = slot->server;
+    return !s->closing && slot->resends < FORWARD_RESEND_MAX &&
+           (slot->kind == SLOT_WRITE || slot->kind == SLOT_READ) &&
+           slot->payload.size > 0;
+}
+
+/* Hold slot back from the links (kind FWD_GATED or FWD_BOUNCED). */
+static void hold(struct conn *c, struct slot *slot, enum fwd_wait kind,
+                 uint32_t from)
+{
+    struct server *s = c->server;
+    ASSERT(slot->fwd_wait == FWD_NONE && !slot->forwarded && !slot->in_node);
+    slot->fwd_wait = (uint8_t)kind;
+    slot->fwd_since_ms = server_now_ms(s);
+    slot->bounced_from = from;
+    c->fwd_waiting++;
+    s->fwd_waiting++;
+    if (kind == FWD_BOUNCED) {
+        c->fwd_bounced++;
+        slot->resends++;
+    } else {
+        s->stats.forward_gated++;
+    }
+    server_mark_resume(s, c);
+}
+
+static void unhold(struct conn *c, struct slot *slot)
+{
+    struct server *s = c->server;
+    ASSERT(slot->fwd_wait != FWD_NONE);
+    ASSERT(c->fwd_waiting > 0 && s->fwd_waiting > 0);
+    if (slot->fwd_wait == FWD_BOUNCED) {
+        ASSERT(c->fwd_bounced > 0);
+        c->fwd_bounced--;
+    }
+    slot->fwd_wait = FWD_NONE;
+    c->fwd_waiting--;
+    s->fwd_waiting--;
+}
+
+/* c's first held slot, in the connection's order. Searched from the head
+ * each time: answering one may free the slots before it. */
+static struct slot *first_held(const struct conn *c)
+{
+    for (struct slot *slot = c->head; slot; slot = slot->next)
+        if (slot->fwd_wait != FWD_NONE)
+            return slot;
+    return NULL;
+}
+
+/* Whether the bounced slot h may be re-sent in order: 1 if every later
+ * write of its connection is held back too (never sent since, or bounced:
+ * certainly not executed, and not in flight); 0 if a later write is still
+ * in the node or on a link (wait: it may be bounced as well); -1 if a
+ * later write has its answer (it may have taken effect: h can no longer
+ * run before it). Every slot after h is still in the FIFO, h not being
+ * answered. Reads are skipped: they change nothing, and conn.c never runs
+ * one together with a write. */
+static int resend_order(const struct slot *h)
+{
+    for (const struct slot *x = h->next; x; x = x->next) {
+        if (x->kind != SLOT_WRITE || x->fwd_wait != FWD_NONE)
+            continue;
+        return x->state == SLOT_READY ? -1 : 0;
+    }
+    return 1;
+}
+
+/* How long a bounced command waits for a new primary. */
+static uint64_t resend_wait_ms(const struct server *s)
+{
+    uint64_t twice = 2ull * s->node_config.view_change_timeout_ms;
+    return twice > FORWARD_RESEND_WAIT_MS ? twice : FORWARD_RESEND_WAIT_MS;
+}
+
+static void give_up(struct conn *c, struct slot *slot, const char *why)
+{
+    unhold(c, slot);
+    c->server->stats.forward_resend_failed++;
+    store_forward_failed(c->server, slot, false, why);
+}
+
+void forward_release(struct conn *c)
+{
+    struct server *s = c->server;
+    uint64_t now = server_now_ms(s);
+    while (c->fwd_waiting > 0 && !c->closing) {
+        struct slot *slot = first_held(c);
+        ASSERT(slot != NULL);
+        /* c's slots on a link other than the current one (the one that
+         * bounced slot, say) are answered first; those on the current one
+         * were released just before slot, which may follow them. */
+        bool other_link = c->fwd_count > 0 && c->fwd_link != s->link;
+        if (slot->fwd_wait == FWD_BOUNCED) {
+            /* Re-sent once no earlier slot of c is on another link, every
+             * later write of c is held too, and this replica knows a
+             * primary other than the one that bounced it. */
+            int order = resend_order(slot);
+            if (order < 0) {
+                give_up(c, slot,
+                        "the primary moved, and a later command of this "
+                        "connection ran first");
+                continue;
+            }
+            uint64_t view;
+            uint32_t primary;
+            bool moved = node_role(s->node, &view, &primary) == STATUS_NORMAL &&
+                         primary != slot->bounced_from;
+            if (order == 0 || other_link || !moved) {
+                if (now - slot->fwd_since_ms < resend_wait_ms(s))
+                    return; /* forward_prepare or the timer looks again */
+                char why[96];
+                snprintf(why, sizeof(why),
+                         "the primary moved and no new primary was known "
+                         "within %" PRIu64 " ms",
+                         resend_wait_ms(s));
+                give_up(c, slot, why);
+                continue;
+            }
+            s->stats.forward_resent++;
+        } else if (other_link) {
+            return; /* gate_left_link() resumes c when they are answered */
+        }
+        /* Through the node again, as when it was dispatched: to the
+         * current primary's link (the gate lets this one pass), or
+         * proposed here if this replica leads now. If the gate holds it
+         * again (the primary moved meanwhile), stop there. */
+        unhold(c, slot);
+        uint32_t waiting = c->fwd_waiting;
+        c->fwd_passing = slot;
+        store_resend(c, slot);
+        c->fwd_passing = NULL;
+        if (c->fwd_waiting > waiting)
+            return; /* held again, first in line */
+        /* slot may be freed by now (answered at once): not touched. */
+    }
+}
+
+bool forward_backup_normal(const struct server *s)
+{
+    uint64_t view;
+    uint32_t primary;
+    return node_role(s->node, &view, &primary) == STATUS_NORMAL &&
+           primary != s->node_config.self;
+}
+
+void forward_conn_gone(struct server *s, struct conn *c)
+{
+    ASSERT(s->fwd_waiting >= c->fwd_waiting);
+    s->fwd_waiting -= c->fwd_waiting;
+    c->fwd_waiting = c->fwd_bounced = 0;
+}
+
+/* Put every connection with held slots on the resume list. */
+static void resume_held(struct server *s)
+{
+    for (struct conn *c = s->conns; c; c = c->next)
+        if (c->fwd_waiting > 0 && !c->closing)
+            server_mark_resume(s, c);
+}
+
+void forward_prepare(struct server *s)
+{
+    if (s->fwd_waiting == 0)
+        return;
+    uint64_t view;
+    uint32_t primary;
+    int status = (int)node_role(s->node, &view, &primary);
+    if (status == s->fwd_seen_status && view == s->fwd_seen_view &&
+        primary == s->fwd_seen_primary)
+        return;
+    s->fwd_seen_status = status;
+    s->fwd_seen_view = view;
+    s->fwd_seen_primary = primary;
+    resume_held(s);
+}
+
 /* Close l and answer every slot on it. */
 static void link_fail(struct link *l, const char *why)
 {
@@ -90,6 +345,7 @@ static void link_fail(struct link *l, const char *why)
         l->head = slot->link_next;
         slot->link_next = NULL;
         slot->forwarded = false;
+        gate_left_link(slot);
         store_forward_failed(s, slot, index < sent, why);
         index++;
     }
@@ -181,6 +437,16 @@ static bool deliver(struct link *l, const char *reply, size_t size)
     l->head_since_ms = server_now_ms(s);
     slot->link_next = NULL;
     slot->forwarded = false;
+    struct conn *c = gate_left_link(slot);
+    if (c && relay_is_not_primary_hop(reply, size)) {
+        /* Certainly not executed, and the primary moved: re-sent to the
+         * new one by forward_release(), in the connection's order. */
+        s->stats.forward_bounced++;
+        if (may_resend(slot)) {
+            hold(c, slot, FWD_BOUNCED, l->target);
+            return true;
+        }
+    }
     store_forward_reply(s, slot, reply, size);
     return true;
 }
@@ -438,6 +704,18 @@ bool forward_send(struct server *s, struct slot *slot, uint32_t primary)
             return false;
         s->link = l;
     }
+    /* The gate: a connection's commands go to one link at a time, and none
+     * passes one held back (see the file comment). */
+    struct conn *c = slot->ri_request ? NULL : slot->conn;
+    if (c && ((c->fwd_waiting > 0 && c->fwd_passing != slot) ||
+              (c->fwd_count > 0 && c->fwd_link != l))) {
+        hold(c, slot, FWD_GATED, primary);
+        return true;
+    }
+    if (c) {
+        c->fwd_count++;
+        c->fwd_link = l;
+    }
     write_command(l, slot);
     slot->forwarded = true;
     slot->link_next = NULL;
@@ -488,9 +766,8 @@ static bool link_current(const struct node_status *st, const struct link *l)
  * to the socket may still take effect (the old primary may have prepared it
  * on a quorum, and the new view then commits it), so it gets -UNKNOWN;
  * reads and writes still in l->out never reached it and get -TRYAGAIN (see
- * store_forward_failed). Nothing is re-sent, although a COHORT.REQ write or
- * a read could be: a connection's later commands may already have gone to
- * the new primary, and a re-sent command would run after them. */
+ * store_forward_failed). Those are not re-sent: only the old primary's
+ * own "not the primary" says that a sent command did not run. */
 static void link_check_view(struct link *l, const struct node_status *st,
                             uint64_t now)
 {
@@ -530,6 +807,8 @@ static void link_check_view(struct link *l, const struct node_status *st,
 
 void forward_tick(struct server *s)
 {
+    if (s->fwd_waiting > 0)
+        resume_held(s); /* a bounced command's wait may be over */
     if (s->link == NULL && s->draining == NULL)
         return;
     uint64_t now = server_now_ms(s);

@@ -325,6 +325,10 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "forwarded_commands:%" PRIu64, in->forwarded_commands);
     line(t, "forward_failures:%" PRIu64, in->forward_failures);
     line(t, "forward_link_writes:%" PRIu64, in->forward_link_writes);
+    line(t, "forward_bounced:%" PRIu64, in->forward_bounced);
+    line(t, "forward_resent:%" PRIu64, in->forward_resent);
+    line(t, "forward_resend_failed:%" PRIu64, in->forward_resend_failed);
+    line(t, "forward_gated:%" PRIu64, in->forward_gated);
     line(t, "session_renewals:%" PRIu64, in->session_renewals);
     line(t, "tls_port:%u", (unsigned)in->tls_port);
     line(t, "tls_certificate_reloads:%" PRIu64, in->tls_reloads);

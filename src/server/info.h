@@ -63,6 +63,13 @@ struct info_input {
     uint64_t forwarded_commands;
     uint64_t forward_failures;
     uint64_t forward_link_writes; /* socket writes on forward links */
+    /* Forwarded commands an old primary bounced ("not the primary"), those
+     * re-sent to the new one, those answered -TRYAGAIN after all, and
+     * commands held behind an earlier one of their connection (forward.c). */
+    uint64_t forward_bounced;
+    uint64_t forward_resent;
+    uint64_t forward_resend_failed;
+    uint64_t forward_gated;
     uint64_t session_renewals;
     /* Expiry: EXPIRE_DUE ops this member proposed as primary. */
     uint64_t expire_ops_proposed;

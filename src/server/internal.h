@@ -63,6 +63,14 @@
 /* After a failed connect, forwards to the same replica fail at once for this
  * long instead of dialing again for every command. */
 #define FORWARD_BACKOFF_MS 100u
+/* A forwarded command that the old primary bounced as "not the primary"
+ * (certainly not executed, forward.c) waits at most this long for this
+ * replica to learn a new primary to re-send it to, then gets -TRYAGAIN:
+ * the driver parks requests through a view change for two view-change
+ * timeouts (300 ms by default) and this is the same bound. */
+#define FORWARD_RESEND_WAIT_MS 600u
+/* Times one command is re-sent after such a bounce (a transfer chain). */
+#define FORWARD_RESEND_MAX 3u
 #define SERVER_TIMER_MS 100u
 /* Writes this server keeps in the node at once (submitted, not answered),
  * and their bytes. The core refuses a request (REPLY_BUSY, which reaches a
@@ -95,6 +103,12 @@ enum slot_state {
     SLOT_READY = 3,   /* reply complete, waiting for the slots before it */
 };
 
+enum fwd_wait {
+    FWD_NONE = 0,
+    FWD_GATED = 1,
+    FWD_BOUNCED = 2,
+};
+
 enum slot_kind {
     SLOT_OTHER = 0,
     SLOT_READ = 1,  /* a store read (GET ...): payload is the command */
@@ -116,8 +130,16 @@ struct slot {
     struct server *server;
     enum slot_state state;
     enum slot_kind kind;
-    bool in_node;              /* node_submit/node_read called, no answer yet */
-    bool forwarded;            /* on a link's list, no answer yet */
+    bool in_node;   /* node_submit/node_read called, no answer yet */
+    bool forwarded; /* on a link's list, no answer yet */
+    /* Held back from the forward links (forward.c): FWD_GATED (never sent:
+     * an earlier command of its connection may still be re-sent) or
+     * FWD_BOUNCED (the old primary answered "not the primary": certainly
+     * not executed, to re-send to the new one), since fwd_since_ms. */
+    uint8_t fwd_wait;
+    uint8_t resends;       /* times re-sent after a bounce */
+    uint32_t bounced_from; /* FWD_BOUNCED: the replica that bounced it */
+    uint64_t fwd_since_ms;
     bool session_write;        /* numbered by the connection's own session */
     bool fixed_ids;            /* COHORT.REQ: the client's own id and number */
     bool holds_permit;         /* counted in the server's write cap */
@@ -307,6 +329,14 @@ struct conn {
      * command waits for the other kind to finish. */
     uint32_t reads_running, writes_running;
     bool order_blocked;
+    /* The forward gate (forward.c): this connection's slots on forward
+     * links (all on fwd_link), and its slots held back (fwd_wait), of
+     * which fwd_bounced wait to be re-sent. */
+    uint32_t fwd_count;
+    struct link *fwd_link;
+    uint32_t fwd_waiting;
+    uint32_t fwd_bounced;
+    const struct slot *fwd_passing; /* being released: passes the gate */
 };
 
 /* The outbound connection to the primary's RESP port. One per server at a
@@ -352,6 +382,10 @@ struct server_stats {
     uint64_t forwarded;
     uint64_t forward_link_writes; /* socket writes on forward links */
     uint64_t forward_failures;
+    uint64_t forward_bounced;       /* "not the primary" from an old one */
+    uint64_t forward_resent;        /* of those, re-sent */
+    uint64_t forward_resend_failed; /* of those, answered -TRYAGAIN */
+    uint64_t forward_gated;         /* held behind an earlier command */
     uint64_t net_input_bytes;
     uint64_t net_output_bytes;
     uint64_t session_renewals;
@@ -524,6 +558,12 @@ struct server {
     struct link *draining;
     uint32_t backoff_target;
     uint64_t backoff_until_ms;
+    /* Slots held by the forward gate, over every connection, and the view
+     * (status, view, primary) when they were last looked at. */
+    uint32_t fwd_waiting;
+    int fwd_seen_status;
+    uint64_t fwd_seen_view;
+    uint32_t fwd_seen_primary;
 
     struct sweeper sweeper;
     struct announcer announcer;
@@ -695,6 +735,10 @@ void store_forward_reply(struct server *s, struct slot *slot, const char *reply,
                          size_t size);
 /* A forwarded slot failed without an answer; sent: its command may have
  * reached the primary. Frees orphans. */
+/* Run the forwarded slot (bounced by an old primary, or held back by the
+ * gate) through the node again, as when it was dispatched: a write with
+ * its client id and request number, a read as a read. */
+void store_resend(struct conn *c, struct slot *slot);
 void store_forward_failed(struct server *s, struct slot *slot, bool sent,
                           const char *why);
 
@@ -802,6 +846,17 @@ bool forward_send(struct server *s, struct slot *slot, uint32_t primary);
 /* The slot's connection closed: the reply, when it comes, is dropped. */
 void forward_orphan(struct slot *slot);
 void forward_flush_all(struct server *s);
+/* The prepare handle: when slots are held back and the view moved, put
+ * their connections on the resume list. */
+void forward_prepare(struct server *s);
+/* The idle handle, before anything else of c runs: re-send or release
+ * c's held-back slots, in order, as far as the gate allows. */
+void forward_release(struct conn *c);
+/* c is being torn down: its held-back slots are freed with it. */
+void forward_conn_gone(struct server *s, struct conn *c);
+/* Whether this replica is a backup of a normal view (its new commands are
+ * forwarded at once). */
+bool forward_backup_normal(const struct server *s);
 void forward_tick(struct server *s);
 void forward_close_all(struct server *s);
 

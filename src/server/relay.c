@@ -5,6 +5,13 @@
 
 #include "common/assert.h"
 
+/* The bounce of a forwarded command by a replica that is not the primary:
+ * this server's marker, and the text servers before it sent. */
+#define NOT_PRIMARY_HOP_PREFIX "-TRYAGAIN NOTPRIMARY "
+#define NOT_PRIMARY_HOP_LEGACY                                                 \
+    "-TRYAGAIN this replica is not the primary (a forwarded command is not "   \
+    "forwarded again)"
+
 /* The prefix of node.c's REPLY_EXPIRED text. */
 #define SESSION_EXPIRED_PREFIX "-ERR client session expired"
 
@@ -112,4 +119,16 @@ bool relay_is_session_expired(const char *reply, size_t size)
 {
     size_t n = sizeof(SESSION_EXPIRED_PREFIX) - 1;
     return size >= n && memcmp(reply, SESSION_EXPIRED_PREFIX, n) == 0;
+}
+
+static bool has_prefix(const char *reply, size_t size, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return size >= n && memcmp(reply, prefix, n) == 0;
+}
+
+bool relay_is_not_primary_hop(const char *reply, size_t size)
+{
+    return has_prefix(reply, size, NOT_PRIMARY_HOP_PREFIX) ||
+           has_prefix(reply, size, NOT_PRIMARY_HOP_LEGACY);
 }

@@ -31,4 +31,21 @@ void relay_reply_map(struct resp_buf *out, const char *reply, size_t size);
  * client (idle too long, or evicted when the table was full). */
 bool relay_is_session_expired(const char *reply, size_t size);
 
+/* What a replica answers a forward link (COHORT.NOFORWARD, and only such a
+ * link) for a command it did not run because it is not the primary of a
+ * normal view (DRIVER_NOT_PRIMARY): the command certainly did not take
+ * effect there, and the primary is elsewhere. The word after TRYAGAIN
+ * marks it for the backup, which re-sends the command to the new primary
+ * (forward.c) instead of relaying it; a client of an older backup that
+ * relays it still sees a -TRYAGAIN. */
+#define RELAY_NOT_PRIMARY_HOP                                                  \
+    "TRYAGAIN NOTPRIMARY this replica is not the primary (a forwarded "        \
+    "command is not forwarded again, and was not executed); retry"
+
+/* Whether reply is that bounce: "-TRYAGAIN NOTPRIMARY ...", or the text
+ * older servers sent for it ("-TRYAGAIN this replica is not the primary (a
+ * forwarded command is not forwarded again)", also only ever for
+ * DRIVER_NOT_PRIMARY on a forward link). */
+bool relay_is_not_primary_hop(const char *reply, size_t size);
+
 #endif

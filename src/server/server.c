@@ -171,6 +171,7 @@ static void on_prepare(uv_prepare_t *handle)
     watch_pump_all(s);
     lock_wait_check(s);
     backup_read_run(s);
+    forward_prepare(s);
     /* Flushing may close connections (a write error) which removes them
      * from the list: take the list first. */
     while (s->dirty) {
@@ -201,6 +202,7 @@ static void on_idle(uv_idle_t *handle)
         c->resume_next = NULL;
         if (c->closing)
             continue;
+        forward_release(c);
         store_submit_queued(c);
         conn_process(c);
         worked = true;

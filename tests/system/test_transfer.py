@@ -14,11 +14,25 @@ change nothing. Printed, never asserted: the time from the command to the
 first write acknowledged by the new primary, and the longest gap without
 an acknowledgement.
 
+Forwarded writes (issue 12): a write a backup had forwarded to the old
+primary is bounced by it ("-TRYAGAIN NOTPRIMARY", before: "... not
+forwarded again") and re-sent by the backup to the new primary. Every
+-TRYAGAIN any client saw is counted by kind, and the bounced kind must be
+0 (other kinds, a view change seen directly, say, are printed). Order:
+one pipelining client per replica (so one always writes through a backup
+that is neither side of a transfer) sends batches of APPEND <key> "<n>,"
+with n going up, without retrying; afterwards each key must hold its
+numbers in increasing order, once each, every acknowledged one present
+with the length its APPEND answered, and none answered -TRYAGAIN.
+
 usage: test_transfer.py [path/to/cohort]
 """
 
+import collections
+import random
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True
@@ -30,6 +44,125 @@ from workload import (Incrementer, Writers,  # noqa: E402
                       check_writes_and_counter, stop_and_check)
 
 ROUNDS = 4  # raw COHORT.TRANSFER rounds: each backup in turn, twice
+BATCH = 16  # APPENDs per pipeline
+
+
+def bounced(message):
+    """The -TRYAGAIN of a forwarded command that the old primary bounced
+    (not executed; the backup re-sends it now, so a client never sees it)."""
+    return "NOTPRIMARY" in message or "not forwarded again" in message
+
+
+class Pipeliner:
+    """One connection to replica i sending pipelines of APPEND key "n,"
+    (n = 1, 2, ...), never retried: answered lengths, -TRYAGAIN (not
+    executed) and unknown outcomes are recorded for check()."""
+
+    def __init__(self, cluster, i):
+        self.cluster = cluster
+        self.i = i
+        self.key = "ord:%d:%d" % (i, random.randrange(1 << 40))
+        self.acked = {}       # n -> the length APPEND answered
+        self.failed = set()   # n answered -TRYAGAIN
+        self.unknown = set()  # -UNKNOWN, a lost connection, a timeout
+        self.errors = []      # every error message
+        self.bad = []
+        self.stop_event = threading.Event()
+        self.thread = None
+
+    def start(self):
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name="pipeliner-%d" % self.i)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(10 * self.cluster.slow)
+        if self.thread.is_alive():
+            raise RuntimeError("pipeliner %d did not stop" % self.i)
+
+    def _run(self):
+        """Two batches in flight: batch k+1 is sent before batch k's
+        replies are read, so that commands of one connection reach the
+        backup while earlier ones are still at the old primary."""
+        n = 0
+        conn = None
+        inflight = collections.deque()  # the seqs of batches not read yet
+        while True:
+            stopping = self.stop_event.is_set()
+            try:
+                if not stopping:
+                    if conn is None:
+                        conn = self.cluster.client(
+                            self.i, timeout=2 * self.cluster.slow)
+                    seqs = list(range(n + 1, n + BATCH + 1))
+                    n += BATCH
+                    inflight.append(seqs)
+                    conn.send_raw(b"".join(
+                        resp.encode_command("APPEND", self.key, "%d," % k)
+                        for k in seqs))
+                if len(inflight) >= 2 or (stopping and inflight):
+                    seqs = inflight.popleft()
+                    for k in seqs:
+                        self._record(k, conn.read_reply())
+                elif stopping:
+                    break
+            except (OSError, resp.ProtocolError) as e:
+                self.errors.append(type(e).__name__)
+                for seqs in inflight:
+                    self.unknown.update(seqs)
+                inflight.clear()
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                if stopping:
+                    break
+                time.sleep(0.01)
+                continue
+            time.sleep(0.002)
+        if conn is not None:
+            conn.close()
+
+    def _record(self, k, r):
+        if isinstance(r, resp.RespError):
+            self.errors.append(r.message)
+            if r.code == "TRYAGAIN":
+                self.failed.add(k)
+            elif r.code == "UNKNOWN":
+                self.unknown.add(k)
+            else:
+                self.bad.append("APPEND %d: -%s" % (k, r.message))
+        elif isinstance(r, int):
+            self.acked[k] = r
+        else:
+            self.bad.append("APPEND %d: %r" % (k, r))
+
+    def check(self, value):
+        """Problems with the key's final value (bytes or None)."""
+        text = (value or b"").decode()
+        got = [int(x) for x in text.split(",") if x]
+        problems = list(self.bad[:5])
+        if any(b <= a for a, b in zip(got, got[1:])):
+            at = next(j for j, (a, b) in enumerate(zip(got, got[1:]))
+                      if b <= a)
+            problems.append("%s: %s after %s: applied out of order or "
+                            "twice" % (self.key, got[at + 1], got[at]))
+        length, at_length = 0, {}
+        for k in got:
+            length += len("%d," % k)
+            at_length[k] = length
+        for k, want in sorted(self.acked.items()):
+            if at_length.get(k) != want:
+                problems.append("%s: APPEND %d answered length %d, but the "
+                                "value has it at %s" % (self.key, k, want,
+                                                       at_length.get(k)))
+                break
+        wrong = sorted(self.failed & set(got))
+        if wrong:
+            problems.append("%s: %s answered -TRYAGAIN but applied"
+                            % (self.key, wrong[:5]))
+        return problems
 
 
 def refused(c, i, *args):
@@ -127,6 +260,7 @@ def main(binary):
     check_refusals(c, p)
     writers = Writers(c, threads=4).start()
     inc = Incrementer(c).start()
+    pipeliners = [Pipeliner(c, i).start() for i in range(c.n)]
     check(writers.wait_acks(100, 20 * c.slow),
           "fewer than 100 writes acknowledged: %s" % writers.summary())
     t_begin = time.monotonic()
@@ -168,15 +302,51 @@ def main(binary):
           "primary to r%d: %s" % (target, c.roles()))
     time.sleep(0.5)
     t_end = time.monotonic()
+    for pl in pipeliners:
+        pl.stop()
+    writers.stop()  # again in stop_and_check, which counts the codes
+    inc.stop()
+    texts = writers.stats.texts + inc.stats.texts
+    for pl in pipeliners:
+        texts += pl.errors
+    kinds = {}
+    for t in texts:
+        if t.startswith("TRYAGAIN"):
+            kind = "bounced" if bounced(t) else t[:60]
+            kinds[kind] = kinds.get(kind, 0) + 1
+    n_bounced = kinds.pop("bounced", 0)
+    log("-TRYAGAIN seen by clients: %d of the bounced kind; others: %s"
+        % (n_bounced, kinds or "none"))
+    resent = {}
+    for i in c.live():
+        inf = c.info(i, "stats")
+        for f in ("forward_bounced", "forward_resent", "forward_resend_failed",
+                  "forward_gated"):
+            resent[f] = resent.get(f, 0) + int(inf.get(f, 0))
+    log("backups: %s" % resent)
+    p = c.find_primary()
+    problems = []
+    for pl in pipeliners:
+        value = cl.read_all(c, p, [pl.key])[pl.key]
+        found = pl.check(value)
+        log("pipeliner r%d: %d acked, %d -TRYAGAIN, %d unknown; %s"
+            % (pl.i, len(pl.acked), len(pl.failed), len(pl.unknown),
+               "; ".join(found) or "in order, once each"))
+        problems += found
+    check(not problems, "pipelined writes: " + "; ".join(problems[:10]))
+    check(n_bounced == 0, "%d forwarded writes came back to clients as the "
+          "old primary's \"not the primary\" bounce instead of being "
+          "re-sent" % n_bounced)
     retried, gap = stop_and_check(writers, inc, t_begin, t_end,
                                   ("TRYAGAIN",), "transfers")
     check_writes_and_counter(c, writers, inc, c.live())
     c.check_healthy()
     ms = sorted(1000 * x for x in to_first_ack)
     return ("%d transfers under load, %d writes acked, 0 failed (%d "
-            "-TRYAGAIN retried); command -> first ack by the new primary "
-            "%s ms; longest ack gap %.1f ms; %s"
+            "-TRYAGAIN retried, 0 bounced; %d re-sent); command -> first "
+            "ack by the new primary %s ms; longest ack gap %.1f ms; %s"
             % (ROUNDS + 1, writers.ack_count(), retried,
+               resent.get("forward_resent", 0),
                "/".join("%.1f" % x for x in ms), 1000 * gap,
                out.stdout.strip()))
 

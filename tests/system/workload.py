@@ -34,11 +34,14 @@ class _Stats:
         self.lock = threading.Lock()
         self.errors = {}        # kind -> count
         self.samples = {}       # kind -> the first few messages
+        self.texts = []         # every error message counted
         self.unexpected = []    # (what, detail), bounded
 
     def count(self, kind, message=None):
         with self.lock:
             self.errors[kind] = self.errors.get(kind, 0) + 1
+            if message is not None and len(self.texts) < 100000:
+                self.texts.append(message)
             seen = self.samples.setdefault(kind, [])
             if message is not None and len(seen) < 3 and message not in seen:
                 seen.append(message)

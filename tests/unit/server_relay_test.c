@@ -96,6 +96,30 @@ static void session_expired_is_recognized(void **state)
     assert_false(relay_is_session_expired("+OK\r\n", 5));
 }
 
+/* The bounce a backup re-sends: this server's marked text and the text
+ * older servers sent, and nothing else (another -TRYAGAIN, an -UNKNOWN, a
+ * value that happens to hold the words). */
+static void not_primary_hop_is_recognized(void **state)
+{
+    (void)state;
+    const char *now = "-" RELAY_NOT_PRIMARY_HOP "\r\n";
+    const char *legacy = "-TRYAGAIN this replica is not the primary (a "
+                         "forwarded command is not forwarded again); retry\r\n";
+    assert_true(relay_is_not_primary_hop(now, strlen(now)));
+    assert_true(relay_is_not_primary_hop(legacy, strlen(legacy)));
+    const char *other[] = {
+        "-TRYAGAIN view change or recovery in progress, or the write "
+        "pipeline is full; retry\r\n",
+        "-UNKNOWN the primary changed after the write was proposed\r\n",
+        "$21\r\nTRYAGAIN NOTPRIMARY x\r\n",
+        "+TRYAGAIN NOTPRIMARY\r\n",
+        "-TRYAGAIN NOTPRIMARY",
+    };
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        assert_false(relay_is_not_primary_hop(other[i], strlen(other[i])));
+    assert_false(relay_is_not_primary_hop(now, 10)); /* cut short */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -105,6 +129,7 @@ int main(void)
         cmocka_unit_test(malformed_or_partial_bytes_are_copied_whole),
         cmocka_unit_test(pairs_become_a_map_for_resp3_clients_only),
         cmocka_unit_test(session_expired_is_recognized),
+        cmocka_unit_test(not_primary_hop_is_recognized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
