@@ -2,6 +2,7 @@
 #include "kv/snapshot.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -403,32 +404,65 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s,
     return 0;
 }
 
+/* One optional section after the records: u32 magic, u32 size, size bytes,
+ * u32 CRC-32C of all before it. Its payload in *data (malloc'd, the caller
+ * frees it) once the magic, the bound and the checksum hold; `name` ("the
+ * users") and `hint` (after the bad-magic message) name it in errors. */
+static int read_section(struct in *in, uint32_t magic, uint32_t size_max,
+                        const char *name, const char *hint, uint8_t **data,
+                        uint32_t *size)
+{
+    uint64_t at = in->offset;
+    uint8_t h[8];
+    *data = NULL;
+    int rc = in_bytes(in, h, sizeof(h), name);
+    if (rc != 0)
+        return rc;
+    *size = get_u32(h + 4);
+    if (get_u32(h) != magic)
+        return err_set(in->err, -COHORT_ECORRUPT,
+                       "snapshot: corrupt at byte %" PRIu64
+                       ": bad magic of %s%s",
+                       at, name, hint);
+    if (*size > size_max)
+        return err_set(in->err, -COHORT_ECORRUPT,
+                       "snapshot: corrupt at byte %" PRIu64 ": %s: too large",
+                       at, name);
+    *data = malloc(*size ? *size : 1);
+    if (*data == NULL)
+        return err_set(in->err, -COHORT_ENOMEM,
+                       "snapshot: no memory for %s at byte %" PRIu64, name, at);
+    char what[64];
+    snprintf(what, sizeof(what), "the checksum of %s", name);
+    uint8_t tail[4];
+    rc = in_bytes(in, *data, *size, name);
+    if (rc == 0)
+        rc = in_bytes(in, tail, sizeof(tail), what);
+    if (rc == 0 &&
+        get_u32(tail) != crc32c(crc32c(0, h, sizeof(h)), *data, *size))
+        rc = err_set(in->err, -COHORT_ECORRUPT,
+                     "snapshot: corrupt at byte %" PRIu64
+                     ": checksum mismatch in %s",
+                     at, name);
+    if (rc != 0) {
+        free(*data);
+        *data = NULL;
+    }
+    return rc;
+}
+
 /* Format 2: the users, after the records. */
 static int read_acl(struct in *in, struct kv *kv)
 {
     uint64_t at = in->offset;
-    uint8_t h[8];
-    int rc = in_bytes(in, h, sizeof(h), "the users");
+    uint8_t *data;
+    uint32_t size;
+    int rc = read_section(in, SNAPSHOT_ACL_MAGIC, SNAPSHOT_ACL_SIZE_MAX,
+                          "the users", " (wrong key count?)", &data, &size);
     if (rc != 0)
         return rc;
-    uint32_t size = get_u32(h + 4);
-    if (get_u32(h) != SNAPSHOT_ACL_MAGIC)
-        return corrupt(in, at, "bad magic of the users (wrong key count?)");
-    if (size > SNAPSHOT_ACL_SIZE_MAX)
-        return corrupt(in, at, "the users are too large");
-    uint8_t *data = malloc(size ? size : 1);
-    if (data == NULL)
-        return err_set(in->err, -COHORT_ENOMEM,
-                       "snapshot: no memory for the users at byte %" PRIu64,
-                       at);
-    uint8_t tail[4];
-    rc = in_bytes(in, data, size, "the users");
-    if (rc == 0)
-        rc = in_bytes(in, tail, sizeof(tail), "the users' checksum");
-    if (rc == 0 && get_u32(tail) != crc32c(crc32c(0, h, sizeof(h)), data, size))
-        rc = corrupt(in, at, "checksum mismatch in the users");
     char why[ACL_ERROR_MAX];
-    if (rc == 0 && (rc = acl_decode(&kv->acl, data, size, why)) != 0)
+    if ((rc = acl_decode(&kv->acl, data, size, why)) != 0)
         rc = err_set(in->err, rc == -COHORT_ENOMEM ? rc : -COHORT_ECORRUPT,
                      "snapshot: corrupt at byte %" PRIu64 ": the users: %s", at,
                      why);
@@ -439,29 +473,15 @@ static int read_acl(struct in *in, struct kv *kv)
 static int read_sessions(struct in *in, struct kv *kv)
 {
     uint64_t at = in->offset;
-    uint8_t h[8];
-    int rc = in_bytes(in, h, sizeof(h), "the sessions");
+    uint8_t *data;
+    uint32_t size;
+    int rc =
+        read_section(in, SNAPSHOT_SESSIONS_MAGIC, SNAPSHOT_SESSIONS_SIZE_MAX,
+                     "the sessions", "", &data, &size);
     if (rc != 0)
         return rc;
-    uint32_t size = get_u32(h + 4);
-    if (get_u32(h) != SNAPSHOT_SESSIONS_MAGIC)
-        return corrupt(in, at, "bad magic of the sessions");
-    if (size > SNAPSHOT_SESSIONS_SIZE_MAX)
-        return corrupt(in, at, "the sessions are too large");
-    uint8_t *data = malloc(size ? size : 1);
-    if (data == NULL)
-        return err_set(in->err, -COHORT_ENOMEM,
-                       "snapshot: no memory for the sessions at byte %" PRIu64,
-                       at);
-    uint8_t tail[4];
-    rc = in_bytes(in, data, size, "the sessions");
-    if (rc == 0)
-        rc = in_bytes(in, tail, sizeof(tail), "the sessions' checksum");
-    if (rc == 0 && get_u32(tail) != crc32c(crc32c(0, h, sizeof(h)), data, size))
-        rc = corrupt(in, at, "checksum mismatch in the sessions");
     const char *why = NULL;
-    if (rc == 0 &&
-        (rc = kv_sessions_decode(&kv->sessions, data, size,
+    if ((rc = kv_sessions_decode(&kv->sessions, data, size,
                                  kv->config.key_size_max, &why)) != 0)
         rc = err_set(in->err, rc == -COHORT_ENOMEM ? rc : -COHORT_ECORRUPT,
                      "snapshot: corrupt at byte %" PRIu64 ": the sessions: %s",
@@ -474,29 +494,18 @@ static int read_sessions(struct in *in, struct kv *kv)
 static int read_addresses(struct in *in, struct kv *kv)
 {
     uint64_t at = in->offset;
-    uint8_t h[8];
-    int rc = in_bytes(in, h, sizeof(h), "the address table");
+    uint8_t *data;
+    uint32_t size;
+    int rc = read_section(in, SNAPSHOT_ADDRESS_MAGIC, KV_ADDRESSES_ENCODED_MAX,
+                          "the address table", "", &data, &size);
     if (rc != 0)
         return rc;
-    uint32_t size = get_u32(h + 4);
-    if (get_u32(h) != SNAPSHOT_ADDRESS_MAGIC)
-        return corrupt(in, at, "bad magic of the address table");
-    if (size > KV_ADDRESSES_ENCODED_MAX)
-        return corrupt(in, at, "the address table is too large");
-    uint8_t data[KV_ADDRESSES_ENCODED_MAX];
-    uint8_t tail[4];
-    if ((rc = in_bytes(in, data, size, "the address table")) != 0)
-        return rc;
-    if ((rc = in_bytes(in, tail, sizeof(tail),
-                       "the address table's checksum")) != 0)
-        return rc;
-    if (get_u32(tail) != crc32c(crc32c(0, h, sizeof(h)), data, size))
-        return corrupt(in, at, "checksum mismatch in the address table");
     const char *why = NULL;
     if (kv_addresses_decode(&kv->addresses, data, size, &why) != 0)
-        return err_set(in->err, -COHORT_ECORRUPT,
-                       "snapshot: corrupt at byte %" PRIu64 ": %s", at, why);
-    return 0;
+        rc = err_set(in->err, -COHORT_ECORRUPT,
+                     "snapshot: corrupt at byte %" PRIu64 ": %s", at, why);
+    free(data);
+    return rc;
 }
 
 static int read_trailer(struct in *in, const struct kv *kv)

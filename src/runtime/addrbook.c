@@ -123,24 +123,6 @@ int addrbook_save(const struct addrbook *b, const char *data_dir,
             len += (size_t)snprintf(text + len, sizeof(text) - len,
                                     "%" PRIu32 " %s %s\n", i, b->peer[i],
                                     b->client[i]);
-    struct vfs *vfs = vfs_posix();
-    char path[VFS_PATH_MAX], temp[VFS_PATH_MAX];
-    if (vfs_path_join(path, data_dir, ADDRBOOK_FILE, err) != 0 ||
-        vfs_path_join(temp, data_dir, ADDRBOOK_FILE ".tmp", err) != 0)
-        return -COHORT_EINVAL;
-    struct cohort_err ignored;
-    vfs_unlink(vfs, temp, &ignored);
-    struct vfs_file *file = NULL;
-    int rc = vfs_open(vfs, temp, VFS_CREATE | VFS_EXCLUSIVE, &file, err);
-    if (rc != 0)
-        return rc;
-    rc = vfs_write(vfs, file, 0, text, len, err);
-    if (rc == 0)
-        rc = vfs_sync(vfs, file, err);
-    vfs_close(vfs, file);
-    if (rc == 0)
-        rc = vfs_rename(vfs, temp, path, err);
-    if (rc == 0)
-        rc = vfs_sync_dir(vfs, data_dir, err);
-    return rc;
+    return vfs_replace_file(vfs_posix(), data_dir, ADDRBOOK_FILE, text, len,
+                            err);
 }

@@ -34,29 +34,13 @@ static bool identity_parse(const uint8_t *data, size_t size, uint32_t *id)
     return true;
 }
 
-static int identity_write(struct vfs *vfs, const char *data_dir,
-                          const char *path, uint32_t self,
+static int identity_write(struct vfs *vfs, const char *data_dir, uint32_t self,
                           struct cohort_err *err)
 {
-    char temp[VFS_PATH_MAX], text[IDENTITY_MAX];
+    char text[IDENTITY_MAX];
     int len = snprintf(text, sizeof(text), IDENTITY_HEAD "%" PRIu32 "\n", self);
-    if (vfs_path_join(temp, data_dir, IDENTITY_FILE ".tmp", err) != 0)
-        return -COHORT_EINVAL;
-    struct cohort_err ignored;
-    vfs_unlink(vfs, temp, &ignored);
-    struct vfs_file *file = NULL;
-    int rc = vfs_open(vfs, temp, VFS_CREATE | VFS_EXCLUSIVE, &file, err);
-    if (rc != 0)
-        return rc;
-    rc = vfs_write(vfs, file, 0, text, (size_t)len, err);
-    if (rc == 0)
-        rc = vfs_sync(vfs, file, err);
-    vfs_close(vfs, file);
-    if (rc == 0)
-        rc = vfs_rename(vfs, temp, path, err);
-    if (rc == 0)
-        rc = vfs_sync_dir(vfs, data_dir, err);
-    return rc;
+    return vfs_replace_file(vfs, data_dir, IDENTITY_FILE, text, (size_t)len,
+                            err);
 }
 
 /* Whether data_dir already holds a replica's state (its metadata). */
@@ -89,7 +73,7 @@ int identity_check(const char *data_dir, uint32_t self, struct cohort_err *err)
                     "data directory %s has no identity file: recording it "
                     "as replica %" PRIu32 "'s",
                     data_dir, self);
-        return identity_write(vfs, data_dir, path, self, err);
+        return identity_write(vfs, data_dir, self, err);
     }
     if (rc != 0) {
         err_set(err, rc, "data directory %s: read %s: %s", data_dir,

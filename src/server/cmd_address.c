@@ -48,16 +48,7 @@ static bool refused(struct conn *c, struct resp_buf *out, uint64_t id,
     struct node_status st;
     node_status(s->node, &st);
     if (st.status != STATUS_NORMAL || st.primary != st.self) {
-        if (st.primary < st.replica_count && st.primary != st.self &&
-            st.client_addr[st.primary])
-            resp_write_errorf(out,
-                              "ERR this replica is not the primary; replica "
-                              "%" PRIu32 " at %s is: send the move there",
-                              st.primary, st.client_addr[st.primary]);
-        else
-            resp_write_errorf(out, "ERR this replica is not the primary "
-                                   "(view change or recovery under way); "
-                                   "try again");
+        command_reply_not_primary(out, &st, "move");
         return true;
     }
     if (have_epoch && epoch != st.membership.epoch) {

@@ -97,6 +97,20 @@ static bool parse(struct resp_buf *out, uint32_t argc,
     return true;
 }
 
+void command_reply_not_primary(struct resp_buf *out,
+                               const struct node_status *st, const char *what)
+{
+    if (st->primary < st->replica_count && st->primary != st->self &&
+        st->client_addr[st->primary])
+        resp_write_errorf(out,
+                          "ERR this replica is not the primary; replica "
+                          "%" PRIu32 " at %s is: send the %s there",
+                          st->primary, st->client_addr[st->primary], what);
+    else
+        resp_write_errorf(out, "ERR this replica is not the primary (view "
+                               "change or recovery under way); try again");
+}
+
 static void refuse(struct conn *c, struct resp_buf *out,
                    const struct reconfig_answer *a)
 {
@@ -104,16 +118,7 @@ static void refuse(struct conn *c, struct resp_buf *out,
     node_status(c->server->node, &st);
     switch (a->result) {
     case RECONFIG_NOT_PRIMARY:
-        if (st.primary < st.replica_count && st.primary != st.self &&
-            st.client_addr[st.primary])
-            resp_write_errorf(out,
-                              "ERR this replica is not the primary; replica "
-                              "%" PRIu32 " at %s is: send the change there",
-                              st.primary, st.client_addr[st.primary]);
-        else
-            resp_write_errorf(out, "ERR this replica is not the primary "
-                                   "(view change or recovery under way); "
-                                   "try again");
+        command_reply_not_primary(out, &st, "change");
         return;
     case RECONFIG_INVALID:
         resp_write_errorf(out, "ERR invalid membership: voters and learners "

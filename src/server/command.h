@@ -109,6 +109,12 @@ void cmd_cohort_backup(struct conn *c, struct resp_buf *out, uint32_t argc,
 void cmd_cohort_transfer(struct conn *c, struct resp_buf *out, uint32_t argc,
                          const struct resp_arg *argv);
 /* cmd_reconfig.c: */
+/* "-ERR this replica is not the primary; replica N at ADDR is: send the
+ * <what> there" (or "... try again" while no primary is known): the admin
+ * commands that only the primary runs (cmd_reconfig.c). */
+struct node_status;
+void command_reply_not_primary(struct resp_buf *out,
+                               const struct node_status *st, const char *what);
 void cmd_cohort_address(struct conn *c, struct resp_buf *out, uint32_t argc,
                         const struct resp_arg *argv);
 void cmd_cohort_reconfig(struct conn *c, struct resp_buf *out, uint32_t argc,

@@ -186,6 +186,11 @@ int vfs_path_join(char *out, const char *dir, const char *name,
                   struct cohort_err *err);
 /* The directory part of path into out ("." if path has no slash). */
 void vfs_path_dir(char *out, const char *path);
+/* Write dir/name durably in place of what it held: data to dir/name.tmp,
+ * synced, renamed over dir/name, dir synced. A crash leaves the old file
+ * or the new one, never a mix. */
+int vfs_replace_file(struct vfs *vfs, const char *dir, const char *name,
+                     const void *data, size_t size, struct cohort_err *err);
 /* Create dir if missing, and if it was created make its name durable by
  * syncing its parent. */
 int vfs_mkdir_durable(struct vfs *vfs, const char *dir, struct cohort_err *err);

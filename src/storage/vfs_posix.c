@@ -361,3 +361,29 @@ int vfs_mkdir_durable(struct vfs *vfs, const char *dir, struct cohort_err *err)
     vfs_path_dir(parent, dir);
     return vfs_sync_dir(vfs, parent, err);
 }
+
+int vfs_replace_file(struct vfs *vfs, const char *dir, const char *name,
+                     const void *data, size_t size, struct cohort_err *err)
+{
+    char path[VFS_PATH_MAX], temp[VFS_PATH_MAX], temp_name[VFS_PATH_MAX];
+    if ((size_t)snprintf(temp_name, sizeof(temp_name), "%s.tmp", name) >=
+            sizeof(temp_name) ||
+        vfs_path_join(path, dir, name, err) != 0 ||
+        vfs_path_join(temp, dir, temp_name, err) != 0)
+        return err->code ? err->code : -COHORT_EINVAL;
+    struct cohort_err ignored;
+    vfs_unlink(vfs, temp, &ignored);
+    struct vfs_file *file = NULL;
+    int rc = vfs_open(vfs, temp, VFS_CREATE | VFS_EXCLUSIVE, &file, err);
+    if (rc != 0)
+        return rc;
+    rc = vfs_write(vfs, file, 0, data, size, err);
+    if (rc == 0)
+        rc = vfs_sync(vfs, file, err);
+    vfs_close(vfs, file);
+    if (rc == 0)
+        rc = vfs_rename(vfs, temp, path, err);
+    if (rc == 0)
+        rc = vfs_sync_dir(vfs, dir, err);
+    return rc;
+}

@@ -505,10 +505,10 @@ static void corrupted_sections_are_refused(void **s)
     /* A section size over the largest table: refused before reading. */
     snap = good;
     put_u32(snap.data + section_at + 4, KV_ADDRESSES_ENCODED_MAX + 1);
-    assert_restore_refused(&kv, "address table is too large");
+    assert_restore_refused(&kv, "the address table: too large");
     snap = good;
     put_u32(snap.data + section_at + 4, UINT32_MAX);
-    assert_restore_refused(&kv, "address table is too large");
+    assert_restore_refused(&kv, "the address table: too large");
     /* A bad magic. */
     snap = good;
     memcpy(snap.data + section_at, "CKAX", 4);
