@@ -14,6 +14,7 @@ usage: test_file_modes.py [path/to/cohort]
 import os
 import stat
 import sys
+import time
 
 sys.dont_write_bytecode = True
 
@@ -41,9 +42,18 @@ def body(binary):
             check(x.command("SET", "k%d" % k, "v") == "OK", "SET failed")
     c.wait_converged()
     for i in range(c.n):
+        # A replica writes its snapshot from a forked child on its own
+        # schedule: wait for the file (a slow sanitizer build may still be
+        # writing it when the replicas have converged).
+        deadline = time.monotonic() + 20 * c.slow
         found = modes(c.data_dir(i))
+        while (not any(f.endswith(".snap") for f in found)
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+            found = modes(c.data_dir(i))
         snaps = [f for f in found if f.endswith(".snap")]
-        check(snaps, "replica %d has no snapshot yet: %s" % (i, found))
+        check(snaps, "replica %d has no snapshot after %.0f s: %s"
+              % (i, 20 * c.slow, found))
         bad = {f: "%04o" % m for f, m in found.items()
                if m != (0o700 if os.path.isdir(f) else 0o600)}
         check(not bad, "replica %d: files or directories other users can "
