@@ -390,6 +390,13 @@ static void addresses_recovered(struct node *n)
     }
 }
 
+int node_check_peer_address(const struct node *n, uint32_t id, const char *addr,
+                            struct cohort_err *err)
+{
+    struct sockaddr_storage ss;
+    return transport_check_peer_addr(n->transport, id, addr, &ss, err);
+}
+
 bool node_changing_members(const struct node *n)
 {
     return replica_holding(driver_replica(n->driver));

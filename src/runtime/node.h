@@ -103,6 +103,11 @@ void node_set_publish_hook(struct node *n, const struct kv_publish_hook *hook);
  * protocol's last step). A linearizable read that node_read() confirmed
  * judges expiry at this time (kv/expire.h). */
 bool node_is_primary(const struct node *n);
+/* Whether replica id (not this one) may move to peer address addr: the
+ * checks transport_set_peer() makes when the move is applied. 0, or the
+ * error with its one-line message. */
+int node_check_peer_address(const struct node *n, uint32_t id, const char *addr,
+                            struct cohort_err *err);
 /* A membership change (its wedge) or a leadership transfer (its drain) is
  * under way here: replica_holding(). */
 bool node_changing_members(const struct node *n);

@@ -1392,39 +1392,49 @@ void transport_send(struct transport *t, uint32_t to, const uint8_t *data,
     flush_schedule(p);
 }
 
-int transport_set_peer(struct transport *t, uint32_t peer, const char *addr,
-                       struct cohort_err *err)
+int transport_check_peer_addr(const struct transport *t, uint32_t peer,
+                              const char *addr, struct sockaddr_storage *out,
+                              struct cohort_err *err)
 {
-    ASSERT(!t->closing);
     if (peer >= t->config.replica_count || peer == t->config.self)
         return err_set(err, -COHORT_EINVAL,
                        "transport: replica %" PRIu32
                        " is not a peer of this replica",
                        peer);
-    struct peer *p = &t->peers[peer];
-    if (strcmp(p->text, addr) == 0)
-        return 0;
-    if (strlen(addr) >= sizeof(p->text))
+    if (strlen(addr) >= PEER_TEXT_MAX)
         return err_set(err, -COHORT_ECONFIG,
                        "peer address of replica %" PRIu32
-                       " is longer than %zu bytes",
-                       peer, sizeof(p->text) - 1);
-    struct sockaddr_storage ss;
-    if (addr_parse(addr, &ss, err) != 0)
+                       " is longer than %u bytes",
+                       peer, PEER_TEXT_MAX - 1u);
+    if (addr_parse(addr, out, err) != 0)
         return err_wrap(err, "peer address of replica %" PRIu32, peer);
-    if (addr_port((const struct sockaddr *)&ss) == 0)
+    if (addr_port((const struct sockaddr *)out) == 0)
         return err_set(err, -COHORT_ECONFIG,
                        "peer address of replica %" PRIu32
                        " '%s' has port 0; peers need a real port",
                        peer, addr);
     if (peer_auth_mode(t->auth) == PEER_AUTH_NONE &&
-        !peer_auth_loopback((const struct sockaddr *)&ss))
+        !peer_auth_loopback((const struct sockaddr *)out))
         return err_set(err, -COHORT_ECONFIG,
                        "peer address of replica %" PRIu32
                        " (%s) is not a loopback address and peers are not "
                        "authenticated: give every replica "
                        "--cluster-secret-file FILE (or --peer-tls-*)",
                        peer, addr);
+    return 0;
+}
+
+int transport_set_peer(struct transport *t, uint32_t peer, const char *addr,
+                       struct cohort_err *err)
+{
+    ASSERT(!t->closing);
+    struct sockaddr_storage ss;
+    int rc = transport_check_peer_addr(t, peer, addr, &ss, err);
+    if (rc != 0)
+        return rc;
+    struct peer *p = &t->peers[peer];
+    if (strcmp(p->text, addr) == 0)
+        return 0;
     transport_log(t, LOGLINE_INFO, "replica %" PRIu32 " moved: %s -> %s", peer,
                   p->text, addr);
     p->addr = ss;

@@ -134,6 +134,13 @@ struct transport *transport_open(uv_loop_t *loop,
  * when that connection breaks are lost like any message on the wire. */
 void transport_send(struct transport *t, uint32_t to, const uint8_t *data,
                     size_t size);
+/* Whether addr ("host:port", resolved now) may be replica `peer`'s (not
+ * self) peer address: a real port, at most the length an address may
+ * have, loopback without authentication. 0 with *out the address, or the
+ * error (-COHORT_EINVAL for a bad id, else -COHORT_ECONFIG). */
+int transport_check_peer_addr(const struct transport *t, uint32_t peer,
+                              const char *addr, struct sockaddr_storage *out,
+                              struct cohort_err *err);
 /* Move replica `peer` (not self) to the peer address addr ("host:port",
  * resolved now, synchronously): the connection we dialed to its old address
  * is closed, the connections it dialed to us are closed, and the new

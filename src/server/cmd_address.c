@@ -25,7 +25,6 @@
 #include "common/membership.h"
 #include "kv/address.h"
 #include "runtime/addr.h"
-#include "runtime/peer_auth.h"
 #include "server/command.h"
 #include "server/internal.h"
 
@@ -92,24 +91,15 @@ static bool refused(struct conn *c, struct resp_buf *out, uint64_t id,
             return true;
         }
     }
-    struct sockaddr_storage ss;
+    /* The checks every member's transport makes when it applies the move,
+     * made here first so that a move they would refuse is never committed. */
     struct cohort_err e;
     err_clear(&e);
-    if (addr_parse(peer, &ss, &e) != 0 ||
-        addr_port((struct sockaddr *)&ss) == 0) {
-        resp_write_errorf(out, "ERR peer address %s: %s", peer,
-                          e.message[0] ? e.message : "port 0");
+    if (node_check_peer_address(s->node, (uint32_t)id, peer, &e) != 0) {
+        resp_write_errorf(out, "ERR %s", e.message);
         return true;
     }
-    if (!strcmp(st.peer_auth, "none") &&
-        !peer_auth_loopback((const struct sockaddr *)&ss)) {
-        resp_write_errorf(out,
-                          "ERR peer address %s is not a loopback address and "
-                          "peers are not authenticated: start the group with "
-                          "--cluster-secret-file (or --peer-tls-*) first",
-                          peer);
-        return true;
-    }
+    struct sockaddr_storage ss;
     err_clear(&e);
     if (addr_parse(client, &ss, &e) != 0 ||
         addr_port((struct sockaddr *)&ss) == 0) {

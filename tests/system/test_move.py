@@ -26,7 +26,8 @@ keeps running at the old addresses the whole time. Pass:
   - no request fails except -TRYAGAIN and closed connections (retried),
     no -UNKNOWN; every acknowledged write reads back on the voters;
   - bad input changes nothing: COHORT.ADDRESS of a member, of an address
-    another replica has, of a malformed address, with a stale EPOCH, on a
+    another replica has, of a malformed address, of a peer address the
+    transport would refuse (not loopback without authentication, port 0), with a stale EPOCH, on a
     backup; `cohort add --peer` alone at an unknown address.
 
 usage: test_move.py [path/to/cohort]
@@ -132,6 +133,10 @@ def main(binary):
     check("already has that address" in m, m)
     m = refused(c, p, "COHORT.ADDRESS", "2", "no port here", client_arg)
     check("host:port" in m, m)
+    m = refused(c, p, "COHORT.ADDRESS", "2", "10.1.2.3:7101", client_arg)
+    check("not a loopback address" in m, m)
+    m = refused(c, p, "COHORT.ADDRESS", "2", "127.0.0.1:0", client_arg)
+    check("port 0" in m, m)
     m = refused(c, p, "COHORT.ADDRESS", "2", peer_arg, client_arg,
                 "EPOCH", str(epoch + 3))
     check("epoch %d" % epoch in m, m)
