@@ -50,14 +50,8 @@ static bool refused(struct conn *c, struct resp_buf *out, uint64_t id,
         command_reply_not_primary(out, &st, "move");
         return true;
     }
-    if (have_epoch && epoch != st.membership.epoch) {
-        resp_write_errorf(out,
-                          "ERR the group is in epoch %" PRIu32 ", not %" PRIu64
-                          ": its membership changed meanwhile; look again "
-                          "(cohort members) and retry",
-                          st.membership.epoch, epoch);
+    if (have_epoch && command_reply_stale_epoch(out, &st, epoch))
         return true;
-    }
     if (id >= st.replica_count) {
         resp_write_errorf(out,
                           "ERR replica id must be an integer 0..%" PRIu32

@@ -111,6 +111,19 @@ void command_reply_not_primary(struct resp_buf *out,
                                "change or recovery under way); try again");
 }
 
+bool command_reply_stale_epoch(struct resp_buf *out,
+                               const struct node_status *st, uint64_t epoch)
+{
+    if (epoch == st->membership.epoch)
+        return false;
+    resp_write_errorf(out,
+                      "ERR the group is in epoch %" PRIu32 ", not %" PRIu64
+                      ": its membership changed meanwhile; look again "
+                      "(cohort members) and retry",
+                      st->membership.epoch, epoch);
+    return true;
+}
+
 static void refuse(struct conn *c, struct resp_buf *out,
                    const struct reconfig_answer *a)
 {
@@ -145,14 +158,8 @@ void cmd_cohort_reconfig(struct conn *c, struct resp_buf *out, uint32_t argc,
     bool have_epoch;
     if (!parse(out, argc, argv, st.replica_count, &next, &epoch, &have_epoch))
         return;
-    if (have_epoch && epoch != st.membership.epoch) {
-        resp_write_errorf(out,
-                          "ERR the group is in epoch %" PRIu32 ", not %" PRIu64
-                          ": its membership changed meanwhile; look again "
-                          "(cohort members) and retry",
-                          st.membership.epoch, epoch);
+    if (have_epoch && command_reply_stale_epoch(out, &st, epoch))
         return;
-    }
     struct reconfig_answer a;
     node_reconfig(c->server->node, &next, &a);
     if (a.result != RECONFIG_PROPOSED) {

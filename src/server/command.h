@@ -115,6 +115,12 @@ void cmd_cohort_transfer(struct conn *c, struct resp_buf *out, uint32_t argc,
 struct node_status;
 void command_reply_not_primary(struct resp_buf *out,
                                const struct node_status *st, const char *what);
+/* EPOCH e of a compare-and-set admin command: whether e is not the
+ * group's epoch, and if so "-ERR the group is in epoch E, not e: its
+ * membership changed meanwhile; ..." (cohort add/remove/replace look for
+ * "changed meanwhile"). */
+bool command_reply_stale_epoch(struct resp_buf *out,
+                               const struct node_status *st, uint64_t epoch);
 void cmd_cohort_address(struct conn *c, struct resp_buf *out, uint32_t argc,
                         const struct resp_arg *argv);
 void cmd_cohort_reconfig(struct conn *c, struct resp_buf *out, uint32_t argc,
