@@ -20,6 +20,8 @@
 # BENCH_CLIENT_PORT and BENCH_PEER_PORT move the two port blocks (each the
 # first of BENCH_REPLICAS; e.g. on a machine where others use 7401-7503);
 # BENCH_REPLICAS (default 3) is the group's size (the port blocks grow with it);
+# BENCH_METRICS_PORT (unset: none) gives replica i a Prometheus endpoint at
+# --metrics-port BENCH_METRICS_PORT+i;
 # COHORT_SERVER_ARGS is added to every `cohort server` command line (e.g.
 # "--snapshot-interval-ops 20000").
 #
@@ -60,10 +62,12 @@ live_pid() {
 
 # Start replica $1 in the background (its data directory as it is).
 spawn() {
-    local i=$1
+    local i=$1 metrics=()
+    [ -n "${BENCH_METRICS_PORT:-}" ] &&
+        metrics=(--metrics-port $((BENCH_METRICS_PORT + i)))
     # shellcheck disable=SC2086 # COHORT_SERVER_ARGS is a list of flags
     "$cohort" server --id "$i" --peers "$peers" --clients "$clients" \
-        --data-dir "$dir/replica-$i" ${COHORT_SERVER_ARGS:-} \
+        --data-dir "$dir/replica-$i" "${metrics[@]}" ${COHORT_SERVER_ARGS:-} \
         >>"$dir/replica-$i.log" 2>&1 &
     echo $! >"$dir/replica-$i.pid"
 }

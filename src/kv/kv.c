@@ -132,6 +132,7 @@ static int resize(struct kv *kv, uint64_t slot_count)
     kv->memory_size += slot_count * sizeof(struct kv_slot);
     kv->slots = slots;
     kv->slot_count = slot_count;
+    kv->table_resizes++;
     return 0;
 }
 
@@ -251,6 +252,16 @@ const struct kv_record *kv_get(const struct kv *kv, const uint8_t *key,
     bool found;
     uint64_t i = probe(kv, key_hash(kv, key, key_size), key, key_size, &found);
     return found ? kv->slots[i].record : NULL;
+}
+
+int kv_reserve(struct kv *kv, uint64_t keys)
+{
+    if (keys > KV_RESERVE_KEYS_MAX)
+        return -COHORT_ENOMEM;
+    uint64_t slot_count = kv->slot_count;
+    while (keys * 4 > slot_count * 3)
+        slot_count *= 2;
+    return slot_count == kv->slot_count ? 0 : resize(kv, slot_count);
 }
 
 /* Make room for one more key: grow at three quarters full. */
@@ -563,38 +574,6 @@ const struct kv_record *kv_random(const struct kv *kv, uint64_t random)
     while (kv->slots[j].record == NULL)
         j = (j + 1) & mask;
     return kv->slots[j].record;
-}
-
-static int record_order(const void *a, const void *b)
-{
-    const struct kv_record *x = *(const struct kv_record *const *)a;
-    const struct kv_record *y = *(const struct kv_record *const *)b;
-    size_t common = x->key_size < y->key_size ? x->key_size : y->key_size;
-    int c = common ? memcmp(x->data, y->data, common) : 0;
-    if (c != 0)
-        return c;
-    return (x->key_size > y->key_size) - (x->key_size < y->key_size);
-}
-
-int kv_records_sorted(const struct kv *kv, const struct kv_record ***records)
-{
-    *records = NULL;
-    if (kv->key_count == 0)
-        return 0;
-    if (kv->key_count > SIZE_MAX / sizeof(**records))
-        return -COHORT_ENOMEM;
-    const struct kv_record **all = malloc(kv->key_count * sizeof(*all));
-    if (all == NULL)
-        return -COHORT_ENOMEM;
-    uint64_t n = 0;
-    for (uint64_t i = 0; i < kv->slot_count; i++) {
-        if (kv->slots[i].record != NULL)
-            all[n++] = kv->slots[i].record;
-    }
-    ASSERT(n == kv->key_count);
-    qsort(all, (size_t)n, sizeof(*all), record_order);
-    *records = all;
-    return 0;
 }
 
 static bool record_valid(const struct kv *kv, uint64_t i)

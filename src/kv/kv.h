@@ -141,6 +141,8 @@ struct kv {
     /* Not state: keys removed because they expired (EXPIRE_DUE, or an op
      * that found them due) by this process. */
     uint64_t expired_keys;
+    /* Not state: how many times the table was resized (kv_reserve()). */
+    uint64_t table_resizes;
     /* Not state: kv_apply()'s reply is built here (RESP2), then copied to
      * the core's buffer. Reused, so applying allocates only to grow it. */
     struct resp_buf apply_reply;
@@ -252,6 +254,14 @@ void kv_stats(const struct kv *kv, struct kv_stats *stats);
  * the table holds per key between its growth and shrink points. */
 #define KV_SLOT_BYTES_PER_KEY (2 * sizeof(struct kv_slot))
 
+/* Size the table for keys keys up front (a restore knows its count), so
+ * that it does not double its way there, moving every record each time.
+ * Local: the table's size is layout, not state. Returns 0, or
+ * -COHORT_ENOMEM (keys over KV_RESERVE_KEYS_MAX, or no memory) with the
+ * table unchanged. */
+#define KV_RESERVE_KEYS_MAX (1ull << 30)
+int kv_reserve(struct kv *kv, uint64_t keys);
+
 /* The store's accounted memory: every record (its header, key and value)
  * plus KV_SLOT_BYTES_PER_KEY per key. A function of the keys and values
  * only (not of the table's history or the allocator), so it is the same on
@@ -259,11 +269,6 @@ void kv_stats(const struct kv *kv, struct kv_stats *stats);
 uint64_t kv_used_memory(const struct kv *kv);
 /* The share of kv_used_memory() of one record of these sizes. */
 uint64_t kv_record_cost(size_t key_size, size_t value_size);
-
-/* Every record in key order (bytewise, a prefix first), in a new array the
- * caller frees with free(). Returns 0 or -COHORT_ENOMEM. *records is NULL
- * when the store is empty. */
-int kv_records_sorted(const struct kv *kv, const struct kv_record ***records);
 
 /* SCAN's step: call fn on every record whose home slot is cursor's bucket
  * (cursor & (slot_count - 1)), then return the next cursor, 0 after the

@@ -1,5 +1,6 @@
 #include "kv/kv_index.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,11 +65,27 @@ static uint32_t random_level(struct kv_index *x)
     return level;
 }
 
+/* The node whose next[level] is link, or NULL if link is head[level]. */
+static struct kv_index_node *
+node_of_link(struct kv_index *x, struct kv_index_node **link, uint32_t level)
+{
+    if (link == &x->head[level])
+        return NULL;
+    return (struct kv_index_node *)((char *)(link - level) -
+                                    offsetof(struct kv_index_node, next));
+}
+
 /* Fill links[i] with the link, at level i, after which key belongs: the
  * last link at that level that points to a key < key. */
 static void find_links(struct kv_index *x, const uint8_t *key, size_t key_size,
                        struct kv_index_node **links[KV_INDEX_LEVEL_MAX])
 {
+    if (x->tail[0] != NULL && node_compare(x->tail[0], key, key_size) < 0) {
+        /* Past the last key: after the last node of every level. */
+        for (uint32_t i = 0; i < x->level; i++)
+            links[i] = x->tail[i] ? &x->tail[i]->next[i] : &x->head[i];
+        return;
+    }
     struct kv_index_node **at = NULL; /* the next[] array of a node */
     for (uint32_t i = x->level; i-- > 0;) {
         struct kv_index_node **link = at ? &at[i] : &x->head[i];
@@ -100,6 +117,8 @@ int kv_index_insert(struct kv_index *x, const struct kv_record *r)
     for (uint32_t i = 0; i < level; i++) {
         n->next[i] = *links[i];
         *links[i] = n;
+        if (n->next[i] == NULL)
+            x->tail[i] = n;
     }
     x->count++;
     x->memory_size += size;
@@ -115,6 +134,8 @@ void kv_index_remove(struct kv_index *x, const uint8_t *key, size_t key_size)
     for (uint32_t i = 0; i < n->level; i++) {
         ASSERT(*links[i] == n);
         *links[i] = n->next[i];
+        if (x->tail[i] == n)
+            x->tail[i] = node_of_link(x, links[i], i);
     }
     while (x->level > 1 && x->head[x->level - 1] == NULL)
         x->level--;
@@ -158,12 +179,20 @@ bool kv_index_valid(const struct kv_index *x, uint64_t key_count)
         prev = c;
         n++;
     }
+    if (x->tail[0] != prev)
+        return false;
     for (uint32_t i = 1; i < x->level; i++) {
         uint64_t at_level = 0;
-        for (const struct kv_index_node *c = x->head[i]; c; c = c->next[i])
+        const struct kv_index_node *last = NULL;
+        for (const struct kv_index_node *c = x->head[i]; c; c = c->next[i]) {
             at_level++;
-        if (at_level > n)
+            last = c;
+        }
+        if (at_level > n || x->tail[i] != last)
             return false;
     }
+    for (uint32_t i = x->level; i < KV_INDEX_LEVEL_MAX; i++)
+        if (x->head[i] != NULL || x->tail[i] != NULL)
+            return false;
     return n == key_count && memory == x->memory_size;
 }

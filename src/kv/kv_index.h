@@ -11,7 +11,8 @@
  *
  * Invariants: (1) the nodes at level 0 are exactly the store's records, in
  * strictly increasing key order; (2) a node of level L is linked at levels
- * 0..L-1; (3) count and memory_size match the nodes.
+ * 0..L-1; (3) count and memory_size match the nodes; (4) tail[i] is the
+ * last node at level i, NULL if there is none.
  *
  * Memory: one allocation per key, 16 bytes plus 8 per level (1.33 levels on
  * average), which malloc rounds to 32 bytes for most keys.
@@ -35,6 +36,11 @@ struct kv_index_node {
 
 struct kv_index {
     struct kv_index_node *head[KV_INDEX_LEVEL_MAX];
+    /* The last node at each level (NULL where the level is empty): a key
+     * past the last one is linked there without a search, so keys inserted
+     * in order (a snapshot's restore) cost O(1) each instead of O(log n)
+     * cache misses. */
+    struct kv_index_node *tail[KV_INDEX_LEVEL_MAX];
     uint32_t level; /* the highest level in use, >= 1 */
     uint64_t count;
     uint64_t memory_size; /* bytes allocated for nodes */

@@ -201,24 +201,25 @@ int kv_snapshot_write(const struct kv *kv,
                        "snapshot holds; delete users or rules",
                        acl_size, SNAPSHOT_ACL_SIZE_MAX);
     uint8_t *acl = acl_size ? malloc(acl_size) : NULL;
-    const struct kv_record **records = NULL;
-    if ((acl_size && acl == NULL) || kv_records_sorted(kv, &records) != 0) {
-        free(acl);
+    if (acl_size && acl == NULL)
         return err_set(err, -COHORT_ENOMEM,
-                       "snapshot: no memory to sort %" PRIu64 " keys",
-                       kv->key_count);
-    }
+                       "snapshot: no memory for the %zu bytes of users",
+                       acl_size);
     if (acl)
         acl_encode(&kv->acl, acl, acl_size);
     struct out o = {.write = write, .ctx = ctx};
     write_header(&o, kv);
-    for (uint64_t i = 0; i < kv->key_count && o.rc == 0; i++)
-        write_record(&o, records[i], meta_size(format_of(kv)));
+    /* Records in key order, as the ordered index holds them: a walk of its
+     * bottom level, no sort and no array of the keys (a snapshot of 10M
+     * keys used to sort 80 MB of pointers in the forked child). */
+    ASSERT(kv->index.count == kv->key_count);
+    for (const struct kv_index_node *n = kv_index_seek(&kv->index, NULL, 0);
+         n != NULL && o.rc == 0; n = kv_index_next(n))
+        write_record(&o, n->record, meta_size(format_of(kv)));
     write_acl(&o, kv, acl, acl_size);
     int rc = write_sessions(&o, kv);
     write_addresses(&o, kv);
     write_trailer(&o, kv);
-    free(records);
     free(acl);
     if (rc != 0)
         return err_set(err, rc,
@@ -545,6 +546,8 @@ static int restore_all(struct in *in, struct kv *kv)
     if (rc != 0)
         return rc;
     kv->op = h.op;
+    /* Best effort: a count the records then contradict is refused below. */
+    (void)kv_reserve(kv, h.key_count);
     if ((rc = restore_records(in, kv, &h)) != 0)
         return rc;
     if (format_has_acl(h.format) && (rc = read_acl(in, kv)) != 0)

@@ -72,9 +72,9 @@
 #define KV_SNAPSHOT_TRAILER_SIZE 16
 
 /* Stream kv through write(ctx, data, size), which returns 0 or a negative
- * COHORT_E* code. Returns 0, the writer's error, or -COHORT_ENOMEM (the key
- * order needs an array of key_count pointers); err says which. Changes
- * nothing in kv. */
+ * COHORT_E* code. Records go in key order, walked from the ordered index.
+ * Returns 0, the writer's error, or -COHORT_ENOMEM (a copy of the users);
+ * err says which. Changes nothing in kv. */
 int kv_snapshot_write(const struct kv *kv,
                       int (*write)(void *ctx, const void *data, size_t size),
                       void *ctx, struct cohort_err *err);

@@ -474,6 +474,77 @@ static void index_follows_every_change(void **state)
     kv_deinit(&kv);
 }
 
+/* Keys inserted in order take the index's tail path (kv_index.h); deleting
+ * the last keys moves the tails back, at every level; the index stays whole
+ * and ordered, and later inserts before, between and after keep it so. */
+/* Keys whose bytewise order is their numeric order. */
+static void padded(char *buf, size_t size, uint64_t n)
+{
+    int len = snprintf(buf, size, "%08llu", (unsigned long long)n);
+    assert_true(len > 0 && (size_t)len < size);
+}
+
+static void index_tails_follow_appends_and_deletes_at_the_end(void **state)
+{
+    (void)state;
+    struct kv_config config = kv_config_default();
+    config.hash_seed = 5;
+    struct kv kv;
+    assert_int_equal(kv_init(&kv, &config), 0);
+    char key[32];
+    for (uint64_t n = 0; n < 5000; n++) {
+        padded(key, sizeof(key), n);
+        assert_int_equal(kv_put(&kv, (const uint8_t *)key, strlen(key),
+                                (const uint8_t *)"x", 1, ++op),
+                         0);
+    }
+    assert_true(kv_invariants_hold(&kv));
+    /* Off the end, one by one: the tail of each level the deleted node
+     * was on goes back to the node before it there. */
+    for (uint64_t n = 5000; n-- > 4000;) {
+        padded(key, sizeof(key), n);
+        assert_int_equal(kv_del(&kv, (const uint8_t *)key, strlen(key)), 1);
+        if (n % 50 == 0)
+            assert_true(kv_invariants_hold(&kv));
+    }
+    assert_true(kv_invariants_hold(&kv));
+    /* Appends after the shortened end, then keys among the others. */
+    for (uint64_t n = 4000; n < 4500; n++) {
+        padded(key, sizeof(key), n);
+        assert_int_equal(kv_put(&kv, (const uint8_t *)key, strlen(key),
+                                (const uint8_t *)"y", 1, ++op),
+                         0);
+    }
+    rng_state = 11;
+    for (int i = 0; i < 2000; i++) {
+        key_name(key, sizeof(key), "m", rng() % 9000);
+        assert_int_equal(kv_put(&kv, (const uint8_t *)key, strlen(key),
+                                (const uint8_t *)"z", 1, ++op),
+                         0);
+    }
+    assert_true(kv_invariants_hold(&kv));
+    /* Emptied from the end down to nothing, then refilled. */
+    while (kv.key_count > 0) {
+        const struct kv_index_node *last = kv.index.tail[0];
+        assert_non_null(last);
+        assert_null(kv_index_next(last));
+        char copy[64];
+        size_t len = last->record->key_size;
+        memcpy(copy, kv_record_key(last->record), len);
+        assert_int_equal(kv_del(&kv, (const uint8_t *)copy, len), 1);
+    }
+    assert_true(kv_invariants_hold(&kv));
+    for (uint64_t n = 0; n < 300; n++) {
+        padded(key, sizeof(key), n);
+        assert_int_equal(kv_put(&kv, (const uint8_t *)key, strlen(key),
+                                (const uint8_t *)"w", 1, ++op),
+                         0);
+    }
+    assert_true(kv_invariants_hold(&kv));
+    assert_int_equal(kv.index.count, 300);
+    kv_deinit(&kv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -484,6 +555,7 @@ int main(void)
         cmocka_unit_test(range_and_key_reads_answer_as_redis),
         cmocka_unit_test(range_is_ordered_bounded_and_pages),
         cmocka_unit_test(index_follows_every_change),
+        cmocka_unit_test(index_tails_follow_appends_and_deletes_at_the_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
