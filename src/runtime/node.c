@@ -928,7 +928,7 @@ static void on_handle_closed(uv_handle_t *handle)
     ASSERT(n->handles_open > 0);
     if (--n->handles_open > 0)
         return;
-    if (n->kv_ready)
+    if (n->kv_ready && !n->c.keep_store_on_close)
         kv_deinit(&n->kv);
     dirlock_release(&n->lock);
     free(n);

@@ -67,6 +67,11 @@ struct node_config {
     uint32_t replace_after_ms;
     bool spare;
     bool quiet; /* log ERROR lines only (see runtime/logline.h) */
+    /* The process exits (or re-executes itself) right after node_close():
+     * leave the store's memory to the kernel instead of freeing it key by
+     * key, which takes seconds at millions of keys (3 s at 1M here) and
+     * delays the stop that SIGTERM asked for. */
+    bool keep_store_on_close;
 };
 
 #define NODE_REPLACE_AFTER_DEFAULT_MS 10000u
