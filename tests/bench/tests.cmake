@@ -23,3 +23,12 @@ add_test(NAME bench/help_lists_every_flag
                  $<TARGET_FILE:cohort>)
 set_tests_properties(bench/help_lists_every_flag PROPERTIES LABELS bench
                                                            TIMEOUT 30)
+
+# kv_snapshot_cpu: the CPU time of a snapshot's write and restore at N keys
+# (bench/RESULTS.md); here only a smoke run that fails if the restored
+# store differs.
+add_executable(kv_snapshot_cpu ${CMAKE_SOURCE_DIR}/tests/bench/kv_snapshot_cpu.c)
+target_link_libraries(kv_snapshot_cpu PRIVATE cohort_lib)
+add_test(NAME bench/kv_snapshot_cpu_smoke COMMAND kv_snapshot_cpu 1000)
+set_tests_properties(bench/kv_snapshot_cpu_smoke PROPERTIES LABELS bench
+                                                            TIMEOUT 60)
