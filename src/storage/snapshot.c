@@ -16,6 +16,14 @@
 #define SNAPSHOT_TRAILER_MAGIC 0x45534f43u /* "COSE" */
 #define SNAPSHOT_BUFFER_SIZE (64u * 1024)
 #define SNAPSHOT_NAME_MAX 48 /* "snapshot-%020llu.snap.recv" and NUL */
+/* The writer hands each chunk of this many bytes to writeback as soon as it
+ * is written, and waits for the chunk before it: a snapshot keeps at most
+ * about two chunks of dirty pages instead of all of it until the final
+ * fdatasync (Redis's rdb-save-incremental-fsync). Otherwise the kernel
+ * holds a big snapshot's pages (up to dirty_background_ratio, GiBs) and
+ * the fdatasync writes them in one burst, which the replicas' WAL syncs on
+ * the same disk queue behind. */
+#define SNAPSHOT_WRITEBACK_CHUNK (8u << 20)
 
 static_assert(SNAPSHOT_HEADER_SIZE == 64, "header layout");
 static_assert(SNAPSHOT_TRAILER_SIZE == 32, "trailer layout");
@@ -181,6 +189,22 @@ static int writer_flush(struct snapshot_writer *w, struct cohort_err *err)
     }
     w->offset += w->buf_size;
     w->buf_size = 0;
+    if (w->offset - w->writeback_from < SNAPSHOT_WRITEBACK_CHUNK)
+        return 0;
+    /* Wait for the previous chunk, then start this one. */
+    rc = 0;
+    if (w->writeback_from > w->writeback_prev)
+        rc = vfs_writeback(w->vfs, w->file, w->writeback_prev,
+                           w->writeback_from - w->writeback_prev, true, err);
+    if (rc == 0)
+        rc = vfs_writeback(w->vfs, w->file, w->writeback_from,
+                           w->offset - w->writeback_from, false, err);
+    if (rc != 0) {
+        w->failed = true;
+        return err_wrap(err, "snapshot at op %" PRIu64, w->info.op);
+    }
+    w->writeback_prev = w->writeback_from;
+    w->writeback_from = w->offset;
     return 0;
 }
 

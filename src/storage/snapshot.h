@@ -67,6 +67,8 @@ struct snapshot_writer {
     struct snapshot_info info;
     uint64_t offset; /* bytes handed to the file so far */
     uint32_t crc;    /* over every byte so far, buffered ones included */
+    uint64_t writeback_from; /* bytes below it were handed to writeback */
+    uint64_t writeback_prev; /* ... and those below this were waited for */
     uint8_t *buf;
     size_t buf_size, buf_cap;
 };

@@ -13,6 +13,8 @@
  *  (3) after a failed vfs_sync() nothing is known about the file's contents
  *      (Linux may have dropped the dirty pages): callers stop using it.
  *
+ * vfs_writeback() is optional: a vfs without it (NULL) does nothing.
+ *
  * Every operation returns 0 or a negative COHORT_E* code and fills err with
  * one line naming the path (and the offset for reads and writes). A missing
  * file or directory is -COHORT_ENOTFOUND, an existing one where none was
@@ -88,6 +90,15 @@ struct vfs {
     int (*sync_dir)(struct vfs *vfs, const char *path, struct cohort_err *err);
     int (*list)(struct vfs *vfs, const char *path, vfs_list_fn fn, void *ctx,
                 struct cohort_err *err);
+    /* Optional (NULL: nothing to do). Start writing the file's dirty bytes
+     * in [offset, offset + size) to the disk (sync_file_range), and if wait,
+     * return only once they are written. Pacing, never durability: it
+     * neither covers the size nor flushes the disk's cache, so only sync()
+     * makes bytes durable. A failure means what a failed sync() means (3):
+     * Linux reports a writeback error once per open file, so the sync()
+     * after it would not see it again. */
+    int (*writeback)(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
+                     uint64_t size, bool wait, struct cohort_err *err);
 };
 
 /* The process-wide POSIX implementation (open/pread/pwrite/fdatasync/
@@ -166,6 +177,14 @@ static inline int vfs_sync_dir(struct vfs *vfs, const char *path,
                                struct cohort_err *err)
 {
     return vfs->sync_dir(vfs, path, err);
+}
+
+static inline int vfs_writeback(struct vfs *vfs, struct vfs_file *file,
+                                uint64_t offset, uint64_t size, bool wait,
+                                struct cohort_err *err)
+{
+    return vfs->writeback ? vfs->writeback(vfs, file, offset, size, wait, err)
+                          : 0;
 }
 
 static inline int vfs_list(struct vfs *vfs, const char *path, vfs_list_fn fn,

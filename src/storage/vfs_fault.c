@@ -57,6 +57,8 @@ struct fault_file {
     struct vfs_file *inner; /* NULL once a crash killed the handle */
     int32_t inode;
     struct fault_file *next;
+    uint64_t written_end; /* the end of the furthest write through it */
+    uint64_t waited_end;  /* bytes below this were waited for (stats) */
     char path[VFS_PATH_MAX];
 };
 
@@ -367,7 +369,33 @@ static int fault_write(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
         memcpy(copy, buf, size);
     f->pending[f->pending_count++] = (struct fault_write){
         .inode = ff->inode, .offset = offset, .data = copy, .size = size};
+    if (offset + size > ff->written_end)
+        ff->written_end = offset + size;
+    if (ff->written_end - ff->waited_end > f->stats.unwaited_max)
+        f->stats.unwaited_max = ff->written_end - ff->waited_end;
     return 0;
+}
+
+/* Passed on to the inner vfs and counted; it changes nothing about what a
+ * crash keeps (only sync does). */
+static int fault_writeback(struct vfs *vfs, struct vfs_file *file,
+                           uint64_t offset, uint64_t size, bool wait,
+                           struct cohort_err *err)
+{
+    struct vfs_fault *f = fault_of(vfs);
+    struct fault_file *ff = file_of(file);
+    int rc = check_alive(ff, err);
+    if (rc != 0)
+        return rc;
+    f->stats.writebacks++;
+    if (size > f->stats.writeback_max_size)
+        f->stats.writeback_max_size = size;
+    if (wait) {
+        f->stats.writeback_waits++;
+        if (offset <= ff->waited_end && offset + size > ff->waited_end)
+            ff->waited_end = offset + size;
+    }
+    return vfs_writeback(f->inner, ff->inner, offset, size, wait, err);
 }
 
 /* Drop the unsynced writes of one inode (they are durable now). */
@@ -393,6 +421,8 @@ static int fault_sync(struct vfs *vfs, struct vfs_file *file,
         rc = gate_sync(f, "fdatasync", ff->path, err);
     if (rc == 0)
         rc = vfs_sync(f->inner, ff->inner, err);
+    if (rc == 0)
+        ff->waited_end = ff->written_end;
     uint64_t size = 0;
     if (rc == 0)
         rc = vfs_size(f->inner, ff->inner, &size, err);
@@ -565,6 +595,7 @@ void vfs_fault_init(struct vfs_fault *f, struct vfs *inner)
         .mkdir = fault_mkdir,
         .sync_dir = fault_sync_dir,
         .list = fault_list,
+        .writeback = fault_writeback,
     };
     f->inner = inner;
 }

@@ -47,6 +47,14 @@ struct vfs_fault_stats {
     uint64_t ops;    /* mutating operations attempted */
     uint64_t writes; /* write, allocate, truncate attempted */
     uint64_t syncs;  /* sync, sync_dir attempted */
+    /* writeback hints passed on (pacing only: they make nothing durable
+     * here, as on a real disk) */
+    uint64_t writebacks;
+    uint64_t writeback_waits;    /* of which asked to wait */
+    uint64_t writeback_max_size; /* the largest range asked */
+    /* the most bytes written to one file and not yet waited for by a
+     * writeback or a sync (the writer's bound on dirty data) */
+    uint64_t unwaited_max;
 };
 
 struct fault_inode;

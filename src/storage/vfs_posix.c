@@ -135,6 +135,21 @@ static int posix_sync(struct vfs *vfs, struct vfs_file *file,
     return 0;
 }
 
+static int posix_writeback(struct vfs *vfs, struct vfs_file *file,
+                           uint64_t offset, uint64_t size, bool wait,
+                           struct cohort_err *err)
+{
+    (void)vfs;
+    struct posix_file *pf = posix_file_of(file);
+    unsigned flags = SYNC_FILE_RANGE_WRITE;
+    if (wait)
+        flags |= SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER;
+    if (sync_file_range(pf->fd, (off_t)offset, (off_t)size, flags) != 0)
+        return err_sys(err, errno, "sync_file_range %s at %" PRIu64, pf->path,
+                       offset);
+    return 0;
+}
+
 static int posix_size(struct vfs *vfs, struct vfs_file *file, uint64_t *size,
                       struct cohort_err *err)
 {
@@ -278,6 +293,7 @@ static struct vfs posix_vfs = {
     .mkdir = posix_mkdir,
     .sync_dir = posix_sync_dir,
     .list = posix_list,
+    .writeback = posix_writeback,
 };
 
 struct vfs *vfs_posix(void)

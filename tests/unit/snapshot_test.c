@@ -397,6 +397,38 @@ static void crash_while_writing_keeps_a_usable_snapshot(void **state)
     assert_true(ops > 5);
 }
 
+/* A big snapshot is handed to writeback chunk by chunk, each waited for
+ * before the next but one, so its dirty pages stay bounded (issue 16): at
+ * most about two 8 MiB chunks (and a 64 KiB buffer) written and not waited
+ * for, not the whole file until the final fdatasync. */
+static void big_snapshot_is_written_back_in_bounded_chunks(void **state)
+{
+    struct fixture *fx = *state;
+    struct vfs_fault f;
+    vfs_fault_init(&f, vfs_posix());
+    uint64_t size = 30u << 20;
+    assert_int_equal(write_snapshot(&f.vfs, fx->dir, 30, size, NULL), 0);
+    const struct vfs_fault_stats *st = vfs_fault_stats(&f);
+    uint64_t chunk = 8u << 20, buffer = 64u * 1024;
+    assert_true(st->writebacks >= 2 * (size / chunk) - 1);
+    assert_true(st->writeback_waits >= size / chunk - 1);
+    assert_true(st->writeback_max_size <= chunk + buffer);
+    if (st->unwaited_max > 2 * (chunk + buffer))
+        fail_msg("%" PRIu64 " bytes were written and not waited for",
+                 st->unwaited_max);
+    struct snapshot_reader r;
+    struct cohort_err err;
+    assert_int_equal(snapshot_open_latest(&r, &f.vfs, fx->dir, &err), 0);
+    assert_snapshot_content(&r, 30, size);
+    snapshot_close(&r);
+    vfs_fault_deinit(&f);
+    /* A small one needs none. */
+    vfs_fault_init(&f, vfs_posix());
+    assert_int_equal(write_snapshot(&f.vfs, fx->dir, 31, 150000, NULL), 0);
+    assert_int_equal(vfs_fault_stats(&f)->writebacks, 0);
+    vfs_fault_deinit(&f);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -409,6 +441,7 @@ int main(void)
         T(no_snapshot_is_not_found),
         T(a_snapshot_beyond_the_op_limit_is_corrupt),
         T(crash_while_writing_keeps_a_usable_snapshot),
+        T(big_snapshot_is_written_back_in_bounded_chunks),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
