@@ -87,8 +87,8 @@ int main(int argc, char **argv)
         char key[32];
         int len = snprintf(key, sizeof(key), "k%" PRIu64,
                            next_random(&state) % (4 * n));
-        if (kv_put(&kv, (const uint8_t *)key, (size_t)len, value,
-                   sizeof(value), i + 1) != 0) {
+        if (kv_put(&kv, (const uint8_t *)key, (size_t)len, value, sizeof(value),
+                   i + 1) != 0) {
             fprintf(stderr, "kv_snapshot_cpu: no memory at key %" PRIu64 "\n",
                     i);
             return 1;
