@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,7 +27,7 @@ void snapshot_job_init(struct snapshot_job *j)
 
 bool snapshot_job_running(const struct snapshot_job *j)
 {
-    return j->child > 0;
+    return j->child > 0 || j->thread_running;
 }
 
 _Noreturn static void child_main(pid_t parent, int error_fd,
@@ -81,6 +82,57 @@ bool snapshot_job_start(struct snapshot_job *j, uint64_t op,
     return true;
 }
 
+static void *thread_main(void *arg)
+{
+    struct snapshot_job *j = arg;
+    /* Linux: a thread's own nice value (its thread id as the process). */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SNAPSHOT_NICE);
+    err_clear(&j->thread_err);
+    j->thread_rc = j->thread_write(j->thread_ctx, &j->thread_err);
+    atomic_store_explicit(&j->thread_done, true, memory_order_release);
+    return NULL;
+}
+
+bool snapshot_job_start_thread(struct snapshot_job *j, uint64_t op,
+                               snapshot_job_write_fn write_fn, void *ctx,
+                               void (*release)(void *ctx), char *error,
+                               size_t size)
+{
+    ASSERT(!snapshot_job_running(j));
+    j->op = op;
+    j->thread_write = write_fn;
+    j->thread_ctx = ctx;
+    j->thread_release = release;
+    j->thread_rc = 0;
+    atomic_store(&j->thread_done, false);
+    int rc = pthread_create(&j->thread, NULL, thread_main, j);
+    if (rc != 0) {
+        snprintf(error, size, "snapshot at op %" PRIu64 ": thread: %s", op,
+                 strerror(rc));
+        if (release)
+            release(ctx);
+        snapshot_job_init(j);
+        return false;
+    }
+    j->thread_running = true;
+    return true;
+}
+
+/* Join a finished (or, when closing, a running) thread. */
+static void thread_reap(struct snapshot_job *j, bool *ok, char *error,
+                        size_t size)
+{
+    pthread_join(j->thread, NULL);
+    *ok = j->thread_rc == 0;
+    error[0] = '\0';
+    if (!*ok)
+        snprintf(error, size, "%s",
+                 j->thread_err.message[0] ? j->thread_err.message
+                                          : "snapshot thread failed");
+    if (j->thread_release)
+        j->thread_release(j->thread_ctx);
+}
+
 /* The child's error line, or how it died. */
 static void child_error(const struct snapshot_job *j, int status, char *out,
                         size_t size)
@@ -105,6 +157,14 @@ bool snapshot_job_reap(struct snapshot_job *j, uint64_t *op, bool *ok,
 {
     if (!snapshot_job_running(j))
         return false;
+    if (j->thread_running) {
+        if (!atomic_load_explicit(&j->thread_done, memory_order_acquire))
+            return false;
+        thread_reap(j, ok, error, size);
+        *op = j->op;
+        snapshot_job_init(j);
+        return true;
+    }
     int status = 0;
     if (waitpid(j->child, &status, WNOHANG) != j->child)
         return false;
@@ -122,6 +182,13 @@ void snapshot_job_stop(struct snapshot_job *j)
 {
     if (!snapshot_job_running(j))
         return;
+    if (j->thread_running) {
+        bool ok;
+        char ignored[COHORT_ERR_MESSAGE_MAX];
+        thread_reap(j, &ok, ignored, sizeof(ignored));
+        snapshot_job_init(j);
+        return;
+    }
     kill(j->child, SIGKILL);
     waitpid(j->child, NULL, 0);
     close(j->error_fd);
