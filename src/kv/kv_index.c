@@ -80,12 +80,6 @@ node_of_link(struct kv_index *x, struct kv_index_node **link, uint32_t level)
 static void find_links(struct kv_index *x, const uint8_t *key, size_t key_size,
                        struct kv_index_node **links[KV_INDEX_LEVEL_MAX])
 {
-    if (x->tail[0] != NULL && node_compare(x->tail[0], key, key_size) < 0) {
-        /* Past the last key: after the last node of every level. */
-        for (uint32_t i = 0; i < x->level; i++)
-            links[i] = x->tail[i] ? &x->tail[i]->next[i] : &x->head[i];
-        return;
-    }
     struct kv_index_node **at = NULL; /* the next[] array of a node */
     for (uint32_t i = x->level; i-- > 0;) {
         struct kv_index_node **link = at ? &at[i] : &x->head[i];
@@ -100,7 +94,15 @@ static void find_links(struct kv_index *x, const uint8_t *key, size_t key_size,
 int kv_index_insert(struct kv_index *x, const struct kv_record *r)
 {
     struct kv_index_node **links[KV_INDEX_LEVEL_MAX];
-    find_links(x, kv_record_key(r), r->key_size, links);
+    if (x->tail[0] != NULL &&
+        node_compare(x->tail[0], kv_record_key(r), r->key_size) < 0) {
+        /* Past the last key (a restore adds keys in order): after the last
+         * node of every level, without a search. */
+        for (uint32_t i = 0; i < x->level; i++)
+            links[i] = x->tail[i] ? &x->tail[i]->next[i] : &x->head[i];
+    } else {
+        find_links(x, kv_record_key(r), r->key_size, links);
+    }
     ASSERT(*links[0] == NULL ||
            node_compare(*links[0], kv_record_key(r), r->key_size) != 0);
     uint32_t level = random_level(x);

@@ -33,6 +33,7 @@
 #include "runtime/persister.h"
 #include "runtime/run_clock.h"
 #include "runtime/snapshot_job.h"
+#include "runtime/snapshot_vfs.h"
 #include "runtime/transport.h"
 #include "runtime/view_log.h"
 #include "storage/vfs.h"
@@ -58,6 +59,7 @@ struct snapshot_copy {
     size_t table_cap;
     uint8_t *state;
     size_t state_size, state_cap;
+    struct snapshot_vfs vfs; /* the thread's files, opened by the loop */
 };
 
 struct node {
@@ -271,8 +273,29 @@ static int copy_state(void *ctx, int (*write)(void *, const void *, size_t),
 static int write_snapshot_copy(void *ctx, struct cohort_err *err)
 {
     struct snapshot_copy *c = ctx;
-    return driver_snapshot_write(vfs_posix(), c->data_dir, &c->snap, copy_state,
-                                 c, err);
+    return driver_snapshot_write(&c->vfs.vfs, c->data_dir, &c->snap,
+                                 copy_state, c, err);
+}
+
+/* In the loop, after the thread was joined. */
+static void release_snapshot_copy(void *ctx)
+{
+    struct snapshot_copy *c = ctx;
+    snapshot_vfs_close(&c->vfs);
+}
+
+/* Open what the thread will write through (runtime/snapshot_vfs.h): the
+ * snapshot directory and the snapshot's temp file. */
+static int snapshot_copy_open_files(struct snapshot_copy *c,
+                                    struct cohort_err *err)
+{
+    char dir[VFS_PATH_MAX], temp[VFS_PATH_MAX];
+    int rc = vfs_path_join(dir, c->data_dir, "snapshots", err);
+    if (rc == 0)
+        rc = snapshot_temp_path(temp, dir, c->snap.info.op, err);
+    if (rc == 0)
+        rc = snapshot_vfs_open(&c->vfs, vfs_posix(), dir, temp, err);
+    return rc;
 }
 
 /* Copy the store and the client table into n->snapshot_copy for a snapshot
@@ -314,10 +337,17 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
     }
     n->snapshot_started_ns = uv_hrtime();
     if (kv_used_memory(&n->kv) <= SNAPSHOT_COPY_MAX &&
-        snapshot_copy_take(n, snap))
-        return snapshot_job_start_thread(&n->snapshot_job, snap->info.op,
-                                         write_snapshot_copy, &n->snapshot_copy,
-                                         NULL, why, why_size);
+        snapshot_copy_take(n, snap)) {
+        struct cohort_err err;
+        if (snapshot_copy_open_files(&n->snapshot_copy, &err) != 0) {
+            snprintf(why, why_size, "snapshot at op %" PRIu64 ": %s",
+                     snap->info.op, err.message);
+            return false;
+        }
+        return snapshot_job_start_thread(
+            &n->snapshot_job, snap->info.op, write_snapshot_copy,
+            &n->snapshot_copy, release_snapshot_copy, why, why_size);
+    }
     struct snapshot_write w = {n, snap};
     return snapshot_job_start(&n->snapshot_job, snap->info.op, &n->lock,
                               write_snapshot, &w, why, why_size);

@@ -45,6 +45,12 @@ static int snapshot_path(char *out, const char *dir, uint64_t op,
     return vfs_path_join(out, dir, name, err);
 }
 
+int snapshot_temp_path(char *out, const char *dir, uint64_t op,
+                       struct cohort_err *err)
+{
+    return snapshot_path(out, dir, op, NAME_WRITING, err);
+}
+
 /* "snapshot-<20 digits>.snap" plus a suffix: its op and kind. */
 static bool parse_name(const char *name, uint64_t *op,
                        enum snapshot_name_kind *kind)

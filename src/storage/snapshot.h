@@ -89,6 +89,11 @@ int snapshot_write_end(struct snapshot_writer *w, struct snapshot_info *info,
                        struct cohort_err *err);
 /* Stop and remove the temp file. Safe after any failure. */
 void snapshot_write_abort(struct snapshot_writer *w);
+/* The temp file snapshot_write_begin() writes the snapshot at op into
+ * (dir/snapshot-<op>.snap.tmp), for a caller that opens it beforehand
+ * (runtime/snapshot_vfs). */
+int snapshot_temp_path(char *out, const char *dir, uint64_t op,
+                       struct cohort_err *err);
 
 /* Private fields; use the functions. */
 struct snapshot_reader {
