@@ -273,8 +273,8 @@ static int copy_state(void *ctx, int (*write)(void *, const void *, size_t),
 static int write_snapshot_copy(void *ctx, struct cohort_err *err)
 {
     struct snapshot_copy *c = ctx;
-    return driver_snapshot_write(&c->vfs.vfs, c->data_dir, &c->snap,
-                                 copy_state, c, err);
+    return driver_snapshot_write(&c->vfs.vfs, c->data_dir, &c->snap, copy_state,
+                                 c, err);
 }
 
 /* In the loop, after the thread was joined. */
@@ -344,9 +344,9 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
                      snap->info.op, err.message);
             return false;
         }
-        return snapshot_job_start_thread(
-            &n->snapshot_job, snap->info.op, write_snapshot_copy,
-            &n->snapshot_copy, release_snapshot_copy, why, why_size);
+        return snapshot_job_start_thread(&n->snapshot_job, snap->info.op,
+                                         write_snapshot_copy, &n->snapshot_copy,
+                                         release_snapshot_copy, why, why_size);
     }
     struct snapshot_write w = {n, snap};
     return snapshot_job_start(&n->snapshot_job, snap->info.op, &n->lock,

@@ -20,7 +20,8 @@
  * (~2,600 per snapshot of a 10,000-key store, each with a TLB shootdown)
  * were what made writes slow during snapshots (issue 16); copying a few MiB
  * costs the loop about as much as the fork alone. The thread touches only
- * the copy it was given (ctx), never the store or the driver; reaping joins
+ * the copy it was given (ctx), never the store or the driver, and opens no
+ * file descriptor (the node hands it runtime/snapshot_vfs); reaping joins
  * it and hands ctx back to release().
  *
  * States: IDLE -> RUNNING (a child or a thread) -> IDLE (reaped, or

@@ -17,8 +17,7 @@ static int not_opened(struct cohort_err *err, const char *what,
                       const char *path)
 {
     return err_set(err, -COHORT_EINVAL,
-                   "%s %.900s: not opened for the snapshot thread", what,
-                   path);
+                   "%s %.900s: not opened for the snapshot thread", what, path);
 }
 
 static int sv_open(struct vfs *vfs, const char *path, int flags,
@@ -112,8 +111,8 @@ static int sv_sync_dir(struct vfs *vfs, const char *path,
     return 0;
 }
 
-static int sv_list(struct vfs *vfs, const char *path, vfs_list_fn fn,
-                   void *ctx, struct cohort_err *err)
+static int sv_list(struct vfs *vfs, const char *path, vfs_list_fn fn, void *ctx,
+                   struct cohort_err *err)
 {
     struct snapshot_vfs *s = of(vfs);
     if (!s->dirp || strcmp(path, s->dir) != 0)
@@ -133,9 +132,8 @@ static int sv_list(struct vfs *vfs, const char *path, vfs_list_fn fn,
     }
 }
 
-static int sv_writeback(struct vfs *vfs, struct vfs_file *file,
-                        uint64_t offset, uint64_t size, bool wait,
-                        struct cohort_err *err)
+static int sv_writeback(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
+                        uint64_t size, bool wait, struct cohort_err *err)
 {
     return vfs_writeback(of(vfs)->base, file, offset, size, wait, err);
 }
@@ -157,9 +155,8 @@ static const struct vfs sv_ops = {
     .writeback = sv_writeback,
 };
 
-int snapshot_vfs_open(struct snapshot_vfs *s, struct vfs *base,
-                      const char *dir, const char *file_path,
-                      struct cohort_err *err)
+int snapshot_vfs_open(struct snapshot_vfs *s, struct vfs *base, const char *dir,
+                      const char *file_path, struct cohort_err *err)
 {
     memset(s, 0, sizeof(*s));
     s->vfs = sv_ops;

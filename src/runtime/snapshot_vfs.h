@@ -35,17 +35,16 @@ struct snapshot_vfs {
     struct vfs *base;
     char dir[VFS_PATH_MAX];
     char file_path[VFS_PATH_MAX];
-    DIR *dirp;              /* OPEN: the directory */
-    struct vfs_file *file;  /* OPEN: the file, until the thread closes it */
-    bool file_handed_out;   /* the thread opened it */
+    DIR *dirp;             /* OPEN: the directory */
+    struct vfs_file *file; /* OPEN: the file, until the thread closes it */
+    bool file_handed_out;  /* the thread opened it */
 };
 
 /* In the loop: create dir if missing (durably), open it, and create
  * file_path (a name in dir) afresh through base. 0, or a negative code
  * with err; nothing stays open on failure. */
-int snapshot_vfs_open(struct snapshot_vfs *s, struct vfs *base,
-                      const char *dir, const char *file_path,
-                      struct cohort_err *err);
+int snapshot_vfs_open(struct snapshot_vfs *s, struct vfs *base, const char *dir,
+                      const char *file_path, struct cohort_err *err);
 /* In the loop, once the thread is gone: close what it left open. A file
  * the thread never opened is unlinked. Safe on a CLOSED one. */
 void snapshot_vfs_close(struct snapshot_vfs *s);

@@ -172,12 +172,10 @@ static void other_opens_syncs_and_listings_are_refused(void **state)
     assert_non_null(strstr(err.message, other));
     assert_false(exists(other));
     assert_int_equal(vfs_sync_dir(vfs, fx->root, &err), -COHORT_EINVAL);
-    assert_int_equal(vfs_list(vfs, fx->root, NULL, NULL, &err),
-                     -COHORT_EINVAL);
+    assert_int_equal(vfs_list(vfs, fx->root, NULL, NULL, &err), -COHORT_EINVAL);
     /* Its own file: once. */
     assert_int_equal(vfs_open(vfs, temp, VFS_CREATE, &f, &err), 0);
-    assert_int_equal(vfs_open(vfs, temp, VFS_CREATE, &g, &err),
-                     -COHORT_EINVAL);
+    assert_int_equal(vfs_open(vfs, temp, VFS_CREATE, &g, &err), -COHORT_EINVAL);
     assert_int_equal(vfs_write(vfs, f, 0, "abc", 3, &err), 0);
     assert_int_equal(vfs_sync(vfs, f, &err), 0);
     vfs_close(vfs, f);
