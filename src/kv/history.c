@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cohort.h"
 #include "common/assert.h"
@@ -31,7 +32,6 @@ static void drop_oldest(struct history *h)
            (h->shared_positions && e->position == h->floor));
     h->floor = e->position;
     h->ring[h->head] = NULL;
-    free(e);
     h->head = h->head + 1 == h->capacity ? 0 : h->head + 1;
     h->count--;
     h->evicted++;
@@ -43,6 +43,8 @@ void history_deinit(struct history *h)
     while (h->count > 0)
         drop_oldest(h);
     free(h->ring);
+    if (h->buf != NULL)
+        munmap(h->buf, h->buf_size);
     memset(h, 0, sizeof(*h));
 }
 
@@ -71,6 +73,7 @@ void history_reset(struct history *h, uint64_t floor)
         drop_oldest(h);
     ASSERT(h->bytes == 0);
     h->head = 0;
+    h->tail = 0;
     h->floor = floor;
     h->last = floor;
 }
@@ -79,6 +82,59 @@ uint64_t history_entry_cost(size_t channel_size, size_t message_size)
 {
     return sizeof(struct history_entry) + (uint64_t)channel_size +
            (uint64_t)message_size;
+}
+
+/* The byte ring's reservation: twice bytes_max (room for the entries'
+ * alignment and for a wrap's unused end, so neither makes the ring evict
+ * below its budget), rounded up to a page, at most 1 TiB, halved while the
+ * address space refuses it (not below 1 MiB). MAP_NORESERVE: a page costs
+ * memory only once written, and place() keeps the written part short. */
+#define RING_RESERVE_MAX (1ull << 40)
+#define RING_RESERVE_MIN (1ull << 20)
+
+static int reserve(struct history *h)
+{
+    uint64_t size = h->bytes_max < RING_RESERVE_MAX / 2 ? 2 * h->bytes_max
+                                                        : RING_RESERVE_MAX;
+    size = (size + 4095) & ~(uint64_t)4095;
+    for (;;) {
+        void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p != MAP_FAILED) {
+            h->buf = p;
+            h->buf_size = (size_t)size;
+            return 0;
+        }
+        if (size <= RING_RESERVE_MIN)
+            return -COHORT_ENOMEM;
+        size = (size / 2 + 4095) & ~(uint64_t)4095;
+    }
+}
+
+/* The bytes an entry of this cost takes in the ring: entries start
+ * 8-byte aligned. */
+static size_t footprint(uint64_t cost)
+{
+    return (size_t)((cost + 7) & ~(uint64_t)7);
+}
+
+/* Where an entry of n bytes goes in the ring now, or SIZE_MAX if it does
+ * not fit without evicting. In use is [head, tail) when tail > head, else
+ * (wrapped) [head, the end of the entries before the wrap) and [0, tail).
+ * The start is taken as soon as it has room, so the ring stays about as
+ * long as what the live entries need instead of creeping over all of
+ * buf_size. */
+static size_t place(const struct history *h, size_t n)
+{
+    if (h->count == 0)
+        return n <= h->buf_size ? 0 : SIZE_MAX;
+    size_t head = (size_t)((const uint8_t *)h->ring[h->head] - h->buf);
+    if (h->tail > head) {
+        if (n <= head)
+            return 0;
+        return n <= h->buf_size - h->tail ? h->tail : SIZE_MAX;
+    }
+    return n <= head - h->tail ? h->tail : SIZE_MAX;
 }
 
 /* Append {channel, tag (if tagged), message}; see history_append(). */
@@ -91,7 +147,10 @@ static int append(struct history *h, uint64_t position, const void *channel,
     ASSERT(position > h->last || (h->shared_positions && position == h->last));
     ASSERT(channel_size <= UINT32_MAX && message_size < UINT32_MAX);
     uint64_t cost = history_entry_cost(channel_size, tag_size + message_size);
-    if (cost > h->bytes_max) {
+    if (cost <= h->bytes_max && h->buf == NULL && reserve(h) != 0)
+        return -COHORT_ENOMEM;
+    size_t n = footprint(cost);
+    if (cost > h->bytes_max || n > h->buf_size) {
         /* Retaining it would mean retaining nothing else: keep nothing,
          * and say so through the floor. */
         history_reset(h, position);
@@ -100,9 +159,15 @@ static int append(struct history *h, uint64_t position, const void *channel,
     }
     if (h->count == h->capacity && h->capacity < h->count_max && grow(h) != 0)
         return -COHORT_ENOMEM;
-    struct history_entry *e = malloc((size_t)cost);
-    if (e == NULL)
-        return -COHORT_ENOMEM;
+    while (h->count == h->count_max || h->bytes + cost > h->bytes_max)
+        drop_oldest(h);
+    size_t at;
+    while ((at = place(h, n)) == SIZE_MAX)
+        drop_oldest(h); /* an empty ring fits it: n <= buf_size */
+    struct history_entry *e = (struct history_entry *)(h->buf + at);
+    h->tail = at + n;
+    if (h->tail > h->extent)
+        h->extent = h->tail;
     e->position = position;
     e->channel_size = (uint32_t)channel_size;
     e->message_size = (uint32_t)(tag_size + message_size);
@@ -112,8 +177,6 @@ static int append(struct history *h, uint64_t position, const void *channel,
         e->data[channel_size] = *tag;
     if (message_size > 0)
         memcpy(e->data + channel_size + tag_size, message, message_size);
-    while (h->count == h->count_max || h->bytes + cost > h->bytes_max)
-        drop_oldest(h);
     ASSERT(h->count < h->capacity);
     uint32_t slot = (uint32_t)(((uint64_t)h->head + h->count) % h->capacity);
     ASSERT(h->ring[slot] == NULL);

@@ -14,6 +14,14 @@
  * counts every entry it is given with a sequence number (entry i has
  * first_seq + i), so a reader can resume inside a position.
  *
+ * Memory: the entries sit in one byte ring of bytes_max (virtual: a page
+ * costs memory only once written), 8-byte aligned, in append order; an
+ * entry that does not fit before the end, or fits at the start, goes to
+ * the start, so the bytes in use stay within about twice the largest the
+ * live entries ever took. No malloc or free per entry: at 1 KiB writes the
+ * allocator's free alone was 6.7% of a primary's CPU with one malloc'd
+ * entry per change.
+ *
  * Invariants: (1) entries are in increasing position order (non-decreasing
  * with shared_positions); (2) every
  * message with a position above floor that was appended since the last
@@ -42,6 +50,13 @@ struct history_entry {
 
 struct history {
     struct history_entry **ring; /* capacity slots, grown up to count_max */
+    /* The entries live in one byte ring (see history.c): reserved at the
+     * first append, never moved, so an entry stays where it is until it is
+     * evicted. */
+    uint8_t *buf;
+    size_t buf_size; /* bytes reserved (virtual until written) */
+    size_t tail;     /* where the next entry goes */
+    size_t extent;   /* the highest byte ever used: what can be resident */
     uint32_t capacity;
     uint32_t count_max;
     uint64_t bytes_max;
@@ -75,7 +90,7 @@ uint64_t history_entry_cost(size_t channel_size, size_t message_size);
  * shared_positions), evicting the oldest
  * entries to make room. A message over bytes_max alone is not retained
  * (floor moves to its position). Returns -COHORT_ENOMEM and changes
- * nothing if the entry or more slots cannot be allocated. */
+ * nothing if the byte ring cannot be reserved or more slots allocated. */
 int history_append(struct history *h, uint64_t position, const void *channel,
                    size_t channel_size, const void *message,
                    size_t message_size);

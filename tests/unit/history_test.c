@@ -1,6 +1,7 @@
 /* The retained published messages (kv/history.h): order, the count and
  * byte bounds, the floor that says what is retained, the binary search,
- * and the glob matching that pattern subscriptions use. */
+ * the byte ring the entries share, and the glob matching that pattern
+ * subscriptions use. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,12 @@
 #include "cohort.h"
 #include "kv/acl.h"
 #include "kv/history.h"
+
+static size_t footprint_of(size_t channel_size, size_t message_size)
+{
+    return (size_t)((history_entry_cost(channel_size, message_size) + 7) &
+                    ~(uint64_t)7);
+}
 
 static void append(struct history *h, uint64_t position, const char *channel,
                    const char *message)
@@ -119,6 +126,90 @@ static void grows_in_order_across_the_wrap(void **state)
     history_deinit(&h);
 }
 
+/* The message of position p: size bytes derived from p. */
+static void message_of(uint64_t p, uint8_t *out, size_t size)
+{
+    for (size_t i = 0; i < size; i++)
+        out[i] = (uint8_t)(p * 31 + i * 7);
+}
+
+/* Entries share one byte ring: over many wraps with sizes that vary (the
+ * ring's tail never lines up the same way twice), every retained entry
+ * still holds exactly what was appended, the budget keeps all but the
+ * space the wrap wastes, and the ring stays about as long as what the
+ * live entries need. */
+static void entries_survive_the_byte_rings_wraps(void **state)
+{
+    (void)state;
+    struct history h;
+    const uint64_t budget = 64 * 1024;
+    assert_int_equal(history_init(&h, 100000, budget), 0);
+    uint8_t msg[3000], want[3000];
+    uint64_t seed = 12345, largest = 0, max_live = 0, max_count = 0;
+    for (uint64_t p = 1; p <= 20000; p++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        /* Runs of big messages (up to ~3 KB) and of tiny ones, whose
+         * alignment costs more: after a run of big ones, a wrapped ring
+         * must evict to make room (place() fails there). */
+        size_t size = (size_t)(seed >> 33) % ((p / 1500) % 2 ? 3000 : 16);
+        char channel[16];
+        int channel_size =
+            snprintf(channel, sizeof(channel), "c%u", (unsigned)(p % 97));
+        message_of(p, msg, size);
+        assert_int_equal(
+            history_append(&h, p, channel, (size_t)channel_size, msg, size), 0);
+        uint64_t cost = history_entry_cost((size_t)channel_size, size);
+        if (cost > largest)
+            largest = cost;
+        assert_true(h.bytes <= budget);
+        /* What the ring may cost: each entry's alignment, and the largest
+         * entry twice over for a wrap. */
+        assert_true(h.bytes + 7 * h.count + 2 * (largest + 8) >= budget ||
+                    h.floor == 0);
+        if (h.bytes > max_live)
+            max_live = h.bytes;
+        if (h.count > max_count)
+            max_count = h.count;
+        /* The oldest entry is the one a new entry would overwrite: checked
+         * every time, all of them now and then. */
+        bool all = p % 997 == 0 || p == 20000;
+        for (uint32_t i = 0; i < (all ? h.count : 1); i++) {
+            const struct history_entry *e = history_at(&h, i);
+            message_of(e->position, want, e->message_size);
+            assert_memory_equal(history_message(e), want, e->message_size);
+            char c[16];
+            int n = snprintf(c, sizeof(c), "c%u", (unsigned)(e->position % 97));
+            assert_int_equal(e->channel_size, n);
+            assert_memory_equal(history_channel(e), c, (size_t)n);
+            if (i > 0)
+                assert_int_equal(history_at(&h, i - 1)->position + 1,
+                                 e->position);
+        }
+        assert_int_equal(h.floor + 1, history_at(&h, 0)->position);
+    }
+    /* Touched: at most the live bytes with each entry's 8-byte alignment,
+     * plus about one wrap's waste. */
+    assert_true(h.extent <= max_live + 7 * max_count + 2 * (largest + 8));
+    assert_true(h.extent <= h.buf_size);
+    history_deinit(&h);
+}
+
+/* Few live entries in a large budget: the ring starts over at its start as
+ * soon as that has room, so the pages written stay few. */
+static void a_small_history_touches_few_pages(void **state)
+{
+    (void)state;
+    struct history h;
+    assert_int_equal(history_init(&h, 10, 64u << 20), 0);
+    uint8_t msg[1000];
+    memset(msg, 'm', sizeof(msg));
+    for (uint64_t p = 1; p <= 100000; p++)
+        assert_int_equal(history_append(&h, p, "ch", 2, msg, sizeof(msg)), 0);
+    assert_int_equal(h.count, 10);
+    assert_true(h.extent <= 11 * footprint_of(2, sizeof(msg)));
+    history_deinit(&h);
+}
+
 static void refuses_a_bad_count(void **state)
 {
     (void)state;
@@ -162,6 +253,8 @@ int main(void)
         cmocka_unit_test(keeps_the_newest_within_the_count),
         cmocka_unit_test(keeps_within_the_byte_budget),
         cmocka_unit_test(grows_in_order_across_the_wrap),
+        cmocka_unit_test(entries_survive_the_byte_rings_wraps),
+        cmocka_unit_test(a_small_history_touches_few_pages),
         cmocka_unit_test(refuses_a_bad_count),
         cmocka_unit_test(channel_patterns_are_redis_globs),
     };
