@@ -239,10 +239,19 @@ static int write_snapshot(void *ctx, struct cohort_err *err)
 
 /* A store of at most this many bytes (kv_used_memory()) is snapshotted
  * from a copy by a thread, a bigger one by a forked child (see
- * runtime/snapshot_job.h). Copying 8 MiB (key order included) takes the
- * loop a few ms, about a fork's stall, without the copy-on-write faults
- * that follow a fork. */
-#define SNAPSHOT_COPY_MAX (8u << 20)
+ * runtime/snapshot_job.h). The copy stalls the loop for a memcpy of the
+ * store (tens of ms at the top of the range on the benchmark's VM), but a
+ * fork costs more there: its page-table copy, then a copy-on-write fault
+ * (a page copy and a TLB shootdown) for each store page written while the
+ * child lives. Measured in A/B pairs through all members (bench/RESULTS.md,
+ * "Snapshot writeback"): with the copy, 1 KiB writes at 128 outstanding
+ * (an 11 MiB store) went from 16-17k/s to 30-33k/s and their p99.9 from
+ * 218-245 ms to 42-56 ms; 64 KiB writes (64 MiB) from 250-280/s to 615/s;
+ * 1 MiB writes (100 MiB) from 17/s to 34/s. The price is memory: the copy
+ * buffer, kept between snapshots, is the serialized store's size rounded
+ * up to a power of two (the replicas' resident sets grew by 20 MB at 1 KiB
+ * and 70-110 MB at 64 KiB and 1 MiB). */
+#define SNAPSHOT_COPY_MAX (128u << 20)
 
 static int copy_append(void *ctx, const void *data, size_t size)
 {
