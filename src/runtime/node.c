@@ -239,19 +239,21 @@ static int write_snapshot(void *ctx, struct cohort_err *err)
 
 /* A store of at most this many bytes (kv_used_memory()) is snapshotted
  * from a copy by a thread, a bigger one by a forked child (see
- * runtime/snapshot_job.h). The copy stalls the loop for a memcpy of the
- * store (tens of ms at the top of the range on the benchmark's VM), but a
- * fork costs more there: its page-table copy, then a copy-on-write fault
- * (a page copy and a TLB shootdown) for each store page written while the
- * child lives. Measured in A/B pairs through all members (bench/RESULTS.md,
- * "Snapshot writeback"): with the copy, 1 KiB writes at 128 outstanding
- * (an 11 MiB store) went from 16-17k/s to 30-33k/s and their p99.9 from
- * 218-245 ms to 42-56 ms; 64 KiB writes (64 MiB) from 250-280/s to 615/s;
- * 1 MiB writes (100 MiB) from 17/s to 34/s. The price is memory: the copy
- * buffer, kept between snapshots, is the serialized store's size rounded
- * up to a power of two (the replicas' resident sets grew by 20 MB at 1 KiB
- * and 70-110 MB at 64 KiB and 1 MiB). */
-#define SNAPSHOT_COPY_MAX (128u << 20)
+ * runtime/snapshot_job.h). The copy stalls the loop for a serialization and
+ * memcpy of the store, but a fork costs more at these sizes: its page-table
+ * copy, then a copy-on-write fault (a page copy and a TLB shootdown) for
+ * each store page written while the child lives. Measured in A/B pairs
+ * through all members (bench/RESULTS.md, "Byte-ring history and copy
+ * snapshots"): with the copy, 1 KiB writes at 128 outstanding (an 11 MiB
+ * store) went from 16-17k/s to 30-33k/s and their p99.9 from 218-245 ms
+ * to 42-56 ms. With a 128 MiB bound, 64 KiB and 1 MiB writes doubled too,
+ * but tests/system/test_large_store.py then saw loop stalls of 30-60 ms
+ * each while the store was copied (against 10-15 ms with forks), too close
+ * to the default 150 ms suspicion timeout on a loaded machine; at 32 MiB
+ * they were as with forks. The copy buffer is kept between snapshots (a
+ * fresh one page-faults on every 4 KiB), so it costs up to about twice
+ * the store in memory. */
+#define SNAPSHOT_COPY_MAX (32u << 20)
 /* ... and of at most this many keys: serializing costs the loop about
  * 1 µs a key on that VM (25-45 ms at 40,000 keys under load), so a store
  * of many small keys forks, however few bytes it holds. */
