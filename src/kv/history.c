@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cohort.h"
 #include "common/assert.h"
@@ -43,8 +42,7 @@ void history_deinit(struct history *h)
     while (h->count > 0)
         drop_oldest(h);
     free(h->ring);
-    if (h->buf != NULL)
-        munmap(h->buf, h->buf_size);
+    free(h->buf);
     memset(h, 0, sizeof(*h));
 }
 
@@ -84,38 +82,60 @@ uint64_t history_entry_cost(size_t channel_size, size_t message_size)
            (uint64_t)message_size;
 }
 
-/* The byte ring's reservation: twice bytes_max (room for the entries'
- * alignment and for a wrap's unused end, so neither makes the ring evict
- * below its budget), rounded up to a page, at most 1 TiB, halved while the
- * address space refuses it (not below 1 MiB). MAP_NORESERVE: a page costs
- * memory only once written, and place() keeps the written part short. */
-#define RING_RESERVE_MAX (1ull << 40)
-#define RING_RESERVE_MIN (1ull << 20)
-
-static int reserve(struct history *h)
-{
-    uint64_t size = h->bytes_max < RING_RESERVE_MAX / 2 ? 2 * h->bytes_max
-                                                        : RING_RESERVE_MAX;
-    size = (size + 4095) & ~(uint64_t)4095;
-    for (;;) {
-        void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p != MAP_FAILED) {
-            h->buf = p;
-            h->buf_size = (size_t)size;
-            return 0;
-        }
-        if (size <= RING_RESERVE_MIN)
-            return -COHORT_ENOMEM;
-        size = (size / 2 + 4095) & ~(uint64_t)4095;
-    }
-}
-
 /* The bytes an entry of this cost takes in the ring: entries start
  * 8-byte aligned. */
 static size_t footprint(uint64_t cost)
 {
     return (size_t)((cost + 7) & ~(uint64_t)7);
+}
+
+/* The most the byte ring grows to: twice bytes_max, room for the entries'
+ * alignment (under half an entry's cost) and a wrap's unused end, so
+ * neither makes the ring evict below its budget. */
+static size_t buf_max(const struct history *h)
+{
+    uint64_t max = h->bytes_max < (UINT64_C(1) << 40) ? 2 * h->bytes_max
+                                                      : UINT64_C(1) << 41;
+    return max < SIZE_MAX ? (size_t)max : SIZE_MAX;
+}
+
+/* Move the entries, in order, to the start of a buffer at least twice as
+ * big (at most buf_max()) with room for n more bytes. Entries are only
+ * reached through h->ring (history_at() each time), so moving them is
+ * safe between appends. */
+static int grow_buf(struct history *h, size_t n)
+{
+    size_t live = 0;
+    for (uint32_t i = 0; i < h->count; i++) {
+        const struct history_entry *e = history_at(h, i);
+        live += footprint(history_entry_cost(e->channel_size, e->message_size));
+    }
+    size_t max = buf_max(h);
+    size_t size = h->buf_size ? h->buf_size : 4096;
+    while (size < max && (size < 2 * h->buf_size || size - live < n))
+        size = size > max / 2 ? max : 2 * size;
+    if (size - live < n)
+        return -COHORT_ENOMEM; /* at buf_max(): the caller evicts */
+    uint8_t *buf = malloc(size);
+    if (buf == NULL)
+        return -COHORT_ENOMEM;
+    size_t at = 0;
+    for (uint32_t i = 0; i < h->count; i++) {
+        uint32_t slot = (uint32_t)(((uint64_t)h->head + i) % h->capacity);
+        struct history_entry *e = h->ring[slot];
+        size_t f =
+            footprint(history_entry_cost(e->channel_size, e->message_size));
+        memcpy(buf + at, e, f);
+        h->ring[slot] = (struct history_entry *)(buf + at);
+        at += f;
+    }
+    free(h->buf);
+    h->buf = buf;
+    h->buf_size = size;
+    h->tail = at;
+    if (at > h->extent)
+        h->extent = at;
+    return 0;
 }
 
 /* Where an entry of n bytes goes in the ring now, or SIZE_MAX if it does
@@ -147,10 +167,8 @@ static int append(struct history *h, uint64_t position, const void *channel,
     ASSERT(position > h->last || (h->shared_positions && position == h->last));
     ASSERT(channel_size <= UINT32_MAX && message_size < UINT32_MAX);
     uint64_t cost = history_entry_cost(channel_size, tag_size + message_size);
-    if (cost <= h->bytes_max && h->buf == NULL && reserve(h) != 0)
-        return -COHORT_ENOMEM;
     size_t n = footprint(cost);
-    if (cost > h->bytes_max || n > h->buf_size) {
+    if (cost > h->bytes_max) {
         /* Retaining it would mean retaining nothing else: keep nothing,
          * and say so through the floor. */
         history_reset(h, position);
@@ -162,8 +180,13 @@ static int append(struct history *h, uint64_t position, const void *channel,
     while (h->count == h->count_max || h->bytes + cost > h->bytes_max)
         drop_oldest(h);
     size_t at;
-    while ((at = place(h, n)) == SIZE_MAX)
-        drop_oldest(h); /* an empty ring fits it: n <= buf_size */
+    while ((at = place(h, n)) == SIZE_MAX) {
+        if (h->buf_size < buf_max(h) && grow_buf(h, n) == 0)
+            continue; /* now it fits */
+        if (h->count == 0)
+            return -COHORT_ENOMEM; /* no memory for a ring that holds it */
+        drop_oldest(h);
+    }
     struct history_entry *e = (struct history_entry *)(h->buf + at);
     h->tail = at + n;
     if (h->tail > h->extent)

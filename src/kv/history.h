@@ -14,11 +14,13 @@
  * counts every entry it is given with a sequence number (entry i has
  * first_seq + i), so a reader can resume inside a position.
  *
- * Memory: the entries sit in one byte ring of bytes_max (virtual: a page
- * costs memory only once written), 8-byte aligned, in append order; an
- * entry that does not fit before the end, or fits at the start, goes to
- * the start, so the bytes in use stay within about twice the largest the
- * live entries ever took. No malloc or free per entry: at 1 KiB writes the
+ * Memory: the entries sit in one byte ring, 8-byte aligned, in append
+ * order; an entry goes to the ring's start as soon as that has room, so
+ * the ring stays about as long as the live entries need. The ring starts
+ * at 4 KiB and doubles (moving the entries, in order, to the new buffer's
+ * start) when an entry does not fit, up to twice bytes_max; only then does
+ * fitting evict. An entry is reached through history_at(), never kept
+ * across an append. No malloc or free per entry: at 1 KiB writes the
  * allocator's free alone was 6.7% of a primary's CPU with one malloc'd
  * entry per change.
  *
@@ -50,13 +52,11 @@ struct history_entry {
 
 struct history {
     struct history_entry **ring; /* capacity slots, grown up to count_max */
-    /* The entries live in one byte ring (see history.c): reserved at the
-     * first append, never moved, so an entry stays where it is until it is
-     * evicted. */
+    /* The entries live in one byte ring (see Memory above). */
     uint8_t *buf;
-    size_t buf_size; /* bytes reserved (virtual until written) */
+    size_t buf_size; /* bytes allocated */
     size_t tail;     /* where the next entry goes */
-    size_t extent;   /* the highest byte ever used: what can be resident */
+    size_t extent;   /* the highest byte ever used */
     uint32_t capacity;
     uint32_t count_max;
     uint64_t bytes_max;
@@ -90,7 +90,9 @@ uint64_t history_entry_cost(size_t channel_size, size_t message_size);
  * shared_positions), evicting the oldest
  * entries to make room. A message over bytes_max alone is not retained
  * (floor moves to its position). Returns -COHORT_ENOMEM and changes
- * nothing if the byte ring cannot be reserved or more slots allocated. */
+ * nothing if more slots cannot be allocated, and -COHORT_ENOMEM after
+ * evicting what the bounds required if the byte ring cannot grow to hold
+ * the entry. */
 int history_append(struct history *h, uint64_t position, const void *channel,
                    size_t channel_size, const void *message,
                    size_t message_size);
