@@ -161,26 +161,27 @@ static void job_release(void *ctx)
     j->released++;
 }
 
-static void a_thread_publishes_through_it_and_older_ones_go(void **state)
+/* Open j's files for a snapshot at op 9 in fx->dir (as the loop does), run
+ * fn in a snapshot thread while this thread reads a socket and closes it
+ * as libuv does (a descriptor the thread opened itself would get that
+ * number), and reap it: it must have succeeded and released j once. The
+ * temp file's path goes to temp. */
+static void run_thread_job(struct fixture *fx, struct job *j,
+                           snapshot_job_write_fn fn, char *temp)
 {
-    struct fixture *fx = *state;
     struct cohort_err err;
-    /* An older snapshot, written the ordinary way. */
-    assert_int_equal(write_snapshot(vfs_posix(), fx->dir, 3, 5000, &err), 0);
-    struct job j = {.dir = fx->dir, .op = 9};
-    char temp[VFS_PATH_MAX];
+    j->dir = fx->dir;
+    j->op = 9;
     assert_int_equal(snapshot_temp_path(temp, fx->dir, 9, &err), 0);
-    assert_int_equal(snapshot_vfs_open(&j.sv, vfs_posix(), fx->dir, temp, &err),
-                     0);
+    assert_int_equal(
+        snapshot_vfs_open(&j->sv, vfs_posix(), fx->dir, temp, &err), 0);
     struct snapshot_job sj;
     snapshot_job_init(&sj);
     char why[COHORT_ERR_MESSAGE_MAX];
-    assert_true(snapshot_job_start_thread(&sj, 9, job_write, &j, job_release,
-                                          why, sizeof(why)));
-    /* While the thread runs, the loop reads a socket and closes it as libuv
-     * does: a descriptor the thread opened itself would get that number. */
+    assert_true(snapshot_job_start_thread(&sj, 9, fn, j, job_release, why,
+                                          sizeof(why)));
     read_then_close_like_libuv();
-    atomic_store_explicit(&j.go, true, memory_order_relaxed);
+    atomic_store_explicit(&j->go, true, memory_order_relaxed);
     uint64_t op = 0;
     bool ok = false, reaped = false;
     for (int i = 0; i < 10000 && !reaped; i++) {
@@ -190,7 +191,18 @@ static void a_thread_publishes_through_it_and_older_ones_go(void **state)
     }
     assert_true(reaped);
     assert_true(ok);
-    assert_int_equal(j.released, 1);
+    assert_int_equal(j->released, 1);
+}
+
+static void a_thread_publishes_through_it_and_older_ones_go(void **state)
+{
+    struct fixture *fx = *state;
+    struct cohort_err err;
+    /* An older snapshot, written the ordinary way. */
+    assert_int_equal(write_snapshot(vfs_posix(), fx->dir, 3, 5000, &err), 0);
+    struct job j = {.released = 0};
+    char temp[VFS_PATH_MAX];
+    run_thread_job(fx, &j, job_write, temp);
     /* Only the new snapshot is left: published, temp gone, older deleted. */
     assert_int_equal(count_entries(fx->dir), 1);
     assert_false(exists(temp));
@@ -214,28 +226,9 @@ static void a_thread_lists_through_the_loops_directory(void **state)
     struct fixture *fx = *state;
     struct cohort_err err;
     assert_int_equal(write_snapshot(vfs_posix(), fx->dir, 3, 100, &err), 0);
-    struct job j = {.dir = fx->dir, .op = 9};
+    struct job j = {.released = 0};
     char temp[VFS_PATH_MAX];
-    assert_int_equal(snapshot_temp_path(temp, fx->dir, 9, &err), 0);
-    assert_int_equal(snapshot_vfs_open(&j.sv, vfs_posix(), fx->dir, temp, &err),
-                     0);
-    struct snapshot_job sj;
-    snapshot_job_init(&sj);
-    char why[COHORT_ERR_MESSAGE_MAX];
-    assert_true(snapshot_job_start_thread(&sj, 9, job_list, &j, job_release,
-                                          why, sizeof(why)));
-    read_then_close_like_libuv();
-    atomic_store_explicit(&j.go, true, memory_order_relaxed);
-    uint64_t op = 0;
-    bool ok = false, reaped = false;
-    for (int i = 0; i < 10000 && !reaped; i++) {
-        reaped = snapshot_job_reap(&sj, &op, &ok, why, sizeof(why));
-        if (!reaped)
-            usleep(1000);
-    }
-    assert_true(reaped);
-    assert_true(ok);
-    assert_int_equal(j.released, 1);
+    run_thread_job(fx, &j, job_list, temp);
     /* The older snapshot and the new temp file, which the thread never
      * opened and the release removed. */
     assert_int_equal(j.names, 2);
