@@ -403,17 +403,6 @@ static int restart_step(struct rejuv *r, uint32_t i, struct cohort_err *err)
     return 0;
 }
 
-/* Whether a refusal of COHORT.TRANSFER says "try again". */
-static bool transfer_retryable(const char *msg, size_t len)
-{
-    static const char *const words[] = {"not caught up", "not responding",
-                                        "already under way", "not the primary"};
-    for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++)
-        if (memmem(msg, len, words[k], strlen(words[k])) != NULL)
-            return true;
-    return false;
-}
-
 /* Hand the primary role to target; wait until target leads. */
 static int transfer_to(struct rejuv *r, uint32_t target, uint64_t *view_out,
                        struct cohort_err *err)
@@ -436,7 +425,8 @@ static int transfer_to(struct rejuv *r, uint32_t target, uint64_t *view_out,
         }
         int rc = cli_rpc_call(&c, 2, cmd, err);
         bool refused = rc == 0 && c.nodes[0].type == RESP_TYPE_ERROR;
-        if (refused && !transfer_retryable(c.nodes[0].str, c.nodes[0].len)) {
+        if (refused &&
+            !cli_transfer_retryable(c.nodes[0].str, c.nodes[0].len)) {
             rc = err_set(err, -COHORT_EAGAIN,
                          "transfer to replica %" PRIu32 " refused: %.*s",
                          target, (int)c.nodes[0].len, c.nodes[0].str);

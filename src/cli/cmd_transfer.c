@@ -3,9 +3,10 @@
  * docs/PROTOCOL.md and src/server/cmd_transfer.c): find the primary, send
  * COHORT.TRANSFER, then watch the old primary's INFO replication until it
  * follows replica ID in the view the transfer named, and say so in one
- * line with the time it took. A refusal (unknown id, the primary itself, a
- * target that is down or behind) is the server's one-line error. */
-#include <errno.h>
+ * line with the time it took. A refusal that says "try again" (a target
+ * briefly unheard or behind, a view change under way) is retried until
+ * --timeout; any other (unknown id, the primary itself), or the last one
+ * at the timeout, is the server's one-line error. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,7 +38,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: cohort transfer [--cluster host:port] [--timeout S] ID\n"
             "Hand the primary role to replica ID (a caught-up backup) without "
-            "a\nview-change timeout; waits until ID leads the new view.\n"
+            "a\nview-change timeout; waits until ID leads the new view "
+            "(retrying while ID is\nbehind or briefly unheard).\n"
             "  --cluster host:port  any member's client address (default "
             "127.0.0.1:7001)\n"
             "  --timeout S          give up waiting after S seconds (default "
@@ -108,13 +110,6 @@ static int read_view(struct cli_rpc *c, struct view_seen *v,
     return 0;
 }
 
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Watch the old primary until it follows target in new_view (or later). */
 static int wait_handover(struct cli_rpc *c, const struct transfer_cli *t,
                          uint64_t new_view, uint64_t started,
@@ -133,7 +128,7 @@ static int wait_handover(struct cli_rpc *c, const struct transfer_cli *t,
                            "another view change intervened: view %" PRIu64
                            " is led by replica %" PRIu64 "; try again",
                            v.view, v.primary);
-        pause_ms(2);
+        cli_pause_ms(2);
     }
     return err_set(err, -COHORT_EAGAIN,
                    "replica %" PRIu64 " did not take over within %" PRIu64
@@ -141,6 +136,51 @@ static int wait_handover(struct cli_rpc *c, const struct transfer_cli *t,
                    "not catch up in time or a view change intervened: see "
                    "cohort status %s",
                    t->target, t->timeout_ms / 1000, v.view, v.role, t->cluster);
+}
+
+/* Ask the primary for the transfer until it is accepted (0, *new_view set)
+ * or refused for good (1, the refusal printed), retrying refusals that say
+ * "try again" (a target briefly unheard or behind, a view change under
+ * way) until the timeout; then the last refusal is the answer. On
+ * success c is the connection to the primary that accepted, before is
+ * what it said of the view. */
+static int ask_transfer(struct cli_rpc *c, const struct transfer_cli *t,
+                        uint64_t started, struct view_seen *before,
+                        uint64_t *new_view, struct cohort_err *err)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, t->target);
+    struct resp_arg cmd[] = {{"COHORT.TRANSFER", 15}, {id, strlen(id)}};
+    for (;;) {
+        int rc = cli_rpc_open_primary(c, t->cluster, INFO_SIZE_MAX, err);
+        if (rc != 0)
+            return rc;
+        if ((rc = read_view(c, before, err)) != 0 ||
+            (rc = cli_rpc_call(c, 2, cmd, err)) != 0) {
+            cli_rpc_close(c);
+            return rc;
+        }
+        const struct resp_node *n = &c->nodes[0];
+        if (n->type == RESP_TYPE_INTEGER && n->integer >= 0) {
+            *new_view = (uint64_t)n->integer;
+            return 0;
+        }
+        if (n->type != RESP_TYPE_ERROR) {
+            rc = err_set(err, -COHORT_EPROTO, "%s: unexpected reply", c->addr);
+            cli_rpc_close(c);
+            return rc;
+        }
+        if (!cli_transfer_retryable(n->str, n->len) ||
+            now_ms() - started >= t->timeout_ms) {
+            size_t skip = n->len > 4 && !memcmp(n->str, "ERR ", 4) ? 4 : 0;
+            fprintf(stderr, "cohort transfer: %.*s\n", (int)(n->len - skip),
+                    n->str + skip);
+            cli_rpc_close(c);
+            return 1;
+        }
+        cli_rpc_close(c);
+        cli_pause_ms(50);
+    }
 }
 
 int cmd_transfer(int argc, char **argv)
@@ -152,42 +192,24 @@ int cmd_transfer(int argc, char **argv)
     struct cohort_err err;
     err_clear(&err);
     struct cli_rpc c;
-    if (cli_rpc_open_primary(&c, t.cluster, INFO_SIZE_MAX, &err) != 0) {
+    struct view_seen before = {0};
+    uint64_t new_view = 0, started = now_ms();
+    rc = ask_transfer(&c, &t, started, &before, &new_view, &err);
+    if (rc == 1)
+        return 1;
+    if (rc != 0) {
         fprintf(stderr, "cohort transfer: %s\n", err.message);
         return 1;
     }
-    struct view_seen before = {0};
-    if (read_view(&c, &before, &err) != 0)
-        goto fail;
-    char id[24];
-    snprintf(id, sizeof(id), "%" PRIu64, t.target);
-    struct resp_arg cmd[] = {{"COHORT.TRANSFER", 15}, {id, strlen(id)}};
-    uint64_t started = now_ms();
-    if (cli_rpc_call(&c, 2, cmd, &err) != 0)
-        goto fail;
-    const struct resp_node *n = &c.nodes[0];
-    if (n->type == RESP_TYPE_ERROR) {
-        size_t skip = n->len > 4 && !memcmp(n->str, "ERR ", 4) ? 4 : 0;
-        fprintf(stderr, "cohort transfer: %.*s\n", (int)(n->len - skip),
-                n->str + skip);
+    if (wait_handover(&c, &t, new_view, started, &err) != 0) {
+        fprintf(stderr, "cohort transfer: %s\n", err.message);
         cli_rpc_close(&c);
         return 1;
     }
-    if (n->type != RESP_TYPE_INTEGER || n->integer < 0) {
-        err_set(&err, -COHORT_EPROTO, "%s: unexpected reply", c.addr);
-        goto fail;
-    }
-    uint64_t new_view = (uint64_t)n->integer;
-    if (wait_handover(&c, &t, new_view, started, &err) != 0)
-        goto fail;
     printf("replica %" PRIu64 " is the primary of view %" PRIu64
            " (was replica %" PRIu64 ", view %" PRIu64 "); took %" PRIu64
            " ms\n",
            t.target, new_view, before.primary, before.view, now_ms() - started);
     cli_rpc_close(&c);
     return 0;
-fail:
-    fprintf(stderr, "cohort transfer: %s\n", err.message);
-    cli_rpc_close(&c);
-    return 1;
 }

@@ -139,6 +139,16 @@ void cli_pause_ms(long ms)
         ;
 }
 
+bool cli_transfer_retryable(const char *msg, size_t len)
+{
+    static const char *const words[] = {"not caught up", "not responding",
+                                        "already under way", "not the primary"};
+    for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++)
+        if (memmem(msg, len, words[k], strlen(words[k])) != NULL)
+            return true;
+    return false;
+}
+
 int cli_rpc_expect(struct cli_rpc *c, uint32_t argc,
                    const struct resp_arg *argv, enum resp_type want,
                    struct cohort_err *err)

@@ -63,5 +63,9 @@ bool cli_info_field(const char *text, size_t len, const char *name, char *out,
 bool cli_list_field(const char *line, const char *key, char *out, size_t size);
 /* Sleep ms milliseconds (resumed after signals). */
 void cli_pause_ms(long ms);
+/* Whether a refusal of COHORT.TRANSFER is one that says "try again": the
+ * target is behind or briefly unheard, a transfer or a view change is
+ * under way. */
+bool cli_transfer_retryable(const char *msg, size_t len);
 
 #endif

@@ -347,6 +347,7 @@ def main(binary):
                                   ("TRYAGAIN",), "transfers")
     check_writes_and_counter(c, writers, inc, c.live())
     c.check_healthy()
+    dead = check_dead_target(c)
     ms = sorted(1000 * x for x in to_first_ack)
     return ("%d transfers under load, %d writes acked, 0 failed (%d "
             "-TRYAGAIN retried, 0 bounced; %d re-sent); command -> first "
@@ -354,7 +355,40 @@ def main(binary):
             % (ROUNDS + 1, writers.ack_count(), retried,
                resent.get("forward_resent", 0),
                "/".join("%.1f" % x for x in ms), 1000 * gap,
-               out.stdout.strip()))
+               out.stdout.strip())) + "; " + dead
+
+
+def check_dead_target(c):
+    """`cohort transfer` to a replica that is down: the primary says "not
+    responding", which the CLI retries (it may be a blip) until --timeout,
+    then prints that refusal in one line and exits 1; the primary keeps
+    its role."""
+    p = c.find_primary()
+    b = (p + 1) % c.n
+    c.kill(b)
+    deadline = time.monotonic() + 20 * c.slow
+    field = "member%d" % b
+    while time.monotonic() < deadline:
+        if "health=suspected" in c.info(p, "replication").get(field, ""):
+            break
+        time.sleep(0.02)
+    else:
+        raise cl.TestFailure("r%d never suspected the killed r%d" % (p, b))
+    cluster = "127.0.0.1:%d" % c.client_ports[p]
+    t0 = time.monotonic()
+    out = subprocess.run([c.binary, "transfer", "--cluster", cluster,
+                          "--timeout", "1", str(b)], capture_output=True,
+                         text=True, timeout=30 * c.slow)
+    took = time.monotonic() - t0
+    check(out.returncode == 1 and "not responding" in out.stderr
+          and out.stderr.count("\n") == 1,
+          "cohort transfer to the killed r%d: rc %d, %r"
+          % (b, out.returncode, out.stderr))
+    # It retried for the whole timeout rather than giving up at once.
+    check(took >= 1.0, "cohort transfer gave up after %.2f s, before its "
+          "1 s --timeout" % took)
+    check(c.find_primary() == p, "a refused transfer moved the primary")
+    return "to a killed replica: %s after %.1f s" % (out.stderr.strip(), took)
 
 
 if __name__ == "__main__":
