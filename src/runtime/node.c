@@ -347,7 +347,7 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
 {
     struct node *n = ctx;
     if (snapshot_job_running(&n->snapshot_job)) {
-        snprintf(why, why_size, "a snapshot child is still running");
+        snprintf(why, why_size, "the previous snapshot is still being written");
         return false;
     }
     n->snapshot_started_ns = uv_hrtime();

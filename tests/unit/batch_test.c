@@ -5,7 +5,6 @@
  * the log, recovered against the bound, shows no loss; and a log that lost
  * its last segment behind cohort's back does. */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +18,7 @@
 
 #include "storage/batch.h"
 #include "storage/vfs_fault.h"
+#include "tmpdir.h"
 
 #define OPS_MAX 200
 #define BODY_SIZE 150
@@ -103,20 +103,10 @@ struct fixture {
     char meta_path[128];
 };
 
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
-    snprintf(fx->root, sizeof(fx->root), "/tmp/cohort-batch-XXXXXX");
-    if (!mkdtemp(fx->root))
+    if (!tmpdir_make(fx->root, sizeof(fx->root), "batch"))
         return -1;
     snprintf(fx->dir, sizeof(fx->dir), "%s/wal", fx->root);
     snprintf(fx->meta_path, sizeof(fx->meta_path), "%s/meta", fx->root);
@@ -127,7 +117,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    nftw(fx->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(fx->root);
     free(fx);
     return 0;
 }
@@ -236,7 +226,7 @@ static void shrink_run(struct fixture *fx, bool reset, uint64_t power_ops,
     struct wal w;
     struct meta mt;
     struct wal_recovery rec;
-    nftw(fx->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(fx->dir);
     remove(fx->meta_path);
     const struct wal_position zero = {0, 0};
     open_both(fx, &f.vfs, &w, &mt, &rec, zero);

@@ -1,7 +1,6 @@
 /* storage/meta: metadata survives reopen and a crash at any write, a bad
  * slot falls back to the other, and two bad slots are a clear error. */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,26 +17,17 @@
 #include "common/crc32c.h"
 #include "storage/meta.h"
 #include "storage/vfs_fault.h"
+#include "tmpdir.h"
 
 struct fixture {
     char root[64];
     char path[128];
 };
 
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
-    snprintf(fx->root, sizeof(fx->root), "/tmp/cohort-meta-XXXXXX");
-    if (!mkdtemp(fx->root))
+    if (!tmpdir_make(fx->root, sizeof(fx->root), "meta"))
         return -1;
     snprintf(fx->path, sizeof(fx->path), "%s/meta", fx->root);
     *state = fx;
@@ -47,7 +37,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    nftw(fx->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(fx->root);
     free(fx);
     return 0;
 }
@@ -178,7 +168,7 @@ static bool crash_at(struct fixture *fx, uint64_t ops, const int mode[2])
 {
     struct vfs_fault f;
     vfs_fault_init(&f, vfs_posix());
-    nftw(fx->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(fx->root);
     assert_int_equal(mkdir(fx->root, 0755), 0);
     struct meta m;
     struct meta_record r;

@@ -5,7 +5,6 @@
  * lock. No test waits on a clock: each polls until a state that, once
  * reached, stays. */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +20,7 @@
 #include "storage/meta.h"
 #include "storage/vfs_fault.h"
 #include "storage/wal.h"
+#include "tmpdir.h"
 
 #define POLL_LIMIT 600000 /* 1 ms polls: ten minutes, a hung thread */
 
@@ -37,15 +37,6 @@ struct fixture {
     uint8_t bodies[4][16];
 };
 
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void on_async(uv_async_t *handle)
 {
     (void)handle;
@@ -56,8 +47,7 @@ static int setup(void **state)
     struct fixture *fx = calloc(1, sizeof(*fx));
     if (!fx)
         return -1;
-    snprintf(fx->root, sizeof(fx->root), "/tmp/cohort-persister-XXXXXX");
-    if (!mkdtemp(fx->root))
+    if (!tmpdir_make(fx->root, sizeof(fx->root), "persister"))
         return -1;
     snprintf(fx->dir, sizeof(fx->dir), "%s/wal", fx->root);
     vfs_fault_init(&fx->fault, vfs_posix());
@@ -109,7 +99,7 @@ static int teardown(void **state)
     wal_close(&fx->wal);
     meta_close(&fx->meta);
     vfs_fault_deinit(&fx->fault);
-    nftw(fx->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(fx->root);
     free(fx);
     return 0;
 }

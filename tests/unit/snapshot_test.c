@@ -2,7 +2,6 @@
  * chunks reassemble into the same snapshot on a peer, only the newest is
  * kept, and a crash while writing leaves the previous one usable. */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +18,7 @@
 #include "common/entry.h"
 #include "storage/snapshot.h"
 #include "storage/vfs_fault.h"
+#include "tmpdir.h"
 
 struct fixture {
     char root[64];
@@ -26,20 +26,10 @@ struct fixture {
     char peer[128]; /* a peer's snapshots */
 };
 
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
-    snprintf(fx->root, sizeof(fx->root), "/tmp/cohort-snap-XXXXXX");
-    if (!mkdtemp(fx->root))
+    if (!tmpdir_make(fx->root, sizeof(fx->root), "snap"))
         return -1;
     snprintf(fx->dir, sizeof(fx->dir), "%s/snap", fx->root);
     snprintf(fx->peer, sizeof(fx->peer), "%s/peer", fx->root);
@@ -50,7 +40,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    nftw(fx->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(fx->root);
     free(fx);
     return 0;
 }
@@ -357,7 +347,7 @@ static bool crash_while_writing(struct fixture *fx, uint64_t ops, uint64_t keep,
 {
     struct vfs_fault f;
     vfs_fault_init(&f, vfs_posix());
-    nftw(fx->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(fx->dir);
     assert_int_equal(write_snapshot(&f.vfs, fx->dir, 10, 3000, NULL), 0);
     vfs_fault_power_off_after(&f, ops);
     bool done = write_snapshot(&f.vfs, fx->dir, 20, 150000, NULL) == 0;

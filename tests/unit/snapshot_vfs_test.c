@@ -5,7 +5,6 @@
  * number the loop read from and closed the way libuv does (a raw close
  * syscall the sanitizer does not see) does not reach the thread. */
 #include <dirent.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,26 +24,17 @@
 #include "runtime/snapshot_job.h"
 #include "runtime/snapshot_vfs.h"
 #include "storage/snapshot.h"
+#include "tmpdir.h"
 
 struct fixture {
     char root[64];
     char dir[128];
 };
 
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
-    snprintf(fx->root, sizeof(fx->root), "/tmp/cohort-svfs-XXXXXX");
-    if (!mkdtemp(fx->root))
+    if (!tmpdir_make(fx->root, sizeof(fx->root), "svfs"))
         return -1;
     snprintf(fx->dir, sizeof(fx->dir), "%s/snapshots", fx->root);
     *state = fx;
@@ -54,7 +44,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    nftw(fx->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(fx->root);
     free(fx);
     return 0;
 }

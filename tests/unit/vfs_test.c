@@ -1,7 +1,6 @@
 /* storage/vfs: the POSIX implementation does what the interface says, and
  * the fault vfs loses exactly what was not made durable. */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,20 +14,12 @@
 
 #include "storage/vfs.h"
 #include "storage/vfs_fault.h"
-
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+#include "tmpdir.h"
 
 static int setup_dir(void **state)
 {
-    char *dir = strdup("/tmp/cohort-vfs-XXXXXX");
-    if (!dir || !mkdtemp(dir))
+    char *dir = malloc(64);
+    if (!dir || !tmpdir_make(dir, 64, "vfs"))
         return -1;
     *state = dir;
     return 0;
@@ -36,7 +27,7 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-    nftw(*state, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(*state);
     free(*state);
     return 0;
 }

@@ -7,7 +7,6 @@
  * deleted, missing a segment, cut short or ending below the metadata's
  * bound is damage; the wal then takes the replica's next appends. */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +29,7 @@
 #include "storage/vfs_fault.h"
 #include "storage/wal.h"
 #include "storage/wal_internal.h"
+#include "tmpdir.h"
 
 #define OPS_MAX 200
 #define BODY_MAX 200
@@ -129,25 +129,15 @@ struct fixture {
     struct wal_expect expect;
 };
 
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void remove_tree(const char *path)
 {
-    nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(path);
 }
 
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
-    snprintf(fx->root, sizeof(fx->root), "/tmp/cohort-wal-XXXXXX");
-    if (!mkdtemp(fx->root))
+    if (!tmpdir_make(fx->root, sizeof(fx->root), "wal"))
         return -1;
     snprintf(fx->dir, sizeof(fx->dir), "%s/wal", fx->root);
     wal_config_defaults(&fx->config);
