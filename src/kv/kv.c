@@ -11,6 +11,7 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "kv/changes.h"
+#include "kv/snapshot.h"
 
 /* The seed of record digests. Unlike config.hash_seed it is part of the
  * state hash, so it must never change: every replica and every version must
@@ -189,6 +190,7 @@ static void free_records(struct kv *kv)
 
 void kv_deinit(struct kv *kv)
 {
+    kv_snapshot_abort(kv);
     kv_index_clear(&kv->index);
     kv_expire_index_deinit(&kv->expiry);
     if (kv->slots != NULL)
@@ -209,6 +211,7 @@ void kv_deinit(struct kv *kv)
 static void flush_keys(struct kv *kv)
 {
     ASSERT(kv->slots != NULL);
+    kv_snapshot_drain(kv);
     kv_index_clear(&kv->index);
     kv_expire_index_clear(&kv->expiry);
     free_records(kv);
@@ -278,6 +281,8 @@ static int insert_new(struct kv *kv, uint64_t hash, const uint8_t *key,
                       size_t key_size, const uint8_t *value, size_t value_size,
                       const struct kv_record *meta)
 {
+    if (kv->slicer != NULL)
+        kv_snapshot_note_create(kv, key, key_size);
     size_t alloc_size = record_alloc_size(key_size, value_size);
     struct kv_record *r = malloc(alloc_size);
     if (r == NULL)
@@ -323,6 +328,8 @@ static int replace(struct kv *kv, struct kv_slot *slot, const uint8_t *value,
 {
     struct kv_record *r = slot->record;
     ASSERT(op >= r->mod_op);
+    if (kv->slicer != NULL)
+        kv_snapshot_note_change(kv, r);
     if (r->value_size != value_size) {
         size_t old_size = record_alloc_size(r->key_size, r->value_size);
         size_t new_size = record_alloc_size(r->key_size, value_size);
@@ -439,6 +446,8 @@ bool kv_expire_set(struct kv *kv, const uint8_t *key, size_t key_size,
     if (!found)
         return false;
     struct kv_record *r = kv->slots[i].record;
+    if (kv->slicer != NULL)
+        kv_snapshot_note_change(kv, r);
     uint64_t old_ms = r->expire_at_ms;
     kv->expires_count -= old_ms != 0;
     kv->expires_count += expire_at_ms != 0;
@@ -459,6 +468,8 @@ static bool del(struct kv *kv, const uint8_t *key, size_t key_size,
     if (!found)
         return false;
     struct kv_record *r = kv->slots[i].record;
+    if (kv->slicer != NULL)
+        kv_snapshot_note_change(kv, r);
     kv_changes_record(kv, kv->op, kind, key, key_size, NULL, 0);
     ASSERT(kv->key_count > 0);
     kv->key_count--;

@@ -108,6 +108,8 @@ struct kv_slot {
     struct kv_record *record; /* NULL when the slot is empty */
 };
 
+struct kv_slicer;
+
 struct kv {
     struct kv_config config;
     struct kv_slot *slots;
@@ -157,6 +159,9 @@ struct kv {
     /* Not state: log entries kv_apply() found malformed (answered with an
      * error, nothing changed). Local to this process. */
     uint64_t malformed_ops;
+    /* Not state: a snapshot being written in slices (kv/snapshot.h), NULL
+     * if none. */
+    struct kv_slicer *slicer;
 };
 
 /* What INFO reports. data_size is the same on every replica with the same

@@ -60,6 +60,7 @@
 #ifndef COHORT_KV_SNAPSHOT_H
 #define COHORT_KV_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,36 @@
 int kv_snapshot_write(const struct kv *kv,
                       int (*write)(void *ctx, const void *data, size_t size),
                       void *ctx, struct cohort_err *err);
+
+/* The same stream, written in slices while the store keeps changing: the
+ * records are the store's as of kv_snapshot_begin(), whatever is applied
+ * between the slices. begin writes the header (and encodes the users,
+ * sessions and addresses, which follow the records); each
+ * kv_snapshot_step() writes about budget more bytes of records, and the
+ * last one the rest, setting *done. Until then every change to a key not
+ * yet written first keeps a copy of its record as of the start (kv.c calls
+ * the kv_snapshot_note_* hooks below), so the slices cost the loop their
+ * budget and the store a copy of each key changed meanwhile, never a
+ * stall for the whole store (issue 16). The last step checks that the
+ * records written are the store's at the start (count and digest sum) and
+ * fails with -COHORT_ECORRUPT if not. A failed step (the writer's error,
+ * -COHORT_ENOMEM) also ends it (*done). One at a time per store; FLUSHALL
+ * and restores first finish the walk (kv_snapshot_drain). */
+int kv_snapshot_begin(struct kv *kv,
+                      int (*write)(void *ctx, const void *data, size_t size),
+                      void *ctx, struct cohort_err *err);
+int kv_snapshot_step(struct kv *kv, size_t budget, bool *done,
+                     struct cohort_err *err);
+/* Drop a snapshot being written (the writer's output is left as it is). */
+void kv_snapshot_abort(struct kv *kv);
+
+/* For kv.c, while a snapshot is written in slices: before r changes or is
+ * deleted; before a key is created; before every key goes (FLUSHALL, a
+ * restore), which writes the rest of the records at once. */
+void kv_snapshot_note_change(struct kv *kv, const struct kv_record *r);
+void kv_snapshot_note_create(struct kv *kv, const uint8_t *key,
+                             size_t key_size);
+void kv_snapshot_drain(struct kv *kv);
 
 /* Replace the contents of kv (keeping its config) with the snapshot read
  * through read(ctx, data, size, &got), which returns 0 with *got bytes read

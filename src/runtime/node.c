@@ -60,6 +60,9 @@ struct snapshot_copy {
     uint8_t *state;
     size_t state_size, state_cap;
     struct snapshot_vfs vfs; /* the thread's files, opened by the loop */
+    /* The store is being serialized into state, a slice per loop turn
+     * (kv_snapshot_begin), before the thread starts. */
+    bool slicing;
 };
 
 struct node {
@@ -72,6 +75,7 @@ struct node {
     uv_async_t persist_async;
     uv_timer_t tick;
     uv_check_t check;
+    uv_idle_t slice_idle; /* active while a snapshot is serialized */
     uv_signal_t sigchld;
     uint32_t handles_open;
     bool closing;
@@ -239,25 +243,23 @@ static int write_snapshot(void *ctx, struct cohort_err *err)
 
 /* A store of at most this many bytes (kv_used_memory()) is snapshotted
  * from a copy by a thread, a bigger one by a forked child (see
- * runtime/snapshot_job.h). The copy stalls the loop for a serialization and
- * memcpy of the store, but a fork costs more at these sizes: its page-table
- * copy, then a copy-on-write fault (a page copy and a TLB shootdown) for
- * each store page written while the child lives. Measured in A/B pairs
- * through all members (bench/RESULTS.md, "Byte-ring history and copy
- * snapshots"): with the copy, 1 KiB writes at 128 outstanding (an 11 MiB
- * store) went from 16-17k/s to 30-33k/s and their p99.9 from 218-245 ms
- * to 42-56 ms. With a 128 MiB bound, 64 KiB and 1 MiB writes doubled too,
- * but tests/system/test_large_store.py then saw loop stalls of 30-60 ms
- * each while the store was copied (against 10-15 ms with forks), too close
- * to the default 150 ms suspicion timeout on a loaded machine; at 32 MiB
- * they were as with forks. The copy buffer is kept between snapshots (a
- * fresh one page-faults on every 4 KiB), so it costs up to about twice
- * the store in memory. */
-#define SNAPSHOT_COPY_MAX (32u << 20)
-/* ... and of at most this many keys: serializing costs the loop about
- * 1 µs a key on that VM (25-45 ms at 40,000 keys under load), so a store
- * of many small keys forks, however few bytes it holds. */
-#define SNAPSHOT_COPY_KEYS_MAX 40000u
+ * runtime/snapshot_job.h). The copy is serialized in slices of
+ * SNAPSHOT_SLICE_BYTES, one per loop turn, while writes go on
+ * (kv_snapshot_begin: keys changed meanwhile are kept as they were), so it
+ * does not stall the loop for the whole store; a fork stalls it for the
+ * page-table copy and then costs a copy-on-write fault (a page copy and a
+ * TLB shootdown) for each store page written while the child lives.
+ * Measured in A/B pairs through all members (bench/RESULTS.md,
+ * "Byte-ring history and copy snapshots"): with a copy instead of a fork,
+ * 1 KiB writes at 128 outstanding (an 11 MiB store) went from 16-17k/s to
+ * 30-33k/s and their p99.9 from 218-245 ms to 42-56 ms, and 64 KiB and
+ * 1 MiB writes doubled. The bound is memory: the copy buffer is kept
+ * between snapshots (a fresh one page-faults on every 4 KiB), so it costs
+ * up to about twice the store, plus a copy of each key changed while the
+ * slices are taken. */
+#define SNAPSHOT_COPY_MAX (128u << 20)
+/* What one loop turn serializes: about 0.1-0.3 ms of the loop. */
+#define SNAPSHOT_SLICE_BYTES (128u << 10)
 
 static int copy_append(void *ctx, const void *data, size_t size)
 {
@@ -313,13 +315,16 @@ static int snapshot_copy_open_files(struct snapshot_copy *c,
     return rc;
 }
 
-/* Copy the store and the client table into n->snapshot_copy for a snapshot
- * thread. Its buffers are kept from one snapshot to the next: a fresh
- * buffer costs a page fault per 4 KiB, which on the benchmark's VM made the
- * copy several times slower than the memcpy. False if memory ran out (the
- * caller forks instead). */
-static bool snapshot_copy_take(struct node *n,
-                               const struct driver_snapshot *snap)
+static void on_slice_idle(uv_idle_t *handle);
+
+/* Start serializing the store into n->snapshot_copy for a snapshot thread,
+ * a slice per loop turn (snapshot_slice), and copy the client table. Its
+ * buffers are kept from one snapshot to the next: a fresh buffer costs a
+ * page fault per 4 KiB, which on the benchmark's VM made the copy several
+ * times slower than the memcpy. False if memory ran out (the caller forks
+ * instead). */
+static bool snapshot_copy_begin(struct node *n,
+                                const struct driver_snapshot *snap)
 {
     struct snapshot_copy *c = &n->snapshot_copy;
     c->data_dir = n->c.data_dir;
@@ -334,36 +339,64 @@ static bool snapshot_copy_take(struct node *n,
         c->table_cap = table_size;
     }
     struct cohort_err err;
-    if (kv_snapshot_write(&n->kv, copy_append, c, &err) != 0)
+    if (kv_snapshot_begin(&n->kv, copy_append, c, &err) != 0)
         return false;
     if (table_size)
         memcpy(c->table, snap->client_table, table_size);
     c->snap.client_table = c->table;
+    c->slicing = true;
+    uv_idle_start(&n->slice_idle, on_slice_idle);
     return true;
+}
+
+/* One slice of the store into the copy; after the last, start the thread
+ * that writes it (or report the failure to the driver). */
+static void snapshot_slice(struct node *n)
+{
+    struct snapshot_copy *c = &n->snapshot_copy;
+    if (!c->slicing)
+        return;
+    struct cohort_err err;
+    err_clear(&err);
+    bool done = false;
+    int rc = kv_snapshot_step(&n->kv, SNAPSHOT_SLICE_BYTES, &done, &err);
+    if (!done)
+        return;
+    c->slicing = false;
+    uv_idle_stop(&n->slice_idle);
+    char why[COHORT_ERR_MESSAGE_MAX];
+    if (rc == 0)
+        rc = snapshot_copy_open_files(c, &err);
+    if (rc != 0) {
+        snprintf(why, sizeof(why), "%s", err.message);
+    } else if (snapshot_job_start_thread(
+                   &n->snapshot_job, c->snap.info.op, write_snapshot_copy, c,
+                   release_snapshot_copy, why, sizeof(why))) {
+        return;
+    }
+    n->snapshot_failures++;
+    driver_snapshot_done(n->driver, c->snap.info.op, false, why);
+}
+
+static void on_slice_idle(uv_idle_t *handle)
+{
+    struct node *n = handle->data;
+    if (!n->closing)
+        snapshot_slice(n);
 }
 
 static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
                           char *why, size_t why_size)
 {
     struct node *n = ctx;
-    if (snapshot_job_running(&n->snapshot_job)) {
+    if (snapshot_job_running(&n->snapshot_job) || n->snapshot_copy.slicing) {
         snprintf(why, why_size, "the previous snapshot is still being written");
         return false;
     }
     n->snapshot_started_ns = uv_hrtime();
     if (kv_used_memory(&n->kv) <= SNAPSHOT_COPY_MAX &&
-        n->kv.key_count <= SNAPSHOT_COPY_KEYS_MAX &&
-        snapshot_copy_take(n, snap)) {
-        struct cohort_err err;
-        if (snapshot_copy_open_files(&n->snapshot_copy, &err) != 0) {
-            snprintf(why, why_size, "snapshot at op %" PRIu64 ": %s",
-                     snap->info.op, err.message);
-            return false;
-        }
-        return snapshot_job_start_thread(&n->snapshot_job, snap->info.op,
-                                         write_snapshot_copy, &n->snapshot_copy,
-                                         release_snapshot_copy, why, why_size);
-    }
+        snapshot_copy_begin(n, snap))
+        return true; /* sliced from the next loop turn on */
     struct snapshot_write w = {n, snap};
     return snapshot_job_start(&n->snapshot_job, snap->info.op, &n->lock,
                               write_snapshot, &w, why, why_size);
@@ -991,6 +1024,9 @@ static int start_handles(struct node *n, struct cohort_err *err)
     n->check.data = n;
     n->handles_open++;
     uv_check_start(&n->check, on_check);
+    uv_idle_init(n->loop, &n->slice_idle);
+    n->slice_idle.data = n;
+    n->handles_open++;
     uv_signal_init(n->loop, &n->sigchld);
     n->sigchld.data = n;
     n->handles_open++;
@@ -1087,6 +1123,8 @@ void node_close(struct node *n)
     driver_close(n->driver);
     n->driver = NULL;
     snapshot_job_stop(&n->snapshot_job);
+    if (n->snapshot_copy.slicing)
+        kv_snapshot_abort(&n->kv);
     free(n->snapshot_copy.state);
     free(n->snapshot_copy.table);
     memset(&n->snapshot_copy, 0, sizeof(n->snapshot_copy));
@@ -1103,6 +1141,7 @@ void node_close(struct node *n)
     if (n->handles_open > 1) {
         uv_close((uv_handle_t *)&n->tick, on_handle_closed);
         uv_close((uv_handle_t *)&n->check, on_handle_closed);
+        uv_close((uv_handle_t *)&n->slice_idle, on_handle_closed);
         uv_close((uv_handle_t *)&n->sigchld, on_handle_closed);
     }
 }

@@ -70,6 +70,9 @@ struct sim_snapshot_write {
     /* u64 op, then the store's snapshot stream; kept between snapshots */
     uint8_t *state;
     size_t state_size, state_capacity;
+    /* The stream is being written in slices, as the runtime does
+     * (kv_snapshot_step before each apply, the rest when it is due). */
+    bool slicing;
 };
 
 struct sim_backup_read;

@@ -9,6 +9,7 @@
 
 #include "common/assert.h"
 #include "common/bytes.h"
+#include "kv/snapshot.h"
 
 #define REQUEST_HEADER 16 /* client_id, request_no */
 #define REPLY_HEADER 29   /* client_id, request_no, status, hint, op */
@@ -456,9 +457,12 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
     uint8_t op[8];
     put_u64(op, snap->info.op);
     int rc = state_append(w, op, sizeof(op));
+    struct cohort_err err;
+    err_clear(&err);
     if (rc == 0)
-        rc = kvsm_snapshot_write(&rep->sm, state_append, w);
+        rc = kv_snapshot_begin(&rep->sm.kv, state_append, w, &err);
     ASSERT(rc == 0);
+    w->slicing = true;
     check_restore(&c->check, rep->index, snap->info.op, kvsm_hash(&rep->sm));
     size_t n = snap->info.client_table_size;
     w->table = malloc(n ? n : 1);
@@ -504,11 +508,39 @@ static void host_fatal(void *ctx, int code, const char *why)
 
 /* ------------------------------------------------------------ state machine */
 
+/* One slice of a snapshot being written, of a size drawn from op and the
+ * replica (not from the cluster's prng, so that slicing changes no
+ * scenario); with budget SIZE_MAX, the rest. A sliced stream that is not
+ * the store at its start fails the run. */
+static void snapshot_slice_budget(struct sim_replica *rep, size_t budget)
+{
+    struct sim_snapshot_write *w = &rep->snapshot;
+    struct cohort_err err;
+    err_clear(&err);
+    bool done = false;
+    do {
+        if (kv_snapshot_step(&rep->sm.kv, budget, &done, &err) != 0)
+            check_fail(&rep->cluster->check, "snapshot",
+                       "replica %" PRIu32 " snapshot at op %" PRIu64 ": %s",
+                       rep->index, w->snap.info.op, err.message);
+    } while (!done && budget == SIZE_MAX);
+    if (done)
+        w->slicing = false;
+}
+
+static void snapshot_slice(struct sim_replica *rep, uint64_t op)
+{
+    uint64_t h = (op ^ ((uint64_t)rep->index << 56)) * 0x9e3779b97f4a7c15ull;
+    snapshot_slice_budget(rep, (size_t)(h >> 52) + 1); /* 1..4096 bytes */
+}
+
 static size_t sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
                        const uint8_t *body, size_t body_size, uint8_t *reply,
                        size_t reply_size_max)
 {
     struct sim_replica *rep = ctx;
+    if (rep->snapshot.slicing)
+        snapshot_slice(rep, op);
     /* The mutant: apply judges expiry by the replica's own clock. */
     uint64_t apply_ms = rep->cluster->config.bugs & BUG_KV_LOCAL_CLOCK
                             ? cluster_local_now(rep, rep->cluster->now)
@@ -638,6 +670,8 @@ void sim_host_snapshot_due(struct cluster *c, struct sim_replica *rep)
 {
     struct sim_snapshot_write *w = &rep->snapshot;
     ASSERT(w->active);
+    if (w->slicing)
+        snapshot_slice_budget(rep, SIZE_MAX);
     struct cohort_err err;
     err_clear(&err);
     const struct sim_storage_config *s = &c->config.storage;
@@ -788,6 +822,10 @@ void sim_host_stop(struct cluster *c, struct sim_replica *rep)
         free(rep->snapshot.table);
         rep->snapshot.table = NULL;
         rep->snapshot.active = false;
+    }
+    if (rep->snapshot.slicing) {
+        kv_snapshot_abort(&rep->sm.kv);
+        rep->snapshot.slicing = false;
     }
     struct driver *d = rep->driver;
     rep->driver = NULL; /* answers during the close go nowhere */

@@ -1,6 +1,7 @@
 /* The coordination store's state machine: commands with Redis's replies,
  * versions, limits, malformed log bytes, snapshots, determinism, growth. */
 #include <assert.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -670,6 +671,133 @@ static int restore_from(struct kv *kv, struct buf *b, struct cohort_err *err)
     b->pos = 0;
     err_clear(err);
     return kv_restore(kv, buf_read, b, err);
+}
+
+static uint64_t splitmix(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* One random write of the sliced-snapshot tests: creates, replaces (of
+ * another size), appends, deletes, expiries set, cleared and due, and now
+ * and then FLUSHALL, over a few hundred keys. */
+static void random_write(struct t *t, uint64_t *rng)
+{
+    char line[600], value[400];
+    uint64_t r = splitmix(rng);
+    unsigned key = (unsigned)(r % 300), kind = (unsigned)(r >> 20) % 100;
+    size_t size = (size_t)(r >> 40) % 300;
+    memset(value, 'a' + (int)(r >> 33) % 26, size);
+    value[size] = '\0';
+    if (kind < 40)
+        snprintf(line, sizeof(line), "SET k%03u v%s", key, value);
+    else if (kind < 55)
+        snprintf(line, sizeof(line), "APPEND k%03u x%s", key, value);
+    else if (kind < 75)
+        snprintf(line, sizeof(line), "DEL k%03u", key);
+    else if (kind < 85)
+        snprintf(line, sizeof(line), "PEXPIRE k%03u %u", key,
+                 (unsigned)(r >> 50) % 5000 + 1);
+    else if (kind < 95)
+        snprintf(line, sizeof(line), "PERSIST k%03u", key);
+    else if (kind < 99)
+        snprintf(line, sizeof(line), "GET k%03u", key);
+    else if ((r >> 8) % 8 == 0)
+        snprintf(line, sizeof(line), "FLUSHALL");
+    else
+        snprintf(line, sizeof(line), "SET k%03u %u", key, kind);
+    run(t, line);
+}
+
+/* A snapshot written in slices while writes go on between them is, byte
+ * for byte, the snapshot written at once when it began: every key that
+ * changed, went or came after its start (and before the walk reached it)
+ * is written as it was. */
+static void sliced_snapshot_is_the_store_at_its_start(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        uint64_t rng = seed;
+        struct t t;
+        t_init(&t);
+        uint64_t preload = splitmix(&rng) % 600;
+        for (uint64_t i = 0; i < preload; i++)
+            random_write(&t, &rng);
+        struct buf whole = snapshot_of(&t.kv);
+        struct buf sliced = {0};
+        struct cohort_err err;
+        err_clear(&err);
+        assert_int_equal(kv_snapshot_begin(&t.kv, buf_write, &sliced, &err), 0);
+        bool done = false;
+        uint64_t steps = 0;
+        while (!done) {
+            size_t budget = (size_t)(splitmix(&rng) % 700) + 1;
+            assert_int_equal(kv_snapshot_step(&t.kv, budget, &done, &err), 0);
+            uint64_t writes = splitmix(&rng) % 8;
+            for (uint64_t i = 0; i < writes; i++)
+                random_write(&t, &rng);
+            steps++;
+        }
+        assert_null(t.kv.slicer);
+        if (sliced.size != whole.size ||
+            memcmp(sliced.data, whole.data, whole.size) != 0)
+            fail_msg("seed %" PRIu64
+                     ": the sliced snapshot (%zu bytes, %" PRIu64
+                     " steps) differs from the one taken at its start (%zu)",
+                     seed, sliced.size, steps, whole.size);
+        assert_true(kv_invariants_hold(&t.kv));
+        free(whole.data);
+        free(sliced.data);
+        t_deinit(&t);
+    }
+}
+
+static int failing_write(void *ctx, const void *data, size_t size)
+{
+    (void)data;
+    size_t *left = ctx;
+    if (size > *left)
+        return -COHORT_EIO;
+    *left -= size;
+    return 0;
+}
+
+/* A writer's error ends a sliced snapshot with that error; a snapshot
+ * dropped half-way (kv_deinit) frees what it kept. */
+static void sliced_snapshot_stops_at_a_write_error(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t);
+    uint64_t rng = 7;
+    for (int i = 0; i < 400; i++)
+        random_write(&t, &rng);
+    size_t left = 3000;
+    struct cohort_err err;
+    err_clear(&err);
+    assert_int_equal(kv_snapshot_begin(&t.kv, failing_write, &left, &err), 0);
+    bool done = false;
+    int rc = 0;
+    while (!done && rc == 0) {
+        rc = kv_snapshot_step(&t.kv, 200, &done, &err);
+        random_write(&t, &rng);
+    }
+    assert_int_equal(rc, -COHORT_EIO);
+    assert_true(done);
+    assert_null(t.kv.slicer);
+    assert_non_null(strstr(err.message, "snapshot: write at byte"));
+    /* Begun, written in part with writes between, then dropped. */
+    struct buf b = {0};
+    assert_int_equal(kv_snapshot_begin(&t.kv, buf_write, &b, &err), 0);
+    assert_int_equal(kv_snapshot_step(&t.kv, 100, &done, &err), 0);
+    assert_false(done);
+    for (int i = 0; i < 50; i++)
+        random_write(&t, &rng);
+    free(b.data);
+    t_deinit(&t); /* ASan: nothing of the slicer leaks */
 }
 
 /* A store with a bit of everything: an empty key, an empty value, binary
@@ -1546,6 +1674,8 @@ int main(void)
         cmocka_unit_test(acl_writes_go_through_the_log_without_passwords),
         cmocka_unit_test(the_first_acl_write_starts_from_its_base),
         cmocka_unit_test(snapshots_keep_the_users_in_format_2_only_when_needed),
+        cmocka_unit_test(sliced_snapshot_is_the_store_at_its_start),
+        cmocka_unit_test(sliced_snapshot_stops_at_a_write_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
