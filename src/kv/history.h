@@ -18,11 +18,14 @@
  * order; an entry goes to the ring's start as soon as that has room, so
  * the ring stays about as long as the live entries need. The ring starts
  * at 4 KiB and doubles (moving the entries, in order, to the new buffer's
- * start) when an entry does not fit, up to twice bytes_max; only then does
- * fitting evict. An entry is reached through history_at(), never kept
- * across an append. No malloc or free per entry: at 1 KiB writes the
- * allocator's free alone was 6.7% of a primary's CPU with one malloc'd
- * entry per change.
+ * start) when an entry does not fit; past HISTORY_MAP_MIN it is instead
+ * moved once into a reserved mapping of twice bytes_max (MAP_NORESERVE:
+ * pages are backed only as the ring reaches them), so a busy replica never
+ * stalls to copy a big ring, and a small store (a fuzzer's, a test's)
+ * never maps 128 MiB. Only at that size does fitting evict. An entry is reached
+ * through history_at(), never kept across an append. No malloc or free per
+ * entry: at 1 KiB writes the allocator's free alone was 6.7% of a primary's CPU
+ * with one malloc'd entry per change.
  *
  * Invariants: (1) entries are in increasing position order (non-decreasing
  * with shared_positions); (2) every
@@ -41,6 +44,8 @@
 /* The defaults, and the largest count a config may set. */
 #define HISTORY_COUNT_MAX_DEFAULT 100000u
 #define HISTORY_BYTES_MAX_DEFAULT (64ull << 20)
+/* Past this size the byte ring is a reserved mapping (see Memory above). */
+#define HISTORY_MAP_MIN (1u << 20)
 #define HISTORY_COUNT_LIMIT (1u << 24)
 
 struct history_entry {
@@ -55,6 +60,7 @@ struct history {
     /* The entries live in one byte ring (see Memory above). */
     uint8_t *buf;
     size_t buf_size; /* bytes allocated */
+    bool buf_mapped; /* buf is a reserved mapping (over HISTORY_MAP_MIN) */
     size_t tail;     /* where the next entry goes */
     size_t extent;   /* the highest byte ever used */
     uint32_t capacity;

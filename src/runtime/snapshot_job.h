@@ -12,7 +12,8 @@
  * failure is the driver's (driver/transfer.c).
  *
  * A small store is written by a thread instead (snapshot_job_start_thread):
- * the caller first copies what the snapshot needs (the serialized store and
+ * the caller first copies what the snapshot needs (the serialized store,
+ * taken in slices across loop turns as of one op, kv_snapshot_begin, and
  * the client table) in its loop, and the thread, at nice 10, writes that
  * copy to the file. No fork: a fork stalls the loop (page tables), and then
  * every page of the store the replica writes while the child lives takes a

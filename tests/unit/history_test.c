@@ -138,11 +138,9 @@ static void message_of(uint64_t p, uint8_t *out, size_t size)
  * still holds exactly what was appended, the budget keeps all but the
  * space the wrap wastes, and the ring stays about as long as what the
  * live entries need. */
-static void entries_survive_the_byte_rings_wraps(void **state)
+static void survive_wraps_with(uint64_t budget, bool mapped)
 {
-    (void)state;
     struct history h;
-    const uint64_t budget = 64 * 1024;
     assert_int_equal(history_init(&h, 100000, budget), 0);
     uint8_t msg[3000], want[3000];
     uint64_t seed = 12345, largest = 0, max_live = 0, max_count = 0;
@@ -191,7 +189,22 @@ static void entries_survive_the_byte_rings_wraps(void **state)
      * plus about one wrap's waste. */
     assert_true(h.extent <= max_live + 7 * max_count + 2 * (largest + 8));
     assert_true(h.extent <= h.buf_size);
+    assert_true(h.buf_mapped == mapped);
     history_deinit(&h);
+}
+
+static void entries_survive_the_byte_rings_wraps(void **state)
+{
+    (void)state;
+    survive_wraps_with(64 * 1024, false);
+}
+
+/* The same past HISTORY_MAP_MIN, where the ring moves once into a reserved
+ * mapping instead of doubling on. */
+static void entries_survive_the_move_to_a_mapped_ring(void **state)
+{
+    (void)state;
+    survive_wraps_with(2 * HISTORY_MAP_MIN, true);
 }
 
 /* Few live entries in a large budget: the ring starts over at its start as
@@ -254,6 +267,7 @@ int main(void)
         cmocka_unit_test(keeps_within_the_byte_budget),
         cmocka_unit_test(grows_in_order_across_the_wrap),
         cmocka_unit_test(entries_survive_the_byte_rings_wraps),
+        cmocka_unit_test(entries_survive_the_move_to_a_mapped_ring),
         cmocka_unit_test(a_small_history_touches_few_pages),
         cmocka_unit_test(refuses_a_bad_count),
         cmocka_unit_test(channel_patterns_are_redis_globs),
