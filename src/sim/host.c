@@ -791,9 +791,10 @@ bool sim_host_start(struct cluster *c, struct sim_replica *rep)
         .ctx = rep,
     };
     if (rep->sm_ready)
-        kvsm_deinit(&rep->sm);
+        kvsm_deinit(&rep->sm); /* drops a snapshot being sliced */
     kvsm_init(&rep->sm);
     rep->sm_ready = true;
+    rep->snapshot.slicing = false;
     struct cohort_err err;
     err_clear(&err);
     rep->incarnation++;
