@@ -138,6 +138,12 @@ static int grow_buf(struct history *h, size_t n)
         void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         buf = p == MAP_FAILED ? NULL : p;
+        /* A forked child (a backup, or a snapshot whose thread could not
+         * start) writes the store, never the history: without the ring it
+         * copies fewer page tables, and the ring's writes meanwhile take
+         * no copy-on-write faults. Best effort. */
+        if (buf)
+            (void)madvise(buf, size, MADV_DONTFORK);
     } else {
         buf = malloc(size);
     }

@@ -33,6 +33,7 @@
 #include "runtime/persister.h"
 #include "runtime/run_clock.h"
 #include "runtime/snapshot_job.h"
+#include "runtime/snapshot_stream.h"
 #include "runtime/snapshot_vfs.h"
 #include "runtime/transport.h"
 #include "runtime/view_log.h"
@@ -49,19 +50,21 @@
  * stalls that cost views were 150 to 500 ms. */
 #define NODE_CLOCK_STEP_MAX_MS 50u
 
-/* What a snapshot thread writes (runtime/snapshot_job): a copy of the
- * store's bytes and of the client table, taken in the loop. The thread
- * reads it alone until it is reaped; the buffers are reused. */
+/* What a snapshot thread writes (runtime/snapshot_job): the store,
+ * serialized by the loop a slice per turn and streamed to the thread
+ * (runtime/snapshot_stream), and a copy of the client table. The thread
+ * reads snap, table and vfs alone until it is reaped. */
 struct snapshot_copy {
     const char *data_dir;
     struct driver_snapshot snap; /* client_table points into table */
     uint8_t *table;
     size_t table_cap;
-    uint8_t *state;
-    size_t state_size, state_cap;
     struct snapshot_vfs vfs; /* the thread's files, opened by the loop */
-    /* The store is being serialized into state, a slice per loop turn
-     * (kv_snapshot_begin), before the thread starts. */
+    struct snapshot_stream stream;
+    bool stream_ready;          /* stream initialized */
+    struct cohort_err read_err; /* the thread's: why the stream ended */
+    /* The store is being serialized into the stream, a slice per loop
+     * turn (kv_snapshot_begin), while the thread writes it. */
     bool slicing;
 };
 
@@ -75,7 +78,8 @@ struct node {
     uv_async_t persist_async;
     uv_timer_t tick;
     uv_check_t check;
-    uv_idle_t slice_idle; /* active while a snapshot is serialized */
+    uv_idle_t slice_idle;   /* active while a snapshot is serialized */
+    uv_async_t slice_async; /* the thread: the stream has room again */
     uv_signal_t sigchld;
     uint32_t handles_open;
     bool closing;
@@ -241,57 +245,41 @@ static int write_snapshot(void *ctx, struct cohort_err *err)
                                  kv_state, &w->n->kv, err);
 }
 
-/* A store of at most this many bytes (kv_used_memory()) is snapshotted
- * from a copy by a thread, a bigger one by a forked child (see
- * runtime/snapshot_job.h). The copy is serialized in slices of
- * SNAPSHOT_SLICE_BYTES, one per loop turn, while writes go on
- * (kv_snapshot_begin: keys changed meanwhile are kept as they were), so it
- * does not stall the loop for the whole store; a fork stalls it for the
+/* Every store is snapshotted by a thread from slices the loop serializes,
+ * SNAPSHOT_SLICE_BYTES per loop turn, while writes go on (kv_snapshot_begin:
+ * keys changed meanwhile are kept as they were), and streams to it through
+ * a few MiB (runtime/snapshot_stream.h); a forked child writes it only if
+ * that cannot start (memory, a thread). A fork stalls the loop for the
  * page-table copy and then costs a copy-on-write fault (a page copy and a
  * TLB shootdown) for each store page written while the child lives.
- * Measured in A/B pairs through all members (bench/RESULTS.md,
- * "Byte-ring history and copy snapshots"): with a copy instead of a fork,
- * 1 KiB writes at 128 outstanding (an 11 MiB store) went from 16-17k/s to
- * 30-33k/s and their p99.9 from 218-245 ms to 42-56 ms, and 64 KiB and
- * 1 MiB writes doubled. The bound is memory: the copy buffer is kept
- * between snapshots (a fresh one page-faults on every 4 KiB), so it costs
- * up to about twice the store, plus a copy of each key changed while the
- * slices are taken. */
-#define SNAPSHOT_COPY_MAX (128u << 20)
+ * Measured in A/B pairs through all members (bench/RESULTS.md, "Byte-ring
+ * history and copy snapshots", "Sliced snapshots"): with a copy instead of
+ * a fork, 1 KiB writes at 128 outstanding (an 11 MiB store) went from
+ * 16-17k/s to 30-33k/s and their p99.9 from 218-245 ms to 42-56 ms, and
+ * 64 KiB and 1 MiB writes doubled. The memory is the stream's chunks plus
+ * a copy of each key changed while the slices are taken. */
 /* What one loop turn serializes: about 0.1-0.3 ms of the loop. */
 #define SNAPSHOT_SLICE_BYTES (128u << 10)
 
-static int copy_append(void *ctx, const void *data, size_t size)
+static int stream_state(void *ctx, int (*write)(void *, const void *, size_t),
+                        void *wctx)
 {
     struct snapshot_copy *c = ctx;
-    if (size > c->state_cap - c->state_size) {
-        size_t cap = c->state_cap ? c->state_cap : 64u * 1024;
-        while (cap - c->state_size < size)
-            cap *= 2;
-        uint8_t *p = realloc(c->state, cap);
-        if (!p)
-            return -COHORT_ENOMEM;
-        c->state = p;
-        c->state_cap = cap;
-    }
-    memcpy(c->state + c->state_size, data, size);
-    c->state_size += size;
-    return 0;
+    return snapshot_stream_read(&c->stream, write, wctx, &c->read_err);
 }
 
-static int copy_state(void *ctx, int (*write)(void *, const void *, size_t),
-                      void *wctx)
+/* In the snapshot thread: write the stream to a snapshot file. The
+ * stream's own error (the slicer's, say) names the cause better than the
+ * writer's wrapping of it. */
+static int write_snapshot_stream(void *ctx, struct cohort_err *err)
 {
     struct snapshot_copy *c = ctx;
-    return c->state_size ? write(wctx, c->state, c->state_size) : 0;
-}
-
-/* In the snapshot thread: write the copy to a snapshot file. */
-static int write_snapshot_copy(void *ctx, struct cohort_err *err)
-{
-    struct snapshot_copy *c = ctx;
-    return driver_snapshot_write(&c->vfs.vfs, c->data_dir, &c->snap, copy_state,
-                                 c, err);
+    err_clear(&c->read_err);
+    int rc = driver_snapshot_write(&c->vfs.vfs, c->data_dir, &c->snap,
+                                   stream_state, c, err);
+    if (rc != 0 && c->read_err.code != 0)
+        *err = c->read_err;
+    return rc;
 }
 
 /* In the loop, after the thread was joined. */
@@ -317,19 +305,17 @@ static int snapshot_copy_open_files(struct snapshot_copy *c,
 
 static void on_slice_idle(uv_idle_t *handle);
 
-/* Start serializing the store into n->snapshot_copy for a snapshot thread,
- * a slice per loop turn (snapshot_slice), and copy the client table. Its
- * buffers are kept from one snapshot to the next: a fresh buffer costs a
- * page fault per 4 KiB, which on the benchmark's VM made the copy several
- * times slower than the memcpy. False if memory ran out (the caller forks
- * instead). */
+/* Start a snapshot thread and the slicing that feeds it
+ * (snapshot_slice), and copy the client table. False if it could not
+ * start (the caller forks instead); nothing is left running then. */
 static bool snapshot_copy_begin(struct node *n,
                                 const struct driver_snapshot *snap)
 {
     struct snapshot_copy *c = &n->snapshot_copy;
+    if (!c->stream_ready)
+        return false;
     c->data_dir = n->c.data_dir;
     c->snap = *snap;
-    c->state_size = 0;
     size_t table_size = (size_t)snap->info.client_table_size;
     if (table_size > c->table_cap) {
         uint8_t *p = realloc(c->table, table_size);
@@ -338,44 +324,68 @@ static bool snapshot_copy_begin(struct node *n,
         c->table = p;
         c->table_cap = table_size;
     }
-    struct cohort_err err;
-    if (kv_snapshot_begin(&n->kv, copy_append, c, &err) != 0)
-        return false;
     if (table_size)
         memcpy(c->table, snap->client_table, table_size);
     c->snap.client_table = c->table;
+    snapshot_stream_reset(&c->stream);
+    struct cohort_err err;
+    if (kv_snapshot_begin(&n->kv, snapshot_stream_append, &c->stream, &err) !=
+        0)
+        return false;
+    snapshot_stream_publish(&c->stream);
+    char why[COHORT_ERR_MESSAGE_MAX];
+    if (snapshot_copy_open_files(c, &err) != 0 ||
+        !snapshot_job_start_thread(&n->snapshot_job, snap->info.op,
+                                   write_snapshot_stream, c,
+                                   release_snapshot_copy, why, sizeof(why))) {
+        snapshot_vfs_close(&c->vfs);
+        kv_snapshot_abort(&n->kv);
+        return false;
+    }
     c->slicing = true;
     uv_idle_start(&n->slice_idle, on_slice_idle);
     return true;
 }
 
-/* One slice of the store into the copy; after the last, start the thread
- * that writes it (or report the failure to the driver). */
+/* Drop the slicing of a snapshot (closing, or the thread stopped reading):
+ * the thread's read returns an error, and the reap reports it. */
+static void snapshot_slicing_stop(struct node *n)
+{
+    struct snapshot_copy *c = &n->snapshot_copy;
+    if (!c->slicing)
+        return;
+    c->slicing = false;
+    uv_idle_stop(&n->slice_idle);
+    kv_snapshot_abort(&n->kv);
+    snapshot_stream_end(&c->stream, -COHORT_ECLOSED, NULL);
+}
+
+/* One slice of the store into the stream, if it has room (else the
+ * thread's wake-up, on_slice_async, resumes); after the last, end the
+ * stream: the thread finishes the file and the reap reports it. */
 static void snapshot_slice(struct node *n)
 {
     struct snapshot_copy *c = &n->snapshot_copy;
     if (!c->slicing)
         return;
+    if (snapshot_stream_failed(&c->stream)) {
+        snapshot_slicing_stop(n);
+        return;
+    }
+    if (!snapshot_stream_has_room(&c->stream)) {
+        uv_idle_stop(&n->slice_idle);
+        return;
+    }
     struct cohort_err err;
     err_clear(&err);
     bool done = false;
     int rc = kv_snapshot_step(&n->kv, SNAPSHOT_SLICE_BYTES, &done, &err);
+    snapshot_stream_publish(&c->stream);
     if (!done)
         return;
     c->slicing = false;
     uv_idle_stop(&n->slice_idle);
-    char why[COHORT_ERR_MESSAGE_MAX];
-    if (rc == 0)
-        rc = snapshot_copy_open_files(c, &err);
-    if (rc != 0) {
-        snprintf(why, sizeof(why), "%s", err.message);
-    } else if (snapshot_job_start_thread(
-                   &n->snapshot_job, c->snap.info.op, write_snapshot_copy, c,
-                   release_snapshot_copy, why, sizeof(why))) {
-        return;
-    }
-    n->snapshot_failures++;
-    driver_snapshot_done(n->driver, c->snap.info.op, false, why);
+    snapshot_stream_end(&c->stream, rc, &err);
 }
 
 static void on_slice_idle(uv_idle_t *handle)
@@ -383,6 +393,19 @@ static void on_slice_idle(uv_idle_t *handle)
     struct node *n = handle->data;
     if (!n->closing)
         snapshot_slice(n);
+}
+
+static void on_slice_async(uv_async_t *handle)
+{
+    struct node *n = handle->data;
+    if (!n->closing && n->snapshot_copy.slicing)
+        uv_idle_start(&n->slice_idle, on_slice_idle);
+}
+
+/* The stream's wake-up, from the snapshot thread. */
+static void wake_slicer(void *ctx)
+{
+    uv_async_send(ctx);
 }
 
 static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
@@ -394,8 +417,7 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
         return false;
     }
     n->snapshot_started_ns = uv_hrtime();
-    if (kv_used_memory(&n->kv) <= SNAPSHOT_COPY_MAX &&
-        snapshot_copy_begin(n, snap))
+    if (snapshot_copy_begin(n, snap))
         return true; /* sliced from the next loop turn on */
     struct snapshot_write w = {n, snap};
     return snapshot_job_start(&n->snapshot_job, snap->info.op, &n->lock,
@@ -594,6 +616,7 @@ static void reap_jobs(struct node *n)
     bool ok = false;
     char why[COHORT_ERR_MESSAGE_MAX];
     if (snapshot_job_reap(&n->snapshot_job, &op, &ok, why, sizeof(why))) {
+        snapshot_slicing_stop(n); /* the thread stopped reading */
         if (ok)
             loghist_record(&n->snapshot_us,
                            (uv_hrtime() - n->snapshot_started_ns) / 1000u);
@@ -1009,11 +1032,17 @@ static int open_driver(struct node *n, struct cohort_err *err)
 
 static int start_handles(struct node *n, struct cohort_err *err)
 {
+    /* First: a failure past the first handle closes them all. */
+    int rc = snapshot_stream_init(&n->snapshot_copy.stream, wake_slicer,
+                                  &n->slice_async);
+    if (rc != 0)
+        return err_set(err, rc, "start the snapshot stream");
+    n->snapshot_copy.stream_ready = true;
     uv_async_init(n->loop, &n->persist_async, on_persist_done);
     n->persist_async.data = n;
     n->handles_open++;
-    int rc = persister_start(&n->persister, driver_wal(n->driver),
-                             driver_meta(n->driver), &n->persist_async, err);
+    rc = persister_start(&n->persister, driver_wal(n->driver),
+                         driver_meta(n->driver), &n->persist_async, err);
     if (rc != 0)
         return rc;
     uv_timer_init(n->loop, &n->tick);
@@ -1026,6 +1055,9 @@ static int start_handles(struct node *n, struct cohort_err *err)
     uv_check_start(&n->check, on_check);
     uv_idle_init(n->loop, &n->slice_idle);
     n->slice_idle.data = n;
+    n->handles_open++;
+    uv_async_init(n->loop, &n->slice_async, on_slice_async);
+    n->slice_async.data = n;
     n->handles_open++;
     uv_signal_init(n->loop, &n->sigchld);
     n->sigchld.data = n;
@@ -1122,10 +1154,10 @@ void node_close(struct node *n)
     persister_stop(&n->persister);
     driver_close(n->driver);
     n->driver = NULL;
+    snapshot_slicing_stop(n); /* before the join: the thread reads it */
     snapshot_job_stop(&n->snapshot_job);
-    if (n->snapshot_copy.slicing)
-        kv_snapshot_abort(&n->kv);
-    free(n->snapshot_copy.state);
+    if (n->snapshot_copy.stream_ready)
+        snapshot_stream_destroy(&n->snapshot_copy.stream);
     free(n->snapshot_copy.table);
     memset(&n->snapshot_copy, 0, sizeof(n->snapshot_copy));
     backup_stop(&n->backup);
@@ -1142,6 +1174,7 @@ void node_close(struct node *n)
         uv_close((uv_handle_t *)&n->tick, on_handle_closed);
         uv_close((uv_handle_t *)&n->check, on_handle_closed);
         uv_close((uv_handle_t *)&n->slice_idle, on_handle_closed);
+        uv_close((uv_handle_t *)&n->slice_async, on_handle_closed);
         uv_close((uv_handle_t *)&n->sigchld, on_handle_closed);
     }
 }

@@ -11,17 +11,17 @@
  * parent reads it when it reaps the child. The pace of attempts after a
  * failure is the driver's (driver/transfer.c).
  *
- * A small store is written by a thread instead (snapshot_job_start_thread):
- * the caller first copies what the snapshot needs (the serialized store,
- * taken in slices across loop turns as of one op, kv_snapshot_begin, and
- * the client table) in its loop, and the thread, at nice 10, writes that
- * copy to the file. No fork: a fork stalls the loop (page tables), and then
+ * Snapshots are normally written by a thread instead
+ * (snapshot_job_start_thread): the caller serializes the store in slices
+ * across loop turns, as of one op (kv_snapshot_begin), and streams them to
+ * the thread (runtime/snapshot_stream), which at nice 10 writes them to the
+ * file as they come; the fork is left for when a thread cannot start. No
+ * fork: a fork stalls the loop (page tables), and then
  * every page of the store the replica writes while the child lives takes a
  * copy-on-write fault. On the 2-core VM of bench/RESULTS.md those faults
  * (~2,600 per snapshot of a 10,000-key store, each with a TLB shootdown)
- * were what made writes slow during snapshots (issue 16); copying a few MiB
- * costs the loop about as much as the fork alone. The thread touches only
- * the copy it was given (ctx), never the store or the driver, and opens no
+ * were what made writes slow during snapshots (issue 16). The thread touches
+ * only the copy it was given (ctx), never the store or the driver, and opens no
  * file descriptor (the node hands it runtime/snapshot_vfs); reaping joins
  * it and hands ctx back to release().
  *
