@@ -6,11 +6,14 @@ A cluster with cohort's default timings (as `cohort up` starts it: 25 ms
 heartbeats, a 150 ms suspicion timeout) takes distinct-key SETs one at a
 time through a backup until each replica's store holds about 300 MB: 300
 values of 1 MiB, then, on a new cluster, 3,000 values of 100 KiB. The
-64 MiB log arena makes every replica snapshot (fork a child that writes the
-whole store) every ~32 MiB of writes, so snapshots of a store growing to
+64 MiB log arena makes every replica snapshot the whole store every ~32 MiB
+of writes, so snapshots of a store growing to
 300 MB run all through. Every write must be acknowledged OK, and the view
 read from INFO on every replica must be the same after as before: no
-replica may suspect a primary that is alive and sending.
+replica may suspect a primary that is alive and sending. Then a backup is
+killed with SIGKILL and restarted: it must recover from its own snapshot
+(every store's snapshot is now streamed to a thread, issue 16) and hold
+what the primary holds.
 
 The full form is the issue's reproduction (about 30 s in a release build
 on a quiet 2-core machine, 80 s when it is saturated):
@@ -61,6 +64,35 @@ def view_reasons(c):
                      for line in c.log_text(i).splitlines() if "why:" in line)
 
 
+def restart_from_snapshot(c, p, count, snaps):
+    """SIGKILL the backup the client did not use and restart it: it must
+    recover from its own snapshot (written by the thread from the stream of
+    slices while the writes went on) and its WAL, pass over no snapshot,
+    and hold what the primary holds (READONLY: its own store)."""
+    k = c.backups(p)[-1]
+    check(int(snaps[k]) > 0, "r%d took no snapshot" % k)
+    c.kill(k)
+    c.restart(k)
+    c.wait_converged()
+    text = c.log_text(k).split("test harness: SIGKILL")[-1]
+    for bad in ("passed over a bad snapshot", "installed a snapshot"):
+        check(bad not in text, "r%d on restart: %s (it should recover "
+              "from its own snapshot):\n%s" % (k, bad, c.log_tail(k)))
+    keys = ["big:%d" % i for i in range(0, count, max(1, count // 25))]
+    digests = {}
+    for i in (p, k):
+        with c.client(i, timeout=30.0 * c.slow) as x:
+            x.command("READONLY")
+            size = x.command("DBSIZE")
+            digests[i] = (size, [bytes(x.command("GETRANGE", key, 0, 63))
+                                 for key in keys])
+    check(digests[k] == digests[p], "restarted r%d differs from primary "
+          "r%d: DBSIZE %d vs %d, or the first bytes of a sampled value"
+          % (k, p, digests[k][0], digests[p][0]))
+    log("r%d restarted from its snapshot (op %s) and matches r%d: %d keys"
+        % (k, snaps[k], p, digests[p][0]))
+
+
 def one_run(binary, count, size):
     c = cl.Cluster(binary, name="large-store", **DEFAULT_TIMING)
     c.start()
@@ -99,6 +131,7 @@ def one_run(binary, count, size):
                                           view_reasons(c)))
     with c.client(p) as x:
         check(x.command("DBSIZE") >= count, "DBSIZE below %d" % count)
+    restart_from_snapshot(c, p, count, snaps)
     c.finish()
     return "%d x %d KiB" % (count, size >> 10)
 
