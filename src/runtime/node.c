@@ -1,6 +1,7 @@
 /* node — one replica process: the driver (src/driver) hosted on libuv, with
  * the storage thread (persister), the peer transport, snapshots written by
- * a forked child, and the store (src/kv) as the state machine. See node.h.
+ * a thread (or a forked child), and the store (src/kv) as the state
+ * machine. See node.h.
  *
  * Everything that does not need the event loop lives in the driver, which
  * the simulator runs too; this file only connects it to real I/O: the loop

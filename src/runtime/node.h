@@ -3,7 +3,7 @@
  * A node owns a libuv loop's worth of state: the replica core, the store
  * (src/kv) as its state machine, the peer transport, a storage thread that
  * appends to the write-ahead log with group commit (one fdatasync per batch),
- * metadata and snapshots (taken by a forked child, as Redis does). The RESP
+ * metadata and snapshots (streamed to a snapshot thread). The RESP
  * server (src/server) sits on top and talks to the node only through this
  * header.
  *

@@ -1,7 +1,7 @@
-/* snapshot_job — the forked child that writes a snapshot (the runtime's
- * background snapshot writer for the driver).
+/* snapshot_job — the thread, or the forked child, that writes a snapshot
+ * (the runtime's background snapshot writer for the driver).
  *
- * A snapshot is written by a child process (fork: copy-on-write, the store
+ * A snapshot can be written by a child process (fork: copy-on-write, the store
  * as it was at the fork, as Redis does) at nice 10. The child first lets go
  * of what it must not keep: its copy of the data directory's lock
  * (dirlock_forget_in_child(): the lock must die with the replica, not with

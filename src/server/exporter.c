@@ -421,7 +421,7 @@ static void metrics_storage(struct resp_buf *out, const struct snapshot *g)
     counter(out, "cohort_disk_write_failures_total",
             "Failed log or metadata write attempts", st->disk.failures_total);
     prom_family(out, "cohort_snapshot_duration_seconds", "histogram",
-                "Snapshots written by a forked child, from fork to exit");
+                "Snapshots, from their start to the file written and renamed");
     prom_histogram(out, "cohort_snapshot_duration_seconds", NULL,
                    &g->nm.snapshot_us, SNAPSHOT_K_FIRST, SNAPSHOT_K_LAST, US);
     counter(out, "cohort_snapshot_failures_total",

@@ -61,7 +61,7 @@ struct cluster_config {
     FILE *trace;                     /* --trace output, or NULL */
 };
 
-/* A background snapshot write (the runtime's forked child). */
+/* A background snapshot write (the runtime's snapshot thread). */
 struct sim_snapshot_write {
     bool active;
     uint64_t at;

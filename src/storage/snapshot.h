@@ -1,6 +1,6 @@
 /* snapshot — snapshot files: the state machine's bytes as of an op, with the
- * client table, written as a stream (a forked child can write it while the
- * replica runs on), verified whole when read, and served in chunks by
+ * client table, written as a stream (a thread or a forked child can write it
+ * while the replica runs on), verified whole when read, and served in chunks by
  * offset for state transfer.
  *
  * On disk, in a snapshot directory: "snapshot-%020llu.snap" named by op.
