@@ -85,7 +85,6 @@ void snapshot_stream_reset(struct snapshot_stream *s)
     s->fill = NULL;
     s->ready_head = s->ready_tail = NULL;
     s->ready_bytes = 0;
-    s->appended = 0;
     s->queue_head = s->queue_tail = NULL;
     s->queued = 0;
     s->ended = false;
@@ -141,7 +140,6 @@ int snapshot_stream_append(void *ctx, const void *data, size_t size)
             n = size;
         memcpy(s->fill->data + s->fill->size, p, n);
         s->fill->size += n;
-        s->appended += n;
         p += n;
         size -= n;
         if (s->fill->size == SNAPSHOT_STREAM_CHUNK)

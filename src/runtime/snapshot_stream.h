@@ -58,7 +58,6 @@ struct snapshot_stream {
     struct snapshot_stream_chunk *fill;
     struct snapshot_stream_chunk *ready_head, *ready_tail;
     size_t ready_bytes;
-    uint64_t appended; /* bytes appended this snapshot */
     /* Under mu. */
     struct snapshot_stream_chunk *queue_head, *queue_tail;
     size_t queued; /* bytes published and not yet written */
