@@ -180,12 +180,20 @@ int kv_init(struct kv *kv, const struct kv_config *config)
     return 0;
 }
 
-static void free_records(struct kv *kv)
+/* Empty the hash table, freeing its records unless keep (the snapshot
+ * being written took them). */
+static void drop_records(struct kv *kv, bool keep)
 {
     for (uint64_t i = 0; i < kv->slot_count; i++) {
-        free(kv->slots[i].record);
+        if (!keep)
+            free(kv->slots[i].record);
         kv->slots[i].record = NULL;
     }
+}
+
+static void free_records(struct kv *kv)
+{
+    drop_records(kv, false);
 }
 
 void kv_deinit(struct kv *kv)
@@ -211,10 +219,11 @@ void kv_deinit(struct kv *kv)
 static void flush_keys(struct kv *kv)
 {
     ASSERT(kv->slots != NULL);
-    kv_snapshot_drain(kv);
-    kv_index_clear(&kv->index);
+    bool taken = kv_snapshot_take_records(kv);
+    if (!taken)
+        kv_index_clear(&kv->index);
     kv_expire_index_clear(&kv->expiry);
-    free_records(kv);
+    drop_records(kv, taken);
     kv->key_count = 0;
     kv->data_size = 0;
     kv->digest_sum = 0;

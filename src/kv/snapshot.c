@@ -213,6 +213,11 @@ struct kv_slicer {
     bool started; /* a record was walked: last is set */
     bool walked;  /* every record was walked */
     struct kv_index pre;
+    /* After a FLUSHALL or a restore mid-walk: the store's index and its
+     * records as they were, which the walk goes on through (nothing changes
+     * them any more) and which are freed at its end. */
+    struct kv_index retired;
+    bool has_retired;
 };
 
 static int tail_append(void *ctx, const void *data, size_t size)
@@ -233,12 +238,21 @@ static int tail_append(void *ctx, const void *data, size_t size)
     return 0;
 }
 
+/* Free the records of x, and its nodes. */
+static void free_index(struct kv_index *x)
+{
+    for (const struct kv_index_node *n = kv_index_seek(x, NULL, 0); n != NULL;
+         n = kv_index_next(n))
+        free((void *)n->record);
+    kv_index_clear(x);
+}
+
 static void slicer_free(struct kv_slicer *s)
 {
-    for (const struct kv_index_node *n = kv_index_seek(&s->pre, NULL, 0);
-         n != NULL; n = kv_index_next(n))
-        free((void *)n->record);
-    kv_index_clear(&s->pre);
+    free_index(&s->pre);
+    if (s->has_retired)
+        free_index(&s->retired);
+    s->has_retired = false;
     free(s->tail);
     free(s->last);
     s->tail = s->last = NULL;
@@ -292,8 +306,8 @@ static int slicer_start(struct kv_slicer *s, const struct kv *kv,
 static bool slicer_ahead(const struct kv_slicer *s, const uint8_t *key,
                          size_t key_size)
 {
-    if (s->walked)
-        return false;
+    if (s->walked || s->has_retired)
+        return false; /* the walk no longer reads the store */
     return !s->started ||
            kv_key_compare(key, key_size, s->last, s->last_size) > 0;
 }
@@ -425,7 +439,7 @@ int kv_snapshot_step(struct kv *kv, size_t budget, bool *done,
     struct kv_slicer *s = kv->slicer;
     ASSERT(s != NULL);
     if (!s->walked)
-        slicer_walk(s, &kv->index, budget);
+        slicer_walk(s, s->has_retired ? &s->retired : &kv->index, budget);
     *done = s->walked || s->o.rc != 0;
     if (!*done)
         return 0;
@@ -496,11 +510,17 @@ void kv_snapshot_note_create(struct kv *kv, const uint8_t *key, size_t key_size)
     }
 }
 
-void kv_snapshot_drain(struct kv *kv)
+bool kv_snapshot_take_records(struct kv *kv)
 {
     struct kv_slicer *s = kv->slicer;
-    if (s != NULL && !s->walked && s->o.rc == 0)
-        slicer_walk(s, &kv->index, SIZE_MAX);
+    /* After a first flush the store holds only keys made since, which the
+     * walk does not read. */
+    if (s == NULL || s->walked || s->o.rc != 0 || s->has_retired)
+        return false;
+    s->retired = kv->index;
+    s->has_retired = true;
+    kv_index_init(&kv->index, kv->config.hash_seed);
+    return true;
 }
 
 /* The reading side: every byte goes through the running checksum. */

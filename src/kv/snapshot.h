@@ -92,8 +92,11 @@ int kv_snapshot_write(const struct kv *kv,
  * stall for the whole store (issue 16). The last step checks that the
  * records written are the store's at the start (count and digest sum) and
  * fails with -COHORT_ECORRUPT if not. A failed step (the writer's error,
- * -COHORT_ENOMEM) also ends it (*done). One at a time per store; FLUSHALL
- * and restores first finish the walk (kv_snapshot_drain). */
+ * -COHORT_ENOMEM) also ends it (*done). One at a time per store. A FLUSHALL
+ * or a restore hands the store's records to the walk, which goes on
+ * through them at its pace and frees them at its end
+ * (kv_snapshot_take_records): the store's memory is given back then, not
+ * at the flush, and nothing is written at once. */
 int kv_snapshot_begin(struct kv *kv,
                       int (*write)(void *ctx, const void *data, size_t size),
                       void *ctx, struct cohort_err *err);
@@ -103,12 +106,15 @@ int kv_snapshot_step(struct kv *kv, size_t budget, bool *done,
 void kv_snapshot_abort(struct kv *kv);
 
 /* For kv.c, while a snapshot is written in slices: before r changes or is
- * deleted; before a key is created; before every key goes (FLUSHALL, a
- * restore), which writes the rest of the records at once. */
+ * deleted; before a key is created. */
 void kv_snapshot_note_change(struct kv *kv, const struct kv_record *r);
 void kv_snapshot_note_create(struct kv *kv, const uint8_t *key,
                              size_t key_size);
-void kv_snapshot_drain(struct kv *kv);
+/* For kv.c, before every key goes (FLUSHALL, a restore): true if the walk
+ * took kv->index and the records in it (kv->index is then empty, and the
+ * caller must empty the hash table without freeing them); false if no walk
+ * needs them (the caller frees them). */
+bool kv_snapshot_take_records(struct kv *kv);
 
 /* Replace the contents of kv (keeping its config) with the snapshot read
  * through read(ctx, data, size, &got), which returns 0 with *got bytes read
