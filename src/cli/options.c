@@ -52,6 +52,10 @@ static const struct option_spec specs[] = {
     {"snapshot-interval-ops", "N",
      "snapshot every N ops, 64..1000000 (default 100000)"},
     {"wal-segment-size", "BYTES", "log segment size (default 64 MiB)"},
+    {"log-memory", "BYTES",
+     "memory for the log's recent entries (default 64mb): a snapshot is due "
+     "when they fill half of it, so large values snapshot less often with "
+     "more"},
     {"max-value-size", "BYTES", "largest value (default 1048576)"},
     {"max-key-size", "BYTES", "largest key (default 65536)"},
     {"pubsub-history-messages", "N",
@@ -288,6 +292,12 @@ static int set_option(struct server_options *o, const char *name,
         if (parse_u64(name, value, 1u << 20, 1ull << 34, &v))
             return 2;
         n->wal_segment_size = v & ~7ull;
+    } else if (!strcmp(name, "log-memory")) {
+        if (cli_flag_bytes("server", name, value, 64ull << 30, &v))
+            return 2;
+        if (v < (16u << 20))
+            return bad(name, value, "expected at least 16mb");
+        n->log_memory_bytes = v;
     } else if (!strcmp(name, "max-value-size")) {
         if (parse_u64(name, value, 1, KV_VALUE_SIZE_LIMIT, &v))
             return 2;

@@ -190,3 +190,24 @@ uint64_t log_last_timestamp(const struct log *l)
         return l->base_timestamp_ms;
     return slot(l, l->op)->h.timestamp_ms;
 }
+
+uint32_t log_free_ranges(const struct log *l, struct log_range out[2])
+{
+    uint32_t n = 0;
+    if (l->op == l->base) {
+        if (l->bytes_max)
+            out[n++] = (struct log_range){0, l->bytes_max};
+        return n;
+    }
+    if (l->tail >= l->head) { /* bodies in [head, tail) */
+        if (l->head > 0)
+            out[n++] = (struct log_range){0, l->head};
+        if (l->bytes_max > l->tail)
+            out[n++] = (struct log_range){l->tail, l->bytes_max - l->tail};
+        return n;
+    }
+    /* Wrapped: bodies in [head, end of the last one before the wrap) and
+     * [0, tail), with tail < head. */
+    out[n++] = (struct log_range){l->tail, l->head - l->tail};
+    return n;
+}

@@ -60,4 +60,16 @@ bool log_checksum(const struct log *l, uint64_t op, uint64_t *checksum);
 /* The timestamp of the last entry (base's when empty). */
 uint64_t log_last_timestamp(const struct log *l);
 
+/* A byte range of the body ring: [offset, offset + size). */
+struct log_range {
+    uint64_t offset;
+    uint64_t size;
+};
+/* The parts of the ring that hold no body now (at most two, none empty),
+ * for a driver to give their memory back (madvise): bodies appended later
+ * are copied in again, so their bytes may be lost. In a wrapped ring the
+ * gap at its end, behind the last body before the wrap, is not reported
+ * (it is smaller than one body). Returns how many. */
+uint32_t log_free_ranges(const struct log *l, struct log_range out[2]);
+
 #endif

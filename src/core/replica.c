@@ -708,6 +708,23 @@ void replica_log_arena(const struct replica *r, void **data, size_t *size)
     *size = (size_t)r->log.bytes_max;
 }
 
+uint64_t replica_log_arena_used(const struct replica *r)
+{
+    return r->log.bytes;
+}
+
+uint32_t replica_log_arena_free(const struct replica *r, uint64_t offset[2],
+                                uint64_t size[2])
+{
+    struct log_range ranges[2];
+    uint32_t n = log_free_ranges(&r->log, ranges);
+    for (uint32_t i = 0; i < n; i++) {
+        offset[i] = ranges[i].offset;
+        size[i] = ranges[i].size;
+    }
+    return n;
+}
+
 uint32_t replica_message_size_max(const struct replica *r)
 {
     return r->c.message_size_max;

@@ -490,7 +490,9 @@ struct driver *driver_open(const struct driver_config *config,
     drv_recover_release(d, table);
     if (!d->r) {
         err_set(err, -COHORT_ECONFIG,
-                "cannot start the replica (bad limits or out of memory)");
+                "cannot start the replica: bad limits, or no memory for its "
+                "log (%" PRIu64 " bytes of entries, --log-memory; lower it)",
+                d->c.replica.log_bytes_max);
         goto fail;
     }
     drv_log(d, DRIVER_LOG_INFO,

@@ -90,7 +90,8 @@ struct node {
     struct snapshot_job snapshot_job;
     struct snapshot_copy snapshot_copy;
     uint64_t snapshot_started_ns;
-    struct backup backup; /* an operator's backup (COHORT.BACKUP) */
+    uint64_t arena_released_base; /* the log base at the last release_arena */
+    struct backup backup;         /* an operator's backup (COHORT.BACKUP) */
     /* Metrics (node_metrics): view notifications, the last
      * NODE_VIEW_HISTORY of them in a ring (views_next: the next slot),
      * snapshot children's durations. */
@@ -443,6 +444,34 @@ static void keep_arena_from_children(struct node *n)
                 strerror(errno));
 }
 
+/* Give back the memory of the log arena's parts that hold no body (a page
+ * at a time, inward), after the log's base moved (a snapshot compacted it,
+ * or one was installed): the body ring moves on through the whole arena, so
+ * otherwise every page it ever passed would stay resident, whatever the log
+ * holds. A page is faulted in again when the ring reaches it. */
+static void release_arena(struct node *n)
+{
+    const struct replica *r = driver_replica(n->driver);
+    uint64_t base = replica_log_base(r);
+    if (base == n->arena_released_base)
+        return;
+    n->arena_released_base = base;
+    void *data;
+    size_t size;
+    replica_log_arena(r, &data, &size);
+    uint64_t offset[2], len[2];
+    uint32_t count = replica_log_arena_free(r, offset, len);
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (uint32_t i = 0; i < count; i++) {
+        uintptr_t from = (uintptr_t)data + (uintptr_t)offset[i];
+        uintptr_t start = (from + page - 1) & ~(page - 1);
+        uintptr_t end = (from + (uintptr_t)len[i]) & ~(page - 1);
+        if (end <= start)
+            continue;
+        (void)madvise((void *)start, end - start, MADV_DONTNEED);
+    }
+}
+
 /* ---------------------------------------------------------- callbacks */
 
 static void sync_storage_state(struct node *n)
@@ -608,6 +637,7 @@ static void on_tick(uv_timer_t *handle)
     if (n->snapshot_job.thread_running)
         reap_jobs(n); /* a thread sends no SIGCHLD */
     driver_tick(n->driver);
+    release_arena(n);
 }
 
 /* Reap a finished snapshot child or thread, and a backup child. */
@@ -804,6 +834,12 @@ void node_status(const struct node *n, struct node_status *out)
     struct persister_state st;
     persister_state((struct persister *)&n->persister, &st);
     out->log_bytes = st.log_bytes; /* the storage thread owns the wal */
+    const struct replica *r = driver_replica(n->driver);
+    void *arena;
+    size_t arena_size;
+    replica_log_arena(r, &arena, &arena_size);
+    out->log_memory = arena_size;
+    out->log_memory_used = replica_log_arena_used(r);
     out->log_zero_chunks = st.zero_chunks;
     out->last_sync_us = st.last_sync_us;
     out->syncs = st.syncs;
@@ -965,7 +1001,7 @@ static void configure_replica(struct node *n, struct replica_config *rc)
         rc->view_change_timeout_ms = n->c.view_change_timeout_ms;
     rc->replace_after_ms = n->c.replace_after_ms;
     rc->spare = n->c.spare;
-    /* Snapshots fork and write the whole store: every 100,000 ops by
+    /* Snapshots write the whole store: every 100,000 ops by
      * default (etcd's and ZooKeeper's default too), or sooner when the log
      * holds half its byte budget. */
     rc->snapshot_interval_ops = n->c.snapshot_interval_ops
@@ -976,9 +1012,14 @@ static void configure_replica(struct node *n, struct replica_config *rc)
         (uint32_t)n->c.kv.value_size_max + n->c.kv.key_size_max + 4096u;
     if (rc->pipeline_bytes_max < 4u * rc->body_size_max)
         rc->pipeline_bytes_max = 4u * rc->body_size_max;
+    /* The log's bodies are held in memory (--log-memory): a snapshot is
+     * due when they fill about half of it, so with large values a larger
+     * arena means fewer snapshots of the whole store. */
     rc->log_bytes_max = 4u * rc->pipeline_bytes_max;
-    if (rc->log_bytes_max < NODE_LOG_BYTES_MIN)
-        rc->log_bytes_max = NODE_LOG_BYTES_MIN;
+    uint64_t log_memory =
+        n->c.log_memory_bytes ? n->c.log_memory_bytes : NODE_LOG_BYTES_MIN;
+    if (rc->log_bytes_max < log_memory)
+        rc->log_bytes_max = log_memory;
     /* Three intervals: the log keeps half an interval behind each
      * snapshot, or up to half of it for a snapshot it sends to a new
      * member (core/transfer.c: the pin), with an interval of room left. */

@@ -49,6 +49,9 @@ struct node_config {
     /* The largest snapshot accepted from a peer; 0: the driver's default. */
     uint64_t snapshot_size_max;
     uint64_t wal_segment_size;
+    /* Memory for the log's bodies (--log-memory); 0: 64 MiB. A snapshot is
+     * due when they fill about half of it. */
+    uint64_t log_memory_bytes;
     struct kv_config kv;
     /* Protocol timing and limits; replica_config_defaults() then these. */
     uint32_t heartbeat_ms;
@@ -169,7 +172,9 @@ struct node_status {
     uint64_t peer_op[COHORT_REPLICAS_MAX];    /* primary only */
     bool peer_connected[COHORT_REPLICAS_MAX]; /* outbound link up */
     bool peer_suspected[COHORT_REPLICAS_MAX];
-    uint64_t log_bytes; /* bytes of log records on disk (wal_bytes_used) */
+    uint64_t log_bytes;  /* bytes of log records on disk (wal_bytes_used) */
+    uint64_t log_memory; /* the log's arena (--log-memory) */
+    uint64_t log_memory_used; /* bytes of bodies in it */
     uint64_t log_zero_chunks; /* wal_prepare() chunks (zeros ahead) */
     uint64_t snapshot_op;
     uint64_t snapshot_time_s; /* wall clock of the last snapshot, 0: none */

@@ -296,6 +296,8 @@ static void section_persistence(struct resp_buf *t, const struct info_input *in)
     line(t, "# Persistence");
     line(t, "loading:%d", st->status == STATUS_RECOVERING ? 1 : 0);
     line(t, "log_bytes:%" PRIu64, st->log_bytes);
+    line(t, "log_memory:%" PRIu64, st->log_memory);
+    line(t, "log_memory_used:%" PRIu64, st->log_memory_used);
     line(t, "last_snapshot_op:%" PRIu64, st->snapshot_op);
     line(t, "last_snapshot_time:%" PRIu64, st->snapshot_time_s);
     line(t, "last_sync_latency_us:%" PRIu64, st->last_sync_us);

@@ -267,6 +267,43 @@ def replies(c):
     log("log_bytes after a few writes: %d" % used)
     check(0 < used < (1 << 20), "INFO log_bytes after a few small writes is "
           "%d: want the bytes used, not the preallocated segment" % used)
+    mem, mem_used = int(inf["log_memory"]), int(inf["log_memory_used"])
+    log("log_memory %d, log_memory_used %d" % (mem, mem_used))
+    check(mem == 64 << 20, "INFO log_memory by default: %d, want 64 MiB"
+          % mem)
+    check(0 < mem_used < (1 << 20), "INFO log_memory_used after a few small "
+          "writes: %d" % mem_used)
+
+
+def log_memory_flag(binary, tmp):
+    """--log-memory: refused below 16mb with one line naming it; taken as
+    the log's arena otherwise (INFO log_memory)."""
+    ports = cl.pick_ports(2)
+    code, out, err = run(binary, "server", "--id", "0", "--peers",
+                         "127.0.0.1:%d" % ports[0], "--clients",
+                         "127.0.0.1:%d" % ports[1], "--data-dir",
+                         os.path.join(tmp, "logmem"), "--log-memory", "1mb",
+                         timeout=10)
+    log("--log-memory 1mb -> exit %d: %s" % (code, err.strip()))
+    check(code == 2 and "--log-memory" in err and
+          len(err.strip().splitlines()) == 1,
+          "--log-memory 1mb: exit %d, stderr %r; want 2 and one line naming "
+          "the flag" % (code, err))
+    c = cl.Cluster(binary, n=1, name="operator-logmem",
+                   extra_args=["--log-memory", "40mb"])
+    try:
+        c.start()
+        p, _ = c.wait_for_primary()
+        c.command(p, "SET", "k", "v" * 1000)
+        inf = c.info(p, "persistence")
+        check(int(inf["log_memory"]) == 40 << 20,
+              "INFO log_memory with --log-memory 40mb: %r"
+              % inf.get("log_memory"))
+        check(int(inf["log_memory_used"]) >= 1000,
+              "INFO log_memory_used after a 1000-byte SET: %r"
+              % inf.get("log_memory_used"))
+    finally:
+        c.stop_all()
 
 
 def main(binary):
@@ -276,6 +313,7 @@ def main(binary):
     up_starts(binary, tmp, c.slow)
     status_format(binary)
     server_duplicates(binary, tmp)
+    log_memory_flag(binary, tmp)
     c.start()
     c.wait_for_primary()
     server_port_in_use(binary, c, tmp)
@@ -283,7 +321,8 @@ def main(binary):
     replies(c)
     members(binary, c)
     return "even sizes refused, failed starts reported, duplicates " \
-        "refused, status format, HELLO/INFO/KVINFO, cohort members"
+        "refused, --log-memory, status format, HELLO/INFO/KVINFO, " \
+        "cohort members"
 
 
 if __name__ == "__main__":
