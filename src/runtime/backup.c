@@ -22,7 +22,8 @@ int backup_init(struct backup *b, const char *data_dir, struct cohort_err *err)
     return vfs_path_join(b->dir, data_dir, BACKUP_DIR_NAME, err);
 }
 
-/* In the forked child: the snapshot file into the backup directory. */
+/* In the forked child (when no thread could start): the snapshot file into
+ * the backup directory. */
 static int write_backup(void *ctx, struct cohort_err *err)
 {
     struct backup_write *w = ctx;
@@ -31,9 +32,11 @@ static int write_backup(void *ctx, struct cohort_err *err)
 }
 
 int backup_start(struct backup *b, struct driver *d, struct dirlock *lock,
+                 backup_thread_fn start_thread, void *thread_ctx,
                  driver_state_fn state, void *state_ctx, uint64_t now_ns,
-                 struct cohort_err *err)
+                 bool *threaded, struct cohort_err *err)
 {
+    *threaded = false;
     if (b->state == BACKUP_RUNNING)
         return err_set(err, -COHORT_EAGAIN,
                        "a backup of op %" PRIu64 " is still being written",
@@ -46,11 +49,15 @@ int backup_start(struct backup *b, struct driver *d, struct dirlock *lock,
                        "once it has");
     if (rc != 0)
         return err_set(err, rc, "backup: out of memory for the client table");
-    struct backup_write w = {b, &snap, state, state_ctx};
-    char why[COHORT_ERR_MESSAGE_MAX];
-    if (!snapshot_job_start(&b->job, snap.info.op, lock, write_backup, &w, why,
-                            sizeof(why)))
-        return err_set(err, -COHORT_EIO, "backup: %s", why);
+    if (start_thread && start_thread(thread_ctx, &snap, &b->job, b->dir)) {
+        *threaded = true;
+    } else {
+        struct backup_write w = {b, &snap, state, state_ctx};
+        char why[COHORT_ERR_MESSAGE_MAX];
+        if (!snapshot_job_start(&b->job, snap.info.op, lock, write_backup, &w,
+                                why, sizeof(why)))
+            return err_set(err, -COHORT_EIO, "backup: %s", why);
+    }
     b->state = BACKUP_RUNNING;
     b->op = snap.info.op;
     b->size = 0;
@@ -72,7 +79,7 @@ static void backup_finish(struct backup *b, bool ok, const char *why)
     }
     if (ok && stat(b->path, &st) != 0) {
         ok = false;
-        why = "the backup file is missing after its child exited";
+        why = "the backup file is missing after its writer finished";
     }
     if (!ok) {
         b->state = BACKUP_FAILED;
@@ -94,7 +101,7 @@ bool backup_reap(struct backup *b, uint64_t now_ns)
     ASSERT(b->state == BACKUP_RUNNING);
     ASSERT(op == b->op);
     b->duration_us = (now_ns - b->started_ns) / 1000u;
-    backup_finish(b, ok, why[0] ? why : "the backup child failed");
+    backup_finish(b, ok, why[0] ? why : "the backup's writer failed");
     return true;
 }
 

@@ -1,7 +1,10 @@
 /* backup — an operator's backup: a consistent snapshot of the store, at the
- * op this replica has applied, written by a forked child into
- * <data-dir>/backup/ apart from the replica's own snapshots, and read back
- * in bounded pieces by `cohort backup` (COHORT.BACKUP on the client port).
+ * op this replica has applied, written into <data-dir>/backup/ apart from
+ * the replica's own snapshots, and read back in bounded pieces by `cohort
+ * backup` (COHORT.BACKUP on the client port). It is written by a thread
+ * from slices the loop takes of the store (the node's start hook, as its
+ * own snapshots are), or by a forked child when that cannot start (the
+ * store's one slicer is busy with the replica's own snapshot, or memory).
  *
  * The snapshot is taken from the driver outside the core's schedule
  * (driver_export): the core is not told, so its own snapshots and the
@@ -9,13 +12,14 @@
  * replica's snapshot (storage/snapshot, checksummed), so `cohort restore`
  * puts it as is into a new replica's snapshots/ directory.
  *
- * Invariants: (1) at most one backup child runs; (2) the file of a backup
- * that is DONE is complete and verified by the writer's trailer (written,
- * fdatasync'ed and renamed into place before the child exits 0); (3) the
- * backup directory keeps the newest backup only (the writer deletes older
- * snapshot files there).
+ * Invariants: (1) at most one backup job (thread or child) runs; (2) the
+ * file of a backup that is DONE is complete and verified by the writer's
+ * trailer (written, fdatasync'ed and renamed into place before the job
+ * reports success); (3) the backup directory keeps the newest backup only
+ * (the writer deletes older snapshot files there).
  *
- * States: IDLE -> RUNNING (a child) -> DONE | FAILED -> RUNNING ... */
+ * States: IDLE -> RUNNING (a thread or a child) -> DONE | FAILED ->
+ * RUNNING ... */
 #ifndef COHORT_RUNTIME_BACKUP_H
 #define COHORT_RUNTIME_BACKUP_H
 
@@ -51,16 +55,26 @@ struct backup {
 
 /* IDLE, with the backup directory under data_dir. */
 int backup_init(struct backup *b, const char *data_dir, struct cohort_err *err);
-/* Start a backup of the driver's state machine (state, state_ctx: its
- * bytes, written in the child) at the applied op. -COHORT_EAGAIN if one
- * runs or nothing was applied yet, -COHORT_EIO if no child could start;
- * err says which. now_ns is the monotonic clock. */
+/* Starts a thread on job that writes snap into the snapshot directory dir
+ * (the node's slices of the store); false if it cannot (the caller forks
+ * instead), with nothing left running. */
+typedef bool (*backup_thread_fn)(void *ctx, const struct driver_snapshot *snap,
+                                 struct snapshot_job *job, const char *dir);
+
+/* Start a backup of the driver's state machine at the applied op: through
+ * start_thread(thread_ctx, ...) if it is set and starts, else in a forked
+ * child that writes state(state_ctx) (its bytes). *threaded says which.
+ * -COHORT_EAGAIN if one runs or nothing was applied yet, -COHORT_EIO if no
+ * child could start; err says which. now_ns is the monotonic clock. */
 int backup_start(struct backup *b, struct driver *d, struct dirlock *lock,
+                 backup_thread_fn start_thread, void *thread_ctx,
                  driver_state_fn state, void *state_ctx, uint64_t now_ns,
-                 struct cohort_err *err);
-/* After SIGCHLD: if the child exited, RUNNING -> DONE or FAILED and true. */
+                 bool *threaded, struct cohort_err *err);
+/* After SIGCHLD, or on a tick while a thread runs (b->job.thread_running):
+ * if the job ended, RUNNING -> DONE or FAILED and true. */
 bool backup_reap(struct backup *b, uint64_t now_ns);
-/* Kill a running child (closing). */
+/* Stop a running job: kill a child, join a thread (closing; the caller
+ * first ends what the thread reads). */
 void backup_stop(struct backup *b);
 const char *backup_state_name(enum backup_state state);
 

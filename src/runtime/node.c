@@ -56,7 +56,7 @@
  * (runtime/snapshot_stream), and a copy of the client table. The thread
  * reads snap, table and vfs alone until it is reaped. */
 struct snapshot_copy {
-    const char *data_dir;
+    char dir[VFS_PATH_MAX];      /* the snapshot directory written into */
     struct driver_snapshot snap; /* client_table points into table */
     uint8_t *table;
     size_t table_cap;
@@ -89,6 +89,9 @@ struct node {
     struct dirlock lock; /* held for the process's life */
     struct snapshot_job snapshot_job;
     struct snapshot_copy snapshot_copy;
+    /* An operator's backup written from slices as well (backup_thread);
+     * the store has one slicer, so at most one of the two copies slices. */
+    struct snapshot_copy backup_copy;
     uint64_t snapshot_started_ns;
     uint64_t arena_released_base; /* the log base at the last release_arena */
     struct backup backup;         /* an operator's backup (COHORT.BACKUP) */
@@ -277,8 +280,8 @@ static int write_snapshot_stream(void *ctx, struct cohort_err *err)
 {
     struct snapshot_copy *c = ctx;
     err_clear(&c->read_err);
-    int rc = driver_snapshot_write(&c->vfs.vfs, c->data_dir, &c->snap,
-                                   stream_state, c, err);
+    int rc = driver_snapshot_write_dir(&c->vfs.vfs, c->dir, &c->snap,
+                                       stream_state, c, err);
     if (rc != 0 && c->read_err.code != 0)
         *err = c->read_err;
     return rc;
@@ -292,31 +295,46 @@ static void release_snapshot_copy(void *ctx)
 }
 
 /* Open what the thread will write through (runtime/snapshot_vfs.h): the
- * snapshot directory and the snapshot's temp file. */
+ * snapshot directory (made if missing: a backup's first) and the
+ * snapshot's temp file. */
 static int snapshot_copy_open_files(struct snapshot_copy *c,
                                     struct cohort_err *err)
 {
-    char dir[VFS_PATH_MAX], temp[VFS_PATH_MAX];
-    int rc = vfs_path_join(dir, c->data_dir, "snapshots", err);
+    char temp[VFS_PATH_MAX];
+    int rc = vfs_mkdir_durable(vfs_posix(), c->dir, err);
     if (rc == 0)
-        rc = snapshot_temp_path(temp, dir, c->snap.info.op, err);
+        rc = snapshot_temp_path(temp, c->dir, c->snap.info.op, err);
     if (rc == 0)
-        rc = snapshot_vfs_open(&c->vfs, vfs_posix(), dir, temp, err);
+        rc = snapshot_vfs_open(&c->vfs, vfs_posix(), c->dir, temp, err);
     return rc;
+}
+
+/* The copy whose slices are being taken, if any. */
+static struct snapshot_copy *slicing_copy(struct node *n)
+{
+    if (n->snapshot_copy.slicing)
+        return &n->snapshot_copy;
+    if (n->backup_copy.slicing)
+        return &n->backup_copy;
+    return NULL;
 }
 
 static void on_slice_idle(uv_idle_t *handle);
 
-/* Start a snapshot thread and the slicing that feeds it
- * (snapshot_slice), and copy the client table. False if it could not
- * start (the caller forks instead); nothing is left running then. */
-static bool snapshot_copy_begin(struct node *n,
+/* Start a thread on job that writes snap into the snapshot directory dir,
+ * and the slicing of the store that feeds it through c (snapshot_slice),
+ * and copy the client table. False if it could not start (the caller forks
+ * instead): the store's one slicer is busy, or memory, or a thread; nothing
+ * is left running then. */
+static bool snapshot_copy_begin(struct node *n, struct snapshot_copy *c,
+                                struct snapshot_job *job, const char *dir,
                                 const struct driver_snapshot *snap)
 {
-    struct snapshot_copy *c = &n->snapshot_copy;
-    if (!c->stream_ready)
+    if (!c->stream_ready || slicing_copy(n) != NULL)
         return false;
-    c->data_dir = n->c.data_dir;
+    if (strlen(dir) >= sizeof(c->dir))
+        return false;
+    snprintf(c->dir, sizeof(c->dir), "%s", dir);
     c->snap = *snap;
     size_t table_size = (size_t)snap->info.client_table_size;
     if (table_size > c->table_cap) {
@@ -337,8 +355,7 @@ static bool snapshot_copy_begin(struct node *n,
     snapshot_stream_publish(&c->stream);
     char why[COHORT_ERR_MESSAGE_MAX];
     if (snapshot_copy_open_files(c, &err) != 0 ||
-        !snapshot_job_start_thread(&n->snapshot_job, snap->info.op,
-                                   write_snapshot_stream, c,
+        !snapshot_job_start_thread(job, snap->info.op, write_snapshot_stream, c,
                                    release_snapshot_copy, why, sizeof(why))) {
         snapshot_vfs_close(&c->vfs);
         kv_snapshot_abort(&n->kv);
@@ -349,11 +366,10 @@ static bool snapshot_copy_begin(struct node *n,
     return true;
 }
 
-/* Drop the slicing of a snapshot (closing, or the thread stopped reading):
- * the thread's read returns an error, and the reap reports it. */
-static void snapshot_slicing_stop(struct node *n)
+/* Drop the slicing of c (closing, or the thread stopped reading): the
+ * thread's read returns an error, and the reap reports it. */
+static void snapshot_slicing_stop(struct node *n, struct snapshot_copy *c)
 {
-    struct snapshot_copy *c = &n->snapshot_copy;
     if (!c->slicing)
         return;
     c->slicing = false;
@@ -367,11 +383,11 @@ static void snapshot_slicing_stop(struct node *n)
  * stream: the thread finishes the file and the reap reports it. */
 static void snapshot_slice(struct node *n)
 {
-    struct snapshot_copy *c = &n->snapshot_copy;
-    if (!c->slicing)
+    struct snapshot_copy *c = slicing_copy(n);
+    if (c == NULL)
         return;
     if (snapshot_stream_failed(&c->stream)) {
-        snapshot_slicing_stop(n);
+        snapshot_slicing_stop(n, c);
         return;
     }
     if (!snapshot_stream_has_room(&c->stream)) {
@@ -400,7 +416,7 @@ static void on_slice_idle(uv_idle_t *handle)
 static void on_slice_async(uv_async_t *handle)
 {
     struct node *n = handle->data;
-    if (!n->closing && n->snapshot_copy.slicing)
+    if (!n->closing && slicing_copy(n) != NULL)
         uv_idle_start(&n->slice_idle, on_slice_idle);
 }
 
@@ -419,8 +435,12 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
         return false;
     }
     n->snapshot_started_ns = uv_hrtime();
-    if (snapshot_copy_begin(n, snap))
-        return true; /* sliced from the next loop turn on */
+    char dir[VFS_PATH_MAX];
+    struct cohort_err err;
+    /* Sliced from the next loop turn on; forked if the backup slices. */
+    if (vfs_path_join(dir, n->c.data_dir, "snapshots", &err) == 0 &&
+        snapshot_copy_begin(n, &n->snapshot_copy, &n->snapshot_job, dir, snap))
+        return true;
     struct snapshot_write w = {n, snap};
     return snapshot_job_start(&n->snapshot_job, snap->info.op, &n->lock,
                               write_snapshot, &w, why, why_size);
@@ -639,20 +659,21 @@ static void on_tick(uv_timer_t *handle)
         return;
     sync_storage_state(n);
     addresses_sync(n);
-    if (n->snapshot_job.thread_running)
+    if (n->snapshot_job.thread_running || n->backup.job.thread_running)
         reap_jobs(n); /* a thread sends no SIGCHLD */
     driver_tick(n->driver);
     release_arena(n);
 }
 
-/* Reap a finished snapshot child or thread, and a backup child. */
+/* Reap a finished snapshot child or thread, and a backup's. */
 static void reap_jobs(struct node *n)
 {
     uint64_t op = 0;
     bool ok = false;
     char why[COHORT_ERR_MESSAGE_MAX];
     if (snapshot_job_reap(&n->snapshot_job, &op, &ok, why, sizeof(why))) {
-        snapshot_slicing_stop(n); /* the thread stopped reading */
+        /* the thread stopped reading */
+        snapshot_slicing_stop(n, &n->snapshot_copy);
         if (ok)
             loghist_record(&n->snapshot_us,
                            (uv_hrtime() - n->snapshot_started_ns) / 1000u);
@@ -661,6 +682,7 @@ static void reap_jobs(struct node *n)
         driver_snapshot_done(n->driver, op, ok, ok ? NULL : why);
     }
     if (backup_reap(&n->backup, uv_hrtime())) {
+        snapshot_slicing_stop(n, &n->backup_copy);
         if (n->backup.state == BACKUP_DONE)
             logline(LOGLINE_INFO,
                     "backup of op %" PRIu64 " written to %s (%" PRIu64
@@ -899,13 +921,24 @@ void node_metrics(const struct node *n, struct node_metrics *out)
     out->peer_connections_refused = transport_refused_count(n->transport);
 }
 
+/* backup_start's thread: the store sliced into the backup's stream. */
+static bool backup_thread(void *ctx, const struct driver_snapshot *snap,
+                          struct snapshot_job *job, const char *dir)
+{
+    struct node *n = ctx;
+    return snapshot_copy_begin(n, &n->backup_copy, job, dir, snap);
+}
+
 int node_backup_start(struct node *n, struct cohort_err *err)
 {
-    int rc = backup_start(&n->backup, n->driver, &n->lock, kv_state, &n->kv,
-                          uv_hrtime(), err);
+    bool threaded = false;
+    int rc = backup_start(&n->backup, n->driver, &n->lock, backup_thread, n,
+                          kv_state, &n->kv, uv_hrtime(), &threaded, err);
     if (rc == 0)
-        logline(LOGLINE_INFO, "backup of op %" PRIu64 " started into %s",
-                n->backup.op, n->backup.dir);
+        logline(LOGLINE_INFO, "backup of op %" PRIu64 " started into %s (%s)",
+                n->backup.op, n->backup.dir,
+                threaded ? "written by a thread from slices of the store"
+                         : "written by a forked child");
     return rc;
 }
 
@@ -1085,6 +1118,11 @@ static int start_handles(struct node *n, struct cohort_err *err)
     if (rc != 0)
         return err_set(err, rc, "start the snapshot stream");
     n->snapshot_copy.stream_ready = true;
+    rc = snapshot_stream_init(&n->backup_copy.stream, wake_slicer,
+                              &n->slice_async);
+    if (rc != 0)
+        return err_set(err, rc, "start the backup stream");
+    n->backup_copy.stream_ready = true;
     uv_async_init(n->loop, &n->persist_async, on_persist_done);
     n->persist_async.data = n;
     n->handles_open++;
@@ -1201,13 +1239,18 @@ void node_close(struct node *n)
     persister_stop(&n->persister);
     driver_close(n->driver);
     n->driver = NULL;
-    snapshot_slicing_stop(n); /* before the join: the thread reads it */
+    /* Before the joins: the threads read the streams. */
+    snapshot_slicing_stop(n, &n->snapshot_copy);
+    snapshot_slicing_stop(n, &n->backup_copy);
     snapshot_job_stop(&n->snapshot_job);
-    if (n->snapshot_copy.stream_ready)
-        snapshot_stream_destroy(&n->snapshot_copy.stream);
-    free(n->snapshot_copy.table);
-    memset(&n->snapshot_copy, 0, sizeof(n->snapshot_copy));
     backup_stop(&n->backup);
+    struct snapshot_copy *copies[] = {&n->snapshot_copy, &n->backup_copy};
+    for (size_t i = 0; i < 2; i++) {
+        if (copies[i]->stream_ready)
+            snapshot_stream_destroy(&copies[i]->stream);
+        free(copies[i]->table);
+        memset(copies[i], 0, sizeof(*copies[i]));
+    }
     if (n->transport)
         transport_close(n->transport);
     if (n->handles_open == 0) {

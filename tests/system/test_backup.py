@@ -185,6 +185,29 @@ def body(binary):
     check("backup of op" in old.log_text(p)
           and "backup of op" not in old.log_text(other),
           "the backup was not taken by the primary (replica %d)" % p)
+    started = [line for line in old.log_text(p).splitlines()
+               if "started into" in line]
+    log("the primary's backup: %s" % started)
+    # A second backup on the quiet cluster, once no snapshot of its own is
+    # being written: the store's slicer is free, so a thread writes it from
+    # slices of the store (not a forked child), and `cohort backup` checks
+    # the file it copies.
+    deadline = time.monotonic() + 20 * old.slow
+    while (old.info(p, "persistence")["snapshot_in_progress"] != "0"
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    path2 = os.path.join(old.dir, "quiet.backup")
+    rc, out, err = run(binary, "backup",
+                       "127.0.0.1:%d" % old.client_ports[p], path2)
+    check(rc == 0 and os.path.exists(path2), "second backup: rc %d %r %r"
+          % (rc, out, err))
+    started = [line for line in old.log_text(p).splitlines()
+               if "started into" in line]
+    log("after the second backup: %s" % started[-1:])
+    check(len(started) == 2 and
+          "written by a thread from slices of the store" in started[-1],
+          "the quiet cluster's backup was not written by the snapshot "
+          "thread: %r" % started)
     rc, out, err = run(binary, "backup", "127.0.0.1:1", path + ".2")
     check(rc == 1 and "127.0.0.1:1" in err,
           "backup from a closed port: rc %d, %r" % (rc, err))
