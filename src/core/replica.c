@@ -713,16 +713,9 @@ uint64_t replica_log_arena_used(const struct replica *r)
     return r->log.bytes;
 }
 
-uint32_t replica_log_arena_free(const struct replica *r, uint64_t offset[2],
-                                uint64_t size[2])
+uint32_t replica_log_arena_free(const struct replica *r, struct log_range *out)
 {
-    struct log_range ranges[2];
-    uint32_t n = log_free_ranges(&r->log, ranges);
-    for (uint32_t i = 0; i < n; i++) {
-        offset[i] = ranges[i].offset;
-        size[i] = ranges[i].size;
-    }
-    return n;
+    return log_free_ranges(&r->log, out);
 }
 
 uint32_t replica_message_size_max(const struct replica *r)

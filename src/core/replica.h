@@ -550,9 +550,10 @@ void replica_log_arena(const struct replica *r, void **data, size_t *size);
 uint64_t replica_log_arena_used(const struct replica *r);
 /* The parts of that arena no log entry's body occupies now (log.h,
  * log_free_ranges()): a driver may give their memory back, until the next
- * change to the log. Returns how many (at most 2), as offsets into it. */
-uint32_t replica_log_arena_free(const struct replica *r, uint64_t offset[2],
-                                uint64_t size[2]);
+ * change to the log. Returns how many (at most 2). */
+struct log_range;
+uint32_t replica_log_arena_free(const struct replica *r,
+                                struct log_range *out /* room for 2 */);
 /* Milliseconds from now_ms until the replica needs an EV_TICK. */
 uint64_t replica_next_tick_ms(const struct replica *r, uint64_t now_ms);
 

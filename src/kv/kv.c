@@ -191,18 +191,13 @@ static void drop_records(struct kv *kv, bool keep)
     }
 }
 
-static void free_records(struct kv *kv)
-{
-    drop_records(kv, false);
-}
-
 void kv_deinit(struct kv *kv)
 {
     kv_snapshot_abort(kv);
     kv_index_clear(&kv->index);
     kv_expire_index_deinit(&kv->expiry);
     if (kv->slots != NULL)
-        free_records(kv);
+        drop_records(kv, false);
     free(kv->slots);
     resp_buf_deinit(&kv->apply_reply);
     free(kv->txn_body);

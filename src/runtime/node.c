@@ -24,6 +24,7 @@
 
 #include "common/assert.h"
 #include "core/detector.h"
+#include "core/log.h"
 #include "kv/address.h"
 #include "kv/command.h"
 #include "kv/snapshot.h"
@@ -295,15 +296,12 @@ static void release_snapshot_copy(void *ctx)
 }
 
 /* Open what the thread will write through (runtime/snapshot_vfs.h): the
- * snapshot directory (made if missing: a backup's first) and the
- * snapshot's temp file. */
+ * snapshot directory and the snapshot's temp file. */
 static int snapshot_copy_open_files(struct snapshot_copy *c,
                                     struct cohort_err *err)
 {
     char temp[VFS_PATH_MAX];
-    int rc = vfs_mkdir_durable(vfs_posix(), c->dir, err);
-    if (rc == 0)
-        rc = snapshot_temp_path(temp, c->dir, c->snap.info.op, err);
+    int rc = snapshot_temp_path(temp, c->dir, c->snap.info.op, err);
     if (rc == 0)
         rc = snapshot_vfs_open(&c->vfs, vfs_posix(), c->dir, temp, err);
     return rc;
@@ -449,15 +447,22 @@ static bool host_snapshot(void *ctx, const struct driver_snapshot *snap,
 /* The snapshot child reads the store and the client table, never the log:
  * mapping the log's arena into it would only make fork() copy its page
  * tables and make the replica copy each arena page it writes afterwards. */
+/* madvise(advice) on the whole pages inside [data, data + size); 0 when
+ * there are none. */
+static int madvise_pages_within(void *data, size_t size, int advice)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)data + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)data + size) & ~(page - 1);
+    return end > start ? madvise((void *)start, end - start, advice) : 0;
+}
+
 static void keep_arena_from_children(struct node *n)
 {
     void *data;
     size_t size;
     replica_log_arena(driver_replica(n->driver), &data, &size);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t start = ((uintptr_t)data + page - 1) & ~(uintptr_t)(page - 1);
-    uintptr_t end = ((uintptr_t)data + size) & ~(uintptr_t)(page - 1);
-    if (end > start && madvise((void *)start, end - start, MADV_DONTFORK) != 0)
+    if (madvise_pages_within(data, size, MADV_DONTFORK) != 0)
         logline(LOGLINE_WARN,
                 "madvise(MADV_DONTFORK) of the log arena: %s (snapshots "
                 "fork more slowly)",
@@ -484,17 +489,11 @@ static void release_arena(struct node *n)
     if (base == n->arena_released_base)
         return;
     n->arena_released_base = base;
-    uint64_t offset[2], len[2];
-    uint32_t count = replica_log_arena_free(r, offset, len);
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    for (uint32_t i = 0; i < count; i++) {
-        uintptr_t from = (uintptr_t)data + (uintptr_t)offset[i];
-        uintptr_t start = (from + page - 1) & ~(page - 1);
-        uintptr_t end = (from + (uintptr_t)len[i]) & ~(page - 1);
-        if (end <= start)
-            continue;
-        (void)madvise((void *)start, end - start, MADV_DONTNEED);
-    }
+    struct log_range free_ranges[2];
+    uint32_t count = replica_log_arena_free(r, free_ranges);
+    for (uint32_t i = 0; i < count; i++)
+        (void)madvise_pages_within((uint8_t *)data + free_ranges[i].offset,
+                                   (size_t)free_ranges[i].size, MADV_DONTNEED);
 }
 
 /* ---------------------------------------------------------- callbacks */
@@ -926,7 +925,11 @@ static bool backup_thread(void *ctx, const struct driver_snapshot *snap,
                           struct snapshot_job *job, const char *dir)
 {
     struct node *n = ctx;
-    return snapshot_copy_begin(n, &n->backup_copy, job, dir, snap);
+    struct cohort_err err;
+    /* The thread cannot make it (runtime/snapshot_vfs): a first backup's
+     * directory is made here. */
+    return vfs_mkdir_durable(vfs_posix(), dir, &err) == 0 &&
+           snapshot_copy_begin(n, &n->backup_copy, job, dir, snap);
 }
 
 int node_backup_start(struct node *n, struct cohort_err *err)
