@@ -38,6 +38,7 @@ struct sim_totals {
     uint64_t fd_undetected;
     uint64_t replacements;
     uint64_t spares_added;
+    uint64_t slicer_handoffs;
     uint64_t *fd_samples;
     uint64_t fd_count;
 };
@@ -52,7 +53,7 @@ static void usage(FILE *out)
         "MASK]\n"
         "                  [--transfers MS] [--reconfigs MS] [--voters N]\n"
         "                  [--replace-after MS] [--spares N]\n"
-        "                  [--volatile PCT] [--coord PCT]\n"
+        "                  [--volatile PCT] [--coord PCT] [--flush PCT]\n"
         "                  [--trace] [--quiet] [--stop] [--list-scenarios]\n"
         "\n"
         "  --seed S          run one seed (default 1)\n"
@@ -88,6 +89,9 @@ static void usage(FILE *out)
         "watchers\n"
         "                    follow the change stream across replicas "
         "(default 0)\n"
+        "  --flush PCT       percent of ops that are FLUSHALL (0..20, not "
+        "with\n"
+        "                    --coord; default 0)\n"
         "  --bugs MASK       inject core bugs (enum replica_bug bits)\n"
         "  --trace           print every event and action\n"
         "  --quiet           print only failures and the totals\n"
@@ -209,6 +213,10 @@ static int parse_value(struct sim_cli *cli, const char *flag, const char *v)
         if (!parse_u64(v, &n) || n > 100)
             return bad("coordination op percentage (0..100)", v);
         cli->o.coord_pct = (uint32_t)n;
+    } else if (!strcmp(flag, "--flush")) {
+        if (!parse_u64(v, &n) || n > 20)
+            return bad("FLUSHALL op percentage (0..20)", v);
+        cli->o.flush_pct = (uint32_t)n;
     } else if (!strcmp(flag, "--bugs")) {
         if (!parse_u64(v, &n) || n > UINT32_MAX)
             return bad("bug mask", v);
@@ -268,6 +276,7 @@ static void totals_add(struct sim_totals *t, const struct sim_options *o,
     t->fd_suspicions += r->fd_suspicions;
     t->replacements += r->replacements;
     t->spares_added += r->spares_added;
+    t->slicer_handoffs += r->slicer_handoffs;
     t->fd_false += r->fd_false;
     t->fd_undetected += r->fd_undetected;
     uint64_t n = r->fd_detections < 64 ? r->fd_detections : 64;
@@ -311,6 +320,9 @@ static void print_totals(const struct sim_cli *cli, struct sim_totals *t,
         printf("spares: %" PRIu64 " voters replaced, %" PRIu64
                " spares added\n",
                t->replacements, t->spares_added);
+    if (cli->o.flush_pct)
+        printf("flushes: %" PRIu64 " took the records of a snapshot walk\n",
+               t->slicer_handoffs);
     if (t->failed)
         printf("first failing seed: %" PRIu64 "\n", t->first_failed_seed);
     (void)cli;
@@ -350,6 +362,11 @@ int cmd_sim(int argc, char **argv)
         return rc == 1 ? 0 : rc;
     if (cli.o.spares >= cli.o.replicas) {
         fprintf(stderr, "cohort sim: --spares must be below --replicas\n");
+        return 2;
+    }
+    if (cli.o.flush_pct && cli.o.coord_pct) {
+        fprintf(stderr, "cohort sim: --flush cannot run with --coord (a "
+                        "FLUSHALL deletes the locks' keys); drop one\n");
         return 2;
     }
     if (cli.trace) {

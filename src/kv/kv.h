@@ -162,6 +162,9 @@ struct kv {
     /* Not state: a snapshot being written in slices (kv/snapshot.h), NULL
      * if none. */
     struct kv_slicer *slicer;
+    /* Not state: flushes and restores that handed the store's records to
+     * the walk of a snapshot being sliced (kv_snapshot_take_records). */
+    uint64_t records_handed_to_slicer;
 };
 
 /* What INFO reports. data_size is the same on every replica with the same

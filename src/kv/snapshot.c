@@ -519,6 +519,7 @@ bool kv_snapshot_take_records(struct kv *kv)
         return false;
     s->retired = kv->index;
     s->has_retired = true;
+    kv->records_handed_to_slicer++;
     kv_index_init(&kv->index, kv->config.hash_seed);
     return true;
 }

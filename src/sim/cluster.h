@@ -163,6 +163,9 @@ struct cluster_stats {
     uint64_t spares_added;
     uint64_t sweep_ops;         /* EXPIRE_DUE ops proposed (sim/sweep) */
     uint64_t session_sweep_ops; /* EXTEND and EXPIRE ops proposed */
+    /* FLUSHALLs (and restores) applied while a snapshot was being sliced,
+     * which handed the store's records to the walk (kv/snapshot.h). */
+    uint64_t slicer_handoffs;
     /* Failure detector: from a primary's crash, pause or isolation to the
      * first backup suspecting it. */
     uint64_t fd_detections;

@@ -530,7 +530,10 @@ static void snapshot_slice_budget(struct sim_replica *rep, size_t budget)
 static void snapshot_slice(struct sim_replica *rep, uint64_t op)
 {
     uint64_t h = (op ^ ((uint64_t)rep->index << 56)) * 0x9e3779b97f4a7c15ull;
-    snapshot_slice_budget(rep, (size_t)(h >> 52) + 1); /* 1..4096 bytes */
+    /* 1..4096 bytes. With FLUSHALLs drawn, 1..64, so that a walk of the
+     * simulator's small store spans several ops and flushes land in it. */
+    unsigned shift = rep->cluster->config.workload.flush_pct ? 58 : 52;
+    snapshot_slice_budget(rep, (size_t)(h >> shift) + 1);
 }
 
 static size_t sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
@@ -544,8 +547,11 @@ static size_t sm_apply(void *ctx, uint64_t op, uint64_t timestamp_ms,
     uint64_t apply_ms = rep->cluster->config.bugs & BUG_KV_LOCAL_CLOCK
                             ? cluster_local_now(rep, rep->cluster->now)
                             : timestamp_ms;
+    uint64_t handoffs = rep->sm.kv.records_handed_to_slicer;
     size_t size = kvsm_sm_apply(&rep->sm, op, apply_ms, body, body_size, reply,
                                 reply_size_max);
+    rep->cluster->stats.slicer_handoffs +=
+        rep->sm.kv.records_handed_to_slicer - handoffs;
     check_apply(&rep->cluster->check, rep->index, op, timestamp_ms, body,
                 body_size, reply, size, kvsm_hash(&rep->sm));
     return size;

@@ -73,6 +73,7 @@ bool kvsm_cmd_decode(const uint8_t *data, size_t size, struct kvsm_cmd *cmd)
         return cmd->key < KVSM_CHANNELS;
     case KVSM_PAIRSET:
     case KVSM_PAIRGET:
+    case KVSM_FLUSH:
         return cmd->key == 0;
     case KVSM_SOPEN:
         return cmd->key == 0 && cmd->arg2 >= KV_SESSION_TTL_MIN_MS &&
@@ -228,6 +229,8 @@ static void build_argv(struct argv_builder *b, const struct kvsm_cmd *cmd)
     b->argc = 0;
     if (kvsm_kind_coord(cmd->kind))
         coord(b, cmd);
+    else if (cmd->kind == KVSM_FLUSH)
+        word(b, "FLUSHALL");
     else if (cmd->kind == KVSM_PAIRSET || cmd->kind == KVSM_PAIRGET)
         pair(b, cmd, "pa");
     else if (cmd->kind == KVSM_CAS && cmd->form == KVSM_FORM_TXN) {
@@ -320,6 +323,7 @@ static bool plain_reply(uint8_t kind, const struct resp_node *n,
         return n->type == RESP_TYPE_INTEGER && n->integer >= 0;
     case KVSM_SET:
     case KVSM_SETPX:
+    case KVSM_FLUSH:
         return n->type == RESP_TYPE_SIMPLE && n->len == 2 &&
                !memcmp(n->str, "OK", 2);
     case KVSM_INCR:
@@ -416,7 +420,8 @@ bool kvsm_reply_decode(const struct kvsm_cmd *cmd, bool read,
         return pair_reply(cmd->kind, &parsed, reply);
     const struct resp_node *n = nodes;
     bool exec = cmd->kind == KVSM_GET || cmd->kind == KVSM_GETV ||
-                (cmd->form == KVSM_FORM_TXN && cmd->kind != KVSM_PUBLISH);
+                (cmd->form == KVSM_FORM_TXN && cmd->kind != KVSM_PUBLISH &&
+                 cmd->kind != KVSM_FLUSH);
     if (read || !exec)
         return plain_reply(cmd->kind, n, reply);
     if (cmd->kind == KVSM_CAS) {
@@ -582,6 +587,8 @@ const char *kvsm_kind_name(uint8_t kind)
         return "FENCE";
     case KVSM_SSET:
         return "SSET";
+    case KVSM_FLUSH:
+        return "FLUSHALL";
     default:
         return "?";
     }

@@ -1,7 +1,7 @@
 /* kvsm — the simulator's state machine: the real store (src/kv) behind
  * struct cohort_sm, driven through a tiny command vocabulary that the
  * workload draws and the linearizability checker models: GET, SET, CAS,
- * INCR and DEL of int64 values over KVSM_KEYS keys.
+ * INCR and DEL of int64 values over KVSM_KEYS keys, and FLUSHALL.
  *
  * Three forms of the same command travel through a run:
  *   1. the client's request to a host (19 bytes, little-endian):
@@ -79,6 +79,12 @@ enum kvsm_kind {
     KVSM_FENCE = 16,  /* COHORT.FENCE L<key> arg f<key> arg2; 0: refused */
     KVSM_SSET = 17,   /* SET e<key> arg2 SESSION arg: an ephemeral key,
                          deleted when the session ends; 0: no session */
+    /* FLUSHALL (workload's flush_pct): every key gone at once; result 1.
+     * The linearizability checker sees it as a removal of each checked key
+     * with no result to check (lin_kind LIN_CLEAR); it is what takes the
+     * store's records from under a snapshot being sliced
+     * (kv_snapshot_take_records). key 0. */
+    KVSM_FLUSH = 18,
 };
 
 #define KVSM_LOCKS 2
@@ -93,7 +99,7 @@ static inline bool kvsm_kind_coord(uint8_t kind)
 
 static inline bool kvsm_kind_volatile(uint8_t kind)
 {
-    return kind >= KVSM_SETPX;
+    return kind >= KVSM_SETPX && kind != KVSM_FLUSH;
 }
 
 enum kvsm_form {

@@ -195,6 +195,9 @@ static bool model_step(const struct lin_op *op, struct model_state s,
     case LIN_DEL:
         *next = (struct model_state){.present = false, .value = 0};
         return !checked || op->result == (s.present ? 1 : 0);
+    case LIN_CLEAR:
+        *next = (struct model_state){.present = false, .value = 0};
+        return true;
     }
     UNREACHABLE();
 }
@@ -681,6 +684,8 @@ static const char *kind_name(enum lin_kind kind)
         return "INCR";
     case LIN_DEL:
         return "DEL";
+    case LIN_CLEAR:
+        return "CLEAR";
     }
     return "?";
 }
@@ -701,7 +706,7 @@ const char *lin_op_describe(const struct lin_op *op, char *buf, size_t size)
     }
     if (op->kind == LIN_GET && op->result_absent)
         text_add(&t, " -> absent");
-    else if (op->kind != LIN_SET)
+    else if (op->kind != LIN_SET && op->kind != LIN_CLEAR)
         text_add(&t, " -> %" PRId64, op->result);
     text_add(&t, " [%" PRIu64 ",%" PRIu64 "]", op->invoke, op->response);
     return buf;
@@ -751,7 +756,7 @@ static void report_failure(const struct search *s, struct lin_result *out)
 static void validate(const struct lin_op *op)
 {
     ASSERT(op->kind >= LIN_GET);
-    ASSERT(op->kind <= LIN_DEL);
+    ASSERT(op->kind <= LIN_CLEAR);
     ASSERT(op->unknown || op->invoke <= op->response);
     ASSERT(op->unknown || !op->result_absent || op->kind == LIN_GET);
 }

@@ -11,6 +11,12 @@
  *                   that would overflow fails in Redis and changes nothing,
  *                   so an ok INCR never overflows in the model
  *     DEL           removes the key; returns 1 if it existed, else 0
+ *     CLEAR         removes the key; returns OK (result not checked): one
+ *                   key's share of a FLUSHALL. A FLUSHALL is recorded as a
+ *                   CLEAR of every key, each linearized on its own, which
+ *                   checks each key but not that the flush removed them all
+ *                   at one instant (sound: the projection of a linearizable
+ *                   history onto one key is linearizable)
  *
  * Keys are independent, so the history is checked one key at a time
  * (locality, Herlihy & Wing 1990; P-compositionality): a history is
@@ -60,6 +66,7 @@ enum lin_kind {
     LIN_CAS = 3,  /* arg1: expected, arg2: new */
     LIN_INCR = 4, /* arg1: delta (may be negative) */
     LIN_DEL = 5,
+    LIN_CLEAR = 6, /* result not checked */
 };
 
 /* One client operation as the client saw it. */

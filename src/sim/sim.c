@@ -205,6 +205,7 @@ static void cluster_config_from(const struct sim_options *o,
         .read_pct = o->reads,
         .volatile_pct = o->volatile_pct,
         .coord_pct = o->coord_pct,
+        .flush_pct = o->flush_pct,
     };
 }
 
@@ -232,6 +233,7 @@ static void collect(struct cluster *c, struct sim_result *res)
     res->transfers_started = st->transfers_started;
     res->replacements = replacements(c, &res->spares_added);
     res->sweep_ops = st->sweep_ops;
+    res->slicer_handoffs = st->slicer_handoffs;
     res->session_sweep_ops = st->session_sweep_ops;
     res->sessions_expired = c->check.sessions_expired;
     res->lost_kept_alive = c->workload.stats.lost_kept_alive;
@@ -375,6 +377,11 @@ void sim_result_print(const struct sim_options *o, const struct sim_result *r,
             r->trace_hash);
     if (o->volatile_pct)
         fprintf(out, "  expiry sweep ops proposed %" PRIu64 "\n", r->sweep_ops);
+    if (o->flush_pct)
+        fprintf(out,
+                "  flushes that took the records of a snapshot walk %" PRIu64
+                "\n",
+                r->slicer_handoffs);
     if (o->coord_pct)
         fprintf(out,
                 "  coord: session sweep ops %" PRIu64
@@ -430,6 +437,8 @@ void sim_reproduce_print(const struct sim_options *o, FILE *out)
         fprintf(out, " --volatile %u", o->volatile_pct);
     if (o->coord_pct)
         fprintf(out, " --coord %u", o->coord_pct);
+    if (o->flush_pct)
+        fprintf(out, " --flush %u", o->flush_pct);
     if (o->bugs)
         fprintf(out, " --bugs %u", o->bugs);
     fprintf(out, " --trace\n");

@@ -53,6 +53,8 @@ struct sim_options {
     /* Percent of ops that use sessions and locks, with watchers
      * (sim/coord.h); 0: none. */
     uint32_t coord_pct;
+    /* Percent of ops that are FLUSHALL (workload.h); not with coord_pct. */
+    uint32_t flush_pct;
     uint32_t bugs;
     FILE *trace; /* NULL: no trace */
 };
@@ -74,7 +76,8 @@ struct sim_result {
     uint64_t crashes;
     uint64_t pauses;
     uint64_t partitions;
-    uint64_t sweep_ops; /* EXPIRE_DUE ops proposed by primaries */
+    uint64_t sweep_ops;       /* EXPIRE_DUE ops proposed by primaries */
+    uint64_t slicer_handoffs; /* cluster.h's */
     /* The coordination workload. */
     uint64_t session_sweep_ops; /* EXTEND and EXPIRE ops proposed */
     uint64_t sessions_expired;

@@ -129,6 +129,8 @@ static struct kvsm_cmd coord_cmd(struct workload *w, struct sim_client *c)
 
 static struct kvsm_cmd random_cmd(struct workload *w)
 {
+    if (w->config.flush_pct && prng_below(w->prng, 100) < w->config.flush_pct)
+        return (struct kvsm_cmd){.kind = KVSM_FLUSH};
     if (w->config.volatile_pct &&
         prng_below(w->prng, 100) < w->config.volatile_pct)
         return volatile_cmd(w);
@@ -434,39 +436,53 @@ static enum lin_kind lin_kind_of(uint8_t kind)
         return LIN_CAS;
     case KVSM_INCR:
         return LIN_INCR;
+    case KVSM_FLUSH:
+        return LIN_CLEAR;
     default:
         return LIN_DEL;
     }
 }
 
+/* One checked op's lin_op: a client's op, or a FLUSHALL's share of key. */
+static void lin_op_of(const struct sim_history_op *h, uint64_t i, uint8_t key,
+                      struct lin_op *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->key = key;
+    o->kind = lin_kind_of(h->cmd.kind);
+    o->arg1 = h->cmd.arg;
+    o->arg2 = h->cmd.arg2;
+    o->invoke = h->invoke_ms;
+    o->id = i;
+    /* A failed INCR (overflow) changed nothing: "unknown" admits it. */
+    o->unknown = !h->done || (h->cmd.kind == KVSM_INCR && h->reply.result != 1);
+    if (o->unknown)
+        return;
+    o->response = h->response_ms;
+    o->result_absent = h->cmd.kind == KVSM_GET && h->reply.result == 0;
+    o->result = h->reply.value;
+    if (h->cmd.kind == KVSM_CAS || h->cmd.kind == KVSM_DEL)
+        o->result = h->reply.result;
+}
+
 void workload_lin_ops(const struct workload *w, struct lin_op **ops,
                       size_t *count)
 {
-    struct lin_op *out = malloc((w->history_count + 1) * sizeof(*out));
+    uint64_t flushes = 0;
+    for (uint64_t i = 0; i < w->history_count; i++)
+        flushes += w->history[i].cmd.kind == KVSM_FLUSH;
+    uint64_t room = w->history_count + flushes * w->config.key_count + 1;
+    struct lin_op *out = malloc(room * sizeof(*out));
     ASSERT(out != NULL);
     size_t n = 0;
     for (uint64_t i = 0; i < w->history_count; i++) {
         const struct sim_history_op *h = &w->history[i];
-        if (kvsm_kind_volatile(h->cmd.kind))
-            continue; /* judged by the reference model (kvsm.h) */
-        struct lin_op *o = &out[n++];
-        memset(o, 0, sizeof(*o));
-        o->key = h->cmd.key;
-        o->kind = lin_kind_of(h->cmd.kind);
-        o->arg1 = h->cmd.arg;
-        o->arg2 = h->cmd.arg2;
-        o->invoke = h->invoke_ms;
-        o->id = i;
-        /* A failed INCR (overflow) changed nothing: "unknown" admits it. */
-        o->unknown =
-            !h->done || (h->cmd.kind == KVSM_INCR && h->reply.result != 1);
-        if (o->unknown)
-            continue;
-        o->response = h->response_ms;
-        o->result_absent = h->cmd.kind == KVSM_GET && h->reply.result == 0;
-        o->result = h->reply.value;
-        if (h->cmd.kind == KVSM_CAS || h->cmd.kind == KVSM_DEL)
-            o->result = h->reply.result;
+        if (h->cmd.kind == KVSM_FLUSH) {
+            for (uint32_t key = 0; key < w->config.key_count; key++)
+                lin_op_of(h, i, (uint8_t)key, &out[n++]);
+        } else if (!kvsm_kind_volatile(h->cmd.kind)) {
+            lin_op_of(h, i, h->cmd.key, &out[n++]);
+        } /* else judged by the reference model (kvsm.h) */
     }
     *ops = out;
     *count = n;

@@ -54,6 +54,10 @@ struct workload_config {
      * each client also holds a session and sends KEEPALIVE every third of
      * its TTL (before any other op once due). */
     uint32_t coord_pct;
+    /* Percent of ops that are FLUSHALL (kvsm.h KVSM_FLUSH). 0 draws
+     * nothing for them. Not with coord_pct: a flush deletes the keys the
+     * coordination checker (sim/coord.h) follows. */
+    uint32_t flush_pct;
 };
 
 struct sim_history_op {

@@ -5,8 +5,10 @@
 set -eu
 cohort=$1
 # "swarm --volatile 30" also runs expiry (the sweeper) and pub/sub;
-# "swarm --coord 30" sessions, locks, the session sweeper and watchers.
-for run in default harsh "swarm --volatile 30" "swarm --coord 30"; do
+# "swarm --coord 30" sessions, locks, the session sweeper and watchers;
+# "swarm --flush 3" FLUSHALL under sliced snapshots.
+for run in default harsh "swarm --volatile 30" "swarm --coord 30" \
+    "swarm --flush 3"; do
     # shellcheck disable=SC2086 # $run is a profile and its flags
     a=$("$cohort" sim --seeds 1..5 --profile $run | grep '^seed ') || true
     # shellcheck disable=SC2086

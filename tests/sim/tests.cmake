@@ -24,6 +24,11 @@ function(cohort_sim_blocks name profile seeds block)
                  COMMAND $<TARGET_FILE:cohort> sim --seeds ${first}..${last}
                          --profile ${profile} --quiet ${ARGN})
         set_tests_properties(${test_name} PROPERTIES LABELS sim TIMEOUT 900)
+        if(DEFINED COHORT_SIM_FAIL_REGEX)
+            set_tests_properties(${test_name} PROPERTIES
+                                 FAIL_REGULAR_EXPRESSION
+                                 "${COHORT_SIM_FAIL_REGEX}")
+        endif()
         math(EXPR first "${last} + 1")
     endwhile()
 endfunction()
@@ -107,6 +112,17 @@ cohort_sim_blocks(coord-harsh harsh 200 100 --coord 30)
 cohort_sim_blocks(coord-swarm swarm 400 200 --coord 30)
 cohort_sim_blocks(coord-volatile swarm 200 100 --replicas 5 --coord 30
                   --volatile 20 --transfers 250)
+# FLUSHALL: 3% of ops remove every key at once, and a snapshot walk is
+# sliced in 1..64 bytes per op so that flushes land in it and hand it the
+# store's records (kv_snapshot_take_records). The checker sees a flush as a
+# removal of each key; the reference model checks every replica's state.
+# A block fails too if no flush met a walk (the path was not run).
+set(COHORT_SIM_FAIL_REGEX "flushes: 0 took")
+cohort_sim_blocks(flush default 300 150 --flush 3)
+cohort_sim_blocks(flush-swarm swarm 300 150 --flush 3 --volatile 20
+                  --transfers 250)
+cohort_sim_blocks(flush-five crash 200 100 --replicas 5 --flush 3 --reads 100)
+unset(COHORT_SIM_FAIL_REGEX)
 # Long histories: 10,000 client ops per seed.
 cohort_sim_blocks(long swarm 6 3 --ops 10000)
 

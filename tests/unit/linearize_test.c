@@ -86,6 +86,12 @@ static void del(struct history *h, uint64_t key, uint64_t invoke,
     add(h, key, LIN_DEL, invoke, response)->result = result;
 }
 
+static void clear(struct history *h, uint64_t key, uint64_t invoke,
+                  uint64_t response)
+{
+    add(h, key, LIN_CLEAR, invoke, response)->result = -777; /* unchecked */
+}
+
 /* The last op added got no reply. */
 static void lost(struct history *h)
 {
@@ -320,6 +326,48 @@ static void del_reports_whether_key_existed(void **state)
     free(h);
 }
 
+/* A FLUSHALL's share of one key: the key is gone after it, whatever the
+ * recorded result; a value that survives a completed clear is caught, and
+ * a clear concurrent with a read may fall on either side of it. */
+static void clear_removes_the_key(void **state)
+{
+    (void)state;
+    struct history *h = history_new();
+    set(h, 1, 0, 1, 5);
+    clear(h, 1, 2, 3);
+    get_absent(h, 1, 4, 5);
+    incr(h, 1, 6, 7, 1, 1); /* from absent */
+    assert_true(linearizable(h));
+
+    h->count = 0;
+    set(h, 1, 0, 1, 5);
+    clear(h, 1, 2, 3);
+    get(h, 1, 4, 5, 5); /* the value outlived the flush */
+    assert_false(linearizable(h));
+
+    h->count = 0;
+    set(h, 1, 0, 1, 5);
+    clear(h, 1, 2, 10);
+    get(h, 1, 3, 4, 5);     /* before the clear took effect */
+    get_absent(h, 1, 5, 6); /* after */
+    assert_true(linearizable(h));
+
+    h->count = 0;
+    set(h, 1, 0, 1, 5);
+    clear(h, 1, 2, 10);
+    get_absent(h, 1, 3, 4);
+    get(h, 1, 5, 6, 5); /* the key came back with nothing to write it */
+    assert_false(linearizable(h));
+
+    h->count = 0;
+    set(h, 1, 0, 1, 5);
+    clear(h, 1, 2, 3);
+    lost(h); /* a flush with no reply may never have happened */
+    get(h, 1, 10, 11, 5);
+    assert_true(linearizable(h));
+    free(h);
+}
+
 static void keys_are_checked_independently(void **state)
 {
     (void)state;
@@ -404,7 +452,7 @@ struct kv_cell {
  * SET and CAS store 0..20 and INCR adds 1..3. */
 static void execute(struct lin_op *op, struct kv_cell *cell, uint64_t *rng)
 {
-    op->kind = (enum lin_kind)(1 + rng_below(rng, 5));
+    op->kind = (enum lin_kind)(1 + rng_below(rng, 6));
     op->arg1 = (int64_t)rng_below(rng, 21);
     op->arg2 = (int64_t)rng_below(rng, 21);
     switch (op->kind) {
@@ -429,6 +477,9 @@ static void execute(struct lin_op *op, struct kv_cell *cell, uint64_t *rng)
         break;
     case LIN_DEL:
         op->result = cell->present;
+        *cell = (struct kv_cell){false, 0};
+        break;
+    case LIN_CLEAR:
         *cell = (struct kv_cell){false, 0};
         break;
     }
@@ -557,6 +608,8 @@ static bool brute_step(const struct lin_op *op, struct kv_cell *c)
         *c = (struct kv_cell){false, 0};
         ok = op->result == (before.present ? 1 : 0);
     }
+    if (op->kind == LIN_CLEAR)
+        *c = (struct kv_cell){false, 0};
     return op->unknown || ok;
 }
 
@@ -641,6 +694,7 @@ int main(void)
         cmocka_unit_test(cas_on_missing_key_never_matches),
         cmocka_unit_test(incr_on_absent_starts_from_zero),
         cmocka_unit_test(del_reports_whether_key_existed),
+        cmocka_unit_test(clear_removes_the_key),
         cmocka_unit_test(keys_are_checked_independently),
         cmocka_unit_test(budget_exhaustion_is_reported_not_failed),
         cmocka_unit_test(random_sequential_executions_are_linearizable),

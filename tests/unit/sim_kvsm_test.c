@@ -103,6 +103,32 @@ static void incr_that_would_overflow_fails_and_changes_nothing(void **state)
     }
 }
 
+/* FLUSHALL removes every key, of every kind, and answers +OK. */
+static void flush_removes_every_key(void **state)
+{
+    (void)state;
+    struct kvsm k;
+    kvsm_init(&k);
+    uint64_t empty = kvsm_hash(&k);
+    next_op = 0;
+    run_form(&k, KVSM_SET, 1, 5, 0, KVSM_FORM_PLAIN);
+    run_form(&k, KVSM_SET, 2, 6, 0, KVSM_FORM_TXN);
+    run_form(&k, KVSM_PAIRSET, 0, 7, 0, KVSM_FORM_PLAIN);
+    assert_true(kvsm_hash(&k) != empty);
+    struct kvsm_reply r = run_form(&k, KVSM_FLUSH, 0, 0, 0, KVSM_FORM_PLAIN);
+    assert_int_equal(r.result, 1);
+    assert_int_equal(k.kv.key_count, 0);
+    r = run_form(&k, KVSM_GET, 1, 0, 0, KVSM_FORM_PLAIN);
+    assert_int_equal(r.result, 0);
+    r = run_form(&k, KVSM_PAIRGET, 0, 0, 0, KVSM_FORM_PLAIN);
+    assert_int_equal(r.value, 0);
+    struct kvsm_cmd cmd = {.kind = KVSM_FLUSH, .key = 1};
+    uint8_t request[KVSM_BODY_SIZE];
+    kvsm_cmd_encode(&cmd, request);
+    assert_false(kvsm_cmd_decode(request, sizeof(request), &cmd)); /* key 0 */
+    kvsm_deinit(&k);
+}
+
 static void bad_requests_and_replies_are_refused(void **state)
 {
     (void)state;
@@ -175,6 +201,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(commands_answer_as_documented),
         cmocka_unit_test(incr_that_would_overflow_fails_and_changes_nothing),
+        cmocka_unit_test(flush_removes_every_key),
         cmocka_unit_test(bad_requests_and_replies_are_refused),
         cmocka_unit_test(snapshot_restores_the_same_state),
     };
