@@ -488,6 +488,15 @@ struct driver *driver_open(const struct driver_config *config,
     d->c.replica.sm = &d->sm.sm;
     d->r = replica_init(&d->c.replica, &durable, host->now_ms(host->ctx));
     drv_recover_release(d, table);
+    if (!d->r && d->log_bytes_recovered) {
+        err_set(err, -COHORT_ENOMEM,
+                "cannot start the replica: no memory for the %" PRIu64
+                " bytes of log after its last snapshot, written under a "
+                "larger --log-memory; free memory, or start it once with "
+                "that --log-memory until it takes a snapshot",
+                d->log_bytes_recovered);
+        goto fail;
+    }
     if (!d->r) {
         err_set(err, -COHORT_ECONFIG,
                 "cannot start the replica: bad limits, or no memory for its "

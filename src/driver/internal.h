@@ -72,7 +72,10 @@ struct driver {
     struct replica *r;
     bool closing;
     bool storage_stalled;
-    bool cut_torn_tail;    /* recovery cut a torn last log record */
+    bool cut_torn_tail; /* recovery cut a torn last log record */
+    /* Bytes of log bodies recovered, when they made recovery raise the
+     * core's log bounds for this run (recover.c fit_log()); else 0. */
+    uint64_t log_bytes_recovered;
     bool snapshots_lost;   /* recovery found no snapshot that verifies */
     uint8_t *export_table; /* driver_export()'s client table, or NULL */
 

@@ -9,7 +9,9 @@
  * (2) a data directory of another cluster is refused, never used;
  * (3) damage the wal reports, including a log shorter than the metadata
  * says it was, is passed on (damaged_op) for repair from peers, never cut
- * silently. */
+ * silently; (4) the core's log has room for every record recovered, also
+ * when --log-memory or the snapshot interval was lowered since they were
+ * written (fit_log()). */
 #include "driver/internal.h"
 
 #include <inttypes.h>
@@ -109,6 +111,42 @@ static int recover_snapshot(struct driver *d, struct replica_durable *out,
     return 0;
 }
 
+/* The core holds the log after the snapshot in memory: a ring of bodies
+ * (log_bytes_max, from --log-memory) and a slot per op (log_ops_max, from
+ * the snapshot interval). A log written under larger bounds does not fit
+ * them: the core would take the records past the bounds for lost, and a
+ * group restarted that way would wait for peers in the same case, for
+ * good. So this run's bounds grow to the log found plus the configured
+ * room; the next snapshot shrinks the log, and the next start after it
+ * uses the configured bounds again. */
+static void fit_log(struct driver *d, const struct replica_durable *out)
+{
+    struct replica_config *rc = &d->c.replica;
+    uint64_t bytes = 0;
+    for (uint64_t i = 0; i < out->entry_count; i++)
+        bytes += out->entries[i].h.body_size;
+    if (bytes <= rc->log_bytes_max && out->entry_count <= rc->log_ops_max)
+        return;
+    uint64_t ops = out->entry_count + rc->log_ops_max;
+    if (ops > UINT32_MAX)
+        return; /* beyond any bound a run could have had: damage */
+    uint64_t configured = rc->log_bytes_max;
+    if (bytes > rc->log_bytes_max)
+        rc->log_bytes_max += bytes;
+    if (out->entry_count > rc->log_ops_max)
+        rc->log_ops_max = (uint32_t)ops;
+    d->log_bytes_recovered = bytes;
+    drv_log(d, DRIVER_LOG_WARN,
+            "the log after the snapshot at op %" PRIu64 " holds %" PRIu64
+            " ops and %" PRIu64 " MiB, more than --log-memory (%" PRIu64
+            " MiB) or the snapshot interval now allows: this run keeps %" PRIu64
+            " MiB and %" PRIu32
+            " ops for it; the lower setting applies from the first restart "
+            "after the next snapshot",
+            out->snapshot_op, out->entry_count, (bytes + (1u << 20) - 1) >> 20,
+            configured >> 20, rc->log_bytes_max >> 20, rc->log_ops_max);
+}
+
 int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
                 struct cohort_err *err)
 {
@@ -156,6 +194,7 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     if (d->snapshots_lost && out->damaged_op == 0 &&
         (rec.entry_count == 0 || rec.entries[0].h.op != 1))
         out->damaged_op = 1; /* the state the snapshot held is gone */
+    fit_log(d, out);
     return 0;
 }
 

@@ -306,6 +306,51 @@ def log_memory_flag(binary, tmp):
         c.stop_all()
 
 
+def log_memory_lowered(binary):
+    """A group restarted with a --log-memory smaller than the log its
+    replicas hold after their last snapshot keeps that log whole for the
+    run (and says so in one line) instead of taking its end for lost and
+    waiting for peers in the same case."""
+    c = cl.Cluster(binary, n=3, name="operator-lowered")
+    try:
+        c.start()
+        p, _ = c.wait_for_primary()
+        client = c.client(p, timeout=30)
+        # 24 MiB of log: under the default 64 MiB arena's snapshot point
+        # (half of it), over a 16 MiB one.
+        values = [("%02d" % i) * (512 << 10) for i in range(24)]
+        for i, v in enumerate(values):
+            check(client.command("SET", "big%d" % i, v) == "OK",
+                  "SET big%d" % i)
+        client.close()
+        for i in range(c.n):
+            c.kill(i)
+        c.extra_args = ["--log-memory", "16mb"]
+        for i in range(c.n):
+            c.start_replica(i)
+        p, waited = c.wait_for_primary()
+        log("restarted with --log-memory 16mb: primary %d after %.1fs"
+            % (p, waited))
+        client = c.client(p, timeout=30)
+        for i, v in enumerate(values):
+            got = client.command("GET", "big%d" % i)
+            check(got == v.encode(), "big%d after the restart with a lower "
+                  "--log-memory: %r..." % (i, (got or b"")[:8]))
+        client.close()
+        for i in range(c.n):
+            lines = [ln for ln in c.log_text(i).splitlines()
+                     if "more than --log-memory" in ln]
+            check(len(lines) == 1, "replica %d: want one line saying its "
+                  "log is more than --log-memory holds; got %r"
+                  % (i, lines))
+            mem = int(c.info(i, "persistence")["log_memory"])
+            check(mem > 16 << 20, "replica %d: log_memory %d after a "
+                  "restart with a 24 MiB log and --log-memory 16mb"
+                  % (i, mem))
+    finally:
+        c.stop_all()
+
+
 def main(binary):
     c = cl.Cluster(binary, n=3, name="operator")
     tmp = c.dir
@@ -314,6 +359,7 @@ def main(binary):
     status_format(binary)
     server_duplicates(binary, tmp)
     log_memory_flag(binary, tmp)
+    log_memory_lowered(binary)
     c.start()
     c.wait_for_primary()
     server_port_in_use(binary, c, tmp)
@@ -321,8 +367,8 @@ def main(binary):
     replies(c)
     members(binary, c)
     return "even sizes refused, failed starts reported, duplicates " \
-        "refused, --log-memory, status format, HELLO/INFO/KVINFO, " \
-        "cohort members"
+        "refused, --log-memory (and lowered under a longer log), status " \
+        "format, HELLO/INFO/KVINFO, cohort members"
 
 
 if __name__ == "__main__":

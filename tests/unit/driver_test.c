@@ -149,6 +149,43 @@ static void no_write_is_answered_before_it_is_durable(void **s)
     assert_true(last->value >= answered + 1);
 }
 
+/* A log written under larger bounds than the group restarts with (a
+ * lowered --log-memory, or a shorter snapshot interval): every replica
+ * keeps its whole log for that run, so the group comes back with every
+ * acknowledged write instead of taking the records past the new bounds
+ * for lost and waiting for peers in the same case. */
+static void a_log_longer_than_lowered_bounds_is_kept(void **s)
+{
+    (void)s;
+    uint32_t p = primary();
+    const uint64_t writes = 1200; /* 9-byte bodies: 10,800 bytes */
+    for (uint64_t no = 1; no <= writes; no++) {
+        harness_submit(h, p, 60, no, 1);
+        if (no % 100 == 0)
+            harness_run(h, 50);
+    }
+    harness_run(h, 500);
+    const struct harness_reply *last = harness_find(h, 60, writes, REPLY_OK);
+    assert_non_null(last);
+    assert_int_equal(last->value, writes);
+    uint64_t op = replica_op(harness_core(h, p));
+    for (uint32_t i = 0; i < N; i++)
+        harness_crash(h, i, false);
+    struct replica_config *rc = &h->config.replica;
+    rc->log_bytes_max = 2u * rc->pipeline_bytes_max; /* 8 KiB */
+    rc->log_ops_max = 2u * PIPELINE + 8u;
+    harness_start_all(h);
+    for (uint32_t i = 0; i < N; i++) {
+        assert_false(replica_damaged(harness_core(h, i)));
+        assert_true(replica_op(harness_core(h, i)) >= op);
+    }
+    harness_run(h, 3000);
+    struct harness_reply *after = harness_submit(h, primary(), 61, 1, 1);
+    harness_run(h, 300);
+    assert_int_equal(after->outcome, DRIVER_DONE);
+    assert_int_equal(after->value, writes + 1);
+}
+
 /* Writes proposed, writes in the busy queue and reads waiting behind them:
  * closing the driver answers each exactly once, with what is known. */
 static void close_answers_every_write_and_read_once(void **s)
@@ -678,6 +715,8 @@ int main(void)
             a_new_clients_writes_wait_behind_a_busy_first_one, setup, teardown),
         cmocka_unit_test_setup_teardown(
             no_write_is_answered_before_it_is_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_log_longer_than_lowered_bounds_is_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(close_answers_every_write_and_read_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(every_write_and_read_is_answered_once,
