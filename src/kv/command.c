@@ -299,7 +299,8 @@ static int parse_txn(const struct kv_config *config,
     if (kv_txn_parse(config, exec, argc - 1, argv + 1, &t, r) != 0)
         return -COHORT_EINVAL;
     w->type = KV_CMD_TXN;
-    w->flags = exec ? KV_TXN_EXEC : 0;
+    w->flags = (exec ? KV_TXN_EXEC : 0) | KV_VALUE_LIMIT;
+    w->delta = config->value_size_max;
     w->arg_count = argc - 1;
     size_t size = kv_command_size(w);
     if (size > kv_txn_size_max(config)) {
@@ -622,7 +623,7 @@ static const char *check_header(const struct kv_command *c)
             return "ACL write needs a user name";
         return NULL;
     case KV_CMD_TXN:
-        if (c->flags & ~KV_TXN_EXEC)
+        if (c->flags & ~(KV_TXN_EXEC | KV_VALUE_LIMIT))
             return "unknown TXN flags";
         return c->arg_count >= 2 ? NULL : "TXN needs at least 2 arguments";
     case KV_CMD_PUBLISH:
@@ -686,6 +687,25 @@ void kv_command_next_arg(struct kv_command *c, const uint8_t **arg,
     *arg = cursor_take(&c->args, size);
     *arg_size = size;
     ASSERT(c->args.ok);
+}
+
+uint32_t kv_value_limit(const struct kv_command *c)
+{
+    if (!(c->flags & KV_VALUE_LIMIT) || !kv_expire_has_delta(c->type, c->flags))
+        return KV_VALUE_SIZE_LIMIT;
+    if (c->delta <= 0)
+        return 0;
+    return c->delta > (int64_t)KV_VALUE_SIZE_LIMIT ? KV_VALUE_SIZE_LIMIT
+                                                   : (uint32_t)c->delta;
+}
+
+struct kv_config kv_apply_config(const struct kv *kv,
+                                 const struct kv_command *c)
+{
+    struct kv_config config = kv->config;
+    config.key_size_max = KV_KEY_SIZE_LIMIT;
+    config.value_size_max = kv_value_limit(c);
+    return config;
 }
 
 size_t kv_reply_size_max(const struct kv_config *config)
@@ -819,13 +839,8 @@ static void apply_incrby(struct kv *kv, uint64_t op, struct kv_command *c,
     char text[24];
     int n = snprintf(text, sizeof(text), "%" PRId64, value);
     ASSERT(n > 0 && (size_t)n < sizeof(text));
-    /* Only a store configured with values under 20 bytes can hit this. */
-    if ((size_t)n > kv->config.value_size_max) {
-        resp_write_errorf(
-            r, "ERR value is %d bytes; limit is %" PRIu32 " (max-value-size)",
-            n, kv->config.value_size_max);
-        return;
-    }
+    /* At most 20 bytes, stored whatever max-value-size: apply does not read
+     * the local limits (kv_apply_config()). */
     must_put(kv, key, key_size, (const uint8_t *)text, (size_t)n, op);
     resp_write_integer(r, value);
 }
@@ -984,9 +999,10 @@ static void apply_txn(struct kv *kv, uint64_t op, uint64_t now_ms,
     struct kv_txn t;
     struct resp_buf why;
     resp_buf_init(&why, 2);
-    if (kv_txn_parse(&kv->config, (c->flags & KV_TXN_EXEC) != 0, c->arg_count,
-                     args, &t, &why) == 0) {
-        kv_txn_apply(kv, op, now_ms, &t, r);
+    struct kv_config limits = kv_apply_config(kv, c);
+    if (kv_txn_parse(&limits, (c->flags & KV_TXN_EXEC) != 0, c->arg_count, args,
+                     &t, &why) == 0) {
+        kv_txn_apply(kv, op, now_ms, &t, &limits, r);
     } else {
         kv->malformed_ops++;
         resp_write_errorf(r,
@@ -1015,7 +1031,8 @@ static void apply_command(struct kv *kv, uint64_t op, uint64_t now_ms,
         kv_address_apply(kv, op, c, r);
         return;
     }
-    if (!command_within_limits(&kv->config, c, r))
+    struct kv_config limits = kv_apply_config(kv, c);
+    if (!command_within_limits(&limits, c, r))
         return;
     kv_expire_drop_due(kv, c, now_ms);
     switch (c->type) {
@@ -1109,6 +1126,21 @@ size_t kv_apply(struct kv *kv, uint64_t op, uint64_t timestamp_ms,
                            __FILE__, __LINE__);
     size_t size = r->size;
     ASSERT(size > 0);
+    if (size > reply_size_max) {
+        /* A value made under a larger max-value-size than this member's
+         * (GETDEL, GETSET...): the op took effect as on every member; only
+         * its reply does not fit here. */
+        resp_buf_consume(r, size);
+        resp_write_errorf(r,
+                          "ERR the reply is %zu bytes, over this member's "
+                          "max-value-size; the command took effect",
+                          size);
+        if (!r->ok)
+            cohort_assert_fail("out of memory writing the reply to a "
+                               "committed op",
+                               __FILE__, __LINE__);
+        size = r->size;
+    }
     ASSERT(size <= reply_size_max);
     memcpy(reply, r->data, size);
     resp_buf_consume(r, size);

@@ -54,13 +54,17 @@
  *     1  u8   type       enum kv_command_type
  *     2  u16  flags      SET: KV_SET_* bits; zero for other types
  *     4  u32  arg_count  keys and values, in command order
- *     8  i64  delta      INCRBY only: the increment (DECR is INCRBY -1)
+ *     8  i64  delta      only some types and flags (kv_expire_has_delta()):
+ *                        INCRBY's increment (DECR is INCRBY -1), SET's
+ *                        and GETEX's expiry or session, PEXPIRE's time,
+ *                        the proposer's max-value-size (KV_VALUE_LIMIT)
  *        then arg_count times: u32 size, size bytes
  * Arities: SET 2 (key value), DEL >= 1, INCRBY 1, MSET even >= 2, CAS 3
  * (key expected new), ACL SETUSER >= 1 (name, rules), ACL DELUSER >= 1
  * (names), TXN >= 2 (the arguments after COHORT.TXN or COHORT.EXEC, with
  * flag KV_TXN_EXEC for the latter), PUBLISH 2 (channel message; the
- * channel is held to max-key-size, the message to max-value-size), and
+ * channel is held to max-key-size, the message to max-value-size, where
+ * it is proposed), and
  * kv/strings.h's types (FLUSHALL has none), ADDRESS 3 (id as a 4-byte
  * u32, peer address, client address: kv/address.h). The body ends after the
  * last argument. A malformed body is counted in kv->malformed_ops.
@@ -146,6 +150,13 @@ enum kv_command_type {
 
 /* TXN: COHORT.EXEC (EXEC's reply shape, no ELSE list). */
 #define KV_TXN_EXEC 0x1u
+
+/* APPEND, SETRANGE, INCRBYFLOAT and TXN: delta is the proposer's
+ * max-value-size, the largest value the op may make (kv_value_limit()).
+ * Apply never reads the local limits, so that every replica reaches the
+ * same state whatever its flags; without this flag (a body written before
+ * it) the limit is KV_VALUE_SIZE_LIMIT. */
+#define KV_VALUE_LIMIT 0x8000u
 
 /* PEXPIRE flags: delta is a log time, not a length; Redis 7's options. */
 #define KV_EXPIRE_AT 0x1u
@@ -279,6 +290,18 @@ int kv_command_decode(const uint8_t *body, size_t body_size,
 /* The next argument of a decoded command; asserts one is left. */
 void kv_command_next_arg(struct kv_command *c, const uint8_t **arg,
                          size_t *arg_size);
+/* The largest value a decoded command may make: the limit it carries
+ * (KV_VALUE_LIMIT, clamped to 0..KV_VALUE_SIZE_LIMIT), else
+ * KV_VALUE_SIZE_LIMIT. */
+uint32_t kv_value_limit(const struct kv_command *c);
+/* The limits apply() checks a command's arguments against: the largest
+ * any store allows (KV_KEY_SIZE_LIMIT, KV_VALUE_SIZE_LIMIT), with
+ * value_size_max the command's kv_value_limit(); the rest of kv's config.
+ * Never the local max-key-size and max-value-size: the proposer checked
+ * those, and a replica started with other limits (lowered since, or not
+ * yet raised) must still reach the same state. */
+struct kv_config kv_apply_config(const struct kv *kv,
+                                 const struct kv_command *c);
 
 /* The reply buffer kv_apply() needs: the largest value as a bulk string, or
  * the longest error, plus room for a transaction's array of replies

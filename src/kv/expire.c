@@ -30,6 +30,11 @@ bool kv_expire_has_delta(enum kv_command_type type, uint16_t flags)
         return (flags & (KV_SET_PX | KV_SET_PXAT | KV_SET_SESSION)) != 0;
     case KV_CMD_GETEX:
         return (flags & (KV_SET_PX | KV_SET_PXAT)) != 0;
+    case KV_CMD_APPEND:
+    case KV_CMD_SETRANGE:
+    case KV_CMD_INCRBYFLOAT:
+    case KV_CMD_TXN:
+        return (flags & KV_VALUE_LIMIT) != 0; /* delta: the limit */
     default:
         return false;
     }

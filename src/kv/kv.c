@@ -365,8 +365,8 @@ static int replace(struct kv *kv, struct kv_slot *slot, const uint8_t *value,
 int kv_put(struct kv *kv, const uint8_t *key, size_t key_size,
            const uint8_t *value, size_t value_size, uint64_t op)
 {
-    ASSERT(key_size <= kv->config.key_size_max);
-    ASSERT(value_size <= kv->config.value_size_max);
+    ASSERT(key_size <= KV_KEY_SIZE_LIMIT);
+    ASSERT(value_size <= KV_VALUE_SIZE_LIMIT);
     ASSERT(op >= 1);
     ASSERT(op >= kv->op);
     uint64_t hash = key_hash(kv, key, key_size);
@@ -401,9 +401,7 @@ int kv_insert(struct kv *kv, const uint8_t *key, size_t key_size,
               const uint8_t *value, size_t value_size, uint64_t version,
               uint64_t create_op, uint64_t mod_op)
 {
-    if (key_size > kv->config.key_size_max)
-        return -COHORT_EINVAL;
-    if (value_size > kv->config.value_size_max)
+    if (key_size > KV_KEY_SIZE_LIMIT || value_size > KV_VALUE_SIZE_LIMIT)
         return -COHORT_EINVAL;
     if (!meta_valid(kv, version, create_op, mod_op))
         return -COHORT_EINVAL;
@@ -600,8 +598,7 @@ static bool record_valid(const struct kv *kv, uint64_t i)
     bool found;
     if (probe(kv, slot->hash, r->data, r->key_size, &found) != i || !found)
         return false;
-    if (r->key_size > kv->config.key_size_max ||
-        r->value_size > kv->config.value_size_max)
+    if (r->key_size > KV_KEY_SIZE_LIMIT || r->value_size > KV_VALUE_SIZE_LIMIT)
         return false;
     if (!meta_valid(kv, r->version, r->create_op, r->mod_op))
         return false;

@@ -49,10 +49,18 @@
 #define KV_KEY_SIZE_LIMIT (1024u * 1024)
 #define KV_VALUE_SIZE_LIMIT (512u * 1024 * 1024)
 
-/* The limits are part of the state machine's definition: every replica of a
- * group must run with the same key and value limits, since apply() rejects
- * what exceeds them. The hash seed only shapes the table layout and may
- * differ between replicas (a server may pick it per process to resist hash
+/* The key and value limits are checked where a command is proposed
+ * (kv_command_parse()), not at apply: apply holds arguments to the largest
+ * limits any store allows (KV_KEY_SIZE_LIMIT, KV_VALUE_SIZE_LIMIT) and the
+ * values an op makes (APPEND, SETRANGE, INCRBYFLOAT, transactions) to the
+ * limit the op carries (KV_VALUE_LIMIT, the proposer's), and a snapshot
+ * restores whatever it holds within the largest limits. So replicas with
+ * different limits (a limit lowered at a restart, or raised one member at a
+ * time) reach the same state from the same log, and a limit lowered keeps
+ * what was acknowledged under the old one. Only a reply may differ: one
+ * too long for a member's reply buffer is an error there
+ * (kv_apply()). The hash seed only shapes the table layout and may differ
+ * between replicas (a server may pick it per process to resist hash
  * flooding): no result depends on it. */
 struct kv_config {
     uint32_t key_size_max;   /* bytes; 1..KV_KEY_SIZE_LIMIT */

@@ -627,24 +627,24 @@ static int key_compare(const uint8_t *a, size_t a_size, const uint8_t *b,
     return (a_size > b_size) - (a_size < b_size);
 }
 
-/* Check a record's sizes before reading its bytes: the limits bound what a
- * corrupt size can make us read. */
-static int check_sizes(struct in *in, const struct kv *kv, uint64_t at,
-                       uint32_t key_size, uint32_t value_size)
+/* Check a record's sizes before reading its bytes: the largest any store
+ * allows bound what a corrupt size can make us read. Not the local
+ * max-key-size and max-value-size: a store written under larger ones is
+ * this group's state (kv_apply_config()). */
+static int check_sizes(struct in *in, uint64_t at, uint32_t key_size,
+                       uint32_t value_size)
 {
-    if (key_size > kv->config.key_size_max)
+    if (key_size > KV_KEY_SIZE_LIMIT)
         return err_set(in->err, -COHORT_ECORRUPT,
                        "snapshot: corrupt at byte %" PRIu64 ": key of %" PRIu32
-                       " bytes is over max-key-size %" PRIu32
-                       " (or the snapshot was written with a larger limit)",
-                       at, key_size, kv->config.key_size_max);
-    if (value_size > kv->config.value_size_max)
+                       " bytes is over the largest allowed, %u",
+                       at, key_size, KV_KEY_SIZE_LIMIT);
+    if (value_size > KV_VALUE_SIZE_LIMIT)
         return err_set(in->err, -COHORT_ECORRUPT,
                        "snapshot: corrupt at byte %" PRIu64
-                       ": value of %" PRIu32
-                       " bytes is over max-value-size %" PRIu32
-                       " (or the snapshot was written with a larger limit)",
-                       at, value_size, kv->config.value_size_max);
+                       ": value of %" PRIu32 " bytes is over the largest "
+                       "allowed, %u",
+                       at, value_size, KV_VALUE_SIZE_LIMIT);
     return 0;
 }
 
@@ -658,7 +658,7 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s,
         return rc;
     uint32_t key_size = get_u32(meta + 0);
     uint32_t value_size = get_u32(meta + 4);
-    if ((rc = check_sizes(in, kv, at, key_size, value_size)) != 0)
+    if ((rc = check_sizes(in, at, key_size, value_size)) != 0)
         return rc;
     size_t data_size = (size_t)key_size + value_size;
     if (!grow(&s->data, &s->data_cap, data_size) ||
@@ -774,8 +774,8 @@ static int read_sessions(struct in *in, struct kv *kv)
     if (rc != 0)
         return rc;
     const char *why = NULL;
-    if ((rc = kv_sessions_decode(&kv->sessions, data, size,
-                                 kv->config.key_size_max, &why)) != 0)
+    if ((rc = kv_sessions_decode(&kv->sessions, data, size, KV_KEY_SIZE_LIMIT,
+                                 &why)) != 0)
         rc = err_set(in->err, rc == -COHORT_ENOMEM ? rc : -COHORT_ECORRUPT,
                      "snapshot: corrupt at byte %" PRIu64 ": the sessions: %s",
                      at, why ? why : "no memory");

@@ -153,16 +153,17 @@ static bool parse_offset(const void *text, size_t size, int64_t *offset,
     return true;
 }
 
-/* Redis's checkStringLength(), against the store's limit. */
-static bool length_ok(const struct kv_config *config, uint64_t size,
-                      struct resp_buf *r)
+/* Redis's checkStringLength(), against limit: the proposer's
+ * max-value-size (at parse, the store's own; at apply, the one the op
+ * carries, kv_value_limit()). */
+static bool length_ok(uint32_t limit, uint64_t size, struct resp_buf *r)
 {
-    if (size <= config->value_size_max)
+    if (size <= limit)
         return true;
     resp_write_errorf(r,
                       "ERR string exceeds maximum allowed size: %" PRIu64
                       " bytes; limit is %" PRIu32 " (max-value-size)",
-                      size, config->value_size_max);
+                      size, limit);
     return false;
 }
 
@@ -239,8 +240,8 @@ static int parse_values(const struct kv_config *config,
     case ID_SETRANGE:
         if (!parse_offset(argv[2].ptr, argv[2].size, &offset, r))
             return -COHORT_EINVAL;
-        if (argv[3].size > 0 &&
-            !length_ok(config, (uint64_t)offset + argv[3].size, r))
+        if (argv[3].size > 0 && !length_ok(config->value_size_max,
+                                           (uint64_t)offset + argv[3].size, r))
             return -COHORT_EINVAL;
         return 0;
     case ID_INCRBYFLOAT:
@@ -290,6 +291,11 @@ int kv_strings_parse(const struct kv_config *config,
         w->flags = KV_SET_GET;
     if (def->id == ID_RENAMENX)
         w->flags = KV_RENAME_NX;
+    if (def->id == ID_APPEND || def->id == ID_SETRANGE ||
+        def->id == ID_INCRBYFLOAT) {
+        w->flags = KV_VALUE_LIMIT;
+        w->delta = config->value_size_max;
+    }
     return parse_values(config, def, argv, r);
 }
 
@@ -329,9 +335,11 @@ const char *kv_strings_check_header(const struct kv_command *c)
         return NULL;
     case KV_CMD_APPEND:
     case KV_CMD_INCRBYFLOAT:
+        allowed = KV_VALUE_LIMIT;
         want = 2;
         break;
     case KV_CMD_SETRANGE:
+        allowed = KV_VALUE_LIMIT;
         want = 3;
         break;
     case KV_CMD_COPY:
@@ -485,13 +493,13 @@ static void apply_msetnx(struct kv *kv, uint64_t op, struct kv_command *c,
 }
 
 /* APPEND and SETRANGE: the new value is built in a buffer, then put. */
-static void put_spliced(struct kv *kv, uint64_t op, struct arg key,
-                        const struct kv_record *old, uint64_t offset,
-                        struct arg piece, struct resp_buf *r)
+static void put_spliced(struct kv *kv, uint64_t op, const struct kv_command *c,
+                        struct arg key, const struct kv_record *old,
+                        uint64_t offset, struct arg piece, struct resp_buf *r)
 {
     size_t old_size = old ? old->value_size : 0;
     uint64_t end = offset + piece.size;
-    if (!length_ok(&kv->config, end, r))
+    if (!length_ok(kv_value_limit(c), end, r))
         return;
     size_t size = end > old_size ? (size_t)end : old_size;
     uint8_t *value = calloc(size ? size : 1, 1);
@@ -512,7 +520,7 @@ static void apply_append(struct kv *kv, uint64_t op, struct kv_command *c,
     struct arg key = next_arg(c);
     struct arg piece = next_arg(c);
     const struct kv_record *old = kv_get(kv, key.ptr, key.size);
-    put_spliced(kv, op, key, old, old ? old->value_size : 0, piece, r);
+    put_spliced(kv, op, c, key, old, old ? old->value_size : 0, piece, r);
 }
 
 /* As Redis's setrangeCommand(): an empty value writes nothing. */
@@ -530,7 +538,7 @@ static void apply_setrange(struct kv *kv, uint64_t op, struct kv_command *c,
         resp_write_integer(r, old ? (int64_t)old->value_size : 0);
         return;
     }
-    put_spliced(kv, op, key, old, (uint64_t)offset, piece, r);
+    put_spliced(kv, op, c, key, old, (uint64_t)offset, piece, r);
 }
 
 static void apply_incrbyfloat(struct kv *kv, uint64_t op, struct kv_command *c,
@@ -543,7 +551,7 @@ static void apply_incrbyfloat(struct kv *kv, uint64_t op, struct kv_command *c,
     size_t size = incrbyfloat_result(old, incr.ptr, incr.size, text, r);
     if (size == 0)
         return;
-    if (!length_ok(&kv->config, size, r))
+    if (!length_ok(kv_value_limit(c), size, r))
         return;
     must_put(kv, key.ptr, key.size, (const uint8_t *)text, size, op);
     resp_write_bulk(r, text, size);

@@ -285,24 +285,24 @@ static bool compares_hold(const struct kv *kv, uint64_t now_ms,
 
 /* Run one command of the list into r; its reply is one element. */
 static void run_command(struct kv *kv, uint64_t op, uint64_t now_ms,
-                        uint32_t argc, const struct resp_arg *argv,
-                        struct resp_buf *r)
+                        const struct kv_config *limits, uint32_t argc,
+                        const struct resp_arg *argv, struct resp_buf *r)
 {
     if (kv_command_class(&argv[0]) == KV_CLASS_READ) {
         kv_query_at(kv, now_ms, argc, argv, r);
         return;
     }
     struct kv_write w;
-    int rc = kv_command_parse(&kv->config, argc, argv, &w, r);
-    ASSERT(rc == 0); /* checked by kv_txn_parse() */
+    int rc = kv_command_parse(limits, argc, argv, &w, r);
+    ASSERT(rc == 0); /* checked by kv_txn_parse() with the same limits */
     kv_apply_write(kv, op, &w, r);
 }
 
 /* Run a list, keeping the reply within kv_reply_size_max(): before element
  * i of n, r holds at most limit - (n - i) * KV_TXN_REPLY_SLOT bytes. */
 static void run_list(struct kv *kv, uint64_t op, uint64_t now_ms,
-                     uint32_t count, const struct resp_arg *pos,
-                     struct resp_buf *r)
+                     const struct kv_config *limits, uint32_t count,
+                     const struct resp_arg *pos, struct resp_buf *r)
 {
     size_t limit = kv_reply_size_max(&kv->config);
     resp_write_array(r, count);
@@ -311,7 +311,7 @@ static void run_list(struct kv *kv, uint64_t op, uint64_t now_ms,
         const struct resp_arg *argv;
         kv_txn_next_command(&pos, &argc, &argv);
         size_t start = r->size;
-        run_command(kv, op, now_ms, argc, argv, r);
+        run_command(kv, op, now_ms, limits, argc, argv, r);
         size_t reserve = (size_t)(count - i - 1) * KV_TXN_REPLY_SLOT;
         if (r->ok && r->size - start > KV_TXN_REPLY_SLOT &&
             r->size + reserve > limit) {
@@ -322,7 +322,8 @@ static void run_list(struct kv *kv, uint64_t op, uint64_t now_ms,
 }
 
 void kv_txn_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
-                  const struct kv_txn *t, struct resp_buf *r)
+                  const struct kv_txn *t, const struct kv_config *limits,
+                  struct resp_buf *r)
 {
     ASSERT(r->size == 0);
     bool holds = compares_hold(kv, now_ms, t);
@@ -331,13 +332,13 @@ void kv_txn_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
             resp_write_null_array(r);
             return;
         }
-        run_list(kv, op, now_ms, t->then_count, t->then_list, r);
+        run_list(kv, op, now_ms, limits, t->then_count, t->then_list, r);
         return;
     }
     resp_write_array(r, 2);
     resp_write_integer(r, holds ? 1 : 0);
     if (holds)
-        run_list(kv, op, now_ms, t->then_count, t->then_list, r);
+        run_list(kv, op, now_ms, limits, t->then_count, t->then_list, r);
     else
-        run_list(kv, op, now_ms, t->else_count, t->else_list, r);
+        run_list(kv, op, now_ms, limits, t->else_count, t->else_list, r);
 }

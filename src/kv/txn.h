@@ -105,8 +105,11 @@ uint64_t kv_txn_growth(const struct kv *kv, const struct kv_txn *t);
  * write applied and each read answered in order; the reply goes to r
  * (RESP2, empty on entry). Every command sees expiry at now_ms, as it would
  * alone: a key expired then is missing to compares, reads and writes, and
- * the writes drop the due keys they touch (kv/expire.h). */
+ * the writes drop the due keys they touch (kv/expire.h). The commands are
+ * parsed again with limits, the op's (kv_apply_config()), which t was
+ * parsed with. */
 void kv_txn_apply(struct kv *kv, uint64_t op, uint64_t now_ms,
-                  const struct kv_txn *t, struct resp_buf *r);
+                  const struct kv_txn *t, const struct kv_config *limits,
+                  struct resp_buf *r);
 
 #endif

@@ -351,6 +351,39 @@ def log_memory_lowered(binary):
         c.stop_all()
 
 
+def limits_lowered(binary):
+    """A group restarted with a lower --max-value-size and --max-key-size
+    keeps the values and keys it acknowledged under the old ones (replaying
+    its log and restoring its snapshots does not read the local limits),
+    and refuses new ones over the new limits."""
+    c = cl.Cluster(binary, n=3, name="operator-limits")
+    try:
+        c.start()
+        p, _ = c.wait_for_primary()
+        value, key = "v" * 200000, "K" * 5000
+        check(c.command(p, "SET", "bigval", value) == "OK", "SET bigval")
+        check(c.command(p, "SET", key, "x") == "OK", "SET a 5000-byte key")
+        for i in range(c.n):
+            c.kill(i)
+        c.extra_args = ["--max-value-size", "1000", "--max-key-size", "100"]
+        for i in range(c.n):
+            c.start_replica(i)
+        p, _ = c.wait_for_primary()
+        got = c.command(p, "GET", "bigval", timeout=10)
+        check(got == value.encode(), "a 200000-byte value after a restart "
+              "with --max-value-size 1000: %r" % (got or b"")[:20])
+        check(c.command(p, "GET", key) == b"x", "a 5000-byte key after a "
+              "restart with --max-key-size 100")
+        try:
+            r = c.command(p, "SET", "new", "n" * 2000)
+        except resp.RespError as e:
+            r = str(e)
+        check("limit is 1000 (max-value-size)" in str(r),
+              "a new 2000-byte value with --max-value-size 1000: %r" % r)
+    finally:
+        c.stop_all()
+
+
 def main(binary):
     c = cl.Cluster(binary, n=3, name="operator")
     tmp = c.dir
@@ -360,6 +393,7 @@ def main(binary):
     server_duplicates(binary, tmp)
     log_memory_flag(binary, tmp)
     log_memory_lowered(binary)
+    limits_lowered(binary)
     c.start()
     c.wait_for_primary()
     server_port_in_use(binary, c, tmp)
@@ -367,8 +401,8 @@ def main(binary):
     replies(c)
     members(binary, c)
     return "even sizes refused, failed starts reported, duplicates " \
-        "refused, --log-memory (and lowered under a longer log), status " \
-        "format, HELLO/INFO/KVINFO, cohort members"
+        "refused, --log-memory (and lowered under a longer log), lowered " \
+        "value and key limits, status format, HELLO/INFO/KVINFO, cohort members"
 
 
 if __name__ == "__main__":

@@ -494,7 +494,10 @@ static void hostile_bodies_change_nothing(void **state)
     t_deinit(&t);
 }
 
-/* A key over the limit as a destination is refused in apply too. */
+/* A destination over the largest key any store allows is refused in
+ * apply; one over this member's own limit but not that one is renamed to,
+ * as on a member with a larger limit (apply does not read the local
+ * limits, kv_apply_config()). */
 static void hostile_destination_over_the_key_limit_is_refused(void **state)
 {
     (void)state;
@@ -503,12 +506,25 @@ static void hostile_destination_over_the_key_limit_is_refused(void **state)
     struct t s;
     t_init_config(&s, &small);
     expect(&s, "SET a 1", "+OK\r\n");
-    static const char *const long_dst[] = {"a", "bb"};
-    uint8_t body[64];
-    size_t size = body_of(body, sizeof(body), KV_CMD_RENAME, 0, 2, long_dst);
+    char *huge = malloc(KV_KEY_SIZE_LIMIT + 2);
+    assert_non_null(huge);
+    memset(huge, 'b', KV_KEY_SIZE_LIMIT + 1);
+    huge[KV_KEY_SIZE_LIMIT + 1] = '\0';
+    const char *const long_dst[] = {"a", huge};
+    size_t body_max = KV_KEY_SIZE_LIMIT + 64;
+    uint8_t *body = malloc(body_max);
+    assert_non_null(body);
+    size_t size = body_of(body, body_max, KV_CMD_RENAME, 0, 2, long_dst);
     assert_string_equal(t_apply(&s, body, size),
-                        "-ERR key is 2 bytes; limit is 1 (max-key-size)\r\n");
+                        "-ERR key is 1048577 bytes; limit is 1048576 "
+                        "(max-key-size)\r\n");
     expect(&s, "GET a", "$1\r\n1\r\n");
+    static const char *const two_byte_dst[] = {"a", "bb"};
+    size = body_of(body, body_max, KV_CMD_RENAME, 0, 2, two_byte_dst);
+    assert_string_equal(t_apply(&s, body, size), "+OK\r\n");
+    expect(&s, "EXISTS a", ":0\r\n");
+    free(body);
+    free(huge);
     t_deinit(&s);
 }
 

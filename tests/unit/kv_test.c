@@ -403,21 +403,28 @@ static void value_over_limit_is_rejected(void **state)
     assert_string_equal(run(&t, "INCR kkkkk"), big_key);
     assert_string_equal(run(&t, "DBSIZE"), ":0\r\n");
     assert_string_equal(run(&t, "SET kkkk 99999999"), "+OK\r\n");
-    /* INCR may not grow a value past the limit either. */
-    assert_string_equal(run(&t, "INCR kkkk"), big_value);
-    assert_string_equal(run(&t, "GET kkkk"), "$8\r\n99999999\r\n");
+    /* Apply does not read the local limits (kv_apply_config()): INCR's
+     * result, at most 20 bytes, is stored whatever the limit. */
+    assert_string_equal(run(&t, "INCR kkkk"), ":100000000\r\n");
     assert_string_equal(run(&t, "INCRBY n 12345678"), ":12345678\r\n");
-    /* A body that skipped the server's checks is still refused by apply,
+    /* A body over the largest key any store allows is refused by apply,
      * and all of an MSET is refused, not just the big pair. */
-    const struct resp_arg args[] = {ARG("a"), ARG("1"), ARG("b"),
-                                    ARG("123456789")};
+    char *huge = malloc(KV_KEY_SIZE_LIMIT + 1);
+    assert_non_null(huge);
+    memset(huge, 'h', KV_KEY_SIZE_LIMIT + 1);
+    const struct resp_arg args[] = {
+        ARG("a"), ARG("1"), {huge, KV_KEY_SIZE_LIMIT + 1}, ARG("2")};
     struct kv_write w = {.type = KV_CMD_MSET, .arg_count = 4, .args = args};
-    uint8_t body[128];
-    size_t n = kv_command_encode(&w, body, sizeof(body));
+    size_t body_max = kv_command_size(&w);
+    uint8_t *body = malloc(body_max);
+    assert_non_null(body);
+    size_t n = kv_command_encode(&w, body, body_max);
     uint64_t hash = kv_state_hash(&t.kv);
-    assert_string_equal(t_apply(&t, body, n), big_value);
+    assert_non_null(strstr(t_apply(&t, body, n), "limit is 1048576"));
     assert_int_equal(kv_state_hash(&t.kv), hash);
-    assert_string_equal(run(&t, "EXISTS a b"), ":0\r\n");
+    assert_string_equal(run(&t, "EXISTS a"), ":0\r\n");
+    free(body);
+    free(huge);
     t_deinit(&t);
 }
 
@@ -528,6 +535,79 @@ static void assert_malformed(struct t *t, const uint8_t *body, size_t size)
                      reply);
     assert_int_equal(kv_state_hash(&t->kv), hash);
     assert_int_equal(t->kv.key_count, keys);
+}
+
+/* The bodies a store with the default limits proposes apply the same on a
+ * store started with far smaller ones (a limit lowered since, or not yet
+ * raised on this member): the same replies and the same state, values
+ * over its limits included. Growth (APPEND, SETRANGE, INCRBYFLOAT, and
+ * inside transactions) is held to the proposer's limit, which the op
+ * carries. A reply too long for the smaller member is replaced by an
+ * error there, and the op still takes effect. */
+static void apply_does_not_read_the_local_limits(void **state)
+{
+    (void)state;
+    struct t big, small;
+    t_init(&big);
+    struct kv_config tiny = kv_config_default();
+    tiny.key_size_max = 4;
+    tiny.value_size_max = 8;
+    t_init_config(&small, &tiny);
+    const char *lines[] = {
+        "SET k 123456789",
+        "SET kkkkk v",
+        "MSET a 1 bbbbbbbb 123456789",
+        "APPEND k 0123456789",
+        "SETRANGE sr 20 x",
+        "INCRBYFLOAT f 1234567.5",
+        "COHORT.EXEC 0 2 3 SET tx 1234567890 3 APPEND tx abcdefghij",
+        "CAS k 1234567890123456789 x",
+        "INCR kkkkk",
+        "GETDEL k",
+    };
+    static uint8_t body[4096];
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        size_t n = encode_line(&big, lines[i], body, sizeof(body));
+        char want[256];
+        snprintf(want, sizeof(want), "%s", t_apply(&big, body, n));
+        const char *got = t_apply(&small, body, n);
+        if (strcmp(got, want) != 0)
+            fail_msg("%s: %s on the small store, %s on the big one", lines[i],
+                     got, want);
+        assert_true(kv_state_hash(&small.kv) == kv_state_hash(&big.kv));
+    }
+    /* The proposer's limit holds at apply: an APPEND proposed by the small
+     * store stops at its 8 bytes on the big one too. */
+    size_t n = encode_line(&small, "APPEND tx x", body, sizeof(body));
+    const char *over = "-ERR string exceeds maximum allowed size: 21 bytes; "
+                       "limit is 8 (max-value-size)\r\n";
+    assert_string_equal(t_apply(&big, body, n), over);
+    assert_string_equal(t_apply(&small, body, n), over);
+    /* A value of 128 KiB: GETDEL's reply does not fit the small store's
+     * reply buffer (its value limit plus a transaction's ~64 KiB); it
+     * still deletes the key there. */
+    static char value[128 * 1024 + 1];
+    memset(value, 'v', sizeof(value) - 1);
+    const struct resp_arg set[] = {
+        ARG("SET"), ARG("g"), {value, sizeof(value) - 1}};
+    struct kv_write w;
+    struct resp_buf out;
+    resp_buf_init(&out, 2);
+    assert_int_equal(kv_command_parse(&big.kv.config, 3, set, &w, &out), 0);
+    resp_buf_deinit(&out);
+    static uint8_t long_body[130 * 1024];
+    n = kv_command_encode(&w, long_body, sizeof(long_body));
+    t_apply(&big, long_body, n);
+    assert_string_equal(t_apply(&small, long_body, n), "+OK\r\n");
+    n = encode_line(&big, "GETDEL g", body, sizeof(body));
+    assert_int_equal(strlen(t_apply(&big, body, n)), 128 * 1024 + 11);
+    assert_non_null(strstr(t_apply(&small, body, n),
+                           "over this member's max-value-size; the command "
+                           "took effect"));
+    assert_true(kv_state_hash(&small.kv) == kv_state_hash(&big.kv));
+    assert_int_equal(small.kv.key_count, big.kv.key_count);
+    t_deinit(&big);
+    t_deinit(&small);
 }
 
 static void apply_rejects_malformed_command_bytes(void **state)
@@ -992,15 +1072,15 @@ static void publish_bodies_from_the_log_are_checked(void **state)
         assert_malformed(&t, body, cut);
     body[size] = 0;
     assert_malformed(&t, body, size + 1);
-    /* A channel over the key limit in a well-framed body: refused at
-     * apply as at parse, and nothing is retained. */
+    /* A channel over this member's key limit in a well-framed body (a
+     * proposer with a larger one): published as on every member, since
+     * apply does not read the local limits. */
     struct kv_config small = kv_config_default();
     small.key_size_max = 1;
     struct t u;
     t_init_config(&u, &small);
-    assert_string_equal(t_apply(&u, body, size),
-                        "-ERR key is 2 bytes; limit is 1 (max-key-size)\r\n");
-    assert_int_equal(u.kv.history.count, 0);
+    assert_string_equal(t_apply(&u, body, size), ":0\r\n");
+    assert_int_equal(u.kv.history.count, 1);
     t_deinit(&u);
     assert_int_equal(t.kv.history.count, 0);
     t_deinit(&t);
@@ -1170,21 +1250,26 @@ static void restore_rejects_truncation(void **state)
     t_deinit(&t);
 }
 
-static void restore_rejects_values_over_this_stores_limit(void **state)
+/* A snapshot written under larger limits is this group's state: a member
+ * started with smaller ones restores it whole. */
+static void restore_keeps_values_over_this_stores_limit(void **state)
 {
     (void)state;
     struct t t;
     t_init(&t);
     run(&t, "SET k 123456789");
+    run(&t, "SET kkkkkkkk v");
     struct buf b = snapshot_of(&t.kv);
     struct kv_config config = kv_config_default();
     config.value_size_max = 8;
+    config.key_size_max = 4;
     struct kv small;
     assert_int_equal(kv_init(&small, &config), 0);
     struct cohort_err err;
-    assert_int_equal(restore_from(&small, &b, &err), -COHORT_ECORRUPT);
-    assert_non_null(strstr(err.message, "max-value-size 8"));
-    assert_empty(&small);
+    assert_int_equal(restore_from(&small, &b, &err), 0);
+    assert_true(kv_state_hash(&small) == kv_state_hash(&t.kv));
+    assert_int_equal(small.key_count, 2);
+    assert_true(kv_invariants_hold(&small));
     free(b.data);
     kv_deinit(&small);
     t_deinit(&t);
@@ -1715,6 +1800,7 @@ int main(void)
         cmocka_unit_test(cas_on_missing_key_never_matches),
         cmocka_unit_test(mset_sets_all),
         cmocka_unit_test(value_over_limit_is_rejected),
+        cmocka_unit_test(apply_does_not_read_the_local_limits),
         cmocka_unit_test(set_expiry_option_errors_propose_nothing),
         cmocka_unit_test(reads_do_not_change_state),
         cmocka_unit_test(
@@ -1727,7 +1813,7 @@ int main(void)
         cmocka_unit_test(restore_sizes_the_table_once),
         cmocka_unit_test(restore_rejects_flipped_byte),
         cmocka_unit_test(restore_rejects_truncation),
-        cmocka_unit_test(restore_rejects_values_over_this_stores_limit),
+        cmocka_unit_test(restore_keeps_values_over_this_stores_limit),
         cmocka_unit_test(
             restore_rejects_bad_order_and_metadata_behind_good_checksums),
         cmocka_unit_test(snapshots_without_newer_state_keep_the_old_bytes),
