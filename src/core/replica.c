@@ -297,16 +297,20 @@ static bool config_valid(const struct replica_config *c)
 
 /* Everything up to the op a primary had committed when it appended our last
  * entry is committed: a primary appends op n only while n - commit <=
- * pipeline_ops_max. Not the bound on uncommitted bytes as well: the
- * runtime derives pipeline_bytes_max from the value and key limits, which
- * a restart may lower, and a bound smaller than the one the entries were
- * appended under would take uncommitted ops for committed.
- * pipeline_ops_max must be the same for every run of a group. */
+ * pipeline_ops_max and the uncommitted bytes fit pipeline_bytes_max. */
 static uint64_t commit_floor(const struct replica *r)
 {
     uint64_t op = r->log.op;
     uint64_t floor =
         op > r->c.pipeline_ops_max ? op - r->c.pipeline_ops_max : 0;
+    uint64_t bytes = 0;
+    for (uint64_t o = op; o > r->log.base && o > floor; o--) {
+        bytes += log_header(&r->log, o)->body_size;
+        if (bytes > r->c.pipeline_bytes_max) {
+            floor = o;
+            break;
+        }
+    }
     return floor > r->log.base ? floor : r->log.base;
 }
 

@@ -1032,25 +1032,40 @@ static uint64_t random_u64(void)
 
 static void configure_replica(struct node *n, struct replica_config *rc)
 {
-    replica_config_defaults(rc, n->c.replica_count, n->c.self, random_u64());
-    rc->initial_voters = n->c.initial_voters;
-    if (n->c.heartbeat_ms)
-        rc->heartbeat_ms = n->c.heartbeat_ms;
-    if (n->c.suspect_timeout_ms)
-        rc->suspect_timeout_ms = n->c.suspect_timeout_ms;
-    if (n->c.view_change_timeout_ms)
-        rc->view_change_timeout_ms = n->c.view_change_timeout_ms;
-    rc->replace_after_ms = n->c.replace_after_ms;
-    rc->spare = n->c.spare;
+    node_replica_config(&n->c, random_u64(), rc);
+}
+
+void node_replica_config(const struct node_config *c, uint64_t seed,
+                         struct replica_config *rc)
+{
+    replica_config_defaults(rc, c->replica_count, c->self, seed);
+    rc->initial_voters = c->initial_voters;
+    if (c->heartbeat_ms)
+        rc->heartbeat_ms = c->heartbeat_ms;
+    if (c->suspect_timeout_ms)
+        rc->suspect_timeout_ms = c->suspect_timeout_ms;
+    if (c->view_change_timeout_ms)
+        rc->view_change_timeout_ms = c->view_change_timeout_ms;
+    rc->replace_after_ms = c->replace_after_ms;
+    rc->spare = c->spare;
     /* Snapshots write the whole store: every 100,000 ops by
      * default (etcd's and ZooKeeper's default too), or sooner when the log
      * holds half its byte budget. */
-    rc->snapshot_interval_ops = n->c.snapshot_interval_ops
-                                    ? n->c.snapshot_interval_ops
+    rc->snapshot_interval_ops = c->snapshot_interval_ops
+                                    ? c->snapshot_interval_ops
                                     : NODE_SNAPSHOT_INTERVAL_DEFAULT;
-    rc->reply_size_max = (uint32_t)kv_reply_size_max(&n->c.kv);
+    rc->reply_size_max = (uint32_t)kv_reply_size_max(&c->kv);
     rc->body_size_max =
-        (uint32_t)n->c.kv.value_size_max + n->c.kv.key_size_max + 4096u;
+        (uint32_t)c->kv.value_size_max + c->kv.key_size_max + 4096u;
+    /* The bound on uncommitted bytes, and with it the largest message,
+     * never goes below what the default limits give: a replica restarted
+     * with lower limits must still send a suffix appended under the old
+     * ones in one DO-VIEW-CHANGE, and its commit floor (core/replica.c)
+     * must not rise above what was committed. */
+    uint32_t body_default =
+        KV_VALUE_SIZE_MAX_DEFAULT + KV_KEY_SIZE_MAX_DEFAULT + 4096u;
+    if (rc->pipeline_bytes_max < 4u * body_default)
+        rc->pipeline_bytes_max = 4u * body_default;
     if (rc->pipeline_bytes_max < 4u * rc->body_size_max)
         rc->pipeline_bytes_max = 4u * rc->body_size_max;
     /* The log's bodies are held in memory (--log-memory): a snapshot is
@@ -1058,7 +1073,7 @@ static void configure_replica(struct node *n, struct replica_config *rc)
      * arena means fewer snapshots of the whole store. */
     rc->log_bytes_max = 4u * rc->pipeline_bytes_max;
     uint64_t log_memory =
-        n->c.log_memory_bytes ? n->c.log_memory_bytes : NODE_LOG_BYTES_MIN;
+        c->log_memory_bytes ? c->log_memory_bytes : NODE_LOG_BYTES_MIN;
     if (rc->log_bytes_max < log_memory)
         rc->log_bytes_max = log_memory;
     /* Three intervals: the log keeps half an interval behind each

@@ -101,6 +101,11 @@ void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
 /* Forget the callback of a pending request (its connection closed). */
 void node_cancel(struct node *n, void *ctx);
 
+/* The core's configuration for c (its limits, pipeline and log bounds),
+ * the core's prng seeded with seed. Pure: node_open() uses it. */
+void node_replica_config(const struct node_config *c, uint64_t seed,
+                         struct replica_config *rc);
+
 /* The store, for reads. Local reads may be stale on a backup. */
 const struct kv *node_kv(const struct node *n);
 /* Who hears of applied PUBLISH ops (kv.h); NULL: nobody. The hook runs

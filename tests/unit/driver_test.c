@@ -186,39 +186,6 @@ static void a_log_longer_than_lowered_bounds_is_kept(void **s)
     assert_int_equal(after->value, writes + 1);
 }
 
-/* A replica restarted with a smaller bound on uncommitted bytes than its
- * log was appended under (the runtime derives it from the value and key
- * limits, which a restart may lower) starts its commit point from the ops
- * bound alone: never above op - pipeline_ops_max, which holds whatever the
- * bytes bound was. */
-static void the_commit_floor_ignores_a_lowered_bytes_bound(void **s)
-{
-    (void)s;
-    uint32_t p = primary();
-    for (uint64_t no = 1; no <= 40; no++) {
-        harness_submit(h, p, 70, no, 1);
-        harness_run(h, 20);
-    }
-    const struct harness_reply *last = harness_find(h, 70, 40, REPLY_OK);
-    assert_non_null(last);
-    for (uint32_t i = 0; i < N; i++)
-        harness_crash(h, i, false);
-    struct replica_config *rc = &h->config.replica;
-    rc->body_size_max = 16;
-    rc->pipeline_bytes_max = 18; /* two 9-byte bodies */
-    for (uint32_t i = 0; i < N; i++) {
-        harness_start(h, i);
-        const struct replica *r = harness_core(h, i);
-        assert_true(replica_op(r) >= 40);
-        assert_true(replica_commit(r) <= replica_op(r) - PIPELINE);
-    }
-    harness_run(h, 3000);
-    struct harness_reply *after = harness_submit(h, primary(), 71, 1, 1);
-    harness_run(h, 300);
-    assert_int_equal(after->outcome, DRIVER_DONE);
-    assert_int_equal(after->value, 41);
-}
-
 /* Writes proposed, writes in the busy queue and reads waiting behind them:
  * closing the driver answers each exactly once, with what is known. */
 static void close_answers_every_write_and_read_once(void **s)
@@ -750,8 +717,6 @@ int main(void)
             no_write_is_answered_before_it_is_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(
             a_log_longer_than_lowered_bounds_is_kept, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            the_commit_floor_ignores_a_lowered_bytes_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(close_answers_every_write_and_read_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(every_write_and_read_is_answered_once,
