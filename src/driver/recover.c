@@ -11,7 +11,8 @@
  * says it was, is passed on (damaged_op) for repair from peers, never cut
  * silently; (4) the core's log has room for every record recovered, also
  * when --log-memory or the snapshot interval was lowered since they were
- * written (fit_log()). */
+ * written (fit_log()); (5) the bound on uncommitted bytes is never below
+ * the largest this data directory ran with (keep_pipeline_bound()). */
 #include "driver/internal.h"
 
 #include <inttypes.h>
@@ -19,6 +20,8 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/bytes.h"
+#include "common/crc32c.h"
 
 /* Create dir and any missing parents, each made durable. */
 static int mkdir_parents(struct vfs *vfs, const char *dir,
@@ -147,6 +150,68 @@ static void fit_log(struct driver *d, const struct replica_durable *out)
             configured >> 20, rc->log_bytes_max >> 20, rc->log_ops_max);
 }
 
+/* dir/bounds: the largest bound on uncommitted bytes (pipeline_bytes_max)
+ * this data directory ran with. 16 bytes: magic u32, the bound u64,
+ * crc32c u32 of the 12 before it. */
+#define BOUNDS_FILE "bounds"
+#define BOUNDS_MAGIC 0x53444e42u /* "BNDS" */
+#define BOUNDS_SIZE 16u
+#define BOUNDS_MAX (UINT64_C(1) << 40)
+
+/* The commit floor at a restart and the largest message must use at least
+ * the bound the log was appended under (docs/PROTOCOL.md, "Recovery after
+ * a restart"), and the runtime derives the bound from the value and key
+ * limits, which a restart may lower. So this run's bound is at least the
+ * largest recorded, and a larger one is recorded, durably, before the
+ * core appends anything under it. A file that does not check out is
+ * ignored (the configured bound, as before it existed) and rewritten. */
+static int keep_pipeline_bound(struct driver *d, struct cohort_err *err)
+{
+    struct replica_config *rc = &d->c.replica;
+    char path[VFS_PATH_MAX];
+    int r = vfs_path_join(path, d->c.data_dir, BOUNDS_FILE, err);
+    if (r != 0)
+        return r;
+    uint8_t *data = NULL;
+    size_t size = 0;
+    r = vfs_read_file(d->vfs, path, &data, &size, err);
+    if (r != 0 && r != -COHORT_ENOTFOUND)
+        return err_wrap(err, "read %s", path);
+    uint64_t kept = 0;
+    if (r == 0) {
+        if (size == BOUNDS_SIZE && get_u32(data) == BOUNDS_MAGIC &&
+            crc32c(0, data, 12) == get_u32(data + 12) &&
+            get_u64(data + 4) <= BOUNDS_MAX)
+            kept = get_u64(data + 4);
+        else
+            drv_log(d, DRIVER_LOG_WARN,
+                    "%s (%zu bytes) does not check out; ignoring it and "
+                    "writing it again",
+                    path, size);
+    }
+    free(data);
+    if (kept > rc->pipeline_bytes_max) {
+        drv_log(d, DRIVER_LOG_INFO,
+                "the bound on unacknowledged bytes stays at %" PRIu64
+                " (this data directory ran with it; the value and key "
+                "limits now give %" PRIu64 ")",
+                kept, rc->pipeline_bytes_max);
+        rc->pipeline_bytes_max = kept;
+        if (rc->log_bytes_max < 2u * kept)
+            rc->log_bytes_max = 2u * kept;
+        return 0;
+    }
+    if (kept == rc->pipeline_bytes_max)
+        return 0;
+    uint8_t buf[BOUNDS_SIZE];
+    put_u32(buf, BOUNDS_MAGIC);
+    put_u64(buf + 4, rc->pipeline_bytes_max);
+    put_u32(buf + 12, crc32c(0, buf, 12));
+    r = vfs_replace_file(d->vfs, d->c.data_dir, BOUNDS_FILE, buf, sizeof(buf),
+                         err);
+    return r != 0 ? err_wrap(err, "write %s", path) : 0;
+}
+
 int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
                 struct cohort_err *err)
 {
@@ -156,6 +221,9 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     if (rc != 0)
         return err_wrap(err, "data directory %s (is it writable?)",
                         d->c.data_dir);
+    rc = keep_pipeline_bound(d, err);
+    if (rc != 0)
+        return rc;
     struct wal_expect expect = {0};
     rc = recover_meta(d, out, &expect, err);
     if (rc == 0)

@@ -186,6 +186,50 @@ static void a_log_longer_than_lowered_bounds_is_kept(void **s)
     assert_int_equal(after->value, writes + 1);
 }
 
+/* A replica restarted with a smaller bound on uncommitted bytes (the
+ * runtime derives it from the value and key limits) keeps the largest
+ * its data directory ran with (recover.c, dir/bounds): its commit floor
+ * and its largest message stay those its log was appended under. A bounds
+ * file that does not check out is ignored and written again. */
+static void the_pipeline_bound_never_shrinks_across_restarts(void **s)
+{
+    (void)s;
+    uint32_t p = primary();
+    for (uint64_t no = 1; no <= 20; no++) {
+        harness_submit(h, p, 80, no, 1);
+        harness_run(h, 20);
+    }
+    uint32_t wide = replica_message_size_max(harness_core(h, 0));
+    for (uint32_t i = 0; i < N; i++)
+        harness_crash(h, i, false);
+    struct replica_config *rc = &h->config.replica;
+    uint64_t was = rc->pipeline_bytes_max;
+    rc->pipeline_bytes_max = 4u * rc->body_size_max; /* 256, from 4096 */
+    /* Replica 2's record is damaged: it falls back to the smaller bound. */
+    struct cohort_err err;
+    static const uint8_t junk[16] = {1, 2, 3};
+    assert_int_equal(vfs_replace_file(sim_disk_vfs(&h->r[2].disk),
+                                      HARNESS_DATA_DIR, "bounds", junk,
+                                      sizeof(junk), &err),
+                     0);
+    harness_start_all(h);
+    assert_int_equal(replica_message_size_max(harness_core(h, 0)), wide);
+    assert_int_equal(replica_message_size_max(harness_core(h, 1)), wide);
+    uint32_t narrow = replica_message_size_max(harness_core(h, 2));
+    assert_true(narrow < wide);
+    /* Written again with the bound it ran with: kept from now on. */
+    harness_crash(h, 2, false);
+    rc->pipeline_bytes_max = rc->body_size_max;
+    harness_start(h, 2);
+    assert_int_equal(replica_message_size_max(harness_core(h, 2)), narrow);
+    harness_run(h, 3000);
+    struct harness_reply *after = harness_submit(h, primary(), 81, 1, 1);
+    harness_run(h, 300);
+    assert_int_equal(after->outcome, DRIVER_DONE);
+    assert_int_equal(after->value, 21);
+    rc->pipeline_bytes_max = was;
+}
+
 /* Writes proposed, writes in the busy queue and reads waiting behind them:
  * closing the driver answers each exactly once, with what is known. */
 static void close_answers_every_write_and_read_once(void **s)
@@ -717,6 +761,8 @@ int main(void)
             no_write_is_answered_before_it_is_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(
             a_log_longer_than_lowered_bounds_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            the_pipeline_bound_never_shrinks_across_restarts, setup, teardown),
         cmocka_unit_test_setup_teardown(close_answers_every_write_and_read_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(every_write_and_read_is_answered_once,
