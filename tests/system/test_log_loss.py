@@ -51,6 +51,8 @@ ENTRY_HEADER = cl.WAL_ENTRY_HEADER
 EXTRA_ARGS = ["--wal-segment-size", str(1 << 20),
               "--snapshot-interval-ops", "200"]
 VALUE_SIZE = 6000
+# Ops the log keeps behind each snapshot: half the snapshot interval.
+KEEP_OPS = 100
 # Seconds (times the sanitizer factor) a and b are watched without p.
 WATCH_S = 3
 
@@ -239,14 +241,23 @@ def pad_past_snapshot(c, p, b):
     """Write one value at a time until b's newest snapshot is inside b's
     newest segment: the acknowledged write then lands above a snapshot in
     a segment that began below it (the metadata's log end bound must pass
-    the snapshot, or losing the segment looks like nothing lost)."""
-    for n in range(600):
-        if latest_snapshot_op(c, b) >= newest_segment_first_op(c, b):
+    the snapshot, or losing the segment looks like nothing lost).
+
+    The snapshot must also be early enough in that segment that the
+    compaction it brings (to KEEP_OPS behind it, core/transfer.c) leaves
+    the segment before it: shorten() deletes the newest segment and needs
+    another. A snapshot later in the segment can drop the one before it,
+    at once or a moment later, so padding goes on to the next segment."""
+    for n in range(1500):
+        snap = latest_snapshot_op(c, b)
+        first = newest_segment_first_op(c, b)
+        if first <= snap < first + KEEP_OPS - 10 and \
+                len(cl.wal_segments(c.wal_dir(b))) >= 2:
             return
         c.command(p, "SET", "pad%d" % n, "x" * VALUE_SIZE,
                   timeout=5.0 * c.slow)
-    raise cl.TestFailure("r%d took no snapshot inside its newest segment "
-                         "in 600 writes" % b)
+    raise cl.TestFailure("r%d took no snapshot early in its newest segment "
+                         "in 1500 writes" % b)
 
 
 def run_loss_case(binary, how):
