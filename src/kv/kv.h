@@ -55,11 +55,11 @@
  * values an op makes (APPEND, SETRANGE, INCRBYFLOAT, transactions) to the
  * limit the op carries (KV_VALUE_LIMIT, the proposer's), and a snapshot
  * restores whatever it holds within the largest limits. So replicas with
- * different limits (a limit lowered at a restart, or raised one member at a
- * time) reach the same state from the same log, and a limit lowered keeps
- * what was acknowledged under the old one. Only a reply may differ: one
- * too long for a member's reply buffer is an error there
- * (kv_apply()). The hash seed only shapes the table layout and may differ
+ * different limits reach the same state from the same log, and a limit
+ * lowered keeps what was acknowledged under the old one. (Replication has
+ * its own bounds from the limits: README "Limits" says how to change them.)
+ * Only a reply may differ: one too long for a member's reply buffer is an error
+ * there (kv_apply()). The hash seed only shapes the table layout and may differ
  * between replicas (a server may pick it per process to resist hash
  * flooding): no result depends on it. */
 struct kv_config {

@@ -606,6 +606,18 @@ static void apply_does_not_read_the_local_limits(void **state)
                            "took effect"));
     assert_true(kv_state_hash(&small.kv) == kv_state_hash(&big.kv));
     assert_int_equal(small.kv.key_count, big.kv.key_count);
+    /* The limit an op carries is log bytes: out of range, it is clamped
+     * (0 or less refuses every value, here the transaction's SET, and
+     * nothing changes; over the largest, the largest). */
+    n = encode_line(&big, "COHORT.EXEC 0 1 3 SET h v", body, sizeof(body));
+    uint64_t hash = kv_state_hash(&big.kv);
+    put_u64(body + 8, 0);
+    assert_non_null(strstr(t_apply(&big, body, n), "malformed transaction"));
+    put_u64(body + 8, (uint64_t)INT64_MIN);
+    assert_non_null(strstr(t_apply(&big, body, n), "malformed transaction"));
+    assert_true(kv_state_hash(&big.kv) == hash);
+    put_u64(body + 8, UINT64_MAX >> 1);
+    assert_string_equal(t_apply(&big, body, n), "*1\r\n+OK\r\n");
     t_deinit(&big);
     t_deinit(&small);
 }
