@@ -825,10 +825,12 @@ static void conn_parse(struct conn *c)
         const uint8_t *at = c->in.data + off;
         uint32_t size = get_u32(at);
         if (size > t->config.frame_size_max) {
-            char what[128];
+            char what[200];
             snprintf(what, sizeof(what),
                      "a frame of %" PRIu32 " bytes; our limit is %" PRIu32
-                     " (frame_size_max; is it the same on every replica?)",
+                     " (the largest peer message, which follows "
+                     "--max-value-size and --max-key-size: give every "
+                     "replica the same limits)",
                      size, t->config.frame_size_max);
             conn_reject(c, what);
             return;

@@ -890,7 +890,8 @@ static void oversized_frame_closes_the_connection(void **state)
     assert_int_equal(f->sides[1].corrupt, 0);
     assert_int_equal(logs_containing(&f->sides[1],
                                      "sent a frame of 2000 bytes; our limit "
-                                     "is 1024"),
+                                     "is 1024 (the largest peer message, "
+                                     "which follows --max-value-size"),
                      1);
     assert_int_equal(logs_containing(&f->sides[0], "lost connection to "
                                                    "replica 1"),
