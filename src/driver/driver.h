@@ -207,6 +207,17 @@ void driver_close(struct driver *d);
 void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
                    const uint8_t *body, size_t body_size, bool over_limit,
                    driver_done_fn done, void *ctx);
+/* driver_submit(), bound to the term (epoch, view) this replica leads now:
+ * a request still waiting in the driver (busy, or parked through a view
+ * change) when the term ends is never proposed in the next one, even if
+ * this replica leads it, but answered DRIVER_RETRY (REPLY_VIEW_CHANGE).
+ * For a primary's own housekeeping ops whose meaning depends on the term
+ * (the session sweeper's EXPIRE, which must follow that term's EXTEND).
+ * At most TERM_BOUND_MAX (8) such requests wait at a time; past that one
+ * is answered DRIVER_RETRY (REPLY_BUSY) at once. */
+void driver_submit_in_term(struct driver *d, uint64_t client_id,
+                           uint64_t request_no, const uint8_t *body,
+                           size_t body_size, driver_done_fn done, void *ctx);
 /* Linearizable read (read index): done(DRIVER_DONE) once this replica is
  * the primary, a quorum confirmed after the call that it still holds its
  * view, and it has applied every write committed before the call (writes

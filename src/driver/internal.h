@@ -21,6 +21,16 @@ struct pending {
     void *ctx;
 };
 
+/* A request bound to the term (epoch, view) it was submitted in
+ * (driver_submit_in_term): never proposed in another. */
+struct term_bound {
+    uint64_t client_id;
+    uint64_t request_no;
+    uint32_t epoch;
+    uint64_t view;
+};
+#define TERM_BOUND_MAX 8u
+
 /* A request the core turned away as busy, queued to be offered again. */
 struct deferred {
     uint64_t client_id;
@@ -105,6 +115,10 @@ struct driver {
     bool parked;        /* the queue waits while this replica is not primary */
     uint64_t parked_since_ms;
     bool flushing; /* the batch is being handed to the core */
+    /* Term-bound requests still waiting for an answer (answered ones are
+     * dropped lazily, at the next batch). */
+    struct term_bound bound[TERM_BOUND_MAX];
+    uint32_t bound_count;
 
     /* Linearizable reads (read index, EV_READ). Reads that arrive during a
      * turn form a group; at the end of the turn, after the turn's writes

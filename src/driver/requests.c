@@ -216,8 +216,48 @@ static bool defer_busy(struct driver *d, uint64_t client, uint64_t no)
 
 /* ------------------------------------------------------------ batches */
 
+/* The term this replica is in. */
+static bool term_is(const struct driver *d, const struct term_bound *b)
+{
+    return b->epoch == replica_membership(d->r)->epoch &&
+           b->view == replica_view(d->r);
+}
+
+/* Before the batch goes to the core: a term-bound request of an earlier
+ * term is taken out of it and answered RETRY; answered ones are forgotten.
+ * A bound request of an earlier term that is not in the batch either was
+ * proposed in its term (it is in the log there) or still waits in the
+ * busy queue, to be caught when it is batched. */
+static void batch_drop_other_terms(struct driver *d)
+{
+    uint32_t kept = 0;
+    for (uint32_t k = 0; k < d->bound_count; k++) {
+        struct term_bound b = d->bound[k];
+        if (!pending_has(d, b.client_id, b.request_no))
+            continue;
+        uint32_t i = 0;
+        while (i < d->batch_count && (d->batch[i].client_id != b.client_id ||
+                                      d->batch[i].request_no != b.request_no))
+            i++;
+        if (i == d->batch_count || term_is(d, &b)) {
+            d->bound[kept++] = b;
+            continue;
+        }
+        memmove(&d->batch[i], &d->batch[i + 1],
+                (d->batch_count - i - 1) * sizeof(*d->batch));
+        d->batch_count--;
+        struct pending p;
+        if (pending_take(d, b.client_id, b.request_no, &p))
+            answer(p.done, p.ctx, DRIVER_RETRY, REPLY_VIEW_CHANGE,
+                   replica_primary(d->r));
+    }
+    d->bound_count = kept;
+}
+
 void drv_flush_batch(struct driver *d)
 {
+    if (d->bound_count)
+        batch_drop_other_terms(d);
     if (d->batch_count == 0)
         return;
     struct event ev = {.type = EV_CLIENT_REQUEST};
@@ -371,6 +411,25 @@ void driver_submit(struct driver *d, uint64_t client_id, uint64_t request_no,
         batch_add(d, client_id, request_no, body, body_size, over_limit);
     }
     pending_add(d, client_id, request_no, done, ctx);
+}
+
+void driver_submit_in_term(struct driver *d, uint64_t client_id,
+                           uint64_t request_no, const uint8_t *body,
+                           size_t body_size, driver_done_fn done, void *ctx)
+{
+    uint32_t kept = 0;
+    for (uint32_t k = 0; k < d->bound_count; k++)
+        if (pending_has(d, d->bound[k].client_id, d->bound[k].request_no))
+            d->bound[kept++] = d->bound[k];
+    d->bound_count = kept;
+    if (d->bound_count == TERM_BOUND_MAX) {
+        answer(done, ctx, DRIVER_RETRY, REPLY_BUSY, replica_primary(d->r));
+        return;
+    }
+    d->bound[d->bound_count++] = (struct term_bound){
+        client_id, request_no, replica_membership(d->r)->epoch,
+        replica_view(d->r)};
+    driver_submit(d, client_id, request_no, body, body_size, false, done, ctx);
 }
 
 static enum driver_outcome outcome_of(enum reply_status status)

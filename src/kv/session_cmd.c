@@ -704,11 +704,13 @@ uint64_t kv_session_first_deadline(const struct kv *kv)
     return first;
 }
 
-enum kv_session_sweep kv_session_sweep_next(
-    const struct kv *kv, uint64_t view, uint64_t extended_view, uint64_t now_ms,
-    char text[][KV_SESSION_ID_TEXT], struct resp_arg *args, struct kv_write *w)
+enum kv_session_sweep
+kv_session_sweep_next(const struct kv *kv, struct kv_term term,
+                      const struct kv_term *extended, uint64_t now_ms,
+                      char text[][KV_SESSION_ID_TEXT], struct resp_arg *args,
+                      struct kv_write *w)
 {
-    if (extended_view != view) {
+    if (extended == NULL || !kv_term_equal(*extended, term)) {
         kv_session_extend_write(w);
         return KV_SWEEP_EXTEND;
     }

@@ -152,19 +152,34 @@ uint32_t kv_session_expire_batch(const struct kv *kv, uint64_t now_ms,
 /* The earliest deadline of any session, UINT64_MAX if none. */
 uint64_t kv_session_first_deadline(const struct kv *kv);
 
+/* A primary's term: the (epoch, view) it leads. Views are ordered by
+ * (epoch, view) and each epoch's views start at 0, so a view number alone
+ * does not name a term: a member may lead view 1 of two epochs. */
+struct kv_term {
+    uint32_t epoch;
+    uint64_t view;
+};
+
+static inline bool kv_term_equal(struct kv_term a, struct kv_term b)
+{
+    return a.epoch == b.epoch && a.view == b.view;
+}
+
 /* The primary's session sweeper's next op, shared by the server
  * (server/session_sweep.c) and the simulator (sim/sweep.c): as primary of
- * view `view`, with an EXTEND proposed in extended_view done (UINT64_MAX:
- * none), at log time now_ms. KV_SWEEP_EXTEND (w: EXTEND) until the view's
- * EXTEND is done, then KV_SWEEP_EXPIRE (w: EXPIRE of the sessions due,
- * their ids in text and args) or KV_SWEEP_IDLE when none is due. */
+ * `term`, with an EXTEND proposed in *extended done (NULL: none yet), at
+ * log time now_ms. KV_SWEEP_EXTEND (w: EXTEND) until the term's EXTEND is
+ * done, then KV_SWEEP_EXPIRE (w: EXPIRE of the sessions due, their ids in
+ * text and args) or KV_SWEEP_IDLE when none is due. */
 enum kv_session_sweep {
     KV_SWEEP_IDLE = 0,
     KV_SWEEP_EXTEND = 1,
     KV_SWEEP_EXPIRE = 2,
 };
-enum kv_session_sweep kv_session_sweep_next(
-    const struct kv *kv, uint64_t view, uint64_t extended_view, uint64_t now_ms,
-    char text[][KV_SESSION_ID_TEXT], struct resp_arg *args, struct kv_write *w);
+enum kv_session_sweep
+kv_session_sweep_next(const struct kv *kv, struct kv_term term,
+                      const struct kv_term *extended, uint64_t now_ms,
+                      char text[][KV_SESSION_ID_TEXT], struct resp_arg *args,
+                      struct kv_write *w);
 
 #endif

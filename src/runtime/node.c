@@ -726,6 +726,14 @@ void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
                   done, ctx);
 }
 
+void node_submit_in_term(struct node *n, uint64_t client_id,
+                         uint64_t request_no, const uint8_t *body,
+                         size_t body_size, driver_done_fn done, void *ctx)
+{
+    driver_submit_in_term(n->driver, client_id, request_no, body, body_size,
+                          done, ctx);
+}
+
 void node_transfer(struct node *n, uint32_t target, struct transfer_answer *out)
 {
     driver_transfer(n->driver, target, out);

@@ -98,6 +98,11 @@ void node_close(struct node *n);
 void node_submit(struct node *n, uint64_t client_id, uint64_t request_no,
                  const uint8_t *body, size_t body_size, bool over_limit,
                  driver_done_fn done, void *ctx);
+/* node_submit() bound to the term (epoch, view) this replica leads now
+ * (driver_submit_in_term()): never proposed in a later one. */
+void node_submit_in_term(struct node *n, uint64_t client_id,
+                         uint64_t request_no, const uint8_t *body,
+                         size_t body_size, driver_done_fn done, void *ctx);
 /* Forget the callback of a pending request (its connection closed). */
 void node_cancel(struct node *n, void *ctx);
 

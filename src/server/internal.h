@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "common/resp.h"
+#include "kv/session_cmd.h"
 #include "runtime/log_limit.h"
 #include "runtime/node.h"
 #include "server/addr_count.h"
@@ -446,9 +447,10 @@ struct session_sweeper {
     uint64_t client_id;
     uint64_t request_no;
     bool in_flight;
-    bool extending;         /* the op in flight is an EXTEND */
-    uint64_t proposed_view; /* the view the op in flight was proposed in */
-    uint64_t extended_view; /* an EXTEND proposed in it is done */
+    bool extending;          /* the op in flight is an EXTEND */
+    struct kv_term proposed; /* the term the op in flight was proposed in */
+    bool extended_set;       /* an EXTEND proposed in `extended` is done */
+    struct kv_term extended;
     uint64_t extend_ops_proposed;
     uint64_t expire_ops_proposed;
     uint64_t expire_ops_done;

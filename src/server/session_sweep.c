@@ -14,8 +14,10 @@
  * deadline is at or before the EXPIRE op's own time. A session whose client
  * sends a KEEPALIVE (through any member; forwarded like any write) at least
  * once per TTL of log time therefore never expires, however many
- * failovers. The view an EXTEND was proposed in is remembered; a primary of
- * a later view (this member again after losing the view) extends again.
+ * failovers. The term (epoch, view) an EXTEND was proposed in is
+ * remembered; a primary of any other term (this member again after losing
+ * the view, or in a new epoch, whose views start at 0 again) extends
+ * again.
  *
  * The choice of the next op is kv_session_sweep_next() (kv/session_cmd.h),
  * which the simulator's sweeper (sim/sweep.c) runs too.
@@ -24,7 +26,7 @@
  * own (client id, request numbers), and its ops bypass maxmemory.
  *
  * Invariant: at most one op in flight (ss->in_flight); no EXPIRE is
- * proposed in view v before an EXTEND proposed in view v was done.
+ * proposed in term (e, v) before an EXTEND proposed in (e, v) was done.
  */
 #include <stdlib.h>
 
@@ -40,9 +42,10 @@ static void session_sweep_done(void *ctx, const struct driver_reply *r)
     ASSERT(ss->in_flight);
     ss->in_flight = false;
     if (r->outcome == DRIVER_DONE) {
-        if (ss->extending)
-            ss->extended_view = ss->proposed_view;
-        else
+        if (ss->extending) {
+            ss->extended = ss->proposed;
+            ss->extended_set = true;
+        } else
             ss->expire_ops_done++;
     } else if (r->outcome == DRIVER_REJECTED) {
         ss->client_id = server_client_id_new(s);
@@ -58,11 +61,11 @@ void session_sweep_init(struct server *s)
     ss->client_id = server_client_id_new(s);
     ss->request_no = 0;
     ss->in_flight = false;
-    ss->extended_view = UINT64_MAX; /* none yet */
+    ss->extended_set = false; /* none yet */
 }
 
 static void propose(struct server *s, const struct kv_write *w, bool extend,
-                    uint64_t view)
+                    struct kv_term term)
 {
     struct session_sweeper *ss = &s->session_sweeper;
     size_t size = kv_command_size(w);
@@ -76,13 +79,15 @@ static void propose(struct server *s, const struct kv_write *w, bool extend,
     size = kv_command_encode(w, ss->body, ss->body_capacity);
     ss->in_flight = true;
     ss->extending = extend;
-    ss->proposed_view = view;
+    ss->proposed = term;
     if (extend)
         ss->extend_ops_proposed++;
     else
         ss->expire_ops_proposed++;
-    node_submit(s->node, ss->client_id, ++ss->request_no, ss->body, size, false,
-                session_sweep_done, ss);
+    /* Bound to the term: an EXPIRE parked through a view change must not
+     * land in a later term before that term's EXTEND. */
+    node_submit_in_term(s->node, ss->client_id, ++ss->request_no, ss->body,
+                        size, session_sweep_done, ss);
 }
 
 void session_sweep_run(struct server *s)
@@ -90,16 +95,16 @@ void session_sweep_run(struct server *s)
     struct session_sweeper *ss = &s->session_sweeper;
     if (ss->in_flight || s->closing || !node_is_primary(s->node))
         return;
-    struct node_status st;
-    node_status(s->node, &st);
+    struct kv_term term;
+    node_view(s->node, &term.epoch, &term.view);
     struct kv_write w;
     char text[KV_SESSION_EXPIRE_BATCH][KV_SESSION_ID_TEXT];
     struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
-    enum kv_session_sweep next =
-        kv_session_sweep_next(s->kv, st.view, ss->extended_view,
-                              node_log_time(s->node), text, args, &w);
+    enum kv_session_sweep next = kv_session_sweep_next(
+        s->kv, term, ss->extended_set ? &ss->extended : NULL,
+        node_log_time(s->node), text, args, &w);
     if (next != KV_SWEEP_IDLE)
-        propose(s, &w, next == KV_SWEEP_EXTEND, st.view);
+        propose(s, &w, next == KV_SWEEP_EXTEND, term);
 }
 
 void session_sweep_close(struct server *s)

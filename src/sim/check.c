@@ -235,7 +235,8 @@ static void sessions_before(struct check *c)
 
 /* Op e ended sessions by expiry: each must have been due (its deadline,
  * its last renewal's time + TTL, at or before the op's time) and must
- * have had a whole TTL of log time in the view that expires it. */
+ * have had a whole TTL of log time in the term (epoch, view) that expires
+ * it. */
 static void check_sessions_ended(struct check *c, const struct check_entry *e)
 {
     struct kv_sessions *t = &c->ref.kv.sessions;
@@ -247,14 +248,14 @@ static void check_sessions_ended(struct check *c, const struct check_entry *e)
         c->sessions_expired++;
         if (s->deadline_ms > at || at < c->view_start_ms + s->ttl_ms)
             check_fail(c, "session",
-                       "op %" PRIu64 " (view %" PRIu64 ", log time %" PRIu64
-                       ") expired session %" PRIu64 " (ttl %" PRIu64
-                       " ms, deadline %" PRIu64 ") though view %" PRIu64
-                       " began at log time %" PRIu64
+                       "op %" PRIu64 " (epoch %" PRIu32 " view %" PRIu64
+                       ", log time %" PRIu64 ") expired session %" PRIu64
+                       " (ttl %" PRIu64 " ms, deadline %" PRIu64
+                       ") though that term began at log time %" PRIu64
                        ", less than a TTL before: a new primary must "
                        "extend every session before it expires any",
-                       e->h.op, e->h.view, at, s->id, s->ttl_ms, s->deadline_ms,
-                       e->h.view, c->view_start_ms);
+                       e->h.op, e->h.epoch, e->h.view, at, s->id, s->ttl_ms,
+                       s->deadline_ms, c->view_start_ms);
     }
 }
 
@@ -324,7 +325,9 @@ static void reference_sm_apply(struct check *c, struct check_entry *e)
  * the core follows (see check.h). */
 static void reference_apply(struct check *c, struct check_entry *e)
 {
-    if (e->h.view > c->view || c->ref_op == 1) {
+    if (e->h.epoch > c->epoch ||
+        (e->h.epoch == c->epoch && e->h.view > c->view) || c->ref_op == 1) {
+        c->epoch = e->h.epoch;
         c->view = e->h.view;
         c->view_start_ms = e->h.timestamp_ms;
     }

@@ -129,8 +129,11 @@ struct check {
     uint64_t replies_checked;
     uint64_t applies_checked;
     /* Coordination (the reference model's sessions and locks). */
-    uint64_t view;          /* the view of the last op the reference saw */
-    uint64_t view_start_ms; /* the timestamp of its first op in that view */
+    /* The term (epoch, view; each epoch's views start at 0) of the last op
+     * the reference saw, and the timestamp of its first op in that term. */
+    uint32_t epoch;
+    uint64_t view;
+    uint64_t view_start_ms;
     struct check_session *sessions;
     uint64_t session_count;
     uint64_t session_capacity;

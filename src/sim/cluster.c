@@ -831,7 +831,7 @@ uint32_t cluster_primary(const struct cluster *c)
 /* Whether replica i takes part in the newest epoch any replica knows: a
  * replica left outside it (removed, or an id never added) stops where it
  * was left, and the settle and converge checks leave it out. */
-static bool in_latest_epoch(const struct cluster *c, uint32_t i)
+bool cluster_in_latest_epoch(const struct cluster *c, uint32_t i)
 {
     const struct membership *latest = NULL;
     for (uint32_t k = 0; k < c->config.replica_count; k++) {
@@ -853,7 +853,7 @@ bool cluster_quiescent(const struct cluster *c)
             continue;
         if (rep->paused || !sim_host_idle(rep) || rep->turn_pending)
             return false;
-        if (!in_latest_epoch(c, i))
+        if (!cluster_in_latest_epoch(c, i))
             continue; /* outside the membership: it takes no part */
         if (replica_status(rep->r) != STATUS_NORMAL)
             return false;
@@ -882,7 +882,7 @@ void cluster_check_converged(struct cluster *c)
                    chk->commit_max, chk->ref_op);
     for (uint32_t i = 0; i < c->config.replica_count && !chk->failed; i++) {
         struct sim_replica *rep = &c->replicas[i];
-        if (!rep->r || !in_latest_epoch(c, i))
+        if (!rep->r || !cluster_in_latest_epoch(c, i))
             continue; /* a removed replica stopped where it was removed */
         uint64_t applied = replica_applied(rep->r);
         if (applied != chk->commit_max) {

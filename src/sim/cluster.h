@@ -30,6 +30,7 @@
 #include "sim/check.h"
 #include "sim/coord.h"
 #include "sim/disk.h"
+#include "kv/session_cmd.h"
 #include "sim/kvsm.h"
 #include "sim/net.h"
 #include "sim/workload.h"
@@ -137,8 +138,9 @@ struct sim_replica {
         uint32_t ids; /* ids taken, over every incarnation */
         uint64_t client_id;
         uint64_t request_no;
-        uint64_t extended_view; /* UINT64_MAX: none this incarnation */
-        uint64_t proposed_view;
+        bool extended_set; /* false: none this incarnation */
+        struct kv_term extended;
+        struct kv_term proposed;
     } ss;
 };
 
@@ -251,6 +253,10 @@ uint32_t cluster_primary(const struct cluster *c);
 bool cluster_alive(const struct cluster *c, uint32_t i);
 /* Live, unpaused replicas all NORMAL in one view, applied == commit ==
  * the highest commit known, and no writes pending. */
+/* Whether replica i is a member (voter or learner) of the newest epoch any
+ * replica knows: one outside it takes no part in the group, and may not
+ * even know it was removed. */
+bool cluster_in_latest_epoch(const struct cluster *c, uint32_t i);
 bool cluster_quiescent(const struct cluster *c);
 /* The end-of-run checks: convergence of the live replicas and every
  * committed op present and equal. Records failures in c->check. */

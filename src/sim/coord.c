@@ -215,8 +215,12 @@ void coord_finish(struct cluster *c)
     const struct history *rh = ref_ring(c);
     for (uint32_t i = 0; i < COORD_WATCHERS && !c->check.failed; i++) {
         struct coord_watcher *w = &co->watchers[i];
+        /* A replica that an epoch removed stops following the log (and
+         * may not know it was removed): the first live member of the
+         * newest epoch serves the check, as cluster_quiescent() has it. */
         uint32_t r = 0;
-        while (r < c->config.replica_count && !replica_live(&c->replicas[r]))
+        while (r < c->config.replica_count && (!replica_live(&c->replicas[r]) ||
+                                               !cluster_in_latest_epoch(c, r)))
             r++;
         if (r == c->config.replica_count)
             return;

@@ -42,7 +42,7 @@ void sim_sweep_start(struct sim_replica *rep)
     rep->extra_request_no = 0;
     new_id(rep);
     rep->ss.in_flight = false;
-    rep->ss.extended_view = UINT64_MAX;
+    rep->ss.extended_set = false;
     session_new_id(rep);
 }
 
@@ -104,8 +104,10 @@ static void session_sweep_done(void *ctx, const struct driver_reply *r)
     rep->ss.in_flight = false;
     cluster_hash(c, 8100u + rep->index, rep->ss.request_no,
                  (uint64_t)r->outcome, r->op);
-    if (r->outcome == DRIVER_DONE && rep->ss.extending)
-        rep->ss.extended_view = rep->ss.proposed_view;
+    if (r->outcome == DRIVER_DONE && rep->ss.extending) {
+        rep->ss.extended = rep->ss.proposed;
+        rep->ss.extended_set = true;
+    }
     if (r->outcome == DRIVER_REJECTED)
         session_new_id(rep);
     if (r->outcome == DRIVER_DONE)
@@ -118,15 +120,17 @@ static void session_sweep_run(struct cluster *c, struct sim_replica *rep)
     if (!c->config.workload.coord_pct || !rep->driver || !rep->sm_ready ||
         rep->ss.in_flight || !replica_is_primary(rep->r))
         return;
-    uint64_t view = replica_view(rep->r);
-    uint64_t extended = c->config.bugs & BUG_SESSION_NO_EXTEND
-                            ? view /* the mutant: as if extended */
-                            : rep->ss.extended_view;
+    struct kv_term term = {replica_membership(rep->r)->epoch,
+                           replica_view(rep->r)};
+    const struct kv_term *extended =
+        c->config.bugs & BUG_SESSION_NO_EXTEND
+            ? &term /* the mutant: as if extended */
+            : (rep->ss.extended_set ? &rep->ss.extended : NULL);
     char text[KV_SESSION_EXPIRE_BATCH][KV_SESSION_ID_TEXT];
     struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
     struct kv_write w;
     enum kv_session_sweep next = kv_session_sweep_next(
-        &rep->sm.kv, view, extended, replica_log_time(rep->r), text, args, &w);
+        &rep->sm.kv, term, extended, replica_log_time(rep->r), text, args, &w);
     if (next == KV_SWEEP_IDLE)
         return;
     /* The simulation's bodies are small: fewer ids per EXPIRE. */
@@ -141,14 +145,14 @@ static void session_sweep_run(struct cluster *c, struct sim_replica *rep)
     *s = (struct sweep_op){c, rep->index, rep->incarnation};
     rep->ss.in_flight = true;
     rep->ss.extending = next == KV_SWEEP_EXTEND;
-    rep->ss.proposed_view = view;
+    rep->ss.proposed = term;
     rep->turn_pending = true;
     c->stats.session_sweep_ops++;
     cluster_trace(c, "r%u session sweep %s at log time %" PRIu64, rep->index,
                   rep->ss.extending ? "EXTEND" : "EXPIRE",
                   replica_log_time(rep->r));
-    driver_submit(rep->driver, rep->ss.client_id, ++rep->ss.request_no, body,
-                  size, false, session_sweep_done, s);
+    driver_submit_in_term(rep->driver, rep->ss.client_id, ++rep->ss.request_no,
+                          body, size, session_sweep_done, s);
 }
 
 void sim_sweep_run(struct cluster *c, struct sim_replica *rep)

@@ -112,6 +112,11 @@ cohort_sim_blocks(coord-harsh harsh 200 100 --coord 30)
 cohort_sim_blocks(coord-swarm swarm 400 200 --coord 30)
 cohort_sim_blocks(coord-volatile swarm 200 100 --replicas 5 --coord 30
                   --volatile 20 --transfers 250)
+# Sessions across membership changes: each epoch's views start at 0, so a
+# term is (epoch, view). The sweeper extends once per term, and its ops
+# are bound to the term they were proposed in (driver_submit_in_term).
+cohort_sim_blocks(coord-reconfig swarm 600 300 --replicas 5 --reconfigs 400
+                  --spares 1 --coord 10)
 # FLUSHALL: 3% of ops remove every key at once, and a snapshot walk is
 # sliced in 1..64 bytes per op so that flushes land in it and hand it the
 # store's records (kv_snapshot_take_records). The checker sees a flush as a
@@ -209,6 +214,16 @@ list(APPEND COHORT_SIM_REGRESSIONS
     # replica_test's crash_installing_a_snapshot_past_the_epoch_start is
     # the regression test that fails without the fix.)
     "9 swarm --replicas 5 --ops 300 --replace-after 300 --spares 2"
+    # 2026-12-06, sessions across epochs (found by a soak): the session
+    # sweeper knew terms by their view alone; a primary that had extended
+    # in view 1 of one epoch expired sessions in view 1 of a later one
+    # without extending first.
+    "211087276194 swarm --replicas 5 --reconfigs 400 --spares 1 --coord 10"
+    # ... and an EXPIRE proposed in one epoch waited through the epoch
+    # change in the driver and was appended as the next epoch's first op,
+    # before that epoch's EXTEND (now driver_submit_in_term).
+    "1327 swarm --replicas 5 --reconfigs 400 --spares 1 --coord 10"
+    "1461 swarm --replicas 5 --reconfigs 400 --spares 1 --coord 10"
 )
 foreach(entry IN LISTS COHORT_SIM_REGRESSIONS)
     separate_arguments(parts UNIX_COMMAND "${entry}")

@@ -200,9 +200,10 @@ static void extend_gives_every_session_a_full_ttl(void **s)
 /* Another command's write of an ephemeral key makes it an ordinary key;
  * a SET ... SESSION of another session moves it to that session. */
 /* kv_session_sweep_next(), the sweeper's choice that the server and the
- * simulator share: EXTEND until this view's is done, then EXPIRE of the
- * sessions due, else nothing. */
-static void the_sweeper_extends_once_per_view_before_expiring(void **s)
+ * simulator share: EXTEND until this term's is done, then EXPIRE of the
+ * sessions due, else nothing. A term is (epoch, view): an EXTEND done in
+ * view 4 of epoch 1 does not count in view 4 of epoch 2. */
+static void the_sweeper_extends_once_per_term_before_expiring(void **s)
 {
     (void)s;
     struct kv_run t;
@@ -211,18 +212,32 @@ static void the_sweeper_extends_once_per_view_before_expiring(void **s)
     struct resp_arg args[KV_SESSION_EXPIRE_BATCH];
     struct kv_write w;
     assert_string_equal(open_session(&t, 1000, 500), ":1\r\n");
+    struct kv_term now = {1, 4};
     /* A new primary (nothing extended): EXTEND, though session 1 is due. */
     assert_int_equal(
-        kv_session_sweep_next(&t.kv, 4, UINT64_MAX, 2000, text, args, &w),
+        kv_session_sweep_next(&t.kv, now, NULL, 2000, text, args, &w),
         KV_SWEEP_EXTEND);
     assert_int_equal(w.type, KV_CMD_SESSION_EXTEND);
-    assert_int_equal(kv_session_sweep_next(&t.kv, 4, 3, 2000, text, args, &w),
-                     KV_SWEEP_EXTEND);
-    /* Extended in this view: EXPIRE of what is due, or nothing. */
-    assert_int_equal(kv_session_sweep_next(&t.kv, 4, 4, 1400, text, args, &w),
-                     KV_SWEEP_IDLE);
-    assert_int_equal(kv_session_sweep_next(&t.kv, 4, 4, 1500, text, args, &w),
-                     KV_SWEEP_EXPIRE);
+    struct kv_term older_view = {1, 3};
+    assert_int_equal(
+        kv_session_sweep_next(&t.kv, now, &older_view, 2000, text, args, &w),
+        KV_SWEEP_EXTEND);
+    /* The same view number in another epoch is another term. */
+    struct kv_term other_epoch = {0, 4};
+    assert_int_equal(
+        kv_session_sweep_next(&t.kv, now, &other_epoch, 2000, text, args, &w),
+        KV_SWEEP_EXTEND);
+    struct kv_term next_epoch = {2, 4};
+    assert_int_equal(
+        kv_session_sweep_next(&t.kv, next_epoch, &now, 2000, text, args, &w),
+        KV_SWEEP_EXTEND);
+    /* Extended in this term: EXPIRE of what is due, or nothing. */
+    assert_int_equal(
+        kv_session_sweep_next(&t.kv, now, &now, 1400, text, args, &w),
+        KV_SWEEP_IDLE);
+    assert_int_equal(
+        kv_session_sweep_next(&t.kv, now, &now, 1500, text, args, &w),
+        KV_SWEEP_EXPIRE);
     assert_int_equal(w.type, KV_CMD_SESSION_EXPIRE);
     assert_int_equal(w.arg_count, 1);
     assert_memory_equal(w.args[0].ptr, "1", 1);
@@ -624,7 +639,7 @@ int main(void)
         cmocka_unit_test(bad_input_is_refused_with_a_message),
         cmocka_unit_test(expire_is_judged_at_the_ops_own_time),
         cmocka_unit_test(extend_gives_every_session_a_full_ttl),
-        cmocka_unit_test(the_sweeper_extends_once_per_view_before_expiring),
+        cmocka_unit_test(the_sweeper_extends_once_per_term_before_expiring),
         cmocka_unit_test(a_later_write_detaches_an_ephemeral_key),
         cmocka_unit_test(sessions_are_in_the_state_hash),
         cmocka_unit_test(snapshots_keep_sessions_and_their_keys),
