@@ -509,6 +509,17 @@ struct driver *driver_open(const struct driver_config *config,
             ", snapshot at op %" PRIu64,
             d->c.self, d->c.replica_count, d->c.data_dir, replica_op(d->r),
             durable.snapshot_op);
+    if (!durable.meta_present && replica_op(d->r) == 0)
+        /* An empty directory is a new replica, or a disk that was lost:
+         * nothing here tells them apart, and a replica that lost what it
+         * acknowledged must not vote (docs/OPERATIONS.md, "Replace"). */
+        drv_log(d, DRIVER_LOG_INFO,
+                "replica %u starts on an empty data directory: right for a "
+                "new group or a member being added; if it held this "
+                "replica's data before (a lost or wiped disk), stop it and "
+                "take it out and back in (cohort remove %u, then cohort "
+                "add), or its vote can lose acknowledged writes",
+                d->c.self, d->c.self);
     return d;
 fail:
     driver_close(d);

@@ -95,8 +95,9 @@ int identity_check(const char *data_dir, uint32_t self, struct cohort_err *err)
                        "data directory %s holds replica %" PRIu32
                        "'s state, not replica %" PRIu32
                        "'s: start it with --id %" PRIu32
-                       ", or give replica %" PRIu32
-                       " an empty --data-dir (it catches up from the others)",
+                       ", or take replica %" PRIu32
+                       " out and back in with an empty --data-dir "
+                       "(cohort remove, then cohort add)",
                        data_dir, id, self, id, self);
     return 0;
 }

@@ -10,7 +10,9 @@ primary. Pass:
 - a survivor's view-change line names the suspicion: which replica
   suspected the killed primary, after how many ms of silence;
 - the new view's line on each survivor says why it changed;
-- the restarted replica's line says it rejoined by recovery.
+- the restarted replica's line says it rejoined by recovery;
+- each replica's first start (an empty data directory) says so, with the
+  way back for a lost disk; its restart (with data) does not.
 
 usage: test_log_lines.py [path/to/cohort]
 """
@@ -56,6 +58,12 @@ def body(binary):
     c = cl.Cluster(binary, n=3, name="loglines")
     c.start()
     p, _ = c.wait_for_primary()
+    empty = "starts on an empty data directory"
+    for i in range(c.n):
+        said = [ln for ln in lines_of(c, i) if empty in ln]
+        check(len(said) == 1 and "cohort remove %d" % i in said[0],
+              "replica %d's first start did not say once that its data "
+              "directory is empty, with the way back: %r" % (i, said))
     old_view = int(c.info(p)["view"])
     survivors = [i for i in range(c.n) if i != p]
     marks = {i: len(lines_of(c, i)) for i in survivors}
@@ -97,6 +105,9 @@ def body(binary):
         log("r%d: %s" % (p, ln))
     check(rejoined, "the restarted replica %d logged no view line that says "
           "it recovered:\n%s" % (p, c.log_tail(p, 10)))
+    check(not [ln for ln in lines_of(c, p)[mark:] if empty in ln],
+          "the restarted replica %d, with data, said its directory is empty"
+          % p)
 
     counts = {i: check_format(c, i) for i in range(c.n)}
     return ("%s lines in the format; the view change names replica %s "
