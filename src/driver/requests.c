@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 
 #define PENDING_INITIAL 1024u
 
@@ -155,12 +156,10 @@ static bool deferred_push(struct driver *d, uint64_t client_id,
 {
     if (d->deferred_bytes + body_size > d->c.deferred_bytes_max)
         return false;
-    if (d->deferred_count == d->deferred_cap) {
-        d->deferred_cap = d->deferred_cap ? d->deferred_cap * 2 : 256;
-        d->deferred =
-            realloc(d->deferred, d->deferred_cap * sizeof(*d->deferred));
-        ASSERT(d->deferred);
-    }
+    bool grown = grow_array_u32((void **)&d->deferred, &d->deferred_cap,
+                                (size_t)d->deferred_count + 1,
+                                sizeof(*d->deferred), 256);
+    ASSERT(grown);
     uint8_t *copy = NULL;
     if (body_size) {
         copy = malloc(body_size);
@@ -477,11 +476,9 @@ void drv_on_reply(struct driver *d, const struct action *a)
 
 static void waiters_push(struct waiters *w, driver_done_fn done, void *ctx)
 {
-    if (w->count == w->cap) {
-        w->cap = w->cap ? w->cap * 2 : 64;
-        w->list = realloc(w->list, w->cap * sizeof(*w->list));
-        ASSERT(w->list);
-    }
+    bool grown = grow_array_u32((void **)&w->list, &w->cap,
+                                (size_t)w->count + 1, sizeof(*w->list), 64);
+    ASSERT(grown);
     w->list[w->count++] = (struct reader_waiter){done, ctx};
 }
 

@@ -10,6 +10,7 @@
 
 #include "cohort.h"
 #include "common/assert.h"
+#include "common/grow.h"
 #include "common/bytes.h"
 #include "common/hex.h"
 
@@ -791,16 +792,9 @@ static void changed(struct acl *a)
 
 static int reserve(struct acl *a, uint32_t count)
 {
-    if (count <= a->user_capacity)
-        return 0;
-    uint32_t cap = a->user_capacity ? a->user_capacity * 2 : 8;
-    while (cap < count)
-        cap *= 2;
-    struct acl_user **p = realloc(a->users, cap * sizeof(*p));
-    if (p == NULL)
+    if (!grow_array_u32((void **)&a->users, &a->user_capacity, count,
+                        sizeof(*a->users), 8))
         return -COHORT_ENOMEM;
-    a->users = p;
-    a->user_capacity = cap;
     return 0;
 }
 

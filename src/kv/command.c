@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "common/resp.h"
 #include "kv/acl.h"
 #include "kv/address.h"
@@ -580,6 +581,16 @@ size_t kv_command_encode(const struct kv_write *w, uint8_t *body,
     return size;
 }
 
+size_t kv_command_encode_into(const struct kv_write *w, uint8_t **body,
+                              size_t *capacity)
+{
+    if (!grow_bytes_exact(body, capacity, kv_command_size(w)))
+        return 0;
+    size_t size = kv_command_encode(w, *body, *capacity);
+    ASSERT(size > 0);
+    return size;
+}
+
 /* Two's complement without implementation-defined conversion. */
 static int64_t i64_from_u64(uint64_t v)
 {
@@ -1079,16 +1090,11 @@ void kv_apply_write(struct kv *kv, uint64_t op, const struct kv_write *w,
 {
     ASSERT(kv->op == op);
     ASSERT(w->type != KV_CMD_TXN && w->acl_base == NULL);
-    size_t size = kv_command_size(w);
-    if (size > kv->txn_body_capacity) {
-        uint8_t *p = realloc(kv->txn_body, size);
-        if (p == NULL)
-            cohort_assert_fail("out of memory applying a committed op",
-                               __FILE__, __LINE__);
-        kv->txn_body = p;
-        kv->txn_body_capacity = size;
-    }
-    size = kv_command_encode(w, kv->txn_body, kv->txn_body_capacity);
+    size_t size =
+        kv_command_encode_into(w, &kv->txn_body, &kv->txn_body_capacity);
+    if (size == 0)
+        cohort_assert_fail("out of memory applying a committed op", __FILE__,
+                           __LINE__);
     struct kv_command c;
     const char *why = NULL;
     int rc = kv_command_decode(kv->txn_body, size, &c, &why);

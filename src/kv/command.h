@@ -281,6 +281,12 @@ size_t kv_command_size(const struct kv_write *w);
  * Returns the size written. */
 size_t kv_command_encode(const struct kv_write *w, uint8_t *body,
                          size_t body_size_max);
+/* Encode w into a caller-owned scratch buffer, first grown to exactly
+ * kv_command_size(w) bytes if it is smaller. Returns the size written (a
+ * body is never empty), or 0 if out of memory, with *body and *capacity
+ * unchanged. */
+size_t kv_command_encode_into(const struct kv_write *w, uint8_t **body,
+                              size_t *capacity);
 
 /* Decode untrusted body bytes. Returns 0 and fills c (which borrows body), or
  * -COHORT_EPROTO and sets *why to a constant saying what is wrong. The whole

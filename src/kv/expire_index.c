@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "kv/kv.h"
 
 void kv_expire_index_init(struct kv_expire_index *x)
@@ -64,15 +65,10 @@ static void sift_down(struct kv_expire_index *x, uint64_t i)
 
 static void push(struct kv_expire_index *x, struct kv_record *r)
 {
-    if (x->count == x->cap) {
-        uint64_t cap = x->cap ? x->cap * 2 : 64;
-        struct kv_record **items = realloc(x->items, cap * sizeof(*items));
-        if (items == NULL)
-            cohort_assert_fail("out of memory indexing a key's expiry",
-                               __FILE__, __LINE__);
-        x->items = items;
-        x->cap = cap;
-    }
+    if (!grow_array_u64((void **)&x->items, &x->cap, x->count + 1,
+                        sizeof(*x->items), 64))
+        cohort_assert_fail("out of memory indexing a key's expiry", __FILE__,
+                           __LINE__);
     place(x, x->count++, r);
     sift_up(x, x->count - 1);
 }

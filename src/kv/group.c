@@ -8,6 +8,7 @@
 
 #include "cohort.h"
 #include "common/assert.h"
+#include "common/grow.h"
 
 /* Part of the state hash: never change. */
 #define GROUP_DIGEST_SEED 0x636f686f72746770ull /* "cohortgp" */
@@ -66,17 +67,12 @@ static uint8_t *copy_of(const uint8_t *p, size_t size)
     return c;
 }
 
-static void *grow(void *p, uint64_t *cap, size_t item, uint64_t want)
+/* A growth that failed stops the process: a committed op must apply. */
+static void must_grow(bool grown)
 {
-    if (want <= *cap)
-        return p;
-    uint64_t n = *cap ? *cap * 2 : 4;
-    void *q = realloc(p, (size_t)n * item);
-    if (q == NULL)
+    if (!grown)
         cohort_assert_fail("out of memory applying a committed op", __FILE__,
                            __LINE__);
-    *cap = n;
-    return q;
 }
 
 struct kv_group *kv_group_find(struct kv_sessions *t, const uint8_t *name,
@@ -92,8 +88,8 @@ struct kv_group *kv_group_find(struct kv_sessions *t, const uint8_t *name,
 static struct kv_group *group_new(struct kv_sessions *t, const uint8_t *name,
                                   size_t name_size)
 {
-    t->groups = grow(t->groups, &t->group_capacity, sizeof(*t->groups),
-                     t->group_count + 1);
+    must_grow(grow_array_u64((void **)&t->groups, &t->group_capacity,
+                             t->group_count + 1, sizeof(*t->groups), 4));
     struct kv_group *g = &t->groups[t->group_count++];
     memset(g, 0, sizeof(*g));
     g->name = copy_of(name, name_size);
@@ -123,9 +119,8 @@ static void member_add(struct kv_group *g, const uint8_t *name,
                        size_t name_size, const uint8_t *data, size_t data_size,
                        uint64_t session)
 {
-    uint64_t cap = g->capacity;
-    g->members = grow(g->members, &cap, sizeof(*g->members), g->count + 1u);
-    g->capacity = (uint32_t)cap;
+    must_grow(grow_array_u32((void **)&g->members, &g->capacity,
+                             (size_t)g->count + 1, sizeof(*g->members), 4));
     g->members[g->count++] =
         (struct kv_group_member){.name = copy_of(name, name_size),
                                  .data = copy_of(data, data_size),

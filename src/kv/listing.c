@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "kv/acl.h"
 #include "kv/kv_index.h"
 
@@ -33,16 +34,10 @@ static void gather_one(void *ctx, const struct kv_record *r)
     if (g->pattern != NULL && !acl_glob_match(g->pattern->ptr, g->pattern->size,
                                               kv_record_key(r), r->key_size))
         return;
-    if (g->count == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 16;
-        const struct kv_record **items =
-            realloc(g->items, cap * sizeof(*items));
-        if (items == NULL) {
-            g->failed = true;
-            return;
-        }
-        g->items = items;
-        g->cap = cap;
+    if (!grow_array((void **)&g->items, &g->cap, g->count + 1,
+                    sizeof(*g->items), 16)) {
+        g->failed = true;
+        return;
     }
     g->items[g->count++] = r;
 }

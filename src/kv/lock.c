@@ -8,6 +8,7 @@
 
 #include "cohort.h"
 #include "common/assert.h"
+#include "common/grow.h"
 
 /* Part of the state hash: never change. */
 #define LOCK_DIGEST_SEED 0x636f686f72746c6bull /* "cohortlk" */
@@ -62,13 +63,8 @@ static void must(bool ok)
 static struct kv_lock *lock_new(struct kv_sessions *t, const uint8_t *name,
                                 size_t name_size)
 {
-    if (t->lock_count == t->lock_capacity) {
-        uint64_t cap = t->lock_capacity ? t->lock_capacity * 2 : 8;
-        struct kv_lock *p = realloc(t->locks, cap * sizeof(*p));
-        must(p != NULL);
-        t->locks = p;
-        t->lock_capacity = cap;
-    }
+    must(grow_array_u64((void **)&t->locks, &t->lock_capacity,
+                        t->lock_count + 1, sizeof(*t->locks), 8));
     struct kv_lock *l = &t->locks[t->lock_count++];
     memset(l, 0, sizeof(*l));
     l->name = malloc(name_size ? name_size : 1);
@@ -93,13 +89,8 @@ static void lock_free(struct kv_sessions *t, struct kv_lock *l)
 
 static void push(struct kv_lock *l, uint64_t session, uint64_t token)
 {
-    if (l->count == l->capacity) {
-        uint32_t cap = l->capacity ? l->capacity * 2 : 4;
-        struct kv_lock_entry *p = realloc(l->queue, cap * sizeof(*p));
-        must(p != NULL);
-        l->queue = p;
-        l->capacity = cap;
-    }
+    must(grow_array_u32((void **)&l->queue, &l->capacity, (size_t)l->count + 1,
+                        sizeof(*l->queue), 4));
     l->queue[l->count++] = (struct kv_lock_entry){session, token};
 }
 

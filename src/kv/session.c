@@ -8,6 +8,7 @@
 
 #include "cohort.h"
 #include "common/assert.h"
+#include "common/grow.h"
 #include "common/bytes.h"
 #include "kv/group.h"
 #include "kv/lock.h"
@@ -97,14 +98,9 @@ int kv_sessions_add(struct kv_sessions *t, uint64_t id, uint64_t ttl_ms,
 {
     ASSERT(id != 0);
     ASSERT(t->count == 0 || t->items[t->count - 1].id < id);
-    if (t->count == t->capacity) {
-        uint64_t cap = t->capacity ? t->capacity * 2 : 16;
-        struct kv_session *p = realloc(t->items, cap * sizeof(*p));
-        if (p == NULL)
-            return -COHORT_ENOMEM;
-        t->items = p;
-        t->capacity = cap;
-    }
+    if (!grow_array_u64((void **)&t->items, &t->capacity, t->count + 1,
+                        sizeof(*t->items), 16))
+        return -COHORT_ENOMEM;
     struct kv_session *s = &t->items[t->count++];
     memset(s, 0, sizeof(*s));
     s->id = id;
@@ -144,14 +140,9 @@ int kv_sessions_attach(struct kv_sessions *t, struct kv_session *s,
     }
     if (s->key_count >= KV_SESSION_KEYS_MAX)
         return -COHORT_ENOSPC;
-    if (s->key_count == s->key_capacity) {
-        uint32_t cap = s->key_capacity ? s->key_capacity * 2 : 4;
-        struct kv_session_key *p = realloc(s->keys, cap * sizeof(*p));
-        if (p == NULL)
-            return -COHORT_ENOMEM;
-        s->keys = p;
-        s->key_capacity = cap;
-    }
+    if (!grow_array_u32((void **)&s->keys, &s->key_capacity,
+                        (size_t)s->key_count + 1, sizeof(*s->keys), 4))
+        return -COHORT_ENOMEM;
     uint8_t *copy = malloc(key_size ? key_size : 1);
     if (copy == NULL)
         return -COHORT_ENOMEM;

@@ -8,6 +8,7 @@
 
 #include "cohort.h"
 #include "common/assert.h"
+#include "common/grow.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
 
@@ -223,16 +224,9 @@ struct kv_slicer {
 static int tail_append(void *ctx, const void *data, size_t size)
 {
     struct kv_slicer *s = ctx;
-    if (size > s->tail_cap - s->tail_size) {
-        size_t cap = s->tail_cap ? s->tail_cap : 256;
-        while (cap - s->tail_size < size)
-            cap *= 2;
-        uint8_t *p = realloc(s->tail, cap);
-        if (p == NULL)
-            return -COHORT_ENOMEM;
-        s->tail = p;
-        s->tail_cap = cap;
-    }
+    if (size > SIZE_MAX - s->tail_size ||
+        !grow_bytes(&s->tail, &s->tail_cap, s->tail_size + size, 256))
+        return -COHORT_ENOMEM;
     memcpy(s->tail + s->tail_size, data, size);
     s->tail_size += size;
     return 0;
@@ -365,14 +359,9 @@ static void slicer_walk(struct kv_slicer *s, const struct kv_index *index,
         s->walked = true;
     if (last == NULL || s->walked)
         return;
-    if (last->key_size > s->last_cap) {
-        uint8_t *p = realloc(s->last, last->key_size);
-        if (p == NULL) {
-            s->o.rc = -COHORT_ENOMEM;
-            return;
-        }
-        s->last = p;
-        s->last_cap = last->key_size;
+    if (!grow_bytes_exact(&s->last, &s->last_cap, last->key_size)) {
+        s->o.rc = -COHORT_ENOMEM;
+        return;
     }
     memcpy(s->last, kv_record_key(last), last->key_size);
     s->last_size = last->key_size;
@@ -605,18 +594,6 @@ struct scratch {
     bool have_prev;
 };
 
-static bool grow(uint8_t **p, size_t *cap, size_t size)
-{
-    if (size <= *cap)
-        return true;
-    uint8_t *grown = realloc(*p, size);
-    if (grown == NULL)
-        return false;
-    *p = grown;
-    *cap = size;
-    return true;
-}
-
 static int key_compare(const uint8_t *a, size_t a_size, const uint8_t *b,
                        size_t b_size)
 {
@@ -661,8 +638,8 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s,
     if ((rc = check_sizes(in, at, key_size, value_size)) != 0)
         return rc;
     size_t data_size = (size_t)key_size + value_size;
-    if (!grow(&s->data, &s->data_cap, data_size) ||
-        !grow(&s->prev_key, &s->prev_key_cap, key_size))
+    if (!grow_bytes_exact(&s->data, &s->data_cap, data_size) ||
+        !grow_bytes_exact(&s->prev_key, &s->prev_key_cap, key_size))
         return err_set(in->err, -COHORT_ENOMEM,
                        "snapshot: no memory for the record at byte %" PRIu64,
                        at);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "core/detector.h"
 #include "core/log.h"
 #include "kv/address.h"
@@ -335,13 +336,8 @@ static bool snapshot_copy_begin(struct node *n, struct snapshot_copy *c,
     snprintf(c->dir, sizeof(c->dir), "%s", dir);
     c->snap = *snap;
     size_t table_size = (size_t)snap->info.client_table_size;
-    if (table_size > c->table_cap) {
-        uint8_t *p = realloc(c->table, table_size);
-        if (!p)
-            return false;
-        c->table = p;
-        c->table_cap = table_size;
-    }
+    if (!grow_bytes_exact(&c->table, &c->table_cap, table_size))
+        return false;
     if (table_size)
         memcpy(c->table, snap->client_table, table_size);
     c->snap.client_table = c->table;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
 
@@ -62,17 +63,9 @@ struct peer_link {
 
 bool peer_buf_reserve(struct peer_buf *b, size_t more)
 {
-    if (b->cap - b->size >= more)
-        return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap - b->size < more)
-        cap *= 2;
-    uint8_t *grown = realloc(b->data, cap);
-    if (grown == NULL)
+    if (more > SIZE_MAX - b->size)
         return false;
-    b->data = grown;
-    b->cap = cap;
-    return true;
+    return grow_bytes(&b->data, &b->cap, b->size + more, 4096);
 }
 
 __attribute__((format(printf, 2, 3))) static void

@@ -45,6 +45,7 @@
 
 #include "common/assert.h"
 #include "common/bytes.h"
+#include "common/grow.h"
 #include "runtime/addr.h"
 #include "runtime/log_limit.h"
 
@@ -792,18 +793,13 @@ static void conn_compact(struct conn *c, size_t off, size_t need)
         memmove(in->data, in->data + off, in->size - off);
         in->size -= off;
     }
-    if (need > in->cap) {
-        uint8_t *grown = realloc(in->data, need);
-        if (grown == NULL) {
-            transport_log(c->t, LOGLINE_WARN,
-                          "replica %" PRIu32
-                          " at %s: out of memory for a frame of %zu bytes",
-                          c->from, c->text, need);
-            conn_close(c);
-            return;
-        }
-        in->data = grown;
-        in->cap = need;
+    if (!grow_bytes_exact(&in->data, &in->cap, need)) {
+        transport_log(c->t, LOGLINE_WARN,
+                      "replica %" PRIu32
+                      " at %s: out of memory for a frame of %zu bytes",
+                      c->from, c->text, need);
+        conn_close(c);
+        return;
     }
     ASSERT(in->size < in->cap);
 }

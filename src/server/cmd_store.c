@@ -381,16 +381,8 @@ static void on_write_done(void *ctx, const struct driver_reply *r);
 static bool encode_body(struct server *s, const struct kv_write *w,
                         size_t *size)
 {
-    size_t need = kv_command_size(w);
-    if (need > s->body_capacity) {
-        uint8_t *p = realloc(s->body, need);
-        if (p == NULL)
-            return false;
-        s->body = p;
-        s->body_capacity = need;
-    }
-    *size = kv_command_encode(w, s->body, s->body_capacity);
-    return true;
+    *size = kv_command_encode_into(w, &s->body, &s->body_capacity);
+    return *size > 0;
 }
 
 /* maxmemory (noeviction, as Redis): whether w would take the store's

@@ -63,15 +63,9 @@ void expiry_sweep_run(struct server *s)
     struct kv_write w;
     if (kv_expire_batch(s->kv, now_ms, keys, &w) == 0)
         return;
-    size_t size = kv_command_size(&w);
-    if (size > sw->body_capacity) {
-        uint8_t *p = realloc(sw->body, size);
-        if (p == NULL)
-            return; /* try again on the next tick */
-        sw->body = p;
-        sw->body_capacity = size;
-    }
-    size = kv_command_encode(&w, sw->body, sw->body_capacity);
+    size_t size = kv_command_encode_into(&w, &sw->body, &sw->body_capacity);
+    if (size == 0)
+        return; /* out of memory: try again on the next tick */
     sw->in_flight = true;
     sw->ops_proposed++;
     node_submit(s->node, sw->client_id, ++sw->request_no, sw->body, size, false,

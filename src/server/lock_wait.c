@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "kv/kv.h"
 #include "kv/lock.h"
 #include "server/internal.h"
@@ -59,14 +60,9 @@ bool lock_wait_park(struct conn *c, struct slot *slot, const void *reply,
     if (slot->lock_wait_ms == 0 || c->no_forward || !is_nil(reply, size) ||
         lw->count >= LOCK_WAITS_MAX)
         return false;
-    if (lw->count == lw->capacity) {
-        uint32_t capacity = lw->capacity ? 2 * lw->capacity : 8;
-        struct slot **p = realloc(lw->slots, capacity * sizeof(*p));
-        if (p == NULL)
-            return false;
-        lw->slots = p;
-        lw->capacity = capacity;
-    }
+    if (!grow_array_u32((void **)&lw->slots, &lw->capacity,
+                        (size_t)lw->count + 1, sizeof(*lw->slots), 8))
+        return false;
     slot->lock_parked = true;
     slot->lock_deadline_ms = server_now_ms(c->server) + slot->lock_wait_ms;
     lw->slots[lw->count++] = slot;

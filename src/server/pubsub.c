@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "kv/acl.h"
 #include "kv/history.h"
 #include "kv/kv.h"
@@ -129,14 +130,9 @@ int pubsub_sub_add(struct conn *c, const char *name, size_t size, bool pattern,
     }
     if (size > UINT32_MAX || c->ps.count >= PUBSUB_SUBS_PER_CONN_MAX)
         return -COHORT_ENOSPC;
-    if (c->ps.count == c->ps.capacity) {
-        uint32_t capacity = c->ps.capacity ? 2 * c->ps.capacity : 4;
-        struct pubsub_sub *p = realloc(c->ps.subs, capacity * sizeof(*p));
-        if (p == NULL)
-            return -COHORT_ENOMEM;
-        c->ps.subs = p;
-        c->ps.capacity = capacity;
-    }
+    if (!grow_array_u32((void **)&c->ps.subs, &c->ps.capacity,
+                        (size_t)c->ps.count + 1, sizeof(*c->ps.subs), 4))
+        return -COHORT_ENOMEM;
     char *copy = malloc(size ? size : 1);
     if (copy == NULL)
         return -COHORT_ENOMEM;

@@ -68,15 +68,9 @@ static void propose(struct server *s, const struct kv_write *w, bool extend,
                     struct kv_term term)
 {
     struct session_sweeper *ss = &s->session_sweeper;
-    size_t size = kv_command_size(w);
-    if (size > ss->body_capacity) {
-        uint8_t *p = realloc(ss->body, size);
-        if (p == NULL)
-            return; /* try again on the next tick */
-        ss->body = p;
-        ss->body_capacity = size;
-    }
-    size = kv_command_encode(w, ss->body, ss->body_capacity);
+    size_t size = kv_command_encode_into(w, &ss->body, &ss->body_capacity);
+    if (size == 0)
+        return; /* out of memory: try again on the next tick */
     ss->in_flight = true;
     ss->extending = extend;
     ss->proposed = term;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "common/bytes.h"
 #include "kv/changes.h"
 #include "kv/history.h"
@@ -39,14 +40,9 @@ int watch_add(struct conn *c, const uint8_t *name, size_t size,
         return 0;
     if (c->w.count >= WATCH_PER_CONN_MAX)
         return -COHORT_ENOSPC;
-    if (c->w.count == c->w.capacity) {
-        uint32_t capacity = c->w.capacity ? 2 * c->w.capacity : 4;
-        struct watch **p = realloc(c->w.watches, capacity * sizeof(*p));
-        if (p == NULL)
-            return -COHORT_ENOMEM;
-        c->w.watches = p;
-        c->w.capacity = capacity;
-    }
+    if (!grow_array_u32((void **)&c->w.watches, &c->w.capacity,
+                        (size_t)c->w.count + 1, sizeof(*c->w.watches), 4))
+        return -COHORT_ENOMEM;
     struct watch *watch = malloc(sizeof(*watch));
     if (watch == NULL)
         return -COHORT_ENOMEM;

@@ -6,6 +6,7 @@
 
 #include "cohort.h"
 #include "common/assert.h"
+#include "common/grow.h"
 #include "kv/kv_index.h"
 #include "server/watch.h"
 
@@ -28,17 +29,12 @@ static uint32_t search(const struct watch_targets *list, const uint8_t *name,
     return lo;
 }
 
+/* Room for one item past count. */
 static int reserve(void **array, uint32_t *capacity, uint32_t count,
                    size_t item)
 {
-    if (count < *capacity)
-        return 0;
-    uint32_t more = *capacity ? 2 * *capacity : 4;
-    void *p = realloc(*array, (size_t)more * item);
-    if (p == NULL)
+    if (!grow_array_u32(array, capacity, (size_t)count + 1, item, 4))
         return -COHORT_ENOMEM;
-    *array = p;
-    *capacity = more;
     return 0;
 }
 

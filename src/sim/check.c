@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "kv/lock.h"
 #include "kv/session.h"
 
@@ -66,18 +67,14 @@ void check_fail(struct check *c, const char *what, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Room for need items of size bytes, the new ones zeroed. */
 static void *grow(void *p, uint64_t *capacity, uint64_t need, size_t size)
 {
-    if (need <= *capacity)
-        return p;
-    uint64_t next = *capacity ? *capacity : 64;
-    while (next < need)
-        next *= 2;
-    uint8_t *q = realloc(p, next * size);
-    ASSERT(q != NULL);
-    memset(q + *capacity * size, 0, (next - *capacity) * size);
-    *capacity = next;
-    return q;
+    uint64_t old = *capacity;
+    bool grown = grow_array_u64(&p, capacity, need, size, 64);
+    ASSERT(grown);
+    memset((uint8_t *)p + old * size, 0, (size_t)(*capacity - old) * size);
+    return p;
 }
 
 static struct check_entry *entry_slot(struct check *c, uint64_t op)

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 
 #define PPM 1000000u
 
@@ -77,13 +78,12 @@ static struct sim_file *file_of(struct vfs_file *f)
     return (struct sim_file *)f;
 }
 
+/* Room for one element past count (the simulator stops when out of
+ * memory). */
 static void *grow(void *array, uint32_t count, uint32_t *cap, size_t elem)
 {
-    if (count < *cap)
-        return array;
-    *cap = *cap ? *cap * 2 : 16;
-    array = realloc(array, (size_t)*cap * elem);
-    ASSERT(array);
+    bool grown = grow_array_u32(&array, cap, (size_t)count + 1, elem, 16);
+    ASSERT(grown);
     return array;
 }
 
@@ -107,14 +107,10 @@ static bool chance(struct sim_disk *d, uint32_t ppm)
 static void resize_bytes(uint8_t **buf, uint64_t *size, uint64_t *cap,
                          uint64_t new_size)
 {
-    if (new_size > *cap) {
-        uint64_t c = *cap ? *cap : 256;
-        while (c < new_size)
-            c *= 2;
-        *buf = realloc(*buf, c);
-        ASSERT(*buf);
-        *cap = c;
-    }
+    void *p = *buf;
+    bool grown = grow_array_u64(&p, cap, new_size, 1, 256);
+    ASSERT(grown);
+    *buf = p;
     if (new_size > *size)
         memset(*buf + *size, 0, new_size - *size);
     *size = new_size;

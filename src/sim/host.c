@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "common/bytes.h"
 #include "kv/snapshot.h"
 
@@ -426,15 +427,9 @@ static void host_storage(void *ctx, struct storage_job *job)
 static int state_append(void *ctx, const void *data, size_t size)
 {
     struct sim_snapshot_write *w = ctx;
-    if (w->state_size + size > w->state_capacity) {
-        size_t cap = w->state_capacity ? w->state_capacity : 4096;
-        while (cap < w->state_size + size)
-            cap *= 2;
-        uint8_t *grown = realloc(w->state, cap);
-        ASSERT(grown);
-        w->state = grown;
-        w->state_capacity = cap;
-    }
+    bool grown =
+        grow_bytes(&w->state, &w->state_capacity, w->state_size + size, 4096);
+    ASSERT(grown);
     memcpy(w->state + w->state_size, data, size);
     w->state_size += size;
     return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 
 void sim_net_init(struct sim_net *net, struct prng *prng,
                   uint32_t replica_count, const struct sim_net_config *config)
@@ -37,13 +38,9 @@ static bool msg_before(const struct sim_msg *a, const struct sim_msg *b)
 
 static void heap_push(struct sim_net *net, const struct sim_msg *msg)
 {
-    if (net->count == net->capacity) {
-        size_t capacity = net->capacity ? net->capacity * 2 : 64;
-        struct sim_msg *heap = realloc(net->heap, capacity * sizeof(*heap));
-        ASSERT(heap != NULL);
-        net->heap = heap;
-        net->capacity = capacity;
-    }
+    bool grown = grow_array((void **)&net->heap, &net->capacity, net->count + 1,
+                            sizeof(*net->heap), 64);
+    ASSERT(grown);
     size_t i = net->count++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 
 /* Back-off after an answer that says "certainly not proposed, try later". */
 #define BACKOFF_MIN_MS 5
@@ -182,13 +183,9 @@ static struct kvsm_cmd next_cmd(struct workload *w, struct sim_client *c,
 
 static struct sim_history_op *history_push(struct workload *w)
 {
-    if (w->history_count == w->history_capacity) {
-        uint64_t capacity = w->history_capacity ? w->history_capacity * 2 : 256;
-        struct sim_history_op *h = realloc(w->history, capacity * sizeof(*h));
-        ASSERT(h != NULL);
-        w->history = h;
-        w->history_capacity = capacity;
-    }
+    bool grown = grow_array_u64((void **)&w->history, &w->history_capacity,
+                                w->history_count + 1, sizeof(*w->history), 256);
+    ASSERT(grown);
     struct sim_history_op *op = &w->history[w->history_count++];
     memset(op, 0, sizeof(*op));
     return op;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 
 #define NO_INODE (-1)
 
@@ -82,14 +83,8 @@ static int no_memory(struct cohort_err *err, const char *what)
 /* Grow an array to hold one more element. */
 static int grow(void **array, uint32_t count, uint32_t *cap, size_t elem)
 {
-    if (count < *cap)
-        return 0;
-    uint32_t next = *cap ? *cap * 2 : 16;
-    void *p = realloc(*array, (size_t)next * elem);
-    if (!p)
+    if (!grow_array_u32(array, cap, (size_t)count + 1, elem, 16))
         return -COHORT_ENOMEM;
-    *array = p;
-    *cap = next;
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
 #include "storage/wal_internal.h"
@@ -206,20 +207,18 @@ uint32_t wal_segment_other_version(const uint8_t *p, size_t size)
 static int segment_list_add(struct wal *wal, uint64_t first_op,
                             struct cohort_err *err)
 {
-    if (wal->segment_count == wal->segment_cap) {
-        uint32_t cap = wal->segment_cap ? wal->segment_cap * 2 : 16;
-        uint64_t *p = realloc(wal->segments, cap * sizeof(*p));
-        if (p)
-            wal->segments = p;
-        uint64_t *b = p ? realloc(wal->segment_bytes, cap * sizeof(*b)) : NULL;
-        if (b)
-            wal->segment_bytes = b;
-        if (!p || !b)
-            return err_set(err, -COHORT_ENOMEM,
-                           "wal %.300s: out of memory for the segment list",
-                           wal->dir);
-        wal->segment_cap = cap;
-    }
+    /* The two lists share segment_cap: it moves once both have grown. */
+    uint32_t cap = wal->segment_cap, bytes_cap = wal->segment_cap;
+    size_t need = (size_t)wal->segment_count + 1;
+    if (!grow_array_u32((void **)&wal->segments, &cap, need,
+                        sizeof(*wal->segments), 16) ||
+        !grow_array_u32((void **)&wal->segment_bytes, &bytes_cap, need,
+                        sizeof(*wal->segment_bytes), 16))
+        return err_set(err, -COHORT_ENOMEM,
+                       "wal %.300s: out of memory for the segment list",
+                       wal->dir);
+    ASSERT(cap == bytes_cap);
+    wal->segment_cap = cap;
     uint32_t at = wal->segment_count;
     while (at > 0 && wal->segments[at - 1] > first_op)
         at--;
@@ -511,17 +510,12 @@ uint64_t wal_zero_chunks(const struct wal *wal)
 static int buffer_reserve(struct wal *wal, uint64_t more,
                           struct cohort_err *err)
 {
-    if (wal->buf_size + more <= wal->buf_cap)
-        return 0;
-    size_t cap = wal->buf_cap ? wal->buf_cap : 64 * 1024;
-    while (cap < wal->buf_size + more)
-        cap *= 2;
-    uint8_t *p = realloc(wal->buf, cap);
-    if (!p)
+    uint64_t need = wal->buf_size + more;
+    if (need > SIZE_MAX ||
+        !grow_bytes(&wal->buf, &wal->buf_cap, (size_t)need, 64 * 1024))
         return err_set(err, -COHORT_ENOMEM,
-                       "wal: out of memory for %zu bytes of records", cap);
-    wal->buf = p;
-    wal->buf_cap = cap;
+                       "wal: out of memory for %" PRIu64 " bytes of records",
+                       need);
     return 0;
 }
 

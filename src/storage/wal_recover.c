@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/grow.h"
 #include "common/bytes.h"
 #include "storage/wal.h"
 #include "storage/wal_internal.h"
@@ -114,14 +115,10 @@ static bool parse_segment_name(const char *name, const char *suffix,
 static int push_u64(uint64_t **array, uint32_t *count, uint32_t *cap,
                     uint64_t v)
 {
-    if (*count == *cap) {
-        uint32_t next = *cap ? *cap * 2 : 16;
-        uint64_t *p = realloc(*array, next * sizeof(*p));
-        if (!p)
-            return -COHORT_ENOMEM;
-        *array = p;
-        *cap = next;
-    }
+    void *p = *array;
+    if (!grow_array_u32(&p, cap, (size_t)*count + 1, sizeof(**array), 16))
+        return -COHORT_ENOMEM;
+    *array = p;
     (*array)[(*count)++] = v;
     return 0;
 }
@@ -185,16 +182,12 @@ static int list_segments(struct wal *wal, struct cohort_err *err)
 static int recovered_push(struct wal *wal, const struct entry *e,
                           struct cohort_err *err)
 {
-    if (wal->recovered_count == wal->recovered_cap) {
-        uint64_t cap = wal->recovered_cap ? wal->recovered_cap * 2 : 1024;
-        struct entry *p = realloc(wal->recovered, cap * sizeof(*p));
-        if (!p)
-            return err_set(err, -COHORT_ENOMEM,
-                           "wal: out of memory recovering %" PRIu64 " entries",
-                           cap);
-        wal->recovered = p;
-        wal->recovered_cap = cap;
-    }
+    if (!grow_array_u64((void **)&wal->recovered, &wal->recovered_cap,
+                        wal->recovered_count + 1, sizeof(*wal->recovered),
+                        1024))
+        return err_set(err, -COHORT_ENOMEM,
+                       "wal: out of memory recovering %" PRIu64 " entries",
+                       wal->recovered_count + 1);
     wal->recovered[wal->recovered_count++] = *e;
     return 0;
 }
@@ -209,14 +202,9 @@ static int recovered_rehome(struct wal *wal, uint64_t from,
         bytes += wal->recovered[i].h.body_size;
     if (bytes == 0)
         return 0;
-    if (wal->block_count == wal->block_cap) {
-        uint32_t cap = wal->block_cap ? wal->block_cap * 2 : 16;
-        uint8_t **p = realloc(wal->blocks, cap * sizeof(*p));
-        if (!p)
-            return err_set(err, -COHORT_ENOMEM, "wal: out of memory");
-        wal->blocks = p;
-        wal->block_cap = cap;
-    }
+    if (!grow_array_u32((void **)&wal->blocks, &wal->block_cap,
+                        (size_t)wal->block_count + 1, sizeof(*wal->blocks), 16))
+        return err_set(err, -COHORT_ENOMEM, "wal: out of memory");
     uint8_t *block = malloc((size_t)bytes);
     if (!block)
         return err_set(err, -COHORT_ENOMEM,
