@@ -371,10 +371,16 @@ static int set_option(struct server_options *o, const char *name,
         if (parse_u64(name, value, 0, 3600000, &v))
             return 2;
         n->replace_after_ms = (uint32_t)v;
-    } else if (!strcmp(name, "spare")) {
-        n->spare = true;
-    } else if (!strcmp(name, "quiet")) {
-        n->quiet = true;
+    } else if (!strcmp(name, "spare") || !strcmp(name, "quiet")) {
+        bool *sw = !strcmp(name, "spare") ? &n->spare : &n->quiet;
+        if (!strcmp(value, "1") || !strcmp(value, "yes") ||
+            !strcmp(value, "true") || !strcmp(value, "on"))
+            *sw = true;
+        else if (!strcmp(value, "0") || !strcmp(value, "no") ||
+                 !strcmp(value, "false") || !strcmp(value, "off"))
+            *sw = false;
+        else
+            return bad(name, value, "expected yes or no");
     } else {
         fprintf(stderr,
                 "cohort server: unknown option '%s'; see 'cohort server "

@@ -159,6 +159,49 @@ def server_duplicates(binary, tmp):
               "want one line naming %s, got %r" % (dup, err))
 
 
+def config_switches(binary, tmp):
+    """`quiet` and `spare` in a config file: yes/no values are honoured, a
+    value that is neither is refused in one line (it used to turn the
+    switch on whatever it said)."""
+    ports = cl.pick_ports(2)
+    for value, want_lines in (("no", True), ("yes", False)):
+        path = os.path.join(tmp, "switch-%s.conf" % value)
+        data = os.path.join(tmp, "switch-%s" % value)
+        with open(path, "w") as f:
+            f.write("id = 0\npeers = 127.0.0.1:%d\nclients = 127.0.0.1:%d\n"
+                    "data-dir = %s\nquiet = %s\nspare = no\n"
+                    % (ports[0], ports[1], data, value))
+        p = subprocess.Popen([binary, "server", "--config", path],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL)
+        try:
+            started = False
+            deadline = time.time() + 20
+            while time.time() < deadline and not started:
+                try:
+                    with resp.Client("127.0.0.1", ports[1], timeout=1) as c1:
+                        started = c1.command("PING") in ("PONG", b"PONG")
+                except (OSError, resp.RespError):
+                    time.sleep(0.1)
+            check(started, "a 1-replica server with quiet = %s did not "
+                  "answer PING" % value)
+        finally:
+            p.terminate()
+            _, err = p.communicate(timeout=20)
+        said = "started: data in" in err
+        log("quiet = %s: %d log lines" % (value, len(err.splitlines())))
+        check(said == want_lines, "quiet = %s: the start line was %s"
+              % (value, "logged" if said else "not logged"))
+    path = os.path.join(tmp, "switch-bad.conf")
+    with open(path, "w") as f:
+        f.write("id = 0\npeers = 127.0.0.1:%d\nclients = 127.0.0.1:%d\n"
+                "spare = maybe\n" % (ports[0], ports[1]))
+    code, out, err = run(binary, "server", "--config", path, timeout=10)
+    check(code == 2 and "--spare maybe: expected yes or no" in err,
+          "spare = maybe: exit %d, stderr %r" % (code, err))
+
+
 def server_port_in_use(binary, c, tmp):
     ports = cl.pick_ports(3)
     peers = "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d" % tuple(ports)
@@ -391,6 +434,7 @@ def main(binary):
     up_starts(binary, tmp, c.slow)
     status_format(binary)
     server_duplicates(binary, tmp)
+    config_switches(binary, tmp)
     log_memory_flag(binary, tmp)
     log_memory_lowered(binary)
     limits_lowered(binary)
@@ -401,7 +445,7 @@ def main(binary):
     replies(c)
     members(binary, c)
     return "even sizes refused, failed starts reported, duplicates " \
-        "refused, --log-memory (and lowered under a longer log), lowered " \
+        "refused, config switches honoured, --log-memory (and lowered under a longer log), lowered " \
         "value and key limits, status format, HELLO/INFO/KVINFO, cohort members"
 
 
