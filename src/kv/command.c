@@ -297,7 +297,8 @@ static int parse_txn(const struct kv_config *config,
 {
     struct kv_txn t;
     bool exec = def->id == CMD_EXEC;
-    if (kv_txn_parse(config, exec, argc - 1, argv + 1, &t, r) != 0)
+    if (kv_txn_parse(config, exec, argc - 1, argv + 1, &t, r) != 0 ||
+        kv_txn_check_proposed_lists(config, &t, r) != 0)
         return -COHORT_EINVAL;
     w->type = KV_CMD_TXN;
     w->flags = (exec ? KV_TXN_EXEC : 0) | KV_VALUE_LIMIT;

@@ -298,6 +298,42 @@ void kv_expire_drop_due(struct kv *kv, const struct kv_command *c,
     }
 }
 
+bool kv_expire_absolute(const struct kv_write *w)
+{
+    switch (w->type) {
+    case KV_CMD_SET:
+    case KV_CMD_GETEX:
+        return (w->flags & KV_SET_PXAT) != 0;
+    case KV_CMD_PEXPIRE:
+        return (w->flags & KV_EXPIRE_AT) != 0;
+    default:
+        return false;
+    }
+}
+
+void kv_expire_absolute_to_log(struct kv_write *w, uint64_t wall_ms,
+                               uint64_t log_ms)
+{
+    if (!kv_expire_absolute(w))
+        return;
+    /* delta - (wall - log), saturating at the ends of i64. */
+    int64_t at = w->delta;
+    if (wall_ms >= log_ms) {
+        uint64_t back = wall_ms - log_ms;
+        if (back > (uint64_t)INT64_MAX || at < INT64_MIN + (int64_t)back)
+            at = INT64_MIN;
+        else
+            at -= (int64_t)back;
+    } else {
+        uint64_t ahead = log_ms - wall_ms;
+        if (ahead > (uint64_t)INT64_MAX || at > INT64_MAX - (int64_t)ahead)
+            at = INT64_MAX;
+        else
+            at += (int64_t)ahead;
+    }
+    w->delta = at;
+}
+
 /* The expiry a PX (relative) or PXAT (absolute) delta gives at now_ms. */
 static bool expiry_time(uint16_t flags, int64_t delta, uint64_t now_ms,
                         uint64_t *at_ms)

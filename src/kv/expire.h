@@ -7,7 +7,12 @@
  * timestamp_ms (the primary's batch timestamp), never a clock, so every
  * replica decides the same. A relative TTL (EX, PX, EXPIRE, PEXPIRE) travels
  * in the log as its length and becomes timestamp_ms + length when applied;
- * an absolute one (EXAT, PXAT, EXPIREAT, PEXPIREAT) travels as is.
+ * an absolute one (EXAT, PXAT, EXPIREAT, PEXPIREAT) is a Unix time from the
+ * client, which the proposer turns into log time before it encodes the
+ * body (kv_expire_absolute_to_log(): the same distance from its wall clock
+ * as from its log time), and travels as that log time. Inside a
+ * transaction, whose commands are parsed again at apply, where no clock
+ * may be read, they are refused (kv_expire_absolute()).
  *
  * Invariants: (1) a key expired at an op's timestamp is, for that op and
  * every later one, absent: kv_expire_drop_due() removes the op's keys that
@@ -31,6 +36,15 @@
 #include "common/resp.h"
 #include "kv/command.h"
 #include "kv/kv.h"
+
+/* Whether w sets an absolute expiry (SET or GETEX with EXAT or PXAT,
+ * EXPIREAT or PEXPIREAT): a Unix time in w->delta, in ms. */
+bool kv_expire_absolute(const struct kv_write *w);
+/* The proposer, before encoding w: an absolute expiry, a Unix time in ms,
+ * becomes the log time as far from log_ms as it is from wall_ms (the
+ * proposer's clocks now; saturating). Nothing else changes. */
+void kv_expire_absolute_to_log(struct kv_write *w, uint64_t wall_ms,
+                               uint64_t log_ms);
 
 /* Whether a body of this type and flags carries the i64 after the header. */
 bool kv_expire_has_delta(enum kv_command_type type, uint16_t flags);

@@ -8,6 +8,7 @@
 #include "cohort.h"
 #include "common/assert.h"
 #include "kv/command.h"
+#include "kv/expire.h"
 
 static_assert(KV_TXN_REPLY_SLOT > sizeof(KV_TXN_REPLY_TOO_BIG) + 3,
               "the replacement error fits an element's room");
@@ -70,6 +71,45 @@ int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
     }
     struct kv_write w;
     return kv_command_parse(config, argc, argv, &w, out);
+}
+
+int kv_txn_check_proposed(const struct kv_config *config, uint32_t argc,
+                          const struct resp_arg *argv, struct resp_buf *out)
+{
+    if (kv_command_class(&argv[0]) != KV_CLASS_WRITE)
+        return 0;
+    struct kv_write w;
+    struct resp_buf sink;
+    resp_buf_init(&sink, 2);
+    int rc = kv_command_parse(config, argc, argv, &w, &sink);
+    resp_buf_deinit(&sink);
+    if (rc != 0 || !kv_expire_absolute(&w))
+        return 0; /* kv_txn_check_command() answers a bad command */
+    resp_write_errorf(out,
+                      "ERR '%.*s' with an absolute time (EXAT, PXAT, "
+                      "EXPIREAT, PEXPIREAT) cannot run inside a transaction; "
+                      "use a relative one (EX, PX, EXPIRE, PEXPIRE)",
+                      (int)(argv[0].size < 64 ? argv[0].size : 64),
+                      argv[0].ptr);
+    return -COHORT_EINVAL;
+}
+
+int kv_txn_check_proposed_lists(const struct kv_config *config,
+                                const struct kv_txn *t, struct resp_buf *out)
+{
+    const struct resp_arg *lists[2] = {t->then_list, t->else_list};
+    uint32_t counts[2] = {t->then_count, t->else_count};
+    for (int l = 0; l < 2; l++) {
+        const struct resp_arg *pos = lists[l];
+        for (uint32_t i = 0; i < counts[l]; i++) {
+            uint32_t argc;
+            const struct resp_arg *argv;
+            kv_txn_next_command(&pos, &argc, &argv);
+            if (kv_txn_check_proposed(config, argc, argv, out) != 0)
+                return -COHORT_EINVAL;
+        }
+    }
+    return 0;
 }
 
 /* One compare: returns how many arguments it takes (2 or 4), 0 on error. */

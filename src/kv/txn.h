@@ -87,6 +87,18 @@ size_t kv_txn_size_max(const struct kv_config *config);
 int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
                          const struct resp_arg *argv, struct resp_buf *out);
 
+/* Where a transaction is proposed (never at apply, which must keep
+ * applying what older builds logged): a write with an absolute expiry
+ * (EXAT, PXAT, EXPIREAT, PEXPIREAT) is refused, since a Unix time becomes
+ * log time only where a clock may be read (kv/expire.h), and the commands
+ * are parsed again at apply. -COHORT_EINVAL with the error appended to out;
+ * 0 for anything else (kv_txn_check_command() judges the rest). */
+int kv_txn_check_proposed(const struct kv_config *config, uint32_t argc,
+                          const struct resp_arg *argv, struct resp_buf *out);
+/* kv_txn_check_proposed() for every command of a parsed transaction. */
+int kv_txn_check_proposed_lists(const struct kv_config *config,
+                                const struct kv_txn *t, struct resp_buf *out);
+
 /* Parse argv (the arguments after COHORT.TXN or COHORT.EXEC). Returns 0 and
  * fills t, or -COHORT_EINVAL with the error reply appended to out. */
 int kv_txn_parse(const struct kv_config *config, bool exec, uint32_t argc,

@@ -182,6 +182,9 @@ void txn_queue(struct conn *c, const struct command_spec *spec, uint32_t argc,
     struct resp_buf err;
     resp_buf_init(&err, 2);
     int rc = kv_txn_check_command(&c->server->node_config.kv, argc, argv, &err);
+    if (rc == 0)
+        rc =
+            kv_txn_check_proposed(&c->server->node_config.kv, argc, argv, &err);
     if (rc != 0) {
         t->dirty = true;
         if (err.ok && err.size > 3)

@@ -207,16 +207,63 @@ def failover_expiry(c, p):
     return ttl_s, waited, over
 
 
+def absolute_times(c, p):
+    """EXAT, PXAT, EXPIREAT and PEXPIREAT take Unix times, as Redis: a
+    deadline 30 s ahead reads back as about 30 s, one in the past removes
+    the key, through the primary and through a backup; inside MULTI they
+    are refused in one line (EXECABORT)."""
+    b = next(i for i in c.live() if i != p)
+    for via in (p, b):
+        now = int(time.time())
+        check(c.command(via, "SET", "abs-a", "v", "EXAT", str(now + 30))
+              == "OK", "SET EXAT")
+        ttl = int(c.command(via, "TTL", "abs-a"))
+        check(25 <= ttl <= 30, "SET EXAT now+30 through r%d: TTL %d, want "
+              "about 30" % (via, ttl))
+        check(c.command(via, "SET", "abs-b", "v", "PXAT",
+                        str((now - 60) * 1000)) == "OK", "SET PXAT")
+        check(int(c.command(via, "EXISTS", "abs-b")) == 0,
+              "SET PXAT a minute ago through r%d left the key" % via)
+        c.command(via, "SET", "abs-c", "v")
+        check(int(c.command(via, "EXPIREAT", "abs-c", str(now - 60))) == 1,
+              "EXPIREAT in the past")
+        check(int(c.command(via, "EXISTS", "abs-c")) == 0,
+              "EXPIREAT a minute ago through r%d left the key" % via)
+        c.command(via, "SET", "abs-d", "v")
+        check(int(c.command(via, "PEXPIREAT", "abs-d",
+                            str((now + 100) * 1000))) == 1, "PEXPIREAT")
+        pttl = int(c.command(via, "PTTL", "abs-d"))
+        check(95000 <= pttl <= 100000, "PEXPIREAT now+100s through r%d: "
+              "PTTL %d" % (via, pttl))
+    with c.client(p) as cl_:
+        check(cl_.command("MULTI") == "OK", "MULTI")
+        try:
+            cl_.command("SET", "abs-e", "v", "EXAT", str(int(time.time())))
+            queued = True
+        except resp.RespError as e:
+            queued = False
+            check("cannot run inside a transaction" in e.message,
+                  "SET EXAT in MULTI: %s" % e.message)
+        check(not queued, "SET EXAT was queued in MULTI")
+        try:
+            cl_.command("EXEC")
+            check(False, "EXEC after a refused command ran")
+        except resp.RespError as e:
+            check("EXECABORT" in e.message, "EXEC: %s" % e.message)
+
+
 def scenario(binary):
     c = cl.Cluster(binary, n=3, name="expiry")
     c.start()
     p, _ = c.wait_for_primary()
     idle_expiry(c, p)
+    absolute_times(c, p)
     txn_expiry(c, p)
     n, ops, writes = mass_expiry(c, p)
     ttl_s, waited, over = failover_expiry(c, p)
     c.cleanup()
-    return ("1 s key gone everywhere on an idle log; %d keys removed in %d "
+    return ("1 s key gone everywhere on an idle log; absolute times are "
+            "Unix times; %d keys removed in %d "
             "ops with %d writes meanwhile; EX %ds key kept through a failover "
             "(new primary after %.2fs), gone %.1fs after its wall deadline; "
             "an expired key stayed gone after its primary died"

@@ -17,6 +17,7 @@
 #include "kv/expire.h"
 #include "kv/kv.h"
 #include "kv/snapshot.h"
+#include "kv/txn.h"
 #include "kv_run.h"
 
 static void set_ex_px_exat_pxat_set_the_expiry_and_reads_hide_it(void **s)
@@ -528,10 +529,107 @@ static void string_commands_follow_redis_ttl_rules(void **s)
     kv_run_deinit(&t);
 }
 
+/* Parse a write from words split at single spaces (at most 16). */
+static int parse_words(char *line, struct kv_write *w, struct resp_buf *r)
+{
+    struct resp_arg argv[16];
+    uint32_t argc = 0;
+    for (char *tok = strtok(line, " "); tok && argc < 16;
+         tok = strtok(NULL, " "))
+        argv[argc++] = (struct resp_arg){tok, strlen(tok)};
+    static struct kv_config config;
+    config = kv_config_default();
+    return kv_command_parse(&config, argc, argv, w, r);
+}
+
+/* An absolute expiry is a Unix time from the client: the proposer makes it
+ * the log time as far from its log time as from its wall clock; relative
+ * ones and other commands are left alone; the ends of i64 saturate. */
+static void absolute_expiry_becomes_log_time_at_the_proposer(void **s)
+{
+    (void)s;
+    struct resp_buf r;
+    resp_buf_init(&r, 2);
+    struct {
+        const char *line;
+        bool absolute;
+        int64_t delta; /* after the conversion below */
+    } cases[] = {
+        {"SET k v EXAT 1800000010", true, 5000 + 10000},
+        {"SET k v PXAT 1800000010000", true, 5000 + 10000},
+        {"GETEX k PXAT 1799999999000", true, 5000 - 1000},
+        {"EXPIREAT k 1800000060", true, 5000 + 60000},
+        {"PEXPIREAT k 1700000000000", true, 5000 - 100000000000},
+        {"SET k v EX 10", false, 10000},
+        {"PEXPIRE k 300", false, 300},
+        {"SET k v NX", false, 0},
+        {"INCRBY k 7", false, 7},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "%s", cases[i].line);
+        struct kv_write w;
+        assert_int_equal(parse_words(line, &w, &r), 0);
+        assert_int_equal(kv_expire_absolute(&w), cases[i].absolute);
+        kv_expire_absolute_to_log(&w, 1800000000000ull, 5000);
+        assert_int_equal(w.delta, cases[i].delta);
+    }
+    /* Saturation, both ways. */
+    char far[] = "PEXPIREAT k 9223372036854775807";
+    struct kv_write w;
+    assert_int_equal(parse_words(far, &w, &r), 0);
+    kv_expire_absolute_to_log(&w, 1000, 5000); /* log ahead of wall */
+    assert_int_equal(w.delta, INT64_MAX);
+    char past[] = "PEXPIREAT k -9223372036854775807";
+    assert_int_equal(parse_words(past, &w, &r), 0);
+    kv_expire_absolute_to_log(&w, 1800000000000ull, 5000);
+    assert_int_equal(w.delta, INT64_MIN);
+    resp_buf_deinit(&r);
+}
+
+/* Inside a transaction an absolute expiry is refused where it is proposed
+ * (its commands are parsed again at apply, where no clock may be read),
+ * but a transaction body that holds one, logged by an older build, still
+ * applies as it did. */
+static void absolute_expiry_is_refused_in_a_proposed_transaction(void **s)
+{
+    (void)s;
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    const char *reply =
+        kv_run_line(&t, 1000, "COHORT.EXEC 0 1 5 SET k v EXAT 50");
+    assert_non_null(strstr(reply, "cannot run inside a transaction"));
+    reply = kv_run_line(&t, 1000, "COHORT.EXEC 0 1 5 SET k v EX 50");
+    assert_null(strstr(reply, "ERR"));
+    struct resp_arg argv[] = {
+        {"SET", 3}, {"k", 1}, {"v", 1}, {"PXAT", 4}, {"2500", 4}};
+    struct resp_buf r;
+    resp_buf_init(&r, 2);
+    struct kv_config config = kv_config_default();
+    assert_int_equal(kv_txn_check_proposed(&config, 5, argv, &r),
+                     -COHORT_EINVAL);
+    assert_int_equal(kv_txn_check_proposed(&config, 3, argv, &r), 0);
+    resp_buf_deinit(&r);
+    /* An old body: the same transaction encoded without the check. */
+    struct resp_arg body_args[] = {{"0", 1},    {"1", 1},   {"5", 1},
+                                   {"SET", 3},  {"k", 1},   {"v", 1},
+                                   {"PXAT", 4}, {"2500", 4}};
+    struct kv_write w = {.type = KV_CMD_TXN,
+                         .flags = KV_TXN_EXEC,
+                         .arg_count = 8,
+                         .args = body_args};
+    reply = kv_run_write(&t, 2000, &w);
+    assert_null(strstr(reply, "ERR"));
+    assert_string_equal(kv_run_line(&t, 2000, "PTTL k"), ":500\r\n");
+    kv_run_deinit(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(set_ex_px_exat_pxat_set_the_expiry_and_reads_hide_it),
+        cmocka_unit_test(absolute_expiry_becomes_log_time_at_the_proposer),
+        cmocka_unit_test(absolute_expiry_is_refused_in_a_proposed_transaction),
         cmocka_unit_test(keepttl_keeps_and_plain_writes_clear_or_keep_as_redis),
         cmocka_unit_test(persist_clears_and_expire_family_follows_redis),
         cmocka_unit_test(getex_reads_then_changes_the_expiry),
