@@ -60,6 +60,7 @@ struct group {
     char client[COHORT_REPLICAS_MAX][FIELD_MAX];
     char peer[COHORT_REPLICAS_MAX][FIELD_MAX];
     char health[COHORT_REPLICAS_MAX][32];
+    bool link_up[COHORT_REPLICAS_MAX]; /* the primary's connection to it */
     uint64_t lag[COHORT_REPLICAS_MAX];
     uint64_t op[COHORT_REPLICAS_MAX]; /* acknowledged, as the primary saw */
 };
@@ -244,6 +245,9 @@ static int read_group(struct cli_rpc *c, struct group *g,
         cli_list_field(line, "addr", g->client[i], sizeof(g->client[i]));
         cli_list_field(line, "peer", g->peer[i], sizeof(g->peer[i]));
         cli_list_field(line, "health", g->health[i], sizeof(g->health[i]));
+        char link[16] = "";
+        cli_list_field(line, "link", link, sizeof(link));
+        g->link_up[i] = !strcmp(link, "up");
         cli_list_field(line, "lag", lag, sizeof(lag));
         cli_list_field(line, "op", op, sizeof(op));
         if (!cli_decimal_u64(op, &g->op[i]))
@@ -550,21 +554,36 @@ static int catch_up(struct run *r, struct group *g, uint64_t id)
                    g->lag[id] == UINT64_MAX ? "unknown" : "known");
 }
 
-/* Voters of next that the primary hears now (or is). */
+/* Voters of next that the primary hears now (or is): not suspected, its
+ * connection to them up, and, in the primary's normal view, an op they
+ * acknowledged in it. Health alone is not enough: right after a view or an
+ * epoch starts the detector has not yet had time to suspect a dead one. */
 static uint32_t voters_up(const struct group *g, const struct membership *next)
 {
     uint32_t up = 0;
     for (uint32_t k = 0; k < next->voter_count; k++) {
         uint32_t v = next->voters[k];
-        up += !strcmp(g->health[v], "self") || !strcmp(g->health[v], "ok");
+        up += !strcmp(g->health[v], "self") ||
+              (!strcmp(g->health[v], "ok") && g->link_up[v] &&
+               (!g->primary_view || g->op[v] > 0));
     }
     return up;
 }
 
-static int check_quorum(struct run *r, const struct group *g,
+/* Whether next's voters that answer make a quorum; looked at again for up
+ * to two seconds (a voter of a view that just started acknowledges within
+ * a heartbeat or so). */
+static int check_quorum(struct run *r, struct group *g,
                         const struct membership *next)
 {
     uint32_t up = voters_up(g, next);
+    uint64_t until = now_ms() + 2000;
+    while (up < membership_quorum(next) && now_ms() < until) {
+        cli_pause_ms(100);
+        if (refresh(r, g) != 0)
+            break;
+        up = voters_up(g, next);
+    }
     if (up >= membership_quorum(next))
         return 0;
     fprintf(stderr,
