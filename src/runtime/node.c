@@ -795,6 +795,11 @@ uint64_t node_log_time(const struct node *n)
     return replica_log_time(driver_replica(n->driver));
 }
 
+uint64_t node_op(const struct node *n)
+{
+    return replica_op(driver_replica(n->driver));
+}
+
 uint64_t node_read_index(const struct node *n)
 {
     return replica_read_index(driver_replica(n->driver));

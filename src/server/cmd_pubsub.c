@@ -94,16 +94,29 @@ static void unsubscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
     }
 }
 
+/* A subscription that starts "now" on a member still replaying its log
+ * after a restart would be given the messages of that replay, which it
+ * delivered before (or which were published before the subscriber came). */
+static bool refuse_recovering(struct conn *c, struct resp_buf *out)
+{
+    if (!server_recovering(c->server))
+        return false;
+    resp_write_error(out, SERVER_RECOVERING_ERROR);
+    return true;
+}
+
 void cmd_subscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
                    const struct resp_arg *argv)
 {
-    subscribe(c, out, argc - 1, argv + 1, false, c->server->kv->op);
+    if (!refuse_recovering(c, out))
+        subscribe(c, out, argc - 1, argv + 1, false, c->server->kv->op);
 }
 
 void cmd_psubscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
                     const struct resp_arg *argv)
 {
-    subscribe(c, out, argc - 1, argv + 1, true, c->server->kv->op);
+    if (!refuse_recovering(c, out))
+        subscribe(c, out, argc - 1, argv + 1, true, c->server->kv->op);
 }
 
 void cmd_unsubscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
@@ -147,6 +160,8 @@ void cmd_cohort_subscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
             return;
         }
         argc -= 2;
+    } else if (refuse_recovering(c, out)) {
+        return;
     }
     if (c->ps.count > 0 && !c->ps.positioned) {
         resp_write_error(out, "ERR this connection has SUBSCRIBE or "

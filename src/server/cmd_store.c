@@ -751,8 +751,13 @@ void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
     conn_slot_kind(c, slot, SLOT_READ);
     if (c->readonly) {
         /* The weaker guarantee the client asked for: this replica's applied
-         * state, possibly stale, never an uncommitted write. */
-        store_query(s, argc, argv, &slot->reply);
+         * state, possibly stale, never an uncommitted write; but not the
+         * state of a restart still replaying its log, behind what this
+         * member served before it. */
+        if (server_recovering(s))
+            resp_write_error(&slot->reply, SERVER_RECOVERING_ERROR);
+        else
+            store_query(s, argc, argv, &slot->reply);
         conn_slot_ready(c, slot);
         return;
     }

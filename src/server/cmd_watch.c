@@ -167,6 +167,11 @@ void cmd_cohort_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
     uint64_t from = c->server->kv->op;
     if (argc == 5 && !parse_from(c, out, &argv[3], &from))
         return;
+    if (argc == 3 && server_recovering(c->server)) {
+        /* "Now" is not known yet: the store is replaying its log. */
+        resp_write_error(out, SERVER_RECOVERING_ERROR);
+        return;
+    }
     int rc = watch_add(c, (const uint8_t *)name->ptr, name->size, on, from);
     if (rc == -COHORT_ENOSPC) {
         resp_write_errorf(out,

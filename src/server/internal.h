@@ -497,6 +497,10 @@ struct server {
     uv_loop_t *loop;
     struct node *node;
     const struct kv *kv; /* node_kv(node) */
+    /* server_recovering(): the log's last op when the server opened, and
+     * whether the store has reapplied up to it since. */
+    uint64_t start_op;
+    bool replayed;
     struct auth auth;
     struct server_config config;
     struct node_config node_config; /* copy; strings borrowed */
@@ -629,6 +633,16 @@ void lock_wait_close(struct server *s, uv_close_cb closed);
 uint64_t server_now_ms(const struct server *s);
 /* A fresh, nonzero client id for a connection's session. */
 uint64_t server_client_id_new(struct server *s);
+/* Whether this member is recovering: restarted, and not yet back in a view
+ * with its store at the op its log held at the start (server->start_op,
+ * or the log's end if a view change cut it shorter; once reached, never
+ * again). Its store may be far behind what it served before, so what reads
+ * it locally (READONLY reads, a subscription or watch that starts "now")
+ * gets SERVER_RECOVERING_ERROR instead. */
+bool server_recovering(struct server *s);
+#define SERVER_RECOVERING_ERROR                                                \
+    "TRYAGAIN this member is recovering (it restarted and has not caught "     \
+    "up with the group yet); retry, or use another member"
 /* Flush c's output at the end of this loop turn. */
 void server_mark_dirty(struct server *s, struct conn *c);
 /* Process c's buffered input (and queued writes) from the idle handle. */

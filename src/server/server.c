@@ -72,6 +72,25 @@ static uint64_t random_u64(void)
            (uint64_t)(uint32_t)getpid();
 }
 
+bool server_recovering(struct server *s)
+{
+    uint64_t view;
+    uint32_t primary;
+    if (node_role(s->node, &view, &primary) == STATUS_RECOVERING)
+        return true;
+    if (s->replayed)
+        return false;
+    /* Back in a view, but the store may not have reapplied what the log
+     * held at the start yet (less whatever a view change cut from it). */
+    uint64_t target = node_op(s->node);
+    if (target > s->start_op)
+        target = s->start_op;
+    if (s->kv->op < target)
+        return true;
+    s->replayed = true;
+    return false;
+}
+
 uint64_t server_client_id_new(struct server *s)
 {
     /* A random base from the process start plus a counter: unique within
@@ -350,6 +369,7 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
     log_limit_init(&s->tls_failure_log, 10000, 10);
     s->node = node;
     s->kv = node_kv(node);
+    s->start_op = node_op(node);
     s->config = *config;
     s->node_config = *node_config;
     /* A command carries at most two values and a key (CAS). Room for that

@@ -17,6 +17,7 @@ import time
 sys.dont_write_bytecode = True
 
 import cluster as cl  # noqa: E402
+import resp  # noqa: E402
 from cluster import check, log  # noqa: E402
 from test_failover import Failover  # noqa: E402
 from workload import Writers, verify_writes  # noqa: E402
@@ -41,6 +42,57 @@ def compare_replicas(c, keys, replicas):
               if diff else "")
     check(len(set(sizes.values())) == 1, "DBSIZE differs: %s" % sizes)
     return sizes[ref]
+
+
+def readonly_across_restart(c):
+    """A key written just before (in the log, not in any snapshot) that the
+    backup served; then kill and restart the backup and read it there
+    with READONLY as fast as it answers."""
+    p, _ = c.wait_for_primary(probe=False)
+    b = next(i for i in range(c.n) if i != p)
+    key, want = "ro-restart", "v-%d" % time.monotonic_ns()
+    check(c.command(p, "SET", key, want) == "OK", "SET %s" % key)
+    deadline = time.monotonic() + 10 * c.slow
+    while time.monotonic() < deadline:
+        with c.client(b) as cl_:
+            cl_.command("READONLY")
+            if cl_.command("GET", key) in (want, want.encode()):
+                break
+        time.sleep(0.01)
+    c.kill(b)
+    c.restart(b, wait=False)
+    deadline = time.monotonic() + 20 * c.slow
+    answers = {"value": 0, "tryagain": 0, "refused": 0}
+    while time.monotonic() < deadline:
+        try:
+            with c.client(b, timeout=1.0) as cl_:
+                cl_.command("READONLY")
+                while time.monotonic() < deadline:
+                    try:
+                        got = cl_.command("GET", key)
+                    except resp.RespError as e:
+                        check(e.message.startswith(("TRYAGAIN", "LOADING")),
+                              "READONLY GET on restarting r%d: -%s"
+                              % (b, e.message))
+                        answers["tryagain"] += 1
+                        continue
+                    check(got in (want, want.encode()),
+                          "READONLY GET %s on restarting r%d "
+                          "answered %r, before the restart %r"
+                          % (key, b, got, want))
+                    answers["value"] += 1
+                    if answers["value"] >= 20:
+                        break
+        except OSError:
+            answers["refused"] += 1
+            time.sleep(0.005)
+            continue
+        if answers["value"] >= 20:
+            break
+    check(answers["value"] >= 20, "restarted r%d never served %s: %s"
+          % (b, key, answers))
+    log("READONLY GET across r%d's restart: %s" % (b, answers))
+    c.wait_converged(list(range(c.n)))
 
 
 def main(binary):
@@ -76,6 +128,11 @@ def main(binary):
                   | {f.inc.key, "__probe__"})
     size = compare_replicas(c, keys, list(range(c.n)))
     f.verify(list(range(c.n)))
+
+    # READONLY across a restart: while a killed backup replays its log its
+    # store is behind what it served before; it must answer -TRYAGAIN
+    # then, never the old state (nil for a key it held).
+    readonly_across_restart(c)
 
     # Rolling restarts under load: kill the primary, restart it right
     # away (it recovers while the others change view), twice.
