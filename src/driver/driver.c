@@ -474,6 +474,7 @@ struct driver *driver_open(const struct driver_config *config,
         d->c.snapshot_size_max = DRIVER_SNAPSHOT_SIZE_MAX;
     retry_init(&d->snapshot_retry, SNAPSHOT_RETRY_MIN_MS,
                SNAPSHOT_RETRY_MAX_MS);
+    retry_init(&d->receive_retry, SNAPSHOT_RETRY_MIN_MS, SNAPSHOT_RETRY_MAX_MS);
     d->groups = calloc(READ_GROUPS_MAX, sizeof(*d->groups));
     d->chunk = malloc(config->chunk_size);
     ASSERT(d->groups && d->chunk);

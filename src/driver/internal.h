@@ -137,6 +137,10 @@ struct driver {
      * once, so it hears of the failure when snapshot_retry is due. */
     bool snapshot_failure_held;
     struct retry snapshot_retry;
+    /* Receiving a snapshot failed here (a full disk): chunks of a new
+     * transfer are dropped, and their sender told to stop, until it is due
+     * again (transfer.c, receive_held()). */
+    struct retry receive_retry;
     uint64_t snapshot_op;
     uint64_t snapshot_time_ms;
     struct snapshot_send sends[COHORT_REPLICAS_MAX];

@@ -432,6 +432,47 @@ static void install_received(struct driver *d)
         drv_storage_push(d, job);
     }
     drv_log(d, DRIVER_LOG_INFO, "installed a snapshot at op %" PRIu64, info.op);
+    uint64_t failures = retry_succeeded(&d->receive_retry);
+    if (failures)
+        drv_log(d, DRIVER_LOG_INFO,
+                "receiving snapshots works again, after %" PRIu64
+                " failed attempts",
+                failures);
+}
+
+/* Writing a received snapshot failed here (a full disk, say): back off
+ * before taking the next one, and log the first failure of a run; the
+ * sender would otherwise start the file over at once, again and again. */
+static void receive_failed(struct driver *d, uint32_t from, const char *why)
+{
+    uint64_t wall = d->host.wall_ms ? d->host.wall_ms(d->host.ctx) : 0;
+    if (retry_failed(&d->receive_retry, now_ms(d), wall, why))
+        drv_log(d, DRIVER_LOG_WARN,
+                "snapshot from %u: %s; trying again in %" PRIu32
+                " ms, then less often (every %u ms at most): check the disk "
+                "under %s",
+                from, why, d->receive_retry.delay_ms, SNAPSHOT_RETRY_MAX_MS,
+                d->c.data_dir);
+    else
+        drv_log(d, DRIVER_LOG_DEBUG, "snapshot from %u: %s", from, why);
+}
+
+/* While receiving backs off: the chunk is dropped and its sender told to
+ * stop streaming that snapshot (once per snapshot). */
+static bool receive_held(struct driver *d, uint32_t from, uint64_t op)
+{
+    if (retry_due(&d->receive_retry, now_ms(d)))
+        return false;
+    if (d->stop_told_op[from] != op) {
+        d->stop_told_op[from] = op;
+        d->snapshot_stops++;
+        uint8_t head[16];
+        put_u64(head, op);
+        put_u64(head + 8, DRIVER_SNAPSHOT_STOP);
+        drv_send_frame(d, from, DRIVER_FRAME_SNAPSHOT_RESUME, head,
+                       sizeof(head), NULL, 0);
+    }
+    return true;
 }
 
 /* A chunk that does not go into the file: counted, and the first of each
@@ -521,7 +562,7 @@ static bool first_chunk(struct driver *d, uint32_t from, uint64_t op,
     d->receiving = snapshot_receive_begin(&d->receiver, d->vfs, d->snap_dir, op,
                                           file_size, &err) == 0;
     if (!d->receiving)
-        drv_log(d, DRIVER_LOG_WARN, "snapshot from %u: %s", from, err.message);
+        receive_failed(d, from, err.message);
     return d->receiving;
 }
 
@@ -555,6 +596,8 @@ void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
         return; /* stale, or not a chunk of the file it announces */
     bool same = d->receiving && d->receiving_from == from &&
                 d->receiver.op == op && d->receiver.file_size == file_size;
+    if (!same && receive_held(d, from, op))
+        return;
     if (offset == 0 && !first_chunk(d, from, op, file_size, same))
         return;
     if (offset != 0 && !same) {
@@ -575,7 +618,7 @@ void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
     struct cohort_err err;
     uint64_t before = d->receiver.received;
     if (snapshot_receive_chunk(&d->receiver, offset, bytes, count, &err) != 0) {
-        drv_log(d, DRIVER_LOG_WARN, "snapshot from %u: %s", from, err.message);
+        receive_failed(d, from, err.message);
         snapshot_receive_abort(&d->receiver);
         d->receiving = false;
         return;

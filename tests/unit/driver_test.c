@@ -367,6 +367,8 @@ struct watch {
     bool hostile_armed; /* inject hostile frames before this offset */
     uint64_t hostile_offset;
     bool hostile_done;
+    bool backing_off;         /* the receiver may tell its sender to stop */
+    uint32_t stops_to_sender; /* (then) "stop sending" to the sender */
 };
 
 /* A group whose replica b was down while the primary took snapshots and
@@ -479,7 +481,12 @@ static bool watch_deliver(struct harness *hh, void *ctx, uint32_t from,
     if (frame[0] == DRIVER_FRAME_SNAPSHOT_RESUME && from == w->to) {
         assert_true(size >= 17);
         if (get_u64(frame + 9) == DRIVER_SNAPSHOT_STOP) {
-            assert_true(to != w->from); /* never to the sender it takes */
+            if (to == w->from) {
+                /* never to the sender it takes, unless backing off */
+                assert_true(w->backing_off);
+                w->stops_to_sender++;
+                return true;
+            }
             w->stops_to_others++;
             return true;
         }
@@ -544,6 +551,32 @@ static void snapshot_transfer_resumes_after_a_lost_chunk(void **s)
     assert_int_equal(w.chunks_from_zero, 1);
     assert_true(w.resumes >= 1);
     assert_int_equal(w.resume_offset, 2 * CHUNK);
+    assert_caught_up(p, b);
+}
+
+/* A receiver whose disk is full fails to write the snapshot: it backs off
+ * (1 s, then 2, 4, 8) instead of having the sender start the file over at
+ * once, again and again, and catches up once the disk has room. */
+static void a_full_disk_backs_off_receiving_snapshots(void **s)
+{
+    (void)s;
+    uint32_t p, b;
+    lagging_replica(&p, &b);
+    struct watch w = {.from = p, .to = b};
+    w.only_sender = true;
+    w.backing_off = true;
+    h->deliver = watch_deliver;
+    h->deliver_ctx = &w;
+    sim_disk_set_capacity(&h->r[b].disk, sim_disk_used(&h->r[b].disk) + 64);
+    harness_start(h, b);
+    harness_run(h, 3000);
+    /* Attempts at about 0, 1 and 3 s: a handful, not one per round trip. */
+    assert_true(w.chunks_from_zero >= 2);
+    assert_true(w.chunks_from_zero <= 6);
+    assert_true(w.stops_to_sender >= 1);
+    assert_true(h->r[b].restores == 0);
+    sim_disk_set_capacity(&h->r[b].disk, 0); /* room again */
+    harness_run(h, 20000);
     assert_caught_up(p, b);
 }
 
@@ -771,6 +804,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(reads_of_one_turn_are_one_ev_read,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_full_disk_backs_off_receiving_snapshots, setup, teardown),
         cmocka_unit_test_setup_teardown(
             snapshot_transfer_resumes_after_a_lost_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(
