@@ -257,9 +257,28 @@ void conn_slot_ready(struct conn *c, struct slot *slot)
         c->order_blocked = false; /* conn_process() looks again */
     c->slot_bytes += slot->reply.size;
     c->slot_reply_bytes += slot->reply.size;
+    conn_move_ready(c);
+}
+
+/* Past output_buffer_max of output not yet on the socket, and as much
+ * again in replies waiting behind it: a client that does not read. A
+ * burst of large replies to a client that does read (64 pipelined GETs of
+ * 1 MiB) stays under it: they leave the slots only as the output drains
+ * (conn_move_ready()). */
+static bool output_over_limit(const struct conn *c)
+{
+    return conn_output_size(c) > 2 * c->server->config.output_buffer_max;
+}
+
+void conn_move_ready(struct conn *c)
+{
+    size_t max = c->server->config.output_buffer_max;
     bool moved = false;
     while (c->head && c->head->state == SLOT_READY) {
         struct slot *h = c->head;
+        size_t queued = c->out.size + c->writing_buf.size;
+        if (queued > 0 && queued + h->reply.size > max)
+            break; /* the rest follows as the output drains */
         c->head = h->next;
         if (c->head == NULL)
             c->tail = NULL;
@@ -276,7 +295,8 @@ void conn_slot_ready(struct conn *c, struct slot *slot)
         return;
     if (moved)
         server_mark_dirty(c->server, c);
-    if (conn_output_size(c) > c->server->config.output_buffer_max) {
+    if (output_over_limit(c)) {
+        c->server->stats.output_limit_closes++;
         conn_close_soon(c); /* a client that does not read its replies */
         return;
     }
@@ -514,7 +534,8 @@ void conn_process(struct conn *c)
         /* TLS: plaintext the session holds, as rbuf has room for it. */
         size_t added = c->tls ? tls_port_pull(c) : 0;
         while (conn_can_dispatch(c) && process_one(c)) {
-            if (conn_output_size(c) > c->server->config.output_buffer_max) {
+            if (output_over_limit(c)) {
+                c->server->stats.output_limit_closes++;
                 conn_close_soon(c);
                 return;
             }
@@ -597,6 +618,9 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     written(c);
+    conn_move_ready(c); /* replies held back while the output was full */
+    if (c->closing)
+        return;
     if (c->out.size > 0 || c->tls) /* TLS: the session may hold output */
         conn_flush(c);
     if (!c->reading || c->rbuf_pos < c->rbuf_used)

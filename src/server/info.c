@@ -322,6 +322,9 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "total_commands_processed:%" PRIu64, in->commands_processed);
     line(t, "total_net_input_bytes:%" PRIu64, in->net_input_bytes);
     line(t, "total_net_output_bytes:%" PRIu64, in->net_output_bytes);
+    /* Redis's name: clients closed for being output-buffer-max behind. */
+    line(t, "client_output_buffer_limit_disconnections:%" PRIu64,
+         in->output_limit_closes);
     line(t, "rejected_connections:%" PRIu64, in->connections_rejected);
     line(t, "timedout_connections:%" PRIu64, in->connections_timed_out);
     line(t, "forwarded_commands:%" PRIu64, in->forwarded_commands);

@@ -60,6 +60,7 @@ struct info_input {
     uint64_t commands_processed;
     uint64_t net_input_bytes;
     uint64_t net_output_bytes;
+    uint64_t output_limit_closes;
     uint64_t forwarded_commands;
     uint64_t forward_failures;
     uint64_t forward_link_writes; /* socket writes on forward links */

@@ -389,6 +389,7 @@ struct server_stats {
     uint64_t forward_gated;         /* held behind an earlier command */
     uint64_t net_input_bytes;
     uint64_t net_output_bytes;
+    uint64_t output_limit_closes; /* clients closed: output far behind */
     uint64_t session_renewals;
     uint64_t tls_reloads;  /* SIGHUP reloads that took */
     uint64_t tls_failures; /* TLS connections failed (handshake, record) */
@@ -674,6 +675,10 @@ void conn_slot_kind(struct conn *c, struct slot *slot, enum slot_kind kind);
 /* The slot's reply is complete: move every ready reply at the head of the
  * FIFO to the output. Safe inside a node callback. */
 void conn_slot_ready(struct conn *c, struct slot *slot);
+/* Move the replies of the ready slots at the head to the output, in order,
+ * while it holds less than output_buffer_max (at least one when empty);
+ * close a client twice that far behind. */
+void conn_move_ready(struct conn *c);
 /* Whether c may dispatch another command now. */
 bool conn_can_dispatch(const struct conn *c);
 /* Process what is in the read buffer, then read more if allowed. Never

@@ -296,11 +296,40 @@ def timeouts(binary):
     return c
 
 
+def big_pipeline(binary):
+    """Pipelined replies past output-buffer-max (64 MiB) to a client that
+    reads them: 100 GETs of a 1 MiB value, through the primary and a
+    backup, all answered in order on the same connection (the connection
+    used to be closed without a word at 64)."""
+    c = cl.Cluster(binary, n=3, name="bigpipe")
+    c.start()
+    p, _ = c.wait_for_primary()
+    value = b"x" * (1 << 20)
+    check(c.command(p, "SET", "big", value) == "OK", "SET big")
+    b = next(i for i in range(c.n) if i != p)
+    for via in (p, b):
+        with c.client(via, timeout=60.0 * c.slow) as cl_:
+            replies = cl_.pipeline([("GET", "big")] * 100)
+            bad = [i for i, r in enumerate(replies) if r != value]
+            check(not bad, "r%d: %d of 100 pipelined GETs of 1 MiB wrong "
+                  "(first %d: %r)" % (via, len(bad), bad[0] if bad else -1,
+                                      str(replies[bad[0]])[:80] if bad
+                                      else ""))
+            check(cl_.command("PING") == "PONG", "the connection went on")
+        inf = c.info(via, "stats")
+        check(inf.get("client_output_buffer_limit_disconnections") == "0",
+              "r%d closed a client: %s" % (via, inf))
+        log("r%d: 100 pipelined GETs of 1 MiB answered in order" % via)
+    c.cleanup()
+
+
 def main(binary):
     limits(binary)
     timeouts(binary)
+    big_pipeline(binary)
     return "forward links pass a full primary, spoofs refused, " \
-        "per-address limit, slowloris and idle clients timed out"
+        "per-address limit, slowloris and idle clients timed out, 100 MiB " \
+        "of pipelined replies to a reading client"
 
 
 if __name__ == "__main__":
