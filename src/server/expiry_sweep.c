@@ -17,6 +17,16 @@
  * Apply removes only keys still due at the op's own timestamp (expire.h),
  * so a key whose TTL changed after the batch was chosen stays.
  *
+ * Log time on an idle log: a new primary continues log time from the last
+ * entry's timestamp, so whatever time passed on an idle log before a
+ * failover would be lost, and every deadline would slip by it. While keys
+ * have expiries and nothing was applied for EXPIRY_CLOCK_MS of log time,
+ * the sweeper proposes an EXPIRE_DUE of the keys due soonest though they
+ * are not due yet: it removes nothing (apply removes only keys due at the
+ * op's own timestamp) and puts the time in the log. So a key outlives its
+ * deadline by at most about EXPIRY_CLOCK_MS plus the time without a
+ * primary. (EXPIRE_DUE, not a new op type: every build applies it.)
+ *
  * Invariant: at most one sweep op is in the node (sweep->in_flight), and
  * server_close() cancels it.
  */
@@ -26,6 +36,9 @@
 #include "kv/command.h"
 #include "kv/expire.h"
 #include "server/internal.h"
+
+/* Log time an idle log may go without an entry while keys have expiries. */
+#define EXPIRY_CLOCK_MS 1000u
 
 static void sweep_done(void *ctx, const struct driver_reply *r)
 {
@@ -57,11 +70,18 @@ void expiry_sweep_run(struct server *s)
         !node_is_primary(s->node))
         return;
     uint64_t now_ms = node_log_time(s->node);
-    if (kv_expire_index_first(&s->kv->expiry) > now_ms)
-        return;
+    uint64_t first = kv_expire_index_first(&s->kv->expiry);
+    uint64_t at = now_ms;
+    if (first > now_ms) {
+        /* Nothing due: only the clock, if the log has been idle. */
+        if (now_ms < s->kv->time_ms + EXPIRY_CLOCK_MS)
+            return;
+        at = first;
+        sw->clock_ops++;
+    }
     struct resp_arg keys[KV_EXPIRE_BATCH_KEYS];
     struct kv_write w;
-    if (kv_expire_batch(s->kv, now_ms, keys, &w) == 0)
+    if (kv_expire_batch(s->kv, at, keys, &w) == 0)
         return;
     size_t size = kv_command_encode_into(&w, &sw->body, &sw->body_capacity);
     if (size == 0)

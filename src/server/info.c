@@ -375,6 +375,7 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "store_malformed_ops:%" PRIu64, in->kv->malformed_ops);
     line(t, "expired_keys:%" PRIu64, in->kv->expired_keys);
     line(t, "expire_ops_proposed:%" PRIu64, in->expire_ops_proposed);
+    line(t, "expire_clock_ops:%" PRIu64, in->expire_clock_ops);
     line(t, "sessions:%" PRIu64, in->kv->session_count);
     line(t, "sessions_expired:%" PRIu64, in->kv->sessions_expired);
     line(t, "locks:%" PRIu64, in->kv->lock_count);

@@ -74,6 +74,7 @@ struct info_input {
     uint64_t session_renewals;
     /* Expiry: EXPIRE_DUE ops this member proposed as primary. */
     uint64_t expire_ops_proposed;
+    uint64_t expire_clock_ops; /* of those, clock ticks on an idle log */
     /* The TLS port: its port (0: none), reloads on SIGHUP, failures. */
     uint16_t tls_port;
     uint64_t tls_reloads;

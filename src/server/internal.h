@@ -403,6 +403,7 @@ struct sweeper {
     bool in_flight;
     uint64_t ops_proposed; /* EXPIRE_DUE ops this member proposed */
     uint64_t ops_done;     /* ... and saw applied */
+    uint64_t clock_ops;    /* of those proposed, clock ticks (nothing due) */
     uint8_t *body;         /* the op's body until node_submit copies it */
     size_t body_capacity;
 };

@@ -207,6 +207,29 @@ def failover_expiry(c, p):
     return ttl_s, waited, over
 
 
+def idle_then_failover(c):
+    """A key's remaining time does not grow back across a failover that
+    follows an idle log: the primary puts the time in the log while keys
+    have expiries (a clock tick each second), so the next primary does not
+    resume log time from before the idle stretch."""
+    p, _ = c.wait_for_primary()
+    check(c.command(p, "SET", "idle-ttl", "v", "PX", "20000") == "OK",
+          "SET PX")
+    time.sleep(5)  # nothing written: an idle log
+    before = int(c.command(p, "PTTL", "idle-ttl"))
+    c.kill(p)
+    p2, waited = c.wait_for_primary()
+    after = int(write(c, "PTTL", "idle-ttl"))
+    log("PTTL %d ms before the primary's kill, %d ms after (new primary "
+        "r%d after %.2fs; clock ops %s)"
+        % (before, after, p2, waited,
+           c.info(p2, "stats").get("expire_clock_ops")))
+    check(after <= before + 2500, "the key's PTTL grew from %d to %d ms "
+          "across a failover after 5 s of idle log" % (before, after))
+    c.restart(p)
+    c.wait_converged()
+
+
 def absolute_times(c, p):
     """EXAT, PXAT, EXPIREAT and PEXPIREAT take Unix times, as Redis: a
     deadline 30 s ahead reads back as about 30 s, one in the past removes
@@ -258,6 +281,8 @@ def scenario(binary):
     p, _ = c.wait_for_primary()
     idle_expiry(c, p)
     absolute_times(c, p)
+    idle_then_failover(c)
+    p, _ = c.wait_for_primary()
     txn_expiry(c, p)
     n, ops, writes = mass_expiry(c, p)
     ttl_s, waited, over = failover_expiry(c, p)
