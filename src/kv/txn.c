@@ -94,8 +94,8 @@ int kv_txn_check_proposed(const struct kv_config *config, uint32_t argc,
     return -COHORT_EINVAL;
 }
 
-int kv_txn_check_proposed_lists(const struct kv_config *config,
-                                const struct kv_txn *t, struct resp_buf *out)
+bool kv_txn_each_command(const struct kv_txn *t, kv_txn_command_fn fn,
+                         void *ctx)
 {
     const struct resp_arg *lists[2] = {t->then_list, t->else_list};
     uint32_t counts[2] = {t->then_count, t->else_count};
@@ -105,11 +105,29 @@ int kv_txn_check_proposed_lists(const struct kv_config *config,
             uint32_t argc;
             const struct resp_arg *argv;
             kv_txn_next_command(&pos, &argc, &argv);
-            if (kv_txn_check_proposed(config, argc, argv, out) != 0)
-                return -COHORT_EINVAL;
+            if (!fn(ctx, argc, argv))
+                return false;
         }
     }
-    return 0;
+    return true;
+}
+
+struct proposed_check {
+    const struct kv_config *config;
+    struct resp_buf *out;
+};
+
+static bool proposed_ok(void *ctx, uint32_t argc, const struct resp_arg *argv)
+{
+    struct proposed_check *pc = ctx;
+    return kv_txn_check_proposed(pc->config, argc, argv, pc->out) == 0;
+}
+
+int kv_txn_check_proposed_lists(const struct kv_config *config,
+                                const struct kv_txn *t, struct resp_buf *out)
+{
+    struct proposed_check pc = {config, out};
+    return kv_txn_each_command(t, proposed_ok, &pc) ? 0 : -COHORT_EINVAL;
 }
 
 /* One compare: returns how many arguments it takes (2 or 4), 0 on error. */

@@ -95,6 +95,12 @@ int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
  * 0 for anything else (kv_txn_check_command() judges the rest). */
 int kv_txn_check_proposed(const struct kv_config *config, uint32_t argc,
                           const struct resp_arg *argv, struct resp_buf *out);
+/* Call fn(ctx, argc, argv) for each command of a parsed transaction, THEN
+ * list first, until one returns false; false then. */
+typedef bool (*kv_txn_command_fn)(void *ctx, uint32_t argc,
+                                  const struct resp_arg *argv);
+bool kv_txn_each_command(const struct kv_txn *t, kv_txn_command_fn fn,
+                         void *ctx);
 /* kv_txn_check_proposed() for every command of a parsed transaction. */
 int kv_txn_check_proposed_lists(const struct kv_config *config,
                                 const struct kv_txn *t, struct resp_buf *out);

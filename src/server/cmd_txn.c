@@ -421,6 +421,19 @@ void txn_watch_done(struct conn *c, struct slot *slot)
     resp_write_simple(&slot->reply, "OK");
 }
 
+struct allowed_check {
+    struct conn *c;
+    char *refusal;
+};
+
+static bool command_allowed(void *ctx, uint32_t argc,
+                            const struct resp_arg *argv)
+{
+    struct allowed_check *ac = ctx;
+    const struct command_spec *spec = command_lookup(&argv[0]);
+    return !spec || auth_command_allowed(ac->c, spec, argc, argv, ac->refusal);
+}
+
 bool txn_commands_allowed(struct conn *c, uint32_t argc,
                           const struct resp_arg *argv,
                           char refusal[AUTH_REFUSAL_MAX])
@@ -436,20 +449,8 @@ bool txn_commands_allowed(struct conn *c, uint32_t argc,
     resp_buf_deinit(&sink);
     if (rc != 0)
         return true; /* the store's parse answers the syntax error */
-    const struct resp_arg *lists[2] = {t.then_list, t.else_list};
-    uint32_t counts[2] = {t.then_count, t.else_count};
-    for (int l = 0; l < 2; l++) {
-        const struct resp_arg *pos = lists[l];
-        for (uint32_t i = 0; i < counts[l]; i++) {
-            uint32_t cargc;
-            const struct resp_arg *cargv;
-            kv_txn_next_command(&pos, &cargc, &cargv);
-            const struct command_spec *spec = command_lookup(&cargv[0]);
-            if (spec && !auth_command_allowed(c, spec, cargc, cargv, refusal))
-                return false;
-        }
-    }
-    return true;
+    struct allowed_check ac = {c, refusal};
+    return kv_txn_each_command(&t, command_allowed, &ac);
 }
 
 void cmd_cohort_txn(struct conn *c, struct resp_buf *out, uint32_t argc,

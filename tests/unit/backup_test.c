@@ -59,19 +59,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The state machine's bytes: the harness counter at the applied op. */
-static int counter_bytes(void *ctx,
-                         int (*write)(void *wctx, const void *data,
-                                      size_t size),
-                         void *wctx)
-{
-    const struct harness_replica *rep = ctx;
-    uint8_t buf[16];
-    put_u64(buf, rep->applied_op);
-    put_u64(buf + 8, rep->total);
-    return write(wctx, buf, sizeof(buf));
-}
-
 /* A thread that cannot start (the node's hook when the slicer is busy). */
 static bool refuse_thread(void *ctx, const struct driver_snapshot *snap,
                           struct snapshot_job *job, const char *dir)
@@ -102,7 +89,8 @@ static int start(struct fixture *fx, uint32_t p, bool *threaded,
                  struct cohort_err *err)
 {
     return backup_start(&fx->b, fx->h->r[p].driver, &fx->lock, refuse_thread,
-                        fx, counter_bytes, &fx->h->r[p], 1000, threaded, err);
+                        fx, harness_state_bytes, &fx->h->r[p], 1000, threaded,
+                        err);
 }
 
 /* Reap as the node's SIGCHLD handler does, for up to 10 s. */
@@ -204,7 +192,7 @@ static void nothing_applied_is_refused_without_a_child(void **state)
     struct cohort_err err;
     bool threaded = true;
     assert_int_equal(backup_start(&fx->b, fresh->r[0].driver, &fx->lock,
-                                  refuse_thread, fx, counter_bytes,
+                                  refuse_thread, fx, harness_state_bytes,
                                   &fresh->r[0], 1000, &threaded, &err),
                      -COHORT_EAGAIN);
     assert_int_equal(fx->thread_calls, 0);

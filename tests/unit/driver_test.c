@@ -623,18 +623,6 @@ static void a_huge_announced_size_does_not_hurt(void **s)
 
 /* ------------------------------------------------------------ export */
 
-static int counter_bytes(void *ctx,
-                         int (*write)(void *wctx, const void *data,
-                                      size_t size),
-                         void *wctx)
-{
-    const struct harness_replica *rep = ctx;
-    uint8_t buf[16];
-    put_u64(buf, rep->applied_op);
-    put_u64(buf + 8, rep->total);
-    return write(wctx, buf, sizeof(buf));
-}
-
 /* driver_export() (an operator's backup): the state at the applied op and
  * the client table, written apart from the replica's snapshots, readable
  * as a snapshot; the core's own snapshots and log are untouched. */
@@ -660,7 +648,8 @@ static void an_export_is_the_state_at_the_applied_op(void **s)
     struct cohort_err err;
     err_clear(&err);
     assert_int_equal(driver_snapshot_write_dir(vfs, "/backup", &snap,
-                                               counter_bytes, &h->r[p], &err),
+                                               harness_state_bytes, &h->r[p],
+                                               &err),
                      0);
     struct snapshot_reader rd;
     assert_int_equal(snapshot_open_latest(&rd, vfs, "/backup", &err), 0);

@@ -528,6 +528,17 @@ const struct replica *harness_core(const struct harness *h, uint32_t i)
     return driver_replica(h->r[i].driver);
 }
 
+int harness_state_bytes(void *ctx,
+                        int (*write)(void *wctx, const void *data, size_t size),
+                        void *wctx)
+{
+    const struct harness_replica *rep = ctx;
+    uint8_t buf[16];
+    put_u64(buf, rep->applied_op);
+    put_u64(buf + 8, rep->total);
+    return write(wctx, buf, sizeof(buf));
+}
+
 void harness_cut(struct harness *h, uint32_t i, bool cut)
 {
     h->r[i].cut = cut;

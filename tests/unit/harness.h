@@ -162,6 +162,11 @@ const struct harness_reply *harness_find(const struct harness *h,
 /* The replica that is primary (and up), or -1. */
 int harness_primary(const struct harness *h);
 const struct replica *harness_core(const struct harness *h, uint32_t i);
+/* A driver_state_fn for an export of replica ctx (a struct
+ * harness_replica): its counter's 16 bytes, the applied op and the total. */
+int harness_state_bytes(void *ctx,
+                        int (*write)(void *wctx, const void *data, size_t size),
+                        void *wctx);
 /* Frames a replica sends from now on are dropped, and so are frames to it
  * (already queued ones too, when they are delivered). */
 void harness_cut(struct harness *h, uint32_t i, bool cut);
