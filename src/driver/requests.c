@@ -227,13 +227,22 @@ static bool term_is(const struct driver *d, const struct term_bound *b)
  * A bound request of an earlier term that is not in the batch either was
  * proposed in its term (it is in the log there) or still waits in the
  * busy queue, to be caught when it is batched. */
+/* Forget the term-bound requests already answered. */
+static void bound_prune(struct driver *d)
+{
+    uint32_t kept = 0;
+    for (uint32_t k = 0; k < d->bound_count; k++)
+        if (pending_has(d, d->bound[k].client_id, d->bound[k].request_no))
+            d->bound[kept++] = d->bound[k];
+    d->bound_count = kept;
+}
+
 static void batch_drop_other_terms(struct driver *d)
 {
+    bound_prune(d);
     uint32_t kept = 0;
     for (uint32_t k = 0; k < d->bound_count; k++) {
         struct term_bound b = d->bound[k];
-        if (!pending_has(d, b.client_id, b.request_no))
-            continue;
         uint32_t i = 0;
         while (i < d->batch_count && (d->batch[i].client_id != b.client_id ||
                                       d->batch[i].request_no != b.request_no))
@@ -416,11 +425,7 @@ void driver_submit_in_term(struct driver *d, uint64_t client_id,
                            uint64_t request_no, const uint8_t *body,
                            size_t body_size, driver_done_fn done, void *ctx)
 {
-    uint32_t kept = 0;
-    for (uint32_t k = 0; k < d->bound_count; k++)
-        if (pending_has(d, d->bound[k].client_id, d->bound[k].request_no))
-            d->bound[kept++] = d->bound[k];
-    d->bound_count = kept;
+    bound_prune(d);
     if (d->bound_count == TERM_BOUND_MAX) {
         answer(done, ctx, DRIVER_RETRY, REPLY_BUSY, replica_primary(d->r));
         return;

@@ -457,21 +457,26 @@ static void receive_failed(struct driver *d, uint32_t from, const char *why)
         drv_log(d, DRIVER_LOG_DEBUG, "snapshot from %u: %s", from, why);
 }
 
+/* Ask `from` to stop streaming snapshot op. */
+static void send_stop(struct driver *d, uint32_t from, uint64_t op)
+{
+    d->stop_told_op[from] = op;
+    d->snapshot_stops++;
+    uint8_t head[16];
+    put_u64(head, op);
+    put_u64(head + 8, DRIVER_SNAPSHOT_STOP);
+    drv_send_frame(d, from, DRIVER_FRAME_SNAPSHOT_RESUME, head, sizeof(head),
+                   NULL, 0);
+}
+
 /* While receiving backs off: the chunk is dropped and its sender told to
  * stop streaming that snapshot (once per snapshot). */
 static bool receive_held(struct driver *d, uint32_t from, uint64_t op)
 {
     if (retry_due(&d->receive_retry, now_ms(d)))
         return false;
-    if (d->stop_told_op[from] != op) {
-        d->stop_told_op[from] = op;
-        d->snapshot_stops++;
-        uint8_t head[16];
-        put_u64(head, op);
-        put_u64(head + 8, DRIVER_SNAPSHOT_STOP);
-        drv_send_frame(d, from, DRIVER_FRAME_SNAPSHOT_RESUME, head,
-                       sizeof(head), NULL, 0);
-    }
+    if (d->stop_told_op[from] != op)
+        send_stop(d, from, op);
     return true;
 }
 
@@ -501,13 +506,7 @@ static void tell_stop(struct driver *d, uint32_t from, uint64_t op,
     if (replica_snapshot_source(d->r) == from ||
         (d->stop_told_op[from] == op && offset != 0))
         return;
-    d->stop_told_op[from] = op;
-    d->snapshot_stops++;
-    uint8_t head[16];
-    put_u64(head, op);
-    put_u64(head + 8, DRIVER_SNAPSHOT_STOP);
-    drv_send_frame(d, from, DRIVER_FRAME_SNAPSHOT_RESUME, head, sizeof(head),
-                   NULL, 0);
+    send_stop(d, from, op);
 }
 
 /* Whether a new transfer from `from` may begin. */

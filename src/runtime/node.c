@@ -135,12 +135,17 @@ static uint64_t host_now_ms(void *ctx)
     return run_clock_read(&n->clock, uv_hrtime() / 1000000u);
 }
 
-static uint64_t host_wall_ms(void *ctx)
+uint64_t node_wall_ms(void)
 {
-    (void)ctx;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t host_wall_ms(void *ctx)
+{
+    (void)ctx;
+    return node_wall_ms();
 }
 
 static void addresses_sync(struct node *n);

@@ -142,6 +142,9 @@ enum replica_status node_role(const struct node *n, uint64_t *view,
  * yet added): it serves no writes. */
 bool node_outside(const struct node *n);
 uint64_t node_log_time(const struct node *n);
+/* Unix time in milliseconds (the wall clock; for display, and for what
+ * clients give as Unix times). */
+uint64_t node_wall_ms(void);
 /* The last op in this replica's log (cheap). */
 uint64_t node_op(const struct node *n);
 /* The last request number of client_id this node has applied (0: none

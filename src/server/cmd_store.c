@@ -58,7 +58,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "common/assert.h"
 #include "kv/address.h"
@@ -380,14 +379,6 @@ static void queue_write(struct conn *c, struct slot *slot)
 
 static void on_write_done(void *ctx, const struct driver_reply *r);
 
-/* Unix time in ms. */
-static uint64_t wall_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* w's body into s->body. An absolute expiry (EXAT, PXAT, EXPIREAT,
  * PEXPIREAT: a Unix time) goes into the log as the log time as far from
  * this member's log time as it is from its wall clock (kv/expire.h). */
@@ -396,7 +387,7 @@ static bool encode_body(struct server *s, const struct kv_write *w,
 {
     if (kv_expire_absolute(w)) {
         struct kv_write at = *w; /* args may point into *w: used before it */
-        kv_expire_absolute_to_log(&at, wall_now_ms(), node_log_time(s->node));
+        kv_expire_absolute_to_log(&at, node_wall_ms(), node_log_time(s->node));
         *size = kv_command_encode_into(&at, &s->body, &s->body_capacity);
     } else {
         *size = kv_command_encode_into(w, &s->body, &s->body_capacity);

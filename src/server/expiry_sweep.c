@@ -71,14 +71,10 @@ void expiry_sweep_run(struct server *s)
         return;
     uint64_t now_ms = node_log_time(s->node);
     uint64_t first = kv_expire_index_first(&s->kv->expiry);
-    uint64_t at = now_ms;
-    if (first > now_ms) {
-        /* Nothing due: only the clock, if the log has been idle. */
-        if (now_ms < s->kv->time_ms + EXPIRY_CLOCK_MS)
-            return;
-        at = first;
-        sw->clock_ops++;
-    }
+    bool clock = first > now_ms; /* nothing due: only the clock */
+    if (clock && now_ms < s->kv->time_ms + EXPIRY_CLOCK_MS)
+        return; /* ... and only on a log idle that long */
+    uint64_t at = clock ? first : now_ms;
     struct resp_arg keys[KV_EXPIRE_BATCH_KEYS];
     struct kv_write w;
     if (kv_expire_batch(s->kv, at, keys, &w) == 0)
@@ -88,6 +84,7 @@ void expiry_sweep_run(struct server *s)
         return; /* out of memory: try again on the next tick */
     sw->in_flight = true;
     sw->ops_proposed++;
+    sw->clock_ops += clock;
     node_submit(s->node, sw->client_id, ++sw->request_no, sw->body, size, false,
                 sweep_done, sw);
 }

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/assert.h"
@@ -69,13 +68,6 @@ static void labels_member(char *out, size_t size, uint32_t i)
     char id[16];
     snprintf(id, sizeof(id), "%u", i);
     labels1(out, size, "member", id);
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ------------------------------------------------------------ /metrics */
@@ -549,7 +541,7 @@ static void write_status(struct server *s, struct resp_buf *out)
         "{\"replica\":%u,\"replica_count\":%u,\"cluster_id\":\"%016" PRIx64
         "\",\"version\":\"%s\",\"time_ms\":%" PRIu64,
         st->self, st->replica_count, s->node_config.cluster_id, COHORT_VERSION,
-        wall_ms());
+        node_wall_ms());
     json_raw(out, ",\"role\":");
     json_string(out, info_role(st));
     json_printf(out,
