@@ -224,6 +224,9 @@ list(APPEND COHORT_SIM_REGRESSIONS
     # before that epoch's EXTEND (now driver_submit_in_term).
     "1327 swarm --replicas 5 --reconfigs 400 --spares 1 --coord 10"
     "1461 swarm --replicas 5 --reconfigs 400 --spares 1 --coord 10"
+    # ... and the same in the simulator's own session sweeper (sim/sweep.c
+    # submitted its EXPIRE with driver_submit(), not bound to its term).
+    "511162856573 partition --replicas 7 --transfers 500 --coord 20"
 )
 foreach(entry IN LISTS COHORT_SIM_REGRESSIONS)
     separate_arguments(parts UNIX_COMMAND "${entry}")
