@@ -12,6 +12,7 @@
 #include "common/resp.h"
 #include "kv/acl.h"
 #include "kv/address.h"
+#include "kv/incarnation.h"
 #include "kv/strings.h"
 #include "kv/txn.h"
 #include "kv/expire.h"
@@ -196,6 +197,7 @@ static enum kv_arg_role arg_role(enum kv_command_type type, uint32_t i)
     case KV_CMD_ACL_DELUSER:
     case KV_CMD_TXN:     /* its commands are checked one by one */
     case KV_CMD_ADDRESS: /* kv_address_apply() checks its own */
+    case KV_CMD_INCARNATION:
         return KV_ARG_OTHER;
     default:
         if (kv_session_owns_type(type))
@@ -502,6 +504,7 @@ uint64_t kv_command_growth(const struct kv *kv, const struct kv_write *w)
     case KV_CMD_GETEX:
     case KV_CMD_EXPIRE_DUE:
     case KV_CMD_ADDRESS: /* a fixed table, not the store's keys */
+    case KV_CMD_INCARNATION:
         return 0;
     default:
         if (kv_session_owns_type(w->type))
@@ -649,6 +652,8 @@ static const char *check_header(const struct kv_command *c)
         return kv_expire_check_header(c);
     case KV_CMD_ADDRESS:
         return kv_address_check_header(c);
+    case KV_CMD_INCARNATION:
+        return kv_incarnation_check_header(c);
     default:
         if (kv_session_owns_type(c->type))
             return kv_session_check_header(c);
@@ -1043,6 +1048,10 @@ static void apply_command(struct kv *kv, uint64_t op, uint64_t now_ms,
         kv_address_apply(kv, op, c, r);
         return;
     }
+    if (c->type == KV_CMD_INCARNATION) {
+        kv_incarnation_apply(kv, op, c, r);
+        return;
+    }
     struct kv_config limits = kv_apply_config(kv, c);
     if (!command_within_limits(&limits, c, r))
         return;
@@ -1076,6 +1085,7 @@ static void apply_command(struct kv *kv, uint64_t op, uint64_t now_ms,
     case KV_CMD_ACL_DELUSER:
     case KV_CMD_TXN:
     case KV_CMD_ADDRESS:
+    case KV_CMD_INCARNATION:
         UNREACHABLE();
     default:
         if (kv_session_owns_type(c->type))

@@ -143,6 +143,9 @@ enum kv_command_type {
      * only by kv_address_encode() (the server's admin command); no client
      * command name parses to it. */
     KV_CMD_ADDRESS = 80,
+    /* The group's incarnation (kv/incarnation.h): the 8-byte value. Built
+     * only by kv_incarnation_encode() (the server's proposer). */
+    KV_CMD_INCARNATION = 81,
 };
 
 /* LOCK: join the queue if the lock is held (else fail at once). */

@@ -251,6 +251,7 @@ void kv_clear(struct kv *kv)
     kv_sessions_clear(&kv->sessions);
     kv_addresses_clear(&kv->addresses);
     kv->addresses_changes++;
+    kv->incarnation = 0;
 }
 
 const struct kv_record *kv_get(const struct kv *kv, const uint8_t *key,
@@ -504,21 +505,24 @@ bool kv_del_expired(struct kv *kv, const uint8_t *key, size_t key_size)
 
 uint64_t kv_state_hash(const struct kv *kv)
 {
-    uint8_t raw[48];
+    uint8_t raw[56];
     put_u64(raw, kv->digest_sum);
     put_u64(raw + 8, kv->key_count);
     put_u64(raw + 16, kv->acl.digest);
     put_u64(raw + 24, kv->sessions.count);
     put_u64(raw + 32, kv->sessions.digest_sum);
     put_u64(raw + 40, kv->addresses.digest);
+    put_u64(raw + 48, kv->incarnation);
     /* A store that never had an ACL change (or has no session, no
-     * address) hashes as before the ACL (sessions, addresses) existed, so
-     * older snapshots check out. */
+     * address, no incarnation) hashes as before the ACL (sessions,
+     * addresses, incarnations) existed, so older snapshots check out. */
     size_t size = kv->acl.digest != 0 ? 24 : 16;
     if (kv->sessions.count != 0)
         size = 40;
     if (kv->addresses.count != 0)
         size = 48;
+    if (kv->incarnation != 0)
+        size = 56;
     return XXH3_64bits_withSeed(raw, size, KV_DIGEST_SEED);
 }
 

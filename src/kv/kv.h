@@ -144,6 +144,10 @@ struct kv {
      * applied ADDRESS op, kv_clear() and so every restore); FLUSHALL
      * keeps the table. kv_address_changes() reads it. */
     uint64_t addresses_changes;
+    /* The group's incarnation (KV_CMD_INCARNATION, kv/incarnation.h), 0
+     * until one is applied: part of the state, its hash and snapshots
+     * while nonzero. FLUSHALL keeps it. */
+    uint64_t incarnation;
     /* Not state: the keys in order, for COHORT.RANGE (kv_index.h). */
     struct kv_index index;
     /* Not state: the keys with an expiry, by it (expire_index.h). */

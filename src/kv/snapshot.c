@@ -12,11 +12,12 @@
 #include "common/bytes.h"
 #include "common/crc32c.h"
 
-#define SNAPSHOT_MAGIC 0x53564b43u          /* "CKVS" read little-endian */
-#define SNAPSHOT_END_MAGIC 0x45564b43u      /* "CKVE" */
-#define SNAPSHOT_ACL_MAGIC 0x41564b43u      /* "CKVA" */
-#define SNAPSHOT_SESSIONS_MAGIC 0x53534b43u /* "CKSS" */
-#define SNAPSHOT_ADDRESS_MAGIC 0x44414b43u  /* "CKAD" */
+#define SNAPSHOT_MAGIC 0x53564b43u             /* "CKVS" read little-endian */
+#define SNAPSHOT_END_MAGIC 0x45564b43u         /* "CKVE" */
+#define SNAPSHOT_ACL_MAGIC 0x41564b43u         /* "CKVA" */
+#define SNAPSHOT_SESSIONS_MAGIC 0x53534b43u    /* "CKSS" */
+#define SNAPSHOT_ADDRESS_MAGIC 0x44414b43u     /* "CKAD" */
+#define SNAPSHOT_INCARNATION_MAGIC 0x4e494b43u /* "CKIN" */
 /* The largest ACL section restore reads (10000 users with every list full
  * would be more; such a group cannot snapshot, and says so). */
 #define SNAPSHOT_ACL_SIZE_MAX (256u << 20)
@@ -55,7 +56,8 @@ static uint16_t format_of(const struct kv *kv)
     uint16_t format = kv->acl.initialized ? 2 : 1;
     format = kv->expires_count > 0 ? format + 2 : format;
     format = kv->sessions.count > 0 ? format + 4 : format;
-    return kv->addresses.count > 0 ? format + 8 : format;
+    format = kv->addresses.count > 0 ? format + 8 : format;
+    return kv->incarnation != 0 ? format + 16 : format;
 }
 
 static bool format_has_acl(uint16_t format)
@@ -76,6 +78,11 @@ static bool format_has_sessions(uint16_t format)
 static bool format_has_addresses(uint16_t format)
 {
     return ((format - 1) & 8) != 0;
+}
+
+static bool format_has_incarnation(uint16_t format)
+{
+    return ((format - 1) & 16) != 0;
 }
 
 static size_t meta_size(uint16_t format)
@@ -178,6 +185,23 @@ static void write_addresses(struct out *o, const struct kv *kv)
     put_u32(tail, crc32c(crc32c(0, h, sizeof(h)), data, size));
     out_bytes(o, h, sizeof(h));
     out_bytes(o, data, size);
+    out_bytes(o, tail, sizeof(tail));
+}
+
+/* Formats 17 to 32: the group's incarnation, after the address table. */
+static void write_incarnation(struct out *o, const struct kv *kv)
+{
+    if (!format_has_incarnation(format_of(kv)))
+        return;
+    uint8_t data[8];
+    put_u64(data, kv->incarnation);
+    uint8_t h[8];
+    put_u32(h, SNAPSHOT_INCARNATION_MAGIC);
+    put_u32(h + 4, (uint32_t)sizeof(data));
+    uint8_t tail[4];
+    put_u32(tail, crc32c(crc32c(0, h, sizeof(h)), data, sizeof(data)));
+    out_bytes(o, h, sizeof(h));
+    out_bytes(o, data, sizeof(data));
     out_bytes(o, tail, sizeof(tail));
 }
 
@@ -288,6 +312,7 @@ static int slicer_start(struct kv_slicer *s, const struct kv *kv,
                        " sessions: %s; close unused sessions",
                        kv->sessions.count, cohort_strerror(rc));
     write_addresses(&tail, kv);
+    write_incarnation(&tail, kv);
     if (tail.rc != 0)
         return err_set(err, tail.rc,
                        "snapshot: no memory for the users, "
@@ -778,6 +803,23 @@ static int read_addresses(struct in *in, struct kv *kv)
     return rc;
 }
 
+/* Formats 17 to 32: the incarnation, 8 bytes, nonzero. */
+static int read_incarnation(struct in *in, struct kv *kv)
+{
+    uint64_t at = in->offset;
+    uint8_t *data;
+    uint32_t size;
+    int rc = read_section(in, SNAPSHOT_INCARNATION_MAGIC, 8, "the incarnation",
+                          "", &data, &size);
+    if (rc != 0)
+        return rc;
+    kv->incarnation = size == 8 ? get_u64(data) : 0;
+    free(data);
+    if (kv->incarnation == 0)
+        return corrupt(in, at, "the incarnation is not 8 nonzero bytes");
+    return 0;
+}
+
 static int read_trailer(struct in *in, const struct kv *kv)
 {
     uint64_t at = in->offset;
@@ -824,6 +866,9 @@ static int restore_all(struct in *in, struct kv *kv)
     if (format_has_sessions(h.format) && (rc = read_sessions(in, kv)) != 0)
         return rc;
     if (format_has_addresses(h.format) && (rc = read_addresses(in, kv)) != 0)
+        return rc;
+    if (format_has_incarnation(h.format) &&
+        (rc = read_incarnation(in, kv)) != 0)
         return rc;
     if ((rc = read_trailer(in, kv)) != 0)
         return rc;

@@ -12,10 +12,12 @@
  * without expiries still writes what older versions read. Formats 5 to 8
  * are 1 to 4 with the sessions section (kv/session.h), written only while
  * a session exists. Formats 9 to 16 are 1 to 8 with the address table
- * (kv/address.h), written only while it has an entry. All sixteen are
- * read: a part is present when its bit of (format - 1) is set, 1 the
- * users, 2 the records' expiries, 4 the sessions, 8 the address table.
- * Format 16, little-endian:
+ * (kv/address.h), written only while it has an entry. Formats 17 to 32
+ * are 1 to 16 with the group's incarnation (kv/incarnation.h), written
+ * only once one was applied. All 32 are read: a part is present when its
+ * bit of (format - 1) is set, 1 the users, 2 the records' expiries, 4 the
+ * sessions, 8 the address table, 16 the incarnation. Format 32,
+ * little-endian:
  *   header, 40 bytes
  *     0  u32  magic      "CKVS"
  *     4  u16  format     KV_SNAPSHOT_FORMAT
@@ -49,6 +51,11 @@
  *     4  u32  size       at most KV_ADDRESSES_ENCODED_MAX
  *     8       kv_addresses_encode() of kv->addresses, size bytes
  *        u32  crc        CRC-32C of the section's bytes before it
+ *   the incarnation (bit 16 only)
+ *     0  u32  magic      "CKIN"
+ *     4  u32  size       8
+ *     8  u64  incarnation, nonzero
+ *        u32  crc        CRC-32C of the section's bytes before it
  *   trailer, 16 bytes
  *     0  u32  magic      "CKVE"
  *     4  u64  state_hash kv_state_hash() of the state
@@ -67,7 +74,7 @@
 #include "common/err.h"
 #include "kv/kv.h"
 
-#define KV_SNAPSHOT_FORMAT 16
+#define KV_SNAPSHOT_FORMAT 32
 #define KV_SNAPSHOT_HEADER_SIZE 40
 #define KV_SNAPSHOT_RECORD_META_SIZE 32
 #define KV_SNAPSHOT_TRAILER_SIZE 16

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/assert.h"
 #include "runtime/logline.h"
 #include "storage/vfs.h"
 
@@ -100,4 +101,61 @@ int identity_check(const char *data_dir, uint32_t self, struct cohort_err *err)
                        "(cohort remove, then cohort add)",
                        data_dir, id, self, id, self);
     return 0;
+}
+
+#define INCARNATION_HEAD "cohort incarnation "
+#define INCARNATION_SIZE (sizeof(INCARNATION_HEAD) - 1u + 16u + 1u)
+
+int identity_incarnation_read(const char *data_dir, uint64_t *incarnation,
+                              struct cohort_err *err)
+{
+    *incarnation = 0;
+    struct vfs *vfs = vfs_posix();
+    char path[VFS_PATH_MAX];
+    if (vfs_path_join(path, data_dir, INCARNATION_FILE, err) != 0)
+        return -COHORT_EINVAL;
+    uint8_t *data = NULL;
+    size_t size = 0;
+    struct cohort_err read_err;
+    int rc = vfs_read_file(vfs, path, &data, &size, &read_err);
+    if (rc == -COHORT_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return err_set(err, rc, "data directory %s: read %s: %s", data_dir,
+                       INCARNATION_FILE, read_err.message);
+    size_t head = strlen(INCARNATION_HEAD);
+    uint64_t x = 0;
+    bool ok = size == INCARNATION_SIZE &&
+              memcmp(data, INCARNATION_HEAD, head) == 0 &&
+              data[size - 1] == '\n';
+    for (size_t i = head; ok && i < size - 1; i++) {
+        uint8_t ch = data[i];
+        int digit = ch >= '0' && ch <= '9'   ? ch - '0'
+                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                                             : -1;
+        ok = digit >= 0;
+        x = x << 4 | (uint64_t)(ok ? digit : 0);
+    }
+    free(data);
+    if (!ok || x == 0)
+        return err_set(err, -COHORT_ECONFIG,
+                       "data directory %s: %s is damaged (want one line "
+                       "\"cohort incarnation\" and 16 hex digits); delete it "
+                       "and the replica learns the group's incarnation again "
+                       "from its data",
+                       data_dir, path);
+    *incarnation = x;
+    return 0;
+}
+
+int identity_incarnation_write(const char *data_dir, uint64_t incarnation,
+                               struct cohort_err *err)
+{
+    ASSERT(incarnation != 0);
+    char text[INCARNATION_SIZE + 1];
+    int len = snprintf(text, sizeof(text), INCARNATION_HEAD "%016" PRIx64 "\n",
+                       incarnation);
+    ASSERT(len == (int)INCARNATION_SIZE);
+    return vfs_replace_file(vfs_posix(), data_dir, INCARNATION_FILE, text,
+                            (size_t)len, err);
 }

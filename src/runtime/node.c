@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "kv/address.h"
 #include "kv/command.h"
+#include "kv/incarnation.h"
 #include "kv/snapshot.h"
 #include "runtime/addrbook.h"
 #include "runtime/dirlock.h"
@@ -87,6 +88,11 @@ struct node {
     uint32_t handles_open;
     bool closing;
     struct transport *transport;
+    /* The group incarnation this replica's data belongs to (kv/
+     * incarnation.h): from the data directory's file, the store, or
+     * node_set_incarnation(); 0 while not known. */
+    uint64_t incarnation;
+    bool incarnation_unsaved; /* the file's write failed: try again */
     uint64_t wal_segment_size;
     struct dirlock lock; /* held for the process's life */
     struct snapshot_job snapshot_job;
@@ -1182,6 +1188,7 @@ static int start_handles(struct node *n, struct cohort_err *err)
     uv_signal_start(&n->sigchld, on_sigchld, SIGCHLD);
     struct transport_config tc = {
         .cluster_id = n->c.cluster_id,
+        .incarnation = n->incarnation,
         .self = n->c.self,
         .replica_count = n->c.replica_count,
         .bind_host = n->c.bind_host,
@@ -1210,6 +1217,43 @@ static int start_handles(struct node *n, struct cohort_err *err)
     return n->transport ? 0 : err->code;
 }
 
+void node_set_incarnation(struct node *n, uint64_t incarnation)
+{
+    if (incarnation == 0 ||
+        (incarnation == n->incarnation && !n->incarnation_unsaved))
+        return;
+    if (incarnation != n->incarnation) {
+        if (n->incarnation != 0)
+            logline(LOGLINE_WARN,
+                    "the store holds group incarnation %016" PRIx64
+                    " but data directory %s recorded %016" PRIx64
+                    ": recording the store's",
+                    incarnation, n->c.data_dir, n->incarnation);
+        else
+            logline(LOGLINE_INFO,
+                    "this replica's data belongs to group incarnation "
+                    "%016" PRIx64 " (handshake tag %08" PRIx32 ")",
+                    incarnation, peer_link_incarnation_tag(incarnation));
+        n->incarnation = incarnation;
+        if (n->transport != NULL)
+            transport_set_incarnation(n->transport, incarnation);
+    }
+    struct cohort_err err;
+    bool failed =
+        identity_incarnation_write(n->c.data_dir, incarnation, &err) != 0;
+    if (failed && !n->incarnation_unsaved)
+        logline(LOGLINE_WARN,
+                "cannot record the group incarnation in data directory %s: "
+                "%s; trying again every second",
+                n->c.data_dir, err.message);
+    n->incarnation_unsaved = failed;
+}
+
+uint64_t node_incarnation(const struct node *n)
+{
+    return n->incarnation;
+}
+
 struct node *node_open(uv_loop_t *loop, const struct node_config *config,
                        struct cohort_err *err)
 {
@@ -1223,7 +1267,8 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
         goto fail;
     run_clock_init(&n->clock, uv_hrtime() / 1000000u, NODE_CLOCK_STEP_MAX_MS);
     if (dirlock_acquire(&n->lock, n->c.data_dir, err) != 0 ||
-        identity_check(n->c.data_dir, n->c.self, err) != 0)
+        identity_check(n->c.data_dir, n->c.self, err) != 0 ||
+        identity_incarnation_read(n->c.data_dir, &n->incarnation, err) != 0)
         goto fail;
     unsigned mode = dirlock_loose_mode(n->c.data_dir);
     if (mode != 0)
@@ -1239,6 +1284,9 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
     if (addresses_open(n, err) != 0 || open_driver(n, err) != 0)
         goto fail;
     addresses_recovered(n);
+    /* The snapshot's incarnation, if the file lacked it: in the first
+     * handshake already. */
+    node_set_incarnation(n, kv_incarnation(&n->kv));
     keep_arena_from_children(n);
     if (start_handles(n, err) != 0)
         goto fail;

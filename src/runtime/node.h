@@ -142,6 +142,14 @@ enum replica_status node_role(const struct node *n, uint64_t *view,
  * yet added): it serves no writes. */
 bool node_outside(const struct node *n);
 uint64_t node_log_time(const struct node *n);
+/* The group incarnation this replica's data belongs to (kv/incarnation.h),
+ * 0 while not known; and learning it (the server calls this with the
+ * store's, which wins over what the data directory recorded): it is
+ * recorded in the data directory and announced in every later peer
+ * handshake, and connections to peers of another incarnation are closed
+ * (runtime/transport.h). 0 changes nothing. */
+uint64_t node_incarnation(const struct node *n);
+void node_set_incarnation(struct node *n, uint64_t incarnation);
 /* Unix time in milliseconds (the wall clock; for display, and for what
  * clients give as Unix times). */
 uint64_t node_wall_ms(void);

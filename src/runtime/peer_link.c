@@ -46,6 +46,8 @@ struct peer_link {
     enum peer_link_state state;
     uint32_t dialed; /* PEER_LINK_NOBODY: we accepted */
     uint32_t peer;
+    uint32_t incarnation;      /* our tag in the HELLO; 0: not known */
+    uint32_t peer_incarnation; /* the peer's, once its HELLO passed */
     char who[WHO_MAX];
     char error[ERROR_MAX];
     uint8_t hello_out[PEER_LINK_HELLO_SIZE];
@@ -104,7 +106,7 @@ static void hello_encode(struct peer_link *l, const uint8_t *nonce)
     writer_u32(&w, peer_auth_self(a));
     writer_u32(&w, peer_auth_replica_count(a));
     writer_u32(&w, (uint32_t)l->mode);
-    writer_u32(&w, 0);
+    writer_u32(&w, l->incarnation);
     writer_bytes(&w, nonce, PEER_LINK_NONCE_SIZE);
     ASSERT(w.ok);
     ASSERT(w.left == 0);
@@ -146,6 +148,7 @@ static uint32_t hello_check(struct peer_link *l)
     uint32_t id = cursor_u32(&c);
     uint32_t count = cursor_u32(&c);
     uint32_t mode = cursor_u32(&c);
+    uint32_t incarnation = cursor_u32(&c);
     ASSERT(c.ok);
     uint32_t self = peer_auth_self(a);
     if (cluster != peer_auth_cluster(a))
@@ -186,8 +189,16 @@ static uint32_t hello_check(struct peer_link *l)
                       ? peer_auth_mode_name((enum peer_auth_mode)mode)
                       : "an unknown method",
                   peer_auth_mode_name(l->mode));
-    else
+    else if (incarnation != 0 && l->incarnation != 0 &&
+             incarnation != l->incarnation) {
+        char why[ERROR_MAX];
+        link_fail(l, "%s",
+                  peer_link_incarnation_mismatch(
+                      who, id, incarnation, l->incarnation, why, sizeof(why)));
+    } else {
+        l->peer_incarnation = incarnation;
         return id;
+    }
     return PEER_LINK_NOBODY;
 }
 
@@ -410,8 +421,31 @@ long peer_link_input(struct peer_link *l, const uint8_t *data, size_t size,
 
 /* ---- the link ------------------------------------------------------------ */
 
+uint32_t peer_link_incarnation_tag(uint64_t incarnation)
+{
+    if (incarnation == 0)
+        return 0;
+    uint32_t tag = (uint32_t)(incarnation ^ (incarnation >> 32));
+    return tag != 0 ? tag : 1;
+}
+
+const char *peer_link_incarnation_mismatch(const char *who, uint32_t id,
+                                           uint32_t theirs, uint32_t ours,
+                                           char *out, size_t size)
+{
+    snprintf(out, size,
+             "peer %s (replica %" PRIu32 ") holds another incarnation of "
+             "this cluster (tag %08" PRIx32 ", ours %08" PRIx32
+             "): one of the two data directories is from another "
+             "deployment with the same flags; stop that replica and take it "
+             "out and back in with an empty --data-dir (cohort remove %" PRIu32
+             ", then cohort add)",
+             who, id, theirs, ours, id);
+    return out;
+}
+
 struct peer_link *peer_link_new(const struct peer_auth *auth, uint32_t dialed,
-                                const char *who)
+                                const char *who, uint64_t incarnation)
 {
     uint8_t nonce[PEER_LINK_NONCE_SIZE];
     struct cohort_err err;
@@ -425,6 +459,7 @@ struct peer_link *peer_link_new(const struct peer_auth *auth, uint32_t dialed,
     l->state = PEER_LINK_HELLO;
     l->dialed = dialed;
     l->peer = PEER_LINK_NOBODY;
+    l->incarnation = peer_link_incarnation_tag(incarnation);
     snprintf(l->who, sizeof(l->who), "%s", who);
     hello_encode(l, nonce);
     clear_append(l, l->hello_out, sizeof(l->hello_out));
@@ -453,6 +488,11 @@ const char *peer_link_error(const struct peer_link *l)
 uint32_t peer_link_peer(const struct peer_link *l)
 {
     return l->peer;
+}
+
+uint32_t peer_link_peer_incarnation(const struct peer_link *l)
+{
+    return l->peer_incarnation;
 }
 
 uint32_t peer_link_hello_received(const struct peer_link *l)

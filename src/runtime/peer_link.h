@@ -7,10 +7,14 @@
  *
  *  1. HELLO, in clear, 48 bytes, little-endian: u32 magic "COHP", u32
  *     version 3, u64 cluster id, u32 replica id, u32 replica count, u32 auth
- *     mode (peer_auth.h), u32 zero, 16 random bytes (a nonce). The peer's is
- *     checked: magic, version, cluster, replica count, an id in range that is
- *     not ours (and, for a connection we dialed, the id we dialed), the same
- *     auth mode. Each refusal is one line naming the fix.
+ *     mode (peer_auth.h), u32 incarnation tag, 16 random bytes (a nonce).
+ *     The peer's is checked: magic, version, cluster, replica count, an id
+ *     in range that is not ours (and, for a connection we dialed, the id we
+ *     dialed), the same auth mode, and the same incarnation tag when both
+ *     are nonzero. Each refusal is one line naming the fix. The tag is
+ *     peer_link_incarnation_tag() of the group incarnation this replica's
+ *     data belongs to (kv/incarnation.h), 0 while it does not know one;
+ *     versions before it sent 0 there and never read it.
  *  2. In TLS mode, a TLS handshake (the dialer is the client); the peer's
  *     certificate must chain to the CA and name the id its HELLO claimed,
  *     as cohort://<cluster>/replica/<id> (peer_auth.h).
@@ -80,10 +84,11 @@ struct peer_link;
 
 /* A new link. dialed: the replica we dialed, or PEER_LINK_NOBODY for a
  * connection we accepted; who names the other end in log lines. Our HELLO
- * is in the output at once. NULL when out of memory or without random
- * bytes. The auth is borrowed and must outlive the link. */
+ * is in the output at once, with the tag of incarnation (0: not known).
+ * NULL when out of memory or without random bytes. The auth is borrowed
+ * and must outlive the link. */
 struct peer_link *peer_link_new(const struct peer_auth *auth, uint32_t dialed,
-                                const char *who);
+                                const char *who, uint64_t incarnation);
 void peer_link_free(struct peer_link *l);
 
 enum peer_link_state peer_link_state(const struct peer_link *l);
@@ -92,6 +97,16 @@ const char *peer_link_error(const struct peer_link *l);
 /* The peer's replica id once its HELLO passed (PEER_LINK_NOBODY before),
  * proved only once READY. */
 uint32_t peer_link_peer(const struct peer_link *l);
+/* The peer's incarnation tag once its HELLO passed (0: it knows none). */
+uint32_t peer_link_peer_incarnation(const struct peer_link *l);
+/* The HELLO's tag of a group incarnation: 32 bits folded from 64, never 0
+ * for a nonzero incarnation; 0 for 0. */
+uint32_t peer_link_incarnation_tag(uint64_t incarnation);
+/* The one-line refusal for a peer of another incarnation, written to out
+ * (capacity size), which is returned. */
+const char *peer_link_incarnation_mismatch(const char *who, uint32_t id,
+                                           uint32_t theirs, uint32_t ours,
+                                           char *out, size_t size);
 /* How many HELLO bytes have come in (for "it left after N bytes"). */
 uint32_t peer_link_hello_received(const struct peer_link *l);
 /* The token in the peer's AUTH (zeros from an acceptor of an older

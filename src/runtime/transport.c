@@ -160,6 +160,7 @@ struct transport {
      * dialed to us. */
     uint8_t peer_token[COHORT_REPLICAS_MAX][TRANSPORT_TOKEN_SIZE];
     bool peer_token_known[COHORT_REPLICAS_MAX];
+    uint64_t incarnation; /* the group's, 0 while not known (peer_link.h) */
 };
 
 static void dial_fail(struct dial *d, const char *reason);
@@ -552,6 +553,22 @@ static bool dial_queue_output(struct dial *d)
 
 /* Reads on our outbound connection: the peer's handshake, then nothing
  * but TLS records that carry no data (an alert, say). */
+/* Whether a link's peer announced an incarnation other than the one this
+ * transport knows now (both nonzero): the link began before this replica
+ * learned its group's incarnation. why receives the refusal. */
+static bool incarnation_differs(const struct transport *t,
+                                const struct peer_link *link, uint32_t id,
+                                char *why, size_t size)
+{
+    uint32_t ours = peer_link_incarnation_tag(t->incarnation);
+    uint32_t theirs = peer_link_peer_incarnation(link);
+    if (ours == 0 || theirs == 0 || ours == theirs)
+        return false;
+    peer_link_incarnation_mismatch(t->peers[id].text, id, theirs, ours, why,
+                                   size);
+    return true;
+}
+
 static void on_dial_read(uv_stream_t *stream, ssize_t nread,
                          const uv_buf_t *buf)
 {
@@ -584,8 +601,15 @@ static void on_dial_read(uv_stream_t *stream, ssize_t nread,
     if (!dial_queue_output(d))
         return;
     if (p->state == PEER_HANDSHAKING &&
-        peer_link_state(d->link) == PEER_LINK_READY)
+        peer_link_state(d->link) == PEER_LINK_READY) {
+        char why[LOG_LINE_MAX];
+        if (incarnation_differs(p->t, d->link, p->id, why, sizeof(why))) {
+            transport_log(p->t, LOGLINE_WARN, "%s", why);
+            dial_fail(d, NULL);
+            return;
+        }
         peer_ready(p);
+    }
 }
 
 /* Nagle off, keepalive on, and TCP_USER_TIMEOUT (transport.h's
@@ -620,7 +644,8 @@ static void on_dial_connected(uv_connect_t *req, int status)
     /* Connected: the rest of the deadline is the handshake's. */
     uv_timer_start(&d->peer->timer, on_peer_timer, d->t->handshake_timeout_ms,
                    0);
-    d->link = peer_link_new(d->t->auth, d->peer->id, d->peer->text);
+    d->link = peer_link_new(d->t->auth, d->peer->id, d->peer->text,
+                            d->t->incarnation);
     if (d->link == NULL) {
         dial_fail(d, "out of memory (or no random bytes) for the handshake");
         return;
@@ -920,6 +945,11 @@ static void conn_authenticated(struct conn *c)
     uint32_t id = peer_link_peer(c->link);
     ASSERT(id < t->config.replica_count);
     uv_timer_stop(&c->timer);
+    char why[LOG_LINE_MAX];
+    if (incarnation_differs(t, c->link, id, why, sizeof(why))) {
+        conn_refuse(c, "a connection from %s: %s", c->text, why);
+        return;
+    }
     if (conn_elsewhere(c, id)) {
         conn_refuse(c,
                     "a connection from %s claiming to be replica %" PRIu32
@@ -1054,7 +1084,7 @@ static void conn_start(struct conn *c)
     struct transport *t = c->t;
     tune_socket(t, &c->tcp);
     uv_timer_start(&c->timer, on_conn_timer, t->handshake_timeout_ms, 0);
-    c->link = peer_link_new(t->auth, PEER_LINK_NOBODY, c->text);
+    c->link = peer_link_new(t->auth, PEER_LINK_NOBODY, c->text, t->incarnation);
     if (c->link == NULL) {
         transport_log(t, LOGLINE_WARN, "peer %s: out of memory", c->text);
         conn_close(c);
@@ -1324,6 +1354,7 @@ struct transport *transport_open(uv_loop_t *loop,
     }
     t->loop = loop;
     t->config = *config;
+    t->incarnation = config->incarnation;
     log_limit_init(&t->refusal_log, REFUSAL_LOG_WINDOW_MS, REFUSAL_LOG_BURST);
     t->handshake_timeout_ms = config->handshake_timeout_ms != 0
                                   ? config->handshake_timeout_ms
@@ -1466,6 +1497,36 @@ void transport_stats(const struct transport *t, uint32_t peer,
     *out = p->stats;
     out->connected = p->state == PEER_READY;
     out->bytes_queued = p->dial != NULL ? p->dial->queued_size : 0;
+}
+
+void transport_set_incarnation(struct transport *t, uint64_t incarnation)
+{
+    if (t->closing || incarnation == t->incarnation)
+        return;
+    t->incarnation = incarnation;
+    char why[LOG_LINE_MAX];
+    struct conn *next = NULL;
+    for (struct conn *c = t->inbound; c != NULL; c = next) {
+        next = c->next;
+        if (c->from < t->config.replica_count &&
+            incarnation_differs(t, c->link, c->from, why, sizeof(why))) {
+            transport_log(t, LOGLINE_WARN, "closing %s", why);
+            conn_close(c);
+        }
+    }
+    for (uint32_t id = 0; id < t->config.replica_count; id++) {
+        struct peer *p = &t->peers[id];
+        if (p->state == PEER_READY &&
+            incarnation_differs(t, p->dial->link, id, why, sizeof(why))) {
+            transport_log(t, LOGLINE_WARN, "%s", why);
+            dial_fail(p->dial, NULL);
+        }
+    }
+}
+
+uint64_t transport_incarnation(const struct transport *t)
+{
+    return t->incarnation;
 }
 
 uint16_t transport_port(const struct transport *t)

@@ -55,6 +55,10 @@
 
 struct transport_config {
     uint64_t cluster_id;
+    /* The group incarnation this replica's data belongs to (kv/
+     * incarnation.h), 0 while not known: its tag goes in every HELLO, and
+     * a peer that announces another is refused (peer_link.h). */
+    uint64_t incarnation;
     uint32_t self;
     uint32_t replica_count;
     /* Peer addresses "host:port", index = replica id; peers[self] is the
@@ -153,6 +157,11 @@ void transport_stats(const struct transport *t, uint32_t peer,
                      struct transport_peer_stats *out);
 /* The port we listen on: the configured one, or the one the kernel picked
  * when peers[self] asks for port 0. */
+/* This replica learned its group's incarnation (or it changed): later
+ * handshakes announce it, and every connection whose peer announced
+ * another (nonzero) one is closed with a warning. */
+void transport_set_incarnation(struct transport *t, uint64_t incarnation);
+uint64_t transport_incarnation(const struct transport *t);
 uint16_t transport_port(const struct transport *t);
 /* Inbound connections refused before a valid handshake: wrong magic,
  * version, cluster, replica count, id or auth mode, a failed proof or

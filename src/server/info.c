@@ -99,6 +99,7 @@ static void section_server(struct resp_buf *t, const struct info_input *in)
     line(t, "uptime_in_seconds:%" PRIu64, in->uptime_s);
     line(t, "uptime_in_days:%" PRIu64, in->uptime_s / 86400);
     line(t, "cluster_id:%016" PRIx64, in->cluster_id);
+    line(t, "cluster_incarnation:%016" PRIx64, in->incarnation);
     line(t, "replica_index:%u", in->status->self);
     line(t, "replica_count:%u", in->status->replica_count);
 }

@@ -41,6 +41,7 @@ struct info_input {
     /* Server. */
     const char *version;
     uint64_t cluster_id;
+    uint64_t incarnation; /* the group's, 0 while not known */
     int64_t process_id;
     uint16_t tcp_port;
     uint64_t uptime_s;

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "common/resp.h"
+#include "kv/incarnation.h"
 #include "kv/session_cmd.h"
 #include "runtime/log_limit.h"
 #include "runtime/node.h"
@@ -425,6 +426,18 @@ struct announcer {
     uint8_t body[192];
 };
 
+/* The group incarnation's proposer (incarnation.c). */
+struct incarnation_proposer {
+    struct server *server;
+    uint64_t client_id;
+    uint64_t request_no;
+    bool in_flight;
+    bool sent;      /* request_no was used: a retry keeps it */
+    uint64_t value; /* what this member proposes; 0 until chosen */
+    uint64_t proposed;
+    uint8_t body[KV_INCARNATION_BODY_MAX];
+};
+
 #define SERVER_ADMIN_NOTE_MAX 120u
 
 /* Operations an operator started on this member, for INFO (cmd_transfer.c,
@@ -575,6 +588,7 @@ struct server {
 
     struct sweeper sweeper;
     struct announcer announcer;
+    struct incarnation_proposer incarnation;
     struct session_sweeper session_sweeper;
     struct server_stats stats;
     struct server_pubsub pubsub;
@@ -851,6 +865,13 @@ void view_announce_init(struct server *s);
  * announcement is in flight (on the timer). */
 void view_announce_run(struct server *s);
 void view_announce_close(struct server *s);
+
+/* ---- incarnation.c */
+void incarnation_init(struct server *s);
+/* Hand the store's incarnation to the node; propose one if this member is
+ * a caught-up primary and the store has none (on the timer). */
+void incarnation_run(struct server *s);
+void incarnation_close(struct server *s);
 
 /* ---- session_sweep.c */
 void session_sweep_init(struct server *s);

@@ -243,6 +243,7 @@ static void on_timer(uv_timer_t *handle)
     admit_tick(s);
     expiry_sweep_run(s);
     view_announce_run(s);
+    incarnation_run(s);
     session_sweep_run(s);
 }
 
@@ -386,6 +387,7 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
     s->client_id_base = random_u64();
     expiry_sweep_init(s);
     view_announce_init(s);
+    incarnation_init(s);
     session_sweep_init(s);
     s->backoff_target = UINT32_MAX;
     addr_counts_init(&s->addr_counts);
@@ -461,6 +463,7 @@ void server_close(struct server *s)
     pubsub_close(s);
     expiry_sweep_close(s);
     view_announce_close(s);
+    incarnation_close(s);
     session_sweep_close(s);
     exporter_close(s);
     forward_close_all(s);

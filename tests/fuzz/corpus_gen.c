@@ -229,8 +229,8 @@ static struct peer_auth *gen_auth(uint32_t self)
 static void gen_transport_stream(struct buf *b)
 {
     struct peer_auth *a1 = gen_auth(1), *a0 = gen_auth(0);
-    struct peer_link *dialer = peer_link_new(a1, 0, "replica 0");
-    struct peer_link *acceptor = peer_link_new(a0, PEER_LINK_NOBODY, "r1");
+    struct peer_link *dialer = peer_link_new(a1, 0, "replica 0", 0);
+    struct peer_link *acceptor = peer_link_new(a0, PEER_LINK_NOBODY, "r1", 0);
     ASSERT(dialer && acceptor);
     uint8_t out[256];
     struct peer_buf plain = {0};

@@ -176,7 +176,7 @@ static void run(struct verdict *v, struct peer_auth *auth, uint32_t dialed,
 {
     memset(v, 0, sizeof(*v));
     struct run r = {.max = max, .dialed = dialed, .v = v};
-    r.link = peer_link_new(auth, dialed, WHO);
+    r.link = peer_link_new(auth, dialed, WHO, 0);
     ASSERT(r.link != NULL);
     for (size_t at = 0; at < n;) {
         size_t k = n - at < piece ? n - at : piece;

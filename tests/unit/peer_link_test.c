@@ -153,8 +153,8 @@ static void connect_pair(struct end *d, struct end *a, struct peer_auth *ad,
 {
     memset(d, 0, sizeof(*d));
     memset(a, 0, sizeof(*a));
-    d->link = peer_link_new(ad, 0, "127.0.0.1:7101");
-    a->link = peer_link_new(aa, PEER_LINK_NOBODY, "127.0.0.1:50000");
+    d->link = peer_link_new(ad, 0, "127.0.0.1:7101", 0);
+    a->link = peer_link_new(aa, PEER_LINK_NOBODY, "127.0.0.1:50000", 0);
     assert_non_null(d->link);
     assert_non_null(a->link);
     pump(d, a);
@@ -344,8 +344,8 @@ static void a_recorded_handshake_cannot_be_replayed(void **state)
     struct end d, a;
     memset(&d, 0, sizeof(d));
     memset(&a, 0, sizeof(a));
-    d.link = peer_link_new(ad, 0, "127.0.0.1:7101");
-    a.link = peer_link_new(aa, PEER_LINK_NOBODY, "127.0.0.1:50000");
+    d.link = peer_link_new(ad, 0, "127.0.0.1:7101", 0);
+    a.link = peer_link_new(aa, PEER_LINK_NOBODY, "127.0.0.1:50000", 0);
     static uint8_t record[4096];
     size_t record_size = 0;
     for (int i = 0; i < 5; i++) {
@@ -356,7 +356,7 @@ static void a_recorded_handshake_cannot_be_replayed(void **state)
     record_size += seal(&d, (const uint8_t *)"x", 1, record + record_size);
     struct end a2;
     memset(&a2, 0, sizeof(a2));
-    a2.link = peer_link_new(aa, PEER_LINK_NOBODY, "127.0.0.1:50001");
+    a2.link = peer_link_new(aa, PEER_LINK_NOBODY, "127.0.0.1:50001", 0);
     assert_true(peer_link_input(a2.link, record, record_size, &a2.plain) < 0);
     assert_non_null(strstr(peer_link_error(a2.link), "did not prove"));
     end_free(&d);
@@ -374,7 +374,7 @@ static void a_reflected_proof_is_refused(void **state)
     struct peer_auth *aa = auth_new(PEER_AUTH_SECRET, 0, 0);
     struct end a;
     memset(&a, 0, sizeof(a));
-    a.link = peer_link_new(aa, PEER_LINK_NOBODY, "127.0.0.1:50000");
+    a.link = peer_link_new(aa, PEER_LINK_NOBODY, "127.0.0.1:50000", 0);
     uint8_t hello[PEER_LINK_HELLO_SIZE] = {0};
     put_u32(hello, PEER_LINK_MAGIC);
     put_u32(hello + 4, PEER_LINK_VERSION);
@@ -424,7 +424,7 @@ static void hellos_that_do_not_fit_are_refused_with_the_fix(void **state)
         put_u32(hello + 24, PEER_AUTH_SECRET);
         put_u32(hello + cases[i].offset, cases[i].value);
         struct peer_buf plain = {0};
-        struct peer_link *l = peer_link_new(aa, PEER_LINK_NOBODY, "x:1");
+        struct peer_link *l = peer_link_new(aa, PEER_LINK_NOBODY, "x:1", 0);
         assert_true(peer_link_input(l, hello, cases[i].send, &plain) < 0);
         if (strstr(peer_link_error(l), cases[i].want) == NULL)
             fail_msg("case %zu: '%s' lacks '%s'", i, peer_link_error(l),
@@ -434,6 +434,62 @@ static void hellos_that_do_not_fit_are_refused_with_the_fix(void **state)
         peer_link_free(l);
     }
     peer_auth_free(aa);
+}
+
+/* Two replicas whose data belong to different group incarnations refuse
+ * each other, on both sides, naming the fix; a side that knows none yet
+ * (0, or a version before incarnations) is let in, and the peer's tag is
+ * kept for the transport's later check. */
+static void hellos_of_another_incarnation_are_refused(void **state)
+{
+    (void)state;
+    struct {
+        uint64_t dialer, acceptor;
+        bool ready;
+    } cases[] = {
+        {0x1111222233334444ull, 0x1111222233334444ull, true},
+        {0, 0x1111222233334444ull, true},
+        {0x1111222233334444ull, 0, true},
+        {0, 0, true},
+        {0x1111222233334444ull, 0x5555666677778888ull, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct peer_auth *ad = auth_new(PEER_AUTH_SECRET, 1, 0);
+        struct peer_auth *aa = auth_new(PEER_AUTH_SECRET, 0, 0);
+        struct end d, a;
+        memset(&d, 0, sizeof(d));
+        memset(&a, 0, sizeof(a));
+        d.link = peer_link_new(ad, 0, "127.0.0.1:7101", cases[i].dialer);
+        a.link = peer_link_new(aa, PEER_LINK_NOBODY, "127.0.0.1:50000",
+                               cases[i].acceptor);
+        pump(&d, &a);
+        enum peer_link_state want =
+            cases[i].ready ? PEER_LINK_READY : PEER_LINK_FAILED;
+        if (peer_link_state(d.link) != want || peer_link_state(a.link) != want)
+            fail_msg("case %zu: states %d and %d", i, peer_link_state(d.link),
+                     peer_link_state(a.link));
+        if (cases[i].ready) {
+            assert_int_equal(peer_link_peer_incarnation(a.link),
+                             peer_link_incarnation_tag(cases[i].dialer));
+            assert_int_equal(peer_link_peer_incarnation(d.link),
+                             peer_link_incarnation_tag(cases[i].acceptor));
+        } else {
+            assert_non_null(strstr(peer_link_error(a.link),
+                                   "another incarnation of this cluster"));
+            assert_non_null(strstr(peer_link_error(a.link), "cohort remove 1"));
+            assert_non_null(
+                strstr(peer_link_error(d.link), "127.0.0.1:7101 (replica 0)"));
+        }
+        end_free(&d);
+        end_free(&a);
+        peer_auth_free(ad);
+        peer_auth_free(aa);
+    }
+    /* The tag: 0 only for 0, folded from both halves. */
+    assert_int_equal(peer_link_incarnation_tag(0), 0);
+    assert_int_equal(peer_link_incarnation_tag(0x0000000100000001ull), 1);
+    assert_int_equal(peer_link_incarnation_tag(0x1234567800000000ull),
+                     0x12345678u);
 }
 
 /* A forger holding a certificate signed by the CA for replica 2 claims to
@@ -461,7 +517,7 @@ static void certificates_that_do_not_name_the_hello_are_refused(void **state)
         struct tls_context *ctx = tls_context_open(&tf, TLS_CLIENT, &err);
         assert_non_null(ctx);
         struct tls_session *forger = tls_session_new(ctx);
-        struct peer_link *l = peer_link_new(aa, PEER_LINK_NOBODY, "x:1");
+        struct peer_link *l = peer_link_new(aa, PEER_LINK_NOBODY, "x:1", 0);
         struct peer_buf plain = {0};
         uint8_t hello[PEER_LINK_HELLO_SIZE] = {0};
         put_u32(hello, PEER_LINK_MAGIC);
@@ -558,6 +614,7 @@ int main(void)
         cmocka_unit_test(a_recorded_handshake_cannot_be_replayed),
         cmocka_unit_test(a_reflected_proof_is_refused),
         cmocka_unit_test(hellos_that_do_not_fit_are_refused_with_the_fix),
+        cmocka_unit_test(hellos_of_another_incarnation_are_refused),
         cmocka_unit_test(certificates_that_do_not_name_the_hello_are_refused),
         cmocka_unit_test(bad_configurations_are_one_line_errors),
     };
