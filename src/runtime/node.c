@@ -1254,6 +1254,12 @@ uint64_t node_incarnation(const struct node *n)
     return n->incarnation;
 }
 
+bool node_peer_announces_incarnation(const struct node *n)
+{
+    return n->transport != NULL &&
+           transport_peer_announces_incarnation(n->transport);
+}
+
 struct node *node_open(uv_loop_t *loop, const struct node_config *config,
                        struct cohort_err *err)
 {

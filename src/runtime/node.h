@@ -150,6 +150,8 @@ uint64_t node_log_time(const struct node *n);
  * (runtime/transport.h). 0 changes nothing. */
 uint64_t node_incarnation(const struct node *n);
 void node_set_incarnation(struct node *n, uint64_t incarnation);
+/* Whether a connected peer announced an incarnation in its handshake. */
+bool node_peer_announces_incarnation(const struct node *n);
 /* Unix time in milliseconds (the wall clock; for display, and for what
  * clients give as Unix times). */
 uint64_t node_wall_ms(void);

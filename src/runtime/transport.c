@@ -1529,6 +1529,19 @@ uint64_t transport_incarnation(const struct transport *t)
     return t->incarnation;
 }
 
+bool transport_peer_announces_incarnation(const struct transport *t)
+{
+    for (const struct conn *c = t->inbound; c != NULL; c = c->next)
+        if (c->from < t->config.replica_count &&
+            peer_link_peer_incarnation(c->link) != 0)
+            return true;
+    for (uint32_t id = 0; id < t->config.replica_count; id++)
+        if (t->peers[id].state == PEER_READY &&
+            peer_link_peer_incarnation(t->peers[id].dial->link) != 0)
+            return true;
+    return false;
+}
+
 uint16_t transport_port(const struct transport *t)
 {
     return t->port;

@@ -162,6 +162,8 @@ void transport_stats(const struct transport *t, uint32_t peer,
  * another (nonzero) one is closed with a warning. */
 void transport_set_incarnation(struct transport *t, uint64_t incarnation);
 uint64_t transport_incarnation(const struct transport *t);
+/* Whether a peer connected now announced a (nonzero) incarnation. */
+bool transport_peer_announces_incarnation(const struct transport *t);
 uint16_t transport_port(const struct transport *t);
 /* Inbound connections refused before a valid handshake: wrong magic,
  * version, cluster, replica count, id or auth mode, a failed proof or

@@ -12,8 +12,14 @@
  * incarnation, it proposes one KV_CMD_INCARNATION op: the value its data
  * directory recorded, if any (a store restored from a backup taken before
  * incarnations existed keeps its directory's), else 64 random bits drawn
- * once per process. The first such op in the log wins; one that raced it
- * (another primary's, or a store that lagged its log) changes nothing. The
+ * once per process, but only while no connected peer announces an
+ * incarnation in its handshake. That peer's group has one this store
+ * lacks: a member that ran an older version while the op was applied
+ * (it counted it malformed) and then took a snapshot. Drawing a new one
+ * would set it in this store alone and cut this member off from its own
+ * group; with none it stays compatible with every peer (0 matches any
+ * tag). The first such op in the log wins; one that raced it (another
+ * primary's, or a store that lagged its log) changes nothing. The
  * proposer is a client of the log with its own id, so a retry of the same
  * request after an unknown outcome is answered by the client table, never
  * applied twice.
@@ -65,11 +71,12 @@ void incarnation_run(struct server *s)
     if (known != 0 || p->in_flight || s->closing || !node_is_primary(s->node) ||
         server_recovering(s))
         return;
+    if (p->value == 0 && node_incarnation(s->node) != 0)
+        p->value = node_incarnation(s->node);
+    else if (p->value == 0 && !node_peer_announces_incarnation(s->node))
+        p->value = draw(); /* 0 without randomness yet: the next tick */
     if (p->value == 0)
-        p->value =
-            node_incarnation(s->node) != 0 ? node_incarnation(s->node) : draw();
-    if (p->value == 0)
-        return; /* no randomness yet: the next tick */
+        return;
     if (!p->sent) {
         p->request_no++; /* a retry keeps its number */
         p->sent = true;
