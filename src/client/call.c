@@ -40,6 +40,15 @@ bool client_reply_is_error_code(const struct resp_node *reply, const char *code)
     return reply->len == n || reply->str[n] == ' ';
 }
 
+/* Certainly not applied, and worth another attempt: -TRYAGAIN (not now),
+ * or -REMOVED (this member left the group: the engine closes the
+ * connection, and the next attempt goes to another member). */
+static bool reply_moves_on(const struct resp_node *reply)
+{
+    return client_reply_is_error_code(reply, "TRYAGAIN") ||
+           client_reply_is_error_code(reply, "REMOVED");
+}
+
 static bool reply_is_expired(const struct resp_node *reply)
 {
     size_t n = strlen(EXPIRED_TEXT);
@@ -101,7 +110,7 @@ enum call_step client_call_step(struct client_call *call, enum call_event ev,
     case CALL_EV_REPLY:
         break;
     }
-    if (client_reply_is_error_code(reply, "TRYAGAIN"))
+    if (reply_moves_on(reply))
         return retry(call, now_ms);
     if (client_reply_is_error_code(reply, "UNKNOWN")) {
         call->maybe_applied = true;
@@ -125,7 +134,7 @@ enum call_step client_call_late(struct client_call *call, enum call_event ev,
     ASSERT(ev == CALL_EV_REPLY || ev == CALL_EV_LOST);
     if (ev == CALL_EV_LOST)
         call->maybe_applied = true;
-    if (ev != CALL_EV_REPLY || client_reply_is_error_code(reply, "TRYAGAIN"))
+    if (ev != CALL_EV_REPLY || reply_moves_on(reply))
         return CALL_RETRY;
     if (client_reply_is_error_code(reply, "UNKNOWN")) {
         call->maybe_applied = true;

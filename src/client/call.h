@@ -13,10 +13,11 @@
  * [CALL_BACKOFF_MIN_MS, CALL_BACKOFF_MAX_MS].
  *
  * What an outcome means (docs: README "Errors say whether a write took
- * effect"): -TRYAGAIN and a failure before the whole command was sent say
- * this attempt did not take effect; -UNKNOWN, a closed connection or a
- * timeout after the whole command was sent say it may have; any other
- * reply is the answer, except "-ERR client session expired", which says
+ * effect"): -TRYAGAIN, -REMOVED (the member was removed from the group:
+ * the next attempt goes to another) and a failure before the whole
+ * command was sent say this attempt did not take effect; -UNKNOWN, a closed
+ * connection or a timeout after the whole command was sent say it may have; any
+ * other reply is the answer, except "-ERR client session expired", which says
  * the group forgot the client (see client_call_step). A hedge (no reply
  * within the hedge delay) says the attempt may have taken effect, and the
  * next attempt starts at once on another member while the hedged one may

@@ -299,7 +299,7 @@ static void on_refusal(struct cohort_watch *w, const struct resp_node *r)
     if (final)
         fail(w, -COHORT_EREPLY);
     else
-        reconnect(w); /* TRYAGAIN, LOADING, ...: another member */
+        reconnect(w); /* TRYAGAIN, REMOVED, LOADING...: another member */
 }
 
 static void on_confirm(struct cohort_watch *w)

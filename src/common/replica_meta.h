@@ -16,6 +16,10 @@
 /* This replica is not a member of the epoch it records: it was removed
  * and takes no part until a later epoch names it again. */
 #define META_FLAG_REMOVED 2u
+/* With META_FLAG_REMOVED: the replica was a member of an earlier epoch, so
+ * an operator removed it (rather than never adding it). Only reported;
+ * versions before it ignore the bit. */
+#define META_FLAG_LEFT 4u
 
 struct replica_meta {
     uint64_t view;             /* 0..VIEW_MAX (common/entry.h) */

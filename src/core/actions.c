@@ -203,7 +203,8 @@ void vr_persist_meta(struct replica *r)
         .epoch = r->cfg.epoch,
         .replica_count = r->c.replica_count,
         .flags = (r->damaged ? META_FLAG_DAMAGED : 0) |
-                 (r->removed ? META_FLAG_REMOVED : 0),
+                 (r->removed ? META_FLAG_REMOVED : 0) |
+                 (r->left ? META_FLAG_LEFT : 0),
         .membership = membership_pack(&r->cfg),
         .epoch_op = r->epoch_op,
         .epoch_checksum = r->epoch_checksum,

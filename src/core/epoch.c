@@ -470,6 +470,9 @@ static void enter_epoch(struct replica *r, const struct membership *given,
     r->removed = !vr_is_member(r, r->c.self);
     if (was_member && r->removed)
         r->spare_retired = true;
+    /* Still left out by a later epoch it learns, until one names it. */
+    r->left = r->removed && (was_member || r->left);
+    ASSERT(!r->left || r->removed);
     uint32_t primary = vr_primary_of(r, 0);
     if (r->removed) {
         r->status = STATUS_RECOVERING; /* asks around for a later epoch */

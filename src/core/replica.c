@@ -238,6 +238,12 @@ static void replica_invariants(const struct replica *r)
     ASSERT(r->view <= VIEW_MAX);
     ASSERT(r->last_normal_view <= r->view);
     ASSERT(r->lnv_disk <= r->last_normal_view);
+    /* Outside the membership it takes no part: it only asks around (the
+     * mutant that acts on its durable view at start aside). */
+    if (r->removed && !vr_bug(r, BUG_VOTE_BEFORE_RECOVERED))
+        ASSERT(r->status == STATUS_RECOVERING);
+    if (r->left)
+        ASSERT(r->removed);
     if (replica_is_primary(r)) {
         ASSERT(r->last_normal_view == r->view);
         ASSERT(r->op_verified == r->log.op);
@@ -332,6 +338,7 @@ static bool load_durable(struct replica *r, const struct replica_durable *d)
         r->epoch_checksum = d->epoch_checksum;
     }
     r->removed = !vr_is_member(r, r->c.self);
+    r->left = r->removed && (d->meta_flags & META_FLAG_LEFT) != 0;
     if (d->meta_present) {
         r->meta_durable = (struct replica_meta){
             .view = d->view,
@@ -592,6 +599,12 @@ const struct membership *replica_membership(const struct replica *r)
 bool replica_removed(const struct replica *r)
 {
     return r->removed;
+}
+
+bool replica_left(const struct replica *r)
+{
+    ASSERT(!r->left || r->removed);
+    return r->left;
 }
 
 uint32_t replica_primary(const struct replica *r)

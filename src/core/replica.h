@@ -480,6 +480,10 @@ uint64_t replica_view(const struct replica *r);
 const struct membership *replica_membership(const struct replica *r);
 /* Removed: not a member of the epoch it knows; it takes no part. */
 bool replica_removed(const struct replica *r);
+/* Removed, and a member of an earlier epoch: a membership change took it
+ * out (replica_removed() alone is also true of an id never added). Kept
+ * across restarts; false again once an epoch names it. */
+bool replica_left(const struct replica *r);
 uint32_t replica_primary(const struct replica *r); /* of the current view */
 bool replica_is_primary(const struct replica *r);  /* and NORMAL */
 /* A primary that proposes nothing new for now: draining for a leadership

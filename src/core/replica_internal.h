@@ -177,6 +177,10 @@ struct replica {
     uint64_t epoch_op;
     uint64_t epoch_checksum;
     bool removed; /* not a member of cfg: takes no part */
+    /* Removed after being a member of an earlier epoch (an operator's
+     * removal, not an id never added): kept in the metadata
+     * (META_FLAG_LEFT), cleared when an epoch names it again. */
+    bool left;
     /* A spare that was a member and was then taken out of the membership
      * (cohort remove) stops asking to be added, until it restarts: the
      * operator's removal is not undone behind their back. */

@@ -411,6 +411,7 @@ void driver_status(const struct driver *d, struct driver_status *out)
     out->snapshot_chunks_refused = d->chunks_refused;
     out->membership = *replica_membership(r);
     out->removed = replica_removed(r);
+    out->left = replica_left(r);
     struct driver_transfer_status *t = &out->transfer;
     t->stops_sent = d->snapshot_stops;
     t->receiving = d->receiving;

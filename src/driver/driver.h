@@ -330,9 +330,11 @@ struct driver_status {
     uint64_t messages_wrong_sender;
     uint64_t snapshot_chunks_refused;
     /* The epoch's membership as this replica knows it (its epoch field is
-     * the epoch), and whether this replica is outside it. */
+     * the epoch), whether this replica is outside it, and whether it left
+     * it (removed after being a member: replica_left()). */
     struct membership membership;
     bool removed;
+    bool left;
     struct driver_transfer_status transfer;
 };
 void driver_status(const struct driver *d, struct driver_status *out);

@@ -121,6 +121,9 @@ struct node {
     uint64_t address_changes_seen;
     uint64_t address_version; /* bumped when an id moves */
     bool addresses_unsaved;   /* the file lags the book: retried each tick */
+    /* The removal was logged (note_removal); cleared when added back, so
+     * that a second removal is logged too. */
+    bool removal_logged;
 };
 
 static_assert(NODE_VIEW_CAUSES == VIEW_CAUSE_COUNT, "one count per cause");
@@ -658,6 +661,21 @@ uint64_t node_address_version(const struct node *n)
 
 static void reap_jobs(struct node *n);
 
+/* A replica that a membership change took out (replica_left()) says so
+ * once, and what to do: at the change, or at its start if it restarts
+ * removed. Its commands get -REMOVED meanwhile (server). */
+static void note_removal(struct node *n)
+{
+    uint32_t epoch;
+    bool removed = node_removed(n, &epoch);
+    if (removed && !n->removal_logged)
+        logline(LOGLINE_WARN,
+                "replica %" PRIu32 " was removed from the group in epoch "
+                "%" PRIu32 "; stop it, or add it back with cohort add %" PRIu32,
+                n->c.self, epoch, n->c.self);
+    n->removal_logged = removed;
+}
+
 static void on_tick(uv_timer_t *handle)
 {
     struct node *n = handle->data;
@@ -668,6 +686,7 @@ static void on_tick(uv_timer_t *handle)
     if (n->snapshot_job.thread_running || n->backup.job.thread_running)
         reap_jobs(n); /* a thread sends no SIGCHLD */
     driver_tick(n->driver);
+    note_removal(n);
     release_arena(n);
 }
 
@@ -801,6 +820,13 @@ bool node_outside(const struct node *n)
     return replica_removed(driver_replica(n->driver));
 }
 
+bool node_removed(const struct node *n, uint32_t *epoch)
+{
+    const struct replica *r = driver_replica(n->driver);
+    *epoch = replica_membership(r)->epoch;
+    return replica_left(r);
+}
+
 uint64_t node_log_time(const struct node *n)
 {
     return replica_log_time(driver_replica(n->driver));
@@ -864,6 +890,7 @@ void node_status(const struct node *n, struct node_status *out)
     out->replica_count = ds.replica_count;
     out->membership = ds.membership;
     out->removed = ds.removed;
+    out->left = ds.left;
     out->transfer = ds.transfer;
     out->op = ds.op;
     out->commit = ds.commit;

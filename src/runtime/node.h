@@ -141,6 +141,11 @@ enum replica_status node_role(const struct node *n, uint64_t *view,
 /* Outside the membership of the epoch it knows (removed, or a spare not
  * yet added): it serves no writes. */
 bool node_outside(const struct node *n);
+/* Removed by a membership change (replica_left()): outside the membership
+ * of the epoch it knows after being a member of an earlier one; it serves
+ * nothing until `cohort add` names it again. *epoch: the epoch it knows.
+ * Cheap. */
+bool node_removed(const struct node *n, uint32_t *epoch);
 uint64_t node_log_time(const struct node *n);
 /* The group incarnation this replica's data belongs to (kv/incarnation.h),
  * 0 while not known; and learning it (the server calls this with the
@@ -187,9 +192,11 @@ struct node_status {
     uint32_t self;
     uint32_t replica_count;
     /* The epoch's voters and learners (membership.epoch is the epoch);
-     * removed: this replica is outside it (never added, or removed). */
+     * removed: this replica is outside it (never added, or removed); left:
+     * outside after being a member (removed by a membership change). */
     struct membership membership;
     bool removed;
+    bool left;
     struct driver_transfer_status transfer; /* snapshots in flight */
     uint64_t op;
     uint64_t commit;

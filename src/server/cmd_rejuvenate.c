@@ -45,6 +45,13 @@ static bool refuse(struct server *s, struct resp_buf *out, bool force)
     }
     struct node_status st;
     node_status(s->node, &st);
+    if (st.removed) {
+        resp_write_error(out, "ERR this replica is outside the group's "
+                              "membership (removed, or not yet added), so "
+                              "it is left alone; restart it by hand if need "
+                              "be, or add it first (cohort add)");
+        return true;
+    }
     if (st.status != STATUS_NORMAL) {
         resp_write_errorf(out,
                           "ERR this replica is %s, not in a normal view; "

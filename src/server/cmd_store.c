@@ -74,8 +74,8 @@
     "TRYAGAIN view change or recovery in progress, or the write pipeline is "  \
     "full; retry"
 #define ERR_OUTSIDE                                                            \
-    "TRYAGAIN this replica is outside the membership (removed, or a spare "    \
-    "not yet added); send writes to a member (cohort members lists them)"
+    "TRYAGAIN this replica is outside the membership (not yet added); use a "  \
+    "member (cohort members lists them)"
 #define ERR_UNKNOWN                                                            \
     "UNKNOWN the primary changed after the write was proposed; it may or may " \
     "not have taken effect"
@@ -93,6 +93,21 @@ static void finish_error(struct conn *c, struct slot *slot, const char *msg)
     slot->reply.size = 0;
     resp_write_error(&slot->reply, msg);
     conn_slot_ready(c, slot);
+}
+
+/* DRIVER_RETRY: certainly not proposed. Why, as far as this member knows:
+ * it was removed from the group (a client's connection gets -REMOVED, see
+ * command_dispatch(); a backup's forward link the retryable answer), it is
+ * outside the membership, or a view change, recovery or a full pipeline. */
+static void finish_retry(struct conn *c, struct slot *slot)
+{
+    char removed[SERVER_REMOVED_ERROR_MAX];
+    if (!c->no_forward && server_removed_error(c->server, removed))
+        finish_error(c, slot, removed);
+    else if (node_outside(c->server->node))
+        finish_error(c, slot, ERR_OUTSIDE);
+    else
+        finish_error(c, slot, ERR_RETRY);
 }
 
 static void finish_relay(struct conn *c, struct slot *slot, const void *reply,
@@ -549,8 +564,7 @@ static void on_write_done(void *ctx, const struct driver_reply *r)
         break;
     case DRIVER_RETRY:
         session_write_done(c, slot, true);
-        finish_error(c, slot,
-                     node_outside(c->server->node) ? ERR_OUTSIDE : ERR_RETRY);
+        finish_retry(c, slot);
         break;
     case DRIVER_UNKNOWN:
         session_write_done(c, slot, false);
@@ -708,7 +722,7 @@ static void on_read_done(void *ctx, const struct driver_reply *r)
         return;
     }
     if (r->outcome != DRIVER_DONE) {
-        finish_error(c, slot, ERR_RETRY);
+        finish_retry(c, slot);
         return;
     }
     if (slot->ri_answer) {

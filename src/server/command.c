@@ -405,6 +405,37 @@ static void reply_now(struct conn *c, const char *error)
         server_mark_dirty(c->server, c);
 }
 
+/* Whether spec (with its arguments) needs this member's store to be the
+ * group's: store reads and writes, and subscriptions and watches (fed by
+ * what it applies). */
+static bool uses_store(const struct command_spec *spec, uint32_t argc,
+                       const struct resp_arg *argv)
+{
+    if (command_kind(spec, argc, argv) & (CMD_READ | CMD_WRITE))
+        return true;
+    return spec->run == cmd_subscribe || spec->run == cmd_psubscribe ||
+           spec->run == cmd_cohort_subscribe || spec->run == cmd_cohort_watch;
+}
+
+/* A member removed from the group applies nothing more and orders
+ * nothing: what uses its store gets -REMOVED, which names the fix, rather
+ * than a -TRYAGAIN that would never clear. A backup's forward link is
+ * left to the usual paths: their retryable answers go on to its clients
+ * (cmd_store.c). */
+static bool refuse_removed(struct conn *c, const struct command_spec *spec,
+                           uint32_t argc, const struct resp_arg *argv,
+                           uint64_t started_ns)
+{
+    char text[1 + SERVER_REMOVED_ERROR_MAX];
+    if (c->no_forward || !uses_store(spec, argc, argv) ||
+        !server_removed_error(c->server, text + 1))
+        return false;
+    text[0] = '-';
+    count_reply(c, spec, text, strlen(text), started_ns);
+    reply_now(c, text + 1);
+    return true;
+}
+
 static void reply_unknown(struct conn *c, uint32_t argc,
                           const struct resp_arg *argv)
 {
@@ -472,6 +503,10 @@ bool command_dispatch(struct conn *c, uint32_t argc,
     if (!pubsub_command_allowed(c, spec, refusal)) {
         txn_refused(c);
         reply_now(c, refusal);
+        return true;
+    }
+    if (refuse_removed(c, spec, argc, argv, started_ns)) {
+        txn_refused(c);
         return true;
     }
     if (txn_queues(c, spec)) {

@@ -56,6 +56,12 @@ unsigned info_sections(uint32_t argc, const struct resp_arg *argv)
 
 const char *info_role(const struct node_status *status)
 {
+    /* Before "recovering": it is not catching up, and never will be until
+     * an epoch names it (it stays RECOVERING in the core meanwhile). */
+    if (status->left)
+        return "removed";
+    if (status->removed)
+        return "outside";
     if (status->status == STATUS_RECOVERING)
         return "recovering";
     if (status->status == STATUS_VIEW_CHANGE)

@@ -131,7 +131,9 @@ struct info_input {
 unsigned info_sections(uint32_t argc, const struct resp_arg *argv);
 
 /* This replica's role word: "primary" or "backup" in a normal view,
- * "view_change" or "recovering" otherwise. */
+ * "view_change" or "recovering" otherwise; "removed" once a membership
+ * change took it out of the group, "outside" while outside the membership
+ * without having been in it (a spare, an id not yet added). */
 const char *info_role(const struct node_status *status);
 
 /* Member i's health as this replica knows it: "self", "ok", "suspected",

@@ -516,6 +516,9 @@ struct server {
      * whether the store has reapplied up to it since. */
     uint64_t start_op;
     bool replayed;
+    /* Removed from the group (server_removed_error()) as of the last tick:
+     * the subscribers and watchers were cut off then. */
+    bool removed;
     struct auth auth;
     struct server_config config;
     struct node_config node_config; /* copy; strings borrowed */
@@ -659,6 +662,13 @@ bool server_recovering(struct server *s);
 #define SERVER_RECOVERING_ERROR                                                \
     "TRYAGAIN this member is recovering (it restarted and has not caught "     \
     "up with the group yet); retry, or use another member"
+/* Whether a membership change removed this member from the group
+ * (node_removed()); then text holds the one-line error its clients get
+ * for store commands, subscriptions and watches (without the '-'): the
+ * code word REMOVED, which clients take as "use another member". */
+#define SERVER_REMOVED_ERROR_MAX 256u
+bool server_removed_error(const struct server *s,
+                          char text[SERVER_REMOVED_ERROR_MAX]);
 /* Flush c's output at the end of this loop turn. */
 void server_mark_dirty(struct server *s, struct conn *c);
 /* Process c's buffered input (and queued writes) from the idle handle. */
@@ -813,6 +823,9 @@ void pubsub_close(struct server *s);
 void pubsub_pump_all(struct server *s);
 /* c is being torn down: drop its subscriptions. */
 void pubsub_conn_gone(struct conn *c);
+/* Cut off every subscriber and watcher: each gets the error why (without
+ * the '-') after the replies owed, then its connection closes. */
+void pubsub_cut_all(struct server *s, const char *why);
 /* Whether c may run spec: a RESP2 connection with subscriptions may only
  * (un)subscribe, PING and QUIT, as in Redis. On refusal writes it. */
 bool pubsub_command_allowed(struct conn *c, const struct command_spec *spec,

@@ -23,6 +23,8 @@ const char *metrics_outcome_name(enum metrics_outcome outcome)
         return "noauth";
     case METRICS_NOPERM:
         return "noperm";
+    case METRICS_REMOVED:
+        return "removed";
     case METRICS_OUTCOMES:
         break;
     }
@@ -62,6 +64,7 @@ enum metrics_outcome metrics_outcome_of(const char *reply, size_t size)
         {"OOM", METRICS_OOM},           {"NOAUTH", METRICS_NOAUTH},
         {"WRONGPASS", METRICS_NOAUTH},  {"NOPERM", METRICS_NOPERM},
         {"LOADING", METRICS_TRYAGAIN},  {"MOVED", METRICS_TRYAGAIN},
+        {"REMOVED", METRICS_REMOVED},
     };
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         if (code_is(text, rest, codes[i].word))

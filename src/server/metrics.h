@@ -28,11 +28,12 @@ enum metrics_outcome {
     METRICS_OOM,      /* over maxmemory */
     METRICS_NOAUTH,   /* authentication required or failed */
     METRICS_NOPERM,   /* not allowed by the user's ACL */
+    METRICS_REMOVED,  /* this member was removed from the group */
     METRICS_OUTCOMES,
 };
 
 /* The outcome's label: "ok", "err", "tryagain", "unknown", "oom",
- * "noauth", "noperm". */
+ * "noauth", "noperm", "removed". */
 const char *metrics_outcome_name(enum metrics_outcome outcome);
 /* The outcome of a reply (RESP2 or RESP3 bytes). */
 enum metrics_outcome metrics_outcome_of(const char *reply, size_t size);

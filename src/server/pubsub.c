@@ -258,6 +258,13 @@ static void pubsub_reset(void *ctx, uint64_t floor)
     watch_reset(s, floor);
 }
 
+void pubsub_cut_all(struct server *s, const char *why)
+{
+    while (s->pubsub.feed.head)
+        cut(s->pubsub.feed.head->conn, why);
+    watch_cut_all(s, why);
+}
+
 /* Feed behind subscriber c from the history while it has room. */
 static void pump(struct conn *c)
 {

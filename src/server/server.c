@@ -91,6 +91,35 @@ bool server_recovering(struct server *s)
     return false;
 }
 
+bool server_removed_error(const struct server *s,
+                          char text[SERVER_REMOVED_ERROR_MAX])
+{
+    uint32_t epoch;
+    if (!node_removed(s->node, &epoch))
+        return false;
+    uint32_t self = s->node_config.self;
+    snprintf(text, SERVER_REMOVED_ERROR_MAX,
+             "REMOVED this member (replica %" PRIu32
+             ") was removed from the group (epoch %" PRIu32
+             "); use another member (cohort members lists them), or add it "
+             "back with cohort add %" PRIu32,
+             self, epoch, self);
+    return true;
+}
+
+/* At the removal, cut off the subscribers and watchers: this member
+ * applies nothing more, so they would wait forever; cut off, they resume
+ * on another member (the client library's watches do). Later ones are
+ * refused (command_dispatch()). */
+static void removal_check(struct server *s)
+{
+    char text[SERVER_REMOVED_ERROR_MAX];
+    bool removed = server_removed_error(s, text);
+    if (removed && !s->removed)
+        pubsub_cut_all(s, text);
+    s->removed = removed;
+}
+
 uint64_t server_client_id_new(struct server *s)
 {
     /* A random base from the process start plus a counter: unique within
@@ -241,6 +270,7 @@ static void on_timer(uv_timer_t *handle)
         resolve_peers(s);
     forward_tick(s);
     admit_tick(s);
+    removal_check(s);
     expiry_sweep_run(s);
     view_announce_run(s);
     incarnation_run(s);

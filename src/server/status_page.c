@@ -28,6 +28,7 @@ static const char *const lines[] = {
     ".role-primary{font-weight:bold;color:#087f4f}\n",
     ".role-backup{color:#0b5cad}\n",
     ".role-view_change,.role-recovering{color:#b35c00}\n",
+    ".role-removed,.role-outside{color:#777}\n",
     ".health-suspected,.link-down{color:#c00;font-weight:bold}\n",
     "#error{color:#c00;min-height:1.2em}\n",
     "svg{background:#fff;border:1px solid #ddd}\n",

@@ -261,6 +261,11 @@ void watch_reset(struct server *s, uint64_t floor)
              " and cannot deliver the changes before it; watch again with "
              "COHORT.WATCH ... FROM <last revision seen>",
              floor);
+    watch_cut_all(s, why);
+}
+
+void watch_cut_all(struct server *s, const char *why)
+{
     while (s->watch.feed.head)
         cut(s->watch.feed.head->conn, why);
 }

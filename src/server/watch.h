@@ -130,6 +130,8 @@ void watch_deliver(void *ctx, uint64_t seq, uint64_t revision, uint8_t kind,
                    const uint8_t *key, size_t key_size, const uint8_t *value,
                    size_t value_size);
 void watch_reset(struct server *s, uint64_t floor);
+/* Cut off every watcher with the error why (pubsub_cut_all()). */
+void watch_cut_all(struct server *s, const char *why);
 
 /* ---- watch_index.c: the targets, independent of connections. */
 

@@ -240,7 +240,8 @@ def main(binary):
     time.sleep(0.3)
     t_end = time.monotonic()
     # The removed replica, restarted, closes its connections: a raw client
-    # reconnects and retries; -TRYAGAIN (certainly not applied) is retried.
+    # reconnects and retries; -TRYAGAIN (certainly not applied) is retried,
+    # and so is -REMOVED (a removed member's answer: use another).
     # No -UNKNOWN: a change wedges the log, so every write proposed before
     # it is answered, and the ones that arrive during it were never
     # proposed (the driver holds them for the next epoch's primary). Before
@@ -248,7 +249,7 @@ def main(binary):
     # itself: the turn's batch, not yet proposed, was failed with the rest.
     retried, gap = stop_and_check(
         writers, inc, t_begin, t_end,
-        ("TRYAGAIN", "ConnectionRefusedError",
+        ("TRYAGAIN", "REMOVED", "ConnectionRefusedError",
          "ConnectionResetError", "ConnectionClosed"), "membership changes")
     check_writes_and_counter(c, writers, inc, voters)
 

@@ -220,8 +220,8 @@ def main(binary):
     t_end = time.monotonic()
     retried, gap = stop_and_check(
         writers, inc, t_begin, t_end,
-        ("TRYAGAIN", "ConnectionRefusedError", "ConnectionResetError",
-         "ConnectionClosed"), "the move")
+        ("TRYAGAIN", "REMOVED", "ConnectionRefusedError",
+         "ConnectionResetError", "ConnectionClosed"), "the move")
     log("retried %d, longest ack gap %.0f ms" % (retried, gap * 1000))
     check_writes_and_counter(c, writers, inc, [0, 1, 2])
 

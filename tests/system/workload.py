@@ -25,8 +25,9 @@ import resp
 
 # Errors that say "not now": retry (elsewhere). UNKNOWN: may have applied;
 # our retries are idempotent (same key, same value; same request number).
+# REMOVED: the member was removed from the group; another one answers.
 RETRY_CODES = {"TRYAGAIN", "UNKNOWN", "NOQUORUM", "LOADING", "READONLY",
-               "MOVED", "CLUSTERDOWN", "BUSY", "MASTERDOWN"}
+               "MOVED", "CLUSTERDOWN", "BUSY", "MASTERDOWN", "REMOVED"}
 
 
 class _Stats:

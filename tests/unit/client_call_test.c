@@ -49,6 +49,30 @@ static void tryagain_is_retried_and_a_reply_ends_the_call(void **state)
     assert_int_equal(call.attempts, 2);
 }
 
+/* A member removed from the group: certainly not applied, and the next
+ * attempt (on another member) may succeed. */
+static void removed_is_retried_like_tryagain(void **state)
+{
+    (void)state;
+    struct client_call call;
+    client_call_start(&call, true, 1000, 5000);
+    struct resp_node gone =
+        error_node("REMOVED this member (replica 2) was removed from the "
+                   "group (epoch 3); use another member");
+    assert_int_equal(client_call_step(&call, CALL_EV_REPLY, &gone, 1001),
+                     CALL_RETRY);
+    assert_false(call.maybe_applied);
+    assert_int_equal(client_call_late(&call, CALL_EV_REPLY, &gone), CALL_RETRY);
+    assert_false(call.maybe_applied);
+    struct resp_node one = integer_node(1);
+    assert_int_equal(client_call_step(&call, CALL_EV_REPLY, &one, 1100),
+                     CALL_DONE);
+    struct resp_node word = error_node("REMOVEDX not the code word");
+    client_call_start(&call, true, 1000, 5000);
+    assert_int_equal(client_call_step(&call, CALL_EV_REPLY, &word, 1001),
+                     CALL_DONE);
+}
+
 static void a_write_never_sent_is_not_applied_at_the_deadline(void **state)
 {
     (void)state;
@@ -315,6 +339,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tryagain_is_retried_and_a_reply_ends_the_call),
+        cmocka_unit_test(removed_is_retried_like_tryagain),
         cmocka_unit_test(a_write_never_sent_is_not_applied_at_the_deadline),
         cmocka_unit_test(a_lost_write_is_unknown_even_after_tryagain),
         cmocka_unit_test(unknown_reply_then_the_retry_answer_is_done),

@@ -562,6 +562,67 @@ static void local_reads_go_round_the_members(void **state)
         fake_stop(&f[i]);
 }
 
+/* A member a membership change removed from the group: -REMOVED to every
+ * store command, and (the worst case) an INFO that still names ctx, its
+ * own address, as the primary. */
+static bool removed_member(struct resp_buf *out, const char *cmd, int n,
+                           void *ctx)
+{
+    (void)n;
+    if (answer_admin(out, cmd, ctx))
+        return true;
+    if (strcmp(cmd, "READONLY") == 0) {
+        resp_write_simple(out, "OK");
+        return true;
+    }
+    resp_write_error(out, "REMOVED this member (replica 0) was removed from "
+                          "the group (epoch 3); use another member");
+    return true;
+}
+
+static void a_removed_member_is_left_for_another(void **state)
+{
+    (void)state;
+    struct fake gone, ok;
+    struct plan to_ok = {NULL, NULL, 0, ":1\r\n"};
+    fake_listen(&ok, scripted, &to_ok);
+    to_ok.primary = ok.addr;
+    fake_run(&ok);
+    fake_listen(&gone, removed_member, gone.addr);
+    fake_run(&gone);
+    const char *members[] = {gone.addr, ok.addr};
+    struct cohort_client *c = open_client(members, 2, 20000);
+    /* The write goes to the member that names itself, is refused as
+     * certainly not applied, and goes on to the other with the same
+     * request number. */
+    int64_t v = 0;
+    assert_int_equal(cohort_client_incr(c, "k", &v), 0);
+    assert_int_equal(v, 1);
+    char w[4][LINE_MAX_];
+    assert_int_equal(fake_writes(&gone, w, 4), 1);
+    assert_int_equal(fake_writes(&ok, w + 1, 3), 1);
+    unsigned long long id0, no0, id, no;
+    id_and_no(w[0], &id0, &no0);
+    id_and_no(w[1], &id, &no);
+    assert_int_equal(id, id0);
+    assert_int_equal(no, no0);
+    /* Local reads go round the members and pass it by (a new handle: no
+     * write of its own to read first). */
+    cohort_client_close(c);
+    c = open_client(members, 2, 20000);
+    for (int k = 0; k < 2; k++) {
+        char *value = NULL;
+        assert_int_equal(
+            cohort_client_get(c, COHORT_CALL_READ_LOCAL, "k", &value, NULL), 0);
+        assert_string_equal(value, "v");
+        free(value);
+    }
+    assert_true(fake_count(&gone, "GET") >= 1);
+    cohort_client_close(c);
+    fake_stop(&gone);
+    fake_stop(&ok);
+}
+
 /* A member that takes commands and never answers a write (a frozen or
  * cut-off primary): INFO names ctx (itself). */
 static bool silent_primary(struct resp_buf *out, const char *cmd, int n,
@@ -878,6 +939,7 @@ int main(void)
         cmocka_unit_test(calls_run_from_the_callers_poll_loop),
         cmocka_unit_test(a_forwarding_member_is_asked_again_for_the_primary),
         cmocka_unit_test(local_reads_go_round_the_members),
+        cmocka_unit_test(a_removed_member_is_left_for_another),
         cmocka_unit_test(a_silent_primary_is_hedged_to_another_member),
         cmocka_unit_test(a_hedge_finds_the_new_primary_a_backup_names),
         cmocka_unit_test(local_reads_after_a_write_read_your_writes),

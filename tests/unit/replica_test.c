@@ -685,6 +685,65 @@ static void crash_installing_a_snapshot_past_the_epoch_start(void **s)
     group_still_commits(300, 24);
 }
 
+/* Ask the primary for the next epoch (the CLI's COHORT.RECONFIG). */
+static void reconfig(uint32_t p, const struct membership *next)
+{
+    struct reconfig_answer a;
+    driver_reconfig(h->r[p].driver, next, &a);
+    assert_int_equal(a.result, RECONFIG_PROPOSED);
+    harness_run(h, 500);
+}
+
+/* A voter removed by a membership change knows it was removed (not merely
+ * outside, as an id never added is), across a restart, and takes no part;
+ * added back, it is a member again and forgets it. */
+static void a_removed_voter_knows_it_left_until_added_back(void **s)
+{
+    (void)s;
+    h = harness_new(4, 42);
+    h->config.replica.initial_voters = 3;
+    harness_start_all(h);
+    harness_run(h, 2000);
+    const struct replica *spare = harness_core(h, 3);
+    assert_true(replica_removed(spare));
+    assert_false(replica_left(spare)); /* never added */
+    uint32_t p = (uint32_t)harness_primary(h);
+    struct membership m = *primary_membership();
+    uint32_t b = m.voters[1] == p ? m.voters[2] : m.voters[1];
+    struct membership next = {.voter_count = 2, .voters = {p, 3 - p - b}};
+    reconfig(p, &next);
+    const struct replica *gone = harness_core(h, b);
+    assert_int_equal(replica_membership(gone)->epoch, 1);
+    assert_true(replica_removed(gone));
+    assert_true(replica_left(gone));
+    assert_int_equal(replica_status(gone), STATUS_RECOVERING);
+    assert_false(replica_left(harness_core(h, 3)));
+    /* The other two commit without it. */
+    harness_submit(h, p, 100, 1, 1);
+    harness_run(h, 300);
+    assert_non_null(harness_find(h, 100, 1, REPLY_OK));
+    assert_int_equal(h->r[b].total, 0);
+    /* Restarted, it knows from its metadata alone. */
+    harness_crash(h, b, false);
+    harness_start(h, b);
+    assert_true(replica_left(harness_core(h, b)));
+    harness_run(h, 500);
+    assert_true(replica_left(harness_core(h, b)));
+    assert_int_equal(replica_status(harness_core(h, b)), STATUS_RECOVERING);
+    /* Added back as a learner: a member again, caught up. */
+    p = (uint32_t)harness_primary(h);
+    next = *primary_membership();
+    next.learners[next.learner_count++] = b;
+    reconfig(p, &next);
+    harness_run(h, 1500);
+    gone = harness_core(h, b);
+    assert_false(replica_removed(gone));
+    assert_false(replica_left(gone));
+    assert_true(membership_is_learner(replica_membership(gone), b));
+    assert_int_equal(replica_status(gone), STATUS_NORMAL);
+    assert_int_equal(h->r[b].total, 1);
+}
+
 static void forged_prepares_past_the_pipeline_are_dropped(void **s)
 {
     (void)s;
@@ -917,6 +976,8 @@ int main(void)
             spare_registers_then_replaces_a_dead_voter, NULL, teardown),
         cmocka_unit_test_setup_teardown(
             crash_installing_a_snapshot_past_the_epoch_start, NULL, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_removed_voter_knows_it_left_until_added_back, NULL, teardown),
         cmocka_unit_test_setup_teardown(
             snapshot_being_sent_keeps_the_log_after_it, NULL, teardown),
         cmocka_unit_test_setup_teardown(

@@ -163,10 +163,22 @@ static void replication_shows_epoch_and_roles(void **state)
     f.st.membership.learner_count = 0;
     f.st.self = 1;
     f.st.removed = true;
+    f.st.status = STATUS_RECOVERING; /* as the core keeps an outsider */
     t = format(&f, INFO_REPLICATION);
     assert_non_null(strstr(t, "learners:0,ids=\r\nself_member:outside\r\n"));
     assert_non_null(strstr(t, "member1:addr=127.0.0.1:7002,peer=127.0.0.1:"
                               "8002,role=outside,health=self"));
+    /* Never added (a spare): outside, not recovering. */
+    assert_non_null(strstr(t, "# Replication\r\nrole:outside\r\n"));
+    /* Removed by a membership change: says so. The membership lines stay
+     * as they were (cohort members, the client's discovery read them). */
+    f.st.left = true;
+    t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "# Replication\r\nrole:removed\r\n"));
+    assert_non_null(strstr(t, "self_member:outside\r\n"));
+    assert_non_null(strstr(t, "member1:addr=127.0.0.1:7002,peer=127.0.0.1:"
+                              "8002,role=outside,health=self"));
+    assert_string_equal(info_role(&f.st), "removed");
     teardown_fixture(&f);
 }
 

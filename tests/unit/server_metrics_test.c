@@ -39,6 +39,8 @@ static void error_code_words_name_the_outcome(void **state)
     assert_int_equal(of("-WRONGPASS invalid\r\n"), METRICS_NOAUTH);
     assert_int_equal(of("-NOPERM no\r\n"), METRICS_NOPERM);
     assert_int_equal(of("-LOADING\r\n"), METRICS_TRYAGAIN);
+    assert_int_equal(of("-REMOVED this member was removed\r\n"),
+                     METRICS_REMOVED);
     /* A code word is a whole word: a prefix of another is not it. */
     assert_int_equal(of("-OOMPH\r\n"), METRICS_ERR);
     assert_int_equal(of("-SOMETHING else\r\n"), METRICS_ERR);
