@@ -676,6 +676,20 @@ bool replica_damaged(const struct replica *r)
     return r->damaged;
 }
 
+bool replica_fresh(const struct replica *r)
+{
+    return r->fresh;
+}
+
+void replica_distrust_fresh(struct replica *r)
+{
+    if (!r->fresh || r->log.op != 0 || r->damaged || replica_is_primary(r))
+        return;
+    /* Recorded (META_FLAG_DAMAGED) at the next step, before it acts. */
+    r->damaged = true;
+    r->damage_recorded = false;
+}
+
 const struct replica_stats *replica_stats(const struct replica *r)
 {
     return &r->stats;

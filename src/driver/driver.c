@@ -448,6 +448,16 @@ bool driver_cut_torn_tail(const struct driver *d)
     return d->cut_torn_tail;
 }
 
+bool driver_fresh(const struct driver *d)
+{
+    return replica_fresh(d->r) && replica_op(d->r) == 0;
+}
+
+void driver_distrust_fresh(struct driver *d)
+{
+    replica_distrust_fresh(d->r);
+}
+
 /* ------------------------------------------------------------ open/close */
 
 static int set_paths(struct driver *d, struct cohort_err *err)
@@ -513,15 +523,14 @@ struct driver *driver_open(const struct driver_config *config,
             durable.snapshot_op);
     if (!durable.meta_present && replica_op(d->r) == 0)
         /* An empty directory is a new replica, or a disk that was lost:
-         * nothing here tells them apart, and a replica that lost what it
-         * acknowledged must not vote (docs/OPERATIONS.md, "Replace"). */
+         * nothing here tells them apart; the host asks its peers
+         * (driver_distrust_fresh(), runtime/node.c). */
         drv_log(d, DRIVER_LOG_INFO,
-                "replica %u starts on an empty data directory: right for a "
-                "new group or a member being added; if it held this "
-                "replica's data before (a lost or wiped disk), stop it and "
-                "take it out and back in (cohort remove %u, then cohort "
-                "add), or its vote can lose acknowledged writes",
-                d->c.self, d->c.self);
+                "replica %u starts on an empty data directory: it waits for "
+                "a peer's handshake, and if the group already holds data "
+                "(a member being added, or a lost or wiped disk) it votes "
+                "only once a primary has brought it up to date",
+                d->c.self);
     return d;
 fail:
     driver_close(d);

@@ -343,6 +343,12 @@ void driver_status(const struct driver *d, struct driver_status *out);
  * on disk until the log moves past it). */
 bool driver_cut_torn_tail(const struct driver *d);
 
+/* Fresh and empty: replica_fresh() without even a snapshot (a directory
+ * `cohort restore` filled is not empty); and replica_distrust_fresh()
+ * (core/replica.h). */
+bool driver_fresh(const struct driver *d);
+void driver_distrust_fresh(struct driver *d);
+
 /* The core, for the simulator's checks and INFO. */
 const struct replica *driver_replica(const struct driver *d);
 /* The wal, for the host's storage executor (and tests). */

@@ -93,6 +93,10 @@ struct node {
      * node_set_incarnation(); 0 while not known. */
     uint64_t incarnation;
     bool incarnation_unsaved; /* the file's write failed: try again */
+    /* Fresh (an empty data directory) and no peer heard yet: peer messages
+     * are dropped until one has completed a handshake (fresh_decide()). */
+    bool fresh_hold;
+    uint64_t fresh_held_frames;
     uint64_t wal_segment_size;
     struct dirlock lock; /* held for the process's life */
     struct snapshot_job snapshot_job;
@@ -676,6 +680,8 @@ static void note_removal(struct node *n)
     n->removal_logged = removed;
 }
 
+static void fresh_decide(struct node *n);
+
 static void on_tick(uv_timer_t *handle)
 {
     struct node *n = handle->data;
@@ -685,6 +691,7 @@ static void on_tick(uv_timer_t *handle)
     addresses_sync(n);
     if (n->snapshot_job.thread_running || n->backup.job.thread_running)
         reap_jobs(n); /* a thread sends no SIGCHLD */
+    fresh_decide(n);
     driver_tick(n->driver);
     note_removal(n);
     release_arena(n);
@@ -738,8 +745,47 @@ static void on_peer_message(void *ctx, uint32_t from, const uint8_t *data,
                             size_t size)
 {
     struct node *n = ctx;
-    if (!n->closing)
-        driver_frame(n->driver, from, data, size);
+    if (n->closing)
+        return;
+    if (n->fresh_hold) {
+        n->fresh_held_frames++; /* the sender's timers send it again */
+        return;
+    }
+    driver_frame(n->driver, from, data, size);
+}
+
+/* A replica on an empty data directory cannot tell a new member (or a new
+ * group) from one whose disk was emptied, and the second must not vote as
+ * if it had never acknowledged anything: that vote, with a lagging
+ * replica's, could choose a log without ops the emptied one acknowledged
+ * (docs/PROTOCOL.md, "Recovery after a restart"). Its peers can tell: a
+ * group that stored data has drawn an incarnation (kv/incarnation.h) and
+ * announces it in every handshake. So until the first peer's handshake
+ * completes, the fresh replica takes in no protocol message (it learns
+ * nothing and votes for nothing; it could not without a quorum anyway);
+ * then, if any peer heard announces an incarnation, its log counts as
+ * damaged (driver_distrust_fresh()): it waits for a primary to bring it up
+ * to date before it takes part in choosing one. Peers without one are a
+ * new group's (or an older version's). A group of one has nobody to ask. */
+static void fresh_decide(struct node *n)
+{
+    if (!n->fresh_hold)
+        return;
+    uint32_t announcer, tag;
+    uint32_t heard = transport_peers_heard(n->transport, &announcer, &tag);
+    if (heard == 0)
+        return;
+    n->fresh_hold = false;
+    if (announcer == UINT32_MAX)
+        return;
+    driver_distrust_fresh(n->driver);
+    logline(LOGLINE_INFO,
+            "replica %" PRIu32 " has an empty data directory but its group "
+            "already holds data (replica %" PRIu32 " announces incarnation "
+            "tag %08" PRIx32 "): a member being added, or a lost or wiped "
+            "disk; it counts its log as damaged and takes no part in "
+            "choosing a primary until one has brought it up to date",
+            n->c.self, announcer, tag);
 }
 
 /* ------------------------------------------------------------ the API */
@@ -1320,6 +1366,7 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
     /* The snapshot's incarnation, if the file lacked it: in the first
      * handshake already. */
     node_set_incarnation(n, kv_incarnation(&n->kv));
+    n->fresh_hold = driver_fresh(n->driver) && n->c.replica_count > 1;
     keep_arena_from_children(n);
     if (start_handles(n, err) != 0)
         goto fail;

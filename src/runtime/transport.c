@@ -1529,17 +1529,40 @@ uint64_t transport_incarnation(const struct transport *t)
     return t->incarnation;
 }
 
+uint32_t transport_peers_heard(const struct transport *t, uint32_t *announcer,
+                               uint32_t *tag)
+{
+    bool heard[COHORT_REPLICAS_MAX] = {false};
+    *announcer = UINT32_MAX;
+    *tag = 0;
+    for (uint32_t id = 0; id < t->config.replica_count; id++) {
+        const struct peer *p = &t->peers[id];
+        const struct peer_link *link = NULL;
+        if (p->state == PEER_READY)
+            link = p->dial->link;
+        for (const struct conn *c = t->inbound; c != NULL && link == NULL;
+             c = c->next)
+            if (c->from == id)
+                link = c->link;
+        if (link == NULL)
+            continue;
+        heard[id] = true;
+        if (*announcer == UINT32_MAX && peer_link_peer_incarnation(link)) {
+            *announcer = id;
+            *tag = peer_link_peer_incarnation(link);
+        }
+    }
+    uint32_t count = 0;
+    for (uint32_t id = 0; id < t->config.replica_count; id++)
+        count += heard[id] ? 1u : 0u;
+    return count;
+}
+
 bool transport_peer_announces_incarnation(const struct transport *t)
 {
-    for (const struct conn *c = t->inbound; c != NULL; c = c->next)
-        if (c->from < t->config.replica_count &&
-            peer_link_peer_incarnation(c->link) != 0)
-            return true;
-    for (uint32_t id = 0; id < t->config.replica_count; id++)
-        if (t->peers[id].state == PEER_READY &&
-            peer_link_peer_incarnation(t->peers[id].dial->link) != 0)
-            return true;
-    return false;
+    uint32_t announcer, tag;
+    (void)transport_peers_heard(t, &announcer, &tag);
+    return announcer != UINT32_MAX;
 }
 
 uint16_t transport_port(const struct transport *t)

@@ -164,6 +164,11 @@ void transport_set_incarnation(struct transport *t, uint64_t incarnation);
 uint64_t transport_incarnation(const struct transport *t);
 /* Whether a peer connected now announced a (nonzero) incarnation. */
 bool transport_peer_announces_incarnation(const struct transport *t);
+/* How many peers completed a handshake with us now (on either of the two
+ * connections of the pair), and the first of them that announced an
+ * incarnation (*announcer UINT32_MAX if none) with its tag. */
+uint32_t transport_peers_heard(const struct transport *t, uint32_t *announcer,
+                               uint32_t *tag);
 uint16_t transport_port(const struct transport *t);
 /* Inbound connections refused before a valid handshake: wrong magic,
  * version, cluster, replica count, id or auth mode, a failed proof or

@@ -61,9 +61,10 @@ def body(binary):
     empty = "starts on an empty data directory"
     for i in range(c.n):
         said = [ln for ln in lines_of(c, i) if empty in ln]
-        check(len(said) == 1 and "cohort remove %d" % i in said[0],
+        check(len(said) == 1 and "already holds data" in said[0],
               "replica %d's first start did not say once that its data "
-              "directory is empty, with the way back: %r" % (i, said))
+              "directory is empty, and what it does about it: %r"
+              % (i, said))
     old_view = int(c.info(p)["view"])
     survivors = [i for i in range(c.n) if i != p]
     marks = {i: len(lines_of(c, i)) for i in survivors}

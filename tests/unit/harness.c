@@ -15,6 +15,12 @@
 #define BODY_SIZE 9 /* amount, request_no */
 #define SETTLE_STEPS_MAX 1000000u
 
+/* Every replica's simulated disk. */
+#define HARNESS_DISK                                                           \
+    {                                                                          \
+        .sector_size = 512, .torn_ppm = 500000                                 \
+    }
+
 static struct harness_replica *rep_of(void *ctx)
 {
     return ctx;
@@ -431,7 +437,7 @@ struct harness *harness_new(uint32_t count, uint64_t seed)
     rc->log_ops_max = 8192;
     rc->log_bytes_max = 1u << 20;
     rc->snapshot_interval_ops = 0;
-    struct sim_disk_config disk = {.sector_size = 512, .torn_ppm = 500000};
+    struct sim_disk_config disk = HARNESS_DISK;
     for (uint32_t i = 0; i < count; i++) {
         h->r[i].h = h;
         h->r[i].index = i;
@@ -496,6 +502,16 @@ void harness_crash(struct harness *h, uint32_t i, bool power)
     driver_close(d);
     sim_disk_crash(&rep->disk, power);
     rep->power_lost = rep->power_lost || power;
+}
+
+void harness_wipe(struct harness *h, uint32_t i)
+{
+    struct harness_replica *rep = &h->r[i];
+    assert_null(rep->driver);
+    struct sim_disk_config disk = HARNESS_DISK;
+    sim_disk_deinit(&rep->disk);
+    sim_disk_init(&rep->disk, &h->prng, &disk);
+    rep->power_lost = false;
 }
 
 void harness_free(struct harness *h)

@@ -128,6 +128,8 @@ void harness_start_all(struct harness *h);
  * storage jobs and unreported snapshot are dropped, then driver_close()
  * answers what it still holds. */
 void harness_crash(struct harness *h, uint32_t i, bool power);
+/* Empty replica i's disk (it must be down): a lost or wiped disk. */
+void harness_wipe(struct harness *h, uint32_t i);
 
 /* Do everything due until nothing is left, ending turns as the runtime
  * does between batches of input. */

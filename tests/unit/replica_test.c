@@ -744,6 +744,74 @@ static void a_removed_voter_knows_it_left_until_added_back(void **s)
     assert_int_equal(h->r[b].total, 1);
 }
 
+/* A voter whose disk was emptied, told by its host that the group holds
+ * data (replica_distrust_fresh(): the runtime hears the group's
+ * incarnation in a peer's handshake), counts as damaged: with a lagging
+ * replica it does not choose a primary from the laggard's shorter log; it
+ * waits for the replica holding the acknowledged ops, and once repaired
+ * both marks clear. Without the call (the mutant) the two form a view and
+ * lose the ops. */
+static void wiped(bool distrust)
+{
+    h = harness_new(N, 42);
+    harness_start_all(h);
+    harness_run(h, 2000);
+    uint32_t p = (uint32_t)harness_primary(h);
+    uint32_t lag = (p + 1) % N, wiped_id = (p + 2) % N;
+    harness_crash(h, lag, false);
+    for (uint64_t k = 1; k <= 10; k++)
+        harness_submit(h, p, 100 + k, 1, 1);
+    harness_run(h, 300);
+    for (uint64_t k = 1; k <= 10; k++)
+        assert_non_null(harness_find(h, 100 + k, 1, REPLY_OK));
+    harness_crash(h, p, false);
+    harness_crash(h, wiped_id, false);
+    harness_wipe(h, wiped_id);
+    harness_start(h, lag);
+    harness_start(h, wiped_id);
+    const struct replica *w = harness_core(h, wiped_id);
+    assert_true(replica_fresh(w));
+    assert_false(replica_damaged(w));
+    if (distrust)
+        driver_distrust_fresh(h->r[wiped_id].driver);
+    harness_run(h, 3000);
+    int q = harness_primary(h);
+    if (!distrust) {
+        /* The loss this guards against: a primary without the ops. */
+        assert_true(q >= 0);
+        assert_int_equal(h->r[q].total, 0);
+        return;
+    }
+    assert_int_equal(q, -1);
+    assert_true(replica_damaged(harness_core(h, wiped_id)));
+    harness_start(h, p);
+    harness_run(h, 3000);
+    q = harness_primary(h);
+    assert_true(q >= 0);
+    harness_submit(h, (uint32_t)q, 200, 1, 1);
+    harness_run(h, 500);
+    const struct harness_reply *g = harness_find(h, 200, 1, REPLY_OK);
+    assert_non_null(g);
+    assert_int_equal(g->value, 11);
+    w = harness_core(h, wiped_id);
+    assert_int_equal(replica_status(w), STATUS_NORMAL);
+    assert_false(replica_damaged(w));
+    assert_false(replica_fresh(w));
+    assert_int_equal(h->r[wiped_id].total, 11);
+}
+
+static void a_wiped_voter_told_the_group_has_data_waits(void **s)
+{
+    (void)s;
+    wiped(true);
+}
+
+static void a_wiped_voter_not_told_loses_acknowledged_ops(void **s)
+{
+    (void)s;
+    wiped(false);
+}
+
 static void forged_prepares_past_the_pipeline_are_dropped(void **s)
 {
     (void)s;
@@ -978,6 +1046,10 @@ int main(void)
             crash_installing_a_snapshot_past_the_epoch_start, NULL, teardown),
         cmocka_unit_test_setup_teardown(
             a_removed_voter_knows_it_left_until_added_back, NULL, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_wiped_voter_told_the_group_has_data_waits, NULL, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_wiped_voter_not_told_loses_acknowledged_ops, NULL, teardown),
         cmocka_unit_test_setup_teardown(
             snapshot_being_sent_keeps_the_log_after_it, NULL, teardown),
         cmocka_unit_test_setup_teardown(
