@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "storage/snapshot.h"
 #include "storage/vfs.h"
 
@@ -125,8 +126,11 @@ int cmd_restore(int argc, char **argv)
                "same file before starting any of them.\n");
         return 0;
     }
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-')
+            return cli_flag_unknown("restore", argv[i]);
     if (argc != 3) {
-        fprintf(stderr, "cohort restore: takes <file> <data-dir>; see "
+        fprintf(stderr, "cohort <file> <data-dir>: takes restore; see "
                         "'cohort restore --help'\n");
         return 2;
     }
