@@ -46,12 +46,16 @@ static const struct cli_flag_spec specs[] = {
      "view change attempt timeout (default 300)"},
     {"snapshot-interval-ops", "N",
      "snapshot every N ops, 64..1000000 (default 100000)"},
-    {"wal-segment-size", "BYTES", "log segment size (default 64 MiB)"},
+    {"wal-segment-size", "BYTES",
+     "log segment size (default 64mb, or one entry of --max-value-size "
+     "if larger)"},
     {"log-memory", "BYTES",
      "memory for the log's recent entries (default 64mb): a snapshot is due "
      "when they fill half of it, so large values snapshot less often with "
      "more"},
-    {"max-value-size", "BYTES", "largest value (default 1mb)"},
+    {"max-value-size", "BYTES",
+     "largest value (default 1mb; at most about 200mb: five values fit "
+     "a message between replicas)"},
     {"max-key-size", "BYTES", "largest key (default 64kb; at most 1mb)"},
     {"pubsub-history-messages", "N",
      "published messages each member retains for COHORT.SUBSCRIBE FROM "
@@ -293,7 +297,8 @@ static int set_option(struct server_options *o, const char *name,
             return 2;
         n->log_memory_bytes = v;
     } else if (!strcmp(name, "max-value-size")) {
-        if (cli_flag_bytes("server", name, value, 1, KV_VALUE_SIZE_LIMIT, &v))
+        /* Its maximum depends on --max-key-size: finish() checks it. */
+        if (cli_flag_bytes("server", name, value, 1, UINT32_MAX, &v))
             return 2;
         n->kv.value_size_max = (uint32_t)v;
     } else if (!strcmp(name, "max-key-size")) {
@@ -489,6 +494,11 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
     if (n->initial_voters == peers)
         n->initial_voters = 0; /* the default: all */
     n->replica_count = peers;
+    struct cohort_err e;
+    if (node_config_check(n, &e) != 0) {
+        fprintf(stderr, "cohort server: %s\n", e.message);
+        return 2;
+    }
     if (!n->data_dir) {
         char dir[64];
         snprintf(dir, sizeof(dir), "data/replica-%u", n->self);
