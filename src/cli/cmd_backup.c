@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/rpc.h"
 #include "storage/snapshot.h"
 #include "storage/vfs.h"
@@ -149,8 +150,11 @@ int cmd_backup(int argc, char **argv)
                "<file> <data-dir>' for every member.\n");
         return 0;
     }
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-')
+            return cli_flag_unknown("backup", argv[i]);
     if (argc != 3) {
-        fprintf(stderr, "cohort backup: takes <host:port> <file>; see "
+        fprintf(stderr, "cohort <host:port> <file>: takes backup; see "
                         "'cohort backup --help'\n");
         return 2;
     }

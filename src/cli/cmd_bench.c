@@ -24,13 +24,7 @@
 #define PRELOAD_BYTES_MAX (2ull << 30)
 #define PRINT_PRIMARY_TIMEOUT_MS 10000u
 
-struct flag {
-    const char *name;
-    const char *arg;
-    const char *help;
-};
-
-static const struct flag flags[] = {
+static const struct cli_flag_spec flags[] = {
     {"host", "HOST", "server host (default 127.0.0.1)"},
     {"port", "PORT", "server port (default " DEFAULT_PORT ")"},
     {"members", "H:P,H:P,...",
@@ -285,11 +279,7 @@ static int set_flag(struct cli *o, const char *name, const char *value)
     } else if (!strcmp(name, "seed")) {
         rc = parse_u64(name, value, 0, UINT64_MAX, &c->seed);
     } else {
-        fprintf(stderr,
-                "cohort bench: unknown option '--%s'; see 'cohort bench "
-                "--help'\n",
-                name);
-        return 2;
+        return bad(name, value, "takes no value"); /* a switch, given = */
     }
     return rc;
 }
@@ -310,10 +300,9 @@ static bool set_switch(struct cli *o, const char *name)
     return true;
 }
 
-static bool is_switch(const char *name)
+static enum cli_flag_kind flag_kind(const char *name)
 {
-    return !strcmp(name, "preload") || !strcmp(name, "no-preload") ||
-           !strcmp(name, "quiet") || !strcmp(name, "print-primary");
+    return cli_flag_kind_in(flags, FLAG_COUNT, name);
 }
 
 static int parse_args(struct cli *o, int argc, char **argv)
@@ -324,7 +313,7 @@ static int parse_args(struct cli *o, int argc, char **argv)
             return 1;
         }
         struct cli_flag f;
-        int rc = cli_flag_next("bench", argc, argv, &i, is_switch, &f);
+        int rc = cli_flag_next("bench", argc, argv, &i, flag_kind, &f);
         if (rc == 0 && f.value)
             rc = set_flag(o, f.name, f.value);
         else if (rc == 0)

@@ -52,10 +52,16 @@ static void usage(FILE *out)
             COHORT_CLIENT_DEADLINE_MS_DEFAULT, MEMBERS_DEFAULT);
 }
 
-static bool is_switch(const char *name)
+static enum cli_flag_kind flag_kind(const char *name)
 {
-    return !strcmp(name, "local") || !strcmp(name, "tls") ||
-           !strcmp(name, "help");
+    static const struct cli_flag_spec specs[] = {
+        {"local", NULL, NULL},        {"tls", NULL, NULL},
+        {"help", NULL, NULL},         {"members", "H:P,...", NULL},
+        {"user", "NAME", NULL},       {"password", "PASSWORD", NULL},
+        {"tls-cacert", "FILE", NULL}, {"tls-cert", "FILE", NULL},
+        {"tls-key", "FILE", NULL},    {"deadline-ms", "MS", NULL},
+    };
+    return cli_flag_kind_in(specs, sizeof(specs) / sizeof(specs[0]), name);
 }
 
 static void print_reply(const struct cohort_reply *r, int indent)
@@ -155,8 +161,7 @@ static int take_flag(struct cli_opts *p, const struct cli_flag *f)
             return 2;
         p->o.deadline_ms = (uint32_t)n;
     } else {
-        return cli_flag_bad(CLI, f->name, f->value ? f->value : "",
-                            "unknown option; see cohort cli --help");
+        return cli_flag_bad(CLI, f->name, f->value, "unknown flag");
     }
     return 0;
 }
@@ -216,11 +221,11 @@ static int run_watch(const struct cli_opts *p, int argc, char **argv)
             flags |= COHORT_WATCH_PREFIX;
             continue;
         }
-        if (i + 1 == argc)
-            return watch_usage("an option without its value");
         bool is_from = !strcmp(argv[i], "--from");
         if (!is_from && strcmp(argv[i], "--count") != 0)
-            return watch_usage("unknown option");
+            return cli_flag_unknown(CLI, argv[i]);
+        if (i + 1 == argc)
+            return cli_flag_needs_value(CLI, argv[i] + 2);
         if (cli_flag_u64(CLI, argv[i] + 2, argv[i + 1], is_from ? 0 : 1,
                          is_from ? INT64_MAX - 1 : INT64_MAX,
                          is_from ? &from : &count) != 0)
@@ -261,11 +266,20 @@ int cmd_cli(int argc, char **argv)
     while (i < argc && argv[i][0] == '-') {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "-p")) {
             /* redis-cli's spelling: one member, the others discovered */
+            uint64_t n = 0;
             if (i + 1 == argc) {
                 fprintf(stderr,
                         "cohort cli: %s needs a value; see 'cohort "
                         "cli --help'\n",
                         argv[i]);
+                return 2;
+            }
+            if (argv[i][1] == 'p' &&
+                (!cli_decimal_u64(argv[i + 1], &n) || n == 0 || n > 65535)) {
+                fprintf(stderr,
+                        "cohort cli: -p %s: expected a decimal number from 1 "
+                        "to 65535; see 'cohort cli --help'\n",
+                        argv[i + 1]);
                 return 2;
             }
             *(argv[i][1] == 'h' ? &host : &port) = argv[i + 1];
@@ -274,14 +288,13 @@ int cmd_cli(int argc, char **argv)
         }
         if (strncmp(argv[i], "--", 2) != 0) {
             fprintf(stderr,
-                    "cohort cli: unknown option '%s' (the short "
-                    "ones are -h HOST and -p PORT); see 'cohort cli "
-                    "--help'\n",
+                    "cohort cli: unknown flag %s (the short ones are -h HOST "
+                    "and -p PORT); see 'cohort cli --help'\n",
                     argv[i]);
             return 2;
         }
         struct cli_flag f;
-        if (cli_flag_next(CLI, argc, argv, &i, is_switch, &f) != 0 ||
+        if (cli_flag_next(CLI, argc, argv, &i, flag_kind, &f) != 0 ||
             take_flag(&p, &f) != 0)
             return 2;
         i++;

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/rpc.h"
 
 #define MEMBERS_MAX 16u
@@ -147,9 +148,13 @@ int cmd_members(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return usage(0);
-        if (!strcmp(argv[i], "--cluster") && i + 1 < argc)
+        if (!strcmp(argv[i], "--cluster") && i + 1 == argc)
+            return cli_flag_needs_value("members", "cluster");
+        if (!strcmp(argv[i], "--cluster"))
             addr = argv[++i];
-        else if (argv[i][0] != '-' && i == argc - 1)
+        else if (argv[i][0] == '-')
+            return cli_flag_unknown("members", argv[i]);
+        else if (i == argc - 1)
             addr = argv[i];
         else {
             fprintf(stderr, "cohort members: unexpected '%s'\n", argv[i]);

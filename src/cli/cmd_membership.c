@@ -112,33 +112,42 @@ static int fail_usage(const struct membership_cli *m, const char *fmt, ...)
     return 2;
 }
 
+/* The flags of m's command that take a value. */
+static bool takes_value(const struct membership_cli *m, const char *a)
+{
+    return !strcmp(a, "--cluster") || !strcmp(a, "--timeout") ||
+           !strcmp(a, "--max-lag") ||
+           (m->change != CHANGE_REMOVE &&
+            (!strcmp(a, "--peer") || !strcmp(a, "--client")));
+}
+
 static int parse(struct membership_cli *m, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        bool more = i + 1 < argc;
         uint64_t v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout, m->name);
             return 1;
         }
-        if (!strcmp(a, "--cluster") && more) {
+        if (takes_value(m, a) && i + 1 == argc)
+            return cli_flag_needs_value(m->name, a + 2);
+        if (!strcmp(a, "--cluster")) {
             m->cluster = argv[++i];
-        } else if (!strcmp(a, "--timeout") && more) {
-            if (!cli_decimal_u64(argv[++i], &v) || v == 0 || v > 86400)
-                return fail_usage(m, "--timeout takes seconds 1..86400");
+        } else if (!strcmp(a, "--timeout")) {
+            if (cli_flag_u64(m->name, "timeout", argv[++i], 1, 86400, &v))
+                return 2;
             m->timeout_ms = v * 1000u;
-        } else if (!strcmp(a, "--max-lag") && more) {
-            if (!cli_decimal_u64(argv[++i], &v) || v > 1000000000)
-                return fail_usage(m, "--max-lag takes ops 0..1000000000");
+        } else if (!strcmp(a, "--max-lag")) {
+            if (cli_flag_u64(m->name, "max-lag", argv[++i], 0, 1000000000, &v))
+                return 2;
             m->max_lag = v;
         } else if (!strcmp(a, "--learner") && m->change == CHANGE_ADD) {
             m->learner = true;
-        } else if (!strcmp(a, "--peer") && more && m->change != CHANGE_REMOVE) {
-            m->peer = argv[++i];
-        } else if (!strcmp(a, "--client") && more &&
-                   m->change != CHANGE_REMOVE) {
-            m->client = argv[++i];
+        } else if (takes_value(m, a)) { /* --peer, --client */
+            *(!strcmp(a, "--peer") ? &m->peer : &m->client) = argv[++i];
+        } else if (a[0] == '-') {
+            return cli_flag_unknown(m->name, a);
         } else if (!m->have_id && cli_decimal_u64(a, &v)) {
             m->id = v;
             m->have_id = true;

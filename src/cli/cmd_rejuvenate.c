@@ -75,28 +75,23 @@ static int parse(struct rejuv *r, int argc, char **argv)
         uint64_t v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             return usage(0) + 1;
-        if (!strcmp(a, "--cluster") && i + 1 < argc) {
+        bool valued = !strcmp(a, "--cluster") || !strcmp(a, "--timeout") ||
+                      !strcmp(a, "--max-lag");
+        if (valued && i + 1 == argc)
+            return cli_flag_needs_value("rejuvenate", a + 2);
+        if (!strcmp(a, "--cluster")) {
             r->cluster = argv[++i];
-        } else if (!strcmp(a, "--timeout") && i + 1 < argc) {
-            if (!cli_decimal_u64(argv[++i], &v) || v == 0 || v > 3600) {
-                fprintf(stderr, "cohort rejuvenate: --timeout takes seconds "
-                                "1..3600\n");
+        } else if (!strcmp(a, "--timeout")) {
+            if (cli_flag_u64("rejuvenate", "timeout", argv[++i], 1, 3600, &v))
                 return 2;
-            }
             r->timeout_ms = v * 1000u;
-        } else if (!strcmp(a, "--max-lag") && i + 1 < argc) {
-            if (!cli_decimal_u64(argv[++i], &v)) {
-                fprintf(stderr, "cohort rejuvenate: --max-lag takes a number "
-                                "of ops\n");
+        } else if (!strcmp(a, "--max-lag")) {
+            if (cli_flag_u64("rejuvenate", "max-lag", argv[++i], 0, UINT64_MAX,
+                             &v))
                 return 2;
-            }
             r->max_lag = v;
         } else {
-            fprintf(stderr,
-                    "cohort rejuvenate: unexpected '%s'; see 'cohort "
-                    "rejuvenate --help'\n",
-                    a);
-            return 2;
+            return cli_flag_unknown("rejuvenate", a);
         }
     }
     return 0;

@@ -1,6 +1,8 @@
 /* cli/cmd_restore — `cohort restore <file> <data-dir>`: put a backup made by
- * `cohort backup` into an empty data directory, as that replica's snapshot,
- * so that a new cluster starts from the backed-up state.
+ * `cohort backup` into an empty data directory (made, with any missing
+ * parents, mode 0700, as `cohort server` makes its --data-dir), as that
+ * replica's snapshot, so that a new cluster starts from the backed-up
+ * state.
  *
  * Every member of the new cluster is restored from the same file: the
  * replicas start with no metadata and no log, at view 0, each with the
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "storage/snapshot.h"
 #include "storage/vfs.h"
 
@@ -93,8 +96,9 @@ static int restore(const char *file, const char *dir, uint64_t *op,
     int rc = verify(file, op, err);
     if (rc == 0)
         rc = check_empty(dir, err);
-    if (rc == 0)
-        rc = vfs_mkdir_durable(vfs, dir, err);
+    /* As `cohort server` makes its --data-dir: parents too, mode 0700. */
+    if (rc == 0 && vfs_mkdir_parents_durable(vfs, dir, err) != 0)
+        rc = err_wrap(err, "data directory %s (is it writable?)", dir);
     if (rc == 0)
         rc = vfs_path_join(snaps, dir, "snapshots", err);
     if (rc == 0)
@@ -121,12 +125,16 @@ int cmd_restore(int argc, char **argv)
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: cohort restore <file> <data-dir>\n"
                "Put a backup made by 'cohort backup' into a new, empty data "
-               "directory. Restore\nevery member of the new cluster from the "
-               "same file before starting any of them.\n");
+               "directory (made\nwith its missing parents, mode 0700). "
+               "Restore every member of the new cluster\nfrom the same file "
+               "before starting any of them.\n");
         return 0;
     }
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-')
+            return cli_flag_unknown("restore", argv[i]);
     if (argc != 3) {
-        fprintf(stderr, "cohort restore: takes <file> <data-dir>; see "
+        fprintf(stderr, "cohort <file> <data-dir>: takes restore; see "
                         "'cohort restore --help'\n");
         return 2;
     }

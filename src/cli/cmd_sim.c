@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "core/prng.h"
 #include "sim/faults.h"
 #include "sim/sim.h"
@@ -102,15 +103,7 @@ static void usage(FILE *out)
 
 static bool parse_u64(const char *s, uint64_t *out)
 {
-    if (!s || !*s)
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || s[0] == '-')
-        return false;
-    *out = v;
-    return true;
+    return cli_decimal_u64(s, out);
 }
 
 static bool parse_range(const char *s, uint64_t *a, uint64_t *b)
@@ -132,12 +125,14 @@ static bool parse_range(const char *s, uint64_t *a, uint64_t *b)
     return parse_u64(first, a) && parse_u64(sep + skip, b) && *a <= *b;
 }
 
-static int bad(const char *what, const char *value)
+/* flag ("--name") and its value, which is not what; or no value at all. */
+static int bad(const char *flag, const char *value, const char *what)
 {
-    fprintf(stderr,
-            "cohort sim: bad %s '%s'; run 'cohort sim --help' for usage\n",
-            what, value ? value : "");
-    return 2;
+    if (value == NULL)
+        return cli_flag_needs_value("sim", flag + 2);
+    char why[128];
+    snprintf(why, sizeof(why), "expected %s", what);
+    return cli_flag_bad("sim", flag + 2, value, why);
 }
 
 static int list_scenarios(void)
@@ -153,73 +148,73 @@ static int parse_value(struct sim_cli *cli, const char *flag, const char *v)
     uint64_t n;
     if (!strcmp(flag, "--seed")) {
         if (!parse_u64(v, &cli->seed_first))
-            return bad("seed", v);
+            return bad(flag, v, "a decimal number");
         cli->seed_last = cli->seed_first;
     } else if (!strcmp(flag, "--seeds")) {
         if (!v || !parse_range(v, &cli->seed_first, &cli->seed_last))
-            return bad("seed range (want A..B)", v);
+            return bad(flag, v, "a range of decimal numbers A..B");
     } else if (!strcmp(flag, "--soak")) {
         if (!parse_u64(v, &cli->soak_minutes) || cli->soak_minutes == 0)
-            return bad("soak minutes", v);
+            return bad(flag, v, "a decimal number of minutes above 0");
     } else if (!strcmp(flag, "--profile")) {
         if (!v || !sim_profile_find(v))
-            return bad("profile", v);
+            return bad(flag, v, "a profile name (see --help)");
         cli->o.profile = v;
     } else if (!strcmp(flag, "--scenario")) {
         if (!v || !sim_scenario_find(v))
-            return bad("scenario (see --list-scenarios)", v);
+            return bad(flag, v, "a scenario name (see --list-scenarios)");
         cli->o.scenario = v;
     } else if (!strcmp(flag, "--replicas")) {
         if (!parse_u64(v, &n) || (n != 3 && n != 5 && n != 7))
-            return bad("replica count (3, 5 or 7)", v);
+            return bad(flag, v, "a decimal number: 3, 5 or 7");
         cli->o.replicas = (uint32_t)n;
     } else if (!strcmp(flag, "--ops")) {
         if (!parse_u64(v, &n) || n == 0 || n > 1000000)
-            return bad("op count", v);
+            return bad(flag, v, "a decimal number from 1 to 1000000");
         cli->o.ops = n;
     } else if (!strcmp(flag, "--clients")) {
         if (!parse_u64(v, &n) || n == 0 || n > 16)
-            return bad("client count (1..16)", v);
+            return bad(flag, v, "a decimal number from 1 to 16");
         cli->o.clients = (uint32_t)n;
     } else if (!strcmp(flag, "--reads")) {
         if (!parse_u64(v, &n) || n > 100)
-            return bad("read percentage (0..100)", v);
+            return bad(flag, v, "a decimal number from 0 to 100");
         cli->o.reads = (uint32_t)n;
     } else if (!strcmp(flag, "--transfers")) {
         if (!parse_u64(v, &n) || (n != 0 && n < 50) || n > 600000)
-            return bad("transfer interval in ms (0, or 50..600000)", v);
+            return bad(flag, v, "a decimal number of ms: 0, or 50 to 600000");
         cli->o.transfers_ms = (uint32_t)n;
     } else if (!strcmp(flag, "--reconfigs")) {
         if (!parse_u64(v, &n) || (n != 0 && n < 50) || n > 600000)
-            return bad("reconfiguration interval in ms (0, or 50..600000)", v);
+            return bad(flag, v, "a decimal number of ms: 0, or 50 to 600000");
         cli->o.reconfig_ms = (uint32_t)n;
     } else if (!strcmp(flag, "--voters")) {
         if (!parse_u64(v, &n) || n > COHORT_REPLICAS_MAX)
-            return bad("initial voter count (0: all replicas)", v);
+            return bad(flag, v, "a decimal number from 0 (all) to 7");
         cli->o.voters = (uint32_t)n;
     } else if (!strcmp(flag, "--replace-after")) {
         if (!parse_u64(v, &n) || (n != 0 && n < 50) || n > 600000)
-            return bad("replacement grace period in ms (0, or 50..600000)", v);
+            return bad(flag, v, "a decimal number of ms: 0, or 50 to 600000");
         cli->o.replace_after_ms = (uint32_t)n;
     } else if (!strcmp(flag, "--spares")) {
         if (!parse_u64(v, &n) || n >= COHORT_REPLICAS_MAX)
-            return bad("spare count (below the replica count)", v);
+            return bad(flag, v, "a decimal number below the replica count");
         cli->o.spares = (uint32_t)n;
     } else if (!strcmp(flag, "--volatile")) {
         if (!parse_u64(v, &n) || n > 100)
-            return bad("volatile op percentage (0..100)", v);
+            return bad(flag, v, "a decimal number from 0 to 100");
         cli->o.volatile_pct = (uint32_t)n;
     } else if (!strcmp(flag, "--coord")) {
         if (!parse_u64(v, &n) || n > 100)
-            return bad("coordination op percentage (0..100)", v);
+            return bad(flag, v, "a decimal number from 0 to 100");
         cli->o.coord_pct = (uint32_t)n;
     } else if (!strcmp(flag, "--flush")) {
         if (!parse_u64(v, &n) || n > 20)
-            return bad("FLUSHALL op percentage (0..20)", v);
+            return bad(flag, v, "a decimal number from 0 to 20");
         cli->o.flush_pct = (uint32_t)n;
     } else if (!strcmp(flag, "--bugs")) {
         if (!parse_u64(v, &n) || n > UINT32_MAX)
-            return bad("bug mask", v);
+            return bad(flag, v, "a decimal bug mask");
         cli->o.bugs = (uint32_t)n;
     } else {
         return -1;
@@ -246,13 +241,8 @@ static int parse(struct sim_cli *cli, int argc, char **argv)
         } else {
             const char *v = i + 1 < argc ? argv[i + 1] : NULL;
             int rc = parse_value(cli, a, v);
-            if (rc < 0) {
-                fprintf(stderr,
-                        "cohort sim: unknown option '%s'; run 'cohort sim "
-                        "--help' for usage\n",
-                        a);
-                return 2;
-            }
+            if (rc < 0)
+                return cli_flag_unknown("sim", a);
             if (rc)
                 return rc;
             i++;

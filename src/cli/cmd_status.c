@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/rpc.h"
 #include "common/resp.h"
 
@@ -33,6 +34,9 @@ int cmd_status(int argc, char **argv)
                "that member sees them.\n");
         return 0;
     }
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-')
+            return cli_flag_unknown("status", argv[i]);
     if (argc > 2) {
         fprintf(stderr, "cohort status: takes one host:port; see 'cohort "
                         "status --help'\n");

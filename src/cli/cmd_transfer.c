@@ -55,16 +55,18 @@ static int parse(struct transfer_cli *t, int argc, char **argv)
             usage(stdout);
             return 1;
         }
-        if (!strcmp(a, "--cluster") && i + 1 < argc) {
+        bool valued = !strcmp(a, "--cluster") || !strcmp(a, "--timeout");
+        if (valued && i + 1 == argc)
+            return cli_flag_needs_value("transfer", a + 2);
+        if (!strcmp(a, "--cluster")) {
             t->cluster = argv[++i];
-        } else if (!strcmp(a, "--timeout") && i + 1 < argc) {
+        } else if (!strcmp(a, "--timeout")) {
             uint64_t s;
-            if (!cli_decimal_u64(argv[++i], &s) || s == 0 || s > 3600) {
-                fprintf(stderr, "cohort transfer: --timeout takes seconds "
-                                "1..3600\n");
+            if (cli_flag_u64("transfer", "timeout", argv[++i], 1, 3600, &s))
                 return 2;
-            }
             t->timeout_ms = s * 1000u;
+        } else if (a[0] == '-') {
+            return cli_flag_unknown("transfer", a);
         } else if (!have_id && cli_decimal_u64(a, &t->target)) {
             have_id = true;
         } else {

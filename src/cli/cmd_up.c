@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cohort.h"
 #include "runtime/logline.h"
 
@@ -54,20 +55,16 @@ struct up_args {
     const char *dir;
 };
 
+/* The value of flag ("--name"), decimal in [lo, hi]. */
 static int parse_int(const char *flag, const char *v, long lo, long hi,
                      long *out)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(v ? v : "", &end, 10);
-    if (!v || errno || *end || x < lo || x > hi) {
-        fprintf(stderr,
-                "cohort up: %s %s: expected a number from %ld to "
-                "%ld\n",
-                flag, v ? v : "", lo, hi);
+    uint64_t x = 0;
+    if (v == NULL)
+        return cli_flag_needs_value("up", flag + 2);
+    if (cli_flag_u64("up", flag + 2, v, (uint64_t)lo, (uint64_t)hi, &x) != 0)
         return 2;
-    }
-    *out = x;
+    *out = (long)x;
     return 0;
 }
 
@@ -110,14 +107,12 @@ static int parse_args(int argc, char **argv, struct up_args *u)
             rc = parse_int(a, v, 1, 65535 - COHORT_REPLICAS_MAX,
                            &u->metrics_port),
             i++;
-        } else if (!strcmp(a, "--dir") && v) {
+        } else if (!strcmp(a, "--dir")) {
+            if (v == NULL)
+                return cli_flag_needs_value("up", "dir");
             u->dir = v, i++;
         } else {
-            fprintf(stderr,
-                    "cohort up: unknown option '%s'; see 'cohort up "
-                    "--help'\n",
-                    a);
-            return 2;
+            return cli_flag_unknown("up", a);
         }
         if (rc)
             return rc;

@@ -8,6 +8,15 @@
 #include <string.h>
 #include <strings.h>
 
+enum cli_flag_kind cli_flag_kind_in(const struct cli_flag_spec *specs,
+                                    size_t count, const char *name)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!strcmp(name, specs[i].name))
+            return specs[i].arg ? CLI_FLAG_VALUE : CLI_FLAG_SWITCH;
+    return CLI_FLAG_UNKNOWN;
+}
+
 int cli_flag_bad(const char *cmd, const char *name, const char *value,
                  const char *why)
 {
@@ -16,17 +25,35 @@ int cli_flag_bad(const char *cmd, const char *name, const char *value,
     return 2;
 }
 
-int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
-                  bool (*is_switch)(const char *name), struct cli_flag *flag)
+int cli_flag_unknown(const char *cmd, const char *arg)
 {
-    const char *arg = argv[*i];
-    if (strncmp(arg, "--", 2) != 0) {
+    if (arg[0] != '-') {
         fprintf(stderr,
                 "cohort %s: unexpected argument '%s'; options start with -- "
                 "(see 'cohort %s --help')\n",
                 cmd, arg, cmd);
         return 2;
     }
+    int len = (int)strcspn(arg, "=");
+    fprintf(stderr, "cohort %s: unknown flag %.*s; see 'cohort %s --help'\n",
+            cmd, len, arg, cmd);
+    return 2;
+}
+
+int cli_flag_needs_value(const char *cmd, const char *name)
+{
+    fprintf(stderr, "cohort %s: --%s needs a value; see 'cohort %s --help'\n",
+            cmd, name, cmd);
+    return 2;
+}
+
+int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
+                  enum cli_flag_kind (*kind)(const char *name),
+                  struct cli_flag *flag)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0)
+        return cli_flag_unknown(cmd, arg);
     flag->name = arg + 2;
     flag->value = NULL;
     const char *eq = strchr(flag->name, '=');
@@ -35,27 +62,26 @@ int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
                  flag->name);
         flag->name = flag->buf;
         flag->value = eq + 1;
-    } else if (is_switch(flag->name)) {
-        return 0;
-    } else if (*i + 1 < argc) {
-        flag->value = argv[++*i];
-    } else {
-        return cli_flag_bad(cmd, flag->name, NULL, "needs a value");
     }
+    enum cli_flag_kind k = kind(flag->name);
+    if (k == CLI_FLAG_UNKNOWN)
+        return cli_flag_unknown(cmd, arg);
+    if (eq || k == CLI_FLAG_SWITCH)
+        return 0;
+    if (*i + 1 >= argc)
+        return cli_flag_needs_value(cmd, flag->name);
+    flag->value = argv[++*i];
     return 0;
 }
 
 int cli_flag_u64(const char *cmd, const char *name, const char *value,
                  uint64_t min, uint64_t max, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 0);
-    if (errno || *end || end == value || value[0] == '-' || v < min ||
-        v > max) {
+    uint64_t v = 0;
+    if (!cli_decimal_u64(value, &v) || v < min || v > max) {
         char why[96];
         snprintf(why, sizeof(why),
-                 "expected a whole number from %" PRIu64 " to %" PRIu64, min,
+                 "expected a decimal number from %" PRIu64 " to %" PRIu64, min,
                  max);
         return cli_flag_bad(cmd, name, value, why);
     }
@@ -99,20 +125,49 @@ static uint64_t unit_multiplier(const char *unit)
     return 0;
 }
 
-int cli_flag_bytes(const char *cmd, const char *name, const char *value,
-                   uint64_t max, uint64_t *out)
+/* n in the largest binary unit that divides it ("64gb", "16mb"), and in
+ * bytes when that is not plain bytes: "16mb (16777216 bytes)". */
+static void bytes_text(uint64_t n, char *out, size_t size)
 {
-    char *end;
+    static const struct {
+        const char *unit;
+        unsigned shift;
+    } units[] = {{"tb", 40}, {"gb", 30}, {"mb", 20}, {"kb", 10}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        uint64_t one = 1ull << units[i].shift;
+        if (n >= one && n % one == 0) {
+            snprintf(out, size, "%" PRIu64 "%s (%" PRIu64 " bytes)",
+                     n >> units[i].shift, units[i].unit, n);
+            return;
+        }
+    }
+    snprintf(out, size, "%" PRIu64 " bytes", n);
+}
+
+int cli_flag_bytes(const char *cmd, const char *name, const char *value,
+                   uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end = NULL;
     errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    uint64_t factor = end != value ? unit_multiplier(end) : 0;
-    if (errno || factor == 0 || value[0] == '-' || value[0] == '+' ||
-        v > max / factor) {
-        (void)max;
+    unsigned long long v = 0;
+    if (value[0] >= '0' && value[0] <= '9')
+        v = strtoull(value, &end, 10);
+    uint64_t factor = end != NULL ? unit_multiplier(end) : 0;
+    if (factor == 0)
         return cli_flag_bad(cmd, name, value,
-                            "expected bytes: a number with an optional unit "
-                            "(100mb, 1gb; kb, mb, gb are powers of 1024, k, "
-                            "m, g of 1000)");
+                            "expected bytes: a decimal number with an "
+                            "optional unit (100mb, 1gb; kb, mb, gb are "
+                            "powers of 1024, k, m, g of 1000)");
+    char why[96], limit[48];
+    if (errno == ERANGE || v > max / factor) {
+        bytes_text(max, limit, sizeof(limit));
+        snprintf(why, sizeof(why), "expected at most %s", limit);
+        return cli_flag_bad(cmd, name, value, why);
+    }
+    if (v * factor < min) {
+        bytes_text(min, limit, sizeof(limit));
+        snprintf(why, sizeof(why), "expected at least %s", limit);
+        return cli_flag_bad(cmd, name, value, why);
     }
     *out = v * factor;
     return 0;

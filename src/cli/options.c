@@ -1,6 +1,7 @@
 /* cli/options — flags and config file of `cohort server`. See options.h. */
 #include "cli/options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,13 +14,7 @@
 #include "runtime/addr.h"
 #include "kv/kv.h"
 
-struct option_spec {
-    const char *name;
-    const char *arg;
-    const char *help;
-};
-
-static const struct option_spec specs[] = {
+static const struct cli_flag_spec specs[] = {
     {"id", "N", "this replica's index in --peers (required)"},
     {"peers", "H:P,H:P,...", "peer (replication) address of every replica"},
     {"clients", "H:P,H:P,...", "client (RESP) address of every replica"},
@@ -51,13 +46,17 @@ static const struct option_spec specs[] = {
      "view change attempt timeout (default 300)"},
     {"snapshot-interval-ops", "N",
      "snapshot every N ops, 64..1000000 (default 100000)"},
-    {"wal-segment-size", "BYTES", "log segment size (default 64 MiB)"},
+    {"wal-segment-size", "BYTES",
+     "log segment size (default 64mb, or one entry of --max-value-size "
+     "if larger)"},
     {"log-memory", "BYTES",
      "memory for the log's recent entries (default 64mb): a snapshot is due "
      "when they fill half of it, so large values snapshot less often with "
      "more"},
-    {"max-value-size", "BYTES", "largest value (default 1048576)"},
-    {"max-key-size", "BYTES", "largest key (default 65536)"},
+    {"max-value-size", "BYTES",
+     "largest value (default 1mb; at most about 200mb: five values fit "
+     "a message between replicas)"},
+    {"max-key-size", "BYTES", "largest key (default 64kb; at most 1mb)"},
     {"pubsub-history-messages", "N",
      "published messages each member retains for COHORT.SUBSCRIBE FROM "
      "(default 100000)"},
@@ -246,11 +245,14 @@ static int set_option(struct server_options *o, const char *name,
     } else if (!strcmp(name, "data-dir")) {
         n->data_dir = keep(o, value);
     } else if (!strcmp(name, "cluster-id")) {
-        char *end;
+        /* Hexadecimal by design (it is printed so); no sign or space. */
+        char *end = NULL;
         errno = 0;
-        n->cluster_id = strtoull(value, &end, 16);
-        if (errno || *end || end == value)
-            return bad(name, value, "expected a hexadecimal number");
+        if (isxdigit((unsigned char)value[0]))
+            n->cluster_id = strtoull(value, &end, 16);
+        if (end == NULL || errno || *end)
+            return bad(name, value,
+                       "expected a hexadecimal number (up to 16 digits)");
         *have_cluster = true;
     } else if (!strcmp(name, "bind")) {
         n->bind_host = keep(o, value);
@@ -263,10 +265,8 @@ static int set_option(struct server_options *o, const char *name,
     } else if (!strcmp(name, "peer-tls-ca-cert-file")) {
         n->peer_tls_ca_file = keep(o, value);
     } else if (!strcmp(name, "max-snapshot-size")) {
-        if (cli_flag_bytes("server", name, value, 1ull << 50, &v))
+        if (cli_flag_bytes("server", name, value, 1, 1ull << 50, &v))
             return 2;
-        if (v == 0)
-            return bad(name, value, "expected a size above 0");
         n->snapshot_size_max = v;
     } else if (!strcmp(name, "voters")) {
         if (parse_u64(name, value, 1, COHORT_REPLICAS_MAX, &v))
@@ -289,21 +289,20 @@ static int set_option(struct server_options *o, const char *name,
             return 2;
         n->snapshot_interval_ops = (uint32_t)v;
     } else if (!strcmp(name, "wal-segment-size")) {
-        if (parse_u64(name, value, 1u << 20, 1ull << 34, &v))
+        if (cli_flag_bytes("server", name, value, 1u << 20, 1ull << 34, &v))
             return 2;
         n->wal_segment_size = v & ~7ull;
     } else if (!strcmp(name, "log-memory")) {
-        if (cli_flag_bytes("server", name, value, 64ull << 30, &v))
+        if (cli_flag_bytes("server", name, value, 16u << 20, 64ull << 30, &v))
             return 2;
-        if (v < (16u << 20))
-            return bad(name, value, "expected at least 16mb");
         n->log_memory_bytes = v;
     } else if (!strcmp(name, "max-value-size")) {
-        if (parse_u64(name, value, 1, KV_VALUE_SIZE_LIMIT, &v))
+        /* Its maximum depends on --max-key-size: finish() checks it. */
+        if (cli_flag_bytes("server", name, value, 1, UINT32_MAX, &v))
             return 2;
         n->kv.value_size_max = (uint32_t)v;
     } else if (!strcmp(name, "max-key-size")) {
-        if (parse_u64(name, value, 1, KV_KEY_SIZE_LIMIT, &v))
+        if (cli_flag_bytes("server", name, value, 1, KV_KEY_SIZE_LIMIT, &v))
             return 2;
         n->kv.key_size_max = (uint32_t)v;
     } else if (!strcmp(name, "pubsub-history-messages")) {
@@ -311,10 +310,8 @@ static int set_option(struct server_options *o, const char *name,
             return 2;
         n->kv.history_count_max = (uint32_t)v;
     } else if (!strcmp(name, "pubsub-history-bytes")) {
-        if (cli_flag_bytes("server", name, value, 1ull << 40, &v))
+        if (cli_flag_bytes("server", name, value, 1, 1ull << 40, &v))
             return 2;
-        if (v == 0)
-            return bad(name, value, "expected a size above 0");
         n->kv.history_bytes_max = v;
     } else if (!strcmp(name, "max-clients")) {
         if (parse_u64(name, value, 1, 1000000, &v))
@@ -329,7 +326,7 @@ static int set_option(struct server_options *o, const char *name,
             return 2;
         o->server.timeout_s = (uint32_t)v;
     } else if (!strcmp(name, "maxmemory")) {
-        if (cli_flag_bytes("server", name, value, 1ull << 50, &v))
+        if (cli_flag_bytes("server", name, value, 0, 1ull << 50, &v))
             return 2;
         o->server.maxmemory = v;
     } else if (!strcmp(name, "requirepass")) {
@@ -382,6 +379,8 @@ static int set_option(struct server_options *o, const char *name,
         else
             return bad(name, value, "expected yes or no");
     } else {
+        /* Only a config file gets here: cli_flag_next() refuses an unknown
+         * flag. */
         fprintf(stderr,
                 "cohort server: unknown option '%s'; see 'cohort server "
                 "--help'\n",
@@ -495,6 +494,11 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
     if (n->initial_voters == peers)
         n->initial_voters = 0; /* the default: all */
     n->replica_count = peers;
+    struct cohort_err e;
+    if (node_config_check(n, &e) != 0) {
+        fprintf(stderr, "cohort server: %s\n", e.message);
+        return 2;
+    }
     if (!n->data_dir) {
         char dir[64];
         snprintf(dir, sizeof(dir), "data/replica-%u", n->self);
@@ -520,9 +524,9 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
     return metrics_address(o);
 }
 
-static bool is_switch(const char *name)
+static enum cli_flag_kind flag_kind(const char *name)
 {
-    return !strcmp(name, "quiet") || !strcmp(name, "spare");
+    return cli_flag_kind_in(specs, SPEC_COUNT, name);
 }
 
 int server_options_parse(struct server_options *o, int argc, char **argv)
@@ -540,7 +544,7 @@ int server_options_parse(struct server_options *o, int argc, char **argv)
             return 1;
         }
         struct cli_flag f;
-        if (cli_flag_next("server", argc, argv, &i, is_switch, &f) != 0)
+        if (cli_flag_next("server", argc, argv, &i, flag_kind, &f) != 0)
             return 2;
         const char *name = f.name;
         const char *value = f.value ? f.value : "1";

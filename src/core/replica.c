@@ -750,6 +750,12 @@ uint32_t replica_message_size_max(const struct replica *r)
     return r->c.message_size_max;
 }
 
+uint64_t replica_config_message_size(const struct replica_config *c)
+{
+    return c->message_size_max ? c->message_size_max
+                               : (uint64_t)message_size_needed(c);
+}
+
 const char *replica_status_name(enum replica_status status)
 {
     switch (status) {

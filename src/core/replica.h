@@ -558,6 +558,10 @@ size_t replica_export(const struct replica *r, struct replica_export *out,
 /* The largest peer message this replica sends or accepts (derived from the
  * pipeline limits when the config left it 0). */
 uint32_t replica_message_size_max(const struct replica *r);
+/* The largest peer message a replica with config c would send or accept:
+ * c->message_size_max, or what replica_init() derives when it is 0. Pure:
+ * a host checks its transport's limits with it before starting. */
+uint64_t replica_config_message_size(const struct replica_config *c);
 /* The log's body arena: the replica's largest buffer, allocated once at
  * replica_init() and never moved. A driver that forks to write snapshots
  * may keep it out of the child (ACT_SNAPSHOT_TAKE never points into it). */

@@ -23,28 +23,6 @@
 #include "common/bytes.h"
 #include "common/crc32c.h"
 
-/* Create dir and any missing parents, each made durable. */
-static int mkdir_parents(struct vfs *vfs, const char *dir,
-                         struct cohort_err *err)
-{
-    char path[VFS_PATH_MAX];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof(path))
-        return err_set(err, -COHORT_EINVAL, "data directory path '%s'", dir);
-    memcpy(path, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
-        char saved = path[i];
-        path[i] = '\0';
-        int rc = vfs_mkdir_durable(vfs, path, err);
-        path[i] = saved;
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
 /* The metadata, and what it says of the log (into *x). */
 static int recover_meta(struct driver *d, struct replica_durable *out,
                         struct wal_expect *x, struct cohort_err *err)
@@ -217,7 +195,7 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
 {
     memset(out, 0, sizeof(*out));
     *table = NULL;
-    int rc = mkdir_parents(d->vfs, d->c.data_dir, err);
+    int rc = vfs_mkdir_parents_durable(d->vfs, d->c.data_dir, err);
     if (rc != 0)
         return err_wrap(err, "data directory %s (is it writable?)",
                         d->c.data_dir);

@@ -404,9 +404,9 @@ static int parse_acl(uint32_t argc, const struct resp_arg *argv,
     return 0;
 }
 
-int kv_command_parse(const struct kv_config *config, uint32_t argc,
-                     const struct resp_arg *argv, struct kv_write *w,
-                     struct resp_buf *out)
+static int parse_command(const struct kv_config *config, uint32_t argc,
+                         const struct resp_arg *argv, struct kv_write *w,
+                         struct resp_buf *out)
 {
     memset(w, 0, sizeof(*w));
     if (kv_command_is_acl_write(argc, argv))
@@ -431,6 +431,27 @@ int kv_command_parse(const struct kv_config *config, uint32_t argc,
             return -COHORT_EINVAL;
     }
     return 0;
+}
+
+int kv_command_parse_logged(const struct kv_config *config, uint32_t argc,
+                            const struct resp_arg *argv, struct kv_write *w,
+                            struct resp_buf *out)
+{
+    return parse_command(config, argc, argv, w, out);
+}
+
+int kv_command_parse(const struct kv_config *config, uint32_t argc,
+                     const struct resp_arg *argv, struct kv_write *w,
+                     struct resp_buf *out)
+{
+    int rc = parse_command(config, argc, argv, w, out);
+    if (rc != 0 || kv_command_is_acl_write(argc, argv))
+        return rc;
+    /* Redis names the command as the client typed it (SETEX, not the SET
+     * it becomes), in lower case: the table's name. */
+    const struct kv_command_def *def = command_find(&argv[0]);
+    ASSERT(def != NULL);
+    return kv_expire_check_proposed(w, def->name, out);
 }
 
 /* What setting key to a value of value_size adds to kv_used_memory(). */

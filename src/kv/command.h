@@ -261,14 +261,21 @@ enum kv_class kv_command_class(const struct resp_arg *name);
 bool kv_command_replies_map(const struct resp_arg *name);
 
 /* Parse a client's write command (argv[0] is its name, as the server's
- * resp_request_parse() gives it). On success returns 0 and fills w, which
- * borrows argv. On a client error (unknown command, wrong arity, syntax, a
- * bad integer, an unsupported option, a key or value over the limits)
+ * resp_request_parse() gives it) to propose it. On success returns 0 and
+ * fills w, which borrows argv. On a client error (unknown command, wrong
+ * arity, syntax, a bad integer, an unsupported option, a key or value over
+ * the limits, a relative expiry past kv_expire_check_proposed()'s limit)
  * returns -COHORT_EINVAL and appends Redis's error reply to out. Such an
  * error certainly did not take effect: nothing was proposed. */
 int kv_command_parse(const struct kv_config *config, uint32_t argc,
                      const struct resp_arg *argv, struct kv_write *w,
                      struct resp_buf *out);
+/* kv_command_parse() without the checks only a proposer makes: how apply
+ * parses a logged transaction's commands, accepting what older builds
+ * proposed (kv/txn.h). */
+int kv_command_parse_logged(const struct kv_config *config, uint32_t argc,
+                            const struct resp_arg *argv, struct kv_write *w,
+                            struct resp_buf *out);
 
 /* How much w may add to kv_used_memory() if applied to kv as it is now:
  * per key written, the value's growth if the key exists (0 if it shrinks),

@@ -60,6 +60,27 @@ static int parse_ms(const struct resp_arg *arg, int64_t scale, bool positive,
     return 0;
 }
 
+int kv_expire_check_proposed(const struct kv_write *w, const char *command,
+                             struct resp_buf *r)
+{
+    bool relative = false;
+    switch (w->type) {
+    case KV_CMD_SET:
+    case KV_CMD_GETEX:
+        relative = (w->flags & KV_SET_PX) != 0;
+        break;
+    case KV_CMD_PEXPIRE:
+        relative = (w->flags & KV_EXPIRE_AT) == 0;
+        break;
+    default:
+        break;
+    }
+    if (!relative || w->delta <= KV_EXPIRE_RELATIVE_MAX_MS)
+        return 0;
+    resp_write_errorf(r, "ERR invalid expire time in '%s' command", command);
+    return -COHORT_EINVAL;
+}
+
 /* EX, PX, EXAT, PXAT (with a value) and, if persist_word, PERSIST or
  * KEEPTTL (without). Returns 1, 0 or -COHORT_EINVAL as the header says. */
 static int parse_option(uint32_t argc, const struct resp_arg *argv, uint32_t *j,

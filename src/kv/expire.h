@@ -46,6 +46,26 @@ bool kv_expire_absolute(const struct kv_write *w);
 void kv_expire_absolute_to_log(struct kv_write *w, uint64_t wall_ms,
                                uint64_t log_ms);
 
+/* The log time a relative expiry leaves room for: 2^41 ms, 69 years (log
+ * time starts at the first primary's monotonic clock, its uptime, and
+ * advances with real time). A
+ * proposer refuses a relative TTL (EX, PX, SETEX, PSETEX, EXPIRE, PEXPIRE,
+ * GETEX EX/PX) over INT64_MAX - this many ms with Redis's "invalid expire
+ * time in '<command>' command", as Redis refuses one that overflows when
+ * added to the Unix time (2^40.7 ms in 2025), so apply's own overflow
+ * check, which knows only the op's type and would name 'set' for SETEX or
+ * 'pexpire' for EXPIRE, is not reached by a group younger than that. */
+#define KV_EXPIRE_LOG_ROOM_MS (INT64_C(1) << 41)
+#define KV_EXPIRE_RELATIVE_MAX_MS (INT64_MAX - KV_EXPIRE_LOG_ROOM_MS)
+
+/* Where a write is proposed (never at apply, which must keep applying what
+ * older builds logged): refuse a relative expiry over
+ * KV_EXPIRE_RELATIVE_MAX_MS, naming command (the name the client typed,
+ * lower case, as Redis names it). -COHORT_EINVAL with the error appended to
+ * r; 0 for anything else. */
+int kv_expire_check_proposed(const struct kv_write *w, const char *command,
+                             struct resp_buf *r);
+
 /* Whether a body of this type and flags carries the i64 after the header. */
 bool kv_expire_has_delta(enum kv_command_type type, uint16_t flags);
 

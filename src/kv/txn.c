@@ -70,7 +70,7 @@ int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
         return 0;
     }
     struct kv_write w;
-    return kv_command_parse(config, argc, argv, &w, out);
+    return kv_command_parse_logged(config, argc, argv, &w, out);
 }
 
 int kv_txn_check_proposed(const struct kv_config *config, uint32_t argc,
@@ -81,10 +81,15 @@ int kv_txn_check_proposed(const struct kv_config *config, uint32_t argc,
     struct kv_write w;
     struct resp_buf sink;
     resp_buf_init(&sink, 2);
-    int rc = kv_command_parse(config, argc, argv, &w, &sink);
+    int rc = kv_command_parse_logged(config, argc, argv, &w, &sink);
     resp_buf_deinit(&sink);
-    if (rc != 0 || !kv_expire_absolute(&w))
+    if (rc != 0)
         return 0; /* kv_txn_check_command() answers a bad command */
+    /* What only a proposer refuses: a relative expiry past the limit. */
+    if (kv_command_parse(config, argc, argv, &w, out) != 0)
+        return -COHORT_EINVAL;
+    if (!kv_expire_absolute(&w))
+        return 0;
     resp_write_errorf(out,
                       "ERR '%.*s' with an absolute time (EXAT, PXAT, "
                       "EXPIREAT, PEXPIREAT) cannot run inside a transaction; "
@@ -162,11 +167,11 @@ static uint32_t check_compare(const struct kv_config *config, uint32_t left,
     return 0;
 }
 
-/* A list of count commands at a[0..left): returns the arguments it takes,
- * or UINT32_MAX after writing the error. */
-static uint32_t check_list(const struct kv_config *config, uint64_t count,
-                           uint32_t left, const struct resp_arg *a,
-                           struct resp_buf *out)
+/* A list of count commands at a[0..left), each checked if check_commands:
+ * returns the arguments it takes, or UINT32_MAX after writing the error. */
+static uint32_t check_list(const struct kv_config *config, bool check_commands,
+                           uint64_t count, uint32_t left,
+                           const struct resp_arg *a, struct resp_buf *out)
 {
     uint32_t used = 0;
     for (uint64_t i = 0; i < count; i++) {
@@ -177,8 +182,8 @@ static uint32_t check_list(const struct kv_config *config, uint64_t count,
                                   "command is <argc> <name> [<arg> ...]");
             return UINT32_MAX;
         }
-        if (kv_txn_check_command(config, (uint32_t)argc, &a[used + 1], out) !=
-            0)
+        if (check_commands && kv_txn_check_command(config, (uint32_t)argc,
+                                                   &a[used + 1], out) != 0)
             return UINT32_MAX;
         used += 1 + (uint32_t)argc;
     }
@@ -191,8 +196,8 @@ static int syntax_error(struct resp_buf *out, const char *what)
     return -COHORT_EINVAL;
 }
 
-int kv_txn_parse(const struct kv_config *config, bool exec, uint32_t argc,
-                 const struct resp_arg *argv, struct kv_txn *t,
+static int parse(const struct kv_config *config, bool check_commands, bool exec,
+                 uint32_t argc, const struct resp_arg *argv, struct kv_txn *t,
                  struct resp_buf *out)
 {
     memset(t, 0, sizeof(*t));
@@ -233,7 +238,8 @@ int kv_txn_parse(const struct kv_config *config, bool exec, uint32_t argc,
         }
         at++;
         const struct resp_arg *start = &argv[at];
-        uint32_t took = check_list(config, counts[list], argc - at, start, out);
+        uint32_t took = check_list(config, check_commands, counts[list],
+                                   argc - at, start, out);
         if (took == UINT32_MAX)
             return -COHORT_EINVAL;
         at += took;
@@ -248,6 +254,20 @@ int kv_txn_parse(const struct kv_config *config, bool exec, uint32_t argc,
     if (at != argc)
         return syntax_error(out, "arguments after the last command");
     return 0;
+}
+
+int kv_txn_parse(const struct kv_config *config, bool exec, uint32_t argc,
+                 const struct resp_arg *argv, struct kv_txn *t,
+                 struct resp_buf *out)
+{
+    return parse(config, true, exec, argc, argv, t, out);
+}
+
+int kv_txn_parse_shape(const struct kv_config *config, bool exec, uint32_t argc,
+                       const struct resp_arg *argv, struct kv_txn *t,
+                       struct resp_buf *out)
+{
+    return parse(config, false, exec, argc, argv, t, out);
 }
 
 void kv_txn_next_command(const struct resp_arg **pos, uint32_t *argc,
@@ -274,7 +294,7 @@ static uint64_t list_growth(const struct kv *kv, uint32_t count,
         struct kv_write w;
         struct resp_buf sink;
         resp_buf_init(&sink, 2);
-        if (kv_command_parse(&kv->config, argc, argv, &w, &sink) == 0)
+        if (kv_command_parse_logged(&kv->config, argc, argv, &w, &sink) == 0)
             growth += kv_command_growth(kv, &w);
         resp_buf_deinit(&sink);
     }
@@ -351,7 +371,7 @@ static void run_command(struct kv *kv, uint64_t op, uint64_t now_ms,
         return;
     }
     struct kv_write w;
-    int rc = kv_command_parse(limits, argc, argv, &w, r);
+    int rc = kv_command_parse_logged(limits, argc, argv, &w, r);
     ASSERT(rc == 0); /* checked by kv_txn_parse() with the same limits */
     kv_apply_write(kv, op, &w, r);
 }

@@ -81,7 +81,7 @@ struct kv_txn {
 size_t kv_txn_size_max(const struct kv_config *config);
 
 /* Check one command of a transaction (argv[0] is its name): a store write
- * that kv_command_parse() accepts, or a store read with the right arity.
+ * that kv_command_parse_logged() accepts, or a store read with the right arity.
  * On error returns -COHORT_EINVAL and appends the error reply to out
  * (Redis's text where Redis has one). */
 int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
@@ -91,8 +91,10 @@ int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
  * applying what older builds logged): a write with an absolute expiry
  * (EXAT, PXAT, EXPIREAT, PEXPIREAT) is refused, since a Unix time becomes
  * log time only where a clock may be read (kv/expire.h), and the commands
- * are parsed again at apply. -COHORT_EINVAL with the error appended to out;
- * 0 for anything else (kv_txn_check_command() judges the rest). */
+ * are parsed again at apply; so is what kv_command_parse() refuses beyond
+ * kv_command_parse_logged() (a relative expiry past
+ * KV_EXPIRE_RELATIVE_MAX_MS). -COHORT_EINVAL with the error appended to
+ * out; 0 for anything else (kv_txn_check_command() judges the rest). */
 int kv_txn_check_proposed(const struct kv_config *config, uint32_t argc,
                           const struct resp_arg *argv, struct resp_buf *out);
 /* Call fn(ctx, argc, argv) for each command of a parsed transaction, THEN
@@ -110,6 +112,13 @@ int kv_txn_check_proposed_lists(const struct kv_config *config,
 int kv_txn_parse(const struct kv_config *config, bool exec, uint32_t argc,
                  const struct resp_arg *argv, struct kv_txn *t,
                  struct resp_buf *out);
+/* kv_txn_parse() of the structure only (counts, compares, where each
+ * command starts), not of the commands: for the server to name a command
+ * it knows but a transaction cannot hold (PING) before the store, which
+ * knows only its own commands, calls it unknown. */
+int kv_txn_parse_shape(const struct kv_config *config, bool exec, uint32_t argc,
+                       const struct resp_arg *argv, struct kv_txn *t,
+                       struct resp_buf *out);
 
 /* The next command of a parsed list: *pos points at its argc; sets argc and
  * argv and moves *pos past it. */

@@ -62,21 +62,9 @@ static int write_pid(int fd, const char *path, struct cohort_err *err)
 /* Create dir and any missing parents, each made durable. */
 static int mkdir_parents(const char *dir, struct cohort_err *err)
 {
-    char path[VFS_PATH_MAX];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof(path))
-        return err_set(err, -COHORT_EINVAL, "data directory path '%s'", dir);
-    memcpy(path, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
-        char saved = path[i];
-        path[i] = '\0';
-        int rc = vfs_mkdir_durable(vfs_posix(), path, err);
-        path[i] = saved;
-        if (rc != 0)
-            return err_wrap(err, "data directory %s (is it writable?)", dir);
-    }
+    int rc = vfs_mkdir_parents_durable(vfs_posix(), dir, err);
+    if (rc != 0)
+        return err_wrap(err, "data directory %s (is it writable?)", dir);
     return 0;
 }
 

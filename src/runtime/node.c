@@ -42,6 +42,7 @@
 #include "runtime/transport.h"
 #include "runtime/view_log.h"
 #include "storage/vfs.h"
+#include "storage/wal.h"
 
 #define SNAPSHOT_CHUNK_SIZE (256u << 10)
 #define TICK_MS 5
@@ -1178,6 +1179,81 @@ void node_replica_config(const struct node_config *c, uint64_t seed,
     rc->client_table_max = 16384;
 }
 
+/* A peer frame holds one core message or a snapshot chunk and its fields. */
+#define NODE_FRAME_ROOM (64u + SNAPSHOT_CHUNK_SIZE)
+/* Each peer's send queue holds this much besides one largest frame, so a
+ * large --max-value-size needs no flag of its own. */
+#define NODE_SEND_QUEUE_BYTES (64u << 20)
+
+uint64_t node_frame_size(const struct node_config *c)
+{
+    struct replica_config rc;
+    node_replica_config(c, 0, &rc);
+    return replica_config_message_size(&rc) + NODE_FRAME_ROOM;
+}
+
+uint32_t node_value_size_max(const struct node_config *c)
+{
+    struct node_config t = *c;
+    uint32_t lo = 0, hi = KV_VALUE_SIZE_LIMIT; /* lo fits (or is 0) */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        t.kv.value_size_max = mid;
+        if (node_frame_size(&t) <= TRANSPORT_FRAME_SIZE_LIMIT)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* A segment's header and the record of one largest entry. */
+static uint64_t wal_segment_needed(const struct node_config *c)
+{
+    struct replica_config rc;
+    node_replica_config(c, 0, &rc);
+    return WAL_SEGMENT_HEADER_SIZE + wal_record_size(rc.body_size_max);
+}
+
+uint64_t node_wal_segment_size(const struct node_config *c)
+{
+    if (c->wal_segment_size != 0)
+        return c->wal_segment_size;
+    uint64_t need = wal_segment_needed(c);
+    if (need <= WAL_SEGMENT_SIZE_DEFAULT)
+        return WAL_SEGMENT_SIZE_DEFAULT;
+    return (need + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+}
+
+int node_config_check(const struct node_config *c, struct cohort_err *err)
+{
+    if (c->kv.value_size_max <= KV_VALUE_SIZE_LIMIT &&
+        c->kv.key_size_max <= KV_KEY_SIZE_LIMIT && c->wal_segment_size != 0 &&
+        c->wal_segment_size < wal_segment_needed(c))
+        return err_set(err, -COHORT_EINVAL,
+                       "--wal-segment-size %" PRIu64
+                       " cannot hold one entry of the largest value and key "
+                       "(--max-value-size %" PRIu32 ", --max-key-size %" PRIu32
+                       "); give at least %" PRIu64 " or leave it out",
+                       c->wal_segment_size, c->kv.value_size_max,
+                       c->kv.key_size_max, wal_segment_needed(c));
+    if (c->kv.value_size_max <= KV_VALUE_SIZE_LIMIT &&
+        c->kv.key_size_max <= KV_KEY_SIZE_LIMIT &&
+        node_frame_size(c) <= TRANSPORT_FRAME_SIZE_LIMIT)
+        return 0;
+    if (c->kv.key_size_max > KV_KEY_SIZE_LIMIT)
+        return err_set(err, -COHORT_EINVAL,
+                       "--max-key-size %" PRIu32 " is too large: at most %u",
+                       c->kv.key_size_max, KV_KEY_SIZE_LIMIT);
+    return err_set(err, -COHORT_EINVAL,
+                   "--max-value-size %" PRIu32 " is too large: at most %" PRIu32
+                   " with --max-key-size %" PRIu32
+                   " (a message between replicas carries up to five values "
+                   "and is at most %u MiB); lower --max-value-size",
+                   c->kv.value_size_max, node_value_size_max(c),
+                   c->kv.key_size_max, TRANSPORT_FRAME_SIZE_LIMIT >> 20);
+}
+
 static int open_driver(struct node *n, struct cohort_err *err)
 {
     struct driver_config dc;
@@ -1187,7 +1263,7 @@ static int open_driver(struct node *n, struct cohort_err *err)
     dc.cluster_id = n->c.cluster_id;
     dc.data_dir = n->c.data_dir;
     dc.vfs = vfs_posix();
-    dc.wal_segment_size = n->c.wal_segment_size;
+    dc.wal_segment_size = node_wal_segment_size(&n->c);
     dc.chunk_size = SNAPSHOT_CHUNK_SIZE;
     if (n->c.snapshot_size_max != 0)
         dc.snapshot_size_max = n->c.snapshot_size_max;
@@ -1270,8 +1346,11 @@ static int start_handles(struct node *n, struct cohort_err *err)
         .tls_key_file = n->c.peer_tls_key_file,
         .tls_ca_file = n->c.peer_tls_ca_file,
         .frame_size_max = replica_message_size_max(driver_replica(n->driver)) +
-                          64u + SNAPSHOT_CHUNK_SIZE,
-        .send_queue_bytes_max = 64u << 20,
+                          NODE_FRAME_ROOM,
+        .send_queue_bytes_max =
+            NODE_SEND_QUEUE_BYTES +
+            replica_message_size_max(driver_replica(n->driver)) +
+            NODE_FRAME_ROOM + PEER_LINK_HEADER_MAX,
         .reconnect_min_ms = 20,
         .reconnect_max_ms = 500,
         /* 1 s, or two suspect timeouts if longer: a stalled connection is
@@ -1336,6 +1415,8 @@ bool node_peer_announces_incarnation(const struct node *n)
 struct node *node_open(uv_loop_t *loop, const struct node_config *config,
                        struct cohort_err *err)
 {
+    if (node_config_check(config, err) != 0)
+        return NULL;
     struct node *n = calloc(1, sizeof(*n));
     ASSERT(n);
     n->loop = loop;

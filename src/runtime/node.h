@@ -110,6 +110,23 @@ void node_cancel(struct node *n, void *ctx);
  * the core's prng seeded with seed. Pure: node_open() uses it. */
 void node_replica_config(const struct node_config *c, uint64_t seed,
                          struct replica_config *rc);
+/* The largest peer frame a node with config c sends: its core's largest
+ * message (about five bodies of max-value-size + max-key-size: one in a
+ * PREPARE, four in the uncommitted pipeline a DO-VIEW-CHANGE carries) and
+ * room for a snapshot chunk. Pure. */
+uint64_t node_frame_size(const struct node_config *c);
+/* The largest kv.value_size_max with c's other limits whose frames fit
+ * TRANSPORT_FRAME_SIZE_LIMIT. Pure. */
+uint32_t node_value_size_max(const struct node_config *c);
+/* The log's segment size: c->wal_segment_size if given, else the default
+ * (64 MiB) or, for a larger --max-value-size, what holds one largest entry
+ * (rounded up to a MiB). Pure. */
+uint64_t node_wal_segment_size(const struct node_config *c);
+/* Whether c's limits fit the store's format, the transport and a given
+ * --wal-segment-size: 0, or -COHORT_EINVAL with a line naming the flag,
+ * its limit and the fix. node_open() checks it first; `cohort server` when
+ * it parses its flags. */
+int node_config_check(const struct node_config *c, struct cohort_err *err);
 
 /* The store, for reads. Local reads may be stale on a backup. */
 const struct kv *node_kv(const struct node *n);

@@ -50,8 +50,8 @@
 #include "runtime/log_limit.h"
 
 #define FRAME_HEADER_SIZE PEER_LINK_HEADER_MAX /* the largest */
-#define RX_SIZE 16384u              /* handshake bytes, and TLS records */
-#define FRAME_SIZE_LIMIT (1u << 30) /* the largest frame_size_max allowed */
+#define RX_SIZE 16384u /* handshake bytes, and TLS records */
+#define FRAME_SIZE_LIMIT TRANSPORT_FRAME_SIZE_LIMIT
 #define CHUNK_SIZE (64u * 1024u)
 #define CHUNK_SPARES_MAX 4u
 #define WRITE_BUFS_MAX 64u

@@ -49,6 +49,9 @@
 #include "cohort.h"
 #include "common/err.h"
 
+/* The largest frame_size_max: a peer's frame is read into one buffer. */
+#define TRANSPORT_FRAME_SIZE_LIMIT (1u << 30)
+
 #define TRANSPORT_MAGIC PEER_LINK_MAGIC
 #define TRANSPORT_VERSION PEER_LINK_VERSION
 #define TRANSPORT_TOKEN_SIZE PEER_AUTH_TOKEN_SIZE
@@ -72,8 +75,9 @@ struct transport_config {
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_ca_file;
-    uint32_t frame_size_max;
-    uint64_t send_queue_bytes_max; /* per peer */
+    uint32_t frame_size_max; /* 1..TRANSPORT_FRAME_SIZE_LIMIT */
+    /* Per peer; at least one largest frame and its header. */
+    uint64_t send_queue_bytes_max;
     uint32_t reconnect_min_ms;
     uint32_t reconnect_max_ms;
     /* How long a connection may take to connect and complete its handshake

@@ -424,7 +424,26 @@ void txn_watch_done(struct conn *c, struct slot *slot)
 struct allowed_check {
     struct conn *c;
     char *refusal;
+    const char *outer; /* COHORT.TXN or COHORT.EXEC */
 };
+
+/* A command the server knows but the store does not (PING, INFO, ...) is
+ * named as not allowed; one neither knows is the store's "unknown
+ * command", as outside a transaction. */
+static bool command_in_store(void *ctx, uint32_t argc,
+                             const struct resp_arg *argv)
+{
+    (void)argc;
+    struct allowed_check *ac = ctx;
+    const struct command_spec *spec = command_lookup(&argv[0]);
+    if (spec == NULL || kv_command_class(&argv[0]) != KV_CLASS_NONE)
+        return true;
+    snprintf(ac->refusal, AUTH_REFUSAL_MAX,
+             "ERR '%s' is not allowed inside %s; only store reads and writes "
+             "can",
+             spec->name, ac->outer);
+    return false;
+}
 
 static bool command_allowed(void *ctx, uint32_t argc,
                             const struct resp_arg *argv)
@@ -438,18 +457,24 @@ bool txn_commands_allowed(struct conn *c, uint32_t argc,
                           const struct resp_arg *argv,
                           char refusal[AUTH_REFUSAL_MAX])
 {
-    if (c->kind == CONN_LINK || argc < 1)
+    if (argc < 1)
         return true;
+    const struct kv_config *config = &c->server->node_config.kv;
+    bool exec = command_word_is(&argv[0], "cohort.exec");
+    struct allowed_check ac = {c, refusal, exec ? "COHORT.EXEC" : "COHORT.TXN"};
     struct kv_txn t;
     struct resp_buf sink;
     resp_buf_init(&sink, 2);
-    bool exec = command_word_is(&argv[0], "cohort.exec");
-    int rc = kv_txn_parse(&c->server->node_config.kv, exec, argc - 1, argv + 1,
-                          &t, &sink);
+    int rc = kv_txn_parse_shape(config, exec, argc - 1, argv + 1, &t, &sink);
+    if (rc == 0 && !kv_txn_each_command(&t, command_in_store, &ac)) {
+        resp_buf_deinit(&sink);
+        return false;
+    }
+    if (rc == 0 && c->kind != CONN_LINK)
+        rc = kv_txn_parse(config, exec, argc - 1, argv + 1, &t, &sink);
     resp_buf_deinit(&sink);
-    if (rc != 0)
+    if (rc != 0 || c->kind == CONN_LINK)
         return true; /* the store's parse answers the syntax error */
-    struct allowed_check ac = {c, refusal};
     return kv_txn_each_command(&t, command_allowed, &ac);
 }
 

@@ -803,8 +803,10 @@ void txn_refused(struct conn *c);
 void txn_watch_done(struct conn *c, struct slot *slot);
 /* WATCH's slot is answered with an error: the next EXEC answers nil. */
 void txn_watch_failed(struct conn *c, struct slot *slot);
-/* Whether the user of c may run every command of the transaction argv
- * (COHORT.TXN or COHORT.EXEC, argv[0] its name). On refusal writes it. */
+/* Whether every command of the transaction argv (COHORT.TXN or COHORT.EXEC,
+ * argv[0] its name) is a store command (one the server knows otherwise,
+ * PING, is refused by name) that the user of c may run. On refusal writes
+ * it. */
 bool txn_commands_allowed(struct conn *c, uint32_t argc,
                           const struct resp_arg *argv,
                           char refusal[AUTH_REFUSAL_MAX]);

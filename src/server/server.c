@@ -410,6 +410,10 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
                          node_config->kv.key_size_max;
     if (s->config.request_size_max < command_max)
         s->config.request_size_max = command_max;
+    /* And one reply of the largest value (GET) fits the output limit. */
+    size_t reply_max = kv_reply_size_max(&node_config->kv);
+    if (s->config.output_buffer_max < reply_max)
+        s->config.output_buffer_max = reply_max;
     s->limits.arg_count_max = config->arguments_max;
     s->limits.bulk_size_max = s->config.request_size_max;
     s->limits.inline_size_max = config->inline_size_max;

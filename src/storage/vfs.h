@@ -213,5 +213,9 @@ int vfs_replace_file(struct vfs *vfs, const char *dir, const char *name,
 /* Create dir if missing, and if it was created make its name durable by
  * syncing its parent. */
 int vfs_mkdir_durable(struct vfs *vfs, const char *dir, struct cohort_err *err);
+/* vfs_mkdir_durable() of dir and of each missing parent, outermost first
+ * (mkdir -p, each name made durable; new ones get VFS_DIR_MODE). */
+int vfs_mkdir_parents_durable(struct vfs *vfs, const char *dir,
+                              struct cohort_err *err);
 
 #endif

@@ -378,6 +378,27 @@ int vfs_mkdir_durable(struct vfs *vfs, const char *dir, struct cohort_err *err)
     return vfs_sync_dir(vfs, parent, err);
 }
 
+int vfs_mkdir_parents_durable(struct vfs *vfs, const char *dir,
+                              struct cohort_err *err)
+{
+    char path[VFS_PATH_MAX];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof(path))
+        return err_set(err, -COHORT_EINVAL, "directory path '%.900s'", dir);
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        int rc = vfs_mkdir_durable(vfs, path, err);
+        path[i] = saved;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int vfs_replace_file(struct vfs *vfs, const char *dir, const char *name,
                      const void *data, size_t size, struct cohort_err *err)
 {

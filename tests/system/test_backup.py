@@ -11,8 +11,9 @@ cluster and `cohort restore` starts a new cluster from it (issue 17, item 7).
      and verify the file, and say which op it holds.
   3. A corrupted copy of the file is refused by `cohort restore`, naming
      the file; a restore into a non-empty directory is refused.
-  4. The file is restored into three empty data directories and a new
-     cluster (other ports, another cluster id) starts on them. Every key
+  4. The file is restored into three data directories whose parents do
+     not exist yet (restore makes them, mode 0700) and a new cluster
+     (other ports, another cluster id) starts on them. Every key
      written before the backup compares equal on every replica (MGET
      after READONLY: each replica's own store); of the live:N keys a
      prefix live:0..live:k is present and nothing after it (a consistent
@@ -214,10 +215,18 @@ def body(binary):
 
     new = cl.Cluster(binary, name="backup-new")
     check_restore_refusals(binary, path, new.dir)
+    # Restored into directories whose parents do not exist yet: restore
+    # makes them, mode 0700, as `cohort server` does for --data-dir.
+    nested = os.path.join(new.dir, "srv", "cohort")
+    new.data_dir = lambda i: os.path.join(nested, "r%d" % i)
     for i in range(new.n):
         rc, out, err = run(binary, "restore", path, new.data_dir(i))
         check(rc == 0 and "restored" in out,
               "restore into %s: rc %d %r %r" % (new.data_dir(i), rc, out, err))
+    for d in (os.path.dirname(nested), nested, new.data_dir(0)):
+        mode = os.stat(d).st_mode & 0o777
+        check(mode == 0o700, "restore made %s with mode %o, want 700"
+              % (d, mode))
     new.start()
     new.wait_for_primary(probe=False)
     new.wait_converged()

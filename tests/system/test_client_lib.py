@@ -360,7 +360,7 @@ def cli(binary, c):
                                               p.stderr))
     p = subprocess.run([binary, "cli", "-x", "GET", "cli:k"],
                        capture_output=True, text=True, timeout=60 * c.slow)
-    check(p.returncode == 2 and "unknown option '-x'" in p.stderr,
+    check(p.returncode == 2 and "unknown flag -x" in p.stderr,
           "cohort cli -x: %d %r" % (p.returncode, p.stderr))
 
 

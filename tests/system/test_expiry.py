@@ -16,6 +16,9 @@
    by the build's slowness) and is gone after it. A key that a linearizable
    read has seen expire stays gone after the primary that served that read
    is killed at once (before or after its removal committed).
+4. Errors name the command typed: SETEX, PSETEX, GETEX, SET EX/PX and the
+   EXPIRE family with a zero, negative or overflowing time answer Redis 7's
+   "invalid expire time in '<command>' command", through a backup too.
 
 Every wait is a poll with a bounded deadline; nothing asserts a timing.
 
@@ -287,12 +290,53 @@ def absolute_times(c, p):
             check("EXECABORT" in e.message, "EXEC: %s" % e.message)
 
 
+def expire_errors(c, p):
+    """Redis's errors name the command the client typed (SETEX, not the
+    SET it becomes in the log; EXPIRE, not PEXPIRE), through the primary
+    and through a backup, for bad, zero and overflowing times."""
+    big_s, big_ms = "9223372036854775", "9223372036854775807"
+    cases = [
+        (("SETEX", "ee", big_s, "v"), "setex"),
+        (("SETEX", "ee", "0", "v"), "setex"),
+        (("PSETEX", "ee", big_ms, "v"), "psetex"),
+        (("PSETEX", "ee", "-1", "v"), "psetex"),
+        (("SET", "ee", "v", "EX", big_s), "set"),
+        (("SET", "ee", "v", "PX", big_ms), "set"),
+        (("GETEX", "ee", "EX", big_s), "getex"),
+        (("GETEX", "ee", "PX", "0"), "getex"),
+        (("EXPIRE", "ee", big_s), "expire"),
+        (("EXPIRE", "ee", big_ms), "expire"),
+        (("PEXPIRE", "ee", big_ms), "pexpire"),
+        (("EXPIREAT", "ee", big_ms), "expireat"),
+    ]
+    def error_of(via, *args):
+        try:
+            return c.command(via, *args)
+        except resp.RespError as e:
+            return e
+
+    write(c, "SET", "ee", "v")
+    for via in [p] + c.backups(p)[:1]:
+        for args, name in cases:
+            r = error_of(via, *args)
+            want = "ERR invalid expire time in '%s' command" % name
+            check(isinstance(r, resp.RespError) and r.message == want,
+                  "%s through r%d: %r, want %r" % (" ".join(args), via, r,
+                                                   want))
+        r = error_of(via, "SETEX", "ee", "x", "v")
+        check(isinstance(r, resp.RespError) and
+              r.message == "ERR value is not an integer or out of range",
+              "SETEX with a bad time: %r" % r)
+    check(c.command(p, "PTTL", "ee") == -1, "a refused command changed ee")
+
+
 def scenario(binary):
     c = cl.Cluster(binary, n=3, name="expiry")
     c.start()
     p, _ = c.wait_for_primary()
     idle_expiry(c, p)
     absolute_times(c, p)
+    expire_errors(c, p)
     idle_then_failover(c)
     p, _ = c.wait_for_primary()
     txn_expiry(c, p)

@@ -16,6 +16,12 @@ replies say what they mean (issue 11, item 8).
     `cohort up`'s --client-port).
 `cohort status 7001`: a format error (exit 2, "host:port"), not "cannot
 connect".
+Flags, for every command: an unknown flag is "unknown flag --name", a
+number is decimal ("expected a decimal number from A to B"; --cluster-id
+is hexadecimal), a size over its maximum names it. --max-value-size past
+what a message between replicas holds is refused at start naming the
+flag, its maximum and the fix; 20mb starts a group that replicates a
+15 MB value.
 Replies: HELLO 3 says mode standalone, as INFO's redis_mode does; INFO's
 log_bytes is the bytes the log holds (a few small writes: far below the
 64 MiB preallocated segment); KVINFO answers labelled pairs (value,
@@ -427,9 +433,135 @@ def limits_lowered(binary):
         c.stop_all()
 
 
+def flag_errors(binary, tmp):
+    """Every command refuses a flag it does not have as "unknown flag
+    --name" (never "needs a value"), takes numbers in decimal only (0x10
+    is "expected a decimal number" with the range; --cluster-id is the
+    hexadecimal exception), and names the maximum of a size that is too
+    large; each in one line, exit 2, before anything starts."""
+    ports = cl.pick_ports(2)
+    server = ["server", "--id", "0", "--peers", "127.0.0.1:%d" % ports[0],
+              "--clients", "127.0.0.1:%d" % ports[1], "--data-dir",
+              os.path.join(tmp, "flags")]
+    dec = "expected a decimal number from"
+    cases = [
+        (["server", "--nosuch"], "cohort server: unknown flag --nosuch; "
+         "see 'cohort server --help'"),
+        (server + ["--nosuch"], "unknown flag --nosuch"),
+        (server + ["--nosuch=1"], "unknown flag --nosuch;"),
+        (server + ["--heartbeat-ms"], "--heartbeat-ms needs a value"),
+        (server + ["--heartbeat-ms", "0x10"],
+         "--heartbeat-ms 0x10: %s 1 to 60000" % dec),
+        (server + ["--id", "0x0"], "--id 0x0: %s 0 to 6" % dec),
+        (server + ["--max-clients", "+5"], "--max-clients +5: %s" % dec),
+        (server + ["--tls-port", "1e3"], "--tls-port 1e3: %s" % dec),
+        (server + ["--max-key-size", "2mb"],
+         "--max-key-size 2mb: expected at most 1mb (1048576 bytes)"),
+        (server + ["--maxmemory", "2000000gb"],
+         "--maxmemory 2000000gb: expected at most 1024tb"),
+        (server + ["--log-memory", "0x10"], "--log-memory 0x10: expected "
+         "bytes: a decimal number"),
+        (server + ["--cluster-id", "-1"], "--cluster-id -1: expected a "
+         "hexadecimal number"),
+        (["up", "--nosuch"], "cohort up: unknown flag --nosuch"),
+        (["up", "--replicas", "0x3"], "--replicas 0x3: %s 1 to 7" % dec),
+        (["bench", "--nosuch"], "cohort bench: unknown flag --nosuch"),
+        (["bench", "--conc", "0x10"], "--conc 0x10: %s" % dec),
+        (["sim", "--nosuch"], "cohort sim: unknown flag --nosuch"),
+        (["sim", "--seed", "0x10"], "--seed 0x10: expected a decimal number"),
+        (["cli", "--nosuch"], "cohort cli: unknown flag --nosuch"),
+        (["cli", "--deadline-ms", "0x10"], "--deadline-ms 0x10: %s" % dec),
+        (["cli", "watch", "--count", "0x10", "k"], "--count 0x10: %s" % dec),
+        (["status", "--nosuch"], "cohort status: unknown flag --nosuch"),
+        (["members", "--nosuch"], "cohort members: unknown flag --nosuch"),
+        (["add", "--nosuch"], "cohort add: unknown flag --nosuch"),
+        (["add", "1", "--timeout", "0x10"], "--timeout 0x10: %s 1 to 86400"
+         % dec),
+        (["remove", "--peer", "h:1"], "cohort remove: unknown flag --peer"),
+        (["transfer", "--nosuch"], "cohort transfer: unknown flag --nosuch"),
+        (["transfer", "1", "--timeout", "0x10"], "--timeout 0x10: %s" % dec),
+        (["rejuvenate", "--nosuch"],
+         "cohort rejuvenate: unknown flag --nosuch"),
+        (["rejuvenate", "--max-lag", "0x10"], "--max-lag 0x10: %s" % dec),
+        (["backup", "--nosuch", "a", "b"],
+         "cohort backup: unknown flag --nosuch"),
+        (["restore", "--nosuch"], "cohort restore: unknown flag --nosuch"),
+    ]
+    for args, want in cases:
+        code, out, err = run(binary, *args, timeout=10)
+        check(code == 2 and want in err and
+              len(err.strip().splitlines()) == 1,
+              "cohort %s: exit %d, stderr %r; want 2 and one line with %r"
+              % (" ".join(args), code, err, want))
+    check(not os.path.exists(os.path.join(tmp, "flags")),
+          "a refused cohort server created its data directory")
+    log("%d bad flags refused in one line each" % len(cases))
+
+
+def max_value_size(binary, tmp):
+    """--max-value-size past what a message between replicas holds is
+    refused at start in one line naming the flag, its maximum and the fix
+    (it used to start and fail in the transport, naming no flag, from
+    about 13 MB); a large allowed one (20mb) starts a group that stores
+    and replicates a 15 MB value; with 70mb one replica stores a 66 MiB
+    value (its log segments, 64 MiB by default, grow to hold one) and
+    answers GET with it (over the 64 MiB reply limit, which grows too).
+    A --wal-segment-size that cannot hold one largest entry is refused."""
+    ports = cl.pick_ports(2)
+    code, out, err = run(binary, "server", "--id", "0", "--peers",
+                         "127.0.0.1:%d" % ports[0], "--clients",
+                         "127.0.0.1:%d" % ports[1], "--data-dir",
+                         os.path.join(tmp, "bigval"), "--max-value-size",
+                         "300mb", timeout=10)
+    log("--max-value-size 300mb -> exit %d: %s" % (code, err.strip()))
+    check(code == 2 and len(err.strip().splitlines()) == 1 and
+          "--max-value-size 314572800 is too large: at most 214607843 with "
+          "--max-key-size 65536" in err and "lower --max-value-size" in err,
+          "--max-value-size 300mb: exit %d, stderr %r" % (code, err))
+    c = cl.Cluster(binary, n=3, name="operator-bigval",
+                   suspect_timeout_ms=2000, view_change_timeout_ms=4000,
+                   extra_args=["--max-value-size", "20mb"])
+    try:
+        c.start()
+        p, _ = c.wait_for_primary()
+        value = os.urandom(15 << 20)
+        with c.client(p, timeout=60 * c.slow) as x:
+            check(x.command("SET", "big", value) == "OK", "SET 15 MB")
+        c.wait_converged()
+        for i in range(c.n):
+            got = cl.read_all(c, i, ["big"], readonly=True)
+            check(got.get("big") == value, "replica %d: the 15 MB value"
+                  % i)
+    finally:
+        c.stop_all()
+    code, out, err = run(binary, "server", "--id", "0", "--peers",
+                         "127.0.0.1:%d" % ports[0], "--clients",
+                         "127.0.0.1:%d" % ports[1], "--data-dir",
+                         os.path.join(tmp, "bigval"), "--max-value-size",
+                         "70mb", "--wal-segment-size", "64mb", timeout=10)
+    check(code == 2 and len(err.strip().splitlines()) == 1 and
+          "--wal-segment-size 67108864 cannot hold one entry" in err,
+          "--wal-segment-size 64mb with --max-value-size 70mb: exit %d, "
+          "stderr %r" % (code, err))
+    c = cl.Cluster(binary, n=1, name="operator-bigval1",
+                   extra_args=["--max-value-size", "70mb"])
+    try:
+        c.start()
+        p, _ = c.wait_for_primary()
+        value = os.urandom(66 << 20)
+        with c.client(p, timeout=120 * c.slow) as x:
+            check(x.command("SET", "big", value) == "OK", "SET 66 MiB")
+            check(x.command("GET", "big") == value, "GET 66 MiB")
+        log("--max-value-size 70mb: a 66 MiB value stored and read back")
+    finally:
+        c.stop_all()
+
+
 def main(binary):
     c = cl.Cluster(binary, n=3, name="operator")
     tmp = c.dir
+    flag_errors(binary, tmp)
+    max_value_size(binary, tmp)
     up_even_sizes(binary, tmp)
     up_starts(binary, tmp, c.slow)
     status_format(binary)
@@ -444,7 +576,9 @@ def main(binary):
     up_ports_taken(binary, c, tmp)
     replies(c)
     members(binary, c)
-    return "even sizes refused, failed starts reported, duplicates " \
+    return "bad flags refused by name, --max-value-size checked and " \
+        "a 15 MB value replicated, " \
+        "even sizes refused, failed starts reported, duplicates " \
         "refused, config switches honoured, --log-memory (and lowered under a longer log), lowered " \
         "value and key limits, status format, HELLO/INFO/KVINFO, cohort members"
 

@@ -15,7 +15,9 @@ Checks, on real processes:
     SIGKILLed; a key changed by another client after the new primary
     takes over makes EXEC nil, an unchanged one applies;
   - COHORT.TXN runs its THEN or its ELSE list by its compares, and a
-    COHORT.REQ retry of one is answered, not applied twice;
+    COHORT.REQ retry of one is answered, not applied twice; PING inside
+    it is refused by name, and an overflowing PSETEX or EXPIRE inside it
+    names that command;
   - a WATCH that fails (-TRYAGAIN: its primary stopped) makes the EXEC
     pipelined after it answer nil, not run unguarded;
   - a user without write permission can neither queue a SET nor run one
@@ -146,6 +148,23 @@ def cohort_txn(c, i):
         except resp.RespError as e:
             check(err_text(e).startswith("ERR syntax error in a compare"),
                   "bad compare: %r" % e)
+        # A command the server knows but a transaction cannot hold is
+        # named as not allowed; one nobody knows is unknown. Redis's
+        # expire error names the command typed, not the op it becomes.
+        for cmd, want in [
+                ((2, "PING", "x"), "ERR 'ping' is not allowed inside "
+                 "COHORT.TXN; only store reads and writes can"),
+                ((1, "NOSUCH"), "ERR unknown command 'NOSUCH'"),
+                ((4, "PSETEX", "x:k", "9223372036854775807", "v"),
+                 "ERR invalid expire time in 'psetex' command"),
+                ((3, "EXPIRE", "x:k", "9223372036854775"),
+                 "ERR invalid expire time in 'expire' command")]:
+            try:
+                r = k.command("COHORT.TXN", 0, 2, 2, "GET", "x:k", *cmd, 0)
+                check(False, "COHORT.TXN with %s: %r" % (cmd[1], r))
+            except resp.RespError as e:
+                check(err_text(e).startswith(want),
+                      "COHORT.TXN with %s: %r" % (cmd[1], e))
 
 
 def acl_inside_transactions(c, i):

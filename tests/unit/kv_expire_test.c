@@ -2,6 +2,7 @@
  * options, the EXPIRE family, PERSIST, GETEX, TTL and PTTL, reads hiding
  * expired keys, the primary's EXPIRE_DUE removal, snapshots and the state
  * hash. Time is the op's log timestamp, given explicitly by each step. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -624,6 +625,64 @@ static void absolute_expiry_is_refused_in_a_proposed_transaction(void **s)
     kv_run_deinit(&t);
 }
 
+/* Redis names the command the client typed when a relative time would
+ * overflow: SETEX is a SET op and EXPIRE a PEXPIRE op, whose apply could
+ * name only 'set' and 'pexpire', so the proposer refuses a TTL past
+ * KV_EXPIRE_RELATIVE_MAX_MS (here at a log time of 2^40 ms, where the old
+ * apply overflowed). A transaction logged by an older build with such a TTL
+ * still applies as it did. */
+static void an_overflowing_ttl_names_the_command_typed(void **s)
+{
+    (void)s;
+    struct kv_run t;
+    kv_run_init(&t, NULL);
+    const uint64_t now = 1ull << 40;
+    kv_run_line(&t, now, "SET k v");
+    static const struct {
+        const char *line, *name;
+    } cases[] = {
+        {"SETEX k 9223372036854775 v", "setex"},
+        {"PSETEX k 9223372036854775807 v", "psetex"},
+        {"EXPIRE k 9223372036854775", "expire"},
+        {"PEXPIRE k 9223372036854775807", "pexpire"},
+        {"SET k v EX 9223372036854775", "set"},
+        {"SET k v PX 9223372036854775807", "set"},
+        {"GETEX k EX 9223372036854775", "getex"},
+        {"COHORT.TXN 0 1 4 PSETEX k 9223372036854775807 v 0", "psetex"},
+        {"COHORT.EXEC 0 1 3 EXPIRE k 9223372036854775", "expire"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char want[96];
+        snprintf(want, sizeof(want),
+                 "-ERR invalid expire time in '%s' command\r\n", cases[i].name);
+        assert_string_equal(kv_run_line(&t, now, cases[i].line), want);
+    }
+    /* The longest TTL accepted, and absolute times (no sum to overflow). */
+    char line[64];
+    snprintf(line, sizeof(line), "PEXPIRE k %" PRId64,
+             (int64_t)KV_EXPIRE_RELATIVE_MAX_MS);
+    assert_string_equal(kv_run_line(&t, now, line), ":1\r\n");
+    assert_string_equal(kv_run_line(&t, now, "PEXPIREAT k 9223372036854775807"),
+                        ":1\r\n");
+    /* An old body: the transaction encoded without the proposer's check
+     * applies as before, at 2^40 ms and at a young group's log time. */
+    struct resp_arg body_args[] = {{"0", 1}, {"1", 1},
+                                   {"3", 1}, {"EXPIRE", 6},
+                                   {"k", 1}, {"9223372036854775", 16}};
+    struct kv_write w = {.type = KV_CMD_TXN,
+                         .flags = KV_TXN_EXEC,
+                         .arg_count = 6,
+                         .args = body_args};
+    assert_string_equal(kv_run_write(&t, now, &w),
+                        "*1\r\n-ERR invalid expire time in 'pexpire' "
+                        "command\r\n");
+    kv_run_deinit(&t);
+    kv_run_init(&t, NULL);
+    kv_run_line(&t, 500, "SET k v");
+    assert_string_equal(kv_run_write(&t, 500, &w), "*1\r\n:1\r\n");
+    kv_run_deinit(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +693,7 @@ int main(void)
         cmocka_unit_test(persist_clears_and_expire_family_follows_redis),
         cmocka_unit_test(getex_reads_then_changes_the_expiry),
         cmocka_unit_test(setex_and_psetex_set_value_and_expiry),
+        cmocka_unit_test(an_overflowing_ttl_names_the_command_typed),
         cmocka_unit_test(apply_treats_a_due_key_as_absent),
         cmocka_unit_test(expire_due_removes_only_keys_due_at_its_time),
         cmocka_unit_test(malformed_expiry_ops_are_dropped),
