@@ -276,18 +276,12 @@ static struct kv_run_buf snap;
 
 static uint16_t snapshot(const struct kv *kv)
 {
-    memset(&snap, 0, sizeof(snap));
-    struct cohort_err err;
-    err_clear(&err);
-    assert_int_equal(kv_snapshot_write(kv, kv_run_buf_write, &snap, &err), 0);
-    return get_u16(snap.data + 4);
+    return kv_run_snapshot(kv, &snap);
 }
 
 static int restore(struct kv *kv, struct cohort_err *err)
 {
-    err_clear(err);
-    snap.pos = 0;
-    return kv_restore(kv, kv_run_buf_read, &snap, err);
+    return kv_run_restore(kv, &snap, err);
 }
 
 static void snapshots_keep_the_table(void **s)

@@ -8,7 +8,9 @@
 
 #include <cmocka.h>
 
+#include "common/bytes.h"
 #include "kv/session.h"
+#include "kv/snapshot.h"
 
 #define ARGS_MAX 32
 
@@ -100,4 +102,21 @@ int kv_run_buf_read(void *ctx, void *data, size_t size, size_t *got)
     b->pos += n;
     *got = n;
     return 0;
+}
+
+uint16_t kv_run_snapshot(const struct kv *kv, struct kv_run_buf *buf)
+{
+    memset(buf, 0, sizeof(*buf));
+    struct cohort_err err;
+    err_clear(&err);
+    assert_int_equal(kv_snapshot_write(kv, kv_run_buf_write, buf, &err), 0);
+    return get_u16(buf->data + 4);
+}
+
+int kv_run_restore(struct kv *kv, struct kv_run_buf *buf,
+                   struct cohort_err *err)
+{
+    err_clear(err);
+    buf->pos = 0;
+    return kv_restore(kv, kv_run_buf_read, buf, err);
 }

@@ -41,5 +41,10 @@ struct kv_run_buf {
 };
 int kv_run_buf_write(void *ctx, const void *data, size_t size);
 int kv_run_buf_read(void *ctx, void *data, size_t size, size_t *got);
+/* Write kv's snapshot into buf (emptied first; the write must succeed):
+ * the stream's format. Restore kv from buf, from its start. */
+uint16_t kv_run_snapshot(const struct kv *kv, struct kv_run_buf *buf);
+int kv_run_restore(struct kv *kv, struct kv_run_buf *buf,
+                   struct cohort_err *err);
 
 #endif
