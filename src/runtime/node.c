@@ -93,7 +93,8 @@ struct node {
      * incarnation.h): from the data directory's file, the store, or
      * node_set_incarnation(); 0 while not known. */
     uint64_t incarnation;
-    bool incarnation_unsaved; /* the file's write failed: try again */
+    bool incarnation_unsaved;      /* the file's write failed: try again */
+    uint64_t incarnation_retry_ms; /* not before this (uv_now) */
     /* Fresh (an empty data directory) and no peer heard yet: peer messages
      * are dropped until one has completed a handshake (fresh_decide()). */
     bool fresh_hold;
@@ -1371,8 +1372,9 @@ static int start_handles(struct node *n, struct cohort_err *err)
 
 void node_set_incarnation(struct node *n, uint64_t incarnation)
 {
-    if (incarnation == 0 ||
-        (incarnation == n->incarnation && !n->incarnation_unsaved))
+    if (incarnation == 0 || (incarnation == n->incarnation &&
+                             (!n->incarnation_unsaved ||
+                              uv_now(n->loop) < n->incarnation_retry_ms)))
         return;
     if (incarnation != n->incarnation) {
         if (n->incarnation != 0)
@@ -1399,6 +1401,7 @@ void node_set_incarnation(struct node *n, uint64_t incarnation)
                 "%s; trying again every second",
                 n->c.data_dir, err.message);
     n->incarnation_unsaved = failed;
+    n->incarnation_retry_ms = uv_now(n->loop) + 1000u;
 }
 
 uint64_t node_incarnation(const struct node *n)

@@ -114,6 +114,9 @@ struct peer {
      * AUTH; all zeros from a version that did not send it). */
     uint8_t token[TRANSPORT_TOKEN_SIZE];
     struct transport_peer_stats stats;
+    uint64_t refusal_hash;    /* of the handshake refusal logged last */
+    uint64_t refused_in_hash; /* likewise, on its connections to us */
+    uint32_t refused_in;      /* its connections refused since then */
 };
 
 struct conn {
@@ -553,6 +556,31 @@ static bool dial_queue_output(struct dial *d)
 
 /* Reads on our outbound connection: the peer's handshake, then nothing
  * but TLS records that carry no data (an alert, say). */
+/* A handshake the peer's side refused or we refused on our dial: logged
+ * when it is new (another reason than the last logged, or the first of a
+ * run of failures) and then every REFUSAL_REPEAT attempts, not at every
+ * redial (at most every reconnect_max_ms, for as long as it lasts). */
+#define REFUSAL_REPEAT 120u
+static uint64_t text_hash(const char *text)
+{
+    uint64_t hash = 14695981039346656037ull; /* FNV-1a */
+    for (const char *c = text; *c != '\0'; c++)
+        hash = (hash ^ (uint8_t)*c) * 1099511628211ull;
+    return hash;
+}
+
+static void log_refusal(struct peer *p, const char *why)
+{
+    uint64_t hash = text_hash(why);
+    if (p->failures == 0 || hash != p->refusal_hash)
+        transport_log(p->t, LOGLINE_WARN, "%s", why);
+    else if (p->failures % REFUSAL_REPEAT == 0)
+        transport_log(p->t, LOGLINE_WARN,
+                      "%s (still refused after %" PRIu32 " attempts)", why,
+                      p->failures);
+    p->refusal_hash = hash;
+}
+
 /* Whether a link's peer announced an incarnation other than the one this
  * transport knows now (both nonzero): the link began before this replica
  * learned its group's incarnation. why receives the refusal. */
@@ -589,7 +617,7 @@ static void on_dial_read(uv_stream_t *stream, ssize_t nread,
         /* A refusal (a handshake that did not pass) is logged in full. */
         bool ready = p->state == PEER_READY;
         if (!ready)
-            transport_log(p->t, LOGLINE_WARN, "%s", peer_link_error(d->link));
+            log_refusal(p, peer_link_error(d->link));
         dial_fail(d, ready ? peer_link_error(d->link) : NULL);
         return;
     }
@@ -604,7 +632,7 @@ static void on_dial_read(uv_stream_t *stream, ssize_t nread,
         peer_link_state(d->link) == PEER_LINK_READY) {
         char why[LOG_LINE_MAX];
         if (incarnation_differs(p->t, d->link, p->id, why, sizeof(why))) {
-            transport_log(p->t, LOGLINE_WARN, "%s", why);
+            log_refusal(p, why);
             dial_fail(d, NULL);
             return;
         }
@@ -947,7 +975,18 @@ static void conn_authenticated(struct conn *c)
     uv_timer_stop(&c->timer);
     char why[LOG_LINE_MAX];
     if (incarnation_differs(t, c->link, id, why, sizeof(why))) {
-        conn_refuse(c, "a connection from %s: %s", c->text, why);
+        /* The peer proved its id: one line per reason, then every
+         * REFUSAL_REPEAT of its connections, as on the dial side. */
+        struct peer *p = &t->peers[id];
+        uint64_t hash = text_hash(why);
+        if (hash != p->refused_in_hash || ++p->refused_in % REFUSAL_REPEAT == 0)
+            transport_log(t, LOGLINE_WARN, "refusing a connection from %s: %s",
+                          c->text, why);
+        if (hash != p->refused_in_hash)
+            p->refused_in = 0;
+        p->refused_in_hash = hash;
+        t->refused_count++;
+        conn_close(c);
         return;
     }
     if (conn_elsewhere(c, id)) {

@@ -122,6 +122,10 @@ def main(binary):
     for i in (0, 1):
         check(incarnation(c, i) == inc_b, "r%d's cluster_incarnation %r, "
               "want B's %s" % (i, incarnation(c, i), inc_b))
+    lines = {i: sum("another incarnation" in ln
+                    for ln in c.log_text(i).splitlines()) for i in range(3)}
+    log("refusal lines: %s (a dial logs a refusal once per run of "
+        "failures; an acceptor at most 10 per 10 s)" % lines)
     role = c.info(2).get("role")
     check(role != "primary" and role != "backup",
           "the foreign r2 joined the group as %s" % role)
