@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,13 +211,57 @@ int client_conn_tls_start(struct client_conn *c, void *ctx, const char *host,
     return 1;
 }
 
+/* OpenSSL writes to the socket with write(), which raises SIGPIPE when the
+ * member closed the connection (a failover, a restart), and SIGPIPE's
+ * default action kills the application. A library must not, and cannot
+ * change the process's handlers: around each OpenSSL call that may write,
+ * SIGPIPE is blocked in the calling thread, and one the call raised is
+ * taken back before the old mask returns (one already pending before the
+ * call is left for the application). The call's error (EPIPE) is reported
+ * as any failed write. */
+struct sigpipe_guard {
+    sigset_t old;
+    bool pending_before;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+    sigset_t pipe_set, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&pending);
+    (void)sigpending(&pending);
+    g->pending_before = sigismember(&pending, SIGPIPE) == 1;
+    (void)pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+    int saved = errno;
+    sigset_t pipe_set, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&pending);
+    if (!g->pending_before && sigpending(&pending) == 0 &&
+        sigismember(&pending, SIGPIPE) == 1) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    (void)pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+    errno = saved;
+}
+
 int client_conn_handshake(struct client_conn *c, struct cohort_err *err)
 {
     ASSERT(c->ssl != NULL);
     if (!c->handshaking)
         return 0;
     ERR_clear_error();
+    struct sigpipe_guard g;
+    sigpipe_block(&g);
     int rc = SSL_do_handshake(c->ssl);
+    sigpipe_restore(&g);
     if (rc == 1) {
         c->handshaking = false;
         c->ssl_want = 0;
@@ -248,10 +294,13 @@ int client_conn_flush(struct client_conn *c, struct cohort_err *err)
     while (c->out_sent < c->out.size) {
         if (c->ssl != NULL) {
             ERR_clear_error();
+            struct sigpipe_guard g;
+            sigpipe_block(&g);
             int n = SSL_write(c->ssl, c->out.data + c->out_sent,
                               (int)(c->out.size - c->out_sent > INT32_MAX
                                         ? INT32_MAX
                                         : c->out.size - c->out_sent));
+            sigpipe_restore(&g);
             if (n <= 0)
                 return tls_wait_or_fail(c, n, "write", err);
             c->ssl_want = 0;
@@ -326,7 +375,10 @@ static int read_some(struct client_conn *c, struct cohort_err *err)
         ERR_clear_error();
         int cap =
             (int)(c->cap - c->have > INT32_MAX ? INT32_MAX : c->cap - c->have);
+        struct sigpipe_guard g; /* a read may write: an alert, a key */
+        sigpipe_block(&g);
         int n = SSL_read(c->ssl, c->buf + c->have, cap);
+        sigpipe_restore(&g);
         if (n <= 0)
             return tls_wait_or_fail(c, n, "read", err);
         c->ssl_want = 0;

@@ -244,6 +244,7 @@ def body(binary):
         sys.exit(cl.SKIP_CODE)
     c = cl.Cluster(binary, n=3, name="full-disk",
                    extra_args=["--wal-segment-size", str(SEGMENT),
+                               "--max-value-size", "512kb",
                                "--snapshot-interval-ops",
                                str(SNAPSHOT_EVERY)])
     mounts = []

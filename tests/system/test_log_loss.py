@@ -48,7 +48,9 @@ from workload import Writers, verify_writes  # noqa: E402
 
 RECORD_HEADER = cl.WAL_RECORD_HEADER
 ENTRY_HEADER = cl.WAL_ENTRY_HEADER
-EXTRA_ARGS = ["--wal-segment-size", str(1 << 20),
+# A 1 MiB segment holds one entry of a 512 KiB value (cohort server refuses
+# a segment that cannot hold one largest entry).
+EXTRA_ARGS = ["--wal-segment-size", str(1 << 20), "--max-value-size", "512kb",
               "--snapshot-interval-ops", "200"]
 VALUE_SIZE = 6000
 # Ops the log keeps behind each snapshot: half the snapshot interval.

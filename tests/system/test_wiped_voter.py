@@ -77,7 +77,8 @@ def main(binary):
         lost = [k for k in keys if got[k] != b"v"]
         check(not lost, "r%d lost %d acknowledged writes: %s"
               % (i, len(lost), lost[:5]))
-    check("already holds data" in c.log_text(wiped),
+    check("has an empty data directory but its group already holds data"
+          in c.log_text(wiped),
           "the emptied replica did not say why it waited:\n%s"
           % c.log_tail(wiped, 15))
     return ("a voter on an emptied disk did not vote with the laggard; "
