@@ -1411,8 +1411,10 @@ uint64_t node_incarnation(const struct node *n)
 
 bool node_peer_announces_incarnation(const struct node *n)
 {
-    return n->transport != NULL &&
-           transport_peer_announces_incarnation(n->transport);
+    uint32_t announcer = UINT32_MAX, tag;
+    if (n->transport != NULL)
+        (void)transport_peers_heard(n->transport, &announcer, &tag);
+    return announcer != UINT32_MAX;
 }
 
 struct node *node_open(uv_loop_t *loop, const struct node_config *config,

@@ -45,6 +45,7 @@
 
 #include "common/assert.h"
 #include "common/bytes.h"
+#include "common/crc32c.h"
 #include "common/grow.h"
 #include "runtime/addr.h"
 #include "runtime/log_limit.h"
@@ -114,8 +115,8 @@ struct peer {
      * AUTH; all zeros from a version that did not send it). */
     uint8_t token[TRANSPORT_TOKEN_SIZE];
     struct transport_peer_stats stats;
-    uint64_t refusal_hash;    /* of the handshake refusal logged last */
-    uint64_t refused_in_hash; /* likewise, on its connections to us */
+    uint32_t refusal_hash;    /* of the handshake refusal logged last */
+    uint32_t refused_in_hash; /* likewise, on its connections to us */
     uint32_t refused_in;      /* its connections refused since then */
 };
 
@@ -561,17 +562,15 @@ static bool dial_queue_output(struct dial *d)
  * run of failures) and then every REFUSAL_REPEAT attempts, not at every
  * redial (at most every reconnect_max_ms, for as long as it lasts). */
 #define REFUSAL_REPEAT 120u
-static uint64_t text_hash(const char *text)
+/* Tells one refusal's reason from the next (not a security hash). */
+static uint32_t text_hash(const char *text)
 {
-    uint64_t hash = 14695981039346656037ull; /* FNV-1a */
-    for (const char *c = text; *c != '\0'; c++)
-        hash = (hash ^ (uint8_t)*c) * 1099511628211ull;
-    return hash;
+    return crc32c(0, text, strlen(text));
 }
 
 static void log_refusal(struct peer *p, const char *why)
 {
-    uint64_t hash = text_hash(why);
+    uint32_t hash = text_hash(why);
     if (p->failures == 0 || hash != p->refusal_hash)
         transport_log(p->t, LOGLINE_WARN, "%s", why);
     else if (p->failures % REFUSAL_REPEAT == 0)
@@ -978,7 +977,7 @@ static void conn_authenticated(struct conn *c)
         /* The peer proved its id: one line per reason, then every
          * REFUSAL_REPEAT of its connections, as on the dial side. */
         struct peer *p = &t->peers[id];
-        uint64_t hash = text_hash(why);
+        uint32_t hash = text_hash(why);
         if (hash != p->refused_in_hash || ++p->refused_in % REFUSAL_REPEAT == 0)
             transport_log(t, LOGLINE_WARN, "refusing a connection from %s: %s",
                           c->text, why);
@@ -1595,13 +1594,6 @@ uint32_t transport_peers_heard(const struct transport *t, uint32_t *announcer,
     for (uint32_t id = 0; id < t->config.replica_count; id++)
         count += heard[id] ? 1u : 0u;
     return count;
-}
-
-bool transport_peer_announces_incarnation(const struct transport *t)
-{
-    uint32_t announcer, tag;
-    (void)transport_peers_heard(t, &announcer, &tag);
-    return announcer != UINT32_MAX;
 }
 
 uint16_t transport_port(const struct transport *t)

@@ -166,8 +166,6 @@ void transport_stats(const struct transport *t, uint32_t peer,
  * another (nonzero) one is closed with a warning. */
 void transport_set_incarnation(struct transport *t, uint64_t incarnation);
 uint64_t transport_incarnation(const struct transport *t);
-/* Whether a peer connected now announced a (nonzero) incarnation. */
-bool transport_peer_announces_incarnation(const struct transport *t);
 /* How many peers completed a handshake with us now (on either of the two
  * connections of the pair), and the first of them that announced an
  * incarnation (*announcer UINT32_MAX if none) with its tag. */
