@@ -685,9 +685,14 @@ void replica_distrust_fresh(struct replica *r)
 {
     if (!r->fresh || r->log.op != 0 || r->damaged || replica_is_primary(r))
         return;
-    /* Recorded (META_FLAG_DAMAGED) at the next step, before it acts. */
+    /* Recorded (META_FLAG_DAMAGED) at the next step, before it acts. And
+     * no longer fresh: its RECOVERY_RESPONSE stops saying it never stored
+     * anything, so two such replicas cannot agree that the group is new
+     * and clear their damage (vr_check_recovery()'s all_fresh) while the
+     * member holding the data is down. */
     r->damaged = true;
     r->damage_recorded = false;
+    r->fresh = false;
 }
 
 const struct replica_stats *replica_stats(const struct replica *r)

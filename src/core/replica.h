@@ -517,15 +517,18 @@ bool replica_suspects(const struct replica *r, uint32_t peer);
 /* Whether the log lost records this replica may have acknowledged and a
  * primary has not repaired it yet (it then takes no part in view changes). */
 bool replica_damaged(const struct replica *r);
-/* Whether nothing was ever stored here (no metadata) and no primary has
- * brought the replica up to date since. */
+/* Whether nothing was ever stored here (no metadata), no primary has
+ * brought the replica up to date since, and its host did not distrust it
+ * (replica_distrust_fresh()). */
 bool replica_fresh(const struct replica *r);
 /* The host learned that the group stored data before this fresh replica
  * existed (its peers announce a group incarnation, kv/incarnation.h): a
  * new member, or a replica whose disk was emptied. Either way its empty
  * log may lack ops it once acknowledged, so it counts as damaged: it takes
- * no part in choosing a primary until a primary has repaired it (then
- * both marks clear). Does nothing unless fresh with an empty log (no
+ * no part in choosing a primary until a primary has repaired it, and it
+ * is no longer fresh (it does not tell peers that it never stored
+ * anything, which would let two such replicas start the group anew).
+ * Does nothing unless fresh with an empty log (no
  * snapshot either: a restored directory is not empty), not damaged, not
  * primary. */
 void replica_distrust_fresh(struct replica *r);

@@ -98,6 +98,7 @@ struct node {
     /* Fresh (an empty data directory) and no peer heard yet: peer messages
      * are dropped until one has completed a handshake (fresh_decide()). */
     bool fresh_hold;
+    uint64_t fresh_hold_until_ms; /* uv_now: decide with the peers heard */
     uint64_t fresh_held_frames;
     uint64_t wal_segment_size;
     struct dirlock lock; /* held for the process's life */
@@ -762,13 +763,18 @@ static void on_peer_message(void *ctx, uint32_t from, const uint8_t *data,
  * replica's, could choose a log without ops the emptied one acknowledged
  * (docs/PROTOCOL.md, "Recovery after a restart"). Its peers can tell: a
  * group that stored data has drawn an incarnation (kv/incarnation.h) and
- * announces it in every handshake. So until the first peer's handshake
- * completes, the fresh replica takes in no protocol message (it learns
- * nothing and votes for nothing; it could not without a quorum anyway);
- * then, if any peer heard announces an incarnation, its log counts as
- * damaged (driver_distrust_fresh()): it waits for a primary to bring it up
- * to date before it takes part in choosing one. Peers without one are a
- * new group's (or an older version's). A group of one has nobody to ask. */
+ * announces it in every handshake. So the fresh replica takes in no
+ * protocol message (it learns nothing and votes for nothing; it could not
+ * without a quorum anyway) until a peer announces an incarnation, or every
+ * peer has completed a handshake without one, or FRESH_HOLD_MS passed with
+ * at least one heard: peers that start together are all heard before it
+ * decides, so a member restored from a backup is not missed because two
+ * empty ones heard each other first. If one announces an incarnation, its
+ * log counts as damaged (driver_distrust_fresh()): it waits for a primary
+ * to bring it up to date before it takes part in choosing one. Peers
+ * without one are a new group's (or an older version's). A group of one
+ * has nobody to ask. */
+#define FRESH_HOLD_MS 2000u
 static void fresh_decide(struct node *n)
 {
     if (!n->fresh_hold)
@@ -777,6 +783,9 @@ static void fresh_decide(struct node *n)
     uint32_t heard = transport_peers_heard(n->transport, &announcer, &tag);
     if (heard == 0)
         return;
+    if (announcer == UINT32_MAX && heard + 1 < n->c.replica_count &&
+        uv_now(n->loop) < n->fresh_hold_until_ms)
+        return; /* more peers may answer, one with data */
     n->fresh_hold = false;
     if (announcer == UINT32_MAX)
         return;
@@ -1453,6 +1462,7 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
      * handshake already. */
     node_set_incarnation(n, kv_incarnation(&n->kv));
     n->fresh_hold = driver_fresh(n->driver) && n->c.replica_count > 1;
+    n->fresh_hold_until_ms = uv_now(n->loop) + FRESH_HOLD_MS;
     keep_arena_from_children(n);
     if (start_handles(n, err) != 0)
         goto fail;

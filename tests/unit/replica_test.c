@@ -812,6 +812,45 @@ static void a_wiped_voter_not_told_loses_acknowledged_ops(void **s)
     wiped(false);
 }
 
+/* Two voters' disks emptied while the group was down, the third whole
+ * (as after restoring one member only): the two empty ones, told the
+ * group holds data, must not agree among themselves that nobody ever
+ * stored anything and start an empty group beside the one with the data.
+ * Either no primary forms, or one that holds every acknowledged op. */
+static void two_wiped_voters_told_the_group_has_data_start_nothing_empty(
+    void **s)
+{
+    (void)s;
+    h = harness_new(N, 42);
+    harness_start_all(h);
+    harness_run(h, 2000);
+    uint32_t p = (uint32_t)harness_primary(h);
+    for (uint64_t k = 1; k <= 10; k++)
+        harness_submit(h, p, 100 + k, 1, 1);
+    harness_run(h, 300);
+    for (uint32_t i = 0; i < N; i++)
+        harness_crash(h, i, false);
+    uint32_t a = (p + 1) % N, b = (p + 2) % N;
+    harness_wipe(h, a);
+    harness_wipe(h, b);
+    harness_start(h, a);
+    harness_start(h, b);
+    driver_distrust_fresh(h->r[a].driver);
+    driver_distrust_fresh(h->r[b].driver);
+    harness_run(h, 3000); /* the one with the data starts late */
+    int q = harness_primary(h);
+    if (q >= 0)
+        assert_int_equal(h->r[q].total, 10);
+    harness_start(h, p);
+    harness_run(h, 5000);
+    q = harness_primary(h);
+    if (q >= 0)
+        assert_int_equal(h->r[q].total, 10);
+    for (uint32_t i = 0; i < N; i++)
+        if (replica_status(harness_core(h, i)) == STATUS_NORMAL)
+            assert_int_equal(h->r[i].total, 10);
+}
+
 static void forged_prepares_past_the_pipeline_are_dropped(void **s)
 {
     (void)s;
@@ -1050,6 +1089,9 @@ int main(void)
             a_wiped_voter_told_the_group_has_data_waits, NULL, teardown),
         cmocka_unit_test_setup_teardown(
             a_wiped_voter_not_told_loses_acknowledged_ops, NULL, teardown),
+        cmocka_unit_test_setup_teardown(
+            two_wiped_voters_told_the_group_has_data_start_nothing_empty, NULL,
+            teardown),
         cmocka_unit_test_setup_teardown(
             snapshot_being_sent_keeps_the_log_after_it, NULL, teardown),
         cmocka_unit_test_setup_teardown(
