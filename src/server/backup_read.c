@@ -124,6 +124,13 @@ static void serve_waiting(struct server *s)
         bool applied = s->kv->op >= r->read_op;
         if (!applied && now < r->read_since_ms + BACKUP_READ_WAIT_MS)
             break; /* the later ones answered no earlier */
+        if (applied && r->conn != NULL && !read_pace_room(s)) {
+            /* This turn built its share of replies: the prepare handle
+             * goes on in the next (backup_read_run()), not the timer, which
+             * would fire again within this turn. */
+            uv_timer_stop(&br->timer);
+            return;
+        }
         br->waiting = r->br_next;
         if (br->waiting == NULL)
             br->waiting_tail = NULL;

@@ -693,6 +693,7 @@ bool store_serve_read(struct conn *c, struct slot *slot, uint64_t now_ms)
         return false;
     slot->reply.size = 0;
     store_query_at(s, now_ms, argc, s->argv2, &slot->reply);
+    read_pace_count(s, slot->reply.size);
     if (slot->watch)
         txn_watch_done(c, slot);
     conn_slot_ready(c, slot);
@@ -729,6 +730,16 @@ static void on_read_done(void *ctx, const struct driver_reply *r)
         answer_read_index(c, slot);
         return;
     }
+    if (!read_pace_room(s)) {
+        read_pace_hold(s, slot); /* answered in a later turn */
+        return;
+    }
+    store_answer_read(c, slot);
+}
+
+void store_answer_read(struct conn *c, struct slot *slot)
+{
+    struct server *s = c->server;
     /* Expiry is judged at the primary's log time now, not the last applied
      * op's, which lags on an idle log. But a key hidden at a log time the
      * log has not reached could come back after a failover (the next

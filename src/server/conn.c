@@ -757,6 +757,8 @@ void conn_teardown(struct conn *c)
             forward_orphan(slot); /* the link frees it */
         else if (slot->backup_read != BR_NONE)
             slot->conn = NULL; /* backup_read.c frees it */
+        else if (slot->paced)
+            slot->conn = NULL; /* read_pace.c frees it */
         else
             server_slot_put(s, slot);
         slot = next;

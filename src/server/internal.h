@@ -163,6 +163,9 @@ struct slot {
     uint64_t read_op;       /* the round's read index: serve once applied */
     uint64_t read_time_ms;  /* the round's log time: judge expiry at it */
     uint64_t read_since_ms; /* when the round answered */
+    /* A confirmed read held for a later turn (read_pace.c). */
+    bool paced;
+    struct slot *pace_next;
     size_t permit_bytes;
     uint64_t client_id;
     uint64_t request_no;
@@ -496,6 +499,19 @@ struct server_backup_read {
     uint64_t forwarded;                  /* reads forwarded after all */
 };
 
+/* Bytes of read replies one loop turn builds before the rest of the
+ * confirmed reads wait for the next (read_pace.c). */
+#define READ_PACE_TURN_BYTES (4u << 20)
+
+struct server_read_pace {
+    size_t used;              /* reply bytes built this turn */
+    struct slot *head, *tail; /* confirmed reads held, in order */
+    bool short_turn;          /* this turn refused room to a read */
+    bool again;               /* the last turn did: keep turning */
+    uint64_t held;            /* reads held to a later turn */
+    uint64_t short_turns;     /* turns that ran out of room */
+};
+
 /* The slots of COHORT.LOCK ... WAIT ms answers held until a grant or
  * their deadline (lock_wait.c). */
 #define LOCK_WAITS_MAX 10000u
@@ -598,10 +614,28 @@ struct server {
     struct server_watch watch;             /* watch.h */
     struct server_lock_wait lock_wait;     /* lock_wait.c */
     struct server_backup_read backup_read; /* backup_read.c */
+    struct server_read_pace read_pace;     /* read_pace.c */
     struct server_metrics metrics;
     struct http_server *http; /* the metrics port (exporter.c), or NULL */
     struct server_admin admin;
 };
+
+/* ---- read_pace.c: the bytes of read replies one loop turn builds. See
+ * read_pace.c. */
+/* Whether a confirmed read may be answered this turn (the budget is not
+ * used up and no read is held before it); false notes a short turn. */
+bool read_pace_room(struct server *s);
+/* A read's reply of bytes was built (store_serve_read()). */
+void read_pace_count(struct server *s, size_t bytes);
+/* Hold slot (a confirmed read on the primary) for a later turn. */
+void read_pace_hold(struct server *s, struct slot *slot);
+/* The prepare handle: answer held reads while the budget allows. */
+void read_pace_run(struct server *s);
+/* After the flush: a new budget; keep the loop turning while reads wait. */
+void read_pace_turn_end(struct server *s);
+/* Whether reads wait for a later turn (the idle handle stays on). */
+bool read_pace_pending(const struct server *s);
+void read_pace_close(struct server *s);
 
 /* ---- backup_read.c: a backup serves linearizable reads itself, after one
  * read-index round with the primary per loop turn (COHORT.READINDEX on the
@@ -673,6 +707,9 @@ bool server_removed_error(const struct server *s,
 void server_mark_dirty(struct server *s, struct conn *c);
 /* Process c's buffered input (and queued writes) from the idle handle. */
 void server_mark_resume(struct server *s, struct conn *c);
+/* Keep the loop from blocking until the idle handle finds nothing to do
+ * (work held for a later turn: read_pace.c). */
+void server_keep_turning(struct server *s);
 struct slot *server_slot_get(struct server *s);
 /* Handles of the server's own (links) count toward freeing it. */
 void server_handle_opened(struct server *s);
@@ -772,6 +809,10 @@ void store_conn_gone(struct server *s, struct conn *c);
 /* Read the command kept in slot's payload on the linearizable read path
  * (forwarded to the primary from a backup), like GET. */
 void store_read_kept(struct conn *c, struct slot *slot);
+/* Answer the confirmed read in slot at the primary's log time now, or, if
+ * a key it reads expires before that, have the expiry swept and read
+ * again. */
+void store_answer_read(struct conn *c, struct slot *slot);
 /* Parse slot's kept command into s->argv2; returns the count, 0 if out of
  * memory. */
 uint32_t store_parse_kept(struct server *s, struct slot *slot);

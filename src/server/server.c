@@ -8,7 +8,9 @@
  *             the connections that asked to close;
  *   idle      while active the loop does not block; it dispatches input
  *             that was held back (pipeline full, a write session's first
- *             request in flight) once the reason is gone. It stays active
+ *             request in flight) once the reason is gone, and keeps the
+ *             loop turning while confirmed reads wait for a turn's reply
+ *             budget (read_pace.c). It stays active
  *             one extra turn after doing work, so the node's check handle
  *             runs and proposes what it submitted before the loop sleeps;
  *   timer     every SERVER_TIMER_MS: the forward link's timeouts, and
@@ -165,6 +167,7 @@ void server_slot_put(struct server *s, struct slot *slot)
     ASSERT(!slot->forwarded);
     ASSERT(!slot->lock_parked);
     ASSERT(slot->backup_read == BR_NONE && slot->batch == NULL);
+    ASSERT(!slot->paced);
     /* Keep small buffers for reuse; return big ones to the allocator. */
     if (slot->payload.capacity > 64u * 1024u)
         resp_buf_deinit(&slot->payload);
@@ -202,6 +205,11 @@ static void idle_start(struct server *s)
     uv_idle_start(&s->idle, on_idle);
 }
 
+void server_keep_turning(struct server *s)
+{
+    idle_start(s);
+}
+
 void server_mark_resume(struct server *s, struct conn *c)
 {
     if (c->resume_listed || c->closing)
@@ -218,6 +226,7 @@ static void on_prepare(uv_prepare_t *handle)
     pubsub_pump_all(s); /* before the flush below */
     watch_pump_all(s);
     lock_wait_check(s);
+    read_pace_run(s); /* reads held from earlier turns come first */
     backup_read_run(s);
     forward_prepare(s);
     /* Flushing may close connections (a write error) which removes them
@@ -233,6 +242,7 @@ static void on_prepare(uv_prepare_t *handle)
             conn_flush(c);
     }
     forward_flush_all(s);
+    read_pace_turn_end(s);
 }
 
 static void on_idle(uv_idle_t *handle)
@@ -255,7 +265,7 @@ static void on_idle(uv_idle_t *handle)
         conn_process(c);
         worked = true;
     }
-    if (worked || s->resume)
+    if (worked || s->resume || read_pace_pending(s))
         return; /* one more turn: see the file comment */
     s->idle_active = false;
     uv_idle_stop(&s->idle);
@@ -518,5 +528,6 @@ void server_close(struct server *s)
         lock_wait_close(s, on_handle_closed);
         backup_read_close(s, on_handle_closed);
     }
+    read_pace_close(s);
     maybe_free(s);
 }

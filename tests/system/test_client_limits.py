@@ -298,28 +298,51 @@ def timeouts(binary):
 
 def big_pipeline(binary):
     """Pipelined replies past output-buffer-max (64 MiB) to a client that
-    reads them: 100 GETs of a 1 MiB value, through the primary and a
+    reads them: 100 GETs of 1 MiB values, through the primary and a
     backup, all answered in order on the same connection (the connection
-    used to be closed without a word at 64)."""
+    used to be closed without a word at 64). The replies are built a few
+    MiB per loop turn (read_pace.c; building 63 MiB in one turn held the
+    loop long enough for a view change): INFO counts the turns that ran
+    out of room, and a SET pipelined between the GETs is seen by the GETs
+    after it and by none before, however many turns they waited."""
     c = cl.Cluster(binary, n=3, name="bigpipe")
     c.start()
     p, _ = c.wait_for_primary()
-    value = b"x" * (1 << 20)
-    check(c.command(p, "SET", "big", value) == "OK", "SET big")
+    values = [bytes([0x61 + i]) * (1 << 20) for i in range(4)]
+    for i, v in enumerate(values):
+        check(c.command(p, "SET", "big%d" % i, v) == "OK", "SET big%d" % i)
     b = next(i for i in range(c.n) if i != p)
-    for via in (p, b):
+    for round_, via in enumerate((p, b)):
+        new = bytes([0x41 + round_]) * (1 << 20)
+        old = c.command(p, "GET", "big0")
+        cmds = [("GET", "big%d" % (i % 4)) for i in range(50)]
+        cmds.append(("SET", "big0", new))
+        cmds += [("GET", "big%d" % (i % 4)) for i in range(50)]
+        want = [old if i % 4 == 0 else values[i % 4] for i in range(50)]
+        want.append("OK")
+        want += [new if i % 4 == 0 else values[i % 4] for i in range(50)]
+        before = c.info(via, "stats")
         with c.client(via, timeout=60.0 * c.slow) as cl_:
-            replies = cl_.pipeline([("GET", "big")] * 100)
-            bad = [i for i, r in enumerate(replies) if r != value]
-            check(not bad, "r%d: %d of 100 pipelined GETs of 1 MiB wrong "
-                  "(first %d: %r)" % (via, len(bad), bad[0] if bad else -1,
-                                      str(replies[bad[0]])[:80] if bad
-                                      else ""))
+            replies = cl_.pipeline(cmds)
+            bad = [i for i, r in enumerate(replies) if r != want[i]]
+            check(not bad, "r%d: %d of 101 pipelined commands answered "
+                  "wrong (first %d, %s: %r)"
+                  % (via, len(bad), bad[0] if bad else -1,
+                     cmds[bad[0]] if bad else "", str(replies[bad[0]])[:80]
+                     if bad else ""))
             check(cl_.command("PING") == "PONG", "the connection went on")
         inf = c.info(via, "stats")
         check(inf.get("client_output_buffer_limit_disconnections") == "0",
               "r%d closed a client: %s" % (via, inf))
-        log("r%d: 100 pipelined GETs of 1 MiB answered in order" % via)
+        turns = (int(inf["read_pace_turns"]) -
+                 int(before["read_pace_turns"]))
+        held = int(inf["reads_paced"]) - int(before["reads_paced"])
+        check(turns > 0, "r%d built 100 MiB of replies without running out "
+              "of a turn's room (read_pace_turns %d)" % (via, turns))
+        if via == p:
+            check(held > 0, "r%d held no read for a later turn" % via)
+        log("r%d: 100 pipelined GETs of 1 MiB and a SET answered in order; "
+            "%d turns ran out of room, %d reads held" % (via, turns, held))
     c.cleanup()
 
 

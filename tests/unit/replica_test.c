@@ -817,8 +817,8 @@ static void a_wiped_voter_not_told_loses_acknowledged_ops(void **s)
  * group holds data, must not agree among themselves that nobody ever
  * stored anything and start an empty group beside the one with the data.
  * Either no primary forms, or one that holds every acknowledged op. */
-static void two_wiped_voters_told_the_group_has_data_start_nothing_empty(
-    void **s)
+static void
+two_wiped_voters_told_the_group_has_data_start_nothing_empty(void **s)
 {
     (void)s;
     h = harness_new(N, 42);

@@ -1,0 +1,103 @@
+/* read_pace — how many bytes of read replies one loop turn builds, and the
+ * confirmed reads that wait for a later turn.
+ *
+ * A read-index round confirms every read that joined it at once, and a
+ * backup that applies a round's index can serve all of its batch at once.
+ * With large values that is a lot of work for one turn: 63 pipelined GETs
+ * of 1 MiB are 63 MiB copied into replies (and again into the output),
+ * which held the loop for 100 to 300 ms, long enough for the backups to
+ * stop hearing the primary and change the view. So replies are built
+ * against a budget of READ_PACE_TURN_BYTES per turn: once it is used up,
+ * a confirmed read on the primary joins a FIFO here and a backup's waiting
+ * reads stay where they are (backup_read.c), and both go on in the next
+ * turns, READ_PACE_TURN_BYTES at a time, while the loop keeps turning
+ * (the server's idle handle) and the heartbeats go out between.
+ *
+ * Answering later is still linearizable: the read stays counted as running
+ * on its connection (a write pipelined after it waits, conn.c), and the
+ * store it is served from has applied at least the read index, and only
+ * committed ops, by then (docs/PROTOCOL.md, "Reads").
+ *
+ * A read whose connection closes while held stays on the FIFO with conn
+ * NULL (conn_teardown() leaves it) and is freed when it comes up.
+ */
+#include "common/assert.h"
+#include "server/internal.h"
+
+bool read_pace_room(struct server *s)
+{
+    struct server_read_pace *p = &s->read_pace;
+    if (p->head == NULL && p->used < READ_PACE_TURN_BYTES)
+        return true;
+    p->short_turn = true;
+    return false;
+}
+
+void read_pace_count(struct server *s, size_t bytes)
+{
+    s->read_pace.used += bytes;
+}
+
+void read_pace_hold(struct server *s, struct slot *slot)
+{
+    struct server_read_pace *p = &s->read_pace;
+    ASSERT(!slot->paced && !slot->in_node);
+    slot->paced = true;
+    slot->pace_next = NULL;
+    if (p->tail)
+        p->tail->pace_next = slot;
+    else
+        p->head = slot;
+    p->tail = slot;
+    p->held++;
+    server_keep_turning(s);
+}
+
+void read_pace_run(struct server *s)
+{
+    struct server_read_pace *p = &s->read_pace;
+    while (p->head && p->used < READ_PACE_TURN_BYTES) {
+        struct slot *slot = p->head;
+        p->head = slot->pace_next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        slot->pace_next = NULL;
+        slot->paced = false;
+        if (slot->conn == NULL)
+            server_slot_put(s, slot); /* its connection closed */
+        else
+            store_answer_read(slot->conn, slot);
+    }
+    if (p->head)
+        p->short_turn = true;
+}
+
+void read_pace_turn_end(struct server *s)
+{
+    struct server_read_pace *p = &s->read_pace;
+    if (p->short_turn)
+        p->short_turns++;
+    p->again = p->short_turn || p->head != NULL;
+    p->short_turn = false;
+    p->used = 0;
+    if (p->again)
+        server_keep_turning(s);
+}
+
+bool read_pace_pending(const struct server *s)
+{
+    return s->read_pace.again || s->read_pace.head != NULL;
+}
+
+void read_pace_close(struct server *s)
+{
+    struct server_read_pace *p = &s->read_pace;
+    while (p->head) {
+        struct slot *slot = p->head;
+        p->head = slot->pace_next;
+        ASSERT(slot->conn == NULL); /* at close every connection is gone */
+        slot->paced = false;
+        server_slot_put(s, slot);
+    }
+    p->tail = NULL;
+}
