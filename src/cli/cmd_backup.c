@@ -7,7 +7,11 @@
  * started (and maybe a few later ones): a prefix of the committed history,
  * never a torn one. The file is written to <file>.tmp, verified (its
  * checksums, by the same reader a replica uses at start), synced and only
- * then renamed to <file>: a <file> that exists is a whole backup. */
+ * then renamed to <file>: a <file> that exists is a whole backup.
+ *
+ * Backups may overlap: one started while another runs on the primary waits
+ * for it and then starts its own, and the primary keeps the file of the
+ * one before the latest while it is being read (runtime/backup.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,18 +29,59 @@
 #include "storage/vfs.h"
 
 #define PIECE_SIZE (1u << 20)
+/* How long `cohort backup` waits for another backup running on the
+ * primary (another operator's, or a script's) before it gives up. */
+#define BUSY_WAIT_MS (10 * 60 * 1000)
+#define BUSY_TEXT "is still being written"
+
+/* COHORT.BACKUP START; while another backup runs there, wait for it to
+ * finish and start ours after it (ours must begin after this call did, or
+ * it could miss writes acknowledged before that). */
+static int start_backup(struct cli_rpc *c, uint64_t *op, struct cohort_err *err)
+{
+    struct resp_arg start[] = {{"COHORT.BACKUP", 13}, {"START", 5}};
+    bool told = false;
+    for (long waited = 0;; waited += 100) {
+        int rc = cli_rpc_call(c, 2, start, err);
+        if (rc != 0)
+            return rc;
+        const struct resp_node *n = &c->nodes[0];
+        if (n->type == RESP_TYPE_INTEGER) {
+            *op = (uint64_t)n->integer;
+            return 0;
+        }
+        if (n->type != RESP_TYPE_ERROR)
+            return err_set(err, -COHORT_EPROTO, "%s: unexpected reply",
+                           c->addr);
+        bool busy = memmem(n->str, n->len, BUSY_TEXT, strlen(BUSY_TEXT));
+        if (!busy || waited >= BUSY_WAIT_MS)
+            return err_set(err, -COHORT_EIO, "%s: %.*s%s", c->addr, (int)n->len,
+                           n->str,
+                           busy ? " (waited 10 minutes for it; run cohort "
+                                  "backup again later)"
+                                : "");
+        if (!told)
+            fprintf(stderr, "%s: %.*s; waiting for it to finish\n", c->addr,
+                    (int)n->len, n->str);
+        told = true;
+        cli_pause_ms(100);
+    }
+}
+
 /* Start a backup on the primary and wait until its file is written. */
 static int export_snapshot(struct cli_rpc *c, uint64_t *op, uint64_t *size,
                            struct cohort_err *err)
 {
-    struct resp_arg start[] = {{"COHORT.BACKUP", 13}, {"START", 5}};
-    int rc = cli_rpc_expect(c, 2, start, RESP_TYPE_INTEGER, err);
+    int rc = start_backup(c, op, err);
     if (rc != 0)
         return rc;
-    *op = (uint64_t)c->nodes[0].integer;
-    struct resp_arg status[] = {{"COHORT.BACKUP", 13}, {"STATUS", 6}};
+    /* STATUS <op>: ours, even once another backup has started after it. */
+    char op_text[24];
+    snprintf(op_text, sizeof(op_text), "%" PRIu64, *op);
+    struct resp_arg status[] = {
+        {"COHORT.BACKUP", 13}, {"STATUS", 6}, {op_text, strlen(op_text)}};
     for (;;) {
-        rc = cli_rpc_expect(c, 2, status, RESP_TYPE_ARRAY, err);
+        rc = cli_rpc_expect(c, 3, status, RESP_TYPE_ARRAY, err);
         if (rc != 0)
             return rc;
         if (c->node_count != 13)
@@ -48,10 +93,10 @@ static int export_snapshot(struct cli_rpc *c, uint64_t *op, uint64_t *size,
         snprintf(error, sizeof(error), "%.*s", (int)v[11].len, v[11].str);
         uint64_t got = strtoull(v[3].str, NULL, 10);
         if (got != *op)
-            return err_set(err, -COHORT_EAGAIN,
-                           "another backup (op %" PRIu64 ") started on %s; "
-                           "run cohort backup again",
-                           got, c->addr);
+            return err_set(err, -COHORT_EPROTO,
+                           "%s: asked about the backup of op %" PRIu64
+                           ", told about op %" PRIu64,
+                           c->addr, *op, got);
         if (!strcmp(state, "done")) {
             *size = strtoull(v[5].str, NULL, 10);
             return 0;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/assert.h"
 
@@ -19,7 +20,58 @@ int backup_init(struct backup *b, const char *data_dir, struct cohort_err *err)
 {
     memset(b, 0, sizeof(*b));
     snapshot_job_init(&b->job);
-    return vfs_path_join(b->dir, data_dir, BACKUP_DIR_NAME, err);
+    int rc = vfs_path_join(b->dir, data_dir, BACKUP_DIR_NAME, err);
+    if (rc == 0)
+        rc = vfs_path_join(b->prev_path, b->dir, BACKUP_PREVIOUS_NAME, err);
+    if (rc == 0)
+        (void)unlink(b->prev_path); /* an earlier run's: nobody reads it */
+    return rc;
+}
+
+static void drop_previous(struct backup *b)
+{
+    if (b->prev_op != 0)
+        (void)unlink(b->prev_path); /* best effort: the next start retries */
+    b->prev_op = 0;
+}
+
+/* The latest finished backup becomes the previous one (a hard link the
+ * next writer's cleanup leaves alone), for whoever is still copying it. */
+static void keep_previous(struct backup *b, uint64_t now_ns)
+{
+    (void)unlink(b->prev_path);
+    b->prev_op = 0;
+    if (b->state != BACKUP_DONE || b->path[0] == '\0')
+        return;
+    if (link(b->path, b->prev_path) != 0)
+        return; /* not kept: a copy of it still going fails and restarts */
+    b->prev_op = b->op;
+    b->prev_size = b->size;
+    b->prev_duration_us = b->duration_us;
+    b->prev_used_ns = now_ns;
+}
+
+bool backup_find(struct backup *b, uint64_t op, uint64_t now_ns,
+                 const char **path, uint64_t *size)
+{
+    if (b->state == BACKUP_DONE && b->op == op) {
+        *path = b->path;
+        *size = b->size;
+        return true;
+    }
+    if (b->prev_op != 0 && b->prev_op == op) {
+        b->prev_used_ns = now_ns;
+        *path = b->prev_path;
+        *size = b->prev_size;
+        return true;
+    }
+    return false;
+}
+
+void backup_expire_previous(struct backup *b, uint64_t now_ns)
+{
+    if (b->prev_op != 0 && now_ns - b->prev_used_ns >= BACKUP_PREVIOUS_KEEP_NS)
+        drop_previous(b);
 }
 
 /* In the forked child (when no thread could start): the snapshot file into
@@ -49,6 +101,7 @@ int backup_start(struct backup *b, struct driver *d, struct dirlock *lock,
                        "once it has");
     if (rc != 0)
         return err_set(err, rc, "backup: out of memory for the client table");
+    keep_previous(b, now_ns); /* before a writer can delete its file */
     if (start_thread && start_thread(thread_ctx, &snap, &b->job, b->dir)) {
         *threaded = true;
     } else {

@@ -15,8 +15,13 @@
  * Invariants: (1) at most one backup job (thread or child) runs; (2) the
  * file of a backup that is DONE is complete and verified by the writer's
  * trailer (written, fdatasync'ed and renamed into place before the job
- * reports success); (3) the backup directory keeps the newest backup only
- * (the writer deletes older snapshot files there).
+ * reports success); (3) the backup directory keeps the newest backup (the
+ * writer deletes older snapshot files there) and, while someone may still
+ * be copying it, the one before: a hard link BACKUP_PREVIOUS_NAME, which
+ * that cleanup does not touch, made when the next backup starts and
+ * removed once nobody has read it for BACKUP_PREVIOUS_KEEP_NS. So two
+ * operators' `cohort backup` may overlap: the second waits for a running
+ * one and then starts its own, and the first goes on copying its file.
  *
  * States: IDLE -> RUNNING (a thread or a child) -> DONE | FAILED ->
  * RUNNING ... */
@@ -34,6 +39,8 @@
 #include "storage/vfs.h"
 
 #define BACKUP_DIR_NAME "backup"
+#define BACKUP_PREVIOUS_NAME "previous.backup"
+#define BACKUP_PREVIOUS_KEEP_NS (60ull * 1000 * 1000 * 1000)
 
 enum backup_state {
     BACKUP_IDLE = 0,
@@ -51,6 +58,10 @@ struct backup {
     char dir[VFS_PATH_MAX];             /* <data-dir>/backup */
     char path[VFS_PATH_MAX];            /* DONE: the file */
     char error[COHORT_ERR_MESSAGE_MAX]; /* FAILED: why */
+    /* The previous DONE backup, still readable (prev_op 0: none): its
+     * op, size, file (the hard link) and when it was made or last read. */
+    uint64_t prev_op, prev_size, prev_duration_us, prev_used_ns;
+    char prev_path[VFS_PATH_MAX];
 };
 
 /* IDLE, with the backup directory under data_dir. */
@@ -73,6 +84,14 @@ int backup_start(struct backup *b, struct driver *d, struct dirlock *lock,
 /* After SIGCHLD, or on a tick while a thread runs (b->job.thread_running):
  * if the job ended, RUNNING -> DONE or FAILED and true. */
 bool backup_reap(struct backup *b, uint64_t now_ns);
+/* The finished backup of op, the latest or the previous one: its file's
+ * path and size, and true; the previous is kept BACKUP_PREVIOUS_KEEP_NS
+ * from now_ns (a read). False if neither is op. */
+bool backup_find(struct backup *b, uint64_t op, uint64_t now_ns,
+                 const char **path, uint64_t *size);
+/* On a tick: remove the previous backup once unread for
+ * BACKUP_PREVIOUS_KEEP_NS. */
+void backup_expire_previous(struct backup *b, uint64_t now_ns);
 /* Stop a running job: kill a child, join a thread (closing; the caller
  * first ends what the thread reads). */
 void backup_stop(struct backup *b);

@@ -694,6 +694,7 @@ static void on_tick(uv_timer_t *handle)
     addresses_sync(n);
     if (n->snapshot_job.thread_running || n->backup.job.thread_running)
         reap_jobs(n); /* a thread sends no SIGCHLD */
+    backup_expire_previous(&n->backup, uv_hrtime());
     fresh_decide(n);
     driver_tick(n->driver);
     note_removal(n);
@@ -1052,6 +1053,12 @@ int node_backup_start(struct node *n, struct cohort_err *err)
 const struct backup *node_backup(const struct node *n)
 {
     return &n->backup;
+}
+
+bool node_backup_find(struct node *n, uint64_t op, const char **path,
+                      uint64_t *size)
+{
+    return backup_find(&n->backup, op, uv_hrtime(), path, size);
 }
 
 /* ------------------------------------------------------------ open/close */

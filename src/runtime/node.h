@@ -319,8 +319,12 @@ void node_transfer(struct node *n, uint32_t target,
 
 /* An operator's backup (runtime/backup, COHORT.BACKUP): start one at the
  * applied op (0, or a negative code with err saying why), and what the
- * latest one is doing. The pointer is valid until the next loop turn. */
+ * latest one is doing. The pointer is valid until the next loop turn.
+ * node_backup_find(): the file of the finished backup of op, the latest
+ * or the one before it (kept while it is being read: backup_find()). */
 int node_backup_start(struct node *n, struct cohort_err *err);
 const struct backup *node_backup(const struct node *n);
+bool node_backup_find(struct node *n, uint64_t op, const char **path,
+                      uint64_t *size);
 
 #endif

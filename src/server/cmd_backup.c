@@ -6,13 +6,16 @@
  * buffers on both sides.
  *
  *   COHORT.BACKUP START                  -> :<op>
- *   COHORT.BACKUP STATUS                 -> state, op, size, duration_us,
+ *   COHORT.BACKUP STATUS [<op>]          -> state, op, size, duration_us,
  *                                           path, error (name/value pairs)
+ *                                           of the latest backup, or of
+ *                                           the finished one of op
  *   COHORT.BACKUP READ <op> <offset> <count>  -> $<bytes> (short at the end)
  *
- * A READ names the op of the backup it reads: the file of a backup that a
- * newer one replaced is gone, and the client is told so rather than handed
- * bytes of another file. */
+ * A READ names the op of the backup it reads: the latest finished one, or
+ * the one before it while it is still being read (runtime/backup.h); the
+ * file of an older one is gone, and the client is told so rather than
+ * handed bytes of another file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -51,9 +54,39 @@ static void pair_u64(struct resp_buf *out, const char *name, uint64_t v)
     pair_text(out, name, text);
 }
 
-static void backup_status_reply(struct conn *c, struct resp_buf *out)
+static void backup_status_reply(struct conn *c, struct resp_buf *out,
+                                const struct resp_arg *op_arg)
 {
     const struct backup *b = node_backup(c->server->node);
+    uint64_t op;
+    if (op_arg != NULL) {
+        if (!command_parse_u64(op_arg, &op)) {
+            resp_write_errorf(out, "ERR COHORT.BACKUP STATUS takes an op");
+            return;
+        }
+        const char *path;
+        uint64_t size;
+        if (op != b->op) {
+            /* The previous backup, finished, if it is kept. */
+            if (!node_backup_find(c->server->node, op, &path, &size)) {
+                resp_write_errorf(
+                    out,
+                    "ERR no backup of op %" PRIu64
+                    " on this replica (the latest is of op %" PRIu64
+                    "); start one with COHORT.BACKUP START",
+                    op, b->op);
+                return;
+            }
+            resp_write_array(out, 12);
+            pair_text(out, "state", backup_state_name(BACKUP_DONE));
+            pair_u64(out, "op", op);
+            pair_u64(out, "size", size);
+            pair_u64(out, "duration_us", b->prev_duration_us);
+            pair_text(out, "path", path);
+            pair_text(out, "error", "");
+            return;
+        }
+    }
     resp_write_array(out, 12);
     pair_text(out, "state", backup_state_name(b->state));
     pair_u64(out, "op", b->op);
@@ -76,7 +109,9 @@ static void backup_read_reply(struct conn *c, struct resp_buf *out,
         return;
     }
     const struct backup *b = node_backup(c->server->node);
-    if (b->state != BACKUP_DONE || b->op != op) {
+    const char *path;
+    uint64_t size;
+    if (!node_backup_find(c->server->node, op, &path, &size)) {
         resp_write_errorf(out,
                           "ERR no finished backup of op %" PRIu64
                           " on this replica (state %s, op %" PRIu64
@@ -84,19 +119,19 @@ static void backup_read_reply(struct conn *c, struct resp_buf *out,
                           op, backup_state_name(b->state), b->op);
         return;
     }
-    if (offset > b->size)
-        offset = b->size;
-    if (count > b->size - offset)
-        count = b->size - offset;
+    if (offset > size)
+        offset = size;
+    if (count > size - offset)
+        count = size - offset;
     char *buf = malloc(count ? count : 1);
-    int fd = open(b->path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t n = fd >= 0 && buf ? pread(fd, buf, count, (off_t)offset) : -1;
     int saved = errno;
     if (fd >= 0)
         close(fd);
     if (n < 0 || (uint64_t)n != count)
-        resp_write_errorf(out, "ERR read %s at %" PRIu64 ": %s", b->path,
-                          offset, n < 0 ? strerror(saved) : "file cut short");
+        resp_write_errorf(out, "ERR read %s at %" PRIu64 ": %s", path, offset,
+                          n < 0 ? strerror(saved) : "file cut short");
     else
         resp_write_bulk(out, buf, count);
     free(buf);
@@ -107,11 +142,12 @@ void cmd_cohort_backup(struct conn *c, struct resp_buf *out, uint32_t argc,
 {
     if (command_word_is(&argv[1], "start") && argc == 2)
         backup_start_reply(c, out);
-    else if (command_word_is(&argv[1], "status") && argc == 2)
-        backup_status_reply(c, out);
+    else if (command_word_is(&argv[1], "status") && (argc == 2 || argc == 3))
+        backup_status_reply(c, out, argc == 3 ? &argv[2] : NULL);
     else if (command_word_is(&argv[1], "read") && argc == 5)
         backup_read_reply(c, out, argv);
     else
-        resp_write_errorf(out, "ERR usage: COHORT.BACKUP START | STATUS | "
-                               "READ <op> <offset> <count>");
+        resp_write_errorf(out,
+                          "ERR usage: COHORT.BACKUP START | STATUS [<op>] | "
+                          "READ <op> <offset> <count>");
 }

@@ -21,6 +21,10 @@ cluster and `cohort restore` starts a new cluster from it (issue 17, item 7).
      the backup began; DBSIZE is exactly that.
   5. The new cluster takes writes.
 
+Between 2 and 3, overlapping backups (overlapping()): a backup stays
+readable while another starts and finishes after it, and four `cohort
+backup` runs started at once all succeed.
+
 usage: test_backup.py [path/to/cohort]
 """
 
@@ -155,6 +159,75 @@ def compare(new, expected, live_acked_before):
     return live_max
 
 
+def backup_status(cli, *args):
+    reply = cli.command("COHORT.BACKUP", "STATUS", *args)
+    return {reply[i].decode(): reply[i + 1].decode()
+            for i in range(0, len(reply), 2)}
+
+
+def overlapping(binary, c, p):
+    """Backups that overlap. (a) A backup copied by one client stays
+    readable when another client's backup starts and finishes after it
+    (the primary keeps it as previous.backup while it is read): READ and
+    STATUS of its op still answer. (b) Four `cohort backup` runs started
+    at once all succeed, each with a whole file: one that finds another
+    running waits for it and starts its own after it."""
+    with c.client(p, timeout=10) as cli:
+        first = cli.command("COHORT.BACKUP", "START")
+        deadline = time.monotonic() + 20 * c.slow
+        while (backup_status(cli)["state"] == "running"
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+        check(backup_status(cli)["state"] == "done", "backup of op %d: %r"
+              % (first, backup_status(cli)))
+        head = cli.command("COHORT.BACKUP", "READ", str(first), "0", "64")
+        check(cli.command("SET", "overlap", "1") == "OK", "SET overlap")
+        later = os.path.join(c.dir, "later.backup")
+        rc, out, err = run(binary, "backup",
+                           "127.0.0.1:%d" % c.client_ports[p], later)
+        check(rc == 0, "a backup after another's: rc %d %r %r"
+              % (rc, out, err))
+        latest = backup_status(cli)
+        check(int(latest["op"]) > first, "the later backup is of op %s, "
+              "not after %d" % (latest["op"], first))
+        again = cli.command("COHORT.BACKUP", "READ", str(first), "0", "64")
+        check(isinstance(again, bytes) and again == head,
+              "the first client's backup (op %d) was not readable once a "
+              "later one finished: %r" % (first, again))
+        st = backup_status(cli, str(first))
+        check(st["state"] == "done" and int(st["op"]) == first and
+              st["path"].endswith("previous.backup"),
+              "STATUS %d: %r" % (first, st))
+        log("backup of op %d still read after the backup of op %s: %s"
+            % (first, latest["op"], st["path"]))
+        try:
+            gone = cli.command("COHORT.BACKUP", "READ", str(first - 1), "0",
+                               "1")
+        except resp.RespError as e:
+            gone = e
+        check(isinstance(gone, resp.RespError) and
+              "no finished backup of op" in str(gone),
+              "READ of an op with no backup: %r" % gone)
+    pre = os.environ.get("COHORT_TEST_WRAP", "").split()
+    for round_ in range(2):
+        procs = []
+        for k in range(4):
+            path = os.path.join(c.dir, "overlap-%d-%d.backup" % (round_, k))
+            procs.append((path, subprocess.Popen(
+                pre + [binary, "backup", "127.0.0.1:%d" % c.client_ports[p],
+                       path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, text=True)))
+        waited = 0
+        for path, proc in procs:
+            out, err = proc.communicate(timeout=120 * c.slow)
+            check(proc.returncode == 0 and os.path.exists(path),
+                  "overlapping backup %s: rc %d %r %r"
+                  % (path, proc.returncode, out, err))
+            waited += "waiting for it to finish" in err
+        log("round %d: 4 overlapping backups written (%d waited for "
+            "another)" % (round_, waited))
+
+
 def body(binary):
     old = cl.Cluster(binary, name="backup-old",
                      extra_args=["--snapshot-interval-ops", "300"])
@@ -209,6 +282,7 @@ def body(binary):
           "written by a thread from slices of the store" in started[-1],
           "the quiet cluster's backup was not written by the snapshot "
           "thread: %r" % started)
+    overlapping(binary, old, p)
     rc, out, err = run(binary, "backup", "127.0.0.1:1", path + ".2")
     check(rc == 1 and "127.0.0.1:1" in err,
           "backup from a closed port: rc %d, %r" % (rc, err))
