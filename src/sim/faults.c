@@ -620,11 +620,32 @@ static bool other_hurt(struct faults *f, uint32_t i)
     return false;
 }
 
+/* Whether damage to replica i's disk stays inside the fault model: no
+ * other replica hurt, and i a voter of no membership any replica holds
+ * with fewer than 3 voters. Such a group tolerates no bad disk among its
+ * voters (f = 0): its one voter's damaged log halts it by design, which
+ * the progress check would report (--replicas 3 --spares 2 starts with one
+ * voter). */
+static bool may_hurt(struct faults *f, uint32_t i)
+{
+    if (other_hurt(f, i))
+        return false;
+    for (uint32_t k = 0; k < replica_count(f); k++) {
+        const struct replica *r = f->c->replicas[k].r;
+        if (r == NULL)
+            continue;
+        const struct membership *m = replica_membership(r);
+        if (m->voter_count < 3 && membership_is_voter(m, i))
+            return false;
+    }
+    return true;
+}
+
 /* Corrupt synced data on replica i and crash it, so that its restart reads
  * the damage. */
 static bool corrupt_and_crash(struct faults *f, uint32_t i)
 {
-    if (i == UINT32_MAX || other_hurt(f, i) || !cluster_corrupt(f->c, i))
+    if (i == UINT32_MAX || !may_hurt(f, i) || !cluster_corrupt(f->c, i))
         return false;
     f->victim = i;
     crash_for(f, i, draw(f, 50, 500));
@@ -634,7 +655,7 @@ static bool corrupt_and_crash(struct faults *f, uint32_t i)
 /* The next write of a live replica lands elsewhere in its file. */
 static void misdirect(struct faults *f, uint32_t i)
 {
-    if (cluster_alive(f->c, i) && !other_hurt(f, i))
+    if (cluster_alive(f->c, i) && may_hurt(f, i))
         cluster_misdirect(f->c, i);
 }
 

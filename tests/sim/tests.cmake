@@ -101,6 +101,12 @@ cohort_sim_blocks(spares-reconfig swarm 200 100 --replicas 5 --spares 2
                   --replace-after 300 --reconfigs 300 --transfers 250)
 cohort_sim_blocks(spares-seven crash 100 100 --replicas 7 --spares 2
                   --replace-after 300)
+# 3 ids, 2 of them spares: epoch 0 has one voter, which tolerates no bad
+# disk (f = 0). The injector corrupted it anyway and its halt failed the
+# progress check (10 of 300 seeds, the first 15): now it damages no voter
+# of a membership with fewer than 3 (sim/faults.c may_hurt()).
+cohort_sim_blocks(spares-one-voter default 300 300 --replicas 3 --spares 2)
+cohort_sim_blocks(spares-one-voter-disk disk 300 300 --replicas 3 --spares 2)
 # Coordination: 30% of ops are sessions (kept alive through the log),
 # locks and fenced writes; primaries run the session sweeper (EXTEND
 # before EXPIRE) and watchers resume FROM their last revision on other
