@@ -33,6 +33,7 @@
  * primary (another operator's, or a script's) before it gives up. */
 #define BUSY_WAIT_MS (10 * 60 * 1000)
 #define BUSY_TEXT "is still being written"
+#define GONE_TEXT "no finished backup of op"
 
 /* COHORT.BACKUP START; while another backup runs there, wait for it to
  * finish and start ours after it (ours must begin after this call did, or
@@ -170,8 +171,19 @@ static int backup_to(const char *addr, const char *path, uint64_t *op,
         if (fd < 0)
             rc = err_sys(err, errno, "create %s", tmp);
     }
-    if (rc == 0)
+    /* The file went away under the copy (more backups finished meanwhile
+     * than the primary keeps while read): take a new one, a few times. */
+    for (int tries = 1; rc == 0; tries++) {
         rc = copy_file(&c, *op, *size, fd, tmp, err);
+        if (rc == 0 || tries == 3 || !strstr(err->message, GONE_TEXT))
+            break;
+        if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+            rc = err_sys(err, errno, "truncate %s", tmp);
+            break;
+        }
+        fprintf(stderr, "%s; taking a new backup\n", err->message);
+        rc = export_snapshot(&c, op, size, err);
+    }
     if (fd >= 0)
         close(fd);
     cli_rpc_close(&c);

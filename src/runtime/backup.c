@@ -101,6 +101,10 @@ int backup_start(struct backup *b, struct driver *d, struct dirlock *lock,
                        "once it has");
     if (rc != 0)
         return err_set(err, rc, "backup: out of memory for the client table");
+    struct stat st;
+    if (b->state == BACKUP_DONE && b->op == snap.info.op &&
+        stat(b->path, &st) == 0 && (uint64_t)st.st_size == b->size)
+        return 0; /* the finished one holds exactly this state: reused */
     keep_previous(b, now_ns); /* before a writer can delete its file */
     if (start_thread && start_thread(thread_ctx, &snap, &b->job, b->dir)) {
         *threaded = true;

@@ -75,6 +75,10 @@ typedef bool (*backup_thread_fn)(void *ctx, const struct driver_snapshot *snap,
 /* Start a backup of the driver's state machine at the applied op: through
  * start_thread(thread_ctx, ...) if it is set and starts, else in a forked
  * child that writes state(state_ctx) (its bytes). *threaded says which.
+ * If the latest backup is DONE at the applied op, its file holds exactly
+ * that state: nothing starts, 0 with the state left DONE (so overlapping
+ * requests on a quiet group share one file instead of rewriting it under
+ * a reader).
  * -COHORT_EAGAIN if one runs or nothing was applied yet, -COHORT_EIO if no
  * child could start; err says which. now_ns is the monotonic clock. */
 int backup_start(struct backup *b, struct driver *d, struct dirlock *lock,

@@ -1042,7 +1042,12 @@ int node_backup_start(struct node *n, struct cohort_err *err)
     bool threaded = false;
     int rc = backup_start(&n->backup, n->driver, &n->lock, backup_thread, n,
                           kv_state, &n->kv, uv_hrtime(), &threaded, err);
-    if (rc == 0)
+    if (rc == 0 && n->backup.state == BACKUP_DONE)
+        logline(LOGLINE_INFO,
+                "backup of op %" PRIu64 " asked for again: nothing was "
+                "applied since, so %s serves it",
+                n->backup.op, n->backup.path);
+    else if (rc == 0)
         logline(LOGLINE_INFO, "backup of op %" PRIu64 " started into %s (%s)",
                 n->backup.op, n->backup.dir,
                 threaded ? "written by a thread from slices of the store"

@@ -145,7 +145,19 @@ static void a_refused_thread_falls_back_to_a_forked_child(void **state)
     assert_int_equal(get_u64(bytes + 8), total);
     snapshot_close(&rd);
 
-    /* The next backup, later, replaces it: the directory keeps one. */
+    /* Asked for again with nothing applied since: the finished one is
+     * reused, no child forked, its file untouched. */
+    struct stat before;
+    assert_int_equal(stat(fx->b.path, &before), 0);
+    assert_int_equal(start(fx, p, &threaded, &err), 0);
+    assert_int_equal(fx->b.state, BACKUP_DONE);
+    assert_int_equal(fx->b.op, op);
+    assert_int_equal(fx->thread_calls, 1);
+    assert_int_equal(stat(fx->b.path, &st), 0);
+    assert_int_equal(st.st_ino, before.st_ino);
+
+    /* The next backup, later, replaces it: the directory keeps one, and
+     * the one before stays readable as previous.backup. */
     write_some(fx, 5);
     assert_int_equal(start(fx, p, &threaded, &err), 0);
     assert_true(reap_within(&fx->b));
@@ -156,6 +168,20 @@ static void a_refused_thread_falls_back_to_a_forked_child(void **state)
     snprintf(old, sizeof(old), "%s/snapshot-%020" PRIu64 ".snap", fx->b.dir,
              op);
     assert_int_not_equal(stat(old, &st), 0);
+    const char *path;
+    uint64_t size;
+    assert_true(backup_find(&fx->b, op, 3000, &path, &size));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal((uint64_t)st.st_size, size);
+    assert_non_null(strstr(path, BACKUP_PREVIOUS_NAME));
+    /* Unread for BACKUP_PREVIOUS_KEEP_NS: removed. */
+    backup_expire_previous(&fx->b, 3000 + BACKUP_PREVIOUS_KEEP_NS - 1);
+    assert_true(backup_find(&fx->b, op, 3000 + BACKUP_PREVIOUS_KEEP_NS - 1,
+                            &path, &size));
+    backup_expire_previous(&fx->b, 2 * BACKUP_PREVIOUS_KEEP_NS + 3000);
+    assert_false(backup_find(&fx->b, op, 2 * BACKUP_PREVIOUS_KEEP_NS + 3000,
+                             &path, &size));
+    assert_int_not_equal(stat(path, &st), 0);
 }
 
 /* The child cannot make the directory (a file is in its place): FAILED,
