@@ -196,6 +196,10 @@ def run(binary):
     c = cl.Cluster(binary, n=3, name="forward-batch")
     c.start()
     p, _ = c.wait_for_primary()
+    # Every member a backup or the primary of one view first: the member
+    # picked may still be recovering when the primary answers (tens of ms
+    # in a release build, hundreds under ASan), and answers TRYAGAIN then.
+    c.wait_converged()
     b = c.backups(p)[0]
     log("primary %d, pipelining through backup %d" % (p, b))
     with_retries("mixed pipeline", lambda a: ordered_step(c, b, a))
