@@ -39,8 +39,7 @@ static void drop_previous(struct backup *b)
  * next writer's cleanup leaves alone), for whoever is still copying it. */
 static void keep_previous(struct backup *b, uint64_t now_ns)
 {
-    (void)unlink(b->prev_path);
-    b->prev_op = 0;
+    drop_previous(b);
     if (b->state != BACKUP_DONE || b->path[0] == '\0')
         return;
     if (link(b->path, b->prev_path) != 0)
