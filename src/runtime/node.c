@@ -1438,6 +1438,33 @@ bool node_peer_announces_incarnation(const struct node *n)
     return announcer != UINT32_MAX;
 }
 
+/* A write of the largest value is copied whole several times on each
+ * replica's loop in one turn (README, "Limits"); measured on the 2-core
+ * test machine, about NODE_LOOP_MS_PER_MIB per MiB. When that is longer
+ * than the failure detector's timeout, one such write can cost a view
+ * change: say so at start, with the figure to raise it to. */
+#define NODE_LOOP_MS_PER_MIB 50u
+
+static void warn_value_size_vs_timeouts(const struct node *n)
+{
+    uint64_t mib = ((uint64_t)n->c.kv.value_size_max + (1u << 20) - 1) >> 20;
+    if (mib <= 2 || n->c.replica_count < 2)
+        return;
+    struct replica_config rc;
+    node_replica_config(&n->c, 0, &rc);
+    uint64_t hold_ms = mib * NODE_LOOP_MS_PER_MIB;
+    if (rc.suspect_timeout_ms >= hold_ms)
+        return;
+    logline(
+        LOGLINE_WARN,
+        "--max-value-size %" PRIu64 "mb: one write of that size can hold "
+        "each replica's event loop about %" PRIu64 " ms (%u ms per MiB "
+        "measured on 2 cores), longer than --suspect-timeout-ms %" PRIu32
+        ", so it may change the view; raise --suspect-timeout-ms to %" PRIu64
+        " or more and --view-change-timeout-ms to twice that",
+        mib, hold_ms, NODE_LOOP_MS_PER_MIB, rc.suspect_timeout_ms, hold_ms);
+}
+
 struct node *node_open(uv_loop_t *loop, const struct node_config *config,
                        struct cohort_err *err)
 {
@@ -1476,6 +1503,7 @@ struct node *node_open(uv_loop_t *loop, const struct node_config *config,
     n->fresh_hold = driver_fresh(n->driver) && n->c.replica_count > 1;
     n->fresh_hold_until_ms = uv_now(n->loop) + FRESH_HOLD_MS;
     keep_arena_from_children(n);
+    warn_value_size_vs_timeouts(n);
     if (start_handles(n, err) != 0)
         goto fail;
     driver_tick(n->driver);

@@ -509,7 +509,8 @@ def max_value_size(binary, tmp):
     refused at start in one line naming the flag, its maximum and the fix
     (it used to start and fail in the transport, naming no flag, from
     about 13 MB); a large allowed one (20mb) starts a group that stores
-    and replicates a 15 MB value; with 70mb one replica stores a 66 MiB
+    and replicates a 15 MB value, and a replica of it restarted with
+    --suspect-timeout-ms 150 warns that such a write may change the view; with 70mb one replica stores a 66 MiB
     value (its log segments, 64 MiB by default, grow to hold one) and
     answers GET with it (over the 64 MiB reply limit, which grows too).
     A --wal-segment-size that cannot hold one largest entry is refused."""
@@ -538,6 +539,27 @@ def max_value_size(binary, tmp):
             got = cl.read_all(c, i, ["big"], readonly=True)
             check(got.get("big") == value, "replica %d: the 15 MB value"
                   % i)
+        warned = [i for i in range(c.n)
+                  if "may change the view" in c.log_text(i)]
+        check(not warned, "replicas %s warned about --max-value-size 20mb "
+              "with --suspect-timeout-ms 2000" % warned)
+        # 20 MiB at ~50 ms per MiB holds a loop ~1 s: with a 150 ms
+        # suspicion the replica says so at start, with the figures.
+        c.kill(0)
+        at = c.timing.index("--suspect-timeout-ms")
+        c.timing[at + 1] = "150"
+        c.start_replica(0)
+        want = ("--max-value-size 20mb: one write of that size can hold "
+                "each replica's event loop about 1000 ms")
+        deadline = time.monotonic() + 10 * c.slow
+        while (want not in c.log_text(0) and time.monotonic() < deadline):
+            time.sleep(0.05)
+        lines = [ln for ln in c.log_text(0).splitlines() if want in ln]
+        check(len(lines) == 1 and "WARN" in lines[0] and
+              "raise --suspect-timeout-ms to 1000" in lines[0],
+              "--max-value-size 20mb with --suspect-timeout-ms 150: no "
+              "warning naming the fix:\n%s" % c.log_tail(0))
+        log(lines[0])
     finally:
         c.stop_all()
     code, out, err = run(binary, "server", "--id", "0", "--peers",
