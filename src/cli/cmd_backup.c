@@ -211,10 +211,12 @@ int cmd_backup(int argc, char **argv)
         if (argv[i][0] == '-')
             return cli_flag_unknown("backup", argv[i]);
     if (argc != 3) {
-        fprintf(stderr, "cohort <host:port> <file>: takes backup; see "
+        fprintf(stderr, "cohort backup: takes <host:port> <file>; see "
                         "'cohort backup --help'\n");
         return 2;
     }
+    if (cli_flag_address("backup", argv[1]))
+        return 2;
     uint64_t op = 0, size = 0;
     struct cohort_err err;
     err_clear(&err);

@@ -161,6 +161,8 @@ int cmd_members(int argc, char **argv)
             return usage(2);
         }
     }
+    if (cli_flag_address("members", addr))
+        return 2;
     struct cli_rpc c;
     struct cohort_err err;
     if (cli_rpc_open_primary(&c, addr, 1u << 16, &err) != 0) {

@@ -134,6 +134,8 @@ static int parse(struct membership_cli *m, int argc, char **argv)
             return cli_flag_needs_value(m->name, a + 2);
         if (!strcmp(a, "--cluster")) {
             m->cluster = argv[++i];
+            if (cli_flag_address(m->name, m->cluster))
+                return 2;
         } else if (!strcmp(a, "--timeout")) {
             if (cli_flag_u64(m->name, "timeout", argv[++i], 1, 86400, &v))
                 return 2;
@@ -146,6 +148,8 @@ static int parse(struct membership_cli *m, int argc, char **argv)
             m->learner = true;
         } else if (takes_value(m, a)) { /* --peer, --client */
             *(!strcmp(a, "--peer") ? &m->peer : &m->client) = argv[++i];
+            if (cli_flag_address(m->name, argv[i]))
+                return 2;
         } else if (a[0] == '-') {
             return cli_flag_unknown(m->name, a);
         } else if (!m->have_id && cli_decimal_u64(a, &v)) {

@@ -81,6 +81,8 @@ static int parse(struct rejuv *r, int argc, char **argv)
             return cli_flag_needs_value("rejuvenate", a + 2);
         if (!strcmp(a, "--cluster")) {
             r->cluster = argv[++i];
+            if (cli_flag_address("rejuvenate", r->cluster))
+                return 2;
         } else if (!strcmp(a, "--timeout")) {
             if (cli_flag_u64("rejuvenate", "timeout", argv[++i], 1, 3600, &v))
                 return 2;

@@ -13,18 +13,6 @@
 #include "cli/rpc.h"
 #include "common/resp.h"
 
-/* Whether addr looks like host:port with a port number 1..65535. */
-static bool address_format_ok(const char *addr)
-{
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || colon == addr || colon[1] == '\0')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    return errno == 0 && *end == '\0' && port >= 1 && port <= 65535;
-}
-
 int cmd_status(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:7001";
@@ -44,14 +32,8 @@ int cmd_status(int argc, char **argv)
     }
     if (argc > 1)
         addr = argv[1];
-    if (!address_format_ok(addr)) {
-        bool number =
-            addr[0] != '\0' && strspn(addr, "0123456789") == strlen(addr);
-        fprintf(stderr, "cohort status: '%s' is not host:port%s%s%s\n", addr,
-                number ? "; did you mean 127.0.0.1:" : " (e.g. 127.0.0.1:7001)",
-                number ? addr : "", number ? "?" : "");
+    if (cli_flag_address("status", addr))
         return 2;
-    }
     struct cli_rpc c;
     struct cohort_err err;
     if (cli_rpc_open_member(&c, addr, 1u << 16, &err) != 0) {

@@ -60,6 +60,8 @@ static int parse(struct transfer_cli *t, int argc, char **argv)
             return cli_flag_needs_value("transfer", a + 2);
         if (!strcmp(a, "--cluster")) {
             t->cluster = argv[++i];
+            if (cli_flag_address("transfer", t->cluster))
+                return 2;
         } else if (!strcmp(a, "--timeout")) {
             uint64_t s;
             if (cli_flag_u64("transfer", "timeout", argv[++i], 1, 3600, &s))

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "runtime/addr.h"
+
 enum cli_flag_kind cli_flag_kind_in(const struct cli_flag_spec *specs,
                                     size_t count, const char *name)
 {
@@ -71,6 +73,45 @@ int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
     if (*i + 1 >= argc)
         return cli_flag_needs_value(cmd, flag->name);
     flag->value = argv[++*i];
+    return 0;
+}
+
+int cli_flag_address(const char *cmd, const char *addr)
+{
+    if (addr[0] != '\0' && strspn(addr, "0123456789") == strlen(addr)) {
+        fprintf(stderr,
+                "cohort %s: '%s' is not host:port; did you mean "
+                "127.0.0.1:%s?\n",
+                cmd, addr, addr);
+        return 2;
+    }
+    if (strchr(addr, ',') != NULL) {
+        fprintf(stderr,
+                "cohort %s: '%s' is a list; give one member's client "
+                "address, host:port (any member will do)\n",
+                cmd, addr);
+        return 2;
+    }
+    if (strchr(addr, ':') == NULL) {
+        fprintf(stderr,
+                "cohort %s: '%s' is not host:port (e.g. 127.0.0.1:7001)\n", cmd,
+                addr);
+        return 2;
+    }
+    char host[ADDR_HOST_MAX];
+    uint16_t port = 0;
+    struct cohort_err err;
+    if (addr_split(addr, host, sizeof(host), &port, &err) != 0) {
+        fprintf(stderr, "cohort %s: %s\n", cmd, err.message);
+        return 2;
+    }
+    if (port == 0) {
+        fprintf(stderr,
+                "cohort %s: address '%s': port 0 is no member's port; give "
+                "the client port, e.g. 127.0.0.1:7001\n",
+                cmd, addr);
+        return 2;
+    }
     return 0;
 }
 

@@ -61,6 +61,12 @@ int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
                   enum cli_flag_kind (*kind)(const char *name),
                   struct cli_flag *flag);
 
+/* Check that addr is a member's address as the tools dial it: host:port
+ * with a port in 1..65535, an IPv6 host in brackets ([::1]:7001). Returns
+ * 0, or 2 after printing "cohort <cmd>: <why>" with an example (for a bare
+ * number, "did you mean 127.0.0.1:<n>?"). The host is not resolved here. */
+int cli_flag_address(const char *cmd, const char *addr);
+
 /* Parse a decimal whole number in [min, max]. Returns 0, or 2 after
  * printing "expected a decimal number from <min> to <max>". */
 int cli_flag_u64(const char *cmd, const char *name, const char *value,

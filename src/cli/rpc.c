@@ -11,31 +11,41 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/addr.h"
+
+/* Connect to addr (host:port, [v6]:port; a host name is resolved), with
+ * timeout_s bounding the connect as well as each read and write later: a
+ * host that drops packets fails in timeout_s instead of the kernel's
+ * minutes of SYN retries. */
 static int connect_addr(const char *addr, int timeout_s, struct cohort_err *err)
 {
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
-        return err_set(err, -COHORT_EINVAL, "'%s' is not host:port", addr);
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
+    char host[ADDR_HOST_MAX];
+    uint16_t port = 0;
+    if (addr_split(addr, host, sizeof(host), &port, err) != 0)
+        return -COHORT_EINVAL;
+    char service[8];
+    snprintf(service, sizeof(service), "%u", (unsigned)port);
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    int rc = getaddrinfo(host, service, &hints, &res);
     if (rc != 0)
         return err_set(err, -COHORT_EIO, "%s: %s", addr, gai_strerror(rc));
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {timeout_s, 0};
+    if (fd >= 0) {
+        /* Linux bounds connect() by the send timeout. */
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
     if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        err_sys(err, errno, "connect to %s", addr);
+        int e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
+        err_sys(err, e, "connect to %s", addr);
         if (fd >= 0)
             close(fd);
         freeaddrinfo(res);
         return -COHORT_EIO;
     }
     freeaddrinfo(res);
-    struct timeval tv = {timeout_s, 0};
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     return fd;
 }
 
