@@ -173,6 +173,8 @@ static int split_members(struct cli_opts *p)
          m != NULL; m = strtok_r(NULL, ",", &save)) {
         if (count == COHORT_CLIENT_MEMBERS_MAX)
             return cli_flag_bad(CLI, "members", "...", "at most 16");
+        if (cli_flag_address(CLI, m))
+            return 2;
         p->members[count++] = m;
     }
     p->o.members = p->members;

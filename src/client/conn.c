@@ -110,6 +110,11 @@ int client_conn_connect(struct client_conn *c, const char *addr,
                        "member address '%s' is not host:port", addr);
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
+    size_t len = strlen(host);
+    if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+        memmove(host, host + 1, len - 2); /* [v6]:port */
+        host[len - 2] = '\0';
+    }
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_socktype = SOCK_STREAM;
     int rc = getaddrinfo(host, colon + 1, &hints, &res);

@@ -927,6 +927,36 @@ static void a_group_watch_delivers_each_view_once(void **state)
     fake_stop(&f);
 }
 
+/* A member address is host:port with a port in 1..65535 ([v6]:port for
+ * IPv6), checked at open: 99999 used to be taken and wrap. */
+static void member_addresses_are_checked_at_open(void **state)
+{
+    (void)state;
+    const char *bad[] = {"h",       "h:",      ":7001",   "h:0",
+                         "h:99999", "h:7x",    "h:-1",    "::1:7001",
+                         "[::1]",   "[]:7001", "h:123456"};
+    const char *good[] = {"h:1", "127.0.0.1:65535", "[::1]:7001",
+                          "db.example:7001"};
+    struct cohort_client_options o;
+    struct cohort_client *c = NULL;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cohort_client_options_init(&o);
+        o.members = &bad[i];
+        o.member_count = 1;
+        if (cohort_client_open(&c, &o) != -COHORT_EINVAL)
+            fail_msg("member '%s' was accepted", bad[i]);
+        assert_null(c);
+    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cohort_client_options_init(&o);
+        o.members = &good[i];
+        o.member_count = 1;
+        if (cohort_client_open(&c, &o) != 0)
+            fail_msg("member '%s' was refused", good[i]);
+        cohort_client_close(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -944,6 +974,7 @@ int main(void)
         cmocka_unit_test(a_hedge_finds_the_new_primary_a_backup_names),
         cmocka_unit_test(local_reads_after_a_write_read_your_writes),
         cmocka_unit_test(a_group_watch_delivers_each_view_once),
+        cmocka_unit_test(member_addresses_are_checked_at_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
