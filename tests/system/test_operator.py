@@ -549,7 +549,7 @@ def max_value_size(binary, tmp):
           "--max-key-size 65536" in err and "lower --max-value-size" in err,
           "--max-value-size 300mb: exit %d, stderr %r" % (code, err))
     c = cl.Cluster(binary, n=3, name="operator-bigval",
-                   suspect_timeout_ms=2000, view_change_timeout_ms=4000,
+                   suspect_timeout_ms=5000, view_change_timeout_ms=10000,
                    extra_args=["--max-value-size", "20mb"])
     try:
         c.start()
@@ -558,7 +558,7 @@ def max_value_size(binary, tmp):
 
         def set_big():
             # A 15 MB write holds each loop ~0.75 s on an idle machine; on
-            # a loaded one that can outlast even a 2 s suspicion, and the
+            # a loaded one that can outlast even a 5 s suspicion, and the
             # client gets UNKNOWN: the SET of the same value is retried
             # through whichever member is primary then.
             q = c.find_primary()
@@ -574,7 +574,7 @@ def max_value_size(binary, tmp):
         warned = [i for i in range(c.n)
                   if "may change the view" in c.log_text(i)]
         check(not warned, "replicas %s warned about --max-value-size 20mb "
-              "with --suspect-timeout-ms 2000" % warned)
+              "with --suspect-timeout-ms 5000" % warned)
         # 20 MiB at ~50 ms per MiB holds a loop ~1 s: with a 150 ms
         # suspicion the replica says so at start, with the figures.
         c.kill(0)
@@ -644,4 +644,4 @@ def main(binary):
 
 
 if __name__ == "__main__":
-    cl.run_test("operator", main, budget_s=120)
+    cl.run_test("operator", main, budget_s=200)
