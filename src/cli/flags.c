@@ -19,33 +19,52 @@ enum cli_flag_kind cli_flag_kind_in(const struct cli_flag_spec *specs,
     return CLI_FLAG_UNKNOWN;
 }
 
+/* Where the flags being parsed came from ("FILE line N"), or "" for the
+ * command line: said after the command in every message below. */
+static char flag_where[300];
+
+void cli_flag_where(const char *where)
+{
+    snprintf(flag_where, sizeof(flag_where), "%s", where ? where : "");
+}
+
+/* "cohort <cmd>: " and, for a config file's line, "<where>: ". */
+static void lead(const char *cmd)
+{
+    fprintf(stderr, "cohort %s: %s%s", cmd, flag_where,
+            flag_where[0] ? ": " : "");
+}
+
 int cli_flag_bad(const char *cmd, const char *name, const char *value,
                  const char *why)
 {
-    fprintf(stderr, "cohort %s: --%s %s: %s; see 'cohort %s --help'\n", cmd,
-            name, value ? value : "", why, cmd);
+    lead(cmd);
+    fprintf(stderr, "--%s %s: %s; see 'cohort %s --help'\n", name,
+            value ? value : "", why, cmd);
     return 2;
 }
 
 int cli_flag_unknown(const char *cmd, const char *arg)
 {
     if (arg[0] != '-') {
+        lead(cmd);
         fprintf(stderr,
-                "cohort %s: unexpected argument '%s'; options start with -- "
+                "unexpected argument '%s'; options start with -- "
                 "(see 'cohort %s --help')\n",
-                cmd, arg, cmd);
+                arg, cmd);
         return 2;
     }
     int len = (int)strcspn(arg, "=");
-    fprintf(stderr, "cohort %s: unknown flag %.*s; see 'cohort %s --help'\n",
-            cmd, len, arg, cmd);
+    lead(cmd);
+    fprintf(stderr, "unknown flag %.*s; see 'cohort %s --help'\n", len, arg,
+            cmd);
     return 2;
 }
 
 int cli_flag_needs_value(const char *cmd, const char *name)
 {
-    fprintf(stderr, "cohort %s: --%s needs a value; see 'cohort %s --help'\n",
-            cmd, name, cmd);
+    lead(cmd);
+    fprintf(stderr, "--%s needs a value; see 'cohort %s --help'\n", name, cmd);
     return 2;
 }
 
@@ -79,37 +98,40 @@ int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
 int cli_flag_address(const char *cmd, const char *addr)
 {
     if (addr[0] != '\0' && strspn(addr, "0123456789") == strlen(addr)) {
+        lead(cmd);
         fprintf(stderr,
-                "cohort %s: '%s' is not host:port; did you mean "
+                "'%s' is not host:port; did you mean "
                 "127.0.0.1:%s?\n",
-                cmd, addr, addr);
+                addr, addr);
         return 2;
     }
     if (strchr(addr, ',') != NULL) {
+        lead(cmd);
         fprintf(stderr,
-                "cohort %s: '%s' is a list; give one member's client "
+                "'%s' is a list; give one member's client "
                 "address, host:port (any member will do)\n",
-                cmd, addr);
+                addr);
         return 2;
     }
     if (strchr(addr, ':') == NULL) {
-        fprintf(stderr,
-                "cohort %s: '%s' is not host:port (e.g. 127.0.0.1:7001)\n", cmd,
-                addr);
+        lead(cmd);
+        fprintf(stderr, "'%s' is not host:port (e.g. 127.0.0.1:7001)\n", addr);
         return 2;
     }
     char host[ADDR_HOST_MAX];
     uint16_t port = 0;
     struct cohort_err err;
     if (addr_split(addr, host, sizeof(host), &port, &err) != 0) {
-        fprintf(stderr, "cohort %s: %s\n", cmd, err.message);
+        lead(cmd);
+        fprintf(stderr, "%s\n", err.message);
         return 2;
     }
     if (port == 0) {
+        lead(cmd);
         fprintf(stderr,
-                "cohort %s: address '%s': port 0 is no member's port; give "
+                "address '%s': port 0 is no member's port; give "
                 "the client port, e.g. 127.0.0.1:7001\n",
-                cmd, addr);
+                addr);
         return 2;
     }
     return 0;

@@ -39,6 +39,11 @@ struct cli_flag_spec {
 enum cli_flag_kind cli_flag_kind_in(const struct cli_flag_spec *specs,
                                     size_t count, const char *name);
 
+/* Where the flags parsed next come from, e.g. "FILE line N" for a config
+ * file's line, said after "cohort <cmd>: " in every message of this
+ * module, so that an error stays one line; NULL for the command line. */
+void cli_flag_where(const char *where);
+
 /* Print "cohort <cmd>: --<name> <value>: <why>; see 'cohort <cmd> --help'"
  * and return 2 (bad usage). */
 int cli_flag_bad(const char *cmd, const char *name, const char *value,

@@ -215,9 +215,11 @@ static int read_config_file(struct server_options *o, const char *path,
             rc = 2;
             break;
         }
+        char where[300];
+        snprintf(where, sizeof(where), "%s line %d", path, lineno);
+        cli_flag_where(where);
         rc = set_option(o, p, value, peers, clients, have_id, have_cluster);
-        if (rc != 0)
-            fprintf(stderr, "cohort server: (in %s line %d)\n", path, lineno);
+        cli_flag_where(NULL);
     }
     fclose(f);
     return rc;
@@ -241,6 +243,20 @@ static int set_option(struct server_options *o, const char *name,
         if (count <= 0)
             return bad(name, value,
                        "expected host:port,host:port,... (1 to 7 replicas)");
+        /* Checked here, before anything is created: a bad port used to
+         * surface only when the transport opened, after the data
+         * directory was made. */
+        for (int i = 0; i < count; i++) {
+            char host[ADDR_HOST_MAX];
+            uint16_t port = 0;
+            struct cohort_err e;
+            if (addr_split(list[i], host, sizeof(host), &port, &e) != 0)
+                return bad(name, value, e.message);
+            if (port == 0)
+                return bad(name, value,
+                           "port 0 is not a port peers or clients can "
+                           "find; give each replica a fixed port");
+        }
         *(!strcmp(name, "peers") ? peers : clients) = (uint32_t)count;
     } else if (!strcmp(name, "data-dir")) {
         n->data_dir = keep(o, value);
@@ -381,11 +397,7 @@ static int set_option(struct server_options *o, const char *name,
     } else {
         /* Only a config file gets here: cli_flag_next() refuses an unknown
          * flag. */
-        fprintf(stderr,
-                "cohort server: unknown option '%s'; see 'cohort server "
-                "--help'\n",
-                name);
-        return 2;
+        return cli_flag_bad("server", name, value, "no such option");
     }
     return 0;
 }

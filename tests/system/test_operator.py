@@ -451,7 +451,25 @@ def flag_errors(binary, tmp):
               "--clients", "127.0.0.1:%d" % ports[1], "--data-dir",
               os.path.join(tmp, "flags")]
     dec = "expected a decimal number from"
+    conf = os.path.join(tmp, "bad.conf")
+    with open(conf, "w") as f:
+        f.write("id = 0\n# a comment\nheartbeat-ms = abc\n")
+    conf2 = os.path.join(tmp, "bad2.conf")
+    with open(conf2, "w") as f:
+        f.write("id = 0\nno-such-option = 1\n")
     cases = [
+        # A config file's bad line is named in the same one line.
+        (["server", "--config", conf], "cohort server: %s line 3: "
+         "--heartbeat-ms abc: %s 1 to 60000" % (conf, dec)),
+        (["server", "--config", conf2], "cohort server: %s line 2: "
+         "--no-such-option 1: no such option" % conf2),
+        # A replica's address is checked before anything is created.
+        (server[:4] + ["127.0.0.1:%d,127.0.0.1:99999" % ports[0]]
+         + server[5:], "cohort server: --peers 127.0.0.1:%d,127.0.0.1:99999:"
+         " address '127.0.0.1:99999': port '99999' is not a number"
+         % ports[0]),
+        (server[:6] + ["127.0.0.1:0"] + server[7:],
+         "--clients 127.0.0.1:0: port 0 is not a port"),
         (["server", "--nosuch"], "cohort server: unknown flag --nosuch; "
          "see 'cohort server --help'"),
         (server + ["--nosuch"], "unknown flag --nosuch"),
