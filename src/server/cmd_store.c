@@ -774,6 +774,7 @@ void cmd_store_read(struct conn *c, struct resp_buf *out, uint32_t argc,
             resp_write_error(&slot->reply, SERVER_RECOVERING_ERROR);
         else
             store_query(s, argc, argv, &slot->reply);
+        read_pace_count(s, slot->reply.size);
         conn_slot_ready(c, slot);
         return;
     }

@@ -72,7 +72,7 @@ static bool session_blocked(const struct conn *c)
 bool conn_can_dispatch(const struct conn *c)
 {
     const struct server *s = c->server;
-    if (c->closing || c->input_stopped)
+    if (c->closing || c->input_stopped || c->pace_wait)
         return false;
     if (c->slot_count >= s->config.pipeline_max)
         return false;
@@ -533,12 +533,15 @@ void conn_process(struct conn *c)
             return;
         /* TLS: plaintext the session holds, as rbuf has room for it. */
         size_t added = c->tls ? tls_port_pull(c) : 0;
+        (void)read_pace_admit(c->server, c);
         while (conn_can_dispatch(c) && process_one(c)) {
             if (output_over_limit(c)) {
                 c->server->stats.output_limit_closes++;
                 conn_close_soon(c);
                 return;
             }
+            if (!read_pace_admit(c->server, c))
+                break;
         }
         if (added == 0 || !conn_can_dispatch(c))
             break;

@@ -287,7 +287,10 @@ struct conn {
     uint64_t auth_generation;
     const struct acl_user *acl_user;
     struct auth_perm perm;
-    bool readonly;   /* READONLY: reads served locally */
+    bool readonly; /* READONLY: reads served locally */
+    /* The turn's read budget was used up: dispatches nothing until a later
+     * turn (on the resume list meanwhile; read_pace_admit()). */
+    bool pace_wait;
     bool no_forward; /* COHORT.NOFORWARD: a link from a backup */
     enum conn_kind kind;
     uint32_t link_from; /* CONN_LINK: the backup's replica index */
@@ -510,6 +513,7 @@ struct server_read_pace {
     bool again;               /* the last turn did: keep turning */
     uint64_t held;            /* reads held to a later turn */
     uint64_t short_turns;     /* turns that ran out of room */
+    uint64_t conn_waits;      /* connections held to a later turn */
 };
 
 /* The slots of COHORT.LOCK ... WAIT ms answers held until a grant or
@@ -627,6 +631,12 @@ struct server {
 bool read_pace_room(struct server *s);
 /* A read's reply of bytes was built (store_serve_read()). */
 void read_pace_count(struct server *s, size_t bytes);
+/* Whether client connection c may dispatch commands now. Not once the
+ * turn's budget is used up (by reads served locally after READONLY, most
+ * often): c then waits on the resume list for a later turn, with
+ * c->pace_wait set (conn_can_dispatch()). Links from backups are not held
+ * here: their reads are paced as confirmed reads. */
+bool read_pace_admit(struct server *s, struct conn *c);
 /* Hold slot (a confirmed read on the primary) for a later turn. */
 void read_pace_hold(struct server *s, struct slot *slot);
 /* The prepare handle: answer held reads while the budget allows. */

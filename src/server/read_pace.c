@@ -20,6 +20,12 @@
  *
  * A read whose connection closes while held stays on the FIFO with conn
  * NULL (conn_teardown() leaves it) and is freed when it comes up.
+ *
+ * Reads served locally (after READONLY) are answered as they are parsed,
+ * with no confirmation to hold back; their replies count against the
+ * same budget, and once it is used up a client connection dispatches
+ * nothing more in this turn (read_pace_admit()): many connections that
+ * each read a large value in one turn no longer add up to a stall.
  */
 #include "common/assert.h"
 #include "server/internal.h"
@@ -36,6 +42,21 @@ bool read_pace_room(struct server *s)
 void read_pace_count(struct server *s, size_t bytes)
 {
     s->read_pace.used += bytes;
+}
+
+bool read_pace_admit(struct server *s, struct conn *c)
+{
+    struct server_read_pace *p = &s->read_pace;
+    if (c->no_forward || p->used < READ_PACE_TURN_BYTES) {
+        c->pace_wait = false;
+        return true;
+    }
+    if (!c->pace_wait)
+        p->conn_waits++;
+    c->pace_wait = true;
+    p->short_turn = true;
+    server_mark_resume(s, c);
+    return false;
 }
 
 void read_pace_hold(struct server *s, struct slot *slot)

@@ -343,6 +343,36 @@ def big_pipeline(binary):
             check(held > 0, "r%d held no read for a later turn" % via)
         log("r%d: 100 pipelined GETs of 1 MiB and a SET answered in order; "
             "%d turns ran out of room, %d reads held" % (via, turns, held))
+    # READONLY reads are served as they are parsed, with no confirmation
+    # to hold back: 8 connections that each send 12 GETs of 1 MiB before
+    # reading any reply used to have up to 96 MiB built in one turn. Now
+    # a connection dispatches nothing more once the turn's budget is used
+    # up (read_pace_admit()), and goes on in a later turn.
+    before = c.info(b, "stats")
+    conns = [c.client(b, timeout=60.0 * c.slow) for _ in range(8)]
+    try:
+        keys = ["big%d" % (i % 4) for i in range(12)]
+        for x in conns:
+            x.send_raw(resp.encode_command("READONLY") + b"".join(
+                resp.encode_command("GET", k) for k in keys))
+        wants = [c.command(p, "GET", k) for k in ("big0", "big1", "big2",
+                                                  "big3")]
+        for n, x in enumerate(conns):
+            check(x.read_reply() == "OK", "READONLY on connection %d" % n)
+            for i, k in enumerate(keys):
+                got = x.read_reply()
+                check(got == wants[i % 4], "connection %d, GET %s #%d: %r"
+                      % (n, k, i, str(got)[:40]))
+    finally:
+        for x in conns:
+            x.close()
+    inf = c.info(b, "stats")
+    waits = (int(inf["read_pace_conn_waits"]) -
+             int(before["read_pace_conn_waits"]))
+    check(waits > 0, "r%d served 96 MiB of READONLY reads on 8 connections "
+          "without making one wait for a later turn" % b)
+    log("r%d: 8 connections x 12 READONLY GETs of 1 MiB answered; %d "
+        "times a connection waited for a later turn" % (b, waits))
     c.cleanup()
 
 
