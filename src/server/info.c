@@ -375,6 +375,7 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "reads_paced:%" PRIu64, in->reads_paced);
     line(t, "read_pace_turns:%" PRIu64, in->read_pace_turns);
     line(t, "read_pace_conn_waits:%" PRIu64, in->read_pace_conn_waits);
+    line(t, "read_pace_feed_waits:%" PRIu64, in->read_pace_feed_waits);
     line(t, "watch_history_events:%" PRIu64, in->watch_history_events);
     line(t, "watch_history_bytes:%" PRIu64, in->watch_history_bytes);
     line(t, "watch_history_floor:%" PRIu64, in->watch_history_floor);

@@ -102,6 +102,7 @@ struct info_input {
     uint64_t reads_paced;          /* confirmed reads held for a later turn */
     uint64_t read_pace_turns;      /* turns that used up the reply budget */
     uint64_t read_pace_conn_waits; /* connections held to a later turn */
+    uint64_t read_pace_feed_waits; /* deliveries held to a later turn */
     uint64_t watch_history_events;
     uint64_t watch_history_bytes;
     uint64_t watch_history_floor;

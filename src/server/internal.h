@@ -514,6 +514,7 @@ struct server_read_pace {
     uint64_t held;            /* reads held to a later turn */
     uint64_t short_turns;     /* turns that ran out of room */
     uint64_t conn_waits;      /* connections held to a later turn */
+    uint64_t feed_waits;      /* deliveries held to a later turn */
 };
 
 /* The slots of COHORT.LOCK ... WAIT ms answers held until a grant or
@@ -629,7 +630,13 @@ struct server {
 /* Whether a confirmed read may be answered this turn (the budget is not
  * used up and no read is held before it); false notes a short turn. */
 bool read_pace_room(struct server *s);
-/* A read's reply of bytes was built (store_serve_read()). */
+/* Whether a pub/sub or watch delivery must wait for a later turn: the
+ * turn's budget is used up (then counted, and a short turn: the loop keeps
+ * turning). The subscriber or watcher then falls behind and is fed from
+ * the history in the next turns, as when its output is full. */
+bool read_pace_feed_held(struct server *s);
+/* A read's reply of bytes was built (store_serve_read()), or a delivery's
+ * (pubsub.c, watch.c). */
 void read_pace_count(struct server *s, size_t bytes);
 /* Whether client connection c may dispatch commands now. Not once the
  * turn's budget is used up (by reads served locally after READONLY, most

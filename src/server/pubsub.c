@@ -78,6 +78,7 @@ static void write_messages(struct conn *c, uint64_t position,
                            const uint8_t *message, size_t message_size)
 {
     struct resp_buf *out = &c->out;
+    size_t before = out->size;
     size_t extra = c->ps.positioned ? 1 : 0;
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < c->ps.count; i++) {
@@ -100,6 +101,7 @@ static void write_messages(struct conn *c, uint64_t position,
             c->server->pubsub.messages_delivered++;
         }
     }
+    read_pace_count(c->server, out->size - before);
     server_mark_dirty(c->server, c);
 }
 
@@ -231,7 +233,7 @@ static uint64_t pubsub_deliver(void *ctx, uint64_t position,
             continue;
         if (c->ps.link.behind)
             continue; /* the history has it; pump delivers it in turn */
-        if (!pubsub_has_room(c)) {
+        if (!pubsub_has_room(c) || read_pace_feed_held(s)) {
             set_behind(c, true, position);
             continue;
         }
@@ -283,7 +285,7 @@ static void pump(struct conn *c)
         return;
     }
     for (uint32_t i = history_find(h, c->ps.link.resume); i < h->count; i++) {
-        if (!pubsub_has_room(c))
+        if (!pubsub_has_room(c) || read_pace_feed_held(c->server))
             return;
         const struct history_entry *e = history_at(h, i);
         uint64_t count = 0;

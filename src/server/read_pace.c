@@ -26,6 +26,13 @@
  * same budget, and once it is used up a client connection dispatches
  * nothing more in this turn (read_pace_admit()): many connections that
  * each read a large value in one turn no longer add up to a stall.
+ *
+ * Deliveries count too: a PUBLISH of 1 MB to 200 subscribers is 200 MB
+ * written to outputs while the message is applied, which held the
+ * primary's loop for seconds (a view change). Past the budget, a
+ * subscriber (pubsub.c) or watcher (watch.c) falls behind and is fed from
+ * the history in the next turns, the path it takes when its output is
+ * full: same messages, same order, later.
  */
 #include "common/assert.h"
 #include "server/internal.h"
@@ -37,6 +44,16 @@ bool read_pace_room(struct server *s)
         return true;
     p->short_turn = true;
     return false;
+}
+
+bool read_pace_feed_held(struct server *s)
+{
+    struct server_read_pace *p = &s->read_pace;
+    if (p->used < READ_PACE_TURN_BYTES)
+        return false;
+    p->short_turn = true;
+    p->feed_waits++;
+    return true;
 }
 
 void read_pace_count(struct server *s, size_t bytes)

@@ -182,7 +182,7 @@ static bool may_write(const struct conn *c, uint64_t revision)
 {
     if (mid_revision(c, revision))
         return !c->closing && c->out.size <= WATCH_OUTPUT_HARD_MAX;
-    return pubsub_has_room(c);
+    return pubsub_has_room(c) && !read_pace_feed_held(c->server);
 }
 
 /* The live event being delivered, encoded once per protocol. */
@@ -202,6 +202,7 @@ static void append_encoded(struct live *e, struct conn *c)
         write_event(b, e->revision, e->kind, e->key, e->key_size, e->value,
                     e->value_size);
     resp_write_raw(&c->out, b->data, b->size);
+    read_pace_count(e->server, b->size);
 }
 
 static void written(struct conn *c, uint64_t seq, uint64_t revision)
@@ -324,9 +325,11 @@ static void pump(struct conn *c)
                 cut_mid_revision(c, e->position);
             return;
         }
+        size_t before = c->out.size;
         write_event(&c->out, e->position, kv_change_kind(e), history_channel(e),
                     e->channel_size, kv_change_value(e),
                     kv_change_value_size(e));
+        read_pace_count(c->server, c->out.size - before);
         written(c, seq, e->position);
     }
     set_behind(c, false, 0);
