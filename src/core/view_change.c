@@ -465,11 +465,15 @@ void vr_on_start_view_change(struct replica *r, const struct message *m)
      * safe, and the new primary still needs a quorum of DO-VIEW-CHANGEs. */
     if (r->status == STATUS_NORMAL && m->view > r->view &&
         m->from == vr_primary_of(r, r->view) &&
-        vr_primary_of(r, m->view) != m->from && can_vote(r) &&
-        !vr_meta_backlogged(r)) {
+        vr_primary_of(r, m->view) != m->from) {
+        /* Noted even if we cannot join yet (still catching up after a
+         * restart, metadata not durable): the view change that follows is
+         * the primary's doing, not what an older note of this view says
+         * (a restart's recovery was reported for a transfer's target). */
         vr_note_why(r, COHORT_VIEW_CAUSE_TRANSFER, m->from,
                     vr_primary_of(r, m->view), 0);
-        vr_enter_view_change(r, m->view);
+        if (can_vote(r) && !vr_meta_backlogged(r))
+            vr_enter_view_change(r, m->view);
     }
 }
 
