@@ -591,6 +591,11 @@ uint64_t replica_view(const struct replica *r)
     return r->view;
 }
 
+struct cohort_view_why replica_view_why(const struct replica *r)
+{
+    return r->why;
+}
+
 const struct membership *replica_membership(const struct replica *r)
 {
     return &r->cfg;

@@ -475,6 +475,9 @@ const struct entry *replica_entry(const struct replica *r, uint64_t op);
 /* Read-only views of the state, for drivers, INFO and the simulator. */
 enum replica_status replica_status(const struct replica *r);
 uint64_t replica_view(const struct replica *r);
+/* Why this replica left (or is leaving) view why.from_view, as the next
+ * ACT_VIEW will report it: reporting only, no protocol decision reads it. */
+struct cohort_view_why replica_view_why(const struct replica *r);
 /* The current epoch's membership (its epoch field is the epoch). Views are
  * ordered by (epoch, view): each epoch's views start at 0. */
 const struct membership *replica_membership(const struct replica *r);
