@@ -12,6 +12,8 @@ void feed_add(struct feed *f, struct feed_link *l, struct conn *c)
     l->next = f->head;
     if (f->head)
         f->head->prev = l;
+    else
+        f->tail = l;
     f->head = l;
     l->conn = c;
     l->linked = true;
@@ -44,21 +46,39 @@ void feed_remove(struct feed *f, struct feed_link *l)
         f->head = l->next;
     if (l->next)
         l->next->prev = l->prev;
+    else
+        f->tail = l->prev;
     l->prev = l->next = NULL;
     l->linked = false;
     ASSERT(f->count > 0);
     f->count--;
 }
 
-void feed_pump_all(struct feed *f, void (*pump)(struct conn *c))
+void feed_rotate(struct feed *f, struct feed_link *l)
+{
+    ASSERT(l->linked);
+    if (l == f->head)
+        return;
+    f->tail->next = f->head;
+    f->head->prev = f->tail;
+    f->tail = l->prev;
+    f->tail->next = NULL;
+    l->prev = NULL;
+    f->head = l;
+}
+
+void feed_pump_all(struct feed *f, bool (*pump)(struct conn *c))
 {
     if (f->behind == 0)
         return;
     struct feed_link *l = f->head;
     while (l) {
         struct feed_link *next = l->next;
-        if (l->behind)
-            pump(l->conn);
+        if (l->behind && pump(l->conn)) {
+            if (next) /* else the walk was through: start at the head */
+                feed_rotate(f, next);
+            return;
+        }
         l = next;
     }
 }

@@ -635,6 +635,9 @@ bool read_pace_room(struct server *s);
  * turning). The subscriber or watcher then falls behind and is fed from
  * the history in the next turns, as when its output is full. */
 bool read_pace_feed_held(struct server *s);
+/* Whether the turn's budget is used up (nothing counted): the feeds' pump
+ * walks stop there (feed_pump_all()). */
+bool read_pace_spent(const struct server *s);
 /* A read's reply of bytes was built (store_serve_read()), or a delivery's
  * (pubsub.c, watch.c). */
 void read_pace_count(struct server *s, size_t bytes);

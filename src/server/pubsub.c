@@ -227,19 +227,25 @@ static uint64_t pubsub_deliver(void *ctx, uint64_t position,
 {
     struct server *s = ctx;
     uint64_t count = 0;
+    struct feed_link *first_held = NULL; /* by the budget */
     for (struct feed_link *l = s->pubsub.feed.head; l; l = l->next) {
         struct conn *c = l->conn;
         if (!conn_wants(c, position, channel, channel_size, &count))
             continue;
         if (c->ps.link.behind)
             continue; /* the history has it; pump delivers it in turn */
-        if (!pubsub_has_room(c) || read_pace_feed_held(s)) {
+        bool room = pubsub_has_room(c);
+        if (!room || read_pace_feed_held(s)) {
+            if (room && !first_held)
+                first_held = l;
             set_behind(c, true, position);
             continue;
         }
         write_messages(c, position, channel, channel_size, message,
                        message_size);
     }
+    if (first_held) /* it goes first next time (feed.h, "Fairness") */
+        feed_rotate(&s->pubsub.feed, first_held);
     uint32_t i = (uint32_t)(position % PUBSUB_COUNTS);
     s->pubsub.counted_op[i] = position;
     s->pubsub.counted[i] = count;
@@ -267,8 +273,9 @@ void pubsub_cut_all(struct server *s, const char *why)
     watch_cut_all(s, why);
 }
 
-/* Feed behind subscriber c from the history while it has room. */
-static void pump(struct conn *c)
+/* Feed behind subscriber c from the history while it has room. Returns
+ * whether the turn's delivery budget is spent. */
+static bool pump(struct conn *c)
 {
     const struct history *h = &c->server->kv->history;
     ASSERT(c->ps.link.behind);
@@ -282,11 +289,11 @@ static void pump(struct conn *c)
                  " on a member that retains them",
                  c->ps.link.resume - 1, h->floor, c->ps.link.resume - 1);
         cut(c, why);
-        return;
+        return read_pace_spent(c->server);
     }
     for (uint32_t i = history_find(h, c->ps.link.resume); i < h->count; i++) {
         if (!pubsub_has_room(c) || read_pace_feed_held(c->server))
-            return;
+            return read_pace_spent(c->server);
         const struct history_entry *e = history_at(h, i);
         uint64_t count = 0;
         if (conn_wants(c, e->position, history_channel(e), e->channel_size,
@@ -296,11 +303,13 @@ static void pump(struct conn *c)
         c->ps.link.resume = e->position + 1;
     }
     set_behind(c, false, 0);
+    return read_pace_spent(c->server);
 }
 
 void pubsub_pump_all(struct server *s)
 {
-    feed_pump_all(&s->pubsub.feed, pump);
+    if (!read_pace_spent(s))
+        feed_pump_all(&s->pubsub.feed, pump);
 }
 
 void pubsub_open(struct server *s)

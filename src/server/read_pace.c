@@ -56,6 +56,11 @@ bool read_pace_feed_held(struct server *s)
     return true;
 }
 
+bool read_pace_spent(const struct server *s)
+{
+    return s->read_pace.used >= READ_PACE_TURN_BYTES;
+}
+
 void read_pace_count(struct server *s, size_t bytes)
 {
     s->read_pace.used += bytes;

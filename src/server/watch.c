@@ -294,8 +294,9 @@ static void cut_mid_revision(struct conn *c, uint64_t revision)
     cut(c, why);
 }
 
-/* Feed behind watcher c from kv->changes while it has room. */
-static void pump(struct conn *c)
+/* Feed behind watcher c from kv->changes while it has room. Returns
+ * whether the turn's delivery budget is spent. */
+static bool pump(struct conn *c)
 {
     const struct history *h = &c->server->kv->changes;
     ASSERT(c->w.link.behind);
@@ -310,7 +311,7 @@ static void pump(struct conn *c)
                  "and watch from COHORT.GET ... WITHREV",
                  rev, h->floor, rev);
         cut(c, why);
-        return;
+        return read_pace_spent(c->server);
     }
     uint64_t end = history_next_seq(h);
     for (uint64_t seq = c->w.link.resume; seq < end; seq++) {
@@ -323,7 +324,7 @@ static void pump(struct conn *c)
         if (!may_write(c, e->position)) {
             if (mid_revision(c, e->position) && !c->closing)
                 cut_mid_revision(c, e->position);
-            return;
+            return read_pace_spent(c->server);
         }
         size_t before = c->out.size;
         write_event(&c->out, e->position, kv_change_kind(e), history_channel(e),
@@ -333,9 +334,11 @@ static void pump(struct conn *c)
         written(c, seq, e->position);
     }
     set_behind(c, false, 0);
+    return read_pace_spent(c->server);
 }
 
 void watch_pump_all(struct server *s)
 {
-    feed_pump_all(&s->watch.feed, pump);
+    if (!read_pace_spent(s))
+        feed_pump_all(&s->watch.feed, pump);
 }
