@@ -42,23 +42,6 @@ COHORT_API void cohort_client_options_init(struct cohort_client_options *o)
     o->read_your_writes = 1;
 }
 
-/* host:port with a decimal port in 1..65535; an IPv6 host in brackets. */
-static bool member_addr_ok(const char *m)
-{
-    const char *colon = strrchr(m, ':');
-    if (colon == NULL || colon == m)
-        return false;
-    if (m[0] == '[' ? colon[-1] != ']' || colon - m < 3
-                    : memchr(m, ':', (size_t)(colon - m)) != NULL)
-        return false;
-    const char *digits = colon + 1;
-    size_t n = strlen(digits);
-    if (n == 0 || n > 5 || strspn(digits, "0123456789") != n)
-        return false;
-    long port = strtol(digits, NULL, 10);
-    return port >= 1 && port <= 65535;
-}
-
 static int check_options(const struct cohort_client_options *o)
 {
     if (o == NULL || o->members == NULL || o->member_count == 0 ||
@@ -66,7 +49,9 @@ static int check_options(const struct cohort_client_options *o)
         return -COHORT_EINVAL;
     for (size_t i = 0; i < o->member_count; i++) {
         const char *m = o->members[i];
-        if (m == NULL || strlen(m) >= CLIENT_ADDR_MAX || !member_addr_ok(m))
+        char host[CLIENT_ADDR_MAX];
+        if (m == NULL || strlen(m) >= CLIENT_ADDR_MAX ||
+            !client_addr_split(m, host, sizeof(host), NULL))
             return -COHORT_EINVAL;
     }
     if (o->username != NULL && o->password == NULL)

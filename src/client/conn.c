@@ -98,26 +98,54 @@ static int connect_any(const struct addrinfo *res, bool *in_progress,
     return -1;
 }
 
+bool client_addr_split(const char *addr, char *host, size_t host_size,
+                       uint16_t *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL)
+        return false;
+    const char *start = addr, *end = colon;
+    if (addr[0] == '[') {
+        if (colon == addr || colon[-1] != ']')
+            return false;
+        start = addr + 1;
+        end = colon - 1;
+    } else if (memchr(addr, ':', (size_t)(colon - addr)) != NULL) {
+        return false; /* an IPv6 host without brackets */
+    }
+    size_t len = (size_t)(end - start);
+    if (len == 0 || len >= host_size)
+        return false;
+    const char *digits = colon + 1;
+    size_t n = strlen(digits);
+    if (n == 0 || n > 5 || strspn(digits, "0123456789") != n)
+        return false;
+    long value = strtol(digits, NULL, 10);
+    if (value < 1 || value > 65535)
+        return false;
+    memcpy(host, start, len);
+    host[len] = '\0';
+    if (port != NULL)
+        *port = (uint16_t)value;
+    return true;
+}
+
 int client_conn_connect(struct client_conn *c, const char *addr,
                         struct cohort_err *err)
 {
     client_conn_close(c);
     c->cert_rejected = false;
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
+    char host[256], service[8];
+    uint16_t port = 0;
+    if (!client_addr_split(addr, host, sizeof(host), &port))
         return err_set(err, -COHORT_EINVAL,
-                       "member address '%s' is not host:port", addr);
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    size_t len = strlen(host);
-    if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
-        memmove(host, host + 1, len - 2); /* [v6]:port */
-        host[len - 2] = '\0';
-    }
+                       "member address '%s' is not host:port with a port in "
+                       "1..65535",
+                       addr);
+    snprintf(service, sizeof(service), "%u", (unsigned)port);
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    int rc = getaddrinfo(host, service, &hints, &res);
     if (rc != 0)
         return err_set(err, -COHORT_EIO, "member %s: %s", addr,
                        gai_strerror(rc));

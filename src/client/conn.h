@@ -54,8 +54,16 @@ void client_conn_close(struct client_conn *c);
  * client_conn_wants()), or a negative code with err filled and the
  * connection closed. */
 
-/* Start connecting to addr ("host:port"). Name resolution (getaddrinfo)
- * blocks: give numeric addresses where that matters. */
+/* Split a member address, "host:port" or "[v6]:port", into host (without
+ * the brackets, NUL-terminated in host_size bytes) and port. False unless
+ * the host is non-empty and fits, an IPv6 host is in brackets and the port
+ * is decimal in 1..65535. port may be NULL. */
+bool client_addr_split(const char *addr, char *host, size_t host_size,
+                       uint16_t *port);
+
+/* Start connecting to addr ("host:port", see client_addr_split()). Name
+ * resolution (getaddrinfo) blocks: give numeric addresses where that
+ * matters. */
 int client_conn_connect(struct client_conn *c, const char *addr,
                         struct cohort_err *err);
 /* Whether the connect finished. */

@@ -328,13 +328,12 @@ static void after_tcp(struct cohort_client *c)
         after_connect(c);
         return;
     }
+    /* The certificate is checked against the host, brackets stripped; the
+     * connect split the same address. */
     char host[CLIENT_ADDR_MAX];
-    const char *addr = c->members[c->conn->member];
-    size_t n = (size_t)(strrchr(addr, ':') - addr);
-    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
-        snprintf(host, sizeof(host), "%.*s", (int)(n - 2), addr + 1);
-    else
-        snprintf(host, sizeof(host), "%.*s", (int)n, addr);
+    bool split = client_addr_split(c->members[c->conn->member], host,
+                                   sizeof(host), NULL);
+    ASSERT(split);
     c->phase = CLIENT_PHASE_HANDSHAKE;
     if (client_conn_tls_start(c->conn, c->tls_ctx, host, &c->attempt_err) < 0)
         conn_failed(c);

@@ -25,6 +25,7 @@
 
 #include "client/internal.h"
 #include "client/resume.h"
+#include "common/assert.h"
 
 enum watch_phase {
     WATCH_BACKOFF = 0,
@@ -201,13 +202,12 @@ static void after_tcp(struct cohort_watch *w)
         after_connect(w);
         return;
     }
+    /* The certificate is checked against the host, brackets stripped; the
+     * connect split the same address. */
     char host[CLIENT_ADDR_MAX];
-    const char *addr = w->c->members[w->conn.member];
-    size_t n = (size_t)(strrchr(addr, ':') - addr);
-    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
-        snprintf(host, sizeof(host), "%.*s", (int)(n - 2), addr + 1);
-    else
-        snprintf(host, sizeof(host), "%.*s", (int)n, addr);
+    bool split = client_addr_split(w->c->members[w->conn.member], host,
+                                   sizeof(host), NULL);
+    ASSERT(split);
     w->phase = WATCH_HANDSHAKE;
     if (client_conn_tls_start(&w->conn, w->c->tls_ctx, host, &w->err) < 0)
         reconnect(w);
