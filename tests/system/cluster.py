@@ -557,6 +557,11 @@ class Cluster:
             out[k] = v
         return out
 
+    def stat_growth(self, i, before, name):
+        """How much INFO stats field name grew on replica i since before
+        (an earlier self.info(i, "stats"))."""
+        return int(self.info(i, "stats")[name]) - int(before[name])
+
     def infos(self, indices=None, section="replication"):
         """{i: info dict} for the replicas that answer."""
         out = {}

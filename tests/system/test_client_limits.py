@@ -388,9 +388,7 @@ def big_pipeline(binary):
     finally:
         for x in conns:
             x.close()
-    inf = c.info(b, "stats")
-    waits = (int(inf["read_pace_conn_waits"]) -
-             int(before["read_pace_conn_waits"]))
+    waits = c.stat_growth(b, before, "read_pace_conn_waits")
     check(waits > 0, "r%d served 96 MiB of READONLY reads on 8 connections "
           "without making one wait for a later turn" % b)
     log("r%d: 8 connections x 12 READONLY GETs of 1 MiB answered; %d "

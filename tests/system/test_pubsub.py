@@ -469,9 +469,7 @@ def fan_out(c, p):
             got = read_messages(k, 3, deadline, "subscriber %d" % i)
             check([m for _, _, m in got] == msgs, "subscriber %d got the "
                   "messages out of order or changed" % i)
-        inf = c.info(p, "stats")
-        turns = (int(inf["read_pace_feed_waits"]) -
-                 int(before["read_pace_feed_waits"]))
+        turns = c.stat_growth(p, before, "read_pace_feed_waits")
         check(turns > 0, "r%d wrote 180 MB of messages without running out "
               "of a turn's room (read_pace_feed_waits)" % p)
     finally:

@@ -355,9 +355,7 @@ def fan_out(c, p):
                   [e[1] for e in got] == [b"set"] * 3 and
                   got[0][0] < got[1][0] < got[2][0],
                   "watcher %d: events out of order or changed" % i)
-        inf = c.info(p, "stats")
-        turns = (int(inf["read_pace_feed_waits"]) -
-                 int(before["read_pace_feed_waits"]))
+        turns = c.stat_growth(p, before, "read_pace_feed_waits")
         check(turns > 0, "r%d wrote 180 MB of events without running out "
               "of a turn's room (read_pace_feed_waits)" % p)
     finally:
