@@ -320,10 +320,17 @@ static void watch_connect(void)
         const char *member = w.members[w.next];
         w.next = (w.next + 1) % w.member_count;
         const char *colon = strrchr(member, ':');
-        if (colon == NULL || (size_t)(colon - member) >= sizeof(host))
+        const char *start = member, *end = colon;
+        if (colon != NULL && member[0] == '[' && colon > member &&
+            colon[-1] == ']') { /* "[v6]:port" */
+            start = member + 1;
+            end = colon - 1;
+        }
+        if (colon == NULL || end <= start ||
+            (size_t)(end - start) >= sizeof(host))
             continue;
-        memcpy(host, member, (size_t)(colon - member));
-        host[colon - member] = '\0';
+        memcpy(host, start, (size_t)(end - start));
+        host[end - start] = '\0';
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
         if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
             continue;
