@@ -927,6 +927,7 @@ static void peer_status(const struct node *n, struct node_status *out)
     };
     out->peer_auth = modes[transport_auth_mode(n->transport)];
     out->peer_connections_refused = transport_refused_count(n->transport);
+    out->peer_connections_evicted = transport_evicted_count(n->transport);
     for (uint32_t i = 0; i < n->c.replica_count; i++) {
         if (i == n->c.self)
             continue;
@@ -1023,6 +1024,7 @@ void node_metrics(const struct node *n, struct node_metrics *out)
         p->bytes_queued = ts.bytes_queued;
     }
     out->peer_connections_refused = transport_refused_count(n->transport);
+    out->peer_connections_evicted = transport_evicted_count(n->transport);
 }
 
 /* backup_start's thread: the store sliced into the backup's stream. */

@@ -253,6 +253,7 @@ struct node_status {
      * replica, snapshot chunks nobody asked for. */
     const char *peer_auth;
     uint64_t peer_connections_refused;
+    uint64_t peer_connections_evicted; /* of them, to make room */
     uint64_t peer_frames_rejected;
     uint64_t peer_messages_wrong_sender;
     uint64_t snapshot_chunks_refused;
@@ -307,6 +308,7 @@ struct node_metrics {
     struct persister_metrics storage;
     struct node_peer_metrics peers[COHORT_REPLICAS_MAX];
     uint64_t peer_connections_refused;
+    uint64_t peer_connections_evicted;
     struct replica_stats core;
 };
 void node_metrics(const struct node *n, struct node_metrics *out);

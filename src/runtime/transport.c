@@ -58,6 +58,11 @@
 #define WRITE_BUFS_MAX 64u
 #define READ_BUFFER_SIZE (64u * 1024u)
 #define INBOUND_MAX 64u
+/* Connections from one host still in their handshake: room for every
+ * replica of a group on one host redialing at once. */
+#define PENDING_PER_HOST_MAX 8u
+static_assert(PENDING_PER_HOST_MAX >= COHORT_REPLICAS_MAX - 1,
+              "a host's replicas must all fit");
 #define LISTEN_BACKLOG 128
 #define KEEPALIVE_DELAY_S 10u
 /* Refusal warnings: at most this many lines per window (the rest counted). */
@@ -130,9 +135,11 @@ struct conn {
     bool closing;
     uint32_t from; /* replica id once the link is READY, REPLICA_NONE before */
     struct peer_link *link;
-    struct peer_buf in;       /* received frames, parsed in place */
-    uint8_t rx[RX_SIZE];      /* handshake bytes, and TLS records */
-    char text[ADDR_TEXT_MAX]; /* the remote address */
+    struct peer_buf in;           /* received frames, parsed in place */
+    uint8_t rx[RX_SIZE];          /* handshake bytes, and TLS records */
+    char text[ADDR_TEXT_MAX];     /* the remote address */
+    struct sockaddr_storage addr; /* the same, if addr_known */
+    bool addr_known;
 };
 
 /* One write of link output on an accepted connection. */
@@ -158,6 +165,7 @@ struct transport {
     struct conn *inbound;
     uint32_t inbound_count;
     uint64_t refused_count;
+    uint64_t evicted_count;       /* of which closed by make_room() */
     struct log_limit refusal_log; /* the refusals' warnings, not a flood */
     struct peer_auth *auth;       /* how peers prove who they are; our token */
     /* Each peer's token, from its last valid handshake on a connection it
@@ -1171,6 +1179,61 @@ static bool conn_admissible(struct conn *c, const struct sockaddr_storage *ss,
            (known && peer_auth_loopback((const struct sockaddr *)ss));
 }
 
+static bool same_host(const struct sockaddr_storage *a,
+                      const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr,
+                      sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+/* Room for c, just accepted: a host may hold PENDING_PER_HOST_MAX
+ * connections in their handshake, and all hosts INBOUND_MAX connections.
+ * Past either, the oldest connection still in its handshake (of c's host,
+ * for the first bound) makes way: anyone who can reach the port can open
+ * connections and send nothing for the handshake's timeout, and refusing
+ * newcomers instead locked real peers out while such connections were held.
+ * With the bound per host, one host's connections only ever displace its
+ * own. Returns false if c must be refused: every other connection is a
+ * proved peer. */
+static bool make_room(struct transport *t, struct conn *c)
+{
+    struct conn *oldest = NULL, *oldest_same = NULL;
+    uint32_t same = 0;
+    for (struct conn *o = t->inbound; o != NULL; o = o->next) {
+        if (o == c || o->from != REPLICA_NONE)
+            continue;
+        oldest = o; /* the list is newest first */
+        if (c->addr_known && o->addr_known && same_host(&o->addr, &c->addr)) {
+            oldest_same = o;
+            same++;
+        }
+    }
+    struct conn *evict = NULL;
+    if (same >= PENDING_PER_HOST_MAX)
+        evict = oldest_same;
+    else if (t->inbound_count > INBOUND_MAX)
+        evict = oldest;
+    else
+        return true;
+    if (evict == NULL)
+        return false;
+    t->evicted_count++;
+    conn_refuse(evict,
+                "peer %s: closed before finishing its handshake, to make "
+                "room for a newer connection (%u from one host, %u in all, "
+                "may be open)",
+                evict->text, PENDING_PER_HOST_MAX, INBOUND_MAX);
+    return true;
+}
+
 static void on_listener_connection(uv_stream_t *server, int status)
 {
     struct transport *t = server->data;
@@ -1187,13 +1250,13 @@ static void on_listener_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    struct sockaddr_storage ss;
-    int ss_size = (int)sizeof(ss);
-    bool known =
-        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &ss_size) == 0;
-    if (known)
-        addr_format((const struct sockaddr *)&ss, c->text, sizeof(c->text));
-    if (!conn_admissible(c, &ss, known)) {
+    int ss_size = (int)sizeof(c->addr);
+    c->addr_known =
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->addr, &ss_size) == 0;
+    if (c->addr_known)
+        addr_format((const struct sockaddr *)&c->addr, c->text,
+                    sizeof(c->text));
+    if (!conn_admissible(c, &c->addr, c->addr_known)) {
         conn_refuse(c,
                     "peer %s: peers are not authenticated, so only "
                     "loopback addresses may connect; give every replica "
@@ -1201,7 +1264,7 @@ static void on_listener_connection(uv_stream_t *server, int status)
                     c->text);
         return;
     }
-    if (t->inbound_count > INBOUND_MAX) {
+    if (!make_room(t, c)) {
         conn_refuse(c, "peer %s: %u inbound connections are open already",
                     c->text, INBOUND_MAX);
         return;
@@ -1604,6 +1667,11 @@ uint16_t transport_port(const struct transport *t)
 uint64_t transport_refused_count(const struct transport *t)
 {
     return t->refused_count;
+}
+
+uint64_t transport_evicted_count(const struct transport *t)
+{
+    return t->evicted_count;
 }
 
 enum peer_auth_mode transport_auth_mode(const struct transport *t)

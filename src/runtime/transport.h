@@ -177,6 +177,9 @@ uint16_t transport_port(const struct transport *t);
  * certificate, no handshake in time, a non-loopback address without
  * authentication, too many connections. Each refusal also logs one line. */
 uint64_t transport_refused_count(const struct transport *t);
+/* Of those, connections still in their handshake that were closed to make
+ * room for a newer one (too many from one host, or in all). */
+uint64_t transport_evicted_count(const struct transport *t);
 /* How peers authenticate. */
 enum peer_auth_mode transport_auth_mode(const struct transport *t);
 /* Our token, as sent to every peer we dial. */

@@ -381,6 +381,10 @@ static void metrics_links(struct resp_buf *out, const struct snapshot *g)
             "Inbound peer connections refused before a valid handshake "
             "(or authentication)",
             g->nm.peer_connections_refused);
+    counter(out, "cohort_peer_connections_evicted_total",
+            "Of those, connections still in their handshake closed to make "
+            "room for a newer one",
+            g->nm.peer_connections_evicted);
 }
 
 static void metrics_storage(struct resp_buf *out, const struct snapshot *g)

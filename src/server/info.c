@@ -351,6 +351,8 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
          in->status->peer_auth ? in->status->peer_auth : "none");
     line(t, "peer_connections_refused:%" PRIu64,
          in->status->peer_connections_refused);
+    line(t, "peer_connections_evicted:%" PRIu64,
+         in->status->peer_connections_evicted);
     line(t, "peer_frames_rejected:%" PRIu64, in->status->peer_frames_rejected);
     line(t, "peer_messages_wrong_sender:%" PRIu64,
          in->status->peer_messages_wrong_sender);

@@ -9,7 +9,11 @@
    started with another secret is refused by the others, with a log line
    that names the secret file, and rejoins once given the right one.
    Junk connections to a peer port are refused and counted, with at most
-   a few log lines per 10 s.
+   a few log lines per 10 s. Connections held open without a handshake
+   (from another loopback address, 127.0.0.9, as from another host) do
+   not lock a member's peers out: a backup restarted while 100 of them
+   are kept open to each other member's peer port rejoins, and the
+   members count the connections they closed to make room.
 3. Mutual TLS with certificates made by the openssl command (skipped
    without it): the group works (peer_auth:tls); a replica whose
    certificate comes from another CA is refused, then rejoins with its
@@ -19,9 +23,11 @@ usage: test_peer_modes.py [path/to/cohort]
 """
 
 import os
+import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True
@@ -100,6 +106,86 @@ def flood(c, i, count=60):
         % (count, added))
 
 
+class Holder:
+    """Keeps up to `count` connections open to each port, from 127.0.0.9,
+    sending nothing; one that the server closes is opened again (at most
+    `count` a port every 50 ms), until stop(). Bounded: 60 s at most."""
+
+    def __init__(self, ports, count=100):
+        self.ports, self.count = ports, count
+        self.opened = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def connect(self, port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.9", 0))
+        s.settimeout(1)
+        s.connect((cl.HOST, port))
+        s.setblocking(False)
+        self.opened += 1
+        return s
+
+    def run(self):
+        sel = selectors.DefaultSelector()
+        live = {port: 0 for port in self.ports}
+        deadline = time.monotonic() + 60
+        while not self.done.is_set() and time.monotonic() < deadline:
+            for port in self.ports:
+                while live[port] < self.count:
+                    try:
+                        sel.register(self.connect(port),
+                                     selectors.EVENT_READ, port)
+                    except OSError:
+                        break
+                    live[port] += 1
+            end = time.monotonic() + 0.05
+            while time.monotonic() < end:
+                for key, _ in sel.select(timeout=0.01):
+                    try:
+                        data = key.fileobj.recv(4096)
+                    except OSError:
+                        data = b""
+                    if not data:  # closed by the server
+                        sel.unregister(key.fileobj)
+                        key.fileobj.close()
+                        live[key.data] -= 1
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(10)
+
+
+def held_connections(c):
+    """A backup restarted while idle connections are held open to the
+    other members' peer ports rejoins: the oldest connection that has not
+    finished its handshake makes way (8 per host, 64 in all). Before, the
+    65th connection was refused, and the held ones locked it out."""
+    p = c.find_primary()
+    v = c.backups(p)[0]
+    others = [i for i in range(c.n) if i != v]
+    evicted = {i: int(c.info(i, "stats")["peer_connections_evicted"])
+               for i in others}
+    holder = Holder([c.peer_ports[i] for i in others])
+    try:
+        time.sleep(1.0)  # every slot a held connection could take
+        c.kill(v)
+        c.restart(v, wait=False)
+        c.wait_converged(timeout=30 * c.slow)
+        grew = {i: int(c.info(i, "stats")["peer_connections_evicted"])
+                - evicted[i] for i in others}
+    finally:
+        holder.stop()
+    check(all(g > 0 for g in grew.values()),
+          "the members closed no held connection to make room: %s" % grew)
+    log("r%d rejoined while %d connections were opened and held without a "
+        "handshake; connections closed to make room: %s"
+        % (v, holder.opened, grew))
+
+
 def unauthenticated(binary):
     c = cl.Cluster(binary, n=3, name="peer-modes-none")
     c.start()
@@ -130,6 +216,7 @@ def secret(binary):
     c.start()
     p = works(c, "secret")
     flood(c, c.backups(p)[1])
+    held_connections(c)
     wrong = os.path.join(c.dir, "wrong.secret")
     cl.write_secret(wrong)
     impostor(c, p, lambda i: ["--cluster-secret-file", wrong],
