@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/assert.h"
+#include "common/hostport.h"
 
 #define NODES_INITIAL 16u
 #define BUF_INITIAL 4096u
@@ -101,32 +102,11 @@ static int connect_any(const struct addrinfo *res, bool *in_progress,
 bool client_addr_split(const char *addr, char *host, size_t host_size,
                        uint16_t *port)
 {
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL)
+    uint16_t value = 0;
+    if (addr_split(addr, host, host_size, &value, NULL) != 0 || value == 0)
         return false;
-    const char *start = addr, *end = colon;
-    if (addr[0] == '[') {
-        if (colon == addr || colon[-1] != ']')
-            return false;
-        start = addr + 1;
-        end = colon - 1;
-    } else if (memchr(addr, ':', (size_t)(colon - addr)) != NULL) {
-        return false; /* an IPv6 host without brackets */
-    }
-    size_t len = (size_t)(end - start);
-    if (len == 0 || len >= host_size)
-        return false;
-    const char *digits = colon + 1;
-    size_t n = strlen(digits);
-    if (n == 0 || n > 5 || strspn(digits, "0123456789") != n)
-        return false;
-    long value = strtol(digits, NULL, 10);
-    if (value < 1 || value > 65535)
-        return false;
-    memcpy(host, start, len);
-    host[len] = '\0';
     if (port != NULL)
-        *port = (uint16_t)value;
+        *port = value;
     return true;
 }
 

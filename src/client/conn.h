@@ -55,9 +55,10 @@ void client_conn_close(struct client_conn *c);
  * connection closed. */
 
 /* Split a member address, "host:port" or "[v6]:port", into host (without
- * the brackets, NUL-terminated in host_size bytes) and port. False unless
- * the host is non-empty and fits, an IPv6 host is in brackets and the port
- * is decimal in 1..65535. port may be NULL. */
+ * the brackets, NUL-terminated in host_size bytes) and port, with
+ * common/hostport.h's addr_split(). False unless the host is non-empty and
+ * fits, an IPv6 host is in brackets and the port is decimal in 1..65535.
+ * port may be NULL. */
 bool client_addr_split(const char *addr, char *host, size_t host_size,
                        uint16_t *port);
 

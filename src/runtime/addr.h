@@ -15,17 +15,12 @@
 #include <sys/socket.h>
 
 #include "common/err.h"
+#include "common/hostport.h"
 
 /* Longest host part we accept (a DNS name is at most 253 characters). */
 #define ADDR_HOST_MAX 256
 /* Room for any formatted numeric address: "[" IPv6 "]:" port. */
 #define ADDR_TEXT_MAX 64
-
-/* Split text into host (without IPv6 brackets) and port. Returns 0, or
- * -COHORT_ECONFIG when there is no ':', no host, or the port is not a number
- * in 0..65535. Port 0 is allowed here; callers that dial reject it. */
-int addr_split(const char *text, char *host, size_t host_size, uint16_t *port,
-               struct cohort_err *err);
 
 /* Resolve host and port into out (AF_INET or AF_INET6). Returns 0, or
  * -COHORT_ECONFIG when the host is neither numeric nor a known name. */

@@ -244,7 +244,7 @@ static uint64_t pubsub_deliver(void *ctx, uint64_t position,
         write_messages(c, position, channel, channel_size, message,
                        message_size);
     }
-    if (first_held) /* it goes first next time (feed.h, "Fairness") */
+    if (first_held && first_held->linked) /* first next time (feed.h) */
         feed_rotate(&s->pubsub.feed, first_held);
     uint32_t i = (uint32_t)(position % PUBSUB_COUNTS);
     s->pubsub.counted_op[i] = position;
