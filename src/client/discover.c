@@ -2,10 +2,15 @@
  * discover.h. */
 #include "client/discover.h"
 
+#include <stdint.h>
 #include <string.h>
 
-/* Copy the value [v, end) into dst when it fits and is a plausible
- * address (no spaces or control bytes, not "?"). */
+#include "common/hostport.h"
+
+/* Copy the value [v, end) into dst when it fits and is an address the
+ * client can dial: no spaces or control bytes, not "?", and host:port with
+ * a port in 1..65535 (common/hostport.h). Anything else the member said
+ * is dropped here rather than taking a member's place. */
 static bool copy_addr(char *dst, const char *v, const char *end)
 {
     size_t n = (size_t)(end - v);
@@ -16,7 +21,9 @@ static bool copy_addr(char *dst, const char *v, const char *end)
             return false;
     memcpy(dst, v, n);
     dst[n] = '\0';
-    return true;
+    char host[CLIENT_ADDR_MAX];
+    uint16_t port = 0;
+    return addr_split(dst, host, sizeof(host), &port, NULL) == 0 && port != 0;
 }
 
 static bool starts_with(const char *line, const char *end, const char *word)

@@ -272,6 +272,8 @@ static void layout_without_a_primary_or_with_garbage(void **state)
     (void)state;
     const char *text = "role:view_change\nprimary:?\nmember0:addr=?,role=x\n"
                        "memberX:addr=1.2.3.4:5\nmember1:addr=has space:1\n"
+                       "member2:addr=1.2.3.4:0\nmember3:addr=1.2.3.4:99999\n"
+                       "member4:addr=::1:7001\nmember5:addr=7001\n"
                        "primary:";
     struct client_layout l;
     client_layout_parse(text, strlen(text), &l);
@@ -288,6 +290,12 @@ static void layout_without_a_primary_or_with_garbage(void **state)
     memcpy(long_addr, "primary:", 8);
     client_layout_parse(long_addr, sizeof(long_addr), &l);
     assert_false(l.has_primary);
+    /* Ports the client cannot dial are no primary either. */
+    const char *bad_port = "primary:1.2.3.4:0\nmember0:addr=[::1]:7001\n";
+    client_layout_parse(bad_port, strlen(bad_port), &l);
+    assert_false(l.has_primary);
+    assert_int_equal(l.member_count, 1);
+    assert_string_equal(l.members[0], "[::1]:7001");
 }
 
 static void a_hedge_retries_at_once_and_the_write_may_be_applied(void **state)

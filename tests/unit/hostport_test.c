@@ -31,9 +31,8 @@ static void accepted_forms(void **s)
         char host[64];
         uint16_t port = 1234;
         struct cohort_err err = {0};
-        assert_int_equal(addr_split(good[i].text, host, sizeof(host), &port,
-                                    &err),
-                         0);
+        assert_int_equal(
+            addr_split(good[i].text, host, sizeof(host), &port, &err), 0);
         assert_string_equal(host, good[i].host);
         assert_int_equal(port, good[i].port);
     }
@@ -46,26 +45,20 @@ static void refusals_say_why(void **s)
     static const struct {
         const char *text, *says;
     } bad[] = {
-        {"7101", "has no port"},
-        {"localhost", "has no port"},
-        {":7101", "has no host"},
-        {"[]:7101", "has no host"},
-        {"::1:7101", "[addr]:port"},
-        {"[::1:7101", "[addr]:port"},
-        {"h:", "is not a number"},
-        {"h:65536", "is not a number"},
-        {"h:123456", "is not a number"},
-        {"h:-1", "is not a number"},
-        {"h:80x", "is not a number"},
-        {"h: 80", "is not a number"},
+        {"7101", "has no port"},         {"localhost", "has no port"},
+        {":7101", "has no host"},        {"[]:7101", "has no host"},
+        {"::1:7101", "[addr]:port"},     {"[::1:7101", "[addr]:port"},
+        {"h:", "is not a number"},       {"h:65536", "is not a number"},
+        {"h:123456", "is not a number"}, {"h:-1", "is not a number"},
+        {"h:80x", "is not a number"},    {"h: 80", "is not a number"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char host[64];
         uint16_t port = 0;
         struct cohort_err err = {0};
-        assert_int_equal(addr_split(bad[i].text, host, sizeof(host), &port,
-                                    &err),
-                         -COHORT_ECONFIG);
+        assert_int_equal(
+            addr_split(bad[i].text, host, sizeof(host), &port, &err),
+            -COHORT_ECONFIG);
         assert_non_null(strstr(err.message, bad[i].says));
         assert_non_null(strstr(err.message, bad[i].text));
         assert_null(strchr(err.message, '\n'));
@@ -79,8 +72,7 @@ static void refusals_say_why(void **s)
     uint16_t port;
     assert_int_equal(addr_split("abcd:1", small, sizeof(small), &port, NULL),
                      -COHORT_ECONFIG);
-    assert_int_equal(addr_split("abc:1", small, sizeof(small), &port, NULL),
-                     0);
+    assert_int_equal(addr_split("abc:1", small, sizeof(small), &port, NULL), 0);
 }
 
 /* The client dials, so port 0 is refused too. */
