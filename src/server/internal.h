@@ -638,6 +638,10 @@ bool read_pace_feed_held(struct server *s);
 /* Whether the turn's budget is used up (nothing counted): the feeds' pump
  * walks stop there (feed_pump_all()). */
 bool read_pace_spent(const struct server *s);
+/* After a feed's pump walk: if the budget is used up while the feed still
+ * has connections behind, the turn was short and the loop turns again
+ * (server_keep_turning()) rather than wait for an event to feed them. */
+void read_pace_feed_walked(struct server *s, const struct feed *f);
 /* A read's reply of bytes was built (store_serve_read()), or a delivery's
  * (pubsub.c, watch.c). */
 void read_pace_count(struct server *s, size_t bytes);

@@ -310,6 +310,7 @@ void pubsub_pump_all(struct server *s)
 {
     if (!read_pace_spent(s))
         feed_pump_all(&s->pubsub.feed, pump);
+    read_pace_feed_walked(s, &s->pubsub.feed);
 }
 
 void pubsub_open(struct server *s)

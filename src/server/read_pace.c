@@ -61,6 +61,12 @@ bool read_pace_spent(const struct server *s)
     return s->read_pace.used >= READ_PACE_TURN_BYTES;
 }
 
+void read_pace_feed_walked(struct server *s, const struct feed *f)
+{
+    if (f->behind > 0 && read_pace_spent(s))
+        s->read_pace.short_turn = true;
+}
+
 void read_pace_count(struct server *s, size_t bytes)
 {
     s->read_pace.used += bytes;

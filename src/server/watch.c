@@ -341,4 +341,5 @@ void watch_pump_all(struct server *s)
 {
     if (!read_pace_spent(s))
         feed_pump_all(&s->watch.feed, pump);
+    read_pace_feed_walked(s, &s->watch.feed);
 }
