@@ -638,10 +638,11 @@ bool read_pace_feed_held(struct server *s);
 /* Whether the turn's budget is used up (nothing counted): the feeds' pump
  * walks stop there (feed_pump_all()). */
 bool read_pace_spent(const struct server *s);
-/* After a feed's pump walk: if the budget is used up while the feed still
- * has connections behind, the turn was short and the loop turns again
- * (server_keep_turning()) rather than wait for an event to feed them. */
-void read_pace_feed_walked(struct server *s, const struct feed *f);
+/* The prepare handle's walk of feed f (feed_pump_all() with pump), only
+ * while the budget lasts; if it is used up with connections still behind,
+ * the turn is a short one and the loop turns again to feed them. */
+void read_pace_pump_feed(struct server *s, struct feed *f,
+                         bool (*pump)(struct conn *c));
 /* A read's reply of bytes was built (store_serve_read()), or a delivery's
  * (pubsub.c, watch.c). */
 void read_pace_count(struct server *s, size_t bytes);

@@ -308,9 +308,7 @@ static bool pump(struct conn *c)
 
 void pubsub_pump_all(struct server *s)
 {
-    if (!read_pace_spent(s))
-        feed_pump_all(&s->pubsub.feed, pump);
-    read_pace_feed_walked(s, &s->pubsub.feed);
+    read_pace_pump_feed(s, &s->pubsub.feed, pump);
 }
 
 void pubsub_open(struct server *s)

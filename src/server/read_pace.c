@@ -61,8 +61,11 @@ bool read_pace_spent(const struct server *s)
     return s->read_pace.used >= READ_PACE_TURN_BYTES;
 }
 
-void read_pace_feed_walked(struct server *s, const struct feed *f)
+void read_pace_pump_feed(struct server *s, struct feed *f,
+                         bool (*pump)(struct conn *c))
 {
+    if (!read_pace_spent(s))
+        feed_pump_all(f, pump);
     if (f->behind > 0 && read_pace_spent(s))
         s->read_pace.short_turn = true;
 }

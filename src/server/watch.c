@@ -339,7 +339,5 @@ static bool pump(struct conn *c)
 
 void watch_pump_all(struct server *s)
 {
-    if (!read_pace_spent(s))
-        feed_pump_all(&s->watch.feed, pump);
-    read_pace_feed_walked(s, &s->watch.feed);
+    read_pace_pump_feed(s, &s->watch.feed, pump);
 }
