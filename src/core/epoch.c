@@ -455,6 +455,9 @@ static void enter_epoch(struct replica *r, const struct membership *given,
                 replaced == COHORT_REPLICA_NONE ? COHORT_VIEW_CAUSE_EPOCH
                                                 : COHORT_VIEW_CAUSE_REPLACEMENT,
                 next->voters[0], replaced, 0);
+    /* It tells how this replica arrived in view 0 of the new epoch (from
+     * view 0 of the old one, often): leaving it will have its own cause. */
+    r->why_arrival = true;
     r->epoch_op = op;
     r->epoch_checksum = checksum;
     take_log_through(r, next->voters[0] == r->c.self);

@@ -79,9 +79,9 @@ static const uint16_t type_fields[MSG_TYPE_MAX + 1] = {
         F_OP | F_COMMIT | F_VIEW_OP | F_CHECKSUM | F_BASE_OP | F_ENTRIES,
     [MSG_PREPARE_OK] = F_OP | F_CHECKSUM,
     [MSG_COMMIT] = F_OP | F_COMMIT | F_VIEW_OP | F_CHECKSUM,
-    [MSG_START_VIEW_CHANGE] = 0,
+    [MSG_START_VIEW_CHANGE] = F_FLAGS,
     [MSG_DO_VIEW_CHANGE] =
-        F_LNV | F_OP | F_COMMIT | F_CHECKSUM | F_BASE_OP | F_ENTRIES,
+        F_FLAGS | F_LNV | F_OP | F_COMMIT | F_CHECKSUM | F_BASE_OP | F_ENTRIES,
     [MSG_START_VIEW] =
         F_OP | F_COMMIT | F_VIEW_OP | F_CHECKSUM | F_BASE_OP | F_ENTRIES,
     [MSG_GET_STATE] = F_FLAGS | F_COMMIT | F_CHECKSUM | F_BASE_OP | F_NONCE,
@@ -144,9 +144,10 @@ static bool type_rules_hold(const struct message *m)
     case MSG_COMMIT:
         return m->commit <= m->op && m->view_op <= m->op;
     case MSG_START_VIEW_CHANGE:
-        return m->view >= 1;
+        return m->view >= 1 && !(m->flags & ~(uint32_t)MSG_FLAG_RESIGNED);
     case MSG_DO_VIEW_CHANGE:
-        return m->commit <= m->op && m->base_op == m->commit && end == m->op;
+        return m->commit <= m->op && m->base_op == m->commit && end == m->op &&
+               !(m->flags & ~(uint32_t)MSG_FLAG_RESIGNED);
     case MSG_START_VIEW:
         return m->commit <= m->op && m->view_op <= m->op && end == m->op;
     case MSG_GET_STATE:

@@ -34,10 +34,11 @@
  *   PREPARE_OK         op durable and matching; checksum of entry at op
  *   COMMIT             op, commit, view_op <= op; checksum of the entry at
  *                      commit
- *   START_VIEW_CHANGE  view (>= 1) = the view the sender votes to move to
+ *   START_VIEW_CHANGE  view (>= 1) = the view the sender votes to move to;
+ *                      flags RESIGNED
  *   DO_VIEW_CHANGE     sender's op, commit, last_normal_view; entries after
  *                      base_op = commit up to op (base_op + count == op);
- *                      checksum at base_op
+ *                      checksum at base_op; flags RESIGNED
  *   START_VIEW         primary's op, commit, view_op <= op; entries after
  *                      base_op up to op (base_op + count == op)
  *   GET_STATE          base_op (entries wanted from base_op+1) >= commit,
@@ -107,6 +108,10 @@ enum message_flags {
     MSG_FLAG_SPARE = 16,   /* RECOVERY: the sender is a spare outside the
                               membership and asks to be added as a
                               learner */
+    MSG_FLAG_RESIGNED = 32, /* START_VIEW_CHANGE, DO_VIEW_CHANGE: the sender
+                               left its view because that view's primary
+                               resigned (a leadership transfer); a report
+                               only, no rule depends on it */
 };
 
 struct message {

@@ -112,6 +112,9 @@ void vr_check_recovery(struct replica *r)
                     COHORT_REPLICA_NONE, 0);
         r->view_op = VIEW_OP_UNKNOWN;
         vr_become_backup(r, view);
+        /* The note told how it arrived; from_view may be this very view
+         * (it restarted in it), and leaving it later has its own cause. */
+        r->why_arrival = true;
         vr_note_primary_op(r, p->op); /* its op after our restart */
         vr_request_state(r);
         return;

@@ -154,6 +154,11 @@ struct replica {
      * it first votes to leave a view or joins another view, reported with
      * every ACT_VIEW until the next cause. */
     struct cohort_view_why why;
+    /* The note says how this replica arrived in its view without leaving
+     * why.from_view (a restart's recovery into the view it had, an epoch's
+     * view 0 after view 0 of the epoch before), not why it leaves one: the
+     * next departure makes a new note (vr_why_noted()). */
+    bool why_arrival;
     bool dvc_sent;
     uint64_t dvc_sent_ms;
     uint64_t lead_forbidden_view; /* recovered into it: never lead it */
@@ -298,6 +303,7 @@ void vr_on_pong(struct replica *r, const struct message *m);
 /* view_change.c */
 void vr_note_why(struct replica *r, enum cohort_view_cause cause, uint32_t by,
                  uint32_t suspect, uint64_t silence_ms);
+bool vr_why_noted(const struct replica *r);
 void vr_become_backup(struct replica *r, uint64_t view);
 void vr_vote(struct replica *r, uint64_t view);
 void vr_enter_view_change(struct replica *r, uint64_t view);

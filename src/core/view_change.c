@@ -69,6 +69,7 @@ void vr_note_why(struct replica *r, enum cohort_view_cause cause, uint32_t by,
 {
     ASSERT(by == COHORT_REPLICA_NONE || by < r->c.replica_count);
     ASSERT(suspect == COHORT_REPLICA_NONE || suspect < r->c.replica_count);
+    r->why_arrival = false;
     r->why = (struct cohort_view_why){
         .cause = cause,
         .from_view = r->view,
@@ -77,6 +78,41 @@ void vr_note_why(struct replica *r, enum cohort_view_cause cause, uint32_t by,
         .silence_ms =
             silence_ms < UINT32_MAX ? (uint32_t)silence_ms : UINT32_MAX,
     };
+}
+
+/* Has this replica noted why it leaves its current view? (A note of the
+ * view that says how it arrived there does not count.) */
+bool vr_why_noted(const struct replica *r)
+{
+    return r->why.from_view == r->view && !r->why_arrival;
+}
+
+/* Whether this replica's vote or DO-VIEW-CHANGE for `view` says that it
+ * left its view because that view's primary resigned to `view`'s primary. */
+static uint8_t resigned_flag(const struct replica *r, uint64_t view)
+{
+    return r->why.cause == COHORT_VIEW_CAUSE_TRANSFER &&
+                   r->why.by != r->c.self && r->why.from_view < view &&
+                   r->why.suspect == vr_primary_of(r, view)
+               ? MSG_FLAG_RESIGNED
+               : 0;
+}
+
+/* A NORMAL backup hears that a replica left this view because its primary
+ * resigned (MSG_FLAG_RESIGNED on a vote or DO-VIEW-CHANGE for a view this
+ * primary does not lead): unless it noted a cause of its own, that is why
+ * it leaves too, however it comes to (the vote, the DO-VIEW-CHANGE, or the
+ * new primary's START-VIEW), and even if the primary's own START-VIEW-CHANGE
+ * reaches it last or never. */
+static void note_resigned(struct replica *r, const struct message *m)
+{
+    uint32_t primary = vr_primary_of(r, r->view);
+    if (!(m->flags & MSG_FLAG_RESIGNED) || r->status != STATUS_NORMAL ||
+        m->view <= r->view || primary == r->c.self ||
+        vr_primary_of(r, m->view) == primary || vr_why_noted(r))
+        return;
+    vr_note_why(r, COHORT_VIEW_CAUSE_TRANSFER, primary,
+                vr_primary_of(r, m->view), 0);
 }
 
 /* Who asked first for a view at or above `view`: the replica whose vote
@@ -102,8 +138,7 @@ void vr_become_backup(struct replica *r, uint64_t view)
     ASSERT(view >= r->view);
     ASSERT(vr_primary_of(r, view) != r->c.self);
     bool changed = view != r->view || r->status != STATUS_NORMAL;
-    if (view > r->view && r->status == STATUS_NORMAL &&
-        r->why.from_view != r->view)
+    if (view > r->view && r->status == STATUS_NORMAL && !vr_why_noted(r))
         vr_note_why(r, COHORT_VIEW_CAUSE_LEARNED, vr_primary_of(r, view),
                     COHORT_REPLICA_NONE, 0); /* it missed the view change */
     if (changed) {
@@ -141,6 +176,7 @@ void vr_vote(struct replica *r, uint64_t view)
     r->vote_ms[r->c.self] = r->now_ms;
     r->vote_sent_ms = r->now_ms;
     struct message m = {.type = MSG_START_VIEW_CHANGE,
+                        .flags = resigned_flag(r, r->votes[r->c.self]),
                         .view = r->votes[r->c.self]};
     vr_broadcast(r, &m, NULL);
 }
@@ -150,7 +186,7 @@ void vr_enter_view_change(struct replica *r, uint64_t view)
 {
     ASSERT(view > r->view || (view == r->view && r->status != STATUS_NORMAL));
     ASSERT(can_vote(r));
-    if (r->why.from_view != r->view) /* it did not ask for this itself */
+    if (!vr_why_noted(r)) /* it did not ask for this itself */
         vr_note_why(r, COHORT_VIEW_CAUSE_VOTES, first_voter(r, view),
                     COHORT_REPLICA_NONE, 0);
     r->view = view;
@@ -219,6 +255,7 @@ void vr_try_send_dvc(struct replica *r)
     }
     struct message m = {
         .type = MSG_DO_VIEW_CHANGE,
+        .flags = resigned_flag(r, r->view),
         .view = r->view,
         .last_normal_view = r->last_normal_view,
         .op = r->log.op,
@@ -459,6 +496,7 @@ void vr_on_start_view_change(struct replica *r, const struct message *m)
     r->vote_ms[m->from] = r->now_ms;
     if (m->view > r->view && r->vote_since_ms[m->from] == 0)
         r->vote_since_ms[m->from] = r->now_ms;
+    note_resigned(r, m);
     /* The primary of our view asks for a view it does not lead: it
      * resigns (a leadership transfer, or it lost its quorum). Join at once
      * rather than wait to suspect it; entering a higher view is always
@@ -510,6 +548,7 @@ void vr_on_do_view_change(struct replica *r, const struct message *m,
         vr_invalid(r, "DO-VIEW-CHANGE from a learner");
         return;
     }
+    note_resigned(r, m);
     if (m->view > r->view) {
         if (!can_vote(r))
             return;

@@ -235,6 +235,29 @@ static void bad_type_sender_status_and_flags_are_refused(void **state)
     m.flags = MSG_FLAG_SPARE; /* RECOVERY's */
     n = encode(&m, buf, sizeof(buf));
     assert_false(decodes(buf, n));
+    /* A vote and a DO-VIEW-CHANGE may say the primary resigned; no other
+     * type, and no other flag on those two. */
+    const uint8_t view_change[] = {MSG_START_VIEW_CHANGE, MSG_DO_VIEW_CHANGE};
+    for (size_t i = 0; i < sizeof(view_change); i++) {
+        m = valid(view_change[i]);
+        m.flags = MSG_FLAG_RESIGNED;
+        n = encode(&m, buf, sizeof(buf));
+        assert_true(decodes(buf, n));
+        m.flags = MSG_FLAG_RESIGNED | MSG_FLAG_SPARE;
+        n = encode(&m, buf, sizeof(buf));
+        assert_false(decodes(buf, n));
+        m.flags = MSG_FLAG_INTACT;
+        n = encode(&m, buf, sizeof(buf));
+        assert_false(decodes(buf, n));
+    }
+    const uint8_t others[] = {MSG_PREPARE, MSG_START_VIEW, MSG_PING,
+                              MSG_RECOVERY};
+    for (size_t i = 0; i < sizeof(others); i++) {
+        m = valid(others[i]);
+        m.flags = MSG_FLAG_RESIGNED;
+        n = encode(&m, buf, sizeof(buf));
+        assert_false(decodes(buf, n));
+    }
     m = valid(MSG_START_EPOCH);
     m.epoch = 0; /* no epoch starts at 0 */
     n = encode(&m, buf, sizeof(buf));

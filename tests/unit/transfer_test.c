@@ -271,6 +271,141 @@ static void target_not_yet_repaired_notes_the_transfer(void **s)
     harness_storage_run(h, t);
 }
 
+/* The target learns of the transfer only from the other backup: every
+ * frame from the primary to it is dropped from the moment the transfer
+ * starts, and the other backup's START-VIEW-CHANGE and DO-VIEW-CHANGE are
+ * counted (with MSG_FLAG_RESIGNED, or stripped of it, as an older build
+ * sends them). */
+struct race {
+    uint32_t primary, target, other;
+    bool strip;
+    uint32_t flagged; /* the other's frames to the target with the flag */
+};
+
+static bool primary_unheard(struct harness *hh, void *ctx, uint32_t from,
+                            uint32_t to, const uint8_t *frame, size_t size)
+{
+    struct race *rc = ctx;
+    if (to != rc->target)
+        return true;
+    if (from == rc->primary)
+        return false;
+    if (from != rc->other || size < 1 + MESSAGE_HEADER_SIZE ||
+        frame[0] != DRIVER_FRAME_PROTOCOL ||
+        (frame[1] != MSG_START_VIEW_CHANGE && frame[1] != MSG_DO_VIEW_CHANGE))
+        return true;
+    if (frame[1 + 3] & MSG_FLAG_RESIGNED) /* header byte 3: flags */
+        rc->flagged++;
+    if (!rc->strip)
+        return true;
+    uint8_t *copy = malloc(size);
+    assert_non_null(copy);
+    memcpy(copy, frame, size);
+    copy[1 + 3] &= (uint8_t)~MSG_FLAG_RESIGNED;
+    driver_frame(hh->r[to].driver, from, copy, size);
+    free(copy);
+    return false;
+}
+
+/* A target that restarted in the view it will be handed (its note: it
+ * recovered into that view), or entered it with a new epoch, and hears of the
+ * transfer only through the other backup, whose DO-VIEW-CHANGE lets it start
+ * the view before the primary's messages reach it. It must not report the view
+ * change as its restart: with the other's flag it reports the transfer, and
+ * from a sender without the flag (an older build) the votes. A TSan CI caught
+ * the target of `cohort rejuvenate` reporting "recovery". */
+/* A new epoch with the same voters, ordered at the primary. */
+static void same_voters_again(void)
+{
+    uint32_t p = (uint32_t)harness_primary(h);
+    struct membership next = *replica_membership(harness_core(h, p));
+    struct reconfig_answer a;
+    driver_reconfig(h->r[p].driver, &next, &a);
+    assert_int_equal(a.result, RECONFIG_PROPOSED);
+    harness_run(h, 500);
+}
+
+static void target_told_by_the_other_backup(bool strip, bool by_epoch)
+{
+    h = group(3);
+    if (by_epoch) /* from view 0 of epoch 1 to view 0 of epoch 2 */
+        same_voters_again();
+    uint32_t p = (uint32_t)harness_primary(h);
+    uint32_t t = (p + 1) % 3, o = (p + 2) % 3;
+    for (uint64_t k = 1; k <= 4; k++)
+        harness_submit(h, p, 60 + k, 1, 1);
+    harness_run(h, 200);
+    if (by_epoch)
+        same_voters_again();
+    p = (uint32_t)harness_primary(h);
+    t = (p + 1) % 3, o = (p + 2) % 3;
+    uint64_t view = replica_view(harness_core(h, p));
+    if (!by_epoch) {
+        harness_crash(h, t, false);
+        harness_start(h, t);
+        harness_run(h, 1000);
+    }
+    const struct replica *tc = harness_core(h, t);
+    assert_int_equal(replica_status(tc), STATUS_NORMAL);
+    assert_int_equal(replica_view(tc), view);
+    struct cohort_view_why why = replica_view_why(tc);
+    assert_int_equal(why.cause, by_epoch ? COHORT_VIEW_CAUSE_EPOCH
+                                         : COHORT_VIEW_CAUSE_RECOVERY);
+    assert_int_equal(why.from_view, view); /* what the bug needs */
+    struct race rc = {.primary = p, .target = t, .other = o, .strip = strip};
+    h->deliver = primary_unheard;
+    h->deliver_ctx = &rc;
+    assert_int_equal(ask(p, t).result, TRANSFER_STARTED);
+    harness_run(h, 60); /* well under a suspicion timeout (150 ms) */
+    h->deliver = NULL;
+    assert_true(rc.flagged > 0);
+    assert_int_equal(harness_primary(h), (int)t);
+    uint64_t next = view_led_by(view, t, 3);
+    assert_int_equal(replica_view(tc), next);
+    why = h->r[t].last_view.why;
+    assert_int_equal(why.from_view, view);
+    if (strip) {
+        assert_int_equal(why.cause, COHORT_VIEW_CAUSE_VOTES);
+        assert_int_equal(why.by, o);
+    } else {
+        assert_int_equal(why.cause, COHORT_VIEW_CAUSE_TRANSFER);
+        assert_int_equal(why.by, p);
+        assert_int_equal(why.suspect, t);
+    }
+    why = h->r[o].last_view.why;
+    assert_int_equal(why.cause, COHORT_VIEW_CAUSE_TRANSFER);
+    assert_int_equal(why.by, p);
+    harness_run(h, 300);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(replica_view(harness_core(h, i)), next);
+}
+
+static void target_told_by_the_other_backup_notes_the_transfer(void **s)
+{
+    (void)s;
+    target_told_by_the_other_backup(false, false);
+}
+
+static void target_told_without_the_flag_notes_the_votes(void **s)
+{
+    (void)s;
+    target_told_by_the_other_backup(true, false);
+}
+
+/* The same after a membership change from view 0 to view 0 (the new
+ * epoch's note tells how the target arrived in view 0). */
+static void target_of_a_new_epoch_told_by_the_other_backup(void **s)
+{
+    (void)s;
+    target_told_by_the_other_backup(false, true);
+}
+
+static void target_of_a_new_epoch_told_without_the_flag(void **s)
+{
+    (void)s;
+    target_told_by_the_other_backup(true, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +417,14 @@ int main(void)
         cmocka_unit_test_teardown(five_replicas_hand_over_without_a_timeout,
                                   teardown),
         cmocka_unit_test_teardown(target_not_yet_repaired_notes_the_transfer,
+                                  teardown),
+        cmocka_unit_test_teardown(
+            target_told_by_the_other_backup_notes_the_transfer, teardown),
+        cmocka_unit_test_teardown(target_told_without_the_flag_notes_the_votes,
+                                  teardown),
+        cmocka_unit_test_teardown(
+            target_of_a_new_epoch_told_by_the_other_backup, teardown),
+        cmocka_unit_test_teardown(target_of_a_new_epoch_told_without_the_flag,
                                   teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
