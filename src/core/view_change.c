@@ -111,6 +111,8 @@ static void note_resigned(struct replica *r, const struct message *m)
         m->view <= r->view || primary == r->c.self ||
         vr_primary_of(r, m->view) == primary || vr_why_noted(r))
         return;
+    if (m->type == MSG_DO_VIEW_CHANGE && m->last_normal_view != r->view)
+        return; /* the sender left another view than ours */
     vr_note_why(r, COHORT_VIEW_CAUSE_TRANSFER, primary,
                 vr_primary_of(r, m->view), 0);
 }
