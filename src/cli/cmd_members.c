@@ -166,10 +166,15 @@ int cmd_members(int argc, char **argv)
     struct cli_rpc c;
     struct cohort_err err;
     if (cli_rpc_open_primary(&c, addr, 1u << 16, &err) != 0) {
-        fprintf(stderr,
-                "cohort members: %s; is the cluster running (cohort status "
-                "%s)?\n",
-                err.message, addr);
+        /* "no primary found" (EAGAIN) names its own check already: the
+         * hint again made "...?; is the cluster running (...)?". */
+        if (err.code == -COHORT_EAGAIN)
+            fprintf(stderr, "cohort members: %s\n", err.message);
+        else
+            fprintf(stderr,
+                    "cohort members: %s; is the cluster running (cohort "
+                    "status %s)?\n",
+                    err.message, addr);
         return 1;
     }
     struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};

@@ -134,7 +134,7 @@ int cmd_restore(int argc, char **argv)
         if (argv[i][0] == '-')
             return cli_flag_unknown("restore", argv[i]);
     if (argc != 3) {
-        fprintf(stderr, "cohort <file> <data-dir>: takes restore; see "
+        fprintf(stderr, "cohort restore: takes <file> <data-dir>; see "
                         "'cohort restore --help'\n");
         return 2;
     }

@@ -110,6 +110,11 @@ static int parse_args(int argc, char **argv, struct up_args *u)
         } else if (!strcmp(a, "--dir")) {
             if (v == NULL)
                 return cli_flag_needs_value("up", "dir");
+            /* "" made the data directories /replica-N, at the root. */
+            if (v[0] == '\0')
+                return cli_flag_bad("up", "dir", v,
+                                    "expected a directory (leave the option "
+                                    "out for ./data)");
             u->dir = v, i++;
         } else {
             return cli_flag_unknown("up", a);
@@ -124,6 +129,33 @@ static int parse_args(int argc, char **argv, struct up_args *u)
                 u->replicas, u->spares, u->replicas + u->spares,
                 COHORT_REPLICAS_MAX);
         return 2;
+    }
+    /* Each kind of port takes one per process, from its base: ranges that
+     * overlap used to reach every replica, which each refused the same
+     * address in a line of its own, naming `cohort server`'s --peers and
+     * --clients instead of these flags. */
+    long n = u->replicas + u->spares;
+    const struct {
+        const char *name;
+        long base;
+    } ranges[] = {{"--client-port", u->client_port},
+                  {"--peer-port", u->peer_port},
+                  {"--metrics-port", u->metrics_port}};
+    for (int a = 0; a < 3; a++) {
+        for (int b = a + 1; b < 3; b++) {
+            if (ranges[a].base == 0 || ranges[b].base == 0 ||
+                ranges[a].base + n <= ranges[b].base ||
+                ranges[b].base + n <= ranges[a].base)
+                continue;
+            fprintf(stderr,
+                    "cohort up: %s %ld and %s %ld overlap: %ld processes take "
+                    "ports %ld..%ld and %ld..%ld; give bases at least %ld "
+                    "apart\n",
+                    ranges[a].name, ranges[a].base, ranges[b].name,
+                    ranges[b].base, n, ranges[a].base, ranges[a].base + n - 1,
+                    ranges[b].base, ranges[b].base + n - 1, n);
+            return 2;
+        }
     }
     return check_replicas(u->replicas);
 }

@@ -97,7 +97,10 @@ int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
 
 int cli_flag_address(const char *cmd, const char *addr)
 {
-    if (addr[0] != '\0' && strspn(addr, "0123456789") == strlen(addr)) {
+    /* A bare port: suggest it on loopback, if it is one (1..65535; "0"
+     * or "70000" would be suggested an address refused in turn). */
+    if (addr[0] != '\0' && strspn(addr, "0123456789") == strlen(addr) &&
+        strlen(addr) <= 5 && atol(addr) >= 1 && atol(addr) <= 65535) {
         lead(cmd);
         fprintf(stderr,
                 "'%s' is not host:port; did you mean "

@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "cli/flags.h"
+#include "common/grow.h"
 #include "runtime/addr.h"
 #include "kv/kv.h"
 
@@ -118,11 +119,23 @@ void server_options_usage(void)
     }
 }
 
+/* An owned copy of s, freed by server_options_free(). Every option given
+ * keeps one, also one given again (a config file's line repeated, or a
+ * flag overriding the file), so the table grows: a fixed one used to run
+ * out after 64 and hand back NULL, which left --data-dir unset (a crash at
+ * start) or --peers empty. NULL only when memory runs out, noted in
+ * o->out_of_memory for finish() to refuse. */
 static char *keep(struct server_options *o, const char *s)
 {
-    if (o->string_count == sizeof(o->strings) / sizeof(o->strings[0]))
-        return NULL;
     char *copy = strdup(s);
+    if (copy == NULL ||
+        !grow_array_u32((void **)&o->strings, &o->string_capacity,
+                        (size_t)o->string_count + 1, sizeof(o->strings[0]),
+                        16)) {
+        free(copy);
+        o->out_of_memory = true;
+        return NULL;
+    }
     o->strings[o->string_count++] = copy;
     return copy;
 }
@@ -138,20 +151,32 @@ static int parse_u64(const char *name, const char *value, uint64_t min,
     return cli_flag_u64("server", name, value, min, max, out);
 }
 
-/* Split "a,b,c" into addresses. Returns the count or -1. */
+/* Split "a,b,c" into addresses. Returns the count, -1 if there are too
+ * many or one is not host:port, or -2 if one is empty ("a,,b", "a,b,"):
+ * skipping it, as strtok() did, gave the replicas after it other ids than
+ * the list written on the other replicas says. */
 static int split_addresses(struct server_options *o, const char *value,
                            const char **out)
 {
     char *copy = keep(o, value);
+    if (copy == NULL || *copy == '\0')
+        return -1;
     int count = 0;
-    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-        if (count == COHORT_REPLICAS_MAX)
-            return -1;
+    for (char *tok = copy; tok != NULL;) {
+        char *comma = strchr(tok, ',');
+        if (comma)
+            *comma = '\0';
         while (*tok == ' ')
             tok++;
-        if (!strchr(tok, ':'))
+        char *end = tok + strlen(tok);
+        while (end > tok && end[-1] == ' ')
+            *--end = '\0';
+        if (*tok == '\0')
+            return -2;
+        if (count == COHORT_REPLICAS_MAX || !strchr(tok, ':'))
             return -1;
         out[count++] = tok;
+        tok = comma ? comma + 1 : NULL;
     }
     return count;
 }
@@ -170,11 +195,24 @@ static int read_config_file(struct server_options *o, const char *path,
                 strerror(errno));
         return 2;
     }
-    char line[1024];
+    /* getline(): a line of any length is one line (fgets() into 1 KiB
+     * cut a longer one in two, the rest parsed as a line of its own), and
+     * its length tells a NUL byte (binary garbage) from the line's end. */
+    char *line = NULL;
+    size_t line_size = 0;
+    ssize_t got;
     int lineno = 0;
     int rc = 0;
-    while (rc == 0 && fgets(line, sizeof(line), f)) {
+    while (rc == 0 && (got = getline(&line, &line_size, f)) >= 0) {
         lineno++;
+        if (memchr(line, '\0', (size_t)got) != NULL) {
+            fprintf(stderr,
+                    "cohort server: %s:%d: a NUL byte; a config file is "
+                    "text, `name = value` per line\n",
+                    path, lineno);
+            rc = 2;
+            break;
+        }
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
@@ -221,6 +259,14 @@ static int read_config_file(struct server_options *o, const char *path,
         rc = set_option(o, p, value, peers, clients, have_id, have_cluster);
         cli_flag_where(NULL);
     }
+    /* A directory opens, and its first read fails (EISDIR): it used to
+     * pass for an empty file. */
+    if (rc == 0 && ferror(f)) {
+        fprintf(stderr, "cohort server: --config %s: %s; give a file\n", path,
+                strerror(errno));
+        rc = 2;
+    }
+    free(line);
     fclose(f);
     return rc;
 }
@@ -240,6 +286,10 @@ static int set_option(struct server_options *o, const char *name,
         const char **list =
             !strcmp(name, "peers") ? n->peer_addr : n->client_addr;
         int count = split_addresses(o, value, list);
+        if (count == -2)
+            return bad(name, value,
+                       "an empty entry in the list; give one host:port per "
+                       "replica, separated by single commas");
         if (count <= 0)
             return bad(name, value,
                        "expected host:port,host:port,... (1 to 7 replicas)");
@@ -549,24 +599,35 @@ int server_options_parse(struct server_options *o, int argc, char **argv)
     server_config_defaults(&o->server);
     uint32_t peers = 0, clients = 0;
     bool have_id = false, have_cluster = false;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            server_options_usage();
-            return 1;
+    /* Two passes, so that a flag wins over a config file wherever it
+     * stands (options.h): the files first, then the other flags. A flag
+     * before --config used to be overwritten by the file's line. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 1; i < argc; i++) {
+            const char *arg = argv[i];
+            if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+                server_options_usage();
+                return 1;
+            }
+            struct cli_flag f;
+            if (cli_flag_next("server", argc, argv, &i, flag_kind, &f) != 0)
+                return 2;
+            const char *name = f.name;
+            const char *value = f.value ? f.value : "1";
+            bool config = !strcmp(name, "config");
+            if (config != (pass == 0))
+                continue;
+            int rc = config ? read_config_file(o, value, &peers, &clients,
+                                               &have_id, &have_cluster)
+                            : set_option(o, name, value, &peers, &clients,
+                                         &have_id, &have_cluster);
+            if (rc != 0)
+                return rc;
         }
-        struct cli_flag f;
-        if (cli_flag_next("server", argc, argv, &i, flag_kind, &f) != 0)
-            return 2;
-        const char *name = f.name;
-        const char *value = f.value ? f.value : "1";
-        int rc = !strcmp(name, "config")
-                     ? read_config_file(o, value, &peers, &clients, &have_id,
-                                        &have_cluster)
-                     : set_option(o, name, value, &peers, &clients, &have_id,
-                                  &have_cluster);
-        if (rc != 0)
-            return rc;
+    }
+    if (o->out_of_memory) {
+        fprintf(stderr, "cohort server: out of memory reading the options\n");
+        return 2;
     }
     return finish(o, peers, clients, have_id, have_cluster);
 }
@@ -575,5 +636,8 @@ void server_options_free(struct server_options *o)
 {
     for (uint32_t i = 0; i < o->string_count; i++)
         free(o->strings[i]);
+    free(o->strings);
+    o->strings = NULL;
     o->string_count = 0;
+    o->string_capacity = 0;
 }

@@ -14,8 +14,10 @@ struct server_options {
     struct node_config node;
     struct server_config server;
     uint16_t metrics_port; /* --metrics-port; 0: no metrics endpoint */
-    char *strings[64];     /* owned copies behind the config's pointers */
+    char **strings;        /* owned copies behind the config's pointers */
     uint32_t string_count;
+    uint32_t string_capacity;
+    bool out_of_memory; /* a copy failed: parsing refuses to go on */
 };
 
 /* Parse argv (after the subcommand name). On a bad option prints one line

@@ -18,7 +18,11 @@ replies say what they mean (issue 11, item 8).
 connect".
 Flags, for every command: an unknown flag is "unknown flag --name", a
 number is decimal ("expected a decimal number from A to B"; --cluster-id
-is hexadecimal), a size over its maximum names it. --max-value-size past
+is hexadecimal), a size over its maximum names it. A config file is
+read line by line whatever their length, with room for any number of
+repeated options; a NUL byte and a directory for --config are refused;
+a flag wins over the file wherever it stands; an empty entry in --peers
+is refused. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
 what a message between replicas holds is refused at start naming the
 flag, its maximum and the fix; 20mb starts a group that replicates a
 15 MB value.
@@ -235,7 +239,8 @@ def status_format(binary):
 def members(binary, c):
     """`cohort members` asked at a backup lists every member as the primary
     sees it, then (after a blank line) its recent view changes; a stopped
-    backup shows as not ok; a dead address fails."""
+    backup shows as not ok; a dead address fails, and so does a member
+    without a majority, with one hint."""
     p, _ = c.wait_for_primary()
     b = c.backups(p)[0]
     code, out, err = run(binary, "members", "--cluster",
@@ -275,6 +280,22 @@ def members(binary, c):
     code, out, err = run(binary, "members", "127.0.0.1:%d" % dead)
     check(code == 1 and "is the cluster running" in err,
           "cohort members on a dead address: exit %d, %r" % (code, err))
+    # A member that answers but finds no primary (no majority up): one
+    # hint, not "...is a majority of the cluster up (...)?; is the cluster
+    # running (...)?".
+    others = [i for i in range(c.n) if i != b]
+    c.kill(others[0])
+    c.kill(others[1])
+    code, out, err = run(binary, "members", "%s:%d"
+                         % (cl.HOST, c.client_ports[b]), timeout=30)
+    log("cohort members without a majority: exit %d: %s"
+        % (code, err.strip()))
+    check(code == 1 and "no primary found" in err and
+          "is the cluster running" not in err and
+          len(err.strip().splitlines()) == 1,
+          "cohort members without a majority: exit %d, %r" % (code, err))
+    c.restart(others[0])
+    c.restart(others[1])
 
 
 def replies(c):
@@ -457,12 +478,51 @@ def flag_errors(binary, tmp):
     conf2 = os.path.join(tmp, "bad2.conf")
     with open(conf2, "w") as f:
         f.write("id = 0\nno-such-option = 1\n")
+    # More repeated lines than the 64 copies the options once had room
+    # for: the 65th came back NULL ("line 65: --peers ...: expected
+    # host:port", or, for data-dir, a crash at start).
+    many = os.path.join(tmp, "many.conf")
+    with open(many, "w") as f:
+        f.write("peers = 127.0.0.1:%d\n" % ports[0] * 70 +
+                "clients = 127.0.0.1:%d\nheartbeat-ms = abc\n" % ports[1])
+    # A line past 1 KiB is one line (it was cut in two, the rest parsed as
+    # the next line), a NUL byte is refused (the line passed for empty),
+    # and so is a directory (it passed for an empty file).
+    long_line = os.path.join(tmp, "long.conf")
+    with open(long_line, "w") as f:
+        f.write("# " + "x" * 1500 + " id = 5\nheartbeat-ms = abc\n")
+    nul = os.path.join(tmp, "nul.conf")
+    with open(nul, "wb") as f:
+        f.write(b"id = 0\n\0\1 = 2\n")
+    # A flag wins over the file wherever it stands (cli/options.h): the
+    # file's id = 0 used to overwrite an --id given before --config.
+    good = os.path.join(tmp, "good.conf")
+    with open(good, "w") as f:
+        f.write("id = 0\npeers = 127.0.0.1:%d\nclients = 127.0.0.1:%d\n"
+                "data-dir = %s\n" % (ports[0], ports[1],
+                                      os.path.join(tmp, "flags")))
     cases = [
         # A config file's bad line is named in the same one line.
         (["server", "--config", conf], "cohort server: %s line 3: "
          "--heartbeat-ms abc: %s 1 to 60000" % (conf, dec)),
         (["server", "--config", conf2], "cohort server: %s line 2: "
          "--no-such-option 1: no such option" % conf2),
+        (["server", "--config", many], "cohort server: %s line 72: "
+         "--heartbeat-ms abc" % many),
+        (["server", "--config", long_line], "cohort server: %s line 2: "
+         "--heartbeat-ms abc" % long_line),
+        (["server", "--config", nul], "cohort server: %s:2: a NUL byte"
+         % nul),
+        (["server", "--config", tmp], "cohort server: --config %s: Is a "
+         "directory" % tmp),
+        (["server", "--id", "1", "--config", good], "cohort server: --id 1 "
+         "but only 1 replicas in --peers"),
+        # An empty entry would give the replicas after it other ids.
+        (server[:4] + ["127.0.0.1:%d,,127.0.0.1:%d" % (ports[0], ports[1])]
+         + server[5:6] + ["127.0.0.1:%d,,127.0.0.1:%d" % (ports[1] + 1,
+                                                          ports[1] + 2)]
+         + server[7:], "--peers 127.0.0.1:%d,,127.0.0.1:%d: an empty entry"
+         % (ports[0], ports[1])),
         # A replica's address is checked before anything is created.
         (server[:4] + ["127.0.0.1:%d,127.0.0.1:99999" % ports[0]]
          + server[5:], "cohort server: --peers 127.0.0.1:%d,127.0.0.1:99999:"
@@ -490,6 +550,19 @@ def flag_errors(binary, tmp):
          "hexadecimal number"),
         (["up", "--nosuch"], "cohort up: unknown flag --nosuch"),
         (["up", "--replicas", "0x3"], "--replicas 0x3: %s 1 to 7" % dec),
+        # "" put the data directories at /replica-N.
+        (["up", "--dir", ""], "cohort up: --dir : expected a directory"),
+        # Port ranges that overlap: one line naming both flags, before
+        # anything starts (each replica used to refuse its --peers).
+        (["up", "--client-port", str(ports[0]), "--peer-port",
+          str(ports[0] + 1), "--dir", os.path.join(tmp, "flags")],
+         "cohort up: --client-port %d and --peer-port %d overlap"
+         % (ports[0], ports[0] + 1)),
+        (["restore"], "cohort restore: takes <file> <data-dir>"),
+        # A bare number that is no port is not suggested as one.
+        (["status", "0"], "cohort status: '0' is not host:port (e.g. "),
+        (["status", "70000"], "cohort status: '70000' is not host:port "
+         "(e.g. "),
         (["bench", "--nosuch"], "cohort bench: unknown flag --nosuch"),
         (["bench", "--conc", "0x10"], "--conc 0x10: %s" % dec),
         (["sim", "--nosuch"], "cohort sim: unknown flag --nosuch"),
