@@ -328,10 +328,14 @@ void cmd_watch(struct conn *c, struct resp_buf *out, uint32_t argc,
         return;
     }
     if (t->watch_count + (argc - 1) > KV_TXN_COMPARES_MAX) {
-        char text[128];
+        /* A refused WATCH guards nothing, like one that fails: the next
+         * EXEC answers nil instead of running unguarded. */
+        char text[160];
         snprintf(text, sizeof(text),
-                 "ERR too many watched keys: the limit is %u; UNWATCH first",
+                 "ERR too many watched keys: the limit is %u; UNWATCH "
+                 "first (the next EXEC answers nil)",
                  KV_TXN_COMPARES_MAX);
+        t->watch_failed = true;
         slot_error(c, text);
         return;
     }

@@ -68,6 +68,12 @@ bool lock_wait_park(struct conn *c, struct slot *slot, const void *reply,
     lw->slots[lw->count++] = slot;
     lw->checked_op = 0; /* check it at the next turn */
     arm_timer(c->server);
+    /* The connection may have stopped reading while this write ran (the
+     * session's gate holds its request 1, see cmd_store.c) and nothing
+     * else would look at it again before the answer: look now, so that it
+     * reads on and sees the client close (answered nil, as promised above)
+     * instead of holding the wait until its deadline. */
+    server_mark_resume(c->server, c);
     return true;
 }
 

@@ -384,6 +384,26 @@ def blocking_locks(c):
           int(stats["lock_waits_timed_out"]) >= 1,
           "INFO lock_waits_*: %r" % {x: y for x, y in stats.items()
                                      if x.startswith("lock_wait")})
+    # The same on the primary when the wait is the connection's first
+    # write (redis-cli COHORT.LOCK ... WAIT, then Ctrl-C): that write holds
+    # the connection's session gate, which stopped its reading; the close
+    # was seen only at the deadline (60 s), not at once.
+    stats = c.info(p, section="stats")
+    timed_out = int(stats["lock_waits_timed_out"])
+    k = c.client(p, timeout=20 * c.slow)
+    k.send_raw(resp.encode_command("COHORT.LOCK", "bl", str(a), "WAIT",
+                                   "60000"))
+    no_reply_yet(k, "a first-write LOCK WAIT on the primary")
+    cl.poll("the primary holds the wait", 10 * c.slow,
+            lambda: c.info(p, section="stats").get("lock_waits") == "1")
+    k.close()
+    stats = cl.poll("the primary forgot the wait of a closed connection",
+                    10 * c.slow,
+                    lambda: (lambda inf: inf if inf.get("lock_waits") == "0"
+                             else None)(c.info(p, section="stats")))
+    check(int(stats["lock_waits_timed_out"]) == timed_out,
+          "the closed connection's wait timed out instead: %r"
+          % {x: y for x, y in stats.items() if x.startswith("lock_wait")})
     write(c, "COHORT.SESSION", "CLOSE", str(a))
     write(c, "COHORT.SESSION", "CLOSE", str(b))
     return ta, tb, left_s

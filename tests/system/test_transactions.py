@@ -19,7 +19,8 @@ Checks, on real processes:
     it is refused by name, and an overflowing PSETEX or EXPIRE inside it
     names that command;
   - a WATCH that fails (-TRYAGAIN: its primary stopped) makes the EXEC
-    pipelined after it answer nil, not run unguarded;
+    pipelined after it answer nil, not run unguarded; so does one refused
+    for watching over 1024 keys;
   - a user without write permission can neither queue a SET nor run one
     inside COHORT.TXN, COHORT.EXEC or COHORT.REQ COHORT.TXN.
 
@@ -229,6 +230,26 @@ def failed_watch_guards_exec(c):
         check(v == b"0", "the unguarded EXEC wrote: %r" % v)
 
 
+def refused_watch_guards_exec(c, i):
+    """A WATCH refused for its key count (over 1024) guards nothing, like
+    one that fails: the EXEC pipelined after it answers nil and writes
+    nothing; UNWATCH clears it."""
+    keys = ["lw:%d" % n for n in range(1025)]
+    with c.client(i) as k:
+        r = k.pipeline([("SET", "lw:k", "0"), ("WATCH",) + tuple(keys),
+                        ("MULTI",), ("SET", "lw:k", "mine"), ("EXEC",),
+                        ("GET", "lw:k")])
+        check(err_text(r[1]).startswith("ERR too many watched keys"),
+              "WATCH of 1025 keys: %r" % r[1])
+        check(r[4] is None, "EXEC after a refused WATCH: %r" % r[4])
+        check(r[5] == b"0", "the unguarded EXEC wrote: %r" % r[5])
+        r = k.pipeline([("WATCH",) + tuple(keys), ("UNWATCH",),
+                        ("WATCH", "lw:k"), ("MULTI",), ("SET", "lw:k", "2"),
+                        ("EXEC",)])
+        check(r[1:] == ["OK", "OK", "OK", "QUEUED", ["OK"]],
+              "a transaction after UNWATCH: %r" % r)
+
+
 def watch_across_failover(c):
     p, _ = c.wait_for_primary()
     b = c.backups(p)[0]
@@ -292,6 +313,8 @@ def scenario(binary):
     watch_conflict(c, p, backups[0])
     cohort_txn(c, backups[1])
     acl_inside_transactions(c, backups[0])
+    refused_watch_guards_exec(c, backups[1])
+    refused_watch_guards_exec(c, p)
     failed_watch_guards_exec(c)
     watch_across_failover(c)
     return "MULTI/EXEC/WATCH/COHORT.TXN through backups and a failover"
