@@ -44,9 +44,18 @@ void drv_step(struct driver *d, struct event *ev)
     if (d->closing)
         return;
     ev->now_ms = d->host.now_ms(d->host.ctx);
+    bool held = replica_holding(d->r);
     struct actions acts;
     replica_step(d->r, ev, &acts);
     carry_out(d, &acts);
+    /* A hold (a transfer's drain) that ended within this step may have
+     * turned requests away first, queued as the step's actions were
+     * carried out, when replica_holding() said no hold any more: nothing
+     * else would offer them again while the commit point stands still, and
+     * everything after them queues behind (simulator soak, seed
+     * 1006523267067: a drain given up in the step that refused a batch). */
+    if (held && !replica_holding(d->r) && d->deferred_count > 0)
+        d->deferred_kick = true;
     if (d->early_count)
         ack_early(d);
 }
@@ -265,6 +274,7 @@ void driver_tick(struct driver *d)
     drv_step(d, &ev);
     drv_parked_check(d);
     drv_snapshot_retry_due(d);
+    drv_snapshot_receive_stalled(d);
     drv_pump_snapshot_sends(d);
 }
 

@@ -111,7 +111,8 @@ struct driver {
     uint64_t deferred_bytes;
     uint64_t deferred_commit, deferred_base;
     bool deferred_held; /* replica_holding() when the queue began */
-    bool deferred_kick; /* this replica became the primary again */
+    bool deferred_kick; /* this replica became the primary again, or a
+                           hold ended in a step (drv_step()) */
     bool parked;        /* the queue waits while this replica is not primary */
     uint64_t parked_since_ms;
     bool flushing; /* the batch is being handed to the core */
@@ -150,7 +151,9 @@ struct driver {
     /* The last RESUME this receiver sent (op, offset): one per position,
      * so that a run of out-of-order chunks asks once. */
     uint64_t resume_asked_op, resume_asked_offset;
-    uint64_t progress_told_ms; /* last EV_SNAPSHOT_PROGRESS */
+    uint64_t resume_sent_ms;      /* when the last RESUME went */
+    uint64_t receive_progress_ms; /* the transfer began or moved on */
+    uint64_t progress_told_ms;    /* last EV_SNAPSHOT_PROGRESS */
     /* Per sender, the snapshot op it was last told to stop sending. */
     uint64_t stop_told_op[COHORT_REPLICAS_MAX];
     uint64_t snapshot_stops; /* stop requests sent */
@@ -209,6 +212,9 @@ void drv_take_snapshot(struct driver *d, const struct action *a);
 void drv_snapshot_retry_due(struct driver *d);
 void drv_start_snapshot_send(struct driver *d, uint32_t to);
 void drv_pump_snapshot_sends(struct driver *d);
+/* On a tick: a transfer under way that has not moved for a view-change
+ * timeout asks its sender again to resume where it stands. */
+void drv_snapshot_receive_stalled(struct driver *d);
 void drv_on_snapshot_chunk(struct driver *d, uint32_t from, const uint8_t *data,
                            size_t size);
 void drv_on_snapshot_resume(struct driver *d, uint32_t from,

@@ -233,6 +233,16 @@ list(APPEND COHORT_SIM_REGRESSIONS
     # ... and the same in the simulator's own session sweeper (sim/sweep.c
     # submitted its EXPIRE with driver_submit(), not bound to its term).
     "511162856573 partition --replicas 7 --transfers 500 --coord 20"
+    # 2026-12-07, a soak of transfers with membership changes (each fails
+    # with its fix undone): a learner's snapshot receive stalled one chunk
+    # short (the tail overtook the others again after the one RESUME for
+    # that position) and the core's retries went round four senders, each
+    # starting over (driver/transfer.c, drv_snapshot_receive_stalled).
+    "1006523259810 swarm --replicas 5 --ops 300 --transfers 400 --reconfigs 300 --volatile 10"
+    # ... and a transfer's drain given up in the very step that turned a
+    # batch away as busy: the busy queue waited for a commit that its own
+    # requests blocked (driver.c drv_step: a hold that ended kicks it).
+    "1006523267067 swarm --replicas 5 --ops 300 --transfers 400 --reconfigs 300 --volatile 10"
 )
 foreach(entry IN LISTS COHORT_SIM_REGRESSIONS)
     separate_arguments(parts UNIX_COMMAND "${entry}")
