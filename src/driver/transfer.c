@@ -19,7 +19,10 @@
  * others (a short frame on a reordering network) made every attempt end
  * one chunk short, and the core's next ask, to another replica with
  * another snapshot, start over: seed 303 of --replicas 5 once the
- * simulator's snapshots grew past one chunk. A chunk that makes progress
+ * simulator's snapshots grew past one chunk. A transfer that has not moved
+ * for a view-change timeout asks again, even for a position already asked
+ * (the tail can overtake the resent chunks too, or the request be lost:
+ * drv_snapshot_receive_stalled()). A chunk that makes progress
  * is told to the core (EV_SNAPSHOT_PROGRESS, once a heartbeat), which
  * then does not ask another replica while this one is sending: each
  * would send its own snapshot from the start (issue 12). A replica whose
