@@ -48,12 +48,12 @@ void drv_step(struct driver *d, struct event *ev)
     struct actions acts;
     replica_step(d->r, ev, &acts);
     carry_out(d, &acts);
-    /* A hold (a transfer's drain) that ended within this step may have
-     * turned requests away first, queued as the step's actions were
-     * carried out, when replica_holding() said no hold any more: nothing
-     * else would offer them again while the commit point stands still, and
-     * everything after them queues behind (simulator soak, seed
-     * 1006523267067: a drain given up in the step that refused a batch). */
+    /* The busy queue is offered again when a hold (a drain, a wedge) ends,
+     * which only a step does. Seen here, not when the queue began: a drain
+     * given up in the very step that turned a batch away was already over
+     * when the step's replies were queued (simulator soak, seed
+     * 1006523267067: the queue then waited for a commit its own requests
+     * blocked). */
     if (held && !replica_holding(d->r) && d->deferred_count > 0)
         d->deferred_kick = true;
     if (d->early_count)

@@ -110,9 +110,9 @@ struct driver {
     uint32_t deferred_count, deferred_cap;
     uint64_t deferred_bytes;
     uint64_t deferred_commit, deferred_base;
-    bool deferred_held; /* replica_holding() when the queue began */
     bool deferred_kick; /* this replica became the primary again, or a
-                           hold ended in a step (drv_step()) */
+                           hold (drain, wedge) ended: the core changes it
+                           only in a step, so drv_step() sees every end */
     bool parked;        /* the queue waits while this replica is not primary */
     uint64_t parked_since_ms;
     bool flushing; /* the batch is being handed to the core */

@@ -173,7 +173,6 @@ static bool deferred_push(struct driver *d, uint64_t client_id,
     if (d->deferred_count == 0) {
         d->deferred_commit = replica_commit(d->r);
         d->deferred_base = replica_log_base(d->r);
-        d->deferred_held = replica_holding(d->r);
     }
     d->deferred[d->deferred_count++] =
         (struct deferred){client_id, request_no, copy, body_size, over_limit};
@@ -350,8 +349,7 @@ void drv_resubmit_deferred(struct driver *d)
         return;
     d->parked = false;
     if (replica_commit(d->r) == d->deferred_commit &&
-        replica_log_base(d->r) == d->deferred_base &&
-        (!d->deferred_held || replica_holding(d->r)) && !d->deferred_kick)
+        replica_log_base(d->r) == d->deferred_base && !d->deferred_kick)
         return;
     d->deferred_kick = false;
     struct deferred *list = d->deferred;
