@@ -381,6 +381,12 @@ static bool load_durable(struct replica *r, const struct replica_durable *d)
     r->commit = d->snapshot_op;
     r->op_persisted = r->log.op;
     r->commit = commit_floor(r);
+    /* What the log's commit notes say we knew committed (storage/wal.h):
+     * usually far above the floor, which assumes a full pipeline. */
+    uint64_t noted = d->commit < r->log.op ? d->commit : r->log.op;
+    if (noted > r->commit)
+        r->commit = noted;
+    r->commit_at_start = r->commit;
     r->op_verified = r->commit;
     /* Restarted before the log reached the epoch's first op: fetch it
      * first (epoch.c). Recomputed, never stored. */
@@ -465,6 +471,8 @@ struct replica *replica_init(const struct replica_config *config,
     r->state_asked = COHORT_REPLICA_NONE;
     r->snapshot_from = COHORT_REPLICA_NONE;
     r->state_prefer = COHORT_REPLICA_NONE;
+    r->diverged_from = COHORT_REPLICA_NONE;
+    r->peer_diverged = COHORT_REPLICA_NONE;
     r->lead_forbidden_view = VIEW_NONE;
     r->handoff_target = COHORT_REPLICA_NONE;
     r->view_op = VIEW_OP_UNKNOWN;
@@ -530,9 +538,12 @@ void replica_step(struct replica *r, const struct event *ev,
     bool force_ack = false;
     switch (ev->type) {
     case EV_TICK:
-        on_tick(r);
+        if (!r->diverged_op) /* it stays as it is (transfer.c) */
+            on_tick(r);
         break;
     case EV_MESSAGE:
+        if (r->diverged_op)
+            break;
         on_message(r, ev->message.data, ev->message.size);
         force_ack = true;
         break;
@@ -679,6 +690,20 @@ uint32_t replica_snapshot_source(const struct replica *r)
 bool replica_damaged(const struct replica *r)
 {
     return r->damaged;
+}
+
+uint64_t replica_diverged(const struct replica *r, uint32_t *from)
+{
+    if (from)
+        *from = r->diverged_from;
+    return r->diverged_op;
+}
+
+uint64_t replica_peer_diverged(const struct replica *r, uint32_t *peer)
+{
+    if (peer)
+        *peer = r->peer_diverged;
+    return r->peer_diverged_op;
 }
 
 bool replica_fresh(const struct replica *r)

@@ -198,6 +198,9 @@ struct replica_durable {
     /* A record failed its checksum: entries from this op on are lost (the
      * log above is cut before it). 0 if the log was undamaged. */
     uint64_t damaged_op;
+    /* The highest op the stored log says this replica knew committed (the
+     * wal's commit notes; 0: unknown). Ops above `entries` are ignored. */
+    uint64_t commit;
 };
 
 enum event_type {
@@ -452,6 +455,8 @@ struct replica_stats {
     uint64_t spares_added;   /* spares added as learners (likewise; an
                                 entry a view change lost is proposed
                                 again and counted again) */
+    uint64_t divergences;    /* peers' requests showing another history
+                                of ops both hold committed */
 };
 
 /* Allocate and initialize a replica from config and what survived on disk.
@@ -520,6 +525,15 @@ bool replica_suspects(const struct replica *r, uint32_t peer);
 /* Whether the log lost records this replica may have acknowledged and a
  * primary has not repaired it yet (it then takes no part in view changes). */
 bool replica_damaged(const struct replica *r);
+/* Divergence (docs/PROTOCOL.md, "Divergence"): a peer showed a history
+ * without ops this replica holds committed (one of the two was started on
+ * an older copy of its data). replica_diverged(): the op where this
+ * replica's log and the group's part, at or before (0: none), and who
+ * showed it; the replica then takes no part in anything and keeps its log
+ * for the operator. replica_peer_diverged(): the last peer whose request
+ * showed such a history to this replica, and the op (0: none). */
+uint64_t replica_diverged(const struct replica *r, uint32_t *from);
+uint64_t replica_peer_diverged(const struct replica *r, uint32_t *peer);
 /* Whether nothing was ever stored here (no metadata), no primary has
  * brought the replica up to date since, and its host did not distrust it
  * (replica_distrust_fresh()). */

@@ -84,7 +84,17 @@ struct replica {
     uint32_t persists_inflight;
     uint64_t persist_from; /* lowest op to persist at the end of the step */
     bool damaged;          /* the log lost records we may have acked */
-    bool fresh;            /* nothing was ever stored */
+    /* Divergence (transfer.c): the commit our stored log noted at start,
+     * and, once a peer showed a history without ops we hold committed,
+     * the op it parts at or before (0: none) and who showed it. A
+     * diverged replica takes no more part: it keeps its log as it is. */
+    uint64_t commit_at_start;
+    uint64_t diverged_op;
+    uint32_t diverged_from;
+    /* A peer whose GET-STATE showed such a history: the last one seen. */
+    uint64_t peer_diverged_op;
+    uint32_t peer_diverged;
+    bool fresh; /* nothing was ever stored */
 
     struct log log;
     struct client_table table;
@@ -234,6 +244,10 @@ struct replica {
 uint32_t vr_primary_of(const struct replica *r, uint64_t view);
 uint64_t vr_next_view(uint64_t view);
 void vr_invalid(struct replica *r, const char *why);
+/* Whether m shows a log that lacks or contradicts ops this replica holds
+ * committed; if so, the replica stops (transfer.c, "Divergence"). */
+bool vr_check_diverged(struct replica *r, const struct message *m,
+                       bool from_primary);
 uint32_t vr_quorum(const struct replica *r);
 bool vr_is_voter(const struct replica *r, uint32_t id);
 bool vr_is_member(const struct replica *r, uint32_t id);

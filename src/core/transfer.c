@@ -13,12 +13,31 @@
  * (state_prefer), and waits for a snapshot on its way as long as chunks
  * arrive (EV_SNAPSHOT_PROGRESS), so one member sends and keeps the log.
  *
+ * Divergence. Two logs that hold op n committed hold the same entry there
+ * (VR's safety), so a peer whose log lacks or contradicts ops this replica
+ * holds committed shows that one of the two was started on an older copy
+ * of its data (a restored backup, a VM snapshot): the group may have gone
+ * on without acknowledged writes. A replica learns what it holds committed
+ * from the messages of the protocol, and after a restart from its log's
+ * commit notes (storage/wal.h). Two tests, each sound whatever the network
+ * reorders: a state answer whose base op both sides hold committed, with
+ * another checksum there; and an answer to a request made since our
+ * restart, from the NORMAL primary of our view, whose log ends below what
+ * we held committed at the restart (the primary answered after the
+ * restart, and the primary of a later view holds every op committed
+ * before it). The replica then stops: no message, no tick, its log kept
+ * as it is for the operator (docs/OPERATIONS.md), who chooses which
+ * history to keep. A replica that serves such a request counts it and
+ * reports the peer; it cannot tell which of the two is the older copy.
+ *
  * Invariants: (1) only a NORMAL primary's NEW-STATE speaks for the view's
  * uncommitted log; from anyone else only committed entries are adopted;
  * (2) a snapshot is installed only above applied, and the log either
  * continues it (compacted) or is reset to start after it; (3) compaction
  * never drops an entry above the durable snapshot. */
 #include "core/replica_internal.h"
+
+#include <inttypes.h>
 
 /* Whom to ask for state: the primary, or on every other retry the next
  * of the other replicas in turn. */
@@ -102,6 +121,60 @@ static uint64_t pin_floor(struct replica *r)
     return floor;
 }
 
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The op at which m's log and ours part, if both hold it committed: 0 if
+ * they do not, or it is not in both logs. */
+static uint64_t committed_mismatch(const struct replica *r,
+                                   const struct message *m)
+{
+    uint64_t ours;
+    if (m->base_op == 0 || m->base_op > min_u64(r->commit, m->commit) ||
+        !log_checksum(&r->log, m->base_op, &ours) || ours == m->checksum)
+        return 0;
+    return m->base_op;
+}
+
+bool vr_check_diverged(struct replica *r, const struct message *m,
+                       bool from_primary)
+{
+    uint64_t at = 0;
+    if (!(m->flags & MSG_FLAG_SNAPSHOT)) /* (its checksum field is unused) */
+        at = committed_mismatch(r, m);
+    if (!at && from_primary && m->view == r->view && m->nonce == r->nonce &&
+        r->status == STATUS_NORMAL && !replica_is_primary(r) &&
+        m->op < r->commit_at_start)
+        at = m->op + 1;
+    if (!at)
+        return false;
+    r->diverged_op = at;
+    r->diverged_from = m->from;
+    vr_trace(r,
+             "diverged: replica %u's log parts from ours at or before op "
+             "%" PRIu64 ", which we hold committed",
+             m->from, at);
+    return true;
+}
+
+/* A GET-STATE showing another history of ops both hold committed, or ops
+ * committed beyond the log of its view's primary (us): reported, not acted
+ * on (we cannot tell which of the two is the older copy). */
+static void note_peer_diverged(struct replica *r, const struct message *m)
+{
+    uint64_t at = committed_mismatch(r, m);
+    if (!at && replica_is_primary(r) && r->status == STATUS_NORMAL &&
+        m->view == r->view && m->commit > r->log.op)
+        at = r->log.op + 1;
+    if (!at)
+        return;
+    r->peer_diverged = m->from;
+    r->peer_diverged_op = at;
+    r->stats.divergences++;
+}
+
 /* Any replica: GET-STATE (VR Revisited §5.2). The primary serves its whole
  * log; others serve only committed entries, which never change. */
 void vr_on_get_state(struct replica *r, const struct message *m)
@@ -109,6 +182,7 @@ void vr_on_get_state(struct replica *r, const struct message *m)
     bool catch_up = m->flags & MSG_FLAG_CATCH_UP;
     if (r->status == STATUS_RECOVERING && !catch_up)
         return;
+    note_peer_diverged(r, m);
     /* Up to our commit, entries are the group's whatever our status. */
     uint64_t limit = replica_is_primary(r) && !catch_up ? r->log.op : r->commit;
     uint64_t start = m->base_op;
@@ -123,6 +197,7 @@ void vr_on_get_state(struct replica *r, const struct message *m)
                                .view = r->view,
                                .status = (uint8_t)r->status,
                                .flags = MSG_FLAG_SNAPSHOT,
+                               .nonce = m->nonce,
                                .op = limit,
                                .commit = r->commit,
                                .base_op = r->snapshot_op};
@@ -132,6 +207,9 @@ void vr_on_get_state(struct replica *r, const struct message *m)
         pin_set(r, m->from, r->snapshot_op);
         return;
     }
+    if (start > r->log.op && replica_is_primary(r) && !catch_up &&
+        r->status == STATUS_NORMAL)
+        start = r->commit; /* it may hold ops we lack: it sees our end */
     if (start > r->log.op)
         return; /* it is ahead of us */
     if (start > limit)
@@ -171,6 +249,8 @@ void vr_on_new_state(struct replica *r, const struct message *m)
      * a replica still changing views serves committed entries alone. */
     bool from_primary =
         m->from == vr_primary_of(r, m->view) && m->status == STATUS_NORMAL;
+    if (vr_check_diverged(r, m, from_primary))
+        return;
     if (from_primary && m->view > r->view && r->status != STATUS_RECOVERING)
         vr_become_backup(r, m->view); /* that view started without us */
     if (m->flags & MSG_FLAG_SNAPSHOT) {

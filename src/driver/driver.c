@@ -138,6 +138,8 @@ static void persist(struct driver *d, const struct action *a)
          * it is: rewriting it would leave it not durable for a moment. */
         job = persist_job(d->r, first, last, a->persist.checksum);
     }
+    /* The record's commit note (wal.h): what is committed as it goes. */
+    job->commit = replica_commit(d->r);
     if ((d->c.replica.bugs & BUG_STORAGE_ACK_EARLY) &&
         d->early_count < sizeof(d->early) / sizeof(d->early[0])) {
         job->acked_early = true;
@@ -267,11 +269,52 @@ void driver_turn_end(struct driver *d)
     drv_start_reads(d);
 }
 
+/* How often a divergence that stays is logged again. */
+#define DIVERGED_LOG_EVERY_MS 60000u
+
+/* The core found that this replica's log and the group's part at an op
+ * both hold committed (core/transfer.c, "Divergence"): say so at once,
+ * and again every minute while it lasts, for it needs the operator. */
+static void report_divergence(struct driver *d)
+{
+    uint64_t now = d->host.now_ms(d->host.ctx);
+    uint32_t from = 0;
+    uint64_t op = replica_diverged(d->r, &from);
+    if (op && (d->diverged_logged_ms == 0 ||
+               now - d->diverged_logged_ms >= DIVERGED_LOG_EVERY_MS)) {
+        d->diverged_logged_ms = now ? now : 1;
+        drv_log(d, DRIVER_LOG_ERROR,
+                "replica %u stopped: replica %" PRIu32 " showed the group's "
+                "log without op %" PRIu64 " as this replica holds it "
+                "committed, so acknowledged writes may be missing from the "
+                "group (a member was started on an older copy of its data "
+                "directory); this replica keeps its log and does nothing "
+                "more: see docs/OPERATIONS.md, \"A member started on an "
+                "older copy of its data\"",
+                d->c.self, from, op);
+    }
+    uint32_t peer = 0;
+    op = replica_peer_diverged(d->r, &peer);
+    if (op && (op != d->peer_diverged_logged_op ||
+               now - d->peer_diverged_logged_ms >= DIVERGED_LOG_EVERY_MS)) {
+        d->peer_diverged_logged_op = op;
+        d->peer_diverged_logged_ms = now;
+        drv_log(d, DRIVER_LOG_ERROR,
+                "replica %" PRIu32 " holds another history of op %" PRIu64
+                " than this replica, and both hold it committed: one of the "
+                "two was started on an older copy of its data directory, and "
+                "acknowledged writes may be missing; see docs/OPERATIONS.md, "
+                "\"A member started on an older copy of its data\"",
+                peer, op);
+    }
+}
+
 void driver_tick(struct driver *d)
 {
     driver_turn_end(d);
     struct event ev = {.type = EV_TICK};
     drv_step(d, &ev);
+    report_divergence(d);
     drv_parked_check(d);
     drv_snapshot_retry_due(d);
     drv_snapshot_receive_stalled(d);
@@ -414,6 +457,8 @@ void driver_status(const struct driver *d, struct driver_status *out)
     out->view_changes = replica_stats(r)->view_changes;
     out->messages_invalid = replica_stats(r)->messages_invalid;
     out->views_refused = replica_stats(r)->views_refused;
+    out->diverged_op = replica_diverged(r, &out->diverged_from);
+    out->divergences = replica_stats(r)->divergences;
     out->storage_stalled = d->storage_stalled;
     out->snapshot_running = d->snapshot_running;
     out->snapshots = d->snapshot_retry;

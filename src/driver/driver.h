@@ -322,6 +322,12 @@ struct driver_status {
      * ones for a view too far ahead. */
     uint64_t messages_invalid;
     uint64_t views_refused;
+    /* Divergence (core/replica.h, replica_diverged()): this replica
+     * stopped at this op (0: no), shown by replica diverged_from; and
+     * peers' requests that showed another history of committed ops. */
+    uint64_t diverged_op;
+    uint32_t diverged_from;
+    uint64_t divergences;
     bool storage_stalled;
     bool snapshot_running;
     struct retry snapshots; /* failing snapshots (failures 0: none) */

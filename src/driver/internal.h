@@ -166,6 +166,11 @@ struct driver {
      * delivered them: dropped before the core sees them. */
     uint64_t wrong_sender;
     bool wrong_sender_logged[COHORT_REPLICAS_MAX];
+    /* Divergence reports (driver.c, report_divergence()): when each was
+     * last logged, and the peer report's op then. */
+    uint64_t diverged_logged_ms;
+    uint64_t peer_diverged_logged_ms;
+    uint64_t peer_diverged_logged_op;
 
     /* BUG_STORAGE_ACK_EARLY: persists to report before they are durable,
      * after the step that asked for them. */

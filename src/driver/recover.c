@@ -237,6 +237,7 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     out->entries = rec.entries;
     out->entry_count = rec.entry_count;
     out->damaged_op = rec.damaged_op;
+    out->commit = rec.commit;
     if (d->snapshots_lost && out->damaged_op == 0 &&
         (rec.entry_count == 0 || rec.entries[0].h.op != 1))
         out->damaged_op = 1; /* the state the snapshot held is gone */

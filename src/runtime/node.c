@@ -978,6 +978,9 @@ void node_status(const struct node *n, struct node_status *out)
     out->view_changes = ds.view_changes;
     out->messages_invalid = ds.messages_invalid;
     out->views_refused = ds.views_refused;
+    out->diverged_op = ds.diverged_op;
+    out->diverged_from = ds.diverged_from;
+    out->divergences = ds.divergences;
     out->loop_stalls = n->clock.stalls;
     out->loop_stalled_ms = n->clock.stalled_ms;
     out->disk_stalled = st.stalled;

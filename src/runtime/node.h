@@ -232,6 +232,11 @@ struct node_status {
     uint64_t view_changes;
     uint64_t messages_invalid; /* peer messages dropped as invalid */
     uint64_t views_refused;    /* ... for a view too far ahead */
+    /* Divergence (driver_status): stopped at this op (0: no), shown by
+     * diverged_from; peers' requests that showed another history. */
+    uint64_t diverged_op;
+    uint32_t diverged_from;
+    uint64_t divergences;
     /* Times the event loop could not run for over 50 ms (waiting for a CPU,
      * stopped), and the time beyond those 50 ms the protocol's clock did
      * not count (runtime/run_clock). */

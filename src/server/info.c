@@ -347,6 +347,10 @@ static void section_stats(struct resp_buf *t, const struct info_input *in)
     line(t, "tls_connection_failures:%" PRIu64, in->tls_failures);
     line(t, "peer_messages_invalid:%" PRIu64, in->status->messages_invalid);
     line(t, "peer_views_refused:%" PRIu64, in->status->views_refused);
+    line(t, "diverged_op:%" PRIu64, in->status->diverged_op);
+    if (in->status->diverged_op)
+        line(t, "diverged_from:%" PRIu32, in->status->diverged_from);
+    line(t, "peer_divergences:%" PRIu64, in->status->divergences);
     line(t, "peer_auth:%s",
          in->status->peer_auth ? in->status->peer_auth : "none");
     line(t, "peer_connections_refused:%" PRIu64,

@@ -284,6 +284,19 @@ static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
                    ", applied %" PRIu64 ", commit %" PRIu64 ", op %" PRIu64
                    ": not base <= applied <= commit <= op",
                    rep->index, base, applied, commit, op);
+    uint32_t diverged_from = 0;
+    uint64_t diverged = replica_diverged(r, &diverged_from);
+    uint32_t peer = 0;
+    uint64_t peer_diverged = replica_peer_diverged(r, &peer);
+    /* No fault here starts a replica on an older copy of its data, so
+     * neither report may ever appear (core/transfer.c, "Divergence"). */
+    if (diverged || peer_diverged)
+        check_fail(&c->check, "divergence",
+                   "replica %" PRIu32 " reports a history of committed ops "
+                   "other than its peer's, with no disk rolled back: it "
+                   "stopped at op %" PRIu64 " shown by replica %" PRIu32
+                   ", or replica %" PRIu32 "'s request showed op %" PRIu64,
+                   rep->index, diverged, diverged_from, peer, peer_diverged);
     if (commit < rep->commit_seen)
         check_fail(&c->check, "commit",
                    "replica %" PRIu32 " commit number went back from %" PRIu64

@@ -58,7 +58,7 @@ static int append_job(struct wal *wal, const struct storage_job *job,
         return 0;
     }
     for (uint32_t i = 0; i < job->entry_count; i++) {
-        int rc = wal_append(wal, &job->entries[i], err);
+        int rc = wal_append(wal, &job->entries[i], job->commit, err);
         ASSERT(rc <= 0);
         if (rc < 0)
             return rc;

@@ -53,6 +53,7 @@ struct storage_job {
      * whose checksum is `checksum`. The completion echoes op_last and
      * checksum. RESET: op_last and checksum are the snapshot's. */
     uint64_t op_first, op_last, checksum;
+    uint64_t commit; /* PERSIST: the op committed when queued (wal.h) */
     struct entry *entries;
     uint32_t entry_count;
     uint8_t *bytes;

@@ -49,14 +49,30 @@ static uint32_t record_crc(const uint8_t *record, uint32_t payload_size)
                   WAL_RECORD_HEADER_SIZE - 8 + (size_t)payload_size);
 }
 
-void wal_record_encode(const struct entry *entry, uint8_t *out)
+/* The record's header word at 12: 0 says nothing (format 3 records, and
+ * a commit too far behind to say in 32 bits); n says ops up to
+ * op - (n - 1) were committed when the record was written. */
+static uint32_t commit_note_encode(uint64_t op, uint64_t commit)
+{
+    if (commit >= op)
+        return 1;
+    uint64_t behind = op - commit;
+    return behind < UINT32_MAX ? (uint32_t)behind + 1 : 0;
+}
+
+static uint64_t commit_note_decode(uint64_t op, uint32_t note)
+{
+    return note == 0 || note - 1u > op ? 0 : op - (note - 1u);
+}
+
+void wal_record_encode(const struct entry *entry, uint64_t commit, uint8_t *out)
 {
     const struct entry_header *h = &entry->h;
     uint32_t payload_size = ENTRY_HEADER_SIZE + h->body_size;
     uint64_t size = wal_record_size(h->body_size);
     put_u32(out + 0, WAL_RECORD_MAGIC);
     put_u32(out + 8, payload_size);
-    put_u32(out + 12, 0);
+    put_u32(out + 12, commit_note_encode(h->op, commit));
     put_u64(out + 16, h->op);
     entry_header_encode(h, out + WAL_RECORD_HEADER_SIZE);
     if (h->body_size)
@@ -74,11 +90,13 @@ void wal_record_encode(const struct entry *entry, uint8_t *out)
     put_u64(trailer + 8, h->op);
     /* The same fact on the way back: what we wrote decodes to the entry. */
     DEBUG_ASSERT(wal_record_decode(out, (size_t)size, &(struct entry){0},
-                                   &(uint64_t){0}, &(const char *){NULL}) == 0);
+                                   &(uint64_t){0}, &(uint64_t){0},
+                                   &(const char *){NULL}) == 0);
 }
 
 int wal_record_decode(const uint8_t *p, size_t size, struct entry *entry,
-                      uint64_t *record_size, const char **reason)
+                      uint64_t *commit, uint64_t *record_size,
+                      const char **reason)
 {
     if (size < WAL_RECORD_HEADER_SIZE) {
         *reason = "is cut short by the end of the segment";
@@ -99,13 +117,14 @@ int wal_record_decode(const uint8_t *p, size_t size, struct entry *entry,
         return -COHORT_ECORRUPT;
     }
     const uint8_t *payload = p + WAL_RECORD_HEADER_SIZE;
-    if (get_u32(p + 12) != 0 || !entry_header_decode(payload, &entry->h) ||
+    if (!entry_header_decode(payload, &entry->h) ||
         entry->h.body_size != payload_size - ENTRY_HEADER_SIZE ||
         entry->h.op != get_u64(p + 16)) {
         *reason = "has an invalid entry header";
         return -COHORT_ECORRUPT;
     }
     entry->body = payload + ENTRY_HEADER_SIZE;
+    *commit = commit_note_decode(entry->h.op, get_u32(p + 12));
     if (!entry_verify(&entry->h, entry->body)) {
         *reason = "fails its entry checksum";
         return -COHORT_ECORRUPT;
@@ -179,10 +198,11 @@ const char *wal_segment_header_check(const uint8_t *p, size_t size,
     crc = crc32c(crc, p + 8, WAL_SEGMENT_HEADER_SIZE - 8);
     if (crc != get_u32(p + 4))
         return "has a segment header that fails its checksum";
-    if (get_u32(p + 8) != WAL_FORMAT_VERSION)
+    uint32_t version = get_u32(p + 8);
+    if (version < WAL_FORMAT_VERSION_READ_MIN || version > WAL_FORMAT_VERSION)
         return "has an unknown format version (log formats 1 and 2 are from "
                "older cohort builds, before 64-bit views; this one reads "
-               "format 3)";
+               "formats 3 and 4)";
     if (get_u64(p + 16) != first_op)
         return "has a segment header naming another first op";
     uint64_t created = get_u64(p + 24);
@@ -198,9 +218,15 @@ uint32_t wal_segment_other_version(const uint8_t *p, size_t size)
     uint32_t crc = crc32c(0, p, 4);
     crc = crc32c(crc, p + 8, WAL_SEGMENT_HEADER_SIZE - 8);
     uint32_t version = get_u32(p + 8);
-    if (crc != get_u32(p + 4) || version == WAL_FORMAT_VERSION)
+    if (crc != get_u32(p + 4) || (version >= WAL_FORMAT_VERSION_READ_MIN &&
+                                  version <= WAL_FORMAT_VERSION))
         return 0;
     return version;
+}
+
+uint32_t wal_segment_version(const uint8_t *p)
+{
+    return get_u32(p + 8);
 }
 
 /* Insert first_op into the sorted segment list (normally at its end). */
@@ -570,7 +596,7 @@ static void truncate_to(struct wal *wal, uint64_t op, uint64_t parent)
     wal->checksum_last = parent;
 }
 
-int wal_append(struct wal *wal, const struct entry *entry,
+int wal_append(struct wal *wal, const struct entry *entry, uint64_t commit,
                struct cohort_err *err)
 {
     const struct entry_header *h = &entry->h;
@@ -601,7 +627,7 @@ int wal_append(struct wal *wal, const struct entry *entry,
         truncate_to(wal, h->op, h->parent);
     ASSERT(h->op == wal->op_last + 1);
     ASSERT(h->parent == wal->checksum_last); /* invariant 1 */
-    wal_record_encode(entry, wal->buf + wal->buf_size);
+    wal_record_encode(entry, commit, wal->buf + wal->buf_size);
     wal->buf_size += (size_t)size;
     wal->op_last = h->op;
     wal->checksum_last = h->checksum;
@@ -689,6 +715,9 @@ void wal_recovery_release(struct wal *wal)
         free(wal->blocks[i]);
     free(wal->blocks);
     free(wal->recovered);
+    free(wal->recovered_commit);
+    wal->recovered_commit = NULL;
+    wal->recovered_commit_cap = 0;
     wal->blocks = NULL;
     wal->block_count = 0;
     wal->block_cap = 0;

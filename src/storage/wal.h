@@ -11,15 +11,30 @@
  *     segment header, little-endian       record header, little-endian
  *      0 u32 magic  "COWS"                  0 u32 magic  "COWR"
  *      4 u32 crc32c of 0..4 and 8..64       4 u32 crc32c of 0..4, 8..24 and
- *      8 u32 version (3)                          the payload
+ *      8 u32 version (4)                          the payload
  *     12 u32 header size (64)               8 u32 payload size (72 + body)
- *     16 u64 first op (= the file name)    12 u32 flags (0)
+ *     16 u64 first op (= the file name)    12 u32 commit note
  *     24 u64 segment size when created     16 u64 op (= the entry's op)
  *     32..63 zero                          24 payload, then zeros to 8
  *                                          then the trailer:
  *                                           0 u32 magic "COWE"
  *                                           4 u32 the header's crc32c
  *                                           8 u64 op
+ *
+ * The commit note says what the replica knew committed when it wrote the
+ * record: n > 0 means ops up to op - (n - 1) were committed (1: the op
+ * itself); 0 says nothing (a commit more than 2^32 - 2 ops behind, and
+ * every record of format 3, which wrote 0 there). It is local knowledge,
+ * outside the entry and its hash chain. After a restart the core counts
+ * what the notes of the recovered records say as committed
+ * (wal_recovery.commit), instead of only what the pipeline bound implies:
+ * a replica that took part in committing ops refuses a log that lacks them
+ * (core/transfer.c, "Divergence").
+ *
+ * Formats: 4 added the commit note. Format 3 segments (zero notes) are
+ * read; new segments are format 4, and a format 3 tail is not appended to
+ * (a new segment starts), so an older build refuses the log by its format
+ * ("upgrade cohort") instead of seeing unknown bits in its records.
  *
  * The trailer tells a torn write from damage: a write reaches the disk in
  * order (sector by sector), so a record cut short by a crash has no
@@ -202,6 +217,9 @@ struct wal_recovery {
     struct cohort_err covered;
     bool stale_suffix;
     struct cohort_err stale;
+    /* The highest op the recovered records' commit notes say was
+     * committed (0: none say). At most the last entry's op. */
+    uint64_t commit;
 };
 
 /* The fields are private; read them through the functions below. */
@@ -250,6 +268,8 @@ struct wal {
     /* Recovery results, until wal_recovery_release(). */
     struct entry *recovered;
     uint64_t recovered_count, recovered_cap;
+    uint64_t *recovered_commit; /* each one's commit note (its op; 0) */
+    uint64_t recovered_commit_cap;
     uint8_t **blocks; /* entry bodies, one block per segment */
     uint32_t block_count, block_cap;
 };
@@ -280,6 +300,8 @@ void wal_close(struct wal *wal);
 void wal_recovery_release(struct wal *wal);
 
 /* Append one entry; it becomes durable at the next successful wal_sync().
+ * commit is what the caller knows committed now (the record's commit
+ * note; 0: nothing).
  * Preconditions (ASSERT): op_first <= entry->h.op <= op_last + 1 (the
  * core's log is the wal's: it starts at the same base), and when the op
  * follows the last, its parent is the last entry's checksum (or the
@@ -287,7 +309,7 @@ void wal_recovery_release(struct wal *wal);
  * (suffix replacement). The body is copied; the entry is borrowed. No
  * I/O: errors are -COHORT_ETOOBIG (record larger than a segment),
  * -COHORT_ENOMEM, or -COHORT_EIO when FAILED; on error nothing changed. */
-int wal_append(struct wal *wal, const struct entry *entry,
+int wal_append(struct wal *wal, const struct entry *entry, uint64_t commit,
                struct cohort_err *err);
 
 /* Write every record appended since the last sync (after deleting
@@ -362,12 +384,16 @@ uint64_t wal_bytes_used(const struct wal *wal);
 
 /* Bytes a record with a body of body_size takes in a segment. */
 uint64_t wal_record_size(uint32_t body_size);
-/* Encode entry into out (wal_record_size() bytes, padding zeroed). */
-void wal_record_encode(const struct entry *entry, uint8_t *out);
+/* Encode entry into out (wal_record_size() bytes, padding zeroed), with
+ * the commit note for `commit` (the op committed when written; 0: none). */
+void wal_record_encode(const struct entry *entry, uint64_t commit,
+                       uint8_t *out);
 /* Decode a record from size bytes of untrusted input at p. Returns 0 with
- * *entry (body pointing into p) and *record_size (with padding), or
- * -COHORT_ECORRUPT with *reason a phrase such as "fails its checksum". */
+ * *entry (body pointing into p), *commit (its commit note's op, at most the
+ * entry's; 0: none) and *record_size (with padding), or -COHORT_ECORRUPT
+ * with *reason a phrase such as "fails its checksum". */
 int wal_record_decode(const uint8_t *p, size_t size, struct entry *entry,
-                      uint64_t *record_size, const char **reason);
+                      uint64_t *commit, uint64_t *record_size,
+                      const char **reason);
 
 #endif

@@ -10,9 +10,12 @@
 
 #include "storage/wal.h"
 
-/* 3: the entry header inside each record is 72 bytes with a 64-bit view
- * (common/entry.h); 2 added the record trailer. */
-#define WAL_FORMAT_VERSION 3u
+/* 4: a record's header word at 12 holds its commit note (wal.h); format 3
+ * records have zero there and are read as they are. 3: the entry header
+ * inside each record is 72 bytes with a 64-bit view (common/entry.h); 2
+ * added the record trailer. */
+#define WAL_FORMAT_VERSION 4u
+#define WAL_FORMAT_VERSION_READ_MIN 3u
 #define WAL_SEGMENT_MAGIC 0x53574f43u /* "COWS" */
 #define WAL_RECORD_MAGIC 0x52574f43u  /* "COWR" */
 #define WAL_TRAILER_MAGIC 0x45574f43u /* "COWE" */
@@ -38,8 +41,12 @@ int wal_segment_create(struct wal *wal, uint64_t first_op,
 const char *wal_segment_header_check(const uint8_t *p, size_t size,
                                      uint64_t first_op);
 /* The format version of an intact segment header (magic and checksum good)
- * that is not WAL_FORMAT_VERSION; 0 otherwise. Such a segment is not
+ * that this build does not read (not WAL_FORMAT_VERSION_READ_MIN to
+ * WAL_FORMAT_VERSION); 0 otherwise. Such a segment is not
  * damage: wal_open() refuses the log. */
 uint32_t wal_segment_other_version(const uint8_t *p, size_t size);
+/* The format version of a segment header wal_segment_header_check()
+ * accepted. */
+uint32_t wal_segment_version(const uint8_t *p);
 
 #endif

@@ -180,14 +180,18 @@ static int list_segments(struct wal *wal, struct cohort_err *err)
 /* Recovered entries. */
 
 static int recovered_push(struct wal *wal, const struct entry *e,
-                          struct cohort_err *err)
+                          uint64_t commit, struct cohort_err *err)
 {
     if (!grow_array_u64((void **)&wal->recovered, &wal->recovered_cap,
                         wal->recovered_count + 1, sizeof(*wal->recovered),
-                        1024))
+                        1024) ||
+        !grow_array_u64((void **)&wal->recovered_commit,
+                        &wal->recovered_commit_cap, wal->recovered_count + 1,
+                        sizeof(*wal->recovered_commit), 1024))
         return err_set(err, -COHORT_ENOMEM,
                        "wal: out of memory recovering %" PRIu64 " entries",
                        wal->recovered_count + 1);
+    wal->recovered_commit[wal->recovered_count] = commit;
     wal->recovered[wal->recovered_count++] = *e;
     return 0;
 }
@@ -239,10 +243,10 @@ static uint64_t valid_record_after(const struct scan *s, uint64_t from)
         if (get_u32(s->data + at) != WAL_RECORD_MAGIC)
             continue;
         struct entry e;
-        uint64_t size;
+        uint64_t size, commit;
         const char *reason;
-        if (wal_record_decode(s->data + at, s->size - (size_t)at, &e, &size,
-                              &reason) == 0)
+        if (wal_record_decode(s->data + at, s->size - (size_t)at, &e, &commit,
+                              &size, &reason) == 0)
             return at;
     }
     return 0;
@@ -260,10 +264,10 @@ static bool record_from_op_anywhere(const struct scan *s, uint64_t min_op)
         if (get_u32(s->data + at) != WAL_RECORD_MAGIC)
             continue;
         struct entry e;
-        uint64_t size;
+        uint64_t size, commit;
         const char *reason;
-        if (wal_record_decode(s->data + at, s->size - (size_t)at, &e, &size,
-                              &reason) == 0 &&
+        if (wal_record_decode(s->data + at, s->size - (size_t)at, &e, &commit,
+                              &size, &reason) == 0 &&
             e.h.op >= min_op)
             return true;
     }
@@ -359,7 +363,7 @@ static bool pass_over(struct scan *s)
 /* The record e for op >= base + 1 at s->offset: take it into the log, or
  * set why not (returns 1 to stop the scan there). */
 static int take_record(struct wal *wal, struct scan *s, const struct entry *e,
-                       struct cohort_err *err)
+                       uint64_t commit, struct cohort_err *err)
 {
     if (s->expected <= s->base && e->h.op == s->base + 1)
         s->expected = s->base + 1; /* the log starts here */
@@ -377,7 +381,7 @@ static int take_record(struct wal *wal, struct scan *s, const struct entry *e,
         s->out_of_order = true;
         return 1;
     }
-    int rc = recovered_push(wal, e, err);
+    int rc = recovered_push(wal, e, commit, err);
     if (rc != 0)
         return rc;
     wal->op_last = e->h.op;
@@ -421,13 +425,13 @@ static int scan_records(struct wal *wal, struct scan *s, struct cohort_err *err)
             return 0; /* the segment is full */
         const uint8_t *p = s->data + s->offset;
         struct entry e;
-        uint64_t size;
+        uint64_t size, commit = 0;
         bool bad = all_zero(p, WAL_RECORD_HEADER_SIZE);
         if (bad)
             s->reason = NULL;
         else
-            bad = wal_record_decode(p, s->size - (size_t)s->offset, &e, &size,
-                                    &s->reason) != 0;
+            bad = wal_record_decode(p, s->size - (size_t)s->offset, &e, &commit,
+                                    &size, &s->reason) != 0;
         if (bad && s->bug_trust_records)
             bad = !trust_record(p, s->size - (size_t)s->offset, &e, &size);
         if (bad && s->expected <= s->base && pass_over(s))
@@ -437,7 +441,7 @@ static int scan_records(struct wal *wal, struct scan *s, struct cohort_err *err)
         if (s->expected <= s->base && e.h.op <= s->base) {
             s->expected = e.h.op + 1; /* the snapshot's: not checked */
         } else {
-            int rc = take_record(wal, s, &e, err);
+            int rc = take_record(wal, s, &e, commit, err);
             if (rc != 0)
                 return rc < 0 ? rc : 0;
             s->expected++;
@@ -640,11 +644,17 @@ static int scan_segment(struct wal *wal, uint32_t i, struct recovery *r,
                     "before a snapshot was installed): dropped",
                     s.path, s.offset, s.base);
         }
-        /* The next record can go behind the last one read, in zeros. */
-        r->tail_reusable = r->outcome == SCAN_CLEAN_END &&
-                           s.created_size == wal->config.segment_size &&
-                           (s.last_op == wal->op_last ||
-                            (s.last_op == 0 && s.first_op == wal->op_last + 1));
+        /* The next record can go behind the last one read, in zeros, in
+         * a segment of this format (an older format's records have no
+         * commit notes, and an older build reading ours should refuse the
+         * whole segment by its format, not see damage in its records). */
+        r->tail_reusable =
+            r->outcome == SCAN_CLEAN_END &&
+            s.created_size == wal->config.segment_size &&
+            !wal_segment_header_check(s.data, s.size, s.first_op) &&
+            wal_segment_version(s.data) == WAL_FORMAT_VERSION &&
+            (s.last_op == wal->op_last ||
+             (s.last_op == 0 && s.first_op == wal->op_last + 1));
         wal->tail_offset = s.offset;
         wal->tail_size = s.size;
     }
@@ -809,6 +819,10 @@ static int recover(struct wal *wal, const struct wal_expect *x,
         return rc;
     rec->entries = wal->recovered;
     rec->entry_count = wal->recovered_count;
+    rec->commit = 0;
+    for (uint64_t i = 0; i < wal->recovered_count; i++)
+        if (wal->recovered_commit[i] > rec->commit)
+            rec->commit = wal->recovered_commit[i];
     ASSERT(rec->entry_count == wal->op_last - base);
     ASSERT(rec->damaged_op == 0 || rec->damaged_op == wal->op_last + 1);
     return 0;

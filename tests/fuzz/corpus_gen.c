@@ -187,7 +187,7 @@ static void gen_message(void)
     struct entry e[3];
     make_entries(e, 3, 11, 77);
     uint64_t n = wal_record_size(e[2].h.body_size);
-    wal_record_encode(&e[2], out);
+    wal_record_encode(&e[2], 0, out);
     emit("message", k++, out, (size_t)n);
 }
 
@@ -304,7 +304,7 @@ static void gen_wal_one(int k, uint32_t count, bool temp_file, uint8_t flags)
     static struct entry e[64];
     make_entries(e, count, 1, 0);
     for (uint32_t i = 0; i < count; i++) {
-        ASSERT(wal_append(&w, &e[i], &err) == 0);
+        ASSERT(wal_append(&w, &e[i], 0, &err) == 0);
         if (i % 5 == 4)
             ASSERT(wal_sync(&w, NULL, &err) == 0);
     }

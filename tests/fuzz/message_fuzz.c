@@ -61,9 +61,10 @@ static void check_message(const uint8_t *data, size_t size)
 static void check_record(const uint8_t *data, size_t size)
 {
     struct entry e;
-    uint64_t record_size = 0;
+    uint64_t record_size = 0, commit = 0;
     const char *reason = NULL;
-    if (wal_record_decode(data, size, &e, &record_size, &reason) != 0) {
+    if (wal_record_decode(data, size, &e, &commit, &record_size, &reason) !=
+        0) {
         ASSERT(reason != NULL);
         return;
     }

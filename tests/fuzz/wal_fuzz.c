@@ -176,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     wal_recovery_release(&w);
-    ASSERT(wal_append(&w, &e, &err) == 0);
+    ASSERT(wal_append(&w, &e, 0, &err) == 0);
     struct wal_position pos;
     if (wal_sync(&w, &pos, &err) != 0) {
         fprintf(stderr, "wal_fuzz: sync after recovery: %s\n", err.message);

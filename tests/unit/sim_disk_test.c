@@ -817,7 +817,7 @@ static void wal_gets_back_every_synced_op_after_a_power_loss(void **s)
         uint64_t durable = 0;
         uint64_t stop = 20 + prng_below(&fx->prng, OPS - 20);
         for (uint64_t op = 1; op <= stop; op++) {
-            ok(fx, wal_append(&w, &m.e[op], &fx->err), "append");
+            ok(fx, wal_append(&w, &m.e[op], 0, &fx->err), "append");
             if (prng_chance(&fx->prng, PPM / 5)) {
                 struct wal_position pos;
                 ok(fx, wal_sync(&w, &pos, &fx->err), "wal_sync");
@@ -831,7 +831,7 @@ static void wal_gets_back_every_synced_op_after_a_power_loss(void **s)
         assert_recovered(&rec, &m, durable);
         assert_int_equal(rec.entry_count, durable);
         uint64_t next = durable + 1;
-        ok(fx, wal_append(&w, &m.e[next], &fx->err), "append");
+        ok(fx, wal_append(&w, &m.e[next], 0, &fx->err), "append");
         ok(fx, wal_sync(&w, NULL, &fx->err), "wal_sync");
         wal_close(&w);
         sim_disk_crash(&fx->disk, true);
@@ -857,14 +857,14 @@ static void wal_survives_power_off_in_the_middle_of_a_sync(void **s)
         wal_open_ok(fx, &w, &rec);
         uint64_t durable = 0, op = 1;
         for (; op <= 40; op++) {
-            ok(fx, wal_append(&w, &m.e[op], &fx->err), "append");
+            ok(fx, wal_append(&w, &m.e[op], 0, &fx->err), "append");
             if (op % 5 == 0) {
                 ok(fx, wal_sync(&w, NULL, &fx->err), "wal_sync");
                 durable = op;
             }
         }
         for (; op <= OPS; op++)
-            ok(fx, wal_append(&w, &m.e[op], &fx->err), "append");
+            ok(fx, wal_append(&w, &m.e[op], 0, &fx->err), "append");
         sim_disk_power_off_after(&fx->disk, calls);
         int rc = wal_sync(&w, NULL, &fx->err);
         if (rc == 0) {

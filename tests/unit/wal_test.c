@@ -84,7 +84,7 @@ static void append_ops(struct wal *w, struct model *m, uint64_t from,
     struct cohort_err err;
     for (uint64_t op = from; op <= to; op++) {
         model_put(m, op, tag);
-        int rc = wal_append(w, &m->e[op], &err);
+        int rc = wal_append(w, &m->e[op], 0, &err);
         if (rc != 0)
             fail_msg("append op %" PRIu64 ": %s", op, err.message);
     }
@@ -463,7 +463,7 @@ static void corrupt_middle_record_is_reported_with_file_and_offset(void **s)
     /* The replica repairs from op 5 on; the log is whole again. */
     for (uint64_t op = 5; op <= 10; op++) {
         struct cohort_err err;
-        assert_int_equal(wal_append(&w, &m->e[op], &err), 0);
+        assert_int_equal(wal_append(&w, &m->e[op], 0, &err), 0);
     }
     sync_ok(&w, 10);
     wal_close(&w);
@@ -642,7 +642,7 @@ static void record_that_breaks_the_hash_chain_is_damage(void **state)
     model_put(other, 5, 7);
     model_put(other, 6, 7);
     uint8_t bytes[WAL_RECORD_HEADER_SIZE + ENTRY_HEADER_SIZE + BODY_MAX + 8];
-    wal_record_encode(&other->e[6], bytes);
+    wal_record_encode(&other->e[6], 0, bytes);
     char path[VFS_PATH_MAX];
     segment_file(fx, 1, path);
     FILE *f = fopen(path, "r+b");
@@ -888,7 +888,7 @@ static void fsync_failure_makes_wal_failed(void **state)
     assert_int_equal(wal_op_durable(&w), 3);
     /* Every later call fails, naming the first failure; no retry. */
     model_put(m, 7, 0);
-    assert_int_equal(wal_append(&w, &m->e[7], &err), -COHORT_EIO);
+    assert_int_equal(wal_append(&w, &m->e[7], 0, &err), -COHORT_EIO);
     assert_non_null(strstr(err.message, "failed earlier"));
     assert_non_null(strstr(err.message, "fdatasync"));
     uint64_t syncs = vfs_fault_stats(&f)->syncs;
@@ -997,7 +997,7 @@ static int work_append(struct wal *w, struct workload *wl, uint64_t from,
         wl->replaced = from;
     for (uint64_t op = from; op <= to; op++) {
         model_put(wl->att, op, tag);
-        int rc = wal_append(w, &wl->att->e[op], &err);
+        int rc = wal_append(w, &wl->att->e[op], 0, &err);
         if (rc != 0)
             return rc;
     }
@@ -1151,7 +1151,7 @@ static void crash_run(struct fixture *fx, uint64_t power_ops,
     uint64_t last = wal_op_last(&w);
     wal_recovery_release(&w);
     model_put(next, last + 1, 9);
-    assert_int_equal(wal_append(&w, &next->e[last + 1], &err), 0);
+    assert_int_equal(wal_append(&w, &next->e[last + 1], 0, &err), 0);
     sync_ok(&w, last + 1);
     wal_close(&w);
     open_ok(fx, &f.vfs, &w, &rec);
@@ -1199,7 +1199,7 @@ static void reset_starts_the_log_after_the_snapshot(void **state)
     for (uint64_t op = 150; op <= 155; op++) {
         struct cohort_err err;
         model_put(m2, op, 3);
-        assert_int_equal(wal_append(&w, &m2->e[op], &err), 0);
+        assert_int_equal(wal_append(&w, &m2->e[op], 0, &err), 0);
     }
     sync_ok(&w, 155);
     /* The new log has its own segment; the old ones wait for compaction
@@ -1588,7 +1588,7 @@ static void oversized_entry_is_refused_and_changes_nothing(void **state)
                             .kind = ENTRY_CLIENT},
                       .body = big};
     entry_seal(&e.h, e.body);
-    assert_int_equal(wal_append(&w, &e, &err), -COHORT_ETOOBIG);
+    assert_int_equal(wal_append(&w, &e, 0, &err), -COHORT_ETOOBIG);
     assert_non_null(strstr(err.message, "segment size"));
     assert_int_equal(wal_op_last(&w), 2);
     sync_ok(&w, 2);
@@ -1613,16 +1613,16 @@ static void ops_beyond_the_op_limit_are_not_recovered(void **state)
     h.op = ENTRY_OP_MAX + 1;
     h.checksum = entry_checksum(&h, m->e[1].body);
     struct entry forged = {.h = m->e[1].h, .body = m->e[1].body};
-    wal_record_encode(&forged, rec);
+    wal_record_encode(&forged, 0, rec);
     put_u64(rec + 16, h.op);
     entry_header_encode(&h, rec + WAL_RECORD_HEADER_SIZE);
     uint32_t payload = ENTRY_HEADER_SIZE + h.body_size;
     put_u32(rec + 4, crc32c(crc32c(0, rec, 4), rec + 8,
                             WAL_RECORD_HEADER_SIZE - 8 + payload));
     struct entry back;
-    uint64_t got;
+    uint64_t got, note;
     const char *why;
-    assert_int_equal(wal_record_decode(rec, size, &back, &got, &why),
+    assert_int_equal(wal_record_decode(rec, size, &back, &note, &got, &why),
                      -COHORT_ECORRUPT);
 
     /* A valid segment renamed beyond the limit is left alone. */
@@ -1651,24 +1651,24 @@ static void record_decode_rejects_every_flipped_byte(void **state)
     model_put(m, 2, 0);
     uint8_t rec[WAL_RECORD_HEADER_SIZE + ENTRY_HEADER_SIZE + BODY_MAX + 8];
     uint64_t size = wal_record_size(m->e[2].h.body_size);
-    wal_record_encode(&m->e[2], rec);
+    wal_record_encode(&m->e[2], 0, rec);
     struct entry e;
-    uint64_t got;
+    uint64_t got, note;
     const char *why;
-    assert_int_equal(wal_record_decode(rec, size, &e, &got, &why), 0);
+    assert_int_equal(wal_record_decode(rec, size, &e, &note, &got, &why), 0);
     assert_int_equal(got, size);
     entry_equal(&e, &m->e[2]);
     uint64_t used =
         WAL_RECORD_HEADER_SIZE + ENTRY_HEADER_SIZE + m->e[2].h.body_size;
     for (uint64_t i = 0; i < used; i++) {
         rec[i] ^= 1;
-        assert_int_equal(wal_record_decode(rec, size, &e, &got, &why),
+        assert_int_equal(wal_record_decode(rec, size, &e, &note, &got, &why),
                          -COHORT_ECORRUPT);
         rec[i] ^= 1;
     }
     /* Cut short anywhere: rejected, never read past the end. */
     for (uint64_t n = 0; n < size; n++)
-        assert_int_equal(wal_record_decode(rec, n, &e, &got, &why),
+        assert_int_equal(wal_record_decode(rec, n, &e, &note, &got, &why),
                          -COHORT_ECORRUPT);
     free(m);
 }

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""test_rollback — a member started on an older copy of its data directory
+does not make the group drop acknowledged writes silently.
+
+The sequence (docs/OPERATIONS.md, "A member started on an older copy of
+its data"):
+  1. backup A is stopped, its directory copied, A restarted;
+  2. backup B is stopped, and WRITES keys are written (acknowledged by the
+     primary P and A);
+  3. A is stopped and its old copy put back; P is stopped;
+  4. A and B start: they form a view without the writes (neither can tell
+     from its own disk);
+  5. P returns.
+Pass: P, which holds the writes committed (its log's commit notes), sees
+the group's log without them and stops: one ERROR line naming the cause and
+OPERATIONS.md, INFO stats diverged_op > 0, and its log still holds every op
+it had; the group's primary reports P's other history (peer_divergences,
+one ERROR line). Before the commit notes, P joined and its writes were gone
+without a word.
+
+usage: test_rollback.py [path/to/cohort]
+"""
+
+import os
+import shutil
+import sys
+import time
+
+sys.dont_write_bytecode = True
+
+import cluster as cl  # noqa: E402
+from cluster import check, log  # noqa: E402
+
+WRITES = 100
+
+
+def stat(c, i, name):
+    try:
+        return int(c.info(i, "stats").get(name, "0"))
+    except (OSError, cl.resp.ProtocolError, ValueError):
+        return 0
+
+
+def main(binary):
+    c = cl.Cluster(binary, n=3, name="rollback")
+    c.start()
+    p, _ = c.wait_for_primary()
+    a, b = c.backups(p)
+    with c.client(p, timeout=10) as cli:
+        check(all(r == "OK" for r in cli.pipeline(
+            [("SET", "base:%d" % k, "1") for k in range(20)])), "base SETs")
+    c.wait_converged()
+
+    # 1. A's directory copied while A is down.
+    c.kill(a)
+    saved = os.path.join(c.dir, "old-copy")
+    shutil.copytree(c.data_dir(a), saved)
+    c.restart(a)
+    c.wait_converged()
+
+    # 2. B down; the writes are acknowledged by P and A alone.
+    c.kill(b)
+    with c.client(p, timeout=10) as cli:
+        for k in range(WRITES):  # one at a time: each committed when acked
+            check(cli.command("SET", "w:%d" % k, "1") == "OK", "SET w:%d" % k)
+    p_op = int(c.info(p).get("op", "0"))
+    log("%d writes acknowledged by r%d and r%d; r%d's op %d"
+        % (WRITES, p, a, p, p_op))
+
+    # 3. A gets its old copy back; P goes down.
+    c.kill(a)
+    shutil.rmtree(c.data_dir(a))
+    shutil.copytree(saved, c.data_dir(a))
+    c.kill(p)
+
+    # 4. A and B form a view without the writes.
+    c.restart(a)
+    c.restart(b)
+    q, _ = c.wait_for_primary()
+    check(q in (a, b), "primary r%d, want r%d or r%d" % (q, a, b))
+    log("r%d and r%d formed a view (primary r%d) on A's old copy" % (a, b, q))
+
+    # 5. P returns: it must stop, not drop the writes.
+    c.restart(p)
+    cl.poll("r%d reports the divergence" % p, 20 * c.slow,
+            lambda: stat(c, p, "diverged_op") > 0)
+    op = stat(c, p, "diverged_op")
+    check(op <= p_op, "diverged_op %d beyond r%d's log (op %d)" % (op, p, p_op))
+    cl.poll("the ERROR line", 5 * c.slow,
+            lambda: "older copy of its data directory" in c.log_text(p))
+    lines = [ln for ln in c.log_text(p).splitlines()
+             if "older copy of its data directory" in ln]
+    check("ERROR" in lines[0] and "OPERATIONS.md" in lines[0],
+          "r%d's line: %s" % (p, lines[0]))
+    time.sleep(1 * c.slow)  # it must stay so: nothing truncates its log
+    check(int(c.info(p).get("op", "0")) >= p_op,
+          "r%d's log shrank below op %d: %s" % (p, p_op, c.info(p)))
+    check(stat(c, p, "diverged_op") == op, "r%d's divergence changed" % p)
+    # The group's primary saw P's request show ops committed past its log.
+    cl.poll("r%d reports r%d's other history" % (q, p), 10 * c.slow,
+            lambda: stat(c, q, "peer_divergences") > 0)
+    check("holds another history of op" in c.log_text(q),
+          "r%d logged no line:\n%s" % (q, c.log_tail(q, 10)))
+    # The group itself goes on (P takes no part).
+    with c.client(q, timeout=10) as cli:
+        check(cli.command("SET", "after", "1") == "OK", "SET after")
+    return ("r%d stopped at op %d (its %d acknowledged writes kept in its "
+            "log, op %d); r%d and r%d serve on and r%d reported it"
+            % (p, op, WRITES, p_op, a, b, q))
+
+
+if __name__ == "__main__":
+    cl.run_test("rollback", main, budget_s=90)
