@@ -111,6 +111,7 @@ void vr_check_recovery(struct replica *r)
         vr_note_why(r, COHORT_VIEW_CAUSE_RECOVERY, r->c.self,
                     COHORT_REPLICA_NONE, 0);
         r->view_op = VIEW_OP_UNKNOWN;
+        r->recovered_view = view;
         vr_become_backup(r, view);
         /* The note told how it arrived; from_view may be this very view
          * (it restarted in it), and leaving it later has its own cause. */
@@ -143,6 +144,7 @@ void vr_check_recovery(struct replica *r)
                 0);
     r->status = STATUS_VIEW_CHANGE;
     r->lead_forbidden_view = view;
+    r->recovered_view = view;
     vr_enter_view_change(r, view);
     vr_vote(r, vr_next_view(view));
 }

@@ -387,6 +387,7 @@ static bool load_durable(struct replica *r, const struct replica_durable *d)
     if (noted > r->commit)
         r->commit = noted;
     r->commit_at_start = r->commit;
+    r->epoch_at_start = r->cfg.epoch;
     r->op_verified = r->commit;
     /* Restarted before the log reached the epoch's first op: fetch it
      * first (epoch.c). Recomputed, never stored. */
@@ -472,6 +473,7 @@ struct replica *replica_init(const struct replica_config *config,
     r->snapshot_from = COHORT_REPLICA_NONE;
     r->state_prefer = COHORT_REPLICA_NONE;
     r->diverged_from = COHORT_REPLICA_NONE;
+    r->recovered_view = VIEW_NONE;
     r->peer_diverged = COHORT_REPLICA_NONE;
     r->lead_forbidden_view = VIEW_NONE;
     r->handoff_target = COHORT_REPLICA_NONE;

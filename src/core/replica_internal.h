@@ -89,6 +89,8 @@ struct replica {
      * the op it parts at or before (0: none) and who showed it. A
      * diverged replica takes no more part: it keeps its log as it is. */
     uint64_t commit_at_start;
+    uint32_t epoch_at_start;
+    uint64_t recovered_view; /* the view recovery joined; VIEW_NONE: none */
     uint64_t diverged_op;
     uint32_t diverged_from;
     /* A peer whose GET-STATE showed such a history: the last one seen. */

@@ -22,13 +22,17 @@
  * commit notes (storage/wal.h). Two tests, each sound whatever the network
  * reorders: a state answer whose base op both sides hold committed, with
  * another checksum there; and an answer to a request made since our
- * restart, from the NORMAL primary of our view, whose log ends below what
- * we held committed at the restart (the primary answered after the
- * restart, and the primary of a later view holds every op committed
- * before it). The replica then stops: no message, no tick, its log kept
- * as it is for the operator (docs/OPERATIONS.md), who chooses which
- * history to keep. A replica that serves such a request counts it and
- * reports the peer; it cannot tell which of the two is the older copy.
+ * restart, from the NORMAL primary of the view our recovery joined (same
+ * epoch as at the restart), whose log ends below what we held committed
+ * at the restart (it answered after the restart, and the primary of that
+ * view holds every op committed in the epoch up to it, which a quorum's
+ * answers to our recovery show includes ours). The replica then stops: no
+ * message, no tick, its log kept as it is for the operator
+ * (docs/OPERATIONS.md), who chooses which history to keep. A replica that
+ * serves such a request (the first test only) counts it and reports the
+ * peer; it cannot tell which of the two is the older copy. A requester's
+ * commit beyond a primary's log is no evidence: it may have learned
+ * commits of a later view or epoch (a simulator soak showed one).
  *
  * Invariants: (1) only a NORMAL primary's NEW-STATE speaks for the view's
  * uncommitted log; from anyone else only committed entries are adopted;
@@ -144,9 +148,10 @@ bool vr_check_diverged(struct replica *r, const struct message *m,
     uint64_t at = 0;
     if (!(m->flags & MSG_FLAG_SNAPSHOT)) /* (its checksum field is unused) */
         at = committed_mismatch(r, m);
-    if (!at && from_primary && m->view == r->view && m->nonce == r->nonce &&
-        r->status == STATUS_NORMAL && !replica_is_primary(r) &&
-        m->op < r->commit_at_start)
+    if (!at && from_primary && m->view == r->recovered_view &&
+        m->view == r->view && r->cfg.epoch == r->epoch_at_start &&
+        m->nonce == r->nonce && r->status == STATUS_NORMAL &&
+        !replica_is_primary(r) && m->op < r->commit_at_start)
         at = m->op + 1;
     if (!at)
         return false;
@@ -159,15 +164,13 @@ bool vr_check_diverged(struct replica *r, const struct message *m,
     return true;
 }
 
-/* A GET-STATE showing another history of ops both hold committed, or ops
- * committed beyond the log of its view's primary (us): reported, not acted
- * on (we cannot tell which of the two is the older copy). */
+/* A GET-STATE showing another history of an op both hold committed:
+ * reported, not acted on (we cannot tell which of the two is the older
+ * copy). (A requester's commit past our log is no evidence: it may have
+ * learned commits of a later view or epoch than ours.) */
 static void note_peer_diverged(struct replica *r, const struct message *m)
 {
     uint64_t at = committed_mismatch(r, m);
-    if (!at && replica_is_primary(r) && r->status == STATUS_NORMAL &&
-        m->view == r->view && m->commit > r->log.op)
-        at = r->log.op + 1;
     if (!at)
         return;
     r->peer_diverged = m->from;

@@ -885,6 +885,11 @@ bool node_removed(const struct node *n, uint32_t *epoch)
     return replica_left(r);
 }
 
+uint64_t node_diverged(const struct node *n)
+{
+    return replica_diverged(driver_replica(n->driver), NULL);
+}
+
 uint64_t node_log_time(const struct node *n)
 {
     return replica_log_time(driver_replica(n->driver));

@@ -163,6 +163,9 @@ bool node_outside(const struct node *n);
  * nothing until `cohort add` names it again. *epoch: the epoch it knows.
  * Cheap. */
 bool node_removed(const struct node *n, uint32_t *epoch);
+/* Stopped because a peer showed a history without ops it holds committed
+ * (replica_diverged()): the op, or 0. Cheap. */
+uint64_t node_diverged(const struct node *n);
 uint64_t node_log_time(const struct node *n);
 /* The group incarnation this replica's data belongs to (kv/incarnation.h),
  * 0 while not known; and learning it (the server calls this with the

@@ -714,9 +714,10 @@ uint64_t server_client_id_new(struct server *s);
 /* Whether this member is recovering: restarted, and not yet back in a view
  * with its store at the op its log held at the start (server->start_op,
  * or the log's end if a view change cut it shorter; once reached, never
- * again). Its store may be far behind what it served before, so what reads
- * it locally (READONLY reads, a subscription or watch that starts "now")
- * gets SERVER_RECOVERING_ERROR instead. */
+ * again; a member that stopped for a divergence has what it has). Its store may
+ * be far behind what it served before, so what reads it locally (READONLY
+ * reads, a subscription or watch that starts "now") gets
+ * SERVER_RECOVERING_ERROR instead. */
 bool server_recovering(struct server *s);
 #define SERVER_RECOVERING_ERROR                                                \
     "TRYAGAIN this member is recovering (it restarted and has not caught "     \

@@ -82,6 +82,10 @@ bool server_recovering(struct server *s)
         return true;
     if (s->replayed)
         return false;
+    /* Stopped for good (a divergence): its store is all it has, and the
+     * writes the group lacks are read back from it (docs/OPERATIONS.md). */
+    if (node_diverged(s->node))
+        return false;
     /* Back in a view, but the store may not have reapplied what the log
      * held at the start yet (less whatever a view change cut from it). */
     uint64_t target = node_op(s->node);

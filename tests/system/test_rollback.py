@@ -11,11 +11,15 @@ its data"):
   4. A and B start: they form a view without the writes (neither can tell
      from its own disk);
   5. P returns.
+Twice: with the group's log a prefix of P's (it wrote nothing since), and
+with the group having written more ops than P holds (another history at
+the same op numbers).
 Pass: P, which holds the writes committed (its log's commit notes), sees
 the group's log without them and stops: one ERROR line naming the cause and
 OPERATIONS.md, INFO stats diverged_op > 0, and its log still holds every op
-it had; the group's primary reports P's other history (peer_divergences,
-one ERROR line). Before the commit notes, P joined and its writes were gone
+it had, and READONLY reads on P return the writes (all but perhaps the
+last); in the second case the group's primary reports P's other history
+too (peer_divergences, one ERROR line). Before the commit notes, P joined and its writes were gone
 without a word.
 
 usage: test_rollback.py [path/to/cohort]
@@ -41,8 +45,9 @@ def stat(c, i, name):
         return 0
 
 
-def main(binary):
-    c = cl.Cluster(binary, n=3, name="rollback")
+def scenario(binary, other):
+    c = cl.Cluster(binary, n=3, name="rollback-" + ("other" if other
+                                                    else "behind"))
     c.start()
     p, _ = c.wait_for_primary()
     a, b = c.backups(p)
@@ -79,6 +84,13 @@ def main(binary):
     q, _ = c.wait_for_primary()
     check(q in (a, b), "primary r%d, want r%d or r%d" % (q, a, b))
     log("r%d and r%d formed a view (primary r%d) on A's old copy" % (a, b, q))
+    if other:  # the group writes other ops at the same op numbers, and more
+        with c.client(q, timeout=10) as cli:
+            for k in range(WRITES + 20):
+                check(cli.command("SET", "g:%d" % k, "1") == "OK",
+                      "SET g:%d" % k)
+        q_op = int(c.info(q).get("op", "0"))
+        check(q_op > p_op, "the group's op %d, want past %d" % (q_op, p_op))
 
     # 5. P returns: it must stop, not drop the writes.
     c.restart(p)
@@ -96,18 +108,35 @@ def main(binary):
     check(int(c.info(p).get("op", "0")) >= p_op,
           "r%d's log shrank below op %d: %s" % (p, p_op, c.info(p)))
     check(stat(c, p, "diverged_op") == op, "r%d's divergence changed" % p)
-    # The group's primary saw P's request show ops committed past its log.
-    cl.poll("r%d reports r%d's other history" % (q, p), 10 * c.slow,
-            lambda: stat(c, q, "peer_divergences") > 0)
-    check("holds another history of op" in c.log_text(q),
-          "r%d logged no line:\n%s" % (q, c.log_tail(q, 10)))
+    # The writes are there to read (READONLY: its own store), all but
+    # perhaps the last, which no commit note of its log covers.
+    got = cl.read_all(c, p, ["w:%d" % k for k in range(WRITES)],
+                      readonly=True)
+    kept = [k for k in range(WRITES) if got["w:%d" % k] == b"1"]
+    check(len(kept) >= WRITES - 1 and kept == list(range(len(kept))),
+          "r%d serves %d of the %d writes: %s" % (p, len(kept), WRITES,
+                                                  kept[:10]))
+    if other:
+        # The primary saw P's request show another history of an op both
+        # hold committed. (When the group's log is only shorter, a prefix
+        # of P's, it has nothing to compare: only P can tell.)
+        cl.poll("r%d reports r%d's other history" % (q, p), 10 * c.slow,
+                lambda: stat(c, q, "peer_divergences") > 0)
+        check("holds another history of op" in c.log_text(q),
+              "r%d logged no line:\n%s" % (q, c.log_tail(q, 10)))
     # The group itself goes on (P takes no part).
     with c.client(q, timeout=10) as cli:
         check(cli.command("SET", "after", "1") == "OK", "SET after")
-    return ("r%d stopped at op %d (its %d acknowledged writes kept in its "
-            "log, op %d); r%d and r%d serve on and r%d reported it"
-            % (p, op, WRITES, p_op, a, b, q))
+    c.finish()
+    return ("%s: r%d stopped at op %d (%d of its %d acknowledged writes "
+            "readable there, its log at op %d); r%d and r%d serve on"
+            % ("other history" if other else "group behind", p, op,
+               len(kept), WRITES, p_op, a, b))
+
+
+def main(binary):
+    return "; ".join(scenario(binary, other) for other in (False, True))
 
 
 if __name__ == "__main__":
-    cl.run_test("rollback", main, budget_s=90)
+    cl.run_test("rollback", main, budget_s=120)

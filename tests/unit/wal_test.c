@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fcntl.h>
@@ -308,6 +309,79 @@ static void log_of_another_format_is_refused_not_repaired(void **state)
     set_segment_version(path, WAL_FORMAT_VERSION);
     open_ok(fx, vfs_posix(), &w, &rec);
     assert_log(&rec, m, 1, 5);
+    wal_close(&w);
+    free(m);
+}
+
+/* Each record carries what its writer knew committed (the commit note):
+ * wal_open() reports the highest, capped at each record's own op, and a
+ * record written with nothing committed says nothing. */
+static void commit_notes_come_back_at_open(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_int_equal(rec.commit, 0);
+    const uint64_t commit[] = {0, 0, 1, 1, 9, 3, 0};
+    struct cohort_err err;
+    for (uint64_t op = 1; op <= 6; op++) {
+        model_put(m, op, 0);
+        assert_int_equal(wal_append(&w, &m->e[op], commit[op], &err), 0);
+    }
+    sync_ok(&w, 6);
+    wal_close(&w);
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_log(&rec, m, 1, 6);
+    assert_int_equal(rec.commit, 4); /* op 4 noted 9: capped at 4 */
+    /* A suffix replaced from op 4 (notes 0) takes op 4's note with it. */
+    model_put(m, 4, 1);
+    model_put(m, 5, 1);
+    assert_int_equal(wal_append(&w, &m->e[4], 0, &err), 0);
+    assert_int_equal(wal_append(&w, &m->e[5], 2, &err), 0);
+    sync_ok(&w, 5);
+    wal_close(&w);
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_log(&rec, m, 1, 5);
+    assert_int_equal(rec.commit, 2);
+    wal_close(&w);
+    free(m);
+}
+
+/* A format 3 segment (cohort before commit notes) is read, and the next
+ * record goes into a new segment of format 4: an older build then refuses
+ * the log by its format instead of taking the notes for damage. */
+static void format_3_segment_is_read_and_not_appended_to(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct wal w;
+    struct wal_recovery rec;
+    open_ok(fx, vfs_posix(), &w, &rec);
+    append_ops(&w, m, 1, 5, 0); /* notes 0, as format 3 wrote */
+    sync_ok(&w, 5);
+    wal_close(&w);
+    char path[VFS_PATH_MAX], next[VFS_PATH_MAX];
+    segment_file(fx, 1, path);
+    segment_file(fx, 6, next);
+    set_segment_version(path, 3);
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_log(&rec, m, 1, 5);
+    assert_int_equal(rec.commit, 0);
+    append_ops(&w, m, 6, 7, 0);
+    sync_ok(&w, 7);
+    wal_close(&w);
+    struct stat st;
+    assert_int_equal(stat(next, &st), 0); /* a new segment at op 6 */
+    uint8_t head[WAL_SEGMENT_HEADER_SIZE];
+    FILE *f = fopen(next, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(head, 1, sizeof(head), f), sizeof(head));
+    fclose(f);
+    assert_int_equal(head[8], WAL_FORMAT_VERSION);
+    open_ok(fx, vfs_posix(), &w, &rec);
+    assert_log(&rec, m, 1, 7);
     wal_close(&w);
     free(m);
 }
@@ -1890,6 +1964,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(appended_records_survive_reopen),
         T(log_of_another_format_is_refused_not_repaired),
+        T(commit_notes_come_back_at_open),
+        T(format_3_segment_is_read_and_not_appended_to),
         T(sync_reports_highest_durable_op),
         T(unsynced_records_are_lost_at_crash_synced_ones_survive),
         T(torn_last_record_is_dropped_on_open),
