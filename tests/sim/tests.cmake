@@ -243,6 +243,12 @@ list(APPEND COHORT_SIM_REGRESSIONS
     # batch away as busy: the busy queue waited for a commit that its own
     # requests blocked (driver.c drv_step: a hold that ended kicks it).
     "1006523267067 swarm --replicas 5 --ops 300 --transfers 400 --reconfigs 300 --volatile 10"
+    # 2026-12-07, the divergence checks (core/transfer.c) as first written:
+    # a replica in epoch 5 view 0, which had learned commits of view 1
+    # from committed entries, asked the stale primary of view 0 for state;
+    # its commit past that primary's log is no evidence (the check run
+    # fails any divergence report).
+    "9646091313 swarm --replicas 5 --ops 300 --transfers 400 --reconfigs 300 --volatile 10"
 )
 foreach(entry IN LISTS COHORT_SIM_REGRESSIONS)
     separate_arguments(parts UNIX_COMMAND "${entry}")
