@@ -290,6 +290,16 @@ def client_command_errors(b, i):
                      "INCR past 2^63-1")
         expect_error(x, ("SET", "k", "v", "NX", "XX"),
                      lambda m: m.startswith("ERR"), "SET NX XX")
+        # CLIENT NO-EVICT and NO-TOUCH take ON or OFF, as in Redis (any
+        # other word was answered +OK).
+        for sub in ("NO-EVICT", "NO-TOUCH"):
+            for arg in ("on", "OFF"):
+                check(x.command("CLIENT", sub, arg) == "OK",
+                      "CLIENT %s %s" % (sub, arg))
+            for arg in ("maybe", "", "onn"):
+                expect_error(x, ("CLIENT", sub, arg),
+                             lambda m: m == "ERR syntax error",
+                             "CLIENT %s %r" % (sub, arg))
         check(x.command("PING") == "PONG", "PING after the errors")
     b.alive_and_serving(i, "command errors")
 
