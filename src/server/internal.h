@@ -906,6 +906,9 @@ bool pubsub_has_room(const struct conn *c);
  * -COHORT_ENOSPC at PUBSUB_SUBS_PER_CONN_MAX, -COHORT_ENOMEM. */
 int pubsub_sub_add(struct conn *c, const char *name, size_t size, bool pattern,
                    uint64_t after);
+/* Drop c's newest subscriptions until it holds count (pubsub_sub_add()
+ * appends): how a (P)SUBSCRIBE that did not fit takes back its own. */
+void pubsub_sub_truncate(struct conn *c, uint32_t count);
 /* Unsubscribe; returns whether c had it. */
 bool pubsub_sub_remove(struct conn *c, const char *name, size_t size,
                        bool pattern);
