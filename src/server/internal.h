@@ -312,9 +312,12 @@ struct conn {
     /* Input. */
     char *rbuf;
     size_t rbuf_size, rbuf_used, rbuf_pos; /* capacity, filled, parsed */
-    /* Dropping a command refused for an oversized argument: bytes of it
-     * still to drop, then how many whole arguments follow. */
+    /* Dropping a command refused for an oversized argument: payload bytes
+     * of the argument still to drop, bytes of its CRLF still to check (2,
+     * 1 or 0: checked as a parsed bulk's are), then how many whole
+     * arguments follow. */
     uint64_t discard_size;
+    uint32_t discard_crlf;
     uint32_t discard_args;
 
     /* Output: replies are appended to out; writing holds what the write in

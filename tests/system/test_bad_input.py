@@ -353,6 +353,48 @@ def client_huge_request(b, i):
     b.alive_and_serving(i, "an 8 MiB request")
 
 
+def client_huge_request_bad_crlf(b, i):
+    """The bytes after an oversized argument (dropped unread) and after each
+    argument behind it must be CRLF, as after any bulk string: otherwise a
+    protocol error and a close. They were skipped unchecked, so what
+    followed a bad length was read as the next command (here a PING)."""
+    c = b.c
+    size = 8 << 20
+    ping = resp.encode_command("PING")
+    cases = [
+        ("after the oversized argument",
+         b"*3\r\n$3\r\nSET\r\n$4\r\nhuge\r\n$%d\r\n" % size +
+         b"z" * size + b"XX" + ping),
+        ("after an argument behind it",
+         b"*5\r\n$3\r\nSET\r\n$4\r\nhuge\r\n$%d\r\n" % size +
+         b"z" * size + b"\r\n$2\r\nEX\r\n$2\r\n10YY" + ping),
+    ]
+    for what, data in cases:
+        got, closed = raw_exchange(c.client_ports[i], data,
+                                   wait=3.0 * c.slow)
+        replies = []
+        pos = 0
+        while True:
+            r = resp.parse_reply(got, pos)
+            if r is None:
+                break
+            replies.append(r[0])
+            pos = r[1]
+        log("r%d: a bad CRLF %s -> %r%s" % (i, what, replies,
+                                           ", closed" if closed else ""))
+        check(len(replies) == 2 and
+              isinstance(replies[0], resp.RespError) and
+              replies[0].message == value_limit_error(size) and
+              isinstance(replies[1], resp.RespError) and
+              replies[1].message.startswith("ERR Protocol error") and
+              "CRLF" in replies[1].message and closed,
+              "a bad CRLF %s: want -%s, then a protocol error naming the "
+              "CRLF and a close; got %r%s" % (
+                  what, value_limit_error(size), replies,
+                  ", closed" if closed else ", open"))
+    b.alive_and_serving(i, "a bad CRLF after an oversized argument")
+
+
 def client_pipeline(b, i):
     """5000 commands in one write; every reply, in order."""
     c = b.c
@@ -398,6 +440,8 @@ def client_cases(b, i):
     b.run("1 MiB + 1 byte value on the %s" % where, client_value_over_limit,
           i)
     b.run("an 8 MiB request on the %s" % where, client_huge_request, i)
+    b.run("an 8 MiB request with a bad CRLF on the %s" % where,
+          client_huge_request_bad_crlf, i)
     b.run("a deep pipeline on the %s" % where, client_pipeline, i)
     b.run("connection churn on the %s" % where, client_churn, i)
 
