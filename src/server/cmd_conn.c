@@ -228,9 +228,10 @@ static bool hello_parse(struct conn *c, struct resp_buf *out, uint32_t argc,
             h->name = &argv[i + 1];
             i += 1;
         } else {
-            resp_write_errorf(out, "ERR Syntax error in HELLO option '%.*s'",
-                              (int)(argv[i].size < 128 ? argv[i].size : 128),
-                              argv[i].ptr);
+            char shown[129];
+            resp_write_errorf(
+                out, "ERR Syntax error in HELLO option '%s'",
+                resp_show(shown, sizeof(shown), argv[i].ptr, argv[i].size));
             return false;
         }
     }

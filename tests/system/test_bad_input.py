@@ -290,6 +290,15 @@ def client_command_errors(b, i):
                      "INCR past 2^63-1")
         expect_error(x, ("SET", "k", "v", "NX", "XX"),
                      lambda m: m.startswith("ERR"), "SET NX XX")
+        # Echoed names and arguments are binary-safe: a NUL used to end
+        # them ('NO' for NO\0SUCH).
+        expect_error(x, (b"NO\x00SUCH", b"a\x00b\xff"),
+                     lambda m: m == "ERR unknown command 'NO\\x00SUCH', "
+                     "with args beginning with: 'a\\x00b\\xff' ",
+                     "an unknown command with NULs")
+        expect_error(x, ("CLIENT", b"x\x00y"),
+                     lambda m: m == "ERR unknown subcommand 'x\\x00y'. "
+                     "Try CLIENT HELP.", "an unknown subcommand with a NUL")
         # CLIENT NO-EVICT and NO-TOUCH take ON or OFF, as in Redis (any
         # other word was answered +OK).
         for sub in ("NO-EVICT", "NO-TOUCH"):
