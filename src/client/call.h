@@ -23,7 +23,8 @@
  * next attempt starts at once on another member while the hedged one may
  * still answer: the first answer of either is the call's (the server's
  * client table applies the request once and answers every copy with the
- * same reply, or the older copy with -UNKNOWN). */
+ * same reply, or the older copy, still in flight, with "-UNKNOWN request
+ * ... was sent again while in flight"). */
 #ifndef COHORT_CLIENT_CALL_H
 #define COHORT_CLIENT_CALL_H
 

@@ -670,6 +670,34 @@ void resp_write_errorf(struct resp_buf *b, const char *fmt, ...)
     va_end(again);
 }
 
+const char *resp_show(char *out, size_t out_size, const void *data, size_t size)
+{
+    ASSERT(out_size > 0);
+    ASSERT(data != NULL || size == 0);
+    const unsigned char *p = data;
+    size_t used = 0;
+    for (size_t i = 0; i < size; i++) {
+        char piece[8];
+        size_t n;
+        if (p[i] == '\\') {
+            memcpy(piece, "\\\\", 2);
+            n = 2;
+        } else if (p[i] >= 0x20 && p[i] < 0x7f) {
+            piece[0] = (char)p[i];
+            n = 1;
+        } else {
+            snprintf(piece, sizeof(piece), "\\x%02x", p[i]);
+            n = 4;
+        }
+        if (used + n > out_size - 1)
+            break;
+        memcpy(out + used, piece, n);
+        used += n;
+    }
+    out[used] = '\0';
+    return out;
+}
+
 void resp_write_integer(struct resp_buf *b, int64_t value)
 {
     /* -(INT64_MIN) does not fit an int64; as a uint64 it does. */

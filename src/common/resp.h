@@ -160,6 +160,15 @@ void resp_write_command(struct resp_buf *b, uint32_t argc,
 /* Bytes that are already RESP, such as a reply relayed from the primary. */
 void resp_write_raw(struct resp_buf *b, const void *data, size_t size);
 
+/* A client's bytes (a key, a name, a command word) as text to echo in a
+ * one-line message, for a "%s": printable ASCII as itself, a backslash as
+ * two, every other byte (NUL, CR, LF, non-ASCII) as "\xHH", so nothing is
+ * cut at a NUL or hidden. At most out_size - 1 characters, whole escapes
+ * only (a longer text is cut, as Redis's "%.128s" cuts); out_size > 0.
+ * Returns out. */
+const char *resp_show(char *out, size_t out_size, const void *data,
+                      size_t size);
+
 /* ------------------------------------------------------------------------ */
 /* Reply parser (client side).                                              */
 

@@ -74,11 +74,17 @@ enum driver_outcome {
                                (REPLY_TOO_BIG, REPLY_EXPIRED,
                                REPLY_APPLIED_REPLY_LOST, REPLY_STALE,
                                REPLY_OVER_LIMIT, REPLY_STORAGE) */
+    DRIVER_SUPERSEDED = 5,  /* the same (client, request) was submitted again
+                               while this one was in flight: the later
+                               caller gets the answer (applied at most
+                               once); status REPLY_SUPERSEDED */
 };
 
-/* The core's statuses end at REPLY_OVER_LIMIT; the driver adds one
- * of its own for DRIVER_REJECTED: this replica cannot write to its disk. */
+/* The core's statuses end at REPLY_OVER_LIMIT; the driver adds two of its
+ * own: for DRIVER_REJECTED, this replica cannot write to its disk; for
+ * DRIVER_SUPERSEDED, a later copy of the request took this one's place. */
 #define REPLY_STORAGE ((enum reply_status)100)
+#define REPLY_SUPERSEDED ((enum reply_status)101)
 
 struct driver_reply {
     enum driver_outcome outcome;

@@ -121,12 +121,14 @@ static void pending_add(struct driver *d, uint64_t client_id,
         pending_grow(d);
     uint32_t i = pending_slot(d, client_id, request_no);
     if (d->pending[i].client_id) {
-        /* The same request again while in flight: the older caller learns
-         * nothing certain about it. */
+        /* The same request again while in flight (a client's retry, maybe
+         * on another connection): one caller waits per request, so the
+         * newer one takes the answer and the older learns only that. The
+         * client table applies the request at most once. */
         struct pending old = d->pending[i];
         d->pending[i].done = done;
         d->pending[i].ctx = ctx;
-        answer(old.done, old.ctx, DRIVER_UNKNOWN, REPLY_VIEW_CHANGE,
+        answer(old.done, old.ctx, DRIVER_SUPERSEDED, REPLY_SUPERSEDED,
                replica_primary(d->r));
         return;
     }

@@ -324,11 +324,9 @@ bool acl_user_key_ok(const struct acl_user *u, const void *key, size_t size)
 static int rule_error(char *err, const uint8_t *rule, size_t size,
                       const char *why)
 {
-    int shown =
-        (int)(size < 2 * ACL_COMMAND_NAME_MAX ? size
-                                              : 2 * ACL_COMMAND_NAME_MAX);
-    snprintf(err, ACL_ERROR_MAX, "Error in ACL SETUSER modifier '%.*s': %s",
-             shown, (const char *)rule, why);
+    char shown[2 * ACL_COMMAND_NAME_MAX + 1];
+    snprintf(err, ACL_ERROR_MAX, "Error in ACL SETUSER modifier '%s': %s",
+             resp_show(shown, sizeof(shown), rule, size), why);
     return -COHORT_EINVAL;
 }
 

@@ -151,18 +151,22 @@ static void reply_unknown_command(struct resp_buf *r, uint32_t argc,
     size_t used = 0;
     args[0] = '\0';
     for (uint32_t i = 1; i < argc && used < 128; i++) {
-        size_t take = argv[i].size < 128 - used ? argv[i].size : 128 - used;
-        int n = snprintf(args + used, sizeof(args) - used, "'%.*s' ", (int)take,
-                         argv[i].ptr ? argv[i].ptr : "");
+        char arg[129];
+        int n = snprintf(args + used, sizeof(args) - used, "'%s' ",
+                         resp_show(arg, 128 - used + 1, argv[i].ptr,
+                                   argv[i].ptr ? argv[i].size : 0));
         ASSERT(n >= 0 && (size_t)n < sizeof(args) - used);
         used += (size_t)n;
     }
-    size_t name_size = argc > 0 ? argv[0].size : 0;
-    resp_write_errorf(r,
-                      "ERR unknown command '%.*s', with args beginning with: "
-                      "%s",
-                      (int)(name_size < 128 ? name_size : 128),
-                      argc > 0 && argv[0].ptr ? argv[0].ptr : "", args);
+    char name[129];
+    resp_write_errorf(
+        r,
+        "ERR unknown command '%s', with args beginning with: "
+        "%s",
+        argc > 0 && argv[0].ptr
+            ? resp_show(name, sizeof(name), argv[0].ptr, argv[0].size)
+            : "",
+        args);
 }
 
 static void reply_not_integer(struct resp_buf *r)
@@ -355,12 +359,13 @@ static int parse_args(const struct kv_config *config,
         return 0;
     case CMD_PUBLISH:
         if (argv[1].size >= 7 && !strncmp(argv[1].ptr, "cohort:", 7)) {
-            resp_write_errorf(r,
-                              "ERR channel '%.*s' is reserved: cohort "
-                              "announces its own events on 'cohort:' "
-                              "channels; publish on another channel",
-                              (int)(argv[1].size < 64 ? argv[1].size : 64),
-                              argv[1].ptr);
+            char shown[65];
+            resp_write_errorf(
+                r,
+                "ERR channel '%s' is reserved: cohort "
+                "announces its own events on 'cohort:' "
+                "channels; publish on another channel",
+                resp_show(shown, sizeof(shown), argv[1].ptr, argv[1].size));
             return -COHORT_EINVAL;
         }
         w->type = KV_CMD_PUBLISH;

@@ -167,8 +167,10 @@ static int parse_expire_flags(uint32_t argc, const struct resp_arg *argv,
         while (k < 4 && !word_is(&argv[j], opts[k].word))
             k++;
         if (k == 4) {
-            resp_write_errorf(r, "ERR Unsupported option %.*s",
-                              (int)argv[j].size, argv[j].ptr);
+            char shown[129];
+            resp_write_errorf(
+                r, "ERR Unsupported option %s",
+                resp_show(shown, sizeof(shown), argv[j].ptr, argv[j].size));
             return -COHORT_EINVAL;
         }
         w->flags |= opts[k].flag;

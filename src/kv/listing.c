@@ -112,9 +112,10 @@ static bool parse_scan_options(uint32_t argc, const struct resp_arg *argv,
         } else if (resp_arg_is(&argv[i], "type")) {
             int t = type_known(v);
             if (t < 0) {
-                resp_write_errorf(out, "ERR unknown type name '%.*s'",
-                                  (int)(v->size < 128 ? v->size : 128),
-                                  v->ptr ? v->ptr : "");
+                char shown[129];
+                resp_write_errorf(out, "ERR unknown type name '%s'",
+                                  resp_show(shown, sizeof(shown), v->ptr,
+                                            v->ptr ? v->size : 0));
                 return false;
             }
             o->type_none = t != 0;

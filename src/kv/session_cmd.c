@@ -221,11 +221,12 @@ int kv_session_parse(const struct kv_command_def *def, uint32_t argc,
     else if (resp_arg_is(&argv[1], "close"))
         w->type = KV_CMD_SESSION_CLOSE;
     else {
+        char shown[65];
         resp_write_errorf(r,
-                          "ERR unknown COHORT.SESSION subcommand '%.*s'; use "
+                          "ERR unknown COHORT.SESSION subcommand '%s'; use "
                           "OPEN ttl-ms, KEEPALIVE id or CLOSE id",
-                          (int)(argv[1].size < 64 ? argv[1].size : 64),
-                          argv[1].ptr ? argv[1].ptr : "");
+                          resp_show(shown, sizeof(shown), argv[1].ptr,
+                                    argv[1].ptr ? argv[1].size : 0));
         return -COHORT_EINVAL;
     }
     if (!parse_id(argv[2].ptr, argv[2].size, &n)) {
@@ -467,21 +468,22 @@ static void apply_fence(struct kv *kv, uint64_t op, struct kv_command *c,
         return;
     }
     uint64_t current = kv_lock_token(&kv->sessions, name, name_size);
-    int shown = (int)(name_size < 64 ? name_size : 64);
+    char shown[65];
+    resp_show(shown, sizeof(shown), name, name_size);
     if (current == 0) {
         resp_write_errorf(r,
                           "ERR fencing token %" PRIu64
-                          " is not current for lock '%.*s' (it is free); "
+                          " is not current for lock '%s' (it is free); "
                           "take the lock again",
-                          token, shown, (const char *)name);
+                          token, shown);
         return;
     }
     if (current != token) {
         resp_write_errorf(r,
                           "ERR fencing token %" PRIu64
-                          " is not current for lock '%.*s' (its token is "
+                          " is not current for lock '%s' (its token is "
                           "%" PRIu64 "); take the lock again",
-                          token, shown, (const char *)name, current);
+                          token, shown, current);
         return;
     }
     if (kv_put(kv, key, key_size, value, value_size, op) != 0)
@@ -519,15 +521,17 @@ static void apply_join(struct kv *kv, uint64_t op, struct kv_command *c,
         resp_write_integer(
             r, (int64_t)kv_group_find(&kv->sessions, group, group_size)->view);
         return;
-    case KV_GROUP_TAKEN:
-        resp_write_errorf(r,
-                          "ERR member '%.*s' of group '%.*s' belongs to "
-                          "session %" PRIu64 "; pick another name",
-                          (int)(member_size < 64 ? member_size : 64),
-                          (const char *)member,
-                          (int)(group_size < 64 ? group_size : 64),
-                          (const char *)group, holder);
+    case KV_GROUP_TAKEN: {
+        char member_shown[65], group_shown[65];
+        resp_write_errorf(
+            r,
+            "ERR member '%s' of group '%s' belongs to session %" PRIu64
+            "; pick another name",
+            resp_show(member_shown, sizeof(member_shown), member, member_size),
+            resp_show(group_shown, sizeof(group_shown), group, group_size),
+            holder);
         return;
+    }
     case KV_GROUP_FULL:
         resp_write_errorf(r,
                           "ERR too many groups (%u) or members in one group "
@@ -559,11 +563,12 @@ static void reply_view(const struct kv *kv, const struct kv_group *g,
     for (uint32_t i = 0; i < n; i++)
         size += 32 + (size_t)g->members[i].name_size + g->members[i].data_size;
     if (size > (size_t)kv->config.value_size_max + KV_REPLY_OVERHEAD) {
-        resp_write_errorf(r,
-                          "ERR the view of group '%.*s' is %zu bytes, over "
-                          "max-value-size; use smaller member data",
-                          (int)(g->name_size < 64 ? g->name_size : 64),
-                          (const char *)g->name, size);
+        char shown[65];
+        resp_write_errorf(
+            r,
+            "ERR the view of group '%s' is %zu bytes, over "
+            "max-value-size; use smaller member data",
+            resp_show(shown, sizeof(shown), g->name, g->name_size), size);
         return;
     }
     resp_write_array(r, elect ? 3 : 2);

@@ -39,10 +39,12 @@ int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
      * walk). TYPE and COHORT.RANGE depend only on the state and may run. */
     if (resp_arg_is(&argv[0], "scan") || resp_arg_is(&argv[0], "keys") ||
         resp_arg_is(&argv[0], "randomkey")) {
-        resp_write_errorf(out,
-                          "ERR '%.*s' cannot run inside a transaction: its "
-                          "reply depends on the member; use COHORT.RANGE",
-                          (int)argv[0].size, argv[0].ptr);
+        char shown[65];
+        resp_write_errorf(
+            out,
+            "ERR '%s' cannot run inside a transaction: its "
+            "reply depends on the member; use COHORT.RANGE",
+            resp_show(shown, sizeof(shown), argv[0].ptr, argv[0].size));
         return -COHORT_EINVAL;
     }
     /* A message's position is its op: a transaction would give two
@@ -55,11 +57,12 @@ int kv_txn_check_command(const struct kv_config *config, uint32_t argc,
     if (resp_arg_is(&argv[0], "cohort.txn") ||
         resp_arg_is(&argv[0], "cohort.exec") ||
         kv_command_is_acl_write(argc, argv)) {
-        resp_write_errorf(out,
-                          "ERR '%.*s' cannot run inside a transaction; only "
-                          "store reads and writes can",
-                          (int)(argv[0].size < 64 ? argv[0].size : 64),
-                          argv[0].ptr);
+        char shown[65];
+        resp_write_errorf(
+            out,
+            "ERR '%s' cannot run inside a transaction; only "
+            "store reads and writes can",
+            resp_show(shown, sizeof(shown), argv[0].ptr, argv[0].size));
         return -COHORT_EINVAL;
     }
     if (kv_command_class(&argv[0]) == KV_CLASS_READ) {
@@ -90,12 +93,13 @@ int kv_txn_check_proposed(const struct kv_config *config, uint32_t argc,
         return -COHORT_EINVAL;
     if (!kv_expire_absolute(&w))
         return 0;
-    resp_write_errorf(out,
-                      "ERR '%.*s' with an absolute time (EXAT, PXAT, "
-                      "EXPIREAT, PEXPIREAT) cannot run inside a transaction; "
-                      "use a relative one (EX, PX, EXPIRE, PEXPIRE)",
-                      (int)(argv[0].size < 64 ? argv[0].size : 64),
-                      argv[0].ptr);
+    char shown[65];
+    resp_write_errorf(
+        out,
+        "ERR '%s' with an absolute time (EXAT, PXAT, "
+        "EXPIREAT, PEXPIREAT) cannot run inside a transaction; "
+        "use a relative one (EX, PX, EXPIRE, PEXPIRE)",
+        resp_show(shown, sizeof(shown), argv[0].ptr, argv[0].size));
     return -COHORT_EINVAL;
 }
 

@@ -33,7 +33,7 @@ static const struct {
 #define SUB_COUNT (sizeof(subs) / sizeof(subs[0]))
 
 #define ERR_UNKNOWN_RULE                                                       \
-    "ERR Error in ACL SETUSER modifier '%.*s': Unknown command or category "   \
+    "ERR Error in ACL SETUSER modifier '%s': Unknown command or category "     \
     "name in ACL"
 
 /* ------------------------------------------------------------ entries */
@@ -295,9 +295,10 @@ bool auth_acl_write_check(const struct server *s, uint32_t argc,
     }
     for (uint32_t i = 3; i < argc; i++)
         if (unknown_command_rule(&argv[i])) {
-            resp_write_errorf(out, ERR_UNKNOWN_RULE,
-                              (int)(argv[i].size < 128 ? argv[i].size : 128),
-                              argv[i].ptr);
+            char shown[129];
+            resp_write_errorf(
+                out, ERR_UNKNOWN_RULE,
+                resp_show(shown, sizeof(shown), argv[i].ptr, argv[i].size));
             return false;
         }
     char err[ACL_ERROR_MAX];

@@ -53,9 +53,10 @@ static void acl_cat(struct resp_buf *out, uint32_t argc,
     }
     int id = acl_category_find(argv[2].ptr, argv[2].size);
     if (id < 0) {
-        resp_write_errorf(out, "ERR Unknown category '%.*s'",
-                          (int)(argv[2].size < 128 ? argv[2].size : 128),
-                          argv[2].ptr);
+        char shown[129];
+        resp_write_errorf(
+            out, "ERR Unknown category '%s'",
+            resp_show(shown, sizeof(shown), argv[2].ptr, argv[2].size));
         return;
     }
     uint32_t n = auth_entry_count(), matched = 0;

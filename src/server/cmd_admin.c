@@ -250,11 +250,11 @@ void cmd_config(struct conn *c, struct resp_buf *out, uint32_t argc,
             command_reply_arity(out, "config|set");
             return;
         }
-        resp_write_errorf(out,
-                          "ERR Unknown option or number of arguments for "
-                          "CONFIG SET - '%.*s'",
-                          (int)(argv[2].size < 128 ? argv[2].size : 128),
-                          argv[2].ptr);
+        char shown[129];
+        resp_write_errorf(
+            out,
+            "ERR Unknown option or number of arguments for CONFIG SET - '%s'",
+            resp_show(shown, sizeof(shown), argv[2].ptr, argv[2].size));
     } else if (command_word_is(&argv[1], "resetstat")) {
         memset(&c->server->stats, 0, sizeof(c->server->stats));
         resp_write_simple(out, "OK");

@@ -228,9 +228,10 @@ static bool hello_parse(struct conn *c, struct resp_buf *out, uint32_t argc,
             h->name = &argv[i + 1];
             i += 1;
         } else {
-            resp_write_errorf(out, "ERR Syntax error in HELLO option '%.*s'",
-                              (int)(argv[i].size < 128 ? argv[i].size : 128),
-                              argv[i].ptr);
+            char shown[129];
+            resp_write_errorf(
+                out, "ERR Syntax error in HELLO option '%s'",
+                resp_show(shown, sizeof(shown), argv[i].ptr, argv[i].size));
             return false;
         }
     }
@@ -362,6 +363,9 @@ static void client_help(struct resp_buf *out)
         "    Return information about client connections.",
         "SETINFO <LIB-NAME|LIB-VER> <value>",
         "    Accepted and ignored, for client libraries that send it.",
+        "NO-EVICT (ON|OFF)",
+        "NO-TOUCH (ON|OFF)",
+        "    Accepted and ignored (cohort never evicts or tracks LRU).",
         "HELP",
         "    Print this help."};
     write_help(out, lines, sizeof(lines) / sizeof(lines[0]));
@@ -425,6 +429,11 @@ void cmd_client(struct conn *c, struct resp_buf *out, uint32_t argc,
             client_list(c, out, false);
     } else if (!strcmp(sub, "help")) {
         client_help(out);
+    } else if (strcmp(sub, "setinfo") != 0 &&
+               !command_word_is(&argv[2], "on") &&
+               !command_word_is(&argv[2], "off")) {
+        /* no-evict, no-touch: ON or OFF, else Redis's syntax error. */
+        resp_write_error(out, "ERR syntax error");
     } else {
         resp_write_simple(out, "OK"); /* setinfo, no-evict, no-touch */
     }

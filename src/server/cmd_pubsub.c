@@ -41,25 +41,44 @@ static void write_confirm(struct resp_buf *out, const char *kind,
     resp_write_integer(out, count);
 }
 
+/* All or nothing, as Redis clients expect every confirmation or an error:
+ * the confirmations are written aside, and a name that does not fit (the
+ * per-connection limit, memory) drops the ones this command added and
+ * answers only the error. */
 static void subscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
                       const struct resp_arg *argv, bool pattern, uint64_t after)
 {
     const char *kind = pattern ? "psubscribe" : "subscribe";
-    for (uint32_t i = 0; i < argc; i++) {
-        int rc = pubsub_sub_add(c, argv[i].ptr, argv[i].size, pattern, after);
-        if (rc == -COHORT_ENOSPC) {
-            resp_write_errorf(out,
-                              "ERR this connection has %u subscriptions, the "
-                              "most one may hold; use another connection",
-                              PUBSUB_SUBS_PER_CONN_MAX);
-            return;
-        }
-        if (rc < 0) {
-            resp_write_error(out, "ERR out of memory for the subscription");
-            return;
-        }
-        write_confirm(out, kind, argv[i].ptr, argv[i].size, c->ps.count);
+    uint32_t before = c->ps.count;
+    struct resp_buf confirms;
+    resp_buf_init(&confirms, out->proto);
+    int rc = 0;
+    for (uint32_t i = 0; i < argc && rc >= 0; i++) {
+        rc = pubsub_sub_add(c, argv[i].ptr, argv[i].size, pattern, after);
+        if (rc >= 0)
+            write_confirm(&confirms, kind, argv[i].ptr, argv[i].size,
+                          c->ps.count);
     }
+    if (rc >= 0 && !confirms.ok)
+        rc = -COHORT_ENOMEM;
+    if (rc >= 0) {
+        if (confirms.size > 0)
+            resp_write_raw(out, confirms.data, confirms.size);
+    } else {
+        pubsub_sub_truncate(c, before);
+        if (rc == -COHORT_ENOSPC)
+            resp_write_errorf(out,
+                              "ERR a connection may hold at most %u "
+                              "subscriptions; this one has %u, and the %u "
+                              "%s named would pass that: none were added; "
+                              "use another connection",
+                              PUBSUB_SUBS_PER_CONN_MAX, before, argc,
+                              pattern ? "patterns" : "channels");
+        else
+            resp_write_error(out, "ERR out of memory for the subscriptions; "
+                                  "none were added");
+    }
+    resp_buf_deinit(&confirms);
 }
 
 /* UNSUBSCRIBE and PUNSUBSCRIBE; without names, every channel (pattern). */
@@ -173,7 +192,7 @@ void cmd_cohort_subscribe(struct conn *c, struct resp_buf *out, uint32_t argc,
     subscribe(c, out, argc - 1, argv + 1, false,
               has_from ? from : c->server->kv->op);
     if (c->ps.count == 0) {
-        c->ps.positioned = false; /* out of memory for every one */
+        c->ps.positioned = false; /* refused: none were added */
         return;
     }
     if (has_from)

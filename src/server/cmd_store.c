@@ -49,7 +49,9 @@
  * to the primary (forward.c), or answers "-TRYAGAIN NOTPRIMARY ..." on a
  * connection that is itself a forward (the backup re-sends it); DRIVER_RETRY is
  * -TRYAGAIN; DRIVER_UNKNOWN is -UNKNOWN (the write was proposed; a COHORT.REQ
- * retry resolves it); DRIVER_REJECTED becomes the error its status names
+ * retry resolves it), and so is DRIVER_SUPERSEDED, with its own text (a copy
+ * of the same COHORT.REQ arrived while this one was in flight: that copy gets
+ * the answer); DRIVER_REJECTED becomes the error its status names
  * (REPLY_OVER_LIMIT is Redis's -OOM, for maxmemory). Only -UNKNOWN says "may
  * have taken effect"; every -TRYAGAIN is certain that it did not.
  */
@@ -108,6 +110,23 @@ static void finish_retry(struct conn *c, struct slot *slot)
         finish_error(c, slot, ERR_OUTSIDE);
     else
         finish_error(c, slot, ERR_RETRY);
+}
+
+/* DRIVER_SUPERSEDED: the same (client, request) arrived again while this
+ * copy was in flight; the newer copy's caller gets the answer. Still
+ * -UNKNOWN (this caller cannot know whether it took effect, and clients
+ * retry the same request on it), but saying what happened. */
+static void finish_superseded(struct conn *c, struct slot *slot)
+{
+    if (slot->watch)
+        txn_watch_failed(c, slot);
+    slot->reply.size = 0;
+    resp_write_errorf(&slot->reply,
+                      "UNKNOWN request %" PRIu64 "/%" PRIu64
+                      " was sent again while in flight (a retry, perhaps on "
+                      "another connection); the retry gets the answer",
+                      slot->client_id, slot->request_no);
+    conn_slot_ready(c, slot);
 }
 
 static void finish_relay(struct conn *c, struct slot *slot, const void *reply,
@@ -569,6 +588,10 @@ static void on_write_done(void *ctx, const struct driver_reply *r)
     case DRIVER_UNKNOWN:
         session_write_done(c, slot, false);
         finish_error(c, slot, ERR_UNKNOWN);
+        break;
+    case DRIVER_SUPERSEDED:
+        session_write_done(c, slot, false);
+        finish_superseded(c, slot);
         break;
     }
 }

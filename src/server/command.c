@@ -272,20 +272,16 @@ bool command_arity_ok(const struct command_spec *spec, uint32_t argc)
     return argc >= (uint32_t)-spec->arity;
 }
 
-/* The bytes of arg up to its first NUL, at most max: what Redis's "%.128s"
- * of a C string shows. */
-static int shown_size(const struct resp_arg *arg, size_t max)
+/* arg as text, at most max characters (resp_show(): NULs and other
+ * bytes escaped, where Redis's "%.128s" of a C string stops at a NUL). */
+static const char *shown(const struct resp_arg *arg, char *out, size_t max)
 {
-    size_t n = arg->size < max ? arg->size : max;
-    const char *nul = n ? memchr(arg->ptr, '\0', n) : NULL;
-    if (nul)
-        n = (size_t)(nul - arg->ptr);
-    return (int)n;
+    return resp_show(out, max + 1, arg->ptr, arg->ptr ? arg->size : 0);
 }
 
-/* Redis's processCommand(): the name (at most 128 bytes) and the first
- * arguments, each quoted and followed by a space, while the list is under
- * 128 bytes (each argument cut to what is left of the 128). */
+/* Redis's processCommand(): the name (at most 128 characters) and the
+ * first arguments, each quoted and followed by a space, while the list is
+ * under 128 characters (each argument cut to what is left of the 128). */
 void command_reply_unknown(struct resp_buf *out, uint32_t argc,
                            const struct resp_arg *argv)
 {
@@ -294,17 +290,17 @@ void command_reply_unknown(struct resp_buf *out, uint32_t argc,
     size_t used = 0;
     args[0] = '\0';
     for (uint32_t i = 1; i < argc && used < 128; i++) {
-        int take = shown_size(&argv[i], 128 - used);
-        int n = snprintf(args + used, sizeof(args) - used, "'%.*s' ", take,
-                         argv[i].ptr ? argv[i].ptr : "");
+        char arg[129];
+        int n = snprintf(args + used, sizeof(args) - used, "'%s' ",
+                         shown(&argv[i], arg, 128 - used));
         ASSERT(n >= 0 && (size_t)n < sizeof(args) - used);
         used += (size_t)n;
     }
+    char name[129];
     resp_write_errorf(out,
-                      "ERR unknown command '%.*s', with args beginning with: "
+                      "ERR unknown command '%s', with args beginning with: "
                       "%s",
-                      shown_size(&argv[0], 128), argv[0].ptr ? argv[0].ptr : "",
-                      args);
+                      shown(&argv[0], name, 128), args);
 }
 
 void command_reply_arity(struct resp_buf *out, const char *name)
@@ -317,9 +313,9 @@ void command_reply_unknown_subcommand(struct resp_buf *out,
                                       const struct resp_arg *sub,
                                       const char *command_upper)
 {
-    resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
-                      shown_size(sub, 128), sub->ptr ? sub->ptr : "",
-                      command_upper);
+    char name[129];
+    resp_write_errorf(out, "ERR unknown subcommand '%s'. Try %s HELP.",
+                      shown(sub, name, 128), command_upper);
 }
 
 bool command_parse_i64(const struct resp_arg *arg, int64_t *out)

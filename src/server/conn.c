@@ -400,22 +400,37 @@ static bool argument_too_big(struct conn *c, const struct resp_request *req)
     }
     ASSERT(req->bulk_refused_at <= c->rbuf_used - c->rbuf_pos);
     c->rbuf_pos += req->bulk_refused_at;
-    c->discard_size = req->bulk_size_refused + 2; /* and its CRLF */
+    c->discard_size = req->bulk_size_refused;
+    c->discard_crlf = 2;
     c->discard_args = req->bulk_refused_args_after;
     return true;
 }
 
 /* Drop input of a refused command: the rest of the oversized argument,
- * then each argument after it ("$<len>\r\n<len bytes>\r\n"). Returns
- * whether to go on parsing. */
+ * then each argument after it ("$<len>\r\n<len bytes>\r\n"). A payload
+ * not followed by CRLF is a protocol error, as in a command parsed whole
+ * (the bytes after it would otherwise be read as the next command).
+ * Returns whether to go on parsing. */
 static bool discard_input(struct conn *c)
 {
     size_t avail = c->rbuf_used - c->rbuf_pos;
+    ASSERT(avail > 0);
     if (c->discard_size > 0) {
         size_t n = avail < c->discard_size ? avail : (size_t)c->discard_size;
         c->rbuf_pos += n;
         c->discard_size -= n;
         return c->discard_size == 0;
+    }
+    if (c->discard_crlf > 0) {
+        ASSERT(c->discard_crlf <= 2);
+        char want = c->discard_crlf == 2 ? '\r' : '\n';
+        if (c->rbuf[c->rbuf_pos] != want) {
+            protocol_error(c, "Protocol error: missing CRLF after bulk string");
+            return false;
+        }
+        c->rbuf_pos++;
+        c->discard_crlf--;
+        return true;
     }
     ASSERT(c->discard_args > 0);
     const char *p = c->rbuf + c->rbuf_pos;
@@ -437,7 +452,8 @@ static bool discard_input(struct conn *c)
         return false;
     }
     c->rbuf_pos += (size_t)(lf - p) + 1;
-    c->discard_size = (uint64_t)len + 2;
+    c->discard_size = (uint64_t)len;
+    c->discard_crlf = 2;
     c->discard_args--;
     return true;
 }
@@ -480,7 +496,7 @@ static bool process_one(struct conn *c)
     size_t avail = c->rbuf_used - c->rbuf_pos;
     if (avail == 0)
         return false;
-    if (c->discard_size > 0 || c->discard_args > 0)
+    if (c->discard_size > 0 || c->discard_crlf > 0 || c->discard_args > 0)
         return discard_input(c);
     struct resp_request req = {.argv = s->argv,
                                .arg_capacity = s->argv_capacity};

@@ -312,9 +312,12 @@ struct conn {
     /* Input. */
     char *rbuf;
     size_t rbuf_size, rbuf_used, rbuf_pos; /* capacity, filled, parsed */
-    /* Dropping a command refused for an oversized argument: bytes of it
-     * still to drop, then how many whole arguments follow. */
+    /* Dropping a command refused for an oversized argument: payload bytes
+     * of the argument still to drop, bytes of its CRLF still to check (2,
+     * 1 or 0: checked as a parsed bulk's are), then how many whole
+     * arguments follow. */
     uint64_t discard_size;
+    uint32_t discard_crlf;
     uint32_t discard_args;
 
     /* Output: replies are appended to out; writing holds what the write in
@@ -907,6 +910,9 @@ bool pubsub_has_room(const struct conn *c);
  * -COHORT_ENOSPC at PUBSUB_SUBS_PER_CONN_MAX, -COHORT_ENOMEM. */
 int pubsub_sub_add(struct conn *c, const char *name, size_t size, bool pattern,
                    uint64_t after);
+/* Drop c's newest subscriptions until it holds count (pubsub_sub_add()
+ * appends): how a (P)SUBSCRIBE that did not fit takes back its own. */
+void pubsub_sub_truncate(struct conn *c, uint32_t count);
 /* Unsubscribe; returns whether c had it. */
 bool pubsub_sub_remove(struct conn *c, const char *name, size_t size,
                        bool pattern);

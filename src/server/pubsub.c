@@ -170,6 +170,13 @@ static void sub_remove_at(struct conn *c, uint32_t i)
     }
 }
 
+void pubsub_sub_truncate(struct conn *c, uint32_t count)
+{
+    ASSERT(count <= c->ps.count);
+    while (c->ps.count > count)
+        sub_remove_at(c, c->ps.count - 1);
+}
+
 bool pubsub_sub_remove(struct conn *c, const char *name, size_t size,
                        bool pattern)
 {

@@ -67,11 +67,12 @@ static void send_reply(struct cluster *c, struct sim_replica *rep,
 }
 
 /* The status a client sees: the core's, except that an unknown outcome
- * reads as a view change (the client retries the same request number, and
- * the client table makes that safe). */
+ * (or one superseded by a copy of the same request) reads as a view change
+ * (the client retries the same request number, and the client table makes
+ * that safe). */
 static enum reply_status client_status(const struct driver_reply *r)
 {
-    if (r->outcome == DRIVER_UNKNOWN)
+    if (r->outcome == DRIVER_UNKNOWN || r->outcome == DRIVER_SUPERSEDED)
         return REPLY_VIEW_CHANGE;
     if (r->outcome == DRIVER_RETRY && r->status == REPLY_OK)
         return REPLY_VIEW_CHANGE;

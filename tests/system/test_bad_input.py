@@ -290,6 +290,25 @@ def client_command_errors(b, i):
                      "INCR past 2^63-1")
         expect_error(x, ("SET", "k", "v", "NX", "XX"),
                      lambda m: m.startswith("ERR"), "SET NX XX")
+        # Echoed names and arguments are binary-safe: a NUL used to end
+        # them ('NO' for NO\0SUCH).
+        expect_error(x, (b"NO\x00SUCH", b"a\x00b\xff"),
+                     lambda m: m == "ERR unknown command 'NO\\x00SUCH', "
+                     "with args beginning with: 'a\\x00b\\xff' ",
+                     "an unknown command with NULs")
+        expect_error(x, ("CLIENT", b"x\x00y"),
+                     lambda m: m == "ERR unknown subcommand 'x\\x00y'. "
+                     "Try CLIENT HELP.", "an unknown subcommand with a NUL")
+        # CLIENT NO-EVICT and NO-TOUCH take ON or OFF, as in Redis (any
+        # other word was answered +OK).
+        for sub in ("NO-EVICT", "NO-TOUCH"):
+            for arg in ("on", "OFF"):
+                check(x.command("CLIENT", sub, arg) == "OK",
+                      "CLIENT %s %s" % (sub, arg))
+            for arg in ("maybe", "", "onn"):
+                expect_error(x, ("CLIENT", sub, arg),
+                             lambda m: m == "ERR syntax error",
+                             "CLIENT %s %r" % (sub, arg))
         check(x.command("PING") == "PONG", "PING after the errors")
     b.alive_and_serving(i, "command errors")
 
@@ -343,6 +362,48 @@ def client_huge_request(b, i):
     b.alive_and_serving(i, "an 8 MiB request")
 
 
+def client_huge_request_bad_crlf(b, i):
+    """The bytes after an oversized argument (dropped unread) and after each
+    argument behind it must be CRLF, as after any bulk string: otherwise a
+    protocol error and a close. They were skipped unchecked, so what
+    followed a bad length was read as the next command (here a PING)."""
+    c = b.c
+    size = 8 << 20
+    ping = resp.encode_command("PING")
+    cases = [
+        ("after the oversized argument",
+         b"*3\r\n$3\r\nSET\r\n$4\r\nhuge\r\n$%d\r\n" % size +
+         b"z" * size + b"XX" + ping),
+        ("after an argument behind it",
+         b"*5\r\n$3\r\nSET\r\n$4\r\nhuge\r\n$%d\r\n" % size +
+         b"z" * size + b"\r\n$2\r\nEX\r\n$2\r\n10YY" + ping),
+    ]
+    for what, data in cases:
+        got, closed = raw_exchange(c.client_ports[i], data,
+                                   wait=3.0 * c.slow)
+        replies = []
+        pos = 0
+        while True:
+            r = resp.parse_reply(got, pos)
+            if r is None:
+                break
+            replies.append(r[0])
+            pos = r[1]
+        log("r%d: a bad CRLF %s -> %r%s" % (i, what, replies,
+                                           ", closed" if closed else ""))
+        check(len(replies) == 2 and
+              isinstance(replies[0], resp.RespError) and
+              replies[0].message == value_limit_error(size) and
+              isinstance(replies[1], resp.RespError) and
+              replies[1].message.startswith("ERR Protocol error") and
+              "CRLF" in replies[1].message and closed,
+              "a bad CRLF %s: want -%s, then a protocol error naming the "
+              "CRLF and a close; got %r%s" % (
+                  what, value_limit_error(size), replies,
+                  ", closed" if closed else ", open"))
+    b.alive_and_serving(i, "a bad CRLF after an oversized argument")
+
+
 def client_pipeline(b, i):
     """5000 commands in one write; every reply, in order."""
     c = b.c
@@ -388,6 +449,8 @@ def client_cases(b, i):
     b.run("1 MiB + 1 byte value on the %s" % where, client_value_over_limit,
           i)
     b.run("an 8 MiB request on the %s" % where, client_huge_request, i)
+    b.run("an 8 MiB request with a bad CRLF on the %s" % where,
+          client_huge_request_bad_crlf, i)
     b.run("a deep pipeline on the %s" % where, client_pipeline, i)
     b.run("connection churn on the %s" % where, client_churn, i)
 

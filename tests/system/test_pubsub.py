@@ -21,6 +21,9 @@ Checks, on a 3-replica cluster (each member retains 100 messages):
     refused with the oldest position accepted; a subscriber that does not
     read falls behind the history and is cut off with an error after the
     messages it was given, in order and without a gap;
+  - the per-connection limit: a SUBSCRIBE of 100000 channels is refused
+    whole with one error naming the limit of 10000 (none confirmed), and
+    a PSUBSCRIBE past it on a connection with 9999 adds nothing;
   - redis-py's pubsub() (Debian's python3-redis): subscribe, psubscribe,
     get_message, publish's count, pubsub_numsub/channels/numpat;
   - RESP3: after HELLO 3, confirmations and messages are push replies
@@ -482,6 +485,41 @@ def fan_out(c, p):
         "deliveries waited for a later turn" % (n, turns))
 
 
+def subscription_limit(c, i):
+    """A (P)SUBSCRIBE past the 10000 subscriptions a connection may hold is
+    refused whole, with one error naming the limit: it used to confirm the
+    first 10000 channels of a 100000-channel SUBSCRIBE, then send one
+    error."""
+    with c.client(i, timeout=10 * c.slow) as k:
+        names = ["lim%d" % n for n in range(100000)]
+        k.send_raw(resp.encode_command("SUBSCRIBE", *names))
+        e = k.read_reply()
+        check(isinstance(e, resp.RespError) and "at most 10000" in
+              e.message and "none were added" in e.message,
+              "SUBSCRIBE of 100000 channels: want one error naming the "
+              "limit first, got %r" % (e,))
+        # Nothing was added: PING answers as on a connection without
+        # subscriptions (RESP2), and nothing else was owed before it.
+        check(k.command("PING") == "PONG", "PING after the refusal")
+        k.send_raw(resp.encode_command("SUBSCRIBE", *names[:9999]))
+        got = [k.read_reply() for _ in range(9999)]
+        check(got[-1] == [b"subscribe", b"lim9998", 9999], "9999 fit: %r"
+              % (got[-1],))
+        # Three new patterns (a pattern is not the channel of the same
+        # name): the second passes 10000, and the first is taken back.
+        k.send_raw(resp.encode_command("PSUBSCRIBE", "lim0", "p1", "p2"))
+        e = k.read_reply()
+        check(isinstance(e, resp.RespError) and "has 9999" in e.message,
+              "PSUBSCRIBE past the limit: %r" % (e,))
+        k.send_raw(resp.encode_command("SUBSCRIBE", "lim0", "lim9999"))
+        got = [k.read_reply(), k.read_reply()]
+        check(got == [[b"subscribe", b"lim0", 9999],
+                      [b"subscribe", b"lim9999", 10000]],
+              "up to exactly 10000, a held channel counted once: %r" % got)
+        check(k.command("PING") == [b"pong", b""], "PING when subscribed")
+    log("a SUBSCRIBE past the per-connection limit is refused whole")
+
+
 def scenario(binary):
     c = cl.Cluster(binary, n=3, name="pubsub",
                    extra_args=["--pubsub-history-messages", str(HISTORY)])
@@ -493,6 +531,7 @@ def scenario(binary):
     p, _ = c.wait_for_primary()
     backups = c.backups(p)
     shapes(c, p, backups[0])
+    subscription_limit(c, backups[1])
     fan_out(c, p)
     resp3(c, p, backups[1])
     redis_py(c, p, backups[0])

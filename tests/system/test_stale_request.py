@@ -15,6 +15,11 @@ for any loaded machine, far shorter than the old hang. -TRYAGAIN (a view
 change under way on a loaded machine) and -UNKNOWN are retried: COHORT.REQ
 makes that safe.
 
+Then the same 50 COHORT.REQs pipelined on two connections at once: a first
+copy still in flight when the second arrives is answered -UNKNOWN naming
+the request and the retry (it used to say that the primary changed), every
+other answer is the INCR's one value, and the counter ends at 50.
+
 usage: test_stale_request.py [path/to/cohort]
 """
 
@@ -74,6 +79,60 @@ def stale_case(c, i, client_id, where):
               "applied" % where)
 
 
+def view_of(c, i):
+    return c.info(i).get("view")
+
+
+def twice_in_flight(c, p):
+    """The same COHORT.REQs pipelined on two connections at once, so the
+    second copy of each arrives while the first is in flight: the first
+    caller was answered "-UNKNOWN the primary changed ..." though no
+    primary changed. Now its -UNKNOWN names the request and says it was
+    sent again; the request is applied once (an INCR per request number)."""
+    count = 50
+    for attempt in range(3):
+        client_id = 90 + attempt
+        key = "twice:%d" % client_id
+        view = view_of(c, p)
+        cmds = [("COHORT.REQ", client_id, n, "INCR", key)
+                for n in range(1, count + 1)]
+        data = b"".join(resp.encode_command(*cmd) for cmd in cmds)
+        with c.client(p, timeout=10 * c.slow) as a, \
+                c.client(p, timeout=10 * c.slow) as b:
+            a.send_raw(data)
+            b.send_raw(data)
+            first = [a.read_reply() for _ in cmds]
+            second = [b.read_reply() for _ in cmds]
+        if view_of(c, p) != view:
+            log("twice_in_flight: the view changed; again")
+            continue
+        errors = [r for r in first + second if isinstance(r, resp.RespError)]
+        superseded = [e for e in errors if e.code == "UNKNOWN"]
+        log("twice_in_flight: %d of %d first copies superseded, e.g. %r"
+            % (len(superseded), count, superseded[:1]))
+        for e in errors:
+            check(e.code == "UNKNOWN" and "primary changed" not in e.message
+                  and "sent again while in flight" in e.message,
+                  "a copy superseded by the same request: %r" % e)
+        check(superseded, "no first copy was still in flight when the "
+              "second arrived (%d requests)" % count)
+        for n, (x, y) in enumerate(zip(first, second), 1):
+            check(not isinstance(y, resp.RespError) or
+                  not isinstance(x, resp.RespError),
+                  "request %d: neither copy was answered: %r, %r"
+                  % (n, x, y))
+            for r in (x, y):
+                check(isinstance(r, resp.RespError) or r == n,
+                      "request %d: want :%d (applied once), got %r"
+                      % (n, n, r))
+        with c.client(p, timeout=5 * c.slow) as x:
+            total = retried(c, x, "GET", key)
+        check(total == str(count).encode(), "the counter after %d requests "
+              "sent twice: %r" % (count, total))
+        return
+    raise cl.TestFailure("twice_in_flight: the view changed in every try")
+
+
 def main(binary):
     c = cl.Cluster(binary, n=3, name="stale")
     c.start()
@@ -81,8 +140,9 @@ def main(binary):
     stale_case(c, p, 77, "primary r%d" % p)
     for k, b in enumerate(c.backups(p)):
         stale_case(c, b, 78 + k, "backup r%d" % b)
+    twice_in_flight(c, p)
     return "a stale COHORT.REQ is answered at once on the primary and " \
-        "through both backups"
+        "through both backups; a copy superseded in flight says so"
 
 
 if __name__ == "__main__":

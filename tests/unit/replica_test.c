@@ -99,9 +99,10 @@ static void retried_request_is_applied_once(void **state)
     harness_run(h, 200);
     assert_int_equal(h->r[p].total, 3);
     /* The first caller was superseded by the retry on the same replica:
-     * it learns only that the outcome is unknown. */
+     * it learns that, not that the view changed (it did not). */
     assert_int_equal(first->answers, 1);
-    assert_int_equal(first->outcome, DRIVER_UNKNOWN);
+    assert_int_equal(first->outcome, DRIVER_SUPERSEDED);
+    assert_int_equal(first->status, REPLY_SUPERSEDED);
     size_t ok = 0;
     for (uint32_t k = 0; k < h->reply_count; k++) {
         const struct harness_reply *q = &h->replies[k];

@@ -82,6 +82,19 @@ static void expect_request_error(const char *data, size_t size,
     expect_request_error(text, sizeof(text) - 1, &limits, message,             \
                          -COHORT_EPROTO)
 
+static void shown_bytes_are_escaped_and_bounded(void **state)
+{
+    (void)state;
+    char out[32];
+    assert_string_equal(resp_show(out, sizeof(out), "a\0b\r\n\\\x80z", 8),
+                        "a\\x00b\\x0d\\x0a\\\\\\x80z");
+    assert_string_equal(resp_show(out, sizeof(out), NULL, 0), "");
+    /* Cut to out_size - 1 characters, whole escapes only. */
+    assert_string_equal(resp_show(out, 6, "abcdefgh", 8), "abcde");
+    assert_string_equal(resp_show(out, 6, "abc\0", 4), "abc");
+    assert_string_equal(resp_show(out, 1, "abc", 3), "");
+}
+
 static void parses_pipelined_commands_one_at_a_time(void **state)
 {
     (void)state;
@@ -894,6 +907,7 @@ static void commands_written_by_the_client_parse_back(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(shown_bytes_are_escaped_and_bounded),
         cmocka_unit_test(parses_pipelined_commands_one_at_a_time),
         cmocka_unit_test(partial_command_needs_more_and_consumes_nothing),
         cmocka_unit_test(every_split_point_gives_the_same_parse),

@@ -143,7 +143,26 @@ static void unknown_command_error_is_bounded_and_stays_one_line(void **s)
     assert_true(b.size < 400);
     /* One line: the only CRLF ends it. */
     assert_null(memchr(b.data, '\n', b.size - 1));
-    assert_memory_equal(b.data, "-ERR unknown command 'BAD  +OK'", 31);
+    assert_memory_equal(b.data, "-ERR unknown command 'BAD\\x0d\\x0a+OK'", 37);
+    resp_buf_deinit(&b);
+}
+
+/* Echoed names and arguments are shown whole, NULs and other bytes
+ * escaped: "%.*s" stopped at a NUL, so 'a\0b' read as 'a'. */
+static void echoed_arguments_are_binary_safe(void **state)
+{
+    (void)state;
+    struct resp_arg argv[] = {{"NO\0SUCH", 7}, {"x\0\xffy\\", 5}};
+    struct resp_buf b;
+    resp_buf_init(&b, 2);
+    command_reply_unknown(&b, 2, argv);
+    check_reply(&b, "-ERR unknown command 'NO\\x00SUCH', with args beginning "
+                    "with: 'x\\x00\\xffy\\\\' \r\n");
+    b.size = 0;
+    struct resp_arg sub = {"ab\0cd", 5};
+    command_reply_unknown_subcommand(&b, &sub, "CLIENT");
+    check_reply(&b,
+                "-ERR unknown subcommand 'ab\\x00cd'. Try CLIENT HELP.\r\n");
     resp_buf_deinit(&b);
 }
 
@@ -201,6 +220,7 @@ int main(void)
         cmocka_unit_test(transaction_commands_have_redis_arities),
         cmocka_unit_test(unknown_command_error_quotes_name_and_arguments),
         cmocka_unit_test(unknown_command_error_is_bounded_and_stays_one_line),
+        cmocka_unit_test(echoed_arguments_are_binary_safe),
         cmocka_unit_test(arity_and_subcommand_errors_match_redis),
         cmocka_unit_test(integers_parse_as_redis_does),
     };
