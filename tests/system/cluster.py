@@ -507,14 +507,27 @@ class Cluster:
                     out.append((i, line))
         return out
 
+    # A test that rolls a data directory back sets this; in every other
+    # test a divergence report (docs/PROTOCOL.md, "Divergence") is a false
+    # alarm that stopped a replica, and fails it.
+    divergence_expected = False
+
     def check_healthy(self):
-        """Fail if a replica crashed or a log holds a sanitizer report."""
+        """Fail if a replica crashed, a log holds a sanitizer report, or
+        (unless expected) a divergence report."""
         dead = self.crashed()
         check(not dead, "replica(s) %s crashed:\n%s" % (
             dead, "\n".join(self.log_tail(i) for i in dead)))
         reports = self.sanitizer_reports()
         check(not reports, "sanitizer/assertion reports in the logs:\n%s"
               % "\n".join("r%d: %s" % r for r in reports[:20]))
+        if not self.divergence_expected:
+            false = [(i, ln) for i in range(self.n)
+                     for ln in self.log_text(i).splitlines()
+                     if "older copy of its data directory" in ln]
+            check(not false, "divergence reported with no data directory "
+                  "rolled back:\n%s" % "\n".join("r%d: %s" % f
+                                                  for f in false[:5]))
 
     # -- logs
 

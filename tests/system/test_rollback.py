@@ -48,6 +48,7 @@ def stat(c, i, name):
 def scenario(binary, other):
     c = cl.Cluster(binary, n=3, name="rollback-" + ("other" if other
                                                     else "behind"))
+    c.divergence_expected = True
     c.start()
     p, _ = c.wait_for_primary()
     a, b = c.backups(p)
