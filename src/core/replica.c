@@ -759,6 +759,9 @@ uint64_t replica_next_tick_ms(const struct replica *r, uint64_t now_ms)
 {
     if (r->applied < r->commit || vr_handoff_ready(r))
         return 0;
+    if (r->diverged_op)
+        return r->c.heartbeat_ms; /* its ticks do nothing (its detector's
+                                     deadlines passed: not "due now") */
     uint64_t next = r->c.heartbeat_ms;
     uint64_t d = detector_next_deadline_ms(&r->detector, now_ms);
     if (d < next)

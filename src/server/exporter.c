@@ -184,7 +184,8 @@ static void metrics_commands(struct resp_buf *out, struct server *s)
 static void role_gauges(struct resp_buf *out, const struct node_status *st)
 {
     static const char *const roles[] = {"primary",    "backup",  "view_change",
-                                        "recovering", "removed", "outside"};
+                                        "recovering", "removed", "outside",
+                                        "stopped"};
     const char *role = info_role(st);
     char labels[PROM_LABELS_MAX];
     prom_family(out, "cohort_role", "gauge",

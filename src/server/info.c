@@ -58,6 +58,8 @@ const char *info_role(const struct node_status *status)
 {
     /* Before "recovering": it is not catching up, and never will be until
      * an epoch names it (it stays RECOVERING in the core meanwhile). */
+    if (status->diverged_op)
+        return "stopped"; /* a divergence (docs/OPERATIONS.md) */
     if (status->left)
         return "removed";
     if (status->removed)

@@ -109,6 +109,8 @@ def scenario(binary, other):
     check(int(c.info(p).get("op", "0")) >= p_op,
           "r%d's log shrank below op %d: %s" % (p, p_op, c.info(p)))
     check(stat(c, p, "diverged_op") == op, "r%d's divergence changed" % p)
+    check(c.info(p).get("role") == "stopped",
+          "r%d's role %r, want stopped" % (p, c.info(p).get("role")))
     # The writes are there to read (READONLY: its own store), all but
     # perhaps the last, which no commit note of its log covers.
     got = cl.read_all(c, p, ["w:%d" % k for k in range(WRITES)],
