@@ -234,6 +234,17 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
                 rec.covered.message);
     if (rec.stale_suffix)
         drv_log(d, DRIVER_LOG_INFO, "stale log: %s", rec.stale.message);
+    if (!out->meta_present && rec.entry_count)
+        /* The core counts such a log as damaged (replica_init()): the
+         * metadata held the view it voted in, so it must not vote again
+         * until a primary has repaired it. */
+        drv_log(d, DRIVER_LOG_WARN,
+                "log damage, repairing from peers: %s is missing, but the "
+                "log holds ops %" PRIu64 " to %" PRIu64
+                "; this replica takes no part in choosing a primary until a "
+                "primary has brought it up to date",
+                d->meta_path, rec.entries[0].h.op,
+                rec.entries[rec.entry_count - 1].h.op);
     out->entries = rec.entries;
     out->entry_count = rec.entry_count;
     out->damaged_op = rec.damaged_op;
