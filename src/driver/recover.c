@@ -37,8 +37,11 @@ static int recover_meta(struct driver *d, struct replica_durable *out,
     if (present && meta.cluster_id != d->c.cluster_id)
         return err_set(err, -COHORT_ECONFIG,
                        "%s belongs to cluster %016" PRIx64 ", not %016" PRIx64
-                       ": point --data-dir at this cluster's data",
-                       d->meta_path, meta.cluster_id, d->c.cluster_id);
+                       ": point --data-dir at this cluster's data, or, if it "
+                       "is this replica's data and the address lists "
+                       "changed, pass --cluster-id %016" PRIx64,
+                       d->meta_path, meta.cluster_id, d->c.cluster_id,
+                       meta.cluster_id);
     out->meta_present = present;
     out->view = meta.meta.view;
     out->last_normal_view = meta.meta.last_normal_view;

@@ -14,6 +14,9 @@ replies say what they mean (issue 11, item 8).
     (exit 2, one line naming the address and both replica ids);
   - a client port in use names the option that sets it, --clients (not
     `cohort up`'s --client-port).
+  - a data directory it cannot use is refused at start in one line that
+    names the file and the fix: another cluster's (both fixes: --data-dir,
+    or --cluster-id when the address lists changed).
 `cohort status 7001`: a format error (exit 2, "host:port"), not "cannot
 connect".
 Flags, for every command: an unknown flag is "unknown flag --name", a
@@ -210,6 +213,68 @@ def config_switches(binary, tmp):
     code, out, err = run(binary, "server", "--config", path, timeout=10)
     check(code == 2 and "--spare maybe: expected yes or no" in err,
           "spare = maybe: exit %d, stderr %r" % (code, err))
+
+
+def seed_data_dir(binary, tmp, ports):
+    """A 1-replica data directory that holds a write; returns its path."""
+    data = os.path.join(tmp, "seed")
+    p = subprocess.Popen([binary, "server", "--id", "0", "--peers",
+                          "127.0.0.1:%d" % ports[0], "--clients",
+                          "127.0.0.1:%d" % ports[1], "--data-dir", data],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                with resp.Client("127.0.0.1", ports[1], timeout=1) as c1:
+                    if c1.command("SET", "k", "v") == "OK":
+                        break
+            except (OSError, resp.RespError):
+                pass
+            check(time.time() < deadline, "a 1-replica server did not take "
+                  "a write")
+            time.sleep(0.1)
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+    return data
+
+
+def data_dir_refusals(binary, tmp):
+    """A data directory the server cannot use is refused at start (exit
+    nonzero) with one line that names the file and what to do."""
+    import shutil
+    ports = cl.pick_ports(12)
+    seed = seed_data_dir(binary, tmp, ports)
+    peers = "127.0.0.1:%d" % ports[0]
+    clients = "127.0.0.1:%d" % ports[1]
+
+    def damage_meta(d):
+        with open(os.path.join(d, "meta"), "r+b") as f:
+            f.write(bytes(8192))
+
+    cases = [
+        # (name, change to the copy, flags instead of the defaults, what the
+        # line must say)
+        ("another cluster id", None, ["--cluster-id", "0123456789abcdef"],
+         ["belongs to cluster", "point --data-dir at", "--cluster-id "]),
+    ]
+    for name, change, flags, want in cases:
+        data = os.path.join(tmp, "refuse-" + name.replace(" ", "-"))
+        shutil.copytree(seed, data)
+        if change:
+            change(data)
+        args = ["server", "--id", "0", "--peers", peers, "--clients",
+                clients, "--data-dir", data] + flags
+        code, out, err = run(binary, *args, timeout=20)
+        lines = [ln for ln in err.strip().splitlines() if " INFO " not in ln]
+        log("%s -> exit %d: %s" % (name, code, " | ".join(lines)))
+        check(code != 0, "%s: the server started (exit %d)" % (name, code))
+        check(len(lines) == 1, "%s: want one line, got %r" % (name, lines))
+        missing = [w for w in want if w not in lines[0]]
+        check(not missing, "%s: the line does not say %r: %s"
+              % (name, missing, lines[0]))
 
 
 def server_port_in_use(binary, c, tmp):
@@ -702,6 +767,7 @@ def main(binary):
     server_duplicates(binary, tmp)
     config_switches(binary, tmp)
     log_memory_flag(binary, tmp)
+    data_dir_refusals(binary, tmp)
     log_memory_lowered(binary)
     limits_lowered(binary)
     c.start()
