@@ -16,6 +16,7 @@
 #include "driver/internal.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,18 @@ static int recover_meta(struct driver *d, struct replica_durable *out,
     memset(&meta, 0, sizeof(meta));
     bool present = false;
     int rc = meta_open(&d->meta, d->vfs, d->meta_path, &meta, &present, err);
+    if (rc == -COHORT_ECORRUPT) {
+        /* docs/OPERATIONS.md, "Replace": the way back that needs no
+         * assumption about the others' state. */
+        char why[COHORT_ERR_MESSAGE_MAX];
+        snprintf(why, sizeof(why), "%s", err->message);
+        return err_set(err, rc,
+                       "%.300s; move the data directory aside, run cohort "
+                       "remove --cluster <member> %u, start the replica on "
+                       "an empty --data-dir, then cohort add --cluster "
+                       "<member> %u",
+                       why, d->c.self, d->c.self);
+    }
     if (rc != 0)
         return rc;
     d->meta_open = true;

@@ -15,8 +15,9 @@ replies say what they mean (issue 11, item 8).
   - a client port in use names the option that sets it, --clients (not
     `cohort up`'s --client-port).
   - a data directory it cannot use is refused at start in one line that
-    names the file and the fix: another cluster's (both fixes: --data-dir,
-    or --cluster-id when the address lists changed).
+    names the file and the fix: both metadata slots bad (move it aside,
+    cohort remove, start empty, cohort add); another cluster's (both fixes:
+    --data-dir, or --cluster-id when the address lists changed).
 `cohort status 7001`: a format error (exit 2, "host:port"), not "cannot
 connect".
 Flags, for every command: an unknown flag is "unknown flag --name", a
@@ -257,6 +258,10 @@ def data_dir_refusals(binary, tmp):
     cases = [
         # (name, change to the copy, flags instead of the defaults, what the
         # line must say)
+        ("both metadata slots bad", damage_meta, [],
+         ["/meta: both metadata slots are bad", "move",
+          "cohort remove --cluster", "cohort add --cluster",
+          "empty --data-dir"]),
         ("another cluster id", None, ["--cluster-id", "0123456789abcdef"],
          ["belongs to cluster", "point --data-dir at", "--cluster-id "]),
     ]
