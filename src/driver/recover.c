@@ -47,6 +47,16 @@ static int recover_meta(struct driver *d, struct replica_durable *out,
     if (rc != 0)
         return rc;
     d->meta_open = true;
+    /* Checked first: a longer list also changes the derived cluster id. */
+    if (present && meta.meta.replica_count != d->c.replica_count)
+        return err_set(err, -COHORT_ECONFIG,
+                       "%s belongs to a group of %" PRIu32
+                       " replicas, but --peers lists %" PRIu32
+                       ": pass the %" PRIu32
+                       " addresses the group was started with, or point "
+                       "--data-dir at this group's data",
+                       d->meta_path, meta.meta.replica_count,
+                       d->c.replica_count, meta.meta.replica_count);
     if (present && meta.cluster_id != d->c.cluster_id)
         return err_set(err, -COHORT_ECONFIG,
                        "%s belongs to cluster %016" PRIx64 ", not %016" PRIx64

@@ -17,7 +17,8 @@ replies say what they mean (issue 11, item 8).
   - a data directory it cannot use is refused at start in one line that
     names the file and the fix: both metadata slots bad (move it aside,
     cohort remove, start empty, cohort add); another cluster's (both fixes:
-    --data-dir, or --cluster-id when the address lists changed).
+    --data-dir, or --cluster-id when the address lists changed); one
+    whose group had fewer replicas than --peers lists (it used to start).
 `cohort status 7001`: a format error (exit 2, "host:port"), not "cannot
 connect".
 Flags, for every command: an unknown flag is "unknown flag --name", a
@@ -39,6 +40,7 @@ usage: test_operator.py [path/to/cohort]
 """
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -242,6 +244,16 @@ def seed_data_dir(binary, tmp, ports):
     return data
 
 
+def seed_cluster_id(binary, data, peers, clients):
+    """The cluster id data's metadata records, as a refusal names it."""
+    code, out, err = run(binary, "server", "--id", "0", "--peers", peers,
+                         "--clients", clients, "--data-dir", data,
+                         "--cluster-id", "1", timeout=20)
+    m = re.search(r"belongs to cluster ([0-9a-f]{16})", err)
+    check(m, "no cluster id in %r" % err)
+    return m.group(1)
+
+
 def data_dir_refusals(binary, tmp):
     """A data directory the server cannot use is refused at start (exit
     nonzero) with one line that names the file and what to do."""
@@ -264,6 +276,14 @@ def data_dir_refusals(binary, tmp):
           "empty --data-dir"]),
         ("another cluster id", None, ["--cluster-id", "0123456789abcdef"],
          ["belongs to cluster", "point --data-dir at", "--cluster-id "]),
+        # It used to start, and its peers refused it 4 times a second.
+        ("five addresses for a group of one", None,
+         ["--peers", ",".join([peers] + ["127.0.0.1:%d" % p
+                                         for p in ports[2:6]]),
+          "--clients", ",".join([clients] + ["127.0.0.1:%d" % p
+                                             for p in ports[6:10]]),
+          "--cluster-id", seed_cluster_id(binary, seed, peers, clients)],
+         ["belongs to a group of 1 replicas, but --peers lists 5"]),
     ]
     for name, change, flags, want in cases:
         data = os.path.join(tmp, "refuse-" + name.replace(" ", "-"))
@@ -272,7 +292,7 @@ def data_dir_refusals(binary, tmp):
             change(data)
         args = ["server", "--id", "0", "--peers", peers, "--clients",
                 clients, "--data-dir", data] + flags
-        code, out, err = run(binary, *args, timeout=20)
+        code, out, err = run(binary, *args, timeout=10)
         lines = [ln for ln in err.strip().splitlines() if " INFO " not in ln]
         log("%s -> exit %d: %s" % (name, code, " | ".join(lines)))
         check(code != 0, "%s: the server started (exit %d)" % (name, code))
