@@ -133,11 +133,11 @@ static int copy_file(struct cli_rpc *c, uint64_t op, uint64_t size, int fd,
                            " bytes",
                            c->addr, offset, size);
         if (write(fd, piece->str, piece->len) != (ssize_t)piece->len)
-            return err_sys(err, errno, "write %s", path);
+            return err_file(err, errno, "write %s", path);
         offset += piece->len;
     }
     if (fsync(fd) != 0)
-        return err_sys(err, errno, "fsync %s", path);
+        return err_file(err, errno, "fsync %s", path);
     return 0;
 }
 
@@ -169,7 +169,7 @@ static int backup_to(const char *addr, const char *path, uint64_t *op,
     if (rc == 0) {
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
-            rc = err_sys(err, errno, "create %s", tmp);
+            rc = err_file(err, errno, "create %s", tmp);
     }
     /* The file went away under the copy (more backups finished meanwhile
      * than the primary keeps while read): take a new one, a few times. */
@@ -178,7 +178,7 @@ static int backup_to(const char *addr, const char *path, uint64_t *op,
         if (rc == 0 || tries == 3 || !strstr(err->message, GONE_TEXT))
             break;
         if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
-            rc = err_sys(err, errno, "truncate %s", tmp);
+            rc = err_file(err, errno, "truncate %s", tmp);
             break;
         }
         fprintf(stderr, "%s; taking a new backup\n", err->message);
@@ -190,7 +190,7 @@ static int backup_to(const char *addr, const char *path, uint64_t *op,
     if (rc == 0)
         rc = verify_file(tmp, *op, err);
     if (rc == 0 && rename(tmp, path) != 0)
-        rc = err_sys(err, errno, "rename %s to %s", tmp, path);
+        rc = err_file(err, errno, "rename %s to %s", tmp, path);
     if (rc != 0 && fd >= 0)
         (void)unlink(tmp);
     return rc;

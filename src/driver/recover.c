@@ -223,8 +223,7 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     *table = NULL;
     int rc = vfs_mkdir_parents_durable(d->vfs, d->c.data_dir, err);
     if (rc != 0)
-        return err_wrap(err, "data directory %s (is it writable?)",
-                        d->c.data_dir);
+        return err_wrap(err, "data directory %s", d->c.data_dir);
     rc = keep_pipeline_bound(d, err);
     if (rc != 0)
         return rc;

@@ -18,7 +18,9 @@ replies say what they mean (issue 11, item 8).
     names the file and the fix: both metadata slots bad (move it aside,
     cohort remove, start empty, cohort add); another cluster's (both fixes:
     --data-dir, or --cluster-id when the address lists changed); one
-    whose group had fewer replicas than --peers lists (it used to start).
+    whose group had fewer replicas than --peers lists (it used to start);
+    a file where the data directory or its wal/ goes, and a directory of
+    another user (the fix: pass a directory; chown or chmod).
 `cohort status 7001`: a format error (exit 2, "host:port"), not "cannot
 connect".
 Flags, for every command: an unknown flag is "unknown flag --name", a
@@ -244,6 +246,14 @@ def seed_data_dir(binary, tmp, ports):
     return data
 
 
+def make_file(path):
+    """Replace the directory at path by a file."""
+    import shutil
+    shutil.rmtree(path)
+    with open(path, "w") as f:
+        f.write("not a directory\n")
+
+
 def seed_cluster_id(binary, data, peers, clients):
     """The cluster id data's metadata records, as a refusal names it."""
     code, out, err = run(binary, "server", "--id", "0", "--peers", peers,
@@ -284,15 +294,40 @@ def data_dir_refusals(binary, tmp):
                                              for p in ports[6:10]]),
           "--cluster-id", seed_cluster_id(binary, seed, peers, clients)],
          ["belongs to a group of 1 replicas, but --peers lists 5"]),
+        ("a file for --data-dir", make_file, [],
+         ["Not a directory: a part of the path is a file; pass a "
+          "directory"]),
+        ("a file for wal", lambda d: make_file(os.path.join(d, "wal")), [],
+         ["/wal: Not a directory: a part of the path is a file; pass a "
+          "directory"]),
     ]
-    for name, change, flags, want in cases:
+    # Another user's data directory: as root, run the server as nobody.
+    as_other = None
+    if os.geteuid() != 0:
+        as_other = []
+    elif shutil.which("setpriv"):
+        as_other = ["setpriv", "--reuid", "65534", "--regid", "65534",
+                    "--clear-groups"]
+    if as_other is not None:
+        cases.append(("a data directory of another user",
+                      lambda d: os.chmod(d, 0), [],
+                      ["Permission denied: give the user running cohort "
+                       "access to it (chown or chmod)"], as_other))
+    else:
+        log("no setpriv: the permission case is not run")
+    for name, change, flags, want, *prefix in cases:
         data = os.path.join(tmp, "refuse-" + name.replace(" ", "-"))
         shutil.copytree(seed, data)
         if change:
             change(data)
         args = ["server", "--id", "0", "--peers", peers, "--clients",
                 clients, "--data-dir", data] + flags
-        code, out, err = run(binary, *args, timeout=10)
+        if prefix and prefix[0]:
+            os.chmod(tmp, 0o755)  # nobody may pass through to data
+            code, out, err = run(prefix[0][0], *(prefix[0][1:] + [binary]
+                                                 + args), timeout=10)
+        else:
+            code, out, err = run(binary, *args, timeout=10)
         lines = [ln for ln in err.strip().splitlines() if " INFO " not in ln]
         log("%s -> exit %d: %s" % (name, code, " | ".join(lines)))
         check(code != 0, "%s: the server started (exit %d)" % (name, code))
