@@ -29,7 +29,8 @@ is hexadecimal), a size over its maximum names it. A config file is
 read line by line whatever their length, with room for any number of
 repeated options; a NUL byte and a directory for --config are refused;
 a flag wins over the file wherever it stands; an empty entry in --peers
-is refused. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
+is refused; `cohort cli --tls` with a TLS file it cannot read or load
+says so in one line. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
 what a message between replicas holds is refused at start naming the
 flag, its maximum and the fix; 20mb starts a group that replicates a
 15 MB value.
@@ -678,6 +679,14 @@ def flag_errors(binary, tmp):
         (["cli", "--nosuch"], "cohort cli: unknown flag --nosuch"),
         (["cli", "--deadline-ms", "0x10"], "--deadline-ms 0x10: %s" % dec),
         (["cli", "watch", "--count", "0x10", "k"], "--count 0x10: %s" % dec),
+        # A TLS file that cannot be read, or is no PEM: one line (the
+        # library's reason used to come with the open's generic failure).
+        (["cli", "--tls", "--tls-cacert", "/nonexistent", "PING"],
+         "cohort cli: --tls-cacert /nonexistent: No such file or directory"),
+        (["cli", "--tls", "--tls-cacert", "/nonexistent", "watch", "k"],
+         "cohort cli: --tls-cacert /nonexistent: No such file or directory"),
+        (["cli", "--tls", "--tls-cacert", conf, "PING"],
+         "TLS CA file %s" % conf),
         (["status", "--nosuch"], "cohort status: unknown flag --nosuch"),
         (["members", "--nosuch"], "cohort members: unknown flag --nosuch"),
         (["add", "--nosuch"], "cohort add: unknown flag --nosuch"),
