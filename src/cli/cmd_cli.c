@@ -293,6 +293,7 @@ int cmd_cli(int argc, char **argv)
     p.o.password = getenv("COHORT_PASSWORD");
     p.o.username = getenv("COHORT_USER");
     int i = 1;
+    struct cli_flag_seen seen = {.count = 0};
     const char *host = NULL, *port = NULL;
     while (i < argc && argv[i][0] == '-') {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "-p")) {
@@ -326,7 +327,9 @@ int cmd_cli(int argc, char **argv)
         }
         struct cli_flag f;
         if (cli_flag_next(CLI, argc, argv, &i, flag_kind, &f) != 0 ||
-            take_flag(&p, &f) != 0)
+            take_flag(&p, &f) != 0 ||
+            (flag_kind(f.name) == CLI_FLAG_VALUE &&
+             cli_flag_once(CLI, &seen, f.name, f.value) != 0))
             return 2;
         i++;
     }

@@ -26,8 +26,8 @@ connect".
 Flags, for every command: an unknown flag is "unknown flag --name", a
 number is decimal ("expected a decimal number from A to B"; --cluster-id
 is hexadecimal), a size over its maximum names it. A config file is
-read line by line whatever their length, with room for any number of
-repeated options; a NUL byte and a directory for --config are refused;
+read line by line whatever their length; an option given twice in one
+file, or a flag twice on the command line, is refused; a NUL byte and a directory for --config are refused;
 a flag wins over the file wherever it stands; an empty entry in --peers
 is refused; `cohort cli --tls` with a TLS file it cannot read or load
 says so in one line. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
@@ -587,9 +587,8 @@ def flag_errors(binary, tmp):
     conf2 = os.path.join(tmp, "bad2.conf")
     with open(conf2, "w") as f:
         f.write("id = 0\nno-such-option = 1\n")
-    # More repeated lines than the 64 copies the options once had room
-    # for: the 65th came back NULL ("line 65: --peers ...: expected
-    # host:port", or, for data-dir, a crash at start).
+    # An option repeated in one file is refused at its second line (the
+    # last one used to win; 65 copies once overflowed the options' room).
     many = os.path.join(tmp, "many.conf")
     with open(many, "w") as f:
         f.write("peers = 127.0.0.1:%d\n" % ports[0] * 70 +
@@ -616,8 +615,15 @@ def flag_errors(binary, tmp):
          "--heartbeat-ms abc: %s 1 to 60000" % (conf, dec)),
         (["server", "--config", conf2], "cohort server: %s line 2: "
          "--no-such-option 1: no such option" % conf2),
-        (["server", "--config", many], "cohort server: %s line 72: "
-         "--heartbeat-ms abc" % many),
+        (["server", "--config", many], "cohort server: %s line 2: "
+         "--peers is given twice (the second time as 127.0.0.1:%d); give "
+         "it once" % (many, ports[0])),
+        # So is a flag given twice on the command line; a flag over the
+        # file's line is no repeat (the --id 1 case below).
+        (server + ["--id", "1"], "cohort server: --id is given twice (the "
+         "second time as 1); give it once"),
+        (["cli", "--deadline-ms", "5", "--deadline-ms", "6", "PING"],
+         "cohort cli: --deadline-ms is given twice"),
         (["server", "--config", long_line], "cohort server: %s line 2: "
          "--heartbeat-ms abc" % long_line),
         (["server", "--config", nul], "cohort server: %s:2: a NUL byte"
