@@ -124,7 +124,7 @@ static const char *file_hint(int errnum)
     case ENOTDIR:
         return ": a part of the path is a file; pass a directory";
     case EISDIR:
-        return ": it is a directory; pass a file";
+        return ": pass the path of a file";
     case EROFS:
         return ": pass a path on a writable file system";
     default:

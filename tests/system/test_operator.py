@@ -30,7 +30,8 @@ read line by line whatever their length; an option given twice in one
 file, or a flag twice on the command line, is refused; a NUL byte and a directory for --config are refused;
 a flag wins over the file wherever it stands; an empty entry in --peers
 is refused; `cohort cli --tls` with a TLS file it cannot read or load
-says so in one line. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
+says so in one line; `cohort backup` checks where it writes before it
+asks the cluster. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
 what a message between replicas holds is refused at start naming the
 flag, its maximum and the fix; 20mb starts a group that replicates a
 15 MB value.
@@ -722,6 +723,15 @@ def flag_errors(binary, tmp):
          "an IPv6 host is written [addr]:port"),
         (["backup", "a", "b", "c"], "cohort backup: takes <host:port> "
          "<file>"),
+        # The destination is checked before the cluster is asked (no
+        # server at ports[0]): it used to fail after the whole copy.
+        (["backup", "127.0.0.1:%d" % ports[0], tmp], "cohort backup: %s is a "
+         "directory; give the path of the file to write" % tmp),
+        (["backup", "127.0.0.1:%d" % ports[0], conf + "/b.snap"],
+         "cohort backup: create %s/b.snap.tmp: Not a directory: a part of "
+         "the path is a file; pass a directory" % conf),
+        (["backup", "127.0.0.1:%d" % ports[0], tmp + "/no/b.snap"],
+         "No such file or directory; make its directory first"),
         (["transfer", "1", "--cluster", "h:0"], "cohort transfer: address "
          "'h:0': port 0 is no member's port"),
         (["rejuvenate", "--cluster", "localhost"], "cohort rejuvenate: "
