@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,11 +134,11 @@ static int copy_file(struct cli_rpc *c, uint64_t op, uint64_t size, int fd,
                            " bytes",
                            c->addr, offset, size);
         if (write(fd, piece->str, piece->len) != (ssize_t)piece->len)
-            return err_sys(err, errno, "write %s", path);
+            return err_file(err, errno, "write %s", path);
         offset += piece->len;
     }
     if (fsync(fd) != 0)
-        return err_sys(err, errno, "fsync %s", path);
+        return err_file(err, errno, "fsync %s", path);
     return 0;
 }
 
@@ -155,22 +156,50 @@ static int verify_file(const char *path, uint64_t op, struct cohort_err *err)
     return 0;
 }
 
-static int backup_to(const char *addr, const char *path, uint64_t *op,
-                     uint64_t *size, struct cohort_err *err)
+/* Check the destination before anything is asked of the cluster: a
+ * directory, or a place where <file>.tmp cannot be made, used to fail only
+ * after the whole snapshot was copied. Returns the open <file>.tmp (tmp),
+ * or -1 after printing one line. */
+static int open_destination(const char *path, char *tmp, size_t tmp_size)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr,
+                "cohort backup: %s is a directory; give the path of the file "
+                "to write, e.g. %s/cohort.snap\n",
+                path, path);
+        return -1;
+    }
+    int n = snprintf(tmp, tmp_size, "%s.tmp", path);
+    if (n < 0 || (size_t)n >= tmp_size) {
+        fprintf(stderr, "cohort backup: %.200s...: path too long\n", path);
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        struct cohort_err err;
+        err_file(&err, e, "create %s", tmp);
+        fprintf(stderr, "cohort backup: %s%s\n", err.message,
+                e == ENOENT ? "; make its directory first" : "");
+    }
+    return fd;
+}
+
+/* Copy a backup into fd (tmp, taken over: closed, and unlinked on
+ * failure), then verify it and rename it to path. */
+static int backup_to(const char *addr, const char *path, int fd,
+                     const char *tmp, uint64_t *op, uint64_t *size,
+                     struct cohort_err *err)
 {
     struct cli_rpc c;
     int rc = cli_rpc_open_primary(&c, addr, PIECE_SIZE + 4096, err);
-    if (rc != 0)
+    if (rc != 0) {
+        close(fd);
+        (void)unlink(tmp);
         return rc; /* c is closed */
-    rc = export_snapshot(&c, op, size, err);
-    char tmp[VFS_PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = -1;
-    if (rc == 0) {
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-            rc = err_sys(err, errno, "create %s", tmp);
     }
+    rc = export_snapshot(&c, op, size, err);
     /* The file went away under the copy (more backups finished meanwhile
      * than the primary keeps while read): take a new one, a few times. */
     for (int tries = 1; rc == 0; tries++) {
@@ -178,20 +207,19 @@ static int backup_to(const char *addr, const char *path, uint64_t *op,
         if (rc == 0 || tries == 3 || !strstr(err->message, GONE_TEXT))
             break;
         if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
-            rc = err_sys(err, errno, "truncate %s", tmp);
+            rc = err_file(err, errno, "truncate %s", tmp);
             break;
         }
         fprintf(stderr, "%s; taking a new backup\n", err->message);
         rc = export_snapshot(&c, op, size, err);
     }
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     cli_rpc_close(&c);
     if (rc == 0)
         rc = verify_file(tmp, *op, err);
     if (rc == 0 && rename(tmp, path) != 0)
-        rc = err_sys(err, errno, "rename %s to %s", tmp, path);
-    if (rc != 0 && fd >= 0)
+        rc = err_file(err, errno, "rename %s to %s", tmp, path);
+    if (rc != 0)
         (void)unlink(tmp);
     return rc;
 }
@@ -217,10 +245,14 @@ int cmd_backup(int argc, char **argv)
     }
     if (cli_flag_address("backup", argv[1]))
         return 2;
+    char tmp[VFS_PATH_MAX];
+    int fd = open_destination(argv[2], tmp, sizeof(tmp));
+    if (fd < 0)
+        return 2;
     uint64_t op = 0, size = 0;
     struct cohort_err err;
     err_clear(&err);
-    if (backup_to(argv[1], argv[2], &op, &size, &err) != 0) {
+    if (backup_to(argv[1], argv[2], fd, tmp, &op, &size, &err) != 0) {
         fprintf(stderr, "cohort backup: %s\n", err.message);
         return 1;
     }

@@ -12,6 +12,7 @@
  * changes or a refusal (exit 1 with the message). Redis's own WATCH is
  * connection state, which the library does not keep, so the word is free
  * for this. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -184,6 +185,32 @@ static int split_members(struct cli_opts *p)
 
 /* ------------------------------------------------------------ watch */
 
+/* A TLS file the library could not open would be named by the library on
+ * stderr, with the open's generic failure after it, and OpenSSL says
+ * little about a missing file: check each one here first, in one line. */
+static int check_tls_files(const struct cli_opts *p)
+{
+    if (!p->o.tls)
+        return 0;
+    const char *flag[3] = {"tls-cacert", "tls-cert", "tls-key"};
+    const char *path[3] = {p->o.tls_ca_cert_file, p->o.tls_cert_file,
+                           p->o.tls_key_file};
+    for (int i = 0; i < 3; i++) {
+        if (path[i] == NULL)
+            continue;
+        FILE *f = fopen(path[i], "r");
+        if (f == NULL) {
+            fprintf(stderr,
+                    "cohort cli: --%s %s: %s; pass a readable PEM "
+                    "file\n",
+                    flag[i], path[i], strerror(errno));
+            return 2;
+        }
+        fclose(f);
+    }
+    return 0;
+}
+
 static long watch_left; /* changes still to print; <0: no limit */
 
 static void on_change(struct cohort_watch *w,
@@ -242,7 +269,9 @@ static int run_watch(const struct cli_opts *p, int argc, char **argv)
     int rc = cohort_watch_open(&w, &p->o, flags, argv[i], strlen(argv[i]), from,
                                on_change, NULL);
     if (rc != 0) {
-        fprintf(stderr, "cohort cli watch: %s\n", cohort_strerror(rc));
+        /* A TLS file's failure (ECONFIG) is on stderr already. */
+        if (rc != -COHORT_ECONFIG)
+            fprintf(stderr, "cohort cli watch: %s\n", cohort_strerror(rc));
         return 2;
     }
     watch_left = count > 0 ? (long)count : -1;
@@ -264,6 +293,7 @@ int cmd_cli(int argc, char **argv)
     p.o.password = getenv("COHORT_PASSWORD");
     p.o.username = getenv("COHORT_USER");
     int i = 1;
+    struct cli_flag_seen seen = {.count = 0};
     const char *host = NULL, *port = NULL;
     while (i < argc && argv[i][0] == '-') {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "-p")) {
@@ -297,24 +327,28 @@ int cmd_cli(int argc, char **argv)
         }
         struct cli_flag f;
         if (cli_flag_next(CLI, argc, argv, &i, flag_kind, &f) != 0 ||
-            take_flag(&p, &f) != 0)
+            take_flag(&p, &f) != 0 ||
+            (flag_kind(f.name) == CLI_FLAG_VALUE &&
+             cli_flag_once(CLI, &seen, f.name, f.value) != 0))
             return 2;
         i++;
     }
     if (host != NULL || port != NULL)
         snprintf(p.members_buf, sizeof(p.members_buf), "%s:%s",
                  host ? host : "127.0.0.1", port ? port : "7001");
-    if (split_members(&p) != 0)
+    if (split_members(&p) != 0 || check_tls_files(&p) != 0)
         return 2;
     if (i < argc && !strcasecmp(argv[i], "watch"))
         return run_watch(&p, argc - i, argv + i);
     struct cohort_client *c = NULL;
     int rc = cohort_client_open(&c, &p.o);
     if (rc != 0) {
-        fprintf(stderr,
-                "cohort cli: %s: check --members (host:port,...) "
-                "and that --user comes with --password\n",
-                cohort_strerror(rc));
+        /* A TLS file's failure (ECONFIG) is on stderr already. */
+        if (rc != -COHORT_ECONFIG)
+            fprintf(stderr,
+                    "cohort cli: %s: check --members (host:port,...) "
+                    "and that --user comes with --password\n",
+                    cohort_strerror(rc));
         return 2;
     }
     bool ok = i < argc

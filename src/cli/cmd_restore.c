@@ -43,7 +43,7 @@ static int check_empty(const char *dir, struct cohort_err *err)
 {
     DIR *d = opendir(dir);
     if (d == NULL)
-        return errno == ENOENT ? 0 : err_sys(err, errno, "open %s", dir);
+        return errno == ENOENT ? 0 : err_file(err, errno, "open %s", dir);
     struct dirent *e;
     int rc = 0;
     while ((e = readdir(d)) != NULL && rc == 0)
@@ -60,11 +60,11 @@ static int copy_to(const char *from, const char *to, struct cohort_err *err)
 {
     int in = open(from, O_RDONLY | O_CLOEXEC);
     if (in < 0)
-        return err_sys(err, errno, "open %s", from);
+        return err_file(err, errno, "open %s", from);
     int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out < 0) {
         close(in);
-        return err_sys(err, errno, "create %s", to);
+        return err_file(err, errno, "create %s", to);
     }
     char buf[1 << 16];
     int rc = 0;
@@ -73,16 +73,16 @@ static int copy_to(const char *from, const char *to, struct cohort_err *err)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            rc = err_sys(err, errno, "read %s", from);
+            rc = err_file(err, errno, "read %s", from);
         if (n <= 0)
             break;
         if (write(out, buf, (size_t)n) != n) {
-            rc = err_sys(err, errno, "write %s", to);
+            rc = err_file(err, errno, "write %s", to);
             break;
         }
     }
     if (rc == 0 && fsync(out) != 0)
-        rc = err_sys(err, errno, "fsync %s", to);
+        rc = err_file(err, errno, "fsync %s", to);
     close(in);
     close(out);
     return rc;
@@ -98,7 +98,7 @@ static int restore(const char *file, const char *dir, uint64_t *op,
         rc = check_empty(dir, err);
     /* As `cohort server` makes its --data-dir: parents too, mode 0700. */
     if (rc == 0 && vfs_mkdir_parents_durable(vfs, dir, err) != 0)
-        rc = err_wrap(err, "data directory %s (is it writable?)", dir);
+        rc = err_wrap(err, "data directory %s", dir);
     if (rc == 0)
         rc = vfs_path_join(snaps, dir, "snapshots", err);
     if (rc == 0)
@@ -114,7 +114,7 @@ static int restore(const char *file, const char *dir, uint64_t *op,
     if (rc == 0)
         rc = verify(tmp, &copied, err);
     if (rc == 0 && rename(tmp, path) != 0)
-        rc = err_sys(err, errno, "rename %s to %s", tmp, path);
+        rc = err_file(err, errno, "rename %s to %s", tmp, path);
     if (rc == 0)
         rc = vfs_sync_dir(vfs, snaps, err);
     return rc;

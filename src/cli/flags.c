@@ -95,6 +95,28 @@ int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
     return 0;
 }
 
+int cli_flag_once(const char *cmd, struct cli_flag_seen *seen, const char *name,
+                  const char *value)
+{
+    for (size_t i = 0; i < seen->count; i++) {
+        if (strcmp(seen->name[i], name) != 0)
+            continue;
+        lead(cmd);
+        fprintf(stderr,
+                "--%s is given twice (the second time as %s); give it "
+                "once\n",
+                name, value ? value : "a switch");
+        return 2;
+    }
+    /* Every name is a command's own (cli_flag_next() refused others), and
+     * no command has more flags than fit. */
+    if (seen->count < CLI_FLAG_SEEN_MAX) {
+        snprintf(seen->name[seen->count], sizeof(seen->name[0]), "%s", name);
+        seen->count++;
+    }
+    return 0;
+}
+
 int cli_flag_address(const char *cmd, const char *addr)
 {
     /* A bare port: suggest it on loopback, if it is one (1..65535; "0"

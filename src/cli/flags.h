@@ -66,6 +66,21 @@ int cli_flag_next(const char *cmd, int argc, char **argv, int *i,
                   enum cli_flag_kind (*kind)(const char *name),
                   struct cli_flag *flag);
 
+/* The flags one source (the command line, or one config file) gave. */
+#define CLI_FLAG_SEEN_MAX 64
+struct cli_flag_seen {
+    char name[CLI_FLAG_SEEN_MAX][32];
+    size_t count;
+};
+
+/* A flag that takes one value, given twice in one source, is refused: the
+ * last value used to win in silence (--id 1 ... --id 2). Returns 0 and
+ * records name, or 2 after printing "cohort <cmd>: --<name> is given twice
+ * (<value> and <value>...); give it once". A config file's line over a
+ * flag is no repeat: the flag wins (cli/options.h). */
+int cli_flag_once(const char *cmd, struct cli_flag_seen *seen, const char *name,
+                  const char *value);
+
 /* Check that addr is a member's address as the tools dial it: host:port
  * with a port in 1..65535, an IPv6 host in brackets ([::1]:7001). Returns
  * 0, or 2 after printing "cohort <cmd>: <why>" with an example (for a bare

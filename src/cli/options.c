@@ -203,6 +203,7 @@ static int read_config_file(struct server_options *o, const char *path,
     ssize_t got;
     int lineno = 0;
     int rc = 0;
+    struct cli_flag_seen seen = {.count = 0};
     while (rc == 0 && (got = getline(&line, &line_size, f)) >= 0) {
         lineno++;
         if (memchr(line, '\0', (size_t)got) != NULL) {
@@ -257,6 +258,8 @@ static int read_config_file(struct server_options *o, const char *path,
         snprintf(where, sizeof(where), "%s line %d", path, lineno);
         cli_flag_where(where);
         rc = set_option(o, p, value, peers, clients, have_id, have_cluster);
+        if (rc == 0)
+            rc = cli_flag_once("server", &seen, p, value);
         cli_flag_where(NULL);
     }
     /* A directory opens, and its first read fails (EISDIR): it used to
@@ -599,6 +602,7 @@ int server_options_parse(struct server_options *o, int argc, char **argv)
     server_config_defaults(&o->server);
     uint32_t peers = 0, clients = 0;
     bool have_id = false, have_cluster = false;
+    struct cli_flag_seen seen = {.count = 0};
     /* Two passes, so that a flag wins over a config file wherever it
      * stands (options.h): the files first, then the other flags. A flag
      * before --config used to be overwritten by the file's line. */
@@ -621,6 +625,8 @@ int server_options_parse(struct server_options *o, int argc, char **argv)
                                                &have_id, &have_cluster)
                             : set_option(o, name, value, &peers, &clients,
                                          &have_id, &have_cluster);
+            if (rc == 0 && flag_kind(name) == CLI_FLAG_VALUE)
+                rc = cli_flag_once("server", &seen, name, value);
             if (rc != 0)
                 return rc;
         }

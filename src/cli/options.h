@@ -1,6 +1,7 @@
 /* cli/options — the options of `cohort server`, from flags and a config file
  * (one `name = value` per line, the same names as the long flags, `#` for
- * comments). Flags given on the command line win over the file. */
+ * comments). Flags given on the command line win over the file; an option
+ * given twice on the command line, or twice in one file, is refused. */
 #ifndef COHORT_CLI_OPTIONS_H
 #define COHORT_CLI_OPTIONS_H
 

@@ -87,21 +87,57 @@ int err_set(struct cohort_err *err, int code, const char *fmt, ...)
     return code;
 }
 
-int err_sys(struct cohort_err *err, int errnum, const char *fmt, ...)
+__attribute__((format(printf, 4, 0))) static int
+err_vsys(struct cohort_err *err, int errnum, const char *hint, const char *fmt,
+         va_list ap)
 {
     int code = errnum == ENOSPC ? -COHORT_ENOSPC : -COHORT_EIO;
     if (!err)
         return code;
     char head[COHORT_ERR_MESSAGE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(head, sizeof(head), fmt, ap);
-    va_end(ap);
     /* Precisions keep the sum inside the buffer: the message is cut, never
      * overflowed, and the compiler can see that. */
-    snprintf(err->message, sizeof(err->message), "%.400s: %.100s", head,
-             strerror(errnum));
+    snprintf(err->message, sizeof(err->message), "%.*s: %.90s%.110s",
+             hint[0] ? 300 : 400, head, strerror(errnum), hint);
     err->code = code;
+    return code;
+}
+
+int err_sys(struct cohort_err *err, int errnum, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int code = err_vsys(err, errnum, "", fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* What a user does about a call on a path that failed with errnum; "" when
+ * it is not theirs to fix. */
+static const char *file_hint(int errnum)
+{
+    switch (errnum) {
+    case EACCES:
+    case EPERM:
+        return ": give the user running cohort access to it (chown or chmod)";
+    case ENOTDIR:
+        return ": a part of the path is a file; pass a directory";
+    case EISDIR:
+        return ": pass the path of a file";
+    case EROFS:
+        return ": pass a path on a writable file system";
+    default:
+        return "";
+    }
+}
+
+int err_file(struct cohort_err *err, int errnum, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int code = err_vsys(err, errnum, file_hint(errnum), fmt, ap);
+    va_end(ap);
     return code;
 }
 

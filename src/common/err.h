@@ -27,6 +27,12 @@ int err_set(struct cohort_err *err, int code, const char *fmt, ...)
  * mapped from errnum (ENOSPC -> -COHORT_ENOSPC, otherwise -COHORT_EIO). */
 int err_sys(struct cohort_err *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* err_sys() for a call on a file or directory (open, mkdir, list...): a
+ * permission, not-a-directory, is-a-directory or read-only error also says
+ * what to do ("...: Permission denied: give the user running cohort access
+ * to it (chown or chmod)"). */
+int err_file(struct cohort_err *err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Prefix the current message with context: "<fmt>: <old message>". Returns
  * the current code. */
 int err_wrap(struct cohort_err *err, const char *fmt, ...)

@@ -16,6 +16,7 @@
 #include "driver/internal.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,14 +32,39 @@ static int recover_meta(struct driver *d, struct replica_durable *out,
     memset(&meta, 0, sizeof(meta));
     bool present = false;
     int rc = meta_open(&d->meta, d->vfs, d->meta_path, &meta, &present, err);
+    if (rc == -COHORT_ECORRUPT) {
+        /* docs/OPERATIONS.md, "Replace": the way back that needs no
+         * assumption about the others' state. */
+        char why[COHORT_ERR_MESSAGE_MAX];
+        snprintf(why, sizeof(why), "%s", err->message);
+        return err_set(err, rc,
+                       "%.300s; move the data directory aside, run cohort "
+                       "remove --cluster <member> %u, start the replica on "
+                       "an empty --data-dir, then cohort add --cluster "
+                       "<member> %u",
+                       why, d->c.self, d->c.self);
+    }
     if (rc != 0)
         return rc;
     d->meta_open = true;
+    /* Checked first: a longer list also changes the derived cluster id. */
+    if (present && meta.meta.replica_count != d->c.replica_count)
+        return err_set(err, -COHORT_ECONFIG,
+                       "%s belongs to a group of %" PRIu32
+                       " replicas, but --peers lists %" PRIu32
+                       ": pass the %" PRIu32
+                       " addresses the group was started with, or point "
+                       "--data-dir at this group's data",
+                       d->meta_path, meta.meta.replica_count,
+                       d->c.replica_count, meta.meta.replica_count);
     if (present && meta.cluster_id != d->c.cluster_id)
         return err_set(err, -COHORT_ECONFIG,
                        "%s belongs to cluster %016" PRIx64 ", not %016" PRIx64
-                       ": point --data-dir at this cluster's data",
-                       d->meta_path, meta.cluster_id, d->c.cluster_id);
+                       ": point --data-dir at this cluster's data, or, if it "
+                       "is this replica's data and the address lists "
+                       "changed, pass --cluster-id %016" PRIx64,
+                       d->meta_path, meta.cluster_id, d->c.cluster_id,
+                       meta.cluster_id);
     out->meta_present = present;
     out->view = meta.meta.view;
     out->last_normal_view = meta.meta.last_normal_view;
@@ -197,8 +223,7 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
     *table = NULL;
     int rc = vfs_mkdir_parents_durable(d->vfs, d->c.data_dir, err);
     if (rc != 0)
-        return err_wrap(err, "data directory %s (is it writable?)",
-                        d->c.data_dir);
+        return err_wrap(err, "data directory %s", d->c.data_dir);
     rc = keep_pipeline_bound(d, err);
     if (rc != 0)
         return rc;
@@ -234,6 +259,17 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
                 rec.covered.message);
     if (rec.stale_suffix)
         drv_log(d, DRIVER_LOG_INFO, "stale log: %s", rec.stale.message);
+    if (!out->meta_present && rec.entry_count)
+        /* The core counts such a log as damaged (replica_init()): the
+         * metadata held the view it voted in, so it must not vote again
+         * until a primary has repaired it. */
+        drv_log(d, DRIVER_LOG_WARN,
+                "log damage, repairing from peers: %s is missing, but the "
+                "log holds ops %" PRIu64 " to %" PRIu64
+                "; this replica takes no part in choosing a primary until a "
+                "primary has brought it up to date",
+                d->meta_path, rec.entries[0].h.op,
+                rec.entries[rec.entry_count - 1].h.op);
     out->entries = rec.entries;
     out->entry_count = rec.entry_count;
     out->damaged_op = rec.damaged_op;

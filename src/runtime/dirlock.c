@@ -52,10 +52,10 @@ static int write_pid(int fd, const char *path, struct cohort_err *err)
     int len = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
     ASSERT(len > 0 && (size_t)len < sizeof(text));
     if (ftruncate(fd, 0) != 0)
-        return err_sys(err, errno, "truncate %s", path);
+        return err_file(err, errno, "truncate %s", path);
     ssize_t n = pwrite(fd, text, (size_t)len, 0);
     if (n != len)
-        return err_sys(err, n < 0 ? errno : ENOSPC, "write %s", path);
+        return err_file(err, n < 0 ? errno : ENOSPC, "write %s", path);
     return 0;
 }
 
@@ -64,7 +64,7 @@ static int mkdir_parents(const char *dir, struct cohort_err *err)
 {
     int rc = vfs_mkdir_parents_durable(vfs_posix(), dir, err);
     if (rc != 0)
-        return err_wrap(err, "data directory %s (is it writable?)", dir);
+        return err_wrap(err, "data directory %s", dir);
     return 0;
 }
 
@@ -80,12 +80,11 @@ int dirlock_acquire(struct dirlock *lock, const char *dir,
         return rc;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, VFS_FILE_MODE);
     if (fd < 0)
-        return err_sys(err, errno, "open %s (is the data directory writable?)",
-                       path);
+        return err_file(err, errno, "open %s", path);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         rc = e == EWOULDBLOCK ? refuse(fd, path, dir, err)
-                              : err_sys(err, e, "lock %s", path);
+                              : err_file(err, e, "lock %s", path);
         close(fd);
         return rc;
     }

@@ -107,7 +107,7 @@ static int sv_sync_dir(struct vfs *vfs, const char *path,
     if (!s->dirp || strcmp(path, s->dir) != 0)
         return not_opened(err, "fsync directory", path);
     if (fsync(dirfd(s->dirp)) != 0)
-        return err_sys(err, errno, "fsync directory %.900s", path);
+        return err_file(err, errno, "fsync directory %.900s", path);
     return 0;
 }
 
@@ -122,7 +122,7 @@ static int sv_list(struct vfs *vfs, const char *path, vfs_list_fn fn, void *ctx,
         errno = 0;
         struct dirent *de = readdir(s->dirp);
         if (!de)
-            return errno ? err_sys(err, errno, "list directory %.900s", path)
+            return errno ? err_file(err, errno, "list directory %.900s", path)
                          : 0;
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
@@ -172,7 +172,7 @@ int snapshot_vfs_open(struct snapshot_vfs *s, struct vfs *base, const char *dir,
         return rc;
     s->dirp = opendir(dir);
     if (!s->dirp)
-        return err_sys(err, errno, "open directory %.900s", dir);
+        return err_file(err, errno, "open directory %.900s", dir);
     struct cohort_err ignored;
     vfs_unlink(base, file_path, &ignored); /* a leftover of a killed writer */
     rc = vfs_open(base, file_path, VFS_CREATE | VFS_EXCLUSIVE, &s->file, err);

@@ -177,7 +177,7 @@ static int load_slots(const struct meta *m, const uint8_t *image,
         return err_set(err, -COHORT_ECORRUPT,
                        "%.500s: both metadata slots are bad (offset 0 %s; "
                        "offset %u %s): this replica's view is unknown, so "
-                       "it must not start; rebuild it from its peers",
+                       "it must not start",
                        m->path, why[0], META_SLOT_SIZE, why[1]);
     int newest = why[0] ? 1 : why[1] ? 0 : (slot_seq[1] > slot_seq[0] ? 1 : 0);
     *record = slot[newest];

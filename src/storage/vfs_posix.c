@@ -57,7 +57,7 @@ static int posix_open(struct vfs *vfs, const char *path, int flags,
         if (errno == EEXIST)
             return err_set(err, -COHORT_EEXIST, "create %.900s: %s", path,
                            strerror(EEXIST));
-        return err_sys(err, errno, "open %.900s", path);
+        return err_file(err, errno, "open %.900s", path);
     }
     struct posix_file *pf = malloc(sizeof(*pf));
     if (!pf) {
@@ -94,8 +94,8 @@ static int posix_read(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return err_sys(err, errno, "read %s at %" PRIu64, pf->path,
-                           offset + got);
+            return err_file(err, errno, "read %s at %" PRIu64, pf->path,
+                            offset + got);
         if (n == 0)
             break;
         got += (size_t)n;
@@ -117,8 +117,8 @@ static int posix_write(struct vfs *vfs, struct vfs_file *file, uint64_t offset,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return err_sys(err, errno, "write %s at %" PRIu64, pf->path,
-                           offset + put);
+            return err_file(err, errno, "write %s at %" PRIu64, pf->path,
+                            offset + put);
         ASSERT(n > 0); /* pwrite of a nonzero count never returns 0 */
         put += (size_t)n;
     }
@@ -131,7 +131,7 @@ static int posix_sync(struct vfs *vfs, struct vfs_file *file,
     (void)vfs;
     struct posix_file *pf = posix_file_of(file);
     if (fdatasync(pf->fd) != 0)
-        return err_sys(err, errno, "fdatasync %s", pf->path);
+        return err_file(err, errno, "fdatasync %s", pf->path);
     return 0;
 }
 
@@ -145,8 +145,8 @@ static int posix_writeback(struct vfs *vfs, struct vfs_file *file,
     if (wait)
         flags |= SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER;
     if (sync_file_range(pf->fd, (off_t)offset, (off_t)size, flags) != 0)
-        return err_sys(err, errno, "sync_file_range %s at %" PRIu64, pf->path,
-                       offset);
+        return err_file(err, errno, "sync_file_range %s at %" PRIu64, pf->path,
+                        offset);
     return 0;
 }
 
@@ -157,7 +157,7 @@ static int posix_size(struct vfs *vfs, struct vfs_file *file, uint64_t *size,
     struct posix_file *pf = posix_file_of(file);
     struct stat st;
     if (fstat(pf->fd, &st) != 0)
-        return err_sys(err, errno, "stat %s", pf->path);
+        return err_file(err, errno, "stat %s", pf->path);
     ASSERT(st.st_size >= 0);
     *size = (uint64_t)st.st_size;
     return 0;
@@ -173,7 +173,7 @@ static int posix_truncate(struct vfs *vfs, struct vfs_file *file, uint64_t size,
         rc = ftruncate(pf->fd, (off_t)size);
     } while (rc != 0 && errno == EINTR);
     if (rc != 0)
-        return err_sys(err, errno, "truncate %s to %" PRIu64, pf->path, size);
+        return err_file(err, errno, "truncate %s to %" PRIu64, pf->path, size);
     return 0;
 }
 
@@ -186,8 +186,8 @@ static int posix_allocate(struct vfs *vfs, struct vfs_file *file, uint64_t size,
     if (rc == 0)
         return 0;
     if (rc != EOPNOTSUPP && rc != EINVAL)
-        return err_sys(err, rc, "allocate %" PRIu64 " bytes for %s", size,
-                       pf->path);
+        return err_file(err, rc, "allocate %" PRIu64 " bytes for %s", size,
+                        pf->path);
     /* The file system cannot reserve blocks: at least fix the size, so
      * that a sync never has to change it. */
     uint64_t now;
@@ -205,7 +205,7 @@ static int posix_rename(struct vfs *vfs, const char *from, const char *to,
         return 0;
     if (errno == ENOENT)
         return posix_not_found(err, "rename", from);
-    return err_sys(err, errno, "rename %.450s to %.450s", from, to);
+    return err_file(err, errno, "rename %.450s to %.450s", from, to);
 }
 
 static int posix_unlink(struct vfs *vfs, const char *path,
@@ -216,7 +216,7 @@ static int posix_unlink(struct vfs *vfs, const char *path,
         return 0;
     if (errno == ENOENT)
         return posix_not_found(err, "unlink", path);
-    return err_sys(err, errno, "unlink %.900s", path);
+    return err_file(err, errno, "unlink %.900s", path);
 }
 
 static int posix_mkdir(struct vfs *vfs, const char *path,
@@ -230,7 +230,7 @@ static int posix_mkdir(struct vfs *vfs, const char *path,
                        strerror(EEXIST));
     if (errno == ENOENT)
         return posix_not_found(err, "mkdir", path);
-    return err_sys(err, errno, "mkdir %.900s", path);
+    return err_file(err, errno, "mkdir %.900s", path);
 }
 
 static int posix_sync_dir(struct vfs *vfs, const char *path,
@@ -241,11 +241,11 @@ static int posix_sync_dir(struct vfs *vfs, const char *path,
     if (fd < 0) {
         if (errno == ENOENT)
             return posix_not_found(err, "open directory", path);
-        return err_sys(err, errno, "open directory %.900s", path);
+        return err_file(err, errno, "open directory %.900s", path);
     }
     int rc = 0;
     if (fsync(fd) != 0)
-        rc = err_sys(err, errno, "fsync directory %.900s", path);
+        rc = err_file(err, errno, "fsync directory %.900s", path);
     close(fd);
     return rc;
 }
@@ -258,7 +258,7 @@ static int posix_list(struct vfs *vfs, const char *path, vfs_list_fn fn,
     if (!d) {
         if (errno == ENOENT)
             return posix_not_found(err, "list directory", path);
-        return err_sys(err, errno, "list directory %.900s", path);
+        return err_file(err, errno, "list directory %.900s", path);
     }
     int rc = 0;
     for (;;) {
@@ -266,7 +266,7 @@ static int posix_list(struct vfs *vfs, const char *path, vfs_list_fn fn,
         struct dirent *de = readdir(d);
         if (!de) {
             if (errno != 0)
-                rc = err_sys(err, errno, "list directory %.900s", path);
+                rc = err_file(err, errno, "list directory %.900s", path);
             break;
         }
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)

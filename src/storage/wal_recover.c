@@ -77,6 +77,11 @@ struct scan {
     bool out_of_order;  /* a valid record with the wrong op or parent */
     bool stale;         /* op base + 1 does not chain onto the base */
     uint64_t last_op;   /* the op of the last record read; 0: none */
+    /* Not last: the next segment's path, and what is wrong with its
+     * header (NULL: it is a segment of this log), read when the scan
+     * stops short of the next segment's first op in clean zeros. */
+    char next_path[VFS_PATH_MAX];
+    const char *next_reason;
     /* The first bad spot passed over at or below the base. */
     bool covered;
     uint64_t covered_offset;
@@ -495,6 +500,25 @@ static void report_cut_short(struct wal_recovery *rec, const struct scan *s)
             s->path, s->file_size, s->created_size, rec->damaged_op);
 }
 
+/* The scan stopped in clean zeros before the next segment's first op,
+ * and that file's header does not check out: it is no segment of this log
+ * (a stray file), so it is the one to name, not the segment before it. It
+ * is still damage (the records may have been zeroed instead), repaired
+ * from peers (the truncation after the repair deletes the file); without
+ * the file the log ends there, and the metadata's log end (wal_expect)
+ * still catches a loss. */
+static void report_stray(struct wal_recovery *rec, const struct scan *s)
+{
+    rec->damaged_op = s->expected > s->base ? s->expected : s->base + 1;
+    err_set(&rec->damage, -COHORT_ECORRUPT,
+            "%.300s offset 0: %s, so it is not a segment of this log (a "
+            "stray file?); the log before it ends at op %" PRIu64
+            " in %.300s: ops from %" PRIu64 " on are repaired from peers, "
+            "or move that file out of the wal directory and restart",
+            s->next_path, s->next_reason, rec->damaged_op - 1, s->path,
+            rec->damaged_op);
+}
+
 /* Where the log above the base goes on (see the comment at the top): the
  * scan stopped in the last segment, at op expected > base. */
 static enum scan_outcome judge_last(const struct scan *s,
@@ -565,6 +589,10 @@ static enum scan_outcome scan_judge(const struct scan *s,
         report_cut_short(rec, s);
         return SCAN_DAMAGED;
     }
+    if (s->next_reason) {
+        report_stray(rec, s);
+        return SCAN_DAMAGED;
+    }
     if (s->expected <= s->base) {
         /* The log above the base never began in this segment, unless a
          * valid record above the base lies past the bad spot (a damaged
@@ -604,6 +632,29 @@ static int segment_read(struct wal *wal, struct scan *s, struct cohort_err *err)
     return 0;
 }
 
+/* The header of segment i + 1, when segment i stopped in clean zeros
+ * short of it (see struct scan). Only a better message: a file that
+ * cannot be read leaves the damage reported as it was. */
+static void next_header_check(struct wal *wal, uint32_t i, struct scan *s)
+{
+    if (s->last || s->expected > s->range_end || s->reason || s->in_header ||
+        s->out_of_order || s->stale)
+        return;
+    ASSERT(i + 1 < wal->segment_count);
+    wal_segment_path(wal, wal->segments[i + 1], false, s->next_path);
+    struct cohort_err ignored;
+    struct vfs_file *file;
+    if (vfs_open(wal->vfs, s->next_path, VFS_READ_ONLY, &file, &ignored) != 0)
+        return;
+    uint8_t head[WAL_SEGMENT_HEADER_SIZE];
+    size_t done = 0;
+    int rc = vfs_read(wal->vfs, file, 0, head, sizeof(head), &done, &ignored);
+    vfs_close(wal->vfs, file);
+    if (rc == 0)
+        s->next_reason =
+            wal_segment_header_check(head, done, wal->segments[i + 1]);
+}
+
 static int scan_segment(struct wal *wal, uint32_t i, struct recovery *r,
                         struct cohort_err *err)
 {
@@ -622,6 +673,8 @@ static int scan_segment(struct wal *wal, uint32_t i, struct recovery *r,
     int rc2 = recovered_rehome(wal, from, err); /* before data is freed */
     if (rc == 0)
         rc = rc2;
+    if (rc == 0)
+        next_header_check(wal, i, &s);
     if (rc == 0) {
         r->outcome = scan_judge(&s, r->rec);
         if (s.last_op > r->end_seen)

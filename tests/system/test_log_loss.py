@@ -22,7 +22,8 @@ shortened: "deleted-wal" (rm -rf wal/), "deleted-segment" (the last
 segment, the one holding the write), "truncated-segment" (the last segment
 cut just before the write's record), "segment-after-snapshot" (the last
 segment, begun below b's newest snapshot, the write above it: found when
-the metadata's log end bound stayed below the snapshot); p is killed; a
+the metadata's log end bound stayed below the snapshot), "deleted-meta"
+(the metadata file, next to an intact log); p is killed; a
 and b restart, then p.
 Pass: while p is down, neither a nor b ever answers GET acked:key with
 anything but v (b knows it lost records and must not help a form a view
@@ -199,6 +200,10 @@ def run_damage_case(binary, where):
 def shorten(c, b, how, value):
     """Damage b's log as `how` says; returns what was done."""
     wal = c.wal_dir(b)
+    if how == "deleted-meta":
+        meta = os.path.join(c.data_dir(b), "meta")
+        os.unlink(meta)
+        return "deleted %s" % meta
     if how == "deleted-wal":
         shutil.rmtree(wal)
         return "deleted %s" % wal
@@ -314,6 +319,11 @@ def run_loss_case(binary, how):
               "r%d returns %r (r%d: %s)" % (i, got, b, done))
     notes = damage_lines(c, b)
     check(notes, "r%d (%s) logged no damage:\n%s" % (b, done, c.log_tail(b)))
+    if how == "deleted-meta":
+        check(any(re.search(r"\bWARN\b.*/meta is missing", ln)
+                  for ln in notes),
+              "r%d's WARN line does not name its missing meta file: %s"
+              % (b, notes))
     log("r%d log: %s" % (b, notes[0]))
     problems = []
     for i in c.live():
@@ -324,7 +334,7 @@ def run_loss_case(binary, how):
 
 
 CASES = ("below", "above", "deleted-wal", "deleted-segment",
-         "truncated-segment", "segment-after-snapshot")
+         "truncated-segment", "segment-after-snapshot", "deleted-meta")
 
 
 def main(binary):

@@ -14,15 +14,24 @@ replies say what they mean (issue 11, item 8).
     (exit 2, one line naming the address and both replica ids);
   - a client port in use names the option that sets it, --clients (not
     `cohort up`'s --client-port).
+  - a data directory it cannot use is refused at start in one line that
+    names the file and the fix: both metadata slots bad (move it aside,
+    cohort remove, start empty, cohort add); another cluster's (both fixes:
+    --data-dir, or --cluster-id when the address lists changed); one
+    whose group had fewer replicas than --peers lists (it used to start);
+    a file where the data directory or its wal/ goes, and a directory of
+    another user (the fix: pass a directory; chown or chmod).
 `cohort status 7001`: a format error (exit 2, "host:port"), not "cannot
 connect".
 Flags, for every command: an unknown flag is "unknown flag --name", a
 number is decimal ("expected a decimal number from A to B"; --cluster-id
 is hexadecimal), a size over its maximum names it. A config file is
-read line by line whatever their length, with room for any number of
-repeated options; a NUL byte and a directory for --config are refused;
+read line by line whatever their length; an option given twice in one
+file, or a flag twice on the command line, is refused; a NUL byte and a directory for --config are refused;
 a flag wins over the file wherever it stands; an empty entry in --peers
-is refused. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
+is refused; `cohort cli --tls` with a TLS file it cannot read or load
+says so in one line; `cohort backup` checks where it writes before it
+asks the cluster. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
 what a message between replicas holds is refused at start naming the
 flag, its maximum and the fix; 20mb starts a group that replicates a
 15 MB value.
@@ -35,6 +44,7 @@ usage: test_operator.py [path/to/cohort]
 """
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -210,6 +220,123 @@ def config_switches(binary, tmp):
     code, out, err = run(binary, "server", "--config", path, timeout=10)
     check(code == 2 and "--spare maybe: expected yes or no" in err,
           "spare = maybe: exit %d, stderr %r" % (code, err))
+
+
+def seed_data_dir(binary, tmp, ports):
+    """A 1-replica data directory that holds a write; returns its path."""
+    data = os.path.join(tmp, "seed")
+    p = subprocess.Popen([binary, "server", "--id", "0", "--peers",
+                          "127.0.0.1:%d" % ports[0], "--clients",
+                          "127.0.0.1:%d" % ports[1], "--data-dir", data],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                with resp.Client("127.0.0.1", ports[1], timeout=1) as c1:
+                    if c1.command("SET", "k", "v") == "OK":
+                        break
+            except (OSError, resp.RespError):
+                pass
+            check(time.time() < deadline, "a 1-replica server did not take "
+                  "a write")
+            time.sleep(0.1)
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+    return data
+
+
+def make_file(path):
+    """Replace the directory at path by a file."""
+    import shutil
+    shutil.rmtree(path)
+    with open(path, "w") as f:
+        f.write("not a directory\n")
+
+
+def seed_cluster_id(binary, data, peers, clients):
+    """The cluster id data's metadata records, as a refusal names it."""
+    code, out, err = run(binary, "server", "--id", "0", "--peers", peers,
+                         "--clients", clients, "--data-dir", data,
+                         "--cluster-id", "1", timeout=20)
+    m = re.search(r"belongs to cluster ([0-9a-f]{16})", err)
+    check(m, "no cluster id in %r" % err)
+    return m.group(1)
+
+
+def data_dir_refusals(binary, tmp):
+    """A data directory the server cannot use is refused at start (exit
+    nonzero) with one line that names the file and what to do."""
+    import shutil
+    ports = cl.pick_ports(12)
+    seed = seed_data_dir(binary, tmp, ports)
+    peers = "127.0.0.1:%d" % ports[0]
+    clients = "127.0.0.1:%d" % ports[1]
+
+    def damage_meta(d):
+        with open(os.path.join(d, "meta"), "r+b") as f:
+            f.write(bytes(8192))
+
+    cases = [
+        # (name, change to the copy, flags instead of the defaults, what the
+        # line must say)
+        ("both metadata slots bad", damage_meta, [],
+         ["/meta: both metadata slots are bad", "move",
+          "cohort remove --cluster", "cohort add --cluster",
+          "empty --data-dir"]),
+        ("another cluster id", None, ["--cluster-id", "0123456789abcdef"],
+         ["belongs to cluster", "point --data-dir at", "--cluster-id "]),
+        # It used to start, and its peers refused it 4 times a second.
+        ("five addresses for a group of one", None,
+         ["--peers", ",".join([peers] + ["127.0.0.1:%d" % p
+                                         for p in ports[2:6]]),
+          "--clients", ",".join([clients] + ["127.0.0.1:%d" % p
+                                             for p in ports[6:10]]),
+          "--cluster-id", seed_cluster_id(binary, seed, peers, clients)],
+         ["belongs to a group of 1 replicas, but --peers lists 5"]),
+        ("a file for --data-dir", make_file, [],
+         ["Not a directory: a part of the path is a file; pass a "
+          "directory"]),
+        ("a file for wal", lambda d: make_file(os.path.join(d, "wal")), [],
+         ["/wal: Not a directory: a part of the path is a file; pass a "
+          "directory"]),
+    ]
+    # Another user's data directory: as root, run the server as nobody.
+    as_other = None
+    if os.geteuid() != 0:
+        as_other = []
+    elif shutil.which("setpriv"):
+        as_other = ["setpriv", "--reuid", "65534", "--regid", "65534",
+                    "--clear-groups"]
+    if as_other is not None:
+        cases.append(("a data directory of another user",
+                      lambda d: os.chmod(d, 0), [],
+                      ["Permission denied: give the user running cohort "
+                       "access to it (chown or chmod)"], as_other))
+    else:
+        log("no setpriv: the permission case is not run")
+    for name, change, flags, want, *prefix in cases:
+        data = os.path.join(tmp, "refuse-" + name.replace(" ", "-"))
+        shutil.copytree(seed, data)
+        if change:
+            change(data)
+        args = ["server", "--id", "0", "--peers", peers, "--clients",
+                clients, "--data-dir", data] + flags
+        if prefix and prefix[0]:
+            os.chmod(tmp, 0o755)  # nobody may pass through to data
+            code, out, err = run(prefix[0][0], *(prefix[0][1:] + [binary]
+                                                 + args), timeout=10)
+        else:
+            code, out, err = run(binary, *args, timeout=10)
+        lines = [ln for ln in err.strip().splitlines() if " INFO " not in ln]
+        log("%s -> exit %d: %s" % (name, code, " | ".join(lines)))
+        check(code != 0, "%s: the server started (exit %d)" % (name, code))
+        check(len(lines) == 1, "%s: want one line, got %r" % (name, lines))
+        missing = [w for w in want if w not in lines[0]]
+        check(not missing, "%s: the line does not say %r: %s"
+              % (name, missing, lines[0]))
 
 
 def server_port_in_use(binary, c, tmp):
@@ -461,9 +588,8 @@ def flag_errors(binary, tmp):
     conf2 = os.path.join(tmp, "bad2.conf")
     with open(conf2, "w") as f:
         f.write("id = 0\nno-such-option = 1\n")
-    # More repeated lines than the 64 copies the options once had room
-    # for: the 65th came back NULL ("line 65: --peers ...: expected
-    # host:port", or, for data-dir, a crash at start).
+    # An option repeated in one file is refused at its second line (the
+    # last one used to win; 65 copies once overflowed the options' room).
     many = os.path.join(tmp, "many.conf")
     with open(many, "w") as f:
         f.write("peers = 127.0.0.1:%d\n" % ports[0] * 70 +
@@ -490,8 +616,15 @@ def flag_errors(binary, tmp):
          "--heartbeat-ms abc: %s 1 to 60000" % (conf, dec)),
         (["server", "--config", conf2], "cohort server: %s line 2: "
          "--no-such-option 1: no such option" % conf2),
-        (["server", "--config", many], "cohort server: %s line 72: "
-         "--heartbeat-ms abc" % many),
+        (["server", "--config", many], "cohort server: %s line 2: "
+         "--peers is given twice (the second time as 127.0.0.1:%d); give "
+         "it once" % (many, ports[0])),
+        # So is a flag given twice on the command line; a flag over the
+        # file's line is no repeat (the --id 1 case below).
+        (server + ["--id", "1"], "cohort server: --id is given twice (the "
+         "second time as 1); give it once"),
+        (["cli", "--deadline-ms", "5", "--deadline-ms", "6", "PING"],
+         "cohort cli: --deadline-ms is given twice"),
         (["server", "--config", long_line], "cohort server: %s line 2: "
          "--heartbeat-ms abc" % long_line),
         (["server", "--config", nul], "cohort server: %s:2: a NUL byte"
@@ -553,6 +686,14 @@ def flag_errors(binary, tmp):
         (["cli", "--nosuch"], "cohort cli: unknown flag --nosuch"),
         (["cli", "--deadline-ms", "0x10"], "--deadline-ms 0x10: %s" % dec),
         (["cli", "watch", "--count", "0x10", "k"], "--count 0x10: %s" % dec),
+        # A TLS file that cannot be read, or is no PEM: one line (the
+        # library's reason used to come with the open's generic failure).
+        (["cli", "--tls", "--tls-cacert", "/nonexistent", "PING"],
+         "cohort cli: --tls-cacert /nonexistent: No such file or directory"),
+        (["cli", "--tls", "--tls-cacert", "/nonexistent", "watch", "k"],
+         "cohort cli: --tls-cacert /nonexistent: No such file or directory"),
+        (["cli", "--tls", "--tls-cacert", conf, "PING"],
+         "TLS CA file %s" % conf),
         (["status", "--nosuch"], "cohort status: unknown flag --nosuch"),
         (["members", "--nosuch"], "cohort members: unknown flag --nosuch"),
         (["add", "--nosuch"], "cohort add: unknown flag --nosuch"),
@@ -582,6 +723,15 @@ def flag_errors(binary, tmp):
          "an IPv6 host is written [addr]:port"),
         (["backup", "a", "b", "c"], "cohort backup: takes <host:port> "
          "<file>"),
+        # The destination is checked before the cluster is asked (no
+        # server at ports[0]): it used to fail after the whole copy.
+        (["backup", "127.0.0.1:%d" % ports[0], tmp], "cohort backup: %s is a "
+         "directory; give the path of the file to write" % tmp),
+        (["backup", "127.0.0.1:%d" % ports[0], conf + "/b.snap"],
+         "cohort backup: create %s/b.snap.tmp: Not a directory: a part of "
+         "the path is a file; pass a directory" % conf),
+        (["backup", "127.0.0.1:%d" % ports[0], tmp + "/no/b.snap"],
+         "No such file or directory; make its directory first"),
         (["transfer", "1", "--cluster", "h:0"], "cohort transfer: address "
          "'h:0': port 0 is no member's port"),
         (["rejuvenate", "--cluster", "localhost"], "cohort rejuvenate: "
@@ -702,6 +852,7 @@ def main(binary):
     server_duplicates(binary, tmp)
     config_switches(binary, tmp)
     log_memory_flag(binary, tmp)
+    data_dir_refusals(binary, tmp)
     log_memory_lowered(binary)
     limits_lowered(binary)
     c.start()

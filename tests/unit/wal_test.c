@@ -1554,6 +1554,49 @@ static void missing_tail_segment_is_damage(void **state)
     free(m);
 }
 
+/* A file named like a segment after the last one, that is no segment of
+ * this log (a copy of another, an empty file): the log before it stops
+ * short of its name's op, and the damage names the stray file, not the
+ * whole segment before it. */
+static void stray_segment_is_named_as_the_damage(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = model_new();
+    struct segs segs = write_log(fx, m, 120);
+    uint64_t tail = segs.first[segs.count - 1];
+    char from[VFS_PATH_MAX], stray[VFS_PATH_MAX], tail_path[VFS_PATH_MAX];
+    segment_file(fx, segs.first[0], from);
+    segment_file(fx, tail, tail_path);
+    segment_file(fx, 500, stray);
+    const char *kinds[] = {"a copy", "empty"};
+    for (int k = 0; k < 2; k++) {
+        FILE *out = fopen(stray, "wb");
+        assert_non_null(out);
+        if (k == 0) {
+            FILE *in = fopen(from, "rb");
+            assert_non_null(in);
+            char buf[4096];
+            size_t n;
+            while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+                assert_int_equal(fwrite(buf, 1, n, out), n);
+            fclose(in);
+        }
+        fclose(out);
+        struct wal w;
+        struct wal_recovery rec;
+        open_ok(fx, vfs_posix(), &w, &rec);
+        assert_int_equal(rec.damaged_op, 121);
+        assert_int_equal(rec.entry_count, 120);
+        const char *msg = rec.damage.message;
+        if (strncmp(msg, stray, strlen(stray)) != 0 ||
+            !strstr(msg, "not a segment of this log") ||
+            !strstr(msg, "ends at op 120") || !strstr(msg, tail_path))
+            fail_msg("%s stray segment: %s", kinds[k], msg);
+        wal_close(&w);
+    }
+    free(m);
+}
+
 static void truncated_segment_is_damage(void **state)
 {
     struct fixture *fx = *state;
@@ -1993,6 +2036,7 @@ int main(void)
         T(missing_middle_segment_is_damage_unless_snapshot_covers_it),
         T(missing_tail_segment_is_damage),
         T(truncated_segment_is_damage),
+        T(stray_segment_is_named_as_the_damage),
         T(reset_leaves_a_segment_at_every_crash_point),
         T(oversized_entry_is_refused_and_changes_nothing),
         T(record_decode_rejects_every_flipped_byte),
