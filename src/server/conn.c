@@ -542,6 +542,18 @@ static bool process_one(struct conn *c)
     return true;
 }
 
+/* Input a connection reads on while it cannot dispatch, only to see the
+ * client close while a LOCK ... WAIT of it is parked (a command pipelined
+ * behind the wait would stop reading by the order rule until the answer,
+ * up to the wait's deadline): at most this much. */
+#define WATCH_CLOSE_INPUT_MAX (64u * 1024u)
+
+static bool watch_close(const struct conn *c)
+{
+    return c->lock_parked > 0 && !c->tls &&
+           c->rbuf_used - c->rbuf_pos < WATCH_CLOSE_INPUT_MAX;
+}
+
 void conn_process(struct conn *c)
 {
     for (;;) {
@@ -572,7 +584,7 @@ void conn_process(struct conn *c)
             c->rbuf_size = 0;
         }
     }
-    set_reading(c, !c->eof && conn_can_dispatch(c));
+    set_reading(c, !c->eof && (conn_can_dispatch(c) || watch_close(c)));
     conn_maybe_finish(c);
 }
 

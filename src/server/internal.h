@@ -340,6 +340,10 @@ struct conn {
      * command waits for the other kind to finish. */
     uint32_t reads_running, writes_running;
     bool order_blocked;
+    /* Its slots parked as COHORT.LOCK ... WAIT (lock_wait.c): while any
+     * is, the connection reads on (a bounded amount) even when it cannot
+     * dispatch, so that it sees the client close (conn.c). */
+    uint32_t lock_parked;
     /* The forward gate (forward.c): this connection's slots on forward
      * links (all on fwd_link), and its slots held back (fwd_wait), of
      * which fwd_bounced wait to be re-sent. */

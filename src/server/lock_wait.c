@@ -64,6 +64,7 @@ bool lock_wait_park(struct conn *c, struct slot *slot, const void *reply,
                         (size_t)lw->count + 1, sizeof(*lw->slots), 8))
         return false;
     slot->lock_parked = true;
+    c->lock_parked++;
     slot->lock_deadline_ms = server_now_ms(c->server) + slot->lock_wait_ms;
     lw->slots[lw->count++] = slot;
     lw->checked_op = 0; /* check it at the next turn */
@@ -81,6 +82,8 @@ static void unlist(struct server_lock_wait *lw, uint32_t i)
 {
     ASSERT(i < lw->count);
     lw->slots[i]->lock_parked = false;
+    ASSERT(lw->slots[i]->conn->lock_parked > 0);
+    lw->slots[i]->conn->lock_parked--;
     lw->slots[i] = lw->slots[--lw->count];
 }
 

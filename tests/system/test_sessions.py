@@ -404,6 +404,26 @@ def blocking_locks(c):
     check(int(stats["lock_waits_timed_out"]) == timed_out,
           "the closed connection's wait timed out instead: %r"
           % {x: y for x, y in stats.items() if x.startswith("lock_wait")})
+    # And with a command pipelined behind the wait (which stops the
+    # connection's dispatch by the order rule until the wait's answer): the
+    # member still reads on and sees the close.
+    for i in (p, b1):
+        stats = c.info(i, section="stats")
+        timed_out = int(stats["lock_waits_timed_out"])
+        k = c.client(i, timeout=20 * c.slow)
+        k.send_raw(resp.encode_command("COHORT.LOCK", "bl", str(a), "WAIT",
+                                       "60000") +
+                   resp.encode_command("GET", "bl-after"))
+        no_reply_yet(k, "a LOCK WAIT with a GET behind it")
+        cl.poll("r%d holds the wait" % i, 10 * c.slow,
+                lambda: c.info(i, section="stats").get("lock_waits") == "1")
+        k.close()
+        stats = cl.poll("r%d forgot the wait of a closed connection with a "
+                        "command behind it" % i, 10 * c.slow,
+                        lambda: (lambda inf: inf if inf.get("lock_waits") ==
+                                 "0" else None)(c.info(i, section="stats")))
+        check(int(stats["lock_waits_timed_out"]) == timed_out,
+              "r%d: the closed connection's wait timed out instead" % i)
     write(c, "COHORT.SESSION", "CLOSE", str(a))
     write(c, "COHORT.SESSION", "CLOSE", str(b))
     return ta, tb, left_s
