@@ -322,8 +322,12 @@ def data_dir_refusals(binary, tmp):
         shutil.copytree(seed, data)
         if change:
             change(data)
-        args = ["server", "--id", "0", "--peers", peers, "--clients",
-                clients, "--data-dir", data] + flags
+        # (flags replace the defaults: a flag given twice is refused)
+        args = ["server", "--id", "0", "--data-dir", data]
+        for flag, default in (("--peers", peers), ("--clients", clients)):
+            if flag not in flags:
+                args += [flag, default]
+        args += flags
         if prefix and prefix[0]:
             os.chmod(tmp, 0o755)  # nobody may pass through to data
             code, out, err = run(prefix[0][0], *(prefix[0][1:] + [binary]
