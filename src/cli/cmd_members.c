@@ -166,8 +166,8 @@ int cmd_members(int argc, char **argv)
     struct cli_rpc c;
     struct cohort_err err;
     if (cli_rpc_open_primary(&c, addr, 1u << 16, &err) != 0) {
-        /* "no primary found" (EAGAIN) names its own check already: the
-         * hint again made "...?; is the cluster running (...)?". */
+        /* "no primary reachable" (EAGAIN) says what to do already: the
+         * hint again would be a second, contradicting answer. */
         if (err.code == -COHORT_EAGAIN)
             fprintf(stderr, "cohort members: %s\n", err.message);
         else

@@ -185,8 +185,8 @@ static int check_all_up(struct rejuv *r, char *text, size_t size,
     if (rc != 0) {
         char why[sizeof(err->message)];
         snprintf(why, sizeof(why), "%s", err->message);
-        if (rc == -COHORT_EAGAIN) /* "no primary found": hint included */
-            return err_set(err, rc, "%s nothing was restarted", why);
+        if (rc == -COHORT_EAGAIN) /* "no primary reachable": fix included */
+            return err_set(err, rc, "%s; nothing was restarted", why);
         return err_set(err, rc,
                        "%s; is the cluster running (cohort status %s)? "
                        "nothing was restarted",

@@ -216,46 +216,175 @@ int cli_rpc_open_member(struct cli_rpc *c, const char *addr,
     return rc;
 }
 
-#define PRIMARY_TRIES 100 /* 100 ms apart: a view change has 10 s */
+#define PRIMARY_WAIT_MS 10000u /* a view change has 10 s */
+#define PRIMARY_HOPS_MAX 4u    /* backups naming backups, in one round */
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* What one round of asking found, for the message when no round finds a
+ * primary: the asked member's index and role, and how the members it led
+ * to answered. */
+struct primary_search {
+    char self[16];
+    char role[32];
+    bool followed;   /* the asked member named another member */
+    bool unanswered; /* ... and that member (or one after it) was down */
+    char end[32];    /* else the role of the last one asked */
+};
+
+/* Connect to target (timeout_s), log in and read INFO replication into
+ * c's buffer. *answered says whether target answered at all: false for a
+ * refused or timed-out connection or one that broke (the member is down
+ * or unreachable), true for an error reply. c is closed on failure. */
+static int ask_replication(struct cli_rpc *c, const char *target,
+                           size_t reply_size_max, int timeout_s, bool *answered,
+                           struct cohort_err *err)
+{
+    *answered = false;
+    int rc = cli_rpc_open(c, target, reply_size_max, timeout_s, err);
+    if (rc != 0)
+        return rc;
+    rc = cli_rpc_auth(c, err);
+    if (rc != 0) {
+        *answered = c->node_count > 0; /* AUTH's reply was an error */
+        cli_rpc_close(c);
+        return rc;
+    }
+    struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
+    rc = cli_rpc_call(c, 2, info, err);
+    if (rc != 0) {
+        *answered = rc != -COHORT_EIO; /* EIO: the connection broke */
+        cli_rpc_close(c);
+        return rc;
+    }
+    *answered = true;
+    const struct resp_node *n = &c->nodes[0];
+    if (n->type == RESP_TYPE_ERROR)
+        rc =
+            err_set(err, -COHORT_EIO, "%s: %.*s", c->addr, (int)n->len, n->str);
+    else if (n->type != RESP_TYPE_BULK)
+        rc = err_set(err, -COHORT_EPROTO, "%s: unexpected reply", c->addr);
+    if (rc != 0)
+        cli_rpc_close(c);
+    return rc;
+}
+
+/* The member c's INFO text names as its primary, into next ("" if none
+ * to follow). A backup names its primary; so does a replica outside the
+ * membership (removed, a spare) once it learned the epoch. A replica in a
+ * view change or recovering names the primary of a view that is not (yet)
+ * working: it is not followed. */
+static void named_primary(const struct cli_rpc *c, const char *role, char *next,
+                          size_t size)
+{
+    const char *text = c->nodes[0].str;
+    size_t len = c->nodes[0].len;
+    char member[32] = "";
+    cli_info_field(text, len, "self_member:", member, sizeof(member));
+    bool follows = !strcmp(role, "backup") || !strcmp(member, "outside");
+    if (!follows || !cli_info_field(text, len, "primary:", next, size) ||
+        !strcmp(next, c->addr))
+        next[0] = '\0';
+}
+
+/* One round: ask addr, then the members it leads to, up to
+ * PRIMARY_HOPS_MAX. 0 with c open at the primary; 1 with c closed when no
+ * primary answered (s says why); a negative code when addr itself cannot
+ * be asked or a member answered with an error. */
+static int primary_round(struct cli_rpc *c, const char *addr,
+                         size_t reply_size_max, int timeout_s,
+                         struct primary_search *s, struct cohort_err *err)
+{
+    char target[256];
+    snprintf(target, sizeof(target), "%s", addr);
+    memset(s, 0, sizeof(*s));
+    for (uint32_t hop = 0; hop < PRIMARY_HOPS_MAX; hop++) {
+        bool answered = false;
+        int rc = ask_replication(c, target, reply_size_max,
+                                 hop == 0 ? 10 : timeout_s, &answered, err);
+        if (rc != 0 && (hop == 0 || answered))
+            return rc;
+        if (rc != 0) {
+            s->unanswered = true; /* the member it names is down */
+            return 1;
+        }
+        char role[32] = "", next[256];
+        cli_info_field(c->nodes[0].str, c->nodes[0].len, "role:", role,
+                       sizeof(role));
+        if (!strcmp(role, "primary"))
+            return 0;
+        if (hop == 0) {
+            snprintf(s->role, sizeof(s->role), "%s", role);
+            cli_info_field(c->nodes[0].str, c->nodes[0].len,
+                           "self_index:", s->self, sizeof(s->self));
+        } else
+            snprintf(s->end, sizeof(s->end), "%s", role);
+        named_primary(c, role, next, sizeof(next));
+        cli_rpc_close(c); /* the INFO text was c's buffer */
+        if (next[0] == '\0')
+            return 1;
+        s->followed = true;
+        snprintf(target, sizeof(target), "%s", next);
+    }
+    return 1;
+}
+
+/* A role from INFO in words, after "it is" ("in a view change"). */
+static const char *role_words(const char *role)
+{
+    if (!strcmp(role, "view_change"))
+        return "in a view change";
+    if (!strcmp(role, "recovering"))
+        return "recovering";
+    if (!strcmp(role, "removed"))
+        return "removed from the group";
+    if (!strcmp(role, "outside"))
+        return "outside the membership";
+    return role[0] ? role : "not the primary";
+}
+
+/* Why the member asked knows no working primary, in words: its own state
+ * when it follows nobody, else what became of the primary it follows. */
+static void search_state(const struct primary_search *s, char *out, size_t size)
+{
+    if (s->unanswered)
+        snprintf(out, size, "the primary it follows does not answer");
+    else if (s->followed && !strcmp(s->end, "backup"))
+        snprintf(out, size, "the primary it follows is a backup now");
+    else if (s->followed)
+        snprintf(out, size, "the primary it follows is %s", role_words(s->end));
+    else
+        snprintf(out, size, "it is %s", role_words(s->role));
+}
 
 int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
                          size_t reply_size_max, struct cohort_err *err)
 {
-    char target[256];
-    snprintf(target, sizeof(target), "%s", addr);
-    for (int tries = 0; tries < PRIMARY_TRIES; tries++) {
-        int rc = cli_rpc_open_member(c, target, reply_size_max, err);
-        if (rc != 0)
+    uint64_t deadline = monotonic_ms() + PRIMARY_WAIT_MS;
+    struct primary_search s;
+    for (;;) {
+        uint64_t now = monotonic_ms();
+        uint64_t left_s = now < deadline ? (deadline - now) / 1000u : 0;
+        int timeout_s = left_s < 1 ? 1 : left_s > 10 ? 10 : (int)left_s;
+        int rc = primary_round(c, addr, reply_size_max, timeout_s, &s, err);
+        if (rc <= 0)
             return rc;
-        struct resp_arg info[] = {{"INFO", 4}, {"replication", 11}};
-        rc = cli_rpc_expect(c, 2, info, RESP_TYPE_BULK, err);
-        if (rc != 0) {
-            cli_rpc_close(c);
-            return rc;
-        }
-        char role[32] = "", primary[256], member[32] = "";
-        const char *text = c->nodes[0].str;
-        size_t len = c->nodes[0].len;
-        if (cli_info_field(text, len, "role:", role, sizeof(role)) &&
-            !strcmp(role, "primary"))
-            return 0;
-        /* A backup names its primary; so does a replica outside the
-         * membership (removed, a spare) once it learned the epoch. */
-        cli_info_field(text, len, "self_member:", member, sizeof(member));
-        bool redirect =
-            (!strcmp(role, "backup") || !strcmp(member, "outside")) &&
-            cli_info_field(text, len, "primary:", primary, sizeof(primary)) &&
-            strcmp(primary, target) != 0;
-        cli_rpc_close(c); /* text was c's buffer */
-        if (redirect)
-            snprintf(target, sizeof(target), "%s", primary);
-        else
-            cli_pause_ms(100); /* a view change or a recovery: ask again */
+        if (monotonic_ms() >= deadline)
+            break;
+        cli_pause_ms(100); /* a view change or a recovery: ask again */
     }
+    char state[96];
+    search_state(&s, state, sizeof(state));
     return err_set(err, -COHORT_EAGAIN,
-                   "no primary found from %s within 10 s; is a majority of "
-                   "the cluster up (cohort status %s)?",
-                   addr, addr);
+                   "no primary reachable: replica %s (%s) knows no working "
+                   "primary (%s); a majority of members must be up: start "
+                   "the stopped ones (cohort status shows each)",
+                   s.self[0] ? s.self : "?", addr, state);
 }
 
 bool cli_list_field(const char *line, const char *key, char *out, size_t size)

@@ -49,7 +49,12 @@ int cli_rpc_auth(struct cli_rpc *c, struct cohort_err *err);
 int cli_rpc_open_member(struct cli_rpc *c, const char *addr,
                         size_t reply_size_max, struct cohort_err *err);
 /* Connect to the primary of the cluster addr belongs to, following the
- * member's INFO replication, for up to 10 s of view changes. */
+ * member's INFO replication (its primary, and on), for up to 10 s of view
+ * changes. Each try starts again at addr: a primary it names that does not
+ * answer (refused, timed out) is one it has not yet seen fail. When addr
+ * cannot be asked, its error; when no try reached a primary, -COHORT_EAGAIN
+ * with one line "no primary reachable: replica <i> (<addr>) knows no
+ * working primary (<why>); <the fix>", whatever addr's state. */
 int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
                          size_t reply_size_max, struct cohort_err *err);
 /* INFO <section> on c: its text (valid until the next call on c). */

@@ -23,6 +23,10 @@ replies say what they mean (issue 11, item 8).
     another user (the fix: pass a directory; chown or chmod).
 `cohort status 7001`: a format error (exit 2, "host:port"), not "cannot
 connect".
+`cohort members` at the one member up of three: one line, "no primary
+reachable: replica <i> (<addr>) knows no working primary (<why>); <fix>",
+exit 1, whether that member still follows the dead primary or is
+recovering (both states made on purpose, every answer checked).
 Flags, for every command: an unknown flag is "unknown flag --name", a
 number is decimal ("expected a decimal number from A to B"; --cluster-id
 is hexadecimal), a size over its maximum names it. A config file is
@@ -370,7 +374,8 @@ def status_format(binary):
 def members(binary, c):
     """`cohort members` asked at a backup lists every member as the primary
     sees it, then (after a blank line) its recent view changes; a stopped
-    backup shows as not ok; a dead address fails with a hint."""
+    backup shows as not ok; a dead address fails with a hint; without a
+    majority, see members_no_primary."""
     p, _ = c.wait_for_primary()
     b = c.backups(p)[0]
     code, out, err = run(binary, "members", "--cluster",
@@ -410,6 +415,78 @@ def members(binary, c):
     code, out, err = run(binary, "members", "127.0.0.1:%d" % dead)
     check(code == 1 and "is the cluster running" in err,
           "cohort members on a dead address: exit %d, %r" % (code, err))
+
+
+NO_PRIMARY = ("no primary reachable: replica %d (%s) knows no working "
+              "primary (")
+NO_PRIMARY_FIX = ("); a majority of members must be up: start the stopped "
+                  "ones (cohort status shows each)")
+
+
+def ask_without_majority(binary, c, b, dead, seconds):
+    """Ask b (the one member up) with `cohort members` until `seconds`
+    have passed, at least once, and check every answer: the one line that
+    says no primary is reachable, names b and the fix, exit 1; never the
+    address of a dead member (as the primary to go to), a second line or
+    a traceback. Whatever state b is in: each answer is checked, none is
+    waited for. The states b reported, in the order seen."""
+    addr = "%s:%d" % (cl.HOST, c.client_ports[b])
+    head = "cohort members: " + NO_PRIMARY % (b, addr)
+    states = []
+    deadline = time.monotonic() + seconds
+    while True:
+        code, out, err = run(binary, "members", addr, timeout=60 * c.slow)
+        lines = err.strip().splitlines()
+        line = lines[0] if lines else ""
+        state = line[len(head):line.find(NO_PRIMARY_FIX)]
+        log("cohort members without a majority: exit %d: %s"
+            % (code, err.strip()))
+        check(code == 1 and out == "" and len(lines) == 1,
+              "cohort members without a majority: exit %d, stdout %r, "
+              "stderr %r" % (code, out, err))
+        check(line.startswith(head) and line.endswith(NO_PRIMARY_FIX) and
+              state != "" and "(" not in state,
+              "cohort members without a majority: want %r<why>%r, got %r"
+              % (head, NO_PRIMARY_FIX, err))
+        for i in dead:
+            for port in (c.client_ports[i], c.peer_ports[i]):
+                check(":%d" % port not in err, "cohort members without a "
+                      "majority names dead replica %d: %r" % (i, err))
+        states.append(state)
+        if time.monotonic() > deadline:
+            return states
+
+
+def members_no_primary(binary, c):
+    """`cohort members` at the one member of three still up gives the same
+    one-line answer, whichever state that member is in: a backup that still
+    follows the dead primary (it cannot start a view change alone), one in
+    a view change, or one recovering (restarted with no majority to recover
+    from: it stays so). Both states are made on purpose, not waited for;
+    before, the first refused at the dead primary's address ("connect to
+    ...: Connection refused; is the cluster running?") and the second said
+    "no primary found ...; is a majority of the cluster up?"."""
+    p, _ = c.wait_for_primary()
+    b = c.backups(p)[0]
+    dead = [i for i in range(c.n) if i != b]
+    cl.poll("replica %d a normal backup of %d" % (b, p), 20 * c.slow,
+            lambda: c.info(b).get("role") == "backup" and
+            c.info(b).get("primary_index") == str(p))
+    for i in dead:
+        c.kill(i)
+    seen = ask_without_majority(binary, c, b, dead, 12)
+    # Restarted now, b recovers from nobody: it stays recovering.
+    c.kill(b)
+    c.restart(b)
+    role = c.info(b).get("role")
+    check(role == "recovering", "replica %d restarted alone: role %r, want "
+          "recovering" % (b, role))
+    seen += ask_without_majority(binary, c, b, dead, 12)
+    log("cohort members without a majority, states seen: %s"
+        % ", ".join(seen))
+    for i in dead:
+        c.restart(i)
+    c.wait_for_primary()
 
 
 def replies(c):
@@ -865,11 +942,13 @@ def main(binary):
     up_ports_taken(binary, c, tmp)
     replies(c)
     members(binary, c)
+    members_no_primary(binary, c)
     return "bad flags refused by name, --max-value-size checked and " \
         "a 15 MB value replicated, " \
         "even sizes refused, failed starts reported, duplicates " \
         "refused, config switches honoured, --log-memory (and lowered under a longer log), lowered " \
-        "value and key limits, status format, HELLO/INFO/KVINFO, cohort members"
+        "value and key limits, status format, HELLO/INFO/KVINFO, cohort members " \
+        "(and its one answer without a majority)"
 
 
 if __name__ == "__main__":
