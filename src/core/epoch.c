@@ -536,6 +536,24 @@ static void on_start_epoch(struct replica *r, const struct message *m)
         send_epoch(r, MSG_EPOCH_STARTED, m->from);
 }
 
+/* A message of a newer epoch came from `to`: show it ours, which it answers
+ * with NEW_EPOCH (below). A replica that sends nothing on its own would
+ * otherwise wait for good once the epoch's START_EPOCHs to it were lost
+ * (the primary sends them only until a quorum answered): a learner never
+ * suspects anyone, and a backup's primary may have moved with the group
+ * (simulator soak, seed 588924888439: a learner of epoch 5 dropped the
+ * messages of epochs 6 and 7 for 34 s, to the end of the run). A PONG with
+ * nonce 0 is the smallest message there is; the newer epoch answers it
+ * before reading it. At most one per heartbeat. */
+static void ask_epoch(struct replica *r, uint32_t to)
+{
+    if (r->epoch_asked_ms && r->now_ms - r->epoch_asked_ms < r->c.heartbeat_ms)
+        return;
+    r->epoch_asked_ms = r->now_ms;
+    struct message m = {.type = MSG_PONG, .view = r->view};
+    vr_send_to(r, to, &m, NULL);
+}
+
 /* Before anything else looks at a message: the epoch messages themselves,
  * and the epoch rule for the rest. Returns whether normal processing may
  * go on. */
@@ -564,6 +582,7 @@ bool vr_epoch_filter(struct replica *r, const struct message *m)
         /* We learn it by START_EPOCH/NEW_EPOCH, not from this. */
         r->stats.epochs_ahead++;
         vr_invalid(r, "of a newer epoch");
+        ask_epoch(r, m->from);
         return false;
     }
     /* A removed replica still serves the committed log to the members

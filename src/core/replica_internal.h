@@ -213,6 +213,7 @@ struct replica {
     bool announcing;   /* sending START_EPOCH until a quorum answered */
     bool epoch_started[COHORT_REPLICAS_MAX];
     uint64_t announce_ms;
+    uint64_t epoch_asked_ms; /* last ask_epoch() (epoch.c) */
 
     /* Recovery. */
     uint64_t nonce;

@@ -249,6 +249,10 @@ list(APPEND COHORT_SIM_REGRESSIONS
     # its commit past that primary's log is no evidence (the check run
     # fails any divergence report).
     "9646091313 swarm --replicas 5 --ops 300 --transfers 400 --reconfigs 300 --volatile 10"
+    # 2026-12-07 (on main's code too): a learner of epoch 5 whose
+    # START_EPOCHs were lost dropped every message of epochs 6 and 7 and
+    # sent nothing that would draw a NEW_EPOCH (epoch.c, ask_epoch()).
+    "588924888439 swarm --replicas 5 --ops 300 --transfers 400 --reconfigs 300 --volatile 10"
 )
 foreach(entry IN LISTS COHORT_SIM_REGRESSIONS)
     separate_arguments(parts UNIX_COMMAND "${entry}")
