@@ -715,9 +715,7 @@ void wal_recovery_release(struct wal *wal)
         free(wal->blocks[i]);
     free(wal->blocks);
     free(wal->recovered);
-    free(wal->recovered_commit);
-    wal->recovered_commit = NULL;
-    wal->recovered_commit_cap = 0;
+    wal->recovered_commit = 0;
     wal->blocks = NULL;
     wal->block_count = 0;
     wal->block_cap = 0;

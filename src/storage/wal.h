@@ -268,8 +268,9 @@ struct wal {
     /* Recovery results, until wal_recovery_release(). */
     struct entry *recovered;
     uint64_t recovered_count, recovered_cap;
-    uint64_t *recovered_commit; /* each one's commit note (its op; 0) */
-    uint64_t recovered_commit_cap;
+    /* The highest commit note of the recovered entries (0: none); the
+     * recovered log is only ever appended to or emptied whole. */
+    uint64_t recovered_commit;
     uint8_t **blocks; /* entry bodies, one block per segment */
     uint32_t block_count, block_cap;
 };

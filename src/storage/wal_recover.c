@@ -189,14 +189,12 @@ static int recovered_push(struct wal *wal, const struct entry *e,
 {
     if (!grow_array_u64((void **)&wal->recovered, &wal->recovered_cap,
                         wal->recovered_count + 1, sizeof(*wal->recovered),
-                        1024) ||
-        !grow_array_u64((void **)&wal->recovered_commit,
-                        &wal->recovered_commit_cap, wal->recovered_count + 1,
-                        sizeof(*wal->recovered_commit), 1024))
+                        1024))
         return err_set(err, -COHORT_ENOMEM,
                        "wal: out of memory recovering %" PRIu64 " entries",
                        wal->recovered_count + 1);
-    wal->recovered_commit[wal->recovered_count] = commit;
+    if (commit > wal->recovered_commit)
+        wal->recovered_commit = commit;
     wal->recovered[wal->recovered_count++] = *e;
     return 0;
 }
@@ -827,6 +825,7 @@ static void recover_check_end(struct wal *wal, struct recovery *r)
         return;
     /* Where the stored log and this one part is unknown: all of it goes. */
     wal->recovered_count = 0;
+    wal->recovered_commit = 0;
     wal->op_last = base;
     wal->checksum_last = x->base.checksum;
     r->tail_reusable = false;
@@ -872,10 +871,7 @@ static int recover(struct wal *wal, const struct wal_expect *x,
         return rc;
     rec->entries = wal->recovered;
     rec->entry_count = wal->recovered_count;
-    rec->commit = 0;
-    for (uint64_t i = 0; i < wal->recovered_count; i++)
-        if (wal->recovered_commit[i] > rec->commit)
-            rec->commit = wal->recovered_commit[i];
+    rec->commit = wal->recovered_commit;
     ASSERT(rec->entry_count == wal->op_last - base);
     ASSERT(rec->damaged_op == 0 || rec->damaged_op == wal->op_last + 1);
     return 0;
