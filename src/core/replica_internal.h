@@ -10,6 +10,7 @@
 
 #include "common/assert.h"
 #include "common/membership.h"
+#include "core/checkpoints.h"
 #include "core/client_table.h"
 #include "core/detector.h"
 #include "core/log.h"
@@ -96,6 +97,8 @@ struct replica {
     /* A peer whose GET-STATE showed such a history: the last one seen. */
     uint64_t peer_diverged_op;
     uint32_t peer_diverged;
+    /* Checksums of committed ops compacted away, for snapshot offers. */
+    struct checkpoints checkpoints;
     bool fresh; /* nothing was ever stored */
 
     struct log log;

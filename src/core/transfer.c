@@ -142,12 +142,25 @@ static uint64_t committed_mismatch(const struct replica *r,
     return m->base_op;
 }
 
+/* The same for a snapshot offer, whose view_op and checksum fields carry a
+ * checkpoint of the sender's committed history (0: none; vr_on_get_state):
+ * the op it names, if both hold it committed, when ours differs there. */
+static uint64_t checkpoint_mismatch(const struct replica *r,
+                                    const struct message *m)
+{
+    uint64_t at = m->view_op;
+    uint64_t ours;
+    if (at == 0 || at > min_u64(r->commit, m->commit) ||
+        !log_checksum(&r->log, at, &ours) || ours == m->checksum)
+        return 0;
+    return at;
+}
+
 bool vr_check_diverged(struct replica *r, const struct message *m,
                        bool from_primary)
 {
-    uint64_t at = 0;
-    if (!(m->flags & MSG_FLAG_SNAPSHOT)) /* (its checksum field is unused) */
-        at = committed_mismatch(r, m);
+    uint64_t at = m->flags & MSG_FLAG_SNAPSHOT ? checkpoint_mismatch(r, m)
+                                               : committed_mismatch(r, m);
     if (!at && from_primary && m->view == r->recovered_view &&
         m->view == r->view && r->cfg.epoch == r->epoch_at_start &&
         m->nonce == r->nonce && r->status == STATUS_NORMAL &&
@@ -178,6 +191,38 @@ static void note_peer_diverged(struct replica *r, const struct message *m)
     r->stats.divergences++;
 }
 
+/* A snapshot offer shows the requester our committed history at the
+ * highest op we can name at or below at_most (its commit and ours): from
+ * the log if it still holds it, else the checkpoints. The offer's own
+ * fields say nothing of the ops the snapshot covers, and the requester may
+ * hold some of them committed in another history (PROTOCOL.md,
+ * "Divergence"). */
+static void offer_checkpoint(const struct replica *r, uint64_t at_most,
+                             struct message *snap)
+{
+    if (at_most > r->log.op)
+        at_most = r->log.op;
+    if (at_most >= r->log.base) {
+        snap->view_op = at_most;
+        snap->checksum = vr_checksum_at(r, at_most);
+    } else if (!checkpoints_find(&r->checkpoints, at_most, &snap->view_op,
+                                 &snap->checksum)) {
+        snap->view_op = 0;
+        snap->checksum = 0;
+    }
+}
+
+/* Note the checkpoints among ops (log base, upto] of our log, all
+ * committed, before the log lets them go. */
+static void note_checkpoints(struct replica *r, uint64_t upto)
+{
+    if (upto > r->log.op)
+        upto = r->log.op;
+    uint64_t o = r->log.base - r->log.base % CHECKPOINT_FINE + CHECKPOINT_FINE;
+    for (; o <= upto; o += CHECKPOINT_FINE)
+        checkpoints_note(&r->checkpoints, o, vr_checksum_at(r, o));
+}
+
 /* Any replica: GET-STATE (VR Revisited §5.2). The primary serves its whole
  * log; others serve only committed entries, which never change. */
 void vr_on_get_state(struct replica *r, const struct message *m)
@@ -204,6 +249,7 @@ void vr_on_get_state(struct replica *r, const struct message *m)
                                .op = limit,
                                .commit = r->commit,
                                .base_op = r->snapshot_op};
+        offer_checkpoint(r, min_u64(m->commit, r->commit), &snap);
         vr_send_to(r, m->from, &snap, NULL);
         struct action *a = vr_action_push(r, ACT_SNAPSHOT_SEND);
         a->snapshot_send.to = m->from;
@@ -350,6 +396,7 @@ void vr_on_snapshot_taken(struct replica *r, uint64_t op)
     }
     if (to <= r->log.base)
         return;
+    note_checkpoints(r, to);
     log_compact(&r->log, to);
     vr_persist_after_base(r);
     struct action *a = vr_action_push(r, ACT_LOG_COMPACT);
@@ -364,11 +411,15 @@ void vr_on_snapshot_installed(struct replica *r, const struct event *ev)
     bool keep =
         log_checksum(&r->log, op, &ours) && ours == ev->snapshot.checksum;
     if (keep) {
+        note_checkpoints(r, op); /* our log is the snapshot's history */
         log_compact(&r->log, op);
         vr_persist_after_base(r);
     } else {
+        note_checkpoints(r, r->commit);
         log_reset(&r->log, op, ev->snapshot.checksum,
                   ev->snapshot.timestamp_ms);
+        if (checkpoints_due(op))
+            checkpoints_note(&r->checkpoints, op, ev->snapshot.checksum);
         r->op_persisted = op;
         r->persist_from = 0;
         r->prepare_sent_op = op;

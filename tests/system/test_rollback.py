@@ -11,9 +11,11 @@ its data"):
   4. A and B start: they form a view without the writes (neither can tell
      from its own disk);
   5. P returns.
-Twice: with the group's log a prefix of P's (it wrote nothing since), and
-with the group having written more ops than P holds (another history at
-the same op numbers).
+Three times: with the group's log a prefix of P's (it wrote nothing
+since); with the group having written more ops than P holds (another
+history at the same op numbers); and with the group having written so many
+that it compacted its log past P's ops, so that P is offered a snapshot
+(whose offer carries a checkpoint of the group's history).
 Pass: P, which holds the writes committed (its log's commit notes), sees
 the group's log without them and stops: one ERROR line naming the cause and
 OPERATIONS.md, INFO stats diverged_op > 0, and its log still holds every op
@@ -45,9 +47,9 @@ def stat(c, i, name):
         return 0
 
 
-def scenario(binary, other):
-    c = cl.Cluster(binary, n=3, name="rollback-" + ("other" if other
-                                                    else "behind"))
+def scenario(binary, kind):
+    other = kind != "behind"
+    c = cl.Cluster(binary, n=3, name="rollback-" + kind)
     c.divergence_expected = True
     c.start()
     p, _ = c.wait_for_primary()
@@ -80,18 +82,27 @@ def scenario(binary, other):
     c.kill(p)
 
     # 4. A and B form a view without the writes.
+    if kind == "compacted":  # A and B snapshot often (P keeps its log whole)
+        c.extra_args = ["--snapshot-interval-ops", "64"]
     c.restart(a)
     c.restart(b)
+    c.extra_args = []
     q, _ = c.wait_for_primary()
     check(q in (a, b), "primary r%d, want r%d or r%d" % (q, a, b))
     log("r%d and r%d formed a view (primary r%d) on A's old copy" % (a, b, q))
     if other:  # the group writes other ops at the same op numbers, and more
         with c.client(q, timeout=10) as cli:
-            for k in range(WRITES + 20):
+            group_writes = WRITES * 4 if kind == "compacted" else WRITES + 20
+            for k in range(group_writes):
                 check(cli.command("SET", "g:%d" % k, "1") == "OK",
                       "SET g:%d" % k)
         q_op = int(c.info(q).get("op", "0"))
         check(q_op > p_op, "the group's op %d, want past %d" % (q_op, p_op))
+        if kind == "compacted":
+            # It keeps half an interval behind its snapshot.
+            cl.poll("r%d's log compacted past op %d" % (q, p_op), 10 * c.slow,
+                    lambda: int(c.info(q, "persistence").get(
+                        "last_snapshot_op", "0")) >= p_op + 64)
 
     # 5. P returns: it must stop, not drop the writes.
     c.restart(p)
@@ -119,7 +130,7 @@ def scenario(binary, other):
     check(len(kept) >= WRITES - 1 and kept == list(range(len(kept))),
           "r%d serves %d of the %d writes: %s" % (p, len(kept), WRITES,
                                                   kept[:10]))
-    if other:
+    if kind == "other":
         # The primary saw P's request show another history of an op both
         # hold committed. (When the group's log is only shorter, a prefix
         # of P's, it has nothing to compare: only P can tell.)
@@ -133,13 +144,14 @@ def scenario(binary, other):
     c.finish()
     return ("%s: r%d stopped at op %d (%d of its %d acknowledged writes "
             "readable there, its log at op %d); r%d and r%d serve on"
-            % ("other history" if other else "group behind", p, op,
+            % (kind, p, op,
                len(kept), WRITES, p_op, a, b))
 
 
 def main(binary):
-    return "; ".join(scenario(binary, other) for other in (False, True))
+    return "; ".join(scenario(binary, kind)
+                     for kind in ("behind", "other", "compacted"))
 
 
 if __name__ == "__main__":
-    cl.run_test("rollback", main, budget_s=120)
+    cl.run_test("rollback", main, budget_s=180)
