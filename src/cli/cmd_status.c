@@ -1,7 +1,9 @@
 /* cli/cmd_status — `cohort status [host:port]`: the cluster as one member
  * sees it, from that member's INFO replication and persistence sections
- * (roles, lag and health; the disk, snapshots). COHORT_PASSWORD (and
- * COHORT_USER) log in first. */
+ * (roles, lag and health; the disk, snapshots), after one "state:" line
+ * that says in words what the member is doing (a backup that lost its
+ * primary says so, and whether enough voters are connected to elect
+ * another). COHORT_PASSWORD (and COHORT_USER) log in first. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +14,81 @@
 #include "cli/flags.h"
 #include "cli/rpc.h"
 #include "common/resp.h"
+
+/* Voters of the epoch line ("epoch:2,voters=0+1+2") that this member has
+ * a peer link to, itself included, into *connected; returns the count. */
+static unsigned voters_connected(const char *text, size_t len,
+                                 unsigned *connected)
+{
+    char epoch[256], voters[256];
+    *connected = 0;
+    if (!cli_info_field(text, len, "epoch:", epoch, sizeof(epoch)) ||
+        !cli_list_field(epoch, "voters", voters, sizeof(voters)))
+        return 0;
+    unsigned count = 0;
+    for (char *id = strtok(voters, "+"); id != NULL; id = strtok(NULL, "+")) {
+        char name[32], member[512], link[16], health[16];
+        snprintf(name, sizeof(name), "member%s:", id);
+        count++;
+        if (!cli_info_field(text, len, name, member, sizeof(member)))
+            continue;
+        cli_list_field(member, "link", link, sizeof(link));
+        cli_list_field(member, "health", health, sizeof(health));
+        if (!strcmp(link, "up") || !strcmp(health, "self"))
+            (*connected)++;
+    }
+    return count;
+}
+
+/* The backup's line: whom it follows, or that it lost its primary. */
+static void backup_state(const char *text, size_t len, char *out, size_t size)
+{
+    char primary[32] = "?", link[16] = "", ago[32] = "-1";
+    cli_info_field(text, len, "primary_index:", primary, sizeof(primary));
+    cli_info_field(text, len, "master_link_status:", link, sizeof(link));
+    cli_info_field(text, len, "master_last_io_seconds_ago:", ago, sizeof(ago));
+    char heard[64];
+    if (!strcmp(ago, "-1"))
+        snprintf(heard, sizeof(heard), "not heard from since this start");
+    else
+        snprintf(heard, sizeof(heard), "last heard %s s ago", ago);
+    if (strcmp(link, "down") != 0) {
+        snprintf(out, size, "backup of primary %s (%s)", primary, heard);
+        return;
+    }
+    unsigned connected = 0;
+    unsigned voters = voters_connected(text, len, &connected);
+    unsigned needed = voters / 2 + 1;
+    if (voters > 0 && connected < needed)
+        snprintf(out, size,
+                 "backup, but primary %s is unreachable (%s); no majority "
+                 "to elect a new one: connected to %u of %u voters, %u "
+                 "needed (start the stopped members)",
+                 primary, heard, connected, voters, needed);
+    else
+        snprintf(out, size,
+                 "backup, but primary %s is unreachable (%s); a view change "
+                 "to a new primary should follow",
+                 primary, heard);
+}
+
+/* The "state:" line: the role in words. */
+static void state_line(const char *text, size_t len, char *out, size_t size)
+{
+    char role[32] = "", view[32] = "?";
+    cli_info_field(text, len, "role:", role, sizeof(role));
+    cli_info_field(text, len, "view:", view, sizeof(view));
+    if (!strcmp(role, "backup"))
+        backup_state(text, len, out, size);
+    else if (!strcmp(role, "primary"))
+        snprintf(out, size, "primary of view %s", view);
+    else if (!strcmp(role, "view_change"))
+        snprintf(out, size,
+                 "in a view change (no primary until a majority "
+                 "of voters agrees on one)");
+    else
+        snprintf(out, size, "%s", role[0] ? role : "unknown");
+}
 
 int cmd_status(int argc, char **argv)
 {
@@ -50,8 +127,10 @@ int cmd_status(int argc, char **argv)
         cli_rpc_close(&c);
         return 1;
     }
-    printf("cohort status of %s\n%.*s", addr, (int)c.nodes[0].len,
-           c.nodes[0].str);
+    char state[512];
+    state_line(c.nodes[0].str, c.nodes[0].len, state, sizeof(state));
+    printf("cohort status of %s\nstate: %s\n%.*s", addr, state,
+           (int)c.nodes[0].len, c.nodes[0].str);
     cli_rpc_close(&c);
     return 0;
 }

@@ -235,6 +235,10 @@ struct primary_search {
     bool followed;   /* the asked member named another member */
     bool unanswered; /* ... and that member (or one after it) was down */
     char end[32];    /* else the role of the last one asked */
+    /* The asked member, a backup, lost its primary (master_link_status
+     * down), last heard from it this many seconds ago ("-1": never). */
+    bool link_down;
+    char heard_ago[24];
 };
 
 /* Connect to target (timeout_s), log in and read INFO replication into
@@ -292,6 +296,20 @@ static void named_primary(const struct cli_rpc *c, const char *role, char *next,
         next[0] = '\0';
 }
 
+/* Whether the asked member says it lost its primary (INFO's
+ * master_link_status, a backup's only). */
+static void link_state(const struct cli_rpc *c, struct primary_search *s)
+{
+    char link[16] = "";
+    cli_info_field(c->nodes[0].str, c->nodes[0].len,
+                   "master_link_status:", link, sizeof(link));
+    s->link_down = !strcmp(link, "down");
+    snprintf(s->heard_ago, sizeof(s->heard_ago), "-1");
+    cli_info_field(c->nodes[0].str, c->nodes[0].len,
+                   "master_last_io_seconds_ago:", s->heard_ago,
+                   sizeof(s->heard_ago));
+}
+
 /* One round: ask addr, then the members it leads to, up to
  * PRIMARY_HOPS_MAX. 0 with c open at the primary; 1 with c closed when no
  * primary answered (s says why); a negative code when addr itself cannot
@@ -322,6 +340,7 @@ static int primary_round(struct cli_rpc *c, const char *addr,
             snprintf(s->role, sizeof(s->role), "%s", role);
             cli_info_field(c->nodes[0].str, c->nodes[0].len,
                            "self_index:", s->self, sizeof(s->self));
+            link_state(c, s);
         } else
             snprintf(s->end, sizeof(s->end), "%s", role);
         named_primary(c, role, next, sizeof(next));
@@ -352,7 +371,16 @@ static const char *role_words(const char *role)
  * when it follows nobody, else what became of the primary it follows. */
 static void search_state(const struct primary_search *s, char *out, size_t size)
 {
-    if (s->unanswered)
+    if (s->link_down && strcmp(s->heard_ago, "-1") != 0)
+        snprintf(out, size,
+                 "it lost the primary it follows: nothing heard from it "
+                 "for %s s",
+                 s->heard_ago);
+    else if (s->link_down)
+        snprintf(out, size,
+                 "it lost the primary it follows: nothing heard "
+                 "from it since it started");
+    else if (s->unanswered)
         snprintf(out, size, "the primary it follows does not answer");
     else if (s->followed && !strcmp(s->end, "backup"))
         snprintf(out, size, "the primary it follows is a backup now");
@@ -378,7 +406,7 @@ int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
             break;
         cli_pause_ms(100); /* a view change or a recovery: ask again */
     }
-    char state[96];
+    char state[160];
     search_state(&s, state, sizeof(state));
     return err_set(err, -COHORT_EAGAIN,
                    "no primary reachable: replica %s (%s) knows no working "

@@ -61,6 +61,7 @@ void detector_init(struct detector *d, const struct detector_config *config,
         p->timeout_ms = config->timeout_base_ms;
         p->gap_max_ms = 0;
         p->suspected = false;
+        p->heard_ever = false;
         p->suspicions = 0;
         p->false_suspicions = 0;
     }
@@ -74,6 +75,7 @@ bool detector_heard(struct detector *d, uint32_t peer, uint64_t now_ms)
     ASSERT(peer != d->config.self); /* a replica does not hear from itself */
     struct detector_peer *p = &d->peers[peer];
     ASSERT(now_ms >= p->heard_ms);
+    p->heard_ever = true;
 
     if (!p->suspected) {
         /* The healthy stretch goes on; only tick() decides it ended. */

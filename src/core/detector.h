@@ -42,7 +42,11 @@ struct detector_config {
 };
 
 struct detector_peer {
-    uint64_t heard_ms;         /* last time we heard from the peer */
+    uint64_t heard_ms; /* last time we heard from the peer */
+    /* detector_heard() was called for the peer since init: heard_ms is
+     * then a message's time or a later reset's, never init's. Read by
+     * hosts only (INFO's master_last_io_seconds_ago), never by the core. */
+    bool heard_ever;
     uint64_t healthy_since_ms; /* start of the current healthy stretch */
     uint32_t timeout_ms;
     uint32_t gap_max_ms; /* longest recent gap between messages */

@@ -684,6 +684,18 @@ bool replica_suspects(const struct replica *r, uint32_t peer)
     return detector_suspects(&r->detector, peer);
 }
 
+bool replica_heard(const struct replica *r, uint32_t peer, uint64_t *heard_ms)
+{
+    if (peer >= r->c.replica_count || peer == r->c.self)
+        return false;
+    const struct detector_peer *p = &r->detector.peers[peer];
+    if (!p->heard_ever)
+        return false;
+    ASSERT(p->heard_ms <= r->now_ms); /* time is monotonic */
+    *heard_ms = p->heard_ms;
+    return true;
+}
+
 uint32_t replica_snapshot_source(const struct replica *r)
 {
     return r->awaiting_snapshot ? r->snapshot_from : COHORT_REPLICA_NONE;

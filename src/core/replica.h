@@ -522,6 +522,12 @@ uint64_t replica_client_applied(const struct replica *r, uint64_t client_id);
  * backups and unknown peers). */
 uint64_t replica_peer_op(const struct replica *r, uint32_t peer);
 bool replica_suspects(const struct replica *r, uint32_t peer);
+/* When this replica last heard from peer (monotonic ms, the clock of its
+ * events), into *heard_ms: a message that shows the peer alive, or the
+ * start of a view it leads. Returns false, leaving *heard_ms alone, when
+ * it heard nothing from peer since replica_init() (or peer is self or out
+ * of range). Read only, for hosts: INFO's master_last_io_seconds_ago. */
+bool replica_heard(const struct replica *r, uint32_t peer, uint64_t *heard_ms);
 /* Whether the log lost records this replica may have acknowledged and a
  * primary has not repaired it yet (it then takes no part in view changes). */
 bool replica_damaged(const struct replica *r);

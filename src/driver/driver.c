@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "core/detector.h"
 #include "core/message.h"
 
 void driver_config_defaults(struct driver_config *config)
@@ -432,6 +433,27 @@ uint64_t driver_next_tick_ms(const struct driver *d)
 
 /* ------------------------------------------------------------ queries */
 
+static void primary_link(const struct driver *d, struct driver_status *out)
+{
+    const struct replica *r = d->r;
+    out->primary_lost = false;
+    out->primary_heard_ago_ms = -1;
+    if (out->status != STATUS_NORMAL || out->primary == out->self ||
+        out->primary >= out->replica_count)
+        return;
+    uint64_t now_ms = d->host.now_ms(d->host.ctx);
+    uint64_t heard_ms = 0;
+    bool heard = replica_heard(r, out->primary, &heard_ms);
+    uint64_t ago_ms = heard && now_ms > heard_ms ? now_ms - heard_ms : 0;
+    if (heard)
+        out->primary_heard_ago_ms =
+            ago_ms > INT64_MAX ? INT64_MAX : (int64_t)ago_ms;
+    uint32_t timeout_ms =
+        detector_timeout_ms(replica_detector(r), out->primary);
+    out->primary_lost =
+        replica_suspects(r, out->primary) || (heard && ago_ms > timeout_ms);
+}
+
 void driver_status(const struct driver *d, struct driver_status *out)
 {
     memset(out, 0, sizeof(*out));
@@ -481,6 +503,7 @@ void driver_status(const struct driver *d, struct driver_status *out)
             t->sending_offset[i] = d->sends[i].offset;
             t->sending_size[i] = d->sends[i].reader.info.file_size;
         }
+    primary_link(d, out);
 }
 
 const struct replica *driver_replica(const struct driver *d)

@@ -348,6 +348,15 @@ struct driver_status {
     bool removed;
     bool left;
     struct driver_transfer_status transfer;
+    /* A replica following a primary in a normal view: whether it lost that
+     * primary (suspects it, or heard nothing from it for longer than the
+     * detector's timeout, which no tick judged yet), and the milliseconds
+     * since it last heard from it (-1: never since it started). On a lone
+     * backup the core stays in its view (a view change needs a quorum of
+     * votes), so this is what shows that it follows nobody. false and -1
+     * on a primary or outside a normal view. */
+    bool primary_lost;
+    int64_t primary_heard_ago_ms;
 };
 void driver_status(const struct driver *d, struct driver_status *out);
 

@@ -962,6 +962,8 @@ void node_status(const struct node *n, struct node_status *out)
     memcpy(out->peer_op, ds.peer_op, sizeof(out->peer_op));
     memcpy(out->peer_connected, ds.peer_connected, sizeof(out->peer_connected));
     memcpy(out->peer_suspected, ds.peer_suspected, sizeof(out->peer_suspected));
+    out->primary_lost = ds.primary_lost;
+    out->primary_heard_ago_ms = ds.primary_heard_ago_ms;
     for (uint32_t i = 0; i < n->c.replica_count; i++) {
         out->client_addr[i] = n->c.client_addr[i];
         out->peer_addr[i] = n->c.peer_addr[i];

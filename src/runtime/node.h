@@ -224,6 +224,10 @@ struct node_status {
     uint64_t peer_op[COHORT_REPLICAS_MAX];    /* primary only */
     bool peer_connected[COHORT_REPLICAS_MAX]; /* outbound link up */
     bool peer_suspected[COHORT_REPLICAS_MAX];
+    /* driver_status(): a backup lost its primary; ms since it heard from
+     * it (-1: never, or not a backup in a normal view). */
+    bool primary_lost;
+    int64_t primary_heard_ago_ms;
     uint64_t log_bytes;  /* bytes of log records on disk (wal_bytes_used) */
     uint64_t log_memory; /* the log's arena (--log-memory) */
     uint64_t log_memory_used; /* bytes of bodies in it */

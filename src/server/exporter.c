@@ -274,6 +274,26 @@ static bool primary_view(const struct node_status *st)
     return st->status == STATUS_NORMAL && st->primary == st->self;
 }
 
+/* A backup's view of its primary, as INFO replication's master_link_status
+ * and master_last_io_seconds_ago; no sample on other roles. */
+static void metrics_primary_link(struct resp_buf *out,
+                                 const struct node_status *st)
+{
+    bool backup = strcmp(info_role(st), "backup") == 0;
+    prom_family(out, "cohort_primary_link_up", "gauge",
+                "1 if this backup hears from its primary, 0 if it lost it "
+                "(reported by backups only)");
+    if (backup)
+        prom_u64(out, "cohort_primary_link_up", NULL,
+                 st->primary_lost ? 0u : 1u);
+    prom_family(out, "cohort_primary_last_io_seconds", "gauge",
+                "Seconds since this backup last heard from its primary "
+                "(backups that heard from it only)");
+    if (backup && st->primary_heard_ago_ms >= 0)
+        prom_double(out, "cohort_primary_last_io_seconds", NULL,
+                    (double)st->primary_heard_ago_ms / 1000.0);
+}
+
 /* Per member: link, suspicion, and (on the primary) acknowledged op and
  * lag, as INFO replication's member lines. */
 static void metrics_members(struct resp_buf *out, const struct snapshot *g)
@@ -311,6 +331,7 @@ static void metrics_members(struct resp_buf *out, const struct snapshot *g)
         labels_member(labels, sizeof(labels), i);
         prom_u64(out, "cohort_member_suspected", labels, st->peer_suspected[i]);
     }
+    metrics_primary_link(out, st);
 }
 
 static void member_family(struct resp_buf *out, const struct snapshot *g,

@@ -263,6 +263,22 @@ static void list_line(struct resp_buf *t, const char *name, uint32_t n,
     line(t, "%s", text);
 }
 
+/* Redis's fields on a replica: master_link_status:down when this backup
+ * lost its primary (suspects it, or heard nothing from it for longer than
+ * its suspicion timeout), and master_last_io_seconds_ago (-1: never heard
+ * from it since start). A lone backup of a group of three stays a backup
+ * of its view, as no view change gets the quorum it needs: only these
+ * show that it follows nobody. Only on role:backup, like Redis. */
+static void primary_link(struct resp_buf *t, const struct node_status *st)
+{
+    if (strcmp(info_role(st), "backup") != 0)
+        return;
+    line(t, "master_link_status:%s", st->primary_lost ? "down" : "up");
+    int64_t ago_s =
+        st->primary_heard_ago_ms < 0 ? -1 : st->primary_heard_ago_ms / 1000;
+    line(t, "master_last_io_seconds_ago:%" PRId64, ago_s);
+}
+
 static void section_replication(struct resp_buf *t, const struct info_input *in)
 {
     const struct node_status *st = in->status;
@@ -274,6 +290,7 @@ static void section_replication(struct resp_buf *t, const struct info_input *in)
         line(t, "primary:%s", addr_or_unknown(st, st->primary));
         line(t, "primary_index:%u", st->primary);
     }
+    primary_link(t, st);
     line(t, "self_index:%u", st->self);
     list_line(t, "epoch", st->membership.epoch, "voters", st->membership.voters,
               st->membership.voter_count);

@@ -20,6 +20,10 @@ Then the HTTP server's bounds: 404, 405, 431 (a head over 8 KiB), 400 (a
 body), a slow sender closed by the server, connections over the limit
 closed at once, and the endpoint still answering afterwards.
 
+Last, the backup's link to its primary: cohort_primary_link_up is 1 on a
+backup of a working primary (no sample on the primary), and 0 on the one
+member of three left up, which stays a backup of the dead primary.
+
 usage: test_metrics.py [path/to/cohort]
 """
 
@@ -231,6 +235,8 @@ def check_writes_move_metrics(c, p):
               % (i, rounds, entries))
     check(value(after[p], "cohort_role", role="primary") == 1,
           "r%d does not say it is primary" % p)
+    check(("cohort_primary_link_up", frozenset()) not in after[p],
+          "the primary r%d reports cohort_primary_link_up" % p)
     lags = {dict(ls).get("member") for (n, ls), _ in after[p].items()
             if n == "cohort_member_lag_ops"}
     check(lags == {str(i) for i in range(c.n)},
@@ -347,6 +353,28 @@ def check_http_bounds(c, i):
         "connections over the limit closed")
 
 
+def check_lone_backup(c, p, dead):
+    """With replica dead already stopped, stop the primary p too: the
+    survivor, which cannot start a view change alone, reports its primary
+    link down."""
+    b = [i for i in range(c.n) if i not in (p, dead)][0]
+    wait_for("r%d's cohort_primary_link_up to be 1" % b,
+             lambda: value(scrape(c, b), "cohort_primary_link_up") == 1,
+             20 * c.slow)
+    c.kill(p)
+    s = wait_for("the lone r%d's cohort_primary_link_up to be 0" % b,
+                 lambda: (lambda s: s if s.get(("cohort_primary_link_up",
+                                                frozenset())) == 0 else None)
+                 (scrape(c, b)), 30 * c.slow)
+    check(value(s, "cohort_role", role="backup") == 1, "the lone r%d is not "
+          "a backup" % b)
+    check(value(s, "cohort_primary_last_io_seconds") >= 0, "the lone r%d's "
+          "cohort_primary_last_io_seconds: %s" % (
+              b, s.get(("cohort_primary_last_io_seconds", frozenset()))))
+    log("r%d alone: cohort_primary_link_up 0, last heard %.1f s ago"
+        % (b, value(s, "cohort_primary_last_io_seconds")))
+
+
 def main(binary):
     c = cl.Cluster(binary, n=3, name="metrics", metrics=True)
     c.start()
@@ -364,7 +392,9 @@ def main(binary):
                              "writes")
     np = check_kill_moves_metrics(c, p, after)
     check_http_bounds(c, np)
-    return "metrics move after writes and a primary kill; HTTP bounds hold"
+    check_lone_backup(c, np, p)
+    return "metrics move after writes and a primary kill; HTTP bounds " \
+        "hold; a lone backup's primary link is down"
 
 
 if __name__ == "__main__":

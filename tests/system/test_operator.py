@@ -23,6 +23,9 @@ replies say what they mean (issue 11, item 8).
     another user (the fix: pass a directory; chown or chmod).
 `cohort status 7001`: a format error (exit 2, "host:port"), not "cannot
 connect".
+A backup reports master_link_status:up in a healthy group and :down
+(with master_last_io_seconds_ago) once it is the one member of three up;
+`cohort status` then says its primary is unreachable with no majority.
 `cohort members` at the one member up of three: one line, "no primary
 reachable: replica <i> (<addr>) knows no working primary (<why>); <fix>",
 exit 1, whether that member still follows the dead primary or is
@@ -457,6 +460,59 @@ def ask_without_majority(binary, c, b, dead, seconds):
             return states
 
 
+def status_state(binary, c, i):
+    """The "state:" line of `cohort status` at replica i."""
+    code, out, err = run(binary, "status", "%s:%d"
+                         % (cl.HOST, c.client_ports[i]))
+    check(code == 0, "cohort status of r%d: exit %d, %r" % (i, code, err))
+    lines = out.splitlines()
+    check(len(lines) > 1 and lines[1].startswith("state: "),
+          "cohort status of r%d has no state line: %r" % (i, out))
+    return lines[1][len("state: "):]
+
+
+def link_up(binary, c, p, b):
+    """In a healthy group backup b says its link to primary p is up
+    (INFO's master_link_status, and cohort status's state line), and
+    the primary has no such field."""
+    cl.poll("r%d's master_link_status up" % b, 20 * c.slow,
+            lambda: c.info(b).get("master_link_status") == "up")
+    info = c.info(b)
+    ago = info.get("master_last_io_seconds_ago", "")
+    check(re.fullmatch(r"\d+", ago) is not None, "a healthy backup's "
+          "master_last_io_seconds_ago: %r" % ago)
+    check("master_link_status" not in c.info(p), "the primary reports a "
+          "master_link_status: %r" % c.info(p))
+    state = status_state(binary, c, b)
+    check(state.startswith("backup of primary %d (" % p),
+          "cohort status of a healthy backup: %r" % state)
+
+
+def link_down(binary, c, p, b):
+    """Backup b, the one member of three up, still follows the dead
+    primary p (a view change needs a majority), but says it lost it:
+    master_link_status:down, a master_last_io_seconds_ago that counts, and
+    cohort status says the primary is unreachable with no majority to
+    elect another. Before, nothing told it from a healthy backup."""
+    cl.poll("r%d's master_link_status down" % b, 30 * c.slow,
+            lambda: c.info(b).get("master_link_status") == "down")
+    info = c.info(b)
+    log("lone backup: role %s, primary_index %s, master_link_status %s, "
+        "master_last_io_seconds_ago %s" % (
+            info.get("role"), info.get("primary_index"),
+            info.get("master_link_status"),
+            info.get("master_last_io_seconds_ago")))
+    check(info.get("role") == "backup", "the lone backup's role: %r" % info)
+    check(re.fullmatch(r"\d+", info.get("master_last_io_seconds_ago", ""))
+          is not None, "the lone backup's master_last_io_seconds_ago: %r"
+          % info.get("master_last_io_seconds_ago"))
+    state = status_state(binary, c, b)
+    log("cohort status of the lone backup: state: %s" % state)
+    check(("primary %d is unreachable" % p) in state and
+          "no majority" in state, "cohort status of a lone backup: %r"
+          % state)
+
+
 def members_no_primary(binary, c):
     """`cohort members` at the one member of three still up gives the same
     one-line answer, whichever state that member is in: a backup that still
@@ -472,8 +528,10 @@ def members_no_primary(binary, c):
     cl.poll("replica %d a normal backup of %d" % (b, p), 20 * c.slow,
             lambda: c.info(b).get("role") == "backup" and
             c.info(b).get("primary_index") == str(p))
+    link_up(binary, c, p, b)
     for i in dead:
         c.kill(i)
+    link_down(binary, c, p, b)
     seen = ask_without_majority(binary, c, b, dead, 12)
     # Restarted now, b recovers from nobody: it stays recovering.
     c.kill(b)

@@ -132,6 +132,22 @@ static void heard_from_healthy_peer_keeps_its_timeout(void **state)
     assert_int_equal(d.peers[1].heard_ms, START_MS + 10);
 }
 
+static void only_hearing_marks_a_peer_heard(void **state)
+{
+    (void)state;
+    struct detector d;
+    detector_make(&d);
+    assert_false(d.peers[1].heard_ever);
+    detector_reset(&d, 1, START_MS + 5);
+    detector_suspect(&d, 2, START_MS + 5);
+    assert_int_equal(detector_tick(&d, START_MS + 8 * BASE_MS), 1);
+    assert_false(d.peers[1].heard_ever); /* init and reset are not hearing */
+    assert_false(d.peers[2].heard_ever);
+    detector_heard(&d, 2, START_MS + 8 * BASE_MS + 1);
+    assert_true(d.peers[2].heard_ever);
+    assert_false(d.peers[1].heard_ever);
+}
+
 static void timeout_never_exceeds_max(void **state)
 {
     (void)state;
@@ -383,6 +399,7 @@ int main(void)
         cmocka_unit_test(timeout_decays_one_step_per_tick_however_late),
         cmocka_unit_test(suspicion_ends_the_healthy_stretch),
         cmocka_unit_test(self_is_never_suspected),
+        cmocka_unit_test(only_hearing_marks_a_peer_heard),
         cmocka_unit_test(suspect_forces_suspicion_at_once),
         cmocka_unit_test(reset_clears_suspicion_without_changing_the_timeout),
         cmocka_unit_test(next_deadline_is_earliest_unsuspected_peer),

@@ -141,6 +141,35 @@ static void backup_reports_no_lag(void **state)
     teardown_fixture(&f);
 }
 
+/* Redis's replica fields, on a backup only: its link to the primary. */
+static void backup_reports_its_primary_link(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 1, 0);
+    f.st.primary_heard_ago_ms = 1999;
+    const char *t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "primary_index:0\r\nmaster_link_status:up\r\n"
+                              "master_last_io_seconds_ago:1\r\n"));
+    f.st.primary_lost = true;
+    f.st.primary_heard_ago_ms = 12000;
+    t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "master_link_status:down\r\n"
+                              "master_last_io_seconds_ago:12\r\n"));
+    f.st.primary_heard_ago_ms = -1; /* never heard since start */
+    t = format(&f, INFO_REPLICATION);
+    assert_non_null(strstr(t, "master_last_io_seconds_ago:-1\r\n"));
+    f.st.status = STATUS_VIEW_CHANGE;
+    t = format(&f, INFO_REPLICATION);
+    assert_null(strstr(t, "master_link_status"));
+    teardown_fixture(&f);
+    setup(&f, 0, 0);
+    t = format(&f, INFO_REPLICATION);
+    assert_null(strstr(t, "master_link_status"));
+    assert_null(strstr(t, "master_last_io_seconds_ago"));
+    teardown_fixture(&f);
+}
+
 /* A reconfigured group: the epoch, its voters and learners, and each
  * member's place in it. */
 static void replication_shows_epoch_and_roles(void **state)
@@ -348,6 +377,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(primary_reports_members_health_and_lag),
         cmocka_unit_test(backup_reports_no_lag),
+        cmocka_unit_test(backup_reports_its_primary_link),
         cmocka_unit_test(replication_shows_epoch_and_roles),
         cmocka_unit_test(every_section_appears_once_in_order),
         cmocka_unit_test(memory_section_has_redis_fields),
