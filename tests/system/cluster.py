@@ -6,7 +6,8 @@ Each replica is one `cohort server` process started directly (not through
 exactly one. Everything lives under one temporary directory (data dirs and
 per-replica log files) that is removed at the end (set COHORT_TEST_KEEP=1
 to keep it). Ports: a free block found by probing, or COHORT_TEST_PORT_BASE
-(client ports base..base+n-1, peer ports base+n..base+2n-1).
+(the first cluster's client ports base..base+n-1, peer ports
+base+n..base+2n-1; later blocks above them).
 
 Servers get PR_SET_PDEATHSIG(SIGKILL) so that none outlives the test if the
 test process dies (ctest timeout, ^C). That signal fires when the *thread*
@@ -125,11 +126,26 @@ def _port_free(port):
         s.close()
 
 
+_next_port = None  # with COHORT_TEST_PORT_BASE: where the next block starts
+
+
 def pick_ports(count, tries=200):
-    """A block of count consecutive free ports on 127.0.0.1."""
+    """A block of count consecutive free ports on 127.0.0.1. With
+    COHORT_TEST_PORT_BASE, the first block starts there and each later one
+    (a second cluster, a refused start) at the next free ports above the
+    last: one test never gets the same block twice."""
+    global _next_port
     base = os.environ.get("COHORT_TEST_PORT_BASE")
     if base:
-        return list(range(int(base), int(base) + count))
+        b = int(base) if _next_port is None else _next_port
+        for _ in range(tries):
+            ports = list(range(b, b + count))
+            if _next_port is None or all(_port_free(p) for p in ports):
+                _next_port = b + count
+                return ports
+            b += count
+        raise TestFailure("no block of %d free ports found above "
+                          "COHORT_TEST_PORT_BASE=%s" % (count, base))
     rng = random.Random(os.getpid() ^ int(time.time() * 1000))
     for _ in range(tries):
         b = rng.randrange(PORT_MIN, PORT_MAX - count)
