@@ -404,13 +404,41 @@ static void client_help(struct resp_buf *out)
         "LIST",
         "    Return information about client connections.",
         "SETINFO <LIB-NAME|LIB-VER> <value>",
-        "    Accepted and ignored, for client libraries that send it.",
+        "    Checked as Redis checks it and not kept, for client libraries "
+        "that send it.",
         "NO-EVICT (ON|OFF)",
         "NO-TOUCH (ON|OFF)",
         "    Accepted and ignored (cohort never evicts or tracks LRU).",
         "HELP",
         "    Print this help."};
     write_help(out, lines, sizeof(lines) / sizeof(lines[0]));
+}
+
+/* CLIENT SETINFO <attr> <value>, as Redis 7.2 checks it: LIB-NAME or
+ * LIB-VER (any case), with a value of printable ASCII and no spaces (CLIENT
+ * LIST must split on spaces). Accepted values are not kept. */
+static void client_setinfo(struct resp_buf *out, const struct resp_arg *attr,
+                           const struct resp_arg *value)
+{
+    if (!command_word_is(attr, "lib-name") &&
+        !command_word_is(attr, "lib-ver")) {
+        char shown[129];
+        resp_write_errorf(
+            out, "ERR Unrecognized option '%s'",
+            resp_show(shown, sizeof(shown), attr->ptr, attr->size));
+        return;
+    }
+    for (size_t i = 0; i < value->size; i++) {
+        if (value->ptr[i] < '!' || value->ptr[i] > '~') {
+            /* attr is lib-name or lib-ver in some case: safe to echo. */
+            resp_write_errorf(out,
+                              "ERR %.*s cannot contain spaces, newlines or "
+                              "special characters.",
+                              (int)attr->size, attr->ptr);
+            return;
+        }
+    }
+    resp_write_simple(out, "OK");
 }
 
 /* Arity of a subcommand, the command and subcommand counted, as in Redis:
@@ -471,12 +499,13 @@ void cmd_client(struct conn *c, struct resp_buf *out, uint32_t argc,
             client_list(c, out, false);
     } else if (!strcmp(sub, "help")) {
         client_help(out);
-    } else if (strcmp(sub, "setinfo") != 0 &&
-               !command_word_is(&argv[2], "on") &&
+    } else if (!strcmp(sub, "setinfo")) {
+        client_setinfo(out, &argv[2], &argv[3]);
+    } else if (!command_word_is(&argv[2], "on") &&
                !command_word_is(&argv[2], "off")) {
         /* no-evict, no-touch: ON or OFF, else Redis's syntax error. */
         resp_write_error(out, "ERR syntax error");
     } else {
-        resp_write_simple(out, "OK"); /* setinfo, no-evict, no-touch */
+        resp_write_simple(out, "OK"); /* no-evict, no-touch */
     }
 }
