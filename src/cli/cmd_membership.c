@@ -115,6 +115,7 @@ static bool takes_value(const struct membership_cli *m, const char *a)
 
 static int parse(struct membership_cli *m, int argc, char **argv)
 {
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
@@ -124,6 +125,9 @@ static int parse(struct membership_cli *m, int argc, char **argv)
         }
         if (takes_value(m, a) && i + 1 == argc)
             return cli_flag_needs_value(m->name, a + 2);
+        if (takes_value(m, a) &&
+            cli_flag_once(m->name, &seen, a + 2, argv[i + 1]))
+            return 2;
         if (!strcmp(a, "--cluster")) {
             m->cluster = argv[++i];
             if (cli_flag_address(m->name, m->cluster))

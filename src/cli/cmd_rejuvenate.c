@@ -62,6 +62,7 @@ static int usage(int code)
 
 static int parse(struct rejuv *r, int argc, char **argv)
 {
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
@@ -71,6 +72,8 @@ static int parse(struct rejuv *r, int argc, char **argv)
                       !strcmp(a, "--max-lag");
         if (valued && i + 1 == argc)
             return cli_flag_needs_value("rejuvenate", a + 2);
+        if (valued && cli_flag_once("rejuvenate", &seen, a + 2, argv[i + 1]))
+            return 2;
         if (!strcmp(a, "--cluster")) {
             r->cluster = argv[++i];
             if (cli_flag_address("rejuvenate", r->cluster))

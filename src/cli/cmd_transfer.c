@@ -41,6 +41,7 @@ static void usage(FILE *out)
 static int parse(struct transfer_cli *t, int argc, char **argv)
 {
     bool have_id = false;
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -50,6 +51,8 @@ static int parse(struct transfer_cli *t, int argc, char **argv)
         bool valued = !strcmp(a, "--cluster") || !strcmp(a, "--timeout");
         if (valued && i + 1 == argc)
             return cli_flag_needs_value("transfer", a + 2);
+        if (valued && cli_flag_once("transfer", &seen, a + 2, argv[i + 1]))
+            return 2;
         if (!strcmp(a, "--cluster")) {
             t->cluster = argv[++i];
             if (cli_flag_address("transfer", t->cluster))

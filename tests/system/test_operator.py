@@ -706,6 +706,29 @@ def flag_errors(binary, tmp):
          "second time as 1); give it once"),
         (["cli", "--deadline-ms", "5", "--deadline-ms", "6", "PING"],
          "cohort cli: --deadline-ms is given twice"),
+        # And by every other subcommand with flags that take a value (the
+        # last value used to win in silence). Each ends in --nosuch, so
+        # that a build without the check stops there, before it starts,
+        # dials or simulates anything.
+        (["bench", "--port", "1", "--port=2", "--nosuch"], "cohort bench: "
+         "--port is given twice (the second time as 2); give it once"),
+        (["up", "--replicas", "3", "--replicas", "5", "--nosuch"],
+         "cohort up: --replicas is given twice (the second time as 5)"),
+        (["sim", "--seed", "1", "--seed", "2", "--nosuch"],
+         "cohort sim: --seed is given twice (the second time as 2)"),
+        (["members", "--cluster", "h:1", "--cluster", "h:2", "--nosuch"],
+         "cohort members: --cluster is given twice"),
+        (["add", "--peer", "h:1", "--client", "h:2", "--peer", "h:3",
+          "--nosuch"],
+         "cohort add: --peer is given twice (the second time as h:3)"),
+        (["remove", "1", "--timeout", "5", "--timeout", "6", "--nosuch"],
+         "cohort remove: --timeout is given twice"),
+        (["replace", "1", "2", "--max-lag", "5", "--max-lag", "6",
+          "--nosuch"], "cohort replace: --max-lag is given twice"),
+        (["transfer", "1", "--cluster", "h:1", "--cluster", "h:1",
+          "--nosuch"], "cohort transfer: --cluster is given twice"),
+        (["rejuvenate", "--timeout", "5", "--timeout", "6", "--nosuch"],
+         "cohort rejuvenate: --timeout is given twice"),
         (["server", "--config", long_line], "cohort server: %s line 2: "
          "--heartbeat-ms abc" % long_line),
         (["server", "--config", nul], "cohort server: %s:2: a NUL byte"
