@@ -945,10 +945,35 @@ def max_value_size(binary, tmp):
         c.stop_all()
 
 
+def acl_file_rule_escaped(binary, tmp):
+    """A rule of --acl-file that names no command is refused in one line
+    that shows the rule's bytes escaped, as ACL SETUSER's errors do: an
+    ESC in the file used to reach the log (and a terminal) raw."""
+    ports = cl.pick_ports(2)
+    acl = os.path.join(tmp, "esc.acl")
+    with open(acl, "wb") as f:
+        f.write(b"user bob on +get\x1b[2J\x7f\n")
+    code, out, err = run(binary, "server", "--id", "0", "--peers",
+                         "127.0.0.1:%d" % ports[0], "--clients",
+                         "127.0.0.1:%d" % ports[1], "--data-dir",
+                         os.path.join(tmp, "acl-esc"), "--acl-file", acl,
+                         timeout=20)
+    lines = [ln for ln in err.splitlines() if "--acl-file" in ln]
+    log("--acl-file with an ESC in a rule -> exit %d: %r" % (code, lines))
+    want = ("--acl-file %s line 1: Error in ACL SETUSER modifier "
+            "'+get\\x1b[2J\\x7f': Unknown command or category name in ACL"
+            % acl)
+    check(code != 0 and len(lines) == 1 and want in lines[0]
+          and "\x1b" not in err,
+          "--acl-file with an ESC in a rule: exit %d, want one line with "
+          "%r, got %r" % (code, want, lines))
+
+
 def main(binary):
     c = cl.Cluster(binary, n=3, name="operator")
     tmp = c.dir
     flag_errors(binary, tmp)
+    acl_file_rule_escaped(binary, tmp)
     max_value_size(binary, tmp)
     up_even_sizes(binary, tmp)
     up_starts(binary, tmp, c.slow)
