@@ -307,6 +307,7 @@ static enum cli_flag_kind flag_kind(const char *name)
 
 static int parse_args(struct cli *o, int argc, char **argv)
 {
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage();
@@ -318,6 +319,8 @@ static int parse_args(struct cli *o, int argc, char **argv)
             rc = set_flag(o, f.name, f.value);
         else if (rc == 0)
             set_switch(o, f.name);
+        if (rc == 0 && flag_kind(f.name) == CLI_FLAG_VALUE)
+            rc = cli_flag_once("bench", &seen, f.name, f.value);
         if (rc != 0)
             return rc;
     }

@@ -145,11 +145,15 @@ static void print_history(const char *text, size_t len)
 int cmd_members(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:7001";
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return usage(0);
         if (!strcmp(argv[i], "--cluster") && i + 1 == argc)
             return cli_flag_needs_value("members", "cluster");
+        if (!strcmp(argv[i], "--cluster") &&
+            cli_flag_once("members", &seen, "cluster", argv[i + 1]))
+            return 2;
         if (!strcmp(argv[i], "--cluster"))
             addr = argv[++i];
         else if (argv[i][0] == '-')

@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
@@ -64,13 +63,6 @@ struct group {
     uint64_t lag[COHORT_REPLICAS_MAX];
     uint64_t op[COHORT_REPLICAS_MAX]; /* acknowledged, as the primary saw */
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void usage(FILE *out, const char *name)
 {
@@ -123,6 +115,7 @@ static bool takes_value(const struct membership_cli *m, const char *a)
 
 static int parse(struct membership_cli *m, int argc, char **argv)
 {
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
@@ -132,6 +125,9 @@ static int parse(struct membership_cli *m, int argc, char **argv)
         }
         if (takes_value(m, a) && i + 1 == argc)
             return cli_flag_needs_value(m->name, a + 2);
+        if (takes_value(m, a) &&
+            cli_flag_once(m->name, &seen, a + 2, argv[i + 1]))
+            return 2;
         if (!strcmp(a, "--cluster")) {
             m->cluster = argv[++i];
             if (cli_flag_address(m->name, m->cluster))
@@ -410,7 +406,7 @@ static int refresh(struct run *r, struct group *g)
 
 static bool expired(const struct run *r)
 {
-    return now_ms() - r->started >= r->m->timeout_ms;
+    return cli_monotonic_ms() - r->started >= r->m->timeout_ms;
 }
 
 /* Whether the group's membership is next's (learners in any order). */
@@ -536,7 +532,7 @@ static int propose(struct run *r, struct group *g,
  * bound means nothing before: a small log is "within" it from op 0). */
 static int catch_up(struct run *r, struct group *g, uint64_t id)
 {
-    uint64_t since = now_ms();
+    uint64_t since = cli_monotonic_ms();
     while (!expired(r)) {
         if (refresh(r, g) != 0) {
             cli_pause_ms(100);
@@ -552,7 +548,7 @@ static int catch_up(struct run *r, struct group *g, uint64_t id)
             g->lag[id] <= r->m->max_lag && g->op[id] >= r->entry_op) {
             printf("replica %" PRIu64 " caught up (lag %" PRIu64
                    " ops) in %" PRIu64 " ms\n",
-                   id, g->lag[id], now_ms() - since);
+                   id, g->lag[id], cli_monotonic_ms() - since);
             return 0;
         }
         cli_pause_ms(20);
@@ -590,8 +586,8 @@ static int check_quorum(struct run *r, struct group *g,
                         const struct membership *next)
 {
     uint32_t up = voters_up(g, next);
-    uint64_t until = now_ms() + 2000;
-    while (up < membership_quorum(next) && now_ms() < until) {
+    uint64_t until = cli_monotonic_ms() + 2000;
+    while (up < membership_quorum(next) && cli_monotonic_ms() < until) {
         cli_pause_ms(100);
         if (refresh(r, g) != 0)
             break;
@@ -615,7 +611,7 @@ static void say_epoch(const struct run *r, const struct group *g,
     format_ids(g->m.learners, g->m.learner_count, learners, sizeof(learners));
     printf("%s: epoch %" PRIu32 ", voters %s, learners %s; took %" PRIu64
            " ms\n",
-           what, g->m.epoch, voters, learners, now_ms() - r->started);
+           what, g->m.epoch, voters, learners, cli_monotonic_ms() - r->started);
 }
 
 /* Make replica id a learner (unless it is one), then, unless only_learner,
@@ -834,7 +830,7 @@ static int run(enum change change, const char *name, int argc, char **argv)
     int rc = parse(&m, argc, argv);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
-    struct run r = {.m = &m, .started = now_ms()};
+    struct run r = {.m = &m, .started = cli_monotonic_ms()};
     err_clear(&r.err);
     struct group g;
     if (refresh(&r, &g) != 0) {

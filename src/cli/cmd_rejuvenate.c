@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
@@ -43,13 +42,6 @@ struct rejuv {
     bool learner[COHORT_REPLICAS_MAX];
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int usage(int code)
 {
     fprintf(code ? stderr : stdout,
@@ -70,6 +62,7 @@ static int usage(int code)
 
 static int parse(struct rejuv *r, int argc, char **argv)
 {
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
@@ -79,6 +72,8 @@ static int parse(struct rejuv *r, int argc, char **argv)
                       !strcmp(a, "--max-lag");
         if (valued && i + 1 == argc)
             return cli_flag_needs_value("rejuvenate", a + 2);
+        if (valued && cli_flag_once("rejuvenate", &seen, a + 2, argv[i + 1]))
+            return 2;
         if (!strcmp(a, "--cluster")) {
             r->cluster = argv[++i];
             if (cli_flag_address("rejuvenate", r->cluster))
@@ -335,7 +330,7 @@ static int wait_back(struct rejuv *r, uint32_t i, const char *old_run_id,
     static char text[INFO_SIZE_MAX];
     static char links[128];
     const char *why = "it did not answer";
-    while (now_ms() - started < r->timeout_ms) {
+    while (cli_monotonic_ms() - started < r->timeout_ms) {
         cli_pause_ms(20);
         struct member_view m = {0};
         if (ask_member(r->addr[i], &m, err) != 0)
@@ -383,7 +378,7 @@ static int restart_step(struct rejuv *r, uint32_t i, struct cohort_err *err)
 {
     char old[40];
     snprintf(old, sizeof(old), "%s", r->run_id[i]);
-    uint64_t started = now_ms(), lag = 0, view = 0;
+    uint64_t started = cli_monotonic_ms(), lag = 0, view = 0;
     bool primary = false;
     note_progress(r,
                   "restarting replica %" PRIu32 " (%" PRIu32 " of %" PRIu32 ")",
@@ -397,7 +392,7 @@ static int restart_step(struct rejuv *r, uint32_t i, struct cohort_err *err)
            "of view %" PRIu64 ", %" PRIu64 " ops behind; took %" PRIu64 " ms\n",
            i, r->addr[i], old, r->run_id[i],
            primary ? "the primary (a view change elected it)" : "a backup",
-           view, lag, now_ms() - started);
+           view, lag, cli_monotonic_ms() - started);
     fflush(stdout);
     return 0;
 }
@@ -407,11 +402,11 @@ static int transfer_to(struct rejuv *r, uint32_t target, uint64_t *view_out,
                        struct cohort_err *err)
 {
     static char text[INFO_SIZE_MAX];
-    uint64_t started = now_ms();
+    uint64_t started = cli_monotonic_ms();
     char id[16];
     snprintf(id, sizeof(id), "%" PRIu32, target);
     struct resp_arg cmd[] = {{"COHORT.TRANSFER", 15}, {id, strlen(id)}};
-    while (now_ms() - started < r->timeout_ms) {
+    while (cli_monotonic_ms() - started < r->timeout_ms) {
         if (ask_primary(r, text, sizeof(text), err) == 0 &&
             r->primary == target) {
             *view_out = field_u64(text, "view:");
@@ -481,7 +476,7 @@ static int next_step(struct rejuv *r, bool *done, struct cohort_err *err)
             return restart_step(r, i, err);
         }
     uint32_t old = r->primary, target = pick_target(r, text, done);
-    uint64_t view = 0, started = now_ms();
+    uint64_t view = 0, started = cli_monotonic_ms();
     if (target == UINT32_MAX)
         return err_set(err, -COHORT_EPROTO, "no backup to take over");
     note_progress(r,
@@ -493,7 +488,7 @@ static int next_step(struct rejuv *r, bool *done, struct cohort_err *err)
         return rc;
     printf("replica %" PRIu32 " (%s): handed the primary role to replica "
            "%" PRIu32 " (view %" PRIu64 "); took %" PRIu64 " ms\n",
-           old, r->addr[old], target, view, now_ms() - started);
+           old, r->addr[old], target, view, cli_monotonic_ms() - started);
     fflush(stdout);
     done[old] = true;
     return restart_step(r, old, err);
@@ -515,7 +510,7 @@ int cmd_rejuvenate(int argc, char **argv)
         fprintf(stderr, "cohort rejuvenate: %s\n", err.message);
         return 1;
     }
-    uint64_t started = now_ms();
+    uint64_t started = cli_monotonic_ms();
     uint32_t members = 0;
     for (uint32_t k = 0; k < r.count; k++)
         members += !r.outside[k];
@@ -537,7 +532,7 @@ int cmd_rejuvenate(int argc, char **argv)
     }
     printf("rejuvenated %" PRIu32 " replicas in %.1f s; replica %" PRIu32
            " is the primary of view %" PRIu64 "\n",
-           members, (double)(now_ms() - started) / 1000.0, r.primary,
+           members, (double)(cli_monotonic_ms() - started) / 1000.0, r.primary,
            field_u64(text, "view:"));
     return 0;
 }

@@ -224,6 +224,7 @@ static int parse_value(struct sim_cli *cli, const char *flag, const char *v)
 
 static int parse(struct sim_cli *cli, int argc, char **argv)
 {
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -243,6 +244,8 @@ static int parse(struct sim_cli *cli, int argc, char **argv)
             int rc = parse_value(cli, a, v);
             if (rc < 0)
                 return cli_flag_unknown("sim", a);
+            if (rc == 0)
+                rc = cli_flag_once("sim", &seen, a + 2, v);
             if (rc)
                 return rc;
             i++;

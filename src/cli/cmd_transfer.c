@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
@@ -25,13 +24,6 @@ struct transfer_cli {
     uint64_t timeout_ms;
     uint64_t target;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void usage(FILE *out)
 {
@@ -49,6 +41,7 @@ static void usage(FILE *out)
 static int parse(struct transfer_cli *t, int argc, char **argv)
 {
     bool have_id = false;
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -58,6 +51,8 @@ static int parse(struct transfer_cli *t, int argc, char **argv)
         bool valued = !strcmp(a, "--cluster") || !strcmp(a, "--timeout");
         if (valued && i + 1 == argc)
             return cli_flag_needs_value("transfer", a + 2);
+        if (valued && cli_flag_once("transfer", &seen, a + 2, argv[i + 1]))
+            return 2;
         if (!strcmp(a, "--cluster")) {
             t->cluster = argv[++i];
             if (cli_flag_address("transfer", t->cluster))
@@ -120,7 +115,7 @@ static int wait_handover(struct cli_rpc *c, const struct transfer_cli *t,
                          struct cohort_err *err)
 {
     struct view_seen v = {0};
-    while (now_ms() - started < t->timeout_ms) {
+    while (cli_monotonic_ms() - started < t->timeout_ms) {
         int rc = read_view(c, &v, err);
         if (rc != 0)
             return rc;
@@ -175,7 +170,7 @@ static int ask_transfer(struct cli_rpc *c, const struct transfer_cli *t,
             return rc;
         }
         if (!cli_transfer_retryable(n->str, n->len) ||
-            now_ms() - started >= t->timeout_ms) {
+            cli_monotonic_ms() - started >= t->timeout_ms) {
             size_t skip = n->len > 4 && !memcmp(n->str, "ERR ", 4) ? 4 : 0;
             fprintf(stderr, "cohort transfer: %.*s\n", (int)(n->len - skip),
                     n->str + skip);
@@ -197,7 +192,7 @@ int cmd_transfer(int argc, char **argv)
     err_clear(&err);
     struct cli_rpc c;
     struct view_seen before = {0};
-    uint64_t new_view = 0, started = now_ms();
+    uint64_t new_view = 0, started = cli_monotonic_ms();
     rc = ask_transfer(&c, &t, started, &before, &new_view, &err);
     if (rc == 1)
         return 1;
@@ -213,7 +208,8 @@ int cmd_transfer(int argc, char **argv)
     printf("replica %" PRIu64 " is the primary of view %" PRIu64
            " (was replica %" PRIu64 ", view %" PRIu64 "); took %" PRIu64
            " ms\n",
-           t.target, new_view, before.primary, before.view, now_ms() - started);
+           t.target, new_view, before.primary, before.view,
+           cli_monotonic_ms() - started);
     cli_rpc_close(&c);
     return 0;
 }

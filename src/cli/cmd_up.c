@@ -85,6 +85,7 @@ static int check_replicas(long replicas)
 
 static int parse_args(int argc, char **argv, struct up_args *u)
 {
+    struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -119,6 +120,8 @@ static int parse_args(int argc, char **argv, struct up_args *u)
         } else {
             return cli_flag_unknown("up", a);
         }
+        if (rc == 0) /* every flag left takes a value */
+            rc = cli_flag_once("up", &seen, a + 2, v);
         if (rc)
             return rc;
     }

@@ -142,6 +142,13 @@ void cli_rpc_close(struct cli_rpc *c)
     c->fd = -1;
 }
 
+uint64_t cli_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void cli_pause_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -218,13 +225,6 @@ int cli_rpc_open_member(struct cli_rpc *c, const char *addr,
 
 #define PRIMARY_WAIT_MS 10000u /* a view change has 10 s */
 #define PRIMARY_HOPS_MAX 4u    /* backups naming backups, in one round */
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* What one round of asking found, for the message when no round finds a
  * primary: the asked member's index and role, and how the members it led
@@ -393,16 +393,16 @@ static void search_state(const struct primary_search *s, char *out, size_t size)
 int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
                          size_t reply_size_max, struct cohort_err *err)
 {
-    uint64_t deadline = monotonic_ms() + PRIMARY_WAIT_MS;
+    uint64_t deadline = cli_monotonic_ms() + PRIMARY_WAIT_MS;
     struct primary_search s;
     for (;;) {
-        uint64_t now = monotonic_ms();
+        uint64_t now = cli_monotonic_ms();
         uint64_t left_s = now < deadline ? (deadline - now) / 1000u : 0;
         int timeout_s = left_s < 1 ? 1 : left_s > 10 ? 10 : (int)left_s;
         int rc = primary_round(c, addr, reply_size_max, timeout_s, &s, err);
         if (rc <= 0)
             return rc;
-        if (monotonic_ms() >= deadline)
+        if (cli_monotonic_ms() >= deadline)
             break;
         cli_pause_ms(100); /* a view change or a recovery: ask again */
     }

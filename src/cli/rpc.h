@@ -66,6 +66,9 @@ bool cli_info_field(const char *text, size_t len, const char *name, char *out,
 /* The value of key=value in a comma-separated list (an INFO line such as
  * "member1:addr=...,role=backup"), into out; "" and false if absent. */
 bool cli_list_field(const char *line, const char *key, char *out, size_t size);
+/* Milliseconds on the monotonic clock: for deadlines and elapsed times,
+ * which a change of the wall clock must not stretch or cut short. */
+uint64_t cli_monotonic_ms(void);
 /* Sleep ms milliseconds (resumed after signals). */
 void cli_pause_ms(long ms);
 /* Whether a refusal of COHORT.TRANSFER is one that says "try again": the

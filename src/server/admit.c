@@ -149,21 +149,26 @@ bool admit_command_allowed(struct conn *c, const struct command_spec *spec,
     return false;
 }
 
-/* Whether token is the one replica sent us, compared in constant time. */
-static bool token_valid(const struct server *s, uint64_t replica,
-                        const struct resp_arg *token)
+/* How token compares with the one replica sent us, in constant time. */
+static enum admit_proof token_check(const struct server *s, uint64_t replica,
+                                    const struct resp_arg *token)
 {
     uint8_t given[NODE_TOKEN_SIZE], known[NODE_TOKEN_SIZE];
     if (replica >= s->node_config.replica_count ||
-        !hex_decode(token->ptr, token->size, true, given, NODE_TOKEN_SIZE) ||
-        !node_peer_link_token(s->node, (uint32_t)replica, known))
-        return false;
+        replica == s->node_config.self)
+        return ADMIT_PROOF_NO_REPLICA;
+    if (!node_peer_link_token(s->node, (uint32_t)replica, known))
+        return ADMIT_PROOF_UNKNOWN;
+    if (!hex_decode(token->ptr, token->size, true, given, NODE_TOKEN_SIZE))
+        return ADMIT_PROOF_MISMATCH;
     uint8_t diff = 0, any = 0;
     for (size_t i = 0; i < NODE_TOKEN_SIZE; i++) {
         diff |= (uint8_t)(given[i] ^ known[i]);
         any |= known[i];
     }
-    return diff == 0 && any != 0; /* zeros: what an accepted side sends */
+    if (any == 0) /* zeros: what an accepted side sends */
+        return ADMIT_PROOF_UNKNOWN;
+    return diff == 0 ? ADMIT_PROOF_OK : ADMIT_PROOF_MISMATCH;
 }
 
 /* More links from one replica than it can use: close its oldest (the
@@ -179,30 +184,33 @@ static void close_oldest_link(struct server *s, uint32_t replica)
         conn_close_soon(oldest);
 }
 
-bool admit_link(struct conn *c, const struct resp_arg *replica,
-                const struct resp_arg *token)
+enum admit_proof admit_link(struct conn *c, const struct resp_arg *replica,
+                            const struct resp_arg *token, uint64_t *id)
 {
     struct server *s = c->server;
-    uint64_t id = 0;
-    if (!command_parse_u64(replica, &id) || !token_valid(s, id, token)) {
+    *id = 0;
+    enum admit_proof proof = ADMIT_PROOF_NO_REPLICA;
+    if (command_parse_u64(replica, id))
+        proof = token_check(s, *id, token);
+    if (proof != ADMIT_PROOF_OK) {
         if (c->kind == CONN_PROBATION)
             refuse(s, c);
-        return false;
+        return proof;
     }
     if (c->kind == CONN_LINK)
-        return true;
+        return proof;
     uncount(s, c);
     if (c->addr_counted) {
         addr_counts_remove(&s->addr_counts, &c->addr_key);
         c->addr_counted = false;
     }
     c->kind = CONN_LINK;
-    c->link_from = (uint32_t)id;
+    c->link_from = (uint32_t)*id;
     auth_conn_trusted(c);
     s->link_count++;
-    if (++s->links_from[id] > LINKS_PER_REPLICA_MAX)
-        close_oldest_link(s, (uint32_t)id);
-    return true;
+    if (++s->links_from[*id] > LINKS_PER_REPLICA_MAX)
+        close_oldest_link(s, (uint32_t)*id);
+    return proof;
 }
 
 void admit_tick(struct server *s)

@@ -349,13 +349,20 @@ static int load_line(struct acl *a, char *line, const char *path, int lineno,
                        "--acl-file %s line %d: user '%s' is defined twice; "
                        "a user can only be defined once",
                        path, lineno, words[1].ptr);
-    for (uint32_t i = 2; i < n; i++)
-        if (unknown_command_rule(&words[i]))
-            return err_set(err, -COHORT_ECONFIG,
-                           "--acl-file %s line %d: Error in ACL SETUSER "
-                           "modifier '%s': Unknown command or category name "
-                           "in ACL",
-                           path, lineno, words[i].ptr);
+    for (uint32_t i = 2; i < n; i++) {
+        if (!unknown_command_rule(&words[i]))
+            continue;
+        /* Escaped as ACL SETUSER's errors are: the file's bytes, an ESC
+         * say, must not reach the log or terminal raw. */
+        char shown[129];
+        return err_set(
+            err, -COHORT_ECONFIG,
+            "--acl-file %s line %d: Error in ACL SETUSER "
+            "modifier '%s': Unknown command or category name "
+            "in ACL",
+            path, lineno,
+            resp_show(shown, sizeof(shown), words[i].ptr, words[i].size));
+    }
     char why[ACL_ERROR_MAX];
     if (acl_setuser(a, words[1].ptr, words[1].size, n - 2, words + 2, why))
         return err_set(err, -COHORT_ECONFIG, "--acl-file %s line %d: %s", path,

@@ -109,10 +109,41 @@ void cmd_cohort_applied(struct conn *c, struct resp_buf *out, uint32_t argc,
     resp_write_integer(out, (int64_t)applied);
 }
 
-/* COHORT.NOFORWARD [<replica> <token>]: see command.c and admit.c. A
- * token that does not check out leaves an ordinary client (still not
- * forwarding), so a backup whose peer handshake has not reached this
- * replica yet keeps working while the server is under its limits. */
+/* The refusal of COHORT.NOFORWARD <replica> <token> that proved nothing
+ * (MISMATCH or NO_REPLICA), into out. */
+static void reply_bad_proof(struct conn *c, struct resp_buf *out,
+                            enum admit_proof proof, uint64_t id)
+{
+    char text[256];
+    uint32_t count = c->server->node_config.replica_count;
+    if (proof == ADMIT_PROOF_NO_REPLICA)
+        snprintf(text, sizeof(text),
+                 "ERR COHORT.NOFORWARD: the replica must be the index of "
+                 "another replica of this group (0..%" PRIu32 ", not %" PRIu32
+                 "); a client sends COHORT.NOFORWARD alone",
+                 count - 1, c->server->node_config.self);
+    else
+        snprintf(text, sizeof(text),
+                 "ERR COHORT.NOFORWARD: the peer token does not match what "
+                 "replica %" PRIu64 " sent this replica; only its forward "
+                 "link can use this form, a client sends COHORT.NOFORWARD "
+                 "alone",
+                 id);
+    resp_write_error(out, text);
+}
+
+/* COHORT.NOFORWARD [<replica> <token>]: see command.c and admit.c.
+ *
+ * A token that proves nothing (another replica's, one that replica did not
+ * send, a replica that does not exist) is an error, and the connection
+ * stays what it was: an ordinary client, forwarding as before. A replica
+ * whose token is not known yet (it has not dialed this one since either
+ * started) may be a real backup that learned of this primary before its
+ * peer connection here came up: it is answered as COHORT.NOFORWARD alone
+ * would be (+OK for an authenticated connection), so its link keeps
+ * working, as an ordinary client that does not forward (it counts against
+ * the client limits until it proves itself on a later link). That grants
+ * nothing COHORT.NOFORWARD alone does not. */
 void cmd_noforward(struct conn *c, struct resp_buf *out, uint32_t argc,
                    const struct resp_arg *argv)
 {
@@ -120,19 +151,30 @@ void cmd_noforward(struct conn *c, struct resp_buf *out, uint32_t argc,
         command_reply_arity(out, "cohort.noforward");
         return;
     }
-    bool proved = argc == 3 && admit_link(c, &argv[1], &argv[2]);
-    if (argc == 3 && !proved && c->kind == CONN_PROBATION)
+    enum admit_proof proof = ADMIT_PROOF_UNKNOWN;
+    uint64_t id = 0;
+    if (argc == 3)
+        proof = admit_link(c, &argv[1], &argv[2], &id);
+    if (argc == 3 && proof != ADMIT_PROOF_OK && c->kind == CONN_PROBATION)
         return; /* refused, the refusal written */
     if (c->input_stopped)
         return;
-    if (!proved && !c->authenticated) {
+    if (proof == ADMIT_PROOF_MISMATCH || proof == ADMIT_PROOF_NO_REPLICA) {
+        reply_bad_proof(c, out, proof, id);
+        return;
+    }
+    if (proof != ADMIT_PROOF_OK && !c->authenticated) {
         /* A link's proof is its authentication; without one the backup's
          * forwards would fail with -NOAUTH one by one: fail the link now
          * (its commands get -TRYAGAIN), and the backup dials again. */
-        resp_write_error(out, argc == 3
-                                  ? "NOAUTH the peer token does not match "
-                                    "what that replica sent this one"
-                                  : "NOAUTH Authentication required.");
+        char text[200];
+        snprintf(text, sizeof(text),
+                 "NOAUTH COHORT.NOFORWARD: replica %" PRIu64 " has not "
+                 "connected to this replica's peer port yet, so its token "
+                 "cannot be checked; AUTH first, or retry once it has",
+                 id);
+        resp_write_error(out,
+                         argc == 3 ? text : "NOAUTH Authentication required.");
         return;
     }
     c->no_forward = true;
@@ -362,13 +404,41 @@ static void client_help(struct resp_buf *out)
         "LIST",
         "    Return information about client connections.",
         "SETINFO <LIB-NAME|LIB-VER> <value>",
-        "    Accepted and ignored, for client libraries that send it.",
+        "    Checked as Redis checks it and not kept, for client libraries "
+        "that send it.",
         "NO-EVICT (ON|OFF)",
         "NO-TOUCH (ON|OFF)",
         "    Accepted and ignored (cohort never evicts or tracks LRU).",
         "HELP",
         "    Print this help."};
     write_help(out, lines, sizeof(lines) / sizeof(lines[0]));
+}
+
+/* CLIENT SETINFO <attr> <value>, as Redis 7.2 checks it: LIB-NAME or
+ * LIB-VER (any case), with a value of printable ASCII and no spaces (CLIENT
+ * LIST must split on spaces). Accepted values are not kept. */
+static void client_setinfo(struct resp_buf *out, const struct resp_arg *attr,
+                           const struct resp_arg *value)
+{
+    if (!command_word_is(attr, "lib-name") &&
+        !command_word_is(attr, "lib-ver")) {
+        char shown[129];
+        resp_write_errorf(
+            out, "ERR Unrecognized option '%s'",
+            resp_show(shown, sizeof(shown), attr->ptr, attr->size));
+        return;
+    }
+    for (size_t i = 0; i < value->size; i++) {
+        if (value->ptr[i] < '!' || value->ptr[i] > '~') {
+            /* attr is lib-name or lib-ver in some case: safe to echo. */
+            resp_write_errorf(out,
+                              "ERR %.*s cannot contain spaces, newlines or "
+                              "special characters.",
+                              (int)attr->size, attr->ptr);
+            return;
+        }
+    }
+    resp_write_simple(out, "OK");
 }
 
 /* Arity of a subcommand, the command and subcommand counted, as in Redis:
@@ -429,12 +499,13 @@ void cmd_client(struct conn *c, struct resp_buf *out, uint32_t argc,
             client_list(c, out, false);
     } else if (!strcmp(sub, "help")) {
         client_help(out);
-    } else if (strcmp(sub, "setinfo") != 0 &&
-               !command_word_is(&argv[2], "on") &&
+    } else if (!strcmp(sub, "setinfo")) {
+        client_setinfo(out, &argv[2], &argv[3]);
+    } else if (!command_word_is(&argv[2], "on") &&
                !command_word_is(&argv[2], "off")) {
         /* no-evict, no-touch: ON or OFF, else Redis's syntax error. */
         resp_write_error(out, "ERR syntax error");
     } else {
-        resp_write_simple(out, "OK"); /* setinfo, no-evict, no-touch */
+        resp_write_simple(out, "OK"); /* no-evict, no-touch */
     }
 }

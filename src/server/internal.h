@@ -799,12 +799,23 @@ void admit_accepted(struct server *s, struct conn *c);
  * link, anything else refuses it (the refusal is written; returns false). */
 bool admit_command_allowed(struct conn *c, const struct command_spec *spec,
                            uint32_t argc);
+/* What COHORT.NOFORWARD <replica> <token> proves: OK, the token is the
+ * one that replica sent this replica over the peer transport; UNKNOWN,
+ * that replica has not sent one yet (it has not dialed this replica since
+ * it started), so a real backup cannot be told from a client; MISMATCH, it
+ * sent another (or the token is not hex); NO_REPLICA, replica is not the
+ * index of another replica of the group. */
+enum admit_proof {
+    ADMIT_PROOF_OK,
+    ADMIT_PROOF_UNKNOWN,
+    ADMIT_PROOF_MISMATCH,
+    ADMIT_PROOF_NO_REPLICA,
+};
 /* COHORT.NOFORWARD <replica> <token>: make c a verified forward link if
- * the token is the one that replica sent this replica over the peer
- * transport. Returns whether it did; a connection on probation that fails
- * is refused. */
-bool admit_link(struct conn *c, const struct resp_arg *replica,
-                const struct resp_arg *token);
+ * the proof is OK; *id is the replica parsed (0 if not a number). A
+ * connection on probation that fails is refused. */
+enum admit_proof admit_link(struct conn *c, const struct resp_arg *replica,
+                            const struct resp_arg *token, uint64_t *id);
 /* Every SERVER_TIMER_MS: probation deadlines and the idle timeout. */
 void admit_tick(struct server *s);
 /* c is being torn down: uncount it. */

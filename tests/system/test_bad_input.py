@@ -309,6 +309,27 @@ def client_command_errors(b, i):
                 expect_error(x, ("CLIENT", sub, arg),
                              lambda m: m == "ERR syntax error",
                              "CLIENT %s %r" % (sub, arg))
+        # CLIENT SETINFO takes LIB-NAME and LIB-VER (any case) with a value
+        # of printable ASCII without spaces, as Redis 7.2 (anything was
+        # answered +OK).
+        for attr, val in (("LIB-NAME", "redis-py"), ("lib-ver", "5.0.1"),
+                          ("Lib-Name", "")):
+            check(x.command("CLIENT", "SETINFO", attr, val) == "OK",
+                  "CLIENT SETINFO %s %r" % (attr, val))
+        for attr, shown in (("foo", "foo"),
+                            (b"lib\r\nname", "lib\\x0d\\x0aname"),
+                            ("lib-names", "lib-names")):
+            expect_error(x, ("CLIENT", "SETINFO", attr, "v"),
+                         lambda m, shown=shown:
+                         m == "ERR Unrecognized option '%s'" % shown,
+                         "CLIENT SETINFO %r v" % attr)
+        for attr, val in (("lib-name", "a b"), ("LIB-VER", "1\n2"),
+                          ("lib-name", b"x\x00y"), ("lib-ver", b"\xc3\xa9")):
+            expect_error(x, ("CLIENT", "SETINFO", attr, val),
+                         lambda m, attr=attr:
+                         m == "ERR %s cannot contain spaces, newlines or "
+                         "special characters." % attr,
+                         "CLIENT SETINFO %s %r" % (attr, val))
         check(x.command("PING") == "PONG", "PING after the errors")
     b.alive_and_serving(i, "command errors")
 

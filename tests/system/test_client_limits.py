@@ -9,7 +9,9 @@ Cluster 1, every replica with --max-clients 50 (the issue's reproduction):
     be refused: "-UNKNOWN ... refused the forward link", reads -TRYAGAIN);
   - a client cannot pass for a forward link: COHORT.NOFORWARD without
     arguments, with a made-up token, or with an all-zero token, sent over
-    the limit, is refused with the same error;
+    the limit, is refused with the same error; under the limits (on a
+    backup), a made-up token or a replica that is not another member is
+    an error naming it, and the connection still forwards;
   - INFO clients: connected_forward_links counts both backups' links,
     connected_clients stays within maxclients; the admitted idle
     connections were never sent anything.
@@ -140,6 +142,40 @@ def spoofs(c, p):
               "%r, got %r" % (claim, ERR_MAX, got))
 
 
+def forged_tokens(c, p):
+    """Under the limits, on a backup b: COHORT.NOFORWARD <replica> <token>
+    with a token that replica did not send (the primary's index, a made-up
+    token), or naming no other replica, is an error that says so, and the
+    connection stays an ordinary client: its SET is forwarded to the
+    primary and answered +OK. (Before, the backup answered +OK and marked
+    the connection a forward link: the SET got -TRYAGAIN NOTPRIMARY.)
+    COHORT.NOFORWARD alone keeps its meaning: +OK, then -TRYAGAIN."""
+    b = c.backups(p)[0]
+    claims = [((str(p), "ab" * 16), "the peer token does not match what "
+               "replica %d sent this replica" % p),
+              ((str(p), "zz"), "the peer token does not match"),
+              ((str(b), "ab" * 16), "another replica of this group"),
+              (("9", "ab" * 16), "another replica of this group"),
+              (("x", "ab" * 16), "another replica of this group")]
+    for n, (args, want) in enumerate(claims):
+        with c.client(b, timeout=5 * c.slow) as x:
+            got = x.pipeline([("COHORT.NOFORWARD",) + args,
+                              ("SET", "forged:%d" % n, "v")])
+            log("on backup r%d, COHORT.NOFORWARD %s -> %r"
+                % (b, " ".join(args), got))
+            check(isinstance(got[0], resp.RespError)
+                  and got[0].code == "ERR" and want in got[0].message,
+                  "COHORT.NOFORWARD %s on r%d: want -ERR ...%s..., got %r"
+                  % (" ".join(args), b, want, got[0]))
+            check(got[1] == "OK", "SET after a refused COHORT.NOFORWARD "
+                  "on r%d was not forwarded: %r" % (b, got[1]))
+    with c.client(b, timeout=5 * c.slow) as x:
+        got = x.pipeline([("COHORT.NOFORWARD",), ("SET", "forged:alone", "v")])
+        check(got[0] == "OK" and isinstance(got[1], resp.RespError)
+              and got[1].code == "TRYAGAIN",
+              "COHORT.NOFORWARD alone, then SET, on r%d: %r" % (b, got))
+
+
 def limits(binary):
     """The issue's reproduction, with --max-clients 50."""
     c = cl.Cluster(binary, n=3, name="limits",
@@ -155,6 +191,7 @@ def limits(binary):
     through_backups(c, p, "full")
     log("SET/GET through both backups work with the primary full")
     spoofs(c, p)
+    forged_tokens(c, p)
     for s in admitted[:10]:
         s.close()
     time.sleep(0.1 * c.slow)

@@ -764,6 +764,29 @@ def flag_errors(binary, tmp):
          "second time as 1); give it once"),
         (["cli", "--deadline-ms", "5", "--deadline-ms", "6", "PING"],
          "cohort cli: --deadline-ms is given twice"),
+        # And by every other subcommand with flags that take a value (the
+        # last value used to win in silence). Each ends in --nosuch, so
+        # that a build without the check stops there, before it starts,
+        # dials or simulates anything.
+        (["bench", "--port", "1", "--port=2", "--nosuch"], "cohort bench: "
+         "--port is given twice (the second time as 2); give it once"),
+        (["up", "--replicas", "3", "--replicas", "5", "--nosuch"],
+         "cohort up: --replicas is given twice (the second time as 5)"),
+        (["sim", "--seed", "1", "--seed", "2", "--nosuch"],
+         "cohort sim: --seed is given twice (the second time as 2)"),
+        (["members", "--cluster", "h:1", "--cluster", "h:2", "--nosuch"],
+         "cohort members: --cluster is given twice"),
+        (["add", "--peer", "h:1", "--client", "h:2", "--peer", "h:3",
+          "--nosuch"],
+         "cohort add: --peer is given twice (the second time as h:3)"),
+        (["remove", "1", "--timeout", "5", "--timeout", "6", "--nosuch"],
+         "cohort remove: --timeout is given twice"),
+        (["replace", "1", "2", "--max-lag", "5", "--max-lag", "6",
+          "--nosuch"], "cohort replace: --max-lag is given twice"),
+        (["transfer", "1", "--cluster", "h:1", "--cluster", "h:1",
+          "--nosuch"], "cohort transfer: --cluster is given twice"),
+        (["rejuvenate", "--timeout", "5", "--timeout", "6", "--nosuch"],
+         "cohort rejuvenate: --timeout is given twice"),
         (["server", "--config", long_line], "cohort server: %s line 2: "
          "--heartbeat-ms abc" % long_line),
         (["server", "--config", nul], "cohort server: %s:2: a NUL byte"
@@ -980,10 +1003,35 @@ def max_value_size(binary, tmp):
         c.stop_all()
 
 
+def acl_file_rule_escaped(binary, tmp):
+    """A rule of --acl-file that names no command is refused in one line
+    that shows the rule's bytes escaped, as ACL SETUSER's errors do: an
+    ESC in the file used to reach the log (and a terminal) raw."""
+    ports = cl.pick_ports(2)
+    acl = os.path.join(tmp, "esc.acl")
+    with open(acl, "wb") as f:
+        f.write(b"user bob on +get\x1b[2J\x7f\n")
+    code, out, err = run(binary, "server", "--id", "0", "--peers",
+                         "127.0.0.1:%d" % ports[0], "--clients",
+                         "127.0.0.1:%d" % ports[1], "--data-dir",
+                         os.path.join(tmp, "acl-esc"), "--acl-file", acl,
+                         timeout=20)
+    lines = [ln for ln in err.splitlines() if "--acl-file" in ln]
+    log("--acl-file with an ESC in a rule -> exit %d: %r" % (code, lines))
+    want = ("--acl-file %s line 1: Error in ACL SETUSER modifier "
+            "'+get\\x1b[2J\\x7f': Unknown command or category name in ACL"
+            % acl)
+    check(code != 0 and len(lines) == 1 and want in lines[0]
+          and "\x1b" not in err,
+          "--acl-file with an ESC in a rule: exit %d, want one line with "
+          "%r, got %r" % (code, want, lines))
+
+
 def main(binary):
     c = cl.Cluster(binary, n=3, name="operator")
     tmp = c.dir
     flag_errors(binary, tmp)
+    acl_file_rule_escaped(binary, tmp)
     max_value_size(binary, tmp)
     up_even_sizes(binary, tmp)
     up_starts(binary, tmp, c.slow)
