@@ -35,8 +35,8 @@ void checkpoints_note(struct checkpoints *c, uint64_t op, uint64_t checksum)
 static bool ring_find(const struct checkpoint_ring *ring, uint64_t at_most,
                       uint32_t *slot)
 {
-    uint32_t oldest = (ring->next + CHECKPOINT_SLOTS - ring->count) %
-                      CHECKPOINT_SLOTS;
+    uint32_t oldest =
+        (ring->next + CHECKPOINT_SLOTS - ring->count) % CHECKPOINT_SLOTS;
     uint32_t lo = 0;
     uint32_t hi = ring->count; /* answer: the last age < hi with op <= */
     while (lo < hi) {
