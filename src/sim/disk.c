@@ -947,6 +947,28 @@ void sim_disk_init(struct sim_disk *d, struct prng *prng,
     };
 }
 
+void sim_disk_copy_files(const struct sim_disk *from, struct sim_disk *to)
+{
+    ASSERT(to->inode_count == 0 && to->name_count == 0 && to->dir_count == 0);
+    for (uint32_t i = 0; i < from->dir_count; i++) {
+        to->dirs =
+            grow(to->dirs, to->dir_count, &to->dir_cap, sizeof(*to->dirs));
+        to->dirs[to->dir_count++] = copy_string(from->dirs[i]);
+    }
+    for (uint32_t i = 0; i < from->name_count; i++) {
+        const struct sim_inode *src = &from->inodes[from->names[i].inode];
+        uint32_t n = inode_new(to);
+        struct sim_inode *in = &to->inodes[n];
+        write_bytes(&in->data, &in->size, &in->cap, 0, src->data, src->size);
+        write_bytes(&in->durable, &in->durable_size, &in->durable_cap, 0,
+                    src->data, src->size);
+        name_set(&to->names, &to->name_count, &to->name_cap,
+                 from->names[i].path, n);
+        name_set(&to->durable, &to->durable_count, &to->durable_cap,
+                 from->names[i].path, n);
+    }
+}
+
 void sim_disk_deinit(struct sim_disk *d)
 {
     for (uint32_t i = 0; i < d->inode_count; i++)

@@ -111,6 +111,10 @@ void sim_disk_init(struct sim_disk *d, struct prng *prng,
                    const struct sim_disk_config *config);
 /* Frees everything; handles must be closed first. */
 void sim_disk_deinit(struct sim_disk *d);
+/* A copy of the files as they read now into to (initialized and empty),
+ * every one of them durable there: what copying a stopped replica's data
+ * directory takes, to be put back later (an operator's rollback). */
+void sim_disk_copy_files(const struct sim_disk *from, struct sim_disk *to);
 static inline struct vfs *sim_disk_vfs(struct sim_disk *d)
 {
     return &d->vfs;

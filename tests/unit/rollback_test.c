@@ -1,0 +1,163 @@
+/* core/transfer divergence, through the real driver and storage code over
+ * simulated disks (harness.h): a member started on an older copy of its
+ * data directory lets a quorum form without writes the primary P holds
+ * committed; when P returns it must find that out and stop, keeping every
+ * write, whichever way the group's log shows it:
+ *  - behind: the group wrote nothing since (its log a prefix of P's): the
+ *    primary's NEW-STATE ends below P's commit (test 2);
+ *  - other: the group wrote other ops at those op numbers, still in its
+ *    log: another checksum at an op both hold committed (test 1), seen by
+ *    the primary P asked as well;
+ *  - compacted: the group wrote so many that it compacted its log past
+ *    P's ops: P is offered a snapshot, whose checkpoint shows another
+ *    history (test 1's snapshot form, checkpoints.h).
+ * docs/PROTOCOL.md, "Divergence"; tests/system/test_rollback.py runs the
+ * same on real processes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/checkpoints.h"
+#include "core/replica.h"
+#include "harness.h"
+
+#define N 3
+#define BASE 10   /* writes every copy holds */
+#define WRITES 40 /* acknowledged by P and A alone */
+
+enum kind { BEHIND, OTHER, COMPACTED };
+
+static struct harness *h;
+
+static int teardown(void **s)
+{
+    (void)s;
+    if (h)
+        harness_free(h);
+    h = NULL;
+    return 0;
+}
+
+/* Write count ops at replica i, one at a time, each acknowledged. */
+static void write_each(uint32_t i, uint64_t client_base, uint64_t count)
+{
+    for (uint64_t k = 1; k <= count; k++) {
+        struct harness_reply *r = harness_submit(h, i, client_base + k, 1, 1);
+        harness_run(h, 20);
+        assert_int_equal(r->answers, 1);
+        assert_int_equal(r->outcome, DRIVER_DONE);
+    }
+}
+
+static void rollback(enum kind kind)
+{
+    h = harness_new(N, 7);
+    harness_start_all(h);
+    harness_run(h, 2000);
+    uint32_t p = (uint32_t)harness_primary(h);
+    uint32_t a = (p + 1) % N, b = (p + 2) % N;
+    write_each(p, 100, BASE);
+    harness_run(h, 300);
+
+    /* 1. A's directory copied while A is down. */
+    harness_crash(h, a, false);
+    struct sim_disk saved;
+    sim_disk_init(&saved, &h->prng, &h->r[a].disk.config);
+    sim_disk_copy_files(&h->r[a].disk, &saved);
+    harness_start(h, a);
+    harness_run(h, 500);
+
+    /* 2. B down; the writes are acknowledged by P and A alone. */
+    harness_crash(h, b, false);
+    write_each(p, 200, WRITES);
+    harness_run(h, 300);
+    uint64_t p_commit = replica_commit(harness_core(h, p));
+    assert_true(p_commit >= BASE + WRITES);
+
+    /* 3. A gets its old copy back; P goes down. */
+    harness_crash(h, a, false);
+    sim_disk_deinit(&h->r[a].disk);
+    h->r[a].disk = saved;
+    harness_crash(h, p, false);
+
+    /* 4. A and B form a view without the writes. */
+    if (kind == COMPACTED)
+        h->config.replica.snapshot_interval_ops = 8;
+    harness_start(h, a);
+    harness_start(h, b);
+    harness_run(h, 3000);
+    int q = harness_primary(h);
+    assert_true(q == (int)a || q == (int)b);
+    assert_true(h->r[q].total < BASE + WRITES);
+    if (kind != BEHIND)
+        write_each((uint32_t)q, 300, kind == COMPACTED ? 3 * WRITES : WRITES);
+    harness_run(h, 500);
+    if (kind == COMPACTED)
+        assert_true(replica_log_base(harness_core(h, (uint32_t)q)) > p_commit);
+    else
+        assert_true(replica_log_base(harness_core(h, (uint32_t)q)) <= BASE);
+    h->config.replica.snapshot_interval_ops = 0;
+
+    /* 5. P returns: it must stop, not drop the writes. */
+    harness_start(h, p);
+    harness_run(h, 3000);
+    const struct replica *rp = harness_core(h, p);
+    uint32_t from = N;
+    uint64_t at = replica_diverged(rp, &from);
+    assert_true(at > BASE && at <= p_commit);
+    assert_true(from == a || from == b);
+    if (kind == COMPACTED) /* a checkpoint's op */
+        assert_true(checkpoints_due(at));
+    /* It keeps its log and its store as they were. */
+    harness_run(h, 1000);
+    assert_int_equal(replica_diverged(rp, &from), at);
+    assert_true(replica_op(rp) >= p_commit);
+    /* All but perhaps the last write, which no commit note covers. */
+    assert_true(h->r[p].total >= BASE + WRITES - 1);
+    assert_int_equal(h->r[p].restores, 0);
+    /* The other side of test 1 saw it too, when it had the ops. */
+    uint32_t peer = N;
+    uint64_t seen = replica_peer_diverged(harness_core(h, from), &peer);
+    if (kind == OTHER) {
+        assert_int_equal(peer, p);
+        assert_true(seen > BASE && seen <= p_commit);
+    } else {
+        assert_int_equal(seen, 0);
+    }
+    /* The group itself goes on without P. */
+    q = harness_primary(h);
+    assert_true(q == (int)a || q == (int)b);
+    write_each((uint32_t)q, 900, 3);
+}
+
+static void group_behind_is_found(void **s)
+{
+    (void)s;
+    rollback(BEHIND);
+}
+
+static void other_history_is_found(void **s)
+{
+    (void)s;
+    rollback(OTHER);
+}
+
+static void history_compacted_past_is_found_by_the_snapshot_offer(void **s)
+{
+    (void)s;
+    rollback(COMPACTED);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(group_behind_is_found, teardown),
+        cmocka_unit_test_teardown(other_history_is_found, teardown),
+        cmocka_unit_test_teardown(
+            history_compacted_past_is_found_by_the_snapshot_offer, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
