@@ -385,13 +385,23 @@ static int refresh(struct run *r, struct group *g)
     if (r->open)
         cli_rpc_close(&r->c);
     r->open = false;
-    int rc = cli_rpc_open_primary(&r->c, r->m->cluster, INFO_SIZE_MAX, &r->err);
     /* The member given may have left the group (the change removed it, or
-     * it is down): ask the others the group had. */
-    for (uint32_t i = 0; rc != 0 && i < r->known_count; i++)
+     * it is down): ask the others the group had too, all within one wait
+     * (not one each: without a majority that was 10 s a member), and no
+     * longer than --timeout has left. */
+    const char *addrs[1 + COHORT_REPLICAS_MAX];
+    uint32_t count = 0;
+    addrs[count++] = r->m->cluster;
+    for (uint32_t i = 0; i < r->known_count; i++)
         if (r->known[i][0] && strcmp(r->known[i], r->m->cluster) != 0)
-            rc = cli_rpc_open_primary(&r->c, r->known[i], INFO_SIZE_MAX,
-                                      &r->err);
+            addrs[count++] = r->known[i];
+    uint64_t used_ms = cli_monotonic_ms() - r->started;
+    uint64_t left_ms =
+        used_ms < r->m->timeout_ms ? r->m->timeout_ms - used_ms : 0;
+    int rc = cli_rpc_open_primary_any(
+        &r->c, addrs, count,
+        left_ms < CLI_PRIMARY_WAIT_MS ? left_ms : CLI_PRIMARY_WAIT_MS,
+        INFO_SIZE_MAX, &r->err);
     if (rc != 0)
         return -1;
     r->open = true;

@@ -223,8 +223,7 @@ int cli_rpc_open_member(struct cli_rpc *c, const char *addr,
     return rc;
 }
 
-#define PRIMARY_WAIT_MS 10000u /* a view change has 10 s */
-#define PRIMARY_HOPS_MAX 4u    /* backups naming backups, in one round */
+#define PRIMARY_HOPS_MAX 4u /* backups naming backups, in one round */
 
 /* What one round of asking found, for the message when no round finds a
  * primary: the asked member's index and role, and how the members it led
@@ -239,6 +238,14 @@ struct primary_search {
      * down), last heard from it this many seconds ago ("-1": never). */
     bool link_down;
     char heard_ago[24];
+    /* The asked member is outside the membership (role removed or
+     * outside): its epoch, and a current voter's client address from its
+     * INFO ("" if it names none), for the message. */
+    char epoch[16];
+    char voter_addr[256];
+    /* The asked member did not answer at all (refused, timed out, the
+     * connection broke): err says how. */
+    bool down;
 };
 
 /* Connect to target (timeout_s), log in and read INFO replication into
@@ -310,10 +317,43 @@ static void link_state(const struct cli_rpc *c, struct primary_search *s)
                    sizeof(s->heard_ago));
 }
 
+/* A current voter's client address from c's INFO text, into s: one the
+ * asked member is connected to (link=up) before one it is not, and the
+ * primary it names before another. */
+static void current_voter(const struct cli_rpc *c, struct primary_search *s)
+{
+    const char *text = c->nodes[0].str;
+    size_t len = c->nodes[0].len;
+    char line[512], voters[128], index[16] = "";
+    if (!cli_info_field(text, len, "epoch:", line, sizeof(line)))
+        return;
+    snprintf(s->epoch, sizeof(s->epoch), "%.*s", (int)strcspn(line, ","), line);
+    cli_list_field(line, "voters", voters, sizeof(voters));
+    cli_info_field(text, len, "primary_index:", index, sizeof(index));
+    int best = -1;
+    for (const char *p = voters; *p;) {
+        size_t n = strcspn(p, "+");
+        char name[24], addr[256], link[8];
+        snprintf(name, sizeof(name), "member%.*s:", (int)(n < 8 ? n : 8), p);
+        if (cli_info_field(text, len, name, line, sizeof(line)) &&
+            cli_list_field(line, "addr", addr, sizeof(addr))) {
+            cli_list_field(line, "link", link, sizeof(link));
+            int score = 2 * !strcmp(link, "up") +
+                        (n == strlen(index) && !memcmp(p, index, n));
+            if (score > best) {
+                best = score;
+                snprintf(s->voter_addr, sizeof(s->voter_addr), "%s", addr);
+            }
+        }
+        p += n + (p[n] == '+');
+    }
+}
+
 /* One round: ask addr, then the members it leads to, up to
- * PRIMARY_HOPS_MAX. 0 with c open at the primary; 1 with c closed when no
- * primary answered (s says why); a negative code when addr itself cannot
- * be asked or a member answered with an error. */
+ * PRIMARY_HOPS_MAX, each within timeout_s. 0 with c open at the primary;
+ * 1 with c closed when no primary answered (s says why); a negative code
+ * when addr itself cannot be asked (s->down if it did not answer at all)
+ * or a member answered with an error. */
 static int primary_round(struct cli_rpc *c, const char *addr,
                          size_t reply_size_max, int timeout_s,
                          struct primary_search *s, struct cohort_err *err)
@@ -323,10 +363,12 @@ static int primary_round(struct cli_rpc *c, const char *addr,
     memset(s, 0, sizeof(*s));
     for (uint32_t hop = 0; hop < PRIMARY_HOPS_MAX; hop++) {
         bool answered = false;
-        int rc = ask_replication(c, target, reply_size_max,
-                                 hop == 0 ? 10 : timeout_s, &answered, err);
-        if (rc != 0 && (hop == 0 || answered))
+        int rc = ask_replication(c, target, reply_size_max, timeout_s,
+                                 &answered, err);
+        if (rc != 0 && (hop == 0 || answered)) {
+            s->down = hop == 0 && !answered;
             return rc;
+        }
         if (rc != 0) {
             s->unanswered = true; /* the member it names is down */
             return 1;
@@ -341,6 +383,8 @@ static int primary_round(struct cli_rpc *c, const char *addr,
             cli_info_field(c->nodes[0].str, c->nodes[0].len,
                            "self_index:", s->self, sizeof(s->self));
             link_state(c, s);
+            if (!strcmp(role, "removed") || !strcmp(role, "outside"))
+                current_voter(c, s);
         } else
             snprintf(s->end, sizeof(s->end), "%s", role);
         named_primary(c, role, next, sizeof(next));
@@ -390,29 +434,89 @@ static void search_state(const struct primary_search *s, char *out, size_t size)
         snprintf(out, size, "it is %s", role_words(s->role));
 }
 
-int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
-                         size_t reply_size_max, struct cohort_err *err)
+/* The one line when no round found a primary, from what asking addr
+ * found (s). */
+static int no_primary(const struct primary_search *s, const char *addr,
+                      struct cohort_err *err)
 {
-    uint64_t deadline = cli_monotonic_ms() + PRIMARY_WAIT_MS;
-    struct primary_search s;
-    for (;;) {
-        uint64_t now = cli_monotonic_ms();
-        uint64_t left_s = now < deadline ? (deadline - now) / 1000u : 0;
-        int timeout_s = left_s < 1 ? 1 : left_s > 10 ? 10 : (int)left_s;
-        int rc = primary_round(c, addr, reply_size_max, timeout_s, &s, err);
-        if (rc <= 0)
-            return rc;
-        if (cli_monotonic_ms() >= deadline)
-            break;
-        cli_pause_ms(100); /* a view change or a recovery: ask again */
-    }
     char state[160];
-    search_state(&s, state, sizeof(state));
+    search_state(s, state, sizeof(state));
+    const char *self = s->self[0] ? s->self : "?";
+    if (!strcmp(s->role, "removed") || !strcmp(s->role, "outside")) {
+        /* Starting the stopped members is no answer: this one takes no
+         * part whatever the others do. Its own state says nothing more. */
+        char follows[200] = "";
+        if (s->followed || s->unanswered || s->link_down)
+            snprintf(follows, sizeof(follows), "; %s", state);
+        return err_set(err, -COHORT_EAGAIN,
+                       "no primary reachable: replica %s (%s) is %s (epoch "
+                       "%s)%s: ask a current member instead: cohort members "
+                       "--cluster %s",
+                       self, addr, role_words(s->role),
+                       s->epoch[0] ? s->epoch : "?", follows,
+                       s->voter_addr[0] ? s->voter_addr
+                                        : "<a current member's address>");
+    }
     return err_set(err, -COHORT_EAGAIN,
                    "no primary reachable: replica %s (%s) knows no working "
                    "primary (%s); a majority of members must be up: start "
                    "the stopped ones (cohort status shows each)",
-                   s.self[0] ? s.self : "?", addr, state);
+                   self, addr, state);
+}
+
+int cli_rpc_open_primary_any(struct cli_rpc *c, const char *const *addrs,
+                             uint32_t count, uint64_t wait_ms,
+                             size_t reply_size_max, struct cohort_err *err)
+{
+    uint64_t deadline = cli_monotonic_ms() + wait_ms;
+    struct primary_search s, report = {.self = ""};
+    const char *report_addr = addrs[0];
+    bool report_first = false; /* report is addrs[0]'s */
+    struct cohort_err first_err;
+    for (;;) {
+        bool answered = false;
+        first_err.code = 0;
+        for (uint32_t k = 0; k < count; k++) {
+            uint64_t now = cli_monotonic_ms();
+            if (k > 0 && now >= deadline)
+                break; /* the wait is over: no more members this round */
+            uint64_t left_s = now < deadline ? (deadline - now) / 1000u : 0;
+            int timeout_s = left_s < 1 ? 1 : left_s > 10 ? 10 : (int)left_s;
+            int rc =
+                primary_round(c, addrs[k], reply_size_max, timeout_s, &s, err);
+            if (rc == 0)
+                return 0;
+            if (rc < 0 && !s.down)
+                return rc; /* an error reply: no point asking on */
+            if (rc < 0) {
+                if (first_err.code == 0)
+                    first_err = *err;
+                continue; /* down: perhaps another member knows */
+            }
+            answered = true;
+            if (k == 0 || !report_first) {
+                report = s;
+                report_addr = addrs[k];
+                report_first = k == 0;
+            }
+        }
+        if (!answered) {
+            *err = first_err; /* nobody to ask */
+            return err->code;
+        }
+        if (cli_monotonic_ms() >= deadline)
+            break;
+        cli_pause_ms(100); /* a view change or a recovery: ask again */
+    }
+    return no_primary(&report, report_addr, err);
+}
+
+int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
+                         size_t reply_size_max, struct cohort_err *err)
+{
+    const char *addrs[1] = {addr};
+    return cli_rpc_open_primary_any(c, addrs, 1, CLI_PRIMARY_WAIT_MS,
+                                    reply_size_max, err);
 }
 
 bool cli_list_field(const char *line, const char *key, char *out, size_t size)

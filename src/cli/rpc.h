@@ -54,9 +54,23 @@ int cli_rpc_open_member(struct cli_rpc *c, const char *addr,
  * answer (refused, timed out) is one it has not yet seen fail. When addr
  * cannot be asked, its error; when no try reached a primary, -COHORT_EAGAIN
  * with one line "no primary reachable: replica <i> (<addr>) knows no
- * working primary (<why>); <the fix>", whatever addr's state. */
+ * working primary (<why>); <the fix>", whatever addr's state (but see
+ * cli_rpc_open_primary_any for a removed member). */
 int cli_rpc_open_primary(struct cli_rpc *c, const char *addr,
                          size_t reply_size_max, struct cohort_err *err);
+/* How long cli_rpc_open_primary waits: a view change has 10 s. */
+#define CLI_PRIMARY_WAIT_MS 10000u
+/* The same over several members at once, addrs[0] first (count > 0), for
+ * up to wait_ms in all, not per member: each round asks each of them in
+ * turn. A member that does not answer is skipped while another does; when
+ * none answers, addrs[0]'s error (or the first's that failed). The "no
+ * primary reachable" line is about addrs[0] if it answered, else the
+ * first that did. When the member it is about was removed from the group
+ * (role removed or outside), the line says so and names a current member
+ * to ask instead. */
+int cli_rpc_open_primary_any(struct cli_rpc *c, const char *const *addrs,
+                             uint32_t count, uint64_t wait_ms,
+                             size_t reply_size_max, struct cohort_err *err);
 /* INFO <section> on c: its text (valid until the next call on c). */
 int cli_rpc_info(struct cli_rpc *c, const char *section, const char **text,
                  size_t *len, struct cohort_err *err);

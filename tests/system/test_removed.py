@@ -19,7 +19,10 @@ running. Pass:
     as outside; the other two commit meanwhile;
   - `cohort add B` brings it back as a learner, then a voter: its INFO
     says backup, and it serves a write and a READONLY read of a key
-    written while it was out.
+    written while it was out;
+  - meanwhile, without a majority (the primary stopped), `cohort add B`
+    asked at B says B was removed and names the current member to ask,
+    and `cohort remove` fails within one bounded wait.
 
 usage: test_removed.py [path/to/cohort]
 """
@@ -113,6 +116,57 @@ def check_refusals(c, b, epoch):
     check(c.command(b, "PING") == "PONG", "PING at the removed r%d" % b)
 
 
+def cli_fails(c, *args):
+    """cohort args fails with one line on stderr; that line and how long
+    it took."""
+    t0 = time.monotonic()
+    out = subprocess.run([c.binary] + list(args), capture_output=True,
+                         text=True, timeout=120 * c.slow)
+    took = time.monotonic() - t0
+    lines = out.stderr.strip().splitlines()
+    log("cohort %s -> exit %d in %.1f s: %s" % (" ".join(args),
+                                               out.returncode, took,
+                                               out.stderr.strip()))
+    check(out.returncode == 1 and out.stdout == "" and len(lines) == 1,
+          "cohort %s: exit %d, stdout %r, stderr %r"
+          % (" ".join(args), out.returncode, out.stdout, out.stderr))
+    return lines[0], took
+
+
+def without_majority(c, b, p, epoch):
+    """With the primary p stopped, the other voter o is a lone backup: no
+    majority. `cohort add B` asked at the removed B fails in one line that
+    says B was removed and names o, the current member it still reaches,
+    to ask instead (before: "a majority of members must be up: start the
+    stopped ones", as if B were one of them); `cohort remove` asked at o
+    fails within one bounded wait."""
+    o = [i for i in range(3) if i not in (p, b)][0]
+    c.kill(p)
+    cl.poll("r%d's master_link_status down" % o, 30 * c.slow,
+            lambda: c.info(o).get("master_link_status") == "down")
+    addr_b = "127.0.0.1:%d" % c.client_ports[b]
+    line, took = cli_fails(c, "add", "--cluster", addr_b, str(b))
+    head = ("cohort add: no primary reachable: replica %d (%s) is removed "
+            "from the group (epoch %d)" % (b, addr_b, epoch))
+    fix = ("ask a current member instead: cohort members --cluster "
+           "127.0.0.1:%d" % c.client_ports[o])
+    check(line.startswith(head) and line.endswith(fix),
+          "cohort add asked at the removed r%d without a majority: want "
+          "%r...%r, got %r" % (b, head, fix, line))
+    check("majority" not in line, "asked at the removed r%d: %r" % (b, line))
+    check(took < 40 * c.slow, "cohort add at r%d took %.0f s" % (b, took))
+    line, took = cli_fails(c, "remove", "--cluster",
+                           "127.0.0.1:%d" % c.client_ports[o],
+                           "--timeout", "3", str(p))
+    check(line.startswith("cohort remove: no primary reachable: replica %d "
+                          % o) and "a majority of members must be up" in line,
+          "cohort remove without a majority: %r" % line)
+    check(took < 40 * c.slow, "cohort remove without a majority took "
+          "%.0f s" % took)
+    c.restart(p)
+    c.wait_for_primary()
+
+
 def main(binary):
     c = cl.Cluster(binary, n=3, name="removed")
     c.start()
@@ -172,6 +226,8 @@ def main(binary):
         time.sleep(0.02)
     check(len(removal_lines(c, b, epoch)) == 2, "r%d logged its removal %d "
           "times over two starts" % (b, len(removal_lines(c, b, epoch))))
+
+    without_majority(c, b, p, epoch)
 
     # Added back: a learner, caught up, then a voter; it serves again.
     out = cli(c, "add", "--cluster", at, str(b))
