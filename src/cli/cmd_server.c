@@ -134,6 +134,14 @@ int cmd_server(int argc, char **argv)
     struct cohort_err err;
     err_clear(&err);
     struct running run = {0};
+    /* Every file the flags name, before the data directory is created or
+     * opened: a refused start leaves nothing behind. */
+    if (node_files_check(&opts.node, &err) != 0 ||
+        server_files_check(&opts.server, &err) != 0) {
+        logline(LOGLINE_ERROR, "%s", err.message);
+        server_options_free(&opts);
+        return 1;
+    }
     run.node = node_open(loop, &opts.node, &err);
     if (!run.node) {
         logline(LOGLINE_ERROR, "%s", err.message);

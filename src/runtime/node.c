@@ -34,6 +34,7 @@
 #include "runtime/dirlock.h"
 #include "runtime/identity.h"
 #include "runtime/logline.h"
+#include "runtime/peer_auth.h"
 #include "runtime/persister.h"
 #include "runtime/run_clock.h"
 #include "runtime/snapshot_job.h"
@@ -1286,6 +1287,25 @@ int node_config_check(const struct node_config *c, struct cohort_err *err)
                    "and is at most %u MiB); lower --max-value-size",
                    c->kv.value_size_max, node_value_size_max(c),
                    c->kv.key_size_max, TRANSPORT_FRAME_SIZE_LIMIT >> 20);
+}
+
+int node_files_check(const struct node_config *c, struct cohort_err *err)
+{
+    struct peer_auth_config ac = {
+        .cluster_id = c->cluster_id,
+        .self = c->self,
+        .replica_count = c->replica_count,
+        .secret_file = c->cluster_secret_file,
+        .tls_cert_file = c->peer_tls_cert_file,
+        .tls_key_file = c->peer_tls_key_file,
+        .tls_ca_file = c->peer_tls_ca_file,
+    };
+    char warn[512]; /* said when the transport opens */
+    struct peer_auth *a = peer_auth_open(&ac, warn, sizeof(warn), err);
+    if (a == NULL)
+        return err->code ? err->code : -COHORT_ECONFIG;
+    peer_auth_free(a);
+    return 0;
 }
 
 static int open_driver(struct node *n, struct cohort_err *err)

@@ -127,6 +127,11 @@ uint64_t node_wal_segment_size(const struct node_config *c);
  * its limit and the fix. node_open() checks it first; `cohort server` when
  * it parses its flags. */
 int node_config_check(const struct node_config *c, struct cohort_err *err);
+/* Whether the files c names for peers (--cluster-secret-file, --peer-tls-*)
+ * load: 0, or their error in one line. Reads them and keeps nothing:
+ * `cohort server` checks them before it creates or opens the data
+ * directory, so a refused start leaves nothing behind. */
+int node_files_check(const struct node_config *c, struct cohort_err *err);
 
 /* The store, for reads. Local reads may be stale on a backup. */
 const struct kv *node_kv(const struct node *n);

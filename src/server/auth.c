@@ -374,8 +374,10 @@ static int load_file(struct acl *a, const char *path, struct cohort_err *err)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return err_set(err, -COHORT_ECONFIG, "--acl-file %s: %s", path,
-                       strerror(errno));
+        return err_set(err, -COHORT_ECONFIG,
+                       "--acl-file %s: %s; give a file the server can read, "
+                       "one 'user <name> <rules...>' line per user",
+                       path, strerror(errno));
     char line[16384];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof(line), f)) {

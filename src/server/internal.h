@@ -824,6 +824,8 @@ void admit_gone(struct server *s, struct conn *c);
 /* ---- tls_port.c */
 /* Open the TLS port if --tls-port is set, and the SIGHUP handler. */
 int tls_port_open(struct server *s, struct cohort_err *err);
+/* Whether --tls-port's certificate files load (nothing kept). */
+int tls_port_check(const struct server_config *c, struct cohort_err *err);
 void tls_port_close(struct server *s, uv_close_cb on_closed);
 /* c was accepted from listener: give it a session if that is the TLS
  * port. Returns false if out of memory. */

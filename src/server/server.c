@@ -398,6 +398,14 @@ static void ignore_sigpipe(void)
         signal(SIGPIPE, SIG_IGN);
 }
 
+int server_files_check(const struct server_config *c, struct cohort_err *err)
+{
+    struct auth a;
+    int rc = auth_init(&a, c, err);
+    auth_deinit(&a);
+    return rc != 0 ? rc : tls_port_check(c, err);
+}
+
 struct server *server_open(uv_loop_t *loop, struct node *node,
                            const struct server_config *config,
                            const struct node_config *node_config,

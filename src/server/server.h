@@ -64,6 +64,12 @@ struct server_config {
 };
 
 void server_config_defaults(struct server_config *c);
+/* Whether the files c names load: --acl-file (with --requirepass), and
+ * --tls-cert-file, --tls-key-file and --tls-ca-cert-file when --tls-port
+ * is set. 0, or their error in one line naming the flag. Reads them and
+ * keeps nothing: `cohort server` checks them before it creates or opens
+ * the data directory, so a refused start leaves nothing behind. */
+int server_files_check(const struct server_config *c, struct cohort_err *err);
 
 struct server;
 

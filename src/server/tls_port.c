@@ -125,6 +125,20 @@ static int listen_tls(struct server *s, struct cohort_err *err)
     return 0;
 }
 
+int tls_port_check(const struct server_config *c, struct cohort_err *err)
+{
+    if (c->tls_port == 0)
+        return 0;
+    if (!c->tls_cert_file || !c->tls_key_file)
+        return err_set(err, -COHORT_ECONFIG,
+                       "--tls-port needs --tls-cert-file and --tls-key-file");
+    struct client_tls_context *ctx = load(c, err);
+    if (ctx == NULL)
+        return err->code;
+    client_tls_context_free(ctx);
+    return 0;
+}
+
 int tls_port_open(struct server *s, struct cohort_err *err)
 {
     uv_signal_init(s->loop, &s->sighup);

@@ -1027,11 +1027,53 @@ def acl_file_rule_escaped(binary, tmp):
           "%r, got %r" % (code, want, lines))
 
 
+def config_files_first(binary, tmp):
+    """A file named by a flag that does not load (an --acl-file rule that
+    names no command, an --acl-file or --cluster-secret-file that is not
+    there, --tls-port's missing certificate) is refused in one line naming
+    the flag, before anything is written: the fresh --data-dir given is
+    not created. It used to be, and stayed behind."""
+    ports = cl.pick_ports(3)
+    acl = os.path.join(tmp, "nocmd.acl")
+    with open(acl, "w") as f:
+        f.write("user bob on >pw +nosuchcommand\n")
+    gone = os.path.join(tmp, "no-such-file")
+    cases = [
+        ("an ACL rule naming no command", ["--acl-file", acl],
+         "--acl-file %s line 1: Error in ACL SETUSER modifier "
+         "'+nosuchcommand'" % acl),
+        ("a missing ACL file", ["--acl-file", gone],
+         "--acl-file %s: No such file or directory; give a file the "
+         "server can read" % gone),
+        ("a missing cluster secret", ["--cluster-secret-file", gone],
+         "--cluster-secret-file"),
+        ("a missing TLS certificate",
+         ["--tls-port", str(ports[2]), "--tls-cert-file", gone,
+          "--tls-key-file", gone, "--tls-auth-clients", "no"],
+         "--tls-cert-file"),
+    ]
+    for name, flags, want in cases:
+        data = os.path.join(tmp, "files-" + name.replace(" ", "-"))
+        code, out, err = run(binary, "server", "--id", "0", "--peers",
+                             "127.0.0.1:%d" % ports[0], "--clients",
+                             "127.0.0.1:%d" % ports[1], "--data-dir", data,
+                             *flags, timeout=20)
+        lines = [ln for ln in err.strip().splitlines() if " INFO " not in ln]
+        log("%s -> exit %d: %s" % (name, code, " | ".join(lines)))
+        check(code == 1 and len(lines) == 1 and want in lines[0],
+              "%s: exit %d, want one line with %r, got %r"
+              % (name, code, want, lines))
+        left = os.listdir(data) if os.path.exists(data) else None
+        check(left is None, "%s: the refused start left %s behind: %s"
+              % (name, data, left))
+
+
 def main(binary):
     c = cl.Cluster(binary, n=3, name="operator")
     tmp = c.dir
     flag_errors(binary, tmp)
     acl_file_rule_escaped(binary, tmp)
+    config_files_first(binary, tmp)
     max_value_size(binary, tmp)
     up_even_sizes(binary, tmp)
     up_starts(binary, tmp, c.slow)
