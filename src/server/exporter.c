@@ -557,6 +557,22 @@ static void json_views(struct resp_buf *out, const struct node_metrics *nm)
     json_raw(out, "]");
 }
 
+/* A backup's view of its primary, named and valued as INFO replication's
+ * fields (master_last_io_seconds_ago -1: never heard from it since start);
+ * absent on other roles, as there. */
+static void json_primary_link(struct resp_buf *out,
+                              const struct node_status *st)
+{
+    if (strcmp(info_role(st), "backup") != 0)
+        return;
+    int64_t ago_s =
+        st->primary_heard_ago_ms < 0 ? -1 : st->primary_heard_ago_ms / 1000;
+    json_printf(out,
+                ",\"master_link_status\":\"%s\""
+                ",\"master_last_io_seconds_ago\":%" PRId64,
+                st->primary_lost ? "down" : "up", ago_s);
+}
+
 static void write_status(struct server *s, struct resp_buf *out)
 {
     struct snapshot g;
@@ -579,6 +595,7 @@ static void write_status(struct server *s, struct resp_buf *out)
                 st->applied, s->stats.commands, g.kv.key_count,
                 s->client_count + s->probation_count,
                 kv_used_memory(node_kv(s->node)));
+    json_primary_link(out, st);
     json_raw(out, ",\"members\":[");
     for (uint32_t i = 0; i < st->replica_count; i++)
         json_member(out, st, i);

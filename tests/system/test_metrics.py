@@ -353,14 +353,33 @@ def check_http_bounds(c, i):
         "connections over the limit closed")
 
 
+def status_json(c, i):
+    status, _, body = http_get(c.metrics_ports[i], "/status.json")
+    check(status == 200, "/status.json of r%d: HTTP %d" % (i, status))
+    return json.loads(body)
+
+
 def check_lone_backup(c, p, dead):
     """With replica dead already stopped, stop the primary p too: the
     survivor, which cannot start a view change alone, reports its primary
-    link down."""
+    link down: in /metrics, and in /status.json (for the status page) as
+    INFO's master_link_status and master_last_io_seconds_ago, which the
+    primary's leaves out."""
     b = [i for i in range(c.n) if i not in (p, dead)][0]
     wait_for("r%d's cohort_primary_link_up to be 1" % b,
              lambda: value(scrape(c, b), "cohort_primary_link_up") == 1,
              20 * c.slow)
+    st = wait_for("r%d's /status.json master_link_status up" % b,
+                  lambda: (lambda st: st if st.get("master_link_status") ==
+                           "up" else None)(status_json(c, b)), 20 * c.slow)
+    check(st["role"] == "backup" and
+          isinstance(st.get("master_last_io_seconds_ago"), int) and
+          st["master_last_io_seconds_ago"] >= 0,
+          "/status.json of the backup r%d: %s" % (b, st))
+    st = status_json(c, p)
+    check("master_link_status" not in st and
+          "master_last_io_seconds_ago" not in st,
+          "/status.json of the primary r%d has a primary link: %s" % (p, st))
     c.kill(p)
     s = wait_for("the lone r%d's cohort_primary_link_up to be 0" % b,
                  lambda: (lambda s: s if s.get(("cohort_primary_link_up",
@@ -371,8 +390,21 @@ def check_lone_backup(c, p, dead):
     check(value(s, "cohort_primary_last_io_seconds") >= 0, "the lone r%d's "
           "cohort_primary_last_io_seconds: %s" % (
               b, s.get(("cohort_primary_last_io_seconds", frozenset()))))
-    log("r%d alone: cohort_primary_link_up 0, last heard %.1f s ago"
-        % (b, value(s, "cohort_primary_last_io_seconds")))
+    # /status.json (and so the status page) says so as INFO does.
+    st = wait_for("the lone r%d's /status.json master_link_status down" % b,
+                  lambda: (lambda st: st if st.get("master_link_status") ==
+                           "down" else None)(status_json(c, b)), 30 * c.slow)
+    check(st["role"] == "backup" and st["primary"] == p and
+          isinstance(st.get("master_last_io_seconds_ago"), int) and
+          st["master_last_io_seconds_ago"] >= 0,
+          "/status.json of the lone backup r%d: %s" % (b, st))
+    _, _, page = http_get(c.metrics_ports[b], "/")
+    check(b"s.master_link_status" in page and b"data-primary-link" in page,
+          "the status page does not show the primary link")
+    log("r%d alone: cohort_primary_link_up 0, last heard %.1f s ago; "
+        "/status.json master_link_status down, master_last_io_seconds_ago "
+        "%d" % (b, value(s, "cohort_primary_last_io_seconds"),
+                st["master_last_io_seconds_ago"]))
 
 
 def main(binary):
