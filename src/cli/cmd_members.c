@@ -145,6 +145,9 @@ static void print_history(const char *text, size_t len)
 int cmd_members(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:7001";
+    /* --cluster and a positional address both name the member to ask:
+     * one of each is refused (the last used to win in silence). */
+    const char *by_flag = NULL, *by_position = NULL;
     struct cli_flag_seen seen = {.count = 0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
@@ -155,15 +158,22 @@ int cmd_members(int argc, char **argv)
             cli_flag_once("members", &seen, "cluster", argv[i + 1]))
             return 2;
         if (!strcmp(argv[i], "--cluster"))
-            addr = argv[++i];
+            addr = by_flag = argv[++i];
         else if (argv[i][0] == '-')
             return cli_flag_unknown("members", argv[i]);
-        else if (i == argc - 1)
-            addr = argv[i];
+        else if (by_position == NULL)
+            addr = by_position = argv[i];
         else {
             fprintf(stderr, "cohort members: unexpected '%s'\n", argv[i]);
             return usage(2);
         }
+    }
+    if (by_flag && by_position) {
+        fprintf(stderr,
+                "cohort members: --cluster %s and the address %s both name "
+                "the member to ask; give one of them\n",
+                by_flag, by_position);
+        return 2;
     }
     if (cli_flag_address("members", addr))
         return 2;

@@ -23,6 +23,9 @@ struct sim_cli {
     uint64_t seed_first;
     uint64_t seed_last;
     uint64_t soak_minutes;
+    /* Which of --seed, --seeds and --soak chose the seeds, as typed: a
+     * second one is refused (the last used to win in silence). */
+    const char *seeds_by, *seeds_value;
     bool quiet;
     bool stop;
     bool trace;
@@ -146,6 +149,20 @@ static int list_scenarios(void)
 static int parse_value(struct sim_cli *cli, const char *flag, const char *v)
 {
     uint64_t n;
+    bool chooses_seeds = !strcmp(flag, "--seed") || !strcmp(flag, "--seeds") ||
+                         !strcmp(flag, "--soak");
+    if (chooses_seeds && v != NULL && cli->seeds_by != NULL &&
+        strcmp(cli->seeds_by, flag) != 0) {
+        fprintf(stderr,
+                "cohort sim: %s %s and %s %s both choose the seeds; give "
+                "one of them\n",
+                cli->seeds_by, cli->seeds_value, flag, v);
+        return 2;
+    }
+    if (chooses_seeds && v != NULL) {
+        cli->seeds_by = flag;
+        cli->seeds_value = v;
+    }
     if (!strcmp(flag, "--seed")) {
         if (!parse_u64(v, &cli->seed_first))
             return bad(flag, v, "a decimal number");

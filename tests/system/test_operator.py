@@ -776,6 +776,19 @@ def flag_errors(binary, tmp):
          "cohort sim: --seed is given twice (the second time as 2)"),
         (["members", "--cluster", "h:1", "--cluster", "h:2", "--nosuch"],
          "cohort members: --cluster is given twice"),
+        # Two flags (or a flag and an argument) for the same thing: the
+        # last one used to win in silence.
+        (["sim", "--seed", "3", "--seeds", "1..5", "--nosuch"],
+         "cohort sim: --seed 3 and --seeds 1..5 both choose the seeds; "
+         "give one of them"),
+        (["members", "--cluster", "127.0.0.1:%d" % ports[0],
+          "127.0.0.1:%d" % ports[1]], "cohort members: --cluster "
+         "127.0.0.1:%d and the address 127.0.0.1:%d both name the member "
+         "to ask; give one of them" % (ports[0], ports[1])),
+        (["members", "127.0.0.1:%d" % ports[1], "--cluster",
+          "127.0.0.1:%d" % ports[0]], "cohort members: --cluster "
+         "127.0.0.1:%d and the address 127.0.0.1:%d both name" %
+         (ports[0], ports[1])),
         (["add", "--peer", "h:1", "--client", "h:2", "--peer", "h:3",
           "--nosuch"],
          "cohort add: --peer is given twice (the second time as h:3)"),
