@@ -16,8 +16,9 @@
 #include "common/resp.h"
 
 /* Voters of the epoch line ("epoch:2,voters=0+1+2") that this member has
- * a peer link to, itself included, into *connected; returns the count. */
-static unsigned voters_connected(const char *text, size_t len,
+ * a peer link to, itself included, into *connected (with heard: only those
+ * it does not suspect either); returns the count. */
+static unsigned voters_connected(const char *text, size_t len, bool heard,
                                  unsigned *connected)
 {
     char epoch[256], voters[256];
@@ -34,7 +35,8 @@ static unsigned voters_connected(const char *text, size_t len,
             continue;
         cli_list_field(member, "link", link, sizeof(link));
         cli_list_field(member, "health", health, sizeof(health));
-        if (!strcmp(link, "up") || !strcmp(health, "self"))
+        if (!strcmp(health, "self") ||
+            (!strcmp(link, "up") && !(heard && !strcmp(health, "suspected"))))
             (*connected)++;
     }
     return count;
@@ -57,7 +59,7 @@ static void backup_state(const char *text, size_t len, char *out, size_t size)
         return;
     }
     unsigned connected = 0;
-    unsigned voters = voters_connected(text, len, &connected);
+    unsigned voters = voters_connected(text, len, false, &connected);
     unsigned needed = voters / 2 + 1;
     if (voters > 0 && connected < needed)
         snprintf(out, size,
@@ -72,6 +74,26 @@ static void backup_state(const char *text, size_t len, char *out, size_t size)
                  primary, heard);
 }
 
+/* The primary's line: whether it hears from a majority of voters, without
+ * which it commits nothing (it stays primary: only a majority elsewhere
+ * replaces it). */
+static void primary_state(const char *text, size_t len, const char *view,
+                          char *out, size_t size)
+{
+    unsigned heard = 0;
+    unsigned voters = voters_connected(text, len, true, &heard);
+    unsigned needed = voters / 2 + 1;
+    if (voters == 0 || heard >= needed) {
+        snprintf(out, size, "primary of view %s", view);
+        return;
+    }
+    snprintf(out, size,
+             "primary of view %s, but it hears from %u of %u voters, %u "
+             "needed: it commits no write until more are up (start the "
+             "stopped members), or a majority elsewhere elects another",
+             view, heard, voters, needed);
+}
+
 /* The "state:" line: the role in words. */
 static void state_line(const char *text, size_t len, char *out, size_t size)
 {
@@ -81,7 +103,7 @@ static void state_line(const char *text, size_t len, char *out, size_t size)
     if (!strcmp(role, "backup"))
         backup_state(text, len, out, size);
     else if (!strcmp(role, "primary"))
-        snprintf(out, size, "primary of view %s", view);
+        primary_state(text, len, view, out, size);
     else if (!strcmp(role, "view_change"))
         snprintf(out, size,
                  "in a view change (no primary until a majority "

@@ -547,6 +547,30 @@ def members_no_primary(binary, c):
     c.wait_for_primary()
 
 
+def primary_alone(binary, c):
+    """The primary with both backups down stays primary (only a majority
+    elsewhere could replace it) but commits nothing: cohort status says so,
+    where before its state line read like a healthy primary's."""
+    p, _ = c.wait_for_primary()
+    cl.poll("r%d's state line a healthy primary's" % p, 20 * c.slow,
+            lambda: status_state(binary, c, p) == "primary of view %s"
+            % c.info(p).get("view"))
+    backups = c.backups(p)
+    for i in backups:
+        c.kill(i)
+    want = "hears from 1 of 3 voters, 2 needed"
+    cl.poll("cohort status of the lone primary says it has no majority",
+            30 * c.slow, lambda: want in status_state(binary, c, p))
+    state = status_state(binary, c, p)
+    log("cohort status of the lone primary: state: %s" % state)
+    check(state.startswith("primary of view ") and
+          "start the stopped members" in state,
+          "cohort status of a lone primary: %r" % state)
+    for i in backups:
+        c.restart(i)
+    c.wait_for_primary()
+
+
 def replies(c):
     p, _ = c.wait_for_primary()
     with c.client(p) as x:
@@ -1104,12 +1128,13 @@ def main(binary):
     replies(c)
     members(binary, c)
     members_no_primary(binary, c)
+    primary_alone(binary, c)
     return "bad flags refused by name, --max-value-size checked and " \
         "a 15 MB value replicated, " \
         "even sizes refused, failed starts reported, duplicates " \
         "refused, config switches honoured, --log-memory (and lowered under a longer log), lowered " \
         "value and key limits, status format, HELLO/INFO/KVINFO, cohort members " \
-        "(and its one answer without a majority)"
+        "(and its one answer without a majority), a lone primary's status"
 
 
 if __name__ == "__main__":
