@@ -154,4 +154,4 @@ def main(binary):
 
 
 if __name__ == "__main__":
-    cl.run_test("rollback", main, budget_s=180)
+    cl.run_test("rollback", main, budget_s=120)
