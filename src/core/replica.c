@@ -706,6 +706,11 @@ bool replica_damaged(const struct replica *r)
     return r->damaged;
 }
 
+bool replica_catching_up(const struct replica *r)
+{
+    return r->catching_up;
+}
+
 uint64_t replica_diverged(const struct replica *r, uint32_t *from)
 {
     if (from)

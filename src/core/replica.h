@@ -531,6 +531,10 @@ bool replica_heard(const struct replica *r, uint32_t peer, uint64_t *heard_ms);
 /* Whether the log lost records this replica may have acknowledged and a
  * primary has not repaired it yet (it then takes no part in view changes). */
 bool replica_damaged(const struct replica *r);
+/* Whether it is fetching the log through the start of its epoch (it does
+ * not hold that entry yet; epoch.c). A replica whose damage cleared when
+ * it learned a new epoch may still lack records until then. */
+bool replica_catching_up(const struct replica *r);
 /* Divergence (docs/PROTOCOL.md, "Divergence"): a peer showed a history
  * without ops this replica holds committed (one of the two was started on
  * an older copy of its data). replica_diverged(): the op where this

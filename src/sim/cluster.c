@@ -284,6 +284,10 @@ static void after_step(struct cluster *c, struct sim_replica *rep, bool full)
                    ", applied %" PRIu64 ", commit %" PRIu64 ", op %" PRIu64
                    ": not base <= applied <= commit <= op",
                    rep->index, base, applied, commit, op);
+    if (replica_damaged(r))
+        rep->lost_records = true;
+    else if (!replica_catching_up(r))
+        rep->lost_records = false;
     uint32_t diverged_from = 0;
     uint64_t diverged = replica_diverged(r, &diverged_from);
     uint32_t peer = 0;
@@ -770,6 +774,8 @@ bool cluster_hurt(const struct cluster *c, uint32_t i)
 {
     const struct sim_replica *rep = &c->replicas[i];
     if (sim_disk_damaged(&rep->disk))
+        return true;
+    if (rep->lost_records)
         return true;
     if (rep->driver)
         return replica_damaged(rep->r) || rep->meta_damaged;

@@ -109,8 +109,14 @@ struct sim_replica {
     bool stalled;
     struct sim_snapshot_write snapshot;
     bool damaged_at_crash; /* its core was damaged when it crashed */
-    bool meta_damaged;     /* its metadata on disk may say damaged */
-    bool torn_left;        /* its last start cut a torn last record */
+    /* Its log lost records it may have acknowledged, and it has not
+     * fetched them back yet: set while its core says damaged, cleared
+     * once it is neither damaged nor catching up to its epoch's start
+     * (learning a new epoch clears the core's flag before it holds the
+     * epoch's first entry). Kept across crashes. */
+    bool lost_records;
+    bool meta_damaged; /* its metadata on disk may say damaged */
+    bool torn_left;    /* its last start cut a torn last record */
     /* Check state for this incarnation. */
     uint64_t learned_upto;
     uint64_t commit_seen;
