@@ -67,3 +67,40 @@ bool checkpoints_find(const struct checkpoints *c, uint64_t at_most,
     }
     return found;
 }
+
+size_t checkpoints_list(const struct checkpoints *c, uint64_t *op,
+                        uint64_t *checksum, size_t max)
+{
+    /* A merge of the levels, each rising from its oldest slot. */
+    uint32_t taken[CHECKPOINT_LEVELS] = {0};
+    size_t n = 0;
+    while (n < max) {
+        int best = -1;
+        uint64_t best_op = 0;
+        for (int i = 0; i < CHECKPOINT_LEVELS; i++) {
+            const struct checkpoint_ring *ring = &c->level[i];
+            if (taken[i] == ring->count)
+                continue;
+            uint32_t oldest = (ring->next + CHECKPOINT_SLOTS - ring->count) %
+                              CHECKPOINT_SLOTS;
+            uint64_t o = ring->op[(oldest + taken[i]) % CHECKPOINT_SLOTS];
+            if (best < 0 || o < best_op) {
+                best = i;
+                best_op = o;
+            }
+        }
+        if (best < 0)
+            break;
+        const struct checkpoint_ring *ring = &c->level[best];
+        uint32_t oldest =
+            (ring->next + CHECKPOINT_SLOTS - ring->count) % CHECKPOINT_SLOTS;
+        uint32_t slot = (oldest + taken[best]) % CHECKPOINT_SLOTS;
+        taken[best]++;
+        if (n > 0 && op[n - 1] == best_op)
+            continue; /* the same op, noted at a coarser level too */
+        op[n] = best_op;
+        checksum[n] = ring->checksum[slot];
+        n++;
+    }
+    return n;
+}

@@ -8,18 +8,22 @@
  * 131,072 ops compacted, coarser as far back as 537 million (384 KiB, in
  * pages touched only as notes come). A chained checksum (log.h) at op x
  * stands for the whole history up to x, so one match or mismatch there
- * settles that prefix. Nothing is allocated; nothing is persisted (a
- * restart keeps only what its log holds).
+ * settles that prefix. Nothing is allocated. The driver keeps a copy on
+ * disk (storage/checkpoint_file.h), written at each compaction and handed
+ * back at start (replica_durable), so a restart keeps them too.
  */
 #ifndef COHORT_CHECKPOINTS_H
 #define COHORT_CHECKPOINTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CHECKPOINT_LEVELS 3
 #define CHECKPOINT_SLOTS 8192u
 #define CHECKPOINT_FINE 16u /* the finest spacing; the others are multiples */
+/* The most distinct notes the levels hold at once. */
+#define CHECKPOINTS_MAX (CHECKPOINT_LEVELS * CHECKPOINT_SLOTS)
 
 struct checkpoint_ring {
     uint64_t op[CHECKPOINT_SLOTS];
@@ -42,5 +46,10 @@ void checkpoints_note(struct checkpoints *c, uint64_t op, uint64_t checksum);
 /* The highest noted op at most at_most, with its checksum; false if none. */
 bool checkpoints_find(const struct checkpoints *c, uint64_t at_most,
                       uint64_t *op, uint64_t *checksum);
+
+/* Every noted op, each once, in rising op order, into op[] and checksum[]
+ * (room for max; CHECKPOINTS_MAX is always enough). Returns the count. */
+size_t checkpoints_list(const struct checkpoints *c, uint64_t *op,
+                        uint64_t *checksum, size_t max);
 
 #endif

@@ -320,6 +320,44 @@ static uint64_t commit_floor(const struct replica *r)
     return floor > r->log.base ? floor : r->log.base;
 }
 
+/* The checkpoints kept from before the restart (the driver's file; a copy
+ * of what replica_checkpoints() gave). Advisory: taking none only checks
+ * less. A list that is not strictly rising, or that contradicts our log
+ * where the log holds the op, is another history's (a mixed-up data
+ * directory) and is refused whole: a wrong note would stop a member that
+ * is right. The log holds what lies above its base, so only notes at or
+ * below the base are taken. */
+static void load_checkpoints(struct replica *r, const struct replica_durable *d)
+{
+    if (d->checkpoint_count == 0 || !d->checkpoint_op ||
+        !d->checkpoint_checksum)
+        return;
+    for (size_t i = 0; i < d->checkpoint_count; i++) {
+        uint64_t op = d->checkpoint_op[i];
+        uint64_t ours;
+        if (!checkpoints_due(op) || (i > 0 && op <= d->checkpoint_op[i - 1]) ||
+            (op >= r->log.base && op <= r->log.op &&
+             (!log_checksum(&r->log, op, &ours) ||
+              ours != d->checkpoint_checksum[i]))) {
+            r->stats.checkpoints_refused = true;
+            return;
+        }
+    }
+    for (size_t i = 0; i < d->checkpoint_count; i++) {
+        if (d->checkpoint_op[i] > r->log.base)
+            break;
+        checkpoints_note(&r->checkpoints, d->checkpoint_op[i],
+                         d->checkpoint_checksum[i]);
+        r->stats.checkpoints_loaded++;
+    }
+}
+
+size_t replica_checkpoints(const struct replica *r, uint64_t *op,
+                           uint64_t *checksum, size_t max)
+{
+    return checkpoints_list(&r->checkpoints, op, checksum, max);
+}
+
 static bool load_durable(struct replica *r, const struct replica_durable *d)
 {
     if (d->view > VIEW_MAX || d->last_normal_view > d->view)
@@ -374,6 +412,7 @@ static bool load_durable(struct replica *r, const struct replica_durable *d)
     }
     if (!client_table_decode(&r->table, d->client_table, d->client_table_size))
         return false;
+    load_checkpoints(r, d);
     r->snapshot_op = d->snapshot_op;
     r->snapshot_checksum = d->snapshot_checksum;
     r->snapshot_timestamp_ms = d->snapshot_timestamp_ms;

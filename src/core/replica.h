@@ -61,6 +61,7 @@
 #include "common/entry.h"
 #include "common/membership.h"
 #include "common/replica_meta.h"
+#include "core/checkpoints.h"
 
 enum replica_status {
     STATUS_RECOVERING = 1,
@@ -201,6 +202,12 @@ struct replica_durable {
     /* The highest op the stored log says this replica knew committed (the
      * wal's commit notes; 0: unknown). Ops above `entries` are ignored. */
     uint64_t commit;
+    /* Checkpoints noted before the restart (replica_checkpoints()), as the
+     * driver kept them: advisory. Notes at or below the snapshot are taken;
+     * one the log holds must match it, or none is taken (stats). */
+    const uint64_t *checkpoint_op;
+    const uint64_t *checkpoint_checksum;
+    size_t checkpoint_count;
 };
 
 enum event_type {
@@ -457,6 +464,10 @@ struct replica_stats {
                                 again and counted again) */
     uint64_t divergences;    /* peers' requests showing another history
                                 of ops both hold committed */
+    /* Checkpoints taken from replica_durable at start, and whether its
+     * list was refused (not rising, or contradicting the log). */
+    uint64_t checkpoints_loaded;
+    bool checkpoints_refused;
 };
 
 /* Allocate and initialize a replica from config and what survived on disk.
@@ -466,6 +477,13 @@ struct replica *replica_init(const struct replica_config *config,
                              const struct replica_durable *durable,
                              uint64_t now_ms);
 void replica_deinit(struct replica *r);
+
+/* The checkpoints this replica noted as its log compacted (checkpoints.h),
+ * each once in rising op order, into op[] and checksum[] (room for max;
+ * CHECKPOINTS_MAX is enough); returns the count. The driver keeps them on
+ * disk at each ACT_LOG_COMPACT and hands them back at start. */
+size_t replica_checkpoints(const struct replica *r, uint64_t *op,
+                           uint64_t *checksum, size_t max);
 
 /* Handle one event. Never fails: bad peer input is dropped and counted. */
 void replica_step(struct replica *r, const struct event *ev,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "storage/checkpoint_file.h"
 #include "core/detector.h"
 #include "core/message.h"
 
@@ -165,6 +166,25 @@ static void ack_early(struct driver *d)
     }
 }
 
+/* A compaction carries the core's checkpoints to the data directory's file
+ * (storage/checkpoint_file.h), so that they outlive a restart. */
+static void encode_checkpoints(struct driver *d, struct storage_job *job)
+{
+    uint64_t *op = malloc(CHECKPOINTS_MAX * sizeof(uint64_t));
+    uint64_t *checksum = malloc(CHECKPOINTS_MAX * sizeof(uint64_t));
+    ASSERT(op && checksum);
+    size_t n = replica_checkpoints(d->r, op, checksum, CHECKPOINTS_MAX);
+    if (n > 0) {
+        job->checkpoints_size = checkpoint_file_size(n);
+        job->checkpoints = malloc(job->checkpoints_size);
+        ASSERT(job->checkpoints);
+        checkpoint_file_encode(job->checkpoints, d->c.cluster_id, op, checksum,
+                               n);
+    }
+    free(op);
+    free(checksum);
+}
+
 static void on_view(struct driver *d, const struct cohort_view_info *v)
 {
     d->view_changes++;
@@ -209,6 +229,7 @@ static void carry_out(struct driver *d, const struct actions *acts)
             struct storage_job *job = storage_job_new(STORAGE_COMPACT);
             job->compact_op = a->compact.op;
             job->snapshot_op = d->snapshot_op;
+            encode_checkpoints(d, job);
             drv_storage_push(d, job);
             break;
         }
@@ -594,6 +615,12 @@ struct driver *driver_open(const struct driver_config *config,
                 d->c.replica.log_bytes_max);
         goto fail;
     }
+    if (replica_stats(d->r)->checkpoints_refused)
+        drv_log(d, DRIVER_LOG_WARN,
+                "passed over the checkpoints file in %s: it contradicts the "
+                "log (not this data's); it is written again at the next "
+                "snapshot",
+                d->c.data_dir);
     drv_log(d, DRIVER_LOG_INFO,
             "replica %u of %u started: data in %s, op %" PRIu64
             ", snapshot at op %" PRIu64,

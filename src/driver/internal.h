@@ -86,7 +86,11 @@ struct driver {
     /* Bytes of log bodies recovered, when they made recovery raise the
      * core's log bounds for this run (recover.c fit_log()); else 0. */
     uint64_t log_bytes_recovered;
-    bool snapshots_lost;   /* recovery found no snapshot that verifies */
+    bool snapshots_lost; /* recovery found no snapshot that verifies */
+    /* The checkpoints file's notes, read at start for replica_init() and
+     * freed after it (drv_recover_release()). */
+    uint64_t *checkpoint_op;
+    uint64_t *checkpoint_checksum;
     uint8_t *export_table; /* driver_export()'s client table, or NULL */
 
     /* Requests gathered during one turn, proposed together. */

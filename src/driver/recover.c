@@ -23,6 +23,7 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
+#include "storage/checkpoint_file.h"
 
 /* The metadata, and what it says of the log (into *x). */
 static int recover_meta(struct driver *d, struct replica_durable *out,
@@ -216,6 +217,31 @@ static int keep_pipeline_bound(struct driver *d, struct cohort_err *err)
     return r != 0 ? err_wrap(err, "write %s", path) : 0;
 }
 
+/* The checkpoints kept from before the restart (storage/checkpoint_file.h):
+ * advisory, so a file that does not read is passed over with a warning,
+ * never a reason to refuse the start. */
+static void recover_checkpoints(struct driver *d, struct replica_durable *out)
+{
+    d->checkpoint_op = malloc(CHECKPOINTS_MAX * sizeof(uint64_t));
+    d->checkpoint_checksum = malloc(CHECKPOINTS_MAX * sizeof(uint64_t));
+    ASSERT(d->checkpoint_op && d->checkpoint_checksum);
+    struct cohort_err err;
+    err_clear(&err);
+    size_t count = 0;
+    int rc = checkpoint_file_read(d->vfs, d->c.data_dir, d->c.cluster_id,
+                                  d->checkpoint_op, d->checkpoint_checksum,
+                                  CHECKPOINTS_MAX, &count, &err);
+    if (rc != 0 && rc != -COHORT_ENOTFOUND)
+        drv_log(d, DRIVER_LOG_WARN,
+                "passed over the checkpoints file in %s (%s): it only helps "
+                "find a member started on an older copy of its data, and "
+                "is written again at the next snapshot",
+                d->c.data_dir, err.message);
+    out->checkpoint_op = d->checkpoint_op;
+    out->checkpoint_checksum = d->checkpoint_checksum;
+    out->checkpoint_count = rc == 0 ? count : 0;
+}
+
 int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
                 struct cohort_err *err)
 {
@@ -278,12 +304,18 @@ int drv_recover(struct driver *d, struct replica_durable *out, uint8_t **table,
         (rec.entry_count == 0 || rec.entries[0].h.op != 1))
         out->damaged_op = 1; /* the state the snapshot held is gone */
     fit_log(d, out);
+    if (out->meta_present)
+        recover_checkpoints(d, out);
     return 0;
 }
 
 void drv_recover_release(struct driver *d, uint8_t *table)
 {
     free(table);
+    free(d->checkpoint_op);
+    free(d->checkpoint_checksum);
+    d->checkpoint_op = NULL;
+    d->checkpoint_checksum = NULL;
     if (d->wal_open)
         wal_recovery_release(&d->wal);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "storage/checkpoint_file.h"
 
 struct storage_job *storage_job_new(enum storage_job_type type)
 {
@@ -21,6 +22,7 @@ void storage_job_free(struct storage_job *job)
         return;
     free(job->entries);
     free(job->bytes);
+    free(job->checkpoints);
     free(job);
 }
 
@@ -66,9 +68,26 @@ static int append_job(struct wal *wal, const struct storage_job *job,
     return 0;
 }
 
+/* Write a compaction's checkpoints beside the metadata file, once. The
+ * file is advisory (checkpoint_file.h): a failure is left for the next
+ * compaction to mend. */
+static void write_checkpoints(struct storage_job *j, const struct meta *meta)
+{
+    if (!j->checkpoints || !meta->vfs)
+        return;
+    char dir[VFS_PATH_MAX];
+    vfs_path_dir(dir, meta->path);
+    struct cohort_err ignored;
+    err_clear(&ignored);
+    (void)checkpoint_file_write(meta->vfs, dir, j->checkpoints,
+                                j->checkpoints_size, &ignored);
+    free(j->checkpoints);
+    j->checkpoints = NULL;
+}
+
 /* Every log change of the round, in queue order. */
 static int append_all(struct storage_batch *b, struct wal *wal,
-                      struct cohort_err *err)
+                      const struct meta *meta, struct cohort_err *err)
 {
     for (struct storage_job *j = b->jobs; j; j = j->next) {
         int rc = 0;
@@ -85,6 +104,8 @@ static int append_all(struct storage_batch *b, struct wal *wal,
             rc = wal_compact(wal, j->compact_op, err);
             /* Likewise, and a failed directory fsync returns an error. */
             ASSERT(rc < 0 || wal_state(wal) == WAL_OPEN);
+            if (rc == 0)
+                write_checkpoints(j, meta);
             break;
         case STORAGE_META:
             break;
@@ -177,7 +198,7 @@ int storage_batch_run(struct storage_batch *b, struct wal *wal,
         /* Appends change only memory: an error here (a record larger
          * than a segment, no memory, a FAILED wal) is final. */
         b->durable_before = wal_durable(wal);
-        int rc = append_all(b, wal, err);
+        int rc = append_all(b, wal, meta, err);
         if (rc < 0) {
             b->state = STORAGE_BATCH_FAILED;
             return rc == -COHORT_EAGAIN ? -COHORT_EIO : rc;

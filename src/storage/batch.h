@@ -18,6 +18,10 @@
  * durable log below the bound (a suffix replacement, a reset), it lowers
  * it first.
  *
+ * A compaction that carries checkpoints writes them to the data directory
+ * (the metadata file's) once the wal is compacted; that file is advisory
+ * (checkpoint_file.h), so failing to write it fails nothing.
+ *
  * Invariants: (1) a job is reported complete only after everything it asked
  * for is durable; (2) a round is resumable: after a retryable failure (a
  * full disk, an I/O error on a write) calling storage_batch_run() again
@@ -64,6 +68,10 @@ struct storage_job {
      * compact_op, which keeps some log for lagging peers). */
     uint64_t compact_op;
     uint64_t snapshot_op;
+    /* COMPACT, optional: the encoded checkpoints (checkpoint_file.h), for
+     * the data directory's file once the log is compacted. */
+    uint8_t *checkpoints;
+    size_t checkpoints_size;
     /* PERSIST: its completion was already reported (a deliberate bug,
      * BUG_STORAGE_ACK_EARLY: the driver skips the real one). */
     bool acked_early;

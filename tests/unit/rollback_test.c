@@ -10,7 +10,10 @@
  *    the primary P asked as well;
  *  - compacted: the group wrote so many that it compacted its log past
  *    P's ops: P is offered a snapshot, whose checkpoint shows another
- *    history (test 1's snapshot form, checkpoints.h).
+ *    history (test 1's snapshot form, checkpoints.h);
+ *  - restarted: as compacted, and then the whole group restarts before P
+ *    returns: the checkpoints come back from each member's checkpoints
+ *    file (storage/checkpoint_file.h), not from memory.
  * docs/PROTOCOL.md, "Divergence"; tests/system/test_rollback.py runs the
  * same on real processes. */
 #include <setjmp.h>
@@ -28,7 +31,7 @@
 #define BASE 10   /* writes every copy holds */
 #define WRITES 40 /* acknowledged by P and A alone */
 
-enum kind { BEHIND, OTHER, COMPACTED };
+enum kind { BEHIND, OTHER, COMPACTED, RESTARTED };
 
 static struct harness *h;
 
@@ -84,7 +87,8 @@ static void rollback(enum kind kind)
     harness_crash(h, p, false);
 
     /* 4. A and B form a view without the writes. */
-    if (kind == COMPACTED)
+    bool compacted = kind == COMPACTED || kind == RESTARTED;
+    if (compacted)
         h->config.replica.snapshot_interval_ops = 8;
     harness_start(h, a);
     harness_start(h, b);
@@ -93,13 +97,26 @@ static void rollback(enum kind kind)
     assert_true(q == (int)a || q == (int)b);
     assert_true(h->r[q].total < BASE + WRITES);
     if (kind != BEHIND)
-        write_each((uint32_t)q, 300, kind == COMPACTED ? 3 * WRITES : WRITES);
+        write_each((uint32_t)q, 300, compacted ? 3 * WRITES : WRITES);
     harness_run(h, 500);
-    if (kind == COMPACTED)
+    if (compacted)
         assert_true(replica_log_base(harness_core(h, (uint32_t)q)) > p_commit);
     else
         assert_true(replica_log_base(harness_core(h, (uint32_t)q)) <= BASE);
     h->config.replica.snapshot_interval_ops = 0;
+    if (kind == RESTARTED) {
+        /* Their memory of the ops compacted is gone; their files stay. */
+        harness_crash(h, a, false);
+        harness_crash(h, b, false);
+        harness_start(h, a);
+        harness_start(h, b);
+        harness_run(h, 3000);
+        q = harness_primary(h);
+        assert_true(q == (int)a || q == (int)b);
+        assert_true(replica_log_base(harness_core(h, (uint32_t)q)) > p_commit);
+        assert_true(replica_stats(harness_core(h, a))->checkpoints_loaded > 0);
+        assert_true(replica_stats(harness_core(h, b))->checkpoints_loaded > 0);
+    }
 
     /* 5. P returns: it must stop, not drop the writes. */
     harness_start(h, p);
@@ -109,7 +126,7 @@ static void rollback(enum kind kind)
     uint64_t at = replica_diverged(rp, &from);
     assert_true(at > BASE && at <= p_commit);
     assert_true(from == a || from == b);
-    if (kind == COMPACTED) /* a checkpoint's op */
+    if (compacted) /* a checkpoint's op */
         assert_true(checkpoints_due(at));
     /* It keeps its log and its store as they were. */
     harness_run(h, 1000);
@@ -151,6 +168,12 @@ static void history_compacted_past_is_found_by_the_snapshot_offer(void **s)
     rollback(COMPACTED);
 }
 
+static void history_compacted_past_is_found_after_the_group_restarted(void **s)
+{
+    (void)s;
+    rollback(RESTARTED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +181,9 @@ int main(void)
         cmocka_unit_test_teardown(other_history_is_found, teardown),
         cmocka_unit_test_teardown(
             history_compacted_past_is_found_by_the_snapshot_offer, teardown),
+        cmocka_unit_test_teardown(
+            history_compacted_past_is_found_after_the_group_restarted,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
