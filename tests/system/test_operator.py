@@ -34,7 +34,8 @@ recovering (both states made on purpose, every answer checked).
 than a majority of voters refuse at once in one line ("primary <i>
 (epoch <e>, view <v>) hears from 1 of 2 voters, 2 needed: ...; start the
 stopped members ..., then retry", exit 1), well before their --timeout
-30.
+30; two addresses to `cohort members` are one line too, not the usage
+text.
 Flags, for every command: an unknown flag is "unknown flag --name", a
 number is decimal ("expected a decimal number from A to B"; --cluster-id
 is hexadecimal), a size over its maximum names it. A config file is
@@ -884,6 +885,10 @@ def flag_errors(binary, tmp):
           "127.0.0.1:%d" % ports[0]], "cohort members: --cluster "
          "127.0.0.1:%d and the address 127.0.0.1:%d both name" %
          (ports[0], ports[1])),
+        # Two addresses: one line too (the whole usage text used to follow).
+        (["members", "127.0.0.1:%d" % ports[0], "127.0.0.1:%d" % ports[1]],
+         "cohort members: the addresses 127.0.0.1:%d and 127.0.0.1:%d both "
+         "name the member to ask; give one of them" % (ports[0], ports[1])),
         (["add", "--peer", "h:1", "--client", "h:2", "--peer", "h:3",
           "--nosuch"],
          "cohort add: --peer is given twice (the second time as h:3)"),
