@@ -164,8 +164,13 @@ int cmd_members(int argc, char **argv)
         else if (by_position == NULL)
             addr = by_position = argv[i];
         else {
-            fprintf(stderr, "cohort members: unexpected '%s'\n", argv[i]);
-            return usage(2);
+            /* One line, like the other refusals (the whole usage text
+             * used to follow it). */
+            fprintf(stderr,
+                    "cohort members: the addresses %s and %s both name the "
+                    "member to ask; give one of them\n",
+                    by_position, argv[i]);
+            return 2;
         }
     }
     if (by_flag && by_position) {

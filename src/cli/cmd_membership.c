@@ -18,7 +18,9 @@
  * current primary first among the voters (it leads the new epoch: no leader
  * change unless it is the one leaving), and is waited for until committed. One
  * line per step, one at the end; bad input is one line that changes
- * nothing. */
+ * nothing. A primary that hears from fewer than a majority of the voters
+ * (it commits nothing) is refused in one line before anything is proposed,
+ * by the rule cohort status states (cli_info_lacks_majority). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -573,6 +575,51 @@ static int catch_up(struct run *r, struct group *g, uint64_t id)
                    g->lag[id] == UINT64_MAX ? "unknown" : "known");
 }
 
+/* How long a primary that seems to lack a majority is looked at again
+ * before the change is refused: links that are down just after a start or
+ * a view change come up within a heartbeat or so. */
+#define MAJORITY_WAIT_MS 2000u
+
+/* Whether the primary hears from a majority of the current voters, by
+ * cohort status's rule (cli_info_lacks_majority): without one it stays
+ * primary but commits nothing, and a change would only wait out
+ * --timeout. Asked again every 100 ms for up to MAJORITY_WAIT_MS before
+ * refusing, so that a healthy group is never refused by a race. 0 to go
+ * on (a majority, or no longer the primary: the change's own retries find
+ * the next one), 1 refused (printed), -1 with r->err. */
+static int check_majority(struct run *r)
+{
+    uint64_t until = cli_monotonic_ms() + MAJORITY_WAIT_MS;
+    for (;;) {
+        const char *text;
+        size_t len;
+        if (cli_rpc_info(&r->c, "replication", &text, &len, &r->err) != 0)
+            return -1;
+        char role[32] = "";
+        cli_info_field(text, len, "role:", role, sizeof(role));
+        struct cli_majority v;
+        if (strcmp(role, "primary") != 0 ||
+            !cli_info_lacks_majority(text, len, true, &v))
+            return 0;
+        if (cli_monotonic_ms() >= until) {
+            /* Views count from 0 again in each epoch: name both. */
+            char index[32] = "?", epoch[FIELD_MAX] = "?", view[32] = "?";
+            cli_info_field(text, len, "primary_index:", index, sizeof(index));
+            cli_info_field(text, len, "epoch:", epoch, sizeof(epoch));
+            cli_info_field(text, len, "view:", view, sizeof(view));
+            fprintf(stderr,
+                    "cohort %s: primary %s (epoch %.*s, view %s) hears from "
+                    "%u of %u voters, %u needed: it can commit no change; "
+                    "start the stopped members (cohort status shows each), "
+                    "then retry\n",
+                    r->m->name, index, (int)strcspn(epoch, ","), epoch, view,
+                    v.connected, v.voters, v.needed);
+            return 1;
+        }
+        cli_pause_ms(100);
+    }
+}
+
 /* Voters of next that the primary hears now (or is): not suspected, its
  * connection to them up, and, in the primary's normal view, an op they
  * acknowledged in it. Health alone is not enough: right after a view or an
@@ -847,6 +894,13 @@ static int run(enum change change, const char *name, int argc, char **argv)
         fprintf(stderr, "cohort %s: %s\n", name, r.err.message);
         if (r.open)
             cli_rpc_close(&r.c);
+        return 1;
+    }
+    rc = check_majority(&r);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "cohort %s: %s\n", name, r.err.message);
+        cli_rpc_close(&r.c);
         return 1;
     }
     uint64_t id = m.id;

@@ -15,33 +15,6 @@
 #include "cli/rpc.h"
 #include "common/resp.h"
 
-/* Voters of the epoch line ("epoch:2,voters=0+1+2") that this member has
- * a peer link to, itself included, into *connected (with heard: only those
- * it does not suspect either); returns the count. */
-static unsigned voters_connected(const char *text, size_t len, bool heard,
-                                 unsigned *connected)
-{
-    char epoch[256], voters[256];
-    *connected = 0;
-    if (!cli_info_field(text, len, "epoch:", epoch, sizeof(epoch)) ||
-        !cli_list_field(epoch, "voters", voters, sizeof(voters)))
-        return 0;
-    unsigned count = 0;
-    for (char *id = strtok(voters, "+"); id != NULL; id = strtok(NULL, "+")) {
-        char name[32], member[512], link[16], health[16];
-        snprintf(name, sizeof(name), "member%s:", id);
-        count++;
-        if (!cli_info_field(text, len, name, member, sizeof(member)))
-            continue;
-        cli_list_field(member, "link", link, sizeof(link));
-        cli_list_field(member, "health", health, sizeof(health));
-        if (!strcmp(health, "self") ||
-            (!strcmp(link, "up") && !(heard && !strcmp(health, "suspected"))))
-            (*connected)++;
-    }
-    return count;
-}
-
 /* The backup's line: whom it follows, or that it lost its primary. */
 static void backup_state(const char *text, size_t len, char *out, size_t size)
 {
@@ -58,15 +31,13 @@ static void backup_state(const char *text, size_t len, char *out, size_t size)
         snprintf(out, size, "backup of primary %s (%s)", primary, heard);
         return;
     }
-    unsigned connected = 0;
-    unsigned voters = voters_connected(text, len, false, &connected);
-    unsigned needed = voters / 2 + 1;
-    if (voters > 0 && connected < needed)
+    struct cli_majority v;
+    if (cli_info_lacks_majority(text, len, false, &v))
         snprintf(out, size,
                  "backup, but primary %s is unreachable (%s); no majority "
                  "to elect a new one: connected to %u of %u voters, %u "
                  "needed (start the stopped members)",
-                 primary, heard, connected, voters, needed);
+                 primary, heard, v.connected, v.voters, v.needed);
     else
         snprintf(out, size,
                  "backup, but primary %s is unreachable (%s); a view change "
@@ -80,10 +51,8 @@ static void backup_state(const char *text, size_t len, char *out, size_t size)
 static void primary_state(const char *text, size_t len, const char *view,
                           char *out, size_t size)
 {
-    unsigned heard = 0;
-    unsigned voters = voters_connected(text, len, true, &heard);
-    unsigned needed = voters / 2 + 1;
-    if (voters == 0 || heard >= needed) {
+    struct cli_majority v;
+    if (!cli_info_lacks_majority(text, len, true, &v)) {
         snprintf(out, size, "primary of view %s", view);
         return;
     }
@@ -91,7 +60,7 @@ static void primary_state(const char *text, size_t len, const char *view,
              "primary of view %s, but it hears from %u of %u voters, %u "
              "needed: it commits no write until more are up (start the "
              "stopped members), or a majority elsewhere elects another",
-             view, heard, voters, needed);
+             view, v.connected, v.voters, v.needed);
 }
 
 /* The "state:" line: the role in words. */

@@ -536,6 +536,30 @@ bool cli_list_field(const char *line, const char *key, char *out, size_t size)
     return false;
 }
 
+bool cli_info_lacks_majority(const char *text, size_t len, bool heard,
+                             struct cli_majority *out)
+{
+    char epoch[256], voters[256];
+    *out = (struct cli_majority){0};
+    if (!cli_info_field(text, len, "epoch:", epoch, sizeof(epoch)) ||
+        !cli_list_field(epoch, "voters", voters, sizeof(voters)))
+        return false;
+    for (char *id = strtok(voters, "+"); id != NULL; id = strtok(NULL, "+")) {
+        char name[32], member[512], link[16], health[16];
+        snprintf(name, sizeof(name), "member%s:", id);
+        out->voters++;
+        if (!cli_info_field(text, len, name, member, sizeof(member)))
+            continue;
+        cli_list_field(member, "link", link, sizeof(link));
+        cli_list_field(member, "health", health, sizeof(health));
+        if (!strcmp(health, "self") ||
+            (!strcmp(link, "up") && !(heard && !strcmp(health, "suspected"))))
+            out->connected++;
+    }
+    out->needed = out->voters / 2 + 1;
+    return out->voters > 0 && out->connected < out->needed;
+}
+
 int cli_rpc_info(struct cli_rpc *c, const char *section, const char **text,
                  size_t *len, struct cohort_err *err)
 {

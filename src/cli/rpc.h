@@ -1,7 +1,9 @@
 /* cli/rpc — one blocking RESP connection for the command-line tools that
  * talk to a running replica (`cohort backup`, `status`, `members`):
  * connect (and AUTH from COHORT_USER/COHORT_PASSWORD), find the primary,
- * send a command, read its one reply into a bounded buffer.
+ * send a command, read its one reply into a bounded buffer; and read the
+ * INFO text the tools act on (a field, a list entry, whether the member
+ * reaches a majority of the voters).
  *
  * Invariants: (1) a reply larger than the buffer is an error, never a
  * truncation; (2) the nodes of a reply borrow the buffer and stay valid
@@ -80,6 +82,22 @@ bool cli_info_field(const char *text, size_t len, const char *name, char *out,
 /* The value of key=value in a comma-separated list (an INFO line such as
  * "member1:addr=...,role=backup"), into out; "" and false if absent. */
 bool cli_list_field(const char *line, const char *key, char *out, size_t size);
+/* How many of the voters on INFO replication's epoch line
+ * ("epoch:2,voters=0+1+2") the member whose INFO it is reaches, itself
+ * included: with heard, those its peer link to is up and that it does not
+ * suspect (the rule for a primary, which commits nothing without a
+ * majority of them); without, those its link to is up. */
+struct cli_majority {
+    unsigned voters;    /* on the epoch line; 0 when INFO has none */
+    unsigned connected; /* of those, the ones reached */
+    unsigned needed;    /* a majority of voters */
+};
+/* Fill *out from INFO replication text; true when the member reaches
+ * fewer voters than a majority (never when there is no epoch line). The
+ * rule `cohort status` states and `cohort add`, `remove` and `replace`
+ * refuse by: one place, so they always agree. */
+bool cli_info_lacks_majority(const char *text, size_t len, bool heard,
+                             struct cli_majority *out);
 /* Milliseconds on the monotonic clock: for deadlines and elapsed times,
  * which a change of the wall clock must not stretch or cut short. */
 uint64_t cli_monotonic_ms(void);

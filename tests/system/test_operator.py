@@ -30,6 +30,12 @@ A backup reports master_link_status:up in a healthy group and :down
 reachable: replica <i> (<addr>) knows no working primary (<why>); <fix>",
 exit 1, whether that member still follows the dead primary or is
 recovering (both states made on purpose, every answer checked).
+`cohort add`, `remove` and `replace` at a primary that hears from fewer
+than a majority of voters refuse at once in one line ("primary <i>
+(epoch <e>, view <v>) hears from 1 of 2 voters, 2 needed: ...; start the
+stopped members ..., then retry", exit 1), well before their --timeout
+30; two addresses to `cohort members` are one line too, not the usage
+text.
 Flags, for every command: an unknown flag is "unknown flag --name", a
 number is decimal ("expected a decimal number from A to B"; --cluster-id
 is hexadecimal), a size over its maximum names it. A config file is
@@ -571,6 +577,72 @@ def primary_alone(binary, c):
     c.wait_for_primary()
 
 
+def membership_fails(binary, c, p, *args):
+    """`cohort <args> --cluster <p> --timeout 30` at primary p fails in one
+    line, well before its timeout. That line."""
+    t0 = time.monotonic()
+    code, out, err = run(binary, *args, "--cluster", "%s:%d"
+                         % (cl.HOST, c.client_ports[p]), "--timeout", "30",
+                         timeout=60 * c.slow)
+    took = time.monotonic() - t0
+    lines = err.strip().splitlines()
+    log("cohort %s at the primary without a majority: exit %d in %.1f s: %s"
+        % (" ".join(args), code, took, err.strip()))
+    check(code == 1 and out == "" and len(lines) == 1,
+          "cohort %s without a majority: exit %d, stdout %r, stderr %r"
+          % (" ".join(args), code, out, err))
+    check(took < 20 * c.slow, "cohort %s without a majority took %.0f s of "
+          "its --timeout 30" % (" ".join(args), took))
+    return lines[0]
+
+
+def membership_without_majority(binary, c):
+    """`cohort add`, `remove` and `replace` at a primary that hears from
+    fewer than a majority of voters refuse at once, in one line naming the
+    problem and the fix, by the rule cohort status states. Before, each
+    proposed a change the primary could not commit and waited out its whole
+    --timeout. Voters p and v (s, removed first, is the id to add): v
+    stopped, p hears from 1 of 2."""
+    p, _ = c.wait_for_primary()
+    cl.poll("r%d's state line a healthy primary's" % p, 20 * c.slow,
+            lambda: status_state(binary, c, p) == "primary of view %s"
+            % c.info(p).get("view"))
+    v, s = c.backups(p)
+    at = "%s:%d" % (cl.HOST, c.client_ports[p])
+    # A healthy group is not refused.
+    code, out, err = run(binary, "remove", "--cluster", at, str(s),
+                         timeout=150 * c.slow)
+    check(code == 0 and "out of the group" in out,
+          "cohort remove %d in a healthy group: exit %d, %r %r"
+          % (s, code, out, err))
+    c.kill(v)
+    c.kill(s)
+    want = "hears from 1 of 2 voters, 2 needed"
+    cl.poll("cohort status of the primary says it has no majority",
+            30 * c.slow, lambda: want in status_state(binary, c, p))
+    inf = c.info(p)
+    epoch, view = cl.membership_of(inf)[0], inf.get("view")
+    fix = ": it can commit no change; start the stopped members (cohort " \
+        "status shows each), then retry"
+    for args in (["add", str(s)], ["remove", str(v)],
+                 ["replace", str(v), str(s)]):
+        line = membership_fails(binary, c, p, *args)
+        head = "cohort %s: primary %d (epoch %d, view %s) %s" % (
+            args[0], p, epoch, view, want)
+        check(line == head + fix, "cohort %s at a primary without a "
+              "majority: want %r, got %r" % (" ".join(args), head + fix, line))
+    voters = cl.membership_of(c.info(p))[1]
+    check(sorted(voters) == sorted([p, v]), "the refused changes changed "
+          "the voters: %s" % voters)
+    c.restart(v)
+    c.restart(s)
+    c.wait_for_primary()
+    code, out, err = run(binary, "add", "--cluster", at, str(s),
+                         timeout=150 * c.slow)
+    check(code == 0 and "is a voter" in out, "cohort add %d back: exit %d, "
+          "%r %r" % (s, code, out, err))
+
+
 def replies(c):
     p, _ = c.wait_for_primary()
     with c.client(p) as x:
@@ -813,6 +885,10 @@ def flag_errors(binary, tmp):
           "127.0.0.1:%d" % ports[0]], "cohort members: --cluster "
          "127.0.0.1:%d and the address 127.0.0.1:%d both name" %
          (ports[0], ports[1])),
+        # Two addresses: one line too (the whole usage text used to follow).
+        (["members", "127.0.0.1:%d" % ports[0], "127.0.0.1:%d" % ports[1]],
+         "cohort members: the addresses 127.0.0.1:%d and 127.0.0.1:%d both "
+         "name the member to ask; give one of them" % (ports[0], ports[1])),
         (["add", "--peer", "h:1", "--client", "h:2", "--peer", "h:3",
           "--nosuch"],
          "cohort add: --peer is given twice (the second time as h:3)"),
@@ -1129,12 +1205,14 @@ def main(binary):
     members(binary, c)
     members_no_primary(binary, c)
     primary_alone(binary, c)
+    membership_without_majority(binary, c)
     return "bad flags refused by name, --max-value-size checked and " \
         "a 15 MB value replicated, " \
         "even sizes refused, failed starts reported, duplicates " \
         "refused, config switches honoured, --log-memory (and lowered under a longer log), lowered " \
         "value and key limits, status format, HELLO/INFO/KVINFO, cohort members " \
-        "(and its one answer without a majority), a lone primary's status"
+        "(and its one answer without a majority), a lone primary's status " \
+        "and its refusal of add, remove and replace"
 
 
 if __name__ == "__main__":
