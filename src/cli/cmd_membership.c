@@ -96,6 +96,9 @@ static void usage(FILE *out, const char *name)
 }
 
 static int fail_usage(const struct membership_cli *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int fail_usage(const struct membership_cli *m, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
