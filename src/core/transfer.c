@@ -130,14 +130,28 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/* The checksum of our committed history at op (at most our commit): from
+ * the log while it holds op, else from a checkpoint noted at op itself
+ * (checkpoints are noted at the same op numbers on every replica). */
+static bool committed_checksum(const struct replica *r, uint64_t op,
+                               uint64_t *checksum)
+{
+    if (log_checksum(&r->log, op, checksum))
+        return true;
+    uint64_t noted;
+    return op < r->log.base &&
+           checkpoints_find(&r->checkpoints, op, &noted, checksum) &&
+           noted == op;
+}
+
 /* The op at which m's log and ours part, if both hold it committed: 0 if
- * they do not, or it is not in both logs. */
+ * they do not, or we cannot name our history there. */
 static uint64_t committed_mismatch(const struct replica *r,
                                    const struct message *m)
 {
     uint64_t ours;
     if (m->base_op == 0 || m->base_op > min_u64(r->commit, m->commit) ||
-        !log_checksum(&r->log, m->base_op, &ours) || ours == m->checksum)
+        !committed_checksum(r, m->base_op, &ours) || ours == m->checksum)
         return 0;
     return m->base_op;
 }
@@ -151,7 +165,7 @@ static uint64_t checkpoint_mismatch(const struct replica *r,
     uint64_t at = m->view_op;
     uint64_t ours;
     if (at == 0 || at > min_u64(r->commit, m->commit) ||
-        !log_checksum(&r->log, at, &ours) || ours == m->checksum)
+        !committed_checksum(r, at, &ours) || ours == m->checksum)
         return 0;
     return at;
 }

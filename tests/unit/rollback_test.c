@@ -13,7 +13,9 @@
  *    history (test 1's snapshot form, checkpoints.h);
  *  - restarted: as compacted, and then the whole group restarts before P
  *    returns: the checkpoints come back from each member's checkpoints
- *    file (storage/checkpoint_file.h), not from memory.
+ *    file (storage/checkpoint_file.h), not from memory;
+ *  - own base: as compacted, but P compacted its own log too, past the
+ *    checkpoint offered: P compares it with its own checkpoint there.
  * docs/PROTOCOL.md, "Divergence"; tests/system/test_rollback.py runs the
  * same on real processes. */
 #include <setjmp.h>
@@ -31,7 +33,7 @@
 #define BASE 10   /* writes every copy holds */
 #define WRITES 40 /* acknowledged by P and A alone */
 
-enum kind { BEHIND, OTHER, COMPACTED, RESTARTED };
+enum kind { BEHIND, OTHER, COMPACTED, RESTARTED, OWN_BASE };
 
 static struct harness *h;
 
@@ -58,6 +60,8 @@ static void write_each(uint32_t i, uint64_t client_base, uint64_t count)
 static void rollback(enum kind kind)
 {
     h = harness_new(N, 7);
+    if (kind == OWN_BASE)
+        h->config.replica.snapshot_interval_ops = 8;
     harness_start_all(h);
     harness_run(h, 2000);
     uint32_t p = (uint32_t)harness_primary(h);
@@ -78,7 +82,19 @@ static void rollback(enum kind kind)
     write_each(p, 200, WRITES);
     harness_run(h, 300);
     uint64_t p_commit = replica_commit(harness_core(h, p));
+    /* OWN_BASE: on until P's log no longer holds its last checkpoint. */
+    for (int k = 0; kind == OWN_BASE && k < 4 * (int)CHECKPOINT_FINE &&
+                    replica_log_base(harness_core(h, p)) <=
+                        p_commit - p_commit % CHECKPOINT_FINE;
+         k++) {
+        write_each(p, 250 + (uint64_t)k, 1);
+        harness_run(h, 100);
+        p_commit = replica_commit(harness_core(h, p));
+    }
     assert_true(p_commit >= BASE + WRITES);
+    if (kind == OWN_BASE)
+        assert_true(replica_log_base(harness_core(h, p)) >
+                    p_commit - p_commit % CHECKPOINT_FINE);
 
     /* 3. A gets its old copy back; P goes down. */
     harness_crash(h, a, false);
@@ -87,7 +103,7 @@ static void rollback(enum kind kind)
     harness_crash(h, p, false);
 
     /* 4. A and B form a view without the writes. */
-    bool compacted = kind == COMPACTED || kind == RESTARTED;
+    bool compacted = kind == COMPACTED || kind == RESTARTED || kind == OWN_BASE;
     if (compacted)
         h->config.replica.snapshot_interval_ops = 8;
     harness_start(h, a);
@@ -120,6 +136,7 @@ static void rollback(enum kind kind)
 
     /* 5. P returns: it must stop, not drop the writes. */
     harness_start(h, p);
+    uint64_t restores = h->r[p].restores; /* its own snapshot, at start */
     harness_run(h, 3000);
     const struct replica *rp = harness_core(h, p);
     uint32_t from = N;
@@ -134,7 +151,7 @@ static void rollback(enum kind kind)
     assert_true(replica_op(rp) >= p_commit);
     /* All but perhaps the last write, which no commit note covers. */
     assert_true(h->r[p].total >= BASE + WRITES - 1);
-    assert_int_equal(h->r[p].restores, 0);
+    assert_int_equal(h->r[p].restores, restores);
     /* The other side of test 1 saw it too, when it had the ops. */
     uint32_t peer = N;
     uint64_t seen = replica_peer_diverged(harness_core(h, from), &peer);
@@ -174,6 +191,12 @@ static void history_compacted_past_is_found_after_the_group_restarted(void **s)
     rollback(RESTARTED);
 }
 
+static void history_compacted_past_is_found_below_its_own_log(void **s)
+{
+    (void)s;
+    rollback(OWN_BASE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +207,8 @@ int main(void)
         cmocka_unit_test_teardown(
             history_compacted_past_is_found_after_the_group_restarted,
             teardown),
+        cmocka_unit_test_teardown(
+            history_compacted_past_is_found_below_its_own_log, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
