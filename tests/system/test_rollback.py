@@ -15,7 +15,9 @@ Three times: with the group's log a prefix of P's (it wrote nothing
 since); with the group having written more ops than P holds (another
 history at the same op numbers); and with the group having written so many
 that it compacted its log past P's ops, so that P is offered a snapshot
-(whose offer carries a checkpoint of the group's history).
+(whose offer carries a checkpoint of the group's history); and the same
+with A and B restarted before P returns (the checkpoints come back from
+their data directories' checkpoints file).
 Pass: P, which holds the writes committed (its log's commit notes), sees
 the group's log without them and stops: one ERROR line naming the cause and
 OPERATIONS.md, INFO stats diverged_op > 0, and its log still holds every op
@@ -82,7 +84,8 @@ def scenario(binary, kind):
     c.kill(p)
 
     # 4. A and B form a view without the writes.
-    if kind == "compacted":  # A and B snapshot often (P keeps its log whole)
+    compacted = kind in ("compacted", "restarted")
+    if compacted:  # A and B snapshot often (P keeps its log whole)
         c.extra_args = ["--snapshot-interval-ops", "64"]
     c.restart(a)
     c.restart(b)
@@ -92,17 +95,28 @@ def scenario(binary, kind):
     log("r%d and r%d formed a view (primary r%d) on A's old copy" % (a, b, q))
     if other:  # the group writes other ops at the same op numbers, and more
         with c.client(q, timeout=10) as cli:
-            group_writes = WRITES * 4 if kind == "compacted" else WRITES + 20
+            group_writes = WRITES * 4 if compacted else WRITES + 20
             for k in range(group_writes):
                 check(cli.command("SET", "g:%d" % k, "1") == "OK",
                       "SET g:%d" % k)
         q_op = int(c.info(q).get("op", "0"))
         check(q_op > p_op, "the group's op %d, want past %d" % (q_op, p_op))
-        if kind == "compacted":
+        if compacted:
             # It keeps half an interval behind its snapshot.
             cl.poll("r%d's log compacted past op %d" % (q, p_op), 10 * c.slow,
                     lambda: int(c.info(q, "persistence").get(
                         "last_snapshot_op", "0")) >= p_op + 64)
+    if kind == "restarted":  # memory gone; the checkpoints file stays
+        for i in (a, b):
+            path = os.path.join(c.data_dir(i), "checkpoints")
+            check(os.path.getsize(path) > 24, "%s is empty" % path)
+        c.kill(a)
+        c.kill(b)
+        c.restart(a)
+        c.restart(b)
+        q, _ = c.wait_for_primary()
+        check(q in (a, b), "primary r%d, want r%d or r%d" % (q, a, b))
+        c.wait_converged()
 
     # 5. P returns: it must stop, not drop the writes.
     c.restart(p)
@@ -150,7 +164,8 @@ def scenario(binary, kind):
 
 def main(binary):
     return "; ".join(scenario(binary, kind)
-                     for kind in ("behind", "other", "compacted"))
+                     for kind in ("behind", "other", "compacted",
+                                  "restarted"))
 
 
 if __name__ == "__main__":
