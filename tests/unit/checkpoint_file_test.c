@@ -100,16 +100,6 @@ static int teardown(void **s)
     return 0;
 }
 
-static void write_each(uint32_t i, uint64_t client, uint64_t count)
-{
-    for (uint64_t k = 1; k <= count; k++) {
-        struct harness_reply *r = harness_submit(h, i, client + k, 1, 1);
-        harness_run(h, 20);
-        assert_int_equal(r->answers, 1);
-        assert_int_equal(r->outcome, DRIVER_DONE);
-    }
-}
-
 struct notes {
     uint64_t op[CHECKPOINTS_MAX];
     uint64_t sum[CHECKPOINTS_MAX];
@@ -159,7 +149,7 @@ static void a_restart_takes_its_files_notes(void **s)
     harness_run(h, 2000);
     uint32_t p = (uint32_t)harness_primary(h);
     uint32_t b = (p + 1) % 3;
-    write_each(p, 100, 100);
+    harness_write_each(h, p, 100, 100);
     harness_run(h, 500);
     h->config.replica.snapshot_interval_ops = 0;
 
@@ -182,7 +172,8 @@ static void a_restart_takes_its_files_notes(void **s)
 
     /* Ops the log holds past its base; a note there that contradicts the
      * log makes the whole file another history's. */
-    write_each((uint32_t)harness_primary(h), 500, 2 * CHECKPOINT_FINE);
+    harness_write_each(h, (uint32_t)harness_primary(h), 500,
+                       2 * CHECKPOINT_FINE);
     harness_run(h, 500);
     base = replica_log_base(harness_core(h, b));
     uint64_t held = base - base % CHECKPOINT_FINE + CHECKPOINT_FINE;
@@ -218,7 +209,7 @@ static void a_restart_takes_its_files_notes(void **s)
     harness_run(h, 500);
     assert_false(replica_stats(harness_core(h, b))->checkpoints_refused);
     assert_int_equal(replica_stats(harness_core(h, b))->checkpoints_loaded, 0);
-    write_each((uint32_t)harness_primary(h), 900, 3);
+    harness_write_each(h, (uint32_t)harness_primary(h), 900, 3);
     restart(b);
     assert_int_equal(replica_stats(harness_core(h, b))->checkpoints_loaded, 0);
 }

@@ -86,6 +86,17 @@ struct harness_reply *harness_submit(struct harness *h, uint32_t i,
     return harness_submit_limit(h, i, client_id, request_no, amount, false);
 }
 
+void harness_write_each(struct harness *h, uint32_t i, uint64_t client_base,
+                        uint64_t count)
+{
+    for (uint64_t k = 1; k <= count; k++) {
+        struct harness_reply *r = harness_submit(h, i, client_base + k, 1, 1);
+        harness_run(h, 20);
+        assert_int_equal(r->answers, 1);
+        assert_int_equal(r->outcome, DRIVER_DONE);
+    }
+}
+
 struct harness_reply *harness_read(struct harness *h, uint32_t i)
 {
     assert_non_null(h->r[i].driver);

@@ -154,6 +154,10 @@ struct harness_reply *harness_submit_limit(struct harness *h, uint32_t i,
                                            uint64_t client_id,
                                            uint64_t request_no, uint8_t amount,
                                            bool over_limit);
+/* Write count ops at replica i, one at a time (clients client_base + 1,
+ * ...), each acknowledged (DRIVER_DONE) within 20 ms, or fail the test. */
+void harness_write_each(struct harness *h, uint32_t i, uint64_t client_base,
+                        uint64_t count);
 struct harness_reply *harness_read(struct harness *h, uint32_t i);
 /* The first answered reply to (client_id, request_no) with this status. */
 const struct harness_reply *harness_find(const struct harness *h,

@@ -46,17 +46,6 @@ static int teardown(void **s)
     return 0;
 }
 
-/* Write count ops at replica i, one at a time, each acknowledged. */
-static void write_each(uint32_t i, uint64_t client_base, uint64_t count)
-{
-    for (uint64_t k = 1; k <= count; k++) {
-        struct harness_reply *r = harness_submit(h, i, client_base + k, 1, 1);
-        harness_run(h, 20);
-        assert_int_equal(r->answers, 1);
-        assert_int_equal(r->outcome, DRIVER_DONE);
-    }
-}
-
 static void rollback(enum kind kind)
 {
     h = harness_new(N, 7);
@@ -66,7 +55,7 @@ static void rollback(enum kind kind)
     harness_run(h, 2000);
     uint32_t p = (uint32_t)harness_primary(h);
     uint32_t a = (p + 1) % N, b = (p + 2) % N;
-    write_each(p, 100, BASE);
+    harness_write_each(h, p, 100, BASE);
     harness_run(h, 300);
 
     /* 1. A's directory copied while A is down. */
@@ -79,7 +68,7 @@ static void rollback(enum kind kind)
 
     /* 2. B down; the writes are acknowledged by P and A alone. */
     harness_crash(h, b, false);
-    write_each(p, 200, WRITES);
+    harness_write_each(h, p, 200, WRITES);
     harness_run(h, 300);
     uint64_t p_commit = replica_commit(harness_core(h, p));
     /* OWN_BASE: on until P's log no longer holds its last checkpoint. */
@@ -87,7 +76,7 @@ static void rollback(enum kind kind)
                     replica_log_base(harness_core(h, p)) <=
                         p_commit - p_commit % CHECKPOINT_FINE;
          k++) {
-        write_each(p, 250 + (uint64_t)k, 1);
+        harness_write_each(h, p, 250 + (uint64_t)k, 1);
         harness_run(h, 100);
         p_commit = replica_commit(harness_core(h, p));
     }
@@ -113,7 +102,8 @@ static void rollback(enum kind kind)
     assert_true(q == (int)a || q == (int)b);
     assert_true(h->r[q].total < BASE + WRITES);
     if (kind != BEHIND)
-        write_each((uint32_t)q, 300, compacted ? 3 * WRITES : WRITES);
+        harness_write_each(h, (uint32_t)q, 300,
+                           compacted ? 3 * WRITES : WRITES);
     harness_run(h, 500);
     if (compacted)
         assert_true(replica_log_base(harness_core(h, (uint32_t)q)) > p_commit);
@@ -164,7 +154,7 @@ static void rollback(enum kind kind)
     /* The group itself goes on without P. */
     q = harness_primary(h);
     assert_true(q == (int)a || q == (int)b);
-    write_each((uint32_t)q, 900, 3);
+    harness_write_each(h, (uint32_t)q, 900, 3);
 }
 
 static void group_behind_is_found(void **s)
