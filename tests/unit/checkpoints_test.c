@@ -94,12 +94,54 @@ static void coarse_levels_reach_further(void **state)
     free(c);
 }
 
+/* The list is every kept note once, rising; noted again in that order
+ * into empty rings, it answers every question as the original does. */
+static void list_is_rising_and_notes_again(void **state)
+{
+    (void)state;
+    struct checkpoints *c = fresh();
+    uint64_t fine_reach = (uint64_t)CHECKPOINT_FINE * CHECKPOINT_SLOTS;
+    note_range(c, 0, 2 * fine_reach + 500);
+    uint64_t *op = calloc(CHECKPOINTS_MAX, sizeof(*op));
+    uint64_t *sum = calloc(CHECKPOINTS_MAX, sizeof(*sum));
+    assert_non_null(op);
+    assert_non_null(sum);
+    size_t n = checkpoints_list(c, op, sum, CHECKPOINTS_MAX);
+    /* All fine notes kept, and the coarser ones below them. */
+    assert_true(n > CHECKPOINT_SLOTS);
+    assert_true(n < CHECKPOINTS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(sum[i], sum_of(op[i]));
+        if (i > 0)
+            assert_true(op[i] > op[i - 1]);
+    }
+    struct checkpoints *again = fresh();
+    for (size_t i = 0; i < n; i++)
+        checkpoints_note(again, op[i], sum[i]);
+    for (uint64_t at = 0; at <= 2 * fine_reach + 600; at += 7) {
+        uint64_t o1 = 0, s1 = 0, o2 = 0, s2 = 0;
+        bool f1 = checkpoints_find(c, at, &o1, &s1);
+        bool f2 = checkpoints_find(again, at, &o2, &s2);
+        assert_int_equal(f1, f2);
+        assert_int_equal(o1, o2);
+        assert_int_equal(s1, s2);
+    }
+    /* Room for fewer: the lowest ones. */
+    assert_int_equal(checkpoints_list(c, op, sum, 5), 5);
+    assert_int_equal(op[0], 1024);
+    free(op);
+    free(sum);
+    free(again);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(empty_finds_nothing),
         cmocka_unit_test(highest_at_or_below),
         cmocka_unit_test(coarse_levels_reach_further),
+        cmocka_unit_test(list_is_rising_and_notes_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
