@@ -42,7 +42,10 @@ static int posix_open(struct vfs *vfs, const char *path, int flags,
     (void)vfs;
     ASSERT(file != NULL);
     ASSERT(strlen(path) < VFS_PATH_MAX);
-    int oflags = O_CLOEXEC | ((flags & VFS_READ_ONLY) ? O_RDONLY : O_RDWR);
+    /* O_NONBLOCK: a FIFO put where a file belongs must not hang the open
+     * (it is refused below, as is anything but a regular file). */
+    int oflags =
+        O_CLOEXEC | O_NONBLOCK | ((flags & VFS_READ_ONLY) ? O_RDONLY : O_RDWR);
     if (flags & VFS_CREATE)
         oflags |= O_CREAT;
     if (flags & VFS_EXCLUSIVE)
@@ -59,6 +62,15 @@ static int posix_open(struct vfs *vfs, const char *path, int flags,
                            strerror(EEXIST));
         return err_file(err, errno, "open %.900s", path);
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(err, -COHORT_EIO,
+                       "open %.900s: not a regular file (a directory, FIFO, "
+                       "socket or device): move it aside",
+                       path);
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     struct posix_file *pf = malloc(sizeof(*pf));
     if (!pf) {
         close(fd);

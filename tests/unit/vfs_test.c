@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,27 @@ static void posix_missing_and_existing_files_have_their_codes(void **state)
     assert_int_equal(vfs_open(vfs, path, VFS_CREATE | VFS_EXCLUSIVE, &f, &err),
                      -COHORT_EEXIST);
     assert_int_equal(vfs_mkdir(vfs, *state, &err), -COHORT_EEXIST);
+}
+
+/* A FIFO or a directory where a file belongs is refused at once: opening a
+ * FIFO for reading would wait for a writer forever. */
+static void posix_open_refuses_what_is_not_a_regular_file(void **state)
+{
+    struct vfs *vfs = vfs_posix();
+    char path[VFS_PATH_MAX];
+    path_in(path, *state, "fifo");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    struct cohort_err err;
+    struct vfs_file *f;
+    assert_int_equal(vfs_open(vfs, path, VFS_READ_ONLY, &f, &err), -COHORT_EIO);
+    assert_non_null(strstr(err.message, "not a regular file"));
+    assert_int_equal(vfs_open(vfs, path, 0, &f, &err), -COHORT_EIO);
+    uint8_t *data = NULL;
+    size_t size = 0;
+    assert_int_equal(vfs_read_file(vfs, path, &data, &size, &err), -COHORT_EIO);
+    path_in(path, *state, "dir");
+    assert_int_equal(vfs_mkdir(vfs, path, &err), 0);
+    assert_int_equal(vfs_open(vfs, path, VFS_READ_ONLY, &f, &err), -COHORT_EIO);
 }
 
 static void posix_allocate_extends_with_zeros(void **state)
@@ -363,6 +385,9 @@ int main(void)
                                         setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(
             posix_missing_and_existing_files_have_their_codes, setup_dir,
+            teardown_dir),
+        cmocka_unit_test_setup_teardown(
+            posix_open_refuses_what_is_not_a_regular_file, setup_dir,
             teardown_dir),
         cmocka_unit_test_setup_teardown(posix_allocate_extends_with_zeros,
                                         setup_dir, teardown_dir),
