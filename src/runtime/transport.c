@@ -68,6 +68,11 @@ static_assert(PENDING_PER_HOST_MAX >= COHORT_REPLICAS_MAX - 1,
 /* Refusal warnings: at most this many lines per window (the rest counted). */
 #define REFUSAL_LOG_WINDOW_MS 10000u
 #define REFUSAL_LOG_BURST 10u
+/* Each source host gets its own few lines per window, so that one host's
+ * flood cannot hide another's refusal (a member with the wrong secret,
+ * say); the hosts seen last are remembered, the least recent making way. */
+#define REFUSAL_HOSTS 16u
+#define REFUSAL_HOST_BURST 3u
 #define HANDSHAKE_TIMEOUT_MS_DEFAULT 5000u
 #define STALL_TIMEOUT_MS_DEFAULT 1000u
 #define LOG_LINE_MAX 400u
@@ -167,7 +172,13 @@ struct transport {
     uint64_t refused_count;
     uint64_t evicted_count;       /* of which closed by make_room() */
     struct log_limit refusal_log; /* the refusals' warnings, not a flood */
-    struct peer_auth *auth;       /* how peers prove who they are; our token */
+    struct refusal_host {
+        struct sockaddr_storage addr;
+        uint64_t last_ms; /* 0: slot unused */
+        struct log_limit log;
+    } refusal_hosts[REFUSAL_HOSTS];
+    uint64_t refusals_unlogged; /* since the last refusal line */
+    struct peer_auth *auth;     /* how peers prove who they are; our token */
     /* Each peer's token, from its last valid handshake on a connection it
      * dialed to us. */
     uint8_t peer_token[COHORT_REPLICAS_MAX][TRANSPORT_TOKEN_SIZE];
@@ -786,16 +797,54 @@ static void conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
+static bool same_host(const struct sockaddr_storage *a,
+                      const struct sockaddr_storage *b);
+
+/* Whether c's source host may log another refusal line now: its own
+ * REFUSAL_HOST_BURST per window (a host not remembered takes the least
+ * recently seen slot). A source not known passes. */
+static bool refusal_host_allows(struct transport *t, const struct conn *c,
+                                uint64_t now)
+{
+    if (!c->addr_known)
+        return true;
+    struct refusal_host *slot = &t->refusal_hosts[0];
+    for (uint32_t i = 0; i < REFUSAL_HOSTS; i++) {
+        struct refusal_host *h = &t->refusal_hosts[i];
+        if (h->last_ms != 0 && same_host(&h->addr, &c->addr)) {
+            slot = h;
+            break;
+        }
+        if (h->last_ms < slot->last_ms)
+            slot = h;
+    }
+    if (slot->last_ms == 0 || !same_host(&slot->addr, &c->addr)) {
+        slot->addr = c->addr;
+        log_limit_init(&slot->log, REFUSAL_LOG_WINDOW_MS, REFUSAL_HOST_BURST);
+    }
+    slot->last_ms = now ? now : 1;
+    uint64_t ignored;
+    return log_limit_allow(&slot->log, now, &ignored);
+}
+
 /* Refuse an inbound connection before a valid handshake: count it, warn
- * (at most REFUSAL_LOG_BURST lines per REFUSAL_LOG_WINDOW_MS, since anyone
- * who can reach the port can make these), close. */
+ * (at most REFUSAL_HOST_BURST lines per source host and REFUSAL_LOG_BURST
+ * in all per REFUSAL_LOG_WINDOW_MS, since anyone who can reach the port can
+ * make these), close. */
 __attribute__((format(printf, 2, 3))) static void
 conn_refuse(struct conn *c, const char *fmt, ...)
 {
     struct transport *t = c->t;
     t->refused_count++;
-    uint64_t left_out = 0;
-    if (log_limit_allow(&t->refusal_log, uv_now(t->loop), &left_out)) {
+    uint64_t now = uv_now(t->loop);
+    uint64_t ignored;
+    bool allowed = refusal_host_allows(t, c, now) &&
+                   log_limit_allow(&t->refusal_log, now, &ignored);
+    if (!allowed) {
+        t->refusals_unlogged++;
+    } else {
+        uint64_t left_out = t->refusals_unlogged;
+        t->refusals_unlogged = 0;
         char why[LOG_LINE_MAX];
         va_list ap;
         va_start(ap, fmt);

@@ -76,6 +76,27 @@ def impostor(c, p, args_fn, needle):
     c.wait_converged()
 
 
+def other_host_is_still_logged(c, i, refusals, prefix):
+    """Right after the flood's first batch (its host's lines used up for
+    this window), a junk connection from another host (127.0.0.7) is
+    still logged: each source host has its own few lines per window, so
+    a flood cannot hide a real member's refusal."""
+    seen = len([ln for ln in refusals() if "127.0.0.7" in ln])
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.bind(("127.0.0.7", 0))
+    s.connect((cl.HOST, c.peer_ports[i]))
+    try:
+        s.sendall(prefix + os.urandom(64))
+    except OSError:
+        pass
+    cl.poll("replica %d logs the refusal of 127.0.0.7 during a flood" % i,
+            5 * c.slow,
+            lambda: len([ln for ln in refusals() if "127.0.0.7" in ln])
+            > seen)
+    s.close()
+
+
 def flood(c, i, count=500, prefix=b""):
     """count junk connections to replica i's peer port (prefix, then 64
     random bytes each; opened 50 at a time and left for the server to
@@ -98,6 +119,8 @@ def flood(c, i, count=500, prefix=b""):
             except OSError:
                 pass  # refused already
             socks.append(s)
+        if batch == 0:
+            other_host_is_still_logged(c, i, refusals, prefix)
         key = "flood-%d" % batch
         check(c.command(i, "SET", key, "v", timeout=10 * c.slow) == "OK" and
               c.command(i, "GET", key, timeout=10 * c.slow) == b"v",
