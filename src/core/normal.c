@@ -537,8 +537,14 @@ void vr_on_commit(struct replica *r, const struct message *m)
             r->op_verified = m->commit;
         vr_commit_to(r, m->commit);
     }
+    /* Our log may also run past the primary's with ops of an older view
+     * (we led it, cut off, and learned of this view by this COMMIT): no
+     * PREPARE replaces them while no client writes, and they would keep us
+     * from raising our last normal view. The primary's NEW-STATE cuts them
+     * (vr_truncate_older_views_after). */
+    bool stale_tail = r->log.op > r->op_verified && m->op < r->log.op;
     if (r->op_verified < m->commit || r->view_op == VIEW_OP_UNKNOWN ||
-        r->op_verified < r->view_op)
+        r->op_verified < r->view_op || stale_tail)
         vr_request_state(r);
 }
 
