@@ -857,8 +857,11 @@ static int restore_all(struct in *in, struct kv *kv)
     if (rc != 0)
         return rc;
     kv->op = h.op;
-    /* Best effort: a count the records then contradict is refused below. */
-    (void)kv_reserve(kv, h.key_count);
+    /* Best effort, and bounded (kv/snapshot.h): a count the records then
+     * contradict is refused below. */
+    (void)kv_reserve(kv, h.key_count < KV_RESTORE_RESERVE_KEYS
+                             ? h.key_count
+                             : KV_RESTORE_RESERVE_KEYS);
     if ((rc = restore_records(in, kv, &h)) != 0)
         return rc;
     if (format_has_acl(h.format) && (rc = read_acl(in, kv)) != 0)
