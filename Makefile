@@ -89,7 +89,7 @@ soak: build
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= resp message transport wal snapshot meta replica client kv \
-                kvsnap
+                kvsnap http
 
 $(FUZZ_BUILD)/Makefile: CMakeLists.txt | deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

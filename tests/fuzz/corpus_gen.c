@@ -584,6 +584,25 @@ static void gen_kvsnap(void)
     free(s.reply);
 }
 
+/* ---- http: requests to the metrics port (runtime/http.h) */
+
+static void gen_http(void)
+{
+    static const char *const requests[] = {
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9121\r\n"
+        "User-Agent: Prometheus/2.45.0\r\nAccept: text/plain;version=0.0.4\r\n"
+        "X-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n",
+        "GET /status.json?pretty=1#top HTTP/1.0\n\n",
+        "HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "POST /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/2.0\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
+        emit("http", (int)i, requests[i], strlen(requests[i]));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -604,6 +623,7 @@ int main(int argc, char **argv)
     gen_replica();
     gen_kv();
     gen_kvsnap();
+    gen_http();
     printf("corpus_gen: wrote the seed corpus under %s\n", root);
     return 0;
 }
