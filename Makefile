@@ -88,7 +88,8 @@ soak: build
 # build-fuzz/crashes/<target>/ and make the target fail.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= resp message transport wal snapshot meta replica
+FUZZ_TARGETS ?= resp message transport wal snapshot meta replica client kv \
+                kvsnap http
 
 $(FUZZ_BUILD)/Makefile: CMakeLists.txt | deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -69,7 +69,7 @@ size_t bench_request_header(char *out, enum bench_op op, uint64_t key,
     case BENCH_OP_PING:
         n = put_text(out, "*1\r\n$4\r\nPING\r\n");
         break;
-    case BENCH_OP_EXEC:
+    case BENCH_OP_EXEC: {
         static_assert(BENCH_EXEC_COMMANDS == 5, "the header says 18 and 5");
         n = put_text(out, "*18\r\n$11\r\nCOHORT.EXEC\r\n$1\r\n0\r\n"
                           "$1\r\n5\r\n");
@@ -78,6 +78,7 @@ size_t bench_request_header(char *out, enum bench_op op, uint64_t key,
             n += put_key(out + n, key + i);
         }
         break;
+    }
     }
     ASSERT(n > 0);
     ASSERT(n <= BENCH_HEADER_MAX);

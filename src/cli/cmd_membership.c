@@ -95,10 +95,8 @@ static void usage(FILE *out, const char *name)
             "commit point\n                 (default 1000)\n");
 }
 
-static int fail_usage(const struct membership_cli *m, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int fail_usage(const struct membership_cli *m, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int
+fail_usage(const struct membership_cli *m, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

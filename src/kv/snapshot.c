@@ -388,7 +388,8 @@ static void slicer_walk(struct kv_slicer *s, const struct kv_index *index,
         s->o.rc = -COHORT_ENOMEM;
         return;
     }
-    memcpy(s->last, kv_record_key(last), last->key_size);
+    if (last->key_size) /* the empty key leaves s->last NULL */
+        memcpy(s->last, kv_record_key(last), last->key_size);
     s->last_size = last->key_size;
     s->started = true;
 }
@@ -663,7 +664,10 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s,
     if ((rc = check_sizes(in, at, key_size, value_size)) != 0)
         return rc;
     size_t data_size = (size_t)key_size + value_size;
-    if (!grow_bytes_exact(&s->data, &s->data_cap, data_size) ||
+    /* At least a byte: an empty key with an empty value (Redis allows
+     * both) must not leave s->data NULL, which the key and value pointers
+     * below are offsets of. */
+    if (!grow_bytes_exact(&s->data, &s->data_cap, data_size ? data_size : 1) ||
         !grow_bytes_exact(&s->prev_key, &s->prev_key_cap, key_size))
         return err_set(in->err, -COHORT_ENOMEM,
                        "snapshot: no memory for the record at byte %" PRIu64,
@@ -857,8 +861,11 @@ static int restore_all(struct in *in, struct kv *kv)
     if (rc != 0)
         return rc;
     kv->op = h.op;
-    /* Best effort: a count the records then contradict is refused below. */
-    (void)kv_reserve(kv, h.key_count);
+    /* Best effort, and bounded (kv/snapshot.h): a count the records then
+     * contradict is refused below. */
+    (void)kv_reserve(kv, h.key_count < KV_RESTORE_RESERVE_KEYS
+                             ? h.key_count
+                             : KV_RESTORE_RESERVE_KEYS);
     if ((rc = restore_records(in, kv, &h)) != 0)
         return rc;
     if (format_has_acl(h.format) && (rc = read_acl(in, kv)) != 0)

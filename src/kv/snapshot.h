@@ -135,5 +135,11 @@ bool kv_snapshot_take_records(struct kv *kv);
 int kv_restore(struct kv *kv,
                int (*read)(void *ctx, void *data, size_t size, size_t *got),
                void *ctx, struct cohort_err *err);
+/* kv_restore() sizes the table once from the header's key count up to this
+ * many keys (a table of 2 MiB), and past it lets the table grow as the
+ * records arrive: the count is the sender's word until they bear it out,
+ * and a header alone must not make a replica allocate and clear a table
+ * for 2^30 keys. */
+#define KV_RESTORE_RESERVE_KEYS (1u << 16)
 
 #endif

@@ -404,8 +404,8 @@ static void client_help(struct resp_buf *out)
         "LIST",
         "    Return information about client connections.",
         "SETINFO <LIB-NAME|LIB-VER> <value>",
-        "    Checked as Redis checks it and not kept, for client libraries "
-        "that send it.",
+        ("    Checked as Redis checks it and not kept, for client libraries "
+         "that send it."),
         "NO-EVICT (ON|OFF)",
         "NO-TOUCH (ON|OFF)",
         "    Accepted and ignored (cohort never evicts or tracks LRU).",

@@ -22,6 +22,9 @@
 #include "fuzz_vfs.h"
 #include "kv/address.h"
 #include "kv/command.h"
+#include "kv/incarnation.h"
+#include "kv/kv.h"
+#include "kv/snapshot.h"
 #include "runtime/peer_link.h"
 #include "storage/meta.h"
 #include "storage/snapshot.h"
@@ -482,6 +485,124 @@ static void gen_kv(void)
     emit("kv", (int)(sizeof(lines) / sizeof(lines[0])), body, n);
 }
 
+/* ---- kvsnap: the store's snapshot streams (kv/snapshot.h) */
+
+struct kvsnap_store {
+    struct kv kv;
+    uint64_t op;
+    uint8_t *reply;
+    size_t reply_max;
+};
+
+/* Apply one op's body at log time now_ms; the reply must not be an error. */
+static void kvsnap_body(struct kvsnap_store *s, uint64_t now_ms,
+                        const uint8_t *body, size_t size)
+{
+    size_t n =
+        kv_apply(&s->kv, ++s->op, now_ms, body, size, s->reply, s->reply_max);
+    ASSERT(n >= 1 && s->reply[0] != '-');
+}
+
+/* A client's write command, parsed and encoded as the primary would. */
+static void kvsnap_line(struct kvsnap_store *s, uint64_t now_ms,
+                        const char *line)
+{
+    char copy[256];
+    struct resp_arg argv[32];
+    uint32_t argc = 0;
+    snprintf(copy, sizeof(copy), "%s", line);
+    for (char *w = strtok(copy, " "); w; w = strtok(NULL, " ")) {
+        ASSERT(argc < 32);
+        argv[argc].ptr = w;
+        argv[argc++].size = strlen(w);
+    }
+    struct kv_write w;
+    struct resp_buf out;
+    resp_buf_init(&out, 2);
+    ASSERT(kv_command_parse(&s->kv.config, argc, argv, &w, &out) == 0);
+    resp_buf_deinit(&out);
+    uint8_t body[1024];
+    size_t n = kv_command_encode(&w, body, sizeof(body));
+    kvsnap_body(s, now_ms, body, n);
+}
+
+static int kvsnap_write(void *ctx, const void *data, size_t size)
+{
+    add(ctx, data, size);
+    return 0;
+}
+
+/* The store's stream after a flags byte and a piece size
+ * (tests/fuzz/kvsnap_fuzz.c). */
+static void kvsnap_emit(struct kvsnap_store *s, int n, uint8_t flags,
+                        uint8_t piece)
+{
+    static struct buf b;
+    b.size = 0;
+    add_u8(&b, flags);
+    add_u8(&b, piece);
+    struct cohort_err err;
+    ASSERT(kv_snapshot_write(&s->kv, kvsnap_write, &b, &err) == 0);
+    emit("kvsnap", n, b.data, b.size);
+}
+
+static void gen_kvsnap(void)
+{
+    struct kvsnap_store s = {0};
+    struct kv_config config = kv_config_default();
+    ASSERT(kv_init(&s.kv, &config) == 0);
+    s.reply_max = kv_reply_size_max(&config);
+    s.reply = malloc(s.reply_max);
+    ASSERT(s.reply != NULL);
+    kvsnap_emit(&s, 0, 0, 0); /* empty */
+    kvsnap_line(&s, 1000, "SET a 1");
+    kvsnap_line(&s, 1000, "SET b text");
+    kvsnap_emit(&s, 1, 0, 0);
+    /* Every optional part: an expiry, users, sessions holding a lock and a
+     * group membership, the address table, the incarnation. */
+    kvsnap_line(&s, 1000, "SET c v PX 60000");
+    kvsnap_line(&s, 1000, "ACL SETUSER carol on >pw ~k* +get");
+    kvsnap_line(&s, 1000, "COHORT.SESSION OPEN 30000");
+    char line[128];
+    uint64_t session = s.op;
+    snprintf(line, sizeof(line), "COHORT.LOCK L %" PRIu64, session);
+    kvsnap_line(&s, 1100, line);
+    snprintf(line, sizeof(line), "COHORT.GROUP JOIN g a %" PRIu64 " h1",
+             session);
+    kvsnap_line(&s, 1100, line);
+    uint8_t body[KV_ADDRESS_BODY_MAX];
+    size_t n = kv_address_encode(2, "10.0.0.2:7000", "10.0.0.2:6379", body,
+                                 sizeof(body));
+    ASSERT(n > 0);
+    kvsnap_body(&s, 1200, body, n);
+    n = kv_incarnation_encode(0x1234567890abcdefull, body, sizeof(body));
+    ASSERT(n > 0);
+    kvsnap_body(&s, 1200, body, n);
+    kvsnap_emit(&s, 2, 0, 0);
+    kvsnap_emit(&s, 3, 3, 6); /* checksums fixed, read 7 bytes at a time */
+    kv_deinit(&s.kv);
+    free(s.reply);
+}
+
+/* ---- http: requests to the metrics port (runtime/http.h) */
+
+static void gen_http(void)
+{
+    static const char *const requests[] = {
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9121\r\n"
+        "User-Agent: Prometheus/2.45.0\r\nAccept: text/plain;version=0.0.4\r\n"
+        "X-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n",
+        "GET /status.json?pretty=1#top HTTP/1.0\n\n",
+        "HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "POST /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/2.0\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
+        emit("http", (int)i, requests[i], strlen(requests[i]));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -501,6 +622,8 @@ int main(int argc, char **argv)
     gen_meta();
     gen_replica();
     gen_kv();
+    gen_kvsnap();
+    gen_http();
     printf("corpus_gen: wrote the seed corpus under %s\n", root);
     return 0;
 }

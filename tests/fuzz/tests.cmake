@@ -1,7 +1,8 @@
 # Fuzz targets (label "fuzz"), one per decoder of untrusted bytes: RESP,
 # peer messages, the transport's handshake and frames, WAL recovery, the
 # snapshot reader and receiver, the metadata slots, the store's log entry
-# bodies (tests/fuzz/README.md).
+# bodies and snapshot streams, the metrics port's HTTP requests
+# (tests/fuzz/README.md).
 #
 # Normal builds (release, ASan, TSan) build each as a plain program
 # (-DFUZZ_MAIN, tests/fuzz/fuzz_main.h) and ctest runs it as a smoke test:
@@ -41,6 +42,8 @@ cohort_fuzz_target(meta 50000 ${COHORT_FUZZ_DIR}/fuzz_vfs.c)
 cohort_fuzz_target(replica 300 ${COHORT_FUZZ_DIR}/fuzz_group.c)
 cohort_fuzz_target(client 30000)
 cohort_fuzz_target(kv 200000)
+cohort_fuzz_target(kvsnap 20000)
+cohort_fuzz_target(http 20000)
 
 # Writes the seed corpus from valid encodings (tests/fuzz/README.md).
 if(NOT COHORT_FUZZ)

@@ -1098,8 +1098,9 @@ static void publish_bodies_from_the_log_are_checked(void **state)
     t_deinit(&t);
 }
 
-/* A restore sizes the table once from the header's count instead of
- * doubling its way there; kv_reserve() refuses absurd counts unchanged. */
+/* A restore sizes the table once from the header's count (up to
+ * KV_RESTORE_RESERVE_KEYS) instead of doubling its way there; kv_reserve()
+ * refuses absurd counts unchanged. */
 static void restore_sizes_the_table_once(void **state)
 {
     (void)state;
@@ -1358,6 +1359,52 @@ static void assert_restore_fails(struct kv *kv, struct buf *b, const char *why)
         fail_msg("expected \"%s\" in \"%s\"", why, err.message);
     assert_empty(kv);
     free(b->data);
+}
+
+struct watched_read {
+    struct buf *b;
+    const struct kv *kv;
+    uint64_t slots_max; /* the table's largest size seen at a read */
+};
+
+static int watched_read(void *ctx, void *data, size_t size, size_t *got)
+{
+    struct watched_read *w = ctx;
+    if (w->kv->slot_count > w->slots_max)
+        w->slots_max = w->kv->slot_count;
+    return buf_read(w->b, data, size, got);
+}
+
+/* A header claiming 2^24 keys, checksum right and no record behind it: the
+ * restore fails on the truncation without having sized the table for the
+ * claim (it did: 2^25 slots, 512 MiB allocated and cleared for 42 bytes;
+ * 2^29 took 16 GiB and two minutes; found by fuzz/kvsnap). */
+static void restore_does_not_size_the_table_from_a_bare_claim(void **state)
+{
+    (void)state;
+    uint8_t h[KV_SNAPSHOT_HEADER_SIZE] = {0};
+    memcpy(h, "CKVS", 4);
+    put_u16(h + 4, 1);
+    put_u64(h + 8, 7);
+    put_u64(h + 16, 1ull << 24);
+    put_u64(h + 24, 1ull << 24);
+    put_u32(h + 36, crc32c(0, h, 36));
+    struct buf b = {0};
+    assert_int_equal(buf_write(&b, h, sizeof(h)), 0);
+    struct kv_config config = kv_config_default();
+    struct kv kv;
+    assert_int_equal(kv_init(&kv, &config), 0);
+    struct watched_read w = {&b, &kv, 0};
+    struct cohort_err err;
+    err_clear(&err);
+    assert_int_equal(kv_restore(&kv, watched_read, &w, &err), -COHORT_ECORRUPT);
+    assert_non_null(strstr(err.message, "truncated"));
+    assert_true(w.slots_max > 0);
+    assert_true(w.slots_max <= 4ull * KV_RESTORE_RESERVE_KEYS);
+    assert_int_equal(kv.key_count, 0);
+    assert_true(kv_invariants_hold(&kv));
+    kv_deinit(&kv);
+    free(b.data);
 }
 
 static void
@@ -1823,6 +1870,7 @@ int main(void)
         cmocka_unit_test(
             snapshot_restore_round_trip_preserves_everything_and_hash),
         cmocka_unit_test(restore_sizes_the_table_once),
+        cmocka_unit_test(restore_does_not_size_the_table_from_a_bare_claim),
         cmocka_unit_test(restore_rejects_flipped_byte),
         cmocka_unit_test(restore_rejects_truncation),
         cmocka_unit_test(restore_keeps_values_over_this_stores_limit),

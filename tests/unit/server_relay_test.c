@@ -108,8 +108,8 @@ static void not_primary_hop_is_recognized(void **state)
     assert_true(relay_is_not_primary_hop(now, strlen(now)));
     assert_true(relay_is_not_primary_hop(legacy, strlen(legacy)));
     const char *other[] = {
-        "-TRYAGAIN view change or recovery in progress, or the write "
-        "pipeline is full; retry\r\n",
+        ("-TRYAGAIN view change or recovery in progress, or the write "
+         "pipeline is full; retry\r\n"),
         "-UNKNOWN the primary changed after the write was proposed\r\n",
         "$21\r\nTRYAGAIN NOTPRIMARY x\r\n",
         "+TRYAGAIN NOTPRIMARY\r\n",

@@ -813,7 +813,7 @@ static void truncation_keeps_the_kept_op_at_every_crash_point(void **state)
                          rec.damage.message);
             if (rec.entry_count < 6)
                 fail_msg("crash after %" PRIu64 " operations: the log ends at "
-                         "op %u, before the op kept by the truncation",
+                         "op %" PRIu64 ", before the op kept by the truncation",
                          n, rec.entry_count);
             const struct model *m =
                 rec.entry_count > 6 && rec.entries[6].h.view == 2 ? neu : old;
