@@ -57,17 +57,17 @@ static void round_size(const struct storage_job *jobs, uint64_t *ops,
 
 /* One round, retried while the failure is retryable and nobody asked us to
  * stop. Returns true when every job is durable. */
-static bool run_round(struct persister *p, struct storage_job *jobs)
+static bool run_round(struct persister *p, struct storage_batch *batch,
+                      struct storage_job *jobs)
 {
-    struct storage_batch batch;
-    storage_batch_init(&batch, jobs);
+    storage_batch_init(batch, jobs);
     uint64_t ops, bytes;
     round_size(jobs, &ops, &bytes);
     for (;;) {
         struct cohort_err err;
         err_clear(&err);
         uint64_t start = monotonic_us();
-        int rc = storage_batch_run(&batch, p->wal, p->meta, &err);
+        int rc = storage_batch_run(batch, p->wal, p->meta, &err);
         uint64_t took = monotonic_us() - start;
         pthread_mutex_lock(&p->lock);
         p->syncs++;
@@ -146,11 +146,14 @@ static void *thread_main(void *arg)
         struct storage_job *batch = p->queue_head;
         p->queue_head = p->queue_tail = NULL;
         pthread_mutex_unlock(&p->lock);
-        if (run_round(p, batch))
+        struct storage_batch round;
+        if (run_round(p, &round, batch))
             hand_back(p, batch);
         else /* failed, or stopped while stalled: nothing is handed back */
             storage_job_free_list(batch);
         uv_async_send(p->async);
+        /* After the hand-back: the checkpoints file delays no reply. */
+        storage_batch_finish(&round, p->meta);
         pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);

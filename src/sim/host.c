@@ -595,6 +595,7 @@ static void queue_free(struct sim_replica *rep)
     rep->queue_head = rep->queue_tail = NULL;
     storage_job_free_list(rep->round_jobs);
     rep->round_jobs = NULL;
+    storage_batch_finish(&rep->round, NULL);
     rep->round_active = false;
 }
 
@@ -623,9 +624,13 @@ void sim_host_storage_due(struct cluster *c, struct sim_replica *rep)
     int rc = storage_batch_run(&rep->round, driver_wal(rep->driver),
                                driver_meta(rep->driver), &err);
     if (rc == 0 && !sim_disk_powered_off(&rep->disk)) {
-        /* What the runtime's storage thread does when idle: zeros ahead of
-         * the log (a crash may land in it too). Its failure shows at the
-         * next round. */
+        /* What the runtime's storage thread does after a round: the
+         * checkpoints file (there once the jobs are handed back; here
+         * before, so a crash in it also loses the round's replies: a case
+         * the runtime has too), then, idle, zeros ahead of the log. A
+         * crash may land in either; a failed zero write shows at the next
+         * round. */
+        storage_batch_finish(&rep->round, driver_meta(rep->driver));
         struct cohort_err ignored;
         while (wal_prepare(driver_wal(rep->driver), &ignored) > 0)
             ;

@@ -68,26 +68,40 @@ static int append_job(struct wal *wal, const struct storage_job *job,
     return 0;
 }
 
-/* Write a compaction's checkpoints beside the metadata file, once. The
- * file is advisory (checkpoint_file.h): a failure is left for the next
- * compaction to mend. */
-static void write_checkpoints(struct storage_job *j, const struct meta *meta)
+/* A compaction's checkpoints pass to the round, to be written once its
+ * jobs are complete (storage_batch_finish()); of two compactions in one
+ * round the later one's, which include the earlier's. */
+static void take_checkpoints(struct storage_batch *b, struct storage_job *j)
 {
-    if (!j->checkpoints || !meta->vfs)
+    if (!j->checkpoints)
         return;
-    char dir[VFS_PATH_MAX];
-    vfs_path_dir(dir, meta->path);
-    struct cohort_err ignored;
-    err_clear(&ignored);
-    (void)checkpoint_file_write(meta->vfs, dir, j->checkpoints,
-                                j->checkpoints_size, &ignored);
-    free(j->checkpoints);
+    free(b->checkpoints);
+    b->checkpoints = j->checkpoints;
+    b->checkpoints_size = j->checkpoints_size;
     j->checkpoints = NULL;
+    j->checkpoints_size = 0;
+}
+
+void storage_batch_finish(struct storage_batch *b, const struct meta *meta)
+{
+    if (b->checkpoints && b->state == STORAGE_BATCH_DONE && meta && meta->vfs) {
+        /* Advisory (checkpoint_file.h): a failure is left for the next
+         * compaction to mend. */
+        char dir[VFS_PATH_MAX];
+        vfs_path_dir(dir, meta->path);
+        struct cohort_err ignored;
+        err_clear(&ignored);
+        (void)checkpoint_file_write(meta->vfs, dir, b->checkpoints,
+                                    b->checkpoints_size, &ignored);
+    }
+    free(b->checkpoints);
+    b->checkpoints = NULL;
+    b->checkpoints_size = 0;
 }
 
 /* Every log change of the round, in queue order. */
 static int append_all(struct storage_batch *b, struct wal *wal,
-                      const struct meta *meta, struct cohort_err *err)
+                      struct cohort_err *err)
 {
     for (struct storage_job *j = b->jobs; j; j = j->next) {
         int rc = 0;
@@ -105,7 +119,7 @@ static int append_all(struct storage_batch *b, struct wal *wal,
             /* Likewise, and a failed directory fsync returns an error. */
             ASSERT(rc < 0 || wal_state(wal) == WAL_OPEN);
             if (rc == 0)
-                write_checkpoints(j, meta);
+                take_checkpoints(b, j);
             break;
         case STORAGE_META:
             break;
@@ -198,7 +212,7 @@ int storage_batch_run(struct storage_batch *b, struct wal *wal,
         /* Appends change only memory: an error here (a record larger
          * than a segment, no memory, a FAILED wal) is final. */
         b->durable_before = wal_durable(wal);
-        int rc = append_all(b, wal, meta, err);
+        int rc = append_all(b, wal, err);
         if (rc < 0) {
             b->state = STORAGE_BATCH_FAILED;
             return rc == -COHORT_EAGAIN ? -COHORT_EIO : rc;

@@ -18,9 +18,12 @@
  * durable log below the bound (a suffix replacement, a reset), it lowers
  * it first.
  *
- * A compaction that carries checkpoints writes them to the data directory
- * (the metadata file's) once the wal is compacted; that file is advisory
- * (checkpoint_file.h), so failing to write it fails nothing.
+ * A compaction that carries checkpoints hands them to the round, which
+ * writes them to the data directory (the metadata file's) only in
+ * storage_batch_finish(), after the caller has reported the round's jobs
+ * complete: the file (two more fsyncs) never delays an acknowledgement.
+ * It is advisory (checkpoint_file.h), so failing to write it fails
+ * nothing.
  *
  * Invariants: (1) a job is reported complete only after everything it asked
  * for is durable; (2) a round is resumable: after a retryable failure (a
@@ -103,6 +106,10 @@ struct storage_batch {
     struct wal_position durable_before; /* wal_durable() before the round */
     uint64_t segments_before; /* wal_segments_created() before the sync */
     uint64_t sync_us;         /* filled in by the caller if it times the sync */
+    /* The newest compaction's encoded checkpoints, taken from its job
+     * (owned; storage_batch_finish() writes and frees them). */
+    uint8_t *checkpoints;
+    size_t checkpoints_size;
 };
 
 void storage_batch_init(struct storage_batch *b, struct storage_job *jobs);
@@ -113,5 +120,12 @@ void storage_batch_init(struct storage_batch *b, struct storage_job *jobs);
  * negative code when it failed for good (err says why; FAILED). */
 int storage_batch_run(struct storage_batch *b, struct wal *wal,
                       struct meta *meta, struct cohort_err *err);
+
+/* Every round ends here, whatever its outcome: a round that is DONE writes
+ * the checkpoints file of its compaction (call it after reporting the
+ * jobs complete; it must come before the next round, whose compaction
+ * would write a newer one); any other, or a NULL meta, just frees what it
+ * holds. */
+void storage_batch_finish(struct storage_batch *b, const struct meta *meta);
 
 #endif

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "storage/batch.h"
+#include "storage/checkpoint_file.h"
 #include "storage/vfs_fault.h"
 #include "tmpdir.h"
 
@@ -87,6 +88,7 @@ static int round_run(struct wal *w, struct meta *m, struct storage_job *a,
     storage_batch_init(&batch, a);
     struct cohort_err err;
     int rc = storage_batch_run(&batch, w, m, &err);
+    storage_batch_finish(&batch, m);
     storage_job_free_list(a);
     return rc;
 }
@@ -196,6 +198,58 @@ static void bound_follows_the_durable_log(void **state)
     free(m);
 }
 
+static bool checkpoints_file_exists(const struct fixture *fx)
+{
+    char path[VFS_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" CHECKPOINT_FILE, fx->root);
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* A compaction's checkpoints are written only by storage_batch_finish(),
+ * which the storage thread calls after handing the round's jobs back: the
+ * file's two fsyncs never delay a reply. */
+static void checkpoints_are_written_after_the_round(void **state)
+{
+    struct fixture *fx = *state;
+    struct model *m = calloc(1, sizeof(*m));
+    struct wal w;
+    struct meta mt;
+    struct wal_recovery rec;
+    const struct wal_position zero = {0, 0};
+    open_both(fx, vfs_posix(), &w, &mt, &rec, zero);
+    round_ok(&w, &mt, persist_job(m, 1, 60, 0), meta_job(1));
+    const uint64_t op[2] = {16, 32};
+    const uint64_t sum[2] = {m->e[16].h.checksum, m->e[32].h.checksum};
+    struct storage_job *compact = storage_job_new(STORAGE_COMPACT);
+    compact->compact_op = 40;
+    compact->snapshot_op = 40;
+    compact->checkpoints_size = checkpoint_file_size(2);
+    compact->checkpoints = malloc(compact->checkpoints_size);
+    assert_non_null(compact->checkpoints);
+    checkpoint_file_encode(compact->checkpoints, 7, op, sum, 2);
+    struct storage_batch batch;
+    storage_batch_init(&batch, compact);
+    struct cohort_err err;
+    assert_int_equal(storage_batch_run(&batch, &w, &mt, &err), 0);
+    assert_false(checkpoints_file_exists(fx));
+    storage_batch_finish(&batch, &mt);
+    assert_null(batch.checkpoints);
+    uint64_t got_op[4], got_sum[4];
+    size_t count = 0;
+    assert_int_equal(checkpoint_file_read(vfs_posix(), fx->root, 7, got_op,
+                                          got_sum, 4, &count, &err),
+                     0);
+    assert_int_equal(count, 2);
+    assert_int_equal(got_op[1], 32);
+    assert_int_equal(got_sum[1], sum[1]);
+    storage_job_free_list(compact);
+    close_both(&w, &mt);
+    free(m);
+}
+
 /* Crash modes (see wal_test.c): unsynced bytes kept (none, all) and name
  * changes kept (none, all, the last only). */
 static const int crash_modes[][2] = {{0, 0}, {1, 1}, {0, 2}, {1, 2}};
@@ -283,6 +337,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(bound_follows_the_durable_log),
+        T(checkpoints_are_written_after_the_round),
         T(shrinking_rounds_lower_the_bound_at_every_crash_point),
     };
 #undef T

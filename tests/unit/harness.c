@@ -282,6 +282,7 @@ static void storage_drop(struct harness_replica *rep)
     storage_job_free_list(rep->queue_head);
     storage_job_free_list(rep->round_jobs);
     rep->queue_head = rep->queue_tail = rep->round_jobs = NULL;
+    storage_batch_finish(&rep->round, NULL);
 }
 
 int harness_storage_run(struct harness *h, uint32_t i)
@@ -317,6 +318,8 @@ int harness_storage_run(struct harness *h, uint32_t i)
         driver_storage_done(rep->driver, jobs);
         jobs = next;
     }
+    /* As the runtime's storage thread: after the replies. */
+    storage_batch_finish(&rep->round, driver_meta(rep->driver));
     return 0;
 }
 
