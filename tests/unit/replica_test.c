@@ -247,6 +247,44 @@ static void isolated_backup_does_not_disturb_the_group_when_it_returns(void **s)
     assert_int_equal(replica_status(harness_core(h, b)), STATUS_NORMAL);
 }
 
+/* A primary cut off with an op of its own past the others' logs: they
+ * form the next view without it, and no client writes afterwards. Back,
+ * it learns that view from the new primary's COMMITs; its stale op must
+ * go (the new primary's state cuts it) and it must become a full backup
+ * of the view. Before the fix (sim soak seed 991894020810) it kept the op
+ * past its commit for good and never raised its last normal view. */
+static void stale_op_of_an_old_view_goes_when_no_client_writes(void **s)
+{
+    (void)s;
+    harness_run(h, 2000);
+    uint32_t p = (uint32_t)harness_primary(h);
+    for (uint64_t k = 1; k <= 5; k++)
+        harness_submit(h, p, 300 + k, 1, 1);
+    harness_run(h, 200);
+    uint64_t op = replica_op(harness_core(h, p));
+    harness_cut(h, p, true);
+    harness_submit(h, p, 400, 1, 1); /* appended by p alone */
+    harness_run(h, 100);
+    assert_int_equal(replica_op(harness_core(h, p)), op + 1);
+    harness_run(h, 3000);
+    /* p, cut off, may still think itself primary of the older view. */
+    uint32_t q = (p + 1) % N;
+    if (!replica_is_primary(harness_core(h, q)))
+        q = (p + 2) % N;
+    assert_true(replica_is_primary(harness_core(h, q)));
+    assert_true(replica_view(harness_core(h, q)) >
+                replica_view(harness_core(h, p)));
+    harness_cut(h, p, false);
+    harness_run(h, 3000);
+    assert_int_equal(harness_primary(h), (int)q);
+    const struct replica *old = harness_core(h, p);
+    assert_int_equal(replica_status(old), STATUS_NORMAL);
+    assert_int_equal(replica_view(old), replica_view(harness_core(h, q)));
+    assert_int_equal(replica_op(old), replica_op(harness_core(h, q)));
+    assert_int_equal(replica_commit(old), replica_op(old));
+    assert_null(harness_find(h, 400, 1, REPLY_OK));
+}
+
 /* Every replica loses power at once: what was acknowledged was synced, and
  * comes back from the disks. */
 static void whole_group_restart_keeps_committed_writes(void **s)
@@ -1060,6 +1098,9 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             view_change_reports_who_suspected_whom_and_recovery, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            stale_op_of_an_old_view_goes_when_no_client_writes, setup,
             teardown),
         cmocka_unit_test_setup_teardown(
             isolated_backup_does_not_disturb_the_group_when_it_returns, setup,
