@@ -382,7 +382,7 @@ struct run {
     uint64_t entry_op; /* the last proposed RECONFIG entry's op */
     /* The state the group is left in if the step now waited for does not
      * finish ("replica 3 is a learner now (epoch 5); the voter step (epoch
-     * 6) did not commit"), and whether, and since when, the primary has
+     * 6) has not committed"), and whether, and since when, the primary has
      * been seen without a majority during it. */
     char step[2 * FIELD_MAX];
     bool lacking;
@@ -747,7 +747,7 @@ static int learner_caught_up(struct run *r, struct group *g, uint64_t id,
         next_membership(g, UINT64_MAX, UINT64_MAX, id, &next);
         set_step(r,
                  "replica %" PRIu64 " is not a learner yet: the learner "
-                 "step (epoch %" PRIu32 ") did not commit",
+                 "step (epoch %" PRIu32 ") has not committed",
                  id, g->m.epoch + 1);
         int rc = propose(r, g, &next);
         if (rc != 0)
@@ -790,7 +790,7 @@ static int run_add(struct run *r, struct group *g, uint64_t id)
     next_membership(g, UINT64_MAX, id, UINT64_MAX, &next);
     set_step(r,
              "replica %" PRIu64 " is a learner now (epoch %" PRIu32
-             "); the voter step (epoch %" PRIu32 ") did not commit",
+             "); the voter step (epoch %" PRIu32 ") has not committed",
              id, g->m.epoch, g->m.epoch + 1);
     rc = propose(r, g, &next);
     if (rc != 0)
@@ -823,7 +823,7 @@ static int run_remove(struct run *r, struct group *g, uint64_t id)
         return 1;
     set_step(r,
              "replica %" PRIu64 " is still a member: the step that takes it "
-             "out (epoch %" PRIu32 ") did not commit",
+             "out (epoch %" PRIu32 ") has not committed",
              id, g->m.epoch + 1);
     int rc = propose(r, g, &next);
     if (rc != 0)
@@ -861,7 +861,7 @@ static int run_replace(struct run *r, struct group *g, uint64_t old,
     set_step(r,
              "replica %" PRIu64 " is a learner now (epoch %" PRIu32
              "); the step that puts it in replica %" PRIu64
-             "'s place (epoch %" PRIu32 ") did not commit",
+             "'s place (epoch %" PRIu32 ") has not committed",
              id, g->m.epoch, old, g->m.epoch + 1);
     rc = propose(r, g, &next);
     if (rc != 0)
