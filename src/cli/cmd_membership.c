@@ -20,7 +20,10 @@
  * line per step, one at the end; bad input is one line that changes
  * nothing. A primary that hears from fewer than a majority of the voters
  * (it commits nothing) is refused in one line before anything is proposed,
- * by the rule cohort status states (cli_info_lacks_majority). */
+ * by the rule cohort status states (cli_info_lacks_majority); one that
+ * loses its majority later, while a step commits or a learner catches up,
+ * stops the command in one line that names the step reached (the learner
+ * state is where running it again picks up), not at --timeout. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -64,6 +67,9 @@ struct group {
     bool link_up[COHORT_REPLICAS_MAX]; /* the primary's connection to it */
     uint64_t lag[COHORT_REPLICAS_MAX];
     uint64_t op[COHORT_REPLICAS_MAX]; /* acknowledged, as the primary saw */
+    /* Fewer voters than a majority heard (cli_info_lacks_majority). */
+    bool lacks_majority;
+    struct cli_majority majority;
 };
 
 static void usage(FILE *out, const char *name)
@@ -246,6 +252,7 @@ static int read_group(struct cli_rpc *c, struct group *g,
         g->primary = (uint32_t)v;
     cli_info_field(text, len, "role:", role, sizeof(role));
     g->primary_view = !strcmp(role, "primary");
+    g->lacks_majority = cli_info_lacks_majority(text, len, true, &g->majority);
     if (cli_info_field(text, len, "members:", value, sizeof(value)) &&
         cli_decimal_u64(value, &v))
         g->count = v < COHORT_REPLICAS_MAX ? (uint32_t)v : COHORT_REPLICAS_MAX;
@@ -373,6 +380,13 @@ struct run {
     bool open;
     uint64_t started;
     uint64_t entry_op; /* the last proposed RECONFIG entry's op */
+    /* The state the group is left in if the step now waited for does not
+     * finish ("replica 3 is a learner now (epoch 5); the voter step (epoch
+     * 6) has not committed"), and whether, and since when, the primary has
+     * been seen without a majority during it. */
+    char step[2 * FIELD_MAX];
+    bool lacking;
+    uint64_t lacking_since_ms;
     /* The members' client addresses, as last read: where to look for the
      * primary when --cluster's member no longer knows it. */
     char known[COHORT_REPLICAS_MAX][FIELD_MAX];
@@ -422,6 +436,52 @@ static bool expired(const struct run *r)
     return cli_monotonic_ms() - r->started >= r->m->timeout_ms;
 }
 
+/* How long a primary that seems to lack a majority is looked at again
+ * before the change is refused or a wait given up: links that are down
+ * just after a start or a view change come up within a heartbeat or so. */
+#define MAJORITY_WAIT_MS 2000u
+
+/* Name the step about to be waited for by the state the group is left in
+ * if it does not finish; the majority's grace starts afresh. */
+__attribute__((format(printf, 2, 3))) static void set_step(struct run *r,
+                                                           const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->step, sizeof(r->step), fmt, ap);
+    va_end(ap);
+    r->lacking = false;
+}
+
+/* Whether the primary, as g read it during a wait, has heard from fewer
+ * than a majority of the voters (cohort status's rule, as check_majority)
+ * for MAJORITY_WAIT_MS on end: it commits nothing until they are back, and
+ * the wait would only run out --timeout. If so, prints the one line that
+ * names the step reached (r->step) and the fix. Called after each read of
+ * the group; a blip shorter than the grace does not count. */
+static bool majority_lost(struct run *r, const struct group *g)
+{
+    if (!g->primary_view || !g->lacks_majority) {
+        r->lacking = false;
+        return false;
+    }
+    uint64_t now = cli_monotonic_ms();
+    if (!r->lacking) {
+        r->lacking = true;
+        r->lacking_since_ms = now;
+    }
+    if (now - r->lacking_since_ms < MAJORITY_WAIT_MS)
+        return false;
+    fprintf(stderr,
+            "cohort %s: %s: primary %" PRIu32 " (epoch %" PRIu32
+            ", view %" PRIu64 ") hears from %u of %u voters, %u needed; "
+            "start the stopped members (cohort status shows each), then run "
+            "the same command again\n",
+            r->m->name, r->step, g->primary, g->m.epoch, g->view,
+            g->majority.connected, g->majority.voters, g->majority.needed);
+    return true;
+}
+
 /* Whether the group's membership is next's (learners in any order). */
 static bool same_members(const struct membership *now,
                          const struct membership *next)
@@ -440,10 +500,11 @@ static bool same_members(const struct membership *now,
 }
 
 /* Propose next (computed from epoch g->m.epoch) and wait until the new
- * epoch is in force. 0 when committed; 1 when the server refused (the
- * message printed); -1 with r->err set. Refusals that say "try again" (a
- * change or transfer under way, a view change) are retried until the
- * timeout. */
+ * epoch is in force. 0 when committed; 1 when the server refused, or the
+ * primary lost its majority meanwhile (majority_lost: r->step names the
+ * state left; the message printed); -1 with r->err set. Refusals that say
+ * "try again" (a change or transfer under way, a view change) are retried
+ * until the timeout. */
 static int propose(struct run *r, struct group *g,
                    const struct membership *next)
 {
@@ -512,6 +573,8 @@ static int propose(struct run *r, struct group *g,
         }
         if (same_members(&g->m, next))
             return 0;
+        if (majority_lost(r, g))
+            return 1;
     }
     uint32_t want = g->m.epoch + 1;
     while (!expired(r)) {
@@ -532,6 +595,8 @@ static int propose(struct run *r, struct group *g,
                            "the group moved on to epoch %" PRIu32
                            " meanwhile; look again (cohort members)",
                            now.m.epoch);
+        if (majority_lost(r, &now))
+            return 1;
     }
     return err_set(&r->err, -COHORT_EAGAIN,
                    "epoch %" PRIu32 " was proposed but not in force within "
@@ -542,7 +607,9 @@ static int propose(struct run *r, struct group *g,
 
 /* Wait until the primary sees replica id within --max-lag ops, having
  * acknowledged at least the entry that made it a learner (a lag within the
- * bound means nothing before: a small log is "within" it from op 0). */
+ * bound means nothing before: a small log is "within" it from op 0). 0
+ * when it has; 1 when the primary lost its majority meanwhile (the voter
+ * step could not commit: printed, as propose()); -1 with r->err set. */
 static int catch_up(struct run *r, struct group *g, uint64_t id)
 {
     uint64_t since = cli_monotonic_ms();
@@ -551,6 +618,8 @@ static int catch_up(struct run *r, struct group *g, uint64_t id)
             cli_pause_ms(100);
             continue;
         }
+        if (majority_lost(r, g))
+            return 1;
         if (!membership_is_member(&g->m, (uint32_t)id))
             return err_set(&r->err, -COHORT_EAGAIN,
                            "replica %" PRIu64 " left the membership while "
@@ -575,11 +644,6 @@ static int catch_up(struct run *r, struct group *g, uint64_t id)
                    g->health[id][0] ? g->health[id] : "?",
                    g->lag[id] == UINT64_MAX ? "unknown" : "known");
 }
-
-/* How long a primary that seems to lack a majority is looked at again
- * before the change is refused: links that are down just after a start or
- * a view change come up within a heartbeat or so. */
-#define MAJORITY_WAIT_MS 2000u
 
 /* Whether the primary hears from a majority of the current voters, by
  * cohort status's rule (cli_info_lacks_majority): without one it stays
@@ -673,13 +737,18 @@ static void say_epoch(const struct run *r, const struct group *g,
 }
 
 /* Make replica id a learner (unless it is one), then, unless only_learner,
- * wait until it has caught up. 0 when done; as propose() otherwise. */
+ * wait until it has caught up. 0 when done; as propose() otherwise. The
+ * learner state is where running the command again picks up. */
 static int learner_caught_up(struct run *r, struct group *g, uint64_t id,
                              bool only_learner)
 {
     if (!is_learner(g, id)) {
         struct membership next;
         next_membership(g, UINT64_MAX, UINT64_MAX, id, &next);
+        set_step(r,
+                 "replica %" PRIu64 " is not a learner yet: the learner "
+                 "step (epoch %" PRIu32 ") has not committed",
+                 id, g->m.epoch + 1);
         int rc = propose(r, g, &next);
         if (rc != 0)
             return rc;
@@ -690,7 +759,11 @@ static int learner_caught_up(struct run *r, struct group *g, uint64_t id,
     }
     if (only_learner)
         return 0;
-    return catch_up(r, g, id) != 0 ? -1 : 0;
+    set_step(r,
+             "replica %" PRIu64 " is a learner now (epoch %" PRIu32
+             "), not yet a voter",
+             id, g->m.epoch);
+    return catch_up(r, g, id);
 }
 
 static int run_add(struct run *r, struct group *g, uint64_t id)
@@ -715,6 +788,10 @@ static int run_add(struct run *r, struct group *g, uint64_t id)
         return rc;
     struct membership next;
     next_membership(g, UINT64_MAX, id, UINT64_MAX, &next);
+    set_step(r,
+             "replica %" PRIu64 " is a learner now (epoch %" PRIu32
+             "); the voter step (epoch %" PRIu32 ") has not committed",
+             id, g->m.epoch, g->m.epoch + 1);
     rc = propose(r, g, &next);
     if (rc != 0)
         return rc;
@@ -744,6 +821,10 @@ static int run_remove(struct run *r, struct group *g, uint64_t id)
     next_membership(g, id, UINT64_MAX, UINT64_MAX, &next);
     if (check_quorum(r, g, &next) != 0)
         return 1;
+    set_step(r,
+             "replica %" PRIu64 " is still a member: the step that takes it "
+             "out (epoch %" PRIu32 ") has not committed",
+             id, g->m.epoch + 1);
     int rc = propose(r, g, &next);
     if (rc != 0)
         return rc;
@@ -777,6 +858,11 @@ static int run_replace(struct run *r, struct group *g, uint64_t old,
         return rc;
     struct membership next;
     next_membership(g, old, id, UINT64_MAX, &next);
+    set_step(r,
+             "replica %" PRIu64 " is a learner now (epoch %" PRIu32
+             "); the step that puts it in replica %" PRIu64
+             "'s place (epoch %" PRIu32 ") has not committed",
+             id, g->m.epoch, old, g->m.epoch + 1);
     rc = propose(r, g, &next);
     if (rc != 0)
         return rc;

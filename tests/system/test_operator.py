@@ -35,7 +35,11 @@ than a majority of voters refuse at once in one line ("primary <i>
 (epoch <e>, view <v>) hears from 1 of 2 voters, 2 needed: ...; start the
 stopped members ..., then retry", exit 1), well before their --timeout
 30; two addresses to `cohort members` are one line too, not the usage
-text.
+text. One that loses the majority later, after its learner step, stops
+within about 2 s too (not --timeout 120), in one line naming the state
+("replica <s> is a learner now (epoch <e>), not yet a voter: primary
+...; start the stopped members ..., then run the same command again"),
+and run again it goes on from the learner and makes it a voter.
 Flags, for every command: an unknown flag is "unknown flag --name", a
 number is decimal ("expected a decimal number from A to B"; --cluster-id
 is hexadecimal), a size over its maximum names it. A config file is
@@ -643,6 +647,85 @@ def membership_without_majority(binary, c):
           "%r %r" % (s, code, out, err))
 
 
+def add_loses_majority(binary, c):
+    """`cohort add` whose primary loses its majority after the learner
+    step (while it waits for the learner to catch up) stops within about
+    2 s, exit 1, in one line naming the state it left (a learner, not yet a
+    voter) and the fix; run again once the members are back, it goes on
+    from the learner and makes it a voter. Before, it waited out its whole
+    --timeout. Voters p and v, s out of the group and stopped (SIGSTOP: it
+    cannot catch up); v killed once s is a learner."""
+    p, _ = c.wait_for_primary()
+    v, s = c.backups(p)
+    at = "%s:%d" % (cl.HOST, c.client_ports[p])
+    with c.client(p) as x:
+        check(x.command("SET", "before-learner", "kept") == "OK",
+              "SET before the add")
+    code, out, err = run(binary, "remove", "--cluster", at, str(s),
+                         timeout=150 * c.slow)
+    check(code == 0 and "out of the group" in out,
+          "cohort remove %d: exit %d, %r %r" % (s, code, out, err))
+    c.kill(s)
+    c.restart(s)
+    c.pause(s)
+    add = subprocess.Popen([binary, "add", "--cluster", at, str(s),
+                            "--timeout", "120"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        cl.poll("replica %d a learner" % s, 60 * c.slow,
+                lambda: s in cl.membership_of(c.info(p))[2])
+        check(add.poll() is None, "cohort add %d finished while replica %d "
+              "was stopped: exit %s" % (s, s, add.returncode))
+        epoch = cl.membership_of(c.info(p))[0]
+        t0 = time.monotonic()
+        c.kill(v)
+        try:
+            out, err = add.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise cl.TestFailure("cohort add %d still waits %.0f s after "
+                                 "the primary lost its majority (--timeout "
+                                 "120)" % (s, time.monotonic() - t0))
+        took = time.monotonic() - t0
+    finally:
+        try:
+            os.killpg(add.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    lines = err.strip().splitlines()
+    log("cohort add %d, majority lost after its learner step: exit %d "
+        "%.1f s after the kill: %s" % (s, add.returncode, took, err.strip()))
+    check(add.returncode == 1 and len(lines) == 1 and "is a learner" in out,
+          "cohort add without a majority after the learner step: exit %d, "
+          "stdout %r, stderr %r" % (add.returncode, out, err))
+    want = ("cohort add: replica %d is a learner now (epoch %d), not yet a "
+            "voter: primary %d (epoch %d, view %s) hears from 1 of 2 "
+            "voters, 2 needed; start the stopped members (cohort status "
+            "shows each), then run the same command again"
+            % (s, epoch, p, epoch, c.info(p).get("view")))
+    check(lines[0] == want, "cohort add without a majority after the "
+          "learner step: want %r, got %r" % (want, lines[0]))
+    _, voters, learners = cl.membership_of(c.info(p))
+    check(sorted(voters) == sorted([p, v]) and learners == [s],
+          "after the failed add: voters %s, learners %s" % (voters, learners))
+    c.restart(v)
+    c.resume(s)
+    c.wait_for_primary()
+    code, out, err = run(binary, "add", "--cluster", at, str(s),
+                         timeout=150 * c.slow)
+    log("cohort add %d again: exit %d: %s" % (s, code, out.strip()))
+    check(code == 0 and "is a voter" in out and "is a learner" not in out,
+          "cohort add %d again, from the learner: exit %d, %r %r"
+          % (s, code, out, err))
+    q, _ = c.wait_for_primary()  # p, or v after a view change
+    _, voters, learners = cl.membership_of(c.info(q))
+    check(sorted(voters) == sorted([p, v, s]) and learners == [],
+          "after the second add: voters %s, learners %s" % (voters, learners))
+    with c.client(q) as x:
+        got = x.command("GET", "before-learner")
+    check(got == b"kept", "a write acknowledged before the add: %r" % got)
+
+
 def replies(c):
     p, _ = c.wait_for_primary()
     with c.client(p) as x:
@@ -1206,13 +1289,15 @@ def main(binary):
     members_no_primary(binary, c)
     primary_alone(binary, c)
     membership_without_majority(binary, c)
+    add_loses_majority(binary, c)
     return "bad flags refused by name, --max-value-size checked and " \
         "a 15 MB value replicated, " \
         "even sizes refused, failed starts reported, duplicates " \
         "refused, config switches honoured, --log-memory (and lowered under a longer log), lowered " \
         "value and key limits, status format, HELLO/INFO/KVINFO, cohort members " \
         "(and its one answer without a majority), a lone primary's status " \
-        "and its refusal of add, remove and replace"
+        "and its refusal of add, remove and replace, and an add that " \
+        "lost the majority after its learner step stops, then finishes"
 
 
 if __name__ == "__main__":
