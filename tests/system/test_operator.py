@@ -47,7 +47,9 @@ says so in one line; `cohort backup` checks where it writes before it
 asks the cluster. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
 what a message between replicas holds is refused at start naming the
 flag, its maximum and the fix; 20mb starts a group that replicates a
-15 MB value.
+15 MB value. A --heartbeat-ms not below --suspect-timeout-ms (given or
+the default 150) is refused in one line naming both (it used to start
+and fail with "bad limits, or no memory for its log ... lower it").
 Replies: HELLO 3 says mode standalone, as INFO's redis_mode does; INFO's
 log_bytes is the bytes the log holds (a few small writes: far below the
 64 MiB preallocated segment); KVINFO answers labelled pairs (value,
@@ -190,6 +192,22 @@ def server_duplicates(binary, tmp):
               "stderr %r" % (what, code, err))
         check(dup in err and len(err.strip().splitlines()) == 1,
               "want one line naming %s, got %r" % (dup, err))
+
+
+def heartbeat_over_suspect(binary, tmp):
+    ports = cl.pick_ports(2)
+    for extra in (["--heartbeat-ms", "150"],
+                  ["--heartbeat-ms", "500", "--suspect-timeout-ms", "100"]):
+        code, out, err = run(binary, "server", "--id", "0", "--peers",
+                             "127.0.0.1:%d" % ports[0], "--clients",
+                             "127.0.0.1:%d" % ports[1], "--data-dir",
+                             os.path.join(tmp, "heartbeat"), *extra,
+                             timeout=10)
+        log("%s -> exit %d: %s" % (" ".join(extra), code, err.strip()))
+        check(code == 2 and len(err.strip().splitlines()) == 1 and
+              "must be longer than --heartbeat-ms" in err,
+              "%s: exit %d, want 2 and one line naming --heartbeat-ms; "
+              "stderr %r" % (" ".join(extra), code, err))
 
 
 def config_switches(binary, tmp):
@@ -1192,6 +1210,7 @@ def main(binary):
     up_starts(binary, tmp, c.slow)
     status_format(binary)
     server_duplicates(binary, tmp)
+    heartbeat_over_suspect(binary, tmp)
     config_switches(binary, tmp)
     log_memory_flag(binary, tmp)
     data_dir_refusals(binary, tmp)
