@@ -184,6 +184,7 @@ static int split_addresses(struct server_options *o, const char *value,
 static int set_option(struct server_options *o, const char *name,
                       const char *value, uint32_t *peers, uint32_t *clients,
                       bool *have_id, bool *have_cluster);
+static enum cli_flag_kind flag_kind(const char *name);
 
 static int read_config_file(struct server_options *o, const char *path,
                             uint32_t *peers, uint32_t *clients, bool *have_id,
@@ -280,6 +281,16 @@ static int set_option(struct server_options *o, const char *name,
 {
     uint64_t v = 0;
     struct node_config *n = &o->node;
+    /* No option takes an empty value (--requirepass says so its own way):
+     * an unset variable in a unit file or script ("--data-dir $DIR") used
+     * to surface later naming no option ("data directory : directory path
+     * ''", "cannot resolve host ''", "create it with `openssl rand -hex 32
+     * > `"). */
+    if (value[0] == '\0' && flag_kind(name) == CLI_FLAG_VALUE &&
+        strcmp(name, "requirepass") != 0)
+        return bad(name, value,
+                   "expected a value (leave the option out for its "
+                   "default)");
     if (!strcmp(name, "id")) {
         if (parse_u64(name, value, 0, COHORT_REPLICAS_MAX - 1, &v))
             return 2;

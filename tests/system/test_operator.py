@@ -42,7 +42,8 @@ is hexadecimal), a size over its maximum names it. A config file is
 read line by line whatever their length; an option given twice in one
 file, or a flag twice on the command line, is refused; a NUL byte and a directory for --config are refused;
 a flag wins over the file wherever it stands; an empty entry in --peers
-is refused; `cohort cli --tls` with a TLS file it cannot read or load
+is refused, and so is an empty value (--data-dir "", --bind "");
+`cohort cli --tls` with a TLS file it cannot read or load
 says so in one line; `cohort backup` checks where it writes before it
 asks the cluster. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
 what a message between replicas holds is refused at start naming the
@@ -961,6 +962,13 @@ def flag_errors(binary, tmp):
         (["up", "--replicas", "0x3"], "--replicas 0x3: %s 1 to 7" % dec),
         # "" put the data directories at /replica-N.
         (["up", "--dir", ""], "cohort up: --dir : expected a directory"),
+        # An empty value (an unset variable) used to start and fail naming
+        # no option: "data directory : directory path ''", "cannot
+        # resolve host ''", "create it with `openssl rand -hex 32 > `".
+        (server[:7] + ["--data-dir", ""], "--data-dir : expected a value"),
+        (server + ["--bind", ""], "--bind : expected a value"),
+        (server + ["--cluster-secret-file", ""],
+         "--cluster-secret-file : expected a value"),
         # Port ranges that overlap: one line naming both flags, before
         # anything starts (each replica used to refuse its --peers).
         (["up", "--client-port", str(ports[0]), "--peer-port",
