@@ -42,7 +42,8 @@ is hexadecimal), a size over its maximum names it. A config file is
 read line by line whatever their length; an option given twice in one
 file, or a flag twice on the command line, is refused; a NUL byte and a directory for --config are refused;
 a flag wins over the file wherever it stands; an empty entry in --peers
-is refused, and so is an empty value (--data-dir "", --bind "");
+is refused, and so is an empty value (--data-dir "", --bind "") and a
+--metrics-port or --tls-port on the replica's own client or peer port;
 `cohort cli --tls` with a TLS file it cannot read or load
 says so in one line; `cohort backup` checks where it writes before it
 asks the cluster. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
@@ -969,6 +970,13 @@ def flag_errors(binary, tmp):
         (server + ["--bind", ""], "--bind : expected a value"),
         (server + ["--cluster-secret-file", ""],
          "--cluster-secret-file : expected a value"),
+        # A port the replica listens on already used to start and fail with
+        # "address in use; is another cohort server running?".
+        (server + ["--metrics-port", str(ports[1])], "--metrics-port %d is "
+         "also replica 0's client port (--clients 127.0.0.1:%d)"
+         % (ports[1], ports[1])),
+        (server + ["--tls-port", str(ports[0])], "--tls-port %d is also "
+         "replica 0's peer port" % ports[0]),
         # Port ranges that overlap: one line naming both flags, before
         # anything starts (each replica used to refuse its --peers).
         (["up", "--client-port", str(ports[0]), "--peer-port",
