@@ -184,6 +184,7 @@ static int split_addresses(struct server_options *o, const char *value,
 static int set_option(struct server_options *o, const char *name,
                       const char *value, uint32_t *peers, uint32_t *clients,
                       bool *have_id, bool *have_cluster);
+static enum cli_flag_kind flag_kind(const char *name);
 
 static int read_config_file(struct server_options *o, const char *path,
                             uint32_t *peers, uint32_t *clients, bool *have_id,
@@ -280,6 +281,16 @@ static int set_option(struct server_options *o, const char *name,
 {
     uint64_t v = 0;
     struct node_config *n = &o->node;
+    /* No option takes an empty value (--requirepass says so its own way):
+     * an unset variable in a unit file or script ("--data-dir $DIR") used
+     * to surface later naming no option ("data directory : directory path
+     * ''", "cannot resolve host ''", "create it with `openssl rand -hex 32
+     * > `"). */
+    if (value[0] == '\0' && flag_kind(name) == CLI_FLAG_VALUE &&
+        strcmp(name, "requirepass") != 0)
+        return bad(name, value,
+                   "expected a value (leave the option out for its "
+                   "default)");
     if (!strcmp(name, "id")) {
         if (parse_u64(name, value, 0, COHORT_REPLICAS_MAX - 1, &v))
             return 2;
@@ -503,6 +514,45 @@ static int check_distinct(const struct node_config *n, uint32_t count)
 
 /* The metrics endpoint listens on --bind, or on the host of this replica's
  * client address, at --metrics-port. */
+/* --metrics-port and --tls-port listen on this replica's client host (or
+ * --bind): one equal to its client port, to its peer port on that host, or
+ * to the other failed at start as "address in use; is another cohort
+ * server running?". */
+static int check_ports(const struct server_options *o)
+{
+    const struct node_config *n = &o->node;
+    const char *client = n->client_addr[n->self];
+    const char *peer = n->peer_addr[n->self];
+    char chost[ADDR_HOST_MAX], phost[ADDR_HOST_MAX];
+    uint16_t cport = 0, pport = 0;
+    struct cohort_err e;
+    if (addr_split(client, chost, sizeof(chost), &cport, &e) != 0 ||
+        addr_split(peer, phost, sizeof(phost), &pport, &e) != 0)
+        return 0; /* the listener says so */
+    bool peer_here = n->bind_host != NULL || strcmp(chost, phost) == 0;
+    const char *names[2] = {"--metrics-port", "--tls-port"};
+    uint16_t ports[2] = {o->metrics_port, o->server.tls_port};
+    for (int i = 0; i < 2; i++) {
+        char what[ADDR_HOST_MAX + 64];
+        if (ports[i] == 0)
+            continue;
+        if (ports[i] == cport)
+            snprintf(what, sizeof(what), "client port (--clients %s)", client);
+        else if (peer_here && ports[i] == pport)
+            snprintf(what, sizeof(what), "peer port (--peers %s)", peer);
+        else if (i == 1 && ports[i] == ports[0])
+            snprintf(what, sizeof(what), "--metrics-port");
+        else
+            continue;
+        fprintf(stderr,
+                "cohort server: %s %u is also replica %u's %s; pick "
+                "another port\n",
+                names[i], (unsigned)ports[i], n->self, what);
+        return 2;
+    }
+    return 0;
+}
+
 static int metrics_address(struct server_options *o)
 {
     if (o->metrics_port == 0)
@@ -586,6 +636,8 @@ static int finish(struct server_options *o, uint32_t peers, uint32_t clients,
         n->cluster_id = h ? h : 1;
     }
     o->server.listen_addr = n->client_addr[n->self];
+    if (check_ports(o) != 0)
+        return 2;
     return metrics_address(o);
 }
 

@@ -1262,6 +1262,20 @@ uint64_t node_wal_segment_size(const struct node_config *c)
 
 int node_config_check(const struct node_config *c, struct cohort_err *err)
 {
+    /* The failure detector suspects a primary silent for the suspect
+     * timeout: a heartbeat no more often than that would have every backup
+     * suspect a healthy primary (replica_init() refuses it). */
+    struct replica_config rc;
+    node_replica_config(c, 1, &rc);
+    if (rc.suspect_timeout_ms <= rc.heartbeat_ms)
+        return err_set(err, -COHORT_EINVAL,
+                       "--suspect-timeout-ms %" PRIu32
+                       " must be longer than --heartbeat-ms %" PRIu32
+                       " (the primary's idle heartbeat); raise "
+                       "--suspect-timeout-ms (a few heartbeats: %" PRIu32
+                       ") or lower --heartbeat-ms",
+                       rc.suspect_timeout_ms, rc.heartbeat_ms,
+                       6u * rc.heartbeat_ms);
     if (c->kv.value_size_max <= KV_VALUE_SIZE_LIMIT &&
         c->kv.key_size_max <= KV_KEY_SIZE_LIMIT && c->wal_segment_size != 0 &&
         c->wal_segment_size < wal_segment_needed(c))

@@ -545,6 +545,17 @@ static void on_rejected(struct conn *c, struct slot *slot,
         return;
     }
     const char *reply = rejection_text(status);
+    char big[COHORT_ERR_MESSAGE_MAX];
+    if (status == REPLY_TOO_BIG) {
+        /* The core's bound on a log entry (node_replica_config()). */
+        const struct kv_config *kv = &c->server->node_config.kv;
+        snprintf(big, sizeof(big),
+                 "-ERR request too large for the replication log: one write "
+                 "holds at most %" PRIu64 " bytes (max-value-size + "
+                 "max-key-size + 4096); send it as smaller writes\r\n",
+                 (uint64_t)kv->value_size_max + kv->key_size_max + 4096u);
+        reply = big;
+    }
     size_t size = strlen(reply);
     if (renewable(slot, reply, size)) {
         session_expired(c, slot);

@@ -28,14 +28,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/assert.h"
 #include "runtime/addr.h"
+#include "runtime/http.h"
 #include "runtime/logline.h"
 #include "server/internal.h"
 
 #define LISTEN_BACKLOG 511
+/* Descriptors a replica needs besides its clients': connections on
+ * probation, backups' forward links, the metrics port's connections, and
+ * about 200 for peer connections, log segments, snapshots (files and
+ * pipes), listeners and the loop's own. */
+#define FDS_RESERVED                                                           \
+    (PROBATION_MAX + COHORT_REPLICAS_MAX * LINKS_PER_REPLICA_MAX +             \
+     HTTP_CONNECTIONS_MAX + 200u)
 
 void server_config_defaults(struct server_config *c)
 {
@@ -388,6 +397,46 @@ static bool config_valid(const struct server_config *c, struct cohort_err *err)
     return true;
 }
 
+/* Fit --max-clients to the open files limit, as Redis does: clients must
+ * not take the descriptors the log, the snapshots and the peer links need
+ * (a replica out of them fails its snapshots and cannot redial a peer; a
+ * client over max-clients only gets an error). Raises the soft limit as
+ * far as the hard one allows, then lowers c->connections_max to fit and
+ * says so. Fails when the limit leaves no room for a client at all. */
+static int fit_fd_limit(struct server_config *c, struct cohort_err *err)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    rlim_t want = (rlim_t)c->connections_max + FDS_RESERVED;
+    if (rl.rlim_cur >= want)
+        return 0;
+    struct rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    if (raised.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0)
+        rl = raised;
+    if (rl.rlim_cur >= want)
+        return 0;
+    if (rl.rlim_cur <= FDS_RESERVED)
+        return err_set(err, -COHORT_ECONFIG,
+                       "the open files limit is %llu (ulimit -n); a replica "
+                       "needs more than %u, and %llu for --max-clients %u: "
+                       "raise it (ulimit -n, or LimitNOFILE= in its service "
+                       "unit)",
+                       (unsigned long long)rl.rlim_cur, FDS_RESERVED,
+                       (unsigned long long)want, c->connections_max);
+    uint32_t fit = (uint32_t)(rl.rlim_cur - FDS_RESERVED);
+    logline(LOGLINE_WARN,
+            "max-clients lowered from %u to %u: the open files limit is "
+            "%llu (ulimit -n) and the replica keeps %u for its peers, log "
+            "and snapshots; raise the limit to %llu (ulimit -n, or "
+            "LimitNOFILE= in its service unit) or lower --max-clients",
+            c->connections_max, fit, (unsigned long long)rl.rlim_cur,
+            FDS_RESERVED, (unsigned long long)want);
+    c->connections_max = fit;
+    return 0;
+}
+
 /* A client that closes while we write to it must be an EPIPE error on that
  * connection, not a SIGPIPE that kills the replica. Leave a handler the
  * program installed alone. */
@@ -425,6 +474,10 @@ struct server *server_open(uv_loop_t *loop, struct node *node,
     s->start_op = node_op(node);
     s->config = *config;
     s->node_config = *node_config;
+    if (fit_fd_limit(&s->config, err) != 0) {
+        free(s);
+        return NULL;
+    }
     /* A command carries at most two values and a key (CAS). Room for that
      * lets a value just over max-value-size reach the store's own check,
      * which answers -ERR and keeps the connection. */

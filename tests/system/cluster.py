@@ -20,6 +20,7 @@ exit code, watchdog, log dump on failure), and TestFailure.
 import ctypes
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -241,10 +242,12 @@ class Cluster:
 
     def __init__(self, binary, n=3, heartbeat_ms=10, suspect_timeout_ms=100,
                  view_change_timeout_ms=200, extra_args=(), name="cluster",
-                 metrics=False, peer_auth=None):
+                 metrics=False, peer_auth=None, nofile=None):
         """peer_auth: None (peers on loopback, unauthenticated), "secret"
         (a --cluster-secret-file made here) or "tls" (a CA and a
-        certificate per replica made here with the openssl command)."""
+        certificate per replica made here with the openssl command).
+        nofile: the replicas' open files limit (soft and hard), or None
+        for the test's own."""
         self.binary = os.path.abspath(binary)
         self.n = n
         self.slow = slowness(binary)
@@ -259,6 +262,7 @@ class Cluster:
                        "--view-change-timeout-ms",
                        str(int(view_change_timeout_ms * scale))]
         self.extra_args = list(extra_args)
+        self.nofile = nofile
         self.dir = tempfile.mkdtemp(prefix="cohort-%s-" % name)
         self.procs = [None] * n
         self.pids = [None] * n
@@ -364,11 +368,18 @@ class Cluster:
             f.flush()
             self.procs[i] = subprocess.Popen(
                 self.args(i), stdin=subprocess.DEVNULL, stdout=f,
-                stderr=subprocess.STDOUT, preexec_fn=_pdeathsig,
+                stderr=subprocess.STDOUT, preexec_fn=self._child_setup,
                 close_fds=True)
         self.pids[i] = self.procs[i].pid
         self.expected_down.discard(i)
         self.paused.discard(i)
+
+    def _child_setup(self):
+        # Runs in the child between fork and exec.
+        _pdeathsig()
+        if self.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (self.nofile, self.nofile))
 
     def restart(self, i, timeout=None, wait=True):
         """Start replica i again on the same data dir (it must be down)."""

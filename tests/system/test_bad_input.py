@@ -290,6 +290,14 @@ def client_command_errors(b, i):
                      "INCR past 2^63-1")
         expect_error(x, ("SET", "k", "v", "NX", "XX"),
                      lambda m: m.startswith("ERR"), "SET NX XX")
+        # A write over the log's entry limit names the limit and the fix
+        # (it used to say "request too large for the replication log" only).
+        mset = ["MSET"] + [a for j in range(2000)
+                           for a in ("big%d" % j, "v" * 1000)]
+        expect_error(x, mset, lambda m: m.startswith(
+            "ERR request too large for the replication log: one write holds "
+            "at most ") and "(max-value-size + max-key-size + 4096)" in m,
+            "MSET of 2000 values of 1000 bytes")
         # Echoed names and arguments are binary-safe: a NUL used to end
         # them ('NO' for NO\0SUCH).
         expect_error(x, (b"NO\x00SUCH", b"a\x00b\xff"),

@@ -2,6 +2,9 @@
 """test_client_limits — idle and slow sockets cannot take the group down
 (issue 11, item 5).
 
+Cluster 0, every replica under an open files limit of 400: max-clients is
+lowered to fit (log line, INFO maxclients), and 400 idle connections to
+the primary leave it the descriptors a snapshot needs.
 Cluster 1, every replica with --max-clients 50 (the issue's reproduction):
   - 60 idle TCP connections to the primary: 10 get "-ERR max number of
     clients reached"; then SET and GET through each backup work: the
@@ -433,11 +436,55 @@ def big_pipeline(binary):
     c.cleanup()
 
 
+def parse_info(text):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return dict(line.split(":", 1) for line in text.splitlines()
+                if ":" in line and not line.startswith("#"))
+
+
+def fd_limit(binary):
+    """An open files limit (400) below --max-clients (10000) plus what the
+    replica needs for itself: max-clients is lowered to fit, with a log line
+    naming the limit and the fix, and 400 idle clients then leave the
+    replica the descriptors its snapshots need (they used to take them all:
+    "snapshots are failing: ... pipe: Too many open files")."""
+    c = cl.Cluster(binary, n=3, name="nofile", nofile=400,
+                   extra_args=["--snapshot-interval-ops", "64"])
+    c.start()
+    p, _ = c.wait_for_primary()
+    check("max-clients lowered from 10000 to" in c.log_text(p),
+          "r%d did not say it lowered max-clients: %s" % (p, c.log_tail(p)))
+    inf = c.info(p, "clients")
+    check(0 < int(inf["maxclients"]) < 400, "maxclients: %r" % inf)
+    with c.client(p, timeout=10.0 * c.slow) as w:
+        idle = [idle_socket(c.client_ports[p], "127.0.0.1")
+                for _ in range(400)]
+        time.sleep(0.5 * c.slow)
+        for i in range(200):
+            check(w.command("SET", "fd%d" % i, "v" * 100) == "OK",
+                  "SET fd%d" % i)
+
+        def snapshot():
+            inf = parse_info(w.command("INFO", "persistence"))
+            check(inf["snapshot_failures"] == "0",
+                  "r%d: snapshots failed with 400 clients open: %s"
+                  % (p, inf["snapshot_last_error"]))
+            return int(inf["last_snapshot_op"]) > 0
+        cl.poll("a snapshot on r%d" % p, 20 * c.slow, snapshot, pause=0.2)
+        for s in idle:
+            s.close()
+    log("r%d: max-clients fit to the open files limit; snapshots work "
+        "with 400 clients open" % p)
+    c.cleanup()
+
+
 def main(binary):
+    fd_limit(binary)
     limits(binary)
     timeouts(binary)
     big_pipeline(binary)
-    return "forward links pass a full primary, spoofs refused, " \
+    return "max-clients fit to the open files limit, forward links pass a full primary, spoofs refused, " \
         "per-address limit, slowloris and idle clients timed out, 100 MiB " \
         "of pipelined replies to a reading client"
 

@@ -46,12 +46,16 @@ is hexadecimal), a size over its maximum names it. A config file is
 read line by line whatever their length; an option given twice in one
 file, or a flag twice on the command line, is refused; a NUL byte and a directory for --config are refused;
 a flag wins over the file wherever it stands; an empty entry in --peers
-is refused; `cohort cli --tls` with a TLS file it cannot read or load
+is refused, and so is an empty value (--data-dir "", --bind "") and a
+--metrics-port or --tls-port on the replica's own client or peer port;
+`cohort cli --tls` with a TLS file it cannot read or load
 says so in one line; `cohort backup` checks where it writes before it
 asks the cluster. `cohort up` refuses --dir "" and port ranges that overlap. --max-value-size past
 what a message between replicas holds is refused at start naming the
 flag, its maximum and the fix; 20mb starts a group that replicates a
-15 MB value.
+15 MB value. A --heartbeat-ms not below --suspect-timeout-ms (given or
+the default 150) is refused in one line naming both (it used to start
+and fail with "bad limits, or no memory for its log ... lower it").
 Replies: HELLO 3 says mode standalone, as INFO's redis_mode does; INFO's
 log_bytes is the bytes the log holds (a few small writes: far below the
 64 MiB preallocated segment); KVINFO answers labelled pairs (value,
@@ -194,6 +198,22 @@ def server_duplicates(binary, tmp):
               "stderr %r" % (what, code, err))
         check(dup in err and len(err.strip().splitlines()) == 1,
               "want one line naming %s, got %r" % (dup, err))
+
+
+def heartbeat_over_suspect(binary, tmp):
+    ports = cl.pick_ports(2)
+    for extra in (["--heartbeat-ms", "150"],
+                  ["--heartbeat-ms", "500", "--suspect-timeout-ms", "100"]):
+        code, out, err = run(binary, "server", "--id", "0", "--peers",
+                             "127.0.0.1:%d" % ports[0], "--clients",
+                             "127.0.0.1:%d" % ports[1], "--data-dir",
+                             os.path.join(tmp, "heartbeat"), *extra,
+                             timeout=10)
+        log("%s -> exit %d: %s" % (" ".join(extra), code, err.strip()))
+        check(code == 2 and len(err.strip().splitlines()) == 1 and
+              "must be longer than --heartbeat-ms" in err,
+              "%s: exit %d, want 2 and one line naming --heartbeat-ms; "
+              "stderr %r" % (" ".join(extra), code, err))
 
 
 def config_switches(binary, tmp):
@@ -1031,6 +1051,20 @@ def flag_errors(binary, tmp):
         (["up", "--replicas", "0x3"], "--replicas 0x3: %s 1 to 7" % dec),
         # "" put the data directories at /replica-N.
         (["up", "--dir", ""], "cohort up: --dir : expected a directory"),
+        # An empty value (an unset variable) used to start and fail naming
+        # no option: "data directory : directory path ''", "cannot
+        # resolve host ''", "create it with `openssl rand -hex 32 > `".
+        (server[:7] + ["--data-dir", ""], "--data-dir : expected a value"),
+        (server + ["--bind", ""], "--bind : expected a value"),
+        (server + ["--cluster-secret-file", ""],
+         "--cluster-secret-file : expected a value"),
+        # A port the replica listens on already used to start and fail with
+        # "address in use; is another cohort server running?".
+        (server + ["--metrics-port", str(ports[1])], "--metrics-port %d is "
+         "also replica 0's client port (--clients 127.0.0.1:%d)"
+         % (ports[1], ports[1])),
+        (server + ["--tls-port", str(ports[0])], "--tls-port %d is also "
+         "replica 0's peer port" % ports[0]),
         # Port ranges that overlap: one line naming both flags, before
         # anything starts (each replica used to refuse its --peers).
         (["up", "--client-port", str(ports[0]), "--peer-port",
@@ -1280,6 +1314,7 @@ def main(binary):
     up_starts(binary, tmp, c.slow)
     status_format(binary)
     server_duplicates(binary, tmp)
+    heartbeat_over_suspect(binary, tmp)
     config_switches(binary, tmp)
     log_memory_flag(binary, tmp)
     data_dir_refusals(binary, tmp)
