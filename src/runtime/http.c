@@ -423,6 +423,24 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     respond_error(c, (int)rc);
 }
 
+/* The connection a new one may take the place of when the server is full:
+ * the oldest still waiting for its request after HTTP_EVICT_AFTER_MS, not
+ * `fresh`; NULL when there is none. */
+static struct http_conn *evictable(struct http_server *s,
+                                   const struct http_conn *fresh)
+{
+    uint64_t now = uv_now(s->loop);
+    struct http_conn *oldest = NULL;
+    for (struct http_conn *c = s->conns; c; c = c->next) {
+        if (c == fresh || c->closing || c->state != CONN_READING ||
+            now - c->accepted_ms < HTTP_EVICT_AFTER_MS)
+            continue;
+        if (!oldest || c->accepted_ms < oldest->accepted_ms)
+            oldest = c;
+    }
+    return oldest;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct http_server *s = listener->data;
@@ -446,9 +464,14 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     if (s->conn_count > HTTP_CONNECTIONS_MAX) {
-        s->stats.refused++;
-        conn_close(c);
-        return;
+        struct http_conn *old = evictable(s, c);
+        if (old == NULL) {
+            s->stats.refused++;
+            conn_close(c);
+            return;
+        }
+        s->stats.evicted++;
+        conn_close(old);
     }
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)

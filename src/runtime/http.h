@@ -8,8 +8,12 @@
  *     bytes (431 past it), with at most HTTP_HEADERS_MAX headers;
  *   - a connection lives at most HTTP_TIMEOUT_MS from accept, whatever it
  *     sends (a slow sender is closed: slowloris);
- *   - at most HTTP_CONNECTIONS_MAX connections at once; more are closed at
- *     accept.
+ *   - at most HTTP_CONNECTIONS_MAX connections at once. When full, a new
+ *     connection takes the place of the oldest one that has sent no whole
+ *     request for HTTP_EVICT_AFTER_MS (a scrape sends its request at once;
+ *     a stranger holding slots with half-sent requests no longer locks
+ *     scrapes out until HTTP_TIMEOUT_MS); with none such, the new one is
+ *     closed at accept.
  *
  * Why not a library: Debian's HTTP server libraries either run their own
  * threads or poll loop (libmicrohttpd) or bring a whole web server (h2o);
@@ -38,6 +42,7 @@
 #define HTTP_HEADERS_MAX 64u
 #define HTTP_TIMEOUT_MS 5000u
 #define HTTP_CONNECTIONS_MAX 32u
+#define HTTP_EVICT_AFTER_MS 250u
 #define HTTP_PATH_MAX 256u
 
 enum http_method {
@@ -102,6 +107,7 @@ void http_server_close(struct http_server *s);
 struct http_server_stats {
     uint64_t requests;
     uint64_t refused;
+    uint64_t evicted; /* made way for a new connection (HTTP_EVICT_AFTER_MS) */
     uint64_t timed_out;
     uint64_t bad;
 };

@@ -474,6 +474,10 @@ static void write_metrics(struct server *s, struct resp_buf *out)
     http_server_stats(s->http, &hs);
     counter(out, "cohort_metrics_requests_total",
             "HTTP requests answered on the metrics port", hs.requests + 1);
+    counter(out, "cohort_metrics_connections_evicted_total",
+            "Metrics port connections closed, still without a whole request "
+            "after 250 ms, to make way for a new one",
+            hs.evicted);
 }
 
 /* ------------------------------------------------------------ /status.json */
