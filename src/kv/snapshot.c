@@ -688,8 +688,22 @@ static int check_sizes(struct in *in, uint64_t at, uint32_t key_size,
     return 0;
 }
 
+/* Before inserting a record: if the table is full, size it for what the
+ * header claims, but for no more than KV_RESTORE_TRUST_FACTOR times the
+ * records in so far (kv/snapshot.h). Best effort: on failure the insert
+ * doubles the table as usual. */
+static void reserve_in_stages(struct kv *kv, uint64_t key_count_claimed)
+{
+    uint64_t keys = kv->key_count * KV_RESTORE_TRUST_FACTOR;
+    if (keys > key_count_claimed)
+        keys = key_count_claimed;
+    if (keys > KV_RESERVE_KEYS_MAX)
+        keys = KV_RESERVE_KEYS_MAX;
+    (void)kv_reserve_when_full(kv, keys);
+}
+
 static int read_record(struct in *in, struct kv *kv, struct scratch *s,
-                       size_t meta_bytes)
+                       size_t meta_bytes, uint64_t key_count_claimed)
 {
     uint64_t at = in->offset;
     uint8_t meta[KV_SNAPSHOT_RECORD_META_SIZE + 8] = {0};
@@ -719,6 +733,7 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s,
     if (!grow_bytes_exact(&s->prev_key, &s->prev_key_cap, key_size))
         return err_set(in->err, -COHORT_ENOMEM,
                        "snapshot: no memory for a record at byte %" PRIu64, at);
+    reserve_in_stages(kv, key_count_claimed);
     rc = kv_insert(kv, s->data, key_size, s->data + key_size, value_size,
                    get_u64(meta + 8), get_u64(meta + 16), get_u64(meta + 24));
     if (rc == -COHORT_ENOMEM)
@@ -882,7 +897,7 @@ static int restore_records(struct in *in, struct kv *kv, const struct header *h)
     struct scratch s = {0};
     int rc = 0;
     for (uint64_t i = 0; i < h->key_count && rc == 0; i++)
-        rc = read_record(in, kv, &s, meta_size(h->format));
+        rc = read_record(in, kv, &s, meta_size(h->format), h->key_count);
     free(s.data);
     free(s.prev_key);
     return rc;
@@ -896,7 +911,8 @@ static int restore_all(struct in *in, struct kv *kv)
         return rc;
     kv->op = h.op;
     /* Best effort, and bounded (kv/snapshot.h): a count the records then
-     * contradict is refused below. */
+     * contradict is refused below. Past it the table grows in stages
+     * (reserve_in_stages()). */
     (void)kv_reserve(kv, h.key_count < KV_RESTORE_RESERVE_KEYS
                              ? h.key_count
                              : KV_RESTORE_RESERVE_KEYS);

@@ -7,8 +7,10 @@
  *   - restore never crashes and returns 0 or a negative code with a
  *     message; on failure the store is left empty (no key, op 0) and its
  *     invariants hold;
- *   - the table never outgrows what the records read so far need, beyond
- *     KV_RESTORE_RESERVE_KEYS: a header's key count alone does not size it;
+ *   - the table never outgrows what the records read so far justify
+ *     (kv/snapshot.h): once n are in, what kv_reserve() gives for
+ *     max(KV_RESTORE_RESERVE_KEYS, KV_RESTORE_TRUST_FACTOR * (n - 1))
+ *     keys; a header's key count alone does not size it;
  *   - on success the store's invariants hold (the sessions' too), and the
  *     writer and the reader agree: the store written again restores into a
  *     store with another hash seed with the same state hash and op, and
@@ -49,14 +51,26 @@ struct reader {
     size_t piece; /* 0: no bound */
 };
 
+/* The slots kv_reserve() gives a fresh table for keys keys. */
+static uint64_t slots_for(uint64_t keys)
+{
+    uint64_t slots = KV_SLOT_COUNT_MIN;
+    while (keys * 4 > slots * 3)
+        slots *= 2;
+    return slots;
+}
+
 static int read_input(void *ctx, void *out, size_t size, size_t *got)
 {
     struct reader *r = ctx;
-    /* Reserving for n keys makes fewer than 8n/3 slots. */
-    uint64_t keys = r->kv->key_count + 1;
+    /* The table last grew before the latest record went in, for at most
+     * KV_RESTORE_TRUST_FACTOR times the records in before it (or doubled,
+     * which is less). */
+    uint64_t in = r->kv->key_count;
+    uint64_t keys = in > 0 ? KV_RESTORE_TRUST_FACTOR * (in - 1) : 0;
     if (keys < KV_RESTORE_RESERVE_KEYS)
         keys = KV_RESTORE_RESERVE_KEYS;
-    ASSERT(r->kv->slot_count <= 4 * keys);
+    ASSERT(r->kv->slot_count <= slots_for(keys));
     size_t n = r->size - r->pos;
     if (n > size)
         n = size;

@@ -1393,10 +1393,23 @@ static int watched_read(void *ctx, void *data, size_t size, size_t *got)
     return buf_read(w->b, data, size, got);
 }
 
+/* The slots kv_reserve() gives a fresh table for keys keys: the smallest
+ * power of two, at least KV_SLOT_COUNT_MIN, three quarters of which hold
+ * them. */
+static uint64_t slots_for(uint64_t keys)
+{
+    uint64_t slots = KV_SLOT_COUNT_MIN;
+    while (keys * 4 > slots * 3)
+        slots *= 2;
+    return slots;
+}
+
 /* A header claiming 2^24 keys, checksum right and no record behind it: the
  * restore fails on the truncation without having sized the table for the
  * claim (it did: 2^25 slots, 512 MiB allocated and cleared for 42 bytes;
- * 2^29 took 16 GiB and two minutes; found by fuzz/kvsnap). */
+ * 2^29 took 16 GiB and two minutes; found by fuzz/kvsnap). With records
+ * behind it, the claim is trusted only in stages: once n records are in,
+ * the table is no larger than for 16 (n - 1) keys (kv/snapshot.h). */
 static void restore_does_not_size_the_table_from_a_bare_claim(void **state)
 {
     (void)state;
@@ -1418,11 +1431,76 @@ static void restore_does_not_size_the_table_from_a_bare_claim(void **state)
     assert_int_equal(kv_restore(&kv, watched_read, &w, &err), -COHORT_ECORRUPT);
     assert_non_null(strstr(err.message, "truncated"));
     assert_true(w.slots_max > 0);
-    assert_true(w.slots_max <= 4ull * KV_RESTORE_RESERVE_KEYS);
+    assert_true(w.slots_max <= slots_for(KV_RESTORE_RESERVE_KEYS));
+    assert_int_equal(kv.key_count, 0);
+    assert_true(kv_invariants_hold(&kv));
+    free(b.data);
+
+    /* The same claim in front of the records of a real store, one more
+     * than the first table holds, and no more: the table grows once
+     * they fill it, to 16 times the records read then, the bound, and
+     * neither to the claim nor (the stages' point) just by doubling. */
+    uint64_t n = slots_for(KV_RESTORE_RESERVE_KEYS) * 3 / 4 + 1;
+    struct t t;
+    t_init(&t);
+    char key[32];
+    for (uint64_t i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "key:%" PRIu64, i);
+        assert_int_equal(kv_put(&t.kv, (const uint8_t *)key, strlen(key),
+                                (const uint8_t *)"v", 1, ++t.op),
+                         0);
+    }
+    b = snapshot_of(&t.kv);
+    put_u64(b.data + 16, 1ull << 24);
+    put_u32(b.data + 36, crc32c(0, b.data, 36));
+    b.limit = b.size - KV_SNAPSHOT_TRAILER_SIZE; /* the records, no more */
+    b.pos = 0;
+    w.slots_max = 0;
+    err_clear(&err);
+    assert_int_equal(kv_restore(&kv, watched_read, &w, &err), -COHORT_ECORRUPT);
+    assert_non_null(strstr(err.message, "truncated"));
+    assert_int_equal(w.slots_max, slots_for(KV_RESTORE_TRUST_FACTOR * (n - 1)));
+    assert_true(w.slots_max < slots_for(1ull << 24));
     assert_int_equal(kv.key_count, 0);
     assert_true(kv_invariants_hold(&kv));
     kv_deinit(&kv);
     free(b.data);
+    t_deinit(&t);
+}
+
+/* An honest header past KV_RESTORE_RESERVE_KEYS: the table is sized for
+ * 2^16 keys, then, once full, for the whole count (under 16 times the
+ * records read then): two resizes where doubling took three, and eight
+ * for 10M keys. */
+static void restore_trusts_an_honest_count_in_stages(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t);
+    char key[32];
+    const uint64_t n = 200000;
+    for (uint64_t i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "key:%" PRIu64, i);
+        assert_int_equal(kv_put(&t.kv, (const uint8_t *)key, strlen(key),
+                                (const uint8_t *)"v", 1, ++t.op),
+                         0);
+    }
+    struct buf b = snapshot_of(&t.kv);
+    struct kv_config config = kv_config_default();
+    struct kv copy;
+    assert_int_equal(kv_init(&copy, &config), 0);
+    uint64_t before = copy.table_resizes;
+    struct cohort_err err;
+    assert_int_equal(restore_from(&copy, &b, &err), 0);
+    assert_int_equal(copy.key_count, n);
+    assert_int_equal(copy.slot_count, slots_for(n));
+    assert_int_equal(copy.slot_count, t.kv.slot_count);
+    assert_int_equal(copy.table_resizes - before, 2);
+    assert_int_equal(kv_state_hash(&copy), kv_state_hash(&t.kv));
+    assert_true(kv_invariants_hold(&copy));
+    kv_deinit(&copy);
+    free(b.data);
+    t_deinit(&t);
 }
 
 /* The bytes the heap has handed out and not taken back. */
@@ -1987,6 +2065,7 @@ int main(void)
             snapshot_restore_round_trip_preserves_everything_and_hash),
         cmocka_unit_test(restore_sizes_the_table_once),
         cmocka_unit_test(restore_does_not_size_the_table_from_a_bare_claim),
+        cmocka_unit_test(restore_trusts_an_honest_count_in_stages),
         cmocka_unit_test(restore_allocates_as_the_bytes_arrive),
         cmocka_unit_test(restore_rejects_flipped_byte),
         cmocka_unit_test(restore_rejects_truncation),
