@@ -285,8 +285,9 @@ int kv_reserve(struct kv *kv, uint64_t keys);
  * make it double), so that a caller who learns in stages how many keys
  * are coming (a restore, kv/snapshot.c) grows the table when it must, to
  * its best guess then, rather than at every doubling. Returns 0 if the
- * table has room for a key or was grown, else kv_reserve()'s error with
- * the table unchanged (the next insert then doubles it as usual). */
+ * table has room for a key, else kv_reserve()'s result: on an error the
+ * table is unchanged, and a table still full (also when keys fit it
+ * already) is doubled by the next insert as usual. */
 int kv_reserve_when_full(struct kv *kv, uint64_t keys);
 
 /* The store's accounted memory: every record (its header, key and value)
