@@ -272,10 +272,21 @@ int kv_reserve(struct kv *kv, uint64_t keys)
     return slot_count == kv->slot_count ? 0 : resize(kv, slot_count);
 }
 
+/* Whether one more key fits: the table grows at three quarters full. */
+static bool has_room(const struct kv *kv)
+{
+    return (kv->key_count + 1) * 4 <= kv->slot_count * 3;
+}
+
+int kv_reserve_when_full(struct kv *kv, uint64_t keys)
+{
+    return has_room(kv) ? 0 : kv_reserve(kv, keys);
+}
+
 /* Make room for one more key: grow at three quarters full. */
 static int reserve_one(struct kv *kv)
 {
-    if ((kv->key_count + 1) * 4 <= kv->slot_count * 3)
+    if (has_room(kv))
         return 0;
     return resize(kv, kv->slot_count * 2);
 }

@@ -281,6 +281,14 @@ void kv_stats(const struct kv *kv, struct kv_stats *stats);
  * table unchanged. */
 #define KV_RESERVE_KEYS_MAX (1ull << 30)
 int kv_reserve(struct kv *kv, uint64_t keys);
+/* kv_reserve(kv, keys) only if the table is full (the next new key would
+ * make it double), so that a caller who learns in stages how many keys
+ * are coming (a restore, kv/snapshot.c) grows the table when it must, to
+ * its best guess then, rather than at every doubling. Returns 0 if the
+ * table has room for a key, else kv_reserve()'s result: on an error the
+ * table is unchanged, and a table still full (also when keys fit it
+ * already) is doubled by the next insert as usual. */
+int kv_reserve_when_full(struct kv *kv, uint64_t keys);
 
 /* The store's accounted memory: every record (its header, key and value)
  * plus KV_SLOT_BYTES_PER_KEY per key. A function of the keys and values

@@ -571,6 +571,42 @@ static int in_bytes(struct in *in, void *data, size_t size, const char *what)
     return 0;
 }
 
+/* The first allocation in_bytes_growing() makes for a payload, and how much
+ * it reads before growing again. */
+#define SNAPSHOT_READ_GROW_MIN (64u << 10)
+
+/* in_bytes() of size bytes into *data (capacity *cap, grow.h), growing it
+ * as the bytes arrive rather than to the size claimed: each step reads
+ * max(SNAPSHOT_READ_GROW_MIN, what it read so far) more, so a stream that
+ * claims 1 GiB and ends early has made this buffer at most
+ * max(SNAPSHOT_READ_GROW_MIN, twice the bytes it sent). A buffer already
+ * large enough is not touched. At least one byte is allocated, even for
+ * size 0. -COHORT_ENOMEM names `what` and the byte offset `at`. */
+static int in_bytes_growing(struct in *in, uint8_t **data, size_t *cap,
+                            size_t size, const char *what, uint64_t at)
+{
+    size_t done = 0;
+    bool grown = grow_bytes_exact(data, cap, 1);
+    while (grown && done < size) {
+        size_t step =
+            done < SNAPSHOT_READ_GROW_MIN ? SNAPSHOT_READ_GROW_MIN : done;
+        if (step > size - done)
+            step = size - done;
+        if (!(grown = grow_bytes_exact(data, cap, done + step)))
+            break;
+        ASSERT(*cap >= done + step);
+        int rc = in_bytes(in, *data + done, step, what);
+        if (rc != 0)
+            return rc;
+        done += step;
+    }
+    if (!grown)
+        return err_set(in->err, -COHORT_ENOMEM,
+                       "snapshot: no memory for %s at byte %" PRIu64, what, at);
+    ASSERT(done == size);
+    return 0;
+}
+
 static int corrupt(struct in *in, uint64_t at, const char *what)
 {
     return err_set(in->err, -COHORT_ECORRUPT,
@@ -610,7 +646,8 @@ static int read_header(struct in *in, struct header *h)
 
 /* Scratch space for one record and the key before it, grown to the largest
  * record seen (the limits bound it), so that a small snapshot does not cost
- * a buffer of max-value-size. */
+ * a buffer of max-value-size, and grown as a record's bytes arrive, so that
+ * a record's claimed size does not either (in_bytes_growing()). */
 struct scratch {
     uint8_t *data; /* key and value of the record being read */
     size_t data_cap;
@@ -651,8 +688,22 @@ static int check_sizes(struct in *in, uint64_t at, uint32_t key_size,
     return 0;
 }
 
+/* Before inserting a record: if the table is full, size it for what the
+ * header claims, but for no more than KV_RESTORE_TRUST_FACTOR times the
+ * records in so far (kv/snapshot.h). Best effort: on failure the insert
+ * doubles the table as usual. */
+static void reserve_in_stages(struct kv *kv, uint64_t key_count_claimed)
+{
+    uint64_t keys = kv->key_count * KV_RESTORE_TRUST_FACTOR;
+    if (keys > key_count_claimed)
+        keys = key_count_claimed;
+    if (keys > KV_RESERVE_KEYS_MAX)
+        keys = KV_RESERVE_KEYS_MAX;
+    (void)kv_reserve_when_full(kv, keys);
+}
+
 static int read_record(struct in *in, struct kv *kv, struct scratch *s,
-                       size_t meta_bytes)
+                       size_t meta_bytes, uint64_t key_count_claimed)
 {
     uint64_t at = in->offset;
     uint8_t meta[KV_SNAPSHOT_RECORD_META_SIZE + 8] = {0};
@@ -664,17 +715,13 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s,
     if ((rc = check_sizes(in, at, key_size, value_size)) != 0)
         return rc;
     size_t data_size = (size_t)key_size + value_size;
-    /* At least a byte: an empty key with an empty value (Redis allows
-     * both) must not leave s->data NULL, which the key and value pointers
-     * below are offsets of. */
-    if (!grow_bytes_exact(&s->data, &s->data_cap, data_size ? data_size : 1) ||
-        !grow_bytes_exact(&s->prev_key, &s->prev_key_cap, key_size))
-        return err_set(in->err, -COHORT_ENOMEM,
-                       "snapshot: no memory for the record at byte %" PRIu64,
-                       at);
-    uint8_t tail[4];
-    if ((rc = in_bytes(in, s->data, data_size, "a record")) != 0)
+    /* Grown as the bytes arrive, never NULL (an empty key with an empty
+     * value, which Redis allows, still gets a byte): the key and value
+     * pointers below are offsets of it. */
+    if ((rc = in_bytes_growing(in, &s->data, &s->data_cap, data_size,
+                               "a record", at)) != 0)
         return rc;
+    uint8_t tail[4];
     if ((rc = in_bytes(in, tail, sizeof(tail), "a record checksum")) != 0)
         return rc;
     uint32_t crc = crc32c(crc32c(0, meta, meta_bytes), s->data, data_size);
@@ -683,6 +730,10 @@ static int read_record(struct in *in, struct kv *kv, struct scratch *s,
     if (s->have_prev &&
         key_compare(s->prev_key, s->prev_key_size, s->data, key_size) >= 0)
         return corrupt(in, at, "keys out of order or repeated");
+    if (!grow_bytes_exact(&s->prev_key, &s->prev_key_cap, key_size))
+        return err_set(in->err, -COHORT_ENOMEM,
+                       "snapshot: no memory for a record at byte %" PRIu64, at);
+    reserve_in_stages(kv, key_count_claimed);
     rc = kv_insert(kv, s->data, key_size, s->data + key_size, value_size,
                    get_u64(meta + 8), get_u64(meta + 16), get_u64(meta + 24));
     if (rc == -COHORT_ENOMEM)
@@ -727,14 +778,12 @@ static int read_section(struct in *in, uint32_t magic, uint32_t size_max,
         return err_set(in->err, -COHORT_ECORRUPT,
                        "snapshot: corrupt at byte %" PRIu64 ": %s: too large",
                        at, name);
-    *data = malloc(*size ? *size : 1);
-    if (*data == NULL)
-        return err_set(in->err, -COHORT_ENOMEM,
-                       "snapshot: no memory for %s at byte %" PRIu64, name, at);
+    /* Grown as the bytes arrive: the size is the sender's word. */
+    size_t cap = 0;
     char what[64];
     snprintf(what, sizeof(what), "the checksum of %s", name);
     uint8_t tail[4];
-    rc = in_bytes(in, *data, *size, name);
+    rc = in_bytes_growing(in, data, &cap, *size, name, at);
     if (rc == 0)
         rc = in_bytes(in, tail, sizeof(tail), what);
     if (rc == 0 &&
@@ -848,7 +897,7 @@ static int restore_records(struct in *in, struct kv *kv, const struct header *h)
     struct scratch s = {0};
     int rc = 0;
     for (uint64_t i = 0; i < h->key_count && rc == 0; i++)
-        rc = read_record(in, kv, &s, meta_size(h->format));
+        rc = read_record(in, kv, &s, meta_size(h->format), h->key_count);
     free(s.data);
     free(s.prev_key);
     return rc;
@@ -862,7 +911,8 @@ static int restore_all(struct in *in, struct kv *kv)
         return rc;
     kv->op = h.op;
     /* Best effort, and bounded (kv/snapshot.h): a count the records then
-     * contradict is refused below. */
+     * contradict is refused below. Past it the table grows in stages
+     * (reserve_in_stages()). */
     (void)kv_reserve(kv, h.key_count < KV_RESTORE_RESERVE_KEYS
                              ? h.key_count
                              : KV_RESTORE_RESERVE_KEYS);

@@ -135,11 +135,21 @@ bool kv_snapshot_take_records(struct kv *kv);
 int kv_restore(struct kv *kv,
                int (*read)(void *ctx, void *data, size_t size, size_t *got),
                void *ctx, struct cohort_err *err);
-/* kv_restore() sizes the table once from the header's key count up to this
- * many keys (a table of 2 MiB), and past it lets the table grow as the
- * records arrive: the count is the sender's word until they bear it out,
- * and a header alone must not make a replica allocate and clear a table
- * for 2^30 keys. */
+/* How kv_restore() sizes the table: the header's key count is the
+ * sender's word until the records bear it out, and a header alone must not
+ * make a replica allocate and clear a table for 2^30 keys. So the count is
+ * trusted in stages: up front, for at most KV_RESTORE_RESERVE_KEYS keys (a
+ * table of 2 MiB); then, whenever the table is full after n records, for
+ * min(count, KV_RESTORE_TRUST_FACTOR * n) keys (or doubled, if that is
+ * less). An honest stream of 10M keys resizes the table three times
+ * (2^16 keys, 16 * 98304, then the count) instead of eight by doubling.
+ * The bound: once n records are in, the table has no more slots than
+ * kv_reserve() gives for max(KV_RESTORE_RESERVE_KEYS,
+ * KV_RESTORE_TRUST_FACTOR * (n - 1)) keys, fewer than 8/3 of that; at 16
+ * bytes a slot, about 43 slots and 683 bytes per record read, which took
+ * at least 36 bytes of the stream: a lying header makes the table at most
+ * about 19 times the bytes its records took, beyond the first 2 MiB. */
 #define KV_RESTORE_RESERVE_KEYS (1u << 16)
+#define KV_RESTORE_TRUST_FACTOR 16u
 
 #endif
