@@ -13,19 +13,20 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
-/* The heap's allocated bytes (allocated_bytes() below): ASan's allocator
- * under ASan (clang says so through __has_feature, gcc through
- * __SANITIZE_ADDRESS__), else glibc's. */
-#if defined(__SANITIZE_ADDRESS__)
-#define KV_TEST_ASAN 1
+/* The heap's allocated bytes (allocated_bytes() below): the sanitizer's
+ * allocator under ASan or TSan, which replace glibc's malloc (clang says
+ * so through __has_feature, gcc through __SANITIZE_ADDRESS__ and
+ * __SANITIZE_THREAD__), else glibc's. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define KV_TEST_SANITIZER_HEAP 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KV_TEST_ASAN 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define KV_TEST_SANITIZER_HEAP 1
 #endif
 #endif
-#if defined(KV_TEST_ASAN)
+#if defined(KV_TEST_SANITIZER_HEAP)
 /* From <sanitizer/allocator_interface.h>, which gcc's packages may lack;
- * both compilers' ASan runtimes export it. */
+ * both compilers' ASan and TSan runtimes export it. */
 size_t __sanitizer_get_current_allocated_bytes(void);
 #elif defined(__GLIBC__)
 #include <malloc.h>
@@ -1506,7 +1507,7 @@ static void restore_trusts_an_honest_count_in_stages(void **state)
 /* The bytes the heap has handed out and not taken back. */
 static size_t allocated_bytes(void)
 {
-#if defined(KV_TEST_ASAN)
+#if defined(KV_TEST_SANITIZER_HEAP)
     return __sanitizer_get_current_allocated_bytes();
 #elif defined(__GLIBC__)
     struct mallinfo2 m = mallinfo2();
@@ -1558,11 +1559,11 @@ static void assert_truncated_with_little_memory(struct buf *b)
  * of the stream: the restore fails on the truncation having allocated
  * what arrived, not what was claimed (it allocated the claim up front).
  * Measured through the allocator's own count (glibc's mallinfo2(), or
- * ASan's): the restore has no allocation hook. */
+ * the sanitizer's): the restore has no allocation hook. */
 static void restore_allocates_as_the_bytes_arrive(void **state)
 {
     (void)state;
-#if !defined(KV_TEST_ASAN) && !defined(__GLIBC__)
+#if !defined(KV_TEST_SANITIZER_HEAP) && !defined(__GLIBC__)
     skip();
 #endif
     uint8_t filler[4096] = {0};
