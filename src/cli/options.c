@@ -512,8 +512,6 @@ static int check_distinct(const struct node_config *n, uint32_t count)
     return 0;
 }
 
-/* The metrics endpoint listens on --bind, or on the host of this replica's
- * client address, at --metrics-port. */
 /* --metrics-port and --tls-port listen on this replica's client host (or
  * --bind): one equal to its client port, to its peer port on that host, or
  * to the other failed at start as "address in use; is another cohort
@@ -553,6 +551,8 @@ static int check_ports(const struct server_options *o)
     return 0;
 }
 
+/* The metrics endpoint listens on --bind, or on the host of this replica's
+ * client address, at --metrics-port. */
 static int metrics_address(struct server_options *o)
 {
     if (o->metrics_port == 0)

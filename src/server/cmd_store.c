@@ -547,13 +547,14 @@ static void on_rejected(struct conn *c, struct slot *slot,
     const char *reply = rejection_text(status);
     char big[COHORT_ERR_MESSAGE_MAX];
     if (status == REPLY_TOO_BIG) {
-        /* The core's bound on a log entry (node_replica_config()). */
-        const struct kv_config *kv = &c->server->node_config.kv;
+        /* The core's bound on a log entry, as the node configured it. */
+        struct replica_config rc;
+        node_replica_config(&c->server->node_config, 0, &rc);
         snprintf(big, sizeof(big),
                  "-ERR request too large for the replication log: one write "
-                 "holds at most %" PRIu64 " bytes (max-value-size + "
+                 "holds at most %" PRIu32 " bytes (max-value-size + "
                  "max-key-size + 4096); send it as smaller writes\r\n",
-                 (uint64_t)kv->value_size_max + kv->key_size_max + 4096u);
+                 rc.body_size_max);
         reply = big;
     }
     size_t size = strlen(reply);

@@ -671,11 +671,8 @@ void cluster_restart(struct cluster *c, uint32_t i)
      * time (faults.c, may_hurt()), so while another is hurt its start
      * reads do not fail: two damaged voters of three halt the group by
      * design, which the progress check would report. */
-    bool other_hurt = false;
-    for (uint32_t k = 0; k < c->config.replica_count; k++)
-        other_hurt |= k != i && cluster_hurt(c, k);
     uint32_t read_eio_ppm = rep->disk.config.read_eio_ppm;
-    if (other_hurt)
+    if (cluster_other_hurt(c, i))
         rep->disk.config.read_eio_ppm = 0;
     bool started = sim_host_start(c, rep);
     rep->disk.config.read_eio_ppm = read_eio_ppm;
@@ -794,6 +791,14 @@ bool cluster_hurt(const struct cluster *c, uint32_t i)
     if (rep->driver)
         return replica_damaged(rep->r) || rep->meta_damaged;
     return rep->damaged_at_crash;
+}
+
+bool cluster_other_hurt(const struct cluster *c, uint32_t i)
+{
+    for (uint32_t k = 0; k < c->config.replica_count; k++)
+        if (k != i && cluster_hurt(c, k))
+            return true;
+    return false;
 }
 
 void cluster_disk_full(struct cluster *c, uint32_t i, bool full)

@@ -244,6 +244,11 @@ bool cluster_corrupt(struct cluster *c, uint32_t i);
 void cluster_misdirect(struct cluster *c, uint32_t i);
 /* Whether replica i's disk may hold damage it has not yet repaired. */
 bool cluster_hurt(const struct cluster *c, uint32_t i);
+/* Whether some replica other than i is hurt (cluster_hurt()). The fault
+ * model allows one at a time (one bad disk among 2f+1; more than f of them
+ * halts the group by design rather than lose data): faults.c may_hurt(),
+ * and cluster_restart()'s read errors. */
+bool cluster_other_hurt(const struct cluster *c, uint32_t i);
 /* The faults are over: disks stop failing reads, writes and syncs, and
  * storage rounds stop losing power. */
 void cluster_heal_disks(struct cluster *c);

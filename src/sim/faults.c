@@ -608,18 +608,6 @@ static void random_partition(struct faults *f)
                                   f->profile->partition_max_ms);
 }
 
-/* Whether some replica other than i may hold unrepaired damage on its
- * disk. At most one replica is damaged at a time (the fault model: one bad
- * disk among 2f+1; more than f of them halts the group by design rather
- * than lose data). */
-static bool other_hurt(struct faults *f, uint32_t i)
-{
-    for (uint32_t k = 0; k < replica_count(f); k++)
-        if (k != i && cluster_hurt(f->c, k))
-            return true;
-    return false;
-}
-
 /* Whether damage to replica i's disk stays inside the fault model: no
  * other replica hurt, and i a voter of no membership any replica holds
  * with fewer than 3 voters. Such a group tolerates no bad disk among its
@@ -628,7 +616,7 @@ static bool other_hurt(struct faults *f, uint32_t i)
  * voter). */
 static bool may_hurt(struct faults *f, uint32_t i)
 {
-    if (other_hurt(f, i))
+    if (cluster_other_hurt(f->c, i))
         return false;
     for (uint32_t k = 0; k < replica_count(f); k++) {
         const struct replica *r = f->c->replicas[k].r;
